@@ -1,1 +1,11 @@
-return 0;
+using System.CommandLine;
+using Bittensor.Cli;
+using Bittensor.Cli.Commands;
+
+// btcli: every area registers its verbs in Commands/<Area>Commands.cs; this file only lists the areas.
+var root = new RootCommand("btcli — Bittensor.Actors command line (wallets, chain, peers, localnet, demo)");
+CliApp.AddCommonOptions(root);
+// Areas (one line each; keep the list sorted by area name).
+WalletCommands.Register(root);
+
+return await CliApp.RunAsync(root, args);

@@ -1,0 +1,70 @@
+using System.CommandLine;
+using System.Text.Json;
+
+namespace Bittensor.Cli;
+
+/// <summary>
+/// Shared command-line plumbing: common options, one readable error line and a non-zero exit code on failure.
+/// </summary>
+internal static class CliApp
+{
+    /// <summary>Exit code for a user error (bad input, missing file, wrong password, chain refusal).</summary>
+    public const int UserError = 1;
+
+    /// <summary>Exit code for an unexpected internal failure.</summary>
+    public const int InternalError = 2;
+
+    /// <summary><c>--json</c>: machine-readable output on read verbs.</summary>
+    public static readonly Option<bool> Json = new("--json") { Description = "Print JSON instead of tables", Recursive = true };
+
+    public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
+
+    public static void AddCommonOptions(RootCommand root) => root.Options.Add(Json);
+
+    /// <summary>Parses and runs; converts <see cref="CliException"/> and any other failure into one line on stderr.</summary>
+    public static async Task<int> RunAsync(RootCommand root, string[] args)
+    {
+        var parse = root.Parse(NormaliseLegacyVerbs(args));
+        try
+        {
+            return await parse.InvokeAsync().ConfigureAwait(false);
+        }
+        catch (CliException e)
+        {
+            await Console.Error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
+            return e.ExitCode;
+        }
+        catch (OperationCanceledException)
+        {
+            await Console.Error.WriteLineAsync("error: cancelled").ConfigureAwait(false);
+            return 130;
+        }
+        catch (Exception e)
+        {
+            // Never a stack trace for the user; the type and message are enough to report a bug.
+            await Console.Error.WriteLineAsync($"error: {e.GetType().Name}: {e.Message}").ConfigureAwait(false);
+            return InternalError;
+        }
+    }
+
+    /// <summary>The 2021 flat verb names (<c>btcli new_coldkey</c>) map onto today's groups (<c>btcli wallet new_coldkey</c>).</summary>
+    internal static string[] NormaliseLegacyVerbs(string[] args)
+    {
+        if (args.Length == 0) return args;
+        return args[0] switch
+        {
+            "new_coldkey" or "new_hotkey" or "regen_coldkey" or "regen_hotkey" or "regen_coldkeypub"
+                or "list" or "inspect" => ["wallet", .. args],
+            _ => args,
+        };
+    }
+
+    /// <summary>Writes an object as indented JSON to stdout.</summary>
+    public static void WriteJson<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, JsonOptions));
+}
+
+/// <summary>A failure to report to the user as one line, with an exit code.</summary>
+internal sealed class CliException(string message, int exitCode = CliApp.UserError) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+}
