@@ -4,14 +4,18 @@ using static TorchSharp.torch;
 
 namespace Bittensor.Models.Tests.Nucleus;
 
-[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
-public sealed class ServerModelTests : IDisposable
+/// <summary>Sizes small enough for fast tests; dropout off so steps are deterministic.</summary>
+internal static class TestModels
 {
-    internal static readonly ModelSettings Small = ModelSettings.Default with
+    public static readonly ModelSettings Small = ModelSettings.Default with
     {
         VocabSize = 512, DModel = 32, Layers = 1, Heads = 2, FeedForward = 64, MaxSequence = 16, Dropout = 0, Threads = 1,
     };
+}
 
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+public sealed class ServerModelTests : IDisposable
+{
     private readonly string _dir = Directory.CreateTempSubdirectory("model-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
@@ -20,7 +24,7 @@ public sealed class ServerModelTests : IDisposable
     public void Token_ids_map_to_network_width_representations()
     {
         using var scope = NewDisposeScope();
-        using var model = new ServerModel(Small);
+        using var model = new ServerModel(TestModels.Small);
         var output = model.forward(randint(0, 512, [3, 7], dtype: ScalarType.Int64));
 
         Assert.Equal([3L, 7L, 1024L], output.shape);
@@ -32,8 +36,8 @@ public sealed class ServerModelTests : IDisposable
     public void A_saved_checkpoint_loads_into_a_differently_seeded_model_and_gives_the_same_outputs()
     {
         using var scope = NewDisposeScope();
-        using var original = new ServerModel(Small with { Seed = 1 });
-        using var other = new ServerModel(Small with { Seed = 2 });
+        using var original = new ServerModel(TestModels.Small with { Seed = 1 });
+        using var other = new ServerModel(TestModels.Small with { Seed = 2 });
         original.eval();
         other.eval();
         var tokens = randint(0, 512, [2, 5], dtype: ScalarType.Int64);
