@@ -37,7 +37,8 @@ public sealed class Sr25519KeyPair : IDisposable
         get
         {
             ObjectDisposedException.ThrowIf(disposed, this);
-            return mini is null ? null : mini;
+            if (mini is null) return null;
+            return new ReadOnlyMemory<byte>(mini);
         }
     }
 
