@@ -62,7 +62,11 @@ public static class Ss58
         Span<byte> data = stackalloc byte[64];
         if (!Base58.TryDecode(address, data, out var n)) { error = "SS58 address is not valid Base58"; return false; }
         data = data[..n];
-        if (n == 0) { error = "SS58 address is empty"; return false; }
+        if (n != 1 + 32 + ChecksumLength && n != 2 + 32 + ChecksumLength)
+        {
+            error = "SS58 address does not hold a 32-byte account key";
+            return false;
+        }
         int prefixLength;
         if (data[0] < 64)
         {
@@ -71,7 +75,6 @@ public static class Ss58
         }
         else if (data[0] < 128)
         {
-            if (n < 2) { error = "SS58 address is too short"; return false; }
             prefixLength = 2;
             var lower = (byte)((data[0] << 2) | (data[1] >> 6));
             var upper = (byte)(data[1] & 0x3F);
