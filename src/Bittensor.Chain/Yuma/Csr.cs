@@ -212,12 +212,25 @@ internal sealed class Csr
                 if (!touched[j]) { touched[j] = true; list[m++] = j; }
                 acc[j] = unchecked(acc[j] + I32F32.MulBits(oneMinusAlpha.Bits, older.Val[t]));
             }
-            Array.Sort(list, 0, m);
-            for (int q = 0; q < m; q++)
+            if (m > n / 16)
             {
-                int j = list[q];
-                if (acc[j] > 0) { col[k] = j; val[k] = acc[j]; k++; }
-                acc[j] = 0; touched[j] = false;
+                // Wide row: a straight scan is cheaper than sorting the touched columns.
+                for (int j = 0; j < n; j++)
+                {
+                    if (!touched[j]) continue;
+                    if (acc[j] > 0) { col[k] = j; val[k] = acc[j]; k++; }
+                    acc[j] = 0; touched[j] = false;
+                }
+            }
+            else
+            {
+                Array.Sort(list, 0, m);
+                for (int q = 0; q < m; q++)
+                {
+                    int j = list[q];
+                    if (acc[j] > 0) { col[k] = j; val[k] = acc[j]; k++; }
+                    acc[j] = 0; touched[j] = false;
+                }
             }
         }
         rowPtr[n] = k;

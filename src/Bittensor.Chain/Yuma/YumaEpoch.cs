@@ -85,7 +85,7 @@ public static class YumaEpoch
         {
             if (newValidatorPermits[i]) newBonds[i] = emaBonds.RowToU16(i);
             else if (validatorPermits[i]) newBonds[i] = [];
-            else newBonds[i] = p.BondsRaw[i];
+            else newBonds[i] = p.BondsRaw(i);
         }
 
         return new EpochOutput(
@@ -176,7 +176,9 @@ internal sealed class Prepared
     public required ulong[] BlockAtRegistration { get; init; }
     public required IReadOnlyList<UidValue>[] Weights { get; init; }
     public required IReadOnlyList<UidValue>[] Bonds { get; init; }
-    public required UidValue[][] BondsRaw { get; init; }
+
+    /// <summary>The unchanged stored bonds row of <paramref name="uid"/> (kept when it neither had nor gets a permit).</summary>
+    public UidValue[] BondsRaw(int uid) => Bonds[uid] as UidValue[] ?? [.. Bonds[uid]];
     public required bool[]? PrevValidatorPermit { get; init; }
 
     public static Prepared From(EpochInput input)
@@ -193,7 +195,6 @@ internal sealed class Prepared
         var bar = new ulong[n];
         var weights = new IReadOnlyList<UidValue>[n];
         var bonds = new IReadOnlyList<UidValue>[n];
-        var bondsRaw = new UidValue[n][];
         var seen = new bool[n];
         var rowSeen = new int[n]; // stamp per target uid: detects duplicate targets in one row without clearing
         int stamp = 0;
@@ -211,9 +212,7 @@ internal sealed class Prepared
             lastUpdate[uid] = neuron.LastUpdate;
             bar[uid] = neuron.BlockAtRegistration;
             weights[uid] = CheckRow(neuron.Weights, n, uid, "weights", rowSeen, ++stamp);
-            var b = CheckRow(neuron.Bonds, n, uid, "bonds", rowSeen, ++stamp);
-            bonds[uid] = b;
-            bondsRaw[uid] = [.. b];
+            bonds[uid] = CheckRow(neuron.Bonds, n, uid, "bonds", rowSeen, ++stamp);
         }
         // I64F64::from_num(stake) and the I64F64 sum must not leave the signed 64-bit integer range.
         if (stakeSum > (UInt128)long.MaxValue)
@@ -238,7 +237,6 @@ internal sealed class Prepared
             BlockAtRegistration = bar,
             Weights = weights,
             Bonds = bonds,
-            BondsRaw = bondsRaw,
             PrevValidatorPermit = prev,
         };
     }
@@ -248,13 +246,19 @@ internal sealed class Prepared
         if (row is null) return [];
         if (row.Count > n)
             throw new EpochInputException($"uid {uid} {what}: {row.Count} entries, at most n = {n}");
-        for (int t = 0; t < row.Count; t++)
+        if (row is UidValue[] arr)
         {
-            int j = row[t].Uid;
+            for (int t = 0; t < arr.Length; t++) Check(arr[t].Uid, t);
+            return arr;
+        }
+        for (int t = 0; t < row.Count; t++) Check(row[t].Uid, t);
+        return row;
+
+        void Check(int j, int t)
+        {
             if (j >= n) throw new EpochInputException($"uid {uid} {what}[{t}]: target uid {j} out of range (n = {n})");
             if (rowSeen[j] == stamp) throw new EpochInputException($"uid {uid} {what}: duplicate target uid {j}");
             rowSeen[j] = stamp;
         }
-        return row;
     }
 }

@@ -100,7 +100,7 @@ internal static class YumaEpochDense
                 newBonds[i] = row;
             }
             else if (validatorPermits[i]) newBonds[i] = [];
-            else newBonds[i] = p.BondsRaw[i];
+            else newBonds[i] = p.BondsRaw(i);
         }
 
         return new EpochOutput(
