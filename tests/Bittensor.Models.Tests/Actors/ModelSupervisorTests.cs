@@ -180,3 +180,24 @@ public sealed class ModelSupervisorTests(ITestOutputHelper output) : TestKit(Mod
         Assert.All(served, r => Assert.Equal(ModelReturnCode.Success, r.Code));
     }
 }
+
+public sealed class ModelSupervisorEndpointTests(ITestOutputHelper output) : TestKit(ModelSettings.ReferenceConfig, output: output)
+{
+    [Fact]
+    public async Task The_endpoint_returns_representations_and_turns_a_silent_model_into_a_timeout_code()
+    {
+        var model = Sys.ActorOf(ModelSupervisor.Props(TestModels.Small));
+        var endpoint = new ModelSupervisorEndpoint(model, TimeSpan.FromSeconds(30));
+
+        var result = await endpoint.Forward(new long[] { 1, 2, 3, 4, 5, 6 }, 2, 3, CancellationToken.None);
+        Assert.Equal(ModelReturnCode.Success, result.Code);
+        Assert.Equal([2, 3, 1024], result.Shape);
+        Assert.Equal(2 * 3 * 1024, result.Data.Length);
+        var step = await endpoint.Backward(new long[] { 1, 2, 3 }, new float[3 * 1024], 1, 3, CancellationToken.None);
+        Assert.Equal((ModelReturnCode.Success, 1L), (step.Code, step.Step));
+
+        var silent = new ModelSupervisorEndpoint(CreateTestProbe().Ref, TimeSpan.FromMilliseconds(50));
+        var timedOut = await silent.ForwardAsync([1], 1, 1, CancellationToken.None);
+        Assert.Equal(ModelReturnCode.NucleusTimeout, timedOut.Code);
+    }
+}
