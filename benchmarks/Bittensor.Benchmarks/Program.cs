@@ -1,3 +1,9 @@
 using BenchmarkDotNet.Running;
+using Bittensor.Benchmarks.Chain;
 
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+if (args is ["epoch-cpu"])
+{
+    EpochBenchmarkInputs.RunCpuTime();
+    return;
+}
+BenchmarkSwitcher.FromAssembly(typeof(EpochBenchmarks).Assembly).Run(args);

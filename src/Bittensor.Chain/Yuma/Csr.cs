@@ -276,15 +276,20 @@ internal sealed class Csr
             }
         }
 
-        var score = new I32F32[kCount];
-        var bufA = new int[kCount];
-        var bufB = new int[kCount];
+        var column = new long[kCount]; // dense score column, zero where a row has no entry
+        var stakeBits = new long[kCount];
+        for (int q = 0; q < kCount; q++) stakeBits[q] = useStake[q].Bits;
+        var scoreA = new long[kCount];
+        var stakeA = new long[kCount];
+        var scoreB = new long[kCount];
+        var stakeB = new long[kCount];
         for (int c = 0; c < N; c++)
         {
-            for (int pos = colPtr[c]; pos < colPtr[c + 1]; pos++) score[entK[pos]] = I32F32.FromBits(entV[pos]);
-            for (int q = 0; q < kCount; q++) bufA[q] = q;
-            median[c] = YumaMath.WeightedMedian(useStake, score, bufA, bufB, kCount, minority, I32F32.Zero, stakeSum);
-            for (int pos = colPtr[c]; pos < colPtr[c + 1]; pos++) score[entK[pos]] = I32F32.Zero;
+            for (int pos = colPtr[c]; pos < colPtr[c + 1]; pos++) column[entK[pos]] = entV[pos];
+            Array.Copy(column, scoreA, kCount);
+            Array.Copy(stakeBits, stakeA, kCount);
+            median[c] = YumaMath.WeightedMedian(scoreA, stakeA, scoreB, stakeB, kCount, minority, I32F32.Zero, stakeSum);
+            for (int pos = colPtr[c]; pos < colPtr[c + 1]; pos++) column[entK[pos]] = 0;
         }
         return median;
     }

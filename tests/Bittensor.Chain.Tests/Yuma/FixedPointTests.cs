@@ -74,10 +74,13 @@ public sealed class FixedPointTests
     {
         // stakes .25 each, scores [.1, .4, .2, .3]; minority .5 → the lower half holds .1, .2 (stake .5 ≤ .5), so
         // the median is .3 (.5 ≤ .5 < 1 − .25).
-        var stake = new[] { F(0.25), F(0.25), F(0.25), F(0.25) };
-        var score = new[] { F(0.1), F(0.4), F(0.2), F(0.3) };
-        int[] a = [0, 1, 2, 3], b = new int[4];
-        var m = YumaMath.WeightedMedian(stake, score, a, b, 4, F(0.5), I32F32.Zero, I32F32.One);
+        long[] stake = [F(0.25).Bits, F(0.25).Bits, F(0.25).Bits, F(0.25).Bits];
+        long[] score = [F(0.1).Bits, F(0.4).Bits, F(0.2).Bits, F(0.3).Bits];
+        var m = YumaMath.WeightedMedian(score, stake, new long[4], new long[4], 4, F(0.5), I32F32.Zero, I32F32.One);
         Assert.Equal(F(0.3).Bits, m.Bits);
+        // minority .8 → .4 is the only score whose lower stake (.75) ≤ .8 < 1.
+        m = YumaMath.WeightedMedian([F(0.1).Bits, F(0.4).Bits, F(0.2).Bits, F(0.3).Bits], [.. stake], new long[4], new long[4], 4,
+            F(0.8), I32F32.Zero, I32F32.One);
+        Assert.Equal(F(0.4).Bits, m.Bits);
     }
 }
