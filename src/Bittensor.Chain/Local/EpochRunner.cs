@@ -43,7 +43,10 @@ public sealed record EpochRequest(
     SubnetHyperparameters Hyperparameters,
     IReadOnlyList<EpochNeuronInput> Neurons);
 
-/// <summary>Outputs of one epoch, arrays indexed by uid; fractions are u16 (65535 = 1.0) as the chain stores them.</summary>
+/// <summary>
+/// Outputs of one epoch, arrays indexed by uid; fractions are u16 (65535 = 1.0) as the chain stores them.
+/// <see cref="PruningScores"/> is optional; when absent the localnet max-upscales the emission itself.
+/// </summary>
 public sealed record EpochResult(
     ushort[] Rank,
     ushort[] Trust,
@@ -53,13 +56,15 @@ public sealed record EpochResult(
     ushort[] ValidatorTrust,
     bool[] ValidatorPermit,
     ulong[] EmissionRao,
-    ImmutableArray<UidWeight>[] Bonds)
+    ImmutableArray<UidWeight>[] Bonds,
+    ushort[]? PruningScores = null)
 {
     /// <summary>Throws <see cref="InvalidOperationException"/> unless every array has <paramref name="n"/> entries.</summary>
     public void Validate(int n)
     {
         if (Rank.Length != n || Trust.Length != n || Consensus.Length != n || Incentive.Length != n || Dividends.Length != n
-            || ValidatorTrust.Length != n || ValidatorPermit.Length != n || EmissionRao.Length != n || Bonds.Length != n)
+            || ValidatorTrust.Length != n || ValidatorPermit.Length != n || EmissionRao.Length != n || Bonds.Length != n
+            || (PruningScores is not null && PruningScores.Length != n))
             throw new InvalidOperationException($"epoch result does not have {n} entries per output");
     }
 }

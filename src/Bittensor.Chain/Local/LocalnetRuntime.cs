@@ -205,7 +205,7 @@ internal sealed class LocalnetRuntime(LocalnetOptions options, IEpochRunner epoc
         net.RegistrationsThisInterval++;
     }
 
-    /// <summary>registration.rs get_neuron_to_prune: lowest pruning score outside immunity (lowest uid on ties), else the lowest inside it.</summary>
+    /// <summary>registration.rs get_neuron_to_prune: lowest pruning score outside immunity (the highest such uid on ties, as the runtime's loop does), else the lowest inside it.</summary>
     internal static ushort NeuronToPrune(LocalnetState s, SubnetState net)
     {
         var minScore = ushort.MaxValue;
@@ -434,10 +434,11 @@ internal sealed class LocalnetRuntime(LocalnetOptions options, IEpochRunner epoc
         var n = net.Neurons.Count;
         if (n == 0) return;
         var inputs = new EpochNeuronInput[n];
+        var totals = s.HotkeyTotals();
         for (var i = 0; i < n; i++)
         {
             var slot = net.Neurons[i];
-            inputs[i] = new EpochNeuronInput((ushort)i, s.TotalHotkeyStake(slot.Hotkey), slot.LastUpdate, slot.BlockAtRegistration,
+            inputs[i] = new EpochNeuronInput((ushort)i, totals.GetValueOrDefault(slot.Hotkey), slot.LastUpdate, slot.BlockAtRegistration,
                 slot.Weights, slot.Bonds, slot.ValidatorPermit);
         }
         var result = epochRunner.Run(new EpochRequest(net.Netuid, s.Block, emission, net.Hyper, inputs));
@@ -460,7 +461,8 @@ internal sealed class LocalnetRuntime(LocalnetOptions options, IEpochRunner epoc
             slot.Bonds = result.Bonds[i];
             slot.Active = slot.LastUpdate + net.Hyper.ActivityCutoff >= s.Block;
             // epoch.rs: pruning score = combined emission max-upscaled to u16.
-            slot.PruningScore = maxEmission == 0 ? (ushort)0 : (ushort)((UInt128)slot.Emission * 65535 / maxEmission);
+            slot.PruningScore = result.PruningScores?[i]
+                ?? (maxEmission == 0 ? (ushort)0 : (ushort)((UInt128)slot.Emission * 65535 / maxEmission));
             paid = checked(paid + slot.Emission);
         }
         // block_step.rs safety check: an epoch that emits more than it was given is dropped.

@@ -161,6 +161,14 @@ internal sealed class LocalnetState
         return total;
     }
 
+    /// <summary>Total stake per hotkey, computed in one pass.</summary>
+    public Dictionary<AccountId, ulong> HotkeyTotals()
+    {
+        var totals = new Dictionary<AccountId, ulong>();
+        foreach (var ((hot, _), amount) in Stake) totals[hot] = checked(totals.GetValueOrDefault(hot) + amount);
+        return totals;
+    }
+
     public void Write(ScaleWriter w)
     {
         w.String(Name).Raw(GenesisHash).U64(Block).Raw(BlockHash).U64((ulong)TimestampUnixMs);
