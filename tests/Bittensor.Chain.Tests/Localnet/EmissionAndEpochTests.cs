@@ -27,10 +27,12 @@ public sealed class EmissionAndEpochTests
     public void The_epoch_is_due_by_the_pre_2025_rule()
     {
         // blocks_until_next_epoch = tempo - (block + netuid + 1) mod (tempo + 1)
-        Assert.Equal(0UL, LocalnetRuntime.BlocksUntilNextEpoch(1, 9, 8));
-        Assert.Equal(9UL, LocalnetRuntime.BlocksUntilNextEpoch(1, 9, 9));
-        Assert.Equal(0UL, LocalnetRuntime.BlocksUntilNextEpoch(1, 9, 18));
-        Assert.Equal(0UL, LocalnetRuntime.BlocksUntilNextEpoch(3, 99, 96));
+        Assert.Equal(0UL, LocalnetRuntime.BlocksUntilNextEpoch(1, 9, 7));
+        Assert.Equal(9UL, LocalnetRuntime.BlocksUntilNextEpoch(1, 9, 8));
+        Assert.Equal(1UL, LocalnetRuntime.BlocksUntilNextEpoch(1, 9, 16));
+        Assert.Equal(0UL, LocalnetRuntime.BlocksUntilNextEpoch(1, 9, 17));
+        Assert.Equal(0UL, LocalnetRuntime.BlocksUntilNextEpoch(3, 99, 95));
+        Assert.Equal(99UL, LocalnetRuntime.BlocksUntilNextEpoch(3, 99, 96));
         Assert.Equal(1000UL, LocalnetRuntime.BlocksUntilNextEpoch(1, 0, 5));
     }
 

@@ -113,4 +113,37 @@ public sealed class PersistenceTests : IDisposable
             Assert.False(t.Chain.Identity.GenesisHash.Span.SequenceEqual(genesis.Span));
         }
     }
+
+    [Fact]
+    public async Task A_block_whose_epoch_fails_commits_nothing_and_a_restart_resumes_from_the_last_block()
+    {
+        var options = Options with { SubnetDefaults = Relaxed with { Tempo = 3 } };
+        ulong lastGood;
+        await using (var t = new TestChain(Bittensor.Chain.Local.Localnet.Open(options, new TestEpochRunners.Throwing())))
+        {
+            var netuid = await t.CreateSubnet();
+            await t.Register(netuid, "//hot0");
+            while (true)
+            {
+                lastGood = t.Chain.BlockNumber;
+                try
+                {
+                    await t.Chain.ProduceBlockAsync();
+                }
+                catch (ChainUnavailableException e)
+                {
+                    Assert.Contains("epoch exploded", e.Message, StringComparison.Ordinal);
+                    break;
+                }
+                Assert.True(lastGood < 20, "the epoch never ran");
+            }
+            await Assert.ThrowsAsync<ChainUnavailableException>(() => t.Chain.GetBalanceAsync(DevAccounts.Alice).AsTask());
+        }
+        await using (var t = Create(options))
+        {
+            Assert.Equal(lastGood, t.Chain.BlockNumber);
+            await t.Blocks(1);
+            Assert.Equal(lastGood + 1, t.Chain.BlockNumber);
+        }
+    }
 }

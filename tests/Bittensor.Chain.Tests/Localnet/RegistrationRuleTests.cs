@@ -13,7 +13,7 @@ public sealed class RegistrationRuleTests
         var before = await t.Chain.GetBalanceAsync(DevAccounts.Alice);
         var cost = await t.Chain.GetNetworkLockCostAsync();
         Assert.Equal(Balance.FromTao(1000), cost);
-        var netuid = await t.CreateSubnet();
+        var netuid = await t.CreateSubnet("//Alice");
         Assert.Equal(1, netuid);
         var subnet = await t.Chain.GetSubnetAsync(1);
         Assert.NotNull(subnet);
