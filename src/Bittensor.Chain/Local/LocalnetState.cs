@@ -99,7 +99,8 @@ internal sealed class SubnetState
             RegistrationsThisBlock = r.U16(), RegistrationsThisInterval = r.U16(),
             Hyper = ReadHyper(ref r),
         };
-        var n = r.Length(AccountId.Size + 50);
+        // Smallest neuron slot: hotkey, 7 u16, 3 u64, 2 bools, two empty rows.
+        var n = r.Length(AccountId.Size + 14 + 24 + 2 + 2);
         for (var i = 0; i < n; i++)
         {
             var slot = NeuronSlot.Read(ref r);
