@@ -1,4 +1,3 @@
-using System.Collections.Immutable;
 using Bittensor.Chain.Local;
 using Bittensor.Core.Domain;
 using FsCheck;
@@ -65,7 +64,7 @@ public sealed class StateFileTests
         var back = LocalnetStore.Decode(bytes);
         Assert.Equal(bytes, LocalnetStore.Encode(back));
         Assert.Equal(1234UL, back.Block);
-        Assert.Equal(ImmutableArray.Create(new UidWeight(0, 65535)), back.Subnets[1].Neurons[0].Weights);
+        Assert.Equal([new UidWeight(0, 65535)], back.Subnets[1].Neurons[0].Weights.ToArray());
         Assert.Equal((ushort)1, back.Subnets[1].Uids[Acct(11)]);
     }
 
