@@ -356,7 +356,7 @@ internal sealed class LocalnetRuntime(LocalnetOptions options, IEpochRunner epoc
     private void DoRegisterNetwork(LocalnetState s, AccountId coldkey)
     {
         var elapsed = s.Block >= s.NetworkLastLockBlock ? s.Block - s.NetworkLastLockBlock : 0;
-        if (s.NetworkLastLockBlock != 0 && elapsed < options.NetworkRateLimit)
+        if (elapsed < options.NetworkRateLimit)
             throw Fail("TxRateLimitExceeded", $"a subnet was registered at block {s.NetworkLastLockBlock}; the rate limit is {options.NetworkRateLimit} blocks");
         var cost = NetworkLockCost(s);
         if (cost > s.BalanceOf(coldkey))
