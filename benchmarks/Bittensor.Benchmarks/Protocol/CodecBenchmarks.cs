@@ -49,6 +49,14 @@ public class CodecBenchmarks
     [Benchmark]
     public Tensor ToTensor() => TensorCodec.ToTensor(_values, Shape, Modality.Tensor);
 
+    /// <summary>A proto tensor over a pooled buffer, returned to the pool after use.</summary>
+    [Benchmark]
+    public int ToPooledTensor()
+    {
+        using var pooled = TensorCodec.ToPooledTensor(_values, Shape, Modality.Tensor);
+        return pooled.Tensor.Buffer.Length;
+    }
+
     /// <summary>Validate and copy the values into a preallocated float[].</summary>
     [Benchmark]
     public float DecodeIntoBuffer()
