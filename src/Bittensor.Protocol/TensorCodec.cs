@@ -79,6 +79,14 @@ public static class TensorCodec
     public static int Encode(ReadOnlySpan<float> values, ReadOnlySpan<long> shape, IBufferWriter<byte> writer)
         => EncodeToWriter(values, DataType.Float32, shape, writer);
 
+    /// <summary>Encodes float64 values into a buffer writer (for pooled buffers); returns the bytes written.</summary>
+    public static int Encode(ReadOnlySpan<double> values, ReadOnlySpan<long> shape, IBufferWriter<byte> writer)
+        => EncodeToWriter(values, DataType.Float64, shape, writer);
+
+    /// <summary>Encodes int32 values into a buffer writer (for pooled buffers); returns the bytes written.</summary>
+    public static int Encode(ReadOnlySpan<int> values, ReadOnlySpan<long> shape, IBufferWriter<byte> writer)
+        => EncodeToWriter(values, DataType.Int32, shape, writer);
+
     /// <summary>Encodes int64 values into a buffer writer (for pooled buffers); returns the bytes written.</summary>
     public static int Encode(ReadOnlySpan<long> values, ReadOnlySpan<long> shape, IBufferWriter<byte> writer)
         => EncodeToWriter(values, DataType.Int64, shape, writer);
