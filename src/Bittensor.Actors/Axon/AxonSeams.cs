@@ -6,6 +6,6 @@ internal static class AxonSeams
     public static IRequestAuthenticator CreateAuthenticator(AxonSettings settings, TimeProvider time) =>
         throw new NotSupportedException("request verification comes with the Protocol layer (not merged yet)");
 
-    public static ITensorWireCodec CreateCodec(AxonSettings settings) =>
+    public static ITensorWireCodec CreateCodec(AxonSettings? settings) =>
         throw new NotSupportedException("the tensor codec comes with the Protocol layer (not merged yet)");
 }
