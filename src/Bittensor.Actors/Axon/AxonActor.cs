@@ -114,6 +114,8 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
     {
         // PostStop cannot await; Kestrel finishes closing in the background.
         if (_app is not null) _ = _app.DisposeAsync().AsTask();
+        // Writes the nonce store one last time so a restart does not reopen replays.
+        (_auth as IDisposable)?.Dispose();
         _stats.Dispose();
     }
 

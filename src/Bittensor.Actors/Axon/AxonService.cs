@@ -118,7 +118,7 @@ internal sealed class AxonService : WireService.BittensorBase
             else if (!CompatibleVersion(auth.Version) || (request.Version != 0 && !CompatibleVersion(request.Version)))
             {
                 response = Answer(ReturnCode.RequestIncompatibleVersion,
-                    $"caller version {Math.Min(auth.Version, request.Version == 0 ? auth.Version : request.Version)} is older than this axon accepts ({_settings.ProtocolVersion - _settings.VersionTolerance})");
+                    $"caller version {Math.Min(auth.Version, request.Version == 0 ? auth.Version : request.Version)} is too old for this axon (version {_settings.ProtocolVersion})");
             }
             else
             {
@@ -142,7 +142,7 @@ internal sealed class AxonService : WireService.BittensorBase
         return response;
     }
 
-    private bool CompatibleVersion(int callerVersion) => _settings.ProtocolVersion <= callerVersion + _settings.VersionTolerance;
+    private bool CompatibleVersion(int callerVersion) => Bittensor.Protocol.ProtocolVersion.IsCallerCompatible(_settings.ProtocolVersion, callerVersion);
 
     private async Task<TensorMessage> Serve(bool backward, TensorMessage request, ServerCallContext context, string hotkey, double stake, Action<IReadOnlyList<long>> onShape)
     {
@@ -151,14 +151,14 @@ internal sealed class AxonService : WireService.BittensorBase
         if (backward && request.Tensors.Count != 2)
             return Answer(ReturnCode.InvalidRequest, $"backward takes exactly 2 tensors [inputs, grads], got {request.Tensors.Count}");
         var wireInputs = request.Tensors[0];
-        if (!_codec.TryDecode(wireInputs, out var inputs, out var code, out var error)) return Answer(code, $"inputs: {error}");
+        if (!_codec.TryDecode(wireInputs, false, out var inputs, out var code, out var error)) return Answer(code, $"inputs: {error}");
         onShape(inputs!.Shape);
         var shapeError = CheckInputs(wireInputs.Modality, inputs);
         if (shapeError is not null) return Answer(ReturnCode.RequestShapeException, shapeError);
         DenseTensor? grads = null;
         if (backward)
         {
-            if (!_codec.TryDecode(request.Tensors[1], out grads, out code, out error)) return Answer(code, $"grads: {error}");
+            if (!_codec.TryDecode(request.Tensors[1], false, out grads, out code, out error)) return Answer(code, $"grads: {error}");
             if (grads!.DataType != DataType.Float32 || grads.Rank != 3 || grads.Shape[0] != inputs.Shape[0] || grads.Shape[1] != inputs.Shape[1])
                 return Answer(ReturnCode.RequestShapeException, $"grads must be float32 rank 3 matching inputs on dims 0 and 1; got {grads}, inputs {inputs}");
         }

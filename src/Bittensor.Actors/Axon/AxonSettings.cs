@@ -36,14 +36,11 @@ public sealed record AxonSettings
     /// <summary>Last dimension of forward answers.</summary>
     public int NetworkDim { get; init; } = 1024;
 
-    /// <summary>Accept a caller when own version &lt;= caller version + this tolerance.</summary>
-    public int VersionTolerance { get; init; } = 10;
-
     /// <summary>How far ahead of our clock a caller's nonce may be.</summary>
     public TimeSpan ClockSkew { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Oldest nonce accepted relative to our clock.</summary>
-    public TimeSpan NonceMaxAge { get; init; } = TimeSpan.FromMinutes(5);
+    public TimeSpan NonceMaxAge { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>How many callers' last nonces are remembered.</summary>
     public int NonceStoreCapacity { get; init; } = 100_000;
@@ -58,7 +55,7 @@ public sealed record AxonSettings
     public double BlacklistMinStake { get; init; }
 
     /// <summary>The 2021 protocol version this axon speaks (1.5.0 → 150).</summary>
-    public int ProtocolVersion { get; init; } = 150;
+    public int ProtocolVersion { get; init; } = Bittensor.Protocol.ProtocolVersion.Current;
 
     /// <summary>Reads <c>bittensor.axon</c> (pass the whole config or the section itself) and validates it.</summary>
     public static AxonSettings Create(Config config)
@@ -76,9 +73,8 @@ public sealed record AxonSettings
             QueueCapacity = c.GetInt("queue_capacity", 256),
             CallTimeout = c.GetTimeSpan("call_timeout", TimeSpan.FromSeconds(12)),
             NetworkDim = c.GetInt("network_dim", 1024),
-            VersionTolerance = c.GetInt("version_tolerance", 10),
             ClockSkew = c.GetTimeSpan("auth.clock_skew", TimeSpan.FromSeconds(30)),
-            NonceMaxAge = c.GetTimeSpan("auth.max_age", TimeSpan.FromMinutes(5)),
+            NonceMaxAge = c.GetTimeSpan("auth.max_age", TimeSpan.FromSeconds(60)),
             NonceStoreCapacity = c.GetInt("auth.nonce_store_capacity", 100_000),
             NonceStorePath = c.GetString("auth.nonce_store_path", ""),
             DisableSignatureVerification = c.GetBoolean("auth.disable_signature_verification", false),
@@ -99,7 +95,8 @@ public sealed record AxonSettings
         if (QueueCapacity < 0) throw new ArgumentException("bittensor.axon.queue_capacity must not be negative");
         if (CallTimeout <= TimeSpan.Zero) throw new ArgumentException("bittensor.axon.call_timeout must be positive");
         if (NetworkDim < 1) throw new ArgumentException("bittensor.axon.network_dim must be at least 1");
-        if (ClockSkew < TimeSpan.Zero || NonceMaxAge <= TimeSpan.Zero) throw new ArgumentException("bittensor.axon.auth windows must be positive");
+        if (ClockSkew < TimeSpan.Zero || NonceMaxAge <= TimeSpan.Zero || ClockSkew + NonceMaxAge >= TimeSpan.FromMinutes(15))
+            throw new ArgumentException("bittensor.axon.auth needs clock_skew >= 0, max_age > 0 and clock_skew + max_age under 15 minutes");
         if (NonceStoreCapacity < 1) throw new ArgumentException("bittensor.axon.auth.nonce_store_capacity must be at least 1");
         if (BlacklistMinStake < 0 || double.IsNaN(BlacklistMinStake)) throw new ArgumentException("bittensor.axon.blacklist.min_stake must be a non-negative number");
     }

@@ -26,8 +26,8 @@ internal interface IRequestAuthenticator
 /// <summary>Seam over the Protocol layer's msgpack-numpy tensor codec.</summary>
 internal interface ITensorWireCodec
 {
-    /// <summary>Decodes a wire tensor; on failure returns false with a return code and a reason (never throws).</summary>
-    bool TryDecode(Tensor wire, out DenseTensor? tensor, out ReturnCode code, out string error);
+    /// <summary>Decodes a wire tensor; on failure returns false with the request or response return code and a reason (never throws).</summary>
+    bool TryDecode(Tensor wire, bool isResponse, out DenseTensor? tensor, out ReturnCode code, out string error);
 
     /// <summary>Encodes a host tensor as a wire tensor with the given modality.</summary>
     Tensor Encode(DenseTensor tensor, Modality modality, bool requiresGrad = false);

@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Streams;
 using Akka.Streams.Dsl;
 using Bittensor.Actors.Axon;
+using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
 using WireTensor = Bittensor.Protocol.Wire.Tensor;
 
@@ -60,11 +61,11 @@ public sealed class Dendrite
     /// <param name="tokenizer">Text to token ids; defaults to <see cref="FallbackTokenizer.ByteLevel"/>.</param>
     public Dendrite(ActorSystem system, IRequestSigner signer, DendriteSettings? settings = null, DendriteOptions? options = null,
         Func<string, long[]>? tokenizer = null)
-        : this(system, settings ?? DendriteSettings.Default, DendriteSeams.CreateHeaderFactory(), AxonSeams.CreateCodec(null), signer, options, tokenizer)
+        : this(system, settings ?? DendriteSettings.Default, AxonSeams.CreateCodec(null), signer, options, tokenizer)
     {
     }
 
-    internal Dendrite(ActorSystem system, DendriteSettings settings, IRequestHeaderFactory headers, ITensorWireCodec codec, IRequestSigner signer,
+    internal Dendrite(ActorSystem system, DendriteSettings settings, ITensorWireCodec codec, IRequestSigner signer,
         DendriteOptions? options, Func<string, long[]>? tokenizer)
     {
         ArgumentNullException.ThrowIfNull(system);
@@ -72,7 +73,7 @@ public sealed class Dendrite
         _codec = codec;
         _tokenizer = tokenizer ?? FallbackTokenizer.ByteLevel;
         _time = options?.Time ?? TimeProvider.System;
-        _actor = system.ActorOf(DendriteActor.Props(settings, signer, headers, options), $"dendrite-{Guid.NewGuid():N}");
+        _actor = system.ActorOf(DendriteActor.Props(settings, signer, options), $"dendrite-{Guid.NewGuid():N}");
         _materializer = system.Materializer();
     }
 
@@ -207,8 +208,8 @@ public sealed class Dendrite
 
         if (reply.Code != ReturnCode.Success || reply.Response is null) return Fail(reply.Code, reply.Message);
         if (reply.Response.Tensors.Count == 0) return Fail(ReturnCode.EmptyResponse, "peer answered Success without a tensor");
-        if (!_codec.TryDecode(reply.Response.Tensors[0], out var tensor, out _, out var error))
-            return Fail(ReturnCode.ResponseDeserializationException, error);
+        if (!_codec.TryDecode(reply.Response.Tensors[0], true, out var tensor, out var code, out var error))
+            return Fail(code, error);
         if (tensor!.DataType != DataType.Float32 || !tensor.HasShape(expectedShape))
             return Fail(ReturnCode.ResponseShapeException, $"peer answered {tensor}, expected Float32[{string.Join(", ", expectedShape)}]");
         var data = tensor.Floats!;

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Bittensor.Protocol;
 
 namespace Bittensor.Actors.Dendrite;
 
@@ -24,30 +25,25 @@ public sealed class DendriteActor : UntypedActor
 {
     private readonly DendriteSettings _settings;
     private readonly IRequestSigner _signer;
-    private readonly IRequestHeaderFactory _headers;
     private readonly DendriteOptions _options;
     private readonly Dictionary<string, Entry> _endpoints = new(StringComparer.Ordinal);
     private readonly LinkedList<string> _lru = new();
     private long _names;
 
-    private DendriteActor(DendriteSettings settings, IRequestSigner signer, IRequestHeaderFactory headers, DendriteOptions options)
+    private DendriteActor(DendriteSettings settings, IRequestSigner signer, DendriteOptions options)
     {
         _settings = settings;
         _signer = signer;
-        _headers = headers;
         _options = options;
     }
 
     /// <summary>Props of a dendrite signing with <paramref name="signer"/>.</summary>
-    public static Props Props(DendriteSettings settings, IRequestSigner signer, DendriteOptions? options = null) =>
-        Props(settings, signer, DendriteSeams.CreateHeaderFactory(), options);
-
-    internal static Props Props(DendriteSettings settings, IRequestSigner signer, IRequestHeaderFactory headers, DendriteOptions? options)
+    public static Props Props(DendriteSettings settings, IRequestSigner signer, DendriteOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(signer);
         settings.Validate();
-        return Akka.Actor.Props.Create(() => new DendriteActor(settings, signer, headers, options ?? DendriteOptions.Default));
+        return Akka.Actor.Props.Create(() => new DendriteActor(settings, signer, options ?? DendriteOptions.Default));
     }
 
     /// <summary>Sends <paramref name="Request"/> to the endpoint; the reply (<see cref="EndpointReply"/>) goes to the sender.</summary>
@@ -115,7 +111,7 @@ public sealed class DendriteActor : UntypedActor
         Evict();
         var random = _options.Random?.Invoke() ?? new Random();
         var actor = Context.ActorOf(
-            EndpointActor.Props(info, _settings, _signer, _headers, _options.Time ?? TimeProvider.System, random), $"endpoint-{_names++}");
+            EndpointActor.Props(info, _settings, _signer, _options.Time ?? TimeProvider.System, random), $"endpoint-{_names++}");
         Context.Watch(actor);
         _endpoints[info.Hotkey] = new Entry(actor, info, _lru.AddLast(info.Hotkey));
         return actor;

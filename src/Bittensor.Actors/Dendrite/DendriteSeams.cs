@@ -5,9 +5,6 @@ namespace Bittensor.Actors.Dendrite;
 /// <summary>Builds the Protocol-layer pieces behind the dendrite's seams.</summary>
 internal static class DendriteSeams
 {
-    public static IRequestHeaderFactory CreateHeaderFactory() =>
-        throw new NotSupportedException("request signing headers come with the Protocol layer (not merged yet)");
-
     public static GrpcChannel CreateChannel(EndpointInfo endpoint, DendriteSettings settings) =>
         GrpcChannel.ForAddress(endpoint.Address, new GrpcChannelOptions
         {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
+using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -19,7 +20,7 @@ internal sealed class EndpointActor : UntypedActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly DendriteSettings _settings;
     private readonly IRequestSigner _signer;
-    private readonly IRequestHeaderFactory _headers;
+    private readonly RequestAuth _auth;
     private readonly TimeProvider _time;
     private readonly BackoffPolicy _backoff;
     private readonly Queue<(EndpointCall Call, IActorRef ReplyTo, DateTimeOffset Deadline)> _pending = new();
@@ -33,18 +34,20 @@ internal sealed class EndpointActor : UntypedActor
     private long _successes;
     private double _latencyEma;
 
-    public EndpointActor(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, IRequestHeaderFactory headers, TimeProvider time, Random random)
+    public EndpointActor(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random)
     {
         _endpoint = endpoint;
         _settings = settings;
         _signer = signer;
-        _headers = headers;
+        // One RequestAuth per target axon: nonces must rise by 1 ms per hotkey per axon. Nonces use the real
+        // wall clock (the peer checks them against its own), never the injected test clock.
+        _auth = new RequestAuth(signer);
         _time = time;
         _backoff = new BackoffPolicy(settings.BackoffMin, settings.BackoffMax, random);
     }
 
-    public static Props Props(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, IRequestHeaderFactory headers, TimeProvider time, Random random) =>
-        Akka.Actor.Props.Create(() => new EndpointActor(endpoint, settings, signer, headers, time, random));
+    public static Props Props(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random) =>
+        Akka.Actor.Props.Create(() => new EndpointActor(endpoint, settings, signer, time, random));
 
     /// <summary>The endpoint's address changed (same hotkey): the channel is rebuilt.</summary>
     public sealed record UpdateAddress(EndpointInfo Endpoint);
@@ -131,7 +134,7 @@ internal sealed class EndpointActor : UntypedActor
 
     private void Start(EndpointCall call, IActorRef replyTo, TimeSpan timeout)
     {
-        var request = new TensorMessage { Version = ProtocolVersionValue, Hotkey = _signer.Hotkey };
+        var request = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = _signer.Ss58Address };
         request.Tensors.Add(call.Tensors);
         var size = request.CalculateSize();
         if (size > _settings.PeerMaxMessageSize)
@@ -153,15 +156,13 @@ internal sealed class EndpointActor : UntypedActor
             failure: ex => new Completed(replyTo, new EndpointReply(ReturnCode.UnknownException, $"{ex.GetType().Name}: {ex.Message}", null, TimeSpan.Zero), trial));
     }
 
-    private const int ProtocolVersionValue = 150;
-
     private async Task<EndpointReply> Send(WireClient client, TensorMessage request, bool backward, TimeSpan timeout)
     {
         using var cts = new CancellationTokenSource(timeout);
         Metadata headers;
         try
         {
-            headers = await _headers.CreateAsync(_signer, cts.Token);
+            headers = await _auth.CreateHeadersAsync(cts.Token);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
