@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using LogLevel = Microsoft.Extensions.Logging.LogLevel;
 
 namespace Bittensor.Actors.Axon;
 
@@ -58,7 +59,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(handlers);
         settings.Validate();
-        return Akka.Actor.Props.Create(() => new AxonActor(settings, handlers, options ?? AxonOptions.Default, auth, codec));
+        return FactoryProps.For(() => new AxonActor(settings, handlers, options ?? AxonOptions.Default, auth, codec));
     }
 
     /// <summary>Asks for the bound address; answered with <see cref="Bound"/> once listening, or a <see cref="Status.Failure"/>.</summary>
@@ -189,6 +190,10 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         var settings = _settings;
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
+        // BITTENSOR_AXON_TRACE=1 shows Kestrel's connection-level traces (HTTP/2 frames, resets) in the Akka log.
+        var serverLogLevel = Environment.GetEnvironmentVariable("BITTENSOR_AXON_TRACE") is null ? LogLevel.Warning : LogLevel.Trace;
+        builder.Logging.SetMinimumLevel(serverLogLevel);
+        builder.Logging.AddProvider(new AkkaLoggerProvider(_log, serverLogLevel));
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;

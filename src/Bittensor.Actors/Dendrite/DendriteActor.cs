@@ -43,7 +43,7 @@ public sealed class DendriteActor : UntypedActor
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(signer);
         settings.Validate();
-        return Akka.Actor.Props.Create(() => new DendriteActor(settings, signer, options ?? DendriteOptions.Default));
+        return FactoryProps.For(() => new DendriteActor(settings, signer, options ?? DendriteOptions.Default));
     }
 
     /// <summary>Sends <paramref name="Request"/> to the endpoint; the reply (<see cref="EndpointReply"/>) goes to the sender.</summary>
