@@ -224,12 +224,11 @@ public static class TensorCodec
         var itemSize = ItemSize(dataType);
         var maxElements = (ulong)(dataLength / itemSize) + 1;
         ulong product = 1;
-        var zero = false;
-        for (var i = 0; i < rank; i++)
+        var zero = shape[..rank].Contains(0L);
+        for (var i = 0; !zero && i < rank; i++)
         {
             var d = (ulong)shape[i];
-            if (d == 0) { zero = true; continue; }
-            if (!zero && product > maxElements / d)
+            if (product > maxElements / d)
                 return TensorDecodeResult.Fail(TensorDecodeError.DataLengthMismatch, $"shape {FormatShape(shape[..rank])} does not fit {dataLength} data bytes");
             product *= d;
         }

@@ -296,8 +296,9 @@ public static class Sr25519
         signature[32..].CopyTo(s);
         s[31] &= 0x7f;
         if (!Ristretto.IsCanonicalScalar(s)) return false;
-        if (Ristretto.IsIdentity(publicKey) || !Ristretto.IsValidPoint(publicKey)) return false;
-        if (Ristretto.IsIdentity(rBytes) || !Ristretto.IsValidPoint(rBytes)) return false;
+        // Invalid encodings need no separate (costly) decode: libsodium's scalarmult refuses an invalid A,
+        // and a non-canonical R can never equal the canonical encoding computed below.
+        if (Ristretto.IsIdentity(publicKey) || Ristretto.IsIdentity(rBytes)) return false;
 
         var t = SigningTranscript(message);
         t.AppendMessage("proto-name"u8, "Schnorr-sig"u8);

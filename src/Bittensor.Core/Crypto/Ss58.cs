@@ -113,10 +113,14 @@ public static class Ss58
     }
 }
 
-/// <summary>Bitcoin-alphabet Base58 for short payloads (addresses).</summary>
+/// <summary>
+/// Bitcoin-alphabet Base58 for short payloads (addresses). The big-number conversion works on limbs of
+/// 58^5 (encode) and 2^32 (decode), so a 35-byte address takes ~100 divisions instead of ~1700.
+/// </summary>
 internal static class Base58
 {
     private const string Alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    private const ulong Base5 = 58UL * 58 * 58 * 58 * 58; // 656 356 768 < 2^30
 
     private static readonly sbyte[] Index = BuildIndex();
 
@@ -132,30 +136,46 @@ internal static class Base58
     {
         var zeros = 0;
         while (zeros < data.Length && data[zeros] == 0) zeros++;
-        // log(256)/log(58) ≈ 1.366
-        var size = (data.Length - zeros) * 138 / 100 + 1;
-        Span<byte> b58 = size <= 128 ? stackalloc byte[size] : new byte[size];
-        b58.Clear();
-        var length = 0;
-        for (var i = zeros; i < data.Length; i++)
+        var rest = data[zeros..];
+        var maxLimbs = rest.Length * 138 / 500 + 2;
+        Span<ulong> limbs = maxLimbs <= 64 ? stackalloc ulong[maxLimbs] : new ulong[maxLimbs]; // little-endian, base 58^5
+        var count = 0;
+        var offset = 0;
+        while (offset < rest.Length)
         {
-            int carry = data[i];
-            var j = 0;
-            for (var k = size - 1; (carry != 0 || j < length) && k >= 0; k--, j++)
+            var chunk = offset == 0 && rest.Length % 4 != 0 ? rest.Length % 4 : 4;
+            ulong carry = 0;
+            for (var i = 0; i < chunk; i++) carry = (carry << 8) | rest[offset + i];
+            offset += chunk;
+            var shift = 8 * chunk;
+            for (var i = 0; i < count; i++)
             {
-                carry += 256 * b58[k];
-                b58[k] = (byte)(carry % 58);
-                carry /= 58;
+                var t = (limbs[i] << shift) + carry;
+                limbs[i] = t % Base5;
+                carry = t / Base5;
             }
-            length = j;
+            while (carry != 0)
+            {
+                limbs[count++] = carry % Base5;
+                carry /= Base5;
+            }
         }
-        var start = size - length;
-        while (start < size && b58[start] == 0) start++;
-        var total = zeros + size - start;
-        Span<char> chars = total <= 256 ? stackalloc char[total] : new char[total];
-        chars[..zeros].Fill('1');
-        for (var i = start; i < size; i++) chars[zeros + i - start] = Alphabet[b58[i]];
-        return new string(chars);
+        var maxDigits = zeros + count * 5;
+        Span<char> chars = maxDigits <= 256 ? stackalloc char[maxDigits] : new char[maxDigits];
+        var pos = maxDigits;
+        for (var i = 0; i < count; i++)
+        {
+            var limb = limbs[i];
+            var last = i == count - 1;
+            for (var d = 0; d < 5; d++)
+            {
+                if (last && limb == 0) break;
+                chars[--pos] = Alphabet[(int)(limb % 58)];
+                limb /= 58;
+            }
+        }
+        for (var i = 0; i < zeros; i++) chars[--pos] = '1';
+        return new string(chars[pos..]);
     }
 
     internal static bool TryDecode(ReadOnlySpan<char> text, Span<byte> output, out int written)
@@ -163,31 +183,52 @@ internal static class Base58
         written = 0;
         var zeros = 0;
         while (zeros < text.Length && text[zeros] == '1') zeros++;
-        // log(58)/log(256) ≈ 0.733
-        var size = (text.Length - zeros) * 733 / 1000 + 1;
-        Span<byte> b256 = size <= 128 ? stackalloc byte[size] : new byte[size];
-        b256.Clear();
-        var length = 0;
-        for (var i = zeros; i < text.Length; i++)
+        var rest = text[zeros..];
+        var maxLimbs = rest.Length * 733 / 4000 + 2;
+        Span<ulong> limbs = maxLimbs <= 64 ? stackalloc ulong[maxLimbs] : new ulong[maxLimbs]; // little-endian, base 2^32
+        var count = 0;
+        var offset = 0;
+        while (offset < rest.Length)
         {
-            var c = text[i];
-            if (c >= 128 || Index[c] < 0) return false;
-            int carry = Index[c];
-            var j = 0;
-            for (var k = size - 1; (carry != 0 || j < length) && k >= 0; k--, j++)
+            var chunk = offset == 0 && rest.Length % 5 != 0 ? rest.Length % 5 : 5;
+            ulong carry = 0;
+            ulong multiplier = 1;
+            for (var i = 0; i < chunk; i++)
             {
-                carry += 58 * b256[k];
-                b256[k] = (byte)(carry & 0xFF);
-                carry >>= 8;
+                var c = rest[offset + i];
+                if (c >= 128 || Index[c] < 0) return false;
+                carry = carry * 58 + (ulong)Index[c];
+                multiplier *= 58;
             }
-            length = j;
+            offset += chunk;
+            for (var i = 0; i < count; i++)
+            {
+                var t = limbs[i] * multiplier + carry;
+                limbs[i] = t & 0xFFFFFFFF;
+                carry = t >> 32;
+            }
+            while (carry != 0)
+            {
+                limbs[count++] = carry & 0xFFFFFFFF;
+                carry >>= 32;
+            }
         }
-        var start = size - length;
-        while (start < size && b256[start] == 0) start++;
-        var total = zeros + size - start;
+        var top = count == 0 ? 0u : (uint)limbs[count - 1];
+        var topBytes = top == 0 ? 0 : (32 - System.Numerics.BitOperations.LeadingZeroCount(top) + 7) / 8;
+        var total = zeros + (count == 0 ? 0 : (count - 1) * 4 + topBytes);
         if (total > output.Length) return false;
         output[..zeros].Clear();
-        b256[start..].CopyTo(output[zeros..]);
+        var pos = total;
+        for (var i = 0; i < count; i++)
+        {
+            var limb = (uint)limbs[i];
+            var bytes = i == count - 1 ? topBytes : 4;
+            for (var b = 0; b < bytes; b++)
+            {
+                output[--pos] = (byte)limb;
+                limb >>= 8;
+            }
+        }
         written = total;
         return true;
     }

@@ -4,12 +4,14 @@ namespace Bittensor.Protocol;
 
 /// <summary>
 /// The 2021 nonce: the sender's wall-clock time as <c>MMddyyyyHHmmss</c> followed by 6 digits of
-/// microseconds (22 digits). It carries no time zone; see <see cref="RequestVerifierOptions.AcceptAnyUtcOffset"/>.
+/// microseconds: 14 + 6 = 20 digits, what Python's <c>datetime.now().strftime('%m%d%Y%H%M%S%f')</c> gives
+/// (PROTOCOL.md's "22 digits" miscounts). It carries no time zone; see
+/// <see cref="RequestVerifierOptions.AcceptAnyUtcOffset"/>.
 /// </summary>
 public static class RequestNonce
 {
     /// <summary>Characters in a nonce.</summary>
-    public const int Length = 22;
+    public const int Length = 20;
 
     /// <summary>Formats a wall-clock time (its <see cref="DateTime.Kind"/> is ignored) to microsecond precision.</summary>
     public static string Format(DateTime wallClock)
@@ -22,7 +24,7 @@ public static class RequestNonce
         });
     }
 
-    /// <summary>Parses a nonce into a wall-clock time (kind Unspecified); false for anything but 22 digits of a valid date.</summary>
+    /// <summary>Parses a nonce into a wall-clock time (kind Unspecified); false for anything but 20 digits of a valid date.</summary>
     public static bool TryParse(ReadOnlySpan<char> nonce, out DateTime wallClock)
     {
         wallClock = default;

@@ -80,3 +80,51 @@ public sealed class Ss58Tests
         Assert.Throws<ArgumentException>(() => Ss58.Encode(Alice, 16384));
     }
 }
+
+public sealed class Base58Tests
+{
+    [Theory]
+    // Bitcoin base58 reference cases (bitcoin/bitcoin src/test/data/base58_encode_decode.json)
+    [InlineData("", "")]
+    [InlineData("61", "2g")]
+    [InlineData("626262", "a3gV")]
+    [InlineData("636363", "aPEr")]
+    [InlineData("73696d706c792061206c6f6e6720737472696e67", "2cFupjhnEsSn59qHXstmK2ffpLv2")]
+    [InlineData("00eb15231dfceb60925886b67d065299925915aeb172c06647", "1NS17iag9jJgTHD1VXjvLCEnZuQ3rJDE9L")]
+    [InlineData("516b6fcd0f", "ABnLTmg")]
+    [InlineData("bf4f89001e670274dd", "3SEo3LWLoPntC")]
+    [InlineData("572e4794", "3EFU7m")]
+    [InlineData("ecac89cad93923c02321", "EJDM8drfXA6uyA")]
+    [InlineData("10c8511e", "Rt5zm")]
+    [InlineData("00000000000000000000", "1111111111")]
+    [InlineData("0000000001", "11112")]
+    public void Base58_matches_the_bitcoin_reference_cases(string hex, string text)
+    {
+        var bytes = Convert.FromHexString(hex);
+        Assert.Equal(text, Base58.Encode(bytes));
+        var buffer = new byte[128];
+        Assert.True(Base58.TryDecode(text, buffer, out var n));
+        Assert.Equal(hex, Convert.ToHexStringLower(buffer.AsSpan(0, n)));
+    }
+
+    [Fact]
+    public void Base58_round_trips_every_length_up_to_80_bytes_and_rejects_foreign_characters()
+    {
+        var rng = new Random(7);
+        for (var len = 0; len <= 80; len++)
+        {
+            for (var lead = 0; lead <= Math.Min(len, 3); lead++)
+            {
+                var data = new byte[len];
+                rng.NextBytes(data);
+                Array.Clear(data, 0, lead);
+                var buffer = new byte[100];
+                Assert.True(Base58.TryDecode(Base58.Encode(data), buffer, out var n));
+                Assert.Equal(Convert.ToHexStringLower(data), Convert.ToHexStringLower(buffer.AsSpan(0, n)));
+            }
+        }
+        foreach (var bad in new[] { "0", "O", "I", "l", "+", "é", "abc def" })
+            Assert.False(Base58.TryDecode(bad, new byte[16], out _));
+        Assert.False(Base58.TryDecode("zzzzzzzzzz", new byte[2], out _));
+    }
+}
