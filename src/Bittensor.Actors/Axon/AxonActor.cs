@@ -198,7 +198,9 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         {
             k.AddServerHeader = false;
             k.Listen(IPAddress.Parse(settings.Ip), settings.Port, l => l.Protocols = HttpProtocols.Http2);
-            k.Limits.MaxRequestBodySize = settings.MaxMessageSize + 1024L;
+            // gRPC's own limit (below) reads the 5-byte length prefix and answers RESOURCE_EXHAUSTED before buffering;
+            // Kestrel's body limit would only abort the stream with a less useful status.
+            k.Limits.MaxRequestBodySize = null;
             // Admission decides overload; do not let the per-connection stream cap refuse calls first.
             k.Limits.Http2.MaxStreamsPerConnection = Math.Max(100, settings.QueueCapacity + settings.MaxWorkers + 16);
         });

@@ -1,3 +1,4 @@
+using Bittensor.Protocol;
 using Grpc.Net.Client;
 
 namespace Bittensor.Actors.Dendrite;
@@ -5,19 +6,13 @@ namespace Bittensor.Actors.Dendrite;
 /// <summary>Builds the Protocol-layer pieces behind the dendrite's seams.</summary>
 internal static class DendriteSeams
 {
+    /// <summary>One channel per endpoint, from the Protocol layer's factory (auth headers first, no user-agent by default).</summary>
     public static GrpcChannel CreateChannel(EndpointInfo endpoint, DendriteSettings settings) =>
-        GrpcChannel.ForAddress(endpoint.Address, new GrpcChannelOptions
+        BittensorChannelFactory.Create(endpoint.Ip, endpoint.Port, BittensorChannelOptions.Default with
         {
-            HttpHandler = new SocketsHttpHandler
-            {
-                EnableMultipleHttp2Connections = true,
-                PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
-                KeepAlivePingDelay = TimeSpan.FromSeconds(60),
-                KeepAlivePingTimeout = TimeSpan.FromSeconds(20),
-                ConnectTimeout = settings.Timeout,
-            },
-            MaxReceiveMessageSize = settings.MaxResponseSize,
             MaxSendMessageSize = settings.PeerMaxMessageSize,
-            DisposeHttpClient = true,
+            MaxReceiveMessageSize = settings.MaxResponseSize,
+            ConnectTimeout = settings.Timeout < TimeSpan.FromSeconds(5) ? settings.Timeout : TimeSpan.FromSeconds(5),
+            PooledConnectionIdleTimeout = settings.IdleTimeout,
         });
 }
