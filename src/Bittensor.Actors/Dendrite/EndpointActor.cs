@@ -203,6 +203,14 @@ internal sealed class EndpointActor : UntypedActor
         var reply = done.Reply;
         if (reply.Code is ReturnCode.Unavailable or ReturnCode.Timeout)
         {
+            if (reply.Code == ReturnCode.Unavailable && _inFlight == 0)
+            {
+                // grpc-dotnet's subchannel keeps its own reconnect backoff in real time; this actor's policy decides
+                // when to try again, so start the next attempt from a fresh channel.
+                _channel?.Dispose();
+                _channel = null;
+                _client = null;
+            }
             var delay = _backoff.RecordFailure();
             if (_backoff.Failures >= _settings.FailuresBeforeBackoff)
             {
