@@ -1,15 +1,19 @@
 using BenchmarkDotNet.Running;
 using Bittensor.Benchmarks.Axon;
+using Bittensor.Benchmarks.Chain;
 
 namespace Bittensor.Benchmarks;
 
 /// <summary>
-/// Entry point: load harnesses by name (<c>axon-load</c>, <c>fanout</c>), otherwise every BenchmarkDotNet class in this
-/// assembly, selectable with <c>--filter</c>.
+/// Entry point: harnesses by name (<c>axon-load</c>, <c>fanout</c>, <c>epoch-cpu</c>), otherwise every
+/// BenchmarkDotNet class in this assembly, selectable with <c>--filter</c>.
 /// </summary>
 public static class Program
 {
-    /// <summary>Dispatches to a load harness or to BenchmarkDotNet's switcher.</summary>
+    /// <summary>
+    /// Dispatches to a load harness (<c>axon-load</c>, <c>fanout</c>: benchmarks/results/axon.md), the Yuma epoch
+    /// CPU-time table (<c>epoch-cpu</c>: benchmarks/results/epoch.md), or BenchmarkDotNet's switcher.
+    /// </summary>
     public static async Task<int> Main(string[] args)
     {
         switch (args.FirstOrDefault())
@@ -18,6 +22,9 @@ public static class Program
                 return await AxonLoad.Run(args[1..]);
             case "fanout":
                 return await FanOutLoad.Run(args[1..]);
+            case "epoch-cpu" when args.Length == 1:
+                EpochBenchmarkInputs.RunCpuTime();
+                return 0;
             default:
                 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
                 return 0;

@@ -12,6 +12,8 @@ internal static class LocalnetCommands
         var localnet = new Command("localnet", "Embedded local chain: run blocks, reset, and run a single Yuma epoch");
         root.Subcommands.Add(localnet);
         AddEpoch(localnet);
+        LocalnetChainCommands.AddRun(localnet);
+        LocalnetChainCommands.AddReset(localnet);
         return localnet;
     }
 
