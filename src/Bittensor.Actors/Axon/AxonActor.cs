@@ -113,8 +113,8 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
 
     protected override void PostStop()
     {
-        // PostStop cannot await; Kestrel finishes closing in the background.
-        if (_app is not null) _ = _app.DisposeAsync().AsTask();
+        // PostStop cannot await: Kestrel drains (up to 5 s) and closes in the background. Send Unbind first to wait for it.
+        if (_app is not null) _ = StopServer(_app);
         // Writes the nonce store one last time so a restart does not reopen replays.
         (_auth as IDisposable)?.Dispose();
         _stats.Dispose();
