@@ -184,4 +184,37 @@ public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : 
 
         await AwaitAssertAsync(async () => Assert.True(await dendrite.Actor.Ask<int>(DendriteActor.GetEndpointCount.Instance, Wait) <= 2));
     }
+
+    [Fact]
+    public async Task Forward_of_a_tensor_uses_the_TENSOR_modality_and_the_first_feature()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var dendrite = NewDendrite();
+
+        var r = (await dendrite.ForwardTensor([Endpoint(port)], DenseTensor.Float32([1, 2, 3], [1, 9, 9, 2, 9, 9])))[0];
+
+        Assert.Equal(ReturnCode.Success, r.Code);
+        Assert.Equal((float)(2 * 1e-3), r.Tensor.Floats![Dim]);
+    }
+
+    /// <summary>Stands in for the wallet's signer actor: answers a sign request with the signature of its key.</summary>
+    private sealed class SignerActor : ReceiveActor
+    {
+        public sealed record SignThis(byte[] Payload);
+
+        public SignerActor(Bittensor.Core.Crypto.Sr25519KeyPair key) => Receive<SignThis>(m => Sender.Tell(key.Sign(m.Payload)));
+    }
+
+    [Fact]
+    public async Task Requests_can_be_signed_by_an_actor_through_an_ask()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var signerActor = Sys.ActorOf(Props.Create(() => new SignerActor(Charlie)));
+        var signer = ActorRequestSigner.Create(signerActor, Charlie.ToSs58(), bytes => new SignerActor.SignThis(bytes), reply => (byte[])reply, Wait);
+        var dendrite = new DendriteClient(Sys, signer, DendriteSettings.Default with { NetworkDim = Dim });
+
+        var r = (await dendrite.ForwardText([Endpoint(port)], new long[,] { { 1 } }))[0];
+
+        Assert.Equal(ReturnCode.Success, r.Code);
+    }
 }
