@@ -14,8 +14,14 @@ internal static class AtomicFile
     public static void EnsureDirectory(string directory)
     {
         if (Directory.Exists(directory)) return;
-        if (OperatingSystem.IsWindows()) Directory.CreateDirectory(directory);
-        else Directory.CreateDirectory(directory, DirMode700);
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(directory);
+            return;
+        }
+        // Directory.CreateDirectory(path, mode) applies the mode to the last folder only; every folder we create is 0700.
+        if (Path.GetDirectoryName(directory) is { } parent) EnsureDirectory(parent);
+        Directory.CreateDirectory(directory, DirMode700);
     }
 
     public static void Write(string path, ReadOnlySpan<byte> data, bool overwrite)
