@@ -1,5 +1,6 @@
 using System.Text;
 using Bittensor.Core;
+using Bittensor.Core.Crypto;
 using Bittensor.Wallet.Internal;
 
 namespace Bittensor.Wallet.Tests;
@@ -28,8 +29,7 @@ public sealed class NaclVectorTests(Testing123Key derived) : IClassFixture<Testi
     public void Secretbox_with_that_key_and_nonce_0_to_23_gives_the_vector_blob()
     {
         var nonce = Enumerable.Range(0, 24).Select(i => (byte)i).ToArray();
-        var box = NativeSodium.SecretBoxSeal(Encoding.ASCII.GetBytes(Plaintext), nonce, derived.Key);
-        var blob = "$NACL"u8.ToArray().Concat(nonce).Concat(box).ToArray();
+        var blob = KeyfileCrypto.EncryptNaclWithKey(Encoding.ASCII.GetBytes(Plaintext), derived.Key, nonce);
         Assert.Equal(Blob, Convert.ToHexStringLower(blob));
     }
 
@@ -38,9 +38,9 @@ public sealed class NaclVectorTests(Testing123Key derived) : IClassFixture<Testi
     {
         var blob = Convert.FromHexString(Blob);
         var plain = new byte[blob.Length - 29 - 16];
-        Assert.True(NativeSodium.SecretBoxOpen(blob.AsSpan(29), blob.AsSpan(5, 24), derived.Key, plain));
+        Assert.True(Sodium.SecretBoxOpen(blob.AsSpan(29), blob.AsSpan(5, 24), derived.Key, plain));
         Assert.Equal(Plaintext, Encoding.ASCII.GetString(plain));
         blob[^1] ^= 1;
-        Assert.False(NativeSodium.SecretBoxOpen(blob.AsSpan(29), blob.AsSpan(5, 24), derived.Key, plain));
+        Assert.False(Sodium.SecretBoxOpen(blob.AsSpan(29), blob.AsSpan(5, 24), derived.Key, plain));
     }
 }

@@ -17,18 +17,24 @@ public sealed record WalletSettings(string Name, string Hotkey, string Path)
     /// <summary>The settings of the embedded reference configuration (environment overrides applied).</summary>
     public static WalletSettings Default => Create(ReferenceConfig());
 
-    /// <summary>Reads <c>bittensor.wallet</c> from <paramref name="config"/> and validates it.</summary>
+    /// <summary>
+    /// Reads <c>bittensor.wallet</c> from <paramref name="config"/>; the btcli variables <c>BT_WALLET_NAME</c>,
+    /// <c>BT_WALLET_HOTKEY</c> and <c>BT_WALLET_PATH</c>, when set, take precedence (as in btcli). Validated.
+    /// </summary>
     public static WalletSettings Create(Config config)
     {
         ArgumentNullException.ThrowIfNull(config);
         var section = config.GetConfig("bittensor.wallet");
         if (section is null || section.IsEmpty)
             throw new ConfigurationException("missing HOCON section bittensor.wallet { name, hotkey, path }");
+        // Done here rather than with HOCON ${?VAR}: Akka's HOCON resolves an unset optional variable to "".
         return new WalletSettings(
-            section.GetString("name", Bittensor.Wallet.Wallet.DefaultName),
-            section.GetString("hotkey", Bittensor.Wallet.Wallet.DefaultName),
-            section.GetString("path", Bittensor.Wallet.Wallet.DefaultPath)).Validate();
+            Env(Bittensor.Wallet.Wallet.NameVariable) ?? section.GetString("name", Bittensor.Wallet.Wallet.DefaultName),
+            Env(Bittensor.Wallet.Wallet.HotkeyVariable) ?? section.GetString("hotkey", Bittensor.Wallet.Wallet.DefaultName),
+            Env(Bittensor.Wallet.Wallet.PathVariable) ?? section.GetString("path", Bittensor.Wallet.Wallet.DefaultPath)).Validate();
     }
+
+    private static string? Env(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v : null;
 
     /// <summary>Throws <see cref="ConfigurationException"/> when a value cannot name a wallet file.</summary>
     public WalletSettings Validate()

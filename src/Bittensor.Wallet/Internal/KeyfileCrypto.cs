@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Bittensor.Core.Crypto;
 
 namespace Bittensor.Wallet.Internal;
 
@@ -22,32 +23,41 @@ internal static class KeyfileCrypto
 
     private static ReadOnlySpan<byte> FernetSalt => "Iguesscyborgslikemyselfhaveatendencytobeparanoidaboutourorigins"u8;
 
+    // Argon2i with 512 MiB per call: one at a time, so parallel unlocks cannot multiply the peak memory.
+    private static readonly SemaphoreSlim OneArgon2AtATime = new(1, 1);
+
     private const int FernetIterations = 10_000_000;
     private const int VaultIterations = 10_000;
 
     /// <summary>The 32-byte secretbox key btcli derives from a password.</summary>
     public static byte[] DeriveNaclKey(ReadOnlySpan<byte> password)
     {
-        var key = new byte[NativeSodium.SecretBoxKeyBytes];
-        NativeSodium.Argon2i(password, NaclSalt, NaclOpsLimit, (nuint)NaclMemLimit, key);
+        var key = new byte[Sodium.SecretBoxKeyBytes];
+        OneArgon2AtATime.Wait();
+        try
+        {
+            Sodium.Argon2i(password, NaclSalt, NaclOpsLimit, (nuint)NaclMemLimit, key);
+        }
+        catch (CryptographicException e)
+        {
+            throw new InvalidOperationException("$NACL key derivation needs 512 MiB of memory and failed: " + e.Message, e);
+        }
+        finally
+        {
+            OneArgon2AtATime.Release();
+        }
         return key;
     }
 
-    /// <summary><c>$NACL</c> ‖ nonce ‖ secretbox(plaintext).</summary>
-    public static byte[] EncryptNacl(ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> password, ReadOnlySpan<byte> nonceOverride = default)
+    /// <summary><c>$NACL</c> ‖ random nonce ‖ secretbox(plaintext) under the Argon2i key of <paramref name="password"/>.</summary>
+    public static byte[] EncryptNacl(ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> password)
     {
         var key = DeriveNaclKey(password);
         try
         {
-            Span<byte> nonce = stackalloc byte[NativeSodium.SecretBoxNonceBytes];
-            if (nonceOverride.Length == nonce.Length) nonceOverride.CopyTo(nonce);
-            else NativeSodium.RandomBytes(nonce);
-            var box = NativeSodium.SecretBoxSeal(plaintext, nonce, key);
-            var result = new byte[NaclPrefix.Length + nonce.Length + box.Length];
-            NaclPrefix.CopyTo(result);
-            nonce.CopyTo(result.AsSpan(NaclPrefix.Length));
-            box.CopyTo(result.AsSpan(NaclPrefix.Length + nonce.Length));
-            return result;
+            Span<byte> nonce = stackalloc byte[Sodium.SecretBoxNonceBytes];
+            Sodium.RandomBytes(nonce);
+            return EncryptNaclWithKey(plaintext, key, nonce);
         }
         finally
         {
@@ -55,18 +65,28 @@ internal static class KeyfileCrypto
         }
     }
 
+    /// <summary><c>$NACL</c> ‖ <paramref name="nonce"/> ‖ secretbox(plaintext) under an already derived key.</summary>
+    public static byte[] EncryptNaclWithKey(ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> key, ReadOnlySpan<byte> nonce)
+    {
+        var result = new byte[NaclPrefix.Length + Sodium.SecretBoxNonceBytes + Sodium.SecretBoxMacBytes + plaintext.Length];
+        NaclPrefix.CopyTo(result);
+        nonce.CopyTo(result.AsSpan(NaclPrefix.Length, Sodium.SecretBoxNonceBytes));
+        Sodium.SecretBoxSeal(plaintext, nonce, key, result.AsSpan(NaclPrefix.Length + Sodium.SecretBoxNonceBytes));
+        return result;
+    }
+
     public static byte[] DecryptNacl(string path, ReadOnlySpan<byte> data, ReadOnlySpan<byte> password)
     {
-        var headerLength = NaclPrefix.Length + NativeSodium.SecretBoxNonceBytes;
-        if (data.Length < headerLength + NativeSodium.SecretBoxMacBytes)
+        var headerLength = NaclPrefix.Length + Sodium.SecretBoxNonceBytes;
+        if (data.Length < headerLength + Sodium.SecretBoxMacBytes)
             throw new KeyfileException(path, KeyfileError.Corrupt, "$NACL file is truncated");
-        var nonce = data.Slice(NaclPrefix.Length, NativeSodium.SecretBoxNonceBytes);
+        var nonce = data.Slice(NaclPrefix.Length, Sodium.SecretBoxNonceBytes);
         var box = data[headerLength..];
         var key = DeriveNaclKey(password);
-        var plain = new byte[box.Length - NativeSodium.SecretBoxMacBytes];
+        var plain = new byte[box.Length - Sodium.SecretBoxMacBytes];
         try
         {
-            if (!NativeSodium.SecretBoxOpen(box, nonce, key, plain))
+            if (!Sodium.SecretBoxOpen(box, nonce, key, plain))
                 throw new KeyfileException(path, KeyfileError.WrongPassword, "wrong password (or the file was modified)");
             return plain;
         }
