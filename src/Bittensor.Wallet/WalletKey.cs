@@ -39,6 +39,12 @@ public sealed class WalletKey : IDisposable
 
     internal ReadOnlySpan<byte> MiniSecret => _miniSecret;
 
+    /// <summary>
+    /// The mnemonic, for showing to the user once right after the key was generated (that is its purpose);
+    /// null when unknown. Never log it.
+    /// </summary>
+    public string? RevealMnemonic() => Mnemonic;
+
     internal Sr25519KeyPair? Pair => _pair;
 
     /// <summary>A key from a BIP39 mnemonic (Substrate's entropy-based derivation).</summary>
