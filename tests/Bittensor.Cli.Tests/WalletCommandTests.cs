@@ -120,7 +120,7 @@ public sealed class WalletCommandTests : IDisposable
     }
 
     [Fact]
-    public async Task An_encrypted_coldkey_needs_its_password_file_to_sign_and_a_wrong_one_is_one_error_line()
+    public async Task An_encrypted_coldkey_opens_with_its_password_file_or_descriptor_and_a_wrong_one_is_one_error_line()
     {
         var v = Vectors()[0];
         var good = Path.Combine(_root, "pw");
@@ -136,7 +136,9 @@ public sealed class WalletCommandTests : IDisposable
         AssertOneErrorLine(await Btcli("wallet", "sign", "--message", "m", "--password-file", wrong, "--wallet.path", W, "--wallet.name", "e"), "wrong password");
         var noSource = await Btcli("wallet", "sign", "--message", "m", "--wallet.path", W, "--wallet.name", "e");
         AssertOneErrorLine(noSource, "password");
-        var sign = await Btcli("wallet", "sign", "--message", "m", "--password-file", good, "--wallet.path", W, "--wallet.name", "e");
+        using var handle = File.OpenHandle(good);
+        var fd = ((int)handle.DangerousGetHandle()).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var sign = await Btcli("wallet", "sign", "--message", "m", "--password-fd", fd, "--wallet.path", W, "--wallet.name", "e");
         Assert.Equal(0, sign.Code);
         Assert.Equal(0, (await Btcli("wallet", "verify", "--message", "m", "--signature", sign.Out.Trim(), "--ss58", v.ss58)).Code);
     }

@@ -137,6 +137,17 @@ public sealed class KeyfileVectorTests(DecryptedVectors vectors) : IClassFixture
     }
 
     [Fact]
+    public void A_vault_file_opens_through_the_public_reader_with_a_password_file()
+    {
+        using var dir = new TempDir();
+        var pw = dir.File("pw");
+        File.WriteAllText(pw, TestFiles.VectorPassword + "\n");
+        using var key = Keyfile.Read(TestFiles.Vector("key0.vault"), PasswordSource.FromFile(pw));
+        Assert.Equal("5DXnSWV9XZ9vmC13BTNK6XKyiHmdWo8EJNFweudRNECHGpMq", key.Ss58Address);
+        Assert.True(key.HasSecret);
+    }
+
+    [Fact]
     public void An_encrypted_file_without_a_password_source_asks_for_one()
     {
         var path = TestFiles.Vector("key0.vault");

@@ -187,7 +187,17 @@ internal static class WalletCommands
             var wallet = ResolveWallet(result);
             if (!Directory.Exists(wallet.Directory)) throw new CliException($"wallet '{wallet.Name}' does not exist under {wallet.Path}");
             var info = Describe(wallet);
-            var coldkeyFormat = File.Exists(wallet.ColdkeyPath) ? Keyfile.DetectFormat(wallet.ColdkeyPath).ToString() : null;
+            var format = File.Exists(wallet.ColdkeyPath) ? Keyfile.DetectFormat(wallet.ColdkeyPath) : (KeyfileFormat?)null;
+            var coldkeyFormat = format switch
+            {
+                null => null,
+                KeyfileFormat.Json => "plain JSON (unencrypted)",
+                KeyfileFormat.Nacl => "$NACL (Argon2i + XSalsa20-Poly1305)",
+                KeyfileFormat.AnsibleVault => "Ansible Vault (legacy)",
+                KeyfileFormat.Fernet => "Fernet (legacy)",
+                KeyfileFormat.PublicKeyHex => "public key only",
+                _ => "unknown format",
+            };
             var output = result.InvocationConfiguration.Output;
             if (result.GetValue(CliApp.Json))
             {
@@ -197,7 +207,7 @@ internal static class WalletCommands
                     path = wallet.Directory,
                     info.coldkeypub,
                     coldkey = coldkeyFormat,
-                    coldkey_encrypted = coldkeyFormat is not null && Enum.Parse<KeyfileFormat>(coldkeyFormat).IsEncrypted(),
+                    coldkey_encrypted = format?.IsEncrypted() ?? false,
                     info.hotkeys,
                 }, CliApp.JsonOptions));
                 return 0;
