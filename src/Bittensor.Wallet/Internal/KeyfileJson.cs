@@ -98,6 +98,11 @@ internal static class KeyfileJson
         {
             throw new KeyfileException(path, KeyfileError.Corrupt, "keyfile JSON is malformed or truncated");
         }
+        catch (InvalidOperationException)
+        {
+            // Utf8JsonReader.GetString throws this for strings that are not valid UTF-8.
+            throw new KeyfileException(path, KeyfileError.Corrupt, "keyfile JSON holds text that is not valid UTF-8");
+        }
 
         WalletKey key;
         string source;
