@@ -159,7 +159,7 @@ internal static class WalletCommands
         command.SetAction(result => Run(() =>
         {
             var path = ResolveWallet(result).Path;
-            var wallets = Bittensor.Wallet.Wallet.List(path).Select(name => Describe(new Bittensor.Wallet.Wallet(name, Bittensor.Wallet.Wallet.DefaultName, path))).ToList();
+            var wallets = LocalWallet.List(path).Select(name => Describe(new LocalWallet(name, LocalWallet.DefaultName, path))).ToList();
             var output = result.InvocationConfiguration.Output;
             if (result.GetValue(CliApp.Json))
             {
@@ -276,10 +276,10 @@ internal static class WalletCommands
 
     private sealed record WalletInfo(string name, string? coldkeypub, IReadOnlyList<HotkeyInfo> hotkeys);
 
-    private static WalletInfo Describe(Bittensor.Wallet.Wallet wallet)
+    private static WalletInfo Describe(LocalWallet wallet)
     {
         var hotkeys = wallet.HotkeyNames()
-            .Select(h => new HotkeyInfo(h, TryAddress(() => new Bittensor.Wallet.Wallet(wallet.Name, h, wallet.Path).LoadHotkeyPub())))
+            .Select(h => new HotkeyInfo(h, TryAddress(() => new LocalWallet(wallet.Name, h, wallet.Path).LoadHotkeyPub())))
             .ToList();
         return new WalletInfo(wallet.Name, TryAddress(wallet.LoadColdkeyPub), hotkeys);
     }
@@ -297,7 +297,7 @@ internal static class WalletCommands
         }
     }
 
-    private static Bittensor.Wallet.Wallet ResolveWallet(ParseResult result)
+    private static LocalWallet ResolveWallet(ParseResult result)
     {
         try
         {
@@ -311,7 +311,7 @@ internal static class WalletCommands
         }
     }
 
-    private static void Store(ParseResult result, Bittensor.Wallet.Wallet wallet, WalletKey key, bool cold)
+    private static void Store(ParseResult result, LocalWallet wallet, WalletKey key, bool cold)
     {
         var overwrite = result.GetValue(Overwrite);
         if (cold)
