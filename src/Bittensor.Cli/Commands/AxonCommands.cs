@@ -6,9 +6,11 @@ using Akka.Configuration;
 using Bittensor.Actors;
 using Bittensor.Actors.Axon;
 using Bittensor.Actors.Dendrite;
+using Bittensor.Actors.Wallet;
 using Bittensor.Core.Crypto;
 using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
+using Bittensor.Wallet;
 
 namespace Bittensor.Cli.Commands;
 
@@ -17,7 +19,22 @@ internal static class AxonCommands
 {
     private static readonly Option<string?> Uri = new("--uri")
     {
-        Description = "Development key as a secret URI (e.g. //Alice, //Bob): signs with it instead of a wallet hotkey",
+        Description = "Development key as a secret URI (e.g. //Alice, //Bob): signs with it instead of the wallet's hotkey",
+    };
+
+    private static readonly Option<string?> WalletName = new("--wallet.name", "--wallet_name")
+    {
+        Description = "Wallet name; default from bittensor.wallet.name / BT_WALLET_NAME, else \"default\"",
+    };
+
+    private static readonly Option<string?> WalletHotkey = new("--wallet.hotkey", "--wallet_hotkey")
+    {
+        Description = "Hotkey name inside the wallet; default from bittensor.wallet.hotkey / BT_WALLET_HOTKEY, else \"default\"",
+    };
+
+    private static readonly Option<string?> WalletPath = new("--wallet.path", "--wallet_path")
+    {
+        Description = "Folder holding the wallets; default ~/.bittensor/wallets/ (BT_WALLET_PATH)",
     };
 
     /// <summary>Adds <c>axon serve</c> and <c>query</c>.</summary>
@@ -42,7 +59,7 @@ internal static class AxonCommands
         var model = new Option<string>("--model") { Description = "echo (deterministic: out[b,s,d] = token*1e-3 + d*1e-6) or random", DefaultValueFactory = _ => "echo" };
         var config = new Option<FileInfo?>("--config") { Description = "HOCON file with a bittensor { } section overriding the defaults" };
         var serve = new Command("serve", "Serve until Ctrl-C / SIGTERM; prints one line per call");
-        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, model, config, Uri }) serve.Options.Add(o);
+        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, model, config, Uri, WalletName, WalletHotkey, WalletPath }) serve.Options.Add(o);
         serve.SetAction(async (parse, ct) =>
         {
             var overrides = new List<string>();
@@ -67,8 +84,7 @@ internal static class AxonCommands
                 "random" => DemoModels.Random(settings.NetworkDim),
                 var other => throw new CliException($"unknown --model '{other}' (use echo or random)"),
             };
-            using var key = LoadKey(parse.GetValue(Uri));
-            return await RunServe(hocon, settings, handlers, key.ToSs58(), parse.GetValue(CliApp.Json), ct).ConfigureAwait(false);
+            return await RunServe(hocon, settings, handlers, OwnHotkey(parse), parse.GetValue(CliApp.Json), ct).ConfigureAwait(false);
         });
         return serve;
     }
@@ -123,19 +139,18 @@ internal static class AxonCommands
         var timeout = new Option<double>("--timeout") { Description = "Deadline in seconds", DefaultValueFactory = _ => 12 };
         var dim = new Option<int>("--network_dim") { Description = "Expected last dimension of a forward answer", DefaultValueFactory = _ => 1024 };
         var query = new Command("query", "Send one signed Forward (or Backward) to an axon and print code, message, shape, dtype, latency");
-        foreach (var o in new Option[] { endpoint, hotkey, text, backward, timeout, dim, Uri }) query.Options.Add(o);
+        foreach (var o in new Option[] { endpoint, hotkey, text, backward, timeout, dim, Uri, WalletName, WalletHotkey, WalletPath }) query.Options.Add(o);
         query.SetAction(async (parse, ct) =>
         {
             var (host, port) = ParseEndpoint(parse.GetValue(endpoint)!);
             var seconds = parse.GetValue(timeout);
             if (!(seconds > 0)) throw new CliException("--timeout must be positive");
-            using var key = LoadKey(parse.GetValue(Uri));
             var target = new EndpointInfo(parse.GetValue(hotkey) ?? $"{host}:{port}", host, port);
             var system = ActorSystem.Create("btcli-query", ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(BittensorReferenceConfig.Default));
             try
             {
                 var settings = DendriteSettings.Default with { NetworkDim = parse.GetValue(dim), Timeout = TimeSpan.FromSeconds(seconds) };
-                var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, new KeyPairRequestSigner(key), settings);
+                var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, await Signer(parse, system).ConfigureAwait(false), settings);
                 var tokens = FallbackTokenizer.ByteLevel(parse.GetValue(text)!);
                 if (tokens.Length == 0) throw new CliException("--text must not be empty");
                 var inputs = DenseTensor.Int64([1, tokens.Length], tokens);
@@ -201,10 +216,57 @@ internal static class AxonCommands
         return overrides.Count == 0 ? config : ConfigurationFactory.ParseString(string.Join("\n", overrides)).WithFallback(config);
     }
 
-    private static Sr25519KeyPair LoadKey(string? uri)
+    /// <summary>The hotkey this axon announces: the dev key's, else the wallet hotkey's public key (no secret needed).</summary>
+    private static string OwnHotkey(ParseResult parse)
     {
-        // Wallet hotkeys (--wallet.name/--wallet.hotkey) come with the wallet layer; until then a dev URI signs.
-        if (string.IsNullOrEmpty(uri)) throw new CliException("give --uri (e.g. //Alice) to sign requests");
+        if (parse.GetValue(Uri) is { Length: > 0 } uri)
+        {
+            using var key = DevKey(uri);
+            return key.ToSs58();
+        }
+        var wallet = ResolveWallet(parse);
+        try
+        {
+            using var pub = wallet.LoadHotkeyPub();
+            return pub.Ss58Address;
+        }
+        catch (Exception e) when (e is KeyfileException or IOException or UnauthorizedAccessException)
+        {
+            throw new CliException($"cannot read the hotkey of {wallet}: {e.Message} (create it with `btcli wallet new_hotkey`, or pass --uri)");
+        }
+    }
+
+    /// <summary>Signs with the dev key, else through a WalletSignerActor holding the wallet's hotkey.</summary>
+    private static async Task<IRequestSigner> Signer(ParseResult parse, ActorSystem system)
+    {
+        if (parse.GetValue(Uri) is { Length: > 0 } uri)
+            return new KeyPairRequestSigner(DevKey(uri));
+        var wallet = ResolveWallet(parse);
+        var actor = system.ActorOf(WalletSignerActor.Props(wallet), "wallet-signer");
+        try
+        {
+            return await WalletRequestSigner.CreateAsync(actor, TimeSpan.FromSeconds(60), PasswordSource.ForHotkey()).ConfigureAwait(false);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new CliException($"cannot unlock the hotkey of {wallet}: {e.Message}");
+        }
+    }
+
+    private static LocalWallet ResolveWallet(ParseResult parse)
+    {
+        try
+        {
+            return WalletSettings.Default.WithOverrides(parse.GetValue(WalletName), parse.GetValue(WalletHotkey), parse.GetValue(WalletPath)).ToWallet();
+        }
+        catch (Exception e) when (e is ConfigurationException or ArgumentException)
+        {
+            throw new CliException(e.Message);
+        }
+    }
+
+    private static Sr25519KeyPair DevKey(string uri)
+    {
         try
         {
             return SecretUri.ToSr25519(uri);

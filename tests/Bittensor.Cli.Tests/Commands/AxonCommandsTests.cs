@@ -18,11 +18,44 @@ public sealed class AxonCommandsTests() : Akka.TestKit.Xunit2.TestKit("akka.logl
         return root;
     }
 
+    private IActorRef? _axon;
+
     private async Task<int> EchoAxon(Func<string, bool>? preVerify = null)
     {
         var settings = AxonSettings.Create(BittensorReferenceConfig.Default) with { Ip = "127.0.0.1", Port = 0 };
-        var axon = Sys.ActorOf(AxonActor.Props(settings, DemoModels.Echo(settings.NetworkDim), new AxonOptions { PreVerifyBlacklist = preVerify }));
-        return (await axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromSeconds(20))).Endpoint.Port;
+        _axon = Sys.ActorOf(AxonActor.Props(settings, DemoModels.Echo(settings.NetworkDim), new AxonOptions { PreVerifyBlacklist = preVerify }));
+        return (await _axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromSeconds(20))).Endpoint.Port;
+    }
+
+    [Fact]
+    public async Task Query_signs_with_the_wallets_hotkey_through_the_wallet_signer_actor()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "bt-cli-axon-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using var dave = Bittensor.Wallet.WalletKey.FromUri("//Dave");
+            new Bittensor.Wallet.LocalWallet("w", "h", path).CreateHotkey(dave, null, overwrite: false);
+            var port = await EchoAxon();
+
+            var code = await CliApp.RunAsync(Root(), ["query", "--wallet.path", path, "--wallet.name", "w", "--wallet.hotkey", "h",
+                "--endpoint", $"127.0.0.1:{port}", "--text", "hello"]);
+
+            Assert.Equal(0, code);
+            var stats = await _axon!.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, TimeSpan.FromSeconds(20));
+            Assert.Equal(1, stats.PerCaller[dave.Ss58Address].Calls);
+        }
+        finally
+        {
+            if (Directory.Exists(path)) Directory.Delete(path, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Query_with_a_missing_wallet_hotkey_is_a_user_error()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "bt-cli-axon-missing-" + Guid.NewGuid().ToString("N"));
+
+        Assert.Equal(1, await CliApp.RunAsync(Root(), ["query", "--wallet.path", path, "--endpoint", "127.0.0.1:8091", "--text", "x"]));
     }
 
     [Fact]
@@ -65,9 +98,8 @@ public sealed class AxonCommandsTests() : Akka.TestKit.Xunit2.TestKit("akka.logl
         Assert.Throws<CliException>(() => AxonCommands.ParseEndpoint(endpoint));
 
     [Fact]
-    public async Task Serve_refuses_an_unknown_model_and_query_needs_a_key()
+    public async Task Serve_refuses_an_unknown_model()
     {
         Assert.Equal(1, await CliApp.RunAsync(Root(), ["axon", "serve", "--uri", "//Bob", "--axon.port", "0", "--model", "gpt5"]));
-        Assert.Equal(1, await CliApp.RunAsync(Root(), ["query", "--endpoint", "127.0.0.1:8091", "--text", "x"]));
     }
 }
