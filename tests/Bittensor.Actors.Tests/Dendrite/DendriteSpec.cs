@@ -217,4 +217,26 @@ public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : 
 
         Assert.Equal(ReturnCode.Success, r.Code);
     }
+
+    [Fact]
+    public async Task Calls_beyond_an_endpoints_queue_are_shed_with_Backoff()
+    {
+        var model = new GatedModel();
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), model.Handlers(Dim));
+        var dendrite = NewDendrite(DendriteSettings.Default with { NetworkDim = Dim, EndpointMaxInFlight = 1, EndpointQueueCapacity = 1, Timeout = TimeSpan.FromSeconds(20) });
+        var endpoint = Endpoint(port);
+        var running = dendrite.ForwardText([endpoint], new long[,] { { 1 } });
+        await model.FirstEntered.WaitAsync(Wait);
+        var queued = dendrite.ForwardText([endpoint], new long[,] { { 2 } });
+
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await dendrite.Actor.Ask<EndpointStats>(new DendriteActor.GetEndpointStats(endpoint.Hotkey), Wait)).Queued));
+
+        var shed = (await dendrite.ForwardText([endpoint], new long[,] { { 3 } }))[0];
+
+        Assert.Equal(ReturnCode.Backoff, shed.Code);
+        Assert.Contains("queue is full", shed.Message, StringComparison.Ordinal);
+        model.Open();
+        Assert.Equal(ReturnCode.Success, (await running)[0].Code);
+        Assert.Equal(ReturnCode.Success, (await queued)[0].Code);
+    }
 }
