@@ -239,4 +239,33 @@ public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : 
         Assert.Equal(ReturnCode.Success, (await running)[0].Code);
         Assert.Equal(ReturnCode.Success, (await queued)[0].Code);
     }
+
+    [Fact]
+    public async Task NaN_in_an_answer_becomes_zero()
+    {
+        var nanModel = new AxonHandlers((r, _) =>
+        {
+            var data = new float[r.Inputs.Shape[0] * r.Inputs.Shape[1] * Dim];
+            for (var i = 0; i < data.Length; i++) data[i] = i % 2 == 0 ? float.NaN : 1f;
+            return Task.FromResult(ModelResponse.Ok(DenseTensor.Float32([r.Inputs.Shape[0], r.Inputs.Shape[1], Dim], data)));
+        });
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), nanModel);
+        var dendrite = NewDendrite();
+
+        var r = (await dendrite.ForwardText([Endpoint(port)], new long[,] { { 1 } }))[0];
+
+        Assert.Equal(ReturnCode.Success, r.Code);
+        Assert.Equal([0f, 1f, 0f, 1f, 0f, 1f, 0f, 1f], r.Tensor.Floats!);
+    }
+
+    [Fact]
+    public async Task Idle_endpoint_actors_stop_themselves()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var dendrite = NewDendrite(DendriteSettings.Default with { NetworkDim = Dim, IdleTimeout = TimeSpan.FromMilliseconds(200) });
+        Assert.Equal(ReturnCode.Success, (await dendrite.ForwardText([Endpoint(port)], new long[,] { { 1 } }))[0].Code);
+
+        await AwaitAssertAsync(async () => Assert.Equal(0, await dendrite.Actor.Ask<int>(DendriteActor.GetEndpointCount.Instance, Wait)),
+            TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(100));
+    }
 }
