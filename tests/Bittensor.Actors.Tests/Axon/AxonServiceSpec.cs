@@ -253,10 +253,17 @@ public sealed class AxonServiceSpec(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Waiting_callers_are_served_highest_stake_first()
+    public async Task Waiting_callers_are_served_highest_stake_first() =>
+        Assert.Equal([Alice.ToSs58(), Charlie.ToSs58(), Dave.ToSs58(), Bob.ToSs58(), Eve.ToSs58()], await ServedOrder(byStake: true));
+
+    [Fact]
+    public async Task With_stake_priority_off_waiting_callers_are_served_in_arrival_order() =>
+        Assert.Equal([Alice.ToSs58(), Eve.ToSs58(), Bob.ToSs58(), Dave.ToSs58(), Charlie.ToSs58()], await ServedOrder(byStake: false));
+
+    private async Task<IReadOnlyList<string>> ServedOrder(bool byStake)
     {
         var model = new GatedModel();
-        var (axon, port) = await StartAxon(Loopback(workers: 1, queue: 8, networkDim: Dim), model.Handlers(Dim));
+        var (axon, port) = await StartAxon(Loopback(workers: 1, queue: 8, networkDim: Dim) with { PriorityByStake = byStake }, model.Handlers(Dim));
         axon.Tell(new AxonActor.UpdateStakes(new Dictionary<string, double>
         {
             [Bob.ToSs58()] = 10, [Charlie.ToSs58()] = 1000, [Dave.ToSs58()] = 100.5,
@@ -276,8 +283,7 @@ public sealed class AxonServiceSpec(Xunit.Abstractions.ITestOutputHelper output)
         model.Open();
         await blocker;
         foreach (var c in calls) Assert.Equal(ReturnCode.Success, (await c).ReturnCode);
-
-        Assert.Equal([Alice.ToSs58(), Charlie.ToSs58(), Dave.ToSs58(), Bob.ToSs58(), Eve.ToSs58()], model.Served);
+        return model.Served;
     }
 
     [Fact]
