@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net;
 using Bittensor.Core.Domain;
 
 namespace Bittensor.Actors.Metagraph;
@@ -32,15 +31,5 @@ public sealed record Endpoint(ushort Uid, AccountId Hotkey, AccountId Coldkey, u
         : string.Create(CultureInfo.InvariantCulture, $"{IpAddress}:{Port}");
 
     /// <summary>Formats the chain's u128 address of the given type.</summary>
-    public static string FormatIp(UInt128 ip, byte ipType)
-    {
-        if (ipType == 6)
-        {
-            var bytes = new byte[16];
-            for (var i = 0; i < 16; i++) bytes[15 - i] = (byte)(ip >> (8 * i));
-            return new IPAddress(bytes).ToString();
-        }
-        var v4 = (uint)(ip & uint.MaxValue);
-        return string.Create(CultureInfo.InvariantCulture, $"{v4 >> 24}.{(v4 >> 16) & 0xff}.{(v4 >> 8) & 0xff}.{v4 & 0xff}");
-    }
+    public static string FormatIp(UInt128 ip, byte ipType) => AxonInfo.FormatIp(ip, ipType);
 }

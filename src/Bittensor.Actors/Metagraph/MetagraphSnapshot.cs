@@ -3,11 +3,6 @@ using Bittensor.Core.Domain;
 
 namespace Bittensor.Actors.Metagraph;
 
-/// <summary>One entry of a sparse weight or bond row: the target uid and the chain's u16 value.</summary>
-/// <param name="Uid">Target uid.</param>
-/// <param name="Value">u16 value as stored on chain (weights max-upscaled, bonds column-upscaled).</param>
-public readonly record struct SparseEntry(ushort Uid, ushort Value);
-
 /// <summary>
 /// An immutable view of one subnet's neurons at one block: arrays indexed by uid (0 … N−1), read in one sync.
 /// Fractions the chain stores as u16 (rank, trust, …) are kept raw (<c>…U16</c>) and as doubles in [0, 1];
@@ -38,7 +33,7 @@ public sealed class MetagraphSnapshot
         ImmutableArray<ulong> emissionRao,
         ImmutableArray<bool> validatorPermit, ImmutableArray<bool> active, ImmutableArray<ulong> lastUpdate,
         ImmutableArray<Endpoint> endpoints,
-        ImmutableArray<ImmutableArray<SparseEntry>> weights, ImmutableArray<ImmutableArray<SparseEntry>> bonds)
+        ImmutableArray<ImmutableArray<UidWeight>> weights, ImmutableArray<ImmutableArray<UidWeight>> bonds)
     {
         ArgumentNullException.ThrowIfNull(network);
         var n = hotkeyIds.IsDefault ? 0 : hotkeyIds.Length;
@@ -95,6 +90,56 @@ public sealed class MetagraphSnapshot
     /// <summary>An empty snapshot (N = 0) of a subnet at block 0, used before the first sync.</summary>
     public static MetagraphSnapshot Empty(string network, ushort netuid) => new(network, netuid, 0,
         [], [], [], [], [], [], [], [], [], [], [], [], [], [], [], []);
+
+    /// <summary>
+    /// Builds a snapshot from a chain read: <paramref name="neurons"/> must be ordered by uid with uids 0 … N−1
+    /// (what <c>IChainBackend.GetNeuronsAsync</c> returns); otherwise <see cref="ArgumentException"/>.
+    /// </summary>
+    public static MetagraphSnapshot FromNeurons(string network, ushort netuid, ulong block, IReadOnlyList<NeuronInfo> neurons)
+    {
+        ArgumentNullException.ThrowIfNull(neurons);
+        var n = neurons.Count;
+        var hot = new AccountId[n];
+        var cold = new AccountId[n];
+        var stake = new ulong[n];
+        var rank = new ushort[n];
+        var trust = new ushort[n];
+        var cons = new ushort[n];
+        var inc = new ushort[n];
+        var div = new ushort[n];
+        var vtrust = new ushort[n];
+        var emission = new ulong[n];
+        var permit = new bool[n];
+        var active = new bool[n];
+        var last = new ulong[n];
+        var endpoints = new Endpoint[n];
+        var weights = new ImmutableArray<UidWeight>[n];
+        var bonds = new ImmutableArray<UidWeight>[n];
+        for (var i = 0; i < n; i++)
+        {
+            var x = neurons[i];
+            if (x.Uid != i) throw new ArgumentException($"neuron at position {i} has uid {x.Uid}: neurons must be ordered by uid 0..n-1");
+            hot[i] = x.Hotkey;
+            cold[i] = x.Coldkey;
+            stake[i] = x.Stake.Rao;
+            rank[i] = x.Rank;
+            trust[i] = x.Trust;
+            cons[i] = x.Consensus;
+            inc[i] = x.Incentive;
+            div[i] = x.Dividends;
+            vtrust[i] = x.ValidatorTrust;
+            emission[i] = x.Emission.Rao;
+            permit[i] = x.ValidatorPermit;
+            active[i] = x.Active;
+            last[i] = x.LastUpdate;
+            var a = x.Axon ?? AxonInfo.Empty;
+            endpoints[i] = new Endpoint(x.Uid, x.Hotkey, x.Coldkey, a.Version, a.Ip, a.IpType, a.Port, a.Protocol, a.Block);
+            weights[i] = x.Weights.IsDefault ? [] : x.Weights;
+            bonds[i] = x.Bonds.IsDefault ? [] : x.Bonds;
+        }
+        return new MetagraphSnapshot(network, netuid, block, [.. hot], [.. cold], [.. stake], [.. rank], [.. trust], [.. cons],
+            [.. inc], [.. div], [.. vtrust], [.. emission], [.. permit], [.. active], [.. last], [.. endpoints], [.. weights], [.. bonds]);
+    }
 
     /// <summary>Network the snapshot was read from (<c>local</c>, <c>finney</c>, …).</summary>
     public string Network { get; }
@@ -187,10 +232,10 @@ public sealed class MetagraphSnapshot
     public ImmutableArray<Endpoint> Axons => Endpoints;
 
     /// <summary>Weights set by each uid, sparse (<c>metagraph.W</c>).</summary>
-    public ImmutableArray<ImmutableArray<SparseEntry>> W { get; }
+    public ImmutableArray<ImmutableArray<UidWeight>> W { get; }
 
     /// <summary>Bonds held by each uid, sparse (<c>metagraph.B</c>).</summary>
-    public ImmutableArray<ImmutableArray<SparseEntry>> B { get; }
+    public ImmutableArray<ImmutableArray<UidWeight>> B { get; }
 
     /// <summary>The uid of a hotkey, or −1 when it is not registered in this snapshot.</summary>
     public int UidOf(AccountId hotkey)

@@ -201,19 +201,19 @@ public static class MetagraphStore
         return Decode(File.ReadAllBytes(path));
     }
 
-    private static ImmutableArray<ImmutableArray<SparseEntry>> ReadRows(ref Reader r, int n)
+    private static ImmutableArray<ImmutableArray<UidWeight>> ReadRows(ref Reader r, int n)
     {
-        var rows = ImmutableArray.CreateBuilder<ImmutableArray<SparseEntry>>(n);
+        var rows = ImmutableArray.CreateBuilder<ImmutableArray<UidWeight>>(n);
         for (var i = 0; i < n; i++)
         {
             var len = r.U32();
             if (len > n || len * 4L > r.Remaining) throw new InvalidDataException($"metagraph row {i} claims {len} entries");
-            var row = new SparseEntry[len];
+            var row = new UidWeight[len];
             for (var j = 0; j < len; j++)
             {
                 var uid = r.U16();
                 if (uid >= n) throw new InvalidDataException($"metagraph row {i} points at uid {uid} of {n}");
-                row[j] = new SparseEntry(uid, r.U16());
+                row[j] = new UidWeight(uid, r.U16());
             }
             rows.Add(ImmutableArray.Create(row));
         }
