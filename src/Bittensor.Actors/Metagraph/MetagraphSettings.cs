@@ -15,6 +15,9 @@ public sealed record MetagraphSettings
     /// <summary>Whether each synced snapshot is saved to <see cref="Path"/>.</summary>
     public bool Save { get; init; } = true;
 
+    /// <summary>Longest a sync may take before it is abandoned (the next block starts another).</summary>
+    public TimeSpan SyncTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>Reads the <c>bittensor.metagraph</c> section.</summary>
     public static MetagraphSettings Create(Config section)
     {
@@ -24,6 +27,7 @@ public sealed record MetagraphSettings
             SyncEveryBlocks = section.GetInt("sync_every_blocks", 1),
             Path = ReferenceConfig.ExpandHome(section.GetString("path", "~/.bittensor/metagraphs")),
             Save = section.GetBoolean("save", true),
+            SyncTimeout = section.GetTimeSpan("sync_timeout", TimeSpan.FromSeconds(60)),
         }.Validate();
     }
 
@@ -35,6 +39,7 @@ public sealed record MetagraphSettings
     {
         if (SyncEveryBlocks is < 1 or > 1_000_000) throw new ArgumentException("metagraph.sync_every_blocks must be in 1..1000000");
         if (string.IsNullOrWhiteSpace(Path)) throw new ArgumentException("metagraph.path must not be empty");
+        if (SyncTimeout <= TimeSpan.Zero) throw new ArgumentException("metagraph.sync_timeout must be positive");
         return this;
     }
 }

@@ -97,8 +97,8 @@ public static class MetagraphStore
     /// <summary>Decodes bytes written by <see cref="Encode"/>; throws <see cref="InvalidDataException"/> on any damage.</summary>
     public static MetagraphSnapshot Decode(ReadOnlySpan<byte> data)
     {
+        if (data.Length >= 4 && !data[..4].SequenceEqual(Magic)) throw new InvalidDataException("not a metagraph snapshot file (bad magic)");
         if (data.Length < 4 + 2 + 2 + 2 + 8 + 4 + 32) throw new InvalidDataException("metagraph file is too short");
-        if (!data[..4].SequenceEqual(Magic)) throw new InvalidDataException("not a metagraph snapshot file (bad magic)");
         Span<byte> hash = stackalloc byte[32];
         SHA256.HashData(data[..^32], hash);
         if (!hash.SequenceEqual(data[^32..])) throw new InvalidDataException("metagraph file is corrupt (checksum mismatch)");

@@ -69,8 +69,16 @@ internal sealed class FakeChainBackend : IChainBackend
     public ValueTask<SubnetHyperparameters?> GetHyperparametersAsync(ushort netuid, CancellationToken cancellationToken = default) =>
         ValueTask.FromResult<SubnetHyperparameters?>(null);
 
-    public ValueTask<IReadOnlyList<NeuronInfo>> GetNeuronsAsync(ushort netuid, CancellationToken cancellationToken = default) =>
-        ValueTask.FromResult<IReadOnlyList<NeuronInfo>>([]);
+    /// <summary>What <see cref="GetNeuronsAsync"/> returns; a test may hold it open with a pending task.</summary>
+    public Func<ushort, Task<IReadOnlyList<NeuronInfo>>> NeuronsSource { get; set; } = _ => Task.FromResult<IReadOnlyList<NeuronInfo>>([]);
+
+    public int NeuronReads;
+
+    public async ValueTask<IReadOnlyList<NeuronInfo>> GetNeuronsAsync(ushort netuid, CancellationToken cancellationToken = default)
+    {
+        Interlocked.Increment(ref NeuronReads);
+        return await NeuronsSource(netuid);
+    }
 
     public ValueTask<NeuronInfo?> GetNeuronAsync(ushort netuid, ushort uid, CancellationToken cancellationToken = default) =>
         ValueTask.FromResult<NeuronInfo?>(null);
