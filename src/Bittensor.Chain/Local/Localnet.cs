@@ -1,0 +1,443 @@
+using System.Collections.Immutable;
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+using System.Threading.Channels;
+using Bittensor.Core.Crypto;
+using Bittensor.Core.Domain;
+using Bittensor.Core.Scale;
+
+namespace Bittensor.Chain.Local;
+
+/// <summary>
+/// An embedded chain that follows subtensor's May-2024 rules: accounts and balances, subnets with their
+/// hyperparameters, burned registration with pruning, serving, staking, transfers and set_weights, with the
+/// runtime's checks and error names, emission per block and Yuma epochs every tempo. Calls are verified
+/// (sr25519 signature over the Substrate signing payload, per-account nonce) when submitted and applied in
+/// order when a block is produced. Blocks are produced only by <see cref="ProduceBlockAsync"/> (tests drive it;
+/// <see cref="LocalnetBlockProducer"/> calls it on a timer). With a <see cref="LocalnetOptions.Path"/> every block
+/// is committed to disk atomically before any call result is reported, and the folder is locked to this process.
+/// Thread-safe.
+/// </summary>
+public sealed class Localnet : IChainBackend
+{
+    private readonly object _sync = new();
+    private readonly LocalnetOptions _options;
+    private readonly LocalnetRuntime _runtime;
+    private readonly LocalnetStore? _store;
+    private readonly LocalnetState _state;
+    private readonly ChainIdentity _identity;
+    private readonly List<Pending> _pending = [];
+    private readonly Dictionary<AccountId, uint> _pendingPerSigner = [];
+    private readonly List<Channel<BlockInfo>> _subscribers = [];
+    private Exception? _fault;
+    private bool _disposed;
+
+    private sealed record Pending(SignedCall Signed, ChainCall Call, TaskCompletionSource<CallResult> Completion);
+
+    private Localnet(LocalnetOptions options, IEpochRunner epochRunner, LocalnetStore? store, LocalnetState state, string? warning)
+    {
+        _options = options;
+        _runtime = new LocalnetRuntime(options, epochRunner);
+        _store = store;
+        _state = state;
+        RecoveryWarning = warning;
+        _identity = new ChainIdentity("localnet:" + state.Name, state.GenesisHash.ToArray(), options.SpecVersion, options.TransactionVersion);
+    }
+
+    /// <summary>
+    /// Opens the localnet in <see cref="LocalnetOptions.Path"/> (creating its genesis if the folder has no state)
+    /// or, without a path, creates one in memory. Throws <see cref="LocalnetException"/> when another process owns
+    /// the folder or its state is unreadable.
+    /// </summary>
+    public static Localnet Open(LocalnetOptions options, IEpochRunner epochRunner)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(epochRunner);
+        options.Validate();
+        if (options.Path is null) return new Localnet(options, epochRunner, null, Genesis(options), null);
+        var store = LocalnetStore.Open(options.Path);
+        try
+        {
+            var state = store.Load(out var warning);
+            if (state is null)
+            {
+                state = Genesis(options);
+                store.Commit(state);
+            }
+            return new Localnet(options, epochRunner, store, state, warning);
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Deletes the state of the localnet in <paramref name="path"/> (fails if another process owns it).</summary>
+    public static void Reset(string path)
+    {
+        using var store = LocalnetStore.Open(path);
+        store.Reset();
+    }
+
+    private static LocalnetState Genesis(LocalnetOptions options)
+    {
+        var s = new LocalnetState { Name = options.Name, TimestampUnixMs = options.Clock.GetUtcNow().ToUnixTimeMilliseconds() };
+        foreach (var (_, account) in DevAccounts.All) s.Free[account] = options.DevAccountBalance.Rao;
+        foreach (var (account, balance) in options.GenesisBalances) s.Free[account] = balance.Rao;
+        foreach (var v in s.Free.Values) s.TotalIssuance = checked(s.TotalIssuance + v);
+        // A random salt makes every genesis distinct, so signatures never replay across resets.
+        var w = new ScaleWriter();
+        w.String("bittensor-localnet").String(options.Name).Raw(RandomNumberGenerator.GetBytes(32));
+        s.GenesisHash = Blake2b.Hash256(w.WrittenSpan);
+        s.BlockHash = s.GenesisHash.ToArray();
+        return s;
+    }
+
+    /// <summary>The state folder, or null for an in-memory chain.</summary>
+    public string? Path => _store?.Folder;
+
+    /// <summary>Set when the last snapshot was unusable and the chain restarted from the one before.</summary>
+    public string? RecoveryWarning { get; }
+
+    /// <summary>Current block number.</summary>
+    public ulong BlockNumber
+    {
+        get { lock (_sync) return _state.Block; }
+    }
+
+    /// <summary>Chain identity (synchronous form of <see cref="GetIdentityAsync"/>).</summary>
+    public ChainIdentity Identity => _identity;
+
+    /// <summary>
+    /// Produces the next block: the block step (registration counters, emission, due epochs), then every queued
+    /// call in submission order; commits the block (to disk when persistent) and then completes the calls'
+    /// results and notifies subscribers.
+    /// </summary>
+    public Task<BlockInfo> ProduceBlockAsync(CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        List<(TaskCompletionSource<CallResult> Completion, CallResult Result)> results;
+        BlockInfo block;
+        Channel<BlockInfo>[] subscribers;
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            var batch = _pending.ToList();
+            _pending.Clear();
+            _pendingPerSigner.Clear();
+            results = new(batch.Count);
+            try
+            {
+                var s = _state;
+                s.Block++;
+                s.TimestampUnixMs = _options.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+                _runtime.BlockStep(s);
+                var extrinsics = new ScaleWriter();
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    var p = batch[i];
+                    var signer = p.Signed.Signer;
+                    s.Nonces[signer] = s.Nonces.GetValueOrDefault(signer) + 1;
+                    extrinsics.Bytes(p.Signed.Call.Span).U32(p.Signed.Nonce);
+                    signer.Encode(extrinsics);
+                    CallResult result;
+                    try
+                    {
+                        _runtime.Apply(s, signer, p.Call);
+                        result = new CallResult.InBlock(s.Block, i);
+                    }
+                    catch (DispatchException e)
+                    {
+                        result = new CallResult.Failed(e.Error, e.Message, s.Block);
+                    }
+                    results.Add((p.Completion, result));
+                }
+                var header = new ScaleWriter();
+                header.Raw(s.BlockHash).U64(s.Block).U64((ulong)s.TimestampUnixMs).Raw(Blake2b.Hash256(extrinsics.WrittenSpan));
+                s.BlockHash = Blake2b.Hash256(header.WrittenSpan);
+                _store?.Commit(s);
+            }
+            catch (Exception e)
+            {
+                // The in-memory state may be half-applied; refuse further use so a restart resumes from the last commit.
+                _fault = e;
+                foreach (var p in batch)
+                    p.Completion.TrySetResult(new CallResult.Failed("ChainUnavailable", "block production failed: " + e.Message));
+                throw new ChainUnavailableException($"localnet block production failed: {e.Message}", e);
+            }
+            block = CurrentBlockInfo();
+            subscribers = _subscribers.ToArray();
+        }
+        foreach (var (completion, result) in results) completion.TrySetResult(result);
+        foreach (var channel in subscribers) channel.Writer.TryWrite(block);
+        return Task.FromResult(block);
+    }
+
+    /// <summary>
+    /// Changes a subnet's hyperparameters at once (what the subnet owner or sudo does through AdminUtils on the
+    /// real chain); persisted with the next block. Throws <see cref="ArgumentException"/> for an unknown subnet.
+    /// </summary>
+    public void SetHyperparameters(ushort netuid, Func<SubnetHyperparameters, SubnetHyperparameters> update)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            if (!_state.Subnets.TryGetValue(netuid, out var net)) throw new ArgumentException($"subnet {netuid} does not exist");
+            net.Hyper = update(net.Hyper).Validate();
+        }
+    }
+
+    /// <summary>Mints <paramref name="amount"/> into an account (a faucet); persisted with the next block.</summary>
+    public void Fund(AccountId account, Balance amount)
+    {
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            _state.Free[account] = checked(_state.BalanceOf(account) + amount.Rao);
+            _state.TotalIssuance = checked(_state.TotalIssuance + amount.Rao);
+        }
+    }
+
+    /// <summary>Total TAO in existence (free balances, stake and locked), as subtensor's TotalIssuance tracks it.</summary>
+    public Balance TotalIssuance
+    {
+        get { lock (_sync) return new Balance(_state.TotalIssuance); }
+    }
+
+    /// <summary>Emission queued for a subnet's next epoch.</summary>
+    public Balance PendingEmission(ushort netuid)
+    {
+        lock (_sync) return new Balance(_state.Subnets.TryGetValue(netuid, out var n) ? n.PendingEmission : 0);
+    }
+
+    private void ThrowIfUnusable()
+    {
+        if (_disposed) throw new ChainUnavailableException("the localnet has been disposed");
+        if (_fault is not null) throw new ChainUnavailableException($"the localnet stopped after a failure: {_fault.Message}", _fault);
+    }
+
+    private BlockInfo CurrentBlockInfo() =>
+        new(_state.Block, _state.BlockHash.ToArray(), DateTimeOffset.FromUnixTimeMilliseconds(_state.TimestampUnixMs));
+
+    // ---- IChainBackend ----------------------------------------------------------------------------------
+
+    /// <inheritdoc />
+    public ValueTask<ChainIdentity> GetIdentityAsync(CancellationToken cancellationToken = default) => ValueTask.FromResult(_identity);
+
+    /// <inheritdoc />
+    public ValueTask<BlockInfo> GetCurrentBlockAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            return ValueTask.FromResult(CurrentBlockInfo());
+        }
+    }
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<BlockInfo> SubscribeBlocksAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var channel = Channel.CreateBounded<BlockInfo>(new BoundedChannelOptions(64)
+        {
+            FullMode = BoundedChannelFullMode.DropOldest,
+            SingleReader = true,
+            SingleWriter = false,
+        });
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            _subscribers.Add(channel);
+        }
+        try
+        {
+            while (await channel.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+                while (channel.Reader.TryRead(out var block))
+                    yield return block;
+        }
+        finally
+        {
+            lock (_sync) _subscribers.Remove(channel);
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IReadOnlyList<SubnetInfo>> GetSubnetsAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            IReadOnlyList<SubnetInfo> list = _state.Subnets.Values.Select(SubnetInfoOf).ToList();
+            return ValueTask.FromResult(list);
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask<SubnetInfo?> GetSubnetAsync(ushort netuid, CancellationToken cancellationToken = default)
+    {
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            return ValueTask.FromResult(_state.Subnets.TryGetValue(netuid, out var n) ? SubnetInfoOf(n) : null);
+        }
+    }
+
+    private SubnetInfo SubnetInfoOf(SubnetState n) =>
+        new(n.Netuid, n.Owner, (ushort)n.Neurons.Count, n.RegisteredAt,
+            new Balance(_options.BlockEmissionRao / (ulong)Math.Max(1, _state.Subnets.Count)), new Balance(n.LockedRao), n.Hyper);
+
+    /// <inheritdoc />
+    public ValueTask<SubnetHyperparameters?> GetHyperparametersAsync(ushort netuid, CancellationToken cancellationToken = default)
+    {
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            return ValueTask.FromResult(_state.Subnets.TryGetValue(netuid, out var n) ? n.Hyper : null);
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IReadOnlyList<NeuronInfo>> GetNeuronsAsync(ushort netuid, CancellationToken cancellationToken = default)
+    {
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            if (!_state.Subnets.TryGetValue(netuid, out var net)) return ValueTask.FromResult<IReadOnlyList<NeuronInfo>>([]);
+            var totals = _state.HotkeyTotals();
+            IReadOnlyList<NeuronInfo> list = net.Neurons.Select((slot, uid) => NeuronOf(net, slot, (ushort)uid, totals)).ToList();
+            return ValueTask.FromResult(list);
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask<NeuronInfo?> GetNeuronAsync(ushort netuid, ushort uid, CancellationToken cancellationToken = default)
+    {
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            if (!_state.Subnets.TryGetValue(netuid, out var net) || uid >= net.Neurons.Count) return ValueTask.FromResult<NeuronInfo?>(null);
+            return ValueTask.FromResult<NeuronInfo?>(NeuronOf(net, net.Neurons[uid], uid, _state.HotkeyTotals()));
+        }
+    }
+
+    private NeuronInfo NeuronOf(SubnetState net, NeuronSlot slot, ushort uid, Dictionary<AccountId, ulong> totals) =>
+        new(slot.Hotkey, _state.Owner.GetValueOrDefault(slot.Hotkey), uid, net.Netuid, new Balance(totals.GetValueOrDefault(slot.Hotkey)),
+            slot.Rank, slot.Trust, slot.Consensus, slot.Incentive, slot.Dividends, new Balance(slot.Emission), slot.ValidatorTrust,
+            slot.ValidatorPermit, slot.Active, slot.LastUpdate, slot.BlockAtRegistration, slot.PruningScore,
+            net.Axons.GetValueOrDefault(slot.Hotkey) ?? AxonInfo.Empty, slot.Weights, slot.Bonds);
+
+    /// <inheritdoc />
+    public ValueTask<Balance> GetBalanceAsync(AccountId account, CancellationToken cancellationToken = default)
+    {
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            return ValueTask.FromResult(new Balance(_state.BalanceOf(account)));
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IReadOnlyList<StakeInfo>> GetStakesForColdkeyAsync(AccountId coldkey, CancellationToken cancellationToken = default)
+    {
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            IReadOnlyList<StakeInfo> list = _state.Stake.Where(e => e.Key.Coldkey == coldkey)
+                .OrderBy(e => e.Key.Hotkey)
+                .Select(e => new StakeInfo(e.Key.Hotkey, coldkey, new Balance(e.Value))).ToList();
+            return ValueTask.FromResult(list);
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask<Balance> GetTotalStakeForHotkeyAsync(AccountId hotkey, CancellationToken cancellationToken = default)
+    {
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            return ValueTask.FromResult(new Balance(_state.TotalHotkeyStake(hotkey)));
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask<AccountId?> GetHotkeyOwnerAsync(AccountId hotkey, CancellationToken cancellationToken = default)
+    {
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            return ValueTask.FromResult<AccountId?>(_state.Owner.TryGetValue(hotkey, out var c) ? c : null);
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask<Balance> GetNetworkLockCostAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            return ValueTask.FromResult(new Balance(_runtime.NetworkLockCost(_state)));
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask<uint> GetNonceAsync(AccountId account, CancellationToken cancellationToken = default)
+    {
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            return ValueTask.FromResult(_state.Nonces.GetValueOrDefault(account) + _pendingPerSigner.GetValueOrDefault(account));
+        }
+    }
+
+    /// <inheritdoc />
+    public Task<CallResult> SubmitAsync(SignedCall call, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(call);
+        ChainCall decoded;
+        try
+        {
+            decoded = ChainCall.Decode(call.Call.Span);
+        }
+        catch (ScaleException e)
+        {
+            return Task.FromResult<CallResult>(new CallResult.Failed("BadCall", "the call could not be decoded: " + e.Message));
+        }
+        if (!call.Verify(_identity))
+            return Task.FromResult<CallResult>(new CallResult.Failed("BadSignature", "the signature does not verify for this signer, call, nonce and chain"));
+        var completion = new TaskCompletionSource<CallResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            var next = _state.Nonces.GetValueOrDefault(call.Signer) + _pendingPerSigner.GetValueOrDefault(call.Signer);
+            if (call.Nonce < next)
+                return Task.FromResult<CallResult>(new CallResult.Failed("Stale", $"nonce {call.Nonce} is already used; the next nonce is {next}"));
+            if (call.Nonce > next)
+                return Task.FromResult<CallResult>(new CallResult.Failed("Future", $"nonce {call.Nonce} is ahead of the next nonce {next}"));
+            if (_pending.Count >= _options.MaxPendingCalls)
+                return Task.FromResult<CallResult>(new CallResult.Failed("PoolFull", $"{_pending.Count} calls are waiting for the next block"));
+            _pending.Add(new Pending(call, decoded, completion));
+            _pendingPerSigner[call.Signer] = _pendingPerSigner.GetValueOrDefault(call.Signer) + 1;
+        }
+        return completion.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Fails waiting calls, ends subscriptions and releases the folder lock. The last committed block stays on disk.</summary>
+    public ValueTask DisposeAsync()
+    {
+        Channel<BlockInfo>[] subscribers;
+        Pending[] pending;
+        lock (_sync)
+        {
+            if (_disposed) return ValueTask.CompletedTask;
+            _disposed = true;
+            subscribers = _subscribers.ToArray();
+            pending = _pending.ToArray();
+            _pending.Clear();
+            _store?.Dispose();
+        }
+        foreach (var p in pending) p.Completion.TrySetResult(new CallResult.Failed("ChainUnavailable", "the localnet was stopped before the call was included"));
+        foreach (var c in subscribers) c.Writer.TryComplete();
+        return ValueTask.CompletedTask;
+    }
+}
