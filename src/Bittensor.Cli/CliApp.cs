@@ -27,7 +27,8 @@ internal static class CliApp
         var parse = root.Parse(NormaliseLegacyVerbs(args));
         try
         {
-            return await parse.InvokeAsync().ConfigureAwait(false);
+            // The default handler would print a stack trace and swallow CliException; errors are reported below instead.
+            return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }).ConfigureAwait(false);
         }
         catch (CliException e)
         {

@@ -1,4 +1,3 @@
-using System.Collections.Immutable;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Threading.Channels;
@@ -72,6 +71,9 @@ public sealed class Localnet : IChainBackend
             throw;
         }
     }
+
+    /// <summary>Opens (or creates) a localnet whose epochs run <see cref="YumaEpochRunner"/>.</summary>
+    public static Localnet Open(LocalnetOptions options) => Open(options, YumaEpochRunner.Instance);
 
     /// <summary>Deletes the state of the localnet in <paramref name="path"/> (fails if another process owns it).</summary>
     public static void Reset(string path)

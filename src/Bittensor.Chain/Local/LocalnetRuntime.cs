@@ -356,7 +356,7 @@ internal sealed class LocalnetRuntime(LocalnetOptions options, IEpochRunner epoc
     private void DoRegisterNetwork(LocalnetState s, AccountId coldkey)
     {
         var elapsed = s.Block >= s.NetworkLastLockBlock ? s.Block - s.NetworkLastLockBlock : 0;
-        if (s.NetworkLastLockBlock != 0 && elapsed < options.NetworkRateLimit)
+        if (elapsed < options.NetworkRateLimit)
             throw Fail("TxRateLimitExceeded", $"a subnet was registered at block {s.NetworkLastLockBlock}; the rate limit is {options.NetworkRateLimit} blocks");
         var cost = NetworkLockCost(s);
         if (cost > s.BalanceOf(coldkey))
@@ -381,6 +381,23 @@ internal sealed class LocalnetRuntime(LocalnetOptions options, IEpochRunner epoc
 
     // ---- block_step.rs ----------------------------------------------------------------------------------
 
+    /// <summary>
+    /// block_step.rs adjust_burn in I110F18 (18 fractional bits): the burn moves toward
+    /// burn·(regs + target)/(2·target), keeping <c>adjustment_alpha</c> of the old value, clamped to [min, max].
+    /// </summary>
+    internal static ulong AdjustBurn(SubnetHyperparameters h, ushort registrations)
+    {
+        const int frac = 18;
+        var target = (UInt128)Math.Max((ushort)1, h.TargetRegistrationsPerInterval);
+        var burn = (UInt128)h.Burn;
+        var updatedRaw = (burn * (registrations + target) << frac) / (2 * target);
+        var alphaRaw = ((UInt128)h.AdjustmentAlpha << frac) / ulong.MaxValue;
+        var nextRaw = alphaRaw * burn + ((((UInt128)1 << frac) - alphaRaw) * updatedRaw >> frac);
+        if (nextRaw >= (UInt128)h.MaxBurn << frac) return h.MaxBurn;
+        if (nextRaw <= (UInt128)h.MinBurn << frac) return h.MinBurn;
+        return (ulong)(nextRaw >> frac);
+    }
+
     /// <summary>block_step.rs blocks_until_next_epoch (the pre-2025 rule).</summary>
     public static ulong BlocksUntilNextEpoch(ushort netuid, ushort tempo, ulong block) =>
         tempo == 0 ? 1000 : tempo - (block + netuid + 1) % ((ulong)tempo + 1);
@@ -396,6 +413,11 @@ internal sealed class LocalnetRuntime(LocalnetOptions options, IEpochRunner epoc
             net.RegistrationsThisBlock = 0;
             if (s.Block - net.LastAdjustmentBlock >= net.Hyper.AdjustmentInterval)
             {
+                // All localnet registrations are burned ones (no PoW), so of adjust_registration_terms_for_networks'
+                // branches only two apply: above target the burn rises; with no registrations at all it falls.
+                var regs = net.RegistrationsThisInterval;
+                var target = net.Hyper.TargetRegistrationsPerInterval;
+                if (regs > target || regs == 0) net.Hyper = net.Hyper with { Burn = AdjustBurn(net.Hyper, regs) };
                 net.RegistrationsThisInterval = 0;
                 net.LastAdjustmentBlock = s.Block;
             }

@@ -99,7 +99,8 @@ internal sealed class SubnetState
             RegistrationsThisBlock = r.U16(), RegistrationsThisInterval = r.U16(),
             Hyper = ReadHyper(ref r),
         };
-        var n = r.Length(AccountId.Size + 50);
+        // Smallest neuron slot: hotkey, 7 u16, 3 u64, 2 bools, two empty rows.
+        var n = r.Length(AccountId.Size + 14 + 24 + 2 + 2);
         for (var i = 0; i < n; i++)
         {
             var slot = NeuronSlot.Read(ref r);
@@ -122,7 +123,7 @@ internal sealed class SubnetState
             .U16(h.MinAllowedWeights).U16(h.MaxWeightsLimit).U64(h.WeightsRateLimit).U64(h.WeightsVersionKey)
             .U16(h.ActivityCutoff).U64(h.BondsMovingAverage).U64(h.Burn).U64(h.MinBurn).U64(h.MaxBurn)
             .U64(h.ServingRateLimit).U16(h.MaxRegistrationsPerBlock).U16(h.TargetRegistrationsPerInterval)
-            .U16(h.AdjustmentInterval).Bool(h.RegistrationAllowed).U64(h.WeightsMinStake);
+            .U16(h.AdjustmentInterval).Bool(h.RegistrationAllowed).U64(h.WeightsMinStake).U64(h.AdjustmentAlpha);
 
     private static SubnetHyperparameters ReadHyper(ref ScaleReader r) => new()
     {
@@ -130,7 +131,7 @@ internal sealed class SubnetState
         MinAllowedWeights = r.U16(), MaxWeightsLimit = r.U16(), WeightsRateLimit = r.U64(), WeightsVersionKey = r.U64(),
         ActivityCutoff = r.U16(), BondsMovingAverage = r.U64(), Burn = r.U64(), MinBurn = r.U64(), MaxBurn = r.U64(),
         ServingRateLimit = r.U64(), MaxRegistrationsPerBlock = r.U16(), TargetRegistrationsPerInterval = r.U16(),
-        AdjustmentInterval = r.U16(), RegistrationAllowed = r.Bool(), WeightsMinStake = r.U64(),
+        AdjustmentInterval = r.U16(), RegistrationAllowed = r.Bool(), WeightsMinStake = r.U64(), AdjustmentAlpha = r.U64(),
     };
 }
 

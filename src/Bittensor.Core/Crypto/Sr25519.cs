@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+
 namespace Bittensor.Core.Crypto;
 
 /// <summary>
@@ -6,44 +8,361 @@ namespace Bittensor.Core.Crypto;
 /// </summary>
 public sealed class Sr25519KeyPair : IDisposable
 {
-    // API contract; implementation lands with the crypto work (issue "Foundation, keys and wallets").
-    private Sr25519KeyPair() => throw new NotImplementedException();
+    /// <summary>Length of a public key, a mini secret and a chain code.</summary>
+    public const int KeyLength = 32;
+
+    /// <summary>Length of a signature and of a 64-byte secret key.</summary>
+    public const int SignatureLength = 64;
+
+    private readonly byte[] key;       // canonical scalar, little-endian, < ℓ
+    private readonly byte[] nonce;     // 32-byte nonce seed
+    private readonly byte[] publicKey; // compressed ristretto
+    private readonly byte[]? mini;
+    private bool disposed;
+
+    private Sr25519KeyPair(byte[] key, byte[] nonce, byte[] publicKey, byte[]? mini)
+    {
+        this.key = key;
+        this.nonce = nonce;
+        this.publicKey = publicKey;
+        this.mini = mini;
+    }
 
     /// <summary>The 32-byte compressed Ristretto public key.</summary>
-    public ReadOnlyMemory<byte> PublicKey => throw new NotImplementedException();
+    public ReadOnlyMemory<byte> PublicKey => publicKey;
 
     /// <summary>The 32-byte mini secret this pair was expanded from, when known (null after HDKD soft or from a 64-byte secret).</summary>
-    public ReadOnlyMemory<byte>? MiniSecret => throw new NotImplementedException();
+    public ReadOnlyMemory<byte>? MiniSecret
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            if (mini is null) return null;
+            return new ReadOnlyMemory<byte>(mini);
+        }
+    }
 
     /// <summary>Expands a 32-byte mini secret in Ed25519 mode (the mode Substrate uses).</summary>
-    public static Sr25519KeyPair FromMiniSecret(ReadOnlySpan<byte> miniSecret) => throw new NotImplementedException();
+    /// <exception cref="ArgumentException">The mini secret is not 32 bytes.</exception>
+    public static Sr25519KeyPair FromMiniSecret(ReadOnlySpan<byte> miniSecret)
+    {
+        if (miniSecret.Length != KeyLength) throw new ArgumentException("an sr25519 mini secret must be 32 bytes", nameof(miniSecret));
+        Span<byte> h = stackalloc byte[64];
+        SHA512.HashData(miniSecret, h);
+        var key = new byte[32];
+        var nonce = new byte[32];
+        h[..32].CopyTo(key);
+        h[32..].CopyTo(nonce);
+        CryptographicOperations.ZeroMemory(h);
+        key[0] &= 248;
+        key[31] &= 63;
+        key[31] |= 64;
+        ShiftRight3(key); // divide by the cofactor: < 2^251 < ℓ, already canonical
+        return Create(key, nonce, miniSecret.ToArray());
+    }
 
     /// <summary>From the canonical 64-byte secret (scalar ‖ nonce), as bittensor keyfiles store <c>privateKey</c>.</summary>
-    public static Sr25519KeyPair FromCanonicalSecret(ReadOnlySpan<byte> secret64) => throw new NotImplementedException();
+    /// <exception cref="ArgumentException">Not 64 bytes, the scalar is not canonical (≥ ℓ) or zero.</exception>
+    public static Sr25519KeyPair FromCanonicalSecret(ReadOnlySpan<byte> secret64)
+    {
+        if (secret64.Length != SignatureLength) throw new ArgumentException("an sr25519 secret key must be 64 bytes", nameof(secret64));
+        if (!Ristretto.IsCanonicalScalar(secret64[..32]))
+            throw new ArgumentException("the secret scalar is not canonical (is this the polkadot-js scalar·8 form?)", nameof(secret64));
+        return Create(secret64[..32].ToArray(), secret64[32..].ToArray(), null);
+    }
 
     /// <summary>From the Ed25519-form 64-byte secret (scalar·8 ‖ nonce), as polkadot-js stores it.</summary>
-    public static Sr25519KeyPair FromEd25519Secret(ReadOnlySpan<byte> secret64) => throw new NotImplementedException();
+    /// <exception cref="ArgumentException">Not 64 bytes or the scalar is zero.</exception>
+    public static Sr25519KeyPair FromEd25519Secret(ReadOnlySpan<byte> secret64)
+    {
+        if (secret64.Length != SignatureLength) throw new ArgumentException("an sr25519 secret key must be 64 bytes", nameof(secret64));
+        Span<byte> k = stackalloc byte[32];
+        secret64[..32].CopyTo(k);
+        ShiftRight3(k);
+        var key = new byte[32];
+        Ristretto.Reduce32(k, key);
+        CryptographicOperations.ZeroMemory(k);
+        return Create(key, secret64[32..].ToArray(), null);
+    }
+
+    private static Sr25519KeyPair Create(byte[] key, byte[] nonce, byte[]? mini)
+    {
+        var pub = new byte[32];
+        if (!Ristretto.ScalarMultBase(key, pub))
+        {
+            CryptographicOperations.ZeroMemory(key);
+            CryptographicOperations.ZeroMemory(nonce);
+            if (mini is not null) CryptographicOperations.ZeroMemory(mini);
+            throw new ArgumentException("the secret scalar is zero");
+        }
+        return new Sr25519KeyPair(key, nonce, pub, mini);
+    }
 
     /// <summary>The canonical 64-byte secret (scalar ‖ nonce). The caller owns and must zero the array.</summary>
-    public byte[] ToCanonicalSecret() => throw new NotImplementedException();
+    public byte[] ToCanonicalSecret()
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        var s = new byte[64];
+        key.CopyTo(s, 0);
+        nonce.CopyTo(s, 32);
+        return s;
+    }
 
     /// <summary>The Ed25519-form 64-byte secret (scalar·8 ‖ nonce). The caller owns and must zero the array.</summary>
-    public byte[] ToEd25519Secret() => throw new NotImplementedException();
+    public byte[] ToEd25519Secret()
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        var s = new byte[64];
+        key.CopyTo(s, 0);
+        ShiftLeft3(s.AsSpan(0, 32)); // key < ℓ < 2^253, so key·8 fits in 256 bits
+        nonce.CopyTo(s, 32);
+        return s;
+    }
 
     /// <summary>Signs with signing context <c>substrate</c>; returns 64 bytes (R ‖ s with the 0x80 marker).</summary>
-    public byte[] Sign(ReadOnlySpan<byte> message) => throw new NotImplementedException();
+    public byte[] Sign(ReadOnlySpan<byte> message)
+    {
+        Span<byte> random = stackalloc byte[32];
+        WitnessRandom.Fill(random);
+        try { return Sign(message, random); }
+        finally { CryptographicOperations.ZeroMemory(random); }
+    }
+
+    /// <summary>
+    /// Signing with caller-supplied witness randomness (32 bytes), for deterministic test vectors
+    /// (@scure/sr25519 <c>sign(sk, msg, rng)</c> does the same). Never use fixed randomness in production.
+    /// </summary>
+    internal byte[] Sign(ReadOnlySpan<byte> message, ReadOnlySpan<byte> random32)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        if (random32.Length != 32) throw new ArgumentException("witness randomness must be 32 bytes", nameof(random32));
+        var t = Sr25519.SigningTranscript(message);
+        t.AppendMessage("proto-name"u8, "Schnorr-sig"u8);
+        t.AppendMessage("sign:pk"u8, publicKey);
+
+        Span<byte> wide = stackalloc byte[64];
+        Span<byte> r = stackalloc byte[32];
+        Span<byte> k = stackalloc byte[32];
+        var signature = new byte[64];
+        try
+        {
+            using (var rng = t.BuildRng("signing"u8, nonce, random32)) rng.FillBytes(wide);
+            Ristretto.Reduce64(wide, r);
+            if (!Ristretto.ScalarMultBase(r, signature.AsSpan(0, 32)))
+                throw new CryptographicException("sr25519 signing produced a zero nonce");
+            t.AppendMessage("sign:R"u8, signature.AsSpan(0, 32));
+            t.ChallengeBytes("sign:c"u8, wide);
+            Ristretto.Reduce64(wide, k);
+            Span<byte> s = signature.AsSpan(32, 32);
+            Ristretto.ScalarMul(k, key, s);
+            Ristretto.ScalarAdd(s, r, s);
+            signature[63] |= 0x80;
+            return signature;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(wide);
+            CryptographicOperations.ZeroMemory(r);
+            t.Clear();
+        }
+    }
+
+    /// <summary>
+    /// Hard derivation (<c>//junction</c>): a new mini secret from this secret key and the 32-byte chain
+    /// code, expanded in Ed25519 mode. Deterministic.
+    /// </summary>
+    public Sr25519KeyPair DeriveHard(ReadOnlySpan<byte> chainCode)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        if (chainCode.Length != KeyLength) throw new ArgumentException("a chain code must be 32 bytes", nameof(chainCode));
+        var t = new MerlinTranscript("SchnorrRistrettoHDKD"u8);
+        t.AppendMessage("sign-bytes"u8, ReadOnlySpan<byte>.Empty);
+        t.AppendMessage("chain-code"u8, chainCode);
+        t.AppendMessage("secret-key"u8, key);
+        Span<byte> newMini = stackalloc byte[32];
+        try
+        {
+            t.ChallengeBytes("HDKD-hard"u8, newMini);
+            return FromMiniSecret(newMini);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(newMini);
+            t.Clear();
+        }
+    }
+
+    /// <summary>
+    /// Soft derivation (<c>/junction</c>): scalar + δ and public + δ·B, where δ depends only on the public key
+    /// and the chain code. The new nonce mixes in fresh randomness, so only the public key is reproducible.
+    /// </summary>
+    public Sr25519KeyPair DeriveSoft(ReadOnlySpan<byte> chainCode)
+    {
+        Span<byte> random = stackalloc byte[32];
+        WitnessRandom.Fill(random);
+        try { return DeriveSoft(chainCode, random); }
+        finally { CryptographicOperations.ZeroMemory(random); }
+    }
+
+    internal Sr25519KeyPair DeriveSoft(ReadOnlySpan<byte> chainCode, ReadOnlySpan<byte> random32)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        if (chainCode.Length != KeyLength) throw new ArgumentException("a chain code must be 32 bytes", nameof(chainCode));
+        Span<byte> delta = stackalloc byte[32];
+        var t = Sr25519.SoftDeriveScalar(publicKey, chainCode, delta);
+        var newKey = new byte[32];
+        var newNonce = new byte[32];
+        var secret = ToCanonicalSecret();
+        try
+        {
+            Ristretto.ScalarAdd(key, delta, newKey);
+            using (var rng = t.BuildRng("HDKD-nonce"u8, nonce, secret, true, random32)) rng.FillBytes(newNonce);
+            return Create(newKey, newNonce, null);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(secret);
+            CryptographicOperations.ZeroMemory(delta);
+            t.Clear();
+        }
+    }
 
     /// <summary>SS58 address of the public key (prefix 42 by default).</summary>
-    public string ToSs58(ushort prefix = Ss58.BittensorPrefix) => throw new NotImplementedException();
+    public string ToSs58(ushort prefix = Ss58.BittensorPrefix) => Ss58.Encode(publicKey, prefix);
+
+    /// <summary>Shows the SS58 address only; never secret material.</summary>
+    public override string ToString() => $"Sr25519KeyPair({ToSs58()})";
 
     /// <summary>Zeroes the secret material.</summary>
-    public void Dispose() => throw new NotImplementedException();
+    public void Dispose()
+    {
+        if (disposed) return;
+        disposed = true;
+        CryptographicOperations.ZeroMemory(key);
+        CryptographicOperations.ZeroMemory(nonce);
+        if (mini is not null) CryptographicOperations.ZeroMemory(mini);
+    }
+
+    internal static void ShiftRight3(Span<byte> k)
+    {
+        byte low = 0;
+        for (var i = 31; i >= 0; i--)
+        {
+            var b = k[i];
+            k[i] = (byte)((b >> 3) | low);
+            low = (byte)(b << 5);
+        }
+    }
+
+    internal static void ShiftLeft3(Span<byte> k)
+    {
+        byte high = 0;
+        for (var i = 0; i < 32; i++)
+        {
+            var b = k[i];
+            k[i] = (byte)((b << 3) | high);
+            high = (byte)(b >> 5);
+        }
+    }
 }
 
 /// <summary>sr25519 verification (signing context <c>substrate</c>).</summary>
 public static class Sr25519
 {
+    // Merlin "SigningContext" transcript after append("", "substrate"); cloned for every signature.
+    private static readonly MerlinTranscript SubstrateContext = CreateContext();
+
+    private static MerlinTranscript CreateContext()
+    {
+        var t = new MerlinTranscript("SigningContext"u8);
+        t.AppendMessage(ReadOnlySpan<byte>.Empty, "substrate"u8);
+        return t;
+    }
+
+    internal static MerlinTranscript SigningTranscript(ReadOnlySpan<byte> message)
+    {
+        var t = SubstrateContext.Clone();
+        t.AppendMessage("sign-bytes"u8, message);
+        return t;
+    }
+
     /// <summary>True only for a valid 64-byte schnorrkel signature (marker bit set, s &lt; ℓ, valid points).</summary>
     public static bool Verify(ReadOnlySpan<byte> publicKey, ReadOnlySpan<byte> message, ReadOnlySpan<byte> signature)
-        => throw new NotImplementedException();
+    {
+        if (publicKey.Length != 32 || signature.Length != 64) return false;
+        if ((signature[63] & 0x80) == 0) return false;
+        var rBytes = signature[..32];
+        Span<byte> s = stackalloc byte[32];
+        signature[32..].CopyTo(s);
+        s[31] &= 0x7f;
+        if (!Ristretto.IsCanonicalScalar(s)) return false;
+        // Invalid encodings need no separate (costly) decode: libsodium's scalarmult refuses an invalid A,
+        // and a non-canonical R can never equal the canonical encoding computed below.
+        if (Ristretto.IsIdentity(publicKey) || Ristretto.IsIdentity(rBytes)) return false;
+
+        var t = SigningTranscript(message);
+        t.AppendMessage("proto-name"u8, "Schnorr-sig"u8);
+        t.AppendMessage("sign:pk"u8, publicKey);
+        t.AppendMessage("sign:R"u8, rBytes);
+        Span<byte> wide = stackalloc byte[64];
+        t.ChallengeBytes("sign:c"u8, wide);
+        Span<byte> k = stackalloc byte[32];
+        Ristretto.Reduce64(wide, k);
+
+        Span<byte> sB = stackalloc byte[32];
+        Span<byte> kA = stackalloc byte[32];
+        Span<byte> expected = stackalloc byte[32];
+        if (!Ristretto.ScalarMultBase(s, sB)) return false;
+        if (!Ristretto.ScalarMult(k, publicKey, kA)) return false;
+        if (!Ristretto.Sub(sB, kA, expected)) return false;
+        return expected.SequenceEqual(rBytes);
+    }
+
+    /// <summary>
+    /// Like <see cref="Verify"/>, but also accepts a signature over <c>&lt;Bytes&gt;</c> + message +
+    /// <c>&lt;/Bytes&gt;</c>, the wrapping polkadot-js <c>signRaw</c> (browser extensions) applies; bittensor's
+    /// <c>Keypair.verify</c> accepts both.
+    /// </summary>
+    public static bool VerifyRawOrBytesWrapped(ReadOnlySpan<byte> publicKey, ReadOnlySpan<byte> message, ReadOnlySpan<byte> signature)
+    {
+        if (Verify(publicKey, message, signature)) return true;
+        if (message.StartsWith("<Bytes>"u8) && message.EndsWith("</Bytes>"u8)) return false;
+        var wrapped = new byte[7 + message.Length + 8];
+        "<Bytes>"u8.CopyTo(wrapped);
+        message.CopyTo(wrapped.AsSpan(7));
+        "</Bytes>"u8.CopyTo(wrapped.AsSpan(7 + message.Length));
+        return Verify(publicKey, wrapped, signature);
+    }
+
+    /// <summary>
+    /// The public key of a soft derivation (<c>/junction</c>) computed from the parent public key alone:
+    /// A + δ·B with δ = HDKD-scalar(A, chain code). Throws <see cref="ArgumentException"/> on a bad key.
+    /// </summary>
+    public static byte[] DerivePublicSoft(ReadOnlySpan<byte> publicKey, ReadOnlySpan<byte> chainCode)
+    {
+        if (publicKey.Length != 32 || !Ristretto.IsValidPoint(publicKey)) throw new ArgumentException("not a valid sr25519 public key", nameof(publicKey));
+        if (chainCode.Length != 32) throw new ArgumentException("a chain code must be 32 bytes", nameof(chainCode));
+        Span<byte> delta = stackalloc byte[32];
+        SoftDeriveScalar(publicKey, chainCode, delta);
+        Span<byte> dB = stackalloc byte[32];
+        var result = new byte[32];
+        if (!Ristretto.ScalarMultBase(delta, dB) || !Ristretto.Add(publicKey, dB, result))
+            throw new ArgumentException("soft derivation failed for this public key", nameof(publicKey));
+        return result;
+    }
+
+    /// <summary>Runs the HDKD transcript for a soft junction; writes δ and returns the transcript (for the nonce RNG).</summary>
+    internal static MerlinTranscript SoftDeriveScalar(ReadOnlySpan<byte> publicKey, ReadOnlySpan<byte> chainCode, Span<byte> delta)
+    {
+        var t = new MerlinTranscript("SchnorrRistrettoHDKD"u8);
+        t.AppendMessage("sign-bytes"u8, ReadOnlySpan<byte>.Empty);
+        t.AppendMessage("chain-code"u8, chainCode);
+        t.AppendMessage("public-key"u8, publicKey);
+        Span<byte> wide = stackalloc byte[64];
+        t.ChallengeBytes("HDKD-scalar"u8, wide);
+        Ristretto.Reduce64(wide, delta);
+        Span<byte> unusedChainCode = stackalloc byte[32];
+        t.ChallengeBytes("HDKD-chaincode"u8, unusedChainCode);
+        return t;
+    }
 }

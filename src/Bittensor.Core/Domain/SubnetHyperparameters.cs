@@ -62,6 +62,12 @@ public sealed record SubnetHyperparameters
     /// <summary>Blocks per registration interval (init_new_network: 360).</summary>
     public ushort AdjustmentInterval { get; init; } = 360;
 
+    /// <summary>
+    /// Weight of the old burn when it is adjusted each interval, as a fraction of u64::MAX
+    /// (init_new_network: 17_893_341_751_498_265_066 ≈ 0.97).
+    /// </summary>
+    public ulong AdjustmentAlpha { get; init; } = 17_893_341_751_498_265_066;
+
     /// <summary>True when burned registration is open (init_new_network sets it true).</summary>
     public bool RegistrationAllowed { get; init; } = true;
 

@@ -80,3 +80,32 @@ public sealed class EmissionAndEpochTests
         Assert.NotEmpty(validator.Bonds);
     }
 }
+
+public sealed class BurnAdjustmentTests
+{
+    [Fact]
+    public async Task The_burn_rises_after_an_interval_above_target_and_falls_after_an_empty_one()
+    {
+        await using var t = Create();
+        var netuid = await t.CreateSubnet();
+        t.Chain.SetHyperparameters(netuid, h => h with { TargetRegistrationsPerInterval = 1, AdjustmentInterval = 10 });
+        await t.Register(netuid, "//hot0");
+        await t.Register(netuid, "//hot1");
+        await t.Blocks(10);
+        // 1 TAO → 0.97·1 + 0.03·1.5 = 1.015 TAO; alpha truncated to 18 fractional bits moves it by about a microTAO.
+        var raised = (await t.Chain.GetHyperparametersAsync(netuid))!.Burn;
+        Assert.InRange(raised, 1_014_990_000UL, 1_015_010_000UL);
+        await t.Blocks(10);
+        var lowered = (await t.Chain.GetHyperparametersAsync(netuid))!.Burn;
+        Assert.InRange(lowered, raised * 985 / 1000 - 10_000, raised * 985 / 1000 + 10_000);
+    }
+
+    [Fact]
+    public void The_adjusted_burn_is_clamped_to_its_bounds()
+    {
+        var h = SubnetHyperparameters.Default with { Burn = 99_000_000_000, TargetRegistrationsPerInterval = 1 };
+        Assert.Equal(h.MaxBurn, LocalnetRuntime.AdjustBurn(h, 200));
+        var low = SubnetHyperparameters.Default with { Burn = 2, MinBurn = 2 };
+        Assert.Equal(2UL, LocalnetRuntime.AdjustBurn(low, 0));
+    }
+}

@@ -37,7 +37,8 @@ public sealed class PersistenceTests : IDisposable
             var n = (await t.Chain.GetNeuronAsync(1, 0))!;
             Assert.Equal(Id("//hot0"), n.Hotkey);
             Assert.Equal("10.0.0.1:8091", n.Axon.Endpoint);
-            Assert.Equal(2u, await t.Chain.GetNonceAsync(DevAccounts.Alice)); // register_network, burned_register
+            Assert.Equal(1u, await t.Chain.GetNonceAsync(DevAccounts.Alice)); // burned_register
+            Assert.Equal(1u, await t.Chain.GetNonceAsync(DevAccounts.Ferdie)); // register_network
             Assert.Equal(1u, await t.Chain.GetNonceAsync(Id("//hot0")));
             await t.Blocks(1);
             Assert.Equal(block + 1, t.Chain.BlockNumber);

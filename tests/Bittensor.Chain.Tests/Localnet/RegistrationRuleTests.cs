@@ -156,4 +156,47 @@ public sealed class RegistrationRuleTests
         // hot1 is no longer registered anywhere, so its stake went back to its coldkey.
         Assert.Equal(Balance.Zero, await t.Chain.GetTotalStakeForHotkeyAsync(Id("//hot1")));
     }
+
+    [Fact]
+    public async Task Registering_on_netuid_0_fails_with_OperationNotPermittedonRootSubnet()
+    {
+        await using var t = Create();
+        AssertFails("OperationNotPermittedonRootSubnet", await t.Submit("//Alice", new BurnedRegister(0, Id("//hot0"))));
+    }
+
+    [Fact]
+    public async Task Registering_on_a_closed_subnet_fails_with_RegistrationDisabled()
+    {
+        await using var t = Create();
+        var netuid = await t.CreateSubnet();
+        t.Chain.SetHyperparameters(netuid, h => h with { RegistrationAllowed = false });
+        AssertFails("RegistrationDisabled", await t.Submit("//Alice", new BurnedRegister(netuid, Id("//hot0"))));
+    }
+
+    [Fact]
+    public async Task A_second_subnet_within_the_network_rate_limit_fails_with_TxRateLimitExceeded()
+    {
+        await using var t = Create(new LocalnetOptions { SubnetDefaults = Relaxed, NetworkRateLimit = 5 });
+        await t.Blocks(4);
+        await t.CreateSubnet(); // block 5: 5 blocks since the (default) last lock block 0
+        AssertFails("TxRateLimitExceeded", await t.Submit("//Bob", new RegisterNetwork()));
+        await t.Blocks(3);
+        AssertOk(await t.Submit("//Bob", new RegisterNetwork()));
+    }
+
+    [Fact]
+    public async Task A_subnet_beyond_the_limit_fails_with_AllNetworksInImmunity()
+    {
+        await using var t = Create(new LocalnetOptions { SubnetDefaults = Relaxed, SubnetLimit = 1 });
+        await t.CreateSubnet();
+        AssertFails("AllNetworksInImmunity", await t.Submit("//Bob", new RegisterNetwork()));
+    }
+
+    [Fact]
+    public async Task A_subnet_the_owner_cannot_afford_fails_with_NotEnoughBalanceToStake()
+    {
+        await using var t = Create();
+        t.Chain.Fund(Id("//small"), Balance.FromTao(999));
+        AssertFails("NotEnoughBalanceToStake", await t.Submit("//small", new RegisterNetwork()));
+    }
 }

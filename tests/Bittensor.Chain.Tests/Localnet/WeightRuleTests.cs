@@ -142,4 +142,14 @@ public sealed class WeightRuleTests
         Assert.Equal([65535, 1000], Bittensor.Chain.Local.LocalnetRuntime.MaxUpscale([65535, 1000]));
         Assert.Equal([0, 0], Bittensor.Chain.Local.LocalnetRuntime.MaxUpscale([0, 0]));
     }
+
+    [Fact]
+    public async Task Weights_from_a_hotkey_below_the_minimum_stake_fail_with_NotEnoughStakeToSetWeights()
+    {
+        var (t, netuid) = await SubnetWithValidator();
+        await using var _ = t;
+        t.Chain.SetHyperparameters(netuid, h => h with { WeightsMinStake = 1_000_000_000 });
+        AssertFails("NotEnoughStakeToSetWeights", await t.Submit("//hot1", Weights(netuid, [1], [1])));
+        AssertOk(await t.Submit("//hot0", Weights(netuid, [1], [1])));
+    }
 }

@@ -1,0 +1,125 @@
+using System.CommandLine;
+using System.Globalization;
+using Bittensor.Chain;
+using Bittensor.Chain.Local;
+using Bittensor.Core;
+
+namespace Bittensor.Cli.Commands;
+
+/// <summary><c>btcli localnet run</c> and <c>btcli localnet reset</c>: the embedded chain's verbs.</summary>
+internal static class LocalnetChainCommands
+{
+    /// <summary><c>--localnet.path</c>: the state folder (default ~/.bittensor/localnet/&lt;name&gt;).</summary>
+    private static Option<string?> PathOption() => new("--localnet.path")
+    {
+        Description = "Localnet state folder (default ~/.bittensor/localnet/<name>)",
+    };
+
+    /// <summary><c>--localnet.name</c>: which named localnet (default "default").</summary>
+    private static Option<string> NameOption() => new("--localnet.name")
+    {
+        Description = "Localnet name, used for the default folder and the chain identity",
+        DefaultValueFactory = _ => "default",
+    };
+
+    /// <summary>Resolves the folder from the two options.</summary>
+    internal static string ResolvePath(string? path, string name) =>
+        string.IsNullOrWhiteSpace(path) ? LocalnetOptions.DefaultPath(name) : Path.GetFullPath(path);
+
+    /// <summary>Adds <c>localnet run [--blocks N] [--block_time S] [--localnet.path P] [--localnet.name N]</c>.</summary>
+    public static void AddRun(Command localnet)
+    {
+        var blocks = new Option<ulong?>("--blocks") { Description = "Stop after producing this many blocks (default: run until Ctrl-C)" };
+        var blockTime = new Option<double>("--block_time")
+        {
+            Description = "Seconds between blocks (default 1; the real network makes one every 12)",
+            DefaultValueFactory = _ => 1.0,
+        };
+        var path = PathOption();
+        var name = NameOption();
+        var run = new Command("run", "Run the embedded localnet, producing blocks until --blocks more exist or until stopped");
+        run.Options.Add(blocks);
+        run.Options.Add(blockTime);
+        run.Options.Add(path);
+        run.Options.Add(name);
+        run.SetAction(async (parse, cancellationToken) =>
+        {
+            var seconds = parse.GetValue(blockTime);
+            if (!(seconds > 0) || seconds > 3600) throw new CliException("--block_time must be between 0 and 3600 seconds");
+            var folder = ResolvePath(parse.GetValue(path), parse.GetValue(name)!);
+            var produced = await RunAsync(folder, parse.GetValue(name)!, TimeSpan.FromSeconds(seconds), parse.GetValue(blocks), cancellationToken)
+                .ConfigureAwait(false);
+            await Console.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"stopped after {produced} block(s)")).ConfigureAwait(false);
+            return 0;
+        });
+        localnet.Subcommands.Add(run);
+    }
+
+    /// <summary>Opens the folder, prints where it is, produces blocks and prints each one.</summary>
+    internal static async Task<ulong> RunAsync(string folder, string name, TimeSpan blockTime, ulong? blocks, CancellationToken cancellationToken)
+    {
+        Localnet chain;
+        try
+        {
+            chain = Localnet.Open(new LocalnetOptions { Name = name, Path = folder }, YumaEpochRunner.Instance);
+        }
+        catch (LocalnetException e)
+        {
+            throw new CliException(e.Message);
+        }
+        await using (chain.ConfigureAwait(false))
+        {
+            if (chain.RecoveryWarning is { } warning) await Console.Error.WriteLineAsync("warning: " + warning).ConfigureAwait(false);
+            await Console.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"localnet '{name}' at {folder}: block {chain.BlockNumber}, genesis {Hex.Encode(chain.Identity.GenesisHash.Span)}")).ConfigureAwait(false);
+            using var printer = new CancellationTokenSource();
+            var printing = PrintBlocksAsync(chain, printer.Token);
+            try
+            {
+                return await new LocalnetBlockProducer(chain, blockTime).RunAsync(blocks, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ChainUnavailableException e)
+            {
+                throw new CliException(e.Message);
+            }
+            finally
+            {
+                await printer.CancelAsync().ConfigureAwait(false);
+                try { await printing.ConfigureAwait(false); }
+                catch (OperationCanceledException) { }
+            }
+        }
+    }
+
+    private static async Task PrintBlocksAsync(Localnet chain, CancellationToken cancellationToken)
+    {
+        await foreach (var block in chain.SubscribeBlocksAsync(cancellationToken).ConfigureAwait(false))
+            await Console.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"#{block.Number} {Hex.Encode(block.Hash.Span)}")).ConfigureAwait(false);
+    }
+
+    /// <summary>Adds <c>localnet reset [--localnet.path P] [--localnet.name N]</c>.</summary>
+    public static void AddReset(Command localnet)
+    {
+        var path = PathOption();
+        var name = NameOption();
+        var reset = new Command("reset", "Delete the localnet's state; the next run starts a new genesis");
+        reset.Options.Add(path);
+        reset.Options.Add(name);
+        reset.SetAction(parse =>
+        {
+            var folder = ResolvePath(parse.GetValue(path), parse.GetValue(name)!);
+            if (!Directory.Exists(folder)) throw new CliException($"no localnet at {folder}");
+            try
+            {
+                Localnet.Reset(folder);
+            }
+            catch (LocalnetException e)
+            {
+                throw new CliException(e.Message);
+            }
+            Console.Out.WriteLine($"localnet at {folder} reset");
+            return 0;
+        });
+        localnet.Subcommands.Add(reset);
+    }
+}

@@ -1,0 +1,57 @@
+namespace Bittensor.Protocol;
+
+/// <summary>Settings of <see cref="RequestVerifier"/>.</summary>
+public sealed record RequestVerifierOptions
+{
+    /// <summary>Defaults: version 150, nonces at most 30 s ahead and 60 s behind, any UTC offset, 100,000 callers, no file.</summary>
+    public static RequestVerifierOptions Default { get; } = new();
+
+    /// <summary>This axon's protocol version; callers with <c>own &lt;= theirs + 10</c> are accepted.</summary>
+    public int OwnVersion { get; init; } = ProtocolVersion.Current;
+
+    /// <summary>How far a nonce may lie ahead of this clock (after the time-zone alignment, see <see cref="AcceptAnyUtcOffset"/>).</summary>
+    public TimeSpan MaxFutureSkew { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How far a nonce may lie behind this clock. Older nonces are rejected as stale.</summary>
+    public TimeSpan MaxAge { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// The nonce is the sender's <em>local</em> time with no zone. When true (default) a nonce is judged
+    /// against UTC shifted by the nearest whole quarter hour in [−12 h, +14 h] (every real zone offset is a
+    /// multiple of 15 min), so peers in any zone pass while the skew window still applies to the remainder.
+    /// When false the nonce is compared with this machine's local time (peers share one zone).
+    /// </summary>
+    public bool AcceptAnyUtcOffset { get; init; } = true;
+
+    /// <summary>
+    /// Zero (default) keeps the 2021 rule: a nonce must be at least 1 ms newer than the caller's newest
+    /// accepted one, so two calls signed in one order and verified in the other (concurrent calls over HTTP/2)
+    /// lose the older one. A positive window also accepts a nonce up to this much older than the newest if no
+    /// accepted nonce lies within 1 ms of it; replays stay rejected (the last 32 such nonces are remembered,
+    /// older ones raise a floor). Not persisted: after a restart only nonces above the newest pass.
+    /// </summary>
+    public TimeSpan ReorderWindow { get; init; } = TimeSpan.Zero;
+
+    /// <summary>Most callers whose last nonce is remembered. Beyond it the least recently seen caller is forgotten.</summary>
+    public int NonceCapacity { get; init; } = 100_000;
+
+    /// <summary>File that keeps the nonce store across restarts; null keeps it in memory only.</summary>
+    public string? NonceFilePath { get; init; }
+
+    /// <summary>How often a changed nonce store is written to <see cref="NonceFilePath"/> (also written on dispose).</summary>
+    public TimeSpan PersistInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Throws <see cref="ArgumentException"/> for values that make the checks meaningless.</summary>
+    public RequestVerifierOptions Validate()
+    {
+        if (MaxFutureSkew < TimeSpan.Zero || MaxAge <= TimeSpan.Zero)
+            throw new ArgumentException("MaxFutureSkew must be >= 0 and MaxAge > 0");
+        if (AcceptAnyUtcOffset && MaxFutureSkew + MaxAge >= TimeSpan.FromMinutes(15))
+            throw new ArgumentException("with AcceptAnyUtcOffset the skew window (MaxFutureSkew + MaxAge) must be under 15 minutes");
+        if (ReorderWindow < TimeSpan.Zero || ReorderWindow > MaxAge)
+            throw new ArgumentException("ReorderWindow must lie between 0 and MaxAge");
+        if (NonceCapacity < 1) throw new ArgumentException("NonceCapacity must be at least 1");
+        if (PersistInterval <= TimeSpan.Zero) throw new ArgumentException("PersistInterval must be positive");
+        return this;
+    }
+}

@@ -1,0 +1,34 @@
+namespace Bittensor.Protocol;
+
+/// <summary>Settings for channels toward peers (see <see cref="BittensorChannelFactory"/>).</summary>
+public sealed record BittensorChannelOptions
+{
+    /// <summary>Defaults: 4 MiB send (a 2021 Python axon's receive limit), 16 MiB receive, pings every 60 s while calls are active, no user-agent.</summary>
+    public static BittensorChannelOptions Default { get; } = new();
+
+    /// <summary>Largest request message sent, in bytes; null for no limit. 4 MiB matches a 2021 Python axon's default receive limit.</summary>
+    public int? MaxSendMessageSize { get; init; } = 4 * 1024 * 1024;
+
+    /// <summary>Largest response message accepted, in bytes; null for no limit.</summary>
+    public int? MaxReceiveMessageSize { get; init; } = 16 * 1024 * 1024;
+
+    /// <summary>Idle time before an HTTP/2 keep-alive ping; <see cref="Timeout.InfiniteTimeSpan"/> disables pings.</summary>
+    public TimeSpan KeepAlivePingDelay { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long a ping may go unanswered before the connection is closed.</summary>
+    public TimeSpan KeepAlivePingTimeout { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>TCP connect timeout.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long an unused connection stays open.</summary>
+    public TimeSpan PooledConnectionIdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Remove grpc-dotnet's <c>user-agent</c> header (default) instead of moving it after the bittensor
+    /// headers. A 2021 grpc core lists metadata in wire order, so moving suffices there; current grpc cores
+    /// list <c>user-agent</c> first whatever the wire order, so only dropping keeps the bittensor headers at
+    /// positions 0–2 for a Python axon on a newer grpcio. The header is optional in gRPC.
+    /// </summary>
+    public bool DropUserAgent { get; init; } = true;
+}

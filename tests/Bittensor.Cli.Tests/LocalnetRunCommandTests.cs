@@ -1,0 +1,60 @@
+using System.CommandLine;
+using Bittensor.Chain.Local;
+using Bittensor.Cli.Commands;
+
+namespace Bittensor.Cli.Tests;
+
+public sealed class LocalnetRunCommandTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "bt-cli-localnet-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    private static RootCommand Root()
+    {
+        var root = new RootCommand("test");
+        CliApp.AddCommonOptions(root);
+        LocalnetCommands.Register(root);
+        return root;
+    }
+
+    [Fact]
+    public async Task Localnet_run_with_blocks_produces_that_many_blocks_and_exits_zero()
+    {
+        var code = await CliApp.RunAsync(Root(), ["localnet", "run", "--blocks", "3", "--block_time", "0.01", "--localnet.path", _dir]);
+        Assert.Equal(0, code);
+        await using var chain = Localnet.Open(new LocalnetOptions { Path = _dir });
+        Assert.Equal(3UL, chain.BlockNumber);
+    }
+
+    [Fact]
+    public async Task Localnet_run_on_a_folder_owned_by_another_localnet_fails_with_in_use_by_PID()
+    {
+        await using var owner = Localnet.Open(new LocalnetOptions { Path = _dir });
+        var e = await Assert.ThrowsAsync<CliException>(() =>
+            LocalnetChainCommands.RunAsync(_dir, "default", TimeSpan.FromMilliseconds(10), 1, CancellationToken.None));
+        Assert.Equal($"localnet at {_dir} is in use by PID {Environment.ProcessId}", e.Message);
+        Assert.Equal(1, await CliApp.RunAsync(Root(), ["localnet", "run", "--blocks", "1", "--localnet.path", _dir]));
+    }
+
+    [Fact]
+    public async Task Localnet_reset_starts_a_new_genesis_and_refuses_a_missing_folder()
+    {
+        Assert.Equal(0, await CliApp.RunAsync(Root(), ["localnet", "run", "--blocks", "2", "--block_time", "0.01", "--localnet.path", _dir]));
+        Assert.Equal(0, await CliApp.RunAsync(Root(), ["localnet", "reset", "--localnet.path", _dir]));
+        await using (var chain = Localnet.Open(new LocalnetOptions { Path = _dir })) Assert.Equal(0UL, chain.BlockNumber);
+        Assert.Equal(1, await CliApp.RunAsync(Root(), ["localnet", "reset", "--localnet.path", _dir + "-missing"]));
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-1")]
+    [InlineData("5000")]
+    public async Task A_block_time_out_of_range_is_a_user_error(string seconds)
+    {
+        Assert.Equal(1, await CliApp.RunAsync(Root(), ["localnet", "run", "--block_time", seconds, "--localnet.path", _dir]));
+    }
+}

@@ -1,0 +1,309 @@
+using Bittensor.Protocol.Wire;
+using Grpc.Core;
+using static Bittensor.Protocol.Tests.RequestAuthTests;
+
+namespace Bittensor.Protocol.Tests;
+
+public sealed class RequestVerifierTests : IDisposable
+{
+    private const string Alice = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
+    private const string Bob = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
+    private static readonly DateTimeOffset Start = new(2021, 10, 14, 9, 30, 15, TimeSpan.Zero);
+
+    private readonly string _dir = TempDir.Create();
+    private readonly ManualClock _clock = new(Start);
+    private readonly FakeSignatures _signatures = new();
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private RequestVerifier NewVerifier(RequestVerifierOptions? options = null)
+        => new(options ?? new RequestVerifierOptions { NonceFilePath = Path.Combine(_dir, "nonces") }, _signatures, _clock);
+
+    [Fact]
+    public void A_replayed_request_is_rejected_as_unauthenticated()
+    {
+        using var v = NewVerifier();
+        var headers = Headers(NonceAt(Start), Alice);
+        Assert.True(v.Verify(headers).IsAccepted);
+        var replay = v.Verify(headers);
+        Assert.False(replay.IsAccepted);
+        Assert.Equal(ReturnCode.Unauthenticated, replay.Code);
+        Assert.Contains("1 ms newer", replay.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_nonce_less_than_a_millisecond_newer_is_rejected_and_one_a_millisecond_newer_accepted()
+    {
+        using var v = NewVerifier();
+        Assert.True(v.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+        Assert.False(v.Verify(Headers(NonceAt(Start.AddTicks(9990)), Alice)).IsAccepted);
+        Assert.True(v.Verify(Headers(NonceAt(Start.AddMilliseconds(1)), Alice)).IsAccepted);
+    }
+
+    [Fact]
+    public void A_replay_is_turned_away_before_spending_a_signature_check()
+    {
+        using var v = NewVerifier();
+        var headers = Headers(NonceAt(Start), Alice);
+        v.Verify(headers);
+        var calls = _signatures.Calls;
+        v.Verify(headers);
+        Assert.Equal(calls, _signatures.Calls);
+    }
+
+    [Fact]
+    public void A_far_future_nonce_from_an_unsigned_caller_does_not_lock_out_the_real_caller()
+    {
+        using var v = NewVerifier();
+        // The 2021 axon stored this nonce before checking the signature; the victim was then locked out.
+        var forged = Headers(NonceAt(Start.AddSeconds(20)), Alice, signatureHex: new string('a', 128));
+        var attack = v.Verify(forged);
+        Assert.False(attack.IsAccepted);
+        Assert.Contains("signature", attack.Reason, StringComparison.Ordinal);
+        Assert.Equal(0, v.TrackedCallers);
+
+        Assert.True(v.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+    }
+
+    [Fact]
+    public void A_nonce_beyond_the_future_skew_is_rejected_even_when_signed()
+    {
+        using var v = NewVerifier();
+        var r = v.Verify(Headers(NonceAt(Start.AddMinutes(3)), Alice));
+        Assert.False(r.IsAccepted);
+        Assert.Contains("skew", r.Reason, StringComparison.Ordinal);
+        Assert.Equal(0, v.TrackedCallers);
+    }
+
+    [Fact]
+    public void A_stale_nonce_is_rejected()
+    {
+        using var v = NewVerifier();
+        var r = v.Verify(Headers(NonceAt(Start.AddSeconds(-61)), Alice));
+        Assert.False(r.IsAccepted);
+        Assert.Equal(ReturnCode.Unauthenticated, r.Code);
+        Assert.True(v.Verify(Headers(NonceAt(Start.AddSeconds(-59)), Alice)).IsAccepted);
+    }
+
+    [Fact]
+    public void Callers_in_any_time_zone_pass_because_the_nonce_is_their_local_time()
+    {
+        using var v = NewVerifier();
+        var india = Start.ToOffset(TimeSpan.FromMinutes(330));
+        var newYork = Start.ToOffset(TimeSpan.FromHours(-4));
+        Assert.True(v.Verify(Headers(NonceAt(india), Alice)).IsAccepted);
+        Assert.True(v.Verify(Headers(NonceAt(newYork), Bob)).IsAccepted);
+        // 20 minutes off any quarter-hour offset is outside the window whatever the zone.
+        Assert.False(v.Verify(Headers(NonceAt(Start.AddMinutes(7)), "5CiPPseXPECbkjWCa6MnjNokrgYjMqmKndv2rSnekmSK2DjL")).IsAccepted);
+    }
+
+    [Fact]
+    public void Without_any_offset_the_nonce_is_compared_with_this_machines_local_time()
+    {
+        var clock = new ManualClock(Start, TimeZoneInfo.CreateCustomTimeZone("X", TimeSpan.FromHours(2), "X", "X"));
+        using var v = new RequestVerifier(new RequestVerifierOptions { AcceptAnyUtcOffset = false }, _signatures, clock);
+        Assert.False(v.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+        Assert.True(v.Verify(Headers(NonceAt(Start.ToOffset(TimeSpan.FromHours(2))), Alice)).IsAccepted);
+    }
+
+    [Theory]
+    [InlineData("139", false)]
+    [InlineData("140", true)]
+    [InlineData("300", true)]
+    public void Callers_more_than_ten_versions_behind_are_incompatible(string version, bool accepted)
+    {
+        using var v = NewVerifier();
+        var r = v.Verify(Headers(NonceAt(Start), Alice, version: version));
+        Assert.Equal(accepted, r.IsAccepted);
+        if (!accepted) Assert.Equal(ReturnCode.RequestIncompatibleVersion, r.Code);
+    }
+
+    [Fact]
+    public void Missing_or_malformed_headers_are_rejected_with_a_reason_and_never_throw()
+    {
+        using var v = NewVerifier();
+        var nonce = NonceAt(Start);
+        Assert.Contains("rpc-auth-header", v.Verify(new Metadata()).Reason, StringComparison.Ordinal);
+        Assert.Contains("version", v.Verify(Headers(nonce, Alice, version: null)).Reason, StringComparison.Ordinal);
+        Assert.False(v.Verify(Headers(nonce, Alice, version: "15O")).IsAccepted);
+        Assert.False(v.Verify("Bittensor", "garbage", "150").IsAccepted);
+        Assert.False(v.Verify("Bittensor", $"{nonce}bitxx{Alice}", "150").IsAccepted);
+        Assert.False(v.Verify("Bittensor", $"{nonce}bitxx{Alice}bitxx0x{new string('z', 128)}", "150").IsAccepted);
+        Assert.False(v.Verify("Bittensor", $"{nonce}bitxx{Alice}bitxx0x00", "150").IsAccepted);
+        Assert.False(v.Verify("Bittensor", $"99999999999999999999bitxx{Alice}bitxx0x{new string('0', 128)}", "150").IsAccepted);
+        Assert.False(v.Verify("Bittensor", new string('x', 100_000), "150").IsAccepted);
+        Assert.False(v.Verify("bittensor", $"{nonce}bitxx{Alice}bitxx0x{new string('0', 128)}", "150").IsAccepted);
+        Assert.Equal(0, v.TrackedCallers);
+    }
+
+    [Fact]
+    public void Headers_are_read_by_name_in_any_order()
+    {
+        using var v = NewVerifier();
+        var h = Headers(NonceAt(Start), Alice);
+        var reordered = new Metadata { { "user-agent", "grpc-dotnet" }, h[2], h[1], h[0] };
+        Assert.True(v.Verify(reordered).IsAccepted);
+    }
+
+    [Fact]
+    public void An_ss58_address_containing_the_separator_still_parses()
+    {
+        using var v = NewVerifier();
+        const string odd = "5Gbitxxz5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
+        var r = v.Verify(Headers(NonceAt(Start), odd));
+        Assert.True(r.IsAccepted, r.Reason);
+        Assert.Equal(odd, r.Hotkey);
+    }
+
+    [Fact]
+    public void Of_many_concurrent_copies_of_one_signed_request_exactly_one_is_accepted()
+    {
+        using var v = NewVerifier();
+        var headers = Headers(NonceAt(Start), Alice);
+        var accepted = 0;
+        Parallel.For(0, 64, new ParallelOptions { MaxDegreeOfParallelism = 8 }, _ =>
+        {
+            if (v.Verify(headers).IsAccepted) Interlocked.Increment(ref accepted);
+        });
+        Assert.Equal(1, accepted);
+    }
+
+    [Fact]
+    public void After_a_restart_over_the_same_file_the_replay_is_still_rejected()
+    {
+        var headers = Headers(NonceAt(Start), Alice);
+        using (var first = NewVerifier())
+        {
+            Assert.True(first.Verify(headers).IsAccepted);
+        }
+        using var second = NewVerifier();
+        Assert.Equal(1, second.TrackedCallers);
+        Assert.False(second.Verify(headers).IsAccepted);
+        Assert.True(second.Verify(Headers(NonceAt(Start.AddMilliseconds(1)), Alice)).IsAccepted);
+    }
+
+    [Fact]
+    public void The_store_is_written_periodically_not_only_on_dispose()
+    {
+        var path = Path.Combine(_dir, "nonces");
+        var v = NewVerifier();
+        Assert.True(v.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+        Assert.False(File.Exists(path));
+        _clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.Contains(Alice, File.ReadAllText(path), StringComparison.Ordinal);
+        // A crash now (no Dispose) still leaves the recorded nonce behind.
+        using var restarted = NewVerifier();
+        Assert.False(restarted.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+        GC.KeepAlive(v);
+    }
+
+    [Fact]
+    public void The_nonce_file_is_private_and_written_without_leftover_temp_files()
+    {
+        using (var v = NewVerifier()) v.Verify(Headers(NonceAt(Start), Alice));
+        var path = Path.Combine(_dir, "nonces");
+        if (!OperatingSystem.IsWindows())
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+        Assert.Equal(new[] { "nonces" }, Directory.GetFiles(_dir).Select(f => Path.GetFileName(f)).ToArray());
+    }
+
+    [Fact]
+    public void A_file_that_is_not_a_nonce_store_is_refused_at_start()
+    {
+        var path = Path.Combine(_dir, "nonces");
+        File.WriteAllText(path, "{\"not\": \"ours\"}");
+        Assert.Throws<InvalidDataException>(() => NewVerifier());
+    }
+
+    [Fact]
+    public void The_store_never_holds_more_than_its_capacity()
+    {
+        using var v = NewVerifier(new RequestVerifierOptions { NonceCapacity = 10 });
+        for (var i = 0; i < 50; i++)
+            Assert.True(v.Verify(Headers(NonceAt(Start), $"5Caller{i:D4}")).IsAccepted);
+        Assert.Equal(10, v.TrackedCallers);
+    }
+
+    [Fact]
+    public void Entries_whose_nonce_left_the_window_are_dropped_because_the_stale_check_covers_them()
+    {
+        using var v = NewVerifier(new RequestVerifierOptions { AcceptAnyUtcOffset = false });
+        var old = Headers(NonceAt(Start), Alice);
+        Assert.True(v.Verify(old).IsAccepted);
+        _clock.Advance(TimeSpan.FromSeconds(61));
+        Assert.True(v.Verify(Headers(NonceAt(_clock.GetUtcNow()), Bob)).IsAccepted);
+        Assert.Equal(1, v.TrackedCallers);
+        // Alice's entry is gone, yet her old request still cannot be replayed.
+        Assert.Contains("stale", v.Verify(old).Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_verifier_that_throws_on_a_bad_key_counts_as_a_failed_signature()
+    {
+        using var v = new RequestVerifier(null, new ThrowingVerifier(), _clock);
+        var r = v.Verify(Headers(NonceAt(Start), Alice));
+        Assert.False(r.IsAccepted);
+        Assert.Equal(ReturnCode.Unauthenticated, r.Code);
+    }
+
+    [Fact]
+    public void Options_that_make_the_window_meaningless_are_refused()
+    {
+        Assert.Throws<ArgumentException>(() => new RequestVerifierOptions { MaxAge = TimeSpan.FromMinutes(20) }.Validate());
+        Assert.Throws<ArgumentException>(() => new RequestVerifierOptions { NonceCapacity = 0 }.Validate());
+        new RequestVerifierOptions { MaxAge = TimeSpan.FromMinutes(20), AcceptAnyUtcOffset = false }.Validate();
+    }
+
+    private sealed class ThrowingVerifier : ISignatureVerifier
+    {
+        public bool Verify(string ss58Address, ReadOnlySpan<byte> message, ReadOnlySpan<byte> signature)
+            => throw new FormatException("bad ss58");
+    }
+
+    [Fact]
+    public void By_default_a_request_verified_after_a_newer_one_from_the_same_caller_is_rejected()
+    {
+        using var v = NewVerifier();
+        Assert.True(v.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+        Assert.False(v.Verify(Headers(NonceAt(Start.AddMilliseconds(-2)), Alice)).IsAccepted);
+    }
+
+    [Fact]
+    public void With_a_reorder_window_an_older_unused_nonce_passes_once_and_replays_still_fail()
+    {
+        using var v = NewVerifier(new RequestVerifierOptions { ReorderWindow = TimeSpan.FromSeconds(5) });
+        var newest = Headers(NonceAt(Start), Alice);
+        var older = Headers(NonceAt(Start.AddMilliseconds(-2)), Alice);
+        Assert.True(v.Verify(newest).IsAccepted);
+        Assert.True(v.Verify(older).IsAccepted);
+        Assert.False(v.Verify(older).IsAccepted);
+        Assert.False(v.Verify(newest).IsAccepted);
+        Assert.False(v.Verify(Headers(NonceAt(Start.AddMilliseconds(-2.5)), Alice)).IsAccepted);
+        Assert.False(v.Verify(Headers(NonceAt(Start.AddSeconds(-6)), Alice)).IsAccepted);
+        Assert.True(v.Verify(Headers(NonceAt(Start.AddMilliseconds(1)), Alice)).IsAccepted);
+        Assert.False(v.Verify(older).IsAccepted);
+    }
+
+    [Fact]
+    public void With_a_reorder_window_forgotten_nonces_are_covered_by_the_floor()
+    {
+        using var v = NewVerifier(new RequestVerifierOptions { ReorderWindow = TimeSpan.FromSeconds(5) });
+        Assert.True(v.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+        // 40 late arrivals, more than the 32 remembered: the forgotten ones sit under the raised floor.
+        var olders = Enumerable.Range(1, 40).Select(i => Headers(NonceAt(Start.AddMilliseconds(-410 + 10 * i)), Alice)).ToList();
+        foreach (var h in olders) Assert.True(v.Verify(h).IsAccepted);
+        foreach (var h in olders) Assert.False(v.Verify(h).IsAccepted);
+        Assert.False(v.Verify(Headers(NonceAt(Start.AddMilliseconds(-395)), Alice)).IsAccepted);
+    }
+
+    [Fact]
+    public void After_a_restart_the_reorder_window_opens_only_above_the_newest_nonce()
+    {
+        var options = new RequestVerifierOptions { ReorderWindow = TimeSpan.FromSeconds(5), NonceFilePath = Path.Combine(_dir, "nonces") };
+        using (var first = NewVerifier(options))
+            Assert.True(first.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+        using var second = NewVerifier(options);
+        Assert.False(second.Verify(Headers(NonceAt(Start.AddMilliseconds(-5)), Alice)).IsAccepted);
+        Assert.True(second.Verify(Headers(NonceAt(Start.AddMilliseconds(1)), Alice)).IsAccepted);
+    }
+}
