@@ -8,7 +8,7 @@ CliApp.AddCommonOptions(root);
 // Areas (one line each; keep the list sorted by area name).
 ChainCommands.Register(root);
 LocalnetCommands.Register(root);
-LocalnetRunCommands.Register(root);
+LocalnetFaucetCommands.Register(root);
 WalletCommands.Register(root);
 
 return await CliApp.RunAsync(root, args);

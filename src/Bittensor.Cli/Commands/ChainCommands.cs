@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using Bittensor.Actors.Metagraph;
-using Bittensor.Chain.Local;
 using Bittensor.Cli.Chain;
 using Bittensor.Core.Domain;
 using Bittensor.Core.Weights;
@@ -11,8 +10,8 @@ namespace Bittensor.Cli.Commands;
 
 /// <summary>
 /// Chain verbs: <c>overview</c>, <c>metagraph</c>, <c>subnets create|list</c>, <c>register</c>, <c>serve</c>,
-/// <c>stake add|remove</c>, <c>transfer</c>, <c>weights set</c>, <c>balance</c>; <c>localnet run|reset|faucet</c> are
-/// registered by <see cref="LocalnetRunCommands"/>.
+/// <c>stake add|remove</c>, <c>transfer</c>, <c>weights set</c>, <c>balance</c>; <c>localnet faucet</c> is registered by
+/// <see cref="LocalnetFaucetCommands"/>.
 /// On the localnet (the default network) every write verb produces the block that includes its call.
 /// </summary>
 internal static class ChainCommands
@@ -41,13 +40,8 @@ internal static class ChainCommands
         root.Subcommands.Add(Balance());
     }
 
-    /// <summary>Adds <c>localnet run</c>, <c>localnet reset</c> and <c>localnet faucet</c> to the <c>localnet</c> group.</summary>
-    internal static void AddLocalnetVerbs(Command localnet)
-    {
-        localnet.Subcommands.Add(LocalnetRun());
-        localnet.Subcommands.Add(LocalnetReset());
-        localnet.Subcommands.Add(LocalnetFaucet());
-    }
+    /// <summary>Adds <c>localnet faucet</c> to the <c>localnet</c> group (run, reset and epoch are the localnet area's).</summary>
+    internal static void AddLocalnetVerbs(Command localnet) => localnet.Subcommands.Add(LocalnetFaucet());
 
     private static bool Json(ParseResult p) => p.GetValue(CliApp.Json);
 
@@ -394,70 +388,6 @@ internal static class ChainCommands
                 return 0;
             }
             Console.Out.WriteLine($"{coldkey.ToSs58()}  free {free}  staked {staked}  total {free + staked}");
-            return 0;
-        });
-        return cmd;
-    }
-
-    private static Command LocalnetRun()
-    {
-        var o = new ChainOptions();
-        var blocks = new Option<long?>("--blocks") { Description = "Stop after producing this many blocks (default: run until Ctrl+C)" };
-        var blockTime = new Option<double?>("--block_time", "--localnet.block_time")
-        {
-            Description = "Seconds between blocks (default 1; 0 with --blocks produces them as fast as possible)",
-        };
-        var cmd = o.AddTo(new Command("run", "Produce localnet blocks on a timer (holds the localnet until it stops)"), wallet: false);
-        cmd.Options.Add(blocks);
-        cmd.Options.Add(blockTime);
-        cmd.SetAction(async (p, ct) =>
-        {
-            var count = p.GetValue(blocks);
-            if (count is < 0) throw new CliException("--blocks must not be negative");
-            var seconds = p.GetValue(blockTime) ?? LocalnetBlockProducer.DefaultBlockTime.TotalSeconds;
-            if (double.IsNaN(seconds) || seconds < 0 || seconds > 86_400) throw new CliException("--block_time must be in 0..86400 seconds");
-            if (seconds == 0 && count is null) throw new CliException("--block_time 0 needs --blocks (it would spin forever)");
-            await using var chain = o.OpenChain(p);
-            var localnet = chain.Localnet!;
-            var start = localnet.BlockNumber;
-            if (!Json(p))
-                Console.Error.WriteLine($"localnet {localnet.Path} at block {start}: producing {(count is { } c ? $"{c} blocks" : "blocks until Ctrl+C")}");
-            ulong produced;
-            if (seconds == 0)
-            {
-                produced = 0;
-                while (produced < (ulong)count!.Value && !ct.IsCancellationRequested)
-                {
-                    await localnet.ProduceBlockAsync(CancellationToken.None);
-                    produced++;
-                }
-            }
-            else
-            {
-                produced = await new LocalnetBlockProducer(localnet, TimeSpan.FromSeconds(seconds)).RunAsync(count is { } c2 ? (ulong)c2 : null, ct);
-            }
-            Done(p, $"Produced {produced} blocks; localnet is at block {localnet.BlockNumber}", new { produced, block = localnet.BlockNumber });
-            return 0;
-        });
-        return cmd;
-    }
-
-    private static Command LocalnetReset()
-    {
-        var o = new ChainOptions();
-        var cmd = o.AddTo(new Command("reset", "Delete the localnet's state (a fresh genesis on next use)"), wallet: false);
-        cmd.SetAction(p =>
-        {
-            var path = o.LocalnetFolder(p);
-            try
-            {
-                Localnet.Reset(path);
-            }
-            catch (LocalnetException e)
-            {
-                throw new CliException(e.Message);
-            }
-            Done(p, $"Reset the localnet at {path}", new { path });
             return 0;
         });
         return cmd;
