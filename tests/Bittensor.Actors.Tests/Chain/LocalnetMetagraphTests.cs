@@ -59,9 +59,12 @@ public sealed class LocalnetMetagraphTests : Akka.TestKit.Xunit2.TestKit, IAsync
     }
 
     /// <summary>Sends the calls through the ChainActor, waits until all entered the pool, produces one block, returns results.</summary>
-    private async Task<SubmitResult[]> InOneBlock(params (ChainCall Call, string Suri)[] calls)
+    private Task<SubmitResult[]> InOneBlock(params (ChainCall Call, string Suri)[] calls) =>
+        InOneBlock(calls.Select(c => (c.Call, (ICallSigner)Signer(c.Suri))).ToArray());
+
+    private async Task<SubmitResult[]> InOneBlock(params (ChainCall Call, ICallSigner Signer)[] calls)
     {
-        foreach (var (call, suri) in calls) _chain.Tell(new Submit(call, Signer(suri)), _results.Ref);
+        foreach (var (call, signer) in calls) _chain.Tell(new Submit(call, signer), _results.Ref);
         for (var i = 0; i < calls.Length; i++) await _backend.NextAcceptedAsync();
         await _localnet.ProduceBlockAsync();
         var results = new SubmitResult[calls.Length];
@@ -153,5 +156,27 @@ public sealed class LocalnetMetagraphTests : Akka.TestKit.Xunit2.TestKit, IAsync
         var failed = Assert.IsType<CallResult.Failed>(r.Result);
         Assert.False(string.IsNullOrEmpty(failed.Error));
         Assert.NotNull(failed.Block);
+    }
+
+    [Fact]
+    public async Task Calls_signed_through_the_WalletSignerActor_are_accepted_and_a_locked_key_fails_cleanly()
+    {
+        var walletDir = Path.Combine(_dir, "wallets");
+        var wallet = new Bittensor.Wallet.Wallet("w", "hot", walletDir);
+        using (var cold = Bittensor.Wallet.WalletKey.FromUri("//Charlie")) wallet.CreateColdkey(cold, password: null, overwrite: false);
+        using (var hot = Bittensor.Wallet.WalletKey.Generate()) wallet.CreateHotkey(hot, password: null, overwrite: false);
+        var signerActor = Sys.ActorOf(Bittensor.Actors.Wallet.WalletSignerActor.Props(wallet));
+        var coldSigner = await WalletCallSigner.CreateAsync(signerActor, Bittensor.Actors.Wallet.KeyRole.Coldkey);
+        Assert.Equal(Signer("//Charlie").Account, coldSigner.Account);
+
+        // Locked: the submission fails with SignerFailed and nothing reaches the chain.
+        _chain.Tell(new Submit(new Transfer(Signer("//Bob").Account, Balance.FromTao(1)), coldSigner), _results.Ref);
+        var locked = await _results.ExpectMsgAsync<SubmitResult>();
+        Assert.Equal("SignerFailed", Assert.IsType<CallResult.Failed>(locked.Result).Error);
+
+        await signerActor.Ask<Bittensor.Actors.Wallet.Unlocked>(new Bittensor.Actors.Wallet.Unlock(Bittensor.Actors.Wallet.KeyRole.Coldkey),
+            TimeSpan.FromSeconds(20));
+        var results = await InOneBlock(((ChainCall)new Transfer(Signer("//Bob").Account, Balance.FromTao(1)), (ICallSigner)coldSigner));
+        Assert.True(results[0].IsSuccess);
     }
 }
