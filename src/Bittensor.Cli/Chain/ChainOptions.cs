@@ -31,11 +31,11 @@ internal sealed class ChainOptions
         DefaultValueFactory = _ => DefaultLocalnetPath,
     };
 
-    public Option<string?> WalletName { get; } = new("--wallet.name") { Description = "Wallet name (default: default)" };
+    public Option<string?> WalletName { get; } = new("--wallet.name", "--wallet-name", "--wallet_name") { Description = "Wallet name (default: default)" };
 
-    public Option<string?> WalletHotkey { get; } = new("--wallet.hotkey") { Description = "Hotkey name (default: default)" };
+    public Option<string?> WalletHotkey { get; } = new("--wallet.hotkey", "--wallet-hotkey", "--wallet_hotkey") { Description = "Hotkey name (default: default)" };
 
-    public Option<string?> WalletPath { get; } = new("--wallet.path") { Description = "Wallets folder (default: ~/.bittensor/wallets/)" };
+    public Option<string?> WalletPath { get; } = new("--wallet.path", "--wallet-path", "--wallet_path") { Description = "Wallets folder (default: ~/.bittensor/wallets/)" };
 
     public Option<FileInfo?> PasswordFile { get; } = new("--password-file", "--password_file")
     {
@@ -73,14 +73,14 @@ internal sealed class ChainOptions
         if (!string.Equals(network, "local", StringComparison.Ordinal))
             throw new CliException($"this verb works on the localnet only, not on '{network}'");
         var path = p.GetValue(LocalnetPath) ?? DefaultLocalnetPath;
-        return Bittensor.Wallet.Wallet.ExpandHome(path);
+        return Bittensor.Wallet.LocalWallet.ExpandHome(path);
     }
 
-    public Bittensor.Wallet.Wallet Wallet(ParseResult p)
+    public Bittensor.Wallet.LocalWallet Wallet(ParseResult p)
     {
         try
         {
-            return Bittensor.Wallet.Wallet.Resolve(p.GetValue(WalletName), p.GetValue(WalletHotkey), p.GetValue(WalletPath));
+            return Bittensor.Wallet.LocalWallet.Resolve(p.GetValue(WalletName), p.GetValue(WalletHotkey), p.GetValue(WalletPath));
         }
         catch (ArgumentException e)
         {

@@ -162,7 +162,7 @@ public sealed class LocalnetMetagraphTests : Akka.TestKit.Xunit2.TestKit, IAsync
     public async Task Calls_signed_through_the_WalletSignerActor_are_accepted_and_a_locked_key_fails_cleanly()
     {
         var walletDir = Path.Combine(_dir, "wallets");
-        var wallet = new Bittensor.Wallet.Wallet("w", "hot", walletDir);
+        var wallet = new Bittensor.Wallet.LocalWallet("w", "hot", walletDir);
         using (var cold = Bittensor.Wallet.WalletKey.FromUri("//Charlie")) wallet.CreateColdkey(cold, password: null, overwrite: false);
         using (var hot = Bittensor.Wallet.WalletKey.Generate()) wallet.CreateHotkey(hot, password: null, overwrite: false);
         var signerActor = Sys.ActorOf(Bittensor.Actors.Wallet.WalletSignerActor.Props(wallet));

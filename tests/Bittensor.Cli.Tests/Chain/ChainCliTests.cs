@@ -11,10 +11,10 @@ public sealed class ChainCliTests : IDisposable
 
     public ChainCliTests()
     {
-        var owner = new Bittensor.Wallet.Wallet("owner", "h1", WalletPath);
+        var owner = new Bittensor.Wallet.LocalWallet("owner", "h1", WalletPath);
         using (var cold = WalletKey.Generate()) owner.CreateColdkey(cold, password: null, overwrite: false);
         using (var h1 = WalletKey.Generate()) owner.CreateHotkey(h1, password: null, overwrite: false);
-        using (var h2 = WalletKey.Generate()) new Bittensor.Wallet.Wallet("owner", "h2", WalletPath).CreateHotkey(h2, password: null, overwrite: false);
+        using (var h2 = WalletKey.Generate()) new Bittensor.Wallet.LocalWallet("owner", "h2", WalletPath).CreateHotkey(h2, password: null, overwrite: false);
     }
 
     public void Dispose()
