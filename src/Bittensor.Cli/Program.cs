@@ -7,7 +7,9 @@ var root = new RootCommand("btcli — Bittensor.Actors command line (wallets, ch
 CliApp.AddCommonOptions(root);
 // Areas (one line each; keep the list sorted by area name).
 AxonCommands.Register(root);
+ChainCommands.Register(root);
 LocalnetCommands.Register(root);
+LocalnetFaucetCommands.Register(root);
 WalletCommands.Register(root);
 
 return await CliApp.RunAsync(root, args);
