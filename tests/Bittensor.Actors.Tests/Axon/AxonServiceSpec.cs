@@ -319,4 +319,31 @@ public sealed class AxonServiceSpec(Xunit.Abstractions.ITestOutputHelper output)
         Assert.False(AxonSettings.Create(BittensorReferenceConfig.Default).DisableSignatureVerification);
         Assert.Equal(ReturnCode.Success, response.ReturnCode);
     }
+
+    [Fact]
+    public async Task A_restarted_axon_still_refuses_a_request_replayed_from_before_the_restart()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "bt-axon-nonces-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var settings = Loopback(networkDim: Dim) with { NonceStorePath = Path.Combine(dir, "nonces") };
+            var (first, port) = await EchoAxon(settings);
+            var headers = await Signed(Alice);
+            Assert.Equal(ReturnCode.Success, (await RawClient(port).ForwardAsync(Tokens(Alice), headers)).ReturnCode);
+            Watch(first);
+            first.Tell(PoisonPill.Instance);
+            await ExpectTerminatedAsync(first);
+
+            var (_, port2) = await EchoAxon(settings);
+            var error = await Assert.ThrowsAsync<RpcException>(() => RawClient(port2).ForwardAsync(Tokens(Alice), headers).ResponseAsync);
+
+            Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+            Assert.Contains("replay", error.Status.Detail, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }
