@@ -22,28 +22,35 @@ internal static class CliApp
     public static void AddCommonOptions(RootCommand root) => root.Options.Add(Json);
 
     /// <summary>Parses and runs; converts <see cref="CliException"/> and any other failure into one line on stderr.</summary>
-    public static async Task<int> RunAsync(RootCommand root, string[] args)
+    public static Task<int> RunAsync(RootCommand root, string[] args) => RunAsync(root, args, Console.Out, Console.Error);
+
+    /// <summary>
+    /// Parses and runs with the given writers (tests run the command tree in-process this way). Commands write to
+    /// <c>parseResult.InvocationConfiguration.Output</c>; failures become one line on <paramref name="error"/>.
+    /// </summary>
+    public static async Task<int> RunAsync(RootCommand root, string[] args, TextWriter output, TextWriter error)
     {
         var parse = root.Parse(NormaliseLegacyVerbs(args));
+        // Our own handler below turns exceptions into one line; the library's default would print a stack trace.
+        var invocation = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         try
         {
-            // The default handler would print a stack trace and swallow CliException; errors are reported below instead.
-            return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }).ConfigureAwait(false);
+            return await parse.InvokeAsync(invocation).ConfigureAwait(false);
         }
         catch (CliException e)
         {
-            await Console.Error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
+            await error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
             return e.ExitCode;
         }
         catch (OperationCanceledException)
         {
-            await Console.Error.WriteLineAsync("error: cancelled").ConfigureAwait(false);
+            await error.WriteLineAsync("error: cancelled").ConfigureAwait(false);
             return 130;
         }
         catch (Exception e)
         {
             // Never a stack trace for the user; the type and message are enough to report a bug.
-            await Console.Error.WriteLineAsync($"error: {e.GetType().Name}: {e.Message}").ConfigureAwait(false);
+            await error.WriteLineAsync($"error: {e.GetType().Name}: {e.Message}").ConfigureAwait(false);
             return InternalError;
         }
     }

@@ -6,7 +6,10 @@ using Bittensor.Cli.Commands;
 var root = new RootCommand("btcli — Bittensor.Actors command line (wallets, chain, peers, localnet, demo)");
 CliApp.AddCommonOptions(root);
 // Areas (one line each; keep the list sorted by area name).
+AxonCommands.Register(root);
+ChainCommands.Register(root);
 LocalnetCommands.Register(root);
+LocalnetFaucetCommands.Register(root);
 WalletCommands.Register(root);
 
 return await CliApp.RunAsync(root, args);

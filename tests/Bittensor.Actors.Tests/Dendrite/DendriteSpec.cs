@@ -1,0 +1,271 @@
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+using Bittensor.Actors.Axon;
+using Bittensor.Actors.Dendrite;
+using Bittensor.Actors.Tests.Axon;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+using DendriteClient = Bittensor.Actors.Dendrite.Dendrite;
+
+namespace Bittensor.Actors.Tests.Dendrite;
+
+public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : AxonTestBase(output)
+{
+    private const int Dim = 8;
+
+    /// <summary>A clock the test moves by hand (backoff windows, queue deadlines).</summary>
+    private sealed class ManualClock : TimeProvider
+    {
+        private DateTimeOffset _now = DateTimeOffset.UtcNow;
+
+        public override DateTimeOffset GetUtcNow() => _now;
+
+        public void Advance(TimeSpan by) => _now += by;
+    }
+
+    private DendriteClient NewDendrite(DendriteSettings? settings = null, TimeProvider? clock = null) =>
+        new(Sys, new KeyPairRequestSigner(Alice), settings ?? DendriteSettings.Default with { NetworkDim = Dim, Timeout = TimeSpan.FromSeconds(20) },
+            new DendriteOptions { Time = clock, Random = () => new BackoffPolicySpec.FixedRandom(0.5) });
+
+    private static EndpointInfo Endpoint(int port, string? hotkey = null) => new(hotkey ?? Bob.ToSs58(), "127.0.0.1", port);
+
+    private static int FreePort()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    [Fact]
+    public async Task Forward_text_returns_each_endpoints_echo_representation_and_latency()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var dendrite = NewDendrite();
+
+        var results = await dendrite.ForwardText([Endpoint(port)], new long[,] { { 3, 4 } });
+
+        var r = Assert.Single(results);
+        Assert.Equal(ReturnCode.Success, r.Code);
+        Assert.True(r.Tensor.HasShape(1, 2, Dim));
+        Assert.Equal((float)((4 * 1e-3) + (5 * 1e-6)), r.Tensor.Floats![Dim + 5]);
+        Assert.True(r.Latency > TimeSpan.Zero);
+    }
+
+    [Fact]
+    public async Task Forward_of_strings_uses_the_byte_level_fallback_tokenizer()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var dendrite = NewDendrite();
+
+        var r = (await dendrite.ForwardText([Endpoint(port)], ["Hi"]))[0];
+
+        Assert.Equal(ReturnCode.Success, r.Code);
+        Assert.Equal((float)('i' * 1e-3), r.Tensor.Floats![Dim]);
+    }
+
+    [Fact]
+    public async Task Backward_returns_a_float_tensor_shaped_like_the_inputs()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var dendrite = NewDendrite();
+        var grads = DenseTensor.Float32([1, 2, Dim], Enumerable.Repeat(0.25f, 2 * Dim).ToArray());
+
+        var r = (await dendrite.Backward([Endpoint(port)], DenseTensor.FromTokens(new long[,] { { 1, 2 } }), [grads]))[0];
+
+        Assert.Equal(ReturnCode.Success, r.Code);
+        Assert.True(r.Tensor.HasShape(1, 2));
+        Assert.Equal([Dim * 0.25f, Dim * 0.25f], r.Tensor.Floats!);
+    }
+
+    [Fact]
+    public async Task A_dead_endpoint_is_backed_off_not_retried_in_a_loop_and_recovers_after_the_delay()
+    {
+        var clock = new ManualClock();
+        var dendrite = NewDendrite(DendriteSettings.Default with
+        {
+            NetworkDim = Dim, BackoffMin = TimeSpan.FromSeconds(1), BackoffMax = TimeSpan.FromSeconds(8), Timeout = TimeSpan.FromSeconds(20),
+        }, clock);
+        var port = FreePort();
+        var endpoint = Endpoint(port);
+        long[,] tokens = { { 1 } };
+
+        var down = (await dendrite.ForwardText([endpoint], tokens))[0];
+        var backedOff = (await dendrite.ForwardText([endpoint], tokens))[0];
+
+        Assert.Equal(ReturnCode.Unavailable, down.Code);
+        Assert.Equal(new float[Dim], down.Tensor.Floats);
+        Assert.Equal(ReturnCode.Backoff, backedOff.Code);
+        var stats = await dendrite.Actor.Ask<EndpointStats>(new DendriteActor.GetEndpointStats(endpoint.Hotkey), Wait);
+        Assert.Equal(1, stats.Calls); // the backed-off call never reached the network
+        Assert.Equal(1, stats.ConsecutiveFailures);
+
+        await StartAxon(Loopback(networkDim: Dim) with { Port = port }, DemoModels.Echo(Dim));
+        clock.Advance(TimeSpan.FromMilliseconds(499)); // fixed jitter 0.5 of a 1 s ceiling: still inside the window
+        Assert.Equal(ReturnCode.Backoff, (await dendrite.ForwardText([endpoint], tokens))[0].Code);
+        clock.Advance(TimeSpan.FromMilliseconds(2));
+        var recovered = (await dendrite.ForwardText([endpoint], tokens))[0];
+
+        Assert.True(recovered.Code == ReturnCode.Success, recovered.Message);
+        var after = await dendrite.Actor.Ask<EndpointStats>(new DendriteActor.GetEndpointStats(endpoint.Hotkey), Wait);
+        Assert.Equal(0, after.ConsecutiveFailures);
+        Assert.Null(after.BackedOffUntil);
+    }
+
+    [Fact]
+    public async Task A_model_slower_than_the_callers_deadline_yields_Timeout_and_zeros()
+    {
+        var model = new GatedModel();
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), model.Handlers(Dim));
+        var dendrite = NewDendrite();
+
+        var r = (await dendrite.ForwardText([Endpoint(port)], new long[,] { { 1, 2 } }, TimeSpan.FromMilliseconds(300)))[0];
+
+        Assert.Equal(ReturnCode.Timeout, r.Code);
+        Assert.True(r.Tensor.HasShape(1, 2, Dim));
+        Assert.All(r.Tensor.Floats!, v => Assert.Equal(0f, v));
+        model.Open();
+    }
+
+    [Fact]
+    public async Task A_request_over_the_peers_4_MiB_limit_fails_fast_without_being_sent()
+    {
+        var (axon, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var dendrite = NewDendrite();
+        var tokens = new long[1, 600_000]; // 4.8 MB of int64
+
+        var r = (await dendrite.ForwardText([Endpoint(port)], tokens))[0];
+
+        Assert.Equal(ReturnCode.RequestSerializationException, r.Code);
+        Assert.Contains("request exceeds peer's 4 MiB limit", r.Message, StringComparison.Ordinal);
+        Assert.Equal(0, (await axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait)).TotalCalls);
+    }
+
+    [Fact]
+    public async Task An_answer_of_the_wrong_shape_is_a_ResponseShapeException_with_zeros()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: 4), DemoModels.Echo(4));
+        var dendrite = NewDendrite();
+
+        var r = (await dendrite.ForwardText([Endpoint(port)], new long[,] { { 1 } }))[0];
+
+        Assert.Equal(ReturnCode.ResponseShapeException, r.Code);
+        Assert.True(r.Tensor.HasShape(1, 1, Dim));
+    }
+
+    [Fact]
+    public async Task With_k_min_the_round_returns_once_k_answered_and_the_grace_period_ended()
+    {
+        var slow = new GatedModel();
+        var (_, fast1) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var (_, fast2) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var (_, blocked) = await StartAxon(Loopback(networkDim: Dim), slow.Handlers(Dim));
+        var dendrite = NewDendrite();
+        EndpointInfo[] endpoints = [Endpoint(fast1, Bob.ToSs58()), Endpoint(blocked, Charlie.ToSs58()), Endpoint(fast2, Dave.ToSs58())];
+
+        var results = await dendrite.ForwardText(endpoints, new long[,] { { 7 } }, TimeSpan.FromSeconds(30), new FanOutOptions(2, TimeSpan.FromMilliseconds(50)));
+
+        Assert.Equal([ReturnCode.Success, ReturnCode.Timeout, ReturnCode.Success], results.Select(r => r.Code));
+        Assert.Equal(endpoints, results.Select(r => r.Endpoint));
+        Assert.True(results[1].Tensor.HasShape(1, 1, Dim));
+        slow.Open();
+    }
+
+    [Fact]
+    public async Task The_number_of_endpoint_actors_is_bounded_by_evicting_idle_ones()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var dendrite = NewDendrite(DendriteSettings.Default with { NetworkDim = Dim, MaxEndpoints = 2 });
+
+        foreach (var key in new[] { Bob, Charlie, Dave, Eve })
+            Assert.Equal(ReturnCode.Success, (await dendrite.ForwardText([Endpoint(port, key.ToSs58())], new long[,] { { 1 } }))[0].Code);
+
+        await AwaitAssertAsync(async () => Assert.True(await dendrite.Actor.Ask<int>(DendriteActor.GetEndpointCount.Instance, Wait) <= 2));
+    }
+
+    [Fact]
+    public async Task Forward_of_a_tensor_uses_the_TENSOR_modality_and_the_first_feature()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var dendrite = NewDendrite();
+
+        var r = (await dendrite.ForwardTensor([Endpoint(port)], DenseTensor.Float32([1, 2, 3], [1, 9, 9, 2, 9, 9])))[0];
+
+        Assert.Equal(ReturnCode.Success, r.Code);
+        Assert.Equal((float)(2 * 1e-3), r.Tensor.Floats![Dim]);
+    }
+
+    /// <summary>Stands in for the wallet's signer actor: answers a sign request with the signature of its key.</summary>
+    private sealed class SignerActor : ReceiveActor
+    {
+        public sealed record SignThis(byte[] Payload);
+
+        public SignerActor(Bittensor.Core.Crypto.Sr25519KeyPair key) => Receive<SignThis>(m => Sender.Tell(key.Sign(m.Payload)));
+    }
+
+    [Fact]
+    public async Task Requests_can_be_signed_by_an_actor_through_an_ask()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var signerActor = Sys.ActorOf(Props.Create(() => new SignerActor(Charlie)));
+        var signer = ActorRequestSigner.Create(signerActor, Charlie.ToSs58(), bytes => new SignerActor.SignThis(bytes), reply => (byte[])reply, Wait);
+        var dendrite = new DendriteClient(Sys, signer, DendriteSettings.Default with { NetworkDim = Dim });
+
+        var r = (await dendrite.ForwardText([Endpoint(port)], new long[,] { { 1 } }))[0];
+
+        Assert.Equal(ReturnCode.Success, r.Code);
+    }
+
+    [Fact]
+    public async Task Calls_beyond_an_endpoints_queue_are_shed_with_Backoff()
+    {
+        var model = new GatedModel();
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), model.Handlers(Dim));
+        var dendrite = NewDendrite(DendriteSettings.Default with { NetworkDim = Dim, EndpointMaxInFlight = 1, EndpointQueueCapacity = 1, Timeout = TimeSpan.FromSeconds(20) });
+        var endpoint = Endpoint(port);
+        var running = dendrite.ForwardText([endpoint], new long[,] { { 1 } });
+        await model.FirstEntered.WaitAsync(Wait);
+        var queued = dendrite.ForwardText([endpoint], new long[,] { { 2 } });
+
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await dendrite.Actor.Ask<EndpointStats>(new DendriteActor.GetEndpointStats(endpoint.Hotkey), Wait)).Queued));
+
+        var shed = (await dendrite.ForwardText([endpoint], new long[,] { { 3 } }))[0];
+
+        Assert.Equal(ReturnCode.Backoff, shed.Code);
+        Assert.Contains("queue is full", shed.Message, StringComparison.Ordinal);
+        model.Open();
+        Assert.Equal(ReturnCode.Success, (await running)[0].Code);
+        Assert.Equal(ReturnCode.Success, (await queued)[0].Code);
+    }
+
+    [Fact]
+    public async Task NaN_in_an_answer_becomes_zero()
+    {
+        var nanModel = new AxonHandlers((r, _) =>
+        {
+            var data = new float[r.Inputs.Shape[0] * r.Inputs.Shape[1] * Dim];
+            for (var i = 0; i < data.Length; i++) data[i] = i % 2 == 0 ? float.NaN : 1f;
+            return Task.FromResult(ModelResponse.Ok(DenseTensor.Float32([r.Inputs.Shape[0], r.Inputs.Shape[1], Dim], data)));
+        });
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), nanModel);
+        var dendrite = NewDendrite();
+
+        var r = (await dendrite.ForwardText([Endpoint(port)], new long[,] { { 1 } }))[0];
+
+        Assert.Equal(ReturnCode.Success, r.Code);
+        Assert.Equal([0f, 1f, 0f, 1f, 0f, 1f, 0f, 1f], r.Tensor.Floats!);
+    }
+
+    [Fact]
+    public async Task Idle_endpoint_actors_stop_themselves()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var dendrite = NewDendrite(DendriteSettings.Default with { NetworkDim = Dim, IdleTimeout = TimeSpan.FromMilliseconds(200) });
+        Assert.Equal(ReturnCode.Success, (await dendrite.ForwardText([Endpoint(port)], new long[,] { { 1 } }))[0].Code);
+
+        await AwaitAssertAsync(async () => Assert.Equal(0, await dendrite.Actor.Ask<int>(DendriteActor.GetEndpointCount.Instance, Wait)),
+            TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(100));
+    }
+}
