@@ -31,6 +31,14 @@ public sealed class LocalnetRunCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task A_block_time_of_zero_produces_the_blocks_back_to_back()
+    {
+        Assert.Equal(0, await CliApp.RunAsync(Root(), ["localnet", "run", "--blocks", "25", "--block_time", "0", "--localnet.path", _dir]));
+        await using var chain = Localnet.Open(new LocalnetOptions { Path = _dir });
+        Assert.Equal(25UL, chain.BlockNumber);
+    }
+
+    [Fact]
     public async Task Localnet_run_on_a_folder_owned_by_another_localnet_fails_with_in_use_by_PID()
     {
         await using var owner = Localnet.Open(new LocalnetOptions { Path = _dir });
@@ -50,7 +58,7 @@ public sealed class LocalnetRunCommandTests : IDisposable
     }
 
     [Theory]
-    [InlineData("0")]
+    [InlineData("NaN")]
     [InlineData("-1")]
     [InlineData("5000")]
     public async Task A_block_time_out_of_range_is_a_user_error(string seconds)

@@ -13,11 +13,14 @@ public sealed class LocalnetBlockProducer
     /// <summary>Default block time of the localnet.</summary>
     public static readonly TimeSpan DefaultBlockTime = TimeSpan.FromSeconds(1);
 
-    /// <summary>Creates a producer; <paramref name="blockTime"/> must be positive.</summary>
+    /// <summary>
+    /// Creates a producer; <paramref name="blockTime"/> must not be negative. Zero produces blocks back to back
+    /// (each one still committed atomically), for passing an epoch quickly.
+    /// </summary>
     public LocalnetBlockProducer(Localnet chain, TimeSpan blockTime, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(chain);
-        if (blockTime <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(blockTime), "block time must be positive");
+        if (blockTime < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(blockTime), "block time must not be negative");
         _chain = chain;
         _blockTime = blockTime;
         _time = time ?? TimeProvider.System;
@@ -30,12 +33,13 @@ public sealed class LocalnetBlockProducer
     public async Task<ulong> RunAsync(ulong? blocks, CancellationToken cancellationToken)
     {
         ulong produced = 0;
-        using var timer = new PeriodicTimer(_blockTime, _time);
+        using var timer = _blockTime > TimeSpan.Zero ? new PeriodicTimer(_blockTime, _time) : null;
         try
         {
             while (blocks is null || produced < blocks)
             {
-                if (!await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false)) break;
+                if (timer is null) cancellationToken.ThrowIfCancellationRequested();
+                else if (!await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false)) break;
                 await _chain.ProduceBlockAsync(CancellationToken.None).ConfigureAwait(false);
                 produced++;
             }

@@ -32,7 +32,7 @@ internal static class LocalnetChainCommands
         var blocks = new Option<ulong?>("--blocks") { Description = "Stop after producing this many blocks (default: run until Ctrl-C)" };
         var blockTime = new Option<double>("--block_time")
         {
-            Description = "Seconds between blocks (default 1; the real network makes one every 12)",
+            Description = "Seconds between blocks (default 1; the real network makes one every 12; 0 = back to back)",
             DefaultValueFactory = _ => 1.0,
         };
         var path = PathOption();
@@ -45,7 +45,7 @@ internal static class LocalnetChainCommands
         run.SetAction(async (parse, cancellationToken) =>
         {
             var seconds = parse.GetValue(blockTime);
-            if (!(seconds > 0) || seconds > 3600) throw new CliException("--block_time must be between 0 and 3600 seconds");
+            if (!(seconds >= 0) || seconds > 3600) throw new CliException("--block_time must be between 0 and 3600 seconds");
             var folder = ResolvePath(parse.GetValue(path), parse.GetValue(name)!);
             var produced = await RunAsync(folder, parse.GetValue(name)!, TimeSpan.FromSeconds(seconds), parse.GetValue(blocks), cancellationToken)
                 .ConfigureAwait(false);
