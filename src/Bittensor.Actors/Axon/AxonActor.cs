@@ -1,0 +1,222 @@
+using System.Net;
+using Akka.Actor;
+using Akka.Event;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using LogLevel = Microsoft.Extensions.Logging.LogLevel;
+
+namespace Bittensor.Actors.Axon;
+
+/// <summary>
+/// Owns one axon: starts a Kestrel gRPC server (HTTP/2 cleartext) in <c>PreStart</c>, stops it in
+/// <c>PostStop</c> or on <see cref="Unbind"/>, and owns the priority router that feeds the model. Ask
+/// <see cref="GetBinding"/> to learn the port actually bound (useful with port 0).
+/// </summary>
+public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
+{
+    /// <summary>HOCON path of the router's mailbox definition.</summary>
+    public const string RouterMailbox = "bittensor.axon.router-mailbox";
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly AxonSettings _settings;
+    private readonly AxonHandlers _handlers;
+    private readonly AxonOptions _options;
+    private readonly IRequestAuthenticator _auth;
+    private readonly ITensorWireCodec _codec;
+    private readonly StakeBook _stakes;
+    private readonly AxonStats _stats = new();
+    private readonly AxonAdmission _admission;
+    private WebApplication? _app;
+    private IPEndPoint? _bound;
+    private Exception? _failure;
+
+    private AxonActor(AxonSettings settings, AxonHandlers handlers, AxonOptions options, IRequestAuthenticator? auth, ITensorWireCodec? codec)
+    {
+        _settings = settings;
+        _handlers = handlers;
+        _options = options;
+        _auth = auth ?? (settings.DisableSignatureVerification ? new UnverifiedAuthenticator() : AxonSeams.CreateAuthenticator(settings, options.Time ?? TimeProvider.System));
+        _codec = codec ?? AxonSeams.CreateCodec(settings);
+        _stakes = new StakeBook(options.Stake);
+        _admission = new AxonAdmission(settings.QueueCapacity + settings.MaxWorkers);
+        Starting();
+    }
+
+    /// <summary>Stash for calls that arrive before the server is bound.</summary>
+    public IStash Stash { get; set; } = null!;
+
+    /// <summary>Props of an axon serving <paramref name="handlers"/> with the given settings.</summary>
+    public static Props Props(AxonSettings settings, AxonHandlers handlers, AxonOptions? options = null) =>
+        Props(settings, handlers, options, null, null);
+
+    internal static Props Props(AxonSettings settings, AxonHandlers handlers, AxonOptions? options, IRequestAuthenticator? auth, ITensorWireCodec? codec)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(handlers);
+        settings.Validate();
+        return FactoryProps.For(() => new AxonActor(settings, handlers, options ?? AxonOptions.Default, auth, codec));
+    }
+
+    /// <summary>Asks for the bound address; answered with <see cref="Bound"/> once listening, or a <see cref="Status.Failure"/>.</summary>
+    public sealed record GetBinding
+    {
+        /// <summary>The single instance.</summary>
+        public static readonly GetBinding Instance = new();
+    }
+
+    /// <summary>The address the axon listens on (the real port when configured with 0).</summary>
+    public sealed record Bound(IPEndPoint Endpoint);
+
+    /// <summary>A new stake snapshot (TAO per hotkey SS58), e.g. from the metagraph; sets call priorities and the stake rule.</summary>
+    public sealed record UpdateStakes(IReadOnlyDictionary<string, double> Stakes);
+
+    /// <summary>Asks for an <see cref="AxonStatsSnapshot"/>.</summary>
+    public sealed record GetStats
+    {
+        /// <summary>The single instance.</summary>
+        public static readonly GetStats Instance = new();
+    }
+
+    /// <summary>Stops listening (graceful: running calls finish); answered with <see cref="Akka.Done"/>.</summary>
+    public sealed record Unbind
+    {
+        /// <summary>The single instance.</summary>
+        public static readonly Unbind Instance = new();
+    }
+
+    private sealed record Started(WebApplication App, IPEndPoint Endpoint);
+
+    private sealed record StartFailed(Exception Cause);
+
+    private sealed record Stopped(IActorRef ReplyTo);
+
+    protected override void PreStart()
+    {
+        // The router's mailbox is defined in the reference config; make sure a system built without it still has it.
+        Context.System.Settings.InjectTopLevelFallback(BittensorReferenceConfig.Default);
+        var router = Context.ActorOf(
+            AxonRouter.Props(_handlers, _settings.MaxWorkers, _admission, _options.Time ?? TimeProvider.System).WithMailbox(RouterMailbox),
+            "router");
+        var service = new AxonService(_settings, _auth, _codec, _admission, router, _stakes, _stats, _options);
+        if (_settings.DisableSignatureVerification)
+        {
+            _log.Warning("!!! SIGNATURE VERIFICATION IS DISABLED on this axon (bittensor.axon.auth.disable_signature_verification = on): " +
+                "any caller can claim any hotkey and replay requests. Use only for benchmark anchors. !!!");
+        }
+        StartServer(service).PipeTo(Self, success: s => s, failure: ex => new StartFailed(ex));
+    }
+
+    protected override void PostStop()
+    {
+        // PostStop cannot await; Kestrel finishes closing in the background.
+        if (_app is not null) _ = _app.DisposeAsync().AsTask();
+        // Writes the nonce store one last time so a restart does not reopen replays.
+        (_auth as IDisposable)?.Dispose();
+        _stats.Dispose();
+    }
+
+    private void Starting()
+    {
+        Receive<Started>(s =>
+        {
+            _app = s.App;
+            _bound = s.Endpoint;
+            _log.Info("axon listening on {0} (h2c), workers {1}, queue {2}", s.Endpoint, _settings.MaxWorkers, _settings.QueueCapacity);
+            Context.System.EventStream.Publish(new Bound(s.Endpoint));
+            Become(Serving);
+            Stash.UnstashAll();
+        });
+        Receive<StartFailed>(f =>
+        {
+            _failure = f.Cause;
+            _log.Error(f.Cause, "axon could not listen on {0}:{1}", _settings.Ip, _settings.Port);
+            Become(Failed);
+            Stash.UnstashAll();
+        });
+        Common();
+        ReceiveAny(_ => Stash.Stash());
+    }
+
+    private void Serving()
+    {
+        Receive<GetBinding>(_ => Sender.Tell(new Bound(_bound!)));
+        Receive<Unbind>(_ =>
+        {
+            var replyTo = Sender;
+            var app = _app;
+            _app = null;
+            if (app is null)
+            {
+                replyTo.Tell(Akka.Done.Instance);
+                return;
+            }
+            StopServer(app).PipeTo(Self, success: () => new Stopped(replyTo), failure: _ => new Stopped(replyTo));
+        });
+        Receive<Stopped>(s =>
+        {
+            _log.Info("axon stopped listening on {0}", _bound);
+            s.ReplyTo.Tell(Akka.Done.Instance);
+        });
+        Common();
+    }
+
+    private void Failed()
+    {
+        Receive<GetBinding>(_ => Sender.Tell(new Status.Failure(_failure!)));
+        Receive<Unbind>(_ => Sender.Tell(Akka.Done.Instance));
+        Common();
+    }
+
+    private void Common()
+    {
+        Receive<UpdateStakes>(u => _stakes.Update(u.Stakes));
+        Receive<GetStats>(_ => Sender.Tell(_stats.Snapshot(_admission.Count)));
+    }
+
+    private static async Task StopServer(WebApplication app)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await app.StopAsync(cts.Token);
+        await app.DisposeAsync();
+    }
+
+    private async Task<Started> StartServer(AxonService service)
+    {
+        var settings = _settings;
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        builder.Logging.ClearProviders();
+        // BITTENSOR_AXON_TRACE=1 shows Kestrel's connection-level traces (HTTP/2 frames, resets) in the Akka log.
+        var serverLogLevel = Environment.GetEnvironmentVariable("BITTENSOR_AXON_TRACE") is null ? LogLevel.Warning : LogLevel.Trace;
+        builder.Logging.SetMinimumLevel(serverLogLevel);
+        builder.Logging.AddProvider(new AkkaLoggerProvider(_log, serverLogLevel));
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Listen(IPAddress.Parse(settings.Ip), settings.Port, l => l.Protocols = HttpProtocols.Http2);
+            // gRPC's own limit (below) reads the 5-byte length prefix and answers RESOURCE_EXHAUSTED before buffering;
+            // Kestrel's body limit would only abort the stream with a less useful status.
+            k.Limits.MaxRequestBodySize = null;
+            // Admission decides overload; do not let the per-connection stream cap refuse calls first.
+            k.Limits.Http2.MaxStreamsPerConnection = Math.Max(100, settings.QueueCapacity + settings.MaxWorkers + 16);
+        });
+        builder.Services.AddGrpc(o =>
+        {
+            o.MaxReceiveMessageSize = settings.MaxMessageSize;
+            o.MaxSendMessageSize = settings.MaxMessageSize;
+            o.EnableDetailedErrors = false;
+        });
+        builder.Services.AddSingleton(service);
+        var app = builder.Build();
+        app.MapGrpcService<AxonService>();
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
+            ?? throw new InvalidOperationException("Kestrel reported no address");
+        var uri = new Uri(address.Replace("[::]", "[::1]", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
+        return new Started(app, new IPEndPoint(IPAddress.Parse(settings.Ip), uri.Port));
+    }
+}

@@ -1,0 +1,77 @@
+using System.Globalization;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+using Grpc.Core;
+
+namespace Bittensor.Actors.Axon;
+
+/// <summary>Builds the Protocol-layer implementations behind the axon's seams.</summary>
+internal static class AxonSeams
+{
+    public static IRequestAuthenticator CreateAuthenticator(AxonSettings settings, TimeProvider time) =>
+        new VerifierAuthenticator(new RequestVerifier(new RequestVerifierOptions
+        {
+            OwnVersion = settings.ProtocolVersion,
+            MaxFutureSkew = settings.ClockSkew,
+            MaxAge = settings.NonceMaxAge,
+            NonceCapacity = settings.NonceStoreCapacity,
+            NonceFilePath = settings.NonceStorePath.Length == 0 ? null : settings.NonceStorePath,
+        }, clock: time));
+
+    public static ITensorWireCodec CreateCodec(AxonSettings? settings) => ProtocolTensorCodec.Instance;
+}
+
+/// <summary>Request verification through the Protocol layer's <see cref="RequestVerifier"/> (verify first, then record the nonce).</summary>
+internal sealed class VerifierAuthenticator(RequestVerifier verifier) : IRequestAuthenticator, IDisposable
+{
+    public AuthOutcome Authenticate(Metadata headers)
+    {
+        var result = verifier.Verify(headers);
+        var versionText = headers.GetValue(AuthHeaders.VersionName);
+        var version = int.TryParse(versionText, NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : 0;
+        return result.IsAccepted
+            ? AuthOutcome.Accept(result.Hotkey!, version)
+            : AuthOutcome.Refuse(result.Code, result.Reason, result.Hotkey ?? "", version);
+    }
+
+    public void Dispose() => verifier.Dispose();
+}
+
+/// <summary>The Protocol layer's msgpack-numpy <see cref="TensorCodec"/> mapped to <see cref="DenseTensor"/> (one copy out).</summary>
+internal sealed class ProtocolTensorCodec : ITensorWireCodec
+{
+    public static readonly ProtocolTensorCodec Instance = new();
+
+    public bool TryDecode(Tensor wire, bool isResponse, out DenseTensor? tensor, out ReturnCode code, out string error)
+    {
+        var result = TensorCodec.Decode(wire);
+        if (!result.IsSuccess)
+        {
+            tensor = null;
+            code = isResponse ? result.ResponseCode : result.RequestCode;
+            error = result.Message;
+            return false;
+        }
+        var d = result.Tensor;
+        var shape = d.ShapeToArray();
+        tensor = d.DataType switch
+        {
+            DataType.Float32 => DenseTensor.Float32(shape, d.ToFloat32Array()),
+            DataType.Int64 => DenseTensor.Int64(shape, d.ToInt64Array()),
+            DataType.Float64 => DenseTensor.Float32(shape, Array.ConvertAll(d.ToFloat64Array(), x => (float)x)),
+            DataType.Int32 => DenseTensor.Int64(shape, Array.ConvertAll(d.ToInt32Array(), x => (long)x)),
+            _ => null,
+        };
+        code = tensor is null ? (isResponse ? ReturnCode.ResponseDeserializationException : ReturnCode.RequestDeserializationException) : ReturnCode.Success;
+        error = tensor is null ? $"unsupported dtype {d.DataType}" : "";
+        return tensor is not null;
+    }
+
+    public Tensor Encode(DenseTensor tensor, Modality modality, bool requiresGrad = false)
+    {
+        long[] shape = [.. tensor.Shape];
+        return tensor.DataType == DataType.Float32
+            ? TensorCodec.ToTensor(tensor.Floats, shape, modality, requiresGrad)
+            : TensorCodec.ToTensor(tensor.Longs, shape, modality, requiresGrad);
+    }
+}

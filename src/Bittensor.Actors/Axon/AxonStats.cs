@@ -1,0 +1,99 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using Bittensor.Protocol.Wire;
+
+namespace Bittensor.Actors.Axon;
+
+/// <summary>One finished call, as the axon's call observer sees it (CLI logs one line per call from this).</summary>
+/// <param name="Method">"Forward" or "Backward".</param>
+/// <param name="Caller">Caller's SS58 address (may be unverified when the call failed authentication).</param>
+/// <param name="Code">Return code answered.</param>
+/// <param name="Message">Return message answered.</param>
+/// <param name="BytesIn">Request message size in bytes.</param>
+/// <param name="BytesOut">Response message size in bytes.</param>
+/// <param name="Elapsed">Time spent in the axon.</param>
+/// <param name="InputShape">Shape of the first input tensor, when it decoded.</param>
+public sealed record AxonCallRecord(string Method, string Caller, ReturnCode Code, string Message, long BytesIn, long BytesOut, TimeSpan Elapsed, IReadOnlyList<long>? InputShape);
+
+/// <summary>Counters of one caller.</summary>
+/// <param name="Calls">Calls received.</param>
+/// <param name="BytesIn">Request bytes.</param>
+/// <param name="BytesOut">Response bytes.</param>
+/// <param name="Codes">Calls per return code.</param>
+public sealed record CallerStats(long Calls, long BytesIn, long BytesOut, IReadOnlyDictionary<ReturnCode, long> Codes);
+
+/// <summary>Summary of an axon's traffic, answered to <see cref="AxonActor.GetStats"/>.</summary>
+/// <param name="TotalCalls">Calls received since start.</param>
+/// <param name="Waiting">Calls admitted and not yet finished.</param>
+/// <param name="PerCaller">Counters per caller SS58 (callers beyond the tracking bound are summed under "other").</param>
+public sealed record AxonStatsSnapshot(long TotalCalls, int Waiting, IReadOnlyDictionary<string, CallerStats> PerCaller);
+
+/// <summary>
+/// Per-caller traffic counters, exported through <see cref="System.Diagnostics.Metrics"/> (meter "Bittensor.Axon")
+/// and kept in memory for <see cref="AxonActor.GetStats"/>. Thread-safe: gRPC calls update it concurrently.
+/// </summary>
+internal sealed class AxonStats : IDisposable
+{
+    public const string MeterName = "Bittensor.Axon";
+    private const int MaxTrackedCallers = 4096;
+    private const string OtherCallers = "other";
+
+    private readonly Meter _meter = new(MeterName);
+    private readonly Counter<long> _calls;
+    private readonly Counter<long> _bytesIn;
+    private readonly Counter<long> _bytesOut;
+    private readonly Histogram<double> _latency;
+    private readonly ConcurrentDictionary<string, Cell> _callers = new(StringComparer.Ordinal);
+    private long _total;
+
+    public AxonStats()
+    {
+        _calls = _meter.CreateCounter<long>("bittensor.axon.calls", "{call}", "Calls answered, tagged by caller, method and return code");
+        _bytesIn = _meter.CreateCounter<long>("bittensor.axon.bytes_in", "By", "Request bytes, tagged by caller");
+        _bytesOut = _meter.CreateCounter<long>("bittensor.axon.bytes_out", "By", "Response bytes, tagged by caller");
+        _latency = _meter.CreateHistogram<double>("bittensor.axon.duration", "ms", "Time from receipt to answer");
+    }
+
+    public void Record(AxonCallRecord r)
+    {
+        Interlocked.Increment(ref _total);
+        var key = _callers.Count < MaxTrackedCallers || _callers.ContainsKey(r.Caller) ? r.Caller : OtherCallers;
+        var cell = _callers.GetOrAdd(key, static _ => new Cell());
+        Interlocked.Increment(ref cell.Calls);
+        Interlocked.Add(ref cell.BytesIn, r.BytesIn);
+        Interlocked.Add(ref cell.BytesOut, r.BytesOut);
+        Interlocked.Increment(ref cell.Codes[Math.Clamp((int)r.Code, 0, cell.Codes.Length - 1)]);
+
+        var caller = new KeyValuePair<string, object?>("caller", key);
+        _calls.Add(1, caller, new("method", r.Method), new("code", r.Code.ToString()));
+        _bytesIn.Add(r.BytesIn, caller);
+        _bytesOut.Add(r.BytesOut, caller);
+        _latency.Record(r.Elapsed.TotalMilliseconds, new KeyValuePair<string, object?>("method", r.Method));
+    }
+
+    public AxonStatsSnapshot Snapshot(int waiting)
+    {
+        var per = new Dictionary<string, CallerStats>(StringComparer.Ordinal);
+        foreach (var (k, c) in _callers)
+        {
+            var codes = new Dictionary<ReturnCode, long>();
+            for (var i = 0; i < c.Codes.Length; i++)
+            {
+                var n = Interlocked.Read(ref c.Codes[i]);
+                if (n > 0) codes[(ReturnCode)i] = n;
+            }
+            per[k] = new CallerStats(Interlocked.Read(ref c.Calls), Interlocked.Read(ref c.BytesIn), Interlocked.Read(ref c.BytesOut), codes);
+        }
+        return new AxonStatsSnapshot(Interlocked.Read(ref _total), waiting, per);
+    }
+
+    public void Dispose() => _meter.Dispose();
+
+    private sealed class Cell
+    {
+        public long Calls;
+        public long BytesIn;
+        public long BytesOut;
+        public readonly long[] Codes = new long[(int)ReturnCode.Unauthenticated + 1];
+    }
+}

@@ -1,0 +1,72 @@
+using Bittensor.Protocol.Wire;
+
+namespace Bittensor.Actors.Axon;
+
+/// <summary>
+/// Tiny models for serving without a neural network (CLI <c>--model echo|random</c>, tests, benchmarks).
+/// </summary>
+public static class DemoModels
+{
+    /// <summary>
+    /// A deterministic function of the inputs, so scripts and tests can check values:
+    /// forward of TEXT tokens: <c>out[b, s, d] = token[b, s] · 1e-3 + d · 1e-6</c> (float32);
+    /// forward of a TENSOR/IMAGE input: the same with <c>x[b, s, 0, ...]</c> in place of the token;
+    /// backward: <c>out[b, s, ...] = Σ_d grads[b, s, d]</c> for every element of inputs position (b, s).
+    /// </summary>
+    public static AxonHandlers Echo(int networkDim = 1024) => new(
+        (r, _) => Task.FromResult(ModelResponse.Ok(EchoForward(r.Inputs, networkDim))),
+        (r, _) => Task.FromResult(ModelResponse.Ok(EchoBackward(r.Inputs, r.Grads))));
+
+    /// <summary>Uniform random representations in [-1, 1) of the right shape; backward answers zeros.</summary>
+    public static AxonHandlers Random(int networkDim = 1024, int? seed = null)
+    {
+        var random = seed is { } s ? new System.Random(s) : System.Random.Shared;
+        var gate = new object();
+        return new(
+            (r, _) =>
+            {
+                var b = r.Inputs.Shape[0];
+                var q = r.Inputs.Shape[1];
+                var data = new float[checked((int)(b * q * networkDim))];
+                lock (gate)
+                    for (var i = 0; i < data.Length; i++) data[i] = (float)((random.NextDouble() * 2) - 1);
+                return Task.FromResult(ModelResponse.Ok(DenseTensor.Float32([b, q, networkDim], data)));
+            },
+            (r, _) => Task.FromResult(ModelResponse.Ok(DenseTensor.Zeros([.. r.Inputs.Shape]))));
+    }
+
+    /// <summary>The echo forward: <c>out[b, s, d] = v[b, s] · 1e-3 + d · 1e-6</c> with v the token or first feature.</summary>
+    public static DenseTensor EchoForward(DenseTensor inputs, int networkDim)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        var b = (int)inputs.Shape[0];
+        var s = (int)inputs.Shape[1];
+        var stride = (int)(inputs.ElementCount / ((long)b * s));
+        var data = new float[checked(b * s * networkDim)];
+        for (var i = 0; i < b * s; i++)
+        {
+            var v = inputs.DataType == DataType.Int64 ? inputs.Longs![i * stride] : (double)inputs.Floats![i * stride];
+            var row = i * networkDim;
+            for (var d = 0; d < networkDim; d++) data[row + d] = (float)((v * 1e-3) + (d * 1e-6));
+        }
+        return DenseTensor.Float32([b, s, networkDim], data);
+    }
+
+    /// <summary>The echo backward: every element at input position (b, s) becomes Σ_d grads[b, s, d].</summary>
+    public static DenseTensor EchoBackward(DenseTensor inputs, DenseTensor grads)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(grads);
+        var positions = (int)(inputs.Shape[0] * inputs.Shape[1]);
+        var dim = (int)grads.Shape[2];
+        var per = (int)(inputs.ElementCount / positions);
+        var data = new float[inputs.ElementCount];
+        for (var p = 0; p < positions; p++)
+        {
+            var sum = 0f;
+            for (var d = 0; d < dim; d++) sum += grads.Floats![(p * dim) + d];
+            for (var k = 0; k < per; k++) data[(p * per) + k] = sum;
+        }
+        return DenseTensor.Float32([.. inputs.Shape], data);
+    }
+}

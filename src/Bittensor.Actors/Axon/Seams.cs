@@ -1,0 +1,34 @@
+using Bittensor.Protocol.Wire;
+using Grpc.Core;
+
+namespace Bittensor.Actors.Axon;
+
+/// <summary>Result of checking a call's three authentication headers.</summary>
+/// <param name="Ok">True when the caller may proceed.</param>
+/// <param name="Hotkey">The caller's SS58 address taken from the signature header (empty when unparseable).</param>
+/// <param name="Version">The caller's protocol version from the <c>bittensor-version</c> header (0 when absent).</param>
+/// <param name="Code">On failure: Unauthenticated (sent as gRPC UNAUTHENTICATED) or RequestIncompatibleVersion.</param>
+/// <param name="Reason">On failure: why, in words safe to return to the caller.</param>
+internal readonly record struct AuthOutcome(bool Ok, string Hotkey, int Version, ReturnCode Code, string Reason)
+{
+    public static AuthOutcome Accept(string hotkey, int version) => new(true, hotkey, version, ReturnCode.Success, "");
+
+    public static AuthOutcome Refuse(ReturnCode code, string reason, string hotkey = "", int version = 0) => new(false, hotkey, version, code, reason);
+}
+
+/// <summary>Server-side seam over request verification (the Protocol layer's RequestVerifier).</summary>
+internal interface IRequestAuthenticator
+{
+    /// <summary>Checks headers, signature, version and nonce; records the nonce only after the signature verified.</summary>
+    AuthOutcome Authenticate(Metadata headers);
+}
+
+/// <summary>Seam over the Protocol layer's msgpack-numpy tensor codec.</summary>
+internal interface ITensorWireCodec
+{
+    /// <summary>Decodes a wire tensor; on failure returns false with the request or response return code and a reason (never throws).</summary>
+    bool TryDecode(Tensor wire, bool isResponse, out DenseTensor? tensor, out ReturnCode code, out string error);
+
+    /// <summary>Encodes a host tensor as a wire tensor with the given modality.</summary>
+    Tensor Encode(DenseTensor tensor, Modality modality, bool requiresGrad = false);
+}

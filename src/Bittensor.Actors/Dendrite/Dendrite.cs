@@ -1,0 +1,220 @@
+using System.Text;
+using Akka.Actor;
+using Akka.Streams;
+using Akka.Streams.Dsl;
+using Bittensor.Actors.Axon;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+using WireTensor = Bittensor.Protocol.Wire.Tensor;
+
+namespace Bittensor.Actors.Dendrite;
+
+/// <summary>The result of one endpoint in a fan-out: always a tensor (zeros of the expected shape on failure).</summary>
+/// <param name="Endpoint">The endpoint queried.</param>
+/// <param name="Tensor">float32 answer; NaN replaced by 0; zeros when <paramref name="Code"/> is not Success.</param>
+/// <param name="Code">Return code.</param>
+/// <param name="Message">Peer's message or local reason.</param>
+/// <param name="Latency">Round trip of the call (zero when nothing was sent).</param>
+public sealed record EndpointResult(EndpointInfo Endpoint, DenseTensor Tensor, ReturnCode Code, string Message, TimeSpan Latency);
+
+/// <summary>
+/// Early return for a fan-out (hivemind's k_min): once <paramref name="KMin"/> endpoints answered Success, the
+/// others get <paramref name="TimeoutAfterKMin"/> more, then the round returns and the rest count as Timeout.
+/// </summary>
+public sealed record FanOutOptions(int KMin, TimeSpan TimeoutAfterKMin);
+
+/// <summary>Text to token ids for <see cref="Dendrite.ForwardText(IReadOnlyList{EndpointInfo}, IReadOnlyList{string}, TimeSpan?, FanOutOptions?)"/>.</summary>
+public static class FallbackTokenizer
+{
+    /// <summary>
+    /// NOT a language-model tokenizer: a trivial byte-level fallback mapping each UTF-8 byte to the id of its value
+    /// (0..255). Used only until a real (GPT-2 BPE) tokenizer is plugged in; real peers will see nonsense tokens.
+    /// </summary>
+    public static long[] ByteLevel(string text)
+    {
+        var bytes = Encoding.UTF8.GetBytes(text);
+        var ids = new long[bytes.Length];
+        for (var i = 0; i < bytes.Length; i++) ids[i] = bytes[i];
+        return ids;
+    }
+}
+
+/// <summary>
+/// Host-code API of the dendrite: fans a request out to many endpoints through their endpoint actors, as an
+/// Akka.Streams graph with bounded parallelism, and returns one <see cref="EndpointResult"/> per endpoint in the
+/// order given.
+/// </summary>
+public sealed class Dendrite
+{
+    private readonly IActorRef _actor;
+    private readonly DendriteSettings _settings;
+    private readonly ITensorWireCodec _codec;
+    private readonly Func<string, long[]> _tokenizer;
+    private readonly TimeProvider _time;
+    private readonly IMaterializer _materializer;
+
+    /// <summary>Creates a dendrite actor in <paramref name="system"/> signing with <paramref name="signer"/>.</summary>
+    /// <param name="system">Actor system hosting the dendrite.</param>
+    /// <param name="signer">Signs every request (the wallet's hotkey).</param>
+    /// <param name="settings">Settings; defaults from the reference configuration.</param>
+    /// <param name="options">Clock and random source.</param>
+    /// <param name="tokenizer">Text to token ids; defaults to <see cref="FallbackTokenizer.ByteLevel"/>.</param>
+    public Dendrite(ActorSystem system, IRequestSigner signer, DendriteSettings? settings = null, DendriteOptions? options = null,
+        Func<string, long[]>? tokenizer = null)
+        : this(system, settings ?? DendriteSettings.Default, AxonSeams.CreateCodec(null), signer, options, tokenizer)
+    {
+    }
+
+    internal Dendrite(ActorSystem system, DendriteSettings settings, ITensorWireCodec codec, IRequestSigner signer,
+        DendriteOptions? options, Func<string, long[]>? tokenizer)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        _settings = settings;
+        _codec = codec;
+        _tokenizer = tokenizer ?? FallbackTokenizer.ByteLevel;
+        _time = options?.Time ?? TimeProvider.System;
+        _actor = system.ActorOf(DendriteActor.Props(settings, signer, options), $"dendrite-{Guid.NewGuid():N}");
+        _materializer = system.Materializer();
+    }
+
+    /// <summary>The <see cref="DendriteActor"/> behind this facade (for stats queries).</summary>
+    public IActorRef Actor => _actor;
+
+    /// <summary>Tokenises each text (padding with id 0 to the longest) and forwards the int64 <c>[texts, seq]</c> tokens.</summary>
+    public Task<IReadOnlyList<EndpointResult>> ForwardText(IReadOnlyList<EndpointInfo> endpoints, IReadOnlyList<string> texts,
+        TimeSpan? timeout = null, FanOutOptions? fanOut = null)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        if (texts.Count == 0) throw new ArgumentException("at least one text is needed", nameof(texts));
+        var ids = texts.Select(_tokenizer).ToArray();
+        var seq = Math.Max(1, ids.Max(t => t.Length));
+        var tokens = new long[texts.Count, seq];
+        for (var b = 0; b < ids.Length; b++)
+            for (var s = 0; s < ids[b].Length; s++)
+                tokens[b, s] = ids[b][s];
+        return ForwardText(endpoints, tokens, timeout, fanOut);
+    }
+
+    /// <summary>Forwards pre-tokenised int64 <c>[batch, seq]</c> token ids (modality TEXT).</summary>
+    public Task<IReadOnlyList<EndpointResult>> ForwardText(IReadOnlyList<EndpointInfo> endpoints, long[,] tokens,
+        TimeSpan? timeout = null, FanOutOptions? fanOut = null)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        if (tokens.Length == 0) throw new ArgumentException("tokens must be at least [1, 1]", nameof(tokens));
+        return Forward(endpoints, DenseTensor.FromTokens(tokens), Modality.Text, timeout, fanOut);
+    }
+
+    /// <summary>Forwards a float32 rank-3 tensor (modality TENSOR).</summary>
+    public Task<IReadOnlyList<EndpointResult>> ForwardTensor(IReadOnlyList<EndpointInfo> endpoints, DenseTensor inputs,
+        TimeSpan? timeout = null, FanOutOptions? fanOut = null)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        if (inputs.Rank != 3 || inputs.DataType != DataType.Float32) throw new ArgumentException("TENSOR inputs must be float32 rank 3", nameof(inputs));
+        return Forward(endpoints, inputs, Modality.Tensor, timeout, fanOut);
+    }
+
+    /// <summary>
+    /// Sends gradients back: <paramref name="grads"/> holds one float32 <c>[batch, seq, dim]</c> tensor per endpoint
+    /// (or a single one for all). Each result is a float32 tensor shaped like the inputs.
+    /// </summary>
+    public Task<IReadOnlyList<EndpointResult>> Backward(IReadOnlyList<EndpointInfo> endpoints, DenseTensor inputs, IReadOnlyList<DenseTensor> grads,
+        TimeSpan? timeout = null, FanOutOptions? fanOut = null)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(grads);
+        if (grads.Count != 1 && grads.Count != endpoints.Count)
+            throw new ArgumentException("give one gradient per endpoint or a single one for all", nameof(grads));
+        var modality = inputs.DataType == DataType.Int64 ? Modality.Text : Modality.Tensor;
+        var wireInputs = _codec.Encode(inputs, modality);
+        var wireGrads = grads.Select(g => _codec.Encode(g, Modality.Tensor, requiresGrad: false)).ToArray();
+        long[] expected = [.. inputs.Shape];
+        return FanOut(endpoints, i => new EndpointCall(true, [wireInputs, wireGrads[grads.Count == 1 ? 0 : i]], timeout ?? _settings.Timeout),
+            expected, timeout ?? _settings.Timeout, fanOut);
+    }
+
+    private Task<IReadOnlyList<EndpointResult>> Forward(IReadOnlyList<EndpointInfo> endpoints, DenseTensor inputs, Modality modality,
+        TimeSpan? timeout, FanOutOptions? fanOut)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        var wire = _codec.Encode(inputs, modality);
+        var call = new EndpointCall(false, [wire], timeout ?? _settings.Timeout);
+        return FanOut(endpoints, _ => call, [inputs.Shape[0], inputs.Shape[1], _settings.NetworkDim], timeout ?? _settings.Timeout, fanOut);
+    }
+
+    private async Task<IReadOnlyList<EndpointResult>> FanOut(IReadOnlyList<EndpointInfo> endpoints, Func<int, EndpointCall> callFor,
+        long[] expectedShape, TimeSpan timeout, FanOutOptions? fanOut)
+    {
+        var n = endpoints.Count;
+        var results = new EndpointResult?[n];
+        var gate = new object();
+        var closed = false;
+        var successes = 0;
+        var kReached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // The endpoint actor enforces the deadline; the Ask only guards against a lost reply.
+        var askTimeout = timeout + TimeSpan.FromSeconds(2);
+
+        var (killSwitch, done) = Source.From(Enumerable.Range(0, n))
+            .ViaMaterialized(KillSwitches.Single<int>(), Keep.Right)
+            .SelectAsyncUnordered(_settings.Parallelism, async i =>
+            {
+                EndpointReply reply;
+                try
+                {
+                    reply = await _actor.Ask<EndpointReply>(new DendriteActor.Call(endpoints[i], callFor(i)), askTimeout).ConfigureAwait(false);
+                }
+                catch (AskTimeoutException)
+                {
+                    reply = new EndpointReply(ReturnCode.Timeout, "no answer from the endpoint actor", null, timeout);
+                }
+                return (Index: i, Result: ToResult(endpoints[i], reply, expectedShape));
+            })
+            .ToMaterialized(Sink.ForEach<(int Index, EndpointResult Result)>(r =>
+            {
+                lock (gate)
+                {
+                    if (closed) return;
+                    results[r.Index] = r.Result;
+                    if (r.Result.Code == ReturnCode.Success && fanOut is not null && ++successes == fanOut.KMin) kReached.TrySetResult();
+                }
+            }), Keep.Both)
+            .Run(_materializer);
+
+        if (fanOut is not null && fanOut.KMin > 0 && fanOut.KMin < n)
+        {
+            var graceThenReturn = kReached.Task.ContinueWith(_ => Task.Delay(fanOut.TimeoutAfterKMin, _time), TaskScheduler.Default).Unwrap();
+            await Task.WhenAny(done, graceThenReturn).ConfigureAwait(false);
+            killSwitch.Shutdown();
+        }
+        else
+        {
+            await done.ConfigureAwait(false);
+        }
+
+        lock (gate)
+        {
+            closed = true;
+            var final = new EndpointResult[n];
+            for (var i = 0; i < n; i++)
+                final[i] = results[i] ?? new EndpointResult(endpoints[i], DenseTensor.Zeros(expectedShape), ReturnCode.Timeout,
+                    "not answered within the grace period after k_min answers", TimeSpan.Zero);
+            return final;
+        }
+    }
+
+    private EndpointResult ToResult(EndpointInfo endpoint, EndpointReply reply, long[] expectedShape)
+    {
+        EndpointResult Fail(ReturnCode code, string message) => new(endpoint, DenseTensor.Zeros(expectedShape), code, message, reply.Latency);
+
+        if (reply.Code != ReturnCode.Success || reply.Response is null) return Fail(reply.Code, reply.Message);
+        if (reply.Response.Tensors.Count == 0) return Fail(ReturnCode.EmptyResponse, "peer answered Success without a tensor");
+        if (!_codec.TryDecode(reply.Response.Tensors[0], true, out var tensor, out var code, out var error))
+            return Fail(code, error);
+        if (tensor!.DataType != DataType.Float32 || !tensor.HasShape(expectedShape))
+            return Fail(ReturnCode.ResponseShapeException, $"peer answered {tensor}, expected Float32[{string.Join(", ", expectedShape)}]");
+        var data = tensor.Floats!;
+        for (var i = 0; i < data.Length; i++)
+            if (float.IsNaN(data[i])) data[i] = 0f;
+        return new EndpointResult(endpoint, tensor, ReturnCode.Success, reply.Response.Message, reply.Latency);
+    }
+}

@@ -1,0 +1,132 @@
+using Akka.Actor;
+using Bittensor.Protocol;
+
+namespace Bittensor.Actors.Dendrite;
+
+/// <summary>Code-level options of a dendrite.</summary>
+public sealed record DendriteOptions
+{
+    /// <summary>Options with every default.</summary>
+    public static readonly DendriteOptions Default = new();
+
+    /// <summary>Clock for backoff and queue deadlines; tests inject a manual one.</summary>
+    public TimeProvider? Time { get; init; }
+
+    /// <summary>Random source for backoff jitter; tests inject a seeded or fixed one.</summary>
+    public Func<Random>? Random { get; init; }
+}
+
+/// <summary>
+/// Owns one <c>EndpointActor</c> per remote endpoint, keyed by hotkey (a new address for the same hotkey goes to
+/// the same actor, which rebuilds its channel). The number of endpoint actors is bounded: past
+/// <see cref="DendriteSettings.MaxEndpoints"/> the least recently used ones are asked to stop when idle.
+/// </summary>
+public sealed class DendriteActor : UntypedActor
+{
+    private readonly DendriteSettings _settings;
+    private readonly IRequestSigner _signer;
+    private readonly DendriteOptions _options;
+    private readonly Dictionary<string, Entry> _endpoints = new(StringComparer.Ordinal);
+    private readonly LinkedList<string> _lru = new();
+    private long _names;
+
+    private DendriteActor(DendriteSettings settings, IRequestSigner signer, DendriteOptions options)
+    {
+        _settings = settings;
+        _signer = signer;
+        _options = options;
+    }
+
+    /// <summary>Props of a dendrite signing with <paramref name="signer"/>.</summary>
+    public static Props Props(DendriteSettings settings, IRequestSigner signer, DendriteOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(signer);
+        settings.Validate();
+        return FactoryProps.For(() => new DendriteActor(settings, signer, options ?? DendriteOptions.Default));
+    }
+
+    /// <summary>Sends <paramref name="Request"/> to the endpoint; the reply (<see cref="EndpointReply"/>) goes to the sender.</summary>
+    public sealed record Call(EndpointInfo Endpoint, EndpointCall Request);
+
+    /// <summary>Asks for the <see cref="EndpointStats"/> of one hotkey (answered with null stats fields when unknown).</summary>
+    public sealed record GetEndpointStats(string Hotkey);
+
+    /// <summary>Asks how many endpoint actors are alive; answered with an <see cref="int"/>.</summary>
+    public sealed record GetEndpointCount
+    {
+        /// <summary>The single instance.</summary>
+        public static readonly GetEndpointCount Instance = new();
+    }
+
+    private sealed class Entry(IActorRef actor, EndpointInfo info, LinkedListNode<string> node)
+    {
+        public IActorRef Actor { get; } = actor;
+        public EndpointInfo Info { get; set; } = info;
+        public LinkedListNode<string> Node { get; } = node;
+    }
+
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case Call call:
+                EndpointFor(call.Endpoint).Forward(call.Request);
+                break;
+            case GetEndpointStats q:
+                if (_endpoints.TryGetValue(q.Hotkey, out var e)) e.Actor.Forward(EndpointActor.GetStats.Instance);
+                else Sender.Tell(new EndpointStats(q.Hotkey, 0, 0, 0, 0, null));
+                break;
+            case GetEndpointCount:
+                Sender.Tell(Context.GetChildren().Count());
+                break;
+            case Terminated t:
+                foreach (var (key, entry) in _endpoints)
+                {
+                    if (!entry.Actor.Equals(t.ActorRef)) continue;
+                    _lru.Remove(entry.Node);
+                    _endpoints.Remove(key);
+                    break;
+                }
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private IActorRef EndpointFor(EndpointInfo info)
+    {
+        if (_endpoints.TryGetValue(info.Hotkey, out var entry))
+        {
+            _lru.Remove(entry.Node);
+            _lru.AddLast(entry.Node);
+            if (entry.Info != info)
+            {
+                entry.Info = info;
+                entry.Actor.Tell(new EndpointActor.UpdateAddress(info));
+            }
+            return entry.Actor;
+        }
+        Evict();
+        var random = _options.Random?.Invoke() ?? new Random();
+        var actor = Context.ActorOf(
+            EndpointActor.Props(info, _settings, _signer, _options.Time ?? TimeProvider.System, random), $"endpoint-{_names++}");
+        Context.Watch(actor);
+        _endpoints[info.Hotkey] = new Entry(actor, info, _lru.AddLast(info.Hotkey));
+        return actor;
+    }
+
+    private void Evict()
+    {
+        // Forget the least recently used endpoints beyond the bound; each stops once it has nothing in flight
+        // (a busy one finishes its calls and then stops at its idle timeout).
+        while (_endpoints.Count >= _settings.MaxEndpoints && _lru.First is { } oldest)
+        {
+            var entry = _endpoints[oldest.Value];
+            _lru.RemoveFirst();
+            _endpoints.Remove(oldest.Value);
+            entry.Actor.Tell(EndpointActor.StopIfIdle.Instance);
+        }
+    }
+}

@@ -1,0 +1,256 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Event;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+using Grpc.Core;
+using Grpc.Net.Client;
+using WireClient = Bittensor.Protocol.Wire.Bittensor.BittensorClient;
+
+namespace Bittensor.Actors.Dendrite;
+
+/// <summary>
+/// One remote axon: its own HTTP/2 channel (multiplexed, reused), a bounded queue of calls (overflow answers
+/// Backoff), a per-call deadline, capped exponential backoff with full jitter after Unavailable/Timeout, a
+/// circuit breaker (open while backed off, one trial call when the delay ends, closed on success) and stats.
+/// Stops itself after <see cref="DendriteSettings.IdleTimeout"/> without calls.
+/// </summary>
+internal sealed class EndpointActor : UntypedActor
+{
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly DendriteSettings _settings;
+    private readonly IRequestSigner _signer;
+    private readonly RequestAuth _auth;
+    private readonly TimeProvider _time;
+    private readonly BackoffPolicy _backoff;
+    private readonly Queue<(EndpointCall Call, IActorRef ReplyTo, DateTimeOffset Deadline)> _pending = new();
+    private EndpointInfo _endpoint;
+    private GrpcChannel? _channel;
+    private WireClient? _client;
+    private DateTimeOffset? _openUntil;
+    private bool _trialInFlight;
+    private int _inFlight;
+    private long _calls;
+    private long _successes;
+    private double _latencyEma;
+
+    public EndpointActor(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random)
+    {
+        _endpoint = endpoint;
+        _settings = settings;
+        _signer = signer;
+        // One RequestAuth per target axon: nonces must rise by 1 ms per hotkey per axon. Nonces use the real
+        // wall clock (the peer checks them against its own), never the injected test clock.
+        _auth = new RequestAuth(signer);
+        _time = time;
+        _backoff = new BackoffPolicy(settings.BackoffMin, settings.BackoffMax, random);
+    }
+
+    public static Props Props(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random) =>
+        Akka.Actor.Props.Create(() => new EndpointActor(endpoint, settings, signer, time, random));
+
+    /// <summary>The endpoint's address changed (same hotkey): the channel is rebuilt.</summary>
+    public sealed record UpdateAddress(EndpointInfo Endpoint);
+
+    /// <summary>Stop if nothing is in flight or queued (LRU eviction by the dendrite).</summary>
+    public sealed record StopIfIdle
+    {
+        public static readonly StopIfIdle Instance = new();
+    }
+
+    /// <summary>Asks for <see cref="EndpointStats"/>.</summary>
+    public sealed record GetStats
+    {
+        public static readonly GetStats Instance = new();
+    }
+
+    private sealed record Completed(IActorRef ReplyTo, EndpointReply Reply, bool WasTrial);
+
+    protected override void PreStart() => Context.SetReceiveTimeout(_settings.IdleTimeout);
+
+    protected override void PostStop() => _channel?.Dispose();
+
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case EndpointCall call:
+                Accept(call, Sender);
+                break;
+            case Completed done:
+                OnCompleted(done);
+                break;
+            case UpdateAddress update when update.Endpoint != _endpoint:
+                _log.Info("endpoint {0} moved to {1}:{2}", update.Endpoint.Hotkey, update.Endpoint.Ip, update.Endpoint.Port);
+                _endpoint = update.Endpoint;
+                _channel?.Dispose();
+                _channel = null;
+                _client = null;
+                break;
+            case UpdateAddress:
+                break;
+            case GetStats:
+                Sender.Tell(Stats());
+                break;
+            case StopIfIdle:
+            case ReceiveTimeout:
+                if (_inFlight == 0 && _pending.Count == 0) Context.Stop(Self);
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private EndpointStats Stats() => new(_endpoint.Hotkey, _calls, _successes, _latencyEma, _backoff.Failures,
+        _openUntil is { } until && until > _time.GetUtcNow() ? until : null);
+
+    private void Accept(EndpointCall call, IActorRef replyTo)
+    {
+        var now = _time.GetUtcNow();
+        if (_openUntil is { } until && now < until)
+        {
+            replyTo.Tell(new EndpointReply(ReturnCode.Backoff,
+                $"endpoint backed off for {(until - now).TotalMilliseconds:F0} ms after {_backoff.Failures} failure(s)", null, TimeSpan.Zero));
+            return;
+        }
+        if (_openUntil is not null && _trialInFlight)
+        {
+            replyTo.Tell(new EndpointReply(ReturnCode.Backoff, "endpoint is being probed after backoff", null, TimeSpan.Zero));
+            return;
+        }
+        if (_inFlight >= _settings.EndpointMaxInFlight)
+        {
+            if (_pending.Count >= _settings.EndpointQueueCapacity)
+            {
+                replyTo.Tell(new EndpointReply(ReturnCode.Backoff, "endpoint queue is full", null, TimeSpan.Zero));
+                return;
+            }
+            _pending.Enqueue((call, replyTo, now + call.Timeout));
+            return;
+        }
+        Start(call, replyTo, call.Timeout);
+    }
+
+    private void Start(EndpointCall call, IActorRef replyTo, TimeSpan timeout)
+    {
+        var request = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = _signer.Ss58Address };
+        request.Tensors.Add(call.Tensors);
+        var size = request.CalculateSize();
+        if (size > _settings.PeerMaxMessageSize)
+        {
+            replyTo.Tell(new EndpointReply(ReturnCode.RequestSerializationException,
+                $"request exceeds peer's {_settings.PeerMaxMessageSize / (1024 * 1024)} MiB limit ({size} bytes)", null, TimeSpan.Zero));
+            return;
+        }
+        _inFlight++;
+        _calls++;
+        var trial = _openUntil is not null;
+        if (trial) _trialInFlight = true;
+        if (_client is null)
+        {
+            _channel = DendriteSeams.CreateChannel(_endpoint, _settings);
+            _client = new WireClient(_channel);
+        }
+        Send(_client, request, call.IsBackward, timeout).PipeTo(Self, success: r => new Completed(replyTo, r, trial),
+            failure: ex => new Completed(replyTo, new EndpointReply(ReturnCode.UnknownException, $"{ex.GetType().Name}: {ex.Message}", null, TimeSpan.Zero), trial));
+    }
+
+    private async Task<EndpointReply> Send(WireClient client, TensorMessage request, bool backward, TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        Metadata headers;
+        try
+        {
+            headers = await _auth.CreateHeadersAsync(cts.Token);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return new EndpointReply(ReturnCode.RequestSerializationException, $"could not sign the request ({e.GetType().Name})", null, TimeSpan.Zero);
+        }
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            var deadline = DateTime.UtcNow + timeout;
+            var call = backward
+                ? client.BackwardAsync(request, headers, deadline, cts.Token)
+                : client.ForwardAsync(request, headers, deadline, cts.Token);
+            var response = await call.ResponseAsync;
+            return new EndpointReply(response.ReturnCode, response.Message, response, Stopwatch.GetElapsedTime(started));
+        }
+        catch (RpcException e)
+        {
+            var code = e.StatusCode switch
+            {
+                StatusCode.DeadlineExceeded => ReturnCode.Timeout,
+                StatusCode.Cancelled when cts.IsCancellationRequested => ReturnCode.Timeout,
+                StatusCode.Unavailable => ReturnCode.Unavailable,
+                StatusCode.Unauthenticated => ReturnCode.Unauthenticated,
+                _ => ReturnCode.UnknownException,
+            };
+            return new EndpointReply(code, $"{e.StatusCode}: {e.Status.Detail}", null, Stopwatch.GetElapsedTime(started));
+        }
+        catch (OperationCanceledException)
+        {
+            return new EndpointReply(ReturnCode.Timeout, "deadline exceeded", null, Stopwatch.GetElapsedTime(started));
+        }
+    }
+
+    private void OnCompleted(Completed done)
+    {
+        _inFlight--;
+        if (done.WasTrial) _trialInFlight = false;
+        var reply = done.Reply;
+        if (reply.Code is ReturnCode.Unavailable or ReturnCode.Timeout)
+        {
+            if (reply.Code == ReturnCode.Unavailable && _inFlight == 0)
+            {
+                // grpc-dotnet's subchannel keeps its own reconnect backoff in real time; this actor's policy decides
+                // when to try again, so start the next attempt from a fresh channel.
+                _channel?.Dispose();
+                _channel = null;
+                _client = null;
+            }
+            var delay = _backoff.RecordFailure();
+            if (_backoff.Failures >= _settings.FailuresBeforeBackoff)
+            {
+                _openUntil = _time.GetUtcNow() + delay;
+                _log.Debug("endpoint {0} {1}; backing off {2} ms (failure {3})", _endpoint.Hotkey, reply.Code, delay.TotalMilliseconds, _backoff.Failures);
+            }
+        }
+        else if (reply.Response is not null)
+        {
+            // The peer answered (whatever its code): the transport is healthy again.
+            _backoff.Reset();
+            _openUntil = null;
+        }
+        if (reply.Code == ReturnCode.Success)
+        {
+            _successes++;
+            var ms = reply.Latency.TotalMilliseconds;
+            _latencyEma = _latencyEma == 0 ? ms : (_settings.LatencyEmaAlpha * ms) + ((1 - _settings.LatencyEmaAlpha) * _latencyEma);
+        }
+        done.ReplyTo.Tell(reply);
+        Drain();
+    }
+
+    private void Drain()
+    {
+        while (_inFlight < _settings.EndpointMaxInFlight && _pending.TryDequeue(out var next))
+        {
+            var now = _time.GetUtcNow();
+            if (_openUntil is { } until && now < until)
+            {
+                next.ReplyTo.Tell(new EndpointReply(ReturnCode.Backoff, "endpoint went into backoff while the call waited", null, TimeSpan.Zero));
+                continue;
+            }
+            var remaining = next.Deadline - now;
+            if (remaining <= TimeSpan.Zero)
+            {
+                next.ReplyTo.Tell(new EndpointReply(ReturnCode.Timeout, "call waited in the endpoint queue past its deadline", null, TimeSpan.Zero));
+                continue;
+            }
+            Start(next.Call, next.ReplyTo, remaining);
+        }
+    }
+}

@@ -1,0 +1,316 @@
+using Akka.Actor;
+using Bittensor.Actors.Axon;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace Bittensor.Actors.Tests.Axon;
+
+public sealed class AxonServiceSpec(Xunit.Abstractions.ITestOutputHelper output) : AxonTestBase(output)
+{
+    private const int Dim = 16;
+
+    private Task<(IActorRef Axon, int Port)> EchoAxon(AxonSettings? settings = null, AxonOptions? options = null) =>
+        StartAxon(settings ?? Loopback(networkDim: Dim), DemoModels.Echo(Dim), options);
+
+    [Fact]
+    public async Task Forward_answers_the_echo_representation_of_every_token()
+    {
+        var (_, port) = await EchoAxon();
+        var response = await Forward(RawClient(port), Alice, TextRequest(Alice, [2, 3], [5, 6, 7, 100, 200, 300]));
+
+        Assert.Equal(ReturnCode.Success, response.ReturnCode);
+        Assert.Equal(ProtocolVersion.Current, response.Version);
+        var decoded = TensorCodec.Decode(response.Tensors[0]);
+        Assert.True(decoded.IsSuccess, decoded.Message);
+        Assert.Equal([2L, 3, Dim], decoded.Tensor.ShapeToArray());
+        Assert.Equal(Modality.Tensor, response.Tensors[0].Modality);
+        var values = decoded.Tensor.ToFloat32Array();
+        long[] tokens = [5, 6, 7, 100, 200, 300];
+        for (var p = 0; p < 6; p++)
+            for (var d = 0; d < Dim; d++)
+                Assert.Equal((float)((tokens[p] * 1e-3) + (d * 1e-6)), values[(p * Dim) + d]);
+    }
+
+    [Fact]
+    public async Task Backward_answers_the_gradient_sums_shaped_like_the_inputs()
+    {
+        var (_, port) = await EchoAxon();
+        var request = TextRequest(Alice, [1, 2], [9, 10]);
+        var grads = new float[2 * Dim];
+        for (var i = 0; i < grads.Length; i++) grads[i] = i < Dim ? 1f : 0.5f;
+        request.Tensors.Add(TensorCodec.ToTensor(grads, [1, 2, Dim], Modality.Tensor));
+
+        var response = await RawClient(port).BackwardAsync(request, await Signed(Alice), DateTime.UtcNow.AddSeconds(20));
+
+        Assert.Equal(ReturnCode.Success, response.ReturnCode);
+        var decoded = TensorCodec.Decode(response.Tensors[0]).Tensor;
+        Assert.Equal([1L, 2], decoded.ShapeToArray());
+        Assert.Equal([Dim * 1f, Dim * 0.5f], decoded.ToFloat32Array());
+    }
+
+    [Fact]
+    public async Task A_bad_signature_is_refused_as_unauthenticated_and_the_next_good_call_is_served()
+    {
+        var (_, port) = await EchoAxon();
+        var client = RawClient(port);
+        var headers = await Signed(Alice);
+        var signature = headers.Get(AuthHeaders.SignatureName)!.Value;
+        var tampered = signature[..^1] + (signature[^1] == '0' ? '1' : '0');
+        var bad = new Metadata { { AuthHeaders.AuthName, AuthHeaders.AuthValue }, { AuthHeaders.SignatureName, tampered }, { AuthHeaders.VersionName, "150" } };
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.ForwardAsync(Tokens(Alice), bad).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+        Assert.Contains("signature", error.Status.Detail, StringComparison.Ordinal);
+        await AssertAnswersGoodCall(client, Alice);
+    }
+
+    [Fact]
+    public async Task A_replayed_request_is_refused_as_unauthenticated()
+    {
+        var (_, port) = await EchoAxon();
+        var client = RawClient(port);
+        var headers = await Signed(Alice);
+        var first = await client.ForwardAsync(Tokens(Alice), headers);
+        Assert.Equal(ReturnCode.Success, first.ReturnCode);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.ForwardAsync(Tokens(Alice), headers).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+        Assert.Contains("replay", error.Status.Detail, StringComparison.Ordinal);
+        await AssertAnswersGoodCall(client, Alice);
+    }
+
+    [Fact]
+    public async Task A_far_future_nonce_from_an_unsigned_caller_does_not_lock_out_the_real_caller()
+    {
+        var (_, port) = await EchoAxon();
+        var client = RawClient(port);
+        var alice = Alice.ToSs58();
+        var forged = RequestNonce.Format(DateTime.Now.AddSeconds(20)) + AuthHeaders.Separator + alice + AuthHeaders.Separator + "0x" + new string('0', 128);
+        var headers = new Metadata { { AuthHeaders.AuthName, AuthHeaders.AuthValue }, { AuthHeaders.SignatureName, forged }, { AuthHeaders.VersionName, "150" } };
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.ForwardAsync(Tokens(Alice), headers).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+        await AssertAnswersGoodCall(client, Alice);
+    }
+
+    [Fact]
+    public async Task A_malformed_signature_header_is_refused_before_verification()
+    {
+        var (_, port) = await EchoAxon();
+        var client = RawClient(port);
+        var headers = new Metadata { { AuthHeaders.AuthName, AuthHeaders.AuthValue }, { AuthHeaders.SignatureName, "nonsense" }, { AuthHeaders.VersionName, "150" } };
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.ForwardAsync(Tokens(Alice), headers).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+        await AssertAnswersGoodCall(client, Alice);
+    }
+
+    [Fact]
+    public async Task An_old_protocol_version_answers_RequestIncompatibleVersion()
+    {
+        var (_, port) = await EchoAxon();
+        var client = RawClient(port);
+        var old = await new RequestAuth(new KeyPairRequestSigner(Bob), version: 100).CreateHeadersAsync();
+
+        var response = await client.ForwardAsync(Tokens(Bob), old);
+
+        Assert.Equal(ReturnCode.RequestIncompatibleVersion, response.ReturnCode);
+        await AssertAnswersGoodCall(client, Alice);
+    }
+
+    [Fact]
+    public async Task A_garbage_buffer_answers_RequestDeserializationException()
+    {
+        var (_, port) = await EchoAxon();
+        var client = RawClient(port);
+        var request = new TensorMessage { Version = 150, Hotkey = Alice.ToSs58() };
+        request.Tensors.Add(new Tensor { Version = 150, Buffer = ByteString.CopyFrom(0xc1, 0xff, 0x00, 0x85, 0x13), Shape = { 2, 3 }, Dtype = DataType.Int64, Modality = Modality.Text });
+
+        var response = await Forward(client, Alice, request);
+
+        Assert.Equal(ReturnCode.RequestDeserializationException, response.ReturnCode);
+        await AssertAnswersGoodCall(client, Alice);
+    }
+
+    [Fact]
+    public async Task Text_tokens_of_the_wrong_rank_answer_RequestShapeException()
+    {
+        var (_, port) = await EchoAxon();
+        var client = RawClient(port);
+
+        var response = await Forward(client, Alice, TextRequest(Alice, [1, 2, 2], [1, 2, 3, 4]));
+
+        Assert.Equal(ReturnCode.RequestShapeException, response.ReturnCode);
+        await AssertAnswersGoodCall(client, Alice);
+    }
+
+    [Fact]
+    public async Task A_proto_shape_that_disagrees_with_the_buffer_answers_RequestShapeException()
+    {
+        var (_, port) = await EchoAxon();
+        var client = RawClient(port);
+        var request = Tokens(Alice, 2, 3);
+        request.Tensors[0].Shape[1] = 4;
+
+        var response = await Forward(client, Alice, request);
+
+        Assert.Equal(ReturnCode.RequestShapeException, response.ReturnCode);
+        await AssertAnswersGoodCall(client, Alice);
+    }
+
+    [Fact]
+    public async Task A_request_without_tensors_answers_EmptyRequest()
+    {
+        var (_, port) = await EchoAxon();
+        var client = RawClient(port);
+
+        var response = await Forward(client, Alice, new TensorMessage { Version = 150, Hotkey = Alice.ToSs58() });
+
+        Assert.Equal(ReturnCode.EmptyRequest, response.ReturnCode);
+        await AssertAnswersGoodCall(client, Alice);
+    }
+
+    [Fact]
+    public async Task A_message_over_the_size_limit_is_refused_and_the_axon_keeps_serving()
+    {
+        var (_, port) = await EchoAxon(Loopback(networkDim: Dim) with { MaxMessageSize = 64 * 1024 });
+        var client = RawClient(port);
+        var big = Tokens(Alice, 1, 16 * 1024); // 128 KiB of int64 tokens
+
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await Forward(client, Alice, big));
+
+        Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
+        await AssertAnswersGoodCall(client, Alice);
+    }
+
+    [Fact]
+    public async Task A_backward_needs_exactly_inputs_and_grads_of_matching_shape()
+    {
+        var (_, port) = await EchoAxon();
+        var client = RawClient(port);
+
+        var single = await client.BackwardAsync(Tokens(Alice, 1, 2), await Signed(Alice));
+        var wrongGrads = Tokens(Alice, 1, 2);
+        wrongGrads.Tensors.Add(TensorCodec.ToTensor(new float[3 * Dim], [1, 3, Dim], Modality.Tensor));
+        var mismatched = await client.BackwardAsync(wrongGrads, await Signed(Alice));
+
+        Assert.Equal(ReturnCode.InvalidRequest, single.ReturnCode);
+        Assert.Equal(ReturnCode.RequestShapeException, mismatched.ReturnCode);
+        await AssertAnswersGoodCall(client, Alice);
+    }
+
+    [Fact]
+    public async Task A_caller_below_the_minimum_stake_answers_SenderUnknown()
+    {
+        var (axon, port) = await EchoAxon(Loopback(networkDim: Dim) with { BlacklistMinStake = 1 });
+        axon.Tell(new AxonActor.UpdateStakes(new Dictionary<string, double> { [Bob.ToSs58()] = 5 }));
+        await axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait); // UpdateStakes processed before this answer
+        var client = RawClient(port);
+
+        var alice = await Forward(client, Alice, Tokens(Alice));
+        var bob = await Forward(client, Bob, Tokens(Bob));
+
+        Assert.Equal(ReturnCode.SenderUnknown, alice.ReturnCode);
+        Assert.Equal(ReturnCode.Success, bob.ReturnCode);
+    }
+
+    [Fact]
+    public async Task A_model_slower_than_the_call_timeout_answers_NucleusTimeout()
+    {
+        var model = new GatedModel();
+        var (_, port) = await StartAxon(Loopback(callTimeout: TimeSpan.FromMilliseconds(300), networkDim: Dim), model.Handlers(Dim));
+
+        var response = await Forward(RawClient(port), Alice, Tokens(Alice));
+
+        Assert.Equal(ReturnCode.NucleusTimeout, response.ReturnCode);
+        model.Open();
+    }
+
+    [Fact]
+    public async Task A_saturated_axon_answers_NucleusFull_without_waiting_for_the_model()
+    {
+        var model = new GatedModel();
+        var (axon, port) = await StartAxon(Loopback(workers: 1, queue: 1, networkDim: Dim), model.Handlers(Dim));
+        var client = RawClient(port);
+        var running = Forward(client, Alice, Tokens(Alice));
+        await model.FirstEntered.WaitAsync(Wait);
+        var waiting = Forward(client, Bob, Tokens(Bob));
+        await AwaitAssertAsync(async () => Assert.Equal(2, (await axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait)).Waiting));
+
+        var refused = await Forward(client, Charlie, Tokens(Charlie));
+
+        Assert.Equal(ReturnCode.NucleusFull, refused.ReturnCode);
+        Assert.False(running.IsCompleted);
+        model.Open();
+        Assert.Equal(ReturnCode.Success, (await running).ReturnCode);
+        Assert.Equal(ReturnCode.Success, (await waiting).ReturnCode);
+    }
+
+    [Fact]
+    public async Task Waiting_callers_are_served_highest_stake_first()
+    {
+        var model = new GatedModel();
+        var (axon, port) = await StartAxon(Loopback(workers: 1, queue: 8, networkDim: Dim), model.Handlers(Dim));
+        axon.Tell(new AxonActor.UpdateStakes(new Dictionary<string, double>
+        {
+            [Bob.ToSs58()] = 10, [Charlie.ToSs58()] = 1000, [Dave.ToSs58()] = 100.5,
+        }));
+        var client = RawClient(port);
+        var blocker = Forward(client, Alice, Tokens(Alice));
+        await model.FirstEntered.WaitAsync(Wait);
+
+        // Eve is unknown (lowest); she and Bob arrive before the richer callers.
+        var calls = new List<Task<TensorMessage>>();
+        foreach (var key in new[] { Eve, Bob, Dave, Charlie })
+        {
+            calls.Add(Forward(client, key, Tokens(key)));
+            var expected = calls.Count + 1;
+            await AwaitAssertAsync(async () => Assert.Equal(expected, (await axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait)).Waiting));
+        }
+        model.Open();
+        await blocker;
+        foreach (var c in calls) Assert.Equal(ReturnCode.Success, (await c).ReturnCode);
+
+        Assert.Equal([Alice.ToSs58(), Charlie.ToSs58(), Dave.ToSs58(), Bob.ToSs58(), Eve.ToSs58()], model.Served);
+    }
+
+    [Fact]
+    public async Task Per_caller_stats_count_calls_and_codes()
+    {
+        var (axon, port) = await EchoAxon();
+        var client = RawClient(port);
+        await AssertAnswersGoodCall(client, Alice);
+        await AssertAnswersGoodCall(client, Alice);
+        await Forward(client, Alice, new TensorMessage { Version = 150, Hotkey = Alice.ToSs58() });
+
+        var stats = await axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait);
+
+        var alice = stats.PerCaller[Alice.ToSs58()];
+        Assert.Equal(3, alice.Calls);
+        Assert.Equal(2, alice.Codes[ReturnCode.Success]);
+        Assert.Equal(1, alice.Codes[ReturnCode.EmptyRequest]);
+        Assert.True(alice.BytesOut > alice.BytesIn);
+    }
+
+    [Fact]
+    public async Task With_verification_explicitly_disabled_an_unsigned_caller_is_served()
+    {
+        var config = Akka.Configuration.ConfigurationFactory.ParseString("bittensor.axon.auth.disable_signature_verification = on")
+            .WithFallback(BittensorReferenceConfig.Default);
+        var settings = AxonSettings.Create(config) with { Ip = "127.0.0.1", Port = 0, NetworkDim = Dim };
+        var (_, port) = await EchoAxon(settings);
+        var unsigned = RequestNonce.Format(DateTime.Now) + AuthHeaders.Separator + Alice.ToSs58() + AuthHeaders.Separator + "0x" + new string('0', 128);
+        var headers = new Metadata { { AuthHeaders.AuthName, AuthHeaders.AuthValue }, { AuthHeaders.SignatureName, unsigned }, { AuthHeaders.VersionName, "150" } };
+
+        var response = await RawClient(port).ForwardAsync(Tokens(Alice), headers);
+
+        Assert.False(AxonSettings.Create(BittensorReferenceConfig.Default).DisableSignatureVerification);
+        Assert.Equal(ReturnCode.Success, response.ReturnCode);
+    }
+}

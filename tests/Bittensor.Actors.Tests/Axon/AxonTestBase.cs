@@ -1,0 +1,123 @@
+using Akka.Actor;
+using Bittensor.Actors.Axon;
+using Bittensor.Core.Crypto;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+using Grpc.Core;
+using Grpc.Net.Client;
+using WireClient = Bittensor.Protocol.Wire.Bittensor.BittensorClient;
+
+namespace Bittensor.Actors.Tests.Axon;
+
+/// <summary>Real axons on loopback port 0 with real sr25519 signatures; raw gRPC clients for hand-made requests.</summary>
+public abstract class AxonTestBase : Akka.TestKit.Xunit2.TestKit
+{
+    protected static readonly Sr25519KeyPair Alice = SecretUri.ToSr25519("//Alice");
+    protected static readonly Sr25519KeyPair Bob = SecretUri.ToSr25519("//Bob");
+    protected static readonly Sr25519KeyPair Charlie = SecretUri.ToSr25519("//Charlie");
+    protected static readonly Sr25519KeyPair Dave = SecretUri.ToSr25519("//Dave");
+    protected static readonly Sr25519KeyPair Eve = SecretUri.ToSr25519("//Eve");
+    protected static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
+
+    private readonly List<GrpcChannel> _channels = [];
+    private readonly Dictionary<string, RequestAuth> _auth = new(StringComparer.Ordinal);
+
+    protected AxonTestBase(Xunit.Abstractions.ITestOutputHelper output) : base("akka.loglevel = WARNING", output)
+    {
+    }
+
+    protected static AxonSettings Loopback(int workers = 4, int queue = 64, TimeSpan? callTimeout = null, int networkDim = 1024) =>
+        AxonSettings.Create(BittensorReferenceConfig.Default) with
+        {
+            Ip = "127.0.0.1",
+            Port = 0,
+            MaxWorkers = workers,
+            QueueCapacity = queue,
+            CallTimeout = callTimeout ?? TimeSpan.FromSeconds(20),
+            NetworkDim = networkDim,
+            MaxMessageSize = 8 * 1024 * 1024,
+        };
+
+    protected async Task<(IActorRef Axon, int Port)> StartAxon(AxonSettings settings, AxonHandlers handlers, AxonOptions? options = null)
+    {
+        var errors = CreateTestProbe();
+        Sys.EventStream.Subscribe(errors, typeof(Akka.Event.Error));
+        var axon = Sys.ActorOf(AxonActor.Props(settings, handlers, options));
+        AxonActor.Bound bound;
+        try
+        {
+            bound = await axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromSeconds(5));
+        }
+        catch (AskTimeoutException)
+        {
+            var e = errors.ReceiveOne(TimeSpan.FromSeconds(1)) as Akka.Event.Error;
+            throw new InvalidOperationException($"axon did not bind: {e?.Cause}");
+        }
+        return (axon, bound.Endpoint.Port);
+    }
+
+    protected WireClient RawClient(int port)
+    {
+        var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { MaxSendMessageSize = null, MaxReceiveMessageSize = null });
+        _channels.Add(channel);
+        return new WireClient(channel);
+    }
+
+    /// <summary>Fresh, correctly signed headers; one RequestAuth per key so nonces keep rising by 1 ms.</summary>
+    protected async Task<Metadata> Signed(Sr25519KeyPair key)
+    {
+        var ss58 = key.ToSs58();
+        if (!_auth.TryGetValue(ss58, out var auth)) _auth[ss58] = auth = new RequestAuth(new KeyPairRequestSigner(key));
+        return await auth.CreateHeadersAsync();
+    }
+
+    protected static TensorMessage TextRequest(Sr25519KeyPair caller, long[] shape, long[] tokens)
+    {
+        var m = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = caller.ToSs58() };
+        m.Tensors.Add(TensorCodec.ToTensor(tokens, shape, Modality.Text));
+        return m;
+    }
+
+    protected static TensorMessage Tokens(Sr25519KeyPair caller, int batch = 2, int seq = 3) =>
+        TextRequest(caller, [batch, seq], Enumerable.Range(1, batch * seq).Select(i => (long)i).ToArray());
+
+    protected async Task<TensorMessage> Forward(WireClient client, Sr25519KeyPair caller, TensorMessage request) =>
+        await client.ForwardAsync(request, await Signed(caller), DateTime.UtcNow.AddSeconds(20));
+
+    protected async Task AssertAnswersGoodCall(WireClient client, Sr25519KeyPair caller)
+    {
+        var ok = await Forward(client, caller, Tokens(caller));
+        Assert.Equal(ReturnCode.Success, ok.ReturnCode);
+    }
+
+    /// <summary>A forward model that waits on a gate the test opens, recording the order callers were served in.</summary>
+    protected sealed class GatedModel
+    {
+        private readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _firstEntered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly List<string> _served = [];
+
+        public Task FirstEntered => _firstEntered.Task;
+
+        public IReadOnlyList<string> Served
+        {
+            get { lock (_served) return [.. _served]; }
+        }
+
+        public void Open() => _gate.TrySetResult();
+
+        public AxonHandlers Handlers(int networkDim) => new(async (r, ct) =>
+        {
+            lock (_served) _served.Add(r.CallerHotkey);
+            _firstEntered.TrySetResult();
+            await _gate.Task.WaitAsync(ct);
+            return ModelResponse.Ok(DemoModels.EchoForward(r.Inputs, networkDim));
+        });
+    }
+
+    protected override void AfterAll()
+    {
+        foreach (var c in _channels) c.Dispose();
+        base.AfterAll();
+    }
+}
