@@ -1,0 +1,181 @@
+using Akka.Actor;
+using Akka.Event;
+using Bittensor.Actors.Chain;
+using Bittensor.Chain;
+using Bittensor.Core.Domain;
+
+namespace Bittensor.Actors.Metagraph;
+
+/// <summary>
+/// Keeps one subnet's <see cref="MetagraphSnapshot"/> current: syncs every
+/// <see cref="MetagraphSettings.SyncEveryBlocks"/> <see cref="NewBlock"/>s through the ChainActor, publishes
+/// <see cref="MetagraphUpdated"/>, answers <see cref="GetMetagraph"/> at once (a sync runs off the actor; queries
+/// during it get the previous snapshot), and saves/loads the snapshot atomically so a restart answers before the
+/// first sync. A missing or corrupt file is not an error: it is logged and replaced by a fresh sync.
+/// </summary>
+public sealed class MetagraphActor : ReceiveActor
+{
+    private readonly IActorRef _chain;
+    private readonly ushort _netuid;
+    private readonly string _network;
+    private readonly MetagraphSettings _settings;
+    private readonly string _path;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly List<IActorRef> _waiters = [];
+
+    private MetagraphSnapshot _snapshot;
+    private bool _syncing;
+    private bool _syncAgain;
+    private int _blocksSinceSync;
+
+    /// <summary>Creates the actor; prefer <see cref="Props"/>.</summary>
+    public MetagraphActor(IActorRef chain, ushort netuid, string network, MetagraphSettings settings)
+    {
+        _chain = chain;
+        _netuid = netuid;
+        _network = network;
+        _settings = settings;
+        _path = MetagraphStore.DefaultPath(settings.Path, network, netuid);
+        _snapshot = MetagraphSnapshot.Empty(network, netuid);
+
+        Receive<GetMetagraph>(_ => Sender.Tell(_snapshot));
+        Receive<SyncMetagraph>(_ =>
+        {
+            _waiters.Add(Sender);
+            RequestSync();
+        });
+        Receive<NewBlock>(_ =>
+        {
+            if (++_blocksSinceSync >= _settings.SyncEveryBlocks) RequestSync();
+        });
+        Receive<Loaded>(OnLoaded);
+        Receive<SyncDone>(OnSyncDone);
+        Receive<SyncFailed>(OnSyncFailed);
+    }
+
+    /// <summary>
+    /// Props for the metagraph of <paramref name="netuid"/> on <paramref name="network"/> (the network names the
+    /// snapshot folder), reading through <paramref name="chain"/> (a <see cref="ChainActor"/>).
+    /// </summary>
+    public static Props Props(IActorRef chain, ushort netuid, string network = "local", MetagraphSettings? settings = null)
+    {
+        ArgumentNullException.ThrowIfNull(chain);
+        ArgumentNullException.ThrowIfNull(network);
+        var s = (settings ?? MetagraphSettings.Default).Validate();
+        _ = MetagraphStore.DefaultPath(s.Path, network, netuid); // reject a network name that is not a folder name now
+        return Akka.Actor.Props.Create(() => new MetagraphActor(chain, netuid, network, s));
+    }
+
+    /// <inheritdoc />
+    protected override void PreStart()
+    {
+        Context.System.EventStream.Subscribe(Self, typeof(NewBlock));
+        var path = _path;
+        Task.Run(() => Load(path)).PipeTo(Self);
+    }
+
+    /// <inheritdoc />
+    protected override void PostStop() => Context.System.EventStream.Unsubscribe(Self);
+
+    private static Loaded Load(string path)
+    {
+        if (!File.Exists(path)) return new Loaded(null, null);
+        try
+        {
+            return new Loaded(MetagraphStore.Load(path), null);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return new Loaded(null, $"{e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    private void OnLoaded(Loaded m)
+    {
+        if (m.Error is not null)
+            _log.Warning("metagraph snapshot {0} is unreadable ({1}); starting from a fresh sync", _path, m.Error);
+        else if (m.Snapshot is { } s)
+        {
+            if (s.Netuid != _netuid || !string.Equals(s.Network, _network, StringComparison.Ordinal))
+                _log.Warning("metagraph snapshot {0} is for {1}/netuid {2}, not {3}/netuid {4}; ignoring it", _path, s.Network, s.Netuid, _network, _netuid);
+            else if (s.Block > _snapshot.Block)
+            {
+                _snapshot = s;
+                _log.Info("metagraph netuid {0} loaded from {1} at block {2} (n = {3})", _netuid, _path, s.Block, s.N);
+            }
+        }
+        RequestSync();
+    }
+
+    private void RequestSync()
+    {
+        if (_syncing)
+        {
+            _syncAgain = true;
+            return;
+        }
+        _syncing = true;
+        _blocksSinceSync = 0;
+        SyncAsync(_chain, _network, _netuid, _settings.Save ? _path : null, _settings.SyncTimeout)
+            .PipeTo(Self, success: r => r, failure: e => new SyncFailed(e is AggregateException { InnerException: { } i } ? i : e));
+    }
+
+    private static async Task<SyncDone> SyncAsync(IActorRef chain, string network, ushort netuid, string? savePath, TimeSpan timeout)
+    {
+        var (block, neurons) = await chain.Ask<(BlockInfo, IReadOnlyList<NeuronInfo>)>(
+            new ChainRead<(BlockInfo, IReadOnlyList<NeuronInfo>)>(async (backend, ct) =>
+            {
+                var head = await backend.GetCurrentBlockAsync(ct);
+                return (head, await backend.GetNeuronsAsync(netuid, ct));
+            }), timeout);
+        var snapshot = MetagraphSnapshot.FromNeurons(network, netuid, block.Number, neurons);
+        string? saveError = null;
+        if (savePath is not null)
+        {
+            try
+            {
+                MetagraphStore.Save(snapshot, savePath);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                saveError = $"{e.GetType().Name}: {e.Message}";
+            }
+        }
+        return new SyncDone(snapshot, saveError);
+    }
+
+    private void OnSyncDone(SyncDone m)
+    {
+        _syncing = false;
+        if (m.SaveError is not null) _log.Warning("could not save metagraph snapshot {0}: {1}", _path, m.SaveError);
+        // The chain is the truth even when its block is lower than a loaded file's (a reset localnet restarts at 0).
+        _snapshot = m.Snapshot;
+        var updated = new MetagraphUpdated(_snapshot);
+        Context.System.EventStream.Publish(updated);
+        if (_syncAgain)
+        {
+            // A SyncMetagraph that arrived mid-sync wants data read after it asked: keep its waiters for the next sync.
+            _syncAgain = false;
+            RequestSync();
+            return;
+        }
+        foreach (var w in _waiters) w.Tell(updated);
+        _waiters.Clear();
+    }
+
+    private void OnSyncFailed(SyncFailed m)
+    {
+        _syncing = false;
+        _log.Warning("metagraph netuid {0} sync failed: {1}: {2}", _netuid, m.Error.GetType().Name, m.Error.Message);
+        foreach (var w in _waiters) w.Tell(new Status.Failure(m.Error));
+        _waiters.Clear();
+        _syncAgain = false;
+        _blocksSinceSync = _settings.SyncEveryBlocks - 1; // retry on the next block
+    }
+
+    private sealed record Loaded(MetagraphSnapshot? Snapshot, string? Error);
+
+    private sealed record SyncDone(MetagraphSnapshot Snapshot, string? SaveError);
+
+    private sealed record SyncFailed(Exception Error);
+}

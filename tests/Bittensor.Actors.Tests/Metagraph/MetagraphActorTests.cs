@@ -1,0 +1,143 @@
+using Akka.Actor;
+using Akka.TestKit;
+using Bittensor.Actors.Chain;
+using Bittensor.Actors.Metagraph;
+using Bittensor.Actors.Tests.Chain;
+using Bittensor.Chain;
+using Bittensor.Core.Domain;
+
+namespace Bittensor.Actors.Tests.Metagraph;
+
+public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "bt-mga-" + Guid.NewGuid().ToString("N"));
+    private readonly FakeChainBackend _backend = new() { Head = 1 };
+    private readonly TestProbe _updates;
+
+    public MetagraphActorTests()
+    {
+        _updates = CreateTestProbe();
+        Sys.EventStream.Subscribe(_updates.Ref, typeof(MetagraphUpdated));
+    }
+
+    void IDisposable.Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+        base.Dispose();
+    }
+
+    private MetagraphSettings Settings(int every = 1, bool save = false) =>
+        MetagraphSettings.Default with { SyncEveryBlocks = every, Path = _dir, Save = save };
+
+    private IActorRef Chain()
+    {
+        var connected = CreateTestProbe();
+        Sys.EventStream.Subscribe(connected.Ref, typeof(ChainConnected));
+        var chain = Sys.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(_backend), SubtensorSettings.Default, () => 0.5));
+        connected.ExpectMsg<ChainConnected>();
+        return chain;
+    }
+
+    [Fact]
+    public void The_actor_syncs_every_n_blocks_and_publishes_MetagraphUpdated()
+    {
+        _backend.NeuronsSource = _ => Task.FromResult(Neurons.Many(3));
+        var chain = Chain();
+        Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings(every: 2)));
+        var first = _updates.ExpectMsg<MetagraphUpdated>().Snapshot;
+        Assert.Equal((1ul, 3), (first.Block, first.N));
+
+        _backend.Produce(2);
+        _backend.Produce(3);
+        var second = _updates.ExpectMsg<MetagraphUpdated>().Snapshot;
+        Assert.Equal(3ul, second.Block);
+        // Block 2 alone did not trigger a read: the initial sync and the one at block 3.
+        Assert.Equal(2, Volatile.Read(ref _backend.NeuronReads));
+    }
+
+    [Fact]
+    public async Task Queries_during_a_sync_get_the_previous_snapshot_at_once()
+    {
+        var gate = new TaskCompletionSource<IReadOnlyList<NeuronInfo>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _backend.NeuronsSource = _ => gate.Task;
+        var metagraph = Sys.ActorOf(MetagraphActor.Props(Chain(), 1, "local", Settings()));
+        AwaitCondition(() => Volatile.Read(ref _backend.NeuronReads) == 1);
+
+        var during = await metagraph.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5));
+        Assert.Equal(0, during.N);
+
+        gate.SetResult(Neurons.Many(4));
+        Assert.Equal(4, _updates.ExpectMsg<MetagraphUpdated>().Snapshot.N);
+        var after = await metagraph.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5));
+        Assert.Equal(4, after.N);
+    }
+
+    [Fact]
+    public async Task A_saved_snapshot_is_served_by_the_next_actor_before_it_syncs()
+    {
+        _backend.Head = 9;
+        _backend.NeuronsSource = _ => Task.FromResult(Neurons.Many(4));
+        var chain = Chain();
+        var first = Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings(save: true)));
+        _updates.ExpectMsg<MetagraphUpdated>();
+        await first.GracefulStop(TimeSpan.FromSeconds(5));
+        Assert.True(File.Exists(MetagraphStore.DefaultPath(_dir, "local", 1)));
+
+        _backend.NeuronsSource = _ => new TaskCompletionSource<IReadOnlyList<NeuronInfo>>().Task; // the next sync never ends
+        var second = Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings(save: true)));
+        await AwaitAssertAsync(async () =>
+        {
+            var s = await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5));
+            Assert.Equal((9ul, 4), (s.Block, s.N));
+        });
+    }
+
+    [Fact]
+    public async Task A_corrupt_snapshot_file_is_logged_and_replaced_by_a_fresh_sync()
+    {
+        var path = MetagraphStore.DefaultPath(_dir, "local", 1);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        await File.WriteAllBytesAsync(path, [0x42, 0x54, 0x4d, 0x47, 1, 0, 9, 9, 9]);
+        _backend.NeuronsSource = _ => Task.FromResult(Neurons.Many(2));
+        var chain = Chain();
+
+        await EventFilter.Warning(contains: "unreadable").ExpectOneAsync(async () =>
+        {
+            Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings(save: true)));
+            await Task.CompletedTask;
+        });
+        Assert.Equal(2, _updates.ExpectMsg<MetagraphUpdated>().Snapshot.N);
+        Assert.Equal(2, MetagraphStore.Load(path).N);
+    }
+
+    [Fact]
+    public async Task A_failed_sync_keeps_the_previous_snapshot_and_retries_on_the_next_block()
+    {
+        var calls = 0;
+        _backend.NeuronsSource = _ => Interlocked.Increment(ref calls) == 2
+            ? Task.FromException<IReadOnlyList<NeuronInfo>>(new InvalidOperationException("read failed"))
+            : Task.FromResult(Neurons.Many(calls + 1));
+        var chain = Chain();
+        var metagraph = Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings()));
+        Assert.Equal(2, _updates.ExpectMsg<MetagraphUpdated>().Snapshot.N);
+
+        metagraph.Tell(SyncMetagraph.Instance, TestActor);
+        Assert.Equal("read failed", ExpectMsg<Status.Failure>().Cause.Message);
+        Assert.Equal(2, (await metagraph.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5))).N);
+
+        _backend.Produce(2);
+        Assert.Equal(4, _updates.ExpectMsg<MetagraphUpdated>().Snapshot.N);
+    }
+
+    [Fact]
+    public void SyncMetagraph_answers_with_a_fresh_read()
+    {
+        var n = 1;
+        _backend.NeuronsSource = _ => Task.FromResult(Neurons.Many(n));
+        var metagraph = Sys.ActorOf(MetagraphActor.Props(Chain(), 1, "local", Settings(every: 1000)));
+        _updates.ExpectMsg<MetagraphUpdated>();
+        n = 5;
+        metagraph.Tell(SyncMetagraph.Instance, TestActor);
+        Assert.Equal(5, ExpectMsg<MetagraphUpdated>().Snapshot.N);
+    }
+}
