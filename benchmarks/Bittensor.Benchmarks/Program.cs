@@ -1,10 +1,17 @@
 using BenchmarkDotNet.Running;
+using Bittensor.Benchmarks.Models;
 
 namespace Bittensor.Benchmarks;
 
-/// <summary>Entry point: every benchmark class in this assembly, selectable with <c>--filter</c>.</summary>
+/// <summary>Entry point: named macro harnesses first, else every benchmark class in this assembly (<c>--filter</c>).</summary>
 public static class Program
 {
-    /// <summary>Runs BenchmarkDotNet's switcher over this assembly.</summary>
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    /// <summary>Runs a named harness (model-batching, model-forward) or BenchmarkDotNet's switcher.</summary>
+    public static async Task<int> Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "model-batching") return await ModelBatchingHarness.RunAsync(args[1..]);
+        if (args.Length > 0 && args[0] == "model-forward") return ModelForwardHarness.Run(args[1..]);
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        return 0;
+    }
 }

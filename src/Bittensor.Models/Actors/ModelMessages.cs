@@ -1,0 +1,85 @@
+namespace Bittensor.Models.Actors;
+
+/// <summary>
+/// Outcome of a model request. The numbers are those of the wire ReturnCode (PROTOCOL.md), so an axon can cast.
+/// </summary>
+public enum ModelReturnCode
+{
+    /// <summary>The model answered.</summary>
+    Success = 0,
+    /// <summary>The request is malformed (token ids out of the vocabulary, lengths that do not add up).</summary>
+    InvalidRequest = 8,
+    /// <summary>Shape not accepted (empty, longer than max_sequence, gradient of the wrong size).</summary>
+    RequestShapeException = 9,
+    /// <summary>The model host is stopping; the request was not run.</summary>
+    NotServingNucleus = 15,
+    /// <summary>The model did not answer within request_timeout (or crashed while the request was queued to it).</summary>
+    NucleusTimeout = 16,
+    /// <summary>Too many requests are waiting (max_queue); try again later.</summary>
+    NucleusFull = 17,
+    /// <summary>The model failed on this request (exception or NaN); it restarts from its last checkpoint.</summary>
+    UnknownException = 21,
+}
+
+/// <summary>
+/// Forward request: <paramref name="Tokens"/> is [batch, seq] row-major. Local message only: arrays are fine
+/// between actors of one process, and no tensor ever leaves the model actor.
+/// </summary>
+public sealed record ModelForward(long RequestId, long[] Tokens, int Batch, int Seq);
+
+/// <summary>Answer to <see cref="ModelForward"/>: <paramref name="Data"/> is [batch, seq, network_dim] row-major (empty unless Success).</summary>
+public sealed record ModelForwardResult(long RequestId, float[] Data, int[] Shape, ModelReturnCode Code, string Message = "");
+
+/// <summary>
+/// Backward request as the 2021 template server took it: the inputs and the caller's gradient of some loss with
+/// respect to the outputs (<paramref name="Grads"/>, [batch, seq, network_dim] row-major). The model recomputes
+/// the forward pass with grad, back-propagates <paramref name="Grads"/> and takes one optimizer step.
+/// </summary>
+public sealed record ModelBackward(long RequestId, long[] Tokens, float[] Grads, int Batch, int Seq);
+
+/// <summary>Answer to <see cref="ModelBackward"/>; <paramref name="Step"/> counts optimizer steps since start.</summary>
+public sealed record ModelBackwardResult(long RequestId, ModelReturnCode Code, long Step, string Message = "");
+
+/// <summary>Saves a checkpoint now (also what the periodic timer sends); answered with <see cref="CheckpointSaved"/>.</summary>
+public sealed record SaveCheckpoint
+{
+    /// <summary>The only instance.</summary>
+    public static SaveCheckpoint Instance { get; } = new();
+    private SaveCheckpoint() { }
+}
+
+/// <summary>A checkpoint was written after <paramref name="Step"/> optimizer steps.</summary>
+public sealed record CheckpointSaved(long Step);
+
+/// <summary>Asks for <see cref="ModelStats"/>.</summary>
+public sealed record GetModelStats
+{
+    /// <summary>The only instance.</summary>
+    public static GetModelStats Instance { get; } = new();
+    private GetModelStats() { }
+}
+
+/// <summary>Counters of the current model actor incarnation plus the number of incarnations (restarts + 1).</summary>
+/// <param name="Incarnation">1 for the first model actor, +1 after each restart.</param>
+/// <param name="ForwardCalls">Model forward calls (one per coalesced batch).</param>
+/// <param name="ForwardRows">Rows those calls carried.</param>
+/// <param name="LargestBatch">Most rows in one call.</param>
+/// <param name="Steps">Optimizer steps (including those restored from the checkpoint).</param>
+/// <param name="RestoredStep">Step of the checkpoint this incarnation started from (0 = fresh weights).</param>
+public sealed record ModelStats(int Incarnation, long ForwardCalls, long ForwardRows, int LargestBatch, long Steps, long RestoredStep);
+
+/// <summary>Test hook: the next forward call throws inside the model actor, as a bug in user code would.</summary>
+public sealed record FailNextForward
+{
+    /// <summary>The only instance.</summary>
+    public static FailNextForward Instance { get; } = new();
+    private FailNextForward() { }
+}
+
+/// <summary>Sends every batch that is waiting now, without waiting for max_batch or max_delay.</summary>
+public sealed record FlushBatches
+{
+    /// <summary>The only instance.</summary>
+    public static FlushBatches Instance { get; } = new();
+    private FlushBatches() { }
+}

@@ -1,0 +1,85 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Bittensor.Models.Nucleus;
+
+/// <summary>
+/// The server's nucleus: token ids [batch, seq] (int64) → token embedding + learned positions → N transformer
+/// encoder layers (post-norm, ReLU, as torch.nn.TransformerEncoderLayer) → Linear to the network width,
+/// giving [batch, seq, network_dim] float32 representations. Sizes come from <see cref="ModelSettings"/>.
+/// benchmarks/python/model_forward.py builds the same architecture in PyTorch.
+/// </summary>
+public sealed class ServerModel : Module<Tensor, Tensor>
+{
+    private readonly Embedding _tokens;
+    private readonly Embedding _positions;
+    private readonly TransformerEncoder _encoder;
+    private readonly Linear _mapping;
+    private readonly int _maxSequence;
+
+    /// <summary>Builds a freshly initialised model (deterministic for a given <see cref="ModelSettings.Seed"/>).</summary>
+    public ServerModel(ModelSettings settings) : base(nameof(ServerModel))
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        settings.Validate();
+        _maxSequence = settings.MaxSequence;
+        torch.manual_seed(settings.Seed);
+        _tokens = Embedding(settings.VocabSize, settings.DModel);
+        _positions = Embedding(settings.MaxSequence, settings.DModel);
+        var layer = TransformerEncoderLayer(settings.DModel, settings.Heads, settings.FeedForward, settings.Dropout);
+        _encoder = TransformerEncoder(layer, settings.Layers);
+        _mapping = Linear(settings.DModel, settings.NetworkDim);
+        RegisterComponents();
+    }
+
+    /// <summary>Representations of <paramref name="tokens"/> ([batch, seq] int64) as [batch, seq, network_dim].</summary>
+    public override Tensor forward(Tensor tokens)
+    {
+        if (tokens.dim() != 2) throw new ArgumentException($"tokens must be [batch, seq], got {tokens.dim()} dimensions", nameof(tokens));
+        var seq = tokens.shape[1];
+        if (seq > _maxSequence) throw new ArgumentException($"sequence length {seq} exceeds max_sequence {_maxSequence}", nameof(tokens));
+        using var scope = NewDisposeScope();
+        var positions = arange(seq, dtype: ScalarType.Int64, device: tokens.device);
+        var x = _tokens.call(tokens) + _positions.call(positions).unsqueeze(0);
+        // torch's encoder layers take [seq, batch, d] unless batch_first; keep the PyTorch default layout.
+        var h = _encoder.call(x.transpose(0, 1), null, null).transpose(0, 1);
+        return _mapping.call(h).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Saves the weights to <paramref name="path"/> atomically (temp file in the same folder, then rename).</summary>
+    public void SaveAtomically(string path)
+    {
+        var full = Path.GetFullPath(path);
+        var dir = Path.GetDirectoryName(full)!;
+        Directory.CreateDirectory(dir);
+        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            save(temp);
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            File.Move(temp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+    }
+
+    /// <summary>Loads weights saved by <see cref="SaveAtomically"/>; the sizes must match.</summary>
+    public void LoadFrom(string path) => load(path);
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _tokens.Dispose();
+            _positions.Dispose();
+            _encoder.Dispose();
+            _mapping.Dispose();
+        }
+        base.Dispose(disposing);
+    }
+}
