@@ -42,7 +42,7 @@ public delegate Task DistillStep(long[] tokens, int batch, int seq, float[] join
 public sealed class ValidationPipeline : IDisposable
 {
     private readonly Dendrite _dendrite;
-    private readonly Func<IReadOnlyList<PeerEndpoint>> _peers;
+    private readonly Func<CancellationToken, Task<IReadOnlyList<PeerEndpoint>>> _peers;
     private readonly PipelineSettings _settings;
     private readonly NucleusSettings _nucleusSettings;
     private readonly DistillStep? _distill;
@@ -51,7 +51,7 @@ public sealed class ValidationPipeline : IDisposable
     private long _droppedBatches;
 
     /// <summary>Creates a pipeline querying the peers <paramref name="peers"/> returns at each batch through <paramref name="dendrite"/>.</summary>
-    public ValidationPipeline(Dendrite dendrite, Func<IReadOnlyList<PeerEndpoint>> peers, PipelineSettings settings, NucleusSettings nucleus,
+    public ValidationPipeline(Dendrite dendrite, Func<CancellationToken, Task<IReadOnlyList<PeerEndpoint>>> peers, PipelineSettings settings, NucleusSettings nucleus,
         string name = "validator", DistillStep? distill = null)
     {
         ArgumentNullException.ThrowIfNull(dendrite);
@@ -122,7 +122,7 @@ public sealed class ValidationPipeline : IDisposable
 
     private async Task<Forwarded> ForwardAsync(Batch batch)
     {
-        var candidates = _peers();
+        var candidates = await _peers(CancellationToken.None);
         if (candidates.Count == 0)
         {
             // Nobody serves yet: wait a little instead of spinning through the corpus.
