@@ -72,6 +72,9 @@ public sealed class ValidationPipeline : IDisposable
     /// <summary>Per-stage metrics.</summary>
     public PipelineMetrics Metrics { get; }
 
+    /// <summary>Raised on the stream's thread after every completed batch (keep handlers short).</summary>
+    public event Action<RoundResult>? RoundCompleted;
+
     /// <summary>Batches dropped because a stage threw (not peer failures, which are data).</summary>
     public long DroppedBatches => Interlocked.Read(ref _droppedBatches);
 
@@ -105,6 +108,7 @@ public sealed class ValidationPipeline : IDisposable
             {
                 for (var i = 0; i < r.Peers.Count; i++) Scores.Record(r.Peers[i].Uid, r.Peers[i].Endpoint.Hotkey, r.Contributions[i]);
                 onRound?.Invoke(r);
+                RoundCompleted?.Invoke(r);
                 return r;
             })
             .WithAttributes(ActorAttributes.CreateSupervisionStrategy(decider))
