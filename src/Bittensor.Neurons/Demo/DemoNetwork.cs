@@ -86,7 +86,7 @@ public static class DemoNetwork
         Action<DemoProgress>? progress, Action<int, IReadOnlyList<DemoNeuron>>? epoch, CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var chain = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(localnet))), "chain");
+        var chain = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(localnet)), SubtensorSettings.Default, Random.Shared.NextDouble), "chain");
         var state = new DemoState(options) { People = people };
         system.ActorOf(EventForwarder<WeightsAttempt>.Props(a => state.LastWeights =
             a.Success ? $"set at block {a.Block} on {a.Uids.Count} peers" : $"not set at block {a.Block}: {a.Outcome}"), "weights-events");
