@@ -6,9 +6,9 @@ namespace Bittensor.Neurons;
 /// <summary>
 /// Hands a shared backend (one localnet for the whole demo) to several ChainActors: every call goes through, but
 /// <see cref="DisposeAsync"/> does nothing, because the ChainActor disposes its backend when it stops or reconnects
-/// and the owner of the localnet must be the one to close it.
+/// and the owner of the localnet must be the one to close it. <c>submitted</c> is told about every submission (block drivers).
 /// </summary>
-internal sealed class NonOwningChainBackend(IChainBackend inner) : IChainBackend
+internal sealed class NonOwningChainBackend(IChainBackend inner, Action? submitted = null) : IChainBackend
 {
     public ValueTask<ChainIdentity> GetIdentityAsync(CancellationToken cancellationToken = default) => inner.GetIdentityAsync(cancellationToken);
     public ValueTask<BlockInfo> GetCurrentBlockAsync(CancellationToken cancellationToken = default) => inner.GetCurrentBlockAsync(cancellationToken);
@@ -24,6 +24,12 @@ internal sealed class NonOwningChainBackend(IChainBackend inner) : IChainBackend
     public ValueTask<AccountId?> GetHotkeyOwnerAsync(AccountId hotkey, CancellationToken cancellationToken = default) => inner.GetHotkeyOwnerAsync(hotkey, cancellationToken);
     public ValueTask<Balance> GetNetworkLockCostAsync(CancellationToken cancellationToken = default) => inner.GetNetworkLockCostAsync(cancellationToken);
     public ValueTask<uint> GetNonceAsync(AccountId account, CancellationToken cancellationToken = default) => inner.GetNonceAsync(account, cancellationToken);
-    public Task<CallResult> SubmitAsync(SignedCall call, CancellationToken cancellationToken = default) => inner.SubmitAsync(call, cancellationToken);
+    public Task<CallResult> SubmitAsync(SignedCall call, CancellationToken cancellationToken = default)
+    {
+        // The localnet pools the call before SubmitAsync returns, so a block produced after this callback includes it.
+        var result = inner.SubmitAsync(call, cancellationToken);
+        submitted?.Invoke();
+        return result;
+    }
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }

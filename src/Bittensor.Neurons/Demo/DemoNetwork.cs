@@ -86,11 +86,13 @@ public static class DemoNetwork
         Action<DemoProgress>? progress, Action<int, IReadOnlyList<DemoNeuron>>? epoch, CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var chain = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(localnet)), SubtensorSettings.Default, Random.Shared.NextDouble), "chain");
+        var driver = new BlockDriver(localnet, options.BlockTime, options.StepsPerBlock, TimeSpan.FromSeconds(30));
+        var chain = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(localnet, driver.Submitted)),
+            SubtensorSettings.Default, Random.Shared.NextDouble), "chain");
         var state = new DemoState(options) { People = people };
         system.ActorOf(EventForwarder<WeightsAttempt>.Props(a => state.LastWeights =
             a.Success ? $"set at block {a.Block} on {a.Uids.Count} peers" : $"not set at block {a.Block}: {a.Outcome}"), "weights-events");
-        var blocks = Task.Run(() => ProduceBlocksAsync(localnet, state, progress, epoch, stop.Token), CancellationToken.None);
+        var blocks = Task.Run(() => driver.RunAsync(b => OnBlockAsync(localnet, state, b, progress, epoch, stop.Token), stop.Token), CancellationToken.None);
         var servers = new List<ServerNeuron>();
         ValidatorNeuron? validator = null;
         try
@@ -123,11 +125,20 @@ public static class DemoNetwork
                 Corpus = options.Corpus,
                 Stake = Balance.FromTao(100m),
             }, stop.Token);
-            validator.Pipeline.RoundCompleted += _ => state.BatchDone();
+            validator.Pipeline.RoundCompleted += _ =>
+            {
+                driver.BatchDone();
+                state.FirstBatch.TrySetResult();
+            };
             state.Validator = validator;
             state.Pipeline = validator.Pipeline;
+            state.Phase = "waiting for the validator's first batch";
+            // Epochs count from the validator's first completed batch: before it, the metagraph may not list the servers
+            // yet and the nucleus is still being built, and blocks follow the clock alone.
+            await state.FirstBatch.Task.WaitAsync(stop.Token);
             state.Phase = "running";
             state.ValidatorStarted = true;
+            driver.Lockstep = options.StepsPerBlock > 0;
             await state.Finished.Task.WaitAsync(stop.Token);
 
             var neurons = await localnet.GetNeuronsAsync(netuid, stop.Token);
@@ -135,6 +146,8 @@ public static class DemoNetwork
             var v = neurons.First(n => n.Hotkey == people.Validator.HotkeyAccount);
             var weights = v.Weights.Select(w => (w.Uid, w.Value)).ToArray();
             var (worked, verdict) = Judge(table);
+            if (validator.Pipeline.LastError is { } error)
+                verdict += $" ({validator.Pipeline.DroppedBatches} batches dropped; last error: {error})";
             var snapshot = validator.Pipeline.Metrics.Snapshot();
             var wall = Stopwatch.GetElapsedTime(started).TotalSeconds;
             return new DemoResult(table, weights, worked, verdict, wall, wall > 0 ? snapshot.Queries / wall : 0, snapshot.Queries, snapshot.Batches,
@@ -155,34 +168,29 @@ public static class DemoNetwork
         }
     }
 
-    private static async Task ProduceBlocksAsync(Localnet localnet, DemoState state, Action<DemoProgress>? progress,
+    private static async Task<bool> OnBlockAsync(Localnet localnet, DemoState state, ulong block, Action<DemoProgress>? progress,
         Action<int, IReadOnlyList<DemoNeuron>>? epoch, CancellationToken cancellationToken)
     {
         var options = state.Options;
-        while (!cancellationToken.IsCancellationRequested)
+        state.Block = block;
+        var until = state.Netuid is { } netuid ? WeightSetter.BlocksUntilEpoch(netuid, options.Tempo, block) : ulong.MaxValue;
+        var more = true;
+        if (until == 0 && state.ValidatorStarted && state.Netuid is { } n)
         {
-            if (options.BlockTime > TimeSpan.Zero) await Task.Delay(options.BlockTime, cancellationToken);
-            await state.WaitForBatchesAsync(cancellationToken);
-            var block = await localnet.ProduceBlockAsync(cancellationToken);
-            state.Block = block.Number;
-            var until = state.Netuid is { } netuid ? WeightSetter.BlocksUntilEpoch(netuid, options.Tempo, block.Number) : ulong.MaxValue;
-            if (until == 0 && state.ValidatorStarted && state.Netuid is { } n)
+            state.EpochsDone++;
+            if (epoch is not null)
             {
-                state.EpochsDone++;
-                if (epoch is not null)
-                {
-                    var neurons = await localnet.GetNeuronsAsync(n, cancellationToken);
-                    epoch(state.EpochsDone, Table(neurons, state.People!, state.Validator));
-                }
-                if (state.EpochsDone >= options.Epochs)
-                {
-                    state.Finished.TrySetResult();
-                    progress?.Invoke(state.Progress(until));
-                    return;
-                }
+                var neurons = await localnet.GetNeuronsAsync(n, cancellationToken);
+                epoch(state.EpochsDone, Table(neurons, state.People!, state.Validator));
             }
-            progress?.Invoke(state.Progress(until));
+            if (state.EpochsDone >= options.Epochs)
+            {
+                state.Finished.TrySetResult();
+                more = false;
+            }
         }
+        progress?.Invoke(state.Progress(until));
+        return more;
     }
 
     internal static IReadOnlyList<DemoNeuron> Table(IReadOnlyList<NeuronInfo> neurons, DemoPeople people, ValidatorNeuron? validator)
@@ -211,9 +219,6 @@ public static class DemoNetwork
     /// <summary>Shared between the block loop and the setup; written by one side, read by the other.</summary>
     private sealed class DemoState(DemoOptions options)
     {
-        private readonly SemaphoreSlim _batches = new(0, int.MaxValue);
-        private long _completed;
-
         public DemoOptions Options { get; } = options;
         public volatile string Phase = "starting";
         public volatile string? LastWeights;
@@ -226,23 +231,7 @@ public static class DemoNetwork
         public ValidatorNeuron? Validator;
         public TaskCompletionSource Finished { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public void BatchDone()
-        {
-            Interlocked.Increment(ref _completed);
-            _batches.Release();
-        }
-
-        // Lockstep: once the validator has completed its first batch, each block waits for StepsPerBlock more, so every
-        // epoch sees the same amount of training however busy the machine is. A stalled pipeline cannot stop the chain:
-        // after 30 s the block is produced anyway.
-        public async Task WaitForBatchesAsync(CancellationToken cancellationToken)
-        {
-            if (Options.StepsPerBlock == 0 || Interlocked.Read(ref _completed) == 0) return;
-            for (var i = 0; i < Options.StepsPerBlock; i++)
-            {
-                if (!await _batches.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken)) return;
-            }
-        }
+        public TaskCompletionSource FirstBatch { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public DemoProgress Progress(ulong until) =>
             new(Block, until, EpochsDone, Options.Epochs, Phase, Pipeline?.Metrics.Snapshot(), LastWeights);

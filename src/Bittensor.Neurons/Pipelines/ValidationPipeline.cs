@@ -35,7 +35,7 @@ public delegate Task DistillStep(long[] tokens, int batch, int seq, float[] join
 /// <c>token blocks → batch (GroupedWithin) → fan-out forward to top-k endpoints (dendrite endpoint actors) → join
 /// (router softmax) → loss and optimizer step → backward: each peer gets the gradient w.r.t. its own response →
 /// per-peer scores</c>. Every stage is bounded (buffer sizes in <see cref="PipelineSettings"/>), the whole graph is
-/// back-pressured by the slowest stage, and a failing peer is data — a zero representation and a return code — never
+/// back-pressured by the slowest stage (stage input buffers are 1 element, so at most a few batches are in flight), and a failing peer is data — a zero representation and a return code — never
 /// a stream failure. An unexpected exception in a stage drops that batch (resuming decider) and is counted.
 /// Weights are taken from <see cref="Scores"/> by the owner (the validator sets them every tempo).
 /// </summary>
@@ -72,6 +72,9 @@ public sealed class ValidationPipeline : IDisposable
     /// <summary>Per-stage metrics.</summary>
     public PipelineMetrics Metrics { get; }
 
+    /// <summary>The last exception a stage threw (type and message), or null.</summary>
+    public string? LastError { get; private set; }
+
     /// <summary>Raised on the stream's thread after every completed batch (keep handlers short).</summary>
     public event Action<RoundResult>? RoundCompleted;
 
@@ -88,8 +91,9 @@ public sealed class ValidationPipeline : IDisposable
         ArgumentNullException.ThrowIfNull(materializer);
         ArgumentNullException.ThrowIfNull(blocks);
         var seq = _settings.SequenceLength;
-        Akka.Streams.Supervision.Decider decider = _ =>
+        Akka.Streams.Supervision.Decider decider = e =>
         {
+            LastError = $"{e.GetType().Name}: {e.Message}";
             Interlocked.Increment(ref _droppedBatches);
             return Akka.Streams.Supervision.Directive.Resume;
         };
@@ -111,7 +115,7 @@ public sealed class ValidationPipeline : IDisposable
                 RoundCompleted?.Invoke(r);
                 return r;
             })
-            .WithAttributes(ActorAttributes.CreateSupervisionStrategy(decider))
+            .WithAttributes(ActorAttributes.CreateSupervisionStrategy(decider).And(Attributes.CreateInputBuffer(1, 1)))
             .ViaMaterialized(KillSwitches.Single<RoundResult>(), Keep.Right)
             .ToMaterialized(Sink.Ignore<RoundResult>(), Keep.Both)
             .Run(materializer);

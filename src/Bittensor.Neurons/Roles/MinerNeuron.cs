@@ -65,7 +65,7 @@ public sealed class MinerNeuron : IAsyncDisposable
             await model.BackwardAsync(tokens, grads, batch, seq, ct);
             if (miner is not null) Volatile.Write(ref miner._lastDistillLoss, mse / grads.Length);
         }
-        var (pipeline, metagraph, kill, completion) = ValidatorNeuron.StartPipeline(system, chain, netuid, keys, query, "miner", Distill);
+        var (pipeline, metagraph, kill, completion) = await ValidatorNeuron.StartPipelineAsync(system, chain, netuid, keys, query, "miner", Distill, cancellationToken);
         miner = new MinerNeuron(system, serving, pipeline, metagraph, kill, completion);
         return miner;
     }

@@ -92,16 +92,18 @@ public sealed class ValidatorNeuron : IAsyncDisposable
             await ChainOps.SubmitOrThrowAsync(chain, new AddStake(keys.HotkeyAccount, options.Stake), coldkey, cancellationToken);
         }
         var hyper = await ChainOps.HyperparametersAsync(chain, netuid, cancellationToken);
-        var (pipeline, metagraph, kill, completion) = StartPipeline(system, chain, netuid, keys, options, "validator", null);
+        var (pipeline, metagraph, kill, completion) = await StartPipelineAsync(system, chain, netuid, keys, options, "validator", null, cancellationToken);
         var weights = system.ActorOf(WeightSetter.Props(chain, metagraph, netuid, keys, pipeline.Scores, hyper, options.WeightsLeadBlocks),
             $"weights-{Guid.NewGuid():N}");
         return new ValidatorNeuron(system, uid, pipeline, metagraph, weights, kill, completion, keys.HotkeySs58);
     }
 
-    internal static (ValidationPipeline, IActorRef, UniqueKillSwitch, Task<Done>) StartPipeline(ActorSystem system, IActorRef chain, ushort netuid,
-        NeuronKeys keys, ValidatorOptions options, string name, DistillStep? distill)
+    internal static async Task<(ValidationPipeline, IActorRef, UniqueKillSwitch, Task<Done>)> StartPipelineAsync(ActorSystem system, IActorRef chain,
+        ushort netuid, NeuronKeys keys, ValidatorOptions options, string name, DistillStep? distill, CancellationToken cancellationToken)
     {
         var metagraph = system.ActorOf(MetagraphActor.Props(chain, netuid, "local", options.Metagraph), $"metagraph-{Guid.NewGuid():N}");
+        // One sync before the first batch, so the peers serving now are known without waiting for a block.
+        await metagraph.Ask<MetagraphUpdated>(SyncMetagraph.Instance, TimeSpan.FromSeconds(30), cancellationToken);
         var dendrite = new Dendrite(system, keys.Requests, options.Dendrite);
         var self = keys.HotkeyAccount;
         async Task<IReadOnlyList<PeerEndpoint>> Peers(CancellationToken ct)
