@@ -18,8 +18,11 @@ public sealed record NucleusSettings
     /// <summary>Router slots: one learnable weight per uid below this number; higher uids share no weight and are skipped.</summary>
     public int RouterCapacity { get; init; } = 256;
 
-    /// <summary>Adam learning rate of router and head.</summary>
+    /// <summary>Adam learning rate of the decoder head.</summary>
     public double LearningRate { get; init; } = 3e-3;
+
+    /// <summary>Adam learning rate of the router (one logit per peer; faster so peers separate within a few epochs).</summary>
+    public double RouterLearningRate { get; init; } = 0.03;
 
     /// <summary>Moving-average factor of the per-peer scores (weight of the newest batch).</summary>
     public double ScoreAlpha { get; init; } = 0.1;
@@ -35,7 +38,7 @@ public sealed record NucleusSettings
     {
         if (NetworkDim < 1 || Hidden < 1 || VocabSize < 2) throw new ArgumentException("nucleus sizes must be positive (vocab at least 2)");
         if (RouterCapacity < 1) throw new ArgumentException("router capacity must be at least 1");
-        if (!(LearningRate > 0)) throw new ArgumentException("learning rate must be positive");
+        if (!(LearningRate > 0) || !(RouterLearningRate > 0)) throw new ArgumentException("learning rate must be positive");
         if (!(ScoreAlpha > 0 && ScoreAlpha <= 1)) throw new ArgumentException("score alpha must be in (0, 1]");
         return this;
     }

@@ -1,9 +1,9 @@
 namespace Bittensor.Neurons.Pipelines;
 
 /// <summary>
-/// Per-peer scores as moving averages of their loss contributions, keyed by uid (thread-safe). A peer's score is the
-/// exponential moving average of (loss without the peer − loss with it): how much its representation lowers the
-/// validator's next-token loss. A peer whose call failed contributes 0 for that batch, so a dead peer's score decays.
+/// Per-peer scores as exponential moving averages of their per-batch scores, keyed by uid (thread-safe). The pipeline
+/// records the peer's router weight (× peers queried) for each batch: how much the validator's nucleus relies on the
+/// peer's representation to lower its next-token loss. A peer whose call failed records 0, so a dead peer's score decays.
 /// </summary>
 public sealed class ScoreBoard
 {
@@ -18,7 +18,7 @@ public sealed class ScoreBoard
         _alpha = alpha;
     }
 
-    /// <summary>Folds one batch's contribution of <paramref name="uid"/> into its score.</summary>
+    /// <summary>Folds one batch's score of <paramref name="uid"/> into its moving average.</summary>
     public void Record(ushort uid, string hotkey, double contribution)
     {
         if (!double.IsFinite(contribution)) contribution = 0;
@@ -42,6 +42,6 @@ public sealed class ScoreBoard
 /// <summary>One peer's score.</summary>
 /// <param name="Uid">The peer's uid.</param>
 /// <param name="Hotkey">The peer's hotkey (SS58).</param>
-/// <param name="Score">Moving average of its loss contribution (nats per token; may be negative).</param>
+/// <param name="Score">Moving average of its per-batch scores (1 = an even share of the router).</param>
 /// <param name="Batches">Batches it was scored on.</param>
 public sealed record PeerScore(ushort Uid, string Hotkey, double Score, long Batches);

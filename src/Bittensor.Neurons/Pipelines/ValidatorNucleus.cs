@@ -25,6 +25,7 @@ internal sealed class ValidatorNucleus : IDisposable
     private readonly Parameter _router;
     private readonly Sequential _head;
     private readonly optim.Optimizer _optimizer;
+    private readonly optim.Optimizer _routerOptimizer;
 
     public ValidatorNucleus(NucleusSettings settings)
     {
@@ -36,8 +37,9 @@ internal sealed class ValidatorNucleus : IDisposable
             ("in", Linear(settings.NetworkDim, settings.Hidden)),
             ("act", GELU()),
             ("out", Linear(settings.Hidden, settings.VocabSize)));
-        var parameters = _head.parameters().Append(_router);
-        _optimizer = optim.Adam(parameters, settings.LearningRate);
+        _optimizer = optim.Adam(_head.parameters(), settings.LearningRate);
+        // The router has its own, faster optimizer: it has one weight per peer and must separate them within a few epochs.
+        _routerOptimizer = optim.Adam([_router], settings.RouterLearningRate);
     }
 
     /// <summary>Steps taken so far.</summary>
@@ -59,6 +61,7 @@ internal sealed class ValidatorNucleus : IDisposable
         using var grad = torch.enable_grad();
         _head.train();
         _optimizer.zero_grad();
+        _routerOptimizer.zero_grad();
         var ids = tensor(tokens, [batch, seq]);
         var targets = ids[.., 1..].reshape(-1);
         var index = tensor(uids.Select(u => (long)Math.Min(u, _settings.RouterCapacity - 1)).ToArray());
@@ -77,6 +80,7 @@ internal sealed class ValidatorNucleus : IDisposable
         var grads = new float[k][];
         for (var i = 0; i < k; i++) grads[i] = reps[i].grad is { } g ? g.data<float>().ToArray() : new float[batch * seq * dim];
         _optimizer.step();
+        _routerOptimizer.step();
         Steps++;
 
         // Scoring happens after the step, without gradients, on the same batch: a peer's contribution is how much the
@@ -117,6 +121,7 @@ internal sealed class ValidatorNucleus : IDisposable
     public void Dispose()
     {
         _optimizer.Dispose();
+        _routerOptimizer.Dispose();
         _head.Dispose();
         _router.Dispose();
     }

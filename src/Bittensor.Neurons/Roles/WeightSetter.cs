@@ -17,8 +17,8 @@ namespace Bittensor.Neurons.Roles;
 public sealed record WeightsAttempt(ushort Netuid, ulong Block, IReadOnlyList<ushort> Uids, IReadOnlyList<ushort> Weights, bool Success, string Outcome);
 
 /// <summary>
-/// Sets the validator's weights once per tempo, <c>lead</c> blocks before the subnet's epoch, from the pipeline's scores:
-/// scores below zero count as zero (a peer that makes the loss worse earns nothing), then the subnet's limits are
+/// Sets the validator's weights once per tempo, <c>lead</c> blocks before the subnet's epoch, from the pipeline's scores
+/// (non-positive scores are left out: a dead peer earns nothing), then the subnet's limits are
 /// applied as the SDK does (<see cref="WeightUtils.ProcessWeightsForNetuid"/>: min allowed weights, max weight limit)
 /// and the result is max-upscaled to u16 (<see cref="WeightUtils.ConvertWeightsAndUidsForEmit"/>). With no positive
 /// score yet nothing is sent: uniform weights would pay a useless peer as much as a useful one.
