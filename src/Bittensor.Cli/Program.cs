@@ -8,6 +8,7 @@ CliApp.AddCommonOptions(root);
 // Areas (one line each; keep the list sorted by area name).
 DemoCommands.Register(root);
 LocalnetCommands.Register(root);
+RunCommands.Register(root);
 WalletCommands.Register(root);
 
 return await CliApp.RunAsync(root, args);
