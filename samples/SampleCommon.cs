@@ -56,7 +56,7 @@ internal static class SampleHost
         }
         var coldkey = wallet.LoadColdkey(null);
         var hotkey = wallet.LoadHotkey(null);
-        await chain.FaucetAsync(new AccountId(coldkey.PublicKey.Span), Balance.FromTao(1000m), cancellationToken);
+        await chain.FaucetAsync(new AccountId(coldkey.PublicKey.Span), Balance.FromTao(10_000m), cancellationToken);
         return NeuronKeys.FromWallet(hotkey, coldkey);
     }
 }

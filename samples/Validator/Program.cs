@@ -55,6 +55,15 @@ public static class ValidatorSample
         var (kept, weights) = WeightUtils.ProcessWeightsForNetuid(uids, scores, graph.N, hyper.MinAllowedWeights, hyper.MaxWeightsLimit);
         var (u16Uids, u16Weights) = WeightUtils.ConvertWeightsAndUidsForEmit(kept, weights);
         // A validator needs a permit (granted at an epoch) before it may weight others; self-weight is always allowed.
+        // Weights are rate limited per neuron from its registration on: wait out the limit (blocks, not wall time).
+        var me = await chain.Localnet.GetNeuronAsync(netuid, uid, cancellationToken);
+        var allowedAt = (me?.LastUpdate ?? 0) + hyper.WeightsRateLimit;
+        if (chain.Localnet.BlockNumber < allowedAt)
+        {
+            Console.WriteLine($"waiting for block {allowedAt} (weights rate limit)");
+            await foreach (var block in chain.Localnet.SubscribeBlocksAsync(cancellationToken))
+                if (block.Number >= allowedAt) break;
+        }
         var call = new SetWeights(netuid, [.. u16Uids], [.. u16Weights], hyper.WeightsVersionKey);
         var result = await ChainOps.SubmitAsync(chain.Chain, call, wallet.Hotkey, cancellationToken);
         Console.WriteLine($"set_weights on {u16Uids.Length} uid(s): {result.Result}");

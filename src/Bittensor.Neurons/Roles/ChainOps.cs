@@ -24,8 +24,26 @@ public static class ChainOps
     }
 
     /// <summary>Runs a read against the chain actor's backend.</summary>
-    public static Task<T> ReadAsync<T>(IActorRef chain, Func<IChainBackend, CancellationToken, Task<T>> read, CancellationToken cancellationToken) =>
-        chain.Ask<T>(new ChainRead<T>(read), TimeSpan.FromSeconds(30), cancellationToken);
+    /// <remarks>
+    /// The ChainActor answers reads with <see cref="ChainUnavailableException"/> while it (re)connects, e.g. right after it
+    /// was created; such reads are retried with a growing pause for up to about 30 seconds.
+    /// </remarks>
+    public static async Task<T> ReadAsync<T>(IActorRef chain, Func<IChainBackend, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
+    {
+        var pause = TimeSpan.FromMilliseconds(25);
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await chain.Ask<T>(new ChainRead<T>(read), TimeSpan.FromSeconds(30), cancellationToken);
+            }
+            catch (ChainUnavailableException) when (attempt < 30)
+            {
+                await Task.Delay(pause, cancellationToken);
+                pause = TimeSpan.FromMilliseconds(Math.Min(2000, pause.TotalMilliseconds * 2));
+            }
+        }
+    }
 
     /// <summary>The uid of <paramref name="hotkey"/> on <paramref name="netuid"/>, or null when it is not registered.</summary>
     public static async Task<ushort?> FindUidAsync(IActorRef chain, ushort netuid, AccountId hotkey, CancellationToken cancellationToken)
