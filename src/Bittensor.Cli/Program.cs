@@ -6,8 +6,10 @@ using Bittensor.Cli.Commands;
 var root = new RootCommand("btcli — Bittensor.Actors command line (wallets, chain, peers, localnet, demo)");
 CliApp.AddCommonOptions(root);
 // Areas (one line each; keep the list sorted by area name).
+ChainCommands.Register(root);
 DemoCommands.Register(root);
 LocalnetCommands.Register(root);
+LocalnetFaucetCommands.Register(root);
 RunCommands.Register(root);
 WalletCommands.Register(root);
 

@@ -79,6 +79,14 @@ public static class TensorCodec
     public static int Encode(ReadOnlySpan<float> values, ReadOnlySpan<long> shape, IBufferWriter<byte> writer)
         => EncodeToWriter(values, DataType.Float32, shape, writer);
 
+    /// <summary>Encodes float64 values into a buffer writer (for pooled buffers); returns the bytes written.</summary>
+    public static int Encode(ReadOnlySpan<double> values, ReadOnlySpan<long> shape, IBufferWriter<byte> writer)
+        => EncodeToWriter(values, DataType.Float64, shape, writer);
+
+    /// <summary>Encodes int32 values into a buffer writer (for pooled buffers); returns the bytes written.</summary>
+    public static int Encode(ReadOnlySpan<int> values, ReadOnlySpan<long> shape, IBufferWriter<byte> writer)
+        => EncodeToWriter(values, DataType.Int32, shape, writer);
+
     /// <summary>Encodes int64 values into a buffer writer (for pooled buffers); returns the bytes written.</summary>
     public static int Encode(ReadOnlySpan<long> values, ReadOnlySpan<long> shape, IBufferWriter<byte> writer)
         => EncodeToWriter(values, DataType.Int64, shape, writer);
@@ -110,6 +118,19 @@ public static class TensorCodec
     /// <summary>A proto tensor holding int64 values, e.g. TEXT token ids (see <see cref="ToTensor(ReadOnlySpan{float}, ReadOnlySpan{long}, Modality, bool)"/>).</summary>
     public static Tensor ToTensor(ReadOnlySpan<long> values, ReadOnlySpan<long> shape, Modality modality, bool requiresGrad = false)
         => Wrap(ToArray(values, DataType.Int64, shape), DataType.Int64, shape, modality, requiresGrad);
+
+    /// <summary>
+    /// A proto tensor holding float32 values whose buffer is rented from <see cref="ArrayPool{T}.Shared"/>
+    /// (no large-object allocation per message). Dispose the result only after gRPC has serialized the
+    /// message: on a server via <c>HttpContext.Response.RegisterForDispose</c>, on a client after the call
+    /// returned. Disposing earlier lets the pool hand the bytes to someone else while they are being sent.
+    /// </summary>
+    public static PooledTensor ToPooledTensor(ReadOnlySpan<float> values, ReadOnlySpan<long> shape, Modality modality, bool requiresGrad = false)
+        => Pooled(values, DataType.Float32, shape, modality, requiresGrad);
+
+    /// <summary>A pooled proto tensor holding int64 values (see <see cref="ToPooledTensor(ReadOnlySpan{float}, ReadOnlySpan{long}, Modality, bool)"/>).</summary>
+    public static PooledTensor ToPooledTensor(ReadOnlySpan<long> values, ReadOnlySpan<long> shape, Modality modality, bool requiresGrad = false)
+        => Pooled(values, DataType.Int64, shape, modality, requiresGrad);
 
     /// <summary>
     /// Decodes a proto tensor: the serializer must be MSGPACK, the buffer valid, and the proto
@@ -320,13 +341,33 @@ public static class TensorCodec
         return pos + dataBytes;
     }
 
+    private static PooledTensor Pooled<T>(ReadOnlySpan<T> values, DataType dataType, ReadOnlySpan<long> shape, Modality modality, bool requiresGrad) where T : unmanaged
+    {
+        var length = GetEncodedLength(dataType, shape);
+        var rented = ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            EncodeCore(values, dataType, shape, rented);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+            throw;
+        }
+        var tensor = NewTensor(UnsafeByteOperations.UnsafeWrap(rented.AsMemory(0, length)), dataType, shape, modality, requiresGrad);
+        return new PooledTensor(tensor, rented);
+    }
+
+    // The array is ours alone and never written again, so wrapping it is safe and saves a copy.
     private static Tensor Wrap(byte[] buffer, DataType dataType, ReadOnlySpan<long> shape, Modality modality, bool requiresGrad)
+        => NewTensor(UnsafeByteOperations.UnsafeWrap(buffer), dataType, shape, modality, requiresGrad);
+
+    private static Tensor NewTensor(ByteString buffer, DataType dataType, ReadOnlySpan<long> shape, Modality modality, bool requiresGrad)
     {
         var tensor = new Tensor
         {
             Version = ProtocolVersion.Current,
-            // The array is ours alone and never written again, so wrapping it is safe and saves a copy.
-            Buffer = UnsafeByteOperations.UnsafeWrap(buffer),
+            Buffer = buffer,
             Serializer = Serializer.Msgpack,
             TensorType = TensorType.Torch,
             Dtype = dataType,

@@ -150,8 +150,22 @@ public abstract class PasswordSource
     {
         public override byte[]? TryGetPassword(string keyfilePath)
         {
-            var name = BtwalletVariableName(Path.GetFullPath(keyfilePath));
-            if (Environment.GetEnvironmentVariable(name) is not { Length: > 0 } value) return null;
+            var full = Path.GetFullPath(keyfilePath);
+            var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+            // btwallet names the variable after the path it was given, which may still start with "~".
+            var candidates = new List<string> { full };
+            if (home.Length > 0 && full.StartsWith(home + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+                candidates.Add("~" + full[home.Length..]);
+            foreach (var candidate in candidates)
+            {
+                var name = BtwalletVariableName(candidate);
+                if (Environment.GetEnvironmentVariable(name) is { Length: > 0 } value) return Deobfuscate(name, value);
+            }
+            return null;
+        }
+
+        private static byte[] Deobfuscate(string name, string value)
+        {
             var key = Encoding.UTF8.GetBytes(name);
             byte[] data;
             try { data = Convert.FromBase64String(value.Trim()); }

@@ -72,11 +72,18 @@ public sealed class WalletKey : IDisposable
         return new WalletKey(pair.PublicKey.ToArray(), pair, null, miniSecret.ToArray());
     }
 
-    /// <summary>A key from the 64-byte canonical secret (<c>privateKey</c>: scalar ‖ nonce).</summary>
-    public static WalletKey FromCanonicalSecret(ReadOnlySpan<byte> secret64)
+    /// <summary>
+    /// A key from a 64-byte <c>privateKey</c> in either serialisation: canonical (scalar ‖ nonce, what
+    /// btwallet and we write) or Ed25519 form (scalar·8 ‖ nonce, found in older keyfiles and polkadot-js).
+    /// They cannot be confused: a canonical scalar is below ℓ &lt; 2^253, while the Ed25519 form always has
+    /// bit 254 set by clamping.
+    /// </summary>
+    public static WalletKey FromPrivateKey(ReadOnlySpan<byte> secret64)
     {
         if (secret64.Length != 64) throw new FormatException("a private key is 64 bytes (0x + 128 hex digits)");
-        var pair = Sr25519KeyPair.FromCanonicalSecret(secret64);
+        var pair = (secret64[31] & 0x40) != 0
+            ? Sr25519KeyPair.FromEd25519Secret(secret64)
+            : Sr25519KeyPair.FromCanonicalSecret(secret64);
         return new WalletKey(pair.PublicKey.ToArray(), pair, null, null);
     }
 

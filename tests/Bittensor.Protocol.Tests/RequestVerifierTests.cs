@@ -259,4 +259,51 @@ public sealed class RequestVerifierTests : IDisposable
         public bool Verify(string ss58Address, ReadOnlySpan<byte> message, ReadOnlySpan<byte> signature)
             => throw new FormatException("bad ss58");
     }
+
+    [Fact]
+    public void By_default_a_request_verified_after_a_newer_one_from_the_same_caller_is_rejected()
+    {
+        using var v = NewVerifier();
+        Assert.True(v.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+        Assert.False(v.Verify(Headers(NonceAt(Start.AddMilliseconds(-2)), Alice)).IsAccepted);
+    }
+
+    [Fact]
+    public void With_a_reorder_window_an_older_unused_nonce_passes_once_and_replays_still_fail()
+    {
+        using var v = NewVerifier(new RequestVerifierOptions { ReorderWindow = TimeSpan.FromSeconds(5) });
+        var newest = Headers(NonceAt(Start), Alice);
+        var older = Headers(NonceAt(Start.AddMilliseconds(-2)), Alice);
+        Assert.True(v.Verify(newest).IsAccepted);
+        Assert.True(v.Verify(older).IsAccepted);
+        Assert.False(v.Verify(older).IsAccepted);
+        Assert.False(v.Verify(newest).IsAccepted);
+        Assert.False(v.Verify(Headers(NonceAt(Start.AddMilliseconds(-2.5)), Alice)).IsAccepted);
+        Assert.False(v.Verify(Headers(NonceAt(Start.AddSeconds(-6)), Alice)).IsAccepted);
+        Assert.True(v.Verify(Headers(NonceAt(Start.AddMilliseconds(1)), Alice)).IsAccepted);
+        Assert.False(v.Verify(older).IsAccepted);
+    }
+
+    [Fact]
+    public void With_a_reorder_window_forgotten_nonces_are_covered_by_the_floor()
+    {
+        using var v = NewVerifier(new RequestVerifierOptions { ReorderWindow = TimeSpan.FromSeconds(5) });
+        Assert.True(v.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+        // 40 late arrivals, more than the 32 remembered: the forgotten ones sit under the raised floor.
+        var olders = Enumerable.Range(1, 40).Select(i => Headers(NonceAt(Start.AddMilliseconds(-410 + 10 * i)), Alice)).ToList();
+        foreach (var h in olders) Assert.True(v.Verify(h).IsAccepted);
+        foreach (var h in olders) Assert.False(v.Verify(h).IsAccepted);
+        Assert.False(v.Verify(Headers(NonceAt(Start.AddMilliseconds(-395)), Alice)).IsAccepted);
+    }
+
+    [Fact]
+    public void After_a_restart_the_reorder_window_opens_only_above_the_newest_nonce()
+    {
+        var options = new RequestVerifierOptions { ReorderWindow = TimeSpan.FromSeconds(5), NonceFilePath = Path.Combine(_dir, "nonces") };
+        using (var first = NewVerifier(options))
+            Assert.True(first.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+        using var second = NewVerifier(options);
+        Assert.False(second.Verify(Headers(NonceAt(Start.AddMilliseconds(-5)), Alice)).IsAccepted);
+        Assert.True(second.Verify(Headers(NonceAt(Start.AddMilliseconds(1)), Alice)).IsAccepted);
+    }
 }

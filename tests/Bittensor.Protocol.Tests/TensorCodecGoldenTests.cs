@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using Bittensor.Protocol.Wire;
 
 namespace Bittensor.Protocol.Tests;
@@ -147,4 +148,20 @@ public sealed class TensorCodecGoldenTests
         Assert.Throws<InvalidOperationException>(() => r.Tensor.ToFloat32Array());
         Assert.Throws<ArgumentException>(() => r.Tensor.CopyTo(new long[0]));
     }
+
+    [Fact]
+    public void A_pooled_tensor_carries_the_same_bytes_as_an_allocated_one_and_survives_double_dispose()
+    {
+        var values = Enumerable.Range(0, 2 * 3 * 1024).Select(i => i * 0.25f).ToArray();
+        var plain = TensorCodec.ToTensor(values, [2, 3, 1024], Modality.Tensor);
+        var pooled = TensorCodec.ToPooledTensor(values, [2, 3, 1024], Modality.Tensor);
+        Assert.Equal(plain, pooled.Tensor);
+        Assert.Equal(plain.ToByteArray(), pooled.Tensor.ToByteArray());
+        pooled.Dispose();
+        pooled.Dispose();
+
+        using var tokens = TensorCodec.ToPooledTensor([1L, 2L], [1, 2], Modality.Text);
+        Assert.Equal(Int64Example, Convert.ToHexStringLower(tokens.Tensor.Buffer.Span));
+    }
 }
+

@@ -26,10 +26,10 @@ public sealed class WireOrderTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Through_our_channel_factory_the_bittensor_headers_are_the_first_regular_headers_on_the_wire()
+    public async Task When_kept_the_user_agent_is_moved_after_the_bittensor_headers_on_the_wire()
     {
         await using var server = await LoopbackServer.StartAsync(Verifier());
-        var (reply, headers) = await CallThroughProxy(server, uri => BittensorChannelFactory.Create(uri));
+        var (reply, headers) = await CallThroughProxy(server, uri => BittensorChannelFactory.Create(uri, new BittensorChannelOptions { DropUserAgent = false }));
         foreach (var (name, value) in headers) output.WriteLine($"{name}: {(name == "bittensor-signature" ? value[..24] + "…" : value)}");
 
         Assert.Equal(ReturnCode.Success, reply.ReturnCode);
@@ -52,10 +52,12 @@ public sealed class WireOrderTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task The_user_agent_can_be_dropped_entirely()
+    public async Task By_default_the_user_agent_is_dropped_and_the_bittensor_headers_follow_the_pseudo_headers()
     {
         await using var server = await LoopbackServer.StartAsync(Verifier());
-        var (reply, headers) = await CallThroughProxy(server, uri => BittensorChannelFactory.Create(uri, new BittensorChannelOptions { DropUserAgent = true }));
+        var (reply, headers) = await CallThroughProxy(server, uri => BittensorChannelFactory.Create(uri));
+        foreach (var (name, value) in headers) output.WriteLine($"{name}: {(name == "bittensor-signature" ? value[..24] + "…" : value)}");
+        Assert.Equal(["rpc-auth-header", "bittensor-signature", "bittensor-version"], headers.Select(h => h.Name).Skip(4).Take(3));
         Assert.Equal(ReturnCode.Success, reply.ReturnCode);
         Assert.DoesNotContain(headers, h => h.Name == "user-agent");
     }

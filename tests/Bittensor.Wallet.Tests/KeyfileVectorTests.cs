@@ -91,16 +91,39 @@ public sealed class KeyfileVectorTests(DecryptedVectors vectors) : IClassFixture
     }
 
     [Fact]
-    public void A_key_read_from_a_vector_writes_back_the_same_private_key_seed_and_phrase()
+    public void A_key_read_from_a_vector_writes_back_the_same_public_fields_seed_and_phrase()
     {
         var path = TestFiles.Vector("key1.plain");
         using var key = Keyfile.Read(path);
         var written = KeyfileJson.Serialize(key, publicOnly: false);
         using var original = JsonDocument.Parse(File.ReadAllBytes(path));
         using var ours = JsonDocument.Parse(written);
-        foreach (var field in new[] { "accountId", "publicKey", "secretPhrase", "secretSeed", "privateKey", "ss58Address" })
+        foreach (var field in new[] { "accountId", "publicKey", "secretPhrase", "secretSeed", "ss58Address" })
             Assert.Equal(original.RootElement.GetProperty(field).GetString(), ours.RootElement.GetProperty(field).GetString());
         CryptographicOperations.ZeroMemory(written);
+    }
+
+    [Fact]
+    public void The_vectors_ed25519_form_private_key_and_our_canonical_one_both_open_to_the_same_key()
+    {
+        using var dir = new TempDir();
+        using var original = JsonDocument.Parse(File.ReadAllBytes(TestFiles.Vector("key0.plain")));
+        var vectorPrivate = original.RootElement.GetProperty("privateKey").GetString()!;
+        var onlyVectorPrivate = dir.File("ed25519-form");
+        File.WriteAllText(onlyVectorPrivate, $"{{\"privateKey\": \"{vectorPrivate}\"}}");
+        using var fromVector = Keyfile.Read(onlyVectorPrivate);
+        Assert.Equal("5DXnSWV9XZ9vmC13BTNK6XKyiHmdWo8EJNFweudRNECHGpMq", fromVector.Ss58Address);
+
+        var ours = JsonDocument.Parse(KeyfileJson.Serialize(fromVector, publicOnly: false));
+        var canonical = ours.RootElement.GetProperty("privateKey").GetString()!;
+        Assert.NotEqual(vectorPrivate, canonical);
+        Assert.True(Convert.FromHexString(canonical[2..])[31] < 0x20); // a canonical scalar is below ℓ
+        var onlyCanonical = dir.File("canonical");
+        File.WriteAllText(onlyCanonical, $"{{\"privateKey\": \"{canonical}\"}}");
+        using var fromCanonical = Keyfile.Read(onlyCanonical);
+        Assert.Equal(fromVector.Ss58Address, fromCanonical.Ss58Address);
+        Assert.True(fromCanonical.Verify("x"u8, fromVector.Sign("x"u8)));
+        Assert.True(fromVector.Verify("x"u8, fromCanonical.Sign("x"u8)));
     }
 
     [Fact]
@@ -111,6 +134,17 @@ public sealed class KeyfileVectorTests(DecryptedVectors vectors) : IClassFixture
         Assert.Equal(KeyfileError.WrongPassword, e.Error);
         Assert.Contains(path, e.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("not the password", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_vault_file_opens_through_the_public_reader_with_a_password_file()
+    {
+        using var dir = new TempDir();
+        var pw = dir.File("pw");
+        File.WriteAllText(pw, TestFiles.VectorPassword + "\n");
+        using var key = Keyfile.Read(TestFiles.Vector("key0.vault"), PasswordSource.FromFile(pw));
+        Assert.Equal("5DXnSWV9XZ9vmC13BTNK6XKyiHmdWo8EJNFweudRNECHGpMq", key.Ss58Address);
+        Assert.True(key.HasSecret);
     }
 
     [Fact]

@@ -36,6 +36,28 @@ public sealed class KeyfileWriteTests : IDisposable
     }
 
     [Fact]
+    public void Racing_writers_without_overwrite_leave_exactly_one_winner_and_no_temp_files()
+    {
+        var path = _dir.File("coldkey");
+        var outcomes = new string?[16];
+        Parallel.For(0, outcomes.Length, i =>
+        {
+            try
+            {
+                AtomicFile.Write(path, System.Text.Encoding.ASCII.GetBytes($"writer {i}"), overwrite: false);
+                outcomes[i] = $"writer {i}";
+            }
+            catch (KeyfileException e) when (e.Error == KeyfileError.AlreadyExists)
+            {
+                outcomes[i] = null;
+            }
+        });
+        var winner = Assert.Single(outcomes, o => o is not null);
+        Assert.Equal(winner, File.ReadAllText(path));
+        Assert.Single(Directory.GetFiles(_dir.Path));
+    }
+
+    [Fact]
     public void An_atomic_write_with_overwrite_replaces_the_content_and_keeps_0600()
     {
         var path = _dir.File("coldkey");

@@ -10,7 +10,7 @@ namespace Bittensor.Actors.Metagraph;
 /// Keeps one subnet's <see cref="MetagraphSnapshot"/> current: syncs every
 /// <see cref="MetagraphSettings.SyncEveryBlocks"/> <see cref="NewBlock"/>s through the ChainActor, publishes
 /// <see cref="MetagraphUpdated"/>, answers <see cref="GetMetagraph"/> at once (a sync runs off the actor; queries
-/// during it get the previous snapshot), and saves/loads the snapshot atomically so a restart answers before the
+/// during it get the previous snapshot), re-syncs when the chain (re)connects, and saves/loads the snapshot atomically so a restart answers before the
 /// first sync. A missing or corrupt file is not an error: it is logged and replaced by a fresh sync.
 /// </summary>
 public sealed class MetagraphActor : ReceiveActor
@@ -48,6 +48,8 @@ public sealed class MetagraphActor : ReceiveActor
         {
             if (++_blocksSinceSync >= _settings.SyncEveryBlocks) RequestSync();
         });
+        // A (re)connected chain may have moved on while this actor could not read it.
+        Receive<ChainConnected>(_ => RequestSync());
         Receive<Loaded>(OnLoaded);
         Receive<SyncDone>(OnSyncDone);
         Receive<SyncFailed>(OnSyncFailed);
@@ -70,6 +72,7 @@ public sealed class MetagraphActor : ReceiveActor
     protected override void PreStart()
     {
         Context.System.EventStream.Subscribe(Self, typeof(NewBlock));
+        Context.System.EventStream.Subscribe(Self, typeof(ChainConnected));
         var path = _path;
         Task.Run(() => Load(path)).PipeTo(Self);
     }

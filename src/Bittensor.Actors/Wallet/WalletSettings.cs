@@ -1,4 +1,5 @@
 using Akka.Configuration;
+using Bittensor.Wallet;
 
 namespace Bittensor.Actors.Wallet;
 
@@ -29,9 +30,9 @@ public sealed record WalletSettings(string Name, string Hotkey, string Path)
             throw new ConfigurationException("missing HOCON section bittensor.wallet { name, hotkey, path }");
         // Done here rather than with HOCON ${?VAR}: Akka's HOCON resolves an unset optional variable to "".
         return new WalletSettings(
-            Env(Bittensor.Wallet.Wallet.NameVariable) ?? section.GetString("name", Bittensor.Wallet.Wallet.DefaultName),
-            Env(Bittensor.Wallet.Wallet.HotkeyVariable) ?? section.GetString("hotkey", Bittensor.Wallet.Wallet.DefaultName),
-            Env(Bittensor.Wallet.Wallet.PathVariable) ?? section.GetString("path", Bittensor.Wallet.Wallet.DefaultPath)).Validate();
+            Env(LocalWallet.NameVariable) ?? section.GetString("name", LocalWallet.DefaultName),
+            Env(LocalWallet.HotkeyVariable) ?? section.GetString("hotkey", LocalWallet.DefaultName),
+            Env(LocalWallet.PathVariable) ?? section.GetString("path", LocalWallet.DefaultPath)).Validate();
     }
 
     private static string? Env(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v : null;
@@ -53,7 +54,7 @@ public sealed record WalletSettings(string Name, string Hotkey, string Path)
             string.IsNullOrEmpty(path) ? Path : path).Validate();
 
     /// <summary>The wallet these settings name.</summary>
-    public Bittensor.Wallet.Wallet ToWallet() => new(Name, Hotkey, Path);
+    public LocalWallet ToWallet() => new(Name, Hotkey, Path);
 
     /// <summary>The embedded <c>hocon/bittensor.conf</c>.</summary>
     public static Config ReferenceConfig()

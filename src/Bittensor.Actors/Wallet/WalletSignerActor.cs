@@ -12,7 +12,7 @@ namespace Bittensor.Actors.Wallet;
 /// </summary>
 public sealed class WalletSignerActor : ReceiveActor
 {
-    private readonly Bittensor.Wallet.Wallet _wallet;
+    private readonly LocalWallet _wallet;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private WalletKey? _coldkey;
     private WalletKey? _hotkey;
@@ -20,7 +20,7 @@ public sealed class WalletSignerActor : ReceiveActor
     private string? _hotkeyPub;
 
     /// <summary>Creates the actor for <paramref name="wallet"/>; nothing is unlocked yet.</summary>
-    public WalletSignerActor(Bittensor.Wallet.Wallet wallet)
+    public WalletSignerActor(LocalWallet wallet)
     {
         _wallet = wallet;
         Receive<Unlock>(HandleUnlock);
@@ -45,7 +45,7 @@ public sealed class WalletSignerActor : ReceiveActor
     }
 
     /// <summary>Props for the signer of <paramref name="wallet"/>.</summary>
-    public static Props Props(Bittensor.Wallet.Wallet wallet)
+    public static Props Props(LocalWallet wallet)
     {
         ArgumentNullException.ThrowIfNull(wallet);
         return Akka.Actor.Props.Create(() => new WalletSignerActor(wallet));

@@ -276,15 +276,38 @@ internal sealed class Csr
             }
         }
 
-        var score = new I32F32[kCount];
-        var bufA = new int[kCount];
-        var bufB = new int[kCount];
+        // The runtime builds a dense k-long score column per server and runs weighted_median on it. The median it
+        // returns is unique whatever the order of the pairs: every partition edge it compares is an exact integer
+        // cumulative stake, so it returns the score v with L(v) <= minority < L(v) + S(v) (L = stake below v,
+        // S = stake at v), the minimum score when minority < 0 and the maximum when minority >= the stake sum.
+        // All rows without a positive entry in a column score 0, so they are folded into one (0, their stake) pair:
+        // O(entries) per column instead of O(k). The dense oracle keeps the runtime's layout and is compared
+        // against this path by the property tests.
+        var stakeBits = new long[kCount];
+        for (int q = 0; q < kCount; q++) stakeBits[q] = useStake[q].Bits;
+        var scoreA = new long[kCount];
+        var stakeA = new long[kCount];
+        var scoreB = new long[kCount];
+        var stakeB = new long[kCount];
         for (int c = 0; c < N; c++)
         {
-            for (int pos = colPtr[c]; pos < colPtr[c + 1]; pos++) score[entK[pos]] = I32F32.FromBits(entV[pos]);
-            for (int q = 0; q < kCount; q++) bufA[q] = q;
-            median[c] = YumaMath.WeightedMedian(useStake, score, bufA, bufB, kCount, minority, I32F32.Zero, stakeSum);
-            for (int pos = colPtr[c]; pos < colPtr[c + 1]; pos++) score[entK[pos]] = I32F32.Zero;
+            int m = 0;
+            long positiveStake = 0;
+            for (int pos = colPtr[c]; pos < colPtr[c + 1]; pos++)
+            {
+                if (entV[pos] <= 0) continue;
+                scoreA[m] = entV[pos];
+                stakeA[m] = stakeBits[entK[pos]];
+                positiveStake = unchecked(positiveStake + stakeA[m]);
+                m++;
+            }
+            if (m < kCount)
+            {
+                scoreA[m] = 0;
+                stakeA[m] = unchecked(stakeSum.Bits - positiveStake);
+                m++;
+            }
+            median[c] = YumaMath.WeightedMedian(scoreA, stakeA, scoreB, stakeB, m, minority, I32F32.Zero, stakeSum);
         }
         return median;
     }

@@ -185,13 +185,15 @@ internal static class YumaEpochDense
         YumaMath.InplaceNormalize(useStake);
         var stakeSum = YumaMath.Sum(useStake);
         var minority = stakeSum - majority;
-        var useScore = new I32F32[rows.Count];
-        var bufA = new int[rows.Count];
-        var bufB = new int[rows.Count];
+        int k = rows.Count;
+        var scoreA = new long[k];
+        var stakeA = new long[k];
+        var scoreB = new long[k];
+        var stakeB = new long[k];
         for (int c = 0; c < n; c++)
         {
-            for (int q = 0; q < rows.Count; q++) { useScore[q] = I32F32.FromBits(score[rows[q], c]); bufA[q] = q; }
-            median[c] = YumaMath.WeightedMedian(useStake, useScore, bufA, bufB, rows.Count, minority, I32F32.Zero, stakeSum);
+            for (int q = 0; q < k; q++) { scoreA[q] = score[rows[q], c]; stakeA[q] = useStake[q].Bits; }
+            median[c] = YumaMath.WeightedMedian(scoreA, stakeA, scoreB, stakeB, k, minority, I32F32.Zero, stakeSum);
         }
         return median;
     }

@@ -112,51 +112,62 @@ internal static class YumaMath
     }
 
     /// <summary>
-    /// <c>weighted_median</c>: mid-pivot stake-weighted median of <paramref name="score"/> over the indices in
-    /// <paramref name="bufA"/>[0..count), written iteratively (the Rust recursion only ever descends one branch).
-    /// Lower and upper partitions keep their input order, as the Rust <c>Vec::push</c> does.
+    /// <c>weighted_median</c>: mid-pivot stake-weighted median over the (score, stake) pairs in
+    /// <paramref name="scoreA"/>/<paramref name="stakeA"/>[0..count), in partition order. Written iteratively (the Rust
+    /// recursion only ever descends one branch) on contiguous pairs; lower and upper partitions keep their input
+    /// order as the Rust <c>Vec::push</c> does. The B arrays are scratch of the same length; A is overwritten.
     /// </summary>
     public static I32F32 WeightedMedian(
-        ReadOnlySpan<I32F32> stake, ReadOnlySpan<I32F32> score, int[] bufA, int[] bufB, int count,
+        long[] scoreA, long[] stakeA, long[] scoreB, long[] stakeB, int count,
         I32F32 minority, I32F32 partitionLo, I32F32 partitionHi)
     {
-        int[] cur = bufA, next = bufB;
-        int off = 0, n = count, cap = bufB.Length;
+        long[] curScore = scoreA, curStake = stakeA, nextScore = scoreB, nextStake = stakeB;
+        int off = 0, n = count, cap = scoreB.Length;
+        long min = minority.Bits, lo = partitionLo.Bits, hi = partitionHi.Bits;
         while (true)
         {
             if (n == 0) return I32F32.Zero;
-            if (n == 1) return score[cur[off]];
-            var pivot = score[cur[off + n / 2]];
+            if (n == 1) return I32F32.FromBits(curScore[off]);
+            long pivot = curScore[off + n / 2];
             long loStake = 0, hiStake = 0;
             int lower = 0, upper = 0;
-            for (int t = off; t < off + n; t++)
+            for (int t = off, end = off + n; t < end; t++)
             {
-                int idx = cur[t];
-                long s = score[idx].Bits;
-                if (s == pivot.Bits) continue;
-                if (s < pivot.Bits) { loStake = unchecked(loStake + stake[idx].Bits); next[lower++] = idx; }
-                else { hiStake = unchecked(hiStake + stake[idx].Bits); next[cap - 1 - upper] = idx; upper++; }
+                long s = curScore[t];
+                if (s == pivot) continue;
+                if (s < pivot)
+                {
+                    loStake = unchecked(loStake + curStake[t]);
+                    nextScore[lower] = s; nextStake[lower] = curStake[t]; lower++;
+                }
+                else
+                {
+                    hiStake = unchecked(hiStake + curStake[t]);
+                    upper++;
+                    nextScore[cap - upper] = s; nextStake[cap - upper] = curStake[t];
+                }
             }
-            var loEdge = partitionLo + I32F32.FromBits(loStake);
-            var hiEdge = partitionHi - I32F32.FromBits(hiStake);
-            if (loEdge <= minority && minority < hiEdge) return pivot;
-            if (minority < loEdge && lower > 0)
+            long loEdge = unchecked(lo + loStake);
+            long hiEdge = unchecked(hi - hiStake);
+            if (loEdge <= min && min < hiEdge) return I32F32.FromBits(pivot);
+            if (min < loEdge && lower > 0)
             {
-                partitionHi = loEdge;
+                hi = loEdge;
                 off = 0; n = lower;
             }
-            else if (hiEdge <= minority && upper > 0)
+            else if (hiEdge <= min && upper > 0)
             {
-                partitionLo = hiEdge;
+                lo = hiEdge;
                 off = cap - upper; n = upper;
-                Array.Reverse(next, off, n);
+                Array.Reverse(nextScore, off, n);
+                Array.Reverse(nextStake, off, n);
             }
             else
             {
-                return pivot;
+                return I32F32.FromBits(pivot);
             }
-            (cur, next) = (next, cur);
-            cap = next.Length;
+            (curScore, nextScore) = (nextScore, curScore);
+            (curStake, nextStake) = (nextStake, curStake);
         }
     }
 }

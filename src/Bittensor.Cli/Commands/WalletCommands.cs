@@ -159,7 +159,7 @@ internal static class WalletCommands
         command.SetAction(result => Run(() =>
         {
             var path = ResolveWallet(result).Path;
-            var wallets = Bittensor.Wallet.Wallet.List(path).Select(name => Describe(new Bittensor.Wallet.Wallet(name, Bittensor.Wallet.Wallet.DefaultName, path))).ToList();
+            var wallets = LocalWallet.List(path).Select(name => Describe(new LocalWallet(name, LocalWallet.DefaultName, path))).ToList();
             var output = result.InvocationConfiguration.Output;
             if (result.GetValue(CliApp.Json))
             {
@@ -187,7 +187,17 @@ internal static class WalletCommands
             var wallet = ResolveWallet(result);
             if (!Directory.Exists(wallet.Directory)) throw new CliException($"wallet '{wallet.Name}' does not exist under {wallet.Path}");
             var info = Describe(wallet);
-            var coldkeyFormat = File.Exists(wallet.ColdkeyPath) ? Keyfile.DetectFormat(wallet.ColdkeyPath).ToString() : null;
+            var format = File.Exists(wallet.ColdkeyPath) ? Keyfile.DetectFormat(wallet.ColdkeyPath) : (KeyfileFormat?)null;
+            var coldkeyFormat = format switch
+            {
+                null => null,
+                KeyfileFormat.Json => "plain JSON (unencrypted)",
+                KeyfileFormat.Nacl => "$NACL (Argon2i + XSalsa20-Poly1305)",
+                KeyfileFormat.AnsibleVault => "Ansible Vault (legacy)",
+                KeyfileFormat.Fernet => "Fernet (legacy)",
+                KeyfileFormat.PublicKeyHex => "public key only",
+                _ => "unknown format",
+            };
             var output = result.InvocationConfiguration.Output;
             if (result.GetValue(CliApp.Json))
             {
@@ -197,7 +207,7 @@ internal static class WalletCommands
                     path = wallet.Directory,
                     info.coldkeypub,
                     coldkey = coldkeyFormat,
-                    coldkey_encrypted = coldkeyFormat is not null && Enum.Parse<KeyfileFormat>(coldkeyFormat).IsEncrypted(),
+                    coldkey_encrypted = format?.IsEncrypted() ?? false,
                     info.hotkeys,
                 }, CliApp.JsonOptions));
                 return 0;
@@ -266,10 +276,10 @@ internal static class WalletCommands
 
     private sealed record WalletInfo(string name, string? coldkeypub, IReadOnlyList<HotkeyInfo> hotkeys);
 
-    private static WalletInfo Describe(Bittensor.Wallet.Wallet wallet)
+    private static WalletInfo Describe(LocalWallet wallet)
     {
         var hotkeys = wallet.HotkeyNames()
-            .Select(h => new HotkeyInfo(h, TryAddress(() => new Bittensor.Wallet.Wallet(wallet.Name, h, wallet.Path).LoadHotkeyPub())))
+            .Select(h => new HotkeyInfo(h, TryAddress(() => new LocalWallet(wallet.Name, h, wallet.Path).LoadHotkeyPub())))
             .ToList();
         return new WalletInfo(wallet.Name, TryAddress(wallet.LoadColdkeyPub), hotkeys);
     }
@@ -287,7 +297,7 @@ internal static class WalletCommands
         }
     }
 
-    private static Bittensor.Wallet.Wallet ResolveWallet(ParseResult result)
+    private static LocalWallet ResolveWallet(ParseResult result)
     {
         try
         {
@@ -301,7 +311,7 @@ internal static class WalletCommands
         }
     }
 
-    private static void Store(ParseResult result, Bittensor.Wallet.Wallet wallet, WalletKey key, bool cold)
+    private static void Store(ParseResult result, LocalWallet wallet, WalletKey key, bool cold)
     {
         var overwrite = result.GetValue(Overwrite);
         if (cold)

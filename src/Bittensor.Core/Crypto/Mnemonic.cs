@@ -107,6 +107,8 @@ public static class Bip39
     {
         entropy = [];
         if (mnemonic is null) { error = "mnemonic is missing"; return false; }
+        // 24 words of at most 8 letters plus separators fit easily; refuse hostile sizes before splitting.
+        if (mnemonic.Length > 1024) { error = "mnemonic is too long"; return false; }
         var words = Normalise(mnemonic).Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
         if (words.Length is not (12 or 15 or 18 or 21 or 24))
         {

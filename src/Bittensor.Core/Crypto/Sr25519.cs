@@ -319,6 +319,22 @@ public static class Sr25519
     }
 
     /// <summary>
+    /// Like <see cref="Verify"/>, but also accepts a signature over <c>&lt;Bytes&gt;</c> + message +
+    /// <c>&lt;/Bytes&gt;</c>, the wrapping polkadot-js <c>signRaw</c> (browser extensions) applies; bittensor's
+    /// <c>Keypair.verify</c> accepts both.
+    /// </summary>
+    public static bool VerifyRawOrBytesWrapped(ReadOnlySpan<byte> publicKey, ReadOnlySpan<byte> message, ReadOnlySpan<byte> signature)
+    {
+        if (Verify(publicKey, message, signature)) return true;
+        if (message.StartsWith("<Bytes>"u8) && message.EndsWith("</Bytes>"u8)) return false;
+        var wrapped = new byte[7 + message.Length + 8];
+        "<Bytes>"u8.CopyTo(wrapped);
+        message.CopyTo(wrapped.AsSpan(7));
+        "</Bytes>"u8.CopyTo(wrapped.AsSpan(7 + message.Length));
+        return Verify(publicKey, wrapped, signature);
+    }
+
+    /// <summary>
     /// The public key of a soft derivation (<c>/junction</c>) computed from the parent public key alone:
     /// A + δ·B with δ = HDKD-scalar(A, chain code). Throws <see cref="ArgumentException"/> on a bad key.
     /// </summary>

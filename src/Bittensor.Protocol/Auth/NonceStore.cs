@@ -11,6 +11,7 @@ namespace Bittensor.Protocol;
 internal sealed class NonceStore
 {
     internal const string FileHeader = "bittensor-nonces v1";
+    private const long OneMs = TimeSpan.TicksPerMillisecond;
 
     private readonly int _capacity;
     private readonly Dictionary<string, LinkedListNode<Entry>> _map;
@@ -26,29 +27,44 @@ internal sealed class NonceStore
 
     public bool IsDirty { get; set; }
 
-    public bool TryGet(string ss58, out long nonceTicks)
+    /// <summary>
+    /// True when <paramref name="nonce"/> may be accepted from <paramref name="ss58"/>: at least 1 ms newer than
+    /// the newest accepted; or, with a <paramref name="reorderWindow"/>, inside that window below the newest,
+    /// above the entry's floor and at least 1 ms away from every nonce accepted inside the window.
+    /// </summary>
+    public bool IsFresh(string ss58, long nonce, long reorderWindow)
     {
-        if (_map.TryGetValue(ss58, out var node))
-        {
-            nonceTicks = node.Value.NonceTicks;
-            return true;
-        }
-        nonceTicks = 0;
-        return false;
+        if (!_map.TryGetValue(ss58, out var node)) return true;
+        var e = node.Value;
+        if (nonce - e.NonceTicks >= OneMs) return true;
+        if (reorderWindow <= 0 || nonce <= e.NonceTicks - reorderWindow || nonce - e.Floor < OneMs) return false;
+        if (e.NonceTicks - nonce < OneMs) return false;
+        for (var i = 0; i < e.RecentCount; i++)
+            if (Math.Abs(nonce - e.Recent![i]) < OneMs) return false;
+        return true;
     }
 
-    /// <summary>Stores the nonce as the caller's newest, makes it most recently used, and trims.</summary>
-    public void Record(string ss58, long nonceTicks, long dropBelowTicks)
+    /// <summary>Records an accepted nonce (checked with <see cref="IsFresh"/> under the same lock), makes the caller most recently used, and trims.</summary>
+    public void Record(string ss58, long nonce, long reorderWindow, long dropBelowTicks)
     {
         if (_map.TryGetValue(ss58, out var node))
         {
-            node.Value.NonceTicks = nonceTicks;
+            var e = node.Value;
+            if (nonce > e.NonceTicks)
+            {
+                if (reorderWindow > 0) e.Remember(e.NonceTicks, reorderWindow, nonce);
+                e.NonceTicks = nonce;
+            }
+            else
+            {
+                e.Remember(nonce, reorderWindow, e.NonceTicks);
+            }
             _lru.Remove(node);
             _lru.AddFirst(node);
         }
         else
         {
-            _map[ss58] = _lru.AddFirst(new Entry(ss58, nonceTicks));
+            _map[ss58] = _lru.AddFirst(new Entry(ss58, nonce, 0));
         }
         IsDirty = true;
         Trim(dropBelowTicks);
@@ -102,16 +118,54 @@ internal sealed class NonceStore
             if (space <= 0 || space > 64) continue;
             if (!long.TryParse(line.AsSpan(space + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var ticks)) continue;
             var ss58 = line[..space];
-            if (_map.TryGetValue(ss58, out var existing) && existing.Value.NonceTicks >= ticks) continue;
-            Record(ss58, ticks, dropBelowTicks);
+            if (_map.TryGetValue(ss58, out var existing))
+            {
+                if (existing.Value.NonceTicks >= ticks) continue;
+                _lru.Remove(existing);
+                _map.Remove(ss58);
+            }
+            // Which nonces below the newest were used is not kept on disk: after a restart nothing at or
+            // below the newest is accepted (floor = newest).
+            _map[ss58] = _lru.AddFirst(new Entry(ss58, ticks, ticks));
+            Trim(dropBelowTicks);
         }
         IsDirty = false;
     }
 
-    private sealed class Entry(string ss58, long nonceTicks)
+    private sealed class Entry(string ss58, long nonceTicks, long floor)
     {
+        private const int MaxRecent = 32;
+
         public string Ss58 { get; } = ss58;
 
+        /// <summary>The newest accepted nonce.</summary>
         public long NonceTicks { get; set; } = nonceTicks;
+
+        /// <summary>Nonces at or below this count as used (raised when a remembered nonce is forgotten early).</summary>
+        public long Floor { get; private set; } = floor;
+
+        public long[]? Recent { get; private set; }
+
+        public int RecentCount { get; private set; }
+
+        /// <summary>Remembers an accepted nonce below the newest, forgetting those that left the window.</summary>
+        public void Remember(long nonce, long reorderWindow, long newest)
+        {
+            Recent ??= new long[MaxRecent];
+            var kept = 0;
+            for (var i = 0; i < RecentCount; i++)
+                if (Recent[i] > newest - reorderWindow) Recent[kept++] = Recent[i];
+            RecentCount = kept;
+            if (RecentCount == MaxRecent)
+            {
+                // Forgetting a nonce still inside the window must not reopen it: raise the floor over it.
+                var min = 0;
+                for (var i = 1; i < RecentCount; i++)
+                    if (Recent[i] < Recent[min]) min = i;
+                Floor = Math.Max(Floor, Recent[min]);
+                Recent[min] = Recent[--RecentCount];
+            }
+            Recent[RecentCount++] = nonce;
+        }
     }
 }

@@ -16,6 +16,7 @@ namespace Bittensor.Protocol;
 public sealed class RequestVerifier : IDisposable
 {
     private const int MaxSignatureHeaderLength = 512;
+    private const string NotFresh = "nonce is not at least 1 ms newer than the last accepted from this caller (replay?)";
     private static readonly long QuarterHour = TimeSpan.FromMinutes(15).Ticks;
     private static readonly long MinOffset = TimeSpan.FromHours(-12).Ticks;
     private static readonly long MaxOffset = TimeSpan.FromHours(14).Ticks;
@@ -93,10 +94,10 @@ public sealed class RequestVerifier : IDisposable
         if (windowError is not null) return Reject(windowError, ss58);
 
         // A cheap look before the expensive signature check: a replay is turned away without verifying.
+        var reorder = _options.ReorderWindow.Ticks;
         lock (_gate)
         {
-            if (_store.TryGet(ss58, out var last) && nonce - last < TimeSpan.TicksPerMillisecond)
-                return Reject("nonce is not at least 1 ms newer than the last accepted from this caller (replay?)", ss58);
+            if (!_store.IsFresh(ss58, nonce, reorder)) return Reject(NotFresh, ss58);
         }
 
         var message = Encoding.UTF8.GetBytes(string.Concat(nonceText, ss58));
@@ -115,9 +116,8 @@ public sealed class RequestVerifier : IDisposable
         // copies of one signed request exactly one passes.
         lock (_gate)
         {
-            if (_store.TryGet(ss58, out var last) && nonce - last < TimeSpan.TicksPerMillisecond)
-                return Reject("nonce is not at least 1 ms newer than the last accepted from this caller (replay?)", ss58);
-            _store.Record(ss58, nonce, DropBelowTicks());
+            if (!_store.IsFresh(ss58, nonce, reorder)) return Reject(NotFresh, ss58);
+            _store.Record(ss58, nonce, reorder, DropBelowTicks());
         }
         return AuthResult.Accepted(ss58);
     }

@@ -23,6 +23,15 @@ public sealed record RequestVerifierOptions
     /// </summary>
     public bool AcceptAnyUtcOffset { get; init; } = true;
 
+    /// <summary>
+    /// Zero (default) keeps the 2021 rule: a nonce must be at least 1 ms newer than the caller's newest
+    /// accepted one, so two calls signed in one order and verified in the other (concurrent calls over HTTP/2)
+    /// lose the older one. A positive window also accepts a nonce up to this much older than the newest if no
+    /// accepted nonce lies within 1 ms of it; replays stay rejected (the last 32 such nonces are remembered,
+    /// older ones raise a floor). Not persisted: after a restart only nonces above the newest pass.
+    /// </summary>
+    public TimeSpan ReorderWindow { get; init; } = TimeSpan.Zero;
+
     /// <summary>Most callers whose last nonce is remembered. Beyond it the least recently seen caller is forgotten.</summary>
     public int NonceCapacity { get; init; } = 100_000;
 
@@ -39,6 +48,8 @@ public sealed record RequestVerifierOptions
             throw new ArgumentException("MaxFutureSkew must be >= 0 and MaxAge > 0");
         if (AcceptAnyUtcOffset && MaxFutureSkew + MaxAge >= TimeSpan.FromMinutes(15))
             throw new ArgumentException("with AcceptAnyUtcOffset the skew window (MaxFutureSkew + MaxAge) must be under 15 minutes");
+        if (ReorderWindow < TimeSpan.Zero || ReorderWindow > MaxAge)
+            throw new ArgumentException("ReorderWindow must lie between 0 and MaxAge");
         if (NonceCapacity < 1) throw new ArgumentException("NonceCapacity must be at least 1");
         if (PersistInterval <= TimeSpan.Zero) throw new ArgumentException("PersistInterval must be positive");
         return this;

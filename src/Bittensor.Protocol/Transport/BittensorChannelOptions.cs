@@ -3,7 +3,7 @@ namespace Bittensor.Protocol;
 /// <summary>Settings for channels toward peers (see <see cref="BittensorChannelFactory"/>).</summary>
 public sealed record BittensorChannelOptions
 {
-    /// <summary>Defaults: 4 MiB send (a 2021 Python axon's receive limit), 16 MiB receive, pings every 60 s.</summary>
+    /// <summary>Defaults: 4 MiB send (a 2021 Python axon's receive limit), 16 MiB receive, pings every 60 s while calls are active, no user-agent.</summary>
     public static BittensorChannelOptions Default { get; } = new();
 
     /// <summary>Largest request message sent, in bytes; null for no limit. 4 MiB matches a 2021 Python axon's default receive limit.</summary>
@@ -24,6 +24,11 @@ public sealed record BittensorChannelOptions
     /// <summary>How long an unused connection stays open.</summary>
     public TimeSpan PooledConnectionIdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>Remove grpc-dotnet's <c>user-agent</c> header instead of moving it after the bittensor headers.</summary>
-    public bool DropUserAgent { get; init; }
+    /// <summary>
+    /// Remove grpc-dotnet's <c>user-agent</c> header (default) instead of moving it after the bittensor
+    /// headers. A 2021 grpc core lists metadata in wire order, so moving suffices there; current grpc cores
+    /// list <c>user-agent</c> first whatever the wire order, so only dropping keeps the bittensor headers at
+    /// positions 0–2 for a Python axon on a newer grpcio. The header is optional in gRPC.
+    /// </summary>
+    public bool DropUserAgent { get; init; } = true;
 }

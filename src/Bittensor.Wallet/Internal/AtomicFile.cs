@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 
 namespace Bittensor.Wallet.Internal;
@@ -6,7 +7,7 @@ namespace Bittensor.Wallet.Internal;
 /// Writes a file so that readers see either the old content or the complete new one: a temporary file in the
 /// same folder (mode 0600, flushed to disk), then a rename. Folders it creates get mode 0700.
 /// </summary>
-internal static class AtomicFile
+internal static partial class AtomicFile
 {
     public const UnixFileMode FileMode600 = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     public const UnixFileMode DirMode700 = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
@@ -54,7 +55,8 @@ internal static class AtomicFile
                 stream.Write(data);
                 stream.Flush(flushToDisk: true);
             }
-            File.Move(temp, full, overwrite);
+            if (overwrite || !TryLinkNoReplace(temp, full, path)) File.Move(temp, full, overwrite);
+            SyncDirectory(directory);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -69,6 +71,59 @@ internal static class AtomicFile
             throw;
         }
     }
+
+    // File.Move(overwrite: false) checks and renames in two steps; link(2) fails atomically when the name exists,
+    // so two writers can never both believe they created the key. False when the file system has no hard links.
+    private static bool TryLinkNoReplace(string temp, string full, string path)
+    {
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return false;
+        int rc;
+        try
+        {
+            rc = link(temp, full);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return false;
+        }
+        if (rc != 0)
+        {
+            if (Marshal.GetLastPInvokeError() == 17 /* EEXIST */)
+                throw new KeyfileException(path, KeyfileError.AlreadyExists, "already exists (use overwrite to replace it)");
+            return false;
+        }
+        File.Delete(temp);
+        return true;
+    }
+
+    // The rename is durable only once the folder's entry is on disk; .NET has no API for that, so ask libc.
+    private static void SyncDirectory(string directory)
+    {
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return;
+        try
+        {
+            var fd = open(directory, 0 /* O_RDONLY */);
+            if (fd < 0) return;
+            _ = fsync(fd);
+            _ = close(fd);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // Best effort: the file itself was flushed before the rename.
+        }
+    }
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int open(string path, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fsync(int fd);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int link(string oldPath, string newPath);
+
+    [LibraryImport("libc")]
+    private static partial int close(int fd);
 
     private static void TryDelete(string path)
     {

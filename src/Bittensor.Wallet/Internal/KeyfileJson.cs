@@ -10,7 +10,8 @@ namespace Bittensor.Wallet.Internal;
 /// <summary>
 /// The keyfile JSON object btcli writes: <c>accountId</c>, <c>publicKey</c>, <c>secretPhrase</c>,
 /// <c>secretSeed</c>, <c>privateKey</c>, <c>ss58Address</c>. Missing values are written as JSON null (what the
-/// 2021 Python wrote; btwallet reads null as absent), so every file has all six keys.
+/// 2021 Python wrote; btwallet reads null as absent), so every file has all six keys. <c>privateKey</c> is written
+/// in the canonical form btwallet loads; both forms are read.
 /// </summary>
 internal static class KeyfileJson
 {
@@ -97,6 +98,11 @@ internal static class KeyfileJson
         {
             throw new KeyfileException(path, KeyfileError.Corrupt, "keyfile JSON is malformed or truncated");
         }
+        catch (InvalidOperationException)
+        {
+            // Utf8JsonReader.GetString throws this for strings that are not valid UTF-8.
+            throw new KeyfileException(path, KeyfileError.Corrupt, "keyfile JSON holds text that is not valid UTF-8");
+        }
 
         WalletKey key;
         string source;
@@ -104,7 +110,7 @@ internal static class KeyfileJson
         {
             if (!string.IsNullOrWhiteSpace(phrase)) { source = "secretPhrase"; key = WalletKey.FromMnemonic(phrase); }
             else if (!string.IsNullOrWhiteSpace(seed)) { source = "secretSeed"; key = FromHex(seed, 32, WalletKey.FromMiniSecret); }
-            else if (!string.IsNullOrWhiteSpace(privateKey)) { source = "privateKey"; key = FromHex(privateKey, 64, WalletKey.FromCanonicalSecret); }
+            else if (!string.IsNullOrWhiteSpace(privateKey)) { source = "privateKey"; key = FromHex(privateKey, 64, WalletKey.FromPrivateKey); }
             else if (!string.IsNullOrWhiteSpace(ss58)) { source = "ss58Address"; key = WalletKey.FromSs58(ss58); }
             else if (!string.IsNullOrWhiteSpace(publicKey ?? accountId)) { source = "publicKey"; key = FromHex(publicKey ?? accountId!, 32, WalletKey.FromPublicKey); }
             else throw new KeyfileException(path, KeyfileError.Corrupt, "keyfile JSON holds no key (no secretPhrase, secretSeed, privateKey, ss58Address or publicKey)");

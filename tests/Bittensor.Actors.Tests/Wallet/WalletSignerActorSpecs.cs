@@ -17,9 +17,9 @@ public sealed class WalletSignerActorSpecs : TestKit, IDisposable
 
     private readonly string _root = Path.Combine(Path.GetTempPath(), "bt-signer-tests", Guid.NewGuid().ToString("N"));
 
-    private Bittensor.Wallet.Wallet MakeWallet()
+    private LocalWallet MakeWallet()
     {
-        var wallet = new Bittensor.Wallet.Wallet("signer", "default", _root);
+        var wallet = new LocalWallet("signer", "default", _root);
         var fixtures = Path.Combine(AppContext.BaseDirectory, "Fixtures", "wallet");
         Directory.CreateDirectory(Path.Combine(wallet.Directory, "hotkeys"));
         File.Copy(Path.Combine(fixtures, "key0.plain"), wallet.HotkeyPath);

@@ -27,13 +27,14 @@ internal static class EpochCases
     }
 
     /// <summary>A random but chain-plausible epoch input, reproducible from <paramref name="seed"/>.</summary>
-    public static EpochInput Random(int seed, int maxN = 10, bool distinctStakes = false, bool bondsOnlyWhenStaked = false)
+    public static EpochInput Random(int seed, int maxN = 10, bool distinctStakes = false, bool bondsOnlyWhenStaked = false, bool ties = false)
     {
         var rng = new Random(seed);
         int n = rng.Next(1, maxN + 1);
         ulong block = (ulong)rng.Next(0, 200);
         var hp = new YumaHyperparams(
-            Kappa: (ushort)(rng.Next(4) == 0 ? rng.Next(0, 65536) : 32_767),
+            Kappa: ties ? (ushort)new[] { 0, 1, 32_767, 32_768, 65_534, 65_535, rng.Next(0, 65536) }[rng.Next(7)]
+                : (ushort)(rng.Next(4) == 0 ? rng.Next(0, 65536) : 32_767),
             BondsMovingAverage: (ulong)(rng.Next(3) == 0 ? rng.Next(0, 1_000_001) : 900_000),
             ActivityCutoff: (ushort)rng.Next(0, 150),
             MaxAllowedValidators: (ushort)rng.Next(1, n + 2),
@@ -50,15 +51,17 @@ internal static class EpochCases
             }
             else
             {
-                stakes[i] = rng.Next(4) == 0 ? 0UL : (ulong)rng.NextInt64(1, 10_000_000_000_000);
+                stakes[i] = rng.Next(4) == 0 ? 0UL
+                    : ties ? (ulong)new[] { 1, 2, 3, 1_000_000_000_000 }[rng.Next(4)]
+                    : (ulong)rng.NextInt64(1, 10_000_000_000_000);
             }
         }
         var neurons = new EpochNeuron[n];
         for (int i = 0; i < n; i++)
         {
             neurons[i] = new EpochNeuron((ushort)i, stakes[i], (ulong)rng.Next(0, 200), (ulong)rng.Next(0, 120),
-                RandomRow(rng, n, rng.Next(3) == 0 ? 0 : rng.Next(1, n + 1)),
-                bondsOnlyWhenStaked && stakes[i] == 0 ? [] : RandomRow(rng, n, rng.Next(0, n + 1)));
+                RandomRow(rng, n, rng.Next(3) == 0 ? 0 : rng.Next(1, n + 1), ties),
+                bondsOnlyWhenStaked && stakes[i] == 0 ? [] : RandomRow(rng, n, rng.Next(0, n + 1), ties));
         }
         bool[]? prev = null;
         if (rng.Next(2) == 0)
@@ -69,12 +72,14 @@ internal static class EpochCases
         return new EpochInput(block, 100, (ulong)rng.NextInt64(0, 2_000_000_000_000), hp, neurons, prev);
     }
 
-    private static UidValue[] RandomRow(Random rng, int n, int count)
+    private static UidValue[] RandomRow(Random rng, int n, int count, bool ties = false)
     {
+        ushort[] few = [0, 1, 16384, 32768, 65535];
         var targets = Enumerable.Range(0, n).OrderBy(_ => rng.Next()).Take(count).ToArray();
         var row = new UidValue[count];
         for (int t = 0; t < count; t++)
-            row[t] = new UidValue((ushort)targets[t], (ushort)(rng.Next(5) == 0 ? 65535 : rng.Next(0, 65536)));
+            row[t] = new UidValue((ushort)targets[t],
+                ties ? few[rng.Next(few.Length)] : (ushort)(rng.Next(5) == 0 ? 65535 : rng.Next(0, 65536)));
         return row;
     }
 }

@@ -58,8 +58,18 @@ public sealed class FixedPointTests
         // From math.rs test_vec_max_upscale_to_u16 at da21fb6a.
         Assert.Equal(new ushort[] { 0, 65535 }, YumaMath.VecMaxUpscaleToU16([I32F32.Zero, I32F32.One]));
         Assert.Equal(new ushort[] { 0, 0 }, YumaMath.VecMaxUpscaleToU16([I32F32.Zero, I32F32.Zero]));
-        Assert.Equal(new ushort[] { 0, 1, 65535 }, YumaMath.VecMaxUpscaleToU16([I32F32.Zero, F(0.000016), I32F32.One]));
+        Assert.Equal(new ushort[] { 0, 1, 65535 }, YumaMath.VecMaxUpscaleToU16([I32F32.Zero, F32(0.000016f), I32F32.One]));
+        // This vector distinguishes rounding from truncation (0.000006 → 1, 0.001 → 164).
+        float[] v = [0.000001f, 0.000006f, 0.000007f, 0.0001f, 0.001f, 0.01f, 0.1f, 0.2f, 0.3f, 0.4f];
+        Assert.Equal(new ushort[] { 0, 1, 1, 16, 164, 1638, 16384, 32768, 49151, 65535 },
+            YumaMath.VecMaxUpscaleToU16([.. v.Select(F32)]));
+        Assert.Equal(new ushort[] { 0, 1, 2, 3, 4, 65535 },
+            YumaMath.VecMaxUpscaleToU16([.. new[] { 0f, 0.5f, 1f, 1.5f, 2f, 32768f }.Select(F32)]));
+        Assert.Equal(new ushort[] { 65535 }, YumaMath.VecMaxUpscaleToU16([I32F32.FromInt(32769)]));
     }
+
+    /// <summary><c>I32F32::from_num(f32)</c>: nearest representable value, ties to even.</summary>
+    private static I32F32 F32(float x) => I32F32.FromBits((long)Math.Round((double)x * 4294967296.0, MidpointRounding.ToEven));
 
     [Fact]
     public void Top_k_breaks_ties_in_favour_of_higher_uids_like_a_stable_ascending_sort()
@@ -74,10 +84,13 @@ public sealed class FixedPointTests
     {
         // stakes .25 each, scores [.1, .4, .2, .3]; minority .5 → the lower half holds .1, .2 (stake .5 ≤ .5), so
         // the median is .3 (.5 ≤ .5 < 1 − .25).
-        var stake = new[] { F(0.25), F(0.25), F(0.25), F(0.25) };
-        var score = new[] { F(0.1), F(0.4), F(0.2), F(0.3) };
-        int[] a = [0, 1, 2, 3], b = new int[4];
-        var m = YumaMath.WeightedMedian(stake, score, a, b, 4, F(0.5), I32F32.Zero, I32F32.One);
+        long[] stake = [F(0.25).Bits, F(0.25).Bits, F(0.25).Bits, F(0.25).Bits];
+        long[] score = [F(0.1).Bits, F(0.4).Bits, F(0.2).Bits, F(0.3).Bits];
+        var m = YumaMath.WeightedMedian(score, stake, new long[4], new long[4], 4, F(0.5), I32F32.Zero, I32F32.One);
         Assert.Equal(F(0.3).Bits, m.Bits);
+        // minority .8 → .4 is the only score whose lower stake (.75) ≤ .8 < 1.
+        m = YumaMath.WeightedMedian([F(0.1).Bits, F(0.4).Bits, F(0.2).Bits, F(0.3).Bits], [.. stake], new long[4], new long[4], 4,
+            F(0.8), I32F32.Zero, I32F32.One);
+        Assert.Equal(F(0.4).Bits, m.Bits);
     }
 }

@@ -105,6 +105,40 @@ public sealed class YumaGoldenTests
         Assert.Equal(Row([(2, 53619), (3, 53619)]), o2.Bonds[1]);
     }
 
+    [Fact]
+    public void Test_outdated_weights_from_subtensor_masks_weights_and_bonds_on_a_re_registered_uid()
+    {
+        // test_outdated_weights: validators 0 and 1 weight servers 2 and 3 as 2/3 and 1/3 (stored max-upscaled:
+        // 65535, 32768); servers self-weight. Then uid 3 is replaced by a new hotkey registered at block 1 (stake 0)
+        // and only uid 0 sets weights again (block 2).
+        var hp = new YumaHyperparams(32_767, 900_000, 5_000, 4, 2, 0, 65_535);
+        var twoThirds = Row([(2, 65535), (3, 32768)]);
+        UidValue[][] weights = [twoThirds, twoThirds, Row([(2, 65535)]), Row([(3, 65535)])];
+        EpochNeuron[] Neurons(ulong[] stake, ulong[] lu, ulong[] bar, UidValue[][] bonds) =>
+            [.. Enumerable.Range(0, 4).Select(i => new EpochNeuron((ushort)i, stake[i], lu[i], bar[i], weights[i], bonds[i]))];
+
+        var o1 = YumaEpoch.Run(new EpochInput(1, 65_534, 1_000_000_000, hp,
+            Neurons([1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 0], [[], [], [], []]), [true, true, true, true]));
+        Assert.Equal(new ulong[] { 250000000, 250000000, 333331637, 166668361 }, o1.EmissionRao);
+        // (The trace's "P (u16)" line shows truncated values; the code rounds, as math.rs test_vec_max_upscale_to_u16
+        // pins down, see FixedPointTests. So pruning scores are not compared against that line.)
+        Assert.Equal(Row([(2, 65535), (3, 65535)]), o1.Bonds[0]);
+
+        var o2 = YumaEpoch.Run(new EpochInput(2, 65_534, 1_000_000_000, hp,
+            Neurons([1, 1, 1, 0], [2, 1, 1, 1], [0, 0, 0, 1], o1.Bonds), [true, true, true, false]));
+        // Logged: C = [0, 0, 0.6666632756, 0], T = [0, 0, 0.799997558, 0], I = [0, 0, 1, 0], D = [0.5, 0.5, 0, 0].
+        Assert.Equal(new ushort[] { 0, 0, 43689, 0 }, o2.Consensus); // floor(0.6666632756 · 65535)
+        Assert.Equal(new ushort[] { 0, 0, 52427, 0 }, o2.Trust);     // floor(0.799997558 · 65535)
+        Assert.Equal(new ushort[] { 0, 0, 65535, 0 }, o2.Incentive);
+        Assert.Equal(32767, o2.Dividends[0]);
+        Assert.Equal(new ulong[] { 250000000, 250000000, 500000000, 0 }, o2.EmissionRao);
+        // round(0.25 · 65535 / 0.5) = round(32767.5) = 32768 (ties away from zero); the trace line says 32767.
+        Assert.Equal(new ushort[] { 32768, 32768, 65535, 0 }, o2.PruningScores);
+        Assert.Equal(Row([(2, 65535), (3, 65535)]), o2.Bonds[0]); // uid 0 updated after the re-registration
+        Assert.Equal(Row([(2, 65535)]), o2.Bonds[1]);              // uid 1's bond on the new uid 3 is masked
+        Assert.Equal(new[] { true, true, true, true }, o2.ValidatorPermit);
+    }
+
     private static ushort[] Col(UidValue[][] bonds, int column) =>
         [.. Enumerable.Range(0, 4).Select(i => Dense(bonds[i], 8)[column])];
 }

@@ -115,9 +115,19 @@ public sealed class YumaPropertyTests
     }
 
     [Property(MaxTest = 300)]
-    public bool The_sparse_epoch_agrees_with_the_dense_epoch_on_every_output(int seed)
+    public bool The_sparse_epoch_agrees_with_the_dense_epoch_on_every_output(int seed) =>
+        SparseEqualsDense(EpochCases.Random(seed, maxN: 12));
+
+    [Property(MaxTest = 500)]
+    public bool The_sparse_epoch_agrees_with_the_dense_epoch_with_tied_weights_and_extreme_kappa(int seed) =>
+        SparseEqualsDense(EpochCases.Random(seed, maxN: 12, ties: true));
+
+    [Property(MaxTest = 30)]
+    public bool The_sparse_epoch_agrees_with_the_dense_epoch_on_larger_subnets(int seed) =>
+        SparseEqualsDense(EpochCases.Random(seed, maxN: 80, ties: seed % 2 == 0));
+
+    private static bool SparseEqualsDense(EpochInput input)
     {
-        var input = EpochCases.Random(seed, maxN: 12);
         var s = YumaEpoch.Run(input);
         var d = YumaEpochDense.Run(input);
         int n = input.Neurons.Count;

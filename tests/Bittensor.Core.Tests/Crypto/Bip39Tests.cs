@@ -68,6 +68,8 @@ public sealed class Bip39Tests
         ex = Assert.Throws<FormatException>(() => Bip39.ToEntropy("bottom drive obey"));
         Assert.Contains("3", ex.Message, StringComparison.Ordinal);
         Assert.Throws<FormatException>(() => Bip39.ToMiniSecret(swapped));
+        ex = Assert.Throws<FormatException>(() => Bip39.ToEntropy(string.Join(' ', Enumerable.Repeat("abandon", 200_000))));
+        Assert.Contains("too long", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -131,6 +131,9 @@ public sealed class Sr25519Tests
         var sig = pair.Sign(wrapped);
         Assert.True(Sr25519.Verify(pair.PublicKey.Span, wrapped, sig));
         Assert.False(Sr25519.Verify(pair.PublicKey.Span, msg, sig));
+        Assert.True(Sr25519.VerifyRawOrBytesWrapped(pair.PublicKey.Span, msg, sig));
+        Assert.True(Sr25519.VerifyRawOrBytesWrapped(pair.PublicKey.Span, msg, pair.Sign(msg)));
+        Assert.False(Sr25519.VerifyRawOrBytesWrapped(pair.PublicKey.Span, "other"u8, sig));
     }
 
     [Fact]

@@ -6,7 +6,7 @@ namespace Bittensor.Wallet;
 /// A btcli wallet on disk: <c>&lt;path&gt;/&lt;name&gt;/coldkey</c>, <c>coldkeypub.txt</c>,
 /// <c>hotkeys/&lt;hotkey&gt;</c> and <c>hotkeys/&lt;hotkey&gt;pub.txt</c>.
 /// </summary>
-public sealed class Wallet
+public sealed class LocalWallet
 {
     /// <summary>btcli's default wallet folder.</summary>
     public const string DefaultPath = "~/.bittensor/wallets/";
@@ -24,7 +24,7 @@ public sealed class Wallet
     public const string HotkeyVariable = "BT_WALLET_HOTKEY";
 
     /// <summary>Creates the wallet handle (nothing is read or written yet).</summary>
-    public Wallet(string name, string hotkey, string path)
+    public LocalWallet(string name, string hotkey, string path)
     {
         Name = ValidateName(name, "wallet name");
         Hotkey = ValidateName(hotkey, "hotkey name");
@@ -35,7 +35,7 @@ public sealed class Wallet
     /// The wallet named by explicit values, else by <c>BT_WALLET_NAME</c>, <c>BT_WALLET_HOTKEY</c>,
     /// <c>BT_WALLET_PATH</c>, else by the given fallbacks (btcli's defaults when null).
     /// </summary>
-    public static Wallet Resolve(string? name, string? hotkey, string? path,
+    public static LocalWallet Resolve(string? name, string? hotkey, string? path,
         string? fallbackName = null, string? fallbackHotkey = null, string? fallbackPath = null) =>
         new(
             FirstNonEmpty(name, Environment.GetEnvironmentVariable(NameVariable), fallbackName, DefaultName),

@@ -1,0 +1,48 @@
+using Akka.TestKit;
+using Bittensor.Actors.Chain;
+using Bittensor.Actors.Metagraph;
+using Bittensor.Actors.Tests.Chain;
+using Bittensor.Chain;
+
+namespace Bittensor.Actors.Tests.Metagraph;
+
+public sealed class MetagraphReconnectTests : Akka.TestKit.Xunit2.TestKit, IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "bt-mgr-" + Guid.NewGuid().ToString("N"));
+
+    public MetagraphReconnectTests()
+        : base("akka.scheduler.implementation = \"Akka.TestKit.TestScheduler, Akka.TestKit\"")
+    {
+    }
+
+    void IDisposable.Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+        base.Dispose();
+    }
+
+    [Fact]
+    public void After_the_chain_reconnects_the_metagraph_syncs_without_waiting_for_the_cadence()
+    {
+        var first = new FakeChainBackend("first") { NeuronsSource = _ => Task.FromResult(Neurons.Many(2)) };
+        var second = new FakeChainBackend("second") { Head = 50, NeuronsSource = _ => Task.FromResult(Neurons.Many(3)) };
+        var opened = 0;
+        var events = CreateTestProbe();
+        Sys.EventStream.Subscribe(events.Ref, typeof(ChainConnected));
+        Sys.EventStream.Subscribe(events.Ref, typeof(ChainDisconnected));
+        Sys.EventStream.Subscribe(events.Ref, typeof(MetagraphUpdated));
+        var chain = Sys.ActorOf(ChainActor.Props(
+            _ => Task.FromResult<IChainBackend>(Interlocked.Increment(ref opened) == 1 ? first : second), SubtensorSettings.Default, () => 0.5));
+        events.ExpectMsg<ChainConnected>();
+        Sys.ActorOf(MetagraphActor.Props(chain, 1, "local",
+            MetagraphSettings.Default with { Path = _dir, Save = false, SyncEveryBlocks = 1000 }));
+        Assert.Equal(2, events.ExpectMsg<MetagraphUpdated>().Snapshot.N);
+
+        first.BreakStream(new ChainUnavailableException("reset by peer"));
+        var down = events.ExpectMsg<ChainDisconnected>();
+        ((TestScheduler)Sys.Scheduler).Advance(down.RetryIn);
+        events.ExpectMsg<ChainConnected>();
+        var after = events.ExpectMsg<MetagraphUpdated>().Snapshot;
+        Assert.Equal((50ul, 3), (after.Block, after.N));
+    }
+}

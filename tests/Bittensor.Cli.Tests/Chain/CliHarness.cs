@@ -1,0 +1,42 @@
+using System.CommandLine;
+using Bittensor.Cli.Commands;
+
+namespace Bittensor.Cli.Tests.Chain;
+
+/// <summary>Tests that swap <see cref="Console.Out"/> run alone, never next to another test that writes to the console.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ConsoleCollection
+{
+    public const string Name = "console";
+}
+
+/// <summary>Runs btcli in-process with the chain areas registered, capturing stdout and stderr.</summary>
+internal static class CliHarness
+{
+    private static readonly SemaphoreSlim Gate = new(1, 1);
+
+    public static async Task<(int Code, string Out, string Err)> RunAsync(params string[] args)
+    {
+        var root = new RootCommand("btcli (test)");
+        CliApp.AddCommonOptions(root);
+        ChainCommands.Register(root);
+        LocalnetCommands.Register(root);
+        LocalnetFaucetCommands.Register(root);
+        await Gate.WaitAsync();
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var (outWriter, errWriter) = (new StringWriter(), new StringWriter());
+        try
+        {
+            Console.SetOut(outWriter);
+            Console.SetError(errWriter);
+            var code = await CliApp.RunAsync(root, args);
+            return (code, outWriter.ToString(), errWriter.ToString());
+        }
+        finally
+        {
+            Console.SetOut(oldOut);
+            Console.SetError(oldErr);
+            Gate.Release();
+        }
+    }
+}
