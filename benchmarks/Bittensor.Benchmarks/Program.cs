@@ -1,26 +1,39 @@
 using BenchmarkDotNet.Running;
+using Bittensor.Benchmarks.Axon;
 using Bittensor.Benchmarks.Chain;
 using Bittensor.Benchmarks.Models;
 
 namespace Bittensor.Benchmarks;
 
-/// <summary>Entry point: named macro harnesses first, else every benchmark class in this assembly (<c>--filter</c>).</summary>
+/// <summary>
+/// Entry point: harnesses by name (<c>axon-load</c>, <c>fanout</c>, <c>epoch-cpu</c>, <c>model-batching</c>,
+/// <c>model-forward</c>), otherwise every BenchmarkDotNet class in this assembly, selectable with <c>--filter</c>.
+/// </summary>
 public static class Program
 {
     /// <summary>
-    /// Runs a named harness — <c>epoch-cpu</c> (Yuma epoch CPU-time table, benchmarks/results/epoch.md),
-    /// <c>model-batching</c> and <c>model-forward</c> (benchmarks/results/models.md) — or BenchmarkDotNet's switcher.
+    /// Dispatches to a load harness (<c>axon-load</c>, <c>fanout</c>: benchmarks/results/axon.md), the Yuma epoch
+    /// CPU-time table (<c>epoch-cpu</c>: benchmarks/results/epoch.md), the model harnesses (<c>model-batching</c>,
+    /// <c>model-forward</c>: benchmarks/results/models.md), or BenchmarkDotNet's switcher.
     /// </summary>
     public static async Task<int> Main(string[] args)
     {
-        if (args is ["epoch-cpu"])
+        switch (args.FirstOrDefault())
         {
-            EpochBenchmarkInputs.RunCpuTime();
-            return 0;
+            case "axon-load":
+                return await AxonLoad.Run(args[1..]);
+            case "fanout":
+                return await FanOutLoad.Run(args[1..]);
+            case "epoch-cpu" when args.Length == 1:
+                EpochBenchmarkInputs.RunCpuTime();
+                return 0;
+            case "model-batching":
+                return await ModelBatchingHarness.RunAsync(args[1..]);
+            case "model-forward":
+                return ModelForwardHarness.Run(args[1..]);
+            default:
+                BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+                return 0;
         }
-        if (args.Length > 0 && args[0] == "model-batching") return await ModelBatchingHarness.RunAsync(args[1..]);
-        if (args.Length > 0 && args[0] == "model-forward") return ModelForwardHarness.Run(args[1..]);
-        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
-        return 0;
     }
 }

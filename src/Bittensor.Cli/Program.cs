@@ -6,6 +6,7 @@ using Bittensor.Cli.Commands;
 var root = new RootCommand("btcli — Bittensor.Actors command line (wallets, chain, peers, localnet, demo)");
 CliApp.AddCommonOptions(root);
 // Areas (one line each; keep the list sorted by area name).
+AxonCommands.Register(root);
 ChainCommands.Register(root);
 DemoCommands.Register(root);
 LocalnetCommands.Register(root);

@@ -113,8 +113,8 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
 
     protected override void PostStop()
     {
-        // PostStop cannot await; Kestrel finishes closing in the background.
-        if (_app is not null) _ = _app.DisposeAsync().AsTask();
+        // PostStop cannot await: Kestrel drains (up to 5 s) and closes in the background. Send Unbind first to wait for it.
+        if (_app is not null) _ = StopServer(_app);
         // Writes the nonce store one last time so a restart does not reopen replays.
         (_auth as IDisposable)?.Dispose();
         _stats.Dispose();
@@ -188,7 +188,11 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
     private async Task<Started> StartServer(AxonService service)
     {
         var settings = _settings;
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        // The empty builder reads no appsettings.json and sets up no file watchers (inotify instances are limited to
+        // 128 per user, and one host process may run hundreds of axons); everything comes from AxonSettings.
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        builder.WebHost.UseKestrelCore();
+        builder.Services.AddRoutingCore();
         builder.Logging.ClearProviders();
         // BITTENSOR_AXON_TRACE=1 shows Kestrel's connection-level traces (HTTP/2 frames, resets) in the Akka log.
         var serverLogLevel = Environment.GetEnvironmentVariable("BITTENSOR_AXON_TRACE") is null ? LogLevel.Warning : LogLevel.Trace;

@@ -94,6 +94,7 @@ internal sealed class AxonService : WireService.BittensorBase
         long bytesIn = request.CalculateSize();
         var caller = request.Hotkey;
         IReadOnlyList<long>? inputShape = null;
+        var verified = false;
         TensorMessage response;
         try
         {
@@ -122,6 +123,7 @@ internal sealed class AxonService : WireService.BittensorBase
             }
             else
             {
+                verified = true;
                 var stake = _stakes.StakeOf(auth.Hotkey);
                 // 3. Post-verify blacklist: stake rule.
                 if (stake < _settings.BlacklistMinStake)
@@ -138,7 +140,7 @@ internal sealed class AxonService : WireService.BittensorBase
         {
             response = Answer(ReturnCode.UnknownException, $"axon internal error ({e.GetType().Name})");
         }
-        Record(method, caller, response, bytesIn, started, inputShape);
+        Record(method, caller, response, bytesIn, started, inputShape, verified);
         return response;
     }
 
@@ -174,9 +176,10 @@ internal sealed class AxonService : WireService.BittensorBase
             if (client < budget) budget = client;
         }
         var completion = new TaskCompletionSource<ModelResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var priority = _settings.PriorityByStake ? StakePriority.From(stake) : StakePriority.Lowest;
         var call = backward
-            ? new AxonCall(true, null, new BackwardRequest(hotkey, stake, wireInputs.Modality, inputs, grads!), StakePriority.From(stake), now + budget, completion)
-            : new AxonCall(false, new ForwardRequest(hotkey, stake, wireInputs.Modality, inputs), null, StakePriority.From(stake), now + budget, completion);
+            ? new AxonCall(true, null, new BackwardRequest(hotkey, stake, wireInputs.Modality, inputs, grads!), priority, now + budget, completion)
+            : new AxonCall(false, new ForwardRequest(hotkey, stake, wireInputs.Modality, inputs), null, priority, now + budget, completion);
         _router.Tell(call);
 
         ModelResponse result;
@@ -237,15 +240,17 @@ internal sealed class AxonService : WireService.BittensorBase
 
     private RpcException Refuse(string method, string caller, long bytesIn, long started, string reason)
     {
-        Record(method, caller, Answer(ReturnCode.Unauthenticated, reason), bytesIn, started, null);
+        Record(method, caller, Answer(ReturnCode.Unauthenticated, reason), bytesIn, started, null, verified: false);
         return new RpcException(new Grpc.Core.Status(StatusCode.Unauthenticated, reason));
     }
 
-    private void Record(string method, string caller, TensorMessage response, long bytesIn, long started, IReadOnlyList<long>? inputShape)
+    private void Record(string method, string caller, TensorMessage response, long bytesIn, long started, IReadOnlyList<long>? inputShape, bool verified = true)
     {
         var record = new AxonCallRecord(method, caller, response.ReturnCode, response.Message, bytesIn, response.CalculateSize(),
             Stopwatch.GetElapsedTime(started), inputShape);
-        _stats.Record(record);
+        // Claims that failed verification are attacker-chosen strings: count them in one bucket so they cannot
+        // crowd real callers out of the bounded per-caller table or blow up metric tag cardinality.
+        _stats.Record(verified ? record : record with { Caller = AxonStats.Unverified });
         try
         {
             _observer?.Invoke(record);

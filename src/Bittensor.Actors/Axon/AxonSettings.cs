@@ -51,6 +51,9 @@ public sealed record AxonSettings
     /// <summary>Skip signature verification (benchmark anchors only; logged loudly).</summary>
     public bool DisableSignatureVerification { get; init; }
 
+    /// <summary>Serve waiting calls highest stake first (true) or strictly in arrival order (false).</summary>
+    public bool PriorityByStake { get; init; } = true;
+
     /// <summary>Callers below this stake (TAO) answer SenderUnknown after verification.</summary>
     public double BlacklistMinStake { get; init; }
 
@@ -78,6 +81,7 @@ public sealed record AxonSettings
             NonceStoreCapacity = c.GetInt("auth.nonce_store_capacity", 100_000),
             NonceStorePath = c.GetString("auth.nonce_store_path", ""),
             DisableSignatureVerification = c.GetBoolean("auth.disable_signature_verification", false),
+            PriorityByStake = c.GetBoolean("priority.by_stake", true),
             BlacklistMinStake = c.GetDouble("blacklist.min_stake", 0),
         };
         s.Validate();

@@ -25,7 +25,8 @@ public sealed record CallerStats(long Calls, long BytesIn, long BytesOut, IReadO
 /// <summary>Summary of an axon's traffic, answered to <see cref="AxonActor.GetStats"/>.</summary>
 /// <param name="TotalCalls">Calls received since start.</param>
 /// <param name="Waiting">Calls admitted and not yet finished.</param>
-/// <param name="PerCaller">Counters per caller SS58 (callers beyond the tracking bound are summed under "other").</param>
+/// <param name="PerCaller">Counters per verified caller SS58; callers beyond the tracking bound are summed under "other",
+/// calls refused as unauthenticated under "unverified".</param>
 public sealed record AxonStatsSnapshot(long TotalCalls, int Waiting, IReadOnlyDictionary<string, CallerStats> PerCaller);
 
 /// <summary>
@@ -37,6 +38,9 @@ internal sealed class AxonStats : IDisposable
     public const string MeterName = "Bittensor.Axon";
     private const int MaxTrackedCallers = 4096;
     private const string OtherCallers = "other";
+
+    /// <summary>Stats key of calls whose caller failed authentication.</summary>
+    public const string Unverified = "unverified";
 
     private readonly Meter _meter = new(MeterName);
     private readonly Counter<long> _calls;

@@ -35,7 +35,10 @@ public sealed record EndpointReply(ReturnCode Code, string Message, TensorMessag
 /// <param name="LatencyEmaMs">Moving average of answered calls' latency in ms (0 before the first).</param>
 /// <param name="ConsecutiveFailures">Unavailable/Timeout results since the last success.</param>
 /// <param name="BackedOffUntil">Until when calls answer Backoff without being sent (null when not backed off).</param>
-public sealed record EndpointStats(string Hotkey, long Calls, long Successes, double LatencyEmaMs, int ConsecutiveFailures, DateTimeOffset? BackedOffUntil)
+/// <param name="InFlight">Calls sent and not yet answered.</param>
+/// <param name="Queued">Calls waiting in the endpoint's bounded queue.</param>
+public sealed record EndpointStats(string Hotkey, long Calls, long Successes, double LatencyEmaMs, int ConsecutiveFailures, DateTimeOffset? BackedOffUntil,
+    int InFlight = 0, int Queued = 0)
 {
     /// <summary>Share of sent calls that succeeded (1 before the first call).</summary>
     public double SuccessRate => Calls == 0 ? 1.0 : (double)Successes / Calls;

@@ -103,7 +103,7 @@ internal sealed class EndpointActor : UntypedActor
     }
 
     private EndpointStats Stats() => new(_endpoint.Hotkey, _calls, _successes, _latencyEma, _backoff.Failures,
-        _openUntil is { } until && until > _time.GetUtcNow() ? until : null);
+        _openUntil is { } until && until > _time.GetUtcNow() ? until : null, _inFlight, _pending.Count);
 
     private void Accept(EndpointCall call, IActorRef replyTo)
     {

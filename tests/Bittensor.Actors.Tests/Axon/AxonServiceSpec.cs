@@ -253,10 +253,17 @@ public sealed class AxonServiceSpec(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Waiting_callers_are_served_highest_stake_first()
+    public async Task Waiting_callers_are_served_highest_stake_first() =>
+        Assert.Equal([Alice.ToSs58(), Charlie.ToSs58(), Dave.ToSs58(), Bob.ToSs58(), Eve.ToSs58()], await ServedOrder(byStake: true));
+
+    [Fact]
+    public async Task With_stake_priority_off_waiting_callers_are_served_in_arrival_order() =>
+        Assert.Equal([Alice.ToSs58(), Eve.ToSs58(), Bob.ToSs58(), Dave.ToSs58(), Charlie.ToSs58()], await ServedOrder(byStake: false));
+
+    private async Task<IReadOnlyList<string>> ServedOrder(bool byStake)
     {
         var model = new GatedModel();
-        var (axon, port) = await StartAxon(Loopback(workers: 1, queue: 8, networkDim: Dim), model.Handlers(Dim));
+        var (axon, port) = await StartAxon(Loopback(workers: 1, queue: 8, networkDim: Dim) with { PriorityByStake = byStake }, model.Handlers(Dim));
         axon.Tell(new AxonActor.UpdateStakes(new Dictionary<string, double>
         {
             [Bob.ToSs58()] = 10, [Charlie.ToSs58()] = 1000, [Dave.ToSs58()] = 100.5,
@@ -276,8 +283,7 @@ public sealed class AxonServiceSpec(Xunit.Abstractions.ITestOutputHelper output)
         model.Open();
         await blocker;
         foreach (var c in calls) Assert.Equal(ReturnCode.Success, (await c).ReturnCode);
-
-        Assert.Equal([Alice.ToSs58(), Charlie.ToSs58(), Dave.ToSs58(), Bob.ToSs58(), Eve.ToSs58()], model.Served);
+        return model.Served;
     }
 
     [Fact]
@@ -312,5 +318,32 @@ public sealed class AxonServiceSpec(Xunit.Abstractions.ITestOutputHelper output)
 
         Assert.False(AxonSettings.Create(BittensorReferenceConfig.Default).DisableSignatureVerification);
         Assert.Equal(ReturnCode.Success, response.ReturnCode);
+    }
+
+    [Fact]
+    public async Task A_restarted_axon_still_refuses_a_request_replayed_from_before_the_restart()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "bt-axon-nonces-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var settings = Loopback(networkDim: Dim) with { NonceStorePath = Path.Combine(dir, "nonces") };
+            var (first, port) = await EchoAxon(settings);
+            var headers = await Signed(Alice);
+            Assert.Equal(ReturnCode.Success, (await RawClient(port).ForwardAsync(Tokens(Alice), headers)).ReturnCode);
+            Watch(first);
+            first.Tell(PoisonPill.Instance);
+            await ExpectTerminatedAsync(first);
+
+            var (_, port2) = await EchoAxon(settings);
+            var error = await Assert.ThrowsAsync<RpcException>(() => RawClient(port2).ForwardAsync(Tokens(Alice), headers).ResponseAsync);
+
+            Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+            Assert.Contains("replay", error.Status.Detail, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 }

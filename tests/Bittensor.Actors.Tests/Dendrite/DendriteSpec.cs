@@ -184,4 +184,88 @@ public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : 
 
         await AwaitAssertAsync(async () => Assert.True(await dendrite.Actor.Ask<int>(DendriteActor.GetEndpointCount.Instance, Wait) <= 2));
     }
+
+    [Fact]
+    public async Task Forward_of_a_tensor_uses_the_TENSOR_modality_and_the_first_feature()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var dendrite = NewDendrite();
+
+        var r = (await dendrite.ForwardTensor([Endpoint(port)], DenseTensor.Float32([1, 2, 3], [1, 9, 9, 2, 9, 9])))[0];
+
+        Assert.Equal(ReturnCode.Success, r.Code);
+        Assert.Equal((float)(2 * 1e-3), r.Tensor.Floats![Dim]);
+    }
+
+    /// <summary>Stands in for the wallet's signer actor: answers a sign request with the signature of its key.</summary>
+    private sealed class SignerActor : ReceiveActor
+    {
+        public sealed record SignThis(byte[] Payload);
+
+        public SignerActor(Bittensor.Core.Crypto.Sr25519KeyPair key) => Receive<SignThis>(m => Sender.Tell(key.Sign(m.Payload)));
+    }
+
+    [Fact]
+    public async Task Requests_can_be_signed_by_an_actor_through_an_ask()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var signerActor = Sys.ActorOf(Props.Create(() => new SignerActor(Charlie)));
+        var signer = ActorRequestSigner.Create(signerActor, Charlie.ToSs58(), bytes => new SignerActor.SignThis(bytes), reply => (byte[])reply, Wait);
+        var dendrite = new DendriteClient(Sys, signer, DendriteSettings.Default with { NetworkDim = Dim });
+
+        var r = (await dendrite.ForwardText([Endpoint(port)], new long[,] { { 1 } }))[0];
+
+        Assert.Equal(ReturnCode.Success, r.Code);
+    }
+
+    [Fact]
+    public async Task Calls_beyond_an_endpoints_queue_are_shed_with_Backoff()
+    {
+        var model = new GatedModel();
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), model.Handlers(Dim));
+        var dendrite = NewDendrite(DendriteSettings.Default with { NetworkDim = Dim, EndpointMaxInFlight = 1, EndpointQueueCapacity = 1, Timeout = TimeSpan.FromSeconds(20) });
+        var endpoint = Endpoint(port);
+        var running = dendrite.ForwardText([endpoint], new long[,] { { 1 } });
+        await model.FirstEntered.WaitAsync(Wait);
+        var queued = dendrite.ForwardText([endpoint], new long[,] { { 2 } });
+
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await dendrite.Actor.Ask<EndpointStats>(new DendriteActor.GetEndpointStats(endpoint.Hotkey), Wait)).Queued));
+
+        var shed = (await dendrite.ForwardText([endpoint], new long[,] { { 3 } }))[0];
+
+        Assert.Equal(ReturnCode.Backoff, shed.Code);
+        Assert.Contains("queue is full", shed.Message, StringComparison.Ordinal);
+        model.Open();
+        Assert.Equal(ReturnCode.Success, (await running)[0].Code);
+        Assert.Equal(ReturnCode.Success, (await queued)[0].Code);
+    }
+
+    [Fact]
+    public async Task NaN_in_an_answer_becomes_zero()
+    {
+        var nanModel = new AxonHandlers((r, _) =>
+        {
+            var data = new float[r.Inputs.Shape[0] * r.Inputs.Shape[1] * Dim];
+            for (var i = 0; i < data.Length; i++) data[i] = i % 2 == 0 ? float.NaN : 1f;
+            return Task.FromResult(ModelResponse.Ok(DenseTensor.Float32([r.Inputs.Shape[0], r.Inputs.Shape[1], Dim], data)));
+        });
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), nanModel);
+        var dendrite = NewDendrite();
+
+        var r = (await dendrite.ForwardText([Endpoint(port)], new long[,] { { 1 } }))[0];
+
+        Assert.Equal(ReturnCode.Success, r.Code);
+        Assert.Equal([0f, 1f, 0f, 1f, 0f, 1f, 0f, 1f], r.Tensor.Floats!);
+    }
+
+    [Fact]
+    public async Task Idle_endpoint_actors_stop_themselves()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var dendrite = NewDendrite(DendriteSettings.Default with { NetworkDim = Dim, IdleTimeout = TimeSpan.FromMilliseconds(200) });
+        Assert.Equal(ReturnCode.Success, (await dendrite.ForwardText([Endpoint(port)], new long[,] { { 1 } }))[0].Code);
+
+        await AwaitAssertAsync(async () => Assert.Equal(0, await dendrite.Actor.Ask<int>(DendriteActor.GetEndpointCount.Instance, Wait)),
+            TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(100));
+    }
 }

@@ -1,0 +1,279 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net;
+using Akka.Actor;
+using Akka.Configuration;
+using Bittensor.Actors;
+using Bittensor.Actors.Axon;
+using Bittensor.Actors.Dendrite;
+using Bittensor.Actors.Wallet;
+using Bittensor.Core.Crypto;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+using Bittensor.Wallet;
+
+namespace Bittensor.Cli.Commands;
+
+/// <summary><c>btcli axon serve</c> and <c>btcli query</c>: serve a model over the 2021 gRPC protocol, and query one.</summary>
+internal static class AxonCommands
+{
+    private static readonly Option<string?> Uri = new("--uri")
+    {
+        Description = "Development key as a secret URI (e.g. //Alice, //Bob): signs with it instead of the wallet's hotkey",
+    };
+
+    private static readonly Option<string?> WalletName = new("--wallet.name", "--wallet_name")
+    {
+        Description = "Wallet name; default from bittensor.wallet.name / BT_WALLET_NAME, else \"default\"",
+    };
+
+    private static readonly Option<string?> WalletHotkey = new("--wallet.hotkey", "--wallet_hotkey")
+    {
+        Description = "Hotkey name inside the wallet; default from bittensor.wallet.hotkey / BT_WALLET_HOTKEY, else \"default\"",
+    };
+
+    private static readonly Option<string?> WalletPath = new("--wallet.path", "--wallet_path")
+    {
+        Description = "Folder holding the wallets; default ~/.bittensor/wallets/ (BT_WALLET_PATH)",
+    };
+
+    /// <summary>Adds <c>axon serve</c> and <c>query</c>.</summary>
+    public static void Register(RootCommand root)
+    {
+        var axon = new Command("axon", "Serve a model to other peers over the 2021 gRPC protocol");
+        axon.Subcommands.Add(Serve());
+        root.Subcommands.Add(axon);
+        root.Subcommands.Add(Query());
+    }
+
+    private static Command Serve()
+    {
+        var port = new Option<int?>("--axon.port") { Description = "TCP port to listen on (0 = any free port; default from HOCON: 8091)" };
+        var ip = new Option<string?>("--axon.ip") { Description = "Address to bind (default 0.0.0.0)" };
+        var workers = new Option<int?>("--axon.max_workers") { Description = "Calls served by the model at once (default 10)" };
+        var queue = new Option<int?>("--axon.queue_capacity") { Description = "Calls that may wait before NucleusFull (default 256)" };
+        var noVerify = new Option<bool>("--axon.disable_signature_verification")
+        {
+            Description = "DANGER: accept unsigned callers (benchmark anchors only; logged loudly)",
+        };
+        var model = new Option<string>("--model") { Description = "echo (deterministic: out[b,s,d] = token*1e-3 + d*1e-6) or random", DefaultValueFactory = _ => "echo" };
+        var config = new Option<FileInfo?>("--config") { Description = "HOCON file with a bittensor { } section overriding the defaults" };
+        var serve = new Command("serve", "Serve until Ctrl-C / SIGTERM; prints one line per call");
+        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, model, config, Uri, WalletName, WalletHotkey, WalletPath }) serve.Options.Add(o);
+        serve.SetAction(async (parse, ct) =>
+        {
+            var overrides = new List<string>();
+            if (parse.GetValue(port) is { } p) overrides.Add($"bittensor.axon.port = {p}");
+            if (parse.GetValue(ip) is { } i) overrides.Add($"bittensor.axon.ip = \"{i}\"");
+            if (parse.GetValue(workers) is { } w) overrides.Add($"bittensor.axon.max_workers = {w}");
+            if (parse.GetValue(queue) is { } q) overrides.Add($"bittensor.axon.queue_capacity = {q}");
+            if (parse.GetValue(noVerify)) overrides.Add("bittensor.axon.auth.disable_signature_verification = on");
+            var hocon = LoadConfig(parse.GetValue(config), overrides);
+            AxonSettings settings;
+            try
+            {
+                settings = AxonSettings.Create(hocon);
+            }
+            catch (ArgumentException e)
+            {
+                throw new CliException(e.Message);
+            }
+            var handlers = parse.GetValue(model) switch
+            {
+                "echo" => DemoModels.Echo(settings.NetworkDim),
+                "random" => DemoModels.Random(settings.NetworkDim),
+                var other => throw new CliException($"unknown --model '{other}' (use echo or random)"),
+            };
+            return await RunServe(hocon, settings, handlers, OwnHotkey(parse), parse.GetValue(CliApp.Json), ct).ConfigureAwait(false);
+        });
+        return serve;
+    }
+
+    private static async Task<int> RunServe(Config hocon, AxonSettings settings, AxonHandlers handlers, string hotkey, bool json, CancellationToken cancellation)
+    {
+        // Shutdown runs from System.CommandLine's cancellation (Ctrl-C / SIGTERM), not from Akka's own exit hook,
+        // so the two signal handlers do not race.
+        var system = ActorSystem.Create("btcli-axon", ConfigurationFactory.ParseString(
+            "akka.loglevel = INFO\nakka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon));
+        var options = new AxonOptions
+        {
+            Hotkey = hotkey,
+            OnCall = r => Console.Out.WriteLine(json
+                ? System.Text.Json.JsonSerializer.Serialize(new
+                {
+                    time = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture), method = r.Method, caller = r.Caller, code = r.Code.ToString(),
+                    message = r.Message, bytes_in = r.BytesIn, bytes_out = r.BytesOut, ms = Math.Round(r.Elapsed.TotalMilliseconds, 3), shape = r.InputShape,
+                })
+                : string.Create(CultureInfo.InvariantCulture,
+                    $"{DateTime.UtcNow:HH:mm:ss.fff} {r.Method,-8} {r.Caller} {r.Code} in={r.BytesIn}B out={r.BytesOut}B {r.Elapsed.TotalMilliseconds:F1}ms shape=[{string.Join(",", r.InputShape ?? [])}]{(r.Message.Length > 0 ? " " + r.Message : "")}")),
+        };
+        var axon = system.ActorOf(AxonActor.Props(settings, handlers, options), "axon");
+        AxonActor.Bound bound;
+        try
+        {
+            bound = await axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            await system.Terminate().ConfigureAwait(false);
+            throw new CliException($"axon could not listen on {settings.Ip}:{settings.Port}: {e.Message}");
+        }
+        Console.Error.WriteLine($"axon {hotkey} serving on {bound.Endpoint} (h2c); Ctrl-C to stop");
+
+        var shutdown = CoordinatedShutdown.Get(system);
+        shutdown.AddTask(CoordinatedShutdown.PhaseServiceUnbind, "axon-unbind",
+            async () => { await axon.Ask<Akka.Done>(AxonActor.Unbind.Instance, TimeSpan.FromSeconds(10)).ConfigureAwait(false); return Akka.Done.Instance; });
+        // System.CommandLine turns Ctrl-C and SIGTERM into this token; CoordinatedShutdown unbinds, then stops the system.
+        using (cancellation.Register(() => _ = shutdown.Run(CoordinatedShutdown.ClrExitReason.Instance)))
+            await system.WhenTerminated.ConfigureAwait(false);
+        Console.Error.WriteLine("axon stopped");
+        return 0;
+    }
+
+    private static Command Query()
+    {
+        var endpoint = new Option<string>("--endpoint") { Description = "Axon address HOST:PORT", Required = true };
+        var hotkey = new Option<string?>("--hotkey") { Description = "The axon's hotkey SS58 (names its endpoint; optional)" };
+        var text = new Option<string>("--text") { Description = "Text to send (byte-level fallback tokenizer until GPT-2 BPE is wired in)", Required = true };
+        var backward = new Option<bool>("--backward") { Description = "Send a backward call (inputs + gradients of ones) instead of a forward" };
+        var timeout = new Option<double>("--timeout") { Description = "Deadline in seconds", DefaultValueFactory = _ => 12 };
+        var dim = new Option<int>("--network_dim") { Description = "Expected last dimension of a forward answer", DefaultValueFactory = _ => 1024 };
+        var query = new Command("query", "Send one signed Forward (or Backward) to an axon and print code, message, shape, dtype, latency");
+        foreach (var o in new Option[] { endpoint, hotkey, text, backward, timeout, dim, Uri, WalletName, WalletHotkey, WalletPath }) query.Options.Add(o);
+        query.SetAction(async (parse, ct) =>
+        {
+            var (host, port) = ParseEndpoint(parse.GetValue(endpoint)!);
+            var seconds = parse.GetValue(timeout);
+            if (!(seconds > 0)) throw new CliException("--timeout must be positive");
+            var target = new EndpointInfo(parse.GetValue(hotkey) ?? $"{host}:{port}", host, port);
+            var system = ActorSystem.Create("btcli-query", ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(BittensorReferenceConfig.Default));
+            try
+            {
+                var settings = DendriteSettings.Default with { NetworkDim = parse.GetValue(dim), Timeout = TimeSpan.FromSeconds(seconds) };
+                var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, await Signer(parse, system).ConfigureAwait(false), settings);
+                var tokens = FallbackTokenizer.ByteLevel(parse.GetValue(text)!);
+                if (tokens.Length == 0) throw new CliException("--text must not be empty");
+                var inputs = DenseTensor.Int64([1, tokens.Length], tokens);
+                var result = parse.GetValue(backward)
+                    ? (await dendrite.Backward([target], inputs, [DenseTensor.Float32([1, tokens.Length, settings.NetworkDim], Enumerable.Repeat(1f, tokens.Length * settings.NetworkDim).ToArray())]).ConfigureAwait(false))[0]
+                    : (await dendrite.ForwardText([target], new[] { parse.GetValue(text)! }).ConfigureAwait(false))[0];
+                Print(result, parse.GetValue(backward), parse.GetValue(CliApp.Json));
+                return result.Code == ReturnCode.Success ? 0 : CliApp.UserError;
+            }
+            finally
+            {
+                await system.Terminate().ConfigureAwait(false);
+            }
+        });
+        return query;
+    }
+
+    private static void Print(EndpointResult r, bool backward, bool json)
+    {
+        var floats = r.Tensor.Floats ?? [];
+        var mean = floats.Length == 0 ? 0 : floats.Average(x => (double)x);
+        if (json)
+        {
+            CliApp.WriteJson(new
+            {
+                method = backward ? "Backward" : "Forward", endpoint = $"{r.Endpoint.Ip}:{r.Endpoint.Port}", code = r.Code.ToString(), code_value = (int)r.Code,
+                message = r.Message, shape = r.Tensor.Shape, dtype = r.Tensor.DataType.ToString().ToLowerInvariant(),
+                latency_ms = Math.Round(r.Latency.TotalMilliseconds, 3), first = floats.Take(4), mean,
+            });
+            return;
+        }
+        Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"code={r.Code} ({(int)r.Code}) message=\"{r.Message}\" shape=[{string.Join(",", r.Tensor.Shape)}] dtype={r.Tensor.DataType.ToString().ToLowerInvariant()} latency={r.Latency.TotalMilliseconds:F1}ms first=[{string.Join(",", floats.Take(4).Select(f => f.ToString("G6", CultureInfo.InvariantCulture)))}]"));
+    }
+
+    internal static (string Host, int Port) ParseEndpoint(string value)
+    {
+        var colon = value.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(value.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+            throw new CliException($"--endpoint '{value}' is not HOST:PORT");
+        var host = value[..colon].Trim('[', ']');
+        if (host.Length == 0) throw new CliException($"--endpoint '{value}' has no host");
+        if (!IPAddress.TryParse(host, out _) && System.Uri.CheckHostName(host) == UriHostNameType.Unknown)
+            throw new CliException($"--endpoint '{value}' has an invalid host");
+        return (host, port);
+    }
+
+    private static Config LoadConfig(FileInfo? file, List<string> overrides)
+    {
+        var config = BittensorReferenceConfig.Default;
+        if (file is not null)
+        {
+            if (!file.Exists) throw new CliException($"config file not found: {file.FullName}");
+            try
+            {
+                config = ConfigurationFactory.ParseString(File.ReadAllText(file.FullName)).WithFallback(config);
+            }
+            catch (Exception e) when (e is ConfigurationException or FormatException or IOException)
+            {
+                throw new CliException($"{file.FullName}: {e.Message}");
+            }
+        }
+        return overrides.Count == 0 ? config : ConfigurationFactory.ParseString(string.Join("\n", overrides)).WithFallback(config);
+    }
+
+    /// <summary>The hotkey this axon announces: the dev key's, else the wallet hotkey's public key (no secret needed).</summary>
+    private static string OwnHotkey(ParseResult parse)
+    {
+        if (parse.GetValue(Uri) is { Length: > 0 } uri)
+        {
+            using var key = DevKey(uri);
+            return key.ToSs58();
+        }
+        var wallet = ResolveWallet(parse);
+        try
+        {
+            using var pub = wallet.LoadHotkeyPub();
+            return pub.Ss58Address;
+        }
+        catch (Exception e) when (e is KeyfileException or IOException or UnauthorizedAccessException)
+        {
+            throw new CliException($"cannot read the hotkey of {wallet}: {e.Message} (create it with `btcli wallet new_hotkey`, or pass --uri)");
+        }
+    }
+
+    /// <summary>Signs with the dev key, else through a WalletSignerActor holding the wallet's hotkey.</summary>
+    private static async Task<IRequestSigner> Signer(ParseResult parse, ActorSystem system)
+    {
+        if (parse.GetValue(Uri) is { Length: > 0 } uri)
+            return new KeyPairRequestSigner(DevKey(uri));
+        var wallet = ResolveWallet(parse);
+        var actor = system.ActorOf(WalletSignerActor.Props(wallet), "wallet-signer");
+        try
+        {
+            return await WalletRequestSigner.CreateAsync(actor, TimeSpan.FromSeconds(60), PasswordSource.ForHotkey()).ConfigureAwait(false);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new CliException($"cannot unlock the hotkey of {wallet}: {e.Message}");
+        }
+    }
+
+    private static LocalWallet ResolveWallet(ParseResult parse)
+    {
+        try
+        {
+            return WalletSettings.Default.WithOverrides(parse.GetValue(WalletName), parse.GetValue(WalletHotkey), parse.GetValue(WalletPath)).ToWallet();
+        }
+        catch (Exception e) when (e is ConfigurationException or ArgumentException)
+        {
+            throw new CliException(e.Message);
+        }
+    }
+
+    private static Sr25519KeyPair DevKey(string uri)
+    {
+        try
+        {
+            return SecretUri.ToSr25519(uri);
+        }
+        catch (FormatException e)
+        {
+            throw new CliException($"--uri: {e.Message}");
+        }
+    }
+}

@@ -1,0 +1,71 @@
+using Akka.Configuration;
+using Bittensor.Actors.Axon;
+using Bittensor.Actors.Dendrite;
+
+namespace Bittensor.Actors.Tests.Axon;
+
+public sealed class SettingsSpec
+{
+    private static Config With(string hocon) => ConfigurationFactory.ParseString(hocon).WithFallback(BittensorReferenceConfig.Default);
+
+    [Fact]
+    public void The_reference_config_gives_the_documented_axon_defaults()
+    {
+        var s = AxonSettings.Create(BittensorReferenceConfig.Default);
+
+        Assert.Equal(("0.0.0.0", 8091, 10, 256, 1024), (s.Ip, s.Port, s.MaxWorkers, s.QueueCapacity, s.NetworkDim));
+        Assert.Equal(TimeSpan.FromSeconds(12), s.CallTimeout);
+        Assert.False(s.DisableSignatureVerification);
+        Assert.Equal(150, s.ProtocolVersion);
+    }
+
+    [Fact]
+    public void The_reference_config_gives_the_documented_dendrite_defaults()
+    {
+        var s = DendriteSettings.Create(BittensorReferenceConfig.Default);
+
+        Assert.Equal(4 * 1024 * 1024, s.PeerMaxMessageSize);
+        Assert.Equal(TimeSpan.FromMilliseconds(200), s.BackoffMin);
+        Assert.Equal(TimeSpan.FromSeconds(60), s.BackoffMax);
+        Assert.Equal(1024, s.NetworkDim);
+    }
+
+    [Theory]
+    [InlineData("bittensor.axon.ip = \"not-an-ip\"", "bittensor.axon.ip")]
+    [InlineData("bittensor.axon.port = 70000", "bittensor.axon.port")]
+    [InlineData("bittensor.axon.max_workers = 0", "max_workers")]
+    [InlineData("bittensor.axon.auth.max_age = 20m", "bittensor.axon.auth")]
+    [InlineData("bittensor.axon.blacklist.min_stake = -1", "min_stake")]
+    public void Invalid_axon_keys_are_refused_with_the_key_named(string hocon, string key)
+    {
+        var error = Assert.Throws<ArgumentException>(() => AxonSettings.Create(With(hocon)));
+
+        Assert.Contains(key, error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("bittensor.dendrite.backoff.max = 10ms", "backoff")]
+    [InlineData("bittensor.dendrite.latency_ema_alpha = 0", "latency_ema_alpha")]
+    [InlineData("bittensor.dendrite.max_endpoints = 0", "max_endpoints")]
+    public void Invalid_dendrite_keys_are_refused_with_the_key_named(string hocon, string key)
+    {
+        var error = Assert.Throws<ArgumentException>(() => DendriteSettings.Create(With(hocon)));
+
+        Assert.Contains(key, error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(0.0, int.MaxValue)]
+    [InlineData(-5.0, int.MaxValue)]
+    [InlineData(double.NaN, int.MaxValue)]
+    public void Callers_without_stake_get_the_lowest_priority(double stake, int expected) => Assert.Equal(expected, StakePriority.From(stake));
+
+    [Fact]
+    public void More_stake_means_an_earlier_priority_and_huge_stakes_saturate()
+    {
+        Assert.True(StakePriority.From(10) < StakePriority.From(1));
+        Assert.True(StakePriority.From(0.002) < StakePriority.From(0.001));
+        Assert.True(StakePriority.From(1e12) > 0);
+        Assert.Equal(StakePriority.From(1e12), StakePriority.From(1e15));
+    }
+}

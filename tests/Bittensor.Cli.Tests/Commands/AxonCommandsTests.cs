@@ -1,0 +1,105 @@
+using System.CommandLine;
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+using Bittensor.Actors;
+using Bittensor.Actors.Axon;
+using Bittensor.Cli.Commands;
+
+namespace Bittensor.Cli.Tests.Commands;
+
+public sealed class AxonCommandsTests() : Akka.TestKit.Xunit2.TestKit("akka.loglevel = WARNING")
+{
+    private static RootCommand Root()
+    {
+        var root = new RootCommand("test");
+        CliApp.AddCommonOptions(root);
+        AxonCommands.Register(root);
+        return root;
+    }
+
+    private IActorRef? _axon;
+
+    private async Task<int> EchoAxon(Func<string, bool>? preVerify = null)
+    {
+        var settings = AxonSettings.Create(BittensorReferenceConfig.Default) with { Ip = "127.0.0.1", Port = 0 };
+        _axon = Sys.ActorOf(AxonActor.Props(settings, DemoModels.Echo(settings.NetworkDim), new AxonOptions { PreVerifyBlacklist = preVerify }));
+        return (await _axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromSeconds(20))).Endpoint.Port;
+    }
+
+    [Fact]
+    public async Task Query_signs_with_the_wallets_hotkey_through_the_wallet_signer_actor()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "bt-cli-axon-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using var dave = Bittensor.Wallet.WalletKey.FromUri("//Dave");
+            new Bittensor.Wallet.LocalWallet("w", "h", path).CreateHotkey(dave, null, overwrite: false);
+            var port = await EchoAxon();
+
+            var code = await CliApp.RunAsync(Root(), ["query", "--wallet.path", path, "--wallet.name", "w", "--wallet.hotkey", "h",
+                "--endpoint", $"127.0.0.1:{port}", "--text", "hello"]);
+
+            Assert.Equal(0, code);
+            var stats = await _axon!.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, TimeSpan.FromSeconds(20));
+            Assert.Equal(1, stats.PerCaller[dave.Ss58Address].Calls);
+        }
+        finally
+        {
+            if (Directory.Exists(path)) Directory.Delete(path, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Query_with_a_missing_wallet_hotkey_is_a_user_error()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "bt-cli-axon-missing-" + Guid.NewGuid().ToString("N"));
+
+        Assert.Equal(1, await CliApp.RunAsync(Root(), ["query", "--wallet.path", path, "--endpoint", "127.0.0.1:8091", "--text", "x"]));
+    }
+
+    [Fact]
+    public async Task Query_forward_and_backward_against_a_live_axon_exit_zero()
+    {
+        var port = await EchoAxon();
+
+        var forward = await CliApp.RunAsync(Root(), ["query", "--uri", "//Alice", "--endpoint", $"127.0.0.1:{port}", "--text", "hello", "--json"]);
+        var backward = await CliApp.RunAsync(Root(), ["query", "--uri", "//Alice", "--endpoint", $"127.0.0.1:{port}", "--text", "hi", "--backward"]);
+
+        Assert.Equal(0, forward);
+        Assert.Equal(0, backward);
+    }
+
+    [Fact]
+    public async Task Query_exits_one_when_the_axon_refuses_the_caller()
+    {
+        var port = await EchoAxon(preVerify: _ => false);
+
+        Assert.Equal(1, await CliApp.RunAsync(Root(), ["query", "--uri", "//Alice", "--endpoint", $"127.0.0.1:{port}", "--text", "hello"]));
+    }
+
+    [Fact]
+    public async Task Query_to_a_closed_port_exits_one()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+
+        Assert.Equal(1, await CliApp.RunAsync(Root(), ["query", "--uri", "//Alice", "--endpoint", $"127.0.0.1:{port}", "--text", "x", "--timeout", "5"]));
+    }
+
+    [Theory]
+    [InlineData("nohostport")]
+    [InlineData("127.0.0.1:0")]
+    [InlineData("127.0.0.1:99999")]
+    [InlineData(":8091")]
+    public void A_malformed_endpoint_is_a_user_error(string endpoint) =>
+        Assert.Throws<CliException>(() => AxonCommands.ParseEndpoint(endpoint));
+
+    [Fact]
+    public async Task Serve_refuses_an_unknown_model()
+    {
+        Assert.Equal(1, await CliApp.RunAsync(Root(), ["axon", "serve", "--uri", "//Bob", "--axon.port", "0", "--model", "gpt5"]));
+    }
+}
