@@ -52,7 +52,7 @@ internal sealed class ModelActor : ReceiveActor, IWithTimers
         {
             if (_steps != _savedStep) Save();
         });
-        Receive<GetModelStats>(_ => Sender.Tell(new ModelStats(_incarnation, _forwardCalls, _forwardRows, _largestBatch, _steps, _restoredStep)));
+        Receive<GetModelStats>(_ => Sender.Tell(new ModelStats(_incarnation, _forwardCalls, _forwardRows, _largestBatch, _steps, _restoredStep, Context.Props.Dispatcher)));
         Receive<FailNextForward>(_ => _failNextForward = true);
     }
 

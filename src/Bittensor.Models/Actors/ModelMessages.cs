@@ -66,7 +66,8 @@ public sealed record GetModelStats
 /// <param name="LargestBatch">Most rows in one call.</param>
 /// <param name="Steps">Optimizer steps (including those restored from the checkpoint).</param>
 /// <param name="RestoredStep">Step of the checkpoint this incarnation started from (0 = fresh weights).</param>
-public sealed record ModelStats(int Incarnation, long ForwardCalls, long ForwardRows, int LargestBatch, long Steps, long RestoredStep);
+/// <param name="Dispatcher">The dispatcher the model actor runs on (bittensor.model.dispatcher when configured).</param>
+public sealed record ModelStats(int Incarnation, long ForwardCalls, long ForwardRows, int LargestBatch, long Steps, long RestoredStep, string Dispatcher);
 
 /// <summary>Test hook: the next forward call throws inside the model actor, as a bug in user code would.</summary>
 public sealed record FailNextForward

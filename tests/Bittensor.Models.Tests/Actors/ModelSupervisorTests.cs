@@ -57,6 +57,7 @@ public sealed class ModelSupervisorTests(ITestOutputHelper output) : TestKit(Mod
 
         Assert.Equal(1, stats.ForwardCalls);
         Assert.Equal(8, stats.LargestBatch);
+        Assert.Equal(ModelSettings.DispatcherPath, stats.Dispatcher);
         Assert.All(results.Values, r => Assert.Equal(ModelReturnCode.Success, r.Code));
         Assert.All(results.Values, r => Assert.Equal([1, 4, 1024], r.Shape));
         // Each caller gets its own row: the same as running that request alone.
@@ -142,6 +143,39 @@ public sealed class ModelSupervisorTests(ITestOutputHelper output) : TestKit(Mod
         Assert.Equal(2, stats.RestoredStep);
         Assert.Equal(2, stats.Steps);
         await ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
+    }
+
+    [Fact]
+    public async Task Checkpoints_taken_every_n_steps_are_what_a_crash_restores()
+    {
+        var model = await StartAsync(Settings with { MaxDelay = TimeSpan.Zero, CheckpointEverySteps = 2 });
+        var tokens = Tokens(1, 4, 9);
+        var grads = Enumerable.Repeat(0.01f, 4 * 1024).ToArray();
+        for (var i = 0; i < 3; i++)
+        {
+            model.Tell(new ModelBackward(i, tokens, grads, 1, 4), TestActor);
+            Assert.Equal(ModelReturnCode.Success, (await ExpectMsgAsync<ModelBackwardResult>(Wait)).Code);
+        }
+
+        model.Tell(FailNextForward.Instance);
+        model.Tell(new ModelForward(10, tokens, 1, 4), TestActor);
+        Assert.Equal(ModelReturnCode.UnknownException, (await ExpectMsgAsync<ModelForwardResult>(Wait)).Code);
+        var stats = await AwaitRestartAsync(model);
+
+        Assert.Equal((2, 2L, 2L), (stats.Incarnation, stats.RestoredStep, stats.Steps));
+    }
+
+    // After a crash the stats request may reach the backoff supervisor before the new incarnation exists (and be
+    // dropped), so ask until an answer comes.
+    private async Task<ModelStats> AwaitRestartAsync(IActorRef model)
+    {
+        ModelStats? stats = null;
+        await AwaitAssertAsync(async () =>
+        {
+            stats = await model.Ask<ModelStats>(GetModelStats.Instance, TimeSpan.FromSeconds(2));
+            Assert.Equal(2, stats.Incarnation);
+        }, Wait, TimeSpan.FromMilliseconds(50));
+        return stats!;
     }
 
     [Fact]
