@@ -46,7 +46,7 @@ internal static class SampleHost
     /// </summary>
     public static async Task<NeuronKeys> WalletAsync(SampleOptions options, LocalChainHost chain, CancellationToken cancellationToken)
     {
-        var wallet = new Wallet.Wallet(options.WalletName, "default", options.WalletPath);
+        var wallet = new LocalWallet(options.WalletName, "default", options.WalletPath);
         if (!File.Exists(wallet.ColdkeyPath))
         {
             using var cold = WalletKey.Generate();

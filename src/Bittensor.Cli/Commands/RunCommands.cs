@@ -55,7 +55,7 @@ internal static class RunCommands
             if (!(seconds > 0) || seconds > 3600) throw new CliException("--block_time must be between 0 and 3600 seconds");
             var p = parse.GetValue(port);
             if (p is < 0 or > 65535) throw new CliException("--axon.port must be between 0 and 65535");
-            var wallet = Wallet.Wallet.Resolve(parse.GetValue(name), parse.GetValue(hotkey), parse.GetValue(path));
+            var wallet = LocalWallet.Resolve(parse.GetValue(name), parse.GetValue(hotkey), parse.GetValue(path));
             var folder = parse.GetValue(localnet) ?? LocalnetOptions.DefaultPath("default");
             await RunAsync(role, wallet, (ushort)id, folder, TimeSpan.FromSeconds(seconds), parse.GetValue(ip)!, p, parse.GetValue(stake),
                 parse.InvocationConfiguration.Output, cancellationToken);
@@ -64,7 +64,7 @@ internal static class RunCommands
         return command;
     }
 
-    private static async Task RunAsync(string role, Wallet.Wallet wallet, ushort netuid, string folder, TimeSpan blockTime, string ip, int port,
+    private static async Task RunAsync(string role, LocalWallet wallet, ushort netuid, string folder, TimeSpan blockTime, string ip, int port,
         decimal stake, TextWriter output, CancellationToken cancellationToken)
     {
         WalletKey hot;

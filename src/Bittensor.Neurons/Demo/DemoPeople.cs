@@ -70,7 +70,7 @@ internal sealed class DemoPeople : IDisposable
             using (var coldKey = WalletKey.FromMiniSecret(coldMini))
             using (var hotKey = WalletKey.FromMiniSecret(hotMini))
             {
-                var wallet = new Wallet.Wallet(name, "default", wallets);
+                var wallet = new LocalWallet(name, "default", wallets);
                 wallet.CreateColdkey(coldKey, password: null, overwrite: true);
                 wallet.CreateHotkey(hotKey, password: null, overwrite: true);
             }
