@@ -22,7 +22,7 @@ public sealed record NucleusSettings
     public double LearningRate { get; init; } = 3e-3;
 
     /// <summary>Adam learning rate of the router (one logit per peer; faster so peers separate within a few epochs).</summary>
-    public double RouterLearningRate { get; init; } = 0.03;
+    public double RouterLearningRate { get; init; } = 0.1;
 
     /// <summary>Moving-average factor of the per-peer scores (weight of the newest batch).</summary>
     public double ScoreAlpha { get; init; } = 0.1;
