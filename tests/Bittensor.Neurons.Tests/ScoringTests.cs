@@ -8,7 +8,7 @@ public sealed class ScoringTests
     private static readonly NucleusSettings Small = new() { VocabSize = 64, Hidden = 32, NetworkDim = 16, LearningRate = 1e-2, Seed = 3, Threads = 1 };
 
     [Fact]
-    public void A_noise_peer_loses_router_weight_to_an_informative_peer()
+    public void An_informative_peer_gains_and_a_noise_peer_does_not()
     {
         // Peer 0 represents each position by a fixed random embedding of the token that follows it (what a peer that
         // understands the text would carry); peer 1 answers fresh uniform noise, as the demo's useless server does.
@@ -36,12 +36,12 @@ public sealed class ScoringTests
                     }
                 }
             var result = nucleus.Train(tokens, batch, seq, [0, 1], [good, noise]);
-            board.Record(0, "good", result.RouterWeights[0] * 2);
-            board.Record(1, "noise", result.RouterWeights[1] * 2);
+            board.Record(0, "good", result.Gains[0]);
+            board.Record(1, "noise", result.Gains[1]);
         }
         var scores = board.Snapshot();
-        Assert.True(scores[0].Score > 1.5, $"informative peer scored {scores[0].Score}");
-        Assert.True(scores[1].Score < 0.5, $"noise peer scored {scores[1].Score}");
+        Assert.True(scores[0].Score > 0.5, $"informative peer scored {scores[0].Score}");
+        Assert.True(scores[1].Score < 0.02, $"noise peer scored {scores[1].Score}");
     }
 
     [Fact]
@@ -54,6 +54,7 @@ public sealed class ScoringTests
         Assert.Equal(2, result.Grads.Length);
         Assert.All(result.Grads, g => Assert.Equal(2 * 4 * 16, g.Length));
         Assert.Contains(result.Grads[1], x => x != 0);
+        Assert.Equal(2, result.Gains.Length);
         Assert.True(double.IsFinite(result.Loss));
         Assert.Equal(1.0, result.RouterWeights.Sum(), 5);
     }

@@ -2,8 +2,8 @@ namespace Bittensor.Neurons.Pipelines;
 
 /// <summary>
 /// Per-peer scores as exponential moving averages of their per-batch scores, keyed by uid (thread-safe). The pipeline
-/// records the peer's router weight (× peers queried) for each batch: how much the validator's nucleus relies on the
-/// peer's representation to lower its next-token loss. A peer whose call failed records 0, so a dead peer's score decays.
+/// records, for each batch, how much the peer's representation alone lowers the validator's next-token loss (its
+/// probe's gain, in nats). A peer whose call failed records 0, so a dead peer's score decays.
 /// </summary>
 public sealed class ScoreBoard
 {
@@ -42,6 +42,6 @@ public sealed class ScoreBoard
 /// <summary>One peer's score.</summary>
 /// <param name="Uid">The peer's uid.</param>
 /// <param name="Hotkey">The peer's hotkey (SS58).</param>
-/// <param name="Score">Moving average of its per-batch scores (1 = an even share of the router).</param>
+/// <param name="Score">Moving average of its per-batch loss gains (nats per token; about zero or below for a useless peer).</param>
 /// <param name="Batches">Batches it was scored on.</param>
 public sealed record PeerScore(ushort Uid, string Hotkey, double Score, long Batches);

@@ -17,12 +17,12 @@ public sealed record PeerEndpoint(ushort Uid, EndpointInfo Endpoint);
 /// <summary>What one batch did: who was asked, what came back, the loss and each peer's contribution.</summary>
 /// <param name="Peers">Peers queried, in order.</param>
 /// <param name="Codes">Forward return code per peer.</param>
-/// <param name="Scores">Per peer, the batch's score: router weight × peers queried (0 for failed peers).</param>
-/// <param name="LeaveOneOut">Per peer, loss without it (router renormalised) minus loss with it, for inspection.</param>
+/// <param name="Scores">Per peer, the batch's score: its probe's loss gain in nats (0 for failed peers).</param>
+/// <param name="RouterWeights">Per peer, its router weight in the joined context.</param>
 /// <param name="Loss">Loss with all peers joined.</param>
 /// <param name="BaselineLoss">Loss with no peer.</param>
 /// <param name="BackwardCodes">Backward return code per peer (NotImplemented for peers not sent a gradient).</param>
-public sealed record RoundResult(IReadOnlyList<PeerEndpoint> Peers, IReadOnlyList<ReturnCode> Codes, IReadOnlyList<double> Scores, IReadOnlyList<double> LeaveOneOut,
+public sealed record RoundResult(IReadOnlyList<PeerEndpoint> Peers, IReadOnlyList<ReturnCode> Codes, IReadOnlyList<double> Scores, IReadOnlyList<double> RouterWeights,
     double Loss, double BaselineLoss, IReadOnlyList<ReturnCode> BackwardCodes);
 
 /// <summary>
@@ -159,16 +159,15 @@ public sealed class ValidationPipeline : IDisposable
         var expected = f.Batch.Rows * f.Batch.Seq * dim;
         var reps = f.Results.Select(r => r.Code == ReturnCode.Success && r.Tensor.Floats is { } x && x.Length == expected ? x : new float[expected]).ToArray();
         var step = _nucleus.Train(f.Batch.Tokens, f.Batch.Rows, f.Batch.Seq, f.Peers.Select(p => p.Uid).ToArray(), reps);
-        // Scoring: a peer's score for this batch is its router weight after the step, times the number of peers queried
-        // (so an even split scores 1 whatever k is); a failed peer scores 0. Why the router and not leave-one-out loss
-        // differences: a peer answering random numbers adds zero-mean noise to the joined context, and because
-        // cross-entropy is convex in the logits, noise raises the expected loss however little the head has learned
-        // (Jensen), so the router's gradient pushes the noise peer's weight down on every batch. Leave-one-out
-        // differences, measured early in training, are dominated by the change of scale when a peer is removed and can
-        // even favour the noise peer; they are still reported (RoundResult.LeaveOneOut) for inspection.
+        // Scoring: a peer's score for this batch is its probe's gain — how much its representation alone lowers the
+        // next-token loss, measured on this batch before the probe trains on it. Why: a peer answering random numbers
+        // carries no information about the text, so its probe cannot beat the empty input (and zero-mean noise only adds
+        // loss, cross-entropy being convex in the logits): its gain is at most about zero. A useful peer's gain is
+        // positive on its own, however many other peers know the same thing — unlike leave-one-out differences or router
+        // weights, which let redundant useful peers crowd each other out. A failed peer scores 0.
         var k = f.Peers.Count;
         var contributions = new double[k];
-        for (var i = 0; i < k; i++) contributions[i] = f.Results[i].Code == ReturnCode.Success ? step.RouterWeights[i] * k : 0;
+        for (var i = 0; i < k; i++) contributions[i] = f.Results[i].Code == ReturnCode.Success ? step.Gains[i] : 0;
         Metrics.Step(step.Loss, step.BaselineLoss, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         if (_distill is { } distill)
         {
@@ -205,7 +204,7 @@ public sealed class ValidationPipeline : IDisposable
         {
             Metrics.Backward(0, 0);
         }
-        return new RoundResult(f.Peers, codes, s.Contributions, s.Step.Contributions, s.Step.Loss, s.Step.BaselineLoss, backward);
+        return new RoundResult(f.Peers, codes, s.Contributions, s.Step.RouterWeights, s.Step.Loss, s.Step.BaselineLoss, backward);
     }
 
     /// <inheritdoc />
