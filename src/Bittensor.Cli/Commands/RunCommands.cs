@@ -99,7 +99,15 @@ internal static class RunCommands
             {
                 var actor = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(chain)), SubtensorSettings.Default, Random.Shared.NextDouble), "chain");
                 var server = new ServerOptions { AxonIp = ip, AxonPort = port, Model = ModelSettings.Create(config) };
-                var validator = new ValidatorOptions { Stake = Balance.FromTao(stake) };
+                ValidatorOptions validator;
+                try
+                {
+                    validator = ValidatorOptions.Create(config) with { Stake = Balance.FromTao(stake) };
+                }
+                catch (ArgumentException e)
+                {
+                    throw new CliException(e.Message);
+                }
                 Func<string> status;
                 switch (role)
                 {

@@ -38,6 +38,46 @@ public sealed record ValidatorOptions
 
     /// <summary>Settings of the metagraph actor the validator reads peers from (not saved to disk by default).</summary>
     public MetagraphSettings Metagraph { get; init; } = MetagraphSettings.Default with { Save = false };
+
+    /// <summary>Reads <c>bittensor.validator</c> from <paramref name="config"/> (missing keys take the defaults) and validates it.</summary>
+    /// <exception cref="ArgumentException">A value is out of range; the message names it.</exception>
+    public static ValidatorOptions Create(Akka.Configuration.Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var c = config.GetConfig("bittensor.validator") ?? Akka.Configuration.ConfigurationFactory.Empty;
+        var p = new PipelineSettings();
+        var n = new NucleusSettings();
+        var d = new ValidatorOptions();
+        var options = d with
+        {
+            Pipeline = p with
+            {
+                BatchSize = c.GetInt("pipeline.batch_size", p.BatchSize),
+                SequenceLength = c.GetInt("pipeline.sequence_length", p.SequenceLength),
+                BatchWindow = c.GetTimeSpan("pipeline.batch_window", p.BatchWindow, allowInfinite: false),
+                BatchBuffer = c.GetInt("pipeline.batch_buffer", p.BatchBuffer),
+                TopK = c.GetInt("pipeline.top_k", p.TopK),
+                ForwardParallelism = c.GetInt("pipeline.forward_parallelism", p.ForwardParallelism),
+                BackwardParallelism = c.GetInt("pipeline.backward_parallelism", p.BackwardParallelism),
+                CallTimeout = c.GetTimeSpan("pipeline.call_timeout", p.CallTimeout, allowInfinite: false),
+            },
+            Nucleus = n with
+            {
+                Hidden = c.GetInt("nucleus.hidden", n.Hidden),
+                LearningRate = c.GetDouble("nucleus.learning_rate", n.LearningRate),
+                RouterLearningRate = c.GetDouble("nucleus.router_learning_rate", n.RouterLearningRate),
+                ScoreAlpha = c.GetDouble("nucleus.score_alpha", n.ScoreAlpha),
+                Threads = c.GetInt("nucleus.threads", n.Threads),
+            },
+            WeightsLeadBlocks = c.GetInt("weights_lead_blocks", d.WeightsLeadBlocks),
+            CorpusTokens = c.GetLong("corpus_tokens", d.CorpusTokens),
+        };
+        options.Pipeline.Validate();
+        options.Nucleus.Validate();
+        if (options.WeightsLeadBlocks < 0) throw new ArgumentException("bittensor.validator.weights_lead_blocks must not be negative");
+        if (options.CorpusTokens < 1) throw new ArgumentException("bittensor.validator.corpus_tokens must be positive");
+        return options;
+    }
 }
 
 /// <summary>
