@@ -115,7 +115,7 @@ public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : 
     }
 
     [Fact]
-    public async Task A_model_slower_than_the_callers_deadline_yields_Timeout_and_zeros()
+    public async Task A_model_slower_than_the_callers_deadline_yields_a_timeout_code_and_zeros()
     {
         var model = new GatedModel();
         var (_, port) = await StartAxon(Loopback(networkDim: Dim), model.Handlers(Dim));
@@ -123,7 +123,10 @@ public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : 
 
         var r = (await dendrite.ForwardText([Endpoint(port)], new long[,] { { 1, 2 } }, TimeSpan.FromMilliseconds(300)))[0];
 
-        Assert.Equal(ReturnCode.Timeout, r.Code);
+        // The axon budgets the call to the caller's deadline, so which side notices first is a race the
+        // protocol allows: the client's DEADLINE_EXCEEDED (Timeout) or the axon's own NucleusTimeout answer.
+        // Either way the model never answered and the caller gets zeros.
+        Assert.Contains(r.Code, new[] { ReturnCode.Timeout, ReturnCode.NucleusTimeout });
         Assert.True(r.Tensor.HasShape(1, 2, Dim));
         Assert.All(r.Tensor.Floats!, v => Assert.Equal(0f, v));
         model.Open();

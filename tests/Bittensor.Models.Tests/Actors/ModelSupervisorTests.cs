@@ -235,3 +235,28 @@ public sealed class ModelSupervisorEndpointTests(ITestOutputHelper output) : Tes
         Assert.Equal(ModelReturnCode.NucleusTimeout, timedOut.Code);
     }
 }
+
+public sealed class ModelAxonHandlersTests(ITestOutputHelper output) : TestKit(ModelSettings.ReferenceConfig, output: output)
+{
+    [Fact]
+    public async Task Axon_handlers_serve_text_forward_and_backward_and_refuse_other_modalities()
+    {
+        var model = Sys.ActorOf(ModelSupervisor.Props(TestModels.Small));
+        var handlers = ModelAxonHandlers.Create(new ModelSupervisorEndpoint(model, TimeSpan.FromSeconds(30)));
+        var inputs = Bittensor.Actors.Axon.DenseTensor.Int64([2, 3], [1, 2, 3, 4, 5, 6]);
+
+        var forward = await handlers.Forward(new Bittensor.Actors.Axon.ForwardRequest("5caller", 0, Bittensor.Protocol.Wire.Modality.Text, inputs), CancellationToken.None);
+        Assert.Equal(Bittensor.Protocol.Wire.ReturnCode.Success, forward.Code);
+        Assert.True(forward.Outputs!.HasShape(2, 3, 1024));
+
+        var grads = Bittensor.Actors.Axon.DenseTensor.Float32([2, 3, 1024], new float[2 * 3 * 1024]);
+        var backward = await handlers.Backward!(new Bittensor.Actors.Axon.BackwardRequest("5caller", 0, Bittensor.Protocol.Wire.Modality.Text, inputs, grads), CancellationToken.None);
+        Assert.Equal(Bittensor.Protocol.Wire.ReturnCode.Success, backward.Code);
+        Assert.True(backward.Outputs!.HasShape(2, 3));
+
+        var image = await handlers.Forward(new Bittensor.Actors.Axon.ForwardRequest("5caller", 0, Bittensor.Protocol.Wire.Modality.Image, inputs), CancellationToken.None);
+        Assert.Equal(Bittensor.Protocol.Wire.ReturnCode.NotImplemented, image.Code);
+        var badToken = await handlers.Forward(new Bittensor.Actors.Axon.ForwardRequest("5caller", 0, Bittensor.Protocol.Wire.Modality.Text, Bittensor.Actors.Axon.DenseTensor.Int64([1, 1], [99_999])), CancellationToken.None);
+        Assert.Equal(Bittensor.Protocol.Wire.ReturnCode.InvalidRequest, badToken.Code);
+    }
+}
