@@ -3,7 +3,6 @@ using Bittensor.Actors;
 using Bittensor.Actors.Axon;
 using Bittensor.Models;
 using Bittensor.Models.Actors;
-using Bittensor.Protocol.Wire;
 
 namespace Bittensor.Neurons.Roles;
 
@@ -82,7 +81,7 @@ public sealed class ServerNeuron : IAsyncDisposable
         if (handlers is null)
         {
             model = system.ActorOf(ModelSupervisor.Props(options.Model), $"model-{Guid.NewGuid():N}");
-            handlers = ModelHandlers(new ModelSupervisorEndpoint(model, options.ModelTimeout));
+            handlers = ModelAxonHandlers.Create(new ModelSupervisorEndpoint(model, options.ModelTimeout));
         }
         var settings = options.Axon ?? AxonSettings.Create(BittensorReferenceConfig.Default) with
         {
@@ -96,40 +95,6 @@ public sealed class ServerNeuron : IAsyncDisposable
         await ChainOps.ServeAxonAsync(chain, netuid, keys, options.AxonIp, bound.Endpoint.Port, cancellationToken);
         return new ServerNeuron(system, axon, model, uid, options.AxonIp, bound.Endpoint.Port, keys.HotkeySs58);
     }
-
-    /// <summary>
-    /// Axon handlers over a hosted model: forward returns its <c>[batch, seq, dim]</c> representations; backward takes one
-    /// optimizer step from the caller's gradient and answers zeros shaped like the inputs (token ids have no gradient).
-    /// Model failures come back as return codes, never exceptions.
-    /// </summary>
-    public static AxonHandlers ModelHandlers(IModelEndpoint model)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        return new AxonHandlers(
-            async (r, ct) =>
-            {
-                if (r.Modality != Modality.Text || r.Inputs.Longs is not { } tokens || r.Inputs.Rank != 2)
-                    return new ModelResponse(null, ReturnCode.InvalidRequest, "this server answers TEXT token ids [batch, seq] only");
-                var b = (int)r.Inputs.Shape[0];
-                var s = (int)r.Inputs.Shape[1];
-                var result = await model.ForwardAsync(tokens, b, s, ct);
-                if (result.Code != ModelReturnCode.Success) return new ModelResponse(null, ToWire(result.Code), result.Message);
-                return ModelResponse.Ok(DenseTensor.Float32(result.Shape.Select(x => (long)x).ToArray(), result.Data));
-            },
-            async (r, ct) =>
-            {
-                if (r.Modality != Modality.Text || r.Inputs.Longs is not { } tokens || r.Inputs.Rank != 2 || r.Grads.Floats is not { } grads)
-                    return new ModelResponse(null, ReturnCode.InvalidRequest, "this server takes backward of TEXT inputs only");
-                var b = (int)r.Inputs.Shape[0];
-                var s = (int)r.Inputs.Shape[1];
-                var result = await model.BackwardAsync(tokens, grads, b, s, ct);
-                if (result.Code != ModelReturnCode.Success) return new ModelResponse(null, ToWire(result.Code), result.Message);
-                return ModelResponse.Ok(DenseTensor.Zeros([.. r.Inputs.Shape]));
-            });
-    }
-
-    // Model return codes carry the wire enum's numbers (bittensor.proto), so the cast is the mapping.
-    private static ReturnCode ToWire(ModelReturnCode code) => (ReturnCode)(int)code;
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
