@@ -43,7 +43,7 @@ internal static class RunCommands
         var command = new Command(role, role switch
         {
             "server" => "Serve a model through an axon, registered on the subnet; it trains on the gradients callers return",
-            "validator" => "Query the subnet's servers, score them by router weight and set weights every tempo",
+            "validator" => "Query the subnet's servers, score each by how much its representation lowers the next-token loss, set weights every tempo",
             _ => "Serve a model and distil the subnet's joined representations into it",
         });
         foreach (var o in new Option[] { name, hotkey, path, netuid, localnet, blockTime, ip, port, stake }) command.Options.Add(o);
