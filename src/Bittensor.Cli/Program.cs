@@ -8,8 +8,10 @@ CliApp.AddCommonOptions(root);
 // Areas (one line each; keep the list sorted by area name).
 AxonCommands.Register(root);
 ChainCommands.Register(root);
+DemoCommands.Register(root);
 LocalnetCommands.Register(root);
 LocalnetFaucetCommands.Register(root);
+RunCommands.Register(root);
 WalletCommands.Register(root);
 
 return await CliApp.RunAsync(root, args);

@@ -1,0 +1,157 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Bittensor.Neurons.Demo;
+using Spectre.Console;
+
+namespace Bittensor.Cli.Commands;
+
+/// <summary><c>btcli demo</c>: a whole subnet (localnet, servers, a useless server, a validator) in one process.</summary>
+internal static class DemoCommands
+{
+    /// <summary>Adds the <c>demo</c> verb.</summary>
+    public static Command Register(RootCommand root)
+    {
+        var servers = new Option<int>("--servers") { Description = "Useful servers (small transformers trained by the validator's gradients)", DefaultValueFactory = _ => 3 };
+        var bad = new Option<int>("--bad_servers") { Description = "Useless servers answering random numbers", DefaultValueFactory = _ => 1 };
+        var epochs = new Option<int>("--epochs") { Description = "Epochs to run once the validator is up (the first grants its permit)", DefaultValueFactory = _ => 3 };
+        var blockTime = new Option<double>("--block_time") { Description = "Seconds between blocks (at least; a block also waits for one validator batch)", DefaultValueFactory = _ => 0.5 };
+        var tempo = new Option<int>("--tempo") { Description = "Blocks between epochs on the demo subnet", DefaultValueFactory = _ => 20 };
+        var seed = new Option<int>("--seed") { Description = "Seed for keys, models, corpus order and peer sampling", DefaultValueFactory = _ => 42 };
+        var demo = new Command("demo", "Run a demo subnet in this process: localnet, servers, a useless server and a validator; show the market at work");
+        foreach (var o in new Option[] { servers, bad, epochs, blockTime, tempo, seed }) demo.Options.Add(o);
+        demo.SetAction(async (parse, cancellationToken) =>
+        {
+            var seconds = parse.GetValue(blockTime);
+            if (!(seconds >= 0) || seconds > 60) throw new CliException("--block_time must be between 0 and 60 seconds");
+            var t = parse.GetValue(tempo);
+            if (t is < 5 or > 1000) throw new CliException("--tempo must be between 5 and 1000 blocks");
+            var options = new DemoOptions
+            {
+                Servers = parse.GetValue(servers),
+                BadServers = parse.GetValue(bad),
+                Epochs = parse.GetValue(epochs),
+                BlockTime = TimeSpan.FromSeconds(seconds),
+                Tempo = (ushort)t,
+                Seed = parse.GetValue(seed),
+            };
+            try
+            {
+                options.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                throw new CliException(e.Message);
+            }
+            var json = parse.GetValue(CliApp.Json);
+            var output = parse.InvocationConfiguration.Output;
+            var result = await RunAsync(options, json, output, cancellationToken);
+            return 0;
+        });
+        root.Subcommands.Add(demo);
+        return demo;
+    }
+
+    private static async Task<DemoResult> RunAsync(DemoOptions options, bool json, TextWriter output, CancellationToken cancellationToken)
+    {
+        var live = !json && !Console.IsOutputRedirected && ReferenceEquals(output, Console.Out);
+        DemoResult result;
+        if (live)
+        {
+            var console = AnsiConsole.Console;
+            console.MarkupLine($"[bold]Bittensor demo[/]: {options.Servers} server(s), {options.BadServers} useless server(s), 1 validator; tempo {options.Tempo} blocks, {options.Epochs} epochs, block time ≥ {options.BlockTime.TotalSeconds:F2} s, seed {options.Seed}");
+            console.MarkupLine("[grey]Demo-only relaxations: no registration/serving/weights rate limits, one validator permit. Wallets are throwaway keys in a temporary folder (deleted at the end).[/]");
+            DemoProgress? latest = null;
+            var epochTables = new List<(int, IReadOnlyList<DemoNeuron>)>();
+            result = await console.Status().Spinner(Spinner.Known.Dots).StartAsync("starting", async ctx =>
+            {
+                var r = await DemoNetwork.RunAsync(options,
+                    p =>
+                    {
+                        latest = p;
+                        ctx.Status(Markup.Escape(StatusLine(p)));
+                    },
+                    (e, table) =>
+                    {
+                        console.Write(MetagraphTable($"after epoch {e}/{options.Epochs}", table));
+                    },
+                    cancellationToken);
+                return r;
+            });
+        }
+        else
+        {
+            result = await DemoNetwork.RunAsync(options, null, (e, table) =>
+            {
+                if (json) return;
+                output.WriteLine($"epoch {e}/{options.Epochs}");
+                foreach (var n in table) output.WriteLine(Row(n));
+            }, cancellationToken);
+        }
+        if (json)
+        {
+            output.WriteLine(JsonSerializer.Serialize(ToJson(result), JsonOptions));
+            return result;
+        }
+        if (live) AnsiConsole.Write(MetagraphTable("final", result.Neurons));
+        output.WriteLine(Summary(result));
+        return result;
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
+
+    internal static string StatusLine(DemoProgress p)
+    {
+        var pipe = p.Pipeline;
+        var stats = pipe is null ? "" : string.Create(CultureInfo.InvariantCulture,
+            $" | batches {pipe.Batches} | queries/s {pipe.QueriesPerSecond:F1} | loss {pipe.Loss:F3} (no peers {pipe.BaselineLoss:F3}) | failures {pipe.Failures}");
+        var epochs = string.Create(CultureInfo.InvariantCulture, $"epoch {p.EpochsDone}/{p.Epochs}, next in {(p.BlocksUntilEpoch == ulong.MaxValue ? "-" : p.BlocksUntilEpoch.ToString(CultureInfo.InvariantCulture))} blocks");
+        return string.Create(CultureInfo.InvariantCulture, $"block {p.Block} | {epochs} | {p.Phase}{stats}{(p.LastWeights is null ? "" : " | weights " + p.LastWeights)}");
+    }
+
+    private static Table MetagraphTable(string title, IReadOnlyList<DemoNeuron> neurons)
+    {
+        var table = new Table().Title(Markup.Escape(title)).AddColumns("uid", "role", "hotkey", "stake τ", "score", "incentive", "dividends", "emission τ");
+        foreach (var n in neurons)
+        {
+            var role = n.Role == "bad_server" ? "[red]bad_server[/]" : n.Role == "validator" ? "[blue]validator[/]" : n.Role;
+            table.AddRow(n.Uid.ToString(CultureInfo.InvariantCulture), role, Markup.Escape(Short(n.Hotkey)), F(n.Stake), double.IsNaN(n.Score) ? "-" : F(n.Score),
+                F(n.Incentive), F(n.Dividends), F(n.Emission));
+        }
+        return table;
+    }
+
+    private static string Row(DemoNeuron n) => string.Create(CultureInfo.InvariantCulture,
+        $"  uid {n.Uid,2} {n.Role,-10} {Short(n.Hotkey)} stake {n.Stake:F3} score {(double.IsNaN(n.Score) ? "-" : n.Score.ToString("F4", CultureInfo.InvariantCulture))} incentive {n.Incentive:F4} dividends {n.Dividends:F4} emission {n.Emission:F4}");
+
+    internal static string Summary(DemoResult r)
+    {
+        var lines = new List<string>
+        {
+            string.Create(CultureInfo.InvariantCulture, $"summary: {r.Blocks} blocks on subnet {r.Netuid}, {r.Batches} validator batches, {r.Queries} queries ({r.QueriesPerSecond:F1}/s), wall time {r.WallTimeSeconds:F1} s"),
+            "validator weights: " + string.Join(", ", r.ValidatorWeights.Select(w => string.Create(CultureInfo.InvariantCulture, $"uid {w.Uid} = {w.Weight / 65535.0:F4}"))),
+        };
+        foreach (var n in r.Neurons) lines.Add(Row(n));
+        lines.Add((r.MarketWorked ? "market worked: " : "market did NOT work: ") + r.Verdict);
+        return string.Join(Environment.NewLine, lines);
+    }
+
+    internal static object ToJson(DemoResult r) => new
+    {
+        neurons = r.Neurons.Select(n => new { uid = n.Uid, hotkey = n.Hotkey, role = n.Role, incentive = n.Incentive, dividends = n.Dividends, emission = n.Emission, stake = n.Stake }).ToArray(),
+        validator_weights = r.ValidatorWeights.Select(w => new { uid = w.Uid, weight = w.Weight, fraction = w.Weight / 65535.0 }).ToArray(),
+        market_worked = r.MarketWorked,
+        verdict = r.Verdict,
+        netuid = r.Netuid,
+        blocks = r.Blocks,
+        batches = r.Batches,
+        queries = r.Queries,
+        wall_time_s = Math.Round(r.WallTimeSeconds, 2),
+        queries_per_s = Math.Round(r.QueriesPerSecond, 2),
+    };
+
+    private static string Short(string ss58) => ss58.Length > 12 ? ss58[..6] + "…" + ss58[^4..] : ss58;
+
+    private static string F(double x) => x.ToString("F4", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,163 @@
+using System.CommandLine;
+using System.Globalization;
+using Akka.Actor;
+using Akka.Configuration;
+using Bittensor.Actors.Chain;
+using Bittensor.Chain;
+using Bittensor.Chain.Local;
+using Bittensor.Core.Domain;
+using Bittensor.Models;
+using Bittensor.Neurons;
+using Bittensor.Neurons.Roles;
+using Bittensor.Wallet;
+
+namespace Bittensor.Cli.Commands;
+
+/// <summary>
+/// <c>btcli run server|validator|miner</c>: one role, hosted in this process together with the localnet it acts on
+/// (the localnet folder is owned by one process at a time; separate processes need the localnet's JSON-RPC server,
+/// which is not built yet).
+/// </summary>
+internal static class RunCommands
+{
+    /// <summary>Adds the <c>run</c> group with its three verbs.</summary>
+    public static Command Register(RootCommand root)
+    {
+        var run = new Command("run", "Run a neuron (server, validator or miner) on a subnet of the local chain until stopped");
+        foreach (var role in new[] { "server", "validator", "miner" }) run.Subcommands.Add(Verb(role));
+        root.Subcommands.Add(run);
+        return run;
+    }
+
+    private static Command Verb(string role)
+    {
+        var name = new Option<string?>("--wallet.name") { Description = "Wallet name (default: BT_WALLET_NAME or 'default')" };
+        var hotkey = new Option<string?>("--wallet.hotkey") { Description = "Hotkey name (default: BT_WALLET_HOTKEY or 'default')" };
+        var path = new Option<string?>("--wallet.path") { Description = "Wallets folder (default: BT_WALLET_PATH or ~/.bittensor/wallets/)" };
+        var netuid = new Option<int>("--netuid") { Description = "Subnet to join", Required = true };
+        var localnet = new Option<string?>("--localnet.path") { Description = "Localnet folder (default ~/.bittensor/localnet/default)" };
+        var blockTime = new Option<double>("--block_time") { Description = "Seconds between the blocks this process produces", DefaultValueFactory = _ => 1.0 };
+        var ip = new Option<string>("--axon.ip") { Description = "Axon address to bind and announce (not 127.0.0.1: the chain refuses it)", DefaultValueFactory = _ => "127.0.0.2" };
+        var port = new Option<int>("--axon.port") { Description = "Axon port (0: any free port)", DefaultValueFactory = _ => 8091 };
+        var stake = new Option<decimal>("--stake") { Description = "TAO to stake on the hotkey from the coldkey at start (validator)", DefaultValueFactory = _ => 0m };
+        var command = new Command(role, role switch
+        {
+            "server" => "Serve a model through an axon, registered on the subnet; it trains on the gradients callers return",
+            "validator" => "Query the subnet's servers, score each by how much its representation lowers the next-token loss, set weights every tempo",
+            _ => "Serve a model and distil the subnet's joined representations into it",
+        });
+        foreach (var o in new Option[] { name, hotkey, path, netuid, localnet, blockTime, ip, port, stake }) command.Options.Add(o);
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var id = parse.GetValue(netuid);
+            if (id is < 0 or > ushort.MaxValue) throw new CliException("--netuid must be between 0 and 65535");
+            var seconds = parse.GetValue(blockTime);
+            if (!(seconds > 0) || seconds > 3600) throw new CliException("--block_time must be between 0 and 3600 seconds");
+            var p = parse.GetValue(port);
+            if (p is < 0 or > 65535) throw new CliException("--axon.port must be between 0 and 65535");
+            var wallet = LocalWallet.Resolve(parse.GetValue(name), parse.GetValue(hotkey), parse.GetValue(path));
+            var folder = parse.GetValue(localnet) ?? LocalnetOptions.DefaultPath("default");
+            await RunAsync(role, wallet, (ushort)id, folder, TimeSpan.FromSeconds(seconds), parse.GetValue(ip)!, p, parse.GetValue(stake),
+                parse.InvocationConfiguration.Output, cancellationToken);
+            return 0;
+        });
+        return command;
+    }
+
+    private static async Task RunAsync(string role, LocalWallet wallet, ushort netuid, string folder, TimeSpan blockTime, string ip, int port,
+        decimal stake, TextWriter output, CancellationToken cancellationToken)
+    {
+        WalletKey hot;
+        WalletKey? cold = null;
+        try
+        {
+            hot = wallet.LoadHotkey(PasswordSource.FromEnvironment(PasswordSource.HotkeyPasswordVariable));
+            if (File.Exists(wallet.ColdkeyPath)) cold = wallet.LoadColdkey(PasswordSource.FromEnvironment(PasswordSource.ColdkeyPasswordVariable));
+        }
+        catch (Exception e) when (e is KeyfileException or IOException or UnauthorizedAccessException)
+        {
+            throw new CliException($"cannot open {wallet}: {e.Message}");
+        }
+        Localnet chain;
+        try
+        {
+            chain = Localnet.Open(new LocalnetOptions { Name = Path.GetFileName(Path.TrimEndingDirectorySeparator(folder)), Path = folder });
+        }
+        catch (LocalnetException e)
+        {
+            throw new CliException(e.Message);
+        }
+        await using (chain)
+        {
+            var keys = NeuronKeys.FromWallet(hot, cold);
+            var config = ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(ModelSettings.ReferenceConfig);
+            var system = ActorSystem.Create("btcli-run", config);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var producing = new LocalnetBlockProducer(chain, blockTime).RunAsync(null, stop.Token);
+            IAsyncDisposable? neuron = null;
+            try
+            {
+                var actor = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(chain)), SubtensorSettings.Default, Random.Shared.NextDouble), "chain");
+                var server = new ServerOptions { AxonIp = ip, AxonPort = port, Model = ModelSettings.Create(config) };
+                ValidatorOptions validator;
+                try
+                {
+                    validator = ValidatorOptions.Create(config) with { Stake = Balance.FromTao(stake) };
+                }
+                catch (ArgumentException e)
+                {
+                    throw new CliException(e.Message);
+                }
+                Func<string> status;
+                switch (role)
+                {
+                    case "server":
+                        var s = await ServerNeuron.StartAsync(system, actor, netuid, keys, server, stop.Token);
+                        neuron = s;
+                        status = () => string.Create(CultureInfo.InvariantCulture, $"server uid {s.Uid} serving at {s.Ip}:{s.Port}, block {chain.BlockNumber}");
+                        break;
+                    case "validator":
+                        var v = await ValidatorNeuron.StartAsync(system, actor, netuid, keys, validator, stop.Token);
+                        neuron = v;
+                        status = () =>
+                        {
+                            var m = v.Pipeline.Metrics.Snapshot();
+                            return string.Create(CultureInfo.InvariantCulture, $"validator uid {v.Uid}, block {chain.BlockNumber}, batches {m.Batches}, queries/s {m.QueriesPerSecond:F1}, loss {m.Loss:F3}");
+                        };
+                        break;
+                    default:
+                        var mi = await MinerNeuron.StartAsync(system, actor, netuid, keys, server, validator, stop.Token);
+                        neuron = mi;
+                        status = () => string.Create(CultureInfo.InvariantCulture, $"miner uid {mi.Server.Uid} at {mi.Server.Ip}:{mi.Server.Port}, block {chain.BlockNumber}, distillation loss {mi.LastDistillLoss:F5}");
+                        break;
+                }
+                await output.WriteLineAsync($"{role} running on subnet {netuid} as {keys.HotkeySs58}; Ctrl-C stops it");
+                using var timer = new PeriodicTimer(TimeSpan.FromSeconds(10));
+                while (await timer.WaitForNextTickAsync(stop.Token)) await output.WriteLineAsync(status());
+            }
+            catch (NeuronException e)
+            {
+                throw new CliException(e.Message);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                await output.WriteLineAsync("stopped");
+            }
+            finally
+            {
+                await stop.CancelAsync();
+                if (neuron is not null) await neuron.DisposeAsync();
+                try
+                {
+                    await producing;
+                }
+                catch (OperationCanceledException)
+                {
+                }
+                await system.Terminate();
+                hot.Dispose();
+                cold?.Dispose();
+            }
+        }
+    }
+}

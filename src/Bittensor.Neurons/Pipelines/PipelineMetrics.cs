@@ -1,0 +1,116 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace Bittensor.Neurons.Pipelines;
+
+/// <summary>
+/// Metrics of one pipeline, per stage: published as System.Diagnostics.Metrics instruments on the meter
+/// <c>Bittensor.Neurons.Pipeline</c> (tag <c>pipeline</c> = the owner's name) for OpenTelemetry/dotnet-counters, and kept
+/// as an in-process <see cref="Snapshot"/> for live views such as the demo's.
+/// </summary>
+public sealed class PipelineMetrics : IDisposable
+{
+    /// <summary>Name of the meter every pipeline publishes on.</summary>
+    public const string MeterName = "Bittensor.Neurons.Pipeline";
+
+    private readonly Meter _meter;
+    private readonly KeyValuePair<string, object?> _tag;
+    private readonly Counter<long> _batches;
+    private readonly Counter<long> _queries;
+    private readonly Counter<long> _failures;
+    private readonly Counter<long> _backwards;
+    private readonly Histogram<double> _forwardMs;
+    private readonly Histogram<double> _stepMs;
+    private readonly Histogram<double> _backwardMs;
+    private readonly Histogram<double> _loss;
+    private readonly long _started = Stopwatch.GetTimestamp();
+    private readonly object _gate = new();
+    private long _batchCount;
+    private long _queryCount;
+    private long _failureCount;
+    private long _backwardCount;
+    private double _lastLoss = double.NaN;
+    private double _lastBaseline = double.NaN;
+    private double _lastForwardMs;
+    private double _lastStepMs;
+    private double _lastBackwardMs;
+
+    /// <summary>Creates the instruments for a pipeline named <paramref name="name"/>.</summary>
+    public PipelineMetrics(string name)
+    {
+        _meter = new Meter(MeterName);
+        _tag = new KeyValuePair<string, object?>("pipeline", name);
+        _batches = _meter.CreateCounter<long>("bittensor.pipeline.batches", description: "Batches that went through the whole loop");
+        _queries = _meter.CreateCounter<long>("bittensor.pipeline.forward.calls", description: "Forward calls to peers");
+        _failures = _meter.CreateCounter<long>("bittensor.pipeline.forward.failures", description: "Forward calls that returned no representation");
+        _backwards = _meter.CreateCounter<long>("bittensor.pipeline.backward.calls", description: "Gradients returned to peers");
+        _forwardMs = _meter.CreateHistogram<double>("bittensor.pipeline.forward.duration", "ms", "Fan-out forward round");
+        _stepMs = _meter.CreateHistogram<double>("bittensor.pipeline.step.duration", "ms", "Join, loss, optimizer step and scoring");
+        _backwardMs = _meter.CreateHistogram<double>("bittensor.pipeline.backward.duration", "ms", "Fan-out backward round");
+        _loss = _meter.CreateHistogram<double>("bittensor.pipeline.loss", "nats", "Next-token loss with all peers joined");
+    }
+
+    internal void Forward(int calls, int failures, double ms)
+    {
+        _queries.Add(calls, _tag);
+        _failures.Add(failures, _tag);
+        _forwardMs.Record(ms, _tag);
+        lock (_gate)
+        {
+            _queryCount += calls;
+            _failureCount += failures;
+            _lastForwardMs = ms;
+        }
+    }
+
+    internal void Step(double loss, double baseline, double ms)
+    {
+        _loss.Record(loss, _tag);
+        _stepMs.Record(ms, _tag);
+        lock (_gate)
+        {
+            _lastLoss = loss;
+            _lastBaseline = baseline;
+            _lastStepMs = ms;
+        }
+    }
+
+    internal void Backward(int calls, double ms)
+    {
+        _backwards.Add(calls, _tag);
+        _backwardMs.Record(ms, _tag);
+        _batches.Add(1, _tag);
+        lock (_gate)
+        {
+            _backwardCount += calls;
+            _lastBackwardMs = ms;
+            _batchCount++;
+        }
+    }
+
+    /// <summary>Totals and the latest values.</summary>
+    public PipelineSnapshot Snapshot()
+    {
+        var elapsed = Stopwatch.GetElapsedTime(_started).TotalSeconds;
+        lock (_gate)
+            return new PipelineSnapshot(_batchCount, _queryCount, _failureCount, _backwardCount, _lastLoss, _lastBaseline,
+                elapsed > 0 ? _queryCount / elapsed : 0, _lastForwardMs, _lastStepMs, _lastBackwardMs);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _meter.Dispose();
+}
+
+/// <summary>A pipeline's counters at one moment.</summary>
+/// <param name="Batches">Batches completed (forward, step and backward).</param>
+/// <param name="Queries">Forward calls sent to peers.</param>
+/// <param name="Failures">Forward calls that failed (counted as zeros).</param>
+/// <param name="Backwards">Gradients sent back to peers.</param>
+/// <param name="Loss">Latest loss with all peers joined (NaN before the first batch).</param>
+/// <param name="BaselineLoss">Latest loss with no peer (NaN before the first batch).</param>
+/// <param name="QueriesPerSecond">Forward calls per second since the pipeline started.</param>
+/// <param name="ForwardMs">Latest fan-out forward round, milliseconds.</param>
+/// <param name="StepMs">Latest nucleus step, milliseconds.</param>
+/// <param name="BackwardMs">Latest fan-out backward round, milliseconds.</param>
+public sealed record PipelineSnapshot(long Batches, long Queries, long Failures, long Backwards, double Loss, double BaselineLoss,
+    double QueriesPerSecond, double ForwardMs, double StepMs, double BackwardMs);

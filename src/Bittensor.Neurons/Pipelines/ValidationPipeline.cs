@@ -1,0 +1,222 @@
+using System.Diagnostics;
+using Akka;
+using Akka.Actor;
+using Akka.Streams;
+using Akka.Streams.Dsl;
+using Bittensor.Actors.Dendrite;
+using Bittensor.Protocol.Wire;
+using DenseTensor = Bittensor.Actors.Axon.DenseTensor;
+
+namespace Bittensor.Neurons.Pipelines;
+
+/// <summary>A peer the pipeline may query: its uid on the subnet and where its axon listens.</summary>
+/// <param name="Uid">Uid on the subnet.</param>
+/// <param name="Endpoint">Hotkey and address.</param>
+public sealed record PeerEndpoint(ushort Uid, EndpointInfo Endpoint);
+
+/// <summary>What one batch did: who was asked, what came back, the loss and each peer's contribution.</summary>
+/// <param name="Peers">Peers queried, in order.</param>
+/// <param name="Codes">Forward return code per peer.</param>
+/// <param name="Scores">Per peer, the batch's score: its probe's loss gain in nats (0 for failed peers).</param>
+/// <param name="RouterWeights">Per peer, its router weight in the joined context.</param>
+/// <param name="Loss">Loss with all peers joined.</param>
+/// <param name="BaselineLoss">Loss with no peer.</param>
+/// <param name="BackwardCodes">Backward return code per peer (NotImplemented for peers not sent a gradient).</param>
+public sealed record RoundResult(IReadOnlyList<PeerEndpoint> Peers, IReadOnlyList<ReturnCode> Codes, IReadOnlyList<double> Scores, IReadOnlyList<double> RouterWeights,
+    double Loss, double BaselineLoss, IReadOnlyList<ReturnCode> BackwardCodes);
+
+/// <summary>
+/// Called after the nucleus step with the batch and the joined remote context (row-major <c>[batch, seq, dim]</c>);
+/// the miner distils its own model towards it here. Failures must be reported, not thrown.
+/// </summary>
+public delegate Task DistillStep(long[] tokens, int batch, int seq, float[] joinedContext, CancellationToken cancellationToken);
+
+/// <summary>
+/// The validator/miner loop as one Akka.Streams graph:
+/// <c>token blocks → batch (GroupedWithin) → fan-out forward to top-k endpoints (dendrite endpoint actors) → join
+/// (router softmax) → loss and optimizer step → backward: each peer gets the gradient w.r.t. its own response →
+/// per-peer scores</c>. Every stage is bounded (buffer sizes in <see cref="PipelineSettings"/>), the whole graph is
+/// back-pressured by the slowest stage (stage input buffers are 1 element, so at most a few batches are in flight), and a failing peer is data — a zero representation and a return code — never
+/// a stream failure. An unexpected exception in a stage drops that batch (resuming decider) and is counted.
+/// Weights are taken from <see cref="Scores"/> by the owner (the validator sets them every tempo).
+/// </summary>
+public sealed class ValidationPipeline : IDisposable
+{
+    private readonly Dendrite _dendrite;
+    private readonly Func<CancellationToken, Task<IReadOnlyList<PeerEndpoint>>> _peers;
+    private readonly PipelineSettings _settings;
+    private readonly NucleusSettings _nucleusSettings;
+    private readonly DistillStep? _distill;
+    private readonly Random _random;
+    private ValidatorNucleus? _nucleus;
+    private long _droppedBatches;
+
+    /// <summary>Creates a pipeline querying the peers <paramref name="peers"/> returns at each batch through <paramref name="dendrite"/>.</summary>
+    public ValidationPipeline(Dendrite dendrite, Func<CancellationToken, Task<IReadOnlyList<PeerEndpoint>>> peers, PipelineSettings settings, NucleusSettings nucleus,
+        string name = "validator", DistillStep? distill = null)
+    {
+        ArgumentNullException.ThrowIfNull(dendrite);
+        ArgumentNullException.ThrowIfNull(peers);
+        _dendrite = dendrite;
+        _peers = peers;
+        _settings = settings.Validate();
+        _nucleusSettings = nucleus.Validate();
+        _distill = distill;
+        _random = new Random(settings.Seed);
+        Scores = new ScoreBoard(nucleus.ScoreAlpha);
+        Metrics = new PipelineMetrics(name);
+    }
+
+    /// <summary>Per-peer scores (moving averages of loss contributions).</summary>
+    public ScoreBoard Scores { get; }
+
+    /// <summary>Per-stage metrics.</summary>
+    public PipelineMetrics Metrics { get; }
+
+    /// <summary>The last exception a stage threw (type and message), or null.</summary>
+    public string? LastError { get; private set; }
+
+    /// <summary>Raised on the stream's thread after every completed batch (keep handlers short).</summary>
+    public event Action<RoundResult>? RoundCompleted;
+
+    /// <summary>Batches dropped because a stage threw (not peer failures, which are data).</summary>
+    public long DroppedBatches => Interlocked.Read(ref _droppedBatches);
+
+    /// <summary>
+    /// Runs the loop over <paramref name="blocks"/> (token sequences of <see cref="PipelineSettings.SequenceLength"/>) until
+    /// the source ends or the returned kill switch is shut down. <paramref name="onRound"/> sees every completed batch.
+    /// </summary>
+    public (UniqueKillSwitch KillSwitch, Task<Done> Completion) Run(IMaterializer materializer, Source<long[], NotUsed> blocks,
+        Action<RoundResult>? onRound = null)
+    {
+        ArgumentNullException.ThrowIfNull(materializer);
+        ArgumentNullException.ThrowIfNull(blocks);
+        var seq = _settings.SequenceLength;
+        Akka.Streams.Supervision.Decider decider = e =>
+        {
+            LastError = $"{e.GetType().Name}: {e.Message}";
+            Interlocked.Increment(ref _droppedBatches);
+            return Akka.Streams.Supervision.Directive.Resume;
+        };
+        return blocks
+            .Where(b => b.Length == seq)
+            .GroupedWithin(_settings.BatchSize, _settings.BatchWindow)
+            .Select(rows => ToBatch(rows.ToArray(), seq))
+            .Buffer(_settings.BatchBuffer, OverflowStrategy.Backpressure)
+            .SelectAsync(_settings.ForwardParallelism, ForwardAsync)
+            .Where(r => r.Peers.Count > 0)
+            .Async()
+            .SelectAsync(1, StepAsync)
+            .Buffer(_settings.BackwardParallelism, OverflowStrategy.Backpressure)
+            .SelectAsync(_settings.BackwardParallelism, BackwardAsync)
+            .Select(r =>
+            {
+                for (var i = 0; i < r.Peers.Count; i++) Scores.Record(r.Peers[i].Uid, r.Peers[i].Endpoint.Hotkey, r.Scores[i]);
+                onRound?.Invoke(r);
+                RoundCompleted?.Invoke(r);
+                return r;
+            })
+            .WithAttributes(ActorAttributes.CreateSupervisionStrategy(decider).And(Attributes.CreateInputBuffer(1, 1)))
+            .ViaMaterialized(KillSwitches.Single<RoundResult>(), Keep.Right)
+            .ToMaterialized(Sink.Ignore<RoundResult>(), Keep.Both)
+            .Run(materializer);
+    }
+
+    private static Batch ToBatch(long[][] rows, int seq)
+    {
+        var tokens = new long[rows.Length * seq];
+        for (var i = 0; i < rows.Length; i++) rows[i].CopyTo(tokens, i * seq);
+        return new Batch(tokens, rows.Length, seq);
+    }
+
+    private async Task<Forwarded> ForwardAsync(Batch batch)
+    {
+        var candidates = await _peers(CancellationToken.None);
+        if (candidates.Count == 0)
+        {
+            // Nobody serves yet: wait a little instead of spinning through the corpus.
+            await Task.Delay(_settings.NoPeersPause);
+            return new Forwarded(batch, [], []);
+        }
+        var peers = candidates.Count <= _settings.TopK
+            ? candidates
+            : candidates.OrderBy(_ => _random.Next()).Take(_settings.TopK).OrderBy(p => p.Uid).ToArray();
+        var tokens = new long[batch.Rows, batch.Seq];
+        for (var b = 0; b < batch.Rows; b++)
+            for (var s = 0; s < batch.Seq; s++) tokens[b, s] = batch.Tokens[(b * batch.Seq) + s];
+        var started = Stopwatch.GetTimestamp();
+        var results = await _dendrite.ForwardText(peers.Select(p => p.Endpoint).ToArray(), tokens, _settings.CallTimeout);
+        var failures = results.Count(r => r.Code != ReturnCode.Success);
+        Metrics.Forward(results.Count, failures, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        return new Forwarded(batch, peers, results);
+    }
+
+    private async Task<Stepped> StepAsync(Forwarded f)
+    {
+        var started = Stopwatch.GetTimestamp();
+        _nucleus ??= new ValidatorNucleus(_nucleusSettings);
+        var dim = _nucleusSettings.NetworkDim;
+        var expected = f.Batch.Rows * f.Batch.Seq * dim;
+        var reps = f.Results.Select(r => r.Code == ReturnCode.Success && r.Tensor.Floats is { } x && x.Length == expected ? x : new float[expected]).ToArray();
+        var step = _nucleus.Train(f.Batch.Tokens, f.Batch.Rows, f.Batch.Seq, f.Peers.Select(p => p.Uid).ToArray(), reps);
+        // Scoring: a peer's score for this batch is its probe's gain — how much its representation alone lowers the
+        // next-token loss, measured on this batch before the probe trains on it. Why: a peer answering random numbers
+        // carries no information about the text, so its probe cannot beat the empty input (and zero-mean noise only adds
+        // loss, cross-entropy being convex in the logits): its gain is at most about zero. A useful peer's gain is
+        // positive on its own, however many other peers know the same thing — unlike leave-one-out differences or router
+        // weights, which let redundant useful peers crowd each other out. A failed peer scores 0.
+        var k = f.Peers.Count;
+        var contributions = new double[k];
+        for (var i = 0; i < k; i++) contributions[i] = f.Results[i].Code == ReturnCode.Success ? step.Gains[i] : 0;
+        Metrics.Step(step.Loss, step.BaselineLoss, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        if (_distill is { } distill)
+        {
+            var joined = new float[expected];
+            for (var i = 0; i < reps.Length; i++)
+            {
+                var w = (float)step.RouterWeights[i];
+                var r = reps[i];
+                for (var j = 0; j < expected; j++) joined[j] += w * r[j];
+            }
+            await distill(f.Batch.Tokens, f.Batch.Rows, f.Batch.Seq, joined, CancellationToken.None);
+        }
+        return new Stepped(f, step, contributions);
+    }
+
+    private async Task<RoundResult> BackwardAsync(Stepped s)
+    {
+        var f = s.Forwarded;
+        var codes = f.Results.Select(r => r.Code).ToArray();
+        var backward = Enumerable.Repeat(ReturnCode.NotImplemented, f.Peers.Count).ToArray();
+        // Only peers that answered get a gradient: the others have no response the gradient could refer to.
+        var answered = Enumerable.Range(0, f.Peers.Count).Where(i => codes[i] == ReturnCode.Success).ToArray();
+        if (answered.Length > 0)
+        {
+            var started = Stopwatch.GetTimestamp();
+            var shape = new long[] { f.Batch.Rows, f.Batch.Seq, _nucleusSettings.NetworkDim };
+            var inputs = DenseTensor.Int64([f.Batch.Rows, f.Batch.Seq], f.Batch.Tokens);
+            var grads = answered.Select(i => DenseTensor.Float32(shape, s.Step.Grads[i])).ToArray();
+            var results = await _dendrite.Backward(answered.Select(i => f.Peers[i].Endpoint).ToArray(), inputs, grads, _settings.CallTimeout);
+            for (var j = 0; j < answered.Length; j++) backward[answered[j]] = results[j].Code;
+            Metrics.Backward(answered.Length, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+        else
+        {
+            Metrics.Backward(0, 0);
+        }
+        return new RoundResult(f.Peers, codes, s.Contributions, s.Step.RouterWeights, s.Step.Loss, s.Step.BaselineLoss, backward);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _nucleus?.Dispose();
+        Metrics.Dispose();
+    }
+
+    private sealed record Batch(long[] Tokens, int Rows, int Seq);
+
+    private sealed record Forwarded(Batch Batch, IReadOnlyList<PeerEndpoint> Peers, IReadOnlyList<EndpointResult> Results);
+
+    private sealed record Stepped(Forwarded Forwarded, NucleusStep Step, double[] Contributions);
+}

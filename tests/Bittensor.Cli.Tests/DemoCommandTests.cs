@@ -1,0 +1,64 @@
+using System.CommandLine;
+using System.Text.Json;
+using Bittensor.Cli.Commands;
+
+namespace Bittensor.Cli.Tests;
+
+public sealed class DemoCommandTests
+{
+    private static RootCommand Root()
+    {
+        var root = new RootCommand("test");
+        CliApp.AddCommonOptions(root);
+        DemoCommands.Register(root);
+        RunCommands.Register(root);
+        return root;
+    }
+
+    [Theory]
+    [InlineData("--servers", "0", "--servers")]
+    [InlineData("--epochs", "1", "--epochs")]
+    [InlineData("--block_time", "-1", "--block_time")]
+    [InlineData("--tempo", "2", "--tempo")]
+    public async Task A_bad_demo_option_is_one_line_and_exit_code_1(string flag, string value, string named)
+    {
+        var error = new StringWriter();
+        var code = await CliApp.RunAsync(Root(), ["demo", flag, value], new StringWriter(), error);
+        Assert.Equal(1, code);
+        Assert.Contains(named, error.ToString(), StringComparison.Ordinal);
+        Assert.Single(error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
+    public async Task A_short_demo_prints_the_json_summary_with_roles_and_exit_code_0()
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var code = await CliApp.RunAsync(Root(),
+            ["demo", "--json", "--servers", "1", "--bad_servers", "1", "--epochs", "2", "--tempo", "6", "--block_time", "0", "--seed", "3"], output, error);
+        Assert.True(code == 0, error.ToString());
+        using var doc = JsonDocument.Parse(output.ToString());
+        var roles = doc.RootElement.GetProperty("neurons").EnumerateArray().Select(n => n.GetProperty("role").GetString() ?? "").Order().ToArray();
+        Assert.Equal(new[] { "bad_server", "server", "validator" }, roles);
+        Assert.True(doc.RootElement.GetProperty("wall_time_s").GetDouble() > 0);
+        Assert.Equal(JsonValueKind.Array, doc.RootElement.GetProperty("validator_weights").ValueKind);
+    }
+
+    [Fact]
+    public async Task Run_without_a_wallet_says_which_wallet_it_could_not_open()
+    {
+        var dir = Directory.CreateTempSubdirectory("bt-run-").FullName;
+        try
+        {
+            var error = new StringWriter();
+            var code = await CliApp.RunAsync(Root(),
+                ["run", "server", "--netuid", "1", "--wallet.path", Path.Combine(dir, "w"), "--localnet.path", Path.Combine(dir, "ln")], new StringWriter(), error);
+            Assert.Equal(1, code);
+            Assert.Contains("cannot open", error.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}

@@ -1,0 +1,51 @@
+using Akka.TestKit.Xunit2;
+using Bittensor.Models;
+using Bittensor.Neurons.Roles;
+using Xunit.Abstractions;
+
+namespace Bittensor.Neurons.Tests;
+
+public sealed class PipelineTests(ITestOutputHelper output) : TestKit(ModelSettings.ReferenceConfig, output: output)
+{
+    [Fact]
+    public async Task The_pipeline_over_a_localnet_with_three_servers_sets_weights_on_chain()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(6));
+        var ct = timeout.Token;
+        await using var subnet = await LocalSubnet.StartAsync(Sys, tempo: 8, seed: 5, ct);
+        var servers = new List<ServerNeuron>();
+        for (var i = 0; i < 3; i++)
+        {
+            var options = new ServerOptions { AxonIp = $"127.0.0.{10 + i}", Model = LocalSubnet.TinyModel with { Seed = 100 + i } };
+            servers.Add(await ServerNeuron.StartAsync(Sys, subnet.Chain, subnet.Netuid, subnet.NewKeys(), options, ct));
+        }
+        var attempts = CreateTestProbe();
+        Sys.EventStream.Subscribe(attempts, typeof(WeightsAttempt));
+        var validator = await ValidatorNeuron.StartAsync(Sys, subnet.Chain, subnet.Netuid, subnet.NewKeys(), LocalSubnet.SmallValidator(5), ct);
+        validator.Pipeline.RoundCompleted += _ =>
+        {
+            subnet.Driver.BatchDone();
+            subnet.Driver.Lockstep = true;
+        };
+        try
+        {
+            // Attempts before the validator's first epoch are refused (no permit yet) or skipped (no score yet): data, not failure.
+            var set = (WeightsAttempt)await attempts.FishForMessageAsync(m => m is WeightsAttempt { Success: true }, TimeSpan.FromMinutes(5), cancellationToken: ct);
+            var serverUids = servers.Select(s => s.Uid).ToHashSet();
+            Assert.NotEmpty(set.Uids);
+            Assert.All(set.Uids, u => Assert.Contains(u, serverUids));
+
+            var onChain = await subnet.Localnet.GetNeuronAsync(subnet.Netuid, validator.Uid, ct);
+            Assert.NotNull(onChain);
+            Assert.Equal(set.Uids.ToArray(), onChain.Weights.Select(w => w.Uid).ToArray());
+            Assert.Contains(onChain.Weights, w => w.Value == ushort.MaxValue);
+            Assert.True(validator.Pipeline.Metrics.Snapshot().Batches > 0);
+            Assert.Equal(0, validator.Pipeline.DroppedBatches);
+        }
+        finally
+        {
+            await validator.DisposeAsync();
+            foreach (var s in servers) await s.DisposeAsync();
+        }
+    }
+}
