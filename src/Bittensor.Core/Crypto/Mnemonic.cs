@@ -229,7 +229,11 @@ public static class SecretUri
         finally { CryptographicOperations.ZeroMemory(seed); }
     }
 
-    internal sealed record Parsed(string Phrase, IReadOnlyList<Junction> Path, string? Password);
+    internal sealed record Parsed(string Phrase, IReadOnlyList<Junction> Path, string? Password)
+    {
+        // A record's generated ToString would print the phrase and the password.
+        public override string ToString() => $"SecretUri(junctions: {Path.Count}, password: {(Password is null ? "no" : "yes")})";
+    }
 
     /// <summary>
     /// Splits <c>phrase? (/soft | //hard)* (///password)?</c> like polkadot-sdk's SecretUri regex
