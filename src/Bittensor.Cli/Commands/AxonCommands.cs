@@ -134,7 +134,7 @@ internal static class AxonCommands
     {
         var endpoint = new Option<string>("--endpoint") { Description = "Axon address HOST:PORT", Required = true };
         var hotkey = new Option<string?>("--hotkey") { Description = "The axon's hotkey SS58 (names its endpoint; optional)" };
-        var text = new Option<string>("--text") { Description = "Text to send (byte-level fallback tokenizer until GPT-2 BPE is wired in)", Required = true };
+        var text = new Option<string>("--text") { Description = "Text to send, tokenised with the 2021 bittensor GPT-2 tokenizer", Required = true };
         var backward = new Option<bool>("--backward") { Description = "Send a backward call (inputs + gradients of ones) instead of a forward" };
         var timeout = new Option<double>("--timeout") { Description = "Deadline in seconds", DefaultValueFactory = _ => 12 };
         var dim = new Option<int>("--network_dim") { Description = "Expected last dimension of a forward answer", DefaultValueFactory = _ => 1024 };
@@ -150,8 +150,9 @@ internal static class AxonCommands
             try
             {
                 var settings = DendriteSettings.Default with { NetworkDim = parse.GetValue(dim), Timeout = TimeSpan.FromSeconds(seconds) };
-                var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, await Signer(parse, system).ConfigureAwait(false), settings);
-                var tokens = FallbackTokenizer.ByteLevel(parse.GetValue(text)!);
+                static long[] Gpt2(string s) => Array.ConvertAll(Bittensor.Models.Tokenization.BittensorTokenizer.Instance.Encode(s), id => (long)id);
+                var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, await Signer(parse, system).ConfigureAwait(false), settings, tokenizer: Gpt2);
+                var tokens = Gpt2(parse.GetValue(text)!);
                 if (tokens.Length == 0) throw new CliException("--text must not be empty");
                 var inputs = DenseTensor.Int64([1, tokens.Length], tokens);
                 var result = parse.GetValue(backward)
