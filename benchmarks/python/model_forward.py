@@ -25,7 +25,9 @@ class ServerModel(nn.Module):
     def forward(self, tokens):
         positions = torch.arange(tokens.shape[1], dtype=torch.int64)
         x = self.tokens(tokens) + self.positions(positions).unsqueeze(0)
-        h = self.encoder(x.transpose(0, 1)).transpose(0, 1)
+        seq = tokens.shape[1]
+        mask = torch.triu(torch.full((seq, seq), float("-inf")), diagonal=1)  # causal, as ServerModel.cs
+        h = self.encoder(x.transpose(0, 1), mask=mask).transpose(0, 1)
         return self.mapping(h)
 
 

@@ -56,7 +56,9 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
         Func<double>? random = null)
     {
         ArgumentNullException.ThrowIfNull(backendFactory);
-        return Akka.Actor.Props.Create(() => new ChainActor(backendFactory, (settings ?? SubtensorSettings.Default).Validate(), random));
+        // Props.Create's expression may only capture values: compute the settings before building it.
+        var validated = (settings ?? SubtensorSettings.Default).Validate();
+        return Akka.Actor.Props.Create(() => new ChainActor(backendFactory, validated, random));
     }
 
     /// <inheritdoc />

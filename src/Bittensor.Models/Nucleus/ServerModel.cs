@@ -7,7 +7,7 @@ namespace Bittensor.Models.Nucleus;
 
 /// <summary>
 /// The server's nucleus: token ids [batch, seq] (int64) → token embedding + learned positions → N transformer
-/// encoder layers (post-norm, ReLU, as torch.nn.TransformerEncoderLayer) → Linear to the network width,
+/// causal encoder layers (post-norm, ReLU, as torch.nn.TransformerEncoderLayer with a square subsequent mask) → Linear to the network width,
 /// giving [batch, seq, network_dim] float32 representations. Sizes come from <see cref="ModelSettings"/>.
 /// benchmarks/python/model_forward.py builds the same architecture in PyTorch.
 /// </summary>
@@ -43,8 +43,12 @@ public sealed class ServerModel : Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var positions = arange(seq, dtype: ScalarType.Int64, device: tokens.device);
         var x = _tokens.call(tokens) + _positions.call(positions).unsqueeze(0);
+        // Causal mask: position t attends to tokens <= t only, as the 2021 template server's GPT-style nucleus did.
+        // Without it a representation carries the next token, and a validator's next-token loss would pay for
+        // leaking the answer rather than for knowledge.
+        var mask = full(seq, seq, float.NegativeInfinity, device: tokens.device).triu(1);
         // torch's encoder layers take [seq, batch, d] unless batch_first; keep the PyTorch default layout.
-        var h = _encoder.call(x.transpose(0, 1), null, null).transpose(0, 1);
+        var h = _encoder.call(x.transpose(0, 1), mask, null).transpose(0, 1);
         return _mapping.call(h).MoveToOuterDisposeScope();
     }
 
