@@ -33,6 +33,20 @@ public sealed class ChainActorTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void Props_with_only_a_backend_factory_starts_with_the_default_settings()
+    {
+        var events = CreateTestProbe();
+        Sys.EventStream.Subscribe(events.Ref, typeof(ChainConnected));
+        var backend = new FakeChainBackend();
+
+        var actor = Sys.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(backend)));
+
+        events.ExpectMsg<ChainConnected>();
+        actor.Tell(GetChainStatus.Instance);
+        Assert.True(ExpectMsg<ChainStatus>().Connected);
+    }
+
+    [Fact]
     public async Task Two_submissions_from_one_key_get_consecutive_nonces_and_never_fly_together()
     {
         var backend = new FakeChainBackend();

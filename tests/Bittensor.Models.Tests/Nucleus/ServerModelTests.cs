@@ -33,6 +33,24 @@ public sealed class ServerModelTests : IDisposable
     }
 
     [Fact]
+    public void A_position_never_sees_later_tokens()
+    {
+        using var scope = NewDisposeScope();
+        using var model = new ServerModel(TestModels.Small);
+        model.eval();
+        var tokens = randint(0, 512, [1, 6], dtype: ScalarType.Int64);
+        var changed = tokens.clone();
+        changed[0, 4] = tensor((tokens[0, 4].item<long>() + 1) % 512);
+
+        var before = model.forward(tokens);
+        var after = model.forward(changed);
+
+        // Positions 0..3 come before the changed token and must not move; position 4 sees it and must.
+        Assert.True(allclose(before[.., ..4], after[.., ..4]));
+        Assert.False(allclose(before[.., 4], after[.., 4]));
+    }
+
+    [Fact]
     public void A_saved_checkpoint_loads_into_a_differently_seeded_model_and_gives_the_same_outputs()
     {
         using var scope = NewDisposeScope();
