@@ -1,5 +1,4 @@
 using Akka.TestKit.Xunit2;
-using Bittensor.Models;
 using Bittensor.Neurons.Roles;
 using Xunit.Abstractions;
 using Bittensor.Actors.ModelHost;
@@ -42,6 +41,13 @@ public sealed class PipelineTests(ITestOutputHelper output) : TestKit(ModelSetti
             Assert.Contains(onChain.Weights, w => w.Value == ushort.MaxValue);
             Assert.True(validator.Pipeline.Metrics.Snapshot().Batches > 0);
             Assert.Equal(0, validator.Pipeline.DroppedBatches);
+            // The nucleus trained on the model dispatcher's pinned thread, not on a stream or default-dispatcher thread.
+            var placement = await validator.Pipeline.NucleusPlacementAsync();
+            Assert.NotNull(placement);
+            Assert.Equal(ModelSettings.DispatcherPath, placement.Dispatcher);
+            Assert.True(placement.Steps > 0);
+            // The default dispatcher (and so Akka.Streams) runs on the .NET thread pool; the pinned model dispatcher does not.
+            Assert.False(placement.LastStepOnThreadPool);
         }
         finally
         {

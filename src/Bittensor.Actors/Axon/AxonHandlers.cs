@@ -9,7 +9,14 @@ namespace Bittensor.Actors.Axon;
 /// <param name="CallerStake">The caller's stake in the axon's latest snapshot (0 when unknown).</param>
 /// <param name="Modality">TEXT (int64 <c>[batch, seq]</c>), TENSOR (rank 3) or IMAGE (rank 5).</param>
 /// <param name="Inputs">The input tensor.</param>
-public sealed record ForwardRequest(string CallerHotkey, double CallerStake, Modality Modality, DenseTensor Inputs);
+public sealed record ForwardRequest(string CallerHotkey, double CallerStake, Modality Modality, DenseTensor Inputs)
+{
+    /// <summary>Order at the model host: lower first (the axon's stake priority of the caller).</summary>
+    public int Priority { get; init; } = StakePriority.Lowest;
+
+    /// <summary>The call's one deadline (UTC): the caller's gRPC deadline capped by call_timeout; null when unknown.</summary>
+    public DateTime? DeadlineUtc { get; init; }
+}
 
 /// <summary>A verified, decoded backward call: the inputs of an earlier forward and the gradients of its outputs.</summary>
 /// <param name="CallerHotkey">The caller's SS58 address.</param>
@@ -17,7 +24,14 @@ public sealed record ForwardRequest(string CallerHotkey, double CallerStake, Mod
 /// <param name="Modality">Modality of <paramref name="Inputs"/>.</param>
 /// <param name="Inputs">The inputs tensor.</param>
 /// <param name="Grads">float32 <c>[batch, seq, dim]</c> gradients, dims 0 and 1 equal to the inputs'.</param>
-public sealed record BackwardRequest(string CallerHotkey, double CallerStake, Modality Modality, DenseTensor Inputs, DenseTensor Grads);
+public sealed record BackwardRequest(string CallerHotkey, double CallerStake, Modality Modality, DenseTensor Inputs, DenseTensor Grads)
+{
+    /// <summary>Order at the model host: lower first (the axon's stake priority of the caller).</summary>
+    public int Priority { get; init; } = StakePriority.Lowest;
+
+    /// <summary>The call's one deadline (UTC): the caller's gRPC deadline capped by call_timeout; null when unknown.</summary>
+    public DateTime? DeadlineUtc { get; init; }
+}
 
 /// <summary>
 /// What the model answers. On success <paramref name="Outputs"/> holds float32 <c>[batch, seq, network_dim]</c>

@@ -179,8 +179,8 @@ internal sealed class AxonService : WireService.BittensorBase
         var completion = new TaskCompletionSource<ModelResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
         var priority = _settings.PriorityByStake ? StakePriority.From(stake) : StakePriority.Lowest;
         var call = backward
-            ? new AxonCall(true, null, new BackwardRequest(hotkey, stake, wireInputs.Modality, inputs, grads!), priority, now + budget, completion)
-            : new AxonCall(false, new ForwardRequest(hotkey, stake, wireInputs.Modality, inputs), null, priority, now + budget, completion);
+            ? new AxonCall(true, null, new BackwardRequest(hotkey, stake, wireInputs.Modality, inputs, grads!) { Priority = priority, DeadlineUtc = now + budget }, priority, now + budget, completion)
+            : new AxonCall(false, new ForwardRequest(hotkey, stake, wireInputs.Modality, inputs) { Priority = priority, DeadlineUtc = now + budget }, null, priority, now + budget, completion);
         _router.Tell(call);
 
         ModelResponse result;

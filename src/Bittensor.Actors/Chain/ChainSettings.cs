@@ -1,4 +1,5 @@
 using Akka.Configuration;
+using Bittensor.Core.Resilience;
 
 namespace Bittensor.Actors.Chain;
 
@@ -12,39 +13,6 @@ public enum WaitFor
     Finalization,
 }
 
-/// <summary>Capped exponential backoff: <c>min(max, min·2^attempt)</c> scaled by a jitter in [1−f, 1+f].</summary>
-/// <param name="MinBackoff">Delay before the first retry.</param>
-/// <param name="MaxBackoff">Upper bound of any delay (jitter included).</param>
-/// <param name="RandomFactor">Relative jitter, 0 = none; 0.2 spreads each delay ±20 %.</param>
-public sealed record BackoffSettings(TimeSpan MinBackoff, TimeSpan MaxBackoff, double RandomFactor)
-{
-    /// <summary>200 ms doubling up to 30 s with ±20 % jitter, as in the reference configuration.</summary>
-    public static BackoffSettings Default { get; } = new(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30), 0.2);
-
-    /// <summary>
-    /// The delay before retry number <paramref name="attempt"/> (0-based). <paramref name="unitRandom"/> in [0, 1)
-    /// chooses the jitter; pass 0.5 for none. Doubling saturates instead of overflowing for large attempts.
-    /// </summary>
-    public TimeSpan Delay(int attempt, double unitRandom)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(attempt);
-        var exponent = Math.Min(attempt, 40);
-        var raw = MinBackoff.TotalMilliseconds * Math.Pow(2, exponent);
-        var capped = Math.Min(raw, MaxBackoff.TotalMilliseconds);
-        var jitter = 1 + RandomFactor * (2 * Math.Clamp(unitRandom, 0, 1) - 1);
-        return TimeSpan.FromMilliseconds(Math.Min(capped * jitter, MaxBackoff.TotalMilliseconds));
-    }
-
-    /// <summary>Throws <see cref="ArgumentException"/> when the bounds are not positive and ordered.</summary>
-    public BackoffSettings Validate()
-    {
-        if (MinBackoff <= TimeSpan.Zero) throw new ArgumentException("reconnect.min_backoff must be positive");
-        if (MaxBackoff < MinBackoff) throw new ArgumentException("reconnect.max_backoff must be >= reconnect.min_backoff");
-        if (RandomFactor is < 0 or > 1 || double.IsNaN(RandomFactor)) throw new ArgumentException("reconnect.random_factor must be in [0, 1]");
-        return this;
-    }
-}
-
 /// <summary>The <c>bittensor.subtensor</c> section: which chain, and how the ChainActor talks to it.</summary>
 public sealed record SubtensorSettings
 {
@@ -55,7 +23,7 @@ public sealed record SubtensorSettings
     public string ChainEndpoint { get; init; } = "";
 
     /// <summary>Reconnect backoff when the backend fails.</summary>
-    public BackoffSettings Reconnect { get; init; } = BackoffSettings.Default;
+    public BackoffPolicy Reconnect { get; init; } = new(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30), 0.2);
 
     /// <summary>Default wait for submissions that do not name one.</summary>
     public WaitFor WaitFor { get; init; } = WaitFor.Inclusion;
@@ -87,7 +55,7 @@ public sealed record SubtensorSettings
         {
             Network = section.GetString("network", "local"),
             ChainEndpoint = section.GetString("chain_endpoint", ""),
-            Reconnect = new BackoffSettings(
+            Reconnect = new BackoffPolicy(
                 section.GetTimeSpan("reconnect.min_backoff", TimeSpan.FromMilliseconds(200)),
                 section.GetTimeSpan("reconnect.max_backoff", TimeSpan.FromSeconds(30)),
                 section.GetDouble("reconnect.random_factor", 0.2)),

@@ -8,6 +8,8 @@ using Grpc.Net.Client;
 using WireClient = Bittensor.Protocol.Wire.Bittensor.BittensorClient;
 using Bittensor.Core.Domain;
 
+using Bittensor.Core.Resilience;
+
 namespace Bittensor.Actors.Dendrite;
 
 /// <summary>
@@ -24,6 +26,8 @@ internal sealed class EndpointActor : UntypedActor
     private readonly RequestAuth _auth;
     private readonly TimeProvider _time;
     private readonly BackoffPolicy _backoff;
+    private readonly Random _random;
+    private int _failures;
     private readonly Queue<(EndpointCall Call, IActorRef ReplyTo, DateTimeOffset Deadline)> _pending = new();
     private EndpointInfo _endpoint;
     private GrpcChannel? _channel;
@@ -44,7 +48,8 @@ internal sealed class EndpointActor : UntypedActor
         // wall clock (the peer checks them against its own), never the injected test clock.
         _auth = new RequestAuth(signer);
         _time = time;
-        _backoff = new BackoffPolicy(settings.BackoffMin, settings.BackoffMax, random);
+        _backoff = new BackoffPolicy(settings.BackoffMin, settings.BackoffMax, Jitter: BackoffJitter.Full).Validate();
+        _random = random;
     }
 
     public static Props Props(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random) =>
@@ -103,7 +108,7 @@ internal sealed class EndpointActor : UntypedActor
         }
     }
 
-    private EndpointStats Stats() => new(_endpoint.Hotkey, _calls, _successes, _latencyEma, _backoff.Failures,
+    private EndpointStats Stats() => new(_endpoint.Hotkey, _calls, _successes, _latencyEma, _failures,
         _openUntil is { } until && until > _time.GetUtcNow() ? until : null, _inFlight, _pending.Count);
 
     private void Accept(EndpointCall call, IActorRef replyTo)
@@ -112,7 +117,7 @@ internal sealed class EndpointActor : UntypedActor
         if (_openUntil is { } until && now < until)
         {
             replyTo.Tell(new EndpointReply(ReturnCode.Backoff,
-                $"endpoint backed off for {(until - now).TotalMilliseconds:F0} ms after {_backoff.Failures} failure(s)", null, TimeSpan.Zero));
+                $"endpoint backed off for {(until - now).TotalMilliseconds:F0} ms after {_failures} failure(s)", null, TimeSpan.Zero));
             return;
         }
         if (_openUntil is not null && _trialInFlight)
@@ -212,17 +217,18 @@ internal sealed class EndpointActor : UntypedActor
                 _channel = null;
                 _client = null;
             }
-            var delay = _backoff.RecordFailure();
-            if (_backoff.Failures >= _settings.FailuresBeforeBackoff)
+            if (_failures < int.MaxValue) _failures++;
+            var delay = _backoff.Delay(_failures - 1, _random.NextDouble());
+            if (_failures >= _settings.FailuresBeforeBackoff)
             {
                 _openUntil = _time.GetUtcNow() + delay;
-                _log.Debug("endpoint {0} {1}; backing off {2} ms (failure {3})", _endpoint.Hotkey, reply.Code, delay.TotalMilliseconds, _backoff.Failures);
+                _log.Debug("endpoint {0} {1}; backing off {2} ms (failure {3})", _endpoint.Hotkey, reply.Code, delay.TotalMilliseconds, _failures);
             }
         }
         else if (reply.Response is not null)
         {
             // The peer answered (whatever its code): the transport is healthy again.
-            _backoff.Reset();
+            _failures = 0;
             _openUntil = null;
         }
         if (reply.Code == ReturnCode.Success)

@@ -8,7 +8,8 @@ namespace Bittensor.Actors.ModelHost;
 /// Plugs a hosted model into the axon: TEXT forward calls ([batch, seq] int64) go to the model and come back as
 /// float32 [batch, seq, network_dim]; backward calls apply the caller's gradients with one optimizer step and answer
 /// zeros shaped like the inputs (token ids have no gradient), as the 2021 template server did. Model codes map
-/// one to one onto the wire's ReturnCode.
+/// one to one onto the wire's ReturnCode. The call's priority and its one deadline (set by the axon) travel to the
+/// model host in the request.
 /// </summary>
 public static class ModelAxonHandlers
 {
@@ -21,7 +22,7 @@ public static class ModelAxonHandlers
             {
                 if (Refuse(request.Modality, request.Inputs) is { } refused) return refused;
                 var (batch, seq) = ((int)request.Inputs.Shape[0], (int)request.Inputs.Shape[1]);
-                var r = await model.ForwardAsync(request.Inputs.Longs!, batch, seq, ct).ConfigureAwait(false);
+                var r = await model.ForwardAsync(request.Inputs.Longs!, batch, seq, new ModelCall(request.Priority, request.DeadlineUtc), ct).ConfigureAwait(false);
                 return r.Code == ModelReturnCode.Success
                     ? ModelResponse.Ok(DenseTensor.Float32([.. r.Shape.Select(d => (long)d)], r.Data))
                     : new ModelResponse(null, (ReturnCode)(int)r.Code, r.Message);
@@ -32,7 +33,7 @@ public static class ModelAxonHandlers
                 var (batch, seq) = ((int)request.Inputs.Shape[0], (int)request.Inputs.Shape[1]);
                 if (request.Grads.Floats is null || request.Grads.Rank != 3)
                     return new ModelResponse(null, ReturnCode.RequestShapeException, "gradients must be float32 [batch, seq, dim]");
-                var r = await model.BackwardAsync(request.Inputs.Longs!, request.Grads.Floats, batch, seq, ct).ConfigureAwait(false);
+                var r = await model.BackwardAsync(request.Inputs.Longs!, request.Grads.Floats, batch, seq, new ModelCall(request.Priority, request.DeadlineUtc), ct).ConfigureAwait(false);
                 return r.Code == ModelReturnCode.Success
                     ? ModelResponse.Ok(DenseTensor.Zeros(batch, seq))
                     : new ModelResponse(null, (ReturnCode)(int)r.Code, r.Message);

@@ -23,9 +23,17 @@ public enum ModelReturnCode
 
 /// <summary>
 /// Forward request: <paramref name="Tokens"/> is [batch, seq] row-major. Local message only: arrays are fine
-/// between actors of one process, and no tensor ever leaves the model actor.
+/// between actors of one process, and no tensor ever leaves the model worker. The host answers the sender with
+/// exactly one <see cref="ModelForwardResult"/> carrying the same <paramref name="RequestId"/>.
 /// </summary>
-public sealed record ModelForward(long RequestId, long[] Tokens, int Batch, int Seq);
+public sealed record ModelForward(long RequestId, long[] Tokens, int Batch, int Seq)
+{
+    /// <summary>Queue order at the host: lower runs first (the axon passes its stake priority); FIFO among equals.</summary>
+    public int Priority { get; init; }
+
+    /// <summary>When the caller stops waiting (UTC); the host answers NucleusTimeout then. Null: now + request_timeout.</summary>
+    public DateTime? DeadlineUtc { get; init; }
+}
 
 /// <summary>Answer to <see cref="ModelForward"/>: <paramref name="Data"/> is [batch, seq, network_dim] row-major (empty unless Success).</summary>
 public sealed record ModelForwardResult(long RequestId, float[] Data, int[] Shape, ModelReturnCode Code, string Message = "");
@@ -35,7 +43,14 @@ public sealed record ModelForwardResult(long RequestId, float[] Data, int[] Shap
 /// respect to the outputs (<paramref name="Grads"/>, [batch, seq, network_dim] row-major). The model recomputes
 /// the forward pass with grad, back-propagates <paramref name="Grads"/> and takes one optimizer step.
 /// </summary>
-public sealed record ModelBackward(long RequestId, long[] Tokens, float[] Grads, int Batch, int Seq);
+public sealed record ModelBackward(long RequestId, long[] Tokens, float[] Grads, int Batch, int Seq)
+{
+    /// <summary>Queue order at the host: lower runs first; FIFO among equals.</summary>
+    public int Priority { get; init; }
+
+    /// <summary>When the caller stops waiting (UTC); the host answers NucleusTimeout then. Null: now + request_timeout.</summary>
+    public DateTime? DeadlineUtc { get; init; }
+}
 
 /// <summary>Answer to <see cref="ModelBackward"/>; <paramref name="Step"/> counts optimizer steps since start.</summary>
 public sealed record ModelBackwardResult(long RequestId, ModelReturnCode Code, long Step, string Message = "");

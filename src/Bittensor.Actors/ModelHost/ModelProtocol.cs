@@ -1,6 +1,6 @@
 namespace Bittensor.Actors.ModelHost;
 
-// Messages between the BatchingActor and the ModelActor; they never leave the process.
+// Messages between the ModelHost and its ModelWorker; they never leave the process.
 
 /// <summary>One coalesced forward call: <paramref name="Tokens"/> is [rows, seq].</summary>
 internal sealed record ForwardJob(long JobId, long[] Tokens, int Rows, int Seq);
@@ -39,6 +39,15 @@ internal sealed class ModelLineage
 
     /// <summary>True when the path is a temp file this lineage made and deletes.</summary>
     public bool OwnsFile { get; }
+
+    /// <summary>Incarnations started so far.</summary>
+    public int Incarnations
+    {
+        get
+        {
+            lock (_gate) return _incarnations;
+        }
+    }
 
     public int NextIncarnation()
     {

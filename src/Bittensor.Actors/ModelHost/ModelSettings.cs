@@ -1,5 +1,6 @@
 using Akka.Configuration;
 using Bittensor.Core.Modeling;
+using Bittensor.Core.Resilience;
 
 namespace Bittensor.Actors.ModelHost;
 
@@ -45,7 +46,7 @@ public sealed record ModelSettings
     public TimeSpan MaxDelay { get; init; } = TimeSpan.FromMilliseconds(5);
     /// <summary>Requests allowed to wait for the model before NucleusFull.</summary>
     public int MaxQueue { get; init; } = 1024;
-    /// <summary>Deadline of one model call.</summary>
+    /// <summary>Deadline of a request that carries none (a request's own deadline, e.g. the axon caller's, wins).</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Checkpoint file; null keeps checkpoints in memory only.</summary>
     public string? CheckpointPath { get; init; }
@@ -59,6 +60,9 @@ public sealed record ModelSettings
     public TimeSpan BackoffMax { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>Jitter fraction of restart delays.</summary>
     public double BackoffRandomFactor { get; init; } = 0.2;
+
+    /// <summary>The restart backoff of the model worker (backoff.min, backoff.max, backoff.random_factor).</summary>
+    public BackoffPolicy Backoff => new(BackoffMin, BackoffMax, BackoffRandomFactor);
 
     /// <summary>The defaults of hocon/bittensor.conf.</summary>
     public static ModelSettings Default { get; } = new();

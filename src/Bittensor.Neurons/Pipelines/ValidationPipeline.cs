@@ -49,8 +49,7 @@ public sealed class ValidationPipeline : IDisposable
     private readonly PipelineSettings _settings;
     private readonly NucleusSettings _nucleusSettings;
     private readonly DistillStep? _distill;
-    private readonly Random _random;
-    private ValidatorNucleus? _nucleus;
+    private IActorRef? _nucleus;
     private long _droppedBatches;
 
     /// <summary>Creates a pipeline querying the peers <paramref name="peers"/> returns at each batch through <paramref name="dendrite"/>.</summary>
@@ -64,7 +63,6 @@ public sealed class ValidationPipeline : IDisposable
         _settings = settings.Validate();
         _nucleusSettings = nucleus.Validate();
         _distill = distill;
-        _random = new Random(settings.Seed);
         Scores = new ScoreBoard(nucleus.ScoreAlpha);
         Metrics = new PipelineMetrics(name);
     }
@@ -93,7 +91,12 @@ public sealed class ValidationPipeline : IDisposable
     {
         ArgumentNullException.ThrowIfNull(materializer);
         ArgumentNullException.ThrowIfNull(blocks);
+        if (materializer is not ActorMaterializer actors) throw new ArgumentException("the pipeline needs an ActorMaterializer (its nucleus is an actor)", nameof(materializer));
+        if (_nucleus is not null) throw new InvalidOperationException("the pipeline is already running");
+        // The nucleus trains on the model dispatcher, not on this stream's threads.
+        _nucleus = actors.System.ActorOf(NucleusActor.Props(actors.System, _nucleusSettings));
         var seq = _settings.SequenceLength;
+        long batches = 0;
         Akka.Streams.Supervision.Decider decider = e =>
         {
             LastError = $"{e.GetType().Name}: {e.Message}";
@@ -103,7 +106,7 @@ public sealed class ValidationPipeline : IDisposable
         return blocks
             .Where(b => b.Length == seq)
             .GroupedWithin(_settings.BatchSize, _settings.BatchWindow)
-            .Select(rows => ToBatch(rows.ToArray(), seq))
+            .Select(rows => ToBatch(rows.ToArray(), seq, batches++))
             .Buffer(_settings.BatchBuffer, OverflowStrategy.Backpressure)
             .SelectAsync(_settings.ForwardParallelism, ForwardAsync)
             .Where(r => r.Peers.Count > 0)
@@ -124,12 +127,16 @@ public sealed class ValidationPipeline : IDisposable
             .Run(materializer);
     }
 
-    private static Batch ToBatch(long[][] rows, int seq)
+    private static Batch ToBatch(long[][] rows, int seq, long index)
     {
         var tokens = new long[rows.Length * seq];
         for (var i = 0; i < rows.Length; i++) rows[i].CopyTo(tokens, i * seq);
-        return new Batch(tokens, rows.Length, seq);
+        return new Batch(tokens, rows.Length, seq, index);
     }
+
+    /// <summary>Where the nucleus trained last (dispatcher, thread name) and its steps; null before <see cref="Run"/>.</summary>
+    internal async Task<NucleusActor.Placement?> NucleusPlacementAsync() =>
+        _nucleus is null ? null : await _nucleus.Ask<NucleusActor.Placement>(NucleusActor.GetPlacement.Instance, TimeSpan.FromSeconds(30));
 
     private async Task<Forwarded> ForwardAsync(Batch batch)
     {
@@ -140,9 +147,12 @@ public sealed class ValidationPipeline : IDisposable
             await Task.Delay(_settings.NoPeersPause);
             return new Forwarded(batch, [], []);
         }
+        // A Random of this batch alone: forward stages run concurrently (forward_parallelism), so no shared Random is
+        // touched after an await; the seed and the batch index make the choice reproducible.
+        var random = new Random(unchecked((_settings.Seed * 1_000_003) + (int)batch.Index));
         var peers = candidates.Count <= _settings.TopK
             ? candidates
-            : candidates.OrderBy(_ => _random.Next()).Take(_settings.TopK).OrderBy(p => p.Uid).ToArray();
+            : candidates.OrderBy(_ => random.Next()).Take(_settings.TopK).OrderBy(p => p.Uid).ToArray();
         var tokens = new long[batch.Rows, batch.Seq];
         for (var b = 0; b < batch.Rows; b++)
             for (var s = 0; s < batch.Seq; s++) tokens[b, s] = batch.Tokens[(b * batch.Seq) + s];
@@ -156,11 +166,10 @@ public sealed class ValidationPipeline : IDisposable
     private async Task<Stepped> StepAsync(Forwarded f)
     {
         var started = Stopwatch.GetTimestamp();
-        _nucleus ??= new ValidatorNucleus(_nucleusSettings);
         var dim = _nucleusSettings.NetworkDim;
         var expected = f.Batch.Rows * f.Batch.Seq * dim;
         var reps = f.Results.Select(r => r.Code == ReturnCode.Success && r.Tensor.Floats is { } x && x.Length == expected ? x : new float[expected]).ToArray();
-        var step = _nucleus.Train(f.Batch.Tokens, f.Batch.Rows, f.Batch.Seq, f.Peers.Select(p => p.Uid).ToArray(), reps);
+        var step = await _nucleus!.Ask<NucleusStep>(new NucleusActor.Train(f.Batch.Tokens, f.Batch.Rows, f.Batch.Seq, f.Peers.Select(p => p.Uid).ToArray(), reps));
         // Scoring: a peer's score for this batch is its probe's gain — how much its representation alone lowers the
         // next-token loss, measured on this batch before the probe trains on it. Why: a peer answering random numbers
         // carries no information about the text, so its probe cannot beat the empty input (and zero-mean noise only adds
@@ -212,11 +221,11 @@ public sealed class ValidationPipeline : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        _nucleus?.Dispose();
+        _nucleus?.Tell(PoisonPill.Instance);
         Metrics.Dispose();
     }
 
-    private sealed record Batch(long[] Tokens, int Rows, int Seq);
+    private sealed record Batch(long[] Tokens, int Rows, int Seq, long Index);
 
     private sealed record Forwarded(Batch Batch, IReadOnlyList<PeerEndpoint> Peers, IReadOnlyList<EndpointResult> Results);
 

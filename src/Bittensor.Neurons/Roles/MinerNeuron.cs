@@ -48,11 +48,11 @@ public sealed class MinerNeuron : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(server);
         if (server.Handlers is not null) throw new ArgumentException("a miner distils into its own model; custom handlers cannot be trained", nameof(server));
         var serving = await ServerNeuron.StartAsync(system, chain, netuid, keys, server, cancellationToken);
-        var model = new ModelSupervisorEndpoint(serving.Model!, server.ModelTimeout);
+        var model = new ModelHostEndpoint(system, serving.Model!);
         MinerNeuron? miner = null;
         async Task Distill(long[] tokens, int batch, int seq, float[] joined, CancellationToken ct)
         {
-            var local = await model.ForwardAsync(tokens, batch, seq, ct);
+            var local = await model.ForwardAsync(tokens, batch, seq, new ModelCall(0, DateTime.UtcNow + server.ModelTimeout), ct);
             if (local.Code != ModelReturnCode.Success || local.Data.Length != joined.Length) return;
             var grads = new float[joined.Length];
             double mse = 0;
@@ -62,7 +62,7 @@ public sealed class MinerNeuron : IAsyncDisposable
                 mse += d * d;
                 grads[i] = 2f * d / grads.Length;
             }
-            await model.BackwardAsync(tokens, grads, batch, seq, ct);
+            await model.BackwardAsync(tokens, grads, batch, seq, new ModelCall(0, DateTime.UtcNow + server.ModelTimeout), ct);
             if (miner is not null) Volatile.Write(ref miner._lastDistillLoss, mse / grads.Length);
         }
         var (pipeline, metagraph, kill, completion) = await ValidatorNeuron.StartPipelineAsync(system, chain, netuid, keys, query, "miner", Distill, cancellationToken);

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Bittensor.Actors.ModelHost;
+using Host = Bittensor.Actors.ModelHost.ModelHostActor;
 using Bittensor.Models.Nucleus;
 
 namespace Bittensor.Neurons.Roles;
@@ -37,6 +38,6 @@ public static class ServerModelHost
     {
         ArgumentNullException.ThrowIfNull(settings);
         var options = settings.ToServerModelOptions().Validate();
-        return ModelSupervisor.Props(settings, () => new ServerTextModel(options));
+        return Host.Props(settings, () => new ServerTextModel(options));
     }
 }

@@ -22,7 +22,7 @@ public sealed record ServerOptions
     /// <summary>Serve these handlers instead of a model actor (e.g. <see cref="DemoModels.Random"/> for a useless server).</summary>
     public AxonHandlers? Handlers { get; init; }
 
-    /// <summary>Deadline for one model call.</summary>
+    /// <summary>Deadline of the miner's own (distillation) model calls; served calls carry the axon caller's deadline.</summary>
     public TimeSpan ModelTimeout { get; init; } = TimeSpan.FromSeconds(20);
 
     /// <summary>Axon settings; null takes the reference configuration with <see cref="AxonIp"/>/<see cref="AxonPort"/>.</summary>
@@ -82,7 +82,7 @@ public sealed class ServerNeuron : IAsyncDisposable
         if (handlers is null)
         {
             model = system.ActorOf(ServerModelHost.Props(options.Model), $"model-{Guid.NewGuid():N}");
-            handlers = ModelAxonHandlers.Create(new ModelSupervisorEndpoint(model, options.ModelTimeout));
+            handlers = ModelAxonHandlers.Create(new ModelHostEndpoint(system, model));
         }
         var settings = options.Axon ?? AxonSettings.Create(BittensorReferenceConfig.Default) with
         {

@@ -10,7 +10,7 @@ public sealed class ChainActorTests : Akka.TestKit.Xunit2.TestKit
 {
     private static readonly SubtensorSettings Settings = SubtensorSettings.Default with
     {
-        Reconnect = new BackoffSettings(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30), 0.2),
+        Reconnect = new Bittensor.Core.Resilience.BackoffPolicy(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30), 0.2),
         SubmitTimeout = TimeSpan.FromSeconds(60),
     };
 

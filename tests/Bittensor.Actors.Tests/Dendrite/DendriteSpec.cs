@@ -27,7 +27,7 @@ public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : 
 
     private DendriteClient NewDendrite(DendriteSettings? settings = null, TimeProvider? clock = null) =>
         new(Sys, new KeyPairRequestSigner(Alice), settings ?? DendriteSettings.Default with { NetworkDim = Dim, Timeout = TimeSpan.FromSeconds(20) },
-            new DendriteOptions { Time = clock, Random = () => new BackoffPolicySpec.FixedRandom(0.5) });
+            new DendriteOptions { Time = clock, Random = () => new FixedRandom(0.5) });
 
     private static EndpointInfo Endpoint(int port, string? hotkey = null) => new(hotkey ?? Bob.ToSs58(), "127.0.0.1", port);
 

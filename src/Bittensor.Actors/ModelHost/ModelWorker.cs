@@ -8,10 +8,10 @@ namespace Bittensor.Actors.ModelHost;
 /// Hosts one <see cref="ITextModel"/> on a dedicated thread (dispatcher <c>bittensor.model.dispatcher</c>): the model
 /// is built by the factory in PreStart, on that thread. Every job runs synchronously in one handler and the model
 /// copies results out to arrays before the reply. Any exception (a NaN in outputs or weights included) answers
-/// the job <see cref="ModelReturnCode.UnknownException"/> and then crashes the actor, so its BackoffSupervisor
-/// restarts it from the last checkpoint.
+/// the job <see cref="ModelReturnCode.UnknownException"/> and then crashes the actor; its parent, the
+/// <see cref="ModelHostActor"/>, stops it and starts a new worker after a backoff, from the last checkpoint.
 /// </summary>
-internal sealed class ModelActor : ReceiveActor, IWithTimers
+internal sealed class ModelWorker : ReceiveActor, IWithTimers
 {
     private sealed record CheckpointTick
     {
@@ -20,7 +20,7 @@ internal sealed class ModelActor : ReceiveActor, IWithTimers
 
     private readonly ModelSettings _settings;
     private readonly Func<ITextModel> _factory;
-    private readonly IActorRef _batcher;
+    private readonly IActorRef _host;
     private readonly ModelLineage _lineage;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private ITextModel? _model;
@@ -33,11 +33,11 @@ internal sealed class ModelActor : ReceiveActor, IWithTimers
     private int _largestBatch;
     private bool _failNextForward;
 
-    public ModelActor(ModelSettings settings, Func<ITextModel> factory, IActorRef batcher, ModelLineage lineage)
+    public ModelWorker(ModelSettings settings, Func<ITextModel> factory, IActorRef host, ModelLineage lineage)
     {
         _settings = settings;
         _factory = factory;
-        _batcher = batcher;
+        _host = host;
         _lineage = lineage;
         Receive<ForwardJob>(Forward);
         Receive<BackwardJob>(Backward);
@@ -56,8 +56,8 @@ internal sealed class ModelActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(ModelSettings settings, Func<ITextModel> factory, IActorRef batcher, ModelLineage lineage) =>
-        Akka.Actor.Props.Create(() => new ModelActor(settings, factory, batcher, lineage));
+    public static Props Props(ModelSettings settings, Func<ITextModel> factory, IActorRef host, ModelLineage lineage) =>
+        Akka.Actor.Props.Create(() => new ModelWorker(settings, factory, host, lineage));
 
     protected override void PreStart()
     {
@@ -74,7 +74,7 @@ internal sealed class ModelActor : ReceiveActor, IWithTimers
         if (_settings.CheckpointInterval > TimeSpan.Zero)
             Timers.StartPeriodicTimer("checkpoint", CheckpointTick.Instance, _settings.CheckpointInterval);
         _log.Info("Model incarnation {0} ready on {1} (step {2})", _incarnation, _settings.Device, _steps);
-        _batcher.Tell(new ModelReady(_incarnation, _restoredStep));
+        _host.Tell(new ModelReady(_incarnation, _restoredStep));
     }
 
     protected override void PostStop() => _model?.Dispose();
