@@ -9,7 +9,7 @@ namespace Bittensor.Benchmarks.Models;
 /// <summary>
 /// `dotnet run -c Release --project benchmarks/Bittensor.Benchmarks -- model-batching [--seconds S] [--callers C] [--seq N]`:
 /// samples/s of one hosted model (default sizes from hocon/bittensor.conf) with C concurrent callers, each sending
-/// one [1, N] forward request at a time through the ModelSupervisor, unbatched (max_batch 1) versus batched
+/// one [1, N] forward request at a time through the model host (ModelHostActor), unbatched (max_batch 1) versus batched
 /// (max_batch = C, max_delay 5ms). Goal: batched ≥ 3× unbatched at 64 callers.
 /// </summary>
 internal static class ModelBatchingHarness

@@ -12,10 +12,15 @@ namespace Bittensor.Actors.ModelHost;
 /// <see cref="GetModelStats"/> and <see cref="FlushBatches"/>.
 /// </summary>
 /// <remarks>
-/// <para>A served call's path is four hops: the axon's gRPC service → the axon's front (admission and stake
-/// order) → this host (Tell with a request id, reply Tell back) → the model worker. The caller's deadline travels
-/// in the request (<see cref="ModelForward.DeadlineUtc"/>, default now + request_timeout): it is the only timeout
-/// on the way, no Ask timeout is stacked on it.</para>
+/// <para>Hops of a served call. Model side (this change): the axon's model handler Tells this host with a request id
+/// (one reply-collector actor per <see cref="ModelHostEndpoint"/>, no Ask per call), the host Tells its worker, the
+/// worker Tells the host, the host Tells the collector: host + worker, one queue (here), one deadline. Axon side, as
+/// of this commit: AxonService → AxonRouter → AxonWorker → handler, so the whole path is AxonService → AxonRouter →
+/// AxonWorker → ModelHostActor → ModelWorker (5 actors, 2 queues); the request already carries what the axon's front
+/// needs to hand calls straight here (<see cref="ModelForward.Priority"/>, <see cref="ModelForward.DeadlineUtc"/>),
+/// which makes it 4: axon service → axon front → model host → model worker.
+/// The caller's deadline travels in the request (default now + request_timeout): it is the only timeout on the way,
+/// no Ask timeout is stacked on it.</para>
 /// <para>Queue: waiting requests are ordered by <see cref="ModelForward.Priority"/> (lower first, e.g. the axon's
 /// stake priority), FIFO among equals, at most max_queue of them (beyond: NucleusFull). Forward requests with the
 /// same sequence length are coalesced, head first, into one model call of up to max_batch rows; while the model is
