@@ -21,6 +21,10 @@ internal static class Fixtures
 
     public static RuntimeMetadata V15 { get; } = RuntimeMetadata.Decode(MetadataV15Wrapped);
 
+    public static RuntimeMetadata Spec148 { get; } = RuntimeMetadata.Decode(Hex.Decode(File.ReadAllText(PathOf("local-148-metadata.hex")).Trim()));
+
+    public static JsonElement Local148 { get; } = JsonDocument.Parse(File.ReadAllText(PathOf("local-148.json"))).RootElement;
+
     public static JsonElement Raonet { get; } = JsonDocument.Parse(File.ReadAllText(PathOf("raonet-218.json"))).RootElement;
 
     public static JsonElement Chain { get; } = JsonDocument.Parse(File.ReadAllText(PathOf("chain.json"))).RootElement;

@@ -51,15 +51,7 @@ public sealed class MetadataCodecTests
             ("hotkey", ScaleValue.Account(Bob)), ("netuid", N(1)), ("amount_unstaked", N(5000)))));
         Assert.Equal(CallHex("transfer_keep_alive"), Hex.Encode(MetadataCalls.Encode(md, "Balances", "transfer_keep_alive",
             ("dest", ScaleValue.Enum("Id", ScaleValue.Account(Bob))), ("value", N(123_456_789)))));
-        foreach (var c in Fixtures.Raonet.GetProperty("calls").EnumerateArray())
-        {
-            var bytes = Fixtures.HexOf(c, "hex");
-            var decoded = MetadataCalls.Decode(md, bytes);
-            Assert.Equal(c.GetProperty("pallet").GetString(), decoded.Pallet);
-            Assert.Equal(c.GetProperty("call").GetString(), decoded.Call);
-            var args = decoded.Args.Names.Select((n, i) => (n!, decoded.Args.Values[i])).ToArray();
-            Assert.Equal(bytes, MetadataCalls.Encode(md, decoded.Pallet, decoded.Call, args));
-        }
+        AssertCallsRoundTrip(md, Fixtures.Raonet);
         var sets = MetadataCalls.Decode(md, Hex.Decode(CallHex("set_weights")));
         Assert.Equal([0, 1, 5], sets.Args.Values[1].AsItems().Select(v => (int)v.AsU16()));
     }
@@ -106,15 +98,17 @@ public sealed class MetadataCodecTests
 
     [Theory]
     [MemberData(nameof(Versions))]
-    public void Every_storage_key_polkadot_js_built_for_spec_218_is_reproduced_and_its_key_parts_decode_back(int version)
+    public void Every_storage_key_polkadot_js_built_for_spec_218_is_reproduced_and_its_key_parts_decode_back(int version) =>
+        AssertStorageKeys(Md(version), Fixtures.Raonet, 200);
+
+    internal static void AssertStorageKeys(RuntimeMetadata md, JsonElement fixture, int atLeast)
     {
-        var md = Md(version);
         var count = 0;
-        foreach (var e in Fixtures.Raonet.GetProperty("storage_keys").EnumerateArray())
+        foreach (var e in fixture.GetProperty("storage_keys").EnumerateArray())
         {
             var pallet = e.GetProperty("pallet").GetString()!;
             var item = e.GetProperty("item").GetString()!;
-            var entry = md.Pallet(pallet).FindStorage(item)!;
+            var entry = md.Pallet(pallet).FindStorage(item) ?? throw new InvalidOperationException($"{pallet}.{item} missing");
             var parts = entry.Hashers.Length switch
             {
                 0 => [],
@@ -133,7 +127,7 @@ public sealed class MetadataCodecTests
             }
             count++;
         }
-        Assert.True(count > 200, $"only {count} keys");
+        Assert.True(count >= atLeast, $"only {count} keys");
     }
 
     [Fact]
@@ -154,20 +148,43 @@ public sealed class MetadataCodecTests
 
     private static string Lower1(string s) => char.ToLowerInvariant(s[0]) + s[1..];
 
-    [Theory]
-    [MemberData(nameof(Versions))]
-    public void System_events_recorded_on_spec_218_decode_by_name_with_the_module_error_resolved(int version)
+    /// <summary>Decodes the fixture's raw System.Events and checks names, phases and module errors against polkadot-js.</summary>
+    internal static System.Collections.Immutable.ImmutableArray<ChainEvent> AssertEvents(RuntimeMetadata md, JsonElement fixture)
     {
-        var md = Md(version);
-        var events = MetadataEvents.DecodeEvents(md, Fixtures.HexOf(Fixtures.Raonet, "events_raw"));
-        var expected = Fixtures.Raonet.GetProperty("events_decoded").EnumerateArray().ToArray();
+        var events = MetadataEvents.DecodeEvents(md, Fixtures.HexOf(fixture, "events_raw"));
+        var expected = fixture.GetProperty("events_decoded").EnumerateArray().ToArray();
         Assert.Equal(expected.Length, events.Length);
         for (var i = 0; i < events.Length; i++)
         {
             Assert.Equal(expected[i].GetProperty("pallet").GetString(), Lower1(events[i].Pallet));
             Assert.Equal(expected[i].GetProperty("name").GetString(), events[i].Name);
             Assert.Equal(expected[i].GetProperty("phase").GetString(), $"{{\"applyExtrinsic\":{events[i].ExtrinsicIndex}}}");
+            if (expected[i].TryGetProperty("module_error", out var me))
+                Assert.Equal(me.GetString(), Lower1(MetadataEvents.ResolveDispatchError(md, events[i].Fields.Field("dispatch_error")).ToString()));
         }
+        return events;
+    }
+
+    /// <summary>Each recorded call decodes by name and re-encodes from its named arguments to the same bytes.</summary>
+    internal static void AssertCallsRoundTrip(RuntimeMetadata md, JsonElement fixture)
+    {
+        foreach (var c in fixture.GetProperty("calls").EnumerateArray())
+        {
+            var bytes = Fixtures.HexOf(c, "hex");
+            var decoded = MetadataCalls.Decode(md, bytes);
+            Assert.Equal(c.GetProperty("pallet").GetString(), decoded.Pallet);
+            Assert.Equal(c.GetProperty("call").GetString(), decoded.Call);
+            var args = decoded.Args.Names.Select((n, i) => (n!, decoded.Args.Values[i])).ToArray();
+            Assert.Equal(bytes, MetadataCalls.Encode(md, decoded.Pallet, decoded.Call, args));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Versions))]
+    public void System_events_recorded_on_spec_218_decode_by_name_with_the_module_error_resolved(int version)
+    {
+        var md = Md(version);
+        var events = AssertEvents(md, Fixtures.Raonet);
         var transfer = events.Single(e => e.Pallet == "Balances" && e.Name == "Transfer");
         Assert.Equal(Alice, transfer.Fields.Field("from").AsAccountId());
         Assert.Equal(Bob, transfer.Fields.Field("to").AsAccountId());
