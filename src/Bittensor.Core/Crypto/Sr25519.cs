@@ -302,14 +302,15 @@ public static partial class Sr25519
     public static bool Verify(ReadOnlySpan<byte> publicKey, ReadOnlySpan<byte> message, ReadOnlySpan<byte> signature)
     {
         if (!CheckEncoding(publicKey, signature, out var s)) return false;
-        if (!Curve25519.RistrettoVartime.TryDecode(publicKey, out var a)) return false;
+        var key = Curve25519.VerifyingKey.Get(publicKey);
+        if (key is null) return false;
         var rBytes = signature[..32];
         if (!Curve25519.RistrettoVartime.TryDecode(rBytes, out var r)) return false;
 
         Span<byte> k = stackalloc byte[32];
         if (!Challenge(publicKey, message, rBytes, k)) return false;
         // s·B − k·A == R  ⇔  k·(−A) + s·B == R (ristretto equality, no encoding needed).
-        var computed = Curve25519.RistrettoVartime.DoubleScalarMulBase(k, a.Negate(), s);
+        var computed = Curve25519.RistrettoVartime.VerifyCombination(k, key, s);
         return computed.RistrettoEquals(r);
     }
 
@@ -333,19 +334,24 @@ public static partial class Sr25519
         if (n == 0) return true;
         if (n == 1) return Verify(publicKeys[0].Span, messages[0].Span, signatures[0].Span);
 
-        var points = new Curve25519.ExtendedPoint[2 * n];
-        var scalars = new byte[64 * n];
+        // Signatures by the same key share one prepared key and one summed scalar Σ zᵢ·kᵢ.
+        var keys = new List<Curve25519.VerifyingKey>();
+        var keyIndex = new Dictionary<Curve25519.VerifyingKey, int>(ReferenceEqualityComparer.Instance);
+        var keyScalars = new byte[32 * n];
+        var points = new Curve25519.ExtendedPoint[n];
+        var pointScalars = new byte[32 * n];
         Span<byte> baseScalar = stackalloc byte[32];
         baseScalar.Clear();
         Span<byte> k = stackalloc byte[32];
         Span<byte> z = stackalloc byte[32];
-        Span<byte> zs = stackalloc byte[32];
+        Span<byte> product = stackalloc byte[32];
         for (var i = 0; i < n; i++)
         {
             var pub = publicKeys[i].Span;
             var sig = signatures[i].Span;
             if (!CheckEncoding(pub, sig, out var s)) return false;
-            if (!Curve25519.RistrettoVartime.TryDecode(pub, out var a)) return false;
+            var key = Curve25519.VerifyingKey.Get(pub);
+            if (key is null) return false;
             var rBytes = sig[..32];
             if (!Curve25519.RistrettoVartime.TryDecode(rBytes, out var r)) return false;
             if (!Challenge(pub, messages[i].Span, rBytes, k)) return false;
@@ -353,14 +359,22 @@ public static partial class Sr25519
             z.Clear();
             System.Security.Cryptography.RandomNumberGenerator.Fill(z[..16]);
             z[0] |= 1; // never zero
-            Ristretto.ScalarMul(z, k, scalars.AsSpan(64 * i, 32));   // zᵢ·kᵢ for −Aᵢ
-            z.CopyTo(scalars.AsSpan(64 * i + 32, 32));                // zᵢ for −Rᵢ
-            points[2 * i] = a.Negate();
-            points[2 * i + 1] = r.Negate();
-            Ristretto.ScalarMul(z, s, zs);
-            Ristretto.ScalarAdd(baseScalar, zs, baseScalar);          // Σ zᵢ·sᵢ for B
+            if (!keyIndex.TryGetValue(key, out var slot))
+            {
+                slot = keys.Count;
+                keyIndex.Add(key, slot);
+                keys.Add(key);
+            }
+            var keyScalar = keyScalars.AsSpan(32 * slot, 32);
+            Ristretto.ScalarMul(z, k, product);
+            Ristretto.ScalarAdd(keyScalar, product, keyScalar);     // Σ zᵢ·kᵢ for −A
+            points[i] = r.Negate();
+            z.CopyTo(pointScalars.AsSpan(32 * i, 32));              // zᵢ for −Rᵢ
+            Ristretto.ScalarMul(z, s, product);
+            Ristretto.ScalarAdd(baseScalar, product, baseScalar);   // Σ zᵢ·sᵢ for B
         }
-        return Curve25519.RistrettoVartime.MultiScalarMulBase(scalars, points, baseScalar).IsRistrettoIdentity;
+        return Curve25519.RistrettoVartime.BatchCombination(keyScalars.AsSpan(0, 32 * keys.Count), keys, pointScalars, points, baseScalar)
+            .IsRistrettoIdentity;
     }
 
     /// <summary>

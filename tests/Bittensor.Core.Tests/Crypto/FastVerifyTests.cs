@@ -195,6 +195,45 @@ public sealed class FastVerifyTests
             && Encode(multi.ToExtended()).AsSpan().SequenceEqual(expected);
     }
 
+    [Property(MaxTest = 60)]
+    public bool Chunked_verification_combination_matches_libsodium(byte[] material)
+    {
+        // k·(−A) + s·B over a prepared key (four 64-bit chunks) == s·B − k·A from libsodium.
+        var k = ScalarFrom(material, 19);
+        var s = ScalarFrom(material, 20);
+        var aBytes = PointFrom(material, 21);
+        var key = VerifyingKey.Get(aBytes);
+        Assert.NotNull(key);
+
+        Span<byte> kA = stackalloc byte[32];
+        Span<byte> sB = stackalloc byte[32];
+        Span<byte> expected = stackalloc byte[32];
+        Assert.True(Ristretto.ScalarMult(k, aBytes, kA));
+        Assert.True(Ristretto.ScalarMultBase(s, sB));
+        Assert.True(Ristretto.Sub(sB, kA, expected));
+
+        var single = RistrettoVartime.VerifyCombination(k, key, s);
+        // The batch form with one key, no extra points: the same sum.
+        var batch = RistrettoVartime.BatchCombination(k, [key], [], [], s);
+        return Encode(single.ToExtended()).AsSpan().SequenceEqual(expected)
+            && Encode(batch.ToExtended()).AsSpan().SequenceEqual(expected);
+    }
+
+    [Fact]
+    public void A_prepared_key_cache_that_was_cleared_or_overflowed_still_verifies()
+    {
+        using var pair = Sr25519KeyPair.FromMiniSecret(Hash32([7], 22));
+        var sig = pair.Sign("cache"u8);
+        VerifyingKey.ClearCache();
+        Assert.True(Sr25519.Verify(pair.PublicKey.Span, "cache"u8, sig)); // first sight: prepares the key
+        Assert.True(Sr25519.Verify(pair.PublicKey.Span, "cache"u8, sig)); // cached
+        Assert.False(Sr25519.Verify(pair.PublicKey.Span, "cachf"u8, sig));
+        // Fill the cache past its bound with other valid keys: it stays bounded and verification is unaffected.
+        for (var i = 0; i < 1100; i++) VerifyingKey.Get(PointFrom([(byte)i, (byte)(i >> 8)], 23));
+        Assert.InRange(VerifyingKey.CachedCount, 1, 1024);
+        Assert.True(Sr25519.Verify(pair.PublicKey.Span, "cache"u8, sig));
+    }
+
     [Property(MaxTest = 200)]
     public bool Non_adjacent_form_sums_back_to_the_scalar(byte[] material, bool wide)
     {
@@ -329,7 +368,8 @@ public sealed class FastVerifyTests
     public bool Batch_verification_accepts_exactly_when_every_signature_verifies(byte[] material, byte count, int victim, int bit)
     {
         var n = 2 + count % 15;
-        var pairs = Enumerable.Range(0, n).Select(i => Sr25519KeyPair.FromMiniSecret(Hash32([.. material ?? [], (byte)i], 18))).ToArray();
+        // Every third signer repeats an earlier key, so batches mix distinct and shared keys.
+        var pairs = Enumerable.Range(0, n).Select(i => Sr25519KeyPair.FromMiniSecret(Hash32([.. material ?? [], (byte)(i % 3 == 2 ? i - 1 : i)], 18))).ToArray();
         try
         {
             var pubs = pairs.Select(p => p.PublicKey).ToArray();
