@@ -1,6 +1,7 @@
 using System.Net;
 using Akka.Actor;
 using Akka.Event;
+using Bittensor.Actors.Metagraph;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -19,9 +20,6 @@ namespace Bittensor.Actors.Axon;
 /// </summary>
 public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
 {
-    /// <summary>HOCON path of the router's mailbox definition.</summary>
-    public const string RouterMailbox = "bittensor.axon.router-mailbox";
-
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly AxonSettings _settings;
     private readonly AxonHandlers _handlers;
@@ -42,7 +40,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         _options = options;
         _auth = auth ?? (settings.DisableSignatureVerification ? new UnverifiedAuthenticator() : AxonSeams.CreateAuthenticator(settings, options.Time ?? TimeProvider.System));
         _codec = codec ?? AxonSeams.CreateCodec(settings);
-        _stakes = new StakeBook(options.Stake);
+        _stakes = new StakeBook();
         _admission = new AxonAdmission(settings.QueueCapacity + settings.MaxWorkers);
         Starting();
     }
@@ -72,7 +70,11 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
     /// <summary>The address the axon listens on (the real port when configured with 0).</summary>
     public sealed record Bound(IPEndPoint Endpoint);
 
-    /// <summary>A new stake snapshot (TAO per hotkey SS58), e.g. from the metagraph; sets call priorities and the stake rule.</summary>
+    /// <summary>
+    /// A hand-made stake table (TAO per hotkey SS58) for an axon without a metagraph (<c>btcli axon serve --axon.stakes</c>):
+    /// sets call priorities, the stake rule, and who counts as registered (the listed hotkeys). An axon given
+    /// <see cref="AxonOptions.Metagraph"/> takes its stakes from the metagraph's <see cref="MetagraphUpdated"/> snapshots instead.
+    /// </summary>
     public sealed record UpdateStakes(IReadOnlyDictionary<string, double> Stakes);
 
     /// <summary>Asks for an <see cref="AxonStatsSnapshot"/>.</summary>
@@ -97,10 +99,10 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
 
     protected override void PreStart()
     {
-        // The router's mailbox is defined in the reference config; make sure a system built without it still has it.
-        Context.System.Settings.InjectTopLevelFallback(BittensorReferenceConfig.Default);
+        // Stakes follow the subnet's metagraph: the current snapshot comes at once (when known), then one per sync.
+        _options.Metagraph?.Tell(new SubscribeMetagraph(Self));
         var router = Context.ActorOf(
-            AxonRouter.Props(_handlers, _settings.MaxWorkers, _admission, _options.Time ?? TimeProvider.System).WithMailbox(RouterMailbox),
+            AxonRouter.Props(_handlers, _settings.MaxWorkers, _admission, _options.Time ?? TimeProvider.System),
             "router");
         var service = new AxonService(_settings, _auth, _codec, _admission, router, _stakes, _stats, _options);
         if (_settings.DisableSignatureVerification)
@@ -113,6 +115,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
 
     protected override void PostStop()
     {
+        _options.Metagraph?.Tell(new UnsubscribeMetagraph(Self));
         // PostStop cannot await: Kestrel drains (up to 5 s) and closes in the background. Send Unbind first to wait for it.
         if (_app is not null) _ = StopServer(_app);
         // Writes the nonce store one last time so a restart does not reopen replays.
@@ -175,7 +178,12 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
     private void Common()
     {
         Receive<UpdateStakes>(u => _stakes.Update(u.Stakes));
-        Receive<GetStats>(_ => Sender.Tell(_stats.Snapshot(_admission.Count)));
+        Receive<MetagraphUpdated>(m =>
+        {
+            _stakes.Update(m.Snapshot);
+            _log.Debug("axon stakes from metagraph block {0} ({1} hotkeys)", m.Snapshot.Block, m.Snapshot.N);
+        });
+        Receive<GetStats>(_ => Sender.Tell(_stats.Snapshot(_admission.Count, _stakes)));
     }
 
     private static async Task StopServer(WebApplication app)

@@ -1,26 +1,47 @@
 using System.Diagnostics;
 using Akka.Actor;
+using Bittensor.Actors.Metagraph;
 using Bittensor.Protocol.Wire;
 using Grpc.Core;
 using WireService = Bittensor.Protocol.Wire.Bittensor;
 
 namespace Bittensor.Actors.Axon;
 
-/// <summary>The latest stakes the axon knows (TAO per hotkey SS58); swapped atomically on each snapshot.</summary>
+/// <summary>
+/// The stakes the axon knows (TAO per hotkey SS58) and whether any snapshot arrived yet; swapped atomically on each
+/// snapshot (written by the AxonActor, read lock-free on gRPC threads).
+/// </summary>
 internal sealed class StakeBook
 {
-    private volatile IReadOnlyDictionary<string, double> _stakes = new Dictionary<string, double>(StringComparer.Ordinal);
-    private readonly Func<string, double>? _override;
+    private volatile Book _book = new(new Dictionary<string, double>(StringComparer.Ordinal), Known: false, Block: 0);
 
-    public StakeBook(Func<string, double>? priorityFunction) => _override = priorityFunction;
-
-    public void Update(IReadOnlyDictionary<string, double> stakes) => _stakes = stakes;
-
-    public double StakeOf(string hotkey)
+    /// <summary>Replaces the stakes with a metagraph snapshot: every registered hotkey with its stake.</summary>
+    public void Update(MetagraphSnapshot snapshot)
     {
-        if (_override is not null) return _override(hotkey);
-        return _stakes.TryGetValue(hotkey, out var s) ? s : 0.0;
+        var hotkeys = snapshot.Hotkeys;
+        var stakes = new Dictionary<string, double>(hotkeys.Length, StringComparer.Ordinal);
+        for (var i = 0; i < hotkeys.Length; i++) stakes[hotkeys[i]] = snapshot.S[i];
+        _book = new Book(stakes, Known: true, snapshot.Block);
     }
+
+    /// <summary>Replaces the stakes with a hand-made table (e.g. <c>btcli axon serve --axon.stakes</c>); listed hotkeys count as registered.</summary>
+    public void Update(IReadOnlyDictionary<string, double> stakes) =>
+        _book = new Book(new Dictionary<string, double>(stakes, StringComparer.Ordinal), Known: true, _book.Block);
+
+    /// <summary>True once a snapshot arrived.</summary>
+    public bool Known => _book.Known;
+
+    /// <summary>Block of the latest metagraph snapshot (0 before the first or for hand-made tables).</summary>
+    public ulong Block => _book.Block;
+
+    /// <summary>How many hotkeys the latest snapshot holds.</summary>
+    public int Count => _book.Stakes.Count;
+
+    /// <summary>The caller's stake (0 when unknown) and whether it is registered in the latest snapshot.</summary>
+    public (double Stake, bool Registered) Lookup(string hotkey) =>
+        _book.Stakes.TryGetValue(hotkey, out var s) ? (s, true) : (0.0, false);
+
+    private sealed record Book(Dictionary<string, double> Stakes, bool Known, ulong Block);
 }
 
 /// <summary>
@@ -124,9 +145,13 @@ internal sealed class AxonService : WireService.BittensorBase
             else
             {
                 verified = true;
-                var stake = _stakes.StakeOf(auth.Hotkey);
-                // 3. Post-verify blacklist: stake rule.
-                if (stake < _settings.BlacklistMinStake)
+                var (stake, registered) = _stakes.Lookup(auth.Hotkey);
+                // 3. Post-verify blacklist: registration and stake rules, against the latest snapshot.
+                if (_settings.BlacklistRegisteredOnly && !registered)
+                    response = Answer(ReturnCode.SenderUnknown, _stakes.Known
+                        ? "caller is not registered on this axon's subnet"
+                        : "caller is not registered on this axon's subnet (this axon has no metagraph snapshot yet)");
+                else if (stake < _settings.BlacklistMinStake)
                     response = Answer(ReturnCode.SenderUnknown, $"caller stake is below this axon's minimum of {_settings.BlacklistMinStake} TAO");
                 else
                     response = await Serve(backward, request, context, auth.Hotkey, stake, s => inputShape = s);
