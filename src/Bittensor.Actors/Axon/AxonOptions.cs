@@ -22,6 +22,12 @@ public sealed record AxonOptions
     /// <summary>Called once per finished call (on a gRPC thread), e.g. to log one line per call.</summary>
     public Action<AxonCallRecord>? OnCall { get; init; }
 
+    /// <summary>
+    /// The server transport the axon listens with; null is the 2021 gRPC server (<see cref="KestrelServerTransport"/>).
+    /// <see cref="Bittensor.Protocol.InMemoryTransport"/> serves in-process peers with the same checks and codes.
+    /// </summary>
+    public Bittensor.Protocol.IServerTransport? Transport { get; init; }
+
     /// <summary>Clock used for deadlines and nonces; tests inject a manual one.</summary>
     public TimeProvider? Time { get; init; }
 }

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Bittensor.Actors.Metagraph;
+using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
 using Grpc.Core;
-using WireService = Bittensor.Protocol.Wire.Bittensor;
 
 namespace Bittensor.Actors.Axon;
 
@@ -45,11 +45,12 @@ internal sealed class StakeBook
 }
 
 /// <summary>
-/// The gRPC <c>Bittensor</c> service: cheap checks, authentication, version, decoding and admission happen here on
-/// the gRPC thread; the model work goes through the priority router. Never throws except the deliberate
-/// UNAUTHENTICATED status for bad signatures, replays and blacklisted shapes.
+/// The axon's <c>Bittensor</c> service, independent of the transport that delivers the calls (Kestrel gRPC or its
+/// in-memory twin): cheap checks, authentication, version, decoding and admission happen here on the transport's
+/// thread; the model work goes through the priority router. Never throws except the deliberate UNAUTHENTICATED
+/// status for bad signatures, replays and blacklisted shapes.
 /// </summary>
-internal sealed class AxonService : WireService.BittensorBase
+internal sealed class AxonService : IBittensorService
 {
     private readonly AxonSettings _settings;
     private readonly IRequestAuthenticator _auth;
@@ -79,9 +80,8 @@ internal sealed class AxonService : WireService.BittensorBase
         _time = options.Time ?? TimeProvider.System;
     }
 
-    public override Task<TensorMessage> Forward(TensorMessage request, ServerCallContext context) => Handle(false, request, context);
-
-    public override Task<TensorMessage> Backward(TensorMessage request, ServerCallContext context) => Handle(true, request, context);
+    public Task<TensorMessage> HandleAsync(BittensorMethod method, TensorMessage request, InboundCall call) =>
+        Handle(method == BittensorMethod.Backward, request, call);
 
     /// <summary>The default pre-verify check: the claimed hotkey has the shape of an SS58 address (no decoding).</summary>
     internal static bool LooksLikeSs58(string hotkey)
@@ -108,7 +108,7 @@ internal sealed class AxonService : WireService.BittensorBase
         return second < 0 ? null : value[(first + 5)..second];
     }
 
-    private async Task<TensorMessage> Handle(bool backward, TensorMessage request, ServerCallContext context)
+    private async Task<TensorMessage> Handle(bool backward, TensorMessage request, InboundCall context)
     {
         var started = Stopwatch.GetTimestamp();
         var method = backward ? "Backward" : "Forward";
@@ -120,13 +120,13 @@ internal sealed class AxonService : WireService.BittensorBase
         try
         {
             // 1. Cheap pre-verify blacklist: refuse malformed claims before spending a signature check on them.
-            var claimed = ClaimedHotkey(context.RequestHeaders);
+            var claimed = ClaimedHotkey(context.Headers);
             if (claimed is null || !_preVerifyBlacklist(claimed))
                 throw Refuse(method, caller, bytesIn, started, "missing or malformed bittensor-signature header");
             caller = claimed;
 
             // 2. Signature, nonce (recorded only after the signature verified) and header version.
-            var auth = _auth.Authenticate(context.RequestHeaders);
+            var auth = _auth.Authenticate(context.Headers);
             if (!auth.Ok && auth.Code == ReturnCode.Unauthenticated)
                 throw Refuse(method, caller, bytesIn, started, auth.Reason);
             if (!auth.Ok)
@@ -171,7 +171,7 @@ internal sealed class AxonService : WireService.BittensorBase
 
     private bool CompatibleVersion(int callerVersion) => Bittensor.Protocol.ProtocolVersion.IsCallerCompatible(_settings.ProtocolVersion, callerVersion);
 
-    private async Task<TensorMessage> Serve(bool backward, TensorMessage request, ServerCallContext context, string hotkey, double stake, Action<IReadOnlyList<long>> onShape)
+    private async Task<TensorMessage> Serve(bool backward, TensorMessage request, InboundCall context, string hotkey, double stake, Action<IReadOnlyList<long>> onShape)
     {
         // 4. Decode.
         if (request.Tensors.Count == 0) return Answer(ReturnCode.EmptyRequest, "request carries no tensors");
