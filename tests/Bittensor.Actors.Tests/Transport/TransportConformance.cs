@@ -45,7 +45,7 @@ public abstract class TransportConformance : Akka.TestKit.Xunit2.TestKit
         Assert.True(outputs.IsSuccess, outputs.Message);
         Assert.Equal([2L, 3L, Dim], outputs.Tensor.ShapeToArray());
         var values = outputs.Tensor.ToFloat32Array();
-        Assert.Equal(DemoModels.EchoForward(DenseTensor.Int64([2, 3], [1, 2, 3, 4, 5, 6]), Dim).Floats, values);
+        Assert.Equal(EchoForward(DenseTensor.Int64([2, 3], [1, 2, 3, 4, 5, 6]), Dim).Floats, values);
     }
 
     [Fact]
@@ -222,7 +222,7 @@ public abstract class TransportConformance : Akka.TestKit.Xunit2.TestKit
         {
             Assert.Equal(ReturnCode.Success, answers[i].ReturnCode);
             var first = TensorCodec.Decode(answers[i].Tensors[0]).Tensor.ToFloat32Array()[0];
-            Assert.Equal(DemoModels.EchoForward(DenseTensor.Int64([1, 2], [i + 1, i + 100]), Dim).Floats![0], first);
+            Assert.Equal(EchoForward(DenseTensor.Int64([1, 2], [i + 1, i + 100]), Dim).Floats![0], first);
         }
         foreach (var k in callers) k.Dispose();
     }
@@ -253,7 +253,7 @@ public abstract class TransportConformance : Akka.TestKit.Xunit2.TestKit
         var down = await dendrite.ForwardText([up with { Hotkey = "down" }], new long[1, 3] { { 7, 8, 9 } });
 
         Assert.Equal(ReturnCode.Success, answered[0].Code);
-        Assert.Equal(DemoModels.EchoForward(DenseTensor.Int64([1, 3], [7, 8, 9]), Dim).Floats, answered[0].Tensor.Floats);
+        Assert.Equal(EchoForward(DenseTensor.Int64([1, 3], [7, 8, 9]), Dim).Floats, answered[0].Tensor.Floats);
         Assert.Equal(ReturnCode.Unavailable, down[0].Code);
     }
 
@@ -270,12 +270,27 @@ public abstract class TransportConformance : Akka.TestKit.Xunit2.TestKit
         MaxMessageSize = 1024 * 1024,
     };
 
+    /// <summary>The suite's own model: out[b,s,d] = token·1e-3 + d·1e-6; backward answers zeros shaped like the inputs.</summary>
+    private static AxonHandlers Echo(int dim) => new(
+        (r, _) => Task.FromResult(ModelResponse.Ok(EchoForward(r.Inputs, dim))),
+        (r, _) => Task.FromResult(ModelResponse.Ok(DenseTensor.Float32([.. r.Inputs.Shape], new float[r.Inputs.Shape.Aggregate(1L, (a, b) => a * b)]))));
+
+    private static DenseTensor EchoForward(DenseTensor inputs, int dim)
+    {
+        var (batch, seq) = (inputs.Shape[0], inputs.Shape[1]);
+        var values = new float[batch * seq * dim];
+        for (var i = 0; i < batch * seq; i++)
+            for (var d = 0; d < dim; d++)
+                values[(i * dim) + d] = (inputs.Longs![i] * 1e-3f) + (d * 1e-6f);
+        return DenseTensor.Float32([batch, seq, dim], values);
+    }
+
     private static ServerTransportOptions Options() => new("127.0.0.1", 0, 1024 * 1024, 1024 * 1024, 100);
 
     private async Task<int> Serve(AxonSettings? settings = null, AxonHandlers? handlers = null)
     {
         var s = settings ?? Settings();
-        var axon = Sys.ActorOf(AxonActor.Props(s, handlers ?? DemoModels.Echo(s.NetworkDim), new AxonOptions { Transport = ServerTransport }));
+        var axon = Sys.ActorOf(AxonActor.Props(s, handlers ?? Echo(s.NetworkDim), new AxonOptions { Transport = ServerTransport }));
         _axons.Add(axon);
         return (await axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, Wait)).Endpoint.Port;
     }
@@ -319,7 +334,7 @@ public abstract class TransportConformance : Akka.TestKit.Xunit2.TestKit
         {
             entered.TrySetResult();
             await gate.Task.WaitAsync(ct);
-            return ModelResponse.Ok(DemoModels.EchoForward(r.Inputs, Dim));
+            return ModelResponse.Ok(EchoForward(r.Inputs, Dim));
         });
         return (handlers, entered, gate);
     }
