@@ -7,6 +7,8 @@ using Bittensor.Actors.Metagraph;
 using Bittensor.Chain;
 using Bittensor.Core.Domain;
 using Bittensor.Models;
+using Bittensor.Neurons.Demo;
+using Bittensor.Actors.ModelHost;
 using Bittensor.Neurons.Roles;
 using Bittensor.Protocol.Wire;
 using Xunit.Abstractions;

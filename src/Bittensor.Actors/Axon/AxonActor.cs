@@ -4,6 +4,7 @@ using Akka.Event;
 using Bittensor.Actors.Metagraph;
 using Bittensor.Protocol;
 using LogLevel = Microsoft.Extensions.Logging.LogLevel;
+using Bittensor.Core.Domain;
 
 namespace Bittensor.Actors.Axon;
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Bittensor.Actors.Metagraph;
+using Bittensor.Core.Domain;
 using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
 using Grpc.Core;

@@ -4,6 +4,7 @@ using Akka.Event;
 using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
 using Grpc.Core;
+using Bittensor.Core.Domain;
 
 namespace Bittensor.Actors.Dendrite;
 

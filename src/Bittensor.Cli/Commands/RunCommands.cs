@@ -11,6 +11,7 @@ using Bittensor.Models;
 using Bittensor.Neurons;
 using Bittensor.Neurons.Roles;
 using Bittensor.Wallet;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Cli.Commands;
 
