@@ -95,6 +95,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
 
     private sealed record Stopped(IActorRef ReplyTo);
 
+    /// <inheritdoc />
     protected override void PreStart()
     {
         // The router's mailbox is defined in the reference config; make sure a system built without it still has it.
@@ -111,6 +112,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         StartServer(service).PipeTo(Self, success: s => s, failure: ex => new StartFailed(ex));
     }
 
+    /// <inheritdoc />
     protected override void PostStop()
     {
         // PostStop cannot await: Kestrel drains (up to 5 s) and closes in the background. Send Unbind first to wait for it.
