@@ -21,6 +21,20 @@ public static class TorchNative
 
     private static string? Probe()
     {
+        // First the app's own copy, through the loader directly: when it is broken, TorchSharp would go on to copy
+        // libtorch (~500 MB) out of the NuGet cache next to the app and print its search trace on stdout.
+        if (OwnLibrary() is { } path)
+        {
+            try
+            {
+                NativeLibrary.Load(path); // kept loaded: TorchSharp loads this same file next
+            }
+            catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
+            {
+                Failure = e;
+                return $"TorchSharp's native library cannot be loaded ({Path.GetFileName(path)}: {LoaderReason(e, path)}); the models cannot start";
+            }
+        }
         try
         {
             using var probe = torch.zeros(1);
@@ -29,42 +43,31 @@ public static class TorchNative
         catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or NotSupportedException or EntryPointNotFoundException or BadImageFormatException)
         {
             Failure = e;
-            return $"TorchSharp's native library cannot be loaded{LoaderReason()}; the models cannot start";
+            return $"TorchSharp's native library cannot be loaded ({e.GetBaseException().GetType().Name}); the models cannot start";
         }
     }
 
-    /// <summary>The dynamic loader's own words for the first TorchSharp library next to the app that fails to load.</summary>
-    private static string LoaderReason()
+    /// <summary>The TorchSharp native library shipped next to the app (flat, RID-specific layout, or under runtimes/), or null.</summary>
+    private static string? OwnLibrary()
     {
         var name = OperatingSystem.IsWindows() ? "LibTorchSharp.dll" : OperatingSystem.IsMacOS() ? "libLibTorchSharp.dylib" : "libLibTorchSharp.so";
-        var rid = RuntimeInformation.RuntimeIdentifier;
         var arch = RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant();
         var os = OperatingSystem.IsWindows() ? "win" : OperatingSystem.IsMacOS() ? "osx" : "linux";
-        var candidates = new[]
-        {
+        string[] candidates =
+        [
             Path.Combine(AppContext.BaseDirectory, name),
-            Path.Combine(AppContext.BaseDirectory, "runtimes", rid, "native", name),
+            Path.Combine(AppContext.BaseDirectory, "runtimes", RuntimeInformation.RuntimeIdentifier, "native", name),
             Path.Combine(AppContext.BaseDirectory, "runtimes", $"{os}-{arch}", "native", name),
-        };
-        var path = candidates.FirstOrDefault(File.Exists);
-        if (path is null) return $" ({name} is not next to the program)";
-        try
-        {
-            // Already loaded (or loadable) means the failure is elsewhere: TorchSharp's message is in the log.
-            NativeLibrary.Free(NativeLibrary.Load(path));
-            return "";
-        }
-        catch (DllNotFoundException e)
-        {
-            // The message ends with dlerror()'s text, e.g. "...: invalid ELF header" or "version `GLIBCXX_3.4.32' not found".
-            var text = e.Message.ReplaceLineEndings(" ").Trim();
-            var cut = text.LastIndexOf(path, StringComparison.Ordinal);
-            var reason = cut >= 0 ? text[(cut + path.Length)..].TrimStart(':', ' ') : text;
-            return $" ({name}: {(reason.Length > 200 ? reason[..200] + "…" : reason)})";
-        }
-        catch (BadImageFormatException e)
-        {
-            return $" ({name}: {e.Message})";
-        }
+        ];
+        return candidates.FirstOrDefault(File.Exists);
+    }
+
+    /// <summary>The dynamic loader's own words (dlerror), e.g. "invalid ELF header" or "version `GLIBCXX_3.4.32' not found".</summary>
+    private static string LoaderReason(Exception e, string path)
+    {
+        var text = e.Message.ReplaceLineEndings(" ").Trim();
+        var cut = text.LastIndexOf(path, StringComparison.Ordinal);
+        var reason = cut >= 0 ? text[(cut + path.Length)..].TrimStart(':', ' ') : text;
+        return reason.Length > 200 ? reason[..200] + "…" : reason;
     }
 }

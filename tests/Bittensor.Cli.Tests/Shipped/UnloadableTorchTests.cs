@@ -3,8 +3,8 @@ namespace Bittensor.Cli.Tests.Shipped;
 /// <summary>
 /// A model that cannot load fails fast and says so (issue 14): the real btcli process, run from a copy of its build
 /// output whose libLibTorchSharp.so is broken on purpose, stops `demo` with one line naming the library and a
-/// non-zero exit code, instead of restarting model actors forever. The copy is a folder of symbolic links to the
-/// build output (nothing large is copied) with that one file replaced.
+/// non-zero exit code, instead of restarting model actors forever. The copy holds the managed files and symbolic
+/// links to the native ones (nothing large is copied), with that one library replaced.
 /// </summary>
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class UnloadableTorchTests : IDisposable
@@ -35,9 +35,14 @@ public sealed class UnloadableTorchTests : IDisposable
                 File.WriteAllText(target, "not a shared library\n");
                 broken++;
             }
+            else if (relative.StartsWith("runtimes" + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            {
+                File.CreateSymbolicLink(target, file); // the natives (libtorch is ~500 MB): linked, not copied
+            }
             else
             {
-                File.CreateSymbolicLink(target, file);
+                // The host resolves the app folder through links (realpath), so the app's own files are real copies.
+                File.Copy(file, target);
             }
         }
         Assert.True(broken > 0, $"no libLibTorchSharp.so under {build}");
