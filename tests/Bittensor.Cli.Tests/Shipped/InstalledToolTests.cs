@@ -70,7 +70,10 @@ public sealed partial class InstalledToolTests : IDisposable
         // The main job from the installed copy: servers load TorchSharp models from the package's native files.
         var demo = await CliProcess.RunAsync(btcli, ["demo", "--epochs", "2", "--block_time", "0", "--json"], _dir, DemoGuard);
         Assert.True(demo.ExitCode == 0, $"installed btcli demo failed: {demo}");
-        using var summary = JsonDocument.Parse(demo.Stdout);
+        // The summary is the indented JSON object that ends stdout; a log line before it must not hide it.
+        var start = demo.Stdout.IndexOf("\n{", StringComparison.Ordinal) is var i and >= 0 ? i + 1 : demo.Stdout.IndexOf('{', StringComparison.Ordinal);
+        Assert.True(start >= 0, $"no JSON summary on stdout: {demo}");
+        using var summary = JsonDocument.Parse(demo.Stdout[start..]);
         Assert.True(summary.RootElement.TryGetProperty("market_worked", out var worked), demo.Stdout);
         Assert.True(worked.ValueKind is JsonValueKind.True or JsonValueKind.False, demo.Stdout);
     }
