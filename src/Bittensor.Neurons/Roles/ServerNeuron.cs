@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Bittensor.Actors;
 using Bittensor.Actors.Axon;
+using Bittensor.Actors.Metagraph;
 using Bittensor.Core.Domain;
 using Bittensor.Neurons.Demo;
 using Bittensor.Actors.ModelHost;
@@ -27,21 +28,30 @@ public sealed record ServerOptions
 
     /// <summary>Axon settings; null takes the reference configuration with <see cref="AxonIp"/>/<see cref="AxonPort"/>.</summary>
     public AxonSettings? Axon { get; init; }
+
+    /// <summary>
+    /// Settings of the server's own MetagraphActor, whose snapshots give the axon its callers' stakes (priority,
+    /// <c>blacklist.min_stake</c>) and registrations (<c>blacklist.registered_only</c>); null takes the reference ones.
+    /// </summary>
+    public MetagraphSettings? Metagraph { get; init; }
 }
 
 /// <summary>
 /// The 2021 template server: hosts its model in a supervised model actor, serves it through an axon (forward answers
 /// representations, backward applies the caller's gradient with an optimizer step — it trains on what validators send
-/// back), registers its hotkey on the subnet and announces the axon on chain.
+/// back), registers its hotkey on the subnet and announces the axon on chain. Its axon is subscribed to the server's
+/// own MetagraphActor: callers are served by their stake in the latest snapshot, and the blacklist rules
+/// (<c>bittensor.axon.blacklist.min_stake</c>, <c>registered_only</c>) are checked against it.
 /// </summary>
 public sealed class ServerNeuron : IAsyncDisposable
 {
     private readonly ActorSystem _system;
 
-    private ServerNeuron(ActorSystem system, IActorRef axon, IActorRef? model, ushort uid, string ip, int port, string hotkey)
+    private ServerNeuron(ActorSystem system, IActorRef axon, IActorRef metagraph, IActorRef? model, ushort uid, string ip, int port, string hotkey)
     {
         _system = system;
         Axon = axon;
+        Metagraph = metagraph;
         Model = model;
         Uid = uid;
         Ip = ip;
@@ -51,6 +61,9 @@ public sealed class ServerNeuron : IAsyncDisposable
 
     /// <summary>The axon actor.</summary>
     public IActorRef Axon { get; }
+
+    /// <summary>The server's MetagraphActor (its snapshots feed the axon's stakes).</summary>
+    public IActorRef Metagraph { get; }
 
     /// <summary>The model supervisor (null when custom handlers are served).</summary>
     public IActorRef? Model { get; }
@@ -90,11 +103,15 @@ public sealed class ServerNeuron : IAsyncDisposable
             Port = options.AxonPort,
             MaxMessageSize = 16 * 1024 * 1024,
         };
-        var axon = system.ActorOf(AxonActor.Props(settings, handlers, new AxonOptions { Hotkey = keys.HotkeySs58 }), $"axon-{Guid.NewGuid():N}");
+        var metagraph = system.ActorOf(MetagraphActor.Props(chain, netuid, "local", options.Metagraph), $"metagraph-{Guid.NewGuid():N}");
+        var axon = system.ActorOf(AxonActor.Props(settings, handlers, new AxonOptions { Hotkey = keys.HotkeySs58, Metagraph = metagraph }),
+            $"axon-{Guid.NewGuid():N}");
         var bound = await axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromSeconds(20), cancellationToken);
         var uid = await ChainOps.EnsureRegisteredAsync(chain, netuid, keys, cancellationToken);
         await ChainOps.ServeAxonAsync(chain, netuid, keys, options.AxonIp, bound.Endpoint.Port, cancellationToken);
-        return new ServerNeuron(system, axon, model, uid, options.AxonIp, bound.Endpoint.Port, keys.HotkeySs58);
+        // One sync now, so the axon knows the subnet's stakes before the first block after start.
+        await metagraph.Ask<MetagraphUpdated>(SyncMetagraph.Instance, TimeSpan.FromSeconds(30), cancellationToken);
+        return new ServerNeuron(system, axon, metagraph, model, uid, options.AxonIp, bound.Endpoint.Port, keys.HotkeySs58);
     }
 
     /// <inheritdoc />
@@ -108,5 +125,6 @@ public sealed class ServerNeuron : IAsyncDisposable
         {
         }
         if (Model is not null) _system.Stop(Model);
+        _system.Stop(Metagraph);
     }
 }
