@@ -72,6 +72,7 @@ public sealed class DendriteActor : UntypedActor
         public LinkedListNode<string> Node { get; } = node;
     }
 
+    /// <inheritdoc />
     protected override void OnReceive(object message)
     {
         switch (message)
