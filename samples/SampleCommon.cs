@@ -34,7 +34,7 @@ internal static class SampleHost
 {
     /// <summary>An actor system with the reference configuration (model dispatcher, axon mailbox).</summary>
     public static ActorSystem CreateSystem(string name) =>
-        ActorSystem.Create(name, ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(ModelSettings.ReferenceConfig));
+        ActorSystem.Create(name, ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(Bittensor.Actors.BittensorRuntime.ReferenceConfig));
 
     /// <summary>The chain: the shared localnet, or the one in <see cref="SampleOptions.LocalnetPath"/> with a block every 250 ms.</summary>
     public static LocalChainHost Chain(ActorSystem system, SampleOptions options) =>

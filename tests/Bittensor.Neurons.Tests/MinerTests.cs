@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 
 namespace Bittensor.Neurons.Tests;
 
-public sealed class MinerTests(ITestOutputHelper output) : TestKit(ModelSettings.ReferenceConfig, output: output)
+public sealed class MinerTests(ITestOutputHelper output) : TestKit(Bittensor.Actors.BittensorRuntime.ReferenceConfig, output: output)
 {
     [Fact]
     public async Task A_miner_serves_and_distils_the_joined_remote_context_into_its_model()

@@ -82,10 +82,10 @@ internal sealed class LocalSubnet : IAsyncDisposable
         return NeuronKeys.FromPairs(hot, cold);
     }
 
-    public static ValidatorOptions SmallValidator(int seed) => new()
+    public static ValidatorOptions SmallValidator(int seed) => ValidatorOptions.Default with
     {
-        Pipeline = new PipelineSettings { BatchSize = 2, SequenceLength = 12, Seed = seed },
-        Nucleus = new NucleusSettings { Hidden = 64, Seed = seed, Threads = 1 },
+        Pipeline = PipelineSettings.Default with { BatchSize = 2, SequenceLength = 12, Seed = seed },
+        Nucleus = NucleusSettings.Default with { Hidden = 64, Seed = seed, Threads = 1 },
         CorpusTokens = 20_000,
         Stake = Balance.FromTao(100m),
     };

@@ -61,6 +61,11 @@ public sealed class SampleTests : IAsyncLifetime
             var service = host.Services.GetServices<IHostedService>().OfType<ServerService>().Single();
             Assert.NotNull(service.Server);
             Assert.NotEqual(uid, service.Server.Uid);
+            // The service took the chain and metagraph actors from the ActorRegistry that WithBittensor filled.
+            var registry = host.Services.GetRequiredService<Akka.Hosting.ActorRegistry>();
+            Assert.True(registry.TryGet<Bittensor.Actors.Hosting.ChainActorKey>(out var chain));
+            Assert.Equal("/user/bittensor/chain", chain.Path.ToStringWithoutAddress());
+            Assert.True(service.MetagraphNeurons >= 2, $"the registry's metagraph saw {service.MetagraphNeurons} neurons");
             await host.StopAsync(ct);
         }
 

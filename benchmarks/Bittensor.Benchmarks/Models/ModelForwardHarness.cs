@@ -19,7 +19,7 @@ internal static class ModelForwardHarness
         var batch = ModelBatchingHarness.Option(args, "--batch", 16);
         var seq = ModelBatchingHarness.Option(args, "--seq", 64);
         var iters = ModelBatchingHarness.Option(args, "--iters", 50);
-        var settings = ModelSettings.Create(ModelSettings.ReferenceConfig);
+        var settings = ModelSettings.Create(Bittensor.Actors.BittensorRuntime.ReferenceConfig);
         torch.set_num_threads(settings.Threads);
         using var model = new ServerModel(settings);
         model.eval();

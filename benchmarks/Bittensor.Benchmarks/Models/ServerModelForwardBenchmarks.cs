@@ -22,7 +22,7 @@ public class ServerModelForwardBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        var settings = ModelSettings.Create(ModelSettings.ReferenceConfig);
+        var settings = ModelSettings.Create(Bittensor.Actors.BittensorRuntime.ReferenceConfig);
         torch.set_num_threads(settings.Threads);
         _model = new ServerModel(settings);
         _model.eval();

@@ -97,8 +97,8 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
 
     protected override void PreStart()
     {
-        // The router's mailbox is defined in the reference config; make sure a system built without it still has it.
-        Context.System.Settings.InjectTopLevelFallback(BittensorReferenceConfig.Default);
+        // The router's mailbox is defined in the reference config: the runtime injects it into a system built without it.
+        _ = BittensorRuntime.Get(Context.System);
         var router = Context.ActorOf(
             AxonRouter.Props(_handlers, _settings.MaxWorkers, _admission, _options.Time ?? TimeProvider.System).WithMailbox(RouterMailbox),
             "router");
@@ -194,8 +194,8 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         builder.WebHost.UseKestrelCore();
         builder.Services.AddRoutingCore();
         builder.Logging.ClearProviders();
-        // BITTENSOR_AXON_TRACE=1 shows Kestrel's connection-level traces (HTTP/2 frames, resets) in the Akka log.
-        var serverLogLevel = Environment.GetEnvironmentVariable("BITTENSOR_AXON_TRACE") is null ? LogLevel.Warning : LogLevel.Trace;
+        // bittensor.axon.trace = on shows Kestrel's connection-level traces (HTTP/2 frames, resets) in the Akka log.
+        var serverLogLevel = settings.Trace ? LogLevel.Trace : LogLevel.Warning;
         builder.Logging.SetMinimumLevel(serverLogLevel);
         builder.Logging.AddProvider(new AkkaLoggerProvider(_log, serverLogLevel));
         builder.WebHost.ConfigureKestrel(k =>

@@ -57,34 +57,29 @@ internal static class AxonCommands
             Description = "DANGER: accept unsigned callers (benchmark anchors only; logged loudly)",
         };
         var model = new Option<string>("--model") { Description = "echo (deterministic: out[b,s,d] = token*1e-3 + d*1e-6) or random", DefaultValueFactory = _ => "echo" };
-        var config = new Option<FileInfo?>("--config") { Description = "HOCON file with a bittensor { } section overriding the defaults" };
+        var trace = new Option<bool?>("--axon.trace") { Description = "Log Kestrel's connection-level traces (HTTP/2 frames, resets)" };
         var serve = new Command("serve", "Serve until Ctrl-C / SIGTERM; prints one line per call");
-        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, model, config, Uri, WalletName, WalletHotkey, WalletPath }) serve.Options.Add(o);
+        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, trace, model, Uri, WalletName, WalletHotkey, WalletPath }) serve.Options.Add(o);
+        var config = CliConfig.AddTo(serve);
         serve.SetAction(async (parse, ct) =>
         {
-            var overrides = new List<string>();
-            if (parse.GetValue(port) is { } p) overrides.Add($"bittensor.axon.port = {p}");
-            if (parse.GetValue(ip) is { } i) overrides.Add($"bittensor.axon.ip = \"{i}\"");
-            if (parse.GetValue(workers) is { } w) overrides.Add($"bittensor.axon.max_workers = {w}");
-            if (parse.GetValue(queue) is { } q) overrides.Add($"bittensor.axon.queue_capacity = {q}");
-            if (parse.GetValue(noVerify)) overrides.Add("bittensor.axon.auth.disable_signature_verification = on");
-            var hocon = LoadConfig(parse.GetValue(config), overrides);
-            AxonSettings settings;
-            try
-            {
-                settings = AxonSettings.Create(hocon);
-            }
-            catch (ArgumentException e)
-            {
-                throw new CliException(e.Message);
-            }
+            var hocon = CliConfig.Load(parse, config,
+            [
+                ("bittensor.axon.port", parse.GetValue(port)),
+                ("bittensor.axon.ip", parse.GetValue(ip)),
+                ("bittensor.axon.max_workers", parse.GetValue(workers)),
+                ("bittensor.axon.queue_capacity", parse.GetValue(queue)),
+                ("bittensor.axon.auth.disable_signature_verification", parse.GetValue(noVerify) ? true : null),
+                ("bittensor.axon.trace", parse.GetValue(trace)),
+            ]);
+            var settings = CliConfig.Settings(hocon, AxonSettings.SectionPath, AxonSettings.Create);
             var handlers = parse.GetValue(model) switch
             {
                 "echo" => DemoModels.Echo(settings.NetworkDim),
                 "random" => DemoModels.Random(settings.NetworkDim),
                 var other => throw new CliException($"unknown --model '{other}' (use echo or random)"),
             };
-            return await RunServe(hocon, settings, handlers, OwnHotkey(parse), parse.GetValue(CliApp.Json), ct).ConfigureAwait(false);
+            return await RunServe(hocon, settings, handlers, OwnHotkey(parse, hocon), parse.GetValue(CliApp.Json), ct).ConfigureAwait(false);
         });
         return serve;
     }
@@ -136,22 +131,27 @@ internal static class AxonCommands
         var hotkey = new Option<string?>("--hotkey") { Description = "The axon's hotkey SS58 (names its endpoint; optional)" };
         var text = new Option<string>("--text") { Description = "Text to send, tokenised with the 2021 bittensor GPT-2 tokenizer", Required = true };
         var backward = new Option<bool>("--backward") { Description = "Send a backward call (inputs + gradients of ones) instead of a forward" };
-        var timeout = new Option<double>("--timeout") { Description = "Deadline in seconds", DefaultValueFactory = _ => 12 };
-        var dim = new Option<int>("--network_dim") { Description = "Expected last dimension of a forward answer", DefaultValueFactory = _ => 1024 };
+        var timeout = new Option<double?>("--timeout", "--dendrite.timeout") { Description = "Deadline in seconds (default bittensor.dendrite.timeout: 12s)" };
+        var dim = new Option<int?>("--network_dim", "--dendrite.network_dim") { Description = "Expected last dimension of a forward answer (default bittensor.dendrite.network_dim: 1024)" };
         var query = new Command("query", "Send one signed Forward (or Backward) to an axon and print code, message, shape, dtype, latency");
         foreach (var o in new Option[] { endpoint, hotkey, text, backward, timeout, dim, Uri, WalletName, WalletHotkey, WalletPath }) query.Options.Add(o);
+        var config = CliConfig.AddTo(query);
         query.SetAction(async (parse, ct) =>
         {
             var (host, port) = ParseEndpoint(parse.GetValue(endpoint)!);
-            var seconds = parse.GetValue(timeout);
-            if (!(seconds > 0)) throw new CliException("--timeout must be positive");
+            if (parse.GetValue(timeout) is { } seconds && !(seconds > 0 && seconds < 86_400)) throw new CliException("--timeout must be positive (seconds)");
+            var hocon = CliConfig.Load(parse, config,
+            [
+                ("bittensor.dendrite.timeout", parse.GetValue(timeout) is { } s ? TimeSpan.FromSeconds(s) : null),
+                ("bittensor.dendrite.network_dim", parse.GetValue(dim)),
+            ]);
+            var settings = CliConfig.Settings(hocon, DendriteSettings.SectionPath, DendriteSettings.Create);
             var target = new EndpointInfo(parse.GetValue(hotkey) ?? $"{host}:{port}", host, port);
-            var system = ActorSystem.Create("btcli-query", ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(BittensorReferenceConfig.Default));
+            var system = ActorSystem.Create("btcli-query", ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(hocon));
             try
             {
-                var settings = DendriteSettings.Default with { NetworkDim = parse.GetValue(dim), Timeout = TimeSpan.FromSeconds(seconds) };
                 static long[] Gpt2(string s) => Array.ConvertAll(Bittensor.Models.Tokenization.BittensorTokenizer.Instance.Encode(s), id => (long)id);
-                var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, await Signer(parse, system).ConfigureAwait(false), settings, tokenizer: Gpt2);
+                var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, await Signer(parse, system, hocon).ConfigureAwait(false), settings, tokenizer: Gpt2);
                 var tokens = Gpt2(parse.GetValue(text)!);
                 if (tokens.Length == 0) throw new CliException("--text must not be empty");
                 var inputs = DenseTensor.Int64([1, tokens.Length], tokens);
@@ -199,33 +199,15 @@ internal static class AxonCommands
         return (host, port);
     }
 
-    private static Config LoadConfig(FileInfo? file, List<string> overrides)
-    {
-        var config = BittensorReferenceConfig.Default;
-        if (file is not null)
-        {
-            if (!file.Exists) throw new CliException($"config file not found: {file.FullName}");
-            try
-            {
-                config = ConfigurationFactory.ParseString(File.ReadAllText(file.FullName)).WithFallback(config);
-            }
-            catch (Exception e) when (e is ConfigurationException or FormatException or IOException)
-            {
-                throw new CliException($"{file.FullName}: {e.Message}");
-            }
-        }
-        return overrides.Count == 0 ? config : ConfigurationFactory.ParseString(string.Join("\n", overrides)).WithFallback(config);
-    }
-
     /// <summary>The hotkey this axon announces: the dev key's, else the wallet hotkey's public key (no secret needed).</summary>
-    private static string OwnHotkey(ParseResult parse)
+    private static string OwnHotkey(ParseResult parse, Config hocon)
     {
         if (parse.GetValue(Uri) is { Length: > 0 } uri)
         {
             using var key = DevKey(uri);
             return key.ToSs58();
         }
-        var wallet = ResolveWallet(parse);
+        var wallet = ResolveWallet(parse, hocon);
         try
         {
             using var pub = wallet.LoadHotkeyPub();
@@ -238,11 +220,11 @@ internal static class AxonCommands
     }
 
     /// <summary>Signs with the dev key, else through a WalletSignerActor holding the wallet's hotkey.</summary>
-    private static async Task<IRequestSigner> Signer(ParseResult parse, ActorSystem system)
+    private static async Task<IRequestSigner> Signer(ParseResult parse, ActorSystem system, Config hocon)
     {
         if (parse.GetValue(Uri) is { Length: > 0 } uri)
             return new KeyPairRequestSigner(DevKey(uri));
-        var wallet = ResolveWallet(parse);
+        var wallet = ResolveWallet(parse, hocon);
         var actor = system.ActorOf(WalletSignerActor.Props(wallet), "wallet-signer");
         try
         {
@@ -254,11 +236,13 @@ internal static class AxonCommands
         }
     }
 
-    private static LocalWallet ResolveWallet(ParseResult parse)
+    private static LocalWallet ResolveWallet(ParseResult parse, Config hocon)
     {
         try
         {
-            return WalletSettings.Default.WithOverrides(parse.GetValue(WalletName), parse.GetValue(WalletHotkey), parse.GetValue(WalletPath)).ToWallet();
+            // Flags beat BT_WALLET_* beat --config beat the reference (btcli's order for wallets).
+            return CliConfig.Settings(hocon, WalletSettings.SectionPath, WalletSettings.Create)
+                .WithOverrides(parse.GetValue(WalletName), parse.GetValue(WalletHotkey), parse.GetValue(WalletPath)).ToWallet();
         }
         catch (Exception e) when (e is ConfigurationException or ArgumentException)
         {

@@ -15,8 +15,8 @@ public sealed record ServerOptions
     /// <summary>Port; 0 lets the OS choose and the chosen port is announced.</summary>
     public int AxonPort { get; init; }
 
-    /// <summary>The hosted model's settings (sizes, optimizer, batching, checkpoints).</summary>
-    public ModelSettings Model { get; init; } = ModelSettings.Default;
+    /// <summary>The hosted model's settings (sizes, optimizer, batching, checkpoints); null takes the system's <c>bittensor.model</c>.</summary>
+    public ModelSettings? Model { get; init; }
 
     /// <summary>Serve these handlers instead of a model actor (e.g. <see cref="DemoModels.Random"/> for a useless server).</summary>
     public AxonHandlers? Handlers { get; init; }
@@ -24,7 +24,7 @@ public sealed record ServerOptions
     /// <summary>Deadline for one model call.</summary>
     public TimeSpan ModelTimeout { get; init; } = TimeSpan.FromSeconds(20);
 
-    /// <summary>Axon settings; null takes the reference configuration with <see cref="AxonIp"/>/<see cref="AxonPort"/>.</summary>
+    /// <summary>Axon settings; null takes the system's <c>bittensor.axon</c> with <see cref="AxonIp"/>/<see cref="AxonPort"/>.</summary>
     public AxonSettings? Axon { get; init; }
 }
 
@@ -80,15 +80,11 @@ public sealed class ServerNeuron : IAsyncDisposable
         var handlers = options.Handlers;
         if (handlers is null)
         {
-            model = system.ActorOf(ModelSupervisor.Props(options.Model), $"model-{Guid.NewGuid():N}");
+            model = system.ActorOf(ModelSupervisor.Props(options.Model ?? BittensorRuntime.Get(system).Settings(ModelSettings.SectionPath, ModelSettings.Create)), $"model-{Guid.NewGuid():N}");
             handlers = ModelAxonHandlers.Create(new ModelSupervisorEndpoint(model, options.ModelTimeout));
         }
-        var settings = options.Axon ?? AxonSettings.Create(BittensorReferenceConfig.Default) with
-        {
-            Ip = options.AxonIp,
-            Port = options.AxonPort,
-            MaxMessageSize = 16 * 1024 * 1024,
-        };
+        // The system's bittensor.axon (hocon/bittensor.conf under the host's config), with this role's address.
+        var settings = options.Axon ?? BittensorRuntime.Get(system).Axon with { Ip = options.AxonIp, Port = options.AxonPort };
         var axon = system.ActorOf(AxonActor.Props(settings, handlers, new AxonOptions { Hotkey = keys.HotkeySs58 }), $"axon-{Guid.NewGuid():N}");
         var bound = await axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromSeconds(20), cancellationToken);
         var uid = await ChainOps.EnsureRegisteredAsync(chain, netuid, keys, cancellationToken);

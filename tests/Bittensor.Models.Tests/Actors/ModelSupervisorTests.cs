@@ -6,7 +6,7 @@ using Xunit.Abstractions;
 
 namespace Bittensor.Models.Tests.Actors;
 
-public sealed class ModelSupervisorTests(ITestOutputHelper output) : TestKit(ModelSettings.ReferenceConfig, output: output)
+public sealed class ModelSupervisorTests(ITestOutputHelper output) : TestKit(Bittensor.Actors.BittensorRuntime.ReferenceConfig, output: output)
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 
@@ -215,7 +215,7 @@ public sealed class ModelSupervisorTests(ITestOutputHelper output) : TestKit(Mod
     }
 }
 
-public sealed class ModelSupervisorEndpointTests(ITestOutputHelper output) : TestKit(ModelSettings.ReferenceConfig, output: output)
+public sealed class ModelSupervisorEndpointTests(ITestOutputHelper output) : TestKit(Bittensor.Actors.BittensorRuntime.ReferenceConfig, output: output)
 {
     [Fact]
     public async Task The_endpoint_returns_representations_and_turns_a_silent_model_into_a_timeout_code()
@@ -236,7 +236,7 @@ public sealed class ModelSupervisorEndpointTests(ITestOutputHelper output) : Tes
     }
 }
 
-public sealed class ModelAxonHandlersTests(ITestOutputHelper output) : TestKit(ModelSettings.ReferenceConfig, output: output)
+public sealed class ModelAxonHandlersTests(ITestOutputHelper output) : TestKit(Bittensor.Actors.BittensorRuntime.ReferenceConfig, output: output)
 {
     [Fact]
     public async Task Axon_handlers_serve_text_forward_and_backward_and_refuse_other_modalities()
