@@ -11,6 +11,7 @@ using Bittensor.Neurons.Roles;
 using Bittensor.Wallet;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Samples.EmbeddedHost;
 

@@ -1,6 +1,7 @@
 using Bittensor.Neurons.Demo;
 using Bittensor.Neurons.Pipelines;
 using Xunit.Abstractions;
+using Bittensor.Models.Validation;
 
 namespace Bittensor.Neurons.Tests;
 
@@ -23,7 +24,7 @@ public sealed class DemoMarketTests(ITestOutputHelper output)
             Seed = 7,
             ServerModel = LocalSubnet.TinyModel,
             Pipeline = PipelineSettings.Default with { BatchSize = 2, SequenceLength = 12 },
-            Nucleus = NucleusSettings.Default with { Hidden = 64, Threads = 1 },
+            Nucleus = NucleusSettingsHocon.Default with { Hidden = 64, Threads = 1 },
         };
         var result = await DemoNetwork.RunAsync(options, cancellationToken: timeout.Token);
         foreach (var n in result.Neurons)

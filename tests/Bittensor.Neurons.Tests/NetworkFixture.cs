@@ -8,6 +8,8 @@ using Bittensor.Models;
 using Bittensor.Neurons.Demo;
 using Bittensor.Neurons.Pipelines;
 using Bittensor.Neurons.Roles;
+using Bittensor.Models.Validation;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Neurons.Tests;
 
@@ -85,7 +87,7 @@ internal sealed class LocalSubnet : IAsyncDisposable
     public static ValidatorOptions SmallValidator(int seed) => ValidatorOptions.Default with
     {
         Pipeline = PipelineSettings.Default with { BatchSize = 2, SequenceLength = 12, Seed = seed },
-        Nucleus = NucleusSettings.Default with { Hidden = 64, Seed = seed, Threads = 1 },
+        Nucleus = NucleusSettingsHocon.Default with { Hidden = 64, Seed = seed, Threads = 1 },
         CorpusTokens = 20_000,
         Stake = Balance.FromTao(100m),
     };

@@ -11,6 +11,7 @@ using Bittensor.Core.Domain;
 using Bittensor.Models;
 using Bittensor.Neurons.Roles;
 using Bittensor.Wallet;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Neurons.Demo;
 

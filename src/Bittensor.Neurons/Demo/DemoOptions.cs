@@ -1,5 +1,7 @@
 using Bittensor.Models;
 using Bittensor.Neurons.Pipelines;
+using Bittensor.Models.Validation;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Neurons.Demo;
 
@@ -51,7 +53,7 @@ public sealed record DemoOptions
     public PipelineSettings Pipeline { get; init; } = PipelineSettings.Default with { BatchSize = 4, SequenceLength = 16 };
 
     /// <summary>Validator nucleus sizes.</summary>
-    public NucleusSettings Nucleus { get; init; } = NucleusSettings.Default;
+    public NucleusSettings Nucleus { get; init; } = NucleusSettingsHocon.Default;
 
     /// <summary>Corpus paths; null takes the Debian corpus present (docs/corpus.md).</summary>
     public IReadOnlyList<string>? Corpus { get; init; }

@@ -1,8 +1,9 @@
 using Akka.Actor;
 using Bittensor.Actors;
 using Bittensor.Actors.Axon;
-using Bittensor.Models;
-using Bittensor.Models.Actors;
+using Bittensor.Core.Domain;
+using Bittensor.Neurons.Demo;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Neurons.Roles;
 
@@ -80,7 +81,7 @@ public sealed class ServerNeuron : IAsyncDisposable
         var handlers = options.Handlers;
         if (handlers is null)
         {
-            model = system.ActorOf(ModelSupervisor.Props(options.Model ?? BittensorRuntime.Get(system).Settings(ModelSettings.SectionPath, ModelSettings.Create)), $"model-{Guid.NewGuid():N}");
+            model = system.ActorOf(ServerModelHost.Props(options.Model ?? BittensorRuntime.Get(system).Settings(ModelSettings.SectionPath, ModelSettings.Create)), $"model-{Guid.NewGuid():N}");
             handlers = ModelAxonHandlers.Create(new ModelSupervisorEndpoint(model, options.ModelTimeout));
         }
         // The system's bittensor.axon (hocon/bittensor.conf under the host's config), with this role's address.

@@ -11,6 +11,7 @@ using Bittensor.Core.Domain;
 using Bittensor.Models.Data;
 using Bittensor.Models.Tokenization;
 using Bittensor.Neurons.Pipelines;
+using Bittensor.Models.Validation;
 
 namespace Bittensor.Neurons.Roles;
 
@@ -62,7 +63,7 @@ public sealed record ValidatorOptions
         return new ValidatorOptions
         {
             Pipeline = PipelineSettings.Create(section.GetConfig("pipeline")),
-            Nucleus = NucleusSettings.Create(section.GetConfig("nucleus")),
+            Nucleus = NucleusSettingsHocon.Create(section.GetConfig("nucleus")),
             WeightsLeadBlocks = c.Int("weights_lead_blocks"),
             CorpusTokens = c.Long("corpus_tokens"),
             SaveMetagraph = c.Bool("save_metagraph"),
@@ -170,7 +171,7 @@ public sealed class ValidatorNeuron : IAsyncDisposable
         var seq = options.Pipeline.SequenceLength;
         var tokens = Math.Max(options.CorpusTokens, seq * 4L);
         return Source.From(Enumerable.Range(0, int.MaxValue)).ConcatMany(pass =>
-            TextDataset.Blocks(paths, BittensorTokenizer.Instance, seq, options.Pipeline.Seed + pass, tokens));
+            TextDatasetSource.Blocks(paths, BittensorTokenizer.Instance, seq, options.Pipeline.Seed + pass, tokens));
     }
 
     /// <inheritdoc />

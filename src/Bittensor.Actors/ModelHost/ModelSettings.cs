@@ -1,18 +1,12 @@
 using Akka.Configuration;
+using Bittensor.Core.Modeling;
 
-namespace Bittensor.Models;
-
-/// <summary>Optimizer used by backward steps.</summary>
-public enum ModelOptimizer
-{
-    /// <summary>torch.optim.Adam.</summary>
-    Adam,
-    /// <summary>torch.optim.SGD (no momentum).</summary>
-    Sgd,
-}
+namespace Bittensor.Actors.ModelHost;
 
 /// <summary>
-/// Settings of a hosted model, read once from HOCON <c>bittensor.model</c> (see hocon/bittensor.conf for each key).
+/// Settings of a hosted model, read once from HOCON <c>bittensor.model</c> (see hocon/bittensor.conf for each key):
+/// the model host's queue, batching, deadline, checkpoints and restart backoff, and the architecture keys a model
+/// implementation (Bittensor.Models' ServerTextModel, built by Bittensor.Neurons) is made from.
 /// </summary>
 public sealed record ModelSettings
 {
