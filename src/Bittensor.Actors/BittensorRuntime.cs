@@ -100,9 +100,22 @@ public sealed class BittensorRuntime : IExtension
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var merged = config.WithFallback(ReferenceConfig);
+        var merged = ReferenceEquals(config, ReferenceConfig) ? config : WithReference(config);
         if (!merged.HasPath(path)) throw new ConfigurationException($"{path}: missing HOCON section");
         return merged.GetConfig(path);
+    }
+
+    private static Config WithReference(Config config)
+    {
+        try
+        {
+            return config.WithFallback(ReferenceConfig);
+        }
+        catch (ArgumentException)
+        {
+            // Akka refuses a fallback the config already has: then it has every reference key already.
+            return config;
+        }
     }
 
     /// <summary>
