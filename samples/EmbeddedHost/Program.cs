@@ -77,6 +77,7 @@ public sealed class ServerService(ActorRegistry registry, ActorSystem system, Sa
         {
             AxonIp = sample.GetString("axon_ip"),
             Model = ModelSettings.Create(system.Settings.Config),
+            StatePath = options.StateFolder(netuid, "server"),
         }, cancellationToken);
         Console.WriteLine($"embedded server uid {_server.Uid} on subnet {netuid} at {_server.Ip}:{_server.Port}");
     }

@@ -14,9 +14,9 @@ public sealed class MinerTests(ITestOutputHelper output) : TestKit(ModelSettings
         var ct = timeout.Token;
         await using var subnet = await LocalSubnet.StartAsync(Sys, tempo: 50, seed: 9, ct);
         var peer = await ServerNeuron.StartAsync(Sys, subnet.Chain, subnet.Netuid, subnet.NewKeys(),
-            new ServerOptions { AxonIp = "127.0.0.20", Model = LocalSubnet.TinyModel with { Seed = 1 } }, ct);
+            new ServerOptions { AxonIp = "127.0.0.20", Model = LocalSubnet.TinyModel with { Seed = 1 }, StatePath = subnet.State("peer") }, ct);
         var miner = await MinerNeuron.StartAsync(Sys, subnet.Chain, subnet.Netuid, subnet.NewKeys(),
-            new ServerOptions { AxonIp = "127.0.0.21", Model = LocalSubnet.TinyModel with { Seed = 2 } },
+            new ServerOptions { AxonIp = "127.0.0.21", Model = LocalSubnet.TinyModel with { Seed = 2 }, StatePath = subnet.State("miner") },
             LocalSubnet.SmallValidator(9) with { Stake = Bittensor.Core.Domain.Balance.Zero }, ct);
         var rounds = new TaskCompletionSource<Pipelines.RoundResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         var seen = 0;

@@ -34,13 +34,24 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
     private WebApplication? _app;
     private IPEndPoint? _bound;
     private Exception? _failure;
+    private readonly Exception? _authFailure;
 
     private AxonActor(AxonSettings settings, AxonHandlers handlers, AxonOptions options, IRequestAuthenticator? auth, ITensorWireCodec? codec)
     {
         _settings = settings;
         _handlers = handlers;
         _options = options;
-        _auth = auth ?? (settings.DisableSignatureVerification ? new UnverifiedAuthenticator() : AxonSeams.CreateAuthenticator(settings, options.Time ?? TimeProvider.System));
+        try
+        {
+            _auth = auth ?? (settings.DisableSignatureVerification ? new UnverifiedAuthenticator() : AxonSeams.CreateAuthenticator(settings, options.Time ?? TimeProvider.System));
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            // The nonce store cannot be opened (locked by another process, not ours, not readable): refuse to serve
+            // and say why through GetBinding, rather than serve without replay protection.
+            _auth = new UnverifiedAuthenticator();
+            _authFailure = new IOException($"the axon's nonce store cannot be opened: {e.Message}", e);
+        }
         _codec = codec ?? AxonSeams.CreateCodec(settings);
         _stakes = new StakeBook(options.Stake);
         _admission = new AxonAdmission(settings.QueueCapacity + settings.MaxWorkers);
@@ -107,6 +118,11 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         {
             _log.Warning("!!! SIGNATURE VERIFICATION IS DISABLED on this axon (bittensor.axon.auth.disable_signature_verification = on): " +
                 "any caller can claim any hotkey and replay requests. Use only for benchmark anchors. !!!");
+        }
+        if (_authFailure is not null)
+        {
+            Self.Tell(new StartFailed(_authFailure));
+            return;
         }
         StartServer(service).PipeTo(Self, success: s => s, failure: ex => new StartFailed(ex));
     }

@@ -105,7 +105,7 @@ internal sealed class AxonService : WireService.BittensorBase
             caller = claimed;
 
             // 2. Signature, nonce (recorded only after the signature verified) and header version.
-            var auth = _auth.Authenticate(context.RequestHeaders);
+            var auth = await _auth.AuthenticateAsync(context.RequestHeaders).ConfigureAwait(false);
             if (!auth.Ok && auth.Code == ReturnCode.Unauthenticated)
                 throw Refuse(method, caller, bytesIn, started, auth.Reason);
             if (!auth.Ok)

@@ -45,8 +45,14 @@ public sealed record AxonSettings
     /// <summary>How many callers' last nonces are remembered.</summary>
     public int NonceStoreCapacity { get; init; } = 100_000;
 
-    /// <summary>File persisting the last nonce per caller; empty keeps them in memory.</summary>
+    /// <summary>
+    /// File persisting the last nonce per caller (write-ahead: journal beside it); empty keeps them in memory. The roles
+    /// and <c>btcli axon serve</c> fill it with their state folder's <c>nonces</c> when empty.
+    /// </summary>
     public string NonceStorePath { get; init; } = "";
+
+    /// <summary>fsync each journal batch before accepting its requests (survives power loss); off: survives kill -9 only.</summary>
+    public bool NonceStoreFsync { get; init; } = true;
 
     /// <summary>Skip signature verification (benchmark anchors only; logged loudly).</summary>
     public bool DisableSignatureVerification { get; init; }
@@ -80,6 +86,7 @@ public sealed record AxonSettings
             NonceMaxAge = c.GetTimeSpan("auth.max_age", TimeSpan.FromSeconds(60)),
             NonceStoreCapacity = c.GetInt("auth.nonce_store_capacity", 100_000),
             NonceStorePath = c.GetString("auth.nonce_store_path", ""),
+            NonceStoreFsync = c.GetBoolean("auth.nonce_store_fsync", true),
             DisableSignatureVerification = c.GetBoolean("auth.disable_signature_verification", false),
             PriorityByStake = c.GetBoolean("priority.by_stake", true),
             BlacklistMinStake = c.GetDouble("blacklist.min_stake", 0),

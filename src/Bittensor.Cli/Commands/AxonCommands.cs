@@ -58,8 +58,13 @@ internal static class AxonCommands
         };
         var model = new Option<string>("--model") { Description = "echo (deterministic: out[b,s,d] = token*1e-3 + d*1e-6) or random", DefaultValueFactory = _ => "echo" };
         var config = new Option<FileInfo?>("--config") { Description = "HOCON file with a bittensor { } section overriding the defaults" };
+        var state = new Option<string?>("--axon.state_path")
+        {
+            Description = "Folder of this axon's state (its nonce store, so a restart never accepts a request accepted before it); " +
+                "default <wallet path>/<wallet>/axon/<hotkey>/, or ~/.bittensor/axon/<ss58>/ with --uri",
+        };
         var serve = new Command("serve", "Serve until Ctrl-C / SIGTERM; prints one line per call");
-        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, model, config, Uri, WalletName, WalletHotkey, WalletPath }) serve.Options.Add(o);
+        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, model, config, state, Uri, WalletName, WalletHotkey, WalletPath }) serve.Options.Add(o);
         serve.SetAction(async (parse, ct) =>
         {
             var overrides = new List<string>();
@@ -84,7 +89,11 @@ internal static class AxonCommands
                 "random" => DemoModels.Random(settings.NetworkDim),
                 var other => throw new CliException($"unknown --model '{other}' (use echo or random)"),
             };
-            return await RunServe(hocon, settings, handlers, OwnHotkey(parse), parse.GetValue(CliApp.Json), ct).ConfigureAwait(false);
+            var hotkey = OwnHotkey(parse);
+            // Replay-safe by default: the nonce store lives in the axon's state folder unless HOCON names a file.
+            if (parse.GetValue(state) is { Length: > 0 } folder) settings = settings with { NonceStorePath = Path.Combine(Path.GetFullPath(folder), "nonces") };
+            else if (settings.NonceStorePath.Length == 0) settings = settings with { NonceStorePath = Path.Combine(DefaultStateFolder(parse, hotkey), "nonces") };
+            return await RunServe(hocon, settings, handlers, hotkey, parse.GetValue(CliApp.Json), ct).ConfigureAwait(false);
         });
         return serve;
     }
@@ -119,6 +128,8 @@ internal static class AxonCommands
             throw new CliException($"axon could not listen on {settings.Ip}:{settings.Port}: {e.Message}");
         }
         Console.Error.WriteLine($"axon {hotkey} serving on {bound.Endpoint} (h2c); Ctrl-C to stop");
+        if (!settings.DisableSignatureVerification)
+            Console.Error.WriteLine($"nonce store {settings.NonceStorePath} (write-ahead{(settings.NonceStoreFsync ? ", fsync" : "")})");
 
         var shutdown = CoordinatedShutdown.Get(system);
         shutdown.AddTask(CoordinatedShutdown.PhaseServiceUnbind, "axon-unbind",
@@ -215,6 +226,19 @@ internal static class AxonCommands
             }
         }
         return overrides.Count == 0 ? config : ConfigurationFactory.ParseString(string.Join("\n", overrides)).WithFallback(config);
+    }
+
+    /// <summary>
+    /// The axon's state folder when neither <c>--axon.state_path</c> nor <c>bittensor.axon.auth.nonce_store_path</c> is given:
+    /// beside the wallet's hotkeys (<c>&lt;wallet path&gt;/&lt;wallet&gt;/axon/&lt;hotkey&gt;/</c>), or
+    /// <c>~/.bittensor/axon/&lt;ss58&gt;/</c> for a dev key.
+    /// </summary>
+    internal static string DefaultStateFolder(ParseResult parse, string hotkeySs58)
+    {
+        if (parse.GetValue(Uri) is { Length: > 0 })
+            return Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".bittensor", "axon", hotkeySs58);
+        var wallet = ResolveWallet(parse);
+        return Path.Combine(wallet.Directory, "axon", wallet.Hotkey);
     }
 
     /// <summary>The hotkey this axon announces: the dev key's, else the wallet hotkey's public key (no secret needed).</summary>

@@ -40,13 +40,17 @@ internal static class RunCommands
         var ip = new Option<string>("--axon.ip") { Description = "Axon address to bind and announce (not 127.0.0.1: the chain refuses it)", DefaultValueFactory = _ => "127.0.0.2" };
         var port = new Option<int>("--axon.port") { Description = "Axon port (0: any free port)", DefaultValueFactory = _ => 8091 };
         var stake = new Option<decimal>("--stake") { Description = "TAO to stake on the hotkey from the coldkey at start (validator)", DefaultValueFactory = _ => 0m };
+        var fullPath = new Option<string?>("--neuron.full_path")
+        {
+            Description = $"This neuron's state folder (the axon's nonce store); default ~/.bittensor/miners/<wallet>/<hotkey>/netuid<N>/{role}",
+        };
         var command = new Command(role, role switch
         {
             "server" => "Serve a model through an axon, registered on the subnet; it trains on the gradients callers return",
             "validator" => "Query the subnet's servers, score each by how much its representation lowers the next-token loss, set weights every tempo",
             _ => "Serve a model and distil the subnet's joined representations into it",
         });
-        foreach (var o in new Option[] { name, hotkey, path, netuid, localnet, blockTime, ip, port, stake }) command.Options.Add(o);
+        foreach (var o in new Option[] { name, hotkey, path, netuid, localnet, blockTime, ip, port, stake, fullPath }) command.Options.Add(o);
         command.SetAction(async (parse, cancellationToken) =>
         {
             var id = parse.GetValue(netuid);
@@ -57,14 +61,15 @@ internal static class RunCommands
             if (p is < 0 or > 65535) throw new CliException("--axon.port must be between 0 and 65535");
             var wallet = LocalWallet.Resolve(parse.GetValue(name), parse.GetValue(hotkey), parse.GetValue(path));
             var folder = parse.GetValue(localnet) ?? LocalnetOptions.DefaultPath("default");
-            await RunAsync(role, wallet, (ushort)id, folder, TimeSpan.FromSeconds(seconds), parse.GetValue(ip)!, p, parse.GetValue(stake),
+            var state = parse.GetValue(fullPath) is { Length: > 0 } f ? Path.GetFullPath(f) : NeuronPaths.Default(wallet.Name, wallet.Hotkey, (ushort)id, role);
+            await RunAsync(role, wallet, (ushort)id, folder, state, TimeSpan.FromSeconds(seconds), parse.GetValue(ip)!, p, parse.GetValue(stake),
                 parse.InvocationConfiguration.Output, cancellationToken);
             return 0;
         });
         return command;
     }
 
-    private static async Task RunAsync(string role, LocalWallet wallet, ushort netuid, string folder, TimeSpan blockTime, string ip, int port,
+    private static async Task RunAsync(string role, LocalWallet wallet, ushort netuid, string folder, string state, TimeSpan blockTime, string ip, int port,
         decimal stake, TextWriter output, CancellationToken cancellationToken)
     {
         WalletKey hot;
@@ -98,7 +103,7 @@ internal static class RunCommands
             try
             {
                 var actor = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(chain)), SubtensorSettings.Default, Random.Shared.NextDouble), "chain");
-                var server = new ServerOptions { AxonIp = ip, AxonPort = port, Model = ModelSettings.Create(config) };
+                var server = new ServerOptions { AxonIp = ip, AxonPort = port, Model = ModelSettings.Create(config), StatePath = state };
                 ValidatorOptions validator;
                 try
                 {
@@ -131,7 +136,7 @@ internal static class RunCommands
                         status = () => string.Create(CultureInfo.InvariantCulture, $"miner uid {mi.Server.Uid} at {mi.Server.Ip}:{mi.Server.Port}, block {chain.BlockNumber}, distillation loss {mi.LastDistillLoss:F5}");
                         break;
                 }
-                await output.WriteLineAsync($"{role} running on subnet {netuid} as {keys.HotkeySs58}; Ctrl-C stops it");
+                await output.WriteLineAsync($"{role} running on subnet {netuid} as {keys.HotkeySs58} (state in {state}); Ctrl-C stops it");
                 using var timer = new PeriodicTimer(TimeSpan.FromSeconds(10));
                 while (await timer.WaitForNextTickAsync(stop.Token)) await output.WriteLineAsync(status());
             }

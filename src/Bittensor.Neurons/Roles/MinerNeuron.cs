@@ -47,7 +47,7 @@ public sealed class MinerNeuron : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(server);
         if (server.Handlers is not null) throw new ArgumentException("a miner distils into its own model; custom handlers cannot be trained", nameof(server));
-        var serving = await ServerNeuron.StartAsync(system, chain, netuid, keys, server, cancellationToken);
+        var serving = await ServerNeuron.StartAsync(system, chain, netuid, keys, server, "miner", cancellationToken);
         var model = new ModelSupervisorEndpoint(serving.Model!, server.ModelTimeout);
         MinerNeuron? miner = null;
         async Task Distill(long[] tokens, int batch, int seq, float[] joined, CancellationToken ct)

@@ -26,6 +26,14 @@ public sealed record ServerOptions
 
     /// <summary>Axon settings; null takes the reference configuration with <see cref="AxonIp"/>/<see cref="AxonPort"/>.</summary>
     public AxonSettings? Axon { get; init; }
+
+    /// <summary>
+    /// This neuron's state folder; the axon's nonce store is <c>nonces</c> in it (unless <see cref="Axon"/> names a
+    /// <see cref="AxonSettings.NonceStorePath"/>), so a restart never accepts a request accepted before it. Null:
+    /// <see cref="NeuronPaths.Default(string, string, ushort, string)"/> with the hotkey's SS58 as wallet and hotkey
+    /// name (<c>btcli run</c> passes the wallet's names, or <c>--neuron.full_path</c>).
+    /// </summary>
+    public string? StatePath { get; init; }
 }
 
 /// <summary>
@@ -70,8 +78,12 @@ public sealed class ServerNeuron : IAsyncDisposable
     /// Starts the model and the axon in <paramref name="system"/>, registers (when needed, with the coldkey) and serves
     /// on <paramref name="netuid"/> through <paramref name="chain"/> (a ChainActor).
     /// </summary>
-    public static async Task<ServerNeuron> StartAsync(ActorSystem system, IActorRef chain, ushort netuid, NeuronKeys keys, ServerOptions options,
-        CancellationToken cancellationToken)
+    public static Task<ServerNeuron> StartAsync(ActorSystem system, IActorRef chain, ushort netuid, NeuronKeys keys, ServerOptions options,
+        CancellationToken cancellationToken) =>
+        StartAsync(system, chain, netuid, keys, options, "server", cancellationToken);
+
+    internal static async Task<ServerNeuron> StartAsync(ActorSystem system, IActorRef chain, ushort netuid, NeuronKeys keys, ServerOptions options,
+        string role, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(system);
         ArgumentNullException.ThrowIfNull(keys);
@@ -89,6 +101,11 @@ public sealed class ServerNeuron : IAsyncDisposable
             Port = options.AxonPort,
             MaxMessageSize = 16 * 1024 * 1024,
         };
+        if (settings.NonceStorePath.Length == 0)
+        {
+            var folder = options.StatePath ?? NeuronPaths.Default(keys.HotkeySs58, keys.HotkeySs58, netuid, role);
+            settings = settings with { NonceStorePath = Path.Combine(Path.GetFullPath(folder), "nonces") };
+        }
         var axon = system.ActorOf(AxonActor.Props(settings, handlers, new AxonOptions { Hotkey = keys.HotkeySs58 }), $"axon-{Guid.NewGuid():N}");
         var bound = await axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromSeconds(20), cancellationToken);
         var uid = await ChainOps.EnsureRegisteredAsync(chain, netuid, keys, cancellationToken);
