@@ -32,6 +32,10 @@ public sealed class MinerTests(ITestOutputHelper output) : TestKit(ModelSettings
             Assert.Equal(Bittensor.Protocol.Wire.ReturnCode.Success, round.BackwardCodes[0]);
             Assert.True(double.IsFinite(miner.LastDistillLoss), "no distillation step was taken");
             Assert.NotEqual(peer.Uid, miner.Server.Uid);
+            // One supervised unit per neuron, with named children.
+            Assert.Equal($"/user/miner-{miner.Server.Hotkey}/axon", miner.Server.Axon.Path.ToStringWithoutAddress());
+            Assert.Equal($"/user/miner-{miner.Server.Hotkey}/model", miner.Server.Model!.Path.ToStringWithoutAddress());
+            Assert.Equal($"/user/server-{peer.Hotkey}/axon", peer.Axon.Path.ToStringWithoutAddress());
         }
         finally
         {

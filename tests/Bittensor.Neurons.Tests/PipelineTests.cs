@@ -41,6 +41,7 @@ public sealed class PipelineTests(ITestOutputHelper output) : TestKit(ModelSetti
             Assert.Equal(set.Uids.ToArray(), onChain.Weights.Select(w => w.Uid).ToArray());
             Assert.Contains(onChain.Weights, w => w.Value == ushort.MaxValue);
             Assert.True(validator.Pipeline.Metrics.Snapshot().Batches > 0);
+            Assert.Equal($"/user/validator-{validator.Hotkey}/metagraph", validator.Metagraph.Path.ToStringWithoutAddress());
             Assert.Equal(0, validator.Pipeline.DroppedBatches);
         }
         finally

@@ -39,15 +39,15 @@ public sealed record ServerOptions
 /// <summary>
 /// The 2021 template server: hosts its model in a supervised model actor, serves it through an axon (forward answers
 /// representations, backward applies the caller's gradient with an optimizer step — it trains on what validators send
-/// back), registers its hotkey on the subnet and announces the axon on chain.
+/// back), registers its hotkey on the subnet and announces the axon on chain. Its actors are the named children
+/// <c>model</c> and <c>axon</c> of one <see cref="NeuronActor"/> (<c>/user/server-&lt;hotkey&gt;</c>; inside a miner,
+/// of the miner's), supervised as that class describes.
 /// </summary>
 public sealed class ServerNeuron : IAsyncDisposable
 {
-    private readonly ActorSystem _system;
-
-    private ServerNeuron(ActorSystem system, IActorRef axon, IActorRef? model, ushort uid, string ip, int port, string hotkey)
+    private ServerNeuron(IActorRef neuron, IActorRef axon, IActorRef? model, ushort uid, string ip, int port, string hotkey)
     {
-        _system = system;
+        Neuron = neuron;
         Axon = axon;
         Model = model;
         Uid = uid;
@@ -56,10 +56,13 @@ public sealed class ServerNeuron : IAsyncDisposable
         Hotkey = hotkey;
     }
 
-    /// <summary>The axon actor.</summary>
+    /// <summary>The neuron's parent actor (<see cref="NeuronActor"/>); it stops when the axon or the model stops.</summary>
+    public IActorRef Neuron { get; }
+
+    /// <summary>The axon actor (child <c>axon</c> of <see cref="Neuron"/>).</summary>
     public IActorRef Axon { get; }
 
-    /// <summary>The model supervisor (null when custom handlers are served).</summary>
+    /// <summary>The model supervisor, child <c>model</c> of <see cref="Neuron"/> (null when custom handlers are served).</summary>
     public IActorRef? Model { get; }
 
     /// <summary>Uid on the subnet.</summary>
@@ -80,19 +83,35 @@ public sealed class ServerNeuron : IAsyncDisposable
     /// </summary>
     public static Task<ServerNeuron> StartAsync(ActorSystem system, IActorRef chain, ushort netuid, NeuronKeys keys, ServerOptions options,
         CancellationToken cancellationToken) =>
-        StartAsync(system, chain, netuid, keys, options, "server", cancellationToken);
+        StartAsync(system, chain, netuid, keys, options, "server", null, cancellationToken);
 
     internal static async Task<ServerNeuron> StartAsync(ActorSystem system, IActorRef chain, ushort netuid, NeuronKeys keys, ServerOptions options,
-        string role, CancellationToken cancellationToken)
+        string role, IActorRef? neuron, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(system);
         ArgumentNullException.ThrowIfNull(keys);
         ArgumentNullException.ThrowIfNull(options);
+        var owns = neuron is null;
+        neuron ??= NeuronActors.Create(system, role, keys.HotkeySs58);
+        try
+        {
+            return await StartInAsync(neuron, chain, netuid, keys, options, role, cancellationToken);
+        }
+        catch
+        {
+            if (owns) await NeuronActors.StopAsync(neuron, TimeSpan.FromSeconds(10));
+            throw;
+        }
+    }
+
+    private static async Task<ServerNeuron> StartInAsync(IActorRef neuron, IActorRef chain, ushort netuid, NeuronKeys keys, ServerOptions options,
+        string role, CancellationToken cancellationToken)
+    {
         IActorRef? model = null;
         var handlers = options.Handlers;
         if (handlers is null)
         {
-            model = system.ActorOf(ModelSupervisor.Props(options.Model), $"model-{Guid.NewGuid():N}");
+            model = await NeuronActors.StartChildAsync(neuron, "model", ModelSupervisor.Props(options.Model), critical: true, cancellationToken);
             handlers = ModelAxonHandlers.Create(new ModelSupervisorEndpoint(model, options.ModelTimeout));
         }
         var settings = options.Axon ?? AxonSettings.Create(BittensorReferenceConfig.Default) with
@@ -106,23 +125,14 @@ public sealed class ServerNeuron : IAsyncDisposable
             var folder = options.StatePath ?? NeuronPaths.Default(keys.HotkeySs58, keys.HotkeySs58, netuid, role);
             settings = settings with { NonceStorePath = Path.Combine(Path.GetFullPath(folder), "nonces") };
         }
-        var axon = system.ActorOf(AxonActor.Props(settings, handlers, new AxonOptions { Hotkey = keys.HotkeySs58 }), $"axon-{Guid.NewGuid():N}");
+        var axon = await NeuronActors.StartChildAsync(neuron, "axon", AxonActor.Props(settings, handlers, new AxonOptions { Hotkey = keys.HotkeySs58 }),
+            critical: true, cancellationToken);
         var bound = await axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromSeconds(20), cancellationToken);
         var uid = await ChainOps.EnsureRegisteredAsync(chain, netuid, keys, cancellationToken);
         await ChainOps.ServeAxonAsync(chain, netuid, keys, options.AxonIp, bound.Endpoint.Port, cancellationToken);
-        return new ServerNeuron(system, axon, model, uid, options.AxonIp, bound.Endpoint.Port, keys.HotkeySs58);
+        return new ServerNeuron(neuron, axon, model, uid, options.AxonIp, bound.Endpoint.Port, keys.HotkeySs58);
     }
 
-    /// <inheritdoc />
-    public async ValueTask DisposeAsync()
-    {
-        try
-        {
-            await Axon.GracefulStop(TimeSpan.FromSeconds(5));
-        }
-        catch (TaskCanceledException)
-        {
-        }
-        if (Model is not null) _system.Stop(Model);
-    }
+    /// <summary>Stops the neuron with its children (the axon writes its nonce store as it stops); inside a miner, the miner's whole neuron.</summary>
+    public async ValueTask DisposeAsync() => await NeuronActors.StopAsync(Neuron, TimeSpan.FromSeconds(10));
 }
