@@ -28,7 +28,7 @@ public sealed class NeuronActor : ReceiveActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly HashSet<IActorRef> _critical = [];
 
-    private NeuronActor()
+    public NeuronActor()
     {
         Receive<StartChild>(start =>
         {
