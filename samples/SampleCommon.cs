@@ -5,6 +5,7 @@ using Bittensor.Core.Domain;
 using Bittensor.Models;
 using Bittensor.Neurons;
 using Bittensor.Wallet;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Samples;
 

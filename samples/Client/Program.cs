@@ -4,6 +4,7 @@ using Bittensor.Actors.Metagraph;
 using Bittensor.Chain.Local;
 using Bittensor.Models.Tokenization;
 using Bittensor.Protocol.Wire;
+using Bittensor.Core.Domain;
 
 namespace Bittensor.Samples.Client;
 

@@ -6,6 +6,7 @@ using Bittensor.Models;
 using Bittensor.Neurons.Roles;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Samples.EmbeddedHost;
 

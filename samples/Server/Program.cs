@@ -2,6 +2,8 @@ using Bittensor.Actors.Axon;
 using Bittensor.Chain.Local;
 using Bittensor.Neurons.Roles;
 using Bittensor.Protocol.Wire;
+using Bittensor.Protocol;
+using Bittensor.Neurons.Demo;
 
 namespace Bittensor.Samples.Server;
 

@@ -1,6 +1,7 @@
 using Bittensor.Neurons.Demo;
 using Bittensor.Neurons.Pipelines;
 using Xunit.Abstractions;
+using Bittensor.Models.Validation;
 
 namespace Bittensor.Neurons.Tests;
 

@@ -2,6 +2,7 @@ using Akka.TestKit.Xunit2;
 using Bittensor.Models;
 using Bittensor.Neurons.Roles;
 using Xunit.Abstractions;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Neurons.Tests;
 

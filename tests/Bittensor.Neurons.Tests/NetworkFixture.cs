@@ -8,6 +8,8 @@ using Bittensor.Models;
 using Bittensor.Neurons.Demo;
 using Bittensor.Neurons.Pipelines;
 using Bittensor.Neurons.Roles;
+using Bittensor.Models.Validation;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Neurons.Tests;
 

@@ -1,5 +1,6 @@
 using Bittensor.Neurons.Pipelines;
 using Bittensor.Neurons.Roles;
+using Bittensor.Models.Validation;
 
 namespace Bittensor.Neurons.Tests;
 

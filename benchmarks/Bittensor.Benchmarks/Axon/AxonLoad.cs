@@ -11,6 +11,8 @@ using Bittensor.Protocol.Wire;
 using Grpc.Core;
 using Grpc.Net.Client;
 using WireClient = Bittensor.Protocol.Wire.Bittensor.BittensorClient;
+using Bittensor.Core.Domain;
+using Bittensor.Neurons.Demo;
 
 namespace Bittensor.Benchmarks.Axon;
 

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
 using Akka.Actor;
-using Bittensor.Models;
-using Bittensor.Models.Actors;
+using Bittensor.Neurons.Roles;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Benchmarks.Models;
 
@@ -38,7 +38,7 @@ internal static class ModelBatchingHarness
     private static async Task<Result> MeasureAsync(ModelSettings settings, int callers, int seq, int seconds)
     {
         using var system = ActorSystem.Create("model-batching", ModelSettings.ReferenceConfig);
-        var model = system.ActorOf(ModelSupervisor.Props(settings), "model");
+        var model = system.ActorOf(ServerModelHost.Props(settings), "model");
         await model.Ask<ModelStats>(GetModelStats.Instance, TimeSpan.FromMinutes(1));
         var random = new Random(1);
         var tokens = Enumerable.Range(0, callers).Select(_ => Enumerable.Range(0, seq).Select(_ => (long)random.Next(50257)).ToArray()).ToArray();

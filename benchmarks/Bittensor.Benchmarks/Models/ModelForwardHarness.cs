@@ -1,9 +1,10 @@
 using System.Diagnostics;
 using System.Globalization;
-using Bittensor.Models;
+using Bittensor.Neurons.Roles;
 using Bittensor.Models.Nucleus;
 using TorchSharp;
 using static TorchSharp.torch;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Benchmarks.Models;
 
@@ -19,7 +20,7 @@ internal static class ModelForwardHarness
         var batch = ModelBatchingHarness.Option(args, "--batch", 16);
         var seq = ModelBatchingHarness.Option(args, "--seq", 64);
         var iters = ModelBatchingHarness.Option(args, "--iters", 50);
-        var settings = ModelSettings.Create(ModelSettings.ReferenceConfig);
+        var settings = ModelSettings.Create(ModelSettings.ReferenceConfig).ToServerModelOptions();
         torch.set_num_threads(settings.Threads);
         using var model = new ServerModel(settings);
         model.eval();

@@ -1,8 +1,9 @@
 using BenchmarkDotNet.Attributes;
-using Bittensor.Models;
+using Bittensor.Neurons.Roles;
 using Bittensor.Models.Nucleus;
 using TorchSharp;
 using static TorchSharp.torch;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Benchmarks.Models;
 
@@ -22,7 +23,7 @@ public class ServerModelForwardBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        var settings = ModelSettings.Create(ModelSettings.ReferenceConfig);
+        var settings = ModelSettings.Create(ModelSettings.ReferenceConfig).ToServerModelOptions();
         torch.set_num_threads(settings.Threads);
         _model = new ServerModel(settings);
         _model.eval();

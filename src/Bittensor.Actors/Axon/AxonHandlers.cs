@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Bittensor.Protocol.Wire;
+using Bittensor.Protocol;
 
 namespace Bittensor.Actors.Axon;
 

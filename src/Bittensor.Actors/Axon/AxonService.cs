@@ -3,6 +3,7 @@ using Akka.Actor;
 using Bittensor.Protocol.Wire;
 using Grpc.Core;
 using WireService = Bittensor.Protocol.Wire.Bittensor;
+using Bittensor.Protocol;
 
 namespace Bittensor.Actors.Axon;
 

@@ -1,5 +1,6 @@
 using Bittensor.Protocol.Wire;
 using Grpc.Core;
+using Bittensor.Protocol;
 
 namespace Bittensor.Actors.Axon;
 

@@ -1,4 +1,3 @@
-using System.Text;
 using Akka.Actor;
 using Akka.Streams;
 using Akka.Streams.Dsl;
@@ -6,6 +5,7 @@ using Bittensor.Actors.Axon;
 using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
 using WireTensor = Bittensor.Protocol.Wire.Tensor;
+using Bittensor.Core.Domain;
 
 namespace Bittensor.Actors.Dendrite;
 
@@ -23,22 +23,6 @@ public sealed record EndpointResult(EndpointInfo Endpoint, DenseTensor Tensor, R
 /// </summary>
 public sealed record FanOutOptions(int KMin, TimeSpan TimeoutAfterKMin);
 
-/// <summary>Text to token ids for <see cref="Dendrite.ForwardText(IReadOnlyList{EndpointInfo}, IReadOnlyList{string}, TimeSpan?, FanOutOptions?)"/>.</summary>
-public static class FallbackTokenizer
-{
-    /// <summary>
-    /// NOT a language-model tokenizer: a trivial byte-level fallback mapping each UTF-8 byte to the id of its value
-    /// (0..255). Used only until a real (GPT-2 BPE) tokenizer is plugged in; real peers will see nonsense tokens.
-    /// </summary>
-    public static long[] ByteLevel(string text)
-    {
-        var bytes = Encoding.UTF8.GetBytes(text);
-        var ids = new long[bytes.Length];
-        for (var i = 0; i < bytes.Length; i++) ids[i] = bytes[i];
-        return ids;
-    }
-}
-
 /// <summary>
 /// Host-code API of the dendrite: fans a request out to many endpoints through their endpoint actors, as an
 /// Akka.Streams graph with bounded parallelism, and returns one <see cref="EndpointResult"/> per endpoint in the
@@ -49,7 +33,7 @@ public sealed class Dendrite
     private readonly IActorRef _actor;
     private readonly DendriteSettings _settings;
     private readonly ITensorWireCodec _codec;
-    private readonly Func<string, long[]> _tokenizer;
+    private readonly Func<string, long[]>? _tokenizer;
     private readonly TimeProvider _time;
     private readonly IMaterializer _materializer;
 
@@ -58,7 +42,7 @@ public sealed class Dendrite
     /// <param name="signer">Signs every request (the wallet's hotkey).</param>
     /// <param name="settings">Settings; defaults from the reference configuration.</param>
     /// <param name="options">Clock and random source.</param>
-    /// <param name="tokenizer">Text to token ids; defaults to <see cref="FallbackTokenizer.ByteLevel"/>.</param>
+    /// <param name="tokenizer">Text to token ids for <see cref="ForwardText(IReadOnlyList{EndpointInfo}, IReadOnlyList{string}, TimeSpan?, FanOutOptions?)"/> (e.g. the 2021 GPT-2 tokenizer of Bittensor.Models); without one, only token-id calls work.</param>
     public Dendrite(ActorSystem system, IRequestSigner signer, DendriteSettings? settings = null, DendriteOptions? options = null,
         Func<string, long[]>? tokenizer = null)
         : this(system, settings ?? DendriteSettings.Default, AxonSeams.CreateCodec(null), signer, options, tokenizer)
@@ -77,7 +61,7 @@ public sealed class Dendrite
         ArgumentNullException.ThrowIfNull(settings);
         _settings = settings;
         _codec = AxonSeams.CreateCodec(null);
-        _tokenizer = tokenizer ?? FallbackTokenizer.ByteLevel;
+        _tokenizer = tokenizer;
         _time = options?.Time ?? TimeProvider.System;
         _actor = dendriteActor;
         _materializer = system.Materializer();
@@ -89,7 +73,7 @@ public sealed class Dendrite
         ArgumentNullException.ThrowIfNull(system);
         _settings = settings;
         _codec = codec;
-        _tokenizer = tokenizer ?? FallbackTokenizer.ByteLevel;
+        _tokenizer = tokenizer;
         _time = options?.Time ?? TimeProvider.System;
         _actor = system.ActorOf(DendriteActor.Props(settings, signer, options), $"dendrite-{Guid.NewGuid():N}");
         _materializer = system.Materializer();
@@ -99,11 +83,13 @@ public sealed class Dendrite
     public IActorRef Actor => _actor;
 
     /// <summary>Tokenises each text (padding with id 0 to the longest) and forwards the int64 <c>[texts, seq]</c> tokens.</summary>
+    /// <exception cref="InvalidOperationException">This dendrite was built without a tokenizer.</exception>
     public Task<IReadOnlyList<EndpointResult>> ForwardText(IReadOnlyList<EndpointInfo> endpoints, IReadOnlyList<string> texts,
         TimeSpan? timeout = null, FanOutOptions? fanOut = null)
     {
         ArgumentNullException.ThrowIfNull(texts);
         if (texts.Count == 0) throw new ArgumentException("at least one text is needed", nameof(texts));
+        if (_tokenizer is null) throw new InvalidOperationException("this dendrite has no tokenizer: pass one to its constructor, or send token ids");
         var ids = texts.Select(_tokenizer).ToArray();
         var seq = Math.Max(1, ids.Max(t => t.Length));
         var tokens = new long[texts.Count, seq];

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Bittensor.Protocol;
+using Bittensor.Core.Domain;
 
 namespace Bittensor.Actors.Dendrite;
 

@@ -6,6 +6,7 @@ using Bittensor.Protocol.Wire;
 using Grpc.Core;
 using Grpc.Net.Client;
 using WireClient = Bittensor.Protocol.Wire.Bittensor.BittensorClient;
+using Bittensor.Core.Domain;
 
 namespace Bittensor.Actors.Dendrite;
 

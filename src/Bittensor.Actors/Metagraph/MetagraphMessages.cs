@@ -1,3 +1,4 @@
+using Bittensor.Core.Domain;
 namespace Bittensor.Actors.Metagraph;
 
 /// <summary>Ask a MetagraphActor for its current snapshot; answered at once with a <see cref="MetagraphSnapshot"/>.</summary>

@@ -11,6 +11,8 @@ using Bittensor.Core.Crypto;
 using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
 using Bittensor.Wallet;
+using Bittensor.Core.Domain;
+using Bittensor.Neurons.Demo;
 
 namespace Bittensor.Cli.Commands;
 

@@ -10,6 +10,7 @@ using Bittensor.Models;
 using Bittensor.Neurons;
 using Bittensor.Neurons.Roles;
 using Bittensor.Wallet;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Cli.Commands;
 

@@ -1,7 +1,5 @@
 using System.Text;
 using System.Text.Json;
-using Akka;
-using Akka.Streams.Dsl;
 using Bittensor.Models.Tokenization;
 
 namespace Bittensor.Models.Data;
@@ -11,10 +9,11 @@ public sealed record TokenBatch(long[] Tokens, int Batch, int Seq);
 
 /// <summary>
 /// Text from local files, folders (recursive) or JSONL files (one <c>{"text": ...}</c> object per line), as an
-/// Akka.Streams source of shuffled token blocks. Files are read in ordinal path order, every document is tokenized
+/// lazy sequence of shuffled token blocks (Bittensor.Neurons wraps it as an Akka.Streams source: TextDatasetSource). Files are read in ordinal path order, every document is tokenized
 /// and followed by &lt;|endoftext|&gt;, the token stream is cut into blocks of N tokens, the blocks are shuffled
 /// with a seeded RNG and grouped into batches of B (a last, incomplete batch is dropped). The same paths and seed
-/// give the same batches. Work happens when the source is materialized, not when it is built.
+/// give the same batches. Work happens when the sequence is enumerated, not when it is built, and each
+/// enumeration reads afresh.
 /// </summary>
 public static class TextDataset
 {
@@ -38,12 +37,12 @@ public static class TextDataset
     /// <param name="batchSize">Rows per batch (B).</param>
     /// <param name="seed">Shuffle seed.</param>
     /// <param name="maxTokens">Stop reading once this many tokens are collected (bounds memory).</param>
-    public static Source<TokenBatch, NotUsed> Batches(IEnumerable<string> paths, BittensorTokenizer tokenizer, int blockSize, int batchSize, int seed, long maxTokens = 4_000_000)
+    public static IEnumerable<TokenBatch> Batches(IEnumerable<string> paths, BittensorTokenizer tokenizer, int blockSize, int batchSize, int seed, long maxTokens = 4_000_000)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         return Blocks(paths, tokenizer, blockSize, seed, maxTokens)
-            .Grouped(batchSize)
-            .Where(rows => rows.Count() == batchSize)
+            .Chunk(batchSize)
+            .Where(rows => rows.Length == batchSize)
             .Select(rows =>
             {
                 var tokens = new long[batchSize * blockSize];
@@ -58,13 +57,13 @@ public static class TextDataset
     }
 
     /// <summary>Shuffled blocks of <paramref name="blockSize"/> tokens (see <see cref="Batches"/>).</summary>
-    public static Source<long[], NotUsed> Blocks(IEnumerable<string> paths, BittensorTokenizer tokenizer, int blockSize, int seed, long maxTokens = 4_000_000)
+    public static IEnumerable<long[]> Blocks(IEnumerable<string> paths, BittensorTokenizer tokenizer, int blockSize, int seed, long maxTokens = 4_000_000)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxTokens, blockSize);
         var files = ListFiles(paths);
-        return Source.From(Deferred(files, tokenizer, blockSize, seed, maxTokens));
+        return Deferred(files, tokenizer, blockSize, seed, maxTokens);
     }
 
     /// <summary>
@@ -120,7 +119,7 @@ public static class TextDataset
         }
     }
 
-    // An iterator: nothing is read until the stream pulls, and each materialization reads afresh.
+    // An iterator: nothing is read until the caller enumerates, and each enumeration reads afresh.
     private static IEnumerable<long[]> Deferred(IReadOnlyList<string> files, BittensorTokenizer tokenizer, int blockSize, int seed, long maxTokens)
     {
         foreach (var block in ShuffledBlocks(files, tokenizer, blockSize, seed, maxTokens)) yield return block;

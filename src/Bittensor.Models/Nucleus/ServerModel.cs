@@ -8,7 +8,7 @@ namespace Bittensor.Models.Nucleus;
 /// <summary>
 /// The server's nucleus: token ids [batch, seq] (int64) → token embedding + learned positions → N transformer
 /// causal encoder layers (post-norm, ReLU, as torch.nn.TransformerEncoderLayer with a square subsequent mask) → Linear to the network width,
-/// giving [batch, seq, network_dim] float32 representations. Sizes come from <see cref="ModelSettings"/>.
+/// giving [batch, seq, network_dim] float32 representations. Sizes come from <see cref="ServerModelOptions"/>.
 /// benchmarks/python/model_forward.py builds the same architecture in PyTorch.
 /// </summary>
 public sealed class ServerModel : Module<Tensor, Tensor>
@@ -19,8 +19,8 @@ public sealed class ServerModel : Module<Tensor, Tensor>
     private readonly Linear _mapping;
     private readonly int _maxSequence;
 
-    /// <summary>Builds a freshly initialised model (deterministic for a given <see cref="ModelSettings.Seed"/>).</summary>
-    public ServerModel(ModelSettings settings) : base(nameof(ServerModel))
+    /// <summary>Builds a freshly initialised model (deterministic for a given <see cref="ServerModelOptions.Seed"/>).</summary>
+    public ServerModel(ServerModelOptions settings) : base(nameof(ServerModel))
     {
         ArgumentNullException.ThrowIfNull(settings);
         settings.Validate();

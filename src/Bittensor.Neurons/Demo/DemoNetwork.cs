@@ -10,6 +10,7 @@ using Bittensor.Core.Domain;
 using Bittensor.Models;
 using Bittensor.Neurons.Roles;
 using Bittensor.Wallet;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Neurons.Demo;
 

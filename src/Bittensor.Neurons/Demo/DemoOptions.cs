@@ -1,5 +1,7 @@
 using Bittensor.Models;
 using Bittensor.Neurons.Pipelines;
+using Bittensor.Models.Validation;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Neurons.Demo;
 

@@ -5,7 +5,9 @@ using Akka.Streams;
 using Akka.Streams.Dsl;
 using Bittensor.Actors.Dendrite;
 using Bittensor.Protocol.Wire;
-using DenseTensor = Bittensor.Actors.Axon.DenseTensor;
+using Bittensor.Protocol;
+using Bittensor.Core.Domain;
+using Bittensor.Models.Validation;
 
 namespace Bittensor.Neurons.Pipelines;
 

@@ -1,8 +1,8 @@
 using Akka;
 using Akka.Actor;
 using Akka.Streams;
-using Bittensor.Models.Actors;
 using Bittensor.Neurons.Pipelines;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Neurons.Roles;
 

@@ -1,8 +1,9 @@
 using Akka.Actor;
 using Bittensor.Actors;
 using Bittensor.Actors.Axon;
-using Bittensor.Models;
-using Bittensor.Models.Actors;
+using Bittensor.Core.Domain;
+using Bittensor.Neurons.Demo;
+using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Neurons.Roles;
 
@@ -111,7 +112,7 @@ public sealed class ServerNeuron : IAsyncDisposable
         var handlers = options.Handlers;
         if (handlers is null)
         {
-            model = await NeuronActors.StartChildAsync(neuron, "model", ModelSupervisor.Props(options.Model), critical: true, cancellationToken);
+            model = await NeuronActors.StartChildAsync(neuron, "model", ServerModelHost.Props(options.Model), critical: true, cancellationToken);
             handlers = ModelAxonHandlers.Create(new ModelSupervisorEndpoint(model, options.ModelTimeout));
         }
         var settings = options.Axon ?? AxonSettings.Create(BittensorReferenceConfig.Default) with

@@ -9,6 +9,7 @@ using Bittensor.Core.Domain;
 using Bittensor.Models.Data;
 using Bittensor.Models.Tokenization;
 using Bittensor.Neurons.Pipelines;
+using Bittensor.Models.Validation;
 
 namespace Bittensor.Neurons.Roles;
 
@@ -182,7 +183,7 @@ public sealed class ValidatorNeuron : IAsyncDisposable
         var seq = options.Pipeline.SequenceLength;
         var tokens = Math.Max(options.CorpusTokens, seq * 4L);
         return Source.From(Enumerable.Range(0, int.MaxValue)).ConcatMany(pass =>
-            TextDataset.Blocks(paths, BittensorTokenizer.Instance, seq, options.Pipeline.Seed + pass, tokens));
+            TextDatasetSource.Blocks(paths, BittensorTokenizer.Instance, seq, options.Pipeline.Seed + pass, tokens));
     }
 
     /// <inheritdoc />

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Bittensor.Actors.Axon;
 using Bittensor.Protocol.Wire;
+using Bittensor.Protocol;
 
 namespace Bittensor.Actors.Tests.Axon;
 

@@ -4,6 +4,7 @@ using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
 using Google.Protobuf;
 using Grpc.Core;
+using Bittensor.Neurons.Demo;
 
 namespace Bittensor.Actors.Tests.Axon;
 

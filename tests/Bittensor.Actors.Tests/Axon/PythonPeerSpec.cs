@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Bittensor.Actors.Axon;
 using Bittensor.Protocol;
+using Bittensor.Neurons.Demo;
 
 namespace Bittensor.Actors.Tests.Axon;
 

@@ -7,6 +7,7 @@ using Bittensor.Actors.Tests.Axon;
 using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
 using DendriteClient = Bittensor.Actors.Dendrite.Dendrite;
+using Bittensor.Neurons.Demo;
 
 namespace Bittensor.Actors.Tests.Dendrite;
 
@@ -55,15 +56,17 @@ public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : 
     }
 
     [Fact]
-    public async Task Forward_of_strings_uses_the_byte_level_fallback_tokenizer()
+    public async Task Forward_of_strings_uses_the_dendrite_s_tokenizer_and_needs_one()
     {
         var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
-        var dendrite = NewDendrite();
+        var bytes = new DendriteClient(Sys, new KeyPairRequestSigner(Alice), DendriteSettings.Default with { NetworkDim = Dim }, tokenizer: t => [.. System.Text.Encoding.UTF8.GetBytes(t).Select(b => (long)b)]);
 
-        var r = (await dendrite.ForwardText([Endpoint(port)], ["Hi"]))[0];
+        var r = (await bytes.ForwardText([Endpoint(port)], ["Hi"]))[0];
 
         Assert.Equal(ReturnCode.Success, r.Code);
         Assert.Equal((float)('i' * 1e-3), r.Tensor.Floats![Dim]);
+        var none = NewDendrite();
+        await Assert.ThrowsAsync<InvalidOperationException>(() => none.ForwardText([Endpoint(port)], ["Hi"]));
     }
 
     [Fact]

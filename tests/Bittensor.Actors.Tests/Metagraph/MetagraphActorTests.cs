@@ -41,7 +41,7 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
     [Fact]
     public void The_actor_syncs_every_n_blocks_and_publishes_MetagraphUpdated()
     {
-        _backend.NeuronsSource = _ => Task.FromResult(Neurons.Many(3));
+        _backend.NeuronsSource = _ => Task.FromResult(TestNeurons.Many(3));
         var chain = Chain();
         Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings(every: 2)));
         var first = _updates.ExpectMsg<MetagraphUpdated>().Snapshot;
@@ -66,7 +66,7 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
         var during = await metagraph.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5));
         Assert.Equal(0, during.N);
 
-        gate.SetResult(Neurons.Many(4));
+        gate.SetResult(TestNeurons.Many(4));
         Assert.Equal(4, _updates.ExpectMsg<MetagraphUpdated>().Snapshot.N);
         var after = await metagraph.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5));
         Assert.Equal(4, after.N);
@@ -76,7 +76,7 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
     public async Task A_saved_snapshot_is_served_by_the_next_actor_before_it_syncs()
     {
         _backend.Head = 9;
-        _backend.NeuronsSource = _ => Task.FromResult(Neurons.Many(4));
+        _backend.NeuronsSource = _ => Task.FromResult(TestNeurons.Many(4));
         var chain = Chain();
         var first = Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings(save: true)));
         _updates.ExpectMsg<MetagraphUpdated>();
@@ -98,7 +98,7 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
         var path = MetagraphStore.DefaultPath(_dir, "local", 1);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         await File.WriteAllBytesAsync(path, [0x42, 0x54, 0x4d, 0x47, 1, 0, 9, 9, 9]);
-        _backend.NeuronsSource = _ => Task.FromResult(Neurons.Many(2));
+        _backend.NeuronsSource = _ => Task.FromResult(TestNeurons.Many(2));
         var chain = Chain();
 
         await EventFilter.Warning(contains: "unreadable").ExpectOneAsync(async () =>
@@ -116,7 +116,7 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
         var calls = 0;
         _backend.NeuronsSource = _ => Interlocked.Increment(ref calls) == 2
             ? Task.FromException<IReadOnlyList<NeuronInfo>>(new InvalidOperationException("read failed"))
-            : Task.FromResult(Neurons.Many(calls + 1));
+            : Task.FromResult(TestNeurons.Many(calls + 1));
         var chain = Chain();
         var metagraph = Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings()));
         Assert.Equal(2, _updates.ExpectMsg<MetagraphUpdated>().Snapshot.N);
@@ -133,7 +133,7 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
     public void SyncMetagraph_answers_with_a_fresh_read()
     {
         var n = 1;
-        _backend.NeuronsSource = _ => Task.FromResult(Neurons.Many(n));
+        _backend.NeuronsSource = _ => Task.FromResult(TestNeurons.Many(n));
         var metagraph = Sys.ActorOf(MetagraphActor.Props(Chain(), 1, "local", Settings(every: 1000)));
         _updates.ExpectMsg<MetagraphUpdated>();
         n = 5;

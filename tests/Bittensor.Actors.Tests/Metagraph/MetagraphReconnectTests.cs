@@ -24,8 +24,8 @@ public sealed class MetagraphReconnectTests : Akka.TestKit.Xunit2.TestKit, IDisp
     [Fact]
     public void After_the_chain_reconnects_the_metagraph_syncs_without_waiting_for_the_cadence()
     {
-        var first = new FakeChainBackend("first") { NeuronsSource = _ => Task.FromResult(Neurons.Many(2)) };
-        var second = new FakeChainBackend("second") { Head = 50, NeuronsSource = _ => Task.FromResult(Neurons.Many(3)) };
+        var first = new FakeChainBackend("first") { NeuronsSource = _ => Task.FromResult(TestNeurons.Many(2)) };
+        var second = new FakeChainBackend("second") { Head = 50, NeuronsSource = _ => Task.FromResult(TestNeurons.Many(3)) };
         var opened = 0;
         var events = CreateTestProbe();
         Sys.EventStream.Subscribe(events.Ref, typeof(ChainConnected));

@@ -13,7 +13,7 @@ public sealed class MetagraphStoreTests : IDisposable
         if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
     }
 
-    private static MetagraphSnapshot Sample(int n = 5) => MetagraphSnapshot.FromNeurons("local", 1, 77, Neurons.Many(n));
+    private static MetagraphSnapshot Sample(int n = 5) => MetagraphSnapshot.FromNeurons("local", 1, 77, TestNeurons.Many(n));
 
     [Fact]
     public void A_saved_snapshot_loads_back_identical()
@@ -103,8 +103,8 @@ public sealed class MetagraphStoreTests : IDisposable
         Assert.Equal(1e-6, s.E[1], 12);
         Assert.Equal("none", s.Endpoints[0].ToString());
         Assert.Equal("10.0.0.2:8092", s.Endpoints[2].ToString());
-        Assert.Equal(2, s.UidOf(Neurons.Key(3)));
-        Assert.Equal(-1, s.UidOf(Neurons.Key(200)));
+        Assert.Equal(2, s.UidOf(TestNeurons.Key(3)));
+        Assert.Equal(-1, s.UidOf(TestNeurons.Key(200)));
         var w = s.DenseWeights(2);
         Assert.Equal([1.0, 0, 100 / 65535.0, 0], w);
     }
@@ -112,8 +112,8 @@ public sealed class MetagraphStoreTests : IDisposable
     [Fact]
     public void Columns_of_different_lengths_are_refused()
     {
-        var n = Neurons.Many(2);
+        var n = TestNeurons.Many(2);
         Assert.Throws<ArgumentException>(() => MetagraphSnapshot.FromNeurons("local", 1, 1, [n[1], n[0]]));
-        Assert.Throws<ArgumentException>(() => new MetagraphSnapshot("local", 1, 1, [Neurons.Key(1)], [], [], [], [], [], [], [], [], [], [], [], [], [], [], []));
+        Assert.Throws<ArgumentException>(() => new MetagraphSnapshot("local", 1, 1, [TestNeurons.Key(1)], [], [], [], [], [], [], [], [], [], [], [], [], [], [], []));
     }
 }

@@ -5,6 +5,8 @@ using Akka.Actor;
 using Bittensor.Actors;
 using Bittensor.Actors.Axon;
 using Bittensor.Cli.Commands;
+using Bittensor.Core.Domain;
+using Bittensor.Neurons.Demo;
 
 namespace Bittensor.Cli.Tests.Commands;
 

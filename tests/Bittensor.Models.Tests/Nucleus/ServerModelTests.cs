@@ -1,4 +1,3 @@
-using Akka.Configuration;
 using Bittensor.Models.Nucleus;
 using static TorchSharp.torch;
 
@@ -7,7 +6,7 @@ namespace Bittensor.Models.Tests.Nucleus;
 /// <summary>Sizes small enough for fast tests; dropout off so steps are deterministic.</summary>
 internal static class TestModels
 {
-    public static readonly ModelSettings Small = ModelSettings.Default with
+    public static readonly ServerModelOptions Small = new()
     {
         VocabSize = 512, DModel = 32, Layers = 1, Heads = 2, FeedForward = 64, MaxSequence = 16, Dropout = 0, Threads = 1,
     };
@@ -68,19 +67,5 @@ public sealed class ServerModelTests : IDisposable
         Assert.True(allclose(original.forward(tokens), other.forward(tokens)));
         Assert.Equal([path], Directory.GetFiles(Path.GetDirectoryName(path)!));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
-    }
-
-    [Fact]
-    public void The_reference_hocon_gives_the_default_settings()
-    {
-        Assert.Equal(ModelSettings.Default, ModelSettings.Create(ModelSettings.ReferenceConfig));
-    }
-
-    [Fact]
-    public void A_bad_setting_is_rejected_with_its_key()
-    {
-        var config = ConfigurationFactory.ParseString("bittensor.model { d_model = 130, heads = 4 }");
-        var error = Assert.Throws<ConfigurationException>(() => ModelSettings.Create(config));
-        Assert.Contains("bittensor.model.heads", error.Message, StringComparison.Ordinal);
     }
 }

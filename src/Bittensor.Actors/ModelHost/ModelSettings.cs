@@ -1,19 +1,12 @@
-using System.Reflection;
 using Akka.Configuration;
+using Bittensor.Core.Modeling;
 
-namespace Bittensor.Models;
-
-/// <summary>Optimizer used by backward steps.</summary>
-public enum ModelOptimizer
-{
-    /// <summary>torch.optim.Adam.</summary>
-    Adam,
-    /// <summary>torch.optim.SGD (no momentum).</summary>
-    Sgd,
-}
+namespace Bittensor.Actors.ModelHost;
 
 /// <summary>
-/// Settings of a hosted model, read once from HOCON <c>bittensor.model</c> (see hocon/bittensor.conf for each key).
+/// Settings of a hosted model, read once from HOCON <c>bittensor.model</c> (see hocon/bittensor.conf for each key):
+/// the model host's queue, batching, deadline, checkpoints and restart backoff, and the architecture keys a model
+/// implementation (Bittensor.Models' ServerTextModel, built by Bittensor.Neurons) is made from.
 /// </summary>
 public sealed record ModelSettings
 {
@@ -71,7 +64,7 @@ public sealed record ModelSettings
     public static ModelSettings Default { get; } = new();
 
     /// <summary>The reference HOCON (hocon/bittensor.conf, embedded in Bittensor.Actors), for ActorSystems that host models.</summary>
-    public static Config ReferenceConfig { get; } = LoadReference();
+    public static Config ReferenceConfig => Chain.ReferenceConfig.Root;
 
     /// <summary>Reads <c>bittensor.model</c> from <paramref name="config"/>; missing keys take the defaults.</summary>
     public static ModelSettings Create(Config config)
@@ -141,14 +134,5 @@ public sealed record ModelSettings
         Require(BackoffMin > TimeSpan.Zero && BackoffMax >= BackoffMin, "backoff", $"{BackoffMin}..{BackoffMax}", "needs 0 < min <= max");
         Require(BackoffRandomFactor is >= 0 and <= 1, "backoff.random_factor", BackoffRandomFactor, "must be in [0, 1]");
         return this;
-    }
-
-    private static Config LoadReference()
-    {
-        var assembly = Assembly.Load("Bittensor.Actors");
-        using var stream = assembly.GetManifestResourceStream("Bittensor.Actors.bittensor.conf")
-            ?? throw new InvalidOperationException("Bittensor.Actors does not embed bittensor.conf");
-        using var reader = new StreamReader(stream);
-        return ConfigurationFactory.ParseString(reader.ReadToEnd());
     }
 }

@@ -1,7 +1,6 @@
 using System.Globalization;
-using Bittensor.Core.Domain;
 
-namespace Bittensor.Actors.Metagraph;
+namespace Bittensor.Core.Domain;
 
 /// <summary>
 /// Where a neuron serves: its chain <c>AxonInfo</c> joined with its uid and keys (Python's <c>bittensor.Endpoint</c>).

@@ -1,10 +1,20 @@
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
-using Bittensor.Models.Actors;
-using Bittensor.Models.Tests.Nucleus;
+using Bittensor.Neurons.Roles;
 using Xunit.Abstractions;
+using Bittensor.Protocol;
+using Bittensor.Actors.ModelHost;
 
-namespace Bittensor.Models.Tests.Actors;
+namespace Bittensor.Neurons.Tests.ModelHost;
+
+/// <summary>Sizes small enough for fast tests; dropout off so steps are deterministic.</summary>
+internal static class TestModels
+{
+    public static readonly ModelSettings Small = ModelSettings.Default with
+    {
+        VocabSize = 512, DModel = 32, Layers = 1, Heads = 2, FeedForward = 64, MaxSequence = 16, Dropout = 0, Threads = 1,
+    };
+}
 
 public sealed class ModelSupervisorTests(ITestOutputHelper output) : TestKit(ModelSettings.ReferenceConfig, output: output)
 {
@@ -23,7 +33,7 @@ public sealed class ModelSupervisorTests(ITestOutputHelper output) : TestKit(Mod
 
     private async Task<IActorRef> StartAsync(ModelSettings settings)
     {
-        var model = Sys.ActorOf(ModelSupervisor.Props(settings));
+        var model = Sys.ActorOf(ServerModelHost.Props(settings));
         // Answered by the model actor itself, so the model is up once this returns.
         await model.Ask<ModelStats>(GetModelStats.Instance, Wait);
         return model;
@@ -220,7 +230,7 @@ public sealed class ModelSupervisorEndpointTests(ITestOutputHelper output) : Tes
     [Fact]
     public async Task The_endpoint_returns_representations_and_turns_a_silent_model_into_a_timeout_code()
     {
-        var model = Sys.ActorOf(ModelSupervisor.Props(TestModels.Small));
+        var model = Sys.ActorOf(ServerModelHost.Props(TestModels.Small));
         var endpoint = new ModelSupervisorEndpoint(model, TimeSpan.FromSeconds(30));
 
         var result = await endpoint.Forward(new long[] { 1, 2, 3, 4, 5, 6 }, 2, 3, CancellationToken.None);
@@ -241,22 +251,22 @@ public sealed class ModelAxonHandlersTests(ITestOutputHelper output) : TestKit(M
     [Fact]
     public async Task Axon_handlers_serve_text_forward_and_backward_and_refuse_other_modalities()
     {
-        var model = Sys.ActorOf(ModelSupervisor.Props(TestModels.Small));
+        var model = Sys.ActorOf(ServerModelHost.Props(TestModels.Small));
         var handlers = ModelAxonHandlers.Create(new ModelSupervisorEndpoint(model, TimeSpan.FromSeconds(30)));
-        var inputs = Bittensor.Actors.Axon.DenseTensor.Int64([2, 3], [1, 2, 3, 4, 5, 6]);
+        var inputs = Bittensor.Protocol.DenseTensor.Int64([2, 3], [1, 2, 3, 4, 5, 6]);
 
         var forward = await handlers.Forward(new Bittensor.Actors.Axon.ForwardRequest("5caller", 0, Bittensor.Protocol.Wire.Modality.Text, inputs), CancellationToken.None);
         Assert.Equal(Bittensor.Protocol.Wire.ReturnCode.Success, forward.Code);
         Assert.True(forward.Outputs!.HasShape(2, 3, 1024));
 
-        var grads = Bittensor.Actors.Axon.DenseTensor.Float32([2, 3, 1024], new float[2 * 3 * 1024]);
+        var grads = Bittensor.Protocol.DenseTensor.Float32([2, 3, 1024], new float[2 * 3 * 1024]);
         var backward = await handlers.Backward!(new Bittensor.Actors.Axon.BackwardRequest("5caller", 0, Bittensor.Protocol.Wire.Modality.Text, inputs, grads), CancellationToken.None);
         Assert.Equal(Bittensor.Protocol.Wire.ReturnCode.Success, backward.Code);
         Assert.True(backward.Outputs!.HasShape(2, 3));
 
         var image = await handlers.Forward(new Bittensor.Actors.Axon.ForwardRequest("5caller", 0, Bittensor.Protocol.Wire.Modality.Image, inputs), CancellationToken.None);
         Assert.Equal(Bittensor.Protocol.Wire.ReturnCode.NotImplemented, image.Code);
-        var badToken = await handlers.Forward(new Bittensor.Actors.Axon.ForwardRequest("5caller", 0, Bittensor.Protocol.Wire.Modality.Text, Bittensor.Actors.Axon.DenseTensor.Int64([1, 1], [99_999])), CancellationToken.None);
+        var badToken = await handlers.Forward(new Bittensor.Actors.Axon.ForwardRequest("5caller", 0, Bittensor.Protocol.Wire.Modality.Text, Bittensor.Protocol.DenseTensor.Int64([1, 1], [99_999])), CancellationToken.None);
         Assert.Equal(Bittensor.Protocol.Wire.ReturnCode.InvalidRequest, badToken.Code);
     }
 }

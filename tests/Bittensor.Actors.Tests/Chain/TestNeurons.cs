@@ -4,7 +4,7 @@ using Bittensor.Core.Domain;
 namespace Bittensor.Actors.Tests.Chain;
 
 /// <summary>Hand-made neurons for metagraph tests.</summary>
-internal static class Neurons
+internal static class TestNeurons
 {
     public static AccountId Key(byte b) => new(Enumerable.Repeat(b, 32).ToArray());
 

@@ -1,15 +1,13 @@
 using Akka.Actor;
 using Akka.Event;
-using Bittensor.Models.Nucleus;
-using TorchSharp;
-using static TorchSharp.torch;
+using Bittensor.Core.Modeling;
 
-namespace Bittensor.Models.Actors;
+namespace Bittensor.Actors.ModelHost;
 
 /// <summary>
-/// Hosts one <see cref="ServerModel"/> on a dedicated thread (dispatcher <c>bittensor.model.dispatcher</c>).
-/// Every job runs synchronously in one handler (TorchSharp's inference mode and dispose scopes are per thread),
-/// and results are copied out to arrays before the reply. Any exception or a NaN in outputs or weights answers
+/// Hosts one <see cref="ITextModel"/> on a dedicated thread (dispatcher <c>bittensor.model.dispatcher</c>): the model
+/// is built by the factory in PreStart, on that thread. Every job runs synchronously in one handler and the model
+/// copies results out to arrays before the reply. Any exception (a NaN in outputs or weights included) answers
 /// the job <see cref="ModelReturnCode.UnknownException"/> and then crashes the actor, so its BackoffSupervisor
 /// restarts it from the last checkpoint.
 /// </summary>
@@ -21,12 +19,11 @@ internal sealed class ModelActor : ReceiveActor, IWithTimers
     }
 
     private readonly ModelSettings _settings;
+    private readonly Func<ITextModel> _factory;
     private readonly IActorRef _batcher;
     private readonly ModelLineage _lineage;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private ServerModel? _model;
-    private optim.Optimizer? _optimizer;
-    private Device _device = CPU;
+    private ITextModel? _model;
     private int _incarnation;
     private long _steps;
     private long _savedStep = -1;
@@ -36,9 +33,10 @@ internal sealed class ModelActor : ReceiveActor, IWithTimers
     private int _largestBatch;
     private bool _failNextForward;
 
-    public ModelActor(ModelSettings settings, IActorRef batcher, ModelLineage lineage)
+    public ModelActor(ModelSettings settings, Func<ITextModel> factory, IActorRef batcher, ModelLineage lineage)
     {
         _settings = settings;
+        _factory = factory;
         _batcher = batcher;
         _lineage = lineage;
         Receive<ForwardJob>(Forward);
@@ -58,27 +56,18 @@ internal sealed class ModelActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(ModelSettings settings, IActorRef batcher, ModelLineage lineage)
-    {
-        var props = Akka.Actor.Props.Create(() => new ModelActor(settings, batcher, lineage));
-        return props;
-    }
+    public static Props Props(ModelSettings settings, Func<ITextModel> factory, IActorRef batcher, ModelLineage lineage) =>
+        Akka.Actor.Props.Create(() => new ModelActor(settings, factory, batcher, lineage));
 
     protected override void PreStart()
     {
-        if (_settings.Threads > 0) torch.set_num_threads(_settings.Threads);
-        _device = torch.device(_settings.Device);
-        _model = new ServerModel(_settings);
-        _model.to(_device);
+        _model = _factory();
         var (has, step) = _lineage.Checkpoint;
         if (has)
         {
-            _model.LoadFrom(_lineage.CheckpointPath);
+            _model.Load(_lineage.CheckpointPath);
             _restoredStep = _steps = _savedStep = step;
         }
-        _optimizer = _settings.Optimizer == ModelOptimizer.Adam
-            ? optim.Adam(_model.parameters(), _settings.LearningRate)
-            : optim.SGD(_model.parameters(), _settings.LearningRate);
         _incarnation = _lineage.NextIncarnation();
         // Without a checkpoint a crash would have nothing to restore; the seed makes this the same weights anyway.
         if (!has) Save();
@@ -88,11 +77,7 @@ internal sealed class ModelActor : ReceiveActor, IWithTimers
         _batcher.Tell(new ModelReady(_incarnation, _restoredStep));
     }
 
-    protected override void PostStop()
-    {
-        _optimizer?.Dispose();
-        _model?.Dispose();
-    }
+    protected override void PostStop() => _model?.Dispose();
 
     private void Forward(ForwardJob job)
     {
@@ -103,16 +88,7 @@ internal sealed class ModelActor : ReceiveActor, IWithTimers
                 _failNextForward = false;
                 throw new InjectedFaultException();
             }
-            float[] data;
-            using (torch.inference_mode())
-            using (var scope = NewDisposeScope())
-            {
-                _model!.eval();
-                var input = torch.tensor(job.Tokens, [job.Rows, job.Seq], device: _device);
-                var output = _model.forward(input);
-                if (!torch.isfinite(output).all().item<bool>()) throw new ModelDivergedException("model outputs contain NaN or Inf");
-                data = output.cpu().data<float>().ToArray();
-            }
+            var data = _model!.Forward(job.Tokens, job.Rows, job.Seq);
             _forwardCalls++;
             _forwardRows += job.Rows;
             _largestBatch = Math.Max(_largestBatch, job.Rows);
@@ -130,21 +106,7 @@ internal sealed class ModelActor : ReceiveActor, IWithTimers
         var r = job.Request;
         try
         {
-            using (torch.enable_grad())
-            using (var scope = NewDisposeScope())
-            {
-                _model!.train();
-                _optimizer!.zero_grad();
-                var input = torch.tensor(r.Tokens, [r.Batch, r.Seq], device: _device);
-                var output = _model.forward(input);
-                if (!torch.isfinite(output).all().item<bool>()) throw new ModelDivergedException("model outputs contain NaN or Inf");
-                var grads = torch.tensor(r.Grads, [r.Batch, r.Seq, _settings.NetworkDim], device: _device);
-                output.backward([grads]);
-                _optimizer.step();
-                _optimizer.zero_grad();
-                foreach (var p in _model.parameters())
-                    if (!torch.isfinite(p).all().item<bool>()) throw new ModelDivergedException("model weights contain NaN or Inf after a step");
-            }
+            _model!.Backward(r.Tokens, r.Grads, r.Batch, r.Seq);
             _steps++;
             if (_settings.CheckpointEverySteps > 0 && _steps % _settings.CheckpointEverySteps == 0) Save();
             Sender.Tell(new BackwardJobDone(job.JobId, _steps));
@@ -158,7 +120,7 @@ internal sealed class ModelActor : ReceiveActor, IWithTimers
 
     private void Save()
     {
-        _model!.SaveAtomically(_lineage.CheckpointPath);
+        _model!.Save(_lineage.CheckpointPath);
         _savedStep = _steps;
         _lineage.Saved(_steps);
     }

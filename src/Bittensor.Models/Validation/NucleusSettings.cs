@@ -1,4 +1,4 @@
-namespace Bittensor.Neurons.Pipelines;
+namespace Bittensor.Models.Validation;
 
 /// <summary>
 /// Sizes of the validator's (and miner's) local nucleus: the router over peers' representations and the small

@@ -1,7 +1,8 @@
 using Bittensor.Actors.Axon;
+using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
 
-namespace Bittensor.Models.Actors;
+namespace Bittensor.Actors.ModelHost;
 
 /// <summary>
 /// Plugs a hosted model into the axon: TEXT forward calls ([batch, seq] int64) go to the model and come back as

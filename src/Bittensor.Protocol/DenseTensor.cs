@@ -1,6 +1,6 @@
 using Bittensor.Protocol.Wire;
 
-namespace Bittensor.Actors.Axon;
+namespace Bittensor.Protocol;
 
 /// <summary>
 /// A dense, C-order tensor as host code sees it: a shape and one typed array (float32 or int64, the two

@@ -4,16 +4,17 @@ using Akka.Streams.TestKit;
 using Akka.TestKit.Xunit2;
 using Bittensor.Models.Data;
 using Bittensor.Models.Tokenization;
+using Bittensor.Neurons.Pipelines;
 using Xunit.Abstractions;
 
-namespace Bittensor.Models.Tests.Data;
+namespace Bittensor.Neurons.Tests.Data;
 
-public sealed class TextDatasetTests : TestKit, IDisposable
+public sealed class TextDatasetSourceTests : TestKit, IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("dataset-").FullName;
     private readonly IMaterializer _materializer;
 
-    public TextDatasetTests(ITestOutputHelper output) : base(output: output)
+    public TextDatasetSourceTests(ITestOutputHelper output) : base(output: output)
     {
         _materializer = Sys.Materializer();
     }
@@ -40,7 +41,7 @@ public sealed class TextDatasetTests : TestKit, IDisposable
         var corpus = WriteCorpus();
         await this.AssertAllStagesStoppedAsync(async () =>
         {
-            var probe = TextDataset.Batches([corpus], BittensorTokenizer.Instance, blockSize: 16, batchSize: 4, seed: 1)
+            var probe = TextDatasetSource.Batches([corpus], BittensorTokenizer.Instance, blockSize: 16, batchSize: 4, seed: 1)
                 .RunWith(this.SinkProbe<TokenBatch>(), _materializer);
             var tokens = TextDataset.ListFiles([corpus]).SelectMany(TextDataset.ReadDocuments).Sum(d => BittensorTokenizer.Instance.Encode(d).Length + 1);
             var expected = tokens / 16 / 4;
@@ -60,7 +61,7 @@ public sealed class TextDatasetTests : TestKit, IDisposable
     {
         var corpus = WriteCorpus();
         async Task<long[]> Run(int seed) =>
-            (await TextDataset.Blocks([corpus], BittensorTokenizer.Instance, 8, seed).RunWith(Sink.Seq<long[]>(), _materializer)).SelectMany(b => b).ToArray();
+            (await TextDatasetSource.Blocks([corpus], BittensorTokenizer.Instance, 8, seed).RunWith(Sink.Seq<long[]>(), _materializer)).SelectMany(b => b).ToArray();
 
         var first = await Run(1);
         Assert.Equal(first, await Run(1));
@@ -85,10 +86,10 @@ public sealed class TextDatasetTests : TestKit, IDisposable
         var file = Path.Combine(_dir, "bad.jsonl");
         File.WriteAllLines(file, ["{\"text\": \"fine\"}", "{\"text\": 5}"]);
         var thrown = await Record.ExceptionAsync(() =>
-            TextDataset.Blocks([file], BittensorTokenizer.Instance, 4, 0).RunWith(Sink.Seq<long[]>(), _materializer));
+            TextDatasetSource.Blocks([file], BittensorTokenizer.Instance, 4, 0).RunWith(Sink.Seq<long[]>(), _materializer));
         var error = Assert.IsType<InvalidDataException>(thrown is AggregateException a ? a.Flatten().InnerExceptions.Single() : thrown);
         Assert.Contains("bad.jsonl:2", error.Message, StringComparison.Ordinal);
-        Assert.Throws<FileNotFoundException>(() => TextDataset.Blocks([Path.Combine(_dir, "absent")], BittensorTokenizer.Instance, 4, 0));
+        Assert.Throws<FileNotFoundException>(() => TextDatasetSource.Blocks([Path.Combine(_dir, "absent")], BittensorTokenizer.Instance, 4, 0));
     }
 
     [Fact]
@@ -96,7 +97,7 @@ public sealed class TextDatasetTests : TestKit, IDisposable
     {
         var paths = TextDataset.AvailableDebianCorpus();
         Assert.Contains("/usr/share/common-licenses", paths);
-        var first = await TextDataset.Batches(paths, BittensorTokenizer.Instance, 32, 8, seed: 0).Take(2).RunWith(Sink.Seq<TokenBatch>(), _materializer);
+        var first = await TextDatasetSource.Batches(paths, BittensorTokenizer.Instance, 32, 8, seed: 0).Take(2).RunWith(Sink.Seq<TokenBatch>(), _materializer);
         Assert.Equal(2, first.Count);
     }
 }

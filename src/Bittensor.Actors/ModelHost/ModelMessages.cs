@@ -1,4 +1,4 @@
-namespace Bittensor.Models.Actors;
+namespace Bittensor.Actors.ModelHost;
 
 /// <summary>
 /// Outcome of a model request. The numbers are those of the wire ReturnCode (PROTOCOL.md), so an axon can cast.

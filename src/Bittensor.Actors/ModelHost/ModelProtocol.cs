@@ -1,4 +1,4 @@
-namespace Bittensor.Models.Actors;
+namespace Bittensor.Actors.ModelHost;
 
 // Messages between the BatchingActor and the ModelActor; they never leave the process.
 

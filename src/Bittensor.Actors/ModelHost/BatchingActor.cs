@@ -1,7 +1,8 @@
 using Akka.Actor;
 using Akka.Pattern;
+using Bittensor.Core.Modeling;
 
-namespace Bittensor.Models.Actors;
+namespace Bittensor.Actors.ModelHost;
 
 /// <summary>
 /// Server-side batching in front of the model (hivemind's TaskPool idea). Forward requests wait in a bounded
@@ -39,6 +40,7 @@ internal sealed class BatchingActor : ReceiveActor, IWithTimers
 
     private readonly ModelSettings _settings;
     private readonly ModelLineage _lineage;
+    private readonly Func<ITextModel> _factory;
     private readonly LinkedList<Pending> _queue = new();
     private IActorRef _model = ActorRefs.Nobody;
     private InFlight? _inFlight;
@@ -46,9 +48,10 @@ internal sealed class BatchingActor : ReceiveActor, IWithTimers
     private int _incarnation;
     private long _nextJobId;
 
-    public BatchingActor(ModelSettings settings, ModelLineage lineage)
+    public BatchingActor(ModelSettings settings, Func<ITextModel> factory, ModelLineage lineage)
     {
         _settings = settings;
+        _factory = factory;
         _lineage = lineage;
         Receive<ModelForward>(f => Accept(new Pending(Sender, f, null), ValidateForward(f)));
         Receive<ModelBackward>(b => Accept(new Pending(Sender, null, b), ValidateBackward(b)));
@@ -76,12 +79,12 @@ internal sealed class BatchingActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(ModelSettings settings, ModelLineage lineage) =>
-        Akka.Actor.Props.Create(() => new BatchingActor(settings, lineage));
+    public static Props Props(ModelSettings settings, Func<ITextModel> factory, ModelLineage lineage) =>
+        Akka.Actor.Props.Create(() => new BatchingActor(settings, factory, lineage));
 
     protected override void PreStart()
     {
-        var modelProps = ModelActor.Props(_settings, Self, _lineage);
+        var modelProps = ModelActor.Props(_settings, _factory, Self, _lineage);
         if (Context.System.Dispatchers.HasDispatcher(ModelSettings.DispatcherPath))
             modelProps = modelProps.WithDispatcher(ModelSettings.DispatcherPath);
         var options = Backoff.OnFailure(modelProps, "model", _settings.BackoffMin, _settings.BackoffMax, _settings.BackoffRandomFactor, -1)

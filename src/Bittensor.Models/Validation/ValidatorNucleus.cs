@@ -3,7 +3,7 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
-namespace Bittensor.Neurons.Pipelines;
+namespace Bittensor.Models.Validation;
 
 /// <summary>What one training step of the nucleus produced.</summary>
 /// <param name="Loss">Next-token cross-entropy of the decoder on the router-joined context.</param>
@@ -24,7 +24,7 @@ public sealed record NucleusStep(double Loss, double BaselineLoss, float[][] Gra
 /// loss measures what that peer's representation is worth by itself, whatever the other peers know.
 /// Not thread-safe: one pipeline stage owns it and calls <see cref="Train"/> from one thread at a time.
 /// </summary>
-internal sealed class ValidatorNucleus : IDisposable
+public sealed class ValidatorNucleus : IDisposable
 {
     private readonly NucleusSettings _settings;
     private readonly Parameter _router;
@@ -34,6 +34,7 @@ internal sealed class ValidatorNucleus : IDisposable
     private readonly optim.Optimizer _routerOptimizer;
     private readonly Dictionary<ushort, (Linear Layer, optim.Optimizer Optimizer)> _probes = [];
 
+    /// <summary>A fresh nucleus (deterministic for a given <see cref="NucleusSettings.Seed"/>).</summary>
     public ValidatorNucleus(NucleusSettings settings)
     {
         _settings = settings.Validate();
@@ -131,6 +132,7 @@ internal sealed class ValidatorNucleus : IDisposable
         return functional.cross_entropy(_out.call(hidden), targets);
     }
 
+    /// <inheritdoc />
     public void Dispose()
     {
         _optimizer.Dispose();

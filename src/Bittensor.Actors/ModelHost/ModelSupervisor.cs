@@ -1,6 +1,7 @@
 using Akka.Actor;
+using Bittensor.Core.Modeling;
 
-namespace Bittensor.Models.Actors;
+namespace Bittensor.Actors.ModelHost;
 
 /// <summary>
 /// The entry point of a hosted model: send it <see cref="ModelForward"/>, <see cref="ModelBackward"/>,
@@ -14,20 +15,21 @@ public sealed class ModelSupervisor : ReceiveActor
     private readonly ModelLineage _lineage;
     private readonly IActorRef _batcher;
 
-    /// <summary>Creates the batching actor and, under it, the supervised model actor.</summary>
-    public ModelSupervisor(ModelSettings settings)
+    /// <summary>Creates the batching actor and, under it, the supervised model actor built by <paramref name="factory"/>.</summary>
+    public ModelSupervisor(ModelSettings settings, Func<ITextModel> factory)
     {
         ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(factory);
         settings.Validate();
         var owned = settings.CheckpointPath is null;
         var path = settings.CheckpointPath ?? Path.Combine(Path.GetTempPath(), $"bittensor-model-{Guid.NewGuid():N}.ckpt");
         _lineage = new ModelLineage(path, owned);
-        _batcher = Context.ActorOf(BatchingActor.Props(settings, _lineage), "batcher");
+        _batcher = Context.ActorOf(BatchingActor.Props(settings, factory, _lineage), "batcher");
         ReceiveAny(message => _batcher.Forward(message));
     }
 
-    /// <summary>Props for a model host with <paramref name="settings"/>.</summary>
-    public static Props Props(ModelSettings settings) => Akka.Actor.Props.Create(() => new ModelSupervisor(settings));
+    /// <summary>Props for a model host with <paramref name="settings"/> serving the models <paramref name="factory"/> builds (one per incarnation, on the model dispatcher).</summary>
+    public static Props Props(ModelSettings settings, Func<ITextModel> factory) => Akka.Actor.Props.Create(() => new ModelSupervisor(settings, factory));
 
     /// <inheritdoc />
     protected override void PostStop()

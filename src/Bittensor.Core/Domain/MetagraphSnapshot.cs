@@ -1,7 +1,6 @@
 using System.Collections.Immutable;
-using Bittensor.Core.Domain;
 
-namespace Bittensor.Actors.Metagraph;
+namespace Bittensor.Core.Domain;
 
 /// <summary>
 /// An immutable view of one subnet's neurons at one block: arrays indexed by uid (0 … N−1), read in one sync.

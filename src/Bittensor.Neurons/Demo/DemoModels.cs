@@ -1,6 +1,8 @@
+using Bittensor.Actors.Axon;
+using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
 
-namespace Bittensor.Actors.Axon;
+namespace Bittensor.Neurons.Demo;
 
 /// <summary>
 /// Tiny models for serving without a neural network (CLI <c>--model echo|random</c>, tests, benchmarks).

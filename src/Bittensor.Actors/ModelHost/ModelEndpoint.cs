@@ -1,6 +1,6 @@
 using Akka.Actor;
 
-namespace Bittensor.Models.Actors;
+namespace Bittensor.Actors.ModelHost;
 
 /// <summary>
 /// The hosted model as an axon (or any other caller outside the actor system) sees it: plain arrays in, arrays

@@ -1,0 +1,89 @@
+using Bittensor.Core.Modeling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Bittensor.Models.Nucleus;
+
+/// <summary>
+/// <see cref="ServerModel"/> with its optimizer behind <see cref="ITextModel"/>, so the runtime's model host serves it
+/// without TorchSharp. Every call runs synchronously on the caller's thread (TorchSharp's inference mode and dispose
+/// scopes are per thread) and copies results out to arrays. NaN/Inf in outputs or weights throws
+/// <see cref="ModelDivergedException"/>. Not thread-safe: the model host calls it from one thread at a time.
+/// </summary>
+public sealed class ServerTextModel : ITextModel
+{
+    private readonly ServerModelOptions _options;
+    private readonly ServerModel _model;
+    private readonly optim.Optimizer _optimizer;
+    private readonly Device _device;
+
+    /// <summary>Builds a freshly initialised model (deterministic for a given seed) on <see cref="ServerModelOptions.Device"/>.</summary>
+    public ServerTextModel(ServerModelOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options.Validate();
+        if (options.Threads > 0) torch.set_num_threads(options.Threads);
+        _device = torch.device(options.Device);
+        _model = new ServerModel(options);
+        _model.to(_device);
+        _optimizer = options.Optimizer == ModelOptimizer.Adam
+            ? optim.Adam(_model.parameters(), options.LearningRate)
+            : optim.SGD(_model.parameters(), options.LearningRate);
+    }
+
+    /// <inheritdoc />
+    public int VocabSize => _options.VocabSize;
+
+    /// <inheritdoc />
+    public int MaxSequence => _options.MaxSequence;
+
+    /// <inheritdoc />
+    public int Dim => _options.NetworkDim;
+
+    /// <inheritdoc />
+    public float[] Forward(long[] tokens, int batch, int seq)
+    {
+        using (torch.inference_mode())
+        using (var scope = NewDisposeScope())
+        {
+            _model.eval();
+            var input = torch.tensor(tokens, [batch, seq], device: _device);
+            var output = _model.forward(input);
+            if (!torch.isfinite(output).all().item<bool>()) throw new ModelDivergedException("model outputs contain NaN or Inf");
+            return output.cpu().data<float>().ToArray();
+        }
+    }
+
+    /// <inheritdoc />
+    public void Backward(long[] tokens, float[] grads, int batch, int seq)
+    {
+        using (torch.enable_grad())
+        using (var scope = NewDisposeScope())
+        {
+            _model.train();
+            _optimizer.zero_grad();
+            var input = torch.tensor(tokens, [batch, seq], device: _device);
+            var output = _model.forward(input);
+            if (!torch.isfinite(output).all().item<bool>()) throw new ModelDivergedException("model outputs contain NaN or Inf");
+            var g = torch.tensor(grads, [batch, seq, _options.NetworkDim], device: _device);
+            output.backward([g]);
+            _optimizer.step();
+            _optimizer.zero_grad();
+            foreach (var p in _model.parameters())
+                if (!torch.isfinite(p).all().item<bool>()) throw new ModelDivergedException("model weights contain NaN or Inf after a step");
+        }
+    }
+
+    /// <inheritdoc />
+    public void Save(string path) => _model.SaveAtomically(path);
+
+    /// <inheritdoc />
+    public void Load(string path) => _model.LoadFrom(path);
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _optimizer.Dispose();
+        _model.Dispose();
+    }
+}
