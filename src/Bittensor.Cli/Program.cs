@@ -12,6 +12,7 @@ DemoCommands.Register(root);
 LocalnetCommands.Register(root);
 LocalnetFaucetCommands.Register(root);
 RunCommands.Register(root);
+SubstrateCommands.Register(root);
 WalletCommands.Register(root);
 
 return await CliApp.RunAsync(root, args);
