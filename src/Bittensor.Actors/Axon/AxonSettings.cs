@@ -63,6 +63,9 @@ public sealed record AxonSettings
     /// <summary>Callers below this stake (TAO) answer SenderUnknown after verification.</summary>
     public double BlacklistMinStake { get; init; }
 
+    /// <summary>Only callers registered on the subnet (in the latest stake snapshot) are served; others answer SenderUnknown.</summary>
+    public bool BlacklistRegisteredOnly { get; init; }
+
     /// <summary>The 2021 protocol version this axon speaks (1.5.0 → 150).</summary>
     public int ProtocolVersion { get; init; } = Bittensor.Protocol.ProtocolVersion.Current;
 
@@ -90,6 +93,7 @@ public sealed record AxonSettings
             DisableSignatureVerification = c.GetBoolean("auth.disable_signature_verification", false),
             PriorityByStake = c.GetBoolean("priority.by_stake", true),
             BlacklistMinStake = c.GetDouble("blacklist.min_stake", 0),
+            BlacklistRegisteredOnly = c.GetBoolean("blacklist.registered_only", false),
         };
         s.Validate();
         return s;

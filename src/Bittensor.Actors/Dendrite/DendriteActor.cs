@@ -15,6 +15,11 @@ public sealed record DendriteOptions
 
     /// <summary>Random source for backoff jitter; tests inject a seeded or fixed one.</summary>
     public Func<Random>? Random { get; init; }
+
+    /// <summary>
+    /// The client transport endpoint actors connect with; null is the 2021 gRPC one (<see cref="Bittensor.Protocol.GrpcClientTransport"/>).
+    /// </summary>
+    public Bittensor.Protocol.IClientTransport? Transport { get; init; }
 }
 
 /// <summary>
@@ -123,7 +128,7 @@ public sealed class DendriteActor : UntypedActor
         Evict();
         var random = _options.Random?.Invoke() ?? new Random();
         var actor = Context.ActorOf(
-            EndpointActor.Props(info, _settings, _signer, _options.Time ?? TimeProvider.System, random), $"endpoint-{_names++}");
+            EndpointActor.Props(info, _settings, _signer, _options.Time ?? TimeProvider.System, random, _options.Transport ?? Bittensor.Protocol.GrpcClientTransport.Instance), $"endpoint-{_names++}");
         Context.Watch(actor);
         _endpoints[info.Hotkey] = new Entry(actor, info, _lru.AddLast(info.Hotkey));
         return actor;

@@ -4,14 +4,12 @@ using Akka.Event;
 using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
 using Grpc.Core;
-using Grpc.Net.Client;
-using WireClient = Bittensor.Protocol.Wire.Bittensor.BittensorClient;
 using Bittensor.Core.Domain;
 
 namespace Bittensor.Actors.Dendrite;
 
 /// <summary>
-/// One remote axon: its own HTTP/2 channel (multiplexed, reused), a bounded queue of calls (overflow answers
+/// One remote axon: its own connection from the client transport (gRPC: an HTTP/2 channel, multiplexed, reused), a bounded queue of calls (overflow answers
 /// Backoff), a per-call deadline, capped exponential backoff with full jitter after Unavailable/Timeout, a
 /// circuit breaker (open while backed off, one trial call when the delay ends, closed on success) and stats.
 /// Stops itself after <see cref="DendriteSettings.IdleTimeout"/> without calls. Every call is answered exactly once:
@@ -33,8 +31,8 @@ internal sealed class EndpointActor : UntypedActor
     private string? _failure;
     private static long s_callIds; // unique across instances, so a stale completion never matches a new call
     private EndpointInfo _endpoint;
-    private GrpcChannel? _channel;
-    private WireClient? _client;
+    private readonly IClientTransport _transport;
+    private IPeerConnection? _connection;
     private DateTimeOffset? _openUntil;
     private bool _trialInFlight;
     private int _inFlight;
@@ -42,8 +40,9 @@ internal sealed class EndpointActor : UntypedActor
     private long _successes;
     private double _latencyEma;
 
-    public EndpointActor(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random)
+    public EndpointActor(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random, IClientTransport transport)
     {
+        _transport = transport;
         _endpoint = endpoint;
         _settings = settings;
         _signer = signer;
@@ -54,8 +53,9 @@ internal sealed class EndpointActor : UntypedActor
         _backoff = new BackoffPolicy(settings.BackoffMin, settings.BackoffMax, random);
     }
 
-    public static Props Props(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random) =>
-        Akka.Actor.Props.Create(() => new EndpointActor(endpoint, settings, signer, time, random));
+    public static Props Props(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random,
+        IClientTransport transport) =>
+        Akka.Actor.Props.Create(() => new EndpointActor(endpoint, settings, signer, time, random, transport));
 
     /// <summary>The endpoint's address changed (same hotkey): the channel is rebuilt.</summary>
     public sealed record UpdateAddress(EndpointInfo Endpoint);
@@ -92,7 +92,7 @@ internal sealed class EndpointActor : UntypedActor
     {
         // Calls in flight are cancelled with the channel; their completions reach a restarted instance (or the dead
         // letters) and are dropped there, so the answer given here is the only one.
-        _channel?.Dispose();
+        _connection?.Dispose();
         var reply = new EndpointReply(ReturnCode.UnknownException, _failure ?? "endpoint actor stopped before the call completed", null, TimeSpan.Zero);
         _accepting?.Tell(reply);
         _accepting = null;
@@ -120,9 +120,8 @@ internal sealed class EndpointActor : UntypedActor
             case UpdateAddress update when update.Endpoint != _endpoint:
                 _log.Info("endpoint {0} moved to {1}:{2}", update.Endpoint.Hotkey, update.Endpoint.Ip, update.Endpoint.Port);
                 _endpoint = update.Endpoint;
-                _channel?.Dispose();
-                _channel = null;
-                _client = null;
+                _connection?.Dispose();
+                _connection = null;
                 break;
             case UpdateAddress:
                 break;
@@ -188,11 +187,6 @@ internal sealed class EndpointActor : UntypedActor
                 $"request exceeds peer's {_settings.PeerMaxMessageSize / (1024 * 1024)} MiB limit ({size} bytes)", null, TimeSpan.Zero));
             return;
         }
-        if (_client is null)
-        {
-            _channel = DendriteSeams.CreateChannel(_endpoint, _settings);
-            _client = new WireClient(_channel);
-        }
         _inFlight++;
         _calls++;
         var trial = _openUntil is not null;
@@ -200,11 +194,12 @@ internal sealed class EndpointActor : UntypedActor
         var id = Interlocked.Increment(ref s_callIds);
         _running[id] = replyTo;
         if (ReferenceEquals(_accepting, replyTo)) _accepting = null;
-        Send(_client, request, call.IsBackward, timeout).PipeTo(Self, success: r => new Completed(id, replyTo, r, trial),
+        _connection ??= DendriteSeams.Connect(_transport, _endpoint, _settings);
+        Send(_connection, request, call.IsBackward, timeout).PipeTo(Self, success: r => new Completed(id, replyTo, r, trial),
             failure: ex => new Completed(id, replyTo, new EndpointReply(ReturnCode.UnknownException, $"{ex.GetType().Name}: {ex.Message}", null, TimeSpan.Zero), trial));
     }
 
-    private async Task<EndpointReply> Send(WireClient client, TensorMessage request, bool backward, TimeSpan timeout)
+    private async Task<EndpointReply> Send(IPeerConnection connection, TensorMessage request, bool backward, TimeSpan timeout)
     {
         using var cts = new CancellationTokenSource(timeout);
         Metadata headers;
@@ -220,10 +215,7 @@ internal sealed class EndpointActor : UntypedActor
         try
         {
             var deadline = DateTime.UtcNow + timeout;
-            var call = backward
-                ? client.BackwardAsync(request, headers, deadline, cts.Token)
-                : client.ForwardAsync(request, headers, deadline, cts.Token);
-            var response = await call.ResponseAsync;
+            var response = await connection.CallAsync(backward ? BittensorMethod.Backward : BittensorMethod.Forward, request, headers, deadline, cts.Token);
             return new EndpointReply(response.ReturnCode, response.Message, response, Stopwatch.GetElapsedTime(started));
         }
         catch (RpcException e)
@@ -255,9 +247,8 @@ internal sealed class EndpointActor : UntypedActor
             {
                 // grpc-dotnet's subchannel keeps its own reconnect backoff in real time; this actor's policy decides
                 // when to try again, so start the next attempt from a fresh channel.
-                _channel?.Dispose();
-                _channel = null;
-                _client = null;
+                _connection?.Dispose();
+                _connection = null;
             }
             var delay = _backoff.RecordFailure();
             if (_backoff.Failures >= _settings.FailuresBeforeBackoff)

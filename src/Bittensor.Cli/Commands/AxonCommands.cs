@@ -58,6 +58,13 @@ internal static class AxonCommands
         {
             Description = "DANGER: accept unsigned callers (benchmark anchors only; logged loudly)",
         };
+        var stakes = new Option<FileInfo?>("--axon.stakes")
+        {
+            Description = "JSON file {\"<hotkey ss58>\": <TAO>, ...}: the callers' stakes (priority, blacklist.min_stake) and who counts as " +
+                "registered (blacklist.registered_only). This verb has no chain: without the file every caller has stake 0 and is served in arrival order",
+        };
+        var minStake = new Option<double?>("--axon.blacklist.min_stake") { Description = "Refuse callers below this stake in TAO (needs --axon.stakes)" };
+        var registeredOnly = new Option<bool>("--axon.blacklist.registered_only") { Description = "Serve only the hotkeys listed in --axon.stakes" };
         var model = new Option<string>("--model") { Description = "echo (deterministic: out[b,s,d] = token*1e-3 + d*1e-6) or random", DefaultValueFactory = _ => "echo" };
         var config = new Option<FileInfo?>("--config") { Description = "HOCON file with a bittensor { } section overriding the defaults" };
         var state = new Option<string?>("--axon.state_path")
@@ -66,7 +73,8 @@ internal static class AxonCommands
                 "default <wallet path>/<wallet>/axon/<hotkey>/, or ~/.bittensor/axon/<ss58>/ with --uri",
         };
         var serve = new Command("serve", "Serve until Ctrl-C / SIGTERM; prints one line per call");
-        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, model, config, state, Uri, WalletName, WalletHotkey, WalletPath }) serve.Options.Add(o);
+        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, stakes, minStake, registeredOnly, model, config, state, Uri, WalletName, WalletHotkey, WalletPath })
+            serve.Options.Add(o);
         serve.SetAction(async (parse, ct) =>
         {
             var overrides = new List<string>();
@@ -75,6 +83,8 @@ internal static class AxonCommands
             if (parse.GetValue(workers) is { } w) overrides.Add($"bittensor.axon.max_workers = {w}");
             if (parse.GetValue(queue) is { } q) overrides.Add($"bittensor.axon.queue_capacity = {q}");
             if (parse.GetValue(noVerify)) overrides.Add("bittensor.axon.auth.disable_signature_verification = on");
+            if (parse.GetValue(minStake) is { } ms) overrides.Add(string.Create(CultureInfo.InvariantCulture, $"bittensor.axon.blacklist.min_stake = {ms:R}"));
+            if (parse.GetValue(registeredOnly)) overrides.Add("bittensor.axon.blacklist.registered_only = on");
             var hocon = LoadConfig(parse.GetValue(config), overrides);
             AxonSettings settings;
             try
@@ -85,6 +95,10 @@ internal static class AxonCommands
             {
                 throw new CliException(e.Message);
             }
+            var table = parse.GetValue(stakes) is { } file ? ReadStakes(file) : null;
+            if (table is null && (settings.BlacklistRegisteredOnly || settings.BlacklistMinStake > 0))
+                throw new CliException("blacklist.registered_only / blacklist.min_stake need --axon.stakes FILE: `btcli axon serve` has no chain to read " +
+                    "stakes from, so every caller would be refused");
             var handlers = parse.GetValue(model) switch
             {
                 "echo" => DemoModels.Echo(settings.NetworkDim),
@@ -95,12 +109,45 @@ internal static class AxonCommands
             // Replay-safe by default: the nonce store lives in the axon's state folder unless HOCON names a file.
             if (parse.GetValue(state) is { Length: > 0 } folder) settings = settings with { NonceStorePath = Path.Combine(Path.GetFullPath(folder), "nonces") };
             else if (settings.NonceStorePath.Length == 0) settings = settings with { NonceStorePath = Path.Combine(DefaultStateFolder(parse, hotkey), "nonces") };
-            return await RunServe(hocon, settings, handlers, hotkey, parse.GetValue(CliApp.Json), ct).ConfigureAwait(false);
+            return await RunServe(hocon, settings, handlers, table, hotkey, parse.GetValue(CliApp.Json), ct).ConfigureAwait(false);
         });
         return serve;
     }
 
-    private static async Task<int> RunServe(Config hocon, AxonSettings settings, AxonHandlers handlers, string hotkey, bool json, CancellationToken cancellation)
+    /// <summary>Reads a <c>--axon.stakes</c> file: a JSON object mapping SS58 hotkeys to non-negative TAO.</summary>
+    internal static IReadOnlyDictionary<string, double> ReadStakes(FileInfo file)
+    {
+        const long maxBytes = 64L * 1024 * 1024;
+        try
+        {
+            if (!file.Exists) throw new CliException($"--axon.stakes: file not found: {file.FullName}");
+            if (file.Length > maxBytes) throw new CliException($"--axon.stakes: {file.FullName} is larger than 64 MiB");
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(file.FullName));
+            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object)
+                throw new CliException($"--axon.stakes: {file.FullName} must hold a JSON object {{\"<hotkey ss58>\": <TAO>, ...}}");
+            var table = new Dictionary<string, double>(StringComparer.Ordinal);
+            foreach (var p in doc.RootElement.EnumerateObject())
+            {
+                if (!Bittensor.Core.Crypto.Ss58.IsValid(p.Name))
+                    throw new CliException($"--axon.stakes: '{p.Name}' is not an SS58 address");
+                if (p.Value.ValueKind != System.Text.Json.JsonValueKind.Number || !p.Value.TryGetDouble(out var tao) || !(tao >= 0) || double.IsInfinity(tao))
+                    throw new CliException($"--axon.stakes: the stake of {p.Name} must be a non-negative number of TAO");
+                table[p.Name] = tao;
+            }
+            return table;
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new CliException($"--axon.stakes: {file.FullName} is not valid JSON: {e.Message}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliException($"--axon.stakes: cannot read {file.FullName}: {e.Message}");
+        }
+    }
+
+    private static async Task<int> RunServe(Config hocon, AxonSettings settings, AxonHandlers handlers, IReadOnlyDictionary<string, double>? stakes,
+        string hotkey, bool json, CancellationToken cancellation)
     {
         // Shutdown runs from System.CommandLine's cancellation (Ctrl-C / SIGTERM), not from Akka's own exit hook,
         // so the two signal handlers do not race.
@@ -119,6 +166,7 @@ internal static class AxonCommands
                     $"{DateTime.UtcNow:HH:mm:ss.fff} {r.Method,-8} {r.Caller} {r.Code} in={r.BytesIn}B out={r.BytesOut}B {r.Elapsed.TotalMilliseconds:F1}ms shape=[{string.Join(",", r.InputShape ?? [])}]{(r.Message.Length > 0 ? " " + r.Message : "")}")),
         };
         var axon = system.ActorOf(AxonActor.Props(settings, handlers, options), "axon");
+        if (stakes is not null) axon.Tell(new AxonActor.UpdateStakes(stakes));
         AxonActor.Bound bound;
         try
         {

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Akka.Actor;
 using Akka.Configuration;
+using Bittensor.Actors.Axon;
 using Bittensor.Actors.Chain;
 using Bittensor.Chain;
 using Bittensor.Chain.Local;
@@ -40,6 +41,11 @@ internal static class RunCommands
         var blockTime = new Option<double>("--block_time") { Description = "Seconds between the blocks this process produces", DefaultValueFactory = _ => 1.0 };
         var ip = new Option<string>("--axon.ip") { Description = "Axon address to bind and announce (not 127.0.0.1: the chain refuses it)", DefaultValueFactory = _ => "127.0.0.2" };
         var port = new Option<int>("--axon.port") { Description = "Axon port (0: any free port)", DefaultValueFactory = _ => 8091 };
+        var minStake = new Option<double?>("--axon.blacklist.min_stake")
+        {
+            Description = "Refuse callers whose stake on the subnet (latest metagraph snapshot) is below this many TAO (server, miner)",
+        };
+        var registeredOnly = new Option<bool>("--axon.blacklist.registered_only") { Description = "Serve only hotkeys registered on the subnet (server, miner)" };
         var stake = new Option<decimal>("--stake") { Description = "TAO to stake on the hotkey from the coldkey at start (validator)", DefaultValueFactory = _ => 0m };
         var fullPath = new Option<string?>("--neuron.full_path")
         {
@@ -51,7 +57,7 @@ internal static class RunCommands
             "validator" => "Query the subnet's servers, score each by how much its representation lowers the next-token loss, set weights every tempo",
             _ => "Serve a model and distil the subnet's joined representations into it",
         });
-        foreach (var o in new Option[] { name, hotkey, path, netuid, localnet, blockTime, ip, port, stake, fullPath }) command.Options.Add(o);
+        foreach (var o in new Option[] { name, hotkey, path, netuid, localnet, blockTime, ip, port, minStake, registeredOnly, stake, fullPath }) command.Options.Add(o);
         command.SetAction(async (parse, cancellationToken) =>
         {
             var id = parse.GetValue(netuid);
@@ -63,7 +69,10 @@ internal static class RunCommands
             var wallet = LocalWallet.Resolve(parse.GetValue(name), parse.GetValue(hotkey), parse.GetValue(path));
             var folder = parse.GetValue(localnet) ?? LocalnetOptions.DefaultPath("default");
             var state = parse.GetValue(fullPath) is { Length: > 0 } f ? Path.GetFullPath(f) : NeuronPaths.Default(wallet.Name, wallet.Hotkey, (ushort)id, role);
-            await RunAsync(role, wallet, (ushort)id, folder, state, TimeSpan.FromSeconds(seconds), parse.GetValue(ip)!, p, parse.GetValue(stake),
+            var overrides = new List<string>();
+            if (parse.GetValue(minStake) is { } ms) overrides.Add(string.Create(CultureInfo.InvariantCulture, $"bittensor.axon.blacklist.min_stake = {ms:R}"));
+            if (parse.GetValue(registeredOnly)) overrides.Add("bittensor.axon.blacklist.registered_only = on");
+            await RunAsync(role, wallet, (ushort)id, folder, state, TimeSpan.FromSeconds(seconds), parse.GetValue(ip)!, p, parse.GetValue(stake), overrides,
                 parse.InvocationConfiguration.Output, cancellationToken);
             return 0;
         });
@@ -71,7 +80,7 @@ internal static class RunCommands
     }
 
     private static async Task RunAsync(string role, LocalWallet wallet, ushort netuid, string folder, string state, TimeSpan blockTime, string ip, int port,
-        decimal stake, TextWriter output, CancellationToken cancellationToken)
+        decimal stake, IReadOnlyList<string> overrides, TextWriter output, CancellationToken cancellationToken)
     {
         WalletKey hot;
         WalletKey? cold = null;
@@ -96,7 +105,7 @@ internal static class RunCommands
         await using (chain)
         {
             var keys = NeuronKeys.FromWallet(hot, cold);
-            var config = ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(ModelSettings.ReferenceConfig);
+            var config = ConfigurationFactory.ParseString("akka.loglevel = WARNING\n" + string.Join("\n", overrides)).WithFallback(ModelSettings.ReferenceConfig);
             var system = ActorSystem.Create("btcli-run", config);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var producing = new LocalnetBlockProducer(chain, blockTime).RunAsync(null, stop.Token);
@@ -104,7 +113,17 @@ internal static class RunCommands
             try
             {
                 var actor = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(chain)), SubtensorSettings.Default, Random.Shared.NextDouble), "chain");
-                var server = new ServerOptions { AxonIp = ip, AxonPort = port, Model = ModelSettings.Create(config), StatePath = state };
+                AxonSettings axon;
+                try
+                {
+                    axon = AxonSettings.Create(config) with { Ip = ip, Port = port };
+                }
+                catch (ArgumentException e)
+                {
+                    throw new CliException(e.Message);
+                }
+                // The server's axon takes its callers' stakes from the role's metagraph (see ServerNeuron).
+                var server = new ServerOptions { AxonIp = ip, AxonPort = port, Axon = axon, Model = ModelSettings.Create(config), StatePath = state };
                 ValidatorOptions validator;
                 try
                 {

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Bittensor.Actors;
 using Bittensor.Actors.Axon;
+using Bittensor.Actors.Metagraph;
 using Bittensor.Core.Domain;
 using Bittensor.Neurons.Demo;
 using Bittensor.Actors.ModelHost;
@@ -35,21 +36,30 @@ public sealed record ServerOptions
     /// name (<c>btcli run</c> passes the wallet's names, or <c>--neuron.full_path</c>).
     /// </summary>
     public string? StatePath { get; init; }
+
+    /// <summary>
+    /// Settings of the server's own MetagraphActor, whose snapshots give the axon its callers' stakes (priority,
+    /// <c>blacklist.min_stake</c>) and registrations (<c>blacklist.registered_only</c>); null takes the reference ones.
+    /// </summary>
+    public MetagraphSettings? Metagraph { get; init; }
 }
 
 /// <summary>
 /// The 2021 template server: hosts its model in a supervised model actor, serves it through an axon (forward answers
 /// representations, backward applies the caller's gradient with an optimizer step — it trains on what validators send
 /// back), registers its hotkey on the subnet and announces the axon on chain. Its actors are the named children
-/// <c>model</c> and <c>axon</c> of one <see cref="NeuronActor"/> (<c>/user/server-&lt;hotkey&gt;</c>; inside a miner,
-/// of the miner's), supervised as that class describes.
+/// <c>model</c>, <c>axon</c> and <c>metagraph</c> of one <see cref="NeuronActor"/> (<c>/user/server-&lt;hotkey&gt;</c>; inside a
+/// miner, of the miner's), supervised as that class describes. Its axon is subscribed to the server's own MetagraphActor:
+/// callers are served by their stake in the latest snapshot, and the blacklist rules
+/// (<c>bittensor.axon.blacklist.min_stake</c>, <c>registered_only</c>) are checked against it.
 /// </summary>
 public sealed class ServerNeuron : IAsyncDisposable
 {
-    private ServerNeuron(IActorRef neuron, IActorRef axon, IActorRef? model, ushort uid, string ip, int port, string hotkey)
+    private ServerNeuron(IActorRef neuron, IActorRef axon, IActorRef metagraph, IActorRef? model, ushort uid, string ip, int port, string hotkey)
     {
         Neuron = neuron;
         Axon = axon;
+        Metagraph = metagraph;
         Model = model;
         Uid = uid;
         Ip = ip;
@@ -62,6 +72,9 @@ public sealed class ServerNeuron : IAsyncDisposable
 
     /// <summary>The axon actor (child <c>axon</c> of <see cref="Neuron"/>).</summary>
     public IActorRef Axon { get; }
+
+    /// <summary>The server's MetagraphActor, child <c>metagraph</c> of <see cref="Neuron"/> (its snapshots feed the axon's stakes).</summary>
+    public IActorRef Metagraph { get; }
 
     /// <summary>The model supervisor, child <c>model</c> of <see cref="Neuron"/> (null when custom handlers are served).</summary>
     public IActorRef? Model { get; }
@@ -126,12 +139,17 @@ public sealed class ServerNeuron : IAsyncDisposable
             var folder = options.StatePath ?? NeuronPaths.Default(keys.HotkeySs58, keys.HotkeySs58, netuid, role);
             settings = settings with { NonceStorePath = Path.Combine(Path.GetFullPath(folder), "nonces") };
         }
-        var axon = await NeuronActors.StartChildAsync(neuron, "axon", AxonActor.Props(settings, handlers, new AxonOptions { Hotkey = keys.HotkeySs58 }),
+        // Inside a miner the neuron already has a "metagraph" child (its pipeline's): the axon's own is "axon-metagraph" there.
+        var metagraph = await NeuronActors.StartChildAsync(neuron, role == "miner" ? "axon-metagraph" : "metagraph", MetagraphActor.Props(chain, netuid, "local", options.Metagraph),
             critical: true, cancellationToken);
+        var axon = await NeuronActors.StartChildAsync(neuron, "axon",
+            AxonActor.Props(settings, handlers, new AxonOptions { Hotkey = keys.HotkeySs58, Metagraph = metagraph }), critical: true, cancellationToken);
         var bound = await axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromSeconds(20), cancellationToken);
         var uid = await ChainOps.EnsureRegisteredAsync(chain, netuid, keys, cancellationToken);
         await ChainOps.ServeAxonAsync(chain, netuid, keys, options.AxonIp, bound.Endpoint.Port, cancellationToken);
-        return new ServerNeuron(neuron, axon, model, uid, options.AxonIp, bound.Endpoint.Port, keys.HotkeySs58);
+        // One sync now, so the axon knows the subnet's stakes before the first block after start.
+        await metagraph.Ask<MetagraphUpdated>(SyncMetagraph.Instance, TimeSpan.FromSeconds(30), cancellationToken);
+        return new ServerNeuron(neuron, axon, metagraph, model, uid, options.AxonIp, bound.Endpoint.Port, keys.HotkeySs58);
     }
 
     /// <summary>Stops the neuron with its children (the axon writes its nonce store as it stops); inside a miner, the miner's whole neuron.</summary>

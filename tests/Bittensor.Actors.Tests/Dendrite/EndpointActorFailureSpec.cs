@@ -36,7 +36,7 @@ public sealed class EndpointActorFailureSpec() : Akka.TestKit.Xunit2.TestKit("ak
     {
         var settings = DendriteSettings.Default with { EndpointMaxInFlight = 2, EndpointQueueCapacity = 8, Timeout = TimeSpan.FromMinutes(5) };
         var info = new EndpointInfo("5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty", "127.0.0.1", ((IPEndPoint)_silent.LocalEndpoint).Port);
-        return Sys.ActorOf(EndpointActor.Props(info, settings, new KeyPairRequestSigner(_alice), TimeProvider.System, new Random(1)));
+        return Sys.ActorOf(EndpointActor.Props(info, settings, new KeyPairRequestSigner(_alice), TimeProvider.System, new Random(1), Bittensor.Protocol.GrpcClientTransport.Instance));
     }
 
     private static EndpointCall Call() => new(false, [TensorCodec.ToTensor(new long[] { 1, 2 }, [1, 2], Modality.Text)], TimeSpan.FromMinutes(5));
