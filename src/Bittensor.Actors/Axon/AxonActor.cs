@@ -103,6 +103,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
 
     private sealed record Stopped(IActorRef ReplyTo);
 
+    /// <inheritdoc />
     protected override void PreStart()
     {
         // Stakes follow the subnet's metagraph: the current snapshot comes at once (when known), then one per sync.
@@ -124,6 +125,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         StartServer(service).PipeTo(Self, success: s => s, failure: ex => new StartFailed(ex));
     }
 
+    /// <inheritdoc />
     protected override void PostStop()
     {
         _options.Metagraph?.Tell(new UnsubscribeMetagraph(Self));

@@ -83,6 +83,7 @@ public sealed class DendriteActor : UntypedActor
         _ => Directive.Restart,
     });
 
+    /// <inheritdoc />
     protected override void OnReceive(object message)
     {
         switch (message)

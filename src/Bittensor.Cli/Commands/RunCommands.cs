@@ -68,6 +68,8 @@ internal static class RunCommands
             if (p is < 0 or > 65535) throw new CliException("--axon.port must be between 0 and 65535");
             var wallet = LocalWallet.Resolve(parse.GetValue(name), parse.GetValue(hotkey), parse.GetValue(path));
             var folder = parse.GetValue(localnet) ?? LocalnetOptions.DefaultPath("default");
+            // Every role hosts a TorchSharp model: a library that cannot load is one line now, not a restart loop.
+            if (Bittensor.Models.TorchNative.Check() is { } why) throw new CliException(why);
             var state = parse.GetValue(fullPath) is { Length: > 0 } f ? Path.GetFullPath(f) : NeuronPaths.Default(wallet.Name, wallet.Hotkey, (ushort)id, role);
             var overrides = new List<string>();
             if (parse.GetValue(minStake) is { } ms) overrides.Add(string.Create(CultureInfo.InvariantCulture, $"bittensor.axon.blacklist.min_stake = {ms:R}"));
