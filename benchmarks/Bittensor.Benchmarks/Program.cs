@@ -29,6 +29,8 @@ public static class Program
                 return 0;
             case "model-batching":
                 return await ModelBatchingHarness.RunAsync(args[1..]);
+            case "verify-cpu":
+                return Crypto.VerifyCpuHarness.Run(args[1..]);
             case "model-forward":
                 return ModelForwardHarness.Run(args[1..]);
             default:

@@ -26,8 +26,9 @@ internal static class Program
 
     private const string UsageText = """
         usage:
-          elfpatch patch-if-needed <lib.so> [--version V] [--libstdcxx PATH] [--allow-symbol S]... [--force]
-              mark the need for V (default GLIBCXX_3.4.32) weak unless the system libstdc++ defines V
+          elfpatch patch-if-needed <lib.so> [--version V] [--libstdcxx PATH] [--allow-symbol S]... [--force] [--unconditional]
+              mark the need for V (default GLIBCXX_3.4.32) weak unless the system libstdc++ defines V;
+              --unconditional: also when it does (for files that ship to other machines: publish, pack)
           elfpatch patch <lib.so> [--version V]     mark the need weak unconditionally
           elfpatch show <lib.so>                    list version needs (file, version, flags, symbols)
           elfpatch defines <lib.so> <V>             exit 0 when the library defines version V, 5 when not
@@ -127,7 +128,10 @@ internal static class Program
         }
 
         var soname = needs[0].File;
-        var system = options.LibStdCxx ?? LibraryLocator.Find(soname, elf.Machine);
+        // A file that ships elsewhere (publish folder, tool package) must load on machines older than this one, so the
+        // build machine's libstdc++ says nothing about it: --unconditional skips this check (a weak need is harmless
+        // where the version exists: the loader binds the symbol to it as before). The symbol check below still runs.
+        var system = options.Unconditional ? null : options.LibStdCxx ?? LibraryLocator.Find(soname, elf.Machine);
         if (system is not null && ElfVersions.ReadDefinitions(ElfImage.Read(system)).Contains(options.Version, StringComparer.Ordinal))
         {
             stdout.WriteLine($"elfpatch: {system} defines {options.Version}; {lib} loads as shipped, not patching");
@@ -145,7 +149,7 @@ internal static class Program
         }
 
         var outcome = ElfPatcher.MarkNeedWeak(lib, options.Version);
-        var reason = system is null ? $"no {soname} found" : $"{system} lacks it";
+        var reason = options.Unconditional ? "unconditional: the file ships to other machines" : system is null ? $"no {soname} found" : $"{system} lacks it";
         stdout.WriteLine($"elfpatch: {lib}: {Describe(outcome, options.Version)} ({reason}; symbols on it: {string.Join(", ", users)})");
         return Exit.Ok;
     }
@@ -166,6 +170,7 @@ internal static class Program
         public string? LibStdCxx { get; private set; }
         public List<string> AllowedSymbols { get; } = [];
         public bool Force { get; private set; }
+        public bool Unconditional { get; private set; }
 
         public string Single(string what) =>
             Positional.Count == 1 ? Positional[0] : throw new UsageException($"expected exactly one {what}, got {Positional.Count}");
@@ -182,6 +187,7 @@ internal static class Program
                     case "--libstdcxx": o.LibStdCxx = Value(); break;
                     case "--allow-symbol": o.AllowedSymbols.Add(Value()); break;
                     case "--force": o.Force = true; break;
+                    case "--unconditional": o.Unconditional = true; break;
                     case var a when a.StartsWith("--", StringComparison.Ordinal): throw new UsageException($"unknown option '{a}'");
                     default: o.Positional.Add(args[i]); break;
                 }

@@ -53,7 +53,7 @@ public static class EmbeddedHostSample
         var chain = new SampleChain(shared ?? Localnet.Open(new LocalnetOptions { Name = "samples", Path = options.LocalnetPath }), Owns: shared is null);
 
         var builder = Host.CreateApplicationBuilder(args);
-        builder.Services.AddSingleton(new SampleServerSettings(hocon, wallet, chain));
+        builder.Services.AddSingleton(new SampleServerSettings(hocon, wallet, chain, options.StateFolder(SampleNetuid, "server")));
         builder.Services.AddAkka("embedded", (akka, _) =>
         {
             // The wallet this process signs with, as HOCON (flags of a real app would be layered the same way).
@@ -86,7 +86,7 @@ public static class EmbeddedHostSample
 public sealed record SampleChain(Localnet Localnet, bool Owns);
 
 /// <summary>What the hosted service needs besides the ActorSystem.</summary>
-public sealed record SampleServerSettings(Config Hocon, LocalWallet Wallet, SampleChain Chain);
+public sealed record SampleServerSettings(Config Hocon, LocalWallet Wallet, SampleChain Chain, string StatePath);
 
 /// <summary>Starts a server neuron on the registry's chain actor when the host starts and stops it with the host.</summary>
 public sealed class ServerService(ActorRegistry registry, ActorSystem system, SampleServerSettings settings) : IHostedService
@@ -120,7 +120,7 @@ public sealed class ServerService(ActorRegistry registry, ActorSystem system, Sa
             await ChainOps.SubmitOrThrowAsync(chain, new RegisterNetwork(), keys.Coldkey!, cancellationToken);
 
         var sample = settings.Hocon.GetConfig("bittensor.sample");
-        _server = await ServerNeuron.StartAsync(system, chain, EmbeddedHostSample.SampleNetuid, keys, new ServerOptions { AxonIp = sample.GetString("axon_ip") },
+        _server = await ServerNeuron.StartAsync(system, chain, EmbeddedHostSample.SampleNetuid, keys, new ServerOptions { AxonIp = sample.GetString("axon_ip"), StatePath = settings.StatePath },
             cancellationToken);
         var synced = await metagraph.Ask<MetagraphUpdated>(SyncMetagraph.Instance, TimeSpan.FromSeconds(30), cancellationToken);
         MetagraphNeurons = synced.Snapshot.N;

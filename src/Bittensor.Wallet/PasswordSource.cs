@@ -6,7 +6,7 @@ namespace Bittensor.Wallet;
 
 /// <summary>
 /// Where a keyfile password comes from. A source is passed around instead of the password itself, so the
-/// password exists only for the moment a key is derived; <see cref="ToString"/> names the source, never the
+/// password exists only for the moment a key is derived; <see cref="object.ToString"/> names the source, never the
 /// secret. <see cref="TryGetPassword"/> returns UTF-8 bytes the caller must zero, or null when the source has
 /// nothing to offer (an unset variable), so sources can be chained with <see cref="FirstOf"/>.
 /// </summary>

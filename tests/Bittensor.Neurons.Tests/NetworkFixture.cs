@@ -23,6 +23,7 @@ internal sealed class LocalSubnet : IAsyncDisposable
     private readonly Task _blocks;
     private readonly List<Sr25519KeyPair> _pairs = [];
     private readonly Random _random;
+    private readonly string _state = Directory.CreateTempSubdirectory("bt-subnet-state-").FullName;
 
     private LocalSubnet(ActorSystem system, Localnet localnet, BlockDriver driver, IActorRef chain, int seed)
     {
@@ -39,6 +40,9 @@ internal sealed class LocalSubnet : IAsyncDisposable
     public BlockDriver Driver { get; }
     public IActorRef Chain { get; }
     public ushort Netuid { get; private set; }
+
+    /// <summary>A neuron's own state folder (its nonce store) inside this subnet's temp folder.</summary>
+    public string State(string neuron) => Path.Combine(_state, neuron);
 
     /// <summary>Relaxed limits as in the demo (registrations, serving and weights not rate limited).</summary>
     public static SubnetHyperparameters Hyper(ushort tempo) => SubnetHyperparameters.Default with
@@ -106,5 +110,6 @@ internal sealed class LocalSubnet : IAsyncDisposable
         await Localnet.DisposeAsync();
         foreach (var p in _pairs) p.Dispose();
         _stop.Dispose();
+        Directory.Delete(_state, recursive: true);
     }
 }

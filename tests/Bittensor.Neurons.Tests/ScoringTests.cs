@@ -45,6 +45,23 @@ public sealed class ScoringTests
         Assert.True(scores[1].Score < 0.02, $"noise peer scored {scores[1].Score}");
     }
 
+    [Theory]
+    [InlineData(float.NaN, ReplySanitiser.NonFinite)]
+    [InlineData(float.PositiveInfinity, ReplySanitiser.NonFinite)]
+    [InlineData(float.NegativeInfinity, ReplySanitiser.NonFinite)]
+    [InlineData(1e30f, ReplySanitiser.TooLarge)]
+    [InlineData(-1001f, ReplySanitiser.TooLarge)]
+    [InlineData(999f, null)]
+    [InlineData(float.Epsilon, null)]
+    public void The_sanitiser_refuses_non_finite_and_absurdly_large_replies(float poison, string? reason)
+    {
+        var reply = Enumerable.Repeat(0.5f, 16).ToArray();
+        reply[5] = poison;
+        Assert.Equal(reason, ReplySanitiser.Check(reply, 16, ValidationPipeline.MaxMagnitude));
+        Assert.Equal(ReplySanitiser.WrongShape, ReplySanitiser.Check(reply, 17, ValidationPipeline.MaxMagnitude));
+        Assert.Equal(ReplySanitiser.WrongShape, ReplySanitiser.Check(null, 16, ValidationPipeline.MaxMagnitude));
+    }
+
     [Fact]
     public void A_train_step_returns_one_gradient_per_peer_shaped_like_its_representation()
     {

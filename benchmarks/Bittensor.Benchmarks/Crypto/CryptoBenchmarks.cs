@@ -20,6 +20,10 @@ public class CryptoBenchmarks
     private byte[] publicKey = [];
     private byte[] signature = [];
     private string address = "";
+    private const int BatchSize = 16;
+    private ReadOnlyMemory<byte>[] batchKeys = [];
+    private ReadOnlyMemory<byte>[] batchMessages = [];
+    private ReadOnlyMemory<byte>[] batchSignatures = [];
 
     /// <summary>Fixed inputs so runs are comparable with the JS anchor.</summary>
     [GlobalSetup]
@@ -32,6 +36,20 @@ public class CryptoBenchmarks
         publicKey = pair.PublicKey.ToArray();
         signature = pair.Sign(message);
         address = pair.ToSs58();
+        batchKeys = new ReadOnlyMemory<byte>[BatchSize];
+        batchMessages = new ReadOnlyMemory<byte>[BatchSize];
+        batchSignatures = new ReadOnlyMemory<byte>[BatchSize];
+        for (var i = 0; i < BatchSize; i++)
+        {
+            var mini = (byte[])Mini.Clone();
+            mini[0] ^= (byte)(i + 1);
+            using var p = Sr25519KeyPair.FromMiniSecret(mini);
+            var m = (byte[])message.Clone();
+            m[0] = (byte)i;
+            batchKeys[i] = p.PublicKey.ToArray();
+            batchMessages[i] = m;
+            batchSignatures[i] = p.Sign(m);
+        }
     }
 
     /// <summary>Zeroes the benchmark key.</summary>
@@ -42,9 +60,20 @@ public class CryptoBenchmarks
     [Benchmark]
     public byte[] Sr25519Sign() => pair.Sign(message);
 
-    /// <summary>sr25519 verify of a 128-byte message.</summary>
+    /// <summary>sr25519 verify of a 128-byte message on libsodium's constant-time ristretto255 (the path before issue 11).</summary>
     [Benchmark]
-    public bool Sr25519Verify() => Sr25519.Verify(publicKey, message, signature);
+    public bool Sr25519Verify() => Sr25519.VerifyWithLibsodium(publicKey, message, signature);
+
+    /// <summary>sr25519 verify of a 128-byte message, the shipped path: managed variable-time Straus/wNAF.</summary>
+    [Benchmark]
+    public bool Sr25519Verify_fast() => Sr25519.Verify(publicKey, message, signature);
+
+    /// <summary>
+    /// sr25519 batch verify of 16 signatures by 16 different keys (128-byte messages), reported per signature
+    /// (schnorrkel verify_batch: one multiscalar multiplication).
+    /// </summary>
+    [Benchmark(OperationsPerInvoke = BatchSize)]
+    public bool Sr25519VerifyBatch16_perSignature() => Sr25519.VerifyBatch(batchKeys, batchMessages, batchSignatures);
 
     /// <summary>Mini secret → key pair (SHA-512 expansion + one basepoint multiplication).</summary>
     [Benchmark]

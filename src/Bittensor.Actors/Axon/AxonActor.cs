@@ -1,28 +1,20 @@
 using System.Net;
 using Akka.Actor;
 using Akka.Event;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
+using Bittensor.Actors.Metagraph;
+using Bittensor.Protocol;
 using LogLevel = Microsoft.Extensions.Logging.LogLevel;
 using Bittensor.Core.Domain;
 
 namespace Bittensor.Actors.Axon;
 
 /// <summary>
-/// Owns one axon: starts a Kestrel gRPC server (HTTP/2 cleartext) in <c>PreStart</c>, stops it in
-/// <c>PostStop</c> or on <see cref="Unbind"/>, and owns the priority router that feeds the model. Ask
+/// Owns one axon: binds its server transport (<see cref="AxonOptions.Transport"/>; by default the Kestrel gRPC server,
+/// HTTP/2 cleartext) in <c>PreStart</c>, stops it in <c>PostStop</c> or on <see cref="Unbind"/>, and owns the priority router that feeds the model. Ask
 /// <see cref="GetBinding"/> to learn the port actually bound (useful with port 0).
 /// </summary>
 public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
 {
-    /// <summary>HOCON path of the router's mailbox definition.</summary>
-    public const string RouterMailbox = "bittensor.axon.router-mailbox";
-
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly AxonSettings _settings;
     private readonly AxonHandlers _handlers;
@@ -32,18 +24,29 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
     private readonly StakeBook _stakes;
     private readonly AxonStats _stats = new();
     private readonly AxonAdmission _admission;
-    private WebApplication? _app;
+    private IServerBinding? _app;
     private IPEndPoint? _bound;
     private Exception? _failure;
+    private readonly Exception? _authFailure;
 
     private AxonActor(AxonSettings settings, AxonHandlers handlers, AxonOptions options, IRequestAuthenticator? auth, ITensorWireCodec? codec)
     {
         _settings = settings;
         _handlers = handlers;
         _options = options;
-        _auth = auth ?? (settings.DisableSignatureVerification ? new UnverifiedAuthenticator() : AxonSeams.CreateAuthenticator(settings, options.Time ?? TimeProvider.System));
+        try
+        {
+            _auth = auth ?? (settings.DisableSignatureVerification ? new UnverifiedAuthenticator() : AxonSeams.CreateAuthenticator(settings, options.Time ?? TimeProvider.System));
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            // The nonce store cannot be opened (locked by another process, not ours, not readable): refuse to serve
+            // and say why through GetBinding, rather than serve without replay protection.
+            _auth = new UnverifiedAuthenticator();
+            _authFailure = new IOException($"the axon's nonce store cannot be opened: {e.Message}", e);
+        }
         _codec = codec ?? AxonSeams.CreateCodec(settings);
-        _stakes = new StakeBook(options.Stake);
+        _stakes = new StakeBook();
         _admission = new AxonAdmission(settings.QueueCapacity + settings.MaxWorkers);
         Starting();
     }
@@ -73,7 +76,11 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
     /// <summary>The address the axon listens on (the real port when configured with 0).</summary>
     public sealed record Bound(IPEndPoint Endpoint);
 
-    /// <summary>A new stake snapshot (TAO per hotkey SS58), e.g. from the metagraph; sets call priorities and the stake rule.</summary>
+    /// <summary>
+    /// A hand-made stake table (TAO per hotkey SS58) for an axon without a metagraph (<c>btcli axon serve --axon.stakes</c>):
+    /// sets call priorities, the stake rule, and who counts as registered (the listed hotkeys). An axon given
+    /// <see cref="AxonOptions.Metagraph"/> takes its stakes from the metagraph's <see cref="MetagraphUpdated"/> snapshots instead.
+    /// </summary>
     public sealed record UpdateStakes(IReadOnlyDictionary<string, double> Stakes);
 
     /// <summary>Asks for an <see cref="AxonStatsSnapshot"/>.</summary>
@@ -90,18 +97,20 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         public static readonly Unbind Instance = new();
     }
 
-    private sealed record Started(WebApplication App, IPEndPoint Endpoint);
+    private sealed record Started(IServerBinding App, IPEndPoint Endpoint);
 
     private sealed record StartFailed(Exception Cause);
 
     private sealed record Stopped(IActorRef ReplyTo);
 
+    /// <inheritdoc />
     protected override void PreStart()
     {
-        // The router's mailbox is defined in the reference config: the runtime injects it into a system built without it.
         _ = BittensorRuntime.Get(Context.System);
+        // Stakes follow the subnet's metagraph: the current snapshot comes at once (when known), then one per sync.
+        _options.Metagraph?.Tell(new SubscribeMetagraph(Self));
         var router = Context.ActorOf(
-            AxonRouter.Props(_handlers, _settings.MaxWorkers, _admission, _options.Time ?? TimeProvider.System).WithMailbox(RouterMailbox),
+            AxonRouter.Props(_handlers, _settings.MaxWorkers, _admission, _options.Time ?? TimeProvider.System),
             "router");
         var service = new AxonService(_settings, _auth, _codec, _admission, router, _stakes, _stats, _options);
         if (_settings.DisableSignatureVerification)
@@ -109,11 +118,18 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
             _log.Warning("!!! SIGNATURE VERIFICATION IS DISABLED on this axon (bittensor.axon.auth.disable_signature_verification = on): " +
                 "any caller can claim any hotkey and replay requests. Use only for benchmark anchors. !!!");
         }
+        if (_authFailure is not null)
+        {
+            Self.Tell(new StartFailed(_authFailure));
+            return;
+        }
         StartServer(service).PipeTo(Self, success: s => s, failure: ex => new StartFailed(ex));
     }
 
+    /// <inheritdoc />
     protected override void PostStop()
     {
+        _options.Metagraph?.Tell(new UnsubscribeMetagraph(Self));
         // PostStop cannot await: Kestrel drains (up to 5 s) and closes in the background. Send Unbind first to wait for it.
         if (_app is not null) _ = StopServer(_app);
         // Writes the nonce store one last time so a restart does not reopen replays.
@@ -176,52 +192,33 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
     private void Common()
     {
         Receive<UpdateStakes>(u => _stakes.Update(u.Stakes));
-        Receive<GetStats>(_ => Sender.Tell(_stats.Snapshot(_admission.Count)));
+        Receive<MetagraphUpdated>(m =>
+        {
+            _stakes.Update(m.Snapshot);
+            _log.Debug("axon stakes from metagraph block {0} ({1} hotkeys)", m.Snapshot.Block, m.Snapshot.N);
+        });
+        Receive<GetStats>(_ => Sender.Tell(_stats.Snapshot(_admission.Count, _stakes)));
     }
 
-    private static async Task StopServer(WebApplication app)
+    private static async Task StopServer(IServerBinding binding)
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-        await app.StopAsync(cts.Token);
-        await app.DisposeAsync();
+        await binding.StopAsync(cts.Token);
+        await binding.DisposeAsync();
     }
 
     private async Task<Started> StartServer(AxonService service)
     {
         var settings = _settings;
-        // The empty builder reads no appsettings.json and sets up no file watchers (inotify instances are limited to
-        // 128 per user, and one host process may run hundreds of axons); everything comes from AxonSettings.
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
-        builder.WebHost.UseKestrelCore();
-        builder.Services.AddRoutingCore();
-        builder.Logging.ClearProviders();
-        // bittensor.axon.trace = on shows Kestrel's connection-level traces (HTTP/2 frames, resets) in the Akka log.
-        var serverLogLevel = settings.Trace ? LogLevel.Trace : LogLevel.Warning;
-        builder.Logging.SetMinimumLevel(serverLogLevel);
-        builder.Logging.AddProvider(new AkkaLoggerProvider(_log, serverLogLevel));
-        builder.WebHost.ConfigureKestrel(k =>
+        var transport = _options.Transport;
+        if (transport is null)
         {
-            k.AddServerHeader = false;
-            k.Listen(IPAddress.Parse(settings.Ip), settings.Port, l => l.Protocols = HttpProtocols.Http2);
-            // gRPC's own limit (below) reads the 5-byte length prefix and answers RESOURCE_EXHAUSTED before buffering;
-            // Kestrel's body limit would only abort the stream with a less useful status.
-            k.Limits.MaxRequestBodySize = null;
-            // Admission decides overload; do not let the per-connection stream cap refuse calls first.
-            k.Limits.Http2.MaxStreamsPerConnection = Math.Max(100, settings.QueueCapacity + settings.MaxWorkers + 16);
-        });
-        builder.Services.AddGrpc(o =>
-        {
-            o.MaxReceiveMessageSize = settings.MaxMessageSize;
-            o.MaxSendMessageSize = settings.MaxMessageSize;
-            o.EnableDetailedErrors = false;
-        });
-        builder.Services.AddSingleton(service);
-        var app = builder.Build();
-        app.MapGrpcService<AxonService>();
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
-            ?? throw new InvalidOperationException("Kestrel reported no address");
-        var uri = new Uri(address.Replace("[::]", "[::1]", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
-        return new Started(app, new IPEndPoint(IPAddress.Parse(settings.Ip), uri.Port));
+            // bittensor.axon.trace = on shows Kestrel's connection-level traces (HTTP/2 frames, resets) in the Akka log.
+            var level = settings.Trace ? LogLevel.Trace : LogLevel.Warning;
+            transport = new KestrelServerTransport(new AkkaLoggerProvider(_log, level), level);
+        }
+        var binding = await transport.BindAsync(new ServerTransportOptions(settings.Ip, settings.Port, settings.MaxMessageSize, settings.MaxMessageSize,
+            Math.Max(100, settings.QueueCapacity + settings.MaxWorkers + 16)), service, CancellationToken.None);
+        return new Started(binding, binding.Endpoint);
     }
 }

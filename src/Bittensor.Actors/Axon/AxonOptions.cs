@@ -10,17 +10,23 @@ public sealed record AxonOptions
     public string Hotkey { get; init; } = "";
 
     /// <summary>
-    /// Optional priority function: the caller's stake (TAO) by hotkey. When null the axon uses the stakes of
-    /// the latest <see cref="AxonActor.UpdateStakes"/> snapshot; unknown callers have stake 0 and go last.
-    /// Called on gRPC threads: must be thread-safe and fast.
+    /// The MetagraphActor of the axon's subnet. When set, the axon subscribes to it (<see cref="Metagraph.SubscribeMetagraph"/>)
+    /// and every synced snapshot sets the callers' stakes (priority, <c>blacklist.min_stake</c>) and who is registered
+    /// (<c>blacklist.registered_only</c>). Without it stakes come only from <see cref="AxonActor.UpdateStakes"/>.
     /// </summary>
-    public Func<string, double>? Stake { get; init; }
+    public Akka.Actor.IActorRef? Metagraph { get; init; }
 
     /// <summary>Optional cheap check run before signature verification; false answers UNAUTHENTICATED. Default: SS58 shape.</summary>
     public Func<string, bool>? PreVerifyBlacklist { get; init; }
 
     /// <summary>Called once per finished call (on a gRPC thread), e.g. to log one line per call.</summary>
     public Action<AxonCallRecord>? OnCall { get; init; }
+
+    /// <summary>
+    /// The server transport the axon listens with; null is the 2021 gRPC server (<see cref="KestrelServerTransport"/>).
+    /// <see cref="Bittensor.Protocol.InMemoryTransport"/> serves in-process peers with the same checks and codes.
+    /// </summary>
+    public Bittensor.Protocol.IServerTransport? Transport { get; init; }
 
     /// <summary>Clock used for deadlines and nonces; tests inject a manual one.</summary>
     public TimeProvider? Time { get; init; }

@@ -1,6 +1,4 @@
 using Akka.Actor;
-using Akka.Configuration;
-using Akka.Dispatch;
 using Bittensor.Protocol.Wire;
 
 namespace Bittensor.Actors.Axon;
@@ -39,18 +37,7 @@ internal sealed class AxonAdmission(int limit)
     public void Exit() => Interlocked.Decrement(ref _count);
 }
 
-/// <summary>
-/// The router's mailbox: an <see cref="UnboundedStablePriorityMailbox"/> (FIFO among equal priorities) that puts
-/// control messages first and calls by the priority computed from the caller's stake. Its size is bounded
-/// by <see cref="AxonAdmission"/> in front of it.
-/// </summary>
-public sealed class AxonRouterMailbox(Akka.Actor.Settings settings, Config config) : UnboundedStablePriorityMailbox(settings, config)
-{
-    /// <inheritdoc />
-    protected override int PriorityGenerator(object message) => message is AxonCall call ? call.Priority : 0;
-}
-
-/// <summary>Maps stakes to mailbox priorities (lower runs first) in O(1) without allocation.</summary>
+/// <summary>Maps stakes to queue priorities (lower runs first) in O(1) without allocation.</summary>
 internal static class StakePriority
 {
     /// <summary>Unknown callers (and callers with no stake) go last.</summary>
@@ -69,6 +56,9 @@ internal static class StakePriority
 /// <summary>
 /// Replaces the 2021 axon's thread pool: holds the waiting calls in stake order and hands each to the next
 /// idle worker. A call whose deadline passed while it waited answers NucleusTimeout when it is dequeued.
+/// This queue is the axon's ONLY priority mechanism: the router runs on the default dispatcher with a plain
+/// FIFO mailbox (a priority mailbox in front of it would be a second, redundant ordering), and its size is
+/// bounded by <see cref="AxonAdmission"/> in the gRPC service.
 /// </summary>
 internal sealed class AxonRouter : UntypedActor
 {

@@ -1,35 +1,57 @@
 using System.Diagnostics;
 using Akka.Actor;
+using Bittensor.Actors.Metagraph;
+using Bittensor.Core.Domain;
+using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
 using Grpc.Core;
-using WireService = Bittensor.Protocol.Wire.Bittensor;
-using Bittensor.Protocol;
 
 namespace Bittensor.Actors.Axon;
 
-/// <summary>The latest stakes the axon knows (TAO per hotkey SS58); swapped atomically on each snapshot.</summary>
+/// <summary>
+/// The stakes the axon knows (TAO per hotkey SS58) and whether any snapshot arrived yet; swapped atomically on each
+/// snapshot (written by the AxonActor, read lock-free on gRPC threads).
+/// </summary>
 internal sealed class StakeBook
 {
-    private volatile IReadOnlyDictionary<string, double> _stakes = new Dictionary<string, double>(StringComparer.Ordinal);
-    private readonly Func<string, double>? _override;
+    private volatile Book _book = new(new Dictionary<string, double>(StringComparer.Ordinal), Known: false, Block: 0);
 
-    public StakeBook(Func<string, double>? priorityFunction) => _override = priorityFunction;
-
-    public void Update(IReadOnlyDictionary<string, double> stakes) => _stakes = stakes;
-
-    public double StakeOf(string hotkey)
+    /// <summary>Replaces the stakes with a metagraph snapshot: every registered hotkey with its stake.</summary>
+    public void Update(MetagraphSnapshot snapshot)
     {
-        if (_override is not null) return _override(hotkey);
-        return _stakes.TryGetValue(hotkey, out var s) ? s : 0.0;
+        var hotkeys = snapshot.Hotkeys;
+        var stakes = new Dictionary<string, double>(hotkeys.Length, StringComparer.Ordinal);
+        for (var i = 0; i < hotkeys.Length; i++) stakes[hotkeys[i]] = snapshot.S[i];
+        _book = new Book(stakes, Known: true, snapshot.Block);
     }
+
+    /// <summary>Replaces the stakes with a hand-made table (e.g. <c>btcli axon serve --axon.stakes</c>); listed hotkeys count as registered.</summary>
+    public void Update(IReadOnlyDictionary<string, double> stakes) =>
+        _book = new Book(new Dictionary<string, double>(stakes, StringComparer.Ordinal), Known: true, _book.Block);
+
+    /// <summary>True once a snapshot arrived.</summary>
+    public bool Known => _book.Known;
+
+    /// <summary>Block of the latest metagraph snapshot (0 before the first or for hand-made tables).</summary>
+    public ulong Block => _book.Block;
+
+    /// <summary>How many hotkeys the latest snapshot holds.</summary>
+    public int Count => _book.Stakes.Count;
+
+    /// <summary>The caller's stake (0 when unknown) and whether it is registered in the latest snapshot.</summary>
+    public (double Stake, bool Registered) Lookup(string hotkey) =>
+        _book.Stakes.TryGetValue(hotkey, out var s) ? (s, true) : (0.0, false);
+
+    private sealed record Book(Dictionary<string, double> Stakes, bool Known, ulong Block);
 }
 
 /// <summary>
-/// The gRPC <c>Bittensor</c> service: cheap checks, authentication, version, decoding and admission happen here on
-/// the gRPC thread; the model work goes through the priority router. Never throws except the deliberate
-/// UNAUTHENTICATED status for bad signatures, replays and blacklisted shapes.
+/// The axon's <c>Bittensor</c> service, independent of the transport that delivers the calls (Kestrel gRPC or its
+/// in-memory twin): cheap checks, authentication, version, decoding and admission happen here on the transport's
+/// thread; the model work goes through the priority router. Never throws except the deliberate UNAUTHENTICATED
+/// status for bad signatures, replays and blacklisted shapes.
 /// </summary>
-internal sealed class AxonService : WireService.BittensorBase
+internal sealed class AxonService : IBittensorService
 {
     private readonly AxonSettings _settings;
     private readonly IRequestAuthenticator _auth;
@@ -59,9 +81,8 @@ internal sealed class AxonService : WireService.BittensorBase
         _time = options.Time ?? TimeProvider.System;
     }
 
-    public override Task<TensorMessage> Forward(TensorMessage request, ServerCallContext context) => Handle(false, request, context);
-
-    public override Task<TensorMessage> Backward(TensorMessage request, ServerCallContext context) => Handle(true, request, context);
+    public Task<TensorMessage> HandleAsync(BittensorMethod method, TensorMessage request, InboundCall call) =>
+        Handle(method == BittensorMethod.Backward, request, call);
 
     /// <summary>The default pre-verify check: the claimed hotkey has the shape of an SS58 address (no decoding).</summary>
     internal static bool LooksLikeSs58(string hotkey)
@@ -88,7 +109,7 @@ internal sealed class AxonService : WireService.BittensorBase
         return second < 0 ? null : value[(first + 5)..second];
     }
 
-    private async Task<TensorMessage> Handle(bool backward, TensorMessage request, ServerCallContext context)
+    private async Task<TensorMessage> Handle(bool backward, TensorMessage request, InboundCall context)
     {
         var started = Stopwatch.GetTimestamp();
         var method = backward ? "Backward" : "Forward";
@@ -100,13 +121,13 @@ internal sealed class AxonService : WireService.BittensorBase
         try
         {
             // 1. Cheap pre-verify blacklist: refuse malformed claims before spending a signature check on them.
-            var claimed = ClaimedHotkey(context.RequestHeaders);
+            var claimed = ClaimedHotkey(context.Headers);
             if (claimed is null || !_preVerifyBlacklist(claimed))
                 throw Refuse(method, caller, bytesIn, started, "missing or malformed bittensor-signature header");
             caller = claimed;
 
             // 2. Signature, nonce (recorded only after the signature verified) and header version.
-            var auth = _auth.Authenticate(context.RequestHeaders);
+            var auth = await _auth.AuthenticateAsync(context.Headers).ConfigureAwait(false);
             if (!auth.Ok && auth.Code == ReturnCode.Unauthenticated)
                 throw Refuse(method, caller, bytesIn, started, auth.Reason);
             if (!auth.Ok)
@@ -125,9 +146,13 @@ internal sealed class AxonService : WireService.BittensorBase
             else
             {
                 verified = true;
-                var stake = _stakes.StakeOf(auth.Hotkey);
-                // 3. Post-verify blacklist: stake rule.
-                if (stake < _settings.BlacklistMinStake)
+                var (stake, registered) = _stakes.Lookup(auth.Hotkey);
+                // 3. Post-verify blacklist: registration and stake rules, against the latest snapshot.
+                if (_settings.BlacklistRegisteredOnly && !registered)
+                    response = Answer(ReturnCode.SenderUnknown, _stakes.Known
+                        ? "caller is not registered on this axon's subnet"
+                        : "caller is not registered on this axon's subnet (this axon has no metagraph snapshot yet)");
+                else if (stake < _settings.BlacklistMinStake)
                     response = Answer(ReturnCode.SenderUnknown, $"caller stake is below this axon's minimum of {_settings.BlacklistMinStake} TAO");
                 else
                     response = await Serve(backward, request, context, auth.Hotkey, stake, s => inputShape = s);
@@ -147,7 +172,7 @@ internal sealed class AxonService : WireService.BittensorBase
 
     private bool CompatibleVersion(int callerVersion) => Bittensor.Protocol.ProtocolVersion.IsCallerCompatible(_settings.ProtocolVersion, callerVersion);
 
-    private async Task<TensorMessage> Serve(bool backward, TensorMessage request, ServerCallContext context, string hotkey, double stake, Action<IReadOnlyList<long>> onShape)
+    private async Task<TensorMessage> Serve(bool backward, TensorMessage request, InboundCall context, string hotkey, double stake, Action<IReadOnlyList<long>> onShape)
     {
         // 4. Decode.
         if (request.Tensors.Count == 0) return Answer(ReturnCode.EmptyRequest, "request carries no tensors");

@@ -51,8 +51,14 @@ public sealed record AxonSettings
     /// <summary>How many callers' last nonces are remembered.</summary>
     public required int NonceStoreCapacity { get; init; }
 
-    /// <summary>File persisting the last nonce per caller; empty keeps them in memory.</summary>
+    /// <summary>
+    /// File persisting the last nonce per caller (write-ahead: journal beside it); empty keeps them in memory. The roles
+    /// and <c>btcli axon serve</c> fill it with their state folder's <c>nonces</c> when empty.
+    /// </summary>
     public required string NonceStorePath { get; init; }
+
+    /// <summary>fsync each journal batch before accepting its requests (survives power loss); off: survives kill -9 only.</summary>
+    public required bool NonceStoreFsync { get; init; }
 
     /// <summary>Skip signature verification (benchmark anchors only; logged loudly).</summary>
     public required bool DisableSignatureVerification { get; init; }
@@ -62,6 +68,9 @@ public sealed record AxonSettings
 
     /// <summary>Callers below this stake (TAO) answer SenderUnknown after verification.</summary>
     public required double BlacklistMinStake { get; init; }
+
+    /// <summary>Only callers registered on the subnet (in the latest stake snapshot) are served; others answer SenderUnknown.</summary>
+    public required bool BlacklistRegisteredOnly { get; init; }
 
     /// <summary>The 2021 protocol version this axon speaks (1.5.0 → 150).</summary>
     public required int ProtocolVersion { get; init; }
@@ -89,9 +98,11 @@ public sealed record AxonSettings
             NonceMaxAge = c.Duration("auth.max_age"),
             NonceStoreCapacity = c.Int("auth.nonce_store_capacity"),
             NonceStorePath = c.String("auth.nonce_store_path"),
+            NonceStoreFsync = c.Bool("auth.nonce_store_fsync"),
             DisableSignatureVerification = c.Bool("auth.disable_signature_verification"),
             PriorityByStake = c.Bool("priority.by_stake"),
             BlacklistMinStake = c.Double("blacklist.min_stake"),
+            BlacklistRegisteredOnly = c.Bool("blacklist.registered_only"),
             ProtocolVersion = c.Int("protocol_version"),
             Trace = c.Bool("trace"),
         }.Validate();

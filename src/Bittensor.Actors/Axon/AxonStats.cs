@@ -27,7 +27,11 @@ public sealed record CallerStats(long Calls, long BytesIn, long BytesOut, IReadO
 /// <param name="Waiting">Calls admitted and not yet finished.</param>
 /// <param name="PerCaller">Counters per verified caller SS58; callers beyond the tracking bound are summed under "other",
 /// calls refused as unauthenticated under "unverified".</param>
-public sealed record AxonStatsSnapshot(long TotalCalls, int Waiting, IReadOnlyDictionary<string, CallerStats> PerCaller);
+/// <param name="StakesKnown">True once the axon holds a stake snapshot (from its metagraph or <see cref="AxonActor.UpdateStakes"/>).</param>
+/// <param name="StakesBlock">Block of the latest metagraph snapshot the axon's stakes come from (0 before one, or for a hand-made table).</param>
+/// <param name="RegisteredHotkeys">Hotkeys in the latest stake snapshot (the callers <c>blacklist.registered_only</c> admits).</param>
+public sealed record AxonStatsSnapshot(long TotalCalls, int Waiting, IReadOnlyDictionary<string, CallerStats> PerCaller,
+    bool StakesKnown = false, ulong StakesBlock = 0, int RegisteredHotkeys = 0);
 
 /// <summary>
 /// Per-caller traffic counters, exported through <see cref="System.Diagnostics.Metrics"/> (meter "Bittensor.Axon")
@@ -75,7 +79,7 @@ internal sealed class AxonStats : IDisposable
         _latency.Record(r.Elapsed.TotalMilliseconds, new KeyValuePair<string, object?>("method", r.Method));
     }
 
-    public AxonStatsSnapshot Snapshot(int waiting)
+    public AxonStatsSnapshot Snapshot(int waiting, StakeBook stakes)
     {
         var per = new Dictionary<string, CallerStats>(StringComparer.Ordinal);
         foreach (var (k, c) in _callers)
@@ -88,7 +92,7 @@ internal sealed class AxonStats : IDisposable
             }
             per[k] = new CallerStats(Interlocked.Read(ref c.Calls), Interlocked.Read(ref c.BytesIn), Interlocked.Read(ref c.BytesOut), codes);
         }
-        return new AxonStatsSnapshot(Interlocked.Read(ref _total), waiting, per);
+        return new AxonStatsSnapshot(Interlocked.Read(ref _total), waiting, per, stakes.Known, stakes.Block, stakes.Count);
     }
 
     public void Dispose() => _meter.Dispose();

@@ -11,7 +11,7 @@ namespace Bittensor.Actors.Dendrite;
 
 /// <summary>The result of one endpoint in a fan-out: always a tensor (zeros of the expected shape on failure).</summary>
 /// <param name="Endpoint">The endpoint queried.</param>
-/// <param name="Tensor">float32 answer; NaN replaced by 0; zeros when <paramref name="Code"/> is not Success.</param>
+/// <param name="Tensor">float32 answer, every value finite; zeros when <paramref name="Code"/> is not Success.</param>
 /// <param name="Code">Return code.</param>
 /// <param name="Message">Peer's message or local reason.</param>
 /// <param name="Latency">Round trip of the call (zero when nothing was sent).</param>
@@ -47,6 +47,24 @@ public sealed class Dendrite
         Func<string, long[]>? tokenizer = null)
         : this(system, settings ?? DendriteSettings.Default, AxonSeams.CreateCodec(null), signer, options, tokenizer)
     {
+    }
+
+    /// <summary>
+    /// A facade over an existing <see cref="DendriteActor"/> (e.g. the <c>dendrite</c> child of a neuron), created with
+    /// <see cref="DendriteActor.Props"/> and the same <paramref name="settings"/>.
+    /// </summary>
+    public Dendrite(ActorSystem system, IActorRef dendriteActor, DendriteSettings settings, DendriteOptions? options = null,
+        Func<string, long[]>? tokenizer = null)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        ArgumentNullException.ThrowIfNull(dendriteActor);
+        ArgumentNullException.ThrowIfNull(settings);
+        _settings = settings;
+        _codec = AxonSeams.CreateCodec(null);
+        _tokenizer = tokenizer;
+        _time = options?.Time ?? TimeProvider.System;
+        _actor = dendriteActor;
+        _materializer = system.Materializer();
     }
 
     internal Dendrite(ActorSystem system, DendriteSettings settings, ITensorWireCodec codec, IRequestSigner signer,
@@ -198,9 +216,12 @@ public sealed class Dendrite
             return Fail(code, error);
         if (tensor!.DataType != DataType.Float32 || !tensor.HasShape(expectedShape))
             return Fail(ReturnCode.ResponseShapeException, $"peer answered {tensor}, expected Float32[{string.Join(", ", expectedShape)}]");
-        var data = tensor.Floats!;
-        for (var i = 0; i < data.Length; i++)
-            if (float.IsNaN(data[i])) data[i] = 0f;
+        // A NaN or ±Inf would poison whatever the caller computes with it (one such reply can turn a validator's weights
+        // into NaN for good): the answer is refused, not patched, so the caller sees that the peer misbehaved.
+        var nonFinite = 0;
+        foreach (var x in tensor.Floats!)
+            if (!float.IsFinite(x)) nonFinite++;
+        if (nonFinite > 0) return Fail(ReturnCode.InvalidResponse, $"peer answered {nonFinite} non-finite value(s) (NaN or ±Inf)");
         return new EndpointResult(endpoint, tensor, ReturnCode.Success, reply.Response.Message, reply.Latency);
     }
 }

@@ -15,6 +15,11 @@ public sealed record DendriteOptions
 
     /// <summary>Random source for backoff jitter; tests inject a seeded or fixed one.</summary>
     public Func<Random>? Random { get; init; }
+
+    /// <summary>
+    /// The client transport endpoint actors connect with; null is the 2021 gRPC one (<see cref="Bittensor.Protocol.GrpcClientTransport"/>).
+    /// </summary>
+    public Bittensor.Protocol.IClientTransport? Transport { get; init; }
 }
 
 /// <summary>
@@ -67,6 +72,18 @@ public sealed class DendriteActor : UntypedActor
         public LinkedListNode<string> Node { get; } = node;
     }
 
+    /// <summary>
+    /// An endpoint actor that throws is restarted (it answers its queued and in-flight calls UnknownException first,
+    /// exactly once); one that fails to start, or fails more than 10 times within a minute, is stopped (the same
+    /// answers), and the next call to its hotkey creates a fresh one.
+    /// </summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(10, TimeSpan.FromMinutes(1), ex => ex switch
+    {
+        ActorInitializationException => Directive.Stop,
+        _ => Directive.Restart,
+    });
+
+    /// <inheritdoc />
     protected override void OnReceive(object message)
     {
         switch (message)
@@ -112,7 +129,7 @@ public sealed class DendriteActor : UntypedActor
         Evict();
         var random = _options.Random?.Invoke() ?? new Random();
         var actor = Context.ActorOf(
-            EndpointActor.Props(info, _settings, _signer, _options.Time ?? TimeProvider.System, random), $"endpoint-{_names++}");
+            EndpointActor.Props(info, _settings, _signer, _options.Time ?? TimeProvider.System, random, _options.Transport ?? Bittensor.Protocol.GrpcClientTransport.Instance), $"endpoint-{_names++}");
         Context.Watch(actor);
         _endpoints[info.Hotkey] = new Entry(actor, info, _lru.AddLast(info.Hotkey));
         return actor;

@@ -4,17 +4,18 @@ using Akka.Event;
 using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
 using Grpc.Core;
-using Grpc.Net.Client;
-using WireClient = Bittensor.Protocol.Wire.Bittensor.BittensorClient;
 using Bittensor.Core.Domain;
 
 namespace Bittensor.Actors.Dendrite;
 
 /// <summary>
-/// One remote axon: its own HTTP/2 channel (multiplexed, reused), a bounded queue of calls (overflow answers
+/// One remote axon: its own connection from the client transport (gRPC: an HTTP/2 channel, multiplexed, reused), a bounded queue of calls (overflow answers
 /// Backoff), a per-call deadline, capped exponential backoff with full jitter after Unavailable/Timeout, a
 /// circuit breaker (open while backed off, one trial call when the delay ends, closed on success) and stats.
-/// Stops itself after <see cref="DendriteSettings.IdleTimeout"/> without calls.
+/// Stops itself after <see cref="DendriteSettings.IdleTimeout"/> without calls. Every call is answered exactly once:
+/// when the actor fails (restart) or stops, each queued and in-flight call is answered UnknownException
+/// ("endpoint actor failed" / "stopped"), and a transport completion that arrives afterwards (to the restarted
+/// instance) is dropped, not answered a second time.
 /// </summary>
 internal sealed class EndpointActor : UntypedActor
 {
@@ -25,9 +26,13 @@ internal sealed class EndpointActor : UntypedActor
     private readonly TimeProvider _time;
     private readonly BackoffPolicy _backoff;
     private readonly Queue<(EndpointCall Call, IActorRef ReplyTo, DateTimeOffset Deadline)> _pending = new();
+    private readonly Dictionary<long, IActorRef> _running = [];
+    private IActorRef? _accepting;
+    private string? _failure;
+    private static long s_callIds; // unique across instances, so a stale completion never matches a new call
     private EndpointInfo _endpoint;
-    private GrpcChannel? _channel;
-    private WireClient? _client;
+    private readonly IClientTransport _transport;
+    private IPeerConnection? _connection;
     private DateTimeOffset? _openUntil;
     private bool _trialInFlight;
     private int _inFlight;
@@ -35,8 +40,9 @@ internal sealed class EndpointActor : UntypedActor
     private long _successes;
     private double _latencyEma;
 
-    public EndpointActor(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random)
+    public EndpointActor(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random, IClientTransport transport)
     {
+        _transport = transport;
         _endpoint = endpoint;
         _settings = settings;
         _signer = signer;
@@ -47,8 +53,9 @@ internal sealed class EndpointActor : UntypedActor
         _backoff = new BackoffPolicy(settings.BackoffMin, settings.BackoffMax, random);
     }
 
-    public static Props Props(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random) =>
-        Akka.Actor.Props.Create(() => new EndpointActor(endpoint, settings, signer, time, random));
+    public static Props Props(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random,
+        IClientTransport transport) =>
+        Akka.Actor.Props.Create(() => new EndpointActor(endpoint, settings, signer, time, random, transport));
 
     /// <summary>The endpoint's address changed (same hotkey): the channel is rebuilt.</summary>
     public sealed record UpdateAddress(EndpointInfo Endpoint);
@@ -65,11 +72,34 @@ internal sealed class EndpointActor : UntypedActor
         public static readonly GetStats Instance = new();
     }
 
-    private sealed record Completed(IActorRef ReplyTo, EndpointReply Reply, bool WasTrial);
+    /// <summary>Test hook: makes the actor throw, so its supervisor restarts (or stops) it with calls queued and in flight.</summary>
+    internal sealed record Fail(string Why);
+
+    /// <summary>Published on the event stream when a completion of a call already answered by a failure is dropped (tests wait for it).</summary>
+    internal sealed record StaleCompletionDropped(string Hotkey, long CallId);
+
+    private sealed record Completed(long CallId, IActorRef ReplyTo, EndpointReply Reply, bool WasTrial);
 
     protected override void PreStart() => Context.SetReceiveTimeout(_settings.IdleTimeout);
 
-    protected override void PostStop() => _channel?.Dispose();
+    protected override void PreRestart(Exception reason, object message)
+    {
+        _failure = $"endpoint actor failed ({reason.GetType().Name}); the call was not completed";
+        base.PreRestart(reason, message); // stops children, then PostStop answers everyone
+    }
+
+    protected override void PostStop()
+    {
+        // Calls in flight are cancelled with the channel; their completions reach a restarted instance (or the dead
+        // letters) and are dropped there, so the answer given here is the only one.
+        _connection?.Dispose();
+        var reply = new EndpointReply(ReturnCode.UnknownException, _failure ?? "endpoint actor stopped before the call completed", null, TimeSpan.Zero);
+        _accepting?.Tell(reply);
+        _accepting = null;
+        foreach (var replyTo in _running.Values) replyTo.Tell(reply);
+        _running.Clear();
+        while (_pending.TryDequeue(out var queued)) queued.ReplyTo.Tell(reply);
+    }
 
     protected override void OnReceive(object message)
     {
@@ -78,15 +108,20 @@ internal sealed class EndpointActor : UntypedActor
             case EndpointCall call:
                 Accept(call, Sender);
                 break;
+            case Completed done when !_running.Remove(done.CallId):
+                // Answered already, by the failure of the instance that sent it: never answer twice.
+                Context.System.EventStream.Publish(new StaleCompletionDropped(_endpoint.Hotkey, done.CallId));
+                break;
             case Completed done:
                 OnCompleted(done);
                 break;
+            case Fail fail:
+                throw new InvalidOperationException($"endpoint actor told to fail: {fail.Why}");
             case UpdateAddress update when update.Endpoint != _endpoint:
                 _log.Info("endpoint {0} moved to {1}:{2}", update.Endpoint.Hotkey, update.Endpoint.Ip, update.Endpoint.Port);
                 _endpoint = update.Endpoint;
-                _channel?.Dispose();
-                _channel = null;
-                _client = null;
+                _connection?.Dispose();
+                _connection = null;
                 break;
             case UpdateAddress:
                 break;
@@ -107,6 +142,14 @@ internal sealed class EndpointActor : UntypedActor
         _openUntil is { } until && until > _time.GetUtcNow() ? until : null, _inFlight, _pending.Count);
 
     private void Accept(EndpointCall call, IActorRef replyTo)
+    {
+        // Until the call is queued, started or answered, a failure inside this method still owes it an answer.
+        _accepting = replyTo;
+        AcceptCall(call, replyTo);
+        _accepting = null;
+    }
+
+    private void AcceptCall(EndpointCall call, IActorRef replyTo)
     {
         var now = _time.GetUtcNow();
         if (_openUntil is { } until && now < until)
@@ -148,16 +191,15 @@ internal sealed class EndpointActor : UntypedActor
         _calls++;
         var trial = _openUntil is not null;
         if (trial) _trialInFlight = true;
-        if (_client is null)
-        {
-            _channel = DendriteSeams.CreateChannel(_endpoint, _settings);
-            _client = new WireClient(_channel);
-        }
-        Send(_client, request, call.IsBackward, timeout).PipeTo(Self, success: r => new Completed(replyTo, r, trial),
-            failure: ex => new Completed(replyTo, new EndpointReply(ReturnCode.UnknownException, $"{ex.GetType().Name}: {ex.Message}", null, TimeSpan.Zero), trial));
+        var id = Interlocked.Increment(ref s_callIds);
+        _running[id] = replyTo;
+        if (ReferenceEquals(_accepting, replyTo)) _accepting = null;
+        _connection ??= DendriteSeams.Connect(_transport, _endpoint, _settings);
+        Send(_connection, request, call.IsBackward, timeout).PipeTo(Self, success: r => new Completed(id, replyTo, r, trial),
+            failure: ex => new Completed(id, replyTo, new EndpointReply(ReturnCode.UnknownException, $"{ex.GetType().Name}: {ex.Message}", null, TimeSpan.Zero), trial));
     }
 
-    private async Task<EndpointReply> Send(WireClient client, TensorMessage request, bool backward, TimeSpan timeout)
+    private async Task<EndpointReply> Send(IPeerConnection connection, TensorMessage request, bool backward, TimeSpan timeout)
     {
         using var cts = new CancellationTokenSource(timeout);
         Metadata headers;
@@ -173,10 +215,7 @@ internal sealed class EndpointActor : UntypedActor
         try
         {
             var deadline = DateTime.UtcNow + timeout;
-            var call = backward
-                ? client.BackwardAsync(request, headers, deadline, cts.Token)
-                : client.ForwardAsync(request, headers, deadline, cts.Token);
-            var response = await call.ResponseAsync;
+            var response = await connection.CallAsync(backward ? BittensorMethod.Backward : BittensorMethod.Forward, request, headers, deadline, cts.Token);
             return new EndpointReply(response.ReturnCode, response.Message, response, Stopwatch.GetElapsedTime(started));
         }
         catch (RpcException e)
@@ -208,9 +247,8 @@ internal sealed class EndpointActor : UntypedActor
             {
                 // grpc-dotnet's subchannel keeps its own reconnect backoff in real time; this actor's policy decides
                 // when to try again, so start the next attempt from a fresh channel.
-                _channel?.Dispose();
-                _channel = null;
-                _client = null;
+                _connection?.Dispose();
+                _connection = null;
             }
             var delay = _backoff.RecordFailure();
             if (_backoff.Failures >= _settings.FailuresBeforeBackoff)

@@ -9,7 +9,7 @@ namespace Bittensor.Actors.Metagraph;
 /// <summary>
 /// Keeps one subnet's <see cref="MetagraphSnapshot"/> current: syncs every
 /// <see cref="MetagraphSettings.SyncEveryBlocks"/> <see cref="NewBlock"/>s through the ChainActor, publishes
-/// <see cref="MetagraphUpdated"/>, answers <see cref="GetMetagraph"/> at once (a sync runs off the actor; queries
+/// <see cref="MetagraphUpdated"/> (on the EventStream and to each <see cref="SubscribeMetagraph"/> subscriber), answers <see cref="GetMetagraph"/> at once (a sync runs off the actor; queries
 /// during it get the previous snapshot), re-syncs when the chain (re)connects, and saves/loads the snapshot atomically so a restart answers before the
 /// first sync. A missing or corrupt file is not an error: it is logged and replaced by a fresh sync.
 /// </summary>
@@ -22,8 +22,10 @@ public sealed class MetagraphActor : ReceiveActor
     private readonly string _path;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly List<IActorRef> _waiters = [];
+    private readonly HashSet<IActorRef> _subscribers = [];
 
     private MetagraphSnapshot _snapshot;
+    private bool _known;
     private bool _syncing;
     private bool _syncAgain;
     private int _blocksSinceSync;
@@ -44,6 +46,17 @@ public sealed class MetagraphActor : ReceiveActor
             _waiters.Add(Sender);
             RequestSync();
         });
+        Receive<SubscribeMetagraph>(m =>
+        {
+            if (!_subscribers.Add(m.Subscriber)) return;
+            Context.Watch(m.Subscriber);
+            if (_known) m.Subscriber.Tell(new MetagraphUpdated(_snapshot));
+        });
+        Receive<UnsubscribeMetagraph>(m =>
+        {
+            if (_subscribers.Remove(m.Subscriber)) Context.Unwatch(m.Subscriber);
+        });
+        Receive<Terminated>(t => _subscribers.Remove(t.ActorRef));
         Receive<NewBlock>(_ =>
         {
             if (++_blocksSinceSync >= _settings.SyncEveryBlocks) RequestSync();
@@ -104,6 +117,8 @@ public sealed class MetagraphActor : ReceiveActor
             else if (s.Block > _snapshot.Block)
             {
                 _snapshot = s;
+                _known = true;
+                foreach (var sub in _subscribers) sub.Tell(new MetagraphUpdated(s));
                 _log.Info("metagraph netuid {0} loaded from {1} at block {2} (n = {3})", _netuid, _path, s.Block, s.N);
             }
         }
@@ -153,7 +168,10 @@ public sealed class MetagraphActor : ReceiveActor
         if (m.SaveError is not null) _log.Warning("could not save metagraph snapshot {0}: {1}", _path, m.SaveError);
         // The chain is the truth even when its block is lower than a loaded file's (a reset localnet restarts at 0).
         _snapshot = m.Snapshot;
+        _known = true;
         var updated = new MetagraphUpdated(_snapshot);
+        // Subscribers first: a SyncMetagraph asker answered below may rely on them having been told.
+        foreach (var sub in _subscribers) sub.Tell(updated);
         Context.System.EventStream.Publish(updated);
         if (_syncAgain)
         {

@@ -21,3 +21,17 @@ public sealed record SyncMetagraph
 /// <summary>Published on the EventStream after every completed sync (and sent to <see cref="SyncMetagraph"/> askers).</summary>
 /// <param name="Snapshot">The new snapshot.</param>
 public sealed record MetagraphUpdated(MetagraphSnapshot Snapshot);
+
+/// <summary>
+/// Subscribes <paramref name="Subscriber"/> to this MetagraphActor's snapshots (unlike the EventStream, only this
+/// subnet's): it is sent the current snapshot at once when one is known (loaded from disk or synced), then a
+/// <see cref="MetagraphUpdated"/> after every sync, always before any <see cref="SyncMetagraph"/> asker is answered
+/// (so a caller that awaited a sync may rely on the subscriber having been told first). The subscriber is watched
+/// and forgotten when it stops.
+/// </summary>
+/// <param name="Subscriber">Who receives the snapshots (e.g. an AxonActor).</param>
+public sealed record SubscribeMetagraph(Akka.Actor.IActorRef Subscriber);
+
+/// <summary>Stops sending snapshots to <paramref name="Subscriber"/>.</summary>
+/// <param name="Subscriber">A subscriber added with <see cref="SubscribeMetagraph"/>.</param>
+public sealed record UnsubscribeMetagraph(Akka.Actor.IActorRef Subscriber);

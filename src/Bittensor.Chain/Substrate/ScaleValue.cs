@@ -19,7 +19,7 @@ public sealed record ScaleLimits(int MaxDepth = 96, int MaxValues = 4_000_000)
 /// <summary>
 /// A SCALE value decoded from (or to be encoded as) a registry type, without a Rust type behind it.
 /// Integers of every width and compacts are <see cref="Int"/>; <c>Vec&lt;u8&gt;</c> and <c>[u8; N]</c> are
-/// <see cref="ByteString"/>; structs and tuples are <see cref="Composite"/>; enums are <see cref="Variant"/>.
+/// <see cref="BytesValue"/>; structs and tuples are <see cref="CompositeValue"/>; enums are <see cref="VariantValue"/>.
 /// Equality is structural.
 /// </summary>
 public abstract class ScaleValue : IEquatable<ScaleValue>

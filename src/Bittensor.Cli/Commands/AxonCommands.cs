@@ -58,10 +58,23 @@ internal static class AxonCommands
         {
             Description = "DANGER: accept unsigned callers (benchmark anchors only; logged loudly)",
         };
+        var stakes = new Option<FileInfo?>("--axon.stakes")
+        {
+            Description = "JSON file {\"<hotkey ss58>\": <TAO>, ...}: the callers' stakes (priority, blacklist.min_stake) and who counts as " +
+                "registered (blacklist.registered_only). This verb has no chain: without the file every caller has stake 0 and is served in arrival order",
+        };
+        var minStake = new Option<double?>("--axon.blacklist.min_stake") { Description = "Refuse callers below this stake in TAO (needs --axon.stakes)" };
+        var registeredOnly = new Option<bool>("--axon.blacklist.registered_only") { Description = "Serve only the hotkeys listed in --axon.stakes" };
         var model = new Option<string>("--model") { Description = "echo (deterministic: out[b,s,d] = token*1e-3 + d*1e-6) or random", DefaultValueFactory = _ => "echo" };
         var trace = new Option<bool?>("--axon.trace") { Description = "Log Kestrel's connection-level traces (HTTP/2 frames, resets)" };
+        var state = new Option<string?>("--axon.state_path")
+        {
+            Description = "Folder of this axon's state (its nonce store, so a restart never accepts a request accepted before it); " +
+                "default <wallet path>/<wallet>/axon/<hotkey>/, or ~/.bittensor/axon/<ss58>/ with --uri",
+        };
         var serve = new Command("serve", "Serve until Ctrl-C / SIGTERM; prints one line per call");
-        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, trace, model, Uri, WalletName, WalletHotkey, WalletPath }) serve.Options.Add(o);
+        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, trace, stakes, minStake, registeredOnly, model, state, Uri, WalletName, WalletHotkey, WalletPath })
+            serve.Options.Add(o);
         var config = CliConfig.AddTo(serve);
         serve.SetAction(async (parse, ct) =>
         {
@@ -73,20 +86,63 @@ internal static class AxonCommands
                 ("bittensor.axon.queue_capacity", parse.GetValue(queue)),
                 ("bittensor.axon.auth.disable_signature_verification", parse.GetValue(noVerify) ? true : null),
                 ("bittensor.axon.trace", parse.GetValue(trace)),
+                ("bittensor.axon.blacklist.min_stake", parse.GetValue(minStake)),
+                ("bittensor.axon.blacklist.registered_only", parse.GetValue(registeredOnly) ? true : null),
             ]);
             var settings = CliConfig.Settings(hocon, AxonSettings.SectionPath, AxonSettings.Create);
+            var table = parse.GetValue(stakes) is { } file ? ReadStakes(file) : null;
+            if (table is null && (settings.BlacklistRegisteredOnly || settings.BlacklistMinStake > 0))
+                throw new CliException("blacklist.registered_only / blacklist.min_stake need --axon.stakes FILE: `btcli axon serve` has no chain to read " +
+                    "stakes from, so every caller would be refused");
             var handlers = parse.GetValue(model) switch
             {
                 "echo" => DemoModels.Echo(settings.NetworkDim),
                 "random" => DemoModels.Random(settings.NetworkDim),
                 var other => throw new CliException($"unknown --model '{other}' (use echo or random)"),
             };
-            return await RunServe(hocon, settings, handlers, OwnHotkey(parse, hocon), parse.GetValue(CliApp.Json), ct).ConfigureAwait(false);
+            var hotkey = OwnHotkey(parse, hocon);
+            // Replay-safe by default: the nonce store lives in the axon's state folder unless HOCON names a file.
+            if (parse.GetValue(state) is { Length: > 0 } folder) settings = settings with { NonceStorePath = Path.Combine(Path.GetFullPath(folder), "nonces") };
+            else if (settings.NonceStorePath.Length == 0) settings = settings with { NonceStorePath = Path.Combine(DefaultStateFolder(parse, hocon, hotkey), "nonces") };
+            return await RunServe(hocon, settings, handlers, table, hotkey, parse.GetValue(CliApp.Json), ct).ConfigureAwait(false);
         });
         return serve;
     }
 
-    private static async Task<int> RunServe(Config hocon, AxonSettings settings, AxonHandlers handlers, string hotkey, bool json, CancellationToken cancellation)
+    /// <summary>Reads a <c>--axon.stakes</c> file: a JSON object mapping SS58 hotkeys to non-negative TAO.</summary>
+    internal static IReadOnlyDictionary<string, double> ReadStakes(FileInfo file)
+    {
+        const long maxBytes = 64L * 1024 * 1024;
+        try
+        {
+            if (!file.Exists) throw new CliException($"--axon.stakes: file not found: {file.FullName}");
+            if (file.Length > maxBytes) throw new CliException($"--axon.stakes: {file.FullName} is larger than 64 MiB");
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(file.FullName));
+            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object)
+                throw new CliException($"--axon.stakes: {file.FullName} must hold a JSON object {{\"<hotkey ss58>\": <TAO>, ...}}");
+            var table = new Dictionary<string, double>(StringComparer.Ordinal);
+            foreach (var p in doc.RootElement.EnumerateObject())
+            {
+                if (!Bittensor.Core.Crypto.Ss58.IsValid(p.Name))
+                    throw new CliException($"--axon.stakes: '{p.Name}' is not an SS58 address");
+                if (p.Value.ValueKind != System.Text.Json.JsonValueKind.Number || !p.Value.TryGetDouble(out var tao) || !(tao >= 0) || double.IsInfinity(tao))
+                    throw new CliException($"--axon.stakes: the stake of {p.Name} must be a non-negative number of TAO");
+                table[p.Name] = tao;
+            }
+            return table;
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new CliException($"--axon.stakes: {file.FullName} is not valid JSON: {e.Message}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliException($"--axon.stakes: cannot read {file.FullName}: {e.Message}");
+        }
+    }
+
+    private static async Task<int> RunServe(Config hocon, AxonSettings settings, AxonHandlers handlers, IReadOnlyDictionary<string, double>? stakes,
+        string hotkey, bool json, CancellationToken cancellation)
     {
         // Shutdown runs from System.CommandLine's cancellation (Ctrl-C / SIGTERM), not from Akka's own exit hook,
         // so the two signal handlers do not race.
@@ -105,6 +161,7 @@ internal static class AxonCommands
                     $"{DateTime.UtcNow:HH:mm:ss.fff} {r.Method,-8} {r.Caller} {r.Code} in={r.BytesIn}B out={r.BytesOut}B {r.Elapsed.TotalMilliseconds:F1}ms shape=[{string.Join(",", r.InputShape ?? [])}]{(r.Message.Length > 0 ? " " + r.Message : "")}")),
         };
         var axon = system.ActorOf(AxonActor.Props(settings, handlers, options), "axon");
+        if (stakes is not null) axon.Tell(new AxonActor.UpdateStakes(stakes));
         AxonActor.Bound bound;
         try
         {
@@ -116,6 +173,8 @@ internal static class AxonCommands
             throw new CliException($"axon could not listen on {settings.Ip}:{settings.Port}: {e.Message}");
         }
         Console.Error.WriteLine($"axon {hotkey} serving on {bound.Endpoint} (h2c); Ctrl-C to stop");
+        if (!settings.DisableSignatureVerification)
+            Console.Error.WriteLine($"nonce store {settings.NonceStorePath} (write-ahead{(settings.NonceStoreFsync ? ", fsync" : "")})");
 
         var shutdown = CoordinatedShutdown.Get(system);
         shutdown.AddTask(CoordinatedShutdown.PhaseServiceUnbind, "axon-unbind",
@@ -199,6 +258,19 @@ internal static class AxonCommands
         if (!IPAddress.TryParse(host, out _) && System.Uri.CheckHostName(host) == UriHostNameType.Unknown)
             throw new CliException($"--endpoint '{value}' has an invalid host");
         return (host, port);
+    }
+
+    /// <summary>
+    /// The axon's state folder when neither <c>--axon.state_path</c> nor <c>bittensor.axon.auth.nonce_store_path</c> is given:
+    /// beside the wallet's hotkeys (<c>&lt;wallet path&gt;/&lt;wallet&gt;/axon/&lt;hotkey&gt;/</c>), or
+    /// <c>~/.bittensor/axon/&lt;ss58&gt;/</c> for a dev key.
+    /// </summary>
+    internal static string DefaultStateFolder(ParseResult parse, Config hocon, string hotkeySs58)
+    {
+        if (parse.GetValue(Uri) is { Length: > 0 })
+            return Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".bittensor", "axon", hotkeySs58);
+        var wallet = ResolveWallet(parse, hocon);
+        return Path.Combine(wallet.Directory, "axon", wallet.Hotkey);
     }
 
     /// <summary>The hotkey this axon announces: the dev key's, else the wallet hotkey's public key (no secret needed).</summary>

@@ -44,6 +44,8 @@ internal static class DemoCommands
             {
                 throw new CliException(e.Message);
             }
+            // Servers and the validator host TorchSharp models: a library that cannot load is one line now, not a restart loop.
+            if (Bittensor.Models.TorchNative.Check() is { } why) throw new CliException(why);
             var json = parse.GetValue(CliApp.Json);
             var output = parse.InvocationConfiguration.Output;
             var result = await RunAsync(options, json, output, cancellationToken);

@@ -49,14 +49,23 @@ internal static class RunCommands
         var blockTime = new Option<double?>("--block_time", "--localnet.block_time") { Description = "Seconds between the blocks this process produces (default bittensor.localnet.block_time: 1s)" };
         var ip = new Option<string?>("--axon.ip") { Description = "Axon address to bind and announce (not 127.0.0.1: the chain refuses it; default 127.0.0.2)" };
         var port = new Option<int?>("--axon.port") { Description = "Axon port (0: any free port; default bittensor.axon.port: 8091)" };
+        var minStake = new Option<double?>("--axon.blacklist.min_stake")
+        {
+            Description = "Refuse callers whose stake on the subnet (latest metagraph snapshot) is below this many TAO (server, miner)",
+        };
+        var registeredOnly = new Option<bool>("--axon.blacklist.registered_only") { Description = "Serve only hotkeys registered on the subnet (server, miner)" };
         var stake = new Option<decimal>("--stake") { Description = "TAO to stake on the hotkey from the coldkey at start (validator)", DefaultValueFactory = _ => 0m };
+        var fullPath = new Option<string?>("--neuron.full_path")
+        {
+            Description = $"This neuron's state folder (the axon's nonce store); default ~/.bittensor/miners/<wallet>/<hotkey>/netuid<N>/{role}",
+        };
         var command = new Command(role, role switch
         {
             "server" => "Serve a model through an axon, registered on the subnet; it trains on the gradients callers return",
             "validator" => "Query the subnet's servers, score each by how much its representation lowers the next-token loss, set weights every tempo",
             _ => "Serve a model and distil the subnet's joined representations into it",
         });
-        foreach (var o in new Option[] { name, hotkey, path, netuid, localnet, blockTime, ip, port, stake }) command.Options.Add(o);
+        foreach (var o in new Option[] { name, hotkey, path, netuid, localnet, blockTime, ip, port, minStake, registeredOnly, stake, fullPath }) command.Options.Add(o);
         var config = CliConfig.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -69,6 +78,8 @@ internal static class RunCommands
                 ("bittensor.localnet.block_time", parse.GetValue(blockTime) is { } t ? TimeSpan.FromSeconds(t) : null),
                 ("bittensor.axon.ip", parse.GetValue(ip)),
                 ("bittensor.axon.port", parse.GetValue(port)),
+                ("bittensor.axon.blacklist.min_stake", parse.GetValue(minStake)),
+                ("bittensor.axon.blacklist.registered_only", parse.GetValue(registeredOnly) ? true : null),
             ], VerbDefaults);
             var settings = new RunSettings(
                 CliConfig.Settings(hocon, LocalnetSettings.SectionPath, LocalnetSettings.Create),
@@ -77,7 +88,10 @@ internal static class RunCommands
                 CliConfig.Settings(hocon, ValidatorOptions.SectionPath, ValidatorOptions.Create) with { Stake = Balance.FromTao(parse.GetValue(stake)) });
             var wallet = CliConfig.Settings(hocon, WalletSettings.SectionPath, WalletSettings.Create)
                 .WithOverrides(parse.GetValue(name), parse.GetValue(hotkey), parse.GetValue(path)).ToWallet();
-            await RunAsync(role, wallet, (ushort)id, hocon, settings, parse.InvocationConfiguration.Output, cancellationToken);
+            // Every role hosts a TorchSharp model: a library that cannot load is one line now, not a restart loop.
+            if (Bittensor.Models.TorchNative.Check() is { } why) throw new CliException(why);
+            var state = parse.GetValue(fullPath) is { Length: > 0 } f ? Path.GetFullPath(f) : NeuronPaths.Default(wallet.Name, wallet.Hotkey, (ushort)id, role);
+            await RunAsync(role, wallet, (ushort)id, hocon, settings, state, parse.InvocationConfiguration.Output, cancellationToken);
             return 0;
         });
         return command;
@@ -86,7 +100,7 @@ internal static class RunCommands
     /// <summary>Everything a role reads from the layered configuration, validated before anything starts.</summary>
     private sealed record RunSettings(LocalnetSettings Localnet, AxonSettings Axon, ModelSettings Model, ValidatorOptions Validator);
 
-    private static async Task RunAsync(string role, LocalWallet wallet, ushort netuid, Config hocon, RunSettings settings, TextWriter output,
+    private static async Task RunAsync(string role, LocalWallet wallet, ushort netuid, Config hocon, RunSettings settings, string state, TextWriter output,
         CancellationToken cancellationToken)
     {
         WalletKey hot;
@@ -121,7 +135,8 @@ internal static class RunCommands
             try
             {
                 var actor = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(chain)), runtime.Subtensor, Random.Shared.NextDouble), "chain");
-                var server = new ServerOptions { AxonIp = settings.Axon.Ip, AxonPort = settings.Axon.Port, Model = settings.Model, Axon = settings.Axon };
+                var server = new ServerOptions { AxonIp = settings.Axon.Ip, AxonPort = settings.Axon.Port, Model = settings.Model, Axon = settings.Axon, StatePath = state };
+                // The server's axon takes its callers' stakes from the role's metagraph (see ServerNeuron).
                 var validator = settings.Validator;
                 Func<string> status;
                 switch (role)
@@ -146,7 +161,7 @@ internal static class RunCommands
                         status = () => string.Create(CultureInfo.InvariantCulture, $"miner uid {mi.Server.Uid} at {mi.Server.Ip}:{mi.Server.Port}, block {chain.BlockNumber}, distillation loss {mi.LastDistillLoss:F5}");
                         break;
                 }
-                await output.WriteLineAsync($"{role} running on subnet {netuid} as {keys.HotkeySs58}; Ctrl-C stops it");
+                await output.WriteLineAsync($"{role} running on subnet {netuid} as {keys.HotkeySs58} (state in {state}); Ctrl-C stops it");
                 using var timer = new PeriodicTimer(TimeSpan.FromSeconds(10));
                 while (await timer.WaitForNextTickAsync(stop.Token)) await output.WriteLineAsync(status());
             }

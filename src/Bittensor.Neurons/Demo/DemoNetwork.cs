@@ -61,7 +61,7 @@ public static class DemoNetwork
             var system = ActorSystem.Create("demo", config);
             try
             {
-                return await RunAsync(system, localnet, people, options, started, progress, epoch, cancellationToken);
+                return await RunAsync(system, localnet, people, options, folder, started, progress, epoch, cancellationToken);
             }
             finally
             {
@@ -84,7 +84,7 @@ public static class DemoNetwork
         }
     }
 
-    private static async Task<DemoResult> RunAsync(ActorSystem system, Localnet localnet, DemoPeople people, DemoOptions options, long started,
+    private static async Task<DemoResult> RunAsync(ActorSystem system, Localnet localnet, DemoPeople people, DemoOptions options, string folder, long started,
         Action<DemoProgress>? progress, Action<int, IReadOnlyList<DemoNeuron>>? epoch, CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -116,6 +116,8 @@ public static class DemoNetwork
                     Model = options.ServerModel with { Seed = options.Seed + address },
                     // A useless server: fresh uniform noise on every call, whatever the input; it ignores gradients.
                     Handlers = bad ? DemoModels.Random(1024, options.Seed + 1000 + address) : null,
+                    // Each server's nonce store lives in the demo's own folder (deleted with it when temporary).
+                    StatePath = Path.Combine(folder, "neurons", p.Name),
                 };
                 servers.Add(await ServerNeuron.StartAsync(system, chain, netuid, p.Coldkey, serverOptions, stop.Token));
             }

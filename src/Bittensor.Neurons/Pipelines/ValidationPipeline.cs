@@ -153,13 +153,19 @@ public sealed class ValidationPipeline : IDisposable
         return new Forwarded(batch, peers, results);
     }
 
+    /// <summary>Largest magnitude a peer's representation may hold (transformer outputs are O(1)); larger replies are refused.</summary>
+    public const double MaxMagnitude = 1e3;
+
     private async Task<Stepped> StepAsync(Forwarded f)
     {
         var started = Stopwatch.GetTimestamp();
         _nucleus ??= new ValidatorNucleus(_nucleusSettings);
         var dim = _nucleusSettings.NetworkDim;
         var expected = f.Batch.Rows * f.Batch.Seq * dim;
-        var reps = f.Results.Select(r => r.Code == ReturnCode.Success && r.Tensor.Floats is { } x && x.Length == expected ? x : new float[expected]).ToArray();
+        // Sanitising: a failed call, or a reply that is misshapen, not finite or absurdly large (ReplySanitiser), is a zero
+        // representation and scores 0: it never reaches the nucleus.
+        var accepted = f.Results.Select(r => r.Code == ReturnCode.Success && ReplySanitiser.Check(r.Tensor.Floats, expected, MaxMagnitude) is null).ToArray();
+        var reps = f.Results.Select((r, i) => accepted[i] ? r.Tensor.Floats! : new float[expected]).ToArray();
         var step = _nucleus.Train(f.Batch.Tokens, f.Batch.Rows, f.Batch.Seq, f.Peers.Select(p => p.Uid).ToArray(), reps);
         // Scoring: a peer's score for this batch is its probe's gain — how much its representation alone lowers the
         // next-token loss, measured on this batch before the probe trains on it. Why: a peer answering random numbers
@@ -169,7 +175,7 @@ public sealed class ValidationPipeline : IDisposable
         // weights, which let redundant useful peers crowd each other out. A failed peer scores 0.
         var k = f.Peers.Count;
         var contributions = new double[k];
-        for (var i = 0; i < k; i++) contributions[i] = f.Results[i].Code == ReturnCode.Success ? step.Gains[i] : 0;
+        for (var i = 0; i < k; i++) contributions[i] = accepted[i] ? step.Gains[i] : 0;
         Metrics.Step(step.Loss, step.BaselineLoss, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         if (_distill is { } distill)
         {

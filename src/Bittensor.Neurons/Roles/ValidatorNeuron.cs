@@ -84,22 +84,21 @@ public sealed record ValidatorOptions
 
 /// <summary>
 /// The 2021 template validator: registers (and stakes) its hotkey, runs the <see cref="ValidationPipeline"/> over the
-/// subnet's serving peers, and sets weights from the pipeline's scores once per tempo through the ChainActor.
+/// subnet's serving peers, and sets weights from the pipeline's scores once per tempo through the ChainActor. Its actors
+/// are the named children <c>metagraph</c>, <c>dendrite</c> and <c>weights</c> of one <see cref="NeuronActor"/>
+/// (<c>/user/validator-&lt;hotkey&gt;</c>), supervised as that class describes (each is critical).
 /// </summary>
 public sealed class ValidatorNeuron : IAsyncDisposable
 {
-    private readonly ActorSystem _system;
     private readonly UniqueKillSwitch _kill;
-    private readonly IActorRef _weights;
 
-    private ValidatorNeuron(ActorSystem system, ushort uid, ValidationPipeline pipeline, IActorRef metagraph, IActorRef weights,
+    private ValidatorNeuron(IActorRef neuron, ushort uid, ValidationPipeline pipeline, IActorRef metagraph,
         UniqueKillSwitch kill, Task<Done> completion, string hotkey)
     {
-        _system = system;
+        Neuron = neuron;
         Uid = uid;
         Pipeline = pipeline;
         Metagraph = metagraph;
-        _weights = weights;
         _kill = kill;
         Completion = completion;
         Hotkey = hotkey;
@@ -110,6 +109,9 @@ public sealed class ValidatorNeuron : IAsyncDisposable
 
     /// <summary>Hotkey SS58.</summary>
     public string Hotkey { get; }
+
+    /// <summary>The neuron's parent actor (<see cref="NeuronActor"/>).</summary>
+    public IActorRef Neuron { get; }
 
     /// <summary>The running pipeline (scores and metrics).</summary>
     public ValidationPipeline Pipeline { get; }
@@ -134,21 +136,34 @@ public sealed class ValidatorNeuron : IAsyncDisposable
             await ChainOps.SubmitOrThrowAsync(chain, new AddStake(keys.HotkeyAccount, options.Stake), coldkey, cancellationToken);
         }
         var hyper = await ChainOps.HyperparametersAsync(chain, netuid, cancellationToken);
-        var (pipeline, metagraph, kill, completion) = await StartPipelineAsync(system, chain, netuid, keys, options, "validator", null, cancellationToken);
-        var weights = system.ActorOf(WeightSetter.Props(chain, metagraph, netuid, keys, pipeline.Scores, hyper, options.WeightsLeadBlocks),
-            $"weights-{Guid.NewGuid():N}");
-        return new ValidatorNeuron(system, uid, pipeline, metagraph, weights, kill, completion, keys.HotkeySs58);
+        var neuron = NeuronActors.Create(system, "validator", keys.HotkeySs58);
+        try
+        {
+            var (pipeline, metagraph, kill, completion) = await StartPipelineAsync(system, neuron, chain, netuid, keys, options, "validator", null, cancellationToken);
+            await NeuronActors.StartChildAsync(neuron, "weights",
+                WeightSetter.Props(chain, metagraph, netuid, keys, pipeline.Scores, hyper, options.WeightsLeadBlocks), critical: true, cancellationToken);
+            return new ValidatorNeuron(neuron, uid, pipeline, metagraph, kill, completion, keys.HotkeySs58);
+        }
+        catch
+        {
+            await NeuronActors.StopAsync(neuron, TimeSpan.FromSeconds(10));
+            throw;
+        }
     }
 
-    internal static async Task<(ValidationPipeline, IActorRef, UniqueKillSwitch, Task<Done>)> StartPipelineAsync(ActorSystem system, IActorRef chain,
-        ushort netuid, NeuronKeys keys, ValidatorOptions options, string name, DistillStep? distill, CancellationToken cancellationToken)
+    internal static async Task<(ValidationPipeline, IActorRef, UniqueKillSwitch, Task<Done>)> StartPipelineAsync(ActorSystem system, IActorRef neuron,
+        IActorRef chain, ushort netuid, NeuronKeys keys, ValidatorOptions options, string name, DistillStep? distill, CancellationToken cancellationToken)
     {
         var runtime = BittensorRuntime.Get(system);
         var metagraphSettings = options.Metagraph ?? runtime.Metagraph with { Save = options.SaveMetagraph };
-        var metagraph = system.ActorOf(MetagraphActor.Props(chain, netuid, runtime.Subtensor.Network, metagraphSettings), $"metagraph-{Guid.NewGuid():N}");
+        var metagraph = await NeuronActors.StartChildAsync(neuron, "metagraph", MetagraphActor.Props(chain, netuid, runtime.Subtensor.Network, metagraphSettings),
+            critical: true, cancellationToken);
         // One sync before the first batch, so the peers serving now are known without waiting for a block.
         await metagraph.Ask<MetagraphUpdated>(SyncMetagraph.Instance, TimeSpan.FromSeconds(30), cancellationToken);
-        var dendrite = new Dendrite(system, keys.Requests, options.Dendrite ?? runtime.Dendrite);
+        var dendriteSettings = options.Dendrite ?? runtime.Dendrite;
+        var dendriteActor = await NeuronActors.StartChildAsync(neuron, "dendrite", DendriteActor.Props(dendriteSettings, keys.Requests), critical: true,
+            cancellationToken);
+        var dendrite = new Dendrite(system, dendriteActor, dendriteSettings);
         var self = keys.HotkeyAccount;
         async Task<IReadOnlyList<PeerEndpoint>> Peers(CancellationToken ct)
         {
@@ -185,8 +200,7 @@ public sealed class ValidatorNeuron : IAsyncDisposable
         catch (Exception e) when (e is TimeoutException or OperationCanceledException)
         {
         }
-        _system.Stop(_weights);
-        _system.Stop(Metagraph);
+        await NeuronActors.StopAsync(Neuron, TimeSpan.FromSeconds(10));
         Pipeline.Dispose();
     }
 }

@@ -35,8 +35,7 @@ public sealed class AxonRouterSpec() : Akka.TestKit.Xunit2.TestKit("akka.logleve
             return ModelResponse.Ok(DenseTensor.Zeros(1, 1, 4));
         });
         var admission = new AxonAdmission(10);
-        Sys.Settings.InjectTopLevelFallback(BittensorRuntime.ReferenceConfig);
-        var router = Sys.ActorOf(AxonRouter.Props(handlers, 1, admission, clock).WithMailbox(AxonActor.RouterMailbox));
+        var router = Sys.ActorOf(AxonRouter.Props(handlers, 1, admission, clock));
         var now = clock.GetUtcNow().UtcDateTime;
         var first = Call("first", 5, now.AddSeconds(10));
         var late = Call("late", 1, now.AddSeconds(1));

@@ -222,6 +222,26 @@ public sealed class AxonServiceSpec(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task With_registered_only_a_caller_missing_from_the_stake_table_answers_SenderUnknown()
+    {
+        var (axon, port) = await EchoAxon(Loopback(networkDim: Dim) with { BlacklistRegisteredOnly = true });
+        var client = RawClient(port);
+
+        var beforeAnySnapshot = await Forward(client, Bob, Tokens(Bob));
+        axon.Tell(new AxonActor.UpdateStakes(new Dictionary<string, double> { [Bob.ToSs58()] = 0 }));
+        var stats = await axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait); // UpdateStakes processed before this answer
+        var alice = await Forward(client, Alice, Tokens(Alice));
+        var bob = await Forward(client, Bob, Tokens(Bob));
+
+        Assert.Equal(ReturnCode.SenderUnknown, beforeAnySnapshot.ReturnCode);
+        Assert.Contains("no metagraph snapshot yet", beforeAnySnapshot.Message, StringComparison.Ordinal);
+        Assert.True(stats.StakesKnown);
+        Assert.Equal(1, stats.RegisteredHotkeys);
+        Assert.Equal(ReturnCode.SenderUnknown, alice.ReturnCode);
+        Assert.Equal(ReturnCode.Success, bob.ReturnCode);
+    }
+
+    [Fact]
     public async Task A_model_slower_than_the_call_timeout_answers_NucleusTimeout()
     {
         var model = new GatedModel();

@@ -247,21 +247,24 @@ public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : 
     }
 
     [Fact]
-    public async Task NaN_in_an_answer_becomes_zero()
+    public async Task An_answer_with_NaN_or_infinity_is_refused_as_an_invalid_response()
     {
         var nanModel = new AxonHandlers((r, _) =>
         {
             var data = new float[r.Inputs.Shape[0] * r.Inputs.Shape[1] * Dim];
-            for (var i = 0; i < data.Length; i++) data[i] = i % 2 == 0 ? float.NaN : 1f;
+            for (var i = 0; i < data.Length; i++) data[i] = r.Inputs.Longs![0] == 1 ? (i % 2 == 0 ? float.NaN : 1f) : (i == 3 ? float.NegativeInfinity : 1f);
             return Task.FromResult(ModelResponse.Ok(DenseTensor.Float32([r.Inputs.Shape[0], r.Inputs.Shape[1], Dim], data)));
         });
         var (_, port) = await StartAxon(Loopback(networkDim: Dim), nanModel);
         var dendrite = NewDendrite();
 
-        var r = (await dendrite.ForwardText([Endpoint(port)], new long[,] { { 1 } }))[0];
+        var nan = (await dendrite.ForwardText([Endpoint(port)], new long[,] { { 1 } }))[0];
+        var inf = (await dendrite.ForwardText([Endpoint(port)], new long[,] { { 2 } }))[0];
 
-        Assert.Equal(ReturnCode.Success, r.Code);
-        Assert.Equal([0f, 1f, 0f, 1f, 0f, 1f, 0f, 1f], r.Tensor.Floats!);
+        Assert.Equal((ReturnCode.InvalidResponse, ReturnCode.InvalidResponse), (nan.Code, inf.Code));
+        Assert.Contains("4 non-finite", nan.Message, StringComparison.Ordinal);
+        Assert.Contains("1 non-finite", inf.Message, StringComparison.Ordinal);
+        Assert.All(nan.Tensor.Floats!, x => Assert.Equal(0f, x));
     }
 
     [Fact]

@@ -104,4 +104,38 @@ public sealed class AxonCommandsTests() : Akka.TestKit.Xunit2.TestKit("akka.logl
     {
         Assert.Equal(1, await CliApp.RunAsync(Root(), ["axon", "serve", "--uri", "//Bob", "--axon.port", "0", "--model", "gpt5"]));
     }
+
+    [Fact]
+    public async Task Serve_with_a_blacklist_but_no_stakes_file_is_a_user_error()
+    {
+        Assert.Equal(1, await CliApp.RunAsync(Root(), ["axon", "serve", "--uri", "//Bob", "--axon.port", "0", "--axon.blacklist.registered_only"]));
+        Assert.Equal(1, await CliApp.RunAsync(Root(), ["axon", "serve", "--uri", "//Bob", "--axon.port", "0", "--axon.blacklist.min_stake", "1"]));
+    }
+
+    [Theory]
+    [InlineData("[1, 2]")]
+    [InlineData("{\"not-an-address\": 1}")]
+    [InlineData("{\"5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty\": -1}")]
+    [InlineData("{\"5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty\": \"10\"}")]
+    [InlineData("{\"5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty\": 1")]
+    public void A_bad_stakes_file_is_a_user_error(string json)
+    {
+        var file = new FileInfo(Path.Combine(Directory.CreateTempSubdirectory("bt-stakes-").FullName, "stakes.json"));
+        File.WriteAllText(file.FullName, json);
+        Assert.Throws<CliException>(() => AxonCommands.ReadStakes(file));
+        Directory.Delete(file.DirectoryName!, recursive: true);
+    }
+
+    [Fact]
+    public void A_stakes_file_maps_hotkeys_to_TAO()
+    {
+        var file = new FileInfo(Path.Combine(Directory.CreateTempSubdirectory("bt-stakes-").FullName, "stakes.json"));
+        File.WriteAllText(file.FullName, "{\"5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty\": 12.5, \"5FLSigC9HGRKVhB9FiEo4Y3koPsNmBmLJbpXg2mp1hXcS59Y\": 0}");
+        var table = AxonCommands.ReadStakes(file);
+        Directory.Delete(file.DirectoryName!, recursive: true);
+
+        Assert.Equal(2, table.Count);
+        Assert.Equal(12.5, table["5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty"]);
+        Assert.Equal(0, table["5FLSigC9HGRKVhB9FiEo4Y3koPsNmBmLJbpXg2mp1hXcS59Y"]);
+    }
 }

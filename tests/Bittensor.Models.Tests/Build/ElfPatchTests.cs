@@ -103,6 +103,26 @@ public sealed class ElfPatchTests : IDisposable
     }
 
     [Fact]
+    public void Unconditional_patching_weakens_the_need_even_where_the_build_machine_defines_the_version()
+    {
+        // A publish folder or tool package built on a new distribution still has to load on Debian 12.
+        var lib = Write(SyntheticElf.Build(["GLIBCXX_3.4.32"]));
+        var system = Write(SyntheticElf.Build(["GLIBC_2.2.5"], ["GLIBCXX_3.4.31", "GLIBCXX_3.4.32"]), "libstdc++.so.6");
+
+        Assert.Equal(Program.Exit.Ok, Run("patch-if-needed", lib, "--libstdcxx", system, "--unconditional"));
+        Assert.True(Need(lib, "GLIBCXX_3.4.32").IsWeak);
+    }
+
+    [Fact]
+    public void Unconditional_patching_still_refuses_when_a_real_symbol_uses_the_version()
+    {
+        var lib = Write(SyntheticElf.Build(["GLIBCXX_3.4.32"], markerSymbol: "_ZNSt6chrono3_V212system_clock3nowEv"));
+
+        Assert.Equal(Program.Exit.Refused, Run("patch-if-needed", lib, "--unconditional"));
+        Assert.False(Need(lib, "GLIBCXX_3.4.32").IsWeak);
+    }
+
+    [Fact]
     public void Patch_if_needed_refuses_when_a_real_symbol_uses_the_version()
     {
         var lib = Write(SyntheticElf.Build(["GLIBCXX_3.4.32"], markerSymbol: "_ZNSt6chrono3_V212system_clock3nowEv"));

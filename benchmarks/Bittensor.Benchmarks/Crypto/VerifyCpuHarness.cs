@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Bittensor.Core.Crypto;
+using Bittensor.Core.Crypto.Curve25519;
+
+namespace Bittensor.Benchmarks.Crypto;
+
+/// <summary>
+/// <c>verify-cpu [rounds]</c>: thread CPU time per sr25519 verification (libsodium constant-time path, the
+/// managed variable-time path, batch of 16) and per field/curve primitive, median of rounds. CPU time, not wall
+/// time, so the figures stay meaningful on a shared, overloaded machine (cache interference still inflates them).
+/// </summary>
+public static partial class VerifyCpuHarness
+{
+    [StructLayout(LayoutKind.Sequential)]
+    private struct TimeSpec
+    {
+        public long Sec;
+        public long Nsec;
+    }
+
+    [LibraryImport("libc", EntryPoint = "clock_gettime")]
+    private static partial int ClockGetTime(int clock, out TimeSpec ts);
+
+    private const int ClockThreadCpuTime = 3;
+
+    private static double ThreadCpuNs()
+    {
+        ClockGetTime(ClockThreadCpuTime, out var ts);
+        return ts.Sec * 1e9 + ts.Nsec;
+    }
+
+    /// <summary>Runs the table; prints one line per operation.</summary>
+    public static int Run(string[] args)
+    {
+        var rounds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 7;
+        var mini = Convert.FromHexString("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+        var message = new byte[128];
+        for (var i = 0; i < message.Length; i++) message[i] = (byte)i;
+        using var pair = Sr25519KeyPair.FromMiniSecret(mini);
+        var pub = pair.PublicKey.ToArray();
+        var sig = pair.Sign(message);
+        const int batch = 16;
+        var keys = new ReadOnlyMemory<byte>[batch];
+        var msgs = new ReadOnlyMemory<byte>[batch];
+        var sigs = new ReadOnlyMemory<byte>[batch];
+        for (var i = 0; i < batch; i++)
+        {
+            var m = (byte[])mini.Clone();
+            m[0] ^= (byte)(i + 1);
+            using var p = Sr25519KeyPair.FromMiniSecret(m);
+            var msg = (byte[])message.Clone();
+            msg[0] = (byte)i;
+            keys[i] = p.PublicKey.ToArray();
+            msgs[i] = msg;
+            sigs[i] = p.Sign(msg);
+        }
+        var fe = FieldElement.FromBytes(pub);
+        var fe2 = FieldElement.FromBytes(sig.AsSpan(0, 32));
+        RistrettoVartime.TryDecode(pub, out var point);
+        var s = sig[32..];
+        s[31] &= 0x7f;
+        Console.WriteLine($"# verify-cpu: thread CPU time per op, median of {rounds} rounds; {Environment.ProcessorCount} cpus; {DateTime.UtcNow:u}");
+        Measure("sr25519 verify, libsodium constant-time", 1, 2_000, rounds, () => Sr25519.VerifyWithLibsodium(pub, message, sig));
+        Measure("sr25519 verify, key seen before (cached)", 1, 2_000, rounds, () => Sr25519.Verify(pub, message, sig));
+        Measure("sr25519 verify, key never seen (cache cleared)", 1, 500, rounds, () =>
+        {
+            VerifyingKey.ClearCache();
+            return Sr25519.Verify(pub, message, sig);
+        });
+        Measure("sr25519 verify batch of 16, 16 keys, per signature", batch, 200, rounds, () => Sr25519.VerifyBatch(keys, msgs, sigs));
+        var oneKey = Enumerable.Repeat((ReadOnlyMemory<byte>)pub, batch).ToArray();
+        var oneKeySigs = msgs.Select(m => (ReadOnlyMemory<byte>)pair.Sign(m.Span)).ToArray();
+        Measure("sr25519 verify batch of 16, 1 key, per signature", batch, 200, rounds, () => Sr25519.VerifyBatch(oneKey, msgs, oneKeySigs));
+        Measure("ristretto decode", 1, 5_000, rounds, () => RistrettoVartime.TryDecode(pub, out _));
+        Measure("double-scalar mult (w5 + w8 base)", 1, 2_000, rounds, () => RistrettoVartime.DoubleScalarMulBase(s, point, s).X.L0 != 0);
+        Measure("field mul", 1, 1_000_000, rounds, () => FieldElement.Mul(fe, fe2).L0 != 0);
+        Measure("field square", 1, 1_000_000, rounds, () => FieldElement.Square(fe).L0 != 0);
+        return 0;
+    }
+
+    private static void Measure(string name, int opsPerCall, int calls, int rounds, Func<bool> op)
+    {
+        for (var i = 0; i < calls; i++) op(); // warm-up (tiering)
+        var samples = new double[rounds];
+        var sink = 0;
+        for (var r = 0; r < rounds; r++)
+        {
+            var t0 = ThreadCpuNs();
+            for (var i = 0; i < calls; i++) if (op()) sink++;
+            samples[r] = (ThreadCpuNs() - t0) / calls / opsPerCall;
+        }
+        Array.Sort(samples);
+        var median = samples[rounds / 2];
+        var unit = median >= 1000 ? $"{median / 1000:F2} µs" : $"{median:F1} ns";
+        Console.WriteLine($"{name,-45} {unit,12}  (min {samples[0] / (median >= 1000 ? 1000 : 1):F2}, sink {sink})");
+    }
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Process-separated axon race (issue 11): the real `btcli axon serve --model echo` pinned to one core, the
+# project's own `axon-load` generator pinned to the other, `[1,16]` token ids → `[1,16,1024]` float32 answers.
+# For every verification mode and caller count it prints one markdown row: throughput and latency from the
+# generator, and the server's CPU per call read from /proc/<pid>/stat (utime + stime) over the calls the server
+# itself logged (one stdout line per call; the generator's answered count if the axon logs none), plus its RSS.
+#
+# Usage (after `dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks`):
+#   benchmarks/race.sh                          # verification on and off, 1/16/128 callers, 8 s per level
+#   LEVELS=16 MODES=off SECONDS_PER_LEVEL=4 benchmarks/race.sh
+# Environment: LEVELS (comma list), MODES ("on off"), SECONDS_PER_LEVEL, PRESIGN (signed requests prepared per
+# level before its clock starts, so the generator's core is not busy signing), SERVER_CORE, LOAD_CORE,
+# BTCLI / BENCH (paths of the built dlls), SERVER_ARGS (extra `axon serve` options).
+# Timings live here and in benchmarks/results/axon.md, never in tests. The machine may be shared: the script
+# prints the load average before and after; say it next to any figure you quote.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LEVELS=${LEVELS:-1,16,128}
+MODES=${MODES:-on off}
+SECONDS_PER_LEVEL=${SECONDS_PER_LEVEL:-8}
+PRESIGN=${PRESIGN:-60000}
+SERVER_CORE=${SERVER_CORE:-0}
+LOAD_CORE=${LOAD_CORE:-1}
+BTCLI=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}
+BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
+SERVER_ARGS=${SERVER_ARGS:-}
+
+for f in "$BTCLI" "$BENCH"; do
+  [[ -f "$f" ]] || { echo "race.sh: $f not found; build first: dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks" >&2; exit 2; }
+done
+command -v taskset >/dev/null || { echo "race.sh: taskset (util-linux) is required" >&2; exit 2; }
+
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+ticks=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }   # utime + stime of the whole process
+rss_mb() { awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+now_ns() { date +%s%N; }
+
+echo "# race: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# server: taskset -c $SERVER_CORE dotnet $BTCLI axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 $SERVER_ARGS [--axon.disable_signature_verification]"
+echo "# load:   taskset -c $LOAD_CORE dotnet $BENCH axon-load --target 127.0.0.1:PORT --shape 1,16 --network_dim 1024 --seconds $SECONDS_PER_LEVEL --concurrency N (--presign $PRESIGN | --unsigned)"
+echo
+echo "| verification | callers | req/s | p50 ms | p99 ms | errors | server calls | server CPU µs/call | server cores busy | server RSS MB |"
+echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"
+
+for mode in $MODES; do
+  extra=()
+  load_mode=(--presign "$PRESIGN")
+  if [[ "$mode" == "off" ]]; then
+    extra=(--axon.disable_signature_verification)
+    load_mode=(--unsigned)
+  fi
+  : > "$work/out" ; : > "$work/err"
+  # shellcheck disable=SC2086
+  taskset -c "$SERVER_CORE" dotnet "$BTCLI" axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 \
+    "${extra[@]}" $SERVER_ARGS >"$work/out" 2>"$work/err" &
+  server_pid=$!
+  port=""
+  for _ in $(seq 1 600); do
+    port=$(grep -oE 'serving on [^ ]+:[0-9]+' "$work/err" | grep -oE '[0-9]+$' || true)
+    [[ -n "$port" ]] && break
+    kill -0 "$server_pid" 2>/dev/null || { echo "race.sh: the axon exited:" >&2; cat "$work/err" >&2; exit 1; }
+    sleep 0.1
+  done
+  [[ -n "$port" ]] || { echo "race.sh: the axon did not report its port within 60 s" >&2; cat "$work/err" >&2; exit 1; }
+
+  IFS=',' read -ra levels <<< "$LEVELS"
+  for n in "${levels[@]}"; do
+    calls0=$(wc -l < "$work/out"); cpu0=$(cpu_ticks "$server_pid"); t0=$(now_ns)
+    row=$(taskset -c "$LOAD_CORE" dotnet "$BENCH" axon-load --target "127.0.0.1:$port" --concurrency "$n" \
+      --seconds "$SECONDS_PER_LEVEL" --shape 1,16 --network_dim 1024 "${load_mode[@]}" | grep -E '^\| [0-9]+ \|' || true)
+    calls1=$(wc -l < "$work/out"); cpu1=$(cpu_ticks "$server_pid"); t1=$(now_ns)
+    calls=$((calls1 - calls0))
+    # The generator's row: | callers | req/s | p50 | p99 | ok | errors |
+    IFS='|' read -r _ _ rps p50 p99 ok errors _ <<< "$row"
+    # If the axon stops logging one line per call, fall back to the generator's count of answered calls.
+    if (( calls == 0 )); then calls=$(echo "$ok" | tr -dc '0-9'); calls=${calls:-0}; fi
+    cpu_us=$(awk -v d=$((cpu1 - cpu0)) -v t="$ticks" -v c="$calls" 'BEGIN { if (c > 0) printf "%.0f", d / t * 1e6 / c; else print "n/a" }')
+    busy=$(awk -v d=$((cpu1 - cpu0)) -v t="$ticks" -v w=$((t1 - t0)) 'BEGIN { printf "%.2f", d / t / (w / 1e9) }')
+    echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $(rss_mb "$server_pid") |"
+  done
+
+  kill -TERM "$server_pid"
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+done
+echo
+echo "# done: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"

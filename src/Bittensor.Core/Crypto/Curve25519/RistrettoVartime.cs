@@ -1,0 +1,375 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+
+namespace Bittensor.Core.Crypto.Curve25519;
+
+/// <summary>
+/// ristretto255 decode/encode (RFC 9496 §4.3) and variable-time scalar multiplications over edwards25519,
+/// for signature verification only. <b>Variable time</b>: never pass secret scalars (signing stays on
+/// libsodium's constant-time code in <see cref="Ristretto"/>).
+/// </summary>
+internal static class RistrettoVartime
+{
+    /// <summary>Width of the signed-digit windows for a point that is used once (8 odd multiples in its table).</summary>
+    internal const int VariableWidth = 5;
+
+    /// <summary>Width for the basepoint (64 precomputed odd multiples, built once).</summary>
+    internal const int BaseWidth = 8;
+
+    /// <summary>The ristretto255 basepoint encoding (RFC 9496 §4.4), the Ed25519 basepoint.</summary>
+    internal static ReadOnlySpan<byte> BasepointBytes =>
+    [
+        0xe2, 0xf2, 0xae, 0x0a, 0x6a, 0xbc, 0x4e, 0x71, 0xa8, 0x84, 0xa9, 0x61, 0xc5, 0x00, 0x51, 0x5f,
+        0x58, 0xe3, 0x0b, 0x6a, 0xa5, 0x82, 0xdd, 0x8d, 0xb6, 0xa6, 0x59, 0x45, 0xe0, 0x8d, 0x2d, 0x76,
+    ];
+
+    internal static readonly ExtendedPoint Basepoint = DecodeOrThrow(BasepointBytes);
+
+    /// <summary>B, 3B, 5B, …, 127B in affine cached form.</summary>
+    private static readonly AffineCachedPoint[] BaseTable = BuildBaseTable();
+
+    private static ExtendedPoint DecodeOrThrow(ReadOnlySpan<byte> bytes) =>
+        TryDecode(bytes, out var p) ? p : throw new InvalidOperationException("ristretto255 basepoint failed to decode");
+
+    private static AffineCachedPoint[] BuildBaseTable()
+    {
+        var table = new AffineCachedPoint[1 << (BaseWidth - 2)];
+        var b2 = Basepoint.Double();
+        var current = Basepoint;
+        for (var i = 0; i < table.Length; i++)
+        {
+            table[i] = current.ToAffineCached();
+            current += b2;
+        }
+        return table;
+    }
+
+    /// <summary>
+    /// RFC 9496 §4.3.1 decode. False for a non-canonical field element (≥ p, or bit 255 set), a negative s,
+    /// or an encoding that is not a valid ristretto255 point, exactly as libsodium and curve25519-dalek reject.
+    /// </summary>
+    internal static bool TryDecode(ReadOnlySpan<byte> bytes, out ExtendedPoint point)
+    {
+        point = default;
+        if (bytes.Length != 32) return false;
+        if (!IsCanonicalFieldEncoding(bytes) || (bytes[0] & 1) != 0) return false;
+
+        var s = FieldElement.FromBytes(bytes);
+        var ss = FieldElement.Square(s);
+        var u1 = FieldElement.Sub(FieldElement.One, ss);
+        var u2 = FieldElement.Add(FieldElement.One, ss);
+        var u2Sq = FieldElement.Square(u2);
+        // v = −(d·u1²) − u2²
+        var v = FieldElement.Sub(FieldElement.Neg(FieldElement.Mul(Constants.D, FieldElement.Square(u1))), u2Sq);
+        var (wasSquare, invSqrt) = FieldElement.SqrtRatioM1(FieldElement.One, FieldElement.Mul(v, u2Sq));
+        var denX = FieldElement.Mul(invSqrt, u2);
+        var denY = FieldElement.Mul(FieldElement.Mul(invSqrt, denX), v);
+        var twoS = FieldElement.Add(s, s);
+        var x = FieldElement.Abs(FieldElement.Mul(twoS, denX));
+        var y = FieldElement.Mul(u1, denY);
+        var t = FieldElement.Mul(x, y);
+        if (!wasSquare || t.IsNegative || y.IsZero) return false;
+        point = new ExtendedPoint(x, y, FieldElement.One, t);
+        return true;
+    }
+
+    /// <summary>True when the 32 bytes are a little-endian integer &lt; p = 2^255 − 19 (bit 255 clear).</summary>
+    internal static bool IsCanonicalFieldEncoding(ReadOnlySpan<byte> b)
+    {
+        if ((b[31] & 0x80) != 0) return false;
+        if (b[31] != 0x7f) return true;
+        for (var i = 30; i > 0; i--)
+            if (b[i] != 0xff) return true;
+        return b[0] < 0xed;
+    }
+
+    /// <summary>RFC 9496 §4.3.2 encode.</summary>
+    internal static void Encode(in ExtendedPoint p, Span<byte> output)
+    {
+        var u1 = FieldElement.Mul(FieldElement.Add(p.Z, p.Y), FieldElement.Sub(p.Z, p.Y));
+        var u2 = FieldElement.Mul(p.X, p.Y);
+        var (_, invSqrt) = FieldElement.SqrtRatioM1(FieldElement.One, FieldElement.Mul(u1, FieldElement.Square(u2)));
+        var den1 = FieldElement.Mul(invSqrt, u1);
+        var den2 = FieldElement.Mul(invSqrt, u2);
+        var zInv = FieldElement.Mul(FieldElement.Mul(den1, den2), p.T);
+        var rotate = FieldElement.Mul(p.T, zInv).IsNegative;
+        FieldElement x, y, denInv;
+        if (rotate)
+        {
+            x = FieldElement.Mul(p.Y, Constants.SqrtM1);
+            y = FieldElement.Mul(p.X, Constants.SqrtM1);
+            denInv = FieldElement.Mul(den1, Constants.InvSqrtAMinusD);
+        }
+        else
+        {
+            x = p.X;
+            y = p.Y;
+            denInv = den2;
+        }
+        if (FieldElement.Mul(x, zInv).IsNegative) y = FieldElement.Neg(y);
+        var s = FieldElement.Abs(FieldElement.Mul(denInv, FieldElement.Sub(p.Z, y)));
+        s.ToBytes(output);
+    }
+
+    /// <summary>
+    /// Width-w non-adjacent form of a 256-bit little-endian scalar &lt; 2^255: digits are odd, |d| &lt; 2^(w−1), and
+    /// any w consecutive positions hold at most one nonzero digit. Returns the index of the highest nonzero digit (−1 for 0).
+    /// </summary>
+    internal static int NonAdjacentForm(ReadOnlySpan<byte> scalar32, int w, Span<sbyte> naf)
+    {
+        Span<ulong> x = stackalloc ulong[5];
+        x[0] = BinaryPrimitives.ReadUInt64LittleEndian(scalar32);
+        x[1] = BinaryPrimitives.ReadUInt64LittleEndian(scalar32[8..]);
+        x[2] = BinaryPrimitives.ReadUInt64LittleEndian(scalar32[16..]);
+        x[3] = BinaryPrimitives.ReadUInt64LittleEndian(scalar32[24..]);
+        x[4] = 0;
+        naf[..256].Clear();
+        var width = 1UL << w;
+        var windowMask = width - 1;
+        var pos = 0;
+        ulong carry = 0;
+        var top = -1;
+        while (pos < 256)
+        {
+            var idx = pos >> 6;
+            var bit = pos & 63;
+            var buf = bit < 64 - w ? x[idx] >> bit : (x[idx] >> bit) | (x[idx + 1] << (64 - bit));
+            var window = carry + (buf & windowMask);
+            if ((window & 1) == 0)
+            {
+                pos++;
+                continue;
+            }
+            if (window < width / 2)
+            {
+                carry = 0;
+                naf[pos] = (sbyte)window;
+            }
+            else
+            {
+                carry = 1;
+                naf[pos] = (sbyte)((long)window - (long)width);
+            }
+            top = pos;
+            pos += w;
+        }
+        return top;
+    }
+
+    /// <summary>Odd multiples P, 3P, …, (2^(w−1) − 1)·P as cached addends.</summary>
+    internal static void OddMultiples(in ExtendedPoint p, Span<CachedPoint> table)
+    {
+        var p2 = p.Double().ToCached();
+        var current = p;
+        table[0] = p.ToCached();
+        for (var i = 1; i < table.Length; i++)
+        {
+            current = current.Add(p2).ToExtended();
+            table[i] = current.ToCached();
+        }
+    }
+
+    /// <summary>a·A + b·B (B the basepoint), Straus/Shamir with width-5 NAF for A and width-8 for B. Scalars &lt; 2^255.</summary>
+    internal static ProjectivePoint DoubleScalarMulBase(ReadOnlySpan<byte> a, in ExtendedPoint pointA, ReadOnlySpan<byte> b)
+    {
+        Span<sbyte> aNaf = stackalloc sbyte[256];
+        Span<sbyte> bNaf = stackalloc sbyte[256];
+        var topA = NonAdjacentForm(a, VariableWidth, aNaf);
+        var topB = NonAdjacentForm(b, BaseWidth, bNaf);
+        Span<CachedPoint> tableA = stackalloc CachedPoint[1 << (VariableWidth - 2)];
+        OddMultiples(pointA, tableA);
+        var baseTable = BaseTable;
+
+        var r = ProjectivePoint.Identity;
+        for (var i = Math.Max(topA, topB); i >= 0; i--)
+        {
+            var t = r.Double();
+            int da = aNaf[i], db = bNaf[i];
+            if (da > 0) t = t.ToExtended().Add(tableA[da >> 1]);
+            else if (da < 0) t = t.ToExtended().Sub(tableA[-da >> 1]);
+            if (db > 0) t = t.ToExtended().Add(baseTable[db >> 1]);
+            else if (db < 0) t = t.ToExtended().Sub(baseTable[-db >> 1]);
+            r = t.ToProjective();
+        }
+        return r;
+    }
+
+    /// <summary>Scalars are split into this many chunks for the prepared-key paths (k = Σ 2^(64c)·k_c).</summary>
+    internal const int Chunks = 4;
+
+    /// <summary>Bits per chunk.</summary>
+    internal const int ChunkBits = 256 / Chunks;
+
+    /// <summary>For each chunk c: odd multiples of 2^(64c)·B (1·, 3·, …, 127·) in affine cached form.</summary>
+    private static readonly AffineCachedPoint[][] BaseChunkTables = BuildBaseChunkTables();
+
+    private static AffineCachedPoint[][] BuildBaseChunkTables()
+    {
+        var tables = new AffineCachedPoint[Chunks][];
+        var p = Basepoint;
+        for (var c = 0; c < Chunks; c++)
+        {
+            if (c > 0) p = MulPow2(p, ChunkBits);
+            var table = new AffineCachedPoint[1 << (BaseWidth - 2)];
+            var step = p.Double();
+            var current = p;
+            for (var i = 0; i < table.Length; i++)
+            {
+                table[i] = current.ToAffineCached();
+                current += step;
+            }
+            tables[c] = table;
+        }
+        return tables;
+    }
+
+    /// <summary>2^n·P, n ≥ 1.</summary>
+    internal static ExtendedPoint MulPow2(in ExtendedPoint p, int n)
+    {
+        var q = p.ToProjective();
+        for (var i = 1; i < n; i++) q = q.Double().ToProjective();
+        return q.Double().ToExtended();
+    }
+
+    /// <summary>NAF of chunk <paramref name="chunk"/> (bits 64c … 64c+63) of a 32-byte scalar; top index ≤ 64.</summary>
+    private static int ChunkNaf(ReadOnlySpan<byte> scalar32, int chunk, int w, Span<sbyte> naf)
+    {
+        Span<byte> part = stackalloc byte[32];
+        part.Clear();
+        scalar32.Slice(chunk * (ChunkBits / 8), ChunkBits / 8).CopyTo(part);
+        return NonAdjacentForm(part, w, naf);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddDigit(ref CompletedPoint t, int d, CachedPoint[] table)
+    {
+        if (d > 0) t = t.ToExtended().Add(table[d >> 1]);
+        else if (d < 0) t = t.ToExtended().Sub(table[-d >> 1]);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddDigit(ref CompletedPoint t, int d, AffineCachedPoint[] table)
+    {
+        if (d > 0) t = t.ToExtended().Add(table[d >> 1]);
+        else if (d < 0) t = t.ToExtended().Sub(table[-d >> 1]);
+    }
+
+    /// <summary>
+    /// k·(−A) + s·B with k and s split into four 64-bit chunks: eight NAF streams over the prepared tables of
+    /// 2^(64c)·(−A) (<paramref name="key"/>) and 2^(64c)·B, sharing one chain of ≤ 65 doublings instead of 253.
+    /// </summary>
+    internal static ProjectivePoint VerifyCombination(ReadOnlySpan<byte> k, VerifyingKey key, ReadOnlySpan<byte> s)
+    {
+        Span<sbyte> kNaf = stackalloc sbyte[Chunks * 256];
+        Span<sbyte> sNaf = stackalloc sbyte[Chunks * 256];
+        var top = -1;
+        for (var c = 0; c < Chunks; c++)
+        {
+            top = Math.Max(top, ChunkNaf(k, c, VariableWidth, kNaf.Slice(256 * c, 256)));
+            top = Math.Max(top, ChunkNaf(s, c, BaseWidth, sNaf.Slice(256 * c, 256)));
+        }
+        var keyTables = key.Tables;
+        var baseTables = BaseChunkTables;
+        var r = ProjectivePoint.Identity;
+        for (var i = top; i >= 0; i--)
+        {
+            var t = r.Double();
+            for (var c = 0; c < Chunks; c++)
+            {
+                AddDigit(ref t, kNaf[256 * c + i], keyTables[c]);
+                AddDigit(ref t, sNaf[256 * c + i], baseTables[c]);
+            }
+            r = t.ToProjective();
+        }
+        return r;
+    }
+
+    /// <summary>
+    /// Σ over prepared keys of scalar·(−key) + Σ over points of scalar·point + baseScalar·B. Key and base scalars
+    /// are split in 64-bit chunks over prepared tables; point scalars must be &lt; 2^128 (batch coefficients), so
+    /// one chain of ≤ 129 doublings serves the whole batch. 32 bytes per scalar.
+    /// </summary>
+    internal static ProjectivePoint BatchCombination(ReadOnlySpan<byte> keyScalars, IReadOnlyList<VerifyingKey> keys,
+        ReadOnlySpan<byte> pointScalars, ReadOnlySpan<ExtendedPoint> points, ReadOnlySpan<byte> baseScalar)
+    {
+        const int tableSize = 1 << (VariableWidth - 2);
+        var nk = keys.Count;
+        var np = points.Length;
+        var keyNafs = new sbyte[Chunks * nk * 256];
+        var pointNafs = new sbyte[np * 256];
+        var pointTables = new CachedPoint[np][];
+        var top = -1;
+        for (var j = 0; j < nk; j++)
+        {
+            var scalar = keyScalars.Slice(32 * j, 32);
+            for (var c = 0; c < Chunks; c++)
+                top = Math.Max(top, ChunkNaf(scalar, c, VariableWidth, keyNafs.AsSpan((Chunks * j + c) * 256, 256)));
+        }
+        for (var j = 0; j < np; j++)
+        {
+            top = Math.Max(top, NonAdjacentForm(pointScalars.Slice(32 * j, 32), VariableWidth, pointNafs.AsSpan(j * 256, 256)));
+            pointTables[j] = new CachedPoint[tableSize];
+            OddMultiples(points[j], pointTables[j]);
+        }
+        Span<sbyte> sNaf = stackalloc sbyte[Chunks * 256];
+        for (var c = 0; c < Chunks; c++)
+            top = Math.Max(top, ChunkNaf(baseScalar, c, BaseWidth, sNaf.Slice(256 * c, 256)));
+        var baseTables = BaseChunkTables;
+
+        var r = ProjectivePoint.Identity;
+        for (var i = top; i >= 0; i--)
+        {
+            var t = r.Double();
+            if (i <= ChunkBits)
+            {
+                for (var j = 0; j < nk; j++)
+                {
+                    var tables = keys[j].Tables;
+                    for (var c = 0; c < Chunks; c++) AddDigit(ref t, keyNafs[(Chunks * j + c) * 256 + i], tables[c]);
+                }
+                for (var c = 0; c < Chunks; c++) AddDigit(ref t, sNaf[256 * c + i], baseTables[c]);
+            }
+            for (var j = 0; j < np; j++) AddDigit(ref t, pointNafs[j * 256 + i], pointTables[j]);
+            r = t.ToProjective();
+        }
+        return r;
+    }
+
+    /// <summary>
+    /// Σ scalars[i]·points[i] + baseScalar·B by Straus's method with width-5 NAFs (one shared doubling chain).
+    /// Scalars are 32-byte little-endian, each &lt; 2^255.
+    /// </summary>
+    internal static ProjectivePoint MultiScalarMulBase(ReadOnlySpan<byte> scalars, ReadOnlySpan<ExtendedPoint> points, ReadOnlySpan<byte> baseScalar)
+    {
+        var n = points.Length;
+        const int tableSize = 1 << (VariableWidth - 2);
+        var nafs = new sbyte[n * 256];
+        var tables = new CachedPoint[n * tableSize];
+        var top = -1;
+        for (var j = 0; j < n; j++)
+        {
+            top = Math.Max(top, NonAdjacentForm(scalars.Slice(32 * j, 32), VariableWidth, nafs.AsSpan(256 * j, 256)));
+            OddMultiples(points[j], tables.AsSpan(tableSize * j, tableSize));
+        }
+        Span<sbyte> bNaf = stackalloc sbyte[256];
+        top = Math.Max(top, NonAdjacentForm(baseScalar, BaseWidth, bNaf));
+        var baseTable = BaseTable;
+
+        var r = ProjectivePoint.Identity;
+        for (var i = top; i >= 0; i--)
+        {
+            var t = r.Double();
+            for (var j = 0; j < n; j++)
+            {
+                int d = nafs[256 * j + i];
+                if (d > 0) t = t.ToExtended().Add(tables[tableSize * j + (d >> 1)]);
+                else if (d < 0) t = t.ToExtended().Sub(tables[tableSize * j + (-d >> 1)]);
+            }
+            int db = bNaf[i];
+            if (db > 0) t = t.ToExtended().Add(baseTable[db >> 1]);
+            else if (db < 0) t = t.ToExtended().Sub(baseTable[-db >> 1]);
+            r = t.ToProjective();
+        }
+        return r;
+    }
+}
