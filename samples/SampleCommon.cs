@@ -14,9 +14,13 @@ namespace Bittensor.Samples;
 /// <param name="WalletName">Wallet to use (created, unencrypted, when missing: local testing only).</param>
 /// <param name="LocalnetPath">Localnet folder, used when <paramref name="Shared"/> is null.</param>
 /// <param name="Shared">A localnet another part of this process owns and drives (tests run several samples on one chain).</param>
-internal sealed record SampleOptions(string WalletPath, string WalletName, string LocalnetPath, Bittensor.Chain.Local.Localnet? Shared = null)
+/// <param name="NeuronPath">The neuron's state folder (<c>--neuron.full_path</c>); null: ~/.bittensor/miners/&lt;wallet&gt;/default/netuid&lt;N&gt;/&lt;role&gt;.</param>
+internal sealed record SampleOptions(string WalletPath, string WalletName, string LocalnetPath, Bittensor.Chain.Local.Localnet? Shared = null, string? NeuronPath = null)
 {
-    /// <summary>Parses <c>--wallet.path P --wallet.name N --localnet.path L</c> with defaults under the user's home.</summary>
+    /// <summary>The neuron's state folder (its axon's nonce store lives there).</summary>
+    public string StateFolder(ushort netuid, string role) => NeuronPath ?? Bittensor.Neurons.NeuronPaths.Default(WalletName, "default", netuid, role);
+
+    /// <summary>Parses <c>--wallet.path P --wallet.name N --localnet.path L --neuron.full_path F</c> with defaults under the user's home.</summary>
     public static SampleOptions Parse(string[] args, string defaultName)
     {
         string Get(string flag, string fallback)
@@ -25,8 +29,9 @@ internal sealed record SampleOptions(string WalletPath, string WalletName, strin
             return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
         }
         var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        var neuron = Get("--neuron.full_path", "");
         return new SampleOptions(Get("--wallet.path", Path.Combine(home, ".bittensor", "wallets")), Get("--wallet.name", defaultName),
-            Get("--localnet.path", Path.Combine(home, ".bittensor", "localnet", "samples")));
+            Get("--localnet.path", Path.Combine(home, ".bittensor", "localnet", "samples")), NeuronPath: neuron.Length == 0 ? null : neuron);
     }
 }
 
@@ -35,7 +40,7 @@ internal static class SampleHost
 {
     /// <summary>An actor system with the reference configuration (model dispatcher, axon mailbox).</summary>
     public static ActorSystem CreateSystem(string name) =>
-        ActorSystem.Create(name, ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(ModelSettings.ReferenceConfig));
+        ActorSystem.Create(name, ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(Bittensor.Actors.BittensorRuntime.ReferenceConfig));
 
     /// <summary>The chain: the shared localnet, or the one in <see cref="SampleOptions.LocalnetPath"/> with a block every 250 ms.</summary>
     public static LocalChainHost Chain(ActorSystem system, SampleOptions options) =>

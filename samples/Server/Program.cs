@@ -50,7 +50,7 @@ public static class ServerSample
                 : ModelResponse.Ok(DenseTensor.Zeros([.. request.Inputs.Shape]))));
 
         await using var server = await ServerNeuron.StartAsync(system, chain.Chain, netuid, wallet,
-            new ServerOptions { AxonIp = "127.0.0.2", Handlers = handlers }, cancellationToken);
+            new ServerOptions { AxonIp = "127.0.0.2", Handlers = handlers, StatePath = options.StateFolder(netuid, "server") }, cancellationToken);
         Console.WriteLine($"serving uid {server.Uid} on subnet {netuid} at {server.Ip}:{server.Port} as {server.Hotkey}");
         serving?.Invoke(server.Uid);
         var seconds = Array.IndexOf(args, "--seconds") is var i and >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture) : -1;

@@ -42,6 +42,12 @@ internal static class CliApp
             await error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
             return e.ExitCode;
         }
+        catch (Akka.Configuration.ConfigurationException e)
+        {
+            // A settings record refused a value: the message names the HOCON key.
+            await error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
+            return UserError;
+        }
         catch (OperationCanceledException)
         {
             await error.WriteLineAsync("error: cancelled").ConfigureAwait(false);

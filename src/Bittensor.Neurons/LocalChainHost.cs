@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Bittensor.Actors;
 using Bittensor.Actors.Chain;
 using Bittensor.Chain;
 using Bittensor.Chain.Local;
@@ -23,7 +24,7 @@ public sealed class LocalChainHost : IAsyncDisposable
         System = system;
         Localnet = localnet;
         _owns = owns;
-        Chain = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(localnet)), SubtensorSettings.Default,
+        Chain = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(localnet)), BittensorRuntime.Get(system).Subtensor,
             Random.Shared.NextDouble), $"chain-{Guid.NewGuid():N}");
         _producing = blockTime is { } t ? new LocalnetBlockProducer(localnet, t).RunAsync(null, _stop.Token) : Task.CompletedTask;
     }
@@ -49,6 +50,16 @@ public sealed class LocalChainHost : IAsyncDisposable
 
     /// <summary>Uses a localnet someone else owns; <paramref name="blockTime"/> null leaves block production to them.</summary>
     public static LocalChainHost Borrow(ActorSystem system, Localnet localnet, TimeSpan? blockTime = null) => new(system, localnet, owns: false, blockTime);
+
+    /// <summary>
+    /// A backend factory for a ChainActor (or <c>WithBittensor</c>) over <paramref name="localnet"/> that never closes it:
+    /// the caller owns the localnet.
+    /// </summary>
+    public static Func<CancellationToken, Task<IChainBackend>> BorrowedBackend(Localnet localnet)
+    {
+        ArgumentNullException.ThrowIfNull(localnet);
+        return _ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(localnet));
+    }
 
     /// <summary>The lowest non-root subnet; creates one owned by <paramref name="owner"/>'s coldkey when there is none.</summary>
     public async Task<ushort> EnsureSubnetAsync(NeuronKeys owner, CancellationToken cancellationToken)

@@ -23,8 +23,8 @@ public sealed class DemoMarketTests(ITestOutputHelper output)
             StepsPerBlock = 2,
             Seed = 7,
             ServerModel = LocalSubnet.TinyModel,
-            Pipeline = new PipelineSettings { BatchSize = 2, SequenceLength = 12 },
-            Nucleus = new NucleusSettings { Hidden = 64, Threads = 1 },
+            Pipeline = PipelineSettings.Default with { BatchSize = 2, SequenceLength = 12 },
+            Nucleus = NucleusSettingsHocon.Default with { Hidden = 64, Threads = 1 },
         };
         var result = await DemoNetwork.RunAsync(options, cancellationToken: timeout.Token);
         foreach (var n in result.Neurons)

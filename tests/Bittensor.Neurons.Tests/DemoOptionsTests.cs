@@ -36,17 +36,18 @@ public sealed class ValidatorOptionsTests
     [Fact]
     public void Validator_options_read_the_reference_hocon_and_overrides()
     {
-        var reference = Bittensor.Actors.BittensorReferenceConfig.Default;
-        var defaults = Roles.ValidatorOptions.Create(reference);
+        var reference = Bittensor.Actors.BittensorRuntime.ReferenceConfig;
+        var defaults = Roles.ValidatorOptions.Create(reference.GetConfig(Roles.ValidatorOptions.SectionPath));
         Assert.Equal((4, 16, 8, 128, 2), (defaults.Pipeline.BatchSize, defaults.Pipeline.SequenceLength, defaults.Pipeline.TopK, defaults.Nucleus.Hidden, defaults.WeightsLeadBlocks));
         var custom = Akka.Configuration.ConfigurationFactory.ParseString("bittensor.validator.pipeline.top_k = 3\nbittensor.validator.nucleus.hidden = 32")
             .WithFallback(reference);
-        var options = Roles.ValidatorOptions.Create(custom);
+        var options = Roles.ValidatorOptions.Create(custom.GetConfig(Roles.ValidatorOptions.SectionPath));
         Assert.Equal((3, 32), (options.Pipeline.TopK, options.Nucleus.Hidden));
     }
 
     [Fact]
-    public void A_zero_batch_size_in_hocon_is_refused() =>
-        Assert.Throws<ArgumentException>(() => Roles.ValidatorOptions.Create(
-            Akka.Configuration.ConfigurationFactory.ParseString("bittensor.validator.pipeline.batch_size = 0")));
+    public void A_zero_batch_size_in_hocon_is_refused_with_its_key() =>
+        Assert.StartsWith("bittensor.validator.pipeline.batch_size", Assert.Throws<Akka.Configuration.ConfigurationException>(() => Roles.ValidatorOptions.Create(
+            Bittensor.Actors.BittensorRuntime.Section(Akka.Configuration.ConfigurationFactory.ParseString("bittensor.validator.pipeline.batch_size = 0"),
+                Roles.ValidatorOptions.SectionPath))).Message, StringComparison.Ordinal);
 }

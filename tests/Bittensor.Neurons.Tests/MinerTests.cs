@@ -6,7 +6,7 @@ using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Neurons.Tests;
 
-public sealed class MinerTests(ITestOutputHelper output) : TestKit(ModelSettings.ReferenceConfig, output: output)
+public sealed class MinerTests(ITestOutputHelper output) : TestKit(Bittensor.Actors.BittensorRuntime.ReferenceConfig, output: output)
 {
     [Fact]
     public async Task A_miner_serves_and_distils_the_joined_remote_context_into_its_model()
@@ -15,9 +15,9 @@ public sealed class MinerTests(ITestOutputHelper output) : TestKit(ModelSettings
         var ct = timeout.Token;
         await using var subnet = await LocalSubnet.StartAsync(Sys, tempo: 50, seed: 9, ct);
         var peer = await ServerNeuron.StartAsync(Sys, subnet.Chain, subnet.Netuid, subnet.NewKeys(),
-            new ServerOptions { AxonIp = "127.0.0.20", Model = LocalSubnet.TinyModel with { Seed = 1 } }, ct);
+            new ServerOptions { AxonIp = "127.0.0.20", Model = LocalSubnet.TinyModel with { Seed = 1 }, StatePath = subnet.State("peer") }, ct);
         var miner = await MinerNeuron.StartAsync(Sys, subnet.Chain, subnet.Netuid, subnet.NewKeys(),
-            new ServerOptions { AxonIp = "127.0.0.21", Model = LocalSubnet.TinyModel with { Seed = 2 } },
+            new ServerOptions { AxonIp = "127.0.0.21", Model = LocalSubnet.TinyModel with { Seed = 2 }, StatePath = subnet.State("miner") },
             LocalSubnet.SmallValidator(9) with { Stake = Bittensor.Core.Domain.Balance.Zero }, ct);
         var rounds = new TaskCompletionSource<Pipelines.RoundResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         var seen = 0;
@@ -33,6 +33,10 @@ public sealed class MinerTests(ITestOutputHelper output) : TestKit(ModelSettings
             Assert.Equal(Bittensor.Protocol.Wire.ReturnCode.Success, round.BackwardCodes[0]);
             Assert.True(double.IsFinite(miner.LastDistillLoss), "no distillation step was taken");
             Assert.NotEqual(peer.Uid, miner.Server.Uid);
+            // One supervised unit per neuron, with named children.
+            Assert.Equal($"/user/miner-{miner.Server.Hotkey}/axon", miner.Server.Axon.Path.ToStringWithoutAddress());
+            Assert.Equal($"/user/miner-{miner.Server.Hotkey}/model", miner.Server.Model!.Path.ToStringWithoutAddress());
+            Assert.Equal($"/user/server-{peer.Hotkey}/axon", peer.Axon.Path.ToStringWithoutAddress());
         }
         finally
         {

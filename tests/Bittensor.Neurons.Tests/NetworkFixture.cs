@@ -23,6 +23,7 @@ internal sealed class LocalSubnet : IAsyncDisposable
     private readonly Task _blocks;
     private readonly List<Sr25519KeyPair> _pairs = [];
     private readonly Random _random;
+    private readonly string _state = Directory.CreateTempSubdirectory("bt-subnet-state-").FullName;
 
     private LocalSubnet(ActorSystem system, Localnet localnet, BlockDriver driver, IActorRef chain, int seed)
     {
@@ -39,6 +40,9 @@ internal sealed class LocalSubnet : IAsyncDisposable
     public BlockDriver Driver { get; }
     public IActorRef Chain { get; }
     public ushort Netuid { get; private set; }
+
+    /// <summary>A neuron's own state folder (its nonce store) inside this subnet's temp folder.</summary>
+    public string State(string neuron) => Path.Combine(_state, neuron);
 
     /// <summary>Relaxed limits as in the demo (registrations, serving and weights not rate limited).</summary>
     public static SubnetHyperparameters Hyper(ushort tempo) => SubnetHyperparameters.Default with
@@ -84,10 +88,10 @@ internal sealed class LocalSubnet : IAsyncDisposable
         return NeuronKeys.FromPairs(hot, cold);
     }
 
-    public static ValidatorOptions SmallValidator(int seed) => new()
+    public static ValidatorOptions SmallValidator(int seed) => ValidatorOptions.Default with
     {
-        Pipeline = new PipelineSettings { BatchSize = 2, SequenceLength = 12, Seed = seed },
-        Nucleus = new NucleusSettings { Hidden = 64, Seed = seed, Threads = 1 },
+        Pipeline = PipelineSettings.Default with { BatchSize = 2, SequenceLength = 12, Seed = seed },
+        Nucleus = NucleusSettingsHocon.Default with { Hidden = 64, Seed = seed, Threads = 1 },
         CorpusTokens = 20_000,
         Stake = Balance.FromTao(100m),
     };
@@ -106,5 +110,6 @@ internal sealed class LocalSubnet : IAsyncDisposable
         await Localnet.DisposeAsync();
         foreach (var p in _pairs) p.Dispose();
         _stop.Dispose();
+        Directory.Delete(_state, recursive: true);
     }
 }

@@ -5,7 +5,7 @@ using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Neurons.Tests;
 
-public sealed class PipelineTests(ITestOutputHelper output) : TestKit(ModelSettings.ReferenceConfig, output: output)
+public sealed class PipelineTests(ITestOutputHelper output) : TestKit(Bittensor.Actors.BittensorRuntime.ReferenceConfig, output: output)
 {
     [Fact]
     public async Task The_pipeline_over_a_localnet_with_three_servers_sets_weights_on_chain()
@@ -16,7 +16,7 @@ public sealed class PipelineTests(ITestOutputHelper output) : TestKit(ModelSetti
         var servers = new List<ServerNeuron>();
         for (var i = 0; i < 3; i++)
         {
-            var options = new ServerOptions { AxonIp = $"127.0.0.{10 + i}", Model = LocalSubnet.TinyModel with { Seed = 100 + i } };
+            var options = new ServerOptions { AxonIp = $"127.0.0.{10 + i}", Model = LocalSubnet.TinyModel with { Seed = 100 + i }, StatePath = subnet.State($"server{i}") };
             servers.Add(await ServerNeuron.StartAsync(Sys, subnet.Chain, subnet.Netuid, subnet.NewKeys(), options, ct));
         }
         var attempts = CreateTestProbe();
@@ -27,10 +27,11 @@ public sealed class PipelineTests(ITestOutputHelper output) : TestKit(ModelSetti
             subnet.Driver.BatchDone();
             subnet.Driver.Lockstep = true;
         };
+        WeightsAttempt set;
         try
         {
             // Attempts before the validator's first epoch are refused (no permit yet) or skipped (no score yet): data, not failure.
-            var set = (WeightsAttempt)await attempts.FishForMessageAsync(m => m is WeightsAttempt { Success: true }, TimeSpan.FromMinutes(5), cancellationToken: ct);
+            set = (WeightsAttempt)await attempts.FishForMessageAsync(m => m is WeightsAttempt { Success: true }, TimeSpan.FromMinutes(5), cancellationToken: ct);
             var serverUids = servers.Select(s => s.Uid).ToHashSet();
             Assert.NotEmpty(set.Uids);
             Assert.All(set.Uids, u => Assert.Contains(u, serverUids));
@@ -40,6 +41,7 @@ public sealed class PipelineTests(ITestOutputHelper output) : TestKit(ModelSetti
             Assert.Equal(set.Uids.ToArray(), onChain.Weights.Select(w => w.Uid).ToArray());
             Assert.Contains(onChain.Weights, w => w.Value == ushort.MaxValue);
             Assert.True(validator.Pipeline.Metrics.Snapshot().Batches > 0);
+            Assert.Equal($"/user/validator-{validator.Hotkey}/metagraph", validator.Metagraph.Path.ToStringWithoutAddress());
             Assert.Equal(0, validator.Pipeline.DroppedBatches);
             // The nucleus trained on the model dispatcher's pinned thread, not on a stream or default-dispatcher thread.
             var placement = await validator.Pipeline.NucleusPlacementAsync();
@@ -54,5 +56,9 @@ public sealed class PipelineTests(ITestOutputHelper output) : TestKit(ModelSetti
             await validator.DisposeAsync();
             foreach (var s in servers) await s.DisposeAsync();
         }
+        // The servers kept the validator's accepted nonces in their own state folders (replay-safe across restarts).
+        Assert.NotEmpty(set.Uids);
+        Assert.Contains(Enumerable.Range(0, servers.Count),
+            i => File.ReadAllText(Path.Combine(subnet.State($"server{i}"), "nonces")).Contains(validator.Hotkey, StringComparison.Ordinal));
     }
 }

@@ -48,24 +48,32 @@ public sealed class SampleTests : IAsyncLifetime
         Console.SetOut(TextWriter.Synchronized(console));
         using var stopServer = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var serving = new TaskCompletionSource<ushort>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var server = ServerSample.RunAsync(["--wallet.path", _wallets], _localnet, uid => serving.TrySetResult(uid), stopServer.Token);
+        var serverState = Path.Combine(_wallets, "state-server");
+        var server = ServerSample.RunAsync(["--wallet.path", _wallets, "--neuron.full_path", serverState], _localnet, uid => serving.TrySetResult(uid), stopServer.Token);
         if (await Task.WhenAny(serving.Task, server).WaitAsync(ct) == server) await server; // surfaces the server sample's error
         var uid = await serving.Task;
 
         Assert.True(await ClientSample.RunAsync(["--wallet.path", _wallets], _localnet, ct) == 0, console.ToString());
         Assert.True(await ValidatorSample.RunAsync(["--wallet.path", _wallets], _localnet, ct) == 0, console.ToString());
 
-        using (var host = EmbeddedHostSample.Build(["--wallet.path", _wallets], _localnet))
+        using (var host = EmbeddedHostSample.Build(["--wallet.path", _wallets, "--neuron.full_path", Path.Combine(_wallets, "state-embedded")], _localnet))
         {
             await host.StartAsync(ct);
             var service = host.Services.GetServices<IHostedService>().OfType<ServerService>().Single();
             Assert.NotNull(service.Server);
             Assert.NotEqual(uid, service.Server.Uid);
+            // The service took the chain and metagraph actors from the ActorRegistry that WithBittensor filled.
+            var registry = host.Services.GetRequiredService<Akka.Hosting.ActorRegistry>();
+            Assert.True(registry.TryGet<Bittensor.Actors.Hosting.ChainActorKey>(out var chain));
+            Assert.Equal("/user/bittensor/chain", chain.Path.ToStringWithoutAddress());
+            Assert.True(service.MetagraphNeurons >= 2, $"the registry's metagraph saw {service.MetagraphNeurons} neurons");
             await host.StopAsync(ct);
         }
 
         await stopServer.CancelAsync();
         Assert.Equal(0, await server.WaitAsync(ct));
+        // The server sample kept the nonces it accepted from the client sample in its state folder (replay-safe restart).
+        Assert.Contains(" ", File.ReadAllText(Path.Combine(serverState, "nonces")).Split('\n')[1], StringComparison.Ordinal);
         var neurons = await _localnet.GetNeuronsAsync(1, ct);
         Assert.True(neurons.Count >= 3, $"expected the server, validator and embedded server registered, found {neurons.Count}");
     }

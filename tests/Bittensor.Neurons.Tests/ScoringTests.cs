@@ -6,7 +6,7 @@ namespace Bittensor.Neurons.Tests;
 
 public sealed class ScoringTests
 {
-    private static readonly NucleusSettings Small = new() { VocabSize = 64, Hidden = 32, NetworkDim = 16, LearningRate = 1e-2, Seed = 3, Threads = 1 };
+    private static readonly NucleusSettings Small = NucleusSettingsHocon.Default with { VocabSize = 64, Hidden = 32, NetworkDim = 16, LearningRate = 1e-2, Seed = 3, Threads = 1 };
 
     [Fact]
     public void An_informative_peer_gains_and_a_noise_peer_does_not()

@@ -20,7 +20,7 @@ namespace Bittensor.Neurons.Tests;
 /// localnet, its axon fed by the role's own MetagraphActor, real signed callers over gRPC (one dendrite per hotkey).
 /// The model is a gate the test opens, so the service order is decided by the queue, not by timing.
 /// </summary>
-public sealed class ServerStakeTests(ITestOutputHelper output) : TestKit(ModelSettings.ReferenceConfig, output: output)
+public sealed class ServerStakeTests(ITestOutputHelper output) : TestKit(Bittensor.Actors.BittensorRuntime.ReferenceConfig, output: output)
 {
     private static readonly TimeSpan Wait = TimeSpan.FromMinutes(2);
     private readonly string _dir = Directory.CreateTempSubdirectory("bt-server-stake-").FullName;
@@ -132,13 +132,13 @@ public sealed class ServerStakeTests(ITestOutputHelper output) : TestKit(ModelSe
     private async Task<ServerNeuron> StartServer(LocalSubnet subnet, string ip, Func<AxonSettings, AxonSettings> axon, AxonHandlers handlers,
         CancellationToken ct)
     {
-        var settings = axon(AxonSettings.Create(BittensorReferenceConfig.Default) with { Ip = ip, Port = 0, CallTimeout = Wait });
+        var settings = axon(AxonSettings.Default with { Ip = ip, Port = 0, CallTimeout = Wait });
         return await ServerNeuron.StartAsync(Sys, subnet.Chain, subnet.Netuid, subnet.NewKeys(), new ServerOptions
         {
             AxonIp = ip,
             Axon = settings,
             Handlers = handlers,
-            Metagraph = new MetagraphSettings { Path = _dir, Save = false },
+            Metagraph = MetagraphSettings.Default with { Path = _dir, Save = false },
         }, ct);
     }
 

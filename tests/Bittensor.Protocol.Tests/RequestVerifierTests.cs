@@ -183,28 +183,99 @@ public sealed class RequestVerifierTests : IDisposable
     }
 
     [Fact]
-    public void The_store_is_written_periodically_not_only_on_dispose()
+    public void An_accepted_nonce_is_on_disk_before_the_accept_so_a_crash_right_after_it_cannot_reopen_it()
     {
-        var path = Path.Combine(_dir, "nonces");
         var v = NewVerifier();
-        Assert.True(v.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
-        Assert.False(File.Exists(path));
-        _clock.Advance(TimeSpan.FromSeconds(1));
-        Assert.Contains(Alice, File.ReadAllText(path), StringComparison.Ordinal);
-        // A crash now (no Dispose) still leaves the recorded nonce behind.
+        var headers = Headers(NonceAt(Start), Alice);
+        Assert.True(v.Verify(headers).IsAccepted);
+        v.SimulateCrash(); // no compaction, no dispose: the process is gone
+
         using var restarted = NewVerifier();
-        Assert.False(restarted.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
-        GC.KeepAlive(v);
+        var replay = restarted.Verify(headers);
+        Assert.False(replay.IsAccepted);
+        Assert.Equal(ReturnCode.Unauthenticated, replay.Code);
+        Assert.True(restarted.Verify(Headers(NonceAt(Start.AddMilliseconds(1)), Alice)).IsAccepted);
     }
 
     [Fact]
-    public void The_nonce_file_is_private_and_written_without_leftover_temp_files()
+    public void A_crash_between_compactions_loses_none_of_the_accepted_nonces()
     {
-        using (var v = NewVerifier()) v.Verify(Headers(NonceAt(Start), Alice));
+        var v = NewVerifier();
+        var before = Headers(NonceAt(Start), Alice);
+        Assert.True(v.Verify(before).IsAccepted);
+        v.Flush(); // a compaction is due at the writer's next turn
+        var after = Enumerable.Range(0, 20).Select(i => Headers(NonceAt(Start.AddMilliseconds(i)), $"5Caller{i:D4}")).ToArray();
+        foreach (var h in after) Assert.True(v.Verify(h).IsAccepted);
+        v.SimulateCrash();
+
+        using var restarted = NewVerifier();
+        Assert.Equal(21, restarted.TrackedCallers);
+        Assert.False(restarted.Verify(before).IsAccepted);
+        foreach (var h in after) Assert.False(restarted.Verify(h).IsAccepted);
+    }
+
+    [Fact]
+    public async Task A_request_whose_nonce_is_not_yet_written_is_not_accepted_and_a_crash_then_leaves_it_unaccepted()
+    {
+        var v = NewVerifier();
+        using var hold = new ManualResetEventSlim(false);
+        v.Journal!.HoldWrites = hold;
+        var headers = Headers(NonceAt(Start), Alice);
+
+        var pending = v.VerifyAsync(headers);
+        Assert.False(pending.IsCompleted); // the answer waits for the journal write
+        Assert.False(v.Verify(headers).IsAccepted); // a concurrent copy is already refused
+        var crash = Task.Run(v.SimulateCrash);
+        hold.Set();
+        await crash;
+        var answer = await pending;
+        Assert.False(answer.IsAccepted);
+        Assert.Equal(ReturnCode.UnknownException, answer.Code);
+
+        // Never answered Accept, never written: the caller may send it again after the restart.
+        using var restarted = NewVerifier();
+        Assert.True(restarted.Verify(headers).IsAccepted);
+    }
+
+    [Fact]
+    public void A_torn_last_journal_line_is_dropped_and_later_records_are_not_glued_to_it()
+    {
         var path = Path.Combine(_dir, "nonces");
-        if (!OperatingSystem.IsWindows())
-            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
-        Assert.Equal(new[] { "nonces" }, Directory.GetFiles(_dir).Select(f => Path.GetFileName(f)).ToArray());
+        var bob = Headers(NonceAt(Start), Bob);
+        var alice = Headers(NonceAt(Start), Alice);
+        var aliceNext = Headers(NonceAt(Start.AddMilliseconds(5)), Alice);
+        var ticks = Start.DateTime.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        File.WriteAllText(path + ".journal", $"bittensor-nonce-journal v1\n{Bob} {ticks}\n{Alice} {ticks[..10]}");
+
+        var v = NewVerifier();
+        Assert.False(v.Verify(bob).IsAccepted); // a whole line: its request was answered
+        Assert.True(v.Verify(alice).IsAccepted); // the torn line's batch was never answered
+        Assert.True(v.Verify(aliceNext).IsAccepted);
+        v.SimulateCrash();
+
+        using var restarted = NewVerifier();
+        Assert.False(restarted.Verify(alice).IsAccepted);
+        Assert.False(restarted.Verify(aliceNext).IsAccepted);
+        Assert.False(restarted.Verify(bob).IsAccepted);
+    }
+
+    [Fact]
+    public void A_second_verifier_cannot_open_a_store_another_one_holds()
+    {
+        using var v = NewVerifier();
+        Assert.Throws<IOException>(() => NewVerifier());
+    }
+
+    [Fact]
+    public void Without_fsync_the_accept_still_waits_for_the_write_and_survives_a_crash()
+    {
+        var options = new RequestVerifierOptions { NonceFilePath = Path.Combine(_dir, "nonces"), NonceFileSync = false };
+        var v = NewVerifier(options);
+        var headers = Headers(NonceAt(Start), Alice);
+        Assert.True(v.Verify(headers).IsAccepted);
+        v.SimulateCrash();
+        using var restarted = NewVerifier(options);
+        Assert.False(restarted.Verify(headers).IsAccepted);
     }
 
     [Fact]

@@ -50,7 +50,7 @@ internal static class AxonLoad
         else
         {
             var config = ConfigurationFactory.ParseString($"akka.loglevel = WARNING\nbittensor.axon.auth.disable_signature_verification = {(unsigned ? "on" : "off")}")
-                .WithFallback(BittensorReferenceConfig.Default);
+                .WithFallback(BittensorRuntime.ReferenceConfig);
             system = ActorSystem.Create("axon-load", config);
             var settings = AxonSettings.Create(config) with { Ip = "127.0.0.1", Port = 0, NetworkDim = dim, QueueCapacity = 4096, MaxWorkers = 64 };
             var axon = system.ActorOf(AxonActor.Props(settings, DemoModels.Echo(dim)));
@@ -179,7 +179,7 @@ internal static class FanOutLoad
         var rounds = int.Parse(opts.Get("rounds", "20"), CultureInfo.InvariantCulture);
         var shape = opts.Get("shape", "1,8").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         var dim = int.Parse(opts.Get("network_dim", "1024"), CultureInfo.InvariantCulture);
-        var config = ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(BittensorReferenceConfig.Default);
+        var config = ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(BittensorRuntime.ReferenceConfig);
         var system = ActorSystem.Create("fanout", config);
         Console.WriteLine($"# fanout rounds={rounds} shape=[{string.Join(",", shape)}] answer=[{shape[0]},{shape[1]},{dim}] cores={Environment.ProcessorCount}");
         Console.WriteLine("| axons | p50 round ms | p99 round ms | rounds/s | answers ok |");

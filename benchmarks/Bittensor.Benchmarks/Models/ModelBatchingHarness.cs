@@ -19,7 +19,7 @@ internal static class ModelBatchingHarness
         var seconds = Option(args, "--seconds", 15);
         var callers = Option(args, "--callers", 64);
         var seq = Option(args, "--seq", 32);
-        var settings = ModelSettings.Create(ModelSettings.ReferenceConfig) with { RequestTimeout = TimeSpan.FromMinutes(5), MaxQueue = Math.Max(1024, callers * 2) };
+        var settings = ModelSettings.Default with { RequestTimeout = TimeSpan.FromMinutes(5), MaxQueue = Math.Max(1024, callers * 2) };
         Console.WriteLine($"model-batching: {callers} callers, [1, {seq}] each, d_model {settings.DModel}, layers {settings.Layers}, heads {settings.Heads}, threads {settings.Threads}, {seconds}s per mode");
 
         var unbatched = await MeasureAsync(settings with { MaxBatch = 1, MaxDelay = TimeSpan.Zero }, callers, seq, seconds);
@@ -37,7 +37,7 @@ internal static class ModelBatchingHarness
 
     private static async Task<Result> MeasureAsync(ModelSettings settings, int callers, int seq, int seconds)
     {
-        using var system = ActorSystem.Create("model-batching", ModelSettings.ReferenceConfig);
+        using var system = ActorSystem.Create("model-batching", Bittensor.Actors.BittensorRuntime.ReferenceConfig);
         var model = system.ActorOf(ServerModelHost.Props(settings), "model");
         await model.Ask<ModelStats>(GetModelStats.Instance, TimeSpan.FromMinutes(1));
         var random = new Random(1);

@@ -20,7 +20,7 @@ internal static class ModelForwardHarness
         var batch = ModelBatchingHarness.Option(args, "--batch", 16);
         var seq = ModelBatchingHarness.Option(args, "--seq", 64);
         var iters = ModelBatchingHarness.Option(args, "--iters", 50);
-        var settings = ModelSettings.Create(ModelSettings.ReferenceConfig).ToServerModelOptions();
+        var settings = ModelSettings.Default.ToServerModelOptions();
         torch.set_num_threads(settings.Threads);
         using var model = new ServerModel(settings);
         model.eval();

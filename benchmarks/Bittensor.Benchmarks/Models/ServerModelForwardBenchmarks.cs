@@ -23,7 +23,7 @@ public class ServerModelForwardBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        var settings = ModelSettings.Create(ModelSettings.ReferenceConfig).ToServerModelOptions();
+        var settings = ModelSettings.Default.ToServerModelOptions();
         torch.set_num_threads(settings.Threads);
         _model = new ServerModel(settings);
         _model.eval();

@@ -27,13 +27,24 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
     private IServerBinding? _app;
     private IPEndPoint? _bound;
     private Exception? _failure;
+    private readonly Exception? _authFailure;
 
     private AxonActor(AxonSettings settings, AxonHandlers handlers, AxonOptions options, IRequestAuthenticator? auth, ITensorWireCodec? codec)
     {
         _settings = settings;
         _handlers = handlers;
         _options = options;
-        _auth = auth ?? (settings.DisableSignatureVerification ? new UnverifiedAuthenticator() : AxonSeams.CreateAuthenticator(settings, options.Time ?? TimeProvider.System));
+        try
+        {
+            _auth = auth ?? (settings.DisableSignatureVerification ? new UnverifiedAuthenticator() : AxonSeams.CreateAuthenticator(settings, options.Time ?? TimeProvider.System));
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            // The nonce store cannot be opened (locked by another process, not ours, not readable): refuse to serve
+            // and say why through GetBinding, rather than serve without replay protection.
+            _auth = new UnverifiedAuthenticator();
+            _authFailure = new IOException($"the axon's nonce store cannot be opened: {e.Message}", e);
+        }
         _codec = codec ?? AxonSeams.CreateCodec(settings);
         _stakes = new StakeBook();
         _admission = new AxonAdmission(settings.QueueCapacity + settings.MaxWorkers);
@@ -95,6 +106,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
     /// <inheritdoc />
     protected override void PreStart()
     {
+        _ = BittensorRuntime.Get(Context.System);
         // Stakes follow the subnet's metagraph: the current snapshot comes at once (when known), then one per sync.
         _options.Metagraph?.Tell(new SubscribeMetagraph(Self));
         var router = Context.ActorOf(
@@ -105,6 +117,11 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         {
             _log.Warning("!!! SIGNATURE VERIFICATION IS DISABLED on this axon (bittensor.axon.auth.disable_signature_verification = on): " +
                 "any caller can claim any hotkey and replay requests. Use only for benchmark anchors. !!!");
+        }
+        if (_authFailure is not null)
+        {
+            Self.Tell(new StartFailed(_authFailure));
+            return;
         }
         StartServer(service).PipeTo(Self, success: s => s, failure: ex => new StartFailed(ex));
     }
@@ -196,8 +213,8 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         var transport = _options.Transport;
         if (transport is null)
         {
-            // BITTENSOR_AXON_TRACE=1 shows Kestrel's connection-level traces (HTTP/2 frames, resets) in the Akka log.
-            var level = Environment.GetEnvironmentVariable("BITTENSOR_AXON_TRACE") is null ? LogLevel.Warning : LogLevel.Trace;
+            // bittensor.axon.trace = on shows Kestrel's connection-level traces (HTTP/2 frames, resets) in the Akka log.
+            var level = settings.Trace ? LogLevel.Trace : LogLevel.Warning;
             transport = new KestrelServerTransport(new AkkaLoggerProvider(_log, level), level);
         }
         var binding = await transport.BindAsync(new ServerTransportOptions(settings.Ip, settings.Port, settings.MaxMessageSize, settings.MaxMessageSize,

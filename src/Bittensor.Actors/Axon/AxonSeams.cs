@@ -16,6 +16,7 @@ internal static class AxonSeams
             MaxAge = settings.NonceMaxAge,
             NonceCapacity = settings.NonceStoreCapacity,
             NonceFilePath = settings.NonceStorePath.Length == 0 ? null : settings.NonceStorePath,
+            NonceFileSync = settings.NonceStoreFsync,
         }, clock: time));
 
     public static ITensorWireCodec CreateCodec(AxonSettings? settings) => ProtocolTensorCodec.Instance;
@@ -24,9 +25,9 @@ internal static class AxonSeams
 /// <summary>Request verification through the Protocol layer's <see cref="RequestVerifier"/> (verify first, then record the nonce).</summary>
 internal sealed class VerifierAuthenticator(RequestVerifier verifier) : IRequestAuthenticator, IDisposable
 {
-    public AuthOutcome Authenticate(Metadata headers)
+    public async ValueTask<AuthOutcome> AuthenticateAsync(Metadata headers)
     {
-        var result = verifier.Verify(headers);
+        var result = await verifier.VerifyAsync(headers).ConfigureAwait(false);
         var versionText = headers.GetValue(AuthHeaders.VersionName);
         var version = int.TryParse(versionText, NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : 0;
         return result.IsAccepted

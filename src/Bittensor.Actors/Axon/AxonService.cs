@@ -127,7 +127,7 @@ internal sealed class AxonService : IBittensorService
             caller = claimed;
 
             // 2. Signature, nonce (recorded only after the signature verified) and header version.
-            var auth = _auth.Authenticate(context.Headers);
+            var auth = await _auth.AuthenticateAsync(context.Headers).ConfigureAwait(false);
             if (!auth.Ok && auth.Code == ReturnCode.Unauthenticated)
                 throw Refuse(method, caller, bytesIn, started, auth.Reason);
             if (!auth.Ok)

@@ -9,6 +9,12 @@ namespace Bittensor.Actors.Axon;
 /// </summary>
 public sealed record AxonSettings
 {
+    /// <summary>HOCON path of the section these settings are read from.</summary>
+    public const string SectionPath = "bittensor.axon";
+
+    /// <summary>The reference configuration's values (hocon/bittensor.conf), for code without an ActorSystem and tests.</summary>
+    public static AxonSettings Default { get; } = Create(BittensorRuntime.Section(BittensorRuntime.ReferenceConfig, SectionPath));
+
     /// <summary>Local address to bind.</summary>
     public required string Ip { get; init; }
 
@@ -16,96 +22,113 @@ public sealed record AxonSettings
     public required int Port { get; init; }
 
     /// <summary>Address announced on chain; empty means <see cref="Ip"/>.</summary>
-    public string ExternalIp { get; init; } = "";
+    public required string ExternalIp { get; init; }
 
     /// <summary>Port announced on chain; 0 means <see cref="Port"/>.</summary>
-    public int ExternalPort { get; init; }
+    public required int ExternalPort { get; init; }
 
     /// <summary>Largest request or response message in bytes.</summary>
-    public int MaxMessageSize { get; init; } = 16 * 1024 * 1024;
+    public required int MaxMessageSize { get; init; }
 
     /// <summary>Calls running the model at once (Python's <c>max_workers</c>).</summary>
-    public int MaxWorkers { get; init; } = 10;
+    public required int MaxWorkers { get; init; }
 
     /// <summary>Admitted calls that may wait for a worker before new ones answer NucleusFull.</summary>
-    public int QueueCapacity { get; init; } = 256;
+    public required int QueueCapacity { get; init; }
 
     /// <summary>Longest time a call may spend in the axon (queue + model).</summary>
-    public TimeSpan CallTimeout { get; init; } = TimeSpan.FromSeconds(12);
+    public required TimeSpan CallTimeout { get; init; }
 
     /// <summary>Last dimension of forward answers.</summary>
-    public int NetworkDim { get; init; } = 1024;
+    public required int NetworkDim { get; init; }
 
     /// <summary>How far ahead of our clock a caller's nonce may be.</summary>
-    public TimeSpan ClockSkew { get; init; } = TimeSpan.FromSeconds(30);
+    public required TimeSpan ClockSkew { get; init; }
 
     /// <summary>Oldest nonce accepted relative to our clock.</summary>
-    public TimeSpan NonceMaxAge { get; init; } = TimeSpan.FromSeconds(60);
+    public required TimeSpan NonceMaxAge { get; init; }
 
     /// <summary>How many callers' last nonces are remembered.</summary>
-    public int NonceStoreCapacity { get; init; } = 100_000;
+    public required int NonceStoreCapacity { get; init; }
 
-    /// <summary>File persisting the last nonce per caller; empty keeps them in memory.</summary>
-    public string NonceStorePath { get; init; } = "";
+    /// <summary>
+    /// File persisting the last nonce per caller (write-ahead: journal beside it); empty keeps them in memory. The roles
+    /// and <c>btcli axon serve</c> fill it with their state folder's <c>nonces</c> when empty.
+    /// </summary>
+    public required string NonceStorePath { get; init; }
+
+    /// <summary>fsync each journal batch before accepting its requests (survives power loss); off: survives kill -9 only.</summary>
+    public required bool NonceStoreFsync { get; init; }
 
     /// <summary>Skip signature verification (benchmark anchors only; logged loudly).</summary>
-    public bool DisableSignatureVerification { get; init; }
+    public required bool DisableSignatureVerification { get; init; }
 
     /// <summary>Serve waiting calls highest stake first (true) or strictly in arrival order (false).</summary>
-    public bool PriorityByStake { get; init; } = true;
+    public required bool PriorityByStake { get; init; }
 
     /// <summary>Callers below this stake (TAO) answer SenderUnknown after verification.</summary>
-    public double BlacklistMinStake { get; init; }
+    public required double BlacklistMinStake { get; init; }
 
     /// <summary>Only callers registered on the subnet (in the latest stake snapshot) are served; others answer SenderUnknown.</summary>
-    public bool BlacklistRegisteredOnly { get; init; }
+    public required bool BlacklistRegisteredOnly { get; init; }
 
     /// <summary>The 2021 protocol version this axon speaks (1.5.0 → 150).</summary>
-    public int ProtocolVersion { get; init; } = Bittensor.Protocol.ProtocolVersion.Current;
+    public required int ProtocolVersion { get; init; }
 
-    /// <summary>Reads <c>bittensor.axon</c> (pass the whole config or the section itself) and validates it.</summary>
-    public static AxonSettings Create(Config config)
+    /// <summary>Show Kestrel's connection-level traces (HTTP/2 frames, resets) in the Akka log.</summary>
+    public required bool Trace { get; init; }
+
+    /// <summary>Reads the <c>bittensor.axon</c> section (every key required) and validates it.</summary>
+    /// <exception cref="ConfigurationException">A key is missing or invalid; the message names it.</exception>
+    public static AxonSettings Create(Config section)
     {
-        ArgumentNullException.ThrowIfNull(config);
-        var c = config.HasPath("bittensor.axon") ? config.GetConfig("bittensor.axon") : config;
-        var s = new AxonSettings
+        var c = new HoconSection(section, SectionPath);
+        return new AxonSettings
         {
-            Ip = c.GetString("ip", "0.0.0.0"),
-            Port = c.GetInt("port", 8091),
-            ExternalIp = c.GetString("external_ip", ""),
-            ExternalPort = c.GetInt("external_port", 0),
-            MaxMessageSize = checked((int)c.GetLong("max_message_size", 16 * 1024 * 1024)),
-            MaxWorkers = c.GetInt("max_workers", 10),
-            QueueCapacity = c.GetInt("queue_capacity", 256),
-            CallTimeout = c.GetTimeSpan("call_timeout", TimeSpan.FromSeconds(12)),
-            NetworkDim = c.GetInt("network_dim", 1024),
-            ClockSkew = c.GetTimeSpan("auth.clock_skew", TimeSpan.FromSeconds(30)),
-            NonceMaxAge = c.GetTimeSpan("auth.max_age", TimeSpan.FromSeconds(60)),
-            NonceStoreCapacity = c.GetInt("auth.nonce_store_capacity", 100_000),
-            NonceStorePath = c.GetString("auth.nonce_store_path", ""),
-            DisableSignatureVerification = c.GetBoolean("auth.disable_signature_verification", false),
-            PriorityByStake = c.GetBoolean("priority.by_stake", true),
-            BlacklistMinStake = c.GetDouble("blacklist.min_stake", 0),
-            BlacklistRegisteredOnly = c.GetBoolean("blacklist.registered_only", false),
-        };
-        s.Validate();
-        return s;
+            Ip = c.String("ip"),
+            Port = c.Int("port"),
+            ExternalIp = c.String("external_ip"),
+            ExternalPort = c.Int("external_port"),
+            MaxMessageSize = c.Int("max_message_size"),
+            MaxWorkers = c.Int("max_workers"),
+            QueueCapacity = c.Int("queue_capacity"),
+            CallTimeout = c.Duration("call_timeout"),
+            NetworkDim = c.Int("network_dim"),
+            ClockSkew = c.Duration("auth.clock_skew"),
+            NonceMaxAge = c.Duration("auth.max_age"),
+            NonceStoreCapacity = c.Int("auth.nonce_store_capacity"),
+            NonceStorePath = c.String("auth.nonce_store_path"),
+            NonceStoreFsync = c.Bool("auth.nonce_store_fsync"),
+            DisableSignatureVerification = c.Bool("auth.disable_signature_verification"),
+            PriorityByStake = c.Bool("priority.by_stake"),
+            BlacklistMinStake = c.Double("blacklist.min_stake"),
+            BlacklistRegisteredOnly = c.Bool("blacklist.registered_only"),
+            ProtocolVersion = c.Int("protocol_version"),
+            Trace = c.Bool("trace"),
+        }.Validate();
     }
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid key.</summary>
-    public void Validate()
+    /// <summary>Returns these settings when every value is usable.</summary>
+    /// <exception cref="ConfigurationException">The first invalid value; the message names its key.</exception>
+    public AxonSettings Validate()
     {
-        if (!IPAddress.TryParse(Ip, out _)) throw new ArgumentException($"bittensor.axon.ip '{Ip}' is not an IP address");
-        if (Port is < 0 or > 65535) throw new ArgumentException($"bittensor.axon.port {Port} is outside 0..65535");
-        if (ExternalPort is < 0 or > 65535) throw new ArgumentException($"bittensor.axon.external_port {ExternalPort} is outside 0..65535");
-        if (MaxMessageSize < 1024) throw new ArgumentException("bittensor.axon.max_message_size must be at least 1024 bytes");
-        if (MaxWorkers < 1) throw new ArgumentException("bittensor.axon.max_workers must be at least 1");
-        if (QueueCapacity < 0) throw new ArgumentException("bittensor.axon.queue_capacity must not be negative");
-        if (CallTimeout <= TimeSpan.Zero) throw new ArgumentException("bittensor.axon.call_timeout must be positive");
-        if (NetworkDim < 1) throw new ArgumentException("bittensor.axon.network_dim must be at least 1");
-        if (ClockSkew < TimeSpan.Zero || NonceMaxAge <= TimeSpan.Zero || ClockSkew + NonceMaxAge >= TimeSpan.FromMinutes(15))
-            throw new ArgumentException("bittensor.axon.auth needs clock_skew >= 0, max_age > 0 and clock_skew + max_age under 15 minutes");
-        if (NonceStoreCapacity < 1) throw new ArgumentException("bittensor.axon.auth.nonce_store_capacity must be at least 1");
-        if (BlacklistMinStake < 0 || double.IsNaN(BlacklistMinStake)) throw new ArgumentException("bittensor.axon.blacklist.min_stake must be a non-negative number");
+        HoconSection.Require(IPAddress.TryParse(Ip, out _), "bittensor.axon.ip", Ip, "is not an IP address");
+        HoconSection.Require(Port is >= 0 and <= 65535, "bittensor.axon.port", Port, "must be in 0..65535");
+        HoconSection.Require(ExternalIp.Length == 0 || IPAddress.TryParse(ExternalIp, out _), "bittensor.axon.external_ip", ExternalIp, "is not an IP address");
+        HoconSection.Require(ExternalPort is >= 0 and <= 65535, "bittensor.axon.external_port", ExternalPort, "must be in 0..65535");
+        HoconSection.Require(MaxMessageSize >= 1024, "bittensor.axon.max_message_size", MaxMessageSize, "must be at least 1024 bytes");
+        HoconSection.Require(MaxWorkers >= 1, "bittensor.axon.max_workers", MaxWorkers, "must be at least 1");
+        HoconSection.Require(QueueCapacity >= 0, "bittensor.axon.queue_capacity", QueueCapacity, "must not be negative");
+        HoconSection.Require(CallTimeout > TimeSpan.Zero, "bittensor.axon.call_timeout", CallTimeout, "must be positive");
+        HoconSection.Require(NetworkDim >= 1, "bittensor.axon.network_dim", NetworkDim, "must be at least 1");
+        HoconSection.Require(ClockSkew >= TimeSpan.Zero, "bittensor.axon.auth.clock_skew", ClockSkew, "must not be negative");
+        HoconSection.Require(NonceMaxAge > TimeSpan.Zero, "bittensor.axon.auth.max_age", NonceMaxAge, "must be positive");
+        HoconSection.Require(ClockSkew + NonceMaxAge < TimeSpan.FromMinutes(15), "bittensor.axon.auth.max_age", NonceMaxAge,
+            "clock_skew + max_age must stay under 15 minutes");
+        HoconSection.Require(NonceStoreCapacity >= 1, "bittensor.axon.auth.nonce_store_capacity", NonceStoreCapacity, "must be at least 1");
+        HoconSection.Require(BlacklistMinStake >= 0 && !double.IsNaN(BlacklistMinStake), "bittensor.axon.blacklist.min_stake", BlacklistMinStake,
+            "must be a non-negative number");
+        HoconSection.Require(ProtocolVersion > 0, "bittensor.axon.protocol_version", ProtocolVersion, "must be positive");
+        return this;
     }
 }

@@ -20,8 +20,11 @@ internal readonly record struct AuthOutcome(bool Ok, string Hotkey, int Version,
 /// <summary>Server-side seam over request verification (the Protocol layer's RequestVerifier).</summary>
 internal interface IRequestAuthenticator
 {
-    /// <summary>Checks headers, signature, version and nonce; records the nonce only after the signature verified.</summary>
-    AuthOutcome Authenticate(Metadata headers);
+    /// <summary>
+    /// Checks headers, signature, version and nonce; records the nonce only after the signature verified. With a
+    /// persistent nonce store an Accept completes only once the nonce is durable (write-ahead).
+    /// </summary>
+    ValueTask<AuthOutcome> AuthenticateAsync(Metadata headers);
 }
 
 /// <summary>Seam over the Protocol layer's msgpack-numpy tensor codec.</summary>

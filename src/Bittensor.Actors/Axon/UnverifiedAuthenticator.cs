@@ -10,7 +10,9 @@ namespace Bittensor.Actors.Axon;
 /// </summary>
 internal sealed class UnverifiedAuthenticator : IRequestAuthenticator
 {
-    public AuthOutcome Authenticate(Metadata headers)
+    public ValueTask<AuthOutcome> AuthenticateAsync(Metadata headers) => ValueTask.FromResult(Authenticate(headers));
+
+    private static AuthOutcome Authenticate(Metadata headers)
     {
         var hotkey = AxonService.ClaimedHotkey(headers);
         if (hotkey is null) return AuthOutcome.Refuse(ReturnCode.Unauthenticated, "missing or malformed bittensor-signature header");

@@ -16,23 +16,29 @@ public enum WaitFor
 /// <summary>The <c>bittensor.subtensor</c> section: which chain, and how the ChainActor talks to it.</summary>
 public sealed record SubtensorSettings
 {
+    /// <summary>HOCON path of the section these settings are read from.</summary>
+    public const string SectionPath = "bittensor.subtensor";
+
+    /// <summary>The reference configuration's values (hocon/bittensor.conf), for code without an ActorSystem and tests.</summary>
+    public static SubtensorSettings Default { get; } = Create(BittensorRuntime.Section(BittensorRuntime.ReferenceConfig, SectionPath));
+
     /// <summary>Network name: <c>local</c> (embedded localnet), <c>finney</c>, <c>test</c>, <c>archive</c>, or a custom name.</summary>
-    public string Network { get; init; } = "local";
+    public required string Network { get; init; }
 
     /// <summary>WebSocket endpoint; empty means the network's well-known one.</summary>
-    public string ChainEndpoint { get; init; } = "";
+    public required string ChainEndpoint { get; init; }
 
     /// <summary>Reconnect backoff when the backend fails.</summary>
-    public BackoffPolicy Reconnect { get; init; } = new(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30), 0.2);
+    public required BackoffPolicy Reconnect { get; init; }
 
     /// <summary>Default wait for submissions that do not name one.</summary>
-    public WaitFor WaitFor { get; init; } = WaitFor.Inclusion;
+    public required WaitFor WaitFor { get; init; }
 
     /// <summary>Time from send to typed result before a submission fails with <c>Timeout</c>.</summary>
-    public TimeSpan SubmitTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    public required TimeSpan SubmitTimeout { get; init; }
 
     /// <summary>Bound on queued submissions per signing key; beyond it submissions fail with <c>QueueFull</c>.</summary>
-    public int MaxPendingPerKey { get; init; } = 64;
+    public required int MaxPendingPerKey { get; init; }
 
     /// <summary>True when the network is the embedded localnet.</summary>
     public bool IsLocal => string.Equals(Network, "local", StringComparison.Ordinal);
@@ -46,75 +52,82 @@ public sealed record SubtensorSettings
         _ => "",
     };
 
-    /// <summary>Reads the <c>bittensor.subtensor</c> section (pass that section, not the root).</summary>
+    /// <summary>Reads the <c>bittensor.subtensor</c> section (every key required) and validates it.</summary>
+    /// <exception cref="ConfigurationException">A key is missing or invalid; the message names it.</exception>
     public static SubtensorSettings Create(Config section)
     {
-        ArgumentNullException.ThrowIfNull(section);
-        var waitFor = section.GetString("wait_for", "inclusion");
+        var c = new HoconSection(section, SectionPath);
         return new SubtensorSettings
         {
-            Network = section.GetString("network", "local"),
-            ChainEndpoint = section.GetString("chain_endpoint", ""),
-            Reconnect = new BackoffPolicy(
-                section.GetTimeSpan("reconnect.min_backoff", TimeSpan.FromMilliseconds(200)),
-                section.GetTimeSpan("reconnect.max_backoff", TimeSpan.FromSeconds(30)),
-                section.GetDouble("reconnect.random_factor", 0.2)),
-            WaitFor = waitFor switch
-            {
-                "inclusion" => WaitFor.Inclusion,
-                "finalization" => WaitFor.Finalization,
-                _ => throw new ArgumentException($"subtensor.wait_for must be 'inclusion' or 'finalization', not '{waitFor}'"),
-            },
-            SubmitTimeout = section.GetTimeSpan("submit_timeout", TimeSpan.FromSeconds(60)),
-            MaxPendingPerKey = section.GetInt("max_pending_per_key", 64),
+            Network = c.String("network"),
+            ChainEndpoint = c.String("chain_endpoint"),
+            Reconnect = new BackoffPolicy(c.Duration("reconnect.min_backoff"), c.Duration("reconnect.max_backoff"), c.Double("reconnect.random_factor")),
+            WaitFor = c.OneOf("wait_for", "inclusion", "finalization") == "finalization" ? WaitFor.Finalization : WaitFor.Inclusion,
+            SubmitTimeout = c.Duration("submit_timeout"),
+            MaxPendingPerKey = c.Int("max_pending_per_key"),
         }.Validate();
     }
 
-    /// <summary>The reference defaults from the embedded <c>bittensor.conf</c>.</summary>
-    public static SubtensorSettings Default => Create(ReferenceConfig.Section("bittensor.subtensor"));
-
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid key.</summary>
+    /// <summary>Returns these settings when every value is usable.</summary>
+    /// <exception cref="ConfigurationException">The first invalid value; the message names its key.</exception>
     public SubtensorSettings Validate()
     {
-        if (string.IsNullOrWhiteSpace(Network)) throw new ArgumentException("subtensor.network must not be empty");
-        if (ChainEndpoint.Length > 0
-            && !(ChainEndpoint.StartsWith("ws://", StringComparison.Ordinal) || ChainEndpoint.StartsWith("wss://", StringComparison.Ordinal)))
-            throw new ArgumentException($"subtensor.chain_endpoint must start with ws:// or wss://, not '{ChainEndpoint}'");
-        if (SubmitTimeout <= TimeSpan.Zero) throw new ArgumentException("subtensor.submit_timeout must be positive");
-        if (MaxPendingPerKey is < 1 or > 100_000) throw new ArgumentException("subtensor.max_pending_per_key must be in 1..100000");
-        Reconnect.Validate();
+        HoconSection.Require(!string.IsNullOrWhiteSpace(Network), "bittensor.subtensor.network", Network, "must not be empty");
+        HoconSection.Require(ChainEndpoint.Length == 0
+            || ChainEndpoint.StartsWith("ws://", StringComparison.Ordinal) || ChainEndpoint.StartsWith("wss://", StringComparison.Ordinal),
+            "bittensor.subtensor.chain_endpoint", ChainEndpoint, "must start with ws:// or wss://");
+        HoconSection.Require(SubmitTimeout > TimeSpan.Zero, "bittensor.subtensor.submit_timeout", SubmitTimeout, "must be positive");
+        HoconSection.Require(MaxPendingPerKey is >= 1 and <= 100_000, "bittensor.subtensor.max_pending_per_key", MaxPendingPerKey, "must be in 1..100000");
+        HoconSection.Require(Reconnect.Min > TimeSpan.Zero, "bittensor.subtensor.reconnect.min_backoff", Reconnect.Min, "must be positive");
+        HoconSection.Require(Reconnect.Max >= Reconnect.Min, "bittensor.subtensor.reconnect.max_backoff", Reconnect.Max,
+            "must be at least reconnect.min_backoff");
+        HoconSection.Require(Reconnect.RandomFactor is >= 0 and <= 1, "bittensor.subtensor.reconnect.random_factor", Reconnect.RandomFactor, "must be in [0, 1]");
         return this;
     }
 }
 
-/// <summary>The <c>bittensor.localnet</c> section: where the embedded chain keeps its state and how fast it runs.</summary>
+/// <summary>
+/// The <c>bittensor.localnet</c> section: where the embedded chain keeps its state and how fast it runs when it produces
+/// blocks on a timer (<c>btcli run</c>, <c>btcli localnet run</c>).
+/// </summary>
 public sealed record LocalnetSettings
 {
-    /// <summary>State folder (home-expanded).</summary>
-    public string Path { get; init; } = ReferenceConfig.ExpandHome("~/.bittensor/localnet/default");
+    /// <summary>HOCON path of the section these settings are read from.</summary>
+    public const string SectionPath = "bittensor.localnet";
+
+    /// <summary>The reference configuration's values (hocon/bittensor.conf), for code without an ActorSystem and tests.</summary>
+    public static LocalnetSettings Default { get; } = Create(BittensorRuntime.Section(BittensorRuntime.ReferenceConfig, SectionPath));
+
+    /// <summary>State folder (home-expanded, absolute).</summary>
+    public required string Path { get; init; }
 
     /// <summary>Block interval when running on a timer.</summary>
-    public TimeSpan BlockTime { get; init; } = TimeSpan.FromSeconds(1);
+    public required TimeSpan BlockTime { get; init; }
 
-    /// <summary>Reads the <c>bittensor.localnet</c> section.</summary>
+    /// <summary>The chain's name: the folder's last segment (part of the chain identity).</summary>
+    public string Name => System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(Path)) is { Length: > 0 } n ? n : "default";
+
+    /// <summary>Reads the <c>bittensor.localnet</c> section (every key required) and validates it.</summary>
+    /// <exception cref="ConfigurationException">A key is missing or invalid; the message names it.</exception>
     public static LocalnetSettings Create(Config section)
     {
-        ArgumentNullException.ThrowIfNull(section);
+        var c = new HoconSection(section, SectionPath);
+        var path = c.String("path");
+        HoconSection.Require(!string.IsNullOrWhiteSpace(path), "bittensor.localnet.path", path, "must not be empty");
         return new LocalnetSettings
         {
-            Path = ReferenceConfig.ExpandHome(section.GetString("path", "~/.bittensor/localnet/default")),
-            BlockTime = section.GetTimeSpan("block_time", TimeSpan.FromSeconds(1)),
+            Path = System.IO.Path.GetFullPath(Bittensor.Wallet.LocalWallet.ExpandHome(path)),
+            BlockTime = c.Duration("block_time"),
         }.Validate();
     }
 
-    /// <summary>The reference defaults from the embedded <c>bittensor.conf</c>.</summary>
-    public static LocalnetSettings Default => Create(ReferenceConfig.Section("bittensor.localnet"));
-
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid key.</summary>
+    /// <summary>Returns these settings when every value is usable.</summary>
+    /// <exception cref="ConfigurationException">The first invalid value; the message names its key.</exception>
     public LocalnetSettings Validate()
     {
-        if (string.IsNullOrWhiteSpace(Path)) throw new ArgumentException("localnet.path must not be empty");
-        if (BlockTime <= TimeSpan.Zero) throw new ArgumentException("localnet.block_time must be positive");
+        HoconSection.Require(!string.IsNullOrWhiteSpace(Path), "bittensor.localnet.path", Path, "must not be empty");
+        HoconSection.Require(BlockTime >= TimeSpan.Zero && BlockTime <= TimeSpan.FromHours(1), "bittensor.localnet.block_time", BlockTime,
+            "must be in 0s..1h");
         return this;
     }
 }

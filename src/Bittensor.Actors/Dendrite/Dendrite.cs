@@ -49,6 +49,24 @@ public sealed class Dendrite
     {
     }
 
+    /// <summary>
+    /// A facade over an existing <see cref="DendriteActor"/> (e.g. the <c>dendrite</c> child of a neuron), created with
+    /// <see cref="DendriteActor.Props"/> and the same <paramref name="settings"/>.
+    /// </summary>
+    public Dendrite(ActorSystem system, IActorRef dendriteActor, DendriteSettings settings, DendriteOptions? options = null,
+        Func<string, long[]>? tokenizer = null)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        ArgumentNullException.ThrowIfNull(dendriteActor);
+        ArgumentNullException.ThrowIfNull(settings);
+        _settings = settings;
+        _codec = AxonSeams.CreateCodec(null);
+        _tokenizer = tokenizer;
+        _time = options?.Time ?? TimeProvider.System;
+        _actor = dendriteActor;
+        _materializer = system.Materializer();
+    }
+
     internal Dendrite(ActorSystem system, DendriteSettings settings, ITensorWireCodec codec, IRequestSigner signer,
         DendriteOptions? options, Func<string, long[]>? tokenizer)
     {

@@ -72,6 +72,17 @@ public sealed class DendriteActor : UntypedActor
         public LinkedListNode<string> Node { get; } = node;
     }
 
+    /// <summary>
+    /// An endpoint actor that throws is restarted (it answers its queued and in-flight calls UnknownException first,
+    /// exactly once); one that fails to start, or fails more than 10 times within a minute, is stopped (the same
+    /// answers), and the next call to its hotkey creates a fresh one.
+    /// </summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(10, TimeSpan.FromMinutes(1), ex => ex switch
+    {
+        ActorInitializationException => Directive.Stop,
+        _ => Directive.Restart,
+    });
+
     /// <inheritdoc />
     protected override void OnReceive(object message)
     {

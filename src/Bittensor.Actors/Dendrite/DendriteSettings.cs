@@ -7,85 +7,91 @@ namespace Bittensor.Actors.Dendrite;
 /// </summary>
 public sealed record DendriteSettings
 {
-    /// <summary>Settings with every default of the reference configuration.</summary>
-    public static DendriteSettings Default => Create(BittensorReferenceConfig.Default);
+    /// <summary>HOCON path of the section these settings are read from.</summary>
+    public const string SectionPath = "bittensor.dendrite";
+
+    /// <summary>The reference configuration's values (hocon/bittensor.conf), for code without an ActorSystem and tests.</summary>
+    public static DendriteSettings Default { get; } = Create(BittensorRuntime.Section(BittensorRuntime.ReferenceConfig, SectionPath));
 
     /// <summary>Default deadline of one call.</summary>
-    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(12);
+    public required TimeSpan Timeout { get; init; }
 
     /// <summary>Last dimension of forward answers expected from peers (1024 on the 2021 network).</summary>
-    public int NetworkDim { get; init; } = 1024;
+    public required int NetworkDim { get; init; }
 
     /// <summary>Endpoints queried at once by a fan-out.</summary>
-    public int Parallelism { get; init; } = 64;
+    public required int Parallelism { get; init; }
 
     /// <summary>Most endpoint actors alive at once (idle ones beyond are stopped, LRU first).</summary>
-    public int MaxEndpoints { get; init; } = 1024;
+    public required int MaxEndpoints { get; init; }
 
     /// <summary>An endpoint actor without calls for this long stops itself.</summary>
-    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(120);
+    public required TimeSpan IdleTimeout { get; init; }
 
     /// <summary>Calls in flight per endpoint.</summary>
-    public int EndpointMaxInFlight { get; init; } = 32;
+    public required int EndpointMaxInFlight { get; init; }
 
     /// <summary>Calls queued per endpoint behind the in-flight ones; beyond that they answer Backoff.</summary>
-    public int EndpointQueueCapacity { get; init; } = 256;
+    public required int EndpointQueueCapacity { get; init; }
 
     /// <summary>Largest request sent to a peer (4 MiB: what a 2021 Python axon receives).</summary>
-    public int PeerMaxMessageSize { get; init; } = 4 * 1024 * 1024;
+    public required int PeerMaxMessageSize { get; init; }
 
     /// <summary>Largest response accepted.</summary>
-    public int MaxResponseSize { get; init; } = 64 * 1024 * 1024;
+    public required int MaxResponseSize { get; init; }
 
     /// <summary>Backoff floor (first failure's ceiling).</summary>
-    public TimeSpan BackoffMin { get; init; } = TimeSpan.FromMilliseconds(200);
+    public required TimeSpan BackoffMin { get; init; }
 
     /// <summary>Backoff cap.</summary>
-    public TimeSpan BackoffMax { get; init; } = TimeSpan.FromSeconds(60);
+    public required TimeSpan BackoffMax { get; init; }
 
     /// <summary>Consecutive transport failures before the endpoint is backed off.</summary>
-    public int FailuresBeforeBackoff { get; init; } = 1;
+    public required int FailuresBeforeBackoff { get; init; }
 
     /// <summary>Weight of the newest latency sample in the moving average.</summary>
-    public double LatencyEmaAlpha { get; init; } = 0.1;
+    public required double LatencyEmaAlpha { get; init; }
 
-    /// <summary>Reads <c>bittensor.dendrite</c> (pass the whole config or the section) and validates it.</summary>
-    public static DendriteSettings Create(Config config)
+    /// <summary>Reads the <c>bittensor.dendrite</c> section (every key required) and validates it.</summary>
+    /// <exception cref="ConfigurationException">A key is missing or invalid; the message names it.</exception>
+    public static DendriteSettings Create(Config section)
     {
-        ArgumentNullException.ThrowIfNull(config);
-        var c = config.HasPath("bittensor.dendrite") ? config.GetConfig("bittensor.dendrite") : config;
-        var s = new DendriteSettings
+        var c = new HoconSection(section, SectionPath);
+        return new DendriteSettings
         {
-            Timeout = c.GetTimeSpan("timeout", TimeSpan.FromSeconds(12)),
-            NetworkDim = c.GetInt("network_dim", 1024),
-            Parallelism = c.GetInt("parallelism", 64),
-            MaxEndpoints = c.GetInt("max_endpoints", 1024),
-            IdleTimeout = c.GetTimeSpan("idle_timeout", TimeSpan.FromSeconds(120)),
-            EndpointMaxInFlight = c.GetInt("endpoint_max_in_flight", 32),
-            EndpointQueueCapacity = c.GetInt("endpoint_queue_capacity", 256),
-            PeerMaxMessageSize = checked((int)c.GetLong("peer_max_message_size", 4 * 1024 * 1024)),
-            MaxResponseSize = checked((int)c.GetLong("max_response_size", 64 * 1024 * 1024)),
-            BackoffMin = c.GetTimeSpan("backoff.min", TimeSpan.FromMilliseconds(200)),
-            BackoffMax = c.GetTimeSpan("backoff.max", TimeSpan.FromSeconds(60)),
-            FailuresBeforeBackoff = c.GetInt("failures_before_backoff", 1),
-            LatencyEmaAlpha = c.GetDouble("latency_ema_alpha", 0.1),
-        };
-        s.Validate();
-        return s;
+            Timeout = c.Duration("timeout"),
+            NetworkDim = c.Int("network_dim"),
+            Parallelism = c.Int("parallelism"),
+            MaxEndpoints = c.Int("max_endpoints"),
+            IdleTimeout = c.Duration("idle_timeout"),
+            EndpointMaxInFlight = c.Int("endpoint_max_in_flight"),
+            EndpointQueueCapacity = c.Int("endpoint_queue_capacity"),
+            PeerMaxMessageSize = c.Int("peer_max_message_size"),
+            MaxResponseSize = c.Int("max_response_size"),
+            BackoffMin = c.Duration("backoff.min"),
+            BackoffMax = c.Duration("backoff.max"),
+            FailuresBeforeBackoff = c.Int("failures_before_backoff"),
+            LatencyEmaAlpha = c.Double("latency_ema_alpha"),
+        }.Validate();
     }
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid key.</summary>
-    public void Validate()
+    /// <summary>Returns these settings when every value is usable.</summary>
+    /// <exception cref="ConfigurationException">The first invalid value; the message names its key.</exception>
+    public DendriteSettings Validate()
     {
-        if (Timeout <= TimeSpan.Zero) throw new ArgumentException("bittensor.dendrite.timeout must be positive");
-        if (NetworkDim < 1) throw new ArgumentException("bittensor.dendrite.network_dim must be at least 1");
-        if (Parallelism < 1) throw new ArgumentException("bittensor.dendrite.parallelism must be at least 1");
-        if (MaxEndpoints < 1) throw new ArgumentException("bittensor.dendrite.max_endpoints must be at least 1");
-        if (IdleTimeout <= TimeSpan.Zero) throw new ArgumentException("bittensor.dendrite.idle_timeout must be positive");
-        if (EndpointMaxInFlight < 1 || EndpointQueueCapacity < 0) throw new ArgumentException("bittensor.dendrite endpoint limits must be positive");
-        if (PeerMaxMessageSize < 1024 || MaxResponseSize < 1024) throw new ArgumentException("bittensor.dendrite message limits must be at least 1024 bytes");
-        if (BackoffMin <= TimeSpan.Zero || BackoffMax < BackoffMin) throw new ArgumentException("bittensor.dendrite.backoff needs 0 < min <= max");
-        if (FailuresBeforeBackoff < 1) throw new ArgumentException("bittensor.dendrite.failures_before_backoff must be at least 1");
-        if (!(LatencyEmaAlpha > 0 && LatencyEmaAlpha <= 1)) throw new ArgumentException("bittensor.dendrite.latency_ema_alpha must be in (0, 1]");
+        HoconSection.Require(Timeout > TimeSpan.Zero, "bittensor.dendrite.timeout", Timeout, "must be positive");
+        HoconSection.Require(NetworkDim >= 1, "bittensor.dendrite.network_dim", NetworkDim, "must be at least 1");
+        HoconSection.Require(Parallelism >= 1, "bittensor.dendrite.parallelism", Parallelism, "must be at least 1");
+        HoconSection.Require(MaxEndpoints >= 1, "bittensor.dendrite.max_endpoints", MaxEndpoints, "must be at least 1");
+        HoconSection.Require(IdleTimeout > TimeSpan.Zero, "bittensor.dendrite.idle_timeout", IdleTimeout, "must be positive");
+        HoconSection.Require(EndpointMaxInFlight >= 1, "bittensor.dendrite.endpoint_max_in_flight", EndpointMaxInFlight, "must be at least 1");
+        HoconSection.Require(EndpointQueueCapacity >= 0, "bittensor.dendrite.endpoint_queue_capacity", EndpointQueueCapacity, "must not be negative");
+        HoconSection.Require(PeerMaxMessageSize >= 1024, "bittensor.dendrite.peer_max_message_size", PeerMaxMessageSize, "must be at least 1024 bytes");
+        HoconSection.Require(MaxResponseSize >= 1024, "bittensor.dendrite.max_response_size", MaxResponseSize, "must be at least 1024 bytes");
+        HoconSection.Require(BackoffMin > TimeSpan.Zero, "bittensor.dendrite.backoff.min", BackoffMin, "must be positive");
+        HoconSection.Require(BackoffMax >= BackoffMin, "bittensor.dendrite.backoff.max", BackoffMax, "must be at least backoff.min");
+        HoconSection.Require(FailuresBeforeBackoff >= 1, "bittensor.dendrite.failures_before_backoff", FailuresBeforeBackoff, "must be at least 1");
+        HoconSection.Require(LatencyEmaAlpha > 0 && LatencyEmaAlpha <= 1, "bittensor.dendrite.latency_ema_alpha", LatencyEmaAlpha, "must be in (0, 1]");
+        return this;
     }
 }

@@ -14,7 +14,10 @@ namespace Bittensor.Actors.Dendrite;
 /// One remote axon: its own connection from the client transport (gRPC: an HTTP/2 channel, multiplexed, reused), a bounded queue of calls (overflow answers
 /// Backoff), a per-call deadline, capped exponential backoff with full jitter after Unavailable/Timeout, a
 /// circuit breaker (open while backed off, one trial call when the delay ends, closed on success) and stats.
-/// Stops itself after <see cref="DendriteSettings.IdleTimeout"/> without calls.
+/// Stops itself after <see cref="DendriteSettings.IdleTimeout"/> without calls. Every call is answered exactly once:
+/// when the actor fails (restart) or stops, each queued and in-flight call is answered UnknownException
+/// ("endpoint actor failed" / "stopped"), and a transport completion that arrives afterwards (to the restarted
+/// instance) is dropped, not answered a second time.
 /// </summary>
 internal sealed class EndpointActor : UntypedActor
 {
@@ -27,6 +30,10 @@ internal sealed class EndpointActor : UntypedActor
     private readonly Random _random;
     private int _failures;
     private readonly Queue<(EndpointCall Call, IActorRef ReplyTo, DateTimeOffset Deadline)> _pending = new();
+    private readonly Dictionary<long, IActorRef> _running = [];
+    private IActorRef? _accepting;
+    private string? _failure;
+    private static long s_callIds; // unique across instances, so a stale completion never matches a new call
     private EndpointInfo _endpoint;
     private readonly IClientTransport _transport;
     private IPeerConnection? _connection;
@@ -70,11 +77,34 @@ internal sealed class EndpointActor : UntypedActor
         public static readonly GetStats Instance = new();
     }
 
-    private sealed record Completed(IActorRef ReplyTo, EndpointReply Reply, bool WasTrial);
+    /// <summary>Test hook: makes the actor throw, so its supervisor restarts (or stops) it with calls queued and in flight.</summary>
+    internal sealed record Fail(string Why);
+
+    /// <summary>Published on the event stream when a completion of a call already answered by a failure is dropped (tests wait for it).</summary>
+    internal sealed record StaleCompletionDropped(string Hotkey, long CallId);
+
+    private sealed record Completed(long CallId, IActorRef ReplyTo, EndpointReply Reply, bool WasTrial);
 
     protected override void PreStart() => Context.SetReceiveTimeout(_settings.IdleTimeout);
 
-    protected override void PostStop() => _connection?.Dispose();
+    protected override void PreRestart(Exception reason, object message)
+    {
+        _failure = $"endpoint actor failed ({reason.GetType().Name}); the call was not completed";
+        base.PreRestart(reason, message); // stops children, then PostStop answers everyone
+    }
+
+    protected override void PostStop()
+    {
+        // Calls in flight are cancelled with the channel; their completions reach a restarted instance (or the dead
+        // letters) and are dropped there, so the answer given here is the only one.
+        _connection?.Dispose();
+        var reply = new EndpointReply(ReturnCode.UnknownException, _failure ?? "endpoint actor stopped before the call completed", null, TimeSpan.Zero);
+        _accepting?.Tell(reply);
+        _accepting = null;
+        foreach (var replyTo in _running.Values) replyTo.Tell(reply);
+        _running.Clear();
+        while (_pending.TryDequeue(out var queued)) queued.ReplyTo.Tell(reply);
+    }
 
     protected override void OnReceive(object message)
     {
@@ -83,9 +113,15 @@ internal sealed class EndpointActor : UntypedActor
             case EndpointCall call:
                 Accept(call, Sender);
                 break;
+            case Completed done when !_running.Remove(done.CallId):
+                // Answered already, by the failure of the instance that sent it: never answer twice.
+                Context.System.EventStream.Publish(new StaleCompletionDropped(_endpoint.Hotkey, done.CallId));
+                break;
             case Completed done:
                 OnCompleted(done);
                 break;
+            case Fail fail:
+                throw new InvalidOperationException($"endpoint actor told to fail: {fail.Why}");
             case UpdateAddress update when update.Endpoint != _endpoint:
                 _log.Info("endpoint {0} moved to {1}:{2}", update.Endpoint.Hotkey, update.Endpoint.Ip, update.Endpoint.Port);
                 _endpoint = update.Endpoint;
@@ -111,6 +147,14 @@ internal sealed class EndpointActor : UntypedActor
         _openUntil is { } until && until > _time.GetUtcNow() ? until : null, _inFlight, _pending.Count);
 
     private void Accept(EndpointCall call, IActorRef replyTo)
+    {
+        // Until the call is queued, started or answered, a failure inside this method still owes it an answer.
+        _accepting = replyTo;
+        AcceptCall(call, replyTo);
+        _accepting = null;
+    }
+
+    private void AcceptCall(EndpointCall call, IActorRef replyTo)
     {
         var now = _time.GetUtcNow();
         if (_openUntil is { } until && now < until)
@@ -152,9 +196,12 @@ internal sealed class EndpointActor : UntypedActor
         _calls++;
         var trial = _openUntil is not null;
         if (trial) _trialInFlight = true;
+        var id = Interlocked.Increment(ref s_callIds);
+        _running[id] = replyTo;
+        if (ReferenceEquals(_accepting, replyTo)) _accepting = null;
         _connection ??= DendriteSeams.Connect(_transport, _endpoint, _settings);
-        Send(_connection, request, call.IsBackward, timeout).PipeTo(Self, success: r => new Completed(replyTo, r, trial),
-            failure: ex => new Completed(replyTo, new EndpointReply(ReturnCode.UnknownException, $"{ex.GetType().Name}: {ex.Message}", null, TimeSpan.Zero), trial));
+        Send(_connection, request, call.IsBackward, timeout).PipeTo(Self, success: r => new Completed(id, replyTo, r, trial),
+            failure: ex => new Completed(id, replyTo, new EndpointReply(ReturnCode.UnknownException, $"{ex.GetType().Name}: {ex.Message}", null, TimeSpan.Zero), trial));
     }
 
     private async Task<EndpointReply> Send(IPeerConnection connection, TensorMessage request, bool backward, TimeSpan timeout)

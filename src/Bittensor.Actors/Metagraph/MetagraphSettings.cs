@@ -1,45 +1,51 @@
 using Akka.Configuration;
-using Bittensor.Actors.Chain;
 
 namespace Bittensor.Actors.Metagraph;
 
 /// <summary>The <c>bittensor.metagraph</c> section: sync cadence and where snapshots are saved.</summary>
 public sealed record MetagraphSettings
 {
+    /// <summary>HOCON path of the section these settings are read from.</summary>
+    public const string SectionPath = "bittensor.metagraph";
+
+    /// <summary>The reference configuration's values (hocon/bittensor.conf), for code without an ActorSystem and tests.</summary>
+    public static MetagraphSettings Default { get; } = Create(BittensorRuntime.Section(BittensorRuntime.ReferenceConfig, SectionPath));
+
     /// <summary>Re-sync every N new blocks (1 = every block).</summary>
-    public int SyncEveryBlocks { get; init; } = 1;
+    public required int SyncEveryBlocks { get; init; }
 
     /// <summary>Root folder of saved snapshots (home-expanded); files are <c>&lt;Path&gt;/&lt;network&gt;/netuid&lt;N&gt;.bin</c>.</summary>
-    public string Path { get; init; } = ReferenceConfig.ExpandHome("~/.bittensor/metagraphs");
+    public required string Path { get; init; }
 
     /// <summary>Whether each synced snapshot is saved to <see cref="Path"/>.</summary>
-    public bool Save { get; init; } = true;
+    public required bool Save { get; init; }
 
     /// <summary>Longest a sync may take before it is abandoned (the next block starts another).</summary>
-    public TimeSpan SyncTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    public required TimeSpan SyncTimeout { get; init; }
 
-    /// <summary>Reads the <c>bittensor.metagraph</c> section.</summary>
+    /// <summary>Reads the <c>bittensor.metagraph</c> section (every key required) and validates it.</summary>
+    /// <exception cref="ConfigurationException">A key is missing or invalid; the message names it.</exception>
     public static MetagraphSettings Create(Config section)
     {
-        ArgumentNullException.ThrowIfNull(section);
+        var c = new HoconSection(section, SectionPath);
+        var path = c.String("path");
+        HoconSection.Require(!string.IsNullOrWhiteSpace(path), "bittensor.metagraph.path", path, "must not be empty");
         return new MetagraphSettings
         {
-            SyncEveryBlocks = section.GetInt("sync_every_blocks", 1),
-            Path = ReferenceConfig.ExpandHome(section.GetString("path", "~/.bittensor/metagraphs")),
-            Save = section.GetBoolean("save", true),
-            SyncTimeout = section.GetTimeSpan("sync_timeout", TimeSpan.FromSeconds(60)),
+            SyncEveryBlocks = c.Int("sync_every_blocks"),
+            Path = System.IO.Path.GetFullPath(Bittensor.Wallet.LocalWallet.ExpandHome(path)),
+            Save = c.Bool("save"),
+            SyncTimeout = c.Duration("sync_timeout"),
         }.Validate();
     }
 
-    /// <summary>The reference defaults from the embedded <c>bittensor.conf</c>.</summary>
-    public static MetagraphSettings Default => Create(ReferenceConfig.Section("bittensor.metagraph"));
-
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid key.</summary>
+    /// <summary>Returns these settings when every value is usable.</summary>
+    /// <exception cref="ConfigurationException">The first invalid value; the message names its key.</exception>
     public MetagraphSettings Validate()
     {
-        if (SyncEveryBlocks is < 1 or > 1_000_000) throw new ArgumentException("metagraph.sync_every_blocks must be in 1..1000000");
-        if (string.IsNullOrWhiteSpace(Path)) throw new ArgumentException("metagraph.path must not be empty");
-        if (SyncTimeout <= TimeSpan.Zero) throw new ArgumentException("metagraph.sync_timeout must be positive");
+        HoconSection.Require(SyncEveryBlocks is >= 1 and <= 1_000_000, "bittensor.metagraph.sync_every_blocks", SyncEveryBlocks, "must be in 1..1000000");
+        HoconSection.Require(!string.IsNullOrWhiteSpace(Path), "bittensor.metagraph.path", Path, "must not be empty");
+        HoconSection.Require(SyncTimeout > TimeSpan.Zero, "bittensor.metagraph.sync_timeout", SyncTimeout, "must be positive");
         return this;
     }
 }

@@ -15,99 +15,92 @@ public sealed record ModelSettings
     public const string DispatcherPath = "bittensor.model.dispatcher";
 
     /// <summary>Rows of the token embedding (50378 on the 2021 network).</summary>
-    public int VocabSize { get; init; } = 50378;
+    public required int VocabSize { get; init; }
     /// <summary>Transformer width.</summary>
-    public int DModel { get; init; } = 128;
+    public required int DModel { get; init; }
     /// <summary>Encoder layers.</summary>
-    public int Layers { get; init; } = 2;
+    public required int Layers { get; init; }
     /// <summary>Attention heads per layer.</summary>
-    public int Heads { get; init; } = 2;
+    public required int Heads { get; init; }
     /// <summary>Feed-forward hidden width.</summary>
-    public int FeedForward { get; init; } = 256;
+    public required int FeedForward { get; init; }
     /// <summary>Longest accepted sequence (tokens).</summary>
-    public int MaxSequence { get; init; } = 256;
+    public required int MaxSequence { get; init; }
     /// <summary>Width of returned representations (1024 on the network).</summary>
-    public int NetworkDim { get; init; } = 1024;
+    public required int NetworkDim { get; init; }
     /// <summary>Dropout in training.</summary>
-    public double Dropout { get; init; } = 0.1;
+    public required double Dropout { get; init; }
     /// <summary>TorchSharp device string.</summary>
-    public string Device { get; init; } = "cpu";
+    public required string Device { get; init; }
     /// <summary>Intra-op threads (0 = TorchSharp default).</summary>
-    public int Threads { get; init; } = 2;
+    public required int Threads { get; init; }
     /// <summary>Initialisation seed.</summary>
-    public long Seed { get; init; }
+    public required long Seed { get; init; }
     /// <summary>Optimizer of backward steps.</summary>
-    public ModelOptimizer Optimizer { get; init; } = ModelOptimizer.Adam;
+    public required ModelOptimizer Optimizer { get; init; }
     /// <summary>Learning rate.</summary>
-    public double LearningRate { get; init; } = 1e-3;
+    public required double LearningRate { get; init; }
     /// <summary>Largest coalesced batch (rows).</summary>
-    public int MaxBatch { get; init; } = 32;
+    public required int MaxBatch { get; init; }
     /// <summary>Longest wait for a batch to fill while the model is idle.</summary>
-    public TimeSpan MaxDelay { get; init; } = TimeSpan.FromMilliseconds(5);
+    public required TimeSpan MaxDelay { get; init; }
     /// <summary>Requests allowed to wait for the model before NucleusFull.</summary>
-    public int MaxQueue { get; init; } = 1024;
-    /// <summary>Deadline of a request that carries none (a request's own deadline, e.g. the axon caller's, wins).</summary>
-    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public required int MaxQueue { get; init; }
+    /// <summary>Deadline of one model call.</summary>
+    public required TimeSpan RequestTimeout { get; init; }
     /// <summary>Checkpoint file; null keeps checkpoints in memory only.</summary>
-    public string? CheckpointPath { get; init; }
+    public required string? CheckpointPath { get; init; }
     /// <summary>Checkpoint after this many backward steps (0 = never by count).</summary>
-    public int CheckpointEverySteps { get; init; } = 100;
+    public required int CheckpointEverySteps { get; init; }
     /// <summary>Checkpoint at least this often while training (zero = never by time).</summary>
-    public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromSeconds(60);
+    public required TimeSpan CheckpointInterval { get; init; }
     /// <summary>First restart delay after a crash.</summary>
-    public TimeSpan BackoffMin { get; init; } = TimeSpan.FromMilliseconds(200);
+    public required TimeSpan BackoffMin { get; init; }
     /// <summary>Longest restart delay.</summary>
-    public TimeSpan BackoffMax { get; init; } = TimeSpan.FromSeconds(10);
+    public required TimeSpan BackoffMax { get; init; }
     /// <summary>Jitter fraction of restart delays.</summary>
-    public double BackoffRandomFactor { get; init; } = 0.2;
+    public required double BackoffRandomFactor { get; init; }
 
     /// <summary>The restart backoff of the model worker (backoff.min, backoff.max, backoff.random_factor).</summary>
     public BackoffPolicy Backoff => new(BackoffMin, BackoffMax, BackoffRandomFactor);
 
-    /// <summary>The defaults of hocon/bittensor.conf.</summary>
-    public static ModelSettings Default { get; } = new();
+    /// <summary>HOCON path of the section these settings are read from.</summary>
+    public const string SectionPath = "bittensor.model";
 
-    /// <summary>The reference HOCON (hocon/bittensor.conf, embedded in Bittensor.Actors), for ActorSystems that host models.</summary>
-    public static Config ReferenceConfig => Chain.ReferenceConfig.Root;
+    /// <summary>The reference configuration's values (hocon/bittensor.conf), for code without an ActorSystem and tests.</summary>
+    public static ModelSettings Default { get; } = Create(Bittensor.Actors.BittensorRuntime.Section(Bittensor.Actors.BittensorRuntime.ReferenceConfig, SectionPath));
 
-    /// <summary>Reads <c>bittensor.model</c> from <paramref name="config"/>; missing keys take the defaults.</summary>
-    public static ModelSettings Create(Config config)
+    /// <summary>Reads the <c>bittensor.model</c> section (every key required) and validates it.</summary>
+    /// <exception cref="ConfigurationException">A key is missing or invalid; the message names it.</exception>
+    public static ModelSettings Create(Config section)
     {
-        ArgumentNullException.ThrowIfNull(config);
-        var c = config.GetConfig("bittensor.model") ?? ConfigurationFactory.Empty;
-        var d = Default;
-        var optimizer = c.GetString("optimizer", "adam").ToLowerInvariant() switch
-        {
-            "adam" => ModelOptimizer.Adam,
-            "sgd" => ModelOptimizer.Sgd,
-            var other => throw new ConfigurationException($"bittensor.model.optimizer: '{other}' is not adam or sgd"),
-        };
-        var path = c.GetString("checkpoint.path", "");
+        var c = new Bittensor.Actors.HoconSection(section, SectionPath);
+        var path = c.String("checkpoint.path");
         return new ModelSettings
         {
-            VocabSize = c.GetInt("vocab_size", d.VocabSize),
-            DModel = c.GetInt("d_model", d.DModel),
-            Layers = c.GetInt("layers", d.Layers),
-            Heads = c.GetInt("heads", d.Heads),
-            FeedForward = c.GetInt("feed_forward", d.FeedForward),
-            MaxSequence = c.GetInt("max_sequence", d.MaxSequence),
-            NetworkDim = c.GetInt("network_dim", d.NetworkDim),
-            Dropout = c.GetDouble("dropout", d.Dropout),
-            Device = c.GetString("device", d.Device),
-            Threads = c.GetInt("threads", d.Threads),
-            Seed = c.GetLong("seed", d.Seed),
-            Optimizer = optimizer,
-            LearningRate = c.GetDouble("learning_rate", d.LearningRate),
-            MaxBatch = c.GetInt("max_batch", d.MaxBatch),
-            MaxDelay = c.GetTimeSpan("max_delay", d.MaxDelay, allowInfinite: false),
-            MaxQueue = c.GetInt("max_queue", d.MaxQueue),
-            RequestTimeout = c.GetTimeSpan("request_timeout", d.RequestTimeout, allowInfinite: false),
+            VocabSize = c.Int("vocab_size"),
+            DModel = c.Int("d_model"),
+            Layers = c.Int("layers"),
+            Heads = c.Int("heads"),
+            FeedForward = c.Int("feed_forward"),
+            MaxSequence = c.Int("max_sequence"),
+            NetworkDim = c.Int("network_dim"),
+            Dropout = c.Double("dropout"),
+            Device = c.String("device"),
+            Threads = c.Int("threads"),
+            Seed = c.Long("seed"),
+            Optimizer = c.OneOf("optimizer", "adam", "sgd") == "sgd" ? ModelOptimizer.Sgd : ModelOptimizer.Adam,
+            LearningRate = c.Double("learning_rate"),
+            MaxBatch = c.Int("max_batch"),
+            MaxDelay = c.Duration("max_delay"),
+            MaxQueue = c.Int("max_queue"),
+            RequestTimeout = c.Duration("request_timeout"),
             CheckpointPath = string.IsNullOrWhiteSpace(path) ? null : path,
-            CheckpointEverySteps = c.GetInt("checkpoint.every_steps", d.CheckpointEverySteps),
-            CheckpointInterval = c.GetTimeSpan("checkpoint.interval", d.CheckpointInterval, allowInfinite: false),
-            BackoffMin = c.GetTimeSpan("backoff.min", d.BackoffMin, allowInfinite: false),
-            BackoffMax = c.GetTimeSpan("backoff.max", d.BackoffMax, allowInfinite: false),
-            BackoffRandomFactor = c.GetDouble("backoff.random_factor", d.BackoffRandomFactor),
+            CheckpointEverySteps = c.Int("checkpoint.every_steps"),
+            CheckpointInterval = c.Duration("checkpoint.interval"),
+            BackoffMin = c.Duration("backoff.min"),
+            BackoffMax = c.Duration("backoff.max"),
+            BackoffRandomFactor = c.Double("backoff.random_factor"),
         }.Validate();
     }
 

@@ -12,27 +12,25 @@ namespace Bittensor.Actors.Wallet;
 /// <param name="Path">Folder holding all wallets; <c>~</c> is expanded when the wallet is opened.</param>
 public sealed record WalletSettings(string Name, string Hotkey, string Path)
 {
-    /// <summary>The name of the embedded reference configuration resource.</summary>
-    public const string ReferenceResource = "Bittensor.Actors.bittensor.conf";
+    /// <summary>HOCON path of the section these settings are read from.</summary>
+    public const string SectionPath = "bittensor.wallet";
 
-    /// <summary>The settings of the embedded reference configuration (environment overrides applied).</summary>
-    public static WalletSettings Default => Create(ReferenceConfig());
+    /// <summary>The reference configuration's values with the btcli environment variables applied.</summary>
+    public static WalletSettings Default => Create(BittensorRuntime.Section(BittensorRuntime.ReferenceConfig, SectionPath));
 
     /// <summary>
-    /// Reads <c>bittensor.wallet</c> from <paramref name="config"/>; the btcli variables <c>BT_WALLET_NAME</c>,
+    /// Reads the <c>bittensor.wallet</c> section (every key required); the btcli variables <c>BT_WALLET_NAME</c>,
     /// <c>BT_WALLET_HOTKEY</c> and <c>BT_WALLET_PATH</c>, when set, take precedence (as in btcli). Validated.
     /// </summary>
-    public static WalletSettings Create(Config config)
+    /// <exception cref="ConfigurationException">A key is missing or invalid; the message names it.</exception>
+    public static WalletSettings Create(Config section)
     {
-        ArgumentNullException.ThrowIfNull(config);
-        var section = config.GetConfig("bittensor.wallet");
-        if (section is null || section.IsEmpty)
-            throw new ConfigurationException("missing HOCON section bittensor.wallet { name, hotkey, path }");
+        var c = new HoconSection(section, SectionPath);
         // Done here rather than with HOCON ${?VAR}: Akka's HOCON resolves an unset optional variable to "".
         return new WalletSettings(
-            Env(LocalWallet.NameVariable) ?? section.GetString("name", LocalWallet.DefaultName),
-            Env(LocalWallet.HotkeyVariable) ?? section.GetString("hotkey", LocalWallet.DefaultName),
-            Env(LocalWallet.PathVariable) ?? section.GetString("path", LocalWallet.DefaultPath)).Validate();
+            Env(LocalWallet.NameVariable) ?? c.String("name"),
+            Env(LocalWallet.HotkeyVariable) ?? c.String("hotkey"),
+            Env(LocalWallet.PathVariable) ?? c.String("path")).Validate();
     }
 
     private static string? Env(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v : null;
@@ -55,15 +53,6 @@ public sealed record WalletSettings(string Name, string Hotkey, string Path)
 
     /// <summary>The wallet these settings name.</summary>
     public LocalWallet ToWallet() => new(Name, Hotkey, Path);
-
-    /// <summary>The embedded <c>hocon/bittensor.conf</c>.</summary>
-    public static Config ReferenceConfig()
-    {
-        using var stream = typeof(WalletSettings).Assembly.GetManifestResourceStream(ReferenceResource)
-            ?? throw new ConfigurationException($"embedded resource {ReferenceResource} is missing");
-        using var reader = new StreamReader(stream);
-        return ConfigurationFactory.ParseString(reader.ReadToEnd());
-    }
 
     private static void CheckName(string value, string key)
     {

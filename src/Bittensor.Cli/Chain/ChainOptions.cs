@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Text;
+using Bittensor.Actors.Chain;
+using Bittensor.Actors.Wallet;
 using Bittensor.Core.Domain;
 using Bittensor.Wallet;
 
@@ -11,13 +13,9 @@ namespace Bittensor.Cli.Chain;
 /// </summary>
 internal sealed class ChainOptions
 {
-    /// <summary>Default localnet folder (the reference <c>bittensor.localnet.path</c>).</summary>
-    public const string DefaultLocalnetPath = "~/.bittensor/localnet/default";
-
-    public Option<string> Network { get; } = new("--subtensor.network")
+    public Option<string?> Network { get; } = new("--subtensor.network")
     {
-        Description = "Chain: local (the embedded localnet at --localnet.path), finney, test, or a custom name",
-        DefaultValueFactory = _ => "local",
+        Description = "Chain: local (the embedded localnet at --localnet.path), finney, test, or a custom name (default bittensor.subtensor.network: local)",
     };
 
     public Option<string?> ChainEndpoint { get; } = new("--subtensor.chain_endpoint")
@@ -25,11 +23,12 @@ internal sealed class ChainOptions
         Description = "WebSocket endpoint of a Substrate node (not used by the localnet)",
     };
 
-    public Option<string> LocalnetPath { get; } = new("--localnet.path")
+    public Option<string?> LocalnetPath { get; } = new("--localnet.path")
     {
-        Description = "Localnet state folder",
-        DefaultValueFactory = _ => DefaultLocalnetPath,
+        Description = "Localnet state folder (default bittensor.localnet.path: ~/.bittensor/localnet/default)",
     };
+
+    public Option<FileInfo?> Config { get; private set; } = null!;
 
     public Option<string?> WalletName { get; } = new("--wallet.name", "--wallet-name", "--wallet_name") { Description = "Wallet name (default: default)" };
 
@@ -53,6 +52,7 @@ internal sealed class ChainOptions
         command.Options.Add(Network);
         command.Options.Add(ChainEndpoint);
         command.Options.Add(LocalnetPath);
+        Config = CliConfig.AddTo(command);
         if (wallet)
         {
             command.Options.Add(WalletName);
@@ -64,29 +64,34 @@ internal sealed class ChainOptions
         return command;
     }
 
-    public ChainSession OpenChain(ParseResult p) =>
-        ChainSession.Open(p.GetValue(Network) ?? "local", p.GetValue(ChainEndpoint), p.GetValue(LocalnetPath) ?? DefaultLocalnetPath);
+    /// <summary>The layered configuration of this verb: chain and wallet flags over --config over the reference.</summary>
+    public Akka.Configuration.Config Hocon(ParseResult p) => CliConfig.Load(p, Config,
+    [
+        ("bittensor.subtensor.network", p.GetValue(Network)),
+        ("bittensor.subtensor.chain_endpoint", p.GetValue(ChainEndpoint)),
+        ("bittensor.localnet.path", p.GetValue(LocalnetPath)),
+    ]);
+
+    public ChainSession OpenChain(ParseResult p)
+    {
+        var hocon = Hocon(p);
+        return ChainSession.Open(
+            CliConfig.Settings(hocon, SubtensorSettings.SectionPath, SubtensorSettings.Create),
+            CliConfig.Settings(hocon, LocalnetSettings.SectionPath, LocalnetSettings.Create));
+    }
 
     public string LocalnetFolder(ParseResult p)
     {
-        var network = p.GetValue(Network) ?? "local";
-        if (!string.Equals(network, "local", StringComparison.Ordinal))
-            throw new CliException($"this verb works on the localnet only, not on '{network}'");
-        var path = p.GetValue(LocalnetPath) ?? DefaultLocalnetPath;
-        return Bittensor.Wallet.LocalWallet.ExpandHome(path);
+        var hocon = Hocon(p);
+        var network = CliConfig.Settings(hocon, SubtensorSettings.SectionPath, SubtensorSettings.Create);
+        if (!network.IsLocal) throw new CliException($"this verb works on the localnet only, not on '{network.Network}'");
+        return CliConfig.Settings(hocon, LocalnetSettings.SectionPath, LocalnetSettings.Create).Path;
     }
 
-    public Bittensor.Wallet.LocalWallet Wallet(ParseResult p)
-    {
-        try
-        {
-            return Bittensor.Wallet.LocalWallet.Resolve(p.GetValue(WalletName), p.GetValue(WalletHotkey), p.GetValue(WalletPath));
-        }
-        catch (ArgumentException e)
-        {
-            throw new CliException(e.Message);
-        }
-    }
+    public Bittensor.Wallet.LocalWallet Wallet(ParseResult p) =>
+        // Flags beat BT_WALLET_* beat --config beat the reference (btcli's order for wallets).
+        CliConfig.Settings(Hocon(p), WalletSettings.SectionPath, WalletSettings.Create)
+            .WithOverrides(p.GetValue(WalletName), p.GetValue(WalletHotkey), p.GetValue(WalletPath)).ToWallet();
 
     /// <summary>The coldkey's public key (from <c>coldkeypub.txt</c>; no password needed).</summary>
     public AccountId ColdkeyPub(ParseResult p)

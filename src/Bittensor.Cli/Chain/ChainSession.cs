@@ -30,25 +30,21 @@ internal sealed class ChainSession : IAsyncDisposable
     /// <summary>The localnet when the network is local, else null.</summary>
     public Localnet? Localnet { get; }
 
-    /// <summary>Opens the chain a verb names; user errors become <see cref="CliException"/>.</summary>
-    public static ChainSession Open(string network, string? chainEndpoint, string localnetPath)
+    /// <summary>Opens the chain the settings name; user errors become <see cref="CliException"/>.</summary>
+    public static ChainSession Open(SubtensorSettings subtensor, LocalnetSettings localnetSettings)
     {
-        if (!string.Equals(network, "local", StringComparison.Ordinal))
+        if (!subtensor.IsLocal)
         {
-            var endpoint = string.IsNullOrEmpty(chainEndpoint)
-                ? new SubtensorSettings { Network = network }.ResolvedEndpoint
-                : chainEndpoint;
-            throw new CliException($"network '{network}'{(endpoint.Length > 0 ? $" ({endpoint})" : "")} needs the Substrate client, " +
+            var endpoint = subtensor.ResolvedEndpoint;
+            throw new CliException($"network '{subtensor.Network}'{(endpoint.Length > 0 ? $" ({endpoint})" : "")} needs the Substrate client, " +
                 "which is not available yet; use --subtensor.network local (the embedded localnet)");
         }
-        var path = ReferenceConfigPath(localnetPath);
+        var path = localnetSettings.Path;
         try
         {
-            var name = Path.GetFileName(path.TrimEnd(Path.DirectorySeparatorChar));
-            var localnet = Localnet.Open(new LocalnetOptions { Name = string.IsNullOrEmpty(name) ? "default" : name, Path = path },
-                YumaEpochRunner.Instance);
+            var localnet = Localnet.Open(new LocalnetOptions { Name = localnetSettings.Name, Path = path }, YumaEpochRunner.Instance);
             if (localnet.RecoveryWarning is { } warning) Console.Error.WriteLine($"warning: {warning}");
-            return new ChainSession(network, localnet, localnet);
+            return new ChainSession(subtensor.Network, localnet, localnet);
         }
         catch (LocalnetException e)
         {
@@ -91,11 +87,4 @@ internal sealed class ChainSession : IAsyncDisposable
 
     /// <inheritdoc />
     public ValueTask DisposeAsync() => Backend.DisposeAsync();
-
-    private static string ReferenceConfigPath(string path)
-    {
-        if (path == "~" || path.StartsWith("~/", StringComparison.Ordinal))
-            path = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), path.Length > 2 ? path[2..] : "");
-        return Path.GetFullPath(path);
-    }
 }

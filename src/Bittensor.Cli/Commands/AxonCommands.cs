@@ -66,30 +66,30 @@ internal static class AxonCommands
         var minStake = new Option<double?>("--axon.blacklist.min_stake") { Description = "Refuse callers below this stake in TAO (needs --axon.stakes)" };
         var registeredOnly = new Option<bool>("--axon.blacklist.registered_only") { Description = "Serve only the hotkeys listed in --axon.stakes" };
         var model = new Option<string>("--model") { Description = "echo (deterministic: out[b,s,d] = token*1e-3 + d*1e-6) or random", DefaultValueFactory = _ => "echo" };
-        var config = new Option<FileInfo?>("--config") { Description = "HOCON file with a bittensor { } section overriding the defaults" };
+        var trace = new Option<bool?>("--axon.trace") { Description = "Log Kestrel's connection-level traces (HTTP/2 frames, resets)" };
+        var state = new Option<string?>("--axon.state_path")
+        {
+            Description = "Folder of this axon's state (its nonce store, so a restart never accepts a request accepted before it); " +
+                "default <wallet path>/<wallet>/axon/<hotkey>/, or ~/.bittensor/axon/<ss58>/ with --uri",
+        };
         var serve = new Command("serve", "Serve until Ctrl-C / SIGTERM; prints one line per call");
-        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, stakes, minStake, registeredOnly, model, config, Uri, WalletName, WalletHotkey, WalletPath })
+        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, trace, stakes, minStake, registeredOnly, model, state, Uri, WalletName, WalletHotkey, WalletPath })
             serve.Options.Add(o);
+        var config = CliConfig.AddTo(serve);
         serve.SetAction(async (parse, ct) =>
         {
-            var overrides = new List<string>();
-            if (parse.GetValue(port) is { } p) overrides.Add($"bittensor.axon.port = {p}");
-            if (parse.GetValue(ip) is { } i) overrides.Add($"bittensor.axon.ip = \"{i}\"");
-            if (parse.GetValue(workers) is { } w) overrides.Add($"bittensor.axon.max_workers = {w}");
-            if (parse.GetValue(queue) is { } q) overrides.Add($"bittensor.axon.queue_capacity = {q}");
-            if (parse.GetValue(noVerify)) overrides.Add("bittensor.axon.auth.disable_signature_verification = on");
-            if (parse.GetValue(minStake) is { } ms) overrides.Add(string.Create(CultureInfo.InvariantCulture, $"bittensor.axon.blacklist.min_stake = {ms:R}"));
-            if (parse.GetValue(registeredOnly)) overrides.Add("bittensor.axon.blacklist.registered_only = on");
-            var hocon = LoadConfig(parse.GetValue(config), overrides);
-            AxonSettings settings;
-            try
-            {
-                settings = AxonSettings.Create(hocon);
-            }
-            catch (ArgumentException e)
-            {
-                throw new CliException(e.Message);
-            }
+            var hocon = CliConfig.Load(parse, config,
+            [
+                ("bittensor.axon.port", parse.GetValue(port)),
+                ("bittensor.axon.ip", parse.GetValue(ip)),
+                ("bittensor.axon.max_workers", parse.GetValue(workers)),
+                ("bittensor.axon.queue_capacity", parse.GetValue(queue)),
+                ("bittensor.axon.auth.disable_signature_verification", parse.GetValue(noVerify) ? true : null),
+                ("bittensor.axon.trace", parse.GetValue(trace)),
+                ("bittensor.axon.blacklist.min_stake", parse.GetValue(minStake)),
+                ("bittensor.axon.blacklist.registered_only", parse.GetValue(registeredOnly) ? true : null),
+            ]);
+            var settings = CliConfig.Settings(hocon, AxonSettings.SectionPath, AxonSettings.Create);
             var table = parse.GetValue(stakes) is { } file ? ReadStakes(file) : null;
             if (table is null && (settings.BlacklistRegisteredOnly || settings.BlacklistMinStake > 0))
                 throw new CliException("blacklist.registered_only / blacklist.min_stake need --axon.stakes FILE: `btcli axon serve` has no chain to read " +
@@ -100,7 +100,11 @@ internal static class AxonCommands
                 "random" => DemoModels.Random(settings.NetworkDim),
                 var other => throw new CliException($"unknown --model '{other}' (use echo or random)"),
             };
-            return await RunServe(hocon, settings, handlers, table, OwnHotkey(parse), parse.GetValue(CliApp.Json), ct).ConfigureAwait(false);
+            var hotkey = OwnHotkey(parse, hocon);
+            // Replay-safe by default: the nonce store lives in the axon's state folder unless HOCON names a file.
+            if (parse.GetValue(state) is { Length: > 0 } folder) settings = settings with { NonceStorePath = Path.Combine(Path.GetFullPath(folder), "nonces") };
+            else if (settings.NonceStorePath.Length == 0) settings = settings with { NonceStorePath = Path.Combine(DefaultStateFolder(parse, hocon, hotkey), "nonces") };
+            return await RunServe(hocon, settings, handlers, table, hotkey, parse.GetValue(CliApp.Json), ct).ConfigureAwait(false);
         });
         return serve;
     }
@@ -169,6 +173,8 @@ internal static class AxonCommands
             throw new CliException($"axon could not listen on {settings.Ip}:{settings.Port}: {e.Message}");
         }
         Console.Error.WriteLine($"axon {hotkey} serving on {bound.Endpoint} (h2c); Ctrl-C to stop");
+        if (!settings.DisableSignatureVerification)
+            Console.Error.WriteLine($"nonce store {settings.NonceStorePath} (write-ahead{(settings.NonceStoreFsync ? ", fsync" : "")})");
 
         var shutdown = CoordinatedShutdown.Get(system);
         shutdown.AddTask(CoordinatedShutdown.PhaseServiceUnbind, "axon-unbind",
@@ -186,22 +192,27 @@ internal static class AxonCommands
         var hotkey = new Option<string?>("--hotkey") { Description = "The axon's hotkey SS58 (names its endpoint; optional)" };
         var text = new Option<string>("--text") { Description = "Text to send, tokenised with the 2021 bittensor GPT-2 tokenizer", Required = true };
         var backward = new Option<bool>("--backward") { Description = "Send a backward call (inputs + gradients of ones) instead of a forward" };
-        var timeout = new Option<double>("--timeout") { Description = "Deadline in seconds", DefaultValueFactory = _ => 12 };
-        var dim = new Option<int>("--network_dim") { Description = "Expected last dimension of a forward answer", DefaultValueFactory = _ => 1024 };
+        var timeout = new Option<double?>("--timeout", "--dendrite.timeout") { Description = "Deadline in seconds (default bittensor.dendrite.timeout: 12s)" };
+        var dim = new Option<int?>("--network_dim", "--dendrite.network_dim") { Description = "Expected last dimension of a forward answer (default bittensor.dendrite.network_dim: 1024)" };
         var query = new Command("query", "Send one signed Forward (or Backward) to an axon and print code, message, shape, dtype, latency");
         foreach (var o in new Option[] { endpoint, hotkey, text, backward, timeout, dim, Uri, WalletName, WalletHotkey, WalletPath }) query.Options.Add(o);
+        var config = CliConfig.AddTo(query);
         query.SetAction(async (parse, ct) =>
         {
             var (host, port) = ParseEndpoint(parse.GetValue(endpoint)!);
-            var seconds = parse.GetValue(timeout);
-            if (!(seconds > 0)) throw new CliException("--timeout must be positive");
+            if (parse.GetValue(timeout) is { } seconds && !(seconds > 0 && seconds < 86_400)) throw new CliException("--timeout must be positive (seconds)");
+            var hocon = CliConfig.Load(parse, config,
+            [
+                ("bittensor.dendrite.timeout", parse.GetValue(timeout) is { } s ? TimeSpan.FromSeconds(s) : null),
+                ("bittensor.dendrite.network_dim", parse.GetValue(dim)),
+            ]);
+            var settings = CliConfig.Settings(hocon, DendriteSettings.SectionPath, DendriteSettings.Create);
             var target = new EndpointInfo(parse.GetValue(hotkey) ?? $"{host}:{port}", host, port);
-            var system = ActorSystem.Create("btcli-query", ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(BittensorReferenceConfig.Default));
+            var system = ActorSystem.Create("btcli-query", ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(hocon));
             try
             {
-                var settings = DendriteSettings.Default with { NetworkDim = parse.GetValue(dim), Timeout = TimeSpan.FromSeconds(seconds) };
                 static long[] Gpt2(string s) => Array.ConvertAll(Bittensor.Models.Tokenization.BittensorTokenizer.Instance.Encode(s), id => (long)id);
-                var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, await Signer(parse, system).ConfigureAwait(false), settings, tokenizer: Gpt2);
+                var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, await Signer(parse, system, hocon).ConfigureAwait(false), settings, tokenizer: Gpt2);
                 var tokens = Gpt2(parse.GetValue(text)!);
                 if (tokens.Length == 0) throw new CliException("--text must not be empty");
                 var inputs = DenseTensor.Int64([1, tokens.Length], tokens);
@@ -249,33 +260,28 @@ internal static class AxonCommands
         return (host, port);
     }
 
-    private static Config LoadConfig(FileInfo? file, List<string> overrides)
+    /// <summary>
+    /// The axon's state folder when neither <c>--axon.state_path</c> nor <c>bittensor.axon.auth.nonce_store_path</c> is given:
+    /// beside the wallet's hotkeys (<c>&lt;wallet path&gt;/&lt;wallet&gt;/axon/&lt;hotkey&gt;/</c>), or
+    /// <c>~/.bittensor/axon/&lt;ss58&gt;/</c> for a dev key.
+    /// </summary>
+    internal static string DefaultStateFolder(ParseResult parse, Config hocon, string hotkeySs58)
     {
-        var config = BittensorReferenceConfig.Default;
-        if (file is not null)
-        {
-            if (!file.Exists) throw new CliException($"config file not found: {file.FullName}");
-            try
-            {
-                config = ConfigurationFactory.ParseString(File.ReadAllText(file.FullName)).WithFallback(config);
-            }
-            catch (Exception e) when (e is ConfigurationException or FormatException or IOException)
-            {
-                throw new CliException($"{file.FullName}: {e.Message}");
-            }
-        }
-        return overrides.Count == 0 ? config : ConfigurationFactory.ParseString(string.Join("\n", overrides)).WithFallback(config);
+        if (parse.GetValue(Uri) is { Length: > 0 })
+            return Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".bittensor", "axon", hotkeySs58);
+        var wallet = ResolveWallet(parse, hocon);
+        return Path.Combine(wallet.Directory, "axon", wallet.Hotkey);
     }
 
     /// <summary>The hotkey this axon announces: the dev key's, else the wallet hotkey's public key (no secret needed).</summary>
-    private static string OwnHotkey(ParseResult parse)
+    private static string OwnHotkey(ParseResult parse, Config hocon)
     {
         if (parse.GetValue(Uri) is { Length: > 0 } uri)
         {
             using var key = DevKey(uri);
             return key.ToSs58();
         }
-        var wallet = ResolveWallet(parse);
+        var wallet = ResolveWallet(parse, hocon);
         try
         {
             using var pub = wallet.LoadHotkeyPub();
@@ -288,11 +294,11 @@ internal static class AxonCommands
     }
 
     /// <summary>Signs with the dev key, else through a WalletSignerActor holding the wallet's hotkey.</summary>
-    private static async Task<IRequestSigner> Signer(ParseResult parse, ActorSystem system)
+    private static async Task<IRequestSigner> Signer(ParseResult parse, ActorSystem system, Config hocon)
     {
         if (parse.GetValue(Uri) is { Length: > 0 } uri)
             return new KeyPairRequestSigner(DevKey(uri));
-        var wallet = ResolveWallet(parse);
+        var wallet = ResolveWallet(parse, hocon);
         var actor = system.ActorOf(WalletSignerActor.Props(wallet), "wallet-signer");
         try
         {
@@ -304,11 +310,13 @@ internal static class AxonCommands
         }
     }
 
-    private static LocalWallet ResolveWallet(ParseResult parse)
+    private static LocalWallet ResolveWallet(ParseResult parse, Config hocon)
     {
         try
         {
-            return WalletSettings.Default.WithOverrides(parse.GetValue(WalletName), parse.GetValue(WalletHotkey), parse.GetValue(WalletPath)).ToWallet();
+            // Flags beat BT_WALLET_* beat --config beat the reference (btcli's order for wallets).
+            return CliConfig.Settings(hocon, WalletSettings.SectionPath, WalletSettings.Create)
+                .WithOverrides(parse.GetValue(WalletName), parse.GetValue(WalletHotkey), parse.GetValue(WalletPath)).ToWallet();
         }
         catch (Exception e) when (e is ConfigurationException or ArgumentException)
         {

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Bittensor.Actors.Chain;
 using Bittensor.Chain;
 using Bittensor.Chain.Local;
 using Bittensor.Core;
@@ -9,31 +10,33 @@ namespace Bittensor.Cli.Commands;
 /// <summary><c>btcli localnet run</c> and <c>btcli localnet reset</c>: the embedded chain's verbs.</summary>
 internal static class LocalnetChainCommands
 {
-    /// <summary><c>--localnet.path</c>: the state folder (default ~/.bittensor/localnet/&lt;name&gt;).</summary>
+    /// <summary><c>--localnet.path</c>: the state folder (default bittensor.localnet.path).</summary>
     private static Option<string?> PathOption() => new("--localnet.path")
     {
-        Description = "Localnet state folder (default ~/.bittensor/localnet/<name>)",
+        Description = "Localnet state folder (default bittensor.localnet.path: ~/.bittensor/localnet/default, or ~/.bittensor/localnet/<name>)",
     };
 
-    /// <summary><c>--localnet.name</c>: which named localnet (default "default").</summary>
-    private static Option<string> NameOption() => new("--localnet.name")
+    /// <summary><c>--localnet.name</c>: a named localnet under ~/.bittensor/localnet/ (when no path is given).</summary>
+    private static Option<string?> NameOption() => new("--localnet.name")
     {
-        Description = "Localnet name, used for the default folder and the chain identity",
-        DefaultValueFactory = _ => "default",
+        Description = "Localnet name: the folder ~/.bittensor/localnet/<name> when --localnet.path is not given, and the chain identity",
     };
 
-    /// <summary>Resolves the folder from the two options.</summary>
-    internal static string ResolvePath(string? path, string name) =>
-        string.IsNullOrWhiteSpace(path) ? LocalnetOptions.DefaultPath(name) : Path.GetFullPath(path);
+    /// <summary>The localnet settings from --localnet.path / --localnet.name (and --block_time) over --config over the reference.</summary>
+    private static LocalnetSettings Settings(ParseResult parse, Option<FileInfo?> config, Option<string?> path, Option<string?> name, TimeSpan? blockTime)
+    {
+        var folder = parse.GetValue(path) is { Length: > 0 } p ? p : parse.GetValue(name) is { Length: > 0 } n ? LocalnetOptions.DefaultPath(n) : null;
+        var hocon = CliConfig.Load(parse, config, [("bittensor.localnet.path", folder), ("bittensor.localnet.block_time", blockTime)]);
+        return CliConfig.Settings(hocon, LocalnetSettings.SectionPath, LocalnetSettings.Create);
+    }
 
     /// <summary>Adds <c>localnet run [--blocks N] [--block_time S] [--localnet.path P] [--localnet.name N]</c>.</summary>
     public static void AddRun(Command localnet)
     {
         var blocks = new Option<ulong?>("--blocks") { Description = "Stop after producing this many blocks (default: run until Ctrl-C)" };
-        var blockTime = new Option<double>("--block_time")
+        var blockTime = new Option<double?>("--block_time", "--localnet.block_time")
         {
-            Description = "Seconds between blocks (default 1; the real network makes one every 12; 0 = back to back)",
-            DefaultValueFactory = _ => 1.0,
+            Description = "Seconds between blocks (default bittensor.localnet.block_time: 1s; the real network makes one every 12; 0 = back to back)",
         };
         var path = PathOption();
         var name = NameOption();
@@ -42,12 +45,12 @@ internal static class LocalnetChainCommands
         run.Options.Add(blockTime);
         run.Options.Add(path);
         run.Options.Add(name);
+        var config = CliConfig.AddTo(run);
         run.SetAction(async (parse, cancellationToken) =>
         {
-            var seconds = parse.GetValue(blockTime);
-            if (!(seconds >= 0) || seconds > 3600) throw new CliException("--block_time must be between 0 and 3600 seconds");
-            var folder = ResolvePath(parse.GetValue(path), parse.GetValue(name)!);
-            var produced = await RunAsync(folder, parse.GetValue(name)!, TimeSpan.FromSeconds(seconds), parse.GetValue(blocks), cancellationToken)
+            if (parse.GetValue(blockTime) is { } seconds && (!(seconds >= 0) || seconds > 3600)) throw new CliException("--block_time must be between 0 and 3600 seconds");
+            var settings = Settings(parse, config, path, name, parse.GetValue(blockTime) is { } t ? TimeSpan.FromSeconds(t) : null);
+            var produced = await RunAsync(settings.Path, parse.GetValue(name) ?? settings.Name, settings.BlockTime, parse.GetValue(blocks), cancellationToken)
                 .ConfigureAwait(false);
             await Console.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"stopped after {produced} block(s)")).ConfigureAwait(false);
             return 0;
@@ -105,9 +108,10 @@ internal static class LocalnetChainCommands
         var reset = new Command("reset", "Delete the localnet's state; the next run starts a new genesis");
         reset.Options.Add(path);
         reset.Options.Add(name);
+        var config = CliConfig.AddTo(reset);
         reset.SetAction(parse =>
         {
-            var folder = ResolvePath(parse.GetValue(path), parse.GetValue(name)!);
+            var folder = Settings(parse, config, path, name, null).Path;
             if (!Directory.Exists(folder)) throw new CliException($"no localnet at {folder}");
             try
             {

@@ -35,6 +35,12 @@ internal static class WalletCommands
         Recursive = true,
     };
 
+    private static readonly Option<FileInfo?> Config = new("--config")
+    {
+        Description = "HOCON file with a bittensor { } section (keys as in hocon/bittensor.conf); flags override it",
+        Recursive = true,
+    };
+
     private static readonly Option<bool> NoPassword = new("--no_password", "--no-password")
     {
         Description = "Write the coldkey unencrypted (for scripts and tests)",
@@ -70,7 +76,7 @@ internal static class WalletCommands
     {
         var wallet = new Command("wallet", "Create, restore, list and use btcli-compatible wallets");
         wallet.Aliases.Add("w");
-        foreach (var option in new Option[] { WalletName, WalletHotkey, WalletPath, NoPassword, Overwrite, PasswordFile, PasswordFd })
+        foreach (var option in new Option[] { WalletName, WalletHotkey, WalletPath, Config, NoPassword, Overwrite, PasswordFile, PasswordFd })
             wallet.Options.Add(option);
 
         wallet.Subcommands.Add(NewKey("new_coldkey", "new-coldkey", "Create a new coldkey (encrypted unless --no_password); shows its mnemonic once", cold: true));
@@ -301,7 +307,8 @@ internal static class WalletCommands
     {
         try
         {
-            return WalletSettings.Default
+            // Flags beat BT_WALLET_* beat --config beat the reference (btcli's order for wallets).
+            return CliConfig.Settings(CliConfig.Load(result, Config, []), WalletSettings.SectionPath, WalletSettings.Create)
                 .WithOverrides(result.GetValue(WalletName), result.GetValue(WalletHotkey), result.GetValue(WalletPath))
                 .ToWallet();
         }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Akka.Actor;
 using Akka.Configuration;
 using Bittensor.Actors.Axon;
+using Bittensor.Actors;
 using Bittensor.Actors.Chain;
 using Bittensor.Chain;
 using Bittensor.Chain.Local;
@@ -56,11 +57,11 @@ public static class DemoNetwork
                 SubnetDefaults = hyper,
                 GenesisBalances = genesis,
             });
-            var config = ConfigurationFactory.ParseString("akka.loglevel = ERROR\nakka.stdout-loglevel = ERROR").WithFallback(ModelSettings.ReferenceConfig);
+            var config = ConfigurationFactory.ParseString("akka.loglevel = ERROR\nakka.stdout-loglevel = ERROR").WithFallback(Bittensor.Actors.BittensorRuntime.ReferenceConfig);
             var system = ActorSystem.Create("demo", config);
             try
             {
-                return await RunAsync(system, localnet, people, options, started, progress, epoch, cancellationToken);
+                return await RunAsync(system, localnet, people, options, folder, started, progress, epoch, cancellationToken);
             }
             finally
             {
@@ -83,13 +84,13 @@ public static class DemoNetwork
         }
     }
 
-    private static async Task<DemoResult> RunAsync(ActorSystem system, Localnet localnet, DemoPeople people, DemoOptions options, long started,
+    private static async Task<DemoResult> RunAsync(ActorSystem system, Localnet localnet, DemoPeople people, DemoOptions options, string folder, long started,
         Action<DemoProgress>? progress, Action<int, IReadOnlyList<DemoNeuron>>? epoch, CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var driver = new BlockDriver(localnet, options.BlockTime, options.StepsPerBlock, TimeSpan.FromSeconds(30));
         var chain = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(localnet, driver.Submitted)),
-            SubtensorSettings.Default, Random.Shared.NextDouble), "chain");
+            BittensorRuntime.Get(system).Subtensor, Random.Shared.NextDouble), "chain");
         var state = new DemoState(options) { People = people };
         system.ActorOf(EventForwarder<WeightsAttempt>.Props(a => state.LastWeights =
             a.Success ? $"set at block {a.Block} on {a.Uids.Count} peers" : $"not set at block {a.Block}: {a.Outcome}"), "weights-events");
@@ -115,11 +116,14 @@ public static class DemoNetwork
                     Model = options.ServerModel with { Seed = options.Seed + address },
                     // A useless server: fresh uniform noise on every call, whatever the input; it ignores gradients.
                     Handlers = bad ? DemoModels.Random(1024, options.Seed + 1000 + address) : null,
+                    // Each server's nonce store lives in the demo's own folder (deleted with it when temporary).
+                    StatePath = Path.Combine(folder, "neurons", p.Name),
                 };
                 servers.Add(await ServerNeuron.StartAsync(system, chain, netuid, p.Coldkey, serverOptions, stop.Token));
             }
             state.Phase = "registering and staking the validator";
-            validator = await ValidatorNeuron.StartAsync(system, chain, netuid, people.Validator.Coldkey, new ValidatorOptions
+            validator = await ValidatorNeuron.StartAsync(system, chain, netuid, people.Validator.Coldkey, BittensorRuntime.Get(system)
+                .Settings(ValidatorOptions.SectionPath, ValidatorOptions.Create) with
             {
                 Pipeline = options.Pipeline with { Seed = options.Seed },
                 Nucleus = options.Nucleus with { Seed = options.Seed },

@@ -50,10 +50,10 @@ public sealed record DemoOptions
     };
 
     /// <summary>Validator pipeline shape.</summary>
-    public PipelineSettings Pipeline { get; init; } = new() { BatchSize = 4, SequenceLength = 16 };
+    public PipelineSettings Pipeline { get; init; } = PipelineSettings.Default with { BatchSize = 4, SequenceLength = 16 };
 
     /// <summary>Validator nucleus sizes.</summary>
-    public NucleusSettings Nucleus { get; init; } = new();
+    public NucleusSettings Nucleus { get; init; } = NucleusSettingsHocon.Default;
 
     /// <summary>Corpus paths; null takes the Debian corpus present (docs/corpus.md).</summary>
     public IReadOnlyList<string>? Corpus { get; init; }

@@ -10,24 +10,25 @@ namespace Bittensor.Neurons.Roles;
 /// The 2021 template miner: serves its model like a <see cref="ServerNeuron"/> and at the same time queries its peers
 /// through the <see cref="ValidationPipeline"/>, distilling the joined remote context into its own model: after each
 /// batch its model takes one optimizer step on the mean squared error between its representation and the joined one
-/// (the gradient 2·(local − remote)/n goes through the model actor's backward). It sets no weights.
+/// (the gradient 2·(local − remote)/n goes through the model actor's backward). It sets no weights. One
+/// <see cref="NeuronActor"/> (<c>/user/miner-&lt;hotkey&gt;</c>) parents its <c>model</c>, <c>axon</c>, <c>metagraph</c>
+/// and <c>dendrite</c>, all critical.
 /// </summary>
 public sealed class MinerNeuron : IAsyncDisposable
 {
     private readonly UniqueKillSwitch _kill;
-    private readonly ActorSystem _system;
-    private readonly IActorRef _metagraph;
     private double _lastDistillLoss = double.NaN;
 
-    private MinerNeuron(ActorSystem system, ServerNeuron server, ValidationPipeline pipeline, IActorRef metagraph, UniqueKillSwitch kill, Task<Done> completion)
+    private MinerNeuron(ServerNeuron server, ValidationPipeline pipeline, UniqueKillSwitch kill, Task<Done> completion)
     {
-        _system = system;
         Server = server;
         Pipeline = pipeline;
-        _metagraph = metagraph;
         _kill = kill;
         Completion = completion;
     }
+
+    /// <summary>The neuron's parent actor (<see cref="NeuronActor"/>), shared with <see cref="Server"/>.</summary>
+    public IActorRef Neuron => Server.Neuron;
 
     /// <summary>The serving side.</summary>
     public ServerNeuron Server { get; }
@@ -47,7 +48,22 @@ public sealed class MinerNeuron : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(server);
         if (server.Handlers is not null) throw new ArgumentException("a miner distils into its own model; custom handlers cannot be trained", nameof(server));
-        var serving = await ServerNeuron.StartAsync(system, chain, netuid, keys, server, cancellationToken);
+        var neuron = NeuronActors.Create(system, "miner", keys.HotkeySs58);
+        try
+        {
+            return await StartInAsync(system, neuron, chain, netuid, keys, server, query, cancellationToken);
+        }
+        catch
+        {
+            await NeuronActors.StopAsync(neuron, TimeSpan.FromSeconds(10));
+            throw;
+        }
+    }
+
+    private static async Task<MinerNeuron> StartInAsync(ActorSystem system, IActorRef neuron, IActorRef chain, ushort netuid, NeuronKeys keys,
+        ServerOptions server, ValidatorOptions query, CancellationToken cancellationToken)
+    {
+        var serving = await ServerNeuron.StartAsync(system, chain, netuid, keys, server, "miner", neuron, cancellationToken);
         var model = new ModelHostEndpoint(system, serving.Model!);
         MinerNeuron? miner = null;
         async Task Distill(long[] tokens, int batch, int seq, float[] joined, CancellationToken ct)
@@ -65,8 +81,8 @@ public sealed class MinerNeuron : IAsyncDisposable
             await model.BackwardAsync(tokens, grads, batch, seq, new ModelCall(0, DateTime.UtcNow + server.ModelTimeout), ct);
             if (miner is not null) Volatile.Write(ref miner._lastDistillLoss, mse / grads.Length);
         }
-        var (pipeline, metagraph, kill, completion) = await ValidatorNeuron.StartPipelineAsync(system, chain, netuid, keys, query, "miner", Distill, cancellationToken);
-        miner = new MinerNeuron(system, serving, pipeline, metagraph, kill, completion);
+        var (pipeline, _, kill, completion) = await ValidatorNeuron.StartPipelineAsync(system, neuron, chain, netuid, keys, query, "miner", Distill, cancellationToken);
+        miner = new MinerNeuron(serving, pipeline, kill, completion);
         return miner;
     }
 
@@ -81,8 +97,7 @@ public sealed class MinerNeuron : IAsyncDisposable
         catch (Exception e) when (e is TimeoutException or OperationCanceledException)
         {
         }
-        _system.Stop(_metagraph);
+        await Server.DisposeAsync(); // stops the whole neuron: model, axon, metagraph, dendrite
         Pipeline.Dispose();
-        await Server.DisposeAsync();
     }
 }

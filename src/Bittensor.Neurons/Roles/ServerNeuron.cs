@@ -17,8 +17,8 @@ public sealed record ServerOptions
     /// <summary>Port; 0 lets the OS choose and the chosen port is announced.</summary>
     public int AxonPort { get; init; }
 
-    /// <summary>The hosted model's settings (sizes, optimizer, batching, checkpoints).</summary>
-    public ModelSettings Model { get; init; } = ModelSettings.Default;
+    /// <summary>The hosted model's settings (sizes, optimizer, batching, checkpoints); null takes the system's <c>bittensor.model</c>.</summary>
+    public ModelSettings? Model { get; init; }
 
     /// <summary>Serve these handlers instead of a model actor (e.g. <see cref="DemoModels.Random"/> for a useless server).</summary>
     public AxonHandlers? Handlers { get; init; }
@@ -26,8 +26,16 @@ public sealed record ServerOptions
     /// <summary>Deadline of the miner's own (distillation) model calls; served calls carry the axon caller's deadline.</summary>
     public TimeSpan ModelTimeout { get; init; } = TimeSpan.FromSeconds(20);
 
-    /// <summary>Axon settings; null takes the reference configuration with <see cref="AxonIp"/>/<see cref="AxonPort"/>.</summary>
+    /// <summary>Axon settings; null takes the system's <c>bittensor.axon</c> with <see cref="AxonIp"/>/<see cref="AxonPort"/>.</summary>
     public AxonSettings? Axon { get; init; }
+
+    /// <summary>
+    /// This neuron's state folder; the axon's nonce store is <c>nonces</c> in it (unless <see cref="Axon"/> names a
+    /// <see cref="AxonSettings.NonceStorePath"/>), so a restart never accepts a request accepted before it. Null:
+    /// <see cref="NeuronPaths.Default(string, string, ushort, string)"/> with the hotkey's SS58 as wallet and hotkey
+    /// name (<c>btcli run</c> passes the wallet's names, or <c>--neuron.full_path</c>).
+    /// </summary>
+    public string? StatePath { get; init; }
 
     /// <summary>
     /// Settings of the server's own MetagraphActor, whose snapshots give the axon its callers' stakes (priority,
@@ -39,17 +47,17 @@ public sealed record ServerOptions
 /// <summary>
 /// The 2021 template server: hosts its model in a supervised model actor, serves it through an axon (forward answers
 /// representations, backward applies the caller's gradient with an optimizer step — it trains on what validators send
-/// back), registers its hotkey on the subnet and announces the axon on chain. Its axon is subscribed to the server's
-/// own MetagraphActor: callers are served by their stake in the latest snapshot, and the blacklist rules
+/// back), registers its hotkey on the subnet and announces the axon on chain. Its actors are the named children
+/// <c>model</c>, <c>axon</c> and <c>metagraph</c> of one <see cref="NeuronActor"/> (<c>/user/server-&lt;hotkey&gt;</c>; inside a
+/// miner, of the miner's), supervised as that class describes. Its axon is subscribed to the server's own MetagraphActor:
+/// callers are served by their stake in the latest snapshot, and the blacklist rules
 /// (<c>bittensor.axon.blacklist.min_stake</c>, <c>registered_only</c>) are checked against it.
 /// </summary>
 public sealed class ServerNeuron : IAsyncDisposable
 {
-    private readonly ActorSystem _system;
-
-    private ServerNeuron(ActorSystem system, IActorRef axon, IActorRef metagraph, IActorRef? model, ushort uid, string ip, int port, string hotkey)
+    private ServerNeuron(IActorRef neuron, IActorRef axon, IActorRef metagraph, IActorRef? model, ushort uid, string ip, int port, string hotkey)
     {
-        _system = system;
+        Neuron = neuron;
         Axon = axon;
         Metagraph = metagraph;
         Model = model;
@@ -59,13 +67,16 @@ public sealed class ServerNeuron : IAsyncDisposable
         Hotkey = hotkey;
     }
 
-    /// <summary>The axon actor.</summary>
+    /// <summary>The neuron's parent actor (<see cref="NeuronActor"/>); it stops when the axon or the model stops.</summary>
+    public IActorRef Neuron { get; }
+
+    /// <summary>The axon actor (child <c>axon</c> of <see cref="Neuron"/>).</summary>
     public IActorRef Axon { get; }
 
-    /// <summary>The server's MetagraphActor (its snapshots feed the axon's stakes).</summary>
+    /// <summary>The server's MetagraphActor, child <c>metagraph</c> of <see cref="Neuron"/> (its snapshots feed the axon's stakes).</summary>
     public IActorRef Metagraph { get; }
 
-    /// <summary>The model supervisor (null when custom handlers are served).</summary>
+    /// <summary>The model supervisor, child <c>model</c> of <see cref="Neuron"/> (null when custom handlers are served).</summary>
     public IActorRef? Model { get; }
 
     /// <summary>Uid on the subnet.</summary>
@@ -84,47 +95,59 @@ public sealed class ServerNeuron : IAsyncDisposable
     /// Starts the model and the axon in <paramref name="system"/>, registers (when needed, with the coldkey) and serves
     /// on <paramref name="netuid"/> through <paramref name="chain"/> (a ChainActor).
     /// </summary>
-    public static async Task<ServerNeuron> StartAsync(ActorSystem system, IActorRef chain, ushort netuid, NeuronKeys keys, ServerOptions options,
-        CancellationToken cancellationToken)
+    public static Task<ServerNeuron> StartAsync(ActorSystem system, IActorRef chain, ushort netuid, NeuronKeys keys, ServerOptions options,
+        CancellationToken cancellationToken) =>
+        StartAsync(system, chain, netuid, keys, options, "server", null, cancellationToken);
+
+    internal static async Task<ServerNeuron> StartAsync(ActorSystem system, IActorRef chain, ushort netuid, NeuronKeys keys, ServerOptions options,
+        string role, IActorRef? neuron, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(system);
         ArgumentNullException.ThrowIfNull(keys);
         ArgumentNullException.ThrowIfNull(options);
+        var owns = neuron is null;
+        neuron ??= NeuronActors.Create(system, role, keys.HotkeySs58);
+        try
+        {
+            return await StartInAsync(system, neuron, chain, netuid, keys, options, role, cancellationToken);
+        }
+        catch
+        {
+            if (owns) await NeuronActors.StopAsync(neuron, TimeSpan.FromSeconds(10));
+            throw;
+        }
+    }
+
+    private static async Task<ServerNeuron> StartInAsync(ActorSystem neuronSystem, IActorRef neuron, IActorRef chain, ushort netuid, NeuronKeys keys, ServerOptions options,
+        string role, CancellationToken cancellationToken)
+    {
         IActorRef? model = null;
         var handlers = options.Handlers;
         if (handlers is null)
         {
-            model = system.ActorOf(ServerModelHost.Props(options.Model), $"model-{Guid.NewGuid():N}");
-            handlers = ModelAxonHandlers.Create(new ModelHostEndpoint(system, model));
+            model = await NeuronActors.StartChildAsync(neuron, "model", ServerModelHost.Props(options.Model ?? BittensorRuntime.Get(neuronSystem).Settings(ModelSettings.SectionPath, ModelSettings.Create)), critical: true, cancellationToken);
+            handlers = ModelAxonHandlers.Create(new ModelHostEndpoint(neuronSystem, model));
         }
-        var settings = options.Axon ?? AxonSettings.Create(BittensorReferenceConfig.Default) with
+        // The system's bittensor.axon (hocon/bittensor.conf under the host's config), with this role's address.
+        var settings = options.Axon ?? BittensorRuntime.Get(neuronSystem).Axon with { Ip = options.AxonIp, Port = options.AxonPort };
+        if (settings.NonceStorePath.Length == 0)
         {
-            Ip = options.AxonIp,
-            Port = options.AxonPort,
-            MaxMessageSize = 16 * 1024 * 1024,
-        };
-        var metagraph = system.ActorOf(MetagraphActor.Props(chain, netuid, "local", options.Metagraph), $"metagraph-{Guid.NewGuid():N}");
-        var axon = system.ActorOf(AxonActor.Props(settings, handlers, new AxonOptions { Hotkey = keys.HotkeySs58, Metagraph = metagraph }),
-            $"axon-{Guid.NewGuid():N}");
+            var folder = options.StatePath ?? NeuronPaths.Default(keys.HotkeySs58, keys.HotkeySs58, netuid, role);
+            settings = settings with { NonceStorePath = Path.Combine(Path.GetFullPath(folder), "nonces") };
+        }
+        // Inside a miner the neuron already has a "metagraph" child (its pipeline's): the axon's own is "axon-metagraph" there.
+        var metagraph = await NeuronActors.StartChildAsync(neuron, role == "miner" ? "axon-metagraph" : "metagraph", MetagraphActor.Props(chain, netuid, BittensorRuntime.Get(neuronSystem).Subtensor.Network, options.Metagraph),
+            critical: true, cancellationToken);
+        var axon = await NeuronActors.StartChildAsync(neuron, "axon",
+            AxonActor.Props(settings, handlers, new AxonOptions { Hotkey = keys.HotkeySs58, Metagraph = metagraph }), critical: true, cancellationToken);
         var bound = await axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromSeconds(20), cancellationToken);
         var uid = await ChainOps.EnsureRegisteredAsync(chain, netuid, keys, cancellationToken);
         await ChainOps.ServeAxonAsync(chain, netuid, keys, options.AxonIp, bound.Endpoint.Port, cancellationToken);
         // One sync now, so the axon knows the subnet's stakes before the first block after start.
         await metagraph.Ask<MetagraphUpdated>(SyncMetagraph.Instance, TimeSpan.FromSeconds(30), cancellationToken);
-        return new ServerNeuron(system, axon, metagraph, model, uid, options.AxonIp, bound.Endpoint.Port, keys.HotkeySs58);
+        return new ServerNeuron(neuron, axon, metagraph, model, uid, options.AxonIp, bound.Endpoint.Port, keys.HotkeySs58);
     }
 
-    /// <inheritdoc />
-    public async ValueTask DisposeAsync()
-    {
-        try
-        {
-            await Axon.GracefulStop(TimeSpan.FromSeconds(5));
-        }
-        catch (TaskCanceledException)
-        {
-        }
-        if (Model is not null) _system.Stop(Model);
-        _system.Stop(Metagraph);
-    }
+    /// <summary>Stops the neuron with its children (the axon writes its nonce store as it stops); inside a miner, the miner's whole neuron.</summary>
+    public async ValueTask DisposeAsync() => await NeuronActors.StopAsync(Neuron, TimeSpan.FromSeconds(10));
 }

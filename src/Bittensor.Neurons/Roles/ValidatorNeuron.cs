@@ -1,7 +1,9 @@
 using Akka;
 using Akka.Actor;
+using Akka.Configuration;
 using Akka.Streams;
 using Akka.Streams.Dsl;
+using Bittensor.Actors;
 using Bittensor.Actors.Chain;
 using Bittensor.Actors.Dendrite;
 using Bittensor.Actors.Metagraph;
@@ -13,92 +15,90 @@ using Bittensor.Models.Validation;
 
 namespace Bittensor.Neurons.Roles;
 
-/// <summary>How a <see cref="ValidatorNeuron"/> (or the query side of a <see cref="MinerNeuron"/>) runs.</summary>
+/// <summary>
+/// How a <see cref="ValidatorNeuron"/> (or the query side of a <see cref="MinerNeuron"/>) runs. The HOCON-backed parts
+/// come from <c>bittensor.validator</c> (<see cref="Create"/>); the chain network, dendrite and metagraph settings come
+/// from the system's <see cref="BittensorRuntime"/> unless set here.
+/// </summary>
 public sealed record ValidatorOptions
 {
+    /// <summary>HOCON path of the section these options are read from.</summary>
+    public const string SectionPath = "bittensor.validator";
+
+    /// <summary>The reference configuration's values (hocon/bittensor.conf), for code without an ActorSystem and tests.</summary>
+    public static ValidatorOptions Default { get; } = Create(BittensorRuntime.Section(BittensorRuntime.ReferenceConfig, SectionPath));
+
     /// <summary>Batching, top-k and bounds of the pipeline.</summary>
-    public PipelineSettings Pipeline { get; init; } = new();
+    public required PipelineSettings Pipeline { get; init; }
 
     /// <summary>Sizes of the router and decoder head.</summary>
-    public NucleusSettings Nucleus { get; init; } = new();
+    public required NucleusSettings Nucleus { get; init; }
 
-    /// <summary>Text files or folders the batches are read from (default: the Debian corpus present, see docs/corpus.md).</summary>
+    /// <summary>Text files or folders the batches are read from (null: the Debian corpus present, see docs/corpus.md).</summary>
     public IReadOnlyList<string>? Corpus { get; init; }
 
     /// <summary>Tokens read from the corpus per pass (it is re-read when exhausted).</summary>
-    public long CorpusTokens { get; init; } = 100_000;
+    public required long CorpusTokens { get; init; }
 
-    /// <summary>Stake to add to the hotkey from the coldkey at start (zero: none).</summary>
+    /// <summary>Stake to add to the hotkey from the coldkey at start (zero: none; a command-line value, not HOCON).</summary>
     public Balance Stake { get; init; } = Balance.Zero;
 
     /// <summary>Weights are set this many blocks before each epoch.</summary>
-    public int WeightsLeadBlocks { get; init; } = 2;
+    public required int WeightsLeadBlocks { get; init; }
 
-    /// <summary>Dendrite settings; null takes the reference configuration.</summary>
+    /// <summary>Whether the validator's metagraph snapshots are saved (<c>bittensor.validator.save_metagraph</c>).</summary>
+    public required bool SaveMetagraph { get; init; }
+
+    /// <summary>Dendrite settings; null takes the system's <c>bittensor.dendrite</c>.</summary>
     public DendriteSettings? Dendrite { get; init; }
 
-    /// <summary>Settings of the metagraph actor the validator reads peers from (not saved to disk by default).</summary>
-    public MetagraphSettings Metagraph { get; init; } = MetagraphSettings.Default with { Save = false };
+    /// <summary>Metagraph settings; null takes the system's <c>bittensor.metagraph</c> (with <see cref="SaveMetagraph"/>).</summary>
+    public MetagraphSettings? Metagraph { get; init; }
 
-    /// <summary>Reads <c>bittensor.validator</c> from <paramref name="config"/> (missing keys take the defaults) and validates it.</summary>
-    /// <exception cref="ArgumentException">A value is out of range; the message names it.</exception>
-    public static ValidatorOptions Create(Akka.Configuration.Config config)
+    /// <summary>Reads the <c>bittensor.validator</c> section (every key required) and validates it.</summary>
+    /// <exception cref="ConfigurationException">A key is missing or invalid; the message names it.</exception>
+    public static ValidatorOptions Create(Config section)
     {
-        ArgumentNullException.ThrowIfNull(config);
-        var c = config.GetConfig("bittensor.validator") ?? Akka.Configuration.ConfigurationFactory.Empty;
-        var p = new PipelineSettings();
-        var n = new NucleusSettings();
-        var d = new ValidatorOptions();
-        var options = d with
+        var c = new HoconSection(section, SectionPath);
+        return new ValidatorOptions
         {
-            Pipeline = p with
-            {
-                BatchSize = c.GetInt("pipeline.batch_size", p.BatchSize),
-                SequenceLength = c.GetInt("pipeline.sequence_length", p.SequenceLength),
-                BatchWindow = c.GetTimeSpan("pipeline.batch_window", p.BatchWindow, allowInfinite: false),
-                BatchBuffer = c.GetInt("pipeline.batch_buffer", p.BatchBuffer),
-                TopK = c.GetInt("pipeline.top_k", p.TopK),
-                ForwardParallelism = c.GetInt("pipeline.forward_parallelism", p.ForwardParallelism),
-                BackwardParallelism = c.GetInt("pipeline.backward_parallelism", p.BackwardParallelism),
-                CallTimeout = c.GetTimeSpan("pipeline.call_timeout", p.CallTimeout, allowInfinite: false),
-            },
-            Nucleus = n with
-            {
-                Hidden = c.GetInt("nucleus.hidden", n.Hidden),
-                LearningRate = c.GetDouble("nucleus.learning_rate", n.LearningRate),
-                RouterLearningRate = c.GetDouble("nucleus.router_learning_rate", n.RouterLearningRate),
-                ScoreAlpha = c.GetDouble("nucleus.score_alpha", n.ScoreAlpha),
-                Threads = c.GetInt("nucleus.threads", n.Threads),
-            },
-            WeightsLeadBlocks = c.GetInt("weights_lead_blocks", d.WeightsLeadBlocks),
-            CorpusTokens = c.GetLong("corpus_tokens", d.CorpusTokens),
-        };
-        options.Pipeline.Validate();
-        options.Nucleus.Validate();
-        if (options.WeightsLeadBlocks < 0) throw new ArgumentException("bittensor.validator.weights_lead_blocks must not be negative");
-        if (options.CorpusTokens < 1) throw new ArgumentException("bittensor.validator.corpus_tokens must be positive");
-        return options;
+            Pipeline = PipelineSettings.Create(section.GetConfig("pipeline")),
+            Nucleus = NucleusSettingsHocon.Create(section.GetConfig("nucleus")),
+            WeightsLeadBlocks = c.Int("weights_lead_blocks"),
+            CorpusTokens = c.Long("corpus_tokens"),
+            SaveMetagraph = c.Bool("save_metagraph"),
+        }.Validate();
+    }
+
+    /// <summary>Returns these options when every value is usable.</summary>
+    /// <exception cref="ConfigurationException">The first invalid value; the message names its key.</exception>
+    public ValidatorOptions Validate()
+    {
+        Pipeline.Validate();
+        Nucleus.Validate();
+        HoconSection.Require(WeightsLeadBlocks >= 0, "bittensor.validator.weights_lead_blocks", WeightsLeadBlocks, "must not be negative");
+        HoconSection.Require(CorpusTokens >= 1, "bittensor.validator.corpus_tokens", CorpusTokens, "must be positive");
+        return this;
     }
 }
 
 /// <summary>
 /// The 2021 template validator: registers (and stakes) its hotkey, runs the <see cref="ValidationPipeline"/> over the
-/// subnet's serving peers, and sets weights from the pipeline's scores once per tempo through the ChainActor.
+/// subnet's serving peers, and sets weights from the pipeline's scores once per tempo through the ChainActor. Its actors
+/// are the named children <c>metagraph</c>, <c>dendrite</c> and <c>weights</c> of one <see cref="NeuronActor"/>
+/// (<c>/user/validator-&lt;hotkey&gt;</c>), supervised as that class describes (each is critical).
 /// </summary>
 public sealed class ValidatorNeuron : IAsyncDisposable
 {
-    private readonly ActorSystem _system;
     private readonly UniqueKillSwitch _kill;
-    private readonly IActorRef _weights;
 
-    private ValidatorNeuron(ActorSystem system, ushort uid, ValidationPipeline pipeline, IActorRef metagraph, IActorRef weights,
+    private ValidatorNeuron(IActorRef neuron, ushort uid, ValidationPipeline pipeline, IActorRef metagraph,
         UniqueKillSwitch kill, Task<Done> completion, string hotkey)
     {
-        _system = system;
+        Neuron = neuron;
         Uid = uid;
         Pipeline = pipeline;
         Metagraph = metagraph;
-        _weights = weights;
         _kill = kill;
         Completion = completion;
         Hotkey = hotkey;
@@ -109,6 +109,9 @@ public sealed class ValidatorNeuron : IAsyncDisposable
 
     /// <summary>Hotkey SS58.</summary>
     public string Hotkey { get; }
+
+    /// <summary>The neuron's parent actor (<see cref="NeuronActor"/>).</summary>
+    public IActorRef Neuron { get; }
 
     /// <summary>The running pipeline (scores and metrics).</summary>
     public ValidationPipeline Pipeline { get; }
@@ -133,19 +136,34 @@ public sealed class ValidatorNeuron : IAsyncDisposable
             await ChainOps.SubmitOrThrowAsync(chain, new AddStake(keys.HotkeyAccount, options.Stake), coldkey, cancellationToken);
         }
         var hyper = await ChainOps.HyperparametersAsync(chain, netuid, cancellationToken);
-        var (pipeline, metagraph, kill, completion) = await StartPipelineAsync(system, chain, netuid, keys, options, "validator", null, cancellationToken);
-        var weights = system.ActorOf(WeightSetter.Props(chain, metagraph, netuid, keys, pipeline.Scores, hyper, options.WeightsLeadBlocks),
-            $"weights-{Guid.NewGuid():N}");
-        return new ValidatorNeuron(system, uid, pipeline, metagraph, weights, kill, completion, keys.HotkeySs58);
+        var neuron = NeuronActors.Create(system, "validator", keys.HotkeySs58);
+        try
+        {
+            var (pipeline, metagraph, kill, completion) = await StartPipelineAsync(system, neuron, chain, netuid, keys, options, "validator", null, cancellationToken);
+            await NeuronActors.StartChildAsync(neuron, "weights",
+                WeightSetter.Props(chain, metagraph, netuid, keys, pipeline.Scores, hyper, options.WeightsLeadBlocks), critical: true, cancellationToken);
+            return new ValidatorNeuron(neuron, uid, pipeline, metagraph, kill, completion, keys.HotkeySs58);
+        }
+        catch
+        {
+            await NeuronActors.StopAsync(neuron, TimeSpan.FromSeconds(10));
+            throw;
+        }
     }
 
-    internal static async Task<(ValidationPipeline, IActorRef, UniqueKillSwitch, Task<Done>)> StartPipelineAsync(ActorSystem system, IActorRef chain,
-        ushort netuid, NeuronKeys keys, ValidatorOptions options, string name, DistillStep? distill, CancellationToken cancellationToken)
+    internal static async Task<(ValidationPipeline, IActorRef, UniqueKillSwitch, Task<Done>)> StartPipelineAsync(ActorSystem system, IActorRef neuron,
+        IActorRef chain, ushort netuid, NeuronKeys keys, ValidatorOptions options, string name, DistillStep? distill, CancellationToken cancellationToken)
     {
-        var metagraph = system.ActorOf(MetagraphActor.Props(chain, netuid, "local", options.Metagraph), $"metagraph-{Guid.NewGuid():N}");
+        var runtime = BittensorRuntime.Get(system);
+        var metagraphSettings = options.Metagraph ?? runtime.Metagraph with { Save = options.SaveMetagraph };
+        var metagraph = await NeuronActors.StartChildAsync(neuron, "metagraph", MetagraphActor.Props(chain, netuid, runtime.Subtensor.Network, metagraphSettings),
+            critical: true, cancellationToken);
         // One sync before the first batch, so the peers serving now are known without waiting for a block.
         await metagraph.Ask<MetagraphUpdated>(SyncMetagraph.Instance, TimeSpan.FromSeconds(30), cancellationToken);
-        var dendrite = new Dendrite(system, keys.Requests, options.Dendrite);
+        var dendriteSettings = options.Dendrite ?? runtime.Dendrite;
+        var dendriteActor = await NeuronActors.StartChildAsync(neuron, "dendrite", DendriteActor.Props(dendriteSettings, keys.Requests), critical: true,
+            cancellationToken);
+        var dendrite = new Dendrite(system, dendriteActor, dendriteSettings);
         var self = keys.HotkeyAccount;
         async Task<IReadOnlyList<PeerEndpoint>> Peers(CancellationToken ct)
         {
@@ -182,8 +200,7 @@ public sealed class ValidatorNeuron : IAsyncDisposable
         catch (Exception e) when (e is TimeoutException or OperationCanceledException)
         {
         }
-        _system.Stop(_weights);
-        _system.Stop(Metagraph);
+        await NeuronActors.StopAsync(Neuron, TimeSpan.FromSeconds(10));
         Pipeline.Dispose();
     }
 }

@@ -117,19 +117,26 @@ internal sealed class NonceStore
             var space = line.IndexOf(' ', StringComparison.Ordinal);
             if (space <= 0 || space > 64) continue;
             if (!long.TryParse(line.AsSpan(space + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var ticks)) continue;
-            var ss58 = line[..space];
-            if (_map.TryGetValue(ss58, out var existing))
-            {
-                if (existing.Value.NonceTicks >= ticks) continue;
-                _lru.Remove(existing);
-                _map.Remove(ss58);
-            }
-            // Which nonces below the newest were used is not kept on disk: after a restart nothing at or
-            // below the newest is accepted (floor = newest).
-            _map[ss58] = _lru.AddFirst(new Entry(ss58, ticks, ticks));
-            Trim(dropBelowTicks);
+            Restore(line[..space], ticks, dropBelowTicks);
         }
         IsDirty = false;
+    }
+
+    /// <summary>
+    /// Merges one persisted nonce (snapshot or journal line): keeps the newer of it and what is held. Which nonces below
+    /// the newest were used is not kept on disk, so after a restart nothing at or below the newest is accepted
+    /// (floor = newest).
+    /// </summary>
+    public void Restore(string ss58, long ticks, long dropBelowTicks)
+    {
+        if (_map.TryGetValue(ss58, out var existing))
+        {
+            if (existing.Value.NonceTicks >= ticks) return;
+            _lru.Remove(existing);
+            _map.Remove(ss58);
+        }
+        _map[ss58] = _lru.AddFirst(new Entry(ss58, ticks, ticks));
+        Trim(dropBelowTicks);
     }
 
     private sealed class Entry(string ss58, long nonceTicks, long floor)

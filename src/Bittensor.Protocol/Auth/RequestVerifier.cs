@@ -9,8 +9,10 @@ namespace Bittensor.Protocol;
 /// The axon side of request authentication. Reads the three headers by name, checks the version rule and
 /// the nonce's skew window, verifies the sr25519 signature over UTF-8(nonce + ss58), and only then records the
 /// nonce, which must be at least 1 ms newer than the caller's last accepted one. Unlike the 2021 axon, an
-/// unsigned request can therefore never move a caller's nonce (no lock-out by far-future nonces), the store
-/// is bounded, and it survives restarts when <see cref="RequestVerifierOptions.NonceFilePath"/> is set.
+/// unsigned request can therefore never move a caller's nonce (no lock-out by far-future nonces) and the store
+/// is bounded. With <see cref="RequestVerifierOptions.NonceFilePath"/> set the store is write-ahead: an accepted
+/// nonce is on disk (journal, group-committed) before <see cref="VerifyAsync(Metadata)"/> answers Accept, so no
+/// restart, <c>kill -9</c> included, accepts a request accepted before it (docs/axon.md, "Replay after a restart").
 /// Thread-safe: gRPC calls it from many threads.
 /// </summary>
 public sealed class RequestVerifier : IDisposable
@@ -26,17 +28,20 @@ public sealed class RequestVerifier : IDisposable
     private readonly TimeProvider _clock;
     private readonly NonceStore _store;
     private readonly Lock _gate = new();
-    private readonly Lock _fileGate = new();
-    private readonly ITimer? _persistTimer;
+    private readonly NonceJournal? _journal;
+
+    /// <summary>The write-ahead journal (null without a nonce file); tests hold its writes.</summary>
+    internal NonceJournal? Journal => _journal;
     private bool _disposed;
 
     /// <summary>
-    /// Creates a verifier. Loads the nonce file when it exists (throws <see cref="InvalidDataException"/> if
-    /// it is not a nonce file, rather than silently forgetting nonces) and starts the periodic writer.
+    /// Creates a verifier. With a nonce file, loads its snapshot and journal (throws <see cref="InvalidDataException"/>
+    /// if they are not a nonce store, rather than silently forgetting nonces, and <see cref="IOException"/> when another
+    /// process holds the store) and starts the journal writer.
     /// </summary>
     /// <param name="options">Windows, capacity and file; validated.</param>
     /// <param name="signatures">The signature check; <see cref="Sr25519SignatureVerifier.Instance"/> by default.</param>
-    /// <param name="clock">Time source for the skew window and the persist timer; the system clock by default.</param>
+    /// <param name="clock">Time source for the skew window; the system clock by default.</param>
     public RequestVerifier(RequestVerifierOptions? options = null, ISignatureVerifier? signatures = null, TimeProvider? clock = null)
     {
         _options = (options ?? RequestVerifierOptions.Default).Validate();
@@ -44,10 +49,7 @@ public sealed class RequestVerifier : IDisposable
         _clock = clock ?? TimeProvider.System;
         _store = new NonceStore(_options.NonceCapacity);
         if (_options.NonceFilePath is { } path)
-        {
-            if (File.Exists(path)) _store.Load(File.ReadAllText(path, Encoding.UTF8), DropBelowTicks());
-            _persistTimer = _clock.CreateTimer(static s => ((RequestVerifier)s!).Flush(), this, _options.PersistInterval, _options.PersistInterval);
-        }
+            _journal = NonceJournal.Open(path, _options.NonceFileSync, _store, DropBelowTicks(), SnapshotText);
     }
 
     /// <summary>Number of callers whose last nonce is currently remembered.</summary>
@@ -56,7 +58,27 @@ public sealed class RequestVerifier : IDisposable
         get { lock (_gate) return _store.Count; }
     }
 
-    /// <summary>Checks a call's request headers (looked up by name; position does not matter here).</summary>
+    /// <summary>
+    /// Checks a call's request headers (looked up by name; position does not matter here). With a nonce file an Accept
+    /// completes only once the nonce is in the journal; without one the task is already complete.
+    /// </summary>
+    public ValueTask<AuthResult> VerifyAsync(Metadata requestHeaders)
+    {
+        ArgumentNullException.ThrowIfNull(requestHeaders);
+        return VerifyAsync(
+            requestHeaders.GetValue(AuthHeaders.AuthName),
+            requestHeaders.GetValue(AuthHeaders.SignatureName),
+            requestHeaders.GetValue(AuthHeaders.VersionName));
+    }
+
+    /// <summary>Checks the three header values; null means the header was absent. Never throws on bad input.</summary>
+    public ValueTask<AuthResult> VerifyAsync(string? authHeader, string? signatureHeader, string? versionHeader)
+    {
+        var (result, durable) = Decide(authHeader, signatureHeader, versionHeader);
+        return durable is null ? ValueTask.FromResult(result) : AwaitDurable(result, durable);
+    }
+
+    /// <summary>As <see cref="VerifyAsync(Metadata)"/>, blocking the calling thread until the nonce is durable (tools and tests; servers use the async form).</summary>
     public AuthResult Verify(Metadata requestHeaders)
     {
         ArgumentNullException.ThrowIfNull(requestHeaders);
@@ -66,38 +88,58 @@ public sealed class RequestVerifier : IDisposable
             requestHeaders.GetValue(AuthHeaders.VersionName));
     }
 
-    /// <summary>Checks the three header values; null means the header was absent. Never throws on bad input.</summary>
+    /// <summary>As <see cref="VerifyAsync(string, string, string)"/>, blocking until the nonce is durable.</summary>
     public AuthResult Verify(string? authHeader, string? signatureHeader, string? versionHeader)
     {
+        var pending = VerifyAsync(authHeader, signatureHeader, versionHeader);
+        return pending.IsCompleted ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
+    }
+
+    private static async ValueTask<AuthResult> AwaitDurable(AuthResult accepted, Task durable)
+    {
+        try
+        {
+            await durable.ConfigureAwait(false);
+            return accepted;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
+        {
+            // Fail closed: a request whose nonce may not be on disk could be replayed after a restart.
+            return AuthResult.Rejected(ReturnCode.UnknownException, "this axon cannot record nonces right now (nonce store not writable)", accepted.Hotkey);
+        }
+    }
+
+    private (AuthResult Result, Task? Durable) Decide(string? authHeader, string? signatureHeader, string? versionHeader)
+    {
         if (!string.Equals(authHeader, AuthHeaders.AuthValue, StringComparison.Ordinal))
-            return Reject("missing or wrong rpc-auth-header");
+            return (Reject("missing or wrong rpc-auth-header"), null);
 
         if (versionHeader is null)
-            return Reject("missing bittensor-version header");
+            return (Reject("missing bittensor-version header"), null);
         if (!int.TryParse(versionHeader, NumberStyles.None, CultureInfo.InvariantCulture, out var version))
-            return Reject("bittensor-version is not a number");
+            return (Reject("bittensor-version is not a number"), null);
         if (!ProtocolVersion.IsCallerCompatible(_options.OwnVersion, version))
-            return AuthResult.Rejected(ReturnCode.RequestIncompatibleVersion,
-                $"caller version {version} is too old for this axon (version {_options.OwnVersion})");
+            return (AuthResult.Rejected(ReturnCode.RequestIncompatibleVersion,
+                $"caller version {version} is too old for this axon (version {_options.OwnVersion})"), null);
 
         if (string.IsNullOrEmpty(signatureHeader))
-            return Reject("missing bittensor-signature header");
+            return (Reject("missing bittensor-signature header"), null);
         if (signatureHeader.Length > MaxSignatureHeaderLength)
-            return Reject("bittensor-signature is too long");
+            return (Reject("bittensor-signature is too long"), null);
         if (!TryParseSignatureHeader(signatureHeader, out var nonceText, out var ss58, out var signature, out var parseError))
-            return Reject(parseError);
+            return (Reject(parseError), null);
         if (!RequestNonce.TryParse(nonceText, out var nonceTime))
-            return Reject("the nonce is not MMddyyyyHHmmss plus 6 digits of microseconds", ss58);
+            return (Reject("the nonce is not MMddyyyyHHmmss plus 6 digits of microseconds", ss58), null);
         var nonce = nonceTime.Ticks;
 
         var windowError = CheckWindow(nonce);
-        if (windowError is not null) return Reject(windowError, ss58);
+        if (windowError is not null) return (Reject(windowError, ss58), null);
 
         // A cheap look before the expensive signature check: a replay is turned away without verifying.
         var reorder = _options.ReorderWindow.Ticks;
         lock (_gate)
         {
-            if (!_store.IsFresh(ss58, nonce, reorder)) return Reject(NotFresh, ss58);
+            if (!_store.IsFresh(ss58, nonce, reorder)) return (Reject(NotFresh, ss58), null);
         }
 
         var message = Encoding.UTF8.GetBytes(string.Concat(nonceText, ss58));
@@ -110,56 +152,46 @@ public sealed class RequestVerifier : IDisposable
         {
             valid = false;
         }
-        if (!valid) return Reject("signature does not verify for this hotkey", ss58);
+        if (!valid) return (Reject("signature does not verify for this hotkey", ss58), null);
 
         // Recorded only after the signature holds, and re-checked under the lock: of two concurrent
         // copies of one signed request exactly one passes.
+        // With a file, the nonce is queued for the journal inside the same lock, and the Accept waits for the write.
+        Task? durable;
         lock (_gate)
         {
-            if (!_store.IsFresh(ss58, nonce, reorder)) return Reject(NotFresh, ss58);
+            if (!_store.IsFresh(ss58, nonce, reorder)) return (Reject(NotFresh, ss58), null);
             _store.Record(ss58, nonce, reorder, DropBelowTicks());
+            durable = _journal?.Append(ss58, nonce);
         }
-        return AuthResult.Accepted(ss58);
+        return (AuthResult.Accepted(ss58), durable);
     }
 
-    /// <summary>Writes the nonce store to its file now if it changed (atomically: temp file + rename, mode 0600).</summary>
-    public void Flush()
-    {
-        if (_options.NonceFilePath is not { } path) return;
-        lock (_fileGate)
-        {
-            string text;
-            lock (_gate)
-            {
-                _store.Trim(DropBelowTicks());
-                if (!_store.IsDirty) return;
-                text = NonceStore.Serialize(_store.Snapshot());
-                _store.IsDirty = false;
-            }
-            try
-            {
-                WriteAtomically(path, text);
-            }
-            catch (IOException)
-            {
-                lock (_gate) _store.IsDirty = true;
-                if (_disposed) throw;
-            }
-            catch (UnauthorizedAccessException)
-            {
-                lock (_gate) _store.IsDirty = true;
-                if (_disposed) throw;
-            }
-        }
-    }
+    /// <summary>Asks the journal writer to compact now: the store is written as a new snapshot (atomically, mode 0600) and the journal emptied.</summary>
+    public void Flush() => _journal?.RequestCompaction();
 
-    /// <summary>Stops the periodic writer and writes the store a last time.</summary>
+    /// <summary>Writes what is queued, compacts the journal into the snapshot and releases the files.</summary>
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
-        _persistTimer?.Dispose();
-        Flush();
+        _journal?.Dispose();
+    }
+
+    /// <summary>Test hook: releases the files as a killed process would (nothing compacted, unanswered nonces dropped).</summary>
+    internal void SimulateCrash()
+    {
+        _disposed = true;
+        _journal?.SimulateCrash();
+    }
+
+    private string SnapshotText()
+    {
+        lock (_gate)
+        {
+            _store.Trim(DropBelowTicks());
+            return NonceStore.Serialize(_store.Snapshot());
+        }
     }
 
     private static AuthResult Reject(string reason, string? hotkey = null) => AuthResult.Rejected(ReturnCode.Unauthenticated, reason, hotkey);
@@ -227,32 +259,4 @@ public sealed class RequestVerifier : IDisposable
     private long DropBelowTicks() => _options.AcceptAnyUtcOffset
         ? _clock.GetUtcNow().UtcDateTime.Ticks + MinOffset - _options.MaxAge.Ticks
         : _clock.GetLocalNow().DateTime.Ticks - _options.MaxAge.Ticks;
-
-    private static void WriteAtomically(string path, string text)
-    {
-        var full = Path.GetFullPath(path);
-        var directory = Path.GetDirectoryName(full)!;
-        if (!Directory.Exists(directory))
-        {
-            if (OperatingSystem.IsWindows()) Directory.CreateDirectory(directory);
-            else Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
-        var temp = Path.Combine(directory, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        var fileOptions = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
-        if (!OperatingSystem.IsWindows()) fileOptions.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        try
-        {
-            using (var stream = new FileStream(temp, fileOptions))
-            {
-                var bytes = Encoding.UTF8.GetBytes(text);
-                stream.Write(bytes);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
-    }
 }

@@ -35,11 +35,18 @@ public sealed record RequestVerifierOptions
     /// <summary>Most callers whose last nonce is remembered. Beyond it the least recently seen caller is forgotten.</summary>
     public int NonceCapacity { get; init; } = 100_000;
 
-    /// <summary>File that keeps the nonce store across restarts; null keeps it in memory only.</summary>
+    /// <summary>
+    /// Snapshot file of the nonce store (its write-ahead journal is this path + <c>.journal</c>); null keeps the
+    /// nonces in memory only, so a restart reopens every request of the last <see cref="MaxAge"/> to replay.
+    /// </summary>
     public string? NonceFilePath { get; init; }
 
-    /// <summary>How often a changed nonce store is written to <see cref="NonceFilePath"/> (also written on dispose).</summary>
-    public TimeSpan PersistInterval { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// True (default): each journal batch is fsynced before its requests are accepted, so the nonces survive power
+    /// loss. False: a batch is handed to the operating system (<c>write</c>) before its requests are accepted, which
+    /// survives the process being killed (<c>kill -9</c>, crash) but not the machine going down.
+    /// </summary>
+    public bool NonceFileSync { get; init; } = true;
 
     /// <summary>Throws <see cref="ArgumentException"/> for values that make the checks meaningless.</summary>
     public RequestVerifierOptions Validate()
@@ -51,7 +58,6 @@ public sealed record RequestVerifierOptions
         if (ReorderWindow < TimeSpan.Zero || ReorderWindow > MaxAge)
             throw new ArgumentException("ReorderWindow must lie between 0 and MaxAge");
         if (NonceCapacity < 1) throw new ArgumentException("NonceCapacity must be at least 1");
-        if (PersistInterval <= TimeSpan.Zero) throw new ArgumentException("PersistInterval must be positive");
         return this;
     }
 }

@@ -329,15 +329,15 @@ public sealed class AxonServiceSpec(Xunit.Abstractions.ITestOutputHelper output)
     public async Task With_verification_explicitly_disabled_an_unsigned_caller_is_served()
     {
         var config = Akka.Configuration.ConfigurationFactory.ParseString("bittensor.axon.auth.disable_signature_verification = on")
-            .WithFallback(BittensorReferenceConfig.Default);
-        var settings = AxonSettings.Create(config) with { Ip = "127.0.0.1", Port = 0, NetworkDim = Dim };
+            .WithFallback(BittensorRuntime.ReferenceConfig);
+        var settings = AxonSettings.Create(BittensorRuntime.Section(config, AxonSettings.SectionPath)) with { Ip = "127.0.0.1", Port = 0, NetworkDim = Dim };
         var (_, port) = await EchoAxon(settings);
         var unsigned = RequestNonce.Format(DateTime.Now) + AuthHeaders.Separator + Alice.ToSs58() + AuthHeaders.Separator + "0x" + new string('0', 128);
         var headers = new Metadata { { AuthHeaders.AuthName, AuthHeaders.AuthValue }, { AuthHeaders.SignatureName, unsigned }, { AuthHeaders.VersionName, "150" } };
 
         var response = await RawClient(port).ForwardAsync(Tokens(Alice), headers);
 
-        Assert.False(AxonSettings.Create(BittensorReferenceConfig.Default).DisableSignatureVerification);
+        Assert.False(AxonSettings.Default.DisableSignatureVerification);
         Assert.Equal(ReturnCode.Success, response.ReturnCode);
     }
 

@@ -29,7 +29,7 @@ public abstract class AxonTestBase : Akka.TestKit.Xunit2.TestKit
     }
 
     protected static AxonSettings Loopback(int workers = 4, int queue = 64, TimeSpan? callTimeout = null, int networkDim = 1024) =>
-        AxonSettings.Create(BittensorReferenceConfig.Default) with
+        AxonSettings.Default with
         {
             Ip = "127.0.0.1",
             Port = 0,

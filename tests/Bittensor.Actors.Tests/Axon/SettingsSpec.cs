@@ -6,12 +6,12 @@ namespace Bittensor.Actors.Tests.Axon;
 
 public sealed class SettingsSpec
 {
-    private static Config With(string hocon) => ConfigurationFactory.ParseString(hocon).WithFallback(BittensorReferenceConfig.Default);
+    private static Config With(string hocon, string path) => BittensorRuntime.Section(ConfigurationFactory.ParseString(hocon), path);
 
     [Fact]
     public void The_reference_config_gives_the_documented_axon_defaults()
     {
-        var s = AxonSettings.Create(BittensorReferenceConfig.Default);
+        var s = AxonSettings.Default;
 
         Assert.Equal(("0.0.0.0", 8091, 10, 256, 1024), (s.Ip, s.Port, s.MaxWorkers, s.QueueCapacity, s.NetworkDim));
         Assert.Equal(TimeSpan.FromSeconds(12), s.CallTimeout);
@@ -22,7 +22,7 @@ public sealed class SettingsSpec
     [Fact]
     public void The_reference_config_gives_the_documented_dendrite_defaults()
     {
-        var s = DendriteSettings.Create(BittensorReferenceConfig.Default);
+        var s = DendriteSettings.Default;
 
         Assert.Equal(4 * 1024 * 1024, s.PeerMaxMessageSize);
         Assert.Equal(TimeSpan.FromMilliseconds(200), s.BackoffMin);
@@ -34,24 +34,47 @@ public sealed class SettingsSpec
     [InlineData("bittensor.axon.ip = \"not-an-ip\"", "bittensor.axon.ip")]
     [InlineData("bittensor.axon.port = 70000", "bittensor.axon.port")]
     [InlineData("bittensor.axon.max_workers = 0", "max_workers")]
-    [InlineData("bittensor.axon.auth.max_age = 20m", "bittensor.axon.auth")]
-    [InlineData("bittensor.axon.blacklist.min_stake = -1", "min_stake")]
+    [InlineData("bittensor.axon.auth.max_age = 20m", "bittensor.axon.auth.max_age")]
+    [InlineData("bittensor.axon.blacklist.min_stake = -1", "bittensor.axon.blacklist.min_stake")]
+    [InlineData("bittensor.axon.port = eighty", "bittensor.axon.port")]
+    [InlineData("bittensor.axon.trace = maybe", "bittensor.axon.trace")]
     public void Invalid_axon_keys_are_refused_with_the_key_named(string hocon, string key)
     {
-        var error = Assert.Throws<ArgumentException>(() => AxonSettings.Create(With(hocon)));
+        var error = Assert.Throws<ConfigurationException>(() => AxonSettings.Create(With(hocon, AxonSettings.SectionPath)));
 
         Assert.Contains(key, error.Message, StringComparison.Ordinal);
     }
 
     [Theory]
-    [InlineData("bittensor.dendrite.backoff.max = 10ms", "backoff")]
-    [InlineData("bittensor.dendrite.latency_ema_alpha = 0", "latency_ema_alpha")]
-    [InlineData("bittensor.dendrite.max_endpoints = 0", "max_endpoints")]
+    [InlineData("bittensor.dendrite.backoff.max = 10ms", "bittensor.dendrite.backoff.max")]
+    [InlineData("bittensor.dendrite.latency_ema_alpha = 0", "bittensor.dendrite.latency_ema_alpha")]
+    [InlineData("bittensor.dendrite.max_endpoints = 0", "bittensor.dendrite.max_endpoints")]
+    [InlineData("bittensor.dendrite.timeout = soon", "bittensor.dendrite.timeout")]
     public void Invalid_dendrite_keys_are_refused_with_the_key_named(string hocon, string key)
     {
-        var error = Assert.Throws<ArgumentException>(() => DendriteSettings.Create(With(hocon)));
+        var error = Assert.Throws<ConfigurationException>(() => DendriteSettings.Create(With(hocon, DendriteSettings.SectionPath)));
 
         Assert.Contains(key, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_section_missing_a_key_is_refused_with_the_full_key_named_because_defaults_live_only_in_the_reference_file()
+    {
+        var partial = ConfigurationFactory.ParseString("ip = \"127.0.0.1\"\nport = 0");
+
+        var error = Assert.Throws<ConfigurationException>(() => AxonSettings.Create(partial));
+
+        Assert.StartsWith("bittensor.axon.external_ip", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validate_returns_the_record_itself_and_refuses_a_changed_value_with_its_key()
+    {
+        Assert.Same(AxonSettings.Default, AxonSettings.Default.Validate());
+
+        var error = Assert.Throws<ConfigurationException>(() => (AxonSettings.Default with { MaxWorkers = 0 }).Validate());
+
+        Assert.StartsWith("bittensor.axon.max_workers", error.Message, StringComparison.Ordinal);
     }
 
     [Theory]

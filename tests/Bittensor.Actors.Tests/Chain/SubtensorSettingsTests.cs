@@ -29,10 +29,14 @@ public sealed class SubtensorSettingsTests
     [Fact]
     public void A_bad_wait_for_or_endpoint_is_a_clear_error()
     {
-        var bad = Akka.Configuration.ConfigurationFactory.ParseString("wait_for = sometimes");
-        var e = Assert.Throws<ArgumentException>(() => SubtensorSettings.Create(bad));
-        Assert.Contains("wait_for", e.Message, StringComparison.Ordinal);
-        var endpoint = Akka.Configuration.ConfigurationFactory.ParseString("chain_endpoint = \"http://x\"");
-        Assert.Contains("chain_endpoint", Assert.Throws<ArgumentException>(() => SubtensorSettings.Create(endpoint)).Message, StringComparison.Ordinal);
+        static Akka.Configuration.Config Section(string hocon) =>
+            BittensorRuntime.Section(Akka.Configuration.ConfigurationFactory.ParseString(hocon), SubtensorSettings.SectionPath);
+        var e = Assert.Throws<Akka.Configuration.ConfigurationException>(() => SubtensorSettings.Create(Section("bittensor.subtensor.wait_for = sometimes")));
+        Assert.StartsWith("bittensor.subtensor.wait_for", e.Message, StringComparison.Ordinal);
+        Assert.StartsWith("bittensor.subtensor.chain_endpoint", Assert.Throws<Akka.Configuration.ConfigurationException>(
+            () => SubtensorSettings.Create(Section("bittensor.subtensor.chain_endpoint = \"http://x\""))).Message, StringComparison.Ordinal);
+        Assert.StartsWith("bittensor.localnet.block_time", Assert.Throws<Akka.Configuration.ConfigurationException>(
+            () => LocalnetSettings.Create(BittensorRuntime.Section(Akka.Configuration.ConfigurationFactory.ParseString("bittensor.localnet.block_time = -1s"),
+                LocalnetSettings.SectionPath))).Message, StringComparison.Ordinal);
     }
 }

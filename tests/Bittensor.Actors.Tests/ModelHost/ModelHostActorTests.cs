@@ -45,7 +45,7 @@ internal sealed class GatedModel : ITextModel
 }
 
 // One test class: the gate is static, so these tests must not run in parallel with each other.
-public sealed class ModelHostActorTests(ITestOutputHelper output) : TestKit(ModelSettings.ReferenceConfig, output: output), IDisposable
+public sealed class ModelHostActorTests(ITestOutputHelper output) : TestKit(Bittensor.Actors.BittensorRuntime.ReferenceConfig, output: output), IDisposable
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 

@@ -259,7 +259,7 @@ public abstract class TransportConformance : Akka.TestKit.Xunit2.TestKit
 
     private readonly List<IActorRef> _axons = [];
 
-    private static AxonSettings Settings() => AxonSettings.Create(BittensorReferenceConfig.Default) with
+    private static AxonSettings Settings() => AxonSettings.Default with
     {
         Ip = "127.0.0.1",
         Port = 0,

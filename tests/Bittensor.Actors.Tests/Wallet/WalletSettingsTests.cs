@@ -18,8 +18,8 @@ public sealed class WalletSettingsTests
     public void A_user_section_is_read_over_the_reference_one()
     {
         var config = ConfigurationFactory.ParseString("bittensor.wallet { name = miner, hotkey = h2, path = \"/srv/wallets\" }")
-            .WithFallback(WalletSettings.ReferenceConfig());
-        Assert.Equal(new WalletSettings("miner", "h2", "/srv/wallets"), WalletSettings.Create(config));
+            .WithFallback(BittensorRuntime.ReferenceConfig);
+        Assert.Equal(new WalletSettings("miner", "h2", "/srv/wallets"), WalletSettings.Create(config.GetConfig(WalletSettings.SectionPath)));
     }
 
     [Fact]
@@ -35,13 +35,13 @@ public sealed class WalletSettingsTests
     [InlineData("bittensor.wallet { path = \"\" }")]
     public void A_value_that_cannot_name_a_wallet_file_is_a_configuration_error(string hocon)
     {
-        var config = ConfigurationFactory.ParseString(hocon).WithFallback(WalletSettings.ReferenceConfig());
-        Assert.Throws<ConfigurationException>(() => WalletSettings.Create(config));
+        var config = ConfigurationFactory.ParseString(hocon).WithFallback(BittensorRuntime.ReferenceConfig);
+        Assert.Throws<ConfigurationException>(() => WalletSettings.Create(config.GetConfig(WalletSettings.SectionPath)));
     }
 
     [Fact]
     public void A_missing_section_is_a_configuration_error()
     {
-        Assert.Throws<ConfigurationException>(() => WalletSettings.Create(ConfigurationFactory.ParseString("bittensor { }")));
+        Assert.Throws<ConfigurationException>(() => WalletSettings.Create(ConfigurationFactory.ParseString("bittensor { }").GetConfig(WalletSettings.SectionPath)));
     }
 }

@@ -24,7 +24,7 @@ public sealed class AxonCommandsTests() : Akka.TestKit.Xunit2.TestKit("akka.logl
 
     private async Task<int> EchoAxon(Func<string, bool>? preVerify = null)
     {
-        var settings = AxonSettings.Create(BittensorReferenceConfig.Default) with { Ip = "127.0.0.1", Port = 0 };
+        var settings = AxonSettings.Default with { Ip = "127.0.0.1", Port = 0 };
         _axon = Sys.ActorOf(AxonActor.Props(settings, DemoModels.Echo(settings.NetworkDim), new AxonOptions { PreVerifyBlacklist = preVerify }));
         return (await _axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromSeconds(20))).Endpoint.Port;
     }

@@ -1,0 +1,81 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Akka.Configuration;
+using Bittensor.Actors;
+
+namespace Bittensor.Cli;
+
+/// <summary>
+/// The one way every verb reads its settings: command-line flags over the <c>--config FILE</c> HOCON over the verb's
+/// own defaults (if any) over the embedded reference configuration (hocon/bittensor.conf). Settings records are then
+/// built with <c>XSettings.Create(section)</c>, so a bad value from any layer fails the same way: one line naming
+/// the key, exit code 1.
+/// </summary>
+internal static class CliConfig
+{
+    /// <summary>Adds <c>--config FILE</c> to <paramref name="command"/>.</summary>
+    public static Option<FileInfo?> AddTo(Command command)
+    {
+        var option = new Option<FileInfo?>("--config")
+        {
+            Description = "HOCON file with a bittensor { } section (keys as in hocon/bittensor.conf); flags override it",
+        };
+        command.Options.Add(option);
+        return option;
+    }
+
+    /// <summary>
+    /// The layered configuration: <paramref name="flags"/> (dotted HOCON key, value; null values are left out) over
+    /// the file named by <paramref name="configOption"/> over <paramref name="verbDefaults"/> (HOCON text) over the
+    /// reference configuration.
+    /// </summary>
+    /// <exception cref="CliException">The file is missing or is not HOCON.</exception>
+    public static Config Load(ParseResult parse, Option<FileInfo?> configOption, IEnumerable<(string Key, object? Value)> flags, string? verbDefaults = null)
+    {
+        ArgumentNullException.ThrowIfNull(parse);
+        var config = BittensorRuntime.ReferenceConfig;
+        if (!string.IsNullOrWhiteSpace(verbDefaults)) config = ConfigurationFactory.ParseString(verbDefaults).WithFallback(config);
+        if (parse.GetValue(configOption) is { } file)
+        {
+            if (!file.Exists) throw new CliException($"--config: file not found: {file.FullName}");
+            try
+            {
+                config = ConfigurationFactory.ParseString(File.ReadAllText(file.FullName)).WithFallback(config);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException and not CliException)
+            {
+                throw new CliException($"--config {file.FullName}: not valid HOCON: {e.Message}");
+            }
+        }
+        var lines = flags.Where(f => f.Value is not null).Select(f => $"{f.Key} = {Literal(f.Value!)}").ToList();
+        return lines.Count == 0 ? config : ConfigurationFactory.ParseString(string.Join('\n', lines)).WithFallback(config);
+    }
+
+    /// <summary>
+    /// Builds a settings record from the section at <paramref name="path"/> of <paramref name="config"/>; a
+    /// <see cref="ConfigurationException"/> becomes a one-line <see cref="CliException"/> naming the key.
+    /// </summary>
+    public static T Settings<T>(Config config, string path, Func<Config, T> create)
+    {
+        try
+        {
+            return create(BittensorRuntime.Section(config, path));
+        }
+        catch (ConfigurationException e)
+        {
+            throw new CliException(e.Message);
+        }
+    }
+
+    /// <summary>A flag value as a HOCON literal: strings JSON-quoted, booleans on/off, numbers invariant, durations in ms.</summary>
+    internal static string Literal(object value) => value switch
+    {
+        string s => JsonSerializer.Serialize(s),
+        bool b => b ? "on" : "off",
+        TimeSpan t => string.Create(CultureInfo.InvariantCulture, $"{t.TotalMilliseconds:0.###}ms"),
+        FileInfo f => JsonSerializer.Serialize(f.FullName),
+        IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+        _ => JsonSerializer.Serialize(value.ToString()),
+    };
+}

@@ -1,0 +1,334 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Bittensor.Protocol;
+
+/// <summary>
+/// The nonce store's files: a snapshot (<c>path</c>, written atomically) and a write-ahead journal (<c>path.journal</c>)
+/// to which every accepted nonce is appended before the request is answered. Appends from concurrent requests are
+/// written together by one writer thread (group commit: one <c>write</c>, and with <c>fsync</c> on one
+/// <c>fsync</c>, per batch), so durability costs a batch's latency, not a disk flush per request. When the journal
+/// outgrows the snapshot it is compacted: the store is written as a new snapshot (temp file, fsync, rename, fsync
+/// of the folder), then the journal is emptied. Both files are mode 0600; the journal is held with an exclusive
+/// lock, so two processes cannot share one store.
+/// </summary>
+internal sealed partial class NonceJournal : IDisposable
+{
+    internal const string JournalHeader = "bittensor-nonce-journal v1";
+    internal const string JournalSuffix = ".journal";
+    private const long MinCompactBytes = 1 << 20;
+    private static readonly UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    private readonly string _snapshotPath;
+    private readonly bool _fsync;
+    private readonly Func<string> _snapshot;
+    private readonly FileStream _journal;
+    private readonly Lock _queueGate = new();
+    private readonly AutoResetEvent _wake = new(false);
+    private readonly Thread _writer;
+    private StringBuilder _buffer = new(4096);
+    private StringBuilder _spare = new(4096);
+    private TaskCompletionSource _batch = NewBatch();
+    private bool _stopping;
+    private bool _crashed;
+    private Exception? _broken;
+    private long _journalBytes;
+    private long _compactAt = MinCompactBytes;
+
+    /// <summary>Test hook: when set, the writer waits for it before taking each batch (holds answers back).</summary>
+    internal ManualResetEventSlim? HoldWrites { get; set; }
+
+    private NonceJournal(string snapshotPath, bool fsync, Func<string> snapshot, FileStream journal)
+    {
+        _snapshotPath = snapshotPath;
+        _fsync = fsync;
+        _snapshot = snapshot;
+        _journal = journal;
+        _writer = new Thread(WriterLoop) { IsBackground = true, Name = "nonce-journal" };
+    }
+
+    /// <summary>The journal's path for a snapshot path.</summary>
+    public static string JournalPath(string snapshotPath) => snapshotPath + JournalSuffix;
+
+    /// <summary>
+    /// Opens (creating when absent, folder 0700, files 0600) the store at <paramref name="snapshotPath"/>: loads the
+    /// snapshot and every complete journal line into <paramref name="store"/> (a torn last line, from a batch whose
+    /// write never finished and so was never answered, is dropped), writes a fresh snapshot, empties the journal and
+    /// starts the writer. <paramref name="snapshot"/> serialises the store under the caller's lock.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A file is not a nonce store (nothing is overwritten).</exception>
+    /// <exception cref="IOException">The store is locked by another process, or cannot be read or written.</exception>
+    public static NonceJournal Open(string snapshotPath, bool fsync, NonceStore store, long dropBelowTicks, Func<string> snapshot)
+    {
+        var full = Path.GetFullPath(snapshotPath);
+        var directory = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(directory))
+        {
+            if (OperatingSystem.IsWindows()) Directory.CreateDirectory(directory);
+            else Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None, BufferSize = 0 };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = Private;
+        FileStream journal;
+        try
+        {
+            journal = new FileStream(JournalPath(full), options);
+        }
+        catch (IOException e)
+        {
+            throw new IOException($"the nonce store {JournalPath(full)} is in use by another process or cannot be opened ({e.Message})", e);
+        }
+        try
+        {
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(journal.SafeFileHandle, Private);
+            if (File.Exists(full))
+            {
+                if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(full, Private);
+                store.Load(File.ReadAllText(full, Encoding.UTF8), dropBelowTicks);
+            }
+            var bytes = new byte[journal.Length];
+            journal.Position = 0;
+            journal.ReadExactly(bytes);
+            ReplayJournal(Encoding.UTF8.GetString(bytes), store, dropBelowTicks);
+            var result = new NonceJournal(full, fsync, snapshot, journal);
+            result.Compact();
+            result._writer.Start();
+            return result;
+        }
+        catch
+        {
+            journal.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Queues an accepted nonce. The task completes when its batch is written (and fsynced when configured): only
+    /// then may the request be answered. It faults when the write failed; the request must then be refused.
+    /// </summary>
+    public Task Append(string ss58, long nonceTicks)
+    {
+        lock (_queueGate)
+        {
+            if (_broken is not null) return Task.FromException(_broken);
+            if (_stopping) return Task.FromException(new ObjectDisposedException(nameof(NonceJournal)));
+            _buffer.Append(ss58).Append(' ').Append(nonceTicks.ToString(CultureInfo.InvariantCulture)).Append('\n');
+            var task = _batch.Task;
+            _wake.Set();
+            return task;
+        }
+    }
+
+    /// <summary>Asks the writer to compact at its next turn (a snapshot now, the journal emptied).</summary>
+    public void RequestCompaction()
+    {
+        lock (_queueGate)
+        {
+            _compactAt = 0;
+            _wake.Set();
+        }
+    }
+
+    /// <summary>Writes what is queued, compacts and closes (a clean stop).</summary>
+    public void Dispose()
+    {
+        lock (_queueGate)
+        {
+            if (_stopping) return;
+            _stopping = true;
+            _wake.Set();
+        }
+        _writer.Join();
+        _journal.Dispose();
+        _wake.Dispose();
+    }
+
+    /// <summary>
+    /// Test hook: stops as <c>kill -9</c> would: queued (unanswered) nonces are dropped, nothing is compacted, the
+    /// files stay as the last answered batch left them.
+    /// </summary>
+    internal void SimulateCrash()
+    {
+        lock (_queueGate)
+        {
+            if (_stopping) return;
+            _stopping = true;
+            _crashed = true;
+            _wake.Set();
+        }
+        _writer.Join();
+        _journal.Dispose();
+        _wake.Dispose();
+    }
+
+    private static TaskCompletionSource NewBatch() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private void WriterLoop()
+    {
+        while (true)
+        {
+            _wake.WaitOne();
+            HoldWrites?.Wait();
+            StringBuilder text;
+            TaskCompletionSource batch;
+            bool stopping, crashed, compact;
+            lock (_queueGate)
+            {
+                text = _buffer;
+                _buffer = _spare;
+                _spare = text;
+                batch = _batch;
+                _batch = NewBatch();
+                stopping = _stopping;
+                crashed = _crashed;
+                compact = _journalBytes >= _compactAt;
+            }
+            if (crashed)
+            {
+                batch.TrySetException(new ObjectDisposedException(nameof(NonceJournal)));
+                text.Clear();
+                return;
+            }
+            if (text.Length > 0) WriteBatch(text, batch);
+            else batch.TrySetResult();
+            text.Clear();
+            if (compact || stopping || _journalBytes >= _compactAt) TryCompact();
+            if (stopping) return;
+        }
+    }
+
+    private void WriteBatch(StringBuilder text, TaskCompletionSource batch)
+    {
+        if (_broken is not null)
+        {
+            batch.TrySetException(_broken);
+            return;
+        }
+        var bytes = Encoding.UTF8.GetBytes(text.ToString());
+        try
+        {
+            _journal.Write(bytes);
+            if (_fsync) _journal.Flush(flushToDisk: true);
+            _journalBytes += bytes.Length;
+            batch.TrySetResult();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            batch.TrySetException(e);
+            // Cut a partly written batch off, so the next batch starts on a line boundary; if even that fails,
+            // refuse every later request rather than answer one whose nonce may not be on disk.
+            try
+            {
+                _journal.SetLength(_journalBytes);
+                _journal.Position = _journalBytes;
+            }
+            catch (Exception cut) when (cut is IOException or UnauthorizedAccessException)
+            {
+                lock (_queueGate) _broken = new IOException("the nonce journal cannot be written", cut);
+            }
+        }
+    }
+
+    private void TryCompact()
+    {
+        try
+        {
+            Compact();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The journal still holds every nonce; try again once it has doubled.
+            lock (_queueGate) _compactAt = Math.Max(MinCompactBytes, _journalBytes * 2);
+        }
+    }
+
+    /// <summary>Snapshot first (durably), then empty the journal: a crash in between leaves both, which load to the same store.</summary>
+    private void Compact()
+    {
+        var text = _snapshot();
+        WriteAtomically(_snapshotPath, text);
+        _journal.SetLength(0);
+        _journal.Position = 0;
+        var header = Encoding.UTF8.GetBytes(JournalHeader + "\n");
+        _journal.Write(header);
+        if (_fsync) _journal.Flush(flushToDisk: true);
+        lock (_queueGate)
+        {
+            _journalBytes = header.Length;
+            _compactAt = Math.Max(MinCompactBytes, 2L * text.Length);
+        }
+    }
+
+    private static void ReplayJournal(string text, NonceStore store, long dropBelowTicks)
+    {
+        if (text.Length == 0) return;
+        var end = text.IndexOf('\n', StringComparison.Ordinal);
+        if (end < 0 || !text.AsSpan(0, end).SequenceEqual(JournalHeader))
+        {
+            // A header torn by a crash during compaction is the only unheaded journal we write; anything else is not ours.
+            if (end < 0 && JournalHeader.StartsWith(text, StringComparison.Ordinal)) return;
+            throw new InvalidDataException($"not a nonce journal (expected header '{JournalHeader}')");
+        }
+        var position = end + 1;
+        while (position < text.Length)
+        {
+            var next = text.IndexOf('\n', position);
+            if (next < 0) break; // torn last line: its batch was never answered
+            var line = text.AsSpan(position, next - position);
+            position = next + 1;
+            var space = line.IndexOf(' ');
+            if (space <= 0 || space > 64) continue;
+            if (!long.TryParse(line[(space + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var ticks)) continue;
+            store.Restore(line[..space].ToString(), ticks, dropBelowTicks);
+        }
+    }
+
+    private void WriteAtomically(string path, string text)
+    {
+        var directory = Path.GetDirectoryName(path)!;
+        var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = Private;
+        try
+        {
+            using (var stream = new FileStream(temp, options))
+            {
+                stream.Write(Encoding.UTF8.GetBytes(text));
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, path, overwrite: true);
+            // The journal is emptied next; the rename must be on disk first.
+            SyncDirectory(directory);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+    }
+
+    private static void SyncDirectory(string folder)
+    {
+        // .NET has no API for fsync on a directory.
+        if (OperatingSystem.IsWindows()) return;
+        var fd = NativeOpen(folder, 0);
+        if (fd < 0) throw new IOException($"cannot open {folder} to sync it (errno {Marshal.GetLastPInvokeError()})");
+        try
+        {
+            if (NativeFsync(fd) != 0) throw new IOException($"cannot sync {folder} (errno {Marshal.GetLastPInvokeError()})");
+        }
+        finally
+        {
+            _ = NativeClose(fd);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int NativeOpen(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int NativeFsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close")]
+    private static partial int NativeClose(int fd);
+}

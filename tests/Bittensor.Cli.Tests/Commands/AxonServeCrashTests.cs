@@ -1,0 +1,135 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Text;
+using System.Text.RegularExpressions;
+using Bittensor.Core.Crypto;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+using Grpc.Core;
+using Grpc.Net.Client;
+using WireClient = Bittensor.Protocol.Wire.Bittensor.BittensorClient;
+
+namespace Bittensor.Cli.Tests.Commands;
+
+/// <summary>
+/// <c>btcli axon serve</c> as a real child process, killed with SIGKILL: a request it accepted before the kill is refused
+/// after the restart (its nonce was journaled before the Accept).
+/// </summary>
+public sealed partial class AxonServeCrashTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("bt-axon-kill9-").FullName;
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    private static string BtcliDll => typeof(AxonServeCrashTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .Single(a => a.Key == "BtcliDll").Value!;
+
+    [GeneratedRegex(@"serving on [^ ]*:(\d+) ")]
+    private static partial Regex ServingLine();
+
+    [Fact]
+    public async Task A_request_accepted_before_kill_9_is_refused_after_the_restart()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        using (var dave = Bittensor.Wallet.WalletKey.FromUri("//Dave"))
+            new Bittensor.Wallet.LocalWallet("w", "h", _dir).CreateHotkey(dave, null, overwrite: false);
+        string[] args = [BtcliDll, "axon", "serve", "--wallet.path", _dir, "--wallet.name", "w", "--wallet.hotkey", "h", "--axon.port", "0"];
+
+        using var alice = SecretUri.ToSr25519("//Alice");
+        TensorMessage request;
+        Metadata headers;
+        using (var first = await Serve(args, timeout.Token))
+        {
+            // Signed 20 s ahead (inside the 30 s clock_skew): the replay after the restart stays inside the 60 s max_age
+            // window even on a slow machine, so only the nonce store can refuse it.
+            headers = await new RequestAuth(new KeyPairRequestSigner(alice), new ShiftedClock(TimeSpan.FromSeconds(20))).CreateHeadersAsync();
+            request = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = alice.ToSs58() };
+            request.Tensors.Add(TensorCodec.ToTensor(new long[] { 104, 105 }, [1, 2], Modality.Text));
+            var response = await Client(first.Port).ForwardAsync(request, headers, DateTime.UtcNow.AddSeconds(60), timeout.Token);
+            Assert.Equal(ReturnCode.Success, response.ReturnCode);
+            first.Kill(); // SIGKILL: no Dispose, no compaction, no shutdown hook
+        }
+
+        var journal = Path.Combine(_dir, "w", "axon", "h", "nonces.journal");
+        Assert.True(File.Exists(journal), $"no nonce journal at {journal}");
+        if (!OperatingSystem.IsWindows())
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(journal));
+
+        using var second = await Serve(args, timeout.Token);
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            Client(second.Port).ForwardAsync(request, headers, DateTime.UtcNow.AddSeconds(60), timeout.Token).ResponseAsync);
+        Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+        Assert.Contains("replay", error.Status.Detail, StringComparison.Ordinal);
+
+        // A fresh request from the same caller still passes: the restarted axon refuses replays, not the caller.
+        var fresh = await new RequestAuth(new KeyPairRequestSigner(alice), new ShiftedClock(TimeSpan.FromSeconds(21))).CreateHeadersAsync();
+        Assert.Equal(ReturnCode.Success, (await Client(second.Port).ForwardAsync(request, fresh, DateTime.UtcNow.AddSeconds(60), timeout.Token)).ReturnCode);
+    }
+
+    private static WireClient Client(int port) => new(GrpcChannel.ForAddress($"http://127.0.0.1:{port}"));
+
+    private static async Task<Child> Serve(string[] args, CancellationToken cancellationToken)
+    {
+        Assert.True(File.Exists(args[0]), $"btcli is not built at {args[0]}");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        var process = System.Diagnostics.Process.Start(psi)!;
+        var child = new Child(process);
+        var port = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnLine(string? line)
+        {
+            if (line is null) return;
+            child.Log(line);
+            if (ServingLine().Match(line) is { Success: true } m) port.TrySetResult(int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+        }
+        process.OutputDataReceived += (_, e) => OnLine(e.Data);
+        process.ErrorDataReceived += (_, e) => OnLine(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var exited = process.WaitForExitAsync(cancellationToken);
+        if (await Task.WhenAny(port.Task, exited) != port.Task)
+        {
+            await exited;
+            Assert.Fail($"btcli axon serve exited with {process.ExitCode} before serving: {child.Output}");
+        }
+        child.Port = await port.Task;
+        return child;
+    }
+
+    private sealed class Child(System.Diagnostics.Process process) : IDisposable
+    {
+        private readonly StringBuilder _output = new();
+
+        public int Port { get; set; }
+
+        public string Output
+        {
+            get { lock (_output) return _output.ToString(); }
+        }
+
+        public void Log(string line)
+        {
+            lock (_output) _output.AppendLine(line);
+        }
+
+        public void Kill()
+        {
+            process.Kill(); // SIGKILL on Unix
+            process.WaitForExit();
+        }
+
+        public void Dispose()
+        {
+            if (!process.HasExited) Kill();
+            process.Dispose();
+        }
+    }
+
+    private sealed class ShiftedClock(TimeSpan shift) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => System.GetUtcNow() + shift;
+    }
+}

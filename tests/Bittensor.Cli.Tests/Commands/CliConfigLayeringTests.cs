@@ -1,0 +1,130 @@
+using System.CommandLine;
+using Bittensor.Cli.Commands;
+using Bittensor.Cli.Tests.Chain;
+
+namespace Bittensor.Cli.Tests.Commands;
+
+/// <summary>
+/// Every verb family layers settings the same way: flags over the <c>--config FILE</c> HOCON over hocon/bittensor.conf;
+/// a bad value exits 1 with one line naming the HOCON key. Each test uses its own temp folder.
+/// </summary>
+[Collection(ConsoleCollection.Name)]
+public sealed class CliConfigLayeringTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("bt-cli-config-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private string Config(string name, string hocon)
+    {
+        var path = Path.Combine(_dir, name + ".conf");
+        File.WriteAllText(path, hocon);
+        return path;
+    }
+
+    private string Dir(string name) => Path.Combine(_dir, name);
+
+    private static async Task<(int Code, string Out, string Err)> Btcli(params string[] args)
+    {
+        var root = new RootCommand("btcli (test)");
+        CliApp.AddCommonOptions(root);
+        AxonCommands.Register(root);
+        ChainCommands.Register(root);
+        LocalnetCommands.Register(root);
+        RunCommands.Register(root);
+        WalletCommands.Register(root);
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var (output, error) = (new StringWriter(), new StringWriter());
+        try
+        {
+            Console.SetOut(output);
+            Console.SetError(error);
+            var code = await CliApp.RunAsync(root, args, output, error);
+            return (code, output.ToString(), error.ToString());
+        }
+        finally
+        {
+            Console.SetOut(oldOut);
+            Console.SetError(oldErr);
+        }
+    }
+
+    private static void AssertOneErrorLineNaming((int Code, string Out, string Err) result, string key)
+    {
+        Assert.Equal(1, result.Code);
+        var line = Assert.Single(result.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("error: " + key, line, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Wallet_verbs_use_the_config_file_and_a_flag_beats_it()
+    {
+        var fromFile = Config("wallet", $"bittensor.wallet {{ name = filed, path = \"{Dir("file-wallets")}\" }}");
+        Assert.Equal(0, (await Btcli("wallet", "new_hotkey", "--config", fromFile)).Code);
+        Assert.True(File.Exists(Path.Combine(Dir("file-wallets"), "filed", "hotkeys", "default")));
+
+        Assert.Equal(0, (await Btcli("wallet", "new_hotkey", "--config", fromFile, "--wallet.path", Dir("flag-wallets"))).Code);
+        Assert.True(File.Exists(Path.Combine(Dir("flag-wallets"), "filed", "hotkeys", "default")));
+
+        AssertOneErrorLineNaming(await Btcli("wallet", "inspect", "--config", Config("bad", "bittensor.wallet.name = \"../x\"")), "bittensor.wallet.name");
+    }
+
+    [Fact]
+    public async Task Chain_verbs_use_the_config_file_and_a_flag_beats_it()
+    {
+        var fromFile = Config("chain", $"bittensor.localnet.path = \"{Dir("file-chain")}\"");
+        Assert.Equal(0, (await Btcli("subnets", "list", "--json", "--config", fromFile)).Code);
+        Assert.True(Directory.Exists(Dir("file-chain")));
+
+        Assert.Equal(0, (await Btcli("subnets", "list", "--json", "--config", Config("chain2", $"bittensor.localnet.path = \"{Dir("unused")}\""),
+            "--localnet.path", Dir("flag-chain"))).Code);
+        Assert.True(Directory.Exists(Dir("flag-chain")));
+        Assert.False(Directory.Exists(Dir("unused")));
+
+        AssertOneErrorLineNaming(await Btcli("subnets", "list", "--config", Config("bad", "bittensor.subtensor.wait_for = sometimes")),
+            "bittensor.subtensor.wait_for");
+    }
+
+    [Fact]
+    public async Task Localnet_run_uses_the_config_file_and_a_flag_beats_it()
+    {
+        var fromFile = Config("localnet", $"bittensor.localnet {{ path = \"{Dir("file-net")}\", block_time = 0s }}");
+        Assert.Equal(0, (await Btcli("localnet", "run", "--blocks", "1", "--config", fromFile)).Code);
+        Assert.True(Directory.Exists(Dir("file-net")));
+
+        Assert.Equal(0, (await Btcli("localnet", "run", "--blocks", "1", "--config", fromFile, "--localnet.path", Dir("flag-net"))).Code);
+        Assert.True(Directory.Exists(Dir("flag-net")));
+
+        AssertOneErrorLineNaming(await Btcli("localnet", "run", "--blocks", "1", "--config", Config("bad", "bittensor.localnet.block_time = soon")),
+            "bittensor.localnet.block_time");
+    }
+
+    [Fact]
+    public async Task Axon_serve_reads_the_config_file_and_a_flag_beats_it()
+    {
+        // The flag repairs max_workers; the next bad key of the file (queue_capacity) is then the one refused, so the
+        // file was read and the flag won. Nothing binds: settings are checked before anything starts.
+        var file = Config("axon", "bittensor.axon { max_workers = 0, queue_capacity = -1 }");
+        AssertOneErrorLineNaming(await Btcli("axon", "serve", "--uri", "//Alice", "--config", file), "bittensor.axon.max_workers");
+        AssertOneErrorLineNaming(await Btcli("axon", "serve", "--uri", "//Alice", "--config", file, "--axon.max_workers", "2"), "bittensor.axon.queue_capacity");
+    }
+
+    [Fact]
+    public async Task Query_reads_the_dendrite_section_of_the_config_file_and_a_flag_beats_it()
+    {
+        var file = Config("query", "bittensor.dendrite { network_dim = 0, max_endpoints = 0 }");
+        AssertOneErrorLineNaming(await Btcli("query", "--endpoint", "127.0.0.1:1", "--text", "hi", "--uri", "//Alice", "--config", file),
+            "bittensor.dendrite.network_dim");
+        AssertOneErrorLineNaming(await Btcli("query", "--endpoint", "127.0.0.1:1", "--text", "hi", "--uri", "//Alice", "--config", file,
+            "--network_dim", "8"), "bittensor.dendrite.max_endpoints");
+    }
+
+    [Fact]
+    public async Task Run_verbs_read_the_config_file_and_a_flag_beats_it()
+    {
+        var file = Config("run", $"bittensor {{ localnet.path = \"{Dir("run-net")}\", axon.port = 70000, model.heads = 3 }}");
+        AssertOneErrorLineNaming(await Btcli("run", "server", "--netuid", "1", "--config", file), "bittensor.axon.port");
+        AssertOneErrorLineNaming(await Btcli("run", "server", "--netuid", "1", "--config", file, "--axon.port", "0"), "bittensor.model.heads");
+        Assert.False(Directory.Exists(Dir("run-net")), "nothing starts before every setting is valid");
+    }
+}
