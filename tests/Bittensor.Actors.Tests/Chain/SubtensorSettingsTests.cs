@@ -22,8 +22,10 @@ public sealed class SubtensorSettingsTests
     [Fact]
     public void A_bad_reconnect_backoff_is_a_clear_error()
     {
-        var bad = Akka.Configuration.ConfigurationFactory.ParseString("reconnect { min_backoff = 2s, max_backoff = 1s }");
-        Assert.Throws<ArgumentException>(() => SubtensorSettings.Create(bad));
+        var bad = BittensorRuntime.Section(Akka.Configuration.ConfigurationFactory.ParseString(
+            "bittensor.subtensor.reconnect { min_backoff = 2s, max_backoff = 1s }"), SubtensorSettings.SectionPath);
+        var e = Assert.Throws<Akka.Configuration.ConfigurationException>(() => SubtensorSettings.Create(bad));
+        Assert.StartsWith("bittensor.subtensor.reconnect.max_backoff", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
