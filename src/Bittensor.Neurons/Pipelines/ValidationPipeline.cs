@@ -135,6 +135,10 @@ public sealed class ValidationPipeline : IDisposable
     }
 
     /// <summary>Where the nucleus trained last (dispatcher, thread name) and its steps; null before <see cref="Run"/>.</summary>
+    // A hang guard for one nucleus step on the model dispatcher, not a deadline: a step that never answers (a dead
+    // NucleusActor) fails this batch, which the resuming decider drops and counts, instead of stalling the pipeline.
+    private static readonly TimeSpan NucleusStepGuard = TimeSpan.FromMinutes(5);
+
     internal async Task<NucleusActor.Placement?> NucleusPlacementAsync() =>
         _nucleus is null ? null : await _nucleus.Ask<NucleusActor.Placement>(NucleusActor.GetPlacement.Instance, TimeSpan.FromSeconds(30));
 
@@ -175,7 +179,8 @@ public sealed class ValidationPipeline : IDisposable
         // representation and scores 0: it never reaches the nucleus.
         var accepted = f.Results.Select(r => r.Code == ReturnCode.Success && ReplySanitiser.Check(r.Tensor.Floats, expected, MaxMagnitude) is null).ToArray();
         var reps = f.Results.Select((r, i) => accepted[i] ? r.Tensor.Floats! : new float[expected]).ToArray();
-        var step = await _nucleus!.Ask<NucleusStep>(new NucleusActor.Train(f.Batch.Tokens, f.Batch.Rows, f.Batch.Seq, f.Peers.Select(p => p.Uid).ToArray(), reps));
+        var step = await _nucleus!.Ask<NucleusStep>(new NucleusActor.Train(f.Batch.Tokens, f.Batch.Rows, f.Batch.Seq, f.Peers.Select(p => p.Uid).ToArray(), reps),
+            NucleusStepGuard);
         // Scoring: a peer's score for this batch is its probe's gain — how much its representation alone lowers the
         // next-token loss, measured on this batch before the probe trains on it. Why: a peer answering random numbers
         // carries no information about the text, so its probe cannot beat the empty input (and zero-mean noise only adds
