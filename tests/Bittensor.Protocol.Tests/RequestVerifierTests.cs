@@ -225,9 +225,8 @@ public sealed class RequestVerifierTests : IDisposable
         var pending = v.VerifyAsync(headers);
         Assert.False(pending.IsCompleted); // the answer waits for the journal write
         Assert.False(v.Verify(headers).IsAccepted); // a concurrent copy is already refused
-        var crash = Task.Run(v.SimulateCrash);
-        hold.Set();
-        await crash;
+        // The crash is marked before the held write is released, so the writer sees it and never writes the batch.
+        v.SimulateCrash(afterCrashMarked: hold.Set);
         var answer = await pending;
         Assert.False(answer.IsAccepted);
         Assert.Equal(ReturnCode.UnknownException, answer.Code);

@@ -148,7 +148,7 @@ internal sealed partial class NonceJournal : IDisposable
     /// Test hook: stops as <c>kill -9</c> would: queued (unanswered) nonces are dropped, nothing is compacted, the
     /// files stay as the last answered batch left them.
     /// </summary>
-    internal void SimulateCrash()
+    internal void SimulateCrash(Action? afterCrashMarked = null)
     {
         lock (_queueGate)
         {
@@ -157,6 +157,8 @@ internal sealed partial class NonceJournal : IDisposable
             _crashed = true;
             _wake.Set();
         }
+        // Test hook: runs once the writer will see the crash (e.g. releases HoldWrites), before waiting for it.
+        afterCrashMarked?.Invoke();
         _writer.Join();
         _journal.Dispose();
         _wake.Dispose();

@@ -179,10 +179,10 @@ public sealed class RequestVerifier : IDisposable
     }
 
     /// <summary>Test hook: releases the files as a killed process would (nothing compacted, unanswered nonces dropped).</summary>
-    internal void SimulateCrash()
+    internal void SimulateCrash(Action? afterCrashMarked = null)
     {
         _disposed = true;
-        _journal?.SimulateCrash();
+        _journal?.SimulateCrash(afterCrashMarked);
     }
 
     private string SnapshotText()
