@@ -44,16 +44,18 @@ public sealed class ServerStakeTests(ITestOutputHelper output) : TestKit(Bittens
             Assert.True(stats.StakesKnown);
             Assert.True(stats.RegisteredHotkeys >= 5, $"the axon's snapshot holds {stats.RegisteredHotkeys} hotkeys");
 
+            // The axon hands each call straight to its model host; the host's queue is the one stake-ordered queue.
+            var host = await Sys.ActorSelection(server.Axon.Path / "model").ResolveOne(Wait);
             var calls = new List<Task<EndpointResult>> { Call(server, first) };
             await model.FirstEntered.WaitAsync(ct);
-            var admitted = 1;
             foreach (var keys in new[] { early1, early2, staked })
             {
                 calls.Add(Call(server, keys));
-                var expected = ++admitted;
+                var expected = calls.Count - 1;
                 await AwaitAssertAsync(async () =>
-                    Assert.Equal(expected, (await server.Axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait, ct)).Waiting), Wait);
+                    Assert.Equal(expected, (await host.Ask<QueueStatus>(GetQueueStatus.Instance, Wait, ct)).Waiting), Wait);
             }
+            Assert.Equal(4, (await server.Axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait, ct)).Waiting);
             model.Open();
             foreach (var c in calls) Assert.Equal(ReturnCode.Success, (await c.WaitAsync(ct)).Code);
 

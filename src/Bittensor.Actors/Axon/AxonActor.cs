@@ -2,6 +2,7 @@ using System.Net;
 using Akka.Actor;
 using Akka.Event;
 using Bittensor.Actors.Metagraph;
+using Bittensor.Actors.ModelHost;
 using Bittensor.Protocol;
 using LogLevel = Microsoft.Extensions.Logging.LogLevel;
 using Bittensor.Core.Domain;
@@ -10,29 +11,33 @@ namespace Bittensor.Actors.Axon;
 
 /// <summary>
 /// Owns one axon: binds its server transport (<see cref="AxonOptions.Transport"/>; by default the Kestrel gRPC server,
-/// HTTP/2 cleartext) in <c>PreStart</c>, stops it in <c>PostStop</c> or on <see cref="Unbind"/>, and owns the priority router that feeds the model. Ask
+/// HTTP/2 cleartext) in <c>PreStart</c>, stops it in <c>PostStop</c> or on <see cref="Unbind"/>. Calls go from the transport
+/// thread straight to the model host (a <see cref="ModelHostActor"/>: the one stake-ordered queue), either one the axon
+/// is given (a hosted model) or its own child <c>model</c> running <see cref="AxonHandlers"/> delegates. Ask
 /// <see cref="GetBinding"/> to learn the port actually bound (useful with port 0).
 /// </summary>
 public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
 {
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly AxonSettings _settings;
-    private readonly AxonHandlers _handlers;
+    private readonly AxonHandlers? _handlers;
+    private IActorRef? _host;
     private readonly AxonOptions _options;
     private readonly IRequestAuthenticator _auth;
     private readonly ITensorWireCodec _codec;
     private readonly StakeBook _stakes;
     private readonly AxonStats _stats = new();
-    private readonly AxonAdmission _admission;
+    private AxonReplySink _sink = null!;
     private IServerBinding? _app;
     private IPEndPoint? _bound;
     private Exception? _failure;
     private readonly Exception? _authFailure;
 
-    private AxonActor(AxonSettings settings, AxonHandlers handlers, AxonOptions options, IRequestAuthenticator? auth, ITensorWireCodec? codec)
+    private AxonActor(AxonSettings settings, AxonHandlers? handlers, IActorRef? host, AxonOptions options, IRequestAuthenticator? auth, ITensorWireCodec? codec)
     {
         _settings = settings;
         _handlers = handlers;
+        _host = host;
         _options = options;
         try
         {
@@ -47,23 +52,38 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         }
         _codec = codec ?? AxonSeams.CreateCodec(settings);
         _stakes = new StakeBook();
-        _admission = new AxonAdmission(settings.QueueCapacity + settings.MaxWorkers);
         Starting();
     }
 
     /// <summary>Stash for calls that arrive before the server is bound.</summary>
     public IStash Stash { get; set; } = null!;
 
-    /// <summary>Props of an axon serving <paramref name="handlers"/> with the given settings.</summary>
+    /// <summary>
+    /// Props of an axon serving <paramref name="handlers"/> with the given settings: the axon starts a child
+    /// <c>model</c> (<see cref="ModelHostActor.ForHandlers"/>) with max_workers delegates at once and queue_capacity waiting.
+    /// </summary>
     public static Props Props(AxonSettings settings, AxonHandlers handlers, AxonOptions? options = null) =>
         Props(settings, handlers, options, null, null);
+
+    /// <summary>
+    /// Props of an axon serving the hosted model <paramref name="modelHost"/> (a <see cref="ModelHostActor"/>): every
+    /// authenticated call is Told to it as an <see cref="AxonModelCall"/>; its queue, batching and deadlines apply
+    /// (bittensor.model.*; the axon's max_workers and queue_capacity do not). If the host stops, calls answer NotServingNucleus.
+    /// </summary>
+    public static Props Props(AxonSettings settings, IActorRef modelHost, AxonOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(modelHost);
+        settings.Validate();
+        return FactoryProps.For(() => new AxonActor(settings, null, modelHost, options ?? AxonOptions.Default, null, null));
+    }
 
     internal static Props Props(AxonSettings settings, AxonHandlers handlers, AxonOptions? options, IRequestAuthenticator? auth, ITensorWireCodec? codec)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(handlers);
         settings.Validate();
-        return FactoryProps.For(() => new AxonActor(settings, handlers, options ?? AxonOptions.Default, auth, codec));
+        return FactoryProps.For(() => new AxonActor(settings, handlers, null, options ?? AxonOptions.Default, auth, codec));
     }
 
     /// <summary>Asks for the bound address; answered with <see cref="Bound"/> once listening, or a <see cref="Status.Failure"/>.</summary>
@@ -109,10 +129,12 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         _ = BittensorRuntime.Get(Context.System);
         // Stakes follow the subnet's metagraph: the current snapshot comes at once (when known), then one per sync.
         _options.Metagraph?.Tell(new SubscribeMetagraph(Self));
-        var router = Context.ActorOf(
-            AxonRouter.Props(_handlers, _settings.MaxWorkers, _admission, _options.Time ?? TimeProvider.System),
-            "router");
-        var service = new AxonService(_settings, _auth, _codec, _admission, router, _stakes, _stats, _options);
+        _host ??= Context.ActorOf(
+            ModelHostActor.ForHandlers(_handlers!, _settings.MaxWorkers, _settings.QueueCapacity, _settings.CallTimeout, _options.Time),
+            "model");
+        Context.Watch(_host);
+        _sink = new AxonReplySink(((ExtendedActorSystem)Context.System).Provider);
+        var service = new AxonService(_settings, _auth, _codec, _host, _sink, _stakes, _stats, _options);
         if (_settings.DisableSignatureVerification)
         {
             _log.Warning("!!! SIGNATURE VERIFICATION IS DISABLED on this axon (bittensor.axon.auth.disable_signature_verification = on): " +
@@ -197,7 +219,12 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
             _stakes.Update(m.Snapshot);
             _log.Debug("axon stakes from metagraph block {0} ({1} hotkeys)", m.Snapshot.Block, m.Snapshot.N);
         });
-        Receive<GetStats>(_ => Sender.Tell(_stats.Snapshot(_admission.Count, _stakes)));
+        Receive<GetStats>(_ => Sender.Tell(_stats.Snapshot(_sink.Waiting, _stakes)));
+        Receive<Terminated>(t => t.ActorRef.Equals(_host), _ =>
+        {
+            _log.Warning("axon: the model host {0} stopped; calls answer NotServingNucleus", _host!.Path);
+            _sink.HostStopped("the model host has stopped");
+        });
     }
 
     private static async Task StopServer(IServerBinding binding)

@@ -1,4 +1,3 @@
-using Akka.Actor;
 using Bittensor.Protocol.Wire;
 using Bittensor.Protocol;
 
@@ -45,19 +44,13 @@ public sealed record ModelResponse(DenseTensor? Outputs, ReturnCode Code = Retur
 }
 
 /// <summary>
-/// The model behind an axon: delegates for forward and backward (a missing backward answers NotImplemented).
-/// Delegates receive a token cancelled at the call's deadline; a delegate that ignores it keeps its worker
-/// busy until it returns.
+/// A model as delegates, for an axon without a hosted <c>ITextModel</c> (demo models, tests, samples): the axon runs
+/// them behind a <see cref="ModelHost.ModelHostActor"/> (<see cref="ModelHost.ModelHostActor.ForHandlers"/>), so they
+/// get the same stake-ordered queue, NucleusFull and deadline as a hosted model; at most max_workers run at once,
+/// on the thread pool. A missing backward answers NotImplemented. Delegates receive a token cancelled at the call's
+/// deadline; a delegate that ignores it keeps its slot busy until it returns (its caller is answered
+/// NucleusTimeout at the deadline anyway).
 /// </summary>
 public sealed record AxonHandlers(
     Func<ForwardRequest, CancellationToken, Task<ModelResponse>> Forward,
-    Func<BackwardRequest, CancellationToken, Task<ModelResponse>>? Backward = null)
-{
-    /// <summary>
-    /// Routes calls to a model actor: it receives <see cref="ForwardRequest"/>/<see cref="BackwardRequest"/>
-    /// and must reply with a <see cref="ModelResponse"/> before the call's deadline.
-    /// </summary>
-    public static AxonHandlers FromActor(IActorRef model, TimeSpan askTimeout) => new(
-        (r, ct) => model.Ask<ModelResponse>(r, askTimeout, ct),
-        (r, ct) => model.Ask<ModelResponse>(r, askTimeout, ct));
-}
+    Func<BackwardRequest, CancellationToken, Task<ModelResponse>>? Backward = null);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Bittensor.Actors.Metagraph;
+using Bittensor.Actors.ModelHost;
 using Bittensor.Core.Domain;
 using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
@@ -47,8 +48,8 @@ internal sealed class StakeBook
 
 /// <summary>
 /// The axon's <c>Bittensor</c> service, independent of the transport that delivers the calls (Kestrel gRPC or its
-/// in-memory twin): cheap checks, authentication, version, decoding and admission happen here on the transport's
-/// thread; the model work goes through the priority router. Never throws except the deliberate UNAUTHENTICATED
+/// in-memory twin): cheap checks, authentication, version and decoding happen here on the transport's
+/// thread; the model work goes straight to the model host (one Tell; its queue is the axon's only queue). Never throws except the deliberate UNAUTHENTICATED
 /// status for bad signatures, replays and blacklisted shapes.
 /// </summary>
 internal sealed class AxonService : IBittensorService
@@ -56,8 +57,8 @@ internal sealed class AxonService : IBittensorService
     private readonly AxonSettings _settings;
     private readonly IRequestAuthenticator _auth;
     private readonly ITensorWireCodec _codec;
-    private readonly AxonAdmission _admission;
-    private readonly IActorRef _router;
+    private readonly IActorRef _host;
+    private readonly AxonReplySink _sink;
     private readonly StakeBook _stakes;
     private readonly AxonStats _stats;
     private readonly Action<AxonCallRecord>? _observer;
@@ -65,14 +66,14 @@ internal sealed class AxonService : IBittensorService
     private readonly string _ownHotkey;
     private readonly TimeProvider _time;
 
-    public AxonService(AxonSettings settings, IRequestAuthenticator auth, ITensorWireCodec codec, AxonAdmission admission,
-        IActorRef router, StakeBook stakes, AxonStats stats, AxonOptions options)
+    public AxonService(AxonSettings settings, IRequestAuthenticator auth, ITensorWireCodec codec, IActorRef host, AxonReplySink sink,
+        StakeBook stakes, AxonStats stats, AxonOptions options)
     {
         _settings = settings;
         _auth = auth;
         _codec = codec;
-        _admission = admission;
-        _router = router;
+        _host = host;
+        _sink = sink;
         _stakes = stakes;
         _stats = stats;
         _observer = options.OnCall;
@@ -191,9 +192,7 @@ internal sealed class AxonService : IBittensorService
                 return Answer(ReturnCode.RequestShapeException, $"grads must be float32 rank 3 matching inputs on dims 0 and 1; got {grads}, inputs {inputs}");
         }
 
-        // 5. Admission: a bounded number of calls may wait or run; beyond that answer at once.
-        if (!_admission.TryEnter()) return Answer(ReturnCode.NucleusFull, "axon queue is full, try later");
-
+        // 5. Straight to the model host (Tell, no Ask): its queue is the one stake-ordered queue; full → NucleusFull at once.
         var now = _time.GetUtcNow().UtcDateTime;
         var budget = _settings.CallTimeout;
         if (context.Deadline != DateTime.MaxValue)
@@ -201,27 +200,28 @@ internal sealed class AxonService : IBittensorService
             var client = context.Deadline - DateTime.UtcNow;
             if (client < budget) budget = client;
         }
-        var completion = new TaskCompletionSource<ModelResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var priority = _settings.PriorityByStake ? StakePriority.From(stake) : StakePriority.Lowest;
-        var call = backward
-            ? new AxonCall(true, null, new BackwardRequest(hotkey, stake, wireInputs.Modality, inputs, grads!) { Priority = priority, DeadlineUtc = now + budget }, priority, now + budget, completion)
-            : new AxonCall(false, new ForwardRequest(hotkey, stake, wireInputs.Modality, inputs) { Priority = priority, DeadlineUtc = now + budget }, null, priority, now + budget, completion);
-        _router.Tell(call);
-
         ModelResponse result;
-        try
+        if (budget <= TimeSpan.Zero)
         {
-            result = budget <= TimeSpan.Zero
-                ? new ModelResponse(null, ReturnCode.NucleusTimeout, "deadline already passed")
-                : await completion.Task.WaitAsync(budget, _time, context.CancellationToken).ConfigureAwait(false);
+            result = new ModelResponse(null, ReturnCode.NucleusTimeout, "deadline already passed");
         }
-        catch (TimeoutException)
+        else
         {
-            result = new ModelResponse(null, ReturnCode.NucleusTimeout, $"model did not answer within {budget.TotalMilliseconds:F0} ms");
-        }
-        catch (OperationCanceledException)
-        {
-            result = new ModelResponse(null, ReturnCode.Timeout, "caller cancelled");
+            // The call's one deadline: the caller's gRPC deadline capped by call_timeout. The host answers at the
+            // latest then (NucleusTimeout), so no timer of our own is stacked on it.
+            var deadline = now + budget;
+            var priority = _settings.PriorityByStake ? StakePriority.From(stake) : StakePriority.Lowest;
+            var (id, pending) = _sink.Register();
+            var call = backward
+                ? new AxonModelCall(id, null, new BackwardRequest(hotkey, stake, wireInputs.Modality, inputs, grads!) { Priority = priority, DeadlineUtc = deadline })
+                : new AxonModelCall(id, new ForwardRequest(hotkey, stake, wireInputs.Modality, inputs) { Priority = priority, DeadlineUtc = deadline }, null);
+            _host.Tell(call, _sink);
+            using (context.CancellationToken.CanBeCanceled
+                ? context.CancellationToken.Register(static s => ((Cancel)s!).Run(), new Cancel(_sink, id))
+                : default)
+            {
+                result = await pending.ConfigureAwait(false);
+            }
         }
 
         if (result.Code != ReturnCode.Success) return Answer(result.Code, result.Message);
@@ -240,6 +240,11 @@ internal sealed class AxonService : IBittensorService
         var answer = Answer(ReturnCode.Success, "");
         answer.Tensors.Add(_codec.Encode(outputs, Modality.Tensor));
         return answer;
+    }
+
+    private sealed class Cancel(AxonReplySink sink, long id)
+    {
+        public void Run() => sink.Complete(id, new ModelResponse(null, ReturnCode.Timeout, "caller cancelled"));
     }
 
     private static string? CheckInputs(Modality modality, DenseTensor t)

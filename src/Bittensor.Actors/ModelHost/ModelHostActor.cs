@@ -1,48 +1,64 @@
 using Akka.Actor;
 using Akka.Event;
+using Bittensor.Actors.Axon;
 using Bittensor.Core.Modeling;
 using Bittensor.Core.Resilience;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
 
 namespace Bittensor.Actors.ModelHost;
 
 /// <summary>
-/// The model host: ONE actor that owns the bounded request queue, the batching and the supervision of the model
-/// worker (a child on the dedicated <c>bittensor.model.dispatcher</c> that runs the <see cref="ITextModel"/>).
-/// Send it <see cref="ModelForward"/>, <see cref="ModelBackward"/>, <see cref="SaveCheckpoint"/>,
-/// <see cref="GetModelStats"/> and <see cref="FlushBatches"/>.
+/// The model host: ONE actor that owns the bounded request queue, the batching, the deadlines and the supervision of
+/// the model. It hosts either an <see cref="ITextModel"/> (run by a <see cref="ModelWorker"/> child on the dedicated
+/// <c>bittensor.model.dispatcher</c>; <see cref="Props(ModelSettings, Func{ITextModel}, TimeProvider?)"/>) or an
+/// axon's <see cref="AxonHandlers"/> delegates (run on the thread pool, up to max_workers at once;
+/// <see cref="ForHandlers"/>). Send it <see cref="AxonModelCall"/> (the axon), <see cref="ModelForward"/>,
+/// <see cref="ModelBackward"/> (local callers of a text model), <see cref="SaveCheckpoint"/>,
+/// <see cref="GetModelStats"/>, <see cref="FlushBatches"/> and <see cref="GetQueueStatus"/>.
 /// </summary>
 /// <remarks>
-/// <para>Hops of a served call. Model side (this change): the axon's model handler Tells this host with a request id
-/// (one reply-collector actor per <see cref="ModelHostEndpoint"/>, no Ask per call), the host Tells its worker, the
-/// worker Tells the host, the host Tells the collector: host + worker, one queue (here), one deadline. Axon side, as
-/// of this commit: AxonService → AxonRouter → AxonWorker → handler, so the whole path is AxonService → AxonRouter →
-/// AxonWorker → ModelHostActor → ModelWorker (5 actors, 2 queues); the request already carries what the axon's front
-/// needs to hand calls straight here (<see cref="ModelForward.Priority"/>, <see cref="ModelForward.DeadlineUtc"/>),
-/// which makes it 4: axon service → axon front → model host → model worker.
-/// The caller's deadline travels in the request (default now + request_timeout): it is the only timeout on the way,
-/// no Ask timeout is stacked on it.</para>
-/// <para>Queue: waiting requests are ordered by <see cref="ModelForward.Priority"/> (lower first, e.g. the axon's
-/// stake priority), FIFO among equals, at most max_queue of them (beyond: NucleusFull). Forward requests with the
-/// same sequence length are coalesced, head first, into one model call of up to max_batch rows; while the model is
-/// busy requests accumulate and go as one batch when it frees; while it is idle the head waits at most max_delay
-/// for company. Backward requests run one per call. At most one call is at the model at a time.</para>
+/// <para>Hops of a served call: the axon's gRPC handler (<c>AxonService</c>) Tells this host an
+/// <see cref="AxonModelCall"/> with a request id, its caller's stake priority and the call's one deadline; the host
+/// Tells its worker (or starts the delegate); the worker Tells the host; the host Tells the axon's reply sink, which
+/// completes the gRPC call in place (no actor, no mailbox). AxonService → ModelHostActor → ModelWorker → back: one
+/// queue (here), one deadline, no Ask.</para>
+/// <para>Queue: waiting requests are ordered by priority (lower first: the axon's stake priority), FIFO among equals,
+/// at most max_queue of them (beyond: NucleusFull, answered at once). A text host coalesces forward requests with the
+/// same sequence length, head first, into one model call of up to max_batch rows; while the model is busy requests
+/// accumulate and go as one batch when it frees; while it is idle the head waits at most max_delay for company.
+/// Backward requests run one per call; at most one call is at a text model at a time. A handler host runs each call
+/// on its own, at most max_workers at once.</para>
 /// <para>Every accepted request gets exactly one reply: its result, or a code — NucleusFull (queue full),
 /// NucleusTimeout (its deadline passed, queued or at the model), UnknownException (the model failed on it),
-/// NotServingNucleus (the host stopped), InvalidRequest/RequestShapeException (refused on arrival).</para>
-/// <para>Supervision: a worker that fails (an exception, NaN outputs or weights) is stopped and a new one is
-/// started after a capped exponential backoff (<see cref="BackoffPolicy"/>), restoring the last checkpoint.</para>
+/// NotServingNucleus (the host stopped), InvalidRequest/RequestShapeException/NotImplemented (refused on arrival).</para>
+/// <para>Supervision: a text model worker that fails (an exception, NaN outputs or weights) is stopped and a new one
+/// is started after a capped exponential backoff (<see cref="BackoffPolicy"/>), restoring the last checkpoint. A
+/// handler delegate that throws answers its call UnknownException; the delegates are the caller's code and keep no
+/// state the host could restore.</para>
 /// </remarks>
 public sealed class ModelHostActor : ReceiveActor, IWithTimers
 {
-    private sealed class Pending(IActorRef replyTo, ModelForward? forward, ModelBackward? backward, DateTime deadline, long seq)
+    private sealed class Pending(IActorRef replyTo, long requestId, int priority, DateTime deadline, long seq)
     {
         public IActorRef ReplyTo { get; } = replyTo;
-        public ModelForward? Forward { get; } = forward;
-        public ModelBackward? Backward { get; } = backward;
+        public long RequestId { get; } = requestId;
+        public int Priority { get; } = priority;
         public DateTime Deadline { get; } = deadline;
         public long Seq { get; } = seq;
-        public int Priority => Forward?.Priority ?? Backward!.Priority;
-        public long RequestId => Forward?.RequestId ?? Backward!.RequestId;
+
+        /// <summary>A text forward (from a local caller, or an axon call turned into tokens).</summary>
+        public ModelForward? Forward { get; init; }
+
+        /// <summary>A text backward.</summary>
+        public ModelBackward? Backward { get; init; }
+
+        /// <summary>The axon's call as it came, for a handler host.</summary>
+        public AxonModelCall? Call { get; init; }
+
+        /// <summary>Answer with <see cref="AxonModelReply"/> (the caller is an axon) rather than ModelForwardResult/ModelBackwardResult.</summary>
+        public bool AxonReply { get; init; }
+
         public bool Answered { get; set; }
     }
 
@@ -71,22 +87,28 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
         public static StartWorker Instance { get; } = new();
     }
 
+    private sealed record HandlerJobDone(long JobId, ModelResponse Response);
+
     private const string DelayTimer = "batch-delay";
     private const string RestartTimer = "restart";
     private const int MaxBufferedControl = 64;
 
     private readonly ModelSettings _settings;
-    private readonly Func<ITextModel> _factory;
-    private readonly ModelLineage _lineage;
+    private readonly Func<ITextModel>? _factory;
+    private readonly AxonHandlers? _handlers;
+    private readonly ModelLineage? _lineage;
     private readonly BackoffPolicy _backoff;
     private readonly Random _random = new();
     private readonly TimeProvider _time;
+    private readonly int _concurrency;
+    private readonly int _maxQueue;
+    private readonly TimeSpan _requestTimeout;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly SortedSet<Pending> _queue = new(QueueOrder.Instance);
     private readonly Dictionary<long, Pending> _bySeq = [];
+    private readonly Dictionary<long, InFlight> _inFlight = [];
     private readonly List<(object Message, IActorRef Sender)> _control = [];
     private IActorRef _worker = ActorRefs.Nobody;
-    private InFlight? _inFlight;
     private bool _ready;
     private int _failures;
     private long _nextSeq;
@@ -103,12 +125,42 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
         _factory = factory;
         _time = time ?? TimeProvider.System;
         _backoff = settings.Backoff;
+        _concurrency = 1;
+        _maxQueue = settings.MaxQueue;
+        _requestTimeout = settings.RequestTimeout;
         var owned = settings.CheckpointPath is null;
         var path = settings.CheckpointPath ?? Path.Combine(Path.GetTempPath(), $"bittensor-model-{Guid.NewGuid():N}.ckpt");
         _lineage = new ModelLineage(path, owned);
+        Receives();
+    }
 
-        Receive<ModelForward>(f => Accept(Sender, f, null, f.DeadlineUtc, ValidateForward(f)));
-        Receive<ModelBackward>(b => Accept(Sender, null, b, b.DeadlineUtc, ValidateBackward(b)));
+    private ModelHostActor(AxonHandlers handlers, int concurrency, int maxQueue, TimeSpan requestTimeout, TimeProvider? time)
+    {
+        _settings = ModelSettings.Default;
+        _handlers = handlers;
+        _time = time ?? TimeProvider.System;
+        _backoff = _settings.Backoff;
+        _concurrency = concurrency;
+        _maxQueue = maxQueue;
+        _requestTimeout = requestTimeout;
+        _ready = true; // the delegates need no start-up
+        Receives();
+    }
+
+    private void Receives()
+    {
+        Receive<AxonModelCall>(OnAxonCall);
+        Receive<ModelForward>(f =>
+        {
+            var p = NewPending(Sender, f.RequestId, f.Priority, f.DeadlineUtc, forward: f);
+            Accept(p, _handlers is null ? ValidateForward(f) : (ModelReturnCode.InvalidRequest, "this host serves axon calls only"));
+        });
+        Receive<ModelBackward>(b =>
+        {
+            var p = NewPending(Sender, b.RequestId, b.Priority, b.DeadlineUtc, backward: b);
+            Accept(p, _handlers is null ? ValidateBackward(b) : (ModelReturnCode.InvalidRequest, "this host serves axon calls only"));
+        });
+        Receive<GetQueueStatus>(_ => Sender.Tell(new QueueStatus(_queue.Count, _inFlight.Values.Sum(j => j.Members.Count(m => !m.Answered)))));
         Receive<FlushBatches>(_ => TryDispatch(force: true));
         Receive<DelayElapsed>(_ => TryDispatch(force: true));
         Receive<DeadlineReached>(OnDeadline);
@@ -116,6 +168,7 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
         Receive<ForwardJobDone>(OnForwardDone);
         Receive<BackwardJobDone>(OnBackwardDone);
         Receive<JobFailed>(OnJobFailed);
+        Receive<HandlerJobDone>(OnHandlerDone);
         Receive<Terminated>(t => t.ActorRef.Equals(_worker), OnWorkerStopped);
         Receive<StartWorker>(_ => StartNewWorker());
         // Control messages (SaveCheckpoint, GetModelStats, FailNextForward) go to the worker in order with jobs.
@@ -129,30 +182,50 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
     public static Props Props(ModelSettings settings, Func<ITextModel> factory, TimeProvider? time = null) =>
         Akka.Actor.Props.Create(() => new ModelHostActor(settings, factory, time));
 
+    /// <summary>
+    /// Props of a host serving an axon's <paramref name="handlers"/>: the same queue (stake priority, FIFO among equals,
+    /// at most <paramref name="maxQueue"/> waiting, then NucleusFull), at most <paramref name="concurrency"/> delegates
+    /// running at once, each with a token cancelled at its call's deadline (default now + <paramref name="requestTimeout"/>).
+    /// </summary>
+    public static Props ForHandlers(AxonHandlers handlers, int concurrency, int maxQueue, TimeSpan requestTimeout, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(handlers);
+        ArgumentOutOfRangeException.ThrowIfLessThan(concurrency, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxQueue);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(requestTimeout, TimeSpan.Zero);
+        return FactoryProps.For(() => new ModelHostActor(handlers, concurrency, maxQueue, requestTimeout, time));
+    }
+
     /// <inheritdoc />
     protected override SupervisorStrategy SupervisorStrategy() =>
         // The host restarts the worker itself, after a backoff and from the last checkpoint.
         new OneForOneStrategy(_ => Directive.Stop);
 
     /// <inheritdoc />
-    protected override void PreStart() => StartNewWorker();
+    protected override void PreStart()
+    {
+        if (_factory is not null) StartNewWorker();
+    }
 
     /// <inheritdoc />
     protected override void PostStop()
     {
         _ready = false; // nothing is dispatched any more
         _stopped = true;
-        if (_inFlight is not null) Complete(ModelReturnCode.NotServingNucleus, "the model host stopped");
+        foreach (var job in _inFlight.Values)
+            foreach (var m in job.Members) Reply(m, ModelReturnCode.NotServingNucleus, "the model host stopped");
+        _inFlight.Clear();
         foreach (var p in _queue) Reply(p, ModelReturnCode.NotServingNucleus, "the model host stopped");
         _queue.Clear();
         _bySeq.Clear();
         // The default checkpoint is a temp file of this host only.
-        if (_lineage.OwnsFile && File.Exists(_lineage.CheckpointPath)) File.Delete(_lineage.CheckpointPath);
+        if (_lineage is { OwnsFile: true } && File.Exists(_lineage.CheckpointPath)) File.Delete(_lineage.CheckpointPath);
     }
 
     private void StartNewWorker()
     {
-        var props = ModelWorker.Props(_settings, _factory, Self, _lineage);
+        if (_factory is null) return;
+        var props = ModelWorker.Props(_settings, _factory, Self, _lineage!);
         if (Context.System.Dispatchers.HasDispatcher(ModelSettings.DispatcherPath))
             props = props.WithDispatcher(ModelSettings.DispatcherPath);
         _worker = Context.ActorOf(props, $"worker-{++_started}");
@@ -163,6 +236,11 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
 
     private void ToWorker(object message)
     {
+        if (_factory is null)
+        {
+            Unhandled(message);
+            return;
+        }
         if (!_worker.IsNobody())
         {
             _worker.Forward(message);
@@ -171,6 +249,48 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
         // Between incarnations: the next worker gets them, in order; beyond a small bound they are dropped.
         if (_control.Count < MaxBufferedControl) _control.Add((message, Sender));
         else _log.Warning("model host dropped {0}: the model is restarting and {1} control messages wait", message.GetType().Name, _control.Count);
+    }
+
+    private Pending NewPending(IActorRef replyTo, long requestId, int priority, DateTime? deadlineUtc,
+        ModelForward? forward = null, ModelBackward? backward = null, AxonModelCall? call = null, bool axonReply = false) =>
+        new(replyTo, requestId, priority, deadlineUtc ?? _time.GetUtcNow().UtcDateTime + _requestTimeout, _nextSeq++)
+        {
+            Forward = forward, Backward = backward, Call = call, AxonReply = axonReply,
+        };
+
+    private void OnAxonCall(AxonModelCall call)
+    {
+        if (_handlers is not null)
+        {
+            var p = NewPending(Sender, call.RequestId, call.Priority, call.DeadlineUtc, call: call, axonReply: true);
+            Accept(p, call.Backward is not null && _handlers.Backward is null ? (ModelReturnCode.NotImplemented, "this axon serves no backward") : null);
+            return;
+        }
+        // A text model: TEXT token ids [batch, seq] only.
+        var inputs = call.Forward?.Inputs ?? call.Backward!.Inputs;
+        var modality = call.Forward?.Modality ?? call.Backward!.Modality;
+        (ModelReturnCode, string)? refused = null;
+        if (modality != Modality.Text) refused = (ModelReturnCode.NotImplemented, $"this model serves TEXT, not {modality}");
+        else if (inputs.Longs is null || inputs.Rank != 2 || inputs.Shape[0] > int.MaxValue || inputs.Shape[1] > int.MaxValue)
+            refused = (ModelReturnCode.RequestShapeException, "TEXT inputs must be int64 [batch, seq]");
+        else if (call.Backward is { } b && (b.Grads.Floats is null || b.Grads.Rank != 3))
+            refused = (ModelReturnCode.RequestShapeException, "gradients must be float32 [batch, seq, dim]");
+        if (refused is not null)
+        {
+            Accept(NewPending(Sender, call.RequestId, call.Priority, call.DeadlineUtc, call: call, axonReply: true), refused);
+            return;
+        }
+        var (batch, seq) = ((int)inputs.Shape[0], (int)inputs.Shape[1]);
+        if (call.Forward is not null)
+        {
+            var f = new ModelForward(call.RequestId, inputs.Longs!, batch, seq);
+            Accept(NewPending(Sender, call.RequestId, call.Priority, call.DeadlineUtc, forward: f, axonReply: true), ValidateForward(f));
+        }
+        else
+        {
+            var b = new ModelBackward(call.RequestId, inputs.Longs!, call.Backward!.Grads.Floats!, batch, seq);
+            Accept(NewPending(Sender, call.RequestId, call.Priority, call.DeadlineUtc, backward: b, axonReply: true), ValidateBackward(b));
+        }
     }
 
     private (ModelReturnCode Code, string Message)? ValidateForward(ModelForward f)
@@ -201,20 +321,21 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
         return null;
     }
 
-    private void Accept(IActorRef replyTo, ModelForward? forward, ModelBackward? backward, DateTime? deadlineUtc, (ModelReturnCode Code, string Message)? error)
+    private void Accept(Pending pending, (ModelReturnCode Code, string Message)? error)
     {
-        var now = _time.GetUtcNow().UtcDateTime;
-        var pending = new Pending(replyTo, forward, backward, deadlineUtc ?? now + _settings.RequestTimeout, _nextSeq++);
         if (error is { } e)
         {
             Reply(pending, e.Code, e.Message);
             return;
         }
-        if (_queue.Count >= _settings.MaxQueue)
+        // Full: max_queue wait already. A call that can start at once needs no queue slot (max_queue may be 0).
+        var canStartNow = _queue.Count == 0 && _ready && _inFlight.Count < _concurrency;
+        if (_queue.Count >= _maxQueue && !canStartNow)
         {
             Reply(pending, ModelReturnCode.NucleusFull, $"{_queue.Count} requests are already waiting for the model");
             return;
         }
+        var now = _time.GetUtcNow().UtcDateTime;
         if (pending.Deadline <= now)
         {
             Reply(pending, ModelReturnCode.NucleusTimeout, "the request's deadline had passed when it reached the model host");
@@ -236,7 +357,12 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
 
     private void TryDispatch(bool force)
     {
-        if (!_ready || _inFlight is not null || _queue.Count == 0) return;
+        if (_handlers is not null)
+        {
+            DispatchHandlers();
+            return;
+        }
+        if (!_ready || _inFlight.Count > 0 || _queue.Count == 0) return;
         var head = _queue.Min!;
         if (head.Backward is { } backward)
         {
@@ -268,14 +394,68 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
         }
 
         foreach (var m in members) Take(m);
-        var tokens = new long[rows * seq];
-        var offset = 0;
-        foreach (var m in members)
+        long[] tokens;
+        if (members.Count == 1)
         {
-            m.Forward!.Tokens.CopyTo(tokens, offset);
-            offset += m.Forward.Tokens.Length;
+            tokens = members[0].Forward!.Tokens;
+        }
+        else
+        {
+            tokens = new long[rows * seq];
+            var offset = 0;
+            foreach (var m in members)
+            {
+                m.Forward!.Tokens.CopyTo(tokens, offset);
+                offset += m.Forward.Tokens.Length;
+            }
         }
         Send(new ForwardJob(++_nextJobId, tokens, rows, seq), members);
+    }
+
+    private void DispatchHandlers()
+    {
+        while (_ready && _inFlight.Count < _concurrency && _queue.Count > 0)
+        {
+            var head = _queue.Min!;
+            Take(head);
+            var jobId = ++_nextJobId;
+            _inFlight[jobId] = new InFlight(jobId, [head]);
+            var (handlers, call, deadline, time) = (_handlers!, head.Call!, head.Deadline, _time);
+            // Off the host's thread: a delegate may compute before its first await.
+            Task.Run(() => RunHandler(handlers, call, deadline, time))
+                .PipeTo(Self, success: r => new HandlerJobDone(jobId, r),
+                    failure: ex => new HandlerJobDone(jobId, new ModelResponse(null, ReturnCode.UnknownException, $"model failed: {ex.GetType().Name}")));
+        }
+    }
+
+    private static async Task<ModelResponse> RunHandler(AxonHandlers handlers, AxonModelCall call, DateTime deadline, TimeProvider time)
+    {
+        var remaining = deadline - time.GetUtcNow().UtcDateTime;
+        if (remaining <= TimeSpan.Zero) return new ModelResponse(null, ReturnCode.NucleusTimeout, "call reached the model after its deadline");
+        using var cts = new CancellationTokenSource(remaining, time);
+        try
+        {
+            var answer = call.Backward is { } backward
+                ? await handlers.Backward!(backward, cts.Token).ConfigureAwait(false)
+                : await handlers.Forward(call.Forward!, cts.Token).ConfigureAwait(false);
+            return answer ?? new ModelResponse(null, ReturnCode.UnknownException, "model answered nothing");
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            return new ModelResponse(null, ReturnCode.NucleusTimeout, "model did not answer before the deadline");
+        }
+        catch (Exception e)
+        {
+            return new ModelResponse(null, ReturnCode.UnknownException, $"model failed: {e.GetType().Name}");
+        }
+    }
+
+    private void OnHandlerDone(HandlerJobDone done)
+    {
+        if (!_inFlight.Remove(done.JobId, out var job)) return;
+        foreach (var m in job.Members)
+            if (!m.Answered) Answer(m, new AxonModelReply(m.RequestId, done.Response));
+        TryDispatch(force: true);
     }
 
     // Out of the queue; still in _bySeq (and its deadline timer running) until answered.
@@ -290,7 +470,7 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
             BackwardJob b => b.JobId,
             _ => throw new ArgumentException("not a job", nameof(job)),
         };
-        _inFlight = new InFlight(jobId, members);
+        _inFlight[jobId] = new InFlight(jobId, members);
         _worker.Tell(job, Self);
     }
 
@@ -306,7 +486,7 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
         _ready = false;
         _worker = ActorRefs.Nobody;
         // The call at the model died with it (a worker that failed answers JobFailed first; this covers the rest).
-        if (_inFlight is not null) Complete(ModelReturnCode.UnknownException, "the model crashed and restarts from its last checkpoint");
+        CompleteAll(ModelReturnCode.UnknownException, "the model crashed and restarts from its last checkpoint");
         var delay = _backoff.Delay(_failures, _random.NextDouble());
         _failures = Math.Min(_failures + 1, 62);
         _log.Warning("model worker stopped; starting worker {0} in {1} ms", _started + 1, delay.TotalMilliseconds);
@@ -315,56 +495,72 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
 
     private void OnForwardDone(ForwardJobDone done)
     {
-        if (_inFlight?.JobId != done.JobId) return;
+        if (!_inFlight.Remove(done.JobId, out var job)) return;
         var rowSize = done.Seq * done.Dim;
         var offset = 0;
-        foreach (var m in _inFlight.Members)
+        var alone = job.Members.Count == 1 && done.Data.Length == job.Members[0].Forward!.Batch * rowSize;
+        foreach (var m in job.Members)
         {
             var f = m.Forward!;
             var length = f.Batch * rowSize;
             if (!m.Answered)
             {
-                var data = new float[length];
-                Array.Copy(done.Data, offset, data, 0, length);
-                Answer(m, new ModelForwardResult(f.RequestId, data, [f.Batch, f.Seq, done.Dim], ModelReturnCode.Success));
+                // One member (the common case under light load) takes the worker's array as it is: no copy.
+                float[] data;
+                if (alone)
+                {
+                    data = done.Data;
+                }
+                else
+                {
+                    data = new float[length];
+                    Array.Copy(done.Data, offset, data, 0, length);
+                }
+                Answer(m, m.AxonReply
+                    ? new AxonModelReply(m.RequestId, ModelResponse.Ok(DenseTensor.Float32([f.Batch, f.Seq, done.Dim], data)))
+                    : new ModelForwardResult(f.RequestId, data, [f.Batch, f.Seq, done.Dim], ModelReturnCode.Success));
             }
             offset += length;
         }
         _failures = 0;
-        Finish();
+        TryDispatch(force: true);
     }
 
     private void OnBackwardDone(BackwardJobDone done)
     {
-        if (_inFlight?.JobId != done.JobId) return;
-        foreach (var m in _inFlight.Members)
-            if (!m.Answered) Answer(m, new ModelBackwardResult(m.Backward!.RequestId, ModelReturnCode.Success, done.Step));
+        if (!_inFlight.Remove(done.JobId, out var job)) return;
+        foreach (var m in job.Members)
+        {
+            if (m.Answered) continue;
+            var b = m.Backward!;
+            // Token ids have no gradient: the axon's caller gets zeros shaped like its inputs, as the 2021 template server did.
+            Answer(m, m.AxonReply
+                ? new AxonModelReply(m.RequestId, ModelResponse.Ok(DenseTensor.Zeros(b.Batch, b.Seq)))
+                : new ModelBackwardResult(b.RequestId, ModelReturnCode.Success, done.Step));
+        }
         _failures = 0;
-        Finish();
+        TryDispatch(force: true);
     }
 
     private void OnJobFailed(JobFailed failed)
     {
         if (failed.Fatal) _ready = false; // the worker is stopping; Terminated starts the next one
-        if (_inFlight?.JobId != failed.JobId) return;
-        Complete(failed.Code, failed.Message);
-    }
-
-    private void Complete(ModelReturnCode code, string message)
-    {
-        foreach (var m in _inFlight!.Members) Reply(m, code, message);
-        Finish();
-    }
-
-    private void Finish()
-    {
-        _inFlight = null;
+        if (!_inFlight.Remove(failed.JobId, out var job)) return;
+        foreach (var m in job.Members) Reply(m, failed.Code, failed.Message);
         TryDispatch(force: true);
+    }
+
+    private void CompleteAll(ModelReturnCode code, string message)
+    {
+        foreach (var job in _inFlight.Values)
+            foreach (var m in job.Members) Reply(m, code, message);
+        _inFlight.Clear();
     }
 
     private void Reply(Pending p, ModelReturnCode code, string message)
     {
-        if (p.Forward is { } f) Answer(p, new ModelForwardResult(f.RequestId, [], [], code, message));
+        if (p.AxonReply) Answer(p, new AxonModelReply(p.RequestId, new ModelResponse(null, (ReturnCode)(int)code, message)));
+        else if (p.Forward is { } f) Answer(p, new ModelForwardResult(f.RequestId, [], [], code, message));
         else Answer(p, new ModelBackwardResult(p.Backward!.RequestId, code, 0, message));
     }
 

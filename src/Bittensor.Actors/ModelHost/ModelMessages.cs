@@ -1,3 +1,5 @@
+using Bittensor.Actors.Axon;
+
 namespace Bittensor.Actors.ModelHost;
 
 /// <summary>
@@ -7,6 +9,8 @@ public enum ModelReturnCode
 {
     /// <summary>The model answered.</summary>
     Success = 0,
+    /// <summary>The host does not serve this kind of call (a text model asked for another modality, no backward delegate).</summary>
+    NotImplemented = 4,
     /// <summary>The request is malformed (token ids out of the vocabulary, lengths that do not add up).</summary>
     InvalidRequest = 8,
     /// <summary>Shape not accepted (empty, longer than max_sequence, gradient of the wrong size).</summary>
@@ -54,6 +58,35 @@ public sealed record ModelBackward(long RequestId, long[] Tokens, float[] Grads,
 
 /// <summary>Answer to <see cref="ModelBackward"/>; <paramref name="Step"/> counts optimizer steps since start.</summary>
 public sealed record ModelBackwardResult(long RequestId, ModelReturnCode Code, long Step, string Message = "");
+
+/// <summary>
+/// An axon's verified, decoded call handed straight to the model host (<c>Tell</c>, the axon's reply sink as sender).
+/// The request carries its caller's stake priority and its one deadline (<see cref="ForwardRequest.Priority"/>,
+/// <see cref="ForwardRequest.DeadlineUtc"/>). The host answers the sender with exactly one <see cref="AxonModelReply"/>
+/// with the same <paramref name="RequestId"/>. Local message only: it carries tensors as arrays.
+/// </summary>
+public sealed record AxonModelCall(long RequestId, ForwardRequest? Forward, BackwardRequest? Backward)
+{
+    /// <summary>Queue order at the host: lower first.</summary>
+    public int Priority => Forward?.Priority ?? Backward!.Priority;
+
+    /// <summary>The call's one deadline (UTC); null: now + the host's request timeout.</summary>
+    public DateTime? DeadlineUtc => Forward is not null ? Forward.DeadlineUtc : Backward!.DeadlineUtc;
+}
+
+/// <summary>The answer to an <see cref="AxonModelCall"/>: the model's response or a code.</summary>
+public sealed record AxonModelReply(long RequestId, ModelResponse Response);
+
+/// <summary>Asks the host how many requests wait in its queue and how many are at the model; answered with <see cref="QueueStatus"/>.</summary>
+public sealed record GetQueueStatus
+{
+    /// <summary>The only instance.</summary>
+    public static GetQueueStatus Instance { get; } = new();
+    private GetQueueStatus() { }
+}
+
+/// <summary>Requests waiting in the host's queue and requests at the model (not yet answered).</summary>
+public sealed record QueueStatus(int Waiting, int Running);
 
 /// <summary>Saves a checkpoint now (also what the periodic timer sends); answered with <see cref="CheckpointSaved"/>.</summary>
 public sealed record SaveCheckpoint

@@ -124,10 +124,7 @@ public sealed class ServerNeuron : IAsyncDisposable
         IActorRef? model = null;
         var handlers = options.Handlers;
         if (handlers is null)
-        {
             model = await NeuronActors.StartChildAsync(neuron, "model", ServerModelHost.Props(options.Model ?? BittensorRuntime.Get(neuronSystem).Settings(ModelSettings.SectionPath, ModelSettings.Create)), critical: true, cancellationToken);
-            handlers = ModelAxonHandlers.Create(new ModelHostEndpoint(neuronSystem, model));
-        }
         // The system's bittensor.axon (hocon/bittensor.conf under the host's config), with this role's address.
         var settings = options.Axon ?? BittensorRuntime.Get(neuronSystem).Axon with { Ip = options.AxonIp, Port = options.AxonPort };
         if (settings.NonceStorePath.Length == 0)
@@ -139,7 +136,10 @@ public sealed class ServerNeuron : IAsyncDisposable
         var metagraph = await NeuronActors.StartChildAsync(neuron, role == "miner" ? "axon-metagraph" : "metagraph", MetagraphActor.Props(chain, netuid, BittensorRuntime.Get(neuronSystem).Subtensor.Network, options.Metagraph),
             critical: true, cancellationToken);
         var axon = await NeuronActors.StartChildAsync(neuron, "axon",
-            AxonActor.Props(settings, handlers, new AxonOptions { Hotkey = keys.HotkeySs58, Metagraph = metagraph }), critical: true, cancellationToken);
+            model is not null
+                // The axon Tells each call straight to the model host: its queue is the one stake-ordered queue.
+                ? AxonActor.Props(settings, model, new AxonOptions { Hotkey = keys.HotkeySs58, Metagraph = metagraph })
+                : AxonActor.Props(settings, handlers!, new AxonOptions { Hotkey = keys.HotkeySs58, Metagraph = metagraph }), critical: true, cancellationToken);
         var bound = await axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromSeconds(20), cancellationToken);
         var uid = await ChainOps.EnsureRegisteredAsync(chain, netuid, keys, cancellationToken);
         await ChainOps.ServeAxonAsync(chain, netuid, keys, options.AxonIp, bound.Endpoint.Port, cancellationToken);

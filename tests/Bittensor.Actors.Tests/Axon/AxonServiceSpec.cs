@@ -262,7 +262,8 @@ public sealed class AxonServiceSpec(Xunit.Abstractions.ITestOutputHelper output)
         var running = Forward(client, Alice, Tokens(Alice));
         await model.FirstEntered.WaitAsync(Wait);
         var waiting = Forward(client, Bob, Tokens(Bob));
-        await AwaitAssertAsync(async () => Assert.Equal(2, (await axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait)).Waiting));
+        await AwaitQueued(await ModelHostOf(axon), 1);
+        Assert.Equal(2, (await axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait)).Waiting);
 
         var refused = await Forward(client, Charlie, Tokens(Charlie));
 
@@ -290,16 +291,16 @@ public sealed class AxonServiceSpec(Xunit.Abstractions.ITestOutputHelper output)
             [Bob.ToSs58()] = 10, [Charlie.ToSs58()] = 1000, [Dave.ToSs58()] = 100.5,
         }));
         var client = RawClient(port);
+        var host = await ModelHostOf(axon);
         var blocker = Forward(client, Alice, Tokens(Alice));
         await model.FirstEntered.WaitAsync(Wait);
 
-        // Eve is unknown (lowest); she and Bob arrive before the richer callers.
+        // Eve is unknown (lowest); she and Bob arrive before the richer callers. They wait in the model host's queue.
         var calls = new List<Task<TensorMessage>>();
         foreach (var key in new[] { Eve, Bob, Dave, Charlie })
         {
             calls.Add(Forward(client, key, Tokens(key)));
-            var expected = calls.Count + 1;
-            await AwaitAssertAsync(async () => Assert.Equal(expected, (await axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait)).Waiting));
+            await AwaitQueued(host, calls.Count);
         }
         model.Open();
         await blocker;

@@ -40,11 +40,14 @@ public abstract class AxonTestBase : Akka.TestKit.Xunit2.TestKit
             MaxMessageSize = 8 * 1024 * 1024,
         };
 
-    protected async Task<(IActorRef Axon, int Port)> StartAxon(AxonSettings settings, AxonHandlers handlers, AxonOptions? options = null)
+    protected Task<(IActorRef Axon, int Port)> StartAxon(AxonSettings settings, AxonHandlers handlers, AxonOptions? options = null) =>
+        StartAxon(AxonActor.Props(settings, handlers, options));
+
+    protected async Task<(IActorRef Axon, int Port)> StartAxon(Props props)
     {
         var errors = CreateTestProbe();
         Sys.EventStream.Subscribe(errors, typeof(Akka.Event.Error));
-        var axon = Sys.ActorOf(AxonActor.Props(settings, handlers, options));
+        var axon = Sys.ActorOf(props);
         AxonActor.Bound bound;
         try
         {
@@ -82,6 +85,13 @@ public abstract class AxonTestBase : Akka.TestKit.Xunit2.TestKit
 
     protected static TensorMessage Tokens(Sr25519KeyPair caller, int batch = 2, int seq = 3) =>
         TextRequest(caller, [batch, seq], Enumerable.Range(1, batch * seq).Select(i => (long)i).ToArray());
+
+    /// <summary>The model host of an axon built from handlers (its child <c>model</c>).</summary>
+    protected async Task<IActorRef> ModelHostOf(IActorRef axon) => await Sys.ActorSelection(axon.Path / "model").ResolveOne(Wait);
+
+    /// <summary>Waits until the model host holds <paramref name="waiting"/> requests in its queue.</summary>
+    protected async Task AwaitQueued(IActorRef host, int waiting) =>
+        await AwaitAssertAsync(async () => Assert.Equal(waiting, (await host.Ask<Bittensor.Actors.ModelHost.QueueStatus>(Bittensor.Actors.ModelHost.GetQueueStatus.Instance, Wait)).Waiting));
 
     protected async Task<TensorMessage> Forward(WireClient client, Sr25519KeyPair caller, TensorMessage request) =>
         await client.ForwardAsync(request, await Signed(caller), DateTime.UtcNow.AddSeconds(20));

@@ -243,27 +243,36 @@ public sealed class ModelHostEndpointTests(ITestOutputHelper output) : TestKit(B
     }
 }
 
-public sealed class ModelAxonHandlersTests(ITestOutputHelper output) : TestKit(Bittensor.Actors.BittensorRuntime.ReferenceConfig, output: output)
+public sealed class TextHostAxonCallTests(ITestOutputHelper output) : TestKit(Bittensor.Actors.BittensorRuntime.ReferenceConfig, output: output)
 {
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
+
+    private async Task<Bittensor.Actors.Axon.ModelResponse> Call(IActorRef model, long id, Bittensor.Actors.Axon.ForwardRequest? forward, Bittensor.Actors.Axon.BackwardRequest? backward = null)
+    {
+        model.Tell(new AxonModelCall(id, forward, backward), TestActor);
+        var reply = await ExpectMsgAsync<AxonModelReply>(Wait);
+        Assert.Equal(id, reply.RequestId);
+        return reply.Response;
+    }
+
     [Fact]
-    public async Task Axon_handlers_serve_text_forward_and_backward_and_refuse_other_modalities()
+    public async Task An_axon_call_to_a_text_model_host_serves_text_forward_and_backward_and_refuses_other_modalities()
     {
         var model = Sys.ActorOf(ServerModelHost.Props(TestModels.Small));
-        var handlers = ModelAxonHandlers.Create(new ModelHostEndpoint(Sys, model));
         var inputs = Bittensor.Protocol.DenseTensor.Int64([2, 3], [1, 2, 3, 4, 5, 6]);
 
-        var forward = await handlers.Forward(new Bittensor.Actors.Axon.ForwardRequest("5caller", 0, Bittensor.Protocol.Wire.Modality.Text, inputs), CancellationToken.None);
+        var forward = await Call(model, 1, new Bittensor.Actors.Axon.ForwardRequest("5caller", 0, Bittensor.Protocol.Wire.Modality.Text, inputs));
         Assert.Equal(Bittensor.Protocol.Wire.ReturnCode.Success, forward.Code);
         Assert.True(forward.Outputs!.HasShape(2, 3, 1024));
 
         var grads = Bittensor.Protocol.DenseTensor.Float32([2, 3, 1024], new float[2 * 3 * 1024]);
-        var backward = await handlers.Backward!(new Bittensor.Actors.Axon.BackwardRequest("5caller", 0, Bittensor.Protocol.Wire.Modality.Text, inputs, grads), CancellationToken.None);
+        var backward = await Call(model, 2, null, new Bittensor.Actors.Axon.BackwardRequest("5caller", 0, Bittensor.Protocol.Wire.Modality.Text, inputs, grads));
         Assert.Equal(Bittensor.Protocol.Wire.ReturnCode.Success, backward.Code);
         Assert.True(backward.Outputs!.HasShape(2, 3));
 
-        var image = await handlers.Forward(new Bittensor.Actors.Axon.ForwardRequest("5caller", 0, Bittensor.Protocol.Wire.Modality.Image, inputs), CancellationToken.None);
+        var image = await Call(model, 3, new Bittensor.Actors.Axon.ForwardRequest("5caller", 0, Bittensor.Protocol.Wire.Modality.Image, inputs));
         Assert.Equal(Bittensor.Protocol.Wire.ReturnCode.NotImplemented, image.Code);
-        var badToken = await handlers.Forward(new Bittensor.Actors.Axon.ForwardRequest("5caller", 0, Bittensor.Protocol.Wire.Modality.Text, Bittensor.Protocol.DenseTensor.Int64([1, 1], [99_999])), CancellationToken.None);
+        var badToken = await Call(model, 4, new Bittensor.Actors.Axon.ForwardRequest("5caller", 0, Bittensor.Protocol.Wire.Modality.Text, Bittensor.Protocol.DenseTensor.Int64([1, 1], [99_999])));
         Assert.Equal(Bittensor.Protocol.Wire.ReturnCode.InvalidRequest, badToken.Code);
     }
 }
