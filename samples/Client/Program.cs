@@ -32,7 +32,7 @@ public static class ClientSample
 
         var metagraph = system.ActorOf(MetagraphActor.Props(chain.Chain, netuid, "local", MetagraphSettings.Default with { Save = false }));
         var graph = (await metagraph.Ask<MetagraphUpdated>(SyncMetagraph.Instance, TimeSpan.FromSeconds(30), cancellationToken)).Snapshot;
-        var endpoints = graph.Endpoints.Where(e => e.IsServing).Select(e => new EndpointInfo(e.Hotkey.ToSs58(), e.IpAddress, e.Port)).ToArray();
+        var endpoints = graph.Endpoints.Where(e => e.IsServing).Select(e => e.ToEndpointInfo()).ToArray();
 
         var dendrite = new Dendrite(system, wallet.Requests, tokenizer: text => BittensorTokenizer.Instance.Encode(text).Select(t => (long)t).ToArray());
         var results = endpoints.Length == 0 ? [] : await dendrite.ForwardText(endpoints, ["The quick brown fox jumped over the lazy dog"]);

@@ -41,7 +41,7 @@ public static class ValidatorSample
         var peers = graph.Endpoints.Where(e => e.IsServing && e.Uid != uid).ToArray();
         var dendrite = new Dendrite(system, wallet.Requests, tokenizer: text => BittensorTokenizer.Instance.Encode(text).Select(t => (long)t).ToArray());
         var results = peers.Length == 0 ? [] : await dendrite.ForwardText(
-            peers.Select(e => new EndpointInfo(e.Hotkey.ToSs58(), e.IpAddress, e.Port)).ToArray(), ["The quick brown fox jumped over the lazy dog"]);
+            peers.Select(e => e.ToEndpointInfo()).ToArray(), ["The quick brown fox jumped over the lazy dog"]);
 
         // Score: 1 for an answer, 0 otherwise; then the subnet's limits and the u16 form the chain stores.
         var uids = peers.Select(p => (long)p.Uid).ToArray();

@@ -122,11 +122,21 @@ public sealed class BittensorRuntime : IExtension
     /// Starts <paramref name="props"/> as the guardian's child <paramref name="name"/> (<c>/user/bittensor/name</c>);
     /// fails when that name is taken.
     /// </summary>
-    public async Task<IActorRef> StartAsync(Props props, string name, CancellationToken cancellationToken = default)
+    public Task<IActorRef> StartAsync(Props props, string name, CancellationToken cancellationToken = default) =>
+        StartChildAsync(props, name, unique: false, cancellationToken);
+
+    /// <summary>
+    /// Starts <paramref name="props"/> under the guardian as <paramref name="name"/>, or when that name is taken as
+    /// <c>name-2</c>, <c>name-3</c>… (the guardian picks the first free one, so two callers never race for a name).
+    /// </summary>
+    public Task<IActorRef> StartUniqueAsync(Props props, string name, CancellationToken cancellationToken = default) =>
+        StartChildAsync(props, name, unique: true, cancellationToken);
+
+    private async Task<IActorRef> StartChildAsync(Props props, string name, bool unique, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(props);
         ArgumentException.ThrowIfNullOrEmpty(name);
-        var reply = await Guardian.Ask<object>(new BittensorGuardian.StartChild(props, name), TimeSpan.FromSeconds(30), cancellationToken)
+        var reply = await Guardian.Ask<object>(new BittensorGuardian.StartChild(props, name, unique), TimeSpan.FromSeconds(30), cancellationToken)
             .ConfigureAwait(false);
         return reply switch
         {
@@ -150,8 +160,11 @@ public sealed class BittensorRuntimeProvider : ExtensionIdProvider<BittensorRunt
 /// </summary>
 internal sealed class BittensorGuardian : UntypedActor
 {
-    /// <summary>Start a named child and answer <see cref="ChildStarted"/> (or <see cref="Status.Failure"/>).</summary>
-    public sealed record StartChild(Props Props, string Name);
+    /// <summary>
+    /// Start a named child and answer <see cref="ChildStarted"/> (or <see cref="Status.Failure"/>); with
+    /// <paramref name="Unique"/>, a taken name gets the first free suffix <c>-2</c>, <c>-3</c>… instead of failing.
+    /// </summary>
+    public sealed record StartChild(Props Props, string Name, bool Unique = false);
 
     /// <summary>The child started by <see cref="StartChild"/>.</summary>
     public sealed record ChildStarted(IActorRef Child);
@@ -163,18 +176,30 @@ internal sealed class BittensorGuardian : UntypedActor
         switch (message)
         {
             case StartChild start:
-                if (!Context.Child(start.Name).IsNobody())
+                if (!start.Unique && !Context.Child(start.Name).IsNobody())
                 {
                     Sender.Tell(new Status.Failure(new InvalidActorNameException($"a child named '{start.Name}' is already running")));
                     return;
                 }
-                try
+                // A unique start takes the first free suffix; a name still held by a stopping child is skipped too
+                // (ActorOf refuses it until the child's termination is processed).
+                for (var n = 1; ; n++)
                 {
-                    Sender.Tell(new ChildStarted(Context.ActorOf(start.Props, start.Name)));
-                }
-                catch (Exception e) when (e is InvalidActorNameException or ConfigurationException or ArgumentException)
-                {
-                    Sender.Tell(new Status.Failure(e));
+                    var name = n == 1 ? start.Name : $"{start.Name}-{n}";
+                    if (start.Unique && !Context.Child(name).IsNobody()) continue;
+                    try
+                    {
+                        Sender.Tell(new ChildStarted(Context.ActorOf(start.Props, name)));
+                        break;
+                    }
+                    catch (InvalidActorNameException) when (start.Unique && n < 1000)
+                    {
+                    }
+                    catch (Exception e) when (e is InvalidActorNameException or ConfigurationException or ArgumentException)
+                    {
+                        Sender.Tell(new Status.Failure(e));
+                        break;
+                    }
                 }
                 break;
             default:

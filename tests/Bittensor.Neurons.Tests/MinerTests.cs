@@ -34,9 +34,9 @@ public sealed class MinerTests(ITestOutputHelper output) : TestKit(Bittensor.Act
             Assert.True(double.IsFinite(miner.LastDistillLoss), "no distillation step was taken");
             Assert.NotEqual(peer.Uid, miner.Server.Uid);
             // One supervised unit per neuron, with named children.
-            Assert.Equal($"/user/miner-{miner.Server.Hotkey}/axon", miner.Server.Axon.Path.ToStringWithoutAddress());
-            Assert.Equal($"/user/miner-{miner.Server.Hotkey}/model", miner.Server.Model!.Path.ToStringWithoutAddress());
-            Assert.Equal($"/user/server-{peer.Hotkey}/axon", peer.Axon.Path.ToStringWithoutAddress());
+            Assert.Equal($"/user/bittensor/miner-{miner.Server.Hotkey}/axon", miner.Server.Axon.Path.ToStringWithoutAddress());
+            Assert.Equal($"/user/bittensor/miner-{miner.Server.Hotkey}/model", miner.Server.Model!.Path.ToStringWithoutAddress());
+            Assert.Equal($"/user/bittensor/server-{peer.Hotkey}/axon", peer.Axon.Path.ToStringWithoutAddress());
         }
         finally
         {

@@ -36,7 +36,7 @@ public sealed class NeuronActorTests() : TestKit("akka.loglevel = OFF")
     public async Task A_child_that_throws_while_running_is_restarted_alone_under_its_name()
     {
         var probe = CreateTestProbe();
-        var neuron = NeuronActors.Create(Sys, "server", "5Test");
+        var neuron = await NeuronActors.CreateAsync(Sys, "server", "5Test");
         var axon = await Child(neuron, "axon", Part.Props(probe), critical: true);
         var model = await Child(neuron, "model", Part.Props(probe), critical: true);
         Watch(neuron);
@@ -44,7 +44,7 @@ public sealed class NeuronActorTests() : TestKit("akka.loglevel = OFF")
         axon.Tell("boom");
         await probe.ExpectMsgAsync("restarting");
 
-        Assert.Equal("/user/server-5Test/axon", axon.Path.ToStringWithoutAddress());
+        Assert.Equal("/user/bittensor/server-5Test/axon", axon.Path.ToStringWithoutAddress());
         Assert.Equal("pong", await axon.Ask<string>("ping", TimeSpan.FromSeconds(20)));
         Assert.Equal("pong", await model.Ask<string>("ping", TimeSpan.FromSeconds(20)));
         await probe.ExpectNoMsgAsync(TimeSpan.Zero); // the model was not restarted with it
@@ -54,7 +54,7 @@ public sealed class NeuronActorTests() : TestKit("akka.loglevel = OFF")
     public async Task A_critical_child_that_cannot_start_stops_the_neuron()
     {
         var probe = CreateTestProbe();
-        var neuron = NeuronActors.Create(Sys, "server", "5Critical");
+        var neuron = await NeuronActors.CreateAsync(Sys, "server", "5Critical");
         Watch(neuron);
 
         var axon = await Child(neuron, "axon", Part.Props(probe, failAtStart: true), critical: true);
@@ -67,7 +67,7 @@ public sealed class NeuronActorTests() : TestKit("akka.loglevel = OFF")
     public async Task A_child_that_is_not_critical_may_stop_without_stopping_the_neuron()
     {
         var probe = CreateTestProbe();
-        var neuron = NeuronActors.Create(Sys, "validator", "5Optional");
+        var neuron = await NeuronActors.CreateAsync(Sys, "validator", "5Optional");
         var extra = await Child(neuron, "extra", Part.Props(probe, failAtStart: true), critical: false);
         Watch(extra);
         await ExpectTerminatedAsync(extra);
@@ -80,7 +80,7 @@ public sealed class NeuronActorTests() : TestKit("akka.loglevel = OFF")
     public async Task A_taken_child_name_is_answered_with_a_failure_and_the_running_child_keeps_going()
     {
         var probe = CreateTestProbe();
-        var neuron = NeuronActors.Create(Sys, "miner", "5Twice");
+        var neuron = await NeuronActors.CreateAsync(Sys, "miner", "5Twice");
         var axon = await Child(neuron, "axon", Part.Props(probe), critical: true);
 
         await Assert.ThrowsAsync<InvalidActorNameException>(() => Child(neuron, "axon", Part.Props(probe), critical: true));
@@ -89,12 +89,13 @@ public sealed class NeuronActorTests() : TestKit("akka.loglevel = OFF")
     }
 
     [Fact]
-    public void Two_neurons_of_one_hotkey_and_role_get_distinct_names()
+    public async Task Two_neurons_of_one_hotkey_and_role_get_distinct_names_under_the_runtime_guardian()
     {
-        var first = NeuronActors.Create(Sys, "server", "5Same");
-        var second = NeuronActors.Create(Sys, "server", "5Same");
+        var first = await NeuronActors.CreateAsync(Sys, "server", "5Same");
+        var second = await NeuronActors.CreateAsync(Sys, "server", "5Same");
         Assert.Equal("server-5Same", first.Path.Name);
         Assert.Equal("server-5Same-2", second.Path.Name);
+        Assert.Equal("/user/bittensor/server-5Same", first.Path.ToStringWithoutAddress());
     }
 
     [Fact]

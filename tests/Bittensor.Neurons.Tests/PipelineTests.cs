@@ -41,7 +41,8 @@ public sealed class PipelineTests(ITestOutputHelper output) : TestKit(Bittensor.
             Assert.Equal(set.Uids.ToArray(), onChain.Weights.Select(w => w.Uid).ToArray());
             Assert.Contains(onChain.Weights, w => w.Value == ushort.MaxValue);
             Assert.True(validator.Pipeline.Metrics.Snapshot().Batches > 0);
-            Assert.Equal($"/user/validator-{validator.Hotkey}/metagraph", validator.Metagraph.Path.ToStringWithoutAddress());
+            Assert.Equal($"/user/bittensor/validator-{validator.Hotkey}/metagraph", validator.Metagraph.Path.ToStringWithoutAddress());
+            Assert.Equal($"/user/bittensor/validator-{validator.Hotkey}/nucleus", validator.Pipeline.Nucleus?.Path.ToStringWithoutAddress());
             Assert.Equal(0, validator.Pipeline.DroppedBatches);
             // The nucleus trained on the model dispatcher's pinned thread, not on a stream or default-dispatcher thread.
             var placement = await validator.Pipeline.NucleusPlacementAsync();

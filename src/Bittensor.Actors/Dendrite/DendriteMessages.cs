@@ -2,16 +2,6 @@ using Bittensor.Protocol.Wire;
 
 namespace Bittensor.Actors.Dendrite;
 
-/// <summary>A remote axon as the metagraph lists it: its hotkey (the key of its endpoint actor) and address.</summary>
-/// <param name="Hotkey">The axon's hotkey SS58.</param>
-/// <param name="Ip">IPv4 or IPv6 address or host name.</param>
-/// <param name="Port">TCP port.</param>
-public sealed record EndpointInfo(string Hotkey, string Ip, int Port)
-{
-    /// <summary>The gRPC address, <c>http://ip:port</c> (IPv6 in brackets).</summary>
-    public string Address => Ip.Contains(':', StringComparison.Ordinal) && !Ip.StartsWith('[') ? $"http://[{Ip}]:{Port}" : $"http://{Ip}:{Port}";
-}
-
 /// <summary>
 /// One call toward one endpoint: the wire tensors (encoded once, shared across endpoints) and the deadline.
 /// Local-only like every message that holds tensors.

@@ -1,3 +1,4 @@
+using Bittensor.Core.Domain;
 using Bittensor.Protocol;
 
 namespace Bittensor.Actors.Dendrite;

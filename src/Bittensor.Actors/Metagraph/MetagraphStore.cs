@@ -71,7 +71,7 @@ public static class MetagraphStore
             w.U64(snapshot.EmissionRao[i]);
             w.U8((byte)((snapshot.ValidatorPermit[i] ? 1 : 0) | (snapshot.Active[i] ? 2 : 0)));
             w.U64(snapshot.LastUpdate[i]);
-            var a = snapshot.Endpoints[i];
+            var a = snapshot.Endpoints[i].Axon;
             w.U32(a.Version);
             w.U64((ulong)a.Ip);
             w.U64((ulong)(a.Ip >> 64));
@@ -150,7 +150,7 @@ public static class MetagraphStore
             var port = r.U16();
             var protocol = r.U8();
             var ablock = r.U64();
-            endpoints[i] = new Endpoint((ushort)i, hot[i], cold[i], av, new UInt128(hi, lo), ipType, port, protocol, ablock);
+            endpoints[i] = new Endpoint((ushort)i, hot[i], cold[i], new AxonInfo(ablock, av, new UInt128(hi, lo), port, ipType, protocol));
         }
         var weights = ReadRows(ref r, count);
         var bonds = ReadRows(ref r, count);

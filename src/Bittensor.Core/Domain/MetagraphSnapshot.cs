@@ -132,7 +132,7 @@ public sealed class MetagraphSnapshot
             active[i] = x.Active;
             last[i] = x.LastUpdate;
             var a = x.Axon ?? AxonInfo.Empty;
-            endpoints[i] = new Endpoint(x.Uid, x.Hotkey, x.Coldkey, a.Version, a.Ip, a.IpType, a.Port, a.Protocol, a.Block);
+            endpoints[i] = new Endpoint(x.Uid, x.Hotkey, x.Coldkey, a);
             weights[i] = x.Weights.IsDefault ? [] : x.Weights;
             bonds[i] = x.Bonds.IsDefault ? [] : x.Bonds;
         }

@@ -11,10 +11,6 @@ using Bittensor.Models.Validation;
 
 namespace Bittensor.Neurons.Pipelines;
 
-/// <summary>A peer the pipeline may query: its uid on the subnet and where its axon listens.</summary>
-/// <param name="Uid">Uid on the subnet.</param>
-/// <param name="Endpoint">Hotkey and address.</param>
-public sealed record PeerEndpoint(ushort Uid, EndpointInfo Endpoint);
 
 /// <summary>What one batch did: who was asked, what came back, the loss and each peer's contribution.</summary>
 /// <param name="Peers">Peers queried, in order.</param>
@@ -24,7 +20,7 @@ public sealed record PeerEndpoint(ushort Uid, EndpointInfo Endpoint);
 /// <param name="Loss">Loss with all peers joined.</param>
 /// <param name="BaselineLoss">Loss with no peer.</param>
 /// <param name="BackwardCodes">Backward return code per peer (NotImplemented for peers not sent a gradient).</param>
-public sealed record RoundResult(IReadOnlyList<PeerEndpoint> Peers, IReadOnlyList<ReturnCode> Codes, IReadOnlyList<double> Scores, IReadOnlyList<double> RouterWeights,
+public sealed record RoundResult(IReadOnlyList<EndpointInfo> Peers, IReadOnlyList<ReturnCode> Codes, IReadOnlyList<double> Scores, IReadOnlyList<double> RouterWeights,
     double Loss, double BaselineLoss, IReadOnlyList<ReturnCode> BackwardCodes);
 
 /// <summary>
@@ -45,15 +41,16 @@ public delegate Task DistillStep(long[] tokens, int batch, int seq, float[] join
 public sealed class ValidationPipeline : IDisposable
 {
     private readonly Dendrite _dendrite;
-    private readonly Func<CancellationToken, Task<IReadOnlyList<PeerEndpoint>>> _peers;
+    private readonly Func<CancellationToken, Task<IReadOnlyList<EndpointInfo>>> _peers;
     private readonly PipelineSettings _settings;
     private readonly NucleusSettings _nucleusSettings;
     private readonly DistillStep? _distill;
     private IActorRef? _nucleus;
+    private bool _ownsNucleus;
     private long _droppedBatches;
 
     /// <summary>Creates a pipeline querying the peers <paramref name="peers"/> returns at each batch through <paramref name="dendrite"/>.</summary>
-    public ValidationPipeline(Dendrite dendrite, Func<CancellationToken, Task<IReadOnlyList<PeerEndpoint>>> peers, PipelineSettings settings, NucleusSettings nucleus,
+    public ValidationPipeline(Dendrite dendrite, Func<CancellationToken, Task<IReadOnlyList<EndpointInfo>>> peers, PipelineSettings settings, NucleusSettings nucleus,
         string name = "validator", DistillStep? distill = null)
     {
         ArgumentNullException.ThrowIfNull(dendrite);
@@ -86,15 +83,23 @@ public sealed class ValidationPipeline : IDisposable
     /// Runs the loop over <paramref name="blocks"/> (token sequences of <see cref="PipelineSettings.SequenceLength"/>) until
     /// the source ends or the returned kill switch is shut down. <paramref name="onRound"/> sees every completed batch.
     /// </summary>
+    /// <param name="materializer">An <see cref="ActorMaterializer"/>.</param>
+    /// <param name="blocks">Token sequences.</param>
+    /// <param name="onRound">Sees every completed batch.</param>
+    /// <param name="nucleus">
+    /// The <see cref="NucleusActor"/> to train (a role starts <see cref="NucleusProps"/> as its neuron's child, so it is
+    /// supervised there); null starts one owned by this pipeline and stopped by <see cref="Dispose"/>.
+    /// </param>
     public (UniqueKillSwitch KillSwitch, Task<Done> Completion) Run(IMaterializer materializer, Source<long[], NotUsed> blocks,
-        Action<RoundResult>? onRound = null)
+        Action<RoundResult>? onRound = null, IActorRef? nucleus = null)
     {
         ArgumentNullException.ThrowIfNull(materializer);
         ArgumentNullException.ThrowIfNull(blocks);
         if (materializer is not ActorMaterializer actors) throw new ArgumentException("the pipeline needs an ActorMaterializer (its nucleus is an actor)", nameof(materializer));
         if (_nucleus is not null) throw new InvalidOperationException("the pipeline is already running");
         // The nucleus trains on the model dispatcher, not on this stream's threads.
-        _nucleus = actors.System.ActorOf(NucleusActor.Props(actors.System, _nucleusSettings));
+        _ownsNucleus = nucleus is null;
+        _nucleus = nucleus ?? actors.System.ActorOf(NucleusProps(actors.System));
         var seq = _settings.SequenceLength;
         long batches = 0;
         Akka.Streams.Supervision.Decider decider = e =>
@@ -116,7 +121,7 @@ public sealed class ValidationPipeline : IDisposable
             .SelectAsync(_settings.BackwardParallelism, BackwardAsync)
             .Select(r =>
             {
-                for (var i = 0; i < r.Peers.Count; i++) Scores.Record(r.Peers[i].Uid, r.Peers[i].Endpoint.Hotkey, r.Scores[i]);
+                for (var i = 0; i < r.Peers.Count; i++) Scores.Record(r.Peers[i].Uid!.Value, r.Peers[i].Hotkey, r.Scores[i]);
                 onRound?.Invoke(r);
                 RoundCompleted?.Invoke(r);
                 return r;
@@ -153,6 +158,8 @@ public sealed class ValidationPipeline : IDisposable
         }
         // A Random of this batch alone: forward stages run concurrently (forward_parallelism), so no shared Random is
         // touched after an await; the seed and the batch index make the choice reproducible.
+        if (candidates.FirstOrDefault(c => c.Uid is null) is { } nameless)
+            throw new InvalidOperationException($"peer {nameless.Hotkey} has no uid: the pipeline scores peers by uid (use Endpoint.ToEndpointInfo)");
         var random = new Random(unchecked((_settings.Seed * 1_000_003) + (int)batch.Index));
         var peers = candidates.Count <= _settings.TopK
             ? candidates
@@ -161,7 +168,7 @@ public sealed class ValidationPipeline : IDisposable
         for (var b = 0; b < batch.Rows; b++)
             for (var s = 0; s < batch.Seq; s++) tokens[b, s] = batch.Tokens[(b * batch.Seq) + s];
         var started = Stopwatch.GetTimestamp();
-        var results = await _dendrite.ForwardText(peers.Select(p => p.Endpoint).ToArray(), tokens, _settings.CallTimeout);
+        var results = await _dendrite.ForwardText(peers.ToArray(), tokens, _settings.CallTimeout);
         var failures = results.Count(r => r.Code != ReturnCode.Success);
         Metrics.Forward(results.Count, failures, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         return new Forwarded(batch, peers, results);
@@ -179,7 +186,7 @@ public sealed class ValidationPipeline : IDisposable
         // representation and scores 0: it never reaches the nucleus.
         var accepted = f.Results.Select(r => r.Code == ReturnCode.Success && ReplySanitiser.Check(r.Tensor.Floats, expected, MaxMagnitude) is null).ToArray();
         var reps = f.Results.Select((r, i) => accepted[i] ? r.Tensor.Floats! : new float[expected]).ToArray();
-        var step = await _nucleus!.Ask<NucleusStep>(new NucleusActor.Train(f.Batch.Tokens, f.Batch.Rows, f.Batch.Seq, f.Peers.Select(p => p.Uid).ToArray(), reps),
+        var step = await _nucleus!.Ask<NucleusStep>(new NucleusActor.Train(f.Batch.Tokens, f.Batch.Rows, f.Batch.Seq, f.Peers.Select(p => p.Uid!.Value).ToArray(), reps),
             NucleusStepGuard);
         // Scoring: a peer's score for this batch is its probe's gain — how much its representation alone lowers the
         // next-token loss, measured on this batch before the probe trains on it. Why: a peer answering random numbers
@@ -218,7 +225,7 @@ public sealed class ValidationPipeline : IDisposable
             var shape = new long[] { f.Batch.Rows, f.Batch.Seq, _nucleusSettings.NetworkDim };
             var inputs = DenseTensor.Int64([f.Batch.Rows, f.Batch.Seq], f.Batch.Tokens);
             var grads = answered.Select(i => DenseTensor.Float32(shape, s.Step.Grads[i])).ToArray();
-            var results = await _dendrite.Backward(answered.Select(i => f.Peers[i].Endpoint).ToArray(), inputs, grads, _settings.CallTimeout);
+            var results = await _dendrite.Backward(answered.Select(i => f.Peers[i]).ToArray(), inputs, grads, _settings.CallTimeout);
             for (var j = 0; j < answered.Length; j++) backward[answered[j]] = results[j].Code;
             Metrics.Backward(answered.Length, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
@@ -229,16 +236,22 @@ public sealed class ValidationPipeline : IDisposable
         return new RoundResult(f.Peers, codes, s.Contributions, s.Step.RouterWeights, s.Step.Loss, s.Step.BaselineLoss, backward);
     }
 
+    /// <summary>The nucleus actor this pipeline trains (null before <see cref="Run"/>).</summary>
+    public IActorRef? Nucleus => _nucleus;
+
+    /// <summary>Props of this pipeline's <see cref="NucleusActor"/> (its settings; runs on the model dispatcher).</summary>
+    public Props NucleusProps(ActorSystem system) => NucleusActor.Props(system, _nucleusSettings);
+
     /// <inheritdoc />
     public void Dispose()
     {
-        _nucleus?.Tell(PoisonPill.Instance);
+        if (_ownsNucleus) _nucleus?.Tell(PoisonPill.Instance);
         Metrics.Dispose();
     }
 
     private sealed record Batch(long[] Tokens, int Rows, int Seq, long Index);
 
-    private sealed record Forwarded(Batch Batch, IReadOnlyList<PeerEndpoint> Peers, IReadOnlyList<EndpointResult> Results);
+    private sealed record Forwarded(Batch Batch, IReadOnlyList<EndpointInfo> Peers, IReadOnlyList<EndpointResult> Results);
 
     private sealed record Stepped(Forwarded Forwarded, NucleusStep Step, double[] Contributions);
 }

@@ -11,7 +11,7 @@ namespace Bittensor.Neurons.Roles;
 /// through the <see cref="ValidationPipeline"/>, distilling the joined remote context into its own model: after each
 /// batch its model takes one optimizer step on the mean squared error between its representation and the joined one
 /// (the gradient 2·(local − remote)/n goes through the model actor's backward). It sets no weights. One
-/// <see cref="NeuronActor"/> (<c>/user/miner-&lt;hotkey&gt;</c>) parents its <c>model</c>, <c>axon</c>, <c>metagraph</c>
+/// <see cref="NeuronActor"/> (<c>/user/bittensor/miner-&lt;hotkey&gt;</c>) parents its <c>model</c>, <c>axon</c>, <c>metagraph</c>
 /// and <c>dendrite</c>, all critical.
 /// </summary>
 public sealed class MinerNeuron : IAsyncDisposable
@@ -48,7 +48,7 @@ public sealed class MinerNeuron : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(server);
         if (server.Handlers is not null) throw new ArgumentException("a miner distils into its own model; custom handlers cannot be trained", nameof(server));
-        var neuron = NeuronActors.Create(system, "miner", keys.HotkeySs58);
+        var neuron = await NeuronActors.CreateAsync(system, "miner", keys.HotkeySs58, cancellationToken);
         try
         {
             return await StartInAsync(system, neuron, chain, netuid, keys, server, query, cancellationToken);

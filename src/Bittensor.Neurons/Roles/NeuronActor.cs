@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Bittensor.Actors;
 using Akka.Event;
 
 namespace Bittensor.Neurons.Roles;
@@ -79,23 +80,13 @@ public sealed class NeuronActor : ReceiveActor
 public static class NeuronActors
 {
     /// <summary>
-    /// Creates the parent of a <paramref name="role"/> neuron for <paramref name="hotkeySs58"/> at the top of
-    /// <paramref name="system"/>, named <c>&lt;role&gt;-&lt;hotkey&gt;</c> (a suffix is added if that name is taken).
+    /// Creates the parent of a <paramref name="role"/> neuron for <paramref name="hotkeySs58"/> under the runtime's
+    /// guardian, named <c>/user/bittensor/&lt;role&gt;-&lt;hotkey&gt;</c> (a suffix <c>-2</c>… if that name is taken).
     /// </summary>
-    public static IActorRef Create(ActorSystem system, string role, string hotkeySs58)
+    public static Task<IActorRef> CreateAsync(ActorSystem system, string role, string hotkeySs58, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(system);
-        var name = $"{role}-{hotkeySs58}";
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                return system.ActorOf(NeuronActor.Props(), attempt == 1 ? name : $"{name}-{attempt}");
-            }
-            catch (InvalidActorNameException) when (attempt < 100)
-            {
-            }
-        }
+        return BittensorRuntime.Get(system).StartUniqueAsync(NeuronActor.Props(), $"{role}-{hotkeySs58}", cancellationToken);
     }
 
     /// <summary>Asks <paramref name="neuron"/> to start a named child and returns it.</summary>

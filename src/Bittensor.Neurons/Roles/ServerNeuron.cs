@@ -48,7 +48,7 @@ public sealed record ServerOptions
 /// The 2021 template server: hosts its model in a supervised model actor, serves it through an axon (forward answers
 /// representations, backward applies the caller's gradient with an optimizer step — it trains on what validators send
 /// back), registers its hotkey on the subnet and announces the axon on chain. Its actors are the named children
-/// <c>model</c>, <c>axon</c> and <c>metagraph</c> of one <see cref="NeuronActor"/> (<c>/user/server-&lt;hotkey&gt;</c>; inside a
+/// <c>model</c>, <c>axon</c> and <c>metagraph</c> of one <see cref="NeuronActor"/> (<c>/user/bittensor/server-&lt;hotkey&gt;</c>; inside a
 /// miner, of the miner's), supervised as that class describes. Its axon is subscribed to the server's own MetagraphActor:
 /// callers are served by their stake in the latest snapshot, and the blacklist rules
 /// (<c>bittensor.axon.blacklist.min_stake</c>, <c>registered_only</c>) are checked against it.
@@ -106,7 +106,7 @@ public sealed class ServerNeuron : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(keys);
         ArgumentNullException.ThrowIfNull(options);
         var owns = neuron is null;
-        neuron ??= NeuronActors.Create(system, role, keys.HotkeySs58);
+        neuron ??= await NeuronActors.CreateAsync(system, role, keys.HotkeySs58, cancellationToken);
         try
         {
             return await StartInAsync(system, neuron, chain, netuid, keys, options, role, cancellationToken);

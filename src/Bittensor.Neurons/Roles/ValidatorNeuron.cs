@@ -85,8 +85,8 @@ public sealed record ValidatorOptions
 /// <summary>
 /// The 2021 template validator: registers (and stakes) its hotkey, runs the <see cref="ValidationPipeline"/> over the
 /// subnet's serving peers, and sets weights from the pipeline's scores once per tempo through the ChainActor. Its actors
-/// are the named children <c>metagraph</c>, <c>dendrite</c> and <c>weights</c> of one <see cref="NeuronActor"/>
-/// (<c>/user/validator-&lt;hotkey&gt;</c>), supervised as that class describes (each is critical).
+/// are the named children <c>metagraph</c>, <c>dendrite</c>, <c>nucleus</c> and <c>weights</c> of one <see cref="NeuronActor"/>
+/// (<c>/user/bittensor/validator-&lt;hotkey&gt;</c>), supervised as that class describes (each is critical).
 /// </summary>
 public sealed class ValidatorNeuron : IAsyncDisposable
 {
@@ -136,7 +136,7 @@ public sealed class ValidatorNeuron : IAsyncDisposable
             await ChainOps.SubmitOrThrowAsync(chain, new AddStake(keys.HotkeyAccount, options.Stake), coldkey, cancellationToken);
         }
         var hyper = await ChainOps.HyperparametersAsync(chain, netuid, cancellationToken);
-        var neuron = NeuronActors.Create(system, "validator", keys.HotkeySs58);
+        var neuron = await NeuronActors.CreateAsync(system, "validator", keys.HotkeySs58, cancellationToken);
         try
         {
             var (pipeline, metagraph, kill, completion) = await StartPipelineAsync(system, neuron, chain, netuid, keys, options, "validator", null, cancellationToken);
@@ -165,16 +165,17 @@ public sealed class ValidatorNeuron : IAsyncDisposable
             cancellationToken);
         var dendrite = new Dendrite(system, dendriteActor, dendriteSettings);
         var self = keys.HotkeyAccount;
-        async Task<IReadOnlyList<PeerEndpoint>> Peers(CancellationToken ct)
+        async Task<IReadOnlyList<EndpointInfo>> Peers(CancellationToken ct)
         {
             var snapshot = await metagraph.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(10), ct);
             return snapshot.Endpoints
                 .Where(e => e.IsServing && e.Hotkey != self)
-                .Select(e => new PeerEndpoint(e.Uid, new EndpointInfo(e.Hotkey.ToSs58(), e.IpAddress, e.Port)))
+                .Select(e => e.ToEndpointInfo())
                 .ToArray();
         }
         var pipeline = new ValidationPipeline(dendrite, Peers, options.Pipeline, options.Nucleus, name, distill);
-        var (kill, completion) = pipeline.Run(system.Materializer(), CorpusBlocks(options));
+        var nucleus = await NeuronActors.StartChildAsync(neuron, "nucleus", pipeline.NucleusProps(system), critical: true, cancellationToken);
+        var (kill, completion) = pipeline.Run(system.Materializer(), CorpusBlocks(options), nucleus: nucleus);
         return (pipeline, metagraph, kill, completion);
     }
 

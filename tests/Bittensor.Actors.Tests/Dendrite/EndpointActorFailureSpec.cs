@@ -1,3 +1,4 @@
+using Bittensor.Core.Domain;
 using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;

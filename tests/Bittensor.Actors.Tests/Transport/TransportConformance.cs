@@ -1,3 +1,4 @@
+using Bittensor.Core.Domain;
 using Akka.Actor;
 using Bittensor.Actors.Axon;
 using Bittensor.Actors.Dendrite;
