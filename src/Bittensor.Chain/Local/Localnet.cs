@@ -28,10 +28,11 @@ public sealed class Localnet : IChainBackend
     private readonly List<Pending> _pending = [];
     private readonly Dictionary<AccountId, uint> _pendingPerSigner = [];
     private readonly List<Channel<BlockInfo>> _subscribers = [];
+    private readonly List<LocalnetBlock> _recent = [];
     private Exception? _fault;
     private bool _disposed;
 
-    private sealed record Pending(SignedCall Signed, ChainCall Call, TaskCompletionSource<CallResult> Completion);
+    private sealed record Pending(CheckedExtrinsic Extrinsic, TaskCompletionSource<CallResult> Completion);
 
     private Localnet(LocalnetOptions options, IEpochRunner epochRunner, LocalnetStore? store, LocalnetState state, string? warning)
     {
@@ -41,6 +42,38 @@ public sealed class Localnet : IChainBackend
         _state = state;
         RecoveryWarning = warning;
         _identity = new ChainIdentity("localnet:" + state.Name, state.GenesisHash.ToArray(), options.SpecVersion, options.TransactionVersion);
+        Metadata = LocalnetMetadata.For(options);
+        foreach (var header in state.Headers) _recent.Add(LocalnetBlock.FromHeader(header));
+    }
+
+    /// <summary>The options the chain was opened with.</summary>
+    public LocalnetOptions Options => _options;
+
+    /// <summary>The state at the best block as Substrate storage (built under the lock; O(state)).</summary>
+    public LocalnetStorage BuildStorage() => Read(s => LocalnetStorage.Build(s, BestBlockUnlocked(s), _options));
+
+    private LocalnetBlock BestBlockUnlocked(LocalnetState s) =>
+        _recent.Count > 0 && _recent[^1].Number == s.Block
+            ? _recent[^1]
+            : new LocalnetBlock(s.Block, s.BlockHash.ToArray(), new byte[32], new byte[32], new byte[32], Array.Empty<byte>());
+
+    /// <summary>The node's own runtime metadata (what the JSON-RPC node serves and how it encodes events).</summary>
+    public LocalnetMetadata Metadata { get; }
+
+    /// <summary>
+    /// Called under the chain's lock after each block is committed, with the state as of that block (the JSON-RPC
+    /// node builds its storage view here). Must be quick and must not block.
+    /// </summary>
+    internal Action<LocalnetState, LocalnetBlock>? BlockCommitted { get; set; }
+
+    /// <summary>Runs <paramref name="read"/> on the current state under the chain's lock.</summary>
+    internal T Read<T>(Func<LocalnetState, T> read)
+    {
+        lock (_sync)
+        {
+            ThrowIfUnusable();
+            return read(_state);
+        }
     }
 
     /// <summary>
@@ -88,11 +121,14 @@ public sealed class Localnet : IChainBackend
         foreach (var (_, account) in DevAccounts.All) s.Free[account] = options.DevAccountBalance.Rao;
         foreach (var (account, balance) in options.GenesisBalances) s.Free[account] = balance.Rao;
         foreach (var v in s.Free.Values) s.TotalIssuance = checked(s.TotalIssuance + v);
-        // A random salt makes every genesis distinct, so signatures never replay across resets.
+        // A random salt makes every genesis distinct, so signatures never replay across resets. The genesis hash is
+        // the hash of a Substrate header (parent zero, number 0) whose state root commits to the salt.
         var w = new ScaleWriter();
         w.String("bittensor-localnet").String(options.Name).Raw(RandomNumberGenerator.GetBytes(32));
-        s.GenesisHash = Blake2b.Hash256(w.WrittenSpan);
+        var header = LocalnetBlock.EncodeHeader(new byte[32], 0, Blake2b.Hash256(w.WrittenSpan), Blake2b.Hash256([0]));
+        s.GenesisHash = Blake2b.Hash256(header);
         s.BlockHash = s.GenesisHash.ToArray();
+        s.Headers.Add(header);
         return s;
     }
 
@@ -120,6 +156,7 @@ public sealed class Localnet : IChainBackend
     {
         cancellationToken.ThrowIfCancellationRequested();
         List<(TaskCompletionSource<CallResult> Completion, CallResult Result)> results;
+        LocalnetBlock produced;
         BlockInfo block;
         Channel<BlockInfo>[] subscribers;
         lock (_sync)
@@ -135,30 +172,50 @@ public sealed class Localnet : IChainBackend
                 s.Block++;
                 s.TimestampUnixMs = _options.Clock.GetUtcNow().ToUnixTimeMilliseconds();
                 _runtime.BlockStep(s);
-                var extrinsics = new ScaleWriter();
+                var events = new LocalnetEvents(Metadata);
+                var extrinsics = new List<byte[]>(batch.Count);
                 for (var i = 0; i < batch.Count; i++)
                 {
                     var p = batch[i];
-                    var signer = p.Signed.Signer;
+                    var signer = p.Extrinsic.Signer;
                     s.Nonces[signer] = s.Nonces.GetValueOrDefault(signer) + 1;
-                    extrinsics.Bytes(p.Signed.Call.Span).U32(p.Signed.Nonce);
-                    signer.Encode(extrinsics);
+                    extrinsics.Add(p.Extrinsic.Bytes);
                     CallResult result;
+                    var before = events.Before(s, p.Extrinsic.Call);
                     try
                     {
-                        _runtime.Apply(s, signer, p.Call);
+                        _runtime.Apply(s, signer, p.Extrinsic.Call);
+                        events.Succeeded((uint)i, s, signer, p.Extrinsic.Call, before);
                         result = new CallResult.InBlock(s.Block, i);
                     }
                     catch (DispatchException e)
                     {
+                        events.Failed((uint)i, p.Extrinsic.Call, e.Error);
                         result = new CallResult.Failed(e.Error, e.Message, s.Block);
                     }
                     results.Add((p.Completion, result));
                 }
-                var header = new ScaleWriter();
-                header.Raw(s.BlockHash).U64(s.Block).U64((ulong)s.TimestampUnixMs).Raw(Blake2b.Hash256(extrinsics.WrittenSpan));
-                s.BlockHash = Blake2b.Hash256(header.WrittenSpan);
+                var body = new ScaleWriter();
+                body.Compact((ulong)extrinsics.Count);
+                foreach (var x in extrinsics) body.Raw(x);
+                var extrinsicsRoot = Blake2b.Hash256(body.WrittenSpan);
+                var eventBytes = events.Encode();
+                var root = new ScaleWriter(128);
+                root.Raw(s.BlockHash).U64(s.Block).U64((ulong)s.TimestampUnixMs).Raw(extrinsicsRoot).Raw(Blake2b.Hash256(eventBytes));
+                var header = LocalnetBlock.EncodeHeader(s.BlockHash, s.Block, Blake2b.Hash256(root.WrittenSpan), extrinsicsRoot);
+                s.BlockHash = Blake2b.Hash256(header);
+                s.Headers.Add(header);
+                if (s.Headers.Count > LocalnetMetadata.BlockHashCount + 1) s.Headers.RemoveRange(0, s.Headers.Count - (int)LocalnetMetadata.BlockHashCount - 1);
                 _store?.Commit(s);
+                produced = LocalnetBlock.FromHeader(header) with
+                {
+                    Timestamp = DateTimeOffset.FromUnixTimeMilliseconds(s.TimestampUnixMs),
+                    Extrinsics = [.. extrinsics],
+                    Events = eventBytes,
+                };
+                _recent.Add(produced);
+                if (_recent.Count > LocalnetMetadata.BlockHashCount + 1) _recent.RemoveRange(0, _recent.Count - (int)LocalnetMetadata.BlockHashCount - 1);
+                BlockCommitted?.Invoke(s, produced);
             }
             catch (Exception e)
             {
@@ -396,32 +453,100 @@ public sealed class Localnet : IChainBackend
     public Task<CallResult> SubmitAsync(SignedCall call, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(call);
-        ChainCall decoded;
-        try
+        var submission = Submit(call.ToExtrinsic());
+        return submission.Included is { } included ? included.WaitAsync(cancellationToken) : Task.FromResult<CallResult>(submission.Rejected!);
+    }
+
+    /// <summary>
+    /// Submits a signed v4 extrinsic (the bytes <c>author_submitExtrinsic</c> receives): checks its format, call,
+    /// era and signature (see <see cref="LocalnetMetadata"/> for the extension list) and the nonce against the
+    /// account and the pool. Either <see cref="LocalnetSubmission.Rejected"/> is set (pool reasons: <c>BadFormat</c>,
+    /// <c>BadCall</c>, <c>Unsigned</c>, <c>BadSigner</c>, <c>BadSignature</c>, <c>AncientBirthBlock</c>,
+    /// <c>Unsupported</c>, <c>Stale</c>, <c>Future</c>, <c>PriorityTooLow</c>, <c>AlreadyImported</c>,
+    /// <c>PoolFull</c>) or <see cref="LocalnetSubmission.Included"/> completes when a block includes it.
+    /// </summary>
+    public LocalnetSubmission Submit(ReadOnlySpan<byte> extrinsic)
+    {
+        ulong best;
+        lock (_sync)
         {
-            decoded = ChainCall.Decode(call.Call.Span);
+            ThrowIfUnusable();
+            best = _state.Block;
         }
-        catch (ScaleException e)
-        {
-            return Task.FromResult<CallResult>(new CallResult.Failed("BadCall", "the call could not be decoded: " + e.Message));
-        }
-        if (!call.Verify(_identity))
-            return Task.FromResult<CallResult>(new CallResult.Failed("BadSignature", "the signature does not verify for this signer, call, nonce and chain"));
+        var checkedX = LocalnetExtrinsics.Check(extrinsic, _identity, best, BlockHashOf, out var failure);
+        if (failure is not null) return new LocalnetSubmission(Blake2b.Hash256(extrinsic), failure, null);
         var completion = new TaskCompletionSource<CallResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_sync)
         {
             ThrowIfUnusable();
-            var next = _state.Nonces.GetValueOrDefault(call.Signer) + _pendingPerSigner.GetValueOrDefault(call.Signer);
-            if (call.Nonce < next)
-                return Task.FromResult<CallResult>(new CallResult.Failed("Stale", $"nonce {call.Nonce} is already used; the next nonce is {next}"));
-            if (call.Nonce > next)
-                return Task.FromResult<CallResult>(new CallResult.Failed("Future", $"nonce {call.Nonce} is ahead of the next nonce {next}"));
-            if (_pending.Count >= _options.MaxPendingCalls)
-                return Task.FromResult<CallResult>(new CallResult.Failed("PoolFull", $"{_pending.Count} calls are waiting for the next block"));
-            _pending.Add(new Pending(call, decoded, completion));
-            _pendingPerSigner[call.Signer] = _pendingPerSigner.GetValueOrDefault(call.Signer) + 1;
+            var signer = checkedX.Signer;
+            var committed = _state.Nonces.GetValueOrDefault(signer);
+            var next = committed + _pendingPerSigner.GetValueOrDefault(signer);
+            CallResult.Failed? refused = null;
+            if (_pending.Any(p => p.Extrinsic.Hash.AsSpan().SequenceEqual(checkedX.Hash)))
+                refused = new CallResult.Failed("AlreadyImported", "this extrinsic is already in the pool");
+            else if (checkedX.Nonce < committed)
+                refused = new CallResult.Failed("Stale", $"nonce {checkedX.Nonce} is already used; the next nonce is {next}");
+            else if (checkedX.Nonce < next)
+                refused = new CallResult.Failed("PriorityTooLow", $"a call with nonce {checkedX.Nonce} from this signer is already in the pool; the next nonce is {next}");
+            else if (checkedX.Nonce > next)
+                refused = new CallResult.Failed("Future", $"nonce {checkedX.Nonce} is ahead of the next nonce {next}");
+            else if (_pending.Count >= _options.MaxPendingCalls)
+                refused = new CallResult.Failed("PoolFull", $"{_pending.Count} calls are waiting for the next block");
+            if (refused is not null) return new LocalnetSubmission(checkedX.Hash, refused, null);
+            _pending.Add(new Pending(checkedX, completion));
+            _pendingPerSigner[signer] = _pendingPerSigner.GetValueOrDefault(signer) + 1;
         }
-        return completion.Task.WaitAsync(cancellationToken);
+        return new LocalnetSubmission(checkedX.Hash, null, completion.Task);
+    }
+
+    /// <summary>The extrinsics waiting for the next block, in order (<c>author_pendingExtrinsics</c>).</summary>
+    public IReadOnlyList<byte[]> PendingExtrinsics()
+    {
+        lock (_sync) return _pending.Select(p => p.Extrinsic.Bytes).ToList();
+    }
+
+    /// <summary>The hash of block <paramref name="number"/> when it is one of the recent blocks (or genesis), else null.</summary>
+    public byte[]? BlockHashOf(ulong number)
+    {
+        lock (_sync)
+        {
+            if (number == 0) return _state.GenesisHash.ToArray();
+            foreach (var b in _recent)
+                if (b.Number == number) return b.Hash.ToArray();
+            return null;
+        }
+    }
+
+    /// <summary>A recent block (or genesis when its header is known) by number, or null.</summary>
+    public LocalnetBlock? FindBlock(ulong number)
+    {
+        lock (_sync)
+        {
+            foreach (var b in _recent)
+                if (b.Number == number) return b;
+            return null;
+        }
+    }
+
+    /// <summary>A recent block by hash, or null.</summary>
+    public LocalnetBlock? FindBlock(ReadOnlySpan<byte> hash)
+    {
+        lock (_sync)
+        {
+            foreach (var b in _recent)
+                if (b.Hash.Span.SequenceEqual(hash)) return b;
+            return null;
+        }
+    }
+
+    /// <summary>The best (= finalized) block, or null for a chain created before headers were kept that has produced none since.</summary>
+    public LocalnetBlock? BestBlock
+    {
+        get
+        {
+            lock (_sync) return _recent.Count > 0 && _recent[^1].Number == _state.Block ? _recent[^1] : null;
+        }
     }
 
     /// <summary>Fails waiting calls, ends subscriptions and releases the folder lock. The last committed block stays on disk.</summary>

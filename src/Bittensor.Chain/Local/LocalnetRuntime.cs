@@ -329,11 +329,28 @@ internal sealed class LocalnetRuntime(LocalnetOptions options, IEpochRunner epoc
     {
         var value = c.Value.Rao;
         if (value == 0 || from == c.Dest) return;
-        Withdraw(s, from, value, "InsufficientBalance", "KeepAlive", dryRun: true);
+        if (c.KeepAlive)
+        {
+            Withdraw(s, from, value, "InsufficientBalance", "KeepAlive", dryRun: true);
+        }
+        else if (value > s.BalanceOf(from))
+        {
+            throw Fail("InsufficientBalance", $"balance {new Balance(s.BalanceOf(from))} is below {new Balance(value)}");
+        }
         var destBalance = s.BalanceOf(c.Dest);
         if (destBalance + value < options.ExistentialDeposit)
             throw Fail("ExistentialDeposit", $"the destination would hold less than the existential deposit of {options.ExistentialDeposit} rao");
-        Withdraw(s, from, value, "InsufficientBalance", "KeepAlive", dryRun: false);
+        var rest = s.BalanceOf(from) - value;
+        if (!c.KeepAlive && rest < options.ExistentialDeposit)
+        {
+            // transfer_allow_death: the sender is reaped and its dust is lost (burned).
+            s.Free.Remove(from);
+            s.TotalIssuance = s.TotalIssuance >= rest ? s.TotalIssuance - rest : 0;
+        }
+        else
+        {
+            s.Free[from] = rest;
+        }
         s.Free[c.Dest] = checked(destBalance + value);
     }
 

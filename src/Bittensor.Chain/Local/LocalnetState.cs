@@ -152,6 +152,13 @@ internal sealed class LocalnetState
     public Dictionary<(AccountId Coldkey, AccountId Hotkey), (ulong Count, ulong LastBlock)> StakesThisInterval = [];
     public SortedDictionary<ushort, SubnetState> Subnets = [];
 
+    /// <summary>
+    /// SCALE headers of the most recent blocks, oldest first (at most <see cref="LocalnetMetadata.BlockHashCount"/> + 1;
+    /// their hashes are System.BlockHash and the birth blocks of mortal eras). Empty for a chain created before
+    /// headers were kept (state files without the trailing section).
+    /// </summary>
+    public List<byte[]> Headers = [];
+
     public ulong BalanceOf(AccountId a) => Free.GetValueOrDefault(a);
 
     public ulong TotalHotkeyStake(AccountId hotkey)
@@ -208,6 +215,8 @@ internal sealed class LocalnetState
         }
         w.Compact((ulong)Subnets.Count);
         foreach (var s in Subnets.Values) s.Write(w);
+        w.Compact((ulong)Headers.Count);
+        foreach (var h in Headers) w.Bytes(h);
     }
 
     public static LocalnetState Read(ReadOnlySpan<byte> payload)
@@ -239,6 +248,12 @@ internal sealed class LocalnetState
         {
             var subnet = SubnetState.Read(ref r);
             s.Subnets[subnet.Netuid] = subnet;
+        }
+        if (r.Remaining > 0)
+        {
+            // Trailing section added with the JSON-RPC node; older files end before it.
+            n = r.Length(1 + 32 + 1 + 32 + 32 + 1);
+            for (var i = 0; i < n; i++) s.Headers.Add(r.Bytes(4096));
         }
         r.EnsureEnd();
         return s;

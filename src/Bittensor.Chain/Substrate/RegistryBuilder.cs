@@ -42,6 +42,22 @@ public sealed class RegistryBuilder
     /// <summary><c>AccountId32</c> (a 32-byte array wrapper).</summary>
     public uint AccountId32() => Shared("AccountId32", () => new CompositeDef([new TypeField(null, Array(Primitive(PrimitiveKind.U8), 32), "[u8; 32]")]), "sp_core::crypto::AccountId32");
 
+    /// <summary>A type with any definition, a Rust path (segments joined with <c>::</c>) and generic parameters.</summary>
+    public uint Define(string path, TypeDef def, params TypeParameter[] typeParams)
+    {
+        var id = Add(path, def);
+        if (typeParams.Length > 0) _types[(int)id] = _types[(int)id] with { Params = [.. typeParams] };
+        return id;
+    }
+
+    /// <summary>A struct whose fields carry their Rust type names (as real metadata does).</summary>
+    public uint Struct(string path, params (string? Name, uint Type, string? TypeName)[] fields) =>
+        Add(path, new CompositeDef([.. fields.Select(f => new TypeField(f.Name, f.Type, f.TypeName))]));
+
+    /// <summary>An enum of unit variants numbered from 0 in order.</summary>
+    public uint UnitEnum(string path, params string[] names) =>
+        Add(path, new VariantDef([.. names.Select((n, i) => new TypeVariant(n, (byte)i, [], []))]));
+
     /// <summary>The registry built so far.</summary>
     public PortableRegistry Build(ScaleLimits? limits = null) => new([.. _types], limits);
 

@@ -77,7 +77,8 @@ public abstract record ChainCall
             (SubtensorPallet, ServeAxon.Index) => ServeAxon.DecodeArgs(ref r),
             (SubtensorPallet, BurnedRegister.Index) => BurnedRegister.DecodeArgs(ref r),
             (SubtensorPallet, RegisterNetwork.Index) => new RegisterNetwork(),
-            (BalancesPallet, Transfer.Index) => Transfer.DecodeArgs(ref r),
+            (BalancesPallet, Transfer.Index) => Transfer.DecodeArgs(ref r, keepAlive: true),
+            (BalancesPallet, Transfer.AllowDeathIndex) => Transfer.DecodeArgs(ref r, keepAlive: false),
             _ => throw new ScaleException($"unknown call {pallet}:{method}", 0),
         };
         r.EnsureEnd();
@@ -252,22 +253,27 @@ public sealed record RemoveStake(AccountId Hotkey, Balance Amount, ushort? Netui
 }
 
 /// <summary>
-/// <c>Balances.transfer_keep_alive(dest MultiAddress, value Compact&lt;u64&gt;)</c> (pallet 5, call 3). Only the
-/// <c>Id</c> address variant (0x00 ‖ AccountId32) is supported. Signed by the sender's coldkey.
+/// <c>Balances.transfer_keep_alive(dest MultiAddress, value Compact&lt;u64&gt;)</c> (pallet 5, call 3), or with
+/// <paramref name="KeepAlive"/> false <c>Balances.transfer_allow_death</c> (call 0, named <c>transfer</c> in spec 148;
+/// the sender may fall below the existential deposit and is then reaped). Only the <c>Id</c> address variant
+/// (0x00 ‖ AccountId32) is supported. Signed by the sender's coldkey.
 /// </summary>
-public sealed record Transfer(AccountId Dest, Balance Value) : ChainCall
+public sealed record Transfer(AccountId Dest, Balance Value, bool KeepAlive = true) : ChainCall
 {
-    /// <summary>Call index.</summary>
+    /// <summary>Call index of transfer_keep_alive.</summary>
     public const byte Index = 3;
+
+    /// <summary>Call index of transfer_allow_death.</summary>
+    public const byte AllowDeathIndex = 0;
 
     /// <inheritdoc />
     public override byte Pallet => BalancesPallet;
 
     /// <inheritdoc />
-    public override byte Method => Index;
+    public override byte Method => KeepAlive ? Index : AllowDeathIndex;
 
     /// <inheritdoc />
-    public override string Name => "transfer_keep_alive";
+    public override string Name => KeepAlive ? "transfer_keep_alive" : "transfer_allow_death";
 
     /// <inheritdoc />
     public override SignerRole Signer => SignerRole.Coldkey;
@@ -280,12 +286,12 @@ public sealed record Transfer(AccountId Dest, Balance Value) : ChainCall
         writer.Compact(Value.Rao);
     }
 
-    internal static Transfer DecodeArgs(ref ScaleReader r)
+    internal static Transfer DecodeArgs(ref ScaleReader r, bool keepAlive)
     {
         var at = r.Position;
         var variant = r.U8();
         if (variant != 0) throw new ScaleException($"MultiAddress variant {variant} is not supported (only Id)", at);
-        return new Transfer(AccountId.Decode(ref r), new Balance(r.CompactU64()));
+        return new Transfer(AccountId.Decode(ref r), new Balance(r.CompactU64()), keepAlive);
     }
 }
 
