@@ -36,8 +36,14 @@ public sealed class RegistryBuilder
         Add(path, new VariantDef([.. variants.Select(v => new TypeVariant(v.Name, v.Index, [.. v.Fields.Select(f => new TypeField(f.Name, f.Type, null))], []))]));
 
     /// <summary><c>Option&lt;inner&gt;</c> (None = 0, Some = 1).</summary>
-    public uint Option(uint inner) =>
-        Shared($"o:{inner}", () => new VariantDef([new TypeVariant("None", 0, [], []), new TypeVariant("Some", 1, [new TypeField(null, inner, null)], [])]), "Option");
+    public uint Option(uint inner)
+    {
+        if (_shared.TryGetValue($"o:{inner}", out var id)) return id;
+        id = Define("Option", new VariantDef([new TypeVariant("None", 0, [], []), new TypeVariant("Some", 1, [new TypeField(null, inner, null)], [])]),
+            new TypeParameter("T", inner));
+        _shared[$"o:{inner}"] = id;
+        return id;
+    }
 
     /// <summary><c>AccountId32</c> (a 32-byte array wrapper).</summary>
     public uint AccountId32() => Shared("AccountId32", () => new CompositeDef([new TypeField(null, Array(Primitive(PrimitiveKind.U8), 32), "[u8; 32]")]), "sp_core::crypto::AccountId32");

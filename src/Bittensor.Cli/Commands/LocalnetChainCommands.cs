@@ -3,6 +3,7 @@ using System.Globalization;
 using Bittensor.Actors.Chain;
 using Bittensor.Chain;
 using Bittensor.Chain.Local;
+using Bittensor.Chain.Node;
 using Bittensor.Core;
 
 namespace Bittensor.Cli.Commands;
@@ -40,9 +41,23 @@ internal static class LocalnetChainCommands
         };
         var path = PathOption();
         var name = NameOption();
-        var run = new Command("run", "Run the embedded localnet, producing blocks until --blocks more exist or until stopped");
+        var rpcPort = new Option<int?>("--rpc.port")
+        {
+            Description = "Serve JSON-RPC (WebSocket and HTTP POST) on this port (default 9944; 0 = any free port, printed at start)",
+        };
+        var rpcHost = new Option<string?>("--rpc.host") { Description = "Address to serve JSON-RPC on (default 127.0.0.1)" };
+        var noRpc = new Option<bool>("--no_rpc") { Description = "Do not serve JSON-RPC" };
+        var manual = new Option<bool>("--manual_seal")
+        {
+            Description = "Produce blocks only on request (JSON-RPC dev_newBlock), not on a timer",
+        };
+        var run = new Command("run", "Run the embedded localnet as a node: serve JSON-RPC and produce blocks until --blocks more exist or until stopped");
         run.Options.Add(blocks);
         run.Options.Add(blockTime);
+        run.Options.Add(rpcPort);
+        run.Options.Add(rpcHost);
+        run.Options.Add(noRpc);
+        run.Options.Add(manual);
         run.Options.Add(path);
         run.Options.Add(name);
         var config = CliConfig.AddTo(run);
@@ -50,8 +65,16 @@ internal static class LocalnetChainCommands
         {
             if (parse.GetValue(blockTime) is { } seconds && (!(seconds >= 0) || seconds > 3600)) throw new CliException("--block_time must be between 0 and 3600 seconds");
             var settings = Settings(parse, config, path, name, parse.GetValue(blockTime) is { } t ? TimeSpan.FromSeconds(t) : null);
-            var produced = await RunAsync(settings.Path, parse.GetValue(name) ?? settings.Name, settings.BlockTime, parse.GetValue(blocks), cancellationToken)
-                .ConfigureAwait(false);
+            if (parse.GetValue(rpcPort) is { } port && port is < 0 or > 65535) throw new CliException("--rpc.port must be between 0 and 65535");
+            var rpc = parse.GetValue(noRpc)
+                ? null
+                : new RpcSettings(new LocalnetNodeOptions
+                {
+                    Host = parse.GetValue(rpcHost) is { Length: > 0 } h ? h : "127.0.0.1",
+                    Port = parse.GetValue(rpcPort) ?? LocalnetNodeOptions.DefaultPort,
+                }, Explicit: parse.GetValue(rpcPort) is not null || parse.GetValue(rpcHost) is not null);
+            var produced = await RunAsync(settings.Path, parse.GetValue(name) ?? settings.Name, settings.BlockTime, parse.GetValue(blocks), cancellationToken,
+                rpc, parse.GetValue(manual)).ConfigureAwait(false);
             await Console.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"stopped after {produced} block(s)")).ConfigureAwait(false);
             return 0;
         });
@@ -59,7 +82,8 @@ internal static class LocalnetChainCommands
     }
 
     /// <summary>Opens the folder, prints where it is, produces blocks and prints each one.</summary>
-    internal static async Task<ulong> RunAsync(string folder, string name, TimeSpan blockTime, ulong? blocks, CancellationToken cancellationToken)
+    internal static async Task<ulong> RunAsync(string folder, string name, TimeSpan blockTime, ulong? blocks, CancellationToken cancellationToken,
+        RpcSettings? rpc = null, bool manualSeal = false)
     {
         Localnet chain;
         try
@@ -75,11 +99,41 @@ internal static class LocalnetChainCommands
             if (chain.RecoveryWarning is { } warning) await Console.Error.WriteLineAsync("warning: " + warning).ConfigureAwait(false);
             await Console.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"localnet '{name}' at {folder}: block {chain.BlockNumber}, genesis {Hex.Encode(chain.Identity.GenesisHash.Span)}")).ConfigureAwait(false);
+            LocalnetNode? node = null;
+            if (rpc is not null)
+            {
+                try
+                {
+                    node = await LocalnetNode.StartAsync(chain, rpc.Options, cancellationToken).ConfigureAwait(false);
+                    await Console.Out.WriteLineAsync($"rpc: {node.Endpoint.ToString().TrimEnd('/')} (JSON-RPC 2.0 over WebSocket; HTTP POST on the same port)").ConfigureAwait(false);
+                }
+                catch (IOException e) when (!rpc.Explicit)
+                {
+                    // The default port is taken (another node, or a test): the chain still runs; say how to serve.
+                    await Console.Error.WriteLineAsync($"warning: not serving JSON-RPC: {rpc.Options.Host}:{rpc.Options.Port} is unavailable ({e.Message}); pass --rpc.port 0 for any free port").ConfigureAwait(false);
+                }
+                catch (IOException e)
+                {
+                    throw new CliException($"cannot serve JSON-RPC on {rpc.Options.Host}:{rpc.Options.Port}: {e.Message}");
+                }
+            }
             using var printer = new CancellationTokenSource();
             var printing = PrintBlocksAsync(chain, printer.Token);
             try
             {
+                if (manualSeal)
+                {
+                    // Blocks come from dev_newBlock only; run until stopped (or until --blocks more exist).
+                    var start = chain.BlockNumber;
+                    await foreach (var b in chain.SubscribeBlocksAsync(cancellationToken).ConfigureAwait(false))
+                        if (blocks is { } max && b.Number - start >= max) return b.Number - start;
+                    return chain.BlockNumber - start;
+                }
                 return await new LocalnetBlockProducer(chain, blockTime).RunAsync(blocks, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return 0;
             }
             catch (ChainUnavailableException e)
             {
@@ -90,6 +144,7 @@ internal static class LocalnetChainCommands
                 await printer.CancelAsync().ConfigureAwait(false);
                 try { await printing.ConfigureAwait(false); }
                 catch (OperationCanceledException) { }
+                if (node is not null) await node.DisposeAsync().ConfigureAwait(false);
             }
         }
     }
@@ -126,4 +181,7 @@ internal static class LocalnetChainCommands
         });
         localnet.Subcommands.Add(reset);
     }
+
+    /// <summary>Where to serve JSON-RPC; <paramref name="Explicit"/> when the user chose the address (a bind failure is then an error).</summary>
+    internal sealed record RpcSettings(LocalnetNodeOptions Options, bool Explicit);
 }
