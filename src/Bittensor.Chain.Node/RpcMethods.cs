@@ -457,9 +457,43 @@ internal sealed class RpcMethods
             "Metadata_metadata_versions" => MetadataVersions(),
             "Metadata_metadata_at_version" => MetadataAt(args),
             "AccountNonceApi_account_nonce" => AccountNonce(view, args),
-            _ => throw new RpcException(RpcErrors.ClientError, $"Client error: Execution failed: Other: Exported method {method} is not found"),
+            "TransactionPaymentApi_query_info" => QueryInfo(args),
+            _ => RuntimeApi(view, method, args),
         };
         return w => w.WriteStringValue(Hex.Encode(result));
+    }
+
+    private static byte[] RuntimeApi(LocalnetStorage view, string method, byte[] args)
+    {
+        try
+        {
+            return LocalnetRuntimeApi.Call(view, method, args)
+                ?? throw new RpcException(RpcErrors.ClientError, $"Client error: Execution failed: Other: Exported method {method} is not found");
+        }
+        catch (ScaleException e)
+        {
+            throw new RpcException(RpcErrors.ClientError, $"Client error: Execution failed: Codec error: {method} arguments: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// <c>TransactionPaymentApi_query_info(uxt, len)</c>: the localnet charges no fees, so the partial fee is 0 and the
+    /// weight is 0 (class Normal). The extrinsic must still be a well-formed SCALE extrinsic.
+    /// </summary>
+    private static byte[] QueryInfo(byte[] args)
+    {
+        try
+        {
+            var r = new ScaleReader(args);
+            _ = r.Bytes();
+            _ = r.U32();
+            r.EnsureEnd();
+        }
+        catch (ScaleException e)
+        {
+            throw new RpcException(RpcErrors.ClientError, $"Client error: Execution failed: Codec error: TransactionPaymentApi_query_info arguments: {e.Message}");
+        }
+        return new ScaleWriter(16).Compact(0UL).Compact(0UL).U8(0).U64(0).ToArray();
     }
 
     private static byte[] MetadataVersions()

@@ -70,7 +70,7 @@ public sealed class LocalnetMetadata
     /// <summary>The runtime APIs served through <c>state_call</c> with their versions (<c>state_getRuntimeVersion</c>'s <c>apis</c>).</summary>
     public static readonly ImmutableArray<(string Name, uint Version)> ApiVersions =
     [
-        ("Core", 4), ("Metadata", 2), ("AccountNonceApi", 1), ("NeuronInfoRuntimeApi", 1), ("SubnetInfoRuntimeApi", 1),
+        ("Core", 4), ("Metadata", 2), ("AccountNonceApi", 1), ("TransactionPaymentApi", 4), ("NeuronInfoRuntimeApi", 1), ("SubnetInfoRuntimeApi", 1),
     ];
 
     private LocalnetMetadata(LocalnetOptions options)
@@ -227,6 +227,9 @@ public sealed class LocalnetMetadata
             ("spec_version", u32, "u32"), ("impl_version", u32, "u32"), ("apis", b.Sequence(b.Tuple(b.Array(u8, 8), u32)), "ApisVec"),
             ("transaction_version", u32, "u32"), ("state_version", u8, "u8"));
         var optBytes = b.Option(bytes);
+        var dispatchInfoV2 = b.Define("pallet_transaction_payment::types::RuntimeDispatchInfo", new CompositeDef(
+            [F("weight", weight, "Weight"), F("class", dispatchClass, "DispatchClass"), F("partial_fee", u64, "Balance")]),
+            new TypeParameter("Balance", u64), new TypeParameter("Weight", weight));
         var vecU32 = b.Sequence(u32);
 
         static StorageEntryMetadata Plain(string name, uint value, byte[] def) =>
@@ -339,6 +342,7 @@ public sealed class LocalnetMetadata
             new RuntimeApiMetadata("Core", [M("version", versionType)]),
             new RuntimeApiMetadata("Metadata", [M("metadata", bytes), M("metadata_at_version", optBytes, ("version", u32)), M("metadata_versions", vecU32)]),
             new RuntimeApiMetadata("AccountNonceApi", [M("account_nonce", u32, ("account", account))]),
+            new RuntimeApiMetadata("TransactionPaymentApi", [M("query_info", dispatchInfoV2, ("uxt", bytes), ("len", u32))]),
             new RuntimeApiMetadata("NeuronInfoRuntimeApi",
             [
                 M("get_neurons", bytes, ("netuid", u16)), M("get_neuron", bytes, ("netuid", u16), ("uid", u16)),

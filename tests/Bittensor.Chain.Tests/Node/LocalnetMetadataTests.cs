@@ -134,7 +134,8 @@ public sealed class LocalnetMetadataTests
         Assert.Equal(148UL, version.Field("spec_version").AsU64());
         Assert.Equal("node-subtensor", version.Field("spec_name").AsText());
         Assert.Equal(LocalnetMetadata.BlockHashCount, Md.Metadata.Types.Decode(system.FindConstant("BlockHashCount")!.Type, system.FindConstant("BlockHashCount")!.Value.AsSpan()).AsU32());
-        Assert.Equal(["Core", "Metadata", "AccountNonceApi", "NeuronInfoRuntimeApi", "SubnetInfoRuntimeApi"], Md.MetadataV15.Apis.Select(a => a.Name));
+        Assert.Equal(["Core", "Metadata", "AccountNonceApi", "TransactionPaymentApi", "NeuronInfoRuntimeApi", "SubnetInfoRuntimeApi"], Md.MetadataV15.Apis.Select(a => a.Name));
+        Assert.Equal(LocalnetMetadata.ApiVersions.Select(a => a.Name), Md.MetadataV15.Apis.Select(a => a.Name));
     }
 
     [Fact]
@@ -241,4 +242,58 @@ public sealed class LocalnetStorageTests
         Assert.Equal(all.Select(k => Hex.Encode(k)), paged.Select(k => Hex.Encode(k)));
         Assert.True(all.Count >= 7);
     }
+}
+
+/// <summary>subtensor's runtime APIs answered from the node's storage, in the spec-148/218 (<c>Vec&lt;u8&gt;</c>-wrapped) layouts.</summary>
+public sealed class LocalnetRuntimeApiTests
+{
+    [Fact]
+    public async Task Neuron_and_subnet_runtime_apis_decode_with_the_legacy_layouts_to_what_the_chain_reports()
+    {
+        await using var t = TestChain.Create();
+        Assert.IsType<CallResult.InBlock>(await t.Submit("//Alice", new RegisterNetwork()));
+        for (var i = 0; i < 3; i++) Assert.IsType<CallResult.InBlock>(await t.Submit("//Alice", new BurnedRegister(1, TestChain.Id($"//hot{i}"))));
+        Assert.IsType<CallResult.InBlock>(await t.Submit("//hot1", new ServeAxon(1, 7, 0x0a000002, 8092, 4, 0)));
+        Assert.IsType<CallResult.InBlock>(await t.Submit("//Alice", new AddStake(TestChain.Id("//hot0"), Balance.FromTao(100))));
+        Assert.IsType<CallResult.InBlock>(await t.Submit("//hot0", new SetWeights(1, [0, 1, 2], [10, 65535, 300], 0)));
+        for (var i = 0; i < 25; i++) await t.Chain.ProduceBlockAsync(); // epochs (tempo 9): ranks, bonds, emission
+        var storage = t.Chain.BuildStorage();
+        var legacy = LegacySubtensorTypes.Instance;
+        byte[] Args(params ushort[] v) => [.. v.SelectMany(x => BitConverter.GetBytes(x))];
+        var expected = await t.Chain.GetNeuronsAsync(1);
+        var full = legacy.DecodeWrapped(legacy.Neurons, LocalnetRuntimeApi.Call(storage, "NeuronInfoRuntimeApi_get_neurons", Args(1))!)!.AsItems();
+        var lite = legacy.DecodeWrapped(legacy.NeuronsLite, LocalnetRuntimeApi.Call(storage, "NeuronInfoRuntimeApi_get_neurons_lite", Args(1))!)!.AsItems();
+        Assert.Equal(3, full.Length);
+        for (var i = 0; i < 3; i++)
+        {
+            var e = expected[i];
+            var got = ChainRecords.ToNeuronInfo(full[i], e.BlockAtRegistration);
+            Assert.Equal(e with { Weights = [], Bonds = [] }, got with { Weights = [], Bonds = [] });
+            Assert.Equal(e.Weights.ToArray(), got.Weights.ToArray());
+            Assert.Equal(e.Bonds.ToArray(), got.Bonds.ToArray());
+            var l = ChainRecords.ToNeuronInfoLite(lite[i]);
+            Assert.Equal((e.Hotkey, e.Stake, e.Emission, e.Incentive, e.PruningScore, e.Axon), (l.Hotkey, l.Stake, l.Emission, l.Incentive, l.PruningScore, l.Axon));
+            var one = ChainRecords.ToNeuronInfoLite(legacy.DecodeWrapped(legacy.NeuronInfoLite, LocalnetRuntimeApi.Call(storage, "NeuronInfoRuntimeApi_get_neuron_lite", Args(1, (ushort)i))!)!);
+            Assert.Equal(l, one);
+        }
+        Assert.Contains(expected, n => n.Rank > 0); // the epochs ran, so the comparison above saw real values
+        Assert.Contains(expected, n => n.Bonds.Length > 0);
+        Assert.Null(legacy.DecodeWrapped(legacy.NeuronInfo, LocalnetRuntimeApi.Call(storage, "NeuronInfoRuntimeApi_get_neuron", Args(1, 3))!));
+        Assert.Empty(legacy.DecodeWrapped(legacy.Neurons, LocalnetRuntimeApi.Call(storage, "NeuronInfoRuntimeApi_get_neurons", Args(9))!)!.AsItems()); // an empty Vec, as the runtime encodes it
+
+        var subnet = ChainRecords.ToSubnetInfo(legacy.DecodeWrapped(legacy.SubnetInfo, LocalnetRuntimeApi.Call(storage, "SubnetInfoRuntimeApi_get_subnet_info", Args(1))!)!);
+        var info = (await t.Chain.GetSubnetAsync(1))!;
+        Assert.Equal((info.Netuid, info.N, info.Hyperparameters.Tempo, info.Hyperparameters.Burn, info.Owner, info.EmissionPerBlock.Rao, info.Hyperparameters.MaxAllowedUids, info.Hyperparameters.Kappa),
+            (subnet.Netuid, subnet.SubnetworkN, subnet.Tempo, subnet.Burn.Rao, subnet.Owner, subnet.EmissionValue.Rao, subnet.MaxAllowedUids, subnet.Kappa));
+        Assert.Equal("00", Convert.ToHexString(LocalnetRuntimeApi.Call(storage, "SubnetInfoRuntimeApi_get_subnet_info", Args(9))!));
+        var all = new Bittensor.Core.Scale.ScaleReader(LocalnetRuntimeApi.Call(storage, "SubnetInfoRuntimeApi_get_subnets_info", [])!).Bytes();
+        var r = new Bittensor.Core.Scale.ScaleReader(all);
+        Assert.Equal(1, r.Length(1));
+        Assert.Equal(1, r.U8()); // Some
+        Assert.Equal(subnet, ChainRecords.ToSubnetInfo(legacy.Registry.Decode(legacy.SubnetInfo, ref r)));
+        r.EnsureEnd();
+        Assert.Null(LocalnetRuntimeApi.Call(storage, "NoSuchApi_method", []));
+        Assert.Throws<Bittensor.Core.Scale.ScaleException>(() => LocalnetRuntimeApi.Call(storage, "NeuronInfoRuntimeApi_get_neurons", [1]));
+    }
+
 }
