@@ -114,6 +114,9 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
     private long _nextSeq;
     private int _started;
     private bool _stopped;
+    private bool _workerStarted;
+    private int _startFailures;
+    private string? _startError;
     private long _nextJobId;
 
     /// <summary>A host for the models <paramref name="factory"/> builds (one per worker incarnation, on the model dispatcher).</summary>
@@ -165,6 +168,10 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
         Receive<DelayElapsed>(_ => TryDispatch(force: true));
         Receive<DeadlineReached>(OnDeadline);
         Receive<ModelReady>(OnModelReady);
+        Receive<ModelStartFailed>(f =>
+        {
+            if (Sender.Equals(_worker)) _startError = f.Reason;
+        });
         Receive<ForwardJobDone>(OnForwardDone);
         Receive<BackwardJobDone>(OnBackwardDone);
         Receive<JobFailed>(OnJobFailed);
@@ -199,7 +206,8 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
     /// <inheritdoc />
     protected override SupervisorStrategy SupervisorStrategy() =>
         // The host restarts the worker itself, after a backoff and from the last checkpoint.
-        new OneForOneStrategy(_ => Directive.Stop);
+        // Akka's own failure log (a stack trace per crash) is off: the worker tells why in one line and this host logs it.
+        new OneForOneStrategy(-1, -1, _ => Directive.Stop, loggingEnabled: false);
 
     /// <inheritdoc />
     protected override void PreStart()
@@ -228,6 +236,8 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
         var props = ModelWorker.Props(_settings, _factory, Self, _lineage!);
         if (Context.System.Dispatchers.HasDispatcher(ModelSettings.DispatcherPath))
             props = props.WithDispatcher(ModelSettings.DispatcherPath);
+        _workerStarted = false;
+        _startError = null;
         _worker = Context.ActorOf(props, $"worker-{++_started}");
         Context.Watch(_worker);
         foreach (var (message, sender) in _control) _worker.Tell(message, sender);
@@ -478,6 +488,8 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
     {
         if (!Sender.Equals(_worker)) return;
         _ready = true;
+        _workerStarted = true;
+        _startFailures = 0;
         TryDispatch(force: true);
     }
 
@@ -485,6 +497,25 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
     {
         _ready = false;
         _worker = ActorRefs.Nobody;
+        if (!_workerStarted)
+        {
+            // It never became ready: the model cannot start (missing native library, bad checkpoint, out of memory
+            // at load). Bounded tries, then give up: PostStop answers every waiting caller NotServingNucleus.
+            _startFailures++;
+            var why = _startError ?? "the model worker stopped before it was ready";
+            if (_startFailures >= _settings.StartAttempts)
+            {
+                _log.Error("model cannot start ({0} of {1} tries): {2}; the model host stops", _startFailures, _settings.StartAttempts, why);
+                Context.System.EventStream.Publish(new ModelHostGaveUp(Self, _startFailures, why));
+                Context.Stop(Self);
+                return;
+            }
+            var wait = _backoff.Delay(_startFailures - 1, _random.NextDouble());
+            _log.Warning("model did not start (try {0} of {1}): {2}; trying again in {3} ms", _startFailures, _settings.StartAttempts, why,
+                (long)wait.TotalMilliseconds);
+            Timers.StartSingleTimer(RestartTimer, StartWorker.Instance, wait);
+            return;
+        }
         // The call at the model died with it (a worker that failed answers JobFailed first; this covers the rest).
         CompleteAll(ModelReturnCode.UnknownException, "the model crashed and restarts from its last checkpoint");
         var delay = _backoff.Delay(_failures, _random.NextDouble());

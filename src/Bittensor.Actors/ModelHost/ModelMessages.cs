@@ -1,3 +1,4 @@
+using Akka.Actor;
 using Bittensor.Actors.Axon;
 
 namespace Bittensor.Actors.ModelHost;
@@ -131,4 +132,50 @@ public sealed record FlushBatches
     /// <summary>The only instance.</summary>
     public static FlushBatches Instance { get; } = new();
     private FlushBatches() { }
+}
+
+/// <summary>
+/// Published on the event stream when a <see cref="ModelHostActor"/> gives up because its model cannot start
+/// (<c>bittensor.model.start_attempts</c> tries in a row); the host stops right after, answering every waiting caller
+/// NotServingNucleus. Hosts (btcli, the demo) subscribe to say why in one line and exit.
+/// </summary>
+/// <param name="Host">The host that stops.</param>
+/// <param name="Attempts">Tries made.</param>
+/// <param name="Reason">The last try's failure, one line (exception type and message).</param>
+public sealed record ModelHostGaveUp(IActorRef Host, int Attempts, string Reason);
+
+/// <summary>Waiting for <see cref="ModelHostGaveUp"/> from outside an actor (btcli, the demo, host apps).</summary>
+public static class ModelHostEvents
+{
+    /// <summary>
+    /// Completes with the first <see cref="ModelHostGaveUp"/> published on <paramref name="system"/>'s event stream
+    /// after this call; cancelled with <paramref name="cancellationToken"/>. The subscriber actor stops either way.
+    /// </summary>
+    public static Task<ModelHostGaveUp> GaveUpAsync(ActorSystem system, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        var done = new TaskCompletionSource<ModelHostGaveUp>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var watcher = system.ActorOf(Props.Create(() => new GaveUpWatcher(done)));
+        // Subscribed before this returns, so an event published after the call is never missed.
+        system.EventStream.Subscribe(watcher, typeof(ModelHostGaveUp));
+        var registration = cancellationToken.Register(() =>
+        {
+            done.TrySetCanceled(cancellationToken);
+            watcher.Tell(PoisonPill.Instance);
+        });
+        _ = done.Task.ContinueWith(_ => registration.Dispose(), TaskScheduler.Default);
+        return done.Task;
+    }
+
+    private sealed class GaveUpWatcher : ReceiveActor
+    {
+        public GaveUpWatcher(TaskCompletionSource<ModelHostGaveUp> done) =>
+            Receive<ModelHostGaveUp>(g =>
+            {
+                done.TrySetResult(g);
+                Context.Stop(Self);
+            });
+
+        protected override void PostStop() => Context.System.EventStream.Unsubscribe(Self);
+    }
 }

@@ -20,6 +20,9 @@ internal sealed record JobFailed(long JobId, ModelReturnCode Code, string Messag
 /// <summary>A model actor incarnation is up and takes jobs.</summary>
 internal sealed record ModelReady(int Incarnation, long RestoredStep);
 
+/// <summary>A model actor incarnation could not start (its factory or checkpoint load threw); it stops next.</summary>
+internal sealed record ModelStartFailed(string Reason);
+
 /// <summary>Where checkpoints live and how many incarnations there were; shared by all incarnations of one model.</summary>
 internal sealed class ModelLineage
 {

@@ -54,6 +54,8 @@ public sealed record ModelSettings
     public required int CheckpointEverySteps { get; init; }
     /// <summary>Checkpoint at least this often while training (zero = never by time).</summary>
     public required TimeSpan CheckpointInterval { get; init; }
+    /// <summary>Tries to start the model in a row (build + checkpoint load) before the host gives up and stops.</summary>
+    public required int StartAttempts { get; init; }
     /// <summary>First restart delay after a crash.</summary>
     public required TimeSpan BackoffMin { get; init; }
     /// <summary>Longest restart delay.</summary>
@@ -98,6 +100,7 @@ public sealed record ModelSettings
             CheckpointPath = string.IsNullOrWhiteSpace(path) ? null : path,
             CheckpointEverySteps = c.Int("checkpoint.every_steps"),
             CheckpointInterval = c.Duration("checkpoint.interval"),
+            StartAttempts = c.Int("start_attempts"),
             BackoffMin = c.Duration("backoff.min"),
             BackoffMax = c.Duration("backoff.max"),
             BackoffRandomFactor = c.Double("backoff.random_factor"),
@@ -128,6 +131,7 @@ public sealed record ModelSettings
         Require(RequestTimeout > TimeSpan.Zero, "request_timeout", RequestTimeout, "must be positive");
         Require(CheckpointEverySteps >= 0, "checkpoint.every_steps", CheckpointEverySteps, "must be 0 or positive");
         Require(CheckpointInterval >= TimeSpan.Zero, "checkpoint.interval", CheckpointInterval, "must not be negative");
+        Require(StartAttempts > 0, "start_attempts", StartAttempts, "must be positive");
         Require(BackoffMin > TimeSpan.Zero && BackoffMax >= BackoffMin, "backoff", $"{BackoffMin}..{BackoffMax}", "needs 0 < min <= max");
         Require(BackoffRandomFactor is >= 0 and <= 1, "backoff.random_factor", BackoffRandomFactor, "must be in [0, 1]");
         return this;

@@ -61,6 +61,28 @@ internal sealed class ModelWorker : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
+        try
+        {
+            Start();
+        }
+        catch (Exception e)
+        {
+            // One line for the host (it decides whether to try again); the stack trace only at debug level.
+            _log.Debug("model start failed: {0}", e);
+            _host.Tell(new ModelStartFailed(OneLine(e)));
+            throw;
+        }
+    }
+
+    private static string OneLine(Exception e)
+    {
+        var inner = e is TypeInitializationException { InnerException: { } i } ? i : e;
+        var text = $"{inner.GetType().Name}: {inner.Message}".ReplaceLineEndings(" ");
+        return text.Length <= 300 ? text : text[..300] + "…";
+    }
+
+    private void Start()
+    {
         _model = _factory();
         var (has, step) = _lineage.Checkpoint;
         if (has)

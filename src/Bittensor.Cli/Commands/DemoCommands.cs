@@ -48,7 +48,14 @@ internal static class DemoCommands
             if (Bittensor.Models.TorchNative.Check() is { } why) throw new CliException(why);
             var json = parse.GetValue(CliApp.Json);
             var output = parse.InvocationConfiguration.Output;
-            var result = await RunAsync(options, json, output, cancellationToken);
+            try
+            {
+                await RunAsync(options, json, output, cancellationToken);
+            }
+            catch (Bittensor.Neurons.Roles.NeuronException e)
+            {
+                throw new CliException(e.Message);
+            }
             return 0;
         });
         root.Subcommands.Add(demo);

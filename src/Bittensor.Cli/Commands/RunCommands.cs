@@ -132,6 +132,12 @@ internal static class RunCommands
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var producing = new LocalnetBlockProducer(chain, settings.Localnet.BlockTime).RunAsync(null, stop.Token);
             IAsyncDisposable? neuron = null;
+            // A model that cannot start (bad checkpoint, out of memory at load) stops the role: say why, exit 1.
+            var gaveUp = ModelHostEvents.GaveUpAsync(system, stop.Token);
+            _ = gaveUp.ContinueWith(t =>
+            {
+                if (t.IsCompletedSuccessfully) stop.Cancel();
+            }, TaskScheduler.Default);
             try
             {
                 var actor = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(chain)), runtime.Subtensor, Random.Shared.NextDouble), "chain");
@@ -163,7 +169,20 @@ internal static class RunCommands
                 }
                 await output.WriteLineAsync($"{role} running on subnet {netuid} as {keys.HotkeySs58} (state in {state}); Ctrl-C stops it");
                 using var timer = new PeriodicTimer(TimeSpan.FromSeconds(10));
-                while (await timer.WaitForNextTickAsync(stop.Token)) await output.WriteLineAsync(status());
+                while (true)
+                {
+                    var tick = timer.WaitForNextTickAsync(stop.Token).AsTask();
+                    if (await Task.WhenAny(tick, gaveUp) == gaveUp) break;
+                    if (!await tick) break;
+                    await output.WriteLineAsync(status());
+                }
+                var g = await gaveUp;
+                throw new CliException($"{role} stopped: its model cannot start ({g.Attempts} tries): {g.Reason}");
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && gaveUp.IsCompletedSuccessfully)
+            {
+                // The model gave up while the role was still starting.
+                throw new CliException($"{role} stopped: its model cannot start ({gaveUp.Result.Attempts} tries): {gaveUp.Result.Reason}");
             }
             catch (NeuronException e)
             {

@@ -95,6 +95,14 @@ public static class DemoNetwork
         system.ActorOf(EventForwarder<WeightsAttempt>.Props(a => state.LastWeights =
             a.Success ? $"set at block {a.Block} on {a.Uids.Count} peers" : $"not set at block {a.Block}: {a.Outcome}"), "weights-events");
         var blocks = Task.Run(() => driver.RunAsync(b => OnBlockAsync(localnet, state, b, progress, epoch, stop.Token), stop.Token), CancellationToken.None);
+        // A server whose model cannot start (bad checkpoint, out of memory at load) ends the demo with its reason.
+        string? modelFailure = null;
+        _ = ModelHostEvents.GaveUpAsync(system, stop.Token).ContinueWith(t =>
+        {
+            if (!t.IsCompletedSuccessfully) return;
+            modelFailure = $"a model cannot start ({t.Result.Attempts} tries): {t.Result.Reason}";
+            stop.Cancel();
+        }, TaskScheduler.Default);
         var servers = new List<ServerNeuron>();
         ValidatorNeuron? validator = null;
         try
@@ -157,6 +165,10 @@ public static class DemoNetwork
             var wall = Stopwatch.GetElapsedTime(started).TotalSeconds;
             return new DemoResult(table, weights, worked, verdict, wall, wall > 0 ? snapshot.Queries / wall : 0, snapshot.Queries, snapshot.Batches,
                 state.Block, netuid);
+        }
+        catch (OperationCanceledException) when (Volatile.Read(ref modelFailure) is { } failure && !cancellationToken.IsCancellationRequested)
+        {
+            throw new NeuronException(failure);
         }
         finally
         {

@@ -216,4 +216,50 @@ public sealed class ModelHostActorTests(ITestOutputHelper output) : TestKit(Bitt
         Assert.Equal(ModelReturnCode.NotServingNucleus, (await endpoint.ForwardAsync([1], 1, 1, ModelCall.Default, CancellationToken.None)).Code);
         Assert.Equal(0, endpoint.Waiting);
     }
+
+    [Fact]
+    public async Task A_model_that_cannot_start_is_tried_start_attempts_times_then_the_host_stops_and_waiting_callers_get_not_serving()
+    {
+        var tries = 0;
+        var gaveUp = CreateTestProbe();
+        Sys.EventStream.Subscribe(gaveUp, typeof(ModelHostGaveUp));
+        var host = Sys.ActorOf(ModelHostActor.Props(Settings with { StartAttempts = 3 }, () =>
+        {
+            Interlocked.Increment(ref tries);
+            throw new InvalidDataException("checkpoint /x/model.ckpt is not a TorchSharp state dict");
+        }));
+        Watch(host);
+        host.Tell(Forward(1), TestActor);
+
+        var reply = await ExpectMsgAsync<ModelForwardResult>(Wait);
+        Assert.Equal((1L, ModelReturnCode.NotServingNucleus), Id(reply));
+        var gave = await gaveUp.ExpectMsgAsync<ModelHostGaveUp>(Wait);
+        Assert.Equal(3, gave.Attempts);
+        Assert.Equal("InvalidDataException: checkpoint /x/model.ckpt is not a TorchSharp state dict", gave.Reason);
+        await ExpectTerminatedAsync(host, Wait);
+        Assert.Equal(3, Volatile.Read(ref tries));
+    }
+
+    [Fact]
+    public async Task A_model_that_starts_on_a_later_try_serves_and_its_start_failures_are_forgotten()
+    {
+        var tries = 0;
+        var host = Sys.ActorOf(ModelHostActor.Props(Settings with { StartAttempts = 3 }, () =>
+        {
+            if (Interlocked.Increment(ref tries) <= 2) throw new OutOfMemoryException("simulated: out of memory at load");
+            return new GatedModel();
+        }));
+        GatedModel.Gate.Set();
+        host.Tell(Forward(7), TestActor);
+
+        Assert.Equal((7L, ModelReturnCode.Success), Id(await ExpectMsgAsync<ModelForwardResult>(Wait)));
+        Assert.Equal(3, Volatile.Read(ref tries));
+        // A crash in service after the start is restarted (not counted as a failed start): the host keeps serving.
+        host.Tell(FailNextForward.Instance);
+        host.Tell(Forward(8), TestActor);
+        Assert.Equal((8L, ModelReturnCode.UnknownException), Id(await ExpectMsgAsync<ModelForwardResult>(Wait)));
+        host.Tell(Forward(9), TestActor);
+        Assert.Equal((9L, ModelReturnCode.Success), Id(await ExpectMsgAsync<ModelForwardResult>(Wait)));
+        Assert.Equal(4, Volatile.Read(ref tries));
+    }
 }
