@@ -48,6 +48,17 @@ internal static class CliApp
             await error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
             return UserError;
         }
+        catch (Bittensor.Chain.ChainNotSupportedException e)
+        {
+            // The connected runtime's semantics differ from what the client implements: say what, never a guess.
+            await error.WriteLineAsync($"error: not supported: {e.Message}").ConfigureAwait(false);
+            return UserError;
+        }
+        catch (Bittensor.Chain.ChainUnavailableException e)
+        {
+            await error.WriteLineAsync($"error: the chain is unavailable: {e.Message}").ConfigureAwait(false);
+            return UserError;
+        }
         catch (OperationCanceledException)
         {
             await error.WriteLineAsync("error: cancelled").ConfigureAwait(false);

@@ -62,5 +62,8 @@ public sealed class NeuronKeys
             var signature = key.Sign(SignedCall.SigningPayload(bytes, nonce, chain));
             return Task.FromResult(new SignedCall(bytes, Account, nonce, signature));
         }
+
+        public Task<byte[]> SignPayloadAsync(ChainCall call, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken) =>
+            Task.FromResult(key.Sign(payload.Span));
     }
 }

@@ -16,6 +16,14 @@ public interface ICallSigner
 
     /// <summary>Signs <paramref name="call"/> at <paramref name="nonce"/> for <paramref name="chain"/>.</summary>
     Task<SignedCall> SignAsync(ChainCall call, uint nonce, ChainIdentity chain, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Signs a payload a Substrate node's runtime defined for <paramref name="call"/> (its metadata's extension list,
+    /// a mortal era; see <see cref="IRemoteChainBackend.PrepareAsync"/>) and returns the 64-byte sr25519 signature.
+    /// Signers that cannot sign arbitrary payloads keep this default and can only sign for the embedded localnet.
+    /// </summary>
+    Task<byte[]> SignPayloadAsync(ChainCall call, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"{GetType().Name} signs localnet calls only");
 }
 
 /// <summary>Signs with an sr25519 key pair held in memory. The caller keeps ownership of the key pair.</summary>
@@ -37,6 +45,10 @@ public sealed class KeyPairSigner : ICallSigner
     /// <inheritdoc />
     public Task<SignedCall> SignAsync(ChainCall call, uint nonce, ChainIdentity chain, CancellationToken cancellationToken) =>
         Task.FromResult(CallSigner.Sign(call, _key, nonce, chain));
+
+    /// <inheritdoc />
+    public Task<byte[]> SignPayloadAsync(ChainCall call, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken) =>
+        Task.FromResult(_key.Sign(payload.Span));
 
     /// <inheritdoc />
     public override string ToString() => $"KeyPairSigner({Account.ToHex()})";

@@ -75,6 +75,7 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
         foreach (var lane in _lanes.Values)
         {
             while (lane.Queue.TryDequeue(out var p)) Reply(p, null, Failed("ChainUnavailable", "the chain actor stopped"));
+            if (lane.Retry is { } r) Reply(r, r.Nonce, Failed("ChainUnavailable", "the chain actor stopped"));
             if (lane.InFlight is { } f) Reply(f, f.Nonce, Failed("ChainUnavailable", "the chain actor stopped"));
         }
     }
@@ -82,6 +83,7 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
     private static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(1);
     private const string SweepKey = "sweep";
     private const string ReconnectKey = "reconnect";
+    private const string PumpKey = "pump";
 
     private void Connecting()
     {
@@ -103,8 +105,20 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
         Receive<NonceSyncFailed>(m => m.Generation == _generation, m =>
         {
             if (_lanes.TryGetValue(m.Account, out var lane)) lane.FetchingNonce = false;
+            if (_backend is IRemoteChainBackend)
+            {
+                // The node's client reconnects by itself: try again shortly instead of dropping the connection.
+                _log.Warning("nonce read for {0} failed: {1}", m.Account.ToHex(), m.Error.Message);
+                Timers.StartSingleTimer(PumpKey, PumpAll.Instance, _settings.Reconnect.Min);
+                return;
+            }
             BackendFailed(m.Error);
         });
+        Receive<PumpAll>(_ =>
+        {
+            foreach (var account in _lanes.Keys.ToList()) Pump(account);
+        });
+        Receive<RemoteConnection>(m => m.Generation == _generation, OnRemoteConnection);
         Receive<Submit>(m =>
         {
             Enqueue(m);
@@ -129,6 +143,8 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
         Receive<NonceSynced>(_ => { });
         Receive<NonceSyncFailed>(_ => { });
         Receive<Reconnect>(_ => { });
+        Receive<RemoteConnection>(_ => { });
+        Receive<PumpAll>(_ => { });
     }
 
     private void StartConnect()
@@ -168,6 +184,12 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
         Context.System.EventStream.Publish(new ChainConnected(m.Head.Number));
         PublishBlock(m.Head.Number);
         StartBlockStream(m.Backend, _connectionCts!.Token, m.Generation);
+        if (m.Backend is IRemoteChainBackend remote)
+        {
+            var self = Self;
+            var generation = m.Generation;
+            remote.ConnectionChanged += c => self.Tell(new RemoteConnection(c, generation));
+        }
         foreach (var account in _lanes.Keys.ToList()) Pump(account);
     }
 
@@ -191,6 +213,22 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
                 self.Tell(new StreamEnded(e, generation));
             }
         }, CancellationToken.None);
+    }
+
+    private void OnRemoteConnection(RemoteConnection m)
+    {
+        var c = m.Change;
+        if (c.Connected)
+        {
+            _log.Info("chain connection re-established");
+            Context.System.EventStream.Publish(new ChainConnected(_lastBlock ?? 0));
+            foreach (var account in _lanes.Keys.ToList()) Pump(account);
+        }
+        else
+        {
+            _log.Warning("chain connection lost ({0}); the client reconnects (attempt {1}, in {2})", c.Reason, c.Attempt, c.RetryIn);
+            Context.System.EventStream.Publish(new ChainDisconnected(c.Reason ?? "connection lost", c.Attempt, c.RetryIn));
+        }
     }
 
     private void PublishBlock(ulong number)
@@ -248,7 +286,7 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
     private void Pump(AccountId account)
     {
         if (_backend is not { } backend || _identity is not { } identity) return;
-        if (!_lanes.TryGetValue(account, out var lane) || lane.InFlight is not null || lane.Queue.Count == 0) return;
+        if (!_lanes.TryGetValue(account, out var lane) || lane.InFlight is not null || (lane.Queue.Count == 0 && lane.Retry is null)) return;
         var generation = _generation;
         if (lane.Nonce is not { } nonce)
         {
@@ -259,17 +297,20 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
                 failure: e => new NonceSyncFailed(account, Unwrap(e), generation));
             return;
         }
-        var p = lane.Queue.Dequeue();
+        var p = lane.Retry ?? lane.Queue.Dequeue();
+        lane.Retry = null;
         p.Nonce = nonce;
         lane.InFlight = p;
-        SubmitAsync(backend, identity, p.Message, nonce, _connectionCts!.Token).PipeTo(Self,
+        var waitFor = p.Message.WaitFor ?? _settings.WaitFor;
+        SubmitAsync(backend, identity, p.Message, nonce, waitFor, _connectionCts!.Token).PipeTo(Self,
             success: r => new Completed(account, p, r.Result, r.BackendError, generation),
             failure: e => new Completed(account, p, Failed("ChainUnavailable", Unwrap(e).Message), Unwrap(e), generation));
     }
 
     private static async Task<(CallResult Result, Exception? BackendError)> SubmitAsync(IChainBackend backend, ChainIdentity identity,
-        Submit m, uint nonce, CancellationToken ct)
+        Submit m, uint nonce, WaitFor waitFor, CancellationToken ct)
     {
+        if (backend is IRemoteChainBackend remote) return await SubmitRemoteAsync(remote, m, nonce, waitFor, ct);
         SignedCall signed;
         try
         {
@@ -290,6 +331,47 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
         }
     }
 
+    private static async Task<(CallResult Result, Exception? BackendError)> SubmitRemoteAsync(IRemoteChainBackend backend, Submit m, uint nonce,
+        WaitFor waitFor, CancellationToken ct)
+    {
+        PreparedExtrinsic prepared;
+        try
+        {
+            prepared = await backend.PrepareAsync(m.Call, m.Signer.Account, nonce, ct);
+        }
+        catch (ChainNotSupportedException e)
+        {
+            return (Failed("NotSupported", e.Message), null);
+        }
+        catch (ChainUnavailableException e)
+        {
+            // Nothing was sent: the caller may retry safely.
+            return (Failed("ChainUnavailable", $"not sent: {e.Message}"), null);
+        }
+        byte[] signature;
+        try
+        {
+            signature = await m.Signer.SignPayloadAsync(m.Call, prepared.Payload, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return (Failed("SignerFailed", $"the signer refused to sign {m.Call.Name} ({e.GetType().Name})"), null);
+        }
+        try
+        {
+            // The backend follows the extrinsic across disconnects (its fate is read back, never blindly resent).
+            return (await backend.SubmitAsync(prepared, signature, waitFor == WaitFor.Finalization, ct), null);
+        }
+        catch (ChainUnavailableException e)
+        {
+            return (Failed("ChainUnavailable", e.Message), null);
+        }
+    }
+
+    /// <summary>Pool refusals that a fresh nonce may cure: retried once after re-reading the nonce.</summary>
+    private static bool Retryable(CallResult r) =>
+        r is CallResult.Failed { Block: null, Error: "Stale" or "Future" or "PriorityTooLow" };
+
     private void OnNonceSynced(NonceSynced m)
     {
         if (!_lanes.TryGetValue(m.Account, out var lane)) return;
@@ -305,6 +387,15 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
         var consumed = m.Result is CallResult.InBlock || m.Result is CallResult.Failed { Block: not null };
         if (m.Generation == _generation)
             lane.Nonce = consumed && m.Pending.Nonce is { } used ? used + 1 : null;
+        if (Retryable(m.Result) && !m.Pending.Retried && !m.Pending.Replied && m.Generation == _generation)
+        {
+            _log.Info("{0} from {1}: {2}; re-reading the nonce and retrying once", m.Pending.Message.Call.Name, m.Account.ToHex(), m.Result);
+            m.Pending.Retried = true;
+            lane.Nonce = null;
+            lane.Retry = m.Pending;
+            Pump(m.Account);
+            return;
+        }
         if (!m.Result.IsSuccess)
             _log.Info("{0} from {1} failed: {2}", m.Pending.Message.Call.Name, m.Account.ToHex(), m.Result);
         Reply(m.Pending, m.Pending.Nonce, m.Result);
@@ -330,7 +421,8 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
             catch (Exception e)
             {
                 replyTo.Tell(new Status.Failure(e));
-                if (e is ChainUnavailableException or ObjectDisposedException) self.Tell(new BackendBroke(e, generation));
+                if ((e is ChainUnavailableException && backend is not IRemoteChainBackend) || e is ObjectDisposedException)
+                    self.Tell(new BackendBroke(e, generation));
             }
         }, CancellationToken.None);
     }
@@ -342,6 +434,11 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
         {
             if (lane.InFlight is { Replied: false } f && f.Deadline <= now)
                 Reply(f, f.Nonce, Failed("Timeout", $"no result within {_settings.SubmitTimeout}"));
+            if (lane.Retry is { } r && r.Deadline <= now)
+            {
+                lane.Retry = null;
+                Reply(r, r.Nonce, Failed("Timeout", $"not sent again within {_settings.SubmitTimeout}"));
+            }
             if (lane.Queue.Count == 0 || lane.Queue.All(p => p.Deadline > now)) continue;
             var keep = new Queue<Pending>();
             while (lane.Queue.TryDequeue(out var p))
@@ -368,6 +465,7 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
     {
         public readonly Queue<Pending> Queue = new();
         public Pending? InFlight;
+        public Pending? Retry;
         public uint? Nonce;
         public bool FetchingNonce;
     }
@@ -379,6 +477,8 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
         public DateTimeOffset Deadline { get; } = deadline;
         public uint? Nonce { get; set; }
         public bool Replied { get; set; }
+
+        public bool Retried { get; set; }
     }
 
     private sealed record Connected(IChainBackend Backend, ChainIdentity Identity, BlockInfo Head, int Generation);
@@ -396,6 +496,13 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
     }
 
     private sealed record BlockArrived(BlockInfo Block, int Generation);
+
+    private sealed record RemoteConnection(ChainConnectionChanged Change, int Generation);
+
+    private sealed record PumpAll
+    {
+        public static PumpAll Instance { get; } = new();
+    }
 
     private sealed record StreamEnded(Exception? Error, int Generation);
 

@@ -40,6 +40,21 @@ public sealed record SubtensorSettings
     /// <summary>Bound on queued submissions per signing key; beyond it submissions fail with <c>QueueFull</c>.</summary>
     public required int MaxPendingPerKey { get; init; }
 
+    /// <summary>Mortal era of signed extrinsics sent to a Substrate node, in blocks (a power of two in 4..65536).</summary>
+    public required ulong EraPeriod { get; init; }
+
+    /// <summary>Deadline of one JSON-RPC request to a node (waiting for a reconnect included).</summary>
+    public required TimeSpan RequestTimeout { get; init; }
+
+    /// <summary>Idle time after which the connection to a node is probed (and dropped when the probe gets no answer as long).</summary>
+    public required TimeSpan KeepAlive { get; init; }
+
+    /// <summary>Largest JSON-RPC message accepted from a node, in bytes.</summary>
+    public required int MaxMessageBytes { get; init; }
+
+    /// <summary>For <c>local</c>: the node tried first (empty = always the embedded localnet).</summary>
+    public required string LocalEndpoint { get; init; }
+
     /// <summary>True when the network is the embedded localnet.</summary>
     public bool IsLocal => string.Equals(Network, "local", StringComparison.Ordinal);
 
@@ -50,6 +65,20 @@ public sealed record SubtensorSettings
         "test" => "wss://test.finney.opentensor.ai:443",
         "archive" => "wss://archive.chain.opentensor.ai:443",
         _ => "",
+    };
+
+    /// <summary>The Substrate client's options for <paramref name="endpoint"/> (ws:// or wss://) from these settings.</summary>
+    public Bittensor.Chain.Rpc.SubstrateBackendOptions BackendOptions(string endpoint) => new()
+    {
+        Rpc = new Bittensor.Chain.Rpc.JsonRpcOptions
+        {
+            Endpoint = new Uri(endpoint),
+            RequestTimeout = RequestTimeout,
+            KeepAliveInterval = KeepAlive,
+            MaxMessageBytes = MaxMessageBytes,
+            Reconnect = Reconnect,
+        },
+        EraPeriod = EraPeriod,
     };
 
     /// <summary>Reads the <c>bittensor.subtensor</c> section (every key required) and validates it.</summary>
@@ -65,6 +94,11 @@ public sealed record SubtensorSettings
             WaitFor = c.OneOf("wait_for", "inclusion", "finalization") == "finalization" ? WaitFor.Finalization : WaitFor.Inclusion,
             SubmitTimeout = c.Duration("submit_timeout"),
             MaxPendingPerKey = c.Int("max_pending_per_key"),
+            EraPeriod = (ulong)c.Int("era_period"),
+            RequestTimeout = c.Duration("request_timeout"),
+            KeepAlive = c.Duration("keepalive"),
+            MaxMessageBytes = c.Int("max_message_bytes"),
+            LocalEndpoint = c.String("local_endpoint"),
         }.Validate();
     }
 
@@ -78,6 +112,15 @@ public sealed record SubtensorSettings
             "bittensor.subtensor.chain_endpoint", ChainEndpoint, "must start with ws:// or wss://");
         HoconSection.Require(SubmitTimeout > TimeSpan.Zero, "bittensor.subtensor.submit_timeout", SubmitTimeout, "must be positive");
         HoconSection.Require(MaxPendingPerKey is >= 1 and <= 100_000, "bittensor.subtensor.max_pending_per_key", MaxPendingPerKey, "must be in 1..100000");
+        HoconSection.Require(EraPeriod is >= 4 and <= 65536 && ulong.IsPow2(EraPeriod), "bittensor.subtensor.era_period", EraPeriod,
+            "must be a power of two in 4..65536");
+        HoconSection.Require(RequestTimeout > TimeSpan.Zero, "bittensor.subtensor.request_timeout", RequestTimeout, "must be positive");
+        HoconSection.Require(KeepAlive > TimeSpan.Zero, "bittensor.subtensor.keepalive", KeepAlive, "must be positive");
+        HoconSection.Require(MaxMessageBytes is >= 1 << 16 and <= 1 << 30, "bittensor.subtensor.max_message_bytes", MaxMessageBytes,
+            "must be in 64 KiB..1 GiB");
+        HoconSection.Require(LocalEndpoint.Length == 0
+            || LocalEndpoint.StartsWith("ws://", StringComparison.Ordinal) || LocalEndpoint.StartsWith("wss://", StringComparison.Ordinal),
+            "bittensor.subtensor.local_endpoint", LocalEndpoint, "must be empty or start with ws:// or wss://");
         HoconSection.Require(Reconnect.Min > TimeSpan.Zero, "bittensor.subtensor.reconnect.min_backoff", Reconnect.Min, "must be positive");
         HoconSection.Require(Reconnect.Max >= Reconnect.Min, "bittensor.subtensor.reconnect.max_backoff", Reconnect.Max,
             "must be at least reconnect.min_backoff");

@@ -46,13 +46,21 @@ public sealed class WalletCallSigner : ICallSigner
         var expected = call.Signer == SignerRole.Coldkey ? KeyRole.Coldkey : KeyRole.Hotkey;
         if (expected != _role) throw new InvalidOperationException($"{call.Name} must be signed by the {expected}, not the {_role}");
         var bytes = call.ToBytes();
-        var payload = SignedCall.SigningPayload(bytes, nonce, chain);
+        var signature = await SignPayloadAsync(call, SignedCall.SigningPayload(bytes, nonce, chain), cancellationToken);
+        return new SignedCall(bytes, Account, nonce, signature);
+    }
+
+    /// <inheritdoc />
+    public async Task<byte[]> SignPayloadAsync(ChainCall call, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(call);
+        var expected = call.Signer == SignerRole.Coldkey ? KeyRole.Coldkey : KeyRole.Hotkey;
+        if (expected != _role) throw new InvalidOperationException($"{call.Name} must be signed by the {expected}, not the {_role}");
         var requestId = Guid.NewGuid().ToString("N");
-        var reply = await _walletSigner.Ask<object>(new Sign(requestId, [.. payload], _role), _timeout, cancellationToken);
+        var reply = await _walletSigner.Ask<object>(new Sign(requestId, [.. payload.Span], _role), _timeout, cancellationToken);
         return reply switch
         {
-            Signed s when s.RequestId == requestId && s.PublicKey.AsSpan().SequenceEqual(Account.ToArray()) =>
-                new SignedCall(bytes, Account, nonce, s.Signature.ToArray()),
+            Signed s when s.RequestId == requestId && s.PublicKey.AsSpan().SequenceEqual(Account.ToArray()) => s.Signature.ToArray(),
             Signed => throw new InvalidOperationException("the wallet signed with a different key than expected"),
             SignFailed f => throw new InvalidOperationException(f.Reason),
             _ => throw new InvalidOperationException($"unexpected reply {reply.GetType().Name} from the wallet signer"),

@@ -15,12 +15,12 @@ internal sealed class ChainOptions
 {
     public Option<string?> Network { get; } = new("--subtensor.network")
     {
-        Description = "Chain: local (the embedded localnet at --localnet.path), finney, test, or a custom name (default bittensor.subtensor.network: local)",
+        Description = "Chain: local (a node at ws://127.0.0.1:9944 when one answers, else the embedded localnet at --localnet.path), finney, test, or a custom name with --subtensor.chain_endpoint (default bittensor.subtensor.network: local)",
     };
 
     public Option<string?> ChainEndpoint { get; } = new("--subtensor.chain_endpoint")
     {
-        Description = "WebSocket endpoint of a Substrate node (not used by the localnet)",
+        Description = "WebSocket JSON-RPC endpoint of a Substrate node, e.g. ws://127.0.0.1:9944 (a node of our localnet or a subtensor)",
     };
 
     public Option<string?> LocalnetPath { get; } = new("--localnet.path")
@@ -72,12 +72,12 @@ internal sealed class ChainOptions
         ("bittensor.localnet.path", p.GetValue(LocalnetPath)),
     ]);
 
-    public ChainSession OpenChain(ParseResult p)
+    public Task<ChainSession> OpenChainAsync(ParseResult p, CancellationToken ct)
     {
         var hocon = Hocon(p);
-        return ChainSession.Open(
+        return ChainSession.OpenAsync(
             CliConfig.Settings(hocon, SubtensorSettings.SectionPath, SubtensorSettings.Create),
-            CliConfig.Settings(hocon, LocalnetSettings.SectionPath, LocalnetSettings.Create));
+            CliConfig.Settings(hocon, LocalnetSettings.SectionPath, LocalnetSettings.Create), ct);
     }
 
     public string LocalnetFolder(ParseResult p)

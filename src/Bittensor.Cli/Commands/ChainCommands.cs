@@ -1,9 +1,11 @@
 using System.CommandLine;
 using System.Globalization;
 using Bittensor.Actors.Metagraph;
+using Bittensor.Chain;
 using Bittensor.Cli.Chain;
 using Bittensor.Core.Domain;
 using Bittensor.Core.Weights;
+using Bittensor.Wallet;
 using Spectre.Console;
 
 namespace Bittensor.Cli.Commands;
@@ -98,7 +100,7 @@ internal static class ChainCommands
         cmd.SetAction(async (p, ct) =>
         {
             var coldkey = o.ColdkeyPub(p);
-            await using var chain = o.OpenChain(p);
+            await using var chain = await o.OpenChainAsync(p, ct);
             var block = await chain.Backend.GetCurrentBlockAsync(ct);
             var free = await chain.Backend.GetBalanceAsync(coldkey, ct);
             var stakes = await chain.Backend.GetStakesForColdkeyAsync(coldkey, ct);
@@ -145,7 +147,7 @@ internal static class ChainCommands
         cmd.SetAction(async (p, ct) =>
         {
             var id = GetNetuid(p, netuid);
-            await using var chain = o.OpenChain(p);
+            await using var chain = await o.OpenChainAsync(p, ct);
             await chain.RequireSubnetAsync(id, ct);
             var block = await chain.Backend.GetCurrentBlockAsync(ct);
             var snapshot = MetagraphSnapshot.FromNeurons(chain.Network, id, block.Number, await chain.Backend.GetNeuronsAsync(id, ct));
@@ -170,7 +172,7 @@ internal static class ChainCommands
         var cmd = o.AddTo(new Command("list", "All subnets with their size, tempo, emission and burn"), wallet: false);
         cmd.SetAction(async (p, ct) =>
         {
-            await using var chain = o.OpenChain(p);
+            await using var chain = await o.OpenChainAsync(p, ct);
             var subnets = await chain.Backend.GetSubnetsAsync(ct);
             if (Json(p))
             {
@@ -204,7 +206,7 @@ internal static class ChainCommands
         cmd.SetAction(async (p, ct) =>
         {
             using var coldkey = o.Coldkey(p);
-            await using var chain = o.OpenChain(p);
+            await using var chain = await o.OpenChainAsync(p, ct);
             var before = (await chain.Backend.GetSubnetsAsync(ct)).Select(s => s.Netuid).ToHashSet();
             var cost = await chain.Backend.GetNetworkLockCostAsync(ct);
             var ok = await chain.SubmitAsync(new RegisterNetwork(), coldkey, ct);
@@ -227,7 +229,7 @@ internal static class ChainCommands
             var id = GetNetuid(p, netuid);
             var hotkey = o.HotkeyPub(p);
             using var coldkey = o.Coldkey(p);
-            await using var chain = o.OpenChain(p);
+            await using var chain = await o.OpenChainAsync(p, ct);
             var subnet = await chain.RequireSubnetAsync(id, ct);
             var ok = await chain.SubmitAsync(new BurnedRegister(id, hotkey), coldkey, ct);
             var uid = (await chain.Backend.GetNeuronsAsync(id, ct)).FirstOrDefault(n => n.Hotkey == hotkey)?.Uid;
@@ -263,7 +265,7 @@ internal static class ChainCommands
                 throw new CliException($"--axon.ip: {e.Message}");
             }
             using var hotkey = o.Hotkey(p);
-            await using var chain = o.OpenChain(p);
+            await using var chain = await o.OpenChainAsync(p, ct);
             await chain.RequireSubnetAsync(id, ct);
             var ok = await chain.SubmitAsync(new ServeAxon(id, ClientVersion(), addr.Ip, (ushort)portValue, addr.IpType, AxonProtocol), hotkey, ct);
             var endpoint = new AxonInfo(ok.Block, 0, addr.Ip, (ushort)portValue, addr.IpType, AxonProtocol).Endpoint;
@@ -290,7 +292,7 @@ internal static class ChainCommands
             var value = ParseAmount(p.GetValue(amount), "--amount");
             var hotkey = p.GetValue(hotkeySs58) is { Length: > 0 } text ? ParseAccount(text, "--hotkey-ss58") : o.HotkeyPub(p);
             using var coldkey = o.Coldkey(p);
-            await using var chain = o.OpenChain(p);
+            await using var chain = await o.OpenChainAsync(p, ct);
             var ok = await chain.SubmitAsync(add ? new AddStake(hotkey, value) : new RemoveStake(hotkey, value), coldkey, ct);
             var total = await chain.Backend.GetTotalStakeForHotkeyAsync(hotkey, ct);
             Done(p, $"{(add ? "Staked" : "Unstaked")} {value} {(add ? "on" : "from")} {hotkey.ToSs58()} in block {ok.Block}; its stake is now {total}",
@@ -313,7 +315,7 @@ internal static class ChainCommands
             var to = ParseAccount(p.GetValue(dest) ?? "", "--dest");
             var value = ParseAmount(p.GetValue(amount), "--amount");
             using var coldkey = o.Coldkey(p);
-            await using var chain = o.OpenChain(p);
+            await using var chain = await o.OpenChainAsync(p, ct);
             var ok = await chain.SubmitAsync(new Bittensor.Core.Domain.Transfer(to, value), coldkey, ct);
             var left = await chain.Backend.GetBalanceAsync(new AccountId(coldkey.PublicKey.Span), ct);
             Done(p, $"Sent {value} to {to.ToSs58()} in block {ok.Block}; your balance is {left}",
@@ -342,7 +344,7 @@ internal static class ChainCommands
                 throw new CliException($"--uids has {uidList.Length} entries but --weights has {weightList.Length}");
             if (uidList.Distinct().Count() != uidList.Length) throw new CliException("--uids has duplicates");
             using var hotkey = o.Hotkey(p);
-            await using var chain = o.OpenChain(p);
+            await using var chain = await o.OpenChainAsync(p, ct);
             var subnet = await chain.RequireSubnetAsync(id, ct);
             var h = subnet.Hyperparameters;
             ushort[] dests, values;
@@ -370,7 +372,7 @@ internal static class ChainCommands
         cmd.SetAction(async (p, ct) =>
         {
             var coldkey = o.ColdkeyPub(p);
-            await using var chain = o.OpenChain(p);
+            await using var chain = await o.OpenChainAsync(p, ct);
             var free = await chain.Backend.GetBalanceAsync(coldkey, ct);
             var stakes = await chain.Backend.GetStakesForColdkeyAsync(coldkey, ct);
             var staked = new Balance(stakes.Aggregate(0UL, (a, s) => checked(a + s.Stake.Rao)));
@@ -404,9 +406,20 @@ internal static class ChainCommands
             o.LocalnetFolder(p);
             var value = ParseAmount(p.GetValue(amount) ?? "10000", "--amount");
             var coldkey = o.ColdkeyPub(p);
-            await using var chain = o.OpenChain(p);
-            chain.Localnet!.Fund(coldkey, value);
-            var block = await chain.Localnet.ProduceBlockAsync(ct);
+            await using var chain = await o.OpenChainAsync(p, ct);
+            BlockInfo block;
+            if (chain.Localnet is { } localnet)
+            {
+                localnet.Fund(coldkey, value);
+                block = await localnet.ProduceBlockAsync(ct);
+            }
+            else
+            {
+                // A node (our localnet served over JSON-RPC, or a dev chain): the dev account //Alice pays.
+                using var alice = WalletKey.FromUri("//Alice");
+                var included = await chain.SubmitAsync(new Transfer(coldkey, value), alice, ct);
+                block = new BlockInfo(included.Block, ReadOnlyMemory<byte>.Empty, DateTimeOffset.UtcNow);
+            }
             var balance = await chain.Backend.GetBalanceAsync(coldkey, ct);
             Done(p, $"Minted {value} into {coldkey.ToSs58()} (block {block.Number}); balance {balance}",
                 new { coldkey = coldkey.ToSs58(), amount_rao = value.Rao, balance_rao = balance.Rao, block = block.Number });
