@@ -89,13 +89,20 @@ public sealed class ChainActorTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(3u, first.Call.Nonce);
         backend.Nonces[signer.Account] = 10;
         first.Result.SetResult(new CallResult.Failed("Stale", "nonce already used"));
+        // A stale nonce is retried once with a re-read nonce; a second refusal is the answer.
+        var retry = await backend.NextSubmissionAsync();
+        Assert.Equal(10u, retry.Call.Nonce);
+        Assert.Equal(2, backend.NonceReads);
+        backend.Nonces[signer.Account] = 11;
+        retry.Result.SetResult(new CallResult.Failed("Stale", "nonce already used"));
         var failed = ExpectMsg<SubmitResult>();
         Assert.Equal("Stale", Assert.IsType<CallResult.Failed>(failed.Result).Error);
+        Assert.Equal(10u, failed.Nonce);
 
         chain.Tell(new Submit(SomeCall(2), signer), TestActor);
         var second = await backend.NextSubmissionAsync();
-        Assert.Equal(10u, second.Call.Nonce);
-        Assert.Equal(2, backend.NonceReads);
+        Assert.Equal(11u, second.Call.Nonce);
+        Assert.Equal(3, backend.NonceReads);
         second.Result.SetResult(new CallResult.InBlock(4, 0));
         Assert.True(ExpectMsg<SubmitResult>().IsSuccess);
     }

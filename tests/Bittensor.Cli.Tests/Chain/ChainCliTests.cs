@@ -117,7 +117,14 @@ public sealed class ChainCliTests : IDisposable
         Assert.Contains("subnet 99 does not exist", Fails(await AsOwner("h1", "register", "--netuid", "99")), StringComparison.Ordinal);
         Assert.Contains("--dest", Fails(await AsOwner("h1", "transfer", "--dest", "not-an-address", "--amount", "1")), StringComparison.Ordinal);
         Assert.Contains("--amount", Fails(await AsOwner("h1", "transfer", "--dest", DevAccounts.Bob.ToSs58(), "--amount", "-3")), StringComparison.Ordinal);
-        Assert.Contains("needs the Substrate client", Fails(await AsOwner("h1", "balance", "--subtensor.network", "finney")), StringComparison.Ordinal);
+        Assert.Contains("no well-known endpoint", Fails(await AsOwner("h1", "balance", "--subtensor.network", "mynet")), StringComparison.Ordinal);
+        // A node that is not there: a closed loopback port (bound, then released) is one clear line, not a hang.
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var closedPort = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        Assert.Contains("cannot use the node at ws://127.0.0.1:",
+            Fails(await AsOwner("h1", "balance", "--subtensor.chain_endpoint", $"ws://127.0.0.1:{closedPort}")), StringComparison.Ordinal);
         Assert.Contains("--axon.ip", Fails(await AsOwner("h1", "serve", "--netuid", "1", "--axon.ip", "300.1.1.1", "--axon.port", "1")), StringComparison.Ordinal);
         Assert.Contains("--uids has 2 entries", Fails(await AsOwner("h1", "weights", "set", "--netuid", "1", "--uids", "0,1", "--weights", "1")), StringComparison.Ordinal);
         Assert.Contains("wallet", Fails(await Btcli("balance", "--wallet.path", WalletPath, "--wallet.name", "nobody")), StringComparison.Ordinal);
