@@ -2,13 +2,15 @@
 # Process-separated axon race (issue 11): the real `btcli axon serve --model echo` pinned to one core, the
 # project's own `axon-load` generator pinned to the other, `[1,16]` token ids → `[1,16,1024]` float32 answers.
 # For every verification mode and caller count it prints one markdown row: throughput and latency from the
-# generator, and the server's CPU per call read from /proc/<pid>/stat (utime + stime) over the calls the server
-# itself logged (one stdout line per call; the generator's answered count if the axon logs none), plus its RSS.
+# generator, and the server's CPU per call read from /proc/<pid>/stat (utime + stime) over every call the generator
+# got an answer to in that level (its last column: warm-up second and errors included, i.e. what the server
+# handled while the CPU was counted), plus its RSS.
 #
 # Usage (after `dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks`):
 #   benchmarks/race.sh                          # verification on and off, 1/16/128 callers, 8 s per level
 #   LEVELS=16 MODES=off SECONDS_PER_LEVEL=4 benchmarks/race.sh
-# Environment: LEVELS (comma list), MODES ("on off"), SECONDS_PER_LEVEL, PRESIGN (signed requests prepared per
+# Environment: LEVELS (comma list), MODES ("on off"), SECONDS_PER_LEVEL, WARMUP (seconds of unmeasured load at 16
+# callers before the first level of each server, default 4), PRESIGN (signed requests prepared per
 # level before its clock starts, so the generator's core is not busy signing), SERVER_CORE, LOAD_CORE,
 # BTCLI / BENCH (paths of the built dlls), SERVER_ARGS (extra `axon serve` options).
 # Timings live here and in benchmarks/results/axon.md, never in tests. The machine may be shared: the script
@@ -25,6 +27,7 @@ LOAD_CORE=${LOAD_CORE:-1}
 BTCLI=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}
 BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
 SERVER_ARGS=${SERVER_ARGS:-}
+WARMUP=${WARMUP:-4}
 
 for f in "$BTCLI" "$BENCH"; do
   [[ -f "$f" ]] || { echo "race.sh: $f not found; build first: dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks" >&2; exit 2; }
@@ -49,9 +52,10 @@ now_ns() { date +%s%N; }
 
 echo "# race: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# server: taskset -c $SERVER_CORE dotnet $BTCLI axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 $SERVER_ARGS [--axon.disable_signature_verification]"
+echo "# warm-up: ${WARMUP} s at 16 callers per server, not measured"
 echo "# load:   taskset -c $LOAD_CORE dotnet $BENCH axon-load --target 127.0.0.1:PORT --shape 1,16 --network_dim 1024 --seconds $SECONDS_PER_LEVEL --concurrency N (--presign $PRESIGN | --unsigned)"
 echo
-echo "| verification | callers | req/s | p50 ms | p99 ms | errors | server calls | server CPU µs/call | server cores busy | server RSS MB |"
+echo "| verification | callers | req/s | p50 ms | p99 ms | errors | calls answered | server CPU µs/call | server cores busy | server RSS MB |"
 echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"
 
 for mode in $MODES; do
@@ -75,17 +79,22 @@ for mode in $MODES; do
   done
   [[ -n "$port" ]] || { echo "race.sh: the axon did not report its port within 60 s" >&2; cat "$work/err" >&2; exit 1; }
 
+  # Warm-up, not measured: the JIT's tier-1 code (and the thread pool's size) settle before the first level, so a
+  # level measures the steady state rather than the first seconds of a fresh process.
+  if (( WARMUP > 0 )); then
+    taskset -c "$LOAD_CORE" dotnet "$BENCH" axon-load --target "127.0.0.1:$port" --concurrency 16 \
+      --seconds "$WARMUP" --shape 1,16 --network_dim 1024 "${load_mode[@]}" > /dev/null || true
+  fi
+
   IFS=',' read -ra levels <<< "$LEVELS"
   for n in "${levels[@]}"; do
-    calls0=$(wc -l < "$work/out"); cpu0=$(cpu_ticks "$server_pid"); t0=$(now_ns)
+    cpu0=$(cpu_ticks "$server_pid"); t0=$(now_ns)
     row=$(taskset -c "$LOAD_CORE" dotnet "$BENCH" axon-load --target "127.0.0.1:$port" --concurrency "$n" \
       --seconds "$SECONDS_PER_LEVEL" --shape 1,16 --network_dim 1024 "${load_mode[@]}" | grep -E '^\| [0-9]+ \|' || true)
-    calls1=$(wc -l < "$work/out"); cpu1=$(cpu_ticks "$server_pid"); t1=$(now_ns)
-    calls=$((calls1 - calls0))
-    # The generator's row: | callers | req/s | p50 | p99 | ok | errors |
-    IFS='|' read -r _ _ rps p50 p99 ok errors _ <<< "$row"
-    # If the axon stops logging one line per call, fall back to the generator's count of answered calls.
-    if (( calls == 0 )); then calls=$(echo "$ok" | tr -dc '0-9'); calls=${calls:-0}; fi
+    cpu1=$(cpu_ticks "$server_pid"); t1=$(now_ns)
+    # The generator's row: | callers | req/s | p50 | p99 | ok | errors | calls |
+    IFS='|' read -r _ _ rps p50 p99 ok errors answered _ <<< "$row"
+    calls=$(echo "$answered" | tr -dc '0-9'); calls=${calls:-0}
     cpu_us=$(awk -v d=$((cpu1 - cpu0)) -v t="$ticks" -v c="$calls" 'BEGIN { if (c > 0) printf "%.0f", d / t * 1e6 / c; else print "n/a" }')
     busy=$(awk -v d=$((cpu1 - cpu0)) -v t="$ticks" -v w=$((t1 - t0)) 'BEGIN { printf "%.2f", d / t / (w / 1e9) }')
     echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $(rss_mb "$server_pid") |"

@@ -61,7 +61,7 @@ internal static class AxonLoad
 
         Console.WriteLine($"# axon-load target={host}:{port} in-process={system is not null} signed={!unsigned} shape=[{string.Join(",", shape)}] " +
             $"answer=[{shape[0]},{shape[1]},{dim}] seconds={seconds} channels={channels} presigned={presign} cores={Environment.ProcessorCount}");
-        Console.WriteLine("| callers | req/s | p50 ms | p99 ms | ok | errors |");
+        Console.WriteLine("| callers | req/s | p50 ms | p99 ms | ok | errors | calls |");
         Console.WriteLine("|---:|---:|---:|---:|---:|---|");
         var keys = Enumerable.Range(0, 256).Select(i => SecretUri.ToSr25519($"//bench/{i}")).ToArray();
         var tokens = Enumerable.Range(0, (int)(shape[0] * shape[1])).Select(i => (long)(i % 50000)).ToArray();
@@ -104,6 +104,7 @@ internal static class AxonLoad
         var warmup = TimeSpan.FromSeconds(Math.Min(1, seconds / 5));
         var latencies = new List<double>[callers];
         var errors = new Dictionary<string, int>[callers];
+        long answered = 0; // every call answered, warm-up and errors included: what the server handled
         var tasks = Enumerable.Range(0, callers).Select(c => Task.Run(async () =>
         {
             var client = new WireClient(channels[c % channels.Length]);
@@ -141,6 +142,7 @@ internal static class AxonLoad
                 {
                     code = e.StatusCode.ToString();
                 }
+                Interlocked.Increment(ref answered);
                 if (presigned is null && stop.Elapsed < warmup) continue;
                 if (code is null) lat.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
                 else err[code] = err.GetValueOrDefault(code) + 1;
@@ -152,7 +154,7 @@ internal static class AxonLoad
         var all = latencies.SelectMany(l => l).Order().ToArray();
         var errorText = string.Join(", ", errors.SelectMany(e => e).GroupBy(e => e.Key).Select(g => $"{g.Key}={g.Sum(x => x.Value)}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {callers} | {all.Length / measured:F0} | {Percentile(all, 0.50):F2} | {Percentile(all, 0.99):F2} | {all.Length} | {(errorText.Length == 0 ? "none" : errorText)} |"));
+            $"| {callers} | {all.Length / measured:F0} | {Percentile(all, 0.50):F2} | {Percentile(all, 0.99):F2} | {all.Length} | {(errorText.Length == 0 ? "none" : errorText)} | {Interlocked.Read(ref answered)} |"));
     }
 
     private static Metadata Unsigned(string hotkey) => new()

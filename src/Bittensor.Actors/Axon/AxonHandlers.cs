@@ -53,4 +53,12 @@ public sealed record ModelResponse(DenseTensor? Outputs, ReturnCode Code = Retur
 /// </summary>
 public sealed record AxonHandlers(
     Func<ForwardRequest, CancellationToken, Task<ModelResponse>> Forward,
-    Func<BackwardRequest, CancellationToken, Task<ModelResponse>>? Backward = null);
+    Func<BackwardRequest, CancellationToken, Task<ModelResponse>>? Backward = null)
+{
+    /// <summary>
+    /// True for cheap delegates that compute in microseconds and return a completed task (the demo models): the model
+    /// host calls them on its own thread and answers at once, without a thread-pool hop per call. Leave false for
+    /// anything that blocks, awaits or computes for long: inline it would hold up the host's whole queue.
+    /// </summary>
+    public bool Inline { get; init; }
+}

@@ -353,8 +353,9 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
         }
         _queue.Add(pending);
         _bySeq[pending.Seq] = pending;
-        Timers.StartSingleTimer(pending.Seq, new DeadlineReached(pending.Seq), pending.Deadline - now);
         TryDispatch(force: false);
+        // The deadline timer only for a request still waiting or running (an inline delegate may have answered it).
+        if (!pending.Answered) Timers.StartSingleTimer(pending.Seq, new DeadlineReached(pending.Seq), pending.Deadline - now);
     }
 
     private void OnDeadline(DeadlineReached reached)
@@ -428,37 +429,75 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
         {
             var head = _queue.Min!;
             Take(head);
+            var (handlers, call, deadline, time) = (_handlers!, head.Call!, head.Deadline, _time);
+            // Inline delegates run here and usually complete at once; others go off the host's thread (a delegate may
+            // compute before its first await).
+            var task = handlers.Inline ? StartHandler(handlers, call, deadline, time) : Task.Run(() => StartHandler(handlers, call, deadline, time));
+            if (task.IsCompletedSuccessfully)
+            {
+                Answer(head, new AxonModelReply(head.RequestId, task.Result));
+                continue;
+            }
             var jobId = ++_nextJobId;
             _inFlight[jobId] = new InFlight(jobId, [head]);
-            var (handlers, call, deadline, time) = (_handlers!, head.Call!, head.Deadline, _time);
-            // Off the host's thread: a delegate may compute before its first await.
-            Task.Run(() => RunHandler(handlers, call, deadline, time))
-                .PipeTo(Self, success: r => new HandlerJobDone(jobId, r),
-                    failure: ex => new HandlerJobDone(jobId, new ModelResponse(null, ReturnCode.UnknownException, $"model failed: {ex.GetType().Name}")));
+            task.PipeTo(Self, success: r => new HandlerJobDone(jobId, r),
+                failure: ex => new HandlerJobDone(jobId, new ModelResponse(null, ReturnCode.UnknownException, $"model failed: {ex.GetType().Name}")));
         }
     }
 
-    private static async Task<ModelResponse> RunHandler(AxonHandlers handlers, AxonModelCall call, DateTime deadline, TimeProvider time)
+    // Calls the delegate; never throws. A delegate that completes at once costs no timer; one that does not gets a
+    // token cancelled at the call's deadline.
+    private static Task<ModelResponse> StartHandler(AxonHandlers handlers, AxonModelCall call, DateTime deadline, TimeProvider time)
     {
         var remaining = deadline - time.GetUtcNow().UtcDateTime;
-        if (remaining <= TimeSpan.Zero) return new ModelResponse(null, ReturnCode.NucleusTimeout, "call reached the model after its deadline");
-        using var cts = new CancellationTokenSource(remaining, time);
+        if (remaining <= TimeSpan.Zero) return Task.FromResult(new ModelResponse(null, ReturnCode.NucleusTimeout, "call reached the model after its deadline"));
+        var cts = new CancellationTokenSource();
+        Task<ModelResponse> task;
         try
         {
-            var answer = call.Backward is { } backward
-                ? await handlers.Backward!(backward, cts.Token).ConfigureAwait(false)
-                : await handlers.Forward(call.Forward!, cts.Token).ConfigureAwait(false);
-            return answer ?? new ModelResponse(null, ReturnCode.UnknownException, "model answered nothing");
-        }
-        catch (OperationCanceledException) when (cts.IsCancellationRequested)
-        {
-            return new ModelResponse(null, ReturnCode.NucleusTimeout, "model did not answer before the deadline");
+            task = call.Backward is { } backward ? handlers.Backward!(backward, cts.Token) : handlers.Forward(call.Forward!, cts.Token);
         }
         catch (Exception e)
         {
-            return new ModelResponse(null, ReturnCode.UnknownException, $"model failed: {e.GetType().Name}");
+            cts.Dispose();
+            return Task.FromResult(Failed(e));
+        }
+        if (task is null)
+        {
+            cts.Dispose();
+            return Task.FromResult(new ModelResponse(null, ReturnCode.UnknownException, "model answered nothing"));
+        }
+        if (task.IsCompleted)
+        {
+            cts.Dispose();
+            return Task.FromResult(task.Status == TaskStatus.RanToCompletion
+                ? task.Result ?? new ModelResponse(null, ReturnCode.UnknownException, "model answered nothing")
+                : Failed(task.Exception?.InnerException ?? new TaskCanceledException()));
+        }
+        return AwaitHandler(task, cts, remaining, time);
+    }
+
+    private static async Task<ModelResponse> AwaitHandler(Task<ModelResponse> task, CancellationTokenSource cts, TimeSpan remaining, TimeProvider time)
+    {
+        using (cts)
+        using (time.CreateTimer(static s => ((CancellationTokenSource)s!).Cancel(), cts, remaining, Timeout.InfiniteTimeSpan))
+        {
+            try
+            {
+                return await task.ConfigureAwait(false) ?? new ModelResponse(null, ReturnCode.UnknownException, "model answered nothing");
+            }
+            catch (OperationCanceledException) when (cts.IsCancellationRequested)
+            {
+                return new ModelResponse(null, ReturnCode.NucleusTimeout, "model did not answer before the deadline");
+            }
+            catch (Exception e)
+            {
+                return Failed(e);
+            }
         }
     }
+
+    private static ModelResponse Failed(Exception e) => new(null, ReturnCode.UnknownException, $"model failed: {e.GetType().Name}");
 
     private void OnHandlerDone(HandlerJobDone done)
     {

@@ -72,8 +72,12 @@ internal static class AxonCommands
             Description = "Folder of this axon's state (its nonce store, so a restart never accepts a request accepted before it); " +
                 "default <wallet path>/<wallet>/axon/<hotkey>/, or ~/.bittensor/axon/<ss58>/ with --uri",
         };
-        var serve = new Command("serve", "Serve until Ctrl-C / SIGTERM; prints one line per call");
-        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, trace, stakes, minStake, registeredOnly, model, state, Uri, WalletName, WalletHotkey, WalletPath })
+        var logCalls = new Option<bool>("--axon.log_calls")
+        {
+            Description = "Print one line per call (JSON lines with --json); costs CPU per call. Default: one summary line per 10 s with calls",
+        };
+        var serve = new Command("serve", "Serve until Ctrl-C / SIGTERM; prints a summary line every 10 s with traffic (--axon.log_calls: one line per call)");
+        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, trace, stakes, minStake, registeredOnly, model, state, logCalls, Uri, WalletName, WalletHotkey, WalletPath })
             serve.Options.Add(o);
         var config = CliConfig.AddTo(serve);
         serve.SetAction(async (parse, ct) =>
@@ -104,7 +108,7 @@ internal static class AxonCommands
             // Replay-safe by default: the nonce store lives in the axon's state folder unless HOCON names a file.
             if (parse.GetValue(state) is { Length: > 0 } folder) settings = settings with { NonceStorePath = Path.Combine(Path.GetFullPath(folder), "nonces") };
             else if (settings.NonceStorePath.Length == 0) settings = settings with { NonceStorePath = Path.Combine(DefaultStateFolder(parse, hocon, hotkey), "nonces") };
-            return await RunServe(hocon, settings, handlers, table, hotkey, parse.GetValue(CliApp.Json), ct).ConfigureAwait(false);
+            return await RunServe(hocon, settings, handlers, table, hotkey, parse.GetValue(CliApp.Json), parse.GetValue(logCalls), ct).ConfigureAwait(false);
         });
         return serve;
     }
@@ -142,7 +146,7 @@ internal static class AxonCommands
     }
 
     private static async Task<int> RunServe(Config hocon, AxonSettings settings, AxonHandlers handlers, IReadOnlyDictionary<string, double>? stakes,
-        string hotkey, bool json, CancellationToken cancellation)
+        string hotkey, bool json, bool logCalls, CancellationToken cancellation)
     {
         // Shutdown runs from System.CommandLine's cancellation (Ctrl-C / SIGTERM), not from Akka's own exit hook,
         // so the two signal handlers do not race.
@@ -151,7 +155,8 @@ internal static class AxonCommands
         var options = new AxonOptions
         {
             Hotkey = hotkey,
-            OnCall = r => Console.Out.WriteLine(json
+            // One line per call only on request: a console write per call is a syscall and a formatted string on the hot path.
+            OnCall = !logCalls ? null : r => Console.Out.WriteLine(json
                 ? System.Text.Json.JsonSerializer.Serialize(new
                 {
                     time = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture), method = r.Method, caller = r.Caller, code = r.Code.ToString(),
@@ -176,14 +181,59 @@ internal static class AxonCommands
         if (!settings.DisableSignatureVerification)
             Console.Error.WriteLine($"nonce store {settings.NonceStorePath} (write-ahead{(settings.NonceStoreFsync ? ", fsync" : "")})");
 
+        using var summaries = new CancellationTokenSource();
+        var summary = PrintSummaries(axon, json, TimeSpan.FromSeconds(10), summaries.Token);
         var shutdown = CoordinatedShutdown.Get(system);
         shutdown.AddTask(CoordinatedShutdown.PhaseServiceUnbind, "axon-unbind",
             async () => { await axon.Ask<Akka.Done>(AxonActor.Unbind.Instance, TimeSpan.FromSeconds(10)).ConfigureAwait(false); return Akka.Done.Instance; });
         // System.CommandLine turns Ctrl-C and SIGTERM into this token; CoordinatedShutdown unbinds, then stops the system.
         using (cancellation.Register(() => _ = shutdown.Run(CoordinatedShutdown.ClrExitReason.Instance)))
             await system.WhenTerminated.ConfigureAwait(false);
+        await summaries.CancelAsync().ConfigureAwait(false);
+        await summary.ConfigureAwait(false);
         Console.Error.WriteLine("axon stopped");
         return 0;
+    }
+
+    /// <summary>Every <paramref name="every"/> with traffic: one line with the calls answered in it, per return code.</summary>
+    private static async Task PrintSummaries(IActorRef axon, bool json, TimeSpan every, CancellationToken cancellation)
+    {
+        var last = new Dictionary<ReturnCode, long>();
+        using var timer = new PeriodicTimer(every);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellation).ConfigureAwait(false))
+            {
+                AxonStatsSnapshot stats;
+                try
+                {
+                    stats = await axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, TimeSpan.FromSeconds(5), cancellation).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+                {
+                    continue;
+                }
+                var now = new Dictionary<ReturnCode, long>();
+                foreach (var caller in stats.PerCaller.Values)
+                    foreach (var (code, n) in caller.Codes) now[code] = now.GetValueOrDefault(code) + n;
+                var delta = now.Select(kv => (Code: kv.Key, Calls: kv.Value - last.GetValueOrDefault(kv.Key))).Where(d => d.Calls > 0).OrderBy(d => d.Code).ToList();
+                last = now;
+                var total = delta.Sum(d => d.Calls);
+                if (total == 0) continue;
+                var rate = total / every.TotalSeconds;
+                Console.Out.WriteLine(json
+                    ? System.Text.Json.JsonSerializer.Serialize(new
+                    {
+                        time = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture), calls = total, per_second = Math.Round(rate, 1),
+                        codes = delta.ToDictionary(d => d.Code.ToString(), d => d.Calls), waiting = stats.Waiting,
+                    })
+                    : string.Create(CultureInfo.InvariantCulture,
+                        $"{DateTime.UtcNow:HH:mm:ss} {total} calls in {every.TotalSeconds:F0} s ({rate:F1}/s): {string.Join(", ", delta.Select(d => $"{d.Code}={d.Calls}"))}; waiting {stats.Waiting}"));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     private static Command Query()

@@ -133,4 +133,32 @@ public sealed class HandlerHostTests() : Akka.TestKit.Xunit2.TestKit("akka.logle
         host.Tell(Call(2, "b", 0, deadline), TestActor);
         Assert.Equal(ReturnCode.Success, (await Reply(2)).Response.Code);
     }
+
+    [Fact]
+    public async Task An_inline_delegate_that_does_not_complete_at_once_holds_its_slot_until_it_does()
+    {
+        var gate = new TaskCompletionSource<ModelResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var threads = new List<int>();
+        var handlers = new AxonHandlers((r, _) =>
+        {
+            lock (threads) threads.Add(Environment.CurrentManagedThreadId);
+            return r.CallerHotkey == "slow" ? gate.Task : Task.FromResult(ModelResponse.Ok(DenseTensor.Zeros(1, 1, 4)));
+        })
+        {
+            Inline = true,
+        };
+        var host = Sys.ActorOf(ModelHostActor.ForHandlers(handlers, 1, 4, TimeSpan.FromSeconds(30)));
+        var deadline = DateTime.UtcNow.AddMinutes(5);
+
+        host.Tell(Call(1, "fast", 0, deadline), TestActor);
+        Assert.Equal(ReturnCode.Success, (await Reply(1)).Response.Code);
+        host.Tell(Call(2, "slow", 0, deadline), TestActor);
+        host.Tell(Call(3, "fast", 0, deadline), TestActor);
+        await AwaitAssertAsync(async () => Assert.Equal(new QueueStatus(1, 1), await host.Ask<QueueStatus>(GetQueueStatus.Instance, Wait)));
+        gate.SetResult(ModelResponse.Ok(DenseTensor.Zeros(1, 1, 4)));
+
+        Assert.Equal(ReturnCode.Success, (await Reply(2)).Response.Code);
+        Assert.Equal(ReturnCode.Success, (await Reply(3)).Response.Code);
+        Assert.Equal(3, threads.Count);
+    }
 }
