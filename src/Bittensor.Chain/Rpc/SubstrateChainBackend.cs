@@ -469,6 +469,10 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
             return _reads.Count - 1;
         }
 
+        /// <summary>Adds a read of an item the runtime may not have; -1 when it has not.</summary>
+        public int AddOptional(string pallet, string item, params ScaleValue[] keys) =>
+            md.FindPallet(pallet)?.FindStorage(item) is null ? -1 : Add(pallet, item, keys);
+
         public async Task RunAsync(string at, CancellationToken ct) => _values = await owner.ReadRawAsync(_reads.Select(r => r.Key).ToList(), at, ct).ConfigureAwait(false);
 
         public bool Present(int i) => _values[i] is not null;
@@ -538,7 +542,8 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
         var emission = b.Add("SubtensorModule", "EmissionValues", U16(netuid));
         var locked = b.Add("SubtensorModule", "SubnetLocked", U16(netuid));
         var hyper = HyperItems.Select(item => b.Add("SubtensorModule", item, U16(netuid))).ToArray();
-        var minStake = b.Add("SubtensorModule", "WeightsMinStake");
+        // A runtime without the item has no such rule: no minimum stake to set weights.
+        var minStake = b.AddOptional("SubtensorModule", "WeightsMinStake");
         await b.RunAsync(at, ct).ConfigureAwait(false);
         if (!b.Get(added).AsBool()) return null;
         var h = hyper.Select(b.Get).ToArray();
@@ -564,7 +569,7 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
             AdjustmentInterval = h[17].AsU16(),
             AdjustmentAlpha = h[18].AsU64(),
             RegistrationAllowed = h[19].AsBool(),
-            WeightsMinStake = b.Get(minStake).AsU64(),
+            WeightsMinStake = minStake < 0 ? 0 : b.Get(minStake).AsU64(),
         };
         return new SubnetInfo(netuid, b.Get(owner).AsAccountId(), b.Get(n).AsU16(), b.Get(registeredAt).AsU64(),
             new Balance(b.Get(emission).AsU64()), new Balance(b.Get(locked).AsU64()), parameters);
@@ -601,9 +606,56 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
         }
     }
 
+    private volatile bool _noNeuronApi;
+
+    /// <summary>
+    /// Neurons through <c>NeuronInfoRuntimeApi_get_neurons</c> / <c>_get_neuron</c> (one call instead of ~6 storage reads
+    /// per neuron) when the runtime serves it in the layout this client knows; null when it does not (then storage is read).
+    /// </summary>
+    private async Task<IReadOnlyList<NeuronInfo>?> ReadNeuronsByApiAsync(RuntimeMetadata md, ushort netuid, ushort? only, string at, CancellationToken ct)
+    {
+        if (_noNeuronApi) return null;
+        var args = new ScaleWriter(4).U16(netuid);
+        if (only is { } u) args.U16(u);
+        byte[]? raw;
+        try
+        {
+            raw = RpcHex.FromJson(await _client.RequestAsync("state_call",
+                Args(only is null ? "NeuronInfoRuntimeApi_get_neurons" : "NeuronInfoRuntimeApi_get_neuron", RpcHex.Encode(args.WrittenSpan), at), null, ct)
+                .ConfigureAwait(false));
+        }
+        catch (JsonRpcException e)
+        {
+            if (e.Code == -32601 || e.RpcMessage.Contains("not found", StringComparison.OrdinalIgnoreCase)) _noNeuronApi = true;
+            return null;
+        }
+        if (raw is null) return null;
+        var types = LegacySubtensorTypes.Instance;
+        List<ScaleValue> values;
+        try
+        {
+            var decoded = types.DecodeWrapped(only is null ? types.Neurons : types.NeuronInfo, raw);
+            values = decoded is null ? [] : only is null ? [.. decoded.AsItems()] : [decoded];
+        }
+        catch (ScaleException)
+        {
+            _noNeuronApi = true; // a layout this client does not know: read storage instead
+            return null;
+        }
+        if (values.Count == 0) return [];
+        var b = new Batch(this, md);
+        var reg = values.Select(v => b.Add("SubtensorModule", "BlockAtRegistration", U16(netuid), U16(v.Field("uid").AsU16()))).ToArray();
+        await b.RunAsync(at, ct).ConfigureAwait(false);
+        var result = new List<NeuronInfo>(values.Count);
+        for (var i = 0; i < values.Count; i++) result.Add(ChainRecords.ToNeuronInfo(values[i], b.Get(reg[i]).AsU64()));
+        result.Sort((x, y) => x.Uid.CompareTo(y.Uid));
+        return result;
+    }
+
     private async Task<IReadOnlyList<NeuronInfo>> ReadNeuronsAsync(RuntimeMetadata md, ushort netuid, ushort? only, string at, CancellationToken ct)
     {
         RequireLegacyStake(md, "the neurons' stake (metagraph S)");
+        if (await ReadNeuronsByApiAsync(md, netuid, only, at, ct).ConfigureAwait(false) is { } viaApi) return viaApi;
         var first = new Batch(this, md);
         var added = first.Add("SubtensorModule", "NetworksAdded", U16(netuid));
         var nIndex = first.Add("SubtensorModule", "SubnetworkN", U16(netuid));
@@ -730,7 +782,17 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
         ThrowIfDisposed();
         var md = Metadata;
         var at = await AtAsync(cancellationToken).ConfigureAwait(false);
-        // subtensor's root.rs get_network_lock_cost, read from storage (the runtime API is not served by every node).
+        try
+        {
+            var raw = RpcHex.FromJson(await _client.RequestAsync("state_call",
+                Args("SubnetRegistrationRuntimeApi_get_network_registration_cost", "0x", at), null, cancellationToken).ConfigureAwait(false));
+            if (raw is { Length: 8 }) return new Balance(BinaryPrimitives.ReadUInt64LittleEndian(raw));
+        }
+        catch (JsonRpcException)
+        {
+            // Not served: compute it from storage as the runtime does.
+        }
+        // subtensor's root.rs get_network_lock_cost, read from storage.
         var b = new Batch(this, md);
         var last = b.Add("SubtensorModule", "NetworkLastLockCost");
         var min = b.Add("SubtensorModule", "NetworkMinLockCost");
@@ -973,6 +1035,7 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
         private readonly string _hex = RpcHex.Encode(bytes);
         private ulong _scannedTo = state.FirstBlock;
         private int _sends;
+        private bool _unreadable;
 
         public async Task<CallResult> RunAsync(CancellationToken ct)
         {
@@ -1100,6 +1163,12 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
                     if (nonce > prepared.Nonce)
                     {
                         if (await ScanAsync(ct).ConfigureAwait(false) is { } late) return late;
+                        if (_unreadable)
+                        {
+                            return new CallResult.Failed("NonceUsed",
+                                $"nonce {prepared.Nonce} was used, by this transaction or another: the node does not serve every block in " +
+                                $"{state.FirstBlock + 1}..{_scannedTo} any more, so which one cannot be told", best.Number);
+                        }
                         return new CallResult.Failed("Usurped",
                             $"nonce {prepared.Nonce} was used by another transaction; this one is not in blocks {state.FirstBlock + 1}..{_scannedTo}");
                     }
@@ -1125,6 +1194,12 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
                 var hash = await b._client.RequestAsync("chain_getBlockHash", [n], null, ct).ConfigureAwait(false);
                 if (hash.ValueKind != JsonValueKind.String) break;
                 var block = await b._client.RequestAsync("chain_getBlock", [hash.GetString()], null, ct).ConfigureAwait(false);
+                if (block.ValueKind != JsonValueKind.Object)
+                {
+                    _unreadable = true; // the node no longer serves this body (e.g. after its restart)
+                    _scannedTo = n;
+                    continue;
+                }
                 var index = IndexIn(block);
                 if (index >= 0) return await OutcomeAsync(RpcHex.FromJson(hash)!, n, index, ct).ConfigureAwait(false);
                 _scannedTo = n;

@@ -208,10 +208,20 @@ internal static class ChainCommands
             using var coldkey = o.Coldkey(p);
             await using var chain = await o.OpenChainAsync(p, ct);
             var before = (await chain.Backend.GetSubnetsAsync(ct)).Select(s => s.Netuid).ToHashSet();
-            var cost = await chain.Backend.GetNetworkLockCostAsync(ct);
+            Core.Domain.Balance? estimate;
+            try
+            {
+                estimate = await chain.Backend.GetNetworkLockCostAsync(ct);
+            }
+            catch (ChainNotSupportedException)
+            {
+                estimate = null; // the node does not expose what the cost is computed from; the locked amount is read after
+            }
             var ok = await chain.SubmitAsync(new RegisterNetwork(), coldkey, ct);
-            var created = (await chain.Backend.GetSubnetsAsync(ct)).Select(s => s.Netuid).Where(n => !before.Contains(n)).ToArray();
-            var netuid = created.Length == 1 ? created[0] : -1;
+            var subnets = await chain.Backend.GetSubnetsAsync(ct);
+            var created = subnets.Where(s => !before.Contains(s.Netuid)).ToArray();
+            var netuid = created.Length == 1 ? created[0].Netuid : -1;
+            var cost = created.Length == 1 ? created[0].LockedBalance : estimate ?? Core.Domain.Balance.Zero;
             Done(p, $"Created subnet {netuid} (lock cost {cost}) in block {ok.Block}", new { netuid, block = ok.Block, lock_cost_rao = cost.Rao });
             return 0;
         });
