@@ -265,17 +265,27 @@ public sealed class LocalnetStorage
         return w.ToArray();
     }
 
-    /// <summary>Collects entries; item prefixes are hashed once.</summary>
+    /// <summary>Collects entries; item prefixes and account hashes are computed once per build.</summary>
     private sealed class Builder
     {
         private readonly Dictionary<(string, string), byte[]> _prefixes = [];
+        private readonly Dictionary<AccountIdBytes, byte[]> _blake2 = [];
 
         public List<(byte[] Key, byte[] Value)> Entries { get; } = new(1024);
 
         public KeyWriter Key(string pallet, string item)
         {
             if (!_prefixes.TryGetValue((pallet, item), out var p)) _prefixes[(pallet, item)] = p = StorageKeys.Prefix(pallet, item);
-            return new KeyWriter(p);
+            return new KeyWriter(p, this);
+        }
+
+        /// <summary>BLAKE2b-128 of a 32-byte key, cached (hotkeys appear under several items).</summary>
+        public byte[] Blake2Of(ReadOnlySpan<byte> encoded)
+        {
+            if (encoded.Length != 32) return Blake2b.Hash128(encoded);
+            var k = new AccountIdBytes(encoded);
+            if (!_blake2.TryGetValue(k, out var h)) _blake2[k] = h = Blake2b.Hash128(encoded);
+            return h;
         }
 
         public void Add(byte[] key, byte[] value) => Entries.Add((key, value));
@@ -283,21 +293,46 @@ public sealed class LocalnetStorage
         public void Add(KeyWriter key, byte[] value) => Entries.Add((key.Done(), value));
     }
 
-    /// <summary>Appends hashed key parts to an item prefix.</summary>
-    private sealed class KeyWriter(byte[] prefix)
+    /// <summary>32 bytes as a dictionary key.</summary>
+    private readonly record struct AccountIdBytes(ulong A, ulong B, ulong C, ulong D)
     {
-        private readonly List<byte> _bytes = [.. prefix];
+        public AccountIdBytes(ReadOnlySpan<byte> b)
+            : this(BinaryPrimitives.ReadUInt64LittleEndian(b), BinaryPrimitives.ReadUInt64LittleEndian(b[8..]),
+                BinaryPrimitives.ReadUInt64LittleEndian(b[16..]), BinaryPrimitives.ReadUInt64LittleEndian(b[24..]))
+        {
+        }
+    }
+
+    /// <summary>Appends hashed key parts to an item prefix.</summary>
+    private sealed class KeyWriter
+    {
+        private readonly Builder _builder;
+        private byte[] _buffer = new byte[128];
+        private int _length;
+
+        public KeyWriter(byte[] prefix, Builder builder)
+        {
+            _builder = builder;
+            Append(prefix);
+        }
+
+        private void Append(ReadOnlySpan<byte> bytes)
+        {
+            if (_length + bytes.Length > _buffer.Length) Array.Resize(ref _buffer, Math.Max(_buffer.Length * 2, _length + bytes.Length));
+            bytes.CopyTo(_buffer.AsSpan(_length));
+            _length += bytes.Length;
+        }
 
         public KeyWriter Identity(ReadOnlySpan<byte> encoded)
         {
-            _bytes.AddRange(encoded);
+            Append(encoded);
             return this;
         }
 
         public KeyWriter Blake2Concat(ReadOnlySpan<byte> encoded)
         {
-            _bytes.AddRange(Blake2b.Hash128(encoded));
-            _bytes.AddRange(encoded);
+            Append(_builder.Blake2Of(encoded));
+            Append(encoded);
             return this;
         }
 
@@ -305,12 +340,12 @@ public sealed class LocalnetStorage
         {
             Span<byte> h = stackalloc byte[8];
             Twox.Hash64(encoded, h);
-            _bytes.AddRange(h);
-            _bytes.AddRange(encoded);
+            Append(h);
+            Append(encoded);
             return this;
         }
 
-        public byte[] Done() => [.. _bytes];
+        public byte[] Done() => _buffer.AsSpan(0, _length).ToArray();
     }
 
     /// <summary>The committed nonce in a <c>System.Account</c> value (its first field).</summary>
