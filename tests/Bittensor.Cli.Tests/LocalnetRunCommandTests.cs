@@ -65,4 +65,28 @@ public sealed class LocalnetRunCommandTests : IDisposable
     {
         Assert.Equal(1, await CliApp.RunAsync(Root(), ["localnet", "run", "--block_time", seconds, "--localnet.path", _dir]));
     }
+
+    [Theory]
+    [InlineData("70000")]
+    [InlineData("-1")]
+    public async Task An_rpc_port_out_of_range_is_a_user_error(string port)
+    {
+        Assert.Equal(1, await CliApp.RunAsync(Root(), ["localnet", "run", "--blocks", "1", "--rpc.port", port, "--localnet.path", _dir]));
+    }
+
+    [Fact]
+    public async Task An_explicit_rpc_port_that_is_taken_is_an_error_and_a_taken_default_is_a_warning()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+        var options = new Bittensor.Chain.Node.LocalnetNodeOptions { Port = port };
+        var e = await Assert.ThrowsAsync<CliException>(() => LocalnetChainCommands.RunAsync(_dir, "default", TimeSpan.Zero, 1, CancellationToken.None,
+            new LocalnetChainCommands.RpcSettings(options, Explicit: true)));
+        Assert.StartsWith($"cannot serve JSON-RPC on 127.0.0.1:{port}", e.Message);
+        Assert.Equal(1, await CliApp.RunAsync(Root(), ["localnet", "run", "--blocks", "1", "--rpc.port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--localnet.path", _dir]));
+        // Not chosen by the user (the default 9944 in real use): the chain runs unserved, with a warning.
+        Assert.Equal(2UL, await LocalnetChainCommands.RunAsync(_dir, "default", TimeSpan.Zero, 2, CancellationToken.None,
+            new LocalnetChainCommands.RpcSettings(options, Explicit: false)));
+    }
 }
