@@ -20,6 +20,7 @@ public sealed class DemoCommandTests
     [InlineData("--epochs", "1", "--epochs")]
     [InlineData("--block_time", "-1", "--block_time")]
     [InlineData("--tempo", "2", "--tempo")]
+    [InlineData("--bad_kind", "uniform,bogus", "--bad_kind")]
     public async Task A_bad_demo_option_is_one_line_and_exit_code_1(string flag, string value, string named)
     {
         var error = new StringWriter();
@@ -35,13 +36,18 @@ public sealed class DemoCommandTests
         var output = new StringWriter();
         var error = new StringWriter();
         var code = await CliApp.RunAsync(Root(),
-            ["demo", "--json", "--servers", "1", "--bad_servers", "1", "--epochs", "2", "--tempo", "6", "--block_time", "0", "--seed", "3"], output, error);
+            ["demo", "--json", "--servers", "1", "--bad_kind", "nan", "--epochs", "2", "--tempo", "6", "--block_time", "0", "--seed", "3"], output, error);
         Assert.True(code == 0, error.ToString());
         using var doc = JsonDocument.Parse(output.ToString());
         var roles = doc.RootElement.GetProperty("neurons").EnumerateArray().Select(n => n.GetProperty("role").GetString() ?? "").Order().ToArray();
         Assert.Equal(new[] { "bad_server", "server", "validator" }, roles);
         Assert.True(doc.RootElement.GetProperty("wall_time_s").GetDouble() > 0);
         Assert.Equal(JsonValueKind.Array, doc.RootElement.GetProperty("validator_weights").ValueKind);
+        // --bad_servers defaults to one per --bad_kind; the NaN server's replies were refused, with the reason shown.
+        var bad = doc.RootElement.GetProperty("neurons").EnumerateArray().Single(n => n.GetProperty("role").GetString() == "bad_server");
+        Assert.Equal("nan", bad.GetProperty("kind").GetString());
+        Assert.True(bad.GetProperty("refused").GetProperty("InvalidResponse").GetInt64() > 0);
+        Assert.Equal(2, doc.RootElement.GetProperty("incentive_by_epoch").GetArrayLength());
     }
 
     [Fact]

@@ -22,7 +22,11 @@ public sealed class DemoOptionsTests
     public void The_market_works_only_when_every_useless_server_earns_less_than_every_useful_one_and_the_validator_earns_dividends()
     {
         DemoNeuron N(ushort uid, string role, double incentive, double dividends = 0) => new(uid, "hk" + uid, role, 0, incentive, dividends, 0, double.NaN);
-        Assert.True(DemoNetwork.Judge([N(0, "server", 0.5), N(1, "server", 0.4), N(2, "bad_server", 0.1), N(3, "validator", 0, 1)]).Worked);
+        Assert.True(DemoNetwork.Judge([N(0, "server", 0.5), N(1, "server", 0.49), N(2, "bad_server", 0.01), N(3, "validator", 0, 1)]).Worked);
+        // Below every useful server but above 1 % of the subnet's incentive: noise still earns, the market did not work.
+        var (paid, why) = DemoNetwork.Judge([N(0, "server", 0.5), N(1, "server", 0.4), N(2, "bad_server", 0.1), N(3, "validator", 0, 1)]);
+        Assert.False(paid);
+        Assert.Contains("more than 1", why, StringComparison.Ordinal);
         Assert.False(DemoNetwork.Judge([N(0, "server", 0.5), N(1, "server", 0.1), N(2, "bad_server", 0.1), N(3, "validator", 0, 1)]).Worked);
         Assert.False(DemoNetwork.Judge([N(0, "server", 0.5), N(2, "bad_server", 0.0), N(3, "validator", 0, 0)]).Worked);
         var (worked, verdict) = DemoNetwork.Judge([N(0, "server", 0.2), N(2, "bad_server", 0.3), N(3, "validator", 0, 1)]);
@@ -50,4 +54,59 @@ public sealed class ValidatorOptionsTests
         Assert.StartsWith("bittensor.validator.pipeline.batch_size", Assert.Throws<Akka.Configuration.ConfigurationException>(() => Roles.ValidatorOptions.Create(
             Bittensor.Actors.BittensorRuntime.Section(Akka.Configuration.ConfigurationFactory.ParseString("bittensor.validator.pipeline.batch_size = 0"),
                 Roles.ValidatorOptions.SectionPath))).Message, StringComparison.Ordinal);
+}
+
+public sealed class AdversaryOptionsTests
+{
+    [Fact]
+    public void Bad_kinds_parse_from_a_comma_separated_list_and_an_unknown_kind_is_refused_naming_it()
+    {
+        Assert.Equal(["inf", "gauss", "constant"], Adversaries.Parse("inf, gauss,constant"));
+        var e = Assert.Throws<ArgumentException>(() => Adversaries.Parse("inf,bogus"));
+        Assert.Contains("'bogus'", e.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => Adversaries.Parse(" , "));
+        Assert.Throws<ArgumentException>(() => new DemoOptions { BadKinds = ["nope"] }.Validate());
+    }
+
+    [Theory]
+    [InlineData("uniform")]
+    [InlineData("gauss")]
+    [InlineData("constant")]
+    [InlineData("zeros")]
+    [InlineData("nan")]
+    [InlineData("inf")]
+    [InlineData("huge")]
+    [InlineData("wrong_shape")]
+    public async Task Each_kind_answers_what_it_says(string kind)
+    {
+        var handlers = Adversaries.Create(kind, 8, seed: 1);
+        var inputs = Bittensor.Protocol.DenseTensor.Int64([2, 3], new long[6]);
+        var request = new Bittensor.Actors.Axon.ForwardRequest("caller", 0, Bittensor.Protocol.Wire.Modality.Text, inputs);
+        var a = (await handlers.Forward(request, CancellationToken.None)).Outputs!;
+        var b = (await handlers.Forward(request, CancellationToken.None)).Outputs!;
+        Assert.Equal(kind == "wrong_shape" ? [2L, 3, 4] : [2L, 3, 8], a.Shape.ToArray());
+        var x = a.Floats!;
+        switch (kind)
+        {
+            case "uniform": Assert.All(x, v => Assert.InRange(v, 0f, 1f)); Assert.NotEqual(x, b.Floats!); break;
+            case "gauss": Assert.Contains(x, v => v < 0); Assert.NotEqual(x, b.Floats!); break;
+            case "constant": Assert.All(x, v => Assert.InRange(v, 0.5f, 1.5f)); Assert.Equal(x, b.Floats!); Assert.Equal(x[..8], x[8..16]); break;
+            case "zeros": Assert.All(x, v => Assert.Equal(0f, v)); break;
+            case "nan": Assert.All(x, v => Assert.True(float.IsNaN(v))); break;
+            case "inf": Assert.All(x, v => Assert.True(float.IsInfinity(v))); Assert.Contains(x, float.IsNegative); break;
+            case "huge": Assert.All(x, v => Assert.Equal(1e30f, Math.Abs(v))); break;
+        }
+    }
+
+    [Fact]
+    public async Task The_slow_kind_answers_only_after_the_deadline_cancels_it()
+    {
+        var handlers = Adversaries.Create("slow", 8, seed: 1);
+        var request = new Bittensor.Actors.Axon.ForwardRequest("caller", 0, Bittensor.Protocol.Wire.Modality.Text, Bittensor.Protocol.DenseTensor.Int64([1, 1], new long[1]));
+        using var deadline = new CancellationTokenSource();
+        var call = handlers.Forward(request, deadline.Token);
+        Assert.False(call.IsCompleted);
+        await deadline.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
+    }
 }

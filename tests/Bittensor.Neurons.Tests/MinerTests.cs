@@ -8,10 +8,12 @@ namespace Bittensor.Neurons.Tests;
 
 public sealed class MinerTests(ITestOutputHelper output) : TestKit(Bittensor.Actors.BittensorRuntime.ReferenceConfig, output: output)
 {
+    private const int Rounds = 20;
+
     [Fact]
     public async Task A_miner_serves_and_distils_the_joined_remote_context_into_its_model()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(20));
         var ct = timeout.Token;
         await using var subnet = await LocalSubnet.StartAsync(Sys, tempo: 50, seed: 9, ct);
         var peer = await ServerNeuron.StartAsync(Sys, subnet.Chain, subnet.Netuid, subnet.NewKeys(),
@@ -23,7 +25,9 @@ public sealed class MinerTests(ITestOutputHelper output) : TestKit(Bittensor.Act
         var seen = 0;
         miner.Pipeline.RoundCompleted += r =>
         {
-            if (Interlocked.Increment(ref seen) >= 3) rounds.TrySetResult(r);
+            // Distillation starts once the peer's representations have shown information and joined the context.
+            Interlocked.Increment(ref seen);
+            if (miner!.DistillLosses.Count >= Rounds) rounds.TrySetResult(r);
         };
         try
         {
@@ -31,7 +35,15 @@ public sealed class MinerTests(ITestOutputHelper output) : TestKit(Bittensor.Act
             Assert.Equal(peer.Uid, Assert.Single(round.Peers).Uid);
             Assert.Equal(Bittensor.Protocol.Wire.ReturnCode.Success, round.Codes[0]);
             Assert.Equal(Bittensor.Protocol.Wire.ReturnCode.Success, round.BackwardCodes[0]);
-            Assert.True(double.IsFinite(miner.LastDistillLoss), "no distillation step was taken");
+            // The distillation loss falls: the miner's model moves towards the remote context it is distilled into.
+            var losses = miner.DistillLosses;
+            Output?.WriteLine(string.Join(" ", losses.Select(l => l.ToString("G4", System.Globalization.CultureInfo.InvariantCulture))));
+            Assert.True(losses.Count >= Rounds, $"only {losses.Count} distillation steps in {seen} rounds");
+            Assert.All(losses, l => Assert.True(double.IsFinite(l)));
+            var first = losses.Take(5).Average();
+            var last = losses.Skip(losses.Count - 5).Average();
+            // Measured: 0.68 → 0.55 over 20 steps (the target moves as the peer trains, so it does not fall to 0).
+            Assert.True(last < 0.9 * first, $"distillation loss did not fall: first five average {first:G4}, last five {last:G4}");
             Assert.NotEqual(peer.Uid, miner.Server.Uid);
             // One supervised unit per neuron, with named children.
             Assert.Equal($"/user/bittensor/miner-{miner.Server.Hotkey}/axon", miner.Server.Axon.Path.ToStringWithoutAddress());

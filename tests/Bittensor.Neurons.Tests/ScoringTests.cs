@@ -1,6 +1,9 @@
 using Bittensor.Neurons.Pipelines;
 using Bittensor.Neurons.Roles;
 using Bittensor.Models.Validation;
+using FsCheck;
+using FsCheck.Fluent;
+using FsCheck.Xunit;
 
 namespace Bittensor.Neurons.Tests;
 
@@ -9,40 +12,198 @@ public sealed class ScoringTests
     private static readonly NucleusSettings Small = NucleusSettingsHocon.Default with { VocabSize = 64, Hidden = 32, NetworkDim = 16, LearningRate = 1e-2, Seed = 3, Threads = 1 };
 
     [Fact]
-    public void An_informative_peer_gains_and_a_noise_peer_does_not()
+    public void An_informative_peer_gains_and_uninformative_peers_do_not()
     {
         // Peer 0 represents each position by a fixed random embedding of the token that follows it (what a peer that
-        // understands the text would carry); peer 1 answers fresh uniform noise, as the demo's useless server does.
-        const int batch = 4, seq = 8, dim = 16, vocab = 64;
+        // understands the text would carry); the others carry nothing about the text: zero-mean noise, noise in [0, 1)
+        // (non-zero mean: a probe can turn it into a bias), one fixed non-zero vector, and zeros. Tokens follow a skewed
+        // distribution, so a learned bias (the unigram) is worth something and the baseline has to learn it too.
+        const int batch = 4, seq = 8, dim = 16, vocab = 64, peers = 5;
         var random = new Random(11);
         var embedding = new float[vocab, dim];
         for (var v = 0; v < vocab; v++)
             for (var d = 0; d < dim; d++) embedding[v, d] = (float)((random.NextDouble() * 2) - 1);
+        var constant = Enumerable.Range(0, dim).Select(_ => (float)(0.5 + random.NextDouble())).ToArray();
         using var nucleus = new ValidatorNucleus(Small);
         var board = new ScoreBoard(0.1);
-        for (var step = 0; step < 150; step++)
+        for (var step = 0; step < 200; step++)
         {
             var tokens = new long[batch * seq];
-            for (var i = 0; i < tokens.Length; i++) tokens[i] = random.Next(vocab);
-            var good = new float[batch * seq * dim];
-            var noise = new float[batch * seq * dim];
+            for (var i = 0; i < tokens.Length; i++) tokens[i] = (long)(vocab * Math.Pow(random.NextDouble(), 3));
+            var reps = Enumerable.Range(0, peers).Select(_ => new float[batch * seq * dim]).ToArray();
             for (var b = 0; b < batch; b++)
                 for (var s = 0; s < seq; s++)
                 {
                     var next = s + 1 < seq ? tokens[(b * seq) + s + 1] : 0;
                     for (var d = 0; d < dim; d++)
                     {
-                        good[(((b * seq) + s) * dim) + d] = embedding[next, d];
-                        noise[(((b * seq) + s) * dim) + d] = (float)((random.NextDouble() * 2) - 1);
+                        var at = (((b * seq) + s) * dim) + d;
+                        reps[0][at] = embedding[next, d];
+                        reps[1][at] = (float)((random.NextDouble() * 2) - 1);
+                        reps[2][at] = (float)random.NextDouble();
+                        reps[3][at] = constant[d];
                     }
                 }
-            var result = nucleus.Train(tokens, batch, seq, [0, 1], [good, noise]);
-            board.Record(0, "good", result.Gains[0]);
-            board.Record(1, "noise", result.Gains[1]);
+            var result = nucleus.Train(tokens, batch, seq, [0, 1, 2, 3, 4], reps);
+            for (var p = 0; p < peers; p++) board.Record((ushort)p, "peer" + p, result.Gains[p]);
         }
         var scores = board.Snapshot();
         Assert.True(scores[0].Score > 0.5, $"informative peer scored {scores[0].Score}");
-        Assert.True(scores[1].Score < 0.02, $"noise peer scored {scores[1].Score}");
+        for (var p = 1; p < peers; p++)
+            Assert.True(scores[p].Score < 0.01 * scores[0].Score, $"uninformative peer {p} scored {scores[p].Score} (informative {scores[0].Score})");
+    }
+
+    [Theory]
+    [InlineData("uniform")]
+    [InlineData("gauss")]
+    [InlineData("constant")]
+    [InlineData("zeros")]
+    [InlineData("nan")]
+    [InlineData("inf")]
+    [InlineData("huge")]
+    [InlineData("wrong_shape")]
+    [InlineData("slow")]
+    public void A_zoo_member_next_to_useful_peers_earns_under_one_percent_and_moves_the_held_out_loss_under_one_percent(string kind)
+    {
+        // Text from a Markov chain (each token has a few likely successors), two useful peers that represent each position
+        // by their own embedding of its token (what an untrained-but-honest model carries: enough to learn the bigrams),
+        // and one zoo member answering as Demo.Adversaries does; "slow" never answers (refused as Timeout before the nucleus).
+        // The same batches run once without the zoo member: the validator's held-out loss (the joined loss measured before
+        // each step) must stay within 1 %.
+        const int batch = 4, seq = 8, dim = 16, vocab = 64, steps = 300;
+        var (with, scores) = RunMarket(kind, batch, seq, dim, vocab, steps);
+        var (without, _) = RunMarket(null, batch, seq, dim, vocab, steps);
+        var change = (with - without) / without;
+        var useful = scores[0] + scores[1];
+        var share = Math.Max(scores[2], 0) / (useful + Math.Max(scores[2], 0));
+        Assert.True(scores[0] > 0.05 && scores[1] > 0.05, $"useful peers scored {scores[0]:F4} and {scores[1]:F4}");
+        Assert.True(share <= 0.01, $"{kind} scored {scores[2]:F5} against {scores[0]:F4}/{scores[1]:F4}: {share:P2} of the weight");
+        Assert.True(Math.Abs(change) <= 0.01, $"{kind} moved the held-out loss by {change:P2} ({without:F4} → {with:F4})");
+    }
+
+    private static (double HeldOutLoss, double[] Scores) RunMarket(string? kind, int batch, int seq, int dim, int vocab, int steps)
+    {
+        var random = new Random(23);
+        var successors = new int[vocab, 3];
+        for (var v = 0; v < vocab; v++)
+            for (var j = 0; j < 3; j++) successors[v, j] = random.Next(vocab);
+        var embeddings = new float[2][,];
+        for (var p = 0; p < 2; p++)
+        {
+            embeddings[p] = new float[vocab, dim];
+            for (var v = 0; v < vocab; v++)
+                for (var d = 0; d < dim; d++) embeddings[p][v, d] = (float)((random.NextDouble() * 2) - 1);
+        }
+        var zoo = kind is null ? null : Bittensor.Neurons.Demo.Adversaries.Values(kind, dim, seed: 5);
+        using var nucleus = new ValidatorNucleus(Small);
+        var board = new ScoreBoard(0.1);
+        var losses = new List<double>();
+        long token = 0;
+        for (var step = 0; step < steps; step++)
+        {
+            var tokens = new long[batch * seq];
+            for (var i = 0; i < tokens.Length; i++)
+                tokens[i] = token = random.NextDouble() < 0.1 ? random.Next(vocab) : successors[token, random.Next(3)];
+            var reps = new List<float[]>();
+            for (var p = 0; p < 2; p++)
+            {
+                var r = new float[batch * seq * dim];
+                for (var i = 0; i < tokens.Length; i++)
+                    for (var d = 0; d < dim; d++) r[(i * dim) + d] = embeddings[p][tokens[i], d];
+                reps.Add(r);
+            }
+            ushort[] uids = zoo is null ? [0, 1] : [0, 1, 2];
+            var refused = new string?[uids.Length];
+            if (zoo is not null)
+            {
+                // The nucleus checks every reply itself (ReplySanitiser); only a call that never answered comes with a reason.
+                var reply = zoo(batch, seq);
+                reps.Add(reply ?? new float[batch * seq * dim]);
+                refused[2] = reply is null ? "Timeout" : null;
+            }
+            var result = nucleus.Train(tokens, batch, seq, uids, reps, refused);
+            losses.Add(result.Loss);
+            for (var p = 0; p < uids.Length; p++) board.Record(uids[p], "peer" + p, result.Gains[p]);
+        }
+        var scores = board.Snapshot().Select(s => s.Score).ToArray();
+        return (losses.Skip(steps / 2).Average(), scores.Length == 3 ? scores : [.. scores, 0]);
+    }
+
+    [Theory]
+    [InlineData(float.NaN, ReplySanitiser.NonFinite)]
+    [InlineData(float.PositiveInfinity, ReplySanitiser.NonFinite)]
+    [InlineData(float.NegativeInfinity, ReplySanitiser.NonFinite)]
+    [InlineData(1e30f, ReplySanitiser.TooLarge)]
+    [InlineData(-1001f, ReplySanitiser.TooLarge)]
+    public void A_hostile_reply_is_refused_with_its_reason_scores_zero_and_gets_no_gradient(float poison, string reason)
+    {
+        using var nucleus = new ValidatorNucleus(Small);
+        var random = new Random(4);
+        var embedding = Embedding(random, 64, 16);
+        NucleusStep? result = null;
+        for (var step = 0; step < 12; step++)
+        {
+            var (tokens, informative) = InformativeBatch(random, embedding, 2, 4);
+            var hostile = Enumerable.Repeat(0.5f, 2 * 4 * 16).ToArray();
+            hostile[5] = poison;
+            result = nucleus.Train(tokens, 2, 4, [3, 5, 7], [informative, hostile, new float[3]]);
+            Assert.Equal(new[] { null, reason, ReplySanitiser.WrongShape }, result.Rejections);
+            Assert.Equal((0.0, 0.0), (result.Gains[1], result.Gains[2]));
+            Assert.All(result.Grads[1], g => Assert.Equal(0f, g));
+            Assert.Equal((0.0, 0.0), (result.RouterWeights[1], result.RouterWeights[2]));
+        }
+        // The informative peer has joined the context by now, alone.
+        Assert.Equal(1.0, result!.RouterWeights[0], 5);
+        Assert.True(nucleus.ParametersFinite());
+        Assert.Equal(12, nucleus.Steps);
+    }
+
+    private static float[,] Embedding(Random random, int vocab, int dim)
+    {
+        var embedding = new float[vocab, dim];
+        for (var v = 0; v < vocab; v++)
+            for (var d = 0; d < dim; d++) embedding[v, d] = (float)((random.NextDouble() * 2) - 1);
+        return embedding;
+    }
+
+    // Tokens from a skewed distribution; the peer represents each position by the embedding of the token that follows it.
+    private static (long[] Tokens, float[] Representation) InformativeBatch(Random random, float[,] embedding, int batch, int seq)
+    {
+        var (vocab, dim) = (embedding.GetLength(0), embedding.GetLength(1));
+        var tokens = new long[batch * seq];
+        for (var i = 0; i < tokens.Length; i++) tokens[i] = (long)(vocab * Math.Pow(random.NextDouble(), 3));
+        var rep = new float[batch * seq * dim];
+        for (var b = 0; b < batch; b++)
+            for (var s = 0; s < seq; s++)
+            {
+                var next = s + 1 < seq ? tokens[(b * seq) + s + 1] : 0;
+                for (var d = 0; d < dim; d++) rep[(((b * seq) + s) * dim) + d] = embedding[next, d];
+            }
+        return (tokens, rep);
+    }
+
+    [Property(MaxTest = 150)]
+    public Property After_a_step_on_any_reply_the_nucleus_parameters_stay_finite()
+    {
+        // Floats from every corner: raw bit patterns (NaN payloads, ±Inf, subnormals, huge), the special values
+        // themselves, values just under the magnitude bound, and ordinary ones; sometimes the wrong length.
+        var special = Gen.Elements(float.NaN, float.PositiveInfinity, float.NegativeInfinity, float.Epsilon, -float.Epsilon, 1e-40f,
+            float.MaxValue, float.MinValue, 1e30f, -1e30f, 999.9f, -999.9f, 0f, -0f);
+        var bits = Gen.Choose(int.MinValue, int.MaxValue).Select(BitConverter.Int32BitsToSingle);
+        var ordinary = Gen.Choose(-1000, 1000).Select(i => i / 100f);
+        var value = Gen.Frequency((2, special), (2, bits), (3, ordinary));
+        var length = Gen.Frequency((9, Gen.Constant(2 * 4 * 16)), (1, Gen.Choose(0, 200)));
+        var reply = length.SelectMany(n => Gen.ArrayOf(value, n));
+        var nucleus = new ValidatorNucleus(Small);
+        var tokens = Enumerable.Range(0, 2 * 4).Select(i => (long)(i % 64)).ToArray();
+        var good = Enumerable.Range(0, 2 * 4 * 16).Select(i => (float)Math.Sin(i)).ToArray();
+        return Prop.ForAll(reply.ToArbitrary(), r =>
+        {
+            var step = nucleus.Train(tokens, 2, 4, [0, 1], [good, r]);
+            return nucleus.ParametersFinite()
+                && double.IsFinite(step.Loss) && step.Gains.All(double.IsFinite)
+                && step.Grads.All(g => Array.TrueForAll(g, float.IsFinite));
+        });
     }
 
     [Theory]
@@ -66,23 +227,30 @@ public sealed class ScoringTests
     public void A_train_step_returns_one_gradient_per_peer_shaped_like_its_representation()
     {
         using var nucleus = new ValidatorNucleus(Small);
-        var tokens = Enumerable.Range(0, 2 * 4).Select(i => (long)(i % 64)).ToArray();
-        var reps = new[] { new float[2 * 4 * 16], Enumerable.Repeat(0.5f, 2 * 4 * 16).ToArray() };
-        var result = nucleus.Train(tokens, 2, 4, [3, 5], reps);
-        Assert.Equal(2, result.Grads.Length);
-        Assert.All(result.Grads, g => Assert.Equal(2 * 4 * 16, g.Length));
-        Assert.Contains(result.Grads[1], x => x != 0);
-        Assert.Equal(2, result.Gains.Length);
-        Assert.True(double.IsFinite(result.Loss));
-        Assert.Equal(1.0, result.RouterWeights.Sum(), 5);
+        var random = new Random(6);
+        var embedding = Embedding(random, 64, 16);
+        NucleusStep? result = null;
+        for (var step = 0; step < 12; step++)
+        {
+            var (tokens, informative) = InformativeBatch(random, embedding, 2, 4);
+            result = nucleus.Train(tokens, 2, 4, [3, 5], [new float[2 * 4 * 16], informative]);
+            Assert.Equal(2, result.Grads.Length);
+            Assert.All(result.Grads, g => Assert.Equal(2 * 4 * 16, g.Length));
+            Assert.Equal(2, result.Gains.Length);
+            Assert.True(double.IsFinite(result.Loss));
+        }
+        // Zeros never join the context (nothing to learn from them); the informative peer has joined and gets a gradient.
+        Assert.Contains(result!.Grads[1], x => x != 0);
+        Assert.All(result.Grads[0], g => Assert.Equal(0f, g));
+        Assert.Equal((0.0, 1.0), (result.RouterWeights[0], Math.Round(result.RouterWeights[1], 5)));
     }
 
     [Fact]
-    public void A_representation_of_the_wrong_size_is_refused_with_a_clear_error()
+    public void Token_ids_outside_the_vocabulary_are_refused_with_a_clear_error()
     {
         using var nucleus = new ValidatorNucleus(Small);
-        var e = Assert.Throws<ArgumentException>(() => nucleus.Train(new long[8], 2, 4, [0], [new float[7]]));
-        Assert.Contains("expected 128", e.Message, StringComparison.Ordinal);
+        var e = Assert.Throws<ArgumentException>(() => nucleus.Train([0, 1, 2, 64, 0, 1, 2, 3], 2, 4, [0], [new float[128]]));
+        Assert.Contains("[0, 64)", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -14,23 +14,38 @@ internal static class DemoCommands
     public static Command Register(RootCommand root)
     {
         var servers = new Option<int>("--servers") { Description = "Useful servers (small transformers trained by the validator's gradients)", DefaultValueFactory = _ => 3 };
-        var bad = new Option<int>("--bad_servers") { Description = "Useless servers answering random numbers", DefaultValueFactory = _ => 1 };
+        var bad = new Option<int?>("--bad_servers") { Description = "Useless or hostile servers (default: one per --bad_kind given)" };
+        var badKind = new Option<string>("--bad_kind")
+        {
+            Description = $"What the bad servers answer, comma-separated, cycled over them: {string.Join("|", Adversaries.Kinds)}",
+            DefaultValueFactory = _ => "uniform",
+        };
         var epochs = new Option<int>("--epochs") { Description = "Epochs to run once the validator is up (the first grants its permit)", DefaultValueFactory = _ => 3 };
         var blockTime = new Option<double>("--block_time") { Description = "Seconds between blocks (at least; a block also waits for one validator batch)", DefaultValueFactory = _ => 0.5 };
         var tempo = new Option<int>("--tempo") { Description = "Blocks between epochs on the demo subnet", DefaultValueFactory = _ => 20 };
         var seed = new Option<int>("--seed") { Description = "Seed for keys, models, corpus order and peer sampling", DefaultValueFactory = _ => 42 };
         var demo = new Command("demo", "Run a demo subnet in this process: localnet, servers, a useless server and a validator; show the market at work");
-        foreach (var o in new Option[] { servers, bad, epochs, blockTime, tempo, seed }) demo.Options.Add(o);
+        foreach (var o in new Option[] { servers, bad, badKind, epochs, blockTime, tempo, seed }) demo.Options.Add(o);
         demo.SetAction(async (parse, cancellationToken) =>
         {
             var seconds = parse.GetValue(blockTime);
             if (!(seconds >= 0) || seconds > 60) throw new CliException("--block_time must be between 0 and 60 seconds");
             var t = parse.GetValue(tempo);
             if (t is < 5 or > 1000) throw new CliException("--tempo must be between 5 and 1000 blocks");
+            IReadOnlyList<string> kinds;
+            try
+            {
+                kinds = Adversaries.Parse(parse.GetValue(badKind) ?? "");
+            }
+            catch (ArgumentException e)
+            {
+                throw new CliException(e.Message);
+            }
             var options = new DemoOptions
             {
                 Servers = parse.GetValue(servers),
-                BadServers = parse.GetValue(bad),
+                BadServers = parse.GetValue(bad) ?? kinds.Count,
+                BadKinds = kinds,
                 Epochs = parse.GetValue(epochs),
                 BlockTime = TimeSpan.FromSeconds(seconds),
                 Tempo = (ushort)t,
@@ -69,7 +84,7 @@ internal static class DemoCommands
         if (live)
         {
             var console = AnsiConsole.Console;
-            console.MarkupLine($"[bold]Bittensor demo[/]: {options.Servers} server(s), {options.BadServers} useless server(s), 1 validator; tempo {options.Tempo} blocks, {options.Epochs} epochs, block time ≥ {options.BlockTime.TotalSeconds:F2} s, seed {options.Seed}");
+            console.MarkupLine($"[bold]Bittensor demo[/]: {options.Servers} server(s), {options.BadServers} useless server(s) ({Markup.Escape(string.Join(",", options.BadKinds))}), 1 validator; tempo {options.Tempo} blocks, {options.Epochs} epochs, block time ≥ {options.BlockTime.TotalSeconds:F2} s, seed {options.Seed}");
             console.MarkupLine("[grey]Demo-only relaxations: no registration/serving/weights rate limits, one validator permit. Wallets are throwaway keys in a temporary folder (deleted at the end).[/]");
             DemoProgress? latest = null;
             var epochTables = new List<(int, IReadOnlyList<DemoNeuron>)>();
@@ -124,7 +139,7 @@ internal static class DemoCommands
         var table = new Table().Title(Markup.Escape(title)).AddColumns("uid", "role", "hotkey", "stake τ", "score", "incentive", "dividends", "emission τ");
         foreach (var n in neurons)
         {
-            var role = n.Role == "bad_server" ? "[red]bad_server[/]" : n.Role == "validator" ? "[blue]validator[/]" : n.Role;
+            var role = n.Role == "bad_server" ? $"[red]bad_server[/] {Markup.Escape(n.Kind ?? "")}" : n.Role == "validator" ? "[blue]validator[/]" : n.Role;
             table.AddRow(n.Uid.ToString(CultureInfo.InvariantCulture), role, Markup.Escape(Short(n.Hotkey)), F(n.Stake), double.IsNaN(n.Score) ? "-" : F(n.Score),
                 F(n.Incentive), F(n.Dividends), F(n.Emission));
         }
@@ -132,13 +147,17 @@ internal static class DemoCommands
     }
 
     private static string Row(DemoNeuron n) => string.Create(CultureInfo.InvariantCulture,
-        $"  uid {n.Uid,2} {n.Role,-10} {Short(n.Hotkey)} stake {n.Stake:F3} score {(double.IsNaN(n.Score) ? "-" : n.Score.ToString("F4", CultureInfo.InvariantCulture))} incentive {n.Incentive:F4} dividends {n.Dividends:F4} emission {n.Emission:F4}");
+        $"  uid {n.Uid,2} {n.Role,-10} {n.Kind ?? "",-11} {Short(n.Hotkey)} stake {n.Stake:F3} score {(double.IsNaN(n.Score) ? "-" : n.Score.ToString("F4", CultureInfo.InvariantCulture))} incentive {n.Incentive:F4} dividends {n.Dividends:F4} emission {n.Emission:F4}{Refused(n)}");
+
+    private static string Refused(DemoNeuron n) => n.Refusals is { Count: > 0 } r
+        ? " refused " + string.Join(", ", r.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key}×{p.Value}")))
+        : "";
 
     internal static string Summary(DemoResult r)
     {
         var lines = new List<string>
         {
-            string.Create(CultureInfo.InvariantCulture, $"summary: {r.Blocks} blocks on subnet {r.Netuid}, {r.Batches} validator batches, {r.Queries} queries ({r.QueriesPerSecond:F1}/s), wall time {r.WallTimeSeconds:F1} s"),
+            string.Create(CultureInfo.InvariantCulture, $"summary: {r.Blocks} blocks on subnet {r.Netuid}, {r.Batches} validator batches, {r.Queries} queries ({r.QueriesPerSecond:F1}/s), wall time {r.WallTimeSeconds:F1} s, validator held-out loss {r.HeldOutLoss:F4}"),
             "validator weights: " + string.Join(", ", r.ValidatorWeights.Select(w => string.Create(CultureInfo.InvariantCulture, $"uid {w.Uid} = {w.Weight / 65535.0:F4}"))),
         };
         foreach (var n in r.Neurons) lines.Add(Row(n));
@@ -148,10 +167,18 @@ internal static class DemoCommands
 
     internal static object ToJson(DemoResult r) => new
     {
-        neurons = r.Neurons.Select(n => new { uid = n.Uid, hotkey = n.Hotkey, role = n.Role, incentive = n.Incentive, dividends = n.Dividends, emission = n.Emission, stake = n.Stake }).ToArray(),
+        neurons = r.Neurons.Select(n => new
+        {
+            uid = n.Uid, hotkey = n.Hotkey, role = n.Role, kind = n.Kind, incentive = n.Incentive, dividends = n.Dividends, emission = n.Emission, stake = n.Stake,
+            score = double.IsFinite(n.Score) ? Math.Round(n.Score, 6) : (double?)null,
+            refused = n.Refusals ?? new Dictionary<string, long>(),
+            joined = n.Joined,
+        }).ToArray(),
         validator_weights = r.ValidatorWeights.Select(w => new { uid = w.Uid, weight = w.Weight, fraction = w.Weight / 65535.0 }).ToArray(),
         market_worked = r.MarketWorked,
         verdict = r.Verdict,
+        incentive_by_epoch = (r.IncentiveHistory ?? []).Select(e => e.OrderBy(p => p.Key).ToDictionary(p => p.Key.ToString(CultureInfo.InvariantCulture), p => Math.Round(p.Value, 4))).ToArray(),
+        validator_held_out_loss = double.IsFinite(r.HeldOutLoss) ? Math.Round(r.HeldOutLoss, 4) : (double?)null,
         netuid = r.Netuid,
         blocks = r.Blocks,
         batches = r.Batches,

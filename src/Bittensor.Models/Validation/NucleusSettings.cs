@@ -18,11 +18,20 @@ public sealed record NucleusSettings
     /// <summary>Router slots: one learnable weight per uid below this number; higher uids share no weight and are skipped.</summary>
     public int RouterCapacity { get; init; } = 256;
 
-    /// <summary>Adam learning rate of the decoder head.</summary>
+    /// <summary>Adam learning rate of the decoder head and of the no-peer baseline.</summary>
     public double LearningRate { get; init; } = 3e-3;
 
     /// <summary>Adam learning rate of the router (one logit per peer; faster so peers separate within a few epochs).</summary>
     public double RouterLearningRate { get; init; } = 0.1;
+
+    /// <summary>Largest magnitude a peer's representation may hold; a reply with a larger value is refused (scores 0).</summary>
+    public double MaxMagnitude { get; init; } = 1e3;
+
+    /// <summary>Positions each peer's scoring memory keeps (<see cref="PeerScorer"/>); older ones are forgotten.</summary>
+    public int ScoreMemory { get; init; } = 2048;
+
+    /// <summary>Dimensions a representation is projected to in the scoring memory (a fixed random projection).</summary>
+    public int ScoreDim { get; init; } = 128;
 
     /// <summary>Moving-average factor of the per-peer scores (weight of the newest batch).</summary>
     public double ScoreAlpha { get; init; } = 0.1;
@@ -39,6 +48,8 @@ public sealed record NucleusSettings
         if (NetworkDim < 1 || Hidden < 1 || VocabSize < 2) throw new ArgumentException("nucleus sizes must be positive (vocab at least 2)");
         if (RouterCapacity < 1) throw new ArgumentException("router capacity must be at least 1");
         if (!(LearningRate > 0) || !(RouterLearningRate > 0)) throw new ArgumentException("learning rate must be positive");
+        if (!(MaxMagnitude > 0) || !double.IsFinite(MaxMagnitude)) throw new ArgumentException("max magnitude must be a positive finite number");
+        if (ScoreMemory < 1 || ScoreDim < 1) throw new ArgumentException("score memory and score dimensions must be at least 1");
         if (!(ScoreAlpha > 0 && ScoreAlpha <= 1)) throw new ArgumentException("score alpha must be in (0, 1]");
         return this;
     }

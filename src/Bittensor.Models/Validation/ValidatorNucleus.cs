@@ -6,22 +6,33 @@ using static TorchSharp.torch.nn;
 namespace Bittensor.Models.Validation;
 
 /// <summary>What one training step of the nucleus produced.</summary>
-/// <param name="Loss">Next-token cross-entropy of the decoder on the router-joined context.</param>
-/// <param name="BaselineLoss">The decoder's loss on an empty (zero) context: what no peer at all gives.</param>
+/// <param name="Loss">
+/// Next-token cross-entropy of the decoder on the router-joined context, measured before the step (so on text it has
+/// not trained on: a held-out loss).
+/// </param>
+/// <param name="BaselineLoss">
+/// Held-out loss of the trained baseline p₀ (a learned hidden state into the decoder's output layer: the token
+/// frequencies the head can express, with no peer), measured on this batch before it trains on it.
+/// </param>
 /// <param name="Grads">Per peer, d loss / d representation, float32 <c>[batch, seq, dim]</c>: what goes back to that peer.</param>
 /// <param name="Gains">
-/// Per peer, how much its representation alone lowers the next-token loss: loss of its probe on a zero input minus loss
-/// of its probe on its representation, both measured on this batch before the step (so on text the probe has not seen).
+/// Per peer, its held-out gain on this batch (<see cref="PeerScorer"/>): how much better, in nats per token, the next
+/// token is predicted from its representation than from the same machinery fed no representation. 0 for a refused reply.
 /// </param>
 /// <param name="RouterWeights">Per peer, its softmax router weight in this step.</param>
-public sealed record NucleusStep(double Loss, double BaselineLoss, float[][] Grads, double[] Gains, double[] RouterWeights);
+/// <param name="Rejections">Per peer, why its reply was refused before it touched the model (null when accepted).</param>
+public sealed record NucleusStep(double Loss, double BaselineLoss, float[][] Grads, double[] Gains, double[] RouterWeights, string?[] Rejections);
 
 /// <summary>
 /// The validator's local model (the 2021 template validator's nucleus): a router — one learnable logit per uid, softmax
 /// over the peers queried — joins the peers' <c>[batch, seq, 1024]</c> representations into one context, and a small
-/// decoder (Linear → GELU → Linear to the vocabulary) predicts token t+1 from the context at t. Each peer also has a
-/// small probe (its own input layer into the shared output layer) trained on its representation alone; the probe's
-/// loss measures what that peer's representation is worth by itself, whatever the other peers know.
+/// decoder (Linear → GELU → Linear to the vocabulary) predicts token t+1 from the context at t; each peer gets the
+/// gradient of that loss w.r.t. its representation. Scores come from a separate, gradient-free <see cref="PeerScorer"/>
+/// (each peer's representation alone, held out, against a baseline of the same capacity), mixed with a trained baseline
+/// p₀ that reads the decoder's output layer without training it (docs/validator.md has the math).
+/// Every reply is checked first (<see cref="ReplySanitiser"/>): a non-finite, absurdly large or misshapen one is never
+/// joined, scored or differentiated — it gains 0 and its reason is returned. A step whose loss or gradients are not
+/// finite anyway is not applied, so the parameters stay finite whatever peers answer.
 /// Not thread-safe: one pipeline stage owns it and calls <see cref="Train"/> from one thread at a time.
 /// </summary>
 public sealed class ValidatorNucleus : IDisposable
@@ -30,9 +41,11 @@ public sealed class ValidatorNucleus : IDisposable
     private readonly Parameter _router;
     private readonly Linear _in;
     private readonly Linear _out;
+    private readonly Parameter _baseline;
     private readonly optim.Optimizer _optimizer;
     private readonly optim.Optimizer _routerOptimizer;
-    private readonly Dictionary<ushort, (Linear Layer, optim.Optimizer Optimizer)> _probes = [];
+    private readonly optim.Optimizer _baselineOptimizer;
+    private readonly PeerScorer _scorer;
 
     /// <summary>A fresh nucleus (deterministic for a given <see cref="NucleusSettings.Seed"/>).</summary>
     public ValidatorNucleus(NucleusSettings settings)
@@ -43,107 +56,145 @@ public sealed class ValidatorNucleus : IDisposable
         _router = new Parameter(zeros(settings.RouterCapacity));
         _in = Linear(settings.NetworkDim, settings.Hidden);
         _out = Linear(settings.Hidden, settings.VocabSize);
+        // The baseline p₀: one learned pre-activation for every position, through the decoder's output layer (read-only):
+        // the best the head can say about the next token with no input at all.
+        _baseline = new Parameter(zeros(settings.Hidden));
         _optimizer = optim.Adam(_in.parameters().Concat(_out.parameters()), settings.LearningRate);
         // The router has its own, faster optimizer: it has one weight per peer and must separate them within a few epochs.
         _routerOptimizer = optim.Adam([_router], settings.RouterLearningRate);
+        _baselineOptimizer = optim.Adam([_baseline], settings.LearningRate);
+        _scorer = new PeerScorer(settings);
     }
+
+    /// <summary>
+    /// Posterior probability (<see cref="PeerScorer.Informative"/>) a peer's representations must reach before they join
+    /// the decoder's context: 0.9, i.e. its batches so far favour an informed expert over the baseline 9 to 1.
+    /// </summary>
+    public const double JoinEvidence = 0.9;
 
     /// <summary>Steps taken so far.</summary>
     public long Steps { get; private set; }
 
+    /// <summary>Steps not applied because the loss or a gradient was not finite.</summary>
+    public long SkippedSteps { get; private set; }
+
+    /// <summary>True when every parameter (decoder, router, baseline) is finite.</summary>
+    public bool ParametersFinite()
+    {
+        using var scope = NewDisposeScope();
+        IEnumerable<Tensor> all = [.. _in.parameters(), .. _out.parameters(), _router, _baseline];
+        return all.All(p => isfinite(p).all().item<bool>());
+    }
+
     /// <summary>
-    /// One step on a batch: joins <paramref name="representations"/> (one per peer, row-major <c>[batch, seq, dim]</c>,
-    /// zeros for peers that failed), computes the next-token loss of <paramref name="tokens"/> for the joined context and
-    /// for each peer's probe, takes an optimizer step on their sum, and returns the gradient for each peer.
+    /// One step on a batch: checks each of <paramref name="representations"/> (one per peer, row-major
+    /// <c>[batch, seq, dim]</c>; pass zeros of any length for peers whose call failed together with a reason in
+    /// <paramref name="refused"/>), scores the accepted ones (held out, <see cref="PeerScorer"/>), joins them, computes
+    /// the next-token loss of <paramref name="tokens"/> for the joined context and the baseline, takes an optimizer step
+    /// on their sum, and returns the gradient for each peer (zeros for a refused one).
     /// </summary>
-    public NucleusStep Train(long[] tokens, int batch, int seq, IReadOnlyList<ushort> uids, IReadOnlyList<float[]> representations)
+    public NucleusStep Train(long[] tokens, int batch, int seq, IReadOnlyList<ushort> uids, IReadOnlyList<float[]> representations,
+        IReadOnlyList<string?>? refused = null)
     {
         ArgumentNullException.ThrowIfNull(tokens);
         if (uids.Count != representations.Count) throw new ArgumentException("one representation per uid");
+        if (refused is not null && refused.Count != uids.Count) throw new ArgumentException("one refusal slot per uid");
         if (seq < 2) throw new ArgumentException("sequences need at least two tokens to predict a next one");
         if (tokens.Length != batch * seq) throw new ArgumentException($"{tokens.Length} tokens for a [{batch}, {seq}] batch");
+        if (tokens.Any(t => t < 0 || t >= _settings.VocabSize)) throw new ArgumentException($"token ids must be in [0, {_settings.VocabSize})");
         var dim = _settings.NetworkDim;
         var k = uids.Count;
+        var expected = batch * seq * dim;
+        var rejections = new string?[k];
+        for (var i = 0; i < k; i++)
+            rejections[i] = refused?[i] ?? ReplySanitiser.Check(representations[i], expected, _settings.MaxMagnitude);
+        var accepted = Enumerable.Range(0, k).Where(i => rejections[i] is null).ToArray();
+
         using var scope = NewDisposeScope();
         using var grad = torch.enable_grad();
         var ids = tensor(tokens, [batch, seq]);
         var targets = ids[.., 1..].reshape(-1);
-        var index = tensor(uids.Select(u => (long)Math.Min(u, _settings.RouterCapacity - 1)).ToArray());
-        var reps = new Tensor[k];
-        for (var i = 0; i < k; i++)
-        {
-            if (representations[i].Length != batch * seq * dim)
-                throw new ArgumentException($"representation {i} has {representations[i].Length} values, expected {batch * seq * dim}");
-            reps[i] = tensor(representations[i], [batch, seq, dim]).requires_grad_(true);
-        }
-        var probes = uids.Select(Probe).ToArray();
+        var reps = new Tensor?[k];
+        foreach (var i in accepted) reps[i] = tensor(representations[i], [batch, seq, dim]).requires_grad_(true);
 
-        // Gains are measured before the step, on this batch, which no probe has trained on yet.
+        // Scores are measured before the step, on this batch, which neither the baseline nor any memory has seen yet.
         var gains = new double[k];
         double baseline;
-        var empty = zeros(batch, seq, dim);
         using (torch.no_grad())
         {
-            baseline = Loss(_in, empty, targets, batch, seq).item<float>();
-            for (var i = 0; i < k; i++)
-                gains[i] = Loss(probes[i].Layer, empty, targets, batch, seq).item<float>() - Loss(probes[i].Layer, reps[i], targets, batch, seq).item<float>();
+            var logits = BaselineLogits(batch * (seq - 1));
+            baseline = functional.cross_entropy(logits, targets).item<float>();
+            var p0 = functional.log_softmax(logits, 1).gather(1, targets.unsqueeze(1)).squeeze(1).exp();
+            foreach (var i in accepted) gains[i] = _scorer.Score(uids[i], reps[i]!.detach(), targets, p0, batch, seq);
         }
 
         _optimizer.zero_grad();
         _routerOptimizer.zero_grad();
-        foreach (var p in probes) p.Optimizer.zero_grad();
-        var weights = k == 0 ? zeros(0) : functional.softmax(_router.index_select(0, index), 0);
-        var joined = empty;
-        for (var i = 0; i < k; i++) joined = joined + (weights[i] * reps[i]);
-        var loss = Loss(_in, joined, targets, batch, seq);
-        var total = loss;
-        for (var i = 0; i < k; i++) total = total + Loss(probes[i].Layer, reps[i], targets, batch, seq);
+        _baselineOptimizer.zero_grad();
+        // Only peers whose representations have shown information join the context (the scorer's posterior, updated with
+        // this batch): noise, constants and zeros never reach the decoder, so they cannot move its loss either way.
+        var joining = accepted.Where(i => _scorer.Informative(uids[i]) >= JoinEvidence).ToArray();
+        var index = tensor(joining.Select(i => (long)Math.Min(uids[i], _settings.RouterCapacity - 1)).ToArray());
+        var weights = joining.Length == 0 ? zeros(0) : functional.softmax(_router.index_select(0, index), 0);
+        Tensor joined = zeros(batch, seq, dim);
+        for (var j = 0; j < joining.Length; j++) joined = joined + (weights[j] * reps[joining[j]]!);
+        var loss = Loss(joined, targets, batch, seq);
+        var total = loss + functional.cross_entropy(BaselineLogits(batch * (seq - 1)), targets);
         total.backward();
         var grads = new float[k][];
-        for (var i = 0; i < k; i++) grads[i] = reps[i].grad is { } g ? g.data<float>().ToArray() : new float[batch * seq * dim];
-        _optimizer.step();
-        _routerOptimizer.step();
-        foreach (var p in probes) p.Optimizer.step();
-        Steps++;
+        for (var i = 0; i < k; i++) grads[i] = reps[i]?.grad is { } g ? g.data<float>().ToArray() : new float[expected];
+        var lossValue = loss.item<float>();
+        if (double.IsFinite(total.item<float>()) && grads.All(g => Array.TrueForAll(g, float.IsFinite)) && GradientsFinite())
+        {
+            _optimizer.step();
+            _routerOptimizer.step();
+            _baselineOptimizer.step();
+            Steps++;
+        }
+        else
+        {
+            // Defence in depth: the sanitiser keeps hostile values out, but a step that is not finite is never applied.
+            for (var i = 0; i < k; i++) Array.Clear(grads[i]);
+            SkippedSteps++;
+        }
+        for (var i = 0; i < k; i++)
+            if (!double.IsFinite(gains[i])) gains[i] = 0;
 
         var routerWeights = new double[k];
         using (torch.no_grad())
         {
-            var w = k == 0 ? zeros(0) : functional.softmax(_router.index_select(0, index), 0);
-            for (var i = 0; i < k; i++) routerWeights[i] = w[i].item<float>();
+            var w = joining.Length == 0 ? zeros(0) : functional.softmax(_router.index_select(0, index), 0);
+            for (var j = 0; j < joining.Length; j++) routerWeights[joining[j]] = w[j].item<float>();
         }
-        return new NucleusStep(loss.item<float>(), baseline, grads, gains, routerWeights);
+        return new NucleusStep(lossValue, baseline, grads, gains, routerWeights, rejections);
     }
 
-    private (Linear Layer, optim.Optimizer Optimizer) Probe(ushort uid)
+    private bool GradientsFinite()
     {
-        if (_probes.TryGetValue(uid, out var probe)) return probe;
-        if (_probes.Count >= _settings.RouterCapacity) throw new InvalidOperationException($"more than {_settings.RouterCapacity} peers to probe");
-        var layer = Linear(_settings.NetworkDim, _settings.Hidden);
-        // Probes train only their own input layer: the shared output layer learns from the joined context alone.
-        probe = (layer, optim.Adam(layer.parameters(), _settings.LearningRate));
-        _probes[uid] = probe;
-        return probe;
+        IEnumerable<Tensor> all = [.. _in.parameters(), .. _out.parameters(), _router, _baseline];
+        return all.All(p => p.grad is null || isfinite(p.grad).all().item<bool>());
     }
 
-    private Tensor Loss(Linear input, Tensor context, Tensor targets, int batch, int seq)
+    private Tensor Loss(Tensor context, Tensor targets, int batch, int seq)
     {
-        var hidden = functional.gelu(input.call(context[.., ..(seq - 1), ..].reshape(batch * (seq - 1), _settings.NetworkDim)));
+        var hidden = functional.gelu(_in.call(context[.., ..(seq - 1), ..].reshape(batch * (seq - 1), _settings.NetworkDim)));
         return functional.cross_entropy(_out.call(hidden), targets);
     }
+
+    // The baseline reads the decoder's output layer without training it: only the joined context trains that layer.
+    private Tensor BaselineLogits(int rows) =>
+        functional.linear(functional.gelu(_baseline).unsqueeze(0).expand(rows, _settings.Hidden), _out.weight!.detach(), _out.bias!.detach());
 
     /// <inheritdoc />
     public void Dispose()
     {
         _optimizer.Dispose();
         _routerOptimizer.Dispose();
-        foreach (var (layer, optimizer) in _probes.Values)
-        {
-            optimizer.Dispose();
-            layer.Dispose();
-        }
+        _baselineOptimizer.Dispose();
+        _scorer.Dispose();
         _in.Dispose();
         _out.Dispose();
         _router.Dispose();
+        _baseline.Dispose();
     }
 }

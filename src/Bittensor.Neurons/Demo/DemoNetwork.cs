@@ -122,8 +122,8 @@ public static class DemoNetwork
                 {
                     AxonIp = $"127.0.0.{address++}",
                     Model = options.ServerModel with { Seed = options.Seed + address },
-                    // A useless server: fresh uniform noise on every call, whatever the input; it ignores gradients.
-                    Handlers = bad ? DemoModels.Random(1024, options.Seed + 1000 + address) : null,
+                    // A useless or hostile server (the adversary zoo): whatever the input, it answers its kind; it ignores gradients.
+                    Handlers = bad ? Adversaries.Create(p.Kind!, 1024, options.Seed + 1000 + address) : null,
                     // Each server's nonce store lives in the demo's own folder (deleted with it when temporary).
                     StatePath = Path.Combine(folder, "neurons", p.Name),
                 };
@@ -164,7 +164,7 @@ public static class DemoNetwork
             var snapshot = validator.Pipeline.Metrics.Snapshot();
             var wall = Stopwatch.GetElapsedTime(started).TotalSeconds;
             return new DemoResult(table, weights, worked, verdict, wall, wall > 0 ? snapshot.Queries / wall : 0, snapshot.Queries, snapshot.Batches,
-                state.Block, netuid);
+                state.Block, netuid, snapshot.HeldOutLoss, [.. state.Incentives]);
         }
         catch (OperationCanceledException) when (Volatile.Read(ref modelFailure) is { } failure && !cancellationToken.IsCancellationRequested)
         {
@@ -195,11 +195,9 @@ public static class DemoNetwork
         if (until == 0 && state.ValidatorStarted && state.Netuid is { } n)
         {
             state.EpochsDone++;
-            if (epoch is not null)
-            {
-                var neurons = await localnet.GetNeuronsAsync(n, cancellationToken);
-                epoch(state.EpochsDone, Table(neurons, state.People!, state.Validator));
-            }
+            var neurons = await localnet.GetNeuronsAsync(n, cancellationToken);
+            state.Incentives.Add(neurons.ToDictionary(x => x.Uid, x => NeuronInfo.Fraction(x.Incentive)));
+            epoch?.Invoke(state.EpochsDone, Table(neurons, state.People!, state.Validator));
             if (state.EpochsDone >= options.Epochs)
             {
                 state.Finished.TrySetResult();
@@ -213,12 +211,19 @@ public static class DemoNetwork
     internal static IReadOnlyList<DemoNeuron> Table(IReadOnlyList<NeuronInfo> neurons, DemoPeople people, ValidatorNeuron? validator)
     {
         var scores = validator?.Pipeline.Scores.Snapshot().ToDictionary(s => s.Uid, s => s.Score) ?? [];
+        var metrics = validator?.Pipeline.Metrics.Snapshot();
+        var refusals = metrics?.Refusals ?? new Dictionary<ushort, IReadOnlyDictionary<string, long>>();
+        var joined = metrics?.Joined ?? new Dictionary<ushort, long>();
         return neurons.Select(n => new DemoNeuron(n.Uid, n.Hotkey.ToSs58(), people.RoleOf(n.Hotkey), (double)n.Stake.Tao,
             NeuronInfo.Fraction(n.Incentive), NeuronInfo.Fraction(n.Dividends), (double)n.Emission.Tao,
-            scores.TryGetValue(n.Uid, out var s) ? s : double.NaN)).ToArray();
+            scores.TryGetValue(n.Uid, out var s) ? s : double.NaN, people.KindOf(n.Hotkey),
+            refusals.TryGetValue(n.Uid, out var r) ? r : new Dictionary<string, long>(), joined.GetValueOrDefault(n.Uid))).ToArray();
     }
 
-    /// <summary>The market works when every useless server earns less incentive than every useful one and the validator earns dividends.</summary>
+    /// <summary>Most incentive a useless or hostile server may earn for the market to count as working (issue 12: 1 %).</summary>
+    public const double UselessIncentiveBound = 0.01;
+
+    /// <summary>The market works when every useless server earns less incentive than every useful one and at most <see cref="UselessIncentiveBound"/>, and the validator earns dividends.</summary>
     internal static (bool Worked, string Verdict) Judge(IReadOnlyList<DemoNeuron> table)
     {
         var good = table.Where(n => n.Role == "server").ToArray();
@@ -228,6 +233,8 @@ public static class DemoNetwork
         if (validator.Dividends <= 0) return (false, "the validator earned no dividends: its weights were never set or never counted");
         if (bad.Length > 0 && bad.Max(b => b.Incentive) >= good.Min(g => g.Incentive))
             return (false, $"a useless server earned incentive {bad.Max(b => b.Incentive):F4}, not below the weakest useful server's {good.Min(g => g.Incentive):F4}");
+        if (bad.Length > 0 && bad.Max(b => b.Incentive) > UselessIncentiveBound)
+            return (false, $"a useless server earned incentive {bad.Max(b => b.Incentive):F4}, more than {UselessIncentiveBound:P0} of the subnet's");
         return (true, bad.Length > 0
             ? $"the useless server{(bad.Length > 1 ? "s" : "")} earned the lowest incentive ({bad.Max(b => b.Incentive):F4} vs at least {good.Min(g => g.Incentive):F4}) and the validator earned dividends ({validator.Dividends:F4})"
             : $"every server earned incentive and the validator earned dividends ({validator.Dividends:F4})");
@@ -246,6 +253,7 @@ public static class DemoNetwork
         public Pipelines.ValidationPipeline? Pipeline;
         public DemoPeople? People;
         public ValidatorNeuron? Validator;
+        public List<IReadOnlyDictionary<ushort, double>> Incentives { get; } = [];
         public TaskCompletionSource Finished { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public TaskCompletionSource FirstBatch { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -11,8 +11,11 @@ public sealed record DemoOptions
     /// <summary>Useful servers (each hosts a small transformer and trains on the gradients it receives).</summary>
     public int Servers { get; init; } = 3;
 
-    /// <summary>Deliberately useless servers: they answer fresh random numbers on every call.</summary>
+    /// <summary>Deliberately useless or hostile servers; the i-th behaves as <c>BadKinds[i % BadKinds.Count]</c>.</summary>
     public int BadServers { get; init; } = 1;
+
+    /// <summary>What the bad servers answer (<see cref="Adversaries.Kinds"/>); default <c>uniform</c> noise in [0, 1).</summary>
+    public IReadOnlyList<string> BadKinds { get; init; } = ["uniform"];
 
     /// <summary>Epochs to run after the validator has started.</summary>
     public int Epochs { get; init; } = 3;
@@ -63,6 +66,8 @@ public sealed record DemoOptions
     {
         if (Servers < 1 || Servers > 50) throw new ArgumentException("--servers must be between 1 and 50");
         if (BadServers < 0 || BadServers > 50) throw new ArgumentException("--bad_servers must be between 0 and 50");
+        if (BadKinds is null || BadKinds.Count == 0 || BadKinds.Any(k => !Adversaries.Kinds.Contains(k)))
+            throw new ArgumentException($"--bad_kind must list kinds among {string.Join(", ", Adversaries.Kinds)}");
         if (Epochs < 2 || Epochs > 1000) throw new ArgumentException("--epochs must be between 2 and 1000 (the first epoch only grants the validator its permit)");
         if (BlockTime < TimeSpan.Zero || BlockTime > TimeSpan.FromMinutes(1)) throw new ArgumentException("--block_time must be between 0 and 60 seconds");
         if (StepsPerBlock < 0 || StepsPerBlock > 100) throw new ArgumentException("steps per block must be between 0 and 100");
@@ -82,7 +87,11 @@ public sealed record DemoOptions
 /// <param name="Dividends">Dividends in [0, 1].</param>
 /// <param name="Emission">Emission of the last epoch in TAO.</param>
 /// <param name="Score">The validator's score for this peer (NaN for the validator itself or an unscored peer).</param>
-public sealed record DemoNeuron(ushort Uid, string Hotkey, string Role, double Stake, double Incentive, double Dividends, double Emission, double Score);
+/// <param name="Kind">A bad server's adversary kind (null for others).</param>
+/// <param name="Refusals">How many of its replies the validator refused, and why (empty when none).</param>
+/// <param name="Joined">In how many validator batches its representation joined the decoder's context.</param>
+public sealed record DemoNeuron(ushort Uid, string Hotkey, string Role, double Stake, double Incentive, double Dividends, double Emission, double Score,
+    string? Kind = null, IReadOnlyDictionary<string, long>? Refusals = null, long Joined = 0);
 
 /// <summary>The state the live view shows, reported after every block.</summary>
 /// <param name="Block">Latest block.</param>
@@ -105,5 +114,8 @@ public sealed record DemoProgress(ulong Block, ulong BlocksUntilEpoch, int Epoch
 /// <param name="Batches">Validator batches.</param>
 /// <param name="Blocks">Blocks produced.</param>
 /// <param name="Netuid">The demo subnet.</param>
+/// <param name="HeldOutLoss">The validator's loss on text it had not trained on yet, averaged over its last batches (<see cref="Pipelines.PipelineSnapshot.HeldOutLoss"/>).</param>
+/// <param name="IncentiveHistory">Per epoch (from the first), each neuron's incentive by uid.</param>
 public sealed record DemoResult(IReadOnlyList<DemoNeuron> Neurons, IReadOnlyList<(ushort Uid, ushort Weight)> ValidatorWeights, bool MarketWorked,
-    string Verdict, double WallTimeSeconds, double QueriesPerSecond, long Queries, long Batches, ulong Blocks, ushort Netuid);
+    string Verdict, double WallTimeSeconds, double QueriesPerSecond, long Queries, long Batches, ulong Blocks, ushort Netuid,
+    double HeldOutLoss = double.NaN, IReadOnlyList<IReadOnlyDictionary<ushort, double>>? IncentiveHistory = null);

@@ -22,6 +22,9 @@ internal sealed class DemoPerson : IDisposable
     public string Name { get; }
     public string Role { get; }
 
+    /// <summary>For a bad server, its adversary kind (<see cref="Adversaries.Kinds"/>); null otherwise.</summary>
+    public string? Kind { get; init; }
+
     /// <summary>Keys with the coldkey unlocked (registration, staking).</summary>
     public NeuronKeys Coldkey { get; }
 
@@ -57,11 +60,13 @@ internal sealed class DemoPeople : IDisposable
 
     public string RoleOf(AccountId hotkey) => All.FirstOrDefault(p => p.HotkeyAccount == hotkey)?.Role ?? "unknown";
 
+    public string? KindOf(AccountId hotkey) => All.FirstOrDefault(p => p.HotkeyAccount == hotkey)?.Kind;
+
     public static DemoPeople Create(string folder, DemoOptions options)
     {
         var random = new Random(options.Seed);
         var wallets = Path.Combine(folder, "wallets");
-        DemoPerson Make(string name, string role)
+        DemoPerson Make(string name, string role, string? kind = null)
         {
             var coldMini = new byte[32];
             var hotMini = new byte[32];
@@ -74,7 +79,7 @@ internal sealed class DemoPeople : IDisposable
                 wallet.CreateColdkey(coldKey, password: null, overwrite: true);
                 wallet.CreateHotkey(hotKey, password: null, overwrite: true);
             }
-            var person = new DemoPerson(name, role, Sr25519KeyPair.FromMiniSecret(coldMini), Sr25519KeyPair.FromMiniSecret(hotMini));
+            var person = new DemoPerson(name, role, Sr25519KeyPair.FromMiniSecret(coldMini), Sr25519KeyPair.FromMiniSecret(hotMini)) { Kind = kind };
             Array.Clear(coldMini);
             Array.Clear(hotMini);
             return person;
@@ -82,7 +87,7 @@ internal sealed class DemoPeople : IDisposable
         var owner = Make("owner", "owner");
         var validator = Make("validator", "validator");
         var servers = Enumerable.Range(1, options.Servers).Select(i => Make($"server{i}", "server")).ToArray();
-        var bad = Enumerable.Range(1, options.BadServers).Select(i => Make($"bad{i}", "bad_server")).ToArray();
+        var bad = Enumerable.Range(1, options.BadServers).Select(i => Make($"bad{i}", "bad_server", options.BadKinds[(i - 1) % options.BadKinds.Count])).ToArray();
         return new DemoPeople(owner, validator, servers, bad);
     }
 

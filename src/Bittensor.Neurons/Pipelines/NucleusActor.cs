@@ -13,7 +13,8 @@ namespace Bittensor.Neurons.Pipelines;
 internal sealed class NucleusActor : ReceiveActor
 {
     /// <summary>One training step (see <see cref="ValidatorNucleus.Train"/>).</summary>
-    public sealed record Train(long[] Tokens, int Batch, int Seq, IReadOnlyList<ushort> Uids, IReadOnlyList<float[]> Representations);
+    public sealed record Train(long[] Tokens, int Batch, int Seq, IReadOnlyList<ushort> Uids, IReadOnlyList<float[]> Representations,
+        IReadOnlyList<string?>? Refused = null);
 
     /// <summary>Asks which dispatcher the nucleus runs on and whether its last step ran on a thread-pool thread (tests, diagnostics).</summary>
     public sealed record GetPlacement
@@ -37,7 +38,7 @@ internal sealed class NucleusActor : ReceiveActor
             {
                 // Built lazily, on this actor's thread, like every step after it.
                 _nucleus ??= new ValidatorNucleus(_settings);
-                var step = _nucleus.Train(t.Tokens, t.Batch, t.Seq, t.Uids, t.Representations);
+                var step = _nucleus.Train(t.Tokens, t.Batch, t.Seq, t.Uids, t.Representations, t.Refused);
                 _lastStepOnThreadPool = Thread.CurrentThread.IsThreadPoolThread;
                 Sender.Tell(step);
             }

@@ -31,6 +31,9 @@ public static class NucleusSettingsHocon
             LearningRate = c.Double("learning_rate"),
             RouterLearningRate = c.Double("router_learning_rate"),
             ScoreAlpha = c.Double("score_alpha"),
+            ScoreMemory = c.Int("score_memory"),
+            ScoreDim = c.Int("score_dim"),
+            MaxMagnitude = c.Double("max_magnitude"),
             Seed = c.Long("seed"),
             Threads = c.Int("threads"),
         };
@@ -42,6 +45,9 @@ public static class NucleusSettingsHocon
         HoconSection.Require(s.LearningRate > 0 && double.IsFinite(s.LearningRate), $"{p}.learning_rate", s.LearningRate, "must be positive");
         HoconSection.Require(s.RouterLearningRate > 0 && double.IsFinite(s.RouterLearningRate), $"{p}.router_learning_rate", s.RouterLearningRate, "must be positive");
         HoconSection.Require(s.ScoreAlpha > 0 && s.ScoreAlpha <= 1, $"{p}.score_alpha", s.ScoreAlpha, "must be in (0, 1]");
+        HoconSection.Require(s.ScoreMemory >= 1, $"{p}.score_memory", s.ScoreMemory, "must be at least 1");
+        HoconSection.Require(s.ScoreDim >= 1, $"{p}.score_dim", s.ScoreDim, "must be at least 1");
+        HoconSection.Require(s.MaxMagnitude > 0 && double.IsFinite(s.MaxMagnitude), $"{p}.max_magnitude", s.MaxMagnitude, "must be a positive number");
         HoconSection.Require(s.Threads >= 0, $"{p}.threads", s.Threads, "must be 0 or positive");
         return s.Validate();
     }

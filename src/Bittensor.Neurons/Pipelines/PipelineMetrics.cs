@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using Bittensor.Models.Validation;
 
 namespace Bittensor.Neurons.Pipelines;
 
@@ -34,6 +35,10 @@ public sealed class PipelineMetrics : IDisposable
     private double _lastForwardMs;
     private double _lastStepMs;
     private double _lastBackwardMs;
+    private readonly Queue<double> _recentLosses = new();
+    private readonly Dictionary<ushort, Dictionary<string, long>> _refusals = [];
+    private readonly Dictionary<ushort, long> _joined = [];
+    private readonly Counter<long> _refused;
 
     /// <summary>Creates the instruments for a pipeline named <paramref name="name"/>.</summary>
     public PipelineMetrics(string name)
@@ -47,6 +52,7 @@ public sealed class PipelineMetrics : IDisposable
         _forwardMs = _meter.CreateHistogram<double>("bittensor.pipeline.forward.duration", "ms", "Fan-out forward round");
         _stepMs = _meter.CreateHistogram<double>("bittensor.pipeline.step.duration", "ms", "Join, loss, optimizer step and scoring");
         _backwardMs = _meter.CreateHistogram<double>("bittensor.pipeline.backward.duration", "ms", "Fan-out backward round");
+        _refused = _meter.CreateCounter<long>("bittensor.pipeline.replies.refused", description: "Peer replies refused before they touched the model (tag reason)");
         _loss = _meter.CreateHistogram<double>("bittensor.pipeline.loss", "nats", "Next-token loss with all peers joined");
     }
 
@@ -70,8 +76,33 @@ public sealed class PipelineMetrics : IDisposable
         lock (_gate)
         {
             _lastLoss = loss;
+            if (double.IsFinite(loss))
+            {
+                _recentLosses.Enqueue(loss);
+                if (_recentLosses.Count > HeldOutWindow) _recentLosses.Dequeue();
+            }
             _lastBaseline = baseline;
             _lastStepMs = ms;
+        }
+    }
+
+    /// <summary>Batches the held-out loss averages over.</summary>
+    public const int HeldOutWindow = 20;
+
+    /// <summary>
+    /// Records how a peer's reply fared: <paramref name="reason"/> null when accepted, else why it was refused;
+    /// <paramref name="joined"/> when it joined the decoder's context.
+    /// </summary>
+    internal void Reply(ushort uid, string? reason, bool joined = false)
+    {
+        if (joined)
+            lock (_gate) _joined[uid] = _joined.GetValueOrDefault(uid) + 1;
+        if (reason is null) return;
+        _refused.Add(1, _tag, new KeyValuePair<string, object?>("reason", reason));
+        lock (_gate)
+        {
+            if (!_refusals.TryGetValue(uid, out var reasons)) _refusals[uid] = reasons = [];
+            reasons[reason] = reasons.GetValueOrDefault(reason) + 1;
         }
     }
 
@@ -94,7 +125,10 @@ public sealed class PipelineMetrics : IDisposable
         var elapsed = Stopwatch.GetElapsedTime(_started).TotalSeconds;
         lock (_gate)
             return new PipelineSnapshot(_batchCount, _queryCount, _failureCount, _backwardCount, _lastLoss, _lastBaseline,
-                elapsed > 0 ? _queryCount / elapsed : 0, _lastForwardMs, _lastStepMs, _lastBackwardMs);
+                elapsed > 0 ? _queryCount / elapsed : 0, _lastForwardMs, _lastStepMs, _lastBackwardMs,
+                _recentLosses.Count > 0 ? _recentLosses.Average() : double.NaN,
+                _refusals.ToDictionary(p => p.Key, p => (IReadOnlyDictionary<string, long>)new Dictionary<string, long>(p.Value)),
+                new Dictionary<ushort, long>(_joined));
     }
 
     /// <inheritdoc />
@@ -107,10 +141,17 @@ public sealed class PipelineMetrics : IDisposable
 /// <param name="Failures">Forward calls that failed (counted as zeros).</param>
 /// <param name="Backwards">Gradients sent back to peers.</param>
 /// <param name="Loss">Latest loss with all peers joined (NaN before the first batch).</param>
-/// <param name="BaselineLoss">Latest loss with no peer (NaN before the first batch).</param>
+/// <param name="BaselineLoss">Latest loss of the trained baseline (no peer; NaN before the first batch).</param>
 /// <param name="QueriesPerSecond">Forward calls per second since the pipeline started.</param>
 /// <param name="ForwardMs">Latest fan-out forward round, milliseconds.</param>
 /// <param name="StepMs">Latest nucleus step, milliseconds.</param>
 /// <param name="BackwardMs">Latest fan-out backward round, milliseconds.</param>
+/// <param name="HeldOutLoss">
+/// Mean joined-context loss over the last <see cref="PipelineMetrics.HeldOutWindow"/> batches, each measured before the
+/// nucleus trained on it (so on text it had not seen); NaN before the first batch.
+/// </param>
+/// <param name="Refusals">Per uid, how many of its replies were refused and why (a return code or a <see cref="ReplySanitiser"/> reason).</param>
+/// <param name="Joined">Per uid, in how many batches its representation joined the decoder's context (it had shown information).</param>
 public sealed record PipelineSnapshot(long Batches, long Queries, long Failures, long Backwards, double Loss, double BaselineLoss,
-    double QueriesPerSecond, double ForwardMs, double StepMs, double BackwardMs);
+    double QueriesPerSecond, double ForwardMs, double StepMs, double BackwardMs, double HeldOutLoss,
+    IReadOnlyDictionary<ushort, IReadOnlyDictionary<string, long>> Refusals, IReadOnlyDictionary<ushort, long> Joined);

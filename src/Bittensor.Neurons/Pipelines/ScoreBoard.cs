@@ -3,7 +3,7 @@ namespace Bittensor.Neurons.Pipelines;
 /// <summary>
 /// Per-peer scores as exponential moving averages of their per-batch scores, keyed by uid (thread-safe). The pipeline
 /// records, for each batch, how much the peer's representation alone lowers the validator's next-token loss (its
-/// probe's gain, in nats). A peer whose call failed records 0, so a dead peer's score decays.
+/// held-out gain, in nats per token: <see cref="Bittensor.Models.Validation.PeerScorer"/>). A peer whose call failed records 0, so a dead peer's score decays.
 /// </summary>
 public sealed class ScoreBoard
 {

@@ -15,7 +15,7 @@ namespace Bittensor.Neurons.Pipelines;
 /// <summary>What one batch did: who was asked, what came back, the loss and each peer's contribution.</summary>
 /// <param name="Peers">Peers queried, in order.</param>
 /// <param name="Codes">Forward return code per peer.</param>
-/// <param name="Scores">Per peer, the batch's score: its probe's loss gain in nats (0 for failed peers).</param>
+/// <param name="Scores">Per peer, the batch's score: its held-out gain in nats per token (PeerScorer; 0 for refused or failed peers).</param>
 /// <param name="RouterWeights">Per peer, its router weight in the joined context.</param>
 /// <param name="Loss">Loss with all peers joined.</param>
 /// <param name="BaselineLoss">Loss with no peer.</param>
@@ -174,7 +174,7 @@ public sealed class ValidationPipeline : IDisposable
         return new Forwarded(batch, peers, results);
     }
 
-    /// <summary>Largest magnitude a peer's representation may hold (transformer outputs are O(1)); larger replies are refused.</summary>
+    /// <summary>Default largest magnitude a peer's representation may hold (transformer outputs are O(1)); larger replies are refused (<see cref="NucleusSettings.MaxMagnitude"/>).</summary>
     public const double MaxMagnitude = 1e3;
 
     private async Task<Stepped> StepAsync(Forwarded f)
@@ -182,23 +182,36 @@ public sealed class ValidationPipeline : IDisposable
         var started = Stopwatch.GetTimestamp();
         var dim = _nucleusSettings.NetworkDim;
         var expected = f.Batch.Rows * f.Batch.Seq * dim;
-        // Sanitising: a failed call, or a reply that is misshapen, not finite or absurdly large (ReplySanitiser), is a zero
-        // representation and scores 0: it never reaches the nucleus.
-        var accepted = f.Results.Select(r => r.Code == ReturnCode.Success && ReplySanitiser.Check(r.Tensor.Floats, expected, MaxMagnitude) is null).ToArray();
-        var reps = f.Results.Select((r, i) => accepted[i] ? r.Tensor.Floats! : new float[expected]).ToArray();
-        var step = await _nucleus!.Ask<NucleusStep>(new NucleusActor.Train(f.Batch.Tokens, f.Batch.Rows, f.Batch.Seq, f.Peers.Select(p => p.Uid!.Value).ToArray(), reps),
+        // Sanitising: a failed call (its code), a misshapen, non-finite or absurdly large reply is refused before it
+        // touches the model — not scored, not joined, no gradient, score 0 — and the reason is recorded for that peer.
+        var reps = new float[f.Results.Count][];
+        var refused = new string?[f.Results.Count];
+        for (var i = 0; i < reps.Length; i++)
+        {
+            var r = f.Results[i];
+            if (r.Code != ReturnCode.Success) refused[i] = r.Code.ToString();
+            else refused[i] = ReplySanitiser.Check(r.Tensor.Floats, expected, _nucleusSettings.MaxMagnitude);
+            reps[i] = refused[i] is null ? r.Tensor.Floats! : new float[expected];
+        }
+        var step = await _nucleus!.Ask<NucleusStep>(new NucleusActor.Train(f.Batch.Tokens, f.Batch.Rows, f.Batch.Seq, f.Peers.Select(p => p.Uid!.Value).ToArray(), reps, refused),
             NucleusStepGuard);
-        // Scoring: a peer's score for this batch is its probe's gain — how much its representation alone lowers the
-        // next-token loss, measured on this batch before the probe trains on it. Why: a peer answering random numbers
-        // carries no information about the text, so its probe cannot beat the empty input (and zero-mean noise only adds
-        // loss, cross-entropy being convex in the logits): its gain is at most about zero. A useful peer's gain is
-        // positive on its own, however many other peers know the same thing — unlike leave-one-out differences or router
-        // weights, which let redundant useful peers crowd each other out. A failed peer scores 0.
+        // Scoring: a peer's score for this batch is its held-out gain (PeerScorer): how much better the next token is
+        // predicted from its representation — by attention over the tokens that followed its earlier, similar ones — than
+        // by the same machinery with no representation (uniform attention), measured before the batch enters its memory.
+        // Noise, a constant or zeros gain at most 0 (docs/validator.md); a useful peer gains on its own, however many
+        // other peers know the same thing. A refused reply scores 0.
         var k = f.Peers.Count;
         var contributions = new double[k];
-        for (var i = 0; i < k; i++) contributions[i] = accepted[i] ? step.Gains[i] : 0;
+        for (var i = 0; i < k; i++)
+        {
+            var reason = step.Rejections[i];
+            contributions[i] = reason is null ? step.Gains[i] : 0;
+            Metrics.Reply(f.Peers[i].Uid!.Value, reason, step.RouterWeights[i] > 0);
+        }
         Metrics.Step(step.Loss, step.BaselineLoss, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-        if (_distill is { } distill)
+        // A miner distils only a context someone joined: before any peer has shown information the joined context is
+        // zeros, and pulling its model towards zeros would be a step backwards.
+        if (_distill is { } distill && step.RouterWeights.Any(w => w > 0))
         {
             var joined = new float[expected];
             for (var i = 0; i < reps.Length; i++)
@@ -217,8 +230,8 @@ public sealed class ValidationPipeline : IDisposable
         var f = s.Forwarded;
         var codes = f.Results.Select(r => r.Code).ToArray();
         var backward = Enumerable.Repeat(ReturnCode.NotImplemented, f.Peers.Count).ToArray();
-        // Only peers that answered get a gradient: the others have no response the gradient could refer to.
-        var answered = Enumerable.Range(0, f.Peers.Count).Where(i => codes[i] == ReturnCode.Success).ToArray();
+        // Only peers whose reply was accepted get a gradient: the others have no response the gradient could refer to.
+        var answered = Enumerable.Range(0, f.Peers.Count).Where(i => codes[i] == ReturnCode.Success && s.Step.Rejections[i] is null).ToArray();
         if (answered.Length > 0)
         {
             var started = Stopwatch.GetTimestamp();

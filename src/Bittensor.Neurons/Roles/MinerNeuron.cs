@@ -18,6 +18,7 @@ public sealed class MinerNeuron : IAsyncDisposable
 {
     private readonly UniqueKillSwitch _kill;
     private double _lastDistillLoss = double.NaN;
+    private readonly List<double> _distillLosses = [];
 
     private MinerNeuron(ServerNeuron server, ValidationPipeline pipeline, UniqueKillSwitch kill, Task<Done> completion)
     {
@@ -41,6 +42,15 @@ public sealed class MinerNeuron : IAsyncDisposable
 
     /// <summary>Latest distillation loss (MSE between the local and the joined remote representation).</summary>
     public double LastDistillLoss => Volatile.Read(ref _lastDistillLoss);
+
+    /// <summary>Every distillation loss so far, oldest first (a copy).</summary>
+    public IReadOnlyList<double> DistillLosses
+    {
+        get
+        {
+            lock (_distillLosses) return [.. _distillLosses];
+        }
+    }
 
     /// <summary>Starts serving (registering when needed) and the distillation loop.</summary>
     public static async Task<MinerNeuron> StartAsync(ActorSystem system, IActorRef chain, ushort netuid, NeuronKeys keys, ServerOptions server,
@@ -79,7 +89,11 @@ public sealed class MinerNeuron : IAsyncDisposable
                 grads[i] = 2f * d / grads.Length;
             }
             await model.BackwardAsync(tokens, grads, batch, seq, new ModelCall(0, DateTime.UtcNow + server.ModelTimeout), ct);
-            if (miner is not null) Volatile.Write(ref miner._lastDistillLoss, mse / grads.Length);
+            if (miner is not null)
+            {
+                Volatile.Write(ref miner._lastDistillLoss, mse / grads.Length);
+                lock (miner._distillLosses) miner._distillLosses.Add(mse / grads.Length);
+            }
         }
         var (pipeline, _, kill, completion) = await ValidatorNeuron.StartPipelineAsync(system, neuron, chain, netuid, keys, query, "miner", Distill, cancellationToken);
         miner = new MinerNeuron(serving, pipeline, kill, completion);

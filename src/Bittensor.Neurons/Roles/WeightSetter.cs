@@ -18,7 +18,7 @@ public sealed record WeightsAttempt(ushort Netuid, ulong Block, IReadOnlyList<us
 
 /// <summary>
 /// Sets the validator's weights once per tempo, <c>lead</c> blocks before the subnet's epoch, from the pipeline's scores
-/// (non-positive scores are left out: a dead peer earns nothing), then the subnet's limits are
+/// (scores at or below <see cref="MinScore"/> are left out: a dead or useless peer earns nothing), then the subnet's limits are
 /// applied as the SDK does (<see cref="WeightUtils.ProcessWeightsForNetuid"/>: min allowed weights, max weight limit)
 /// and the result is max-upscaled to u16 (<see cref="WeightUtils.ConvertWeightsAndUidsForEmit"/>). With no positive
 /// score yet nothing is sent: uniform weights would pay a useless peer as much as a useful one.
@@ -69,14 +69,21 @@ internal sealed class WeightSetter : ReceiveActor
         SetAsync(block.Number).PipeTo(Self, failure: e => new WeightsAttempt(_netuid, block.Number, [], [], false, $"{e.GetType().Name}: {e.Message}"));
     }
 
+    /// <summary>
+    /// Least score (held-out gain, nats per token) a peer needs to be weighted. A useless peer's gain is ≤ 0 in expectation
+    /// but its moving average wanders around 0 by about 1e-4 at the demo's batch sizes; a useful one gains 1e-2 and more
+    /// (docs/validator.md). Below this a peer is not distinguishable from one that says nothing.
+    /// </summary>
+    public const double MinScore = 1e-3;
+
     private async Task<WeightsAttempt> SetAsync(ulong block)
     {
         var snapshot = await _metagraph.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(10));
         var n = snapshot.N;
         var scored = _scores.Snapshot()
-            .Where(s => s.Uid < n && string.Equals(snapshot.Hotkeys[s.Uid], s.Hotkey, StringComparison.Ordinal) && s.Score > 0)
+            .Where(s => s.Uid < n && string.Equals(snapshot.Hotkeys[s.Uid], s.Hotkey, StringComparison.Ordinal) && s.Score > MinScore)
             .ToArray();
-        if (scored.Length == 0) return new WeightsAttempt(_netuid, block, [], [], false, "no peer has a positive score yet");
+        if (scored.Length == 0) return new WeightsAttempt(_netuid, block, [], [], false, $"no peer has a score above {MinScore} yet");
         var (uids, weights) = WeightUtils.ProcessWeightsForNetuid(
             scored.Select(s => (long)s.Uid).ToArray(), scored.Select(s => s.Score).ToArray(), n, _hyper.MinAllowedWeights, _hyper.MaxWeightsLimit);
         var (u16Uids, u16Weights) = WeightUtils.ConvertWeightsAndUidsForEmit(uids, weights);

@@ -1,8 +1,8 @@
-namespace Bittensor.Neurons.Pipelines;
+namespace Bittensor.Models.Validation;
 
 /// <summary>
-/// The check every peer reply passes before it touches the validator's model (<see cref="ValidationPipeline"/>): a
-/// refused reply is replaced by zeros and scores 0. (The dendrite already refuses NaN/±Inf and misshapen answers.)
+/// The check every peer reply passes before it touches the validator's model. A refused reply scores 0, gets no
+/// gradient step and no gradient back, and the reason is recorded per peer (the validation pipeline's metrics).
 /// </summary>
 public static class ReplySanitiser
 {
