@@ -34,7 +34,7 @@ public sealed record NucleusSettings
     public int ScoreDim { get; init; } = 128;
 
     /// <summary>Moving-average factor of the per-peer scores (weight of the newest batch).</summary>
-    public double ScoreAlpha { get; init; } = 0.1;
+    public double ScoreAlpha { get; init; } = 0.02;
 
     /// <summary>Seed of the head's initial weights.</summary>
     public long Seed { get; init; }

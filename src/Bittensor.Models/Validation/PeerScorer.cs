@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -45,7 +46,8 @@ public sealed class PeerScorer : IDisposable
         _settings = settings;
         var generator = new TorchSharp.torch.Generator((ulong)settings.Seed + 0x5c0e);
         using (var scope = NewDisposeScope())
-            _projection = (randn(settings.NetworkDim, settings.ScoreDim, generator: generator) / Math.Sqrt(settings.ScoreDim)).detach().DetachFromDisposeScope();
+        using (var scale = Math.Sqrt(settings.ScoreDim).ToScalar())
+            _projection = randn(settings.NetworkDim, settings.ScoreDim, generator: generator).div(scale).detach().DetachFromDisposeScope();
         generator.Dispose();
         _logPrior = [Math.Log(BaselinePrior), .. Temperatures.Select(_ => Math.Log((1 - BaselinePrior) / Temperatures.Count))];
     }
@@ -79,7 +81,13 @@ public sealed class PeerScorer : IDisposable
         var rows = batch * (seq - 1);
         var x = representation[.., ..(seq - 1), ..].reshape(rows, _settings.NetworkDim);
         // Standardised over its dimensions (a representation's scale and offset say nothing), then projected.
-        x = (x - x.mean([-1], keepdim: true)) / sqrt(x.var(-1, unbiased: false, keepdim: true) + 1e-5);
+        // Every scalar operand is an explicit Scalar kept alive by its using: an implicit one can be finalised by the GC
+        // while native code still reads it (seen as "Unknown scalar type" under load).
+        using var epsilon = 1e-5.ToScalar();
+        using var keep = (1 - MemoryMix).ToScalar();
+        using var mix = MemoryMix.ToScalar();
+        using var threshold = (Degenerate * Math.Sqrt(_settings.NetworkDim)).ToScalar();
+        x = (x - x.mean([-1], keepdim: true)).div(sqrt(x.var(-1, unbiased: false, keepdim: true).add(epsilon)));
         var keys = x.matmul(_projection);
         double gain = 0;
         if (_memories.TryGetValue(uid, out var memory))
@@ -88,22 +96,29 @@ public sealed class PeerScorer : IDisposable
             var mean = memory.Keys.mean([0], keepdim: true);
             var centred = keys - mean;
             var q = Unit(centred);
-            var k = Unit(Flatten(memory.Keys - mean));
+            var k = Unit(Flatten(memory.Keys - mean, threshold));
             // A position with no spread left after centring (a constant, zeros: only float rounding remains) says nothing:
             // its prediction is the baseline's, exactly (normalising the rounding would turn it into noise).
-            var says = centred.norm(1, keepdim: false).gt(Degenerate * Math.Sqrt(_settings.NetworkDim));
+            var says = centred.norm(1, keepdim: false).gt(threshold);
             var similarity = q.matmul(k.t());
             var match = targets.unsqueeze(1).eq(memory.Next.unsqueeze(0)).to_type(ScalarType.Float32);
             var p0 = baselineProbability.to_type(ScalarType.Float32);
             var experts = new Tensor[1 + Temperatures.Count];
-            experts[0] = ((1 - MemoryMix) * p0) + (MemoryMix * match.mean([1]));
+            experts[0] = p0.mul(keep) + match.mean([1]).mul(mix);
             for (var e = 0; e < Temperatures.Count; e++)
-                experts[e + 1] = ((1 - MemoryMix) * p0) + (MemoryMix * (functional.softmax(similarity / Temperatures[e], 1) * match).sum(1));
+            {
+                using var temperature = Temperatures[e].ToScalar();
+                experts[e + 1] = p0.mul(keep) + (functional.softmax(similarity.div(temperature), 1) * match).sum(1).mul(mix);
+            }
             var top = memory.LogWeights.Max();
             var posterior = memory.LogWeights.Select(w => Math.Exp(w - top)).ToArray();
             var total = posterior.Sum();
             var mixture = zeros_like(experts[0]);
-            for (var e = 0; e < experts.Length; e++) mixture = mixture + ((float)(posterior[e] / total) * experts[e]);
+            for (var e = 0; e < experts.Length; e++)
+            {
+                using var weight = ((float)(posterior[e] / total)).ToScalar();
+                mixture = mixture + experts[e].mul(weight);
+            }
             gain = where(says, mixture.log() - experts[0].log(), zeros_like(mixture)).mean().item<float>();
             if (!double.IsFinite(gain)) gain = 0;
             for (var e = 1; e < experts.Length; e++) experts[e] = where(says, experts[e], experts[0]);
@@ -134,8 +149,8 @@ public sealed class PeerScorer : IDisposable
     private static Tensor Unit(Tensor x) => functional.normalize(x, p: 2, dim: 1, eps: 1e-6);
 
     // Memory keys with no spread (see Degenerate) become zero vectors: similar to nothing, so attention over them is uniform.
-    private Tensor Flatten(Tensor centred) =>
-        centred * centred.norm(1, keepdim: true).gt(Degenerate * Math.Sqrt(_settings.NetworkDim)).to_type(ScalarType.Float32);
+    private static Tensor Flatten(Tensor centred, Scalar threshold) =>
+        centred * centred.norm(1, keepdim: true).gt(threshold).to_type(ScalarType.Float32);
 
     /// <summary>
     /// A centred key shorter than this fraction of a typical one (√dim: representations are standardised) is float rounding
