@@ -8,7 +8,9 @@ namespace Bittensor.Actors.Metagraph;
 
 /// <summary>
 /// Keeps one subnet's <see cref="MetagraphSnapshot"/> current: syncs every
-/// <see cref="MetagraphSettings.SyncEveryBlocks"/> <see cref="NewBlock"/>s through the ChainActor, publishes
+/// <see cref="MetagraphSettings.SyncEveryBlocks"/> <see cref="NewBlock"/>s (or at each epoch of the subnet with
+/// <see cref="MetagraphSettings.SyncAtTempo"/>) through the ChainActor — blocks are pushed by the chain (a node's
+/// new-head notifications), never polled — publishes
 /// <see cref="MetagraphUpdated"/> (on the EventStream and to each <see cref="SubscribeMetagraph"/> subscriber), answers <see cref="GetMetagraph"/> at once (a sync runs off the actor; queries
 /// during it get the previous snapshot), re-syncs when the chain (re)connects, and saves/loads the snapshot atomically so a restart answers before the
 /// first sync. A missing or corrupt file is not an error: it is logged and replaced by a fresh sync.
@@ -29,6 +31,7 @@ public sealed class MetagraphActor : ReceiveActor
     private bool _syncing;
     private bool _syncAgain;
     private int _blocksSinceSync;
+    private ushort? _tempo;
 
     /// <summary>Creates the actor; prefer <see cref="Props"/>.</summary>
     public MetagraphActor(IActorRef chain, ushort netuid, string network, MetagraphSettings settings)
@@ -57,9 +60,16 @@ public sealed class MetagraphActor : ReceiveActor
             if (_subscribers.Remove(m.Subscriber)) Context.Unwatch(m.Subscriber);
         });
         Receive<Terminated>(t => _subscribers.Remove(t.ActorRef));
-        Receive<NewBlock>(_ =>
+        Receive<NewBlock>(b =>
         {
-            if (++_blocksSinceSync >= _settings.SyncEveryBlocks) RequestSync();
+            ++_blocksSinceSync;
+            if (_settings.SyncAtTempo && _tempo is { } tempo)
+            {
+                // subtensor runs a subnet's epoch in the block where (block + netuid + 1) % (tempo + 1) == 0.
+                if ((b.Number + _netuid + 1) % ((ulong)tempo + 1) == 0) RequestSync();
+                return;
+            }
+            if (_blocksSinceSync >= _settings.SyncEveryBlocks) RequestSync();
         });
         // A (re)connected chain may have moved on while this actor could not read it.
         Receive<ChainConnected>(_ => RequestSync());
@@ -134,17 +144,19 @@ public sealed class MetagraphActor : ReceiveActor
         }
         _syncing = true;
         _blocksSinceSync = 0;
-        SyncAsync(_chain, _network, _netuid, _settings.Save ? _path : null, _settings.SyncTimeout)
+        SyncAsync(_chain, _network, _netuid, _settings.Save ? _path : null, _settings.SyncTimeout, _settings.SyncAtTempo)
             .PipeTo(Self, success: r => r, failure: e => new SyncFailed(e is AggregateException { InnerException: { } i } ? i : e));
     }
 
-    private static async Task<SyncDone> SyncAsync(IActorRef chain, string network, ushort netuid, string? savePath, TimeSpan timeout)
+    private static async Task<SyncDone> SyncAsync(IActorRef chain, string network, ushort netuid, string? savePath, TimeSpan timeout, bool readTempo)
     {
-        var (block, neurons) = await chain.Ask<(BlockInfo, IReadOnlyList<NeuronInfo>)>(
-            new ChainRead<(BlockInfo, IReadOnlyList<NeuronInfo>)>(async (backend, ct) =>
+        var (block, neurons, tempo) = await chain.Ask<(BlockInfo, IReadOnlyList<NeuronInfo>, ushort?)>(
+            new ChainRead<(BlockInfo, IReadOnlyList<NeuronInfo>, ushort?)>(async (backend, ct) =>
             {
                 var head = await backend.GetCurrentBlockAsync(ct);
-                return (head, await backend.GetNeuronsAsync(netuid, ct));
+                var list = await backend.GetNeuronsAsync(netuid, ct);
+                var t = readTempo ? (await backend.GetHyperparametersAsync(netuid, ct))?.Tempo : null;
+                return (head, list, t);
             }), timeout);
         var snapshot = MetagraphSnapshot.FromNeurons(network, netuid, block.Number, neurons);
         string? saveError = null;
@@ -159,12 +171,13 @@ public sealed class MetagraphActor : ReceiveActor
                 saveError = $"{e.GetType().Name}: {e.Message}";
             }
         }
-        return new SyncDone(snapshot, saveError);
+        return new SyncDone(snapshot, saveError, tempo);
     }
 
     private void OnSyncDone(SyncDone m)
     {
         _syncing = false;
+        if (m.Tempo is { } t) _tempo = t;
         if (m.SaveError is not null) _log.Warning("could not save metagraph snapshot {0}: {1}", _path, m.SaveError);
         // The chain is the truth even when its block is lower than a loaded file's (a reset localnet restarts at 0).
         _snapshot = m.Snapshot;
@@ -196,7 +209,7 @@ public sealed class MetagraphActor : ReceiveActor
 
     private sealed record Loaded(MetagraphSnapshot? Snapshot, string? Error);
 
-    private sealed record SyncDone(MetagraphSnapshot Snapshot, string? SaveError);
+    private sealed record SyncDone(MetagraphSnapshot Snapshot, string? SaveError, ushort? Tempo);
 
     private sealed record SyncFailed(Exception Error);
 }

@@ -20,6 +20,12 @@ public sealed record MetagraphSettings
     /// <summary>Whether each synced snapshot is saved to <see cref="Path"/>.</summary>
     public required bool Save { get; init; }
 
+    /// <summary>
+    /// Sync at each of the subnet's epochs instead of every <see cref="SyncEveryBlocks"/> blocks: on the block where
+    /// subtensor runs the epoch (<c>(block + netuid + 1) % (tempo + 1) == 0</c>), the tempo read with each sync.
+    /// </summary>
+    public required bool SyncAtTempo { get; init; }
+
     /// <summary>Longest a sync may take before it is abandoned (the next block starts another).</summary>
     public required TimeSpan SyncTimeout { get; init; }
 
@@ -35,6 +41,7 @@ public sealed record MetagraphSettings
             SyncEveryBlocks = c.Int("sync_every_blocks"),
             Path = System.IO.Path.GetFullPath(Bittensor.Wallet.LocalWallet.ExpandHome(path)),
             Save = c.Bool("save"),
+            SyncAtTempo = c.Bool("sync_at_tempo"),
             SyncTimeout = c.Duration("sync_timeout"),
         }.Validate();
     }

@@ -8,6 +8,7 @@ using Bittensor.Actors.Chain;
 using Bittensor.Actors.Wallet;
 using Bittensor.Chain;
 using Bittensor.Chain.Local;
+using Bittensor.Chain.Rpc;
 using Bittensor.Core.Domain;
 using Bittensor.Models;
 using Bittensor.Neurons;
@@ -18,9 +19,10 @@ using Bittensor.Actors.ModelHost;
 namespace Bittensor.Cli.Commands;
 
 /// <summary>
-/// <c>btcli run server|validator|miner</c>: one role, hosted in this process together with the localnet it acts on
-/// (the localnet folder is owned by one process at a time; separate processes need the localnet's JSON-RPC server,
-/// which is not built yet).
+/// <c>btcli run server|validator|miner</c>: one role. With <c>--subtensor.chain_endpoint</c> (or a network with a
+/// well-known endpoint, or <c>local</c> when a node answers at <c>bittensor.subtensor.local_endpoint</c>) the role talks
+/// to that node over JSON-RPC, so roles run as separate processes against one chain; otherwise it hosts the
+/// embedded localnet in this process and produces its blocks (the folder has one owner at a time).
 /// </summary>
 internal static class RunCommands
 {
@@ -53,6 +55,11 @@ internal static class RunCommands
         {
             Description = "Refuse callers whose stake on the subnet (latest metagraph snapshot) is below this many TAO (server, miner)",
         };
+        var network = new Option<string?>("--subtensor.network")
+        {
+            Description = "Chain: local (a node at ws://127.0.0.1:9944 when one answers, else the embedded localnet), finney, test, or a custom name with --subtensor.chain_endpoint",
+        };
+        var endpoint = new Option<string?>("--subtensor.chain_endpoint") { Description = "WebSocket JSON-RPC endpoint of a node, e.g. ws://127.0.0.1:9944" };
         var registeredOnly = new Option<bool>("--axon.blacklist.registered_only") { Description = "Serve only hotkeys registered on the subnet (server, miner)" };
         var stake = new Option<decimal>("--stake") { Description = "TAO to stake on the hotkey from the coldkey at start (validator)", DefaultValueFactory = _ => 0m };
         var fullPath = new Option<string?>("--neuron.full_path")
@@ -65,7 +72,7 @@ internal static class RunCommands
             "validator" => "Query the subnet's servers, score each by how much its representation lowers the next-token loss, set weights every tempo",
             _ => "Serve a model and distil the subnet's joined representations into it",
         });
-        foreach (var o in new Option[] { name, hotkey, path, netuid, localnet, blockTime, ip, port, minStake, registeredOnly, stake, fullPath }) command.Options.Add(o);
+        foreach (var o in new Option[] { name, hotkey, path, netuid, network, endpoint, localnet, blockTime, ip, port, minStake, registeredOnly, stake, fullPath }) command.Options.Add(o);
         var config = CliConfig.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -74,6 +81,8 @@ internal static class RunCommands
             if (parse.GetValue(blockTime) is { } seconds && !(seconds > 0 && seconds <= 3600)) throw new CliException("--block_time must be between 0 and 3600 seconds");
             var hocon = CliConfig.Load(parse, config,
             [
+                ("bittensor.subtensor.network", parse.GetValue(network)),
+                ("bittensor.subtensor.chain_endpoint", parse.GetValue(endpoint)),
                 ("bittensor.localnet.path", parse.GetValue(localnet)),
                 ("bittensor.localnet.block_time", parse.GetValue(blockTime) is { } t ? TimeSpan.FromSeconds(t) : null),
                 ("bittensor.axon.ip", parse.GetValue(ip)),
@@ -82,6 +91,7 @@ internal static class RunCommands
                 ("bittensor.axon.blacklist.registered_only", parse.GetValue(registeredOnly) ? true : null),
             ], VerbDefaults);
             var settings = new RunSettings(
+                CliConfig.Settings(hocon, SubtensorSettings.SectionPath, SubtensorSettings.Create),
                 CliConfig.Settings(hocon, LocalnetSettings.SectionPath, LocalnetSettings.Create),
                 CliConfig.Settings(hocon, AxonSettings.SectionPath, AxonSettings.Create),
                 CliConfig.Settings(hocon, ModelSettings.SectionPath, ModelSettings.Create),
@@ -98,7 +108,27 @@ internal static class RunCommands
     }
 
     /// <summary>Everything a role reads from the layered configuration, validated before anything starts.</summary>
-    private sealed record RunSettings(LocalnetSettings Localnet, AxonSettings Axon, ModelSettings Model, ValidatorOptions Validator);
+    private sealed record RunSettings(SubtensorSettings Subtensor, LocalnetSettings Localnet, AxonSettings Axon, ModelSettings Model, ValidatorOptions Validator);
+
+    /// <summary>The node this role should use, or null for the embedded localnet.</summary>
+    private static async Task<string?> NodeEndpointAsync(SubtensorSettings subtensor, CancellationToken ct)
+    {
+        if (subtensor.ResolvedEndpoint is { Length: > 0 } explicitEndpoint) return explicitEndpoint;
+        if (!subtensor.IsLocal)
+            throw new CliException($"network '{subtensor.Network}' has no well-known endpoint; give --subtensor.chain_endpoint ws://host:port");
+        if (subtensor.LocalEndpoint.Length == 0) return null;
+        var options = subtensor.BackendOptions(subtensor.LocalEndpoint);
+        try
+        {
+            await using var probe = await JsonRpcClient.ConnectAsync(options.Rpc with { ConnectTimeout = TimeSpan.FromSeconds(2) }, ct).ConfigureAwait(false);
+            await probe.RequestAsync("chain_getBlockHash", [0], TimeSpan.FromSeconds(5), ct).ConfigureAwait(false);
+            return subtensor.LocalEndpoint;
+        }
+        catch (Exception e) when (e is ChainUnavailableException or JsonRpcException)
+        {
+            return null; // nobody serves there: the embedded localnet
+        }
+    }
 
     private static async Task RunAsync(string role, LocalWallet wallet, ushort netuid, Config hocon, RunSettings settings, string state, TextWriter output,
         CancellationToken cancellationToken)
@@ -114,14 +144,24 @@ internal static class RunCommands
         {
             throw new CliException($"cannot open {wallet}: {e.Message}");
         }
-        Localnet chain;
-        try
+        var nodeEndpoint = await NodeEndpointAsync(settings.Subtensor, cancellationToken);
+        Localnet? chain = null;
+        if (nodeEndpoint is null)
         {
-            chain = Localnet.Open(new LocalnetOptions { Name = settings.Localnet.Name, Path = settings.Localnet.Path });
+            try
+            {
+                chain = Localnet.Open(new LocalnetOptions { Name = settings.Localnet.Name, Path = settings.Localnet.Path });
+            }
+            catch (LocalnetException e)
+            {
+                throw new CliException(e.Message.Contains("in use", StringComparison.Ordinal)
+                    ? $"{e.Message}; serve it with btcli localnet run --rpc.port P and pass --subtensor.chain_endpoint ws://127.0.0.1:P to run roles side by side"
+                    : e.Message);
+            }
         }
-        catch (LocalnetException e)
+        else
         {
-            throw new CliException(e.Message);
+            await output.WriteLineAsync($"chain: {nodeEndpoint}");
         }
         await using (chain)
         {
@@ -130,7 +170,10 @@ internal static class RunCommands
             var system = ActorSystem.Create("btcli-run", ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(hocon));
             var runtime = BittensorRuntime.Get(system);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var producing = new LocalnetBlockProducer(chain, settings.Localnet.BlockTime).RunAsync(null, stop.Token);
+            var producing = chain is null ? Task.CompletedTask : new LocalnetBlockProducer(chain, settings.Localnet.BlockTime).RunAsync(null, stop.Token);
+            var blocks = new BlockCounter();
+            var counter = system.ActorOf(Props.Create(() => new BlockCounterActor(blocks)), "block-counter");
+            system.EventStream.Subscribe(counter, typeof(NewBlock));
             IAsyncDisposable? neuron = null;
             // A model that cannot start (bad checkpoint, out of memory at load) stops the role: say why, exit 1.
             var gaveUp = ModelHostEvents.GaveUpAsync(system, stop.Token);
@@ -140,7 +183,10 @@ internal static class RunCommands
             }, TaskScheduler.Default);
             try
             {
-                var actor = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(chain)), runtime.Subtensor, Random.Shared.NextDouble), "chain");
+                Func<CancellationToken, Task<IChainBackend>> backend = chain is not null
+                    ? _ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(chain))
+                    : async ct => await SubstrateChainBackend.ConnectAsync(settings.Subtensor.BackendOptions(nodeEndpoint!), ct);
+                var actor = system.ActorOf(ChainActor.Props(backend, runtime.Subtensor, Random.Shared.NextDouble), "chain");
                 var server = new ServerOptions { AxonIp = settings.Axon.Ip, AxonPort = settings.Axon.Port, Model = settings.Model, Axon = settings.Axon, StatePath = state };
                 // The server's axon takes its callers' stakes from the role's metagraph (see ServerNeuron).
                 var validator = settings.Validator;
@@ -150,7 +196,7 @@ internal static class RunCommands
                     case "server":
                         var s = await ServerNeuron.StartAsync(system, actor, netuid, keys, server, stop.Token);
                         neuron = s;
-                        status = () => string.Create(CultureInfo.InvariantCulture, $"server uid {s.Uid} serving at {s.Ip}:{s.Port}, block {chain.BlockNumber}");
+                        status = () => string.Create(CultureInfo.InvariantCulture, $"server uid {s.Uid} serving at {s.Ip}:{s.Port}, block {blocks.Value}");
                         break;
                     case "validator":
                         var v = await ValidatorNeuron.StartAsync(system, actor, netuid, keys, validator, stop.Token);
@@ -158,13 +204,13 @@ internal static class RunCommands
                         status = () =>
                         {
                             var m = v.Pipeline.Metrics.Snapshot();
-                            return string.Create(CultureInfo.InvariantCulture, $"validator uid {v.Uid}, block {chain.BlockNumber}, batches {m.Batches}, queries/s {m.QueriesPerSecond:F1}, loss {m.Loss:F3}");
+                            return string.Create(CultureInfo.InvariantCulture, $"validator uid {v.Uid}, block {blocks.Value}, batches {m.Batches}, queries/s {m.QueriesPerSecond:F1}, loss {m.Loss:F3}");
                         };
                         break;
                     default:
                         var mi = await MinerNeuron.StartAsync(system, actor, netuid, keys, server, validator, stop.Token);
                         neuron = mi;
-                        status = () => string.Create(CultureInfo.InvariantCulture, $"miner uid {mi.Server.Uid} at {mi.Server.Ip}:{mi.Server.Port}, block {chain.BlockNumber}, distillation loss {mi.LastDistillLoss:F5}");
+                        status = () => string.Create(CultureInfo.InvariantCulture, $"miner uid {mi.Server.Uid} at {mi.Server.Ip}:{mi.Server.Port}, block {blocks.Value}, distillation loss {mi.LastDistillLoss:F5}");
                         break;
                 }
                 await output.WriteLineAsync($"{role} running on subnet {netuid} as {keys.HotkeySs58} (state in {state}); Ctrl-C stops it");
@@ -195,6 +241,7 @@ internal static class RunCommands
             finally
             {
                 await stop.CancelAsync();
+                system.EventStream.Unsubscribe(counter);
                 if (neuron is not null) await neuron.DisposeAsync();
                 try
                 {
@@ -208,5 +255,20 @@ internal static class RunCommands
                 cold?.Dispose();
             }
         }
+    }
+
+    /// <summary>The last block number the ChainActor published (status lines).</summary>
+    private sealed class BlockCounter
+    {
+        private long _value;
+
+        public ulong Value => (ulong)Interlocked.Read(ref _value);
+
+        public void Set(ulong v) => Interlocked.Exchange(ref _value, (long)v);
+    }
+
+    private sealed class BlockCounterActor : ReceiveActor
+    {
+        public BlockCounterActor(BlockCounter counter) => Receive<NewBlock>(b => counter.Set(b.Number));
     }
 }

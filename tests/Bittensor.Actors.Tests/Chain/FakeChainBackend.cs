@@ -66,8 +66,11 @@ internal sealed class FakeChainBackend : IChainBackend
 
     public ValueTask<SubnetInfo?> GetSubnetAsync(ushort netuid, CancellationToken cancellationToken = default) => ValueTask.FromResult<SubnetInfo?>(null);
 
+    /// <summary>What <see cref="GetHyperparametersAsync"/> answers (null: no such subnet).</summary>
+    public SubnetHyperparameters? Hyperparameters { get; set; }
+
     public ValueTask<SubnetHyperparameters?> GetHyperparametersAsync(ushort netuid, CancellationToken cancellationToken = default) =>
-        ValueTask.FromResult<SubnetHyperparameters?>(null);
+        ValueTask.FromResult(Hyperparameters);
 
     /// <summary>What <see cref="GetNeuronsAsync"/> returns; a test may hold it open with a pending task.</summary>
     public Func<ushort, Task<IReadOnlyList<NeuronInfo>>> NeuronsSource { get; set; } = _ => Task.FromResult<IReadOnlyList<NeuronInfo>>([]);

@@ -39,6 +39,23 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
     }
 
     [Fact]
+    public void With_sync_at_tempo_the_actor_syncs_on_the_subnets_epoch_blocks_only()
+    {
+        // tempo 4 on netuid 1: subtensor's epoch runs where (block + 2) % 5 == 0, i.e. blocks 3, 8, 13.
+        _backend.Hyperparameters = SubnetHyperparameters.Default with { Tempo = 4 };
+        _backend.NeuronsSource = _ => Task.FromResult(TestNeurons.Many(2));
+        var chain = Chain();
+        Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings() with { SyncAtTempo = true }));
+        Assert.Equal(1ul, _updates.ExpectMsg<MetagraphUpdated>().Snapshot.Block); // at start (and after every connect)
+        for (ulong b = 2; b <= 9; b++) _backend.Produce(b);
+        // Blocks are pushed in order: the syncs that follow are the ones at the epochs of blocks 3 and 8.
+        var epochs = new[] { _updates.ExpectMsg<MetagraphUpdated>().Snapshot.Block, _updates.ExpectMsg<MetagraphUpdated>().Snapshot.Block };
+        Assert.True(epochs[0] >= 3 && epochs[1] >= 8, string.Join(",", epochs));
+        _updates.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        Assert.Equal(3, Volatile.Read(ref _backend.NeuronReads));
+    }
+
+    [Fact]
     public void The_actor_syncs_every_n_blocks_and_publishes_MetagraphUpdated()
     {
         _backend.NeuronsSource = _ => Task.FromResult(TestNeurons.Many(3));
