@@ -489,6 +489,19 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
 
     private static ScaleValue U16(ushort v) => ScaleValue.Int(v);
 
+    /// <summary>
+    /// Reads <c>pallet.item(keys…)</c> at the best block, decoded with the runtime's metadata: the value, the declared
+    /// default when absent for a default-valued item, null when absent for an optional one.
+    /// </summary>
+    public async Task<ScaleValue?> ReadStorageAsync(string pallet, string item, ScaleValue[] keys, CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        var b = new Batch(this, Metadata);
+        var i = b.Add(pallet, item, keys);
+        await b.RunAsync(await AtAsync(cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        return b.Value(i);
+    }
+
     /// <inheritdoc />
     public async ValueTask<IReadOnlyList<SubnetInfo>> GetSubnetsAsync(CancellationToken cancellationToken = default)
     {

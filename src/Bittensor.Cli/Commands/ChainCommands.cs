@@ -242,7 +242,10 @@ internal static class ChainCommands
             await using var chain = await o.OpenChainAsync(p, ct);
             var subnet = await chain.RequireSubnetAsync(id, ct);
             var ok = await chain.SubmitAsync(new BurnedRegister(id, hotkey), coldkey, ct);
-            var uid = (await chain.Backend.GetNeuronsAsync(id, ct)).FirstOrDefault(n => n.Hotkey == hotkey)?.Uid;
+            // The uid from SubtensorModule.Uids on a node (any runtime), from the neuron list on the embedded localnet.
+            var uid = chain.Node is { } node
+                ? (await node.ReadStorageAsync("SubtensorModule", "Uids", [Bittensor.Chain.Substrate.ScaleValue.Int(id), Bittensor.Chain.Substrate.ScaleValue.Account(hotkey)], ct))?.AsU16()
+                : (await chain.Backend.GetNeuronsAsync(id, ct)).FirstOrDefault(n => n.Hotkey == hotkey)?.Uid;
             Done(p, $"Registered {hotkey.ToSs58()} on subnet {id} as uid {uid} in block {ok.Block} (burned {new Balance(subnet.Hyperparameters.Burn)})",
                 new { netuid = id, uid, hotkey = hotkey.ToSs58(), block = ok.Block });
             return 0;
