@@ -10,7 +10,7 @@ public sealed class ConsoleCollection
     public const string Name = "console";
 }
 
-/// <summary>Runs btcli in-process with the chain areas registered, capturing stdout and stderr.</summary>
+/// <summary>Runs btcli in-process with the chain, localnet, wallet and run verbs registered, capturing stdout and stderr.</summary>
 internal static class CliHarness
 {
     private static readonly SemaphoreSlim Gate = new(1, 1);
@@ -22,6 +22,8 @@ internal static class CliHarness
         ChainCommands.Register(root);
         LocalnetCommands.Register(root);
         LocalnetFaucetCommands.Register(root);
+        RunCommands.Register(root);
+        WalletCommands.Register(root);
         await Gate.WaitAsync();
         var (oldOut, oldErr) = (Console.Out, Console.Error);
         var (outWriter, errWriter) = (new StringWriter(), new StringWriter());

@@ -1,5 +1,3 @@
-using System.CommandLine;
-using Bittensor.Cli.Commands;
 using Bittensor.Cli.Tests.Chain;
 
 namespace Bittensor.Cli.Tests.Commands;
@@ -16,30 +14,7 @@ public sealed class RunModelStartFailureTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static async Task<(int Code, string Out, string Err)> Btcli(params string[] args)
-    {
-        var root = new RootCommand("btcli (test)");
-        CliApp.AddCommonOptions(root);
-        ChainCommands.Register(root);
-        LocalnetCommands.Register(root);
-        LocalnetFaucetCommands.Register(root);
-        RunCommands.Register(root);
-        WalletCommands.Register(root);
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var (output, error) = (new StringWriter(), new StringWriter());
-        try
-        {
-            Console.SetOut(output);
-            Console.SetError(error);
-            var code = await CliApp.RunAsync(root, args, output, error);
-            return (code, output.ToString(), error.ToString());
-        }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-        }
-    }
+    private static Task<(int Code, string Out, string Err)> Btcli(params string[] args) => CliHarness.RunAsync(args);
 
     private string[] Wallet => ["--wallet.path", Path.Combine(_dir, "wallets"), "--no_password"];
 
