@@ -31,12 +31,56 @@ public sealed class DemoCommandTests
     }
 
     [Fact]
-    public async Task A_short_demo_prints_the_json_summary_with_roles_and_exit_code_0()
+    public async Task A_bad_key_in_the_config_file_is_one_line_naming_it_and_exit_code_1()
     {
+        var dir = Directory.CreateTempSubdirectory("bt-demo-config-").FullName;
+        try
+        {
+            var file = Path.Combine(dir, "demo.conf");
+            File.WriteAllText(file, "bittensor.demo { servers = 2, epochs = 1 }");
+            var error = new StringWriter();
+            var code = await CliApp.RunAsync(Root(), ["demo", "--config", file], new StringWriter(), error);
+            Assert.Equal(1, code);
+            Assert.Contains("bittensor.demo.epochs", error.ToString(), StringComparison.Ordinal);
+            Assert.Single(error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            // A flag overrides the file: the same file with --epochs 1 → 3 gets past the epochs check to the servers one.
+            File.WriteAllText(file, "bittensor.demo { servers = 0, epochs = 1 }");
+            error = new StringWriter();
+            Assert.Equal(1, await CliApp.RunAsync(Root(), ["demo", "--config", file, "--epochs", "3"], new StringWriter(), error));
+            Assert.Contains("bittensor.demo.servers", error.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_short_demo_from_a_config_file_and_flags_prints_the_json_summary_with_roles_and_exit_code_0()
+    {
+        var dir = Directory.CreateTempSubdirectory("bt-demo-config-").FullName;
         var output = new StringWriter();
         var error = new StringWriter();
-        var code = await CliApp.RunAsync(Root(),
-            ["demo", "--json", "--servers", "1", "--bad_kind", "nan", "--epochs", "2", "--tempo", "6", "--block_time", "0", "--seed", "3"], output, error);
+        int code;
+        try
+        {
+            // The file sets the shape (one server, two epochs, a short tempo) and a bad kind the flag then overrides.
+            var file = Path.Combine(dir, "demo.conf");
+            File.WriteAllText(file, """
+                bittensor.demo {
+                  servers = 1
+                  bad_kinds = "constant"
+                  epochs = 2
+                  tempo = 6
+                  block_time = 0s
+                }
+                """);
+            code = await CliApp.RunAsync(Root(), ["demo", "--json", "--config", file, "--bad_kind", "nan", "--seed", "3"], output, error);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
         Assert.True(code == 0, error.ToString());
         using var doc = JsonDocument.Parse(output.ToString());
         var roles = doc.RootElement.GetProperty("neurons").EnumerateArray().Select(n => n.GetProperty("role").GetString() ?? "").Order().ToArray();

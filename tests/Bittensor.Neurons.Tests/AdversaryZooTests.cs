@@ -12,7 +12,7 @@ namespace Bittensor.Neurons.Tests;
 /// </summary>
 public sealed class AdversaryZooTests(ITestOutputHelper output)
 {
-    internal static DemoOptions Small(params string[] kinds) => new()
+    internal static DemoOptions Small(params string[] kinds) => DemoOptions.Default with
     {
         Servers = 2,
         BadServers = kinds.Length,

@@ -13,7 +13,7 @@ public sealed class DemoMarketTests(ITestOutputHelper output)
         // Blocks are driven by events (a block per submitted call, and in lockstep two validator batches per block), not by
         // a clock: the amount of training per epoch is the same on any machine, and only the CancellationToken bounds time.
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(8));
-        var options = new DemoOptions
+        var options = DemoOptions.Default with
         {
             Servers = 2,
             BadServers = 1,

@@ -10,13 +10,47 @@ public sealed class DemoOptionsTests
     [InlineData(3, 1, 1, "--epochs")]
     public void Out_of_range_options_are_refused_naming_the_flag(int servers, int bad, int epochs, string flag)
     {
-        var e = Assert.Throws<ArgumentException>(() => new DemoOptions { Servers = servers, BadServers = bad, Epochs = epochs }.Validate());
+        var e = Assert.Throws<ArgumentException>(() => (DemoOptions.Default with { Servers = servers, BadServers = bad, Epochs = epochs }).Validate());
         Assert.Contains(flag, e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
+    public void The_reference_demo_is_the_documented_one_and_a_configuration_overrides_it_key_by_key()
+    {
+        var d = DemoOptions.Default;
+        Assert.Equal((3, 1, "uniform", 3, 500, 1, (ushort)20, 42), (d.Servers, d.BadServers, string.Join(",", d.BadKinds), d.Epochs, (int)d.BlockTime.TotalMilliseconds, d.StepsPerBlock, d.Tempo, d.Seed));
+        // The servers' small model is bittensor.demo.server_model over bittensor.model: keys it does not name come from there.
+        Assert.Equal((64, 1, 2, Bittensor.Actors.ModelHost.ModelSettings.Default.VocabSize), (d.ServerModel.DModel, d.ServerModel.Layers, d.ServerModel.Heads, d.ServerModel.VocabSize));
+        Assert.Equal((4, 16, 8), (d.Pipeline.BatchSize, d.Pipeline.SequenceLength, d.Pipeline.TopK));
+        Assert.Null(d.Config);
+
+        var file = Akka.Configuration.ConfigurationFactory.ParseString("""
+            bittensor.demo { servers = 2, bad_kinds = "nan, inf", tempo = 9, server_model.d_model = 32, pipeline.top_k = 3 }
+            bittensor.model.learning_rate = 0.5
+            bittensor.validator.nucleus.hidden = 32
+            """).WithFallback(Bittensor.Actors.BittensorRuntime.ReferenceConfig);
+        var o = DemoOptions.Create(file);
+        Assert.Equal((2, 2, "nan,inf", (ushort)9), (o.Servers, o.BadServers, string.Join(",", o.BadKinds), o.Tempo));
+        Assert.Equal((32, 1, 0.5, 3, 32), (o.ServerModel.DModel, o.ServerModel.Layers, o.ServerModel.LearningRate, o.Pipeline.TopK, o.Nucleus.Hidden));
+        Assert.Same(file, o.Config);
+    }
+
+    [Theory]
+    [InlineData("bittensor.demo.servers = many", "bittensor.demo.servers")]
+    [InlineData("bittensor.demo.tempo = 2", "bittensor.demo.tempo")]
+    [InlineData("bittensor.demo.bad_kinds = \"inf,bogus\"", "bogus")]
+    [InlineData("bittensor.demo.server_model.heads = 3", "heads")]
+    public void A_bad_key_is_refused_naming_it(string hocon, string named)
+    {
+        var config = Akka.Configuration.ConfigurationFactory.ParseString(hocon).WithFallback(Bittensor.Actors.BittensorRuntime.ReferenceConfig);
+        var e = Assert.ThrowsAny<Exception>(() => DemoOptions.Create(config));
+        Assert.True(e is ArgumentException or Akka.Configuration.ConfigurationException, e.GetType().Name);
+        Assert.Contains(named, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_negative_block_time_is_refused() =>
-        Assert.Throws<ArgumentException>(() => new DemoOptions { BlockTime = TimeSpan.FromSeconds(-1) }.Validate());
+        Assert.Throws<ArgumentException>(() => (DemoOptions.Default with { BlockTime = TimeSpan.FromSeconds(-1) }).Validate());
 
     [Fact]
     public void The_market_works_only_when_every_useless_server_earns_less_than_every_useful_one_and_the_validator_earns_dividends()
@@ -65,7 +99,7 @@ public sealed class AdversaryOptionsTests
         var e = Assert.Throws<ArgumentException>(() => Adversaries.Parse("inf,bogus"));
         Assert.Contains("'bogus'", e.Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentException>(() => Adversaries.Parse(" , "));
-        Assert.Throws<ArgumentException>(() => new DemoOptions { BadKinds = ["nope"] }.Validate());
+        Assert.Throws<ArgumentException>(() => (DemoOptions.Default with { BadKinds = ["nope"] }).Validate());
     }
 
     [Theory]

@@ -13,49 +13,41 @@ internal static class DemoCommands
     /// <summary>Adds the <c>demo</c> verb.</summary>
     public static Command Register(RootCommand root)
     {
-        var servers = new Option<int>("--servers") { Description = "Useful servers (small transformers trained by the validator's gradients)", DefaultValueFactory = _ => 3 };
-        var bad = new Option<int?>("--bad_servers") { Description = "Useless or hostile servers (default: one per --bad_kind given)" };
-        var badKind = new Option<string>("--bad_kind")
+        // No flag has a default of its own: an absent flag leaves the key to --config FILE, then to bittensor.demo in
+        // hocon/bittensor.conf (whose defaults the descriptions quote).
+        var servers = new Option<int?>("--servers") { Description = "Useful servers (small transformers trained by the validator's gradients); default 3 (bittensor.demo.servers)" };
+        var bad = new Option<int?>("--bad_servers") { Description = "Useless or hostile servers (default: one per --bad_kind given; bittensor.demo.bad_servers)" };
+        var badKind = new Option<string?>("--bad_kind")
         {
-            Description = $"What the bad servers answer, comma-separated, cycled over them: {string.Join("|", Adversaries.Kinds)}",
-            DefaultValueFactory = _ => "uniform",
+            Description = $"What the bad servers answer, comma-separated, cycled over them: {string.Join("|", Adversaries.Kinds)}; default uniform (bittensor.demo.bad_kinds)",
         };
-        var epochs = new Option<int>("--epochs") { Description = "Epochs to run once the validator is up (the first grants its permit)", DefaultValueFactory = _ => 3 };
-        var blockTime = new Option<double>("--block_time") { Description = "Seconds between blocks (at least; a block also waits for one validator batch)", DefaultValueFactory = _ => 0.5 };
-        var tempo = new Option<int>("--tempo") { Description = "Blocks between epochs on the demo subnet", DefaultValueFactory = _ => 20 };
-        var seed = new Option<int>("--seed") { Description = "Seed for keys, models, corpus order and peer sampling", DefaultValueFactory = _ => 42 };
+        var epochs = new Option<int?>("--epochs") { Description = "Epochs to run once the validator is up (the first grants its permit); default 3 (bittensor.demo.epochs)" };
+        var blockTime = new Option<double?>("--block_time") { Description = "Seconds between blocks (at least; a block also waits for one validator batch); default 0.5 (bittensor.demo.block_time)" };
+        var tempo = new Option<int?>("--tempo") { Description = "Blocks between epochs on the demo subnet; default 20 (bittensor.demo.tempo)" };
+        var seed = new Option<int?>("--seed") { Description = "Seed for keys, models, corpus order and peer sampling; default 42 (bittensor.demo.seed)" };
         var demo = new Command("demo", "Run a demo subnet in this process: localnet, servers, a useless server and a validator; show the market at work");
         foreach (var o in new Option[] { servers, bad, badKind, epochs, blockTime, tempo, seed }) demo.Options.Add(o);
+        var config = CliConfig.AddTo(demo);
         demo.SetAction(async (parse, cancellationToken) =>
         {
-            var seconds = parse.GetValue(blockTime);
-            if (!(seconds >= 0) || seconds > 60) throw new CliException("--block_time must be between 0 and 60 seconds");
-            var t = parse.GetValue(tempo);
-            if (t is < 5 or > 1000) throw new CliException("--tempo must be between 5 and 1000 blocks");
-            IReadOnlyList<string> kinds;
+            // Checked here too, so a value that is not a duration never reaches HOCON as one.
+            if (parse.GetValue(blockTime) is { } seconds && !(seconds >= 0 && seconds <= 60)) throw new CliException("--block_time must be between 0 and 60 seconds");
+            var hocon = CliConfig.Load(parse, config,
+            [
+                ($"{DemoOptions.SectionPath}.servers", parse.GetValue(servers)),
+                ($"{DemoOptions.SectionPath}.bad_servers", parse.GetValue(bad)),
+                ($"{DemoOptions.SectionPath}.bad_kinds", parse.GetValue(badKind)),
+                ($"{DemoOptions.SectionPath}.epochs", parse.GetValue(epochs)),
+                ($"{DemoOptions.SectionPath}.block_time", parse.GetValue(blockTime) is { } t ? TimeSpan.FromSeconds(t) : null),
+                ($"{DemoOptions.SectionPath}.tempo", parse.GetValue(tempo)),
+                ($"{DemoOptions.SectionPath}.seed", parse.GetValue(seed)),
+            ], DemoOptions.QuietLogging);
+            DemoOptions options;
             try
             {
-                kinds = Adversaries.Parse(parse.GetValue(badKind) ?? "");
+                options = DemoOptions.Create(hocon);
             }
-            catch (ArgumentException e)
-            {
-                throw new CliException(e.Message);
-            }
-            var options = new DemoOptions
-            {
-                Servers = parse.GetValue(servers),
-                BadServers = parse.GetValue(bad) ?? kinds.Count,
-                BadKinds = kinds,
-                Epochs = parse.GetValue(epochs),
-                BlockTime = TimeSpan.FromSeconds(seconds),
-                Tempo = (ushort)t,
-                Seed = parse.GetValue(seed),
-            };
-            try
-            {
-                options.Validate();
-            }
-            catch (ArgumentException e)
+            catch (Exception e) when (e is ArgumentException or Akka.Configuration.ConfigurationException)
             {
                 throw new CliException(e.Message);
             }

@@ -57,7 +57,9 @@ public static class DemoNetwork
                 SubnetDefaults = hyper,
                 GenesisBalances = genesis,
             });
-            var config = ConfigurationFactory.ParseString("akka.loglevel = ERROR\nakka.stdout-loglevel = ERROR").WithFallback(Bittensor.Actors.BittensorRuntime.ReferenceConfig);
+            // The demo's actor system runs with the caller's configuration (btcli demo --config and flags), so every other
+            // bittensor.* section (axon, dendrite, validator, metagraph, …) applies to the demo's neurons as it would to btcli run.
+            var config = (options.Config ?? ConfigurationFactory.ParseString(DemoOptions.QuietLogging)).WithFallback(Bittensor.Actors.BittensorRuntime.ReferenceConfig);
             var system = ActorSystem.Create("demo", config);
             try
             {

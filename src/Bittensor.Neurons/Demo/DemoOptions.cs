@@ -1,78 +1,143 @@
 using Bittensor.Models;
 using Bittensor.Neurons.Pipelines;
 using Bittensor.Models.Validation;
+using Akka.Configuration;
+using Bittensor.Actors;
 using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Neurons.Demo;
 
-/// <summary>What the demo network looks like and how long it runs.</summary>
+/// <summary>
+/// What the demo network looks like and how long it runs. Defaults live in hocon/bittensor.conf (<c>bittensor.demo</c>):
+/// <see cref="Default"/> reads them, <see cref="Create"/> reads a layered configuration (<c>btcli demo --config FILE</c>
+/// and flags), and the demo's actor system runs with that same configuration (<see cref="Config"/>).
+/// </summary>
 public sealed record DemoOptions
 {
+    /// <summary>HOCON path of the demo's own keys.</summary>
+    public const string SectionPath = "bittensor.demo";
+
+    /// <summary>
+    /// The demo's quiet logging, under a user's configuration: the live view owns the terminal, so Akka logs errors only
+    /// (a <c>--config</c> file may raise it again with <c>akka.loglevel</c>).
+    /// </summary>
+    public const string QuietLogging = "akka.loglevel = ERROR\nakka.stdout-loglevel = ERROR";
+
+    /// <summary>The reference configuration's demo (hocon/bittensor.conf), for code and tests without a file.</summary>
+    public static DemoOptions Default { get; } = Create(BittensorRuntime.ReferenceConfig) with { Config = null };
+
     /// <summary>Useful servers (each hosts a small transformer and trains on the gradients it receives).</summary>
-    public int Servers { get; init; } = 3;
+    public required int Servers { get; init; }
 
     /// <summary>Deliberately useless or hostile servers; the i-th behaves as <c>BadKinds[i % BadKinds.Count]</c>.</summary>
-    public int BadServers { get; init; } = 1;
+    public required int BadServers { get; init; }
 
-    /// <summary>What the bad servers answer (<see cref="Adversaries.Kinds"/>); default <c>uniform</c> noise in [0, 1).</summary>
-    public IReadOnlyList<string> BadKinds { get; init; } = ["uniform"];
+    /// <summary>What the bad servers answer (<see cref="Adversaries.Kinds"/>).</summary>
+    public required IReadOnlyList<string> BadKinds { get; init; }
 
     /// <summary>Epochs to run after the validator has started.</summary>
-    public int Epochs { get; init; } = 3;
+    public required int Epochs { get; init; }
 
     /// <summary>Least time between two blocks.</summary>
-    public TimeSpan BlockTime { get; init; } = TimeSpan.FromMilliseconds(500);
+    public required TimeSpan BlockTime { get; init; }
 
     /// <summary>
     /// Validator batches that must complete before the next block is produced (0: blocks follow the clock only). Keeps
     /// the amount of training per epoch the same on a slow or busy machine, so the outcome does not depend on speed.
     /// </summary>
-    public int StepsPerBlock { get; init; } = 1;
+    public required int StepsPerBlock { get; init; }
 
     /// <summary>Blocks between epochs (the demo subnet's tempo).</summary>
-    public ushort Tempo { get; init; } = 20;
+    public required ushort Tempo { get; init; }
 
     /// <summary>Seed for keys, model initialisation, corpus order and peer sampling.</summary>
-    public int Seed { get; init; } = 42;
+    public required int Seed { get; init; }
 
     /// <summary>Folder for the localnet and wallets; null creates (and afterwards deletes) a temporary one.</summary>
     public string? Folder { get; init; }
 
-    /// <summary>Sizes of the servers' models (small by default so four of them train on 2 cores).</summary>
-    public ModelSettings ServerModel { get; init; } = ModelSettings.Default with
-    {
-        DModel = 64,
-        Layers = 1,
-        Heads = 2,
-        FeedForward = 128,
-        MaxSequence = 64,
-        Dropout = 0,
-        Threads = 1,
-        MaxDelay = TimeSpan.FromMilliseconds(2),
-        CheckpointEverySteps = 0,
-    };
+    /// <summary>Sizes of the servers' models (<c>bittensor.demo.server_model</c> over <c>bittensor.model</c>).</summary>
+    public required ModelSettings ServerModel { get; init; }
 
-    /// <summary>Validator pipeline shape.</summary>
-    public PipelineSettings Pipeline { get; init; } = PipelineSettings.Default with { BatchSize = 4, SequenceLength = 16 };
+    /// <summary>Validator pipeline shape (<c>bittensor.demo.pipeline</c> over <c>bittensor.validator.pipeline</c>).</summary>
+    public required PipelineSettings Pipeline { get; init; }
 
-    /// <summary>Validator nucleus sizes.</summary>
-    public NucleusSettings Nucleus { get; init; } = NucleusSettingsHocon.Default;
+    /// <summary>Validator nucleus sizes (<c>bittensor.validator.nucleus</c>).</summary>
+    public required NucleusSettings Nucleus { get; init; }
 
     /// <summary>Corpus paths; null takes the Debian corpus present (docs/corpus.md).</summary>
     public IReadOnlyList<string>? Corpus { get; init; }
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first option out of range.</summary>
+    /// <summary>
+    /// The configuration the demo's actor system runs with (every other <c>bittensor.*</c> section: axon, dendrite,
+    /// validator, metagraph, …); null: the reference configuration with <see cref="QuietLogging"/>.
+    /// </summary>
+    public Config? Config { get; init; }
+
+    /// <summary>
+    /// Reads the demo from a whole configuration (the <c>bittensor.demo</c> section, the servers' model over
+    /// <c>bittensor.model</c>, the pipeline over <c>bittensor.validator.pipeline</c>, the nucleus) and validates it;
+    /// <see cref="Config"/> is <paramref name="config"/>.
+    /// </summary>
+    /// <exception cref="ConfigurationException">A key is missing or malformed; the message names it.</exception>
+    /// <exception cref="ArgumentException">A value is out of range; the message names its flag and key.</exception>
+    public static DemoOptions Create(Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var c = HoconSection.Of(config, SectionPath);
+        var seconds = c.Duration("block_time");
+        var tempo = c.Int("tempo");
+        IReadOnlyList<string> kinds;
+        try
+        {
+            kinds = Adversaries.Parse(c.String("bad_kinds"));
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"--bad_kind ({SectionPath}.bad_kinds): {e.Message}", e);
+        }
+        var bad = c.Int("bad_servers");
+        return new DemoOptions
+        {
+            Servers = c.Int("servers"),
+            BadServers = bad == -1 ? kinds.Count : bad,
+            BadKinds = kinds,
+            Epochs = c.Int("epochs"),
+            BlockTime = seconds,
+            StepsPerBlock = c.Int("steps_per_block"),
+            Tempo = tempo is >= 5 and <= 1000 ? (ushort)tempo : throw new ArgumentException($"--tempo ({SectionPath}.tempo) must be between 5 and 1000 blocks"),
+            Seed = c.Int("seed"),
+            ServerModel = ModelSettings.Create(Over(config, $"{SectionPath}.server_model", ModelSettings.SectionPath)),
+            Pipeline = PipelineSettings.Create(Over(config, $"{SectionPath}.pipeline", PipelineSettings.SectionPath)),
+            Nucleus = NucleusSettingsHocon.Create(BittensorRuntime.Section(config, NucleusSettingsHocon.SectionPath)),
+            Config = config,
+        }.Validate();
+    }
+
+    /// <summary>The section at <paramref name="overrides"/> (when present) over the section at <paramref name="basePath"/>.</summary>
+    private static Config Over(Config config, string overrides, string basePath)
+    {
+        var section = BittensorRuntime.Section(config, basePath);
+        return config.HasPath(overrides) ? config.GetConfig(overrides).WithFallback(section) : section;
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first option out of range (its flag and HOCON key).</summary>
     public DemoOptions Validate()
     {
-        if (Servers < 1 || Servers > 50) throw new ArgumentException("--servers must be between 1 and 50");
-        if (BadServers < 0 || BadServers > 50) throw new ArgumentException("--bad_servers must be between 0 and 50");
+        const string p = SectionPath;
+        if (Servers < 1 || Servers > 50) throw new ArgumentException($"--servers ({p}.servers) must be between 1 and 50");
+        if (BadServers < 0 || BadServers > 50) throw new ArgumentException($"--bad_servers ({p}.bad_servers) must be between 0 and 50");
         if (BadKinds is null || BadKinds.Count == 0 || BadKinds.Any(k => !Adversaries.Kinds.Contains(k)))
-            throw new ArgumentException($"--bad_kind must list kinds among {string.Join(", ", Adversaries.Kinds)}");
-        if (Epochs < 2 || Epochs > 1000) throw new ArgumentException("--epochs must be between 2 and 1000 (the first epoch only grants the validator its permit)");
-        if (BlockTime < TimeSpan.Zero || BlockTime > TimeSpan.FromMinutes(1)) throw new ArgumentException("--block_time must be between 0 and 60 seconds");
-        if (StepsPerBlock < 0 || StepsPerBlock > 100) throw new ArgumentException("steps per block must be between 0 and 100");
-        if (Tempo < 5) throw new ArgumentException("tempo must be at least 5 blocks");
+            throw new ArgumentException($"--bad_kind ({p}.bad_kinds) must list kinds among {string.Join(", ", Adversaries.Kinds)}");
+        if (Epochs < 2 || Epochs > 1000) throw new ArgumentException($"--epochs ({p}.epochs) must be between 2 and 1000 (the first epoch only grants the validator its permit)");
+        if (BlockTime < TimeSpan.Zero || BlockTime > TimeSpan.FromMinutes(1)) throw new ArgumentException($"--block_time ({p}.block_time) must be between 0 and 60 seconds");
+        if (StepsPerBlock < 0 || StepsPerBlock > 100) throw new ArgumentException($"{p}.steps_per_block must be between 0 and 100");
+        if (Tempo < 5 || Tempo > 1000) throw new ArgumentException($"--tempo ({p}.tempo) must be between 5 and 1000 blocks");
+        ArgumentNullException.ThrowIfNull(ServerModel);
+        ServerModel.Validate();
+        ArgumentNullException.ThrowIfNull(Pipeline);
         Pipeline.Validate();
+        ArgumentNullException.ThrowIfNull(Nucleus);
         Nucleus.Validate();
         return this;
     }
