@@ -1,3 +1,4 @@
+using Akka.Actor;
 using Akka.TestKit.Xunit2;
 using Bittensor.Models;
 using Bittensor.Neurons.Roles;
@@ -49,6 +50,13 @@ public sealed class MinerTests(ITestOutputHelper output) : TestKit(Bittensor.Act
             Assert.Equal($"/user/bittensor/miner-{miner.Server.Hotkey}/axon", miner.Server.Axon.Path.ToStringWithoutAddress());
             Assert.Equal($"/user/bittensor/miner-{miner.Server.Hotkey}/model", miner.Server.Model!.Path.ToStringWithoutAddress());
             Assert.Equal($"/user/bittensor/server-{peer.Hotkey}/axon", peer.Axon.Path.ToStringWithoutAddress());
+            // One metagraph per neuron: the axon's stakes and the pipeline's peers come from the same MetagraphActor.
+            Assert.Equal($"/user/bittensor/miner-{miner.Server.Hotkey}/metagraph", miner.Server.Metagraph.Path.ToStringWithoutAddress());
+            // (a second one could not be named "metagraph" too: children names are unique, so it was "axon-metagraph" before).
+            var resolved = await Sys.ActorSelection(miner.Neuron.Path / "metagraph").ResolveOne(TimeSpan.FromSeconds(10), ct);
+            Assert.Equal(miner.Server.Metagraph, resolved);
+            var old = await Sys.ActorSelection(miner.Neuron.Path / "axon-metagraph").Ask<Akka.Actor.ActorIdentity>(new Akka.Actor.Identify(1), TimeSpan.FromSeconds(10), ct);
+            Assert.Null(old.Subject);
         }
         finally
         {

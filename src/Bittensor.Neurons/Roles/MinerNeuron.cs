@@ -12,7 +12,8 @@ namespace Bittensor.Neurons.Roles;
 /// batch its model takes one optimizer step on the mean squared error between its representation and the joined one
 /// (the gradient 2·(local − remote)/n goes through the model actor's backward). It sets no weights. One
 /// <see cref="NeuronActor"/> (<c>/user/bittensor/miner-&lt;hotkey&gt;</c>) parents its <c>model</c>, <c>axon</c>, <c>metagraph</c>
-/// and <c>dendrite</c>, all critical.
+/// (one, feeding both the axon's stakes and the pipeline's peers; the server options' metagraph settings),
+/// <c>dendrite</c> and <c>nucleus</c>, all critical.
 /// </summary>
 public sealed class MinerNeuron : IAsyncDisposable
 {
@@ -95,7 +96,8 @@ public sealed class MinerNeuron : IAsyncDisposable
                 lock (miner._distillLosses) miner._distillLosses.Add(mse / grads.Length);
             }
         }
-        var (pipeline, _, kill, completion) = await ValidatorNeuron.StartPipelineAsync(system, neuron, chain, netuid, keys, query, "miner", Distill, cancellationToken);
+        var (pipeline, _, kill, completion) = await ValidatorNeuron.StartPipelineAsync(system, neuron, chain, netuid, keys, query, "miner", Distill, cancellationToken,
+            metagraph: serving.Metagraph);
         miner = new MinerNeuron(serving, pipeline, kill, completion);
         return miner;
     }

@@ -132,8 +132,8 @@ public sealed class ServerNeuron : IAsyncDisposable
             var folder = options.StatePath ?? NeuronPaths.Default(keys.HotkeySs58, keys.HotkeySs58, netuid, role);
             settings = settings with { NonceStorePath = Path.Combine(Path.GetFullPath(folder), "nonces") };
         }
-        // Inside a miner the neuron already has a "metagraph" child (its pipeline's): the axon's own is "axon-metagraph" there.
-        var metagraph = await NeuronActors.StartChildAsync(neuron, role == "miner" ? "axon-metagraph" : "metagraph", MetagraphActor.Props(chain, netuid, BittensorRuntime.Get(neuronSystem).Subtensor.Network, options.Metagraph),
+        // Inside a miner this is the neuron's one metagraph: the miner's pipeline reads its peers from it too.
+        var metagraph = await NeuronActors.StartChildAsync(neuron, "metagraph", MetagraphActor.Props(chain, netuid, BittensorRuntime.Get(neuronSystem).Subtensor.Network, options.Metagraph),
             critical: true, cancellationToken);
         var axon = await NeuronActors.StartChildAsync(neuron, "axon",
             model is not null

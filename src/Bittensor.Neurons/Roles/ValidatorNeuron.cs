@@ -152,12 +152,17 @@ public sealed class ValidatorNeuron : IAsyncDisposable
     }
 
     internal static async Task<(ValidationPipeline, IActorRef, UniqueKillSwitch, Task<Done>)> StartPipelineAsync(ActorSystem system, IActorRef neuron,
-        IActorRef chain, ushort netuid, NeuronKeys keys, ValidatorOptions options, string name, DistillStep? distill, CancellationToken cancellationToken)
+        IActorRef chain, ushort netuid, NeuronKeys keys, ValidatorOptions options, string name, DistillStep? distill, CancellationToken cancellationToken,
+        IActorRef? metagraph = null)
     {
         var runtime = BittensorRuntime.Get(system);
-        var metagraphSettings = options.Metagraph ?? runtime.Metagraph with { Save = options.SaveMetagraph };
-        var metagraph = await NeuronActors.StartChildAsync(neuron, "metagraph", MetagraphActor.Props(chain, netuid, runtime.Subtensor.Network, metagraphSettings),
-            critical: true, cancellationToken);
+        // A miner passes its server's metagraph: one MetagraphActor per neuron and netuid feeds both its axon and its pipeline.
+        if (metagraph is null)
+        {
+            var metagraphSettings = options.Metagraph ?? runtime.Metagraph with { Save = options.SaveMetagraph };
+            metagraph = await NeuronActors.StartChildAsync(neuron, "metagraph", MetagraphActor.Props(chain, netuid, runtime.Subtensor.Network, metagraphSettings),
+                critical: true, cancellationToken);
+        }
         // One sync before the first batch, so the peers serving now are known without waiting for a block.
         await metagraph.Ask<MetagraphUpdated>(SyncMetagraph.Instance, TimeSpan.FromSeconds(30), cancellationToken);
         var dendriteSettings = options.Dendrite ?? runtime.Dendrite;
