@@ -1,3 +1,4 @@
+using Bittensor.Models.Torch;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -41,12 +42,15 @@ public sealed class ServerModel : Module<Tensor, Tensor>
         var seq = tokens.shape[1];
         if (seq > _maxSequence) throw new ArgumentException($"sequence length {seq} exceeds max_sequence {_maxSequence}", nameof(tokens));
         using var scope = NewDisposeScope();
-        var positions = arange(seq, dtype: ScalarType.Int64, device: tokens.device);
-        var x = _tokens.call(tokens) + _positions.call(positions).unsqueeze(0);
+        using var length = seq.ToScalar();
+        using var zero = 0L.ToScalar();
+        using var step = 1L.ToScalar();
+        var positions = arange(zero, length, step, dtype: ScalarType.Int64, device: tokens.device);
+        var x = _tokens.call(tokens).Plus(_positions.call(positions).unsqueeze(0));
         // Causal mask: position t attends to tokens <= t only, as the 2021 template server's GPT-style nucleus did.
         // Without it a representation carries the next token, and a validator's next-token loss would pay for
         // leaking the answer rather than for knowledge.
-        var mask = full(seq, seq, float.NegativeInfinity, device: tokens.device).triu(1);
+        var mask = full(seq, seq, Explicit.NegativeInfinity, device: tokens.device).triu(1);
         // torch's encoder layers take [seq, batch, d] unless batch_first; keep the PyTorch default layout.
         var h = _encoder.call(x.transpose(0, 1), mask, null).transpose(0, 1);
         return _mapping.call(h).MoveToOuterDisposeScope();

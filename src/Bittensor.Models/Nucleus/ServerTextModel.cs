@@ -1,4 +1,5 @@
 using Bittensor.Core.Modeling;
+using Bittensor.Models.Torch;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -14,7 +15,7 @@ public sealed class ServerTextModel : ITextModel
 {
     private readonly ServerModelOptions _options;
     private readonly ServerModel _model;
-    private readonly optim.Optimizer _optimizer;
+    private readonly StepOptimizer _optimizer;
     private readonly Device _device;
 
     /// <summary>Builds a freshly initialised model (deterministic for a given seed) on <see cref="ServerModelOptions.Device"/>.</summary>
@@ -27,8 +28,8 @@ public sealed class ServerTextModel : ITextModel
         _model = new ServerModel(options);
         _model.to(_device);
         _optimizer = options.Optimizer == ModelOptimizer.Adam
-            ? optim.Adam(_model.parameters(), options.LearningRate)
-            : optim.SGD(_model.parameters(), options.LearningRate);
+            ? StepOptimizer.Adam(_model.parameters(), options.LearningRate)
+            : StepOptimizer.Sgd(_model.parameters(), options.LearningRate);
     }
 
     /// <inheritdoc />
@@ -61,14 +62,14 @@ public sealed class ServerTextModel : ITextModel
         using (var scope = NewDisposeScope())
         {
             _model.train();
-            _optimizer.zero_grad();
+            _optimizer.ZeroGrad();
             var input = torch.tensor(tokens, [batch, seq], device: _device);
             var output = _model.forward(input);
             if (!torch.isfinite(output).all().item<bool>()) throw new ModelDivergedException("model outputs contain NaN or Inf");
             var g = torch.tensor(grads, [batch, seq, _options.NetworkDim], device: _device);
             output.backward([g]);
-            _optimizer.step();
-            _optimizer.zero_grad();
+            _optimizer.Step();
+            _optimizer.ZeroGrad();
             foreach (var p in _model.parameters())
                 if (!torch.isfinite(p).all().item<bool>()) throw new ModelDivergedException("model weights contain NaN or Inf after a step");
         }

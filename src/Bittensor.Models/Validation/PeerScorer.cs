@@ -1,3 +1,4 @@
+using Bittensor.Models.Torch;
 using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -87,7 +88,7 @@ public sealed class PeerScorer : IDisposable
         using var keep = (1 - MemoryMix).ToScalar();
         using var mix = MemoryMix.ToScalar();
         using var threshold = (Degenerate * Math.Sqrt(_settings.NetworkDim)).ToScalar();
-        x = (x - x.mean([-1], keepdim: true)).div(sqrt(x.var(-1, unbiased: false, keepdim: true).add(epsilon)));
+        x = (x - x.mean([-1], keepdim: true)).div(sqrt(x.var(-1, unbiased: false, keepdim: true).add(epsilon, Explicit.One)));
         var keys = x.matmul(_projection);
         double gain = 0;
         if (_memories.TryGetValue(uid, out var memory))
@@ -104,11 +105,11 @@ public sealed class PeerScorer : IDisposable
             var match = targets.unsqueeze(1).eq(memory.Next.unsqueeze(0)).to_type(ScalarType.Float32);
             var p0 = baselineProbability.to_type(ScalarType.Float32);
             var experts = new Tensor[1 + Temperatures.Count];
-            experts[0] = p0.mul(keep) + match.mean([1]).mul(mix);
+            experts[0] = p0.mul(keep).Plus(match.mean([1]).mul(mix));
             for (var e = 0; e < Temperatures.Count; e++)
             {
                 using var temperature = Temperatures[e].ToScalar();
-                experts[e + 1] = p0.mul(keep) + (functional.softmax(similarity.div(temperature), 1) * match).sum(1).mul(mix);
+                experts[e + 1] = p0.mul(keep).Plus((functional.softmax(similarity.div(temperature), 1) * match).sum(1).mul(mix));
             }
             var top = memory.LogWeights.Max();
             var posterior = memory.LogWeights.Select(w => Math.Exp(w - top)).ToArray();
@@ -117,7 +118,7 @@ public sealed class PeerScorer : IDisposable
             for (var e = 0; e < experts.Length; e++)
             {
                 using var weight = ((float)(posterior[e] / total)).ToScalar();
-                mixture = mixture + experts[e].mul(weight);
+                mixture = mixture.Plus(experts[e].mul(weight));
             }
             gain = where(says, mixture.log() - experts[0].log(), zeros_like(mixture)).mean().item<float>();
             if (!double.IsFinite(gain)) gain = 0;

@@ -1,3 +1,4 @@
+using Bittensor.Models.Torch;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -42,9 +43,9 @@ public sealed class ValidatorNucleus : IDisposable
     private readonly Linear _in;
     private readonly Linear _out;
     private readonly Parameter _baseline;
-    private readonly optim.Optimizer _optimizer;
-    private readonly optim.Optimizer _routerOptimizer;
-    private readonly optim.Optimizer _baselineOptimizer;
+    private readonly StepOptimizer _optimizer;
+    private readonly StepOptimizer _routerOptimizer;
+    private readonly StepOptimizer _baselineOptimizer;
     private readonly PeerScorer _scorer;
 
     /// <summary>A fresh nucleus (deterministic for a given <see cref="NucleusSettings.Seed"/>).</summary>
@@ -59,10 +60,10 @@ public sealed class ValidatorNucleus : IDisposable
         // The baseline p₀: one learned pre-activation for every position, through the decoder's output layer (read-only):
         // the best the head can say about the next token with no input at all.
         _baseline = new Parameter(zeros(settings.Hidden));
-        _optimizer = optim.Adam(_in.parameters().Concat(_out.parameters()), settings.LearningRate);
+        _optimizer = StepOptimizer.Adam(_in.parameters().Concat(_out.parameters()), settings.LearningRate);
         // The router has its own, faster optimizer: it has one weight per peer and must separate them within a few epochs.
-        _routerOptimizer = optim.Adam([_router], settings.RouterLearningRate);
-        _baselineOptimizer = optim.Adam([_baseline], settings.LearningRate);
+        _routerOptimizer = StepOptimizer.Adam([_router], settings.RouterLearningRate);
+        _baselineOptimizer = StepOptimizer.Adam([_baseline], settings.LearningRate);
         _scorer = new PeerScorer(settings);
     }
 
@@ -128,27 +129,27 @@ public sealed class ValidatorNucleus : IDisposable
             foreach (var i in accepted) gains[i] = _scorer.Score(uids[i], reps[i]!.detach(), targets, p0, batch, seq);
         }
 
-        _optimizer.zero_grad();
-        _routerOptimizer.zero_grad();
-        _baselineOptimizer.zero_grad();
+        _optimizer.ZeroGrad();
+        _routerOptimizer.ZeroGrad();
+        _baselineOptimizer.ZeroGrad();
         // Only peers whose representations have shown information join the context (the scorer's posterior, updated with
         // this batch): noise, constants and zeros never reach the decoder, so they cannot move its loss either way.
         var joining = accepted.Where(i => _scorer.Informative(uids[i]) >= JoinEvidence).ToArray();
         var index = tensor(joining.Select(i => (long)Math.Min(uids[i], _settings.RouterCapacity - 1)).ToArray());
         var weights = joining.Length == 0 ? zeros(0) : functional.softmax(_router.index_select(0, index), 0);
         Tensor joined = zeros(batch, seq, dim);
-        for (var j = 0; j < joining.Length; j++) joined = joined + (weights[j] * reps[joining[j]]!);
+        for (var j = 0; j < joining.Length; j++) joined = joined.Plus(weights[j] * reps[joining[j]]!);
         var loss = Loss(joined, targets, batch, seq);
-        var total = loss + functional.cross_entropy(BaselineLogits(batch * (seq - 1)), targets);
+        var total = loss.Plus(functional.cross_entropy(BaselineLogits(batch * (seq - 1)), targets));
         total.backward();
         var grads = new float[k][];
         for (var i = 0; i < k; i++) grads[i] = reps[i]?.grad is { } g ? g.data<float>().ToArray() : new float[expected];
         var lossValue = loss.item<float>();
         if (double.IsFinite(total.item<float>()) && grads.All(g => Array.TrueForAll(g, float.IsFinite)) && GradientsFinite())
         {
-            _optimizer.step();
-            _routerOptimizer.step();
-            _baselineOptimizer.step();
+            _optimizer.Step();
+            _routerOptimizer.Step();
+            _baselineOptimizer.Step();
             Steps++;
         }
         else
