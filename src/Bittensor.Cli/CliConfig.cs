@@ -34,7 +34,7 @@ internal static class CliConfig
     public static Config Load(ParseResult parse, Option<FileInfo?> configOption, IEnumerable<(string Key, object? Value)> flags, string? verbDefaults = null)
     {
         ArgumentNullException.ThrowIfNull(parse);
-        var config = BittensorRuntime.ReferenceConfig;
+        var config = Logging.WithFallback(BittensorRuntime.ReferenceConfig);
         if (!string.IsNullOrWhiteSpace(verbDefaults)) config = ConfigurationFactory.ParseString(verbDefaults).WithFallback(config);
         if (parse.GetValue(configOption) is { } file)
         {
@@ -67,6 +67,14 @@ internal static class CliConfig
             throw new CliException(e.Message);
         }
     }
+
+    /// <summary>
+    /// btcli's logging, under every verb's defaults and the user's file: actors log to standard error (one line per event,
+    /// <see cref="Bittensor.Actors.Logging.StandardErrorLogger"/>) and nothing is logged to standard output, which carries
+    /// only results (JSON included).
+    /// </summary>
+    public static Config Logging { get; } = ConfigurationFactory.ParseString(
+        $"akka.loggers = [\"{Bittensor.Actors.Logging.StandardErrorLogger.TypeName}\"]\nakka.stdout-loglevel = OFF");
 
     /// <summary>A flag value as a HOCON literal: strings JSON-quoted, booleans on/off, numbers invariant, durations in ms.</summary>
     internal static string Literal(object value) => value switch

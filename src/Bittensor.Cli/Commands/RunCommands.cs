@@ -39,7 +39,7 @@ internal static class RunCommands
     /// What a role needs on a localnet before --config and flags: an announceable address (subtensor refuses
     /// 0.0.0.0 and 127.0.0.1, so the reference's 0.0.0.0 would never be served).
     /// </summary>
-    internal const string VerbDefaults = "bittensor.axon.ip = \"127.0.0.2\"";
+    internal const string VerbDefaults = "bittensor.axon.ip = \"127.0.0.2\"\nakka.loglevel = WARNING";
 
     private static Command Verb(string role)
     {
@@ -167,7 +167,7 @@ internal static class RunCommands
         {
             var keys = NeuronKeys.FromWallet(hot, cold);
             // The role's ActorSystem runs on the same layered configuration, so every actor sees the flags and --config.
-            var system = ActorSystem.Create("btcli-run", ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(hocon));
+            var system = ActorSystem.Create("btcli-run", hocon);
             var runtime = BittensorRuntime.Get(system);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var producing = chain is null ? Task.CompletedTask : new LocalnetBlockProducer(chain, settings.Localnet.BlockTime).RunAsync(null, stop.Token);

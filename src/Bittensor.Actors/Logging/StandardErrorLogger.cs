@@ -1,0 +1,24 @@
+using Akka.Actor;
+using Akka.Dispatch;
+using Akka.Event;
+
+namespace Bittensor.Actors.Logging;
+
+/// <summary>
+/// An Akka logger that writes each event on one line to standard error, so a command-line tool's standard output
+/// carries only its results (<c>btcli … --json</c> stays parseable while actors log). btcli's configuration layer sets
+/// <c>akka.loggers = ["Bittensor.Actors.Logging.StandardErrorLogger, Bittensor.Actors"]</c>; a host embedding the
+/// runtime keeps whatever loggers it configures.
+/// </summary>
+public sealed class StandardErrorLogger : ReceiveActor, IRequiresMessageQueue<ILoggerMessageQueueSemantics>
+{
+    /// <summary>The HOCON value naming this logger in <c>akka.loggers</c>.</summary>
+    public const string TypeName = "Bittensor.Actors.Logging.StandardErrorLogger, Bittensor.Actors";
+
+    /// <summary>Creates the logger (Akka does, from <c>akka.loggers</c>).</summary>
+    public StandardErrorLogger()
+    {
+        Receive<InitializeLogger>(_ => Sender.Tell(new LoggerInitialized()));
+        Receive<LogEvent>(e => Console.Error.WriteLine(e.ToString()));
+    }
+}
