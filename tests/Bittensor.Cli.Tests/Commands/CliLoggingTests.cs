@@ -5,7 +5,7 @@ using Bittensor.Actors;
 namespace Bittensor.Cli.Tests.Commands;
 
 /// <summary>btcli's actor systems log to standard error: standard output carries only results (JSON included).</summary>
-[Collection(ConsoleCollection.Name)]
+[Collection(Bittensor.Cli.Tests.Chain.ConsoleCollection.Name)]
 public sealed class CliLoggingTests
 {
     [Fact]
@@ -35,12 +35,4 @@ public sealed class CliLoggingTests
             Console.SetError(oldError);
         }
     }
-}
-
-/// <summary>Tests that swap <see cref="Console"/>'s writers run one at a time.</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class ConsoleCollection
-{
-    /// <summary>The collection's name.</summary>
-    public const string Name = "console";
 }

@@ -34,13 +34,17 @@ public sealed class RunModelStartFailureTests : IDisposable
         var config = Path.Combine(_dir, "bad-model.conf");
         await File.WriteAllTextAsync(config, $"bittensor.model {{ checkpoint.path = \"{checkpoint}\", start_attempts = 2, backoff.min = 10ms, backoff.max = 20ms }}");
 
-        var (code, _, err) = await Btcli(["run", "server", "--netuid", "1", "--axon.port", "0", "--config", config,
+        var (code, output, err) = await Btcli(["run", "server", "--netuid", "1", "--axon.port", "0", "--config", config,
             "--neuron.full_path", Path.Combine(_dir, "state"), .. Wallet.SkipLast(1), .. Net]);
 
         Assert.Equal(1, code);
-        var line = Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.StartsWith("error: server stopped: its model cannot start (2 tries): ", line, StringComparison.Ordinal);
+        // One error line, last; before it only the actors' one-line log events (standard error is the log), no stack trace.
+        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.StartsWith("error: server stopped: its model cannot start (2 tries): ", lines[^1], StringComparison.Ordinal);
+        Assert.All(lines[..^1], l => Assert.Matches(@"^\[(WARNING|ERROR)\]", l));
+        Assert.Contains(lines, l => l.Contains("model did not start (try 1 of 2)", StringComparison.Ordinal));
         Assert.DoesNotContain("   at ", err, StringComparison.Ordinal);
+        Assert.True(!output.Contains("[WARNING]", StringComparison.Ordinal), output);
         // The checkpoint that could not be read is left as it was (never overwritten by a fresh model).
         Assert.Equal("this is not a TorchSharp state dict", await File.ReadAllTextAsync(checkpoint));
     }
