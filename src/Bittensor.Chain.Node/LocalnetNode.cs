@@ -32,6 +32,7 @@ public sealed class LocalnetNode : IAsyncDisposable
     private readonly Channel<(LocalnetBlock Block, LocalnetStorage Storage)> _blocks;
     private readonly object _viewsLock = new();
     private readonly LinkedList<LocalnetStorage> _views = new();
+    private readonly LocalnetStorageTracker _tracker = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _dispatcher;
     private long _dropped;
@@ -48,9 +49,14 @@ public sealed class LocalnetNode : IAsyncDisposable
             FullMode = BoundedChannelFullMode.DropOldest,
             SingleReader = true,
         });
-        // The current state is the first view; then one per block, built under the chain's lock as it commits.
-        AddView(chain.BuildStorage());
-        chain.BlockCommitted += OnBlockCommitted;
+        // The current state is the first view (built in full); then one per block, updated under the chain's lock as
+        // it commits with only the keys that block changed (views share everything else).
+        chain.Read(s =>
+        {
+            AddView(_tracker.Next(s, chain.BestBlockUnlocked(s), chain.Options));
+            chain.BlockCommitted += OnBlockCommitted;
+            return 0;
+        });
         _dispatcher = Task.Run(DispatchAsync);
     }
 
@@ -111,7 +117,7 @@ public sealed class LocalnetNode : IAsyncDisposable
 
     private void OnBlockCommitted(LocalnetState state, LocalnetBlock block)
     {
-        var storage = LocalnetStorage.Build(state, block, _chain.Options);
+        var storage = _tracker.Next(state, block, _chain.Options);
         AddView(storage);
         _blocks.Writer.TryWrite((block, storage));
     }

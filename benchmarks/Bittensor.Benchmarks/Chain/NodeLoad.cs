@@ -67,10 +67,28 @@ public static class NodeLoad
         for (var i = 0; i < builds; i++) view = chain.BuildStorage();
         Console.WriteLine($"storage view: {view.Count} keys, {sw.Elapsed.TotalMilliseconds / builds:F1} ms wall, {(Cpu() - c0) / builds:F1} ms CPU per build (mean of {builds})");
 
-        await using var node = await LocalnetNode.StartAsync(chain, new LocalnetNodeOptions { Port = 0 });
+        // Blocks without calls: block production alone, then with the node attached (its per-block storage view is
+        // made inside block production), then the managed heap once the node keeps its full view history.
+        const int blocks = 20;
+        await chain.ProduceBlockAsync(); // warm-up
         sw.Restart();
-        await chain.ProduceBlockAsync();
-        Console.WriteLine($"one block with the node attached: {sw.Elapsed.TotalMilliseconds:F1} ms");
+        var b0 = Cpu();
+        for (var i = 0; i < blocks; i++) await chain.ProduceBlockAsync();
+        var bare = (Cpu() - b0) / blocks;
+        Console.WriteLine($"one block, no node: {sw.Elapsed.TotalMilliseconds / blocks:F1} ms wall, {bare:F1} ms CPU (mean of {blocks})");
+        var nodeOptions = new LocalnetNodeOptions { Port = 0 };
+        await using var node = await LocalnetNode.StartAsync(chain, nodeOptions);
+        await chain.ProduceBlockAsync(); // warm-up
+        sw.Restart();
+        b0 = Cpu();
+        for (var i = 0; i < blocks; i++) await chain.ProduceBlockAsync();
+        var attached = (Cpu() - b0) / blocks;
+        Console.WriteLine($"one block with the node attached: {sw.Elapsed.TotalMilliseconds / blocks:F1} ms wall, {attached:F1} ms CPU (mean of {blocks}); the node's share {attached - bare:F1} ms CPU");
+        for (var i = 0; i < nodeOptions.StateHistory; i++) await chain.ProduceBlockAsync();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        Console.WriteLine($"managed heap with {nodeOptions.StateHistory} state views kept: {GC.GetTotalMemory(true) / (1024 * 1024)} MiB");
 
         // 2. get_neurons_lite over RPC (the node's side of a metagraph sync).
         using (var ws = await Connect(node.Endpoint))

@@ -49,10 +49,11 @@ public sealed class Localnet : IChainBackend
     /// <summary>The options the chain was opened with.</summary>
     public LocalnetOptions Options => _options;
 
-    /// <summary>The state at the best block as Substrate storage (built under the lock; O(state)).</summary>
+    /// <summary>The state at the best block as Substrate storage, built from scratch under the lock (O(state); the node updates its views incrementally instead).</summary>
     public LocalnetStorage BuildStorage() => Read(s => LocalnetStorage.Build(s, BestBlockUnlocked(s), _options));
 
-    private LocalnetBlock BestBlockUnlocked(LocalnetState s) =>
+    /// <summary>The best block; call under the chain's lock (inside <see cref="Read{T}"/>).</summary>
+    internal LocalnetBlock BestBlockUnlocked(LocalnetState s) =>
         _recent.Count > 0 && _recent[^1].Number == s.Block
             ? _recent[^1]
             : new LocalnetBlock(s.Block, s.BlockHash.ToArray(), new byte[32], new byte[32], new byte[32], Array.Empty<byte>());
