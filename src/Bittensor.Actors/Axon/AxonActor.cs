@@ -14,7 +14,8 @@ namespace Bittensor.Actors.Axon;
 /// HTTP/2 cleartext) in <c>PreStart</c>, stops it in <c>PostStop</c> or on <see cref="Unbind"/>. Calls go from the transport
 /// thread straight to the model host (a <see cref="ModelHostActor"/>: the one stake-ordered queue), either one the axon
 /// is given (a hosted model) or its own child <c>model</c> running <see cref="AxonHandlers"/> delegates. Ask
-/// <see cref="GetBinding"/> to learn the port actually bound (useful with port 0).
+/// <see cref="GetBinding"/> to learn the port actually bound (useful with port 0). Its messages are local to the process
+/// (<see cref="INoSerializationVerificationNeeded"/>): they hold endpoints, bindings and tensors as objects.
 /// </summary>
 public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
 {
@@ -87,41 +88,41 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
     }
 
     /// <summary>Asks for the bound address; answered with <see cref="Bound"/> once listening, or a <see cref="Status.Failure"/>.</summary>
-    public sealed record GetBinding
+    public sealed record GetBinding : INoSerializationVerificationNeeded
     {
         /// <summary>The single instance.</summary>
         public static readonly GetBinding Instance = new();
     }
 
     /// <summary>The address the axon listens on (the real port when configured with 0).</summary>
-    public sealed record Bound(IPEndPoint Endpoint);
+    public sealed record Bound(IPEndPoint Endpoint) : INoSerializationVerificationNeeded;
 
     /// <summary>
     /// A hand-made stake table (TAO per hotkey SS58) for an axon without a metagraph (<c>btcli axon serve --axon.stakes</c>):
     /// sets call priorities, the stake rule, and who counts as registered (the listed hotkeys). An axon given
     /// <see cref="AxonOptions.Metagraph"/> takes its stakes from the metagraph's <see cref="MetagraphUpdated"/> snapshots instead.
     /// </summary>
-    public sealed record UpdateStakes(IReadOnlyDictionary<string, double> Stakes);
+    public sealed record UpdateStakes(IReadOnlyDictionary<string, double> Stakes) : INoSerializationVerificationNeeded;
 
     /// <summary>Asks for an <see cref="AxonStatsSnapshot"/>.</summary>
-    public sealed record GetStats
+    public sealed record GetStats : INoSerializationVerificationNeeded
     {
         /// <summary>The single instance.</summary>
         public static readonly GetStats Instance = new();
     }
 
     /// <summary>Stops listening (graceful: running calls finish); answered with <see cref="Akka.Done"/>.</summary>
-    public sealed record Unbind
+    public sealed record Unbind : INoSerializationVerificationNeeded
     {
         /// <summary>The single instance.</summary>
         public static readonly Unbind Instance = new();
     }
 
-    private sealed record Started(IServerBinding App, IPEndPoint Endpoint);
+    private sealed record Started(IServerBinding App, IPEndPoint Endpoint) : INoSerializationVerificationNeeded;
 
-    private sealed record StartFailed(Exception Cause);
+    private sealed record StartFailed(Exception Cause) : INoSerializationVerificationNeeded;
 
-    private sealed record Stopped(IActorRef ReplyTo);
+    private sealed record Stopped(IActorRef ReplyTo) : INoSerializationVerificationNeeded;
 
     /// <inheritdoc />
     protected override void PreStart()

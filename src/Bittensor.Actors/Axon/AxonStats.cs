@@ -31,7 +31,7 @@ public sealed record CallerStats(long Calls, long BytesIn, long BytesOut, IReadO
 /// <param name="StakesBlock">Block of the latest metagraph snapshot the axon's stakes come from (0 before one, or for a hand-made table).</param>
 /// <param name="RegisteredHotkeys">Hotkeys in the latest stake snapshot (the callers <c>blacklist.registered_only</c> admits).</param>
 public sealed record AxonStatsSnapshot(long TotalCalls, int Waiting, IReadOnlyDictionary<string, CallerStats> PerCaller,
-    bool StakesKnown = false, ulong StakesBlock = 0, int RegisteredHotkeys = 0);
+    bool StakesKnown = false, ulong StakesBlock = 0, int RegisteredHotkeys = 0) : Akka.Actor.INoSerializationVerificationNeeded;
 
 /// <summary>
 /// Per-caller traffic counters, exported through <see cref="System.Diagnostics.Metrics"/> (meter "Bittensor.Axon")

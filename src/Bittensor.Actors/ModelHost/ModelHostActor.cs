@@ -87,7 +87,7 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
         public static StartWorker Instance { get; } = new();
     }
 
-    private sealed record HandlerJobDone(long JobId, ModelResponse Response);
+    private sealed record HandlerJobDone(long JobId, ModelResponse Response) : INoSerializationVerificationNeeded;
 
     private const string DelayTimer = "batch-delay";
     private const string RestartTimer = "restart";

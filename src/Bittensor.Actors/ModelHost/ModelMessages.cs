@@ -66,7 +66,7 @@ public sealed record ModelBackwardResult(long RequestId, ModelReturnCode Code, l
 /// <see cref="ForwardRequest.DeadlineUtc"/>). The host answers the sender with exactly one <see cref="AxonModelReply"/>
 /// with the same <paramref name="RequestId"/>. Local message only: it carries tensors as arrays.
 /// </summary>
-public sealed record AxonModelCall(long RequestId, ForwardRequest? Forward, BackwardRequest? Backward)
+public sealed record AxonModelCall(long RequestId, ForwardRequest? Forward, BackwardRequest? Backward) : INoSerializationVerificationNeeded
 {
     /// <summary>Queue order at the host: lower first.</summary>
     public int Priority => Forward?.Priority ?? Backward!.Priority;
@@ -76,7 +76,7 @@ public sealed record AxonModelCall(long RequestId, ForwardRequest? Forward, Back
 }
 
 /// <summary>The answer to an <see cref="AxonModelCall"/>: the model's response or a code.</summary>
-public sealed record AxonModelReply(long RequestId, ModelResponse Response);
+public sealed record AxonModelReply(long RequestId, ModelResponse Response) : INoSerializationVerificationNeeded;
 
 /// <summary>Asks the host how many requests wait in its queue and how many are at the model; answered with <see cref="QueueStatus"/>.</summary>
 public sealed record GetQueueStatus

@@ -1,0 +1,119 @@
+using System.Globalization;
+using Akka.Actor;
+using Akka.Configuration;
+
+namespace Bittensor.Actors.Cluster;
+
+/// <summary>
+/// Starting the nodes of a clustered miner (docs/cluster.md): <see cref="CreateSystem"/> builds a node's actor system
+/// (Akka.Cluster over Akka.Remote's TCP transport, the two cluster serializers, the split-brain resolver) and joins
+/// the seed nodes; <see cref="StartFront"/> and <see cref="StartWorker"/> start the front's router and a worker.
+/// </summary>
+public static class BittensorCluster
+{
+    /// <summary>Largest message between nodes (a [batch, seq, 1024] float answer is 4 KiB per token). 32 MiB.</summary>
+    public const int MaxFrameBytes = 32 * 1024 * 1024;
+
+    /// <summary>
+    /// The serializers of the cluster's messages: tensors with <see cref="ClusterTensorSerializer"/>, control messages
+    /// with <see cref="ClusterControlSerializer"/> (protobuf).
+    /// </summary>
+    public static Config SerializationConfig { get; } = ConfigurationFactory.ParseString($$"""
+        akka.actor {
+          serializers {
+            bittensor-cluster-tensor = "{{typeof(ClusterTensorSerializer).AssemblyQualifiedName}}"
+            bittensor-cluster-control = "{{typeof(ClusterControlSerializer).AssemblyQualifiedName}}"
+          }
+          serialization-bindings {
+            "{{typeof(IClusterTensorMessage).AssemblyQualifiedName}}" = bittensor-cluster-tensor
+            "{{typeof(IClusterControlMessage).AssemblyQualifiedName}}" = bittensor-cluster-control
+          }
+        }
+        """);
+
+    /// <summary>
+    /// The Akka configuration of one node with <paramref name="role"/> (front or worker): cluster provider, this node's
+    /// hostname/port, the keep-majority split-brain resolver counted over <see cref="ClusterSettings.SbrRole"/>, the
+    /// drain phase's timeout, and the serializers. Seed nodes are joined by <see cref="CreateSystem"/>, not here.
+    /// </summary>
+    public static Config NodeConfig(ClusterSettings settings, string role)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        if (role is not (ClusterSettings.FrontRole or ClusterSettings.WorkerRole))
+            throw new ArgumentException($"cluster role must be {ClusterSettings.FrontRole} or {ClusterSettings.WorkerRole}, not '{role}'", nameof(role));
+        var drainPhase = settings.DrainTimeout + TimeSpan.FromSeconds(5);
+        var text = string.Create(CultureInfo.InvariantCulture, $$"""
+            akka {
+              actor.provider = cluster
+              remote.dot-netty.tcp {
+                hostname = "{{settings.Hostname}}"
+                port = {{settings.Port}}
+                maximum-frame-size = {{MaxFrameBytes}}b
+                send-buffer-size = {{MaxFrameBytes + 1024}}b
+                receive-buffer-size = {{MaxFrameBytes + 1024}}b
+              }
+              cluster {
+                roles = ["{{role}}"]
+                downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
+                split-brain-resolver {
+                  active-strategy = keep-majority
+                  stable-after = {{(long)settings.SbrStableAfter.TotalMilliseconds}}ms
+                  keep-majority.role = "{{settings.SbrRole}}"
+                }
+                run-coordinated-shutdown-when-down = on
+              }
+              coordinated-shutdown.phases.before-cluster-shutdown.timeout = {{(long)drainPhase.TotalMilliseconds}}ms
+            }
+            """);
+        return ConfigurationFactory.ParseString(text).WithFallback(SerializationConfig);
+    }
+
+    /// <summary>
+    /// Creates the actor system of a node: <paramref name="overrides"/> (e.g. test settings) over
+    /// <see cref="NodeConfig"/> over <paramref name="config"/> (the caller's layered configuration). Then joins: the seed
+    /// nodes when there are any, else itself (the first front).
+    /// </summary>
+    public static ActorSystem CreateSystem(ClusterSettings settings, string role, Config? config = null, Config? overrides = null)
+    {
+        var full = NodeConfig(settings, role);
+        if (config is not null) full = full.WithFallback(config);
+        if (overrides is not null) full = overrides.WithFallback(full);
+        var system = ActorSystem.Create(settings.SystemName, full);
+        _ = BittensorRuntime.Get(system);
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        if (settings.SeedNodes.Count == 0) cluster.Join(cluster.SelfAddress);
+        else cluster.JoinSeedNodes(settings.SeedNodes.Select(s => Address.Parse(ClusterSettings.SeedAddress(s, settings.SystemName))));
+        return system;
+    }
+
+    /// <summary>Starts the front's router as <c>/user/cluster-front</c>; give it to the axon as its model host (<c>AxonActor.Props(settings, front)</c>).</summary>
+    public static IActorRef StartFront(ActorSystem system, ClusterSettings settings, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        return system.ActorOf(ClusterFrontActor.Props(settings, time), ClusterSettings.FrontName);
+    }
+
+    /// <summary>
+    /// Starts a worker as <c>/user/cluster-worker</c> hosting the model host built from <paramref name="hostProps"/>, and
+    /// adds the CoordinatedShutdown task that drains it before the node leaves the cluster (phase before-cluster-shutdown).
+    /// </summary>
+    public static IActorRef StartWorker(ActorSystem system, ClusterSettings settings, Props hostProps, int capacity)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        var worker = system.ActorOf(ClusterWorkerActor.Props(settings, hostProps, capacity), ClusterSettings.WorkerName);
+        var drainFor = settings.DrainTimeout + TimeSpan.FromSeconds(2);
+        CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeClusterShutdown, "bittensor-worker-drain", async () =>
+        {
+            try
+            {
+                await worker.Ask<Akka.Done>(DrainWorker.Instance, drainFor).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+            {
+                // The worker answers at drain_timeout itself; a dead worker has nothing left to drain.
+            }
+            return Akka.Done.Instance;
+        });
+        return worker;
+    }
+}

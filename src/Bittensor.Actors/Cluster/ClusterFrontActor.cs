@@ -1,0 +1,318 @@
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using Bittensor.Actors.Axon;
+using Bittensor.Actors.ModelHost;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+
+namespace Bittensor.Actors.Cluster;
+
+/// <summary>
+/// The front's router: what a clustered miner's axon uses as its model host. It takes the axon's
+/// <see cref="AxonModelCall"/> (a Tell with the axon's reply sink as sender, as a local <see cref="ModelHostActor"/>
+/// would) and sends it as a <see cref="WorkerCall"/> to one of the workers that registered with it, then answers the
+/// sink with exactly one <see cref="AxonModelReply"/>.
+/// </summary>
+/// <remarks>
+/// <para>Routing: least in-flight among the workers that are reachable, not draining and below their capacity (ties
+/// rotate). When every worker is at its capacity the call is answered NucleusFull at once (back-pressure: nothing
+/// queues at the front); with no worker at all, NotServingNucleus.</para>
+/// <para>Affinity: a backward carries the inputs of its forward (2021 wire: there is no request id across the two
+/// calls), so the front remembers which worker answered each forward by (caller hotkey, XxHash3 of the inputs) in a
+/// bounded LRU table; a backward goes to that replica when it is available, else to the least loaded one.</para>
+/// <para>Faults: when the failure detector marks a worker's node unreachable (or the worker stops or leaves the
+/// cluster), the front stops routing to it and re-sends its forwards to another worker (a forward is idempotent);
+/// its backwards answer NotServingNucleus (the step may or may not have been applied). Every accepted call is
+/// answered at the latest at its deadline (NucleusTimeout), whatever the workers do.</para>
+/// </remarks>
+public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
+{
+    private sealed class Worker(IActorRef actor, string replica, int capacity, long order)
+    {
+        public IActorRef Actor { get; } = actor;
+        public Address Address => Actor.Path.Address;
+        public string Replica { get; } = replica;
+        public int Capacity { get; set; } = capacity;
+        public int InFlight { get; set; }
+        public bool Reachable { get; set; } = true;
+        public bool Draining { get; set; }
+        public long Served { get; set; }
+        public long Order { get; } = order;
+        public bool Available => Reachable && !Draining && InFlight < Capacity;
+    }
+
+    private sealed class Call(long id, IActorRef replyTo, AxonModelCall source, DateTime deadline, AffinityKey? key)
+    {
+        public long Id { get; } = id;
+        public IActorRef ReplyTo { get; } = replyTo;
+        public AxonModelCall Source { get; } = source;
+        public DateTime Deadline { get; } = deadline;
+        public AffinityKey? Key { get; } = key;
+        public Worker? Worker { get; set; }
+    }
+
+    private readonly record struct AffinityKey(string Hotkey, ulong InputsHash);
+
+    private sealed record CallDeadline(long Id) : INoSerializationVerificationNeeded;
+
+    private readonly ClusterSettings _settings;
+    private readonly TimeProvider _time;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<IActorRef, Worker> _workers = [];
+    private readonly List<Worker> _ordered = [];
+    private readonly Dictionary<long, Call> _calls = [];
+    private readonly Dictionary<AffinityKey, LinkedListNode<(AffinityKey Key, IActorRef Worker)>> _affinity = [];
+    private readonly LinkedList<(AffinityKey Key, IActorRef Worker)> _affinityOrder = new();
+    private long _nextId;
+    private long _nextOrder;
+    private long _rotate;
+    private long _rerouted;
+    private long _refusedFull;
+    private long _affinityHits;
+
+    private ClusterFrontActor(ClusterSettings settings, TimeProvider? time)
+    {
+        _settings = settings;
+        _time = time ?? TimeProvider.System;
+        Receive<AxonModelCall>(OnCall);
+        Receive<WorkerReply>(OnReply);
+        Receive<CallDeadline>(OnDeadline);
+        Receive<RegisterWorker>(OnRegister);
+        Receive<WorkerDraining>(_ =>
+        {
+            if (_workers.TryGetValue(Sender, out var w) && !w.Draining)
+            {
+                w.Draining = true;
+                _log.Info("cluster front: worker {0} drains ({1} in flight)", w.Replica, w.InFlight);
+            }
+            Sender.Tell(DrainAck.Instance);
+        });
+        Receive<ClusterEvent.UnreachableMember>(m => ForWorkersAt(m.Member.Address, w =>
+        {
+            if (!w.Reachable) return;
+            w.Reachable = false;
+            _log.Warning("cluster front: worker {0} is unreachable; routing around it", w.Replica);
+            Reroute(w, "its worker became unreachable");
+        }));
+        Receive<ClusterEvent.ReachableMember>(m => ForWorkersAt(m.Member.Address, w =>
+        {
+            if (w.Reachable) return;
+            w.Reachable = true;
+            _log.Info("cluster front: worker {0} is reachable again", w.Replica);
+        }));
+        Receive<ClusterEvent.MemberRemoved>(m => ForWorkersAt(m.Member.Address, w => Remove(w, "its node left the cluster")));
+        Receive<ClusterEvent.IMemberEvent>(m =>
+        {
+            // Leaving or exiting: no new work (a worker that drained announced it already).
+            if (m.Member.Status is MemberStatus.Leaving or MemberStatus.Exiting or MemberStatus.Down)
+                ForWorkersAt(m.Member.Address, w => w.Draining = true);
+        });
+        Receive<Terminated>(t =>
+        {
+            if (_workers.TryGetValue(t.ActorRef, out var w)) Remove(w, "its worker stopped");
+        });
+        Receive<GetClusterFrontStatus>(_ => Sender.Tell(Status()));
+    }
+
+    /// <inheritdoc />
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <summary>Props of a front router with <paramref name="settings"/>; start it as <c>/user/cluster-front</c> (<see cref="BittensorCluster.StartFront"/>).</summary>
+    public static Props Props(ClusterSettings settings, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        settings.Validate();
+        return FactoryProps.For(() => new ClusterFrontActor(settings, time));
+    }
+
+    /// <inheritdoc />
+    protected override void PreStart() =>
+        Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+            typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
+
+    /// <inheritdoc />
+    protected override void PostStop()
+    {
+        Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+        foreach (var c in _calls.Values) c.ReplyTo.Tell(new AxonModelReply(c.Source.RequestId, new ModelResponse(null, ReturnCode.NotServingNucleus, "the cluster front stopped")));
+        _calls.Clear();
+    }
+
+    private ClusterFrontStatus Status() => new(
+        [.. _ordered.Select(w => new ClusterWorkerStatus(w.Replica, w.Actor, w.Capacity, w.InFlight, w.Reachable, w.Draining, w.Served))],
+        _calls.Count, _rerouted, _refusedFull, _affinityHits);
+
+    private void OnRegister(RegisterWorker r)
+    {
+        if (_workers.TryGetValue(Sender, out var known))
+        {
+            known.Capacity = r.Capacity;
+            known.Draining |= r.Draining;
+        }
+        else
+        {
+            var w = new Worker(Sender, r.Replica, r.Capacity, _nextOrder++) { Draining = r.Draining };
+            _workers[Sender] = w;
+            _ordered.Add(w);
+            Context.Watch(Sender);
+            _log.Info("cluster front: worker {0} joined (capacity {1}); {2} workers", r.Replica, r.Capacity, _workers.Count);
+        }
+        Sender.Tell(new WorkerRegistered(_workers.Count));
+    }
+
+    private void OnCall(AxonModelCall call)
+    {
+        var now = _time.GetUtcNow().UtcDateTime;
+        var deadline = call.DeadlineUtc ?? now + TimeSpan.FromSeconds(12);
+        var replyTo = Sender;
+        if (deadline <= now)
+        {
+            replyTo.Tell(new AxonModelReply(call.RequestId, new ModelResponse(null, ReturnCode.NucleusTimeout, "the call's deadline had passed when it reached the cluster front")));
+            return;
+        }
+        var inputs = call.Forward?.Inputs ?? call.Backward!.Inputs;
+        var key = _settings.AffinityCapacity > 0 ? new AffinityKey(call.Forward?.CallerHotkey ?? call.Backward!.CallerHotkey, Hash(inputs)) : (AffinityKey?)null;
+        Worker? worker = null;
+        if (call.Backward is not null && key is { } k && _affinity.TryGetValue(k, out var node)
+            && _workers.TryGetValue(node.Value.Worker, out var preferred) && preferred.Available)
+        {
+            worker = preferred;
+            _affinityHits++;
+        }
+        worker ??= Pick(exclude: null);
+        if (worker is null)
+        {
+            ModelResponse refusal;
+            if (_workers.Values.Any(w => w.Reachable && !w.Draining))
+            {
+                _refusedFull++;
+                refusal = new ModelResponse(null, ReturnCode.NucleusFull,
+                    $"every worker is full ({_workers.Values.Where(w => w.Reachable && !w.Draining).Sum(w => w.InFlight)} calls in flight)");
+            }
+            else
+            {
+                refusal = new ModelResponse(null, ReturnCode.NotServingNucleus, "no worker is serving in this cluster");
+            }
+            replyTo.Tell(new AxonModelReply(call.RequestId, refusal));
+            return;
+        }
+        var c = new Call(++_nextId, replyTo, call, deadline, key);
+        _calls[c.Id] = c;
+        Send(c, worker);
+        Timers.StartSingleTimer(c.Id, new CallDeadline(c.Id), deadline - now);
+    }
+
+    private void Send(Call c, Worker w)
+    {
+        c.Worker = w;
+        w.InFlight++;
+        var s = c.Source;
+        var message = s.Forward is { } f
+            ? new WorkerCall(c.Id, false, f.CallerHotkey, f.CallerStake, f.Modality, f.Inputs, null, f.Priority, c.Deadline)
+            : new WorkerCall(c.Id, true, s.Backward!.CallerHotkey, s.Backward.CallerStake, s.Backward.Modality, s.Backward.Inputs, s.Backward.Grads,
+                s.Backward.Priority, c.Deadline);
+        w.Actor.Tell(message, Self);
+    }
+
+    // Least in flight among the available workers; equal loads rotate so light traffic spreads too.
+    private Worker? Pick(Worker? exclude)
+    {
+        Worker? best = null;
+        var n = _ordered.Count;
+        if (n == 0) return null;
+        var start = (int)(_rotate++ % n);
+        for (var j = 0; j < n; j++)
+        {
+            var w = _ordered[(start + j) % n];
+            if (w == exclude || !w.Available) continue;
+            if (best is null || w.InFlight < best.InFlight) best = w;
+        }
+        return best;
+    }
+
+    private void OnReply(WorkerReply reply)
+    {
+        if (!_calls.Remove(reply.RequestId, out var c)) return; // answered already (deadline, re-routed and answered elsewhere)
+        Timers.Cancel(c.Id);
+        if (c.Worker is { } w)
+        {
+            w.InFlight--;
+            if (w.Actor.Equals(Sender)) w.Served++;
+            else if (_workers.TryGetValue(Sender, out var other)) other.Served++;
+        }
+        if (reply.Code == ReturnCode.Success && c.Source.Forward is not null && c.Key is { } key) Remember(key, Sender);
+        c.ReplyTo.Tell(new AxonModelReply(c.Source.RequestId, new ModelResponse(reply.Outputs, reply.Code, reply.Message)));
+    }
+
+    private void OnDeadline(CallDeadline d)
+    {
+        if (!_calls.Remove(d.Id, out var c)) return;
+        if (c.Worker is { } w) w.InFlight--;
+        c.ReplyTo.Tell(new AxonModelReply(c.Source.RequestId, new ModelResponse(null, ReturnCode.NucleusTimeout, "no worker answered before the call's deadline")));
+    }
+
+    private void ForWorkersAt(Address address, Action<Worker> action)
+    {
+        foreach (var w in _workers.Values.Where(w => w.Address.Equals(address)).ToList()) action(w);
+    }
+
+    private void Remove(Worker w, string why)
+    {
+        if (!_workers.Remove(w.Actor)) return;
+        _ordered.Remove(w);
+        Context.Unwatch(w.Actor);
+        _log.Info("cluster front: worker {0} removed ({1}); {2} workers", w.Replica, why, _workers.Count);
+        Reroute(w, why);
+        foreach (var stale in _affinityOrder.Where(e => e.Worker.Equals(w.Actor)).Select(e => e.Key).ToList()) Forget(stale);
+    }
+
+    // The calls at a worker that is gone or unreachable: forwards go to another worker, backwards answer a clear code.
+    private void Reroute(Worker from, string why)
+    {
+        foreach (var c in _calls.Values.Where(c => c.Worker == from).ToList())
+        {
+            from.InFlight--;
+            c.Worker = null;
+            Worker? to = c.Source.Forward is not null ? Pick(exclude: from) : null;
+            if (to is null)
+            {
+                _calls.Remove(c.Id);
+                Timers.Cancel(c.Id);
+                var message = c.Source.Forward is not null
+                    ? $"{why} and no other worker has room"
+                    : $"{why} during this backward; its optimizer step may or may not have been applied";
+                c.ReplyTo.Tell(new AxonModelReply(c.Source.RequestId, new ModelResponse(null, ReturnCode.NotServingNucleus, message)));
+                continue;
+            }
+            _rerouted++;
+            Send(c, to);
+        }
+    }
+
+    private void Remember(AffinityKey key, IActorRef worker)
+    {
+        if (_affinity.TryGetValue(key, out var node))
+        {
+            _affinityOrder.Remove(node);
+            _affinity.Remove(key);
+        }
+        _affinity[key] = _affinityOrder.AddLast((key, worker));
+        while (_affinity.Count > _settings.AffinityCapacity) Forget(_affinityOrder.First!.Value.Key);
+    }
+
+    private void Forget(AffinityKey key)
+    {
+        if (_affinity.Remove(key, out var node)) _affinityOrder.Remove(node);
+    }
+
+    private static ulong Hash(DenseTensor t)
+    {
+        var hash = new XxHash3();
+        hash.Append(MemoryMarshal.AsBytes(((long[])[.. t.Shape]).AsSpan()));
+        hash.Append(t.Floats is { } f ? MemoryMarshal.AsBytes(f.AsSpan()) : MemoryMarshal.AsBytes(t.Longs.AsSpan()));
+        return hash.GetCurrentHashAsUInt64();
+    }
+}

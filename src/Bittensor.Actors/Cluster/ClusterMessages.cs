@@ -1,0 +1,105 @@
+using Akka.Actor;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+
+namespace Bittensor.Actors.Cluster;
+
+/// <summary>Messages that carry tensors between nodes; serialized by <see cref="ClusterTensorSerializer"/> (raw float/int64 bytes, one copy).</summary>
+public interface IClusterTensorMessage
+{
+}
+
+/// <summary>Control messages between nodes; serialized by <see cref="ClusterControlSerializer"/> (protobuf, cluster.proto).</summary>
+public interface IClusterControlMessage
+{
+}
+
+/// <summary>
+/// front → worker: one verified, decoded axon call for the worker's model host. The worker answers the sender with
+/// exactly one <see cref="WorkerReply"/> carrying <paramref name="RequestId"/> (the front's id, not the axon's).
+/// </summary>
+/// <param name="RequestId">The front's id of this call.</param>
+/// <param name="IsBackward">A backward (inputs + grads) rather than a forward.</param>
+/// <param name="CallerHotkey">The caller's SS58 (verified at the front).</param>
+/// <param name="CallerStake">The caller's stake as the front knows it.</param>
+/// <param name="Modality">Modality of <paramref name="Inputs"/>.</param>
+/// <param name="Inputs">The inputs.</param>
+/// <param name="Grads">Backward only: gradients w.r.t. the outputs.</param>
+/// <param name="Priority">Stake priority (lower first) at the worker's model host.</param>
+/// <param name="DeadlineUtc">The call's one deadline (UTC); nodes' clocks are assumed synchronised (NTP) to well under a call timeout.</param>
+public sealed record WorkerCall(long RequestId, bool IsBackward, string CallerHotkey, double CallerStake, Modality Modality, DenseTensor Inputs,
+    DenseTensor? Grads, int Priority, DateTime DeadlineUtc) : IClusterTensorMessage;
+
+/// <summary>worker → front: the answer to one <see cref="WorkerCall"/>: outputs on success, else a code and a message.</summary>
+public sealed record WorkerReply(long RequestId, ReturnCode Code, string Message, DenseTensor? Outputs) : IClusterTensorMessage;
+
+/// <summary>worker → front: "route to me, at most <paramref name="Capacity"/> at a time". Repeated until <see cref="WorkerRegistered"/>.</summary>
+/// <param name="Capacity">Requests the worker takes at once.</param>
+/// <param name="Draining">The worker is leaving: route nothing new to it.</param>
+/// <param name="Replica">A name for logs and status (the worker node's address).</param>
+public sealed record RegisterWorker(int Capacity, bool Draining, string Replica) : IClusterControlMessage;
+
+/// <summary>front → worker: registration seen; <paramref name="Workers"/> workers are known to the front now.</summary>
+public sealed record WorkerRegistered(int Workers) : IClusterControlMessage;
+
+/// <summary>worker → front: the worker leaves; the front answers <see cref="DrainAck"/> and routes nothing new to it.</summary>
+public sealed record WorkerDraining : IClusterControlMessage
+{
+    /// <summary>The only instance.</summary>
+    public static WorkerDraining Instance { get; } = new();
+    private WorkerDraining() { }
+}
+
+/// <summary>front → worker: nothing will follow (messages between two nodes keep their order, so every call sent before this is already there).</summary>
+public sealed record DrainAck : IClusterControlMessage
+{
+    /// <summary>The only instance.</summary>
+    public static DrainAck Instance { get; } = new();
+    private DrainAck() { }
+}
+
+/// <summary>Asks a <see cref="ClusterFrontActor"/> for its <see cref="ClusterFrontStatus"/> (local only).</summary>
+public sealed record GetClusterFrontStatus : INoSerializationVerificationNeeded
+{
+    /// <summary>The only instance.</summary>
+    public static GetClusterFrontStatus Instance { get; } = new();
+    private GetClusterFrontStatus() { }
+}
+
+/// <summary>One worker as the front sees it.</summary>
+/// <param name="Replica">The worker's name (its node address).</param>
+/// <param name="Worker">Its actor.</param>
+/// <param name="Capacity">Requests it takes at once.</param>
+/// <param name="InFlight">Requests sent to it and not answered yet.</param>
+/// <param name="Reachable">False while the failure detector marks its node unreachable.</param>
+/// <param name="Draining">True once it announced it leaves.</param>
+/// <param name="Served">Answers received from it.</param>
+public sealed record ClusterWorkerStatus(string Replica, IActorRef Worker, int Capacity, int InFlight, bool Reachable, bool Draining, long Served);
+
+/// <summary>The front's routing table and counters.</summary>
+/// <param name="Workers">Known workers.</param>
+/// <param name="Pending">Calls sent to workers and not answered yet.</param>
+/// <param name="Rerouted">Calls re-sent to another worker after theirs became unreachable or left.</param>
+/// <param name="RefusedFull">Calls answered NucleusFull at once because every worker was full.</param>
+/// <param name="AffinityHits">Backward calls routed to the replica that served their forward.</param>
+public sealed record ClusterFrontStatus(IReadOnlyList<ClusterWorkerStatus> Workers, int Pending, long Rerouted, long RefusedFull, long AffinityHits)
+    : INoSerializationVerificationNeeded;
+
+/// <summary>Asks a <see cref="ClusterWorkerActor"/> to drain: announce it leaves, wait for in-flight calls; answered with <see cref="Akka.Done"/>.</summary>
+public sealed record DrainWorker : INoSerializationVerificationNeeded
+{
+    /// <summary>The only instance.</summary>
+    public static DrainWorker Instance { get; } = new();
+    private DrainWorker() { }
+}
+
+/// <summary>Asks a <see cref="ClusterWorkerActor"/> for its <see cref="ClusterWorkerState"/> (local only).</summary>
+public sealed record GetClusterWorkerState : INoSerializationVerificationNeeded
+{
+    /// <summary>The only instance.</summary>
+    public static GetClusterWorkerState Instance { get; } = new();
+    private GetClusterWorkerState() { }
+}
+
+/// <summary>A worker's view: fronts that acknowledged it, calls at its model host, calls served.</summary>
+public sealed record ClusterWorkerState(int RegisteredFronts, int InFlight, long Served, bool Draining) : INoSerializationVerificationNeeded;

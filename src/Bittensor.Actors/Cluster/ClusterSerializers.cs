@@ -1,0 +1,338 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Runtime.Serialization;
+using System.Text;
+using Akka.Actor;
+using Akka.Serialization;
+using Bittensor.Actors.Cluster.Proto;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+using Google.Protobuf;
+
+namespace Bittensor.Actors.Cluster;
+
+/// <summary>
+/// The serializer of the messages that carry tensors between cluster nodes (<see cref="WorkerCall"/>,
+/// <see cref="WorkerReply"/>): a fixed little-endian header and the tensors' elements as raw bytes. Writing sizes the
+/// output exactly and copies each float/int64 span once into it; reading copies each span once into a fresh array.
+/// Never JSON, never a type name from the wire: the manifest is one of two fixed strings. Decoding is bounded (rank ≤
+/// 8, element counts checked against the bytes present) and throws <see cref="SerializationException"/> on anything
+/// malformed; Akka.Remote then drops that message and logs it.
+/// </summary>
+/// <remarks>
+/// Layout (all little-endian): WorkerCall = u8 version(1), i64 id, u8 flags (1 = backward, 2 = has grads), i32 priority,
+/// i64 deadline ticks (UTC), f64 stake, str hotkey, u8 modality, tensor inputs [, tensor grads];
+/// WorkerReply = u8 version(1), i64 id, i32 code, str message, u8 has-outputs [, tensor outputs];
+/// str = i32 byte length + UTF-8; tensor = u8 dtype (1 float32, 2 int64), u8 rank, i64 × rank shape, raw elements.
+/// </remarks>
+public sealed class ClusterTensorSerializer : SerializerWithStringManifest
+{
+    /// <summary>The serializer id registered in <c>akka.actor.serialization-identifiers</c>.</summary>
+    public const int Id = 7310;
+
+    /// <summary>Manifest of <see cref="WorkerCall"/>.</summary>
+    public const string CallManifest = "WC";
+
+    /// <summary>Manifest of <see cref="WorkerReply"/>.</summary>
+    public const string ReplyManifest = "WR";
+
+    private const byte Version = 1;
+    private const int MaxRank = 8;
+    private const int MaxString = 64 * 1024;
+
+    /// <summary>Created by Akka from the <c>akka.actor.serializers</c> binding.</summary>
+    public ClusterTensorSerializer(ExtendedActorSystem system) : base(system)
+    {
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("the cluster tensor serializer needs a little-endian machine");
+    }
+
+    /// <inheritdoc />
+    public override int Identifier => Id;
+
+    /// <inheritdoc />
+    public override string Manifest(object o) => o switch
+    {
+        WorkerCall => CallManifest,
+        WorkerReply => ReplyManifest,
+        _ => throw new ArgumentException($"{GetType().Name} cannot serialize {o?.GetType().Name ?? "null"}", nameof(o)),
+    };
+
+    /// <inheritdoc />
+    public override byte[] ToBinary(object obj) => obj switch
+    {
+        WorkerCall c => Write(c),
+        WorkerReply r => Write(r),
+        _ => throw new ArgumentException($"{GetType().Name} cannot serialize {obj?.GetType().Name ?? "null"}", nameof(obj)),
+    };
+
+    /// <inheritdoc />
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        ArgumentNullException.ThrowIfNull(bytes);
+        var r = new Reader(bytes);
+        if (r.U8() != Version) throw new SerializationException("cluster tensor message: unknown version");
+        object result = manifest switch
+        {
+            CallManifest => ReadCall(ref r),
+            ReplyManifest => ReadReply(ref r),
+            _ => throw new SerializationException($"cluster tensor message: unknown manifest '{manifest}'"),
+        };
+        if (!r.AtEnd) throw new SerializationException("cluster tensor message: trailing bytes");
+        return result;
+    }
+
+    private static byte[] Write(WorkerCall c)
+    {
+        var hotkey = Encoding.UTF8.GetByteCount(c.CallerHotkey);
+        var size = 1 + 8 + 1 + 4 + 8 + 8 + 4 + hotkey + 1 + TensorSize(c.Inputs) + (c.Grads is null ? 0 : TensorSize(c.Grads));
+        var w = new Writer(new byte[size]);
+        w.U8(Version);
+        w.I64(c.RequestId);
+        w.U8((byte)((c.IsBackward ? 1 : 0) | (c.Grads is null ? 0 : 2)));
+        w.I32(c.Priority);
+        w.I64(c.DeadlineUtc.ToUniversalTime().Ticks);
+        w.F64(c.CallerStake);
+        w.Str(c.CallerHotkey, hotkey);
+        w.U8((byte)c.Modality);
+        w.Tensor(c.Inputs);
+        if (c.Grads is not null) w.Tensor(c.Grads);
+        return w.Done();
+    }
+
+    private static byte[] Write(WorkerReply reply)
+    {
+        var message = Encoding.UTF8.GetByteCount(reply.Message);
+        var size = 1 + 8 + 4 + 4 + message + 1 + (reply.Outputs is null ? 0 : TensorSize(reply.Outputs));
+        var w = new Writer(new byte[size]);
+        w.U8(Version);
+        w.I64(reply.RequestId);
+        w.I32((int)reply.Code);
+        w.Str(reply.Message, message);
+        w.U8(reply.Outputs is null ? (byte)0 : (byte)1);
+        if (reply.Outputs is not null) w.Tensor(reply.Outputs);
+        return w.Done();
+    }
+
+    private static WorkerCall ReadCall(ref Reader r)
+    {
+        var id = r.I64();
+        var flags = r.U8();
+        if ((flags & ~3) != 0) throw new SerializationException("cluster tensor message: unknown flags");
+        var priority = r.I32();
+        var ticks = r.I64();
+        if (ticks < DateTime.MinValue.Ticks || ticks > DateTime.MaxValue.Ticks) throw new SerializationException("cluster tensor message: deadline out of range");
+        var stake = r.F64();
+        var hotkey = r.Str();
+        var modality = r.U8();
+        if (modality > (byte)Modality.Tensor) throw new SerializationException("cluster tensor message: unknown modality");
+        var inputs = r.Tensor();
+        var grads = (flags & 2) != 0 ? r.Tensor() : null;
+        return new WorkerCall(id, (flags & 1) != 0, hotkey, stake, (Modality)modality, inputs, grads, priority, new DateTime(ticks, DateTimeKind.Utc));
+    }
+
+    private static WorkerReply ReadReply(ref Reader r)
+    {
+        var id = r.I64();
+        var code = r.I32();
+        var message = r.Str();
+        var has = r.U8();
+        if (has > 1) throw new SerializationException("cluster tensor message: bad outputs flag");
+        return new WorkerReply(id, (ReturnCode)code, message, has == 1 ? r.Tensor() : null);
+    }
+
+    private static int TensorSize(DenseTensor t) =>
+        checked(1 + 1 + (8 * t.Rank) + (t.DataType == DataType.Float32 ? 4 * t.Floats!.Length : 8 * t.Longs!.Length));
+
+    private ref struct Writer(byte[] buffer)
+    {
+        private readonly byte[] _buffer = buffer;
+        private int _at;
+
+        public void U8(byte v) => _buffer[_at++] = v;
+
+        public void I32(int v)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(_buffer.AsSpan(_at), v);
+            _at += 4;
+        }
+
+        public void I64(long v)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(_buffer.AsSpan(_at), v);
+            _at += 8;
+        }
+
+        public void F64(double v)
+        {
+            BinaryPrimitives.WriteDoubleLittleEndian(_buffer.AsSpan(_at), v);
+            _at += 8;
+        }
+
+        public void Str(string s, int byteCount)
+        {
+            I32(byteCount);
+            _at += Encoding.UTF8.GetBytes(s, _buffer.AsSpan(_at));
+        }
+
+        public void Tensor(DenseTensor t)
+        {
+            if (t.Rank > MaxRank) throw new SerializationException($"cluster tensor message: rank {t.Rank} exceeds {MaxRank}");
+            U8(t.DataType switch
+            {
+                DataType.Float32 => 1,
+                DataType.Int64 => 2,
+                _ => throw new SerializationException($"cluster tensor message: dtype {t.DataType} is not carried"),
+            });
+            U8((byte)t.Rank);
+            foreach (var d in t.Shape) I64(d);
+            // The one copy of the elements: straight from the tensor's array into the message.
+            var bytes = t.DataType == DataType.Float32 ? MemoryMarshal.AsBytes(t.Floats.AsSpan()) : MemoryMarshal.AsBytes(t.Longs.AsSpan());
+            bytes.CopyTo(_buffer.AsSpan(_at));
+            _at += bytes.Length;
+        }
+
+        public byte[] Done()
+        {
+            if (_at != _buffer.Length) throw new InvalidOperationException($"cluster tensor message: sized {_buffer.Length} bytes, wrote {_at}");
+            return _buffer;
+        }
+    }
+
+    private ref struct Reader(byte[] bytes)
+    {
+        private readonly ReadOnlySpan<byte> _span = bytes;
+        private int _at;
+
+        public readonly bool AtEnd => _at == _span.Length;
+
+        private ReadOnlySpan<byte> Take(int n)
+        {
+            if (n < 0 || n > _span.Length - _at) throw new SerializationException("cluster tensor message: truncated");
+            var s = _span.Slice(_at, n);
+            _at += n;
+            return s;
+        }
+
+        public byte U8() => Take(1)[0];
+
+        public int I32() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
+
+        public long I64() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
+
+        public double F64() => BinaryPrimitives.ReadDoubleLittleEndian(Take(8));
+
+        public string Str()
+        {
+            var n = I32();
+            if (n is < 0 or > MaxString) throw new SerializationException("cluster tensor message: string too long");
+            try
+            {
+                return new UTF8Encoding(false, true).GetString(Take(n));
+            }
+            catch (DecoderFallbackException)
+            {
+                throw new SerializationException("cluster tensor message: string is not UTF-8");
+            }
+        }
+
+        public DenseTensor Tensor()
+        {
+            var dtype = U8();
+            if (dtype is not (1 or 2)) throw new SerializationException("cluster tensor message: unknown dtype");
+            var rank = U8();
+            if (rank is 0 or > MaxRank) throw new SerializationException("cluster tensor message: bad rank");
+            var shape = new long[rank];
+            long count = 1;
+            for (var i = 0; i < rank; i++)
+            {
+                shape[i] = I64();
+                if (shape[i] is < 0 or > int.MaxValue) throw new SerializationException("cluster tensor message: bad dimension");
+                // Dimensions ≤ 2^31 and rank ≤ 8: the product is saturated, never wraps.
+                count = count == 0 || shape[i] == 0 ? 0 : count > long.MaxValue / shape[i] ? long.MaxValue : count * shape[i];
+            }
+            var width = dtype == 1 ? 4 : 8;
+            // Bounded: the elements must be in the bytes we hold, so no count can make us allocate more than the message.
+            if (count > (_span.Length - _at) / width) throw new SerializationException("cluster tensor message: elements truncated");
+            var raw = Take((int)count * width);
+            if (dtype == 1)
+            {
+                var floats = GC.AllocateUninitializedArray<float>((int)count);
+                raw.CopyTo(MemoryMarshal.AsBytes(floats.AsSpan()));
+                return DenseTensor.Float32(shape, floats);
+            }
+            var longs = GC.AllocateUninitializedArray<long>((int)count);
+            raw.CopyTo(MemoryMarshal.AsBytes(longs.AsSpan()));
+            return DenseTensor.Int64(shape, longs);
+        }
+    }
+}
+
+/// <summary>
+/// The serializer of the cluster's control messages (<see cref="IClusterControlMessage"/>): protobuf (cluster.proto),
+/// chosen over Hyperion because it writes no .NET type names on the wire (a peer cannot make this node build an
+/// arbitrary type), its field numbers give a compatibility rule between node versions, and Google.Protobuf is already
+/// a dependency (the 2021 wire). The manifest is a fixed short name per message.
+/// </summary>
+public sealed class ClusterControlSerializer : SerializerWithStringManifest
+{
+    /// <summary>The serializer id registered in <c>akka.actor.serialization-identifiers</c>.</summary>
+    public const int Id = 7311;
+
+    /// <summary>Created by Akka from the <c>akka.actor.serializers</c> binding.</summary>
+    public ClusterControlSerializer(ExtendedActorSystem system) : base(system)
+    {
+    }
+
+    /// <inheritdoc />
+    public override int Identifier => Id;
+
+    /// <inheritdoc />
+    public override string Manifest(object o) => o switch
+    {
+        RegisterWorker => "RW",
+        WorkerRegistered => "RA",
+        WorkerDraining => "DR",
+        DrainAck => "DA",
+        _ => throw new ArgumentException($"{GetType().Name} cannot serialize {o?.GetType().Name ?? "null"}", nameof(o)),
+    };
+
+    /// <inheritdoc />
+    public override byte[] ToBinary(object obj) => obj switch
+    {
+        RegisterWorker r => new RegisterWorkerProto { Capacity = r.Capacity, Draining = r.Draining, Replica = r.Replica }.ToByteArray(),
+        WorkerRegistered r => new WorkerRegisteredProto { Workers = r.Workers }.ToByteArray(),
+        WorkerDraining => new WorkerDrainingProto().ToByteArray(),
+        DrainAck => new DrainAckProto().ToByteArray(),
+        _ => throw new ArgumentException($"{GetType().Name} cannot serialize {obj?.GetType().Name ?? "null"}", nameof(obj)),
+    };
+
+    /// <inheritdoc />
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        try
+        {
+            switch (manifest)
+            {
+                case "RW":
+                    var r = RegisterWorkerProto.Parser.ParseFrom(bytes);
+                    if (r.Capacity < 1) throw new SerializationException("RegisterWorker: capacity must be positive");
+                    if (r.Replica.Length > 1024) throw new SerializationException("RegisterWorker: replica name too long");
+                    return new RegisterWorker(r.Capacity, r.Draining, r.Replica);
+                case "RA":
+                    return new WorkerRegistered(WorkerRegisteredProto.Parser.ParseFrom(bytes).Workers);
+                case "DR":
+                    WorkerDrainingProto.Parser.ParseFrom(bytes);
+                    return WorkerDraining.Instance;
+                case "DA":
+                    DrainAckProto.Parser.ParseFrom(bytes);
+                    return DrainAck.Instance;
+                default:
+                    throw new SerializationException($"cluster control message: unknown manifest '{manifest}'");
+            }
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new SerializationException($"cluster control message {manifest}: {e.Message}");
+        }
+    }
+}

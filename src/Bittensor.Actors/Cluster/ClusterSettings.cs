@@ -1,0 +1,139 @@
+using System.Globalization;
+using Akka.Configuration;
+
+namespace Bittensor.Actors.Cluster;
+
+/// <summary>
+/// Settings of one node of a clustered miner, read from HOCON <c>bittensor.cluster</c> (hocon/bittensor.conf says what
+/// each key means; docs/cluster.md the topology).
+/// </summary>
+public sealed record ClusterSettings
+{
+    /// <summary>HOCON path of the section these settings are read from.</summary>
+    public const string SectionPath = "bittensor.cluster";
+
+    /// <summary>Cluster role of the node that serves the axon.</summary>
+    public const string FrontRole = "front";
+
+    /// <summary>Cluster role of the nodes that host model replicas.</summary>
+    public const string WorkerRole = "worker";
+
+    /// <summary>Name of the front's router actor: <c>/user/cluster-front</c> on every front node.</summary>
+    public const string FrontName = "cluster-front";
+
+    /// <summary>Name of a worker node's actor: <c>/user/cluster-worker</c>.</summary>
+    public const string WorkerName = "cluster-worker";
+
+    /// <summary>Actor system name shared by every node.</summary>
+    public required string SystemName { get; init; }
+
+    /// <summary>Address this node binds and announces.</summary>
+    public required string Hostname { get; init; }
+
+    /// <summary>Port of this node's cluster transport (0 = any free port).</summary>
+    public required int Port { get; init; }
+
+    /// <summary>Seed nodes as given (<c>host:port</c> or full Akka addresses).</summary>
+    public required IReadOnlyList<string> SeedNodes { get; init; }
+
+    /// <summary>Role the keep-majority split-brain resolver counts.</summary>
+    public required string SbrRole { get; init; }
+
+    /// <summary>Stable time before the resolver decides.</summary>
+    public required TimeSpan SbrStableAfter { get; init; }
+
+    /// <summary>Requests a worker takes at once (0 = its model host's bound).</summary>
+    public required int WorkerCapacity { get; init; }
+
+    /// <summary>How often a worker repeats an unacknowledged registration.</summary>
+    public required TimeSpan RegisterInterval { get; init; }
+
+    /// <summary>Longest a leaving worker waits for its in-flight requests.</summary>
+    public required TimeSpan DrainTimeout { get; init; }
+
+    /// <summary>Forwards remembered for backward affinity.</summary>
+    public required int AffinityCapacity { get; init; }
+
+    /// <summary>The reference configuration's values.</summary>
+    public static ClusterSettings Default { get; } = Create(BittensorRuntime.Section(BittensorRuntime.ReferenceConfig, SectionPath));
+
+    /// <summary>Reads <c>bittensor.cluster</c> (every key required) and validates it.</summary>
+    /// <exception cref="ConfigurationException">A key is missing or invalid; the message names it.</exception>
+    public static ClusterSettings Create(Config section)
+    {
+        var c = new HoconSection(section, SectionPath);
+        IReadOnlyList<string> seeds;
+        try
+        {
+            seeds = section.HasPath("seed_nodes") ? [.. section.GetStringList("seed_nodes")] : throw new ConfigurationException($"{c.Key("seed_nodes")}: missing");
+        }
+        catch (Exception e) when (e is not ConfigurationException)
+        {
+            throw new ConfigurationException($"{c.Key("seed_nodes")}: {e.Message}");
+        }
+        return new ClusterSettings
+        {
+            SystemName = c.String("system_name"),
+            Hostname = c.String("hostname"),
+            Port = c.Int("port"),
+            SeedNodes = seeds,
+            SbrRole = c.String("sbr_role"),
+            SbrStableAfter = c.Duration("sbr_stable_after"),
+            WorkerCapacity = c.Int("worker.capacity"),
+            RegisterInterval = c.Duration("worker.register_interval"),
+            DrainTimeout = c.Duration("worker.drain_timeout"),
+            AffinityCapacity = c.Int("front.affinity_capacity"),
+        }.Validate();
+    }
+
+    /// <summary>Checks every value; throws <see cref="ConfigurationException"/> naming the key that is wrong.</summary>
+    public ClusterSettings Validate()
+    {
+        static void Require(bool ok, string key, object value, string rule) => HoconSection.Require(ok, $"{SectionPath}.{key}", value, rule);
+        Require(IsName(SystemName), "system_name", SystemName, "must be letters, digits, '-' or '_', starting with a letter or digit");
+        Require(!string.IsNullOrWhiteSpace(Hostname) && Uri.CheckHostName(Hostname) != UriHostNameType.Unknown && Hostname != "0.0.0.0",
+            "hostname", Hostname, "must be an address the other nodes can reach (not 0.0.0.0)");
+        Require(Port is >= 0 and <= 65535, "port", Port, "must be 0..65535");
+        foreach (var seed in SeedNodes) _ = SeedAddress(seed, SystemName);
+        Require(SbrStableAfter > TimeSpan.Zero, "sbr_stable_after", SbrStableAfter, "must be positive");
+        Require(WorkerCapacity >= 0, "worker.capacity", WorkerCapacity, "must be 0 (the model host's bound) or positive");
+        Require(RegisterInterval > TimeSpan.Zero, "worker.register_interval", RegisterInterval, "must be positive");
+        Require(DrainTimeout > TimeSpan.Zero, "worker.drain_timeout", DrainTimeout, "must be positive");
+        Require(AffinityCapacity >= 0, "front.affinity_capacity", AffinityCapacity, "must be 0 or positive");
+        return this;
+    }
+
+    /// <summary>
+    /// A seed node as an Akka address: <c>host:port</c> becomes <c>akka.tcp://{system}@host:port</c>; a full address
+    /// is checked and kept.
+    /// </summary>
+    /// <exception cref="ConfigurationException">Neither form.</exception>
+    public static string SeedAddress(string seed, string systemName)
+    {
+        ArgumentNullException.ThrowIfNull(seed);
+        var s = seed.Trim();
+        if (s.StartsWith("akka.tcp://", StringComparison.Ordinal) || s.StartsWith("akka://", StringComparison.Ordinal))
+        {
+            try
+            {
+                var address = Akka.Actor.Address.Parse(s);
+                if (address.Host is null || address.Port is null or < 1 or > 65535) throw new FormatException("no host or port");
+                return address.ToString();
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                throw new ConfigurationException($"{SectionPath}.seed_nodes: '{seed}' is not an Akka address ({e.Message})");
+            }
+        }
+        var colon = s.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(s.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+            throw new ConfigurationException($"{SectionPath}.seed_nodes: '{seed}' is not host:port or akka.tcp://{systemName}@host:port");
+        var host = s[..colon].Trim('[', ']');
+        if (host.Length == 0 || Uri.CheckHostName(host) == UriHostNameType.Unknown)
+            throw new ConfigurationException($"{SectionPath}.seed_nodes: '{seed}' has an invalid host");
+        return $"akka.tcp://{systemName}@{host}:{port.ToString(CultureInfo.InvariantCulture)}";
+    }
+
+    private static bool IsName(string name) =>
+        name.Length > 0 && char.IsAsciiLetterOrDigit(name[0]) && name.All(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_');
+}

@@ -1,0 +1,94 @@
+using System.Runtime.Serialization;
+using Akka.Actor;
+using Akka.Serialization;
+using Bittensor.Actors.Cluster;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+
+namespace Bittensor.Actors.Tests.Cluster;
+
+/// <summary>The cluster's two serializers: round trips, exact sizes, and refusal of malformed bytes.</summary>
+public sealed class ClusterSerializerSpec : Akka.TestKit.Xunit2.TestKit
+{
+    public ClusterSerializerSpec() : base(BittensorCluster.SerializationConfig)
+    {
+    }
+
+    private Akka.Serialization.Serializer For(object message) => Sys.Serialization.FindSerializerFor(message);
+
+    private T RoundTrip<T>(T message) where T : notnull
+    {
+        var s = (SerializerWithStringManifest)For(message);
+        return (T)s.FromBinary(s.ToBinary(message), s.Manifest(message));
+    }
+
+    [Fact]
+    public void Tensor_messages_use_the_tensor_serializer_and_round_trip_with_their_elements()
+    {
+        var inputs = DenseTensor.Int64([2, 3], [1, 2, 3, 4, 5, long.MaxValue]);
+        var grads = DenseTensor.Float32([2, 3, 2], [.. Enumerable.Range(0, 12).Select(i => i * 0.5f - 1)]);
+        var deadline = new DateTime(2026, 12, 4, 13, 0, 0, DateTimeKind.Utc);
+        var call = new WorkerCall(42, true, "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY", 12.5, Modality.Text, inputs, grads, 3, deadline);
+        Assert.IsType<ClusterTensorSerializer>(For(call));
+        var back = RoundTrip(call);
+        Assert.Equal((42L, true, call.CallerHotkey, 12.5, Modality.Text, 3, deadline), (back.RequestId, back.IsBackward, back.CallerHotkey, back.CallerStake, back.Modality, back.Priority, back.DeadlineUtc));
+        Assert.Equal(inputs.Longs, back.Inputs.Longs);
+        Assert.Equal(inputs.Shape, back.Inputs.Shape);
+        Assert.Equal(grads.Floats, back.Grads!.Floats);
+        Assert.Equal(grads.Shape, back.Grads.Shape);
+
+        var outputs = DenseTensor.Float32([1, 2, 3], [float.NaN, -0f, float.Epsilon, 1e30f, -1, 2]);
+        var reply = RoundTrip(new WorkerReply(7, ReturnCode.Success, "ok ✓", outputs));
+        Assert.Equal((7L, ReturnCode.Success, "ok ✓"), (reply.RequestId, reply.Code, reply.Message));
+        Assert.Equal(outputs.Floats!.Select(BitConverter.SingleToInt32Bits), reply.Outputs!.Floats!.Select(BitConverter.SingleToInt32Bits));
+        Assert.Null(RoundTrip(new WorkerReply(8, ReturnCode.NucleusFull, "full", null)).Outputs);
+    }
+
+    [Fact]
+    public void A_float_answer_costs_its_raw_bytes_plus_a_small_header()
+    {
+        var outputs = DenseTensor.Float32([4, 20, 1024], new float[4 * 20 * 1024]);
+        var bytes = ((SerializerWithStringManifest)For(new WorkerReply(1, ReturnCode.Success, "", outputs))).ToBinary(new WorkerReply(1, ReturnCode.Success, "", outputs));
+        Assert.Equal((4 * 20 * 1024 * 4) + 1 + 8 + 4 + 4 + 1 + 1 + 1 + (3 * 8), bytes.Length);
+    }
+
+    [Fact]
+    public void Control_messages_use_protobuf_and_round_trip()
+    {
+        var register = new RegisterWorker(20, true, "akka.tcp://bittensor@10.0.0.2:4053");
+        Assert.IsType<ClusterControlSerializer>(For(register));
+        Assert.Equal(register, RoundTrip(register));
+        Assert.Equal(new WorkerRegistered(3), RoundTrip(new WorkerRegistered(3)));
+        Assert.Same(WorkerDraining.Instance, RoundTrip(WorkerDraining.Instance));
+        Assert.Same(DrainAck.Instance, RoundTrip(DrainAck.Instance));
+    }
+
+    [Fact]
+    public void Malformed_tensor_messages_are_refused_with_a_serialization_exception_never_a_crash_or_a_huge_allocation()
+    {
+        var s = (SerializerWithStringManifest)For(new WorkerReply(1, ReturnCode.Success, "", null));
+        var good = s.ToBinary(new WorkerCall(1, false, "k", 0, Modality.Text, DenseTensor.Int64([1, 2], [1, 2]), null, 0, DateTime.UtcNow));
+        // Every truncation, every single-byte corruption of the header, and a claimed shape far beyond the bytes.
+        for (var n = 0; n < good.Length; n++) Assert.Throws<SerializationException>(() => s.FromBinary(good[..n], ClusterTensorSerializer.CallManifest));
+        var random = new Random(5);
+        for (var i = 0; i < 2000; i++)
+        {
+            var bytes = (byte[])good.Clone();
+            bytes[random.Next(bytes.Length)] = (byte)random.Next(256);
+            try
+            {
+                _ = s.FromBinary(bytes, ClusterTensorSerializer.CallManifest);
+            }
+            catch (SerializationException)
+            {
+            }
+        }
+        var huge = (byte[])good.Clone();
+        // The inputs' first dimension (after version, id, flags, priority, deadline, stake, hotkey "k", modality, dtype, rank).
+        var dimAt = 1 + 8 + 1 + 4 + 8 + 8 + 4 + 1 + 1 + 1 + 1;
+        BitConverter.GetBytes((long)int.MaxValue).CopyTo(huge, dimAt);
+        Assert.Throws<SerializationException>(() => s.FromBinary(huge, ClusterTensorSerializer.CallManifest));
+        Assert.Throws<SerializationException>(() => s.FromBinary(good, "XX"));
+        Assert.Throws<SerializationException>(() => ((SerializerWithStringManifest)For(DrainAck.Instance)).FromBinary([0xFF, 0xFF], "RW"));
+    }
+}
