@@ -38,9 +38,9 @@ internal sealed record SampleOptions(string WalletPath, string WalletName, strin
 /// <summary>Helpers the samples share (kept out of the snippets so they read like the seed's).</summary>
 internal static class SampleHost
 {
-    /// <summary>An actor system with the reference configuration (model dispatcher, axon mailbox).</summary>
+    /// <summary>An actor system with the reference configuration (model dispatcher, axon mailbox); the samples keep no metagraph snapshots.</summary>
     public static ActorSystem CreateSystem(string name) =>
-        ActorSystem.Create(name, ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(Bittensor.Actors.BittensorRuntime.ReferenceConfig));
+        ActorSystem.Create(name, ConfigurationFactory.ParseString("akka.loglevel = WARNING\nbittensor.metagraph.save = off").WithFallback(Bittensor.Actors.BittensorRuntime.ReferenceConfig));
 
     /// <summary>The chain: the shared localnet, or the one in <see cref="SampleOptions.LocalnetPath"/> with a block every 250 ms.</summary>
     public static LocalChainHost Chain(ActorSystem system, SampleOptions options) =>

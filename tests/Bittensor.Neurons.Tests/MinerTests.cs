@@ -7,7 +7,7 @@ using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Neurons.Tests;
 
-public sealed class MinerTests(ITestOutputHelper output) : TestKit(Bittensor.Actors.BittensorRuntime.ReferenceConfig, output: output)
+public sealed class MinerTests(ITestOutputHelper output) : TestKit(TestConfig.Hocon, output: output)
 {
     private const int Rounds = 20;
 

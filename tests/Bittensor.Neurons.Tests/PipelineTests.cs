@@ -5,7 +5,7 @@ using Bittensor.Actors.ModelHost;
 
 namespace Bittensor.Neurons.Tests;
 
-public sealed class PipelineTests(ITestOutputHelper output) : TestKit(Bittensor.Actors.BittensorRuntime.ReferenceConfig, output: output)
+public sealed class PipelineTests(ITestOutputHelper output) : TestKit(TestConfig.Hocon, output: output)
 {
     [Fact]
     public async Task The_pipeline_over_a_localnet_with_three_servers_sets_weights_on_chain()

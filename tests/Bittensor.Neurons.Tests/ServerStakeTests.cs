@@ -20,7 +20,7 @@ namespace Bittensor.Neurons.Tests;
 /// localnet, its axon fed by the role's own MetagraphActor, real signed callers over gRPC (one dendrite per hotkey).
 /// The model is a gate the test opens, so the service order is decided by the queue, not by timing.
 /// </summary>
-public sealed class ServerStakeTests(ITestOutputHelper output) : TestKit(Bittensor.Actors.BittensorRuntime.ReferenceConfig, output: output)
+public sealed class ServerStakeTests(ITestOutputHelper output) : TestKit(TestConfig.Hocon, output: output)
 {
     private static readonly TimeSpan Wait = TimeSpan.FromMinutes(2);
     private readonly string _dir = Directory.CreateTempSubdirectory("bt-server-stake-").FullName;
@@ -141,6 +141,8 @@ public sealed class ServerStakeTests(ITestOutputHelper output) : TestKit(Bittens
             Axon = settings,
             Handlers = handlers,
             Metagraph = MetagraphSettings.Default with { Path = _dir, Save = false },
+            // The nonce store in this test's folder, never under ~/.bittensor.
+            StatePath = Path.Combine(_dir, "neurons", ip),
         }, ct);
     }
 

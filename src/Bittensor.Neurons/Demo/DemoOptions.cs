@@ -18,10 +18,11 @@ public sealed record DemoOptions
     public const string SectionPath = "bittensor.demo";
 
     /// <summary>
-    /// The demo's quiet logging, under a user's configuration: the live view owns the terminal, so Akka logs errors only
-    /// (a <c>--config</c> file may raise it again with <c>akka.loglevel</c>).
+    /// The demo's own defaults, under a user's configuration: the live view owns the terminal, so Akka logs errors only
+    /// (a <c>--config</c> file may raise it again with <c>akka.loglevel</c>); the throwaway subnet's metagraph snapshots
+    /// are not saved into ~/.bittensor/metagraphs.
     /// </summary>
-    public const string QuietLogging = "akka.loglevel = ERROR\nakka.stdout-loglevel = ERROR";
+    public const string QuietLogging = "akka.loglevel = ERROR\nakka.stdout-loglevel = ERROR\nbittensor.metagraph.save = off";
 
     /// <summary>The reference configuration's demo (hocon/bittensor.conf), for code and tests without a file.</summary>
     public static DemoOptions Default { get; } = Create(BittensorRuntime.ReferenceConfig) with { Config = null };

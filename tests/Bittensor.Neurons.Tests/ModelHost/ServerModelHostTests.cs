@@ -16,7 +16,7 @@ internal static class TestModels
     };
 }
 
-public sealed class ServerModelHostTests(ITestOutputHelper output) : TestKit(Bittensor.Actors.BittensorRuntime.ReferenceConfig, output: output)
+public sealed class ServerModelHostTests(ITestOutputHelper output) : TestKit(TestConfig.Hocon, output: output)
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 
@@ -225,7 +225,7 @@ public sealed class ServerModelHostTests(ITestOutputHelper output) : TestKit(Bit
     }
 }
 
-public sealed class ModelHostEndpointTests(ITestOutputHelper output) : TestKit(Bittensor.Actors.BittensorRuntime.ReferenceConfig, output: output)
+public sealed class ModelHostEndpointTests(ITestOutputHelper output) : TestKit(TestConfig.Hocon, output: output)
 {
     [Fact]
     public async Task The_endpoint_returns_representations_and_takes_optimizer_steps()
@@ -243,7 +243,7 @@ public sealed class ModelHostEndpointTests(ITestOutputHelper output) : TestKit(B
     }
 }
 
-public sealed class TextHostAxonCallTests(ITestOutputHelper output) : TestKit(Bittensor.Actors.BittensorRuntime.ReferenceConfig, output: output)
+public sealed class TextHostAxonCallTests(ITestOutputHelper output) : TestKit(TestConfig.Hocon, output: output)
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
 
