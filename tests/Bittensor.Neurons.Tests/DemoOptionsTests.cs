@@ -84,6 +84,25 @@ public sealed class ValidatorOptionsTests
     }
 
     [Fact]
+    public void Weights_are_scores_to_the_configured_power_and_nothing_at_or_below_the_floor()
+    {
+        // The seed-42 demo's final scores (docs/validator.md): three useful servers and a uniform-noise one.
+        double[] scores = [0.158062, 0.201974, 0.146402, -2.7e-05, Roles.WeightSetter.MinScore, double.NaN];
+        Assert.Equal(0.5, Roles.ValidatorOptions.Default.WeightExponent);
+        var half = scores.Select(s => Roles.WeightSetter.Weigh(s, 0.5)).ToArray();
+        var linear = scores.Select(s => Roles.WeightSetter.Weigh(s, 1)).ToArray();
+        Assert.Equal([0.0, 0.0, 0.0], half[3..]);
+        Assert.Equal(scores[..3], linear[..3]);
+        // Linear weights spread the useful servers 1.38x; the square root within 20 % (1.17x), same order.
+        Assert.True(linear[1] / linear[2] > 1.3);
+        Assert.InRange(half[1] / half[2], 1.0, 1.2);
+        Assert.Equal(Enumerable.Range(0, 3).OrderBy(i => scores[i]), Enumerable.Range(0, 3).OrderBy(i => half[i]));
+        var bad = Akka.Configuration.ConfigurationFactory.ParseString("bittensor.validator.weight_exponent = 0").WithFallback(Bittensor.Actors.BittensorRuntime.ReferenceConfig);
+        Assert.StartsWith("bittensor.validator.weight_exponent", Assert.Throws<Akka.Configuration.ConfigurationException>(() =>
+            Roles.ValidatorOptions.Create(bad.GetConfig(Roles.ValidatorOptions.SectionPath))).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_zero_batch_size_in_hocon_is_refused_with_its_key() =>
         Assert.StartsWith("bittensor.validator.pipeline.batch_size", Assert.Throws<Akka.Configuration.ConfigurationException>(() => Roles.ValidatorOptions.Create(
             Bittensor.Actors.BittensorRuntime.Section(Akka.Configuration.ConfigurationFactory.ParseString("bittensor.validator.pipeline.batch_size = 0"),

@@ -46,6 +46,9 @@ public sealed record ValidatorOptions
     /// <summary>Weights are set this many blocks before each epoch.</summary>
     public required int WeightsLeadBlocks { get; init; }
 
+    /// <summary>A peer's weight is its score to this power, in (0, 1] (<c>bittensor.validator.weight_exponent</c>; see <see cref="WeightSetter.Weigh"/>).</summary>
+    public required double WeightExponent { get; init; }
+
     /// <summary>Whether the validator's metagraph snapshots are saved (<c>bittensor.validator.save_metagraph</c>).</summary>
     public required bool SaveMetagraph { get; init; }
 
@@ -65,6 +68,7 @@ public sealed record ValidatorOptions
             Pipeline = PipelineSettings.Create(section.GetConfig("pipeline")),
             Nucleus = NucleusSettingsHocon.Create(section.GetConfig("nucleus")),
             WeightsLeadBlocks = c.Int("weights_lead_blocks"),
+            WeightExponent = c.Double("weight_exponent"),
             CorpusTokens = c.Long("corpus_tokens"),
             SaveMetagraph = c.Bool("save_metagraph"),
         }.Validate();
@@ -77,6 +81,7 @@ public sealed record ValidatorOptions
         Pipeline.Validate();
         Nucleus.Validate();
         HoconSection.Require(WeightsLeadBlocks >= 0, "bittensor.validator.weights_lead_blocks", WeightsLeadBlocks, "must not be negative");
+        HoconSection.Require(WeightExponent is > 0 and <= 1, "bittensor.validator.weight_exponent", WeightExponent, "must be in (0, 1]");
         HoconSection.Require(CorpusTokens >= 1, "bittensor.validator.corpus_tokens", CorpusTokens, "must be positive");
         return this;
     }
@@ -141,7 +146,7 @@ public sealed class ValidatorNeuron : IAsyncDisposable
         {
             var (pipeline, metagraph, kill, completion) = await StartPipelineAsync(system, neuron, chain, netuid, keys, options, "validator", null, cancellationToken);
             await NeuronActors.StartChildAsync(neuron, "weights",
-                WeightSetter.Props(chain, metagraph, netuid, keys, pipeline.Scores, hyper, options.WeightsLeadBlocks), critical: true, cancellationToken);
+                WeightSetter.Props(chain, metagraph, netuid, keys, pipeline.Scores, hyper, options.WeightsLeadBlocks, options.WeightExponent), critical: true, cancellationToken);
             return new ValidatorNeuron(neuron, uid, pipeline, metagraph, kill, completion, keys.HotkeySs58);
         }
         catch

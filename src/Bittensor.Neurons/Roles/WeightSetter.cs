@@ -32,11 +32,13 @@ internal sealed class WeightSetter : ReceiveActor
     private readonly ScoreBoard _scores;
     private readonly SubnetHyperparameters _hyper;
     private readonly int _lead;
+    private readonly double _exponent;
     private bool _busy;
 
-    public WeightSetter(IActorRef chain, IActorRef metagraph, ushort netuid, NeuronKeys keys, ScoreBoard scores, SubnetHyperparameters hyper, int lead)
+    public WeightSetter(IActorRef chain, IActorRef metagraph, ushort netuid, NeuronKeys keys, ScoreBoard scores, SubnetHyperparameters hyper, int lead, double exponent)
     {
         _chain = chain;
+        _exponent = exponent;
         _metagraph = metagraph;
         _netuid = netuid;
         _keys = keys;
@@ -51,8 +53,16 @@ internal sealed class WeightSetter : ReceiveActor
         });
     }
 
-    public static Props Props(IActorRef chain, IActorRef metagraph, ushort netuid, NeuronKeys keys, ScoreBoard scores, SubnetHyperparameters hyper, int lead) =>
-        Akka.Actor.Props.Create(() => new WeightSetter(chain, metagraph, netuid, keys, scores, hyper, lead));
+    public static Props Props(IActorRef chain, IActorRef metagraph, ushort netuid, NeuronKeys keys, ScoreBoard scores, SubnetHyperparameters hyper, int lead,
+        double exponent) =>
+        Akka.Actor.Props.Create(() => new WeightSetter(chain, metagraph, netuid, keys, scores, hyper, lead, exponent));
+
+    /// <summary>
+    /// The weight of each score before the subnet's limits: 0 at or below <see cref="MinScore"/>, else
+    /// <c>score^exponent</c> (<c>bittensor.validator.weight_exponent</c>). An exponent below 1 keeps the order and
+    /// compresses the spread between useful peers, so a redundant useful peer is not crowded out.
+    /// </summary>
+    public static double Weigh(double score, double exponent) => score > MinScore && double.IsFinite(score) ? Math.Pow(score, exponent) : 0;
 
     /// <summary>Blocks until the subnet's next epoch, subtensor's <c>blocks_until_next_epoch</c>.</summary>
     public static ulong BlocksUntilEpoch(ushort netuid, ushort tempo, ulong block) =>
@@ -85,7 +95,7 @@ internal sealed class WeightSetter : ReceiveActor
             .ToArray();
         if (scored.Length == 0) return new WeightsAttempt(_netuid, block, [], [], false, $"no peer has a score above {MinScore} yet");
         var (uids, weights) = WeightUtils.ProcessWeightsForNetuid(
-            scored.Select(s => (long)s.Uid).ToArray(), scored.Select(s => s.Score).ToArray(), n, _hyper.MinAllowedWeights, _hyper.MaxWeightsLimit);
+            scored.Select(s => (long)s.Uid).ToArray(), scored.Select(s => Weigh(s.Score, _exponent)).ToArray(), n, _hyper.MinAllowedWeights, _hyper.MaxWeightsLimit);
         var (u16Uids, u16Weights) = WeightUtils.ConvertWeightsAndUidsForEmit(uids, weights);
         var call = new SetWeights(_netuid, [.. u16Uids], [.. u16Weights], _hyper.WeightsVersionKey);
         var result = await ChainOps.SubmitAsync(_chain, call, _keys.Hotkey, CancellationToken.None);
