@@ -27,7 +27,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
     private readonly IRequestAuthenticator _auth;
     private readonly ITensorWireCodec _codec;
     private readonly StakeBook _stakes;
-    private readonly AxonStats _stats = new();
+    private readonly AxonStats _stats;
     private AxonReplySink _sink = null!;
     private IServerBinding? _app;
     private IPEndPoint? _bound;
@@ -53,6 +53,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         }
         _codec = codec ?? AxonSeams.CreateCodec(settings);
         _stakes = new StakeBook();
+        _stats = new AxonStats(options.Hotkey, () => _sink?.Waiting ?? 0);
         Starting();
     }
 

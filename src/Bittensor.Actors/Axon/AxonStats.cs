@@ -39,7 +39,7 @@ public sealed record AxonStatsSnapshot(long TotalCalls, int Waiting, IReadOnlyDi
 /// </summary>
 internal sealed class AxonStats : IDisposable
 {
-    public const string MeterName = "Bittensor.Axon";
+    public const string MeterName = Bittensor.Actors.Metrics.BittensorMeters.Axon;
     private const int MaxTrackedCallers = 4096;
     private const string OtherCallers = "other";
 
@@ -50,33 +50,47 @@ internal sealed class AxonStats : IDisposable
     private readonly Counter<long> _calls;
     private readonly Counter<long> _bytesIn;
     private readonly Counter<long> _bytesOut;
+    private readonly Counter<long> _shed;
     private readonly Histogram<double> _latency;
     private readonly ConcurrentDictionary<string, Cell> _callers = new(StringComparer.Ordinal);
+    private readonly KeyValuePair<string, object?> _axon;
     private long _total;
 
-    public AxonStats()
+    /// <summary>Stats of the axon announcing <paramref name="axon"/> (its hotkey SS58, a tag on every instrument);
+    /// <paramref name="waiting"/> is read when a metrics exporter collects the queue gauge.</summary>
+    public AxonStats(string axon = "", Func<int>? waiting = null)
     {
-        _calls = _meter.CreateCounter<long>("bittensor.axon.calls", "{call}", "Calls answered, tagged by caller, method and return code");
-        _bytesIn = _meter.CreateCounter<long>("bittensor.axon.bytes_in", "By", "Request bytes, tagged by caller");
-        _bytesOut = _meter.CreateCounter<long>("bittensor.axon.bytes_out", "By", "Response bytes, tagged by caller");
-        _latency = _meter.CreateHistogram<double>("bittensor.axon.duration", "ms", "Time from receipt to answer");
+        _axon = new KeyValuePair<string, object?>("axon", axon);
+        _calls = _meter.CreateCounter<long>("bittensor.axon.calls", "{call}", "Calls answered, tagged by axon, caller, method and return code");
+        _bytesIn = _meter.CreateCounter<long>("bittensor.axon.bytes_in", "By", "Request bytes, tagged by axon and caller");
+        _bytesOut = _meter.CreateCounter<long>("bittensor.axon.bytes_out", "By", "Response bytes, tagged by axon and caller");
+        _shed = _meter.CreateCounter<long>("bittensor.axon.shed", "{call}", "Calls shed: answered NucleusFull because the model's queue was full, tagged by axon and method");
+        _latency = _meter.CreateHistogram<double>("bittensor.axon.duration", "ms", "Time from receipt to answer, tagged by axon, method and return code",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 12000] });
+        if (waiting is not null)
+            _meter.CreateObservableGauge("bittensor.axon.waiting", () => new Measurement<int>(waiting(), _axon), "{call}",
+                "Calls handed to the model host and not answered yet (queued or at the model), tagged by axon");
     }
 
     public void Record(AxonCallRecord r)
     {
         Interlocked.Increment(ref _total);
         var key = _callers.Count < MaxTrackedCallers || _callers.ContainsKey(r.Caller) ? r.Caller : OtherCallers;
-        var cell = _callers.GetOrAdd(key, static _ => new Cell());
+        var cell = _callers.GetOrAdd(key, static (k, n) => new Cell(n < Metrics.BittensorMeters.MaxPeerLabels ? k : OtherCallers), _callers.Count);
         Interlocked.Increment(ref cell.Calls);
         Interlocked.Add(ref cell.BytesIn, r.BytesIn);
         Interlocked.Add(ref cell.BytesOut, r.BytesOut);
         Interlocked.Increment(ref cell.Codes[Math.Clamp((int)r.Code, 0, cell.Codes.Length - 1)]);
 
-        var caller = new KeyValuePair<string, object?>("caller", key);
-        _calls.Add(1, caller, new("method", r.Method), new("code", r.Code.ToString()));
-        _bytesIn.Add(r.BytesIn, caller);
-        _bytesOut.Add(r.BytesOut, caller);
-        _latency.Record(r.Elapsed.TotalMilliseconds, new KeyValuePair<string, object?>("method", r.Method));
+        // Metric tags: callers beyond MaxPeerLabels share "other" (the in-memory table keeps up to 4096).
+        var caller = new KeyValuePair<string, object?>("caller", cell.Label);
+        var method = new KeyValuePair<string, object?>("method", r.Method);
+        var code = new KeyValuePair<string, object?>("code", r.Code.ToString());
+        _calls.Add(1, _axon, caller, method, code);
+        _bytesIn.Add(r.BytesIn, _axon, caller);
+        _bytesOut.Add(r.BytesOut, _axon, caller);
+        _latency.Record(r.Elapsed.TotalMilliseconds, _axon, method, code);
+        if (r.Code == ReturnCode.NucleusFull) _shed.Add(1, _axon, method);
     }
 
     public AxonStatsSnapshot Snapshot(int waiting, StakeBook stakes)
@@ -97,8 +111,9 @@ internal sealed class AxonStats : IDisposable
 
     public void Dispose() => _meter.Dispose();
 
-    private sealed class Cell
+    private sealed class Cell(string label)
     {
+        public readonly string Label = label;
         public long Calls;
         public long BytesIn;
         public long BytesOut;

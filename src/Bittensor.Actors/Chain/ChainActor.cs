@@ -1,3 +1,4 @@
+using Bittensor.Actors.Metrics;
 using Akka.Actor;
 using Akka.Event;
 using Bittensor.Chain;
@@ -226,6 +227,7 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
         }
         else
         {
+            ChainMeters.Reconnects.Add(1);
             _log.Warning("chain connection lost ({0}); the client reconnects (attempt {1}, in {2})", c.Reason, c.Attempt, c.RetryIn);
             Context.System.EventStream.Publish(new ChainDisconnected(c.Reason ?? "connection lost", c.Attempt, c.RetryIn));
         }
@@ -249,6 +251,7 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
     private void ScheduleReconnect(Exception error)
     {
         var delay = _settings.Reconnect.Delay(_attempt, _random());
+        ChainMeters.Reconnects.Add(1);
         _log.Warning("chain connection attempt failed ({0}: {1}); retry {2} in {3}", error.GetType().Name, error.Message, _attempt, delay);
         Timers.StartSingleTimer(ReconnectKey, Reconnect.Instance, delay);
         Context.System.EventStream.Publish(new ChainDisconnected($"{error.GetType().Name}: {error.Message}", _attempt, delay));
@@ -454,6 +457,9 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
     {
         if (p.Replied) return;
         p.Replied = true;
+        var call = new KeyValuePair<string, object?>("call", p.Message.Call.Name);
+        ChainMeters.Submits.Add(1, call, new KeyValuePair<string, object?>("result", result is CallResult.Failed f ? ChainMeters.Errors.Of(f.Error) : "ok"));
+        ChainMeters.SubmitLatency.Record(System.Diagnostics.Stopwatch.GetElapsedTime(p.Started).TotalMilliseconds, call);
         p.ReplyTo.Tell(new SubmitResult(p.Message.Id, p.Message.Call.Name, p.Message.Signer.Account, nonce, result));
     }
 
@@ -475,6 +481,7 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
         public Submit Message { get; } = message;
         public IActorRef ReplyTo { get; } = replyTo;
         public DateTimeOffset Deadline { get; } = deadline;
+        public long Started { get; } = System.Diagnostics.Stopwatch.GetTimestamp();
         public uint? Nonce { get; set; }
         public bool Replied { get; set; }
 

@@ -1,3 +1,4 @@
+using Bittensor.Actors.Metrics;
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
@@ -43,11 +44,13 @@ internal sealed class EndpointActor : UntypedActor
     private long _calls;
     private long _successes;
     private double _latencyEma;
+    private KeyValuePair<string, object?> _peerTag;
 
     public EndpointActor(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random, IClientTransport transport)
     {
         _transport = transport;
         _endpoint = endpoint;
+        _peerTag = new KeyValuePair<string, object?>("peer", DendriteMeters.Peers.Of(endpoint.Hotkey));
         _settings = settings;
         _signer = signer;
         // One RequestAuth per target axon: nonces must rise by 1 ms per hotkey per axon. Nonces use the real
@@ -83,7 +86,7 @@ internal sealed class EndpointActor : UntypedActor
     /// <summary>Published on the event stream when a completion of a call already answered by a failure is dropped (tests wait for it).</summary>
     internal sealed record StaleCompletionDropped(string Hotkey, long CallId);
 
-    private sealed record Completed(long CallId, IActorRef ReplyTo, EndpointReply Reply, bool WasTrial);
+    private sealed record Completed(long CallId, IActorRef ReplyTo, EndpointReply Reply, bool WasTrial, bool Backward);
 
     protected override void PreStart() => Context.SetReceiveTimeout(_settings.IdleTimeout);
 
@@ -159,20 +162,20 @@ internal sealed class EndpointActor : UntypedActor
         var now = _time.GetUtcNow();
         if (_openUntil is { } until && now < until)
         {
-            replyTo.Tell(new EndpointReply(ReturnCode.Backoff,
+            Refused(replyTo, call, new EndpointReply(ReturnCode.Backoff,
                 $"endpoint backed off for {(until - now).TotalMilliseconds:F0} ms after {_failures} failure(s)", null, TimeSpan.Zero));
             return;
         }
         if (_openUntil is not null && _trialInFlight)
         {
-            replyTo.Tell(new EndpointReply(ReturnCode.Backoff, "endpoint is being probed after backoff", null, TimeSpan.Zero));
+            Refused(replyTo, call, new EndpointReply(ReturnCode.Backoff, "endpoint is being probed after backoff", null, TimeSpan.Zero));
             return;
         }
         if (_inFlight >= _settings.EndpointMaxInFlight)
         {
             if (_pending.Count >= _settings.EndpointQueueCapacity)
             {
-                replyTo.Tell(new EndpointReply(ReturnCode.Backoff, "endpoint queue is full", null, TimeSpan.Zero));
+                Refused(replyTo, call, new EndpointReply(ReturnCode.Backoff, "endpoint queue is full", null, TimeSpan.Zero));
                 return;
             }
             _pending.Enqueue((call, replyTo, now + call.Timeout));
@@ -200,8 +203,8 @@ internal sealed class EndpointActor : UntypedActor
         _running[id] = replyTo;
         if (ReferenceEquals(_accepting, replyTo)) _accepting = null;
         _connection ??= DendriteSeams.Connect(_transport, _endpoint, _settings);
-        Send(_connection, request, call.IsBackward, timeout).PipeTo(Self, success: r => new Completed(id, replyTo, r, trial),
-            failure: ex => new Completed(id, replyTo, new EndpointReply(ReturnCode.UnknownException, $"{ex.GetType().Name}: {ex.Message}", null, TimeSpan.Zero), trial));
+        Send(_connection, request, call.IsBackward, timeout).PipeTo(Self, success: r => new Completed(id, replyTo, r, trial, call.IsBackward),
+            failure: ex => new Completed(id, replyTo, new EndpointReply(ReturnCode.UnknownException, $"{ex.GetType().Name}: {ex.Message}", null, TimeSpan.Zero), trial, call.IsBackward));
     }
 
     private async Task<EndpointReply> Send(IPeerConnection connection, TensorMessage request, bool backward, TimeSpan timeout)
@@ -241,6 +244,15 @@ internal sealed class EndpointActor : UntypedActor
         }
     }
 
+    // Backoff and queue refusals answered here without a call are counted like answered calls (code Backoff/Timeout).
+    private void Refused(IActorRef replyTo, EndpointCall call, EndpointReply reply)
+    {
+        DendriteMeters.Calls.Add(1, _peerTag, Method(call), new KeyValuePair<string, object?>("code", reply.Code.ToString()));
+        replyTo.Tell(reply);
+    }
+
+    private static KeyValuePair<string, object?> Method(EndpointCall call) => new("method", call.IsBackward ? "Backward" : "Forward");
+
     private void OnCompleted(Completed done)
     {
         _inFlight--;
@@ -260,6 +272,7 @@ internal sealed class EndpointActor : UntypedActor
             if (_failures >= _settings.FailuresBeforeBackoff)
             {
                 _openUntil = _time.GetUtcNow() + delay;
+                DendriteMeters.Backoffs.Add(1, _peerTag);
                 _log.Debug("endpoint {0} {1}; backing off {2} ms (failure {3})", _endpoint.Hotkey, reply.Code, delay.TotalMilliseconds, _failures);
             }
         }
@@ -275,6 +288,9 @@ internal sealed class EndpointActor : UntypedActor
             var ms = reply.Latency.TotalMilliseconds;
             _latencyEma = _latencyEma == 0 ? ms : (_settings.LatencyEmaAlpha * ms) + ((1 - _settings.LatencyEmaAlpha) * _latencyEma);
         }
+        var method = new KeyValuePair<string, object?>("method", done.Backward ? "Backward" : "Forward");
+        DendriteMeters.Calls.Add(1, _peerTag, method, new KeyValuePair<string, object?>("code", reply.Code.ToString()));
+        if (reply.Response is not null) DendriteMeters.Latency.Record(reply.Latency.TotalMilliseconds, _peerTag, method);
         done.ReplyTo.Tell(reply);
         Drain();
     }
@@ -286,13 +302,13 @@ internal sealed class EndpointActor : UntypedActor
             var now = _time.GetUtcNow();
             if (_openUntil is { } until && now < until)
             {
-                next.ReplyTo.Tell(new EndpointReply(ReturnCode.Backoff, "endpoint went into backoff while the call waited", null, TimeSpan.Zero));
+                Refused(next.ReplyTo, next.Call, new EndpointReply(ReturnCode.Backoff, "endpoint went into backoff while the call waited", null, TimeSpan.Zero));
                 continue;
             }
             var remaining = next.Deadline - now;
             if (remaining <= TimeSpan.Zero)
             {
-                next.ReplyTo.Tell(new EndpointReply(ReturnCode.Timeout, "call waited in the endpoint queue past its deadline", null, TimeSpan.Zero));
+                Refused(next.ReplyTo, next.Call, new EndpointReply(ReturnCode.Timeout, "call waited in the endpoint queue past its deadline", null, TimeSpan.Zero));
                 continue;
             }
             Start(next.Call, next.ReplyTo, remaining);

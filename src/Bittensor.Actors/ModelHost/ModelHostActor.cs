@@ -1,3 +1,5 @@
+using System.Diagnostics.Metrics;
+using Bittensor.Actors.Metrics;
 using Akka.Actor;
 using Akka.Event;
 using Bittensor.Actors.Axon;
@@ -118,6 +120,7 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
     private int _startFailures;
     private string? _startError;
     private long _nextJobId;
+    private KeyValuePair<string, object?> _hostTag;
 
     /// <summary>A host for the models <paramref name="factory"/> builds (one per worker incarnation, on the model dispatcher).</summary>
     public ModelHostActor(ModelSettings settings, Func<ITextModel> factory, TimeProvider? time = null)
@@ -212,6 +215,9 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
     /// <inheritdoc />
     protected override void PreStart()
     {
+        _hostTag = new KeyValuePair<string, object?>("host", Self.Path.ToStringWithoutAddress());
+        // Read on the exporter's thread: SortedSet.Count is one field read (possibly a moment stale, never torn).
+        ModelHostMeters.Watch(this, () => new Measurement<int>(_queue.Count, _hostTag));
         if (_factory is not null) StartNewWorker();
     }
 
@@ -220,6 +226,7 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
     {
         _ready = false; // nothing is dispatched any more
         _stopped = true;
+        ModelHostMeters.Forget(this);
         foreach (var job in _inFlight.Values)
             foreach (var m in job.Members) Reply(m, ModelReturnCode.NotServingNucleus, "the model host stopped");
         _inFlight.Clear();
@@ -342,6 +349,7 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
         var canStartNow = _queue.Count == 0 && _ready && _inFlight.Count < _concurrency;
         if (_queue.Count >= _maxQueue && !canStartNow)
         {
+            ModelHostMeters.Shed.Add(1, _hostTag);
             Reply(pending, ModelReturnCode.NucleusFull, $"{_queue.Count} requests are already waiting for the model");
             return;
         }
@@ -520,6 +528,7 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
             _ => throw new ArgumentException("not a job", nameof(job)),
         };
         _inFlight[jobId] = new InFlight(jobId, members);
+        ModelHostMeters.BatchSize.Record(members.Count, _hostTag);
         _worker.Tell(job, Self);
     }
 
@@ -541,6 +550,7 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
             // It never became ready: the model cannot start (missing native library, bad checkpoint, out of memory
             // at load). Bounded tries, then give up: PostStop answers every waiting caller NotServingNucleus.
             _startFailures++;
+            ModelHostMeters.Restarts.Add(1, _hostTag, new KeyValuePair<string, object?>("reason", "start_failed"));
             var why = _startError ?? "the model worker stopped before it was ready";
             if (_startFailures >= _settings.StartAttempts)
             {
@@ -557,6 +567,7 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
         }
         // The call at the model died with it (a worker that failed answers JobFailed first; this covers the rest).
         CompleteAll(ModelReturnCode.UnknownException, "the model crashed and restarts from its last checkpoint");
+        ModelHostMeters.Restarts.Add(1, _hostTag, new KeyValuePair<string, object?>("reason", "crash"));
         var delay = _backoff.Delay(_failures, _random.NextDouble());
         _failures = Math.Min(_failures + 1, 62);
         _log.Warning("model worker stopped; starting worker {0} in {1} ms", _started + 1, delay.TotalMilliseconds);

@@ -80,10 +80,12 @@ internal static class AxonCommands
         foreach (var o in new Option[] { port, ip, workers, queue, noVerify, trace, stakes, minStake, registeredOnly, model, state, logCalls, Uri, WalletName, WalletHotkey, WalletPath })
             serve.Options.Add(o);
         var config = CliConfig.AddTo(serve);
+        var metrics = MetricsExport.AddFlags(serve);
         serve.SetAction(async (parse, ct) =>
         {
             var hocon = CliConfig.Load(parse, config,
             [
+                .. metrics(parse),
                 ("bittensor.axon.port", parse.GetValue(port)),
                 ("bittensor.axon.ip", parse.GetValue(ip)),
                 ("bittensor.axon.max_workers", parse.GetValue(workers)),
@@ -94,6 +96,7 @@ internal static class AxonCommands
                 ("bittensor.axon.blacklist.registered_only", parse.GetValue(registeredOnly) ? true : null),
             ]);
             var settings = CliConfig.Settings(hocon, AxonSettings.SectionPath, AxonSettings.Create);
+            _ = CliConfig.Settings(hocon, Bittensor.Actors.Metrics.MetricsSettings.SectionPath, Bittensor.Actors.Metrics.MetricsSettings.Create);
             var table = parse.GetValue(stakes) is { } file ? ReadStakes(file) : null;
             if (table is null && (settings.BlacklistRegisteredOnly || settings.BlacklistMinStake > 0))
                 throw new CliException("blacklist.registered_only / blacklist.min_stake need --axon.stakes FILE: `btcli axon serve` has no chain to read " +
@@ -178,6 +181,17 @@ internal static class AxonCommands
             throw new CliException($"axon could not listen on {settings.Ip}:{settings.Port}: {e.Message}");
         }
         Console.Error.WriteLine($"axon {hotkey} serving on {bound.Endpoint} (h2c); Ctrl-C to stop");
+        MetricsExport? metrics;
+        try
+        {
+            metrics = await MetricsExport.StartAsync(hocon, cancellation).ConfigureAwait(false);
+        }
+        catch
+        {
+            await system.Terminate().ConfigureAwait(false);
+            throw;
+        }
+        await using var metricsScope = metrics;
         if (!settings.DisableSignatureVerification)
             Console.Error.WriteLine($"nonce store {settings.NonceStorePath} (write-ahead{(settings.NonceStoreFsync ? ", fsync" : "")})");
 

@@ -28,12 +28,14 @@ internal static class DemoCommands
         var demo = new Command("demo", "Run a demo subnet in this process: localnet, servers, a useless server and a validator; show the market at work");
         foreach (var o in new Option[] { servers, bad, badKind, epochs, blockTime, tempo, seed }) demo.Options.Add(o);
         var config = CliConfig.AddTo(demo);
+        var metrics = MetricsExport.AddFlags(demo);
         demo.SetAction(async (parse, cancellationToken) =>
         {
             // Checked here too, so a value that is not a duration never reaches HOCON as one.
             if (parse.GetValue(blockTime) is { } seconds && !(seconds >= 0 && seconds <= 60)) throw new CliException("--block_time must be between 0 and 60 seconds");
             var hocon = CliConfig.Load(parse, config,
             [
+                .. metrics(parse),
                 ($"{DemoOptions.SectionPath}.servers", parse.GetValue(servers)),
                 ($"{DemoOptions.SectionPath}.bad_servers", parse.GetValue(bad)),
                 ($"{DemoOptions.SectionPath}.bad_kinds", parse.GetValue(badKind)),
@@ -53,6 +55,7 @@ internal static class DemoCommands
             }
             // Servers and the validator host TorchSharp models: a library that cannot load is one line now, not a restart loop.
             if (Bittensor.Models.TorchNative.Check() is { } why) throw new CliException(why);
+            await using var export = await MetricsExport.StartAsync(hocon, cancellationToken);
             var json = parse.GetValue(CliApp.Json);
             var output = parse.InvocationConfiguration.Output;
             try

@@ -74,6 +74,7 @@ internal static class RunCommands
         });
         foreach (var o in new Option[] { name, hotkey, path, netuid, network, endpoint, localnet, blockTime, ip, port, minStake, registeredOnly, stake, fullPath }) command.Options.Add(o);
         var config = CliConfig.AddTo(command);
+        var metrics = MetricsExport.AddFlags(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
             var id = parse.GetValue(netuid);
@@ -81,6 +82,7 @@ internal static class RunCommands
             if (parse.GetValue(blockTime) is { } seconds && !(seconds > 0 && seconds <= 3600)) throw new CliException("--block_time must be between 0 and 3600 seconds");
             var hocon = CliConfig.Load(parse, config,
             [
+                .. metrics(parse),
                 ("bittensor.subtensor.network", parse.GetValue(network)),
                 ("bittensor.subtensor.chain_endpoint", parse.GetValue(endpoint)),
                 ("bittensor.localnet.path", parse.GetValue(localnet)),
@@ -101,6 +103,7 @@ internal static class RunCommands
             // Every role hosts a TorchSharp model: a library that cannot load is one line now, not a restart loop.
             if (Bittensor.Models.TorchNative.Check() is { } why) throw new CliException(why);
             var state = parse.GetValue(fullPath) is { Length: > 0 } f ? Path.GetFullPath(f) : NeuronPaths.Default(wallet.Name, wallet.Hotkey, (ushort)id, role);
+            await using var export = await MetricsExport.StartAsync(hocon, cancellationToken);
             await RunAsync(role, wallet, (ushort)id, hocon, settings, state, parse.InvocationConfiguration.Output, cancellationToken);
             return 0;
         });

@@ -31,6 +31,7 @@ public sealed class PipelineMetrics : IDisposable
     private long _failureCount;
     private long _backwardCount;
     private double _lastLoss = double.NaN;
+    private double _lastLossForGauge = double.NaN;
     private double _lastBaseline = double.NaN;
     private double _lastForwardMs;
     private double _lastStepMs;
@@ -40,8 +41,14 @@ public sealed class PipelineMetrics : IDisposable
     private readonly Dictionary<ushort, long> _joined = [];
     private readonly Counter<long> _refused;
 
-    /// <summary>Creates the instruments for a pipeline named <paramref name="name"/>.</summary>
-    public PipelineMetrics(string name)
+    /// <summary>Peers whose score is published as a gauge (the highest uids beyond it are left out).</summary>
+    public const int MaxScoredPeers = 256;
+
+    /// <summary>
+    /// Creates the instruments for a pipeline named <paramref name="name"/>; with <paramref name="scores"/>, each peer's
+    /// moving-average score is a gauge <c>bittensor.pipeline.peer.score</c> tagged by uid (read when an exporter collects).
+    /// </summary>
+    public PipelineMetrics(string name, ScoreBoard? scores = null)
     {
         _meter = new Meter(MeterName);
         _tag = new KeyValuePair<string, object?>("pipeline", name);
@@ -54,6 +61,12 @@ public sealed class PipelineMetrics : IDisposable
         _backwardMs = _meter.CreateHistogram<double>("bittensor.pipeline.backward.duration", "ms", "Fan-out backward round");
         _refused = _meter.CreateCounter<long>("bittensor.pipeline.replies.refused", description: "Peer replies refused before they touched the model (tag reason)");
         _loss = _meter.CreateHistogram<double>("bittensor.pipeline.loss", "nats", "Next-token loss with all peers joined");
+        _meter.CreateObservableGauge("bittensor.pipeline.loss.last", () => new Measurement<double>(Volatile.Read(ref _lastLossForGauge), _tag), "nats",
+            "Latest next-token loss with all peers joined (NaN before the first batch)");
+        if (scores is not null)
+            _meter.CreateObservableGauge("bittensor.pipeline.peer.score",
+                () => scores.Snapshot().Take(MaxScoredPeers).Select(p => new Measurement<double>(p.Score, _tag, new KeyValuePair<string, object?>("uid", (int)p.Uid))),
+                description: "Moving-average score of each peer (uid), as the weights are set from");
     }
 
     internal void Forward(int calls, int failures, double ms)
@@ -72,6 +85,7 @@ public sealed class PipelineMetrics : IDisposable
     internal void Step(double loss, double baseline, double ms)
     {
         _loss.Record(loss, _tag);
+        Volatile.Write(ref _lastLossForGauge, loss);
         _stepMs.Record(ms, _tag);
         lock (_gate)
         {

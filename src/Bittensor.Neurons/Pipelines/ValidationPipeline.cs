@@ -61,7 +61,7 @@ public sealed class ValidationPipeline : IDisposable
         _nucleusSettings = nucleus.Validate();
         _distill = distill;
         Scores = new ScoreBoard(nucleus.ScoreAlpha);
-        Metrics = new PipelineMetrics(name);
+        Metrics = new PipelineMetrics(name, Scores);
     }
 
     /// <summary>Per-peer scores (moving averages of loss contributions).</summary>

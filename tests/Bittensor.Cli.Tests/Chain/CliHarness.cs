@@ -10,7 +10,7 @@ public sealed class ConsoleCollection
     public const string Name = "console";
 }
 
-/// <summary>Runs btcli in-process with the chain, localnet, wallet and run verbs registered, capturing stdout and stderr.</summary>
+/// <summary>Runs btcli in-process with the chain, localnet, wallet, run and axon verbs registered, capturing stdout and stderr.</summary>
 internal static class CliHarness
 {
     private static readonly SemaphoreSlim Gate = new(1, 1);
@@ -24,6 +24,7 @@ internal static class CliHarness
         LocalnetFaucetCommands.Register(root);
         RunCommands.Register(root);
         WalletCommands.Register(root);
+        AxonCommands.Register(root);
         await Gate.WaitAsync();
         var (oldOut, oldErr) = (Console.Out, Console.Error);
         var (outWriter, errWriter) = (new StringWriter(), new StringWriter());
