@@ -7,7 +7,7 @@ namespace Bittensor.Benchmarks;
 
 /// <summary>
 /// Entry point: harnesses by name (<c>axon-load</c>, <c>fanout</c>, <c>epoch-cpu</c>, <c>model-batching</c>,
-/// <c>model-forward</c>, <c>node-load</c>), otherwise every BenchmarkDotNet class in this assembly, selectable with <c>--filter</c>.
+/// <c>model-forward</c>, <c>node-load</c>, <c>metagraph-sync</c>), otherwise every BenchmarkDotNet class in this assembly, selectable with <c>--filter</c>.
 /// </summary>
 public static class Program
 {
@@ -35,6 +35,10 @@ public static class Program
                 return ModelForwardHarness.Run(args[1..]);
             case "node-load":
                 return await NodeLoad.Run(args[1..]);
+            case "metagraph-sync":
+                return await MetagraphSync.Run(args[1..]);
+            case "metagraph-sync-client":
+                return await MetagraphSync.Client(args[1..]);
             default:
                 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
                 return 0;

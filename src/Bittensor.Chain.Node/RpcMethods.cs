@@ -200,7 +200,7 @@ internal sealed class RpcMethods
             var s = connection.Subscribe(SubscriptionKind.Extrinsic, "author_extrinsicUpdate");
             connection.AfterResponse(() =>
             {
-                connection.Notify(s, w => w.WriteStringValue("ready"));
+                connection.Notify(s, w => w.WriteStringValue(submission.Future ? "future" : "ready"));
                 _ = submission.Included!.ContinueWith(t => Included(connection, s, t), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             });
             return w => w.WriteStringValue(s.Id);

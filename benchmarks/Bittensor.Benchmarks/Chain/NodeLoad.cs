@@ -28,34 +28,9 @@ public static class NodeLoad
         var n = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 4096;
         var clients = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 8;
         var seconds = args.Length > 2 ? double.Parse(args[2], CultureInfo.InvariantCulture) : 10;
-        var hyper = SubnetHyperparameters.Default with
-        {
-            MaxAllowedUids = (ushort)Math.Min(n, 65535), MaxRegistrationsPerBlock = 4096, TargetRegistrationsPerInterval = 4096,
-            MaxAllowedValidators = 64, Tempo = 360, WeightsRateLimit = 0,
-        };
-        await using var chain = Localnet.Open(new LocalnetOptions { SubnetDefaults = hyper, MaxPendingCalls = 8192 });
-        var alice = SecretUri.ToSr25519("//Alice");
-        uint nonce = 0;
-        async Task Submit(ChainCall call)
-        {
-            var pending = chain.SubmitAsync(CallSigner.Sign(call, alice, nonce++, chain.Identity));
-            await chain.ProduceBlockAsync();
-            var r = await pending;
-            if (!r.IsSuccess) throw new InvalidOperationException(r.ToString());
-        }
-        await Submit(new RegisterNetwork());
-        var registered = 0;
-        while (registered < n)
-        {
-            var batch = Math.Min(1000, n - registered);
-            var tasks = new List<Task<CallResult>>(batch);
-            for (var i = 0; i < batch; i++)
-                tasks.Add(chain.SubmitAsync(CallSigner.Sign(new BurnedRegister(1, new AccountId(RandomNumberGenerator.GetBytes(32))), alice, nonce++, chain.Identity)));
-            await chain.ProduceBlockAsync();
-            foreach (var t in tasks)
-                if (!(await t).IsSuccess) throw new InvalidOperationException((await t).ToString());
-            registered += batch;
-        }
+        var (chain, alice, next) = await PopulateAsync(n);
+        await using var owned = chain;
+        var nonce = next;
         Console.WriteLine($"node-load: localnet with 1 subnet of {n} neurons (block {chain.BlockNumber}); {Environment.ProcessorCount} cores, load {LoadAverage()}");
 
         // 1. Storage view build (runs under the chain lock in every block while a node serves it).
@@ -154,6 +129,40 @@ public static class NodeLoad
             Console.WriteLine($"submit → inBlock (dev_newBlock at once, {n} neurons in state): median {latencies[latencies.Count / 2]:F1} ms, p90 {latencies[(int)(latencies.Count * 0.9)]:F1} ms");
         }
         return 0;
+    }
+
+    /// <summary>An in-memory localnet with subnet 1 of <paramref name="n"/> neurons registered by real signed <c>burned_register</c>s from //Alice; returns Alice's next nonce.</summary>
+    internal static async Task<(Localnet Chain, Sr25519KeyPair Alice, uint Nonce)> PopulateAsync(int n)
+    {
+        var hyper = SubnetHyperparameters.Default with
+        {
+            MaxAllowedUids = (ushort)Math.Min(n, 65535), MaxRegistrationsPerBlock = 4096, TargetRegistrationsPerInterval = 4096,
+            MaxAllowedValidators = 64, Tempo = 360, WeightsRateLimit = 0,
+        };
+        var chain = Localnet.Open(new LocalnetOptions { SubnetDefaults = hyper, MaxPendingCalls = 8192 });
+        var alice = SecretUri.ToSr25519("//Alice");
+        uint nonce = 0;
+        async Task Submit(ChainCall call)
+        {
+            var pending = chain.SubmitAsync(CallSigner.Sign(call, alice, nonce++, chain.Identity));
+            await chain.ProduceBlockAsync();
+            var r = await pending;
+            if (!r.IsSuccess) throw new InvalidOperationException(r.ToString());
+        }
+        await Submit(new RegisterNetwork());
+        var registered = 0;
+        while (registered < n)
+        {
+            var batch = Math.Min(1000, n - registered);
+            var tasks = new List<Task<CallResult>>(batch);
+            for (var i = 0; i < batch; i++)
+                tasks.Add(chain.SubmitAsync(CallSigner.Sign(new BurnedRegister(1, new AccountId(RandomNumberGenerator.GetBytes(32))), alice, nonce++, chain.Identity)));
+            await chain.ProduceBlockAsync();
+            foreach (var t in tasks)
+                if (!(await t).IsSuccess) throw new InvalidOperationException((await t).ToString());
+            registered += batch;
+        }
+        return (chain, alice, nonce);
     }
 
     private static double Cpu() => Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds;

@@ -27,6 +27,7 @@ public sealed class Localnet : IChainBackend
     private readonly ChainIdentity _identity;
     private readonly List<Pending> _pending = [];
     private readonly Dictionary<AccountId, uint> _pendingPerSigner = [];
+    private readonly List<Pending> _future = [];
     private readonly List<Channel<BlockInfo>> _subscribers = [];
     private readonly List<LocalnetBlock> _recent = [];
     private Exception? _fault;
@@ -222,10 +223,12 @@ public sealed class Localnet : IChainBackend
             {
                 // The in-memory state may be half-applied; refuse further use so a restart resumes from the last commit.
                 _fault = e;
-                foreach (var p in batch)
+                foreach (var p in batch.Concat(_future))
                     p.Completion.TrySetResult(new CallResult.Failed("ChainUnavailable", "block production failed: " + e.Message));
+                _future.Clear();
                 throw new ChainUnavailableException($"localnet block production failed: {e.Message}", e);
             }
+            PruneAndPromoteFuture(results);
             block = CurrentBlockInfo();
             subscribers = _subscribers.ToArray();
         }
@@ -484,21 +487,60 @@ public sealed class Localnet : IChainBackend
             var committed = _state.Nonces.GetValueOrDefault(signer);
             var next = committed + _pendingPerSigner.GetValueOrDefault(signer);
             CallResult.Failed? refused = null;
-            if (_pending.Any(p => p.Extrinsic.Hash.AsSpan().SequenceEqual(checkedX.Hash)))
+            if (_pending.Any(p => p.Extrinsic.Hash.AsSpan().SequenceEqual(checkedX.Hash)) || _future.Any(p => p.Extrinsic.Hash.AsSpan().SequenceEqual(checkedX.Hash)))
                 refused = new CallResult.Failed("AlreadyImported", "this extrinsic is already in the pool");
             else if (checkedX.Nonce < committed)
                 refused = new CallResult.Failed("Stale", $"nonce {checkedX.Nonce} is already used; the next nonce is {next}");
-            else if (checkedX.Nonce < next)
+            else if (checkedX.Nonce < next || _future.Any(p => p.Extrinsic.Signer == signer && p.Extrinsic.Nonce == checkedX.Nonce))
                 refused = new CallResult.Failed("PriorityTooLow", $"a call with nonce {checkedX.Nonce} from this signer is already in the pool; the next nonce is {next}");
-            else if (checkedX.Nonce > next)
-                refused = new CallResult.Failed("Future", $"nonce {checkedX.Nonce} is ahead of the next nonce {next}");
-            else if (_pending.Count >= _options.MaxPendingCalls)
-                refused = new CallResult.Failed("PoolFull", $"{_pending.Count} calls are waiting for the next block");
+            else if (checkedX.Nonce > next && checkedX.Nonce - next > FutureNonceWindow)
+                refused = new CallResult.Failed("Future", $"nonce {checkedX.Nonce} is more than {FutureNonceWindow} ahead of the next nonce {next}");
+            else if (_pending.Count + _future.Count >= _options.MaxPendingCalls)
+                refused = new CallResult.Failed("PoolFull", $"{_pending.Count + _future.Count} calls are waiting in the pool");
             if (refused is not null) return new LocalnetSubmission(checkedX.Hash, refused, null);
+            if (checkedX.Nonce > next)
+            {
+                // A gap: wait in the future queue until the missing nonces arrive (Substrate's "future" pool).
+                _future.Add(new Pending(checkedX, completion));
+                return new LocalnetSubmission(checkedX.Hash, null, completion.Task, Future: true);
+            }
             _pending.Add(new Pending(checkedX, completion));
             _pendingPerSigner[signer] = _pendingPerSigner.GetValueOrDefault(signer) + 1;
+            Promote(signer);
         }
         return new LocalnetSubmission(checkedX.Hash, null, completion.Task);
+    }
+
+    /// <summary>How far ahead of an account's next nonce a call may wait in the future queue.</summary>
+    public const uint FutureNonceWindow = 64;
+
+    /// <summary>Moves the signer's future calls whose nonce is now next into the ready queue, in nonce order (under the lock).</summary>
+    private void Promote(AccountId signer)
+    {
+        while (_future.Count > 0)
+        {
+            var next = _state.Nonces.GetValueOrDefault(signer) + _pendingPerSigner.GetValueOrDefault(signer);
+            var i = _future.FindIndex(p => p.Extrinsic.Signer == signer && p.Extrinsic.Nonce == next);
+            if (i < 0) return;
+            _pending.Add(_future[i]);
+            _future.RemoveAt(i);
+            _pendingPerSigner[signer] = _pendingPerSigner.GetValueOrDefault(signer) + 1;
+        }
+    }
+
+    /// <summary>After a block: future calls whose nonce the chain has passed are dropped as stale; the rest move up when their turn came.</summary>
+    private void PruneAndPromoteFuture(List<(TaskCompletionSource<CallResult> Completion, CallResult Result)> results)
+    {
+        if (_future.Count == 0) return;
+        for (var i = _future.Count - 1; i >= 0; i--)
+        {
+            var p = _future[i];
+            var committed = _state.Nonces.GetValueOrDefault(p.Extrinsic.Signer);
+            if (p.Extrinsic.Nonce >= committed) continue;
+            _future.RemoveAt(i);
+            results.Add((p.Completion, new CallResult.Failed("Stale", $"nonce {p.Extrinsic.Nonce} was used by another call while this one waited for a gap")));
+        }
+        foreach (var signer in _future.Select(p => p.Extrinsic.Signer).Distinct().ToList()) Promote(signer);
     }
 
     /// <summary>The extrinsics waiting for the next block, in order (<c>author_pendingExtrinsics</c>).</summary>
@@ -560,8 +602,9 @@ public sealed class Localnet : IChainBackend
             if (_disposed) return ValueTask.CompletedTask;
             _disposed = true;
             subscribers = _subscribers.ToArray();
-            pending = _pending.ToArray();
+            pending = [.. _pending, .. _future];
             _pending.Clear();
+            _future.Clear();
             _store?.Dispose();
         }
         foreach (var p in pending) p.Completion.TrySetResult(new CallResult.Failed("ChainUnavailable", "the localnet was stopped before the call was included"));

@@ -57,4 +57,5 @@ public sealed record LocalnetBlock(
 /// <param name="Hash">BLAKE2b-256 of the extrinsic.</param>
 /// <param name="Rejected">Why the pool refused it (nothing was queued), or null.</param>
 /// <param name="Included">Completes with the call's result when a block includes it; null when rejected.</param>
-public sealed record LocalnetSubmission(byte[] Hash, CallResult.Failed? Rejected, Task<CallResult>? Included);
+/// <param name="Future">True when its nonce is ahead of the account's next one: it waits for the gap to fill.</param>
+public sealed record LocalnetSubmission(byte[] Hash, CallResult.Failed? Rejected, Task<CallResult>? Included, bool Future = false);

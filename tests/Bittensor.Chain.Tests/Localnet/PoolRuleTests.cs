@@ -26,7 +26,7 @@ public sealed class PoolRuleTests
     }
 
     [Fact]
-    public async Task A_used_nonce_fails_with_Stale_and_a_skipped_one_with_Future()
+    public async Task A_used_nonce_fails_with_Stale_a_skipped_one_waits_for_the_gap_and_one_too_far_ahead_fails_with_Future()
     {
         await using var t = Create();
         var first = await t.Sign("//Alice", new Transfer(DevAccounts.Bob, Balance.FromTao(1)));
@@ -34,8 +34,30 @@ public sealed class PoolRuleTests
         await t.Chain.ProduceBlockAsync();
         AssertOk(await pending);
         AssertFails("Stale", await t.Chain.SubmitAsync(first));
-        var future = CallSigner.Sign(new Transfer(DevAccounts.Bob, Balance.FromTao(1)), Key("//Alice"), 5, t.Chain.Identity);
-        AssertFails("Future", await t.Chain.SubmitAsync(future));
+
+        // Nonce 3 while the next is 1: it waits in the future queue (not in the ready pool, not in a block).
+        var key = Key("//Alice");
+        var third = t.Chain.Submit(CallSigner.Sign(new Transfer(DevAccounts.Bob, Balance.FromTao(3)), key, 3, t.Chain.Identity).ToExtrinsic());
+        Assert.Null(third.Rejected);
+        Assert.True(third.Future);
+        Assert.Empty(t.Chain.PendingExtrinsics());
+        Assert.Equal(1u, await t.Chain.GetNonceAsync(DevAccounts.Alice));
+        AssertFails("PriorityTooLow", await t.Chain.SubmitAsync(CallSigner.Sign(new Transfer(DevAccounts.Bob, Balance.FromTao(9)), key, 3, t.Chain.Identity)));
+        await t.Chain.ProduceBlockAsync();
+        Assert.False(third.Included!.IsCompleted);
+        // Nonce 2 is still a gap; nonce 1 fills it: 1, 2 and 3 become ready together, in nonce order.
+        var second = t.Chain.SubmitAsync(CallSigner.Sign(new Transfer(DevAccounts.Bob, Balance.FromTao(2)), key, 2, t.Chain.Identity));
+        Assert.Empty(t.Chain.PendingExtrinsics());
+        var one = t.Chain.SubmitAsync(CallSigner.Sign(new Transfer(DevAccounts.Bob, Balance.FromTao(1)), key, 1, t.Chain.Identity));
+        Assert.Equal(3, t.Chain.PendingExtrinsics().Count);
+        Assert.Equal(4u, await t.Chain.GetNonceAsync(DevAccounts.Alice));
+        var block = await t.Chain.ProduceBlockAsync();
+        Assert.Equal(new CallResult.InBlock(block.Number, 0), await one);
+        Assert.Equal(new CallResult.InBlock(block.Number, 1), await second);
+        Assert.Equal(new CallResult.InBlock(block.Number, 2), await third.Included!);
+
+        var tooFar = CallSigner.Sign(new Transfer(DevAccounts.Bob, Balance.FromTao(1)), key, 4 + Bittensor.Chain.Local.Localnet.FutureNonceWindow + 1, t.Chain.Identity);
+        AssertFails("Future", await t.Chain.SubmitAsync(tooFar));
     }
 
     [Fact]
