@@ -111,7 +111,9 @@ public sealed class SubstrateClientTests : IAsyncLifetime
     [Fact]
     public async Task A_request_without_answer_fails_at_its_deadline_naming_the_method()
     {
-        await using var backend = await SubstrateChainBackend.ConnectAsync(Options(request: TimeSpan.FromMilliseconds(300)));
+        // The deadline also bounds the connect-phase requests (metadata fetch and decode), so it must leave room for a
+        // loaded machine: 300 ms failed in ConnectAsync at load 40 on 2 cores. Only the unanswered request waits it out.
+        await using var backend = await SubstrateChainBackend.ConnectAsync(Options(request: TimeSpan.FromSeconds(5)));
         _node.Handlers["state_getStorage"] = (_, _) => FakeSubstrateNode.NoAnswer;
         _node.Handlers["state_queryStorageAt"] = (_, _) => FakeSubstrateNode.NoAnswer;
         var e = await Assert.ThrowsAsync<ChainUnavailableException>(async () => await backend.GetBalanceAsync(new AccountId(Alice.PublicKey.Span)));
