@@ -80,6 +80,7 @@ internal static class CliConfig
     internal static string Literal(object value) => value switch
     {
         string s => JsonSerializer.Serialize(s),
+        string[] list => JsonSerializer.Serialize(list),
         bool b => b ? "on" : "off",
         TimeSpan t => string.Create(CultureInfo.InvariantCulture, $"{t.TotalMilliseconds:0.###}ms"),
         FileInfo f => JsonSerializer.Serialize(f.FullName),

@@ -272,6 +272,7 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
     // The calls at a worker that is gone or unreachable: forwards go to another worker, backwards answer a clear code.
     private void Reroute(Worker from, string why)
     {
+        var (resent, refused) = (0, 0);
         foreach (var c in _calls.Values.Where(c => c.Worker == from).ToList())
         {
             from.InFlight--;
@@ -285,11 +286,15 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
                     ? $"{why} and no other worker has room"
                     : $"{why} during this backward; its optimizer step may or may not have been applied";
                 c.ReplyTo.Tell(new AxonModelReply(c.Source.RequestId, new ModelResponse(null, ReturnCode.NotServingNucleus, message)));
+                refused++;
                 continue;
             }
             _rerouted++;
+            resent++;
             Send(c, to);
         }
+        if (resent + refused > 0)
+            _log.Info("cluster front: {0} calls of worker {1} re-sent to other workers, {2} answered NotServingNucleus ({3})", resent, from.Replica, refused, why);
     }
 
     private void Remember(AffinityKey key, IActorRef worker)

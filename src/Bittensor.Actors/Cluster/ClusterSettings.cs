@@ -24,6 +24,9 @@ public sealed record ClusterSettings
     /// <summary>Name of a worker node's actor: <c>/user/cluster-worker</c>.</summary>
     public const string WorkerName = "cluster-worker";
 
+    /// <summary>This node's role: <see cref="FrontRole"/>, <see cref="WorkerRole"/>, or empty (not clustered).</summary>
+    public required string Role { get; init; }
+
     /// <summary>Actor system name shared by every node.</summary>
     public required string SystemName { get; init; }
 
@@ -73,6 +76,7 @@ public sealed record ClusterSettings
         }
         return new ClusterSettings
         {
+            Role = c.OneOf("role", "", FrontRole, WorkerRole),
             SystemName = c.String("system_name"),
             Hostname = c.String("hostname"),
             Port = c.Int("port"),
@@ -90,6 +94,7 @@ public sealed record ClusterSettings
     public ClusterSettings Validate()
     {
         static void Require(bool ok, string key, object value, string rule) => HoconSection.Require(ok, $"{SectionPath}.{key}", value, rule);
+        Require(Role is "" or FrontRole or WorkerRole, "role", Role, $"must be \"\", {FrontRole} or {WorkerRole}");
         Require(IsName(SystemName), "system_name", SystemName, "must be letters, digits, '-' or '_', starting with a letter or digit");
         Require(!string.IsNullOrWhiteSpace(Hostname) && Uri.CheckHostName(Hostname) != UriHostNameType.Unknown && Hostname != "0.0.0.0",
             "hostname", Hostname, "must be an address the other nodes can reach (not 0.0.0.0)");

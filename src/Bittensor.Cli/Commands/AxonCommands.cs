@@ -5,6 +5,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using Bittensor.Actors;
 using Bittensor.Actors.Axon;
+using Bittensor.Actors.Cluster;
 using Bittensor.Actors.Dendrite;
 using Bittensor.Actors.Wallet;
 using Bittensor.Core.Crypto;
@@ -17,7 +18,7 @@ using Bittensor.Neurons.Demo;
 namespace Bittensor.Cli.Commands;
 
 /// <summary><c>btcli axon serve</c> and <c>btcli query</c>: serve a model over the 2021 gRPC protocol, and query one.</summary>
-internal static class AxonCommands
+internal static partial class AxonCommands
 {
     private static readonly Option<string?> Uri = new("--uri")
     {
@@ -44,6 +45,7 @@ internal static class AxonCommands
     {
         var axon = new Command("axon", "Serve a model to other peers over the 2021 gRPC protocol");
         axon.Subcommands.Add(Serve());
+        axon.Subcommands.Add(Worker());
         root.Subcommands.Add(axon);
         root.Subcommands.Add(Query());
     }
@@ -66,6 +68,7 @@ internal static class AxonCommands
         var minStake = new Option<double?>("--axon.blacklist.min_stake") { Description = "Refuse callers below this stake in TAO (needs --axon.stakes)" };
         var registeredOnly = new Option<bool>("--axon.blacklist.registered_only") { Description = "Serve only the hotkeys listed in --axon.stakes" };
         var model = new Option<string>("--model") { Description = "echo (deterministic: out[b,s,d] = token*1e-3 + d*1e-6) or random", DefaultValueFactory = _ => "echo" };
+        var modelDelay = new Option<int>("--model.delay_ms") { Description = "Fixed cost of each call in ms (the model waits, as a GPU-bound one would; default 0)" };
         var trace = new Option<bool?>("--axon.trace") { Description = "Log Kestrel's connection-level traces (HTTP/2 frames, resets)" };
         var state = new Option<string?>("--axon.state_path")
         {
@@ -76,9 +79,13 @@ internal static class AxonCommands
         {
             Description = "Print one line per call (JSON lines with --json); costs CPU per call. Default: one summary line per 10 s with calls",
         };
-        var serve = new Command("serve", "Serve until Ctrl-C / SIGTERM; prints a summary line every 10 s with traffic (--axon.log_calls: one line per call)");
-        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, trace, stakes, minStake, registeredOnly, model, state, logCalls, Uri, WalletName, WalletHotkey, WalletPath })
+        var serve = new Command("serve", "Serve until Ctrl-C / SIGTERM; prints a summary line every 10 s with traffic (--axon.log_calls: one line per call). " +
+            "With --cluster.role front the axon routes to the workers of a cluster (btcli axon worker; docs/cluster.md)");
+        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, trace, stakes, minStake, registeredOnly, model, modelDelay, state, logCalls, Uri, WalletName, WalletHotkey, WalletPath })
             serve.Options.Add(o);
+        var clusterRole = new Option<string?>("--cluster.role") { Description = "front: serve the axon in front of a cluster of workers (btcli axon worker); default \"\" (not clustered)" };
+        serve.Options.Add(clusterRole);
+        var clusterFlags = ClusterFlags.AddTo(serve);
         var config = CliConfig.AddTo(serve);
         var metrics = MetricsExport.AddFlags(serve);
         serve.SetAction(async (parse, ct) =>
@@ -94,24 +101,25 @@ internal static class AxonCommands
                 ("bittensor.axon.trace", parse.GetValue(trace)),
                 ("bittensor.axon.blacklist.min_stake", parse.GetValue(minStake)),
                 ("bittensor.axon.blacklist.registered_only", parse.GetValue(registeredOnly) ? true : null),
+                ("bittensor.cluster.role", parse.GetValue(clusterRole)),
+                .. clusterFlags.Values(parse),
             ]);
             var settings = CliConfig.Settings(hocon, AxonSettings.SectionPath, AxonSettings.Create);
             _ = CliConfig.Settings(hocon, Bittensor.Actors.Metrics.MetricsSettings.SectionPath, Bittensor.Actors.Metrics.MetricsSettings.Create);
+            var cluster = CliConfig.Settings(hocon, ClusterSettings.SectionPath, ClusterSettings.Create);
+            if (cluster.Role == ClusterSettings.WorkerRole)
+                throw new CliException("bittensor.cluster.role = worker: start workers with `btcli axon worker --cluster.seed_nodes HOST:PORT`; `axon serve` is the front");
             var table = parse.GetValue(stakes) is { } file ? ReadStakes(file) : null;
             if (table is null && (settings.BlacklistRegisteredOnly || settings.BlacklistMinStake > 0))
                 throw new CliException("blacklist.registered_only / blacklist.min_stake need --axon.stakes FILE: `btcli axon serve` has no chain to read " +
                     "stakes from, so every caller would be refused");
-            var handlers = parse.GetValue(model) switch
-            {
-                "echo" => DemoModels.Echo(settings.NetworkDim),
-                "random" => DemoModels.Random(settings.NetworkDim),
-                var other => throw new CliException($"unknown --model '{other}' (use echo or random)"),
-            };
+            var handlers = ClusterFlags.Model(parse.GetValue(model), parse.GetValue(modelDelay), settings.NetworkDim);
             var hotkey = OwnHotkey(parse, hocon);
             // Replay-safe by default: the nonce store lives in the axon's state folder unless HOCON names a file.
             if (parse.GetValue(state) is { Length: > 0 } folder) settings = settings with { NonceStorePath = Path.Combine(Path.GetFullPath(folder), "nonces") };
             else if (settings.NonceStorePath.Length == 0) settings = settings with { NonceStorePath = Path.Combine(DefaultStateFolder(parse, hocon, hotkey), "nonces") };
-            return await RunServe(hocon, settings, handlers, table, hotkey, parse.GetValue(CliApp.Json), parse.GetValue(logCalls), ct).ConfigureAwait(false);
+            return await RunServe(hocon, settings, handlers, table, hotkey, parse.GetValue(CliApp.Json), parse.GetValue(logCalls),
+                cluster.Role == ClusterSettings.FrontRole ? cluster : null, ct).ConfigureAwait(false);
         });
         return serve;
     }
@@ -149,12 +157,12 @@ internal static class AxonCommands
     }
 
     private static async Task<int> RunServe(Config hocon, AxonSettings settings, AxonHandlers handlers, IReadOnlyDictionary<string, double>? stakes,
-        string hotkey, bool json, bool logCalls, CancellationToken cancellation)
+        string hotkey, bool json, bool logCalls, ClusterSettings? cluster, CancellationToken cancellation)
     {
         // Shutdown runs from System.CommandLine's cancellation (Ctrl-C / SIGTERM), not from Akka's own exit hook,
         // so the two signal handlers do not race.
-        var system = ActorSystem.Create("btcli-axon", ConfigurationFactory.ParseString(
-            "akka.loglevel = INFO\nakka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon));
+        var config = ConfigurationFactory.ParseString("akka.loglevel = INFO\nakka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon);
+        var system = cluster is null ? ActorSystem.Create("btcli-axon", config) : BittensorCluster.CreateSystem(cluster, ClusterSettings.FrontRole, config);
         var options = new AxonOptions
         {
             Hotkey = hotkey,
@@ -168,7 +176,10 @@ internal static class AxonCommands
                 : string.Create(CultureInfo.InvariantCulture,
                     $"{DateTime.UtcNow:HH:mm:ss.fff} {r.Method,-8} {r.Caller} {r.Code} in={r.BytesIn}B out={r.BytesOut}B {r.Elapsed.TotalMilliseconds:F1}ms shape=[{string.Join(",", r.InputShape ?? [])}]{(r.Message.Length > 0 ? " " + r.Message : "")}")),
         };
-        var axon = system.ActorOf(AxonActor.Props(settings, handlers, options), "axon");
+        // A front's axon Tells its calls to the cluster router instead of a local model host (same queue contract).
+        var axon = system.ActorOf(cluster is null
+            ? AxonActor.Props(settings, handlers, options)
+            : AxonActor.Props(settings, BittensorCluster.StartFront(system, cluster), options), "axon");
         if (stakes is not null) axon.Tell(new AxonActor.UpdateStakes(stakes));
         AxonActor.Bound bound;
         try
@@ -180,7 +191,9 @@ internal static class AxonCommands
             await system.Terminate().ConfigureAwait(false);
             throw new CliException($"axon could not listen on {settings.Ip}:{settings.Port}: {e.Message}");
         }
-        Console.Error.WriteLine($"axon {hotkey} serving on {bound.Endpoint} (h2c); Ctrl-C to stop");
+        Console.Error.WriteLine(cluster is null
+            ? $"axon {hotkey} serving on {bound.Endpoint} (h2c); Ctrl-C to stop"
+            : $"axon {hotkey} serving on {bound.Endpoint} (h2c); cluster front at {Akka.Cluster.Cluster.Get(system).SelfAddress} (the model runs on the workers: btcli axon worker); Ctrl-C to stop");
         MetricsExport? metrics;
         try
         {

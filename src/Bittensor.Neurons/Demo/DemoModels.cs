@@ -45,6 +45,29 @@ public static class DemoModels
         };
     }
 
+    /// <summary>
+    /// <paramref name="inner"/> with a fixed cost per call: each call waits <paramref name="delay"/> (without using a
+    /// core, as a GPU-bound model leaves the CPU free) before computing. For cluster tests and benchmarks
+    /// (<c>--model.delay_ms</c>). Not inline: the model host runs up to max_workers of them at once.
+    /// </summary>
+    public static AxonHandlers Delayed(AxonHandlers inner, TimeSpan delay)
+    {
+        ArgumentNullException.ThrowIfNull(inner);
+        if (delay <= TimeSpan.Zero) return inner;
+        var backward = inner.Backward;
+        return new(
+            async (r, ct) =>
+            {
+                await Task.Delay(delay, ct).ConfigureAwait(false);
+                return await inner.Forward(r, ct).ConfigureAwait(false);
+            },
+            backward is null ? null : async (r, ct) =>
+            {
+                await Task.Delay(delay, ct).ConfigureAwait(false);
+                return await backward(r, ct).ConfigureAwait(false);
+            });
+    }
+
     /// <summary>The echo forward: <c>out[b, s, d] = v[b, s] · 1e-3 + d · 1e-6</c> with v the token or first feature.</summary>
     public static DenseTensor EchoForward(DenseTensor inputs, int networkDim)
     {

@@ -1,0 +1,129 @@
+using System.CommandLine;
+using Akka.Actor;
+using Akka.Configuration;
+using Bittensor.Actors.Axon;
+using Bittensor.Actors.Cluster;
+using Bittensor.Actors.ModelHost;
+using Bittensor.Neurons.Demo;
+
+namespace Bittensor.Cli.Commands;
+
+/// <summary>The <c>--cluster.*</c> flags both cluster verbs take (hostname, port, seed nodes, worker capacity).</summary>
+internal sealed class ClusterFlags
+{
+    private Option<string?> Hostname { get; } = new("--cluster.hostname")
+    {
+        Description = "Address this node binds and announces to the other nodes (default 127.0.0.1; on several machines: this machine's address)",
+    };
+
+    private Option<int?> Port { get; } = new("--cluster.port") { Description = "TCP port of this node's cluster transport (0 = any free port; default 0)" };
+
+    private Option<string?> SeedNodes { get; } = new("--cluster.seed_nodes")
+    {
+        Description = "Nodes to join through, comma-separated: HOST:PORT (the front's --cluster.port) or akka.tcp://bittensor@HOST:PORT",
+    };
+
+    private Option<int?> Capacity { get; } = new("--cluster.capacity")
+    {
+        Description = "Calls this worker takes at once before the front sends elsewhere (default: --axon.max_workers + --axon.queue_capacity)",
+    };
+
+    /// <summary><c>--model echo|random</c> and <c>--model.delay_ms</c> as handlers.</summary>
+    public static AxonHandlers Model(string? name, int delayMs, int networkDim)
+    {
+        if (delayMs < 0) throw new CliException("--model.delay_ms must be 0 or positive");
+        var handlers = name switch
+        {
+            "echo" => DemoModels.Echo(networkDim),
+            "random" => DemoModels.Random(networkDim),
+            var other => throw new CliException($"unknown --model '{other}' (use echo or random)"),
+        };
+        return DemoModels.Delayed(handlers, TimeSpan.FromMilliseconds(delayMs));
+    }
+
+    public static ClusterFlags AddTo(Command command, bool worker = false)
+    {
+        var flags = new ClusterFlags();
+        command.Options.Add(flags.Hostname);
+        command.Options.Add(flags.Port);
+        command.Options.Add(flags.SeedNodes);
+        if (worker) command.Options.Add(flags.Capacity);
+        return flags;
+    }
+
+    /// <summary>The flags as dotted HOCON keys for <see cref="CliConfig.Load"/>.</summary>
+    public IEnumerable<(string Key, object? Value)> Values(ParseResult parse)
+    {
+        yield return ("bittensor.cluster.hostname", parse.GetValue(Hostname));
+        yield return ("bittensor.cluster.port", parse.GetValue(Port));
+        if (parse.GetValue(SeedNodes) is { } seeds)
+            yield return ("bittensor.cluster.seed_nodes", seeds.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        yield return ("bittensor.cluster.worker.capacity", parse.GetValue(Capacity));
+    }
+}
+
+internal static partial class AxonCommands
+{
+    private static Command Worker()
+    {
+        var model = new Option<string>("--model") { Description = "echo (deterministic: out[b,s,d] = token*1e-3 + d*1e-6) or random", DefaultValueFactory = _ => "echo" };
+        var workers = new Option<int?>("--axon.max_workers") { Description = "Calls this worker's model runs at once (default 10)" };
+        var queue = new Option<int?>("--axon.queue_capacity") { Description = "Calls that may wait at this worker's model (default 256)" };
+        var delay = new Option<int>("--model.delay_ms") { Description = "Fixed cost of each call in ms (the model waits, as a GPU-bound one would; default 0)" };
+        var worker = new Command("worker", "Host a model replica for a cluster front (btcli axon serve --cluster.role front); " +
+            "Ctrl-C / SIGTERM drains the calls in flight, then leaves the cluster (docs/cluster.md)");
+        worker.Options.Add(model);
+        worker.Options.Add(workers);
+        worker.Options.Add(queue);
+        worker.Options.Add(delay);
+        var flags = ClusterFlags.AddTo(worker, worker: true);
+        var config = CliConfig.AddTo(worker);
+        worker.SetAction(async (parse, ct) =>
+        {
+            var hocon = CliConfig.Load(parse, config,
+            [
+                ("bittensor.axon.max_workers", parse.GetValue(workers)),
+                ("bittensor.axon.queue_capacity", parse.GetValue(queue)),
+                .. flags.Values(parse),
+            ]);
+            var axon = CliConfig.Settings(hocon, AxonSettings.SectionPath, AxonSettings.Create);
+            var cluster = CliConfig.Settings(hocon, ClusterSettings.SectionPath, ClusterSettings.Create);
+            if (cluster.Role == ClusterSettings.FrontRole)
+                throw new CliException("bittensor.cluster.role = front: a front is `btcli axon serve --cluster.role front`; `axon worker` hosts a model");
+            if (cluster.SeedNodes.Count == 0)
+                throw new CliException("a worker joins a cluster through --cluster.seed_nodes HOST:PORT (the front's --cluster.port)");
+            var name = parse.GetValue(model);
+            var handlers = ClusterFlags.Model(name, parse.GetValue(delay), axon.NetworkDim);
+            var capacity = cluster.WorkerCapacity > 0 ? cluster.WorkerCapacity : axon.MaxWorkers + axon.QueueCapacity;
+            return await RunWorker(hocon, cluster with { Role = ClusterSettings.WorkerRole }, axon, handlers, name!, capacity, ct).ConfigureAwait(false);
+        });
+        return worker;
+    }
+
+    private static async Task<int> RunWorker(Config hocon, ClusterSettings cluster, AxonSettings axon, AxonHandlers handlers, string model, int capacity,
+        CancellationToken cancellation)
+    {
+        var config = ConfigurationFactory.ParseString("akka.loglevel = INFO\nakka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon);
+        var system = BittensorCluster.CreateSystem(cluster, ClusterSettings.WorkerRole, config);
+        var self = Akka.Cluster.Cluster.Get(system);
+        var host = ModelHostActor.ForHandlers(handlers, axon.MaxWorkers, axon.QueueCapacity, axon.CallTimeout);
+        var worker = BittensorCluster.StartWorker(system, cluster, host, capacity);
+        Console.Error.WriteLine($"worker {self.SelfAddress} joining {string.Join(",", cluster.SeedNodes)}: model {model}, capacity {capacity}; " +
+            "Ctrl-C to drain and leave");
+        self.RegisterOnMemberUp(() => Console.Error.WriteLine($"worker {self.SelfAddress} is up in the cluster"));
+        var shutdown = CoordinatedShutdown.Get(system);
+        // The worker actor stops only if its model host stopped: then the node leaves too.
+        _ = worker.WatchAsync(CancellationToken.None).ContinueWith(_ => shutdown.Run(CoordinatedShutdown.UnknownReason.Instance), TaskScheduler.Default);
+        using (cancellation.Register(() => _ = shutdown.Run(CoordinatedShutdown.ClrExitReason.Instance)))
+            await system.WhenTerminated.ConfigureAwait(false);
+        if (cancellation.IsCancellationRequested)
+        {
+            Console.Error.WriteLine("worker drained and left the cluster");
+            return 0;
+        }
+        Console.Error.WriteLine(shutdown.ShutdownReason is CoordinatedShutdown.UnknownReason
+            ? "error: the worker's model host stopped; the worker left the cluster"
+            : $"error: the worker was removed from the cluster ({shutdown.ShutdownReason?.GetType().Name ?? "stopped"}); restart it to rejoin");
+        return CliApp.UserError;
+    }
+}

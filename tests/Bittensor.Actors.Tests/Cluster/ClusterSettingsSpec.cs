@@ -1,0 +1,46 @@
+using Akka.Configuration;
+using Bittensor.Actors.Cluster;
+
+namespace Bittensor.Actors.Tests.Cluster;
+
+/// <summary><c>bittensor.cluster</c>: the reference values, the two example files, seed forms, and bad values naming their key.</summary>
+public sealed class ClusterSettingsSpec
+{
+    private static string Hocon(string name)
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "hocon", name))) return Path.Combine(d.FullName, "hocon", name);
+        throw new InvalidOperationException($"hocon/{name} not found above {AppContext.BaseDirectory}");
+    }
+
+    private static ClusterSettings Load(string text) =>
+        ClusterSettings.Create(BittensorRuntime.Section(ConfigurationFactory.ParseString(text).WithFallback(BittensorRuntime.ReferenceConfig), ClusterSettings.SectionPath));
+
+    [Fact]
+    public void The_example_files_are_complete_valid_settings_for_their_role()
+    {
+        var front = Load(File.ReadAllText(Hocon("cluster-front.conf")));
+        Assert.Equal((ClusterSettings.FrontRole, 4053, 0), (front.Role, front.Port, front.SeedNodes.Count));
+        var worker = Load(File.ReadAllText(Hocon("cluster-worker.conf")));
+        Assert.Equal((ClusterSettings.WorkerRole, 0), (worker.Role, worker.Port));
+        Assert.Equal("akka.tcp://bittensor@127.0.0.1:4053", ClusterSettings.SeedAddress(Assert.Single(worker.SeedNodes), worker.SystemName));
+        Assert.Equal("", ClusterSettings.Default.Role);
+    }
+
+    [Theory]
+    [InlineData("10.0.0.7:4053", "akka.tcp://miner@10.0.0.7:4053")]
+    [InlineData(" host.lan:1 ", "akka.tcp://miner@host.lan:1")]
+    [InlineData("akka.tcp://miner@10.0.0.7:4053", "akka.tcp://miner@10.0.0.7:4053")]
+    public void Seeds_are_host_port_or_full_addresses(string seed, string address) => Assert.Equal(address, ClusterSettings.SeedAddress(seed, "miner"));
+
+    [Theory]
+    [InlineData("bittensor.cluster.role = boss", "bittensor.cluster.role")]
+    [InlineData("bittensor.cluster.port = 70000", "bittensor.cluster.port")]
+    [InlineData("bittensor.cluster.hostname = \"0.0.0.0\"", "bittensor.cluster.hostname")]
+    [InlineData("bittensor.cluster.seed_nodes = [\"nohost\"]", "bittensor.cluster.seed_nodes")]
+    [InlineData("bittensor.cluster.seed_nodes = [\"h:0\"]", "bittensor.cluster.seed_nodes")]
+    [InlineData("bittensor.cluster.worker.capacity = -1", "bittensor.cluster.worker.capacity")]
+    [InlineData("bittensor.cluster.system_name = \"a b\"", "bittensor.cluster.system_name")]
+    public void A_bad_value_fails_with_its_key(string text, string key) =>
+        Assert.StartsWith(key, Assert.Throws<ConfigurationException>(() => Load(text)).Message, StringComparison.Ordinal);
+}

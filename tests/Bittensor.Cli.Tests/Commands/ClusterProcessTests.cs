@@ -1,0 +1,238 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Text;
+using System.Text.RegularExpressions;
+using Bittensor.Core.Crypto;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+using Grpc.Core;
+using Grpc.Net.Client;
+using WireClient = Bittensor.Protocol.Wire.Bittensor.BittensorClient;
+
+namespace Bittensor.Cli.Tests.Commands;
+
+/// <summary>
+/// A clustered miner as real OS processes: <c>btcli axon serve --cluster.role front</c>, two <c>btcli axon worker</c>,
+/// and signed gRPC clients in this process. One worker is killed with SIGKILL while calls are in flight: every call
+/// sent is answered (by the other worker, or with a clear code), and calls succeed after the kill.
+/// </summary>
+public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
+{
+    private const int Dim = 1024;
+    private const int Callers = 8;
+    private readonly string _dir = Directory.CreateTempSubdirectory("bt-cluster-").FullName;
+    private readonly List<Child> _children = [];
+
+    public void Dispose()
+    {
+        foreach (var c in _children) c.Dispose();
+        foreach (var c in _children) output.WriteLine($"--- {c.Name}\n{c.Output}");
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    private static string BtcliDll => typeof(ClusterProcessTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .Single(a => a.Key == "BtcliDll").Value!;
+
+    [GeneratedRegex(@"serving on [^ ]*:(\d+) .*cluster front at (akka\.tcp://\S+) ")]
+    private static partial Regex FrontLine();
+
+    [GeneratedRegex(@"; (\d+) workers")]
+    private static partial Regex WorkerCount();
+
+    [Fact]
+    public async Task A_worker_killed_with_SIGKILL_under_load_leaves_no_call_unanswered_and_the_front_keeps_serving()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(6));
+        var front = Start("front", ["axon", "serve", "--uri", "//Ferdie", "--axon.port", "0", "--axon.state_path", Path.Combine(_dir, "front"),
+            "--cluster.role", "front", "--cluster.port", "0"]);
+        var (axonPort, frontAddress) = await front.WaitFor(FrontLine(), m => (int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), m.Groups[2].Value), timeout.Token);
+        // A fixed cost per call keeps calls in flight at both workers while the load runs.
+        string[] worker = ["axon", "worker", "--model", "echo", "--model.delay_ms", "40", "--cluster.seed_nodes", frontAddress, "--cluster.port", "0"];
+        var doomed = Start("worker-1", worker);
+        Start("worker-2", worker);
+        await front.WaitFor(WorkerCount(), m => m.Groups[1].Value == "2" ? true : (bool?)null, timeout.Token);
+
+        // A 2021-style Python client (grpcio + msgpack-numpy) is served through the front like through any axon.
+        using (var python = SecretUri.ToSr25519("//PythonCaller"))
+        {
+            var signature = await new RequestAuth(new KeyPairRequestSigner(python)).CreateSignatureHeaderAsync();
+            var reply = RunPythonClient(axonPort, python.ToSs58(), signature);
+            Assert.Equal("OK", reply.GetProperty("grpc_status").GetString());
+            Assert.Equal((int)ReturnCode.Success, reply.GetProperty("code").GetInt32());
+            Assert.Equal([1, 3, Dim], reply.GetProperty("shape").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+            // The echo model: out[0, 0, d] = token 4 * 1e-3 + d * 1e-6.
+            Assert.Equal(4e-3, reply.GetProperty("head")[0].GetDouble(), 6);
+        }
+
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{axonPort}");
+        var client = new WireClient(channel);
+        var answers = new ConcurrentQueue<(ReturnCode Code, string Message, bool AfterKill)>();
+        var failures = new ConcurrentQueue<string>();
+        var killed = 0;
+        var succeeded = 0;
+        var succeededAfterKill = 0;
+        var midLoad = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var recovered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var stop = new CancellationTokenSource();
+
+        async Task Caller(int i)
+        {
+            using var key = SecretUri.ToSr25519($"//ClusterCaller{i}");
+            var auth = new RequestAuth(new KeyPairRequestSigner(key));
+            var row = 0L;
+            while (!stop.IsCancellationRequested)
+            {
+                var request = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = key.ToSs58() };
+                var first = (++row % 500) + 1;
+                request.Tensors.Add(TensorCodec.ToTensor(new long[] { first, 2, 3 }, [1, 3], Modality.Text));
+                var afterKill = Volatile.Read(ref killed) == 1;
+                try
+                {
+                    var answer = await client.ForwardAsync(request, await auth.CreateHeadersAsync(), DateTime.UtcNow.AddSeconds(90), timeout.Token);
+                    answers.Enqueue((answer.ReturnCode, answer.Message, afterKill));
+                    if (answer.ReturnCode == ReturnCode.Success)
+                    {
+                        var values = TensorCodec.Decode(answer.Tensors[0]).Tensor.ToFloat32Array();
+                        if (values.Length != 3 * Dim || Math.Abs(values[0] - (first * 1e-3)) > 1e-5)
+                            failures.Enqueue($"wrong answer for row {first}: {values.Length} values, first {values.FirstOrDefault()}");
+                        if (Interlocked.Increment(ref succeeded) == 100) midLoad.TrySetResult();
+                        if (afterKill && Interlocked.Increment(ref succeededAfterKill) == 100) recovered.TrySetResult();
+                    }
+                }
+                catch (RpcException e)
+                {
+                    failures.Enqueue($"call not answered by the axon: {e.StatusCode} {e.Status.Detail}");
+                }
+            }
+        }
+
+        var load = Enumerable.Range(0, Callers).Select(i => Task.Run(() => Caller(i))).ToArray();
+        var callers = Task.WhenAll(load);
+        // Mid-load: after 100 calls succeeded (both workers serve: least in flight spreads them).
+        await Task.WhenAny(midLoad.Task, callers).WaitAsync(timeout.Token);
+        Assert.True(midLoad.Task.IsCompleted, $"the load stopped early: {callers.Exception}");
+        doomed.Kill();
+        Volatile.Write(ref killed, 1);
+        await front.WaitFor(new Regex("worker \\S+ is unreachable|removed \\("), _ => true, timeout.Token);
+        // Throughput recovers: the remaining worker serves the load.
+        await Task.WhenAny(recovered.Task, callers).WaitAsync(timeout.Token);
+        await stop.CancelAsync();
+        await callers;
+
+        var byCode = answers.GroupBy(a => a.Code).ToDictionary(g => g.Key, g => g.Count());
+        output.WriteLine($"answers: {string.Join(", ", byCode.Select(kv => $"{kv.Key}={kv.Value}"))}; after the kill {succeededAfterKill} succeeded");
+        Assert.Empty(failures);
+        // Every call was answered; anything but Success is one of the codes that say why.
+        Assert.All(answers.Where(a => a.Code != ReturnCode.Success), a =>
+            Assert.True(a.Code is ReturnCode.NotServingNucleus or ReturnCode.NucleusFull or ReturnCode.NucleusTimeout && a.Message.Length > 0, $"{a.Code}: {a.Message}"));
+        Assert.True(succeededAfterKill >= 100);
+    }
+
+    private static System.Text.Json.JsonElement RunPythonClient(int port, string hotkey, string signature)
+    {
+        string? root = null;
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null && root is null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "tests", "python", "bt2021_client.py"))) root = d.FullName;
+        Assert.True(root is not null, "tests/python/bt2021_client.py not found");
+        var psi = new ProcessStartInfo(File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        foreach (var a in new[] { Path.Combine(root!, "tests", "python", "bt2021_client.py"), "--endpoint", $"127.0.0.1:{port}", "--hotkey", hotkey,
+            "--signature", signature, "--tokens", "4,5,6", "--timeout", "60" })
+            psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, $"bt2021_client.py exited {p.ExitCode}: {stderr.Result.Trim()}");
+        return System.Text.Json.JsonDocument.Parse(stdout.Result).RootElement.Clone();
+    }
+
+    private Child Start(string name, string[] args)
+    {
+        Assert.True(File.Exists(BtcliDll), $"btcli is not built at {BtcliDll}");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = _dir };
+        psi.ArgumentList.Add(BtcliDll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        var child = new Child(name, System.Diagnostics.Process.Start(psi)!);
+        _children.Add(child);
+        return child;
+    }
+
+    private sealed class Child : IDisposable
+    {
+        private readonly System.Diagnostics.Process _process;
+        private readonly StringBuilder _output = new();
+        private readonly List<string> _lines = [];
+        private readonly List<Action<string>> _watchers = [];
+
+        public Child(string name, System.Diagnostics.Process process)
+        {
+            Name = name;
+            _process = process;
+            process.OutputDataReceived += (_, e) => OnLine(e.Data);
+            process.ErrorDataReceived += (_, e) => OnLine(e.Data);
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+        }
+
+        public string Name { get; }
+
+        public string Output
+        {
+            get { lock (_output) return _output.ToString(); }
+        }
+
+        private void OnLine(string? line)
+        {
+            if (line is null) return;
+            Action<string>[] watchers;
+            lock (_output)
+            {
+                _output.AppendLine(line);
+                _lines.Add(line);
+                watchers = [.. _watchers];
+            }
+            foreach (var w in watchers) w(line);
+        }
+
+        /// <summary>The first line (already printed or to come) for which <paramref name="pick"/> gives a value; fails if the process exits first.</summary>
+        public async Task<T> WaitFor<T>(Regex pattern, Func<Match, T?> pick, CancellationToken cancellationToken)
+        {
+            var found = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+            void Check(string line)
+            {
+                if (pattern.Match(line) is { Success: true } m && pick(m) is { } value) found.TrySetResult(value);
+            }
+            string[] seen;
+            lock (_output)
+            {
+                _watchers.Add(Check);
+                seen = [.. _lines];
+            }
+            foreach (var line in seen) Check(line);
+            var exited = _process.WaitForExitAsync(cancellationToken);
+            if (await Task.WhenAny(found.Task, exited) != found.Task)
+            {
+                await exited;
+                Assert.Fail($"{Name} exited with {_process.ExitCode} before printing /{pattern}/: {Output}");
+            }
+            return await found.Task;
+        }
+
+        public void Kill()
+        {
+            _process.Kill(); // SIGKILL on Unix: no drain, no leave
+            _process.WaitForExit();
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited) Kill();
+            _process.Dispose();
+        }
+    }
+}
