@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Cluster scaling (issue 10): throughput of a clustered miner with 1, 2 and 4 workers, each serving a model whose
+# every call costs a fixed time (`--model.delay_ms`: the model waits without using a core, as a GPU-bound one
+# would), against one direct axon serving the same model. All processes on this machine, loopback, the project's
+# `axon-load` generator with unsigned requests (benchmark anchor mode: verification off on the front and on the
+# direct axon, so signature checks do not hide the routing cost). Prints one markdown row per configuration:
+# throughput, latency, errors, and the front's (or the direct axon's) CPU per answered call from /proc.
+#
+# Usage (after `dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks`):
+#   nice -n 10 benchmarks/cluster.sh
+#   WORKERS="1 2" DELAY_MS=20 SLOTS=4 CALLERS=64 SECONDS_PER_RUN=8 benchmarks/cluster.sh
+# Environment: WORKERS (worker counts), DELAY_MS (cost of one call), SLOTS (calls a model runs at once:
+# --axon.max_workers of each worker and of the direct axon), CALLERS (concurrent callers; enough to keep 4 workers'
+# slots full), SECONDS_PER_RUN, WARMUP (seconds of unmeasured load per configuration), BTCLI, BENCH.
+# Ideal throughput of N workers = N × SLOTS × 1000 / DELAY_MS. Timings live here and in benchmarks/results/cluster.md,
+# never in tests; the machine may be shared: the script prints the load average before and after.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WORKERS=${WORKERS:-1 2 4}
+DELAY_MS=${DELAY_MS:-50}
+SLOTS=${SLOTS:-4}
+CALLERS=${CALLERS:-64}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
+WARMUP=${WARMUP:-3}
+BTCLI=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}
+BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
+
+for f in "$BTCLI" "$BENCH"; do
+  [[ -f "$f" ]] || { echo "cluster.sh: $f not found; build first: dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks" >&2; exit 2; }
+done
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+ticks=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+wait_for() { # file pattern pid what
+  for _ in $(seq 1 1200); do
+    if grep -qE "$2" "$1"; then return 0; fi
+    kill -0 "$3" 2>/dev/null || { echo "cluster.sh: $4 exited:" >&2; cat "$1" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "cluster.sh: $4 did not print /$2/ within 120 s" >&2; cat "$1" >&2; exit 1
+}
+model=(--model echo --model.delay_ms "$DELAY_MS" --axon.max_workers "$SLOTS")
+
+echo "# cluster: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# model: echo, ${DELAY_MS} ms per call, ${SLOTS} calls at once per model; load: axon-load --unsigned --shape 1,16 --network_dim 1024 --concurrency $CALLERS --seconds $SECONDS_PER_RUN"
+echo
+echo "| configuration | ideal req/s | req/s | × ideal | p50 ms | p99 ms | errors | calls | front (or axon) CPU µs/call |"
+echo "|---|---:|---:|---:|---:|---:|---|---:|---:|"
+
+measure() { # label port pid ideal
+  if (( WARMUP > 0 )); then
+    dotnet "$BENCH" axon-load --target "127.0.0.1:$2" --concurrency "$CALLERS" --seconds "$WARMUP" --shape 1,16 --network_dim 1024 --unsigned > /dev/null || true
+  fi
+  local cpu0 cpu1 row rps p50 p99 ok errors answered calls
+  cpu0=$(cpu_ticks "$3")
+  row=$(dotnet "$BENCH" axon-load --target "127.0.0.1:$2" --concurrency "$CALLERS" --seconds "$SECONDS_PER_RUN" --shape 1,16 --network_dim 1024 --unsigned \
+    | grep -E '^\| [0-9]+ \|' || true)
+  cpu1=$(cpu_ticks "$3")
+  IFS='|' read -r _ _ rps p50 p99 ok errors answered _ <<< "$row"
+  calls=$(echo "$answered" | tr -dc '0-9'); calls=${calls:-0}
+  local cpu_us ratio
+  cpu_us=$(awk -v d=$((cpu1 - cpu0)) -v t="$ticks" -v c="$calls" 'BEGIN { if (c > 0) printf "%.0f", d / t * 1e6 / c; else print "n/a" }')
+  ratio=$(awk -v r="$(echo "$rps" | tr -dc '0-9.')" -v i="$4" 'BEGIN { printf "%.2f", r / i }')
+  echo "| $1 | $4 |${rps}| $ratio |${p50}|${p99}|${errors}| $calls | $cpu_us |"
+}
+
+# Direct axon: the model in the axon's own process.
+dotnet "$BTCLI" axon serve "${model[@]}" --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 --axon.state_path "$work/direct" \
+  --axon.disable_signature_verification >"$work/direct.out" 2>"$work/direct.err" &
+direct=$!; pids+=("$direct")
+wait_for "$work/direct.err" 'serving on [^ ]+:[0-9]+ ' "$direct" "the direct axon"
+port=$(grep -oE 'serving on [^ ]+:[0-9]+ ' "$work/direct.err" | grep -oE '[0-9]+ $' | tr -d ' ')
+measure "direct axon" "$port" "$direct" $(( SLOTS * 1000 / DELAY_MS ))
+kill -TERM "$direct"; wait "$direct" 2>/dev/null || true
+
+for n in $WORKERS; do
+  dotnet "$BTCLI" axon serve --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 --axon.state_path "$work/front-$n" --axon.disable_signature_verification \
+    --cluster.role front --cluster.port 0 >"$work/front-$n.out" 2>"$work/front-$n.err" &
+  front=$!; pids+=("$front")
+  wait_for "$work/front-$n.err" 'cluster front at akka' "$front" "the front"
+  port=$(grep -oE 'serving on [^ ]+:[0-9]+ ' "$work/front-$n.err" | grep -oE '[0-9]+ $' | tr -d ' ')
+  seed=$(grep -oE 'cluster front at akka\.tcp://[^ ]+' "$work/front-$n.err" | sed 's/cluster front at //')
+  workers=()
+  for i in $(seq 1 "$n"); do
+    dotnet "$BTCLI" axon worker "${model[@]}" --cluster.seed_nodes "$seed" --cluster.port 0 >"$work/w-$n-$i.out" 2>"$work/w-$n-$i.err" &
+    workers+=($!); pids+=($!)
+  done
+  wait_for "$work/front-$n.err" "; $n workers" "$front" "the front (waiting for $n workers)"
+  measure "front + $n worker(s)" "$port" "$front" $(( n * SLOTS * 1000 / DELAY_MS ))
+  kill -TERM "${workers[@]}" 2>/dev/null || true
+  for w in "${workers[@]}"; do wait "$w" 2>/dev/null || true; done
+  kill -TERM "$front"; wait "$front" 2>/dev/null || true
+done
+echo
+echo "# done: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
