@@ -897,7 +897,9 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
                 ["netuid"] = U16(br.Netuid),
                 ["hotkey"] = ScaleValue.Account(br.Hotkey),
             }),
-            RegisterNetwork => ("SubtensorModule", new Dictionary<string, ScaleValue>()),
+            RegisterNetwork rn => ("SubtensorModule", rn.Hotkey is { } subnetHotkey
+                ? new Dictionary<string, ScaleValue> { ["hotkey"] = ScaleValue.Account(subnetHotkey), ["mechid"] = U16(rn.Mechid) }
+                : new Dictionary<string, ScaleValue>()),
             Transfer t => ("Balances", new Dictionary<string, ScaleValue>
             {
                 ["dest"] = ScaleValue.Account(t.Dest),
@@ -920,6 +922,8 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
         {
             if (f.Name is not { } fname || !args.TryGetValue(fname, out var v))
             {
+                if (call is RegisterNetwork && string.Equals(f.Name, "hotkey", StringComparison.Ordinal))
+                    throw new ChainNotSupportedException($"this runtime's {pallet}.{call.Name} takes {MetadataCalls.Signature(md, variant)}: the subnet needs a hotkey (a wallet with a hotkey)");
                 throw new ChainNotSupportedException(
                     $"this runtime's {pallet}.{call.Name} takes {MetadataCalls.Signature(md, variant)}; argument '{f.Name}' " +
                     (fname_is_netuid(f.Name) ? "(per-subnet stake) " : "") + "is not supported by this client yet");

@@ -217,7 +217,10 @@ internal static class ChainCommands
             {
                 estimate = null; // the node does not expose what the cost is computed from; the locked amount is read after
             }
-            var ok = await chain.SubmitAsync(new RegisterNetwork(), coldkey, ct);
+            // Runtimes with register_network(hotkey, mechid) get the wallet's hotkey when it has one (spec 148 takes none).
+            var wallet = o.Wallet(p);
+            AccountId? subnetHotkey = File.Exists(wallet.HotkeyPath) || File.Exists(wallet.HotkeyPubPath) ? o.HotkeyPub(p) : null;
+            var ok = await chain.SubmitAsync(new RegisterNetwork { Hotkey = subnetHotkey }, coldkey, ct);
             var subnets = await chain.Backend.GetSubnetsAsync(ct);
             var created = subnets.Where(s => !before.Contains(s.Netuid)).ToArray();
             var netuid = created.Length == 1 ? created[0].Netuid : -1;

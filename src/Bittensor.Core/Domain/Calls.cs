@@ -86,11 +86,21 @@ public abstract record ChainCall
     }
 }
 
-/// <summary><c>SubtensorModule.register_network()</c> (call 59): locks the network lock cost and creates a subnet. Coldkey-signed.</summary>
+/// <summary>
+/// <c>SubtensorModule.register_network()</c> (call 59): locks the network lock cost and creates a subnet. Coldkey-signed.
+/// Later runtimes (dynamic TAO, e.g. spec 218) take <c>register_network(hotkey, mechid)</c>: a client encoding from
+/// their metadata sends <see cref="Hotkey"/> and <see cref="Mechid"/>; the May-2024 encoding here has no arguments.
+/// </summary>
 public sealed record RegisterNetwork : ChainCall
 {
     /// <summary>Call index.</summary>
     public const byte Index = 59;
+
+    /// <summary>The subnet's hotkey, for runtimes whose <c>register_network</c> takes one (null: none known).</summary>
+    public AccountId? Hotkey { get; init; }
+
+    /// <summary>The subnet's mechanism id for runtimes that take one (1, as the bittensor SDK sends).</summary>
+    public ushort Mechid { get; init; } = 1;
 
     /// <inheritdoc />
     public override byte Pallet => SubtensorPallet;

@@ -106,6 +106,21 @@ public sealed class SubstrateClientTests : IAsyncLifetime
         Assert.Contains("netuid", call.Message, StringComparison.Ordinal);
         var withNetuid = backend.EncodeCall(new AddStake(new AccountId(Alice.PublicKey.Span), Balance.FromTao(1), 3));
         Assert.Equal("add_stake", MetadataCalls.Decode(backend.Metadata, withNetuid).Call);
+        // register_network(hotkey, mechid) of spec 218: the hotkey is required (refused by name without one), mechid 1.
+        var noHotkey = Assert.Throws<ChainNotSupportedException>(() => backend.EncodeCall(new RegisterNetwork()));
+        Assert.Contains("register_network", noHotkey.Message, StringComparison.Ordinal);
+        Assert.Contains("needs a hotkey", noHotkey.Message, StringComparison.Ordinal);
+        var alice = new AccountId(Alice.PublicKey.Span);
+        var register = backend.EncodeCall(new RegisterNetwork { Hotkey = alice });
+        Assert.Equal("register_network", MetadataCalls.Decode(backend.Metadata, register).Call);
+        Assert.Equal([(byte)7, (byte)59, .. alice.ToArray(), (byte)1, (byte)0], register); // pallet 7, call 59, AccountId32, u16 LE
+    }
+
+    [Fact]
+    public async Task Register_network_of_spec_148_takes_no_arguments_even_with_a_hotkey_given()
+    {
+        await using var backend = await SubstrateChainBackend.ConnectAsync(Options());
+        Assert.Equal([(byte)7, (byte)59], backend.EncodeCall(new RegisterNetwork { Hotkey = new AccountId(Alice.PublicKey.Span) }));
     }
 
     [Fact]
