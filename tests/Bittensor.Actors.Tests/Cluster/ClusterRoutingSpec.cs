@@ -174,4 +174,33 @@ public sealed class ClusterRoutingSpec(Xunit.Abstractions.ITestOutputHelper outp
         await AwaitAssertAsync(async () => Assert.Single((await Status(router)).Workers), TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(100));
         Assert.Equal(0, (await Status(router)).Rerouted);
     }
+    [Fact]
+    public async Task A_worker_that_joins_mid_load_takes_traffic_without_a_restart_of_anything()
+    {
+        var (front, router, port) = await StartFront();
+        var busy = new Gate();
+        // The first worker holds two calls and cannot take a third.
+        StartWorker(front, busy.Handlers, concurrency: 2, queue: 0);
+        await AwaitWorkers(router, 1);
+        var client = RawClient(port);
+        var held = new[]
+        {
+            client.ForwardAsync(Row(1, Alice), await Signed(Alice), DateTime.UtcNow.AddSeconds(120)).ResponseAsync,
+            client.ForwardAsync(Row(2, Bob), await Signed(Bob), DateTime.UtcNow.AddSeconds(120)).ResponseAsync,
+        };
+        await busy.Entered(Wait);
+        await busy.Entered(Wait);
+        Assert.Equal(ReturnCode.NucleusFull, (await Forward(client, Charlie, Row(3, Charlie))).ReturnCode);
+
+        // A second worker joins while those calls are held: the next calls go to it.
+        StartWorker(front, DemoModels.Echo(Dim));
+        await AwaitWorkers(router, 2);
+        for (var i = 4; i < 8; i++) AssertEcho(await Forward(client, Charlie, Row(i, Charlie)), i);
+        Assert.Equal(4, (await Status(router)).Workers[1].Served);
+
+        busy.Open();
+        var answers = await Task.WhenAll(held);
+        AssertEcho(answers[0], 1);
+        AssertEcho(answers[1], 2);
+    }
 }
