@@ -247,7 +247,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
             transport = new KestrelServerTransport(new AkkaLoggerProvider(_log, level), level);
         }
         var binding = await transport.BindAsync(new ServerTransportOptions(settings.Ip, settings.Port, settings.MaxMessageSize, settings.MaxMessageSize,
-            Math.Max(100, settings.QueueCapacity + settings.MaxWorkers + 16)), service, CancellationToken.None);
+            settings.EffectiveStreamsPerConnection, settings.ForwardMessageSize, settings.TransportLimits), service, CancellationToken.None);
         return new Started(binding, binding.Endpoint);
     }
 }

@@ -85,6 +85,43 @@ internal sealed class AxonService : IBittensorService
     public Task<TensorMessage> HandleAsync(BittensorMethod method, TensorMessage request, InboundCall call) =>
         Handle(method == BittensorMethod.Backward, request, call);
 
+    /// <summary>
+    /// Steps 1–3 from the headers alone (the transports run this before reading the body): SS58 shape, auth header,
+    /// version, nonce window, signature, nonce (recorded, durable), then the stake/registration blacklist. A refusal
+    /// or an early answer is recorded here (0 bytes in: the body was not read).
+    /// </summary>
+    public async ValueTask<HeaderDecision> CheckHeadersAsync(BittensorMethod method, Metadata headers, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var name = method == BittensorMethod.Backward ? "Backward" : "Forward";
+        Gate gate;
+        try
+        {
+            gate = await Admit(headers).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            gate = new Gate(null, "", null, Answer(ReturnCode.UnknownException, $"axon internal error ({e.GetType().Name})"), false);
+        }
+        if (gate.Refusal is { } reason)
+        {
+            Record(name, gate.Caller, Answer(ReturnCode.Unauthenticated, reason), 0, started, null, verified: false);
+            return HeaderDecision.Refuse(new Grpc.Core.Status(StatusCode.Unauthenticated, reason));
+        }
+        if (gate.Response is { } answer)
+        {
+            Record(name, gate.Caller, answer, 0, started, null, gate.Verified);
+            return HeaderDecision.Reply(answer);
+        }
+        return HeaderDecision.Proceed(gate.Admitted);
+    }
+
+    /// <summary>The caller as the header checks admitted it (handed from <see cref="CheckHeadersAsync"/> to the body stage).</summary>
+    internal sealed record Admitted(string Hotkey, double Stake);
+
+    /// <summary>Outcome of steps 1–3: admitted, refused (UNAUTHENTICATED with a reason) or answered with a code.</summary>
+    private readonly record struct Gate(Admitted? Admitted, string Caller, string? Refusal, TensorMessage? Response, bool Verified);
+
     /// <summary>The default pre-verify check: the claimed hotkey has the shape of an SS58 address (no decoding).</summary>
     internal static bool LooksLikeSs58(string hotkey)
     {
@@ -110,6 +147,32 @@ internal sealed class AxonService : IBittensorService
         return second < 0 ? null : value[(first + 5)..second];
     }
 
+    private async ValueTask<Gate> Admit(Metadata headers)
+    {
+        // 1. Cheap pre-verify blacklist: refuse malformed claims before spending a signature check on them.
+        var claimed = ClaimedHotkey(headers);
+        if (claimed is null || !_preVerifyBlacklist(claimed))
+            return new Gate(null, claimed ?? "", "missing or malformed bittensor-signature header", null, false);
+
+        // 2. Signature, nonce (recorded only after the signature verified) and header version.
+        var auth = await _auth.AuthenticateAsync(headers).ConfigureAwait(false);
+        if (!auth.Ok && auth.Code == ReturnCode.Unauthenticated) return new Gate(null, claimed, auth.Reason, null, false);
+        if (!auth.Ok) return new Gate(null, claimed, null, Answer(auth.Code, auth.Reason), false);
+        if (!CompatibleVersion(auth.Version))
+            return new Gate(null, claimed, null, Answer(ReturnCode.RequestIncompatibleVersion,
+                $"caller version {auth.Version} is too old for this axon (version {_settings.ProtocolVersion})"), false);
+
+        // 3. Post-verify blacklist: registration and stake rules, against the latest snapshot.
+        var (stake, registered) = _stakes.Lookup(auth.Hotkey);
+        if (_settings.BlacklistRegisteredOnly && !registered)
+            return new Gate(null, auth.Hotkey, null, Answer(ReturnCode.SenderUnknown, _stakes.Known
+                ? "caller is not registered on this axon's subnet"
+                : "caller is not registered on this axon's subnet (this axon has no metagraph snapshot yet)"), true);
+        if (stake < _settings.BlacklistMinStake)
+            return new Gate(null, auth.Hotkey, null, Answer(ReturnCode.SenderUnknown, $"caller stake is below this axon's minimum of {_settings.BlacklistMinStake} TAO"), true);
+        return new Gate(new Admitted(auth.Hotkey, stake), auth.Hotkey, null, null, true);
+    }
+
     private async Task<TensorMessage> Handle(bool backward, TensorMessage request, InboundCall context)
     {
         var started = Stopwatch.GetTimestamp();
@@ -121,42 +184,36 @@ internal sealed class AxonService : IBittensorService
         TensorMessage response;
         try
         {
-            // 1. Cheap pre-verify blacklist: refuse malformed claims before spending a signature check on them.
-            var claimed = ClaimedHotkey(context.Headers);
-            if (claimed is null || !_preVerifyBlacklist(claimed))
-                throw Refuse(method, caller, bytesIn, started, "missing or malformed bittensor-signature header");
-            caller = claimed;
-
-            // 2. Signature, nonce (recorded only after the signature verified) and header version.
-            var auth = await _auth.AuthenticateAsync(context.Headers).ConfigureAwait(false);
-            if (!auth.Ok && auth.Code == ReturnCode.Unauthenticated)
-                throw Refuse(method, caller, bytesIn, started, auth.Reason);
-            if (!auth.Ok)
+            // Steps 1-3 ran before the body was read when the transport called CheckHeadersAsync; else run them now.
+            var admitted = context.Admission as Admitted;
+            if (admitted is null)
             {
-                response = Answer(auth.Code, auth.Reason);
+                var gate = await Admit(context.Headers).ConfigureAwait(false);
+                caller = gate.Caller;
+                if (gate.Refusal is { } reason) throw Refuse(method, caller, bytesIn, started, reason);
+                if (gate.Response is { } early)
+                {
+                    Record(method, caller, early, bytesIn, started, null, gate.Verified);
+                    return early;
+                }
+                admitted = gate.Admitted!;
             }
-            else if (request.Hotkey.Length > 0 && !string.Equals(request.Hotkey, auth.Hotkey, StringComparison.Ordinal))
+            caller = admitted.Hotkey;
+
+            // 4. What only the body can tell: the message's own hotkey and version.
+            if (request.Hotkey.Length > 0 && !string.Equals(request.Hotkey, admitted.Hotkey, StringComparison.Ordinal))
             {
                 throw Refuse(method, caller, bytesIn, started, "message hotkey differs from the signed hotkey");
             }
-            else if (!CompatibleVersion(auth.Version) || (request.Version != 0 && !CompatibleVersion(request.Version)))
+            else if (request.Version != 0 && !CompatibleVersion(request.Version))
             {
                 response = Answer(ReturnCode.RequestIncompatibleVersion,
-                    $"caller version {Math.Min(auth.Version, request.Version == 0 ? auth.Version : request.Version)} is too old for this axon (version {_settings.ProtocolVersion})");
+                    $"caller version {request.Version} is too old for this axon (version {_settings.ProtocolVersion})");
             }
             else
             {
                 verified = true;
-                var (stake, registered) = _stakes.Lookup(auth.Hotkey);
-                // 3. Post-verify blacklist: registration and stake rules, against the latest snapshot.
-                if (_settings.BlacklistRegisteredOnly && !registered)
-                    response = Answer(ReturnCode.SenderUnknown, _stakes.Known
-                        ? "caller is not registered on this axon's subnet"
-                        : "caller is not registered on this axon's subnet (this axon has no metagraph snapshot yet)");
-                else if (stake < _settings.BlacklistMinStake)
-                    response = Answer(ReturnCode.SenderUnknown, $"caller stake is below this axon's minimum of {_settings.BlacklistMinStake} TAO");
-                else
-                    response = await Serve(backward, request, context, auth.Hotkey, stake, s => inputShape = s);
+                response = await Serve(backward, request, context, admitted.Hotkey, admitted.Stake, s => inputShape = s);
             }
         }
         catch (RpcException)
@@ -175,7 +232,7 @@ internal sealed class AxonService : IBittensorService
 
     private async Task<TensorMessage> Serve(bool backward, TensorMessage request, InboundCall context, string hotkey, double stake, Action<IReadOnlyList<long>> onShape)
     {
-        // 4. Decode.
+        // 5. Decode.
         if (request.Tensors.Count == 0) return Answer(ReturnCode.EmptyRequest, "request carries no tensors");
         if (backward && request.Tensors.Count != 2)
             return Answer(ReturnCode.InvalidRequest, $"backward takes exactly 2 tensors [inputs, grads], got {request.Tensors.Count}");
@@ -192,7 +249,7 @@ internal sealed class AxonService : IBittensorService
                 return Answer(ReturnCode.RequestShapeException, $"grads must be float32 rank 3 matching inputs on dims 0 and 1; got {grads}, inputs {inputs}");
         }
 
-        // 5. Straight to the model host (Tell, no Ask): its queue is the one stake-ordered queue; full → NucleusFull at once.
+        // 6. Straight to the model host (Tell, no Ask): its queue is the one stake-ordered queue; full → NucleusFull at once.
         var now = _time.GetUtcNow().UtcDateTime;
         var budget = _settings.CallTimeout;
         if (context.Deadline != DateTime.MaxValue)

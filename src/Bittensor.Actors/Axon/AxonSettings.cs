@@ -78,6 +78,40 @@ public sealed record AxonSettings
     /// <summary>Show Kestrel's connection-level traces (HTTP/2 frames, resets) in the Akka log.</summary>
     public required bool Trace { get; init; }
 
+    /// <summary>Largest Forward request in bytes (at most <see cref="MaxMessageSize"/>, which bounds Backward requests and every answer).</summary>
+    public required int ForwardMessageSize { get; init; }
+
+    /// <summary>Largest total size of one request's headers, bytes.</summary>
+    public required int RequestHeadersSize { get; init; }
+
+    /// <summary>Concurrent calls (HTTP/2 streams) per connection; 0: max(100, queue_capacity + max_workers + 16).</summary>
+    public required int StreamsPerConnection { get; init; }
+
+    /// <summary>Open connections at once, all callers together; 0: no limit.</summary>
+    public required int MaxConnections { get; init; }
+
+    /// <summary>Open connections at once from one IP address (IPv6: one /64); 0: no limit.</summary>
+    public required int PerIpConnections { get; init; }
+
+    /// <summary>Sustained calls per second from one IP address; 0: no limit.</summary>
+    public required double PerIpRequestsPerSecond { get; init; }
+
+    /// <summary>Calls one IP address may make at once above its sustained rate (token bucket size).</summary>
+    public required int PerIpBurst { get; init; }
+
+    /// <summary>How often an address's token bucket is refilled (rate × period tokens).</summary>
+    public required TimeSpan PerIpRatePeriod { get; init; }
+
+    /// <summary>Per-IP limits do not apply to loopback callers (127.0.0.0/8, ::1): local demos and tests.</summary>
+    public required bool PerIpExemptLoopback { get; init; }
+
+    /// <summary>The connection-level limits handed to the server transport.</summary>
+    public Bittensor.Protocol.ServerLimits TransportLimits => new(RequestHeadersSize, MaxConnections, PerIpConnections, PerIpRequestsPerSecond,
+        PerIpBurst, PerIpRatePeriod, PerIpExemptLoopback);
+
+    /// <summary>HTTP/2 streams per connection the transport allows (see <see cref="StreamsPerConnection"/>).</summary>
+    public int EffectiveStreamsPerConnection => StreamsPerConnection > 0 ? StreamsPerConnection : Math.Max(100, QueueCapacity + MaxWorkers + 16);
+
     /// <summary>Reads the <c>bittensor.axon</c> section (every key required) and validates it.</summary>
     /// <exception cref="ConfigurationException">A key is missing or invalid; the message names it.</exception>
     public static AxonSettings Create(Config section)
@@ -105,6 +139,15 @@ public sealed record AxonSettings
             BlacklistRegisteredOnly = c.Bool("blacklist.registered_only"),
             ProtocolVersion = c.Int("protocol_version"),
             Trace = c.Bool("trace"),
+            ForwardMessageSize = c.Int("limits.forward_message_size"),
+            RequestHeadersSize = c.Int("limits.request_headers_size"),
+            StreamsPerConnection = c.Int("limits.streams_per_connection"),
+            MaxConnections = c.Int("limits.connections"),
+            PerIpConnections = c.Int("limits.per_ip.connections"),
+            PerIpRequestsPerSecond = c.Double("limits.per_ip.requests_per_second"),
+            PerIpBurst = c.Int("limits.per_ip.burst"),
+            PerIpRatePeriod = c.Duration("limits.per_ip.rate_period"),
+            PerIpExemptLoopback = c.Bool("limits.per_ip.exempt_loopback"),
         }.Validate();
     }
 
@@ -129,6 +172,15 @@ public sealed record AxonSettings
         HoconSection.Require(BlacklistMinStake >= 0 && !double.IsNaN(BlacklistMinStake), "bittensor.axon.blacklist.min_stake", BlacklistMinStake,
             "must be a non-negative number");
         HoconSection.Require(ProtocolVersion > 0, "bittensor.axon.protocol_version", ProtocolVersion, "must be positive");
+        HoconSection.Require(ForwardMessageSize >= 1024, "bittensor.axon.limits.forward_message_size", ForwardMessageSize, "must be at least 1024 bytes");
+        HoconSection.Require(RequestHeadersSize >= 1024, "bittensor.axon.limits.request_headers_size", RequestHeadersSize, "must be at least 1024 bytes");
+        HoconSection.Require(StreamsPerConnection >= 0, "bittensor.axon.limits.streams_per_connection", StreamsPerConnection, "must not be negative (0 = automatic)");
+        HoconSection.Require(MaxConnections >= 0, "bittensor.axon.limits.connections", MaxConnections, "must not be negative (0 = no limit)");
+        HoconSection.Require(PerIpConnections >= 0, "bittensor.axon.limits.per_ip.connections", PerIpConnections, "must not be negative (0 = no limit)");
+        HoconSection.Require(PerIpRequestsPerSecond >= 0 && double.IsFinite(PerIpRequestsPerSecond), "bittensor.axon.limits.per_ip.requests_per_second",
+            PerIpRequestsPerSecond, "must be a non-negative number (0 = no limit)");
+        HoconSection.Require(PerIpBurst >= 0, "bittensor.axon.limits.per_ip.burst", PerIpBurst, "must not be negative");
+        HoconSection.Require(PerIpRatePeriod > TimeSpan.Zero, "bittensor.axon.limits.per_ip.rate_period", PerIpRatePeriod, "must be positive");
         return this;
     }
 }

@@ -86,6 +86,8 @@ internal static partial class AxonCommands
         var clusterRole = new Option<string?>("--cluster.role") { Description = "front: serve the axon in front of a cluster of workers (btcli axon worker); default \"\" (not clustered)" };
         serve.Options.Add(clusterRole);
         var clusterFlags = ClusterFlags.AddTo(serve);
+        var limits = new AxonLimitFlags();
+        limits.AddTo(serve);
         var config = CliConfig.AddTo(serve);
         var metrics = MetricsExport.AddFlags(serve);
         serve.SetAction(async (parse, ct) =>
@@ -103,6 +105,7 @@ internal static partial class AxonCommands
                 ("bittensor.axon.blacklist.registered_only", parse.GetValue(registeredOnly) ? true : null),
                 ("bittensor.cluster.role", parse.GetValue(clusterRole)),
                 .. clusterFlags.Values(parse),
+                .. limits.Values(parse),
             ]);
             var settings = CliConfig.Settings(hocon, AxonSettings.SectionPath, AxonSettings.Create);
             _ = CliConfig.Settings(hocon, Bittensor.Actors.Metrics.MetricsSettings.SectionPath, Bittensor.Actors.Metrics.MetricsSettings.Create);

@@ -73,6 +73,8 @@ internal static class RunCommands
             _ => "Serve a model and distil the subnet's joined representations into it",
         });
         foreach (var o in new Option[] { name, hotkey, path, netuid, network, endpoint, localnet, blockTime, ip, port, minStake, registeredOnly, stake, fullPath }) command.Options.Add(o);
+        var limits = new AxonLimitFlags();
+        limits.AddTo(command);
         var config = CliConfig.AddTo(command);
         var metrics = MetricsExport.AddFlags(command);
         command.SetAction(async (parse, cancellationToken) =>
@@ -91,6 +93,7 @@ internal static class RunCommands
                 ("bittensor.axon.port", parse.GetValue(port)),
                 ("bittensor.axon.blacklist.min_stake", parse.GetValue(minStake)),
                 ("bittensor.axon.blacklist.registered_only", parse.GetValue(registeredOnly) ? true : null),
+                .. limits.Values(parse),
             ], VerbDefaults);
             var settings = new RunSettings(
                 CliConfig.Settings(hocon, SubtensorSettings.SectionPath, SubtensorSettings.Create),

@@ -13,7 +13,8 @@ namespace Bittensor.Protocol;
 /// the caller's cancellation reach the server's token and answer <c>DeadlineExceeded</c>/<c>Cancelled</c>, headers are
 /// copied with lower-case names, no server at an address answers <c>Unavailable</c>, and a handler's exception maps
 /// as grpc-dotnet maps it. The service behind it is the same object the gRPC server serves (same checks, same codes).
-/// Not modelled: HTTP/2 framing, header order on the wire, per-connection stream limits.
+/// Not modelled: HTTP/2 framing, header order on the wire, per-connection stream limits and the connection-level
+/// <see cref="ServerLimits"/> (no connections, no IP addresses).
 /// </summary>
 public sealed class InMemoryTransport : IClientTransport, IServerTransport
 {
@@ -129,13 +130,27 @@ public sealed class InMemoryTransport : IClientTransport, IServerTransport
 
         public async Task<byte[]> ServeAsync(BittensorMethod method, byte[] requestBytes, Metadata headers, DateTime deadline, CancellationToken token)
         {
-            if (requestBytes.Length > options.MaxReceiveMessageSize) throw Error(StatusCode.ResourceExhausted, TransportStatus.ReceiveTooLarge);
             Interlocked.Increment(ref _running);
             try
             {
                 if (_stopped) throw Error(StatusCode.Unavailable, "the in-memory server stopped");
                 // The server runs the call on its own thread, as Kestrel does, not on the caller's stack.
                 await Task.Yield();
+                // Headers first, as the Kestrel transport does: a refused call's body is neither size-checked nor parsed.
+                HeaderDecision decision;
+                try
+                {
+                    decision = await service.CheckHeadersAsync(method, headers, token).ConfigureAwait(false);
+                }
+                catch (Exception)
+                {
+                    throw Error(StatusCode.Unknown, TransportStatus.HandlerThrew);
+                }
+                if (decision.Refusal is { } refusal) throw new RpcException(refusal);
+                if (decision.Answer is { } early) return Send(early);
+                if (requestBytes.Length > options.MaxReceiveMessageSize) throw Error(StatusCode.ResourceExhausted, TransportStatus.ReceiveTooLarge);
+                var limit = options.ReceiveLimit(method);
+                if (requestBytes.Length > limit) throw Error(StatusCode.ResourceExhausted, TransportStatus.ForwardTooLarge(requestBytes.Length, limit));
                 TensorMessage request;
                 try
                 {
@@ -148,7 +163,7 @@ public sealed class InMemoryTransport : IClientTransport, IServerTransport
                 TensorMessage response;
                 try
                 {
-                    response = await service.HandleAsync(method, request, new InboundCall(headers, deadline, token)).ConfigureAwait(false);
+                    response = await service.HandleAsync(method, request, new InboundCall(headers, deadline, token, decision.Admission)).ConfigureAwait(false);
                 }
                 catch (RpcException e)
                 {
@@ -158,14 +173,19 @@ public sealed class InMemoryTransport : IClientTransport, IServerTransport
                 {
                     throw Error(StatusCode.Unknown, TransportStatus.HandlerThrew);
                 }
-                var bytes = response.ToByteArray();
-                if (bytes.Length > options.MaxSendMessageSize) throw Error(StatusCode.ResourceExhausted, TransportStatus.SendTooLarge);
-                return bytes;
+                return Send(response);
             }
             finally
             {
                 if (Interlocked.Decrement(ref _running) == 0 && _stopped) _drained.TrySetResult();
             }
+        }
+
+        private byte[] Send(TensorMessage response)
+        {
+            var bytes = response.ToByteArray();
+            if (bytes.Length > options.MaxSendMessageSize) throw Error(StatusCode.ResourceExhausted, TransportStatus.SendTooLarge);
+            return bytes;
         }
 
         public async Task StopAsync(CancellationToken cancellationToken)

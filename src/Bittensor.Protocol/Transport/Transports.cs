@@ -41,7 +41,43 @@ public interface IPeerConnection : IDisposable
 /// <param name="Headers">The request headers (names lower-case).</param>
 /// <param name="Deadline">The caller's deadline (UTC), <see cref="DateTime.MaxValue"/> when it set none.</param>
 /// <param name="CancellationToken">Fires when the caller cancels, its deadline passes or the connection drops.</param>
-public sealed record InboundCall(Metadata Headers, DateTime Deadline, CancellationToken CancellationToken);
+/// <param name="Admission">
+/// What the service's <see cref="IBittensorService.CheckHeadersAsync"/> returned for this call when the transport ran it
+/// before reading the body (null when it did not: the service then checks the headers itself).
+/// </param>
+public sealed record InboundCall(Metadata Headers, DateTime Deadline, CancellationToken CancellationToken, object? Admission = null);
+
+/// <summary>
+/// The outcome of checking a call from its headers alone, before its body is read: go on (with an admission the
+/// transport hands back in <see cref="InboundCall.Admission"/>), refuse with a transport status, or answer at once.
+/// </summary>
+public readonly record struct HeaderDecision
+{
+    private HeaderDecision(object? admission, Status? refusal, TensorMessage? answer)
+    {
+        Admission = admission;
+        Refusal = refusal;
+        Answer = answer;
+    }
+
+    /// <summary>Read the body and call <see cref="IBittensorService.HandleAsync"/> with this admission.</summary>
+    public object? Admission { get; }
+
+    /// <summary>Refuse the call with this status without reading its body.</summary>
+    public Status? Refusal { get; }
+
+    /// <summary>Answer the call with this message (gRPC status OK) without reading its body.</summary>
+    public TensorMessage? Answer { get; }
+
+    /// <summary>Go on with the call.</summary>
+    public static HeaderDecision Proceed(object? admission) => new(admission, null, null);
+
+    /// <summary>Refuse the call with <paramref name="status"/>.</summary>
+    public static HeaderDecision Refuse(Status status) => new(null, status, null);
+
+    /// <summary>Answer the call with <paramref name="answer"/>.</summary>
+    public static HeaderDecision Reply(TensorMessage answer) => new(null, null, answer ?? throw new ArgumentNullException(nameof(answer)));
+}
 
 /// <summary>
 /// The server side of the service, independent of the transport: the axon's checks, admission and model path. It may
@@ -52,6 +88,13 @@ public interface IBittensorService
 {
     /// <summary>Handles one call.</summary>
     Task<TensorMessage> HandleAsync(BittensorMethod method, TensorMessage request, InboundCall call);
+
+    /// <summary>
+    /// Checks a call from its headers alone. Transports call it before they read or parse the body and, unless it
+    /// proceeds, answer without reading the body. Must not throw. The default proceeds with no admission.
+    /// </summary>
+    ValueTask<HeaderDecision> CheckHeadersAsync(BittensorMethod method, Metadata headers, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(HeaderDecision.Proceed(null));
 }
 
 /// <summary>Where and with which limits a server transport listens.</summary>
@@ -60,7 +103,36 @@ public interface IBittensorService
 /// <param name="MaxReceiveMessageSize">Largest request accepted (larger ones answer <c>ResourceExhausted</c> before being buffered).</param>
 /// <param name="MaxSendMessageSize">Largest answer sent (larger ones fail with <c>ResourceExhausted</c>).</param>
 /// <param name="MaxConcurrentCalls">Concurrent calls per connection the transport lets through (admission beyond is the service's job).</param>
-public sealed record ServerTransportOptions(string Ip, int Port, int MaxReceiveMessageSize, int MaxSendMessageSize, int MaxConcurrentCalls);
+/// <param name="MaxForwardReceiveSize">
+/// Largest Forward request (a smaller limit than <paramref name="MaxReceiveMessageSize"/> for the common text calls);
+/// null: <paramref name="MaxReceiveMessageSize"/>. Larger ones answer <c>ResourceExhausted</c> before being buffered.
+/// </param>
+/// <param name="Limits">Connection-level limits (header size, connections, per-IP); null: none beyond the transport's defaults.</param>
+public sealed record ServerTransportOptions(string Ip, int Port, int MaxReceiveMessageSize, int MaxSendMessageSize, int MaxConcurrentCalls,
+    int? MaxForwardReceiveSize = null, ServerLimits? Limits = null)
+{
+    /// <summary>The receive limit of <paramref name="method"/>'s requests.</summary>
+    public int ReceiveLimit(BittensorMethod method) =>
+        method == BittensorMethod.Forward && MaxForwardReceiveSize is { } f ? Math.Min(f, MaxReceiveMessageSize) : MaxReceiveMessageSize;
+}
+
+/// <summary>
+/// Connection-level limits of a network transport (the in-memory twin has no connections and ignores them). Zero means
+/// no limit of that kind.
+/// </summary>
+/// <param name="MaxRequestHeadersSize">Largest total size of one request's headers, bytes.</param>
+/// <param name="MaxConnections">Open connections at once, all callers together.</param>
+/// <param name="MaxConnectionsPerIp">Open connections at once from one IP address.</param>
+/// <param name="RequestsPerSecondPerIp">Sustained calls per second from one IP address (a token bucket).</param>
+/// <param name="RequestBurstPerIp">Calls one IP address may make at once above the sustained rate (bucket size).</param>
+/// <param name="RateLimitPeriod">How often the bucket is refilled (RequestsPerSecondPerIp × period tokens each time).</param>
+/// <param name="ExemptLoopback">Per-IP limits do not apply to callers on 127.0.0.0/8 or ::1.</param>
+public sealed record ServerLimits(int MaxRequestHeadersSize, int MaxConnections, int MaxConnectionsPerIp, double RequestsPerSecondPerIp,
+    int RequestBurstPerIp, TimeSpan RateLimitPeriod, bool ExemptLoopback)
+{
+    /// <summary>No limits of these kinds.</summary>
+    public static readonly ServerLimits None = new(0, 0, 0, 0, 0, TimeSpan.FromSeconds(1), ExemptLoopback: true);
+}
 
 /// <summary>
 /// The server side of a peer transport: serves an <see cref="IBittensorService"/> at an address. Implementations:
@@ -99,4 +171,11 @@ public static class TransportStatus
 
     /// <summary>The caller cancelled.</summary>
     public const string Cancelled = "Call canceled by the client.";
+
+    /// <summary>A Forward request larger than the receiver's Forward limit (checked from the length prefix).</summary>
+    public static string ForwardTooLarge(long size, int limit) =>
+        $"Received Forward message of {size} bytes exceeds this axon's Forward limit of {limit} bytes.";
+
+    /// <summary>A caller over its address's request rate.</summary>
+    public const string RateLimited = "Too many calls from this address; slow down (per-IP rate limit).";
 }

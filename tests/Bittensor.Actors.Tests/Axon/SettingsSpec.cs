@@ -17,6 +17,9 @@ public sealed class SettingsSpec
         Assert.Equal(TimeSpan.FromSeconds(12), s.CallTimeout);
         Assert.False(s.DisableSignatureVerification);
         Assert.Equal(150, s.ProtocolVersion);
+        Assert.Equal((1024 * 1024, 8192, 4096, 16, 500.0, 1000, true),
+            (s.ForwardMessageSize, s.RequestHeadersSize, s.MaxConnections, s.PerIpConnections, s.PerIpRequestsPerSecond, s.PerIpBurst, s.PerIpExemptLoopback));
+        Assert.Equal(Math.Max(100, s.QueueCapacity + s.MaxWorkers + 16), s.EffectiveStreamsPerConnection);
     }
 
     [Fact]
@@ -38,6 +41,12 @@ public sealed class SettingsSpec
     [InlineData("bittensor.axon.blacklist.min_stake = -1", "bittensor.axon.blacklist.min_stake")]
     [InlineData("bittensor.axon.port = eighty", "bittensor.axon.port")]
     [InlineData("bittensor.axon.trace = maybe", "bittensor.axon.trace")]
+    [InlineData("bittensor.axon.limits.forward_message_size = 10", "bittensor.axon.limits.forward_message_size")]
+    [InlineData("bittensor.axon.limits.request_headers_size = 100", "bittensor.axon.limits.request_headers_size")]
+    [InlineData("bittensor.axon.limits.connections = -1", "bittensor.axon.limits.connections")]
+    [InlineData("bittensor.axon.limits.per_ip.connections = -1", "bittensor.axon.limits.per_ip.connections")]
+    [InlineData("bittensor.axon.limits.per_ip.requests_per_second = -5", "bittensor.axon.limits.per_ip.requests_per_second")]
+    [InlineData("bittensor.axon.limits.per_ip.rate_period = 0s", "bittensor.axon.limits.per_ip.rate_period")]
     public void Invalid_axon_keys_are_refused_with_the_key_named(string hocon, string key)
     {
         var error = Assert.Throws<ConfigurationException>(() => AxonSettings.Create(With(hocon, AxonSettings.SectionPath)));

@@ -110,6 +110,18 @@ public sealed class CliConfigLayeringTests : IDisposable
     }
 
     [Fact]
+    public async Task Axon_limits_come_from_the_config_file_and_axon_limits_flags_beat_it()
+    {
+        var file = Config("limits", "bittensor.axon.limits { forward_message_size = 10, per_ip { connections = -1 } }");
+        AssertOneErrorLineNaming(await Btcli("axon", "serve", "--uri", "//Alice", "--config", file), "bittensor.axon.limits.forward_message_size");
+        AssertOneErrorLineNaming(await Btcli("axon", "serve", "--uri", "//Alice", "--config", file, "--axon.limits.forward_message_size", "65536"),
+            "bittensor.axon.limits.per_ip.connections");
+        AssertOneErrorLineNaming(await Btcli("run", "server", "--netuid", "1", "--localnet.path", Dir("limits-net"),
+            "--axon.limits.per_ip.requests_per_second", "-1"), "bittensor.axon.limits.per_ip.requests_per_second");
+        Assert.False(Directory.Exists(Dir("limits-net")), "nothing starts before every setting is valid");
+    }
+
+    [Fact]
     public async Task Query_reads_the_dendrite_section_of_the_config_file_and_a_flag_beats_it()
     {
         var file = Config("query", "bittensor.dendrite { network_dim = 0, max_endpoints = 0 }");

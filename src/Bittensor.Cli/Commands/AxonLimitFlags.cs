@@ -1,0 +1,39 @@
+using System.CommandLine;
+
+namespace Bittensor.Cli.Commands;
+
+/// <summary>
+/// The <c>--axon.limits.*</c> flags (HOCON <c>bittensor.axon.limits</c>, see hocon/bittensor.conf) shared by every verb
+/// that serves an axon; unset flags leave the file's or the reference value.
+/// </summary>
+internal sealed class AxonLimitFlags
+{
+    private readonly Option<int?> _forward = new("--axon.limits.forward_message_size") { Description = "Largest Forward request in bytes (default 1 MiB)" };
+    private readonly Option<int?> _headers = new("--axon.limits.request_headers_size") { Description = "Largest total size of a request's headers in bytes (default 8192)" };
+    private readonly Option<int?> _streams = new("--axon.limits.streams_per_connection") { Description = "Concurrent calls per connection (0 = automatic)" };
+    private readonly Option<int?> _connections = new("--axon.limits.connections") { Description = "Open connections at once (0 = no limit; default 4096)" };
+    private readonly Option<int?> _perIpConnections = new("--axon.limits.per_ip.connections") { Description = "Open connections at once per caller address (0 = no limit; default 16)" };
+    private readonly Option<double?> _perIpRate = new("--axon.limits.per_ip.requests_per_second") { Description = "Sustained calls per second per caller address (0 = no limit; default 500)" };
+    private readonly Option<int?> _perIpBurst = new("--axon.limits.per_ip.burst") { Description = "Calls a caller address may make at once above its rate (default 1000)" };
+    private readonly Option<bool?> _exemptLoopback = new("--axon.limits.per_ip.exempt_loopback") { Description = "Loopback callers are not limited per address (default true)" };
+
+    /// <summary>Adds the flags to <paramref name="command"/>.</summary>
+    public void AddTo(Command command)
+    {
+        foreach (var o in new Option[] { _forward, _headers, _streams, _connections, _perIpConnections, _perIpRate, _perIpBurst, _exemptLoopback })
+            command.Options.Add(o);
+    }
+
+    /// <summary>The flags given, as dotted HOCON keys for <see cref="CliConfig.Load"/>.</summary>
+    public IEnumerable<(string Key, object? Value)> Values(ParseResult parse) =>
+    [
+        ("bittensor.axon.limits.forward_message_size", parse.GetValue(_forward)),
+        ("bittensor.axon.limits.request_headers_size", parse.GetValue(_headers)),
+        ("bittensor.axon.limits.streams_per_connection", parse.GetValue(_streams)),
+        ("bittensor.axon.limits.connections", parse.GetValue(_connections)),
+        ("bittensor.axon.limits.per_ip.connections", parse.GetValue(_perIpConnections)),
+        ("bittensor.axon.limits.per_ip.requests_per_second", parse.GetValue(_perIpRate)),
+        ("bittensor.axon.limits.per_ip.burst", parse.GetValue(_perIpBurst)),
+        ("bittensor.axon.limits.per_ip.exempt_loopback", parse.GetValue(_exemptLoopback)),
+    ];
+}

@@ -1,0 +1,314 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Http.Headers;
+using Bittensor.Actors.Axon;
+using Bittensor.Neurons.Demo;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using WireClient = Bittensor.Protocol.Wire.Bittensor.BittensorClient;
+
+namespace Bittensor.Actors.Tests.Axon;
+
+/// <summary>
+/// Issue 13 part A over real Kestrel on loopback (port 0): headers are checked before the body is read, and each limit
+/// (per-method message size, header size, connections, per-IP connections and request rate) answers a clear status while
+/// the axon keeps serving. "Not read" is proven with counters (bytes the client could push, messages the server parsed),
+/// never with timing.
+/// </summary>
+public sealed class CheapChecksSpec : AxonTestBase
+{
+    private readonly List<HttpClient> _http = [];
+    private readonly Xunit.Abstractions.ITestOutputHelper _output;
+
+    public CheapChecksSpec(Xunit.Abstractions.ITestOutputHelper output) : base(output) => _output = output;
+
+    private async Task<(KestrelServerTransport Transport, int Port)> Serve(AxonSettings settings, AxonHandlers? handlers = null)
+    {
+        var transport = new KestrelServerTransport();
+        var (_, port) = await StartAxon(settings, handlers ?? DemoModels.Echo(settings.NetworkDim), new AxonOptions { Transport = transport });
+        return (transport, port);
+    }
+
+    private HttpClient Http(int port)
+    {
+        var http = new HttpClient(new SocketsHttpHandler { EnableMultipleHttp2Connections = false })
+        {
+            BaseAddress = new Uri($"http://127.0.0.1:{port}"),
+            DefaultRequestVersion = HttpVersion.Version20,
+            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
+        _http.Add(http);
+        return http;
+    }
+
+    private static WireClient Client(GrpcChannel channel) => new(channel);
+
+    private static GrpcChannel Channel(int port) =>
+        GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { MaxSendMessageSize = null, MaxReceiveMessageSize = null });
+
+    /// <summary>A request body that claims <paramref name="declared"/> bytes and streams up to <paramref name="total"/>, counting what the transport took.</summary>
+    private sealed class CountingBody(long declared, long total) : HttpContent
+    {
+        private long _written;
+
+        public long Written => Interlocked.Read(ref _written);
+
+        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
+        {
+            var prefix = new byte[5];
+            BinaryPrimitives.WriteUInt32BigEndian(prefix.AsSpan(1), (uint)declared);
+            await stream.WriteAsync(prefix);
+            Interlocked.Add(ref _written, prefix.Length);
+            var chunk = new byte[64 * 1024];
+            chunk.AsSpan().Fill(0x5A);
+            try
+            {
+                while (Written < total)
+                {
+                    await stream.WriteAsync(chunk);
+                    Interlocked.Add(ref _written, chunk.Length);
+                }
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException or HttpRequestException or ObjectDisposedException)
+            {
+                // The server answered and reset the stream: it will take no more.
+            }
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+
+    private static HttpRequestMessage GrpcRequest(string method, Metadata headers, HttpContent body)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, $"/Bittensor/{method}")
+        {
+            Content = body, Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
+        body.Headers.ContentType = new MediaTypeHeaderValue("application/grpc");
+        request.Headers.TryAddWithoutValidation("te", "trailers");
+        foreach (var h in headers) request.Headers.TryAddWithoutValidation(h.Key, h.Value);
+        return request;
+    }
+
+    private async Task<Metadata> BadSignature(Bittensor.Core.Crypto.Sr25519KeyPair key)
+    {
+        var good = await Signed(key);
+        var signature = good.GetValue(AuthHeaders.SignatureName)!;
+        var tampered = signature[..^1] + (signature[^1] == '0' ? '1' : '0');
+        return new Metadata { { AuthHeaders.AuthName, AuthHeaders.AuthValue }, { AuthHeaders.SignatureName, tampered }, { AuthHeaders.VersionName, "150" } };
+    }
+
+    private static string? Header(HttpResponseMessage response, string name) =>
+        response.Headers.TryGetValues(name, out var v) ? v.FirstOrDefault() : response.TrailingHeaders.TryGetValues(name, out var t) ? t.FirstOrDefault() : null;
+
+    [Fact]
+    public async Task A_bad_signature_with_a_64_MiB_body_is_refused_from_its_headers_without_the_body_being_read_or_parsed()
+    {
+        var (transport, port) = await Serve(Loopback() with { MaxMessageSize = 128 * 1024 * 1024 });
+        var http = Http(port);
+        var body = new CountingBody(declared: 64 * 1024 * 1024, total: 64L * 1024 * 1024 + 5);
+
+        using var response = await http.SendAsync(GrpcRequest("Backward", await BadSignature(Alice), body), HttpCompletionOption.ResponseHeadersRead);
+        await response.Content.ReadAsByteArrayAsync();
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(((int)StatusCode.Unauthenticated).ToString(), Header(response, "grpc-status"));
+        Assert.Contains("signature", Uri.UnescapeDataString(Header(response, "grpc-message") ?? ""), StringComparison.Ordinal);
+        // HTTP/2 flow control: a server that does not read lets the client push at most its stream window (Kestrel:
+        // 768 KiB) plus what the client's own buffers hold; reading the body would have taken all 64 MiB.
+        _output.WriteLine($"client pushed {body.Written} bytes of 64 MiB");
+        Assert.True(body.Written < 4 * 1024 * 1024, $"the client pushed {body.Written} bytes");
+        Assert.Equal(0, transport.BodiesParsed);
+
+        // The same axon parses a good call's body (the counter counts) and keeps serving.
+        await AssertAnswersGoodCall(RawClient(port), Bob);
+        Assert.Equal(1, transport.BodiesParsed);
+    }
+
+    [Fact]
+    public async Task Unsigned_malformed_and_replayed_calls_are_refused_before_their_bodies_are_parsed()
+    {
+        var (transport, port) = await Serve(Loopback());
+        var client = RawClient(port);
+        var signed = await Signed(Alice);
+        Assert.Equal(ReturnCode.Success, (await client.ForwardAsync(Tokens(Alice), signed)).ReturnCode);
+
+        var none = await Assert.ThrowsAsync<RpcException>(async () => await client.ForwardAsync(Tokens(Alice), new Metadata()));
+        var malformed = await Assert.ThrowsAsync<RpcException>(async () => await client.ForwardAsync(Tokens(Alice),
+            new Metadata { { AuthHeaders.AuthName, AuthHeaders.AuthValue }, { AuthHeaders.SignatureName, "garbage" }, { AuthHeaders.VersionName, "150" } }));
+        var replay = await Assert.ThrowsAsync<RpcException>(async () => await client.ForwardAsync(Tokens(Alice), signed));
+        var oldVersion = await Signed(Bob);
+        oldVersion.Remove(oldVersion.Get(AuthHeaders.VersionName)!);
+        oldVersion.Add(AuthHeaders.VersionName, "100");
+        var tooOld = await client.ForwardAsync(Tokens(Bob), oldVersion);
+
+        Assert.Equal([StatusCode.Unauthenticated, StatusCode.Unauthenticated, StatusCode.Unauthenticated],
+            new[] { none.StatusCode, malformed.StatusCode, replay.StatusCode });
+        Assert.Contains("replay", replay.Status.Detail, StringComparison.Ordinal);
+        // An early answer with a return code is a normal gRPC answer (status OK), as before.
+        Assert.Equal(ReturnCode.RequestIncompatibleVersion, tooOld.ReturnCode);
+        Assert.Equal(1, transport.BodiesParsed);
+    }
+
+    [Fact]
+    public async Task Blacklisted_callers_are_answered_SenderUnknown_before_their_bodies_are_parsed()
+    {
+        var (transport, port) = await Serve(Loopback() with { BlacklistMinStake = 10 });
+        var client = RawClient(port);
+
+        var answer = await Forward(client, Alice, Tokens(Alice));
+
+        Assert.Equal(ReturnCode.SenderUnknown, answer.ReturnCode);
+        Assert.Contains("stake", answer.Message, StringComparison.Ordinal);
+        Assert.Equal(0, transport.BodiesParsed);
+    }
+
+    [Fact]
+    public async Task A_forward_over_the_forward_limit_is_ResourceExhausted_from_its_length_prefix_and_a_backward_of_that_size_is_not()
+    {
+        var (transport, port) = await Serve(Loopback() with { ForwardMessageSize = 16 * 1024 });
+        var client = RawClient(port);
+        var big = Tokens(Alice, 1, 4 * 1024); // 32 KiB of int64 token ids
+
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await Forward(client, Alice, big));
+
+        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        Assert.Contains("Forward limit of 16384 bytes", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(0, transport.BodiesParsed);
+        // Backward requests are bounded by max_message_size only: this one is read and gets the axon's own answer.
+        var backward = big.Clone();
+        backward.Tensors.Add(TensorCodec.ToTensor(new float[4 * 1024], [1, 4 * 1024, 1], Modality.Tensor));
+        var answer = await client.BackwardAsync(backward, await Signed(Alice), DateTime.UtcNow.AddSeconds(20));
+        Assert.NotEqual(ReturnCode.Unauthenticated, answer.ReturnCode);
+        Assert.Equal(1, transport.BodiesParsed);
+        await AssertAnswersGoodCall(client, Bob);
+    }
+
+    [Fact]
+    public async Task Headers_over_the_header_limit_are_refused_and_the_axon_keeps_serving()
+    {
+        var (transport, port) = await Serve(Loopback() with { RequestHeadersSize = 2048 });
+        var client = RawClient(port);
+        var headers = await Signed(Alice);
+        headers.Add("x-padding", new string('p', 4096));
+
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await client.ForwardAsync(Tokens(Alice), headers, DateTime.UtcNow.AddSeconds(20)));
+
+        _output.WriteLine($"oversized headers: {refused.StatusCode} {refused.Status.Detail}");
+        // Kestrel treats oversized HTTP/2 headers as a connection error (GOAWAY COMPRESSION_ERROR): the caller sees Internal.
+        Assert.Equal(StatusCode.Internal, refused.StatusCode);
+        Assert.Equal(0, transport.BodiesParsed);
+        await AssertAnswersGoodCall(RawClient(port), Bob);
+    }
+
+    [Fact]
+    public async Task A_caller_over_its_address_request_rate_is_ResourceExhausted_before_its_headers_are_checked()
+    {
+        // One token per hour and a bucket of 3: no refill happens during the test, whatever the machine's load.
+        var (transport, port) = await Serve(Loopback() with
+        {
+            PerIpExemptLoopback = false, PerIpRequestsPerSecond = 1.0 / 3600, PerIpRatePeriod = TimeSpan.FromHours(1), PerIpBurst = 3,
+        });
+        var client = RawClient(port);
+        for (var i = 0; i < 3; i++) await AssertAnswersGoodCall(client, Alice);
+
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await Forward(client, Bob, Tokens(Bob)));
+        var unsigned = await Assert.ThrowsAsync<RpcException>(async () => await client.ForwardAsync(Tokens(Bob), new Metadata()));
+
+        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        Assert.Equal(TransportStatus.RateLimited, refused.Status.Detail);
+        Assert.Equal(StatusCode.ResourceExhausted, unsigned.StatusCode);
+        Assert.Equal(3, transport.BodiesParsed);
+    }
+
+    [Fact]
+    public async Task Loopback_callers_are_exempt_from_per_address_limits_by_default()
+    {
+        var (_, port) = await Serve(Loopback() with { PerIpRequestsPerSecond = 1.0 / 3600, PerIpRatePeriod = TimeSpan.FromHours(1), PerIpBurst = 1, PerIpConnections = 1 });
+        using var second = Channel(port);
+
+        for (var i = 0; i < 3; i++) await AssertAnswersGoodCall(RawClient(port), Alice);
+        await AssertAnswersGoodCall(Client(second), Bob);
+    }
+
+    [Fact]
+    public async Task A_connection_over_the_per_address_cap_is_closed_and_its_caller_sees_Unavailable()
+    {
+        var (transport, port) = await Serve(Loopback() with { PerIpExemptLoopback = false, PerIpConnections = 1 });
+        using var first = Channel(port);
+        using var second = Channel(port);
+        await AssertAnswersGoodCall(Client(first), Alice); // holds the address's one connection open
+
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await Forward(Client(second), Bob, Tokens(Bob)));
+
+        Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
+        Assert.True(transport.ConnectionsRefused >= 1);
+        await AssertAnswersGoodCall(Client(first), Bob);
+    }
+
+    [Fact]
+    public async Task A_connection_over_the_axon_wide_cap_is_closed_and_its_caller_sees_Unavailable()
+    {
+        var (_, port) = await Serve(Loopback() with { MaxConnections = 1 });
+        using var first = Channel(port);
+        using var second = Channel(port);
+        await AssertAnswersGoodCall(Client(first), Alice);
+
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await Forward(Client(second), Bob, Tokens(Bob)));
+
+        Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
+        await AssertAnswersGoodCall(Client(first), Bob);
+    }
+
+    [Fact]
+    public async Task With_one_stream_per_connection_calls_on_one_connection_run_one_at_a_time_and_all_succeed()
+    {
+        var inside = 0;
+        var most = 0;
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var handlers = new AxonHandlers(async (r, ct) =>
+        {
+            var now = Interlocked.Increment(ref inside);
+            InterlockedMax(ref most, now);
+            entered.TrySetResult();
+            await gate.Task.WaitAsync(ct);
+            Interlocked.Decrement(ref inside);
+            return ModelResponse.Ok(DemoModels.EchoForward(r.Inputs, 1024));
+        });
+        var (_, port) = await Serve(Loopback(workers: 4) with { StreamsPerConnection = 1 }, handlers);
+        var http = Http(port); // one HTTP/2 connection, no second one opened when the stream limit is reached
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpClient = http });
+        var client = Client(channel);
+
+        var first = Forward(client, Alice, Tokens(Alice));
+        await entered.Task.WaitAsync(Wait);
+        var second = Forward(client, Bob, Tokens(Bob));
+        gate.SetResult();
+
+        Assert.Equal(ReturnCode.Success, (await first).ReturnCode);
+        Assert.Equal(ReturnCode.Success, (await second).ReturnCode);
+        Assert.Equal(1, Volatile.Read(ref most));
+    }
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        int seen;
+        while (value > (seen = Volatile.Read(ref target)) && Interlocked.CompareExchange(ref target, value, seen) != seen)
+        {
+        }
+    }
+
+    protected override void AfterAll()
+    {
+        foreach (var h in _http) h.Dispose();
+        base.AfterAll();
+    }
+}
