@@ -22,6 +22,8 @@ public static class Program
         {
             case "axon-load":
                 return await AxonLoad.Run(args[1..]);
+            case "axon-flood":
+                return await AxonFlood.Run(args[1..]);
             case "fanout":
                 return await FanOutLoad.Run(args[1..]);
             case "epoch-cpu" when args.Length == 1:

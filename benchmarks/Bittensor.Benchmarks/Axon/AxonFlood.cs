@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using System.Globalization;
+using Bittensor.Core.Crypto;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+using Grpc.Core;
+using Grpc.Net.Client;
+using WireClient = Bittensor.Protocol.Wire.Bittensor.BittensorClient;
+
+namespace Bittensor.Benchmarks.Axon;
+
+/// <summary>
+/// Hostile-caller flood against a running axon (issue 13 A): <c>axon-flood --target host:port [--kind none|unsigned|badsig]
+/// [--seconds 10] [--flooders 64] [--channels 4] [--tokens 16] [--flood_tokens 16]</c>. One legitimate caller (//legit/0..15,
+/// signing live, one call at a time, the timer around the call only) keeps calling while <c>--flooders</c> tasks send,
+/// as fast as they are answered: <c>unsigned</c> — no auth headers at all; <c>badsig</c> — well-formed headers (fresh
+/// nonce, real SS58) with a wrong signature, i.e. one sr25519 verify each. Prints one markdown row: the legitimate
+/// caller's p50/p99 and calls, the flood's calls and codes. The server's CPU is read by benchmarks/flood.sh from /proc.
+/// </summary>
+internal static class AxonFlood
+{
+    public static async Task<int> Run(string[] args)
+    {
+        var opts = Args.Parse(args);
+        var target = opts.Get("target", "");
+        if (target.Length == 0)
+        {
+            Console.Error.WriteLine("axon-flood: --target host:port is required");
+            return 2;
+        }
+        var colon = target.LastIndexOf(':');
+        var host = target[..colon];
+        var port = int.Parse(target[(colon + 1)..], CultureInfo.InvariantCulture);
+        var kind = opts.Get("kind", "badsig");
+        var seconds = double.Parse(opts.Get("seconds", "10"), CultureInfo.InvariantCulture);
+        var flooders = kind == "none" ? 0 : int.Parse(opts.Get("flooders", "64"), CultureInfo.InvariantCulture);
+        var channels = int.Parse(opts.Get("channels", "4"), CultureInfo.InvariantCulture);
+        var tokens = int.Parse(opts.Get("tokens", "16"), CultureInfo.InvariantCulture);
+        var floodTokens = int.Parse(opts.Get("flood_tokens", "16"), CultureInfo.InvariantCulture);
+
+        var legitChannel = BittensorChannelFactory.Create(host, port, BittensorChannelOptions.Default with { MaxReceiveMessageSize = 64 * 1024 * 1024 });
+        var floodChannels = Enumerable.Range(0, Math.Max(1, channels)).Select(_ => BittensorChannelFactory.Create(host, port,
+            BittensorChannelOptions.Default with { MaxReceiveMessageSize = 64 * 1024 * 1024 })).ToArray();
+        var legitKeys = Enumerable.Range(0, 16).Select(i => SecretUri.ToSr25519($"//legit/{i}")).ToArray();
+        var legitAuth = legitKeys.Select(k => new RequestAuth(new KeyPairRequestSigner(k))).ToArray();
+        var attackerKey = SecretUri.ToSr25519("//attacker");
+        var attacker = attackerKey.ToSs58();
+        var attackerAuth = new RequestAuth(new KeyPairRequestSigner(attackerKey));
+        var stop = Stopwatch.StartNew();
+        var deadline = TimeSpan.FromSeconds(seconds);
+        var warmup = TimeSpan.FromSeconds(Math.Min(1, seconds / 5));
+
+        // Bad-signature headers: a fresh nonce each second (inside the window), the same wrong signature; a refused
+        // nonce is never recorded, so each copy costs the axon one verify.
+        var badHeaders = await BadSignature(attackerAuth);
+        long floodCalls = 0;
+        var floodCodes = new Dictionary<string, int>[flooders];
+        var floodTasks = Enumerable.Range(0, flooders).Select(f => Task.Run(async () =>
+        {
+            var client = new WireClient(floodChannels[f % floodChannels.Length]);
+            var codes = floodCodes[f] = new Dictionary<string, int>(StringComparer.Ordinal);
+            var request = Request(attacker, floodTokens);
+            while (stop.Elapsed < deadline)
+            {
+                var headers = kind == "unsigned" ? new Metadata() : Volatile.Read(ref badHeaders);
+                string code;
+                try
+                {
+                    var answer = await client.ForwardAsync(request, headers, DateTime.UtcNow.AddSeconds(30));
+                    code = answer.ReturnCode.ToString();
+                }
+                catch (RpcException e)
+                {
+                    code = e.StatusCode.ToString();
+                }
+                Interlocked.Increment(ref floodCalls);
+                codes[code] = codes.GetValueOrDefault(code) + 1;
+            }
+        })).ToArray();
+        var refresher = Task.Run(async () =>
+        {
+            while (stop.Elapsed < deadline)
+            {
+                await Task.Delay(500);
+                Volatile.Write(ref badHeaders, await BadSignature(attackerAuth));
+            }
+        });
+
+        var latencies = new List<double>(1 << 16);
+        var legitErrors = new Dictionary<string, int>(StringComparer.Ordinal);
+        var legitClient = new WireClient(legitChannel);
+        long legitCalls = 0;
+        var i = 0;
+        while (stop.Elapsed < deadline)
+        {
+            var k = i++ % legitAuth.Length;
+            var headers = await legitAuth[k].CreateHeadersAsync();
+            var request = Request(legitKeys[k].ToSs58(), tokens);
+            var t0 = Stopwatch.GetTimestamp();
+            string? code;
+            try
+            {
+                var answer = await legitClient.ForwardAsync(request, headers, DateTime.UtcNow.AddSeconds(30));
+                code = answer.ReturnCode == ReturnCode.Success ? null : answer.ReturnCode.ToString();
+            }
+            catch (RpcException e)
+            {
+                code = e.StatusCode.ToString();
+            }
+            var ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            legitCalls++;
+            if (stop.Elapsed < warmup) continue;
+            if (code is null) latencies.Add(ms);
+            else legitErrors[code] = legitErrors.GetValueOrDefault(code) + 1;
+        }
+        await Task.WhenAll(floodTasks);
+        await refresher;
+        var elapsed = stop.Elapsed.TotalSeconds;
+        var sorted = latencies.Order().ToArray();
+        var floodText = string.Join(", ", floodCodes.SelectMany(c => c).GroupBy(c => c.Key).Select(g => $"{g.Key}={g.Sum(x => x.Value)}"));
+        var legitText = legitErrors.Count == 0 ? "none" : string.Join(", ", legitErrors.Select(e => $"{e.Key}={e.Value}"));
+        // | kind | legit calls | legit p50 ms | legit p99 ms | legit errors | flood calls | flood calls/s | flood codes | total calls |
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {kind} | {legitCalls} | {AxonLoad.Percentile(sorted, 0.50):F2} | {AxonLoad.Percentile(sorted, 0.99):F2} | {legitText} | {Interlocked.Read(ref floodCalls)} | {Interlocked.Read(ref floodCalls) / elapsed:F0} | {(floodText.Length == 0 ? "-" : floodText)} | {legitCalls + Interlocked.Read(ref floodCalls)} |"));
+        legitChannel.Dispose();
+        foreach (var c in floodChannels) c.Dispose();
+        return 0;
+    }
+
+    private static TensorMessage Request(string hotkey, int tokens)
+    {
+        var m = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = hotkey };
+        m.Tensors.Add(TensorCodec.ToTensor(Enumerable.Range(1, tokens).Select(t => (long)t).ToArray(), [1, tokens], Modality.Text));
+        return m;
+    }
+
+    /// <summary>
+    /// A real signature of the attacker's key moved onto another nonce: well-formed in every byte (a valid point, a
+    /// canonical scalar, the schnorrkel marker), so the axon must run the whole verify to refuse it.
+    /// </summary>
+    private static async Task<Metadata> BadSignature(RequestAuth auth)
+    {
+        var valid = await auth.CreateSignatureHeaderAsync();
+        var first = valid.IndexOf(AuthHeaders.Separator, StringComparison.Ordinal);
+        var signedNonce = valid[..first];
+        string other;
+        var back = 2;
+        do other = RequestNonce.Format(DateTime.Now.AddMilliseconds(-back++));
+        while (other == signedNonce);
+        return new Metadata
+        {
+            { AuthHeaders.AuthName, AuthHeaders.AuthValue },
+            { AuthHeaders.SignatureName, other + valid[first..] },
+            { AuthHeaders.VersionName, ProtocolVersion.Current.ToString(CultureInfo.InvariantCulture) },
+        };
+    }
+}
