@@ -41,6 +41,11 @@ public sealed class SampleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_cluster_miner_sample_serves_signed_calls_through_its_front_with_every_worker() =>
+        // Front + 2 worker ActorSystems on loopback; exit 0 = every forward+backward pair succeeded and both replicas served.
+        Assert.Equal(0, await Bittensor.Samples.ClusterMiner.ClusterMinerSample.RunAsync(["--workers", "2", "--calls", "4"], _timeout.Token));
+
+    [Fact]
     public async Task The_server_client_validator_and_embedded_host_samples_run_against_one_localnet()
     {
         var ct = _timeout.Token;
