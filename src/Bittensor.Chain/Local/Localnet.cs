@@ -44,7 +44,15 @@ public sealed class Localnet : IChainBackend
         RecoveryWarning = warning;
         _identity = new ChainIdentity("localnet:" + state.Name, state.GenesisHash.ToArray(), options.SpecVersion, options.TransactionVersion);
         Metadata = LocalnetMetadata.For(options);
-        foreach (var header in state.Headers) _recent.Add(LocalnetBlock.FromHeader(header));
+        foreach (var header in state.Headers)
+        {
+            var block = LocalnetBlock.FromHeader(header);
+            // Bodies kept in the state file (the most recent blocks) come back with their headers.
+            var body = state.Bodies.FirstOrDefault(b => block.Hash.Span.SequenceEqual(b.Hash));
+            if (body is not null)
+                block = block with { Timestamp = DateTimeOffset.FromUnixTimeMilliseconds(body.TimestampUnixMs), Extrinsics = body.Extrinsics, Events = body.Events };
+            _recent.Add(block);
+        }
     }
 
     /// <summary>The options the chain was opened with.</summary>
@@ -208,13 +216,14 @@ public sealed class Localnet : IChainBackend
                 s.BlockHash = Blake2b.Hash256(header);
                 s.Headers.Add(header);
                 if (s.Headers.Count > LocalnetMetadata.BlockHashCount + 1) s.Headers.RemoveRange(0, s.Headers.Count - (int)LocalnetMetadata.BlockHashCount - 1);
-                _store?.Commit(s);
                 produced = LocalnetBlock.FromHeader(header) with
                 {
                     Timestamp = DateTimeOffset.FromUnixTimeMilliseconds(s.TimestampUnixMs),
                     Extrinsics = [.. extrinsics],
                     Events = eventBytes,
                 };
+                s.AddBody(new BlockBody(s.BlockHash.ToArray(), s.TimestampUnixMs, [.. extrinsics], eventBytes));
+                _store?.Commit(s);
                 _recent.Add(produced);
                 if (_recent.Count > LocalnetMetadata.BlockHashCount + 1) _recent.RemoveRange(0, _recent.Count - (int)LocalnetMetadata.BlockHashCount - 1);
                 BlockCommitted?.Invoke(s, produced);

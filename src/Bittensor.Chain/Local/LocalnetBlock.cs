@@ -7,8 +7,9 @@ namespace Bittensor.Chain.Local;
 /// A localnet block as a Substrate node shows it: its SCALE header (<c>parentHash ‖ Compact(number) ‖ stateRoot ‖
 /// extrinsicsRoot ‖ digest</c>, empty digest) whose BLAKE2b-256 is the block hash, its extrinsics and its
 /// <c>System.Events</c> bytes. The state root is a BLAKE2b-256 commitment to the block's contents, not a trie
-/// root; the extrinsics root is BLAKE2b-256 of the SCALE <c>Vec</c> of extrinsics. Bodies and events are kept in
-/// memory for the recent blocks only: after a restart, blocks from before it have a header but no body.
+/// root; the extrinsics root is BLAKE2b-256 of the SCALE <c>Vec</c> of extrinsics. Bodies and events of the most
+/// recent blocks are persisted with the state (bounded: <see cref="LocalnetState.MaxBodies"/> blocks, 4 MiB); older
+/// blocks have a header but no body.
 /// </summary>
 /// <param name="Number">Block number.</param>
 /// <param name="Hash">BLAKE2b-256 of <see cref="Header"/>.</param>

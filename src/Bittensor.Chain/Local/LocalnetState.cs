@@ -159,6 +159,32 @@ internal sealed class LocalnetState
     /// </summary>
     public List<byte[]> Headers = [];
 
+    /// <summary>
+    /// Bodies of the most recent blocks, oldest first (block hash, timestamp, extrinsics, System.Events bytes), so that
+    /// <c>chain_getBlock</c> and the events of recent blocks survive a restart. Bounded by <see cref="MaxBodies"/> blocks
+    /// and <see cref="MaxBodyBytes"/> bytes (the oldest go first). Empty in state files written before it existed.
+    /// </summary>
+    public List<BlockBody> Bodies = [];
+
+    /// <summary>At most this many bodies are kept.</summary>
+    public const int MaxBodies = (int)LocalnetMetadata.BlockHashCount + 1;
+
+    /// <summary>At most this many bytes of bodies are kept (extrinsics + events).</summary>
+    public const long MaxBodyBytes = 4L << 20;
+
+    /// <summary>Adds a block's body and drops the oldest beyond the bounds.</summary>
+    public void AddBody(BlockBody body)
+    {
+        Bodies.Add(body);
+        var bytes = 0L;
+        foreach (var b in Bodies) bytes += b.Size;
+        while (Bodies.Count > 1 && (Bodies.Count > MaxBodies || bytes > MaxBodyBytes))
+        {
+            bytes -= Bodies[0].Size;
+            Bodies.RemoveAt(0);
+        }
+    }
+
     public ulong BalanceOf(AccountId a) => Free.GetValueOrDefault(a);
 
     public ulong TotalHotkeyStake(AccountId hotkey)
@@ -217,6 +243,14 @@ internal sealed class LocalnetState
         foreach (var s in Subnets.Values) s.Write(w);
         w.Compact((ulong)Headers.Count);
         foreach (var h in Headers) w.Bytes(h);
+        w.Compact((ulong)Bodies.Count);
+        foreach (var b in Bodies)
+        {
+            w.Raw(b.Hash).U64((ulong)b.TimestampUnixMs);
+            w.Compact((ulong)b.Extrinsics.Length);
+            foreach (var x in b.Extrinsics) w.Bytes(x);
+            w.Bytes(b.Events);
+        }
     }
 
     public static LocalnetState Read(ReadOnlySpan<byte> payload)
@@ -255,7 +289,27 @@ internal sealed class LocalnetState
             n = r.Length(1 + 32 + 1 + 32 + 32 + 1);
             for (var i = 0; i < n; i++) s.Headers.Add(r.Bytes(4096));
         }
+        if (r.Remaining > 0)
+        {
+            // Trailing section added with persisted block bodies; older files end before it.
+            n = r.Length(32 + 8 + 1 + 1);
+            for (var i = 0; i < n; i++)
+            {
+                var hash = r.Raw(32).ToArray();
+                var timestamp = (long)r.U64();
+                var count = r.Length(1);
+                var extrinsics = new byte[count][];
+                for (var j = 0; j < count; j++) extrinsics[j] = r.Bytes(64 << 20);
+                s.Bodies.Add(new BlockBody(hash, timestamp, extrinsics, r.Bytes(64 << 20)));
+            }
+        }
         r.EnsureEnd();
         return s;
     }
+}
+
+/// <summary>A block's body as the state file keeps it.</summary>
+internal sealed record BlockBody(byte[] Hash, long TimestampUnixMs, byte[][] Extrinsics, byte[] Events)
+{
+    public long Size => Events.Length + Extrinsics.Sum(x => (long)x.Length) + 48;
 }

@@ -46,6 +46,33 @@ public sealed class PersistenceTests : IDisposable
     }
 
     [Fact]
+    public async Task Bodies_and_events_of_recent_blocks_survive_a_restart()
+    {
+        LocalnetBlock included;
+        byte[] extrinsic;
+        await using (var t = Create(Options))
+        {
+            var signed = await t.Sign("//Alice", new Transfer(DevAccounts.Bob, Balance.FromTao(1)));
+            extrinsic = signed.ToExtrinsic();
+            var pending = t.Chain.SubmitAsync(signed);
+            await t.Chain.ProduceBlockAsync();
+            var inBlock = Assert.IsType<CallResult.InBlock>(await pending);
+            included = t.Chain.FindBlock(inBlock.Block)!;
+            Assert.NotNull(included.Extrinsics);
+            await t.Blocks(3);
+        }
+        await using (var t = Create(Options))
+        {
+            var again = t.Chain.FindBlock(included.Number)!;
+            Assert.Equal(included.Hash.ToArray(), again.Hash.ToArray());
+            Assert.Equal(extrinsic, Assert.Single(again.Extrinsics!));
+            Assert.Equal(included.Events, again.Events);
+            Assert.Equal(included.Timestamp, again.Timestamp);
+            Assert.NotNull(t.Chain.FindBlock(t.Chain.BlockNumber)!.Events); // the best block's events too
+        }
+    }
+
+    [Fact]
     public async Task A_second_owner_gets_in_use_by_PID()
     {
         await using var t = Create(Options);
