@@ -39,7 +39,7 @@ public sealed record ServerOptions
 
     /// <summary>
     /// Settings of the server's own MetagraphActor, whose snapshots give the axon its callers' stakes (priority,
-    /// <c>blacklist.min_stake</c>) and registrations (<c>blacklist.registered_only</c>); null takes the reference ones.
+    /// <c>blacklist.min_stake</c>) and registrations (<c>blacklist.registered_only</c>); null takes the system's <c>bittensor.metagraph</c>.
     /// </summary>
     public MetagraphSettings? Metagraph { get; init; }
 }
@@ -133,7 +133,9 @@ public sealed class ServerNeuron : IAsyncDisposable
             settings = settings with { NonceStorePath = Path.Combine(Path.GetFullPath(folder), "nonces") };
         }
         // Inside a miner this is the neuron's one metagraph: the miner's pipeline reads its peers from it too.
-        var metagraph = await NeuronActors.StartChildAsync(neuron, "metagraph", MetagraphActor.Props(chain, netuid, BittensorRuntime.Get(neuronSystem).Subtensor.Network, options.Metagraph),
+        var metagraph = await NeuronActors.StartChildAsync(neuron, "metagraph", MetagraphActor.Props(chain, netuid, BittensorRuntime.Get(neuronSystem).Subtensor.Network,
+                // The system's bittensor.metagraph (the host's HOCON), not the reference defaults.
+                options.Metagraph ?? BittensorRuntime.Get(neuronSystem).Metagraph),
             critical: true, cancellationToken);
         var axon = await NeuronActors.StartChildAsync(neuron, "axon",
             model is not null

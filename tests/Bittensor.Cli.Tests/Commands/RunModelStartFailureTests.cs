@@ -32,7 +32,8 @@ public sealed class RunModelStartFailureTests : IDisposable
         var checkpoint = Path.Combine(_dir, "model.ckpt");
         await File.WriteAllTextAsync(checkpoint, "this is not a TorchSharp state dict");
         var config = Path.Combine(_dir, "bad-model.conf");
-        await File.WriteAllTextAsync(config, $"bittensor.model {{ checkpoint.path = \"{checkpoint}\", start_attempts = 2, backoff.min = 10ms, backoff.max = 20ms }}");
+        await File.WriteAllTextAsync(config, $"bittensor.model {{ checkpoint.path = \"{checkpoint}\", start_attempts = 2, backoff.min = 10ms, backoff.max = 20ms }}\n" +
+            $"bittensor.metagraph.path = \"{Path.Combine(_dir, "metagraphs")}\"");
 
         var (code, output, err) = await Btcli(["run", "server", "--netuid", "1", "--axon.port", "0", "--config", config,
             "--neuron.full_path", Path.Combine(_dir, "state"), .. Wallet.SkipLast(1), .. Net]);
