@@ -81,6 +81,35 @@ public sealed class ScoringTests
         Assert.True(Math.Abs(change) <= 0.01, $"{kind} moved the held-out loss by {change:P2} ({without:F4} → {with:F4})");
     }
 
+    [Fact]
+    public void Two_nuclei_with_one_seed_take_the_same_step_whatever_else_draws_from_torchs_global_generator()
+    {
+        const int batch = 2, seq = 4, dim = 16;
+        var tokens = Enumerable.Range(0, batch * seq).Select(i => (long)((i * 7) % 64)).ToArray();
+        var rep = Enumerable.Range(0, batch * seq * dim).Select(i => (float)Math.Sin(i)).ToArray();
+        NucleusStep Step(long globalSeed)
+        {
+            // Another model in the process (a server starting, a parallel test) seeds and draws from the global generator.
+            TorchSharp.torch.manual_seed(globalSeed);
+            using var drawn = TorchSharp.torch.rand(100);
+            using var nucleus = new ValidatorNucleus(Small);
+            return nucleus.Train(tokens, batch, seq, [0], [rep]);
+        }
+        var a = Step(1);
+        var b = Step(2);
+        Assert.Equal(a.Loss, b.Loss);
+        Assert.Equal(a.Grads[0], b.Grads[0]);
+        // And building one neither reseeds nor draws from the global generator (it cannot move anyone else's draws).
+        TorchSharp.torch.manual_seed(9);
+        using var expected = TorchSharp.torch.rand(5);
+        TorchSharp.torch.manual_seed(9);
+        using (new ValidatorNucleus(Small))
+        {
+        }
+        using var actual = TorchSharp.torch.rand(5);
+        Assert.Equal(expected.data<float>().ToArray(), actual.data<float>().ToArray());
+    }
+
     private static (double HeldOutLoss, double[] Scores) RunMarket(string? kind, int batch, int seq, int dim, int vocab, int steps)
     {
         var random = new Random(23);

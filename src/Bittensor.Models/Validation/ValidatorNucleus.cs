@@ -40,8 +40,8 @@ public sealed class ValidatorNucleus : IDisposable
 {
     private readonly NucleusSettings _settings;
     private readonly Parameter _router;
-    private readonly Linear _in;
-    private readonly Linear _out;
+    private readonly Dense _in;
+    private readonly Dense _out;
     private readonly Parameter _baseline;
     private readonly StepOptimizer _optimizer;
     private readonly StepOptimizer _routerOptimizer;
@@ -53,18 +53,62 @@ public sealed class ValidatorNucleus : IDisposable
     {
         _settings = settings.Validate();
         if (settings.Threads > 0) torch.set_num_threads(settings.Threads);
-        torch.manual_seed(settings.Seed);
         _router = new Parameter(zeros(settings.RouterCapacity));
-        _in = Linear(settings.NetworkDim, settings.Hidden);
-        _out = Linear(settings.Hidden, settings.VocabSize);
+        // Drawn from the nucleus's own generator, never torch's global one: that one is shared by every model in the
+        // process (servers starting on other threads, tests running in parallel), so seeding it would not make this
+        // nucleus repeatable, and drawing from it would move everyone else's draws.
+        using (var generator = new torch.Generator((ulong)settings.Seed))
+        {
+            _in = new Dense(settings.NetworkDim, settings.Hidden, generator);
+            _out = new Dense(settings.Hidden, settings.VocabSize, generator);
+        }
         // The baseline p₀: one learned pre-activation for every position, through the decoder's output layer (read-only):
         // the best the head can say about the next token with no input at all.
         _baseline = new Parameter(zeros(settings.Hidden));
-        _optimizer = StepOptimizer.Adam(_in.parameters().Concat(_out.parameters()), settings.LearningRate);
+        _optimizer = StepOptimizer.Adam([.. _in.Parameters, .. _out.Parameters], settings.LearningRate);
         // The router has its own, faster optimizer: it has one weight per peer and must separate them within a few epochs.
         _routerOptimizer = StepOptimizer.Adam([_router], settings.RouterLearningRate);
         _baselineOptimizer = StepOptimizer.Adam([_baseline], settings.LearningRate);
         _scorer = new PeerScorer(settings);
+    }
+
+    /// <summary>
+    /// A linear layer whose weight and bias are drawn as PyTorch's <c>nn.Linear</c> draws them (uniform in ±1/√fan_in),
+    /// but from a given generator.
+    /// </summary>
+    private sealed class Dense : IDisposable
+    {
+        public Dense(int inputs, int outputs, torch.Generator generator)
+        {
+            var bound = 1 / Math.Sqrt(inputs);
+            Weight = Draw([outputs, inputs], bound, generator);
+            Bias = Draw([outputs], bound, generator);
+        }
+
+        public Parameter Weight { get; }
+
+        public Parameter Bias { get; }
+
+        public IEnumerable<Tensor> Parameters => [Weight, Bias];
+
+        public Tensor Call(Tensor x) => functional.linear(x, Weight, Bias);
+
+        private static Parameter Draw(long[] shape, double bound, torch.Generator generator)
+        {
+            Tensor data;
+            using (var scope = NewDisposeScope())
+            using (var noGrad = no_grad())
+            using (var width = (2 * bound).ToScalar())
+            using (var low = (-bound).ToScalar())
+                data = rand(shape, generator: generator).mul_(width).add_(low, Explicit.One).DetachFromDisposeScope();
+            return new Parameter(data);
+        }
+
+        public void Dispose()
+        {
+            Weight.Dispose();
+            Bias.Dispose();
+        }
     }
 
     /// <summary>
@@ -83,7 +127,7 @@ public sealed class ValidatorNucleus : IDisposable
     public bool ParametersFinite()
     {
         using var scope = NewDisposeScope();
-        IEnumerable<Tensor> all = [.. _in.parameters(), .. _out.parameters(), _router, _baseline];
+        IEnumerable<Tensor> all = [.. _in.Parameters, .. _out.Parameters, _router, _baseline];
         return all.All(p => isfinite(p).all().item<bool>());
     }
 
@@ -172,19 +216,19 @@ public sealed class ValidatorNucleus : IDisposable
 
     private bool GradientsFinite()
     {
-        IEnumerable<Tensor> all = [.. _in.parameters(), .. _out.parameters(), _router, _baseline];
+        IEnumerable<Tensor> all = [.. _in.Parameters, .. _out.Parameters, _router, _baseline];
         return all.All(p => p.grad is null || isfinite(p.grad).all().item<bool>());
     }
 
     private Tensor Loss(Tensor context, Tensor targets, int batch, int seq)
     {
-        var hidden = functional.gelu(_in.call(context[.., ..(seq - 1), ..].reshape(batch * (seq - 1), _settings.NetworkDim)));
-        return functional.cross_entropy(_out.call(hidden), targets);
+        var hidden = functional.gelu(_in.Call(context[.., ..(seq - 1), ..].reshape(batch * (seq - 1), _settings.NetworkDim)));
+        return functional.cross_entropy(_out.Call(hidden), targets);
     }
 
     // The baseline reads the decoder's output layer without training it: only the joined context trains that layer.
     private Tensor BaselineLogits(int rows) =>
-        functional.linear(functional.gelu(_baseline).unsqueeze(0).expand(rows, _settings.Hidden), _out.weight!.detach(), _out.bias!.detach());
+        functional.linear(functional.gelu(_baseline).unsqueeze(0).expand(rows, _settings.Hidden), _out.Weight.detach(), _out.Bias.detach());
 
     /// <inheritdoc />
     public void Dispose()
