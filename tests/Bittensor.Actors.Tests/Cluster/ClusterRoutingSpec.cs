@@ -154,7 +154,12 @@ public sealed class ClusterRoutingSpec(Xunit.Abstractions.ITestOutputHelper outp
         var second = client.ForwardAsync(Row(2, Bob), await Signed(Bob), DateTime.UtcNow.AddSeconds(120)).ResponseAsync;
         await Task.WhenAll(leaving.Entered(Wait), staying.Entered(Wait));
 
-        // Graceful leave: CoordinatedShutdown drains before the node leaves the cluster.
+        // Graceful leave: CoordinatedShutdown drains before the node leaves the cluster. The front's view of the
+        // membership is watched from now on, so the removal below is awaited as an event, however slow gossip is.
+        var leaverAddress = Akka.Cluster.Cluster.Get(leaver).SelfAddress;
+        var membership = CreateTestProbe(front);
+        Akka.Cluster.Cluster.Get(front).Subscribe(membership.Ref, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+            typeof(Akka.Cluster.ClusterEvent.MemberRemoved));
         var shutdown = CoordinatedShutdown.Get(leaver).Run(CoordinatedShutdown.ClrExitReason.Instance);
         await AwaitAssertAsync(async () => Assert.Contains((await Status(router)).Workers, w => w.Draining), TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(100));
         Assert.False(shutdown.IsCompleted);
@@ -170,7 +175,9 @@ public sealed class ClusterRoutingSpec(Xunit.Abstractions.ITestOutputHelper outp
         AssertEcho(answers[1], 2);
         await shutdown;
         await leaver.WhenTerminated;
-        // The front forgets the worker once its node is removed from the cluster.
+        // The front forgets the worker once its node is removed from the cluster (on a loaded machine the leader may
+        // only see the leave after a failure-detector round; the bound is generous, the wait ends at the event).
+        await membership.FishForMessageAsync<Akka.Cluster.ClusterEvent.MemberRemoved>(m => m.Member.Address.Equals(leaverAddress), TimeSpan.FromMinutes(5));
         await AwaitAssertAsync(async () => Assert.Single((await Status(router)).Workers), TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(100));
         Assert.Equal(0, (await Status(router)).Rerouted);
     }
