@@ -102,7 +102,7 @@ public sealed class BittensorRuntime : IExtension
         ArgumentException.ThrowIfNullOrEmpty(path);
         var merged = ReferenceEquals(config, ReferenceConfig) ? config : WithReference(config);
         if (!merged.HasPath(path)) throw new ConfigurationException($"{path}: missing HOCON section");
-        return merged.GetConfig(path);
+        return HoconSection.SectionAt(merged, path);
     }
 
     private static Config WithReference(Config config)

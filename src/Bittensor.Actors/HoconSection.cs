@@ -29,7 +29,30 @@ public readonly struct HoconSection
     public static HoconSection Of(Config config, string path)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new HoconSection(config.HasPath(path) ? config.GetConfig(path) : null, path);
+        return new HoconSection(config.HasPath(path) ? SectionAt(config, path) : null, path);
+    }
+
+    /// <summary>
+    /// The section at <paramref name="path"/> (which must exist). A value there that is not a section (a list, a string)
+    /// is a <see cref="ConfigurationException"/> naming the path: Akka's <c>GetConfig</c> would throw a
+    /// <see cref="NullReferenceException"/> merging it with the reference's section (found by fuzzing, issue 13 B).
+    /// </summary>
+    /// <exception cref="ConfigurationException">The value at <paramref name="path"/> is not a section.</exception>
+    public static Config SectionAt(Config config, string path)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        Akka.Configuration.Hocon.HoconValue? value;
+        try
+        {
+            value = config.GetValue(path);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException and not ConfigurationException)
+        {
+            throw new ConfigurationException($"{path}: not a section ({e.Message})");
+        }
+        if (value is null || !value.IsObject())
+            throw new ConfigurationException($"{path}: must be a section {{ key = value … }}, not {(value is null ? "empty" : value.IsArray() ? "a list" : "a value")}");
+        return config.GetConfig(path);
     }
 
     /// <summary>The full path of <paramref name="key"/>.</summary>

@@ -256,6 +256,10 @@ internal sealed class RpcMethods
     /// <summary>Handles one WebSocket message or HTTP body; null when nothing is to be answered (only notifications).</summary>
     public async Task<byte[]?> HandleMessageAsync(RpcConnection? connection, byte[] message)
     {
+        // JsonDocument does not check the UTF-8 inside strings until one is read (GetString then throws
+        // InvalidOperationException, which escaped as a 500 / a dropped connection: found by fuzzing, issue 13 B).
+        if (!System.Text.Unicode.Utf8.IsValid(message))
+            return RpcJson.Error(null, RpcErrors.ParseError, "Parse error", "the request is not valid UTF-8");
         JsonDocument doc;
         try
         {

@@ -41,14 +41,14 @@ internal static class CliConfig
             if (!file.Exists) throw new CliException($"--config: file not found: {file.FullName}");
             try
             {
-                config = ConfigurationFactory.ParseString(File.ReadAllText(file.FullName)).WithFallback(config);
+                config = HoconText.Parse(File.ReadAllText(file.FullName)).WithFallback(config);
             }
             catch (Exception e) when (e is not OutOfMemoryException and not CliException)
             {
                 throw new CliException($"--config {file.FullName}: not valid HOCON: {e.Message}");
             }
         }
-        var lines = flags.Where(f => f.Value is not null).Select(f => $"{f.Key} = {Literal(f.Value!)}").ToList();
+        var lines = flags.Where(f => f.Value is not null).Select(f => FlagLine(f.Key, f.Value!)).ToList();
         return lines.Count == 0 ? config : ConfigurationFactory.ParseString(string.Join('\n', lines)).WithFallback(config);
     }
 
@@ -75,6 +75,19 @@ internal static class CliConfig
     /// </summary>
     public static Config Logging { get; } = ConfigurationFactory.ParseString(
         $"akka.loggers = [\"{Bittensor.Actors.Logging.StandardErrorLogger.TypeName}\"]\nakka.stdout-loglevel = OFF");
+
+    /// <summary>
+    /// One flag as a HOCON line <c>key = literal</c>. A string value that starts or ends with whitespace is refused:
+    /// Akka's HOCON reader trims quoted strings (escaped or not), so the setting would silently differ from the flag
+    /// (found by fuzzing, issue 13 B).
+    /// </summary>
+    /// <exception cref="CliException">The value starts or ends with whitespace.</exception>
+    internal static string FlagLine(string key, object value)
+    {
+        if (value is string s && s.Length > 0 && (char.IsWhiteSpace(s[0]) || char.IsWhiteSpace(s[^1])))
+            throw new CliException($"the value for {key} starts or ends with whitespace, which the configuration cannot keep: {JsonSerializer.Serialize(s)}");
+        return $"{key} = {Literal(value)}";
+    }
 
     /// <summary>A flag value as a HOCON literal: strings JSON-quoted, booleans on/off, numbers invariant, durations in ms.</summary>
     internal static string Literal(object value) => value switch

@@ -1,0 +1,93 @@
+using System.Text;
+using Bittensor.Chain.Local;
+using Bittensor.Core.Scale;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+using Google.Protobuf;
+
+namespace Bittensor.Fuzz.Tests;
+
+/// <summary>
+/// Writes the seed corpus (<c>dotnet Bittensor.Fuzz.Tests.dll seeds Corpus</c>): valid inputs made by our own encoders,
+/// so that mutations start from the shapes each decoder accepts. The keyfile seeds are copies of the wallet test
+/// fixtures (tests/Bittensor.Wallet.Tests/Fixtures/keyfiles), added by hand.
+/// </summary>
+internal static class SeedCorpus
+{
+    public static void Write(string root)
+    {
+        void Put(string target, string name, byte[] data)
+        {
+            var dir = Path.Combine(root, target);
+            Directory.CreateDirectory(dir);
+            File.WriteAllBytes(Path.Combine(dir, name), data);
+        }
+        void PutText(string target, string name, string text) => Put(target, name, Encoding.UTF8.GetBytes(text));
+
+        var f32 = TensorCodec.EncodeToArray(new float[] { 1.5f, -2, 0, float.NaN, 3, 4 }, [1, 2, 3]);
+        var f64 = TensorCodec.EncodeToArray(new double[] { 1, 2 }, [2]);
+        var i32 = TensorCodec.EncodeToArray(new int[] { 7, 8, 9, 10 }, [2, 2]);
+        var i64 = TensorCodec.EncodeToArray(new long[] { 104, 105 }, [1, 2]);
+        Put("tensor", "f32", f32);
+        Put("tensor", "f64", f64);
+        Put("tensor", "i32", i32);
+        Put("tensor", "i64", i64);
+        Put("tensor", "proto-i64", TensorCodec.ToTensor(new long[] { 104, 105 }, [1, 2], Modality.Text).ToByteArray());
+        Put("tensor", "proto-f32", TensorCodec.ToTensor(new float[] { 1, 2, 3, 4 }, [1, 2, 2], Modality.Tensor, requiresGrad: true).ToByteArray());
+
+        Put("msgpack", "f32", [32, .. f32]);
+        Put("msgpack", "i64", [32, .. i64]);
+
+        var forward = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY" };
+        forward.Tensors.Add(TensorCodec.ToTensor(new long[] { 104, 105 }, [1, 2], Modality.Text));
+        Put("axon", "forward", [0, .. forward.ToByteArray()]);
+        var backward = forward.Clone();
+        backward.Tensors.Add(TensorCodec.ToTensor(new float[2 * 1024], [1, 2, 1024], Modality.Tensor));
+        Put("axon", "backward", [1, .. backward.ToByteArray()]);
+        var image = forward.Clone();
+        image.Tensors[0] = TensorCodec.ToTensor(new float[] { 1, 2, 3, 4 }, [1, 2, 2], Modality.Image);
+        Put("axon", "image", [0, .. image.ToByteArray()]);
+
+        var w = new ScaleWriter();
+        w.Compact((ulong)0);
+        w.Compact((ulong)63);
+        w.Compact((ulong)16_383);
+        w.Compact((ulong)1_073_741_823);
+        w.Compact((ulong)ulong.MaxValue);
+        w.Bytes("hello"u8);
+        w.String("bittensor");
+        w.U8(1);
+        w.U32(0xdeadbeef);
+        Put("scale", "primitives", [9, 3, .. w.ToArray()]);
+        Put("scale", "strings", [8, 7, .. w.ToArray()]);
+        Put("scale", "compacts", [16, 3, .. w.ToArray()]);
+
+        var metadata = LocalnetMetadata.For(new LocalnetOptions());
+        Put("metadata", "node-v14", metadata.V14);
+        Put("metadata", "node-v15", metadata.V15);
+
+        PutText("jsonrpc", "blockhash", """{"jsonrpc":"2.0","id":1,"method":"chain_getBlockHash","params":[0]}""");
+        PutText("jsonrpc", "header", """{"jsonrpc":"2.0","id":"a","method":"chain_getHeader","params":[]}""");
+        PutText("jsonrpc", "storage", """{"jsonrpc":"2.0","id":2,"method":"state_getStorage","params":["0x26aa394eea5630e07c48ae0c9558cef7b99d880ec681799c0cf30e8886371da9de1e86a9a8c739864cf3cc5ec2bea59fd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d"]}""");
+        PutText("jsonrpc", "keys", """{"jsonrpc":"2.0","id":3,"method":"state_getKeysPaged","params":["0x658faa385070e074c85bf6b568cf0555",10,null]}""");
+        PutText("jsonrpc", "call", """{"jsonrpc":"2.0","id":4,"method":"state_call","params":["NeuronInfoRuntimeApi_get_neurons_lite","0x0100"]}""");
+        PutText("jsonrpc", "nonce", """{"jsonrpc":"2.0","id":5,"method":"system_accountNextIndex","params":["5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"]}""");
+        PutText("jsonrpc", "submit", """{"jsonrpc":"2.0","id":6,"method":"author_submitExtrinsic","params":["0x280403000b00a0724e1801"]}""");
+        PutText("jsonrpc", "batch", """[{"jsonrpc":"2.0","id":7,"method":"system_chain","params":[]},{"jsonrpc":"2.0","method":"rpc_methods"},{"jsonrpc":"2.0","id":8,"method":"state_getRuntimeVersion"}]""");
+        PutText("jsonrpc", "subscribe", """{"jsonrpc":"2.0","id":9,"method":"chain_subscribeNewHeads","params":[]}""");
+        PutText("jsonrpc", "block", """{"jsonrpc":"2.0","id":10,"method":"chain_getBlock","params":[null]}""");
+
+        PutText("hocon", "axon", "bittensor.axon { port = 0\n ip = \"127.0.0.1\"\n max_message_size = 1048576\n call_timeout = 5s }\n");
+        PutText("hocon", "model", "bittensor.model { max_queue = 16, max_batch = 4, max_delay = 2ms, start_attempts = 2 }\nbittensor.metrics.port = 0\n");
+        PutText("hocon", "wallet", "bittensor { wallet { name = w, hotkey = h, path = \"/tmp/x\" }, subtensor.network = local, metagraph.sync_every_blocks = 3 }\n");
+        PutText("hocon", "demo", "bittensor.demo { servers = 2, bad_kinds = \"nan,inf\", epochs = 2, block_time = 0s, tempo = 5 }\n");
+        PutText("hocon", "substitution", "x = 5\nbittensor.dendrite.timeout = ${x}s\nbittensor.validator.pipeline.batch_size = ${x}\n");
+
+        PutText("cli", "axon-serve", "axon\nserve\n--uri\n//Bob\n--axon.port\n0\n--metrics.port\n0");
+        PutText("cli", "query", "query\n--endpoint\n127.0.0.1:8091\n--text\nhello world\n--json");
+        PutText("cli", "run", "run\nvalidator\n--netuid\n1\n--config\n/tmp/x.conf\n--subtensor.chain_endpoint\nws://127.0.0.1:9944");
+        PutText("cli", "wallet", "new_coldkey\n--wallet.name\nw\n--n_words\n12\n--no_password");
+        PutText("cli", "demo", "demo\n--servers\n2\n--bad_kind\nnan,inf\n--epochs\n2\n--block_time\n0.1");
+        PutText("cli", "quotes", "metagraph\n--netuid\n1\na \"quoted\" ${value} with \\ backslash");
+    }
+}
