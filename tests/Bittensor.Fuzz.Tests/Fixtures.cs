@@ -70,7 +70,7 @@ internal sealed class NodeFixture
 
     public NodeFixture()
     {
-        var folder = Directory.CreateTempSubdirectory("bt-fuzz-node-").FullName;
+        var folder = TempFolder.Create("bt-fuzz-node-");
         var chain = Localnet.Open(new LocalnetOptions { Path = folder });
         _node = LocalnetNode.StartAsync(chain, new LocalnetNodeOptions { Port = 0, MaxRequestBytes = 64 * 1024, MaxBatch = 8, MaxNewBlocks = 4 }).GetAwaiter().GetResult();
     }

@@ -184,7 +184,7 @@ internal static class FuzzTargets
     }
 
     // --- keyfiles: every format btcli wrote, through Keyfile.Read -----------------------------------------------------
-    private static readonly string KeyfileDir = Directory.CreateTempSubdirectory("bt-fuzz-keyfile-").FullName;
+    private static readonly string KeyfileDir = TempFolder.Create("bt-fuzz-keyfile-");
 
     private static void KeyfileTarget(byte[] input)
     {
@@ -303,6 +303,26 @@ internal static class FuzzTargets
         }
         if (!string.Equals(back, value, StringComparison.Ordinal))
             throw new FuzzFinding($"flag value {JsonSerializer.Serialize(value)} came back from HOCON as {JsonSerializer.Serialize(back)}");
+    }
+}
+
+/// <summary>A temporary folder of this process, deleted when it exits.</summary>
+internal static class TempFolder
+{
+    public static string Create(string prefix)
+    {
+        var dir = Directory.CreateTempSubdirectory(prefix).FullName;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        };
+        return dir;
     }
 }
 
