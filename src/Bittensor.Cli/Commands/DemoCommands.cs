@@ -43,7 +43,7 @@ internal static class DemoCommands
                 ($"{DemoOptions.SectionPath}.block_time", parse.GetValue(blockTime) is { } t ? TimeSpan.FromSeconds(t) : null),
                 ($"{DemoOptions.SectionPath}.tempo", parse.GetValue(tempo)),
                 ($"{DemoOptions.SectionPath}.seed", parse.GetValue(seed)),
-            ], DemoOptions.QuietLogging);
+            ], DemoOptions.OwnDefaults);
             DemoOptions options;
             try
             {

@@ -59,7 +59,7 @@ public static class DemoNetwork
             });
             // The demo's actor system runs with the caller's configuration (btcli demo --config and flags), so every other
             // bittensor.* section (axon, dendrite, validator, metagraph, …) applies to the demo's neurons as it would to btcli run.
-            var config = (options.Config ?? ConfigurationFactory.ParseString(DemoOptions.QuietLogging)).WithFallback(Bittensor.Actors.BittensorRuntime.ReferenceConfig);
+            var config = (options.Config ?? ConfigurationFactory.ParseString(DemoOptions.OwnDefaults)).WithFallback(Bittensor.Actors.BittensorRuntime.ReferenceConfig);
             var system = ActorSystem.Create("demo", config);
             try
             {

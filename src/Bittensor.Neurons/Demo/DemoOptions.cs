@@ -22,7 +22,7 @@ public sealed record DemoOptions
     /// (a <c>--config</c> file may raise it again with <c>akka.loglevel</c>); the throwaway subnet's metagraph snapshots
     /// are not saved into ~/.bittensor/metagraphs.
     /// </summary>
-    public const string QuietLogging = "akka.loglevel = ERROR\nakka.stdout-loglevel = ERROR\nbittensor.metagraph.save = off";
+    public const string OwnDefaults = "akka.loglevel = ERROR\nakka.stdout-loglevel = ERROR\nbittensor.metagraph.save = off";
 
     /// <summary>The reference configuration's demo (hocon/bittensor.conf), for code and tests without a file.</summary>
     public static DemoOptions Default { get; } = Create(BittensorRuntime.ReferenceConfig) with { Config = null };
@@ -71,7 +71,7 @@ public sealed record DemoOptions
 
     /// <summary>
     /// The configuration the demo's actor system runs with (every other <c>bittensor.*</c> section: axon, dendrite,
-    /// validator, metagraph, …); null: the reference configuration with <see cref="QuietLogging"/>.
+    /// validator, metagraph, …); null: the reference configuration with <see cref="OwnDefaults"/>.
     /// </summary>
     public Config? Config { get; init; }
 
