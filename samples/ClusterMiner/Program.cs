@@ -42,13 +42,22 @@ public static class ClusterMinerSample
             var frontSettings = ClusterSettings.Default with { Role = ClusterSettings.FrontRole, Hostname = "127.0.0.1", Port = 0 };
             var front = BittensorCluster.CreateSystem(frontSettings, ClusterSettings.FrontRole, quiet);
             nodes.Add(front);
-            var router = BittensorCluster.StartFront(front, frontSettings);
+            // The front is a cluster singleton (the oldest front-capable node runs it): it starts the router and the axon.
             using var bob = SecretUri.ToSr25519("//Bob");
             var axonSettings = AxonSettings.Default with { Ip = "127.0.0.1", Port = 0, NetworkDim = Dim };
-            var axon = front.ActorOf(AxonActor.Props(axonSettings, router, new AxonOptions { Hotkey = bob.ToSs58() }), "axon");
-            var bound = await axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromSeconds(30), cancellationToken);
+            var events = BittensorCluster.FrontEvents(front);
+            BittensorCluster.StartFront(front, frontSettings, r => AxonActor.Props(axonSettings, r, new AxonOptions { Hotkey = bob.ToSs58() }));
+            ClusterFrontActivated active;
+            using (var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                wait.CancelAfter(TimeSpan.FromSeconds(60));
+                while ((active = (await events.ReadAsync(wait.Token) as ClusterFrontActivated)!) is null)
+                {
+                }
+            }
+            var router = active.Router;
             var seed = Akka.Cluster.Cluster.Get(front).SelfAddress.ToString();
-            Console.WriteLine($"front: axon on {bound.Endpoint}, cluster at {seed}");
+            Console.WriteLine($"front: axon on {active.Endpoint}, cluster at {seed}");
 
             // 2. Workers: join through the front; each hosts a model host (here the echo model) and registers with the front.
             for (var i = 0; i < workers; i++)
@@ -66,7 +75,7 @@ public static class ClusterMinerSample
             // 3. A caller: a signed dendrite, exactly as against any axon (the cluster is invisible from outside).
             using var alice = SecretUri.ToSr25519("//Alice");
             var dendrite = new Dendrite(front, new KeyPairRequestSigner(alice));
-            var endpoint = new EndpointInfo(bob.ToSs58(), "127.0.0.1", bound.Endpoint.Port);
+            var endpoint = new EndpointInfo(bob.ToSs58(), "127.0.0.1", active.Endpoint.Port);
             var ok = 0;
             for (var c = 0; c < calls; c++)
             {

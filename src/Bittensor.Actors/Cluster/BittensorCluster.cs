@@ -7,7 +7,8 @@ namespace Bittensor.Actors.Cluster;
 /// <summary>
 /// Starting the nodes of a clustered miner (docs/cluster.md): <see cref="CreateSystem"/> builds a node's actor system
 /// (Akka.Cluster over Akka.Remote's TCP transport, the two cluster serializers, the split-brain resolver) and joins
-/// the seed nodes; <see cref="StartFront"/> and <see cref="StartWorker"/> start the front's router and a worker.
+/// the seed nodes; <see cref="StartFront"/> makes a node front-capable (the front is a cluster singleton: the oldest
+/// front-capable node serves the axon) and <see cref="StartWorker"/> starts a worker.
 /// </summary>
 public static class BittensorCluster
 {
@@ -56,16 +57,21 @@ public static class BittensorCluster
                 roles = ["{{role}}"]
                 downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
                 split-brain-resolver {
-                  active-strategy = keep-majority
+                  active-strategy = {{settings.SbrStrategy}}
                   stable-after = {{(long)settings.SbrStableAfter.TotalMilliseconds}}ms
                   keep-majority.role = "{{settings.SbrRole}}"
+                  keep-oldest {
+                    role = "{{settings.SbrRole}}"
+                    down-if-alone = on
+                  }
                 }
                 run-coordinated-shutdown-when-down = on
               }
               coordinated-shutdown.phases.before-cluster-shutdown.timeout = {{(long)drainPhase.TotalMilliseconds}}ms
             }
             """);
-        return ConfigurationFactory.ParseString(text).WithFallback(SerializationConfig);
+        return ConfigurationFactory.ParseString(text).WithFallback(SerializationConfig)
+            .WithFallback(Akka.Cluster.Tools.Singleton.ClusterSingleton.DefaultConfig());
     }
 
     /// <summary>
@@ -86,11 +92,54 @@ public static class BittensorCluster
         return system;
     }
 
-    /// <summary>Starts the front's router as <c>/user/cluster-front</c>; give it to the axon as its model host (<c>AxonActor.Props(settings, front)</c>).</summary>
-    public static IActorRef StartFront(ActorSystem system, ClusterSettings settings, TimeProvider? time = null)
+    /// <summary>
+    /// Makes this node front-capable: starts the front's singleton manager as <c>/user/cluster-front</c>. The oldest
+    /// front-capable node of the cluster runs the front (<see cref="ClusterFrontSingleton"/>: the router and the axon
+    /// built by <paramref name="axonProps"/> around it); when that node dies or leaves, the next oldest takes over
+    /// and binds its own axon. <see cref="ClusterFrontActivated"/> / <see cref="ClusterFrontDeactivated"/> on the
+    /// system's event stream say when this node's front serves and stops.
+    /// </summary>
+    /// <param name="system">A node of role front (<see cref="CreateSystem"/>).</param>
+    /// <param name="settings">The cluster settings.</param>
+    /// <param name="axonProps">The axon, given the router as its model host (e.g. <c>r => AxonActor.Props(axon, r, options)</c>).</param>
+    /// <param name="time">Clock of the router's deadlines.</param>
+    public static IActorRef StartFront(ActorSystem system, ClusterSettings settings, Func<IActorRef, Props> axonProps, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(system);
-        return system.ActorOf(ClusterFrontActor.Props(settings, time), ClusterSettings.FrontName);
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(axonProps);
+        if (!Akka.Cluster.Cluster.Get(system).SelfRoles.Contains(ClusterSettings.FrontRole))
+            throw new InvalidOperationException($"this node has no {ClusterSettings.FrontRole} role; create it with CreateSystem(settings, \"{ClusterSettings.FrontRole}\")");
+        var singleton = ClusterFrontSingleton.Props(settings, axonProps, time);
+        var managerSettings = Akka.Cluster.Tools.Singleton.ClusterSingletonManagerSettings.Create(system)
+            .WithRole(ClusterSettings.FrontRole).WithSingletonName(ClusterSettings.FrontSingletonName);
+        return system.ActorOf(Akka.Cluster.Tools.Singleton.ClusterSingletonManager.Props(singleton, StopFront.Instance, managerSettings), ClusterSettings.FrontName);
+    }
+
+    /// <summary>
+    /// The front's activations and deactivations on this node (<see cref="ClusterFrontActivated"/>,
+    /// <see cref="ClusterFrontDeactivated"/>) as a channel, for code outside actors (the CLI prints them). Bounded: at
+    /// most <paramref name="capacity"/> unread events are kept, the oldest dropped first. Subscribe before
+    /// <see cref="StartFront"/> so the first activation is not missed.
+    /// </summary>
+    public static System.Threading.Channels.ChannelReader<object> FrontEvents(ActorSystem system, int capacity = 64)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        var channel = System.Threading.Channels.Channel.CreateBounded<object>(new System.Threading.Channels.BoundedChannelOptions(capacity)
+        {
+            FullMode = System.Threading.Channels.BoundedChannelFullMode.DropOldest, SingleReader = false, SingleWriter = true,
+        });
+        var listener = system.ActorOf(FactoryProps.For(() => new FrontEventListener(channel.Writer)));
+        system.EventStream.Subscribe(listener, typeof(ClusterFrontActivated));
+        system.EventStream.Subscribe(listener, typeof(ClusterFrontDeactivated));
+        _ = system.WhenTerminated.ContinueWith(_ => channel.Writer.TryComplete(), TaskScheduler.Default);
+        return channel.Reader;
+    }
+
+    private sealed class FrontEventListener : ReceiveActor
+    {
+        public FrontEventListener(System.Threading.Channels.ChannelWriter<object> writer) => ReceiveAny(m => writer.TryWrite(m));
     }
 
     /// <summary>

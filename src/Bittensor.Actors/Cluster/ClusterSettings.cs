@@ -18,8 +18,21 @@ public sealed record ClusterSettings
     /// <summary>Cluster role of the nodes that host model replicas.</summary>
     public const string WorkerRole = "worker";
 
-    /// <summary>Name of the front's router actor: <c>/user/cluster-front</c> on every front node.</summary>
+    /// <summary>
+    /// Name of the front's singleton manager: <c>/user/cluster-front</c> on every front-capable node; the active front
+    /// (the singleton) is <c>/user/cluster-front/front</c> on the oldest of them, its router
+    /// <c>/user/cluster-front/front/router</c>.
+    /// </summary>
     public const string FrontName = "cluster-front";
+
+    /// <summary>Name of the singleton under the manager <see cref="FrontName"/>.</summary>
+    public const string FrontSingletonName = "front";
+
+    /// <summary>Split-brain resolver strategy <c>keep-oldest</c> (down-if-alone on): the side with the oldest node survives; an oldest node that is alone is downed.</summary>
+    public const string KeepOldest = "keep-oldest";
+
+    /// <summary>Split-brain resolver strategy <c>keep-majority</c>: the side with more nodes (of <see cref="SbrRole"/>) survives; a tie keeps the lowest address.</summary>
+    public const string KeepMajority = "keep-majority";
 
     /// <summary>Name of a worker node's actor: <c>/user/cluster-worker</c>.</summary>
     public const string WorkerName = "cluster-worker";
@@ -39,7 +52,10 @@ public sealed record ClusterSettings
     /// <summary>Seed nodes as given (<c>host:port</c> or full Akka addresses).</summary>
     public required IReadOnlyList<string> SeedNodes { get; init; }
 
-    /// <summary>Role the keep-majority split-brain resolver counts.</summary>
+    /// <summary>Split-brain resolver strategy: <see cref="KeepOldest"/> (with down-if-alone) or <see cref="KeepMajority"/>.</summary>
+    public required string SbrStrategy { get; init; }
+
+    /// <summary>Role the split-brain resolver counts (empty: every node).</summary>
     public required string SbrRole { get; init; }
 
     /// <summary>Stable time before the resolver decides.</summary>
@@ -81,6 +97,7 @@ public sealed record ClusterSettings
             Hostname = c.String("hostname"),
             Port = c.Int("port"),
             SeedNodes = seeds,
+            SbrStrategy = c.OneOf("sbr_strategy", KeepOldest, KeepMajority),
             SbrRole = c.String("sbr_role"),
             SbrStableAfter = c.Duration("sbr_stable_after"),
             WorkerCapacity = c.Int("worker.capacity"),
@@ -100,6 +117,8 @@ public sealed record ClusterSettings
             "hostname", Hostname, "must be an address the other nodes can reach (not 0.0.0.0)");
         Require(Port is >= 0 and <= 65535, "port", Port, "must be 0..65535");
         foreach (var seed in SeedNodes) _ = SeedAddress(seed, SystemName);
+        Require(SbrStrategy is KeepOldest or KeepMajority, "sbr_strategy", SbrStrategy, $"must be {KeepOldest} or {KeepMajority}");
+        Require(SbrRole is "" or FrontRole or WorkerRole, "sbr_role", SbrRole, $"must be \"\", {FrontRole} or {WorkerRole}");
         Require(SbrStableAfter > TimeSpan.Zero, "sbr_stable_after", SbrStableAfter, "must be positive");
         Require(WorkerCapacity >= 0, "worker.capacity", WorkerCapacity, "must be 0 (the model host's bound) or positive");
         Require(RegisterInterval > TimeSpan.Zero, "worker.register_interval", RegisterInterval, "must be positive");

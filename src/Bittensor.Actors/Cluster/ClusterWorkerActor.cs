@@ -1,5 +1,4 @@
 using Akka.Actor;
-using Akka.Cluster;
 using Akka.Event;
 using Bittensor.Actors.Axon;
 using Bittensor.Actors.ModelHost;
@@ -9,16 +8,20 @@ namespace Bittensor.Actors.Cluster;
 
 /// <summary>
 /// A worker node's actor: it owns the node's model host (a <see cref="ModelHostActor"/> — a hosted text model or
-/// delegates, with its queue, batching, deadlines and supervision), registers with every front that is Up in the
-/// cluster (<c>/user/cluster-front</c> on nodes of role front), and serves their <see cref="WorkerCall"/>s: each is
-/// handed to the host as an <see cref="AxonModelCall"/> and its answer goes back as one <see cref="WorkerReply"/>.
+/// delegates, with its queue, batching, deadlines and supervision), registers with the active front (the cluster
+/// singleton <c>/user/cluster-front/front</c> on the oldest node of role front, reached through a singleton proxy),
+/// and serves its <see cref="WorkerCall"/>s: each is handed to the host as an <see cref="AxonModelCall"/> and its
+/// answer goes back as one <see cref="WorkerReply"/>.
 /// </summary>
 /// <remarks>
-/// Leaving (<see cref="DrainWorker"/>, sent by the CoordinatedShutdown task <see cref="BittensorCluster.StartWorker"/>
-/// adds before the cluster-leave phase): the worker tells each front it drains, waits until every front acknowledged
+/// <para>Front take-over: the worker watches the router that acknowledged it; when that router stops (its node died
+/// and was downed, or it handed over) the worker registers again, and the proxy delivers the registration to the
+/// new front once it runs. Calls in flight from the old front are answered to it (and lost with it).</para>
+/// <para>Leaving (<see cref="DrainWorker"/>, sent by the CoordinatedShutdown task <see cref="BittensorCluster.StartWorker"/>
+/// adds before the cluster-leave phase): the worker tells the front it drains, waits until the front acknowledged
 /// (after that no call can arrive) and every call at its host is answered, then answers <see cref="Akka.Done"/>;
 /// at most drain_timeout. If the model host stops, every call at it answers NotServingNucleus and the worker stops
-/// (the fronts then route around it).
+/// (the front then routes around it).</para>
 /// </remarks>
 public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
 {
@@ -32,18 +35,13 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         public static DrainTimedOut Instance { get; } = new();
     }
 
-    private sealed class Front
-    {
-        public IActorRef? Actor { get; set; }
-        public bool Acknowledged { get; set; }
-        public bool DrainAcknowledged { get; set; }
-    }
-
     private readonly ClusterSettings _settings;
     private readonly Props _hostProps;
     private readonly int _capacity;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly Dictionary<Address, Front> _fronts = [];
+    private IActorRef _proxy = ActorRefs.Nobody;
+    private IActorRef? _front;
+    private bool _drainAcknowledged;
     private readonly Dictionary<long, (IActorRef Front, long Id)> _calls = [];
     private IActorRef _host = ActorRefs.Nobody;
     private string _replica = "";
@@ -59,29 +57,18 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         _capacity = capacity;
         Receive<WorkerCall>(OnCall);
         Receive<AxonModelReply>(OnHostReply);
-        Receive<ClusterEvent.MemberUp>(m =>
-        {
-            if (!m.Member.HasRole(ClusterSettings.FrontRole) || _fronts.ContainsKey(m.Member.Address)) return;
-            _fronts[m.Member.Address] = new Front();
-            SendRegister(m.Member.Address);
-        });
-        Receive<ClusterEvent.MemberRemoved>(m =>
-        {
-            if (!_fronts.Remove(m.Member.Address)) return;
-            CheckDrained();
-        });
-        Receive<ClusterEvent.IMemberEvent>(_ => { });
         Receive<RegisterTick>(_ =>
         {
-            foreach (var (address, front) in _fronts)
-                if (!front.Acknowledged) SendRegister(address);
+            if (_front is null) SendRegister();
         });
         Receive<WorkerRegistered>(r =>
         {
-            if (!_fronts.TryGetValue(Sender.Path.Address, out var front)) return;
-            if (!front.Acknowledged) _log.Info("cluster worker: registered with the front at {0} ({1} workers there)", Sender.Path.Address, r.Workers);
-            front.Acknowledged = true;
-            front.Actor = Sender;
+            if (Sender.Equals(_front)) return;
+            if (_front is not null) Context.Unwatch(_front);
+            _front = Sender;
+            _drainAcknowledged = false;
+            Context.Watch(_front);
+            _log.Info("cluster worker: registered with the front at {0} ({1} workers there)", Sender.Path.Address, r.Workers);
             if (_draining) Sender.Tell(WorkerDraining.Instance);
         });
         Receive<DrainWorker>(_ =>
@@ -90,13 +77,13 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
             if (_draining) return;
             _draining = true;
             _log.Info("cluster worker: draining ({0} calls in flight)", _calls.Count);
-            foreach (var front in _fronts.Values) front.Actor?.Tell(WorkerDraining.Instance);
+            _front?.Tell(WorkerDraining.Instance);
             Timers.StartSingleTimer(DrainTimedOut.Instance, DrainTimedOut.Instance, _settings.DrainTimeout);
             CheckDrained();
         });
         Receive<DrainAck>(_ =>
         {
-            if (_fronts.TryGetValue(Sender.Path.Address, out var front)) front.DrainAcknowledged = true;
+            if (Sender.Equals(_front)) _drainAcknowledged = true;
             CheckDrained();
         });
         Receive<DrainTimedOut>(_ =>
@@ -105,11 +92,22 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
             _drainReplyTo?.Tell(Akka.Done.Instance);
             _drainReplyTo = null;
         });
-        Receive<GetClusterWorkerState>(_ => Sender.Tell(new ClusterWorkerState(_fronts.Values.Count(f => f.Acknowledged), _calls.Count, _served, _draining)));
-        Receive<Terminated>(t => t.ActorRef.Equals(_host), _ =>
+        Receive<GetClusterWorkerState>(_ => Sender.Tell(new ClusterWorkerState(_front is null ? 0 : 1, _calls.Count, _served, _draining)));
+        Receive<Terminated>(t =>
         {
-            _log.Warning("cluster worker: the model host stopped; this worker stops");
-            Context.Stop(Self);
+            if (t.ActorRef.Equals(_host))
+            {
+                _log.Warning("cluster worker: the model host stopped; this worker stops");
+                Context.Stop(Self);
+            }
+            else if (t.ActorRef.Equals(_front))
+            {
+                _log.Info("cluster worker: the front at {0} is gone; registering with the next one", t.ActorRef.Path.Address);
+                _front = null;
+                _drainAcknowledged = false;
+                SendRegister();
+                CheckDrained();
+            }
         });
     }
 
@@ -132,26 +130,28 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     /// <inheritdoc />
     protected override void PreStart()
     {
-        var cluster = Akka.Cluster.Cluster.Get(Context.System);
-        _replica = cluster.SelfAddress.ToString();
+        _replica = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString();
         _host = Context.ActorOf(_hostProps, "model");
         Context.Watch(_host);
-        cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.IMemberEvent));
+        // The proxy finds the oldest front-capable node's singleton (and the next one after a take-over); it keeps the
+        // last registration while no front runs, and the tick repeats it until a front acknowledges.
+        _proxy = Context.ActorOf(Akka.Cluster.Tools.Singleton.ClusterSingletonProxy.Props($"/user/{ClusterSettings.FrontName}",
+            Akka.Cluster.Tools.Singleton.ClusterSingletonProxySettings.Create(Context.System)
+                .WithRole(ClusterSettings.FrontRole).WithSingletonName(ClusterSettings.FrontSingletonName).WithBufferSize(1)), "front-proxy");
+        SendRegister();
         Timers.StartPeriodicTimer(RegisterTick.Instance, RegisterTick.Instance, _settings.RegisterInterval);
     }
 
     /// <inheritdoc />
     protected override void PostStop()
     {
-        Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
         // No answers from here for the calls still at the host: the fronts watch this actor and re-route its
         // forwards when it stops (a node that dies abruptly could not answer either).
         _calls.Clear();
         _drainReplyTo?.Tell(Akka.Done.Instance);
     }
 
-    private void SendRegister(Address front) =>
-        Context.ActorSelection(new RootActorPath(front) / "user" / ClusterSettings.FrontName).Tell(new RegisterWorker(_capacity, _draining, _replica), Self);
+    private void SendRegister() => _proxy.Tell(new RegisterWorker(_capacity, _draining, _replica), Self);
 
     private void OnCall(WorkerCall call)
     {
@@ -187,7 +187,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     private void CheckDrained()
     {
         if (!_draining || _drainReplyTo is null || _calls.Count > 0) return;
-        if (_fronts.Values.Any(f => f.Actor is not null && !f.DrainAcknowledged)) return;
+        if (_front is not null && !_drainAcknowledged) return;
         _log.Info("cluster worker: drained ({0} calls served)", _served);
         Timers.Cancel(DrainTimedOut.Instance);
         _drainReplyTo.Tell(Akka.Done.Instance);

@@ -179,10 +179,9 @@ internal static partial class AxonCommands
                 : string.Create(CultureInfo.InvariantCulture,
                     $"{DateTime.UtcNow:HH:mm:ss.fff} {r.Method,-8} {r.Caller} {r.Code} in={r.BytesIn}B out={r.BytesOut}B {r.Elapsed.TotalMilliseconds:F1}ms shape=[{string.Join(",", r.InputShape ?? [])}]{(r.Message.Length > 0 ? " " + r.Message : "")}")),
         };
-        // A front's axon Tells its calls to the cluster router instead of a local model host (same queue contract).
-        var axon = system.ActorOf(cluster is null
-            ? AxonActor.Props(settings, handlers, options)
-            : AxonActor.Props(settings, BittensorCluster.StartFront(system, cluster), options), "axon");
+        if (cluster is not null)
+            return await RunFront(hocon, system, settings, cluster, options, stakes, hotkey, json, cancellation).ConfigureAwait(false);
+        var axon = system.ActorOf(AxonActor.Props(settings, handlers, options), "axon");
         if (stakes is not null) axon.Tell(new AxonActor.UpdateStakes(stakes));
         AxonActor.Bound bound;
         try
@@ -194,9 +193,7 @@ internal static partial class AxonCommands
             await system.Terminate().ConfigureAwait(false);
             throw new CliException($"axon could not listen on {settings.Ip}:{settings.Port}: {e.Message}");
         }
-        Console.Error.WriteLine(cluster is null
-            ? $"axon {hotkey} serving on {bound.Endpoint} (h2c); Ctrl-C to stop"
-            : $"axon {hotkey} serving on {bound.Endpoint} (h2c); cluster front at {Akka.Cluster.Cluster.Get(system).SelfAddress} (the model runs on the workers: btcli axon worker); Ctrl-C to stop");
+        Console.Error.WriteLine($"axon {hotkey} serving on {bound.Endpoint} (h2c); Ctrl-C to stop");
         MetricsExport? metrics;
         try
         {
@@ -212,7 +209,7 @@ internal static partial class AxonCommands
             Console.Error.WriteLine($"nonce store {settings.NonceStorePath} (write-ahead{(settings.NonceStoreFsync ? ", fsync" : "")})");
 
         using var summaries = new CancellationTokenSource();
-        var summary = PrintSummaries(axon, json, TimeSpan.FromSeconds(10), summaries.Token);
+        var summary = PrintSummaries(() => axon, json, TimeSpan.FromSeconds(10), summaries.Token);
         var shutdown = CoordinatedShutdown.Get(system);
         shutdown.AddTask(CoordinatedShutdown.PhaseServiceUnbind, "axon-unbind",
             async () => { await axon.Ask<Akka.Done>(AxonActor.Unbind.Instance, TimeSpan.FromSeconds(10)).ConfigureAwait(false); return Akka.Done.Instance; });
@@ -225,8 +222,94 @@ internal static partial class AxonCommands
         return 0;
     }
 
+    /// <summary>
+    /// A front-capable node (<c>--cluster.role front</c>): the front is a cluster singleton, so this node serves the axon
+    /// only while it is the oldest front-capable node; a standby takes over when the active one dies or leaves, and
+    /// binds its own axon (its own <c>--axon.port</c>). Prints one line each time this node's front starts or stops.
+    /// </summary>
+    private static async Task<int> RunFront(Config hocon, ActorSystem system, AxonSettings settings, ClusterSettings cluster, AxonOptions options,
+        IReadOnlyDictionary<string, double>? stakes, string hotkey, bool json, CancellationToken cancellation)
+    {
+        var events = BittensorCluster.FrontEvents(system);
+        BittensorCluster.StartFront(system, cluster, router => AxonActor.Props(settings, router, options));
+        var self = Akka.Cluster.Cluster.Get(system);
+        var node = self.SelfAddress;
+        self.RegisterOnMemberUp(() => Console.Error.WriteLine($"cluster front node {node} is up in the cluster"));
+        Console.Error.WriteLine($"cluster front node {node} joining{(cluster.SeedNodes.Count == 0 ? " itself" : " " + string.Join(",", cluster.SeedNodes))}: " +
+            "the oldest front-capable node serves the axon, the others stand by to take over");
+        IActorRef? current = null;
+        string? failure = null;
+        var watch = Task.Run(async () =>
+        {
+            await foreach (var e in events.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                switch (e)
+                {
+                    case ClusterFrontActivated a:
+                        Volatile.Write(ref current, a.Axon);
+                        if (stakes is not null) a.Axon.Tell(new AxonActor.UpdateStakes(stakes));
+                        Console.Error.WriteLine($"axon {hotkey} serving on {a.Endpoint} (h2c); cluster front at {a.Node} " +
+                            "(the model runs on the workers: btcli axon worker); Ctrl-C to stop");
+                        if (!settings.DisableSignatureVerification)
+                            Console.Error.WriteLine($"nonce store {settings.NonceStorePath} (write-ahead{(settings.NonceStoreFsync ? ", fsync" : "")})");
+                        break;
+                    case ClusterFrontDeactivated d:
+                        Volatile.Write(ref current, null);
+                        if (d.Failed) failure = d.Reason;
+                        Console.Error.WriteLine(d.Failed
+                            ? $"error: the front cannot run on this node ({d.Reason}); this node leaves the cluster so another front-capable node takes over"
+                            : $"cluster front stopped on this node ({d.Reason})");
+                        break;
+                }
+            }
+        }, CancellationToken.None);
+        MetricsExport? metrics;
+        try
+        {
+            metrics = await MetricsExport.StartAsync(hocon, cancellation).ConfigureAwait(false);
+        }
+        catch
+        {
+            await system.Terminate().ConfigureAwait(false);
+            throw;
+        }
+        await using var metricsScope = metrics;
+        using var summaries = new CancellationTokenSource();
+        var summary = PrintSummaries(() => Volatile.Read(ref current), json, TimeSpan.FromSeconds(10), summaries.Token);
+        var shutdown = CoordinatedShutdown.Get(system);
+        shutdown.AddTask(CoordinatedShutdown.PhaseServiceUnbind, "axon-unbind", async () =>
+        {
+            if (Volatile.Read(ref current) is { } axon)
+            {
+                try
+                {
+                    await axon.Ask<Akka.Done>(AxonActor.Unbind.Instance, TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+                {
+                    // The axon stopped already (hand-over): nothing left to unbind.
+                }
+            }
+            return Akka.Done.Instance;
+        });
+        using (cancellation.Register(() => _ = shutdown.Run(CoordinatedShutdown.ClrExitReason.Instance)))
+            await system.WhenTerminated.ConfigureAwait(false);
+        await summaries.CancelAsync().ConfigureAwait(false);
+        await summary.ConfigureAwait(false);
+        await watch.ConfigureAwait(false);
+        if (cancellation.IsCancellationRequested)
+        {
+            Console.Error.WriteLine("axon stopped; this front node left the cluster");
+            return 0;
+        }
+        Console.Error.WriteLine(failure is not null
+            ? $"error: {failure}; this front node left the cluster"
+            : $"error: this front node was removed from the cluster ({shutdown.ShutdownReason?.GetType().Name ?? "stopped"}); restart it to rejoin");
+        return CliApp.UserError;
+    }
+
     /// <summary>Every <paramref name="every"/> with traffic: one line with the calls answered in it, per return code.</summary>
-    private static async Task PrintSummaries(IActorRef axon, bool json, TimeSpan every, CancellationToken cancellation)
+    private static async Task PrintSummaries(Func<IActorRef?> axon, bool json, TimeSpan every, CancellationToken cancellation)
     {
         var last = new Dictionary<ReturnCode, long>();
         using var timer = new PeriodicTimer(every);
@@ -237,7 +320,8 @@ internal static partial class AxonCommands
                 AxonStatsSnapshot stats;
                 try
                 {
-                    stats = await axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, TimeSpan.FromSeconds(5), cancellation).ConfigureAwait(false);
+                    if (axon() is not { } target) continue;
+                    stats = await target.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, TimeSpan.FromSeconds(5), cancellation).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
                 {

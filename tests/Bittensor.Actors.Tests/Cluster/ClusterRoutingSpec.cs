@@ -32,22 +32,6 @@ public sealed class ClusterRoutingSpec(Xunit.Abstractions.ITestOutputHelper outp
         });
     }
 
-    private static TensorMessage Row(long first) => Row(first, Alice);
-
-    // Calls in flight at once are signed by different keys: one key's nonces must arrive in order.
-    private static TensorMessage Row(long first, Bittensor.Core.Crypto.Sr25519KeyPair caller) => TextRequest(caller, [1, 3], [first, 7, 9]);
-
-    private static void AssertEcho(TensorMessage answer, long first)
-    {
-        Assert.True(answer.ReturnCode == ReturnCode.Success, $"{answer.ReturnCode}: {answer.Message}");
-        var decoded = TensorCodec.Decode(answer.Tensors[0]);
-        Assert.True(decoded.IsSuccess);
-        var floats = decoded.Tensor.ToFloat32Array();
-        Assert.Equal(3 * Dim, floats.Length);
-        Assert.Equal(first * 1e-3, floats[0], 5);
-        Assert.Equal((9 * 1e-3) + ((Dim - 1) * 1e-6), floats[^1], 5);
-    }
-
     [Fact]
     public async Task Calls_through_the_front_are_served_by_every_worker_and_a_backward_goes_to_the_replica_that_served_its_forward()
     {

@@ -4,6 +4,8 @@ using Bittensor.Actors.Axon;
 using Bittensor.Actors.Cluster;
 using Bittensor.Actors.ModelHost;
 using Bittensor.Actors.Tests.Axon;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
 
 namespace Bittensor.Actors.Tests.Cluster;
 
@@ -24,32 +26,75 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
         akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
         """);
 
-    protected static ClusterSettings Settings(params string[] seeds) => ClusterSettings.Default with
+    protected static ClusterSettings Settings(params IReadOnlyList<string> seeds) => ClusterSettings.Default with
     {
         Hostname = "127.0.0.1", Port = 0, SeedNodes = seeds, DrainTimeout = TimeSpan.FromSeconds(60), RegisterInterval = TimeSpan.FromMilliseconds(300),
     };
 
-    /// <summary>A front node with its router and an axon (real gRPC on loopback port 0) in front of it.</summary>
+    /// <summary>The first front node: it seeds itself, becomes the front singleton and serves its router behind an axon (real gRPC on loopback port 0).</summary>
     protected async Task<(ActorSystem System, IActorRef Front, int AxonPort)> StartFront(AxonSettings? axon = null)
     {
-        var settings = Settings();
-        var system = BittensorCluster.CreateSystem(settings, ClusterSettings.FrontRole, overrides: TestOverrides);
+        var (system, events) = StartFrontNode(axon);
+        var active = await Activated(events, TimeSpan.FromSeconds(60));
+        return (system, active.Router, active.Endpoint.Port);
+    }
+
+    /// <summary>
+    /// A front-capable node (joined through <paramref name="seeds"/>, or the first one): its events (activation,
+    /// deactivation) are read from the returned probe, subscribed before the singleton manager starts.
+    /// </summary>
+    protected (ActorSystem System, Akka.TestKit.TestProbe Events) StartFrontNode(AxonSettings? axon = null, Config? extra = null, params string[] seeds)
+    {
+        var settings = Settings(seeds);
+        var overrides = extra is null ? TestOverrides : extra.WithFallback(TestOverrides);
+        var system = BittensorCluster.CreateSystem(settings, ClusterSettings.FrontRole, overrides: overrides);
         _nodes.Add(system);
-        var front = BittensorCluster.StartFront(system, settings);
-        var axonActor = system.ActorOf(AxonActor.Props(axon ?? Loopback(networkDim: Dim, callTimeout: TimeSpan.FromSeconds(60)), front), "axon");
-        var bound = await axonActor.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, Wait);
-        return (system, front, bound.Endpoint.Port);
+        var probe = CreateTestProbe(system);
+        system.EventStream.Subscribe(probe.Ref, typeof(ClusterFrontActivated));
+        system.EventStream.Subscribe(probe.Ref, typeof(ClusterFrontDeactivated));
+        var axonSettings = axon ?? Loopback(networkDim: Dim, callTimeout: TimeSpan.FromSeconds(60));
+        BittensorCluster.StartFront(system, settings, router => AxonActor.Props(axonSettings, router));
+        return (system, probe);
+    }
+
+    /// <summary>The next activation of the front on the node of <paramref name="events"/> (fails on a deactivation by failure first).</summary>
+    protected static async Task<ClusterFrontActivated> Activated(Akka.TestKit.TestProbe events, TimeSpan within)
+    {
+        var message = await events.FishForMessageAsync(m => m is ClusterFrontActivated || m is ClusterFrontDeactivated { Failed: true }, within);
+        return message as ClusterFrontActivated ?? throw new Xunit.Sdk.XunitException($"the front failed on this node: {((ClusterFrontDeactivated)message).Reason}");
     }
 
     /// <summary>A worker node joined through <paramref name="front"/>'s node, hosting <paramref name="handlers"/>.</summary>
     protected ActorSystem StartWorker(ActorSystem front, AxonHandlers handlers, int concurrency = 4, int queue = 16, Config? extra = null)
     {
         var settings = Settings(Akka.Cluster.Cluster.Get(front).SelfAddress.ToString());
+        return StartWorker(settings, ModelHostActor.ForHandlers(handlers, concurrency, queue, TimeSpan.FromSeconds(60)), concurrency + queue, extra);
+    }
+
+    /// <summary>A worker node with <paramref name="settings"/> hosting <paramref name="host"/>.</summary>
+    protected ActorSystem StartWorker(ClusterSettings settings, Props host, int capacity, Config? extra = null)
+    {
         var overrides = extra is null ? TestOverrides : extra.WithFallback(TestOverrides);
         var system = BittensorCluster.CreateSystem(settings, ClusterSettings.WorkerRole, overrides: overrides);
         _nodes.Add(system);
-        BittensorCluster.StartWorker(system, settings, ModelHostActor.ForHandlers(handlers, concurrency, queue, TimeSpan.FromSeconds(60)), concurrency + queue);
+        BittensorCluster.StartWorker(system, settings, host, capacity);
         return system;
+    }
+
+    protected static TensorMessage Row(long first) => Row(first, Alice);
+
+    // Calls in flight at once are signed by different keys: one key's nonces must arrive in order.
+    protected static TensorMessage Row(long first, Bittensor.Core.Crypto.Sr25519KeyPair caller) => TextRequest(caller, [1, 3], [first, 7, 9]);
+
+    protected static void AssertEcho(TensorMessage answer, long first)
+    {
+        Assert.True(answer.ReturnCode == ReturnCode.Success, $"{answer.ReturnCode}: {answer.Message}");
+        var decoded = TensorCodec.Decode(answer.Tensors[0]);
+        Assert.True(decoded.IsSuccess);
+        var floats = decoded.Tensor.ToFloat32Array();
+        Assert.Equal(3 * Dim, floats.Length);
+        Assert.Equal(first * 1e-3, floats[0], 5);
+        Assert.Equal((9 * 1e-3) + ((Dim - 1) * 1e-6), floats[^1], 5);
     }
 
     protected static async Task<ClusterFrontStatus> Status(IActorRef front) => await front.Ask<ClusterFrontStatus>(GetClusterFrontStatus.Instance, Wait);

@@ -130,6 +130,49 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
         Assert.True(succeededAfterKill >= 100);
     }
 
+    [GeneratedRegex(@"cluster front node (akka\.tcp://\S+) is up")]
+    private static partial Regex FrontUp();
+
+    /// <summary>The 2021-style Python client's forward of tokens 4,5,6 through the axon at <paramref name="port"/> succeeds.</summary>
+    private static async Task AssertPythonServed(int port)
+    {
+        using var python = SecretUri.ToSr25519("//PythonCaller");
+        var signature = await new RequestAuth(new KeyPairRequestSigner(python)).CreateSignatureHeaderAsync();
+        var reply = RunPythonClient(port, python.ToSs58(), signature);
+        Assert.Equal("OK", reply.GetProperty("grpc_status").GetString());
+        Assert.Equal((int)ReturnCode.Success, reply.GetProperty("code").GetInt32());
+        Assert.Equal([1, 3, Dim], reply.GetProperty("shape").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+        Assert.Equal(4e-3, reply.GetProperty("head")[0].GetDouble(), 6);
+    }
+
+    [Fact]
+    public async Task The_active_front_killed_with_SIGKILL_is_replaced_by_the_standby_front_which_serves_the_Python_client()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(6));
+        string[] Front(string name, params string[] more) => ["axon", "serve", "--uri", "//Ferdie", "--axon.port", "0", "--axon.state_path", Path.Combine(_dir, name),
+            "--cluster.role", "front", "--cluster.port", "0", .. more];
+        var first = Start("front-1", Front("front-1"));
+        var (firstPort, firstAddress) = await first.WaitFor(FrontLine(), m => (int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), m.Groups[2].Value), timeout.Token);
+        // The standby: front-capable, joined through the first; it serves nothing until it is the oldest front node.
+        var standby = Start("front-2", Front("front-2", "--cluster.seed_nodes", firstAddress));
+        await standby.WaitFor(FrontUp(), _ => true, timeout.Token);
+        string[] worker = ["axon", "worker", "--model", "echo", "--cluster.seed_nodes", firstAddress, "--cluster.port", "0"];
+        Start("worker-1", worker);
+        Start("worker-2", worker);
+        await first.WaitFor(WorkerCount(), m => m.Groups[1].Value == "2" ? true : (bool?)null, timeout.Token);
+        await AssertPythonServed(firstPort);
+        Assert.DoesNotContain("serving on", standby.Output, StringComparison.Ordinal);
+
+        var killedAt = Stopwatch.StartNew();
+        first.Kill();
+        // The others' failure detector, then the split-brain resolver (keep-oldest, down-if-alone) downs the dead front;
+        // the singleton moves to the standby, which binds its own axon port.
+        var nextPort = await standby.WaitFor(FrontLine(), m => int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), timeout.Token);
+        await standby.WaitFor(WorkerCount(), m => m.Groups[1].Value == "2" ? true : (bool?)null, timeout.Token);
+        output.WriteLine($"the standby front served on port {nextPort} with both workers {killedAt.Elapsed.TotalSeconds:F1} s after the SIGKILL");
+        await AssertPythonServed(nextPort);
+    }
+
     private static System.Text.Json.JsonElement RunPythonClient(int port, string hotkey, string signature)
     {
         string? root = null;
