@@ -21,21 +21,60 @@ internal static class CliApp
 
     public static void AddCommonOptions(RootCommand root) => root.Options.Add(Json);
 
+    /// <summary>
+    /// Environment variable: when <c>1</c>, btcli stops as on Ctrl-C once its standard input reaches end of file, and
+    /// exits after <see cref="StdinGrace"/> if it has not by then. A parent that runs btcli as a child (<c>btcli demo
+    /// --processes</c>) keeps that pipe open, so the child cannot outlive it, even when the parent is killed with kill -9
+    /// (the kernel closes the pipe) — and closing the pipe is the parent's way to stop it cleanly.
+    /// </summary>
+    public const string ExitWithStdinVariable = "BITTENSOR_EXIT_WITH_STDIN";
+
+    /// <summary>How long a child whose standard input closed may take to stop before it exits regardless.</summary>
+    public static readonly TimeSpan StdinGrace = TimeSpan.FromSeconds(30);
+
     /// <summary>Parses and runs; converts <see cref="CliException"/> and any other failure into one line on stderr.</summary>
-    public static Task<int> RunAsync(RootCommand root, string[] args) => RunAsync(root, args, Console.Out, Console.Error);
+    public static Task<int> RunAsync(RootCommand root, string[] args) =>
+        RunAsync(root, args, Console.Out, Console.Error, Environment.GetEnvironmentVariable(ExitWithStdinVariable) == "1" ? StdinClosed() : CancellationToken.None);
+
+    /// <summary>Cancelled when standard input reaches end of file (the parent closed it or died); then a hard exit after <see cref="StdinGrace"/>.</summary>
+    private static CancellationToken StdinClosed()
+    {
+        var closed = new CancellationTokenSource();
+        var reader = new Thread(() =>
+        {
+            try
+            {
+                using var stdin = Console.OpenStandardInput();
+                var buffer = new byte[256];
+                while (stdin.Read(buffer, 0, buffer.Length) > 0)
+                {
+                    // Whatever the parent writes is ignored; only the end of the pipe matters.
+                }
+            }
+            catch (IOException)
+            {
+            }
+            closed.Cancel();
+            Thread.Sleep(StdinGrace); // a backstop, not a wait for an event: a child that cannot stop must still go
+            Environment.Exit(130);
+        })
+        { IsBackground = true, Name = "stdin-watch" };
+        reader.Start();
+        return closed.Token;
+    }
 
     /// <summary>
     /// Parses and runs with the given writers (tests run the command tree in-process this way). Commands write to
     /// <c>parseResult.InvocationConfiguration.Output</c>; failures become one line on <paramref name="error"/>.
     /// </summary>
-    public static async Task<int> RunAsync(RootCommand root, string[] args, TextWriter output, TextWriter error)
+    public static async Task<int> RunAsync(RootCommand root, string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
         var parse = root.Parse(NormaliseLegacyVerbs(args));
         // Our own handler below turns exceptions into one line; the library's default would print a stack trace.
         var invocation = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         try
         {
-            return await parse.InvokeAsync(invocation).ConfigureAwait(false);
+            return await parse.InvokeAsync(invocation, cancellationToken).ConfigureAwait(false);
         }
         catch (CliException e)
         {

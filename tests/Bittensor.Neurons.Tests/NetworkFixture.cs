@@ -64,7 +64,7 @@ internal sealed class LocalSubnet : IAsyncDisposable
     public static async Task<LocalSubnet> StartAsync(ActorSystem system, ushort tempo, int seed, CancellationToken cancellationToken)
     {
         var localnet = Localnet.Open(new LocalnetOptions { Name = "test", SubnetDefaults = Hyper(tempo) });
-        var driver = new BlockDriver(localnet, TimeSpan.Zero, 1, TimeSpan.FromSeconds(30));
+        var driver = BlockDriver.Of(localnet, TimeSpan.Zero, 1, TimeSpan.FromSeconds(30));
         var chain = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(localnet, driver.Submitted)),
             SubtensorSettings.Default, () => 0.5));
         var subnet = new LocalSubnet(system, localnet, driver, chain, seed);

@@ -25,8 +25,12 @@ internal static class DemoCommands
         var blockTime = new Option<double?>("--block_time") { Description = "Seconds between blocks (at least; a block also waits for one validator batch); default 0.5 (bittensor.demo.block_time)" };
         var tempo = new Option<int?>("--tempo") { Description = "Blocks between epochs on the demo subnet; default 20 (bittensor.demo.tempo)" };
         var seed = new Option<int?>("--seed") { Description = "Seed for keys, models, corpus order and peer sampling; default 42 (bittensor.demo.seed)" };
-        var demo = new Command("demo", "Run a demo subnet in this process: localnet, servers, a useless server and a validator; show the market at work");
-        foreach (var o in new Option[] { servers, bad, badKind, epochs, blockTime, tempo, seed }) demo.Options.Add(o);
+        var processes = new Option<bool>("--processes")
+        {
+            Description = "Run the network as separate processes on this machine: the localnet as a node (JSON-RPC), each server and the validator as btcli run processes (gRPC between them); this process orchestrates and stops them at the end",
+        };
+        var demo = new Command("demo", "Run a demo subnet: localnet, servers, a useless server and a validator (in this process, or as processes with --processes); show the market at work");
+        foreach (var o in new Option[] { servers, bad, badKind, epochs, blockTime, tempo, seed, processes }) demo.Options.Add(o);
         var config = CliConfig.AddTo(demo);
         var metrics = MetricsExport.AddFlags(demo);
         demo.SetAction(async (parse, cancellationToken) =>
@@ -58,9 +62,22 @@ internal static class DemoCommands
             await using var export = await MetricsExport.StartAsync(hocon, cancellationToken);
             var json = parse.GetValue(CliApp.Json);
             var output = parse.InvocationConfiguration.Output;
+            Func<Action<DemoProgress>?, Action<int, IReadOnlyList<DemoNeuron>>?, CancellationToken, Task<DemoResult>> run = (p, e, ct) => DemoNetwork.RunAsync(options, p, e, ct);
+            if (parse.GetValue(processes))
+            {
+                var file = parse.GetValue(config);
+                var asProcesses = new ProcessDemoOptions
+                {
+                    Btcli = BtcliCommand.Self(),
+                    ConfigText = file is null ? null : await File.ReadAllTextAsync(file.FullName, cancellationToken),
+                    // The live view owns the terminal; otherwise a line per child (name, pid, address) goes to stderr.
+                    Log = json || Console.IsOutputRedirected ? parse.InvocationConfiguration.Error : null,
+                };
+                run = (p, e, ct) => ProcessNetwork.RunAsync(options, asProcesses, p, e, ct);
+            }
             try
             {
-                await RunAsync(options, json, output, cancellationToken);
+                await RunAsync(options, run, json, output, cancellationToken);
             }
             catch (Bittensor.Neurons.Roles.NeuronException e)
             {
@@ -72,7 +89,8 @@ internal static class DemoCommands
         return demo;
     }
 
-    private static async Task<DemoResult> RunAsync(DemoOptions options, bool json, TextWriter output, CancellationToken cancellationToken)
+    private static async Task<DemoResult> RunAsync(DemoOptions options, Func<Action<DemoProgress>?, Action<int, IReadOnlyList<DemoNeuron>>?, CancellationToken, Task<DemoResult>> run,
+        bool json, TextWriter output, CancellationToken cancellationToken)
     {
         var live = !json && !Console.IsOutputRedirected && ReferenceEquals(output, Console.Out);
         DemoResult result;
@@ -85,7 +103,7 @@ internal static class DemoCommands
             var epochTables = new List<(int, IReadOnlyList<DemoNeuron>)>();
             result = await console.Status().Spinner(Spinner.Known.Dots).StartAsync("starting", async ctx =>
             {
-                var r = await DemoNetwork.RunAsync(options,
+                var r = await run(
                     p =>
                     {
                         latest = p;
@@ -101,7 +119,7 @@ internal static class DemoCommands
         }
         else
         {
-            result = await DemoNetwork.RunAsync(options, null, (e, table) =>
+            result = await run(null, (e, table) =>
             {
                 if (json) return;
                 output.WriteLine($"epoch {e}/{options.Epochs}");

@@ -66,6 +66,14 @@ internal static class RunCommands
         {
             Description = $"This neuron's state folder (the axon's nonce store); default ~/.bittensor/miners/<wallet>/<hotkey>/netuid<N>/{role}",
         };
+        var badKind = new Option<string?>("--bad_kind")
+        {
+            Description = $"Serve a useless or hostile answer instead of the model, ignoring gradients (the adversary zoo, docs/validator.md: {string.Join("|", Bittensor.Neurons.Demo.Adversaries.Kinds)}; its noise is seeded by bittensor.model.seed + 1000) (server)",
+        };
+        var reportBatches = new Option<bool>("--report_batches")
+        {
+            Description = $"Print one line per completed batch: \"{Bittensor.Neurons.Demo.DemoValidatorReport.LinePrefix.Trim()}\" and JSON with the pipeline's counters and each peer's score (validator; btcli demo --processes reads it)",
+        };
         var command = new Command(role, role switch
         {
             "server" => "Serve a model through an axon, registered on the subnet; it trains on the gradients callers return",
@@ -73,6 +81,8 @@ internal static class RunCommands
             _ => "Serve a model and distil the subnet's joined representations into it",
         });
         foreach (var o in new Option[] { name, hotkey, path, netuid, network, endpoint, localnet, blockTime, ip, port, minStake, registeredOnly, stake, fullPath }) command.Options.Add(o);
+        if (role == "server") command.Options.Add(badKind);
+        if (role == "validator") command.Options.Add(reportBatches);
         var limits = new AxonLimitFlags();
         limits.AddTo(command);
         var config = CliConfig.AddTo(command);
@@ -80,6 +90,9 @@ internal static class RunCommands
         command.SetAction(async (parse, cancellationToken) =>
         {
             var id = parse.GetValue(netuid);
+            var bad = role == "server" ? parse.GetValue(badKind) : null;
+            if (bad is not null && !Bittensor.Neurons.Demo.Adversaries.Kinds.Contains(bad))
+                throw new CliException($"--bad_kind must be one of {string.Join(", ", Bittensor.Neurons.Demo.Adversaries.Kinds)}");
             if (id is < 0 or > ushort.MaxValue) throw new CliException("--netuid must be between 0 and 65535");
             if (parse.GetValue(blockTime) is { } seconds && !(seconds > 0 && seconds <= 3600)) throw new CliException("--block_time must be between 0 and 3600 seconds");
             var hocon = CliConfig.Load(parse, config,
@@ -107,7 +120,8 @@ internal static class RunCommands
             if (Bittensor.Models.TorchNative.Check() is { } why) throw new CliException(why);
             var state = parse.GetValue(fullPath) is { Length: > 0 } f ? Path.GetFullPath(f) : NeuronPaths.Default(wallet.Name, wallet.Hotkey, (ushort)id, role);
             await using var export = await MetricsExport.StartAsync(hocon, cancellationToken);
-            await RunAsync(role, wallet, (ushort)id, hocon, settings, state, parse.InvocationConfiguration.Output, cancellationToken);
+            var extras = new RoleExtras(bad, role == "validator" && parse.GetValue(reportBatches));
+            await RunAsync(role, wallet, (ushort)id, hocon, settings, state, extras, parse.InvocationConfiguration.Output, cancellationToken);
             return 0;
         });
         return command;
@@ -115,6 +129,9 @@ internal static class RunCommands
 
     /// <summary>Everything a role reads from the layered configuration, validated before anything starts.</summary>
     private sealed record RunSettings(SubtensorSettings Subtensor, LocalnetSettings Localnet, AxonSettings Axon, ModelSettings Model, ValidatorOptions Validator);
+
+    /// <summary>A server's adversary kind (null: its model); whether a validator prints a report line per batch.</summary>
+    private sealed record RoleExtras(string? BadKind, bool ReportBatches);
 
     /// <summary>The node this role should use, or null for the embedded localnet.</summary>
     private static async Task<string?> NodeEndpointAsync(SubtensorSettings subtensor, CancellationToken ct)
@@ -136,8 +153,8 @@ internal static class RunCommands
         }
     }
 
-    private static async Task RunAsync(string role, LocalWallet wallet, ushort netuid, Config hocon, RunSettings settings, string state, TextWriter output,
-        CancellationToken cancellationToken)
+    private static async Task RunAsync(string role, LocalWallet wallet, ushort netuid, Config hocon, RunSettings settings, string state, RoleExtras extras,
+        TextWriter output, CancellationToken cancellationToken)
     {
         WalletKey hot;
         WalletKey? cold = null;
@@ -193,20 +210,28 @@ internal static class RunCommands
                     ? _ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(chain))
                     : async ct => await SubstrateChainBackend.ConnectAsync(settings.Subtensor.BackendOptions(nodeEndpoint!), ct);
                 var actor = system.ActorOf(ChainActor.Props(backend, runtime.Subtensor, Random.Shared.NextDouble), "chain");
-                var server = new ServerOptions { AxonIp = settings.Axon.Ip, AxonPort = settings.Axon.Port, Model = settings.Model, Axon = settings.Axon, StatePath = state };
+                var server = new ServerOptions
+                {
+                    AxonIp = settings.Axon.Ip, AxonPort = settings.Axon.Port, Model = settings.Model, Axon = settings.Axon, StatePath = state,
+                    Handlers = extras.BadKind is { } kind ? Bittensor.Neurons.Demo.Adversaries.Create(kind, 1024, unchecked((int)(settings.Model.Seed + 1000))) : null,
+                };
                 // The server's axon takes its callers' stakes from the role's metagraph (see ServerNeuron).
                 var validator = settings.Validator;
                 Func<string> status;
+                var where = "";
                 switch (role)
                 {
                     case "server":
                         var s = await ServerNeuron.StartAsync(system, actor, netuid, keys, server, stop.Token);
                         neuron = s;
+                        where = $" at {s.Ip}:{s.Port}";
                         status = () => string.Create(CultureInfo.InvariantCulture, $"server uid {s.Uid} serving at {s.Ip}:{s.Port}, block {blocks.Value}");
                         break;
                     case "validator":
                         var v = await ValidatorNeuron.StartAsync(system, actor, netuid, keys, validator, stop.Token);
                         neuron = v;
+                        if (extras.ReportBatches)
+                            v.Pipeline.RoundCompleted += _ => output.WriteLine(Bittensor.Neurons.Demo.DemoValidatorReport.Of(v).ToLine());
                         status = () =>
                         {
                             var m = v.Pipeline.Metrics.Snapshot();
@@ -216,10 +241,11 @@ internal static class RunCommands
                     default:
                         var mi = await MinerNeuron.StartAsync(system, actor, netuid, keys, server, validator, stop.Token);
                         neuron = mi;
+                        where = $" at {mi.Server.Ip}:{mi.Server.Port}";
                         status = () => string.Create(CultureInfo.InvariantCulture, $"miner uid {mi.Server.Uid} at {mi.Server.Ip}:{mi.Server.Port}, block {blocks.Value}, distillation loss {mi.LastDistillLoss:F5}");
                         break;
                 }
-                await output.WriteLineAsync($"{role} running on subnet {netuid} as {keys.HotkeySs58} (state in {state}); Ctrl-C stops it");
+                await output.WriteLineAsync($"{role} running on subnet {netuid} as {keys.HotkeySs58}{where} (state in {state}); Ctrl-C stops it");
                 using var timer = new PeriodicTimer(TimeSpan.FromSeconds(10));
                 while (true)
                 {

@@ -1,18 +1,21 @@
-using Bittensor.Chain.Local;
-
 namespace Bittensor.Neurons.Demo;
 
 /// <summary>
-/// Produces localnet blocks for an in-process network. With a block time, a block follows the clock; with none, a
+/// Produces the demo's blocks: a localnet's in-process, a node's over JSON-RPC (<c>dev_newBlock</c>) with
+/// <c>demo --processes</c>; <c>produce</c> makes one block and answers its number. With a block time, a block follows the clock; with none, a
 /// block is produced when there is something to include (a call was submitted) or to train on (a batch completed),
 /// so tests drive the chain by events, never by sleeping. Once <see cref="Lockstep"/> is on, each block also waits
 /// for <c>stepsPerBlock</c> validator batches, so every epoch sees the same training however busy the machine is;
 /// a stalled pipeline cannot stop the chain: after <c>stallTimeout</c> the block is produced anyway.
 /// </summary>
-internal sealed class BlockDriver(Localnet chain, TimeSpan blockTime, int stepsPerBlock, TimeSpan stallTimeout)
+internal sealed class BlockDriver(Func<CancellationToken, Task<ulong>> produce, TimeSpan blockTime, int stepsPerBlock, TimeSpan stallTimeout)
 {
     private readonly SemaphoreSlim _work = new(0, int.MaxValue);
     private readonly SemaphoreSlim _batches = new(0, int.MaxValue);
+
+    /// <summary>A driver of an in-process localnet's blocks.</summary>
+    public static BlockDriver Of(Bittensor.Chain.Local.Localnet chain, TimeSpan blockTime, int stepsPerBlock, TimeSpan stallTimeout) =>
+        new(async ct => (await chain.ProduceBlockAsync(ct)).Number, blockTime, stepsPerBlock, stallTimeout);
 
     /// <summary>True once blocks wait for validator batches.</summary>
     public volatile bool Lockstep;
@@ -37,8 +40,8 @@ internal sealed class BlockDriver(Localnet chain, TimeSpan blockTime, int stepsP
             if (Lockstep)
                 for (var i = 0; i < stepsPerBlock; i++)
                     if (!await _batches.WaitAsync(stallTimeout, cancellationToken)) break;
-            var block = await chain.ProduceBlockAsync(cancellationToken);
-            if (!await onBlock(block.Number)) return;
+            var block = await produce(cancellationToken);
+            if (!await onBlock(block)) return;
         }
     }
 }

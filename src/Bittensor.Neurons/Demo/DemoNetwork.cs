@@ -32,30 +32,14 @@ public static class DemoNetwork
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         var started = Stopwatch.GetTimestamp();
-        var ownsFolder = options.Folder is null;
-        var folder = options.Folder ?? Directory.CreateTempSubdirectory("bittensor-demo-").FullName;
-        Directory.CreateDirectory(folder);
-        var people = DemoPeople.Create(folder, options);
-        try
+        return await WithFolderAsync(options, async (folder, people) =>
         {
-            // Demo-only relaxations, so a handful of neurons can join and act within a few blocks: registrations,
-            // serving and weights are not rate limited, and one validator permit goes to the best-staked neuron.
-            var hyper = SubnetHyperparameters.Default with
-            {
-                Tempo = options.Tempo,
-                MaxRegistrationsPerBlock = 64,
-                TargetRegistrationsPerInterval = 64,
-                ServingRateLimit = 0,
-                WeightsRateLimit = 0,
-                MaxAllowedValidators = 1,
-            };
-            var genesis = people.All.ToDictionary(p => p.ColdkeyAccount, _ => Balance.FromTao(10_000m));
             await using var localnet = Localnet.Open(new LocalnetOptions
             {
                 Name = "demo",
                 Path = Path.Combine(folder, "localnet"),
-                SubnetDefaults = hyper,
-                GenesisBalances = genesis,
+                SubnetDefaults = Hyperparameters(options),
+                GenesisBalances = GenesisBalances(people),
             });
             // The demo's actor system runs with the caller's configuration (btcli demo --config and flags), so every other
             // bittensor.* section (axon, dendrite, validator, metagraph, …) applies to the demo's neurons as it would to btcli run.
@@ -69,6 +53,36 @@ public static class DemoNetwork
             {
                 await system.Terminate();
             }
+        });
+    }
+
+    /// <summary>
+    /// Demo-only relaxations, so a handful of neurons can join and act within a few blocks: registrations, serving and
+    /// weights are not rate limited, and one validator permit goes to the best-staked neuron.
+    /// </summary>
+    internal static SubnetHyperparameters Hyperparameters(DemoOptions options) => SubnetHyperparameters.Default with
+    {
+        Tempo = options.Tempo,
+        MaxRegistrationsPerBlock = 64,
+        TargetRegistrationsPerInterval = 64,
+        ServingRateLimit = 0,
+        WeightsRateLimit = 0,
+        MaxAllowedValidators = 1,
+    };
+
+    /// <summary>Every participant's coldkey starts with 10 000 TAO.</summary>
+    internal static Dictionary<AccountId, Balance> GenesisBalances(DemoPeople people) => people.All.ToDictionary(p => p.ColdkeyAccount, _ => Balance.FromTao(10_000m));
+
+    /// <summary>Creates a temporary folder (or uses <see cref="DemoOptions.Folder"/>) with the demo's wallets; deletes a temporary one afterwards.</summary>
+    internal static async Task<T> WithFolderAsync<T>(DemoOptions options, Func<string, DemoPeople, Task<T>> run)
+    {
+        var ownsFolder = options.Folder is null;
+        var folder = options.Folder ?? Directory.CreateTempSubdirectory("bittensor-demo-").FullName;
+        Directory.CreateDirectory(folder);
+        var people = DemoPeople.Create(folder, options);
+        try
+        {
+            return await run(folder, people);
         }
         finally
         {
@@ -90,10 +104,10 @@ public static class DemoNetwork
         Action<DemoProgress>? progress, Action<int, IReadOnlyList<DemoNeuron>>? epoch, CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var driver = new BlockDriver(localnet, options.BlockTime, options.StepsPerBlock, TimeSpan.FromSeconds(30));
+        var driver = BlockDriver.Of(localnet, options.BlockTime, options.StepsPerBlock, StallTimeout);
         var chain = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(localnet, driver.Submitted)),
             BittensorRuntime.Get(system).Subtensor, Random.Shared.NextDouble), "chain");
-        var state = new DemoState(options) { People = people };
+        var state = new DemoState(options, people);
         system.ActorOf(EventForwarder<WeightsAttempt>.Props(a => state.LastWeights =
             a.Success ? $"set at block {a.Block} on {a.Uids.Count} peers" : $"not set at block {a.Block}: {a.Outcome}"), "weights-events");
         var blocks = Task.Run(() => driver.RunAsync(b => OnBlockAsync(localnet, state, b, progress, epoch, stop.Token), stop.Token), CancellationToken.None);
@@ -115,17 +129,17 @@ public static class DemoNetwork
             var subnets = await localnet.GetSubnetsAsync(stop.Token);
             var netuid = subnets.Where(s => s.Owner == owner.ColdkeyAccount).Select(s => s.Netuid).Max();
             state.Netuid = netuid;
-            var address = 2;
+            var index = 0;
             foreach (var p in people.Servers.Concat(people.BadServers))
             {
                 state.Phase = $"registering and serving {p.Name}";
-                var bad = p.Role == "bad_server";
+                var server = ServerSetup.Of(options, p, index++);
                 var serverOptions = new ServerOptions
                 {
-                    AxonIp = $"127.0.0.{address++}",
-                    Model = options.ServerModel with { Seed = options.Seed + address },
+                    AxonIp = server.Ip,
+                    Model = options.ServerModel with { Seed = server.ModelSeed },
                     // A useless or hostile server (the adversary zoo): whatever the input, it answers its kind; it ignores gradients.
-                    Handlers = bad ? Adversaries.Create(p.Kind!, 1024, options.Seed + 1000 + address) : null,
+                    Handlers = p.Kind is { } kind ? Adversaries.Create(kind, 1024, server.BadSeed) : null,
                     // Each server's nonce store lives in the demo's own folder (deleted with it when temporary).
                     StatePath = Path.Combine(folder, "neurons", p.Name),
                 };
@@ -138,35 +152,21 @@ public static class DemoNetwork
                 Pipeline = options.Pipeline with { Seed = options.Seed },
                 Nucleus = options.Nucleus with { Seed = options.Seed },
                 Corpus = options.Corpus,
-                Stake = Balance.FromTao(100m),
+                Stake = ValidatorStake,
             }, stop.Token);
             validator.Pipeline.RoundCompleted += _ =>
             {
                 driver.BatchDone();
                 state.FirstBatch.TrySetResult();
             };
-            state.Validator = validator;
-            state.Pipeline = validator.Pipeline;
+            var running = validator;
+            state.Validator = () => DemoValidatorReport.Of(running);
             state.Phase = "waiting for the validator's first batch";
-            // Epochs count from the validator's first completed batch: before it, the metagraph may not list the servers
-            // yet and the nucleus is still being built, and blocks follow the clock alone.
-            await state.FirstBatch.Task.WaitAsync(stop.Token);
-            state.Phase = "running";
-            state.ValidatorStarted = true;
-            driver.Lockstep = options.StepsPerBlock > 0;
-            await state.Finished.Task.WaitAsync(stop.Token);
-
-            var neurons = await localnet.GetNeuronsAsync(netuid, stop.Token);
-            var table = Table(neurons, people, validator);
-            var v = neurons.First(n => n.Hotkey == people.Validator.HotkeyAccount);
-            var weights = v.Weights.Select(w => (w.Uid, w.Value)).ToArray();
-            var (worked, verdict) = Judge(table);
+            await RunEpochsAsync(state, driver, stop.Token);
+            var result = await ResultAsync(localnet, state, started, stop.Token);
             if (validator.Pipeline.LastError is { } error)
-                verdict += $" ({validator.Pipeline.DroppedBatches} batches dropped; last error: {error})";
-            var snapshot = validator.Pipeline.Metrics.Snapshot();
-            var wall = Stopwatch.GetElapsedTime(started).TotalSeconds;
-            return new DemoResult(table, weights, worked, verdict, wall, wall > 0 ? snapshot.Queries / wall : 0, snapshot.Queries, snapshot.Batches,
-                state.Block, netuid, snapshot.HeldOutLoss, [.. state.Incentives]);
+                result = result with { Verdict = result.Verdict + $" ({validator.Pipeline.DroppedBatches} batches dropped; last error: {error})" };
+            return result;
         }
         catch (OperationCanceledException) when (Volatile.Read(ref modelFailure) is { } failure && !cancellationToken.IsCancellationRequested)
         {
@@ -187,7 +187,59 @@ public static class DemoNetwork
         }
     }
 
-    private static async Task<bool> OnBlockAsync(Localnet localnet, DemoState state, ulong block, Action<DemoProgress>? progress,
+    /// <summary>A stalled pipeline cannot stop the chain: a block goes out after this long regardless.</summary>
+    internal static readonly TimeSpan StallTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>What the validator stakes on its hotkey at start.</summary>
+    internal static readonly Balance ValidatorStake = Balance.FromTao(100m);
+
+    /// <summary>How the <paramref name="index"/>-th server (useful ones first, then the bad ones) is set up, in-process or as a process.</summary>
+    /// <param name="Ip">Its own loopback address (127.0.0.2, 127.0.0.3, …: subtensor refuses 127.0.0.1).</param>
+    /// <param name="ModelSeed">Seed of its model.</param>
+    /// <param name="BadSeed">Seed of its adversary's answers (bad servers).</param>
+    internal sealed record ServerSetup(string Ip, long ModelSeed, int BadSeed)
+    {
+        public static ServerSetup Of(DemoOptions options, DemoPerson person, int index)
+        {
+            // Kept as the demo has always numbered them: the address counter is 2 + index, and the seeds use it once incremented.
+            var address = index + 3;
+            return new ServerSetup($"127.0.0.{index + 2}", options.Seed + address, options.Seed + 1000 + address);
+        }
+    }
+
+    /// <summary>
+    /// Waits for the validator's first batch, then runs the epochs (lockstep blocks) until the last one. Epochs count from
+    /// the validator's first completed batch: before it, the metagraph may not list the servers yet and the nucleus is
+    /// still being built, and blocks follow the clock alone.
+    /// </summary>
+    internal static async Task RunEpochsAsync(DemoState state, BlockDriver driver, CancellationToken cancellationToken)
+    {
+        await state.FirstBatch.Task.WaitAsync(cancellationToken);
+        state.Phase = "running";
+        state.ValidatorStarted = true;
+        driver.Lockstep = state.Options.StepsPerBlock > 0;
+        await state.Finished.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>The table after the last epoch, the validator's weights on chain and the verdict.</summary>
+    internal static async Task<DemoResult> ResultAsync(IChainBackend chain, DemoState state, long started, CancellationToken cancellationToken)
+    {
+        var netuid = state.Netuid!.Value;
+        var neurons = await chain.GetNeuronsAsync(netuid, cancellationToken);
+        var report = state.Validator?.Invoke();
+        var table = Table(neurons, state.People, report);
+        var v = neurons.First(n => n.Hotkey == state.People.Validator.HotkeyAccount);
+        var weights = v.Weights.Select(w => (w.Uid, w.Value)).ToArray();
+        var (worked, verdict) = Judge(table);
+        var metrics = report?.Metrics;
+        var wall = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var queries = metrics?.Queries ?? 0;
+        return new DemoResult(table, weights, worked, verdict, wall, wall > 0 ? queries / wall : 0, queries, metrics?.Batches ?? 0,
+            state.Block, netuid, metrics?.HeldOutLoss ?? double.NaN, [.. state.Incentives]);
+    }
+
+    /// <summary>After every block: counts epochs from the validator's first batch, shows each epoch's table, reports progress; false after the last epoch.</summary>
+    internal static async Task<bool> OnBlockAsync(IChainBackend chain, DemoState state, ulong block, Action<DemoProgress>? progress,
         Action<int, IReadOnlyList<DemoNeuron>>? epoch, CancellationToken cancellationToken)
     {
         var options = state.Options;
@@ -197,9 +249,9 @@ public static class DemoNetwork
         if (until == 0 && state.ValidatorStarted && state.Netuid is { } n)
         {
             state.EpochsDone++;
-            var neurons = await localnet.GetNeuronsAsync(n, cancellationToken);
+            var neurons = await chain.GetNeuronsAsync(n, cancellationToken);
             state.Incentives.Add(neurons.ToDictionary(x => x.Uid, x => NeuronInfo.Fraction(x.Incentive)));
-            epoch?.Invoke(state.EpochsDone, Table(neurons, state.People!, state.Validator));
+            epoch?.Invoke(state.EpochsDone, Table(neurons, state.People, state.Validator?.Invoke()));
             if (state.EpochsDone >= options.Epochs)
             {
                 state.Finished.TrySetResult();
@@ -210,12 +262,11 @@ public static class DemoNetwork
         return more;
     }
 
-    internal static IReadOnlyList<DemoNeuron> Table(IReadOnlyList<NeuronInfo> neurons, DemoPeople people, ValidatorNeuron? validator)
+    internal static IReadOnlyList<DemoNeuron> Table(IReadOnlyList<NeuronInfo> neurons, DemoPeople people, DemoValidatorReport? validator)
     {
-        var scores = validator?.Pipeline.Scores.Snapshot().ToDictionary(s => s.Uid, s => s.Score) ?? [];
-        var metrics = validator?.Pipeline.Metrics.Snapshot();
-        var refusals = metrics?.Refusals ?? new Dictionary<ushort, IReadOnlyDictionary<string, long>>();
-        var joined = metrics?.Joined ?? new Dictionary<ushort, long>();
+        var scores = validator?.Scores ?? new Dictionary<ushort, double>();
+        var refusals = validator?.Metrics.Refusals ?? new Dictionary<ushort, IReadOnlyDictionary<string, long>>();
+        var joined = validator?.Metrics.Joined ?? new Dictionary<ushort, long>();
         return neurons.Select(n => new DemoNeuron(n.Uid, n.Hotkey.ToSs58(), people.RoleOf(n.Hotkey), (double)n.Stake.Tao,
             NeuronInfo.Fraction(n.Incentive), NeuronInfo.Fraction(n.Dividends), (double)n.Emission.Tao,
             scores.TryGetValue(n.Uid, out var s) ? s : double.NaN, people.KindOf(n.Hotkey),
@@ -243,24 +294,26 @@ public static class DemoNetwork
     }
 
     /// <summary>Shared between the block loop and the setup; written by one side, read by the other.</summary>
-    private sealed class DemoState(DemoOptions options)
+    internal sealed class DemoState(DemoOptions options, DemoPeople people)
     {
         public DemoOptions Options { get; } = options;
+        public DemoPeople People { get; } = people;
         public volatile string Phase = "starting";
         public volatile string? LastWeights;
         public volatile bool ValidatorStarted;
         public ushort? Netuid;
         public ulong Block;
         public int EpochsDone;
-        public Pipelines.ValidationPipeline? Pipeline;
-        public DemoPeople? People;
-        public ValidatorNeuron? Validator;
+
+        /// <summary>The validator's latest report (null before it runs).</summary>
+        public volatile Func<DemoValidatorReport?>? Validator;
+
         public List<IReadOnlyDictionary<ushort, double>> Incentives { get; } = [];
         public TaskCompletionSource Finished { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public TaskCompletionSource FirstBatch { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public DemoProgress Progress(ulong until) =>
-            new(Block, until, EpochsDone, Options.Epochs, Phase, Pipeline?.Metrics.Snapshot(), LastWeights);
+            new(Block, until, EpochsDone, Options.Epochs, Phase, Validator?.Invoke()?.Metrics, LastWeights);
     }
 }

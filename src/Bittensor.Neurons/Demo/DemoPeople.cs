@@ -29,6 +29,10 @@ internal sealed class DemoPerson : IDisposable
     public NeuronKeys Coldkey { get; }
 
     public AccountId ColdkeyAccount => new(_cold.PublicKey.Span);
+
+    /// <summary>A call signed by this participant's coldkey (the demo prepares its chain's genesis this way).</summary>
+    public Bittensor.Chain.SignedCall SignWithColdkey(Bittensor.Core.Domain.ChainCall call, uint nonce, Bittensor.Chain.ChainIdentity chain) =>
+        Bittensor.Chain.CallSigner.Sign(call, _cold, nonce, chain);
     public AccountId HotkeyAccount => new(_hot.PublicKey.Span);
 
     public void Dispose()

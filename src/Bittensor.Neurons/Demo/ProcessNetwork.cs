@@ -1,0 +1,317 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Akka.Configuration;
+using Bittensor.Actors;
+using Bittensor.Actors.Chain;
+using Bittensor.Chain;
+using Bittensor.Chain.Local;
+using Bittensor.Chain.Rpc;
+using Bittensor.Core.Domain;
+using Bittensor.Neurons.Roles;
+
+namespace Bittensor.Neurons.Demo;
+
+/// <summary>How <c>btcli demo --processes</c> starts its children and what it reports about them.</summary>
+public sealed record ProcessDemoOptions
+{
+    /// <summary>How to start btcli (normally <see cref="BtcliCommand.Self"/>).</summary>
+    public required BtcliCommand Btcli { get; init; }
+
+    /// <summary>
+    /// The text of the user's <c>--config</c> file, if any: every child reads it (so its <c>bittensor.*</c> sections
+    /// apply to each role as in the in-process demo), under the demo's own keys (server model, pipeline, seeds).
+    /// </summary>
+    public string? ConfigText { get; init; }
+
+    /// <summary>Where a line per child goes as it starts and stops (name, pid, address); null: nowhere.</summary>
+    public TextWriter? Log { get; init; }
+
+    /// <summary>How long a child may take to stop after its standard input closes before it is killed.</summary>
+    public TimeSpan StopGrace { get; init; } = TimeSpan.FromSeconds(20);
+}
+
+/// <summary>
+/// The demo as a real network on one machine (<c>btcli demo --processes</c>, issue 10 part C): the localnet served as
+/// a node (<c>btcli localnet run --rpc.port 0 --manual_seal</c>), each server (<c>btcli run server</c>) and the
+/// validator (<c>btcli run validator</c>) as OS processes on loopback, talking to the node over JSON-RPC and to each
+/// other over gRPC. This process orchestrates: it writes the wallets and the chain's genesis (funded coldkeys, the
+/// demo subnet with its relaxed hyperparameters), starts the children (each binds port 0 and prints what it got),
+/// produces the blocks (<c>dev_newBlock</c>, in lockstep with the validator's batches as in-process), reads incentive
+/// from the node every epoch, and judges the market with the same rule. Children stop when the demo ends, is
+/// cancelled, or this process dies (their standard input closes).
+/// </summary>
+public static class ProcessNetwork
+{
+    /// <summary>Runs the demo as processes; the callbacks and the result are those of <see cref="DemoNetwork.RunAsync(DemoOptions, Action{DemoProgress}?, Action{int, IReadOnlyList{DemoNeuron}}?, CancellationToken)"/>.</summary>
+    /// <exception cref="NeuronException">A child failed (exited early); the message names it and quotes its last lines.</exception>
+    public static async Task<DemoResult> RunAsync(DemoOptions options, ProcessDemoOptions processes, Action<DemoProgress>? progress = null,
+        Action<int, IReadOnlyList<DemoNeuron>>? epoch = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(processes);
+        options.Validate();
+        var started = Stopwatch.GetTimestamp();
+        return await DemoNetwork.WithFolderAsync(options, async (folder, people) =>
+        {
+            var state = new DemoNetwork.DemoState(options, people) { Phase = "writing the chain's genesis" };
+            progress?.Invoke(state.Progress(ulong.MaxValue));
+            var localnetPath = Path.Combine(folder, "localnet");
+            state.Netuid = await GenesisAsync(options, people, localnetPath, cancellationToken);
+            var children = new List<DemoChild>();
+            try
+            {
+                return await RunAsync(options, processes, folder, people, state, localnetPath, children, started, progress, epoch, cancellationToken);
+            }
+            finally
+            {
+                // Roles first (they may still talk to the node as they stop), then the node.
+                await Task.WhenAll(children.Where(c => c.Name != "node").Select(c => StopAsync(c, processes)));
+                await Task.WhenAll(children.Where(c => c.Name == "node").Select(c => StopAsync(c, processes)));
+            }
+        });
+    }
+
+    private static async Task StopAsync(DemoChild child, ProcessDemoOptions processes)
+    {
+        await child.StopAsync(processes.StopGrace);
+        processes.Log?.WriteLine($"demo: {child} stopped (exit code {await child.Exited})");
+    }
+
+    /// <summary>
+    /// The chain's genesis, written in this process before the node starts: every participant's coldkey funded and the
+    /// demo subnet created by its owner with the demo's hyperparameters (a node has no call to relax them afterwards).
+    /// </summary>
+    private static async Task<ushort> GenesisAsync(DemoOptions options, DemoPeople people, string path, CancellationToken cancellationToken)
+    {
+        await using var localnet = Localnet.Open(new LocalnetOptions
+        {
+            Name = "demo",
+            Path = path,
+            SubnetDefaults = DemoNetwork.Hyperparameters(options),
+            GenesisBalances = DemoNetwork.GenesisBalances(people),
+        });
+        var owner = people.Owner;
+        var call = owner.SignWithColdkey(new RegisterNetwork(), await localnet.GetNonceAsync(owner.ColdkeyAccount, cancellationToken),
+            await localnet.GetIdentityAsync(cancellationToken));
+        var submitted = localnet.SubmitAsync(call, cancellationToken);
+        await localnet.ProduceBlockAsync(cancellationToken);
+        var result = await submitted;
+        if (!result.IsSuccess) throw new NeuronException($"creating the demo subnet failed: {result}");
+        return (await localnet.GetSubnetsAsync(cancellationToken)).Where(s => s.Owner == owner.ColdkeyAccount).Select(s => s.Netuid).Max();
+    }
+
+    private static async Task<DemoResult> RunAsync(DemoOptions options, ProcessDemoOptions processes, string folder, DemoPeople people,
+        DemoNetwork.DemoState state, string localnetPath, List<DemoChild> children, long started, Action<DemoProgress>? progress,
+        Action<int, IReadOnlyList<DemoNeuron>>? epoch, CancellationToken cancellationToken)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        // A child that exits while the demo needs it ends the demo with its last lines.
+        Exception? childFailure = null;
+        DemoChild Start(string name, IEnumerable<string> args)
+        {
+            var child = DemoChild.Start(processes.Btcli, name, args, folder);
+            children.Add(child);
+            _ = child.Exited.ContinueWith(t =>
+            {
+                if (stop.IsCancellationRequested) return;
+                Interlocked.CompareExchange(ref childFailure, new DemoChildExitedException(child, t.Result), null);
+                stop.Cancel();
+            }, TaskScheduler.Default);
+            return child;
+        }
+        async Task<string> LineOf(DemoChild child, string prefix)
+        {
+            try
+            {
+                return await child.Line(prefix).WaitAsync(stop.Token);
+            }
+            catch (DemoChildExitedException e)
+            {
+                Interlocked.CompareExchange(ref childFailure, e, null);
+                throw new OperationCanceledException(e.Message, e, stop.Token);
+            }
+        }
+
+        var netuid = state.Netuid!.Value;
+        var configs = Directory.CreateDirectory(Path.Combine(folder, "config")).FullName;
+        var config = options.Config ?? ConfigurationFactory.ParseString(DemoOptions.OwnDefaults).WithFallback(BittensorRuntime.ReferenceConfig);
+        try
+        {
+            state.Phase = "starting the node";
+            progress?.Invoke(state.Progress(ulong.MaxValue));
+            var node = Start("node", ["localnet", "run", "--localnet.path", localnetPath, "--localnet.name", "demo", "--rpc.port", "0", "--manual_seal"]);
+            var endpoint = (await LineOf(node, "rpc: ")).Split(' ')[1];
+            processes.Log?.WriteLine($"demo: {node} serves {endpoint}");
+            var subtensor = SubtensorSettings.Create(BittensorRuntime.Section(config, SubtensorSettings.SectionPath));
+            await using var chain = await SubstrateChainBackend.ConnectAsync(subtensor.BackendOptions(endpoint), stop.Token);
+
+            // Blocks: this process is the node's only producer (manual seal).
+            var blockProduced = new SemaphoreSlim(0, int.MaxValue);
+            var driver = new BlockDriver(async ct =>
+            {
+                var hash = await chain.Client.RequestAsync("dev_newBlock", [new Dictionary<string, object?> { ["count"] = 1 }], null, ct);
+                var header = await chain.Client.RequestAsync("chain_getHeader", [hash.GetString()], null, ct);
+                blockProduced.Release();
+                return ulong.Parse(header.GetProperty("number").GetString()!.AsSpan(2), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+            }, options.BlockTime, options.StepsPerBlock, DemoNetwork.StallTimeout);
+            var blocks = Task.Run(() => driver.RunAsync(b => DemoNetwork.OnBlockAsync(chain, state, b, progress, epoch, stop.Token), stop.Token), CancellationToken.None);
+            // Event-driven blocks (--block_time 0): a block whenever the node's pool holds a call. The pool has no
+            // subscription, so it is looked at every 20 ms until a block has taken what it held.
+            var watching = options.BlockTime == TimeSpan.Zero ? Task.Run(() => WatchPoolAsync(chain, driver, blockProduced, stop.Token), CancellationToken.None) : Task.CompletedTask;
+            try
+            {
+                string[] overWire = ["--netuid", netuid.ToString(CultureInfo.InvariantCulture), "--subtensor.chain_endpoint", endpoint, "--wallet.path", Path.Combine(folder, "wallets"),
+                    "--wallet.hotkey", "default"];
+                state.Phase = "starting the servers";
+                var servers = new List<(DemoChild Child, Task<string> Running)>();
+                var index = 0;
+                foreach (var p in people.Servers.Concat(people.BadServers))
+                {
+                    var setup = DemoNetwork.ServerSetup.Of(options, p, index++);
+                    var file = Path.Combine(configs, p.Name + ".conf");
+                    await File.WriteAllTextAsync(file, ChildConfig(config, processes.ConfigText,
+                        Render(config, $"{DemoOptions.SectionPath}.server_model", "bittensor.model") +
+                        string.Create(CultureInfo.InvariantCulture, $"bittensor.model.seed = {setup.ModelSeed}\n")), stop.Token);
+                    string[] bad = p.Kind is { } kind ? ["--bad_kind", kind] : [];
+                    var child = Start(p.Name, ["run", "server", .. overWire, "--wallet.name", p.Name, "--axon.ip", setup.Ip, "--axon.port", "0",
+                        "--neuron.full_path", Path.Combine(folder, "neurons", p.Name), "--config", file, .. bad]);
+                    servers.Add((child, LineOf(child, "server running on subnet ")));
+                }
+                foreach (var (child, running) in servers)
+                {
+                    var line = await running;
+                    processes.Log?.WriteLine($"demo: {child} {line[..line.IndexOf(" (state in", StringComparison.Ordinal)]}");
+                }
+
+                state.Phase = "registering and staking the validator";
+                var validatorFile = Path.Combine(configs, "validator.conf");
+                await File.WriteAllTextAsync(validatorFile, ChildConfig(config, processes.ConfigText,
+                    Render(config, $"{DemoOptions.SectionPath}.pipeline", "bittensor.validator.pipeline") + string.Create(CultureInfo.InvariantCulture,
+                        $"bittensor.validator.pipeline.seed = {options.Seed}\nbittensor.validator.nucleus.seed = {options.Seed}\n")), stop.Token);
+                var validator = Start("validator", ["run", "validator", .. overWire, "--wallet.name", people.Validator.Name,
+                    "--stake", DemoNetwork.ValidatorStake.Tao.ToString(CultureInfo.InvariantCulture), "--neuron.full_path", Path.Combine(folder, "neurons", "validator"),
+                    "--config", validatorFile, "--report_batches"]);
+                DemoValidatorReport? latest = null;
+                validator.Lines += line =>
+                {
+                    DemoValidatorReport? report;
+                    try
+                    {
+                        report = DemoValidatorReport.TryParse(line);
+                    }
+                    catch (FormatException e)
+                    {
+                        processes.Log?.WriteLine($"demo: {validator}: {e.Message}");
+                        return;
+                    }
+                    if (report is null) return;
+                    Volatile.Write(ref latest, report);
+                    driver.BatchDone();
+                    state.FirstBatch.TrySetResult();
+                };
+                state.Validator = () => Volatile.Read(ref latest);
+                var validatorLine = await LineOf(validator, "validator running on subnet ");
+                processes.Log?.WriteLine($"demo: {validator} {validatorLine[..validatorLine.IndexOf(" (state in", StringComparison.Ordinal)]}");
+                state.Phase = "waiting for the validator's first batch";
+                var epochs = DemoNetwork.RunEpochsAsync(state, driver, stop.Token);
+                // The validator may also stop without exiting; its exit is watched above.
+                await epochs;
+                return await DemoNetwork.ResultAsync(chain, state, started, stop.Token);
+            }
+            finally
+            {
+                await stop.CancelAsync();
+                foreach (var task in new[] { blocks, watching })
+                {
+                    try
+                    {
+                        await task;
+                    }
+                    catch (OperationCanceledException)
+                    {
+                    }
+                    catch (Exception e) when (e is ChainUnavailableException or JsonRpcException)
+                    {
+                        // The node went away with the demo already failing; that failure is reported.
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (Volatile.Read(ref childFailure) is { } failure && !cancellationToken.IsCancellationRequested)
+        {
+            throw new NeuronException(failure.Message);
+        }
+    }
+
+    /// <summary>Until cancelled: whenever the node's pool holds a call, asks for a block and waits until one is produced.</summary>
+    private static async Task WatchPoolAsync(SubstrateChainBackend chain, BlockDriver driver, SemaphoreSlim blockProduced, CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var pool = await chain.Client.RequestAsync("author_pendingExtrinsics", [], null, cancellationToken);
+            if (pool.ValueKind == JsonValueKind.Array && pool.GetArrayLength() > 0)
+            {
+                while (blockProduced.CurrentCount > 0) await blockProduced.WaitAsync(cancellationToken);
+                driver.Submitted();
+                await blockProduced.WaitAsync(cancellationToken);
+            }
+            else
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(20), cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A child's configuration file: the demo's own defaults, then the user's file (it wins over them, as in-process),
+    /// then the demo's sections rendered for the role (<paramref name="role"/>).
+    /// </summary>
+    internal static string ChildConfig(Config config, string? userText, string role)
+    {
+        var text = new StringBuilder();
+        text.AppendLine("# written by btcli demo --processes for one of its children");
+        text.AppendLine(DemoOptions.OwnDefaults);
+        if (!string.IsNullOrWhiteSpace(userText)) text.AppendLine(userText);
+        // The demo's flags (--seed, …) are already in the values below; the logging level of the demo goes to every child.
+        foreach (var key in new[] { "akka.loglevel", "akka.stdout-loglevel" })
+            if (config.HasPath(key)) text.AppendLine(string.Create(CultureInfo.InvariantCulture, $"{key} = {JsonSerializer.Serialize(config.GetString(key))}"));
+        text.Append(role);
+        return text.ToString();
+    }
+
+    /// <summary>
+    /// Every value under <paramref name="path"/> of <paramref name="config"/> (all layers merged) as HOCON lines under
+    /// <paramref name="target"/>, so a child reads <c>bittensor.demo.server_model</c> over its <c>bittensor.model</c> as
+    /// the in-process demo does.
+    /// </summary>
+    internal static string Render(Config config, string path, string target)
+    {
+        var text = new StringBuilder();
+        if (!config.HasPath(path)) return "";
+        foreach (var (key, value) in Leaves(config, path, ""))
+            text.AppendLine($"{target}.{key} = {Literal(value)}");
+        return text.ToString();
+    }
+
+    private static IEnumerable<(string Key, Akka.Configuration.Hocon.HoconValue Value)> Leaves(Config config, string path, string prefix)
+    {
+        var keys = config.GetConfig(path).AsEnumerable().Select(p => p.Key).Distinct(StringComparer.Ordinal).OrderBy(k => k, StringComparer.Ordinal).ToArray();
+        foreach (var key in keys)
+        {
+            var quoted = key.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-') ? key : JsonSerializer.Serialize(key);
+            var full = $"{path}.{quoted}";
+            var value = config.GetValue(full);
+            if (value is null || value.IsEmpty) continue;
+            if (value.IsObject())
+                foreach (var leaf in Leaves(config, full, $"{prefix}{quoted}."))
+                    yield return leaf;
+            else
+                yield return ($"{prefix}{quoted}", value);
+        }
+    }
+
+    private static string Literal(Akka.Configuration.Hocon.HoconValue value) =>
+        value.IsArray() ? "[" + string.Join(", ", value.GetArray().Select(Literal)) + "]" : JsonSerializer.Serialize(value.GetString());
+}
