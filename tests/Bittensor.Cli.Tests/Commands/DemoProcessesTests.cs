@@ -1,0 +1,169 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Bittensor.Cli.Tests.Shipped;
+
+namespace Bittensor.Cli.Tests.Commands;
+
+/// <summary>
+/// <c>btcli demo --processes</c> (issue 10 part C) as a real process: it starts the node, the servers and the
+/// validator as its own children (real TorchSharp models, JSON-RPC and gRPC on loopback, port 0), and no child may
+/// outlive it — neither when it ends nor when it is killed with kill -9. Each test gets its own folder, which is
+/// also the orchestrator's TMPDIR and HOME, so every child's command line names it: a survivor is any process
+/// whose command line holds that folder.
+/// </summary>
+public sealed partial class DemoProcessesTests : IDisposable
+{
+    private static readonly TimeSpan Guard = TimeSpan.FromMinutes(8); // hang guard for a loaded 2-core machine, not a speed claim
+    private readonly string _dir = Directory.CreateTempSubdirectory("bt-demo-procs-").FullName;
+
+    private static string BtcliDll => typeof(DemoProcessesTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .Single(a => a.Key == "BtcliDll").Value!;
+
+    [GeneratedRegex(@"^demo: (\w+) \(pid (\d+)\)")]
+    private static partial Regex ChildLine();
+
+    public void Dispose()
+    {
+        foreach (var pid in Survivors()) KillQuietly(pid);
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    /// <summary>A small demo: one useful server, one NaN server, two epochs of tempo 6, event-driven blocks.</summary>
+    private string[] DemoArgs()
+    {
+        var config = Path.Combine(_dir, "demo.conf");
+        File.WriteAllText(config, "bittensor.demo { servers = 1, bad_kinds = \"nan\", epochs = 2, tempo = 6, block_time = 0s }");
+        return [BtcliDll, "demo", "--processes", "--json", "--config", config, "--seed", "3"];
+    }
+
+    private Dictionary<string, string?> Environment() => new()
+    {
+        ["TMPDIR"] = _dir, // the demo folder (wallets, chain, configs) lands here, so every child's arguments name it
+        ["HOME"] = _dir,
+    };
+
+    [Fact]
+    public async Task Demo_as_processes_ends_with_the_market_verdict_and_leaves_no_child_running()
+    {
+        var result = await CliProcess.RunAsync(CliProcess.Dotnet, DemoArgs(), _dir, Guard, Environment());
+        Assert.True(result.ExitCode == 0, result.ToString());
+        using var doc = JsonDocument.Parse(result.Stdout);
+        var root = doc.RootElement;
+        Assert.True(root.GetProperty("market_worked").GetBoolean(), result.ToString());
+        var neurons = root.GetProperty("neurons").EnumerateArray().ToArray();
+        Assert.Equal(new[] { "bad_server", "server", "validator" }, neurons.Select(n => n.GetProperty("role").GetString()).Order().ToArray());
+        var bad = neurons.Single(n => n.GetProperty("role").GetString() == "bad_server");
+        Assert.True(bad.GetProperty("refused").GetProperty("InvalidResponse").GetInt64() > 0, result.ToString()); // scored by the validator process
+        Assert.Equal(2, root.GetProperty("incentive_by_epoch").GetArrayLength());
+        Assert.True(root.GetProperty("batches").GetInt64() > 0);
+
+        // Every child was a process of its own, named with its pid, and stopped when the demo ended.
+        var lines = result.Stderr.Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
+        var names = lines.Select(l => ChildLine().Match(l)).Where(m => m.Success).Select(m => m.Groups[1].Value).ToHashSet();
+        Assert.Equal(new[] { "bad1", "node", "server1", "validator" }, names.Order().ToArray());
+        foreach (var name in names)
+            Assert.Contains(lines, l => l.StartsWith($"demo: {name} (pid ", StringComparison.Ordinal) && l.Contains(") stopped (exit code ", StringComparison.Ordinal));
+        Assert.Empty(Survivors());
+    }
+
+    [Fact]
+    public async Task Killing_the_demo_with_kill_9_stops_every_child_it_started()
+    {
+        using var cts = new CancellationTokenSource(Guard);
+        var info = new ProcessStartInfo(CliProcess.Dotnet)
+        {
+            WorkingDirectory = _dir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in DemoArgs()) info.ArgumentList.Add(a);
+        foreach (var (k, v) in Environment()) info.Environment[k] = v;
+        using var demo = new Process { StartInfo = info };
+        var stderr = new StringBuilder();
+        var validatorRunning = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        demo.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (stderr) stderr.AppendLine(e.Data);
+            // All four children are up once the validator says it runs (it starts after the servers).
+            if (e.Data.StartsWith("demo: validator (pid ", StringComparison.Ordinal)) validatorRunning.TrySetResult();
+        };
+        demo.OutputDataReceived += (_, _) => { };
+        demo.Start();
+        demo.BeginErrorReadLine();
+        demo.BeginOutputReadLine();
+        var exited = demo.WaitForExitAsync(cts.Token);
+        await Task.WhenAny(validatorRunning.Task, exited).WaitAsync(cts.Token);
+        string Err()
+        {
+            lock (stderr) return stderr.ToString();
+        }
+        Assert.True(validatorRunning.Task.IsCompleted, "the demo exited before its children were up: " + Err());
+        var pids = Err().Split('\n').Select(l => ChildLine().Match(l)).Where(m => m.Success)
+            .Select(m => int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)).Distinct().ToArray();
+        Assert.Equal(4, pids.Length);
+        Assert.All(pids, pid => Assert.True(Alive(pid), $"child {pid} is not running before the kill"));
+
+        demo.Kill(entireProcessTree: false); // SIGKILL to the orchestrator alone: no finally block runs in it
+        await exited;
+
+        // Each child sees its standard input close (the kernel closes the dead parent's end) and stops by itself.
+        while (pids.Any(Alive) || Survivors().Count > 0)
+        {
+            cts.Token.ThrowIfCancellationRequested(); // the guard: a child that outlives it fails the test
+            await Task.Delay(100, cts.Token); // polling /proc for the exits of processes that are not ours to wait on
+        }
+    }
+
+    /// <summary>True while the process exists and is not a zombie.</summary>
+    private static bool Alive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var state = stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
+            return state != "Z" && state != "X";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Live processes (not this one) whose command line names this test's folder.</summary>
+    private List<int> Survivors()
+    {
+        var found = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || pid == System.Environment.ProcessId) continue;
+            try
+            {
+                var cmdline = File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ');
+                if (cmdline.Contains(_dir, StringComparison.Ordinal) && Alive(pid)) found.Add(pid);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+        return found;
+    }
+
+    private static void KillQuietly(int pid)
+    {
+        try
+        {
+            using var p = Process.GetProcessById(pid);
+            p.Kill(entireProcessTree: true);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
+        {
+        }
+    }
+}
