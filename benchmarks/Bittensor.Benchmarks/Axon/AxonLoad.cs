@@ -24,6 +24,8 @@ namespace Bittensor.Benchmarks.Axon;
 /// <c>--unsigned</c> sends a zero signature and turns verification off on the in-process axon (benchmark anchor mode).
 /// <c>--presign N</c> signs N requests per level before the clock starts (spread over 256 keys), so the figure measures
 /// the axon and the transport rather than the load generator's own signing; a level then ends early when they run out.
+/// <c>--rate R</c> paces the callers to R calls per second in all (caller c's i-th call is due at (i·callers + c) / R s;
+/// a late caller catches up at once), i.e. an offered load instead of a closed loop (soak: benchmarks/soak.sh).
 /// </summary>
 internal static class AxonLoad
 {
@@ -37,6 +39,7 @@ internal static class AxonLoad
         var dim = int.Parse(opts.Get("network_dim", "1024"), CultureInfo.InvariantCulture);
         var channels = int.Parse(opts.Get("channels", "4"), CultureInfo.InvariantCulture);
         var presign = int.Parse(opts.Get("presign", "0"), CultureInfo.InvariantCulture);
+        var rate = double.Parse(opts.Get("rate", "0"), CultureInfo.InvariantCulture);
 
         ActorSystem? system = null;
         string host;
@@ -60,7 +63,7 @@ internal static class AxonLoad
         }
 
         Console.WriteLine($"# axon-load target={host}:{port} in-process={system is not null} signed={!unsigned} shape=[{string.Join(",", shape)}] " +
-            $"answer=[{shape[0]},{shape[1]},{dim}] seconds={seconds} channels={channels} presigned={presign} cores={Environment.ProcessorCount}");
+            $"answer=[{shape[0]},{shape[1]},{dim}] seconds={seconds} channels={channels} presigned={presign} rate={(rate > 0 ? rate.ToString(CultureInfo.InvariantCulture) : "closed-loop")} cores={Environment.ProcessorCount}");
         Console.WriteLine("| callers | req/s | p50 ms | p99 ms | ok | errors | calls |");
         Console.WriteLine("|---:|---:|---:|---:|---:|---|");
         var keys = Enumerable.Range(0, 256).Select(i => SecretUri.ToSr25519($"//bench/{i}")).ToArray();
@@ -71,7 +74,7 @@ internal static class AxonLoad
         try
         {
             foreach (var c in concurrency)
-                await RunLevel(c, seconds, unsigned, presign, keys, wireTensor, grpcChannels);
+                await RunLevel(c, seconds, unsigned, presign, rate, keys, wireTensor, grpcChannels);
         }
         finally
         {
@@ -81,7 +84,7 @@ internal static class AxonLoad
         return 0;
     }
 
-    private static async Task RunLevel(int callers, double seconds, bool unsigned, int presign, Sr25519KeyPair[] keys, Tensor tensor, GrpcChannel[] channels)
+    private static async Task RunLevel(int callers, double seconds, bool unsigned, int presign, double rate, Sr25519KeyPair[] keys, Tensor tensor, GrpcChannel[] channels)
     {
         Queue<(string Hotkey, Metadata Headers)>[]? presigned = null;
         if (presign > 0)
@@ -116,6 +119,12 @@ internal static class AxonLoad
             var i = 0;
             while (stop.Elapsed < deadline)
             {
+                if (rate > 0)
+                {
+                    var due = TimeSpan.FromSeconds(((double)i * callers + c) / rate) - stop.Elapsed;
+                    if (due > TimeSpan.Zero) await Task.Delay(due);
+                    if (stop.Elapsed >= deadline) break;
+                }
                 var k = i++ % auth.Length;
                 var t0 = Stopwatch.GetTimestamp();
                 string hotkey;

@@ -116,6 +116,9 @@ internal sealed class AxonService : IBittensorService
         return HeaderDecision.Proceed(gate.Admitted);
     }
 
+    /// <summary>A refusal of the transport's own (rate, size, connection caps, Kestrel limits): counted in the axon's metrics.</summary>
+    public void OnRefused(TransportRefusal refusal) => _stats.RecordRefused(refusal);
+
     /// <summary>The caller as the header checks admitted it (handed from <see cref="CheckHeadersAsync"/> to the body stage).</summary>
     internal sealed record Admitted(string Hotkey, double Stake);
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using Bittensor.Protocol.Wire;
 
 namespace Bittensor.Actors.Axon;
@@ -30,8 +31,11 @@ public sealed record CallerStats(long Calls, long BytesIn, long BytesOut, IReadO
 /// <param name="StakesKnown">True once the axon holds a stake snapshot (from its metagraph or <see cref="AxonActor.UpdateStakes"/>).</param>
 /// <param name="StakesBlock">Block of the latest metagraph snapshot the axon's stakes come from (0 before one, or for a hand-made table).</param>
 /// <param name="RegisteredHotkeys">Hotkeys in the latest stake snapshot (the callers <c>blacklist.registered_only</c> admits).</param>
+/// <param name="Refused">Calls and connections the transport refused on its own before the axon saw a call (per-address
+/// rate and connection caps, size limits, Kestrel's limits and HTTP/2 errors), by reason; not in <paramref name="TotalCalls"/>.</param>
 public sealed record AxonStatsSnapshot(long TotalCalls, int Waiting, IReadOnlyDictionary<string, CallerStats> PerCaller,
-    bool StakesKnown = false, ulong StakesBlock = 0, int RegisteredHotkeys = 0) : Akka.Actor.INoSerializationVerificationNeeded;
+    bool StakesKnown = false, ulong StakesBlock = 0, int RegisteredHotkeys = 0, IReadOnlyDictionary<string, long>? Refused = null)
+    : Akka.Actor.INoSerializationVerificationNeeded;
 
 /// <summary>
 /// Per-caller traffic counters, exported through <see cref="System.Diagnostics.Metrics"/> (meter "Bittensor.Axon")
@@ -51,6 +55,8 @@ internal sealed class AxonStats : IDisposable
     private readonly Counter<long> _bytesIn;
     private readonly Counter<long> _bytesOut;
     private readonly Counter<long> _shed;
+    private readonly Counter<long> _refused;
+    private readonly ConcurrentDictionary<string, StrongBox<long>> _refusedByReason = new(StringComparer.Ordinal);
     private readonly Histogram<double> _latency;
     private readonly ConcurrentDictionary<string, Cell> _callers = new(StringComparer.Ordinal);
     private readonly KeyValuePair<string, object?> _axon;
@@ -65,6 +71,8 @@ internal sealed class AxonStats : IDisposable
         _bytesIn = _meter.CreateCounter<long>("bittensor.axon.bytes_in", "By", "Request bytes, tagged by axon and caller");
         _bytesOut = _meter.CreateCounter<long>("bittensor.axon.bytes_out", "By", "Response bytes, tagged by axon and caller");
         _shed = _meter.CreateCounter<long>("bittensor.axon.shed", "{call}", "Calls shed: answered NucleusFull because the model's queue was full, tagged by axon and method");
+        _refused = _meter.CreateCounter<long>("bittensor.axon.refused", "{call}",
+            "Calls and connections the transport refused before the axon saw a call (per-IP rate/connection caps, size limits, Kestrel limits, HTTP/2 errors), tagged by axon, method, code and reason");
         _latency = _meter.CreateHistogram<double>("bittensor.axon.duration", "ms", "Time from receipt to answer, tagged by axon, method and return code",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 12000] });
         if (waiting is not null)
@@ -93,6 +101,16 @@ internal sealed class AxonStats : IDisposable
         if (r.Code == ReturnCode.NucleusFull) _shed.Add(1, _axon, method);
     }
 
+    /// <summary>Counts a refusal of the transport's own (the call never reached the service).</summary>
+    public void RecordRefused(Bittensor.Protocol.TransportRefusal refusal)
+    {
+        // Reasons are the transports' constants or Kestrel's error.type names: a small fixed set; bound it anyway.
+        var reason = refusal.Reason.Length <= 64 && (_refusedByReason.Count < 64 || _refusedByReason.ContainsKey(refusal.Reason)) ? refusal.Reason : OtherCallers;
+        Interlocked.Increment(ref _refusedByReason.GetOrAdd(reason, static _ => new StrongBox<long>()).Value);
+        _refused.Add(1, _axon, new KeyValuePair<string, object?>("method", refusal.Method?.ToString() ?? "none"),
+            new KeyValuePair<string, object?>("code", refusal.Code.ToString()), new KeyValuePair<string, object?>("reason", reason));
+    }
+
     public AxonStatsSnapshot Snapshot(int waiting, StakeBook stakes)
     {
         var per = new Dictionary<string, CallerStats>(StringComparer.Ordinal);
@@ -106,7 +124,8 @@ internal sealed class AxonStats : IDisposable
             }
             per[k] = new CallerStats(Interlocked.Read(ref c.Calls), Interlocked.Read(ref c.BytesIn), Interlocked.Read(ref c.BytesOut), codes);
         }
-        return new AxonStatsSnapshot(Interlocked.Read(ref _total), waiting, per, stakes.Known, stakes.Block, stakes.Count);
+        var refused = _refusedByReason.ToDictionary(r => r.Key, r => Interlocked.Read(ref r.Value.Value), StringComparer.Ordinal);
+        return new AxonStatsSnapshot(Interlocked.Read(ref _total), waiting, per, stakes.Known, stakes.Block, stakes.Count, refused);
     }
 
     public void Dispose() => _meter.Dispose();

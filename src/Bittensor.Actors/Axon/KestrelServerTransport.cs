@@ -82,6 +82,9 @@ public sealed class KestrelServerTransport : IServerTransport
         });
         builder.Services.AddSingleton(new GrpcAdapter(service, this));
         var app = builder.Build();
+        // Kestrel's own refusals (connection cap, oversized headers, HTTP/2 protocol errors) happen before any
+        // middleware runs; its metrics (this app's meter factory only) tell the service about them.
+        var kestrelErrors = KestrelErrorListener.Start(app.Services.GetService<System.Diagnostics.Metrics.IMeterFactory>(), gate);
         // Runs after routing, before the gRPC endpoint reads the body: headers are checked first.
         app.Use(gate.InvokeAsync);
         app.MapGrpcService<GrpcAdapter>();
@@ -91,13 +94,14 @@ public sealed class KestrelServerTransport : IServerTransport
         }
         catch
         {
+            kestrelErrors?.Dispose();
             gate.Dispose();
             throw;
         }
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
             ?? throw new InvalidOperationException("Kestrel reported no address");
         var uri = new Uri(address.Replace("[::]", "[::1]", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
-        return new Binding(app, new IPEndPoint(IPAddress.Parse(options.Ip), uri.Port), gate);
+        return new Binding(app, new IPEndPoint(IPAddress.Parse(options.Ip), uri.Port), gate, kestrelErrors);
     }
 
     private long _bodiesParsed;
@@ -179,6 +183,7 @@ public sealed class KestrelServerTransport : IServerTransport
             if (!lease.IsAcquired)
             {
                 Interlocked.Increment(ref _owner._connectionsRefused);
+                Refused(null, StatusCode.Unavailable, RefusalReasons.PerIpConnections);
                 return;
             }
             await next(connection).ConfigureAwait(false);
@@ -201,6 +206,7 @@ public sealed class KestrelServerTransport : IServerTransport
                 using var lease = _rate.AttemptAcquire(key);
                 if (!lease.IsAcquired)
                 {
+                    Refused(method, StatusCode.ResourceExhausted, RefusalReasons.PerIpRate);
                     WriteStatus(context, StatusCode.ResourceExhausted, TransportStatus.RateLimited);
                     return;
                 }
@@ -218,6 +224,7 @@ public sealed class KestrelServerTransport : IServerTransport
             }
             catch (Exception)
             {
+                Refused(method, StatusCode.Unknown, RefusalReasons.CheckFailed);
                 WriteStatus(context, StatusCode.Unknown, TransportStatus.HandlerThrew);
                 return;
             }
@@ -257,6 +264,7 @@ public sealed class KestrelServerTransport : IServerTransport
                 reader.AdvanceTo(buffer.Start);
                 if (length > limit)
                 {
+                    Refused(method, StatusCode.ResourceExhausted, RefusalReasons.MessageSize);
                     WriteStatus(context, StatusCode.ResourceExhausted, length > _options.MaxReceiveMessageSize
                         ? TransportStatus.ReceiveTooLarge
                         : TransportStatus.ForwardTooLarge(length, limit));
@@ -265,6 +273,19 @@ public sealed class KestrelServerTransport : IServerTransport
             }
             context.Items[AdmissionKey] = decision.Admission;
             await next(context).ConfigureAwait(false);
+        }
+
+        /// <summary>Tells the service (its metrics) about a refusal of the transport's own; never throws.</summary>
+        public void Refused(BittensorMethod? method, StatusCode code, string reason)
+        {
+            try
+            {
+                _service.OnRefused(new TransportRefusal(method, code, reason));
+            }
+            catch (Exception)
+            {
+                // Counting must not change the answer.
+            }
         }
 
         /// <summary>A gRPC trailers-only response: status in the HEADERS frame that ends the stream.</summary>
@@ -321,6 +342,53 @@ public sealed class KestrelServerTransport : IServerTransport
         }
     }
 
+    /// <summary>
+    /// Listens to one Kestrel server's own metrics (the meters of its app's <see cref="System.Diagnostics.Metrics.IMeterFactory"/>,
+    /// not other servers' in the process): connections it rejected over <c>MaxConcurrentConnections</c> and connections it
+    /// ended with an error of its limits or of the HTTP/2 protocol (<c>kestrel.connection.duration</c>'s <c>error.type</c>:
+    /// oversized headers, too many headers, a stream-reset flood, …) become refusals. Ordinary ends (the peer reset or
+    /// closed, idle timeout, shutdown) are not refusals.
+    /// </summary>
+    private sealed class KestrelErrorListener : IDisposable
+    {
+        private const string KestrelMeter = "Microsoft.AspNetCore.Server.Kestrel";
+        private static readonly HashSet<string> Ordinary = new(StringComparer.Ordinal)
+        {
+            "connection_reset", "io_error", "aborted_by_app", "app_shutdown_timeout", "keep_alive_timeout", "write_canceled", "other_error",
+            "server_timeout",
+        };
+        private readonly System.Diagnostics.Metrics.MeterListener _listener = new();
+
+        private KestrelErrorListener(System.Diagnostics.Metrics.IMeterFactory factory, HeaderGate gate)
+        {
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (!ReferenceEquals(instrument.Meter.Scope, factory) || instrument.Meter.Name != KestrelMeter) return;
+                if (instrument.Name is "kestrel.rejected_connections" or "kestrel.connection.duration") listener.EnableMeasurementEvents(instrument);
+            };
+            _listener.SetMeasurementEventCallback<long>((instrument, _, _, _) =>
+            {
+                if (instrument.Name == "kestrel.rejected_connections") gate.Refused(null, StatusCode.Unavailable, RefusalReasons.Connections);
+            });
+            _listener.SetMeasurementEventCallback<double>((instrument, _, tags, _) =>
+            {
+                if (instrument.Name != "kestrel.connection.duration") return;
+                foreach (var tag in tags)
+                {
+                    // A connection rejected over the cap is counted once, by kestrel.rejected_connections.
+                    if (tag.Key == "error.type" && tag.Value is string type && !Ordinary.Contains(type) && type != RefusalReasons.Connections)
+                        gate.Refused(null, StatusCode.Internal, type);
+                }
+            });
+            _listener.Start();
+        }
+
+        public static KestrelErrorListener? Start(System.Diagnostics.Metrics.IMeterFactory? factory, HeaderGate gate) =>
+            factory is null ? null : new KestrelErrorListener(factory, gate);
+
+        public void Dispose() => _listener.Dispose();
+    }
+
     /// <summary>The generated gRPC base mapped onto the transport-neutral service.</summary>
     internal sealed class GrpcAdapter(IBittensorService service, KestrelServerTransport owner) : WireService.BittensorBase
     {
@@ -339,7 +407,7 @@ public sealed class KestrelServerTransport : IServerTransport
         }
     }
 
-    private sealed class Binding(WebApplication app, IPEndPoint endpoint, IDisposable gate) : IServerBinding
+    private sealed class Binding(WebApplication app, IPEndPoint endpoint, IDisposable gate, IDisposable? kestrelErrors) : IServerBinding
     {
         private int _disposed;
 
@@ -351,6 +419,7 @@ public sealed class KestrelServerTransport : IServerTransport
         {
             if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
             await app.DisposeAsync().ConfigureAwait(false);
+            kestrelErrors?.Dispose();
             gate.Dispose();
         }
     }

@@ -128,6 +128,18 @@ public sealed class InMemoryTransport : IClientTransport, IServerTransport
 
         public bool IsOpen => !_stopped;
 
+        private void Refused(BittensorMethod method, StatusCode code, string reason)
+        {
+            try
+            {
+                service.OnRefused(new TransportRefusal(method, code, reason));
+            }
+            catch (Exception)
+            {
+                // Counting must not change the answer.
+            }
+        }
+
         public async Task<byte[]> ServeAsync(BittensorMethod method, byte[] requestBytes, Metadata headers, DateTime deadline, CancellationToken token)
         {
             Interlocked.Increment(ref _running);
@@ -144,12 +156,15 @@ public sealed class InMemoryTransport : IClientTransport, IServerTransport
                 }
                 catch (Exception)
                 {
+                    Refused(method, StatusCode.Unknown, RefusalReasons.CheckFailed);
                     throw Error(StatusCode.Unknown, TransportStatus.HandlerThrew);
                 }
                 if (decision.Refusal is { } refusal) throw new RpcException(refusal);
                 if (decision.Answer is { } early) return Send(early);
-                if (requestBytes.Length > options.MaxReceiveMessageSize) throw Error(StatusCode.ResourceExhausted, TransportStatus.ReceiveTooLarge);
                 var limit = options.ReceiveLimit(method);
+                if (requestBytes.Length > limit || requestBytes.Length > options.MaxReceiveMessageSize)
+                    Refused(method, StatusCode.ResourceExhausted, RefusalReasons.MessageSize);
+                if (requestBytes.Length > options.MaxReceiveMessageSize) throw Error(StatusCode.ResourceExhausted, TransportStatus.ReceiveTooLarge);
                 if (requestBytes.Length > limit) throw Error(StatusCode.ResourceExhausted, TransportStatus.ForwardTooLarge(requestBytes.Length, limit));
                 TensorMessage request;
                 try

@@ -95,6 +95,41 @@ public interface IBittensorService
     /// </summary>
     ValueTask<HeaderDecision> CheckHeadersAsync(BittensorMethod method, Metadata headers, CancellationToken cancellationToken) =>
         ValueTask.FromResult(HeaderDecision.Proceed(null));
+
+    /// <summary>
+    /// The transport refused a call, or closed a connection, on its own (a per-address rate or connection cap, a size
+    /// limit, an HTTP/2 limit or protocol error) without the service seeing the call: for counting only. Called on the
+    /// transport's threads; must not throw or block. The default does nothing.
+    /// </summary>
+    void OnRefused(TransportRefusal refusal)
+    {
+    }
+}
+
+/// <summary>A call or connection the transport refused before the service saw it.</summary>
+/// <param name="Method">The call's method; null for a connection-level refusal (no call was read).</param>
+/// <param name="Code">The gRPC status the caller sees (connection-level: <c>Unavailable</c> for a closed socket,
+/// <c>Internal</c> for an HTTP/2 connection error).</param>
+/// <param name="Reason">Why, as a short snake_case name (<see cref="RefusalReasons"/>, or Kestrel's <c>error.type</c>).</param>
+public readonly record struct TransportRefusal(BittensorMethod? Method, StatusCode Code, string Reason);
+
+/// <summary>The reasons transports report in <see cref="TransportRefusal"/> for their own limits.</summary>
+public static class RefusalReasons
+{
+    /// <summary>The caller's address is over its request rate.</summary>
+    public const string PerIpRate = "per_ip_rate_exceeded";
+
+    /// <summary>The caller's address holds its maximum of open connections.</summary>
+    public const string PerIpConnections = "per_ip_connections_exceeded";
+
+    /// <summary>The server holds its maximum of open connections.</summary>
+    public const string Connections = "max_concurrent_connections_exceeded";
+
+    /// <summary>The message's length prefix is over the method's limit.</summary>
+    public const string MessageSize = "message_size_exceeded";
+
+    /// <summary>The service's header check threw.</summary>
+    public const string CheckFailed = "header_check_failed";
 }
 
 /// <summary>Where and with which limits a server transport listens.</summary>

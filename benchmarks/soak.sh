@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Soak (issue 13 C): the real `btcli axon serve` with a model of fixed cost (--model.delay_ms, the model waits as a
+# GPU-bound one would) so that its capacity is known: max_workers / delay calls per second. A short closed-loop run
+# measures the capacity actually reached; then the project's `axon-load` offers FACTOR x that rate (paced, --rate) for
+# SOAK_SECONDS. Every SAMPLE seconds: the server's RSS, threads and the .NET thread-pool queue length (from its
+# /metrics). At the end: the load's codes (only NucleusFull = shed may appear besides Success), the server's log
+# searched for warnings (Kestrel logs "heartbeat ... thread pool starvation" at Warning), and RSS after warm-up
+# (first WARM seconds) as min / max / spread.
+#
+# Usage (after `dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks`):
+#   nice -n 10 benchmarks/soak.sh
+#   SOAK_SECONDS=120 FACTOR=2 DELAY_MS=5 WORKERS=1 QUEUE=64 CALLERS=256 benchmarks/soak.sh
+# Timings live here and in benchmarks/results/reliability.md, never in tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SOAK_SECONDS=${SOAK_SECONDS:-600}
+FACTOR=${FACTOR:-2}
+DELAY_MS=${DELAY_MS:-5}
+WORKERS=${WORKERS:-1}
+QUEUE=${QUEUE:-64}
+CALLERS=${CALLERS:-256}
+SAMPLE=${SAMPLE:-15}
+WARM=${WARM:-60}
+BTCLI=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}
+BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
+OUT=${OUT:-}
+
+for f in "$BTCLI" "$BENCH"; do
+  [[ -f "$f" ]] || { echo "soak.sh: $f not found; build first: dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks" >&2; exit 2; }
+done
+
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  if [[ -n "$OUT" ]]; then mkdir -p "$OUT" && cp "$work"/* "$OUT"/ 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+threads() { awk '/^Threads:/ { print $2 }' "/proc/$1/status"; }
+metric() { curl -s "http://127.0.0.1:$mport/metrics" | awk -v n="$1" '$1 ~ "^"n { s += $2 } END { printf "%.0f", s }'; }
+
+echo "# soak: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# server: dotnet $BTCLI axon serve --model echo --model.delay_ms $DELAY_MS --axon.max_workers $WORKERS --axon.queue_capacity $QUEUE --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 --metrics.port 0 --axon.state_path TMP"
+
+dotnet "$BTCLI" axon serve --model echo --model.delay_ms "$DELAY_MS" --axon.max_workers "$WORKERS" --axon.queue_capacity "$QUEUE" \
+  --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 --metrics.port 0 --axon.state_path "$work/state" >"$work/server.out" 2>"$work/server.err" &
+server_pid=$!
+port=""; mport=""
+for _ in $(seq 1 600); do
+  port=$(grep -oE 'serving on [^ ]+:[0-9]+' "$work/server.err" | grep -oE '[0-9]+$' || true)
+  mport=$(grep -oE 'metrics on http://[^ ]+:[0-9]+' "$work/server.err" | grep -oE '[0-9]+$' || true)
+  [[ -n "$port" && -n "$mport" ]] && break
+  kill -0 "$server_pid" 2>/dev/null || { echo "soak.sh: the axon exited:" >&2; cat "$work/server.err" >&2; exit 1; }
+  sleep 0.1
+done
+[[ -n "$port" && -n "$mport" ]] || { echo "soak.sh: the axon did not report its ports within 60 s" >&2; cat "$work/server.err" >&2; exit 1; }
+
+# Capacity: closed loop with as many callers as the axon admits (workers + queue: no shedding, the model always busy), 20 s.
+cap_row=$(dotnet "$BENCH" axon-load --target "127.0.0.1:$port" --concurrency $((WORKERS + QUEUE)) --seconds 20 | grep -E '^\| [0-9]' || true)
+capacity=$(echo "$cap_row" | awk -F'|' '{ gsub(/ /, "", $3); print $3 }')
+[[ -n "$capacity" && "$capacity" != "0" ]] || { echo "soak.sh: capacity run failed: $cap_row" >&2; exit 1; }
+rate=$(awk -v c="$capacity" -v f="$FACTOR" 'BEGIN { printf "%.0f", c * f }')
+echo "# capacity (closed loop, $((WORKERS + QUEUE)) callers, 20 s): $cap_row"
+echo "#   theoretical: $WORKERS worker(s) / $DELAY_MS ms = $(awk -v w="$WORKERS" -v d="$DELAY_MS" 'BEGIN { printf "%.0f", w * 1000 / d }') calls/s; measured $capacity calls/s served"
+echo "# load: dotnet $BENCH axon-load --target 127.0.0.1:PORT --concurrency $CALLERS --rate $rate --seconds $SOAK_SECONDS   ($FACTOR x measured capacity)"
+
+dotnet "$BENCH" axon-load --target "127.0.0.1:$port" --concurrency "$CALLERS" --rate "$rate" --seconds "$SOAK_SECONDS" >"$work/load.out" 2>"$work/load.err" &
+load_pid=$!
+start=$(date +%s)
+echo
+echo "| t s | server RSS MB | threads | thread-pool queue | axon calls (total) | shed (total) | load average |"
+echo "|---:|---:|---:|---:|---:|---:|---|"
+: >"$work/rss"
+while kill -0 "$load_pid" 2>/dev/null; do
+  sleep "$SAMPLE"
+  kill -0 "$server_pid" 2>/dev/null || { echo "soak.sh: the axon died during the soak" >&2; cat "$work/server.err" >&2; exit 1; }
+  t=$(( $(date +%s) - start ))
+  r=$(rss_mb "$server_pid")
+  echo "$t $r" >>"$work/rss"
+  echo "| $t | $r | $(threads "$server_pid") | $(metric dotnet_thread_pool_queue_length) | $(metric bittensor_axon_calls_total) | $(metric bittensor_axon_shed_total) | $(cut -d' ' -f1-3 /proc/loadavg) |"
+done
+wait "$load_pid" || { echo "soak.sh: the load generator failed:" >&2; cat "$work/load.err" >&2; exit 1; }
+echo
+echo "# load result (codes other than Success are listed under errors):"
+grep -E '^\|' "$work/load.out"
+echo
+awk -v w="$WARM" '$1 >= w { if (min == "" || $2 < min) min = $2; if ($2 > max) max = $2; n++ }
+  END { if (n > 0) printf "# RSS after %d s: min %.1f MB, max %.1f MB, spread %.1f%% of min (%d samples)\n", w, min, max, (max - min) / min * 100, n }' "$work/rss"
+echo "# server warnings/errors in its log (stderr + stdout), excluding the per-10 s summary lines:"
+grep -iE 'warn|error|fail|starv|heartbeat|exception' "$work/server.err" "$work/server.out" | grep -v 'signature verification' | head -20 || echo "#   none"
+echo "# server's last summary line: $(grep -E 'calls' "$work/server.err" "$work/server.out" | tail -1)"
+echo "# server's own counters (/metrics, summed over callers):"
+curl -s "http://127.0.0.1:$mport/metrics" | awk '/^bittensor_axon_calls_total/ { match($0, /code="[^"]+"/); c[substr($0, RSTART + 6, RLENGTH - 7)] += $NF }
+  /^bittensor_axon_shed_total|^dotnet_thread_pool_thread_count|^dotnet_gc_heap_total_allocated/ { sub(/\{.*\}/, ""); print "#   " $0 }
+  END { for (k in c) print "#   bittensor_axon_calls_total code=" k " " c[k] }' || true
+echo "# done: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
