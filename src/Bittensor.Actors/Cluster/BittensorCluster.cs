@@ -146,10 +146,15 @@ public static class BittensorCluster
     /// Starts a worker as <c>/user/cluster-worker</c> hosting the model host built from <paramref name="hostProps"/>, and
     /// adds the CoordinatedShutdown task that drains it before the node leaves the cluster (phase before-cluster-shutdown).
     /// </summary>
-    public static IActorRef StartWorker(ActorSystem system, ClusterSettings settings, Props hostProps, int capacity)
+    /// <param name="system">A node of role worker.</param>
+    /// <param name="settings">The cluster settings.</param>
+    /// <param name="hostProps">The model host.</param>
+    /// <param name="capacity">Calls the worker takes at once.</param>
+    /// <param name="parameters">The replica's parameters when its model takes part in averaging (docs/cluster.md "Parameter averaging").</param>
+    public static IActorRef StartWorker(ActorSystem system, ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters = null)
     {
         ArgumentNullException.ThrowIfNull(system);
-        var worker = system.ActorOf(ClusterWorkerActor.Props(settings, hostProps, capacity), ClusterSettings.WorkerName);
+        var worker = system.ActorOf(ClusterWorkerActor.Props(settings, hostProps, capacity, parameters), ClusterSettings.WorkerName);
         var drainFor = settings.DrainTimeout + TimeSpan.FromSeconds(2);
         CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeClusterShutdown, "bittensor-worker-drain", async () =>
         {

@@ -32,6 +32,7 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
 {
     private sealed class Worker(IActorRef actor, string replica, int capacity, long order)
     {
+        public int ParameterCount { get; set; }
         public IActorRef Actor { get; } = actor;
         public Address Address => Actor.Path.Address;
         public string Replica { get; } = replica;
@@ -58,6 +59,28 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
 
     private sealed record CallDeadline(long Id) : INoSerializationVerificationNeeded;
 
+    private sealed record AveragingTick : INoSerializationVerificationNeeded
+    {
+        public static AveragingTick Instance { get; } = new();
+    }
+
+    private sealed record RoundTimedOut(long Round) : INoSerializationVerificationNeeded
+    {
+        public const string Key = "averaging-round";
+    }
+
+    private sealed class Round(long id, int count, IActorRef? replyTo)
+    {
+        public long Id { get; } = id;
+        public int Count { get; } = count;
+        public IActorRef? ReplyTo { get; } = replyTo;
+        public HashSet<IActorRef> Pending { get; } = [];
+        public List<IActorRef> Contributors { get; } = [];
+        public float[] Sum { get; } = new float[count];
+    }
+
+    private const string AveragingTimer = "averaging";
+
     private readonly ClusterSettings _settings;
     private readonly TimeProvider _time;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -72,6 +95,10 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
     private long _rerouted;
     private long _refusedFull;
     private long _affinityHits;
+    private long _nextRound;
+    private long _roundsDone;
+    private Round? _round;
+    private (long Round, float[] Values)? _checkpoint;
 
     private ClusterFrontActor(ClusterSettings settings, TimeProvider? time)
     {
@@ -115,6 +142,20 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
             if (_workers.TryGetValue(t.ActorRef, out var w)) Remove(w, "its worker stopped");
         });
         Receive<GetClusterFrontStatus>(_ => Sender.Tell(Status()));
+        Receive<AverageNow>(_ => StartRound(Sender));
+        Receive<AveragingTick>(_ =>
+        {
+            if (_round is null) StartRound(null);
+        });
+        Receive<ReplicaParameters>(OnParameters);
+        Receive<RoundTimedOut>(t =>
+        {
+            if (_round?.Id != t.Round) return;
+            _log.Warning("cluster front: averaging round {0}: {1} workers did not send their parameters in time; averaging the {2} that did",
+                t.Round, _round.Pending.Count, _round.Contributors.Count);
+            _round.Pending.Clear();
+            FinishRound();
+        });
     }
 
     /// <inheritdoc />
@@ -129,9 +170,13 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
     }
 
     /// <inheritdoc />
-    protected override void PreStart() =>
+    protected override void PreStart()
+    {
         Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
+        if (_settings.AveragingInterval > TimeSpan.Zero)
+            Timers.StartPeriodicTimer(AveragingTimer, AveragingTick.Instance, _settings.AveragingInterval);
+    }
 
     /// <inheritdoc />
     protected override void PostStop()
@@ -143,10 +188,11 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
 
     private ClusterFrontStatus Status() => new(
         [.. _ordered.Select(w => new ClusterWorkerStatus(w.Replica, w.Actor, w.Capacity, w.InFlight, w.Reachable, w.Draining, w.Served))],
-        _calls.Count, _rerouted, _refusedFull, _affinityHits);
+        _calls.Count, _rerouted, _refusedFull, _affinityHits, _roundsDone, _checkpoint?.Round ?? 0);
 
     private void OnRegister(RegisterWorker r)
     {
+        var joined = false;
         if (_workers.TryGetValue(Sender, out var known))
         {
             known.Capacity = r.Capacity;
@@ -154,13 +200,21 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         }
         else
         {
-            var w = new Worker(Sender, r.Replica, r.Capacity, _nextOrder++) { Draining = r.Draining };
+            var w = new Worker(Sender, r.Replica, r.Capacity, _nextOrder++) { Draining = r.Draining, ParameterCount = r.ParameterCount };
             _workers[Sender] = w;
             _ordered.Add(w);
             Context.Watch(Sender);
+            joined = true;
             _log.Info("cluster front: worker {0} joined (capacity {1}); {2} workers", r.Replica, r.Capacity, _workers.Count);
         }
         Sender.Tell(new WorkerRegistered(_workers.Count));
+        // A joining replica starts from the latest averaged checkpoint: sent before any call, and messages between two
+        // actors keep their order, so the worker applies it before it serves.
+        if (joined && r.ParameterCount > 0 && _checkpoint is { } checkpoint)
+        {
+            if (checkpoint.Values.Length == r.ParameterCount) Sender.Tell(new AveragedParameters(checkpoint.Round, true, 0, checkpoint.Values));
+            else _log.Warning("cluster front: worker {0} has {1} parameters, the averaged checkpoint {2}: it keeps its own", r.Replica, r.ParameterCount, checkpoint.Values.Length);
+        }
     }
 
     private void OnCall(AxonModelCall call)
@@ -266,6 +320,7 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         Context.Unwatch(w.Actor);
         _log.Info("cluster front: worker {0} removed ({1}); {2} workers", w.Replica, why, _workers.Count);
         Reroute(w, why);
+        if (_round is not null && _round.Pending.Remove(w.Actor) && _round.Pending.Count == 0) FinishRound();
         foreach (var stale in _affinityOrder.Where(e => e.Worker.Equals(w.Actor)).Select(e => e.Key).ToList()) Forget(stale);
     }
 
@@ -295,6 +350,77 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         }
         if (resent + refused > 0)
             _log.Info("cluster front: {0} calls of worker {1} re-sent to other workers, {2} answered NotServingNucleus ({3})", resent, from.Replica, refused, why);
+    }
+
+    // Averaging round: collect every available replica's parameters, average element-wise with equal weights, send
+    // the average back, keep it as the checkpoint for joining workers (docs/cluster.md "Parameter averaging").
+    private void StartRound(IActorRef? replyTo)
+    {
+        if (_round is not null)
+        {
+            replyTo?.Tell(new AveragingResult(_round.Id, 0, $"round {_round.Id} is in progress"));
+            return;
+        }
+        var replicas = _ordered.Where(w => w.ParameterCount > 0 && w.Reachable && !w.Draining).ToList();
+        if (replicas.Count == 0)
+        {
+            replyTo?.Tell(new AveragingResult(0, 0, "no available worker has parameters to average"));
+            return;
+        }
+        // The replicas of one miner run one model: the size most of them have is the model's; others are left out.
+        var count = replicas.GroupBy(w => w.ParameterCount).OrderByDescending(g => g.Count()).ThenBy(g => g.Key).First().Key;
+        var round = new Round(++_nextRound, count, replyTo);
+        foreach (var w in replicas)
+        {
+            if (w.ParameterCount != count)
+            {
+                _log.Warning("cluster front: worker {0} has {1} parameters, the others {2}: left out of averaging", w.Replica, w.ParameterCount, count);
+                continue;
+            }
+            round.Pending.Add(w.Actor);
+            w.Actor.Tell(new CollectParameters(round.Id), Self);
+        }
+        _round = round;
+        Timers.StartSingleTimer(RoundTimedOut.Key, new RoundTimedOut(round.Id), _settings.AveragingTimeout);
+    }
+
+    private void OnParameters(ReplicaParameters p)
+    {
+        if (_round is not { } round || round.Id != p.Round || !round.Pending.Remove(Sender)) return; // late or unknown: dropped
+        if (p.Values.Length != round.Count)
+            _log.Warning("cluster front: averaging round {0}: a replica sent {1} parameters instead of {2}; left out", round.Id, p.Values.Length, round.Count);
+        else
+        {
+            var sum = round.Sum.AsSpan();
+            var values = p.Values.AsSpan();
+            for (var i = 0; i < sum.Length; i++) sum[i] += values[i];
+            round.Contributors.Add(Sender);
+        }
+        if (round.Pending.Count == 0) FinishRound();
+    }
+
+    private void FinishRound()
+    {
+        var round = _round!;
+        _round = null;
+        Timers.Cancel(RoundTimedOut.Key);
+        var n = round.Contributors.Count;
+        if (n == 0)
+        {
+            round.ReplyTo?.Tell(new AveragingResult(round.Id, 0, "no worker sent its parameters"));
+            return;
+        }
+        var average = round.Sum;
+        if (n > 1) for (var i = 0; i < average.Length; i++) average[i] /= n;
+        _checkpoint = (round.Id, average);
+        _roundsDone++;
+        var contributors = round.Contributors.ToHashSet();
+        foreach (var c in round.Contributors) c.Tell(new AveragedParameters(round.Id, false, n, average), Self);
+        // Replicas that joined during the round or did not answer take the average as it is.
+        foreach (var w in _ordered.Where(w => w.ParameterCount == average.Length && !contributors.Contains(w.Actor)))
+            w.Actor.Tell(new AveragedParameters(round.Id, true, n, average), Self);
+        _log.Info("cluster front: averaging round {0}: {1} replicas, {2} parameters", round.Id, n, average.Length);
+        round.ReplyTo?.Tell(new AveragingResult(round.Id, n, null));
     }
 
     private void Remember(AffinityKey key, IActorRef worker)

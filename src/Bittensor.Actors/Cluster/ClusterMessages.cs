@@ -37,7 +37,58 @@ public sealed record WorkerReply(long RequestId, ReturnCode Code, string Message
 /// <param name="Capacity">Requests the worker takes at once.</param>
 /// <param name="Draining">The worker is leaving: route nothing new to it.</param>
 /// <param name="Replica">A name for logs and status (the worker node's address).</param>
-public sealed record RegisterWorker(int Capacity, bool Draining, string Replica) : IClusterControlMessage;
+/// <param name="ParameterCount">Parameters of its model replica taking part in averaging (0 = none).</param>
+public sealed record RegisterWorker(int Capacity, bool Draining, string Replica, int ParameterCount = 0) : IClusterControlMessage;
+
+/// <summary>front → worker: send your replica's parameters for averaging round <paramref name="Round"/> (answered with <see cref="ReplicaParameters"/>).</summary>
+public sealed record CollectParameters(long Round) : IClusterControlMessage;
+
+/// <summary>worker → front: a copy of the replica's parameters for round <paramref name="Round"/> (raw floats, <see cref="ClusterTensorSerializer"/>).</summary>
+public sealed record ReplicaParameters(long Round, float[] Values) : IClusterTensorMessage;
+
+/// <summary>
+/// front → worker: the average of round <paramref name="Round"/> over <paramref name="Replicas"/> replicas. A worker
+/// that sent its parameters for this round applies θ ← θ + (average − what it sent) (its steps since then are kept);
+/// with <paramref name="Exact"/> (a joining worker, or one that missed the round) it takes the average as it is.
+/// </summary>
+public sealed record AveragedParameters(long Round, bool Exact, int Replicas, float[] Values) : IClusterTensorMessage;
+
+/// <summary>Asks the front's router to run an averaging round now (local only); answered with <see cref="AveragingResult"/> when it ends.</summary>
+public sealed record AverageNow : INoSerializationVerificationNeeded
+{
+    /// <summary>The only instance.</summary>
+    public static AverageNow Instance { get; } = new();
+    private AverageNow() { }
+}
+
+/// <summary>The end of an averaging round: its number and how many replicas were averaged, or why it did not run (<paramref name="Skipped"/>).</summary>
+public sealed record AveragingResult(long Round, int Replicas, string? Skipped) : INoSerializationVerificationNeeded;
+
+/// <summary>Published on a worker node's event stream when it applied averaged parameters (local only).</summary>
+/// <param name="Round">The averaging round.</param>
+/// <param name="Exact">True when it took the average as it is (joining, or it missed the round).</param>
+/// <param name="Replicas">Replicas the average is over.</param>
+public sealed record ReplicaParametersApplied(long Round, bool Exact, int Replicas) : INoSerializationVerificationNeeded;
+
+/// <summary>Changes a replica's parameters in place (called with no step of the model in progress).</summary>
+public delegate void ReplicaUpdate(Span<float> parameters);
+
+/// <summary>
+/// The trainable parameters of a worker's model replica, as one flat float vector, for parameter averaging across
+/// workers (docs/cluster.md "Parameter averaging"). Implementations make <see cref="Snapshot"/> and
+/// <see cref="Update"/> atomic with respect to the model's own steps (e.g. the same lock).
+/// </summary>
+public interface IReplicaParameters
+{
+    /// <summary>Number of parameters (fixed for the model's life).</summary>
+    int Count { get; }
+
+    /// <summary>A consistent copy of the parameters.</summary>
+    float[] Snapshot();
+
+    /// <summary>Changes the parameters in place, with no step of the model running meanwhile.</summary>
+    void Update(ReplicaUpdate change);
+}
 
 /// <summary>front → worker: registration seen; <paramref name="Workers"/> workers are known to the front now.</summary>
 public sealed record WorkerRegistered(int Workers) : IClusterControlMessage;
@@ -82,8 +133,10 @@ public sealed record ClusterWorkerStatus(string Replica, IActorRef Worker, int C
 /// <param name="Rerouted">Calls re-sent to another worker after theirs became unreachable or left.</param>
 /// <param name="RefusedFull">Calls answered NucleusFull at once because every worker was full.</param>
 /// <param name="AffinityHits">Backward calls routed to the replica that served their forward.</param>
-public sealed record ClusterFrontStatus(IReadOnlyList<ClusterWorkerStatus> Workers, int Pending, long Rerouted, long RefusedFull, long AffinityHits)
-    : INoSerializationVerificationNeeded;
+/// <param name="AveragingRounds">Averaging rounds completed by this front.</param>
+/// <param name="CheckpointRound">Round of the latest averaged checkpoint (0 = none yet).</param>
+public sealed record ClusterFrontStatus(IReadOnlyList<ClusterWorkerStatus> Workers, int Pending, long Rerouted, long RefusedFull, long AffinityHits,
+    long AveragingRounds = 0, long CheckpointRound = 0) : INoSerializationVerificationNeeded;
 
 /// <summary>Asks a <see cref="ClusterWorkerActor"/> to drain: announce it leaves, wait for in-flight calls; answered with <see cref="Akka.Done"/>.</summary>
 public sealed record DrainWorker : INoSerializationVerificationNeeded
@@ -101,5 +154,5 @@ public sealed record GetClusterWorkerState : INoSerializationVerificationNeeded
     private GetClusterWorkerState() { }
 }
 
-/// <summary>A worker's view: fronts that acknowledged it, calls at its model host, calls served.</summary>
-public sealed record ClusterWorkerState(int RegisteredFronts, int InFlight, long Served, bool Draining) : INoSerializationVerificationNeeded;
+/// <summary>A worker's view: fronts that acknowledged it, calls at its model host, calls served, the last averaging round applied.</summary>
+public sealed record ClusterWorkerState(int RegisteredFronts, int InFlight, long Served, bool Draining, long AveragedRound = 0) : INoSerializationVerificationNeeded;

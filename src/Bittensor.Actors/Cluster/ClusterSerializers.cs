@@ -36,6 +36,12 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
     /// <summary>Manifest of <see cref="WorkerReply"/>.</summary>
     public const string ReplyManifest = "WR";
 
+    /// <summary>Manifest of <see cref="ReplicaParameters"/>.</summary>
+    public const string ParametersManifest = "RP";
+
+    /// <summary>Manifest of <see cref="AveragedParameters"/>.</summary>
+    public const string AveragedManifest = "AP";
+
     private const byte Version = 1;
     private const int MaxRank = 8;
     private const int MaxString = 64 * 1024;
@@ -54,6 +60,8 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
     {
         WorkerCall => CallManifest,
         WorkerReply => ReplyManifest,
+        ReplicaParameters => ParametersManifest,
+        AveragedParameters => AveragedManifest,
         _ => throw new ArgumentException($"{GetType().Name} cannot serialize {o?.GetType().Name ?? "null"}", nameof(o)),
     };
 
@@ -62,6 +70,8 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
     {
         WorkerCall c => Write(c),
         WorkerReply r => Write(r),
+        ReplicaParameters p => WriteParameters(p.Round, null, p.Values),
+        AveragedParameters a => WriteParameters(a.Round, (a.Exact, a.Replicas), a.Values),
         _ => throw new ArgumentException($"{GetType().Name} cannot serialize {obj?.GetType().Name ?? "null"}", nameof(obj)),
     };
 
@@ -75,6 +85,8 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
         {
             CallManifest => ReadCall(ref r),
             ReplyManifest => ReadReply(ref r),
+            ParametersManifest => ReadParameters(ref r, averaged: false),
+            AveragedManifest => ReadParameters(ref r, averaged: true),
             _ => throw new SerializationException($"cluster tensor message: unknown manifest '{manifest}'"),
         };
         if (!r.AtEnd) throw new SerializationException("cluster tensor message: trailing bytes");
@@ -140,6 +152,37 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
         return new WorkerReply(id, (ReturnCode)code, message, has == 1 ? r.Tensor() : null);
     }
 
+    // ReplicaParameters = u8 version, i64 round, i32 count, raw floats; AveragedParameters = u8 version, i64 round,
+    // u8 exact, i32 replicas, i32 count, raw floats.
+    private static byte[] WriteParameters(long round, (bool Exact, int Replicas)? averaged, float[] values)
+    {
+        var size = checked(1 + 8 + (averaged is null ? 0 : 1 + 4) + 4 + (4 * values.Length));
+        if (size > BittensorCluster.MaxFrameBytes)
+            throw new SerializationException($"cluster parameters: {values.Length} floats exceed the cluster's frame limit ({BittensorCluster.MaxFrameBytes} bytes)");
+        var w = new Writer(new byte[size]);
+        w.U8(Version);
+        w.I64(round);
+        if (averaged is { } a)
+        {
+            w.U8(a.Exact ? (byte)1 : (byte)0);
+            w.I32(a.Replicas);
+        }
+        w.Floats(values);
+        return w.Done();
+    }
+
+    private static object ReadParameters(ref Reader r, bool averaged)
+    {
+        var round = r.I64();
+        if (round < 1) throw new SerializationException("cluster parameters: round must be positive");
+        if (!averaged) return new ReplicaParameters(round, r.Floats());
+        var exact = r.U8();
+        if (exact > 1) throw new SerializationException("cluster parameters: bad exact flag");
+        var replicas = r.I32();
+        if (replicas < 0) throw new SerializationException("cluster parameters: negative replica count");
+        return new AveragedParameters(round, exact == 1, replicas, r.Floats());
+    }
+
     private static int TensorSize(DenseTensor t) =>
         checked(1 + 1 + (8 * t.Rank) + (t.DataType == DataType.Float32 ? 4 * t.Floats!.Length : 8 * t.Longs!.Length));
 
@@ -191,6 +234,14 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
             _at += bytes.Length;
         }
 
+        public void Floats(float[] values)
+        {
+            I32(values.Length);
+            var bytes = MemoryMarshal.AsBytes(values.AsSpan());
+            bytes.CopyTo(_buffer.AsSpan(_at));
+            _at += bytes.Length;
+        }
+
         public byte[] Done()
         {
             if (_at != _buffer.Length) throw new InvalidOperationException($"cluster tensor message: sized {_buffer.Length} bytes, wrote {_at}");
@@ -233,6 +284,16 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
             {
                 throw new SerializationException("cluster tensor message: string is not UTF-8");
             }
+        }
+
+        public float[] Floats()
+        {
+            var count = I32();
+            // Bounded: the elements must be in the bytes we hold.
+            if (count < 0 || count > (_span.Length - _at) / 4) throw new SerializationException("cluster parameters: elements truncated");
+            var values = GC.AllocateUninitializedArray<float>(count);
+            Take(count * 4).CopyTo(MemoryMarshal.AsBytes(values.AsSpan()));
+            return values;
         }
 
         public DenseTensor Tensor()
@@ -293,13 +354,15 @@ public sealed class ClusterControlSerializer : SerializerWithStringManifest
         WorkerRegistered => "RA",
         WorkerDraining => "DR",
         DrainAck => "DA",
+        CollectParameters => "CP",
         _ => throw new ArgumentException($"{GetType().Name} cannot serialize {o?.GetType().Name ?? "null"}", nameof(o)),
     };
 
     /// <inheritdoc />
     public override byte[] ToBinary(object obj) => obj switch
     {
-        RegisterWorker r => new RegisterWorkerProto { Capacity = r.Capacity, Draining = r.Draining, Replica = r.Replica }.ToByteArray(),
+        RegisterWorker r => new RegisterWorkerProto { Capacity = r.Capacity, Draining = r.Draining, Replica = r.Replica, ParameterCount = r.ParameterCount }.ToByteArray(),
+        CollectParameters c => new CollectParametersProto { Round = c.Round }.ToByteArray(),
         WorkerRegistered r => new WorkerRegisteredProto { Workers = r.Workers }.ToByteArray(),
         WorkerDraining => new WorkerDrainingProto().ToByteArray(),
         DrainAck => new DrainAckProto().ToByteArray(),
@@ -317,7 +380,12 @@ public sealed class ClusterControlSerializer : SerializerWithStringManifest
                     var r = RegisterWorkerProto.Parser.ParseFrom(bytes);
                     if (r.Capacity < 1) throw new SerializationException("RegisterWorker: capacity must be positive");
                     if (r.Replica.Length > 1024) throw new SerializationException("RegisterWorker: replica name too long");
-                    return new RegisterWorker(r.Capacity, r.Draining, r.Replica);
+                    if (r.ParameterCount < 0) throw new SerializationException("RegisterWorker: negative parameter count");
+                    return new RegisterWorker(r.Capacity, r.Draining, r.Replica, r.ParameterCount);
+                case "CP":
+                    var c = CollectParametersProto.Parser.ParseFrom(bytes);
+                    if (c.Round < 1) throw new SerializationException("CollectParameters: round must be positive");
+                    return new CollectParameters(c.Round);
                 case "RA":
                     return new WorkerRegistered(WorkerRegisteredProto.Parser.ParseFrom(bytes).Workers);
                 case "DR":

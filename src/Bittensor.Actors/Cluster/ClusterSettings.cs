@@ -73,6 +73,12 @@ public sealed record ClusterSettings
     /// <summary>Forwards remembered for backward affinity.</summary>
     public required int AffinityCapacity { get; init; }
 
+    /// <summary>How often the front averages the workers' replica parameters (zero = never by time; <see cref="AverageNow"/> still runs a round).</summary>
+    public required TimeSpan AveragingInterval { get; init; }
+
+    /// <summary>Longest an averaging round waits for the workers' parameters before it averages those that answered.</summary>
+    public required TimeSpan AveragingTimeout { get; init; }
+
     /// <summary>The reference configuration's values.</summary>
     public static ClusterSettings Default { get; } = Create(BittensorRuntime.Section(BittensorRuntime.ReferenceConfig, SectionPath));
 
@@ -104,6 +110,8 @@ public sealed record ClusterSettings
             RegisterInterval = c.Duration("worker.register_interval"),
             DrainTimeout = c.Duration("worker.drain_timeout"),
             AffinityCapacity = c.Int("front.affinity_capacity"),
+            AveragingInterval = c.Duration("averaging.interval"),
+            AveragingTimeout = c.Duration("averaging.timeout"),
         }.Validate();
     }
 
@@ -124,6 +132,8 @@ public sealed record ClusterSettings
         Require(RegisterInterval > TimeSpan.Zero, "worker.register_interval", RegisterInterval, "must be positive");
         Require(DrainTimeout > TimeSpan.Zero, "worker.drain_timeout", DrainTimeout, "must be positive");
         Require(AffinityCapacity >= 0, "front.affinity_capacity", AffinityCapacity, "must be 0 or positive");
+        Require(AveragingInterval >= TimeSpan.Zero, "averaging.interval", AveragingInterval, "must be 0 (off) or positive");
+        Require(AveragingTimeout > TimeSpan.Zero, "averaging.timeout", AveragingTimeout, "must be positive");
         return this;
     }
 

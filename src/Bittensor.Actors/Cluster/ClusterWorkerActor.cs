@@ -38,6 +38,9 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     private readonly ClusterSettings _settings;
     private readonly Props _hostProps;
     private readonly int _capacity;
+    private readonly IReplicaParameters? _parameters;
+    private (long Round, float[] Sent)? _sent;
+    private long _averagedRound;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IActorRef _proxy = ActorRefs.Nobody;
     private IActorRef? _front;
@@ -50,11 +53,20 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     private bool _draining;
     private IActorRef? _drainReplyTo;
 
-    private ClusterWorkerActor(ClusterSettings settings, Props hostProps, int capacity)
+    private ClusterWorkerActor(ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters)
     {
         _settings = settings;
         _hostProps = hostProps;
         _capacity = capacity;
+        _parameters = parameters;
+        Receive<CollectParameters>(c =>
+        {
+            if (_parameters is null) return;
+            var snapshot = _parameters.Snapshot();
+            _sent = (c.Round, snapshot);
+            Sender.Tell(new ReplicaParameters(c.Round, snapshot), Self);
+        });
+        Receive<AveragedParameters>(OnAveraged);
         Receive<WorkerCall>(OnCall);
         Receive<AxonModelReply>(OnHostReply);
         Receive<RegisterTick>(_ =>
@@ -92,7 +104,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
             _drainReplyTo?.Tell(Akka.Done.Instance);
             _drainReplyTo = null;
         });
-        Receive<GetClusterWorkerState>(_ => Sender.Tell(new ClusterWorkerState(_front is null ? 0 : 1, _calls.Count, _served, _draining)));
+        Receive<GetClusterWorkerState>(_ => Sender.Tell(new ClusterWorkerState(_front is null ? 0 : 1, _calls.Count, _served, _draining, _averagedRound)));
         Receive<Terminated>(t =>
         {
             if (t.ActorRef.Equals(_host))
@@ -118,13 +130,20 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     /// Props of a worker whose model host is built from <paramref name="hostProps"/> (started as its child <c>model</c>),
     /// taking at most <paramref name="capacity"/> calls at once.
     /// </summary>
-    public static Props Props(ClusterSettings settings, Props hostProps, int capacity)
+    /// <param name="settings">The cluster settings.</param>
+    /// <param name="hostProps">The model host.</param>
+    /// <param name="capacity">Calls taken at once.</param>
+    /// <param name="parameters">The replica's parameters, when its model takes part in averaging (null: it does not).</param>
+    public static Props Props(ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(hostProps);
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         settings.Validate();
-        return FactoryProps.For(() => new ClusterWorkerActor(settings, hostProps, capacity));
+        if (parameters is not null && (parameters.Count < 1 || (4L * parameters.Count) + 64 > BittensorCluster.MaxFrameBytes))
+            throw new ArgumentException($"a replica's parameters must be 1 to {(BittensorCluster.MaxFrameBytes - 64) / 4} floats (one cluster frame); " +
+                $"this one has {parameters.Count}", nameof(parameters));
+        return FactoryProps.For(() => new ClusterWorkerActor(settings, hostProps, capacity, parameters));
     }
 
     /// <inheritdoc />
@@ -151,7 +170,34 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         _drainReplyTo?.Tell(Akka.Done.Instance);
     }
 
-    private void SendRegister() => _proxy.Tell(new RegisterWorker(_capacity, _draining, _replica), Self);
+    private void SendRegister() => _proxy.Tell(new RegisterWorker(_capacity, _draining, _replica, _parameters?.Count ?? 0), Self);
+
+    // θ ← θ + (average − sent): the average replaces what this replica sent, and the steps it took since stay. An
+    // element that did not move since is set to the average itself, so replicas without traffic end bit-equal.
+    private void OnAveraged(AveragedParameters a)
+    {
+        if (_parameters is null) return;
+        if (a.Values.Length != _parameters.Count)
+        {
+            _log.Error("cluster worker: averaged parameters of round {0} have {1} values, this replica {2}; ignored", a.Round, a.Values.Length, _parameters.Count);
+            return;
+        }
+        var average = a.Values;
+        var exact = a.Exact || _sent is not { } sent || sent.Round != a.Round;
+        if (exact) _parameters.Update(p => average.CopyTo(p));
+        else
+        {
+            var before = _sent!.Value.Sent;
+            _parameters.Update(p =>
+            {
+                for (var i = 0; i < p.Length; i++) p[i] = p[i] == before[i] ? average[i] : p[i] + (average[i] - before[i]);
+            });
+        }
+        _sent = null;
+        _averagedRound = a.Round;
+        _log.Debug("cluster worker: applied the average of round {0} ({1} replicas{2})", a.Round, a.Replicas, exact ? ", as it is" : "");
+        Context.System.EventStream.Publish(new ReplicaParametersApplied(a.Round, exact, a.Replicas));
+    }
 
     private void OnCall(WorkerCall call)
     {

@@ -61,6 +61,34 @@ public sealed class ClusterSerializerSpec : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(new WorkerRegistered(3), RoundTrip(new WorkerRegistered(3)));
         Assert.Same(WorkerDraining.Instance, RoundTrip(WorkerDraining.Instance));
         Assert.Same(DrainAck.Instance, RoundTrip(DrainAck.Instance));
+        var withParameters = new RegisterWorker(4, false, "w", 1 << 20);
+        Assert.Equal(withParameters, RoundTrip(withParameters));
+        Assert.Equal(new CollectParameters(9), RoundTrip(new CollectParameters(9)));
+    }
+
+    [Fact]
+    public void Parameters_cross_as_raw_floats_and_malformed_ones_are_refused()
+    {
+        float[] values = [1.5f, float.NaN, -0f, 3e38f, 0];
+        var sent = new ReplicaParameters(3, values);
+        Assert.IsType<ClusterTensorSerializer>(For(sent));
+        var s = (SerializerWithStringManifest)For(sent);
+        var bytes = s.ToBinary(sent);
+        Assert.Equal(1 + 8 + 4 + (4 * values.Length), bytes.Length);
+        var back = (ReplicaParameters)s.FromBinary(bytes, ClusterTensorSerializer.ParametersManifest);
+        Assert.Equal(3, back.Round);
+        Assert.Equal(values.Select(BitConverter.SingleToInt32Bits), back.Values.Select(BitConverter.SingleToInt32Bits));
+        var average = RoundTrip(new AveragedParameters(4, true, 2, values));
+        Assert.Equal((4L, true, 2), (average.Round, average.Exact, average.Replicas));
+        Assert.Equal(values.Select(BitConverter.SingleToInt32Bits), average.Values.Select(BitConverter.SingleToInt32Bits));
+
+        for (var n = 0; n < bytes.Length; n++) Assert.Throws<SerializationException>(() => s.FromBinary(bytes[..n], ClusterTensorSerializer.ParametersManifest));
+        var huge = (byte[])bytes.Clone();
+        BitConverter.GetBytes(int.MaxValue).CopyTo(huge, 1 + 8); // a count far beyond the bytes present
+        Assert.Throws<SerializationException>(() => s.FromBinary(huge, ClusterTensorSerializer.ParametersManifest));
+        var roundZero = (byte[])bytes.Clone();
+        BitConverter.GetBytes(0L).CopyTo(roundZero, 1);
+        Assert.Throws<SerializationException>(() => s.FromBinary(roundZero, ClusterTensorSerializer.ParametersManifest));
     }
 
     [Fact]

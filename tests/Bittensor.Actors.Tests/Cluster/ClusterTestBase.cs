@@ -29,6 +29,7 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
     protected static ClusterSettings Settings(params IReadOnlyList<string> seeds) => ClusterSettings.Default with
     {
         Hostname = "127.0.0.1", Port = 0, SeedNodes = seeds, DrainTimeout = TimeSpan.FromSeconds(60), RegisterInterval = TimeSpan.FromMilliseconds(300),
+        AveragingInterval = TimeSpan.Zero, // rounds only on AverageNow, unless a test sets an interval
     };
 
     /// <summary>The first front node: it seeds itself, becomes the front singleton and serves its router behind an axon (real gRPC on loopback port 0).</summary>
@@ -43,9 +44,10 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
     /// A front-capable node (joined through <paramref name="seeds"/>, or the first one): its events (activation,
     /// deactivation) are read from the returned probe, subscribed before the singleton manager starts.
     /// </summary>
-    protected (ActorSystem System, Akka.TestKit.TestProbe Events) StartFrontNode(AxonSettings? axon = null, Config? extra = null, params string[] seeds)
+    protected (ActorSystem System, Akka.TestKit.TestProbe Events) StartFrontNode(AxonSettings? axon = null, Config? extra = null,
+        Func<ClusterSettings, ClusterSettings>? adjust = null, params string[] seeds)
     {
-        var settings = Settings(seeds);
+        var settings = adjust is null ? Settings(seeds) : adjust(Settings(seeds));
         var overrides = extra is null ? TestOverrides : extra.WithFallback(TestOverrides);
         var system = BittensorCluster.CreateSystem(settings, ClusterSettings.FrontRole, overrides: overrides);
         _nodes.Add(system);
@@ -72,12 +74,12 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
     }
 
     /// <summary>A worker node with <paramref name="settings"/> hosting <paramref name="host"/>.</summary>
-    protected ActorSystem StartWorker(ClusterSettings settings, Props host, int capacity, Config? extra = null)
+    protected ActorSystem StartWorker(ClusterSettings settings, Props host, int capacity, Config? extra = null, IReplicaParameters? parameters = null)
     {
         var overrides = extra is null ? TestOverrides : extra.WithFallback(TestOverrides);
         var system = BittensorCluster.CreateSystem(settings, ClusterSettings.WorkerRole, overrides: overrides);
         _nodes.Add(system);
-        BittensorCluster.StartWorker(system, settings, host, capacity);
+        BittensorCluster.StartWorker(system, settings, host, capacity, parameters);
         return system;
     }
 

@@ -1,0 +1,173 @@
+using Akka.Actor;
+using Bittensor.Actors.Cluster;
+using Bittensor.Actors.ModelHost;
+using Bittensor.Neurons.Demo;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+
+namespace Bittensor.Actors.Tests.Cluster;
+
+/// <summary>
+/// Parameter averaging across the workers' replicas (docs/cluster.md "Parameter averaging"): a front and workers
+/// hosting <see cref="TrainableDemoModel"/> replicas that start from different weights and train on different calls,
+/// each node its own ActorSystem on loopback, every message serialized (the parameters cross as raw floats).
+/// </summary>
+public sealed class ClusterAveragingSpec(Xunit.Abstractions.ITestOutputHelper output) : ClusterTestBase(output)
+{
+    private const int Vocab = 8;
+
+    /// <summary>A worker hosting <paramref name="model"/>; its event stream (averages applied) is read from the returned probe.</summary>
+    private Akka.TestKit.TestProbe StartReplica(ActorSystem front, TrainableDemoModel model)
+    {
+        var settings = Settings(Akka.Cluster.Cluster.Get(front).SelfAddress.ToString());
+        var node = StartWorker(settings, ModelHostActor.ForHandlers(model.Handlers, 4, 16, TimeSpan.FromSeconds(60)), 20, parameters: model);
+        var applied = CreateTestProbe(node);
+        node.EventStream.Subscribe(applied.Ref, typeof(ReplicaParametersApplied));
+        return applied;
+    }
+
+    private static async Task<AveragingResult> AverageNow(IActorRef router) => await router.Ask<AveragingResult>(Bittensor.Actors.Cluster.AverageNow.Instance, TimeSpan.FromSeconds(60));
+
+    private static float[] Mean(params float[][] replicas)
+    {
+        var sum = new float[replicas[0].Length];
+        foreach (var r in replicas)
+            for (var i = 0; i < sum.Length; i++) sum[i] += r[i];
+        for (var i = 0; i < sum.Length; i++) sum[i] /= replicas.Length;
+        return sum;
+    }
+
+    [Fact]
+    public async Task After_an_averaging_round_the_replicas_hold_equal_parameters_and_serve_the_average()
+    {
+        var (front, router, port) = await StartFront();
+        var a = new TrainableDemoModel(Dim, Vocab, seed: 1);
+        var b = new TrainableDemoModel(Dim, Vocab, seed: 2);
+        var appliedA = StartReplica(front, a);
+        var appliedB = StartReplica(front, b);
+        await AwaitWorkers(router, 2);
+        var client = RawClient(port);
+
+        // Train through the front: backwards spread over both replicas, so they drift apart further.
+        for (var i = 0; i < 6; i++)
+        {
+            var backward = Row(i);
+            backward.Tensors.Add(TensorCodec.ToTensor(Enumerable.Repeat(0.5f, 3 * Dim).ToArray(), [1, 3, Dim], Modality.Tensor));
+            Assert.Equal(ReturnCode.Success, (await client.BackwardAsync(backward, await Signed(Alice), DateTime.UtcNow.AddSeconds(60))).ReturnCode);
+        }
+        Assert.True(a.Steps > 0 && b.Steps > 0, $"both replicas should have trained: {a.Steps}, {b.Steps}");
+        var (beforeA, beforeB) = (a.Snapshot(), b.Snapshot());
+        Assert.NotEqual(beforeA, beforeB);
+
+        var result = await AverageNow(router);
+        Assert.Equal((1L, 2, (string?)null), (result.Round, result.Replicas, result.Skipped));
+        // Each worker applies the average as its own message arrives: awaited as the event it publishes.
+        foreach (var applied in new[] { appliedA, appliedB })
+        {
+            var e = await applied.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(60));
+            Assert.Equal((1L, false, 2), (e.Round, e.Exact, e.Replicas));
+        }
+        var expected = Mean(beforeA, beforeB);
+        Assert.Equal(expected, a.Snapshot());
+        Assert.Equal(expected, b.Snapshot());
+        Assert.Equal(1, (await Status(router)).CheckpointRound);
+
+        // Whatever replica serves it, a forward now answers rows of the averaged table: token 3 → row 3.
+        for (var i = 0; i < 4; i++)
+        {
+            var answer = await Forward(client, Alice, TextRequest(Alice, [1, 1], [3]));
+            Assert.Equal(ReturnCode.Success, answer.ReturnCode);
+            Assert.Equal(expected.AsSpan(3 * Dim, Dim).ToArray(), TensorCodec.Decode(answer.Tensors[0]).Tensor.ToFloat32Array());
+        }
+    }
+
+    /// <summary>A replica that takes one step (row 5 += 1) right after its parameters are copied for a round, when armed.</summary>
+    private sealed class StepsAfterSnapshot(TrainableDemoModel inner) : IReplicaParameters
+    {
+        public volatile bool Armed;
+
+        public int Count => inner.Count;
+
+        public float[] Snapshot()
+        {
+            var copy = inner.Snapshot();
+            if (Armed) inner.Update(p => p[5 * Dim] += 1f);
+            return copy;
+        }
+
+        public void Update(ReplicaUpdate change) => inner.Update(change);
+    }
+
+    [Fact]
+    public async Task A_replica_keeps_the_steps_it_took_after_sending_its_parameters()
+    {
+        var (front, router, _) = await StartFront();
+        var a = new TrainableDemoModel(Dim, Vocab, seed: 1);
+        var b = new TrainableDemoModel(Dim, Vocab, seed: 2);
+        var stepping = new StepsAfterSnapshot(a);
+        var settings = Settings(Akka.Cluster.Cluster.Get(front).SelfAddress.ToString());
+        var nodeA = StartWorker(settings, ModelHostActor.ForHandlers(a.Handlers, 4, 16, TimeSpan.FromSeconds(60)), 20, parameters: stepping);
+        var appliedA = CreateTestProbe(nodeA);
+        nodeA.EventStream.Subscribe(appliedA.Ref, typeof(ReplicaParametersApplied));
+        var appliedB = StartReplica(front, b);
+        await AwaitWorkers(router, 2);
+        // Round 1 makes them equal.
+        await AverageNow(router);
+        await appliedA.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(60));
+        await appliedB.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(60));
+        var equal = b.Snapshot();
+        Assert.Equal(equal, a.Snapshot());
+
+        // Round 2: a steps (row 5 += 1) after it sent its copy. The average is the old value; a keeps its step, b
+        // (which never saw the step) is unchanged.
+        stepping.Armed = true;
+        Assert.Equal(2, (await AverageNow(router)).Round);
+        await appliedA.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(60));
+        await appliedB.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(60));
+        var after = a.Snapshot();
+        Assert.Equal(equal[5 * Dim] + 1f, after[5 * Dim]);
+        after[5 * Dim] = equal[5 * Dim];
+        Assert.Equal(equal, after);
+        Assert.Equal(equal, b.Snapshot());
+    }
+
+    [Fact]
+    public async Task A_joining_worker_starts_from_the_latest_averaged_checkpoint()
+    {
+        var (front, router, port) = await StartFront();
+        Assert.Equal("no available worker has parameters to average", (await AverageNow(router)).Skipped);
+        var a = new TrainableDemoModel(Dim, Vocab, seed: 1);
+        var b = new TrainableDemoModel(Dim, Vocab, seed: 2);
+        StartReplica(front, a);
+        StartReplica(front, b);
+        await AwaitWorkers(router, 2);
+        var expected = Mean(a.Snapshot(), b.Snapshot());
+        Assert.Equal(2, (await AverageNow(router)).Replicas);
+
+        // A third replica with weights of its own joins: before it serves, the front sends it the checkpoint.
+        var c = new TrainableDemoModel(Dim, Vocab, seed: 3);
+        Assert.NotEqual(expected, c.Snapshot());
+        var appliedC = StartReplica(front, c);
+        var e = await appliedC.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(60));
+        Assert.Equal((1L, true), (e.Round, e.Exact));
+        Assert.Equal(expected, c.Snapshot());
+        await AwaitWorkers(router, 3);
+    }
+
+    [Fact]
+    public async Task Rounds_run_by_themselves_every_averaging_interval()
+    {
+        var (front, events) = StartFrontNode(adjust: s => s with { AveragingInterval = TimeSpan.FromMilliseconds(300) });
+        var router = (await Activated(events, TimeSpan.FromSeconds(60))).Router;
+        var a = new TrainableDemoModel(Dim, Vocab, seed: 1);
+        var b = new TrainableDemoModel(Dim, Vocab, seed: 2);
+        var appliedA = StartReplica(front, a);
+        var appliedB = StartReplica(front, b);
+        await AwaitWorkers(router, 2);
+        // The first round both replicas took part in (a round with one replica only sends it as it is).
+        var roundA = await appliedA.FishForMessageAsync<ReplicaParametersApplied>(m => m.Replicas == 2, TimeSpan.FromSeconds(120));
+        await appliedB.FishForMessageAsync<ReplicaParametersApplied>(m => m.Round == roundA.Round, TimeSpan.FromSeconds(120));
+        // No traffic: whatever round ran since, both hold the same average.
+        Assert.Equal(a.Snapshot(), b.Snapshot());
+    }
+}
