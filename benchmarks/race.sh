@@ -12,7 +12,9 @@
 # Environment: LEVELS (comma list), MODES ("on off"), SECONDS_PER_LEVEL, WARMUP (seconds of unmeasured load at 16
 # callers before the first level of each server, default 4), PRESIGN (signed requests prepared per
 # level before its clock starts, so the generator's core is not busy signing), SERVER_CORE, LOAD_CORE,
-# BTCLI / BENCH (paths of the built dlls), SERVER_ARGS (extra `axon serve` options).
+# BTCLI / BENCH (paths of the built dlls), SERVER_ARGS (extra `axon serve` options), SERVER_ENV (extra
+# environment for the server only, e.g. "DOTNET_gcServer=1"), COUNTERS=1 (GC collections and bytes allocated per
+# call from `dotnet-counters`, installed as a dotnet tool, attached to the server during each level).
 # Timings live here and in benchmarks/results/axon.md, never in tests. The machine may be shared: the script
 # prints the load average before and after; say it next to any figure you quote.
 set -euo pipefail
@@ -27,6 +29,9 @@ LOAD_CORE=${LOAD_CORE:-1}
 BTCLI=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}
 BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
 SERVER_ARGS=${SERVER_ARGS:-}
+SERVER_ENV=${SERVER_ENV:-}
+COUNTERS=${COUNTERS:-0}
+COUNTERS_BIN=${COUNTERS_BIN:-$(command -v dotnet-counters || echo "$HOME/.dotnet/tools/dotnet-counters")}
 WARMUP=${WARMUP:-4}
 
 for f in "$BTCLI" "$BENCH"; do
@@ -47,16 +52,33 @@ trap cleanup EXIT
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }   # utime + stime of the whole process
+# Context switches (voluntary + involuntary) summed over the process's live threads: hops between threads show here.
+ctx_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'; }
 rss_mb() { awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 now_ns() { date +%s%N; }
 
 echo "# race: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# server: taskset -c $SERVER_CORE dotnet $BTCLI axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 $SERVER_ARGS [--axon.disable_signature_verification]"
+echo "# server: $SERVER_ENV taskset -c $SERVER_CORE dotnet $BTCLI axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 $SERVER_ARGS [--axon.disable_signature_verification]"
 echo "# warm-up: ${WARMUP} s at 16 callers per server, not measured"
 echo "# load:   taskset -c $LOAD_CORE dotnet $BENCH axon-load --target 127.0.0.1:PORT --shape 1,16 --network_dim 1024 --seconds $SECONDS_PER_LEVEL --concurrency N (--presign $PRESIGN | --unsigned)"
 echo
-echo "| verification | callers | req/s | p50 ms | p99 ms | errors | calls answered | server CPU µs/call | server cores busy | server RSS MB |"
-echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"
+if [[ "$COUNTERS" == "1" ]]; then
+  echo "| verification | callers | req/s | p50 ms | p99 ms | errors | calls answered | server CPU µs/call | server cores busy | server RSS MB | server context switches per call | gen0/1/2 GCs per 100 calls | KB allocated per call |"
+  echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|"
+else
+  echo "| verification | callers | req/s | p50 ms | p99 ms | errors | calls answered | server CPU µs/call | server cores busy | server RSS MB | server context switches per call |"
+  echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"
+fi
+# GC figures from a dotnet-counters CSV (per-interval increments, summed over the level): collections per generation
+# per 100 calls and bytes allocated in KB per call.
+gc_columns() {
+  awk -F, -v c="$2" '
+    /dotnet.gc.collections/ { g = $0; sub(/.*gc.heap.generation=/, "", g); g = substr(g, 1, 4); n[g] += $NF }
+    /dotnet.gc.heap.total_allocated/ { a += $NF }
+    END {
+      if (c <= 0) { print "n/a | n/a"; exit }
+      printf "%.2f / %.2f / %.2f | %.1f\n", n["gen0"] * 100 / c, n["gen1"] * 100 / c, n["gen2"] * 100 / c, a / 1024 / c }' "$1"
+}
 
 for mode in $MODES; do
   extra=()
@@ -67,7 +89,7 @@ for mode in $MODES; do
   fi
   : > "$work/out" ; : > "$work/err"
   # shellcheck disable=SC2086
-  taskset -c "$SERVER_CORE" dotnet "$BTCLI" axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 \
+  env $SERVER_ENV taskset -c "$SERVER_CORE" dotnet "$BTCLI" axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 \
     "${extra[@]}" $SERVER_ARGS >"$work/out" 2>"$work/err" &
   server_pid=$!
   port=""
@@ -88,16 +110,31 @@ for mode in $MODES; do
 
   IFS=',' read -ra levels <<< "$LEVELS"
   for n in "${levels[@]}"; do
-    cpu0=$(cpu_ticks "$server_pid"); t0=$(now_ns)
+    counters_pid=""
+    if [[ "$COUNTERS" == "1" ]]; then
+      rm -f "$work/counters.csv"
+      taskset -c "$LOAD_CORE" "$COUNTERS_BIN" collect -p "$server_pid" --format csv -o "$work/counters.csv" --refresh-interval 1 \
+        --duration "00:00:00:$((SECONDS_PER_LEVEL + 5))" \
+        --counters 'System.Runtime[dotnet.gc.collections,dotnet.gc.heap.total_allocated]' > /dev/null 2>&1 &
+      counters_pid=$!
+      sleep 2
+    fi
+    cpu0=$(cpu_ticks "$server_pid"); t0=$(now_ns); cs0=$(ctx_switches "$server_pid")
     row=$(taskset -c "$LOAD_CORE" dotnet "$BENCH" axon-load --target "127.0.0.1:$port" --concurrency "$n" \
       --seconds "$SECONDS_PER_LEVEL" --shape 1,16 --network_dim 1024 "${load_mode[@]}" | grep -E '^\| [0-9]+ \|' || true)
-    cpu1=$(cpu_ticks "$server_pid"); t1=$(now_ns)
+    cpu1=$(cpu_ticks "$server_pid"); t1=$(now_ns); cs1=$(ctx_switches "$server_pid")
     # The generator's row: | callers | req/s | p50 | p99 | ok | errors | calls |
     IFS='|' read -r _ _ rps p50 p99 ok errors answered _ <<< "$row"
     calls=$(echo "$answered" | tr -dc '0-9'); calls=${calls:-0}
     cpu_us=$(awk -v d=$((cpu1 - cpu0)) -v t="$ticks" -v c="$calls" 'BEGIN { if (c > 0) printf "%.0f", d / t * 1e6 / c; else print "n/a" }')
+    cs=$(awk -v d=$((cs1 - cs0)) -v c="$calls" 'BEGIN { if (c > 0) printf "%.1f", d / c; else print "n/a" }')
     busy=$(awk -v d=$((cpu1 - cpu0)) -v t="$ticks" -v w=$((t1 - t0)) 'BEGIN { printf "%.2f", d / t / (w / 1e9) }')
-    echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $(rss_mb "$server_pid") |"
+    if [[ -n "$counters_pid" ]]; then
+      wait "$counters_pid" 2>/dev/null || true
+      echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $(rss_mb "$server_pid") | $cs | $(gc_columns "$work/counters.csv" "$calls") |"
+    else
+      echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $(rss_mb "$server_pid") | $cs |"
+    fi
   done
 
   kill -TERM "$server_pid"
