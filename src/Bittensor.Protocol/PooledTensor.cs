@@ -9,21 +9,23 @@ namespace Bittensor.Protocol;
 /// </summary>
 public sealed class PooledTensor : IDisposable
 {
+    private readonly ArrayPool<byte> _pool;
     private byte[]? _rented;
 
-    internal PooledTensor(Tensor tensor, byte[] rented)
+    internal PooledTensor(Tensor tensor, byte[] rented, ArrayPool<byte> pool)
     {
         Tensor = tensor;
         _rented = rented;
+        _pool = pool;
     }
 
     /// <summary>The tensor; its buffer is valid until <see cref="Dispose"/>.</summary>
     public Tensor Tensor { get; }
 
-    /// <summary>Returns the buffer to <see cref="ArrayPool{T}.Shared"/>.</summary>
+    /// <summary>Returns the buffer to the pool it was rented from (<see cref="ArrayPool{T}.Shared"/> unless one was given).</summary>
     public void Dispose()
     {
         var rented = Interlocked.Exchange(ref _rented, null);
-        if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+        if (rented is not null) _pool.Return(rented);
     }
 }

@@ -120,17 +120,19 @@ public static class TensorCodec
         => Wrap(ToArray(values, DataType.Int64, shape), DataType.Int64, shape, modality, requiresGrad);
 
     /// <summary>
-    /// A proto tensor holding float32 values whose buffer is rented from <see cref="ArrayPool{T}.Shared"/>
-    /// (no large-object allocation per message). Dispose the result only after gRPC has serialized the
+    /// A proto tensor holding float32 values whose buffer is rented from <paramref name="pool"/> (default
+    /// <see cref="ArrayPool{T}.Shared"/>; no large-object allocation per message). Dispose the result only after gRPC has serialized the
     /// message: on a server via <c>HttpContext.Response.RegisterForDispose</c>, on a client after the call
     /// returned. Disposing earlier lets the pool hand the bytes to someone else while they are being sent.
     /// </summary>
-    public static PooledTensor ToPooledTensor(ReadOnlySpan<float> values, ReadOnlySpan<long> shape, Modality modality, bool requiresGrad = false)
-        => Pooled(values, DataType.Float32, shape, modality, requiresGrad);
+    public static PooledTensor ToPooledTensor(ReadOnlySpan<float> values, ReadOnlySpan<long> shape, Modality modality, bool requiresGrad = false,
+        ArrayPool<byte>? pool = null)
+        => Pooled(values, DataType.Float32, shape, modality, requiresGrad, pool ?? ArrayPool<byte>.Shared);
 
-    /// <summary>A pooled proto tensor holding int64 values (see <see cref="ToPooledTensor(ReadOnlySpan{float}, ReadOnlySpan{long}, Modality, bool)"/>).</summary>
-    public static PooledTensor ToPooledTensor(ReadOnlySpan<long> values, ReadOnlySpan<long> shape, Modality modality, bool requiresGrad = false)
-        => Pooled(values, DataType.Int64, shape, modality, requiresGrad);
+    /// <summary>A pooled proto tensor holding int64 values (see <see cref="ToPooledTensor(ReadOnlySpan{float}, ReadOnlySpan{long}, Modality, bool, ArrayPool{byte})"/>).</summary>
+    public static PooledTensor ToPooledTensor(ReadOnlySpan<long> values, ReadOnlySpan<long> shape, Modality modality, bool requiresGrad = false,
+        ArrayPool<byte>? pool = null)
+        => Pooled(values, DataType.Int64, shape, modality, requiresGrad, pool ?? ArrayPool<byte>.Shared);
 
     /// <summary>
     /// Decodes a proto tensor: the serializer must be MSGPACK, the buffer valid, and the proto
@@ -341,21 +343,22 @@ public static class TensorCodec
         return pos + dataBytes;
     }
 
-    private static PooledTensor Pooled<T>(ReadOnlySpan<T> values, DataType dataType, ReadOnlySpan<long> shape, Modality modality, bool requiresGrad) where T : unmanaged
+    private static PooledTensor Pooled<T>(ReadOnlySpan<T> values, DataType dataType, ReadOnlySpan<long> shape, Modality modality, bool requiresGrad,
+        ArrayPool<byte> pool) where T : unmanaged
     {
         var length = GetEncodedLength(dataType, shape);
-        var rented = ArrayPool<byte>.Shared.Rent(length);
+        var rented = pool.Rent(length);
         try
         {
             EncodeCore(values, dataType, shape, rented);
         }
         catch
         {
-            ArrayPool<byte>.Shared.Return(rented);
+            pool.Return(rented);
             throw;
         }
         var tensor = NewTensor(UnsafeByteOperations.UnsafeWrap(rented.AsMemory(0, length)), dataType, shape, modality, requiresGrad);
-        return new PooledTensor(tensor, rented);
+        return new PooledTensor(tensor, rented, pool);
     }
 
     // The array is ours alone and never written again, so wrapping it is safe and saves a copy.

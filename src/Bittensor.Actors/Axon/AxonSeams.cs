@@ -68,6 +68,21 @@ internal sealed class ProtocolTensorCodec : ITensorWireCodec
         return tensor is not null;
     }
 
+    // Response buffers: 128 KiB arrays for the usual [1, 16, 1024] float32 answer (the pool's bucket above 64 KiB plus
+    // the msgpack header). Up to 256 kept per size, so 128+ calls in flight rent without allocating once warm (the
+    // shared pool keeps ~32 per core and would allocate a large-object-heap array per call beyond that).
+    private static readonly System.Buffers.ArrayPool<byte> ResponsePool = System.Buffers.ArrayPool<byte>.Create(16 * 1024 * 1024, 256);
+
+    public Tensor EncodeResponse(DenseTensor tensor, Modality modality, Action<IDisposable> registerForDispose)
+    {
+        long[] shape = [.. tensor.Shape];
+        var pooled = tensor.DataType == DataType.Float32
+            ? TensorCodec.ToPooledTensor(tensor.Floats, shape, modality, pool: ResponsePool)
+            : TensorCodec.ToPooledTensor(tensor.Longs, shape, modality, pool: ResponsePool);
+        registerForDispose(pooled);
+        return pooled.Tensor;
+    }
+
     public Tensor Encode(DenseTensor tensor, Modality modality, bool requiresGrad = false)
     {
         long[] shape = [.. tensor.Shape];

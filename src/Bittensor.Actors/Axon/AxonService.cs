@@ -298,7 +298,11 @@ internal sealed class AxonService : IBittensorService
                 $"model answered {outputs?.ToString() ?? "nothing"}, expected Float32[{inputs.Shape[0]}, {inputs.Shape[1]}, {_settings.NetworkDim}]");
         }
         var answer = Answer(ReturnCode.Success, "");
-        answer.Tensors.Add(_codec.Encode(outputs, Modality.Tensor));
+        // Through Kestrel the answer's bytes go into a pooled buffer returned once the message is on the wire; the
+        // in-memory transport hands the message itself to the caller, so it gets its own array.
+        answer.Tensors.Add(context.RegisterForDispose is { } register
+            ? _codec.EncodeResponse(outputs, Modality.Tensor, register)
+            : _codec.Encode(outputs, Modality.Tensor));
         return answer;
     }
 

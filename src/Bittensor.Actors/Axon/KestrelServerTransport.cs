@@ -402,8 +402,11 @@ public sealed class KestrelServerTransport : IServerTransport
         {
             // grpc-dotnet calls a handler only once the request message is read and parsed.
             Interlocked.Increment(ref owner._bodiesParsed);
-            var admission = context.GetHttpContext().Items.TryGetValue(AdmissionKey, out var a) ? a : null;
-            return new InboundCall(context.RequestHeaders, context.Deadline, context.CancellationToken, admission);
+            var http = context.GetHttpContext();
+            var admission = http.Items.TryGetValue(AdmissionKey, out var a) ? a : null;
+            // The response message is serialized into Kestrel's own buffers before the request completes, and objects
+            // registered here are disposed only after that: pooled response buffers go back to their pool then.
+            return new InboundCall(context.RequestHeaders, context.Deadline, context.CancellationToken, admission, http.Response.RegisterForDispose);
         }
     }
 

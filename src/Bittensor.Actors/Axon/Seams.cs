@@ -35,4 +35,10 @@ internal interface ITensorWireCodec
 
     /// <summary>Encodes a host tensor as a wire tensor with the given modality.</summary>
     Tensor Encode(DenseTensor tensor, Modality modality, bool requiresGrad = false);
+
+    /// <summary>
+    /// Encodes a response tensor; an implementation may place its bytes in a pooled buffer and hand the buffer's owner
+    /// to <paramref name="registerForDispose"/> (called once the message has been serialized).
+    /// </summary>
+    Tensor EncodeResponse(DenseTensor tensor, Modality modality, Action<IDisposable> registerForDispose) => Encode(tensor, modality);
 }

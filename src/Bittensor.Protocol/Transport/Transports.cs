@@ -45,7 +45,13 @@ public interface IPeerConnection : IDisposable
 /// What the service's <see cref="IBittensorService.CheckHeadersAsync"/> returned for this call when the transport ran it
 /// before reading the body (null when it did not: the service then checks the headers itself).
 /// </param>
-public sealed record InboundCall(Metadata Headers, DateTime Deadline, CancellationToken CancellationToken, object? Admission = null);
+/// <param name="RegisterForDispose">
+/// Registers an object the transport disposes once the response has been serialized onto the wire (e.g. a pooled
+/// response buffer). Null when the transport hands the response message itself to the caller (the in-memory
+/// transport): then nothing in the response may be pooled.
+/// </param>
+public sealed record InboundCall(Metadata Headers, DateTime Deadline, CancellationToken CancellationToken, object? Admission = null,
+    Action<IDisposable>? RegisterForDispose = null);
 
 /// <summary>
 /// The outcome of checking a call from its headers alone, before its body is read: go on (with an admission the

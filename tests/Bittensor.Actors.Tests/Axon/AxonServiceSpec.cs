@@ -35,6 +35,39 @@ public sealed class AxonServiceSpec(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Concurrent_full_width_answers_each_carry_their_own_values_while_response_buffers_are_reused()
+    {
+        // Through Kestrel the answer's bytes live in a pooled buffer that goes back to the pool once the message is
+        // serialized: a buffer returned too early would show up as another call's values in this answer.
+        const int width = 1024;
+        const int callers = 32;
+        var (_, port) = await StartAxon(Loopback(workers: 8, queue: 256, networkDim: width), DemoModels.Echo(width));
+        var client = RawClient(port);
+        var keys = Enumerable.Range(0, callers).Select(i => Bittensor.Core.Crypto.SecretUri.ToSr25519($"//pooled/{i}")).ToArray();
+        for (var round = 0; round < 3; round++)
+        {
+            var calls = new List<(long Token, Task<TensorMessage> Answer)>();
+            for (var i = 0; i < callers; i++)
+            {
+                long token = (round * 1000) + i + 1;
+                var headers = await Signed(keys[i]);
+                calls.Add((token, client.ForwardAsync(TextRequest(keys[i], [1, 2], [token, token]), headers, DateTime.UtcNow.AddSeconds(20)).ResponseAsync));
+            }
+            foreach (var (token, answer) in calls)
+            {
+                var response = await answer;
+                Assert.Equal(ReturnCode.Success, response.ReturnCode);
+                var decoded = TensorCodec.Decode(response.Tensors[0]);
+                Assert.True(decoded.IsSuccess, decoded.Message);
+                Assert.Equal([1L, 2, width], decoded.Tensor.ShapeToArray());
+                var values = decoded.Tensor.ToFloat32Array();
+                for (var d = 0; d < 2 * width; d++)
+                    Assert.Equal((float)((token * 1e-3) + (d % width * 1e-6)), values[d]);
+            }
+        }
+    }
+
+    [Fact]
     public async Task Backward_answers_the_gradient_sums_shaped_like_the_inputs()
     {
         var (_, port) = await EchoAxon();
