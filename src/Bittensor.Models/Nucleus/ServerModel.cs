@@ -26,13 +26,61 @@ public sealed class ServerModel : Module<Tensor, Tensor>
         ArgumentNullException.ThrowIfNull(settings);
         settings.Validate();
         _maxSequence = settings.MaxSequence;
-        torch.manual_seed(settings.Seed);
-        _tokens = Embedding(settings.VocabSize, settings.DModel);
-        _positions = Embedding(settings.MaxSequence, settings.DModel);
-        var layer = TransformerEncoderLayer(settings.DModel, settings.Heads, settings.FeedForward, settings.Dropout);
-        _encoder = TransformerEncoder(layer, settings.Layers);
-        _mapping = Linear(settings.DModel, settings.NetworkDim);
+        // The constructors draw from torch's global generator: under its gate, so they never move a neighbour's stream.
+        lock (GlobalGenerator.Gate)
+        {
+            _tokens = Embedding(settings.VocabSize, settings.DModel);
+            _positions = Embedding(settings.MaxSequence, settings.DModel);
+            var layer = TransformerEncoderLayer(settings.DModel, settings.Heads, settings.FeedForward, settings.Dropout);
+            _encoder = TransformerEncoder(layer, settings.Layers);
+            _mapping = Linear(settings.DModel, settings.NetworkDim);
+        }
         RegisterComponents();
+        // The layers above drew their first values from torch's global generator, which every model in the process
+        // shares (servers starting on other threads, the demo's other peers, tests in parallel): seeding it here would
+        // not make this model repeatable, and would move everyone else's draws. Every parameter is drawn again from
+        // this model's own generator, with PyTorch's initialisation rules for each kind of layer.
+        using var generator = new torch.Generator((ulong)settings.Seed);
+        Initialise(generator);
+    }
+
+    /// <summary>
+    /// Draws every parameter from <paramref name="generator"/> as PyTorch initialises it: embeddings N(0, 1); linear
+    /// weights and biases uniform in ±1/√fan_in (kaiming_uniform with a = √5); attention input projections
+    /// xavier-uniform and attention biases zero; layer norms one and zero.
+    /// </summary>
+    private void Initialise(torch.Generator generator)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var parameters = named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        var embeddings = named_modules().Where(m => m.module is Embedding).Select(m => m.name + ".weight").ToHashSet();
+        foreach (var (name, parameter) in parameters)
+        {
+            var shape = parameter.shape;
+            if (embeddings.Contains(name))
+                parameter.copy_(randn(shape, generator: generator));
+            else if (name.Contains("norm", StringComparison.Ordinal))
+                parameter.copy_(name.EndsWith("weight", StringComparison.Ordinal) ? ones(shape) : zeros(shape));
+            else if (name.EndsWith("in_proj_weight", StringComparison.Ordinal))
+                parameter.copy_(Uniform(shape, Math.Sqrt(6.0 / (shape[0] + shape[1])), generator));
+            else if (name.EndsWith("in_proj_bias", StringComparison.Ordinal) || name.EndsWith("out_proj.bias", StringComparison.Ordinal))
+                parameter.copy_(zeros(shape));
+            else if (shape.Length == 2)
+                parameter.copy_(Uniform(shape, 1 / Math.Sqrt(shape[1]), generator));
+            else if (shape.Length == 1 && name.EndsWith("bias", StringComparison.Ordinal)
+                     && parameters.TryGetValue(name[..^"bias".Length] + "weight", out var weight) && weight.shape.Length == 2)
+                parameter.copy_(Uniform(shape, 1 / Math.Sqrt(weight.shape[1]), generator));
+            else
+                throw new InvalidOperationException($"no initialisation rule for parameter {name} of shape [{string.Join(", ", shape)}]");
+        }
+    }
+
+    private static Tensor Uniform(long[] shape, double bound, torch.Generator generator)
+    {
+        using var width = (2 * bound).ToScalar();
+        using var low = (-bound).ToScalar();
+        return rand(shape, generator: generator).mul_(width).add_(low, Explicit.One);
     }
 
     /// <summary>Representations of <paramref name="tokens"/> ([batch, seq] int64) as [batch, seq, network_dim].</summary>

@@ -18,6 +18,10 @@ public sealed class ServerTextModel : ITextModel
     private readonly StepOptimizer _optimizer;
     private readonly Device _device;
 
+    // The dropout layers inside TorchSharp's encoder draw only from torch's global generator: training forwards run
+    // with this model's own stream swapped in, so its steps are repeatable for a given seed whatever else the process runs.
+    private Tensor _dropoutStream;
+
     /// <summary>Builds a freshly initialised model (deterministic for a given seed) on <see cref="ServerModelOptions.Device"/>.</summary>
     public ServerTextModel(ServerModelOptions options)
     {
@@ -26,6 +30,7 @@ public sealed class ServerTextModel : ITextModel
         if (options.Threads > 0) torch.set_num_threads(options.Threads);
         _device = torch.device(options.Device);
         _model = new ServerModel(options);
+        _dropoutStream = GlobalGenerator.StateOf(unchecked((ulong)options.Seed ^ 0x9E3779B97F4A7C15UL));
         _model.to(_device);
         _optimizer = options.Optimizer == ModelOptimizer.Adam
             ? StepOptimizer.Adam(_model.parameters(), options.LearningRate)
@@ -64,7 +69,7 @@ public sealed class ServerTextModel : ITextModel
             _model.train();
             _optimizer.ZeroGrad();
             var input = torch.tensor(tokens, [batch, seq], device: _device);
-            var output = _model.forward(input);
+            var output = GlobalGenerator.Run(ref _dropoutStream, () => _model.forward(input));
             if (!torch.isfinite(output).all().item<bool>()) throw new ModelDivergedException("model outputs contain NaN or Inf");
             var g = torch.tensor(grads, [batch, seq, _options.NetworkDim], device: _device);
             output.backward([g]);
@@ -86,5 +91,6 @@ public sealed class ServerTextModel : ITextModel
     {
         _optimizer.Dispose();
         _model.Dispose();
+        _dropoutStream.Dispose();
     }
 }
