@@ -15,6 +15,7 @@ internal static class AxonSeams
             MaxFutureSkew = settings.ClockSkew,
             MaxAge = settings.NonceMaxAge,
             NonceCapacity = settings.NonceStoreCapacity,
+            ReorderWindow = settings.NonceReorderWindow,
             NonceFilePath = settings.NonceStorePath.Length == 0 ? null : settings.NonceStorePath,
             NonceFileSync = settings.NonceStoreFsync,
         }, clock: time));

@@ -52,6 +52,12 @@ public sealed record AxonSettings
     public required int NonceStoreCapacity { get; init; }
 
     /// <summary>
+    /// How much older than a caller's newest accepted nonce a nonce may be and still pass once (concurrent calls from
+    /// one caller are signed in one order and may be verified in another). Zero keeps the 2021 rule (strictly newer).
+    /// </summary>
+    public TimeSpan NonceReorderWindow { get; init; }
+
+    /// <summary>
     /// File persisting the last nonce per caller (write-ahead: journal beside it); empty keeps them in memory. The roles
     /// and <c>btcli axon serve</c> fill it with their state folder's <c>nonces</c> when empty.
     /// </summary>
@@ -131,6 +137,7 @@ public sealed record AxonSettings
             ClockSkew = c.Duration("auth.clock_skew"),
             NonceMaxAge = c.Duration("auth.max_age"),
             NonceStoreCapacity = c.Int("auth.nonce_store_capacity"),
+            NonceReorderWindow = c.Duration("auth.reorder_window"),
             NonceStorePath = c.String("auth.nonce_store_path"),
             NonceStoreFsync = c.Bool("auth.nonce_store_fsync"),
             DisableSignatureVerification = c.Bool("auth.disable_signature_verification"),
@@ -168,6 +175,8 @@ public sealed record AxonSettings
         HoconSection.Require(NonceMaxAge > TimeSpan.Zero, "bittensor.axon.auth.max_age", NonceMaxAge, "must be positive");
         HoconSection.Require(ClockSkew + NonceMaxAge < TimeSpan.FromMinutes(15), "bittensor.axon.auth.max_age", NonceMaxAge,
             "clock_skew + max_age must stay under 15 minutes");
+        HoconSection.Require(NonceReorderWindow >= TimeSpan.Zero && NonceReorderWindow <= NonceMaxAge, "bittensor.axon.auth.reorder_window",
+            NonceReorderWindow, "must lie between 0 and max_age");
         HoconSection.Require(NonceStoreCapacity >= 1, "bittensor.axon.auth.nonce_store_capacity", NonceStoreCapacity, "must be at least 1");
         HoconSection.Require(BlacklistMinStake >= 0 && !double.IsNaN(BlacklistMinStake), "bittensor.axon.blacklist.min_stake", BlacklistMinStake,
             "must be a non-negative number");

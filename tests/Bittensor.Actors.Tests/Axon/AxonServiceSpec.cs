@@ -118,6 +118,43 @@ public sealed class AxonServiceSpec(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Two_calls_signed_in_one_order_and_checked_in_the_other_are_both_served_and_neither_replays()
+    {
+        // A caller with several calls in flight (the dendrite's endpoint actors) signs them in one order; HTTP/2 streams
+        // reach the checks in any order. The reference settings' reorder window serves the older one too.
+        var (_, port) = await EchoAxon();
+        var client = RawClient(port);
+        var older = await Signed(Alice);
+        var newer = await Signed(Alice);
+
+        Assert.Equal(ReturnCode.Success, (await client.ForwardAsync(Tokens(Alice), newer)).ReturnCode);
+        Assert.Equal(ReturnCode.Success, (await client.ForwardAsync(Tokens(Alice), older)).ReturnCode);
+
+        Assert.True(AxonSettings.Default.NonceReorderWindow > TimeSpan.Zero);
+        foreach (var replay in new[] { older, newer })
+        {
+            var error = await Assert.ThrowsAsync<RpcException>(() => client.ForwardAsync(Tokens(Alice), replay).ResponseAsync);
+            Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+            Assert.Contains("replay", error.Status.Detail, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task With_no_reorder_window_the_older_of_two_reordered_calls_is_refused_as_in_2021()
+    {
+        var (_, port) = await EchoAxon(Loopback(networkDim: Dim) with { NonceReorderWindow = TimeSpan.Zero });
+        var client = RawClient(port);
+        var older = await Signed(Alice);
+        var newer = await Signed(Alice);
+
+        Assert.Equal(ReturnCode.Success, (await client.ForwardAsync(Tokens(Alice), newer)).ReturnCode);
+        var error = await Assert.ThrowsAsync<RpcException>(() => client.ForwardAsync(Tokens(Alice), older).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+        Assert.Contains("1 ms newer", error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_far_future_nonce_from_an_unsigned_caller_does_not_lock_out_the_real_caller()
     {
         var (_, port) = await EchoAxon();

@@ -38,6 +38,8 @@ public sealed class SettingsSpec
     [InlineData("bittensor.axon.port = 70000", "bittensor.axon.port")]
     [InlineData("bittensor.axon.max_workers = 0", "max_workers")]
     [InlineData("bittensor.axon.auth.max_age = 20m", "bittensor.axon.auth.max_age")]
+    [InlineData("bittensor.axon.auth.reorder_window = 2m", "bittensor.axon.auth.reorder_window")]
+    [InlineData("bittensor.axon.auth.reorder_window = -1s", "bittensor.axon.auth.reorder_window")]
     [InlineData("bittensor.axon.blacklist.min_stake = -1", "bittensor.axon.blacklist.min_stake")]
     [InlineData("bittensor.axon.port = eighty", "bittensor.axon.port")]
     [InlineData("bittensor.axon.trace = maybe", "bittensor.axon.trace")]
