@@ -6,6 +6,12 @@
 # the flood's calls and codes, and the server's CPU per call read from /proc/<pid>/stat (utime + stime). "CPU per
 # flood call" subtracts the legitimate calls at the CPU per call of the unloaded phase.
 #
+# SPLIT=1 (the fair setup for "the legitimate caller's p99 under flood"): the legitimate caller runs in its own process
+# at normal priority from 127.0.0.1, paced to LEGIT_RATE calls/s; the flood runs in another process at `nice -n 19`
+# from 127.0.0.2 (both on LOAD_CORE), so the flood cannot take the legitimate caller's core from it, and the axon's
+# per-address limits see the flood apart from it. The axon then runs with loopback not exempt from per-address limits
+# (SERVER_ARGS default in this mode: --axon.limits.per_ip.exempt_loopback false; the defaults 500 calls/s, burst 1000).
+#
 # Usage (after `dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks`):
 #   benchmarks/flood.sh
 #   SECONDS_PER_PHASE=10 FLOODERS=64 KINDS="none unsigned badsig" benchmarks/flood.sh
@@ -24,7 +30,9 @@ SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
 BTCLI=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}
 BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
-SERVER_ARGS=${SERVER_ARGS:-}
+SPLIT=${SPLIT:-0}
+LEGIT_RATE=${LEGIT_RATE:-100}
+if [[ "$SPLIT" == "1" ]]; then SERVER_ARGS=${SERVER_ARGS:---axon.limits.per_ip.exempt_loopback false}; else SERVER_ARGS=${SERVER_ARGS:-}; fi
 
 for f in "$BTCLI" "$BENCH"; do
   [[ -f "$f" ]] || { echo "flood.sh: $f not found; build first: dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks" >&2; exit 2; }
@@ -48,7 +56,12 @@ rss_mb() { awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 
 echo "# flood: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# server: taskset -c $SERVER_CORE dotnet $BTCLI axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 --axon.state_path TMP $SERVER_ARGS"
-echo "# load:   taskset -c $LOAD_CORE dotnet $BENCH axon-flood --target 127.0.0.1:PORT --kind K --seconds $SECONDS_PER_PHASE --flooders $FLOODERS"
+if [[ "$SPLIT" == "1" ]]; then
+  echo "# flood:  taskset -c $LOAD_CORE nice -n 19 dotnet $BENCH axon-flood --target 127.0.0.1:PORT --kind K --seconds $((SECONDS_PER_PHASE + 5)) --flooders $FLOODERS --source 127.0.0.2 --no_legit"
+  echo "# legit:  taskset -c $LOAD_CORE dotnet $BENCH axon-flood --target 127.0.0.1:PORT --kind none --seconds $SECONDS_PER_PHASE --legit_source 127.0.0.1 --legit_rate $LEGIT_RATE   (3 s after the flood starts)"
+else
+  echo "# load:   taskset -c $LOAD_CORE dotnet $BENCH axon-flood --target 127.0.0.1:PORT --kind K --seconds $SECONDS_PER_PHASE --flooders $FLOODERS"
+fi
 echo
 
 # shellcheck disable=SC2086
@@ -73,10 +86,28 @@ echo "|---|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|"
 legit_us=""
 for kind in $KINDS; do
   cpu0=$(cpu_ticks "$server_pid"); t0=$(date +%s%N)
+  if [[ "$SPLIT" == "1" ]]; then
+    # The flood starts first and ends last (its process needs ~2 s to start); the legitimate caller runs in between.
+    fpid=""
+    if [[ "$kind" != "none" ]]; then
+      taskset -c "$LOAD_CORE" nice -n 19 dotnet "$BENCH" axon-flood --target "127.0.0.1:$port" --kind "$kind" --seconds $((SECONDS_PER_PHASE + 5)) \
+        --flooders "$FLOODERS" --source 127.0.0.2 --no_legit >"$work/flood.out" 2>&1 &
+      fpid=$!
+      sleep 3
+    fi
+    lrow=$(taskset -c "$LOAD_CORE" dotnet "$BENCH" axon-flood --target "127.0.0.1:$port" --kind none --seconds "$SECONDS_PER_PHASE" \
+      --legit_source 127.0.0.1 --legit_rate "$LEGIT_RATE" | grep -E '^\| ' || true)
+    frow="| - | 0 | - | - | - | 0 | 0 | - | 0 |"
+    if [[ -n "$fpid" ]]; then wait "$fpid" || true; frow=$(grep -E '^\| ' "$work/flood.out" || echo "$frow"); fi
+    IFS='|' read -r _ _ legit p50 p99 lerr _ _ _ ltotal _ <<< "$lrow"
+    IFS='|' read -r _ _ _ _ _ _ flood frate fcodes ftotal _ <<< "$frow"
+    total=$(( $(echo "$ltotal" | tr -dc '0-9') + $(echo "$ftotal" | tr -dc '0-9') ))
+  else
   row=$(taskset -c "$LOAD_CORE" dotnet "$BENCH" axon-flood --target "127.0.0.1:$port" --kind "$kind" --seconds "$SECONDS_PER_PHASE" \
     --flooders "$FLOODERS" | grep -E '^\| ' || true)
-  cpu1=$(cpu_ticks "$server_pid"); t1=$(date +%s%N)
   IFS='|' read -r _ k legit p50 p99 lerr flood frate fcodes total _ <<< "$row"
+  fi
+  cpu1=$(cpu_ticks "$server_pid"); t1=$(date +%s%N)
   legit=$(echo "$legit" | tr -dc '0-9'); flood=$(echo "$flood" | tr -dc '0-9'); total=$(echo "$total" | tr -dc '0-9')
   d=$((cpu1 - cpu0))
   all_us=$(awk -v d=$d -v t="$ticks" -v c="${total:-0}" 'BEGIN { if (c > 0) printf "%.1f", d / t * 1e6 / c; else print "n/a" }')

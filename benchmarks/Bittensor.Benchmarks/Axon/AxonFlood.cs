@@ -16,6 +16,10 @@ namespace Bittensor.Benchmarks.Axon;
 /// as fast as they are answered: <c>unsigned</c> — no auth headers at all; <c>badsig</c> — well-formed headers (fresh
 /// nonce, real SS58) with a wrong signature, i.e. one sr25519 verify each. Prints one markdown row: the legitimate
 /// caller's p50/p99 and calls, the flood's calls and codes. The server's CPU is read by benchmarks/flood.sh from /proc.
+/// Split runs (flood.sh SPLIT=1): <c>--source IP</c> binds the flood's sockets to that local address (e.g. 127.0.0.2,
+/// so the axon's per-address limits see the flood apart from the legitimate caller), <c>--legit_source IP</c> the
+/// legitimate caller's; <c>--no_legit</c> runs the flood alone (the legitimate caller then runs in another process);
+/// <c>--legit_rate R</c> paces the legitimate caller to at most R calls per second (a validator's calls are paced).
 /// </summary>
 internal static class AxonFlood
 {
@@ -37,10 +41,13 @@ internal static class AxonFlood
         var channels = int.Parse(opts.Get("channels", "4"), CultureInfo.InvariantCulture);
         var tokens = int.Parse(opts.Get("tokens", "16"), CultureInfo.InvariantCulture);
         var floodTokens = int.Parse(opts.Get("flood_tokens", "16"), CultureInfo.InvariantCulture);
+        var source = opts.Get("source", "");
+        var legitSource = opts.Get("legit_source", "");
+        var noLegit = opts.Has("no_legit");
+        var legitRate = double.Parse(opts.Get("legit_rate", "0"), CultureInfo.InvariantCulture);
 
-        var legitChannel = BittensorChannelFactory.Create(host, port, BittensorChannelOptions.Default with { MaxReceiveMessageSize = 64 * 1024 * 1024 });
-        var floodChannels = Enumerable.Range(0, Math.Max(1, channels)).Select(_ => BittensorChannelFactory.Create(host, port,
-            BittensorChannelOptions.Default with { MaxReceiveMessageSize = 64 * 1024 * 1024 })).ToArray();
+        var legitChannel = Channel(host, port, legitSource);
+        var floodChannels = Enumerable.Range(0, Math.Max(1, channels)).Select(_ => Channel(host, port, source)).ToArray();
         var legitKeys = Enumerable.Range(0, 16).Select(i => SecretUri.ToSr25519($"//legit/{i}")).ToArray();
         var legitAuth = legitKeys.Select(k => new RequestAuth(new KeyPairRequestSigner(k))).ToArray();
         var attackerKey = SecretUri.ToSr25519("//attacker");
@@ -91,8 +98,15 @@ internal static class AxonFlood
         var legitClient = new WireClient(legitChannel);
         long legitCalls = 0;
         var i = 0;
-        while (stop.Elapsed < deadline)
+        if (noLegit) await Task.WhenAll(floodTasks);
+        while (!noLegit && stop.Elapsed < deadline)
         {
+            if (legitRate > 0)
+            {
+                var due = TimeSpan.FromSeconds(i / legitRate) - stop.Elapsed;
+                if (due > TimeSpan.Zero) await Task.Delay(due);
+                if (stop.Elapsed >= deadline) break;
+            }
             var k = i++ % legitAuth.Length;
             var headers = await legitAuth[k].CreateHeadersAsync();
             var request = Request(legitKeys[k].ToSs58(), tokens);
@@ -125,6 +139,38 @@ internal static class AxonFlood
         legitChannel.Dispose();
         foreach (var c in floodChannels) c.Dispose();
         return 0;
+    }
+
+    /// <summary>A channel whose sockets are bound to <paramref name="source"/> (empty: the system's choice).</summary>
+    private static GrpcChannel Channel(string host, int port, string source)
+    {
+        var options = BittensorChannelOptions.Default with { MaxReceiveMessageSize = 64 * 1024 * 1024 };
+        if (source.Length == 0) return BittensorChannelFactory.Create(host, port, options);
+        var local = System.Net.IPAddress.Parse(source);
+        var handler = new SocketsHttpHandler
+        {
+            EnableMultipleHttp2Connections = true,
+            UseProxy = false,
+            ConnectCallback = async (context, ct) =>
+            {
+                var socket = new System.Net.Sockets.Socket(local.AddressFamily, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+                try
+                {
+                    socket.Bind(new System.Net.IPEndPoint(local, 0));
+                    await socket.ConnectAsync(context.DnsEndPoint, ct);
+                    return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        };
+        return GrpcChannel.ForAddress($"http://{host}:{port}", new GrpcChannelOptions
+        {
+            HttpHandler = handler, DisposeHttpClient = true, MaxReceiveMessageSize = options.MaxReceiveMessageSize,
+        });
     }
 
     private static TensorMessage Request(string hotkey, int tokens)
