@@ -47,6 +47,13 @@ public interface IChainBackend : IAsyncDisposable
     /// <summary>Total stake on a hotkey (from all coldkeys).</summary>
     ValueTask<Balance> GetTotalStakeForHotkeyAsync(AccountId hotkey, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// The stake that counts for a hotkey on one subnet. Chains with one stake per hotkey (the localnet, spec 148)
+    /// answer the total; chains that keep stake per subnet (dynamic TAO) answer the subnet's alpha.
+    /// </summary>
+    ValueTask<Balance> GetStakeForHotkeyOnSubnetAsync(AccountId hotkey, ushort netuid, CancellationToken cancellationToken = default) =>
+        GetTotalStakeForHotkeyAsync(hotkey, cancellationToken);
+
     /// <summary>The coldkey that owns a hotkey, or null when the hotkey was never registered.</summary>
     ValueTask<AccountId?> GetHotkeyOwnerAsync(AccountId hotkey, CancellationToken cancellationToken = default);
 

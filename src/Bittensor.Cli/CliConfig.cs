@@ -28,7 +28,7 @@ internal static class CliConfig
     /// <summary>
     /// The layered configuration: <paramref name="flags"/> (dotted HOCON key, value; null values are left out) over
     /// the file named by <paramref name="configOption"/> over <paramref name="verbDefaults"/> (HOCON text) over the
-    /// reference configuration.
+    /// reference configuration; <see cref="HostOverrides"/> (tests only) over all of them.
     /// </summary>
     /// <exception cref="CliException">The file is missing or is not HOCON.</exception>
     public static Config Load(ParseResult parse, Option<FileInfo?> configOption, IEnumerable<(string Key, object? Value)> flags, string? verbDefaults = null)
@@ -49,8 +49,20 @@ internal static class CliConfig
             }
         }
         var lines = flags.Where(f => f.Value is not null).Select(f => FlagLine(f.Key, f.Value!)).ToList();
-        return lines.Count == 0 ? config : ConfigurationFactory.ParseString(string.Join('\n', lines)).WithFallback(config);
+        if (lines.Count > 0) config = ConfigurationFactory.ParseString(string.Join('\n', lines)).WithFallback(config);
+        return HostOverrides is { } forced ? forced.WithFallback(config) : config;
     }
+
+    /// <summary>
+    /// Settings the process hosting the verbs forces over every layer (flags included); null in btcli itself.
+    /// In-process test harnesses set <see cref="NoLocalNodeProbe"/> here so no verb looks for a node at
+    /// <c>bittensor.subtensor.local_endpoint</c> (ws://127.0.0.1:9944 by default): a node serving there on a
+    /// developer's or CI machine would otherwise be used by the tests.
+    /// </summary>
+    internal static Config? HostOverrides { get; set; }
+
+    /// <summary><c>bittensor.subtensor.local_endpoint = ""</c>: <c>--subtensor.network local</c> opens the embedded localnet without probing.</summary>
+    internal static Config NoLocalNodeProbe { get; } = ConfigurationFactory.ParseString("bittensor.subtensor.local_endpoint = \"\"");
 
     /// <summary>
     /// Builds a settings record from the section at <paramref name="path"/> of <paramref name="config"/>; a

@@ -21,6 +21,8 @@ internal sealed class NonOwningChainBackend(IChainBackend inner, Action? submitt
     public ValueTask<Balance> GetBalanceAsync(AccountId account, CancellationToken cancellationToken = default) => inner.GetBalanceAsync(account, cancellationToken);
     public ValueTask<IReadOnlyList<StakeInfo>> GetStakesForColdkeyAsync(AccountId coldkey, CancellationToken cancellationToken = default) => inner.GetStakesForColdkeyAsync(coldkey, cancellationToken);
     public ValueTask<Balance> GetTotalStakeForHotkeyAsync(AccountId hotkey, CancellationToken cancellationToken = default) => inner.GetTotalStakeForHotkeyAsync(hotkey, cancellationToken);
+    public ValueTask<Balance> GetStakeForHotkeyOnSubnetAsync(AccountId hotkey, ushort netuid, CancellationToken cancellationToken = default) =>
+        inner.GetStakeForHotkeyOnSubnetAsync(hotkey, netuid, cancellationToken);
     public ValueTask<AccountId?> GetHotkeyOwnerAsync(AccountId hotkey, CancellationToken cancellationToken = default) => inner.GetHotkeyOwnerAsync(hotkey, cancellationToken);
     public ValueTask<Balance> GetNetworkLockCostAsync(CancellationToken cancellationToken = default) => inner.GetNetworkLockCostAsync(cancellationToken);
     public ValueTask<uint> GetNonceAsync(AccountId account, CancellationToken cancellationToken = default) => inner.GetNonceAsync(account, cancellationToken);

@@ -38,8 +38,9 @@ public sealed record SubstrateBackendOptions
 /// <see cref="IChainBackend"/> over Substrate JSON-RPC, driven by the runtime's metadata: storage keys, calls,
 /// signed extensions, events and module errors all come from the metadata fetched at connect (V15 when the runtime
 /// offers it, else V14) and again when the spec version changes. Works against subtensor runtimes of spec 148
-/// semantics (one TAO stake per hotkey) and reads what later runtimes describe; where their semantics differ
-/// (per-subnet stake) it fails with <see cref="ChainNotSupportedException"/> instead of answering a wrong number.
+/// semantics (one TAO stake per hotkey) and of dynamic TAO (spec 218: stake per subnet, read as the subnet's alpha
+/// through <see cref="GetStakeForHotkeyOnSubnetAsync"/> and the neurons); what has no single-number answer there
+/// (one total stake per hotkey or coldkey) fails with <see cref="ChainNotSupportedException"/> instead of a wrong number.
 /// </summary>
 public sealed class SubstrateChainBackend : IRemoteChainBackend
 {
@@ -608,6 +609,19 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
     private static readonly string[] NeuronVectors =
         ["Rank", "Trust", "Consensus", "Incentive", "Dividends", "Emission", "ValidatorTrust", "ValidatorPermit", "Active", "LastUpdate", "PruningScores"];
 
+    /// <summary>
+    /// True when the runtime keeps stake per subnet (dynamic TAO, spec 218 and later: <c>SubtensorModule.TotalHotkeyAlpha</c>
+    /// and no <c>TotalHotkeyStake</c>); stake calls then take a netuid and stake reads are per subnet, in the subnet's alpha.
+    /// </summary>
+    public bool StakePerSubnet => IsStakePerSubnet(Metadata);
+
+    private static bool IsStakePerSubnet(RuntimeMetadata md)
+    {
+        var sm = md.FindPallet("SubtensorModule");
+        return sm?.FindStorage("TotalHotkeyStake") is null && sm?.FindStorage("TotalHotkeyAlpha") is not null;
+    }
+
+    /// <summary>Refuses by name what has no single-number answer on a runtime that keeps stake per subnet.</summary>
     private void RequireLegacyStake(RuntimeMetadata md, string what)
     {
         var sm = md.FindPallet("SubtensorModule");
@@ -615,8 +629,35 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
         {
             throw new ChainNotSupportedException(
                 $"this runtime (spec {SpecVersion}) keeps stake per subnet (dynamic TAO: SubtensorModule.Alpha, no TotalHotkeyStake); " +
-                $"{what} is not supported by this client yet");
+                $"{what} is not supported by this client yet (stake on one subnet is: btcli metagraph, btcli stake add --netuid N)");
         }
+    }
+
+    /// <summary>Refuses by name a runtime whose stake this client reads neither way (no TotalHotkeyStake, no TotalHotkeyAlpha).</summary>
+    private void RequireKnownStake(RuntimeMetadata md, string what)
+    {
+        var sm = md.FindPallet("SubtensorModule");
+        if (sm?.FindStorage("TotalHotkeyStake") is null && sm?.FindStorage("TotalHotkeyAlpha") is null)
+            throw new ChainNotSupportedException($"this runtime (spec {SpecVersion}) has neither SubtensorModule.TotalHotkeyStake nor TotalHotkeyAlpha; {what} is not supported by this client");
+    }
+
+    /// <summary>
+    /// The stake that counts for <paramref name="hotkey"/> on subnet <paramref name="netuid"/>: on a runtime that keeps
+    /// stake per subnet, <c>SubtensorModule.TotalHotkeyAlpha(hotkey, netuid)</c> (the subnet's alpha, 9 decimals, from
+    /// every coldkey — what the runtime's own <c>get_stake_for_hotkey_on_subnet</c> reads); else the hotkey's one TAO
+    /// stake (<c>TotalHotkeyStake</c>), the same on every subnet.
+    /// </summary>
+    public async ValueTask<Balance> GetStakeForHotkeyOnSubnetAsync(AccountId hotkey, ushort netuid, CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        var md = Metadata;
+        RequireKnownStake(md, "stake of a hotkey");
+        var b = new Batch(this, md);
+        var i = IsStakePerSubnet(md)
+            ? b.Add("SubtensorModule", "TotalHotkeyAlpha", ScaleValue.Account(hotkey), U16(netuid))
+            : b.Add("SubtensorModule", "TotalHotkeyStake", ScaleValue.Account(hotkey));
+        await b.RunAsync(await AtAsync(cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        return new Balance(b.Get(i).AsU64());
     }
 
     private volatile bool _noNeuronApi;
@@ -658,16 +699,25 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
         if (values.Count == 0) return [];
         var b = new Batch(this, md);
         var reg = values.Select(v => b.Add("SubtensorModule", "BlockAtRegistration", U16(netuid), U16(v.Field("uid").AsU16()))).ToArray();
+        // Dynamic TAO (spec 218): the API's `stake` is not the hotkey's alpha on the subnet (raonet answers 65535 for a
+        // lone staked neuron, a u16 weight), so S is read from TotalHotkeyAlpha(hotkey, netuid), as the runtime keeps it.
+        var alpha = IsStakePerSubnet(md)
+            ? values.Select(v => b.Add("SubtensorModule", "TotalHotkeyAlpha", ScaleValue.Account(v.Field("hotkey").AsAccountId()), U16(netuid))).ToArray()
+            : null;
         await b.RunAsync(at, ct).ConfigureAwait(false);
         var result = new List<NeuronInfo>(values.Count);
-        for (var i = 0; i < values.Count; i++) result.Add(ChainRecords.ToNeuronInfo(values[i], b.Get(reg[i]).AsU64()));
+        for (var i = 0; i < values.Count; i++)
+        {
+            var neuron = ChainRecords.ToNeuronInfo(values[i], b.Get(reg[i]).AsU64());
+            result.Add(alpha is null ? neuron : neuron with { Stake = new Balance(b.Get(alpha[i]).AsU64()) });
+        }
         result.Sort((x, y) => x.Uid.CompareTo(y.Uid));
         return result;
     }
 
     private async Task<IReadOnlyList<NeuronInfo>> ReadNeuronsAsync(RuntimeMetadata md, ushort netuid, ushort? only, string at, CancellationToken ct)
     {
-        RequireLegacyStake(md, "the neurons' stake (metagraph S)");
+        RequireKnownStake(md, "the neurons' stake (metagraph S)");
         if (await ReadNeuronsByApiAsync(md, netuid, only, at, ct).ConfigureAwait(false) is { } viaApi) return viaApi;
         var first = new Batch(this, md);
         var added = first.Add("SubtensorModule", "NetworksAdded", U16(netuid));
@@ -691,7 +741,10 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
         var third = new Batch(this, md);
         var ownerIdx = hotkeys.Select(h => third.Add("SubtensorModule", "Owner", ScaleValue.Account(h))).ToArray();
         var axonIdx = hotkeys.Select(h => third.Add("SubtensorModule", "Axons", U16(netuid), ScaleValue.Account(h))).ToArray();
-        var stakeIdx = hotkeys.Select(h => third.Add("SubtensorModule", "TotalHotkeyStake", ScaleValue.Account(h))).ToArray();
+        // One TAO stake per hotkey (spec 148), or the hotkey's alpha on this subnet (dynamic TAO, spec 218 and later).
+        var stakeIdx = IsStakePerSubnet(md)
+            ? hotkeys.Select(h => third.Add("SubtensorModule", "TotalHotkeyAlpha", ScaleValue.Account(h), U16(netuid))).ToArray()
+            : hotkeys.Select(h => third.Add("SubtensorModule", "TotalHotkeyStake", ScaleValue.Account(h))).ToArray();
         await third.RunAsync(at, ct).ConfigureAwait(false);
 
         ushort U16At(int v, ushort uid) => uid < vec[v].Length ? vec[v][uid].AsU16() : (ushort)0;
@@ -739,6 +792,45 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
         var i = b.Add("System", "Account", ScaleValue.Account(account));
         await b.RunAsync(await AtAsync(cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         return ChainRecords.ToAccountInfo(b.Get(i)).Free;
+    }
+
+    /// <summary>
+    /// On a dev node that offers chopsticks' <c>dev_setStorage</c> (listed by <c>rpc_methods</c>): adds
+    /// <paramref name="amount"/> to the account's free balance by rewriting its <c>System.Account</c> entry (nonce,
+    /// reference counts and reserved kept; at least one provider, so the account exists) and returns true. False when
+    /// the node offers no such method (our node, a real node): then a dev account has to pay.
+    /// </summary>
+    public async Task<bool> TryDevMintAsync(AccountId account, Balance amount, CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        var methods = await _client.RequestAsync("rpc_methods", [], null, cancellationToken).ConfigureAwait(false);
+        if (methods.ValueKind != JsonValueKind.Object || !methods.TryGetProperty("methods", out var list) || list.ValueKind != JsonValueKind.Array
+            || !list.EnumerateArray().Any(m => m.ValueKind == JsonValueKind.String && m.GetString() == "dev_setStorage"))
+            return false;
+        var md = Metadata;
+        var b = new Batch(this, md);
+        var i = b.Add("System", "Account", ScaleValue.Account(account));
+        await b.RunAsync(await AtAsync(cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        var info = ChainRecords.ToAccountInfo(b.Get(i));
+        var free = checked(info.Free.Rao + amount.Rao);
+        var value = new Dictionary<string, object?>
+        {
+            ["nonce"] = info.Nonce,
+            ["consumers"] = info.Consumers,
+            ["providers"] = Math.Max(1u, info.Providers),
+            ["sufficients"] = info.Sufficients,
+            ["data"] = new Dictionary<string, object?>
+            {
+                ["free"] = free.ToString(CultureInfo.InvariantCulture),
+                ["reserved"] = info.Reserved.Rao.ToString(CultureInfo.InvariantCulture),
+            },
+        };
+        var storage = new Dictionary<string, object?>
+        {
+            ["System"] = new Dictionary<string, object?> { ["Account"] = new object?[] { new object?[] { new object?[] { account.ToSs58() }, value } } },
+        };
+        await _client.RequestAsync("dev_setStorage", [storage], null, cancellationToken).ConfigureAwait(false);
+        return true;
     }
 
     /// <inheritdoc />
@@ -924,9 +1016,11 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
             {
                 if (call is RegisterNetwork && string.Equals(f.Name, "hotkey", StringComparison.Ordinal))
                     throw new ChainNotSupportedException($"this runtime's {pallet}.{call.Name} takes {MetadataCalls.Signature(md, variant)}: the subnet needs a hotkey (a wallet with a hotkey)");
+                if (call is AddStake or RemoveStake && fname_is_netuid(f.Name))
+                    throw new ChainNotSupportedException(
+                        $"this runtime (spec {spec}) keeps stake per subnet: {pallet}.{call.Name} takes {MetadataCalls.Signature(md, variant)}; give the subnet (--netuid N)");
                 throw new ChainNotSupportedException(
-                    $"this runtime's {pallet}.{call.Name} takes {MetadataCalls.Signature(md, variant)}; argument '{f.Name}' " +
-                    (fname_is_netuid(f.Name) ? "(per-subnet stake) " : "") + "is not supported by this client yet");
+                    $"this runtime's {pallet}.{call.Name} takes {MetadataCalls.Signature(md, variant)}; argument '{f.Name}' is not supported by this client yet");
             }
             if (md.Types[f.Type].Def is VariantDef && v is BytesValue) v = ScaleValue.Enum("Id", v); // MultiAddress::Id
             named.Add((fname, v));

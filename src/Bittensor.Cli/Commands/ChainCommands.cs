@@ -301,18 +301,34 @@ internal static class ChainCommands
         };
         var cmd = o.AddTo(new Command(add ? "add" : "remove", add ? "Stake TAO from your coldkey on a hotkey" : "Unstake TAO from a hotkey back to your coldkey"),
             wallet: true);
+        var netuidOption = new Option<int?>("--netuid")
+        {
+            Description = "The subnet to stake on: required by chains that keep stake per subnet (dynamic TAO, e.g. subtensor spec 218); " +
+                          "one stake per hotkey (the localnet, spec 148) counts on every subnet",
+        };
         cmd.Options.Add(amount);
         cmd.Options.Add(hotkeySs58);
+        cmd.Options.Add(netuidOption);
         cmd.SetAction(async (p, ct) =>
         {
             var value = ParseAmount(p.GetValue(amount), "--amount");
+            ushort? netuid = p.GetValue(netuidOption) is { } n
+                ? n is < 0 or > ushort.MaxValue ? throw new CliException($"--netuid {n} is outside 0..65535") : (ushort)n
+                : null;
             var hotkey = p.GetValue(hotkeySs58) is { Length: > 0 } text ? ParseAccount(text, "--hotkey-ss58") : o.HotkeyPub(p);
             using var coldkey = o.Coldkey(p);
             await using var chain = await o.OpenChainAsync(p, ct);
-            var ok = await chain.SubmitAsync(add ? new AddStake(hotkey, value) : new RemoveStake(hotkey, value), coldkey, ct);
-            var total = await chain.Backend.GetTotalStakeForHotkeyAsync(hotkey, ct);
-            Done(p, $"{(add ? "Staked" : "Unstaked")} {value} {(add ? "on" : "from")} {hotkey.ToSs58()} in block {ok.Block}; its stake is now {total}",
-                new { hotkey = hotkey.ToSs58(), amount_rao = value.Rao, stake_rao = total.Rao, block = ok.Block });
+            if (netuid is null && chain.Node is { StakePerSubnet: true } node)
+                throw new CliException($"this chain (spec {node.SpecVersion}) keeps stake per subnet: give the subnet with --netuid N");
+            if (netuid is { } subnet && await chain.Backend.GetSubnetAsync(subnet, ct) is null)
+                throw new CliException($"subnet {subnet} does not exist (see btcli subnets list)");
+            var ok = await chain.SubmitAsync(add ? new AddStake(hotkey, value, netuid) : new RemoveStake(hotkey, value, netuid), coldkey, ct);
+            var total = netuid is { } on
+                ? await chain.Backend.GetStakeForHotkeyOnSubnetAsync(hotkey, on, ct)
+                : await chain.Backend.GetTotalStakeForHotkeyAsync(hotkey, ct);
+            var where = netuid is { } w && chain.Node is { StakePerSubnet: true } ? $" on subnet {w} (its alpha)" : "";
+            Done(p, $"{(add ? "Staked" : "Unstaked")} {value} {(add ? "on" : "from")} {hotkey.ToSs58()} in block {ok.Block}; its stake{where} is now {total}",
+                new { hotkey = hotkey.ToSs58(), netuid, amount_rao = value.Rao, stake_rao = total.Rao, block = ok.Block });
             return 0;
         });
         return cmd;
@@ -428,6 +444,11 @@ internal static class ChainCommands
             {
                 localnet.Fund(coldkey, value);
                 block = await localnet.ProduceBlockAsync(ct);
+            }
+            else if (chain.Node is { } dev && await dev.TryDevMintAsync(coldkey, value, ct))
+            {
+                // chopsticks (a real runtime forked offline): its dev_setStorage writes the new balance at the head.
+                block = await chain.Backend.GetCurrentBlockAsync(ct);
             }
             else
             {

@@ -81,6 +81,7 @@ internal static class WalletCommands
 
         wallet.Subcommands.Add(NewKey("new_coldkey", "new-coldkey", "Create a new coldkey (encrypted unless --no_password); shows its mnemonic once", cold: true));
         wallet.Subcommands.Add(NewKey("new_hotkey", "new-hotkey", "Create a new hotkey (unencrypted, as btcli does); shows its mnemonic once", cold: false));
+        wallet.Subcommands.Add(Create());
         wallet.Subcommands.Add(RegenKey("regen_coldkey", "regen-coldkey", "Restore a coldkey from --mnemonic, --seed or --uri", cold: true));
         wallet.Subcommands.Add(RegenKey("regen_hotkey", "regen-hotkey", "Restore a hotkey from --mnemonic, --seed or --uri", cold: false));
         wallet.Subcommands.Add(RegenColdkeyPub());
@@ -108,6 +109,42 @@ internal static class WalletCommands
             // Shown once, on purpose: it is the only way to restore the key. It is never logged.
             output.WriteLine("The mnemonic below restores this key. Write it down and keep it secret; it is not shown again:");
             output.WriteLine($"  {key.RevealMnemonic()}");
+            return 0;
+        }));
+        return command;
+    }
+
+    /// <summary>
+    /// <c>wallet create</c> (bittensor-cli's verb): a new coldkey and a new hotkey in one go, each with its mnemonic
+    /// shown once. An existing coldkey is kept (only the hotkey is created) unless <c>--overwrite</c>.
+    /// </summary>
+    private static Command Create()
+    {
+        var command = new Command("create", "Create a new coldkey (encrypted unless --no_password) and a new hotkey; shows both mnemonics once") { Words };
+        command.SetAction(result => Run(() =>
+        {
+            var words = result.GetValue(Words);
+            if (words is not (12 or 15 or 18 or 21 or 24))
+                throw new CliException($"--n_words must be 12, 15, 18, 21 or 24 (got {words})");
+            var wallet = ResolveWallet(result);
+            var output = result.InvocationConfiguration.Output;
+            if (File.Exists(wallet.ColdkeyPath) && !result.GetValue(Overwrite))
+            {
+                output.WriteLine($"coldkey kept: {wallet.ColdkeyPath} exists (--overwrite replaces it)");
+            }
+            else
+            {
+                using var cold = WalletKey.Generate(words);
+                Store(result, wallet, cold, cold: true);
+                output.WriteLine($"coldkey {cold.Ss58Address} written to {wallet.ColdkeyPath}");
+                output.WriteLine("The mnemonic below restores this coldkey. Write it down and keep it secret; it is not shown again:");
+                output.WriteLine($"  {cold.RevealMnemonic()}");
+            }
+            using var hot = WalletKey.Generate(words);
+            Store(result, wallet, hot, cold: false);
+            output.WriteLine($"hotkey {hot.Ss58Address} written to {wallet.HotkeyPath}");
+            output.WriteLine("The mnemonic below restores this hotkey. Write it down and keep it secret; it is not shown again:");
+            output.WriteLine($"  {hot.RevealMnemonic()}");
             return 0;
         }));
         return command;

@@ -116,6 +116,56 @@ public sealed class SubstrateClientTests : IAsyncLifetime
         Assert.Equal([(byte)7, (byte)59, .. alice.ToArray(), (byte)1, (byte)0], register); // pallet 7, call 59, AccountId32, u16 LE
     }
 
+    /// <summary>
+    /// <c>NeuronInfoRuntimeApi_get_neurons(2)</c> as raonet (spec 218) answered in chopsticks 1.5.1 after
+    /// <c>register_network</c> and <c>add_stake</c> of τ100 on subnet 2 (2026-12-04): one neuron whose <c>stake</c>
+    /// field is 65535, while polkadot-js read <c>TotalHotkeyAlpha(hotkey, 2)</c> = 2 999 999 998 (docs/chain-rpc.md).
+    /// </summary>
+    private const string Raonet218GetNeurons2 =
+        "0xf10204d64c9551d245a8d6c6734ffcc6f638d6c40acc6683ca76e3f55cdfd44bc2ad7be89e26eb3014edb91ab49f5693df4514b7bddf76b0ec90833fe4e1ea0921100e" +
+        "0008010600000000000000e8030000057100cb0000000000000000000000009b1f04040000000000000000000000000000000000000000000000000000000000000000" +
+        "0004e89e26eb3014edb91ab49f5693df4514b7bddf76b0ec90833fe4e1ea0921100efeff030000c621f6d8000000000010010000feff0300";
+
+    [Fact]
+    public async Task Per_subnet_stake_runtime_reads_the_subnets_alpha_as_the_neurons_stake()
+    {
+        await using var node218 = new FakeSubstrateNode("subtensor-metadata.hex", 218);
+        var md = node218.Metadata;
+        string K(string item, params ScaleValue[] keys) => RpcHex.Encode(StorageKeys.Key(md, "SubtensorModule", item, keys));
+        var recorded = Bittensor.Core.Hex.Decode(Raonet218GetNeurons2);
+        var apiHotkey = new AccountId(recorded.AsSpan(3, 32));
+        node218.Storage[K("TotalHotkeyAlpha", ScaleValue.Account(apiHotkey), ScaleValue.Int(2))] = RpcHex.Encode(BitConverter.GetBytes(2_999_999_998UL));
+        // Subnet 3 only in storage (the runtime API answers "not found" for it): the storage path reads the same item.
+        var alice = new AccountId(Alice.PublicKey.Span);
+        using var bobKey = SecretUri.ToSr25519("//Bob");
+        var bob = new AccountId(bobKey.PublicKey.Span);
+        node218.Storage[K("NetworksAdded", ScaleValue.Int(3))] = "0x01";
+        node218.Storage[K("SubnetworkN", ScaleValue.Int(3))] = "0x0100";
+        node218.Storage[K("Keys", ScaleValue.Int(3), ScaleValue.Int(0))] = RpcHex.Encode(alice.ToArray());
+        node218.Storage[K("Owner", ScaleValue.Account(alice))] = RpcHex.Encode(bob.ToArray());
+        node218.Storage[K("TotalHotkeyAlpha", ScaleValue.Account(alice), ScaleValue.Int(3))] = RpcHex.Encode(BitConverter.GetBytes(777UL));
+        node218.Storage[K("TotalHotkeyAlpha", ScaleValue.Account(alice), ScaleValue.Int(4))] = RpcHex.Encode(BitConverter.GetBytes(5UL));
+        node218.Handlers["state_call"] = (p, _) => p[0].GetString() switch
+        {
+            "NeuronInfoRuntimeApi_get_neurons" when p[1].GetString() == "0x0200" => Raonet218GetNeurons2,
+            "AccountNonceApi_account_nonce" => "0x00000000",
+            _ => throw new FakeSubstrateNode.RpcError(-32603, "Internal Error: Function to start was not found."),
+        };
+        node218.Start();
+        await using var backend = await SubstrateChainBackend.ConnectAsync(Options() with { Rpc = Options().Rpc with { Endpoint = node218.Endpoint } });
+        Assert.True(backend.StakePerSubnet);
+
+        var viaApi = Assert.Single(await backend.GetNeuronsAsync(2));
+        Assert.Equal(apiHotkey, viaApi.Hotkey);
+        Assert.Equal(2_999_999_998UL, viaApi.Stake.Rao); // the subnet's alpha, not the API's 65535
+        Assert.Equal(2_999_999_998UL, (await backend.GetStakeForHotkeyOnSubnetAsync(apiHotkey, 2)).Rao);
+
+        var viaStorage = Assert.Single(await backend.GetNeuronsAsync(3));
+        Assert.Equal((alice, bob, 777UL), (viaStorage.Hotkey, viaStorage.Coldkey, viaStorage.Stake.Rao));
+        Assert.Equal(5UL, (await backend.GetStakeForHotkeyOnSubnetAsync(alice, 4)).Rao); // per subnet: another subnet, another number
+        Assert.Equal(0UL, (await backend.GetStakeForHotkeyOnSubnetAsync(bob, 3)).Rao);
+    }
+
     [Fact]
     public async Task Register_network_of_spec_148_takes_no_arguments_even_with_a_hotkey_given()
     {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.CompilerServices;
 using Bittensor.Cli.Commands;
 
 namespace Bittensor.Cli.Tests.Chain;
@@ -8,6 +9,20 @@ namespace Bittensor.Cli.Tests.Chain;
 public sealed class ConsoleCollection
 {
     public const string Name = "console";
+}
+
+/// <summary>
+/// Every verb this test assembly runs in-process (through <see cref="CliHarness"/> or <c>CliApp.RunAsync</c> directly)
+/// has <c>bittensor.subtensor.local_endpoint = ""</c> forced: <c>--subtensor.network local</c> opens the test's own
+/// localnet folder and never probes ws://127.0.0.1:9944, where a developer's or CI machine may run a node.
+/// Verbs that should talk to a node are given <c>--subtensor.chain_endpoint</c>. Checked by <c>LocalNodeProbeTests</c>.
+/// </summary>
+internal static class InProcessVerbs
+{
+#pragma warning disable CA2255 // a test assembly's own switch, set before any test runs
+    [ModuleInitializer]
+    internal static void NoLocalNodeProbe() => CliConfig.HostOverrides = CliConfig.NoLocalNodeProbe;
+#pragma warning restore CA2255
 }
 
 /// <summary>Runs btcli in-process with the chain, localnet, wallet, run and axon verbs registered, capturing stdout and stderr.</summary>
