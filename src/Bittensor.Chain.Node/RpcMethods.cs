@@ -105,6 +105,9 @@ internal sealed class RpcMethods
             };
         });
         HeadSubscription("chain_subscribeNewHeads", "chain_unsubscribeNewHeads", "chain_newHead", SubscriptionKind.NewHeads);
+        // Substrate's aliases of the same subscription: polkadot-js' api.rpc.chain.subscribeNewHeads calls the singular one.
+        HeadSubscription("chain_subscribeNewHead", "chain_unsubscribeNewHead", "chain_newHead", SubscriptionKind.NewHeads);
+        HeadSubscription("subscribe_newHead", "unsubscribe_newHead", "chain_newHead", SubscriptionKind.NewHeads);
         HeadSubscription("chain_subscribeAllHeads", "chain_unsubscribeAllHeads", "chain_allHead", SubscriptionKind.AllHeads);
         HeadSubscription("chain_subscribeFinalizedHeads", "chain_unsubscribeFinalizedHeads", "chain_finalizedHead", SubscriptionKind.FinalizedHeads);
         HeadSubscription("chain_subscribeFinalisedHeads", "chain_unsubscribeFinalisedHeads", "chain_finalizedHead", SubscriptionKind.FinalizedHeads);

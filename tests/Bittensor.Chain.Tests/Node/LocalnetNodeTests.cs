@@ -39,7 +39,7 @@ public sealed class LocalnetNodeTests : IAsyncLifetime
         Assert.Equal((200, _t.Chain.Identity.Name), (status, body!["result"]!.GetValue<string>()));
         (_, body) = await RpcClient.Post(_http, url, """{"jsonrpc":"2.0","id":2,"method":"rpc_methods"}""");
         var methods = body!["result"]!["methods"]!.AsArray().Select(m => m!.GetValue<string>()).ToHashSet();
-        foreach (var m in new[] { "system_accountNextIndex", "chain_getBlockHash", "chain_subscribeNewHeads", "state_getMetadata", "state_call", "state_getKeysPaged", "state_subscribeStorage", "author_submitAndWatchExtrinsic", "dev_newBlock" })
+        foreach (var m in new[] { "system_accountNextIndex", "chain_getBlockHash", "chain_subscribeNewHeads", "chain_subscribeNewHead", "state_getMetadata", "state_call", "state_getKeysPaged", "state_subscribeStorage", "author_submitAndWatchExtrinsic", "dev_newBlock" })
             Assert.Contains(m, methods);
 
         // Metadata over RPC decodes with our own decoder: V14 from state_getMetadata, V15 through state_call.

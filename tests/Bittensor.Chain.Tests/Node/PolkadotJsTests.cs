@@ -51,6 +51,7 @@ public sealed class PolkadotJsTests
         Assert.Equal(1, seen.GetProperty("totalNetworks").GetInt32());
         Assert.Equal(1, seen.GetProperty("subnetworkN1").GetInt32());
         Assert.Equal("123456789", seen.GetProperty("bobGained").GetString());
+        Assert.True(seen.GetProperty("headSeen").GetInt32() >= 0); // api.rpc.chain.subscribeNewHeads delivered a head
         Assert.Equal(["balances.Transfer@0", "system.ExtrinsicSuccess@0"], seen.GetProperty("events").EnumerateArray().Select(e => e.GetString()!));
         Assert.Equal(bobBefore.Rao + 123_456_789, (await t.Chain.GetBalanceAsync(DevAccounts.Bob)).Rao);
         var finalized = Bittensor.Core.Hex.Decode(seen.GetProperty("finalized").GetString()!);

@@ -28,6 +28,11 @@ out.networkMinLockCost = (await api.query.subtensorModule.networkMinLockCost()).
 out.number = (await api.query.system.number()).toNumber();
 if (BigInt(out.aliceFree) <= 0n) fail('Alice has no balance');
 
+// Head subscription through the decorated RPC (polkadot-js calls chain_subscribeNewHead, Substrate's alias).
+out.headSeen = await new Promise((resolve, reject) => {
+  api.rpc.chain.subscribeNewHeads((h) => resolve(h.number.toNumber())).then((unsub) => { out.unsubscribed = typeof unsub === 'function'; }).catch(reject);
+});
+
 const bobBefore = (await api.query.system.account(bob.address)).data.free.toBigInt();
 const amount = 123_456_789n;
 const result = await new Promise((resolve, reject) => {
