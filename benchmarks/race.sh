@@ -38,6 +38,7 @@ for f in "$BTCLI" "$BENCH"; do
   [[ -f "$f" ]] || { echo "race.sh: $f not found; build first: dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks" >&2; exit 2; }
 done
 command -v taskset >/dev/null || { echo "race.sh: taskset (util-linux) is required" >&2; exit 2; }
+[[ -x /usr/bin/time ]] || { echo "race.sh: /usr/bin/time (Debian package time) is required" >&2; exit 2; }
 
 work=$(mktemp -d)
 server_pid=""
@@ -63,11 +64,11 @@ echo "# warm-up: ${WARMUP} s at 16 callers per server, not measured"
 echo "# load:   taskset -c $LOAD_CORE dotnet $BENCH axon-load --target 127.0.0.1:PORT --shape 1,16 --network_dim 1024 --seconds $SECONDS_PER_LEVEL --concurrency N (--presign $PRESIGN | --unsigned)"
 echo
 if [[ "$COUNTERS" == "1" ]]; then
-  echo "| verification | callers | req/s | p50 ms | p99 ms | errors | calls answered | server CPU µs/call | server cores busy | server RSS MB | server context switches per call | gen0/1/2 GCs per 100 calls | KB allocated per call |"
-  echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|"
+  echo "| verification | callers | req/s | p50 ms | p99 ms | errors | calls answered | server CPU µs/call | server cores busy | server RSS MB | server context switches per call | generator CPU µs/call | gen0/1/2 GCs per 100 calls | KB allocated per call |"
+  echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|"
 else
-  echo "| verification | callers | req/s | p50 ms | p99 ms | errors | calls answered | server CPU µs/call | server cores busy | server RSS MB | server context switches per call |"
-  echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"
+  echo "| verification | callers | req/s | p50 ms | p99 ms | errors | calls answered | server CPU µs/call | server cores busy | server RSS MB | server context switches per call | generator CPU µs/call |"
+  echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"
 fi
 # GC figures from a dotnet-counters CSV (per-interval increments, summed over the level): collections per generation
 # per 100 calls and bytes allocated in KB per call.
@@ -120,20 +121,22 @@ for mode in $MODES; do
       sleep 2
     fi
     cpu0=$(cpu_ticks "$server_pid"); t0=$(now_ns); cs0=$(ctx_switches "$server_pid")
-    row=$(taskset -c "$LOAD_CORE" dotnet "$BENCH" axon-load --target "127.0.0.1:$port" --concurrency "$n" \
+    row=$(/usr/bin/time -f "%U %S" -o "$work/loadcpu" taskset -c "$LOAD_CORE" dotnet "$BENCH" axon-load --target "127.0.0.1:$port" --concurrency "$n" \
       --seconds "$SECONDS_PER_LEVEL" --shape 1,16 --network_dim 1024 "${load_mode[@]}" | grep -E '^\| [0-9]+ \|' || true)
     cpu1=$(cpu_ticks "$server_pid"); t1=$(now_ns); cs1=$(ctx_switches "$server_pid")
     # The generator's row: | callers | req/s | p50 | p99 | ok | errors | calls |
     IFS='|' read -r _ _ rps p50 p99 ok errors answered _ <<< "$row"
     calls=$(echo "$answered" | tr -dc '0-9'); calls=${calls:-0}
     cpu_us=$(awk -v d=$((cpu1 - cpu0)) -v t="$ticks" -v c="$calls" 'BEGIN { if (c > 0) printf "%.0f", d / t * 1e6 / c; else print "n/a" }')
+    # The generator's CPU over its whole run (start-up and JIT included, so an upper bound) per answered call.
+    gen_us=$(awk -v c="$calls" '{ if (c > 0) printf "%.0f", ($1 + $2) * 1e6 / c; else print "n/a" }' "$work/loadcpu")
     cs=$(awk -v d=$((cs1 - cs0)) -v c="$calls" 'BEGIN { if (c > 0) printf "%.1f", d / c; else print "n/a" }')
     busy=$(awk -v d=$((cpu1 - cpu0)) -v t="$ticks" -v w=$((t1 - t0)) 'BEGIN { printf "%.2f", d / t / (w / 1e9) }')
     if [[ -n "$counters_pid" ]]; then
       wait "$counters_pid" 2>/dev/null || true
-      echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $(rss_mb "$server_pid") | $cs | $(gc_columns "$work/counters.csv" "$calls") |"
+      echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $(rss_mb "$server_pid") | $cs | $gen_us | $(gc_columns "$work/counters.csv" "$calls") |"
     else
-      echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $(rss_mb "$server_pid") | $cs |"
+      echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $(rss_mb "$server_pid") | $cs | $gen_us |"
     fi
   done
 

@@ -104,6 +104,30 @@ internal static class Http2Headers
         ("user-agent", ""), ("vary", ""), ("via", ""), ("www-authenticate", ""),
     ];
 
+    /// <summary>The parameters of the client's first SETTINGS frame (not an ACK), in wire order.</summary>
+    public static List<(int Id, uint Value)> ClientSettings(byte[] wire)
+    {
+        var preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8;
+        if (!wire.AsSpan().StartsWith(preface)) throw new InvalidDataException("no HTTP/2 client preface");
+        var pos = preface.Length;
+        while (pos + 9 <= wire.Length)
+        {
+            var length = (wire[pos] << 16) | (wire[pos + 1] << 8) | wire[pos + 2];
+            var type = wire[pos + 3];
+            var flags = wire[pos + 4];
+            if (pos + 9 + length > wire.Length) break;
+            if (type == 4 && (flags & 0x1) == 0)
+            {
+                var result = new List<(int, uint)>();
+                for (var i = pos + 9; i + 6 <= pos + 9 + length; i += 6)
+                    result.Add(((wire[i] << 8) | wire[i + 1], System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(wire.AsSpan(i + 2, 4))));
+                return result;
+            }
+            pos += 9 + length;
+        }
+        throw new InvalidDataException("no client SETTINGS frame");
+    }
+
     /// <summary>The header lists of every request (HEADERS frame on a client stream), in wire order.</summary>
     public static List<List<(string Name, string Value)>> Requests(byte[] wire)
     {

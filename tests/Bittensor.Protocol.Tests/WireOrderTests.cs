@@ -26,6 +26,26 @@ public sealed class WireOrderTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task The_client_announces_a_stream_window_a_full_answer_fits_in()
+    {
+        // A [1, 16, 1024] float32 answer is 65.7 KB: over HTTP/2's default window of 65,535 bytes every answer would
+        // wait for a WINDOW_UPDATE round trip before its last bytes.
+        await using var server = await LoopbackServer.StartAsync(Verifier());
+        await using var proxy = new RecordingProxy(server.Port);
+        using (var channel = BittensorChannelFactory.Create(new Uri($"http://127.0.0.1:{proxy.Port}")))
+        {
+            var request = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = Alice };
+            request.Tensors.Add(TensorCodec.ToTensor([5L, 6L], [1, 2], Modality.Text));
+            var auth = new RequestAuth(FakeSignatures.Signer(Alice));
+            await new Wire.Bittensor.BittensorClient(channel).ForwardAsync(request, await auth.CreateHeadersAsync(), DateTime.UtcNow.AddSeconds(30));
+        }
+        var settings = Http2Headers.ClientSettings(proxy.ClientBytes());
+        foreach (var (id, value) in settings) output.WriteLine($"SETTINGS 0x{id:x}: {value}");
+        Assert.Contains((4, 1024u * 1024u), settings); // SETTINGS_INITIAL_WINDOW_SIZE
+        Assert.Equal(1024 * 1024, BittensorChannelOptions.Default.InitialHttp2StreamWindowSize);
+    }
+
+    [Fact]
     public async Task When_kept_the_user_agent_is_moved_after_the_bittensor_headers_on_the_wire()
     {
         await using var server = await LoopbackServer.StartAsync(Verifier());

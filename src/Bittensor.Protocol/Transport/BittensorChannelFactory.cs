@@ -46,6 +46,7 @@ public static class BittensorChannelFactory
             KeepAlivePingDelay = options.KeepAlivePingDelay,
             KeepAlivePingTimeout = options.KeepAlivePingTimeout,
             KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
+            InitialHttp2StreamWindowSize = options.InitialHttp2StreamWindowSize,
             ConnectTimeout = options.ConnectTimeout,
             PooledConnectionIdleTimeout = options.PooledConnectionIdleTimeout,
             UseProxy = false,

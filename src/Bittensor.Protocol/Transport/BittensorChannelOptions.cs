@@ -18,6 +18,12 @@ public sealed record BittensorChannelOptions
     /// <summary>How long a ping may go unanswered before the connection is closed.</summary>
     public TimeSpan KeepAlivePingTimeout { get; init; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>
+    /// The HTTP/2 receive window each call's stream starts with (bytes). A full 2021 answer, <c>[1, 16, 1024]</c> float32,
+    /// is 65.7 KB: over HTTP/2's default 65,535 every answer would stall on a WINDOW_UPDATE round trip. 1 MiB by default.
+    /// </summary>
+    public int InitialHttp2StreamWindowSize { get; init; } = 1024 * 1024;
+
     /// <summary>TCP connect timeout.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
