@@ -155,6 +155,32 @@ public sealed class WalletCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Wallet_create_writes_a_coldkey_and_a_hotkey_whose_mnemonics_restore_them_and_keeps_an_existing_coldkey()
+    {
+        string[] at = ["--no_password", "--wallet.path", W, "--wallet.name", "c"];
+        var created = await Btcli(["wallet", "create", "--n_words", "12", "--wallet.hotkey", "h1", .. at]);
+        Assert.Equal(0, created.Code);
+        var lines = created.Out.Split('\n').Select(l => l.Trim()).ToList();
+        var cold = lines.Single(l => l.StartsWith("coldkey ", StringComparison.Ordinal)).Split(' ')[1];
+        var hot = lines.Single(l => l.StartsWith("hotkey ", StringComparison.Ordinal)).Split(' ')[1];
+        var mnemonics = lines.Where(l => l.Split(' ').Length == 12 && Bip39.IsValid(l)).ToList();
+        Assert.Equal(2, mnemonics.Count);
+        Assert.Contains(cold, (await Btcli("wallet", "regen_coldkey", "--mnemonic", mnemonics[0], "--no_password", "--wallet.path", W, "--wallet.name", "r")).Out,
+            StringComparison.Ordinal);
+        Assert.Contains(hot, (await Btcli("wallet", "regen_hotkey", "--mnemonic", mnemonics[1], "--wallet.path", W, "--wallet.name", "r", "--wallet.hotkey", "h1")).Out,
+            StringComparison.Ordinal);
+
+        // A second create on the same wallet adds a hotkey and keeps the coldkey (a wallet's money is never replaced by accident).
+        var again = await Btcli(["wallet", "create", "--n_words", "12", "--wallet.hotkey", "h2", .. at]);
+        Assert.Equal(0, again.Code);
+        Assert.Contains("coldkey kept", again.Out, StringComparison.Ordinal);
+        using var doc = JsonDocument.Parse((await Btcli("wallet", "list", "--wallet.path", W, "--json")).Out);
+        var c = doc.RootElement.GetProperty("wallets").EnumerateArray().Single(w => w.GetProperty("name").GetString() == "c");
+        Assert.Equal(cold, c.GetProperty("coldkeypub").GetString());
+        Assert.True(File.Exists(Path.Combine(W, "c", "hotkeys", "h2")));
+    }
+
+    [Fact]
     public async Task A_new_coldkey_shows_a_mnemonic_of_the_asked_length_that_restores_the_same_address()
     {
         var created = await Btcli("wallet", "new_coldkey", "--n_words", "15", "--no_password", "--wallet.path", W, "--wallet.name", "n");
