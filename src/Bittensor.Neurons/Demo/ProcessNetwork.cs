@@ -73,6 +73,9 @@ public static class ProcessNetwork
         });
     }
 
+    /// <summary>Servers started at once (each further one starts when one of these is serving).</summary>
+    internal const int ServersStartingAtOnce = 2;
+
     private static async Task StopAsync(DemoChild child, ProcessDemoOptions processes)
     {
         await child.StopAsync(processes.StopGrace);
@@ -165,7 +168,10 @@ public static class ProcessNetwork
                 string[] overWire = ["--netuid", netuid.ToString(CultureInfo.InvariantCulture), "--subtensor.chain_endpoint", endpoint, "--wallet.path", Path.Combine(folder, "wallets"),
                     "--wallet.hotkey", "default"];
                 state.Phase = "starting the servers";
-                var servers = new List<(DemoChild Child, Task<string> Running)>();
+                // At most two servers start at once: a cold btcli spends its first seconds compiling (TorchSharp,
+                // Kestrel, gRPC), and more at once on a small machine only makes each wait longer.
+                var starting = new SemaphoreSlim(ServersStartingAtOnce);
+                var servers = new List<Task>();
                 var index = 0;
                 foreach (var p in people.Servers.Concat(people.BadServers))
                 {
@@ -175,15 +181,25 @@ public static class ProcessNetwork
                         Render(config, $"{DemoOptions.SectionPath}.server_model", "bittensor.model") +
                         string.Create(CultureInfo.InvariantCulture, $"bittensor.model.seed = {setup.ModelSeed}\n")), stop.Token);
                     string[] bad = p.Kind is { } kind ? ["--bad_kind", kind] : [];
+                    await starting.WaitAsync(stop.Token);
                     var child = Start(p.Name, ["run", "server", .. overWire, "--wallet.name", p.Name, "--axon.ip", setup.Ip, "--axon.port", "0",
                         "--neuron.full_path", Path.Combine(folder, "neurons", p.Name), "--config", file, .. bad]);
-                    servers.Add((child, LineOf(child, "server running on subnet ")));
+                    state.Phase = $"starting {p.Name}";
+                    servers.Add(ServerRunningAsync(child));
                 }
-                foreach (var (child, running) in servers)
+                async Task ServerRunningAsync(DemoChild child)
                 {
-                    var line = await running;
-                    processes.Log?.WriteLine($"demo: {child} {line[..line.IndexOf(" (state in", StringComparison.Ordinal)]}");
+                    try
+                    {
+                        var line = await LineOf(child, "server running on subnet ");
+                        processes.Log?.WriteLine($"demo: {child} {line[..line.IndexOf(" (state in", StringComparison.Ordinal)]}");
+                    }
+                    finally
+                    {
+                        starting.Release();
+                    }
                 }
+                await Task.WhenAll(servers);
 
                 state.Phase = "registering and staking the validator";
                 var validatorFile = Path.Combine(configs, "validator.conf");

@@ -142,7 +142,9 @@ public sealed class ServerNeuron : IAsyncDisposable
                 // The axon Tells each call straight to the model host: its queue is the one stake-ordered queue.
                 ? AxonActor.Props(settings, model, new AxonOptions { Hotkey = keys.HotkeySs58, Metagraph = metagraph })
                 : AxonActor.Props(settings, handlers!, new AxonOptions { Hotkey = keys.HotkeySs58, Metagraph = metagraph }), critical: true, cancellationToken);
-        var bound = await axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromSeconds(20), cancellationToken);
+        // A guard, not an expectation: a cold process on a busy machine (btcli demo --processes starts several at once)
+        // spends many seconds compiling Kestrel and gRPC before the axon answers (20 s was exceeded at load 50 on 2 cores).
+        var bound = await axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromMinutes(2), cancellationToken);
         var uid = await ChainOps.EnsureRegisteredAsync(chain, netuid, keys, cancellationToken);
         await ChainOps.ServeAxonAsync(chain, netuid, keys, options.AxonIp, bound.Endpoint.Port, cancellationToken);
         // One sync now, so the axon knows the subnet's stakes before the first block after start.
