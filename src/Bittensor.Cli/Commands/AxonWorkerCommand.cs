@@ -95,18 +95,18 @@ internal static partial class AxonCommands
             var name = parse.GetValue(model);
             var handlers = ClusterFlags.Model(name, parse.GetValue(delay), axon.NetworkDim);
             var capacity = cluster.WorkerCapacity > 0 ? cluster.WorkerCapacity : axon.MaxWorkers + axon.QueueCapacity;
-            return await RunWorker(hocon, cluster with { Role = ClusterSettings.WorkerRole }, axon, handlers, name!, capacity, ct).ConfigureAwait(false);
+            var host = ModelHostActor.ForHandlers(handlers, axon.MaxWorkers, axon.QueueCapacity, axon.CallTimeout);
+            return await RunWorker(hocon, cluster with { Role = ClusterSettings.WorkerRole }, host, name!, capacity, ct).ConfigureAwait(false);
         });
         return worker;
     }
 
-    private static async Task<int> RunWorker(Config hocon, ClusterSettings cluster, AxonSettings axon, AxonHandlers handlers, string model, int capacity,
-        CancellationToken cancellation)
+    /// <summary>Runs a worker node hosting <paramref name="host"/> until Ctrl-C (drain, leave: 0) or until it is removed or its host stops (1).</summary>
+    internal static async Task<int> RunWorker(Config hocon, ClusterSettings cluster, Props host, string model, int capacity, CancellationToken cancellation)
     {
         var config = ConfigurationFactory.ParseString("akka.loglevel = INFO\nakka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon);
         var system = BittensorCluster.CreateSystem(cluster, ClusterSettings.WorkerRole, config);
         var self = Akka.Cluster.Cluster.Get(system);
-        var host = ModelHostActor.ForHandlers(handlers, axon.MaxWorkers, axon.QueueCapacity, axon.CallTimeout);
         var worker = BittensorCluster.StartWorker(system, cluster, host, capacity);
         Console.Error.WriteLine($"worker {self.SelfAddress} joining {string.Join(",", cluster.SeedNodes)}: model {model}, capacity {capacity}; " +
             "Ctrl-C to drain and leave");

@@ -5,6 +5,7 @@ using Akka.Configuration;
 using Bittensor.Actors;
 using Bittensor.Actors.Axon;
 using Bittensor.Actors.Chain;
+using Bittensor.Actors.Cluster;
 using Bittensor.Actors.Wallet;
 using Bittensor.Chain;
 using Bittensor.Chain.Local;
@@ -82,6 +83,17 @@ internal static class RunCommands
         });
         foreach (var o in new Option[] { name, hotkey, path, netuid, network, endpoint, localnet, blockTime, ip, port, minStake, registeredOnly, stake, fullPath }) command.Options.Add(o);
         if (role == "server") command.Options.Add(badKind);
+        var clusterRole = new Option<string?>("--cluster.role")
+        {
+            Description = "front: this node is front-capable (chain, metagraph, axon as a cluster singleton; the model runs on the workers); " +
+                "worker: host the model for a front, no chain (docs/cluster.md); default \"\" (not clustered) (server)",
+        };
+        ClusterFlags? clusterFlags = null;
+        if (role == "server")
+        {
+            command.Options.Add(clusterRole);
+            clusterFlags = ClusterFlags.AddTo(command, worker: true);
+        }
         if (role == "validator") command.Options.Add(reportBatches);
         var limits = new AxonLimitFlags();
         limits.AddTo(command);
@@ -106,8 +118,13 @@ internal static class RunCommands
                 ("bittensor.axon.port", parse.GetValue(port)),
                 ("bittensor.axon.blacklist.min_stake", parse.GetValue(minStake)),
                 ("bittensor.axon.blacklist.registered_only", parse.GetValue(registeredOnly) ? true : null),
+                ("bittensor.cluster.role", role == "server" ? parse.GetValue(clusterRole) : null),
+                .. clusterFlags?.Values(parse) ?? [],
                 .. limits.Values(parse),
             ], VerbDefaults);
+            var cluster = CliConfig.Settings(hocon, ClusterSettings.SectionPath, ClusterSettings.Create);
+            if (role != "server" && cluster.Role.Length > 0)
+                throw new CliException($"bittensor.cluster.role is for `btcli run server` only, not {role}");
             var settings = new RunSettings(
                 CliConfig.Settings(hocon, SubtensorSettings.SectionPath, SubtensorSettings.Create),
                 CliConfig.Settings(hocon, LocalnetSettings.SectionPath, LocalnetSettings.Create),
@@ -116,12 +133,26 @@ internal static class RunCommands
                 CliConfig.Settings(hocon, ValidatorOptions.SectionPath, ValidatorOptions.Create) with { Stake = Balance.FromTao(parse.GetValue(stake)) });
             var wallet = CliConfig.Settings(hocon, WalletSettings.SectionPath, WalletSettings.Create)
                 .WithOverrides(parse.GetValue(name), parse.GetValue(hotkey), parse.GetValue(path)).ToWallet();
+            if (cluster.Role == ClusterSettings.WorkerRole)
+            {
+                // A worker hosts the server's model for the front; it needs neither wallet nor chain.
+                if (cluster.SeedNodes.Count == 0)
+                    throw new CliException("a worker joins a cluster through --cluster.seed_nodes HOST:PORT (a front node's --cluster.port)");
+                if (bad is null && Bittensor.Models.TorchNative.Check() is { } noTorch) throw new CliException(noTorch);
+                var hostProps = bad is not null
+                    ? ModelHostActor.ForHandlers(Bittensor.Neurons.Demo.Adversaries.Create(bad, 1024, unchecked((int)(settings.Model.Seed + 1000))),
+                        settings.Axon.MaxWorkers, settings.Axon.QueueCapacity, settings.Axon.CallTimeout)
+                    : ServerModelHost.Props(settings.Model);
+                var capacity = cluster.WorkerCapacity > 0 ? cluster.WorkerCapacity : settings.Model.MaxQueue + settings.Model.MaxBatch;
+                return await AxonCommands.RunWorker(hocon, cluster, hostProps, bad ?? "server model", capacity, cancellationToken);
+            }
             // Every role hosts a TorchSharp model: a library that cannot load is one line now, not a restart loop.
             if (Bittensor.Models.TorchNative.Check() is { } why) throw new CliException(why);
             var state = parse.GetValue(fullPath) is { Length: > 0 } f ? Path.GetFullPath(f) : NeuronPaths.Default(wallet.Name, wallet.Hotkey, (ushort)id, role);
             await using var export = await MetricsExport.StartAsync(hocon, cancellationToken);
             var extras = new RoleExtras(bad, role == "validator" && parse.GetValue(reportBatches));
-            await RunAsync(role, wallet, (ushort)id, hocon, settings, state, extras, parse.InvocationConfiguration.Output, cancellationToken);
+            await RunAsync(role, wallet, (ushort)id, hocon, settings, state, extras, cluster.Role == ClusterSettings.FrontRole ? cluster : null,
+                parse.InvocationConfiguration.Output, cancellationToken);
             return 0;
         });
         return command;
@@ -154,7 +185,7 @@ internal static class RunCommands
     }
 
     private static async Task RunAsync(string role, LocalWallet wallet, ushort netuid, Config hocon, RunSettings settings, string state, RoleExtras extras,
-        TextWriter output, CancellationToken cancellationToken)
+        ClusterSettings? cluster, TextWriter output, CancellationToken cancellationToken)
     {
         WalletKey hot;
         WalletKey? cold = null;
@@ -190,7 +221,9 @@ internal static class RunCommands
         {
             var keys = NeuronKeys.FromWallet(hot, cold);
             // The role's ActorSystem runs on the same layered configuration, so every actor sees the flags and --config.
-            var system = ActorSystem.Create("btcli-run", hocon);
+            // A front-capable server node is a cluster node (role front); its model runs on the workers.
+            var system = cluster is null ? ActorSystem.Create("btcli-run", hocon)
+                : BittensorCluster.CreateSystem(cluster, ClusterSettings.FrontRole, ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon));
             var runtime = BittensorRuntime.Get(system);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var producing = chain is null ? Task.CompletedTask : new LocalnetBlockProducer(chain, settings.Localnet.BlockTime).RunAsync(null, stop.Token);
@@ -221,6 +254,26 @@ internal static class RunCommands
                 var where = "";
                 switch (role)
                 {
+                    case "server" when cluster is not null:
+                        var f = await ClusterServerFront.StartAsync(system, actor, netuid, keys, server, cluster, stop.Token);
+                        neuron = f;
+                        FrontAnnouncement? served = null;
+                        _ = Task.Run(async () =>
+                        {
+                            await foreach (var a in f.Announcements.ReadAllAsync(CancellationToken.None))
+                            {
+                                served = a;
+                                await output.WriteLineAsync(a.Error is null
+                                    ? $"cluster front: this node is the front; axon {a.Ip}:{a.Port} served on chain"
+                                    : $"error: cluster front: axon {a.Ip}:{a.Port} could not be served on chain: {a.Error}");
+                            }
+                        }, CancellationToken.None);
+                        // A front node that is downed or leaves stops the role (restart it to rejoin).
+                        _ = system.WhenTerminated.ContinueWith(_ => stop.Cancel(), TaskScheduler.Default);
+                        where = $" as a cluster front node ({Akka.Cluster.Cluster.Get(system).SelfAddress})";
+                        status = () => string.Create(CultureInfo.InvariantCulture,
+                            $"server uid {f.Uid} cluster front node: {(served is { Error: null } x ? $"front, serving at {x.Ip}:{x.Port}" : "standing by")}, block {blocks.Value}");
+                        break;
                     case "server":
                         var s = await ServerNeuron.StartAsync(system, actor, netuid, keys, server, stop.Token);
                         neuron = s;
