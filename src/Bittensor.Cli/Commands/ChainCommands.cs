@@ -103,8 +103,7 @@ internal static class ChainCommands
             await using var chain = await o.OpenChainAsync(p, ct);
             var block = await chain.Backend.GetCurrentBlockAsync(ct);
             var free = await chain.Backend.GetBalanceAsync(coldkey, ct);
-            var stakes = await chain.Backend.GetStakesForColdkeyAsync(coldkey, ct);
-            var staked = new Balance(stakes.Aggregate(0UL, (a, s) => checked(a + s.Stake.Rao)));
+            var staked = await StakedAsync(chain, coldkey, ct);
             var rows = new List<(int Netuid, NeuronView View)>();
             foreach (var subnet in await chain.Backend.GetSubnetsAsync(ct))
             {
@@ -122,15 +121,17 @@ internal static class ChainCommands
                     coldkey = coldkey.ToSs58(),
                     balance = (double)free.Tao,
                     balance_rao = free.Rao,
-                    stake = (double)staked.Tao,
-                    stake_rao = staked.Rao,
+                    stake = (double?)staked?.Tao,
+                    stake_rao = staked?.Rao,
                     neurons = rows.Select(r => new { netuid = r.Netuid, neuron = r.View }),
                 });
                 return 0;
             }
             var console = ChainTables.Console();
             console.MarkupLine(Markup.Escape($"Coldkey {coldkey.ToSs58()} on {chain.Network} at block {block.Number}"));
-            console.MarkupLine(Markup.Escape($"Balance {free}   Staked {staked}   Total {free + staked}"));
+            console.MarkupLine(Markup.Escape(staked is { } st
+                ? $"Balance {free}   Staked {st}   Total {free + st}"
+                : $"Balance {free}   Staked: per subnet on this chain (dynamic TAO), see each subnet's metagraph"));
             if (rows.Count == 0) console.MarkupLine("No registered hotkeys (btcli register --netuid N).");
             else console.Write(ChainTables.Neurons(rows.Select(r => r.View), withNetuid: true, rows.Select(r => r.Netuid).ToArray()));
             return 0;
@@ -406,8 +407,7 @@ internal static class ChainCommands
             var coldkey = o.ColdkeyPub(p);
             await using var chain = await o.OpenChainAsync(p, ct);
             var free = await chain.Backend.GetBalanceAsync(coldkey, ct);
-            var stakes = await chain.Backend.GetStakesForColdkeyAsync(coldkey, ct);
-            var staked = new Balance(stakes.Aggregate(0UL, (a, s) => checked(a + s.Stake.Rao)));
+            var staked = await StakedAsync(chain, coldkey, ct);
             if (Json(p))
             {
                 CliApp.WriteJson(new
@@ -415,16 +415,29 @@ internal static class ChainCommands
                     coldkey = coldkey.ToSs58(),
                     free = (double)free.Tao,
                     free_rao = free.Rao,
-                    staked = (double)staked.Tao,
-                    staked_rao = staked.Rao,
-                    total_rao = (free + staked).Rao,
+                    staked = (double?)staked?.Tao,
+                    staked_rao = staked?.Rao,
+                    total_rao = staked is { } st ? (free + st).Rao : (ulong?)null,
                 });
                 return 0;
             }
-            Console.Out.WriteLine($"{coldkey.ToSs58()}  free {free}  staked {staked}  total {free + staked}");
+            Console.Out.WriteLine(staked is { } total
+                ? $"{coldkey.ToSs58()}  free {free}  staked {total}  total {free + total}"
+                : $"{coldkey.ToSs58()}  free {free}  staked: per subnet on this chain (dynamic TAO), see each subnet's metagraph");
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// The coldkey's stake in TAO, or null on a chain that keeps stake per subnet (dynamic TAO): there it is alpha of
+    /// each subnet, with no one total in TAO this client computes yet.
+    /// </summary>
+    private static async Task<Balance?> StakedAsync(ChainSession chain, AccountId coldkey, CancellationToken ct)
+    {
+        if (chain.Node is { StakePerSubnet: true }) return null;
+        var stakes = await chain.Backend.GetStakesForColdkeyAsync(coldkey, ct);
+        return new Balance(stakes.Aggregate(0UL, (a, s) => checked(a + s.Stake.Rao)));
     }
 
     private static Command LocalnetFaucet()
