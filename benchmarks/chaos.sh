@@ -110,14 +110,16 @@ row() {
   calls=$(sum_metric "$vm" bittensor_dendrite_calls_total "peer=\"$s1_hot\"" 'method="Forward"')
   other=$((calls - ok - backoff))
   opens=$(sum_metric "$vm" bittensor_dendrite_backoffs_total "peer=\"$s1_hot\"")
-  score=$(curl -s "$vm" | awk -v u="uid=\"${s1_uid:-x}\"" 'index($0, "bittensor_pipeline_peer_score") == 1 && index($0, u) { print $NF }' | head -1)
-  echo "| $(ts) | $1 | $batches | $ok | $other | $backoff | $opens | ${score:--} |"
+  scores=$(curl -s "$vm" | awk -v u="uid=\"${s1_uid:-x}\"" 'index($0, "bittensor_pipeline_peer_score{") == 1 {
+      if (index($0, u)) mine = $NF; else { other += $NF; n++ } }
+    END { printf "%s | %s", (mine == "" ? "-" : sprintf("%.4f", mine)), (n == 0 ? "-" : sprintf("%.4f", other / n)) }')
+  echo "| $(ts) | $1 | $batches | $ok | $other | $backoff | $opens | $scores |"
 }
 echo
 echo "## (b) kill -9 of server 1 while the validator runs"
 echo
-echo "| time | phase | validator batches | Forward to s1: Success | other codes (reached the wire or failed to) | Backoff (answered locally, not sent) | circuit opens | s1 score |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|"
+echo "| time | phase | validator batches | Forward to s1: Success | other codes (reached the wire or failed to) | Backoff (answered locally, not sent) | circuit opens | s1 score | other servers' mean score |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 for _ in 1 2 3; do row "up"; sleep "$SAMPLE"; done
 s1=$(eval echo "\$s1_pid"); kill -9 "$s1"; wait "$s1" 2>/dev/null || true
 log "kill -9 server 1 (pid $s1)" >&2
@@ -134,7 +136,7 @@ echo "## (c) kill -9 of the node while every role runs"
 echo
 block() { curl -s -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"chain_getHeader","params":[]}' "http://127.0.0.1:$port" \
   | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["result"]["number"], 16))' 2>/dev/null || echo "-"; }
-neurons() { bt metagraph --netuid 1 "${over[@]}" 2>/dev/null | grep -cE '5[A-HJ-NP-Za-km-z1-9]{47}' || true; }
+neurons() { bt metagraph --netuid 1 "${over[@]}" 2>/dev/null | grep -m1 -oE 'n = [0-9]+' | cut -d' ' -f3 || true; }
 b0=$(block); n0=$(neurons); r0=$(sum_metric "$vm" bittensor_chain_reconnects_total); batches0=$(grep -c '^batch ' "$W/v.log")
 log "before: block $b0, neurons listed $n0, validator reconnects $r0, batches $batches0"
 kill -9 "$node_pid"; wait "$node_pid" 2>/dev/null || true
