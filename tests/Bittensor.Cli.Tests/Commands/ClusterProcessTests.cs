@@ -173,6 +173,50 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
         await AssertPythonServed(nextPort);
     }
 
+    [GeneratedRegex(@"as a cluster front node \((akka\.tcp://\S+)\)")]
+    private static partial Regex RunFrontNode();
+
+    [GeneratedRegex(@"this node is the front; axon ([0-9.]+):(\d+) served on chain")]
+    private static partial Regex RunFrontServed();
+
+    /// <summary>Runs btcli to its end (a setup step) and asserts exit 0.</summary>
+    private async Task Step(string name, params string[] args)
+    {
+        var child = Start(name, args);
+        var code = await child.Exit(TimeSpan.FromMinutes(3));
+        Assert.True(code == 0, $"{name} exited {code}: {child.Output}");
+    }
+
+    [Fact]
+    public async Task Run_server_as_a_cluster_front_and_a_worker_serves_the_server_model_at_the_address_it_announced_on_chain()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(8));
+        string[] wallet = ["--wallet.path", Path.Combine(_dir, "wallets")];
+        string[] net = ["--localnet.path", Path.Combine(_dir, "localnet")];
+        // No probe of ws://127.0.0.1:9944 (another node could serve there): the embedded localnet of this test.
+        var config = Path.Combine(_dir, "run.conf");
+        await File.WriteAllTextAsync(config, $"bittensor.subtensor.local_endpoint = \"\"\nbittensor.model.threads = 1\n" +
+            $"bittensor.metagraph.path = \"{Path.Combine(_dir, "metagraphs")}\"\n", timeout.Token);
+        await Step("new_coldkey", ["wallet", "new_coldkey", "--n_words", "12", "--no_password", .. wallet]);
+        await Step("new_hotkey", ["wallet", "new_hotkey", "--n_words", "12", "--no_password", .. wallet]);
+        await Step("faucet", ["localnet", "faucet", "--amount", "5000", .. wallet, .. net, "--config", config]);
+        await Step("subnet", ["subnets", "create", .. wallet, .. net, "--config", config]);
+
+        var front = Start("run-front", ["run", "server", "--netuid", "1", "--axon.port", "0", "--cluster.role", "front", "--cluster.port", "0",
+            "--neuron.full_path", Path.Combine(_dir, "front"), "--config", config, .. wallet, .. net]);
+        var frontAddress = await front.WaitFor(RunFrontNode(), m => m.Groups[1].Value, timeout.Token);
+        var (ip, port) = await front.WaitFor(RunFrontServed(), m => (m.Groups[1].Value, int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)), timeout.Token);
+        var worker = Start("run-worker", ["run", "server", "--netuid", "1", "--cluster.role", "worker", "--cluster.seed_nodes", frontAddress,
+            "--cluster.port", "0", "--config", config]);
+        await worker.WaitFor(new Regex("registered with the front"), _ => true, timeout.Token);
+
+        // The chain says where the server is; a signed query there is answered by the worker's TorchSharp model.
+        var query = Start("query", ["query", "--endpoint", $"{ip}:{port}", "--text", "hello cluster", "--uri", "//Alice"]);
+        var code = await query.Exit(TimeSpan.FromMinutes(2));
+        Assert.True(code == 0, $"query exited {code}: {query.Output}");
+        Assert.Contains("Success", query.Output, StringComparison.Ordinal);
+    }
+
     private static System.Text.Json.JsonElement RunPythonClient(int port, string hotkey, string signature)
     {
         string? root = null;
@@ -264,6 +308,15 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
                 Assert.Fail($"{Name} exited with {_process.ExitCode} before printing /{pattern}/: {Output}");
             }
             return await found.Task;
+        }
+
+        /// <summary>Waits for the process to exit (at most <paramref name="within"/>) and returns its exit code.</summary>
+        public async Task<int> Exit(TimeSpan within)
+        {
+            using var cts = new CancellationTokenSource(within);
+            await _process.WaitForExitAsync(cts.Token);
+            _process.WaitForExit(); // flush the output readers
+            return _process.ExitCode;
         }
 
         public void Kill()
