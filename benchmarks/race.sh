@@ -9,7 +9,8 @@
 # Usage (after `dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks`):
 #   benchmarks/race.sh                          # verification on and off, 1/16/128 callers, 8 s per level
 #   LEVELS=16 MODES=off SECONDS_PER_LEVEL=4 benchmarks/race.sh
-# Environment: LEVELS (comma list), MODES ("on off"), SECONDS_PER_LEVEL, WARMUP (seconds of unmeasured load at 16
+# Environment: LEVELS (comma list), MODES ("on off"; add "py2021" for the real 2021 axon from PY2021_SRC, a bittensor
+# 1.5.0 checkout, run by benchmarks/python/axon2021.py with its signature check stubbed out), SECONDS_PER_LEVEL, WARMUP (seconds of unmeasured load at 16
 # callers before the first level of each server, default 4), PRESIGN (signed requests prepared per
 # level before its clock starts, so the generator's core is not busy signing), SERVER_CORE, LOAD_CORE,
 # BTCLI / BENCH (paths of the built dlls), SERVER_ARGS (extra `axon serve` options), SERVER_ENV (extra
@@ -89,9 +90,17 @@ for mode in $MODES; do
     load_mode=(--unsigned)
   fi
   : > "$work/out" ; : > "$work/err"
-  # shellcheck disable=SC2086
-  env $SERVER_ENV taskset -c "$SERVER_CORE" dotnet "$BTCLI" axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 \
-    "${extra[@]}" $SERVER_ARGS >"$work/out" 2>"$work/err" &
+  if [[ "$mode" == "py2021" ]]; then
+    # The real 2021 axon (bittensor 1.5.0 from PY2021_SRC, signature check stubbed: an upper bound), same echo model.
+    [[ -n "${PY2021_SRC:-}" ]] || { echo "race.sh: mode py2021 needs PY2021_SRC (a bittensor 1.5.0 checkout; see benchmarks/python/axon2021.py)" >&2; exit 2; }
+    load_mode=(--unsigned)
+    taskset -c "$SERVER_CORE" /usr/bin/python3 benchmarks/python/axon2021.py --src "$PY2021_SRC" --ip 127.0.0.1 --port 0 \
+      --network_dim 1024 >"$work/out" 2>"$work/err" &
+  else
+    # shellcheck disable=SC2086
+    env $SERVER_ENV taskset -c "$SERVER_CORE" dotnet "$BTCLI" axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 \
+      "${extra[@]}" $SERVER_ARGS >"$work/out" 2>"$work/err" &
+  fi
   server_pid=$!
   port=""
   for _ in $(seq 1 600); do
@@ -112,7 +121,7 @@ for mode in $MODES; do
   IFS=',' read -ra levels <<< "$LEVELS"
   for n in "${levels[@]}"; do
     counters_pid=""
-    if [[ "$COUNTERS" == "1" ]]; then
+    if [[ "$COUNTERS" == "1" && "$mode" != "py2021" ]]; then
       rm -f "$work/counters.csv"
       taskset -c "$LOAD_CORE" "$COUNTERS_BIN" collect -p "$server_pid" --format csv -o "$work/counters.csv" --refresh-interval 1 \
         --duration "00:00:00:$((SECONDS_PER_LEVEL + 5))" \
@@ -132,7 +141,9 @@ for mode in $MODES; do
     gen_us=$(awk -v c="$calls" '{ if (c > 0) printf "%.0f", ($1 + $2) * 1e6 / c; else print "n/a" }' "$work/loadcpu")
     cs=$(awk -v d=$((cs1 - cs0)) -v c="$calls" 'BEGIN { if (c > 0) printf "%.1f", d / c; else print "n/a" }')
     busy=$(awk -v d=$((cpu1 - cpu0)) -v t="$ticks" -v w=$((t1 - t0)) 'BEGIN { printf "%.2f", d / t / (w / 1e9) }')
-    if [[ -n "$counters_pid" ]]; then
+    if [[ "$COUNTERS" == "1" && -z "$counters_pid" ]]; then
+      echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $(rss_mb "$server_pid") | $cs | $gen_us | n/a | n/a |"
+    elif [[ -n "$counters_pid" ]]; then
       wait "$counters_pid" 2>/dev/null || true
       echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $(rss_mb "$server_pid") | $cs | $gen_us | $(gc_columns "$work/counters.csv" "$calls") |"
     else
