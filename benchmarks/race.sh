@@ -15,7 +15,7 @@
 # level before its clock starts, so the generator's core is not busy signing), SERVER_CORE, LOAD_CORE,
 # BTCLI / BENCH (paths of the built dlls), SERVER_ARGS (extra `axon serve` options), SERVER_ENV (extra
 # environment for the server only, e.g. "DOTNET_gcServer=1"), COUNTERS=1 (GC collections and bytes allocated per
-# call from `dotnet-counters`, installed as a dotnet tool, attached to the server during each level).
+# call from `dotnet-counters`, installed as a dotnet tool, attached to the server during each unsigned level).
 # Timings live here and in benchmarks/results/axon.md, never in tests. The machine may be shared: the script
 # prints the load average before and after; say it next to any figure you quote.
 set -euo pipefail
@@ -121,7 +121,8 @@ for mode in $MODES; do
   IFS=',' read -ra levels <<< "$LEVELS"
   for n in "${levels[@]}"; do
     counters_pid=""
-    if [[ "$COUNTERS" == "1" && "$mode" != "py2021" ]]; then
+    # Not for presigned levels: their signing phase (before the clock starts) outlasts the counters' fixed window.
+    if [[ "$COUNTERS" == "1" && "$mode" == "off" ]]; then
       rm -f "$work/counters.csv"
       taskset -c "$LOAD_CORE" "$COUNTERS_BIN" collect -p "$server_pid" --format csv -o "$work/counters.csv" --refresh-interval 1 \
         --duration "00:00:00:$((SECONDS_PER_LEVEL + 5))" \
