@@ -121,6 +121,21 @@ public sealed partial class DemoProcessesTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_child_that_fails_ends_the_demo_with_exit_code_1_naming_it_and_quoting_its_error()
+    {
+        // The demo itself does not read bittensor.axon; each server process does, and refuses the value at start.
+        var config = Path.Combine(_dir, "bad-axon.conf");
+        File.WriteAllText(config, "bittensor.demo { servers = 1, bad_kinds = \"nan\", epochs = 2, tempo = 6, block_time = 0s }\nbittensor.axon.max_workers = 0");
+        var result = await CliProcess.RunAsync(CliProcess.Dotnet, [BtcliDll, "demo", "--processes", "--json", "--config", config], _dir, Guard, Environment());
+        Assert.True(result.ExitCode == 1, result.ToString());
+        Assert.Empty(result.Stdout.Trim());
+        Assert.Matches(@"error: (server1|bad1) \(pid \d+\) exited with code 1; its last lines:", result.Stderr);
+        Assert.Contains("bittensor.axon.max_workers", result.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("demo: validator", result.Stderr, StringComparison.Ordinal); // it never started
+        Assert.Empty(Survivors()); // the node and the other server were stopped too
+    }
+
     /// <summary>True while the process exists and is not a zombie.</summary>
     private static bool Alive(int pid)
     {
