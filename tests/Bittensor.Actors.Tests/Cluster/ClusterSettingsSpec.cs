@@ -25,6 +25,8 @@ public sealed class ClusterSettingsSpec
         Assert.Equal((ClusterSettings.WorkerRole, 0), (worker.Role, worker.Port));
         Assert.Equal("akka.tcp://bittensor@127.0.0.1:4053", ClusterSettings.SeedAddress(Assert.Single(worker.SeedNodes), worker.SystemName));
         Assert.Equal("", ClusterSettings.Default.Role);
+        Assert.Equal((ClusterSettings.KeepOldest, ""), (front.SbrStrategy, front.SbrRole));
+        Assert.Equal((ClusterSettings.KeepOldest, "", TimeSpan.FromSeconds(60)), (ClusterSettings.Default.SbrStrategy, ClusterSettings.Default.SbrRole, ClusterSettings.Default.AveragingInterval));
     }
 
     [Theory]
@@ -41,6 +43,10 @@ public sealed class ClusterSettingsSpec
     [InlineData("bittensor.cluster.seed_nodes = [\"h:0\"]", "bittensor.cluster.seed_nodes")]
     [InlineData("bittensor.cluster.worker.capacity = -1", "bittensor.cluster.worker.capacity")]
     [InlineData("bittensor.cluster.system_name = \"a b\"", "bittensor.cluster.system_name")]
+    [InlineData("bittensor.cluster.sbr_strategy = keep-referee", "bittensor.cluster.sbr_strategy")]
+    [InlineData("bittensor.cluster.sbr_role = boss", "bittensor.cluster.sbr_role")]
+    [InlineData("bittensor.cluster.averaging.interval = -1s", "bittensor.cluster.averaging.interval")]
+    [InlineData("bittensor.cluster.averaging.timeout = 0s", "bittensor.cluster.averaging.timeout")]
     public void A_bad_value_fails_with_its_key(string text, string key) =>
         Assert.StartsWith(key, Assert.Throws<ConfigurationException>(() => Load(text)).Message, StringComparison.Ordinal);
 }
