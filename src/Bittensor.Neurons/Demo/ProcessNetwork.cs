@@ -66,6 +66,8 @@ public static class ProcessNetwork
             }
             finally
             {
+                state.Phase = "stopping the processes";
+                progress?.Invoke(state.Progress(ulong.MaxValue));
                 // Roles first (they may still talk to the node as they stop), then the node.
                 await Task.WhenAll(children.Where(c => c.Name != "node").Select(c => StopAsync(c, processes)));
                 await Task.WhenAll(children.Where(c => c.Name == "node").Select(c => StopAsync(c, processes)));
