@@ -15,7 +15,8 @@
 # level before its clock starts, so the generator's core is not busy signing), SERVER_CORE, LOAD_CORE,
 # BTCLI / BENCH (paths of the built dlls), SERVER_ARGS (extra `axon serve` options), SERVER_ENV (extra
 # environment for the server only, e.g. "DOTNET_gcServer=1"), COUNTERS=1 (GC collections and bytes allocated per
-# call from `dotnet-counters`, installed as a dotnet tool, attached to the server during each unsigned level).
+# call from `dotnet-counters`, installed as a dotnet tool, attached to the server during each unsigned level), RAW=1
+# (unsigned levels use `axon-load-raw`, pre-encoded h2c frames over raw sockets, instead of Grpc.Net.Client).
 # Timings live here and in benchmarks/results/axon.md, never in tests. The machine may be shared: the script
 # prints the load average before and after; say it next to any figure you quote.
 set -euo pipefail
@@ -32,6 +33,7 @@ BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Ben
 SERVER_ARGS=${SERVER_ARGS:-}
 SERVER_ENV=${SERVER_ENV:-}
 COUNTERS=${COUNTERS:-0}
+RAW=${RAW:-0}
 COUNTERS_BIN=${COUNTERS_BIN:-$(command -v dotnet-counters || echo "$HOME/.dotnet/tools/dotnet-counters")}
 WARMUP=${WARMUP:-4}
 
@@ -114,10 +116,13 @@ for mode in $MODES; do
   # Warm-up, not measured: the JIT's tier-1 code (and the thread pool's size) settle before the first level, so a
   # level measures the steady state rather than the first seconds of a fresh process.
   if (( WARMUP > 0 )); then
-    taskset -c "$LOAD_CORE" dotnet "$BENCH" axon-load --target "127.0.0.1:$port" --concurrency 16 \
+    wharness=axon-load; [[ "$RAW" == "1" && "$mode" != "on" ]] && wharness=axon-load-raw
+    taskset -c "$LOAD_CORE" dotnet "$BENCH" "$wharness" --target "127.0.0.1:$port" --concurrency 16 \
       --seconds "$WARMUP" --shape 1,16 --network_dim 1024 "${load_mode[@]}" > /dev/null || true
   fi
 
+  harness=axon-load
+  [[ "$RAW" == "1" && "$mode" != "on" ]] && harness=axon-load-raw
   IFS=',' read -ra levels <<< "$LEVELS"
   for n in "${levels[@]}"; do
     counters_pid=""
@@ -131,7 +136,7 @@ for mode in $MODES; do
       sleep 2
     fi
     cpu0=$(cpu_ticks "$server_pid"); t0=$(now_ns); cs0=$(ctx_switches "$server_pid")
-    row=$(/usr/bin/time -f "%U %S" -o "$work/loadcpu" taskset -c "$LOAD_CORE" dotnet "$BENCH" axon-load --target "127.0.0.1:$port" --concurrency "$n" \
+    row=$(/usr/bin/time -f "%U %S" -o "$work/loadcpu" taskset -c "$LOAD_CORE" dotnet "$BENCH" "$harness" --target "127.0.0.1:$port" --concurrency "$n" \
       --seconds "$SECONDS_PER_LEVEL" --shape 1,16 --network_dim 1024 "${load_mode[@]}" | grep -E '^\| [0-9]+ \|' || true)
     cpu1=$(cpu_ticks "$server_pid"); t1=$(now_ns); cs1=$(ctx_switches "$server_pid")
     # The generator's row: | callers | req/s | p50 | p99 | ok | errors | calls |

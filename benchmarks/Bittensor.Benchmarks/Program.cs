@@ -22,6 +22,8 @@ public static class Program
         {
             case "axon-load":
                 return await AxonLoad.Run(args[1..]);
+            case "axon-load-raw":
+                return await AxonLoadRaw.Run(args[1..]);
             case "axon-flood":
                 return await AxonFlood.Run(args[1..]);
             case "fanout":
