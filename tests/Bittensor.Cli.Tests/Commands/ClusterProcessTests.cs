@@ -173,6 +173,22 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
         await AssertPythonServed(nextPort);
     }
 
+    [Fact]
+    public async Task A_front_whose_axon_port_is_taken_says_why_leaves_the_cluster_and_exits_1()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+        var front = Start("front", ["axon", "serve", "--uri", "//Ferdie", "--axon.ip", "127.0.0.1", "--axon.port", port.ToString(CultureInfo.InvariantCulture),
+            "--axon.state_path", Path.Combine(_dir, "front"), "--cluster.role", "front", "--cluster.port", "0"]);
+        var code = await front.Exit(TimeSpan.FromMinutes(3));
+        Assert.Equal(1, code);
+        Assert.Contains("error: the front cannot run on this node (the axon could not listen", front.Output, StringComparison.Ordinal);
+        Assert.Contains("this front node left the cluster", front.Output, StringComparison.Ordinal);
+        // (Kestrel's host also logs "Hosting failed to start" with its exception through the Akka logger, as for a
+        // non-clustered axon whose port is taken.)
+    }
+
     [GeneratedRegex(@"as a cluster front node \((akka\.tcp://\S+)\)")]
     private static partial Regex RunFrontNode();
 
