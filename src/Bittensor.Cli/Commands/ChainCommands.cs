@@ -145,14 +145,20 @@ internal static class ChainCommands
         var netuid = Netuid();
         var cmd = o.AddTo(new Command("metagraph", "Every neuron of a subnet: stake, rank, trust, consensus, incentive, dividends, emission, axon"), wallet: false);
         cmd.Options.Add(netuid);
+        var plot = new Option<string?>("--plot") { Description = "Also draw stake share, incentive, dividends and trust per uid into this PNG file" };
+        cmd.Options.Add(plot);
         cmd.SetAction(async (p, ct) =>
         {
             var id = GetNetuid(p, netuid);
+            var plotPath = p.GetValue(plot);
+            if (plotPath is not null && (plotPath.Length == 0 || !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(plotPath)))))
+                throw new CliException($"--plot {plotPath}: the folder does not exist");
             await using var chain = await o.OpenChainAsync(p, ct);
             await chain.RequireSubnetAsync(id, ct);
             var block = await chain.Backend.GetCurrentBlockAsync(ct);
             var snapshot = MetagraphSnapshot.FromNeurons(chain.Network, id, block.Number, await chain.Backend.GetNeuronsAsync(id, ct));
             var view = MetagraphView.From(snapshot);
+            if (plotPath is not null) MetagraphPlot.Write(snapshot, plotPath);
             if (Json(p))
             {
                 CliApp.WriteJson(view);
@@ -162,6 +168,7 @@ internal static class ChainCommands
             console.MarkupLine(Markup.Escape($"Metagraph of subnet {id} on {chain.Network}: n = {snapshot.N}, block {snapshot.Block}, " +
                 $"stake {ChainTables.Tao(snapshot.S.Sum())}, emission {ChainTables.Tao(snapshot.E.Sum())}"));
             console.Write(ChainTables.Neurons(view.Neurons));
+            if (plotPath is not null) console.MarkupLine(Markup.Escape($"plot written to {Path.GetFullPath(plotPath)}"));
             return 0;
         });
         return cmd;

@@ -78,6 +78,21 @@ public sealed class ChainCliTests : IDisposable
         Assert.True(neurons[1].GetProperty("incentive").GetDouble() > 0, after.ToString());
         Assert.True(neurons[0].GetProperty("dividends").GetDouble() > 0, after.ToString());
 
+        // --plot: a real PNG with the bars drawn in the series' colours (stake share, incentive and dividends are > 0 here).
+        var png = Path.Combine(_dir, "metagraph.png");
+        Ok(await Btcli("metagraph", "--netuid", netuid, "--plot", png, "--json"));
+        using (var image = SkiaSharp.SKBitmap.Decode(png))
+        {
+            Assert.NotNull(image);
+            Assert.Equal((1200, 600), (image.Width, image.Height));
+            var colours = image.Pixels.Select(c => (c.Red, c.Green, c.Blue)).ToHashSet();
+            Assert.Contains(((byte)70, (byte)130, (byte)180), colours);   // SteelBlue: stake share
+            Assert.Contains(((byte)255, (byte)140, (byte)0), colours);    // DarkOrange: incentive
+            Assert.Contains(((byte)46, (byte)139, (byte)87), colours);    // SeaGreen: dividends
+        }
+        Assert.Empty(Directory.GetFiles(_dir, ".metagraph.png.*")); // no temporary file left
+        Assert.Contains("--plot", Fails(await Btcli("metagraph", "--netuid", netuid, "--plot", Path.Combine(_dir, "no-such-folder", "m.png"))), StringComparison.Ordinal);
+
         var table = await Btcli("metagraph", "--netuid", netuid);
         Assert.Equal(0, table.Code);
         Assert.Contains("INCENTIVE", table.Out, StringComparison.Ordinal);
