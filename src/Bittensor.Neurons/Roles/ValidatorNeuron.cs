@@ -138,7 +138,9 @@ public sealed class ValidatorNeuron : IAsyncDisposable
         if (options.Stake.Rao > 0)
         {
             var coldkey = keys.Coldkey ?? throw new NeuronException("staking needs the coldkey");
-            await ChainOps.SubmitOrThrowAsync(chain, new AddStake(keys.HotkeyAccount, options.Stake), coldkey, cancellationToken);
+            // With the subnet named: runtimes that keep stake per subnet (dynamic TAO, spec 218 on) need it; older ones and
+            // the localnet lay the call out without it.
+            await ChainOps.SubmitOrThrowAsync(chain, new AddStake(keys.HotkeyAccount, options.Stake, netuid), coldkey, cancellationToken);
         }
         var hyper = await ChainOps.HyperparametersAsync(chain, netuid, cancellationToken);
         var neuron = await NeuronActors.CreateAsync(system, "validator", keys.HotkeySs58, cancellationToken);
