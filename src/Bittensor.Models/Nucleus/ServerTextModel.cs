@@ -20,6 +20,7 @@ public sealed class ServerTextModel : ITextModel
 
     // The dropout layers inside TorchSharp's encoder draw only from torch's global generator: training forwards run
     // with this model's own stream swapped in, so its steps are repeatable for a given seed whatever else the process runs.
+    // (The CPU generator: on another device dropout draws from that device's generator, which this does not swap.)
     private Tensor _dropoutStream;
 
     /// <summary>Builds a freshly initialised model (deterministic for a given seed) on <see cref="ServerModelOptions.Device"/>.</summary>
