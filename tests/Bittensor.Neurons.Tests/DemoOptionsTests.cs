@@ -23,6 +23,7 @@ public sealed class DemoOptionsTests
         Assert.Equal((64, 1, 2, Bittensor.Actors.ModelHost.ModelSettings.Default.VocabSize), (d.ServerModel.DModel, d.ServerModel.Layers, d.ServerModel.Heads, d.ServerModel.VocabSize));
         Assert.Equal((4, 16, 8), (d.Pipeline.BatchSize, d.Pipeline.SequenceLength, d.Pipeline.TopK));
         Assert.Null(d.Config);
+        Assert.Equal(1, d.ClusterServer); // --processes: server1 runs as a cluster (1 front + 2 workers)
 
         var file = Akka.Configuration.ConfigurationFactory.ParseString("""
             bittensor.demo { servers = 2, bad_kinds = "nan, inf", tempo = 9, server_model.d_model = 32, pipeline.top_k = 3 }
@@ -31,6 +32,7 @@ public sealed class DemoOptionsTests
             """).WithFallback(Bittensor.Actors.BittensorRuntime.ReferenceConfig);
         var o = DemoOptions.Create(file);
         Assert.Equal((2, 2, "nan,inf", (ushort)9), (o.Servers, o.BadServers, string.Join(",", o.BadKinds), o.Tempo));
+        Assert.Equal(0, DemoOptions.Create(Akka.Configuration.ConfigurationFactory.ParseString("bittensor.demo.cluster_server = 0").WithFallback(file)).ClusterServer);
         Assert.Equal((32, 1, 0.5, 3, 32), (o.ServerModel.DModel, o.ServerModel.Layers, o.ServerModel.LearningRate, o.Pipeline.TopK, o.Nucleus.Hidden));
         Assert.Same(file, o.Config);
     }
@@ -40,6 +42,8 @@ public sealed class DemoOptionsTests
     [InlineData("bittensor.demo.tempo = 2", "bittensor.demo.tempo")]
     [InlineData("bittensor.demo.bad_kinds = \"inf,bogus\"", "bogus")]
     [InlineData("bittensor.demo.server_model.heads = 3", "heads")]
+    [InlineData("bittensor.demo.cluster_server = 4", "bittensor.demo.cluster_server")] // 3 useful servers by default
+    [InlineData("bittensor.demo.cluster_server = -1", "--cluster_server")]
     public void A_bad_key_is_refused_naming_it(string hocon, string named)
     {
         var config = Akka.Configuration.ConfigurationFactory.ParseString(hocon).WithFallback(Bittensor.Actors.BittensorRuntime.ReferenceConfig);

@@ -73,4 +73,23 @@ public sealed class DemoProcessPartsTests
         Assert.Throws<FormatException>(() => DemoValidatorReport.TryParse("batch {}"));
         Assert.Throws<FormatException>(() => DemoValidatorReport.TryParse("batch " + new string(' ', DemoValidatorReport.MaxLineLength)));
     }
+
+    [Fact]
+    public void A_weights_line_reads_back_as_the_live_views_text()
+    {
+        var set = DemoWeightsReport.Of(new Bittensor.Neurons.Roles.WeightsAttempt(1, 118, [0, 2, 3], [65535, 60000, 1], true, "InBlock"));
+        var back = DemoWeightsReport.TryParse(set.ToLine())!;
+        Assert.Equal(set, back);
+        Assert.Equal("set at block 118 on 3 peers", back.Text);
+        var refused = new DemoWeightsReport(40, false, 0, "no scores yet\nsecond line");
+        var line = refused.ToLine();
+        Assert.DoesNotContain('\n', line);
+        Assert.Equal("not set at block 40: no scores yet\nsecond line", DemoWeightsReport.TryParse(line)!.Text);
+
+        Assert.Null(DemoWeightsReport.TryParse("batch {}"));
+        Assert.Null(DemoWeightsReport.TryParse(null));
+        Assert.Throws<FormatException>(() => DemoWeightsReport.TryParse("weights {not json"));
+        Assert.Throws<FormatException>(() => DemoWeightsReport.TryParse("weights {}"));
+        Assert.Throws<FormatException>(() => DemoWeightsReport.TryParse("weights " + new string(' ', DemoWeightsReport.MaxLineLength)));
+    }
 }

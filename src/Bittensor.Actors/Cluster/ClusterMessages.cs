@@ -93,6 +93,14 @@ public interface IReplicaParameters
 /// <summary>front → worker: registration seen; <paramref name="Workers"/> workers are known to the front now.</summary>
 public sealed record WorkerRegistered(int Workers) : IClusterControlMessage;
 
+/// <summary>
+/// Published on a worker node's event stream each time the worker registered with a front (at start, and again after
+/// a front take-over), local only: a host prints it (<c>btcli axon worker</c>, <c>btcli run server --cluster.role worker</c>).
+/// </summary>
+/// <param name="Front">The address of the front's node.</param>
+/// <param name="Workers">Workers known to that front now, this one included.</param>
+public sealed record ClusterWorkerJoinedFront(string Front, int Workers) : INoSerializationVerificationNeeded;
+
 /// <summary>worker → front: the worker leaves; the front answers <see cref="DrainAck"/> and routes nothing new to it.</summary>
 public sealed record WorkerDraining : IClusterControlMessage
 {

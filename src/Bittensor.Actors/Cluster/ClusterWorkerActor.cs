@@ -81,6 +81,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
             _drainAcknowledged = false;
             Context.Watch(_front);
             _log.Info("cluster worker: registered with the front at {0} ({1} workers there)", Sender.Path.Address, r.Workers);
+            Context.System.EventStream.Publish(new ClusterWorkerJoinedFront(Sender.Path.Address.ToString(), r.Workers));
             if (_draining) Sender.Tell(WorkerDraining.Instance);
         });
         Receive<DrainWorker>(_ =>

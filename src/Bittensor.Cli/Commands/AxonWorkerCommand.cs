@@ -101,6 +101,12 @@ internal static partial class AxonCommands
         return worker;
     }
 
+    /// <summary>Start of the line a worker prints each time a front acknowledged it.</summary>
+    internal const string RegisteredLine = ProcessNetwork.WorkerRegisteredLine;
+
+    /// <summary>Start of the line a worker prints when it drained and left after Ctrl-C (then "; it served N calls").</summary>
+    internal const string LeftLine = ProcessNetwork.WorkerLeftLine;
+
     /// <summary>Runs a worker node hosting <paramref name="host"/> until Ctrl-C (drain, leave: 0) or until it is removed or its host stops (1).</summary>
     internal static async Task<int> RunWorker(Config hocon, ClusterSettings cluster, Props host, string model, int capacity, CancellationToken cancellation)
     {
@@ -111,14 +117,31 @@ internal static partial class AxonCommands
         Console.Error.WriteLine($"worker {self.SelfAddress} joining {string.Join(",", cluster.SeedNodes)}: model {model}, capacity {capacity}; " +
             "Ctrl-C to drain and leave");
         self.RegisterOnMemberUp(() => Console.Error.WriteLine($"worker {self.SelfAddress} is up in the cluster"));
+        // One line each time a front acknowledges this worker (btcli demo --processes waits for it before its validator starts).
+        system.ActorOf(EventForwarder<ClusterWorkerJoinedFront>.Props(j =>
+            Console.Error.WriteLine($"{RegisteredLine} {j.Front} ({j.Workers} workers there)")), "joined-front-lines");
         var shutdown = CoordinatedShutdown.Get(system);
+        // How many calls it served, read after the drain (the worker actor lives until the system terminates).
+        long? served = null;
+        shutdown.AddTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate, "worker-served", async () =>
+        {
+            try
+            {
+                served = (await worker.Ask<ClusterWorkerState>(GetClusterWorkerState.Instance, TimeSpan.FromSeconds(5)).ConfigureAwait(false)).Served;
+            }
+            catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+            {
+                // The worker actor stopped already (its model host stopped): nothing to count.
+            }
+            return Akka.Done.Instance;
+        });
         // The worker actor stops only if its model host stopped: then the node leaves too.
         _ = worker.WatchAsync(CancellationToken.None).ContinueWith(_ => shutdown.Run(CoordinatedShutdown.UnknownReason.Instance), TaskScheduler.Default);
         using (cancellation.Register(() => _ = shutdown.Run(CoordinatedShutdown.ClrExitReason.Instance)))
             await system.WhenTerminated.ConfigureAwait(false);
         if (cancellation.IsCancellationRequested)
         {
-            Console.Error.WriteLine("worker drained and left the cluster");
+            Console.Error.WriteLine($"{LeftLine}{(served is { } n ? $"; it served {n} calls" : "")}");
             return 0;
         }
         Console.Error.WriteLine(shutdown.ShutdownReason is CoordinatedShutdown.UnknownReason

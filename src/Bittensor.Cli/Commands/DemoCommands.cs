@@ -25,12 +25,16 @@ internal static class DemoCommands
         var blockTime = new Option<double?>("--block_time") { Description = "Seconds between blocks (at least; a block also waits for one validator batch); default 0.5 (bittensor.demo.block_time)" };
         var tempo = new Option<int?>("--tempo") { Description = "Blocks between epochs on the demo subnet; default 20 (bittensor.demo.tempo)" };
         var seed = new Option<int?>("--seed") { Description = "Seed for keys, models, corpus order and peer sampling; default 42 (bittensor.demo.seed)" };
+        var clusterServer = new Option<int?>("--cluster_server")
+        {
+            Description = "With --processes: the useful server (1-based) run as a cluster of 1 front + 2 worker processes (btcli run server --cluster.role front|worker); 0 = none; default 1 (bittensor.demo.cluster_server)",
+        };
         var processes = new Option<bool>("--processes")
         {
             Description = "Run the network as separate processes on this machine: the localnet as a node (JSON-RPC), each server and the validator as btcli run processes (gRPC between them); this process orchestrates and stops them at the end",
         };
         var demo = new Command("demo", "Run a demo subnet: localnet, servers, a useless server and a validator (in this process, or as processes with --processes); show the market at work");
-        foreach (var o in new Option[] { servers, bad, badKind, epochs, blockTime, tempo, seed, processes }) demo.Options.Add(o);
+        foreach (var o in new Option[] { servers, bad, badKind, epochs, blockTime, tempo, seed, clusterServer, processes }) demo.Options.Add(o);
         var config = CliConfig.AddTo(demo);
         var metrics = MetricsExport.AddFlags(demo);
         demo.SetAction(async (parse, cancellationToken) =>
@@ -47,6 +51,7 @@ internal static class DemoCommands
                 ($"{DemoOptions.SectionPath}.block_time", parse.GetValue(blockTime) is { } t ? TimeSpan.FromSeconds(t) : null),
                 ($"{DemoOptions.SectionPath}.tempo", parse.GetValue(tempo)),
                 ($"{DemoOptions.SectionPath}.seed", parse.GetValue(seed)),
+                ($"{DemoOptions.SectionPath}.cluster_server", parse.GetValue(clusterServer)),
             ], DemoOptions.OwnDefaults);
             DemoOptions options;
             try
@@ -63,6 +68,7 @@ internal static class DemoCommands
             var json = parse.GetValue(CliApp.Json);
             var output = parse.InvocationConfiguration.Output;
             Func<Action<DemoProgress>?, Action<int, IReadOnlyList<DemoNeuron>>?, CancellationToken, Task<DemoResult>> run = (p, e, ct) => DemoNetwork.RunAsync(options, p, e, ct);
+            var asCluster = "";
             if (parse.GetValue(processes))
             {
                 var file = parse.GetValue(config);
@@ -74,10 +80,13 @@ internal static class DemoCommands
                     Log = json || Console.IsOutputRedirected ? parse.InvocationConfiguration.Error : null,
                 };
                 run = (p, e, ct) => ProcessNetwork.RunAsync(options, asProcesses, p, e, ct);
+                asCluster = options.ClusterServer > 0
+                    ? string.Create(CultureInfo.InvariantCulture, $" as processes, server{options.ClusterServer} as a cluster ({ProcessNetwork.ClusterShape})")
+                    : " as processes";
             }
             try
             {
-                await RunAsync(options, run, json, output, cancellationToken);
+                await RunAsync(options, run, json, output, asCluster, cancellationToken);
             }
             catch (Bittensor.Neurons.Roles.NeuronException e)
             {
@@ -90,14 +99,14 @@ internal static class DemoCommands
     }
 
     private static async Task<DemoResult> RunAsync(DemoOptions options, Func<Action<DemoProgress>?, Action<int, IReadOnlyList<DemoNeuron>>?, CancellationToken, Task<DemoResult>> run,
-        bool json, TextWriter output, CancellationToken cancellationToken)
+        bool json, TextWriter output, string mode, CancellationToken cancellationToken)
     {
         var live = !json && !Console.IsOutputRedirected && ReferenceEquals(output, Console.Out);
         DemoResult result;
         if (live)
         {
             var console = AnsiConsole.Console;
-            console.MarkupLine($"[bold]Bittensor demo[/]: {options.Servers} server(s), {options.BadServers} useless server(s) ({Markup.Escape(string.Join(",", options.BadKinds))}), 1 validator; tempo {options.Tempo} blocks, {options.Epochs} epochs, block time ≥ {options.BlockTime.TotalSeconds:F2} s, seed {options.Seed}");
+            console.MarkupLine($"[bold]Bittensor demo[/]: {options.Servers} server(s), {options.BadServers} useless server(s) ({Markup.Escape(string.Join(",", options.BadKinds))}), 1 validator{Markup.Escape(mode)}; tempo {options.Tempo} blocks, {options.Epochs} epochs, block time ≥ {options.BlockTime.TotalSeconds:F2} s, seed {options.Seed}");
             console.MarkupLine("[grey]Demo-only relaxations: no registration/serving/weights rate limits, one validator permit. Wallets are throwaway keys in a temporary folder (deleted at the end).[/]");
             DemoProgress? latest = null;
             var epochTables = new List<(int, IReadOnlyList<DemoNeuron>)>();
@@ -152,7 +161,8 @@ internal static class DemoCommands
         var table = new Table().Title(Markup.Escape(title)).AddColumns("uid", "role", "hotkey", "stake τ", "score", "incentive", "dividends", "emission τ");
         foreach (var n in neurons)
         {
-            var role = n.Role == "bad_server" ? $"[red]bad_server[/] {Markup.Escape(n.Kind ?? "")}" : n.Role == "validator" ? "[blue]validator[/]" : n.Role;
+            var role = n.Role == "bad_server" ? $"[red]bad_server[/] {Markup.Escape(n.Kind ?? "")}" : n.Role == "validator" ? "[blue]validator[/]" : Markup.Escape(n.Role);
+            if (n.Cluster is { } cluster) role += $" [green](cluster: {Markup.Escape(cluster)})[/]";
             table.AddRow(n.Uid.ToString(CultureInfo.InvariantCulture), role, Markup.Escape(Short(n.Hotkey)), F(n.Stake), double.IsNaN(n.Score) ? "-" : F(n.Score),
                 F(n.Incentive), F(n.Dividends), F(n.Emission));
         }
@@ -160,7 +170,7 @@ internal static class DemoCommands
     }
 
     private static string Row(DemoNeuron n) => string.Create(CultureInfo.InvariantCulture,
-        $"  uid {n.Uid,2} {n.Role,-10} {n.Kind ?? "",-11} {Short(n.Hotkey)} stake {n.Stake:F3} score {(double.IsNaN(n.Score) ? "-" : n.Score.ToString("F4", CultureInfo.InvariantCulture))} incentive {n.Incentive:F4} dividends {n.Dividends:F4} emission {n.Emission:F4}{Refused(n)}");
+        $"  uid {n.Uid,2} {n.Role,-10} {n.Kind ?? "",-11} {Short(n.Hotkey)} stake {n.Stake:F3} score {(double.IsNaN(n.Score) ? "-" : n.Score.ToString("F4", CultureInfo.InvariantCulture))} incentive {n.Incentive:F4} dividends {n.Dividends:F4} emission {n.Emission:F4}{Refused(n)}{(n.Cluster is null ? "" : $" (cluster: {n.Cluster})")}");
 
     private static string Refused(DemoNeuron n) => n.Refusals is { Count: > 0 } r
         ? " refused " + string.Join(", ", r.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key}×{p.Value}")))
@@ -186,6 +196,7 @@ internal static class DemoCommands
             score = double.IsFinite(n.Score) ? Math.Round(n.Score, 6) : (double?)null,
             refused = n.Refusals ?? new Dictionary<string, long>(),
             joined = n.Joined,
+            cluster = n.Cluster,
         }).ToArray(),
         validator_weights = r.ValidatorWeights.Select(w => new { uid = w.Uid, weight = w.Weight, fraction = w.Weight / 65535.0 }).ToArray(),
         market_worked = r.MarketWorked,

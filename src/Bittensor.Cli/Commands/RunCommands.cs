@@ -73,7 +73,7 @@ internal static class RunCommands
         };
         var reportBatches = new Option<bool>("--report_batches")
         {
-            Description = $"Print one line per completed batch: \"{Bittensor.Neurons.Demo.DemoValidatorReport.LinePrefix.Trim()}\" and JSON with the pipeline's counters and each peer's score (validator; btcli demo --processes reads it)",
+            Description = $"Print one line per completed batch: \"{Bittensor.Neurons.Demo.DemoValidatorReport.LinePrefix.Trim()}\" and JSON with the pipeline's counters and each peer's score, and one per weight setting: \"{Bittensor.Neurons.Demo.DemoWeightsReport.LinePrefix.Trim()}\" and JSON (validator; btcli demo --processes reads them)",
         };
         var command = new Command(role, role switch
         {
@@ -224,6 +224,9 @@ internal static class RunCommands
             // A front-capable server node is a cluster node (role front); its model runs on the workers.
             var system = cluster is null ? ActorSystem.Create("btcli-run", hocon)
                 : BittensorCluster.CreateSystem(cluster, ClusterSettings.FrontRole, ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon));
+            // Its cluster address at once (port 0 is bound now), so workers can join while it registers on the subnet.
+            if (cluster is not null)
+                await output.WriteLineAsync($"{Bittensor.Neurons.Demo.ProcessNetwork.FrontNodeLine} {Akka.Cluster.Cluster.Get(system).SelfAddress}; registering on subnet {netuid}");
             var runtime = BittensorRuntime.Get(system);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var producing = chain is null ? Task.CompletedTask : new LocalnetBlockProducer(chain, settings.Localnet.BlockTime).RunAsync(null, stop.Token);
@@ -284,7 +287,12 @@ internal static class RunCommands
                         var v = await ValidatorNeuron.StartAsync(system, actor, netuid, keys, validator, stop.Token);
                         neuron = v;
                         if (extras.ReportBatches)
+                        {
                             v.Pipeline.RoundCompleted += _ => output.WriteLine(Bittensor.Neurons.Demo.DemoValidatorReport.Of(v).ToLine());
+                            // And a line per weight setting (btcli demo --processes shows "weights set at block …").
+                            system.ActorOf(Bittensor.Neurons.Demo.EventForwarder<WeightsAttempt>.Props(a =>
+                                output.WriteLine(Bittensor.Neurons.Demo.DemoWeightsReport.Of(a).ToLine())), "weights-lines");
+                        }
                         status = () =>
                         {
                             var m = v.Pipeline.Metrics.Snapshot();

@@ -50,6 +50,9 @@ internal sealed class DemoChild : IAsyncDisposable
     /// <summary>The child's name in messages (node, server1, bad1, validator).</summary>
     public string Name { get; }
 
+    /// <summary>When it is stopped at the end: stage 0 first (validator, servers, cluster workers), then 1 (cluster fronts), then 2 (the node).</summary>
+    public int StopStage { get; init; }
+
     /// <summary>The operating system's process id.</summary>
     public int Pid { get; private set; }
 
@@ -60,7 +63,7 @@ internal sealed class DemoChild : IAsyncDisposable
     public event Action<string>? Lines;
 
     /// <summary>Starts <c>btcli args…</c>.</summary>
-    public static DemoChild Start(BtcliCommand btcli, string name, IEnumerable<string> args, string workingDirectory)
+    public static DemoChild Start(BtcliCommand btcli, string name, IEnumerable<string> args, string workingDirectory, int stopStage = 0)
     {
         var info = new ProcessStartInfo(btcli.FileName)
         {
@@ -74,7 +77,7 @@ internal sealed class DemoChild : IAsyncDisposable
         foreach (var a in args) info.ArgumentList.Add(a);
         info.Environment[ExitWithStdinVariable] = "1";
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };
-        var child = new DemoChild(name, process);
+        var child = new DemoChild(name, process) { StopStage = stopStage };
         var open = 2;
         void Closed()
         {
@@ -125,14 +128,13 @@ internal sealed class DemoChild : IAsyncDisposable
         {
             _tail.Enqueue(line.Length > 2000 ? line[..2000] + "…" : line);
             while (_tail.Count > TailLines) _tail.Dequeue();
-            if (stdout)
-                foreach (var (prefix, tcs) in _watches)
-                    if (line.StartsWith(prefix, StringComparison.Ordinal)) tcs.TrySetResult(line);
+            foreach (var (prefix, tcs) in _watches)
+                if (line.StartsWith(prefix, StringComparison.Ordinal)) tcs.TrySetResult(line);
         }
         if (stdout) Lines?.Invoke(line);
     }
 
-    /// <summary>The first standard-output line from now on that starts with <paramref name="prefix"/>; fails when the child exits first.</summary>
+    /// <summary>The first line (standard output or error) from now on that starts with <paramref name="prefix"/>; fails when the child exits first.</summary>
     public Task<string> Line(string prefix)
     {
         var tcs = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);

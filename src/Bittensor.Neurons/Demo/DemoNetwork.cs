@@ -108,8 +108,7 @@ public static class DemoNetwork
         var chain = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(localnet, driver.Submitted)),
             BittensorRuntime.Get(system).Subtensor, Random.Shared.NextDouble), "chain");
         var state = new DemoState(options, people);
-        system.ActorOf(EventForwarder<WeightsAttempt>.Props(a => state.LastWeights =
-            a.Success ? $"set at block {a.Block} on {a.Uids.Count} peers" : $"not set at block {a.Block}: {a.Outcome}"), "weights-events");
+        system.ActorOf(EventForwarder<WeightsAttempt>.Props(a => state.LastWeights = DemoWeightsReport.Of(a).Text), "weights-events");
         var blocks = Task.Run(() => driver.RunAsync(b => OnBlockAsync(localnet, state, b, progress, epoch, stop.Token), stop.Token), CancellationToken.None);
         // A server whose model cannot start (bad checkpoint, out of memory at load) ends the demo with its reason.
         string? modelFailure = null;
@@ -270,7 +269,7 @@ public static class DemoNetwork
         return neurons.Select(n => new DemoNeuron(n.Uid, n.Hotkey.ToSs58(), people.RoleOf(n.Hotkey), (double)n.Stake.Tao,
             NeuronInfo.Fraction(n.Incentive), NeuronInfo.Fraction(n.Dividends), (double)n.Emission.Tao,
             scores.TryGetValue(n.Uid, out var s) ? s : double.NaN, people.KindOf(n.Hotkey),
-            refusals.TryGetValue(n.Uid, out var r) ? r : new Dictionary<string, long>(), joined.GetValueOrDefault(n.Uid))).ToArray();
+            refusals.TryGetValue(n.Uid, out var r) ? r : new Dictionary<string, long>(), joined.GetValueOrDefault(n.Uid), people.ClusterOf(n.Hotkey))).ToArray();
     }
 
     /// <summary>Most incentive a useless or hostile server may earn for the market to count as working (issue 12: 1 %).</summary>

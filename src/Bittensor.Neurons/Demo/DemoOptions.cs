@@ -54,6 +54,16 @@ public sealed record DemoOptions
     /// <summary>Seed for keys, model initialisation, corpus order and peer sampling.</summary>
     public required int Seed { get; init; }
 
+    /// <summary>
+    /// With <c>--processes</c>: which useful server (1-based: server1, server2, …) runs as a cluster of one front and
+    /// <see cref="ClusterWorkers"/> workers (<c>btcli run server --cluster.role front|worker</c>); 0 = none. The in-process
+    /// demo runs every server in its own process and ignores it. Default 1 (<c>bittensor.demo.cluster_server</c>).
+    /// </summary>
+    public int ClusterServer { get; init; }
+
+    /// <summary>Workers of the cluster server (issue 10: one front and two workers).</summary>
+    public const int ClusterWorkers = 2;
+
     /// <summary>Folder for the localnet and wallets; null creates (and afterwards deletes) a temporary one.</summary>
     public string? Folder { get; init; }
 
@@ -108,6 +118,7 @@ public sealed record DemoOptions
             StepsPerBlock = c.Int("steps_per_block"),
             Tempo = tempo is >= 5 and <= 1000 ? (ushort)tempo : throw new ArgumentException($"--tempo ({SectionPath}.tempo) must be between 5 and 1000 blocks"),
             Seed = c.Int("seed"),
+            ClusterServer = c.Int("cluster_server"),
             ServerModel = ModelSettings.Create(Over(config, $"{SectionPath}.server_model", ModelSettings.SectionPath)),
             Pipeline = PipelineSettings.Create(Over(config, $"{SectionPath}.pipeline", PipelineSettings.SectionPath)),
             Nucleus = NucleusSettingsHocon.Create(BittensorRuntime.Section(config, NucleusSettingsHocon.SectionPath)),
@@ -132,6 +143,8 @@ public sealed record DemoOptions
             throw new ArgumentException($"--bad_kind ({p}.bad_kinds) must list kinds among {string.Join(", ", Adversaries.Kinds)}");
         if (Epochs < 2 || Epochs > 1000) throw new ArgumentException($"--epochs ({p}.epochs) must be between 2 and 1000 (the first epoch only grants the validator its permit)");
         if (BlockTime < TimeSpan.Zero || BlockTime > TimeSpan.FromMinutes(1)) throw new ArgumentException($"--block_time ({p}.block_time) must be between 0 and 60 seconds");
+        if (ClusterServer < 0 || ClusterServer > Servers)
+            throw new ArgumentException($"--cluster_server ({p}.cluster_server) must be between 0 (none) and the number of useful servers ({Servers})");
         if (StepsPerBlock < 0 || StepsPerBlock > 100) throw new ArgumentException($"{p}.steps_per_block must be between 0 and 100");
         if (Tempo < 5 || Tempo > 1000) throw new ArgumentException($"--tempo ({p}.tempo) must be between 5 and 1000 blocks");
         ArgumentNullException.ThrowIfNull(ServerModel);
@@ -156,8 +169,9 @@ public sealed record DemoOptions
 /// <param name="Kind">A bad server's adversary kind (null for others).</param>
 /// <param name="Refusals">How many of its replies the validator refused, and why (empty when none).</param>
 /// <param name="Joined">In how many validator batches its representation joined the decoder's context.</param>
+/// <param name="Cluster">For a server run as a cluster (<c>btcli demo --processes</c>), what it is made of ("1 front + 2 workers"); null otherwise.</param>
 public sealed record DemoNeuron(ushort Uid, string Hotkey, string Role, double Stake, double Incentive, double Dividends, double Emission, double Score,
-    string? Kind = null, IReadOnlyDictionary<string, long>? Refusals = null, long Joined = 0);
+    string? Kind = null, IReadOnlyDictionary<string, long>? Refusals = null, long Joined = 0, string? Cluster = null);
 
 /// <summary>The state the live view shows, reported after every block.</summary>
 /// <param name="Block">Latest block.</param>

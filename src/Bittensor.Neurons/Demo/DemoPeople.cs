@@ -25,6 +25,18 @@ internal sealed class DemoPerson : IDisposable
     /// <summary>For a bad server, its adversary kind (<see cref="Adversaries.Kinds"/>); null otherwise.</summary>
     public string? Kind { get; init; }
 
+    /// <summary>
+    /// For a server that runs as a cluster (<c>btcli demo --processes</c>), what it is made of ("1 front + 2 workers");
+    /// null otherwise. Set once its processes serve, before the validator starts.
+    /// </summary>
+    public string? Cluster
+    {
+        get => Volatile.Read(ref _cluster);
+        set => Volatile.Write(ref _cluster, value);
+    }
+
+    private string? _cluster;
+
     /// <summary>Keys with the coldkey unlocked (registration, staking).</summary>
     public NeuronKeys Coldkey { get; }
 
@@ -65,6 +77,8 @@ internal sealed class DemoPeople : IDisposable
     public string RoleOf(AccountId hotkey) => All.FirstOrDefault(p => p.HotkeyAccount == hotkey)?.Role ?? "unknown";
 
     public string? KindOf(AccountId hotkey) => All.FirstOrDefault(p => p.HotkeyAccount == hotkey)?.Kind;
+
+    public string? ClusterOf(AccountId hotkey) => All.FirstOrDefault(p => p.HotkeyAccount == hotkey)?.Cluster;
 
     public static DemoPeople Create(string folder, DemoOptions options)
     {

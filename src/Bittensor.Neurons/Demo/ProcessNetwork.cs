@@ -68,20 +68,46 @@ public static class ProcessNetwork
             {
                 state.Phase = "stopping the processes";
                 progress?.Invoke(state.Progress(ulong.MaxValue));
-                // Roles first (they may still talk to the node as they stop), then the node.
-                await Task.WhenAll(children.Where(c => c.Name != "node").Select(c => StopAsync(c, processes)));
-                await Task.WhenAll(children.Where(c => c.Name == "node").Select(c => StopAsync(c, processes)));
+                // Roles and cluster workers first (a worker drains with its front still there to acknowledge it), then the
+                // cluster fronts, then the node (the roles may still talk to it as they stop).
+                foreach (var stage in children.Select(c => c.StopStage).Distinct().Order().ToArray())
+                    await Task.WhenAll(children.Where(c => c.StopStage == stage).Select(c => StopAsync(c, processes)));
             }
         });
     }
 
-    /// <summary>Servers started at once (each further one starts when one of these is serving).</summary>
+    /// <summary>Servers started at once (each further one starts when one of these is serving; a cluster counts as one).</summary>
     internal const int ServersStartingAtOnce = 2;
+
+    /// <summary>What the cluster server is made of, as the table and summary say it.</summary>
+    public static string ClusterShape => string.Create(CultureInfo.InvariantCulture, $"1 front + {DemoOptions.ClusterWorkers} workers");
+
+    /// <summary>Start of the line a cluster worker (<c>btcli run server --cluster.role worker</c>) prints when a front acknowledged it.</summary>
+    public const string WorkerRegisteredLine = "worker registered with the front at";
+
+    /// <summary>Start of the line a cluster worker prints when it drained and left (then "; it served N calls").</summary>
+    public const string WorkerLeftLine = "worker drained and left the cluster";
+
+    /// <summary>
+    /// Start of the line a cluster front (<c>btcli run server --cluster.role front</c>) prints as soon as its cluster node
+    /// runs, followed by the node's address (<c>akka.tcp://bittensor@127.0.0.1:PORT</c>; port 0 is bound by then).
+    /// </summary>
+    public const string FrontNodeLine = "cluster front node started at";
+
+    /// <summary>Start of the line a cluster front (<c>btcli run server --cluster.role front</c>) prints once its axon is served on chain.</summary>
+    internal const string FrontServedLine = "cluster front: this node is the front; axon ";
+
+    private const int WorkerStage = 0;
+    private const int FrontStage = 1;
+    private const int NodeStage = 2;
 
     private static async Task StopAsync(DemoChild child, ProcessDemoOptions processes)
     {
+        // A cluster worker says how many calls it served as it leaves.
+        var left = child.Name.Contains("_worker", StringComparison.Ordinal) ? child.Line(WorkerLeftLine) : null;
         await child.StopAsync(processes.StopGrace);
-        processes.Log?.WriteLine($"demo: {child} stopped (exit code {await child.Exited})");
+        var said = left is { IsCompletedSuccessfully: true } ? ": " + left.Result : "";
+        processes.Log?.WriteLine($"demo: {child} stopped (exit code {await child.Exited}){said}");
     }
 
     /// <summary>
@@ -114,9 +140,9 @@ public static class ProcessNetwork
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         // A child that exits while the demo needs it ends the demo with its last lines.
         Exception? childFailure = null;
-        DemoChild Start(string name, IEnumerable<string> args)
+        DemoChild Start(string name, IEnumerable<string> args, int stopStage = WorkerStage)
         {
-            var child = DemoChild.Start(processes.Btcli, name, args, folder);
+            var child = DemoChild.Start(processes.Btcli, name, args, folder, stopStage);
             children.Add(child);
             _ = child.Exited.ContinueWith(t =>
             {
@@ -146,7 +172,7 @@ public static class ProcessNetwork
         {
             state.Phase = "starting the node";
             progress?.Invoke(state.Progress(ulong.MaxValue));
-            var node = Start("node", ["localnet", "run", "--localnet.path", localnetPath, "--localnet.name", "demo", "--rpc.port", "0", "--manual_seal"]);
+            var node = Start("node", ["localnet", "run", "--localnet.path", localnetPath, "--localnet.name", "demo", "--rpc.port", "0", "--manual_seal"], NodeStage);
             var endpoint = (await LineOf(node, "rpc: ")).Split(' ')[1];
             processes.Log?.WriteLine($"demo: {node} serves {endpoint}");
             var subtensor = SubtensorSettings.Create(BittensorRuntime.Section(config, SubtensorSettings.SectionPath));
@@ -177,17 +203,63 @@ public static class ProcessNetwork
                 var index = 0;
                 foreach (var p in people.Servers.Concat(people.BadServers))
                 {
-                    var setup = DemoNetwork.ServerSetup.Of(options, p, index++);
+                    var i = index++;
+                    var setup = DemoNetwork.ServerSetup.Of(options, p, i);
                     var file = Path.Combine(configs, p.Name + ".conf");
                     await File.WriteAllTextAsync(file, ChildConfig(config, processes.ConfigText,
                         Render(config, $"{DemoOptions.SectionPath}.server_model", "bittensor.model") +
                         string.Create(CultureInfo.InvariantCulture, $"bittensor.model.seed = {setup.ModelSeed}\n")), stop.Token);
                     string[] bad = p.Kind is { } kind ? ["--bad_kind", kind] : [];
                     await starting.WaitAsync(stop.Token);
-                    var child = Start(p.Name, ["run", "server", .. overWire, "--wallet.name", p.Name, "--axon.ip", setup.Ip, "--axon.port", "0",
-                        "--neuron.full_path", Path.Combine(folder, "neurons", p.Name), "--config", file, .. bad]);
+                    string[] serverArgs = ["run", "server", .. overWire, "--wallet.name", p.Name, "--axon.ip", setup.Ip, "--axon.port", "0",
+                        "--neuron.full_path", Path.Combine(folder, "neurons", p.Name), "--config", file, .. bad];
+                    if (p.Kind is null && i == options.ClusterServer - 1)
+                    {
+                        // This server as a cluster: a front (its wallet, chain, metagraph and axon) and workers hosting its
+                        // model, each seeded as the server itself would be (they read the same file).
+                        var front = Start(p.Name, [.. serverArgs, "--cluster.role", "front", "--cluster.port", "0"], FrontStage);
+                        state.Phase = $"starting {p.Name} (cluster front)";
+                        servers.Add(ClusterRunningAsync(p, front, file));
+                        continue;
+                    }
+                    var child = Start(p.Name, serverArgs);
                     state.Phase = $"starting {p.Name}";
                     servers.Add(ServerRunningAsync(child));
+                }
+                async Task ClusterRunningAsync(DemoPerson p, DemoChild front, string file)
+                {
+                    try
+                    {
+                        // Every line is watched from the start: the front may serve its axon before or after it says it runs.
+                        var started = LineOf(front, FrontNodeLine);
+                        var running = LineOf(front, "server running on subnet ");
+                        var served = LineOf(front, FrontServedLine);
+                        var notServed = LineOf(front, "error: cluster front: ");
+                        // "cluster front node started at akka.tcp://bittensor@127.0.0.1:PORT; …": the port it bound (0 asked).
+                        // The workers start now and join while the front registers on the subnet.
+                        var address = (await started)[FrontNodeLine.Length..].Trim().Split(';')[0];
+                        var registered = new List<Task<string>>();
+                        var workers = new List<DemoChild>();
+                        for (var w = 1; w <= DemoOptions.ClusterWorkers; w++)
+                        {
+                            var worker = Start(string.Create(CultureInfo.InvariantCulture, $"{p.Name}_worker{w}"), ["run", "server", "--netuid", netuid.ToString(CultureInfo.InvariantCulture),
+                                "--cluster.role", "worker", "--cluster.seed_nodes", address, "--cluster.port", "0", "--config", file]);
+                            workers.Add(worker);
+                            registered.Add(LineOf(worker, WorkerRegisteredLine));
+                        }
+                        state.Phase = $"starting {p.Name} (cluster: front and {DemoOptions.ClusterWorkers} workers)";
+                        var line = await running;
+                        if (await Task.WhenAny(served, notServed) == notServed) throw new NeuronException($"{front}: {(await notServed)[7..]}");
+                        var axon = (await served)[FrontServedLine.Length..].Split(' ')[0];
+                        for (var w = 0; w < workers.Count; w++)
+                            processes.Log?.WriteLine($"demo: {workers[w]} {await registered[w]}");
+                        p.Cluster = ClusterShape;
+                        processes.Log?.WriteLine($"demo: {front} {line[..line.IndexOf(" (state in", StringComparison.Ordinal)]} at {axon} (cluster: {ClusterShape})");
+                    }
+                    finally
+                    {
+                        starting.Release();
+                    }
                 }
                 async Task ServerRunningAsync(DemoChild child)
                 {
@@ -217,6 +289,13 @@ public static class ProcessNetwork
                     DemoValidatorReport? report;
                     try
                     {
+                        // "weights …": the validator tried to set weights (the live view's "weights set at block …").
+                        if (DemoWeightsReport.TryParse(line) is { } weights)
+                        {
+                            state.LastWeights = weights.Text;
+                            processes.Log?.WriteLine($"demo: {validator} weights {weights.Text}");
+                            return;
+                        }
                         report = DemoValidatorReport.TryParse(line);
                     }
                     catch (FormatException e)

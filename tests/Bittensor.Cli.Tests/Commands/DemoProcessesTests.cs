@@ -10,7 +10,8 @@ namespace Bittensor.Cli.Tests.Commands;
 
 /// <summary>
 /// <c>btcli demo --processes</c> (issue 10 part C) as a real process: it starts the node, the servers and the
-/// validator as its own children (real TorchSharp models, JSON-RPC and gRPC on loopback, port 0), and no child may
+/// validator as its own children (real TorchSharp models, JSON-RPC and gRPC on loopback, port 0) — the useful server
+/// as a cluster (issue 10: one front process and two worker processes on Akka.Cluster) — and no child may
 /// outlive it — neither when it ends nor when it is killed with kill -9. Each test gets its own folder, which is
 /// also the orchestrator's TMPDIR and HOME, so every child's command line names it: a survivor is any process
 /// whose command line holds that folder.
@@ -26,13 +27,22 @@ public sealed partial class DemoProcessesTests : IDisposable
     [GeneratedRegex(@"^demo: (\w+) \(pid (\d+)\)")]
     private static partial Regex ChildLine();
 
+    [GeneratedRegex(@"^demo: (server1_worker\d) \(pid \d+\) stopped \(exit code 0\): worker drained and left the cluster; it served (\d+) calls")]
+    private static partial Regex WorkerServed();
+
+    /// <summary>The children of <see cref="DemoArgs"/>: the node, server1 as a cluster front and its two workers, the NaN server, the validator.</summary>
+    private static readonly string[] Children = ["bad1", "node", "server1", "server1_worker1", "server1_worker2", "validator"];
+
     public void Dispose()
     {
         foreach (var pid in Survivors()) KillQuietly(pid);
         Directory.Delete(_dir, recursive: true);
     }
 
-    /// <summary>A small demo: one useful server, one NaN server, two epochs of tempo 6, event-driven blocks.</summary>
+    /// <summary>
+    /// A small demo: one useful server (a cluster by default: 1 front + 2 workers), one NaN server, two epochs of tempo 6,
+    /// event-driven blocks.
+    /// </summary>
     private string[] DemoArgs()
     {
         var config = Path.Combine(_dir, "demo.conf");
@@ -56,6 +66,12 @@ public sealed partial class DemoProcessesTests : IDisposable
         Assert.True(root.GetProperty("market_worked").GetBoolean(), result.ToString());
         var neurons = root.GetProperty("neurons").EnumerateArray().ToArray();
         Assert.Equal(new[] { "bad_server", "server", "validator" }, neurons.Select(n => n.GetProperty("role").GetString()).Order().ToArray());
+        // The useful server is the cluster: listed as one neuron that says so, answering (scored, joined) and paid.
+        var cluster = neurons.Single(n => n.GetProperty("role").GetString() == "server");
+        Assert.Equal("1 front + 2 workers", cluster.GetProperty("cluster").GetString());
+        Assert.True(cluster.GetProperty("incentive").GetDouble() > 0, result.ToString());
+        Assert.True(cluster.GetProperty("joined").GetInt64() > 0, result.ToString());
+        Assert.Empty(cluster.GetProperty("refused").EnumerateObject());
         var bad = neurons.Single(n => n.GetProperty("role").GetString() == "bad_server");
         Assert.True(bad.GetProperty("refused").GetProperty("InvalidResponse").GetInt64() > 0, result.ToString()); // scored by the validator process
         Assert.Equal(2, root.GetProperty("incentive_by_epoch").GetArrayLength());
@@ -64,9 +80,13 @@ public sealed partial class DemoProcessesTests : IDisposable
         // Every child was a process of its own, named with its pid, and stopped when the demo ended.
         var lines = result.Stderr.Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
         var names = lines.Select(l => ChildLine().Match(l)).Where(m => m.Success).Select(m => m.Groups[1].Value).ToHashSet();
-        Assert.Equal(new[] { "bad1", "node", "server1", "validator" }, names.Order().ToArray());
+        Assert.Equal(Children, names.Order().ToArray());
         foreach (var name in names)
             Assert.Contains(lines, l => l.StartsWith($"demo: {name} (pid ", StringComparison.Ordinal) && l.Contains(") stopped (exit code ", StringComparison.Ordinal));
+        // Each worker process served calls of the validator (the front has no model: without them it answers nothing).
+        var served = lines.Select(l => WorkerServed().Match(l)).Where(m => m.Success).ToDictionary(m => m.Groups[1].Value, m => long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture));
+        Assert.Equal(new[] { "server1_worker1", "server1_worker2" }, served.Keys.Order().ToArray());
+        Assert.All(served, w => Assert.True(w.Value > 0, $"{w.Key} served no call: {result}"));
         Assert.Empty(Survivors());
     }
 
@@ -91,7 +111,7 @@ public sealed partial class DemoProcessesTests : IDisposable
         {
             if (e.Data is null) return;
             lock (stderr) stderr.AppendLine(e.Data);
-            // All four children are up once the validator says it runs (it starts after the servers).
+            // All six children are up once the validator says it runs (it starts after the servers and the cluster's workers).
             if (e.Data.StartsWith("demo: validator (pid ", StringComparison.Ordinal)) validatorRunning.TrySetResult();
         };
         demo.OutputDataReceived += (_, _) => { };
@@ -107,7 +127,7 @@ public sealed partial class DemoProcessesTests : IDisposable
         Assert.True(validatorRunning.Task.IsCompleted, "the demo exited before its children were up: " + Err());
         var pids = Err().Split('\n').Select(l => ChildLine().Match(l)).Where(m => m.Success)
             .Select(m => int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)).Distinct().ToArray();
-        Assert.Equal(4, pids.Length);
+        Assert.Equal(Children.Length, pids.Length);
         Assert.All(pids, pid => Assert.True(Alive(pid), $"child {pid} is not running before the kill"));
 
         demo.Kill(entireProcessTree: false); // SIGKILL to the orchestrator alone: no finally block runs in it
