@@ -18,7 +18,7 @@ internal static class AxonSeams
             ReorderWindow = settings.NonceReorderWindow,
             NonceFilePath = settings.NonceStorePath.Length == 0 ? null : settings.NonceStorePath,
             NonceFileSync = settings.NonceStoreFsync,
-        }, clock: time));
+        }, settings.BatchVerification ? new Sr25519BatchVerifier() : null, time));
 
     public static ITensorWireCodec CreateCodec(AxonSettings? settings) => ProtocolTensorCodec.Instance;
 }
@@ -26,6 +26,9 @@ internal static class AxonSeams
 /// <summary>Request verification through the Protocol layer's <see cref="RequestVerifier"/> (verify first, then record the nonce).</summary>
 internal sealed class VerifierAuthenticator(RequestVerifier verifier) : IRequestAuthenticator, IDisposable
 {
+    /// <summary>The Protocol-layer verifier (tests read its batching counters).</summary>
+    public RequestVerifier Verifier => verifier;
+
     public async ValueTask<AuthOutcome> AuthenticateAsync(Metadata headers)
     {
         var result = await verifier.VerifyAsync(headers).ConfigureAwait(false);

@@ -69,6 +69,12 @@ public sealed record AxonSettings
     /// <summary>Skip signature verification (benchmark anchors only; logged loudly).</summary>
     public required bool DisableSignatureVerification { get; init; }
 
+    /// <summary>
+    /// Verify the signatures of concurrent calls together (sr25519 batch verification, <see cref="Bittensor.Protocol.Sr25519BatchVerifier"/>):
+    /// no timer, a batch is whatever queued while the previous check ran. Off: each call verified alone.
+    /// </summary>
+    public bool BatchVerification { get; init; } = true;
+
     /// <summary>Serve waiting calls highest stake first (true) or strictly in arrival order (false).</summary>
     public required bool PriorityByStake { get; init; }
 
@@ -141,6 +147,7 @@ public sealed record AxonSettings
             NonceStorePath = c.String("auth.nonce_store_path"),
             NonceStoreFsync = c.Bool("auth.nonce_store_fsync"),
             DisableSignatureVerification = c.Bool("auth.disable_signature_verification"),
+            BatchVerification = c.Bool("auth.batch_verification"),
             PriorityByStake = c.Bool("priority.by_stake"),
             BlacklistMinStake = c.Double("blacklist.min_stake"),
             BlacklistRegisteredOnly = c.Bool("blacklist.registered_only"),

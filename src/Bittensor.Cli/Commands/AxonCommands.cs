@@ -60,6 +60,10 @@ internal static partial class AxonCommands
         {
             Description = "DANGER: accept unsigned callers (benchmark anchors only; logged loudly)",
         };
+        var batchVerify = new Option<bool?>("--axon.batch_verification")
+        {
+            Description = "Verify concurrent calls' signatures together (sr25519 batch verification; default true; false: each alone)",
+        };
         var stakes = new Option<FileInfo?>("--axon.stakes")
         {
             Description = "JSON file {\"<hotkey ss58>\": <TAO>, ...}: the callers' stakes (priority, blacklist.min_stake) and who counts as " +
@@ -81,7 +85,7 @@ internal static partial class AxonCommands
         };
         var serve = new Command("serve", "Serve until Ctrl-C / SIGTERM; prints a summary line every 10 s with traffic (--axon.log_calls: one line per call). " +
             "With --cluster.role front the axon routes to the workers of a cluster (btcli axon worker; docs/cluster.md)");
-        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, trace, stakes, minStake, registeredOnly, model, modelDelay, state, logCalls, Uri, WalletName, WalletHotkey, WalletPath })
+        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, batchVerify, trace, stakes, minStake, registeredOnly, model, modelDelay, state, logCalls, Uri, WalletName, WalletHotkey, WalletPath })
             serve.Options.Add(o);
         var clusterRole = new Option<string?>("--cluster.role") { Description = "front: serve the axon in front of a cluster of workers (btcli axon worker); default \"\" (not clustered)" };
         serve.Options.Add(clusterRole);
@@ -100,6 +104,7 @@ internal static partial class AxonCommands
                 ("bittensor.axon.max_workers", parse.GetValue(workers)),
                 ("bittensor.axon.queue_capacity", parse.GetValue(queue)),
                 ("bittensor.axon.auth.disable_signature_verification", parse.GetValue(noVerify) ? true : null),
+                ("bittensor.axon.auth.batch_verification", parse.GetValue(batchVerify)),
                 ("bittensor.axon.trace", parse.GetValue(trace)),
                 ("bittensor.axon.blacklist.min_stake", parse.GetValue(minStake)),
                 ("bittensor.axon.blacklist.registered_only", parse.GetValue(registeredOnly) ? true : null),

@@ -273,6 +273,9 @@ internal struct ScalarBytes
     private byte element0;
 }
 
+/// <summary>One signature of a batch for <see cref="Sr25519.VerifyEach"/>: the 32-byte public key, the message and the 64-byte signature.</summary>
+public readonly record struct Sr25519BatchItem(ReadOnlyMemory<byte> PublicKey, ReadOnlyMemory<byte> Message, ReadOnlyMemory<byte> Signature);
+
 /// <summary>sr25519 verification (signing context <c>substrate</c>).</summary>
 public static partial class Sr25519
 {
@@ -318,8 +321,8 @@ public static partial class Sr25519
     /// Batch verification (schnorrkel <c>verify_batch</c>): true only when every signature is valid for its key
     /// and message. One multiscalar multiplication checks Σ zᵢ·(sᵢ·B − kᵢ·Aᵢ − Rᵢ) == identity with fresh random
     /// 128-bit zᵢ, so a batch with any invalid signature is rejected except with probability ≈ 2^-128. Cheaper per
-    /// signature than <see cref="Verify"/> from a few signatures up; on false, call <see cref="Verify"/> on each to
-    /// find the bad ones. An empty batch is valid.
+    /// signature than <see cref="Verify"/> from a few signatures up; <see cref="VerifyEach"/> tells which ones fail.
+    /// An empty batch is valid.
     /// </summary>
     /// <exception cref="ArgumentException">The three lists differ in length.</exception>
     public static bool VerifyBatch(IReadOnlyList<ReadOnlyMemory<byte>> publicKeys, IReadOnlyList<ReadOnlyMemory<byte>> messages,
@@ -332,49 +335,136 @@ public static partial class Sr25519
         if (messages.Count != n || signatures.Count != n)
             throw new ArgumentException("a batch needs as many messages and signatures as public keys");
         if (n == 0) return true;
-        if (n == 1) return Verify(publicKeys[0].Span, messages[0].Span, signatures[0].Span);
+        var items = new Sr25519BatchItem[n];
+        for (var i = 0; i < n; i++) items[i] = new Sr25519BatchItem(publicKeys[i], messages[i], signatures[i]);
+        var valid = new bool[n];
+        VerifyEach(items, valid);
+        return Array.TrueForAll(valid, v => v);
+    }
 
-        // Signatures by the same key share one prepared key and one summed scalar Σ zᵢ·kᵢ.
-        var keys = new List<Curve25519.VerifyingKey>();
-        var keyIndex = new Dictionary<Curve25519.VerifyingKey, int>(ReferenceEqualityComparer.Instance);
-        var keyScalars = new byte[32 * n];
-        var points = new Curve25519.ExtendedPoint[n];
-        var pointScalars = new byte[32 * n];
-        Span<byte> baseScalar = stackalloc byte[32];
-        baseScalar.Clear();
-        Span<byte> k = stackalloc byte[32];
-        Span<byte> z = stackalloc byte[32];
-        Span<byte> product = stackalloc byte[32];
+    /// <summary>
+    /// Verifies every signature of a batch and writes each one's own result to <paramref name="valid"/>, exactly what
+    /// <see cref="Verify"/> would answer for it. Signatures that fail the cheap checks (encoding, marker bit,
+    /// s ≥ ℓ, points that do not decode) are refused at once and left out; the rest are checked together with one
+    /// multiscalar multiplication (schnorrkel <c>verify_batch</c>: fresh random 128-bit coefficients from the
+    /// operating system's CSPRNG). Only when that equation fails is each of them verified singly, so a bad
+    /// signature never fails a good one. Returns false when a signature that passed the cheap checks was refused
+    /// (after the batch equation, if there were several, failed), true otherwise.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="valid"/> is shorter than <paramref name="items"/>.</exception>
+    public static bool VerifyEach(ReadOnlySpan<Sr25519BatchItem> items, Span<bool> valid)
+    {
+        var n = items.Length;
+        if (valid.Length < n) throw new ArgumentException("one result per item is needed", nameof(valid));
+        if (n == 0) return true;
+        var scratch = BatchScratch.Get(n);
+        var included = 0;
         for (var i = 0; i < n; i++)
         {
-            var pub = publicKeys[i].Span;
-            var sig = signatures[i].Span;
-            if (!CheckEncoding(pub, sig, out var s)) return false;
+            valid[i] = false;
+            ref readonly var item = ref items[i];
+            var pub = item.PublicKey.Span;
+            var sig = item.Signature.Span;
+            if (!CheckEncoding(pub, sig, out var s)) continue;
             var key = Curve25519.VerifyingKey.Get(pub);
-            if (key is null) return false;
+            if (key is null) continue;
             var rBytes = sig[..32];
-            if (!Curve25519.RistrettoVartime.TryDecode(rBytes, out var r)) return false;
-            if (!Challenge(pub, messages[i].Span, rBytes, k)) return false;
+            if (!Curve25519.RistrettoVartime.TryDecode(rBytes, out var r)) continue;
+            var k = scratch.K.AsSpan(32 * included, 32);
+            if (!Challenge(pub, item.Message.Span, rBytes, k)) continue;
+            ((ReadOnlySpan<byte>)s).CopyTo(scratch.S.AsSpan(32 * included, 32));
+            scratch.Keys[included] = key;
+            scratch.R[included] = r;
+            scratch.Index[included] = i;
+            included++;
+        }
+        if (included == 0) return true;
+        if (included > 1 && BatchEquationHolds(scratch, included))
+        {
+            for (var j = 0; j < included; j++) valid[scratch.Index[j]] = true;
+            Array.Clear(scratch.Keys, 0, included);
+            return true;
+        }
+        var allValid = true;
+        for (var j = 0; j < included; j++)
+        {
+            var computed = Curve25519.RistrettoVartime.VerifyCombination(scratch.K.AsSpan(32 * j, 32), scratch.Keys[j]!, scratch.S.AsSpan(32 * j, 32));
+            allValid &= valid[scratch.Index[j]] = computed.RistrettoEquals(scratch.R[j]);
+        }
+        Array.Clear(scratch.Keys, 0, included);
+        return allValid;
+    }
 
-            z.Clear();
-            System.Security.Cryptography.RandomNumberGenerator.Fill(z[..16]);
-            z[0] |= 1; // never zero
-            if (!keyIndex.TryGetValue(key, out var slot))
-            {
-                slot = keys.Count;
-                keyIndex.Add(key, slot);
-                keys.Add(key);
-            }
-            var keyScalar = keyScalars.AsSpan(32 * slot, 32);
-            Ristretto.ScalarMul(z, k, product);
+    // Σ (zᵢ·kᵢ)·(−Aᵢ) + Σ zᵢ·(−Rᵢ) + (Σ zᵢ·sᵢ)·B == identity, signatures by the same key summed into one scalar.
+    private static bool BatchEquationHolds(BatchScratch scratch, int n)
+    {
+        var z = scratch.Z.AsSpan(0, 16 * n);
+        System.Security.Cryptography.RandomNumberGenerator.Fill(z);
+        var keys = scratch.UniqueKeys;
+        var keyScalars = scratch.KeyScalars.AsSpan(0, 32 * n);
+        keyScalars.Clear();
+        var pointScalars = scratch.PointScalars.AsSpan(0, 32 * n);
+        pointScalars.Clear();
+        Span<byte> baseScalar = stackalloc byte[32];
+        baseScalar.Clear();
+        Span<byte> product = stackalloc byte[32];
+        var unique = 0;
+        for (var i = 0; i < n; i++)
+        {
+            var zi = pointScalars.Slice(32 * i, 32);
+            z.Slice(16 * i, 16).CopyTo(zi);
+            zi[0] |= 1; // never zero
+            var key = scratch.Keys[i]!;
+            var slot = 0;
+            while (slot < unique && !ReferenceEquals(keys[slot], key)) slot++;
+            if (slot == unique) keys[unique++] = key;
+            var keyScalar = keyScalars.Slice(32 * slot, 32);
+            Ristretto.ScalarMul(zi, scratch.K.AsSpan(32 * i, 32), product);
             Ristretto.ScalarAdd(keyScalar, product, keyScalar);     // Σ zᵢ·kᵢ for −A
-            points[i] = r.Negate();
-            z.CopyTo(pointScalars.AsSpan(32 * i, 32));              // zᵢ for −Rᵢ
-            Ristretto.ScalarMul(z, s, product);
+            scratch.NegR[i] = scratch.R[i].Negate();                // zᵢ for −Rᵢ
+            Ristretto.ScalarMul(zi, scratch.S.AsSpan(32 * i, 32), product);
             Ristretto.ScalarAdd(baseScalar, product, baseScalar);   // Σ zᵢ·sᵢ for B
         }
-        return Curve25519.RistrettoVartime.BatchCombination(keyScalars.AsSpan(0, 32 * keys.Count), keys, pointScalars, points, baseScalar)
-            .IsRistrettoIdentity;
+        var holds = Curve25519.RistrettoVartime.BatchCombination(keyScalars[..(32 * unique)], keys.AsSpan(0, unique), pointScalars,
+            scratch.NegR.AsSpan(0, n), baseScalar).IsRistrettoIdentity;
+        Array.Clear(keys, 0, unique);
+        return holds;
+    }
+
+    /// <summary>Per-thread buffers of <see cref="VerifyEach"/>, grown to the largest batch seen (no allocation per batch).</summary>
+    private sealed class BatchScratch
+    {
+        [ThreadStatic] private static BatchScratch? current;
+
+        internal Curve25519.VerifyingKey?[] Keys = [];
+        internal Curve25519.VerifyingKey[] UniqueKeys = [];
+        internal Curve25519.ExtendedPoint[] R = [];
+        internal Curve25519.ExtendedPoint[] NegR = [];
+        internal int[] Index = [];
+        internal byte[] K = [];
+        internal byte[] S = [];
+        internal byte[] Z = [];
+        internal byte[] KeyScalars = [];
+        internal byte[] PointScalars = [];
+
+        internal static BatchScratch Get(int n)
+        {
+            var s = current ??= new BatchScratch();
+            if (s.Keys.Length < n)
+            {
+                s.Keys = new Curve25519.VerifyingKey?[n];
+                s.UniqueKeys = new Curve25519.VerifyingKey[n];
+                s.R = new Curve25519.ExtendedPoint[n];
+                s.NegR = new Curve25519.ExtendedPoint[n];
+                s.Index = new int[n];
+                s.K = new byte[32 * n];
+                s.S = new byte[32 * n];
+                s.Z = new byte[16 * n];
+                s.KeyScalars = new byte[32 * n];
+                s.PointScalars = new byte[32 * n];
+            }
+            return s;
+        }
     }
 
     /// <summary>

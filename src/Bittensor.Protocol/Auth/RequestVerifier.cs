@@ -18,6 +18,7 @@ namespace Bittensor.Protocol;
 public sealed class RequestVerifier : IDisposable
 {
     private const int MaxSignatureHeaderLength = 512;
+    private const string BadSignature = "signature does not verify for this hotkey";
     private const string NotFresh = "nonce is not at least 1 ms newer than the last accepted from this caller (replay?)";
     private static readonly long QuarterHour = TimeSpan.FromMinutes(15).Ticks;
     private static readonly long MinOffset = TimeSpan.FromHours(-12).Ticks;
@@ -71,12 +72,42 @@ public sealed class RequestVerifier : IDisposable
             requestHeaders.GetValue(AuthHeaders.VersionName));
     }
 
-    /// <summary>Checks the three header values; null means the header was absent. Never throws on bad input.</summary>
+    /// <summary>
+    /// Checks the three header values; null means the header was absent. Never throws on bad input. With an
+    /// <see cref="IAsyncSignatureVerifier"/> (the batching <see cref="Sr25519BatchVerifier"/>) the signature check may
+    /// complete later, together with other calls' signatures.
+    /// </summary>
     public ValueTask<AuthResult> VerifyAsync(string? authHeader, string? signatureHeader, string? versionHeader)
     {
-        var (result, durable) = Decide(authHeader, signatureHeader, versionHeader);
-        return durable is null ? ValueTask.FromResult(result) : AwaitDurable(result, durable);
+        var rejected = Precheck(authHeader, signatureHeader, versionHeader, out var call);
+        if (rejected is { } refused) return ValueTask.FromResult(refused);
+        if (_signatures is IAsyncSignatureVerifier batched)
+        {
+            ValueTask<bool> pending;
+            try
+            {
+                pending = batched.VerifyAsync(call.Ss58, call.Message, call.Signature);
+            }
+            catch (Exception ex) when (ex is ArgumentException or FormatException)
+            {
+                return ValueTask.FromResult(Reject(BadSignature, call.Ss58));
+            }
+            return pending.IsCompletedSuccessfully ? Conclude(call, pending.Result) : AwaitSignature(pending, call);
+        }
+        bool valid;
+        try
+        {
+            valid = _signatures.Verify(call.Ss58, call.Message, call.Signature);
+        }
+        catch (Exception ex) when (ex is ArgumentException or FormatException)
+        {
+            valid = false;
+        }
+        return Conclude(call, valid);
     }
+
+    /// <summary>The signature verifier in use (a <see cref="Sr25519BatchVerifier"/> when calls are verified in batches).</summary>
+    public ISignatureVerifier SignatureVerifier => _signatures;
 
     /// <summary>As <see cref="VerifyAsync(Metadata)"/>, blocking the calling thread until the nonce is durable (tools and tests; servers use the async form).</summary>
     public AuthResult Verify(Metadata requestHeaders)
@@ -109,62 +140,78 @@ public sealed class RequestVerifier : IDisposable
         }
     }
 
-    private (AuthResult Result, Task? Durable) Decide(string? authHeader, string? signatureHeader, string? versionHeader)
+    private async ValueTask<AuthResult> AwaitSignature(ValueTask<bool> pending, SignedCall call)
     {
-        if (!string.Equals(authHeader, AuthHeaders.AuthValue, StringComparison.Ordinal))
-            return (Reject("missing or wrong rpc-auth-header"), null);
-
-        if (versionHeader is null)
-            return (Reject("missing bittensor-version header"), null);
-        if (!int.TryParse(versionHeader, NumberStyles.None, CultureInfo.InvariantCulture, out var version))
-            return (Reject("bittensor-version is not a number"), null);
-        if (!ProtocolVersion.IsCallerCompatible(_options.OwnVersion, version))
-            return (AuthResult.Rejected(ReturnCode.RequestIncompatibleVersion,
-                $"caller version {version} is too old for this axon (version {_options.OwnVersion})"), null);
-
-        if (string.IsNullOrEmpty(signatureHeader))
-            return (Reject("missing bittensor-signature header"), null);
-        if (signatureHeader.Length > MaxSignatureHeaderLength)
-            return (Reject("bittensor-signature is too long"), null);
-        if (!TryParseSignatureHeader(signatureHeader, out var nonceText, out var ss58, out var signature, out var parseError))
-            return (Reject(parseError), null);
-        if (!RequestNonce.TryParse(nonceText, out var nonceTime))
-            return (Reject("the nonce is not MMddyyyyHHmmss plus 6 digits of microseconds", ss58), null);
-        var nonce = nonceTime.Ticks;
-
-        var windowError = CheckWindow(nonce);
-        if (windowError is not null) return (Reject(windowError, ss58), null);
-
-        // A cheap look before the expensive signature check: a replay is turned away without verifying.
-        var reorder = _options.ReorderWindow.Ticks;
-        lock (_gate)
-        {
-            if (!_store.IsFresh(ss58, nonce, reorder)) return (Reject(NotFresh, ss58), null);
-        }
-
-        var message = Encoding.UTF8.GetBytes(string.Concat(nonceText, ss58));
         bool valid;
         try
         {
-            valid = _signatures.Verify(ss58, message, signature);
+            valid = await pending.ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is ArgumentException or FormatException)
+        catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            valid = false;
+            valid = false; // fail closed: a signature that could not be checked is not accepted
         }
-        if (!valid) return (Reject("signature does not verify for this hotkey", ss58), null);
+        return await Conclude(call, valid).ConfigureAwait(false);
+    }
+
+    private ValueTask<AuthResult> Conclude(SignedCall call, bool valid)
+    {
+        if (!valid) return ValueTask.FromResult(Reject(BadSignature, call.Ss58));
 
         // Recorded only after the signature holds, and re-checked under the lock: of two concurrent
         // copies of one signed request exactly one passes.
         // With a file, the nonce is queued for the journal inside the same lock, and the Accept waits for the write.
         Task? durable;
+        var reorder = _options.ReorderWindow.Ticks;
         lock (_gate)
         {
-            if (!_store.IsFresh(ss58, nonce, reorder)) return (Reject(NotFresh, ss58), null);
-            _store.Record(ss58, nonce, reorder, DropBelowTicks());
-            durable = _journal?.Append(ss58, nonce);
+            if (!_store.IsFresh(call.Ss58, call.Nonce, reorder)) return ValueTask.FromResult(Reject(NotFresh, call.Ss58));
+            _store.Record(call.Ss58, call.Nonce, reorder, DropBelowTicks());
+            durable = _journal?.Append(call.Ss58, call.Nonce);
         }
-        return (AuthResult.Accepted(ss58), durable);
+        var accepted = AuthResult.Accepted(call.Ss58);
+        return durable is null ? ValueTask.FromResult(accepted) : AwaitDurable(accepted, durable);
+    }
+
+    private readonly record struct SignedCall(string Ss58, long Nonce, byte[] Message, byte[] Signature);
+
+    // Everything before the signature check: headers, version, nonce window, and a cheap look at freshness (a replay
+    // is turned away without verifying). Null when the call may go on to the signature check.
+    private AuthResult? Precheck(string? authHeader, string? signatureHeader, string? versionHeader, out SignedCall call)
+    {
+        call = default;
+        if (!string.Equals(authHeader, AuthHeaders.AuthValue, StringComparison.Ordinal))
+            return Reject("missing or wrong rpc-auth-header");
+
+        if (versionHeader is null)
+            return Reject("missing bittensor-version header");
+        if (!int.TryParse(versionHeader, NumberStyles.None, CultureInfo.InvariantCulture, out var version))
+            return Reject("bittensor-version is not a number");
+        if (!ProtocolVersion.IsCallerCompatible(_options.OwnVersion, version))
+            return AuthResult.Rejected(ReturnCode.RequestIncompatibleVersion,
+                $"caller version {version} is too old for this axon (version {_options.OwnVersion})");
+
+        if (string.IsNullOrEmpty(signatureHeader))
+            return Reject("missing bittensor-signature header");
+        if (signatureHeader.Length > MaxSignatureHeaderLength)
+            return Reject("bittensor-signature is too long");
+        if (!TryParseSignatureHeader(signatureHeader, out var nonceText, out var ss58, out var signature, out var parseError))
+            return Reject(parseError);
+        if (!RequestNonce.TryParse(nonceText, out var nonceTime))
+            return Reject("the nonce is not MMddyyyyHHmmss plus 6 digits of microseconds", ss58);
+        var nonce = nonceTime.Ticks;
+
+        var windowError = CheckWindow(nonce);
+        if (windowError is not null) return Reject(windowError, ss58);
+
+        var reorder = _options.ReorderWindow.Ticks;
+        lock (_gate)
+        {
+            if (!_store.IsFresh(ss58, nonce, reorder)) return Reject(NotFresh, ss58);
+        }
+
+        call = new SignedCall(ss58, nonce, Encoding.UTF8.GetBytes(string.Concat(nonceText, ss58)), signature);
+        return null;
     }
 
     /// <summary>Asks the journal writer to compact now: the store is written as a new snapshot (atomically, mode 0600) and the journal emptied.</summary>

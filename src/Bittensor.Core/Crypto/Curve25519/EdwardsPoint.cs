@@ -41,6 +41,32 @@ internal readonly struct ExtendedPoint
         return new AffineCachedPoint(FieldElement.Add(y, x), FieldElement.Sub(y, x), FieldElement.Mul(FieldElement.Mul(x, y), Constants.D2));
     }
 
+    /// <summary>
+    /// Affine cached forms of many points with one field inversion (Montgomery's trick: prefix products of the Z
+    /// coordinates, one inversion, then back). No point may have Z = 0 (none on the curve does).
+    /// </summary>
+    internal static void ToAffineCached(ReadOnlySpan<ExtendedPoint> points, Span<AffineCachedPoint> output)
+    {
+        var n = points.Length;
+        if (n == 0) return;
+        Span<FieldElement> prefix = n <= 128 ? stackalloc FieldElement[n] : new FieldElement[n];
+        var acc = FieldElement.One;
+        for (var i = 0; i < n; i++)
+        {
+            prefix[i] = acc;                           // Z0·…·Z(i−1)
+            acc = FieldElement.Mul(acc, points[i].Z);
+        }
+        var inv = FieldElement.Invert(acc);            // 1 / (Z0·…·Z(n−1))
+        for (var i = n - 1; i >= 0; i--)
+        {
+            var zInv = FieldElement.Mul(inv, prefix[i]); // 1 / Zi
+            inv = FieldElement.Mul(inv, points[i].Z);
+            var x = FieldElement.Mul(points[i].X, zInv);
+            var y = FieldElement.Mul(points[i].Y, zInv);
+            output[i] = new AffineCachedPoint(FieldElement.Add(y, x), FieldElement.Sub(y, x), FieldElement.Mul(FieldElement.Mul(x, y), Constants.D2));
+        }
+    }
+
     internal ExtendedPoint Double() => ToProjective().Double().ToExtended();
 
     public static ExtendedPoint operator +(in ExtendedPoint a, in ExtendedPoint b) => a.Add(b.ToCached()).ToExtended();

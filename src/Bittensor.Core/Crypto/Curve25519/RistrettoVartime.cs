@@ -194,13 +194,20 @@ internal static class RistrettoVartime
         return r;
     }
 
-    /// <summary>Scalars are split into this many chunks for the prepared-key paths (k = Σ 2^(64c)·k_c).</summary>
-    internal const int Chunks = 4;
+    /// <summary>
+    /// Prepared tables exist for 2^(32c)·P, c = 0..7, so a 256-bit scalar's NAF digit at position p can be applied at
+    /// row p mod L of a doubling chain of length L (L = 32 for a single verification, 128 in a batch whose 128-bit
+    /// coefficients need 128 rows anyway) through the table of chunk (p div L)·(L / 32).
+    /// </summary>
+    internal const int Chunks = 8;
 
     /// <summary>Bits per chunk.</summary>
     internal const int ChunkBits = 256 / Chunks;
 
-    /// <summary>For each chunk c: odd multiples of 2^(64c)·B (1·, 3·, …, 127·) in affine cached form.</summary>
+    /// <summary>Rows of the doubling chain in a batch (the coefficients zᵢ are 128-bit).</summary>
+    internal const int BatchRows = 128;
+
+    /// <summary>For each chunk c: odd multiples of 2^(32c)·B (1·, 3·, …, 127·) in affine cached form.</summary>
     private static readonly AffineCachedPoint[][] BaseChunkTables = BuildBaseChunkTables();
 
     private static AffineCachedPoint[][] BuildBaseChunkTables()
@@ -231,17 +238,15 @@ internal static class RistrettoVartime
         return q.Double().ToExtended();
     }
 
-    /// <summary>NAF of chunk <paramref name="chunk"/> (bits 64c … 64c+63) of a 32-byte scalar; top index ≤ 64.</summary>
-    private static int ChunkNaf(ReadOnlySpan<byte> scalar32, int chunk, int w, Span<sbyte> naf)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddDigit(ref CompletedPoint t, int d, CachedPoint[] table)
     {
-        Span<byte> part = stackalloc byte[32];
-        part.Clear();
-        scalar32.Slice(chunk * (ChunkBits / 8), ChunkBits / 8).CopyTo(part);
-        return NonAdjacentForm(part, w, naf);
+        if (d > 0) t = t.ToExtended().Add(table[d >> 1]);
+        else if (d < 0) t = t.ToExtended().Sub(table[-d >> 1]);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AddDigit(ref CompletedPoint t, int d, CachedPoint[] table)
+    private static void AddDigit(ref CompletedPoint t, int d, ReadOnlySpan<CachedPoint> table)
     {
         if (d > 0) t = t.ToExtended().Add(table[d >> 1]);
         else if (d < 0) t = t.ToExtended().Sub(table[-d >> 1]);
@@ -255,19 +260,17 @@ internal static class RistrettoVartime
     }
 
     /// <summary>
-    /// k·(−A) + s·B with k and s split into four 64-bit chunks: eight NAF streams over the prepared tables of
-    /// 2^(64c)·(−A) (<paramref name="key"/>) and 2^(64c)·B, sharing one chain of ≤ 65 doublings instead of 253.
+    /// k·(−A) + s·B over the prepared tables of 2^(32c)·(−A) (<paramref name="key"/>) and 2^(32c)·B: one width-5 NAF of
+    /// k and one width-8 NAF of s, each digit applied at row (position mod 32), so the two scalars share one chain of
+    /// ≤ 32 doublings instead of 253.
     /// </summary>
     internal static ProjectivePoint VerifyCombination(ReadOnlySpan<byte> k, VerifyingKey key, ReadOnlySpan<byte> s)
     {
-        Span<sbyte> kNaf = stackalloc sbyte[Chunks * 256];
-        Span<sbyte> sNaf = stackalloc sbyte[Chunks * 256];
-        var top = -1;
-        for (var c = 0; c < Chunks; c++)
-        {
-            top = Math.Max(top, ChunkNaf(k, c, VariableWidth, kNaf.Slice(256 * c, 256)));
-            top = Math.Max(top, ChunkNaf(s, c, BaseWidth, sNaf.Slice(256 * c, 256)));
-        }
+        Span<sbyte> kNaf = stackalloc sbyte[256];
+        Span<sbyte> sNaf = stackalloc sbyte[256];
+        var topK = NonAdjacentForm(k, VariableWidth, kNaf);
+        var topS = NonAdjacentForm(s, BaseWidth, sNaf);
+        var top = Math.Min(ChunkBits - 1, Math.Max(topK, topS));
         var keyTables = key.Tables;
         var baseTables = BaseChunkTables;
         var r = ProjectivePoint.Identity;
@@ -276,8 +279,9 @@ internal static class RistrettoVartime
             var t = r.Double();
             for (var c = 0; c < Chunks; c++)
             {
-                AddDigit(ref t, kNaf[256 * c + i], keyTables[c]);
-                AddDigit(ref t, sNaf[256 * c + i], baseTables[c]);
+                var p = (ChunkBits * c) + i;
+                AddDigit(ref t, kNaf[p], keyTables[c]);
+                AddDigit(ref t, sNaf[p], baseTables[c]);
             }
             r = t.ToProjective();
         }
@@ -286,53 +290,92 @@ internal static class RistrettoVartime
 
     /// <summary>
     /// Σ over prepared keys of scalar·(−key) + Σ over points of scalar·point + baseScalar·B. Key and base scalars
-    /// are split in 64-bit chunks over prepared tables; point scalars must be &lt; 2^128 (batch coefficients), so
-    /// one chain of ≤ 129 doublings serves the whole batch. 32 bytes per scalar.
+    /// (256-bit) run as two 128-row halves over the prepared tables of chunks 0 and 4; point scalars must be
+    /// &lt; 2^128 (batch coefficients), so one chain of ≤ 129 doublings serves the whole batch. 32 bytes per scalar.
     /// </summary>
-    internal static ProjectivePoint BatchCombination(ReadOnlySpan<byte> keyScalars, IReadOnlyList<VerifyingKey> keys,
+    internal static ProjectivePoint BatchCombination(ReadOnlySpan<byte> keyScalars, ReadOnlySpan<VerifyingKey> keys,
         ReadOnlySpan<byte> pointScalars, ReadOnlySpan<ExtendedPoint> points, ReadOnlySpan<byte> baseScalar)
     {
         const int tableSize = 1 << (VariableWidth - 2);
-        var nk = keys.Count;
+        const int upper = BatchRows / ChunkBits; // the chunk whose table is 2^128·P
+        var nk = keys.Length;
         var np = points.Length;
-        var keyNafs = new sbyte[Chunks * nk * 256];
-        var pointNafs = new sbyte[np * 256];
-        var pointTables = new CachedPoint[np][];
+        var scratch = BatchScratch.Get(nk, np);
+        var keyNafs = scratch.KeyNafs.AsSpan(0, nk * 256);
+        var pointNafs = scratch.PointNafs.AsSpan(0, np * 256);
+        var pointTables = scratch.PointTables.AsSpan(0, np * tableSize);
         var top = -1;
-        for (var j = 0; j < nk; j++)
-        {
-            var scalar = keyScalars.Slice(32 * j, 32);
-            for (var c = 0; c < Chunks; c++)
-                top = Math.Max(top, ChunkNaf(scalar, c, VariableWidth, keyNafs.AsSpan((Chunks * j + c) * 256, 256)));
-        }
+        for (var j = 0; j < nk; j++) NonAdjacentForm(keyScalars.Slice(32 * j, 32), VariableWidth, keyNafs.Slice(j * 256, 256));
         for (var j = 0; j < np; j++)
         {
-            top = Math.Max(top, NonAdjacentForm(pointScalars.Slice(32 * j, 32), VariableWidth, pointNafs.AsSpan(j * 256, 256)));
-            pointTables[j] = new CachedPoint[tableSize];
-            OddMultiples(points[j], pointTables[j]);
+            top = Math.Max(top, NonAdjacentForm(pointScalars.Slice(32 * j, 32), VariableWidth, pointNafs.Slice(j * 256, 256)));
+            OddMultiples(points[j], pointTables.Slice(j * tableSize, tableSize));
         }
-        Span<sbyte> sNaf = stackalloc sbyte[Chunks * 256];
-        for (var c = 0; c < Chunks; c++)
-            top = Math.Max(top, ChunkNaf(baseScalar, c, BaseWidth, sNaf.Slice(256 * c, 256)));
+        Span<sbyte> sNaf = stackalloc sbyte[256];
+        NonAdjacentForm(baseScalar, BaseWidth, sNaf);
+        // A key or base digit at position ≥ 128 lands on row position − 128 ≤ 125; a point digit (scalar < 2^128) on row ≤ 128.
+        top = Math.Max(top, HighestBelow(keyNafs, nk, BatchRows));
+        top = Math.Max(top, HighestBelow(sNaf, 1, BatchRows));
         var baseTables = BaseChunkTables;
 
         var r = ProjectivePoint.Identity;
         for (var i = top; i >= 0; i--)
         {
             var t = r.Double();
-            if (i <= ChunkBits)
+            if (i < BatchRows)
             {
                 for (var j = 0; j < nk; j++)
                 {
                     var tables = keys[j].Tables;
-                    for (var c = 0; c < Chunks; c++) AddDigit(ref t, keyNafs[(Chunks * j + c) * 256 + i], tables[c]);
+                    var naf = keyNafs.Slice(j * 256, 256);
+                    AddDigit(ref t, naf[i], tables[0]);
+                    AddDigit(ref t, naf[BatchRows + i], tables[upper]);
                 }
-                for (var c = 0; c < Chunks; c++) AddDigit(ref t, sNaf[256 * c + i], baseTables[c]);
+                AddDigit(ref t, sNaf[i], baseTables[0]);
+                AddDigit(ref t, sNaf[BatchRows + i], baseTables[upper]);
             }
-            for (var j = 0; j < np; j++) AddDigit(ref t, pointNafs[j * 256 + i], pointTables[j]);
+            for (var j = 0; j < np; j++) AddDigit(ref t, pointNafs[j * 256 + i], pointTables.Slice(j * tableSize, tableSize));
             r = t.ToProjective();
         }
         return r;
+    }
+
+    // The highest row < rows holding a nonzero digit of any of the count NAFs (256 digits each), at p or rows + p.
+    private static int HighestBelow(ReadOnlySpan<sbyte> nafs, int count, int rows)
+    {
+        var best = -1;
+        for (var j = 0; j < count; j++)
+        {
+            var naf = nafs.Slice(j * 256, 256);
+            for (var i = rows - 1; i > best; i--)
+            {
+                if (naf[i] != 0 || naf[rows + i] != 0)
+                {
+                    best = i;
+                    break;
+                }
+            }
+        }
+        return best;
+    }
+
+    /// <summary>Per-thread scratch for <see cref="BatchCombination"/> (grown to the largest batch seen; no allocation per batch).</summary>
+    private sealed class BatchScratch
+    {
+        [ThreadStatic] private static BatchScratch? current;
+
+        internal sbyte[] KeyNafs = [];
+        internal sbyte[] PointNafs = [];
+        internal CachedPoint[] PointTables = [];
+
+        internal static BatchScratch Get(int keys, int points)
+        {
+            var s = current ??= new BatchScratch();
+            if (s.KeyNafs.Length < keys * 256) s.KeyNafs = new sbyte[keys * 256];
+            if (s.PointNafs.Length < points * 256) s.PointNafs = new sbyte[points * 256];
+            if (s.PointTables.Length < points * (1 << (VariableWidth - 2))) s.PointTables = new CachedPoint[points * (1 << (VariableWidth - 2))];
+            return s;
+        }
     }
 
     /// <summary>

@@ -4,29 +4,41 @@ using System.Collections.Concurrent;
 namespace Bittensor.Core.Crypto.Curve25519;
 
 /// <summary>
-/// A decoded sr25519 public key prepared for variable-time verification: odd multiples of 2^(64c)·(−A) for
-/// c = 0..3 (width-5 NAF tables), so a 253-bit k·(−A) runs as four 64-bit chunks sharing ≤ 65 doublings
-/// instead of 253. Built once per key (≈ one verification's cost) and kept in a small bounded cache, since
-/// an axon sees the same callers' hotkeys again and again. Public data only.
+/// A decoded sr25519 public key prepared for variable-time verification: odd multiples 1·, 3·, …, 15· of 2^(32c)·(−A)
+/// for c = 0..7 (width-5 NAF tables) in affine cached form (one shared inversion), so a 253-bit k·(−A) runs in a
+/// chain of ≤ 32 doublings instead of 253. Built once per key (≈ 224 doublings and an inversion, about one
+/// verification's cost; 7.5 KB) and kept in a small bounded cache, since an axon sees the same callers' hotkeys
+/// again and again. Public data only.
 /// </summary>
 internal sealed class VerifyingKey
 {
     private const int CacheLimit = 1024;
     private static readonly ConcurrentDictionary<Key32, VerifyingKey> Cache = new();
 
-    /// <summary>For each chunk c: odd multiples 1·, 3·, …, 15· of 2^(64c)·(−A).</summary>
-    internal readonly CachedPoint[][] Tables;
+    /// <summary>For each chunk c: odd multiples 1·, 3·, …, 15· of 2^(32c)·(−A).</summary>
+    internal readonly AffineCachedPoint[][] Tables;
 
     private VerifyingKey(in ExtendedPoint negA)
     {
-        Tables = new CachedPoint[RistrettoVartime.Chunks][];
+        const int size = 1 << (RistrettoVartime.VariableWidth - 2);
+        Span<ExtendedPoint> points = stackalloc ExtendedPoint[RistrettoVartime.Chunks * size];
         var p = negA;
         for (var c = 0; c < RistrettoVartime.Chunks; c++)
         {
             if (c > 0) p = RistrettoVartime.MulPow2(p, RistrettoVartime.ChunkBits);
-            Tables[c] = new CachedPoint[1 << (RistrettoVartime.VariableWidth - 2)];
-            RistrettoVartime.OddMultiples(p, Tables[c]);
+            var step = p.Double().ToCached();
+            var current = p;
+            points[c * size] = current;
+            for (var i = 1; i < size; i++)
+            {
+                current = current.Add(step).ToExtended();
+                points[(c * size) + i] = current;
+            }
         }
+        Span<AffineCachedPoint> affine = stackalloc AffineCachedPoint[points.Length];
+        ExtendedPoint.ToAffineCached(points, affine);
+        Tables = new AffineCachedPoint[RistrettoVartime.Chunks][];
+        for (var c = 0; c < RistrettoVartime.Chunks; c++) Tables[c] = affine.Slice(c * size, size).ToArray();
     }
 
     /// <summary>The prepared key, from the cache or freshly decoded; null when the bytes are not a valid ristretto255 point.</summary>
