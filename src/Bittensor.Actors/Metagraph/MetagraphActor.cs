@@ -96,6 +96,14 @@ public sealed class MetagraphActor : ReceiveActor
     {
         Context.System.EventStream.Subscribe(Self, typeof(NewBlock));
         Context.System.EventStream.Subscribe(Self, typeof(ChainConnected));
+        if (!_settings.Save)
+        {
+            // Off means the disk is not used at all: a throwaway run (a test, a benchmark, the demo) must not serve
+            // a snapshot another chain under the same network name left there.
+            _log.Info("metagraph netuid {0}: snapshots off (bittensor.metagraph.save); nothing loaded from {1}", _netuid, _path);
+            Self.Tell(new Loaded(null, null));
+            return;
+        }
         var path = _path;
         Task.Run(() => Load(path)).PipeTo(Self);
     }

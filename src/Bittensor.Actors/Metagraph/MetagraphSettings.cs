@@ -17,7 +17,7 @@ public sealed record MetagraphSettings
     /// <summary>Root folder of saved snapshots (home-expanded); files are <c>&lt;Path&gt;/&lt;network&gt;/netuid&lt;N&gt;.bin</c>.</summary>
     public required string Path { get; init; }
 
-    /// <summary>Whether each synced snapshot is saved to <see cref="Path"/>.</summary>
+    /// <summary>Whether snapshots are used: loaded from <see cref="Path"/> at start and saved after each sync (off: neither).</summary>
     public required bool Save { get; init; }
 
     /// <summary>

@@ -110,6 +110,28 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
     }
 
     [Fact]
+    public async Task With_save_off_a_snapshot_on_disk_is_not_loaded()
+    {
+        _backend.Head = 9;
+        _backend.NeuronsSource = _ => Task.FromResult(TestNeurons.Many(4));
+        var chain = Chain();
+        var first = Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings(save: true)));
+        _updates.ExpectMsg<MetagraphUpdated>();
+        await first.GracefulStop(TimeSpan.FromSeconds(5));
+        Assert.True(File.Exists(MetagraphStore.DefaultPath(_dir, "local", 1)));
+
+        _backend.NeuronsSource = _ => new TaskCompletionSource<IReadOnlyList<NeuronInfo>>().Task; // the next sync never ends
+        IActorRef second = ActorRefs.Nobody;
+        await EventFilter.Info(contains: "snapshots off").ExpectOneAsync(async () =>
+        {
+            second = Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings(save: false)));
+            await Task.CompletedTask;
+        });
+        var s = await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5));
+        Assert.Equal(0, s.N);
+    }
+
+    [Fact]
     public async Task A_corrupt_snapshot_file_is_logged_and_replaced_by_a_fresh_sync()
     {
         var path = MetagraphStore.DefaultPath(_dir, "local", 1);
