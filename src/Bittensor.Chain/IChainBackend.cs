@@ -74,6 +74,15 @@ public interface IChainBackend : IAsyncDisposable
     /// Cancelling stops waiting; it does not withdraw a call already accepted.
     /// </summary>
     Task<CallResult> SubmitAsync(SignedCall call, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// <paramref name="call"/> as this runtime takes it, for the paths that encode a call themselves
+    /// (<see cref="ChainCall.ToBytes"/>, then <see cref="SubmitAsync"/>). The embedded localnet keeps one stake per
+    /// hotkey (spec-148 rules), so it drops a stake call's netuid there, as the metadata-driven encoder does for a
+    /// spec-148 node; a backend that encodes from the runtime's metadata itself returns the call unchanged, and a
+    /// wrapper asks what it wraps (no default: a wrapper that forgot would send the wrong layout).
+    /// </summary>
+    ChainCall ForRuntime(ChainCall call);
 }
 
 /// <summary>The chain backend cannot be reached or has been disposed; retry with backoff.</summary>

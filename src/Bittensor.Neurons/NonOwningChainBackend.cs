@@ -26,6 +26,8 @@ internal sealed class NonOwningChainBackend(IChainBackend inner, Action? submitt
     public ValueTask<AccountId?> GetHotkeyOwnerAsync(AccountId hotkey, CancellationToken cancellationToken = default) => inner.GetHotkeyOwnerAsync(hotkey, cancellationToken);
     public ValueTask<Balance> GetNetworkLockCostAsync(CancellationToken cancellationToken = default) => inner.GetNetworkLockCostAsync(cancellationToken);
     public ValueTask<uint> GetNonceAsync(AccountId account, CancellationToken cancellationToken = default) => inner.GetNonceAsync(account, cancellationToken);
+    public ChainCall ForRuntime(ChainCall call) => inner.ForRuntime(call);
+
     public Task<CallResult> SubmitAsync(SignedCall call, CancellationToken cancellationToken = default)
     {
         // The localnet pools the call before SubmitAsync returns, so a block produced after this callback includes it.

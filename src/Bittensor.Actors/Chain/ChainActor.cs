@@ -317,7 +317,7 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
         SignedCall signed;
         try
         {
-            signed = await m.Signer.SignAsync(m.Call, nonce, identity, ct);
+            signed = await m.Signer.SignAsync(backend.ForRuntime(m.Call), nonce, identity, ct);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -463,6 +463,20 @@ public sealed class Localnet : IChainBackend
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// The localnet runs spec-148 rules: <c>add_stake</c>/<c>remove_stake</c> take (hotkey, amount) and there is one
+    /// stake per hotkey, so a netuid is dropped here (a subnet that does not exist is not an error, as on a
+    /// spec-148 node). Its blocks then hold only calls its own metadata describes, which polkadot-js can decode when
+    /// the folder is later served by <c>btcli localnet run</c>.
+    /// </remarks>
+    public ChainCall ForRuntime(ChainCall call) => call switch
+    {
+        AddStake { Netuid: not null } a => a with { Netuid = null },
+        RemoveStake { Netuid: not null } r => r with { Netuid = null },
+        _ => call,
+    };
+
+    /// <inheritdoc />
     public Task<CallResult> SubmitAsync(SignedCall call, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(call);

@@ -98,6 +98,14 @@ internal static class LocalnetExtrinsics
             failure = new CallResult.Failed("BadCall", "the call could not be decoded: " + e.Message);
             return null!;
         }
+        if (call is AddStake { Netuid: not null } or RemoveStake { Netuid: not null })
+        {
+            // The later (hotkey, netuid, amount) layout: this runtime's metadata describes (hotkey, amount), so a
+            // spec-148 node cannot decode it either; keeping it would leave blocks polkadot-js cannot read.
+            failure = new CallResult.Failed("BadCall",
+                $"the call could not be decoded: this runtime's {call.Name} takes (hotkey, amount) with one stake per hotkey; it has no netuid argument");
+            return null!;
+        }
 
         byte[] birthHash;
         if (era.IsImmortal)

@@ -1058,6 +1058,10 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
     }
 
     /// <inheritdoc />
+    /// <remarks>Calls are encoded from the runtime's metadata in <see cref="PrepareAsync"/>, which takes the fields the runtime has.</remarks>
+    public ChainCall ForRuntime(ChainCall call) => call;
+
+    /// <inheritdoc />
     public Task<CallResult> SubmitAsync(SignedCall call, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(call);

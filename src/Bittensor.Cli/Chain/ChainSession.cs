@@ -119,7 +119,7 @@ internal sealed class ChainSession : IAsyncDisposable
             else
             {
                 var identity = await Backend.GetIdentityAsync(ct).ConfigureAwait(false);
-                var callBytes = call.ToBytes();
+                var callBytes = Backend.ForRuntime(call).ToBytes();
                 var signature = key.Sign(SignedCall.SigningPayload(callBytes, nonce, identity));
                 var pending = Backend.SubmitAsync(new SignedCall(callBytes, account, nonce, signature), ct);
                 if (Localnet is not null && !pending.IsCompleted) await Localnet.ProduceBlockAsync(ct).ConfigureAwait(false);

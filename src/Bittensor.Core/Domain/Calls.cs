@@ -189,8 +189,9 @@ public sealed record ServeAxon(
 /// <summary>
 /// <c>SubtensorModule.add_stake(hotkey, amount_staked u64)</c> (call 2), coldkey-signed. The May-2024 runtime has
 /// no netuid (one TAO stake per hotkey); with <see cref="Netuid"/> set the call is laid out as runtimes from
-/// spec ~218 on expect (hotkey, netuid u16, amount u64) so the same record can target them. The localnet accepts
-/// both layouts and ignores the netuid.
+/// spec ~218 on expect (hotkey, netuid u16, amount u64) so the same record can target them. The localnet runs
+/// spec-148 rules: its pool refuses the netuid layout (BadCall), and its backend's <c>ForRuntime</c> drops the netuid
+/// before signing, as the metadata-driven encoder does for a spec-148 node.
 /// </summary>
 public sealed record AddStake(AccountId Hotkey, Balance Amount, ushort? Netuid = null) : ChainCall
 {

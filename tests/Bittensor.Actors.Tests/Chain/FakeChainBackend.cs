@@ -54,6 +54,8 @@ internal sealed class FakeChainBackend : IChainBackend
         return ValueTask.FromResult(Nonces.GetValueOrDefault(account));
     }
 
+    public ChainCall ForRuntime(ChainCall call) => call;
+
     public Task<CallResult> SubmitAsync(SignedCall call, CancellationToken cancellationToken = default)
     {
         var tcs = new TaskCompletionSource<CallResult>(TaskCreationOptions.RunContinuationsAsynchronously);

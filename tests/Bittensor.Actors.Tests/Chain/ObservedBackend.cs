@@ -18,6 +18,8 @@ internal sealed class ObservedBackend(IChainBackend inner) : IChainBackend
         return await _accepted.Reader.ReadAsync(cts.Token);
     }
 
+    public ChainCall ForRuntime(ChainCall call) => inner.ForRuntime(call);
+
     public Task<CallResult> SubmitAsync(SignedCall call, CancellationToken cancellationToken = default)
     {
         var pending = inner.SubmitAsync(call, cancellationToken);

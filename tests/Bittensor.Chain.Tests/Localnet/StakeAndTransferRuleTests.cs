@@ -1,4 +1,5 @@
 using Bittensor.Chain.Local;
+using Bittensor.Chain.Substrate;
 using Bittensor.Core.Domain;
 using static Bittensor.Chain.Tests.Localnet.TestChain;
 
@@ -20,6 +21,45 @@ public sealed class StakeAndTransferRuleTests
         var stakes = await t.Chain.GetStakesForColdkeyAsync(DevAccounts.Alice);
         Assert.Equal(Balance.FromTao(6), stakes.Single(s => s.Hotkey == Id("//hot0")).Stake);
         Assert.Equal(before - Balance.FromTao(6), await t.Chain.GetBalanceAsync(DevAccounts.Alice));
+    }
+
+    [Fact]
+    public async Task A_stake_call_in_the_later_netuid_layout_is_refused_by_the_pool_as_BadCall()
+    {
+        await using var t = Create();
+        var netuid = await t.CreateSubnet();
+        await t.Register(netuid, "//hot0");
+        foreach (ChainCall call in new ChainCall[] { new AddStake(Id("//hot0"), Balance.FromTao(1), netuid), new RemoveStake(Id("//hot0"), Balance.FromTao(1), netuid) })
+        {
+            var failed = Assert.IsType<CallResult.Failed>(await t.Submit("//Alice", call));
+            Assert.Equal("BadCall", failed.Error);
+            Assert.Null(failed.Block);
+            Assert.Contains("no netuid", failed.Message, StringComparison.Ordinal);
+        }
+        Assert.Equal(Balance.Zero, await t.Chain.GetTotalStakeForHotkeyAsync(Id("//hot0")));
+    }
+
+    [Fact]
+    public async Task ForRuntime_drops_a_stake_calls_netuid_so_the_block_holds_a_call_its_metadata_describes()
+    {
+        await using var t = Create();
+        var netuid = await t.CreateSubnet();
+        await t.Register(netuid, "//hot0");
+        var call = t.Chain.ForRuntime(new AddStake(Id("//hot0"), Balance.FromTao(3), netuid));
+        Assert.Null(Assert.IsType<AddStake>(call).Netuid);
+        Assert.Null(Assert.IsType<RemoveStake>(t.Chain.ForRuntime(new RemoveStake(Id("//hot0"), Balance.FromTao(3), 7))).Netuid);
+        var other = new BurnedRegister(netuid, Id("//hot1"));
+        Assert.Same(other, t.Chain.ForRuntime(other));
+
+        var result = await t.Submit("//Alice", call);
+        AssertOk(result);
+        var ok = Assert.IsType<CallResult.InBlock>(result);
+        Assert.Equal(Balance.FromTao(3), await t.Chain.GetTotalStakeForHotkeyAsync(Id("//hot0")));
+        var callBytes = call.ToBytes();
+        var body = t.Chain.FindBlock(ok.Block)!.Extrinsics!;
+        Assert.Contains(body, x => x.AsSpan().EndsWith(callBytes));
+        var decoded = MetadataCalls.Decode(LocalnetMetadata.For(new LocalnetOptions()).Metadata, callBytes);
+        Assert.Equal("add_stake", decoded.Call);
     }
 
     [Fact]
