@@ -12,12 +12,20 @@ public sealed class PooledTensor : IDisposable
     private readonly ArrayPool<byte> _pool;
     private byte[]? _rented;
 
-    internal PooledTensor(Tensor tensor, byte[] rented, ArrayPool<byte> pool)
+    internal PooledTensor(Tensor tensor, byte[] rented, ArrayPool<byte> pool, Memory<byte> elements = default)
     {
         Tensor = tensor;
         _rented = rented;
         _pool = pool;
+        Elements = elements;
     }
+
+    /// <summary>
+    /// The element bytes inside the buffer (C order, little-endian), for a tensor rented empty with
+    /// <see cref="TensorCodec.RentFloat32"/>: the caller writes its values here before the message is serialized.
+    /// Empty for tensors encoded from values.
+    /// </summary>
+    public Memory<byte> Elements { get; }
 
     /// <summary>The tensor; its buffer is valid until <see cref="Dispose"/>.</summary>
     public Tensor Tensor { get; }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Bittensor.Protocol.Wire;
@@ -128,6 +129,35 @@ public static class TensorCodec
     public static PooledTensor ToPooledTensor(ReadOnlySpan<float> values, ReadOnlySpan<long> shape, Modality modality, bool requiresGrad = false,
         ArrayPool<byte>? pool = null)
         => Pooled(values, DataType.Float32, shape, modality, requiresGrad, pool ?? ArrayPool<byte>.Shared);
+
+    /// <summary>
+    /// A pooled proto float32 tensor of <paramref name="shape"/> whose header is written and whose elements are left for
+    /// the caller: write the values, little-endian and in C order, into <see cref="PooledTensor.Elements"/> (e.g. as
+    /// <c>MemoryMarshal.Cast&lt;byte, float&gt;(Elements.Span)</c> on a little-endian host) before the message is
+    /// serialized. A model can so compute its answer straight into the bytes that go on the wire: no float array and no
+    /// copy per answer. Dispose as for <see cref="ToPooledTensor(ReadOnlySpan{float}, ReadOnlySpan{long}, Modality, bool, ArrayPool{byte})"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">Rank above <see cref="MaxRank"/>, a negative dimension, or a size above 2 GiB.</exception>
+    public static PooledTensor RentFloat32(ReadOnlySpan<long> shape, Modality modality, ArrayPool<byte>? pool = null)
+    {
+        pool ??= ArrayPool<byte>.Shared;
+        var length = GetEncodedLength(DataType.Float32, shape);
+        var rented = pool.Rent(length);
+        var dataBytes = (int)CheckedElementCount(shape) * 4;
+        var header = length - dataBytes;
+        var destination = rented.AsSpan();
+        Prefix.CopyTo(destination);
+        (destination[DtypeOffset], destination[DtypeOffset + 1]) = DtypeChars(DataType.Float32);
+        var pos = Prefix.Length;
+        destination[pos++] = (byte)(0x90 | shape.Length);
+        foreach (var d in shape) pos += WriteUInt(destination[pos..], (ulong)d);
+        DataKey.CopyTo(destination[pos..]);
+        pos += DataKey.Length;
+        pos += WriteBinHeader(destination[pos..], dataBytes);
+        Debug.Assert(pos == header, "header length");
+        var tensor = NewTensor(UnsafeByteOperations.UnsafeWrap(rented.AsMemory(0, length)), DataType.Float32, shape, modality, false);
+        return new PooledTensor(tensor, rented, pool, rented.AsMemory(header, dataBytes));
+    }
 
     /// <summary>A pooled proto tensor holding int64 values (see <see cref="ToPooledTensor(ReadOnlySpan{float}, ReadOnlySpan{long}, Modality, bool, ArrayPool{byte})"/>).</summary>
     public static PooledTensor ToPooledTensor(ReadOnlySpan<long> values, ReadOnlySpan<long> shape, Modality modality, bool requiresGrad = false,

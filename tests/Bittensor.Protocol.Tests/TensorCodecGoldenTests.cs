@@ -163,5 +163,25 @@ public sealed class TensorCodecGoldenTests
         using var tokens = TensorCodec.ToPooledTensor([1L, 2L], [1, 2], Modality.Text);
         Assert.Equal(Int64Example, Convert.ToHexStringLower(tokens.Tensor.Buffer.Span));
     }
-}
 
+    [Fact]
+    public void A_tensor_rented_empty_and_filled_in_place_carries_the_same_bytes_as_one_encoded_from_values()
+    {
+        var values = Enumerable.Range(0, 2 * 3 * 1024).Select(i => (i * 0.25f) - 7f).ToArray();
+        var plain = TensorCodec.ToTensor(values, [2, 3, 1024], Modality.Tensor);
+        var rented = TensorCodec.RentFloat32([2, 3, 1024], Modality.Tensor);
+        Assert.Equal(values.Length * 4, rented.Elements.Length);
+        values.AsSpan().CopyTo(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(rented.Elements.Span));
+        Assert.Equal(plain, rented.Tensor);
+        Assert.Equal(plain.ToByteArray(), rented.Tensor.ToByteArray());
+        var decoded = TensorCodec.Decode(rented.Tensor);
+        Assert.True(decoded.IsSuccess, decoded.Message);
+        Assert.Equal(values, decoded.Tensor.ToFloat32Array());
+        rented.Dispose();
+
+        // Tensors encoded from values have no element span to fill.
+        using var pooled = TensorCodec.ToPooledTensor(values, [2, 3, 1024], Modality.Tensor);
+        Assert.True(pooled.Elements.IsEmpty);
+        Assert.Throws<ArgumentException>(() => TensorCodec.RentFloat32([1, -1], Modality.Tensor));
+    }
+}

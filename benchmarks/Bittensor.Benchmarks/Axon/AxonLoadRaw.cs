@@ -12,13 +12,16 @@ namespace Bittensor.Benchmarks.Axon;
 
 /// <summary>
 /// A lean load generator for the unsigned race (issue 11): <c>axon-load-raw --target host:port [--concurrency 16,128]
-/// [--seconds 8] [--shape 1,16] [--network_dim 1024] [--channels 4]</c>. It speaks h2c over raw sockets: one request
-/// message encoded once, per call a HEADERS frame (HPACK literals, no Huffman, no dynamic table) with a fresh
-/// unsigned <c>bittensor-signature</c> (zero signature, verification-off axons only) and one DATA frame; answers are
-/// counted, not decoded: a call is OK when its trailers carry <c>grpc-status: 0</c> and its DATA held at least the
-/// full answer's tensor bytes. Grpc.Net.Client spends 0.4–1.6 ms of CPU per call on one core, which caps any
-/// process-separated run near 2.5k req/s; this one exists so the axon, not the generator, is the limit. Prints the
-/// same row as <c>axon-load</c>.
+/// [--seconds 8] [--shape 1,16] [--network_dim 1024] [--channels 4]</c>. It speaks h2c over raw sockets, closed loop:
+/// each connection carries its share of the callers; one loop per connection reads what the server sent, and every
+/// call that ended there (trailers with <c>grpc-status: 0</c> and at least the full answer's tensor bytes = OK) is
+/// followed at once by that caller's next call. A call is a HEADERS frame (HPACK literals, no Huffman, no dynamic
+/// table; a template per hotkey with a fresh nonce patched into its unsigned <c>bittensor-signature</c>, zero
+/// signature: verification-off axons only) and a DATA frame with the request message encoded once; all frames a read
+/// produced go out in one write. Answers are counted, not decoded. It announces a 16 MiB stream window and 1 MiB
+/// frames, so a 64 KiB answer can come as one DATA frame. No task, lock or allocation per call besides the nonce's
+/// text: it costs far less CPU per call than the axon it loads (Grpc.Net.Client spends 0.4–1.6 ms per call on one
+/// core, which caps any process-separated run near 2.5k req/s). Prints the same row as <c>axon-load</c>.
 /// </summary>
 internal static class AxonLoadRaw
 {
@@ -43,62 +46,42 @@ internal static class AxonLoadRaw
         var tokens = Enumerable.Range(0, (int)(shape[0] * shape[1])).Select(i => (long)(i % 50000)).ToArray();
         var hotkeys = Enumerable.Range(0, 256).Select(i => SecretUri.ToSr25519($"//bench/{i}").ToSs58()).ToArray();
         var minAnswerBytes = shape[0] * shape[1] * dim * 4;
+        var requests = hotkeys.Select(h => new Request(h, $"{host}:{port}", Body(h, tokens, shape))).ToArray();
         Console.WriteLine($"# axon-load-raw target={target} shape=[{string.Join(",", shape)}] answer=[{shape[0]},{shape[1]},{dim}] seconds={seconds} " +
             $"connections={channels} cores={Environment.ProcessorCount}");
         Console.WriteLine("| callers | req/s | p50 ms | p99 ms | ok | errors | calls |");
         Console.WriteLine("|---:|---:|---:|---:|---:|---|");
         foreach (var callers in concurrency)
         {
-            var connections = new Connection[channels];
-            for (var i = 0; i < channels; i++) connections[i] = await Connection.Open(host, port);
+            var count = Math.Max(1, Math.Min(channels, callers));
+            var stop = Stopwatch.StartNew();
+            var deadline = TimeSpan.FromSeconds(seconds);
+            var warmup = TimeSpan.FromSeconds(Math.Min(1, seconds / 5));
+            var keysPerCaller = Math.Max(1, Math.Min(16, hotkeys.Length / callers));
+            var connections = new Connection[count];
+            for (var i = 0; i < count; i++)
+            {
+                // Callers c = i, i + count, … ride connection i; each cycles through its own keysPerCaller hotkeys.
+                var mine = Enumerable.Range(0, callers).Where(c => c % count == i)
+                    .Select(c => Enumerable.Range(0, keysPerCaller).Select(k => requests[((c * keysPerCaller) + k) % requests.Length]).ToArray()).ToArray();
+                connections[i] = await Connection.Open(host, port, mine, stop, deadline, warmup, minAnswerBytes);
+            }
             try
             {
-                await RunLevel(callers, seconds, connections, hotkeys, tokens, shape, minAnswerBytes, $"{host}:{port}");
+                await Task.WhenAll(connections.Select(c => c.Run()));
             }
             finally
             {
                 foreach (var c in connections) c.Dispose();
             }
+            var measured = (stop.Elapsed - warmup).TotalSeconds;
+            var all = connections.SelectMany(c => c.Latencies).Order().ToArray();
+            var errors = connections.SelectMany(c => c.Errors).GroupBy(e => e.Key).Select(g => $"{g.Key}={g.Sum(x => x.Value)}");
+            var errorText = string.Join(", ", errors);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {callers} | {all.Length / measured:F0} | {AxonLoad.Percentile(all, 0.50):F2} | {AxonLoad.Percentile(all, 0.99):F2} | {all.Length} | {(errorText.Length == 0 ? "none" : errorText)} | {connections.Sum(c => c.Answered)} |"));
         }
         return 0;
-    }
-
-    private static async Task RunLevel(int callers, double seconds, Connection[] connections, string[] hotkeys, long[] tokens, long[] shape,
-        long minAnswerBytes, string authority)
-    {
-        var stop = Stopwatch.StartNew();
-        var deadline = TimeSpan.FromSeconds(seconds);
-        var warmup = TimeSpan.FromSeconds(Math.Min(1, seconds / 5));
-        var latencies = new List<double>[callers];
-        var errors = new Dictionary<string, int>[callers];
-        long answered = 0;
-        var keysPerCaller = Math.Max(1, Math.Min(16, hotkeys.Length / callers));
-        var tasks = Enumerable.Range(0, callers).Select(c => Task.Run(async () =>
-        {
-            var connection = connections[c % connections.Length];
-            var lat = latencies[c] = new List<double>(1 << 14);
-            var err = errors[c] = new Dictionary<string, int>(StringComparer.Ordinal);
-            var bodies = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-            var i = 0;
-            while (stop.Elapsed < deadline)
-            {
-                var hotkey = hotkeys[((c * keysPerCaller) + (i++ % keysPerCaller)) % hotkeys.Length];
-                if (!bodies.TryGetValue(hotkey, out var body)) bodies[hotkey] = body = Body(hotkey, tokens, shape);
-                var t0 = Stopwatch.GetTimestamp();
-                var outcome = await connection.Call(authority, hotkey, body);
-                Interlocked.Increment(ref answered);
-                if (stop.Elapsed < warmup) continue;
-                var code = outcome.Error ?? (outcome.Status != "0" ? $"grpc-status {outcome.Status}" : outcome.DataBytes < minAnswerBytes ? "short answer" : null);
-                if (code is null) lat.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
-                else err[code] = err.GetValueOrDefault(code) + 1;
-            }
-        })).ToArray();
-        await Task.WhenAll(tasks);
-        var measured = (stop.Elapsed - warmup).TotalSeconds;
-        var all = latencies.SelectMany(l => l).Order().ToArray();
-        var errorText = string.Join(", ", errors.SelectMany(e => e).GroupBy(e => e.Key).Select(g => $"{g.Key}={g.Sum(x => x.Value)}"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {callers} | {all.Length / measured:F0} | {AxonLoad.Percentile(all, 0.50):F2} | {AxonLoad.Percentile(all, 0.99):F2} | {all.Length} | {(errorText.Length == 0 ? "none" : errorText)} | {Interlocked.Read(ref answered)} |"));
     }
 
     // The gRPC message (5-byte prefix + protobuf), encoded once per hotkey.
@@ -113,178 +96,274 @@ internal static class AxonLoadRaw
         return body;
     }
 
-    private readonly record struct Outcome(string? Status, long DataBytes, string? Error);
-
-    private sealed class Pending
+    /// <summary>One hotkey's call as frames: HEADERS (END_HEADERS) + DATA (END_STREAM), with the stream id and nonce patched per call.</summary>
+    private sealed class Request
     {
-        public readonly TaskCompletionSource<Outcome> Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public Request(string hotkey, string authority, byte[] body)
+        {
+            var block = new List<byte> { 0x83, 0x86 }; // :method POST, :scheme http (static table)
+            Literal(block, 4, "/Bittensor/Forward"); // :path
+            Literal(block, 1, authority); // :authority
+            Literal(block, AuthHeaders.AuthName, AuthHeaders.AuthValue);
+            var signature = new string('0', RequestNonce.Length) + AuthHeaders.Separator + hotkey + AuthHeaders.Separator + "0x" + new string('0', 128);
+            block.Add(0x00);
+            Str(block, AuthHeaders.SignatureName);
+            Int(block, signature.Length, 7, 0x00);
+            NonceOffset = 9 + block.Count;
+            block.AddRange(Encoding.ASCII.GetBytes(signature));
+            Literal(block, AuthHeaders.VersionName, ProtocolVersion.Current.ToString(CultureInfo.InvariantCulture));
+            Literal(block, 31, "application/grpc"); // content-type
+            Literal(block, "te", "trailers");
+            Frames = new byte[9 + block.Count + 9 + body.Length];
+            Frame(1, 0x4, 0, [.. block]).CopyTo(Frames, 0); // HEADERS, END_HEADERS
+            DataOffset = 9 + block.Count;
+            Frame(0, 0x1, 0, body).CopyTo(Frames, DataOffset); // DATA, END_STREAM
+            BodyLength = body.Length;
+        }
+
+        public byte[] Frames { get; }
+
+        public int NonceOffset { get; }
+
+        public int DataOffset { get; }
+
+        public int BodyLength { get; }
+    }
+
+    /// <summary>One caller: its hotkeys' requests, the stream it waits on and what came back on it.</summary>
+    private sealed class Caller(Request[] requests)
+    {
+        public Request[] Requests { get; } = requests;
+        public int Next;
+        public int Stream;
+        public long Started;
         public long DataBytes;
         public string? Status;
     }
 
-    /// <summary>One h2c connection: callers write frames under a lock; one reader loop completes the streams.</summary>
+    /// <summary>One h2c connection and the callers on it: a single loop reads, completes and sends, in that order.</summary>
     private sealed class Connection : IDisposable
     {
         private const int Window = 16 * 1024 * 1024;
+        private const int MaxFrame = 1024 * 1024;
         private readonly Socket _socket;
-        private readonly NetworkStream _stream;
-        private readonly SemaphoreSlim _write = new(1, 1);
-        private readonly Dictionary<int, Pending> _pending = [];
-        private readonly SemaphoreSlim _sendWindowGrew = new(0, int.MaxValue);
+        private readonly Caller[] _callers;
+        private readonly Dictionary<int, Caller> _open = [];
+        private readonly Queue<Caller> _blocked = new(); // waiting for the connection's send window
+        private readonly Stopwatch _clock;
+        private readonly TimeSpan _deadline;
+        private readonly TimeSpan _warmup;
+        private readonly long _minAnswerBytes;
+        private readonly TimeSpan _localOffset = TimeZoneInfo.Local.GetUtcOffset(DateTime.UtcNow);
+        private byte[] _in = new byte[4 * MaxFrame];
+        private byte[] _out = new byte[256 * 1024];
+        private int _outLength;
         private long _sendWindow = 65535; // the connection-level window for our DATA (the server grows it)
-        private int _nextStream = 1;
         private long _received; // DATA bytes since our last connection WINDOW_UPDATE
+        private int _nextStream = 1;
 
-        private Connection(Socket socket)
+        public List<double> Latencies { get; } = new(1 << 16);
+
+        public Dictionary<string, int> Errors { get; } = new(StringComparer.Ordinal);
+
+        public long Answered { get; private set; }
+
+        private Connection(Socket socket, Caller[] callers, Stopwatch clock, TimeSpan deadline, TimeSpan warmup, long minAnswerBytes)
         {
             _socket = socket;
-            _stream = new NetworkStream(socket, ownsSocket: false);
+            _callers = callers;
+            _clock = clock;
+            _deadline = deadline;
+            _warmup = warmup;
+            _minAnswerBytes = minAnswerBytes;
         }
 
-        public static async Task<Connection> Open(string host, int port)
+        public static async Task<Connection> Open(string host, int port, Request[][] callers, Stopwatch clock, TimeSpan deadline, TimeSpan warmup,
+            long minAnswerBytes)
         {
             var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             await socket.ConnectAsync(host, port);
-            var c = new Connection(socket);
-            var hello = new List<byte>();
-            hello.AddRange("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8.ToArray());
-            // SETTINGS: HEADER_TABLE_SIZE 0 (no dynamic table: trailers decode from literals), ENABLE_PUSH 0, INITIAL_WINDOW_SIZE 16 MiB.
-            hello.AddRange(Frame(4, 0, 0, [0, 1, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 4, 0x01, 0, 0, 0]));
-            hello.AddRange(Frame(8, 0, 0, BigEndian(Window - 65535)));
-            await c._stream.WriteAsync(hello.ToArray());
-            _ = Task.Run(c.ReadLoop);
-            return c;
+            return new Connection(socket, callers.Select(r => new Caller(r)).ToArray(), clock, deadline, warmup, minAnswerBytes);
         }
 
-        public async Task<Outcome> Call(string authority, string hotkey, byte[] body)
+        public async Task Run()
         {
-            var pending = new Pending();
-            var signature = RequestNonce.Format(DateTime.Now) + AuthHeaders.Separator + hotkey + AuthHeaders.Separator + "0x" + new string('0', 128);
-            var block = new List<byte>(400) { 0x83, 0x86 }; // :method POST, :scheme http (static table)
-            Literal(block, 4, "/Bittensor/Forward"); // :path
-            Literal(block, 1, authority); // :authority
-            Literal(block, AuthHeaders.AuthName, AuthHeaders.AuthValue);
-            Literal(block, AuthHeaders.SignatureName, signature);
-            Literal(block, AuthHeaders.VersionName, ProtocolVersion.Current.ToString(CultureInfo.InvariantCulture));
-            Literal(block, 31, "application/grpc"); // content-type
-            Literal(block, "te", "trailers");
-            while (true)
-            {
-                await _write.WaitAsync();
-                if (Interlocked.Read(ref _sendWindow) >= body.Length) break;
-                _write.Release();
-                await _sendWindowGrew.WaitAsync(5);
-            }
-            try
-            {
-                var id = _nextStream;
-                _nextStream += 2;
-                lock (_pending) _pending[id] = pending;
-                Interlocked.Add(ref _sendWindow, -body.Length);
-                var frames = new byte[9 + block.Count + 9 + body.Length];
-                Frame(1, 0x4, id, block.ToArray()).CopyTo(frames, 0); // HEADERS, END_HEADERS
-                Frame(0, 0x1, id, body).CopyTo(frames, 9 + block.Count); // DATA, END_STREAM
-                await _stream.WriteAsync(frames);
-            }
-            catch (Exception e)
-            {
-                pending.Done.TrySetResult(new Outcome(null, 0, e.GetType().Name));
-            }
-            finally
-            {
-                _write.Release();
-            }
-            return await pending.Done.Task;
-        }
-
-        private async Task ReadLoop()
-        {
-            var header = new byte[9];
-            var payload = new byte[64 * 1024];
+            Append("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8);
+            // SETTINGS: HEADER_TABLE_SIZE 0 (no dynamic table: trailers decode from literals), ENABLE_PUSH 0,
+            // INITIAL_WINDOW_SIZE 16 MiB, MAX_FRAME_SIZE 1 MiB.
+            AppendFrame(4, 0, 0, [0, 1, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 4, 0x01, 0, 0, 0, 0, 5, 0, 0x10, 0, 0]);
+            AppendFrame(8, 0, 0, BigEndian(Window - 65535));
+            foreach (var c in _callers) Start(c);
+            var filled = 0;
             try
             {
                 while (true)
                 {
-                    await _stream.ReadExactlyAsync(header);
-                    var length = (header[0] << 16) | (header[1] << 8) | header[2];
-                    var type = header[3];
-                    var flags = header[4];
-                    var id = BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(5)) & 0x7FFFFFFF;
-                    if (length > payload.Length) payload = new byte[length];
-                    await _stream.ReadExactlyAsync(payload.AsMemory(0, length));
-                    switch (type)
+                    if (_outLength > 0)
                     {
-                        case 0: // DATA
-                            if (Find(id) is { } p) p.DataBytes += length;
-                            _received += length;
-                            if (_received > Window / 2)
-                            {
-                                await Send(Frame(8, 0, 0, BigEndian((int)_received)));
-                                _received = 0;
-                            }
-                            if ((flags & 0x1) != 0) Complete(id, null);
-                            break;
-                        case 1: // HEADERS: response headers, or trailers (END_STREAM)
-                            if (Find(id) is { } h && GrpcStatus(payload.AsSpan(0, length), flags) is { } status) h.Status = status;
-                            if ((flags & 0x1) != 0) Complete(id, null);
-                            break;
-                        case 3: // RST_STREAM
-                            Complete(id, "RST_STREAM");
-                            break;
-                        case 4: // SETTINGS
-                            if ((flags & 0x1) == 0) await Send(Frame(4, 0x1, 0, []));
-                            break;
-                        case 6: // PING
-                            if ((flags & 0x1) == 0) await Send(Frame(6, 0x1, 0, payload.AsSpan(0, length).ToArray()));
-                            break;
-                        case 7: // GOAWAY
-                            throw new IOException("GOAWAY");
-                        case 8: // WINDOW_UPDATE
-                            if (id == 0)
-                            {
-                                Interlocked.Add(ref _sendWindow, BinaryPrimitives.ReadInt32BigEndian(payload) & 0x7FFFFFFF);
-                                _sendWindowGrew.Release();
-                            }
-                            break;
+                        await _socket.SendAsync(_out.AsMemory(0, _outLength), SocketFlags.None);
+                        _outLength = 0;
                     }
+                    if (_open.Count == 0 && _blocked.Count == 0) break;
+                    var n = await _socket.ReceiveAsync(_in.AsMemory(filled), SocketFlags.None);
+                    if (n == 0) throw new IOException("connection closed");
+                    filled += n;
+                    var used = Parse(_in.AsSpan(0, filled));
+                    if (used > 0)
+                    {
+                        _in.AsSpan(used, filled - used).CopyTo(_in);
+                        filled -= used;
+                    }
+                    if (filled == _in.Length) Array.Resize(ref _in, _in.Length * 2);
                 }
             }
             catch (Exception e)
             {
-                lock (_pending)
+                var why = e is IOException or SocketException ? "connection lost" : e.GetType().Name;
+                foreach (var c in _open.Values) Fail(why);
+                _open.Clear();
+            }
+        }
+
+        // Parses the complete frames at the start of data; returns the bytes consumed.
+        private int Parse(ReadOnlySpan<byte> data)
+        {
+            var pos = 0;
+            while (data.Length - pos >= 9)
+            {
+                var length = (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2];
+                if (data.Length - pos - 9 < length) break;
+                var type = data[pos + 3];
+                var flags = data[pos + 4];
+                var id = BinaryPrimitives.ReadInt32BigEndian(data[(pos + 5)..]) & 0x7FFFFFFF;
+                var payload = data.Slice(pos + 9, length);
+                pos += 9 + length;
+                switch (type)
                 {
-                    foreach (var p in _pending.Values) p.Done.TrySetResult(new Outcome(null, 0, e is IOException ? "connection lost" : e.GetType().Name));
-                    _pending.Clear();
+                    case 0: // DATA
+                        if (_open.TryGetValue(id, out var d)) d.DataBytes += length;
+                        _received += length;
+                        if (_received > Window / 2)
+                        {
+                            AppendFrame(8, 0, 0, BigEndian((int)_received));
+                            _received = 0;
+                        }
+                        if ((flags & 0x1) != 0) End(id, null);
+                        break;
+                    case 1: // HEADERS: response headers, or trailers (END_STREAM)
+                        if (_open.TryGetValue(id, out var h) && GrpcStatus(payload, flags) is { } status) h.Status = status;
+                        if ((flags & 0x1) != 0) End(id, null);
+                        break;
+                    case 3: // RST_STREAM
+                        End(id, "RST_STREAM");
+                        break;
+                    case 4: // SETTINGS
+                        if ((flags & 0x1) == 0) AppendFrame(4, 0x1, 0, []);
+                        break;
+                    case 6: // PING
+                        if ((flags & 0x1) == 0) AppendFrame(6, 0x1, 0, payload);
+                        break;
+                    case 7: // GOAWAY
+                        throw new IOException("GOAWAY");
+                    case 8: // WINDOW_UPDATE
+                        if (id == 0)
+                        {
+                            _sendWindow += BinaryPrimitives.ReadInt32BigEndian(payload) & 0x7FFFFFFF;
+                            while (_blocked.Count > 0 && Start(_blocked.Peek(), fromQueue: true)) _blocked.Dequeue();
+                        }
+                        break;
                 }
             }
+            return pos;
         }
 
-        private Pending? Find(int id)
+        private void End(int id, string? error)
         {
-            lock (_pending) return _pending.GetValueOrDefault(id);
+            if (!_open.Remove(id, out var c)) return;
+            Answered++;
+            var now = _clock.Elapsed;
+            if (now >= _warmup)
+            {
+                var code = error ?? (c.Status is null ? "no grpc-status" : c.Status != "0" ? $"grpc-status {c.Status}"
+                    : c.DataBytes < _minAnswerBytes ? "short answer" : null);
+                if (code is null) Latencies.Add(Stopwatch.GetElapsedTime(c.Started).TotalMilliseconds);
+                else Fail(code);
+            }
+            if (now < _deadline) Start(c);
         }
 
-        private void Complete(int id, string? error)
+        private void Fail(string code) => Errors[code] = Errors.GetValueOrDefault(code) + 1;
+
+        // Appends the caller's next call; false (and nothing appended) when the connection's send window is too small.
+        private bool Start(Caller c, bool fromQueue = false)
         {
-            Pending? p;
-            lock (_pending)
+            var request = c.Requests[c.Next];
+            if (_sendWindow < request.BodyLength || (!fromQueue && _blocked.Count > 0))
             {
-                if (!_pending.Remove(id, out p)) return;
+                if (!fromQueue) _blocked.Enqueue(c);
+                return false;
             }
-            p.Done.TrySetResult(new Outcome(p.Status, p.DataBytes, error ?? (p.Status is null ? "no grpc-status" : null)));
+            c.Next = (c.Next + 1) % c.Requests.Length;
+            _sendWindow -= request.BodyLength;
+            var id = _nextStream;
+            _nextStream += 2;
+            c.Stream = id;
+            c.DataBytes = 0;
+            c.Status = null;
+            c.Started = Stopwatch.GetTimestamp();
+            _open[id] = c;
+            var frames = request.Frames;
+            var at = _outLength;
+            Append(frames);
+            var o = _out.AsSpan(at);
+            BinaryPrimitives.WriteInt32BigEndian(o[5..], id);
+            BinaryPrimitives.WriteInt32BigEndian(o[(request.DataOffset + 5)..], id);
+            WriteNonce(o.Slice(request.NonceOffset, RequestNonce.Length), DateTime.UtcNow + _localOffset);
+            return true;
         }
 
-        private async Task Send(byte[] frame)
+        // MMddyyyyHHmmss + microseconds (6 digits), as RequestNonce.Format, in ASCII.
+        private static void WriteNonce(Span<byte> into, DateTime t)
         {
-            await _write.WaitAsync();
-            try
+            var micros = (int)(t.Ticks % TimeSpan.TicksPerSecond / 10);
+            Two(into, 0, t.Month);
+            Two(into, 2, t.Day);
+            Two(into, 4, t.Year / 100);
+            Two(into, 6, t.Year % 100);
+            Two(into, 8, t.Hour);
+            Two(into, 10, t.Minute);
+            Two(into, 12, t.Second);
+            for (var i = 19; i >= 14; i--)
             {
-                await _stream.WriteAsync(frame);
+                into[i] = (byte)('0' + (micros % 10));
+                micros /= 10;
             }
-            finally
+
+            static void Two(Span<byte> s, int at, int v)
             {
-                _write.Release();
+                s[at] = (byte)('0' + (v / 10));
+                s[at + 1] = (byte)('0' + (v % 10));
             }
+        }
+
+        private void Append(ReadOnlySpan<byte> bytes)
+        {
+            if (_outLength + bytes.Length > _out.Length) Array.Resize(ref _out, Math.Max(_out.Length * 2, _outLength + bytes.Length));
+            bytes.CopyTo(_out.AsSpan(_outLength));
+            _outLength += bytes.Length;
+        }
+
+        private void AppendFrame(byte type, byte flags, int stream, ReadOnlySpan<byte> payload)
+        {
+            Span<byte> header = stackalloc byte[9];
+            header[0] = (byte)(payload.Length >> 16);
+            header[1] = (byte)(payload.Length >> 8);
+            header[2] = (byte)payload.Length;
+            header[3] = type;
+            header[4] = flags;
+            BinaryPrimitives.WriteInt32BigEndian(header[5..], stream);
+            Append(header);
+            Append(payload);
         }
 
         // grpc-status from a header block (HPACK literals; the dynamic table is off, so no indexed non-static entry).
@@ -301,9 +380,9 @@ internal static class AxonLoadRaw
                 if ((b & 0xE0) == 0x20) { ReadInt(block, ref pos, 5); continue; } // dynamic table size update
                 var prefix = (b & 0xC0) == 0x40 ? 6 : 4; // with incremental indexing, or without / never indexed
                 var nameIndex = ReadInt(block, ref pos, prefix);
-                var name = nameIndex == 0 ? ReadString(block, ref pos) : "";
+                var isStatus = nameIndex == 0 && ReadString(block, ref pos).SequenceEqual("grpc-status"u8);
                 var value = ReadString(block, ref pos);
-                if (name == "grpc-status") status = value;
+                if (isStatus) status = value.Length == 1 && value[0] == (byte)'0' ? "0" : Encoding.ASCII.GetString(value);
             }
             return status;
         }
@@ -323,20 +402,16 @@ internal static class AxonLoadRaw
             }
         }
 
-        private static string ReadString(ReadOnlySpan<byte> s, ref int pos)
+        private static ReadOnlySpan<byte> ReadString(ReadOnlySpan<byte> s, ref int pos)
         {
             var huffman = (s[pos] & 0x80) != 0;
             var length = ReadInt(s, ref pos, 7);
-            var text = huffman ? "<huffman>" : Encoding.ASCII.GetString(s.Slice(pos, length));
+            var text = huffman ? "<huffman>"u8 : s.Slice(pos, length);
             pos += length;
             return text;
         }
 
-        public void Dispose()
-        {
-            _socket.Dispose();
-            _stream.Dispose();
-        }
+        public void Dispose() => _socket.Dispose();
     }
 
     private static byte[] Frame(byte type, byte flags, int stream, byte[] payload)

@@ -131,12 +131,14 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         _ = BittensorRuntime.Get(Context.System);
         // Stakes follow the subnet's metagraph: the current snapshot comes at once (when known), then one per sync.
         _options.Metagraph?.Tell(new SubscribeMetagraph(Self));
+        var ownHost = _host is null;
         _host ??= Context.ActorOf(
             ModelHostActor.ForHandlers(_handlers!, _settings.MaxWorkers, _settings.QueueCapacity, _settings.CallTimeout, _options.Time),
             "model");
         Context.Watch(_host);
         _sink = new AxonReplySink(((ExtendedActorSystem)Context.System).Provider);
-        var service = new AxonService(_settings, _auth, _codec, _host, _sink, _stakes, _stats, _options);
+        // Inline delegates of the axon's own host run on the calls' threads (AxonService), up to max_workers at once.
+        var service = new AxonService(_settings, _auth, _codec, _host, _sink, _stakes, _stats, _options, ownHost ? _handlers : null);
         if (_settings.DisableSignatureVerification)
         {
             _log.Warning("!!! SIGNATURE VERIFICATION IS DISABLED on this axon (bittensor.axon.auth.disable_signature_verification = on): " +

@@ -56,9 +56,23 @@ public sealed record AxonHandlers(
     Func<BackwardRequest, CancellationToken, Task<ModelResponse>>? Backward = null)
 {
     /// <summary>
-    /// True for cheap delegates that compute in microseconds and return a completed task (the demo models): the model
-    /// host calls them on its own thread and answers at once, without a thread-pool hop per call. Leave false for
-    /// anything that blocks, awaits or computes for long: inline it would hold up the host's whole queue.
+    /// True for cheap delegates that compute in microseconds and return a completed task (the demo models): an axon
+    /// calls them on the call's own thread (up to max_workers at once, so they must be thread-safe; beyond that the
+    /// model host calls them on its thread) and answers at once, without a hop per call. Leave false for anything that
+    /// blocks, awaits or computes for long: inline it would hold up the transport's threads or the host's whole queue.
     /// </summary>
     public bool Inline { get; init; }
+
+    /// <summary>
+    /// Optional, for <see cref="Inline"/> delegates: the forward written straight into the answer's wire buffer. An
+    /// axon serving over gRPC calls it (instead of <see cref="Forward"/>) with a span of exactly batch · seq ·
+    /// network_dim float32 values, C order, which becomes the answer's tensor as it is: no tensor and no copy per
+    /// call. Return null once every value is written, or a response with another code (its outputs ignored) to refuse
+    /// the call. It must compute the same values as <see cref="Forward"/> (the in-memory transport and text hosts use
+    /// that one), must not keep the span, and must not block.
+    /// </summary>
+    public ForwardIntoHandler? ForwardInto { get; init; }
 }
+
+/// <summary>A forward that writes its float32 <c>[batch, seq, network_dim]</c> outputs into <paramref name="outputs"/>; null when written, else the refusal.</summary>
+public delegate ModelResponse? ForwardIntoHandler(ForwardRequest request, Span<float> outputs);

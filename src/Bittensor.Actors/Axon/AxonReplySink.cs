@@ -28,6 +28,9 @@ internal sealed class AxonReplySink : MinimalActorRef
     /// <inheritdoc />
     public override IActorRefProvider Provider { get; }
 
+    /// <summary>True once the host has stopped (every call answers NotServingNucleus).</summary>
+    public bool Stopped => _stopped is not null;
+
     /// <summary>Calls handed to the model host and not answered yet.</summary>
     public int Waiting => _waiting.Count;
 

@@ -87,6 +87,9 @@ internal sealed class ProtocolTensorCodec : ITensorWireCodec
         return pooled.Tensor;
     }
 
+    public PooledTensor? RentResponseFloat32(ReadOnlySpan<long> shape, Modality modality) =>
+        TensorCodec.RentFloat32(shape, modality, ResponsePool);
+
     public Tensor Encode(DenseTensor tensor, Modality modality, bool requiresGrad = false)
     {
         long[] shape = [.. tensor.Shape];

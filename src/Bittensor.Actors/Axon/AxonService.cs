@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Akka.Actor;
 using Bittensor.Actors.Metagraph;
 using Bittensor.Actors.ModelHost;
@@ -65,10 +66,22 @@ internal sealed class AxonService : IBittensorService
     private readonly Func<string, bool> _preVerifyBlacklist;
     private readonly string _ownHotkey;
     private readonly TimeProvider _time;
+    private readonly AxonHandlers? _inline;
+    private readonly int _inlineLimit;
+    private int _inlineRunning;
 
+    /// <summary>
+    /// A service over <paramref name="host"/>; <paramref name="inline"/> is the axon's own
+    /// <see cref="AxonHandlers.Inline"/> delegates (null otherwise): while fewer than max_workers of them
+    /// run, a call runs them itself, on its own thread, instead of through the model host's mailbox (which would run
+    /// them at once on its thread too: such calls never wait in the host's queue). No hop, no reply task per call.
+    /// Beyond max_workers at once, calls go to the host as before.
+    /// </summary>
     public AxonService(AxonSettings settings, IRequestAuthenticator auth, ITensorWireCodec codec, IActorRef host, AxonReplySink sink,
-        StakeBook stakes, AxonStats stats, AxonOptions options)
+        StakeBook stakes, AxonStats stats, AxonOptions options, AxonHandlers? inline = null)
     {
+        _inline = inline is { Inline: true } ? inline : null;
+        _inlineLimit = settings.MaxWorkers;
         _settings = settings;
         _auth = auth;
         _codec = codec;
@@ -271,6 +284,34 @@ internal sealed class AxonService : IBittensorService
             // latest then (NucleusTimeout), so no timer of our own is stacked on it.
             var deadline = now + budget;
             var priority = _settings.PriorityByStake ? StakePriority.From(stake) : StakePriority.Lowest;
+            if (_inline is { } inline && TryEnterInline())
+            {
+                try
+                {
+                    var forward = backward ? null : new ForwardRequest(hotkey, stake, wireInputs.Modality, inputs) { Priority = priority, DeadlineUtc = deadline };
+                    ModelResponse? done = null;
+                    if (forward is not null && inline.ForwardInto is { } into && context.RegisterForDispose is { } toDispose && BitConverter.IsLittleEndian)
+                    {
+                        var (written, refused) = ServeInto(into, forward, toDispose);
+                        if (written is not null) return written;
+                        done = refused;
+                    }
+                    if (done is null)
+                    {
+                        var call = new AxonModelCall(0, forward,
+                            backward ? new BackwardRequest(hotkey, stake, wireInputs.Modality, inputs, grads!) { Priority = priority, DeadlineUtc = deadline } : null);
+                        var task = ModelHostActor.StartHandler(inline, call, deadline, _time);
+                        done = task.IsCompleted ? task.Result : await task.ConfigureAwait(false);
+                    }
+                    result = done;
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref _inlineRunning);
+                }
+            }
+            else
+            {
             var (id, pending) = _sink.Register();
             var call = backward
                 ? new AxonModelCall(id, null, new BackwardRequest(hotkey, stake, wireInputs.Modality, inputs, grads!) { Priority = priority, DeadlineUtc = deadline })
@@ -281,6 +322,7 @@ internal sealed class AxonService : IBittensorService
                 : default)
             {
                 result = await pending.ConfigureAwait(false);
+            }
             }
         }
 
@@ -304,6 +346,44 @@ internal sealed class AxonService : IBittensorService
             ? _codec.EncodeResponse(outputs, Modality.Tensor, register)
             : _codec.Encode(outputs, Modality.Tensor));
         return answer;
+    }
+
+    private bool TryEnterInline()
+    {
+        // A stopped host answers NotServingNucleus: such calls take the host's path, which says so.
+        if (_sink.Stopped) return false;
+        if (Interlocked.Increment(ref _inlineRunning) <= _inlineLimit) return true;
+        Interlocked.Decrement(ref _inlineRunning);
+        return false;
+    }
+
+    // The inline forward written straight into the answer's pooled wire buffer: the buffer goes back to its pool once
+    // the transport has serialized the message (or at once when the model refused or failed).
+    private (TensorMessage? Written, ModelResponse? Result) ServeInto(ForwardIntoHandler into, ForwardRequest forward, Action<IDisposable> register)
+    {
+        var inputs = forward.Inputs;
+        Span<long> shape = [inputs.Shape[0], inputs.Shape[1], _settings.NetworkDim];
+        var pooled = _codec.RentResponseFloat32(shape, Modality.Tensor);
+        if (pooled is null) return (null, null);
+        ModelResponse? refused;
+        try
+        {
+            refused = into(forward, MemoryMarshal.Cast<byte, float>(pooled.Elements.Span));
+        }
+        catch (Exception e)
+        {
+            pooled.Dispose();
+            return (null, new ModelResponse(null, ReturnCode.UnknownException, $"model failed: {e.GetType().Name}"));
+        }
+        if (refused is not null)
+        {
+            pooled.Dispose();
+            return (null, refused);
+        }
+        register(pooled);
+        var answer = Answer(ReturnCode.Success, "");
+        answer.Tensors.Add(pooled.Tensor);
+        return (answer, null);
     }
 
     private sealed class Cancel(AxonReplySink sink, long id)

@@ -41,4 +41,10 @@ internal interface ITensorWireCodec
     /// to <paramref name="registerForDispose"/> (called once the message has been serialized).
     /// </summary>
     Tensor EncodeResponse(DenseTensor tensor, Modality modality, Action<IDisposable> registerForDispose) => Encode(tensor, modality);
+
+    /// <summary>
+    /// A pooled float32 response tensor of <paramref name="shape"/> with its elements left to fill
+    /// (<see cref="PooledTensor.Elements"/>), or null when this codec has none (then the caller encodes a tensor).
+    /// </summary>
+    PooledTensor? RentResponseFloat32(ReadOnlySpan<long> shape, Modality modality) => null;
 }

@@ -455,7 +455,7 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
 
     // Calls the delegate; never throws. A delegate that completes at once costs no timer; one that does not gets a
     // token cancelled at the call's deadline.
-    private static Task<ModelResponse> StartHandler(AxonHandlers handlers, AxonModelCall call, DateTime deadline, TimeProvider time)
+    internal static Task<ModelResponse> StartHandler(AxonHandlers handlers, AxonModelCall call, DateTime deadline, TimeProvider time)
     {
         var remaining = deadline - time.GetUtcNow().UtcDateTime;
         if (remaining <= TimeSpan.Zero) return Task.FromResult(new ModelResponse(null, ReturnCode.NucleusTimeout, "call reached the model after its deadline"));

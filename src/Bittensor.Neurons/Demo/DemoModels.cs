@@ -20,8 +20,14 @@ public static class DemoModels
         (r, _) => Task.FromResult(ModelResponse.Ok(EchoForward(r.Inputs, networkDim))),
         (r, _) => Task.FromResult(ModelResponse.Ok(EchoBackward(r.Inputs, r.Grads))))
     {
-        // Microseconds of arithmetic and a completed task: the model host calls it on its own thread.
+        // Microseconds of arithmetic and a completed task: the axon runs it on the call's own thread.
         Inline = true,
+        // Over gRPC the values go straight into the answer's pooled wire buffer (no float[] per call).
+        ForwardInto = (r, outputs) =>
+        {
+            EchoForwardInto(r.Inputs, networkDim, outputs);
+            return null;
+        },
     };
 
     /// <summary>Uniform random representations in [-1, 1) of the right shape; backward answers zeros.</summary>
@@ -74,14 +80,30 @@ public static class DemoModels
         ArgumentNullException.ThrowIfNull(inputs);
         var b = (int)inputs.Shape[0];
         var s = (int)inputs.Shape[1];
-        var stride = (int)(inputs.ElementCount / ((long)b * s));
         var data = GC.AllocateUninitializedArray<float>(checked(b * s * networkDim));
+        EchoForwardInto(inputs, networkDim, data);
+        return DenseTensor.Float32([b, s, networkDim], data);
+    }
+
+    /// <summary>
+    /// <see cref="EchoForward"/> written into <paramref name="data"/> (batch · seq · <paramref name="networkDim"/>
+    /// values, C order), e.g. the answer's wire buffer.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="data"/> has another length.</exception>
+    public static void EchoForwardInto(DenseTensor inputs, int networkDim, Span<float> data)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        var b = (int)inputs.Shape[0];
+        var s = (int)inputs.Shape[1];
+        var stride = (int)(inputs.ElementCount / ((long)b * s));
+        if (data.Length != checked(b * s * networkDim))
+            throw new ArgumentException($"outputs hold {data.Length} values, [{b}, {s}, {networkDim}] needs {b * s * networkDim}", nameof(data));
         var dTerms = DTerms(networkDim);
         var width = Vector<double>.Count;
         for (var i = 0; i < b * s; i++)
         {
             var v = inputs.DataType == DataType.Int64 ? inputs.Longs![i * stride] : (double)inputs.Floats![i * stride];
-            var row = data.AsSpan(i * networkDim, networkDim);
+            var row = data.Slice(i * networkDim, networkDim);
             var baseValue = v * 1e-3;
             var d = 0;
             if (Vector.IsHardwareAccelerated)
@@ -97,7 +119,6 @@ public static class DemoModels
             }
             for (; d < networkDim; d++) row[d] = (float)(baseValue + dTerms[d]);
         }
-        return DenseTensor.Float32([b, s, networkDim], data);
     }
 
     private static double[] _dTerms = [];

@@ -438,4 +438,42 @@ public sealed class AxonServiceSpec(Xunit.Abstractions.ITestOutputHelper output)
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task An_inline_forward_written_into_the_wire_buffer_can_refuse_or_fail_and_the_caller_gets_the_code()
+    {
+        // ForwardInto runs on the call's own thread (no host hop); a refusal or an exception still becomes one answer
+        // with a code, and the rented buffer goes back (the next call through it answers its own values).
+        var mode = 0;
+        var echo = DemoModels.Echo(Dim);
+        var handlers = echo with
+        {
+            ForwardInto = (r, outputs) => Volatile.Read(ref mode) switch
+            {
+                1 => new ModelResponse(null, ReturnCode.NotServingNucleus, "resting"),
+                2 => throw new InvalidOperationException("boom"),
+                _ => echo.ForwardInto!(r, outputs),
+            },
+        };
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), handlers);
+        var client = RawClient(port);
+
+        Volatile.Write(ref mode, 1);
+        var refused = await Forward(client, Alice, TextRequest(Alice, [1, 2], [5, 6]));
+        Assert.Equal(ReturnCode.NotServingNucleus, refused.ReturnCode);
+        Assert.Equal("resting", refused.Message);
+        Assert.Empty(refused.Tensors);
+
+        Volatile.Write(ref mode, 2);
+        var failed = await Forward(client, Alice, TextRequest(Alice, [1, 2], [5, 6]));
+        Assert.Equal(ReturnCode.UnknownException, failed.ReturnCode);
+        Assert.Contains("InvalidOperationException", failed.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("boom", failed.Message, StringComparison.Ordinal);
+
+        Volatile.Write(ref mode, 0);
+        var ok = await Forward(client, Alice, TextRequest(Alice, [1, 2], [5, 6]));
+        Assert.Equal(ReturnCode.Success, ok.ReturnCode);
+        var values = TensorCodec.Decode(ok.Tensors[0]).Tensor.ToFloat32Array();
+        Assert.Equal(DemoModels.EchoForward(Bittensor.Protocol.DenseTensor.Int64([1, 2], [5, 6]), Dim).Floats!.ToArray(), values);
+    }
 }
