@@ -59,15 +59,28 @@ public static class ChainOps
         await ReadAsync(chain, async (b, ct) => await b.GetHyperparametersAsync(netuid, ct), cancellationToken)
         ?? throw new NeuronException($"subnet {netuid} does not exist");
 
+    /// <summary>How many blocks in a row a registration may lose to others' (<c>TooManyRegistrationsThisBlock</c>) before the role gives up.</summary>
+    public const int RegistrationBlockAttempts = 16;
+
     /// <summary>
     /// Registers <paramref name="keys"/>' hotkey on <paramref name="netuid"/> with a burned registration unless it already is;
-    /// returns its uid. Needs the coldkey.
+    /// returns its uid. Needs the coldkey. A registration refused with <c>TooManyRegistrationsThisBlock</c> (neurons
+    /// started together on a subnet that admits fewer per block) is submitted again: its retry can only land in a
+    /// later block, so each round at least one of the racers gets in; after <see cref="RegistrationBlockAttempts"/>
+    /// such refusals the error is thrown. Other refusals are thrown at once.
     /// </summary>
     public static async Task<ushort> EnsureRegisteredAsync(IActorRef chain, ushort netuid, NeuronKeys keys, CancellationToken cancellationToken)
     {
         if (await FindUidAsync(chain, netuid, keys.HotkeyAccount, cancellationToken) is { } uid) return uid;
         var coldkey = keys.Coldkey ?? throw new NeuronException($"hotkey {keys.HotkeySs58} is not registered on subnet {netuid} and no coldkey is unlocked to register it");
-        await SubmitOrThrowAsync(chain, new BurnedRegister(netuid, keys.HotkeyAccount), coldkey, cancellationToken);
+        var call = new BurnedRegister(netuid, keys.HotkeyAccount);
+        for (var attempt = 1; ; attempt++)
+        {
+            var result = await SubmitAsync(chain, call, coldkey, cancellationToken);
+            if (result.IsSuccess) break;
+            if (result.Result is CallResult.Failed { Error: "TooManyRegistrationsThisBlock", Block: not null } && attempt < RegistrationBlockAttempts) continue;
+            throw new NeuronException($"{call.Name} failed: {result.Result}");
+        }
         return await FindUidAsync(chain, netuid, keys.HotkeyAccount, cancellationToken)
             ?? throw new NeuronException($"hotkey {keys.HotkeySs58} was registered but has no uid on subnet {netuid}");
     }
