@@ -32,6 +32,7 @@ public sealed class MetagraphActor : ReceiveActor
     private bool _syncAgain;
     private int _blocksSinceSync;
     private ushort? _tempo;
+    private bool _chainSeen; // a sync succeeded or the chain reported a connection since this actor started
 
     /// <summary>Creates the actor; prefer <see cref="Props"/>.</summary>
     public MetagraphActor(IActorRef chain, ushort netuid, string network, MetagraphSettings settings)
@@ -72,7 +73,11 @@ public sealed class MetagraphActor : ReceiveActor
             if (_blocksSinceSync >= _settings.SyncEveryBlocks) RequestSync();
         });
         // A (re)connected chain may have moved on while this actor could not read it.
-        Receive<ChainConnected>(_ => RequestSync());
+        Receive<ChainConnected>(_ =>
+        {
+            _chainSeen = true;
+            RequestSync();
+        });
         Receive<Loaded>(OnLoaded);
         Receive<SyncDone>(OnSyncDone);
         Receive<SyncFailed>(OnSyncFailed);
@@ -185,6 +190,7 @@ public sealed class MetagraphActor : ReceiveActor
     private void OnSyncDone(SyncDone m)
     {
         _syncing = false;
+        _chainSeen = true;
         if (m.Tempo is { } t) _tempo = t;
         if (m.SaveError is not null) _log.Warning("could not save metagraph snapshot {0}: {1}", _path, m.SaveError);
         // The chain is the truth even when its block is lower than a loaded file's (a reset localnet restarts at 0).
@@ -208,7 +214,11 @@ public sealed class MetagraphActor : ReceiveActor
     private void OnSyncFailed(SyncFailed m)
     {
         _syncing = false;
-        _log.Warning("metagraph netuid {0} sync failed: {1}: {2}", _netuid, m.Error.GetType().Name, m.Error.Message);
+        if (!_chainSeen && m.Error is ChainUnavailableException)
+            // At start the chain actor is still connecting: not a failure, the sync runs when it connects.
+            _log.Info("metagraph netuid {0} waits for the chain to connect", _netuid);
+        else
+            _log.Warning("metagraph netuid {0} sync failed: {1}: {2}", _netuid, m.Error.GetType().Name, m.Error.Message);
         foreach (var w in _waiters) w.Tell(new Status.Failure(m.Error));
         _waiters.Clear();
         _syncAgain = false;

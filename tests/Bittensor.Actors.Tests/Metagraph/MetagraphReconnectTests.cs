@@ -45,4 +45,21 @@ public sealed class MetagraphReconnectTests : Akka.TestKit.Xunit2.TestKit, IDisp
         var after = events.ExpectMsg<MetagraphUpdated>().Snapshot;
         Assert.Equal((50ul, 3), (after.Block, after.N));
     }
+
+    [Fact]
+    public void Before_the_chain_first_connects_the_metagraph_waits_without_a_sync_failed_warning()
+    {
+        var backend = new FakeChainBackend("late") { Head = 7, NeuronsSource = _ => Task.FromResult(TestNeurons.Many(2)) };
+        var open = new TaskCompletionSource<IChainBackend>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var events = CreateTestProbe();
+        Sys.EventStream.Subscribe(events.Ref, typeof(MetagraphUpdated));
+        var chain = Sys.ActorOf(ChainActor.Props(_ => open.Task, SubtensorSettings.Default, () => 0.5));
+        EventFilter.Warning(contains: "sync failed").Expect(0, () =>
+        {
+            EventFilter.Info(contains: "waits for the chain to connect").ExpectOne(() =>
+                Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", MetagraphSettings.Default with { Path = _dir, Save = false, SyncEveryBlocks = 1000 })));
+            open.SetResult(backend);
+            Assert.Equal((7ul, 2), (events.ExpectMsg<MetagraphUpdated>().Snapshot.Block, events.LastMessage is MetagraphUpdated u ? u.Snapshot.N : -1));
+        });
+    }
 }
