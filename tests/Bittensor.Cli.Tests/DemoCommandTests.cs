@@ -21,6 +21,7 @@ public sealed class DemoCommandTests
     [InlineData("--block_time", "-1", "--block_time")]
     [InlineData("--tempo", "2", "--tempo")]
     [InlineData("--bad_kind", "uniform,bogus", "--bad_kind")]
+    [InlineData("--cluster_server", "4", "--cluster_server")] // 3 useful servers by default
     public async Task A_bad_demo_option_is_one_line_and_exit_code_1(string flag, string value, string named)
     {
         var error = new StringWriter();
@@ -28,6 +29,26 @@ public sealed class DemoCommandTests
         Assert.Equal(1, code);
         Assert.Contains(named, error.ToString(), StringComparison.Ordinal);
         Assert.Single(error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
+    public void The_summary_and_the_json_say_which_server_is_a_cluster_and_the_status_line_shows_the_weights()
+    {
+        var neurons = new[]
+        {
+            new Bittensor.Neurons.Demo.DemoNeuron(1, "5FNxvV4G4AbPKPxw5nd1T2kRWqchRF7eici22U1imTDWHJY5", "server", 0, 1, 0, 2.87, 0.0042, Cluster: "1 front + 2 workers"),
+            new Bittensor.Neurons.Demo.DemoNeuron(2, "5ETy7c2jsNetnWK8Z9cc9YRJX6wamGw5QfgEvK216JMXFa4p", "validator", 105.74, 0, 1, 2.87, double.NaN),
+        };
+        var result = new Bittensor.Neurons.Demo.DemoResult(neurons, [(1, 65535)], true, "fine", 117, 0.4, 50, 10, 18, 1);
+        var lines = DemoCommands.Summary(result).Split(Environment.NewLine);
+        Assert.EndsWith("emission 2.8700 (cluster: 1 front + 2 workers)", lines.Single(l => l.Contains("uid  1", StringComparison.Ordinal)), StringComparison.Ordinal);
+        Assert.DoesNotContain("cluster", lines.Single(l => l.Contains("uid  2", StringComparison.Ordinal)), StringComparison.Ordinal);
+        using var json = JsonDocument.Parse(JsonSerializer.Serialize(DemoCommands.ToJson(result)));
+        var listed = json.RootElement.GetProperty("neurons").EnumerateArray().ToArray();
+        Assert.Equal("1 front + 2 workers", listed[0].GetProperty("cluster").GetString());
+        Assert.Equal(JsonValueKind.Null, listed[1].GetProperty("cluster").ValueKind);
+        var status = DemoCommands.StatusLine(new Bittensor.Neurons.Demo.DemoProgress(18, 3, 1, 2, "running", null, "set at block 16 on 1 peers"));
+        Assert.EndsWith("| running | weights set at block 16 on 1 peers", status, StringComparison.Ordinal);
     }
 
     [Fact]
