@@ -66,6 +66,7 @@ internal static class AxonLoadRaw
                     .Select(c => Enumerable.Range(0, keysPerCaller).Select(k => requests[((c * keysPerCaller) + k) % requests.Length]).ToArray()).ToArray();
                 connections[i] = await Connection.Open(host, port, mine, stop, deadline, warmup, minAnswerBytes);
             }
+            var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
             try
             {
                 await Task.WhenAll(connections.Select(c => c.Run()));
@@ -78,6 +79,12 @@ internal static class AxonLoadRaw
             var all = connections.SelectMany(c => c.Latencies).Order().ToArray();
             var errors = connections.SelectMany(c => c.Errors).GroupBy(e => e.Key).Select(g => $"{g.Key}={g.Sum(x => x.Value)}");
             var errorText = string.Join(", ", errors);
+            // This process's CPU over the level alone (no start-up, key derivation or JIT of the first calls' warm-up
+            // before it), per answered call: what the generator costs per call in steady state.
+            var levelCpu = Process.GetCurrentProcess().TotalProcessorTime - cpu0;
+            var answered = connections.Sum(c => c.Answered);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"# generator CPU per call over the level: {(answered > 0 ? levelCpu.TotalMicroseconds / answered : double.NaN):F1} us"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {callers} | {all.Length / measured:F0} | {AxonLoad.Percentile(all, 0.50):F2} | {AxonLoad.Percentile(all, 0.99):F2} | {all.Length} | {(errorText.Length == 0 ? "none" : errorText)} | {connections.Sum(c => c.Answered)} |"));
         }
