@@ -151,10 +151,13 @@ public static class BittensorCluster
     /// <param name="hostProps">The model host.</param>
     /// <param name="capacity">Calls the worker takes at once.</param>
     /// <param name="parameters">The replica's parameters when its model takes part in averaging (docs/cluster.md "Parameter averaging").</param>
-    public static IActorRef StartWorker(ActorSystem system, ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters = null)
+    /// <param name="hostedParameters">The host's own model (a hosted <c>ITextModel</c> that implements <c>IFlatParameters</c>)
+    /// takes part in averaging, through the host's queue.</param>
+    public static IActorRef StartWorker(ActorSystem system, ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters = null,
+        bool hostedParameters = false)
     {
         ArgumentNullException.ThrowIfNull(system);
-        var worker = system.ActorOf(ClusterWorkerActor.Props(settings, hostProps, capacity, parameters), ClusterSettings.WorkerName);
+        var worker = system.ActorOf(ClusterWorkerActor.Props(settings, hostProps, capacity, parameters, hostedParameters), ClusterSettings.WorkerName);
         var drainFor = settings.DrainTimeout + TimeSpan.FromSeconds(2);
         CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeClusterShutdown, "bittensor-worker-drain", async () =>
         {

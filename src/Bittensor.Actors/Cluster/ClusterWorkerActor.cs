@@ -39,6 +39,12 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     private readonly Props _hostProps;
     private readonly int _capacity;
     private readonly IReplicaParameters? _parameters;
+    private readonly bool _hosted;
+    // Parameters taking part in averaging: known at once for an IReplicaParameters, from the host's model for a hosted
+    // one (-1 until it answered; the worker registers after that, so the front knows the size from the start).
+    private int _parameterCount;
+    private (long Round, IActorRef Front)? _collecting;
+    private readonly Dictionary<long, (bool Exact, int Replicas)> _applying = [];
     private (long Round, float[] Sent)? _sent;
     private long _averagedRound;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -53,25 +59,55 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     private bool _draining;
     private IActorRef? _drainReplyTo;
 
-    private ClusterWorkerActor(ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters)
+    private ClusterWorkerActor(ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters, bool hosted)
     {
         _settings = settings;
         _hostProps = hostProps;
         _capacity = capacity;
         _parameters = parameters;
+        _hosted = hosted && parameters is null;
+        _parameterCount = parameters?.Count ?? (_hosted ? -1 : 0);
         Receive<CollectParameters>(c =>
         {
-            if (_parameters is null) return;
-            var snapshot = _parameters.Snapshot();
-            _sent = (c.Round, snapshot);
-            Sender.Tell(new ReplicaParameters(c.Round, snapshot), Self);
+            if (_parameters is not null)
+            {
+                var snapshot = _parameters.Snapshot();
+                _sent = (c.Round, snapshot);
+                Sender.Tell(new ReplicaParameters(c.Round, snapshot), Self);
+            }
+            else if (_hosted && _parameterCount > 0)
+            {
+                // The copy is taken on the model's thread between two jobs (the host's queue), never beside a batch.
+                _collecting = (c.Round, Sender);
+                _host.Tell(new GetModelParameters(c.Round), Self);
+            }
+        });
+        Receive<ModelParameters>(m =>
+        {
+            if (_collecting is not { } c || c.Round != m.Tag) return;
+            _collecting = null;
+            if (m.Values.Length != _parameterCount)
+            {
+                _log.Error("cluster worker: the model sent {0} parameters for round {1}, {2} were announced; not contributed", m.Values.Length, m.Tag, _parameterCount);
+                return;
+            }
+            _sent = (c.Round, m.Values);
+            c.Front.Tell(new ReplicaParameters(c.Round, m.Values), Self);
+        });
+        Receive<ModelParameterCount>(OnParameterCount);
+        Receive<ModelParametersUpdated>(u =>
+        {
+            if (!_applying.Remove(u.Tag, out var a)) return;
+            if (u.Applied) Applied(u.Tag, a.Exact, a.Replicas);
+            else _log.Error("cluster worker: the average of round {0} was not applied: {1}", u.Tag, u.Message);
         });
         Receive<AveragedParameters>(OnAveraged);
         Receive<WorkerCall>(OnCall);
         Receive<AxonModelReply>(OnHostReply);
         Receive<RegisterTick>(_ =>
         {
-            if (_front is null) SendRegister();
+            if (_parameterCount < 0) _host.Tell(GetModelParameterCount.Instance, Self); // lost if the model restarted: ask again
+            else if (_front is null) SendRegister();
         });
         Receive<WorkerRegistered>(r =>
         {
@@ -135,7 +171,11 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     /// <param name="hostProps">The model host.</param>
     /// <param name="capacity">Calls taken at once.</param>
     /// <param name="parameters">The replica's parameters, when its model takes part in averaging (null: it does not).</param>
-    public static Props Props(ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters = null)
+    /// <param name="hostedParameters">The host's own model takes part in averaging (a <see cref="ModelHostActor"/> whose
+    /// model implements <c>IFlatParameters</c>, e.g. the TorchSharp server model): its parameters are read and written
+    /// through the host's queue (<see cref="GetModelParameters"/>, <see cref="UpdateModelParameters"/>), on the model's
+    /// thread between two jobs. Ignored when <paramref name="parameters"/> is given.</param>
+    public static Props Props(ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters = null, bool hostedParameters = false)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(hostProps);
@@ -144,7 +184,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         if (parameters is not null && (parameters.Count < 1 || (4L * parameters.Count) + 64 > BittensorCluster.MaxFrameBytes))
             throw new ArgumentException($"a replica's parameters must be 1 to {(BittensorCluster.MaxFrameBytes - 64) / 4} floats (one cluster frame); " +
                 $"this one has {parameters.Count}", nameof(parameters));
-        return FactoryProps.For(() => new ClusterWorkerActor(settings, hostProps, capacity, parameters));
+        return FactoryProps.For(() => new ClusterWorkerActor(settings, hostProps, capacity, parameters, hostedParameters));
     }
 
     /// <inheritdoc />
@@ -158,7 +198,9 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         _proxy = Context.ActorOf(Akka.Cluster.Tools.Singleton.ClusterSingletonProxy.Props($"/user/{ClusterSettings.FrontName}",
             Akka.Cluster.Tools.Singleton.ClusterSingletonProxySettings.Create(Context.System)
                 .WithRole(ClusterSettings.FrontRole).WithSingletonName(ClusterSettings.FrontSingletonName).WithBufferSize(1)), "front-proxy");
-        SendRegister();
+        // A hosted model's size is known once it is built: registration waits for the host's answer.
+        if (_hosted) _host.Tell(GetModelParameterCount.Instance, Self);
+        else SendRegister();
         Timers.StartPeriodicTimer(RegisterTick.Instance, RegisterTick.Instance, _settings.RegisterInterval);
     }
 
@@ -171,20 +213,52 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         _drainReplyTo?.Tell(Akka.Done.Instance);
     }
 
-    private void SendRegister() => _proxy.Tell(new RegisterWorker(_capacity, _draining, _replica, _parameters?.Count ?? 0), Self);
+    private void SendRegister() => _proxy.Tell(new RegisterWorker(_capacity, _draining, _replica, Math.Max(0, _parameterCount)), Self);
+
+    private void OnParameterCount(ModelParameterCount m)
+    {
+        if (_parameterCount >= 0) return;
+        if (m.Count < 0 || (4L * m.Count) + 64 > BittensorCluster.MaxFrameBytes)
+        {
+            // Every round would fail on the frame limit: refuse, as a too large IReplicaParameters does at start.
+            _log.Error("cluster worker: the model has {0} parameters; averaging takes at most {1} (one cluster frame); this worker stops",
+                m.Count, (BittensorCluster.MaxFrameBytes - 64) / 4);
+            Context.Stop(Self);
+            return;
+        }
+        _parameterCount = m.Count;
+        _log.Info("cluster worker: the model is up ({0} parameters for averaging)", m.Count);
+        SendRegister();
+    }
+
+    private void Applied(long round, bool exact, int replicas)
+    {
+        _averagedRound = round;
+        _log.Debug("cluster worker: applied the average of round {0} ({1} replicas{2})", round, replicas, exact ? ", as it is" : "");
+        Context.System.EventStream.Publish(new ReplicaParametersApplied(round, exact, replicas));
+    }
 
     // θ ← θ + (average − sent): the average replaces what this replica sent, and the steps it took since stay. An
     // element that did not move since is set to the average itself, so replicas without traffic end bit-equal.
     private void OnAveraged(AveragedParameters a)
     {
-        if (_parameters is null) return;
-        if (a.Values.Length != _parameters.Count)
+        if (_parameterCount <= 0) return;
+        if (a.Values.Length != _parameterCount)
         {
-            _log.Error("cluster worker: averaged parameters of round {0} have {1} values, this replica {2}; ignored", a.Round, a.Values.Length, _parameters.Count);
+            _log.Error("cluster worker: averaged parameters of round {0} have {1} values, this replica {2}; ignored", a.Round, a.Values.Length, _parameterCount);
             return;
         }
         var average = a.Values;
         var exact = a.Exact || _sent is not { } sent || sent.Round != a.Round;
+        if (_parameters is null)
+        {
+            // Hosted: applied on the model's thread between two jobs; a call that arrives after this message reaches
+            // the model after it (the host forwards control messages at once, calls only when the model is free).
+            _applying[a.Round] = (exact, a.Replicas);
+            _host.Tell(new UpdateModelParameters(a.Round, average, exact ? null : _sent!.Value.Sent), Self);
+            _sent = null;
+            return;
+        }
         if (exact) _parameters.Update(p => average.CopyTo(p));
         else
         {
@@ -195,9 +269,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
             });
         }
         _sent = null;
-        _averagedRound = a.Round;
-        _log.Debug("cluster worker: applied the average of round {0} ({1} replicas{2})", a.Round, a.Replicas, exact ? ", as it is" : "");
-        Context.System.EventStream.Publish(new ReplicaParametersApplied(a.Round, exact, a.Replicas));
+        Applied(a.Round, exact, a.Replicas);
     }
 
     private void OnCall(WorkerCall call)

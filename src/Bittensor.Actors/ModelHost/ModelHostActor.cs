@@ -17,7 +17,9 @@ namespace Bittensor.Actors.ModelHost;
 /// axon's <see cref="AxonHandlers"/> delegates (run on the thread pool, up to max_workers at once;
 /// <see cref="ForHandlers"/>). Send it <see cref="AxonModelCall"/> (the axon), <see cref="ModelForward"/>,
 /// <see cref="ModelBackward"/> (local callers of a text model), <see cref="SaveCheckpoint"/>,
-/// <see cref="GetModelStats"/>, <see cref="FlushBatches"/> and <see cref="GetQueueStatus"/>.
+/// <see cref="GetModelStats"/>, <see cref="FlushBatches"/>, <see cref="GetQueueStatus"/> and the parameter messages of
+/// cluster averaging (<see cref="GetModelParameterCount"/>, <see cref="GetModelParameters"/>,
+/// <see cref="UpdateModelParameters"/>: control messages, run on the model's thread between two jobs).
 /// </summary>
 /// <remarks>
 /// <para>Hops of a served call: the axon's gRPC handler (<c>AxonService</c>) Tells this host an
@@ -181,7 +183,8 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
         Receive<HandlerJobDone>(OnHandlerDone);
         Receive<Terminated>(t => t.ActorRef.Equals(_worker), OnWorkerStopped);
         Receive<StartWorker>(_ => StartNewWorker());
-        // Control messages (SaveCheckpoint, GetModelStats, FailNextForward) go to the worker in order with jobs.
+        // Control messages (SaveCheckpoint, GetModelStats, FailNextForward, the parameter messages) go to the worker in order
+        // with jobs: its mailbox runs them between two jobs, on the model's thread.
         ReceiveAny(ToWorker);
     }
 
@@ -255,6 +258,19 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
     {
         if (_factory is null)
         {
+            // Delegates have no parameters of their own to average.
+            switch (message)
+            {
+                case GetModelParameterCount:
+                    Sender.Tell(new ModelParameterCount(0));
+                    return;
+                case GetModelParameters g:
+                    Sender.Tell(new ModelParameters(g.Tag, [], 0));
+                    return;
+                case UpdateModelParameters u:
+                    Sender.Tell(new ModelParametersUpdated(u.Tag, false, "this host serves delegates, which have no parameters"));
+                    return;
+            }
             Unhandled(message);
             return;
         }

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Bittensor.Actors.Axon;
+using Bittensor.Core.Modeling;
 
 namespace Bittensor.Actors.ModelHost;
 
@@ -179,3 +180,37 @@ public static class ModelHostEvents
         protected override void PostStop() => Context.System.EventStream.Unsubscribe(Self);
     }
 }
+
+/// <summary>
+/// Asks how many parameters the hosted model exposes for averaging (<see cref="IFlatParameters"/>); answered with
+/// <see cref="ModelParameterCount"/> by the model's worker once the model is built (0: the model exposes none, or the
+/// host serves delegates). Like every control message it goes to the model's thread in order with the jobs.
+/// </summary>
+public sealed record GetModelParameterCount : INoSerializationVerificationNeeded
+{
+    /// <summary>The only instance.</summary>
+    public static GetModelParameterCount Instance { get; } = new();
+    private GetModelParameterCount() { }
+}
+
+/// <summary>The hosted model's parameter count (0 = none to average).</summary>
+public sealed record ModelParameterCount(int Count) : INoSerializationVerificationNeeded;
+
+/// <summary>
+/// Asks for a copy of the hosted model's parameters; answered with <see cref="ModelParameters"/> (same
+/// <paramref name="Tag"/>). Handled on the model's thread between two jobs (never while a batch runs).
+/// </summary>
+public sealed record GetModelParameters(long Tag) : INoSerializationVerificationNeeded;
+
+/// <summary>A copy of the hosted model's parameters (empty when it exposes none) and its optimizer steps so far.</summary>
+public sealed record ModelParameters(long Tag, float[] Values, long Step) : INoSerializationVerificationNeeded;
+
+/// <summary>
+/// Applies an average to the hosted model, on its thread between two jobs: with <paramref name="Sent"/> (the copy this
+/// replica contributed) θ ← θ + (<paramref name="Average"/> − <paramref name="Sent"/>), an element that did not move
+/// since set to the average itself; without, θ ← average. Answered with <see cref="ModelParametersUpdated"/>.
+/// </summary>
+public sealed record UpdateModelParameters(long Tag, float[] Average, float[]? Sent) : INoSerializationVerificationNeeded;
+
+/// <summary>The answer to <see cref="UpdateModelParameters"/>: applied, or why not (<paramref name="Message"/>).</summary>
+public sealed record ModelParametersUpdated(long Tag, bool Applied, string Message) : INoSerializationVerificationNeeded;

@@ -52,6 +52,9 @@ internal sealed class ModelWorker : ReceiveActor, IWithTimers
         });
         Receive<GetModelStats>(_ => Sender.Tell(new ModelStats(_incarnation, _forwardCalls, _forwardRows, _largestBatch, _steps, _restoredStep, Context.Props.Dispatcher)));
         Receive<FailNextForward>(_ => _failNextForward = true);
+        Receive<GetModelParameterCount>(_ => Sender.Tell(new ModelParameterCount(_model is IFlatParameters p ? p.ParameterCount : 0)));
+        Receive<GetModelParameters>(g => Sender.Tell(new ModelParameters(g.Tag, _model is IFlatParameters p ? p.GetParameters() : [], _steps)));
+        Receive<UpdateModelParameters>(UpdateParameters);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -138,6 +141,51 @@ internal sealed class ModelWorker : ReceiveActor, IWithTimers
             Sender.Tell(new JobFailed(job.JobId, ModelReturnCode.UnknownException, $"model backward failed: {e.Message}", Fatal: true));
             throw;
         }
+    }
+
+    // θ ← θ + (average − sent), or θ ← average; on this thread, so no step runs meanwhile. Bad input (wrong size, NaN)
+    // is refused with a message and changes nothing; a failure inside the model crashes this worker (restart from the
+    // last checkpoint), as for a failed step.
+    private void UpdateParameters(UpdateModelParameters u)
+    {
+        if (_model is not IFlatParameters p)
+        {
+            Sender.Tell(new ModelParametersUpdated(u.Tag, false, "the model exposes no parameters"));
+            return;
+        }
+        var count = p.ParameterCount;
+        if (u.Average.Length != count || (u.Sent is { } s && s.Length != count))
+        {
+            Sender.Tell(new ModelParametersUpdated(u.Tag, false, $"{u.Average.Length} averaged values for a model of {count} parameters"));
+            return;
+        }
+        foreach (var v in u.Average)
+        {
+            if (float.IsFinite(v)) continue;
+            Sender.Tell(new ModelParametersUpdated(u.Tag, false, "the averaged values contain NaN or Inf"));
+            return;
+        }
+        try
+        {
+            if (u.Sent is not { } sent) p.SetParameters(u.Average);
+            else
+            {
+                var values = p.GetParameters();
+                var average = u.Average;
+                for (var i = 0; i < values.Length; i++) values[i] = values[i] == sent[i] ? average[i] : values[i] + (average[i] - sent[i]);
+                foreach (var v in values)
+                    if (!float.IsFinite(v)) throw new ModelDivergedException("parameters contain NaN or Inf after applying the average");
+                p.SetParameters(values);
+            }
+        }
+        catch (Exception e)
+        {
+            Sender.Tell(new ModelParametersUpdated(u.Tag, false, $"the model failed to take the average: {e.Message}"));
+            throw;
+        }
+        // The next checkpoint (timer or step) holds the averaged weights, so a restart does not bring back the old ones.
+        _savedStep = -1;
+        Sender.Tell(new ModelParametersUpdated(u.Tag, true, ""));
     }
 
     private void Save()

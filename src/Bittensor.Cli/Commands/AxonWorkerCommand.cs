@@ -108,12 +108,13 @@ internal static partial class AxonCommands
     internal const string LeftLine = ProcessNetwork.WorkerLeftLine;
 
     /// <summary>Runs a worker node hosting <paramref name="host"/> until Ctrl-C (drain, leave: 0) or until it is removed or its host stops (1).</summary>
-    internal static async Task<int> RunWorker(Config hocon, ClusterSettings cluster, Props host, string model, int capacity, CancellationToken cancellation)
+    internal static async Task<int> RunWorker(Config hocon, ClusterSettings cluster, Props host, string model, int capacity, CancellationToken cancellation,
+        bool hostedParameters = false)
     {
         var config = ConfigurationFactory.ParseString("akka.loglevel = INFO\nakka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon);
         var system = BittensorCluster.CreateSystem(cluster, ClusterSettings.WorkerRole, config);
         var self = Akka.Cluster.Cluster.Get(system);
-        var worker = BittensorCluster.StartWorker(system, cluster, host, capacity);
+        var worker = BittensorCluster.StartWorker(system, cluster, host, capacity, hostedParameters: hostedParameters);
         Console.Error.WriteLine($"worker {self.SelfAddress} joining {string.Join(",", cluster.SeedNodes)}: model {model}, capacity {capacity}; " +
             "Ctrl-C to drain and leave");
         self.RegisterOnMemberUp(() => Console.Error.WriteLine($"worker {self.SelfAddress} is up in the cluster"));

@@ -144,7 +144,8 @@ internal static class RunCommands
                         settings.Axon.MaxWorkers, settings.Axon.QueueCapacity, settings.Axon.CallTimeout)
                     : ServerModelHost.Props(settings.Model);
                 var capacity = cluster.WorkerCapacity > 0 ? cluster.WorkerCapacity : settings.Model.MaxQueue + settings.Model.MaxBatch;
-                return await AxonCommands.RunWorker(hocon, cluster, hostProps, bad ?? "server model", capacity, cancellationToken);
+                // The TorchSharp model's replicas are averaged across workers (through the host's queue); an adversary's delegates are not.
+                return await AxonCommands.RunWorker(hocon, cluster, hostProps, bad ?? "server model", capacity, cancellationToken, hostedParameters: bad is null);
             }
             // Every role hosts a TorchSharp model: a library that cannot load is one line now, not a restart loop.
             if (Bittensor.Models.TorchNative.Check() is { } why) throw new CliException(why);

@@ -49,3 +49,22 @@ public enum ModelOptimizer
     /// <summary>torch.optim.SGD (no momentum).</summary>
     Sgd,
 }
+
+/// <summary>
+/// A model whose trainable parameters can be read and written as one flat float vector (for parameter averaging
+/// across the replicas of a clustered miner, docs/cluster.md). Like <see cref="ITextModel"/> it is called from the
+/// model's own thread only (the model host's worker), between its forward and backward calls; the order of the
+/// values is fixed for the model's life (the same order in every replica of one architecture).
+/// </summary>
+public interface IFlatParameters
+{
+    /// <summary>Number of parameters (fixed for the model's life).</summary>
+    int ParameterCount { get; }
+
+    /// <summary>A copy of every parameter, in the fixed order.</summary>
+    float[] GetParameters();
+
+    /// <summary>Sets every parameter from <paramref name="values"/> (exactly <see cref="ParameterCount"/> values, finite).</summary>
+    /// <exception cref="ArgumentException">Wrong length or a value that is NaN or Inf; nothing is changed then.</exception>
+    void SetParameters(ReadOnlySpan<float> values);
+}

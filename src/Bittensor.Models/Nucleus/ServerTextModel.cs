@@ -10,8 +10,10 @@ namespace Bittensor.Models.Nucleus;
 /// without TorchSharp. Every call runs synchronously on the caller's thread (TorchSharp's inference mode and dispose
 /// scopes are per thread) and copies results out to arrays. NaN/Inf in outputs or weights throws
 /// <see cref="ModelDivergedException"/>. Not thread-safe: the model host calls it from one thread at a time.
+/// Its parameters read and write as one flat vector (<see cref="IFlatParameters"/>, in the order of
+/// <c>parameters()</c>) for averaging across cluster replicas; the optimizer's state (Adam's moments) stays per replica.
 /// </summary>
-public sealed class ServerTextModel : ITextModel
+public sealed class ServerTextModel : ITextModel, IFlatParameters
 {
     private readonly ServerModelOptions _options;
     private readonly ServerModel _model;
@@ -78,6 +80,55 @@ public sealed class ServerTextModel : ITextModel
             _optimizer.ZeroGrad();
             foreach (var p in _model.parameters())
                 if (!torch.isfinite(p).all().item<bool>()) throw new ModelDivergedException("model weights contain NaN or Inf after a step");
+        }
+    }
+
+    /// <inheritdoc />
+    public int ParameterCount
+    {
+        get
+        {
+            long count = 0;
+            foreach (var p in _model.parameters()) count += p.numel();
+            return checked((int)count);
+        }
+    }
+
+    /// <inheritdoc />
+    public float[] GetParameters()
+    {
+        using (torch.no_grad())
+        using (var scope = NewDisposeScope())
+        {
+            var values = new float[ParameterCount];
+            var offset = 0;
+            foreach (var p in _model.parameters())
+            {
+                var part = p.detach().cpu().data<float>().ToArray();
+                part.CopyTo(values, offset);
+                offset += part.Length;
+            }
+            return values;
+        }
+    }
+
+    /// <inheritdoc />
+    public void SetParameters(ReadOnlySpan<float> values)
+    {
+        var count = ParameterCount;
+        if (values.Length != count) throw new ArgumentException($"{values.Length} parameter values for a model of {count}", nameof(values));
+        foreach (var v in values)
+            if (!float.IsFinite(v)) throw new ArgumentException("parameter values contain NaN or Inf", nameof(values));
+        using (torch.no_grad())
+        using (var scope = NewDisposeScope())
+        {
+            var offset = 0;
+            foreach (var p in _model.parameters())
+            {
+                var n = checked((int)p.numel());
+                p.copy_(torch.tensor(values.Slice(offset, n).ToArray(), p.shape, device: _device));
+                offset += n;
+            }
         }
     }
 
