@@ -33,6 +33,9 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
     private sealed class Worker(IActorRef actor, string replica, int capacity, long order)
     {
         public int ParameterCount { get; set; }
+        public long AveragedRound { get; set; }
+        public bool Held { get; set; }
+        public bool PullFailed { get; set; }
         public IActorRef Actor { get; } = actor;
         public Address Address => Actor.Path.Address;
         public string Replica { get; } = replica;
@@ -42,7 +45,7 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         public bool Draining { get; set; }
         public long Served { get; set; }
         public long Order { get; } = order;
-        public bool Available => Reachable && !Draining && InFlight < Capacity;
+        public bool Available => Reachable && !Draining && !Held && InFlight < Capacity;
     }
 
     private sealed class Call(long id, IActorRef replyTo, AxonModelCall source, DateTime deadline, AffinityKey? key)
@@ -79,6 +82,17 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         public float[] Sum { get; } = new float[count];
     }
 
+    private sealed record PullTimedOut(long Round) : INoSerializationVerificationNeeded
+    {
+        public const string Key = "checkpoint-pull";
+    }
+
+    private sealed record HoldWindowEnded : INoSerializationVerificationNeeded
+    {
+        public const string Key = "hold-window";
+        public static HoldWindowEnded Instance { get; } = new();
+    }
+
     private const string AveragingTimer = "averaging";
 
     private readonly ClusterSettings _settings;
@@ -99,6 +113,8 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
     private long _roundsDone;
     private Round? _round;
     private (long Round, float[] Values)? _checkpoint;
+    private (IActorRef Worker, long Round)? _pull;
+    private DateTime _startedAt;
 
     private ClusterFrontActor(ClusterSettings settings, TimeProvider? time)
     {
@@ -123,19 +139,24 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
             w.Reachable = false;
             _log.Warning("cluster front: worker {0} is unreachable; routing around it", w.Replica);
             Reroute(w, "its worker became unreachable");
-        }));
+        }, then: ReleaseHeld));
         Receive<ClusterEvent.ReachableMember>(m => ForWorkersAt(m.Member.Address, w =>
         {
             if (w.Reachable) return;
             w.Reachable = true;
             _log.Info("cluster front: worker {0} is reachable again", w.Replica);
         }));
-        Receive<ClusterEvent.MemberRemoved>(m => ForWorkersAt(m.Member.Address, w => Remove(w, "its node left the cluster")));
+        Receive<ClusterEvent.MemberRemoved>(m =>
+        {
+            ForWorkersAt(m.Member.Address, w => Remove(w, "its node left the cluster"));
+            ReleaseHeld();
+        });
         Receive<ClusterEvent.IMemberEvent>(m =>
         {
             // Leaving or exiting: no new work (a worker that drained announced it already).
             if (m.Member.Status is MemberStatus.Leaving or MemberStatus.Exiting or MemberStatus.Down)
                 ForWorkersAt(m.Member.Address, w => w.Draining = true);
+            ReleaseHeld();
         });
         Receive<Terminated>(t =>
         {
@@ -148,6 +169,17 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
             if (_round is null) StartRound(null);
         });
         Receive<ReplicaParameters>(OnParameters);
+        Receive<AveragedParameters>(OnCheckpoint);
+        Receive<PullTimedOut>(t =>
+        {
+            if (_pull is not { } pull || pull.Round != t.Round) return;
+            _pull = null;
+            if (_workers.TryGetValue(pull.Worker, out var w)) w.PullFailed = true;
+            _log.Warning("cluster front: worker {0} did not send the averaged checkpoint of round {1} in time", w?.Replica ?? pull.Worker.Path.Address.ToString(), t.Round);
+            PullNext();
+            ReleaseHeld();
+        });
+        Receive<HoldWindowEnded>(_ => ReleaseHeld());
         Receive<RoundTimedOut>(t =>
         {
             if (_round?.Id != t.Round) return;
@@ -176,6 +208,8 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
             typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
         if (_settings.AveragingInterval > TimeSpan.Zero)
             Timers.StartPeriodicTimer(AveragingTimer, AveragingTick.Instance, _settings.AveragingInterval);
+        _startedAt = _time.GetUtcNow().UtcDateTime;
+        Timers.StartSingleTimer(HoldWindowEnded.Key, HoldWindowEnded.Instance, _settings.AveragingTimeout);
     }
 
     /// <inheritdoc />
@@ -197,10 +231,14 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         {
             known.Capacity = r.Capacity;
             known.Draining |= r.Draining;
+            known.AveragedRound = Math.Max(known.AveragedRound, r.AveragedRound);
         }
         else
         {
-            var w = new Worker(Sender, r.Replica, r.Capacity, _nextOrder++) { Draining = r.Draining, ParameterCount = r.ParameterCount };
+            var w = new Worker(Sender, r.Replica, r.Capacity, _nextOrder++)
+            {
+                Draining = r.Draining, ParameterCount = r.ParameterCount, AveragedRound = r.AveragedRound,
+            };
             _workers[Sender] = w;
             _ordered.Add(w);
             Context.Watch(Sender);
@@ -208,13 +246,100 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
             _log.Info("cluster front: worker {0} joined (capacity {1}); {2} workers", r.Replica, r.Capacity, _workers.Count);
         }
         Sender.Tell(new WorkerRegistered(_workers.Count));
-        // A joining replica starts from the latest averaged checkpoint: sent before any call, and messages between two
-        // actors keep their order, so the worker applies it before it serves.
-        if (joined && r.ParameterCount > 0 && _checkpoint is { } checkpoint)
+        // Rounds continue after a take-over: a new round's number is above every round a replica applied.
+        _nextRound = Math.Max(_nextRound, r.AveragedRound);
+        if (!joined || r.ParameterCount <= 0) return;
+        var worker = _workers[Sender];
+        if (r.AveragedRound > (_checkpoint?.Round ?? 0))
         {
-            if (checkpoint.Values.Length == r.ParameterCount) Sender.Tell(new AveragedParameters(checkpoint.Round, true, 0, checkpoint.Values));
-            else _log.Warning("cluster front: worker {0} has {1} parameters, the averaged checkpoint {2}: it keeps its own", r.Replica, r.ParameterCount, checkpoint.Values.Length);
+            // This replica applied a later average than this front holds (it took over): pull it as the checkpoint.
+            PullNext();
         }
+        else if (r.AveragedRound == 0 && MustHold())
+        {
+            // A fresh replica while this front may still learn of a checkpoint (a pull runs, or live workers have not
+            // registered yet after a take-over): no calls until then, at most averaging.timeout.
+            worker.Held = true;
+            _log.Info("cluster front: worker {0} waits for the averaged checkpoint before it serves", r.Replica);
+        }
+        else
+        {
+            SendCheckpointTo(worker);
+        }
+        ReleaseHeld();
+    }
+
+    // A joining replica (or one that missed rounds) starts from the latest averaged checkpoint: sent before any call,
+    // and messages between two actors keep their order, so the worker applies it before it serves. A replica that
+    // applied this round already keeps its own state (its steps since).
+    private void SendCheckpointTo(Worker w)
+    {
+        if (_checkpoint is not { } checkpoint || w.AveragedRound >= checkpoint.Round) return;
+        if (checkpoint.Values.Length != w.ParameterCount)
+        {
+            _log.Warning("cluster front: worker {0} has {1} parameters, the averaged checkpoint {2}: it keeps its own", w.Replica, w.ParameterCount, checkpoint.Values.Length);
+            return;
+        }
+        w.Actor.Tell(new AveragedParameters(checkpoint.Round, true, 0, checkpoint.Values), Self);
+        w.AveragedRound = checkpoint.Round;
+    }
+
+    // Fresh replicas wait while a checkpoint pull runs, or — without any checkpoint, in this front's first
+    // averaging.timeout — while a live (reachable, Up) worker node has not registered: after a take-over the old
+    // replicas register one by one, and one of them may hold the latest average.
+    private bool MustHold()
+    {
+        if (_pull is not null) return true;
+        if (_checkpoint is not null || _time.GetUtcNow().UtcDateTime - _startedAt >= _settings.AveragingTimeout) return false;
+        var state = Akka.Cluster.Cluster.Get(Context.System).State;
+        var registered = _workers.Values.Select(w => w.Address).ToHashSet();
+        return state.Members.Any(m => m.Status == MemberStatus.Up && m.HasRole(ClusterSettings.WorkerRole) && !registered.Contains(m.Address)
+            && !state.Unreachable.Contains(m));
+    }
+
+    private void ReleaseHeld()
+    {
+        if (!_workers.Values.Any(w => w.Held) || MustHold()) return;
+        foreach (var w in _ordered.Where(w => w.Held))
+        {
+            w.Held = false;
+            SendCheckpointTo(w);
+            _log.Info("cluster front: worker {0} serves ({1})", w.Replica, _checkpoint is { } c ? $"from the checkpoint of round {c.Round}" : "no checkpoint in the cluster");
+        }
+    }
+
+    // Pulls the latest average a registered replica applied, when it is later than this front's checkpoint.
+    private void PullNext()
+    {
+        if (_pull is not null) return;
+        var from = _ordered.Where(w => w.ParameterCount > 0 && w.Reachable && !w.PullFailed && w.AveragedRound > (_checkpoint?.Round ?? 0))
+            .OrderByDescending(w => w.AveragedRound).ThenBy(w => w.Order).FirstOrDefault();
+        if (from is null) return;
+        _pull = (from.Actor, from.AveragedRound);
+        from.Actor.Tell(new SendCheckpoint(from.AveragedRound), Self);
+        Timers.StartSingleTimer(PullTimedOut.Key, new PullTimedOut(from.AveragedRound), _settings.AveragingTimeout);
+    }
+
+    private void OnCheckpoint(AveragedParameters a)
+    {
+        if (_pull is not { } pull || !pull.Worker.Equals(Sender)) return;
+        _pull = null;
+        Timers.Cancel(PullTimedOut.Key);
+        var from = _workers.GetValueOrDefault(Sender);
+        if (a.Round > (_checkpoint?.Round ?? 0) && from is not null && a.Values.Length == from.ParameterCount)
+        {
+            _checkpoint = (a.Round, a.Values);
+            _nextRound = Math.Max(_nextRound, a.Round);
+            _log.Info("cluster front: took the averaged checkpoint of round {0} ({1} parameters) from worker {2}", a.Round, a.Values.Length, from.Replica);
+            // Registered replicas that have not applied it (joined in the meantime, or missed the round) take it now.
+            foreach (var w in _ordered.Where(w => !w.Held && w.ParameterCount > 0)) SendCheckpointTo(w);
+        }
+        else if (from is not null)
+        {
+            from.PullFailed = true;
+        }
+        PullNext();
+        ReleaseHeld();
     }
 
     private void OnCall(AxonModelCall call)
@@ -308,9 +433,10 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         c.ReplyTo.Tell(new AxonModelReply(c.Source.RequestId, new ModelResponse(null, ReturnCode.NucleusTimeout, "no worker answered before the call's deadline")));
     }
 
-    private void ForWorkersAt(Address address, Action<Worker> action)
+    private void ForWorkersAt(Address address, Action<Worker> action, Action? then = null)
     {
         foreach (var w in _workers.Values.Where(w => w.Address.Equals(address)).ToList()) action(w);
+        then?.Invoke();
     }
 
     private void Remove(Worker w, string why)
@@ -361,7 +487,7 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
             replyTo?.Tell(new AveragingResult(_round.Id, 0, $"round {_round.Id} is in progress"));
             return;
         }
-        var replicas = _ordered.Where(w => w.ParameterCount > 0 && w.Reachable && !w.Draining).ToList();
+        var replicas = _ordered.Where(w => w.ParameterCount > 0 && w.Reachable && !w.Draining && !w.Held).ToList();
         if (replicas.Count == 0)
         {
             replyTo?.Tell(new AveragingResult(0, 0, "no available worker has parameters to average"));
@@ -417,8 +543,11 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         var contributors = round.Contributors.ToHashSet();
         foreach (var c in round.Contributors) c.Tell(new AveragedParameters(round.Id, false, n, average), Self);
         // Replicas that joined during the round or did not answer take the average as it is.
-        foreach (var w in _ordered.Where(w => w.ParameterCount == average.Length && !contributors.Contains(w.Actor)))
-            w.Actor.Tell(new AveragedParameters(round.Id, true, n, average), Self);
+        foreach (var w in _ordered.Where(w => w.ParameterCount == average.Length && !w.Held))
+        {
+            if (!contributors.Contains(w.Actor)) w.Actor.Tell(new AveragedParameters(round.Id, true, n, average), Self);
+            w.AveragedRound = round.Id;
+        }
         _log.Info("cluster front: averaging round {0}: {1} replicas, {2} parameters", round.Id, n, average.Length);
         round.ReplyTo?.Tell(new AveragingResult(round.Id, n, null));
     }

@@ -38,7 +38,16 @@ public sealed record WorkerReply(long RequestId, ReturnCode Code, string Message
 /// <param name="Draining">The worker is leaving: route nothing new to it.</param>
 /// <param name="Replica">A name for logs and status (the worker node's address).</param>
 /// <param name="ParameterCount">Parameters of its model replica taking part in averaging (0 = none).</param>
-public sealed record RegisterWorker(int Capacity, bool Draining, string Replica, int ParameterCount = 0) : IClusterControlMessage;
+/// <param name="AveragedRound">The last averaging round whose average the replica applied (0 = none yet: a fresh replica).
+/// A front that took over learns from it where the rounds stand and which worker holds the latest checkpoint.</param>
+public sealed record RegisterWorker(int Capacity, bool Draining, string Replica, int ParameterCount = 0, long AveragedRound = 0) : IClusterControlMessage;
+
+/// <summary>
+/// front → worker: send the last average you applied (its round is at least <paramref name="Round"/>) back as
+/// <see cref="AveragedParameters"/>. A front that took over pulls the latest averaged checkpoint so from a replica
+/// (docs/cluster.md "Parameter averaging", "Front take-over").
+/// </summary>
+public sealed record SendCheckpoint(long Round) : IClusterControlMessage;
 
 /// <summary>front → worker: send your replica's parameters for averaging round <paramref name="Round"/> (answered with <see cref="ReplicaParameters"/>).</summary>
 public sealed record CollectParameters(long Round) : IClusterControlMessage;
@@ -50,6 +59,7 @@ public sealed record ReplicaParameters(long Round, float[] Values) : IClusterTen
 /// front → worker: the average of round <paramref name="Round"/> over <paramref name="Replicas"/> replicas. A worker
 /// that sent its parameters for this round applies θ ← θ + (average − what it sent) (its steps since then are kept);
 /// with <paramref name="Exact"/> (a joining worker, or one that missed the round) it takes the average as it is.
+/// Also worker → front, as the answer to <see cref="SendCheckpoint"/>: the last average the worker applied.
 /// </summary>
 public sealed record AveragedParameters(long Round, bool Exact, int Replicas, float[] Values) : IClusterTensorMessage;
 

@@ -355,14 +355,19 @@ public sealed class ClusterControlSerializer : SerializerWithStringManifest
         WorkerDraining => "DR",
         DrainAck => "DA",
         CollectParameters => "CP",
+        SendCheckpoint => "SC",
         _ => throw new ArgumentException($"{GetType().Name} cannot serialize {o?.GetType().Name ?? "null"}", nameof(o)),
     };
 
     /// <inheritdoc />
     public override byte[] ToBinary(object obj) => obj switch
     {
-        RegisterWorker r => new RegisterWorkerProto { Capacity = r.Capacity, Draining = r.Draining, Replica = r.Replica, ParameterCount = r.ParameterCount }.ToByteArray(),
+        RegisterWorker r => new RegisterWorkerProto
+        {
+            Capacity = r.Capacity, Draining = r.Draining, Replica = r.Replica, ParameterCount = r.ParameterCount, AveragedRound = r.AveragedRound,
+        }.ToByteArray(),
         CollectParameters c => new CollectParametersProto { Round = c.Round }.ToByteArray(),
+        SendCheckpoint c => new SendCheckpointProto { Round = c.Round }.ToByteArray(),
         WorkerRegistered r => new WorkerRegisteredProto { Workers = r.Workers }.ToByteArray(),
         WorkerDraining => new WorkerDrainingProto().ToByteArray(),
         DrainAck => new DrainAckProto().ToByteArray(),
@@ -381,11 +386,16 @@ public sealed class ClusterControlSerializer : SerializerWithStringManifest
                     if (r.Capacity < 1) throw new SerializationException("RegisterWorker: capacity must be positive");
                     if (r.Replica.Length > 1024) throw new SerializationException("RegisterWorker: replica name too long");
                     if (r.ParameterCount < 0) throw new SerializationException("RegisterWorker: negative parameter count");
-                    return new RegisterWorker(r.Capacity, r.Draining, r.Replica, r.ParameterCount);
+                    if (r.AveragedRound < 0) throw new SerializationException("RegisterWorker: negative averaged round");
+                    return new RegisterWorker(r.Capacity, r.Draining, r.Replica, r.ParameterCount, r.AveragedRound);
                 case "CP":
                     var c = CollectParametersProto.Parser.ParseFrom(bytes);
                     if (c.Round < 1) throw new SerializationException("CollectParameters: round must be positive");
                     return new CollectParameters(c.Round);
+                case "SC":
+                    var sc = SendCheckpointProto.Parser.ParseFrom(bytes);
+                    if (sc.Round < 1) throw new SerializationException("SendCheckpoint: round must be positive");
+                    return new SendCheckpoint(sc.Round);
                 case "RA":
                     return new WorkerRegistered(WorkerRegisteredProto.Parser.ParseFrom(bytes).Workers);
                 case "DR":

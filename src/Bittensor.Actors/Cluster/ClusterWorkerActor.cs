@@ -44,7 +44,9 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     // one (-1 until it answered; the worker registers after that, so the front knows the size from the start).
     private int _parameterCount;
     private (long Round, IActorRef Front)? _collecting;
-    private readonly Dictionary<long, (bool Exact, int Replicas)> _applying = [];
+    private readonly Dictionary<long, (bool Exact, int Replicas, float[] Values)> _applying = [];
+    // The last average applied (kept for a front that takes over and pulls it as its checkpoint).
+    private (long Round, int Replicas, float[] Values)? _lastAverage;
     private (long Round, float[] Sent)? _sent;
     private long _averagedRound;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -98,10 +100,15 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         Receive<ModelParametersUpdated>(u =>
         {
             if (!_applying.Remove(u.Tag, out var a)) return;
-            if (u.Applied) Applied(u.Tag, a.Exact, a.Replicas);
+            if (u.Applied) Applied(u.Tag, a.Exact, a.Replicas, a.Values);
             else _log.Error("cluster worker: the average of round {0} was not applied: {1}", u.Tag, u.Message);
         });
         Receive<AveragedParameters>(OnAveraged);
+        Receive<SendCheckpoint>(s =>
+        {
+            if (_lastAverage is { } c && c.Round >= s.Round) Sender.Tell(new AveragedParameters(c.Round, true, c.Replicas, c.Values), Self);
+            else _log.Warning("cluster worker: the front asked for the checkpoint of round {0}; this replica has {1}", s.Round, _lastAverage?.Round ?? 0);
+        });
         Receive<WorkerCall>(OnCall);
         Receive<AxonModelReply>(OnHostReply);
         Receive<RegisterTick>(_ =>
@@ -213,7 +220,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         _drainReplyTo?.Tell(Akka.Done.Instance);
     }
 
-    private void SendRegister() => _proxy.Tell(new RegisterWorker(_capacity, _draining, _replica, Math.Max(0, _parameterCount)), Self);
+    private void SendRegister() => _proxy.Tell(new RegisterWorker(_capacity, _draining, _replica, Math.Max(0, _parameterCount), _averagedRound), Self);
 
     private void OnParameterCount(ModelParameterCount m)
     {
@@ -231,9 +238,10 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         SendRegister();
     }
 
-    private void Applied(long round, bool exact, int replicas)
+    private void Applied(long round, bool exact, int replicas, float[] values)
     {
         _averagedRound = round;
+        _lastAverage = (round, replicas, values);
         _log.Debug("cluster worker: applied the average of round {0} ({1} replicas{2})", round, replicas, exact ? ", as it is" : "");
         Context.System.EventStream.Publish(new ReplicaParametersApplied(round, exact, replicas));
     }
@@ -254,7 +262,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         {
             // Hosted: applied on the model's thread between two jobs; a call that arrives after this message reaches
             // the model after it (the host forwards control messages at once, calls only when the model is free).
-            _applying[a.Round] = (exact, a.Replicas);
+            _applying[a.Round] = (exact, a.Replicas, average);
             _host.Tell(new UpdateModelParameters(a.Round, average, exact ? null : _sent!.Value.Sent), Self);
             _sent = null;
             return;
@@ -269,7 +277,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
             });
         }
         _sent = null;
-        Applied(a.Round, exact, a.Replicas);
+        Applied(a.Round, exact, a.Replicas, average);
     }
 
     private void OnCall(WorkerCall call)

@@ -170,4 +170,59 @@ public sealed class ClusterAveragingSpec(Xunit.Abstractions.ITestOutputHelper ou
         // No traffic: whatever round ran since, both hold the same average.
         Assert.Equal(a.Snapshot(), b.Snapshot());
     }
+
+    [Fact]
+    public async Task After_a_front_take_over_the_new_front_pulls_the_checkpoint_from_a_replica_and_a_joining_worker_starts_from_it()
+    {
+        // The first front dies below without leaving (kill -9 as the others see it).
+        var (first, firstEvents) = StartFrontNode(extra: Akka.Configuration.ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-actor-system-terminate = off"));
+        var active = await Activated(firstEvents, TimeSpan.FromSeconds(60));
+        var (standby, standbyEvents) = StartFrontNode(seeds: Akka.Cluster.Cluster.Get(first).SelfAddress.ToString());
+        var a = new TrainableDemoModel(Dim, Vocab, seed: 1);
+        var b = new TrainableDemoModel(Dim, Vocab, seed: 2);
+        var appliedA = StartReplica(first, a);
+        var appliedB = StartReplica(first, b);
+        await AwaitWorkers(active.Router, 2);
+        var checkpoint = Mean(a.Snapshot(), b.Snapshot());
+        Assert.Equal(2, (await AverageNow(active.Router)).Replicas);
+        foreach (var applied in new[] { appliedA, appliedB })
+        {
+            var e = await applied.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(60));
+            Assert.Equal((1L, false), (e.Round, e.Exact));
+        }
+        Assert.Equal(checkpoint, b.Snapshot());
+        // Replica a trains after the round: its step must survive the take-over (no checkpoint is forced on it).
+        a.Update(p => p[5 * Dim] += 1f);
+
+        await first.Terminate();
+        var next = await Activated(standbyEvents, TimeSpan.FromMinutes(3));
+        await AwaitWorkers(next.Router, 2);
+        // The replicas registered with the round they applied; the new front pulled that average from one of them.
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await Status(next.Router)).CheckpointRound), TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(100));
+
+        // A fresh replica joining the new front starts from the checkpoint the old front made.
+        var c = new TrainableDemoModel(Dim, Vocab, seed: 3);
+        var appliedC = StartReplica(standby, c);
+        var joined = await appliedC.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(60));
+        Assert.Equal((1L, true), (joined.Round, joined.Exact));
+        Assert.Equal(checkpoint, c.Snapshot());
+        await AwaitWorkers(next.Router, 3);
+
+        // Rounds continue from the replicas' round: the next is round 2. a's step was kept until then: the next thing a
+        // applied is round 2 (a checkpoint forced on it after the take-over would have come first, in order).
+        var expected = Mean(a.Snapshot(), b.Snapshot(), c.Snapshot());
+        Assert.Equal(checkpoint[5 * Dim] + 1f, a.Snapshot()[5 * Dim]);
+        var round2 = await AverageNow(next.Router);
+        Assert.Equal((2L, 3, (string?)null), (round2.Round, round2.Replicas, round2.Skipped));
+        foreach (var applied in new[] { appliedA, appliedB, appliedC })
+        {
+            var e = await applied.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(60));
+            Assert.Equal((2L, false), (e.Round, e.Exact));
+        }
+        // Equal replicas; the mean of three up to the order the front added them in.
+        Assert.Equal(a.Snapshot(), c.Snapshot());
+        Assert.Equal(b.Snapshot(), c.Snapshot());
+        var averaged = c.Snapshot();
+        for (var i = 0; i < expected.Length; i++) Assert.Equal(expected[i], averaged[i], 5);
+    }
 }
