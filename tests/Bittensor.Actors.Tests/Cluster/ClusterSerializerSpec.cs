@@ -64,6 +64,12 @@ public sealed class ClusterSerializerSpec : Akka.TestKit.Xunit2.TestKit
         var withParameters = new RegisterWorker(4, false, "w", 1 << 20);
         Assert.Equal(withParameters, RoundTrip(withParameters));
         Assert.Equal(new CollectParameters(9), RoundTrip(new CollectParameters(9)));
+        var applied = new RegisterWorker(4, false, "w", 1 << 20, AveragedRound: 12);
+        Assert.Equal(applied, RoundTrip(applied));
+        Assert.Equal(new SendCheckpoint(12), RoundTrip(new SendCheckpoint(12)));
+        var control = (SerializerWithStringManifest)For(new SendCheckpoint(1));
+        Assert.Throws<System.Runtime.Serialization.SerializationException>(() => control.FromBinary(control.ToBinary(new SendCheckpoint(0)), "SC"));
+        Assert.Throws<System.Runtime.Serialization.SerializationException>(() => control.FromBinary(control.ToBinary(new RegisterWorker(4, false, "w", 1, -1)), "RW"));
     }
 
     [Fact]
