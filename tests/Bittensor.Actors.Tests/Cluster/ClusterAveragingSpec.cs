@@ -17,10 +17,10 @@ public sealed class ClusterAveragingSpec(Xunit.Abstractions.ITestOutputHelper ou
     private const int Vocab = 8;
 
     /// <summary>A worker hosting <paramref name="model"/>; its event stream (averages applied) is read from the returned probe.</summary>
-    private Akka.TestKit.TestProbe StartReplica(ActorSystem front, TrainableDemoModel model)
+    private Akka.TestKit.TestProbe StartReplica(ActorSystem front, TrainableDemoModel model, Akka.Configuration.Config? extra = null)
     {
         var settings = Settings(Akka.Cluster.Cluster.Get(front).SelfAddress.ToString());
-        var node = StartWorker(settings, ModelHostActor.ForHandlers(model.Handlers, 4, 16, TimeSpan.FromSeconds(60)), 20, parameters: model);
+        var node = StartWorker(settings, ModelHostActor.ForHandlers(model.Handlers, 4, 16, TimeSpan.FromSeconds(60)), 20, extra, parameters: model);
         var applied = CreateTestProbe(node);
         node.EventStream.Subscribe(applied.Ref, typeof(ReplicaParametersApplied));
         return applied;
@@ -174,14 +174,19 @@ public sealed class ClusterAveragingSpec(Xunit.Abstractions.ITestOutputHelper ou
     [Fact]
     public async Task After_a_front_take_over_the_new_front_pulls_the_checkpoint_from_a_replica_and_a_joining_worker_starts_from_it()
     {
+        // Five nodes in this process on a shared, busy machine: heartbeats can be seconds late, so the failure detector
+        // tolerates 10 s of silence (Akka's default 3 s could mark the surviving front unreachable and the resolver
+        // down it). The dead front is still detected, later.
+        var tolerant = Akka.Configuration.ConfigurationFactory.ParseString("akka.cluster.failure-detector.acceptable-heartbeat-pause = 10s");
         // The first front dies below without leaving (kill -9 as the others see it).
-        var (first, firstEvents) = StartFrontNode(extra: Akka.Configuration.ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-actor-system-terminate = off"));
+        var (first, firstEvents) = StartFrontNode(extra: Akka.Configuration.ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-actor-system-terminate = off")
+            .WithFallback(tolerant));
         var active = await Activated(firstEvents, TimeSpan.FromSeconds(60));
-        var (standby, standbyEvents) = StartFrontNode(seeds: Akka.Cluster.Cluster.Get(first).SelfAddress.ToString());
+        var (standby, standbyEvents) = StartFrontNode(extra: tolerant, seeds: Akka.Cluster.Cluster.Get(first).SelfAddress.ToString());
         var a = new TrainableDemoModel(Dim, Vocab, seed: 1);
         var b = new TrainableDemoModel(Dim, Vocab, seed: 2);
-        var appliedA = StartReplica(first, a);
-        var appliedB = StartReplica(first, b);
+        var appliedA = StartReplica(first, a, tolerant);
+        var appliedB = StartReplica(first, b, tolerant);
         await AwaitWorkers(active.Router, 2);
         var checkpoint = Mean(a.Snapshot(), b.Snapshot());
         Assert.Equal(2, (await AverageNow(active.Router)).Replicas);
@@ -202,7 +207,7 @@ public sealed class ClusterAveragingSpec(Xunit.Abstractions.ITestOutputHelper ou
 
         // A fresh replica joining the new front starts from the checkpoint the old front made.
         var c = new TrainableDemoModel(Dim, Vocab, seed: 3);
-        var appliedC = StartReplica(standby, c);
+        var appliedC = StartReplica(standby, c, tolerant);
         var joined = await appliedC.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(60));
         Assert.Equal((1L, true), (joined.Round, joined.Exact));
         Assert.Equal(checkpoint, c.Snapshot());
