@@ -9,14 +9,16 @@
 # Usage (after `dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks`):
 #   benchmarks/race.sh                          # verification on and off, 1/16/128 callers, 8 s per level
 #   LEVELS=16 MODES=off SECONDS_PER_LEVEL=4 benchmarks/race.sh
-# Environment: LEVELS (comma list), MODES ("on off"; add "py2021" for the real 2021 axon from PY2021_SRC, a bittensor
+# Environment: LEVELS (comma list), MODES ("on off"; "on1" = verification on with batch verification off,
+# --axon.batch_verification false; add "py2021" for the real 2021 axon from PY2021_SRC, a bittensor
 # 1.5.0 checkout, run by benchmarks/python/axon2021.py with its signature check stubbed out), SECONDS_PER_LEVEL, WARMUP (seconds of unmeasured load at 16
 # callers before the first level of each server, default 4), PRESIGN (signed requests prepared per
 # level before its clock starts, so the generator's core is not busy signing), SERVER_CORE, LOAD_CORE,
 # BTCLI / BENCH (paths of the built dlls), SERVER_ARGS (extra `axon serve` options), SERVER_ENV (extra
 # environment for the server only, e.g. "DOTNET_gcServer=1"), COUNTERS=1 (GC collections and bytes allocated per
 # call from `dotnet-counters`, installed as a dotnet tool, attached to the server during each unsigned level), RAW=1
-# (unsigned levels use `axon-load-raw`, pre-encoded h2c frames over raw sockets, instead of Grpc.Net.Client).
+# (every level uses `axon-load-raw`, pre-encoded h2c frames over raw sockets, instead of Grpc.Net.Client; signed
+# levels with its --presign).
 # Timings live here and in benchmarks/results/axon.md, never in tests. The machine may be shared: the script
 # prints the load average before and after; say it next to any figure you quote.
 set -euo pipefail
@@ -90,6 +92,8 @@ for mode in $MODES; do
   if [[ "$mode" == "off" ]]; then
     extra=(--axon.disable_signature_verification)
     load_mode=(--unsigned)
+  elif [[ "$mode" == "on1" ]]; then
+    extra=(--axon.batch_verification false)
   fi
   : > "$work/out" ; : > "$work/err"
   if [[ "$mode" == "py2021" ]]; then
@@ -116,13 +120,13 @@ for mode in $MODES; do
   # Warm-up, not measured: the JIT's tier-1 code (and the thread pool's size) settle before the first level, so a
   # level measures the steady state rather than the first seconds of a fresh process.
   if (( WARMUP > 0 )); then
-    wharness=axon-load; [[ "$RAW" == "1" && "$mode" != "on" ]] && wharness=axon-load-raw
+    wharness=axon-load; [[ "$RAW" == "1" ]] && wharness=axon-load-raw
     taskset -c "$LOAD_CORE" dotnet "$BENCH" "$wharness" --target "127.0.0.1:$port" --concurrency 16 \
       --seconds "$WARMUP" --shape 1,16 --network_dim 1024 "${load_mode[@]}" > /dev/null || true
   fi
 
   harness=axon-load
-  [[ "$RAW" == "1" && "$mode" != "on" ]] && harness=axon-load-raw
+  [[ "$RAW" == "1" ]] && harness=axon-load-raw
   IFS=',' read -ra levels <<< "$LEVELS"
   for n in "${levels[@]}"; do
     counters_pid=""

@@ -22,6 +22,9 @@ namespace Bittensor.Benchmarks.Axon;
 /// frames, so a 64 KiB answer can come as one DATA frame. No task, lock or allocation per call besides the nonce's
 /// text: it costs far less CPU per call than the axon it loads (Grpc.Net.Client spends 0.4–1.6 ms per call on one
 /// core, which caps any process-separated run near 2.5k req/s). Prints the same row as <c>axon-load</c>.
+/// With <c>--presign N</c> (verification-on axons) N real sr25519 signature headers are made per level before its
+/// clock starts, each caller's for its own hotkeys in the order it will use them (nonces 1 ms apart per key); a caller
+/// stops when its share is used up, and the level's time ends with the last call.
 /// </summary>
 internal static class AxonLoadRaw
 {
@@ -33,6 +36,7 @@ internal static class AxonLoadRaw
         var shape = opts.Get("shape", "1,16").Split(',').Select(s => long.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         var dim = int.Parse(opts.Get("network_dim", "1024"), CultureInfo.InvariantCulture);
         var channels = int.Parse(opts.Get("channels", "4"), CultureInfo.InvariantCulture);
+        var presign = int.Parse(opts.Get("presign", "0"), CultureInfo.InvariantCulture);
         var target = opts.Get("target", "");
         if (target.Length == 0)
         {
@@ -44,26 +48,29 @@ internal static class AxonLoadRaw
         var port = int.Parse(target[(colon + 1)..], CultureInfo.InvariantCulture);
 
         var tokens = Enumerable.Range(0, (int)(shape[0] * shape[1])).Select(i => (long)(i % 50000)).ToArray();
-        var hotkeys = Enumerable.Range(0, 256).Select(i => SecretUri.ToSr25519($"//bench/{i}").ToSs58()).ToArray();
+        var pairs = Enumerable.Range(0, 256).Select(i => SecretUri.ToSr25519($"//bench/{i}")).ToArray();
+        var hotkeys = pairs.Select(p => p.ToSs58()).ToArray();
         var minAnswerBytes = shape[0] * shape[1] * dim * 4;
         var requests = hotkeys.Select(h => new Request(h, $"{host}:{port}", Body(h, tokens, shape))).ToArray();
         Console.WriteLine($"# axon-load-raw target={target} shape=[{string.Join(",", shape)}] answer=[{shape[0]},{shape[1]},{dim}] seconds={seconds} " +
-            $"connections={channels} cores={Environment.ProcessorCount}");
+            $"connections={channels} presigned={presign} cores={Environment.ProcessorCount}");
         Console.WriteLine("| callers | req/s | p50 ms | p99 ms | ok | errors | calls |");
         Console.WriteLine("|---:|---:|---:|---:|---:|---|");
         foreach (var callers in concurrency)
         {
             var count = Math.Max(1, Math.Min(channels, callers));
+            var keysPerCaller = Math.Max(1, Math.Min(16, hotkeys.Length / callers));
+            var signed = presign > 0 ? Presign(presign, callers, keysPerCaller, pairs, hotkeys) : null;
             var stop = Stopwatch.StartNew();
             var deadline = TimeSpan.FromSeconds(seconds);
             var warmup = TimeSpan.FromSeconds(Math.Min(1, seconds / 5));
-            var keysPerCaller = Math.Max(1, Math.Min(16, hotkeys.Length / callers));
             var connections = new Connection[count];
             for (var i = 0; i < count; i++)
             {
                 // Callers c = i, i + count, … ride connection i; each cycles through its own keysPerCaller hotkeys.
                 var mine = Enumerable.Range(0, callers).Where(c => c % count == i)
-                    .Select(c => Enumerable.Range(0, keysPerCaller).Select(k => requests[((c * keysPerCaller) + k) % requests.Length]).ToArray()).ToArray();
+                    .Select(c => new Caller(Enumerable.Range(0, keysPerCaller).Select(k => requests[((c * keysPerCaller) + k) % requests.Length]).ToArray(),
+                        signed?[c])).ToArray();
                 connections[i] = await Connection.Open(host, port, mine, stop, deadline, warmup, minAnswerBytes);
             }
             var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
@@ -89,6 +96,28 @@ internal static class AxonLoadRaw
                 $"| {callers} | {all.Length / measured:F0} | {AxonLoad.Percentile(all, 0.50):F2} | {AxonLoad.Percentile(all, 0.99):F2} | {all.Length} | {(errorText.Length == 0 ? "none" : errorText)} | {connections.Sum(c => c.Answered)} |"));
         }
         return 0;
+    }
+
+    /// <summary>
+    /// Per caller, its share of <paramref name="total"/> signature header values in the order it sends: call i uses
+    /// hotkey (c·keysPerCaller + i mod keysPerCaller) mod 256 (as the callers' request rotation), nonce start + ⌊i / keysPerCaller⌋ ms.
+    /// Same length as the unsigned template's value, so it is copied over it in place.
+    /// </summary>
+    private static byte[][][] Presign(int total, int callers, int keysPerCaller, Sr25519KeyPair[] pairs, string[] hotkeys)
+    {
+        var perCaller = (total + callers - 1) / callers;
+        var start = DateTime.Now;
+        var signed = Enumerable.Range(0, callers).Select(_ => new byte[perCaller][]).ToArray();
+        Parallel.For(0, callers * perCaller, n =>
+        {
+            var c = n / perCaller;
+            var i = n % perCaller;
+            var k = ((c * keysPerCaller) + (i % keysPerCaller)) % hotkeys.Length;
+            var nonce = RequestNonce.Format(start.AddMilliseconds(i / keysPerCaller));
+            var signature = pairs[k].Sign(Encoding.UTF8.GetBytes(nonce + hotkeys[k]));
+            signed[c][i] = Encoding.ASCII.GetBytes(nonce + AuthHeaders.Separator + hotkeys[k] + AuthHeaders.Separator + "0x" + Convert.ToHexStringLower(signature));
+        });
+        return signed;
     }
 
     // The gRPC message (5-byte prefix + protobuf), encoded once per hotkey.
@@ -138,9 +167,11 @@ internal static class AxonLoadRaw
     }
 
     /// <summary>One caller: its hotkeys' requests, the stream it waits on and what came back on it.</summary>
-    private sealed class Caller(Request[] requests)
+    private sealed class Caller(Request[] requests, byte[][]? signed)
     {
         public Request[] Requests { get; } = requests;
+        public byte[][]? Signed { get; } = signed; // presigned header values in sending order; null: unsigned
+        public int SignedNext;
         public int Next;
         public int Stream;
         public long Started;
@@ -185,12 +216,12 @@ internal static class AxonLoadRaw
             _minAnswerBytes = minAnswerBytes;
         }
 
-        public static async Task<Connection> Open(string host, int port, Request[][] callers, Stopwatch clock, TimeSpan deadline, TimeSpan warmup,
+        public static async Task<Connection> Open(string host, int port, Caller[] callers, Stopwatch clock, TimeSpan deadline, TimeSpan warmup,
             long minAnswerBytes)
         {
             var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             await socket.ConnectAsync(host, port);
-            return new Connection(socket, callers.Select(r => new Caller(r)).ToArray(), clock, deadline, warmup, minAnswerBytes);
+            return new Connection(socket, callers, clock, deadline, warmup, minAnswerBytes);
         }
 
         public async Task Run()
@@ -304,6 +335,7 @@ internal static class AxonLoadRaw
         // Appends the caller's next call; false (and nothing appended) when the connection's send window is too small.
         private bool Start(Caller c, bool fromQueue = false)
         {
+            if (c.Signed is not null && c.SignedNext == c.Signed.Length) return true; // its presigned calls are used up: done
             var request = c.Requests[c.Next];
             if (_sendWindow < request.BodyLength || (!fromQueue && _blocked.Count > 0))
             {
@@ -325,7 +357,15 @@ internal static class AxonLoadRaw
             var o = _out.AsSpan(at);
             BinaryPrimitives.WriteInt32BigEndian(o[5..], id);
             BinaryPrimitives.WriteInt32BigEndian(o[(request.DataOffset + 5)..], id);
-            WriteNonce(o.Slice(request.NonceOffset, RequestNonce.Length), DateTime.UtcNow + _localOffset);
+            if (c.Signed is not null)
+            {
+                var value = c.Signed[c.SignedNext++];
+                value.CopyTo(o.Slice(request.NonceOffset, value.Length));
+            }
+            else
+            {
+                WriteNonce(o.Slice(request.NonceOffset, RequestNonce.Length), DateTime.UtcNow + _localOffset);
+            }
             return true;
         }
 

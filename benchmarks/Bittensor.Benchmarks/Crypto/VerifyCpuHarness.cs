@@ -73,6 +73,49 @@ public static partial class VerifyCpuHarness
         var oneKey = Enumerable.Repeat((ReadOnlyMemory<byte>)pub, batch).ToArray();
         var oneKeySigs = msgs.Select(m => (ReadOnlyMemory<byte>)pair.Sign(m.Span)).ToArray();
         Measure("sr25519 verify batch of 16, 1 key, per signature", batch, 200, rounds, () => Sr25519.VerifyBatch(oneKey, msgs, oneKeySigs));
+        foreach (var size in new[] { 1, 4, 16, 64 })
+        {
+            var items = new Sr25519BatchItem[size];
+            var valid = new bool[size];
+            for (var i = 0; i < size; i++)
+            {
+                var m = (byte[])mini.Clone();
+                m[1] ^= (byte)(i + 1);
+                using var p = Sr25519KeyPair.FromMiniSecret(m);
+                var msg = (byte[])message.Clone();
+                msg[0] = (byte)i;
+                items[i] = new Sr25519BatchItem(p.PublicKey.ToArray(), msg, p.Sign(msg));
+            }
+            Measure($"VerifyEach batch of {size}, {size} keys, per signature", size, Math.Max(50, 2_000 / size), rounds, () => Sr25519.VerifyEach(items, valid));
+        }
+        foreach (var size in new[] { 4, 16, 64 })
+        {
+            // The multiscalar multiplication alone (prepared keys, decoded points, random scalars), per signature.
+            var vks = new VerifyingKey[size];
+            var pts = new ExtendedPoint[size];
+            var ks = new byte[32 * size];
+            var zs = new byte[32 * size];
+            var rng = new Random(size);
+            for (var i = 0; i < size; i++)
+            {
+                var m = (byte[])mini.Clone();
+                m[2] ^= (byte)(i + 1);
+                using var p = Sr25519KeyPair.FromMiniSecret(m);
+                vks[i] = VerifyingKey.Get(p.PublicKey.Span)!;
+                RistrettoVartime.TryDecode(p.Sign(message).AsSpan(0, 32), out pts[i]);
+                rng.NextBytes(ks.AsSpan(32 * i, 31));
+                rng.NextBytes(zs.AsSpan(32 * i, 16));
+            }
+            var baseS = s.ToArray();
+            Measure($"batch multiscalar mult alone, {size} keys, per signature", size, Math.Max(50, 2_000 / size), rounds,
+                () => RistrettoVartime.BatchCombination(ks, vks, zs, pts, baseS).X.L0 != 0);
+        }
+        {
+            var vk = VerifyingKey.Get(pub)!;
+            var k = s.ToArray();
+            k[0] ^= 0x55;
+            Measure("single verify combination alone (prepared key)", 1, 2_000, rounds, () => RistrettoVartime.VerifyCombination(k, vk, s).X.L0 != 0);
+        }
         Measure("ristretto decode", 1, 5_000, rounds, () => RistrettoVartime.TryDecode(pub, out _));
         Measure("double-scalar mult (w5 + w8 base)", 1, 2_000, rounds, () => RistrettoVartime.DoubleScalarMulBase(s, point, s).X.L0 != 0);
         Measure("field mul", 1, 1_000_000, rounds, () => FieldElement.Mul(fe, fe2).L0 != 0);
