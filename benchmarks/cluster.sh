@@ -4,14 +4,19 @@
 # would), against one direct axon serving the same model. All processes on this machine, loopback, the project's
 # `axon-load` generator with unsigned requests (benchmark anchor mode: verification off on the front and on the
 # direct axon, so signature checks do not hide the routing cost). Prints one markdown row per configuration:
-# throughput, latency, errors, and the front's (or the direct axon's) CPU per answered call from /proc.
+# throughput, latency, errors, and CPU per answered call from /proc of every process: the front (or the direct
+# axon) — as measured, its idle cost (CPU per second with no load, over IDLE seconds before the load: cluster
+# heartbeats, gossip, timers) and net of that idle cost — the workers (sum) and the load generator.
 #
 # Usage (after `dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks`):
 #   nice -n 10 benchmarks/cluster.sh
 #   WORKERS="1 2" DELAY_MS=20 SLOTS=4 CALLERS=64 SECONDS_PER_RUN=8 benchmarks/cluster.sh
+#   RATE=100 WORKERS=1 benchmarks/cluster.sh      # same offered load for the direct axon and the front: CPU per call
 # Environment: WORKERS (worker counts), DELAY_MS (cost of one call), SLOTS (calls a model runs at once:
 # --axon.max_workers of each worker and of the direct axon), CALLERS (concurrent callers; enough to keep 4 workers'
-# slots full), SECONDS_PER_RUN, WARMUP (seconds of unmeasured load per configuration), BTCLI, BENCH.
+# slots full), SECONDS_PER_RUN, WARMUP (seconds of unmeasured load per configuration), IDLE (seconds of the idle
+# measurement, default 5), RATE (calls per second offered in all, paced by axon-load --rate; default: closed loop),
+# BTCLI, BENCH.
 # Ideal throughput of N workers = N × SLOTS × 1000 / DELAY_MS. Timings live here and in benchmarks/results/cluster.md,
 # never in tests; the machine may be shared: the script prints the load average before and after.
 set -euo pipefail
@@ -23,6 +28,8 @@ SLOTS=${SLOTS:-4}
 CALLERS=${CALLERS:-64}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 WARMUP=${WARMUP:-3}
+IDLE=${IDLE:-5}
+RATE=${RATE:-0}
 BTCLI=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}
 BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
 
@@ -52,27 +59,44 @@ wait_for() { # file pattern pid what
 model=(--model echo --model.delay_ms "$DELAY_MS" --axon.max_workers "$SLOTS")
 
 echo "# cluster: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# model: echo, ${DELAY_MS} ms per call, ${SLOTS} calls at once per model; load: axon-load --unsigned --shape 1,16 --network_dim 1024 --concurrency $CALLERS --seconds $SECONDS_PER_RUN"
+rate_args=()
+(( RATE > 0 )) && rate_args=(--rate "$RATE")
+echo "# model: echo, ${DELAY_MS} ms per call, ${SLOTS} calls at once per model; load: axon-load --unsigned --shape 1,16 --network_dim 1024 --concurrency $CALLERS --seconds $SECONDS_PER_RUN ${rate_args[*]}"
 echo
-echo "| configuration | ideal req/s | req/s | × ideal | p50 ms | p99 ms | errors | calls | front (or axon) CPU µs/call |"
-echo "|---|---:|---:|---:|---:|---:|---|---:|---:|"
+echo "| configuration | ideal req/s | req/s | × ideal | p50 ms | p99 ms | errors | calls | front (or axon) CPU µs/call | its idle CPU ms/s | its CPU net of idle µs/call | workers CPU µs/call | generator CPU µs/call |"
+echo "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"
 
-measure() { # label port pid ideal
+sum_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(cpu_ticks "$p"))); done; echo "$t"; }
+
+measure() { # label port pid ideal [worker pids...]
+  local label=$1 port=$2 pid=$3 ideal=$4; shift 4
+  local i0 i1 s0 s1
+  # Idle: the process's own background cost (no calls) over IDLE seconds.
+  i0=$(cpu_ticks "$pid"); s0=$(date +%s.%N); sleep "$IDLE"; i1=$(cpu_ticks "$pid"); s1=$(date +%s.%N)
   if (( WARMUP > 0 )); then
-    dotnet "$BENCH" axon-load --target "127.0.0.1:$2" --concurrency "$CALLERS" --seconds "$WARMUP" --shape 1,16 --network_dim 1024 --unsigned > /dev/null || true
+    dotnet "$BENCH" axon-load --target "127.0.0.1:$port" --concurrency "$CALLERS" --seconds "$WARMUP" --shape 1,16 --network_dim 1024 --unsigned "${rate_args[@]}" > /dev/null || true
   fi
-  local cpu0 cpu1 row rps p50 p99 ok errors answered calls
-  cpu0=$(cpu_ticks "$3")
-  row=$(dotnet "$BENCH" axon-load --target "127.0.0.1:$2" --concurrency "$CALLERS" --seconds "$SECONDS_PER_RUN" --shape 1,16 --network_dim 1024 --unsigned \
-    | grep -E '^\| [0-9]+ \|' || true)
-  cpu1=$(cpu_ticks "$3")
+  local cpu0 cpu1 w0=0 w1=0 row rps p50 p99 ok errors answered calls t0 t1
+  cpu0=$(cpu_ticks "$pid"); (( $# > 0 )) && w0=$(sum_ticks "$@")
+  t0=$(date +%s.%N)
+  row=$(/usr/bin/time -f '%U %S' -o "$work/gen.time" dotnet "$BENCH" axon-load --target "127.0.0.1:$port" --concurrency "$CALLERS" --seconds "$SECONDS_PER_RUN" \
+    --shape 1,16 --network_dim 1024 --unsigned "${rate_args[@]}" | grep -E '^\| [0-9]+ \|' || true)
+  t1=$(date +%s.%N)
+  cpu1=$(cpu_ticks "$pid"); (( $# > 0 )) && w1=$(sum_ticks "$@")
   IFS='|' read -r _ _ rps p50 p99 ok errors answered _ <<< "$row"
   calls=$(echo "$answered" | tr -dc '0-9'); calls=${calls:-0}
-  local cpu_us ratio
+  local cpu_us idle_ms net_us workers_us gen_us ratio
   cpu_us=$(awk -v d=$((cpu1 - cpu0)) -v t="$ticks" -v c="$calls" 'BEGIN { if (c > 0) printf "%.0f", d / t * 1e6 / c; else print "n/a" }')
-  ratio=$(awk -v r="$(echo "$rps" | tr -dc '0-9.')" -v i="$4" 'BEGIN { printf "%.2f", r / i }')
-  echo "| $1 | $4 |${rps}| $ratio |${p50}|${p99}|${errors}| $calls | $cpu_us |"
+  idle_ms=$(awk -v d=$((i1 - i0)) -v t="$ticks" -v a="$s0" -v b="$s1" 'BEGIN { printf "%.1f", d / t * 1e3 / (b - a) }')
+  net_us=$(awk -v d=$((cpu1 - cpu0)) -v t="$ticks" -v c="$calls" -v idle="$idle_ms" -v a="$t0" -v b="$t1" \
+    'BEGIN { if (c > 0) printf "%.0f", (d / t - idle / 1e3 * (b - a)) * 1e6 / c; else print "n/a" }')
+  workers_us=$(awk -v d=$((w1 - w0)) -v t="$ticks" -v c="$calls" -v n=$# 'BEGIN { if (n == 0) print "—"; else if (c > 0) printf "%.0f", d / t * 1e6 / c; else print "n/a" }')
+  gen_us=$(awk -v c="$calls" '{ if (c > 0) printf "%.0f", ($1 + $2) * 1e6 / c; else print "n/a" }' "$work/gen.time")
+  ratio=$(awk -v r="$(echo "$rps" | tr -dc '0-9.')" -v i="$ideal" 'BEGIN { printf "%.2f", r / i }')
+  echo "| $label | $ideal |${rps}| $ratio |${p50}|${p99}|${errors}| $calls | $cpu_us | $idle_ms | $net_us | $workers_us | $gen_us |"
 }
+
+ideal_of() { local capacity=$1; if (( RATE > 0 && RATE < capacity )); then echo "$RATE"; else echo "$capacity"; fi; }
 
 # Direct axon: the model in the axon's own process.
 dotnet "$BTCLI" axon serve "${model[@]}" --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 --axon.state_path "$work/direct" \
@@ -80,7 +104,7 @@ dotnet "$BTCLI" axon serve "${model[@]}" --uri //Bob --axon.ip 127.0.0.1 --axon.
 direct=$!; pids+=("$direct")
 wait_for "$work/direct.err" 'serving on [^ ]+:[0-9]+ ' "$direct" "the direct axon"
 port=$(grep -oE 'serving on [^ ]+:[0-9]+ ' "$work/direct.err" | grep -oE '[0-9]+ $' | tr -d ' ')
-measure "direct axon" "$port" "$direct" $(( SLOTS * 1000 / DELAY_MS ))
+measure "direct axon" "$port" "$direct" "$(ideal_of $(( SLOTS * 1000 / DELAY_MS )))"
 kill -TERM "$direct"; wait "$direct" 2>/dev/null || true
 
 for n in $WORKERS; do
@@ -96,7 +120,7 @@ for n in $WORKERS; do
     workers+=($!); pids+=($!)
   done
   wait_for "$work/front-$n.err" "; $n workers" "$front" "the front (waiting for $n workers)"
-  measure "front + $n worker(s)" "$port" "$front" $(( n * SLOTS * 1000 / DELAY_MS ))
+  measure "front + $n worker(s)" "$port" "$front" "$(ideal_of $(( n * SLOTS * 1000 / DELAY_MS )))" "${workers[@]}"
   kill -TERM "${workers[@]}" 2>/dev/null || true
   for w in "${workers[@]}"; do wait "$w" 2>/dev/null || true; done
   kill -TERM "$front"; wait "$front" 2>/dev/null || true
