@@ -348,7 +348,7 @@ public static partial class Sr25519
     /// s ≥ ℓ, points that do not decode) are refused at once and left out; the rest are checked together with one
     /// multiscalar multiplication (schnorrkel <c>verify_batch</c>: fresh random 128-bit coefficients from the
     /// operating system's CSPRNG) when that costs less than verifying them singly (<see cref="BatchPays(int, int)"/>:
-    /// about ten signatures by distinct keys, two by one key). Only when that equation fails is each of them verified
+    /// about ten signatures by distinct keys, four by one key). Only when that equation fails is each of them verified
     /// singly, so a bad signature never fails a good one. Returns false when a signature that passed the cheap checks was refused
     /// (after the batch equation, if there were several, failed), true otherwise.
     /// </summary>
@@ -401,7 +401,7 @@ public static partial class Sr25519
     /// single verification over a prepared key costs ≈ 700 field multiplications (32 doublings, ≈ 70 table additions);
     /// in a batch each distinct key costs its ≈ 42 additions (≈ 300), each signature its R term (a table and ≈ 21
     /// additions, ≈ 240, plus the scalar products), and the batch once its 129 doublings and the basepoint (≈ 1 100).
-    /// With every key distinct the batch pays from about ten signatures; signatures sharing a key pay from two.
+    /// With every key distinct the batch pays from about ten signatures; signatures by one key pay from four.
     /// </summary>
     internal static bool BatchPays(int signatures, int distinctKeys) =>
         signatures > 1 && (700 * signatures) > (300 * distinctKeys) + (280 * signatures) + 1_300;

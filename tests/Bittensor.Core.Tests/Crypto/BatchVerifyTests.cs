@@ -159,6 +159,17 @@ public sealed class BatchVerifyTests
         }
     }
 
+    [Theory]
+    [InlineData(1, 1, false)]   // one signature: single verification
+    [InlineData(4, 4, false)]   // a few distinct keys: singles are cheaper
+    [InlineData(8, 8, false)]
+    [InlineData(16, 16, true)]  // many distinct keys: the shared doublings and basepoint pay for the R terms
+    [InlineData(64, 64, true)]
+    [InlineData(3, 1, false)]   // one key signing three times: not yet
+    [InlineData(4, 1, true)]    // four times: its ≈ 42 additions are shared
+    public void The_batch_equation_is_used_only_where_it_is_expected_to_pay(int signatures, int keys, bool pays) =>
+        Assert.Equal(pays, Sr25519.BatchPays(signatures, keys));
+
     [Fact]
     public void An_empty_batch_is_valid_and_too_few_result_slots_are_refused()
     {
