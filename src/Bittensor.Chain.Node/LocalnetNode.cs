@@ -23,7 +23,7 @@ namespace Bittensor.Chain.Node;
 /// production never waits for the network), request size and batch limits, JSON-RPC error codes. Blocks come from
 /// whoever drives the <see cref="Localnet"/> (a <see cref="LocalnetBlockProducer"/>, or <c>dev_newBlock</c>).
 /// </summary>
-public sealed class LocalnetNode : IAsyncDisposable
+public sealed partial class LocalnetNode : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly Localnet _chain;
@@ -37,12 +37,14 @@ public sealed class LocalnetNode : IAsyncDisposable
     private readonly Task _dispatcher;
     private long _dropped;
     private int _disposed;
+    private readonly ILogger _log;
 
     private LocalnetNode(Localnet chain, LocalnetNodeOptions options, WebApplication app)
     {
         _chain = chain;
         _options = options;
         _app = app;
+        _log = options.LoggerFactory?.CreateLogger<LocalnetNode>() ?? (ILogger)Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
         Methods = new RpcMethods(chain, this, options);
         _blocks = Channel.CreateBounded<(LocalnetBlock, LocalnetStorage)>(new BoundedChannelOptions(1024)
         {
@@ -81,6 +83,12 @@ public sealed class LocalnetNode : IAsyncDisposable
         options = (options ?? new LocalnetNodeOptions()).Validate();
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        if (options.LoggerFactory is { } logs)
+        {
+            // The process's factory decides what is logged (its levels); the host passes everything to it.
+            builder.Logging.SetMinimumLevel(LogLevel.Trace);
+            builder.Logging.AddProvider(new FactoryProvider(logs));
+        }
         builder.WebHost.ConfigureKestrel(k =>
         {
             // The body limit is enforced while reading (an oversized body is drained up to 4× the limit so the client
@@ -182,6 +190,7 @@ public sealed class LocalnetNode : IAsyncDisposable
     {
         Interlocked.Increment(ref _dropped);
         _connections.TryRemove(connection, out _);
+        Log.SlowSubscriberDropped(_log, _options.MaxQueuedMessagesPerConnection);
     }
 
     // ---- transports -------------------------------------------------------------------------------------
@@ -193,6 +202,7 @@ public sealed class LocalnetNode : IAsyncDisposable
             using var socket = await context.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);
             var connection = new RpcConnection(this, socket, _options);
             _connections[connection] = 0;
+            Log.Connected(_log, context.Connection.RemoteIpAddress, context.Connection.RemotePort, _connections.Count);
             try
             {
                 await connection.RunAsync(_stop.Token).ConfigureAwait(false);
@@ -201,6 +211,7 @@ public sealed class LocalnetNode : IAsyncDisposable
             {
                 _connections.TryRemove(connection, out _);
                 connection.Close();
+                Log.Disconnected(_log, context.Connection.RemoteIpAddress, context.Connection.RemotePort, _connections.Count);
             }
             return;
         }
@@ -288,5 +299,28 @@ public sealed class LocalnetNode : IAsyncDisposable
         {
         }
         _stop.Dispose();
+    }
+
+    /// <summary>Hands the web host's loggers to the process's factory, so its levels and console apply.</summary>
+    private sealed class FactoryProvider(ILoggerFactory factory) : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => factory.CreateLogger(categoryName);
+
+        public void Dispose()
+        {
+            // the factory belongs to the caller
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1, Level = LogLevel.Debug, Message = "WebSocket connection from {Address}:{Port} ({Open} open)")]
+        public static partial void Connected(ILogger logger, IPAddress? address, int port, int open);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Debug, Message = "WebSocket connection from {Address}:{Port} closed ({Open} open)")]
+        public static partial void Disconnected(ILogger logger, IPAddress? address, int port, int open);
+
+        [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "a subscriber fell more than {Queued} messages behind; its connection was closed")]
+        public static partial void SlowSubscriberDropped(ILogger logger, int queued);
     }
 }

@@ -39,6 +39,12 @@ public sealed record LocalnetNodeOptions
     /// <summary>Blocks whose full state is kept for <c>state_*</c> calls at a block hash (default 64; older ones answer "state discarded").</summary>
     public int StateHistory { get; init; } = 64;
 
+    /// <summary>
+    /// Where the node and its Kestrel server log (connections at Debug, slow subscribers dropped at Warning, Kestrel's
+    /// own events under Microsoft.AspNetCore.*); null = nowhere.
+    /// </summary>
+    public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> for unusable values.</summary>
     public LocalnetNodeOptions Validate()
     {

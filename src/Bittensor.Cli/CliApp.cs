@@ -69,7 +69,7 @@ internal static class CliApp
     /// </summary>
     public static async Task<int> RunAsync(RootCommand root, string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
-        var parse = root.Parse(NormaliseLegacyVerbs(args));
+        var parse = root.Parse(CliLogging.NormaliseArgs(NormaliseLegacyVerbs(args)));
         // Our own handler below turns exceptions into one line; the library's default would print a stack trace.
         var invocation = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         try

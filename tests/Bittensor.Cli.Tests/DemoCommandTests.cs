@@ -83,6 +83,8 @@ public sealed class DemoCommandTests
         var output = new StringWriter();
         var error = new StringWriter();
         int code;
+        byte[] png;
+        string[] leftovers;
         try
         {
             // The file sets the shape (one server, two epochs, a short tempo) and a bad kind the flag then overrides.
@@ -96,7 +98,10 @@ public sealed class DemoCommandTests
                   block_time = 0s
                 }
                 """);
-            code = await CliApp.RunAsync(Root(), ["demo", "--json", "--config", file, "--bad_kind", "nan", "--seed", "3"], output, error);
+            var plot = Path.Combine(dir, "final.png");
+            code = await CliApp.RunAsync(Root(), ["demo", "--json", "--config", file, "--bad_kind", "nan", "--seed", "3", "--plot", plot], output, error);
+            png = File.Exists(plot) ? await File.ReadAllBytesAsync(plot) : [];
+            leftovers = [.. Directory.GetFiles(dir).Select(Path.GetFileName).Where(f => f != "demo.conf" && f != "final.png")!];
         }
         finally
         {
@@ -113,6 +118,11 @@ public sealed class DemoCommandTests
         Assert.Equal("nan", bad.GetProperty("kind").GetString());
         Assert.True(bad.GetProperty("refused").GetProperty("InvalidResponse").GetInt64() > 0);
         Assert.Equal(2, doc.RootElement.GetProperty("incentive_by_epoch").GetArrayLength());
+        // --plot: the final metagraph as a PNG (1200×600), written through a temporary file that is gone; the line saying
+        // so went to standard error (standard output is the JSON above).
+        Assert.True(DemoPlotTests.IsPng(png, 1200, 600), $"not a 1200x600 PNG ({png.Length} bytes)");
+        Assert.Empty(leftovers);
+        Assert.Contains("plot written to ", error.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]

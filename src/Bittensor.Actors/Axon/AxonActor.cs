@@ -244,9 +244,17 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         var transport = _options.Transport;
         if (transport is null)
         {
-            // bittensor.axon.trace = on shows Kestrel's connection-level traces (HTTP/2 frames, resets) in the Akka log.
-            var level = settings.Trace ? LogLevel.Trace : LogLevel.Warning;
-            transport = new KestrelServerTransport(new AkkaLoggerProvider(_log, level), level);
+            if (Context.System.Settings.Setup.Get<Akka.Hosting.Logging.LoggerFactorySetup>() is { HasValue: true } logs)
+            {
+                // The process's logger factory (btcli): Kestrel logs under its own categories and the factory's levels decide.
+                transport = new KestrelServerTransport(new Logging.ForwardingLoggerProvider(logs.Value.LoggerFactory), LogLevel.Trace);
+            }
+            else
+            {
+                // bittensor.axon.trace = on shows Kestrel's connection-level traces (HTTP/2 frames, resets) in the Akka log.
+                var level = settings.Trace ? LogLevel.Trace : LogLevel.Warning;
+                transport = new KestrelServerTransport(new AkkaLoggerProvider(_log, level), level);
+            }
         }
         var binding = await transport.BindAsync(new ServerTransportOptions(settings.Ip, settings.Port, settings.MaxMessageSize, settings.MaxMessageSize,
             settings.EffectiveStreamsPerConnection, settings.ForwardMessageSize, settings.TransportLimits), service, CancellationToken.None);

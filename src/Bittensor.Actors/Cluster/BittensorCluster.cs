@@ -79,12 +79,13 @@ public static class BittensorCluster
     /// <see cref="NodeConfig"/> over <paramref name="config"/> (the caller's layered configuration). Then joins: the seed
     /// nodes when there are any, else itself (the first front).
     /// </summary>
-    public static ActorSystem CreateSystem(ClusterSettings settings, string role, Config? config = null, Config? overrides = null)
+    public static ActorSystem CreateSystem(ClusterSettings settings, string role, Config? config = null, Config? overrides = null,
+        Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null)
     {
         var full = NodeConfig(settings, role);
         if (config is not null) full = full.WithFallback(config);
         if (overrides is not null) full = overrides.WithFallback(full);
-        var system = ActorSystem.Create(settings.SystemName, full);
+        var system = Logging.BittensorLogging.CreateSystem(settings.SystemName, full, loggerFactory);
         _ = BittensorRuntime.Get(system);
         var cluster = Akka.Cluster.Cluster.Get(system);
         if (settings.SeedNodes.Count == 0) cluster.Join(cluster.SelfAddress);

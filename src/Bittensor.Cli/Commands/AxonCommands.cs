@@ -94,11 +94,15 @@ internal static partial class AxonCommands
         limits.AddTo(serve);
         var config = CliConfig.AddTo(serve);
         var metrics = MetricsExport.AddFlags(serve);
+        var logging = CliLogging.AddFlags(serve);
         serve.SetAction(async (parse, ct) =>
         {
             var hocon = CliConfig.Load(parse, config,
             [
                 .. metrics(parse),
+                // Kestrel logs through the process's logger factory: --axon.trace is its Trace level.
+                ("bittensor.logging.levels.\"Microsoft.AspNetCore.Server.Kestrel\"", parse.GetValue(trace) == true ? "Trace" : null),
+                .. logging(parse),
                 ("bittensor.axon.port", parse.GetValue(port)),
                 ("bittensor.axon.ip", parse.GetValue(ip)),
                 ("bittensor.axon.max_workers", parse.GetValue(workers)),
@@ -169,13 +173,18 @@ internal static partial class AxonCommands
     {
         // Shutdown runs from System.CommandLine's cancellation (Ctrl-C / SIGTERM), not from Akka's own exit hook,
         // so the two signal handlers do not race.
-        var config = ConfigurationFactory.ParseString("akka.loglevel = INFO\nakka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon);
-        var system = cluster is null ? ActorSystem.Create("btcli-axon", config) : BittensorCluster.CreateSystem(cluster, ClusterSettings.FrontRole, config);
+        var config = ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon);
+        // Disposed after the system has terminated (the method returns then): that flushes the last events.
+        using var logs = CliLogging.Start(hocon);
+        var system = cluster is null ? logs.CreateSystem("btcli-axon", config)
+            : BittensorCluster.CreateSystem(cluster, ClusterSettings.FrontRole, config, loggerFactory: logs.Factory);
         var options = new AxonOptions
         {
             Hotkey = hotkey,
             // One line per call only on request: a console write per call is a syscall and a formatted string on the hot path.
-            OnCall = !logCalls ? null : r => Console.Out.WriteLine(json
+            // Without --axon.log_calls, a Debug line per call under Bittensor.Actors.Axon.Requests when that level is on;
+            // otherwise no callback at all.
+            OnCall = !logCalls ? AxonRequestLog.For(logs.Factory) : r => Console.Out.WriteLine(json
                 ? System.Text.Json.JsonSerializer.Serialize(new
                 {
                     time = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture), method = r.Method, caller = r.Caller, code = r.Code.ToString(),
@@ -366,6 +375,7 @@ internal static partial class AxonCommands
         var query = new Command("query", "Send one signed Forward (or Backward) to an axon and print code, message, shape, dtype, latency");
         foreach (var o in new Option[] { endpoint, hotkey, text, backward, timeout, dim, Uri, WalletName, WalletHotkey, WalletPath }) query.Options.Add(o);
         var config = CliConfig.AddTo(query);
+        var logging = CliLogging.AddFlags(query);
         query.SetAction(async (parse, ct) =>
         {
             var (host, port) = ParseEndpoint(parse.GetValue(endpoint)!);
@@ -374,10 +384,12 @@ internal static partial class AxonCommands
             [
                 ("bittensor.dendrite.timeout", parse.GetValue(timeout) is { } s ? TimeSpan.FromSeconds(s) : null),
                 ("bittensor.dendrite.network_dim", parse.GetValue(dim)),
-            ]);
+                .. logging(parse),
+            ], "bittensor.logging.level = Warning");
             var settings = CliConfig.Settings(hocon, DendriteSettings.SectionPath, DendriteSettings.Create);
             var target = new EndpointInfo(parse.GetValue(hotkey) ?? $"{host}:{port}", host, port);
-            var system = ActorSystem.Create("btcli-query", ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(hocon));
+            using var logs = CliLogging.Start(hocon);
+            var system = logs.CreateSystem("btcli-query", hocon);
             try
             {
                 static long[] Gpt2(string s) => Array.ConvertAll(Bittensor.Models.Tokenization.BittensorTokenizer.Instance.Encode(s), id => (long)id);

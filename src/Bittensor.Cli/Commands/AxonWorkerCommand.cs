@@ -78,10 +78,12 @@ internal static partial class AxonCommands
         worker.Options.Add(delay);
         var flags = ClusterFlags.AddTo(worker, worker: true);
         var config = CliConfig.AddTo(worker);
+        var logging = CliLogging.AddFlags(worker);
         worker.SetAction(async (parse, ct) =>
         {
             var hocon = CliConfig.Load(parse, config,
             [
+                .. logging(parse),
                 ("bittensor.axon.max_workers", parse.GetValue(workers)),
                 ("bittensor.axon.queue_capacity", parse.GetValue(queue)),
                 .. flags.Values(parse),
@@ -111,8 +113,9 @@ internal static partial class AxonCommands
     internal static async Task<int> RunWorker(Config hocon, ClusterSettings cluster, Props host, string model, int capacity, CancellationToken cancellation,
         bool hostedParameters = false)
     {
-        var config = ConfigurationFactory.ParseString("akka.loglevel = INFO\nakka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon);
-        var system = BittensorCluster.CreateSystem(cluster, ClusterSettings.WorkerRole, config);
+        var config = ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon);
+        using var logs = CliLogging.Start(hocon);
+        var system = BittensorCluster.CreateSystem(cluster, ClusterSettings.WorkerRole, config, loggerFactory: logs.Factory);
         var self = Akka.Cluster.Cluster.Get(system);
         var worker = BittensorCluster.StartWorker(system, cluster, host, capacity, hostedParameters: hostedParameters);
         Console.Error.WriteLine($"worker {self.SelfAddress} joining {string.Join(",", cluster.SeedNodes)}: model {model}, capacity {capacity}; " +

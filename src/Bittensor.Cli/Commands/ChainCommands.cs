@@ -151,8 +151,7 @@ internal static class ChainCommands
         {
             var id = GetNetuid(p, netuid);
             var plotPath = p.GetValue(plot);
-            if (plotPath is not null && (plotPath.Length == 0 || !Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(plotPath)))))
-                throw new CliException($"--plot {plotPath}: the folder does not exist");
+            if (plotPath is not null) MetagraphPlot.CheckPath(plotPath);
             await using var chain = await o.OpenChainAsync(p, ct);
             await chain.RequireSubnetAsync(id, ct);
             var block = await chain.Backend.GetCurrentBlockAsync(ct);

@@ -33,17 +33,26 @@ internal static class DemoCommands
         {
             Description = "Run the network as separate processes on this machine: the localnet as a node (JSON-RPC), each server and the validator as btcli run processes (gRPC between them); this process orchestrates and stops them at the end",
         };
+        var plot = new Option<string?>("--plot")
+        {
+            Description = "At the end, also draw the final metagraph (stake share, incentive, dividends, trust per uid) into this PNG file, as btcli metagraph --plot does",
+        };
         var demo = new Command("demo", "Run a demo subnet: localnet, servers, a useless server and a validator (in this process, or as processes with --processes); show the market at work");
-        foreach (var o in new Option[] { servers, bad, badKind, epochs, blockTime, tempo, seed, clusterServer, processes }) demo.Options.Add(o);
+        foreach (var o in new Option[] { servers, bad, badKind, epochs, blockTime, tempo, seed, clusterServer, processes, plot }) demo.Options.Add(o);
         var config = CliConfig.AddTo(demo);
         var metrics = MetricsExport.AddFlags(demo);
+        var logging = CliLogging.AddFlags(demo);
         demo.SetAction(async (parse, cancellationToken) =>
         {
             // Checked here too, so a value that is not a duration never reaches HOCON as one.
             if (parse.GetValue(blockTime) is { } seconds && !(seconds >= 0 && seconds <= 60)) throw new CliException("--block_time must be between 0 and 60 seconds");
+            // A picture that cannot be written is refused before minutes of demo, not after.
+            var plotPath = parse.GetValue(plot);
+            if (plotPath is not null) MetagraphPlot.CheckPath(plotPath);
             var hocon = CliConfig.Load(parse, config,
             [
                 .. metrics(parse),
+                .. logging(parse),
                 ($"{DemoOptions.SectionPath}.servers", parse.GetValue(servers)),
                 ($"{DemoOptions.SectionPath}.bad_servers", parse.GetValue(bad)),
                 ($"{DemoOptions.SectionPath}.bad_kinds", parse.GetValue(badKind)),
@@ -64,6 +73,9 @@ internal static class DemoCommands
             }
             // Servers and the validator host TorchSharp models: a library that cannot load is one line now, not a restart loop.
             if (Bittensor.Models.TorchNative.Check() is { } why) throw new CliException(why);
+            // Disposed last (declared first): the demo's actor system has stopped by then, so the last events are flushed.
+            using var logs = CliLogging.Start(hocon);
+            options = options with { LoggerFactory = logs.Factory };
             await using var export = await MetricsExport.StartAsync(hocon, cancellationToken);
             var json = parse.GetValue(CliApp.Json);
             var output = parse.InvocationConfiguration.Output;
@@ -84,13 +96,20 @@ internal static class DemoCommands
                     ? string.Create(CultureInfo.InvariantCulture, $" as processes, server{options.ClusterServer} as a cluster ({ProcessNetwork.ClusterShape})")
                     : " as processes";
             }
+            DemoResult result;
             try
             {
-                await RunAsync(options, run, json, output, asCluster, cancellationToken);
+                result = await RunAsync(options, run, json, output, asCluster, cancellationToken);
             }
             catch (Bittensor.Neurons.Roles.NeuronException e)
             {
                 throw new CliException(e.Message);
+            }
+            if (plotPath is not null)
+            {
+                WritePlot(result, options, plotPath);
+                // Standard output stays JSON with --json.
+                (json ? parse.InvocationConfiguration.Error : output).WriteLine($"plot written to {Path.GetFullPath(plotPath)}");
             }
             return 0;
         });
@@ -98,33 +117,38 @@ internal static class DemoCommands
         return demo;
     }
 
+    /// <summary>The final metagraph of <paramref name="result"/> as <c>btcli metagraph --plot</c> draws a chain's.</summary>
+    /// <exception cref="CliException">The file cannot be written.</exception>
+    internal static void WritePlot(DemoResult result, DemoOptions options, string path)
+    {
+        var n = result.Neurons.OrderBy(x => x.Uid).ToArray();
+        MetagraphPlot.Write(
+            string.Create(CultureInfo.InvariantCulture, $"btcli demo: subnet {result.Netuid} after {options.Epochs} epochs, block {result.Blocks}, n = {n.Length}"),
+            [.. n.Select(x => x.Uid)], [.. n.Select(x => x.Stake)], [.. n.Select(x => x.Incentive)], [.. n.Select(x => x.Dividends)],
+            [.. n.Select(x => double.IsFinite(x.Trust) ? x.Trust : 0)], path);
+    }
+
     private static async Task<DemoResult> RunAsync(DemoOptions options, Func<Action<DemoProgress>?, Action<int, IReadOnlyList<DemoNeuron>>?, CancellationToken, Task<DemoResult>> run,
         bool json, TextWriter output, string mode, CancellationToken cancellationToken)
     {
         var live = !json && !Console.IsOutputRedirected && ReferenceEquals(output, Console.Out);
         DemoResult result;
+        DemoLiveView? view = null;
         if (live)
         {
-            var console = AnsiConsole.Console;
+            var console = view = DemoLiveView.ForConsole();
             console.MarkupLine($"[bold]Bittensor demo[/]: {options.Servers} server(s), {options.BadServers} useless server(s) ({Markup.Escape(string.Join(",", options.BadKinds))}), 1 validator{Markup.Escape(mode)}; tempo {options.Tempo} blocks, {options.Epochs} epochs, block time ≥ {options.BlockTime.TotalSeconds:F2} s, seed {options.Seed}");
             console.MarkupLine("[grey]Demo-only relaxations: no registration/serving/weights rate limits, one validator permit. Wallets are throwaway keys in a temporary folder (deleted at the end).[/]");
-            DemoProgress? latest = null;
-            var epochTables = new List<(int, IReadOnlyList<DemoNeuron>)>();
-            result = await console.Status().Spinner(Spinner.Known.Dots).StartAsync("starting", async ctx =>
+            console.Status("starting");
+            try
             {
-                var r = await run(
-                    p =>
-                    {
-                        latest = p;
-                        ctx.Status(Markup.Escape(StatusLine(p)));
-                    },
-                    (e, table) =>
-                    {
-                        console.Write(MetagraphTable($"after epoch {e}/{options.Epochs}", table));
-                    },
+                result = await run(p => console.Status(StatusLine(p)), (e, table) => console.Write(MetagraphTable($"after epoch {e}/{options.Epochs}", table)),
                     cancellationToken);
-                return r;
-            });
+            }
+            finally
+            {
+                console.Finish();
+            }
         }
         else
         {
@@ -140,7 +164,7 @@ internal static class DemoCommands
             output.WriteLine(JsonSerializer.Serialize(ToJson(result), JsonOptions));
             return result;
         }
-        if (live) AnsiConsole.Write(MetagraphTable("final", result.Neurons));
+        view?.Write(MetagraphTable("final", result.Neurons));
         output.WriteLine(Summary(result));
         return result;
     }
@@ -156,7 +180,7 @@ internal static class DemoCommands
         return string.Create(CultureInfo.InvariantCulture, $"block {p.Block} | {epochs} | {p.Phase}{stats}{(p.LastWeights is null ? "" : " | weights " + p.LastWeights)}");
     }
 
-    private static Table MetagraphTable(string title, IReadOnlyList<DemoNeuron> neurons)
+    internal static Table MetagraphTable(string title, IReadOnlyList<DemoNeuron> neurons)
     {
         var table = new Table().Title(Markup.Escape(title)).AddColumns("uid", "role", "hotkey", "stake τ", "score", "incentive", "dividends", "emission τ");
         foreach (var n in neurons)

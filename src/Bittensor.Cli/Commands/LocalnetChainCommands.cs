@@ -24,11 +24,15 @@ internal static class LocalnetChainCommands
     };
 
     /// <summary>The localnet settings from --localnet.path / --localnet.name (and --block_time) over --config over the reference.</summary>
-    private static LocalnetSettings Settings(ParseResult parse, Option<FileInfo?> config, Option<string?> path, Option<string?> name, TimeSpan? blockTime)
+    private static LocalnetSettings Settings(ParseResult parse, Option<FileInfo?> config, Option<string?> path, Option<string?> name, TimeSpan? blockTime) =>
+        Load(parse, config, path, name, blockTime, []).Settings;
+
+    private static (LocalnetSettings Settings, Akka.Configuration.Config Hocon) Load(ParseResult parse, Option<FileInfo?> config, Option<string?> path,
+        Option<string?> name, TimeSpan? blockTime, IEnumerable<(string Key, object? Value)> more)
     {
         var folder = parse.GetValue(path) is { Length: > 0 } p ? p : parse.GetValue(name) is { Length: > 0 } n ? LocalnetOptions.DefaultPath(n) : null;
-        var hocon = CliConfig.Load(parse, config, [("bittensor.localnet.path", folder), ("bittensor.localnet.block_time", blockTime)]);
-        return CliConfig.Settings(hocon, LocalnetSettings.SectionPath, LocalnetSettings.Create);
+        var hocon = CliConfig.Load(parse, config, [("bittensor.localnet.path", folder), ("bittensor.localnet.block_time", blockTime), .. more]);
+        return (CliConfig.Settings(hocon, LocalnetSettings.SectionPath, LocalnetSettings.Create), hocon);
     }
 
     /// <summary>Adds <c>localnet run [--blocks N] [--block_time S] [--localnet.path P] [--localnet.name N]</c>.</summary>
@@ -61,10 +65,12 @@ internal static class LocalnetChainCommands
         run.Options.Add(path);
         run.Options.Add(name);
         var config = CliConfig.AddTo(run);
+        var logging = CliLogging.AddFlags(run);
         run.SetAction(async (parse, cancellationToken) =>
         {
             if (parse.GetValue(blockTime) is { } seconds && (!(seconds >= 0) || seconds > 3600)) throw new CliException("--block_time must be between 0 and 3600 seconds");
-            var settings = Settings(parse, config, path, name, parse.GetValue(blockTime) is { } t ? TimeSpan.FromSeconds(t) : null);
+            var (settings, hocon) = Load(parse, config, path, name, parse.GetValue(blockTime) is { } t ? TimeSpan.FromSeconds(t) : null, logging(parse));
+            using var logs = CliLogging.Start(hocon);
             if (parse.GetValue(rpcPort) is { } port && port is < 0 or > 65535) throw new CliException("--rpc.port must be between 0 and 65535");
             var rpc = parse.GetValue(noRpc)
                 ? null
@@ -72,6 +78,7 @@ internal static class LocalnetChainCommands
                 {
                     Host = parse.GetValue(rpcHost) is { Length: > 0 } h ? h : "127.0.0.1",
                     Port = parse.GetValue(rpcPort) ?? LocalnetNodeOptions.DefaultPort,
+                    LoggerFactory = logs.Factory,
                 }, Explicit: parse.GetValue(rpcPort) is not null || parse.GetValue(rpcHost) is not null);
             var produced = await RunAsync(settings.Path, parse.GetValue(name) ?? settings.Name, settings.BlockTime, parse.GetValue(blocks), cancellationToken,
                 rpc, parse.GetValue(manual)).ConfigureAwait(false);

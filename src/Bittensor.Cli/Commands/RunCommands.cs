@@ -40,7 +40,7 @@ internal static class RunCommands
     /// What a role needs on a localnet before --config and flags: an announceable address (subtensor refuses
     /// 0.0.0.0 and 127.0.0.1, so the reference's 0.0.0.0 would never be served).
     /// </summary>
-    internal const string VerbDefaults = "bittensor.axon.ip = \"127.0.0.2\"\nakka.loglevel = WARNING";
+    internal const string VerbDefaults = "bittensor.axon.ip = \"127.0.0.2\"\nakka.loglevel = WARNING\nbittensor.logging.level = Warning";
 
     private static Command Verb(string role)
     {
@@ -99,6 +99,7 @@ internal static class RunCommands
         limits.AddTo(command);
         var config = CliConfig.AddTo(command);
         var metrics = MetricsExport.AddFlags(command);
+        var logging = CliLogging.AddFlags(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
             var id = parse.GetValue(netuid);
@@ -110,6 +111,7 @@ internal static class RunCommands
             var hocon = CliConfig.Load(parse, config,
             [
                 .. metrics(parse),
+                .. logging(parse),
                 ("bittensor.subtensor.network", parse.GetValue(network)),
                 ("bittensor.subtensor.chain_endpoint", parse.GetValue(endpoint)),
                 ("bittensor.localnet.path", parse.GetValue(localnet)),
@@ -223,8 +225,10 @@ internal static class RunCommands
             var keys = NeuronKeys.FromWallet(hot, cold);
             // The role's ActorSystem runs on the same layered configuration, so every actor sees the flags and --config.
             // A front-capable server node is a cluster node (role front); its model runs on the workers.
-            var system = cluster is null ? ActorSystem.Create("btcli-run", hocon)
-                : BittensorCluster.CreateSystem(cluster, ClusterSettings.FrontRole, ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon));
+            using var logs = CliLogging.Start(hocon);
+            var system = cluster is null ? logs.CreateSystem("btcli-run", hocon)
+                : BittensorCluster.CreateSystem(cluster, ClusterSettings.FrontRole, ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon),
+                    loggerFactory: logs.Factory);
             // Its cluster address at once (port 0 is bound now), so workers can join while it registers on the subnet.
             if (cluster is not null)
                 await output.WriteLineAsync($"{Bittensor.Neurons.Demo.ProcessNetwork.FrontNodeLine} {Akka.Cluster.Cluster.Get(system).SelfAddress}; registering on subnet {netuid}");

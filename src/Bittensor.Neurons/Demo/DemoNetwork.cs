@@ -44,7 +44,7 @@ public static class DemoNetwork
             // The demo's actor system runs with the caller's configuration (btcli demo --config and flags), so every other
             // bittensor.* section (axon, dendrite, validator, metagraph, …) applies to the demo's neurons as it would to btcli run.
             var config = (options.Config ?? ConfigurationFactory.ParseString(DemoOptions.OwnDefaults)).WithFallback(Bittensor.Actors.BittensorRuntime.ReferenceConfig);
-            var system = ActorSystem.Create("demo", config);
+            var system = Bittensor.Actors.Logging.BittensorLogging.CreateSystem("demo", config, options.LoggerFactory);
             try
             {
                 return await RunAsync(system, localnet, people, options, folder, started, progress, epoch, cancellationToken);
@@ -269,7 +269,7 @@ public static class DemoNetwork
         return neurons.Select(n => new DemoNeuron(n.Uid, n.Hotkey.ToSs58(), people.RoleOf(n.Hotkey), (double)n.Stake.Tao,
             NeuronInfo.Fraction(n.Incentive), NeuronInfo.Fraction(n.Dividends), (double)n.Emission.Tao,
             scores.TryGetValue(n.Uid, out var s) ? s : double.NaN, people.KindOf(n.Hotkey),
-            refusals.TryGetValue(n.Uid, out var r) ? r : new Dictionary<string, long>(), joined.GetValueOrDefault(n.Uid), people.ClusterOf(n.Hotkey))).ToArray();
+            refusals.TryGetValue(n.Uid, out var r) ? r : new Dictionary<string, long>(), joined.GetValueOrDefault(n.Uid), people.ClusterOf(n.Hotkey), NeuronInfo.Fraction(n.Trust))).ToArray();
     }
 
     /// <summary>Most incentive a useless or hostile server may earn for the market to count as working (issue 12: 1 %).</summary>

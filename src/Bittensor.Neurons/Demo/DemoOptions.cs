@@ -18,11 +18,12 @@ public sealed record DemoOptions
     public const string SectionPath = "bittensor.demo";
 
     /// <summary>
-    /// The demo's own defaults, under a user's configuration: the live view owns the terminal, so Akka logs errors only
-    /// (a <c>--config</c> file may raise it again with <c>akka.loglevel</c>); the throwaway subnet's metagraph snapshots
-    /// are not saved into ~/.bittensor/metagraphs.
+    /// The demo's own defaults, under a user's configuration: the live view owns the terminal, so only errors are logged
+    /// (<c>bittensor.logging.level</c>, which btcli's logging reads; <c>akka.loglevel</c> for a demo run without a logger
+    /// factory; a <c>--config</c> file or <c>--logging.level</c> may raise it again); the throwaway subnet's metagraph
+    /// snapshots are not saved into ~/.bittensor/metagraphs.
     /// </summary>
-    public const string OwnDefaults = "akka.loglevel = ERROR\nakka.stdout-loglevel = ERROR\nbittensor.metagraph.save = off";
+    public const string OwnDefaults = "akka.loglevel = ERROR\nakka.stdout-loglevel = ERROR\nbittensor.logging.level = Error\nbittensor.metagraph.save = off";
 
     /// <summary>The reference configuration's demo (hocon/bittensor.conf), for code and tests without a file.</summary>
     public static DemoOptions Default { get; } = Create(BittensorRuntime.ReferenceConfig) with { Config = null };
@@ -63,6 +64,12 @@ public sealed record DemoOptions
 
     /// <summary>Workers of the cluster server (issue 10: one front and two workers).</summary>
     public const int ClusterWorkers = 2;
+
+    /// <summary>
+    /// The process's logger factory: the demo's actor system logs through it (<see cref="Bittensor.Actors.Logging.BittensorLogging.CreateSystem"/>,
+    /// levels from <c>bittensor.logging</c>); null = Akka's own loggers as configured.
+    /// </summary>
+    public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; init; }
 
     /// <summary>Folder for the localnet and wallets; null creates (and afterwards deletes) a temporary one.</summary>
     public string? Folder { get; init; }
@@ -170,8 +177,9 @@ public sealed record DemoOptions
 /// <param name="Refusals">How many of its replies the validator refused, and why (empty when none).</param>
 /// <param name="Joined">In how many validator batches its representation joined the decoder's context.</param>
 /// <param name="Cluster">For a server run as a cluster (<c>btcli demo --processes</c>), what it is made of ("1 front + 2 workers"); null otherwise.</param>
+/// <param name="Trust">Trust in [0, 1] (NaN when not known).</param>
 public sealed record DemoNeuron(ushort Uid, string Hotkey, string Role, double Stake, double Incentive, double Dividends, double Emission, double Score,
-    string? Kind = null, IReadOnlyDictionary<string, long>? Refusals = null, long Joined = 0, string? Cluster = null);
+    string? Kind = null, IReadOnlyDictionary<string, long>? Refusals = null, long Joined = 0, string? Cluster = null, double Trust = double.NaN);
 
 /// <summary>The state the live view shows, reported after every block.</summary>
 /// <param name="Block">Latest block.</param>

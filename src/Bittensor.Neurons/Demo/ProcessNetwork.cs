@@ -374,6 +374,7 @@ public static class ProcessNetwork
         // The demo's flags (--seed, …) are already in the values below; the logging level of the demo goes to every child.
         foreach (var key in new[] { "akka.loglevel", "akka.stdout-loglevel" })
             if (config.HasPath(key)) text.AppendLine(string.Create(CultureInfo.InvariantCulture, $"{key} = {JsonSerializer.Serialize(config.GetString(key))}"));
+        text.Append(Render(config, Bittensor.Actors.Logging.LoggingSettings.SectionPath, Bittensor.Actors.Logging.LoggingSettings.SectionPath));
         text.Append(role);
         return text.ToString();
     }
