@@ -16,12 +16,12 @@ internal static partial class AxonRequestLog
         ArgumentNullException.ThrowIfNull(factory);
         var logger = factory.CreateLogger(BittensorLogging.RequestsCategory);
         if (!logger.IsEnabled(LogLevel.Debug)) return null;
-        return r => Call(logger, r.Method, r.Caller, r.Code, r.Elapsed.TotalMilliseconds, r.BytesIn, r.BytesOut, r.Message);
+        return r => Call(logger, r.Method, r.Caller, r.Code, r.Elapsed.TotalMilliseconds, r.BytesIn, r.BytesOut, r.Message.Length == 0 ? "" : ": " + r.Message);
     }
 
     // The caller is a public hotkey (SS58) or "unverified"; the message is the axon's own answer text.
     [LoggerMessage(EventId = 1, Level = LogLevel.Debug,
-        Message = "{Method} from {Caller}: {Code} in {ElapsedMs:F1} ms, {BytesIn} B in, {BytesOut} B out {Message}")]
+        Message = "{Method} from {Caller}: {Code} in {ElapsedMs:F1} ms, {BytesIn} B in, {BytesOut} B out{Message}")]
     private static partial void Call(ILogger logger, string method, string caller, Bittensor.Protocol.Wire.ReturnCode code, double elapsedMs, long bytesIn, long bytesOut,
         string message);
 }

@@ -18,6 +18,7 @@ public sealed class DemoProcessPartsTests
         bittensor.demo.pipeline.top_k = 3
         bittensor.model.learning_rate = 0.5
         bittensor.validator.pipeline.batch_window = 150ms
+        bittensor.logging.levels { "Bittensor.Actors.Dendrite" = Debug }
         """;
 
     private static Config Layered() => ConfigurationFactory.ParseString(UserFile)
@@ -37,6 +38,11 @@ public sealed class DemoProcessPartsTests
         Assert.Equal((32, 0.5), (child.DModel, child.LearningRate)); // the demo's key and the user's bittensor.model key both arrive
         Assert.Equal("ERROR", AsChild(file).GetString("akka.loglevel"));
         Assert.False(AsChild(file).GetBoolean("bittensor.metagraph.save"));
+        // The demo's logging (its own Error default, the user's per-category level) is the child's.
+        var logging = Bittensor.Actors.Logging.LoggingSettings.Create(BittensorRuntime.Section(AsChild(file), Bittensor.Actors.Logging.LoggingSettings.SectionPath));
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Error, logging.Level);
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Debug, logging.Levels["Bittensor.Actors.Dendrite"]);
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Warning, logging.Levels["Akka"]);
     }
 
     [Fact]

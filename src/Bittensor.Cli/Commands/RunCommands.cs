@@ -42,6 +42,9 @@ internal static class RunCommands
     /// </summary>
     internal const string VerbDefaults = "bittensor.axon.ip = \"127.0.0.2\"\nakka.loglevel = WARNING\nbittensor.logging.level = Warning";
 
+    /// <summary>A cluster worker's own defaults over <see cref="VerbDefaults"/>: it logs its progress (Information).</summary>
+    private const string WorkerDefaults = "bittensor.logging.level = Information";
+
     private static Command Verb(string role)
     {
         var name = new Option<string?>("--wallet.name") { Description = "Wallet name (default: BT_WALLET_NAME, else bittensor.wallet.name)" };
@@ -108,7 +111,7 @@ internal static class RunCommands
                 throw new CliException($"--bad_kind must be one of {string.Join(", ", Bittensor.Neurons.Demo.Adversaries.Kinds)}");
             if (id is < 0 or > ushort.MaxValue) throw new CliException("--netuid must be between 0 and 65535");
             if (parse.GetValue(blockTime) is { } seconds && !(seconds > 0 && seconds <= 3600)) throw new CliException("--block_time must be between 0 and 3600 seconds");
-            var hocon = CliConfig.Load(parse, config,
+            List<(string Key, object? Value)> flags =
             [
                 .. metrics(parse),
                 .. logging(parse),
@@ -123,8 +126,11 @@ internal static class RunCommands
                 ("bittensor.cluster.role", role == "server" ? parse.GetValue(clusterRole) : null),
                 .. clusterFlags?.Values(parse) ?? [],
                 .. limits.Values(parse),
-            ], VerbDefaults);
+            ];
+            var hocon = CliConfig.Load(parse, config, flags, VerbDefaults);
             var cluster = CliConfig.Settings(hocon, ClusterSettings.SectionPath, ClusterSettings.Create);
+            // A worker's Information lines (joined, registered with the front) are its progress, as under `btcli axon worker`.
+            if (cluster.Role == ClusterSettings.WorkerRole) hocon = CliConfig.Load(parse, config, flags, VerbDefaults + "\n" + WorkerDefaults);
             if (role != "server" && cluster.Role.Length > 0)
                 throw new CliException($"bittensor.cluster.role is for `btcli run server` only, not {role}");
             var settings = new RunSettings(

@@ -39,13 +39,14 @@ public sealed class RunModelStartFailureTests : IDisposable
             "--neuron.full_path", Path.Combine(_dir, "state"), .. Wallet.SkipLast(1), .. Net]);
 
         Assert.Equal(1, code);
-        // One error line, last; before it only the actors' one-line log events (standard error is the log), no stack trace.
+        // One error line, last; before it only one-line log events (standard error is the log: docs/logging.md's simple
+        // format, `<UTC time> warn|fail: <category>[0] => <source> <message>`), no stack trace.
         var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         Assert.StartsWith("error: server stopped: its model cannot start (2 tries): ", lines[^1], StringComparison.Ordinal);
-        Assert.All(lines[..^1], l => Assert.Matches(@"^\[(WARNING|ERROR)\]", l));
+        Assert.All(lines[..^1], l => Assert.Matches(@"^\d{4}-\d\d-\d\dT\S+Z (warn|fail): \S+\[\d+\] ", l));
         Assert.Contains(lines, l => l.Contains("model did not start (try 1 of 2)", StringComparison.Ordinal));
         Assert.DoesNotContain("   at ", err, StringComparison.Ordinal);
-        Assert.True(!output.Contains("[WARNING]", StringComparison.Ordinal), output);
+        Assert.True(!output.Contains("warn:", StringComparison.Ordinal) && !output.Contains("[WARNING]", StringComparison.Ordinal), output);
         // The checkpoint that could not be read is left as it was (never overwritten by a fresh model).
         Assert.Equal("this is not a TorchSharp state dict", await File.ReadAllTextAsync(checkpoint));
     }
