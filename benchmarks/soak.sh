@@ -25,6 +25,7 @@ WARM=${WARM:-60}
 BTCLI=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}
 BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
 OUT=${OUT:-}
+GCDUMPS=${GCDUMPS:-}
 
 for f in "$BTCLI" "$BENCH"; do
   [[ -f "$f" ]] || { echo "soak.sh: $f not found; build first: dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks" >&2; exit 2; }
@@ -44,6 +45,11 @@ trap cleanup EXIT
 
 rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 threads() { awk '/^Threads:/ { print $2 }' "/proc/$1/status"; }
+# RSS by kind of mapping (/proc/PID/smaps): anonymous (the GC heap, malloc arenas, thread stacks), the runtime's
+# double-mapped executable memory (/memfd:doublemapper: JIT'd code and stubs), and mapped files (the runtime, assemblies).
+rss_parts() { awk '/^[0-9a-f]+-/ { name = $6 } /^Rss:/ { if (name == "" || name ~ /^\[(heap|stack)/) a += $2; else if (name ~ /doublemapper/) j += $2; else if (name !~ /^\[/) f += $2 }
+  END { printf "%.1f %.1f %.1f", a / 1024, j / 1024, f / 1024 }' "/proc/$1/smaps"; }
+metric_mb() { curl -s "http://127.0.0.1:$mport/metrics" | awk -v n="$1" '$1 ~ "^"n { s += $2 } END { printf "%.1f", s / 1048576 }'; }
 metric() { curl -s "http://127.0.0.1:$mport/metrics" | awk -v n="$1" '$1 ~ "^"n { s += $2 } END { printf "%.0f", s }'; }
 
 echo "# soak: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -75,24 +81,44 @@ dotnet "$BENCH" axon-load --target "127.0.0.1:$port" --concurrency "$CALLERS" --
 load_pid=$!
 start=$(date +%s)
 echo
-echo "| t s | server RSS MB | threads | thread-pool queue | axon calls (total) | shed (total) | load average |"
-echo "|---:|---:|---:|---:|---:|---:|---|"
+echo "| t s | server RSS MB | anon MB | JIT code MB | mapped files MB | GC heap MB | GC committed MB | JIT'd methods | threads | thread-pool queue | axon calls (total) | shed (total) | load average |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 : >"$work/rss"
+read -r -a dumps <<< "$GCDUMPS"
 while kill -0 "$load_pid" 2>/dev/null; do
   sleep "$SAMPLE"
   kill -0 "$server_pid" 2>/dev/null || { echo "soak.sh: the axon died during the soak" >&2; cat "$work/server.err" >&2; exit 1; }
   t=$(( $(date +%s) - start ))
   r=$(rss_mb "$server_pid")
-  echo "$t $r" >>"$work/rss"
-  echo "| $t | $r | $(threads "$server_pid") | $(metric dotnet_thread_pool_queue_length) | $(metric bittensor_axon_calls_total) | $(metric bittensor_axon_shed_total) | $(cut -d' ' -f1-3 /proc/loadavg) |"
+  parts=$(rss_parts "$server_pid")
+  jit=$(metric dotnet_jit_compiled_methods)
+  echo "$t $r $jit $parts" >>"$work/rss"
+  if (( ${#dumps[@]} > 0 )) && (( t >= dumps[0] )); then
+    # a managed-heap snapshot by type (dotnet-gcdump forces a gen2 GC in the server); compare with `dotnet-gcdump report`
+    dotnet-gcdump collect -p "$server_pid" -o "$work/heap-$t.gcdump" >/dev/null 2>>"$work/gcdump.err" || echo "soak.sh: gcdump at $t s failed" >&2
+    dumps=("${dumps[@]:1}")
+  fi
+  echo "| $t | $r | ${parts// / | } | $(metric_mb dotnet_gc_last_collection_heap_size) | $(metric_mb dotnet_gc_last_collection_memory_committed) | $jit | $(threads "$server_pid") | $(metric dotnet_thread_pool_queue_length) | $(metric bittensor_axon_calls_total) | $(metric bittensor_axon_shed_total) | $(cut -d' ' -f1-3 /proc/loadavg) |"
 done
 wait "$load_pid" || { echo "soak.sh: the load generator failed:" >&2; cat "$work/load.err" >&2; exit 1; }
 echo
 echo "# load result (codes other than Success are listed under errors):"
 grep -E '^\|' "$work/load.out"
 echo
-awk -v w="$WARM" '$1 >= w { if (min == "" || $2 < min) min = $2; if ($2 > max) max = $2; n++ }
-  END { if (n > 0) printf "# RSS after %d s: min %.1f MB, max %.1f MB, spread %.1f%% of min (%d samples)\n", w, min, max, (max - min) / min * 100, n }' "$work/rss"
+# RSS after the first WARM seconds, and after warm-up as the run itself shows it: from the first sample after which the
+# JIT compiled fewer than 1% more methods until the end (the runtime still compiling new paths is warm-up, not a leak).
+awk -v w="$WARM" '{ t[NR] = $1; r[NR] = $2; j[NR] = $3; a[NR] = $4; n = NR }
+  function spread(from, what,   i, min, max, c) { min = ""; max = 0; c = 0
+    for (i = 1; i <= n; i++) if (t[i] >= from) { if (min == "" || r[i] < min) min = r[i]; if (r[i] > max) max = r[i]; c++ }
+    if (c > 0) printf "# RSS %s: min %.1f MB, max %.1f MB, spread %.1f%% of min (%d samples)\n", what, min, max, (max - min) / min * 100, c }
+  function aspread(from,   i, min, max) { min = ""; max = 0
+    for (i = 1; i <= n; i++) if (t[i] >= from) { if (min == "" || a[i] < min) min = a[i]; if (a[i] > max) max = a[i] }
+    printf "#   of which anonymous memory (GC heap, malloc, stacks) %.1f-%.1f MB\n", min, max }
+  END { if (n == 0) exit
+    spread(w, "after " w " s")
+    for (i = 1; i <= n; i++) if (j[n] <= j[i] * 1.01) { settled = t[i]; break }
+    printf "# JIT settled at %d s (compiled methods %d then, %d at the end)\n", settled, j[i], j[n]
+    spread(settled, "from " settled " s (after warm-up)"); aspread(settled) }' "$work/rss"
 echo "# server warnings/errors in its log (stderr + stdout), excluding the per-10 s summary lines:"
 grep -iE 'warn|error|fail|starv|heartbeat|exception' "$work/server.err" "$work/server.out" | grep -v 'signature verification' | head -20 || echo "#   none"
 echo "# server's last summary line: $(grep -E 'calls' "$work/server.err" "$work/server.out" | tail -1)"

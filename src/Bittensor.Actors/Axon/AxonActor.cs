@@ -42,7 +42,9 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         _options = options;
         try
         {
-            _auth = auth ?? (settings.DisableSignatureVerification ? new UnverifiedAuthenticator() : AxonSeams.CreateAuthenticator(settings, options.Time ?? TimeProvider.System));
+            _auth = auth ?? (settings.DisableSignatureVerification ? new UnverifiedAuthenticator() : AxonSeams.CreateAuthenticator(settings, options.Time ?? TimeProvider.System,
+                // From the journal's writer thread: Akka's logging adapter may be used from any thread.
+                message => _log.Warning("{0}", message)));
         }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
         {

@@ -8,7 +8,7 @@ namespace Bittensor.Actors.Axon;
 /// <summary>Builds the Protocol-layer implementations behind the axon's seams.</summary>
 internal static class AxonSeams
 {
-    public static IRequestAuthenticator CreateAuthenticator(AxonSettings settings, TimeProvider time) =>
+    public static IRequestAuthenticator CreateAuthenticator(AxonSettings settings, TimeProvider time, Action<string>? onNonceFileProblem = null) =>
         new VerifierAuthenticator(new RequestVerifier(new RequestVerifierOptions
         {
             OwnVersion = settings.ProtocolVersion,
@@ -18,6 +18,7 @@ internal static class AxonSeams
             ReorderWindow = settings.NonceReorderWindow,
             NonceFilePath = settings.NonceStorePath.Length == 0 ? null : settings.NonceStorePath,
             NonceFileSync = settings.NonceStoreFsync,
+            OnNonceFileProblem = onNonceFileProblem,
         }, settings.BatchVerification ? new Sr25519BatchVerifier() : null, time));
 
     public static ITensorWireCodec CreateCodec(AxonSettings? settings) => ProtocolTensorCodec.Instance;

@@ -72,6 +72,11 @@ internal sealed partial class LocalnetStore : IDisposable
             stream.Flush(true);
             store.WriteAtomically(store.PidPath, System.Text.Encoding.ASCII.GetBytes(pid));
         }
+        catch (Exception e) when (e is IOException or ArgumentOutOfRangeException)
+        {
+            store.Dispose();
+            throw new LocalnetException($"localnet at {full} cannot be written: {WriteError(e)}", e);
+        }
         catch
         {
             store.Dispose();
@@ -174,7 +179,15 @@ internal sealed partial class LocalnetStore : IDisposable
     public void Commit(LocalnetState state)
     {
         var bytes = Encode(state);
-        WriteFileSynced(TempPath, bytes);
+        try
+        {
+            WriteFileSynced(TempPath, bytes);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
+        {
+            // Nothing was renamed: state.bin (and .prev) still hold the last committed block.
+            throw new IOException($"cannot write {TempPath}: {WriteError(e)}; the state on disk is unchanged", e);
+        }
         if (File.Exists(StatePath)) File.Move(StatePath, PrevPath, overwrite: true);
         File.Move(TempPath, StatePath);
         SyncDirectory(Folder);
@@ -198,10 +211,25 @@ internal sealed partial class LocalnetStore : IDisposable
 
     private static void WriteFileSynced(string path, byte[] bytes)
     {
-        using var fs = new FileStream(path, PrivateFile(FileMode.Create, FileAccess.Write));
-        fs.Write(bytes);
-        fs.Flush(flushToDisk: true);
+        try
+        {
+            using var fs = new FileStream(path, PrivateFile(FileMode.Create, FileAccess.Write));
+            fs.Write(bytes);
+            fs.Flush(flushToDisk: true);
+        }
+        catch
+        {
+            // A part-written temp file is no use to anyone (disk full, file-size limit): do not leave it behind.
+            try { File.Delete(path); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            throw;
+        }
     }
+
+    /// <summary>The reason of a failed write in words; .NET reports EFBIG (over the file-size limit) as ArgumentOutOfRangeException.</summary>
+    private static string WriteError(Exception e) => e is ArgumentOutOfRangeException
+        ? "file too large (over the process's file-size limit or the file system's; EFBIG)"
+        : e.Message;
 
     /// <summary>Exclusive access; created with mode 0600 on Unix.</summary>
     private static FileStreamOptions PrivateFile(FileMode mode, FileAccess access)

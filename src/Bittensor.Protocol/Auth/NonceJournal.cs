@@ -23,6 +23,8 @@ internal sealed partial class NonceJournal : IDisposable
     private readonly string _snapshotPath;
     private readonly bool _fsync;
     private readonly Func<string> _snapshot;
+    private readonly Action<string>? _report;
+    private bool _failing;
     private readonly FileStream _journal;
     private readonly Lock _queueGate = new();
     private readonly AutoResetEvent _wake = new(false);
@@ -39,8 +41,9 @@ internal sealed partial class NonceJournal : IDisposable
     /// <summary>Test hook: when set, the writer waits for it before taking each batch (holds answers back).</summary>
     internal ManualResetEventSlim? HoldWrites { get; set; }
 
-    private NonceJournal(string snapshotPath, bool fsync, Func<string> snapshot, FileStream journal)
+    private NonceJournal(string snapshotPath, bool fsync, Func<string> snapshot, FileStream journal, Action<string>? report)
     {
+        _report = report;
         _snapshotPath = snapshotPath;
         _fsync = fsync;
         _snapshot = snapshot;
@@ -58,8 +61,10 @@ internal sealed partial class NonceJournal : IDisposable
     /// starts the writer. <paramref name="snapshot"/> serialises the store under the caller's lock.
     /// </summary>
     /// <exception cref="InvalidDataException">A file is not a nonce store (nothing is overwritten).</exception>
-    /// <exception cref="IOException">The store is locked by another process, or cannot be read or written.</exception>
-    public static NonceJournal Open(string snapshotPath, bool fsync, NonceStore store, long dropBelowTicks, Func<string> snapshot)
+    /// <exception cref="IOException">The store is locked by another process, or cannot be read or written (disk full and
+    /// the file-size limit included).</exception>
+    public static NonceJournal Open(string snapshotPath, bool fsync, NonceStore store, long dropBelowTicks, Func<string> snapshot,
+        Action<string>? report = null)
     {
         var full = Path.GetFullPath(snapshotPath);
         var directory = Path.GetDirectoryName(full)!;
@@ -91,8 +96,15 @@ internal sealed partial class NonceJournal : IDisposable
             journal.Position = 0;
             journal.ReadExactly(bytes);
             ReplayJournal(Encoding.UTF8.GetString(bytes), store, dropBelowTicks);
-            var result = new NonceJournal(full, fsync, snapshot, journal);
-            result.Compact();
+            var result = new NonceJournal(full, fsync, snapshot, journal, report);
+            try
+            {
+                result.Compact();
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                throw TooLarge(full, e);
+            }
             result._writer.Start();
             return result;
         }
@@ -215,9 +227,13 @@ internal sealed partial class NonceJournal : IDisposable
             _journalBytes += bytes.Length;
             batch.TrySetResult();
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
         {
+            // .NET reports EFBIG (over the process's file-size limit, RLIMIT_FSIZE, or the file system's largest file)
+            // as ArgumentOutOfRangeException; it is a write failure like ENOSPC and must not end the writer thread.
+            if (e is ArgumentOutOfRangeException) e = TooLarge(JournalPath(_snapshotPath), e);
             batch.TrySetException(e);
+            Report(true, $"nonce journal {JournalPath(_snapshotPath)} cannot be written ({e.Message}); calls are refused (UnknownException) until it can");
             // Cut a partly written batch off, so the next batch starts on a line boundary; if even that fails,
             // refuse every later request rather than answer one whose nonce may not be on disk.
             try
@@ -225,12 +241,33 @@ internal sealed partial class NonceJournal : IDisposable
                 _journal.SetLength(_journalBytes);
                 _journal.Position = _journalBytes;
             }
-            catch (Exception cut) when (cut is IOException or UnauthorizedAccessException)
+            catch (Exception cut) when (cut is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
             {
                 lock (_queueGate) _broken = new IOException("the nonce journal cannot be written", cut);
+                Report(true, $"nonce journal {JournalPath(_snapshotPath)} cannot be cut back to its last whole batch ({cut.Message}); every call is refused until the axon is restarted", always: true);
             }
+            return;
+        }
+        Report(false, $"nonce journal {JournalPath(_snapshotPath)} is writable again");
+    }
+
+    /// <summary>Tells the owner once per change between writable and not (never throws).</summary>
+    private void Report(bool failing, string message, bool always = false)
+    {
+        if (_failing == failing && !always) return;
+        _failing = failing;
+        try
+        {
+            _report?.Invoke(message);
+        }
+        catch (Exception)
+        {
+            // Reporting must not stop the writer.
         }
     }
+
+    private static IOException TooLarge(string path, Exception e) =>
+        new($"cannot write {path}: file too large (over the process's file-size limit or the file system's; EFBIG)", e);
 
     private void TryCompact()
     {
@@ -238,7 +275,7 @@ internal sealed partial class NonceJournal : IDisposable
         {
             Compact();
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
         {
             // The journal still holds every nonce; try again once it has doubled.
             lock (_queueGate) _compactAt = Math.Max(MinCompactBytes, _journalBytes * 2);

@@ -50,7 +50,7 @@ public sealed class RequestVerifier : IDisposable
         _clock = clock ?? TimeProvider.System;
         _store = new NonceStore(_options.NonceCapacity);
         if (_options.NonceFilePath is { } path)
-            _journal = NonceJournal.Open(path, _options.NonceFileSync, _store, DropBelowTicks(), SnapshotText);
+            _journal = NonceJournal.Open(path, _options.NonceFileSync, _store, DropBelowTicks(), SnapshotText, _options.OnNonceFileProblem);
     }
 
     /// <summary>Number of callers whose last nonce is currently remembered.</summary>

@@ -48,6 +48,13 @@ public sealed record RequestVerifierOptions
     /// </summary>
     public bool NonceFileSync { get; init; } = true;
 
+    /// <summary>
+    /// Told (from the journal's writer thread; must not throw) when the nonce file stops being writable — disk full,
+    /// file-size limit, I/O error: requests are then refused with <c>UnknownException</c> until it is writable again —
+    /// and when it is writable again. One message per change, not per request.
+    /// </summary>
+    public Action<string>? OnNonceFileProblem { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> for values that make the checks meaningless.</summary>
     public RequestVerifierOptions Validate()
     {

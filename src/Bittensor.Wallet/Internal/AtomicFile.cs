@@ -58,12 +58,14 @@ internal static partial class AtomicFile
             if (overwrite || !TryLinkNoReplace(temp, full, path)) File.Move(temp, full, overwrite);
             SyncDirectory(directory);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
         {
             TryDelete(temp);
             if (!overwrite && File.Exists(full))
                 throw new KeyfileException(path, KeyfileError.AlreadyExists, "already exists (use overwrite to replace it)", e);
-            throw new KeyfileException(path, KeyfileError.Io, $"cannot write: {e.Message}", e);
+            // .NET reports EFBIG (over the process's file-size limit or the file system's) as ArgumentOutOfRangeException.
+            var reason = e is ArgumentOutOfRangeException ? "file too large (over the process's file-size limit or the file system's; EFBIG)" : e.Message;
+            throw new KeyfileException(path, KeyfileError.Io, $"cannot write: {reason}", e);
         }
         catch
         {
