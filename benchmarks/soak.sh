@@ -28,6 +28,7 @@ BTCLI=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}
 BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
 OUT=${OUT:-}
 GCDUMPS=${GCDUMPS:-}
+export PATH="$PATH:$HOME/.dotnet/tools"   # dotnet-gcdump (dotnet tool install --global dotnet-gcdump)
 
 for f in "$BTCLI" "$BENCH"; do
   [[ -f "$f" ]] || { echo "soak.sh: $f not found; build first: dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks" >&2; exit 2; }
