@@ -16,6 +16,13 @@ public sealed class ClusterFrontTakeoverSpec(Xunit.Abstractions.ITestOutputHelpe
     /// <summary>A node that "dies": terminating its system neither leaves the cluster nor runs CoordinatedShutdown.</summary>
     private static readonly Config Dies = ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-actor-system-terminate = off");
 
+    /// <summary>
+    /// Several nodes in this process on a shared, busy machine: heartbeats can be seconds late, so the failure detector
+    /// tolerates 10 s of silence (Akka's default 3 s could mark the surviving front unreachable and the resolver down
+    /// it). The dead front is still detected, later.
+    /// </summary>
+    private static readonly Config Tolerant = ConfigurationFactory.ParseString("akka.cluster.failure-detector.acceptable-heartbeat-pause = 10s");
+
     private static Task Up(ActorSystem node)
     {
         var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -26,12 +33,12 @@ public sealed class ClusterFrontTakeoverSpec(Xunit.Abstractions.ITestOutputHelpe
     [Fact]
     public async Task When_the_front_node_dies_the_standby_front_takes_over_and_its_axon_serves_the_same_workers()
     {
-        var (first, firstEvents) = StartFrontNode(extra: Dies);
+        var (first, firstEvents) = StartFrontNode(extra: Dies.WithFallback(Tolerant));
         var active = await Activated(firstEvents, TimeSpan.FromSeconds(60));
         var seed = Akka.Cluster.Cluster.Get(first).SelfAddress.ToString();
-        var (standby, standbyEvents) = StartFrontNode(seeds: seed);
-        StartWorker(first, DemoModels.Echo(Dim));
-        StartWorker(first, DemoModels.Echo(Dim));
+        var (standby, standbyEvents) = StartFrontNode(extra: Tolerant, seeds: seed);
+        StartWorker(first, DemoModels.Echo(Dim), extra: Tolerant);
+        StartWorker(first, DemoModels.Echo(Dim), extra: Tolerant);
         await Up(standby).WaitAsync(TimeSpan.FromSeconds(60));
         await AwaitWorkers(active.Router, 2);
         AssertEcho(await Forward(RawClient(active.Endpoint.Port), Alice, Row(1)), 1);
@@ -55,10 +62,10 @@ public sealed class ClusterFrontTakeoverSpec(Xunit.Abstractions.ITestOutputHelpe
     [Fact]
     public async Task A_front_node_that_leaves_hands_the_front_over_to_the_standby()
     {
-        var (first, firstEvents) = StartFrontNode();
+        var (first, firstEvents) = StartFrontNode(extra: Tolerant);
         var active = await Activated(firstEvents, TimeSpan.FromSeconds(60));
-        var (standby, standbyEvents) = StartFrontNode(seeds: Akka.Cluster.Cluster.Get(first).SelfAddress.ToString());
-        StartWorker(first, DemoModels.Echo(Dim));
+        var (standby, standbyEvents) = StartFrontNode(extra: Tolerant, seeds: Akka.Cluster.Cluster.Get(first).SelfAddress.ToString());
+        StartWorker(first, DemoModels.Echo(Dim), extra: Tolerant);
         await Up(standby).WaitAsync(TimeSpan.FromSeconds(60));
         await AwaitWorkers(active.Router, 1);
 
