@@ -117,6 +117,9 @@ internal static partial class AxonCommands
         using var logs = CliLogging.Start(hocon);
         var system = BittensorCluster.CreateSystem(cluster, ClusterSettings.WorkerRole, config, loggerFactory: logs.Factory);
         var self = Akka.Cluster.Cluster.Get(system);
+        // A model that cannot start (bad checkpoint, out of memory at load): its reason goes into the error line.
+        using var gaveUpStop = new CancellationTokenSource();
+        var gaveUp = ModelHostEvents.GaveUpAsync(system, gaveUpStop.Token);
         var worker = BittensorCluster.StartWorker(system, cluster, host, capacity, hostedParameters: hostedParameters);
         Console.Error.WriteLine($"worker {self.SelfAddress} joining {string.Join(",", cluster.SeedNodes)}: model {model}, capacity {capacity}; " +
             "Ctrl-C to drain and leave");
@@ -148,8 +151,10 @@ internal static partial class AxonCommands
             Console.Error.WriteLine($"{LeftLine}{(served is { } n ? $"; it served {n} calls" : "")}");
             return 0;
         }
+        var why = gaveUp.IsCompletedSuccessfully ? $": its model cannot start ({gaveUp.Result.Attempts} tries): {gaveUp.Result.Reason}" : "";
+        await gaveUpStop.CancelAsync().ConfigureAwait(false);
         Console.Error.WriteLine(shutdown.ShutdownReason is CoordinatedShutdown.UnknownReason
-            ? "error: the worker's model host stopped; the worker left the cluster"
+            ? $"error: the worker's model host stopped{why}; the worker left the cluster"
             : $"error: the worker was removed from the cluster ({shutdown.ShutdownReason?.GetType().Name ?? "stopped"}); restart it to rejoin");
         return CliApp.UserError;
     }

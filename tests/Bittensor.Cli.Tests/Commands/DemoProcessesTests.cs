@@ -156,6 +156,25 @@ public sealed partial class DemoProcessesTests : IDisposable
         Assert.Empty(Survivors()); // the node and the other server were stopped too
     }
 
+    [Fact]
+    public async Task A_cluster_worker_that_fails_ends_the_demo_naming_it_and_quoting_its_error()
+    {
+        // Only the cluster's workers load the server model (the front has none, the NaN server answers without one):
+        // a checkpoint that is not the model's state dict stops them at start.
+        var checkpoint = Path.Combine(_dir, "model.ckpt");
+        File.WriteAllText(checkpoint, "this is not a TorchSharp state dict");
+        var config = Path.Combine(_dir, "bad-model.conf");
+        File.WriteAllText(config, "bittensor.demo { servers = 1, bad_kinds = \"nan\", epochs = 2, tempo = 6, block_time = 0s\n" +
+            $"  server_model {{ checkpoint.path = \"{checkpoint}\", start_attempts = 2, backoff.min = 10ms, backoff.max = 20ms }} }}");
+        var result = await CliProcess.RunAsync(CliProcess.Dotnet, [BtcliDll, "demo", "--processes", "--json", "--config", config], _dir, Guard, Environment());
+        Assert.True(result.ExitCode == 1, result.ToString());
+        Assert.Empty(result.Stdout.Trim());
+        Assert.Matches(@"error: server1_worker[12] \(pid \d+\) exited with code 1; its last lines:", result.Stderr);
+        Assert.Contains("error: the worker's model host stopped: its model cannot start (2 tries): ", result.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("demo: validator", result.Stderr, StringComparison.Ordinal); // it never started
+        Assert.Empty(Survivors()); // the front, the other worker, the NaN server and the node were stopped too
+    }
+
     /// <summary>True while the process exists and is not a zombie.</summary>
     private static bool Alive(int pid)
     {
