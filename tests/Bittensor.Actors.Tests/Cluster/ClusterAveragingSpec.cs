@@ -12,6 +12,7 @@ namespace Bittensor.Actors.Tests.Cluster;
 /// hosting <see cref="TrainableDemoModel"/> replicas that start from different weights and train on different calls,
 /// each node its own ActorSystem on loopback, every message serialized (the parameters cross as raw floats).
 /// </summary>
+[Collection(ClusterTestBase.Nodes)]
 public sealed class ClusterAveragingSpec(Xunit.Abstractions.ITestOutputHelper output) : ClusterTestBase(output)
 {
     private const int Vocab = 8;

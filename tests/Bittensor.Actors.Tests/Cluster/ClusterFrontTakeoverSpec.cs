@@ -11,6 +11,7 @@ namespace Bittensor.Actors.Tests.Cluster;
 /// split-brain resolver (keep-oldest, down-if-alone, as configured by default) downs it, the singleton moves to the
 /// other front-capable node, whose axon serves again with the same workers re-registered.
 /// </summary>
+[Collection(ClusterTestBase.Nodes)]
 public sealed class ClusterFrontTakeoverSpec(Xunit.Abstractions.ITestOutputHelper output) : ClusterTestBase(output)
 {
     /// <summary>A node that "dies": terminating its system neither leaves the cluster nor runs CoordinatedShutdown.</summary>

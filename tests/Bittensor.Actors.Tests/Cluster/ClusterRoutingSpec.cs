@@ -12,6 +12,7 @@ namespace Bittensor.Actors.Tests.Cluster;
 /// A clustered miner in one process: a front (router + real gRPC axon) and workers, each its own ActorSystem on
 /// loopback, every message serialized. Calls come from real signed gRPC clients.
 /// </summary>
+[Collection(ClusterTestBase.Nodes)]
 public sealed class ClusterRoutingSpec(Xunit.Abstractions.ITestOutputHelper output) : ClusterTestBase(output)
 {
     /// <summary>A model whose forward waits on a gate; counts the calls that entered.</summary>
