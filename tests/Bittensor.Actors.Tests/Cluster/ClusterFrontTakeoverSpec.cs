@@ -24,13 +24,6 @@ public sealed class ClusterFrontTakeoverSpec(Xunit.Abstractions.ITestOutputHelpe
     /// </summary>
     private static readonly Config Tolerant = ConfigurationFactory.ParseString("akka.cluster.failure-detector.acceptable-heartbeat-pause = 10s");
 
-    private static Task Up(ActorSystem node)
-    {
-        var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Akka.Cluster.Cluster.Get(node).RegisterOnMemberUp(() => up.TrySetResult());
-        return up.Task;
-    }
-
     [Fact]
     public async Task When_the_front_node_dies_the_standby_front_takes_over_and_its_axon_serves_the_same_workers()
     {

@@ -112,6 +112,14 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.Equal((9 * 1e-3) + ((Dim - 1) * 1e-6), floats[^1], 5);
     }
 
+    /// <summary>Completes when <paramref name="node"/> is Up in the cluster (a standby front is one only from then).</summary>
+    protected static Task Up(ActorSystem node)
+    {
+        var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Akka.Cluster.Cluster.Get(node).RegisterOnMemberUp(() => up.TrySetResult());
+        return up.Task;
+    }
+
     protected static async Task<ClusterFrontStatus> Status(IActorRef front) => await front.Ask<ClusterFrontStatus>(GetClusterFrontStatus.Instance, TimeSpan.FromSeconds(60));
 
     /// <summary>Waits (event by event, bounded) until the front routes to <paramref name="workers"/> reachable, non-draining workers.</summary>
