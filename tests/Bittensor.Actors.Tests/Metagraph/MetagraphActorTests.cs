@@ -89,8 +89,8 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
         Assert.Equal(4, after.N);
     }
 
-    [Fact]
-    public async Task A_saved_snapshot_is_served_by_the_next_actor_before_it_syncs()
+    /// <summary>One actor syncs (block 9, n = 4) and saves its snapshot, then stops; from then on a sync never ends.</summary>
+    private async Task<IActorRef> SavedSnapshotThenStalledSync()
     {
         _backend.Head = 9;
         _backend.NeuronsSource = _ => Task.FromResult(TestNeurons.Many(4));
@@ -101,6 +101,13 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
         Assert.True(File.Exists(MetagraphStore.DefaultPath(_dir, "local", 1)));
 
         _backend.NeuronsSource = _ => new TaskCompletionSource<IReadOnlyList<NeuronInfo>>().Task; // the next sync never ends
+        return chain;
+    }
+
+    [Fact]
+    public async Task A_saved_snapshot_is_served_by_the_next_actor_before_it_syncs()
+    {
+        var chain = await SavedSnapshotThenStalledSync();
         var second = Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings(save: true)));
         await AwaitAssertAsync(async () =>
         {
@@ -112,15 +119,7 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
     [Fact]
     public async Task With_save_off_a_snapshot_on_disk_is_not_loaded()
     {
-        _backend.Head = 9;
-        _backend.NeuronsSource = _ => Task.FromResult(TestNeurons.Many(4));
-        var chain = Chain();
-        var first = Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings(save: true)));
-        _updates.ExpectMsg<MetagraphUpdated>();
-        await first.GracefulStop(TimeSpan.FromSeconds(5));
-        Assert.True(File.Exists(MetagraphStore.DefaultPath(_dir, "local", 1)));
-
-        _backend.NeuronsSource = _ => new TaskCompletionSource<IReadOnlyList<NeuronInfo>>().Task; // the next sync never ends
+        var chain = await SavedSnapshotThenStalledSync();
         IActorRef second = ActorRefs.Nobody;
         await EventFilter.Info(contains: "snapshots off").ExpectOneAsync(async () =>
         {
