@@ -11,7 +11,8 @@
 #   LEVELS=16 MODES=off SECONDS_PER_LEVEL=4 benchmarks/race.sh
 # Environment: LEVELS (comma list), MODES ("on off"; "on1" = verification on with batch verification off,
 # --axon.batch_verification false; add "py2021" for the real 2021 axon from PY2021_SRC, a bittensor
-# 1.5.0 checkout, run by benchmarks/python/axon2021.py with its signature check stubbed out), SECONDS_PER_LEVEL, WARMUP (seconds of unmeasured load at 16
+# 1.5.0 checkout, run by benchmarks/python/axon2021.py with its signature check stubbed out; "floor" for the
+# `floor-server` harness: a minimal h2c responder without checks, the per-call floor of any server here), SECONDS_PER_LEVEL, WARMUP (seconds of unmeasured load at 16
 # callers before the first level of each server, default 4), PRESIGN (signed requests prepared per
 # level before its clock starts, so the generator's core is not busy signing), SERVER_CORE, LOAD_CORE,
 # BTCLI / BENCH (paths of the built dlls), SERVER_ARGS (extra `axon serve` options), SERVER_ENV (extra
@@ -96,7 +97,12 @@ for mode in $MODES; do
     extra=(--axon.batch_verification false)
   fi
   : > "$work/out" ; : > "$work/err"
-  if [[ "$mode" == "py2021" ]]; then
+  if [[ "$mode" == "floor" ]]; then
+    # The floor: a minimal h2c responder (benchmarks/Bittensor.Benchmarks/Axon/FloorServer.cs, no checks, answers
+    # encoded once): what any server pays per call here for the same request and answer over loopback.
+    load_mode=(--unsigned)
+    taskset -c "$SERVER_CORE" dotnet "$BENCH" floor-server --ip 127.0.0.1 --port 0 --network_dim 1024 >"$work/out" 2>"$work/err" &
+  elif [[ "$mode" == "py2021" ]]; then
     # The real 2021 axon (bittensor 1.5.0 from PY2021_SRC, signature check stubbed: an upper bound), same echo model.
     [[ -n "${PY2021_SRC:-}" ]] || { echo "race.sh: mode py2021 needs PY2021_SRC (a bittensor 1.5.0 checkout; see benchmarks/python/axon2021.py)" >&2; exit 2; }
     load_mode=(--unsigned)
@@ -131,7 +137,7 @@ for mode in $MODES; do
   for n in "${levels[@]}"; do
     counters_pid=""
     # Not for presigned levels: their signing phase (before the clock starts) outlasts the counters' fixed window.
-    if [[ "$COUNTERS" == "1" && "$mode" == "off" ]]; then
+    if [[ "$COUNTERS" == "1" && ( "$mode" == "off" || "$mode" == "floor" ) ]]; then
       rm -f "$work/counters.csv"
       taskset -c "$LOAD_CORE" "$COUNTERS_BIN" collect -p "$server_pid" --format csv -o "$work/counters.csv" --refresh-interval 1 \
         --duration "00:00:00:$((SECONDS_PER_LEVEL + 5))" \
