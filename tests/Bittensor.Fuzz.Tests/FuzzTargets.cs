@@ -39,7 +39,7 @@ internal sealed class FuzzTarget(string name, Action<byte[]> run, int maxLength,
 /// <summary>The targets, by name (docs/fuzzing.md lists what each reaches).</summary>
 internal static class FuzzTargets
 {
-    public static IReadOnlyList<string> Names { get; } = ["tensor", "msgpack", "axon", "scale", "metadata", "keyfile", "jsonrpc", "hocon", "cli"];
+    public static IReadOnlyList<string> Names { get; } = ["tensor", "msgpack", "axon", "scale", "metadata", "keyfile", "jsonrpc", "hocon", "cli", "h2"];
 
     public static FuzzTarget Get(string name) => name switch
     {
@@ -57,6 +57,8 @@ internal static class FuzzTargets
             "ms", "s", "-1", "1e309", "on", "off", "null", "+=", "//", "#", "\"\"\"", "9223372036854775808"),
         "cli" => new FuzzTarget(name, Cli, 1024, 10_000, "axon", "serve", "query", "wallet", "new_coldkey", "run", "server", "demo", "metagraph", "--config",
             "--metrics.port", "--axon.port", "--json", "--netuid", "--uri", "//Alice", "\0", "--", "-", "=", "${x}", "\"", "\n"),
+        "h2" => new FuzzTarget(name, H2Frames, 8192, 5_000, "/Bittensor/Forward", "/Bittensor/Backward", "application/grpc", "POST", "trailers",
+            ":path", ":method", ":scheme", "bittensor-signature", "grpc-timeout", "\u0000\u0000\u0000\u0001", "\u0000\u0000\u0004\u0008", "\u007f\u00ff\u00ff\u00ff"),
         _ => throw new ArgumentException($"unknown fuzz target '{name}' (known: {string.Join(", ", Names)})", nameof(name)),
     };
 
@@ -125,6 +127,40 @@ internal static class FuzzTargets
             return;
         }
         AxonHost.Value.Call((input[0] & 1) == 1 ? BittensorMethod.Backward : BittensorMethod.Forward, request);
+    }
+
+    // --- h2: the lean server's frame parser, HPACK decoder, flow control and call state, without a socket --------------
+    private sealed class H2FuzzService : IBittensorService
+    {
+        public Task<TensorMessage> HandleAsync(BittensorMethod method, TensorMessage request, InboundCall call) =>
+            request.Hotkey == "throw" ? throw new InvalidOperationException("handler failed") : Task.FromResult(new TensorMessage { Message = request.Hotkey });
+
+        public ValueTask<HeaderDecision> CheckHeadersAsync(BittensorMethod method, Grpc.Core.Metadata headers, CancellationToken cancellationToken) =>
+            ValueTask.FromResult(headers.GetValue("x-refuse") is { } r
+                ? r == "answer" ? HeaderDecision.Reply(new TensorMessage { Message = "early" }) : HeaderDecision.Refuse(new Status(StatusCode.Unauthenticated, r))
+                : HeaderDecision.Proceed(null));
+    }
+
+    private static readonly Lazy<LeanServer> H2Server = new(() => new LeanServer(new LeanServerTransport(),
+        new ServerTransportOptions("127.0.0.1", 0, 64 * 1024, 64 * 1024, 16, 16 * 1024,
+            new ServerLimits(4096, 0, 0, 0, 0, TimeSpan.FromSeconds(1), ExemptLoopback: true)), new H2FuzzService()));
+
+    /// <summary>The client preface and an empty SETTINGS frame: every input starts after the handshake.</summary>
+    internal static readonly byte[] H2Handshake = [.. "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8, 0, 0, 0, 4, 0, 0, 0, 0, 0];
+
+    private static void H2Frames(byte[] input)
+    {
+        var connection = new Protocol.Lean.H2Connection(H2Server.Value, null, null);
+        try
+        {
+            if (!connection.Feed(H2Handshake)) throw new FuzzFinding("the handshake alone closed the connection");
+            connection.Feed(input);
+            if (connection.OpenStreams > 16) throw new FuzzFinding($"{connection.OpenStreams} streams open over the limit of 16");
+        }
+        finally
+        {
+            connection.Abort();
+        }
     }
 
     // --- SCALE: a program of primitive reads, then the generic decoder of our node's registry at a chosen type ---------

@@ -48,6 +48,28 @@ internal static class SeedCorpus
         image.Tensors[0] = TensorCodec.ToTensor(new float[] { 1, 2, 3, 4 }, [1, 2, 2], Modality.Image);
         Put("axon", "image", [0, .. image.ToByteArray()]);
 
+        // h2: frames after the handshake (FuzzTargets.H2Handshake). Header blocks: literals, Huffman strings, indexing.
+        static byte[] Frame(byte type, byte flags, int stream, byte[] payload) =>
+            [(byte)(payload.Length >> 16), (byte)(payload.Length >> 8), (byte)payload.Length, type, flags, 0, 0, (byte)(stream >> 8), (byte)stream, .. payload];
+        static byte[] Lit(string name, string value, byte kind = 0x00) =>
+            [kind, (byte)name.Length, .. Encoding.ASCII.GetBytes(name), (byte)value.Length, .. Encoding.ASCII.GetBytes(value)];
+        static byte[] Huff(string name, string value)
+        {
+            var n = Protocol.Lean.Huffman.Encode(Encoding.ASCII.GetBytes(name));
+            var v = Protocol.Lean.Huffman.Encode(Encoding.ASCII.GetBytes(value));
+            return [0x40, (byte)(0x80 | n.Length), .. n, (byte)(0x80 | v.Length), .. v];
+        }
+        byte[] request = [0x83, 0x86, .. Lit(":path", "/Bittensor/Forward"), .. Lit("content-type", "application/grpc"), .. Lit("te", "trailers")];
+        var body = forward.ToByteArray();
+        byte[] message = [0, (byte)(body.Length >> 24), (byte)(body.Length >> 16), (byte)(body.Length >> 8), (byte)body.Length, .. body];
+        Put("h2", "forward", [.. Frame(1, 4, 1, request), .. Frame(0, 1, 1, message)]);
+        Put("h2", "huffman-continuation", [.. Frame(1, 0, 1, [0x83, 0x86, .. Huff(":path", "/Bittensor/Backward")]),
+            .. Frame(9, 4, 1, [.. Huff("content-type", "application/grpc"), .. Huff("grpc-timeout", "100m"), 0xbe]), .. Frame(0, 1, 1, message)]);
+        Put("h2", "control", [.. Frame(4, 0, 0, [0, 4, 0, 0, 0x10, 0, 0, 5, 0, 0, 0x40, 0]), .. Frame(8, 0, 0, [0, 1, 0, 0]), .. Frame(6, 0, 0, new byte[8]),
+            .. Frame(1, 4, 3, request), .. Frame(3, 0, 3, [0, 0, 0, 8]), .. Frame(7, 0, 0, new byte[8])]);
+        Put("h2", "refused", [.. Frame(1, 4, 1, [.. request, .. Lit("x-refuse", "no")]), .. Frame(1, 5, 3, [.. request, .. Lit("x-refuse", "answer")]),
+            .. Frame(1, 0x2c, 5, [2, 0, 0, 0, 0, 16, .. request, 0, 0])]);
+
         var w = new ScaleWriter();
         w.Compact((ulong)0);
         w.Compact((ulong)63);

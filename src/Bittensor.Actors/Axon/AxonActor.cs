@@ -244,7 +244,11 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
     {
         var settings = _settings;
         var transport = _options.Transport;
-        if (transport is null)
+        if (transport is null && settings.Transport == "lean")
+        {
+            transport = new LeanServerTransport();
+        }
+        else if (transport is null)
         {
             if (Context.System.Settings.Setup.Get<Akka.Hosting.Logging.LoggerFactorySetup>() is { HasValue: true } logs)
             {

@@ -90,6 +90,9 @@ public sealed record AxonSettings
     /// <summary>Show Kestrel's connection-level traces (HTTP/2 frames, resets) in the Akka log.</summary>
     public required bool Trace { get; init; }
 
+    /// <summary>The server transport: <c>kestrel</c> (Kestrel + Grpc.AspNetCore) or <c>lean</c> (the project's own HTTP/2 server).</summary>
+    public string Transport { get; init; } = "kestrel";
+
     /// <summary>Largest Forward request in bytes (at most <see cref="MaxMessageSize"/>, which bounds Backward requests and every answer).</summary>
     public required int ForwardMessageSize { get; init; }
 
@@ -153,6 +156,7 @@ public sealed record AxonSettings
             BlacklistRegisteredOnly = c.Bool("blacklist.registered_only"),
             ProtocolVersion = c.Int("protocol_version"),
             Trace = c.Bool("trace"),
+            Transport = c.String("transport"),
             ForwardMessageSize = c.Int("limits.forward_message_size"),
             RequestHeadersSize = c.Int("limits.request_headers_size"),
             StreamsPerConnection = c.Int("limits.streams_per_connection"),
@@ -188,6 +192,7 @@ public sealed record AxonSettings
         HoconSection.Require(BlacklistMinStake >= 0 && !double.IsNaN(BlacklistMinStake), "bittensor.axon.blacklist.min_stake", BlacklistMinStake,
             "must be a non-negative number");
         HoconSection.Require(ProtocolVersion > 0, "bittensor.axon.protocol_version", ProtocolVersion, "must be positive");
+        HoconSection.Require(Transport is "kestrel" or "lean", "bittensor.axon.transport", Transport, "must be kestrel or lean");
         HoconSection.Require(ForwardMessageSize >= 1024, "bittensor.axon.limits.forward_message_size", ForwardMessageSize, "must be at least 1024 bytes");
         HoconSection.Require(RequestHeadersSize >= 1024, "bittensor.axon.limits.request_headers_size", RequestHeadersSize, "must be at least 1024 bytes");
         HoconSection.Require(StreamsPerConnection >= 0, "bittensor.axon.limits.streams_per_connection", StreamsPerConnection, "must not be negative (0 = automatic)");

@@ -3,11 +3,15 @@ using System.CommandLine;
 namespace Bittensor.Cli.Commands;
 
 /// <summary>
-/// The <c>--axon.limits.*</c> flags (HOCON <c>bittensor.axon.limits</c>, see hocon/bittensor.conf) shared by every verb
+/// The <c>--axon.transport</c> and <c>--axon.limits.*</c> flags (HOCON <c>bittensor.axon</c>, see hocon/bittensor.conf) shared by every verb
 /// that serves an axon; unset flags leave the file's or the reference value.
 /// </summary>
 internal sealed class AxonLimitFlags
 {
+    private readonly Option<string?> _transport = new("--axon.transport")
+    {
+        Description = "Server transport: kestrel (ASP.NET Core Kestrel + Grpc.AspNetCore, default) or lean (the project's own HTTP/2 server; docs/axon.md)",
+    };
     private readonly Option<int?> _forward = new("--axon.limits.forward_message_size") { Description = "Largest Forward request in bytes (default 1 MiB)" };
     private readonly Option<int?> _headers = new("--axon.limits.request_headers_size") { Description = "Largest total size of a request's headers in bytes (default 8192)" };
     private readonly Option<int?> _streams = new("--axon.limits.streams_per_connection") { Description = "Concurrent calls per connection (0 = automatic)" };
@@ -20,13 +24,14 @@ internal sealed class AxonLimitFlags
     /// <summary>Adds the flags to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { _forward, _headers, _streams, _connections, _perIpConnections, _perIpRate, _perIpBurst, _exemptLoopback })
+        foreach (var o in new Option[] { _transport, _forward, _headers, _streams, _connections, _perIpConnections, _perIpRate, _perIpBurst, _exemptLoopback })
             command.Options.Add(o);
     }
 
     /// <summary>The flags given, as dotted HOCON keys for <see cref="CliConfig.Load"/>.</summary>
     public IEnumerable<(string Key, object? Value)> Values(ParseResult parse) =>
     [
+        ("bittensor.axon.transport", parse.GetValue(_transport)),
         ("bittensor.axon.limits.forward_message_size", parse.GetValue(_forward)),
         ("bittensor.axon.limits.request_headers_size", parse.GetValue(_headers)),
         ("bittensor.axon.limits.streams_per_connection", parse.GetValue(_streams)),

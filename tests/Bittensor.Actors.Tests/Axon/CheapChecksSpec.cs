@@ -19,8 +19,26 @@ namespace Bittensor.Actors.Tests.Axon;
 /// the axon keeps serving. "Not read" is proven with counters (bytes the client could push, messages the server parsed),
 /// never with timing.
 /// </summary>
-public sealed class CheapChecksSpec : AxonTestBase
+public class CheapChecksSpec : AxonTestBase
 {
+    /// <summary>The transport's own counters: request messages parsed, connections closed by the per-IP cap.</summary>
+    protected sealed class Counters(Func<long> bodiesParsed, Func<long> connectionsRefused)
+    {
+        public long BodiesParsed => bodiesParsed();
+
+        public long ConnectionsRefused => connectionsRefused();
+    }
+
+    /// <summary>The server transport under test and its counters (Kestrel here; the lean server in <see cref="LeanCheapChecksSpec"/>).</summary>
+    protected virtual (IServerTransport Transport, Counters Counters) NewTransport()
+    {
+        var kestrel = new KestrelServerTransport();
+        return (kestrel, new Counters(() => kestrel.BodiesParsed, () => kestrel.ConnectionsRefused));
+    }
+
+    /// <summary>True for the lean server (oversized headers are refused on their stream, not with the connection).</summary>
+    protected virtual bool Lean => false;
+
     private readonly List<HttpClient> _http = [];
     private readonly Xunit.Abstractions.ITestOutputHelper _output;
 
@@ -28,12 +46,12 @@ public sealed class CheapChecksSpec : AxonTestBase
 
     private IActorRef? _axon;
 
-    private async Task<(KestrelServerTransport Transport, int Port)> Serve(AxonSettings settings, AxonHandlers? handlers = null)
+    private async Task<(Counters Transport, int Port)> Serve(AxonSettings settings, AxonHandlers? handlers = null)
     {
-        var transport = new KestrelServerTransport();
+        var (transport, counters) = NewTransport();
         var (axon, port) = await StartAxon(settings, handlers ?? DemoModels.Echo(settings.NetworkDim), new AxonOptions { Transport = transport });
         _axon = axon;
-        return (transport, port);
+        return (counters, port);
     }
 
     /// <summary>The axon's count of transport refusals for <paramref name="reason"/> (what /metrics exports as bittensor_axon_refused_total).</summary>
@@ -222,6 +240,16 @@ public sealed class CheapChecksSpec : AxonTestBase
         var refused = await Assert.ThrowsAsync<RpcException>(async () => await client.ForwardAsync(Tokens(Alice), headers, DateTime.UtcNow.AddSeconds(20)));
 
         _output.WriteLine($"oversized headers: {refused.StatusCode} {refused.Status.Detail}");
+        if (Lean)
+        {
+            // The lean server decodes the block (HPACK stays in step), refuses that one stream and keeps the connection;
+            // or .NET's client refused the call itself from the server's SETTINGS_MAX_HEADER_LIST_SIZE (Internal).
+            Assert.True(refused.StatusCode is StatusCode.ResourceExhausted or StatusCode.Internal, $"{refused.StatusCode}: {refused.Status.Detail}");
+            Assert.Equal(0, transport.BodiesParsed);
+            await AssertAnswersGoodCall(client, Bob);
+            if (refused.StatusCode == StatusCode.ResourceExhausted) Assert.Equal(1, await Refused("request_headers_too_large"));
+            return;
+        }
         // Kestrel treats oversized HTTP/2 headers as a connection error (GOAWAY COMPRESSION_ERROR): the caller sees Internal.
         Assert.Equal(StatusCode.Internal, refused.StatusCode);
         Assert.Equal(0, transport.BodiesParsed);
@@ -345,4 +373,16 @@ public sealed class CheapChecksSpec : AxonTestBase
         foreach (var h in _http) h.Dispose();
         base.AfterAll();
     }
+}
+
+/// <summary>The same checks against the lean HTTP/2 server (LeanServerTransport).</summary>
+public sealed class LeanCheapChecksSpec(Xunit.Abstractions.ITestOutputHelper output) : CheapChecksSpec(output)
+{
+    protected override (IServerTransport Transport, Counters Counters) NewTransport()
+    {
+        var lean = new LeanServerTransport();
+        return (lean, new Counters(() => lean.BodiesParsed, () => lean.ConnectionsRefused));
+    }
+
+    protected override bool Lean => true;
 }

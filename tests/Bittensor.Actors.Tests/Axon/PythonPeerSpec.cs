@@ -12,8 +12,11 @@ namespace Bittensor.Actors.Tests.Axon;
 /// axon. Python has no sr25519 here, so the signature header is made by our RequestAuth for Alice. Needs Debian's
 /// python3-grpcio, python3-protobuf and python3-msgpack-numpy; a missing module fails the test with the reason.
 /// </summary>
-public sealed class PythonPeerSpec(Xunit.Abstractions.ITestOutputHelper output) : AxonTestBase(output)
+public class PythonPeerSpec(Xunit.Abstractions.ITestOutputHelper output) : AxonTestBase(output)
 {
+    /// <summary>bittensor.axon.transport of the axon under test.</summary>
+    protected virtual string Transport => "kestrel";
+
     private static string Script()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
@@ -43,7 +46,7 @@ public sealed class PythonPeerSpec(Xunit.Abstractions.ITestOutputHelper output) 
     [Fact]
     public async Task A_2021_python_client_is_served_the_echo_representation()
     {
-        var (_, port) = await StartAxon(Loopback(), DemoModels.Echo(1024));
+        var (_, port) = await StartAxon(Loopback() with { Transport = Transport }, DemoModels.Echo(1024));
         var signature = await new RequestAuth(new KeyPairRequestSigner(Alice)).CreateSignatureHeaderAsync();
 
         var result = await RunClient("--endpoint", $"127.0.0.1:{port}", "--hotkey", Alice.ToSs58(), "--signature", signature, "--tokens", "7,8,9");
@@ -59,7 +62,7 @@ public sealed class PythonPeerSpec(Xunit.Abstractions.ITestOutputHelper output) 
     [Fact]
     public async Task A_2021_python_client_replaying_a_signature_is_refused_as_unauthenticated()
     {
-        var (_, port) = await StartAxon(Loopback(), DemoModels.Echo(1024));
+        var (_, port) = await StartAxon(Loopback() with { Transport = Transport }, DemoModels.Echo(1024));
         var signature = await new RequestAuth(new KeyPairRequestSigner(Alice)).CreateSignatureHeaderAsync();
         string[] args = ["--endpoint", $"127.0.0.1:{port}", "--hotkey", Alice.ToSs58(), "--signature", signature];
 
@@ -70,4 +73,10 @@ public sealed class PythonPeerSpec(Xunit.Abstractions.ITestOutputHelper output) 
         Assert.Equal("UNAUTHENTICATED", replay.GetProperty("grpc_status").GetString());
         Assert.Contains("replay", replay.GetProperty("details").GetString(), StringComparison.Ordinal);
     }
+}
+
+/// <summary>The same 2021 Python client against the lean HTTP/2 server (bittensor.axon.transport = lean).</summary>
+public sealed class LeanPythonPeerSpec(Xunit.Abstractions.ITestOutputHelper output) : PythonPeerSpec(output)
+{
+    protected override string Transport => "lean";
 }

@@ -381,6 +381,14 @@ public sealed class GrpcTransportConformance(ITestOutputHelper output) : Transpo
     protected override IServerTransport ServerTransport { get; } = new KestrelServerTransport();
 }
 
+/// <summary>The suite over the lean HTTP/2 server (LeanServerTransport) and grpc-dotnet over loopback.</summary>
+public sealed class LeanTransportConformance(ITestOutputHelper output) : TransportConformance(output)
+{
+    protected override IClientTransport ClientTransport => GrpcClientTransport.Instance;
+
+    protected override IServerTransport ServerTransport { get; } = new LeanServerTransport();
+}
+
 /// <summary>The suite over the in-memory twin.</summary>
 public sealed class InMemoryTransportConformance(ITestOutputHelper output) : TransportConformance(output)
 {

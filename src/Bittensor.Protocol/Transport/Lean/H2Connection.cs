@@ -1,0 +1,1366 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Bittensor.Protocol.Wire;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace Bittensor.Protocol.Lean;
+
+/// <summary>
+/// One HTTP/2 connection of the lean server (RFC 9113, server side, h2c with prior knowledge). The read loop receives
+/// into a pooled buffer, handles every complete frame under the connection's lock, then (outside the lock) runs the
+/// calls that became ready: header checks and handlers that complete synchronously append their answers at once, and
+/// everything a read produced leaves in one send. Answers of asynchronous handlers are appended when they complete and
+/// sent by whichever thread finds the output idle. Every protocol error is a GOAWAY or RST_STREAM with its code; nothing
+/// a peer sends makes an exception escape or grows memory without bound.
+/// </summary>
+internal sealed class H2Connection
+{
+    /// <summary>The receive window this side keeps open for the whole connection.</summary>
+    private const int ConnectionWindow = 1024 * 1024;
+
+    /// <summary>Output queued while another thread sends, above which the read loop waits for it to drain.</summary>
+    private const int OutputHighWater = 4 * 1024 * 1024;
+
+    /// <summary>Streams the peer may reset (or have refused) in a burst, and the rate the allowance refills at per second.</summary>
+    private const int ResetBurst = 200;
+    private const int ResetsPerSecond = 100;
+
+    private readonly LeanServer _server;
+    private readonly Socket? _socket;
+    private readonly IPAddress? _key;
+    private readonly object _sync = new();
+    private readonly HpackDecoder _hpack = new();
+    private readonly List<(string Name, string Value)> _fields = [];
+    private readonly Dictionary<int, H2Stream> _streams = [];
+    private readonly List<H2Stream> _blocked = [];
+    private readonly List<CancellationTokenSource> _toCancel = [];
+    private readonly Stack<CancellationTokenSource> _ctsPool = new();
+    private readonly H2DataWriter _dataWriter = new();
+    private readonly int _maxHeaderBlock;
+    private List<H2Stream> _ready = [];
+    private List<H2Stream> _readySpare = [];
+    private byte[] _in = [];
+    private int _inStart;
+    private int _inEnd;
+    private bool _prefaceDone;
+    private bool _settingsSeen;
+    private byte[] _block = [];
+    private int _blockLength;
+    private int _blockStream;
+    private bool _blockEndStream;
+    private bool _inHeaderBlock;
+    private int _blockFrames;
+    private int _peerMaxFrame = H2.DefaultMaxFrame;
+    private int _peerInitialWindow = H2.DefaultWindow;
+    private long _sendWindow = H2.DefaultWindow;
+    private long _recvWindow = H2.DefaultWindow;
+    private int _lastStreamId;
+    private H2Output _out = new();
+    private H2Output _spare = new();
+    private bool _sending;
+    private TaskCompletionSource? _drained;
+    private bool _closed;
+    private bool _goingAway;
+    private TaskCompletionSource? _idle;
+    private double _resetAllowance = ResetBurst;
+    private long _resetStamp = Environment.TickCount64;
+
+    public H2Connection(LeanServer server, Socket? socket, IPAddress? key)
+    {
+        _server = server;
+        _socket = socket;
+        _key = key;
+        _maxHeaderBlock = Math.Max(16 * 1024, (2 * server.MaxHeaderList) + 4096);
+    }
+
+    public void Start() => _ = RunAsync();
+
+    /// <summary>
+    /// The read loop's work without a socket (the fuzz target and tests): feeds <paramref name="input"/> as if it had
+    /// been received, runs the calls it made ready and drops the output. False once the connection would close.
+    /// Exceptions are not caught here: any that escapes is a bug.
+    /// </summary>
+    internal bool Feed(ReadOnlySpan<byte> input)
+    {
+        if (_in.Length == 0)
+        {
+            _in = new byte[64 * 1024];
+            lock (_sync) WritePreamble();
+        }
+        while (input.Length > 0)
+        {
+            Compact();
+            var n = Math.Min(input.Length, _in.Length - _inEnd);
+            input[..n].CopyTo(_in.AsSpan(_inEnd));
+            _inEnd += n;
+            input = input[n..];
+            bool keepGoing;
+            lock (_sync) keepGoing = ProcessFrames();
+            CancelCollected();
+            RunReady();
+            lock (_sync) _out.Reset();
+            if (!keepGoing) return false;
+        }
+        return true;
+    }
+
+    /// <summary>Streams open on this connection (tests and the fuzz target's invariants).</summary>
+    internal int OpenStreams
+    {
+        get
+        {
+            lock (_sync) return _streams.Count;
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        _in = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            lock (_sync) WritePreamble();
+            await FlushAsync().ConfigureAwait(false);
+            while (true)
+            {
+                if (_inEnd == _in.Length) Compact();
+                int n;
+                try
+                {
+                    n = await _socket!.ReceiveAsync(_in.AsMemory(_inEnd), SocketFlags.None).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException)
+                {
+                    break;
+                }
+                if (n == 0) break;
+                _inEnd += n;
+                bool keepGoing;
+                lock (_sync) keepGoing = ProcessFrames();
+                CancelCollected();
+                RunReady();
+                await FlushAsync().ConfigureAwait(false);
+                if (!keepGoing) break;
+                if (NeedsDrain(out var drained)) await drained.ConfigureAwait(false);
+                Compact();
+            }
+        }
+        catch (Exception)
+        {
+            // Nothing a peer sends should get here; whatever did, this connection ends and the server goes on.
+        }
+        finally
+        {
+            Abort();
+            ArrayPool<byte>.Shared.Return(_in);
+            _in = [];
+        }
+    }
+
+    private void Compact()
+    {
+        if (_inStart == _inEnd)
+        {
+            _inStart = _inEnd = 0;
+            return;
+        }
+        if (_inStart == 0) return;
+        _in.AsSpan(_inStart, _inEnd - _inStart).CopyTo(_in);
+        _inEnd -= _inStart;
+        _inStart = 0;
+    }
+
+    private void WritePreamble()
+    {
+        // SETTINGS: streams per connection and the header list size; the rest stay at their defaults (table 4096,
+        // stream window 65535, frame 16384). Then the connection window opened to 1 MiB.
+        _out.FrameHeader(12, H2.Settings, 0, 0);
+        Span<byte> s = stackalloc byte[12];
+        BinaryPrimitives.WriteUInt16BigEndian(s, H2.SettingsMaxConcurrentStreams);
+        BinaryPrimitives.WriteUInt32BigEndian(s[2..], (uint)Math.Max(1, _server.Options.MaxConcurrentCalls));
+        BinaryPrimitives.WriteUInt16BigEndian(s[6..], H2.SettingsMaxHeaderListSize);
+        BinaryPrimitives.WriteUInt32BigEndian(s[8..], (uint)_server.MaxHeaderList);
+        _out.Write(s);
+        _out.WindowUpdate(0, ConnectionWindow - H2.DefaultWindow);
+        _recvWindow = ConnectionWindow;
+    }
+
+    // ---------------------------------------------------------------- frames (under _sync)
+
+    /// <summary>Handles every complete frame in the input; false when the connection must close (GOAWAY written).</summary>
+    private bool ProcessFrames()
+    {
+        if (_closed) return false;
+        try
+        {
+            while (true)
+            {
+                var available = _inEnd - _inStart;
+                if (!_prefaceDone)
+                {
+                    var preface = H2.Preface;
+                    var have = Math.Min(available, preface.Length);
+                    if (!_in.AsSpan(_inStart, have).SequenceEqual(preface[..have]))
+                        throw new H2ConnectionException(H2.ProtocolError, "not an HTTP/2 connection preface (this server speaks h2c with prior knowledge)");
+                    if (available < preface.Length) return true;
+                    _inStart += preface.Length;
+                    _prefaceDone = true;
+                    continue;
+                }
+                if (available < H2.FrameHeaderSize) return true;
+                var header = _in.AsSpan(_inStart, H2.FrameHeaderSize);
+                var length = (header[0] << 16) | (header[1] << 8) | header[2];
+                var type = header[3];
+                var flags = header[4];
+                var stream = BinaryPrimitives.ReadInt32BigEndian(header[5..]) & 0x7FFFFFFF;
+                if (length > H2.DefaultMaxFrame)
+                    throw new H2ConnectionException(H2.FrameSizeError, $"frame of {length} bytes exceeds SETTINGS_MAX_FRAME_SIZE {H2.DefaultMaxFrame}");
+                if (available < H2.FrameHeaderSize + length) return true;
+                var payload = _in.AsSpan(_inStart + H2.FrameHeaderSize, length);
+                _inStart += H2.FrameHeaderSize + length;
+                if (!_settingsSeen && type != H2.Settings) throw new H2ConnectionException(H2.ProtocolError, "the first frame must be SETTINGS");
+                if (_inHeaderBlock && (type != H2.Continuation || stream != _blockStream))
+                    throw new H2ConnectionException(H2.ProtocolError, "a header block must be continued by CONTINUATION frames of its stream");
+                switch (type)
+                {
+                    case H2.Data: OnData(flags, stream, payload); break;
+                    case H2.Headers: OnHeaders(flags, stream, payload); break;
+                    case H2.Priority: OnPriority(stream, payload); break;
+                    case H2.RstStream: OnRstStream(stream, payload); break;
+                    case H2.Settings: OnSettings(flags, stream, payload); break;
+                    case H2.PushPromise: throw new H2ConnectionException(H2.ProtocolError, "PUSH_PROMISE from a client");
+                    case H2.Ping: OnPing(flags, stream, payload); break;
+                    case H2.GoAway: OnGoAway(stream, payload); break;
+                    case H2.WindowUpdate: OnWindowUpdate(stream, payload); break;
+                    case H2.Continuation: OnContinuation(flags, stream, payload); break;
+                    default: break; // §4.1: unknown frame types are ignored.
+                }
+            }
+        }
+        catch (H2ConnectionException e)
+        {
+            ConnectionError(e.Code, e.Message);
+            return false;
+        }
+        catch (HpackException e)
+        {
+            ConnectionError(H2.CompressionError, "HPACK: " + e.Message);
+            return false;
+        }
+    }
+
+    private void ConnectionError(uint code, string message)
+    {
+        _out.GoAway(_lastStreamId, code, message);
+        _goingAway = true;
+        // Nothing more runs on a connection that is being closed.
+        foreach (var s in _ready) s.Queued = false;
+        _ready.Clear();
+        _server.Refused(null, StatusCode.Internal, H2.Name(code));
+    }
+
+    private void OnSettings(byte flags, int stream, ReadOnlySpan<byte> payload)
+    {
+        if (stream != 0) throw new H2ConnectionException(H2.ProtocolError, "SETTINGS on a stream");
+        if ((flags & H2.Ack) != 0)
+        {
+            if (payload.Length != 0) throw new H2ConnectionException(H2.FrameSizeError, "SETTINGS ACK with a payload");
+            return;
+        }
+        if (payload.Length % 6 != 0) throw new H2ConnectionException(H2.FrameSizeError, "SETTINGS length not a multiple of 6");
+        for (var i = 0; i < payload.Length; i += 6)
+        {
+            var id = BinaryPrimitives.ReadUInt16BigEndian(payload[i..]);
+            var value = BinaryPrimitives.ReadUInt32BigEndian(payload[(i + 2)..]);
+            switch (id)
+            {
+                case H2.SettingsEnablePush when value > 1:
+                    throw new H2ConnectionException(H2.ProtocolError, "SETTINGS_ENABLE_PUSH must be 0 or 1");
+                case H2.SettingsInitialWindowSize:
+                {
+                    if (value > int.MaxValue) throw new H2ConnectionException(H2.FlowControlError, "SETTINGS_INITIAL_WINDOW_SIZE over 2^31-1");
+                    var delta = (long)value - _peerInitialWindow;
+                    _peerInitialWindow = (int)value;
+                    foreach (var s in _streams.Values)
+                    {
+                        s.SendWindow += delta;
+                        if (s.SendWindow > int.MaxValue) throw new H2ConnectionException(H2.FlowControlError, "a stream window over 2^31-1");
+                    }
+                    if (delta > 0) ResumeBlocked();
+                    break;
+                }
+                case H2.SettingsMaxFrameSize:
+                    if (value is < H2.DefaultMaxFrame or > 16_777_215)
+                        throw new H2ConnectionException(H2.ProtocolError, "SETTINGS_MAX_FRAME_SIZE outside 16384..16777215");
+                    _peerMaxFrame = (int)value;
+                    break;
+                default:
+                    // HEADER_TABLE_SIZE: this side's encoder uses no dynamic table, so any size is honoured.
+                    // MAX_CONCURRENT_STREAMS: servers open no streams. MAX_HEADER_LIST_SIZE: our answers are tiny.
+                    break;
+            }
+        }
+        _settingsSeen = true;
+        _out.FrameHeader(0, H2.Settings, H2.Ack, 0);
+    }
+
+    private void OnPing(byte flags, int stream, ReadOnlySpan<byte> payload)
+    {
+        if (stream != 0) throw new H2ConnectionException(H2.ProtocolError, "PING on a stream");
+        if (payload.Length != 8) throw new H2ConnectionException(H2.FrameSizeError, "PING payload not 8 bytes");
+        if ((flags & H2.Ack) != 0) return;
+        _out.FrameHeader(8, H2.Ping, H2.Ack, 0);
+        _out.Write(payload);
+    }
+
+    private void OnGoAway(int stream, ReadOnlySpan<byte> payload)
+    {
+        if (stream != 0) throw new H2ConnectionException(H2.ProtocolError, "GOAWAY on a stream");
+        if (payload.Length < 8) throw new H2ConnectionException(H2.FrameSizeError, "GOAWAY shorter than 8 bytes");
+        // The peer opens no more streams; running ones finish and it closes the socket.
+    }
+
+    private void OnPriority(int stream, ReadOnlySpan<byte> payload)
+    {
+        if (stream == 0) throw new H2ConnectionException(H2.ProtocolError, "PRIORITY on stream 0");
+        if (payload.Length != 5)
+        {
+            ResetStream(stream, H2.FrameSizeError);
+            return;
+        }
+        // Priorities are advisory (RFC 9113 deprecates them): ignored.
+    }
+
+    private void OnRstStream(int stream, ReadOnlySpan<byte> payload)
+    {
+        if (stream == 0) throw new H2ConnectionException(H2.ProtocolError, "RST_STREAM on stream 0");
+        if (payload.Length != 4) throw new H2ConnectionException(H2.FrameSizeError, "RST_STREAM payload not 4 bytes");
+        if (stream > _lastStreamId) throw new H2ConnectionException(H2.ProtocolError, "RST_STREAM on an idle stream");
+        if (!_streams.TryGetValue(stream, out var s)) return;
+        SpendReset();
+        Abort(s);
+    }
+
+    private void OnWindowUpdate(int stream, ReadOnlySpan<byte> payload)
+    {
+        if (payload.Length != 4) throw new H2ConnectionException(H2.FrameSizeError, "WINDOW_UPDATE payload not 4 bytes");
+        var increment = BinaryPrimitives.ReadInt32BigEndian(payload) & 0x7FFFFFFF;
+        if (stream == 0)
+        {
+            if (increment == 0) throw new H2ConnectionException(H2.ProtocolError, "WINDOW_UPDATE of 0 on the connection");
+            _sendWindow += increment;
+            if (_sendWindow > int.MaxValue) throw new H2ConnectionException(H2.FlowControlError, "connection window over 2^31-1");
+            ResumeBlocked();
+            return;
+        }
+        if (!_streams.TryGetValue(stream, out var s))
+        {
+            if (stream > _lastStreamId) throw new H2ConnectionException(H2.ProtocolError, "WINDOW_UPDATE on an idle stream");
+            return;
+        }
+        if (increment == 0)
+        {
+            ResetStream(s, H2.ProtocolError);
+            return;
+        }
+        s.SendWindow += increment;
+        if (s.SendWindow > int.MaxValue)
+        {
+            ResetStream(s, H2.FlowControlError);
+            return;
+        }
+        ResumeBlocked();
+    }
+
+    private void OnData(byte flags, int stream, ReadOnlySpan<byte> payload)
+    {
+        if (stream == 0) throw new H2ConnectionException(H2.ProtocolError, "DATA on stream 0");
+        var data = Unpad(flags, payload, 0);
+        // Flow control counts the whole payload, padding included, whatever happens to the stream.
+        _recvWindow -= payload.Length;
+        if (_recvWindow < 0) throw new H2ConnectionException(H2.FlowControlError, "DATA beyond the connection window");
+        if (_recvWindow < ConnectionWindow / 2)
+        {
+            _out.WindowUpdate(0, (int)(ConnectionWindow - _recvWindow));
+            _recvWindow = ConnectionWindow;
+        }
+        if (!_streams.TryGetValue(stream, out var s))
+        {
+            if (stream > _lastStreamId) throw new H2ConnectionException(H2.ProtocolError, "DATA on an idle stream");
+            return; // a stream this side answered and closed: the rest of its body is dropped.
+        }
+        if (s.RemoteClosed)
+        {
+            ResetStream(s, H2.StreamClosed);
+            return;
+        }
+        s.RecvWindow -= payload.Length;
+        if (s.RecvWindow < 0)
+        {
+            ResetStream(s, H2.FlowControlError);
+            return;
+        }
+        if (data.Length > 0)
+        {
+            // Bounded: until the stream is admitted and its length prefix accepted the peer cannot send more than the
+            // initial window (65535); after, the message's declared size (at most the method's limit) + 5.
+            if (s.Declared >= 0 && s.BodyLength + (long)data.Length > 5L + s.Declared)
+            {
+                Answer(s, StatusCode.Internal, "Additional data after the message received.");
+                return;
+            }
+            s.Append(data);
+        }
+        if ((flags & H2.EndStream) != 0) s.RemoteClosed = true;
+        if (s.Phase == StreamPhase.Admitted) Ready(s);
+    }
+
+    private static ReadOnlySpan<byte> Unpad(byte flags, ReadOnlySpan<byte> payload, int fixedAfterPad)
+    {
+        if ((flags & H2.Padded) == 0) return payload;
+        if (payload.Length < 1) throw new H2ConnectionException(H2.FrameSizeError, "padded frame without a pad length");
+        var pad = payload[0];
+        if (pad + 1 + fixedAfterPad > payload.Length) throw new H2ConnectionException(H2.ProtocolError, "padding longer than the frame");
+        return payload[1..(payload.Length - pad)];
+    }
+
+    private void OnHeaders(byte flags, int stream, ReadOnlySpan<byte> payload)
+    {
+        if (stream == 0 || (stream & 1) == 0) throw new H2ConnectionException(H2.ProtocolError, "HEADERS on stream 0 or an even (server) stream");
+        var fragment = Unpad(flags, payload, (flags & H2.PriorityFlag) != 0 ? 5 : 0);
+        if ((flags & H2.PriorityFlag) != 0)
+        {
+            if (fragment.Length < 5) throw new H2ConnectionException(H2.FrameSizeError, "HEADERS too short for its priority");
+            fragment = fragment[5..];
+        }
+        _blockStream = stream;
+        _blockEndStream = (flags & H2.EndStream) != 0;
+        _blockLength = 0;
+        _blockFrames = 0;
+        AppendBlock(fragment);
+        if ((flags & H2.EndHeaders) != 0) CompleteBlock();
+        else _inHeaderBlock = true;
+    }
+
+    private void OnContinuation(byte flags, int stream, ReadOnlySpan<byte> payload)
+    {
+        if (!_inHeaderBlock) throw new H2ConnectionException(H2.ProtocolError, "CONTINUATION without a header block");
+        // A flood of (empty) CONTINUATION frames costs work without growing the block: bounded too.
+        if (++_blockFrames > 64) throw new H2ConnectionException(H2.EnhanceYourCalm, "more than 64 CONTINUATION frames in one header block");
+        AppendBlock(payload);
+        if ((flags & H2.EndHeaders) == 0) return;
+        _inHeaderBlock = false;
+        CompleteBlock();
+    }
+
+    private void AppendBlock(ReadOnlySpan<byte> fragment)
+    {
+        if (_blockLength + fragment.Length > _maxHeaderBlock)
+            throw new H2ConnectionException(H2.EnhanceYourCalm, $"header block over {_maxHeaderBlock} bytes");
+        if (_blockLength + fragment.Length > _block.Length)
+        {
+            var bigger = new byte[Math.Min(_maxHeaderBlock, Math.Max(_block.Length * 2, Math.Max(1024, _blockLength + fragment.Length)))];
+            _block.AsSpan(0, _blockLength).CopyTo(bigger);
+            _block = bigger;
+        }
+        fragment.CopyTo(_block.AsSpan(_blockLength));
+        _blockLength += fragment.Length;
+    }
+
+    private void CompleteBlock()
+    {
+        var id = _blockStream;
+        var endStream = _blockEndStream;
+        // Decoded in full whatever happens next: the dynamic table must stay in step with the peer's encoder.
+        var withinLimit = _hpack.Decode(_block.AsSpan(0, _blockLength), _fields, _server.MaxHeaderList);
+        _blockLength = 0;
+        if (_streams.TryGetValue(id, out var existing))
+        {
+            // Trailers from the client: they must end the stream; their fields are ignored.
+            if (existing.RemoteClosed) ResetStream(existing, H2.StreamClosed);
+            else if (!endStream) ResetStream(existing, H2.ProtocolError);
+            else
+            {
+                existing.RemoteClosed = true;
+                if (existing.Phase == StreamPhase.Admitted) Ready(existing);
+            }
+            return;
+        }
+        if (id <= _lastStreamId) throw new H2ConnectionException(H2.StreamClosed, "HEADERS on a closed stream");
+        _lastStreamId = id;
+        if (_goingAway)
+        {
+            _out.RstStream(id, H2.RefusedStream);
+            return;
+        }
+        if (_streams.Count >= Math.Max(1, _server.Options.MaxConcurrentCalls))
+        {
+            // Over SETTINGS_MAX_CONCURRENT_STREAMS (a client that ignores it): refused, safe to retry.
+            SpendReset();
+            _out.RstStream(id, H2.RefusedStream);
+            return;
+        }
+        if (!withinLimit)
+        {
+            _server.Refused(null, StatusCode.ResourceExhausted, "request_headers_too_large");
+            TrailersOnly(id, endStream, 200, StatusCode.ResourceExhausted,
+                $"Request headers exceed this axon's limit of {_server.MaxHeaderList} bytes.");
+            return;
+        }
+        var request = ParseRequest(out var malformed);
+        if (malformed is not null)
+        {
+            // §8.1.1: a malformed request is a stream error of type PROTOCOL_ERROR.
+            _out.RstStream(id, H2.ProtocolError);
+            return;
+        }
+        if (request.Method != "POST")
+        {
+            TrailersOnly(id, endStream, 405, StatusCode.Unimplemented, "Only POST is served.");
+            return;
+        }
+        BittensorMethod method;
+        if (request.Path == "/Bittensor/Forward") method = BittensorMethod.Forward;
+        else if (request.Path == "/Bittensor/Backward") method = BittensorMethod.Backward;
+        else
+        {
+            TrailersOnly(id, endStream, 200, StatusCode.Unimplemented, "Method is unimplemented.");
+            return;
+        }
+        if (!IsGrpcContentType(request.ContentType))
+        {
+            TrailersOnly(id, endStream, 415, StatusCode.Internal, $"Content-Type '{request.ContentType}' is not supported.");
+            return;
+        }
+        if (_server.RateLimited(_key))
+        {
+            _server.Refused(method, StatusCode.ResourceExhausted, RefusalReasons.PerIpRate);
+            TrailersOnly(id, endStream, 200, StatusCode.ResourceExhausted, TransportStatus.RateLimited);
+            return;
+        }
+        var s = new H2Stream(this, id, method, request.Headers, request.Deadline, RentCts())
+        {
+            SendWindow = _peerInitialWindow, RecvWindow = H2.DefaultWindow, RemoteClosed = endStream,
+        };
+        _streams.Add(id, s);
+        Ready(s);
+    }
+
+    private static bool IsGrpcContentType(string? value) =>
+        value is not null && value.StartsWith("application/grpc", StringComparison.Ordinal)
+        && (value.Length == 16 || value[16] is '+' or ';');
+
+    private readonly record struct Request(string? Method, string? Path, string? ContentType, Metadata Headers, DateTime Deadline);
+
+    /// <summary>The request's pseudo-headers and metadata from <see cref="_fields"/>; <paramref name="malformed"/> says why it is not a valid request.</summary>
+    private Request ParseRequest(out string? malformed)
+    {
+        malformed = null;
+        string? method = null, scheme = null, path = null, contentType = null;
+        var deadline = DateTime.MaxValue;
+        var headers = new Metadata();
+        var regularSeen = false;
+        foreach (var (name, value) in _fields)
+        {
+            if (name.Length == 0)
+            {
+                malformed = "empty header name";
+                continue;
+            }
+            if (name[0] == ':')
+            {
+                if (regularSeen) malformed = "pseudo-header after a regular header";
+                switch (name)
+                {
+                    case ":method" when method is null: method = value; break;
+                    case ":scheme" when scheme is null: scheme = value; break;
+                    case ":path" when path is null: path = value; break;
+                    case ":authority": break;
+                    default: malformed = $"unknown or repeated pseudo-header {name}"; break;
+                }
+                continue;
+            }
+            regularSeen = true;
+            if (!ValidName(name))
+            {
+                malformed = "header name with upper-case or invalid characters";
+                continue;
+            }
+            switch (name)
+            {
+                case "connection" or "keep-alive" or "proxy-connection" or "transfer-encoding" or "upgrade":
+                    malformed = $"connection-specific header {name}";
+                    break;
+                case "te":
+                    if (value != "trailers") malformed = "te other than trailers";
+                    break;
+                case "content-type":
+                    contentType = value;
+                    break;
+                case "grpc-timeout":
+                    if (TryTimeout(value, out var timeout)) deadline = timeout >= TimeSpan.FromDays(365) ? DateTime.MaxValue : DateTime.UtcNow + timeout;
+                    break;
+                case "grpc-encoding" or "grpc-accept-encoding" or "host" or "content-length":
+                    break;
+                default:
+                    AddMetadata(headers, name, value);
+                    break;
+            }
+        }
+        if (malformed is null && (method is null || scheme is null || string.IsNullOrEmpty(path))) malformed = "missing :method, :scheme or :path";
+        return new Request(method, path, contentType, headers, deadline);
+    }
+
+    private static bool ValidName(string name)
+    {
+        foreach (var c in name)
+        {
+            if (c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-' or '_' or '.') continue;
+            // Other token characters are legal HTTP but not gRPC metadata keys: such headers are dropped, not refused.
+            if (c is (>= 'A' and <= 'Z') or <= ' ' or >= (char)0x7F or ':') return false;
+        }
+        return true;
+    }
+
+    private static void AddMetadata(Metadata headers, string name, string value)
+    {
+        foreach (var c in name)
+            if (!(c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-' or '_' or '.')) return;
+        try
+        {
+            if (name.EndsWith("-bin", StringComparison.Ordinal))
+            {
+                var padded = value.Length % 4 == 0 ? value : value + new string('=', 4 - (value.Length % 4));
+                headers.Add(name, Convert.FromBase64String(padded));
+            }
+            else
+            {
+                headers.Add(name, value);
+            }
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException)
+        {
+            // Not valid gRPC metadata: dropped, as grpc-dotnet drops it.
+        }
+    }
+
+    /// <summary>gRPC's <c>grpc-timeout</c>: 1–8 digits and a unit (H, M, S, m, u, n).</summary>
+    internal static bool TryTimeout(string value, out TimeSpan timeout)
+    {
+        timeout = default;
+        if (value.Length is < 2 or > 9) return false;
+        if (!long.TryParse(value.AsSpan(0, value.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var amount)) return false;
+        double ticks = value[^1] switch
+        {
+            'H' => amount * (double)TimeSpan.TicksPerHour,
+            'M' => amount * (double)TimeSpan.TicksPerMinute,
+            'S' => amount * (double)TimeSpan.TicksPerSecond,
+            'm' => amount * (double)TimeSpan.TicksPerMillisecond,
+            'u' => amount * 10.0,
+            'n' => amount / 100.0,
+            _ => -1,
+        };
+        if (ticks < 0) return false;
+        timeout = TimeSpan.FromTicks((long)Math.Min(ticks, TimeSpan.FromDays(365).Ticks));
+        return true;
+    }
+
+    /// <summary>RST_STREAM for a stream this side still holds, or only the frame for one it does not.</summary>
+    private void ResetStream(int id, uint code)
+    {
+        if (_streams.TryGetValue(id, out var s)) ResetStream(s, code);
+        else _out.RstStream(id, code);
+    }
+
+    private void ResetStream(H2Stream s, uint code)
+    {
+        _out.RstStream(s.Id, code);
+        Abort(s);
+    }
+
+    /// <summary>The peer reset a stream or one was refused: a rapid-reset flood (CVE-2023-44487) ends the connection.</summary>
+    private void SpendReset()
+    {
+        var now = Environment.TickCount64;
+        _resetAllowance = Math.Min(ResetBurst, _resetAllowance + ((now - _resetStamp) * ResetsPerSecond / 1000.0));
+        _resetStamp = now;
+        if (--_resetAllowance < 0) throw new H2ConnectionException(H2.EnhanceYourCalm, "too many stream resets");
+    }
+
+    private void Ready(H2Stream s)
+    {
+        if (s.Queued) return;
+        s.Queued = true;
+        _ready.Add(s);
+    }
+
+    // ---------------------------------------------------------------- calls
+
+    private enum Step
+    {
+        None,
+        Check,
+        Handle,
+    }
+
+    /// <summary>Runs the calls the last read made ready, outside the lock (synchronous checks and handlers run here).</summary>
+    private void RunReady()
+    {
+        List<H2Stream> ready;
+        lock (_sync)
+        {
+            if (_ready.Count == 0) return;
+            ready = _ready;
+            _ready = _readySpare;
+            _readySpare = ready;
+        }
+        foreach (var s in ready)
+        {
+            s.Queued = false;
+            Pump(s);
+        }
+        ready.Clear();
+    }
+
+    /// <summary>Moves a call on as far as it can go without waiting.</summary>
+    private void Pump(H2Stream s)
+    {
+        while (true)
+        {
+            Step step;
+            byte[]? body = null;
+            lock (_sync) step = NextStep(s, ref body);
+            switch (step)
+            {
+                case Step.Check:
+                {
+                    ValueTask<HeaderDecision> check;
+                    try
+                    {
+                        check = _server.Service.CheckHeadersAsync(s.Method, s.Headers, s.Token);
+                    }
+                    catch (Exception e)
+                    {
+                        check = ValueTask.FromException<HeaderDecision>(e);
+                    }
+                    if (!check.IsCompleted)
+                    {
+                        lock (_sync) s.Async = true;
+                        _ = AwaitCheck(s, check);
+                        return;
+                    }
+                    HeaderDecision? decision;
+                    try
+                    {
+                        decision = check.Result;
+                    }
+                    catch (Exception)
+                    {
+                        decision = null;
+                    }
+                    lock (_sync) Decide(s, decision);
+                    continue;
+                }
+                case Step.Handle:
+                    Handle(s, body!);
+                    return;
+                default:
+                    return;
+            }
+        }
+    }
+
+    private async Task AwaitCheck(H2Stream s, ValueTask<HeaderDecision> check)
+    {
+        HeaderDecision? decision;
+        try
+        {
+            decision = await check.ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            decision = null;
+        }
+        lock (_sync) Decide(s, decision);
+        Pump(s);
+        await FlushAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>What the call needs next (under the lock): its header check, its handler (with its body), or nothing yet.</summary>
+    private Step NextStep(H2Stream s, ref byte[]? body)
+    {
+        if (s.Closed || _closed) return Step.None;
+        if (s.Phase == StreamPhase.New)
+        {
+            s.Phase = StreamPhase.Checking;
+            return Step.Check;
+        }
+        if (s.Phase != StreamPhase.Admitted) return Step.None;
+        if (s.BodyLength >= 5)
+        {
+            var limit = _server.Options.ReceiveLimit(s.Method);
+            var declared = (long)BinaryPrimitives.ReadUInt32BigEndian(s.Body!.AsSpan(1, 4));
+            if (declared > limit)
+            {
+                _server.Refused(s.Method, StatusCode.ResourceExhausted, RefusalReasons.MessageSize);
+                Answer(s, StatusCode.ResourceExhausted, declared > _server.Options.MaxReceiveMessageSize
+                    ? TransportStatus.ReceiveTooLarge
+                    : TransportStatus.ForwardTooLarge(declared, limit));
+                return Step.None;
+            }
+            if (s.Body![0] != 0)
+            {
+                Answer(s, StatusCode.Unimplemented, "Compressed request messages are not supported (no grpc-encoding is negotiated).");
+                return Step.None;
+            }
+            s.Declared = (int)declared;
+            if (s.BodyLength > 5 + declared)
+            {
+                Answer(s, StatusCode.Internal, "Additional data after the message received.");
+                return Step.None;
+            }
+            if (s.RemoteClosed)
+            {
+                if (s.BodyLength < 5 + declared)
+                {
+                    Answer(s, StatusCode.Internal, "Incomplete message.");
+                    return Step.None;
+                }
+                s.Phase = StreamPhase.Running;
+                body = s.TakeBody();
+                return Step.Handle;
+            }
+            // Accepted and still arriving: keep the stream's window open for the rest of it.
+            if (s.RecvWindow < H2.DefaultWindow / 2)
+            {
+                _out.WindowUpdate(s.Id, H2.DefaultWindow - s.RecvWindow);
+                s.RecvWindow = H2.DefaultWindow;
+            }
+            return Step.None;
+        }
+        if (s.RemoteClosed) Answer(s, StatusCode.Internal, "Incomplete message.");
+        return Step.None;
+    }
+
+    /// <summary>Applies the service's header decision (under the lock).</summary>
+    private void Decide(H2Stream s, HeaderDecision? decision)
+    {
+        if (s.Closed || _closed) return;
+        if (decision is not { } d)
+        {
+            _server.Refused(s.Method, StatusCode.Unknown, RefusalReasons.CheckFailed);
+            Answer(s, StatusCode.Unknown, TransportStatus.HandlerThrew);
+            return;
+        }
+        if (d.Refusal is { } refusal)
+        {
+            Answer(s, refusal.StatusCode, refusal.Detail);
+            return;
+        }
+        if (d.Answer is { } answer)
+        {
+            WriteAnswer(s, answer);
+            return;
+        }
+        s.Admission = d.Admission;
+        s.Phase = StreamPhase.Admitted;
+    }
+
+    /// <summary>Parses the request and runs the handler (outside the lock); a synchronous answer is appended at once.</summary>
+    private void Handle(H2Stream s, byte[] body)
+    {
+        TensorMessage request;
+        try
+        {
+            request = TensorMessage.Parser.ParseFrom(body.AsSpan(5, s.Declared));
+        }
+        catch (InvalidProtocolBufferException)
+        {
+            lock (_sync)
+            {
+                if (!s.Closed) Answer(s, StatusCode.Internal, "Failed to deserialize the request message.");
+            }
+            return;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(body);
+        }
+        _server.Owner.CountBodyParsed();
+        var call = new InboundCall(s.Headers, s.Deadline, s.Token, s.Admission, s.RegisterForDispose);
+        Task<TensorMessage> task;
+        try
+        {
+            task = _server.Service.HandleAsync(s.Method, request, call);
+        }
+        catch (Exception e)
+        {
+            task = Task.FromException<TensorMessage>(e);
+        }
+        if (task.IsCompleted)
+        {
+            lock (_sync) Finish(s, task);
+            return;
+        }
+        lock (_sync)
+        {
+            s.Async = true;
+            if (!s.Closed && !_closed)
+            {
+                // The deadline and the connection's end reach the handler through its token; a deadline that passes
+                // before it answers is answered DEADLINE_EXCEEDED here.
+                s.Registration = s.Token.UnsafeRegister(static o => ((H2Stream)o!).Connection.OnTokenFired((H2Stream)o!), s);
+                if (s.Deadline != DateTime.MaxValue)
+                {
+                    var left = s.Deadline - DateTime.UtcNow;
+                    s.Cancellation.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
+                }
+            }
+        }
+        _ = task.ContinueWith(static (t, o) => ((H2Stream)o!).Connection.OnHandled((H2Stream)o!, t), s, CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    private void OnHandled(H2Stream s, Task<TensorMessage> task)
+    {
+        lock (_sync) Finish(s, task);
+        KickFlush();
+    }
+
+    private void OnTokenFired(H2Stream s)
+    {
+        lock (_sync)
+        {
+            // Resets and the connection's end close the stream before they cancel it: still open means the deadline.
+            if (s.Closed || _closed) return;
+            Answer(s, StatusCode.DeadlineExceeded, TransportStatus.DeadlineExceeded);
+        }
+        KickFlush();
+    }
+
+    /// <summary>Writes a finished handler's outcome (under the lock); pooled objects it registered are disposed after.</summary>
+    private void Finish(H2Stream s, Task<TensorMessage> task)
+    {
+        try
+        {
+            if (s.Closed || _closed) return;
+            if (task.IsCompletedSuccessfully)
+            {
+                WriteAnswer(s, task.Result);
+            }
+            else if (task.Exception?.InnerException is RpcException rpc)
+            {
+                Answer(s, rpc.StatusCode, rpc.Status.Detail);
+            }
+            else if (task.IsCanceled && s.Deadline <= DateTime.UtcNow)
+            {
+                Answer(s, StatusCode.DeadlineExceeded, TransportStatus.DeadlineExceeded);
+            }
+            else if (task.IsCanceled)
+            {
+                Answer(s, StatusCode.Cancelled, TransportStatus.Cancelled);
+            }
+            else
+            {
+                Answer(s, StatusCode.Unknown, TransportStatus.HandlerThrew);
+            }
+        }
+        finally
+        {
+            s.DisposeRegistered();
+        }
+    }
+
+    // ---------------------------------------------------------------- answers (under _sync)
+
+    /// <summary>A trailers-only answer with a status (a refusal or an error) that closes the stream.</summary>
+    private void Answer(H2Stream s, StatusCode code, string message)
+    {
+        TrailersOnly(s.Id, s.RemoteClosed, 200, code, message);
+        Close(s);
+    }
+
+    private void TrailersOnly(int id, bool remoteClosed, int httpStatus, StatusCode code, string message)
+    {
+        var block = H2Blocks.Build(httpStatus, code, message);
+        _out.FrameHeader(block.Length, H2.Headers, H2.EndHeaders | H2.EndStream, id);
+        _out.Write(block);
+        // The answer is complete: the rest of an unread body is not wanted (§8.1).
+        if (!remoteClosed) _out.RstStream(id, H2.NoError);
+    }
+
+    /// <summary>HEADERS, the message as DATA within the flow-control windows (the rest when they open), then trailers.</summary>
+    private void WriteAnswer(H2Stream s, TensorMessage message)
+    {
+        var size = message.CalculateSize();
+        if (size > _server.Options.MaxSendMessageSize)
+        {
+            Answer(s, StatusCode.ResourceExhausted, TransportStatus.SendTooLarge);
+            return;
+        }
+        var total = 5 + size;
+        _out.FrameHeader(H2Blocks.ResponseHeaders.Length, H2.Headers, H2.EndHeaders, s.Id);
+        _out.Write(H2Blocks.ResponseHeaders);
+        if (Math.Min(_sendWindow, s.SendWindow) >= total)
+        {
+            // The whole message fits the windows: serialized straight into DATA frames of the output.
+            _out.Ensure(total + (((total / _peerMaxFrame) + 2) * H2.FrameHeaderSize));
+            _dataWriter.Begin(_out, s.Id, _peerMaxFrame);
+            var prefix = _dataWriter.GetSpan(5);
+            prefix[0] = 0;
+            BinaryPrimitives.WriteUInt32BigEndian(prefix[1..], (uint)size);
+            _dataWriter.Advance(5);
+            message.WriteTo(_dataWriter);
+            var written = _dataWriter.Written;
+            _dataWriter.End();
+            if (written != total) throw new InvalidOperationException($"serialized {written} bytes of a {total}-byte message");
+            _sendWindow -= total;
+            s.SendWindow -= total;
+            EndResponse(s);
+            return;
+        }
+        // Not enough window: the message waits in a pooled buffer and goes out as WINDOW_UPDATEs arrive.
+        var pending = ArrayPool<byte>.Shared.Rent(total);
+        pending[0] = 0;
+        BinaryPrimitives.WriteUInt32BigEndian(pending.AsSpan(1), (uint)size);
+        message.WriteTo(pending.AsSpan(5, size));
+        s.Pending = pending;
+        s.PendingLength = total;
+        s.PendingOffset = 0;
+        s.Phase = StreamPhase.Sending;
+        if (!SendPending(s)) _blocked.Add(s);
+    }
+
+    /// <summary>Sends what the windows allow of a waiting answer; true when all of it (and its trailers) went.</summary>
+    private bool SendPending(H2Stream s)
+    {
+        while (s.PendingOffset < s.PendingLength)
+        {
+            var window = Math.Min(_sendWindow, s.SendWindow);
+            if (window <= 0) return false;
+            var n = (int)Math.Min(Math.Min(window, _peerMaxFrame), s.PendingLength - s.PendingOffset);
+            _out.FrameHeader(n, H2.Data, 0, s.Id);
+            _out.Write(s.Pending.AsSpan(s.PendingOffset, n));
+            s.PendingOffset += n;
+            _sendWindow -= n;
+            s.SendWindow -= n;
+        }
+        EndResponse(s);
+        return true;
+    }
+
+    private void ResumeBlocked()
+    {
+        if (_blocked.Count == 0) return;
+        for (var i = 0; i < _blocked.Count; i++)
+        {
+            var s = _blocked[i];
+            if (s.Closed || SendPending(s))
+            {
+                _blocked.RemoveAt(i);
+                i--;
+            }
+            else if (_sendWindow <= 0)
+            {
+                return;
+            }
+        }
+    }
+
+    private void EndResponse(H2Stream s)
+    {
+        _out.FrameHeader(H2Blocks.OkTrailers.Length, H2.Headers, H2.EndHeaders | H2.EndStream, s.Id);
+        _out.Write(H2Blocks.OkTrailers);
+        if (!s.RemoteClosed) _out.RstStream(s.Id, H2.NoError);
+        Close(s);
+    }
+
+    /// <summary>The stream is done on this side: forgotten, its buffers returned; its token is reused when nothing else holds it.</summary>
+    private void Close(H2Stream s)
+    {
+        if (s.Closed) return;
+        s.Closed = true;
+        s.Phase = StreamPhase.Done;
+        _streams.Remove(s.Id);
+        s.ReleaseBuffers();
+        s.Registration.Unregister();
+        if (!s.Async && !s.Cancellation.IsCancellationRequested && s.Cancellation.TryReset() && _ctsPool.Count < 64) _ctsPool.Push(s.Cancellation);
+        else if (s.Async) s.Cancellation.CancelAfter(Timeout.Infinite);
+        if (_goingAway && _streams.Count == 0) _idle?.TrySetResult();
+    }
+
+    /// <summary>The peer reset the stream (or the connection ends): closed, and whoever holds its token is told.</summary>
+    private void Abort(H2Stream s)
+    {
+        if (s.Closed) return;
+        var cancel = s.Async || s.Phase is StreamPhase.Checking or StreamPhase.Running;
+        s.Async |= cancel;
+        Close(s);
+        if (cancel) _toCancel.Add(s.Cancellation);
+    }
+
+    private CancellationTokenSource RentCts() => _ctsPool.Count > 0 ? _ctsPool.Pop() : new CancellationTokenSource();
+
+    private void CancelCollected()
+    {
+        CancellationTokenSource[] cancel;
+        lock (_sync)
+        {
+            if (_toCancel.Count == 0) return;
+            cancel = [.. _toCancel];
+            _toCancel.Clear();
+        }
+        foreach (var c in cancel)
+        {
+            try
+            {
+                c.Cancel();
+            }
+            catch (Exception)
+            {
+                // A handler's cancellation callback failed: its call is already answered or gone.
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- output
+
+    /// <summary>Sends what the output holds unless another thread is sending (it will send this too).</summary>
+    private async ValueTask FlushAsync()
+    {
+        H2Output sending;
+        lock (_sync)
+        {
+            if (_socket is null) _out.Reset();
+            if (_sending || _out.Length == 0 || _socket is null) return;
+            _sending = true;
+            sending = _out;
+            _out = _spare;
+            _spare = sending;
+        }
+        try
+        {
+            while (true)
+            {
+                var remaining = sending.Buffer.AsMemory(0, sending.Length);
+                while (remaining.Length > 0)
+                {
+                    var n = await _socket!.SendAsync(remaining, SocketFlags.None).ConfigureAwait(false);
+                    remaining = remaining[n..];
+                }
+                sending.Reset();
+                lock (_sync)
+                {
+                    if (_out.Length == 0 || _closed)
+                    {
+                        _sending = false;
+                        _drained?.TrySetResult();
+                        _drained = null;
+                        return;
+                    }
+                    var filled = _out;
+                    _out = sending;
+                    _spare = filled;
+                    sending = filled;
+                }
+            }
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
+        {
+            lock (_sync)
+            {
+                _sending = false;
+                _drained?.TrySetResult();
+                _drained = null;
+            }
+            Abort();
+        }
+    }
+
+    private void KickFlush()
+    {
+        var flush = FlushAsync();
+        if (!flush.IsCompleted) _ = flush.AsTask();
+    }
+
+    private bool NeedsDrain(out Task drained)
+    {
+        lock (_sync)
+        {
+            if (!_sending || _out.Length < OutputHighWater)
+            {
+                drained = Task.CompletedTask;
+                return false;
+            }
+            _drained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            drained = _drained.Task;
+            return true;
+        }
+    }
+
+    // ---------------------------------------------------------------- shutdown
+
+    /// <summary>GOAWAY (no error): no new streams; completes when the running ones have finished.</summary>
+    public Task DrainAsync()
+    {
+        Task idle;
+        lock (_sync)
+        {
+            if (_closed) return Task.CompletedTask;
+            if (!_goingAway)
+            {
+                _goingAway = true;
+                _out.GoAway(_lastStreamId, H2.NoError, "server stopping");
+            }
+            if (_streams.Count == 0) return FlushThen(Task.CompletedTask);
+            _idle ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            idle = _idle.Task;
+        }
+        return FlushThen(idle);
+    }
+
+    private async Task FlushThen(Task idle)
+    {
+        await FlushAsync().ConfigureAwait(false);
+        await idle.ConfigureAwait(false);
+        await FlushAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Closes the connection at once: every open call's token fires, the socket closes.</summary>
+    public void Abort()
+    {
+        lock (_sync)
+        {
+            if (_closed) return;
+            foreach (var s in _streams.Values.ToArray()) Abort(s);
+            _blocked.Clear();
+            _closed = true;
+            _idle?.TrySetResult();
+        }
+        CancelCollected();
+        if (_socket is null) return;
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Already gone.
+        }
+        _socket.Dispose();
+        _server.OnClosed(this, _key);
+    }
+}
+
+internal enum StreamPhase
+{
+    New,
+    Checking,
+    Admitted,
+    Running,
+    Sending,
+    Done,
+}
+
+/// <summary>One request stream: its headers, body, windows and answer state (guarded by its connection's lock).</summary>
+internal sealed class H2Stream
+{
+    private IDisposable? _disposable;
+    private List<IDisposable>? _more;
+
+    public H2Stream(H2Connection connection, int id, BittensorMethod method, Metadata headers, DateTime deadline, CancellationTokenSource cancellation)
+    {
+        Connection = connection;
+        Id = id;
+        Method = method;
+        Headers = headers;
+        Deadline = deadline;
+        Cancellation = cancellation;
+        Token = cancellation.Token;
+        RegisterForDispose = Register;
+    }
+
+    public H2Connection Connection { get; }
+
+    public int Id { get; }
+
+    public BittensorMethod Method { get; }
+
+    public Metadata Headers { get; }
+
+    public DateTime Deadline { get; }
+
+    public CancellationTokenSource Cancellation { get; }
+
+    public CancellationToken Token { get; }
+
+    public Action<IDisposable> RegisterForDispose { get; }
+
+    public CancellationTokenRegistration Registration;
+    public StreamPhase Phase;
+    public bool RemoteClosed;
+    public bool Closed;
+    public bool Queued;
+    public bool Async;
+    public long SendWindow;
+    public int RecvWindow;
+    public object? Admission;
+    public byte[]? Body;
+    public int BodyLength;
+    public int Declared = -1;
+    public byte[]? Pending;
+    public int PendingOffset;
+    public int PendingLength;
+
+    public void Append(ReadOnlySpan<byte> data)
+    {
+        if (Body is null || BodyLength + data.Length > Body.Length)
+        {
+            var want = Math.Max(BodyLength + data.Length, Declared >= 0 ? 5 + Declared : 256);
+            var bigger = ArrayPool<byte>.Shared.Rent(want);
+            if (Body is not null)
+            {
+                Body.AsSpan(0, BodyLength).CopyTo(bigger);
+                ArrayPool<byte>.Shared.Return(Body);
+            }
+            Body = bigger;
+        }
+        data.CopyTo(Body.AsSpan(BodyLength));
+        BodyLength += data.Length;
+    }
+
+    /// <summary>The body's buffer, now the caller's to return to the pool.</summary>
+    public byte[] TakeBody()
+    {
+        var body = Body!;
+        Body = null;
+        return body;
+    }
+
+    public void ReleaseBuffers()
+    {
+        if (Body is not null) ArrayPool<byte>.Shared.Return(Body);
+        Body = null;
+        if (Pending is not null) ArrayPool<byte>.Shared.Return(Pending);
+        Pending = null;
+    }
+
+    private void Register(IDisposable disposable)
+    {
+        if (_disposable is null) _disposable = disposable;
+        else (_more ??= []).Add(disposable);
+    }
+
+    public void DisposeRegistered()
+    {
+        var first = _disposable;
+        _disposable = null;
+        first?.Dispose();
+        if (_more is null) return;
+        foreach (var d in _more) d.Dispose();
+        _more = null;
+    }
+}

@@ -1,0 +1,289 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Text;
+using Grpc.Core;
+
+namespace Bittensor.Protocol.Lean;
+
+/// <summary>HTTP/2 frame types, flags, error codes and settings (RFC 9113).</summary>
+internal static class H2
+{
+    public const byte Data = 0, Headers = 1, Priority = 2, RstStream = 3, Settings = 4, PushPromise = 5, Ping = 6, GoAway = 7, WindowUpdate = 8,
+        Continuation = 9;
+
+    public const byte EndStream = 0x1, Ack = 0x1, EndHeaders = 0x4, Padded = 0x8, PriorityFlag = 0x20;
+
+    public const uint NoError = 0, ProtocolError = 1, InternalError = 2, FlowControlError = 3, StreamClosed = 5, FrameSizeError = 6,
+        RefusedStream = 7, Cancel = 8, CompressionError = 9, EnhanceYourCalm = 0xb;
+
+    public const ushort SettingsHeaderTableSize = 1, SettingsEnablePush = 2, SettingsMaxConcurrentStreams = 3, SettingsInitialWindowSize = 4,
+        SettingsMaxFrameSize = 5, SettingsMaxHeaderListSize = 6;
+
+    public const int DefaultWindow = 65535;
+    public const int DefaultMaxFrame = 16384;
+    public const int FrameHeaderSize = 9;
+
+    public static ReadOnlySpan<byte> Preface => "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8;
+
+    /// <summary>A snake_case name of an error code, for refusal counting.</summary>
+    public static string Name(uint code) => code switch
+    {
+        NoError => "http2_no_error",
+        ProtocolError => "http2_protocol_error",
+        InternalError => "http2_internal_error",
+        FlowControlError => "http2_flow_control_error",
+        StreamClosed => "http2_stream_closed",
+        FrameSizeError => "http2_frame_size_error",
+        RefusedStream => "http2_refused_stream",
+        CompressionError => "http2_compression_error",
+        EnhanceYourCalm => "http2_enhance_your_calm",
+        _ => "http2_error",
+    };
+}
+
+/// <summary>A connection error (RFC 9113 §5.4.1): answered with GOAWAY and the connection closed.</summary>
+internal sealed class H2ConnectionException(uint code, string message) : Exception(message)
+{
+    public uint Code { get; } = code;
+}
+
+/// <summary>
+/// A connection's output: frames appended under the connection's lock and sent in one write. Plain arrays (not pooled):
+/// a sender may still be writing one when the connection closes.
+/// </summary>
+internal sealed class H2Output
+{
+    private const int Initial = 64 * 1024;
+    private const int KeepAtMost = 1024 * 1024;
+
+    public byte[] Buffer = GC.AllocateUninitializedArray<byte>(Initial);
+    public int Length;
+
+    public void Ensure(int more)
+    {
+        if (Length + more <= Buffer.Length) return;
+        var bigger = GC.AllocateUninitializedArray<byte>(Math.Max(Buffer.Length * 2, Length + more));
+        Buffer.AsSpan(0, Length).CopyTo(bigger);
+        Buffer = bigger;
+    }
+
+    /// <summary>Empties the buffer after a send; a buffer grown past 1 MiB by a burst is let go.</summary>
+    public void Reset()
+    {
+        Length = 0;
+        if (Buffer.Length > KeepAtMost) Buffer = GC.AllocateUninitializedArray<byte>(Initial);
+    }
+
+    public void Write(ReadOnlySpan<byte> bytes)
+    {
+        Ensure(bytes.Length);
+        bytes.CopyTo(Buffer.AsSpan(Length));
+        Length += bytes.Length;
+    }
+
+    public void FrameHeader(int length, byte type, byte flags, int stream)
+    {
+        Ensure(H2.FrameHeaderSize);
+        WriteFrameHeader(Buffer.AsSpan(Length), length, type, flags, stream);
+        Length += H2.FrameHeaderSize;
+    }
+
+    public static void WriteFrameHeader(Span<byte> at, int length, byte type, byte flags, int stream)
+    {
+        at[0] = (byte)(length >> 16);
+        at[1] = (byte)(length >> 8);
+        at[2] = (byte)length;
+        at[3] = type;
+        at[4] = flags;
+        BinaryPrimitives.WriteInt32BigEndian(at[5..], stream & 0x7FFFFFFF);
+    }
+
+    public void RstStream(int stream, uint code)
+    {
+        FrameHeader(4, H2.RstStream, 0, stream);
+        Ensure(4);
+        BinaryPrimitives.WriteUInt32BigEndian(Buffer.AsSpan(Length), code);
+        Length += 4;
+    }
+
+    public void WindowUpdate(int stream, int increment)
+    {
+        FrameHeader(4, H2.WindowUpdate, 0, stream);
+        Ensure(4);
+        BinaryPrimitives.WriteInt32BigEndian(Buffer.AsSpan(Length), increment);
+        Length += 4;
+    }
+
+    public void GoAway(int lastStream, uint code, string debug)
+    {
+        var text = Encoding.ASCII.GetBytes(debug.Length > 256 ? debug[..256] : debug);
+        FrameHeader(8 + text.Length, H2.GoAway, 0, 0);
+        Ensure(8 + text.Length);
+        BinaryPrimitives.WriteInt32BigEndian(Buffer.AsSpan(Length), lastStream & 0x7FFFFFFF);
+        BinaryPrimitives.WriteUInt32BigEndian(Buffer.AsSpan(Length + 4), code);
+        text.CopyTo(Buffer.AsSpan(Length + 8));
+        Length += 8 + text.Length;
+    }
+}
+
+/// <summary>
+/// Writes one gRPC message as DATA frames straight into the connection's output (<see cref="Google.Protobuf.MessageExtensions.WriteTo(Google.Protobuf.IMessage, IBufferWriter{byte})"/>
+/// serializes into it): frames of at most the peer's SETTINGS_MAX_FRAME_SIZE, no intermediate copy of the message.
+/// Used only when the stream and connection windows take the whole message.
+/// </summary>
+internal sealed class H2DataWriter : IBufferWriter<byte>
+{
+    private H2Output _out = null!;
+    private int _stream;
+    private int _max;
+    private int _header = -1;
+    private int _frame;
+
+    public int Written { get; private set; }
+
+    public void Begin(H2Output output, int stream, int maxFrame)
+    {
+        _out = output;
+        _stream = stream;
+        _max = maxFrame;
+        _header = -1;
+        _frame = 0;
+        Written = 0;
+    }
+
+    public Span<byte> GetSpan(int sizeHint = 0) => Room(sizeHint).Span;
+
+    public Memory<byte> GetMemory(int sizeHint = 0) => Room(sizeHint);
+
+    private Memory<byte> Room(int sizeHint)
+    {
+        // A DATA frame may be any size up to the maximum: a hint that does not fit the current frame starts a new one.
+        if (_header < 0 || _frame == _max || (sizeHint > _max - _frame && _frame > 0)) NewFrame();
+        var room = _max - _frame;
+        _out.Ensure(room);
+        return _out.Buffer.AsMemory(_out.Length, room);
+    }
+
+    public void Advance(int count)
+    {
+        if (count < 0 || count > _max - _frame) throw new ArgumentOutOfRangeException(nameof(count));
+        _out.Length += count;
+        _frame += count;
+        Written += count;
+    }
+
+    private void NewFrame()
+    {
+        Close();
+        _out.Ensure(H2.FrameHeaderSize);
+        _header = _out.Length;
+        _out.Length += H2.FrameHeaderSize;
+        _frame = 0;
+    }
+
+    private void Close()
+    {
+        if (_header >= 0) H2Output.WriteFrameHeader(_out.Buffer.AsSpan(_header), _frame, H2.Data, 0, _stream);
+    }
+
+    public void End()
+    {
+        Close();
+        _header = -1;
+        _out = null!;
+    }
+}
+
+/// <summary>The few response header blocks this server sends, HPACK-encoded without the dynamic table or Huffman.</summary>
+internal static class H2Blocks
+{
+    /// <summary>:status 200, content-type application/grpc.</summary>
+    public static readonly byte[] ResponseHeaders = Build(200, null, null);
+
+    /// <summary>grpc-status 0: the trailers of a successful call.</summary>
+    public static readonly byte[] OkTrailers = BuildTrailers(StatusCode.OK, "");
+
+    private static byte[] BuildTrailers(StatusCode code, string message)
+    {
+        var b = new List<byte>();
+        Literal(b, "grpc-status", ((int)code).ToString(CultureInfo.InvariantCulture));
+        if (message.Length > 0) Literal(b, "grpc-message", PercentEncode(message));
+        return [.. b];
+    }
+
+    /// <summary>A trailers-only response (RFC: HEADERS with END_STREAM carrying the status), with <paramref name="httpStatus"/>.</summary>
+    public static byte[] Build(int httpStatus, StatusCode? code, string? message)
+    {
+        var b = new List<byte>(64);
+        if (httpStatus == 200)
+        {
+            b.Add(0x88); // static index 8: :status 200
+        }
+        else
+        {
+            b.Add(0x08); // literal without indexing, name = static index 8 (:status)
+            String(b, httpStatus.ToString(CultureInfo.InvariantCulture));
+        }
+        b.Add(0x0F); // literal without indexing, name = static index 31 (content-type): 15 + 16
+        b.Add(0x10);
+        String(b, "application/grpc");
+        if (code is { } c) b.AddRange(BuildTrailers(c, message is { Length: > 1024 } ? message[..1024] : message ?? ""));
+        return [.. b];
+    }
+
+    private static void Literal(List<byte> b, string name, string value)
+    {
+        b.Add(0x00); // literal without indexing, new name
+        String(b, name);
+        String(b, value);
+    }
+
+    private static void String(List<byte> b, string value)
+    {
+        var bytes = Encoding.Latin1.GetBytes(value);
+        Int(b, bytes.Length, 7, 0x00);
+        b.AddRange(bytes);
+    }
+
+    /// <summary>§5.1 integer with an N-bit prefix; <paramref name="high"/> carries the bits above the prefix.</summary>
+    public static void Int(List<byte> b, int value, int prefixBits, byte high)
+    {
+        var mask = (1 << prefixBits) - 1;
+        if (value < mask)
+        {
+            b.Add((byte)(high | value));
+            return;
+        }
+        b.Add((byte)(high | mask));
+        value -= mask;
+        while (value >= 0x80)
+        {
+            b.Add((byte)((value & 0x7F) | 0x80));
+            value >>= 7;
+        }
+        b.Add((byte)value);
+    }
+
+    /// <summary>gRPC's percent-encoding of <c>grpc-message</c>: printable ASCII except '%' as is, every other UTF-8 byte as %XX.</summary>
+    public static string PercentEncode(string message)
+    {
+        var plain = true;
+        foreach (var ch in message)
+        {
+            if (ch is < ' ' or > '~' or '%')
+            {
+                plain = false;
+                break;
+            }
+        }
+        if (plain) return message;
+        var sb = new StringBuilder(message.Length);
+        foreach (var by in Encoding.UTF8.GetBytes(message))
+        {
+            if (by is >= 0x20 and <= 0x7E && by != (byte)'%') sb.Append((char)by);
+            else sb.Append('%').Append(by.ToString("X2", CultureInfo.InvariantCulture));
+        }
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,297 @@
+using System.Net;
+using System.Net.Sockets;
+using Bittensor.Protocol.Lean;
+using Grpc.Core;
+
+namespace Bittensor.Protocol;
+
+/// <summary>
+/// A lean HTTP/2 cleartext (h2c, prior knowledge) gRPC server for the 2021 <c>Bittensor</c> service: its own sockets,
+/// frame parser, HPACK decoder and flow control instead of Kestrel + ASP.NET Core + Grpc.AspNetCore, so a call costs
+/// little more than the kernel's share (docs/axon.md, "Transports"). The same behaviour as the Kestrel transport:
+/// headers checked (<see cref="IBittensorService.CheckHeadersAsync"/>) before the body is read, the length prefix
+/// against the method's limit, the same statuses and refusal counting, connection and per-IP limits. Calls whose
+/// handler completes synchronously run on the connection's read loop and their answers leave in one write per read.
+/// </summary>
+public sealed class LeanServerTransport : IServerTransport
+{
+    private long _bodiesParsed;
+    private long _connectionsRefused;
+
+    /// <summary>Calls whose request message was read and parsed (the handler ran), over every binding of this transport.</summary>
+    internal long BodiesParsed => Interlocked.Read(ref _bodiesParsed);
+
+    /// <summary>Connections closed at once by the per-IP connection cap, over every binding of this transport.</summary>
+    internal long ConnectionsRefused => Interlocked.Read(ref _connectionsRefused);
+
+    internal void CountBodyParsed() => Interlocked.Increment(ref _bodiesParsed);
+
+    internal void CountConnectionRefused() => Interlocked.Increment(ref _connectionsRefused);
+
+    /// <inheritdoc />
+    public Task<IServerBinding> BindAsync(ServerTransportOptions options, IBittensorService service, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(service);
+        cancellationToken.ThrowIfCancellationRequested();
+        var server = new LeanServer(this, options, service);
+        server.Start();
+        return Task.FromResult<IServerBinding>(server);
+    }
+}
+
+/// <summary>One listening socket and its connections.</summary>
+internal sealed class LeanServer : IServerBinding
+{
+    private readonly Socket _listener;
+    private readonly HashSet<H2Connection> _connections = [];
+    private readonly Dictionary<IPAddress, int> _perIp = [];
+    private readonly Dictionary<IPAddress, Bucket> _buckets = [];
+    private readonly CancellationTokenSource _stop = new();
+    private readonly int _perPeriod;
+    private readonly int _bucketSize;
+    private readonly long _periodTicks;
+    private Task _accepting = Task.CompletedTask;
+    private int _stopped;
+
+    public LeanServer(LeanServerTransport owner, ServerTransportOptions options, IBittensorService service)
+    {
+        Owner = owner;
+        Options = options;
+        Service = service;
+        Limits = options.Limits ?? ServerLimits.None;
+        MaxHeaderList = Limits.MaxRequestHeadersSize > 0 ? Limits.MaxRequestHeadersSize : 16 * 1024;
+        if (Limits.RequestsPerSecondPerIp > 0)
+        {
+            var period = Limits.RateLimitPeriod;
+            _perPeriod = Math.Max(1, (int)Math.Round(Limits.RequestsPerSecondPerIp * period.TotalSeconds));
+            _bucketSize = Math.Max(_perPeriod, Limits.RequestBurstPerIp);
+            _periodTicks = Math.Max(1, (long)(period.TotalSeconds * System.Diagnostics.Stopwatch.Frequency));
+        }
+        var ip = IPAddress.Parse(options.Ip);
+        _listener = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        if (ip.AddressFamily == AddressFamily.InterNetworkV6 && ip.Equals(IPAddress.IPv6Any)) _listener.DualMode = true;
+        try
+        {
+            _listener.Bind(new IPEndPoint(ip, options.Port));
+            _listener.Listen(1024);
+        }
+        catch
+        {
+            _listener.Dispose();
+            throw;
+        }
+        Endpoint = new IPEndPoint(ip, ((IPEndPoint)_listener.LocalEndPoint!).Port);
+    }
+
+    public LeanServerTransport Owner { get; }
+
+    public ServerTransportOptions Options { get; }
+
+    public IBittensorService Service { get; }
+
+    public ServerLimits Limits { get; }
+
+    /// <summary>Largest decoded header list of one request (SETTINGS_MAX_HEADER_LIST_SIZE).</summary>
+    public int MaxHeaderList { get; }
+
+    public IPEndPoint Endpoint { get; }
+
+    public void Start() => _accepting = AcceptLoop();
+
+    private async Task AcceptLoop()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                // A connection that died between SYN and accept (ECONNABORTED) or too many open files: go on.
+                continue;
+            }
+            if (!TryAdmit((socket.RemoteEndPoint as IPEndPoint)?.Address, out var key))
+            {
+                socket.Dispose();
+                continue;
+            }
+            socket.NoDelay = true;
+            var connection = new H2Connection(this, socket, key);
+            lock (_connections)
+            {
+                if (_stopped == 1)
+                {
+                    Release(key);
+                    socket.Dispose();
+                    continue;
+                }
+                _connections.Add(connection);
+            }
+            connection.Start();
+        }
+    }
+
+    /// <summary>
+    /// The key an address is limited under: IPv4 as is (also when mapped into IPv6), IPv6 by its /64. Null: exempt.
+    /// </summary>
+    private IPAddress? Key(IPAddress? ip)
+    {
+        if (ip is null) return null;
+        if (ip.IsIPv4MappedToIPv6) ip = ip.MapToIPv4();
+        if (Limits.ExemptLoopback && IPAddress.IsLoopback(ip)) return null;
+        if (ip.AddressFamily != AddressFamily.InterNetworkV6) return ip;
+        var bytes = ip.GetAddressBytes();
+        Array.Clear(bytes, 8, 8);
+        return new IPAddress(bytes);
+    }
+
+    private bool TryAdmit(IPAddress? remote, out IPAddress? key)
+    {
+        key = Key(remote);
+        lock (_perIp)
+        {
+            if (Limits.MaxConnections > 0 && ConnectionCount >= Limits.MaxConnections)
+            {
+                Refused(null, StatusCode.Unavailable, RefusalReasons.Connections);
+                return false;
+            }
+            if (key is not null && Limits.MaxConnectionsPerIp > 0)
+            {
+                var open = _perIp.GetValueOrDefault(key);
+                if (open >= Limits.MaxConnectionsPerIp)
+                {
+                    Owner.CountConnectionRefused();
+                    Refused(null, StatusCode.Unavailable, RefusalReasons.PerIpConnections);
+                    return false;
+                }
+                _perIp[key] = open + 1;
+            }
+            ConnectionCount++;
+        }
+        return true;
+    }
+
+    /// <summary>Open connections.</summary>
+    public int ConnectionCount { get; private set; }
+
+    private void Release(IPAddress? key)
+    {
+        lock (_perIp)
+        {
+            ConnectionCount--;
+            if (key is null || Limits.MaxConnectionsPerIp <= 0) return;
+            var open = _perIp.GetValueOrDefault(key) - 1;
+            if (open <= 0) _perIp.Remove(key);
+            else _perIp[key] = open;
+        }
+    }
+
+    public void OnClosed(H2Connection connection, IPAddress? key)
+    {
+        lock (_connections) _connections.Remove(connection);
+        Release(key);
+    }
+
+    /// <summary>True when <paramref name="key"/>'s address is over its request rate (a token taken otherwise).</summary>
+    public bool RateLimited(IPAddress? key)
+    {
+        if (key is null || _perPeriod == 0) return false;
+        var now = System.Diagnostics.Stopwatch.GetTimestamp();
+        lock (_buckets)
+        {
+            if (!_buckets.TryGetValue(key, out var bucket))
+            {
+                // Bounded: a bucket that is full again is the same as a new one, so those go first.
+                if (_buckets.Count >= 100_000) Prune(now);
+                bucket = new Bucket { Tokens = _bucketSize, Since = now };
+                _buckets[key] = bucket;
+            }
+            Refill(bucket, now);
+            if (bucket.Tokens <= 0) return true;
+            bucket.Tokens--;
+            return false;
+        }
+    }
+
+    private void Refill(Bucket bucket, long now)
+    {
+        var periods = (now - bucket.Since) / _periodTicks;
+        if (periods <= 0) return;
+        bucket.Tokens = (int)Math.Min(_bucketSize, bucket.Tokens + (periods * _perPeriod));
+        bucket.Since += periods * _periodTicks;
+    }
+
+    private void Prune(long now)
+    {
+        var full = new List<IPAddress>();
+        foreach (var (k, b) in _buckets)
+        {
+            Refill(b, now);
+            if (b.Tokens >= _bucketSize) full.Add(k);
+        }
+        foreach (var k in full) _buckets.Remove(k);
+        if (_buckets.Count >= 100_000) _buckets.Clear();
+    }
+
+    private sealed class Bucket
+    {
+        public int Tokens;
+        public long Since;
+    }
+
+    /// <summary>Tells the service (its metrics) about a refusal of the transport's own; never throws.</summary>
+    public void Refused(BittensorMethod? method, StatusCode code, string reason)
+    {
+        try
+        {
+            Service.OnRefused(new TransportRefusal(method, code, reason));
+        }
+        catch (Exception)
+        {
+            // Counting must not change the answer.
+        }
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        H2Connection[] open;
+        lock (_connections)
+        {
+            if (Interlocked.Exchange(ref _stopped, 1) == 0)
+            {
+                _stop.Cancel();
+                _listener.Dispose();
+            }
+            open = [.. _connections];
+        }
+        try
+        {
+            await _accepting.ConfigureAwait(false);
+            // GOAWAY to every connection; running calls finish, then each connection closes.
+            await Task.WhenAll(open.Select(c => c.DrainAsync())).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Out of time: what is still open is closed below.
+        }
+        foreach (var c in open) c.Abort();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        using var none = new CancellationTokenSource();
+        await none.CancelAsync().ConfigureAwait(false);
+        await StopAsync(none.Token).ConfigureAwait(false);
+        H2Connection[] rest;
+        lock (_connections) rest = [.. _connections];
+        foreach (var c in rest) c.Abort();
+        _stop.Dispose();
+    }
+}
