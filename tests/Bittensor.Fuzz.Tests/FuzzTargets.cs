@@ -137,7 +137,7 @@ internal static class FuzzTargets
 
         public ValueTask<HeaderDecision> CheckHeadersAsync(BittensorMethod method, Grpc.Core.Metadata headers, CancellationToken cancellationToken) =>
             ValueTask.FromResult(headers.GetValue("x-refuse") is { } r
-                ? r == "answer" ? HeaderDecision.Reply(new TensorMessage { Message = "early" }) : HeaderDecision.Refuse(new Status(StatusCode.Unauthenticated, r))
+                ? r == "answer" ? HeaderDecision.Reply(new TensorMessage { Message = "early" }) : HeaderDecision.Refuse(new Grpc.Core.Status(StatusCode.Unauthenticated, r))
                 : HeaderDecision.Proceed(null));
     }
 
