@@ -19,7 +19,9 @@ namespace Bittensor.Benchmarks.Axon;
 /// Split runs (flood.sh SPLIT=1): <c>--source IP</c> binds the flood's sockets to that local address (e.g. 127.0.0.2,
 /// so the axon's per-address limits see the flood apart from the legitimate caller), <c>--legit_source IP</c> the
 /// legitimate caller's; <c>--no_legit</c> runs the flood alone (the legitimate caller then runs in another process);
-/// <c>--legit_rate R</c> paces the legitimate caller to at most R calls per second (a validator's calls are paced).
+/// <c>--legit_rate R</c> paces the legitimate caller to at most R calls per second (a validator's calls are paced);
+/// <c>--flood_rate R</c> caps the whole flood at R calls per second (spread over the flooding tasks; 0, the default: as
+/// fast as the axon answers).
 /// </summary>
 internal static class AxonFlood
 {
@@ -33,8 +35,12 @@ internal static class AxonFlood
             return 2;
         }
         var colon = target.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(target[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+        {
+            Console.Error.WriteLine($"axon-flood: --target must be host:port (got '{target}')");
+            return 2;
+        }
         var host = target[..colon];
-        var port = int.Parse(target[(colon + 1)..], CultureInfo.InvariantCulture);
         var kind = opts.Get("kind", "badsig");
         var seconds = double.Parse(opts.Get("seconds", "10"), CultureInfo.InvariantCulture);
         var flooders = kind == "none" ? 0 : int.Parse(opts.Get("flooders", "64"), CultureInfo.InvariantCulture);
@@ -45,6 +51,13 @@ internal static class AxonFlood
         var legitSource = opts.Get("legit_source", "");
         var noLegit = opts.Has("no_legit");
         var legitRate = double.Parse(opts.Get("legit_rate", "0"), CultureInfo.InvariantCulture);
+        var floodRate = double.Parse(opts.Get("flood_rate", "0"), CultureInfo.InvariantCulture);
+        if (legitRate < 0 || floodRate < 0 || seconds <= 0 || channels < 1 || flooders < 0)
+        {
+            Console.Error.WriteLine("axon-flood: --seconds must be > 0, --channels >= 1, --flooders >= 0, rates >= 0");
+            return 2;
+        }
+        var perFlooder = flooders == 0 || floodRate == 0 ? 0 : floodRate / flooders;
 
         var legitChannel = Channel(host, port, legitSource);
         var floodChannels = Enumerable.Range(0, Math.Max(1, channels)).Select(_ => Channel(host, port, source)).ToArray();
@@ -67,8 +80,17 @@ internal static class AxonFlood
             var client = new WireClient(floodChannels[f % floodChannels.Length]);
             var codes = floodCodes[f] = new Dictionary<string, int>(StringComparer.Ordinal);
             var request = Request(attacker, floodTokens);
+            var sent = 0;
+            // Paced tasks start spread over one interval, so a capped flood is even rather than 64 calls at once.
+            var offset = perFlooder > 0 ? (double)f / flooders / perFlooder : 0;
             while (stop.Elapsed < deadline)
             {
+                if (perFlooder > 0)
+                {
+                    var due = TimeSpan.FromSeconds(offset + sent++ / perFlooder) - stop.Elapsed;
+                    if (due > TimeSpan.Zero) await Task.Delay(due);
+                    if (stop.Elapsed >= deadline) break;
+                }
                 var headers = kind == "unsigned" ? new Metadata() : Volatile.Read(ref badHeaders);
                 string code;
                 try
