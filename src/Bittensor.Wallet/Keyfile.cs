@@ -78,35 +78,46 @@ public static class Keyfile
         ArgumentNullException.ThrowIfNull(key);
         if (!overwrite && File.Exists(path))
             throw new KeyfileException(path, KeyfileError.AlreadyExists, "already exists (use overwrite to replace it)");
-        var json = KeyfileJson.Serialize(key, publicOnly: !key.HasSecret);
-        byte[]? output = null;
+        var output = Encode(path, key, encryptWith);
         try
         {
-            if (encryptWith is null)
-            {
-                output = json;
-            }
-            else
-            {
-                var pw = GetPassword(path, encryptWith);
-                try
-                {
-                    if (pw.Length == 0) throw new KeyfileException(path, KeyfileError.PasswordRequired, "an empty password cannot encrypt a key");
-                    output = KeyfileCrypto.EncryptNacl(json, pw);
-                }
-                finally
-                {
-                    CryptographicOperations.ZeroMemory(pw);
-                }
-            }
             AtomicFile.Write(path, output, overwrite);
         }
         finally
         {
-            CryptographicOperations.ZeroMemory(json);
-            if (output is not null) CryptographicOperations.ZeroMemory(output);
+            CryptographicOperations.ZeroMemory(output);
         }
     }
+
+    /// <summary>
+    /// The bytes <see cref="Write"/> puts in the file (plain JSON, or <c>$NACL</c> with <paramref name="encryptWith"/>);
+    /// the caller zeroes them. <paramref name="path"/> names the file in errors and to the password source.
+    /// </summary>
+    internal static byte[] Encode(string path, WalletKey key, PasswordSource? encryptWith)
+    {
+        var json = KeyfileJson.Serialize(key, publicOnly: !key.HasSecret);
+        if (encryptWith is null) return json;
+        try
+        {
+            var pw = GetPassword(path, encryptWith);
+            try
+            {
+                if (pw.Length == 0) throw new KeyfileException(path, KeyfileError.PasswordRequired, "an empty password cannot encrypt a key");
+                return KeyfileCrypto.EncryptNacl(json, pw);
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(pw);
+            }
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(json);
+        }
+    }
+
+    /// <summary>The bytes of a public file (<c>coldkeypub.txt</c>, <c>&lt;hotkey&gt;pub.txt</c>): plain JSON, no secret.</summary>
+    internal static byte[] EncodePublic(WalletKey key) => KeyfileJson.Serialize(key, publicOnly: true);
 
     /// <summary>Writes the public parts only (plain JSON), as <c>coldkeypub.txt</c> and <c>&lt;hotkey&gt;pub.txt</c> are.</summary>
     public static void WritePublic(string path, WalletKey key, bool overwrite)

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using Bittensor.Wallet.Internal;
 
 namespace Bittensor.Wallet;
@@ -81,8 +82,7 @@ public sealed class LocalWallet
         if (!overwrite) RefuseExisting(ColdkeyPath);
         var pubOverwrite = overwrite || SamePublicKey(ColdkeyPubPath, key);
         if (!pubOverwrite) RefuseExisting(ColdkeyPubPath);
-        Keyfile.Write(ColdkeyPath, key, password, overwrite);
-        Keyfile.WritePublic(ColdkeyPubPath, key, overwrite: true);
+        WriteWithPublic(ColdkeyPath, ColdkeyPubPath, key, password, overwrite);
     }
 
     /// <summary>Writes only <c>coldkeypub.txt</c> (btcli <c>regen_coldkeypub</c>).</summary>
@@ -100,8 +100,22 @@ public sealed class LocalWallet
         if (!overwrite) RefuseExisting(HotkeyPath);
         var pubOverwrite = overwrite || SamePublicKey(HotkeyPubPath, key);
         if (!pubOverwrite) RefuseExisting(HotkeyPubPath);
-        Keyfile.Write(HotkeyPath, key, password, overwrite);
-        Keyfile.WritePublic(HotkeyPubPath, key, overwrite: true);
+        WriteWithPublic(HotkeyPath, HotkeyPubPath, key, password, overwrite);
+    }
+
+    // The key and its public file are written together (AtomicFile.WriteAll): on a full disk neither changes, so a
+    // wallet never holds a coldkey whose coldkeypub.txt is another key's.
+    private static void WriteWithPublic(string path, string pubPath, WalletKey key, PasswordSource? password, bool overwrite)
+    {
+        var secret = Keyfile.Encode(path, key, password);
+        try
+        {
+            AtomicFile.WriteAll([new(path, secret, overwrite), new(pubPath, Keyfile.EncodePublic(key), Overwrite: true)]);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(secret);
+        }
     }
 
     /// <summary>Opens the coldkey (asks <paramref name="password"/> only when the file is encrypted).</summary>

@@ -110,4 +110,47 @@ public sealed class KeyfileWriteTests : IDisposable
         Assert.Equal(key.Ss58Address, back.Ss58Address);
         Assert.True(back.HasSecret);
     }
+
+    [Fact]
+    public void Files_written_together_are_all_unchanged_when_one_of_them_cannot_be_written()
+    {
+        // The second file's folder cannot exist (its parent is a regular file): the write fails after the first file
+        // was staged, which must then be neither renamed into place nor left behind as a temp file.
+        var key = _dir.File("coldkey");
+        var blocker = _dir.File("blocker");
+        File.WriteAllText(blocker, "x");
+        var pub = Path.Combine(blocker, "sub", "coldkeypub.txt");
+        var e = Assert.Throws<KeyfileException>(() => AtomicFile.WriteAll(
+            [new(key, "secret"u8.ToArray(), false), new(pub, "public"u8.ToArray(), true)]));
+        Assert.Equal(KeyfileError.Io, e.Error);
+        Assert.Contains("none of coldkey, coldkeypub.txt was changed", e.Message, StringComparison.Ordinal);
+        Assert.Equal(new[] { "blocker" }, Directory.GetFiles(_dir.Path).Select(f => Path.GetFileName(f)));
+
+        // Same with both files already there and overwrite on: both keep their old bytes.
+        File.WriteAllText(key, "old secret");
+        e = Assert.Throws<KeyfileException>(() => AtomicFile.WriteAll(
+            [new(key, "new secret"u8.ToArray(), true), new(pub, "new public"u8.ToArray(), true)]));
+        Assert.Equal(KeyfileError.Io, e.Error);
+        Assert.Equal("old secret", File.ReadAllText(key));
+        Assert.Equal(new[] { "blocker", "coldkey" }, Directory.GetFiles(_dir.Path).Select(f => Path.GetFileName(f)).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void Files_written_together_are_all_in_place_after_the_write()
+    {
+        var key = _dir.File("hotkeys/default");
+        var pub = _dir.File("hotkeys/defaultpub.txt");
+        AtomicFile.WriteAll([new(key, "secret"u8.ToArray(), false), new(pub, "public"u8.ToArray(), true)]);
+        Assert.Equal("secret", File.ReadAllText(key));
+        Assert.Equal("public", File.ReadAllText(pub));
+        Assert.Equal(Rw, TestFiles.Mode(key));
+        Assert.Equal(2, Directory.GetFiles(_dir.File("hotkeys")).Length);
+
+        // Without overwrite an existing key is refused before anything is written.
+        var e = Assert.Throws<KeyfileException>(() => AtomicFile.WriteAll([new(key, "other"u8.ToArray(), false), new(pub, "other"u8.ToArray(), true)]));
+        Assert.Equal(KeyfileError.AlreadyExists, e.Error);
+        Assert.Equal("secret", File.ReadAllText(key));
+        Assert.Equal("public", File.ReadAllText(pub));
+        Assert.Equal(2, Directory.GetFiles(_dir.File("hotkeys")).Length);
+    }
 }

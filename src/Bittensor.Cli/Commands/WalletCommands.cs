@@ -141,7 +141,15 @@ internal static class WalletCommands
                 output.WriteLine($"  {cold.RevealMnemonic()}");
             }
             using var hot = WalletKey.Generate(words);
-            Store(result, wallet, hot, cold: false);
+            try
+            {
+                Store(result, wallet, hot, cold: false);
+            }
+            catch (KeyfileException e) when (e.Error == KeyfileError.Io)
+            {
+                // The coldkey (if one was written above) stays: its mnemonic has been shown; say how to finish.
+                throw new CliException($"{e.Message}; the coldkey is in place, `btcli wallet new_hotkey` adds the hotkey once the disk has room");
+            }
             output.WriteLine($"hotkey {hot.Ss58Address} written to {wallet.HotkeyPath}");
             output.WriteLine("The mnemonic below restores this hotkey. Write it down and keep it secret; it is not shown again:");
             output.WriteLine($"  {hot.RevealMnemonic()}");
