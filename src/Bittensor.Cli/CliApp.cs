@@ -32,9 +32,27 @@ internal static class CliApp
     /// <summary>How long a child whose standard input closed may take to stop before it exits regardless.</summary>
     public static readonly TimeSpan StdinGrace = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Exit code when even the error line could not be written: standard output and error both fail (redirected to a
+    /// file on a full disk or over the file-size limit, a closed pipe). sysexits' EX_IOERR.
+    /// </summary>
+    public const int OutputError = 74;
+
     /// <summary>Parses and runs; converts <see cref="CliException"/> and any other failure into one line on stderr.</summary>
-    public static Task<int> RunAsync(RootCommand root, string[] args) =>
-        RunAsync(root, args, Console.Out, Console.Error, Environment.GetEnvironmentVariable(ExitWithStdinVariable) == "1" ? StdinClosed() : CancellationToken.None);
+    public static async Task<int> RunAsync(RootCommand root, string[] args)
+    {
+        try
+        {
+            return await RunAsync(root, args, Console.Out, Console.Error,
+                Environment.GetEnvironmentVariable(ExitWithStdinVariable) == "1" ? StdinClosed() : CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or ArgumentOutOfRangeException or ObjectDisposedException)
+        {
+            // Only a failed write of the error line itself gets here (.NET reports EFBIG as ArgumentOutOfRangeException):
+            // nothing can be told, but the exit code says so — rather than the runtime's abort on an unhandled exception.
+            return OutputError;
+        }
+    }
 
     /// <summary>Cancelled when standard input reaches end of file (the parent closed it or died); then a hard exit after <see cref="StdinGrace"/>.</summary>
     private static CancellationToken StdinClosed()

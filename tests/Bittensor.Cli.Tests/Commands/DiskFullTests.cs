@@ -116,6 +116,65 @@ public sealed partial class DiskFullTests : IDisposable
         Assert.Equal(ReturnCode.Success, fresh.ReturnCode);
     }
 
+    [Fact]
+    public async Task Wallet_writes_on_a_full_disk_fail_with_a_clear_error_and_change_no_keyfile()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var path = Path.Combine(_dir, "wallets");
+        string[] at = ["--wallet.path", path, "--wallet.name", "a", "--no_password"];
+
+        // No room at all (ulimit -f 0: every byte written fails with EFBIG): nothing is created.
+        var create = await RunToEnd(Start(0, ["wallet", "create", .. at]), timeout.Token);
+        AssertDiskError(create, "coldkey");
+        Assert.Empty(Directory.Exists(path) ? Directory.GetFiles(path, "*", SearchOption.AllDirectories) : []);
+
+        // Room again: the same command makes the wallet (nothing in the way was left behind).
+        var made = await RunToEnd(Start(null, ["wallet", "create", .. at]), timeout.Token);
+        Assert.True(made.ExitCode == 0, made.Output);
+        var before = Snapshot(path);
+        Assert.Equal(4, before.Count); // coldkey, coldkeypub.txt, hotkeys/default, hotkeys/defaultpub.txt
+
+        // Every write verb over the existing wallet, disk full: exit 1, one error line naming the file and EFBIG, and
+        // every keyfile byte-identical afterwards, no temp file, no new file.
+        (string[] Args, string Names)[] verbs =
+        [
+            (["wallet", "regen_coldkey", "--uri", "//Alice", "--overwrite"], "coldkey"),
+            (["wallet", "new_coldkey", "--overwrite"], "coldkey"),
+            (["wallet", "regen_hotkey", "--uri", "//Alice//hot", "--overwrite"], "hotkeys/default"),
+            (["wallet", "new_hotkey", "--wallet.hotkey", "h2"], "hotkeys/h2"),
+            (["wallet", "regen_coldkeypub", "--ss58", "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY", "--overwrite"], "coldkeypub.txt"),
+            (["wallet", "create", "--overwrite"], "coldkey"),
+        ];
+        foreach (var (args, names) in verbs)
+        {
+            var run = await RunToEnd(Start(0, [.. args, .. at]), timeout.Token);
+            AssertDiskError(run, names);
+            Assert.Equal(before, Snapshot(path));
+        }
+
+        // And the wallet still opens.
+        var inspect = await RunToEnd(Start(null, ["wallet", "inspect", "--json", .. at]), timeout.Token);
+        Assert.True(inspect.ExitCode == 0, inspect.Output);
+        Assert.Contains("plain JSON", inspect.Output, StringComparison.Ordinal);
+    }
+
+    private static void AssertDiskError((int ExitCode, string Output) run, string file)
+    {
+        Assert.True(run.ExitCode == 1, $"exit {run.ExitCode}: {run.Output}");
+        var errors = run.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith("error: ", StringComparison.Ordinal)).ToList();
+        var error = Assert.Single(errors);
+        Assert.Contains($"/{file}: cannot write: file too large", error, StringComparison.Ordinal);
+        Assert.Contains("EFBIG", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", run.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("mnemonic", run.Output, StringComparison.OrdinalIgnoreCase); // no key shown that was not kept
+    }
+
+    /// <summary>Every file under <paramref name="path"/> (relative name → bytes as hex), temp files included.</summary>
+    private static SortedDictionary<string, string> Snapshot(string path) => new(
+        Directory.GetFiles(path, "*", SearchOption.AllDirectories)
+            .ToDictionary(f => Path.GetRelativePath(path, f), f => Convert.ToHexString(File.ReadAllBytes(f))),
+        StringComparer.Ordinal);
+
     /// <summary>
     /// btcli with a file-size limit of <paramref name="limitKiB"/> KiB (none when null). SIGXFSZ is ignored so an
     /// over-limit write fails with EFBIG instead of killing the process; the runtime's W^X double mapping (a memfd
