@@ -47,16 +47,20 @@ fi
 export AFL_SKIP_BIN_CHECK=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_NO_UI=1
 
 echo "# afl.sh: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), afl-fuzz $({ afl-fuzz -h 2>&1 || true; } | grep -m1 -oE '\+\+[0-9.a-z]+'), load average $(cut -d' ' -f1-3 /proc/loadavg), work $WORK"
-echo "| target | seconds | executions | execs/s | corpus (paths) | edges found | crashes | hangs |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "| target | seconds | executions | execs/s | corpus (paths) | edges found | stability | crashes | hangs |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for t in $TARGETS; do
   out="$WORK/findings-$t"
   rm -rf "$out"
   # -V: stop after the time; -t 5000: a .NET start and the first JIT of a target take a few 100 ms on a loaded box.
-  afl-fuzz -i "tests/Bittensor.Fuzz.Tests/Corpus/$t" -o "$out" -t 5000 -m none -V "$SECONDS_PER_TARGET" \
+  # The target's tokens (FuzzTargets.cs) as an afl dictionary; targets without tokens run without one.
+  dict=()
+  dotnet "$app/Bittensor.Fuzz.Tests.dll" dict "$t" "$WORK/$t.dict"
+  [[ -s "$WORK/$t.dict" ]] && dict=(-x "$WORK/$t.dict")
+  afl-fuzz -i "tests/Bittensor.Fuzz.Tests/Corpus/$t" -o "$out" "${dict[@]}" -t 5000 -m none -V "$SECONDS_PER_TARGET" \
     -- dotnet "$app/Bittensor.Fuzz.Tests.dll" afl "$t" >"$WORK/afl-$t.log" 2>&1 || { echo "afl.sh: afl-fuzz failed on $t:" >&2; tail -20 "$WORK/afl-$t.log" >&2; exit 1; }
   s="$out/default/fuzzer_stats"
   v() { awk -F': *' -v k="$1" '$1 ~ "^"k" *$" { print $2 }' "$s"; }
-  echo "| $t | $(v run_time) | $(v execs_done) | $(v execs_per_sec) | $(v corpus_count) | $(v edges_found) | $(v saved_crashes) | $(v saved_hangs) |"
+  echo "| $t | $(v run_time) | $(v execs_done) | $(v execs_per_sec) | $(v corpus_count) | $(v edges_found) | $(v stability) | $(v saved_crashes) | $(v saved_hangs) |"
 done
 echo "# done: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg); findings under $WORK/findings-*/default/{crashes,hangs}"
