@@ -376,4 +376,64 @@ public sealed class RequestVerifierTests : IDisposable
         Assert.False(second.Verify(Headers(NonceAt(Start.AddMilliseconds(-5)), Alice)).IsAccepted);
         Assert.True(second.Verify(Headers(NonceAt(Start.AddMilliseconds(1)), Alice)).IsAccepted);
     }
+
+    private const string Charlie = "5FLSigC9HGRKVhB9FiEo4Y3koPsNmBmLJbpXg2mp1hXcS59Y";
+
+    [Fact]
+    public void Callers_without_a_remembered_nonce_share_a_budget_of_signature_checks_that_known_callers_do_not_need()
+    {
+        var clock = new SteppedClock(Start);
+        using var v = new RequestVerifier(new RequestVerifierOptions { NewCallerVerifiesPerSecond = 2 }, _signatures, clock);
+        Assert.True(v.Verify(Headers(NonceAt(Start), Alice)).IsAccepted); // a new caller: one of the two checks
+
+        // Bob floods with well-formed bad signatures: his first is checked (the second token), the rest are refused
+        // without a signature check.
+        var bad = new string('a', 128);
+        var calls = _signatures.Calls;
+        Assert.Contains("signature does not verify", v.Verify(Headers(NonceAt(Start), Bob, signatureHex: bad)).Reason, StringComparison.Ordinal);
+        for (var i = 1; i <= 20; i++)
+        {
+            var r = v.Verify(Headers(NonceAt(Start.AddMilliseconds(i)), Bob, signatureHex: bad));
+            Assert.False(r.IsAccepted);
+            Assert.Equal(ReturnCode.Unauthenticated, r.Code);
+            Assert.Contains("too many new callers", r.Reason, StringComparison.Ordinal);
+        }
+        Assert.Equal(calls + 1, _signatures.Calls);
+
+        // Alice has signed correctly (her nonce is remembered): checked and accepted while the budget is empty.
+        Assert.True(v.Verify(Headers(NonceAt(Start.AddMilliseconds(30)), Alice)).IsAccepted);
+        // A new honest caller waits for the budget like the flood: half a second refills one check.
+        Assert.Contains("too many new callers", v.Verify(Headers(NonceAt(Start.AddMilliseconds(40)), Charlie)).Reason, StringComparison.Ordinal);
+        clock.Advance(TimeSpan.FromMilliseconds(500));
+        Assert.True(v.Verify(Headers(NonceAt(Start.AddMilliseconds(540)), Charlie)).IsAccepted);
+    }
+
+    [Fact]
+    public void With_no_new_caller_budget_every_well_formed_call_gets_its_signature_checked()
+    {
+        var clock = new SteppedClock(Start);
+        using var v = new RequestVerifier(new RequestVerifierOptions { NewCallerVerifiesPerSecond = 0 }, _signatures, clock);
+        var calls = _signatures.Calls;
+        for (var i = 0; i < 50; i++)
+            Assert.Contains("signature does not verify", v.Verify(Headers(NonceAt(Start.AddMilliseconds(i)), Bob, signatureHex: new string('a', 128))).Reason, StringComparison.Ordinal);
+        Assert.Equal(calls + 50, _signatures.Calls);
+        Assert.Throws<ArgumentException>(() => new RequestVerifierOptions { NewCallerVerifiesPerSecond = -1 }.Validate());
+        Assert.Throws<ArgumentException>(() => new RequestVerifierOptions { NewCallerVerifiesPerSecond = double.NaN }.Validate());
+    }
+
+    /// <summary>Wall clock and timestamps both move only by hand (ManualClock keeps the real Stopwatch for timestamps).</summary>
+    private sealed class SteppedClock(DateTimeOffset start) : TimeProvider
+    {
+        private DateTimeOffset _now = start;
+
+        public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
+
+        public override DateTimeOffset GetUtcNow() => _now;
+
+        public override long GetTimestamp() => _now.UtcTicks;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public void Advance(TimeSpan by) => _now += by;
+    }
 }

@@ -19,6 +19,7 @@ internal static class AxonSeams
             NonceFilePath = settings.NonceStorePath.Length == 0 ? null : settings.NonceStorePath,
             NonceFileSync = settings.NonceStoreFsync,
             OnNonceFileProblem = onNonceFileProblem,
+            NewCallerVerifiesPerSecond = settings.NewCallerVerifiesPerSecond,
         }, settings.BatchVerification ? new Sr25519BatchVerifier() : null, time));
 
     public static ITensorWireCodec CreateCodec(AxonSettings? settings) => ProtocolTensorCodec.Instance;

@@ -75,6 +75,12 @@ public sealed record AxonSettings
     /// </summary>
     public bool BatchVerification { get; init; } = true;
 
+    /// <summary>
+    /// Signature verifications per second for callers with no accepted nonce remembered (0 = no limit); over it a call is
+    /// refused before its signature is checked (<see cref="Bittensor.Protocol.RequestVerifierOptions.NewCallerVerifiesPerSecond"/>).
+    /// </summary>
+    public double NewCallerVerifiesPerSecond { get; init; } = 1000;
+
     /// <summary>Serve waiting calls highest stake first (true) or strictly in arrival order (false).</summary>
     public required bool PriorityByStake { get; init; }
 
@@ -151,6 +157,7 @@ public sealed record AxonSettings
             NonceStoreFsync = c.Bool("auth.nonce_store_fsync"),
             DisableSignatureVerification = c.Bool("auth.disable_signature_verification"),
             BatchVerification = c.Bool("auth.batch_verification"),
+            NewCallerVerifiesPerSecond = c.Double("auth.new_caller_verifies_per_second"),
             PriorityByStake = c.Bool("priority.by_stake"),
             BlacklistMinStake = c.Double("blacklist.min_stake"),
             BlacklistRegisteredOnly = c.Bool("blacklist.registered_only"),
@@ -188,6 +195,8 @@ public sealed record AxonSettings
             "clock_skew + max_age must stay under 15 minutes");
         HoconSection.Require(NonceReorderWindow >= TimeSpan.Zero && NonceReorderWindow <= NonceMaxAge, "bittensor.axon.auth.reorder_window",
             NonceReorderWindow, "must lie between 0 and max_age");
+        HoconSection.Require(NewCallerVerifiesPerSecond >= 0 && double.IsFinite(NewCallerVerifiesPerSecond), "bittensor.axon.auth.new_caller_verifies_per_second",
+            NewCallerVerifiesPerSecond, "must be a non-negative number (0 = no limit)");
         HoconSection.Require(NonceStoreCapacity >= 1, "bittensor.axon.auth.nonce_store_capacity", NonceStoreCapacity, "must be at least 1");
         HoconSection.Require(BlacklistMinStake >= 0 && !double.IsNaN(BlacklistMinStake), "bittensor.axon.blacklist.min_stake", BlacklistMinStake,
             "must be a non-negative number");

@@ -64,6 +64,10 @@ internal static partial class AxonCommands
         {
             Description = "Verify concurrent calls' signatures together (sr25519 batch verification; default true; false: each alone)",
         };
+        var newCallers = new Option<double?>("--axon.new_caller_verifies_per_second")
+        {
+            Description = "Signature checks per second for callers with no accepted nonce remembered; over it they are refused unverified (default 1000, 0 = no limit)",
+        };
         var stakes = new Option<FileInfo?>("--axon.stakes")
         {
             Description = "JSON file {\"<hotkey ss58>\": <TAO>, ...}: the callers' stakes (priority, blacklist.min_stake) and who counts as " +
@@ -85,7 +89,7 @@ internal static partial class AxonCommands
         };
         var serve = new Command("serve", "Serve until Ctrl-C / SIGTERM; prints a summary line every 10 s with traffic (--axon.log_calls: one line per call). " +
             "With --cluster.role front the axon routes to the workers of a cluster (btcli axon worker; docs/cluster.md)");
-        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, batchVerify, trace, stakes, minStake, registeredOnly, model, modelDelay, state, logCalls, Uri, WalletName, WalletHotkey, WalletPath })
+        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, batchVerify, newCallers, trace, stakes, minStake, registeredOnly, model, modelDelay, state, logCalls, Uri, WalletName, WalletHotkey, WalletPath })
             serve.Options.Add(o);
         var clusterRole = new Option<string?>("--cluster.role") { Description = "front: serve the axon in front of a cluster of workers (btcli axon worker); default \"\" (not clustered)" };
         serve.Options.Add(clusterRole);
@@ -109,6 +113,7 @@ internal static partial class AxonCommands
                 ("bittensor.axon.queue_capacity", parse.GetValue(queue)),
                 ("bittensor.axon.auth.disable_signature_verification", parse.GetValue(noVerify) ? true : null),
                 ("bittensor.axon.auth.batch_verification", parse.GetValue(batchVerify)),
+                ("bittensor.axon.auth.new_caller_verifies_per_second", parse.GetValue(newCallers)),
                 ("bittensor.axon.trace", parse.GetValue(trace)),
                 ("bittensor.axon.blacklist.min_stake", parse.GetValue(minStake)),
                 ("bittensor.axon.blacklist.registered_only", parse.GetValue(registeredOnly) ? true : null),

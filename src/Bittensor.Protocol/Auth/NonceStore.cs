@@ -25,6 +25,9 @@ internal sealed class NonceStore
 
     public int Count => _map.Count;
 
+    /// <summary>True when <paramref name="ss58"/> has an accepted nonce remembered (it signed correctly within the window).</summary>
+    public bool Contains(string ss58) => _map.ContainsKey(ss58);
+
     public bool IsDirty { get; set; }
 
     /// <summary>

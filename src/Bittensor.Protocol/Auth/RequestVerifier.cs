@@ -20,6 +20,7 @@ public sealed class RequestVerifier : IDisposable
     private const int MaxSignatureHeaderLength = 512;
     private const string BadSignature = "signature does not verify for this hotkey";
     private const string NotFresh = "nonce is not at least 1 ms newer than the last accepted from this caller (replay?)";
+    private const string TooManyNewCallers = "too many new callers to verify right now; retry in a second";
     private static readonly long QuarterHour = TimeSpan.FromMinutes(15).Ticks;
     private static readonly long MinOffset = TimeSpan.FromHours(-12).Ticks;
     private static readonly long MaxOffset = TimeSpan.FromHours(14).Ticks;
@@ -35,6 +36,10 @@ public sealed class RequestVerifier : IDisposable
     internal NonceJournal? Journal => _journal;
     private bool _disposed;
 
+    // Token bucket of verifications for callers with no remembered nonce (NewCallerVerifiesPerSecond); under _gate.
+    private double _newCallerTokens;
+    private long _newCallerRefilledAt;
+
     /// <summary>
     /// Creates a verifier. With a nonce file, loads its snapshot and journal (throws <see cref="InvalidDataException"/>
     /// if they are not a nonce store, rather than silently forgetting nonces, and <see cref="IOException"/> when another
@@ -49,6 +54,8 @@ public sealed class RequestVerifier : IDisposable
         _signatures = signatures ?? Sr25519SignatureVerifier.Instance;
         _clock = clock ?? TimeProvider.System;
         _store = new NonceStore(_options.NonceCapacity);
+        _newCallerTokens = Math.Max(1, _options.NewCallerVerifiesPerSecond);
+        _newCallerRefilledAt = _clock.GetTimestamp();
         if (_options.NonceFilePath is { } path)
             _journal = NonceJournal.Open(path, _options.NonceFileSync, _store, DropBelowTicks(), SnapshotText, _options.OnNonceFileProblem);
     }
@@ -208,10 +215,26 @@ public sealed class RequestVerifier : IDisposable
         lock (_gate)
         {
             if (!_store.IsFresh(ss58, nonce, reorder)) return Reject(NotFresh, ss58);
+            if (!_store.Contains(ss58) && !TakeNewCallerToken()) return Reject(TooManyNewCallers, ss58);
         }
 
         call = new SignedCall(ss58, nonce, Encoding.UTF8.GetBytes(string.Concat(nonceText, ss58)), signature);
         return null;
+    }
+
+    // Under _gate. One token per verification of a caller without a remembered nonce; refilled at
+    // NewCallerVerifiesPerSecond up to one second's worth.
+    private bool TakeNewCallerToken()
+    {
+        var rate = _options.NewCallerVerifiesPerSecond;
+        if (rate == 0) return true;
+        var now = _clock.GetTimestamp();
+        var elapsed = (double)(now - _newCallerRefilledAt) / _clock.TimestampFrequency;
+        _newCallerRefilledAt = now;
+        _newCallerTokens = Math.Min(Math.Max(1, rate), _newCallerTokens + (elapsed * rate));
+        if (_newCallerTokens < 1) return false;
+        _newCallerTokens -= 1;
+        return true;
     }
 
     /// <summary>Asks the journal writer to compact now: the store is written as a new snapshot (atomically, mode 0600) and the journal emptied.</summary>
