@@ -155,9 +155,12 @@ internal static class AxonFlood
         var sorted = latencies.Order().ToArray();
         var floodText = string.Join(", ", floodCodes.SelectMany(c => c).GroupBy(c => c.Key).Select(g => $"{g.Key}={g.Sum(x => x.Value)}"));
         var legitText = legitErrors.Count == 0 ? "none" : string.Join(", ", legitErrors.Select(e => $"{e.Key}={e.Value}"));
-        // | kind | legit calls | legit p50 ms | legit p99 ms | legit errors | flood calls | flood calls/s | flood codes | total calls |
+        // This process's CPU over its whole run (start-up included) per second of the run: how much of its core it got.
+        using var self = Process.GetCurrentProcess();
+        var busy = self.TotalProcessorTime.TotalSeconds / Math.Max(0.001, (DateTime.Now - self.StartTime).TotalSeconds);
+        // | kind | legit calls | legit p50 ms | legit p99 ms | legit errors | flood calls | flood calls/s | flood codes | total calls | process cores busy |
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {kind} | {legitCalls} | {AxonLoad.Percentile(sorted, 0.50):F2} | {AxonLoad.Percentile(sorted, 0.99):F2} | {legitText} | {Interlocked.Read(ref floodCalls)} | {Interlocked.Read(ref floodCalls) / elapsed:F0} | {(floodText.Length == 0 ? "-" : floodText)} | {legitCalls + Interlocked.Read(ref floodCalls)} |"));
+            $"| {kind} | {legitCalls} | {AxonLoad.Percentile(sorted, 0.50):F2} | {AxonLoad.Percentile(sorted, 0.99):F2} | {legitText} | {Interlocked.Read(ref floodCalls)} | {Interlocked.Read(ref floodCalls) / elapsed:F0} | {(floodText.Length == 0 ? "-" : floodText)} | {legitCalls + Interlocked.Read(ref floodCalls)} | {busy:F2} |"));
         legitChannel.Dispose();
         foreach (var c in floodChannels) c.Dispose();
         return 0;

@@ -158,6 +158,19 @@ public sealed partial class DiskFullTests : IDisposable
         Assert.Contains("plain JSON", inspect.Output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Btcli_whose_output_goes_to_a_full_disk_exits_with_a_code_instead_of_aborting()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        // stdout and stderr are files under the limit: printing fails (EFBIG), and so does printing the error about it.
+        var psi = Start(0, "--version");
+        var output = Path.Combine(_dir, "out.txt");
+        psi.ArgumentList[1] = $"trap '' XFSZ; ulimit -f 0; exec dotnet \"$@\" >'{output}' 2>&1";
+        var run = await RunToEnd(psi, timeout.Token);
+        Assert.Equal(74, run.ExitCode); // EX_IOERR; the runtime's abort on the unhandled exception was 134
+        Assert.Equal(0, new FileInfo(output).Length);
+    }
+
     private static void AssertDiskError((int ExitCode, string Output) run, string file)
     {
         Assert.True(run.ExitCode == 1, $"exit {run.ExitCode}: {run.Output}");
