@@ -5,9 +5,9 @@
 # (e.g. DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=70 for the runtime's default spinning); the generator runs without
 # those knobs. With a third argument `perf`: `perf record -F 999 -g` of the server into /tmp/refused-KIND.data (set
 # DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 DOTNET_ReadyToRun=0 to name JIT'd frames).
-# Usage: benchmarks/refused-cpu.sh unsigned|badsig SECONDS [perf]
+# Usage: benchmarks/refused-cpu.sh unsigned|badsig SECONDS [perf]   (BTCLI / BENCH: paths of other builds' dlls)
 cd "$(dirname "$0")/.."
-B=src/Bittensor.Cli/bin/Release/net10.0/btcli.dll; BE=benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll
+B=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}; BE=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
 D=$(mktemp -d)
 taskset -c 0 dotnet $B axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 --axon.state_path $D/state > $D/out 2>$D/err & sp=$!
 for i in $(seq 300); do grep -aq "serving on" $D/err && break; sleep 0.2; done
