@@ -118,4 +118,21 @@ public sealed class FuzzRegressionTests
         }
         Assert.True(Encoding.UTF8.GetByteCount("ok") == 2);
     }
+
+    [Theory]
+    [InlineData("unnamed-type-reference")]
+    [InlineData("bit-sequence-store-type")]
+    [InlineData("extrinsic-address-reference")]
+    [InlineData("runtime-api-reference")]
+    [InlineData("no-metadata-version")]
+    [InlineData("type-reference-beyond-registry")]
+    public void Metadata_with_a_bad_type_reference_or_version_is_refused_with_a_metadata_exception(string name)
+    {
+        // AFL++ (session 7) reached the registry's reference checks, which the coverage-less driver never had: each
+        // input is refused with MetadataException, Decode's documented refusal besides ScaleException (the target's
+        // oracle had allowed only ScaleException).
+        var input = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "Corpus", "metadata", "regressions", name));
+        var e = Assert.Throws<Chain.Substrate.MetadataException>(() => Chain.Substrate.RuntimeMetadata.Decode(input));
+        Assert.False(string.IsNullOrWhiteSpace(e.Message));
+    }
 }
