@@ -87,7 +87,7 @@ internal static class CliApp
     /// </summary>
     public static async Task<int> RunAsync(RootCommand root, string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
-        var parse = root.Parse(CliLogging.NormaliseArgs(NormaliseLegacyVerbs(args)));
+        var parse = Parse(root, args);
         // Our own handler below turns exceptions into one line; the library's default would print a stack trace.
         var invocation = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         try
@@ -128,6 +128,17 @@ internal static class CliApp
             return InternalError;
         }
     }
+
+    /// <summary>
+    /// How btcli parses: without response files. System.CommandLine's default reads any argument starting with <c>@</c>
+    /// as a file of further arguments: <c>btcli @.</c> crashed reading a folder (UnauthorizedAccessException out of the
+    /// parser, exit 134; found by AFL++), and a value such as <c>--message @hello</c> would have been replaced by a file.
+    /// </summary>
+    internal static readonly ParserConfiguration Parsing = new() { ResponseFileTokenReplacer = null };
+
+    /// <summary>Parses <paramref name="args"/> as btcli does (legacy verbs, logging flags, no response files).</summary>
+    internal static ParseResult Parse(RootCommand root, string[] args) =>
+        root.Parse(CliLogging.NormaliseArgs(NormaliseLegacyVerbs(args)), Parsing);
 
     /// <summary>The 2021 flat verb names (<c>btcli new_coldkey</c>) map onto today's groups (<c>btcli wallet new_coldkey</c>).</summary>
     internal static string[] NormaliseLegacyVerbs(string[] args)

@@ -135,4 +135,26 @@ public sealed class FuzzRegressionTests
         var e = Assert.Throws<Chain.Substrate.MetadataException>(() => Chain.Substrate.RuntimeMetadata.Decode(input));
         Assert.False(string.IsNullOrWhiteSpace(e.Message));
     }
+
+    [Theory]
+    [InlineData("@.")]
+    [InlineData("@/")]
+    [InlineData("wallet\nsign\n--message\n@/nonexistent")]
+    public async Task An_argument_starting_with_at_is_an_argument_not_a_response_file(string lines)
+    {
+        // AFL++ (session 7): System.CommandLine read `@name` as a file of arguments by default; `@.` (a folder) threw
+        // UnauthorizedAccessException out of Parse and btcli died (exit 134). btcli parses without response files.
+        var args = lines.Split('\n');
+        var result = Bittensor.Cli.CliApp.Parse(CliFixture.Root(), args);
+        Assert.DoesNotContain(result.Errors, e => e.Message.Contains("response file", StringComparison.OrdinalIgnoreCase));
+        Assert.Contains(args[^1], result.Tokens.Select(t => t.Value));
+        if (args.Length == 1)
+        {
+            // The whole run: one error line and exit 1, no exception.
+            using var output = new StringWriter();
+            using var error = new StringWriter();
+            Assert.Equal(1, await Bittensor.Cli.CliApp.RunAsync(CliFixture.Root(), args, output, error));
+            Assert.Contains(args[0], error.ToString(), StringComparison.Ordinal);
+        }
+    }
 }

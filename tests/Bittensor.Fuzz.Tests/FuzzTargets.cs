@@ -318,7 +318,7 @@ internal static class FuzzTargets
     {
         var text = Encoding.UTF8.GetString(input);
         var args = text.Replace("\0", "", StringComparison.Ordinal).Split('\n'); // an argv string cannot hold NUL
-        _ = Root.Value.Parse(Bittensor.Cli.CliApp.NormaliseLegacyVerbs(args));
+        _ = Bittensor.Cli.CliApp.Parse(Root.Value, args); // as btcli parses (no response files: `@.` crashed it, AFL++ session 7)
         // CliConfig.Load writes each flag as `key = <literal>` HOCON: the value read back must be the value given.
         var value = args[^1];
         string line;
