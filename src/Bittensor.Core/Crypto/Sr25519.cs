@@ -348,13 +348,20 @@ public static partial class Sr25519
     /// s ≥ ℓ, points that do not decode) are refused at once and left out; the rest are checked together with one
     /// multiscalar multiplication (schnorrkel <c>verify_batch</c>: fresh random 128-bit coefficients from the
     /// operating system's CSPRNG) when that costs less than verifying them singly (<see cref="BatchPays(int, int)"/>:
-    /// about ten signatures by distinct keys, four by one key). Only when that equation fails is each of them verified
-    /// singly, so a bad signature never fails a good one. Returns false when a signature that passed the cheap checks was refused
-    /// (after the batch equation, if there were several, failed), true otherwise.
+    /// about ten signatures by distinct keys, four by one key). When that equation fails the batch is bisected: each
+    /// half is checked by its own equation (fresh coefficients) as long as that pays, and only halves too small for an
+    /// equation to pay are verified singly, so a bad signature never fails a good one, and one bad signature among 64 by
+    /// distinct keys costs two or three more equations and 16 single verifications instead of 64 (at most ≈ 21 per bad signature:
+    /// the smallest range an equation pays for, split once). Returns false when a signature that
+    /// passed the cheap checks was refused, true otherwise.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="valid"/> is shorter than <paramref name="items"/>.</exception>
-    public static bool VerifyEach(ReadOnlySpan<Sr25519BatchItem> items, Span<bool> valid)
+    public static bool VerifyEach(ReadOnlySpan<Sr25519BatchItem> items, Span<bool> valid) => VerifyEachCounted(items, valid, out _);
+
+    /// <summary>As <see cref="VerifyEach(ReadOnlySpan{Sr25519BatchItem}, Span{bool})"/>, telling how much work it took.</summary>
+    internal static bool VerifyEachCounted(ReadOnlySpan<Sr25519BatchItem> items, Span<bool> valid, out BatchWork work)
     {
+        work = default;
         var n = items.Length;
         if (valid.Length < n) throw new ArgumentException("one result per item is needed", nameof(valid));
         if (n == 0) return true;
@@ -380,19 +387,52 @@ public static partial class Sr25519
             included++;
         }
         if (included == 0) return true;
-        if (BatchPays(scratch, included) && BatchEquationHolds(scratch, included))
+        try
         {
-            for (var j = 0; j < included; j++) valid[scratch.Index[j]] = true;
+            return Settle(scratch, 0, included, knownBad: false, valid, ref work);
+        }
+        finally
+        {
             Array.Clear(scratch.Keys, 0, included);
-            return true;
+        }
+    }
+
+    /// <summary>Work done by one <see cref="VerifyEachCounted"/>.</summary>
+    /// <param name="Equations">Batch equations evaluated (the first over the whole batch, then over halves).</param>
+    /// <param name="FailedEquations">Of those, the ones that failed (each proves a bad signature in its range).</param>
+    /// <param name="Singles">Signatures verified singly.</param>
+    internal readonly record struct BatchWork(int Equations, int FailedEquations, int Singles);
+
+    // Settles the prepared signatures [start, start + count): one batch equation when it pays, else each singly. A failed
+    // equation proves a bad signature in the range (a range of valid signatures satisfies it for every coefficient), so
+    // the range is halved; a half whose sibling held must hold the bad one (knownBad) and skips straight to its halves.
+    // An equation that holds accepts its range except with probability ≈ 2^-128, as the whole batch's would.
+    private static bool Settle(BatchScratch scratch, int start, int count, bool knownBad, Span<bool> valid, ref BatchWork work)
+    {
+        if (BatchPays(scratch, start, count))
+        {
+            if (!knownBad)
+            {
+                var holds = BatchEquationHolds(scratch, start, count);
+                work = work with { Equations = work.Equations + 1, FailedEquations = work.FailedEquations + (holds ? 0 : 1) };
+                if (holds)
+                {
+                    for (var j = start; j < start + count; j++) valid[scratch.Index[j]] = true;
+                    return true;
+                }
+            }
+            var half = count / 2;
+            var firstHolds = Settle(scratch, start, half, knownBad: false, valid, ref work);
+            Settle(scratch, start + half, count - half, knownBad: firstHolds, valid, ref work);
+            return false;
         }
         var allValid = true;
-        for (var j = 0; j < included; j++)
+        for (var j = start; j < start + count; j++)
         {
             var computed = Curve25519.RistrettoVartime.VerifyCombination(scratch.K.AsSpan(32 * j, 32), scratch.Keys[j]!, scratch.S.AsSpan(32 * j, 32));
             allValid &= valid[scratch.Index[j]] = computed.RistrettoEquals(scratch.R[j]);
         }
-        Array.Clear(scratch.Keys, 0, included);
+        work = work with { Singles = work.Singles + count };
         return allValid;
     }
 
@@ -406,12 +446,12 @@ public static partial class Sr25519
     internal static bool BatchPays(int signatures, int distinctKeys) =>
         signatures > 1 && (700 * signatures) > (300 * distinctKeys) + (280 * signatures) + 1_300;
 
-    private static bool BatchPays(BatchScratch scratch, int n)
+    private static bool BatchPays(BatchScratch scratch, int start, int n)
     {
         if (n < 2) return false;
         var unique = 0;
         var keys = scratch.UniqueKeys;
-        for (var i = 0; i < n; i++)
+        for (var i = start; i < start + n; i++)
         {
             var key = scratch.Keys[i]!;
             var slot = 0;
@@ -423,7 +463,9 @@ public static partial class Sr25519
     }
 
     // Σ (zᵢ·kᵢ)·(−Aᵢ) + Σ zᵢ·(−Rᵢ) + (Σ zᵢ·sᵢ)·B == identity, signatures by the same key summed into one scalar.
-    private static bool BatchEquationHolds(BatchScratch scratch, int n)
+    // Over the prepared signatures [start, start + n); writes only the scratch's equation buffers (from 0), so the
+    // prepared inputs survive for the halves of a failed equation.
+    private static bool BatchEquationHolds(BatchScratch scratch, int start, int n)
     {
         var z = scratch.Z.AsSpan(0, 16 * n);
         System.Security.Cryptography.RandomNumberGenerator.Fill(z);
@@ -438,18 +480,19 @@ public static partial class Sr25519
         var unique = 0;
         for (var i = 0; i < n; i++)
         {
+            var at = start + i;
             var zi = pointScalars.Slice(32 * i, 32);
             z.Slice(16 * i, 16).CopyTo(zi);
             zi[0] |= 1; // never zero
-            var key = scratch.Keys[i]!;
+            var key = scratch.Keys[at]!;
             var slot = 0;
             while (slot < unique && !ReferenceEquals(keys[slot], key)) slot++;
             if (slot == unique) keys[unique++] = key;
             var keyScalar = keyScalars.Slice(32 * slot, 32);
-            Ristretto.ScalarMul(zi, scratch.K.AsSpan(32 * i, 32), product);
+            Ristretto.ScalarMul(zi, scratch.K.AsSpan(32 * at, 32), product);
             Ristretto.ScalarAdd(keyScalar, product, keyScalar);     // Σ zᵢ·kᵢ for −A
-            scratch.NegR[i] = scratch.R[i].Negate();                // zᵢ for −Rᵢ
-            Ristretto.ScalarMul(zi, scratch.S.AsSpan(32 * i, 32), product);
+            scratch.NegR[i] = scratch.R[at].Negate();               // zᵢ for −Rᵢ
+            Ristretto.ScalarMul(zi, scratch.S.AsSpan(32 * at, 32), product);
             Ristretto.ScalarAdd(baseScalar, product, baseScalar);   // Σ zᵢ·sᵢ for B
         }
         var holds = Curve25519.RistrettoVartime.BatchCombination(keyScalars[..(32 * unique)], keys.AsSpan(0, unique), pointScalars,

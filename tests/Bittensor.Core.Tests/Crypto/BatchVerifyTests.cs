@@ -170,6 +170,80 @@ public sealed class BatchVerifyTests
     public void The_batch_equation_is_used_only_where_it_is_expected_to_pay(int signatures, int keys, bool pays) =>
         Assert.Equal(pays, Sr25519.BatchPays(signatures, keys));
 
+    /// <summary>
+    /// Bisection: a batch with a few well-formed bad signatures among many good ones (distinct keys and one key signing
+    /// often) answers exactly as single verification, and the bad ones are found by halving, not by verifying the
+    /// whole batch singly: each bad signature costs at most the two halves of the smallest range an equation pays for
+    /// (≤ 21 signatures by distinct keys).
+    /// </summary>
+    [Property(MaxTest = 25)]
+    public bool A_failed_batch_is_bisected_and_every_answer_equals_the_single_verification(int seed, byte size, byte bad, bool oneKey)
+    {
+        var rng = new Random(seed);
+        var n = 12 + size % 53;                  // 12..64 signatures (the axon's largest batch is 64)
+        var badCount = 1 + bad % 3;              // 1..3 well-formed bad signatures
+        var pairs = Enumerable.Range(0, oneKey ? 1 : n).Select(i => Sr25519KeyPair.FromMiniSecret(Hash32([(byte)i, (byte)(seed >> 3)], 35))).ToArray();
+        try
+        {
+            var badAt = Enumerable.Range(0, n).OrderBy(_ => rng.Next()).Take(badCount).ToHashSet();
+            var items = new Sr25519BatchItem[n];
+            var expected = new bool[n];
+            for (var i = 0; i < n; i++)
+            {
+                var pair = pairs[oneKey ? 0 : i];
+                var msg = Hash32([(byte)i, (byte)seed], 36);
+                var sig = pair.Sign(msg);
+                // Well-formed but wrong: a valid signature of another message (passes every cheap check).
+                if (badAt.Contains(i)) sig = pair.Sign([.. msg, 7]);
+                items[i] = new Sr25519BatchItem(pair.PublicKey.ToArray(), msg, sig);
+                expected[i] = Sr25519.Verify(pair.PublicKey.Span, msg, sig);
+            }
+            var valid = new bool[n];
+            var result = Sr25519.VerifyEachCounted(items, valid, out var work);
+            return !result
+                && valid.SequenceEqual(expected)
+                && expected.Count(v => !v) == badCount
+                && work.Singles <= Math.Min(n, 21 * badCount)
+                && work.FailedEquations >= 1;
+        }
+        finally
+        {
+            foreach (var p in pairs) p.Dispose();
+        }
+    }
+
+    [Fact]
+    public void One_bad_signature_among_64_distinct_keys_costs_a_few_equations_and_16_single_verifications_not_64()
+    {
+        var pairs = Enumerable.Range(0, 64).Select(i => Sr25519KeyPair.FromMiniSecret(Hash32([(byte)i], 37))).ToArray();
+        try
+        {
+            var items = new Sr25519BatchItem[64];
+            for (var i = 0; i < 64; i++)
+            {
+                var msg = Hash32([(byte)i], 38);
+                items[i] = new Sr25519BatchItem(pairs[i].PublicKey.ToArray(), msg, pairs[i].Sign(i == 41 ? [.. msg, 1] : msg));
+            }
+            var valid = new bool[64];
+            Assert.False(Sr25519.VerifyEachCounted(items, valid, out var work));
+            for (var i = 0; i < 64; i++) Assert.Equal(i != 41, valid[i]);
+            // 64 fails; 32 [0, 32) holds, so [32, 64) is known bad and split without its own equation; 16 [32, 48) fails;
+            // its 8s are too small for an equation: 16 singles at most (here [32, 40) and [40, 48)).
+            Assert.InRange(work.Singles, 1, 16);
+            Assert.InRange(work.Equations, 2, 6);
+
+            // All good: one equation, no single verification.
+            items[41] = new Sr25519BatchItem(pairs[41].PublicKey.ToArray(), Hash32([41], 38), pairs[41].Sign(Hash32([41], 38)));
+            Assert.True(Sr25519.VerifyEachCounted(items, valid, out work));
+            Assert.All(valid, Assert.True);
+            Assert.Equal(new Sr25519.BatchWork(1, 0, 0), work);
+        }
+        finally
+        {
+            foreach (var p in pairs) p.Dispose();
+        }
+    }
+
     [Fact]
     public void An_empty_batch_is_valid_and_too_few_result_slots_are_refused()
     {
