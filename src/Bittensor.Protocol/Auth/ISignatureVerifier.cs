@@ -22,7 +22,7 @@ public sealed class Sr25519SignatureVerifier : ISignatureVerifier
     /// <inheritdoc />
     public bool Verify(string ss58Address, ReadOnlySpan<byte> message, ReadOnlySpan<byte> signature)
     {
-        if (!Ss58.TryDecode(ss58Address, out var publicKey, out _) || publicKey.Length != 32) return false;
+        if (!HotkeyCache.TryGet(ss58Address, out var publicKey)) return false;
         return Sr25519.Verify(publicKey, message, signature);
     }
 }

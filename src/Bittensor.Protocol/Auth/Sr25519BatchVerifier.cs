@@ -16,7 +16,8 @@ public interface IAsyncSignatureVerifier : ISignatureVerifier
 /// <param name="Batches">Checks of two or more signatures at once.</param>
 /// <param name="BatchedSignatures">Signatures checked in those.</param>
 /// <param name="LargestBatch">Most signatures checked at once.</param>
-/// <param name="FallbackBatches">Batches holding a well-formed bad signature: their equation failed and each signature was verified singly.</param>
+/// <param name="FallbackBatches">Batches holding a well-formed bad signature: their equation failed and they were bisected (halves
+/// checked by their own equations, ranges too small for one verified singly; <see cref="Sr25519.VerifyEach"/>).</param>
 /// <param name="Overflowed">Signatures verified at once by their caller because <see cref="Sr25519BatchVerifier.MaxQueued"/> were already waiting.</param>
 public readonly record struct SignatureBatchStats(long Signatures, long Batches, long BatchedSignatures, int LargestBatch, long FallbackBatches, long Overflowed);
 
@@ -27,7 +28,8 @@ public readonly record struct SignatureBatchStats(long Signatures, long Batches,
 /// verification, no hop and no added latency). While a check runs, newcomers queue; when it ends, what has queued
 /// is checked as the next batch on the thread pool, behind the request work already waiting there. A batch is
 /// therefore whatever arrived while the verifier was busy, up to <see cref="MaxBatch"/>. A failed batch equation is
-/// followed by single verifications, so every caller gets the answer <see cref="Sr25519.Verify"/> would give.
+/// bisected down to single verifications of the ranges holding a bad signature, so every caller gets the answer
+/// <see cref="Sr25519.Verify"/> would give and one bad signature does not cost the whole batch verified singly.
 /// Bounded: beyond <see cref="MaxQueued"/> waiting signatures a caller verifies its own at once. Thread-safe.
 /// </summary>
 public sealed class Sr25519BatchVerifier : IAsyncSignatureVerifier
@@ -85,7 +87,7 @@ public sealed class Sr25519BatchVerifier : IAsyncSignatureVerifier
     /// <inheritdoc />
     public bool Verify(string ss58Address, ReadOnlySpan<byte> message, ReadOnlySpan<byte> signature)
     {
-        if (!Ss58.TryDecode(ss58Address, out var publicKey, out _) || publicKey.Length != 32) return false;
+        if (!HotkeyCache.TryGet(ss58Address, out var publicKey)) return false;
         Interlocked.Increment(ref _signatures);
         return Sr25519.Verify(publicKey, message, signature);
     }
@@ -95,7 +97,7 @@ public sealed class Sr25519BatchVerifier : IAsyncSignatureVerifier
     {
         ArgumentNullException.ThrowIfNull(message);
         ArgumentNullException.ThrowIfNull(signature);
-        if (!Ss58.TryDecode(ss58Address, out var publicKey, out _) || publicKey.Length != 32) return new ValueTask<bool>(false);
+        if (!HotkeyCache.TryGet(ss58Address, out var publicKey)) return new ValueTask<bool>(false);
         if (Interlocked.Increment(ref _queued) > MaxQueued)
         {
             Interlocked.Decrement(ref _queued);
