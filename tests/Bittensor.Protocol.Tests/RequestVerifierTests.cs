@@ -237,6 +237,68 @@ public sealed class RequestVerifierTests : IDisposable
     }
 
     [Fact]
+    public async Task A_lone_call_on_the_thread_pool_writes_its_nonce_itself_and_is_accepted_before_VerifyAsync_returns()
+    {
+        var v = NewVerifier();
+        // On a thread-pool thread, as a server's calls run.
+        var completedAtOnce = await Task.Run(() => Enumerable.Range(0, 3).Select(i =>
+        {
+            var pending = v.VerifyAsync(Headers(NonceAt(Start.AddMilliseconds(i)), Alice));
+            return pending.IsCompletedSuccessfully && pending.Result.IsAccepted; // written (and fsynced) by this call: no hop
+        }).ToArray());
+        Assert.Equal(3, completedAtOnce.Length);
+        Assert.All(completedAtOnce, Assert.True);
+        Assert.Equal(3, v.Journal!.BatchesWritten);
+
+        // Off the thread pool the write goes to the pool; the accept still waits for it.
+        var acceptedElsewhere = false;
+        var elsewhere = new Thread(() => acceptedElsewhere = v.Verify(Headers(NonceAt(Start.AddMilliseconds(3)), Alice)).IsAccepted);
+        elsewhere.Start();
+        elsewhere.Join();
+        Assert.True(acceptedElsewhere);
+        Assert.Equal(4, v.Journal.BatchesWritten);
+        v.SimulateCrash(); // the accepts were durable when they returned
+        using var restarted = NewVerifier();
+        Assert.False(restarted.Verify(Headers(NonceAt(Start.AddMilliseconds(3)), Alice)).IsAccepted);
+    }
+
+    [Fact]
+    public async Task Calls_that_queue_while_a_write_is_under_way_are_written_together_as_the_next_batch()
+    {
+        var v = NewVerifier();
+        using var hold = new ManualResetEventSlim(false);
+        v.Journal!.HoldWrites = hold; // the first turn goes to the thread pool and waits there
+        var calls = Enumerable.Range(0, 20)
+            .Select(i => v.VerifyAsync(Headers(NonceAt(Start), $"5Caller{i:D4}")).AsTask()).ToArray();
+        Assert.All(calls, c => Assert.False(c.IsCompleted)); // none answered before its nonce is written
+        hold.Set();
+        var results = await Task.WhenAll(calls);
+        Assert.All(results, r => Assert.True(r.IsAccepted));
+        Assert.Equal(1, v.Journal.BatchesWritten); // one write (and one fsync) for all twenty
+        v.Journal.HoldWrites = null;
+        v.SimulateCrash();
+        using var restarted = NewVerifier();
+        Assert.Equal(20, restarted.TrackedCallers);
+    }
+
+    [Fact]
+    public async Task A_clean_stop_writes_what_is_queued_and_compacts()
+    {
+        var v = NewVerifier();
+        using var hold = new ManualResetEventSlim(false);
+        v.Journal!.HoldWrites = hold;
+        var call = v.VerifyAsync(Headers(NonceAt(Start), Alice)).AsTask();
+        var stop = Task.Run(v.Dispose); // waits for the held turn
+        Assert.False(call.IsCompleted);
+        hold.Set();
+        Assert.True((await call).IsAccepted);
+        await stop;
+        Assert.Contains(Alice, File.ReadAllText(Path.Combine(_dir, "nonces")), StringComparison.Ordinal); // in the snapshot
+        using var restarted = NewVerifier();
+        Assert.False(restarted.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+    }
+
+    [Fact]
     public void A_torn_last_journal_line_is_dropped_and_later_records_are_not_glued_to_it()
     {
         var path = Path.Combine(_dir, "nonces");

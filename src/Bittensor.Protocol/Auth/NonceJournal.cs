@@ -7,8 +7,12 @@ namespace Bittensor.Protocol;
 /// <summary>
 /// The nonce store's files: a snapshot (<c>path</c>, written atomically) and a write-ahead journal (<c>path.journal</c>)
 /// to which every accepted nonce is appended before the request is answered. Appends from concurrent requests are
-/// written together by one writer thread (group commit: one <c>write</c>, and with <c>fsync</c> on one
-/// <c>fsync</c>, per batch), so durability costs a batch's latency, not a disk flush per request. When the journal
+/// written together (group commit: one <c>write</c>, and with <c>fsync</c> on one <c>fsync</c>, per batch), with no
+/// thread of its own: the call that finds no write under way writes what is queued, its own line included, on its own
+/// thread (<see cref="Commit"/>; alone, a call is answered with no thread hop); calls that queue meanwhile are written
+/// as the next batch on the thread pool, behind the request work already waiting there, so a batch is whatever queued
+/// during the previous write. (A dedicated writer thread, woken per append, ran at once on a busy core and wrote
+/// nearly one batch per call.) At most one write or compaction runs at a time. When the journal
 /// outgrows the snapshot it is compacted: the store is written as a new snapshot (temp file, fsync, rename, fsync
 /// of the folder), then the journal is emptied. Both files are mode 0600; the journal is held with an exclusive
 /// lock, so two processes cannot share one store.
@@ -27,18 +31,23 @@ internal sealed partial class NonceJournal : IDisposable
     private bool _failing;
     private readonly FileStream _journal;
     private readonly Lock _queueGate = new();
-    private readonly AutoResetEvent _wake = new(false);
-    private readonly Thread _writer;
+    private readonly ManualResetEventSlim _idle = new(true); // set while no write or compaction runs or is queued
+    private readonly Action<object?> _passCallback;
     private StringBuilder _buffer = new(4096);
     private StringBuilder _spare = new(4096);
     private TaskCompletionSource _batch = NewBatch();
+    private bool _committing; // a write or compaction runs or is queued on the thread pool (the turn is taken)
     private bool _stopping;
     private bool _crashed;
     private Exception? _broken;
     private long _journalBytes;
+    private long _batchesWritten;
+
+    /// <summary>Batches written since open (each one <c>write</c>, and one <c>fsync</c> when on); tests read it.</summary>
+    internal long BatchesWritten => Interlocked.Read(ref _batchesWritten);
     private long _compactAt = MinCompactBytes;
 
-    /// <summary>Test hook: when set, the writer waits for it before taking each batch (holds answers back).</summary>
+    /// <summary>Test hook: when set, every write runs on the thread pool and waits for it before taking its batch (holds answers back).</summary>
     internal ManualResetEventSlim? HoldWrites { get; set; }
 
     private NonceJournal(string snapshotPath, bool fsync, Func<string> snapshot, FileStream journal, Action<string>? report)
@@ -48,7 +57,7 @@ internal sealed partial class NonceJournal : IDisposable
         _fsync = fsync;
         _snapshot = snapshot;
         _journal = journal;
-        _writer = new Thread(WriterLoop) { IsBackground = true, Name = "nonce-journal" };
+        _passCallback = _ => Pass(inline: false);
     }
 
     /// <summary>The journal's path for a snapshot path.</summary>
@@ -58,7 +67,8 @@ internal sealed partial class NonceJournal : IDisposable
     /// Opens (creating when absent, folder 0700, files 0600) the store at <paramref name="snapshotPath"/>: loads the
     /// snapshot and every complete journal line into <paramref name="store"/> (a torn last line, from a batch whose
     /// write never finished and so was never answered, is dropped), writes a fresh snapshot, empties the journal and
-    /// starts the writer. <paramref name="snapshot"/> serialises the store under the caller's lock.
+    /// is ready for appends. <paramref name="snapshot"/> serialises the store under the caller's lock (so <see cref="Commit"/>
+    /// must not be called holding that lock).
     /// </summary>
     /// <exception cref="InvalidDataException">A file is not a nonce store (nothing is overwritten).</exception>
     /// <exception cref="IOException">The store is locked by another process, or cannot be read or written (disk full and
@@ -105,7 +115,6 @@ internal sealed partial class NonceJournal : IDisposable
             {
                 throw TooLarge(full, e);
             }
-            result._writer.Start();
             return result;
         }
         catch
@@ -116,8 +125,9 @@ internal sealed partial class NonceJournal : IDisposable
     }
 
     /// <summary>
-    /// Queues an accepted nonce. The task completes when its batch is written (and fsynced when configured): only
-    /// then may the request be answered. It faults when the write failed; the request must then be refused.
+    /// Queues an accepted nonce (cheap; callable under the caller's lock). The task completes when its batch is written
+    /// (and fsynced when configured): only then may the request be answered. It faults when the write failed; the
+    /// request must then be refused. Follow it with <see cref="Commit"/> once outside that lock.
     /// </summary>
     public Task Append(string ss58, long nonceTicks)
     {
@@ -125,21 +135,39 @@ internal sealed partial class NonceJournal : IDisposable
         {
             if (_broken is not null) return Task.FromException(_broken);
             if (_stopping) return Task.FromException(new ObjectDisposedException(nameof(NonceJournal)));
-            _buffer.Append(ss58).Append(' ').Append(nonceTicks.ToString(CultureInfo.InvariantCulture)).Append('\n');
-            var task = _batch.Task;
-            _wake.Set();
-            return task;
+            _buffer.Append(CultureInfo.InvariantCulture, $"{ss58} {nonceTicks}\n");
+            return _batch.Task;
         }
     }
 
-    /// <summary>Asks the writer to compact at its next turn (a snapshot now, the journal emptied).</summary>
+    /// <summary>
+    /// Takes the turn when no write is under way and, on a thread-pool thread, writes everything queued on the calling
+    /// thread (so an appended line is durable when this returns; elsewhere the write goes to the thread pool); otherwise
+    /// returns at once and the write under way hands the turn on to the thread pool for what queued meanwhile. A
+    /// compaction that falls due is left to the thread pool.
+    /// </summary>
+    public void Commit()
+    {
+        lock (_queueGate)
+        {
+            if (_committing || _stopping || _buffer.Length == 0) return;
+            TakeTurn();
+        }
+        // Only a thread-pool thread blocks in the write (never, say, a socket engine's thread running inline continuations).
+        if (HoldWrites is null && Thread.CurrentThread.IsThreadPoolThread) Pass(inline: true);
+        else ThreadPool.UnsafeQueueUserWorkItem(_passCallback, null, preferLocal: false);
+    }
+
+    /// <summary>Asks for a compaction at the next turn (a snapshot now, the journal emptied), starting a turn on the thread pool when none runs.</summary>
     public void RequestCompaction()
     {
         lock (_queueGate)
         {
             _compactAt = 0;
-            _wake.Set();
+            if (_committing || _stopping) return;
+            TakeTurn();
         }
+        ThreadPool.UnsafeQueueUserWorkItem(_passCallback, null, preferLocal: false);
     }
 
     /// <summary>Writes what is queued, compacts and closes (a clean stop).</summary>
@@ -149,11 +177,11 @@ internal sealed partial class NonceJournal : IDisposable
         {
             if (_stopping) return;
             _stopping = true;
-            _wake.Set();
         }
-        _writer.Join();
+        _idle.Wait(); // the turn under way (it hands nothing on once stopping)
+        Pass(inline: false, final: true);
         _journal.Dispose();
-        _wake.Dispose();
+        _idle.Dispose();
     }
 
     /// <summary>
@@ -167,48 +195,100 @@ internal sealed partial class NonceJournal : IDisposable
             if (_stopping) return;
             _stopping = true;
             _crashed = true;
-            _wake.Set();
         }
-        // Test hook: runs once the writer will see the crash (e.g. releases HoldWrites), before waiting for it.
+        // Test hook: runs once a held write will see the crash (e.g. releases HoldWrites), before waiting for it.
         afterCrashMarked?.Invoke();
-        _writer.Join();
+        _idle.Wait();
+        Pass(inline: false, final: true);
         _journal.Dispose();
-        _wake.Dispose();
+        _idle.Dispose();
     }
 
     private static TaskCompletionSource NewBatch() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private void WriterLoop()
+    // Under _queueGate.
+    private void TakeTurn()
     {
-        while (true)
+        _committing = true;
+        _idle.Reset();
+    }
+
+    /// <summary>
+    /// One turn (the caller holds it): writes the queued batch and completes its calls, compacts when due, then hands
+    /// the turn on to the thread pool when more is queued (or a compaction is due on an inline turn) or releases it.
+    /// The final turn (stop or crash, after every other turn ended) writes (or, crashed, fails) what is left and compacts.
+    /// </summary>
+    private void Pass(bool inline, bool final = false)
+    {
+        if (!final) HoldWrites?.Wait();
+        StringBuilder text;
+        TaskCompletionSource batch;
+        bool crashed;
+        lock (_queueGate)
         {
-            _wake.WaitOne();
-            HoldWrites?.Wait();
-            StringBuilder text;
-            TaskCompletionSource batch;
-            bool stopping, crashed, compact;
-            lock (_queueGate)
+            text = _buffer;
+            batch = _batch;
+            if (text.Length > 0)
             {
-                text = _buffer;
+                // Only calls that appended hold the batch's task: an empty buffer keeps it.
                 _buffer = _spare;
                 _spare = text;
-                batch = _batch;
                 _batch = NewBatch();
-                stopping = _stopping;
-                crashed = _crashed;
-                compact = _journalBytes >= _compactAt;
             }
-            if (crashed)
+            crashed = _crashed;
+        }
+        if (crashed)
+        {
+            // As kill -9: what is queued is never written, and its calls are never accepted.
+            if (text.Length > 0) batch.TrySetException(new ObjectDisposedException(nameof(NonceJournal)));
+            text.Clear();
+            if (!final) Release();
+            return;
+        }
+        try
+        {
+            if (text.Length > 0) WriteBatch(text, batch);
+            text.Clear();
+            if (final)
             {
-                batch.TrySetException(new ObjectDisposedException(nameof(NonceJournal)));
-                text.Clear();
+                TryCompact();
                 return;
             }
-            if (text.Length > 0) WriteBatch(text, batch);
-            else batch.TrySetResult();
+            // Compaction (rare: the journal outgrew max(1 MiB, 2 × snapshot), or asked for) runs on the thread pool,
+            // never inside a call's own turn.
+            if (!inline && _journalBytes >= Volatile.Read(ref _compactAt)) TryCompact();
+        }
+        catch (Exception e)
+        {
+            // Not an I/O failure (those are handled above): fail closed for good rather than leave the turn taken
+            // (every later call would wait forever) or end the process from a thread-pool thread.
             text.Clear();
-            if (compact || stopping || _journalBytes >= _compactAt) TryCompact();
-            if (stopping) return;
+            batch.TrySetException(e);
+            lock (_queueGate) _broken ??= new IOException("the nonce journal failed", e);
+            Report(true, $"nonce journal {JournalPath(_snapshotPath)} failed ({e.GetType().Name}); every call is refused until the axon is restarted", always: true);
+            if (!final) Release();
+            return;
+        }
+        lock (_queueGate)
+        {
+            var more = !_stopping && (_buffer.Length > 0 || _journalBytes >= _compactAt);
+            // More queued (or a compaction due after an inline turn): the turn stays taken and moves to the thread pool.
+            if (!more)
+            {
+                _committing = false;
+                _idle.Set();
+                return;
+            }
+        }
+        ThreadPool.UnsafeQueueUserWorkItem(_passCallback, null, preferLocal: false);
+    }
+
+    private void Release()
+    {
+        lock (_queueGate)
+        {
+            _committing = false;
+            _idle.Set();
         }
     }
 
@@ -225,12 +305,13 @@ internal sealed partial class NonceJournal : IDisposable
             _journal.Write(bytes);
             if (_fsync) _journal.Flush(flushToDisk: true);
             _journalBytes += bytes.Length;
+            Interlocked.Increment(ref _batchesWritten);
             batch.TrySetResult();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
         {
             // .NET reports EFBIG (over the process's file-size limit, RLIMIT_FSIZE, or the file system's largest file)
-            // as ArgumentOutOfRangeException; it is a write failure like ENOSPC and must not end the writer thread.
+            // as ArgumentOutOfRangeException; it is a write failure like ENOSPC and must not end the journal.
             if (e is ArgumentOutOfRangeException) e = TooLarge(JournalPath(_snapshotPath), e);
             batch.TrySetException(e);
             Report(true, $"nonce journal {JournalPath(_snapshotPath)} cannot be written ({e.Message}); calls are refused (UnknownException) until it can");
@@ -262,7 +343,7 @@ internal sealed partial class NonceJournal : IDisposable
         }
         catch (Exception)
         {
-            // Reporting must not stop the writer.
+            // Reporting must not stop the journal.
         }
     }
 

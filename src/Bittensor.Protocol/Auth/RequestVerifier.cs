@@ -43,7 +43,7 @@ public sealed class RequestVerifier : IDisposable
     /// <summary>
     /// Creates a verifier. With a nonce file, loads its snapshot and journal (throws <see cref="InvalidDataException"/>
     /// if they are not a nonce store, rather than silently forgetting nonces, and <see cref="IOException"/> when another
-    /// process holds the store) and starts the journal writer.
+    /// process holds the store).
     /// </summary>
     /// <param name="options">Windows, capacity and file; validated.</param>
     /// <param name="signatures">The signature check; <see cref="Sr25519SignatureVerifier.Instance"/> by default.</param>
@@ -177,7 +177,11 @@ public sealed class RequestVerifier : IDisposable
             durable = _journal?.Append(call.Ss58, call.Nonce);
         }
         var accepted = AuthResult.Accepted(call.Ss58);
-        return durable is null ? ValueTask.FromResult(accepted) : AwaitDurable(accepted, durable);
+        if (durable is null) return ValueTask.FromResult(accepted);
+        // Outside the lock (a compaction's snapshot takes it): when no write is under way this call writes the batch,
+        // its own line included, on this thread, and is answered without a hop.
+        if (!durable.IsCompleted) _journal!.Commit();
+        return durable.IsCompletedSuccessfully ? ValueTask.FromResult(accepted) : AwaitDurable(accepted, durable);
     }
 
     private readonly record struct SignedCall(string Ss58, long Nonce, byte[] Message, byte[] Signature);
@@ -237,7 +241,7 @@ public sealed class RequestVerifier : IDisposable
         return true;
     }
 
-    /// <summary>Asks the journal writer to compact now: the store is written as a new snapshot (atomically, mode 0600) and the journal emptied.</summary>
+    /// <summary>Asks the journal to compact now (on the thread pool): the store is written as a new snapshot (atomically, mode 0600) and the journal emptied.</summary>
     public void Flush() => _journal?.RequestCompaction();
 
     /// <summary>Writes what is queued, compacts the journal into the snapshot and releases the files.</summary>

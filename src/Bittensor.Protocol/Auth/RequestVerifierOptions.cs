@@ -49,7 +49,7 @@ public sealed record RequestVerifierOptions
     public bool NonceFileSync { get; init; } = true;
 
     /// <summary>
-    /// Told (from the journal's writer thread; must not throw) when the nonce file stops being writable — disk full,
+    /// Told (from the thread writing the journal: a call's or the thread pool's; must not block or throw) when the nonce file stops being writable — disk full,
     /// file-size limit, I/O error: requests are then refused with <c>UnknownException</c> until it is writable again —
     /// and when it is writable again. One message per change, not per request.
     /// </summary>
