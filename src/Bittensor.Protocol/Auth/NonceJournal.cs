@@ -11,8 +11,8 @@ namespace Bittensor.Protocol;
 /// thread of its own: the call that finds no write under way writes what is queued, its own line included, on its own
 /// thread (<see cref="Commit"/>; alone, a call is answered with no thread hop); calls that queue meanwhile are written
 /// as the next batch on the thread pool, behind the request work already waiting there, so a batch is whatever queued
-/// during the previous write. (A dedicated writer thread, woken per append, ran at once on a busy core and wrote
-/// nearly one batch per call.) At most one write or compaction runs at a time. When the journal
+/// during the previous write (until session 7 a dedicated writer thread, woken per append, wrote them: a thread switch
+/// there and back per batch, and a hop for every call). At most one write or compaction runs at a time. When the journal
 /// outgrows the snapshot it is compacted: the store is written as a new snapshot (temp file, fsync, rename, fsync
 /// of the folder), then the journal is emptied. Both files are mode 0600; the journal is held with an exclusive
 /// lock, so two processes cannot share one store.
