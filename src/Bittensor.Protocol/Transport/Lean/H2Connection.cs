@@ -25,6 +25,9 @@ internal sealed class H2Connection
     /// <summary>Output queued while another thread sends, above which the read loop waits for it to drain.</summary>
     private const int OutputHighWater = 4 * 1024 * 1024;
 
+    /// <summary>Output a read's calls may pile up before it is sent ahead of the rest.</summary>
+    private const int FlushEarly = 256 * 1024;
+
     /// <summary>Streams the peer may reset (or have refused) in a burst, and the rate the allowance refills at per second.</summary>
     private const int ResetBurst = 200;
     private const int ResetsPerSecond = 100;
@@ -101,7 +104,8 @@ internal sealed class H2Connection
             bool keepGoing;
             lock (_sync) keepGoing = ProcessFrames();
             CancelCollected();
-            RunReady();
+            var run = RunReadyAsync();
+            if (!run.IsCompletedSuccessfully) run.AsTask().GetAwaiter().GetResult();
             lock (_sync) _out.Reset();
             if (!keepGoing) return false;
         }
@@ -141,7 +145,7 @@ internal sealed class H2Connection
                 bool keepGoing;
                 lock (_sync) keepGoing = ProcessFrames();
                 CancelCollected();
-                RunReady();
+                await RunReadyAsync().ConfigureAwait(false);
                 await FlushAsync().ConfigureAwait(false);
                 if (!keepGoing) break;
                 if (NeedsDrain(out var drained)) await drained.ConfigureAwait(false);
@@ -706,8 +710,12 @@ internal sealed class H2Connection
         Handle,
     }
 
-    /// <summary>Runs the calls the last read made ready, outside the lock (synchronous checks and handlers run here).</summary>
-    private void RunReady()
+    /// <summary>
+    /// Runs the calls the last read made ready, outside the lock (synchronous checks and handlers run here). Their answers
+    /// leave together after the read, but in sends of about 256 KiB when many came at once (32 answers of 64 KiB would
+    /// otherwise grow the output past what it keeps between sends, and reallocate it every read).
+    /// </summary>
+    private async ValueTask RunReadyAsync()
     {
         List<H2Stream> ready;
         lock (_sync)
@@ -717,12 +725,19 @@ internal sealed class H2Connection
             _ready = _readySpare;
             _readySpare = ready;
         }
-        foreach (var s in ready)
+        try
         {
-            s.Queued = false;
-            Pump(s);
+            foreach (var s in ready)
+            {
+                s.Queued = false;
+                Pump(s);
+                if (Volatile.Read(ref _out.Length) >= FlushEarly) await FlushAsync().ConfigureAwait(false);
+            }
         }
-        ready.Clear();
+        finally
+        {
+            ready.Clear();
+        }
     }
 
     /// <summary>Moves a call on as far as it can go without waiting.</summary>
@@ -1007,8 +1022,11 @@ internal sealed class H2Connection
         if (Math.Min(_sendWindow, s.SendWindow) >= total)
         {
             // The whole message fits the windows: serialized straight into DATA frames of the output.
-            _out.Ensure(total + (((total / _peerMaxFrame) + 2) * H2.FrameHeaderSize));
-            _dataWriter.Begin(_out, s.Id, _peerMaxFrame);
+            // Frames of the peer's maximum, but never larger than the message: the writer reserves a frame's room
+            // ahead, and a 1 MiB SETTINGS_MAX_FRAME_SIZE must not grow the output by 1 MiB per answer.
+            var frame = Math.Min(_peerMaxFrame, total);
+            _out.Ensure(total + (((total / frame) + 2) * H2.FrameHeaderSize));
+            _dataWriter.Begin(_out, s.Id, frame);
             var prefix = _dataWriter.GetSpan(5);
             prefix[0] = 0;
             BinaryPrimitives.WriteUInt32BigEndian(prefix[1..], (uint)size);
