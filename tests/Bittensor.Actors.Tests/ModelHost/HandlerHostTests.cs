@@ -45,6 +45,48 @@ public sealed class HandlerHostTests() : Akka.TestKit.Xunit2.TestKit("akka.logle
         });
     }
 
+    /// <summary>A clock whose timers fire only when the test says so, after whatever the test did first.</summary>
+    private sealed class HeldTimers : TimeProvider
+    {
+        public List<(TimerCallback Callback, object? State)> Created { get; } = [];
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            Created.Add((callback, state));
+            return new Inert();
+        }
+
+        private sealed class Inert : ITimer
+        {
+            public bool Change(TimeSpan dueTime, TimeSpan period) => true;
+
+            public void Dispose()
+            {
+            }
+
+            public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+        }
+    }
+
+    [Fact]
+    public async Task A_deadline_timer_that_fires_after_the_handler_answered_is_harmless()
+    {
+        // A timer's Dispose does not wait for a callback already on its way: the deadline may fire after the handler's
+        // token source was disposed. That used to throw ObjectDisposedException on a thread-pool timer (process crash).
+        var clock = new HeldTimers();
+        var gate = new TaskCompletionSource<ModelResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var handlers = new AxonHandlers((_, _) => gate.Task);
+        var call = Call(1, "5Caller", 0, DateTime.UtcNow.AddMinutes(5));
+        var answer = ModelHostActor.StartHandler(handlers, call, DateTime.UtcNow.AddMinutes(5), clock);
+        Assert.False(answer.IsCompleted);
+        gate.SetResult(ModelResponse.Ok(DenseTensor.Zeros(1, 1, 4)));
+        var response = await answer.WaitAsync(Wait);
+        Assert.Equal(ReturnCode.Success, response.Code);
+        var (callback, state) = Assert.Single(clock.Created);
+        var late = Record.Exception(() => callback(state));
+        Assert.Null(late);
+    }
+
     private static AxonModelCall Call(long id, string caller, int priority, DateTime deadline) =>
         new(id, new ForwardRequest(caller, 0, Modality.Text, DenseTensor.Int64([1, 1], [1])) { Priority = priority, DeadlineUtc = deadline }, null);
 
