@@ -43,6 +43,7 @@ public sealed class SettingsSpec
     [InlineData("bittensor.axon.blacklist.min_stake = -1", "bittensor.axon.blacklist.min_stake")]
     [InlineData("bittensor.axon.port = eighty", "bittensor.axon.port")]
     [InlineData("bittensor.axon.trace = maybe", "bittensor.axon.trace")]
+    [InlineData("bittensor.axon.transport = tcp", "bittensor.axon.transport")]
     [InlineData("bittensor.axon.limits.forward_message_size = 10", "bittensor.axon.limits.forward_message_size")]
     [InlineData("bittensor.axon.limits.request_headers_size = 100", "bittensor.axon.limits.request_headers_size")]
     [InlineData("bittensor.axon.limits.connections = -1", "bittensor.axon.limits.connections")]
@@ -54,6 +55,13 @@ public sealed class SettingsSpec
         var error = Assert.Throws<ConfigurationException>(() => AxonSettings.Create(With(hocon, AxonSettings.SectionPath)));
 
         Assert.Contains(key, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_axon_transport_is_kestrel_unless_lean_is_chosen()
+    {
+        Assert.Equal("kestrel", AxonSettings.Default.Transport);
+        Assert.Equal("lean", AxonSettings.Create(With("bittensor.axon.transport = lean", AxonSettings.SectionPath)).Transport);
     }
 
     [Theory]
