@@ -178,8 +178,7 @@ public sealed class RequestVerifier : IDisposable
         }
         var accepted = AuthResult.Accepted(call.Ss58);
         if (durable is null) return ValueTask.FromResult(accepted);
-        // Outside the lock (a compaction's snapshot takes it): when no write is under way this call writes the batch,
-        // its own line included, on this thread, and is answered without a hop.
+        // Outside the lock (a compaction's snapshot takes it): starts a write on the thread pool when none is under way.
         if (!durable.IsCompleted) _journal!.Commit();
         return durable.IsCompletedSuccessfully ? ValueTask.FromResult(accepted) : AwaitDurable(accepted, durable);
     }
