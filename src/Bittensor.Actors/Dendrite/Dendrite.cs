@@ -1,3 +1,5 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
 using Akka.Actor;
 using Akka.Streams;
 using Akka.Streams.Dsl;
@@ -206,6 +208,30 @@ public sealed class Dendrite
         }
     }
 
+    /// <summary>NaN and ±Inf values in <paramref name="values"/>: x − x is 0 exactly for finite x (NaN otherwise), checked a vector at a time.</summary>
+    internal static int CountNonFinite(ReadOnlySpan<float> values)
+    {
+        var i = 0;
+        if (Vector.IsHardwareAccelerated && values.Length >= Vector<float>.Count)
+        {
+            var vectors = MemoryMarshal.Cast<float, Vector<float>>(values);
+            var allFinite = true;
+            foreach (var v in vectors)
+            {
+                if (!Vector.EqualsAll(v - v, Vector<float>.Zero))
+                {
+                    allFinite = false;
+                    break;
+                }
+            }
+            if (allFinite) i = vectors.Length * Vector<float>.Count;
+        }
+        var count = 0;
+        for (; i < values.Length; i++)
+            if (!float.IsFinite(values[i])) count++;
+        return count;
+    }
+
     private EndpointResult ToResult(EndpointInfo endpoint, EndpointReply reply, long[] expectedShape)
     {
         EndpointResult Fail(ReturnCode code, string message) => new(endpoint, DenseTensor.Zeros(expectedShape), code, message, reply.Latency);
@@ -218,9 +244,7 @@ public sealed class Dendrite
             return Fail(ReturnCode.ResponseShapeException, $"peer answered {tensor}, expected Float32[{string.Join(", ", expectedShape)}]");
         // A NaN or ±Inf would poison whatever the caller computes with it (one such reply can turn a validator's weights
         // into NaN for good): the answer is refused, not patched, so the caller sees that the peer misbehaved.
-        var nonFinite = 0;
-        foreach (var x in tensor.Floats!)
-            if (!float.IsFinite(x)) nonFinite++;
+        var nonFinite = CountNonFinite(tensor.Floats!);
         if (nonFinite > 0) return Fail(ReturnCode.InvalidResponse, $"peer answered {nonFinite} non-finite value(s) (NaN or ±Inf)");
         return new EndpointResult(endpoint, tensor, ReturnCode.Success, reply.Response.Message, reply.Latency);
     }

@@ -34,6 +34,7 @@ public sealed class DendriteActor : UntypedActor
     private readonly DendriteOptions _options;
     private readonly Dictionary<string, Entry> _endpoints = new(StringComparer.Ordinal);
     private readonly LinkedList<string> _lru = new();
+    private readonly SharedRequestSignatures _signatures;
     private long _names;
 
     private DendriteActor(DendriteSettings settings, IRequestSigner signer, DendriteOptions options)
@@ -41,6 +42,9 @@ public sealed class DendriteActor : UntypedActor
         _settings = settings;
         _signer = signer;
         _options = options;
+        // One signed header serves the calls to every endpoint made within settings.SignatureReuse (a round signs once).
+        // Nonces use the real wall clock (the peers check them against their own), never the injected test clock.
+        _signatures = new SharedRequestSignatures(signer, settings.SignatureReuse);
     }
 
     /// <summary>Props of a dendrite signing with <paramref name="signer"/>.</summary>
@@ -129,7 +133,8 @@ public sealed class DendriteActor : UntypedActor
         Evict();
         var random = _options.Random?.Invoke() ?? new Random();
         var actor = Context.ActorOf(
-            EndpointActor.Props(info, _settings, _signer, _options.Time ?? TimeProvider.System, random, _options.Transport ?? Bittensor.Protocol.GrpcClientTransport.Instance), $"endpoint-{_names++}");
+            EndpointActor.Props(info, _settings, _signer, _options.Time ?? TimeProvider.System, random, _options.Transport ?? Bittensor.Protocol.GrpcClientTransport.Instance,
+                _signatures), $"endpoint-{_names++}");
         Context.Watch(actor);
         _endpoints[info.Hotkey] = new Entry(actor, info, _lru.AddLast(info.Hotkey));
         return actor;

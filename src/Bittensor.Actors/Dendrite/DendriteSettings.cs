@@ -52,6 +52,12 @@ public sealed record DendriteSettings
     /// <summary>Weight of the newest latency sample in the moving average.</summary>
     public required double LatencyEmaAlpha { get; init; }
 
+    /// <summary>
+    /// How long one signed <c>bittensor-signature</c> may serve calls to other endpoints (a fan-out round signs once,
+    /// not once per endpoint); zero signs every call alone, as the 2021 dendrite did.
+    /// </summary>
+    public TimeSpan SignatureReuse { get; init; } = TimeSpan.FromMilliseconds(50);
+
     /// <summary>Reads the <c>bittensor.dendrite</c> section (every key required) and validates it.</summary>
     /// <exception cref="ConfigurationException">A key is missing or invalid; the message names it.</exception>
     public static DendriteSettings Create(Config section)
@@ -72,6 +78,7 @@ public sealed record DendriteSettings
             BackoffMax = c.Duration("backoff.max"),
             FailuresBeforeBackoff = c.Int("failures_before_backoff"),
             LatencyEmaAlpha = c.Double("latency_ema_alpha"),
+            SignatureReuse = c.Duration("signature_reuse"),
         }.Validate();
     }
 
@@ -92,6 +99,8 @@ public sealed record DendriteSettings
         HoconSection.Require(BackoffMax >= BackoffMin, "bittensor.dendrite.backoff.max", BackoffMax, "must be at least backoff.min");
         HoconSection.Require(FailuresBeforeBackoff >= 1, "bittensor.dendrite.failures_before_backoff", FailuresBeforeBackoff, "must be at least 1");
         HoconSection.Require(LatencyEmaAlpha > 0 && LatencyEmaAlpha <= 1, "bittensor.dendrite.latency_ema_alpha", LatencyEmaAlpha, "must be in (0, 1]");
+        HoconSection.Require(SignatureReuse >= TimeSpan.Zero && SignatureReuse <= TimeSpan.FromSeconds(1), "bittensor.dendrite.signature_reuse", SignatureReuse,
+            "must be between 0 and 1s");
         return this;
     }
 }

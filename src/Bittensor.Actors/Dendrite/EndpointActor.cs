@@ -25,7 +25,8 @@ internal sealed class EndpointActor : UntypedActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly DendriteSettings _settings;
     private readonly IRequestSigner _signer;
-    private readonly RequestAuth _auth;
+    private readonly SharedRequestSignatures _signatures;
+    private readonly SharedRequestSignatures.NonceFloor _nonces;
     private readonly TimeProvider _time;
     private readonly BackoffPolicy _backoff;
     private readonly Random _random;
@@ -46,24 +47,27 @@ internal sealed class EndpointActor : UntypedActor
     private double _latencyEma;
     private KeyValuePair<string, object?> _peerTag;
 
-    public EndpointActor(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random, IClientTransport transport)
+    public EndpointActor(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random, IClientTransport transport,
+        SharedRequestSignatures? signatures = null)
     {
         _transport = transport;
         _endpoint = endpoint;
         _peerTag = new KeyValuePair<string, object?>("peer", DendriteMeters.Peers.Of(endpoint.Hotkey));
         _settings = settings;
         _signer = signer;
-        // One RequestAuth per target axon: nonces must rise by 1 ms per hotkey per axon. Nonces use the real
-        // wall clock (the peer checks them against its own), never the injected test clock.
-        _auth = new RequestAuth(signer);
+        // Nonces must rise by 1 ms per hotkey per axon: this endpoint's floor. The signed values may be shared with the
+        // dendrite's other endpoints (DendriteActor passes one SharedRequestSignatures); alone, every call is signed.
+        // Nonces use the real wall clock (the peer checks them against its own), never the injected test clock.
+        _signatures = signatures ?? new SharedRequestSignatures(signer, TimeSpan.Zero);
+        _nonces = _signatures.NewFloor();
         _time = time;
         _backoff = new BackoffPolicy(settings.BackoffMin, settings.BackoffMax, Jitter: BackoffJitter.Full).Validate();
         _random = random;
     }
 
     public static Props Props(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random,
-        IClientTransport transport) =>
-        Akka.Actor.Props.Create(() => new EndpointActor(endpoint, settings, signer, time, random, transport));
+        IClientTransport transport, SharedRequestSignatures? signatures = null) =>
+        Akka.Actor.Props.Create(() => new EndpointActor(endpoint, settings, signer, time, random, transport, signatures));
 
     /// <summary>The endpoint's address changed (same hotkey): the channel is rebuilt.</summary>
     public sealed record UpdateAddress(EndpointInfo Endpoint);
@@ -213,7 +217,7 @@ internal sealed class EndpointActor : UntypedActor
         Metadata headers;
         try
         {
-            headers = await _auth.CreateHeadersAsync(cts.Token);
+            headers = await _signatures.CreateHeadersAsync(_nonces, cts.Token);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -69,6 +69,7 @@ public sealed class SettingsSpec
     [InlineData("bittensor.dendrite.latency_ema_alpha = 0", "bittensor.dendrite.latency_ema_alpha")]
     [InlineData("bittensor.dendrite.max_endpoints = 0", "bittensor.dendrite.max_endpoints")]
     [InlineData("bittensor.dendrite.timeout = soon", "bittensor.dendrite.timeout")]
+    [InlineData("bittensor.dendrite.signature_reuse = 2s", "bittensor.dendrite.signature_reuse")]
     public void Invalid_dendrite_keys_are_refused_with_the_key_named(string hocon, string key)
     {
         var error = Assert.Throws<ConfigurationException>(() => DendriteSettings.Create(With(hocon, DendriteSettings.SectionPath)));

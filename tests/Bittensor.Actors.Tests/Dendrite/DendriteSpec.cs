@@ -248,6 +248,29 @@ public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : 
     }
 
     [Fact]
+    public async Task Verifying_axons_accept_signatures_shared_across_a_round_and_the_next_round_too()
+    {
+        // Three axons with sr25519 verification and nonce stores on: whatever share of the round's calls reuses one
+        // signed value, every axon must accept it, and the next round (each endpoint's nonce ≥ 1 ms newer) too.
+        var ports = new List<int>();
+        for (var i = 0; i < 3; i++) ports.Add((await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim))).Port);
+        var signatures = 0;
+        var signer = new DelegateRequestSigner(Alice.ToSs58(), (m, _) =>
+        {
+            Interlocked.Increment(ref signatures);
+            return ValueTask.FromResult(Alice.Sign(m.Span));
+        });
+        var dendrite = new DendriteClient(Sys, signer, DendriteSettings.Default with { NetworkDim = Dim, Timeout = TimeSpan.FromSeconds(20), SignatureReuse = TimeSpan.FromSeconds(1) });
+        var endpoints = ports.Select((p, i) => Endpoint(p, $"axon-{i}")).ToArray();
+
+        var first = await dendrite.ForwardText(endpoints, new long[,] { { 3, 4 } });
+        var second = await dendrite.ForwardText(endpoints, new long[,] { { 3, 4 } });
+
+        Assert.All(first.Concat(second), r => Assert.Equal(ReturnCode.Success, r.Code));
+        Assert.InRange(Volatile.Read(ref signatures), 1, 6);
+    }
+
+    [Fact]
     public async Task An_answer_with_NaN_or_infinity_is_refused_as_an_invalid_response()
     {
         var nanModel = new AxonHandlers((r, _) =>

@@ -1,0 +1,110 @@
+using System.Globalization;
+using System.Text;
+using Bittensor.Protocol;
+using Grpc.Core;
+
+namespace Bittensor.Actors.Dendrite;
+
+/// <summary>
+/// The request headers of one dendrite's endpoint actors, signed once and shared across endpoints. A 2021
+/// <c>bittensor-signature</c> signs only the nonce and the caller's hotkey — not the body, not the target axon
+/// (PROTOCOL.md) — and each axon keeps its own last nonce per caller, so one signed value is valid at every axon whose
+/// last nonce from us is at least 1 ms older. A fan-out round to N axons thus signs once instead of N times.
+/// Per endpoint the nonces still rise by at least 1 ms per call (<see cref="NonceFloor"/>): an endpoint whose floor the
+/// latest value does not clear, or a latest value older than <c>reuse</c>, gets a freshly signed one.
+/// With <c>reuse</c> zero every call is signed alone (the 2021 dendrite's behaviour).
+/// Replay exposure is unchanged: a peer that got our header could already replay it to another axon within the same
+/// round (nonces of one round lie within a millisecond, so a replay beats our own call there either way).
+/// Thread-safe: one signing at a time behind an async gate (no thread blocks while a wallet signer actor answers).
+/// </summary>
+internal sealed class SharedRequestSignatures
+{
+    private static readonly long OneMillisecond = TimeSpan.TicksPerMillisecond;
+    private readonly IRequestSigner _signer;
+    private readonly TimeProvider _clock;
+    private readonly long _reuseTicks;
+    private readonly string _version;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private long _latestTicks = long.MinValue;
+    private string? _latest;
+
+    /// <summary>Signs with <paramref name="signer"/>; a signed value is shared for at most <paramref name="reuse"/> (zero: never).</summary>
+    public SharedRequestSignatures(IRequestSigner signer, TimeSpan reuse, TimeProvider? clock = null, int version = ProtocolVersion.Current)
+    {
+        ArgumentNullException.ThrowIfNull(signer);
+        ArgumentOutOfRangeException.ThrowIfLessThan(reuse, TimeSpan.Zero);
+        _signer = signer;
+        _reuseTicks = reuse.Ticks;
+        _clock = clock ?? TimeProvider.System;
+        _version = version.ToString(CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>The caller's SS58 address.</summary>
+    public string Hotkey => _signer.Ss58Address;
+
+    /// <summary>Signatures made so far (tests and stats).</summary>
+    public long Signed { get; private set; }
+
+    /// <summary>
+    /// A new endpoint's nonce floor: its first nonce lies at least 1 ms after now, so an endpoint actor that replaces
+    /// a stopped or restarted one never repeats a value its predecessor sent.
+    /// </summary>
+    public NonceFloor NewFloor() => new() { LastTicks = _clock.GetLocalNow().DateTime.Ticks / 10 * 10 };
+
+    /// <summary>The last nonce one endpoint sent (ticks of local wall-clock time); one per endpoint actor.</summary>
+    public sealed class NonceFloor
+    {
+        internal long LastTicks;
+    }
+
+    /// <summary>The three headers in wire order for the next call to the endpoint that owns <paramref name="floor"/>.</summary>
+    public async ValueTask<Metadata> CreateHeadersAsync(NonceFloor floor, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(floor);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // Microsecond precision is all the nonce carries; truncate before comparing.
+            var now = _clock.GetLocalNow().DateTime.Ticks / 10 * 10;
+            var min = floor.LastTicks + OneMillisecond;
+            string value;
+            if (_latest is not null && _latestTicks >= min && _reuseTicks > 0 && now - _latestTicks <= _reuseTicks)
+            {
+                value = _latest;
+                floor.LastTicks = _latestTicks;
+            }
+            else
+            {
+                var next = Math.Max(now, min);
+                value = await SignAsync(next, cancellationToken).ConfigureAwait(false);
+                floor.LastTicks = next;
+                if (next >= _latestTicks)
+                {
+                    _latestTicks = next;
+                    _latest = value;
+                }
+            }
+            return new Metadata
+            {
+                { AuthHeaders.AuthName, AuthHeaders.AuthValue },
+                { AuthHeaders.SignatureName, value },
+                { AuthHeaders.VersionName, _version },
+            };
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async ValueTask<string> SignAsync(long ticks, CancellationToken cancellationToken)
+    {
+        var nonce = RequestNonce.Format(new DateTime(ticks, DateTimeKind.Unspecified));
+        var ss58 = _signer.Ss58Address;
+        var signature = await _signer.SignAsync(Encoding.UTF8.GetBytes(nonce + ss58), cancellationToken).ConfigureAwait(false);
+        if (signature is not { Length: 64 })
+            throw new InvalidOperationException($"the signer returned {signature?.Length ?? 0} bytes, an sr25519 signature has 64");
+        Signed++;
+        return string.Concat(nonce, AuthHeaders.Separator, ss58, AuthHeaders.Separator, "0x", Convert.ToHexStringLower(signature));
+    }
+}

@@ -1,0 +1,158 @@
+using System.Text;
+using Bittensor.Actors.Dendrite;
+using Bittensor.Core.Crypto;
+using Bittensor.Protocol;
+using Grpc.Core;
+
+namespace Bittensor.Actors.Tests.Dendrite;
+
+public sealed class SharedRequestSignaturesSpec
+{
+    private static readonly Sr25519KeyPair Alice = SecretUri.ToSr25519("//Alice");
+
+    /// <summary>A clock moved by hand; local time = UTC.</summary>
+    private sealed class ManualClock : TimeProvider
+    {
+        private DateTimeOffset _now = new(2026, 12, 4, 21, 0, 0, TimeSpan.Zero);
+
+        public override DateTimeOffset GetUtcNow() => _now;
+
+        public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
+
+        public void Advance(TimeSpan by) => _now += by;
+    }
+
+    private static (DateTime Nonce, string Ss58, string Value) Read(Metadata headers)
+    {
+        Assert.Equal(AuthHeaders.InOrder, headers.Select(h => h.Key));
+        var value = headers.GetValue(AuthHeaders.SignatureName)!;
+        var parts = value.Split(AuthHeaders.Separator);
+        Assert.Equal(3, parts.Length);
+        Assert.True(RequestNonce.TryParse(parts[0], out var nonce));
+        var signature = Convert.FromHexString(parts[2][2..]);
+        Assert.True(Sr25519.Verify(Alice.PublicKey.Span, Encoding.UTF8.GetBytes(parts[0] + parts[1]), signature), "the shared value must verify");
+        return (nonce, parts[1], value);
+    }
+
+    [Fact]
+    public async Task One_signed_value_serves_other_endpoints_and_verifies()
+    {
+        var clock = new ManualClock();
+        var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), TimeSpan.FromMilliseconds(50), clock);
+        var a = shared.NewFloor();
+        var b = shared.NewFloor();
+        var c = shared.NewFloor();
+
+        var ha = Read(await shared.CreateHeadersAsync(a));
+        var hb = Read(await shared.CreateHeadersAsync(b));
+        var hc = Read(await shared.CreateHeadersAsync(c));
+
+        Assert.Equal(1, shared.Signed);
+        Assert.Equal(ha.Value, hb.Value);
+        Assert.Equal(ha.Value, hc.Value);
+        Assert.Equal(Alice.ToSs58(), ha.Ss58);
+        // Created at the clock's now, so the first nonce lies at least 1 ms after it.
+        Assert.True(ha.Nonce >= clock.GetUtcNow().DateTime.AddMilliseconds(1));
+    }
+
+    [Fact]
+    public async Task One_endpoint_never_gets_a_nonce_less_than_1_ms_newer_than_its_last()
+    {
+        var clock = new ManualClock();
+        var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), TimeSpan.FromMilliseconds(50), clock);
+        var a = shared.NewFloor();
+
+        var first = Read(await shared.CreateHeadersAsync(a));
+        var second = Read(await shared.CreateHeadersAsync(a)); // the clock has not moved
+        clock.Advance(TimeSpan.FromMilliseconds(0.3));
+        var third = Read(await shared.CreateHeadersAsync(a));
+
+        Assert.Equal(3, shared.Signed);
+        Assert.True(second.Nonce - first.Nonce >= TimeSpan.FromMilliseconds(1));
+        Assert.True(third.Nonce - second.Nonce >= TimeSpan.FromMilliseconds(1));
+    }
+
+    [Fact]
+    public async Task A_new_endpoint_does_not_reuse_a_value_signed_before_it_existed()
+    {
+        // An endpoint actor that replaces a stopped or restarted one must never repeat what its predecessor sent.
+        var clock = new ManualClock();
+        var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), TimeSpan.FromMilliseconds(50), clock);
+        var before = Read(await shared.CreateHeadersAsync(shared.NewFloor()));
+        clock.Advance(TimeSpan.FromMilliseconds(2));
+
+        var after = Read(await shared.CreateHeadersAsync(shared.NewFloor()));
+
+        Assert.Equal(2, shared.Signed);
+        Assert.True(after.Nonce - before.Nonce >= TimeSpan.FromMilliseconds(1));
+    }
+
+    [Fact]
+    public async Task A_value_older_than_the_reuse_window_is_not_shared()
+    {
+        var clock = new ManualClock();
+        var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), TimeSpan.FromMilliseconds(50), clock);
+        var a = shared.NewFloor();
+        var b = shared.NewFloor();
+        var first = Read(await shared.CreateHeadersAsync(a));
+
+        clock.Advance(TimeSpan.FromMilliseconds(52));
+        var late = Read(await shared.CreateHeadersAsync(b));
+
+        Assert.Equal(2, shared.Signed);
+        Assert.NotEqual(first.Value, late.Value);
+    }
+
+    [Fact]
+    public async Task Zero_reuse_signs_every_call_alone_as_the_2021_dendrite_did()
+    {
+        var clock = new ManualClock();
+        var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), TimeSpan.Zero, clock);
+
+        var a = Read(await shared.CreateHeadersAsync(shared.NewFloor()));
+        var b = Read(await shared.CreateHeadersAsync(shared.NewFloor()));
+
+        Assert.Equal(2, shared.Signed);
+        Assert.NotEqual(a.Value, b.Value);
+    }
+
+    [Fact]
+    public async Task A_signer_that_returns_a_wrong_length_is_an_error_and_nothing_is_shared()
+    {
+        var calls = 0;
+        var signer = new DelegateRequestSigner(Alice.ToSs58(), (m, _) => ValueTask.FromResult(++calls == 1 ? new byte[63] : Alice.Sign(m.Span)));
+        var shared = new SharedRequestSignatures(signer, TimeSpan.FromMilliseconds(50), new ManualClock());
+        var a = shared.NewFloor();
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(async () => await shared.CreateHeadersAsync(a));
+        var next = Read(await shared.CreateHeadersAsync(shared.NewFloor()));
+
+        Assert.Contains("63 bytes", error.Message, StringComparison.Ordinal);
+        Assert.Equal(1, shared.Signed);
+        Assert.Equal(Alice.ToSs58(), next.Ss58);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(8)]
+    [InlineData(17)]
+    [InlineData(64)]
+    [InlineData(100)]
+    public void Non_finite_values_are_counted_wherever_they_lie(int length)
+    {
+        for (var at = 0; at < length; at++)
+        {
+            foreach (var bad in new[] { float.NaN, float.PositiveInfinity, float.NegativeInfinity })
+            {
+                var values = Enumerable.Range(0, length).Select(i => (i * 0.37f) - 3f).ToArray();
+                values[at] = bad;
+                if (length > 2) values[length - 1 - at % 2] = float.NaN;
+                var expected = values.Count(x => !float.IsFinite(x));
+                Assert.Equal(expected, Bittensor.Actors.Dendrite.Dendrite.CountNonFinite(values));
+            }
+        }
+        Assert.Equal(0, Bittensor.Actors.Dendrite.Dendrite.CountNonFinite(Enumerable.Range(0, length).Select(i => i * 1e30f).ToArray()));
+    }
+}
