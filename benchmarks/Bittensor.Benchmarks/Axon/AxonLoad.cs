@@ -176,66 +176,6 @@ internal static class AxonLoad
     internal static double Percentile(double[] sorted, double p) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))];
 }
 
-/// <summary>
-/// One forward round to many loopback axons: <c>fanout [--axons 16,64,256] [--rounds 20] [--shape 1,8] [--network_dim 1024]</c>.
-/// Starts the axons in-process (echo model), then times <see cref="Bittensor.Actors.Dendrite.Dendrite.ForwardText(IReadOnlyList{EndpointInfo}, long[,], TimeSpan?, FanOutOptions?)"/>
-/// rounds through the dendrite (endpoint actors, Akka.Streams fan-out, signed requests).
-/// </summary>
-internal static class FanOutLoad
-{
-    public static async Task<int> Run(string[] args)
-    {
-        var opts = Args.Parse(args);
-        var counts = opts.Get("axons", "16,64,256").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
-        var rounds = int.Parse(opts.Get("rounds", "20"), CultureInfo.InvariantCulture);
-        var shape = opts.Get("shape", "1,8").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
-        var dim = int.Parse(opts.Get("network_dim", "1024"), CultureInfo.InvariantCulture);
-        var config = ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(BittensorRuntime.ReferenceConfig);
-        var system = ActorSystem.Create("fanout", config);
-        Console.WriteLine($"# fanout rounds={rounds} shape=[{string.Join(",", shape)}] answer=[{shape[0]},{shape[1]},{dim}] cores={Environment.ProcessorCount}");
-        Console.WriteLine("| axons | p50 round ms | p99 round ms | rounds/s | answers ok |");
-        Console.WriteLine("|---:|---:|---:|---:|---:|");
-        var axonSettings = AxonSettings.Create(config) with { Ip = "127.0.0.1", Port = 0, NetworkDim = dim, MaxWorkers = 2 };
-        var endpoints = new List<EndpointInfo>();
-        try
-        {
-            using var key = SecretUri.ToSr25519("//Alice");
-            var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, new KeyPairRequestSigner(key),
-                DendriteSettings.Default with { NetworkDim = dim, Parallelism = 256, Timeout = TimeSpan.FromSeconds(30) });
-            var tokens = new long[shape[0], shape[1]];
-            foreach (var n in counts)
-            {
-                while (endpoints.Count < n)
-                {
-                    var axon = system.ActorOf(AxonActor.Props(axonSettings, DemoModels.Echo(dim)));
-                    var bound = await axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromSeconds(30));
-                    endpoints.Add(new EndpointInfo($"axon-{endpoints.Count}", "127.0.0.1", bound.Endpoint.Port));
-                }
-                var targets = endpoints.Take(n).ToArray();
-                await dendrite.ForwardText(targets, tokens); // warm-up: connections, JIT
-                var times = new double[rounds];
-                var ok = 0;
-                var total = Stopwatch.StartNew();
-                for (var r = 0; r < rounds; r++)
-                {
-                    var t0 = Stopwatch.GetTimestamp();
-                    var results = await dendrite.ForwardText(targets, tokens);
-                    times[r] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-                    ok += results.Count(x => x.Code == ReturnCode.Success);
-                }
-                Array.Sort(times);
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {n} | {AxonLoad.Percentile(times, 0.5):F1} | {AxonLoad.Percentile(times, 0.99):F1} | {rounds / total.Elapsed.TotalSeconds:F1} | {ok}/{rounds * n} |"));
-            }
-        }
-        finally
-        {
-            await system.Terminate();
-        }
-        return 0;
-    }
-}
-
 /// <summary>Minimal <c>--name value</c> / <c>--flag</c> parsing for the load harnesses.</summary>
 internal sealed class Args
 {

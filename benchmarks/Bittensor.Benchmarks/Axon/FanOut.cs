@@ -1,0 +1,222 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Akka.Actor;
+using Akka.Configuration;
+using Bittensor.Actors;
+using Bittensor.Actors.Axon;
+using Bittensor.Actors.Dendrite;
+using Bittensor.Core.Crypto;
+using Bittensor.Core.Domain;
+using Bittensor.Neurons.Demo;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+
+namespace Bittensor.Benchmarks.Axon;
+
+/// <summary>
+/// One forward round to many axons through the dendrite (endpoint actors, Akka.Streams fan-out, every request signed
+/// with //Alice): <c>fanout [--targets host:port,…|@file] [--axons 16,64] [--rounds 50] [--warmup 5] [--shape 1,8]
+/// [--network_dim 1024] [--timeout 30] [--parallelism 256] [--pids p,…] [--signature_reuse ms]</c> (the last: the
+/// dendrite's <c>signature_reuse</c>, 0 = sign every call; without it the reference configuration's value).
+/// With <c>--targets</c> the axons run elsewhere (other processes: benchmarks/fanout.sh) and each count N in
+/// <c>--axons</c> (default: all targets) queries the first N; <c>@file</c> reads one <c>host:port</c> per line.
+/// Without it the axons (echo model) run in this process, as before (their CPU then counts as the client's).
+/// Per count: round time p50/p99 after <c>--warmup</c> unmeasured rounds, and over the measured rounds this process's
+/// CPU (utime + stime from /proc/self/stat) per answered request (Success), bytes allocated per answered request and
+/// gen-0 collections per 100 answered requests; with <c>--pids</c> also the CPU those processes (the axons) spent over the
+/// measured rounds per call made.
+/// </summary>
+internal static partial class FanOutLoad
+{
+    [StructLayout(LayoutKind.Sequential)]
+    private struct TimeSpec
+    {
+        public long Sec;
+        public long Nsec;
+    }
+
+    [LibraryImport("libc", EntryPoint = "clock_gettime")]
+    private static partial int ClockGetTime(int clock, out TimeSpec ts);
+
+    private static double ThreadCpuUs()
+    {
+        ClockGetTime(3, out var ts); // CLOCK_THREAD_CPUTIME_ID
+        return (ts.Sec * 1e6) + (ts.Nsec / 1e3);
+    }
+
+    public static async Task<int> Run(string[] args)
+    {
+        var opts = Args.Parse(args);
+        List<EndpointInfo>? remote;
+        try
+        {
+            remote = ParseTargets(opts.Get("targets", ""));
+        }
+        catch (Exception e) when (e is FormatException or IOException or OverflowException)
+        {
+            Console.Error.WriteLine($"fanout: --targets: {e.Message}");
+            return 2;
+        }
+        var counts = opts.Get("axons", remote is null ? "16,64,256" : remote.Count.ToString(CultureInfo.InvariantCulture))
+            .Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        if (remote is not null && counts.Any(n => n < 1 || n > remote.Count))
+        {
+            Console.Error.WriteLine($"fanout: --axons must be between 1 and the {remote.Count} targets given");
+            return 2;
+        }
+        var rounds = int.Parse(opts.Get("rounds", "20"), CultureInfo.InvariantCulture);
+        var warmupRounds = int.Parse(opts.Get("warmup", "1"), CultureInfo.InvariantCulture);
+        var shape = opts.Get("shape", "1,8").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        var dim = int.Parse(opts.Get("network_dim", "1024"), CultureInfo.InvariantCulture);
+        var timeout = TimeSpan.FromSeconds(double.Parse(opts.Get("timeout", "30"), CultureInfo.InvariantCulture));
+        var parallelism = int.Parse(opts.Get("parallelism", "256"), CultureInfo.InvariantCulture);
+        // Processes serving the axons (benchmarks/fanout.sh passes them): their CPU over the measured rounds, per call.
+        var serverPids = opts.Get("pids", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+        var config = ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(BittensorRuntime.ReferenceConfig);
+        var system = ActorSystem.Create("fanout", config);
+        Console.WriteLine($"# fanout rounds={rounds} warmup={warmupRounds} shape=[{string.Join(",", shape)}] answer=[{shape[0]},{shape[1]},{dim}] " +
+            $"axons={(remote is null ? "in-process" : $"{remote.Count} targets")} cores={Environment.ProcessorCount} " +
+            $"load average {LoadAverage()}");
+        Console.WriteLine($"| axons | p50 round ms | p99 round ms | rounds/s | answers ok | {(remote is null ? "process (client + axons)" : "client")} CPU µs per answer | KB allocated per answer | gen0 GCs per 100 answers | axon processes' CPU µs per call |");
+        Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        var axonSettings = AxonSettings.Default with { Ip = "127.0.0.1", Port = 0, NetworkDim = dim, MaxWorkers = 2 };
+        var endpoints = new List<EndpointInfo>();
+        try
+        {
+            using var key = SecretUri.ToSr25519("//Alice");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"# this thread's CPU per signed request header (RequestAuth.CreateHeadersAsync: nonce, sr25519 sign, hex; what the dendrite pays per call): {SigningCostUs(key):F1} us"));
+            var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, new KeyPairRequestSigner(key),
+                opts.Has("signature_reuse")
+                    ? DendriteSettings.Default with { NetworkDim = dim, Parallelism = parallelism, Timeout = timeout, SignatureReuse = TimeSpan.FromMilliseconds(double.Parse(opts.Get("signature_reuse", "50"), CultureInfo.InvariantCulture)) }
+                    : DendriteSettings.Default with { NetworkDim = dim, Parallelism = parallelism, Timeout = timeout });
+            var tokens = new long[shape[0], shape[1]];
+            for (var s = 0; s < shape[1]; s++) tokens[0, s] = s + 1;
+            foreach (var n in counts)
+            {
+                if (remote is not null)
+                {
+                    endpoints = remote;
+                }
+                else
+                {
+                    while (endpoints.Count < n)
+                    {
+                        var axon = system.ActorOf(AxonActor.Props(axonSettings, DemoModels.Echo(dim)));
+                        var bound = await axon.Ask<AxonActor.Bound>(AxonActor.GetBinding.Instance, TimeSpan.FromSeconds(30));
+                        endpoints.Add(new EndpointInfo($"axon-{endpoints.Count}", "127.0.0.1", bound.Endpoint.Port));
+                    }
+                }
+                var targets = endpoints.Take(n).ToArray();
+                for (var w = 0; w < warmupRounds; w++) await dendrite.ForwardText(targets, tokens); // connections, JIT
+                var times = new double[rounds];
+                var ok = 0;
+                var errors = new Dictionary<string, int>(StringComparer.Ordinal);
+                var servers0 = ServersCpuTicks(serverPids);
+                var cpu0 = CpuTime();
+                var alloc0 = GC.GetTotalAllocatedBytes(false);
+                var gen0 = GC.CollectionCount(0);
+                var total = Stopwatch.StartNew();
+                for (var r = 0; r < rounds; r++)
+                {
+                    var t0 = Stopwatch.GetTimestamp();
+                    var results = await dendrite.ForwardText(targets, tokens);
+                    times[r] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                    foreach (var x in results)
+                    {
+                        if (x.Code == ReturnCode.Success) ok++;
+                        else errors[x.Code.ToString()] = errors.GetValueOrDefault(x.Code.ToString()) + 1;
+                    }
+                }
+                var wall = total.Elapsed.TotalSeconds;
+                var cpu = CpuTime() - cpu0;
+                var serversUs = serverPids.Length == 0 ? double.NaN : (ServersCpuTicks(serverPids) - servers0) * 1e6 / ClockTicksPerSecond / (rounds * n);
+                var allocated = GC.GetTotalAllocatedBytes(false) - alloc0;
+                var collections = GC.CollectionCount(0) - gen0;
+                Array.Sort(times);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {n} | {AxonLoad.Percentile(times, 0.5):F2} | {AxonLoad.Percentile(times, 0.99):F2} | {rounds / wall:F1} | {ok}/{rounds * n} | " +
+                    $"{(ok > 0 ? cpu.TotalMicroseconds / ok : double.NaN):F1} | {(ok > 0 ? allocated / 1024.0 / ok : double.NaN):F1} | {(ok > 0 ? collections * 100.0 / ok : double.NaN):F2} | {(double.IsNaN(serversUs) ? "n/a" : serversUs.ToString("F1", CultureInfo.InvariantCulture))} |"));
+                if (errors.Count > 0)
+                    Console.WriteLine($"# {n} axons, not Success: {string.Join(", ", errors.Select(e => $"{e.Key}={e.Value}"))}");
+            }
+        }
+        finally
+        {
+            await system.Terminate();
+        }
+        Console.WriteLine($"# done, load average {LoadAverage()}");
+        return 0;
+    }
+
+    // Median over 5 runs of 500 headers of the thread CPU time per header (tier-1 code after a 500-header warm-up).
+    private static double SigningCostUs(Sr25519KeyPair key)
+    {
+        var auth = new RequestAuth(new KeyPairRequestSigner(key));
+        for (var i = 0; i < 500; i++) _ = auth.CreateHeadersAsync().AsTask().Result;
+        var samples = new double[5];
+        for (var r = 0; r < samples.Length; r++)
+        {
+            var t0 = ThreadCpuUs();
+            for (var i = 0; i < 500; i++) _ = auth.CreateHeadersAsync().AsTask().Result;
+            samples[r] = (ThreadCpuUs() - t0) / 500;
+        }
+        Array.Sort(samples);
+        return samples[2];
+    }
+
+    /// <summary>Parses <c>host:port,…</c> or <c>@file</c> (one <c>host:port</c> per line); null when empty.</summary>
+    internal static List<EndpointInfo>? ParseTargets(string spec)
+    {
+        if (spec.Length == 0) return null;
+        var items = spec.StartsWith('@')
+            ? File.ReadAllLines(spec[1..]).Select(l => l.Trim()).Where(l => l.Length > 0)
+            : spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var list = new List<EndpointInfo>();
+        foreach (var item in items)
+        {
+            var colon = item.LastIndexOf(':');
+            if (colon <= 0 || !int.TryParse(item.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+                throw new FormatException($"'{item}' is not host:port");
+            // Distinct names: the dendrite keeps one endpoint actor (one channel) per hotkey.
+            list.Add(new EndpointInfo($"axon-{list.Count}", item[..colon], port));
+        }
+        if (list.Count == 0) throw new FormatException("no host:port given");
+        return list;
+    }
+
+    // utime + stime of this process (Process.TotalProcessorTime reads the same /proc/self/stat fields on Linux).
+    private static TimeSpan CpuTime()
+    {
+        using var self = Process.GetCurrentProcess();
+        return self.TotalProcessorTime;
+    }
+
+    private const double ClockTicksPerSecond = 100; // USER_HZ on Linux
+
+    // utime + stime (clock ticks) summed over the given processes, from /proc/<pid>/stat (fields 14 and 15).
+    private static long ServersCpuTicks(int[] pids)
+    {
+        long sum = 0;
+        foreach (var pid in pids)
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            sum += long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        }
+        return sum;
+    }
+
+    internal static string LoadAverage()
+    {
+        try
+        {
+            return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "n/a";
+        }
+    }
+}

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Process-separated dendrite fan-out (issue 11): N real `btcli axon serve --model echo` processes (one axon each, port 0,
+# the port read from each one's "serving on" line) pinned to one core, the `fanout` harness (our dendrite: endpoint
+# actors, Akka.Streams fan-out, every request signed live with //Alice) pinned to the other core with
+# `--targets @file`. `[1,16]` token ids -> `[1,16,1024]` float32 answers. For every verification mode and axon count it
+# prints one markdown row: round time p50/p99 from the harness; the client's CPU per answered request over the measured
+# rounds (the harness reads /proc/self/stat), and over its whole run per call made (start-up, JIT and warm-up rounds
+# included: an upper bound, from /usr/bin/time); bytes allocated and gen-0 GCs; the queried axons' CPU per call
+# (utime + stime summed over their processes from /proc/<pid>/stat by the harness, over the measured rounds) and the
+# summed RSS of all axon processes.
+#
+# Usage (after `dotnet build -c Release src/Bittensor.Cli/Bittensor.Cli.csproj benchmarks/Bittensor.Benchmarks/Bittensor.Benchmarks.csproj`):
+#   benchmarks/fanout.sh                         # verification on and off, 16 and 64 axons, 50 rounds each
+#   COUNTS=16 MODES=off ROUNDS=20 benchmarks/fanout.sh
+# Environment: COUNTS (comma list; max(COUNTS) axon processes are started), MODES ("on off": the axons verify the
+# sr25519 signature and keep a nonce store, as a validator meets them, or run with --axon.disable_signature_verification;
+# the dendrite signs in both), ROUNDS, WARMUP (unmeasured rounds first), SERVER_CORE, LOAD_CORE, BTCLI / BENCH (paths of
+# the built dlls), SERVER_ARGS (extra `axon serve` options), CLIENT_ENV (environment for the harness only; default
+# DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0, the setting btcli's runtimeconfig carries, so the dendrite runs as it
+# does inside `btcli run validator`; CLIENT_ENV= runs the .NET default), FANOUT_ARGS (extra harness options), PY2021_SRC (a bittensor 1.5.0 checkout: in mode off the
+# real 2021 dendrite, benchmarks/python/dendrite2021.py with its signing stubbed out, queries the same axons after ours,
+# pinned to the same core; needs Debian's python3-torch python3-grpcio python3-msgpack-numpy python3-loguru),
+# STARTUP_BATCH (axon processes started together, default 8), CLIENTS (space-separated label=path-to-Bittensor.Benchmarks.dll: several builds of our dendrite, one after the other
+# against the same axons, e.g. "before=<main build> after=<branch build>"; ARGS_<label> adds harness options to one).
+# Timings live here and in benchmarks/results/axon.md, never in tests. The machine may be shared: the script prints
+# the load average before and after each row; say it next to any figure you quote.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+COUNTS=${COUNTS:-16,64}
+MODES=${MODES:-on off}
+ROUNDS=${ROUNDS:-50}
+WARMUP=${WARMUP:-5}
+SERVER_CORE=${SERVER_CORE:-0}
+LOAD_CORE=${LOAD_CORE:-1}
+BTCLI=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}
+BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
+SERVER_ARGS=${SERVER_ARGS:-}
+CLIENT_ENV=${CLIENT_ENV-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0}
+FANOUT_ARGS=${FANOUT_ARGS:-}
+PY2021_SRC=${PY2021_SRC:-}
+CLIENTS=${CLIENTS:-ours=$BENCH}
+STARTUP_BATCH=${STARTUP_BATCH:-8}
+
+for c in $CLIENTS; do
+  [[ "$c" == *=* ]] || { echo "fanout.sh: CLIENTS entries are label=path, got '$c'" >&2; exit 2; }
+  [[ -f "${c#*=}" ]] || { echo "fanout.sh: ${c#*=} not found" >&2; exit 2; }
+done
+for f in "$BTCLI"; do
+  [[ -f "$f" ]] || { echo "fanout.sh: $f not found; build first: dotnet build -c Release src/Bittensor.Cli/Bittensor.Cli.csproj benchmarks/Bittensor.Benchmarks/Bittensor.Benchmarks.csproj" >&2; exit 2; }
+done
+command -v taskset >/dev/null || { echo "fanout.sh: taskset (util-linux) is required" >&2; exit 2; }
+[[ -x /usr/bin/time ]] || { echo "fanout.sh: /usr/bin/time (Debian package time) is required" >&2; exit 2; }
+IFS=',' read -ra counts <<< "$COUNTS"
+max=0
+for n in "${counts[@]}"; do
+  [[ "$n" =~ ^[0-9]+$ && "$n" -ge 1 ]] || { echo "fanout.sh: COUNTS must be positive integers, got '$n'" >&2; exit 2; }
+  (( n > max )) && max=$n
+done
+[[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -ge 1 ]] || { echo "fanout.sh: ROUNDS must be a positive integer" >&2; exit 2; }
+
+work=$(mktemp -d)
+pids=()
+stop_servers() {
+  local p
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  pids=()
+}
+cleanup() {
+  stop_servers
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+servers_rss_mb() { local p s=0; for p in "${pids[@]}"; do s=$((s + $(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status"))); done; echo $((s / 1024)); }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+echo "# fanout: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cpus, load average $(loadavg)"
+echo "# axons:  taskset -c $SERVER_CORE dotnet $BTCLI axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 --axon.state_path <tmp>/axon-i $SERVER_ARGS [--axon.disable_signature_verification]  (x $max processes)"
+echo "# clients ($CLIENTS): $CLIENT_ENV taskset -c $LOAD_CORE dotnet <dll> fanout --targets @<ports file> --axons N --rounds $ROUNDS --warmup $WARMUP --shape 1,16 --network_dim 1024 $FANOUT_ARGS"
+echo
+echo "| verification | axons | p50 round ms | p99 round ms | rounds/s | answers ok | client CPU µs/answer (rounds) | client CPU µs/answer (whole run) | client KB alloc/answer | client gen0 per 100 answers | axons' CPU µs/call | axons' RSS MB (sum) | load average before / after |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+
+for mode in $MODES; do
+  extra=()
+  case "$mode" in
+    on) ;;
+    off) extra=(--axon.disable_signature_verification) ;;
+    *) echo "fanout.sh: MODES takes on and off, got '$mode'" >&2; exit 2 ;;
+  esac
+  : > "$work/targets"
+  # Started STARTUP_BATCH at a time, each batch's ports read before the next starts: 64 processes starting at once on
+  # one core (each JITs Akka, Kestrel, libsodium) ran past the axon's own 30 s bind deadline at load 160-270.
+  for i in $(seq 1 "$max"); do
+    # shellcheck disable=SC2086
+    taskset -c "$SERVER_CORE" dotnet "$BTCLI" axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 \
+      --axon.state_path "$work/state-$mode-$i" "${extra[@]}" $SERVER_ARGS >"$work/out-$i" 2>"$work/err-$i" &
+    pids+=($!)
+    if (( i % STARTUP_BATCH == 0 || i == max )); then
+      for j in $(seq $(( (i - 1) / STARTUP_BATCH * STARTUP_BATCH + 1 )) "$i"); do
+        port=""
+        for _ in $(seq 1 3000); do
+          port=$(grep -oE 'serving on [^ ]+:[0-9]+' "$work/err-$j" | grep -oE '[0-9]+$' || true)
+          [[ -n "$port" ]] && break
+          kill -0 "${pids[$((j - 1))]}" 2>/dev/null || { echo "fanout.sh: axon $j exited:" >&2; cat "$work/err-$j" >&2; exit 1; }
+          sleep 0.1
+        done
+        [[ -n "$port" ]] || { echo "fanout.sh: axon $j did not report its port within 300 s" >&2; cat "$work/err-$j" >&2; exit 1; }
+        echo "127.0.0.1:$port" >> "$work/targets"
+      done
+    fi
+  done
+  echo "# $max axon processes up at $(date -u '+%H:%M:%S') UTC, load average $(loadavg), RSS $(servers_rss_mb) MB in all" >&2
+
+  for n in "${counts[@]}"; do
+    queried=$(IFS=,; echo "${pids[*]:0:$n}")
+    clients=($CLIENTS)
+    [[ "$mode" == "off" && -n "$PY2021_SRC" ]] && clients+=(py2021)
+    for client in "${clients[@]}"; do
+      before=$(loadavg)
+      if [[ "$client" != "py2021" ]]; then
+        label=${client%%=*}; dll=${client#*=}; extra_var="ARGS_$label"
+        # shellcheck disable=SC2086
+        out=$(env $CLIENT_ENV /usr/bin/time -f "%U %S" -o "$work/clientcpu" taskset -c "$LOAD_CORE" dotnet "$dll" fanout --targets "@$work/targets" \
+          --axons "$n" --rounds "$ROUNDS" --warmup "$WARMUP" --shape 1,16 --network_dim 1024 --pids "$queried" $FANOUT_ARGS ${!extra_var:-}) \
+          || { echo "fanout.sh: the fanout harness failed:" >&2; echo "$out" >&2; exit 1; }
+      else
+        out=$(/usr/bin/time -f "%U %S" -o "$work/clientcpu" taskset -c "$LOAD_CORE" /usr/bin/python3 benchmarks/python/dendrite2021.py \
+          --src "$PY2021_SRC" --targets "$work/targets" --axons "$n" --rounds "$ROUNDS" --warmup "$WARMUP" --shape 1,16 --network_dim 1024 \
+          --pids "$queried") \
+          || { echo "fanout.sh: the 2021 dendrite failed:" >&2; echo "$out" >&2; exit 1; }
+      fi
+      row=$(grep -E '^\| [0-9]+ \|' <<< "$out" || true)
+      [[ -n "$row" ]] || { echo "fanout.sh: no result row from the $client client:" >&2; echo "$out" >&2; exit 1; }
+      grep -E '^# .*not Success' <<< "$out" >&2 || true
+      grep -E '^# .*signed request header' <<< "$out" >&2 || true
+      # The row: | axons | p50 | p99 | rounds/s | ok | CPU µs/answer | KB/answer | gen0/100 | axons' CPU µs/call | (2021: KB, gen0 n/a)
+      IFS='|' read -r _ _ p50 p99 rps ok cpu kb gen0 server_us _ <<< "$row"
+      calls=$(( (ROUNDS + WARMUP) * n ))
+      whole=$(awk -v c="$calls" '{ if (c > 0) printf "%.0f", ($1 + $2) * 1e6 / c; else print "n/a" }' "$work/clientcpu")
+      if [[ "$client" == "py2021" ]]; then label="$mode, 2021 dendrite"; else label="$mode, ${client%%=*}"; fi
+      echo "| $label | $n |${p50}|${p99}|${rps}|${ok}|${cpu}| $whole |${kb}|${gen0}|${server_us}| $(servers_rss_mb) | $before / $(loadavg) |"
+    done
+  done
+  stop_servers
+done
+echo
+echo "# done: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(loadavg)"
