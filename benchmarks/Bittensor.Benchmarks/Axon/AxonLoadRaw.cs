@@ -18,7 +18,7 @@ namespace Bittensor.Benchmarks.Axon;
 /// followed at once by that caller's next call. A call is a HEADERS frame (HPACK literals, no Huffman, no dynamic
 /// table; a template per hotkey with a fresh nonce patched into its unsigned <c>bittensor-signature</c>, zero
 /// signature: verification-off axons only) and a DATA frame with the request message encoded once; all frames a read
-/// produced go out in one write. Answers are counted, not decoded. It announces a 16 MiB stream window and 1 MiB
+/// produced go out in one write, from one thread per connection with blocking socket calls. Answers are counted, not decoded. It announces a 16 MiB stream window and 1 MiB
 /// frames, so a 64 KiB answer can come as one DATA frame. No task, lock or allocation per call besides the nonce's
 /// text: it costs far less CPU per call than the axon it loads (Grpc.Net.Client spends 0.4–1.6 ms per call on one
 /// core, which caps any process-separated run near 2.5k req/s). Prints the same row as <c>axon-load</c>.
@@ -44,8 +44,12 @@ internal static class AxonLoadRaw
             return 2;
         }
         var colon = target.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(target.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+        {
+            Console.Error.WriteLine($"axon-load-raw: --target must be host:port, got '{target}'");
+            return 2;
+        }
         var host = target[..colon];
-        var port = int.Parse(target[(colon + 1)..], CultureInfo.InvariantCulture);
 
         var tokens = Enumerable.Range(0, (int)(shape[0] * shape[1])).Select(i => (long)(i % 50000)).ToArray();
         var pairs = Enumerable.Range(0, 256).Select(i => SecretUri.ToSr25519($"//bench/{i}")).ToArray();
@@ -71,7 +75,16 @@ internal static class AxonLoadRaw
                 var mine = Enumerable.Range(0, callers).Where(c => c % count == i)
                     .Select(c => new Caller(Enumerable.Range(0, keysPerCaller).Select(k => requests[((c * keysPerCaller) + k) % requests.Length]).ToArray(),
                         signed?[c])).ToArray();
-                connections[i] = await Connection.Open(host, port, mine, stop, deadline, warmup, minAnswerBytes);
+                try
+                {
+                    connections[i] = await Connection.Open(host, port, mine, stop, deadline, warmup, minAnswerBytes);
+                }
+                catch (SocketException e)
+                {
+                    Console.Error.WriteLine($"axon-load-raw: cannot connect to {target}: {e.SocketErrorCode}");
+                    foreach (var c in connections) c?.Dispose();
+                    return 1;
+                }
             }
             var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
             try
@@ -216,15 +229,42 @@ internal static class AxonLoadRaw
             _minAnswerBytes = minAnswerBytes;
         }
 
-        public static async Task<Connection> Open(string host, int port, Caller[] callers, Stopwatch clock, TimeSpan deadline, TimeSpan warmup,
+        public static Task<Connection> Open(string host, int port, Caller[] callers, Stopwatch clock, TimeSpan deadline, TimeSpan warmup,
             long minAnswerBytes)
         {
-            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            await socket.ConnectAsync(host, port);
-            return new Connection(socket, callers, clock, deadline, warmup, minAnswerBytes);
+            // A synchronous connect keeps the socket in the kernel's blocking mode (an async operation would switch it
+            // to non-blocking for good, and every later synchronous call would go through .NET's epoll emulation).
+            // A server that stops answering ends the level ("connection lost") after 30 s instead of hanging it.
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, ReceiveTimeout = 30_000, SendTimeout = 30_000 };
+            socket.Connect(host, port);
+            return Task.FromResult(new Connection(socket, callers, clock, deadline, warmup, minAnswerBytes));
         }
 
-        public async Task Run()
+        /// <summary>
+        /// Runs the connection's loop on its own thread with blocking send/recv: the kernel wakes that thread when the
+        /// server's bytes arrive (no epoll thread, no thread-pool hop per read, no idle pool workers spinning).
+        /// </summary>
+        public Task Run()
+        {
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var thread = new Thread(() =>
+            {
+                try
+                {
+                    Loop();
+                    done.SetResult();
+                }
+                catch (Exception e)
+                {
+                    done.SetException(e);
+                }
+            })
+            { IsBackground = true, Name = "axon-load-raw connection" };
+            thread.Start();
+            return done.Task;
+        }
+
+        private void Loop()
         {
             Append("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8);
             // SETTINGS: HEADER_TABLE_SIZE 0 (no dynamic table: trailers decode from literals), ENABLE_PUSH 0,
@@ -237,13 +277,11 @@ internal static class AxonLoadRaw
             {
                 while (true)
                 {
-                    if (_outLength > 0)
-                    {
-                        await _socket.SendAsync(_out.AsMemory(0, _outLength), SocketFlags.None);
-                        _outLength = 0;
-                    }
+                    for (var sent = 0; sent < _outLength;)
+                        sent += _socket.Send(_out, sent, _outLength - sent, SocketFlags.None);
+                    _outLength = 0;
                     if (_open.Count == 0 && _blocked.Count == 0) break;
-                    var n = await _socket.ReceiveAsync(_in.AsMemory(filled), SocketFlags.None);
+                    var n = _socket.Receive(_in, filled, _in.Length - filled, SocketFlags.None);
                     if (n == 0) throw new IOException("connection closed");
                     filled += n;
                     var used = Parse(_in.AsSpan(0, filled));
