@@ -16,6 +16,16 @@ public static class BittensorCluster
     public const int MaxFrameBytes = 32 * 1024 * 1024;
 
     /// <summary>
+    /// Floats in one chunk of a parameter vector crossing the cluster for averaging (4 MiB): a replica's parameters,
+    /// the average and the checkpoint travel as consecutive chunks of at most this many, so a model of any size fits
+    /// frames of <see cref="MaxFrameBytes"/> (docs/cluster.md "Parameter averaging").
+    /// </summary>
+    public const int ParameterChunkFloats = 1 << 20;
+
+    /// <summary>Largest model averaged across workers: 2^28 floats (1 GiB per copy). A bigger one is refused at start.</summary>
+    public const int MaxAveragedParameters = 1 << 28;
+
+    /// <summary>
     /// The serializers of the cluster's messages: tensors with <see cref="ClusterTensorSerializer"/>, control messages
     /// with <see cref="ClusterControlSerializer"/> (protobuf).
     /// </summary>

@@ -79,6 +79,9 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         public IActorRef? ReplyTo { get; } = replyTo;
         public HashSet<IActorRef> Pending { get; } = [];
         public List<IActorRef> Contributors { get; } = [];
+        // Elements received so far from each replica whose chunks are arriving (in order): a replica is a contributor
+        // only once all its chunks are in the sum; one that stops half-way makes the whole round void.
+        public Dictionary<IActorRef, int> Received { get; } = [];
         public float[] Sum { get; } = new float[count];
     }
 
@@ -114,6 +117,7 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
     private Round? _round;
     private (long Round, float[] Values)? _checkpoint;
     private (IActorRef Worker, long Round)? _pull;
+    private ParameterAssembly? _pulled;
     private DateTime _startedAt;
 
     private ClusterFrontActor(ClusterSettings settings, TimeProvider? time)
@@ -174,6 +178,7 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         {
             if (_pull is not { } pull || pull.Round != t.Round) return;
             _pull = null;
+            _pulled = null;
             if (_workers.TryGetValue(pull.Worker, out var w)) w.PullFailed = true;
             _log.Warning("cluster front: worker {0} did not send the averaged checkpoint of round {1} in time", w?.Replica ?? pull.Worker.Path.Address.ToString(), t.Round);
             PullNext();
@@ -183,6 +188,11 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         Receive<RoundTimedOut>(t =>
         {
             if (_round?.Id != t.Round) return;
+            if (_round.Received.Count > 0)
+            {
+                Abandon($"{_round.Received.Count} workers had sent only part of their parameters by averaging.timeout");
+                return;
+            }
             _log.Warning("cluster front: averaging round {0}: {1} workers did not send their parameters in time; averaging the {2} that did",
                 t.Round, _round.Pending.Count, _round.Contributors.Count);
             _round.Pending.Clear();
@@ -280,7 +290,7 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
             _log.Warning("cluster front: worker {0} has {1} parameters, the averaged checkpoint {2}: it keeps its own", w.Replica, w.ParameterCount, checkpoint.Values.Length);
             return;
         }
-        w.Actor.Tell(new AveragedParameters(checkpoint.Round, true, 0, checkpoint.Values), Self);
+        SendAverage(w.Actor, checkpoint.Round, true, 0, checkpoint.Values);
         w.AveragedRound = checkpoint.Round;
     }
 
@@ -323,14 +333,21 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
     private void OnCheckpoint(AveragedParameters a)
     {
         if (_pull is not { } pull || !pull.Worker.Equals(Sender)) return;
+        var from = _workers.GetValueOrDefault(Sender);
+        // The checkpoint arrives in chunks, in order: it counts only once whole.
+        if (a.Offset == 0) _pulled = new ParameterAssembly(a.Round, a.Total);
+        var problem = _pulled is null ? $"a chunk at {a.Offset} arrived first" : _pulled.Add(a.Round, a.Offset, a.Total, a.Values);
+        if (problem is null && !_pulled!.Complete) return;
+        var pulled = problem is null ? _pulled : null;
+        _pulled = null;
         _pull = null;
         Timers.Cancel(PullTimedOut.Key);
-        var from = _workers.GetValueOrDefault(Sender);
-        if (a.Round > (_checkpoint?.Round ?? 0) && from is not null && a.Values.Length == from.ParameterCount)
+        if (problem is not null) _log.Warning("cluster front: the averaged checkpoint from worker {0} is dropped: {1}", from?.Replica ?? Sender.Path.Address.ToString(), problem);
+        if (pulled is not null && pulled.Round > (_checkpoint?.Round ?? 0) && from is not null && pulled.Total == from.ParameterCount)
         {
-            _checkpoint = (a.Round, a.Values);
-            _nextRound = Math.Max(_nextRound, a.Round);
-            _log.Info("cluster front: took the averaged checkpoint of round {0} ({1} parameters) from worker {2}", a.Round, a.Values.Length, from.Replica);
+            _checkpoint = (pulled.Round, pulled.Values);
+            _nextRound = Math.Max(_nextRound, pulled.Round);
+            _log.Info("cluster front: took the averaged checkpoint of round {0} ({1} parameters) from worker {2}", pulled.Round, pulled.Total, from.Replica);
             // Registered replicas that have not applied it (joined in the meantime, or missed the round) take it now.
             foreach (var w in _ordered.Where(w => !w.Held && w.ParameterCount > 0)) SendCheckpointTo(w);
         }
@@ -446,7 +463,8 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         Context.Unwatch(w.Actor);
         _log.Info("cluster front: worker {0} removed ({1}); {2} workers", w.Replica, why, _workers.Count);
         Reroute(w, why);
-        if (_round is not null && _round.Pending.Remove(w.Actor) && _round.Pending.Count == 0) FinishRound();
+        if (_round is not null && _round.Received.ContainsKey(w.Actor)) Abandon($"worker {w.Replica} went while its parameters were arriving ({why})");
+        else if (_round is not null && _round.Pending.Remove(w.Actor) && _round.Pending.Count == 0) FinishRound();
         foreach (var stale in _affinityOrder.Where(e => e.Worker.Equals(w.Actor)).Select(e => e.Key).ToList()) Forget(stale);
     }
 
@@ -510,19 +528,57 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         Timers.StartSingleTimer(RoundTimedOut.Key, new RoundTimedOut(round.Id), _settings.AveragingTimeout);
     }
 
+    // One chunk of a replica's parameters (they arrive in order): added to the sum at once, so the front holds one
+    // vector per round whatever the number of replicas. A replica counts once its last chunk is in; one whose
+    // chunks stop or go wrong half-way voids the round (its part cannot be taken out of the sum exactly).
     private void OnParameters(ReplicaParameters p)
     {
-        if (_round is not { } round || round.Id != p.Round || !round.Pending.Remove(Sender)) return; // late or unknown: dropped
-        if (p.Values.Length != round.Count)
-            _log.Warning("cluster front: averaging round {0}: a replica sent {1} parameters instead of {2}; left out", round.Id, p.Values.Length, round.Count);
+        if (_round is not { } round || round.Id != p.Round || !round.Pending.Contains(Sender)) return; // late or unknown: dropped
+        var next = round.Received.GetValueOrDefault(Sender);
+        if (p.Total != round.Count || p.Offset != next || p.Values.Length == 0 || p.Values.Length > round.Count - next)
+        {
+            var what = p.Total != round.Count ? $"{p.Total} parameters instead of {round.Count}" : $"a chunk at {p.Offset} where {next} was expected";
+            if (next > 0)
+            {
+                Abandon($"a replica sent {what} half-way through its parameters");
+                return;
+            }
+            round.Pending.Remove(Sender);
+            _log.Warning("cluster front: averaging round {0}: a replica sent {1}; left out", round.Id, what);
+        }
         else
         {
-            var sum = round.Sum.AsSpan();
-            var values = p.Values.AsSpan();
+            var sum = round.Sum.AsSpan(p.Offset, p.Values.Length);
+            var values = p.Values.Span;
             for (var i = 0; i < sum.Length; i++) sum[i] += values[i];
+            next += values.Length;
+            if (next < round.Count)
+            {
+                round.Received[Sender] = next;
+                return;
+            }
+            round.Received.Remove(Sender);
+            round.Pending.Remove(Sender);
             round.Contributors.Add(Sender);
         }
         if (round.Pending.Count == 0) FinishRound();
+    }
+
+    // A round that cannot be completed exactly is dropped whole: no average is sent, the checkpoint stays as it was,
+    // and every replica keeps its own parameters (the next round starts over).
+    private void Abandon(string why)
+    {
+        var round = _round!;
+        _round = null;
+        Timers.Cancel(RoundTimedOut.Key);
+        _log.Warning("cluster front: averaging round {0} abandoned: {1}; nothing applied", round.Id, why);
+        round.ReplyTo?.Tell(new AveragingResult(round.Id, 0, $"round {round.Id} abandoned: {why}"));
+    }
+
+    // The average goes out as consecutive chunks (slices of the one array: nothing is copied until each is serialized).
+    private void SendAverage(IActorRef to, long round, bool exact, int replicas, float[] values)
+    {
+        foreach (var (offset, chunk) in ParameterChunks.Of(values)) to.Tell(new AveragedParameters(round, exact, replicas, offset, values.Length, chunk), Self);
     }
 
     private void FinishRound()
@@ -541,11 +597,11 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         _checkpoint = (round.Id, average);
         _roundsDone++;
         var contributors = round.Contributors.ToHashSet();
-        foreach (var c in round.Contributors) c.Tell(new AveragedParameters(round.Id, false, n, average), Self);
+        foreach (var c in round.Contributors) SendAverage(c, round.Id, false, n, average);
         // Replicas that joined during the round or did not answer take the average as it is.
         foreach (var w in _ordered.Where(w => w.ParameterCount == average.Length && !w.Held))
         {
-            if (!contributors.Contains(w.Actor)) w.Actor.Tell(new AveragedParameters(round.Id, true, n, average), Self);
+            if (!contributors.Contains(w.Actor)) SendAverage(w.Actor, round.Id, true, n, average);
             w.AveragedRound = round.Id;
         }
         _log.Info("cluster front: averaging round {0}: {1} replicas, {2} parameters", round.Id, n, average.Length);

@@ -52,16 +52,89 @@ public sealed record SendCheckpoint(long Round) : IClusterControlMessage;
 /// <summary>front → worker: send your replica's parameters for averaging round <paramref name="Round"/> (answered with <see cref="ReplicaParameters"/>).</summary>
 public sealed record CollectParameters(long Round) : IClusterControlMessage;
 
-/// <summary>worker → front: a copy of the replica's parameters for round <paramref name="Round"/> (raw floats, <see cref="ClusterTensorSerializer"/>).</summary>
-public sealed record ReplicaParameters(long Round, float[] Values) : IClusterTensorMessage;
+/// <summary>
+/// worker → front: one chunk of a copy of the replica's parameters for round <paramref name="Round"/> (raw floats,
+/// <see cref="ClusterTensorSerializer"/>): elements [<paramref name="Offset"/>, Offset + Values.Length) of
+/// <paramref name="Total"/>. A worker sends its copy as consecutive chunks of at most
+/// <see cref="BittensorCluster.ParameterChunkFloats"/> floats, in order (docs/cluster.md "Parameter averaging").
+/// </summary>
+public sealed record ReplicaParameters(long Round, int Offset, int Total, ReadOnlyMemory<float> Values) : IClusterTensorMessage
+{
+    /// <summary>A whole (single-chunk) copy.</summary>
+    public ReplicaParameters(long round, float[] values) : this(round, 0, values.Length, values)
+    {
+    }
+}
 
 /// <summary>
-/// front → worker: the average of round <paramref name="Round"/> over <paramref name="Replicas"/> replicas. A worker
-/// that sent its parameters for this round applies θ ← θ + (average − what it sent) (its steps since then are kept);
-/// with <paramref name="Exact"/> (a joining worker, or one that missed the round) it takes the average as it is.
-/// Also worker → front, as the answer to <see cref="SendCheckpoint"/>: the last average the worker applied.
+/// front → worker: one chunk of the average of round <paramref name="Round"/> over <paramref name="Replicas"/> replicas
+/// (elements [<paramref name="Offset"/>, Offset + Values.Length) of <paramref name="Total"/>; chunks are sent in
+/// order). A worker applies nothing before it holds every chunk: then, if it sent its parameters for this round, it
+/// applies θ ← θ + (average − what it sent) (its steps since then are kept); with <paramref name="Exact"/> (a joining
+/// worker, or one that missed the round) it takes the average as it is. Also worker → front, as the answer to
+/// <see cref="SendCheckpoint"/>: the last average the worker applied.
 /// </summary>
-public sealed record AveragedParameters(long Round, bool Exact, int Replicas, float[] Values) : IClusterTensorMessage;
+public sealed record AveragedParameters(long Round, bool Exact, int Replicas, int Offset, int Total, ReadOnlyMemory<float> Values) : IClusterTensorMessage
+{
+    /// <summary>A whole (single-chunk) average.</summary>
+    public AveragedParameters(long round, bool exact, int replicas, float[] values) : this(round, exact, replicas, 0, values.Length, values)
+    {
+    }
+}
+
+/// <summary>Splitting a parameter vector into the chunks that cross the cluster (each at most <see cref="BittensorCluster.ParameterChunkFloats"/> floats).</summary>
+public static class ParameterChunks
+{
+    /// <summary>The (offset, slice) chunks of <paramref name="values"/>, in order; slices of the same array, nothing copied.</summary>
+    public static IEnumerable<(int Offset, ReadOnlyMemory<float> Values)> Of(float[] values, int chunkFloats = BittensorCluster.ParameterChunkFloats)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        ArgumentOutOfRangeException.ThrowIfLessThan(chunkFloats, 1);
+        for (var at = 0; at < values.Length; at += chunkFloats)
+            yield return (at, new ReadOnlyMemory<float>(values, at, Math.Min(chunkFloats, values.Length - at)));
+    }
+}
+
+/// <summary>
+/// Reassembles one parameter vector from its chunks (<see cref="ReplicaParameters"/> / <see cref="AveragedParameters"/>),
+/// which arrive in order from one sender. Nothing is usable before the last chunk: a chunk out of order, of another
+/// round or of another size makes <see cref="Add"/> answer a reason and the vector is dropped whole.
+/// </summary>
+internal sealed class ParameterAssembly(long round, int total)
+{
+    private float[]? _values;
+    private int _next;
+
+    public long Round { get; } = round;
+    public int Total { get; } = total;
+    public int Received => _next;
+    public bool Complete => _next == Total;
+
+    /// <summary>The whole vector once <see cref="Complete"/>.</summary>
+    public float[] Values => Complete ? _values! : throw new InvalidOperationException("the parameters are not complete");
+
+    /// <summary>Adds the next chunk; null when it fits, else why it does not (the caller drops this assembly).</summary>
+    public string? Add(long round, int offset, int total, ReadOnlyMemory<float> values)
+    {
+        if (round != Round) return $"a chunk of round {round} arrived during round {Round}";
+        if (total != Total) return $"a chunk of {total} parameters arrived for {Total}";
+        if (offset != _next) return $"the chunk at {offset} arrived where {_next} was expected (a chunk was lost)";
+        if (values.Length == 0 || values.Length > Total - offset) return $"a chunk of {values.Length} floats at {offset} does not fit {Total}";
+        // A vector in one chunk is used as it arrived (no copy) when it is a whole array.
+        if (offset == 0 && values.Length == Total && System.Runtime.InteropServices.MemoryMarshal.TryGetArray(values, out var segment)
+            && segment.Offset == 0 && segment.Count == segment.Array!.Length)
+        {
+            _values = segment.Array;
+        }
+        else
+        {
+            _values ??= GC.AllocateUninitializedArray<float>(Total);
+            values.Span.CopyTo(_values.AsSpan(offset));
+        }
+        _next += values.Length;
+        return null;
+    }
+}
 
 /// <summary>Asks the front's router to run an averaging round now (local only); answered with <see cref="AveragingResult"/> when it ends.</summary>
 public sealed record AverageNow : INoSerializationVerificationNeeded
@@ -110,6 +183,13 @@ public sealed record WorkerRegistered(int Workers) : IClusterControlMessage;
 /// <param name="Front">The address of the front's node.</param>
 /// <param name="Workers">Workers known to that front now, this one included.</param>
 public sealed record ClusterWorkerJoinedFront(string Front, int Workers) : INoSerializationVerificationNeeded;
+
+/// <summary>
+/// Published on a worker node's event stream when the worker answered its first call (local only): a host prints it
+/// (<c>btcli run server --cluster.role worker</c>, <c>btcli axon worker</c>), so a restarted worker shows it takes traffic again.
+/// </summary>
+/// <param name="Front">The address of the front's node the call came from.</param>
+public sealed record ClusterWorkerFirstCall(string Front) : INoSerializationVerificationNeeded;
 
 /// <summary>worker → front: the worker leaves; the front answers <see cref="DrainAck"/> and routes nothing new to it.</summary>
 public sealed record WorkerDraining : IClusterControlMessage

@@ -23,6 +23,7 @@ namespace Bittensor.Actors.Cluster;
 /// Layout (all little-endian): WorkerCall = u8 version(1), i64 id, u8 flags (1 = backward, 2 = has grads), i32 priority,
 /// i64 deadline ticks (UTC), f64 stake, str hotkey, u8 modality, tensor inputs [, tensor grads];
 /// WorkerReply = u8 version(1), i64 id, i32 code, str message, u8 has-outputs [, tensor outputs];
+/// ReplicaParameters / AveragedParameters (version 2): see WriteParameters — one chunk of a parameter vector;
 /// str = i32 byte length + UTF-8; tensor = u8 dtype (1 float32, 2 int64), u8 rank, i64 × rank shape, raw elements.
 /// </remarks>
 public sealed class ClusterTensorSerializer : SerializerWithStringManifest
@@ -43,6 +44,8 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
     public const string AveragedManifest = "AP";
 
     private const byte Version = 1;
+    // Parameters travel in chunks since version 2 (offset and total added); a version-1 node's whole vector is refused.
+    private const byte ParametersVersion = 2;
     private const int MaxRank = 8;
     private const int MaxString = 64 * 1024;
 
@@ -70,8 +73,8 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
     {
         WorkerCall c => Write(c),
         WorkerReply r => Write(r),
-        ReplicaParameters p => WriteParameters(p.Round, null, p.Values),
-        AveragedParameters a => WriteParameters(a.Round, (a.Exact, a.Replicas), a.Values),
+        ReplicaParameters p => WriteParameters(p.Round, null, p.Offset, p.Total, p.Values),
+        AveragedParameters a => WriteParameters(a.Round, (a.Exact, a.Replicas), a.Offset, a.Total, a.Values),
         _ => throw new ArgumentException($"{GetType().Name} cannot serialize {obj?.GetType().Name ?? "null"}", nameof(obj)),
     };
 
@@ -80,7 +83,9 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
     {
         ArgumentNullException.ThrowIfNull(bytes);
         var r = new Reader(bytes);
-        if (r.U8() != Version) throw new SerializationException("cluster tensor message: unknown version");
+        var version = r.U8();
+        if (version != (manifest is ParametersManifest or AveragedManifest ? ParametersVersion : Version))
+            throw new SerializationException("cluster tensor message: unknown version");
         object result = manifest switch
         {
             CallManifest => ReadCall(ref r),
@@ -152,22 +157,25 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
         return new WorkerReply(id, (ReturnCode)code, message, has == 1 ? r.Tensor() : null);
     }
 
-    // ReplicaParameters = u8 version, i64 round, i32 count, raw floats; AveragedParameters = u8 version, i64 round,
-    // u8 exact, i32 replicas, i32 count, raw floats.
-    private static byte[] WriteParameters(long round, (bool Exact, int Replicas)? averaged, float[] values)
+    // ReplicaParameters = u8 version, i64 round, i32 offset, i32 total, i32 count, raw floats; AveragedParameters =
+    // u8 version, i64 round, u8 exact, i32 replicas, i32 offset, i32 total, i32 count, raw floats. One chunk of a
+    // vector of `total` floats: elements [offset, offset + count).
+    private static byte[] WriteParameters(long round, (bool Exact, int Replicas)? averaged, int offset, int total, ReadOnlyMemory<float> values)
     {
-        var size = checked(1 + 8 + (averaged is null ? 0 : 1 + 4) + 4 + (4 * values.Length));
+        var size = checked(1 + 8 + (averaged is null ? 0 : 1 + 4) + 4 + 4 + 4 + (4 * values.Length));
         if (size > BittensorCluster.MaxFrameBytes)
-            throw new SerializationException($"cluster parameters: {values.Length} floats exceed the cluster's frame limit ({BittensorCluster.MaxFrameBytes} bytes)");
+            throw new SerializationException($"cluster parameters: a chunk of {values.Length} floats exceeds the cluster's frame limit ({BittensorCluster.MaxFrameBytes} bytes)");
         var w = new Writer(new byte[size]);
-        w.U8(Version);
+        w.U8(ParametersVersion);
         w.I64(round);
         if (averaged is { } a)
         {
             w.U8(a.Exact ? (byte)1 : (byte)0);
             w.I32(a.Replicas);
         }
-        w.Floats(values);
+        w.I32(offset);
+        w.I32(total);
+        w.Floats(values.Span);
         return w.Done();
     }
 
@@ -175,12 +183,24 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
     {
         var round = r.I64();
         if (round < 1) throw new SerializationException("cluster parameters: round must be positive");
-        if (!averaged) return new ReplicaParameters(round, r.Floats());
-        var exact = r.U8();
-        if (exact > 1) throw new SerializationException("cluster parameters: bad exact flag");
-        var replicas = r.I32();
-        if (replicas < 0) throw new SerializationException("cluster parameters: negative replica count");
-        return new AveragedParameters(round, exact == 1, replicas, r.Floats());
+        var (exact, replicas) = (false, 0);
+        if (averaged)
+        {
+            var e = r.U8();
+            if (e > 1) throw new SerializationException("cluster parameters: bad exact flag");
+            exact = e == 1;
+            replicas = r.I32();
+            if (replicas < 0) throw new SerializationException("cluster parameters: negative replica count");
+        }
+        var offset = r.I32();
+        var total = r.I32();
+        if (total is < 1 or > BittensorCluster.MaxAveragedParameters) throw new SerializationException("cluster parameters: bad total count");
+        if (offset < 0 || offset >= total) throw new SerializationException("cluster parameters: chunk offset out of range");
+        var values = r.Floats();
+        if (values.Length == 0 || values.Length > total - offset) throw new SerializationException("cluster parameters: chunk does not fit its vector");
+        return averaged
+            ? new AveragedParameters(round, exact, replicas, offset, total, values)
+            : new ReplicaParameters(round, offset, total, values);
     }
 
     private static int TensorSize(DenseTensor t) =>
@@ -234,10 +254,10 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
             _at += bytes.Length;
         }
 
-        public void Floats(float[] values)
+        public void Floats(ReadOnlySpan<float> values)
         {
             I32(values.Length);
-            var bytes = MemoryMarshal.AsBytes(values.AsSpan());
+            var bytes = MemoryMarshal.AsBytes(values);
             bytes.CopyTo(_buffer.AsSpan(_at));
             _at += bytes.Length;
         }

@@ -35,6 +35,11 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         public static DrainTimedOut Instance { get; } = new();
     }
 
+    private sealed record AverageTimedOut(long Round) : INoSerializationVerificationNeeded
+    {
+        public const string Key = "average-chunks";
+    }
+
     private readonly ClusterSettings _settings;
     private readonly Props _hostProps;
     private readonly int _capacity;
@@ -48,6 +53,8 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     // The last average applied (kept for a front that takes over and pulls it as its checkpoint).
     private (long Round, int Replicas, float[] Values)? _lastAverage;
     private (long Round, float[] Sent)? _sent;
+    // The average arriving in chunks (one at a time; applied only once whole).
+    private (ParameterAssembly Chunks, bool Exact, int Replicas)? _incoming;
     private long _averagedRound;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IActorRef _proxy = ActorRefs.Nobody;
@@ -75,7 +82,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
             {
                 var snapshot = _parameters.Snapshot();
                 _sent = (c.Round, snapshot);
-                Sender.Tell(new ReplicaParameters(c.Round, snapshot), Self);
+                SendParameters(Sender, c.Round, snapshot);
             }
             else if (_hosted && _parameterCount > 0)
             {
@@ -94,7 +101,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
                 return;
             }
             _sent = (c.Round, m.Values);
-            c.Front.Tell(new ReplicaParameters(c.Round, m.Values), Self);
+            SendParameters(c.Front, c.Round, m.Values);
         });
         Receive<ModelParameterCount>(OnParameterCount);
         Receive<ModelParametersUpdated>(u =>
@@ -103,10 +110,21 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
             if (u.Applied) Applied(u.Tag, a.Exact, a.Replicas, a.Values);
             else _log.Error("cluster worker: the average of round {0} was not applied: {1}", u.Tag, u.Message);
         });
-        Receive<AveragedParameters>(OnAveraged);
+        Receive<AveragedParameters>(OnAveragedChunk);
+        Receive<AverageTimedOut>(t =>
+        {
+            if (_incoming is not { } i || i.Chunks.Round != t.Round) return;
+            _log.Warning("cluster worker: the average of round {0} stopped arriving ({1} of {2} parameters); dropped, nothing applied",
+                t.Round, i.Chunks.Received, i.Chunks.Total);
+            _incoming = null;
+        });
         Receive<SendCheckpoint>(s =>
         {
-            if (_lastAverage is { } c && c.Round >= s.Round) Sender.Tell(new AveragedParameters(c.Round, true, c.Replicas, c.Values), Self);
+            if (_lastAverage is { } c && c.Round >= s.Round)
+            {
+                foreach (var (offset, chunk) in ParameterChunks.Of(c.Values))
+                    Sender.Tell(new AveragedParameters(c.Round, true, c.Replicas, offset, c.Values.Length, chunk), Self);
+            }
             else _log.Warning("cluster worker: the front asked for the checkpoint of round {0}; this replica has {1}", s.Round, _lastAverage?.Round ?? 0);
         });
         Receive<WorkerCall>(OnCall);
@@ -188,8 +206,8 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         ArgumentNullException.ThrowIfNull(hostProps);
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         settings.Validate();
-        if (parameters is not null && (parameters.Count < 1 || (4L * parameters.Count) + 64 > BittensorCluster.MaxFrameBytes))
-            throw new ArgumentException($"a replica's parameters must be 1 to {(BittensorCluster.MaxFrameBytes - 64) / 4} floats (one cluster frame); " +
+        if (parameters is not null && parameters.Count is < 1 or > BittensorCluster.MaxAveragedParameters)
+            throw new ArgumentException($"a replica's parameters must be 1 to {BittensorCluster.MaxAveragedParameters} floats; " +
                 $"this one has {parameters.Count}", nameof(parameters));
         return FactoryProps.For(() => new ClusterWorkerActor(settings, hostProps, capacity, parameters, hostedParameters));
     }
@@ -225,11 +243,11 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     private void OnParameterCount(ModelParameterCount m)
     {
         if (_parameterCount >= 0) return;
-        if (m.Count < 0 || (4L * m.Count) + 64 > BittensorCluster.MaxFrameBytes)
+        if (m.Count is < 0 or > BittensorCluster.MaxAveragedParameters)
         {
-            // Every round would fail on the frame limit: refuse, as a too large IReplicaParameters does at start.
-            _log.Error("cluster worker: the model has {0} parameters; averaging takes at most {1} (one cluster frame); this worker stops",
-                m.Count, (BittensorCluster.MaxFrameBytes - 64) / 4);
+            // Refused at start, as a too large IReplicaParameters is.
+            _log.Error("cluster worker: the model has {0} parameters; averaging takes at most {1}; this worker stops",
+                m.Count, BittensorCluster.MaxAveragedParameters);
             Context.Stop(Self);
             return;
         }
@@ -246,24 +264,59 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         Context.System.EventStream.Publish(new ReplicaParametersApplied(round, exact, replicas));
     }
 
-    // θ ← θ + (average − sent): the average replaces what this replica sent, and the steps it took since stay. An
-    // element that did not move since is set to the average itself, so replicas without traffic end bit-equal.
-    private void OnAveraged(AveragedParameters a)
+    // A replica's copy crosses as consecutive chunks (slices of the one array; each copied once when serialized).
+    private void SendParameters(IActorRef front, long round, float[] values)
+    {
+        foreach (var (offset, chunk) in ParameterChunks.Of(values)) front.Tell(new ReplicaParameters(round, offset, values.Length, chunk), Self);
+    }
+
+    // The average arrives in chunks, in order; it is applied only once every chunk is in. A chunk out of order or of
+    // another round drops what had arrived (nothing applied: the replica keeps its parameters until the next round).
+    private void OnAveragedChunk(AveragedParameters a)
     {
         if (_parameterCount <= 0) return;
-        if (a.Values.Length != _parameterCount)
+        if (a.Total != _parameterCount)
         {
-            _log.Error("cluster worker: averaged parameters of round {0} have {1} values, this replica {2}; ignored", a.Round, a.Values.Length, _parameterCount);
+            _log.Error("cluster worker: averaged parameters of round {0} have {1} values, this replica {2}; ignored", a.Round, a.Total, _parameterCount);
             return;
         }
-        var average = a.Values;
-        var exact = a.Exact || _sent is not { } sent || sent.Round != a.Round;
+        if (a.Offset == 0)
+        {
+            if (_incoming is { } dropped)
+                _log.Warning("cluster worker: the average of round {0} was incomplete ({1} of {2}) when round {3} began; dropped",
+                    dropped.Chunks.Round, dropped.Chunks.Received, dropped.Chunks.Total, a.Round);
+            _incoming = (new ParameterAssembly(a.Round, a.Total), a.Exact, a.Replicas);
+            Timers.StartSingleTimer(AverageTimedOut.Key, new AverageTimedOut(a.Round), _settings.AveragingTimeout);
+        }
+        if (_incoming is not { } incoming)
+        {
+            _log.Warning("cluster worker: a chunk at {0} of the average of round {1} arrived without its start; dropped", a.Offset, a.Round);
+            return;
+        }
+        if (incoming.Chunks.Add(a.Round, a.Offset, a.Total, a.Values) is { } problem)
+        {
+            _log.Warning("cluster worker: the average of round {0} is dropped, nothing applied: {1}", incoming.Chunks.Round, problem);
+            _incoming = null;
+            Timers.Cancel(AverageTimedOut.Key);
+            return;
+        }
+        if (!incoming.Chunks.Complete) return;
+        _incoming = null;
+        Timers.Cancel(AverageTimedOut.Key);
+        OnAveraged(incoming.Chunks.Round, incoming.Exact, incoming.Replicas, incoming.Chunks.Values);
+    }
+
+    // θ ← θ + (average − sent): the average replaces what this replica sent, and the steps it took since stay. An
+    // element that did not move since is set to the average itself, so replicas without traffic end bit-equal.
+    private void OnAveraged(long round, bool exactAverage, int replicas, float[] average)
+    {
+        var exact = exactAverage || _sent is not { } sent || sent.Round != round;
         if (_parameters is null)
         {
             // Hosted: applied on the model's thread between two jobs; a call that arrives after this message reaches
             // the model after it (the host forwards control messages at once, calls only when the model is free).
-            _applying[a.Round] = (exact, a.Replicas, average);
-            _host.Tell(new UpdateModelParameters(a.Round, average, exact ? null : _sent!.Value.Sent), Self);
+            _applying[round] = (exact, replicas, average);
+            _host.Tell(new UpdateModelParameters(round, average, exact ? null : _sent!.Value.Sent), Self);
             _sent = null;
             return;
         }
@@ -277,7 +330,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
             });
         }
         _sent = null;
-        Applied(a.Round, exact, a.Replicas, average);
+        Applied(round, exact, replicas, average);
     }
 
     private void OnCall(WorkerCall call)
@@ -305,7 +358,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     private void OnHostReply(AxonModelReply reply)
     {
         if (!_calls.Remove(reply.RequestId, out var to)) return;
-        _served++;
+        if (++_served == 1) Context.System.EventStream.Publish(new ClusterWorkerFirstCall(to.Front.Path.Address.ToString()));
         var r = reply.Response;
         to.Front.Tell(new WorkerReply(to.Id, r.Code, r.Message, r.Code == ReturnCode.Success ? r.Outputs : null), Self);
         CheckDrained();

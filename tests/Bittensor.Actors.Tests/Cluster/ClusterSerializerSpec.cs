@@ -80,21 +80,33 @@ public sealed class ClusterSerializerSpec : Akka.TestKit.Xunit2.TestKit
         Assert.IsType<ClusterTensorSerializer>(For(sent));
         var s = (SerializerWithStringManifest)For(sent);
         var bytes = s.ToBinary(sent);
-        Assert.Equal(1 + 8 + 4 + (4 * values.Length), bytes.Length);
+        Assert.Equal(1 + 8 + 4 + 4 + 4 + (4 * values.Length), bytes.Length);
         var back = (ReplicaParameters)s.FromBinary(bytes, ClusterTensorSerializer.ParametersManifest);
-        Assert.Equal(3, back.Round);
-        Assert.Equal(values.Select(BitConverter.SingleToInt32Bits), back.Values.Select(BitConverter.SingleToInt32Bits));
+        Assert.Equal((3L, 0, values.Length), (back.Round, back.Offset, back.Total));
+        Assert.Equal(values.Select(BitConverter.SingleToInt32Bits), back.Values.ToArray().Select(BitConverter.SingleToInt32Bits));
         var average = RoundTrip(new AveragedParameters(4, true, 2, values));
         Assert.Equal((4L, true, 2), (average.Round, average.Exact, average.Replicas));
-        Assert.Equal(values.Select(BitConverter.SingleToInt32Bits), average.Values.Select(BitConverter.SingleToInt32Bits));
+        Assert.Equal(values.Select(BitConverter.SingleToInt32Bits), average.Values.ToArray().Select(BitConverter.SingleToInt32Bits));
+
+        // A chunk: elements [2, 4) of 10, a slice of a bigger array written without the rest.
+        var chunk = RoundTrip(new AveragedParameters(5, false, 3, 2, 10, new ReadOnlyMemory<float>(values, 1, 2)));
+        Assert.Equal((5L, 2, 10), (chunk.Round, chunk.Offset, chunk.Total));
+        Assert.Equal(2, chunk.Values.Length);
+        Assert.True(float.IsNaN(chunk.Values.Span[0]));
 
         for (var n = 0; n < bytes.Length; n++) Assert.Throws<SerializationException>(() => s.FromBinary(bytes[..n], ClusterTensorSerializer.ParametersManifest));
-        var huge = (byte[])bytes.Clone();
-        BitConverter.GetBytes(int.MaxValue).CopyTo(huge, 1 + 8); // a count far beyond the bytes present
-        Assert.Throws<SerializationException>(() => s.FromBinary(huge, ClusterTensorSerializer.ParametersManifest));
-        var roundZero = (byte[])bytes.Clone();
-        BitConverter.GetBytes(0L).CopyTo(roundZero, 1);
-        Assert.Throws<SerializationException>(() => s.FromBinary(roundZero, ClusterTensorSerializer.ParametersManifest));
+        // round, offset, total, count: each out of range is refused.
+        foreach (var (at, value) in new (int, long)[] { (1, 0L), (9, -1), (9, values.Length), (13, 0), (13, 1L << 29), (13, 4), (17, int.MaxValue), (17, 0) })
+        {
+            var bad = (byte[])bytes.Clone();
+            if (at == 1) BitConverter.GetBytes(value).CopyTo(bad, at);
+            else BitConverter.GetBytes((int)value).CopyTo(bad, at);
+            Assert.Throws<SerializationException>(() => s.FromBinary(bad, ClusterTensorSerializer.ParametersManifest));
+        }
+        // A version-1 (whole vector, no offset) message from an older node is refused, not misread.
+        var old = (byte[])bytes.Clone();
+        old[0] = 1;
+        Assert.Throws<SerializationException>(() => s.FromBinary(old, ClusterTensorSerializer.ParametersManifest));
     }
 
     [Fact]

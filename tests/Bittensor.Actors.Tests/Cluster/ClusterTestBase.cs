@@ -96,6 +96,9 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
         return system;
     }
 
+    /// <summary>Terminates <paramref name="node"/> (a node the test made itself) with the others after the test.</summary>
+    protected void Track(ActorSystem node) => _nodes.Add(node);
+
     protected static TensorMessage Row(long first) => Row(first, Alice);
 
     // Calls in flight at once are signed by different keys: one key's nonces must arrive in order.

@@ -1,0 +1,154 @@
+using Akka.Actor;
+using Bittensor.Actors.Cluster;
+using Bittensor.Neurons.Demo;
+
+namespace Bittensor.Actors.Tests.Cluster;
+
+/// <summary>
+/// Averaging a model whose parameters do not fit one cluster frame (docs/cluster.md "Parameter averaging"): the
+/// parameters, the average and the checkpoint cross in chunks of <see cref="BittensorCluster.ParameterChunkFloats"/>
+/// floats; a round that loses a chunk is dropped whole (nothing applied anywhere). Each node its own ActorSystem on
+/// loopback, every message serialized (<c>serialize-messages = on</c>).
+/// </summary>
+[Collection(ClusterTestBase.Nodes)]
+public sealed class ClusterChunkedAveragingSpec(Xunit.Abstractions.ITestOutputHelper output) : ClusterTestBase(output)
+{
+    private readonly Xunit.Abstractions.ITestOutputHelper _output = output;
+
+    /// <summary>Just above what one 32 MiB frame carries (8 M floats).</summary>
+    private const int Large = 9 * 1024 * 1024 + 5;
+
+    /// <summary>A flat parameter vector behind a lock (snapshot and update atomic).</summary>
+    private sealed class FlatReplica : IReplicaParameters
+    {
+        private readonly float[] _values;
+        private readonly object _gate = new();
+
+        public FlatReplica(int count, Func<int, float> init)
+        {
+            _values = new float[count];
+            for (var i = 0; i < count; i++) _values[i] = init(i);
+        }
+
+        public int Count => _values.Length;
+
+        public float[] Snapshot()
+        {
+            lock (_gate) return (float[])_values.Clone();
+        }
+
+        public void Update(ReplicaUpdate change)
+        {
+            lock (_gate) change(_values);
+        }
+    }
+
+    private (ActorSystem Node, Akka.TestKit.TestProbe Applied) StartReplica(ActorSystem front, IReplicaParameters parameters)
+    {
+        var settings = Settings(Akka.Cluster.Cluster.Get(front).SelfAddress.ToString());
+        var node = StartWorker(settings, Bittensor.Actors.ModelHost.ModelHostActor.ForHandlers(DemoModels.Echo(Dim), 4, 16, TimeSpan.FromSeconds(60)), 20,
+            parameters: parameters);
+        var applied = CreateTestProbe(node);
+        node.EventStream.Subscribe(applied.Ref, typeof(ReplicaParametersApplied));
+        return (node, applied);
+    }
+
+    private static async Task<AveragingResult> AverageNow(IActorRef router) =>
+        await router.Ask<AveragingResult>(Bittensor.Actors.Cluster.AverageNow.Instance, TimeSpan.FromSeconds(120));
+
+    [Fact]
+    public async Task A_model_above_one_cluster_frame_is_averaged_in_chunks_and_a_joining_worker_gets_the_checkpoint_in_chunks()
+    {
+        Assert.True(4L * Large > BittensorCluster.MaxFrameBytes, "the model must not fit one frame");
+        var (front, router, _) = await StartFront();
+        var a = new FlatReplica(Large, i => (i % 1000) * 1e-3f);
+        var b = new FlatReplica(Large, i => 1 + (i % 7));
+        var (_, appliedA) = StartReplica(front, a);
+        var (_, appliedB) = StartReplica(front, b);
+        await AwaitWorkers(router, 2);
+        var before = (a.Snapshot(), b.Snapshot());
+        var expected = new float[Large];
+        for (var i = 0; i < Large; i++) expected[i] = (before.Item1[i] + before.Item2[i]) / 2;
+
+        var result = await AverageNow(router);
+        Assert.Equal((1L, 2, (string?)null), (result.Round, result.Replicas, result.Skipped));
+        foreach (var applied in new[] { appliedA, appliedB })
+        {
+            var e = await applied.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(120));
+            Assert.Equal((1L, false, 2), (e.Round, e.Exact, e.Replicas));
+        }
+        Assert.Equal(expected, a.Snapshot());
+        Assert.Equal(expected, b.Snapshot());
+        Assert.Equal(1, (await Status(router)).CheckpointRound);
+
+        // A third replica joins: it receives the checkpoint (in chunks) before it serves.
+        var c = new FlatReplica(Large, _ => -3f);
+        var (_, appliedC) = StartReplica(front, c);
+        var joined = await appliedC.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(120));
+        Assert.Equal((1L, true), (joined.Round, joined.Exact));
+        Assert.Equal(expected, c.Snapshot());
+    }
+
+    /// <summary>
+    /// A stand-in worker on a worker node of its own: it registers with the front as a replica of <paramref name="count"/>
+    /// parameters and, asked for them, sends only some chunks (<paramref name="offsets"/>), as a worker that dies or
+    /// whose chunk is lost half-way would.
+    /// </summary>
+    private sealed class PartialReplica : ReceiveActor
+    {
+        public PartialReplica(ActorSelection router, int count, int[] offsets)
+        {
+            Receive<WorkerRegistered>(_ => { });
+            Receive<CollectParameters>(c =>
+            {
+                foreach (var at in offsets)
+                    Sender.Tell(new ReplicaParameters(c.Round, at, count, new float[Math.Min(BittensorCluster.ParameterChunkFloats, count - at)]));
+            });
+            ReceiveAny(_ => { });
+            router.Tell(new RegisterWorker(4, false, "partial", count));
+        }
+    }
+
+    private IActorRef StartPartialReplica(ActorSystem front, IActorRef router, int count, params int[] offsets)
+    {
+        var node = BittensorCluster.CreateSystem(Settings(Akka.Cluster.Cluster.Get(front).SelfAddress.ToString()), ClusterSettings.WorkerRole, overrides: TestOverrides);
+        Track(node);
+        var selection = node.ActorSelection(router.Path.ToStringWithAddress(Akka.Cluster.Cluster.Get(front).SelfAddress));
+        return node.ActorOf(Props.Create(() => new PartialReplica(selection, count, offsets)), "partial");
+    }
+
+    [Theory]
+    [InlineData("a lost chunk", new[] { 0, 2 * BittensorCluster.ParameterChunkFloats })]
+    [InlineData("chunks that stop half-way", new[] { 0 })]
+    public async Task A_round_whose_replica_sends_only_part_of_its_parameters_is_abandoned_and_nothing_is_applied(string what, int[] offsets)
+    {
+        _output.WriteLine($"the partial replica sends {what}: chunks at {string.Join(", ", offsets)}");
+        const int count = (2 * BittensorCluster.ParameterChunkFloats) + 17; // three chunks
+        // averaging.timeout stays at its default (30 s): the round that waits for chunks that never come ends then, and
+        // a shorter one could also cut off the real replica's chunks on a loaded machine.
+        var (front, router, _) = await StartFront();
+        var real = new FlatReplica(count, i => i % 11);
+        var (_, applied) = StartReplica(front, real);
+        var partial = StartPartialReplica(front, router, count, offsets);
+        await AwaitWorkers(router, 2);
+        var before = real.Snapshot();
+
+        var result = await AverageNow(router);
+        Assert.Equal(1, result.Round);
+        Assert.Equal(0, result.Replicas);
+        Assert.StartsWith("round 1 abandoned: ", result.Skipped);
+        var status = await Status(router);
+        Assert.Equal((0L, 0L), (status.CheckpointRound, status.AveragingRounds));
+        Assert.Equal(before, real.Snapshot());
+
+        // The next round without the partial replica's chunks missing: the real replica alone, applied whole.
+        // (Its first applied event is round 2's: nothing of round 1 was applied before it.)
+        await partial.GracefulStop(TimeSpan.FromSeconds(30));
+        await AwaitWorkers(router, 1);
+        var next = await AverageNow(router);
+        Assert.Equal((2L, 1, (string?)null), (next.Round, next.Replicas, next.Skipped));
+        var e = await applied.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(120));
+        Assert.Equal(2, e.Round);
+        Assert.Equal(before, real.Snapshot());
+    }
+}
