@@ -75,7 +75,12 @@ internal static partial class AxonCommands
         };
         var minStake = new Option<double?>("--axon.blacklist.min_stake") { Description = "Refuse callers below this stake in TAO (needs --axon.stakes)" };
         var registeredOnly = new Option<bool>("--axon.blacklist.registered_only") { Description = "Serve only the hotkeys listed in --axon.stakes" };
-        var model = new Option<string>("--model") { Description = "echo (deterministic: out[b,s,d] = token*1e-3 + d*1e-6) or random", DefaultValueFactory = _ => "echo" };
+        var model = new Option<string>("--model")
+        {
+            Description = "echo (deterministic: out[b,s,d] = token*1e-3 + d*1e-6), random, or server (the TorchSharp model of `btcli run server`, bittensor.model.*)",
+            DefaultValueFactory = _ => "echo",
+        };
+        var modelCpu = ClusterFlags.CpuOption();
         var modelDelay = new Option<int>("--model.delay_ms") { Description = "Fixed cost of each call in ms (the model waits, as a GPU-bound one would; default 0)" };
         var trace = new Option<bool?>("--axon.trace") { Description = "Log Kestrel's connection-level traces (HTTP/2 frames, resets)" };
         var state = new Option<string?>("--axon.state_path")
@@ -89,7 +94,7 @@ internal static partial class AxonCommands
         };
         var serve = new Command("serve", "Serve until Ctrl-C / SIGTERM; prints a summary line every 10 s with traffic (--axon.log_calls: one line per call). " +
             "With --cluster.role front the axon routes to the workers of a cluster (btcli axon worker; docs/cluster.md)");
-        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, batchVerify, newCallers, trace, stakes, minStake, registeredOnly, model, modelDelay, state, logCalls, Uri, WalletName, WalletHotkey, WalletPath })
+        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, batchVerify, newCallers, trace, stakes, minStake, registeredOnly, model, modelDelay, modelCpu, state, logCalls, Uri, WalletName, WalletHotkey, WalletPath })
             serve.Options.Add(o);
         var clusterRole = new Option<string?>("--cluster.role") { Description = "front: serve the axon in front of a cluster of workers (btcli axon worker); default \"\" (not clustered)" };
         serve.Options.Add(clusterRole);
@@ -130,12 +135,16 @@ internal static partial class AxonCommands
             if (table is null && (settings.BlacklistRegisteredOnly || settings.BlacklistMinStake > 0))
                 throw new CliException("blacklist.registered_only / blacklist.min_stake need --axon.stakes FILE: `btcli axon serve` has no chain to read " +
                     "stakes from, so every caller would be refused");
-            var handlers = ClusterFlags.Model(parse.GetValue(model), parse.GetValue(modelDelay), settings.NetworkDim);
+            // --model server: the TorchSharp model behind a model host (null for the delegate models; a front runs none).
+            var serverModel = cluster.Role == ClusterSettings.FrontRole ? null
+                : ClusterFlags.ServerModel(parse.GetValue(model), hocon, parse.GetValue(modelDelay), parse.GetValue(modelCpu));
+            var handlers = serverModel is not null || (cluster.Role == ClusterSettings.FrontRole && parse.GetValue(model) == "server") ? null
+                : ClusterFlags.Model(parse.GetValue(model), parse.GetValue(modelDelay), settings.NetworkDim, parse.GetValue(modelCpu));
             var hotkey = OwnHotkey(parse, hocon);
             // Replay-safe by default: the nonce store lives in the axon's state folder unless HOCON names a file.
             if (parse.GetValue(state) is { Length: > 0 } folder) settings = settings with { NonceStorePath = Path.Combine(Path.GetFullPath(folder), "nonces") };
             else if (settings.NonceStorePath.Length == 0) settings = settings with { NonceStorePath = Path.Combine(DefaultStateFolder(parse, hocon, hotkey), "nonces") };
-            return await RunServe(hocon, settings, handlers, table, hotkey, parse.GetValue(CliApp.Json), parse.GetValue(logCalls),
+            return await RunServe(hocon, settings, handlers, serverModel, table, hotkey, parse.GetValue(CliApp.Json), parse.GetValue(logCalls),
                 cluster.Role == ClusterSettings.FrontRole ? cluster : null, ct).ConfigureAwait(false);
         });
         return serve;
@@ -173,7 +182,7 @@ internal static partial class AxonCommands
         }
     }
 
-    private static async Task<int> RunServe(Config hocon, AxonSettings settings, AxonHandlers handlers, IReadOnlyDictionary<string, double>? stakes,
+    private static async Task<int> RunServe(Config hocon, AxonSettings settings, AxonHandlers? handlers, Props? modelHost, IReadOnlyDictionary<string, double>? stakes,
         string hotkey, bool json, bool logCalls, ClusterSettings? cluster, CancellationToken cancellation)
     {
         // Shutdown runs from System.CommandLine's cancellation (Ctrl-C / SIGTERM), not from Akka's own exit hook,
@@ -200,7 +209,8 @@ internal static partial class AxonCommands
         };
         if (cluster is not null)
             return await RunFront(hocon, system, settings, cluster, options, stakes, hotkey, json, cancellation).ConfigureAwait(false);
-        var axon = system.ActorOf(AxonActor.Props(settings, handlers, options), "axon");
+        var axon = system.ActorOf(modelHost is not null ? AxonActor.Props(settings, system.ActorOf(modelHost, "model"), options)
+            : AxonActor.Props(settings, handlers!, options), "axon");
         if (stakes is not null) axon.Tell(new AxonActor.UpdateStakes(stakes));
         AxonActor.Bound bound;
         try

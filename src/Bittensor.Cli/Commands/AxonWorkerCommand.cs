@@ -28,17 +28,36 @@ internal sealed class ClusterFlags
         Description = "Calls this worker takes at once before the front sends elsewhere (default: --axon.max_workers + --axon.queue_capacity)",
     };
 
-    /// <summary><c>--model echo|random</c> and <c>--model.delay_ms</c> as handlers.</summary>
-    public static AxonHandlers Model(string? name, int delayMs, int networkDim)
+    /// <summary><c>--model echo|random</c>, <c>--model.delay_ms</c> and <c>--model.cpu_ms</c> as handlers.</summary>
+    public static AxonHandlers Model(string? name, int delayMs, int networkDim, double cpuMs = 0)
     {
         if (delayMs < 0) throw new CliException("--model.delay_ms must be 0 or positive");
+        if (!(cpuMs >= 0) || cpuMs > 60_000) throw new CliException("--model.cpu_ms must be between 0 and 60000");
         var handlers = name switch
         {
             "echo" => DemoModels.Echo(networkDim),
             "random" => DemoModels.Random(networkDim),
-            var other => throw new CliException($"unknown --model '{other}' (use echo or random)"),
+            var other => throw new CliException($"unknown --model '{other}' (use echo, random or server)"),
         };
-        return DemoModels.Delayed(handlers, TimeSpan.FromMilliseconds(delayMs));
+        return DemoModels.Delayed(DemoModels.Burning(handlers, TimeSpan.FromMilliseconds(cpuMs)), TimeSpan.FromMilliseconds(delayMs));
+    }
+
+    /// <summary>The <c>--model.cpu_ms</c> option: a fixed CPU cost per call (benchmarks: the front's cost next to a model that computes).</summary>
+    public static Option<double> CpuOption() => new("--model.cpu_ms")
+    {
+        Description = "Fixed CPU cost of each call in ms (the call's thread spins for that much of its own CPU time, as a model computing on the CPU would; default 0)",
+    };
+
+    /// <summary>
+    /// <c>--model server</c>: the TorchSharp <c>ServerTextModel</c> that <c>btcli run server</c> hosts (its <c>bittensor.model</c>
+    /// settings, batching, queue), behind the runtime's model host; null for the delegate models.
+    /// </summary>
+    public static Props? ServerModel(string? name, Config hocon, int delayMs, double cpuMs)
+    {
+        if (name != "server") return null;
+        if (delayMs != 0 || cpuMs != 0) throw new CliException("--model.delay_ms / --model.cpu_ms are for --model echo|random; the server model costs what it computes");
+        if (Bittensor.Models.TorchNative.Check() is { } why) throw new CliException(why);
+        return Bittensor.Neurons.Roles.ServerModelHost.Props(CliConfig.Settings(hocon, ModelSettings.SectionPath, ModelSettings.Create));
     }
 
     public static ClusterFlags AddTo(Command command, bool worker = false)
@@ -66,7 +85,11 @@ internal static partial class AxonCommands
 {
     private static Command Worker()
     {
-        var model = new Option<string>("--model") { Description = "echo (deterministic: out[b,s,d] = token*1e-3 + d*1e-6) or random", DefaultValueFactory = _ => "echo" };
+        var model = new Option<string>("--model")
+        {
+            Description = "echo (deterministic: out[b,s,d] = token*1e-3 + d*1e-6), random, or server (the TorchSharp model of `btcli run server`, bittensor.model.*)",
+            DefaultValueFactory = _ => "echo",
+        };
         var workers = new Option<int?>("--axon.max_workers") { Description = "Calls this worker's model runs at once (default 10)" };
         var queue = new Option<int?>("--axon.queue_capacity") { Description = "Calls that may wait at this worker's model (default 256)" };
         var delay = new Option<int>("--model.delay_ms") { Description = "Fixed cost of each call in ms (the model waits, as a GPU-bound one would; default 0)" };
@@ -76,6 +99,8 @@ internal static partial class AxonCommands
         worker.Options.Add(workers);
         worker.Options.Add(queue);
         worker.Options.Add(delay);
+        var cpu = ClusterFlags.CpuOption();
+        worker.Options.Add(cpu);
         var flags = ClusterFlags.AddTo(worker, worker: true);
         var config = CliConfig.AddTo(worker);
         var logging = CliLogging.AddFlags(worker);
@@ -95,9 +120,11 @@ internal static partial class AxonCommands
             if (cluster.SeedNodes.Count == 0)
                 throw new CliException("a worker joins a cluster through --cluster.seed_nodes HOST:PORT (the front's --cluster.port)");
             var name = parse.GetValue(model);
-            var handlers = ClusterFlags.Model(name, parse.GetValue(delay), axon.NetworkDim);
             var capacity = cluster.WorkerCapacity > 0 ? cluster.WorkerCapacity : axon.MaxWorkers + axon.QueueCapacity;
-            var host = ModelHostActor.ForHandlers(handlers, axon.MaxWorkers, axon.QueueCapacity, axon.CallTimeout);
+            // The server model is not averaged here (`btcli run server --cluster.role worker` does that): a replica for benchmarks.
+            var host = ClusterFlags.ServerModel(name, hocon, parse.GetValue(delay), parse.GetValue(cpu))
+                ?? ModelHostActor.ForHandlers(ClusterFlags.Model(name, parse.GetValue(delay), axon.NetworkDim, parse.GetValue(cpu)),
+                    axon.MaxWorkers, axon.QueueCapacity, axon.CallTimeout);
             return await RunWorker(hocon, cluster with { Role = ClusterSettings.WorkerRole }, host, name!, capacity, ct).ConfigureAwait(false);
         });
         return worker;
@@ -127,6 +154,7 @@ internal static partial class AxonCommands
         // One line each time a front acknowledges this worker (btcli demo --processes waits for it before its validator starts).
         system.ActorOf(EventForwarder<ClusterWorkerJoinedFront>.Props(j =>
             Console.Error.WriteLine($"{RegisteredLine} {j.Front} ({j.Workers} workers there)")), "joined-front-lines");
+        system.ActorOf(EventForwarder<ClusterWorkerFirstCall>.Props(f => Console.Error.WriteLine($"{ProcessNetwork.WorkerFirstCallLine} {f.Front}")), "first-call-line");
         var shutdown = CoordinatedShutdown.Get(system);
         // How many calls it served, read after the drain (the worker actor lives until the system terminates).
         long? served = null;

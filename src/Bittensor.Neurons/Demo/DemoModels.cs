@@ -8,7 +8,7 @@ namespace Bittensor.Neurons.Demo;
 /// <summary>
 /// Tiny models for serving without a neural network (CLI <c>--model echo|random</c>, tests, benchmarks).
 /// </summary>
-public static class DemoModels
+public static partial class DemoModels
 {
     /// <summary>
     /// A deterministic function of the inputs, so scripts and tests can check values:
@@ -73,6 +73,70 @@ public static class DemoModels
                 return await backward(r, ct).ConfigureAwait(false);
             });
     }
+
+    /// <summary>
+    /// <paramref name="inner"/> with a fixed CPU cost per call: each call keeps its thread busy for
+    /// <paramref name="cpu"/> of that thread's own CPU time (measured by the kernel, so a preempted call still burns the
+    /// whole amount) before computing — a stand-in for a model that computes on the CPU, for benchmarks
+    /// (<c>--model.cpu_ms</c>). Not inline: the model host runs up to max_workers of them at once, each on a pool thread.
+    /// </summary>
+    public static AxonHandlers Burning(AxonHandlers inner, TimeSpan cpu)
+    {
+        ArgumentNullException.ThrowIfNull(inner);
+        if (cpu <= TimeSpan.Zero) return inner;
+        var backward = inner.Backward;
+        return new(
+            (r, ct) =>
+            {
+                Burn(cpu);
+                return inner.Forward(r, ct);
+            },
+            backward is null ? null : (r, ct) =>
+            {
+                Burn(cpu);
+                return backward(r, ct);
+            });
+    }
+
+    /// <summary>Spins until the calling thread has used <paramref name="cpu"/> of CPU time (wall time where the thread's clock is not available).</summary>
+    public static void Burn(TimeSpan cpu)
+    {
+        var start = ThreadCpu();
+        if (start < 0)
+        {
+            var wall = System.Diagnostics.Stopwatch.StartNew();
+            while (wall.Elapsed < cpu) Spin();
+            return;
+        }
+        var until = start + cpu.Ticks * 100; // ns
+        while (ThreadCpu() < until) Spin();
+    }
+
+    private static double _sink;
+
+    private static void Spin()
+    {
+        var x = _sink;
+        for (var i = 0; i < 2000; i++) x = (x * 1.0000001) + 1e-9;
+        _sink = x;
+    }
+
+    // CLOCK_THREAD_CPUTIME_ID through clock_gettime (Linux); -1 elsewhere.
+    private static long ThreadCpu()
+    {
+        if (!OperatingSystem.IsLinux()) return -1;
+        return ClockGetTime(3, out var ts) == 0 ? (ts.Seconds * 1_000_000_000L) + ts.Nanoseconds : -1;
+    }
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "clock_gettime")]
+    private static partial int ClockGetTime(int clock, out TimeSpec time);
 
     /// <summary>The echo forward: <c>out[b, s, d] = v[b, s] · 1e-3 + d · 1e-6</c> with v the token or first feature.</summary>
     public static DenseTensor EchoForward(DenseTensor inputs, int networkDim)

@@ -103,6 +103,8 @@ public sealed class AxonCommandsTests() : Akka.TestKit.Xunit2.TestKit("akka.logl
     public async Task Serve_refuses_an_unknown_model()
     {
         Assert.Equal(1, await CliApp.RunAsync(Root(), ["axon", "serve", "--uri", "//Bob", "--axon.port", "0", "--model", "gpt5"]));
+        Assert.Equal(1, await CliApp.RunAsync(Root(), ["axon", "serve", "--uri", "//Bob", "--axon.port", "0", "--model.cpu_ms", "-1"]));
+        Assert.Equal(1, await CliApp.RunAsync(Root(), ["axon", "serve", "--uri", "//Bob", "--axon.port", "0", "--model", "server", "--model.cpu_ms", "2"]));
     }
 
     [Fact]
