@@ -22,6 +22,8 @@ public sealed class DemoCommandTests
     [InlineData("--tempo", "2", "--tempo")]
     [InlineData("--bad_kind", "uniform,bogus", "--bad_kind")]
     [InlineData("--cluster_server", "4", "--cluster_server")] // 3 useful servers by default
+    [InlineData("--kill_worker_at_epoch", "-1", "--kill_worker_at_epoch")]
+    [InlineData("--kill_worker_at_epoch", "1", "--processes")] // the in-process demo has no worker process
     public async Task A_bad_demo_option_is_one_line_and_exit_code_1(string flag, string value, string named)
     {
         var error = new StringWriter();

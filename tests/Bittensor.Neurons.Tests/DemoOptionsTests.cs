@@ -24,6 +24,7 @@ public sealed class DemoOptionsTests
         Assert.Equal((4, 16, 8), (d.Pipeline.BatchSize, d.Pipeline.SequenceLength, d.Pipeline.TopK));
         Assert.Null(d.Config);
         Assert.Equal(1, d.ClusterServer); // --processes: server1 runs as a cluster (1 front + 2 workers)
+        Assert.Equal(0, d.KillWorkerAtEpoch);
 
         var file = Akka.Configuration.ConfigurationFactory.ParseString("""
             bittensor.demo { servers = 2, bad_kinds = "nan, inf", tempo = 9, server_model.d_model = 32, pipeline.top_k = 3 }
@@ -44,6 +45,8 @@ public sealed class DemoOptionsTests
     [InlineData("bittensor.demo.server_model.heads = 3", "heads")]
     [InlineData("bittensor.demo.cluster_server = 4", "bittensor.demo.cluster_server")] // 3 useful servers by default
     [InlineData("bittensor.demo.cluster_server = -1", "--cluster_server")]
+    [InlineData("bittensor.demo.kill_worker_at_epoch = 3", "--kill_worker_at_epoch")] // 3 epochs: the restarted worker must serve in a later one
+    [InlineData("bittensor.demo { cluster_server = 0, kill_worker_at_epoch = 1 }", "needs a cluster server")]
     public void A_bad_key_is_refused_naming_it(string hocon, string named)
     {
         var config = Akka.Configuration.ConfigurationFactory.ParseString(hocon).WithFallback(Bittensor.Actors.BittensorRuntime.ReferenceConfig);

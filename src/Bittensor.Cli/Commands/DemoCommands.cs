@@ -29,6 +29,10 @@ internal static class DemoCommands
         {
             Description = "With --processes: the useful server (1-based) run as a cluster of 1 front + 2 worker processes (btcli run server --cluster.role front|worker); 0 = none; default 1 (bittensor.demo.cluster_server)",
         };
+        var killWorker = new Option<int?>("--kill_worker_at_epoch")
+        {
+            Description = "With --processes: after this many epochs, kill one worker of the cluster server with SIGKILL and restart it (the chain waits until it registered again); 0 = never; default 0 (bittensor.demo.kill_worker_at_epoch)",
+        };
         var processes = new Option<bool>("--processes")
         {
             Description = "Run the network as separate processes on this machine: the localnet as a node (JSON-RPC), each server and the validator as btcli run processes (gRPC between them); this process orchestrates and stops them at the end",
@@ -38,7 +42,7 @@ internal static class DemoCommands
             Description = "At the end, also draw the final metagraph (stake share, incentive, dividends, trust per uid) into this PNG file, as btcli metagraph --plot does",
         };
         var demo = new Command("demo", "Run a demo subnet: localnet, servers, a useless server and a validator (in this process, or as processes with --processes); show the market at work");
-        foreach (var o in new Option[] { servers, bad, badKind, epochs, blockTime, tempo, seed, clusterServer, processes, plot }) demo.Options.Add(o);
+        foreach (var o in new Option[] { servers, bad, badKind, epochs, blockTime, tempo, seed, clusterServer, killWorker, processes, plot }) demo.Options.Add(o);
         var config = CliConfig.AddTo(demo);
         var metrics = MetricsExport.AddFlags(demo);
         var logging = CliLogging.AddFlags(demo);
@@ -61,6 +65,7 @@ internal static class DemoCommands
                 ($"{DemoOptions.SectionPath}.tempo", parse.GetValue(tempo)),
                 ($"{DemoOptions.SectionPath}.seed", parse.GetValue(seed)),
                 ($"{DemoOptions.SectionPath}.cluster_server", parse.GetValue(clusterServer)),
+                ($"{DemoOptions.SectionPath}.kill_worker_at_epoch", parse.GetValue(killWorker)),
             ], DemoOptions.OwnDefaults);
             DemoOptions options;
             try
@@ -71,6 +76,8 @@ internal static class DemoCommands
             {
                 throw new CliException(e.Message);
             }
+            if (options.KillWorkerAtEpoch > 0 && !parse.GetValue(processes))
+                throw new CliException("--kill_worker_at_epoch needs --processes (the in-process demo has no worker process to kill)");
             // Servers and the validator host TorchSharp models: a library that cannot load is one line now, not a restart loop.
             if (Bittensor.Models.TorchNative.Check() is { } why) throw new CliException(why);
             // Disposed last (declared first): the demo's actor system has stopped by then, so the last events are flushed.

@@ -30,6 +30,17 @@ internal sealed class BlockDriver(Func<CancellationToken, Task<ulong>> produce, 
         _work.Release();
     }
 
+    /// <summary>
+    /// Forgets the validator batches completed so far: the next blocks wait for fresh ones (after the chain was held,
+    /// the batches done meanwhile would otherwise let the next blocks through at once).
+    /// </summary>
+    public void DropBankedBatches()
+    {
+        while (_batches.Wait(0))
+        {
+        }
+    }
+
     /// <summary>Produces blocks until cancelled, calling <paramref name="onBlock"/> after each; it returns false to stop.</summary>
     public async Task RunAsync(Func<ulong, Task<bool>> onBlock, CancellationToken cancellationToken)
     {

@@ -186,6 +186,19 @@ internal sealed class DemoChild : IAsyncDisposable
         await _exited.Task.ConfigureAwait(false);
     }
 
+    /// <summary>Kills the process with SIGKILL (no clean-up of its own, as <c>kill -9</c>); <see cref="Exited"/> completes after.</summary>
+    public void Kill()
+    {
+        try
+        {
+            _process.Kill(entireProcessTree: false);
+        }
+        catch (InvalidOperationException)
+        {
+            // Exited already.
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await StopAsync(TimeSpan.FromSeconds(20)).ConfigureAwait(false);

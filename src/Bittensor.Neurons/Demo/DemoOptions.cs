@@ -62,6 +62,13 @@ public sealed record DemoOptions
     /// </summary>
     public int ClusterServer { get; init; }
 
+    /// <summary>
+    /// With <c>--processes</c> and a cluster server: after this many epochs, the demo kills one worker of the cluster
+    /// with SIGKILL, restarts it and holds the chain until it registered with the front again (so the epochs after it
+    /// run with both workers); 0 = never. Between 0 and <see cref="Epochs"/> − 1 (<c>bittensor.demo.kill_worker_at_epoch</c>).
+    /// </summary>
+    public int KillWorkerAtEpoch { get; init; }
+
     /// <summary>Workers of the cluster server (issue 10: one front and two workers).</summary>
     public const int ClusterWorkers = 2;
 
@@ -126,6 +133,7 @@ public sealed record DemoOptions
             Tempo = tempo is >= 5 and <= 1000 ? (ushort)tempo : throw new ArgumentException($"--tempo ({SectionPath}.tempo) must be between 5 and 1000 blocks"),
             Seed = c.Int("seed"),
             ClusterServer = c.Int("cluster_server"),
+            KillWorkerAtEpoch = c.Int("kill_worker_at_epoch"),
             ServerModel = ModelSettings.Create(Over(config, $"{SectionPath}.server_model", ModelSettings.SectionPath)),
             Pipeline = PipelineSettings.Create(Over(config, $"{SectionPath}.pipeline", PipelineSettings.SectionPath)),
             Nucleus = NucleusSettingsHocon.Create(BittensorRuntime.Section(config, NucleusSettingsHocon.SectionPath)),
@@ -152,6 +160,10 @@ public sealed record DemoOptions
         if (BlockTime < TimeSpan.Zero || BlockTime > TimeSpan.FromMinutes(1)) throw new ArgumentException($"--block_time ({p}.block_time) must be between 0 and 60 seconds");
         if (ClusterServer < 0 || ClusterServer > Servers)
             throw new ArgumentException($"--cluster_server ({p}.cluster_server) must be between 0 (none) and the number of useful servers ({Servers})");
+        if (KillWorkerAtEpoch < 0 || KillWorkerAtEpoch >= Epochs)
+            throw new ArgumentException($"--kill_worker_at_epoch ({p}.kill_worker_at_epoch) must be between 0 (never) and epochs - 1 ({Epochs - 1}): the restarted worker serves in the epochs after it");
+        if (KillWorkerAtEpoch > 0 && ClusterServer == 0)
+            throw new ArgumentException($"--kill_worker_at_epoch ({p}.kill_worker_at_epoch) needs a cluster server (--cluster_server, {p}.cluster_server > 0)");
         if (StepsPerBlock < 0 || StepsPerBlock > 100) throw new ArgumentException($"{p}.steps_per_block must be between 0 and 100");
         if (Tempo < 5 || Tempo > 1000) throw new ArgumentException($"--tempo ({p}.tempo) must be between 5 and 1000 blocks");
         ArgumentNullException.ThrowIfNull(ServerModel);

@@ -85,6 +85,9 @@ public static class ProcessNetwork
     /// <summary>Start of the line a cluster worker (<c>btcli run server --cluster.role worker</c>) prints when a front acknowledged it.</summary>
     public const string WorkerRegisteredLine = "worker registered with the front at";
 
+    /// <summary>Start of the line a cluster worker prints when it answered its first call (then the front's address).</summary>
+    public const string WorkerFirstCallLine = "worker answered its first call, from the front at";
+
     /// <summary>Start of the line a cluster worker prints when it drained and left (then "; it served N calls").</summary>
     public const string WorkerLeftLine = "worker drained and left the cluster";
 
@@ -140,13 +143,17 @@ public static class ProcessNetwork
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         // A child that exits while the demo needs it ends the demo with its last lines.
         Exception? childFailure = null;
+        // Children this process kills on purpose (--kill_worker_at_epoch): their exit does not end the demo.
+        var killed = new HashSet<DemoChild>();
         DemoChild Start(string name, IEnumerable<string> args, int stopStage = WorkerStage)
         {
             var child = DemoChild.Start(processes.Btcli, name, args, folder, stopStage);
-            children.Add(child);
+            lock (children) children.Add(child);
             _ = child.Exited.ContinueWith(t =>
             {
                 if (stop.IsCancellationRequested) return;
+                lock (killed)
+                    if (killed.Contains(child)) return;
                 Interlocked.CompareExchange(ref childFailure, new DemoChildExitedException(child, t.Result), null);
                 stop.Cancel();
             }, TaskScheduler.Default);
@@ -187,7 +194,66 @@ public static class ProcessNetwork
                 blockProduced.Release();
                 return ulong.Parse(header.GetProperty("number").GetString()!.AsSpan(2), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
             }, options.BlockTime, options.StepsPerBlock, DemoNetwork.StallTimeout);
-            var blocks = Task.Run(() => driver.RunAsync(b => DemoNetwork.OnBlockAsync(chain, state, b, progress, epoch, stop.Token), stop.Token), CancellationToken.None);
+            // --kill_worker_at_epoch: once that many epochs are done, a cluster worker is killed and restarted while the
+            // chain waits (the next epochs run with both workers again).
+            ClusterRun? cluster = null;
+            var killDone = options.KillWorkerAtEpoch == 0;
+            var blocks = Task.Run(() => driver.RunAsync(async b =>
+            {
+                var more = await DemoNetwork.OnBlockAsync(chain, state, b, progress, epoch, stop.Token);
+                if (more && !killDone && state.EpochsDone >= options.KillWorkerAtEpoch && Volatile.Read(ref cluster) is { } c)
+                {
+                    killDone = true;
+                    try
+                    {
+                        await KillAndRestartWorkerAsync(c);
+                    }
+                    catch (Exception e) when (e is NeuronException or DemoChildExitedException)
+                    {
+                        // Ends the demo with this reason (the epochs wait on `stop`).
+                        Interlocked.CompareExchange(ref childFailure, e, null);
+                        await stop.CancelAsync();
+                        return false;
+                    }
+                }
+                return more;
+            }, stop.Token), CancellationToken.None);
+            async Task KillAndRestartWorkerAsync(ClusterRun c)
+            {
+                var victim = c.Workers[0];
+                var at = state.EpochsDone;
+                lock (killed) killed.Add(victim);
+                state.Phase = $"kill -9 of {victim.Name} (epoch {at}); the chain waits until it is back";
+                progress?.Invoke(state.Progress(ulong.MaxValue));
+                victim.Kill();
+                var code = await victim.Exited.WaitAsync(stop.Token);
+                processes.Log?.WriteLine($"demo: {victim} killed with SIGKILL after epoch {at} (exit code {code}); restarting it");
+                c.Person.Cluster = $"{ClusterShape}; {victim.Name} killed (kill -9) after epoch {at}, restarting";
+                var restarted = Start(victim.Name, c.WorkerArgs);
+                c.Workers[0] = restarted;
+                var firstCall = restarted.Line(WorkerFirstCallLine);
+                string line;
+                try
+                {
+                    // Bounded: a worker that cannot rejoin ends the demo with its reason instead of holding the chain forever.
+                    line = await restarted.Line(WorkerRegisteredLine).WaitAsync(RestartBound, stop.Token);
+                }
+                catch (TimeoutException)
+                {
+                    throw new NeuronException($"{restarted}, restarted after kill -9, did not register with the front within {RestartBound.TotalSeconds:F0} s; its last lines:{Environment.NewLine}{restarted.Tail()}");
+                }
+                processes.Log?.WriteLine($"demo: {restarted} restarted; {line}");
+                c.Person.Cluster = $"{ClusterShape}; {victim.Name} killed (kill -9) after epoch {at}, restarted, registered again";
+                // The next blocks wait for batches the validator completes from now on, with both workers serving.
+                driver.DropBankedBatches();
+                state.Phase = $"{victim.Name} restarted after kill -9";
+                _ = firstCall.ContinueWith(t =>
+                {
+                    if (!t.IsCompletedSuccessfully) return;
+                    processes.Log?.WriteLine($"demo: {restarted} {t.Result}");
+                    c.Person.Cluster = $"{ClusterShape}; {victim.Name} killed (kill -9) after epoch {at}, restarted, serving again";
+                }, TaskScheduler.Default);
+            }
             // Event-driven blocks (--block_time 0): a block whenever the node's pool holds a call. The pool has no
             // subscription, so it is looked at every 20 ms until a block has taken what it held.
             var watching = options.BlockTime == TimeSpan.Zero ? Task.Run(() => WatchPoolAsync(chain, driver, blockProduced, stop.Token), CancellationToken.None) : Task.CompletedTask;
@@ -240,10 +306,11 @@ public static class ProcessNetwork
                         var address = (await started)[FrontNodeLine.Length..].Trim().Split(';')[0];
                         var registered = new List<Task<string>>();
                         var workers = new List<DemoChild>();
+                        string[] workerArgs = ["run", "server", "--netuid", netuid.ToString(CultureInfo.InvariantCulture),
+                            "--cluster.role", "worker", "--cluster.seed_nodes", address, "--cluster.port", "0", "--config", file];
                         for (var w = 1; w <= DemoOptions.ClusterWorkers; w++)
                         {
-                            var worker = Start(string.Create(CultureInfo.InvariantCulture, $"{p.Name}_worker{w}"), ["run", "server", "--netuid", netuid.ToString(CultureInfo.InvariantCulture),
-                                "--cluster.role", "worker", "--cluster.seed_nodes", address, "--cluster.port", "0", "--config", file]);
+                            var worker = Start(string.Create(CultureInfo.InvariantCulture, $"{p.Name}_worker{w}"), workerArgs);
                             workers.Add(worker);
                             registered.Add(LineOf(worker, WorkerRegisteredLine));
                         }
@@ -254,6 +321,7 @@ public static class ProcessNetwork
                         for (var w = 0; w < workers.Count; w++)
                             processes.Log?.WriteLine($"demo: {workers[w]} {await registered[w]}");
                         p.Cluster = ClusterShape;
+                        Volatile.Write(ref cluster, new ClusterRun(p, workers, workerArgs));
                         processes.Log?.WriteLine($"demo: {front} {line[..line.IndexOf(" (state in", StringComparison.Ordinal)]} at {axon} (cluster: {ClusterShape})");
                     }
                     finally
@@ -341,6 +409,12 @@ public static class ProcessNetwork
             throw new NeuronException(failure.Message);
         }
     }
+
+    /// <summary>The cluster server's processes, for <see cref="DemoOptions.KillWorkerAtEpoch"/>.</summary>
+    private sealed record ClusterRun(DemoPerson Person, List<DemoChild> Workers, string[] WorkerArgs);
+
+    /// <summary>Longest a worker restarted after kill -9 may take to register with the front again (a hang guard: start-up, model load, cluster join).</summary>
+    private static readonly TimeSpan RestartBound = TimeSpan.FromMinutes(3);
 
     /// <summary>Until cancelled: whenever the node's pool holds a call, asks for a block and waits until one is produced.</summary>
     private static async Task WatchPoolAsync(SubstrateChainBackend chain, BlockDriver driver, SemaphoreSlim blockProduced, CancellationToken cancellationToken)

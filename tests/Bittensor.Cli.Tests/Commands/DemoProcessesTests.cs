@@ -90,6 +90,47 @@ public sealed partial class DemoProcessesTests : IDisposable
         Assert.Empty(Survivors());
     }
 
+    [GeneratedRegex(@"^demo: server1_worker1 \(pid (\d+)\) killed with SIGKILL after epoch 1 \(exit code (\d+)\); restarting it")]
+    private static partial Regex WorkerKilled();
+
+    [GeneratedRegex(@"^demo: server1_worker1 \(pid (\d+)\) restarted; worker registered with the front at ")]
+    private static partial Regex WorkerRestarted();
+
+    [GeneratedRegex(@"^demo: server1_worker1 \(pid (\d+)\) stopped \(exit code 0\): worker drained and left the cluster; it served (\d+) calls")]
+    private static partial Regex RestartedServed();
+
+    [Fact]
+    public async Task A_cluster_worker_killed_with_kill_9_mid_demo_is_restarted_and_serves_again_while_the_cluster_server_keeps_answering()
+    {
+        var result = await CliProcess.RunAsync(CliProcess.Dotnet, [.. DemoArgs(), "--kill_worker_at_epoch", "1"], _dir, Guard, Environment());
+        Assert.True(result.ExitCode == 0, result.ToString());
+        using var doc = JsonDocument.Parse(result.Stdout);
+        var root = doc.RootElement;
+        Assert.True(root.GetProperty("market_worked").GetBoolean(), result.ToString());
+        var cluster = root.GetProperty("neurons").EnumerateArray().Single(n => n.GetProperty("role").GetString() == "server");
+        // The JSON (and the table and live view, from the same field) say what happened to the cluster.
+        Assert.StartsWith("1 front + 2 workers; server1_worker1 killed (kill -9) after epoch 1, restarted, ", cluster.GetProperty("cluster").GetString());
+        // The cluster server kept answering: paid at the end, its last epoch included.
+        Assert.True(cluster.GetProperty("incentive").GetDouble() > 0, result.ToString());
+        var uid = cluster.GetProperty("uid").GetInt32();
+        var last = root.GetProperty("incentive_by_epoch").EnumerateArray().Last();
+        Assert.True(IncentiveOf(last, uid) > 0, $"the cluster earned nothing in the epoch after the kill: {result}");
+
+        var lines = result.Stderr.Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
+        var killed = lines.Select(l => WorkerKilled().Match(l)).Single(m => m.Success);
+        Assert.Equal("137", killed.Groups[2].Value); // 128 + SIGKILL
+        var restarted = lines.Select(l => WorkerRestarted().Match(l)).Single(m => m.Success);
+        Assert.NotEqual(killed.Groups[1].Value, restarted.Groups[1].Value);
+        // The restarted process (its own pid) served calls before the demo ended, and drained cleanly.
+        var served = lines.Select(l => RestartedServed().Match(l)).Single(m => m.Success);
+        Assert.Equal(restarted.Groups[1].Value, served.Groups[1].Value);
+        Assert.True(long.Parse(served.Groups[2].Value, CultureInfo.InvariantCulture) > 0, $"the restarted worker served no call: {result}");
+        Assert.Empty(Survivors());
+    }
+
+    /// <summary>The incentive of <paramref name="uid"/> in one element of <c>incentive_by_epoch</c> (an object keyed by uid).</summary>
+    private static double IncentiveOf(JsonElement epoch, int uid) => epoch.GetProperty(uid.ToString(CultureInfo.InvariantCulture)).GetDouble();
+
     [Fact]
     public async Task Killing_the_demo_with_kill_9_stops_every_child_it_started()
     {
