@@ -14,6 +14,10 @@ namespace Bittensor.Actors.Metagraph;
 /// <see cref="MetagraphUpdated"/> (on the EventStream and to each <see cref="SubscribeMetagraph"/> subscriber), answers <see cref="GetMetagraph"/> at once (a sync runs off the actor; queries
 /// during it get the previous snapshot), re-syncs when the chain (re)connects, and saves/loads the snapshot atomically so a restart answers before the
 /// first sync. A missing or corrupt file is not an error: it is logged and replaced by a fresh sync.
+/// A loaded snapshot is served only once the chain's genesis hash is known and equals the one the snapshot was saved
+/// with: every localnet is network <c>local</c>, so the name alone does not tell a chain from another that left its
+/// snapshot under the same name. A snapshot from another chain is logged and dropped; one saved without a genesis
+/// (file version 1) is never served; the first sync replaces either.
 /// </summary>
 public sealed class MetagraphActor : ReceiveActor
 {
@@ -33,6 +37,9 @@ public sealed class MetagraphActor : ReceiveActor
     private int _blocksSinceSync;
     private ushort? _tempo;
     private bool _chainSeen; // a sync succeeded or the chain reported a connection since this actor started
+    private MetagraphSnapshot? _unverified; // loaded from disk, not served until the chain's genesis matches its own
+    private bool _verifying;
+    private bool _verifyAgain;
 
     /// <summary>Creates the actor; prefer <see cref="Props"/>.</summary>
     public MetagraphActor(IActorRef chain, ushort netuid, string network, MetagraphSettings settings)
@@ -76,9 +83,11 @@ public sealed class MetagraphActor : ReceiveActor
         Receive<ChainConnected>(_ =>
         {
             _chainSeen = true;
+            Verify();
             RequestSync();
         });
         Receive<Loaded>(OnLoaded);
+        Receive<GenesisRead>(OnGenesisRead);
         Receive<SyncDone>(OnSyncDone);
         Receive<SyncFailed>(OnSyncFailed);
     }
@@ -137,15 +146,59 @@ public sealed class MetagraphActor : ReceiveActor
         {
             if (s.Netuid != _netuid || !string.Equals(s.Network, _network, StringComparison.Ordinal))
                 _log.Warning("metagraph snapshot {0} is for {1}/netuid {2}, not {3}/netuid {4}; ignoring it", _path, s.Network, s.Netuid, _network, _netuid);
-            else if (s.Block > _snapshot.Block)
+            else if (s.GenesisHash is null)
+                _log.Info("metagraph snapshot {0} does not name its chain (saved before snapshots held the genesis hash); not served, the first sync replaces it", _path);
+            else if (!_known)
             {
-                _snapshot = s;
-                _known = true;
-                foreach (var sub in _subscribers) sub.Tell(new MetagraphUpdated(s));
-                _log.Info("metagraph netuid {0} loaded from {1} at block {2} (n = {3})", _netuid, _path, s.Block, s.N);
+                // Held back until the chain says it is the same chain (its genesis), which the first connection tells.
+                _unverified = s;
+                Verify();
             }
         }
         RequestSync();
+    }
+
+    /// <summary>Reads the chain's genesis hash to decide on a loaded snapshot (a read fails fast while the chain connects; a connection retries).</summary>
+    private void Verify()
+    {
+        if (_unverified is null) return;
+        if (_verifying)
+        {
+            _verifyAgain = true;
+            return;
+        }
+        _verifying = true;
+        _chain.Ask<string?>(new ChainRead<string?>(async (backend, ct) => Genesis(await backend.GetIdentityAsync(ct))), _settings.SyncTimeout)
+            .PipeTo(Self, success: g => new GenesisRead(g), failure: _ => new GenesisRead(null));
+    }
+
+    private void OnGenesisRead(GenesisRead m)
+    {
+        _verifying = false;
+        if (_unverified is not { } s) return;
+        if (m.Genesis is null)
+        {
+            // Not connected yet: the next ChainConnected asks again (or the first sync replaces the snapshot).
+            if (_verifyAgain)
+            {
+                _verifyAgain = false;
+                Verify();
+            }
+            return;
+        }
+        _verifyAgain = false;
+        _unverified = null;
+        if (_known) return; // a sync already replaced it
+        if (!string.Equals(s.GenesisHash, m.Genesis, StringComparison.Ordinal))
+        {
+            _log.Warning("metagraph snapshot {0} was saved from another chain (genesis {1}; this chain's is {2}); not served, the first sync replaces it",
+                _path, s.GenesisHash, m.Genesis);
+            return;
+        }
+        _snapshot = s;
+        _known = true;
+        foreach (var sub in _subscribers) sub.Tell(new MetagraphUpdated(s));
+        _log.Info("metagraph netuid {0} loaded from {1} at block {2} (n = {3})", _netuid, _path, s.Block, s.N);
     }
 
     private void RequestSync()
@@ -163,15 +216,16 @@ public sealed class MetagraphActor : ReceiveActor
 
     private static async Task<SyncDone> SyncAsync(IActorRef chain, string network, ushort netuid, string? savePath, TimeSpan timeout, bool readTempo)
     {
-        var (block, neurons, tempo) = await chain.Ask<(BlockInfo, IReadOnlyList<NeuronInfo>, ushort?)>(
-            new ChainRead<(BlockInfo, IReadOnlyList<NeuronInfo>, ushort?)>(async (backend, ct) =>
+        var (genesis, block, neurons, tempo) = await chain.Ask<(string?, BlockInfo, IReadOnlyList<NeuronInfo>, ushort?)>(
+            new ChainRead<(string?, BlockInfo, IReadOnlyList<NeuronInfo>, ushort?)>(async (backend, ct) =>
             {
+                var identity = await backend.GetIdentityAsync(ct);
                 var head = await backend.GetCurrentBlockAsync(ct);
                 var list = await backend.GetNeuronsAsync(netuid, ct);
                 var t = readTempo ? (await backend.GetHyperparametersAsync(netuid, ct))?.Tempo : null;
-                return (head, list, t);
+                return (Genesis(identity), head, list, t);
             }), timeout);
-        var snapshot = MetagraphSnapshot.FromNeurons(network, netuid, block.Number, neurons);
+        var snapshot = MetagraphSnapshot.FromNeurons(network, netuid, block.Number, neurons, genesis);
         string? saveError = null;
         if (savePath is not null)
         {
@@ -196,6 +250,7 @@ public sealed class MetagraphActor : ReceiveActor
         // The chain is the truth even when its block is lower than a loaded file's (a reset localnet restarts at 0).
         _snapshot = m.Snapshot;
         _known = true;
+        _unverified = null;
         var updated = new MetagraphUpdated(_snapshot);
         // Subscribers first: a SyncMetagraph asker answered below may rely on them having been told.
         foreach (var sub in _subscribers) sub.Tell(updated);
@@ -230,4 +285,10 @@ public sealed class MetagraphActor : ReceiveActor
     private sealed record SyncDone(MetagraphSnapshot Snapshot, string? SaveError, ushort? Tempo);
 
     private sealed record SyncFailed(Exception Error);
+
+    private sealed record GenesisRead(string? Genesis);
+
+    /// <summary>The chain's genesis as snapshots hold it; null for an identity without a 32-byte genesis (then nothing loaded is ever served).</summary>
+    private static string? Genesis(ChainIdentity identity) =>
+        identity.GenesisHash.Length == 32 ? MetagraphSnapshot.GenesisHex(identity.GenesisHash.Span) : null;
 }

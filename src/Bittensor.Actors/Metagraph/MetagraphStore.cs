@@ -12,12 +12,14 @@ namespace Bittensor.Actors.Metagraph;
 /// old or the new snapshot, never a torn one. A SHA-256 trailer detects truncation and corruption on load.
 /// </summary>
 /// <remarks>
-/// Layout (little-endian): "BTMG", u16 version (1), network (u16 length + UTF-8), u16 netuid, u64 block, u32 n;
+/// Layout (little-endian): "BTMG", u16 version (2), network (u16 length + UTF-8), genesis (u8 0 = not known, or 1
+/// followed by the chain's 32-byte genesis hash; version 2 only), u16 netuid, u64 block, u32 n;
 /// per uid: hotkey[32], coldkey[32], u64 stake, u16 rank, trust, consensus, incentive, dividends, validator_trust,
 /// u64 emission, u8 flags (bit0 permit, bit1 active), u64 last_update, axon {u32 version, u128 ip, u8 ip_type,
 /// u16 port, u8 protocol, u64 block}; then per uid a weights row and a bonds row (u32 count, count × (u16 uid,
 /// u16 value)); then SHA-256 of everything before it. Binary rather than JSON because a dense n = 4096 subnet
-/// has 16 M weight entries.
+/// has 16 M weight entries. Version 1 files (no genesis field) are still read: their snapshot's
+/// <see cref="MetagraphSnapshot.GenesisHash"/> is null (chain not known), which <see cref="MetagraphActor"/> never serves.
 /// </remarks>
 public static class MetagraphStore
 {
@@ -25,7 +27,10 @@ public static class MetagraphStore
     public const long MaxFileBytes = 1L << 30;
 
     private static readonly byte[] Magic = "BTMG"u8.ToArray();
-    private const ushort Version = 1;
+    private const ushort Version = 2;
+
+    /// <summary>The first format, without the genesis field: still read.</summary>
+    private const ushort VersionWithoutGenesis = 1;
     private const int PerUidFixed = 32 + 32 + 8 + 6 * 2 + 8 + 1 + 8 + (4 + 16 + 1 + 2 + 1 + 8);
 
     /// <summary>The default file of a subnet's snapshot: <c>&lt;root&gt;/&lt;network&gt;/netuid&lt;N&gt;.bin</c>.</summary>
@@ -44,7 +49,8 @@ public static class MetagraphStore
         ArgumentNullException.ThrowIfNull(snapshot);
         var net = Encoding.UTF8.GetBytes(snapshot.Network);
         if (net.Length > 256) throw new ArgumentException("network name longer than 256 bytes");
-        long size = 4 + 2 + 2 + net.Length + 2 + 8 + 4 + (long)snapshot.N * (PerUidFixed + 8) + 32;
+        var genesis = snapshot.GenesisHash is { } g ? Convert.FromHexString(g.AsSpan(2)) : Array.Empty<byte>();
+        long size = 4 + 2 + 2 + net.Length + 1 + genesis.Length + 2 + 8 + 4 + (long)snapshot.N * (PerUidFixed + 8) + 32;
         for (var i = 0; i < snapshot.N; i++) size += 4L * (snapshot.W[i].Length + snapshot.B[i].Length);
         if (size > MaxFileBytes) throw new ArgumentException($"snapshot of {size} bytes exceeds the {MaxFileBytes}-byte limit");
 
@@ -54,6 +60,8 @@ public static class MetagraphStore
         w.U16(Version);
         w.U16((ushort)net.Length);
         w.Bytes(net);
+        w.U8(genesis.Length == 0 ? (byte)0 : (byte)1);
+        w.Bytes(genesis);
         w.U16(snapshot.Netuid);
         w.U64(snapshot.Block);
         w.U32((uint)snapshot.N);
@@ -106,8 +114,15 @@ public static class MetagraphStore
         var r = new Reader(data[..^32]);
         r.Skip(4);
         var version = r.U16();
-        if (version != Version) throw new InvalidDataException($"unsupported metagraph file version {version}");
+        if (version is not (Version or VersionWithoutGenesis)) throw new InvalidDataException($"unsupported metagraph file version {version}");
         var network = Encoding.UTF8.GetString(r.Take(r.U16()));
+        string? genesis = null;
+        if (version >= Version)
+        {
+            var known = r.U8();
+            if (known > 1) throw new InvalidDataException($"metagraph file has a bad genesis marker {known}");
+            if (known == 1) genesis = MetagraphSnapshot.GenesisHex(r.Take(32));
+        }
         var netuid = r.U16();
         var block = r.U64();
         var n = r.U32();
@@ -156,7 +171,7 @@ public static class MetagraphStore
         var bonds = ReadRows(ref r, count);
         if (r.Remaining != 0) throw new InvalidDataException("metagraph file has trailing bytes");
         return new MetagraphSnapshot(network, netuid, block, [.. hot], [.. cold], [.. stake], [.. rank], [.. trust], [.. cons],
-            [.. inc], [.. div], [.. vtrust], [.. emission], [.. permit], [.. active], [.. last], [.. endpoints], weights, bonds);
+            [.. inc], [.. div], [.. vtrust], [.. emission], [.. permit], [.. active], [.. last], [.. endpoints], weights, bonds, genesis);
     }
 
     /// <summary>

@@ -21,8 +21,11 @@ public sealed class MetagraphSnapshot
     private ImmutableArray<string> _hotkeys;
     private ImmutableArray<string> _coldkeys;
 
-    /// <summary>Builds a snapshot; every per-uid array must have the same length as <paramref name="hotkeyIds"/>.</summary>
-    /// <exception cref="ArgumentException">An array's length differs from N, or N exceeds 65 536.</exception>
+    /// <summary>
+    /// Builds a snapshot; every per-uid array must have the same length as <paramref name="hotkeyIds"/>.
+    /// <paramref name="genesisHash"/> names the chain it was read from (<see cref="GenesisHex"/>; null when not known).
+    /// </summary>
+    /// <exception cref="ArgumentException">An array's length differs from N, N exceeds 65 536, or the genesis hash is not 0x and 64 lowercase hex digits.</exception>
     public MetagraphSnapshot(
         string network, ushort netuid, ulong block,
         ImmutableArray<AccountId> hotkeyIds, ImmutableArray<AccountId> coldkeyIds,
@@ -32,9 +35,12 @@ public sealed class MetagraphSnapshot
         ImmutableArray<ulong> emissionRao,
         ImmutableArray<bool> validatorPermit, ImmutableArray<bool> active, ImmutableArray<ulong> lastUpdate,
         ImmutableArray<Endpoint> endpoints,
-        ImmutableArray<ImmutableArray<UidWeight>> weights, ImmutableArray<ImmutableArray<UidWeight>> bonds)
+        ImmutableArray<ImmutableArray<UidWeight>> weights, ImmutableArray<ImmutableArray<UidWeight>> bonds,
+        string? genesisHash = null)
     {
         ArgumentNullException.ThrowIfNull(network);
+        if (genesisHash is not null && !IsGenesisHex(genesisHash))
+            throw new ArgumentException($"genesis hash '{genesisHash}' is not 0x followed by 64 lowercase hex digits", nameof(genesisHash));
         var n = hotkeyIds.IsDefault ? 0 : hotkeyIds.Length;
         if (n > 65_536) throw new ArgumentException($"a subnet has at most 65536 uids, got {n}");
         Check(coldkeyIds, n, "coldkeys");
@@ -54,6 +60,7 @@ public sealed class MetagraphSnapshot
         Check(bonds, n, "bonds");
 
         Network = network;
+        GenesisHash = genesisHash;
         Netuid = netuid;
         Block = block;
         HotkeyIds = OrEmpty(hotkeyIds);
@@ -94,7 +101,7 @@ public sealed class MetagraphSnapshot
     /// Builds a snapshot from a chain read: <paramref name="neurons"/> must be ordered by uid with uids 0 … N−1
     /// (what <c>IChainBackend.GetNeuronsAsync</c> returns); otherwise <see cref="ArgumentException"/>.
     /// </summary>
-    public static MetagraphSnapshot FromNeurons(string network, ushort netuid, ulong block, IReadOnlyList<NeuronInfo> neurons)
+    public static MetagraphSnapshot FromNeurons(string network, ushort netuid, ulong block, IReadOnlyList<NeuronInfo> neurons, string? genesisHash = null)
     {
         ArgumentNullException.ThrowIfNull(neurons);
         var n = neurons.Count;
@@ -137,11 +144,26 @@ public sealed class MetagraphSnapshot
             bonds[i] = x.Bonds.IsDefault ? [] : x.Bonds;
         }
         return new MetagraphSnapshot(network, netuid, block, [.. hot], [.. cold], [.. stake], [.. rank], [.. trust], [.. cons],
-            [.. inc], [.. div], [.. vtrust], [.. emission], [.. permit], [.. active], [.. last], [.. endpoints], [.. weights], [.. bonds]);
+            [.. inc], [.. div], [.. vtrust], [.. emission], [.. permit], [.. active], [.. last], [.. endpoints], [.. weights], [.. bonds], genesisHash);
     }
 
     /// <summary>Network the snapshot was read from (<c>local</c>, <c>finney</c>, …).</summary>
     public string Network { get; }
+
+    /// <summary>
+    /// Genesis hash of the chain the snapshot was read from, as <see cref="GenesisHex"/> writes it; null when not known
+    /// (an empty snapshot, a file saved before snapshots named their chain). Two chains may share a network name
+    /// (every localnet is <c>local</c>); only the genesis tells them apart.
+    /// </summary>
+    public string? GenesisHash { get; }
+
+    /// <summary>A genesis hash as snapshots hold it: <c>0x</c> and 64 lowercase hex digits.</summary>
+    /// <exception cref="ArgumentException">The hash is not 32 bytes.</exception>
+    public static string GenesisHex(ReadOnlySpan<byte> genesis) =>
+        genesis.Length == 32 ? "0x" + Convert.ToHexStringLower(genesis) : throw new ArgumentException($"a genesis hash is 32 bytes, got {genesis.Length}", nameof(genesis));
+
+    private static bool IsGenesisHex(string s) =>
+        s.Length == 66 && s.StartsWith("0x", StringComparison.Ordinal) && !s.AsSpan(2).ContainsAnyExcept("0123456789abcdef");
 
     /// <summary>Subnet id.</summary>
     public ushort Netuid { get; }

@@ -12,7 +12,8 @@ internal sealed class FakeChainBackend : IChainBackend
 {
     private readonly Channel<BlockInfo> _blocks = Channel.CreateUnbounded<BlockInfo>();
 
-    public FakeChainBackend(string name = "fake") => Identity = new ChainIdentity(name, new byte[32], 148, 1);
+    /// <summary>A backend named <paramref name="name"/> whose genesis hash is <paramref name="genesis"/> (32 zero bytes when null).</summary>
+    public FakeChainBackend(string name = "fake", byte[]? genesis = null) => Identity = new ChainIdentity(name, genesis ?? new byte[32], 148, 1);
 
     public ChainIdentity Identity { get; }
     public ulong Head { get; set; } = 1;

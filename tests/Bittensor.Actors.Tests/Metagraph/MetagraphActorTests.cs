@@ -117,6 +117,68 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
     }
 
     [Fact]
+    public async Task A_snapshot_saved_from_another_chain_with_the_same_network_name_is_not_served()
+    {
+        await SavedSnapshotThenStalledSync(); // saved from _backend: genesis 32 zero bytes, network "local"
+        var other = new FakeChainBackend(genesis: [.. Enumerable.Repeat((byte)0x11, 32)]) { Head = 3 };
+        other.NeuronsSource = _ => new TaskCompletionSource<IReadOnlyList<NeuronInfo>>().Task; // its first sync never ends either
+        var otherChain = Sys.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(other), SubtensorSettings.Default, () => 0.5));
+        IActorRef second = ActorRefs.Nobody;
+        await EventFilter.Warning(contains: "was saved from another chain (genesis 0x0000").ExpectOneAsync(async () =>
+        {
+            second = Sys.ActorOf(MetagraphActor.Props(otherChain, 1, "local", Settings(save: true)));
+            await Task.CompletedTask;
+        });
+        Assert.Equal(0, (await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5))).N);
+    }
+
+    [Fact]
+    public async Task A_snapshot_that_does_not_name_its_chain_is_not_served()
+    {
+        var chain = await SavedSnapshotThenStalledSync();
+        // As a file written before snapshots held the genesis (MetagraphStoreTests reads such a version-1 file).
+        var path = MetagraphStore.DefaultPath(_dir, "local", 1);
+        var s = MetagraphStore.Load(path);
+        Assert.Equal(MetagraphSnapshot.GenesisHex(new byte[32]), s.GenesisHash);
+        MetagraphStore.Save(new MetagraphSnapshot(s.Network, s.Netuid, s.Block, s.HotkeyIds, s.ColdkeyIds, s.StakeRao, s.RankU16, s.TrustU16, s.ConsensusU16,
+            s.IncentiveU16, s.DividendsU16, s.ValidatorTrustU16, s.EmissionRao, s.ValidatorPermit, s.Active, s.LastUpdate, s.Endpoints, s.W, s.B), path);
+        IActorRef second = ActorRefs.Nobody;
+        await EventFilter.Info(contains: "does not name its chain").ExpectOneAsync(async () =>
+        {
+            second = Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings(save: true)));
+            await Task.CompletedTask;
+        });
+        Assert.Equal(0, (await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5))).N);
+    }
+
+    [Fact]
+    public async Task A_saved_snapshot_waits_for_the_chain_to_connect_and_is_served_once_its_genesis_matches()
+    {
+        await SavedSnapshotThenStalledSync();
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var connecting = Sys.ActorOf(ChainActor.Props(async _ =>
+        {
+            await gate.Task;
+            return (IChainBackend)_backend;
+        }, SubtensorSettings.Default, () => 0.5));
+        IActorRef second = ActorRefs.Nobody;
+        // Loaded, and its first sync found the chain still connecting: nothing can vouch for the snapshot yet.
+        await EventFilter.Info(contains: "waits for the chain to connect").ExpectOneAsync(async () =>
+        {
+            second = Sys.ActorOf(MetagraphActor.Props(connecting, 1, "local", Settings(save: true)));
+            await Task.CompletedTask;
+        });
+        Assert.Equal(0, (await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5))).N);
+
+        gate.SetResult(); // connects (same genesis); its sync never ends, so only the saved snapshot can answer
+        await AwaitAssertAsync(async () =>
+        {
+            var s = await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5));
+            Assert.Equal((9ul, 4), (s.Block, s.N));
+        });
+    }
+
+    [Fact]
     public async Task With_save_off_a_snapshot_on_disk_is_not_loaded()
     {
         var chain = await SavedSnapshotThenStalledSync();

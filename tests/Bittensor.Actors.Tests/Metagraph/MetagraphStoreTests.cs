@@ -13,7 +13,61 @@ public sealed class MetagraphStoreTests : IDisposable
         if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
     }
 
-    private static MetagraphSnapshot Sample(int n = 5) => MetagraphSnapshot.FromNeurons("local", 1, 77, TestNeurons.Many(n));
+    /// <summary>The chain the samples were read from.</summary>
+    private static readonly string Genesis = MetagraphSnapshot.GenesisHex(Enumerable.Range(0, 32).Select(i => (byte)(0xa0 + i)).ToArray());
+
+    private static MetagraphSnapshot Sample(int n = 5, string? genesis = null) =>
+        MetagraphSnapshot.FromNeurons("local", 1, 77, TestNeurons.Many(n), genesis ?? Genesis);
+
+    /// <summary>
+    /// The bytes the first format (version 1: no genesis field) held for <paramref name="s"/>: today's encoding of the
+    /// same snapshot without a genesis, its marker byte removed, the version set to 1 and the checksum recomputed.
+    /// </summary>
+    private static byte[] Version1(MetagraphSnapshot s)
+    {
+        var unknown = new MetagraphSnapshot(s.Network, s.Netuid, s.Block, s.HotkeyIds, s.ColdkeyIds, s.StakeRao, s.RankU16, s.TrustU16, s.ConsensusU16,
+            s.IncentiveU16, s.DividendsU16, s.ValidatorTrustU16, s.EmissionRao, s.ValidatorPermit, s.Active, s.LastUpdate, s.Endpoints, s.W, s.B);
+        var v2 = MetagraphStore.Encode(unknown);
+        var marker = 4 + 2 + 2 + System.Text.Encoding.UTF8.GetByteCount(s.Network);
+        Assert.Equal(0, v2[marker]); // "genesis not known"
+        var body = v2[..marker].Concat(v2[(marker + 1)..^32]).ToArray();
+        body[4] = 1;
+        body[5] = 0;
+        return [.. body, .. System.Security.Cryptography.SHA256.HashData(body)];
+    }
+
+    [Fact]
+    public void A_snapshot_saved_before_the_genesis_field_still_loads_with_no_chain_named()
+    {
+        var s = Sample(3);
+        var back = MetagraphStore.Decode(Version1(s));
+        Assert.Null(back.GenesisHash);
+        Assert.Equal(("local", (ushort)1, 77ul, 3), (back.Network, back.Netuid, back.Block, back.N));
+        Assert.Equal(s.HotkeyIds.ToArray(), back.HotkeyIds.ToArray());
+        Assert.Equal(s.W.Select(r => r.ToArray()), back.W.Select(r => r.ToArray()));
+    }
+
+    [Fact]
+    public void A_snapshot_without_a_genesis_round_trips_as_not_known_and_a_bad_marker_is_refused()
+    {
+        var s = Sample(2);
+        var unknown = MetagraphSnapshot.FromNeurons(s.Network, s.Netuid, s.Block, TestNeurons.Many(2));
+        var bytes = MetagraphStore.Encode(unknown);
+        Assert.Null(MetagraphStore.Decode(bytes).GenesisHash);
+        var marker = 4 + 2 + 2 + "local".Length;
+        bytes[marker] = 2;
+        System.Security.Cryptography.SHA256.HashData(bytes.AsSpan(0, bytes.Length - 32), bytes.AsSpan(bytes.Length - 32));
+        Assert.Contains("genesis marker", Assert.Throws<InvalidDataException>(() => MetagraphStore.Decode(bytes)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_genesis_hash_that_is_not_32_bytes_of_lowercase_hex_is_refused()
+    {
+        Assert.Throws<ArgumentException>(() => MetagraphSnapshot.GenesisHex(new byte[31]));
+        Assert.Throws<ArgumentException>(() => Sample(1, "0x" + new string('A', 64)));
+        Assert.Throws<ArgumentException>(() => Sample(1, new string('a', 66)));
+        Assert.Throws<ArgumentException>(() => Sample(1, "0x" + new string('a', 62)));
+    }
 
     [Fact]
     public void A_saved_snapshot_loads_back_identical()
@@ -24,6 +78,7 @@ public sealed class MetagraphStoreTests : IDisposable
         var back = MetagraphStore.Load(path);
 
         Assert.Equal(("local", (ushort)1, 77ul, 5), (back.Network, back.Netuid, back.Block, back.N));
+        Assert.Equal(Genesis, back.GenesisHash);
         Assert.Equal(s.HotkeyIds.ToArray(), back.HotkeyIds.ToArray());
         Assert.Equal(s.ColdkeyIds.ToArray(), back.ColdkeyIds.ToArray());
         Assert.Equal(s.StakeRao.ToArray(), back.StakeRao.ToArray());
