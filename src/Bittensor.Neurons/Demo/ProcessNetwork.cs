@@ -183,7 +183,7 @@ public static class ProcessNetwork
             var endpoint = (await LineOf(node, "rpc: ")).Split(' ')[1];
             processes.Log?.WriteLine($"demo: {node} serves {endpoint}");
             var subtensor = SubtensorSettings.Create(BittensorRuntime.Section(config, SubtensorSettings.SectionPath));
-            await using var chain = await SubstrateChainBackend.ConnectAsync(subtensor.BackendOptions(endpoint), stop.Token);
+            await using var chain = await ConnectToNodeAsync(subtensor.BackendOptions(endpoint), node, processes.Log, stop.Token);
 
             // Blocks: this process is the node's only producer (manual seal).
             var blockProduced = new SemaphoreSlim(0, int.MaxValue);
@@ -415,6 +415,29 @@ public static class ProcessNetwork
 
     /// <summary>Longest a worker restarted after kill -9 may take to register with the front again (a hang guard: start-up, model load, cluster join).</summary>
     private static readonly TimeSpan RestartBound = TimeSpan.FromMinutes(3);
+
+    /// <summary>
+    /// Connects to the node, which has printed its <c>rpc:</c> line (it listens). An attempt that fails — on a loaded
+    /// machine a cold node may take longer than the connect or request deadline to answer its first WebSocket — is
+    /// retried after the reconnect backoff for as long as the node runs: its exit cancels <paramref name="cancellationToken"/>
+    /// (the demo then ends naming it), so the node's own fate, not the clock, ends the wait.
+    /// </summary>
+    private static async Task<SubstrateChainBackend> ConnectToNodeAsync(SubstrateBackendOptions options, DemoChild node, TextWriter? log, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await SubstrateChainBackend.ConnectAsync(options, cancellationToken);
+            }
+            catch (ChainUnavailableException e) when (!cancellationToken.IsCancellationRequested)
+            {
+                var delay = options.Rpc.Reconnect.Delay(attempt, Random.Shared.NextDouble());
+                log?.WriteLine($"demo: {node} still running but not answering yet (attempt {attempt}: {e.Message}); trying again in {delay.TotalSeconds:F1} s");
+                await Task.Delay(delay, cancellationToken);
+            }
+        }
+    }
 
     /// <summary>Until cancelled: whenever the node's pool holds a call, asks for a block and waits until one is produced.</summary>
     private static async Task WatchPoolAsync(SubstrateChainBackend chain, BlockDriver driver, SemaphoreSlim blockProduced, CancellationToken cancellationToken)
