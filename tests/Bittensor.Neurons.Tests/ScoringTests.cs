@@ -82,6 +82,44 @@ public sealed class ScoringTests
     }
 
     [Fact]
+    public void Fresh_noise_next_to_a_useful_peer_never_joins_the_context_where_the_old_gate_let_it_in_by_chance()
+    {
+        // The cause of AdversaryZooTests' "gauss joined the validator's context in 1 batch" on a busy machine: for noise the
+        // posterior odds (informed : baseline) are a likelihood ratio that stays at the 1 : 1 prior in expectation, so by
+        // Ville's inequality they ever reach c : 1 with probability up to 1/c in a run. The old gate (0.9, odds 9 : 1)
+        // therefore let noise in by chance in up to one run of 9; which runs depends on everything the posterior saw
+        // (in a demo: which replies beat their deadline, how the servers had trained), so a seeded demo passed quietly and
+        // failed under load. Here each seeded run feeds one useful peer and one noise peer to two nuclei alike, one
+        // with the old gate, one with JoinEvidence: deterministic, no clock.
+        const int runs = 100, steps = 40, batch = 2, seq = 12, dim = 16;
+        var oldGate = new List<int>();
+        var gate = new List<int>();
+        for (var run = 0; run < runs; run++)
+        {
+            using var old = new ValidatorNucleus(Small with { Seed = run }, joinEvidence: 0.9);
+            using var current = new ValidatorNucleus(Small with { Seed = run });
+            var random = new Random(run);
+            var embedding = Embedding(random, 64, dim);
+            var noise = Bittensor.Neurons.Demo.Adversaries.Values(run % 2 == 0 ? "gauss" : "uniform", dim, seed: 1000 + run);
+            var (oldJoined, joined, usefulJoined) = (false, false, false);
+            for (var step = 0; step < steps; step++)
+            {
+                var (tokens, informative) = InformativeBatch(random, embedding, batch, seq);
+                var reply = noise(batch, seq)!;
+                oldJoined |= old.Train(tokens, batch, seq, [0, 1], [informative, reply]).RouterWeights[1] > 0;
+                var result = current.Train(tokens, batch, seq, [0, 1], [informative, reply]);
+                joined |= result.RouterWeights[1] > 0;
+                usefulJoined |= result.RouterWeights[0] > 0;
+            }
+            if (oldJoined) oldGate.Add(run);
+            if (joined) gate.Add(run);
+            Assert.True(usefulJoined, $"run {run}: the useful peer never joined the context");
+        }
+        Assert.True(gate.Count == 0, $"noise joined the context in runs {string.Join(", ", gate)} of {runs}");
+        Assert.True(oldGate.Count > 0, $"at 0.9 no noise joined in {runs} runs: this test no longer shows the old gate's failure");
+    }
+
+    [Fact]
     public void Two_nuclei_with_one_seed_take_the_same_step_whatever_else_draws_from_torchs_global_generator()
     {
         const int batch = 2, seq = 4, dim = 16;

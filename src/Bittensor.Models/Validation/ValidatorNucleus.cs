@@ -47,10 +47,18 @@ public sealed class ValidatorNucleus : IDisposable
     private readonly StepOptimizer _routerOptimizer;
     private readonly StepOptimizer _baselineOptimizer;
     private readonly PeerScorer _scorer;
+    private readonly double _joinEvidence;
 
-    /// <summary>A fresh nucleus (deterministic for a given <see cref="NucleusSettings.Seed"/>).</summary>
-    public ValidatorNucleus(NucleusSettings settings)
+    /// <summary>
+    /// A fresh nucleus (deterministic for a given <see cref="NucleusSettings.Seed"/>). <paramref name="joinEvidence"/> is
+    /// the posterior a peer needs to join the context (<see cref="JoinEvidence"/>; another value is for experiments and tests).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="joinEvidence"/> is not in [0.5, 1) (below the prior every peer would join at once).</exception>
+    public ValidatorNucleus(NucleusSettings settings, double joinEvidence = JoinEvidence)
     {
+        if (!(joinEvidence >= 1 - PeerScorer.BaselinePrior && joinEvidence < 1))
+            throw new ArgumentOutOfRangeException(nameof(joinEvidence), joinEvidence, "the join evidence must be in [0.5, 1)");
+        _joinEvidence = joinEvidence;
         _settings = settings.Validate();
         if (settings.Threads > 0) torch.set_num_threads(settings.Threads);
         _router = new Parameter(zeros(settings.RouterCapacity));
@@ -113,9 +121,13 @@ public sealed class ValidatorNucleus : IDisposable
 
     /// <summary>
     /// Posterior probability (<see cref="PeerScorer.Informative"/>) a peer's representations must reach before they join
-    /// the decoder's context: 0.9, i.e. its batches so far favour an informed expert over the baseline 9 to 1.
+    /// the decoder's context: 0.9999, i.e. its batches so far favour an informed expert over the baseline 9999 to 1.
+    /// For noise the posterior odds are a likelihood ratio whose expectation under the baseline stays at the prior's
+    /// (1 to 1), so by Ville's inequality they ever reach 9999 to 1 with probability at most 1/9999 in a whole run; the
+    /// earlier 0.9 (9 to 1) let noise join by chance in up to one run of 9 (docs/validator.md). A useful peer earns the
+    /// 9.2 nats within a few batches (its gain is several nats per batch).
     /// </summary>
-    public const double JoinEvidence = 0.9;
+    public const double JoinEvidence = 0.9999;
 
     /// <summary>Steps taken so far.</summary>
     public long Steps { get; private set; }
@@ -178,7 +190,7 @@ public sealed class ValidatorNucleus : IDisposable
         _baselineOptimizer.ZeroGrad();
         // Only peers whose representations have shown information join the context (the scorer's posterior, updated with
         // this batch): noise, constants and zeros never reach the decoder, so they cannot move its loss either way.
-        var joining = accepted.Where(i => _scorer.Informative(uids[i]) >= JoinEvidence).ToArray();
+        var joining = accepted.Where(i => _scorer.Informative(uids[i]) >= _joinEvidence).ToArray();
         var index = tensor(joining.Select(i => (long)Math.Min(uids[i], _settings.RouterCapacity - 1)).ToArray());
         var weights = joining.Length == 0 ? zeros(0) : functional.softmax(_router.index_select(0, index), 0);
         Tensor joined = zeros(batch, seq, dim);
