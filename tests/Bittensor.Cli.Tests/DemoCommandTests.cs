@@ -4,6 +4,9 @@ using Bittensor.Cli.Commands;
 
 namespace Bittensor.Cli.Tests;
 
+// Runs btcli verbs (and their actor systems) in this process: Akka's start-up/shutdown logger writes to Console.Error,
+// which the console-capturing tests of this collection redirect process-wide, so they must not run beside them.
+[Collection(Bittensor.Cli.Tests.Chain.ConsoleCollection.Name)]
 public sealed class DemoCommandTests
 {
     private static RootCommand Root()

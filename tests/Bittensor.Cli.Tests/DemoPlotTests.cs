@@ -6,6 +6,9 @@ using Bittensor.Neurons.Demo;
 namespace Bittensor.Cli.Tests;
 
 /// <summary><c>btcli demo --plot FILE.png</c>: the final metagraph drawn as <c>btcli metagraph --plot</c> draws a chain's.</summary>
+// Runs btcli verbs (and their actor systems) in this process: Akka's start-up/shutdown logger writes to Console.Error,
+// which the console-capturing tests of this collection redirect process-wide, so they must not run beside them.
+[Collection(Bittensor.Cli.Tests.Chain.ConsoleCollection.Name)]
 public sealed class DemoPlotTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("bt-demo-plot-").FullName;

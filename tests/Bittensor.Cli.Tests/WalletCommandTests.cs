@@ -8,6 +8,9 @@ using Bittensor.Core.Crypto;
 namespace Bittensor.Cli.Tests;
 
 /// <summary>The <c>btcli wallet</c> verbs run in-process against a temporary wallet folder.</summary>
+// Runs btcli verbs (and their actor systems) in this process: Akka's start-up/shutdown logger writes to Console.Error,
+// which the console-capturing tests of this collection redirect process-wide, so they must not run beside them.
+[Collection(Bittensor.Cli.Tests.Chain.ConsoleCollection.Name)]
 public sealed class WalletCommandTests : IDisposable
 {
     private const string Alice = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";

@@ -10,6 +10,9 @@ using Bittensor.Neurons.Demo;
 
 namespace Bittensor.Cli.Tests.Commands;
 
+// Runs btcli verbs (and their actor systems) in this process: Akka's start-up/shutdown logger writes to Console.Error,
+// which the console-capturing tests of this collection redirect process-wide, so they must not run beside them.
+[Collection(Bittensor.Cli.Tests.Chain.ConsoleCollection.Name)]
 public sealed class AxonCommandsTests() : Akka.TestKit.Xunit2.TestKit("akka.loglevel = WARNING")
 {
     private static RootCommand Root()

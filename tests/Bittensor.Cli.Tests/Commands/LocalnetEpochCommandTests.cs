@@ -5,6 +5,9 @@ using Bittensor.Cli.Commands;
 namespace Bittensor.Cli.Tests.Commands;
 
 /// <summary><c>btcli localnet epoch --input case.json</c> on real files.</summary>
+// Runs btcli verbs (and their actor systems) in this process: Akka's start-up/shutdown logger writes to Console.Error,
+// which the console-capturing tests of this collection redirect process-wide, so they must not run beside them.
+[Collection(Bittensor.Cli.Tests.Chain.ConsoleCollection.Name)]
 public sealed class LocalnetEpochCommandTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("btcli-epoch-").FullName;

@@ -5,6 +5,9 @@ using Bittensor.Cli.Commands;
 namespace Bittensor.Cli.Tests.Commands;
 
 /// <summary><c>btcli substrate …</c> over spec 148's recorded metadata; expected bytes are polkadot-js recordings.</summary>
+// Runs btcli verbs (and their actor systems) in this process: Akka's start-up/shutdown logger writes to Console.Error,
+// which the console-capturing tests of this collection redirect process-wide, so they must not run beside them.
+[Collection(Bittensor.Cli.Tests.Chain.ConsoleCollection.Name)]
 public sealed class SubstrateCommandsTests
 {
     private static readonly string Metadata = Path.Combine(AppContext.BaseDirectory, "Fixtures", "local-148-metadata.hex");
