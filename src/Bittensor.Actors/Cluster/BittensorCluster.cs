@@ -1,5 +1,6 @@
 using System.Globalization;
 using Akka.Actor;
+using Akka.Cluster;
 using Akka.Configuration;
 
 namespace Bittensor.Actors.Cluster;
@@ -146,6 +147,28 @@ public static class BittensorCluster
         system.EventStream.Subscribe(listener, typeof(ClusterFrontDeactivated));
         _ = system.WhenTerminated.ContinueWith(_ => channel.Writer.TryComplete(), TaskScheduler.Default);
         return channel.Reader;
+    }
+
+    /// <summary>
+    /// Writes one line through <paramref name="write"/> each time this node sees a member become Up (the members already
+    /// up when it starts included): "cluster member ADDRESS (ROLES) is up". A standby front prints it too, so an operator
+    /// (or a test) knows which members this node's split-brain resolver counts before a front is stopped.
+    /// </summary>
+    public static void LogMembersUp(ActorSystem system, Action<string> write)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        ArgumentNullException.ThrowIfNull(write);
+        var logger = system.ActorOf(FactoryProps.For(() => new MemberUpLogger(write)));
+        Akka.Cluster.Cluster.Get(system).Subscribe(logger, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberUp));
+    }
+
+    private sealed class MemberUpLogger : ReceiveActor
+    {
+        public MemberUpLogger(Action<string> write)
+        {
+            Receive<ClusterEvent.MemberUp>(m => write($"cluster member {m.Member.Address} ({string.Join(",", m.Member.Roles)}) is up"));
+            ReceiveAny(_ => { });
+        }
     }
 
     private sealed class FrontEventListener : ReceiveActor

@@ -264,6 +264,7 @@ internal static partial class AxonCommands
         var self = Akka.Cluster.Cluster.Get(system);
         var node = self.SelfAddress;
         self.RegisterOnMemberUp(() => Console.Error.WriteLine($"cluster front node {node} is up in the cluster"));
+        BittensorCluster.LogMembersUp(system, Console.Error.WriteLine);
         Console.Error.WriteLine($"cluster front node {node} joining{(cluster.SeedNodes.Count == 0 ? " itself" : " " + string.Join(",", cluster.SeedNodes))}: " +
             "the oldest front-capable node serves the axon, the others stand by to take over");
         IActorRef? current = null;

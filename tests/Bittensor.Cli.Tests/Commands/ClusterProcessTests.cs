@@ -130,6 +130,9 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
         Assert.True(succeededAfterKill >= 100);
     }
 
+    [GeneratedRegex(@"cluster member (akka\.tcp://\S+) \(([a-z,]*)\) is up")]
+    private static partial Regex MemberUp();
+
     [GeneratedRegex(@"cluster front node (akka\.tcp://\S+) is up")]
     private static partial Regex FrontUp();
 
@@ -160,6 +163,10 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
         Start("worker-1", worker);
         Start("worker-2", worker);
         await first.WaitFor(WorkerCount(), m => m.Groups[1].Value == "2" ? true : (bool?)null, timeout.Token);
+        // The standby's split-brain resolver counts Up members only: killed while the workers are still Joining in its
+        // view, the dead front and the standby are a 1:1 split that keep-oldest resolves for the dead (oldest) side.
+        var workersUp = new HashSet<string>();
+        await standby.WaitFor(MemberUp(), m => { lock (workersUp) return m.Groups[2].Value == "worker" && workersUp.Add(m.Groups[1].Value) && workersUp.Count == 2 ? true : (bool?)null; }, timeout.Token);
         await AssertPythonServed(firstPort);
         Assert.DoesNotContain("serving on", standby.Output, StringComparison.Ordinal);
 
