@@ -13,4 +13,21 @@ if [[ "${BT_SKIP_APT:-0}" != "1" ]] && command -v apt-get >/dev/null 2>&1 && [[ 
       || echo "test.sh: apt-get failed; Python interop tests will report it"
   fi
 fi
-dotnet test Bittensor.Actors.sln -c Release "$@"
+# The whole output streams as it comes; a failed run then repeats each failed test's name and the start of its
+# message at the very end, where a CI that keeps only the tail of the output still shows what failed.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+dotnet test Bittensor.Actors.sln -c Release "$@" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+if (( rc != 0 )); then
+  echo
+  echo "test.sh: dotnet test exited with $rc. The start of each failed test's message:"
+  awk '/^  Failed [A-Za-z_][^ ]* \[/ { p = 1; n = 0 }
+       p && /^  (Stack Trace|Standard Output Messages):/ { p = 0 }
+       p && n < 8 { print substr($0, 1, 240); n++ }' "$log"
+  echo "test.sh: the failed tests:"
+  grep -E "^  Failed [A-Za-z_][^ ]* \[" "$log" || echo "  (none named: the run failed outside a test; see above)"
+fi
+exit "$rc"
