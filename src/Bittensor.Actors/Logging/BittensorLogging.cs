@@ -24,7 +24,8 @@ public static class BittensorLogging
     /// <summary>
     /// Akka's side of the bridge: <see cref="LoggerFactoryBridge"/> as the only logger, <c>akka.loglevel</c> at the most
     /// verbose level any category is enabled at (Akka drops events below it before any filter sees them), nothing on
-    /// standard output (Akka's start-up/shutdown logger writes to standard error: <see cref="StandardErrorMinimalLogger"/>).
+    /// standard output (Akka's start-up/shutdown logger writes to standard error, or through the factory in a system
+    /// made by <see cref="CreateSystem"/>: <see cref="StandardErrorMinimalLogger"/>).
     /// </summary>
     public static Config AkkaConfig(LoggingSettings settings)
     {
@@ -108,6 +109,7 @@ public static class BittensorLogging
         if (loggerFactory is null) return ActorSystem.Create(name, config);
         var settings = LoggingSettings.Create(BittensorRuntime.Section(config, LoggingSettings.SectionPath));
         var setup = BootstrapSetup.Create().WithConfig(AkkaConfig(settings).WithFallback(config)).And(new LoggerFactorySetup(loggerFactory));
-        return ActorSystem.Create(name, setup);
+        // Its start-up/shutdown logger writes through the factory too (events left queued for the bridge at shutdown).
+        return StandardErrorMinimalLogger.CreatingWith(loggerFactory, () => ActorSystem.Create(name, setup));
     }
 }

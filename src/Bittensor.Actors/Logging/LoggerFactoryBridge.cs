@@ -24,13 +24,7 @@ public sealed class LoggerFactoryBridge : ActorBase, IRequiresMessageQueue<ILogg
     /// <summary>The HOCON value naming this logger in <c>akka.loggers</c>.</summary>
     public const string TypeName = "Bittensor.Actors.Logging.LoggerFactoryBridge, Bittensor.Actors";
 
-    // Categories named by strings (Logging.GetLogger(system, "name")) are chosen by code, not by callers; the bound only
-    // keeps a bug from growing the cache without end.
-    private const int MaxNamedCategories = 1024;
-
-    private readonly ILoggerFactory _factory;
-    private readonly Dictionary<Type, ILogger> _byType = [];
-    private readonly Dictionary<string, ILogger> _byName = new(StringComparer.Ordinal);
+    private readonly AkkaEventWriter _writer;
 
     /// <summary>Creates the logger (Akka does, from <c>akka.loggers</c>).</summary>
     /// <exception cref="ConfigurationException">The actor system was created without a <see cref="LoggerFactorySetup"/>.</exception>
@@ -39,7 +33,7 @@ public sealed class LoggerFactoryBridge : ActorBase, IRequiresMessageQueue<ILogg
         var setup = Context.System.Settings.Setup.Get<LoggerFactorySetup>();
         if (!setup.HasValue)
             throw new ConfigurationException($"{TypeName} needs a {nameof(LoggerFactorySetup)} in the actor system's setup (BittensorLogging.CreateSystem adds it)");
-        _factory = setup.Value.LoggerFactory;
+        _writer = new AkkaEventWriter(setup.Value.LoggerFactory);
     }
 
     /// <inheritdoc />
@@ -51,14 +45,31 @@ public sealed class LoggerFactoryBridge : ActorBase, IRequiresMessageQueue<ILogg
                 Sender.Tell(new LoggerInitialized());
                 return true;
             case LogEvent e:
-                Log(e);
+                _writer.Log(e);
                 return true;
             default:
                 return false;
         }
     }
+}
 
-    private void Log(LogEvent e)
+/// <summary>
+/// Writes Akka log events to an <see cref="ILoggerFactory"/> under the logging class's category (see
+/// <see cref="LoggerFactoryBridge"/>). Not thread-safe: one caller at a time (the bridge actor, or
+/// <see cref="StandardErrorMinimalLogger"/> under its lock).
+/// </summary>
+internal sealed class AkkaEventWriter(ILoggerFactory factory)
+{
+    // Categories named by strings (Logging.GetLogger(system, "name")) are chosen by code, not by callers; the bound only
+    // keeps a bug from growing the cache without end.
+    private const int MaxNamedCategories = 1024;
+
+    private readonly Dictionary<Type, ILogger> _byType = [];
+    private readonly Dictionary<string, ILogger> _byName = new(StringComparer.Ordinal);
+
+    /// <summary>Writes <paramref name="e"/> if its category is enabled at its level.</summary>
+    /// <exception cref="ObjectDisposedException">The factory was disposed and the event's category has no logger yet.</exception>
+    public void Log(LogEvent e)
     {
         var logger = LoggerFor(e);
         var level = e.LogLevel() switch
@@ -77,7 +88,7 @@ public sealed class LoggerFactoryBridge : ActorBase, IRequiresMessageQueue<ILogg
     {
         if (e.LogClass is { } type && type != typeof(DummyClassForStringSources))
         {
-            if (!_byType.TryGetValue(type, out var typed)) _byType[type] = typed = _factory.CreateLogger(type);
+            if (!_byType.TryGetValue(type, out var typed)) _byType[type] = typed = factory.CreateLogger(type);
             return typed;
         }
         // A string source reads "name (akka://system)" or "name": the category is the name.
@@ -85,7 +96,7 @@ public sealed class LoggerFactoryBridge : ActorBase, IRequiresMessageQueue<ILogg
         var cut = source.IndexOf(" (akka", StringComparison.Ordinal);
         var name = cut > 0 ? source[..cut] : source;
         if (_byName.TryGetValue(name, out var named)) return named;
-        named = _factory.CreateLogger(_byName.Count < MaxNamedCategories ? name : "Akka");
+        named = factory.CreateLogger(_byName.Count < MaxNamedCategories ? name : "Akka");
         if (_byName.Count < MaxNamedCategories) _byName[name] = named;
         return named;
     }

@@ -188,6 +188,132 @@ public sealed partial class LoggingTests : IDisposable
         }
     }
 
+    /// <summary>A provider whose logger blocks its caller on the event <c>held</c> until the gate opens; it keeps every event.</summary>
+    private sealed class GatedProvider(ManualResetEventSlim gate) : ILoggerProvider
+    {
+        private readonly ConcurrentQueue<Seen> _seen = new();
+        private readonly ManualResetEventSlim _gate = gate;
+
+        public IReadOnlyList<Seen> Seen => [.. _seen];
+
+        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(GatedProvider owner, string category) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                var message = formatter(state, exception);
+                owner._seen.Enqueue(new Seen(category, logLevel, message, new Dictionary<string, object?>(), null));
+                // A hang guard only: the gate opens when the system stops its loggers.
+                if (message == "held") owner._gate.Wait(TimeSpan.FromMinutes(5));
+            }
+        }
+    }
+
+    /// <summary>Opens the gate when Akka has told its logger actors to stop (its "All default loggers stopped" event).</summary>
+    private sealed class LoggersStopped(ManualResetEventSlim gate) : MinimalLogger
+    {
+        protected override void Log(object message)
+        {
+            if (message is Akka.Event.Debug d && d.Message?.ToString() == "All default loggers stopped") gate.Set();
+        }
+    }
+
+    [Fact]
+    public async Task Events_still_queued_for_the_bridge_when_the_system_stops_go_through_the_logger_factory_not_to_the_console()
+    {
+        // Akka's logger mailbox hands what a stopping logger actor has not handled yet to the system's start-up/shutdown
+        // logger. On a busy machine the bridge lags, so a verb's last warnings and errors took that path and came out
+        // as Akka-format "[ERROR]…" lines on the process's standard error. Here the bridge is held on one event until
+        // Akka has told it to stop, so the two events behind it are left in its mailbox, as on a busy machine.
+        var hocon = Hocon("bittensor.logging.level = Information");
+        var settings = LoggingSettings.Create(BittensorRuntime.Section(hocon, LoggingSettings.SectionPath));
+        using var gate = new ManualResetEventSlim();
+        var provider = new GatedProvider(gate);
+        var category = typeof(Quiet).FullName!.Replace('+', '.');
+        var stderr = new StringWriter();
+        var oldError = Console.Error;
+        using (var factory = LoggerFactory.Create(b => BittensorLogging.AddFilters(b, settings).AddProvider(provider)))
+        {
+            Console.SetError(stderr);
+            try
+            {
+                var system = BittensorLogging.CreateSystem("logging-drain", hocon, factory);
+                Assert.True(Assert.IsType<StandardErrorMinimalLogger>(system.Settings.StdoutLogger).WritesToLoggerFactory);
+                system.EventStream.Subscribe(new LoggersStopped(gate), typeof(Akka.Event.Debug));
+                var log = AkkaLogging.GetLogger(system, typeof(Quiet));
+                log.Warning("held");
+                log.Error(new InvalidOperationException("late"), "queued error");
+                log.Warning("queued warning");
+                await system.Terminate().WaitAsync(TimeSpan.FromMinutes(5));
+            }
+            finally
+            {
+                Console.SetError(oldError);
+            }
+        }
+        Assert.True(gate.IsSet, "the system stopped its loggers without the 'All default loggers stopped' event");
+        Assert.Equal("", stderr.ToString());
+        var seen = provider.Seen;
+        Assert.Contains(seen, s => s.Message == "held" && s.Category == category && s.Level == LogLevel.Warning);
+        var error = Assert.Single(seen, s => s.Message == "queued error");
+        Assert.Equal((category, LogLevel.Error), (error.Category, error.Level));
+        var warning = Assert.Single(seen, s => s.Message == "queued warning");
+        Assert.Equal((category, LogLevel.Warning), (warning.Category, warning.Level));
+    }
+
+    [Fact]
+    public async Task A_system_without_a_logger_factory_logs_to_the_standard_error_it_was_created_with()
+    {
+        // Tests swap Console.Error to capture a verb's output; an actor system made before (or after) must not write there.
+        var before = new StringWriter();
+        var later = new StringWriter();
+        var oldError = Console.Error;
+        ActorSystem system;
+        Console.SetError(before);
+        try
+        {
+            system = ActorSystem.Create("logging-stderr", ConfigurationFactory.ParseString(
+                $"akka.loggers = [\"{StandardErrorLogger.TypeName}\"]\nakka.stdout-loglevel = OFF\nakka.stdout-logger-class = \"{StandardErrorMinimalLogger.TypeName}\""));
+        }
+        finally
+        {
+            Console.SetError(oldError);
+        }
+        try
+        {
+            Assert.False(Assert.IsType<StandardErrorMinimalLogger>(system.Settings.StdoutLogger).WritesToLoggerFactory);
+            Console.SetError(later);
+            try
+            {
+                // Through the logger actor, and straight to the start-up/shutdown logger (as Akka's mailbox drain does).
+                AkkaLogging.GetLogger(system, typeof(Quiet)).Error("through the logger");
+                system.Settings.StdoutLogger.Tell(new Akka.Event.Warning("test", typeof(Quiet), "through the minimal logger"));
+                await system.Terminate().WaitAsync(TimeSpan.FromMinutes(5));
+            }
+            finally
+            {
+                Console.SetError(oldError);
+            }
+        }
+        finally
+        {
+            await system.Terminate().WaitAsync(TimeSpan.FromMinutes(5));
+        }
+        Assert.Equal("", later.ToString());
+        var lines = before.ToString();
+        Assert.Contains("through the logger", lines, StringComparison.Ordinal);
+        Assert.Contains("through the minimal logger", lines, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("bittensor.logging.level = Loud", "bittensor.logging.level = 'Loud'")]
     [InlineData("bittensor.logging.levels { \"Bittensor.Actors.Axon\" = Verbose }", "bittensor.logging.levels.\"Bittensor.Actors.Axon\" = 'Verbose'")]
