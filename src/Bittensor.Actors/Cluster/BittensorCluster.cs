@@ -45,8 +45,9 @@ public static class BittensorCluster
 
     /// <summary>
     /// The Akka configuration of one node with <paramref name="role"/> (front or worker): cluster provider, this node's
-    /// hostname/port, the keep-majority split-brain resolver counted over <see cref="ClusterSettings.SbrRole"/>, the
-    /// drain phase's timeout, and the serializers. Seed nodes are joined by <see cref="CreateSystem"/>, not here.
+    /// hostname/port, the split-brain resolver (<see cref="ClusterSettings.SbrStrategy"/> counted over
+    /// <see cref="ClusterSettings.SbrRole"/>), the failure detector's acceptable heartbeat pause, the drain phase's
+    /// timeout, and the serializers. Seed nodes are joined by <see cref="CreateSystem"/>, not here.
     /// </summary>
     public static Config NodeConfig(ClusterSettings settings, string role)
     {
@@ -66,6 +67,7 @@ public static class BittensorCluster
               }
               cluster {
                 roles = ["{{role}}"]
+                failure-detector.acceptable-heartbeat-pause = {{(long)settings.AcceptableHeartbeatPause.TotalMilliseconds}}ms
                 downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
                 split-brain-resolver {
                   active-strategy = {{settings.SbrStrategy}}

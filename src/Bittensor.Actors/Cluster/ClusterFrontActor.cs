@@ -119,6 +119,8 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
     private (IActorRef Worker, long Round)? _pull;
     private ParameterAssembly? _pulled;
     private DateTime _startedAt;
+    // Parameter chunks to the workers (averages, checkpoints), paced by their acknowledgements (averaging.chunks_in_flight).
+    private ChunkPacer _pacer = null!;
 
     private ClusterFrontActor(ClusterSettings settings, TimeProvider? time)
     {
@@ -172,8 +174,23 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         {
             if (_round is null) StartRound(null);
         });
-        Receive<ReplicaParameters>(OnParameters);
-        Receive<AveragedParameters>(OnCheckpoint);
+        Receive<ReplicaParameters>(p =>
+        {
+            Sender.Tell(new ParameterChunkAck(p.Round, p.Offset), Self); // every chunk, whatever becomes of it: the sender's pacing
+            OnParameters(p);
+        });
+        Receive<AveragedParameters>(a =>
+        {
+            Sender.Tell(new ParameterChunkAck(a.Round, a.Offset), Self);
+            OnCheckpoint(a);
+        });
+        Receive<ParameterChunkAck>(_ => _pacer.Acked(Sender, Self));
+        Receive<ChunkPacer.AckTimedOut>(t =>
+        {
+            if (_pacer.TimedOut(t) is var dropped and >= 0)
+                _log.Warning("cluster front: no acknowledgement of parameter chunks from {0} for {1}; {2} waiting chunks dropped",
+                    t.To.Path.Address, _settings.AveragingTimeout, dropped);
+        });
         Receive<PullTimedOut>(t =>
         {
             if (_pull is not { } pull || pull.Round != t.Round) return;
@@ -219,6 +236,7 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         if (_settings.AveragingInterval > TimeSpan.Zero)
             Timers.StartPeriodicTimer(AveragingTimer, AveragingTick.Instance, _settings.AveragingInterval);
         _startedAt = _time.GetUtcNow().UtcDateTime;
+        _pacer = new ChunkPacer(_settings.ChunksInFlight, Timers, _settings.AveragingTimeout);
         Timers.StartSingleTimer(HoldWindowEnded.Key, HoldWindowEnded.Instance, _settings.AveragingTimeout);
     }
 
@@ -461,6 +479,7 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         if (!_workers.Remove(w.Actor)) return;
         _ordered.Remove(w);
         Context.Unwatch(w.Actor);
+        _pacer.Drop(w.Actor);
         _log.Info("cluster front: worker {0} removed ({1}); {2} workers", w.Replica, why, _workers.Count);
         Reroute(w, why);
         if (_round is not null && _round.Received.ContainsKey(w.Actor)) Abandon($"worker {w.Replica} went while its parameters were arriving ({why})");
@@ -575,11 +594,10 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         round.ReplyTo?.Tell(new AveragingResult(round.Id, 0, $"round {round.Id} abandoned: {why}"));
     }
 
-    // The average goes out as consecutive chunks (slices of the one array: nothing is copied until each is serialized).
-    private void SendAverage(IActorRef to, long round, bool exact, int replicas, float[] values)
-    {
-        foreach (var (offset, chunk) in ParameterChunks.Of(values)) to.Tell(new AveragedParameters(round, exact, replicas, offset, values.Length, chunk), Self);
-    }
+    // The average goes out as consecutive chunks (slices of the one array: nothing is copied until each is serialized),
+    // paced per worker: at most chunks_in_flight unacknowledged, so its calls are not queued behind the whole vector.
+    private void SendAverage(IActorRef to, long round, bool exact, int replicas, float[] values) =>
+        _pacer.Send(to, ParameterChunks.Of(values).Select(x => (object)new AveragedParameters(round, exact, replicas, x.Offset, values.Length, x.Values)), Self);
 
     private void FinishRound()
     {

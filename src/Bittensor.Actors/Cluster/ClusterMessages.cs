@@ -82,6 +82,14 @@ public sealed record AveragedParameters(long Round, bool Exact, int Replicas, in
     }
 }
 
+/// <summary>
+/// receiver → sender: the chunk of round <paramref name="Round"/> at <paramref name="Offset"/> (a <see cref="ReplicaParameters"/>
+/// or <see cref="AveragedParameters"/>) arrived. Every chunk is acknowledged, whatever the receiver does with it; the
+/// sender keeps at most <see cref="ClusterSettings.ChunksInFlight"/> chunks unacknowledged per receiver (docs/cluster.md
+/// "Pacing"), so calls on the same node-to-node connection wait behind at most that many.
+/// </summary>
+public sealed record ParameterChunkAck(long Round, int Offset) : IClusterControlMessage;
+
 /// <summary>Splitting a parameter vector into the chunks that cross the cluster (each at most <see cref="BittensorCluster.ParameterChunkFloats"/> floats).</summary>
 public static class ParameterChunks
 {

@@ -376,6 +376,7 @@ public sealed class ClusterControlSerializer : SerializerWithStringManifest
         DrainAck => "DA",
         CollectParameters => "CP",
         SendCheckpoint => "SC",
+        ParameterChunkAck => "PA",
         _ => throw new ArgumentException($"{GetType().Name} cannot serialize {o?.GetType().Name ?? "null"}", nameof(o)),
     };
 
@@ -388,6 +389,7 @@ public sealed class ClusterControlSerializer : SerializerWithStringManifest
         }.ToByteArray(),
         CollectParameters c => new CollectParametersProto { Round = c.Round }.ToByteArray(),
         SendCheckpoint c => new SendCheckpointProto { Round = c.Round }.ToByteArray(),
+        ParameterChunkAck a => new ParameterChunkAckProto { Round = a.Round, Offset = a.Offset }.ToByteArray(),
         WorkerRegistered r => new WorkerRegisteredProto { Workers = r.Workers }.ToByteArray(),
         WorkerDraining => new WorkerDrainingProto().ToByteArray(),
         DrainAck => new DrainAckProto().ToByteArray(),
@@ -416,6 +418,10 @@ public sealed class ClusterControlSerializer : SerializerWithStringManifest
                     var sc = SendCheckpointProto.Parser.ParseFrom(bytes);
                     if (sc.Round < 1) throw new SerializationException("SendCheckpoint: round must be positive");
                     return new SendCheckpoint(sc.Round);
+                case "PA":
+                    var pa = ParameterChunkAckProto.Parser.ParseFrom(bytes);
+                    if (pa.Round < 0 || pa.Offset < 0) throw new SerializationException("ParameterChunkAck: negative round or offset");
+                    return new ParameterChunkAck(pa.Round, pa.Offset);
                 case "RA":
                     return new WorkerRegistered(WorkerRegisteredProto.Parser.ParseFrom(bytes).Workers);
                 case "DR":

@@ -61,6 +61,13 @@ public sealed record ClusterSettings
     /// <summary>Stable time before the resolver decides.</summary>
     public required TimeSpan SbrStableAfter { get; init; }
 
+    /// <summary>
+    /// Heartbeat silence the cluster's failure detector accepts before it marks a node unreachable
+    /// (<c>akka.cluster.failure-detector.acceptable-heartbeat-pause</c>): longer tolerates a busy machine (GC, a loaded
+    /// host) at the price of a later detection of a node that really died.
+    /// </summary>
+    public required TimeSpan AcceptableHeartbeatPause { get; init; }
+
     /// <summary>Requests a worker takes at once (0 = its model host's bound).</summary>
     public required int WorkerCapacity { get; init; }
 
@@ -78,6 +85,12 @@ public sealed record ClusterSettings
 
     /// <summary>Longest an averaging round waits for the workers' parameters before it averages those that answered.</summary>
     public required TimeSpan AveragingTimeout { get; init; }
+
+    /// <summary>
+    /// Parameter chunks a node sends to one other node before that node acknowledged them (<see cref="ParameterChunkAck"/>):
+    /// the pacing of averaging, so a call on the same connection waits behind at most this many 4 MiB chunks.
+    /// </summary>
+    public required int ChunksInFlight { get; init; }
 
     /// <summary>The reference configuration's values.</summary>
     public static ClusterSettings Default { get; } = Create(BittensorRuntime.Section(BittensorRuntime.ReferenceConfig, SectionPath));
@@ -106,12 +119,14 @@ public sealed record ClusterSettings
             SbrStrategy = c.OneOf("sbr_strategy", KeepOldest, KeepMajority),
             SbrRole = c.String("sbr_role"),
             SbrStableAfter = c.Duration("sbr_stable_after"),
+            AcceptableHeartbeatPause = c.Duration("acceptable_heartbeat_pause"),
             WorkerCapacity = c.Int("worker.capacity"),
             RegisterInterval = c.Duration("worker.register_interval"),
             DrainTimeout = c.Duration("worker.drain_timeout"),
             AffinityCapacity = c.Int("front.affinity_capacity"),
             AveragingInterval = c.Duration("averaging.interval"),
             AveragingTimeout = c.Duration("averaging.timeout"),
+            ChunksInFlight = c.Int("averaging.chunks_in_flight"),
         }.Validate();
     }
 
@@ -128,12 +143,15 @@ public sealed record ClusterSettings
         Require(SbrStrategy is KeepOldest or KeepMajority, "sbr_strategy", SbrStrategy, $"must be {KeepOldest} or {KeepMajority}");
         Require(SbrRole is "" or FrontRole or WorkerRole, "sbr_role", SbrRole, $"must be \"\", {FrontRole} or {WorkerRole}");
         Require(SbrStableAfter > TimeSpan.Zero, "sbr_stable_after", SbrStableAfter, "must be positive");
+        Require(AcceptableHeartbeatPause >= TimeSpan.FromSeconds(1), "acceptable_heartbeat_pause", AcceptableHeartbeatPause,
+            "must be at least 1s (the heartbeat interval)");
         Require(WorkerCapacity >= 0, "worker.capacity", WorkerCapacity, "must be 0 (the model host's bound) or positive");
         Require(RegisterInterval > TimeSpan.Zero, "worker.register_interval", RegisterInterval, "must be positive");
         Require(DrainTimeout > TimeSpan.Zero, "worker.drain_timeout", DrainTimeout, "must be positive");
         Require(AffinityCapacity >= 0, "front.affinity_capacity", AffinityCapacity, "must be 0 or positive");
         Require(AveragingInterval >= TimeSpan.Zero, "averaging.interval", AveragingInterval, "must be 0 (off) or positive");
         Require(AveragingTimeout > TimeSpan.Zero, "averaging.timeout", AveragingTimeout, "must be positive");
+        Require(ChunksInFlight >= 1, "averaging.chunks_in_flight", ChunksInFlight, "must be 1 or more");
         return this;
     }
 

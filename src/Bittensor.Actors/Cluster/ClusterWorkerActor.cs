@@ -56,6 +56,8 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     // The average arriving in chunks (one at a time; applied only once whole).
     private (ParameterAssembly Chunks, bool Exact, int Replicas)? _incoming;
     private long _averagedRound;
+    // Parameter chunks to the front, paced by its acknowledgements (bittensor.cluster.averaging.chunks_in_flight).
+    private ChunkPacer _pacer = null!;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IActorRef _proxy = ActorRefs.Nobody;
     private IActorRef? _front;
@@ -110,7 +112,18 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
             if (u.Applied) Applied(u.Tag, a.Exact, a.Replicas, a.Values);
             else _log.Error("cluster worker: the average of round {0} was not applied: {1}", u.Tag, u.Message);
         });
-        Receive<AveragedParameters>(OnAveragedChunk);
+        Receive<AveragedParameters>(a =>
+        {
+            Sender.Tell(new ParameterChunkAck(a.Round, a.Offset), Self); // every chunk, whatever becomes of it: the sender's pacing
+            OnAveragedChunk(a);
+        });
+        Receive<ParameterChunkAck>(_ => _pacer.Acked(Sender, Self));
+        Receive<ChunkPacer.AckTimedOut>(t =>
+        {
+            if (_pacer.TimedOut(t) is var dropped and >= 0)
+                _log.Warning("cluster worker: no acknowledgement of parameter chunks from {0} for {1}; {2} waiting chunks dropped",
+                    t.To.Path.Address, _settings.AveragingTimeout, dropped);
+        });
         Receive<AverageTimedOut>(t =>
         {
             if (_incoming is not { } i || i.Chunks.Round != t.Round) return;
@@ -122,8 +135,8 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         {
             if (_lastAverage is { } c && c.Round >= s.Round)
             {
-                foreach (var (offset, chunk) in ParameterChunks.Of(c.Values))
-                    Sender.Tell(new AveragedParameters(c.Round, true, c.Replicas, offset, c.Values.Length, chunk), Self);
+                _pacer.Send(Sender, ParameterChunks.Of(c.Values).Select(x =>
+                    (object)new AveragedParameters(c.Round, true, c.Replicas, x.Offset, c.Values.Length, x.Values)), Self);
             }
             else _log.Warning("cluster worker: the front asked for the checkpoint of round {0}; this replica has {1}", s.Round, _lastAverage?.Round ?? 0);
         });
@@ -177,6 +190,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
             else if (t.ActorRef.Equals(_front))
             {
                 _log.Info("cluster worker: the front at {0} is gone; registering with the next one", t.ActorRef.Path.Address);
+                _pacer.Drop(t.ActorRef);
                 _front = null;
                 _drainAcknowledged = false;
                 SendRegister();
@@ -216,6 +230,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         _replica = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString();
+        _pacer = new ChunkPacer(_settings.ChunksInFlight, Timers, _settings.AveragingTimeout);
         _host = Context.ActorOf(_hostProps, "model");
         Context.Watch(_host);
         // The proxy finds the oldest front-capable node's singleton (and the next one after a take-over); it keeps the
@@ -264,11 +279,10 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         Context.System.EventStream.Publish(new ReplicaParametersApplied(round, exact, replicas));
     }
 
-    // A replica's copy crosses as consecutive chunks (slices of the one array; each copied once when serialized).
-    private void SendParameters(IActorRef front, long round, float[] values)
-    {
-        foreach (var (offset, chunk) in ParameterChunks.Of(values)) front.Tell(new ReplicaParameters(round, offset, values.Length, chunk), Self);
-    }
+    // A replica's copy crosses as consecutive chunks (slices of the one array; each copied once when serialized),
+    // paced: at most chunks_in_flight unacknowledged, so calls on the connection are not queued behind the whole copy.
+    private void SendParameters(IActorRef front, long round, float[] values) =>
+        _pacer.Send(front, ParameterChunks.Of(values).Select(x => (object)new ReplicaParameters(round, x.Offset, values.Length, x.Values)), Self);
 
     // The average arrives in chunks, in order; it is applied only once every chunk is in. A chunk out of order or of
     // another round drops what had arrived (nothing applied: the replica keeps its parameters until the next round).

@@ -237,7 +237,12 @@ internal static class RunCommands
                     loggerFactory: logs.Factory);
             // Its cluster address at once (port 0 is bound now), so workers can join while it registers on the subnet.
             if (cluster is not null)
+            {
                 await output.WriteLineAsync($"{Bittensor.Neurons.Demo.ProcessNetwork.FrontNodeLine} {Akka.Cluster.Cluster.Get(system).SelfAddress}; registering on subnet {netuid}");
+                // "cluster member ADDRESS (ROLES) is up": the members this node's split-brain resolver counts (a standby
+                // that has not seen the others Up would lose a 1:1 split to a crashed oldest front).
+                BittensorCluster.LogMembersUp(system, output.WriteLine);
+            }
             var runtime = BittensorRuntime.Get(system);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var producing = chain is null ? Task.CompletedTask : new LocalnetBlockProducer(chain, settings.Localnet.BlockTime).RunAsync(null, stop.Token);

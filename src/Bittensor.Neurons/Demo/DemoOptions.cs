@@ -21,9 +21,13 @@ public sealed record DemoOptions
     /// The demo's own defaults, under a user's configuration: the live view owns the terminal, so only errors are logged
     /// (<c>bittensor.logging.level</c>, which btcli's logging reads; <c>akka.loglevel</c> for a demo run without a logger
     /// factory; a <c>--config</c> file or <c>--logging.level</c> may raise it again); the throwaway subnet's metagraph
-    /// snapshots are not saved into ~/.bittensor/metagraphs.
+    /// snapshots are not saved into ~/.bittensor/metagraphs; the cluster server of <c>--processes</c> tolerates 15 s of
+    /// heartbeat silence (<c>bittensor.cluster.acceptable_heartbeat_pause</c>; the demo's children share a small
+    /// machine with each other and whatever else runs, and a live worker marked unreachable for
+    /// <c>sbr_stable_after</c> would be downed mid-demo).
     /// </summary>
-    public const string OwnDefaults = "akka.loglevel = ERROR\nakka.stdout-loglevel = ERROR\nbittensor.logging.level = Error\nbittensor.metagraph.save = off";
+    public const string OwnDefaults = "akka.loglevel = ERROR\nakka.stdout-loglevel = ERROR\nbittensor.logging.level = Error\nbittensor.metagraph.save = off\n" +
+        "bittensor.cluster.acceptable_heartbeat_pause = 15s";
 
     /// <summary>The reference configuration's demo (hocon/bittensor.conf), for code and tests without a file.</summary>
     public static DemoOptions Default { get; } = Create(BittensorRuntime.ReferenceConfig) with { Config = null };

@@ -151,4 +151,43 @@ public sealed class ClusterChunkedAveragingSpec(Xunit.Abstractions.ITestOutputHe
         Assert.Equal(2, e.Round);
         Assert.Equal(before, real.Snapshot());
     }
+
+    /// <summary>
+    /// Pacing (docs/cluster.md "Pacing"): a worker keeps at most averaging.chunks_in_flight chunks of its parameters
+    /// unacknowledged. A probe plays the front: after the window's chunks, the worker answers a status query before
+    /// any further chunk (messages from one actor to another keep their order, so a chunk sent before the answer would
+    /// arrive before it); each acknowledgement lets exactly one more chunk out, and the chunks make up the parameters.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task A_worker_sends_its_parameters_paced_by_the_receivers_acknowledgements(int window)
+    {
+        const int count = (2 * BittensorCluster.ParameterChunkFloats) + 17; // three chunks
+        var settings = Settings() with { ChunksInFlight = window };
+        var node = StartWorker(settings, Bittensor.Actors.ModelHost.ModelHostActor.ForHandlers(DemoModels.Echo(Dim), 4, 16, TimeSpan.FromSeconds(60)), 20,
+            parameters: new FlatReplica(count, i => i * 0.5f));
+        var worker = await node.ActorSelection($"/user/{ClusterSettings.WorkerName}").ResolveOne(TimeSpan.FromSeconds(60));
+        var front = CreateTestProbe(node);
+        var wait = TimeSpan.FromSeconds(60);
+
+        front.Send(worker, new CollectParameters(1));
+        var received = new List<ReplicaParameters>();
+        for (var i = 0; i < window; i++) received.Add(await front.ExpectMsgAsync<ReplicaParameters>(wait));
+        while (received.Sum(r => r.Values.Length) < count)
+        {
+            // The window is full: the next message is the answer to this query, not a chunk.
+            front.Send(worker, GetClusterWorkerState.Instance);
+            await front.ExpectMsgAsync<ClusterWorkerState>(wait);
+            front.Send(worker, new ParameterChunkAck(1, received[^1].Offset));
+            received.Add(await front.ExpectMsgAsync<ReplicaParameters>(wait));
+        }
+        front.Send(worker, GetClusterWorkerState.Instance);
+        await front.ExpectMsgAsync<ClusterWorkerState>(wait); // no chunk beyond the last
+
+        Assert.Equal(Enumerable.Range(0, 3).Select(k => k * BittensorCluster.ParameterChunkFloats), received.Select(r => r.Offset));
+        Assert.All(received, r => Assert.Equal((1L, count), (r.Round, r.Total)));
+        var values = received.SelectMany(r => r.Values.ToArray()).ToArray();
+        Assert.Equal(Enumerable.Range(0, count).Select(i => i * 0.5f), values);
+    }
 }

@@ -47,6 +47,18 @@ public sealed class ClusterSettingsSpec
     [InlineData("bittensor.cluster.sbr_role = boss", "bittensor.cluster.sbr_role")]
     [InlineData("bittensor.cluster.averaging.interval = -1s", "bittensor.cluster.averaging.interval")]
     [InlineData("bittensor.cluster.averaging.timeout = 0s", "bittensor.cluster.averaging.timeout")]
+    [InlineData("bittensor.cluster.averaging.chunks_in_flight = 0", "bittensor.cluster.averaging.chunks_in_flight")]
+    [InlineData("bittensor.cluster.acceptable_heartbeat_pause = 500ms", "bittensor.cluster.acceptable_heartbeat_pause")]
     public void A_bad_value_fails_with_its_key(string text, string key) =>
         Assert.StartsWith(key, Assert.Throws<ConfigurationException>(() => Load(text)).Message, StringComparison.Ordinal);
+
+    [Fact]
+    public void The_acceptable_heartbeat_pause_is_the_failure_detectors()
+    {
+        Assert.Equal(TimeSpan.FromSeconds(3), ClusterSettings.Default.AcceptableHeartbeatPause);
+        var settings = Load("bittensor.cluster.acceptable_heartbeat_pause = 15s");
+        var config = BittensorCluster.NodeConfig(settings, ClusterSettings.WorkerRole);
+        Assert.Equal(TimeSpan.FromSeconds(15), config.GetTimeSpan("akka.cluster.failure-detector.acceptable-heartbeat-pause"));
+        Assert.Equal(2, ClusterSettings.Default.ChunksInFlight);
+    }
 }

@@ -240,7 +240,140 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
         Assert.Contains("Success", query.Output, StringComparison.Ordinal);
     }
 
-    private static System.Text.Json.JsonElement RunPythonClient(int port, string hotkey, string signature)
+    [GeneratedRegex(@"^cluster front node started at (akka\.tcp://[^;\s]+);")]
+    private static partial Regex RunFrontStarted();
+
+    [GeneratedRegex(@"worker registered with the front at (akka\.tcp://\S+)")]
+    private static partial Regex WorkerRegisteredAt();
+
+    [GeneratedRegex(@"^rpc: (ws://\S+)")]
+    private static partial Regex NodeRpc();
+
+    /// <summary>
+    /// Issue 10's take-over for the real thing, every part a process: our node (<c>btcli localnet run --rpc.port 0
+    /// --manual_seal</c>; this test seals a block whenever its pool holds an extrinsic), a wallet made by btcli, the
+    /// subnet created over the wire, two <c>btcli run server --cluster.role front</c> nodes with that one hotkey and a
+    /// <c>--cluster.role worker</c> hosting the TorchSharp model. The first front registers the hotkey and serves its
+    /// axon on chain; it is killed with SIGKILL; the standby becomes the front, binds its own port and serves it on
+    /// chain (the node's axon info for the hotkey changes to it), and the 2021-style Python client is answered there.
+    /// </summary>
+    [Fact]
+    public async Task Run_server_fronts_on_a_node_process_the_standby_takes_over_after_SIGKILL_and_serves_its_own_address_on_chain()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(12));
+        var ct = timeout.Token;
+        var node = Start("node", ["localnet", "run", "--localnet.path", Path.Combine(_dir, "localnet"), "--rpc.port", "0", "--manual_seal"]);
+        var endpoint = await node.WaitFor(NodeRpc(), m => m.Groups[1].Value, ct);
+        await using var chain = await Bittensor.Chain.Rpc.SubstrateChainBackend.ConnectAsync(new Bittensor.Chain.Rpc.SubstrateBackendOptions
+        {
+            Rpc = new Bittensor.Chain.Rpc.JsonRpcOptions
+            {
+                Endpoint = new Uri(endpoint), RequestTimeout = TimeSpan.FromSeconds(60), ConnectTimeout = TimeSpan.FromSeconds(60),
+                Reconnect = new Bittensor.Core.Resilience.BackoffPolicy(TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(1), 0.2),
+            },
+        }, ct);
+        using var sealing = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var sealer = Task.Run(() => SealWhilePending(chain, sealing.Token), CancellationToken.None);
+        try
+        {
+            string[] wallet = ["--wallet.path", Path.Combine(_dir, "wallets")];
+            string[] overWire = ["--subtensor.chain_endpoint", endpoint];
+            await Step("new_coldkey", ["wallet", "new_coldkey", "--n_words", "12", "--no_password", .. wallet]);
+            await Step("new_hotkey", ["wallet", "new_hotkey", "--n_words", "12", "--no_password", .. wallet]);
+            await Step("faucet", ["localnet", "faucet", "--amount", "5000", .. wallet, .. overWire]);
+            await Step("subnet", ["subnets", "create", .. wallet, .. overWire]);
+            var netuid = Assert.Single(await chain.GetSubnetsAsync(ct)).Netuid;
+            var hotkey = ReadSs58(Path.Combine(_dir, "wallets", "default", "hotkeys", "default"));
+            var config = Path.Combine(_dir, "run.conf");
+            // A small model (the worker trains it on 2 cores beside everything else); nothing under ~/.bittensor.
+            await File.WriteAllTextAsync(config, $"bittensor.model {{ threads = 1, d_model = 64, layers = 1, heads = 2, feed_forward = 128 }}\n" +
+                $"bittensor.metagraph.path = \"{Path.Combine(_dir, "metagraphs")}\"\n", ct);
+            string[] Front(string name, params string[] more) => ["run", "server", "--netuid", netuid.ToString(CultureInfo.InvariantCulture),
+                "--axon.port", "0", "--cluster.role", "front", "--cluster.port", "0",
+                "--neuron.full_path", Path.Combine(_dir, name), "--config", config, .. wallet, .. overWire, .. more];
+
+            var first = Start("front-1", Front("front-1"));
+            var firstNode = await first.WaitFor(RunFrontStarted(), m => m.Groups[1].Value, ct);
+            var (_, firstPort) = await ServedOnChain(first, ct);
+            Assert.Equal(firstPort, await AxonPortOnChain(chain, netuid, hotkey, ct));
+            // The chain refuses a hotkey's next serve_axon for ServingRateLimit blocks; the node seals blocks only on
+            // demand, so the test moves it past that window now (on a live chain the blocks pass by themselves, and
+            // the front retries a refused serve for up to 50 × 12 s).
+            var limit = (await chain.GetHyperparametersAsync(netuid, ct))!.ServingRateLimit;
+            await chain.Client.RequestAsync("dev_newBlock", [new Dictionary<string, object?> { ["count"] = (long)limit + 1 }], null, ct);
+
+            // The standby: same wallet and hotkey (it finds the uid), its own axon port and state; it stands by.
+            var standby = Start("front-2", Front("front-2", "--cluster.seed_nodes", firstNode));
+            var standbyNode = await standby.WaitFor(RunFrontStarted(), m => m.Groups[1].Value, ct);
+            await standby.WaitFor(new Regex("^server running on subnet "), _ => true, ct);
+            var worker = Start("worker", ["run", "server", "--netuid", netuid.ToString(CultureInfo.InvariantCulture), "--cluster.role", "worker",
+                "--cluster.seed_nodes", $"{firstNode},{standbyNode}", "--cluster.port", "0", "--config", config]);
+            await worker.WaitFor(WorkerRegisteredAt(), m => m.Groups[1].Value == firstNode ? true : (bool?)null, ct);
+            // The standby's split-brain resolver counts Up members only: it must see the worker Up, else the SIGKILL
+            // leaves it in a 1:1 split with the dead oldest front, which keep-oldest resolves by downing the standby.
+            var workerNode = await standby.WaitFor(MemberUp(), m => m.Groups[2].Value == "worker" ? m.Groups[1].Value : null, ct);
+            Assert.DoesNotContain("this node is the front", standby.Output, StringComparison.Ordinal);
+
+            first.Kill();
+            var (ip, port) = await ServedOnChain(standby, ct);
+            output.WriteLine($"front-1 at port {firstPort} killed; the standby serves {ip}:{port} on chain; worker {workerNode}");
+            Assert.Equal("127.0.0.2", ip); // run server's default --axon.ip (the chain refuses 127.0.0.1)
+            Assert.NotEqual(firstPort, port);
+            Assert.Equal(port, await AxonPortOnChain(chain, netuid, hotkey, ct));
+            // The worker re-registers with the new front; then a caller at the address on chain is answered by its model.
+            await worker.WaitFor(WorkerRegisteredAt(), m => m.Groups[1].Value == standbyNode ? true : (bool?)null, ct);
+            using var python = SecretUri.ToSr25519("//PythonCaller");
+            var signature = await new RequestAuth(new KeyPairRequestSigner(python)).CreateSignatureHeaderAsync();
+            var reply = RunPythonClient(port, python.ToSs58(), signature, ip);
+            Assert.Equal("OK", reply.GetProperty("grpc_status").GetString());
+            Assert.Equal((int)ReturnCode.Success, reply.GetProperty("code").GetInt32());
+            Assert.Equal([1, 3, Dim], reply.GetProperty("shape").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+        }
+        finally
+        {
+            await sealing.CancelAsync();
+            try
+            {
+                await sealer;
+            }
+            catch (Exception e) when (e is OperationCanceledException or Bittensor.Chain.ChainUnavailableException or Bittensor.Chain.Rpc.JsonRpcException)
+            {
+            }
+        }
+    }
+
+    /// <summary>The front's "this node is the front; axon IP:PORT served on chain" line; fails on its error line.</summary>
+    private static async Task<(string Ip, int Port)> ServedOnChain(Child front, CancellationToken ct)
+    {
+        var served = front.WaitFor(RunFrontServed(), m => (m.Groups[1].Value, int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)), ct);
+        var failed = front.WaitFor(new Regex("^error: cluster front: .*"), m => m.Value, ct);
+        if (await Task.WhenAny(served, failed) == failed) Assert.Fail($"{front.Name}: {await failed}");
+        return await served;
+    }
+
+    private static async Task<int> AxonPortOnChain(Bittensor.Chain.Rpc.SubstrateChainBackend chain, ushort netuid, Bittensor.Core.Domain.AccountId hotkey, CancellationToken ct) =>
+        Assert.Single(await chain.GetNeuronsAsync(netuid, ct), n => n.Hotkey.Equals(hotkey)).Axon.Port;
+
+    /// <summary>Until cancelled: a block whenever the node's pool holds an extrinsic (the pool has no subscription: it is looked at every 20 ms).</summary>
+    private static async Task SealWhilePending(Bittensor.Chain.Rpc.SubstrateChainBackend chain, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            var pool = await chain.Client.RequestAsync("author_pendingExtrinsics", [], null, ct);
+            if (pool.ValueKind == System.Text.Json.JsonValueKind.Array && pool.GetArrayLength() > 0)
+                await chain.Client.RequestAsync("dev_newBlock", [new Dictionary<string, object?> { ["count"] = 1 }], null, ct);
+            else
+                await Task.Delay(20, ct);
+        }
+    }
+
+    private static Bittensor.Core.Domain.AccountId ReadSs58(string path)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+        return new Bittensor.Core.Domain.AccountId(Ss58.Decode(doc.RootElement.GetProperty("ss58Address").GetString()!));
+    }
+
+    private static System.Text.Json.JsonElement RunPythonClient(int port, string hotkey, string signature, string ip = "127.0.0.1")
     {
         string? root = null;
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null && root is null; d = d.Parent)
@@ -250,7 +383,7 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
         {
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
-        foreach (var a in new[] { Path.Combine(root!, "tests", "python", "bt2021_client.py"), "--endpoint", $"127.0.0.1:{port}", "--hotkey", hotkey,
+        foreach (var a in new[] { Path.Combine(root!, "tests", "python", "bt2021_client.py"), "--endpoint", $"{ip}:{port}", "--hotkey", hotkey,
             "--signature", signature, "--tokens", "4,5,6", "--timeout", "60" })
             psi.ArgumentList.Add(a);
         using var p = System.Diagnostics.Process.Start(psi)!;
@@ -265,6 +398,7 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
     {
         Assert.True(File.Exists(BtcliDll), $"btcli is not built at {BtcliDll}");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = _dir };
+        psi.Environment["HOME"] = Path.Combine(_dir, "home"); // nothing under the real ~/.bittensor
         psi.ArgumentList.Add(BtcliDll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         var child = new Child(name, System.Diagnostics.Process.Start(psi)!);
