@@ -314,9 +314,10 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
             var workerNode = await standby.WaitFor(MemberUp(), m => m.Groups[2].Value == "worker" ? m.Groups[1].Value : null, ct);
             Assert.DoesNotContain("this node is the front", standby.Output, StringComparison.Ordinal);
 
+            var killedAt = Stopwatch.StartNew();
             first.Kill();
             var (ip, port) = await ServedOnChain(standby, ct);
-            output.WriteLine($"front-1 at port {firstPort} killed; the standby serves {ip}:{port} on chain; worker {workerNode}");
+            output.WriteLine($"front-1 at port {firstPort} killed; the standby served {ip}:{port} on chain {killedAt.Elapsed.TotalSeconds:F1} s after the SIGKILL; worker {workerNode}");
             Assert.Equal("127.0.0.2", ip); // run server's default --axon.ip (the chain refuses 127.0.0.1)
             Assert.NotEqual(firstPort, port);
             Assert.Equal(port, await AxonPortOnChain(chain, netuid, hotkey, ct));
