@@ -16,7 +16,15 @@ public sealed class PythonMetadataOrderTests(ITestOutputHelper output)
 
     private sealed record Seen(string[] Interceptor, string[] Context, string Grpc);
 
-    private static async Task<Seen> Probe(Func<Uri, GrpcChannel> channelFactory)
+    private static Task<Seen> Probe(Func<Uri, GrpcChannel> channelFactory) =>
+        Probe(async (port, request, headers, deadline) =>
+        {
+            using var channel = channelFactory(new Uri($"http://127.0.0.1:{port}"));
+            var client = new Wire.Bittensor.BittensorClient(channel);
+            return await client.ForwardAsync(request, headers, deadline);
+        });
+
+    private static async Task<Seen> Probe(Func<int, TensorMessage, Grpc.Core.Metadata, DateTime, Task<TensorMessage>> forward)
     {
         var psi = new ProcessStartInfo(PythonInteropTests.Python())
         {
@@ -33,10 +41,8 @@ public sealed class PythonMetadataOrderTests(ITestOutputHelper output)
             if (line is null || !line.StartsWith("PORT ", StringComparison.Ordinal))
                 Assert.Fail($"metadata_probe_server.py did not start: {line} {await process.StandardError.ReadToEndAsync()}");
             var port = int.Parse(line![5..]);
-            using var channel = channelFactory(new Uri($"http://127.0.0.1:{port}"));
-            var client = new Wire.Bittensor.BittensorClient(channel);
             var auth = new RequestAuth(FakeSignatures.Signer(Alice));
-            var reply = await client.ForwardAsync(new TensorMessage { Version = 150, Hotkey = Alice }, await auth.CreateHeadersAsync(), DateTime.UtcNow.AddSeconds(30));
+            var reply = await forward(port, new TensorMessage { Version = 150, Hotkey = Alice }, await auth.CreateHeadersAsync(), DateTime.UtcNow.AddSeconds(30));
             using var doc = JsonDocument.Parse(reply.Message);
             string[] Keys(string p) => doc.RootElement.GetProperty(p).EnumerateArray().Select(e => e.GetString()!).ToArray();
             return new Seen(Keys("interceptor"), Keys("context"), doc.RootElement.GetProperty("grpc").GetString()!);
@@ -52,6 +58,19 @@ public sealed class PythonMetadataOrderTests(ITestOutputHelper output)
     public async Task A_python_grpc_server_sees_exactly_our_three_headers_in_order_with_the_default_channel()
     {
         var seen = await Probe(uri => BittensorChannelFactory.Create(uri));
+        output.WriteLine($"grpcio {seen.Grpc}: interceptor sees [{string.Join(", ", seen.Interceptor)}]");
+        Assert.Equal(["rpc-auth-header", "bittensor-signature", "bittensor-version"], seen.Interceptor);
+        Assert.Equal(seen.Interceptor, seen.Context);
+    }
+
+    [Fact]
+    public async Task A_python_grpc_server_answers_the_lean_client_and_sees_exactly_our_three_headers_in_order()
+    {
+        var seen = await Probe(async (port, request, headers, deadline) =>
+        {
+            using var connection = LeanClientTransport.Instance.Connect("127.0.0.1", port, BittensorChannelOptions.Default);
+            return await connection.CallAsync(BittensorMethod.Forward, request, headers, deadline, CancellationToken.None);
+        });
         output.WriteLine($"grpcio {seen.Grpc}: interceptor sees [{string.Join(", ", seen.Interceptor)}]");
         Assert.Equal(["rpc-auth-header", "bittensor-signature", "bittensor-version"], seen.Interceptor);
         Assert.Equal(seen.Interceptor, seen.Context);

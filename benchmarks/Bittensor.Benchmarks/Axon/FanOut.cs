@@ -17,8 +17,9 @@ namespace Bittensor.Benchmarks.Axon;
 /// <summary>
 /// One forward round to many axons through the dendrite (endpoint actors, Akka.Streams fan-out, every request signed
 /// with //Alice): <c>fanout [--targets host:port,…|@file] [--axons 16,64] [--rounds 50] [--warmup 5] [--shape 1,8]
-/// [--network_dim 1024] [--timeout 30] [--parallelism 256] [--pids p,…] [--signature_reuse ms]</c> (the last: the
-/// dendrite's <c>signature_reuse</c>, 0 = sign every call; without it the reference configuration's value).
+/// [--network_dim 1024] [--timeout 30] [--parallelism 256] [--pids p,…] [--signature_reuse ms] [--transport lean|grpc]</c>
+/// (the last two: the dendrite's <c>signature_reuse</c>, 0 = sign every call, and <c>transport</c>; without them the
+/// reference configuration's values).
 /// With <c>--targets</c> the axons run elsewhere (other processes: benchmarks/fanout.sh) and each count N in
 /// <c>--axons</c> (default: all targets) queries the first N; <c>@file</c> reads one <c>host:port</c> per line.
 /// Without it the axons (echo model) run in this process, as before (their CPU then counts as the client's).
@@ -87,10 +88,11 @@ internal static partial class FanOutLoad
             using var key = SecretUri.ToSr25519("//Alice");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"# this thread's CPU per signed request header (RequestAuth.CreateHeadersAsync: nonce, sr25519 sign, hex; what the dendrite pays per call): {SigningCostUs(key):F1} us"));
-            var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, new KeyPairRequestSigner(key),
-                opts.Has("signature_reuse")
-                    ? DendriteSettings.Default with { NetworkDim = dim, Parallelism = parallelism, Timeout = timeout, SignatureReuse = TimeSpan.FromMilliseconds(double.Parse(opts.Get("signature_reuse", "50"), CultureInfo.InvariantCulture)) }
-                    : DendriteSettings.Default with { NetworkDim = dim, Parallelism = parallelism, Timeout = timeout });
+            var settings = DendriteSettings.Default with { NetworkDim = dim, Parallelism = parallelism, Timeout = timeout };
+            if (opts.Has("signature_reuse")) settings = settings with { SignatureReuse = TimeSpan.FromMilliseconds(double.Parse(opts.Get("signature_reuse", "50"), CultureInfo.InvariantCulture)) };
+            if (opts.Has("transport")) settings = (settings with { Transport = opts.Get("transport", "lean") }).Validate();
+            Console.WriteLine($"# dendrite transport: {settings.Transport}");
+            var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, new KeyPairRequestSigner(key), settings);
             var tokens = new long[shape[0], shape[1]];
             for (var s = 0; s < shape[1]; s++) tokens[0, s] = s + 1;
             foreach (var n in counts)

@@ -17,7 +17,7 @@ public sealed record DendriteOptions
     public Func<Random>? Random { get; init; }
 
     /// <summary>
-    /// The client transport endpoint actors connect with; null is the 2021 gRPC one (<see cref="Bittensor.Protocol.GrpcClientTransport"/>).
+    /// The client transport endpoint actors connect with; null: the one <see cref="DendriteSettings.Transport"/> names.
     /// </summary>
     public Bittensor.Protocol.IClientTransport? Transport { get; init; }
 }
@@ -133,7 +133,7 @@ public sealed class DendriteActor : UntypedActor
         Evict();
         var random = _options.Random?.Invoke() ?? new Random();
         var actor = Context.ActorOf(
-            EndpointActor.Props(info, _settings, _signer, _options.Time ?? TimeProvider.System, random, _options.Transport ?? Bittensor.Protocol.GrpcClientTransport.Instance,
+            EndpointActor.Props(info, _settings, _signer, _options.Time ?? TimeProvider.System, random, _options.Transport ?? _settings.ClientTransport,
                 _signatures), $"endpoint-{_names++}");
         Context.Watch(actor);
         _endpoints[info.Hotkey] = new Entry(actor, info, _lru.AddLast(info.Hotkey));

@@ -58,6 +58,20 @@ public sealed record DendriteSettings
     /// </summary>
     public TimeSpan SignatureReuse { get; init; } = TimeSpan.FromMilliseconds(50);
 
+    /// <summary>
+    /// The client transport toward axons: <c>lean</c> (<see cref="Bittensor.Protocol.LeanClientTransport"/>: own h2c frames,
+    /// one DATA frame per answer, answers parsed where they land) or <c>grpc</c> (Grpc.Net.Client over SocketsHttpHandler).
+    /// A transport given in code (<see cref="DendriteOptions.Transport"/>) takes precedence.
+    /// </summary>
+    public string Transport { get; init; } = "lean";
+
+    /// <summary>The client transport <see cref="Transport"/> names.</summary>
+    public Bittensor.Protocol.IClientTransport ClientTransport => Transport switch
+    {
+        "grpc" => Bittensor.Protocol.GrpcClientTransport.Instance,
+        _ => Bittensor.Protocol.LeanClientTransport.Instance,
+    };
+
     /// <summary>Reads the <c>bittensor.dendrite</c> section (every key required) and validates it.</summary>
     /// <exception cref="ConfigurationException">A key is missing or invalid; the message names it.</exception>
     public static DendriteSettings Create(Config section)
@@ -79,6 +93,7 @@ public sealed record DendriteSettings
             FailuresBeforeBackoff = c.Int("failures_before_backoff"),
             LatencyEmaAlpha = c.Double("latency_ema_alpha"),
             SignatureReuse = c.Duration("signature_reuse"),
+            Transport = c.String("transport"),
         }.Validate();
     }
 
@@ -101,6 +116,7 @@ public sealed record DendriteSettings
         HoconSection.Require(LatencyEmaAlpha > 0 && LatencyEmaAlpha <= 1, "bittensor.dendrite.latency_ema_alpha", LatencyEmaAlpha, "must be in (0, 1]");
         HoconSection.Require(SignatureReuse >= TimeSpan.Zero && SignatureReuse <= TimeSpan.FromSeconds(1), "bittensor.dendrite.signature_reuse", SignatureReuse,
             "must be between 0 and 1s");
+        HoconSection.Require(Transport is "lean" or "grpc", "bittensor.dendrite.transport", Transport, "must be lean or grpc");
         return this;
     }
 }

@@ -388,8 +388,9 @@ internal static partial class AxonCommands
         var backward = new Option<bool>("--backward") { Description = "Send a backward call (inputs + gradients of ones) instead of a forward" };
         var timeout = new Option<double?>("--timeout", "--dendrite.timeout") { Description = "Deadline in seconds (default bittensor.dendrite.timeout: 12s)" };
         var dim = new Option<int?>("--network_dim", "--dendrite.network_dim") { Description = "Expected last dimension of a forward answer (default bittensor.dendrite.network_dim: 1024)" };
+        var transport = new Option<string?>("--dendrite.transport") { Description = "Client transport: lean (default) or grpc (bittensor.dendrite.transport)" };
         var query = new Command("query", "Send one signed Forward (or Backward) to an axon and print code, message, shape, dtype, latency");
-        foreach (var o in new Option[] { endpoint, hotkey, text, backward, timeout, dim, Uri, WalletName, WalletHotkey, WalletPath }) query.Options.Add(o);
+        foreach (var o in new Option[] { endpoint, hotkey, text, backward, timeout, dim, transport, Uri, WalletName, WalletHotkey, WalletPath }) query.Options.Add(o);
         var config = CliConfig.AddTo(query);
         var logging = CliLogging.AddFlags(query);
         query.SetAction(async (parse, ct) =>
@@ -400,6 +401,7 @@ internal static partial class AxonCommands
             [
                 ("bittensor.dendrite.timeout", parse.GetValue(timeout) is { } s ? TimeSpan.FromSeconds(s) : null),
                 ("bittensor.dendrite.network_dim", parse.GetValue(dim)),
+                ("bittensor.dendrite.transport", parse.GetValue(transport)),
                 .. logging(parse),
             ], "bittensor.logging.level = Warning");
             var settings = CliConfig.Settings(hocon, DendriteSettings.SectionPath, DendriteSettings.Create);

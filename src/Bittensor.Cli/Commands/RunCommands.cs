@@ -98,6 +98,11 @@ internal static class RunCommands
             clusterFlags = ClusterFlags.AddTo(command, worker: true);
         }
         if (role == "validator") command.Options.Add(reportBatches);
+        var dendriteTransport = new Option<string?>("--dendrite.transport")
+        {
+            Description = "Client transport toward axons: lean (the project's own HTTP/2 client, default) or grpc (Grpc.Net.Client); docs/axon.md",
+        };
+        command.Options.Add(dendriteTransport);
         var limits = new AxonLimitFlags();
         limits.AddTo(command);
         var config = CliConfig.AddTo(command);
@@ -126,6 +131,7 @@ internal static class RunCommands
                 ("bittensor.cluster.role", role == "server" ? parse.GetValue(clusterRole) : null),
                 .. clusterFlags?.Values(parse) ?? [],
                 .. limits.Values(parse),
+                ("bittensor.dendrite.transport", parse.GetValue(dendriteTransport)),
             ];
             var hocon = CliConfig.Load(parse, config, flags, VerbDefaults);
             var cluster = CliConfig.Settings(hocon, ClusterSettings.SectionPath, ClusterSettings.Create);

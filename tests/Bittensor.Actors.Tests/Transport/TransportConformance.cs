@@ -389,6 +389,22 @@ public sealed class LeanTransportConformance(ITestOutputHelper output) : Transpo
     protected override IServerTransport ServerTransport { get; } = new LeanServerTransport();
 }
 
+/// <summary>The suite over the lean HTTP/2 client (LeanClientTransport) and Kestrel (h2c) over loopback.</summary>
+public sealed class LeanClientKestrelConformance(ITestOutputHelper output) : TransportConformance(output)
+{
+    protected override IClientTransport ClientTransport => LeanClientTransport.Instance;
+
+    protected override IServerTransport ServerTransport { get; } = new KestrelServerTransport();
+}
+
+/// <summary>The suite over the lean HTTP/2 client and the lean HTTP/2 server over loopback.</summary>
+public sealed class LeanClientLeanServerConformance(ITestOutputHelper output) : TransportConformance(output)
+{
+    protected override IClientTransport ClientTransport => LeanClientTransport.Instance;
+
+    protected override IServerTransport ServerTransport { get; } = new LeanServerTransport();
+}
+
 /// <summary>The suite over the in-memory twin.</summary>
 public sealed class InMemoryTransportConformance(ITestOutputHelper output) : TransportConformance(output)
 {

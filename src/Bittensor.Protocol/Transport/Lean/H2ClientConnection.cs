@@ -1,0 +1,1176 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text;
+using Bittensor.Protocol.Wire;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace Bittensor.Protocol.Lean;
+
+/// <summary>
+/// One HTTP/2 cleartext (prior knowledge) connection of the lean client transport to one axon: unary gRPC calls to
+/// <c>/Bittensor/Forward</c> and <c>/Bittensor/Backward</c> multiplexed as streams. It announces a 1 MiB
+/// SETTINGS_MAX_FRAME_SIZE, a 4 MiB stream window and a 64 MiB connection window, so a 64 KB answer arrives in one DATA
+/// frame without a WINDOW_UPDATE round trip; the answer's bytes go from the socket straight into one array of the
+/// message's size (read into it directly when nothing else is buffered) and are parsed there. Bounded: a message over
+/// the receive limit is refused from its length prefix (the array grows only as bytes arrive, at most 1 MiB ahead of
+/// them), header blocks over 64 KB, frames over the announced size and flow-control violations are connection errors.
+/// Completions run on the read loop (the awaiting continuation runs inline: keep it short).
+/// </summary>
+internal sealed class H2ClientConnection : IDisposable
+{
+    /// <summary>SETTINGS_MAX_FRAME_SIZE this side announces.</summary>
+    internal const int MaxFrameSize = 1 << 20;
+
+    /// <summary>SETTINGS_INITIAL_WINDOW_SIZE this side announces (per stream).</summary>
+    internal const int StreamWindow = 4 << 20;
+
+    /// <summary>The connection's receive window (raised from 65,535 by a WINDOW_UPDATE right after the preface).</summary>
+    internal const int ConnectionWindow = 64 << 20;
+
+    /// <summary>Largest header block (HEADERS + CONTINUATION) accepted; also SETTINGS_MAX_HEADER_LIST_SIZE.</summary>
+    internal const int MaxHeaderBlock = 64 * 1024;
+
+    private const int ReadBufferSize = 128 * 1024;
+    private const int FirstChunk = 1 << 20; // a message array grows at most this far ahead of the bytes that arrived
+
+    private readonly Socket _socket;
+    private readonly int _maxReceive;
+    private readonly int _maxSend;
+    private readonly byte[] _forwardPrefix;
+    private readonly byte[] _backwardPrefix;
+    private readonly object _lock = new();
+    private readonly Dictionary<int, ClientStream> _streams = [];
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly HpackDecoder _hpack = new();
+    private readonly List<(string Name, string Value)> _fields = [];
+    private readonly byte[] _buf = GC.AllocateUninitializedArray<byte>(ReadBufferSize);
+    private int _start;
+    private int _end;
+    private readonly byte[] _block = new byte[MaxHeaderBlock];
+    private int _blockLength;
+    private int _blockStream;
+    private byte _blockFlags;
+    private int _nextStreamId = 1;
+    private long _sendConnWindow = H2.DefaultWindow;
+    private int _peerInitialWindow = H2.DefaultWindow;
+    private int _peerMaxFrame = H2.DefaultMaxFrame;
+    private long _recvConnWindow = ConnectionWindow;
+    private long _recvConnUnacked;
+    private TaskCompletionSource? _windowChanged;
+    private bool _closed;
+    private bool _goingAway;
+    private string _closeReason = "connection closed";
+
+    private H2ClientConnection(Socket socket, string authority, BittensorChannelOptions options)
+    {
+        _socket = socket;
+        _maxReceive = options.MaxReceiveMessageSize ?? int.MaxValue;
+        _maxSend = options.MaxSendMessageSize ?? int.MaxValue;
+        _forwardPrefix = RequestPrefix("/Bittensor/Forward", authority);
+        _backwardPrefix = RequestPrefix("/Bittensor/Backward", authority);
+    }
+
+    /// <summary>True while new calls may start on this connection (not closed, no GOAWAY, stream ids left).</summary>
+    public bool IsUsable
+    {
+        get
+        {
+            lock (_lock) return !_closed && !_goingAway && _nextStreamId < int.MaxValue - 2;
+        }
+    }
+
+    /// <summary>Streams open now (tests).</summary>
+    internal int OpenStreams
+    {
+        get
+        {
+            lock (_lock) return _streams.Count;
+        }
+    }
+
+    /// <summary>Connects, sends the preface, this side's SETTINGS and the connection window, and starts the read loop.</summary>
+    /// <exception cref="RpcException">Unavailable: the TCP connection could not be made within the connect timeout.</exception>
+    public static async Task<H2ClientConnection> ConnectAsync(string host, int port, BittensorChannelOptions options)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            using var timeout = new CancellationTokenSource(options.ConnectTimeout);
+            await socket.ConnectAsync(host, port, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or ArgumentException)
+        {
+            socket.Dispose();
+            var why = e switch
+            {
+                SocketException s => s.SocketErrorCode.ToString(),
+                OperationCanceledException => $"no answer within {options.ConnectTimeout.TotalMilliseconds:F0} ms",
+                _ => e.Message,
+            };
+            throw new RpcException(new Status(StatusCode.Unavailable, $"could not connect to {host}:{port} ({why})"));
+        }
+        var authority = host.Contains(':', StringComparison.Ordinal) && !host.StartsWith('[') ? $"[{host}]:{port}" : $"{host}:{port}";
+        var conn = new H2ClientConnection(socket, authority, options);
+        var hello = new byte[24 + 9 + 24 + 9 + 4];
+        H2.Preface.CopyTo(hello);
+        var at = 24;
+        H2Output.WriteFrameHeader(hello.AsSpan(at), 24, H2.Settings, 0, 0);
+        at += 9;
+        at = Setting(hello, at, H2.SettingsEnablePush, 0);
+        at = Setting(hello, at, H2.SettingsInitialWindowSize, StreamWindow);
+        at = Setting(hello, at, H2.SettingsMaxFrameSize, MaxFrameSize);
+        at = Setting(hello, at, H2.SettingsMaxHeaderListSize, MaxHeaderBlock);
+        H2Output.WriteFrameHeader(hello.AsSpan(at), 4, H2.WindowUpdate, 0, 0);
+        BinaryPrimitives.WriteInt32BigEndian(hello.AsSpan(at + 9), ConnectionWindow - H2.DefaultWindow);
+        try
+        {
+            await socket.SendAsync(hello, SocketFlags.None).ConfigureAwait(false);
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            throw new RpcException(new Status(StatusCode.Unavailable, $"connection to {host}:{port} lost ({e.SocketErrorCode})"));
+        }
+        _ = Task.Run(conn.ReadLoopAsync);
+        return conn;
+    }
+
+    private static int Setting(byte[] to, int at, ushort id, int value)
+    {
+        BinaryPrimitives.WriteUInt16BigEndian(to.AsSpan(at), id);
+        BinaryPrimitives.WriteInt32BigEndian(to.AsSpan(at + 2), value);
+        return at + 6;
+    }
+
+    // :method POST, :scheme http, :path, :authority (HPACK: static indices, literals without indexing, no Huffman).
+    private static byte[] RequestPrefix(string path, string authority)
+    {
+        var b = new List<byte>(64) { 0x83, 0x86 };
+        LiteralIndexedName(b, 4, path);
+        LiteralIndexedName(b, 1, authority);
+        return [.. b];
+    }
+
+    private static void LiteralIndexedName(List<byte> b, int nameIndex, string value)
+    {
+        H2Blocks.Int(b, nameIndex, 4, 0x00);
+        var bytes = Encoding.Latin1.GetBytes(value);
+        H2Blocks.Int(b, bytes.Length, 7, 0x00);
+        b.AddRange(bytes);
+    }
+
+    // ---------------------------------------------------------------- calls
+
+    /// <summary>One unary call. Every failure is an <see cref="RpcException"/> (see <see cref="IPeerConnection.CallAsync"/>).</summary>
+    public async Task<TensorMessage> CallAsync(BittensorMethod method, TensorMessage request, Metadata headers, DateTime deadline,
+        CancellationToken cancellationToken)
+    {
+        var size = request.CalculateSize();
+        if (size > _maxSend)
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, TransportStatus.SendTooLarge));
+        var remaining = deadline == DateTime.MaxValue ? Timeout.InfiniteTimeSpan : deadline.ToUniversalTime() - DateTime.UtcNow;
+        if (remaining != Timeout.InfiniteTimeSpan && remaining <= TimeSpan.Zero)
+            throw new RpcException(new Status(StatusCode.DeadlineExceeded, TransportStatus.DeadlineExceeded));
+        if (cancellationToken.IsCancellationRequested) throw new RpcException(new Status(StatusCode.Cancelled, TransportStatus.Cancelled));
+
+        var s = new ClientStream(this, cancellationToken, _maxReceive);
+        if (remaining != Timeout.InfiniteTimeSpan || cancellationToken.CanBeCanceled)
+        {
+            // One source for both: the caller's token (linked) and the deadline (a timer); which one fired decides the status.
+            s.Cancel = cancellationToken.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken) : new CancellationTokenSource();
+            if (remaining != Timeout.InfiniteTimeSpan) s.Cancel.CancelAfter(remaining);
+            s.Registration = s.Cancel.Token.UnsafeRegister(static o => ((ClientStream)o!).OnCancel(), s);
+        }
+
+        // Header block: pseudo-headers, then the call's metadata in its order (the bittensor headers first: a 2021 axon
+        // reads them by position), then content-type, te and grpc-timeout (which gRPC servers take out of the metadata).
+        var prefix = method == BittensorMethod.Backward ? _backwardPrefix : _forwardPrefix;
+        var blockSize = prefix.Length + 64;
+        foreach (var e in headers) blockSize += e.Key.Length + (e.IsBinary ? ((e.ValueBytes.Length + 2) / 3 * 4) : e.Value.Length * 3) + 12;
+        var bodyLength = 5 + size;
+        var frames = 9 * (4 + (bodyLength / H2.DefaultMaxFrame) + (blockSize / H2.DefaultMaxFrame));
+        var buffer = ArrayPool<byte>.Shared.Rent(frames + blockSize + bodyLength + blockSize);
+        try
+        {
+            // The body ([flag, length, message]) sits at the end of the buffer; frames are assembled at its start.
+            var bodyAt = buffer.Length - bodyLength;
+            buffer[bodyAt] = 0;
+            BinaryPrimitives.WriteInt32BigEndian(buffer.AsSpan(bodyAt + 1), size);
+            request.WriteTo(buffer.AsSpan(bodyAt + 5, size));
+            var blockAt = bodyAt - blockSize;
+            var blockLength = WriteHeaderBlock(buffer.AsSpan(blockAt, blockSize), prefix, headers, remaining);
+
+            var sent = 0;
+            var first = true;
+            while (true)
+            {
+                try
+                {
+                    await _writeLock.WaitAsync(s.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Not yet registered, or waiting to send more: OnCancel has answered (or will) through the stream.
+                    if (first) s.FailUnregistered();
+                    break;
+                }
+                Task? wait = null;
+                try
+                {
+                    var length = 0;
+                    var finished = false;
+                    var gone = false;
+                    Status? refusal = null;
+                    lock (_lock)
+                    {
+                        if (first && (_closed || _goingAway))
+                        {
+                            refusal = new Status(StatusCode.Unavailable, _closeReason);
+                        }
+                        else if (first && s.Token.IsCancellationRequested)
+                        {
+                            gone = true;
+                        }
+                        else if (first)
+                        {
+                            s.Id = _nextStreamId;
+                            _nextStreamId += 2;
+                            s.SendWindow = _peerInitialWindow;
+                            _streams[s.Id] = s;
+                            length = WriteHeaders(buffer, s.Id, blockAt, blockLength);
+                        }
+                        else if (!_streams.ContainsKey(s.Id))
+                        {
+                            gone = true; // answered (reset, cancelled, closed) meanwhile
+                        }
+                        // DATA frames as far as both send windows allow; the last one ends the stream.
+                        while (!gone && refusal is null && sent < bodyLength)
+                        {
+                            var chunk = (int)Math.Min(Math.Min(bodyLength - sent, _peerMaxFrame), Math.Min(s.SendWindow, _sendConnWindow));
+                            if (chunk <= 0) break;
+                            s.SendWindow -= chunk;
+                            _sendConnWindow -= chunk;
+                            var end = sent + chunk == bodyLength;
+                            H2Output.WriteFrameHeader(buffer.AsSpan(length), chunk, H2.Data, end ? H2.EndStream : (byte)0, s.Id);
+                            // Frames grow at the front of the buffer; body bytes move from the back (never overlapping:
+                            // the frames written so far are shorter than blockAt + the body bytes already moved).
+                            Buffer.BlockCopy(buffer, bodyAt + sent, buffer, length + 9, chunk);
+                            length += 9 + chunk;
+                            sent += chunk;
+                        }
+                        finished = sent == bodyLength;
+                        if (!finished && !gone && refusal is null)
+                            wait = (_windowChanged ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+                    }
+                    if (refusal is { } r) s.FailUnregistered(r);
+                    if (first && gone) s.FailUnregistered();
+                    if (refusal is not null || gone) break;
+                    first = false;
+                    if (length > 0) await SendAllAsync(buffer.AsMemory(0, length)).ConfigureAwait(false);
+                    if (finished) break;
+                }
+                catch (SocketException e)
+                {
+                    Close($"connection lost while sending ({e.SocketErrorCode})", StatusCode.Unavailable);
+                    break;
+                }
+                catch (ObjectDisposedException)
+                {
+                    Close("connection closed while sending", StatusCode.Unavailable);
+                    break;
+                }
+                finally
+                {
+                    _writeLock.Release();
+                }
+                try
+                {
+                    await wait!.WaitAsync(s.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break; // OnCancel answered through the stream
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        try
+        {
+            return await s.Done.Task.ConfigureAwait(false);
+        }
+        finally
+        {
+            s.Cancel?.Dispose();
+        }
+    }
+
+    // HEADERS (+ CONTINUATION when the block is over the peer's frame size) moved to the buffer's start; returns the length.
+    private int WriteHeaders(byte[] buffer, int id, int blockAt, int blockLength)
+    {
+        if (blockLength <= _peerMaxFrame)
+        {
+            Buffer.BlockCopy(buffer, blockAt, buffer, 9, blockLength);
+            H2Output.WriteFrameHeader(buffer, blockLength, H2.Headers, H2.EndHeaders, id);
+            return 9 + blockLength;
+        }
+        // Rare (a block over 16 KB): assemble the frames in a copy, then move them to the front.
+        var frames = new byte[blockLength + (9 * ((blockLength / _peerMaxFrame) + 1))];
+        var at = 0;
+        var done = 0;
+        var type = H2.Headers;
+        while (done < blockLength)
+        {
+            var chunk = Math.Min(_peerMaxFrame, blockLength - done);
+            H2Output.WriteFrameHeader(frames.AsSpan(at), chunk, type, done + chunk == blockLength ? H2.EndHeaders : (byte)0, id);
+            Buffer.BlockCopy(buffer, blockAt + done, frames, at + 9, chunk);
+            at += 9 + chunk;
+            done += chunk;
+            type = H2.Continuation;
+        }
+        Buffer.BlockCopy(frames, 0, buffer, 0, at);
+        return at;
+    }
+
+    private static int WriteHeaderBlock(Span<byte> to, byte[] prefix, Metadata headers, TimeSpan remaining)
+    {
+        prefix.CopyTo(to);
+        var at = prefix.Length;
+        foreach (var e in headers)
+        {
+            to[at++] = 0x00; // literal without indexing, new name
+            at += Str(to[at..], e.Key);
+            at += Str(to[at..], e.IsBinary ? Convert.ToBase64String(e.ValueBytes).TrimEnd('=') : e.Value);
+        }
+        to[at++] = 0x0F; // content-type: static index 31 (4-bit prefix 15 + 16)
+        to[at++] = 0x10;
+        at += Str(to[at..], "application/grpc");
+        to[at++] = 0x00;
+        at += Str(to[at..], "te");
+        at += Str(to[at..], "trailers");
+        if (remaining != Timeout.InfiniteTimeSpan)
+        {
+            to[at++] = 0x00;
+            at += Str(to[at..], "grpc-timeout");
+            var ms = (long)Math.Ceiling(remaining.TotalMilliseconds);
+            at += Str(to[at..], ms <= 99_999_999 ? string.Create(CultureInfo.InvariantCulture, $"{ms}m")
+                : string.Create(CultureInfo.InvariantCulture, $"{Math.Min(99_999_999, (long)Math.Ceiling(remaining.TotalSeconds))}S"));
+        }
+        return at;
+    }
+
+    // An HPACK string literal (no Huffman); header values are Latin-1 octets, as HTTP/2 field values are.
+    private static int Str(Span<byte> to, string value)
+    {
+        var at = Int(to, value.Length, 7, 0x00);
+        for (var i = 0; i < value.Length; i++) to[at + i] = (byte)value[i];
+        return at + value.Length;
+    }
+
+    private static int Int(Span<byte> to, int value, int prefixBits, byte high)
+    {
+        var mask = (1 << prefixBits) - 1;
+        if (value < mask)
+        {
+            to[0] = (byte)(high | value);
+            return 1;
+        }
+        to[0] = (byte)(high | mask);
+        value -= mask;
+        var at = 1;
+        while (value >= 0x80)
+        {
+            to[at++] = (byte)((value & 0x7F) | 0x80);
+            value >>= 7;
+        }
+        to[at++] = (byte)value;
+        return at;
+    }
+
+    private async ValueTask SendAllAsync(ReadOnlyMemory<byte> bytes)
+    {
+        while (!bytes.IsEmpty)
+        {
+            var n = await _socket.SendAsync(bytes, SocketFlags.None).ConfigureAwait(false);
+            bytes = bytes[n..];
+        }
+    }
+
+    // Control frames the read loop owes the peer (SETTINGS ACK, PING ACK, WINDOW_UPDATE, RST_STREAM, GOAWAY): sent from
+    // another task so the read loop never waits for the write lock (a sender blocked on a full socket would stall it).
+    private void SendControl(byte[] frame) => _ = SendControlAsync(frame);
+
+    private async Task SendControlAsync(byte[] frame)
+    {
+        try
+        {
+            await _writeLock.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                await SendAllAsync(frame).ConfigureAwait(false);
+            }
+            finally
+            {
+                _writeLock.Release();
+            }
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            Close("connection lost", StatusCode.Unavailable);
+        }
+    }
+
+    private static byte[] Frame4(byte type, int stream, uint value)
+    {
+        var f = new byte[13];
+        H2Output.WriteFrameHeader(f, 4, type, 0, stream);
+        BinaryPrimitives.WriteUInt32BigEndian(f.AsSpan(9), value);
+        return f;
+    }
+
+    /// <summary>Answers <paramref name="s"/> with <paramref name="status"/> and resets its stream (the peer stops sending).</summary>
+    private void Reset(ClientStream s, Status status)
+    {
+        if (!Remove(s)) return;
+        if (!_closed) SendControl(Frame4(H2.RstStream, s.Id, H2.Cancel));
+        s.Fail(status);
+    }
+
+    private bool Remove(ClientStream s)
+    {
+        bool removed, closeNow;
+        lock (_lock)
+        {
+            removed = s.Id != 0 && _streams.TryGetValue(s.Id, out var found) && ReferenceEquals(found, s) && _streams.Remove(s.Id);
+            closeNow = removed && _goingAway && _streams.Count == 0;
+        }
+        if (closeNow) Close("peer sent GOAWAY and every stream ended", StatusCode.Unavailable);
+        return removed;
+    }
+
+    /// <summary>Closes the socket; every open call answers <paramref name="code"/> with <paramref name="reason"/>.</summary>
+    internal void Close(string reason, StatusCode code)
+    {
+        ClientStream[] open;
+        lock (_lock)
+        {
+            if (_closed) return;
+            _closed = true;
+            _closeReason = reason;
+            open = [.. _streams.Values];
+            _streams.Clear();
+            _windowChanged?.TrySetResult();
+            _windowChanged = null;
+        }
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
+        _socket.Dispose();
+        foreach (var s in open) s.Fail(new Status(code, reason));
+    }
+
+    public void Dispose() => Close("connection disposed", StatusCode.Unavailable);
+
+    // ---------------------------------------------------------------- read loop
+
+    private async Task ReadLoopAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                if (!await FillAsync(9, atFrameStart: true).ConfigureAwait(false)) return;
+                var h = _buf.AsSpan(_start, 9);
+                var length = (h[0] << 16) | (h[1] << 8) | h[2];
+                var type = h[3];
+                var flags = h[4];
+                var id = BinaryPrimitives.ReadInt32BigEndian(h[5..]) & 0x7FFFFFFF;
+                _start += 9;
+                if (length > MaxFrameSize) throw new H2ConnectionException(H2.FrameSizeError, $"peer sent a {length}-byte frame over the announced {MaxFrameSize}");
+                if (_blockLength > 0 || _blockStream != 0)
+                {
+                    if (type != H2.Continuation || id != _blockStream)
+                        throw new H2ConnectionException(H2.ProtocolError, "peer interrupted a header block (expected CONTINUATION)");
+                }
+                if (type == H2.Data)
+                {
+                    await OnDataAsync(length, flags, id).ConfigureAwait(false);
+                    continue;
+                }
+                if (length > _buf.Length)
+                {
+                    // Only a GOAWAY's debug text or an unknown frame type may be this long and still be ignored.
+                    if (type is H2.GoAway or > H2.Continuation)
+                    {
+                        if (type == H2.GoAway)
+                        {
+                            await FillAsync(8, false).ConfigureAwait(false);
+                            OnGoAway(_buf.AsSpan(_start, 8));
+                            _start += 8;
+                            length -= 8;
+                        }
+                        await SkipAsync(length).ConfigureAwait(false);
+                        continue;
+                    }
+                    throw new H2ConnectionException(H2.FrameSizeError, $"peer sent a {length}-byte frame of type {type}");
+                }
+                await FillAsync(length, false).ConfigureAwait(false);
+                var payload = _buf.AsSpan(_start, length);
+                _start += length;
+                OnControl(type, flags, id, payload);
+            }
+        }
+        catch (H2ConnectionException e)
+        {
+            GoAwayAndClose(e.Code, $"peer broke HTTP/2 ({H2.Name(e.Code)}): {e.Message}");
+        }
+        catch (HpackException e)
+        {
+            GoAwayAndClose(H2.CompressionError, $"peer sent a header block that is not valid HPACK: {e.Message}");
+        }
+        catch (EndOfStreamException)
+        {
+            Close("peer closed the connection in the middle of a frame", StatusCode.Unavailable);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
+        {
+            Close("connection lost", StatusCode.Unavailable);
+        }
+        catch (Exception e)
+        {
+            // A bug of this side; still answer every call instead of leaving it hanging.
+            Close($"client transport failed ({e.GetType().Name})", StatusCode.Internal);
+        }
+        finally
+        {
+            Close("peer closed the connection", StatusCode.Unavailable);
+        }
+    }
+
+    private void GoAwayAndClose(uint code, string reason)
+    {
+        var f = new byte[17];
+        H2Output.WriteFrameHeader(f, 8, H2.GoAway, 0, 0);
+        BinaryPrimitives.WriteInt32BigEndian(f.AsSpan(9), 0); // a client accepts no streams from the server
+        BinaryPrimitives.WriteUInt32BigEndian(f.AsSpan(13), code);
+        if (_writeLock.Wait(0))
+        {
+            try
+            {
+                _socket.Send(f, SocketFlags.None); // best effort, 17 bytes; the socket closes next
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+            }
+            finally
+            {
+                _writeLock.Release();
+            }
+        }
+        Close(reason, StatusCode.Internal);
+    }
+
+    // Ensures `count` bytes are buffered from _start. At a frame start, a clean end of stream returns false.
+    private async ValueTask<bool> FillAsync(int count, bool atFrameStart)
+    {
+        if (_end - _start >= count) return true;
+        if (_start > 0 && _start + count > _buf.Length)
+        {
+            Buffer.BlockCopy(_buf, _start, _buf, 0, _end - _start);
+            _end -= _start;
+            _start = 0;
+        }
+        while (_end - _start < count)
+        {
+            var n = await _socket.ReceiveAsync(_buf.AsMemory(_end), SocketFlags.None).ConfigureAwait(false);
+            if (n == 0)
+            {
+                if (atFrameStart && _end == _start) return false;
+                throw new EndOfStreamException();
+            }
+            _end += n;
+        }
+        return true;
+    }
+
+    private async ValueTask SkipAsync(int count)
+    {
+        while (count > 0)
+        {
+            if (_end == _start)
+            {
+                _start = _end = 0;
+                await FillAsync(1, false).ConfigureAwait(false);
+            }
+            var k = Math.Min(count, _end - _start);
+            _start += k;
+            count -= k;
+        }
+    }
+
+    private async ValueTask OnDataAsync(int length, byte flags, int id)
+    {
+        if (id == 0) throw new H2ConnectionException(H2.ProtocolError, "DATA on stream 0");
+        ClientStream? s;
+        lock (_lock)
+        {
+            if ((id & 1) == 0 || id >= _nextStreamId) throw new H2ConnectionException(H2.ProtocolError, $"DATA on stream {id}, which this side never opened");
+            _streams.TryGetValue(id, out s);
+            _recvConnWindow -= length;
+            if (_recvConnWindow < 0) throw new H2ConnectionException(H2.FlowControlError, "peer sent past the connection window");
+            if (s is not null)
+            {
+                s.RecvWindow -= length;
+                if (s.RecvWindow < 0) throw new H2ConnectionException(H2.FlowControlError, $"peer sent past stream {id}'s window");
+            }
+        }
+        if (s is not null && !s.HeadersSeen)
+        {
+            Reset(s, new Status(StatusCode.Internal, "peer sent DATA before response headers"));
+            s = null;
+        }
+        var data = length;
+        var pad = 0;
+        if ((flags & H2.Padded) != 0)
+        {
+            if (length < 1) throw new H2ConnectionException(H2.FrameSizeError, "padded DATA frame without its pad length");
+            await FillAsync(1, false).ConfigureAwait(false);
+            pad = _buf[_start++];
+            if (pad >= length) throw new H2ConnectionException(H2.ProtocolError, "DATA padding longer than the frame");
+            data = length - 1 - pad;
+        }
+        while (data > 0)
+        {
+            var buffered = _end - _start;
+            if (buffered > 0)
+            {
+                var k = Math.Min(data, buffered);
+                if (s is not null && !s.Feed(_buf.AsSpan(_start, k), out var failure)) s = FailFromFeed(s, failure);
+                _start += k;
+                data -= k;
+                continue;
+            }
+            _start = _end = 0;
+            if (s is not null && s.BodyTarget(data) is { Length: > 0 } target)
+            {
+                // Nothing buffered and the stream wants message bytes: read them straight into the message's array.
+                var n = await _socket.ReceiveAsync(target, SocketFlags.None).ConfigureAwait(false);
+                if (n == 0) throw new EndOfStreamException();
+                s.Advance(n);
+                data -= n;
+                continue;
+            }
+            await FillAsync(1, false).ConfigureAwait(false);
+        }
+        if (pad > 0) await SkipAsync(pad).ConfigureAwait(false);
+
+        // Flow control: give the bytes back (connection: once half the window is used; stream: while it stays open).
+        if (length > 0)
+        {
+            var connIncrement = 0L;
+            lock (_lock)
+            {
+                _recvConnUnacked += length;
+                if (_recvConnUnacked >= ConnectionWindow / 2)
+                {
+                    connIncrement = _recvConnUnacked;
+                    _recvConnWindow += _recvConnUnacked;
+                    _recvConnUnacked = 0;
+                }
+            }
+            if (connIncrement > 0) SendControl(Frame4(H2.WindowUpdate, 0, (uint)connIncrement));
+            if (s is not null && (flags & H2.EndStream) == 0)
+            {
+                var streamIncrement = 0;
+                lock (_lock)
+                {
+                    s.RecvUnacked += length;
+                    if (s.RecvUnacked >= StreamWindow / 2 && _streams.ContainsKey(id))
+                    {
+                        streamIncrement = s.RecvUnacked;
+                        s.RecvWindow += s.RecvUnacked;
+                        s.RecvUnacked = 0;
+                    }
+                }
+                if (streamIncrement > 0) SendControl(Frame4(H2.WindowUpdate, id, (uint)streamIncrement));
+            }
+        }
+        if (s is not null && (flags & H2.EndStream) != 0)
+        {
+            // The stream ended without trailers: no grpc-status.
+            Ended(s, new Status(StatusCode.Internal, "peer ended the response without grpc-status trailers"));
+        }
+    }
+
+    private ClientStream? FailFromFeed(ClientStream s, Status failure)
+    {
+        Reset(s, failure);
+        return null;
+    }
+
+    // The peer ended the stream: answered without RST_STREAM.
+    private void Ended(ClientStream s, Status failure)
+    {
+        if (Remove(s)) s.Fail(failure);
+    }
+
+    private void OnControl(byte type, byte flags, int id, ReadOnlySpan<byte> payload)
+    {
+        switch (type)
+        {
+            case H2.Headers:
+            case H2.Continuation:
+                OnHeaderFragment(type, flags, id, payload);
+                break;
+            case H2.Settings:
+                if (id != 0) throw new H2ConnectionException(H2.ProtocolError, "SETTINGS on a stream");
+                if ((flags & H2.Ack) != 0)
+                {
+                    if (payload.Length != 0) throw new H2ConnectionException(H2.FrameSizeError, "SETTINGS ACK with a payload");
+                    break;
+                }
+                if (payload.Length % 6 != 0) throw new H2ConnectionException(H2.FrameSizeError, "SETTINGS length not a multiple of 6");
+                OnSettings(payload);
+                SendControl(SettingsAck);
+                break;
+            case H2.Ping:
+                if (id != 0) throw new H2ConnectionException(H2.ProtocolError, "PING on a stream");
+                if (payload.Length != 8) throw new H2ConnectionException(H2.FrameSizeError, "PING payload is not 8 bytes");
+                if ((flags & H2.Ack) == 0)
+                {
+                    var f = new byte[17];
+                    H2Output.WriteFrameHeader(f, 8, H2.Ping, H2.Ack, 0);
+                    payload.CopyTo(f.AsSpan(9));
+                    SendControl(f);
+                }
+                break;
+            case H2.WindowUpdate:
+                if (payload.Length != 4) throw new H2ConnectionException(H2.FrameSizeError, "WINDOW_UPDATE payload is not 4 bytes");
+                OnWindowUpdate(id, BinaryPrimitives.ReadInt32BigEndian(payload) & 0x7FFFFFFF);
+                break;
+            case H2.RstStream:
+                if (id == 0) throw new H2ConnectionException(H2.ProtocolError, "RST_STREAM on stream 0");
+                if (payload.Length != 4) throw new H2ConnectionException(H2.FrameSizeError, "RST_STREAM payload is not 4 bytes");
+                OnReset(id, BinaryPrimitives.ReadUInt32BigEndian(payload));
+                break;
+            case H2.GoAway:
+                if (id != 0) throw new H2ConnectionException(H2.ProtocolError, "GOAWAY on a stream");
+                if (payload.Length < 8) throw new H2ConnectionException(H2.FrameSizeError, "GOAWAY shorter than 8 bytes");
+                OnGoAway(payload);
+                break;
+            case H2.PushPromise:
+                throw new H2ConnectionException(H2.ProtocolError, "PUSH_PROMISE although this side disabled push");
+            case H2.Priority:
+                if (payload.Length != 5) throw new H2ConnectionException(H2.FrameSizeError, "PRIORITY payload is not 5 bytes");
+                break;
+            default:
+                break; // unknown frame types are ignored (RFC 9113 §4.1)
+        }
+    }
+
+    private static readonly byte[] SettingsAck = SettingsAckFrame();
+
+    private static byte[] SettingsAckFrame()
+    {
+        var f = new byte[9];
+        H2Output.WriteFrameHeader(f, 0, H2.Settings, H2.Ack, 0);
+        return f;
+    }
+
+    private void OnSettings(ReadOnlySpan<byte> payload)
+    {
+        lock (_lock)
+        {
+            for (var i = 0; i < payload.Length; i += 6)
+            {
+                var key = BinaryPrimitives.ReadUInt16BigEndian(payload[i..]);
+                var value = BinaryPrimitives.ReadUInt32BigEndian(payload[(i + 2)..]);
+                switch (key)
+                {
+                    case H2.SettingsInitialWindowSize:
+                        if (value > int.MaxValue) throw new H2ConnectionException(H2.FlowControlError, "SETTINGS_INITIAL_WINDOW_SIZE over 2^31-1");
+                        var delta = (int)value - _peerInitialWindow;
+                        _peerInitialWindow = (int)value;
+                        foreach (var s in _streams.Values)
+                        {
+                            s.SendWindow += delta;
+                            if (s.SendWindow > int.MaxValue) throw new H2ConnectionException(H2.FlowControlError, "a stream's send window over 2^31-1");
+                        }
+                        break;
+                    case H2.SettingsMaxFrameSize:
+                        if (value is < H2.DefaultMaxFrame or > 16_777_215) throw new H2ConnectionException(H2.ProtocolError, $"SETTINGS_MAX_FRAME_SIZE {value}");
+                        _peerMaxFrame = (int)value;
+                        break;
+                    case H2.SettingsEnablePush:
+                        if (value > 1) throw new H2ConnectionException(H2.ProtocolError, "SETTINGS_ENABLE_PUSH not 0 or 1");
+                        break;
+                    default:
+                        break; // header table size (this side's encoder uses no dynamic table), concurrency, list size, unknown
+                }
+            }
+            WindowChangedLocked();
+        }
+    }
+
+    private void OnWindowUpdate(int id, int increment)
+    {
+        if (increment == 0)
+        {
+            if (id == 0) throw new H2ConnectionException(H2.ProtocolError, "WINDOW_UPDATE of 0 on the connection");
+            ClientStream? zero;
+            lock (_lock) _streams.TryGetValue(id, out zero);
+            if (zero is not null) Reset(zero, new Status(StatusCode.Internal, "peer sent a WINDOW_UPDATE of 0"));
+            return;
+        }
+        lock (_lock)
+        {
+            if (id == 0)
+            {
+                _sendConnWindow += increment;
+                if (_sendConnWindow > int.MaxValue) throw new H2ConnectionException(H2.FlowControlError, "connection send window over 2^31-1");
+            }
+            else if (_streams.TryGetValue(id, out var s))
+            {
+                s.SendWindow += increment;
+                if (s.SendWindow > int.MaxValue) throw new H2ConnectionException(H2.FlowControlError, $"stream {id}'s send window over 2^31-1");
+            }
+            WindowChangedLocked();
+        }
+    }
+
+    private void WindowChangedLocked()
+    {
+        _windowChanged?.TrySetResult();
+        _windowChanged = null;
+    }
+
+    private void OnReset(int id, uint code)
+    {
+        ClientStream? s;
+        lock (_lock) _streams.TryGetValue(id, out s);
+        if (s is null) return;
+        var status = code switch
+        {
+            H2.RefusedStream => new Status(StatusCode.Unavailable, "peer refused the stream (REFUSED_STREAM)"),
+            H2.Cancel => new Status(StatusCode.Cancelled, "peer cancelled the stream (CANCEL)"),
+            _ => new Status(StatusCode.Internal, $"peer reset the stream ({H2.Name(code)})"),
+        };
+        Ended(s, status);
+    }
+
+    private void OnGoAway(ReadOnlySpan<byte> payload)
+    {
+        var last = BinaryPrimitives.ReadInt32BigEndian(payload) & 0x7FFFFFFF;
+        var code = BinaryPrimitives.ReadUInt32BigEndian(payload[4..]);
+        List<ClientStream> refused = [];
+        bool closeNow;
+        lock (_lock)
+        {
+            _goingAway = true;
+            _closeReason = $"peer sent GOAWAY ({H2.Name(code)})";
+            foreach (var s in _streams.Values)
+                if (s.Id > last) refused.Add(s);
+            foreach (var s in refused) _streams.Remove(s.Id);
+            closeNow = _streams.Count == 0;
+        }
+        foreach (var s in refused) s.Fail(new Status(StatusCode.Unavailable, $"peer sent GOAWAY ({H2.Name(code)}) before processing the call"));
+        if (closeNow) Close(_closeReason, StatusCode.Unavailable);
+    }
+
+    private void OnHeaderFragment(byte type, byte flags, int id, ReadOnlySpan<byte> payload)
+    {
+        if (id == 0) throw new H2ConnectionException(H2.ProtocolError, "HEADERS on stream 0");
+        if (type == H2.Headers)
+        {
+            if (_blockStream != 0) throw new H2ConnectionException(H2.ProtocolError, "HEADERS inside a header block");
+            var from = 0;
+            var to = payload.Length;
+            if ((flags & H2.Padded) != 0)
+            {
+                if (payload.Length < 1) throw new H2ConnectionException(H2.FrameSizeError, "padded HEADERS without its pad length");
+                var pad = payload[0];
+                from = 1;
+                to -= pad;
+            }
+            if ((flags & H2.PriorityFlag) != 0) from += 5;
+            if (from > to) throw new H2ConnectionException(H2.ProtocolError, "HEADERS padding or priority longer than the frame");
+            payload = payload[from..to];
+            _blockStream = id;
+            _blockFlags = flags;
+            _blockLength = 0;
+        }
+        else if (_blockStream == 0)
+        {
+            throw new H2ConnectionException(H2.ProtocolError, "CONTINUATION without HEADERS");
+        }
+        if (_blockLength + payload.Length > _block.Length)
+            throw new H2ConnectionException(H2.EnhanceYourCalm, $"peer's header block is over {MaxHeaderBlock} bytes");
+        payload.CopyTo(_block.AsSpan(_blockLength));
+        _blockLength += payload.Length;
+        if ((flags & H2.EndHeaders) == 0) return;
+
+        var streamId = _blockStream;
+        var endStream = (_blockFlags & H2.EndStream) != 0;
+        _blockStream = 0;
+        var within = _hpack.Decode(_block.AsSpan(0, _blockLength), _fields, MaxHeaderBlock); // always decoded: keeps the table in step
+        _blockLength = 0;
+        ClientStream? s;
+        lock (_lock)
+        {
+            if ((streamId & 1) == 0 || streamId >= _nextStreamId) throw new H2ConnectionException(H2.ProtocolError, $"HEADERS on stream {streamId}, which this side never opened");
+            _streams.TryGetValue(streamId, out s);
+        }
+        if (s is null) return; // a stream this side cancelled or reset
+        if (!within)
+        {
+            Reset(s, new Status(StatusCode.Internal, $"peer's response headers are over {MaxHeaderBlock} bytes"));
+            return;
+        }
+        OnHeaders(s, endStream);
+    }
+
+    private void OnHeaders(ClientStream s, bool endStream)
+    {
+        string? status = null, contentType = null, grpcStatus = null, grpcMessage = null;
+        foreach (var (name, value) in _fields)
+        {
+            switch (name)
+            {
+                case ":status": status = value; break;
+                case "content-type": contentType = value; break;
+                case "grpc-status": grpcStatus = value; break;
+                case "grpc-message": grpcMessage = value; break;
+            }
+        }
+        if (!s.HeadersSeen)
+        {
+            s.HeadersSeen = true;
+            if (status != "200")
+            {
+                var http = int.TryParse(status, NumberStyles.None, CultureInfo.InvariantCulture, out var st) ? st : 0;
+                var code = http switch
+                {
+                    400 => StatusCode.Internal,
+                    401 => StatusCode.Unauthenticated,
+                    403 => StatusCode.PermissionDenied,
+                    404 => StatusCode.Unimplemented,
+                    429 or 502 or 503 or 504 => StatusCode.Unavailable,
+                    _ => StatusCode.Unknown,
+                };
+                Finish(s, endStream, new Status(code, $"peer answered HTTP status {status ?? "(none)"}"));
+                return;
+            }
+            if (contentType is null || !contentType.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase))
+            {
+                Finish(s, endStream, new Status(StatusCode.Internal, $"peer answered content-type '{Clip(contentType ?? "(none)")}', not application/grpc"));
+                return;
+            }
+            if (!endStream) return; // the message and the trailers follow
+        }
+        else if (!endStream)
+        {
+            Finish(s, false, new Status(StatusCode.Internal, "peer sent a second header block without ending the stream"));
+            return;
+        }
+
+        // Trailers (or a trailers-only answer): the call's status.
+        if (grpcStatus is null || !int.TryParse(grpcStatus, NumberStyles.None, CultureInfo.InvariantCulture, out var grpc))
+        {
+            Finish(s, true, new Status(StatusCode.Internal, grpcStatus is null ? "peer's response has no grpc-status" : $"peer's grpc-status '{Clip(grpcStatus)}' is not a number"));
+            return;
+        }
+        if (grpc != 0)
+        {
+            Finish(s, true, new Status((StatusCode)grpc, PercentDecode(grpcMessage ?? "")));
+            return;
+        }
+        if (!Remove(s)) return;
+        if (!s.MessageComplete)
+        {
+            s.Fail(new Status(StatusCode.Internal, s.MessageStarted ? "peer ended the response in the middle of its message" : "Failed to deserialize response message."));
+            return;
+        }
+        TensorMessage answer;
+        try
+        {
+            answer = TensorMessageReader.Parse(s.Message, s.MessageLength); // tensors' buffers stay in s.Message (no copy)
+        }
+        catch (InvalidDataException e)
+        {
+            s.Fail(new Status(StatusCode.Internal, $"Failed to deserialize response message ({e.Message})"));
+            return;
+        }
+        s.Succeed(answer);
+    }
+
+    // Answers the stream; resets it unless the peer ended it.
+    private void Finish(ClientStream s, bool endStream, Status status)
+    {
+        if (endStream) Ended(s, status);
+        else Reset(s, status);
+    }
+
+    private static string Clip(string value) => value.Length > 64 ? value[..64] + "…" : value;
+
+    /// <summary>gRPC's percent-decoding of <c>grpc-message</c> (UTF-8 bytes as %XX); malformed escapes are kept as they are.</summary>
+    internal static string PercentDecode(string value)
+    {
+        if (!value.Contains('%', StringComparison.Ordinal)) return value;
+        var bytes = new List<byte>(value.Length);
+        for (var i = 0; i < value.Length; i++)
+        {
+            if (value[i] == '%' && i + 2 < value.Length && byte.TryParse(value.AsSpan(i + 1, 2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var b))
+            {
+                bytes.Add(b);
+                i += 2;
+            }
+            else
+            {
+                bytes.Add((byte)value[i]);
+            }
+        }
+        return Encoding.UTF8.GetString([.. bytes]);
+    }
+
+    // ---------------------------------------------------------------- one call
+
+    private sealed class ClientStream(H2ClientConnection owner, CancellationToken token, int maxReceive)
+    {
+        private readonly H2ClientConnection _owner = owner;
+        private readonly int _maxReceive = maxReceive;
+        private int _prefixFilled;
+        private uint _prefixLength;
+        private byte _flag;
+
+        public readonly TaskCompletionSource<TensorMessage> Done = new();
+        public readonly CancellationToken CallerToken = token;
+        public CancellationTokenSource? Cancel;
+        public CancellationTokenRegistration Registration;
+        public int Id;
+        public long SendWindow;
+        public long RecvWindow = StreamWindow;
+        public int RecvUnacked;
+        public bool HeadersSeen;
+        public byte[] Message = [];
+        public int MessageLength = -1;
+        public int Filled;
+
+        /// <summary>Fires on cancellation or at the deadline (waits for the write lock and the send windows end with it).</summary>
+        public CancellationToken Token => Cancel?.Token ?? CancellationToken.None;
+
+        public bool MessageStarted => _prefixFilled > 0;
+
+        public bool MessageComplete => MessageLength >= 0 && Filled == MessageLength;
+
+        private Status CancelStatus() => CallerToken.IsCancellationRequested
+            ? new Status(StatusCode.Cancelled, TransportStatus.Cancelled)
+            : new Status(StatusCode.DeadlineExceeded, TransportStatus.DeadlineExceeded);
+
+        public void OnCancel()
+        {
+            int id;
+            lock (_owner._lock)
+            {
+                id = Id;
+                _owner.WindowChangedLocked(); // a sender waiting for window wakes and sees the stream gone
+            }
+            if (id != 0) _owner.Reset(this, CancelStatus());
+            else Fail(CancelStatus());
+        }
+
+        /// <summary>Answers a call that never got a stream (cancelled before it was sent, or the connection closed).</summary>
+        public void FailUnregistered(Status? status = null) => Fail(status ?? CancelStatus());
+
+        public void Fail(Status status)
+        {
+            Release();
+            Done.TrySetException(new RpcException(status));
+        }
+
+        public void Succeed(TensorMessage answer)
+        {
+            Release();
+            Done.TrySetResult(answer);
+        }
+
+        // The source itself is disposed by the call (CallAsync's finally), once nothing waits on its token any more.
+        private void Release() => Registration.Dispose();
+
+        /// <summary>Takes DATA bytes (the gRPC length-prefixed message); false with a status when the answer is refused.</summary>
+        public bool Feed(ReadOnlySpan<byte> bytes, out Status failure)
+        {
+            failure = default;
+            while (!bytes.IsEmpty)
+            {
+                if (_prefixFilled < 5)
+                {
+                    if (MessageLength >= 0)
+                    {
+                        failure = new Status(StatusCode.Internal, "peer sent more than one response message");
+                        return false;
+                    }
+                    if (_prefixFilled == 0) _flag = bytes[0];
+                    else _prefixLength = (_prefixLength << 8) | bytes[0];
+                    _prefixFilled++;
+                    bytes = bytes[1..];
+                    if (_prefixFilled < 5) continue;
+                    if (_flag != 0)
+                    {
+                        failure = new Status(StatusCode.Internal, "peer sent a compressed message although no grpc-encoding was offered");
+                        return false;
+                    }
+                    if (_prefixLength > (uint)_maxReceive)
+                    {
+                        failure = new Status(StatusCode.ResourceExhausted,
+                            $"{TransportStatus.ReceiveTooLarge} (peer announced {_prefixLength} bytes, limit {_maxReceive})");
+                        return false;
+                    }
+                    MessageLength = (int)_prefixLength;
+                    Message = MessageLength == 0 ? [] : GC.AllocateUninitializedArray<byte>(Math.Min(MessageLength, FirstChunk));
+                    continue;
+                }
+                if (Filled == MessageLength)
+                {
+                    failure = new Status(StatusCode.Internal, "peer sent more than one response message");
+                    return false;
+                }
+                var k = Math.Min(bytes.Length, MessageLength - Filled);
+                Grow(k);
+                bytes[..k].CopyTo(Message.AsSpan(Filled));
+                Filled += k;
+                bytes = bytes[k..];
+            }
+            return true;
+        }
+
+        /// <summary>Where up to <paramref name="available"/> message bytes may be read directly; empty outside a message body.</summary>
+        public Memory<byte> BodyTarget(int available)
+        {
+            if (_prefixFilled < 5 || Filled >= MessageLength) return Memory<byte>.Empty;
+            var k = Math.Min(available, MessageLength - Filled);
+            Grow(k);
+            return Message.AsMemory(Filled, Math.Min(k, Message.Length - Filled));
+        }
+
+        public void Advance(int n) => Filled += n;
+
+        // The array grows with the bytes that arrived (never more than FirstChunk ahead), up to the announced length.
+        private void Grow(int more)
+        {
+            if (Filled + more <= Message.Length) return;
+            var size = (int)Math.Min(MessageLength, Math.Max((long)Message.Length * 2, (long)Filled + more + FirstChunk));
+            var bigger = GC.AllocateUninitializedArray<byte>(size);
+            Message.AsSpan(0, Filled).CopyTo(bigger);
+            Message = bigger;
+        }
+    }
+}

@@ -1,0 +1,129 @@
+using Bittensor.Protocol.Lean;
+using Bittensor.Protocol.Wire;
+using Grpc.Core;
+
+namespace Bittensor.Protocol;
+
+/// <summary>
+/// A lean HTTP/2 cleartext (h2c, prior knowledge) gRPC client for the 2021 <c>Bittensor</c> service: one connection per
+/// peer with its own frames, HPACK and flow control instead of Grpc.Net.Client + SocketsHttpHandler. It announces a
+/// 1 MiB frame size and 4 MiB stream / 64 MiB connection windows (a 64 KB answer is one DATA frame, no WINDOW_UPDATE
+/// round trip), reads each answer into one array of its size and parses it there, and completes the call on the
+/// connection's read loop. Same wire as <see cref="GrpcClientTransport"/> (bittensor headers first among the metadata,
+/// no user-agent) and the same statuses for the same failures (<see cref="IPeerConnection.CallAsync"/>).
+/// Not supported (not needed by a dendrite): TLS, compression, keep-alive pings (the endpoint actor's deadline and
+/// backoff take their place), the peer's SETTINGS_MAX_CONCURRENT_STREAMS (an over-limit stream is refused by the peer:
+/// Unavailable).
+/// </summary>
+public sealed class LeanClientTransport : IClientTransport
+{
+    /// <summary>The single instance (connections hold all state).</summary>
+    public static readonly LeanClientTransport Instance = new();
+
+    private LeanClientTransport()
+    {
+    }
+
+    /// <inheritdoc />
+    public IPeerConnection Connect(string host, int port, BittensorChannelOptions options)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(host);
+        ArgumentOutOfRangeException.ThrowIfLessThan(port, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
+        ArgumentNullException.ThrowIfNull(options);
+        return new LeanPeerConnection(host.StartsWith('[') && host.EndsWith(']') ? host[1..^1] : host, port, options);
+    }
+}
+
+/// <summary>
+/// One peer of the lean client: connects on the first call, and again on the next call after the connection was lost,
+/// closed or drained by a GOAWAY (how often is the caller's backoff's business, as with grpc-dotnet's channel).
+/// </summary>
+internal sealed class LeanPeerConnection(string host, int port, BittensorChannelOptions options) : IPeerConnection
+{
+    private readonly object _gate = new();
+    private H2ClientConnection? _current;
+    private Task<H2ClientConnection>? _connecting;
+    private bool _disposed;
+
+    /// <summary>The connection calls go to now (tests).</summary>
+    internal H2ClientConnection? Current
+    {
+        get
+        {
+            lock (_gate) return _current;
+        }
+    }
+
+    public Task<TensorMessage> CallAsync(BittensorMethod method, TensorMessage request, Metadata headers, DateTime deadline,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(headers);
+        Task<H2ClientConnection> connecting;
+        lock (_gate)
+        {
+            if (_disposed) return Task.FromException<TensorMessage>(new RpcException(new Status(StatusCode.Unavailable, "connection disposed")));
+            if (_current is { IsUsable: true } usable) return usable.CallAsync(method, request, headers, deadline, cancellationToken);
+            if (_connecting is null || _connecting.IsFaulted || _connecting.IsCanceled || (_connecting.IsCompletedSuccessfully && !_connecting.Result.IsUsable))
+                _connecting = ConnectAsync();
+            connecting = _connecting;
+        }
+        return CallAfterConnectAsync(connecting, method, request, headers, deadline, cancellationToken);
+    }
+
+    private async Task<H2ClientConnection> ConnectAsync()
+    {
+        var conn = await H2ClientConnection.ConnectAsync(host, port, options).ConfigureAwait(false);
+        H2ClientConnection? old;
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                conn.Dispose();
+                throw new RpcException(new Status(StatusCode.Unavailable, "connection disposed"));
+            }
+            old = _current;
+            _current = conn;
+        }
+        // The old connection is no longer usable: it ends when its last stream does (GOAWAY) or is already closed.
+        if (old is not null && old.OpenStreams == 0) old.Dispose();
+        return conn;
+    }
+
+    private static async Task<TensorMessage> CallAfterConnectAsync(Task<H2ClientConnection> connecting, BittensorMethod method, TensorMessage request,
+        Metadata headers, DateTime deadline, CancellationToken cancellationToken)
+    {
+        H2ClientConnection conn;
+        var remaining = deadline == DateTime.MaxValue ? Timeout.InfiniteTimeSpan : deadline.ToUniversalTime() - DateTime.UtcNow;
+        if (remaining != Timeout.InfiniteTimeSpan && remaining <= TimeSpan.Zero)
+            throw new RpcException(new Status(StatusCode.DeadlineExceeded, TransportStatus.DeadlineExceeded));
+        try
+        {
+            conn = remaining == Timeout.InfiniteTimeSpan
+                ? await connecting.WaitAsync(cancellationToken).ConfigureAwait(false)
+                : await connecting.WaitAsync(remaining, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new RpcException(new Status(StatusCode.DeadlineExceeded, TransportStatus.DeadlineExceeded));
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.Cancelled, TransportStatus.Cancelled));
+        }
+        return await conn.CallAsync(method, request, headers, deadline, cancellationToken).ConfigureAwait(false);
+    }
+
+    public void Dispose()
+    {
+        H2ClientConnection? current;
+        lock (_gate)
+        {
+            _disposed = true;
+            current = _current;
+            _current = null;
+        }
+        current?.Dispose();
+    }
+}

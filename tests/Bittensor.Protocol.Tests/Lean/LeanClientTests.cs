@@ -1,0 +1,423 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Bittensor.Protocol.Lean;
+using Bittensor.Protocol.Wire;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace Bittensor.Protocol.Tests.Lean;
+
+/// <summary>
+/// The lean HTTP/2 client against a scripted server on a real loopback socket (port 0): the server reads the client's
+/// preface, SETTINGS and request, then writes what each test gives it, byte for byte. Hostile or broken answers must end
+/// the call with a clear status (never a hang: every call has a 30 s deadline and no test accepts DeadlineExceeded
+/// unless it is about deadlines), and odd-but-legal framing (padding, many small frames, CONTINUATION, a window the
+/// server opens late) must still give the right answer.
+/// </summary>
+public sealed class LeanClientTests
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+
+    /// <summary>A one-connection scripted HTTP/2 server: collects the client's frames, writes raw bytes back.</summary>
+    private sealed class ScriptedServer : IAsyncDisposable
+    {
+        private readonly Socket _listener = new(SocketType.Stream, ProtocolType.Tcp);
+        private Socket? _peer;
+        private readonly byte[] _buf = new byte[1 << 20];
+        private int _have;
+        private HpackDecoder _hpack = new();
+        private bool _prefaceRead;
+
+        public ScriptedServer()
+        {
+            _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            _listener.Listen(4);
+        }
+
+        public int Port => ((IPEndPoint)_listener.LocalEndPoint!).Port;
+
+        public List<(byte Type, byte Flags, int Stream, byte[] Payload)> Received { get; } = [];
+
+        public List<(string Name, string Value)> RequestHeaders { get; } = [];
+
+        /// <summary>Accepts the client, reads its preface and frames until a request ended (END_STREAM), or until <paramref name="until"/>.</summary>
+        public async Task ReadRequest(Func<(byte Type, byte Flags, int Stream, byte[] Payload), bool>? until = null)
+        {
+            _peer ??= await _listener.AcceptAsync().WaitAsync(Wait);
+            if (!_prefaceRead)
+            {
+                await Fill(24);
+                Assert.Equal(H2.Preface.ToArray(), _buf[..24]);
+                _have -= 24;
+                Buffer.BlockCopy(_buf, 24, _buf, 0, _have);
+                _prefaceRead = true;
+            }
+            until ??= f => (f.Flags & H2.EndStream) != 0 && f.Type is H2.Data or H2.Headers;
+            while (true)
+            {
+                await Fill(9);
+                var length = (_buf[0] << 16) | (_buf[1] << 8) | _buf[2];
+                await Fill(9 + length);
+                var f = (_buf[3], _buf[4], BinaryPrimitives.ReadInt32BigEndian(_buf.AsSpan(5)) & 0x7FFFFFFF, _buf.AsSpan(9, length).ToArray());
+                _have -= 9 + length;
+                Buffer.BlockCopy(_buf, 9 + length, _buf, 0, _have);
+                Received.Add(f);
+                if (f.Item1 == H2.Headers)
+                {
+                    var fields = new List<(string, string)>();
+                    _hpack.Decode(f.Item4, fields, 1 << 20);
+                    RequestHeaders.Clear();
+                    RequestHeaders.AddRange(fields);
+                }
+                if (until(f)) return;
+            }
+        }
+
+        private async Task Fill(int count)
+        {
+            while (_have < count)
+            {
+                var n = await _peer!.ReceiveAsync(_buf.AsMemory(_have), SocketFlags.None).AsTask().WaitAsync(Wait);
+                if (n == 0) throw new EndOfStreamException("the client closed the connection");
+                _have += n;
+            }
+        }
+
+        public async Task Send(byte[] bytes)
+        {
+            var sent = 0;
+            while (sent < bytes.Length) sent += await _peer!.SendAsync(bytes.AsMemory(sent), SocketFlags.None);
+        }
+
+        public void Close() => _peer?.Close();
+
+        /// <summary>Forgets the closed connection: the next <see cref="ReadRequest"/> accepts a new one.</summary>
+        public void Reset()
+        {
+            _peer?.Dispose();
+            _peer = null;
+            _have = 0;
+            _prefaceRead = false;
+            _hpack = new HpackDecoder();
+            Received.Clear();
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            _peer?.Dispose();
+            _listener.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    private static byte[] Frame(byte type, byte flags, int stream, byte[] payload)
+    {
+        var f = new byte[9 + payload.Length];
+        H2Output.WriteFrameHeader(f, payload.Length, type, flags, stream);
+        payload.CopyTo(f, 9);
+        return f;
+    }
+
+    private static byte[] Block(params (string Name, string Value)[] fields)
+    {
+        var b = new List<byte>();
+        foreach (var (n, v) in fields)
+        {
+            b.Add(0);
+            H2Blocks.Int(b, n.Length, 7, 0);
+            b.AddRange(Encoding.ASCII.GetBytes(n));
+            H2Blocks.Int(b, v.Length, 7, 0);
+            b.AddRange(Encoding.ASCII.GetBytes(v));
+        }
+        return [.. b];
+    }
+
+    private static readonly byte[] Ok = Block((":status", "200"), ("content-type", "application/grpc"));
+
+    private static byte[] Grpc(byte[] message, byte flag = 0)
+    {
+        var m = new byte[5 + message.Length];
+        m[0] = flag;
+        BinaryPrimitives.WriteInt32BigEndian(m.AsSpan(1), message.Length);
+        message.CopyTo(m, 5);
+        return m;
+    }
+
+    private static byte[] Concat(params byte[][] parts) => [.. parts.SelectMany(p => p)];
+
+    private static byte[] Trailers(int stream, int status = 0, string? message = null) =>
+        Frame(H2.Headers, H2.EndHeaders | H2.EndStream, stream, message is null ? Block(("grpc-status", $"{status}")) : Block(("grpc-status", $"{status}"), ("grpc-message", message)));
+
+    private static TensorMessage Answer(int floats)
+    {
+        var values = new float[floats];
+        for (var i = 0; i < values.Length; i++) values[i] = i * 0.25f;
+        var m = new TensorMessage { Version = 150, Message = "ok" };
+        m.Tensors.Add(TensorCodec.ToTensor(values, [1, floats / 1024 == 0 ? 1 : 16, floats / 16 == 0 ? 1 : floats / 16], Modality.Tensor));
+        return m;
+    }
+
+    private static Metadata Headers() => new()
+    {
+        { AuthHeaders.AuthName, AuthHeaders.AuthValue },
+        { AuthHeaders.SignatureName, "5Grw-sig" },
+        { AuthHeaders.VersionName, "150" },
+    };
+
+    private static Task<TensorMessage> Call(IPeerConnection c, BittensorMethod method = BittensorMethod.Forward, TensorMessage? request = null,
+        CancellationToken token = default) =>
+        c.CallAsync(method, request ?? new TensorMessage { Version = 150, Hotkey = "5Grw" }, Headers(), DateTime.UtcNow.Add(Wait), token);
+
+    private static IPeerConnection Connect(ScriptedServer server, int? maxReceive = null) =>
+        LeanClientTransport.Instance.Connect("127.0.0.1", server.Port, BittensorChannelOptions.Default with { MaxReceiveMessageSize = maxReceive ?? 16 * 1024 * 1024 });
+
+    // Serves one answer (the given bytes after the request) and returns the call's outcome.
+    private static async Task<(TensorMessage? Answer, RpcException? Error, ScriptedServer Server)> Scripted(Func<int, byte[]> answer, int? maxReceive = null,
+        bool close = false)
+    {
+        var server = new ScriptedServer();
+        using var c = Connect(server, maxReceive);
+        var call = Call(c);
+        await server.ReadRequest();
+        await server.Send(Concat(Frame(H2.Settings, 0, 0, []), answer(1)));
+        if (close) server.Close();
+        try
+        {
+            return (await call.WaitAsync(Wait), null, server);
+        }
+        catch (RpcException e)
+        {
+            return (null, e, server);
+        }
+    }
+
+    [Fact]
+    public async Task The_request_carries_the_bittensor_headers_first_the_deadline_and_the_announced_frame_size_and_windows()
+    {
+        var expected = Answer(16 * 1024);
+        var (answer, error, server) = await Scripted(id => Concat(Frame(H2.Headers, H2.EndHeaders, id, Ok), Frame(H2.Data, 0, id, Grpc(expected.ToByteArray())), Trailers(id)));
+        await using var _ = server;
+
+        Assert.Null(error);
+        Assert.Equal(expected, answer);
+        var names = server.RequestHeaders.Select(h => h.Name).ToArray();
+        Assert.Equal([":method", ":scheme", ":path", ":authority", AuthHeaders.AuthName, AuthHeaders.SignatureName, AuthHeaders.VersionName], names[..7]);
+        Assert.Contains(("te", "trailers"), server.RequestHeaders);
+        Assert.Contains(("content-type", "application/grpc"), server.RequestHeaders);
+        Assert.Contains(server.RequestHeaders, h => h.Name == "grpc-timeout" && h.Value.EndsWith('m'));
+        Assert.DoesNotContain(server.RequestHeaders, h => h.Name == "user-agent");
+        Assert.Equal(("/Bittensor/Forward"), server.RequestHeaders.Single(h => h.Name == ":path").Value);
+        var settings = server.Received.First(f => f.Type == H2.Settings).Payload;
+        var announced = Enumerable.Range(0, settings.Length / 6)
+            .ToDictionary(i => BinaryPrimitives.ReadUInt16BigEndian(settings.AsSpan(i * 6)), i => BinaryPrimitives.ReadUInt32BigEndian(settings.AsSpan((i * 6) + 2)));
+        Assert.Equal((uint)H2ClientConnection.MaxFrameSize, announced[H2.SettingsMaxFrameSize]);
+        Assert.Equal((uint)H2ClientConnection.StreamWindow, announced[H2.SettingsInitialWindowSize]);
+        Assert.Equal(0u, announced[H2.SettingsEnablePush]);
+        var connectionUpdate = server.Received.First(f => f.Type == H2.WindowUpdate && f.Stream == 0).Payload;
+        Assert.Equal(H2ClientConnection.ConnectionWindow - H2.DefaultWindow, BinaryPrimitives.ReadInt32BigEndian(connectionUpdate));
+    }
+
+    [Fact]
+    public async Task An_answer_in_many_padded_frames_and_a_header_block_in_continuations_is_put_together_exactly()
+    {
+        var expected = Answer(16 * 1024);
+        var grpc = Grpc(expected.ToByteArray());
+        var (answer, error, server) = await Scripted(id =>
+        {
+            var parts = new List<byte[]>
+            {
+                Frame(H2.Headers, 0, id, Ok[..3]),
+                Frame(H2.Continuation, H2.EndHeaders, id, Ok[3..]),
+            };
+            var rng = new Random(3);
+            for (var at = 0; at < grpc.Length;)
+            {
+                var n = Math.Min(grpc.Length - at, rng.Next(1, 7000));
+                var pad = rng.Next(0, 40);
+                parts.Add(Frame(H2.Data, H2.Padded, id, [(byte)pad, .. grpc.AsSpan(at, n), .. new byte[pad]]));
+                at += n;
+            }
+            parts.Add(Frame(H2.Ping, 0, 0, new byte[8]));
+            parts.Add(Trailers(id));
+            return Concat([.. parts]);
+        });
+        await using var _ = server;
+
+        Assert.Null(error);
+        Assert.Equal(expected, answer);
+    }
+
+    [Theory]
+    [InlineData("oversized", StatusCode.ResourceExhausted)]
+    [InlineData("compressed", StatusCode.Internal)]
+    [InlineData("not-protobuf", StatusCode.Internal)]
+    [InlineData("two-messages", StatusCode.Internal)]
+    [InlineData("truncated-message", StatusCode.Internal)]
+    [InlineData("no-trailers", StatusCode.Internal)]
+    [InlineData("html", StatusCode.Internal)]
+    [InlineData("http-503", StatusCode.Unavailable)]
+    [InlineData("status-7", StatusCode.PermissionDenied)]
+    [InlineData("no-grpc-status", StatusCode.Internal)]
+    [InlineData("reset", StatusCode.Internal)]
+    [InlineData("refused", StatusCode.Unavailable)]
+    [InlineData("goaway-before", StatusCode.Unavailable)]
+    [InlineData("data-before-headers", StatusCode.Internal)]
+    [InlineData("huge-header-block", StatusCode.Internal)]
+    [InlineData("frame-over-announced", StatusCode.Internal)]
+    [InlineData("garbage", StatusCode.Internal)]
+    [InlineData("bad-hpack", StatusCode.Internal)]
+    [InlineData("push", StatusCode.Internal)]
+    [InlineData("closed-mid-answer", StatusCode.Unavailable)]
+    public async Task A_broken_or_hostile_answer_ends_the_call_with_a_clear_status(string kind, StatusCode expected)
+    {
+        var message = Answer(1024).ToByteArray();
+        var close = kind is "closed-mid-answer" or "truncated-message";
+        var (answer, error, server) = await Scripted(id => kind switch
+        {
+            "oversized" => Concat(Frame(H2.Headers, H2.EndHeaders, id, Ok), Frame(H2.Data, 0, id, [0, 0x7F, 0xFF, 0xFF, 0xFF])),
+            "compressed" => Concat(Frame(H2.Headers, H2.EndHeaders, id, Ok), Frame(H2.Data, 0, id, Grpc(message, flag: 1)), Trailers(id)),
+            "not-protobuf" => Concat(Frame(H2.Headers, H2.EndHeaders, id, Ok), Frame(H2.Data, 0, id, Grpc([0xFF, 0xFF, 0xFF, 0xFF])), Trailers(id)),
+            "two-messages" => Concat(Frame(H2.Headers, H2.EndHeaders, id, Ok), Frame(H2.Data, 0, id, Concat(Grpc(message), Grpc(message))), Trailers(id)),
+            "truncated-message" => Concat(Frame(H2.Headers, H2.EndHeaders, id, Ok), Frame(H2.Data, 0, id, Grpc(message)[..100]), Trailers(id)),
+            "no-trailers" => Concat(Frame(H2.Headers, H2.EndHeaders, id, Ok), Frame(H2.Data, H2.EndStream, id, Grpc(message))),
+            "html" => Frame(H2.Headers, H2.EndHeaders | H2.EndStream, id, Block((":status", "200"), ("content-type", "text/html"))),
+            "http-503" => Frame(H2.Headers, H2.EndHeaders | H2.EndStream, id, Block((":status", "503"))),
+            "status-7" => Frame(H2.Headers, H2.EndHeaders | H2.EndStream, id, Concat(Ok, Block(("grpc-status", "7"), ("grpc-message", "no%20entry %C3%A9")))),
+            "no-grpc-status" => Concat(Frame(H2.Headers, H2.EndHeaders, id, Ok), Frame(H2.Data, 0, id, Grpc(message)),
+                Frame(H2.Headers, H2.EndHeaders | H2.EndStream, id, Block(("x-other", "1")))),
+            "reset" => Frame(H2.RstStream, 0, id, [0, 0, 0, 2]),
+            "refused" => Frame(H2.RstStream, 0, id, [0, 0, 0, 7]),
+            "goaway-before" => Frame(H2.GoAway, 0, 0, [0, 0, 0, 0, 0, 0, 0, 0]),
+            "data-before-headers" => Concat(Frame(H2.Data, 0, id, Grpc(message)), Trailers(id)),
+            "huge-header-block" => Concat(Frame(H2.Headers, 0, id, Ok),
+                Concat([.. Enumerable.Range(0, 20).Select(_ => Frame(H2.Continuation, 0, id, Block(("x-fill", new string('a', 4000)))))])),
+            "frame-over-announced" => Concat(Frame(H2.Headers, H2.EndHeaders, id, Ok), [0x20, 0, 0, H2.Data, 0, 0, 0, 0, (byte)id]),
+            "garbage" => Encoding.ASCII.GetBytes("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"),
+            "bad-hpack" => Frame(H2.Headers, H2.EndHeaders, id, [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]),
+            "push" => Frame(H2.PushPromise, H2.EndHeaders, id, [0, 0, 0, 2, .. Ok]),
+            "closed-mid-answer" => Concat(Frame(H2.Headers, H2.EndHeaders, id, Ok), Frame(H2.Data, 0, id, Grpc(message))[..200]),
+            _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+        }, maxReceive: 1024 * 1024, close: close);
+        await using var _ = server;
+
+        Assert.Null(answer);
+        Assert.NotNull(error);
+        Assert.True(expected == error!.StatusCode, $"{kind}: expected {expected}, got {error.StatusCode}: {error.Status.Detail}");
+        Assert.False(string.IsNullOrWhiteSpace(error.Status.Detail));
+        if (kind == "status-7") Assert.Equal("no entry é", error.Status.Detail);
+    }
+
+    [Fact]
+    public async Task A_request_larger_than_the_servers_window_waits_for_WINDOW_UPDATE_and_then_goes_out_whole()
+    {
+        await using var server = new ScriptedServer();
+        using var c = Connect(server);
+        // A first call carries the server's SETTINGS to the client: a 1,000-byte stream window.
+        var warm = Call(c);
+        await server.ReadRequest();
+        var hello = new TensorMessage { Message = "hello" };
+        await server.Send(Concat(Frame(H2.Settings, 0, 0, [0, 4, 0, 0, 0x03, 0xE8]), Frame(H2.Headers, H2.EndHeaders, 1, Ok),
+            Frame(H2.Data, 0, 1, Grpc(hello.ToByteArray())), Trailers(1)));
+        Assert.Equal(hello, await warm.WaitAsync(Wait));
+
+        var request = Answer(32 * 1024); // 128 KB of floats: far over the window
+        var call = Call(c, BittensorMethod.Backward, request);
+        var body = new List<byte>();
+        await server.ReadRequest(f =>
+        {
+            if (f.Type == H2.Data && f.Stream == 3) body.AddRange(f.Payload);
+            return body.Count >= 1000 || (f.Type == H2.Data && (f.Flags & H2.EndStream) != 0); // (a SETTINGS ACK has the same bit)
+        });
+        Assert.Equal(1000, body.Count); // the client stopped at the window
+        Assert.False(call.IsCompleted);
+        await server.Send(Concat(Frame(H2.WindowUpdate, 0, 3, [0, 0x10, 0, 0]), Frame(H2.WindowUpdate, 0, 0, [0, 0x10, 0, 0])));
+        await server.ReadRequest(f =>
+        {
+            if (f.Type == H2.Data && f.Stream == 3) body.AddRange(f.Payload);
+            return f.Type == H2.Data && (f.Flags & H2.EndStream) != 0;
+        });
+        var reply = new TensorMessage { Version = 150, Message = "got it" };
+        await server.Send(Concat(Frame(H2.Headers, H2.EndHeaders, 3, Ok), Frame(H2.Data, 0, 3, Grpc(reply.ToByteArray())), Trailers(3)));
+
+        Assert.Equal(reply, await call.WaitAsync(Wait));
+        Assert.Equal(Grpc(request.ToByteArray()), body.ToArray());
+        Assert.Equal("/Bittensor/Backward", server.RequestHeaders.Single(h => h.Name == ":path").Value);
+    }
+
+    [Fact]
+    public async Task A_cancelled_call_resets_its_stream_and_the_connection_keeps_serving_the_next_call()
+    {
+        await using var server = new ScriptedServer();
+        using var c = Connect(server);
+        using var cts = new CancellationTokenSource();
+        var first = Call(c, token: cts.Token);
+        await server.ReadRequest();
+        await cts.CancelAsync();
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => first.WaitAsync(Wait));
+        await server.ReadRequest(f => f.Type == H2.RstStream);
+        var second = Call(c);
+        await server.ReadRequest(f => f.Type == H2.Data && f.Stream == 3 && (f.Flags & H2.EndStream) != 0);
+        // A late answer to the cancelled stream is dropped; the second stream's answer arrives.
+        var late = new TensorMessage { Message = "late" };
+        var reply = new TensorMessage { Message = "second" };
+        await server.Send(Concat(Frame(H2.Settings, 0, 0, []), Frame(H2.Headers, H2.EndHeaders, 1, Ok), Frame(H2.Data, 0, 1, Grpc(late.ToByteArray())), Trailers(1),
+            Frame(H2.Headers, H2.EndHeaders, 3, Ok), Frame(H2.Data, 0, 3, Grpc(reply.ToByteArray())), Trailers(3)));
+
+        Assert.Equal(StatusCode.Cancelled, error.StatusCode);
+        Assert.Equal(CancelCode, BinaryPrimitives.ReadUInt32BigEndian(server.Received.Last(f => f.Type == H2.RstStream).Payload));
+        Assert.Equal(reply, await second.WaitAsync(Wait));
+    }
+
+    private const uint CancelCode = 8;
+
+    [Fact]
+    public async Task A_call_the_server_never_answers_ends_at_its_deadline_with_DeadlineExceeded_and_a_reset()
+    {
+        await using var server = new ScriptedServer();
+        using var c = Connect(server);
+        var call = c.CallAsync(BittensorMethod.Forward, new TensorMessage(), Headers(), DateTime.UtcNow.AddMilliseconds(300), CancellationToken.None);
+        await server.ReadRequest();
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => call.WaitAsync(Wait));
+        await server.ReadRequest(f => f.Type == H2.RstStream);
+
+        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task After_the_connection_is_lost_the_next_call_connects_again()
+    {
+        await using var server = new ScriptedServer();
+        using var c = Connect(server);
+        var first = Call(c);
+        await server.ReadRequest();
+        server.Close();
+        var lost = await Assert.ThrowsAsync<RpcException>(() => first.WaitAsync(Wait));
+
+        server.Reset();
+        var second = Call(c);
+        await server.ReadRequest();
+        var reply = new TensorMessage { Message = "again" };
+        await server.Send(Concat(Frame(H2.Settings, 0, 0, []), Frame(H2.Headers, H2.EndHeaders, 1, Ok), Frame(H2.Data, 0, 1, Grpc(reply.ToByteArray())), Trailers(1)));
+
+        Assert.Equal(StatusCode.Unavailable, lost.StatusCode);
+        Assert.Equal(reply, await second.WaitAsync(Wait));
+    }
+
+    [Fact]
+    public async Task Nothing_listening_is_Unavailable()
+    {
+        var free = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        free.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var port = ((IPEndPoint)free.LocalEndPoint!).Port;
+        free.Dispose(); // bound, never listened, closed: connecting is refused
+        using var c = LeanClientTransport.Instance.Connect("127.0.0.1", port, BittensorChannelOptions.Default);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Call(c));
+
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+    }
+}
