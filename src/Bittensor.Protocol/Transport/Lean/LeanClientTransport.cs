@@ -20,6 +20,13 @@ public sealed class LeanClientTransport : IClientTransport
     /// <summary>The single instance (connections hold all state).</summary>
     public static readonly LeanClientTransport Instance = new();
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, int> s_connectionsByPort = new();
+
+    /// <summary>TCP connections this process's lean clients made to <paramref name="port"/> (any host): shows which transport a role used.</summary>
+    internal static int ConnectionsTo(int port) => s_connectionsByPort.GetValueOrDefault(port);
+
+    internal static void CountConnection(int port) => s_connectionsByPort.AddOrUpdate(port, 1, static (_, n) => n + 1);
+
     private LeanClientTransport()
     {
     }
@@ -75,6 +82,7 @@ internal sealed class LeanPeerConnection(string host, int port, BittensorChannel
     private async Task<H2ClientConnection> ConnectAsync()
     {
         var conn = await H2ClientConnection.ConnectAsync(host, port, options).ConfigureAwait(false);
+        LeanClientTransport.CountConnection(port);
         H2ClientConnection? old;
         lock (_gate)
         {

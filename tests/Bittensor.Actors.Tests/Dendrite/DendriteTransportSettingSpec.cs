@@ -1,0 +1,67 @@
+using Akka.Configuration;
+using Bittensor.Actors.Axon;
+using Bittensor.Actors.Dendrite;
+using Bittensor.Actors.Tests.Axon;
+using Bittensor.Core.Domain;
+using Bittensor.Neurons.Demo;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+using DendriteClient = Bittensor.Actors.Dendrite.Dendrite;
+
+namespace Bittensor.Actors.Tests.Dendrite;
+
+/// <summary>
+/// <c>bittensor.dendrite.transport</c> decides the client transport of every dendrite built from the settings the roles
+/// use (<c>BittensorRuntime.Dendrite</c> → <c>DendriteActor.Props</c>, as <c>ValidatorNeuron</c> and the hosting do):
+/// lean by default, grpc when asked, anything else refused naming the key. Which transport dialled the axon is read from
+/// the lean client's per-port connection count (each axon has its own port 0 binding).
+/// </summary>
+public sealed class DendriteTransportSettingSpec(Xunit.Abstractions.ITestOutputHelper output) : AxonTestBase(output)
+{
+    private const int Dim = 8;
+
+    private static DendriteSettings FromHocon(string hocon) =>
+        DendriteSettings.Create(BittensorRuntime.Section(ConfigurationFactory.ParseString(hocon).WithFallback(BittensorRuntime.ReferenceConfig),
+            DendriteSettings.SectionPath));
+
+    private async Task<(ReturnCode Code, int LeanConnections)> ForwardOnce(DendriteSettings settings)
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var dendrite = new DendriteClient(Sys, new KeyPairRequestSigner(Alice), settings with { NetworkDim = Dim, Timeout = TimeSpan.FromSeconds(30) });
+        var result = await dendrite.ForwardText([new EndpointInfo(Bob.ToSs58(), "127.0.0.1", port)], new long[,] { { 1, 2, 3 } });
+        return (result[0].Code, LeanClientTransport.ConnectionsTo(port));
+    }
+
+    [Fact]
+    public async Task The_roles_settings_choose_the_lean_client_by_default_and_it_answers()
+    {
+        var runtime = BittensorRuntime.Get(Sys).Dendrite; // what ValidatorNeuron takes when no settings are given
+
+        var (code, lean) = await ForwardOnce(runtime);
+
+        Assert.Equal("lean", runtime.Transport);
+        Assert.Same(LeanClientTransport.Instance, runtime.ClientTransport);
+        Assert.Equal(ReturnCode.Success, code);
+        Assert.Equal(1, lean);
+    }
+
+    [Fact]
+    public async Task Transport_grpc_uses_grpc_dotnet_and_never_the_lean_client()
+    {
+        var settings = FromHocon("bittensor.dendrite.transport = grpc");
+
+        var (code, lean) = await ForwardOnce(settings);
+
+        Assert.Same(GrpcClientTransport.Instance, settings.ClientTransport);
+        Assert.Equal(ReturnCode.Success, code);
+        Assert.Equal(0, lean);
+    }
+
+    [Fact]
+    public void An_unknown_transport_is_refused_naming_the_key()
+    {
+        var error = Assert.Throws<ConfigurationException>(() => FromHocon("bittensor.dendrite.transport = h3"));
+
+        Assert.Contains("bittensor.dendrite.transport", error.Message);
+    }
+}
