@@ -82,6 +82,11 @@ internal sealed class H2ClientConnection : IDisposable
         }
     }
 
+    /// <summary>DATA frames received on this connection (tests: a 64 KB answer should be one frame).</summary>
+    internal long DataFramesReceived => Interlocked.Read(ref _dataFrames);
+
+    private long _dataFrames;
+
     /// <summary>Streams open now (tests).</summary>
     internal int OpenStreams
     {
@@ -620,6 +625,7 @@ internal sealed class H2ClientConnection : IDisposable
     private async ValueTask OnDataAsync(int length, byte flags, int id)
     {
         if (id == 0) throw new H2ConnectionException(H2.ProtocolError, "DATA on stream 0");
+        Interlocked.Increment(ref _dataFrames);
         ClientStream? s;
         lock (_lock)
         {
