@@ -27,7 +27,7 @@ summary() {
   python3 - "$1" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-servers = [n for n in r["neurons"] if n["role"] in ("server",)]
+servers = [n for n in r["neurons"] if n["role"] in ("server", "bad_server")]
 paid = [f'{n["uid"]}{"(" + n["kind"] + ")" if n.get("kind") else ""}{"[cluster]" if n.get("cluster") else ""}={n["incentive"]:.4f}' for n in servers]
 useful_paid = sorted(n["uid"] for n in servers if not n.get("kind") and n["incentive"] > 0)
 print(f'{str(r["market_worked"]).lower()}\t{",".join(map(str, useful_paid))}\t{" ".join(paid)}\t{r["wall_time_s"]} s')
