@@ -57,7 +57,7 @@ internal sealed partial class NonceJournal : IDisposable
         _fsync = fsync;
         _snapshot = snapshot;
         _journal = journal;
-        _passCallback = _ => Pass(inline: false);
+        _passCallback = _ => Pass();
     }
 
     /// <summary>The journal's path for a snapshot path.</summary>
@@ -178,7 +178,7 @@ internal sealed partial class NonceJournal : IDisposable
             _stopping = true;
         }
         _idle.Wait(); // the turn under way (it hands nothing on once stopping)
-        Pass(inline: false, final: true);
+        Pass(final: true);
         _journal.Dispose();
         _idle.Dispose();
     }
@@ -198,7 +198,7 @@ internal sealed partial class NonceJournal : IDisposable
         // Test hook: runs once a held write will see the crash (e.g. releases HoldWrites), before waiting for it.
         afterCrashMarked?.Invoke();
         _idle.Wait();
-        Pass(inline: false, final: true);
+        Pass(final: true);
         _journal.Dispose();
         _idle.Dispose();
     }
@@ -214,10 +214,10 @@ internal sealed partial class NonceJournal : IDisposable
 
     /// <summary>
     /// One turn (the caller holds it): writes the queued batch and completes its calls, compacts when due, then hands
-    /// the turn on to the thread pool when more is queued (or a compaction is due on an inline turn) or releases it.
-    /// The final turn (stop or crash, after every other turn ended) writes (or, crashed, fails) what is left and compacts.
+    /// the turn on to the thread pool when more is queued or releases it. The final turn (stop or crash, after every other
+    /// turn ended) writes (or, crashed, fails) what is left and compacts.
     /// </summary>
-    private void Pass(bool inline, bool final = false)
+    private void Pass(bool final = false)
     {
         if (!final) HoldWrites?.Wait();
         StringBuilder text;
@@ -253,9 +253,8 @@ internal sealed partial class NonceJournal : IDisposable
                 TryCompact();
                 return;
             }
-            // Compaction (rare: the journal outgrew max(1 MiB, 2 × snapshot), or asked for) runs on the thread pool,
-            // never inside a call's own turn.
-            if (!inline && _journalBytes >= Volatile.Read(ref _compactAt)) TryCompact();
+            // Compaction (the journal outgrew max(1 MiB, 2 × snapshot), or asked for).
+            if (_journalBytes >= Volatile.Read(ref _compactAt)) TryCompact();
         }
         catch (Exception e)
         {
@@ -271,7 +270,7 @@ internal sealed partial class NonceJournal : IDisposable
         lock (_queueGate)
         {
             var more = !_stopping && (_buffer.Length > 0 || _journalBytes >= _compactAt);
-            // More queued (or a compaction due after an inline turn): the turn stays taken and moves to the thread pool.
+            // More queued (or a compaction asked for meanwhile): the turn stays taken and moves to the thread pool.
             if (!more)
             {
                 _committing = false;
