@@ -306,6 +306,90 @@ public sealed class RequestVerifierTests : IDisposable
         Assert.False(restarted.Verify(bob).IsAccepted);
     }
 
+    private RequestVerifier NewVerifierOnBoot(string? boot) =>
+        new(new RequestVerifierOptions { NonceFilePath = Path.Combine(_dir, "nonces"), BootId = () => boot }, _signatures, _clock);
+
+    [Fact]
+    public void A_callers_first_call_is_fsynced_with_a_reservation_and_its_next_calls_inside_it_are_written_without_one()
+    {
+        using var v = NewVerifierOnBoot("boot-a");
+        Assert.True(v.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+        Assert.Equal(1, v.Journal!.Syncs);
+        for (var i = 1; i <= 5; i++) Assert.True(v.Verify(Headers(NonceAt(Start.AddMilliseconds(i)), Alice)).IsAccepted);
+        Assert.Equal(6, v.Journal.BatchesWritten);
+        Assert.Equal(1, v.Journal.Syncs); // inside Alice's reservation: written, not fsynced
+        Assert.True(v.Verify(Headers(NonceAt(Start), Bob)).IsAccepted);
+        Assert.Equal(2, v.Journal.Syncs); // Bob's first call
+        // Past the reservation (10 s of Alice's nonce time): she reserves again, fsynced.
+        _clock.Advance(TimeSpan.FromSeconds(11));
+        Assert.True(v.Verify(Headers(NonceAt(Start.AddSeconds(11)), Alice)).IsAccepted);
+        Assert.Equal(3, v.Journal.Syncs);
+    }
+
+    [Fact]
+    public void After_a_killed_process_restarts_on_the_same_boot_the_callers_next_nonce_passes_and_its_replays_do_not()
+    {
+        var v = NewVerifierOnBoot("boot-a");
+        var last = Headers(NonceAt(Start.AddMilliseconds(3)), Alice);
+        Assert.True(v.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+        Assert.True(v.Verify(last).IsAccepted); // written, not fsynced: the kernel keeps it when the process dies
+        v.SimulateCrash();
+
+        using var restarted = NewVerifierOnBoot("boot-a");
+        Assert.False(restarted.Verify(last).IsAccepted);
+        Assert.True(restarted.Verify(Headers(NonceAt(Start.AddMilliseconds(4)), Alice)).IsAccepted); // no reservation floor
+    }
+
+    [Fact]
+    public void After_the_machine_went_down_every_nonce_inside_a_callers_reservation_is_refused_though_its_line_was_lost()
+    {
+        var v = NewVerifierOnBoot("boot-a");
+        var unsynced = Headers(NonceAt(Start.AddMilliseconds(3)), Alice);
+        Assert.True(v.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+        Assert.True(v.Verify(unsynced).IsAccepted);
+        Assert.Equal(1, v.Journal!.Syncs);
+        v.SimulateCrash();
+        // A power loss may drop what was written but never fsynced: Alice's second line.
+        var journal = Path.Combine(_dir, "nonces.journal");
+        var lost = $"{Alice} {Start.AddMilliseconds(3).DateTime.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+        var lines = File.ReadAllLines(journal);
+        Assert.Contains(lost, lines);
+        File.WriteAllLines(journal, lines.Where(l => l != lost));
+
+        using var rebooted = NewVerifierOnBoot("boot-b");
+        var replay = rebooted.Verify(unsynced);
+        Assert.False(replay.IsAccepted);
+        Assert.Equal(ReturnCode.Unauthenticated, replay.Code);
+        Assert.False(rebooted.Verify(Headers(NonceAt(Start.AddSeconds(9)), Alice)).IsAccepted); // inside the reservation
+        _clock.Advance(TimeSpan.FromSeconds(11));
+        Assert.True(rebooted.Verify(Headers(NonceAt(Start.AddSeconds(11)), Alice)).IsAccepted);
+        Assert.True(rebooted.Verify(Headers(NonceAt(_clock.GetUtcNow()), Bob)).IsAccepted); // callers never seen are not held
+    }
+
+    [Fact]
+    public void With_no_known_boot_the_reservations_always_count_after_an_unclean_stop()
+    {
+        var v = NewVerifierOnBoot(null);
+        Assert.True(v.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+        v.SimulateCrash();
+        using var restarted = NewVerifierOnBoot(null);
+        Assert.False(restarted.Verify(Headers(NonceAt(Start.AddMilliseconds(5)), Alice)).IsAccepted);
+    }
+
+    [Fact]
+    public void After_a_compaction_a_caller_reserves_again_so_no_answer_relies_on_the_emptied_journal()
+    {
+        using var v = NewVerifierOnBoot("boot-a");
+        Assert.True(v.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+        Assert.Equal(1, v.Journal!.Syncs);
+        v.Flush();
+        v.Journal.WaitIdle();
+        Assert.True(v.Verify(Headers(NonceAt(Start.AddMilliseconds(1)), Alice)).IsAccepted);
+        Assert.Equal(2, v.Journal.Syncs);
+        Assert.True(v.Verify(Headers(NonceAt(Start.AddMilliseconds(2)), Alice)).IsAccepted);
+        Assert.Equal(2, v.Journal.Syncs);
+    }
+
     [Fact]
     public void A_second_verifier_cannot_open_a_store_another_one_holds()
     {

@@ -34,6 +34,14 @@ internal sealed partial class NonceJournal : IDisposable
     private readonly Action<object?> _passCallback;
     private StringBuilder _buffer = new(4096);
     private StringBuilder _spare = new(4096);
+    // Reservations (see Reserve) queued with the batch in _buffer / in the batch being written, swapped with it.
+    private List<(string Ss58, long UpTo)> _reservations = [];
+    private List<(string Ss58, long UpTo)> _spareReservations = [];
+    // Per caller, the newest nonce covered by a reservation that is on disk (fsynced); under _queueGate. Bounded: at
+    // MaxReserved callers it is emptied (callers then reserve again: one more fsync, never one less).
+    private readonly Dictionary<string, long> _reserved = new(StringComparer.Ordinal);
+    private readonly string? _bootId;
+    private long _syncs;
     private TaskCompletionSource _batch = NewBatch();
     private bool _committing; // a write or compaction runs or is queued on the thread pool (the turn is taken)
     private bool _stopping;
@@ -44,14 +52,25 @@ internal sealed partial class NonceJournal : IDisposable
 
     /// <summary>Batches written since open (each one <c>write</c>, and one <c>fsync</c> when on); tests read it.</summary>
     internal long BatchesWritten => Interlocked.Read(ref _batchesWritten);
+
+    /// <summary>Batches fsynced since open (those carrying a reservation); tests read it.</summary>
+    internal long Syncs => Interlocked.Read(ref _syncs);
+
+    /// <summary>How far ahead of a caller's nonce a reservation reaches (in the caller's nonce time).</summary>
+    internal static readonly long ReserveAhead = TimeSpan.FromSeconds(10).Ticks;
+
+    /// <summary>Most callers with a reservation remembered.</summary>
+    internal const int MaxReserved = 100_000;
+
     private long _compactAt = MinCompactBytes;
 
     /// <summary>Test hook: when set, every write runs on the thread pool and waits for it before taking its batch (holds answers back).</summary>
     internal ManualResetEventSlim? HoldWrites { get; set; }
 
 
-    private NonceJournal(string snapshotPath, bool fsync, Func<string> snapshot, FileStream journal, Action<string>? report)
+    private NonceJournal(string snapshotPath, bool fsync, Func<string> snapshot, FileStream journal, Action<string>? report, string? bootId)
     {
+        _bootId = bootId;
         _report = report;
         _snapshotPath = snapshotPath;
         _fsync = fsync;
@@ -74,7 +93,7 @@ internal sealed partial class NonceJournal : IDisposable
     /// <exception cref="IOException">The store is locked by another process, or cannot be read or written (disk full and
     /// the file-size limit included).</exception>
     public static NonceJournal Open(string snapshotPath, bool fsync, NonceStore store, long dropBelowTicks, Func<string> snapshot,
-        Action<string>? report = null)
+        Action<string>? report = null, string? bootId = null)
     {
         var full = Path.GetFullPath(snapshotPath);
         var directory = Path.GetDirectoryName(full)!;
@@ -105,8 +124,8 @@ internal sealed partial class NonceJournal : IDisposable
             var bytes = new byte[journal.Length];
             journal.Position = 0;
             journal.ReadExactly(bytes);
-            ReplayJournal(Encoding.UTF8.GetString(bytes), store, dropBelowTicks);
-            var result = new NonceJournal(full, fsync, snapshot, journal, report);
+            ReplayJournal(Encoding.UTF8.GetString(bytes), store, dropBelowTicks, bootId);
+            var result = new NonceJournal(full, fsync, snapshot, journal, report, bootId);
             try
             {
                 result.Compact();
@@ -135,7 +154,15 @@ internal sealed partial class NonceJournal : IDisposable
         {
             if (_broken is not null) return Task.FromException(_broken);
             if (_stopping) return Task.FromException(new ObjectDisposedException(nameof(NonceJournal)));
-            _buffer.Append(CultureInfo.InvariantCulture, $"{ss58} {nonceTicks}\n");
+            _buffer.Append(ss58).Append(' ').Append(nonceTicks).Append('\n');
+            // Covered by a reservation on disk: the write alone makes this nonce survive a killed process, the reservation a
+            // lost machine. Else this batch carries a reservation and is fsynced before its calls are answered.
+            if (_fsync && !(_reserved.TryGetValue(ss58, out var upTo) && nonceTicks <= upTo))
+            {
+                var reserve = nonceTicks + ReserveAhead;
+                _buffer.Append("r ").Append(ss58).Append(' ').Append(reserve).Append('\n');
+                _reservations.Add((ss58, reserve));
+            }
             return _batch.Task;
         }
     }
@@ -168,6 +195,9 @@ internal sealed partial class NonceJournal : IDisposable
         }
         ThreadPool.UnsafeQueueUserWorkItem(_passCallback, null, preferLocal: false);
     }
+
+    /// <summary>Test hook: waits until no write or compaction runs or is queued.</summary>
+    internal void WaitIdle() => _idle.Wait();
 
     /// <summary>Writes what is queued, compacts and closes (a clean stop).</summary>
     public void Dispose()
@@ -222,16 +252,20 @@ internal sealed partial class NonceJournal : IDisposable
         if (!final) HoldWrites?.Wait();
         StringBuilder text;
         TaskCompletionSource batch;
+        List<(string Ss58, long UpTo)> reservations;
         bool crashed;
         lock (_queueGate)
         {
             text = _buffer;
             batch = _batch;
+            reservations = _reservations;
             if (text.Length > 0)
             {
                 // Only calls that appended hold the batch's task: an empty buffer keeps it.
                 _buffer = _spare;
                 _spare = text;
+                _reservations = _spareReservations;
+                _spareReservations = reservations;
                 _batch = NewBatch();
             }
             crashed = _crashed;
@@ -241,13 +275,15 @@ internal sealed partial class NonceJournal : IDisposable
             // As kill -9: what is queued is never written, and its calls are never accepted.
             if (text.Length > 0) batch.TrySetException(new ObjectDisposedException(nameof(NonceJournal)));
             text.Clear();
+            reservations.Clear();
             if (!final) Release();
             return;
         }
         try
         {
-            if (text.Length > 0) WriteBatch(text, batch);
+            if (text.Length > 0) WriteBatch(text, reservations, batch);
             text.Clear();
+            reservations.Clear();
             if (final)
             {
                 TryCompact();
@@ -261,6 +297,7 @@ internal sealed partial class NonceJournal : IDisposable
             // Not an I/O failure (those are handled above): fail closed for good rather than leave the turn taken
             // (every later call would wait forever) or end the process from a thread-pool thread.
             text.Clear();
+            reservations.Clear();
             batch.TrySetException(e);
             lock (_queueGate) _broken ??= new IOException("the nonce journal failed", e);
             Report(true, $"nonce journal {JournalPath(_snapshotPath)} failed ({e.GetType().Name}); every call is refused until the axon is restarted", always: true);
@@ -290,7 +327,7 @@ internal sealed partial class NonceJournal : IDisposable
         }
     }
 
-    private void WriteBatch(StringBuilder text, TaskCompletionSource batch)
+    private void WriteBatch(StringBuilder text, List<(string Ss58, long UpTo)> reservations, TaskCompletionSource batch)
     {
         if (_broken is not null)
         {
@@ -301,7 +338,19 @@ internal sealed partial class NonceJournal : IDisposable
         try
         {
             _journal.Write(bytes);
-            if (_fsync) _journal.Flush(flushToDisk: true);
+            if (_fsync && reservations.Count > 0)
+            {
+                _journal.Flush(flushToDisk: true);
+                Interlocked.Increment(ref _syncs);
+                // On disk now: later calls inside these reservations need no fsync. Batches are written one after another,
+                // so a call that relies on one is written after the fsync that made it durable.
+                lock (_queueGate)
+                {
+                    if (_reserved.Count + reservations.Count > MaxReserved) _reserved.Clear();
+                    foreach (var (ss58, upTo) in reservations)
+                        if (!_reserved.TryGetValue(ss58, out var had) || had < upTo) _reserved[ss58] = upTo;
+                }
+            }
             _journalBytes += bytes.Length;
             Interlocked.Increment(ref _batchesWritten);
             batch.TrySetResult();
@@ -364,11 +413,14 @@ internal sealed partial class NonceJournal : IDisposable
     /// <summary>Snapshot first (durably), then empty the journal: a crash in between leaves both, which load to the same store.</summary>
     private void Compact()
     {
+        // The journal's reservations go with it: forget them before the snapshot is taken. A call that relied on one
+        // recorded its nonce before this point, so the snapshot holds it; every later call reserves again (fsync).
+        lock (_queueGate) _reserved.Clear();
         var text = _snapshot();
         WriteAtomically(_snapshotPath, text);
         _journal.SetLength(0);
         _journal.Position = 0;
-        var header = Encoding.UTF8.GetBytes(JournalHeader + "\n");
+        var header = Encoding.UTF8.GetBytes(_bootId is null ? JournalHeader + "\n" : $"{JournalHeader}\nboot {_bootId}\n");
         _journal.Write(header);
         if (_fsync) _journal.Flush(flushToDisk: true);
         lock (_queueGate)
@@ -378,7 +430,13 @@ internal sealed partial class NonceJournal : IDisposable
         }
     }
 
-    private static void ReplayJournal(string text, NonceStore store, long dropBelowTicks)
+    /// <summary>
+    /// Loads the journal's nonces. Reservation lines (<c>r &lt;ss58&gt; &lt;ticks&gt;</c>) count as used nonces only when the
+    /// journal was written under another boot (or the boot is unknown): then the machine went down, batches written but not
+    /// fsynced may be lost, and every nonce answered without an fsync lies at or below its caller's reservation on disk.
+    /// Under the same boot every written batch is in the file (the kernel kept it), so reservations are ignored.
+    /// </summary>
+    private static void ReplayJournal(string text, NonceStore store, long dropBelowTicks, string? bootId)
     {
         if (text.Length == 0) return;
         var end = text.IndexOf('\n', StringComparison.Ordinal);
@@ -389,16 +447,48 @@ internal sealed partial class NonceJournal : IDisposable
             throw new InvalidDataException($"not a nonce journal (expected header '{JournalHeader}')");
         }
         var position = end + 1;
+        var sameBoot = false;
+        List<(string, long)>? reserved = null;
         while (position < text.Length)
         {
             var next = text.IndexOf('\n', position);
             if (next < 0) break; // torn last line: its batch was never answered
             var line = text.AsSpan(position, next - position);
             position = next + 1;
+            if (line.StartsWith("boot "))
+            {
+                sameBoot = bootId is not null && line[5..].SequenceEqual(bootId.AsSpan());
+                continue;
+            }
+            if (line.StartsWith("r "))
+            {
+                line = line[2..];
+                var gap = line.IndexOf(' ');
+                if (gap > 0 && gap <= 64 && long.TryParse(line[(gap + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var upTo))
+                    (reserved ??= []).Add((line[..gap].ToString(), upTo));
+                continue;
+            }
             var space = line.IndexOf(' ');
             if (space <= 0 || space > 64) continue;
             if (!long.TryParse(line[(space + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var ticks)) continue;
             store.Restore(line[..space].ToString(), ticks, dropBelowTicks);
+        }
+        if (sameBoot || reserved is null) return;
+        foreach (var (ss58, upTo) in reserved) store.Restore(ss58, upTo, dropBelowTicks);
+    }
+
+    /// <summary>The kernel's id of this boot (Linux); null elsewhere or when unreadable.</summary>
+    internal static string? KernelBootId()
+    {
+        try
+        {
+            if (!OperatingSystem.IsLinux()) return null;
+            var id = File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim();
+            return id.Length is > 0 and <= 64 && !id.Contains(' ', StringComparison.Ordinal) ? id : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
         }
     }
 

@@ -57,7 +57,8 @@ public sealed class RequestVerifier : IDisposable
         _newCallerTokens = Math.Max(1, _options.NewCallerVerifiesPerSecond);
         _newCallerRefilledAt = _clock.GetTimestamp();
         if (_options.NonceFilePath is { } path)
-            _journal = NonceJournal.Open(path, _options.NonceFileSync, _store, DropBelowTicks(), SnapshotText, _options.OnNonceFileProblem);
+            _journal = NonceJournal.Open(path, _options.NonceFileSync, _store, DropBelowTicks(), SnapshotText, _options.OnNonceFileProblem,
+                _options.BootId is { } boot ? boot() : NonceJournal.KernelBootId());
     }
 
     /// <summary>Number of callers whose last nonce is currently remembered.</summary>

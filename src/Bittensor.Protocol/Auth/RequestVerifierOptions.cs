@@ -66,6 +66,9 @@ public sealed record RequestVerifierOptions
     /// </summary>
     public double NewCallerVerifiesPerSecond { get; init; } = 1000;
 
+    /// <summary>Test hook: the id of the running boot (null: unknown); unset, the kernel's (<c>/proc/sys/kernel/random/boot_id</c>).</summary>
+    internal Func<string?>? BootId { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> for values that make the checks meaningless.</summary>
     public RequestVerifierOptions Validate()
     {
