@@ -63,7 +63,7 @@ public sealed record AxonSettings
     /// </summary>
     public required string NonceStorePath { get; init; }
 
-    /// <summary>fsync each journal batch before accepting its requests (survives power loss); off: survives kill -9 only.</summary>
+    /// <summary>Nonces survive power loss (fsynced per-caller reservations, docs/axon.md "Replay after a restart"); off: kill -9 only.</summary>
     public required bool NonceStoreFsync { get; init; }
 
     /// <summary>Skip signature verification (benchmark anchors only; logged loudly).</summary>

@@ -11,8 +11,9 @@ namespace Bittensor.Protocol;
 /// nonce, which must be at least 1 ms newer than the caller's last accepted one. Unlike the 2021 axon, an
 /// unsigned request can therefore never move a caller's nonce (no lock-out by far-future nonces) and the store
 /// is bounded. With <see cref="RequestVerifierOptions.NonceFilePath"/> set the store is write-ahead: an accepted
-/// nonce is on disk (journal, group-committed) before <see cref="VerifyAsync(Metadata)"/> answers Accept, so no
-/// restart, <c>kill -9</c> included, accepts a request accepted before it (docs/axon.md, "Replay after a restart").
+/// nonce is written to the journal (group-committed; with fsync on, covered by a reservation on disk) before
+/// <see cref="VerifyAsync(Metadata)"/> answers Accept, so no restart, <c>kill -9</c> and power loss included, accepts a
+/// request accepted before it (docs/axon.md, "Replay after a restart").
 /// Thread-safe: gRPC calls it from many threads.
 /// </summary>
 public sealed class RequestVerifier : IDisposable

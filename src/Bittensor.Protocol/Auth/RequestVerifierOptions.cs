@@ -42,9 +42,11 @@ public sealed record RequestVerifierOptions
     public string? NonceFilePath { get; init; }
 
     /// <summary>
-    /// True (default): each journal batch is fsynced before its requests are accepted, so the nonces survive power
-    /// loss. False: a batch is handed to the operating system (<c>write</c>) before its requests are accepted, which
-    /// survives the process being killed (<c>kill -9</c>, crash) but not the machine going down.
+    /// Every journal batch is handed to the operating system (<c>write</c>) before its requests are accepted, which
+    /// survives the process being killed (<c>kill -9</c>, crash). True (default): the nonces also survive power loss and
+    /// kernel crashes: a nonce not inside its caller's reservation on disk goes out with a new reservation (nonce + 10 s)
+    /// in a batch that is fsynced before its requests are accepted, and after a reboot every reserved nonce counts as
+    /// used. False: no fsync (not the machine going down).
     /// </summary>
     public bool NonceFileSync { get; init; } = true;
 
