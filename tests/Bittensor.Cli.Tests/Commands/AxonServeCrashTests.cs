@@ -41,15 +41,20 @@ public sealed partial class AxonServeCrashTests : IDisposable
         using var alice = SecretUri.ToSr25519("//Alice");
         TensorMessage request;
         Metadata headers;
+        Metadata unsynced;
         using (var first = await Serve(args, timeout.Token))
         {
             // Signed 20 s ahead (inside the 30 s clock_skew): the replay after the restart stays inside the 60 s max_age
             // window even on a slow machine, so only the nonce store can refuse it.
-            headers = await new RequestAuth(new KeyPairRequestSigner(alice), new ShiftedClock(TimeSpan.FromSeconds(20))).CreateHeadersAsync();
+            var auth = new RequestAuth(new KeyPairRequestSigner(alice), new ShiftedClock(TimeSpan.FromSeconds(20)));
+            headers = await auth.CreateHeadersAsync();
             request = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = alice.ToSs58() };
             request.Tensors.Add(TensorCodec.ToTensor(new long[] { 104, 105 }, [1, 2], Modality.Text));
             var response = await Client(first.Port).ForwardAsync(request, headers, DateTime.UtcNow.AddSeconds(60), timeout.Token);
             Assert.Equal(ReturnCode.Success, response.ReturnCode);
+            // The second call lies inside the reservation the first one fsynced: its line is written, not fsynced.
+            unsynced = await auth.CreateHeadersAsync();
+            Assert.Equal(ReturnCode.Success, (await Client(first.Port).ForwardAsync(request, unsynced, DateTime.UtcNow.AddSeconds(60), timeout.Token)).ReturnCode);
             first.Kill(); // SIGKILL: no Dispose, no compaction, no shutdown hook
         }
 
@@ -57,14 +62,23 @@ public sealed partial class AxonServeCrashTests : IDisposable
         Assert.True(File.Exists(journal), $"no nonce journal at {journal}");
         if (!OperatingSystem.IsWindows())
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(journal));
+        var lines = File.ReadAllLines(journal);
+        Assert.Single(lines, l => l.StartsWith($"r {alice.ToSs58()} ", StringComparison.Ordinal)); // one reservation, fsynced
+        Assert.Equal(2, lines.Count(l => l.StartsWith($"{alice.ToSs58()} ", StringComparison.Ordinal))); // both nonces written
+        if (OperatingSystem.IsLinux())
+            Assert.Contains($"boot {File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim()}", lines);
 
         using var second = await Serve(args, timeout.Token);
-        var error = await Assert.ThrowsAsync<RpcException>(() =>
-            Client(second.Port).ForwardAsync(request, headers, DateTime.UtcNow.AddSeconds(60), timeout.Token).ResponseAsync);
-        Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
-        Assert.Contains("replay", error.Status.Detail, StringComparison.Ordinal);
+        foreach (var replayed in new[] { headers, unsynced })
+        {
+            var error = await Assert.ThrowsAsync<RpcException>(() =>
+                Client(second.Port).ForwardAsync(request, replayed, DateTime.UtcNow.AddSeconds(60), timeout.Token).ResponseAsync);
+            Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+            Assert.Contains("replay", error.Status.Detail, StringComparison.Ordinal);
+        }
 
-        // A fresh request from the same caller still passes: the restarted axon refuses replays, not the caller.
+        // A fresh request from the same caller still passes (inside its reservation: on the same boot reservations do not
+        // count, every written line is there): the restarted axon refuses replays, not the caller.
         var fresh = await new RequestAuth(new KeyPairRequestSigner(alice), new ShiftedClock(TimeSpan.FromSeconds(21))).CreateHeadersAsync();
         Assert.Equal(ReturnCode.Success, (await Client(second.Port).ForwardAsync(request, fresh, DateTime.UtcNow.AddSeconds(60), timeout.Token)).ReturnCode);
     }
