@@ -269,15 +269,30 @@ public sealed class MetagraphActor : ReceiveActor
     private void OnSyncFailed(SyncFailed m)
     {
         _syncing = false;
-        if (!_chainSeen && m.Error is ChainUnavailableException)
-            // At start the chain actor is still connecting: not a failure, the sync runs when it connects.
-            _log.Info("metagraph netuid {0} waits for the chain to connect", _netuid);
-        else
-            _log.Warning("metagraph netuid {0} sync failed: {1}: {2}", _netuid, m.Error.GetType().Name, m.Error.Message);
+        _blocksSinceSync = _settings.SyncEveryBlocks - 1; // retry on the next block
+        if (m.Error is ChainUnavailableException)
+        {
+            if (_syncAgain)
+            {
+                // Asked again while this read failed (the chain's ChainConnected, or another SyncMetagraph): read again
+                // now, for the same waiters.
+                _syncAgain = false;
+                RequestSync();
+                return;
+            }
+            if (!_chainSeen)
+            {
+                // At start the chain actor is still connecting: not a failure. The sync its ChainConnected starts answers
+                // the SyncMetagraph askers waiting now (their ask's timeout bounds the wait); failing them here made a
+                // role's start fail whenever its first sync beat the chain actor's connection (seen on a busy machine).
+                _log.Info("metagraph netuid {0} waits for the chain to connect", _netuid);
+                return;
+            }
+        }
+        _log.Warning("metagraph netuid {0} sync failed: {1}: {2}", _netuid, m.Error.GetType().Name, m.Error.Message);
         foreach (var w in _waiters) w.Tell(new Status.Failure(m.Error));
         _waiters.Clear();
         _syncAgain = false;
-        _blocksSinceSync = _settings.SyncEveryBlocks - 1; // retry on the next block
     }
 
     private sealed record Loaded(MetagraphSnapshot? Snapshot, string? Error);

@@ -10,7 +10,9 @@ public sealed record GetMetagraph
 
 /// <summary>
 /// Ask a MetagraphActor to sync now (regardless of the block cadence); answered with <see cref="MetagraphUpdated"/>
-/// when that sync (or the one already running, followed by a fresh one) completes, or <c>Status.Failure</c>.
+/// when that sync (or the one already running, followed by a fresh one) completes, or <c>Status.Failure</c>. Before the
+/// chain actor has first connected, the chain being unavailable is not a failure: the asker is answered by the sync
+/// that follows the connection (bound the wait with the ask's timeout).
 /// </summary>
 public sealed record SyncMetagraph
 {

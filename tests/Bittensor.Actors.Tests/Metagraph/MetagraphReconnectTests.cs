@@ -1,3 +1,4 @@
+using Akka.Actor;
 using Akka.TestKit;
 using Bittensor.Actors.Chain;
 using Bittensor.Actors.Metagraph;
@@ -44,6 +45,28 @@ public sealed class MetagraphReconnectTests : Akka.TestKit.Xunit2.TestKit, IDisp
         events.ExpectMsg<ChainConnected>();
         var after = events.ExpectMsg<MetagraphUpdated>().Snapshot;
         Assert.Equal((50ul, 3), (after.Block, after.N));
+    }
+
+    [Fact]
+    public async Task A_sync_asked_for_before_the_chain_first_connects_is_answered_by_the_sync_after_the_connection()
+    {
+        // A role asks for one sync right after starting its metagraph; on a busy machine the chain actor may still be
+        // connecting then (the samples' client failed with "the chain is reconnecting").
+        var backend = new FakeChainBackend("late") { Head = 7, NeuronsSource = _ => Task.FromResult(TestNeurons.Many(2)) };
+        var open = new TaskCompletionSource<IChainBackend>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var chain = Sys.ActorOf(ChainActor.Props(_ => open.Task, SubtensorSettings.Default, () => 0.5));
+        IActorRef metagraph = ActorRefs.Nobody;
+        EventFilter.Info(contains: "waits for the chain to connect").ExpectOne(() =>
+            metagraph = Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", MetagraphSettings.Default with { Path = _dir, Save = false, SyncEveryBlocks = 1000 })));
+        Task<MetagraphUpdated> asked = Task.FromException<MetagraphUpdated>(new InvalidOperationException("not asked"));
+        // The sync this ask starts finds the chain still connecting too.
+        EventFilter.Info(contains: "waits for the chain to connect").ExpectOne(() =>
+        {
+            asked = metagraph.Ask<MetagraphUpdated>(SyncMetagraph.Instance, TimeSpan.FromMinutes(5));
+        });
+        open.SetResult(backend);
+        var updated = await asked;
+        Assert.Equal((7ul, 2), (updated.Snapshot.Block, updated.Snapshot.N));
     }
 
     [Fact]
