@@ -2,6 +2,7 @@ using System.Globalization;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Configuration;
+using Akka.Event;
 
 namespace Bittensor.Actors.Cluster;
 
@@ -193,7 +194,55 @@ public static class BittensorCluster
         bool hostedParameters = false)
     {
         ArgumentNullException.ThrowIfNull(system);
-        var worker = system.ActorOf(ClusterWorkerActor.Props(settings, hostProps, capacity, parameters, hostedParameters), ClusterSettings.WorkerName);
+        ArgumentNullException.ThrowIfNull(settings);
+        // The data plane (docs/cluster.md "Data plane"): bound now, so a port in use is an error here; it lives as long
+        // as the node's actor system.
+        DataPlaneListener? listener = null;
+        if (settings.DataPlane)
+        {
+            var log = Akka.Event.Logging.GetLogger(system, "cluster-data-plane");
+            listener = DataPlaneListener.Bind(settings.Hostname, settings.DataPort, Akka.Cluster.Cluster.Get(system).SelfAddress.ToString(),
+                ClusterFrontActor.MaxQueuedPerConnection, m => log.Warning(m));
+            _ = system.WhenTerminated.ContinueWith(_ => listener.Dispose(), TaskScheduler.Default);
+        }
+        IActorRef worker;
+        try
+        {
+            worker = system.ActorOf(ClusterWorkerActor.Props(settings, hostProps, capacity, parameters, hostedParameters, listener?.Port ?? 0),
+                ClusterSettings.WorkerName);
+        }
+        catch
+        {
+            listener?.Dispose();
+            throw;
+        }
+        if (listener is not null)
+        {
+            var l = listener;
+            l.Start(connection => connection.Start((c, kind, payload) =>
+            {
+                switch (kind)
+                {
+                    case DataPlaneFrames.Call:
+                        worker.Tell(new ClusterWorkerActor.DataCall(c, ClusterTensorSerializer.ReadCall(payload)));
+                        break;
+                    case DataPlaneFrames.Averaged:
+                        worker.Tell(ClusterTensorSerializer.ReadAveraged(payload));
+                        break;
+                    case DataPlaneFrames.DrainAck:
+                        if (payload.Length != 0) throw new DataPlaneException("data plane: a drain acknowledgement with a payload");
+                        worker.Tell(new ClusterWorkerActor.DataDrainAck(c));
+                        break;
+                    default:
+                        throw new DataPlaneException($"data plane: the front sent frame kind {kind}; calls, averages and drain acknowledgements are expected");
+                }
+            }, (c, reason) =>
+            {
+                l.Closed(c);
+                if (!reason.StartsWith("the peer closed", StringComparison.Ordinal) && !reason.StartsWith("the worker's data plane stopped", StringComparison.Ordinal))
+                    Akka.Event.Logging.GetLogger(system, "cluster-data-plane").Warning("cluster worker: the data connection from {0} closed: {1}", c.Peer, reason);
+            }));
+        }
         var drainFor = settings.DrainTimeout + TimeSpan.FromSeconds(2);
         CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeClusterShutdown, "bittensor-worker-drain", async () =>
         {

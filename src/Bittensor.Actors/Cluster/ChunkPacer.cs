@@ -28,6 +28,12 @@ internal sealed class ChunkPacer(int window, ITimerScheduler timers, TimeSpan ac
 
     private readonly Dictionary<IActorRef, Lane> _lanes = [];
 
+    /// <summary>
+    /// Sends a chunk another way than a Tell when it returns true (the front: on the worker's data connection,
+    /// docs/cluster.md "Data plane"); null or false: told to the receiver.
+    /// </summary>
+    public Func<IActorRef, object, bool>? Route { get; init; }
+
     /// <summary>Chunks sent and not acknowledged yet, summed over every receiver (status, tests).</summary>
     public int InFlight => _lanes.Values.Sum(l => l.InFlight);
 
@@ -64,7 +70,7 @@ internal sealed class ChunkPacer(int window, ITimerScheduler timers, TimeSpan ac
     {
         while (lane.InFlight < window && lane.Waiting.TryDequeue(out var chunk))
         {
-            to.Tell(chunk, self);
+            if (Route?.Invoke(to, chunk) != true) to.Tell(chunk, self);
             lane.InFlight++;
         }
         if (lane.InFlight == 0)

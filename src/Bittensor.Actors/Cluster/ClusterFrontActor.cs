@@ -45,8 +45,26 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         public bool Draining { get; set; }
         public long Served { get; set; }
         public long Order { get; } = order;
-        public bool Available => Reachable && !Draining && !Held && InFlight < Capacity;
+        // The worker's data plane (0: none, its calls travel over Akka.Remote) and the connection to it (null while
+        // it is being reconnected: no calls then).
+        public int DataPort { get; init; }
+        public DataPlaneConnection? Data { get; set; }
+        public bool Connecting { get; set; }
+        public bool Available => Reachable && !Draining && !Held && InFlight < Capacity && (DataPort == 0 || Data is not null);
     }
+
+    private sealed record DataConnected(IActorRef Worker, DataPlaneConnection Connection) : INoSerializationVerificationNeeded;
+
+    private sealed record DataConnectFailed(IActorRef Worker, string Reason) : INoSerializationVerificationNeeded;
+
+    private sealed record DataLost(IActorRef Worker, DataPlaneConnection Connection, string Reason) : INoSerializationVerificationNeeded;
+
+    private sealed record DataReply(IActorRef Worker, WorkerReply Reply) : INoSerializationVerificationNeeded;
+
+    private sealed record Reconnect(IActorRef Worker) : INoSerializationVerificationNeeded;
+
+    /// <summary>Calls or replies queued on one data connection behind a worker that does not read; more are refused NucleusFull.</summary>
+    internal const int MaxQueuedPerConnection = 1024;
 
     private sealed class Call(long id, IActorRef replyTo, AxonModelCall source, DateTime deadline, AffinityKey? key)
     {
@@ -121,13 +139,25 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
     private DateTime _startedAt;
     // Parameter chunks to the workers (averages, checkpoints), paced by their acknowledgements (averaging.chunks_in_flight).
     private ChunkPacer _pacer = null!;
+    // Registrations waiting for their worker's data connection (the worker is acknowledged once it is connected).
+    private readonly Dictionary<IActorRef, RegisterWorker> _connecting = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private string _selfAddress = "";
 
     private ClusterFrontActor(ClusterSettings settings, TimeProvider? time)
     {
         _settings = settings;
         _time = time ?? TimeProvider.System;
         Receive<AxonModelCall>(OnCall);
-        Receive<WorkerReply>(OnReply);
+        Receive<WorkerReply>(r => OnReply(r, Sender));
+        Receive<DataReply>(r => OnReply(r.Reply, r.Worker));
+        Receive<DataConnected>(OnDataConnected);
+        Receive<DataConnectFailed>(OnDataConnectFailed);
+        Receive<DataLost>(OnDataLost);
+        Receive<Reconnect>(r =>
+        {
+            if (_workers.TryGetValue(r.Worker, out var w) && w.Data is null && !w.Connecting) ConnectData(r.Worker, w.DataPort);
+        });
         Receive<CallDeadline>(OnDeadline);
         Receive<RegisterWorker>(OnRegister);
         Receive<WorkerDraining>(_ =>
@@ -137,7 +167,8 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
                 w.Draining = true;
                 _log.Info("cluster front: worker {0} drains ({1} in flight)", w.Replica, w.InFlight);
             }
-            Sender.Tell(DrainAck.Instance);
+            // On the data connection when there is one: it follows every call sent there, so nothing arrives after it.
+            if (w?.Data is not { } data || data.Send(DataPlaneFrames.DrainAck, null) != DataPlaneSend.Sent) Sender.Tell(DrainAck.Instance);
         });
         Receive<ClusterEvent.UnreachableMember>(m => ForWorkersAt(m.Member.Address, w =>
         {
@@ -155,6 +186,7 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.MemberRemoved>(m =>
         {
             ForWorkersAt(m.Member.Address, w => Remove(w, "its node left the cluster"));
+            foreach (var gone in _connecting.Keys.Where(a => a.Path.Address.Equals(m.Member.Address)).ToList()) _connecting.Remove(gone);
             ReleaseHeld();
         });
         Receive<ClusterEvent.IMemberEvent>(m =>
@@ -236,7 +268,11 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         if (_settings.AveragingInterval > TimeSpan.Zero)
             Timers.StartPeriodicTimer(AveragingTimer, AveragingTick.Instance, _settings.AveragingInterval);
         _startedAt = _time.GetUtcNow().UtcDateTime;
-        _pacer = new ChunkPacer(_settings.ChunksInFlight, Timers, _settings.AveragingTimeout);
+        _pacer = new ChunkPacer(_settings.ChunksInFlight, Timers, _settings.AveragingTimeout)
+        {
+            Route = (to, chunk) => _workers.GetValueOrDefault(to)?.Data is { } data && data.Send(DataPlaneFrames.Averaged, chunk) == DataPlaneSend.Sent,
+        };
+        _selfAddress = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString();
         Timers.StartSingleTimer(HoldWindowEnded.Key, HoldWindowEnded.Instance, _settings.AveragingTimeout);
     }
 
@@ -244,18 +280,33 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
     protected override void PostStop()
     {
         Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+        _stopping.Cancel();
+        foreach (var w in _ordered) w.Data?.Close("the cluster front stopped");
         foreach (var c in _calls.Values) c.ReplyTo.Tell(new AxonModelReply(c.Source.RequestId, new ModelResponse(null, ReturnCode.NotServingNucleus, "the cluster front stopped")));
         _calls.Clear();
     }
 
     private ClusterFrontStatus Status() => new(
-        [.. _ordered.Select(w => new ClusterWorkerStatus(w.Replica, w.Actor, w.Capacity, w.InFlight, w.Reachable, w.Draining, w.Served))],
+        [.. _ordered.Select(w => new ClusterWorkerStatus(w.Replica, w.Actor, w.Capacity, w.InFlight, w.Reachable, w.Draining, w.Served, w.Data?.Remote))],
         _calls.Count, _rerouted, _refusedFull, _affinityHits, _roundsDone, _checkpoint?.Round ?? 0);
 
     private void OnRegister(RegisterWorker r)
     {
+        if (!_workers.ContainsKey(Sender) && _settings.DataPlane && r.DataPort > 0)
+        {
+            // A worker with a data plane is acknowledged once the front is connected to it (so it is routable at once).
+            var attempt = !_connecting.ContainsKey(Sender);
+            _connecting[Sender] = r;
+            if (attempt) ConnectData(Sender, r.DataPort);
+            return;
+        }
+        Join(Sender, r, null);
+    }
+
+    private void Join(IActorRef actor, RegisterWorker r, DataPlaneConnection? data)
+    {
         var joined = false;
-        if (_workers.TryGetValue(Sender, out var known))
+        if (_workers.TryGetValue(actor, out var known))
         {
             known.Capacity = r.Capacity;
             known.Draining |= r.Draining;
@@ -263,21 +314,24 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         }
         else
         {
-            var w = new Worker(Sender, r.Replica, r.Capacity, _nextOrder++)
+            var w = new Worker(actor, r.Replica, r.Capacity, _nextOrder++)
             {
                 Draining = r.Draining, ParameterCount = r.ParameterCount, AveragedRound = r.AveragedRound,
+                DataPort = data is null ? 0 : r.DataPort, Data = data,
             };
-            _workers[Sender] = w;
+            _workers[actor] = w;
             _ordered.Add(w);
-            Context.Watch(Sender);
+            Context.Watch(actor);
+            if (data is not null) StartReading(actor, data);
             joined = true;
-            _log.Info("cluster front: worker {0} joined (capacity {1}); {2} workers", r.Replica, r.Capacity, _workers.Count);
+            _log.Info("cluster front: worker {0} joined (capacity {1}{2}); {3} workers", r.Replica, r.Capacity,
+                data is null ? "" : $", data plane {data.Remote}", _workers.Count);
         }
-        Sender.Tell(new WorkerRegistered(_workers.Count));
+        actor.Tell(new WorkerRegistered(_workers.Count), Self);
         // Rounds continue after a take-over: a new round's number is above every round a replica applied.
         _nextRound = Math.Max(_nextRound, r.AveragedRound);
         if (!joined || r.ParameterCount <= 0) return;
-        var worker = _workers[Sender];
+        var worker = _workers[actor];
         if (r.AveragedRound > (_checkpoint?.Round ?? 0))
         {
             // This replica applied a later average than this front holds (it took over): pull it as the checkpoint.
@@ -295,6 +349,97 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
             SendCheckpointTo(worker);
         }
         ReleaseHeld();
+    }
+
+    // Connects to a worker's data plane off the actor's thread; the outcome comes back as a message.
+    private void ConnectData(IActorRef worker, int port)
+    {
+        var host = worker.Path.Address.Host ?? "127.0.0.1";
+        var self = Self;
+        var selfAddress = _selfAddress;
+        var stopping = _stopping.Token;
+        if (_workers.TryGetValue(worker, out var w)) w.Connecting = true;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                var connection = await DataPlaneConnection.ConnectAsync(host, port, selfAddress, DataPlaneListener.HandshakeTimeout, MaxQueuedPerConnection, stopping)
+                    .ConfigureAwait(false);
+                if (connection.Peer != worker.Path.Address.ToString())
+                {
+                    connection.Dispose();
+                    self.Tell(new DataConnectFailed(worker, $"{host}:{port} is the data plane of {connection.Peer}, not of {worker.Path.Address}"));
+                }
+                else if (stopping.IsCancellationRequested) connection.Dispose();
+                else self.Tell(new DataConnected(worker, connection));
+            }
+            catch (DataPlaneException e)
+            {
+                self.Tell(new DataConnectFailed(worker, e.Message));
+            }
+            catch (OperationCanceledException)
+            {
+                // The front stopped.
+            }
+        }, CancellationToken.None);
+    }
+
+    private void StartReading(IActorRef worker, DataPlaneConnection connection)
+    {
+        var self = Self;
+        connection.Start((c, kind, payload) =>
+        {
+            if (kind != DataPlaneFrames.Reply) throw new DataPlaneException($"data plane: a worker sent frame kind {kind}; only replies are expected");
+            self.Tell(new DataReply(worker, ClusterTensorSerializer.ReadReply(payload)));
+        }, (c, reason) => self.Tell(new DataLost(worker, c, reason)));
+    }
+
+    private void OnDataConnected(DataConnected m)
+    {
+        if (_workers.TryGetValue(m.Worker, out var w))
+        {
+            // A joined worker's connection came back.
+            w.Connecting = false;
+            if (w.Data is not null)
+            {
+                m.Connection.Dispose();
+                return;
+            }
+            w.Data = m.Connection;
+            StartReading(m.Worker, m.Connection);
+            _log.Info("cluster front: worker {0}'s data plane is connected again ({1})", w.Replica, m.Connection.Remote);
+            return;
+        }
+        if (!_connecting.Remove(m.Worker, out var r))
+        {
+            m.Connection.Dispose(); // the worker went meanwhile
+            return;
+        }
+        Join(m.Worker, r, m.Connection);
+    }
+
+    private void OnDataConnectFailed(DataConnectFailed m)
+    {
+        if (_connecting.Remove(m.Worker, out var r))
+        {
+            _log.Warning("cluster front: worker {0} is not acknowledged: {1} (its next registration tries again)", r.Replica, m.Reason);
+            return;
+        }
+        if (!_workers.TryGetValue(m.Worker, out var w)) return;
+        w.Connecting = false;
+        _log.Debug("cluster front: worker {0}'s data plane: {1}", w.Replica, m.Reason);
+        Timers.StartSingleTimer(("data", m.Worker), new Reconnect(m.Worker), _settings.RegisterInterval);
+    }
+
+    // The connection to a worker closed (the worker died, its node went, or a protocol error): its calls are handled
+    // as for an unreachable worker, and the front connects again while the worker is a member.
+    private void OnDataLost(DataLost m)
+    {
+        if (!_workers.TryGetValue(m.Worker, out var w) || !ReferenceEquals(w.Data, m.Connection)) return;
+        w.Data = null;
+        _log.Warning("cluster front: worker {0}'s data connection closed: {1}; routing around it", w.Replica, m.Reason);
+        Reroute(w, $"its data connection closed ({m.Reason})");
+        Timers.StartSingleTimer(("data", m.Worker), new Reconnect(m.Worker), _settings.RegisterInterval);
     }
 
     // A joining replica (or one that missed rounds) starts from the latest averaged checkpoint: sent before any call,
@@ -414,21 +559,43 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
             return;
         }
         var c = new Call(++_nextId, replyTo, call, deadline, key);
+        if (Send(c, worker) is { } refused)
+        {
+            replyTo.Tell(new AxonModelReply(call.RequestId, refused));
+            return;
+        }
         _calls[c.Id] = c;
-        Send(c, worker);
         Timers.StartSingleTimer(c.Id, new CallDeadline(c.Id), deadline - now);
     }
 
-    private void Send(Call c, Worker w)
+    // Sends the call to the worker: on its data connection when it has one, else over Akka.Remote. Null when sent (a
+    // connection found closed counts as sent: its DataLost re-routes the call); else the answer to give at once.
+    private ModelResponse? Send(Call c, Worker w)
     {
-        c.Worker = w;
-        w.InFlight++;
         var s = c.Source;
         var message = s.Forward is { } f
             ? new WorkerCall(c.Id, false, f.CallerHotkey, f.CallerStake, f.Modality, f.Inputs, null, f.Priority, c.Deadline)
             : new WorkerCall(c.Id, true, s.Backward!.CallerHotkey, s.Backward.CallerStake, s.Backward.Modality, s.Backward.Inputs, s.Backward.Grads,
                 s.Backward.Priority, c.Deadline);
-        w.Actor.Tell(message, Self);
+        if (w.Data is { } data)
+        {
+            try
+            {
+                if (data.Send(DataPlaneFrames.Call, message) == DataPlaneSend.Backlogged)
+                    return new ModelResponse(null, ReturnCode.NucleusFull, $"worker {w.Replica} does not read its calls ({MaxQueuedPerConnection} queued)");
+            }
+            catch (System.Runtime.Serialization.SerializationException e)
+            {
+                return new ModelResponse(null, ReturnCode.InvalidRequest, $"the call cannot be sent to a worker: {e.Message}");
+            }
+        }
+        else
+        {
+            w.Actor.Tell(message, Self);
+        }
+        c.Worker = w;
+        w.InFlight++;
+        return null;
     }
 
     // Least in flight among the available workers; equal loads rotate so light traffic spreads too.
@@ -447,17 +614,17 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         return best;
     }
 
-    private void OnReply(WorkerReply reply)
+    private void OnReply(WorkerReply reply, IActorRef from)
     {
         if (!_calls.Remove(reply.RequestId, out var c)) return; // answered already (deadline, re-routed and answered elsewhere)
         Timers.Cancel(c.Id);
         if (c.Worker is { } w)
         {
             w.InFlight--;
-            if (w.Actor.Equals(Sender)) w.Served++;
-            else if (_workers.TryGetValue(Sender, out var other)) other.Served++;
+            if (w.Actor.Equals(from)) w.Served++;
+            else if (_workers.TryGetValue(from, out var other)) other.Served++;
         }
-        if (reply.Code == ReturnCode.Success && c.Source.Forward is not null && c.Key is { } key) Remember(key, Sender);
+        if (reply.Code == ReturnCode.Success && c.Source.Forward is not null && c.Key is { } key) Remember(key, from);
         c.ReplyTo.Tell(new AxonModelReply(c.Source.RequestId, new ModelResponse(reply.Outputs, reply.Code, reply.Message)));
     }
 
@@ -480,6 +647,9 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         _ordered.Remove(w);
         Context.Unwatch(w.Actor);
         _pacer.Drop(w.Actor);
+        Timers.Cancel(("data", w.Actor));
+        w.Data?.Close($"the worker was removed ({why})");
+        w.Data = null;
         _log.Info("cluster front: worker {0} removed ({1}); {2} workers", w.Replica, why, _workers.Count);
         Reroute(w, why);
         if (_round is not null && _round.Received.ContainsKey(w.Actor)) Abandon($"worker {w.Replica} went while its parameters were arriving ({why})");
@@ -507,9 +677,16 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
                 refused++;
                 continue;
             }
+            if (Send(c, to) is { } refusal)
+            {
+                _calls.Remove(c.Id);
+                Timers.Cancel(c.Id);
+                c.ReplyTo.Tell(new AxonModelReply(c.Source.RequestId, refusal));
+                refused++;
+                continue;
+            }
             _rerouted++;
             resent++;
-            Send(c, to);
         }
         if (resent + refused > 0)
             _log.Info("cluster front: {0} calls of worker {1} re-sent to other workers, {2} answered NotServingNucleus ({3})", resent, from.Replica, refused, why);
@@ -595,7 +772,8 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
     }
 
     // The average goes out as consecutive chunks (slices of the one array: nothing is copied until each is serialized),
-    // paced per worker: at most chunks_in_flight unacknowledged, so its calls are not queued behind the whole vector.
+    // paced per worker: at most chunks_in_flight unacknowledged, so its calls are not queued behind the whole vector; on
+    // the worker's data connection when it has one (the pacer's Route), so the chunks keep their order with the calls sent there.
     private void SendAverage(IActorRef to, long round, bool exact, int replicas, float[] values) =>
         _pacer.Send(to, ParameterChunks.Of(values).Select(x => (object)new AveragedParameters(round, exact, replicas, x.Offset, values.Length, x.Values)), Self);
 

@@ -40,7 +40,10 @@ public sealed record WorkerReply(long RequestId, ReturnCode Code, string Message
 /// <param name="ParameterCount">Parameters of its model replica taking part in averaging (0 = none).</param>
 /// <param name="AveragedRound">The last averaging round whose average the replica applied (0 = none yet: a fresh replica).
 /// A front that took over learns from it where the rounds stand and which worker holds the latest checkpoint.</param>
-public sealed record RegisterWorker(int Capacity, bool Draining, string Replica, int ParameterCount = 0, long AveragedRound = 0) : IClusterControlMessage;
+/// <param name="DataPort">The TCP port of the worker's data plane on its node's hostname (0 = none: calls travel over
+/// Akka.Remote). A front with the data plane on connects there and acknowledges the worker once connected.</param>
+public sealed record RegisterWorker(int Capacity, bool Draining, string Replica, int ParameterCount = 0, long AveragedRound = 0, int DataPort = 0)
+    : IClusterControlMessage;
 
 /// <summary>
 /// front → worker: send the last average you applied (its round is at least <paramref name="Round"/>) back as
@@ -231,7 +234,9 @@ public sealed record GetClusterFrontStatus : INoSerializationVerificationNeeded
 /// <param name="Reachable">False while the failure detector marks its node unreachable.</param>
 /// <param name="Draining">True once it announced it leaves.</param>
 /// <param name="Served">Answers received from it.</param>
-public sealed record ClusterWorkerStatus(string Replica, IActorRef Worker, int Capacity, int InFlight, bool Reachable, bool Draining, long Served);
+/// <param name="DataPlane">The worker's data connection (host:port) the calls travel on; null: over Akka.Remote.</param>
+public sealed record ClusterWorkerStatus(string Replica, IActorRef Worker, int Capacity, int InFlight, bool Reachable, bool Draining, long Served,
+    string? DataPlane = null);
 
 /// <summary>The front's routing table and counters.</summary>
 /// <param name="Workers">Known workers.</param>

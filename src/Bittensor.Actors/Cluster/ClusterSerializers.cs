@@ -82,6 +82,11 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
     public override object FromBinary(byte[] bytes, string manifest)
     {
         ArgumentNullException.ThrowIfNull(bytes);
+        return Read(bytes, manifest);
+    }
+
+    private static object Read(ReadOnlySpan<byte> bytes, string manifest)
+    {
         var r = new Reader(bytes);
         var version = r.U8();
         if (version != (manifest is ParametersManifest or AveragedManifest ? ParametersVersion : Version))
@@ -98,36 +103,94 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
         return result;
     }
 
+    /// <summary>Bytes of <paramref name="c"/> as this serializer writes it (exact).</summary>
+    public static int SizeOf(WorkerCall c)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        return checked(1 + 8 + 1 + 4 + 8 + 8 + 4 + Encoding.UTF8.GetByteCount(c.CallerHotkey) + 1 + TensorSize(c.Inputs) + (c.Grads is null ? 0 : TensorSize(c.Grads)));
+    }
+
+    /// <summary>Bytes of <paramref name="reply"/> as this serializer writes it (exact).</summary>
+    public static int SizeOf(WorkerReply reply)
+    {
+        ArgumentNullException.ThrowIfNull(reply);
+        return checked(1 + 8 + 4 + 4 + Encoding.UTF8.GetByteCount(reply.Message) + 1 + (reply.Outputs is null ? 0 : TensorSize(reply.Outputs)));
+    }
+
+    /// <summary>Bytes of one <see cref="AveragedParameters"/> chunk as this serializer writes it (exact).</summary>
+    public static int SizeOf(AveragedParameters a)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        return checked(1 + 8 + 1 + 4 + 4 + 4 + 4 + (4 * a.Values.Length));
+    }
+
+    /// <summary>
+    /// Writes <paramref name="message"/> (a <see cref="WorkerCall"/>, <see cref="WorkerReply"/> or
+    /// <see cref="AveragedParameters"/>) into <paramref name="destination"/>, exactly <see cref="SizeOf(WorkerCall)"/> bytes
+    /// long (the data plane writes it so into a pooled frame buffer, docs/cluster.md "Data plane").
+    /// </summary>
+    public static void Write(object message, Span<byte> destination)
+    {
+        var w = new Writer(destination);
+        switch (message)
+        {
+            case WorkerCall c: WriteTo(ref w, c); break;
+            case WorkerReply r: WriteTo(ref w, r); break;
+            case AveragedParameters a: WriteParametersTo(ref w, a.Round, (a.Exact, a.Replicas), a.Offset, a.Total, a.Values); break;
+            default: throw new ArgumentException($"{nameof(ClusterTensorSerializer)} cannot write {message?.GetType().Name ?? "null"}", nameof(message));
+        }
+        w.Done();
+    }
+
+    /// <summary>Reads a <see cref="WorkerCall"/> from exactly <paramref name="bytes"/>; <see cref="SerializationException"/> when malformed.</summary>
+    public static WorkerCall ReadCall(ReadOnlySpan<byte> bytes) => (WorkerCall)Read(bytes, CallManifest);
+
+    /// <summary>Reads a <see cref="WorkerReply"/> from exactly <paramref name="bytes"/>; <see cref="SerializationException"/> when malformed.</summary>
+    public static WorkerReply ReadReply(ReadOnlySpan<byte> bytes) => (WorkerReply)Read(bytes, ReplyManifest);
+
+    /// <summary>Reads one <see cref="AveragedParameters"/> chunk from exactly <paramref name="bytes"/>; <see cref="SerializationException"/> when malformed.</summary>
+    public static AveragedParameters ReadAveraged(ReadOnlySpan<byte> bytes) => (AveragedParameters)Read(bytes, AveragedManifest);
+
     private static byte[] Write(WorkerCall c)
     {
-        var hotkey = Encoding.UTF8.GetByteCount(c.CallerHotkey);
-        var size = 1 + 8 + 1 + 4 + 8 + 8 + 4 + hotkey + 1 + TensorSize(c.Inputs) + (c.Grads is null ? 0 : TensorSize(c.Grads));
-        var w = new Writer(new byte[size]);
+        var buffer = new byte[SizeOf(c)];
+        var w = new Writer(buffer);
+        WriteTo(ref w, c);
+        w.Done();
+        return buffer;
+    }
+
+    private static void WriteTo(ref Writer w, WorkerCall c)
+    {
         w.U8(Version);
         w.I64(c.RequestId);
         w.U8((byte)((c.IsBackward ? 1 : 0) | (c.Grads is null ? 0 : 2)));
         w.I32(c.Priority);
         w.I64(c.DeadlineUtc.ToUniversalTime().Ticks);
         w.F64(c.CallerStake);
-        w.Str(c.CallerHotkey, hotkey);
+        w.Str(c.CallerHotkey, Encoding.UTF8.GetByteCount(c.CallerHotkey));
         w.U8((byte)c.Modality);
         w.Tensor(c.Inputs);
         if (c.Grads is not null) w.Tensor(c.Grads);
-        return w.Done();
     }
 
     private static byte[] Write(WorkerReply reply)
     {
-        var message = Encoding.UTF8.GetByteCount(reply.Message);
-        var size = 1 + 8 + 4 + 4 + message + 1 + (reply.Outputs is null ? 0 : TensorSize(reply.Outputs));
-        var w = new Writer(new byte[size]);
+        var buffer = new byte[SizeOf(reply)];
+        var w = new Writer(buffer);
+        WriteTo(ref w, reply);
+        w.Done();
+        return buffer;
+    }
+
+    private static void WriteTo(ref Writer w, WorkerReply reply)
+    {
         w.U8(Version);
         w.I64(reply.RequestId);
         w.I32((int)reply.Code);
-        w.Str(reply.Message, message);
+        w.Str(reply.Message, Encoding.UTF8.GetByteCount(reply.Message));
         w.U8(reply.Outputs is null ? (byte)0 : (byte)1);
         if (reply.Outputs is not null) w.Tensor(reply.Outputs);
-        return w.Done();
     }
 
     private static WorkerCall ReadCall(ref Reader r)
@@ -165,7 +228,15 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
         var size = checked(1 + 8 + (averaged is null ? 0 : 1 + 4) + 4 + 4 + 4 + (4 * values.Length));
         if (size > BittensorCluster.MaxFrameBytes)
             throw new SerializationException($"cluster parameters: a chunk of {values.Length} floats exceeds the cluster's frame limit ({BittensorCluster.MaxFrameBytes} bytes)");
-        var w = new Writer(new byte[size]);
+        var buffer = new byte[size];
+        var w = new Writer(buffer);
+        WriteParametersTo(ref w, round, averaged, offset, total, values);
+        w.Done();
+        return buffer;
+    }
+
+    private static void WriteParametersTo(ref Writer w, long round, (bool Exact, int Replicas)? averaged, int offset, int total, ReadOnlyMemory<float> values)
+    {
         w.U8(ParametersVersion);
         w.I64(round);
         if (averaged is { } a)
@@ -176,7 +247,6 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
         w.I32(offset);
         w.I32(total);
         w.Floats(values.Span);
-        return w.Done();
     }
 
     private static object ReadParameters(ref Reader r, bool averaged)
@@ -206,35 +276,35 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
     private static int TensorSize(DenseTensor t) =>
         checked(1 + 1 + (8 * t.Rank) + (t.DataType == DataType.Float32 ? 4 * t.Floats!.Length : 8 * t.Longs!.Length));
 
-    private ref struct Writer(byte[] buffer)
+    private ref struct Writer(Span<byte> buffer)
     {
-        private readonly byte[] _buffer = buffer;
+        private readonly Span<byte> _buffer = buffer;
         private int _at;
 
         public void U8(byte v) => _buffer[_at++] = v;
 
         public void I32(int v)
         {
-            BinaryPrimitives.WriteInt32LittleEndian(_buffer.AsSpan(_at), v);
+            BinaryPrimitives.WriteInt32LittleEndian(_buffer[_at..], v);
             _at += 4;
         }
 
         public void I64(long v)
         {
-            BinaryPrimitives.WriteInt64LittleEndian(_buffer.AsSpan(_at), v);
+            BinaryPrimitives.WriteInt64LittleEndian(_buffer[_at..], v);
             _at += 8;
         }
 
         public void F64(double v)
         {
-            BinaryPrimitives.WriteDoubleLittleEndian(_buffer.AsSpan(_at), v);
+            BinaryPrimitives.WriteDoubleLittleEndian(_buffer[_at..], v);
             _at += 8;
         }
 
         public void Str(string s, int byteCount)
         {
             I32(byteCount);
-            _at += Encoding.UTF8.GetBytes(s, _buffer.AsSpan(_at));
+            _at += Encoding.UTF8.GetBytes(s, _buffer[_at..]);
         }
 
         public void Tensor(DenseTensor t)
@@ -250,7 +320,7 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
             foreach (var d in t.Shape) I64(d);
             // The one copy of the elements: straight from the tensor's array into the message.
             var bytes = t.DataType == DataType.Float32 ? MemoryMarshal.AsBytes(t.Floats.AsSpan()) : MemoryMarshal.AsBytes(t.Longs.AsSpan());
-            bytes.CopyTo(_buffer.AsSpan(_at));
+            bytes.CopyTo(_buffer[_at..]);
             _at += bytes.Length;
         }
 
@@ -258,18 +328,17 @@ public sealed class ClusterTensorSerializer : SerializerWithStringManifest
         {
             I32(values.Length);
             var bytes = MemoryMarshal.AsBytes(values);
-            bytes.CopyTo(_buffer.AsSpan(_at));
+            bytes.CopyTo(_buffer[_at..]);
             _at += bytes.Length;
         }
 
-        public byte[] Done()
+        public readonly void Done()
         {
             if (_at != _buffer.Length) throw new InvalidOperationException($"cluster tensor message: sized {_buffer.Length} bytes, wrote {_at}");
-            return _buffer;
         }
     }
 
-    private ref struct Reader(byte[] bytes)
+    private ref struct Reader(ReadOnlySpan<byte> bytes)
     {
         private readonly ReadOnlySpan<byte> _span = bytes;
         private int _at;
@@ -386,6 +455,7 @@ public sealed class ClusterControlSerializer : SerializerWithStringManifest
         RegisterWorker r => new RegisterWorkerProto
         {
             Capacity = r.Capacity, Draining = r.Draining, Replica = r.Replica, ParameterCount = r.ParameterCount, AveragedRound = r.AveragedRound,
+            DataPort = r.DataPort,
         }.ToByteArray(),
         CollectParameters c => new CollectParametersProto { Round = c.Round }.ToByteArray(),
         SendCheckpoint c => new SendCheckpointProto { Round = c.Round }.ToByteArray(),
@@ -409,7 +479,8 @@ public sealed class ClusterControlSerializer : SerializerWithStringManifest
                     if (r.Replica.Length > 1024) throw new SerializationException("RegisterWorker: replica name too long");
                     if (r.ParameterCount < 0) throw new SerializationException("RegisterWorker: negative parameter count");
                     if (r.AveragedRound < 0) throw new SerializationException("RegisterWorker: negative averaged round");
-                    return new RegisterWorker(r.Capacity, r.Draining, r.Replica, r.ParameterCount, r.AveragedRound);
+                    if (r.DataPort is < 0 or > 65535) throw new SerializationException("RegisterWorker: data port out of range");
+                    return new RegisterWorker(r.Capacity, r.Draining, r.Replica, r.ParameterCount, r.AveragedRound, r.DataPort);
                 case "CP":
                     var c = CollectParametersProto.Parser.ParseFrom(bytes);
                     if (c.Round < 1) throw new SerializationException("CollectParameters: round must be positive");

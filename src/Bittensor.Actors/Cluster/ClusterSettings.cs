@@ -92,6 +92,15 @@ public sealed record ClusterSettings
     /// </summary>
     public required int ChunksInFlight { get; init; }
 
+    /// <summary>
+    /// Calls and replies between the front and each worker go over the worker's own data connection (a TCP stream the
+    /// worker listens on, docs/cluster.md "Data plane") instead of Akka.Remote; off: over Akka.Remote, as before.
+    /// </summary>
+    public bool DataPlane { get; init; } = true;
+
+    /// <summary>TCP port a worker's data plane listens on (on <see cref="Hostname"/>; 0 = any free port).</summary>
+    public int DataPort { get; init; }
+
     /// <summary>The reference configuration's values.</summary>
     public static ClusterSettings Default { get; } = Create(BittensorRuntime.Section(BittensorRuntime.ReferenceConfig, SectionPath));
 
@@ -127,6 +136,8 @@ public sealed record ClusterSettings
             AveragingInterval = c.Duration("averaging.interval"),
             AveragingTimeout = c.Duration("averaging.timeout"),
             ChunksInFlight = c.Int("averaging.chunks_in_flight"),
+            DataPlane = c.Bool("data_plane"),
+            DataPort = c.Int("worker.data_port"),
         }.Validate();
     }
 
@@ -152,6 +163,7 @@ public sealed record ClusterSettings
         Require(AveragingInterval >= TimeSpan.Zero, "averaging.interval", AveragingInterval, "must be 0 (off) or positive");
         Require(AveragingTimeout > TimeSpan.Zero, "averaging.timeout", AveragingTimeout, "must be positive");
         Require(ChunksInFlight >= 1, "averaging.chunks_in_flight", ChunksInFlight, "must be 1 or more");
+        Require(DataPort is >= 0 and <= 65535, "worker.data_port", DataPort, "must be 0..65535");
         return this;
     }
 

@@ -40,6 +40,12 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         public const string Key = "average-chunks";
     }
 
+    /// <summary>A call that arrived on a data connection from a front.</summary>
+    internal sealed record DataCall(DataPlaneConnection Connection, WorkerCall Call) : INoSerializationVerificationNeeded;
+
+    /// <summary>A front's <see cref="DrainAck"/> that arrived on its data connection (after every call it sent there).</summary>
+    internal sealed record DataDrainAck(DataPlaneConnection Connection) : INoSerializationVerificationNeeded;
+
     private readonly ClusterSettings _settings;
     private readonly Props _hostProps;
     private readonly int _capacity;
@@ -62,7 +68,9 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     private IActorRef _proxy = ActorRefs.Nobody;
     private IActorRef? _front;
     private bool _drainAcknowledged;
-    private readonly Dictionary<long, (IActorRef Front, long Id)> _calls = [];
+    // Where each call's answer goes: the front's data connection, or (no data plane) the front's router over Akka.
+    private readonly Dictionary<long, (IActorRef? Front, DataPlaneConnection? Data, long Id)> _calls = [];
+    private readonly int _dataPort;
     private IActorRef _host = ActorRefs.Nobody;
     private string _replica = "";
     private long _nextId;
@@ -70,9 +78,10 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     private bool _draining;
     private IActorRef? _drainReplyTo;
 
-    private ClusterWorkerActor(ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters, bool hosted)
+    private ClusterWorkerActor(ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters, bool hosted, int dataPort)
     {
         _settings = settings;
+        _dataPort = dataPort;
         _hostProps = hostProps;
         _capacity = capacity;
         _parameters = parameters;
@@ -114,7 +123,9 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         });
         Receive<AveragedParameters>(a =>
         {
-            Sender.Tell(new ParameterChunkAck(a.Round, a.Offset), Self); // every chunk, whatever becomes of it: the sender's pacing
+            // Every chunk, whatever becomes of it: the sender's pacing. A chunk from the data plane has no sender: it came
+            // from the front this worker registered with.
+            (Sender.IsNobody() ? _front : Sender)?.Tell(new ParameterChunkAck(a.Round, a.Offset), Self);
             OnAveragedChunk(a);
         });
         Receive<ParameterChunkAck>(_ => _pacer.Acked(Sender, Self));
@@ -140,7 +151,13 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
             }
             else _log.Warning("cluster worker: the front asked for the checkpoint of round {0}; this replica has {1}", s.Round, _lastAverage?.Round ?? 0);
         });
-        Receive<WorkerCall>(OnCall);
+        Receive<WorkerCall>(c => OnCall(c, Sender, null));
+        Receive<DataCall>(c => OnCall(c.Call, null, c.Connection));
+        Receive<DataDrainAck>(a =>
+        {
+            if (_front is not null && a.Connection.Peer == _front.Path.Address.ToString()) _drainAcknowledged = true;
+            CheckDrained();
+        });
         Receive<AxonModelReply>(OnHostReply);
         Receive<RegisterTick>(_ =>
         {
@@ -214,7 +231,10 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     /// model implements <c>IFlatParameters</c>, e.g. the TorchSharp server model): its parameters are read and written
     /// through the host's queue (<see cref="GetModelParameters"/>, <see cref="UpdateModelParameters"/>), on the model's
     /// thread between two jobs. Ignored when <paramref name="parameters"/> is given.</param>
-    public static Props Props(ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters = null, bool hostedParameters = false)
+    /// <param name="dataPort">The port of this node's data plane listener (<see cref="DataPlaneListener"/>), announced in the
+    /// registration; 0 = none (calls over Akka.Remote).</param>
+    public static Props Props(ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters = null, bool hostedParameters = false,
+        int dataPort = 0)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(hostProps);
@@ -223,7 +243,8 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         if (parameters is not null && parameters.Count is < 1 or > BittensorCluster.MaxAveragedParameters)
             throw new ArgumentException($"a replica's parameters must be 1 to {BittensorCluster.MaxAveragedParameters} floats; " +
                 $"this one has {parameters.Count}", nameof(parameters));
-        return FactoryProps.For(() => new ClusterWorkerActor(settings, hostProps, capacity, parameters, hostedParameters));
+        ArgumentOutOfRangeException.ThrowIfNegative(dataPort);
+        return FactoryProps.For(() => new ClusterWorkerActor(settings, hostProps, capacity, parameters, hostedParameters, dataPort));
     }
 
     /// <inheritdoc />
@@ -253,7 +274,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         _drainReplyTo?.Tell(Akka.Done.Instance);
     }
 
-    private void SendRegister() => _proxy.Tell(new RegisterWorker(_capacity, _draining, _replica, Math.Max(0, _parameterCount), _averagedRound), Self);
+    private void SendRegister() => _proxy.Tell(new RegisterWorker(_capacity, _draining, _replica, Math.Max(0, _parameterCount), _averagedRound, _dataPort), Self);
 
     private void OnParameterCount(ModelParameterCount m)
     {
@@ -347,15 +368,15 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         Applied(round, exact, replicas, average);
     }
 
-    private void OnCall(WorkerCall call)
+    private void OnCall(WorkerCall call, IActorRef? front, DataPlaneConnection? data)
     {
         if (call.IsBackward && call.Grads is null)
         {
-            Sender.Tell(new WorkerReply(call.RequestId, ReturnCode.InvalidRequest, "a backward call without gradients", null), Self);
+            Answer(front, data, new WorkerReply(call.RequestId, ReturnCode.InvalidRequest, "a backward call without gradients", null));
             return;
         }
         var id = ++_nextId;
-        _calls[id] = (Sender, call.RequestId);
+        _calls[id] = (front, data, call.RequestId);
         var message = call.IsBackward
             ? new AxonModelCall(id, null, new BackwardRequest(call.CallerHotkey, call.CallerStake, call.Modality, call.Inputs,
                 call.Grads!)
@@ -372,10 +393,32 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     private void OnHostReply(AxonModelReply reply)
     {
         if (!_calls.Remove(reply.RequestId, out var to)) return;
-        if (++_served == 1) Context.System.EventStream.Publish(new ClusterWorkerFirstCall(to.Front.Path.Address.ToString()));
+        if (++_served == 1) Context.System.EventStream.Publish(new ClusterWorkerFirstCall(to.Data?.Peer ?? to.Front!.Path.Address.ToString()));
         var r = reply.Response;
-        to.Front.Tell(new WorkerReply(to.Id, r.Code, r.Message, r.Code == ReturnCode.Success ? r.Outputs : null), Self);
+        Answer(to.Front, to.Data, new WorkerReply(to.Id, r.Code, r.Message, r.Code == ReturnCode.Success ? r.Outputs : null));
         CheckDrained();
+    }
+
+    // The answer goes back the way its call came. On a data connection: a closed one drops it (the front re-routes or
+    // answers the call itself); a front that stopped reading loses its connection; an answer that cannot be written is
+    // replaced by a clear error.
+    private void Answer(IActorRef? front, DataPlaneConnection? data, WorkerReply reply)
+    {
+        if (data is null)
+        {
+            front!.Tell(reply, Self);
+            return;
+        }
+        try
+        {
+            if (data.Send(DataPlaneFrames.Reply, reply) == DataPlaneSend.Backlogged)
+                data.Close($"the front does not read its replies ({ClusterFrontActor.MaxQueuedPerConnection} queued)");
+        }
+        catch (System.Runtime.Serialization.SerializationException e)
+        {
+            _log.Error("cluster worker: the answer to call {0} cannot be sent: {1}", reply.RequestId, e.Message);
+            data.Send(DataPlaneFrames.Reply, new WorkerReply(reply.RequestId, ReturnCode.UnknownException, $"the worker's answer cannot be sent: {e.Message}", null));
+        }
     }
 
     private void CheckDrained()

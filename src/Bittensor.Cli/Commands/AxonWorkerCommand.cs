@@ -28,6 +28,16 @@ internal sealed class ClusterFlags
         Description = "Calls this worker takes at once before the front sends elsewhere (default: --axon.max_workers + --axon.queue_capacity)",
     };
 
+    private Option<string?> DataPlane { get; } = new("--cluster.data_plane")
+    {
+        Description = "on: the front sends calls on one TCP connection per worker (the worker's data port); off: over Akka.Remote (default on; docs/cluster.md \"Data plane\")",
+    };
+
+    private Option<int?> DataPort { get; } = new("--cluster.data_port")
+    {
+        Description = "TCP port of this worker's data plane, on --cluster.hostname (0 = any free port, announced to the front; default 0)",
+    };
+
     /// <summary><c>--model echo|random</c>, <c>--model.delay_ms</c> and <c>--model.cpu_ms</c> as handlers.</summary>
     public static AxonHandlers Model(string? name, int delayMs, int networkDim, double cpuMs = 0)
     {
@@ -66,7 +76,9 @@ internal sealed class ClusterFlags
         command.Options.Add(flags.Hostname);
         command.Options.Add(flags.Port);
         command.Options.Add(flags.SeedNodes);
+        command.Options.Add(flags.DataPlane);
         if (worker) command.Options.Add(flags.Capacity);
+        if (worker) command.Options.Add(flags.DataPort);
         return flags;
     }
 
@@ -78,6 +90,16 @@ internal sealed class ClusterFlags
         if (parse.GetValue(SeedNodes) is { } seeds)
             yield return ("bittensor.cluster.seed_nodes", seeds.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         yield return ("bittensor.cluster.worker.capacity", parse.GetValue(Capacity));
+        yield return ("bittensor.cluster.worker.data_port", parse.GetValue(DataPort));
+        if (parse.GetValue(DataPlane) is { } dataPlane)
+        {
+            yield return ("bittensor.cluster.data_plane", dataPlane switch
+            {
+                "on" => true,
+                "off" => false,
+                _ => throw new CliException($"--cluster.data_plane must be on or off, not '{dataPlane}'"),
+            });
+        }
     }
 }
 
