@@ -14,6 +14,7 @@
 #   RATE=100 WORKERS=1 benchmarks/cluster.sh      # same offered load for the direct axon and the front: CPU per call
 #   RATE=100 WORKERS=1 DELAY_MS=0 CPU_MS=5 SERVER_CPUS=0 CLIENT_CPUS=1 benchmarks/cluster.sh   # a model that computes (5 ms CPU per call)
 #   RATE=50 WORKERS=1 MODEL=server SERVER_CPUS=0 CLIENT_CPUS=1 benchmarks/cluster.sh             # the TorchSharp model of `run server`
+#   DATA_PLANE="on off" RATE=200 WORKERS=1 DELAY_MS=0 SERVER_CPUS=0 CLIENT_CPUS=1 benchmarks/cluster.sh   # the hop: data plane vs Akka.Remote
 # Environment: WORKERS (worker counts), DELAY_MS (cost of one call), SLOTS (calls a model runs at once:
 # --axon.max_workers of each worker and of the direct axon), CALLERS (concurrent callers; enough to keep 4 workers'
 # slots full), SECONDS_PER_RUN, WARMUP (seconds of unmeasured load per configuration), IDLE (seconds of the idle
@@ -23,7 +24,9 @@
 # thread, --model.cpu_ms), SERVER_CPUS / CLIENT_CPUS (taskset CPU lists: the front or direct axon on SERVER_CPUS,
 # the workers and the load generator on CLIENT_CPUS; default: no pinning), PERF (a folder: `perf record -F 999 -g` of
 # the front or direct axon over the measured run into PERF/<label>.data — a profiling run, its CPU figures include
-# perf's cost; set DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 to name JIT'd frames), BTCLI, BENCH.
+# perf's cost; set DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 to name JIT'd frames), DATA_PLANE (the
+# front's --cluster.data_plane for each clustered row: "on" (default; calls on one TCP connection per worker), "off"
+# (over Akka.Remote), or "on off" for both, side by side), DIRECT (1 = measure the direct axon, default; 0 = skip it), BTCLI, BENCH.
 # Ideal throughput of N workers = N × SLOTS × 1000 / DELAY_MS. Timings live here and in benchmarks/results/cluster.md,
 # never in tests; the machine may be shared: the script prints the load average before and after.
 set -euo pipefail
@@ -42,6 +45,8 @@ CPU_MS=${CPU_MS:-0}
 SERVER_CPUS=${SERVER_CPUS:-}
 CLIENT_CPUS=${CLIENT_CPUS:-}
 PERF=${PERF:-}
+DATA_PLANE=${DATA_PLANE:-on}
+DIRECT=${DIRECT:-1}
 BTCLI=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}
 BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
 
@@ -135,12 +140,15 @@ direct=$!; pids+=("$direct")
 wait_for "$work/direct.err" 'serving on [^ ]+:[0-9]+ ' "$direct" "the direct axon"
 port=$(grep -oE 'serving on [^ ]+:[0-9]+ ' "$work/direct.err" | grep -oE '[0-9]+ $' | tr -d ' ')
 capacity_of() { if [[ "$MODEL" == server ]] || (( DELAY_MS == 0 )); then echo "${RATE:-0}"; else echo $(( $1 * SLOTS * 1000 / DELAY_MS )); fi; }
+if (( DIRECT )); then
 measure "direct axon" "$port" "$direct" "$(ideal_of "$(capacity_of 1)")"
+fi
 kill -TERM "$direct"; wait "$direct" 2>/dev/null || true
 
 for n in $WORKERS; do
-  "${on_server[@]}" dotnet "$BTCLI" axon serve --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 --axon.state_path "$work/front-$n" --axon.disable_signature_verification \
-    --cluster.role front --cluster.port 0 >"$work/front-$n.out" 2>"$work/front-$n.err" &
+for dp in $DATA_PLANE; do
+  "${on_server[@]}" dotnet "$BTCLI" axon serve --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 --axon.state_path "$work/front-$n-$dp" --axon.disable_signature_verification \
+    --cluster.role front --cluster.port 0 --cluster.data_plane "$dp" >"$work/front-$n.out" 2>"$work/front-$n.err" &
   front=$!; pids+=("$front")
   wait_for "$work/front-$n.err" 'cluster front at akka' "$front" "the front"
   port=$(grep -oE 'serving on [^ ]+:[0-9]+ ' "$work/front-$n.err" | grep -oE '[0-9]+ $' | tr -d ' ')
@@ -151,10 +159,13 @@ for n in $WORKERS; do
     workers+=($!); pids+=($!)
   done
   wait_for "$work/front-$n.err" "; $n workers" "$front" "the front (waiting for $n workers)"
-  measure "front + $n worker(s)" "$port" "$front" "$(ideal_of "$(capacity_of "$n")")" "${workers[@]}"
+  label="front + $n worker(s)"
+  [[ "$DATA_PLANE" != on ]] && label="$label, data plane $dp"
+  measure "$label" "$port" "$front" "$(ideal_of "$(capacity_of "$n")")" "${workers[@]}"
   kill -TERM "${workers[@]}" 2>/dev/null || true
   for w in "${workers[@]}"; do wait "$w" 2>/dev/null || true; done
   kill -TERM "$front"; wait "$front" 2>/dev/null || true
+done
 done
 echo
 echo "# done: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
