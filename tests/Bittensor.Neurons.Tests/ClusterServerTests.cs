@@ -96,6 +96,10 @@ public sealed class ClusterServerTests(ITestOutputHelper output) : TestKit(TestC
         var tokens = new long[1, 3] { { 4, 5, 6 } };
         var viaA = (await dendrite.ForwardText([new EndpointInfo(keys.HotkeySs58, "127.0.0.40", first.Port)], tokens))[0];
         Assert.Equal(ReturnCode.Success, viaA.Code);
+        // The call went to the worker on its data connection (docs/cluster.md "Data plane").
+        var servedA = Assert.Single((await routerA.Ask<ClusterFrontStatus>(GetClusterFrontStatus.Instance, Wait, ct)).Workers);
+        Assert.NotNull(servedA.DataPlane);
+        Assert.True(servedA.Served >= 1, $"the worker served {servedA.Served} calls");
 
         // A dies: the standby takes over, binds its own address and serves it on chain.
         await a.Terminate();
@@ -109,6 +113,9 @@ public sealed class ClusterServerTests(ITestOutputHelper output) : TestKit(TestC
         await AwaitWorkers(routerB, 1, ct);
         var viaB = (await dendrite.ForwardText([new EndpointInfo(keys.HotkeySs58, onChain.IpText, onChain.Port)], tokens))[0];
         Assert.Equal(ReturnCode.Success, viaB.Code);
+        var servedB = Assert.Single((await routerB.Ask<ClusterFrontStatus>(GetClusterFrontStatus.Instance, Wait, ct)).Workers);
+        Assert.NotNull(servedB.DataPlane);
+        Assert.True(servedB.Served >= 1, $"the worker served {servedB.Served} calls");
         await frontB.DisposeAsync();
         await frontA.DisposeAsync();
     }
