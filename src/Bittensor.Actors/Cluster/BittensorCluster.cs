@@ -227,7 +227,7 @@ public static class BittensorCluster
                         worker.Tell(new ClusterWorkerActor.DataCall(c, ClusterTensorSerializer.ReadCall(payload)));
                         break;
                     case DataPlaneFrames.Averaged:
-                        worker.Tell(ClusterTensorSerializer.ReadAveraged(payload));
+                        worker.Tell(new ClusterWorkerActor.DataAveraged(c, ClusterTensorSerializer.ReadAveraged(payload)));
                         break;
                     case DataPlaneFrames.DrainAck:
                         if (payload.Length != 0) throw new DataPlaneException("data plane: a drain acknowledgement with a payload");

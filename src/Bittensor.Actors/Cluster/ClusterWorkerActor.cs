@@ -43,6 +43,9 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     /// <summary>A call that arrived on a data connection from a front.</summary>
     internal sealed record DataCall(DataPlaneConnection Connection, WorkerCall Call) : INoSerializationVerificationNeeded;
 
+    /// <summary>A chunk of averaged parameters that arrived on a front's data connection (in order with its calls).</summary>
+    internal sealed record DataAveraged(DataPlaneConnection Connection, AveragedParameters Chunk) : INoSerializationVerificationNeeded;
+
     /// <summary>A front's <see cref="DrainAck"/> that arrived on its data connection (after every call it sent there).</summary>
     internal sealed record DataDrainAck(DataPlaneConnection Connection) : INoSerializationVerificationNeeded;
 
@@ -123,9 +126,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         });
         Receive<AveragedParameters>(a =>
         {
-            // Every chunk, whatever becomes of it: the sender's pacing. A chunk from the data plane has no sender: it came
-            // from the front this worker registered with.
-            (Sender.IsNobody() ? _front : Sender)?.Tell(new ParameterChunkAck(a.Round, a.Offset), Self);
+            Sender.Tell(new ParameterChunkAck(a.Round, a.Offset), Self); // every chunk, whatever becomes of it: the sender's pacing
             OnAveragedChunk(a);
         });
         Receive<ParameterChunkAck>(_ => _pacer.Acked(Sender, Self));
@@ -153,6 +154,13 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         });
         Receive<WorkerCall>(c => OnCall(c, Sender, null));
         Receive<DataCall>(c => OnCall(c.Call, null, c.Connection));
+        Receive<DataAveraged>(d =>
+        {
+            // A chunk on a front's data connection: acknowledged to that front's router (its pacing) over Akka.
+            Context.ActorSelection($"{d.Connection.Peer}/user/{ClusterSettings.FrontName}/{ClusterSettings.FrontSingletonName}/router")
+                .Tell(new ParameterChunkAck(d.Chunk.Round, d.Chunk.Offset), Self);
+            OnAveragedChunk(d.Chunk);
+        });
         Receive<DataDrainAck>(a =>
         {
             if (_front is not null && a.Connection.Peer == _front.Path.Address.ToString()) _drainAcknowledged = true;
