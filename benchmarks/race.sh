@@ -20,6 +20,9 @@
 # call from `dotnet-counters`, installed as a dotnet tool, attached to the server during each unsigned level), RAW=1
 # (every level uses `axon-load-raw`, pre-encoded h2c frames over raw sockets, instead of Grpc.Net.Client; signed
 # levels with its --presign).
+# Overload (LEVELS=1024): req/s and the latencies count admitted calls (full answers) only; calls answered without
+# the answer (NucleusFull, RESOURCE_EXHAUSTED, resets) are counted under errors and listed under the table with how
+# fast they were answered; the RSS column shows the server's RSS before and after each level.
 # Timings live here and in benchmarks/results/axon.md, never in tests. The machine may be shared: the script
 # prints the load average before and after; say it next to any figure you quote.
 set -euo pipefail
@@ -61,20 +64,25 @@ ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }   # utime + stime of the whole process
 # Context switches (voluntary + involuntary) summed over the process's live threads: hops between threads show here.
 ctx_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'; }
+# Time the process's threads spent runnable but waiting for a core (/proc/<pid>/task/*/schedstat, 2nd field, ns):
+# divided by the level's wall time it is the average number of its threads kept off a core by other processes. Near
+# 0 on a quiet machine; when it is large, "cores busy" below 1 is the machine's load, not the server waiting.
+runq_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ n += $2 } END { printf "%.0f", n }'; }
 rss_mb() { awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 now_ns() { date +%s%N; }
 
 echo "# race: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# server: $SERVER_ENV taskset -c $SERVER_CORE dotnet $BTCLI axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 $SERVER_ARGS [--axon.disable_signature_verification]"
 echo "# warm-up: ${WARMUP} s at 16 callers per server, not measured"
+echo "# server RSS MB: before the level -> after it; run-queue wait: the server's threads runnable but kept off a core (average threads), i.e. the machine's load"
 echo "# load:   taskset -c $LOAD_CORE dotnet $BENCH axon-load --target 127.0.0.1:PORT --shape 1,16 --network_dim 1024 --seconds $SECONDS_PER_LEVEL --concurrency N (--presign $PRESIGN | --unsigned)"
 echo
 if [[ "$COUNTERS" == "1" ]]; then
-  echo "| verification | callers | req/s | p50 ms | p99 ms | errors | calls answered | server CPU µs/call | server cores busy | server RSS MB | server context switches per call | generator CPU µs/call (raw: whole run (level only)) | gen0/1/2 GCs per 100 calls | KB allocated per call |"
-  echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|"
+  echo "| verification | callers | req/s | p50 ms | p99 ms | errors | calls answered | server CPU µs/call | server cores busy | server run-queue wait | server RSS MB | server context switches per call | generator CPU µs/call (raw: whole run (level only)) | gen0/1/2 GCs per 100 calls | KB allocated per call |"
+  echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"
 else
-  echo "| verification | callers | req/s | p50 ms | p99 ms | errors | calls answered | server CPU µs/call | server cores busy | server RSS MB | server context switches per call | generator CPU µs/call (raw: whole run (level only)) |"
-  echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"
+  echo "| verification | callers | req/s | p50 ms | p99 ms | errors | calls answered | server CPU µs/call | server cores busy | server run-queue wait | server RSS MB | server context switches per call | generator CPU µs/call (raw: whole run (level only)) |"
+  echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
 fi
 # GC figures from a dotnet-counters CSV (per-interval increments, summed over the level): collections per generation
 # per 100 calls and bytes allocated in KB per call.
@@ -87,6 +95,7 @@ gc_columns() {
       printf "%.2f / %.2f / %.2f | %.1f\n", n["gen0"] * 100 / c, n["gen1"] * 100 / c, n["gen2"] * 100 / c, a / 1024 / c }' "$1"
 }
 
+notes=()
 for mode in $MODES; do
   extra=()
   load_mode=(--presign "$PRESIGN")
@@ -145,13 +154,16 @@ for mode in $MODES; do
       counters_pid=$!
       sleep 2
     fi
-    cpu0=$(cpu_ticks "$server_pid"); t0=$(now_ns); cs0=$(ctx_switches "$server_pid")
+    cpu0=$(cpu_ticks "$server_pid"); t0=$(now_ns); cs0=$(ctx_switches "$server_pid"); rq0=$(runq_ns "$server_pid"); rss0=$(rss_mb "$server_pid")
     loadout=$(/usr/bin/time -f "%U %S" -o "$work/loadcpu" taskset -c "$LOAD_CORE" dotnet "$BENCH" "$harness" --target "127.0.0.1:$port" --concurrency "$n" \
       --seconds "$SECONDS_PER_LEVEL" --shape 1,16 --network_dim 1024 "${load_mode[@]}" || true)
     row=$(grep -E '^\| [0-9]+ \|' <<< "$loadout" || true)
     # axon-load-raw also reports its CPU over the level alone (no start-up): shown as "whole run (level only)".
     level_us=$(grep -oE 'generator CPU per call over the level: [0-9.]+' <<< "$loadout" | grep -oE '[0-9.]+$' || true)
-    cpu1=$(cpu_ticks "$server_pid"); t1=$(now_ns); cs1=$(ctx_switches "$server_pid")
+    cpu1=$(cpu_ticks "$server_pid"); t1=$(now_ns); cs1=$(ctx_switches "$server_pid"); rq1=$(runq_ns "$server_pid")
+    # Calls the server answered without the full answer (shed / refused), with how fast: printed under the table.
+    shed=$(grep -E '^# not admitted:' <<< "$loadout" || true)
+    [[ -n "$shed" ]] && notes+=("$mode, $n callers: ${shed#\# }")
     # The generator's row: | callers | req/s | p50 | p99 | ok | errors | calls |
     IFS='|' read -r _ _ rps p50 p99 ok errors answered _ <<< "$row"
     calls=$(echo "$answered" | tr -dc '0-9'); calls=${calls:-0}
@@ -161,13 +173,15 @@ for mode in $MODES; do
     [[ -n "$level_us" ]] && gen_us="$gen_us ($(printf '%.0f' "$level_us"))"
     cs=$(awk -v d=$((cs1 - cs0)) -v c="$calls" 'BEGIN { if (c > 0) printf "%.1f", d / c; else print "n/a" }')
     busy=$(awk -v d=$((cpu1 - cpu0)) -v t="$ticks" -v w=$((t1 - t0)) 'BEGIN { printf "%.2f", d / t / (w / 1e9) }')
+    runq=$(awk -v d=$((rq1 - rq0)) -v w=$((t1 - t0)) 'BEGIN { printf "%.2f", d / w }')
+    rss="$rss0 → $(rss_mb "$server_pid")"
     if [[ "$COUNTERS" == "1" && -z "$counters_pid" ]]; then
-      echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $(rss_mb "$server_pid") | $cs | $gen_us | n/a | n/a |"
+      echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $runq | $rss | $cs | $gen_us | n/a | n/a |"
     elif [[ -n "$counters_pid" ]]; then
       wait "$counters_pid" 2>/dev/null || true
-      echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $(rss_mb "$server_pid") | $cs | $gen_us | $(gc_columns "$work/counters.csv" "$calls") |"
+      echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $runq | $rss | $cs | $gen_us | $(gc_columns "$work/counters.csv" "$calls") |"
     else
-      echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $(rss_mb "$server_pid") | $cs | $gen_us |"
+      echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $runq | $rss | $cs | $gen_us |"
     fi
   done
 
@@ -176,4 +190,5 @@ for mode in $MODES; do
   server_pid=""
 done
 echo
+for line in "${notes[@]}"; do echo "- $line"; done
 echo "# done: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"

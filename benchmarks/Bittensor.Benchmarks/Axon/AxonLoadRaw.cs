@@ -98,6 +98,14 @@ internal static class AxonLoadRaw
             var measured = (stop.Elapsed - warmup).TotalSeconds;
             var all = connections.SelectMany(c => c.Latencies).Order().ToArray();
             var errors = connections.SelectMany(c => c.Errors).GroupBy(e => e.Key).Select(g => $"{g.Key}={g.Sum(x => x.Value)}");
+            // Calls answered without the full answer (a shed or refused call: NucleusFull, RESOURCE_EXHAUSTED, a reset):
+            // how fast the server said no (overload runs, LEVELS=1024).
+            var shed = connections.SelectMany(c => c.ErrorLatencies).Order().ToArray();
+            if (shed.Length > 0)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"# not admitted: {shed.Length} calls ({shed.Length / measured:F0}/s), answered in p50 {AxonLoad.Percentile(shed, 0.50):F3} ms, p99 {AxonLoad.Percentile(shed, 0.99):F3} ms, max {shed[^1]:F3} ms"));
+            }
             var errorText = string.Join(", ", errors);
             // This process's CPU over the level alone (no start-up, key derivation or JIT of the first calls' warm-up
             // before it), per answered call: what the generator costs per call in steady state.
@@ -214,6 +222,9 @@ internal static class AxonLoadRaw
         private int _nextStream = 1;
 
         public List<double> Latencies { get; } = new(1 << 16);
+
+        /// <summary>Latencies of calls that ended without a full answer (after the warm-up).</summary>
+        public List<double> ErrorLatencies { get; } = [];
 
         public Dictionary<string, int> Errors { get; } = new(StringComparer.Ordinal);
 
@@ -362,8 +373,16 @@ internal static class AxonLoadRaw
             {
                 var code = error ?? (c.Status is null ? "no grpc-status" : c.Status != "0" ? $"grpc-status {c.Status}"
                     : c.DataBytes < _minAnswerBytes ? "short answer" : null);
-                if (code is null) Latencies.Add(Stopwatch.GetElapsedTime(c.Started).TotalMilliseconds);
-                else Fail(code);
+                var ms = Stopwatch.GetElapsedTime(c.Started).TotalMilliseconds;
+                if (code is null)
+                {
+                    Latencies.Add(ms);
+                }
+                else
+                {
+                    Fail(code);
+                    ErrorLatencies.Add(ms);
+                }
             }
             if (now < _deadline) Start(c);
         }
