@@ -82,7 +82,7 @@ internal static partial class AxonCommands
         };
         var modelCpu = ClusterFlags.CpuOption();
         var modelDelay = new Option<int>("--model.delay_ms") { Description = "Fixed cost of each call in ms (the model waits, as a GPU-bound one would; default 0)" };
-        var trace = new Option<bool?>("--axon.trace") { Description = "Log Kestrel's connection-level traces (HTTP/2 frames, resets)" };
+        var trace = new Option<bool?>("--axon.trace") { Description = "Log Kestrel's connection-level traces (HTTP/2 frames, resets; --axon.transport kestrel only)" };
         var state = new Option<string?>("--axon.state_path")
         {
             Description = "Folder of this axon's state (its nonce store, so a restart never accepts a request accepted before it); " +
