@@ -28,6 +28,13 @@ internal sealed class H2Connection
     /// <summary>Output a read's calls may pile up before it is sent ahead of the rest.</summary>
     private const int FlushEarly = 256 * 1024;
 
+    /// <summary>
+    /// Waiting answers moved into the output at once when a window opens; the rest follow after each send. A client's
+    /// WINDOW_UPDATE of megabytes with hundreds of answers waiting (1,024 callers) grew the output to that size, and the
+    /// output was reallocated on the large-object heap every time (179 KB allocated per call, RSS 117 → 314 MB).
+    /// </summary>
+    private const int ResumeAtMost = 1024 * 1024;
+
     /// <summary>Streams the peer may reset (or have refused) in a burst, and the rate the allowance refills at per second.</summary>
     private const int ResetBurst = 200;
     private const int ResetsPerSecond = 100;
@@ -1052,13 +1059,16 @@ internal sealed class H2Connection
         if (!SendPending(s)) _blocked.Add(s);
     }
 
-    /// <summary>Sends what the windows allow of a waiting answer; true when all of it (and its trailers) went.</summary>
+    /// <summary>
+    /// Sends what the windows allow of a waiting answer, while the output holds less than <see cref="ResumeAtMost"/>;
+    /// true when all of it (and its trailers) went.
+    /// </summary>
     private bool SendPending(H2Stream s)
     {
         while (s.PendingOffset < s.PendingLength)
         {
             var window = Math.Min(_sendWindow, s.SendWindow);
-            if (window <= 0) return false;
+            if (window <= 0 || _out.Length >= ResumeAtMost) return false;
             var n = (int)Math.Min(Math.Min(window, _peerMaxFrame), s.PendingLength - s.PendingOffset);
             _out.FrameHeader(n, H2.Data, 0, s.Id);
             _out.Write(s.Pending.AsSpan(s.PendingOffset, n));
@@ -1081,7 +1091,7 @@ internal sealed class H2Connection
                 _blocked.RemoveAt(i);
                 i--;
             }
-            else if (_sendWindow <= 0)
+            else if (_sendWindow <= 0 || _out.Length >= ResumeAtMost)
             {
                 return;
             }
@@ -1172,6 +1182,8 @@ internal sealed class H2Connection
                 sending.Reset();
                 lock (_sync)
                 {
+                    // Answers that wait for the windows and did not fit the last output go next.
+                    if (_blocked.Count > 0 && _sendWindow > 0 && !_closed) ResumeBlocked();
                     if (_out.Length == 0 || _closed)
                     {
                         _sending = false;
