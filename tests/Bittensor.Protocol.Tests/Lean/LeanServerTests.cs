@@ -105,10 +105,47 @@ public sealed class LeanServerTests : IAsyncLifetime
         Assert.Equal([("grpc-status", "0")], trailers);
     }
 
+    [Fact]
+    public async Task Calls_behind_an_answer_waiting_for_the_window_run_only_once_it_has_gone()
+    {
+        var service = new BigAnswer();
+        await using var binding = await _transport.BindAsync(new ServerTransportOptions("127.0.0.1", 0, 1024 * 1024, 1024 * 1024, 8), service, CancellationToken.None);
+        // Stream windows of 1 MiB; the connection's window stays at its 65,535 bytes, less than one 100 KB answer.
+        await using var h2 = await RawH2.Connect(binding.Endpoint.Port, initialWindow: 1024 * 1024);
+        await h2.Frame(H2.Headers, H2.EndHeaders, 1, Request());
+        await h2.Frame(H2.Data, H2.EndStream, 1, Message(new TensorMessage()));
+        // The answer's first 65,535 bytes (frames of at most 16 KiB), then it waits for the connection's window.
+        var first = new MemoryStream();
+        while (first.Length < 65535) first.Write((await h2.Until(f => f.Type == H2.Data && f.Stream == 1)).Payload);
+        Assert.Equal(65535, first.Length);
+
+        // A second call, then a PING: its ACK leaves after the read that carried the call has run its ready calls.
+        await h2.Frame(H2.Headers, H2.EndHeaders, 3, Request(), flush: false);
+        await h2.Frame(H2.Data, H2.EndStream, 3, Message(new TensorMessage()), flush: false);
+        await h2.Frame(H2.Ping, 0, 0, "parked!!"u8.ToArray());
+        await h2.Until(f => f.Type == H2.Ping);
+        Assert.Equal(1, service.Handled); // parked: its answer could not have been sent
+
+        await h2.Frame(H2.WindowUpdate, 0, 0, BinaryPrimitives.ReverseEndianness(1_000_000).ToBytes());
+        var (_, data1, trailers1) = await h2.Response(1, alreadyRead: first.ToArray());
+        var (_, data3, trailers3) = await h2.Response(3);
+
+        Assert.Equal(100_000, TensorMessage.Parser.ParseFrom(data1.AsSpan(5)).Tensors[0].Buffer.Length);
+        Assert.Equal(100_000, TensorMessage.Parser.ParseFrom(data3.AsSpan(5)).Tensors[0].Buffer.Length);
+        Assert.Equal([("grpc-status", "0")], trailers1);
+        Assert.Equal([("grpc-status", "0")], trailers3);
+        Assert.Equal(2, service.Handled);
+    }
+
     private sealed class BigAnswer : IBittensorService
     {
+        private int _handled;
+
+        public int Handled => Volatile.Read(ref _handled);
+
         public Task<TensorMessage> HandleAsync(BittensorMethod method, TensorMessage request, InboundCall call)
         {
+            Interlocked.Increment(ref _handled);
             var m = new TensorMessage();
             m.Tensors.Add(new Tensor { Buffer = ByteString.CopyFrom(new byte[100_000]) });
             return Task.FromResult(m);

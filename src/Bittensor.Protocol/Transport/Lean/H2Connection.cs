@@ -53,6 +53,8 @@ internal sealed class H2Connection
     private readonly int _maxHeaderBlock;
     private List<H2Stream> _ready = [];
     private List<H2Stream> _readySpare = [];
+    private readonly List<H2Stream> _parked = [];
+    private bool _runningReady;
     private byte[] _in = [];
     private int _inStart;
     private int _inEnd;
@@ -270,6 +272,7 @@ internal sealed class H2Connection
         // Nothing more runs on a connection that is being closed.
         foreach (var s in _ready) s.Queued = false;
         _ready.Clear();
+        _parked.Clear();
         _server.Refused(null, StatusCode.Internal, H2.Name(code));
     }
 
@@ -353,6 +356,8 @@ internal sealed class H2Connection
         if (!_streams.TryGetValue(stream, out var s)) return;
         SpendReset();
         Abort(s);
+        // A reset answer that waited for the windows no longer holds the calls parked behind it.
+        if (_blocked.Count > 0) ResumeBlocked();
     }
 
     private void OnWindowUpdate(int stream, ReadOnlySpan<byte> payload)
@@ -724,26 +729,52 @@ internal sealed class H2Connection
     /// </summary>
     private async ValueTask RunReadyAsync()
     {
-        List<H2Stream> ready;
+        // One runner at a time (the read loop, or a sender that unparked calls): whoever runs takes what is ready
+        // until nothing is.
         lock (_sync)
         {
-            if (_ready.Count == 0) return;
-            ready = _ready;
-            _ready = _readySpare;
-            _readySpare = ready;
+            if (_runningReady || _ready.Count == 0) return;
+            _runningReady = true;
         }
+        var done = false;
         try
         {
-            foreach (var s in ready)
+            while (true)
             {
-                s.Queued = false;
-                Pump(s);
-                if (Volatile.Read(ref _out.Length) >= FlushEarly) await FlushAsync().ConfigureAwait(false);
+                List<H2Stream> ready;
+                lock (_sync)
+                {
+                    if (_ready.Count == 0)
+                    {
+                        _runningReady = false;
+                        done = true;
+                        return;
+                    }
+                    ready = _ready;
+                    _ready = _readySpare;
+                    _readySpare = ready;
+                }
+                try
+                {
+                    foreach (var s in ready)
+                    {
+                        s.Queued = false;
+                        Pump(s);
+                        if (Volatile.Read(ref _out.Length) >= FlushEarly) await FlushAsync().ConfigureAwait(false);
+                    }
+                }
+                finally
+                {
+                    ready.Clear();
+                }
             }
         }
         finally
         {
-            ready.Clear();
+            if (!done)
+            {
+                lock (_sync) _runningReady = false;
+            }
         }
     }
 
@@ -849,6 +880,13 @@ internal sealed class H2Connection
                 if (s.BodyLength < 5 + declared)
                 {
                     Answer(s, StatusCode.Internal, "Incomplete message.");
+                    return Step.None;
+                }
+                if (_blocked.Count > 0)
+                {
+                    // Back-pressure: answers already wait for the peer's windows, so this call's answer could not be
+                    // sent either. It runs once they have gone (Unpark), instead of parking its answer in memory.
+                    _parked.Add(s);
                     return Step.None;
                 }
                 s.Phase = StreamPhase.Running;
@@ -1082,7 +1120,11 @@ internal sealed class H2Connection
 
     private void ResumeBlocked()
     {
-        if (_blocked.Count == 0) return;
+        if (_blocked.Count == 0)
+        {
+            Unpark();
+            return;
+        }
         for (var i = 0; i < _blocked.Count; i++)
         {
             var s = _blocked[i];
@@ -1096,6 +1138,36 @@ internal sealed class H2Connection
                 return;
             }
         }
+        Unpark();
+    }
+
+    private void RunParked()
+    {
+        var run = RunAndFlushAsync();
+        if (!run.IsCompleted) _ = run.AsTask();
+    }
+
+    private async ValueTask RunAndFlushAsync()
+    {
+        try
+        {
+            await RunReadyAsync().ConfigureAwait(false);
+            await FlushAsync().ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // As in the read loop: whatever escaped ends this connection, the server goes on.
+            Abort();
+        }
+    }
+
+    /// <summary>Calls parked behind waiting answers become ready again once no answer waits (under the lock).</summary>
+    private void Unpark()
+    {
+        if (_parked.Count == 0 || _blocked.Count > 0) return;
+        foreach (var p in _parked)
+            if (!p.Closed) Ready(p);
+        _parked.Clear();
     }
 
     private void EndResponse(H2Stream s)
@@ -1180,10 +1252,18 @@ internal sealed class H2Connection
                     remaining = remaining[n..];
                 }
                 sending.Reset();
+                bool unparked;
                 lock (_sync)
                 {
                     // Answers that wait for the windows and did not fit the last output go next.
                     if (_blocked.Count > 0 && _sendWindow > 0 && !_closed) ResumeBlocked();
+                    unparked = _ready.Count > 0 && !_runningReady && !_closed;
+                }
+                // Calls parked behind those answers run now (their peer may send nothing until it has them), on a
+                // work item of their own: this sender goes on sending, that runner flushes in pieces as the read loop does.
+                if (unparked) ThreadPool.UnsafeQueueUserWorkItem(static c => c.RunParked(), this, preferLocal: true);
+                lock (_sync)
+                {
                     if (_out.Length == 0 || _closed)
                     {
                         _sending = false;
@@ -1267,6 +1347,7 @@ internal sealed class H2Connection
             if (_closed) return;
             foreach (var s in _streams.Values.ToArray()) Abort(s);
             _blocked.Clear();
+            _parked.Clear();
             _closed = true;
             _idle?.TrySetResult();
         }
