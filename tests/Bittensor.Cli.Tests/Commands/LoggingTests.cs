@@ -400,8 +400,8 @@ public sealed partial class LoggingTests : IDisposable
     }
 
     [Theory]
-    [InlineData("lean")] // the default transport
-    [InlineData("kestrel")]
+    [InlineData("kestrel")] // the default transport
+    [InlineData("lean")]
     public async Task Serving_and_querying_with_secret_keys_at_trace_logs_no_secret(string transport)
     {
         using var guard = new CancellationTokenSource(TimeSpan.FromMinutes(4)); // a hang guard, not a timing assertion
