@@ -36,9 +36,8 @@ public sealed class ClusterServerModelAveragingTests(ITestOutputHelper output) :
     {
         var overrides = ConfigurationFactory.ParseString("""
             akka.loglevel = WARNING
-            akka.actor.serialize-messages = on
             akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
-            """).WithFallback(TestConfig.Hocon);
+            """).WithFallback(LocalEventSerializer.SerializeMessagesCheck).WithFallback(TestConfig.Hocon);
         var node = BittensorCluster.CreateSystem(settings, role, overrides: overrides);
         _nodes.Add(node);
         return node;
