@@ -26,7 +26,6 @@ internal sealed class EndpointActor : UntypedActor
     private readonly DendriteSettings _settings;
     private readonly IRequestSigner _signer;
     private readonly SharedRequestSignatures _signatures;
-    private readonly SharedRequestSignatures.NonceFloor _nonces;
     private readonly TimeProvider _time;
     private readonly BackoffPolicy _backoff;
     private readonly Random _random;
@@ -55,11 +54,11 @@ internal sealed class EndpointActor : UntypedActor
         _peerTag = new KeyValuePair<string, object?>("peer", DendriteMeters.Peers.Of(endpoint.Hotkey));
         _settings = settings;
         _signer = signer;
-        // Nonces must rise by 1 ms per hotkey per axon: this endpoint's floor. The signed values may be shared with the
+        // Nonces must rise by 1 ms per caller per axon: SharedRequestSignatures keeps that floor per target address
+        // (ip:port), shared by every endpoint actor that calls the same axon. The signed values may be shared with the
         // dendrite's other endpoints (DendriteActor passes one SharedRequestSignatures); alone, every call is signed.
         // Nonces use the real wall clock (the peer checks them against its own), never the injected test clock.
         _signatures = signatures ?? new SharedRequestSignatures(signer, TimeSpan.Zero);
-        _nonces = _signatures.NewFloor();
         _time = time;
         _backoff = new BackoffPolicy(settings.BackoffMin, settings.BackoffMax, Jitter: BackoffJitter.Full).Validate();
         _random = random;
@@ -207,17 +206,17 @@ internal sealed class EndpointActor : UntypedActor
         _running[id] = replyTo;
         if (ReferenceEquals(_accepting, replyTo)) _accepting = null;
         _connection ??= DendriteSeams.Connect(_transport, _endpoint, _settings);
-        Send(_connection, request, call.IsBackward, timeout).PipeTo(Self, success: r => new Completed(id, replyTo, r, trial, call.IsBackward),
+        Send(_connection, SharedRequestSignatures.Target(_endpoint), request, call.IsBackward, timeout).PipeTo(Self, success: r => new Completed(id, replyTo, r, trial, call.IsBackward),
             failure: ex => new Completed(id, replyTo, new EndpointReply(ReturnCode.UnknownException, $"{ex.GetType().Name}: {ex.Message}", null, TimeSpan.Zero), trial, call.IsBackward));
     }
 
-    private async Task<EndpointReply> Send(IPeerConnection connection, TensorMessage request, bool backward, TimeSpan timeout)
+    private async Task<EndpointReply> Send(IPeerConnection connection, string target, TensorMessage request, bool backward, TimeSpan timeout)
     {
         using var cts = new CancellationTokenSource(timeout);
         Metadata headers;
         try
         {
-            headers = await _signatures.CreateHeadersAsync(_nonces, cts.Token);
+            headers = await _signatures.CreateHeadersAsync(target, cts.Token);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -10,8 +10,8 @@ namespace Bittensor.Actors.Dendrite;
 /// <c>bittensor-signature</c> signs only the nonce and the caller's hotkey — not the body, not the target axon
 /// (PROTOCOL.md) — and each axon keeps its own last nonce per caller, so one signed value is valid at every axon whose
 /// last nonce from us is at least 1 ms older. A fan-out round to N axons thus signs once instead of N times.
-/// Per endpoint the nonces still rise by at least 1 ms per call (<see cref="NonceFloor"/>): an endpoint whose floor the
-/// latest value does not clear, or a latest value older than <c>reuse</c>, gets a freshly signed one.
+/// Per target axon (its ip:port) the nonces still rise by at least 1 ms per call: a target whose floor the latest value
+/// does not clear, or a latest value older than <c>reuse</c>, gets a freshly signed one.
 /// With <c>reuse</c> zero every call is signed alone (the 2021 dendrite's behaviour).
 /// Replay exposure is unchanged: a peer that got our header could already replay it to another axon within the same
 /// round (nonces of one round lie within a millisecond, so a replay beats our own call there either way).
@@ -25,6 +25,7 @@ internal sealed class SharedRequestSignatures
     private readonly long _reuseTicks;
     private readonly string _version;
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly Dictionary<string, long> _floors = new(StringComparer.Ordinal); // target → last nonce sent there; under _gate
     private long _latestTicks = long.MinValue;
     private string? _latest;
 
@@ -45,45 +46,67 @@ internal sealed class SharedRequestSignatures
     /// <summary>Signatures made so far (tests and stats).</summary>
     public long Signed { get; private set; }
 
-    /// <summary>
-    /// A new endpoint's nonce floor: its first nonce lies at least 1 ms after now, so an endpoint actor that replaces
-    /// a stopped or restarted one never repeats a value its predecessor sent.
-    /// </summary>
-    public NonceFloor NewFloor() => new() { LastTicks = _clock.GetLocalNow().DateTime.Ticks / 10 * 10 };
-
-    /// <summary>The last nonce one endpoint sent (ticks of local wall-clock time); one per endpoint actor.</summary>
-    public sealed class NonceFloor
+    /// <summary>The key of an axon's nonce floor: its address, whatever hotkey the metagraph lists there.</summary>
+    public static string Target(Bittensor.Core.Domain.EndpointInfo endpoint)
     {
-        internal long LastTicks;
+        ArgumentNullException.ThrowIfNull(endpoint);
+        return string.Create(CultureInfo.InvariantCulture, $"{endpoint.Ip}:{endpoint.Port}");
     }
 
-    /// <summary>The three headers in wire order for the next call to the endpoint that owns <paramref name="floor"/>.</summary>
-    public async ValueTask<Metadata> CreateHeadersAsync(NonceFloor floor, CancellationToken cancellationToken = default)
+    /// <summary>Targets with a floor on record (tests).</summary>
+    internal int Floors
     {
-        ArgumentNullException.ThrowIfNull(floor);
+        get
+        {
+            _gate.Wait();
+            try
+            {
+                return _floors.Count;
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        }
+    }
+
+    /// <summary>Targets whose floors are kept (beyond it, floors over a second old are dropped: any new nonce clears them).</summary>
+    internal const int MaxFloors = 16_384;
+
+    /// <summary>
+    /// The three headers in wire order for the next call to the axon at <paramref name="target"/> (see
+    /// <see cref="Target"/>). The floor is the target's, not the endpoint actor's: two endpoint actors for one address
+    /// (two hotkeys listed at one ip:port, or an evicted endpoint's successor) never send it the same nonce or two
+    /// nonces less than 1 ms apart. A target with no floor on record starts from now.
+    /// </summary>
+    public async ValueTask<Metadata> CreateHeadersAsync(string target, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(target);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             // Microsecond precision is all the nonce carries; truncate before comparing.
             var now = _clock.GetLocalNow().DateTime.Ticks / 10 * 10;
-            var min = floor.LastTicks + OneMillisecond;
+            var min = (_floors.TryGetValue(target, out var last) ? last : now) + OneMillisecond;
             string value;
+            long sent;
             if (_latest is not null && _latestTicks >= min && _reuseTicks > 0 && now - _latestTicks <= _reuseTicks)
             {
                 value = _latest;
-                floor.LastTicks = _latestTicks;
+                sent = _latestTicks;
             }
             else
             {
-                var next = Math.Max(now, min);
-                value = await SignAsync(next, cancellationToken).ConfigureAwait(false);
-                floor.LastTicks = next;
-                if (next >= _latestTicks)
+                sent = Math.Max(now, min);
+                value = await SignAsync(sent, cancellationToken).ConfigureAwait(false);
+                if (sent >= _latestTicks)
                 {
-                    _latestTicks = next;
+                    _latestTicks = sent;
                     _latest = value;
                 }
             }
+            _floors[target] = sent;
+            if (_floors.Count > MaxFloors) DropOldFloors(now);
             return new Metadata
             {
                 { AuthHeaders.AuthName, AuthHeaders.AuthValue },
@@ -95,6 +118,14 @@ internal sealed class SharedRequestSignatures
         {
             _gate.Release();
         }
+    }
+
+    // Under _gate. A floor over a second old constrains nothing (every new nonce is at least now): drop those.
+    private void DropOldFloors(long now)
+    {
+        var stale = now - TimeSpan.TicksPerSecond;
+        foreach (var (target, last) in _floors)
+            if (last < stale) _floors.Remove(target);
     }
 
     private async ValueTask<string> SignAsync(long ticks, CancellationToken cancellationToken)

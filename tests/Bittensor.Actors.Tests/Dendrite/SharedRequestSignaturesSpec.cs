@@ -22,6 +22,11 @@ public sealed class SharedRequestSignaturesSpec
         public void Advance(TimeSpan by) => _now += by;
     }
 
+    private static int s_targets;
+
+    /// <summary>An axon address not used before in this class.</summary>
+    private static string NextTarget() => $"10.0.{Interlocked.Increment(ref s_targets) / 250}.{s_targets % 250}:8091";
+
     private static (DateTime Nonce, string Ss58, string Value) Read(Metadata headers)
     {
         Assert.Equal(AuthHeaders.InOrder, headers.Select(h => h.Key));
@@ -39,9 +44,9 @@ public sealed class SharedRequestSignaturesSpec
     {
         var clock = new ManualClock();
         var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), TimeSpan.FromMilliseconds(50), clock);
-        var a = shared.NewFloor();
-        var b = shared.NewFloor();
-        var c = shared.NewFloor();
+        var a = NextTarget();
+        var b = NextTarget();
+        var c = NextTarget();
 
         var ha = Read(await shared.CreateHeadersAsync(a));
         var hb = Read(await shared.CreateHeadersAsync(b));
@@ -60,7 +65,7 @@ public sealed class SharedRequestSignaturesSpec
     {
         var clock = new ManualClock();
         var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), TimeSpan.FromMilliseconds(50), clock);
-        var a = shared.NewFloor();
+        var a = NextTarget();
 
         var first = Read(await shared.CreateHeadersAsync(a));
         var second = Read(await shared.CreateHeadersAsync(a)); // the clock has not moved
@@ -78,10 +83,10 @@ public sealed class SharedRequestSignaturesSpec
         // An endpoint actor that replaces a stopped or restarted one must never repeat what its predecessor sent.
         var clock = new ManualClock();
         var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), TimeSpan.FromMilliseconds(50), clock);
-        var before = Read(await shared.CreateHeadersAsync(shared.NewFloor()));
+        var before = Read(await shared.CreateHeadersAsync(NextTarget()));
         clock.Advance(TimeSpan.FromMilliseconds(2));
 
-        var after = Read(await shared.CreateHeadersAsync(shared.NewFloor()));
+        var after = Read(await shared.CreateHeadersAsync(NextTarget()));
 
         Assert.Equal(2, shared.Signed);
         Assert.True(after.Nonce - before.Nonce >= TimeSpan.FromMilliseconds(1));
@@ -92,8 +97,8 @@ public sealed class SharedRequestSignaturesSpec
     {
         var clock = new ManualClock();
         var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), TimeSpan.FromMilliseconds(50), clock);
-        var a = shared.NewFloor();
-        var b = shared.NewFloor();
+        var a = NextTarget();
+        var b = NextTarget();
         var first = Read(await shared.CreateHeadersAsync(a));
 
         clock.Advance(TimeSpan.FromMilliseconds(52));
@@ -104,13 +109,56 @@ public sealed class SharedRequestSignaturesSpec
     }
 
     [Fact]
+    public async Task Endpoints_of_two_hotkeys_at_one_address_share_its_floor_so_that_axon_never_sees_a_nonce_twice()
+    {
+        // The metagraph can list two hotkeys at one ip:port, and an evicted endpoint actor's successor calls the same
+        // axon: the floor belongs to the address. (Per endpoint actor, a second actor reused the first one's value at
+        // the same axon when a round took under 1 ms, and the axon refused it as a replay.)
+        var clock = new ManualClock();
+        var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), TimeSpan.FromMilliseconds(50), clock);
+        var bob = SharedRequestSignatures.Target(new Bittensor.Core.Domain.EndpointInfo("5Bob", "127.0.0.1", 9000));
+        var charlie = SharedRequestSignatures.Target(new Bittensor.Core.Domain.EndpointInfo("5Charlie", "127.0.0.1", 9000));
+        var elsewhere = SharedRequestSignatures.Target(new Bittensor.Core.Domain.EndpointInfo("5Charlie", "127.0.0.1", 9001));
+        Assert.Equal(bob, charlie);
+        Assert.NotEqual(bob, elsewhere);
+
+        var first = Read(await shared.CreateHeadersAsync(bob));
+        var other = Read(await shared.CreateHeadersAsync(elsewhere)); // another axon may share the value
+        clock.Advance(TimeSpan.FromMilliseconds(0.3));               // a round that took under 1 ms
+        var second = Read(await shared.CreateHeadersAsync(charlie));  // the same axon may not
+
+        Assert.Equal(first.Value, other.Value);
+        Assert.NotEqual(first.Value, second.Value);
+        Assert.True(second.Nonce - first.Nonce >= TimeSpan.FromMilliseconds(1));
+    }
+
+    [Fact]
+    public async Task Floors_over_a_second_old_are_dropped_once_more_than_the_cap_are_kept()
+    {
+        var clock = new ManualClock();
+        var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), TimeSpan.FromMilliseconds(50), clock);
+        var targets = Enumerable.Range(0, SharedRequestSignatures.MaxFloors).Select(_ => NextTarget()).ToArray();
+        var last = default((DateTime Nonce, string Ss58, string Value));
+        foreach (var t in targets) last = Read(await shared.CreateHeadersAsync(t));
+        Assert.Equal(SharedRequestSignatures.MaxFloors, shared.Floors);
+
+        clock.Advance(TimeSpan.FromSeconds(2));
+        var fresh = Read(await shared.CreateHeadersAsync(NextTarget()));
+        Assert.Equal(1, shared.Floors);
+        // A dropped target starts again from now: still at least 1 ms after what it was sent.
+        var again = Read(await shared.CreateHeadersAsync(targets[0]));
+        Assert.True(again.Nonce - last.Nonce >= TimeSpan.FromMilliseconds(1));
+        Assert.True(fresh.Nonce > last.Nonce);
+    }
+
+    [Fact]
     public async Task Zero_reuse_signs_every_call_alone_as_the_2021_dendrite_did()
     {
         var clock = new ManualClock();
         var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), TimeSpan.Zero, clock);
 
-        var a = Read(await shared.CreateHeadersAsync(shared.NewFloor()));
-        var b = Read(await shared.CreateHeadersAsync(shared.NewFloor()));
+        var a = Read(await shared.CreateHeadersAsync(NextTarget()));
+        var b = Read(await shared.CreateHeadersAsync(NextTarget()));
 
         Assert.Equal(2, shared.Signed);
         Assert.NotEqual(a.Value, b.Value);
@@ -122,10 +170,10 @@ public sealed class SharedRequestSignaturesSpec
         var calls = 0;
         var signer = new DelegateRequestSigner(Alice.ToSs58(), (m, _) => ValueTask.FromResult(++calls == 1 ? new byte[63] : Alice.Sign(m.Span)));
         var shared = new SharedRequestSignatures(signer, TimeSpan.FromMilliseconds(50), new ManualClock());
-        var a = shared.NewFloor();
+        var a = NextTarget();
 
         var error = await Assert.ThrowsAsync<InvalidOperationException>(async () => await shared.CreateHeadersAsync(a));
-        var next = Read(await shared.CreateHeadersAsync(shared.NewFloor()));
+        var next = Read(await shared.CreateHeadersAsync(NextTarget()));
 
         Assert.Contains("63 bytes", error.Message, StringComparison.Ordinal);
         Assert.Equal(1, shared.Signed);
