@@ -89,13 +89,7 @@ internal sealed class H2Connection
         _maxHeaderBlock = Math.Max(16 * 1024, (2 * server.MaxHeaderList) + 4096);
     }
 
-    /// <summary>
-    /// Runs the connection on the thread pool. Never inline: when the peer's first bytes are already in the socket,
-    /// the first read completes at once and its calls' synchronous header checks and handlers would run on the
-    /// accept loop, so one connection's work held up accepting the next (under load a batching signature check
-    /// held the accept loop until the call's deadline).
-    /// </summary>
-    public void Start() => ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.RunAsync(), this, preferLocal: false);
+    public void Start() => _ = RunAsync();
 
     /// <summary>
     /// The read loop's work without a socket (the fuzz target and tests): feeds <paramref name="input"/> as if it had
