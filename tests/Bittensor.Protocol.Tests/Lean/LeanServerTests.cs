@@ -330,6 +330,29 @@ public sealed class LeanServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Streams_opened_before_the_client_acknowledged_the_settings_are_served_up_to_100()
+    {
+        // A client cannot know the limit of 8 before it has the SETTINGS (clients assume 100 until then): its early
+        // streams are served, not refused. After its acknowledgement the limit holds (the test above).
+        await using var h2 = await RawH2.Connect(Port, ackSettings: false);
+        for (var id = 1; id <= 31; id += 2) await h2.Frame(H2.Headers, H2.EndHeaders, id, Request(), flush: false);
+        for (var id = 1; id <= 31; id += 2) await h2.Frame(H2.Data, H2.EndStream, id, Message(new TensorMessage { Hotkey = $"s{id}" }), flush: false);
+        await h2.Flush();
+        var data = new Dictionary<int, MemoryStream>();
+        var ended = new HashSet<int>();
+        while (ended.Count < 16)
+        {
+            // Answers may interleave: every stream's frames are collected until each has ended.
+            var f = await h2.Until(f => f.Stream != 0 && f.Type is H2.Headers or H2.Data or H2.RstStream);
+            Assert.True(f.Type != H2.RstStream, $"stream {f.Stream} reset with {BinaryPrimitives.ReadUInt32BigEndian(f.Payload)}");
+            if (f.Type == H2.Data) (data.TryGetValue(f.Stream, out var d) ? d : data[f.Stream] = new MemoryStream()).Write(f.Payload);
+            if ((f.Flags & H2.EndStream) != 0) ended.Add(f.Stream);
+        }
+        for (var id = 1; id <= 31; id += 2)
+            Assert.Equal($"Forward:s{id}", TensorMessage.Parser.ParseFrom(data[id].ToArray().AsSpan(5)).Message);
+    }
+
+    [Fact]
     public async Task A_grpc_net_client_and_concurrent_calls_are_served()
     {
         using var connection = GrpcClientTransport.Instance.Connect("127.0.0.1", Port, BittensorChannelOptions.Default);
@@ -371,7 +394,8 @@ internal sealed class RawH2 : IAsyncDisposable
         _stream = new NetworkStream(socket, ownsSocket: true);
     }
 
-    public static async Task<RawH2> Connect(int port, bool handshake = true, int? initialWindow = null)
+    /// <param name="ackSettings">Read the server's SETTINGS and acknowledge them, as a client does (with <paramref name="handshake"/>).</param>
+    public static async Task<RawH2> Connect(int port, bool handshake = true, int? initialWindow = null, bool ackSettings = true)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         await socket.ConnectAsync("127.0.0.1", port);
@@ -386,6 +410,12 @@ internal sealed class RawH2 : IAsyncDisposable
                 settings.AddRange(BitConverter.GetBytes(BinaryPrimitives.ReverseEndianness(w)));
             }
             await h2.Frame(H2.Settings, 0, 0, [.. settings]);
+            if (ackSettings)
+            {
+                var first = await h2.Read() ?? throw new InvalidOperationException("the server closed before its SETTINGS");
+                Assert.True(first.Type == H2.Settings && first.Flags == 0, $"the server's first frame is type {first.Type} flags {first.Flags}, not SETTINGS");
+                await h2.Frame(H2.Settings, H2.Ack, 0, []);
+            }
         }
         return h2;
     }

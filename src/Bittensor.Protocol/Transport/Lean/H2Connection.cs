@@ -39,6 +39,13 @@ internal sealed class H2Connection
     private const int ResetBurst = 200;
     private const int ResetsPerSecond = 100;
 
+    /// <summary>
+    /// Streams a peer may have open before it acknowledged this side's SETTINGS. Until then it cannot know our
+    /// SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 §5.1.2: the initial value is unlimited); clients assume 100
+    /// (SocketsHttpHandler, Go, nghttp2), so streams up to 100 opened before the acknowledgement are served, not refused.
+    /// </summary>
+    private const int StreamsBeforeSettingsAck = 100;
+
     private readonly LeanServer _server;
     private readonly Socket? _socket;
     private readonly IPAddress? _key;
@@ -60,6 +67,7 @@ internal sealed class H2Connection
     private int _inEnd;
     private bool _prefaceDone;
     private bool _settingsSeen;
+    private bool _settingsAcked;
     private byte[] _block = [];
     private int _blockLength;
     private int _blockStream;
@@ -89,7 +97,18 @@ internal sealed class H2Connection
         _maxHeaderBlock = Math.Max(16 * 1024, (2 * server.MaxHeaderList) + 4096);
     }
 
-    public void Start() => _ = RunAsync();
+    /// <summary>
+    /// Called on the accept loop: only the SETTINGS go out here (a send of a few dozen bytes into an empty socket
+    /// buffer), so a peer learns the limits as early as possible. Reading, header checks and handlers run on the thread
+    /// pool: a peer whose first bytes were already in the socket when a busy server accepted it would otherwise have
+    /// its first read and its calls run on the accept loop, and a held check would stop the server accepting anyone.
+    /// </summary>
+    public void Start()
+    {
+        lock (_sync) WritePreamble();
+        KickFlush();
+        ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.RunAsync(), this, preferLocal: false);
+    }
 
     /// <summary>
     /// The read loop's work without a socket (the fuzz target and tests): feeds <paramref name="input"/> as if it had
@@ -135,8 +154,6 @@ internal sealed class H2Connection
         _in = ArrayPool<byte>.Shared.Rent(64 * 1024);
         try
         {
-            lock (_sync) WritePreamble();
-            await FlushAsync().ConfigureAwait(false);
             while (true)
             {
                 if (_inEnd == _in.Length) Compact();
@@ -282,6 +299,7 @@ internal sealed class H2Connection
         if ((flags & H2.Ack) != 0)
         {
             if (payload.Length != 0) throw new H2ConnectionException(H2.FrameSizeError, "SETTINGS ACK with a payload");
+            _settingsAcked = true;
             return;
         }
         if (payload.Length % 6 != 0) throw new H2ConnectionException(H2.FrameSizeError, "SETTINGS length not a multiple of 6");
@@ -512,7 +530,9 @@ internal sealed class H2Connection
             _out.RstStream(id, H2.RefusedStream);
             return;
         }
-        if (_streams.Count >= Math.Max(1, _server.Options.MaxConcurrentCalls))
+        var streamLimit = Math.Max(1, _server.Options.MaxConcurrentCalls);
+        if (!_settingsAcked) streamLimit = Math.Max(streamLimit, StreamsBeforeSettingsAck);
+        if (_streams.Count >= streamLimit)
         {
             // Over SETTINGS_MAX_CONCURRENT_STREAMS (a client that ignores it): refused, safe to retry.
             SpendReset();
