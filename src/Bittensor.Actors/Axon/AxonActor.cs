@@ -10,7 +10,7 @@ using Bittensor.Core.Domain;
 namespace Bittensor.Actors.Axon;
 
 /// <summary>
-/// Owns one axon: binds its server transport (<see cref="AxonOptions.Transport"/>; by default the Kestrel gRPC server,
+/// Owns one axon: binds its server transport (<see cref="AxonOptions.Transport"/>; by default the lean h2c server, or Kestrel;
 /// HTTP/2 cleartext) in <c>PreStart</c>, stops it in <c>PostStop</c> or on <see cref="Unbind"/>. Calls go from the transport
 /// thread straight to the model host (a <see cref="ModelHostActor"/>: the one stake-ordered queue), either one the axon
 /// is given (a hosted model) or its own child <c>model</c> running <see cref="AxonHandlers"/> delegates. Ask

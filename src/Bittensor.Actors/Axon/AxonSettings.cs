@@ -96,8 +96,8 @@ public sealed record AxonSettings
     /// <summary>Show Kestrel's connection-level traces (HTTP/2 frames, resets) in the Akka log (transport <c>kestrel</c> only).</summary>
     public required bool Trace { get; init; }
 
-    /// <summary>The server transport: <c>kestrel</c> (ASP.NET Core's Kestrel with our gRPC endpoint, the default) or <c>lean</c> (the project's own HTTP/2 server).</summary>
-    public string Transport { get; init; } = "kestrel";
+    /// <summary>The server transport: <c>lean</c> (the project's own HTTP/2 server, the default) or <c>kestrel</c> (ASP.NET Core's Kestrel with our gRPC endpoint).</summary>
+    public string Transport { get; init; } = "lean";
 
     /// <summary>Largest Forward request in bytes (at most <see cref="MaxMessageSize"/>, which bounds Backward requests and every answer).</summary>
     public required int ForwardMessageSize { get; init; }

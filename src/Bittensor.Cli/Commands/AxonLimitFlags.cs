@@ -10,7 +10,7 @@ internal sealed class AxonLimitFlags
 {
     private readonly Option<string?> _transport = new("--axon.transport")
     {
-        Description = "Server transport: kestrel (ASP.NET Core Kestrel, default) or lean (the project's own HTTP/2 server; docs/axon.md)",
+        Description = "Server transport: lean (the project's own HTTP/2 server, default) or kestrel (ASP.NET Core Kestrel; docs/axon.md)",
     };
     private readonly Option<int?> _forward = new("--axon.limits.forward_message_size") { Description = "Largest Forward request in bytes (default 1 MiB)" };
     private readonly Option<int?> _headers = new("--axon.limits.request_headers_size") { Description = "Largest total size of a request's headers in bytes (default 8192)" };

@@ -58,10 +58,10 @@ public sealed class SettingsSpec
     }
 
     [Fact]
-    public void The_axon_transport_is_kestrel_unless_lean_is_chosen()
+    public void The_axon_transport_is_lean_unless_kestrel_is_chosen()
     {
-        Assert.Equal("kestrel", AxonSettings.Default.Transport);
-        Assert.Equal("lean", AxonSettings.Create(With("bittensor.axon.transport = lean", AxonSettings.SectionPath)).Transport);
+        Assert.Equal("lean", AxonSettings.Default.Transport);
+        Assert.Equal("kestrel", AxonSettings.Create(With("bittensor.axon.transport = kestrel", AxonSettings.SectionPath)).Transport);
     }
 
     [Theory]
