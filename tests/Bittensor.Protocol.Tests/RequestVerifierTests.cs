@@ -516,6 +516,7 @@ public sealed class RequestVerifierTests : IDisposable
     }
 
     private const string Charlie = "5FLSigC9HGRKVhB9FiEo4Y3koPsNmBmLJbpXg2mp1hXcS59Y";
+    private const string Dave = "5DAAnrj7VHTznn2AWBemMuyBwZWs6FNFjdyVXUeYum3PTXFy";
 
     [Fact]
     public void Callers_without_a_remembered_nonce_share_a_budget_of_signature_checks_that_known_callers_do_not_need()
@@ -557,6 +558,58 @@ public sealed class RequestVerifierTests : IDisposable
         Assert.Equal(calls + 50, _signatures.Calls);
         Assert.Throws<ArgumentException>(() => new RequestVerifierOptions { NewCallerVerifiesPerSecond = -1 }.Validate());
         Assert.Throws<ArgumentException>(() => new RequestVerifierOptions { NewCallerVerifiesPerSecond = double.NaN }.Validate());
+    }
+
+    [Fact]
+    public void After_a_bad_signature_under_a_known_callers_hotkey_its_calls_draw_from_the_new_caller_budget_for_the_hold()
+    {
+        var clock = new SteppedClock(Start);
+        using var v = new RequestVerifier(new RequestVerifierOptions { NewCallerVerifiesPerSecond = 2, FailedSignatureHold = TimeSpan.FromSeconds(1) },
+            _signatures, clock);
+        Assert.True(v.Verify(Headers(NonceAt(Start), Alice)).IsAccepted); // Alice is new: the first of two tokens
+
+        // An impersonator floods bad signatures under Alice's (known) hotkey. The first is checked without a token (Alice is
+        // trusted until then) and holds her hotkey; the next takes the budget's last token; the rest are refused unchecked.
+        var bad = new string('a', 128);
+        var calls = _signatures.Calls;
+        for (var i = 1; i <= 2; i++)
+            Assert.Contains("signature does not verify", v.Verify(Headers(NonceAt(Start.AddMilliseconds(i)), Alice, signatureHex: bad)).Reason, StringComparison.Ordinal);
+        for (var i = 3; i <= 40; i++)
+        {
+            var r = v.Verify(Headers(NonceAt(Start.AddMilliseconds(i)), Alice, signatureHex: bad));
+            Assert.False(r.IsAccepted);
+            Assert.Equal(ReturnCode.Unauthenticated, r.Code);
+            Assert.Contains("just failed its signature check", r.Reason, StringComparison.Ordinal);
+        }
+        Assert.Equal(calls + 2, _signatures.Calls);
+
+        // The cost: Alice herself, while held and with the budget spent, is refused unchecked too (she retries) ...
+        Assert.Contains("just failed its signature check", v.Verify(Headers(NonceAt(Start.AddMilliseconds(50)), Alice)).Reason, StringComparison.Ordinal);
+        // ... and so is a new caller: the impersonation spent the shared budget.
+        Assert.Contains("too many new callers", v.Verify(Headers(NonceAt(Start.AddMilliseconds(60)), Bob)).Reason, StringComparison.Ordinal); // Bob is new: no token left
+        clock.Advance(TimeSpan.FromMilliseconds(1100));
+        // The hold is over (and the budget refilled): Alice is trusted again, without a token; Bob takes one.
+        Assert.True(v.Verify(Headers(NonceAt(Start.AddMilliseconds(1200)), Alice)).IsAccepted);
+        Assert.True(v.Verify(Headers(NonceAt(Start.AddMilliseconds(1210)), Bob)).IsAccepted);
+        Assert.True(v.Verify(Headers(NonceAt(Start.AddMilliseconds(1220)), Bob)).IsAccepted); // known now: no token
+        Assert.True(v.Verify(Headers(NonceAt(Start.AddMilliseconds(1230)), Charlie)).IsAccepted); // the second token
+        Assert.True(v.Verify(Headers(NonceAt(Start.AddMilliseconds(1240)), Alice)).IsAccepted); // trusted: needs none
+        Assert.Contains("too many new callers", v.Verify(Headers(NonceAt(Start.AddMilliseconds(1250)), Dave)).Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void With_no_failed_signature_hold_every_bad_signature_under_a_known_hotkey_is_checked()
+    {
+        var clock = new SteppedClock(Start);
+        using var v = new RequestVerifier(new RequestVerifierOptions { NewCallerVerifiesPerSecond = 2, FailedSignatureHold = TimeSpan.Zero }, _signatures, clock);
+        Assert.True(v.Verify(Headers(NonceAt(Start), Alice)).IsAccepted);
+        var calls = _signatures.Calls;
+        for (var i = 1; i <= 30; i++)
+            Assert.Contains("signature does not verify", v.Verify(Headers(NonceAt(Start.AddMilliseconds(i)), Alice, signatureHex: new string('a', 128))).Reason,
+                StringComparison.Ordinal);
+        Assert.Equal(calls + 30, _signatures.Calls);
+        Assert.True(v.Verify(Headers(NonceAt(Start.AddMilliseconds(40)), Alice)).IsAccepted);
+        Assert.Throws<ArgumentException>(() => new RequestVerifierOptions { FailedSignatureHold = TimeSpan.FromSeconds(-1) }.Validate());
     }
 
     /// <summary>Wall clock and timestamps both move only by hand (ManualClock keeps the real Stopwatch for timestamps).</summary>

@@ -20,6 +20,7 @@ internal static class AxonSeams
             NonceFileSync = settings.NonceStoreFsync,
             OnNonceFileProblem = onNonceFileProblem,
             NewCallerVerifiesPerSecond = settings.NewCallerVerifiesPerSecond,
+            FailedSignatureHold = settings.FailedSignatureHold,
         }, settings.BatchVerification ? new Sr25519BatchVerifier() : null, time));
 
     public static ITensorWireCodec CreateCodec(AxonSettings? settings) => ProtocolTensorCodec.Instance;

@@ -81,6 +81,13 @@ public sealed record AxonSettings
     /// </summary>
     public double NewCallerVerifiesPerSecond { get; init; } = 1000;
 
+    /// <summary>
+    /// How long a known caller's hotkey draws from the new-caller budget after a call under it failed its signature check
+    /// (0 = never): an impersonation flood then costs the shared budget, not a verify per call
+    /// (<see cref="Bittensor.Protocol.RequestVerifierOptions.FailedSignatureHold"/>).
+    /// </summary>
+    public TimeSpan FailedSignatureHold { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Serve waiting calls highest stake first (true) or strictly in arrival order (false).</summary>
     public required bool PriorityByStake { get; init; }
 
@@ -158,6 +165,7 @@ public sealed record AxonSettings
             DisableSignatureVerification = c.Bool("auth.disable_signature_verification"),
             BatchVerification = c.Bool("auth.batch_verification"),
             NewCallerVerifiesPerSecond = c.Double("auth.new_caller_verifies_per_second"),
+            FailedSignatureHold = c.Duration("auth.failed_signature_hold"),
             PriorityByStake = c.Bool("priority.by_stake"),
             BlacklistMinStake = c.Double("blacklist.min_stake"),
             BlacklistRegisteredOnly = c.Bool("blacklist.registered_only"),
@@ -197,6 +205,8 @@ public sealed record AxonSettings
             NonceReorderWindow, "must lie between 0 and max_age");
         HoconSection.Require(NewCallerVerifiesPerSecond >= 0 && double.IsFinite(NewCallerVerifiesPerSecond), "bittensor.axon.auth.new_caller_verifies_per_second",
             NewCallerVerifiesPerSecond, "must be a non-negative number (0 = no limit)");
+        HoconSection.Require(FailedSignatureHold >= TimeSpan.Zero && FailedSignatureHold <= TimeSpan.FromHours(1), "bittensor.axon.auth.failed_signature_hold",
+            FailedSignatureHold, "must lie between 0 (off) and 1h");
         HoconSection.Require(NonceStoreCapacity >= 1, "bittensor.axon.auth.nonce_store_capacity", NonceStoreCapacity, "must be at least 1");
         HoconSection.Require(BlacklistMinStake >= 0 && !double.IsNaN(BlacklistMinStake), "bittensor.axon.blacklist.min_stake", BlacklistMinStake,
             "must be a non-negative number");

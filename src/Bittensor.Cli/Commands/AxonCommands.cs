@@ -68,6 +68,11 @@ internal static partial class AxonCommands
         {
             Description = "Signature checks per second for callers with no accepted nonce remembered; over it they are refused unverified (default 1000, 0 = no limit)",
         };
+        var failedHold = new Option<string?>("--axon.failed_signature_hold")
+        {
+            Description = "After a bad signature under a known caller's hotkey, that hotkey draws from the new-caller budget for this long " +
+                "(a HOCON duration, e.g. 1s, 500ms; default 1s, 0 = off)",
+        };
         var stakes = new Option<FileInfo?>("--axon.stakes")
         {
             Description = "JSON file {\"<hotkey ss58>\": <TAO>, ...}: the callers' stakes (priority, blacklist.min_stake) and who counts as " +
@@ -94,7 +99,7 @@ internal static partial class AxonCommands
         };
         var serve = new Command("serve", "Serve until Ctrl-C / SIGTERM; prints a summary line every 10 s with traffic (--axon.log_calls: one line per call). " +
             "With --cluster.role front the axon routes to the workers of a cluster (btcli axon worker; docs/cluster.md)");
-        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, batchVerify, newCallers, trace, stakes, minStake, registeredOnly, model, modelDelay, modelCpu, state, logCalls, Uri, WalletName, WalletHotkey, WalletPath })
+        foreach (var o in new Option[] { port, ip, workers, queue, noVerify, batchVerify, newCallers, failedHold, trace, stakes, minStake, registeredOnly, model, modelDelay, modelCpu, state, logCalls, Uri, WalletName, WalletHotkey, WalletPath })
             serve.Options.Add(o);
         var clusterRole = new Option<string?>("--cluster.role") { Description = "front: serve the axon in front of a cluster of workers (btcli axon worker); default \"\" (not clustered)" };
         serve.Options.Add(clusterRole);
@@ -119,6 +124,7 @@ internal static partial class AxonCommands
                 ("bittensor.axon.auth.disable_signature_verification", parse.GetValue(noVerify) ? true : null),
                 ("bittensor.axon.auth.batch_verification", parse.GetValue(batchVerify)),
                 ("bittensor.axon.auth.new_caller_verifies_per_second", parse.GetValue(newCallers)),
+                ("bittensor.axon.auth.failed_signature_hold", parse.GetValue(failedHold)),
                 ("bittensor.axon.trace", parse.GetValue(trace)),
                 ("bittensor.axon.blacklist.min_stake", parse.GetValue(minStake)),
                 ("bittensor.axon.blacklist.registered_only", parse.GetValue(registeredOnly) ? true : null),

@@ -22,6 +22,8 @@ public sealed class RequestVerifier : IDisposable
     private const string BadSignature = "signature does not verify for this hotkey";
     private const string NotFresh = "nonce is not at least 1 ms newer than the last accepted from this caller (replay?)";
     private const string TooManyNewCallers = "too many new callers to verify right now; retry in a second";
+    private const string HeldAfterBadSignature =
+        "a call under this hotkey just failed its signature check, and too many callers await one right now; retry in a second";
     private static readonly long QuarterHour = TimeSpan.FromMinutes(15).Ticks;
     private static readonly long MinOffset = TimeSpan.FromHours(-12).Ticks;
     private static readonly long MaxOffset = TimeSpan.FromHours(14).Ticks;
@@ -41,6 +43,13 @@ public sealed class RequestVerifier : IDisposable
     private double _newCallerTokens;
     private long _newCallerRefilledAt;
 
+    // Known hotkeys held after a failed signature check (FailedSignatureHold): hotkey -> timestamp the hold ends; under
+    // _gate. Only remembered callers get an entry (so at most NonceCapacity live ones); expired ones are pruned when the
+    // table has doubled since the last prune.
+    private readonly Dictionary<string, long> _held = new(StringComparer.Ordinal);
+    private readonly long _holdTicks;
+    private int _pruneHeldAt = 1024;
+
     /// <summary>
     /// Creates a verifier. With a nonce file, loads its snapshot and journal (throws <see cref="InvalidDataException"/>
     /// if they are not a nonce store, rather than silently forgetting nonces, and <see cref="IOException"/> when another
@@ -57,6 +66,7 @@ public sealed class RequestVerifier : IDisposable
         _store = new NonceStore(_options.NonceCapacity);
         _newCallerTokens = Math.Max(1, _options.NewCallerVerifiesPerSecond);
         _newCallerRefilledAt = _clock.GetTimestamp();
+        _holdTicks = (long)(_options.FailedSignatureHold.TotalSeconds * _clock.TimestampFrequency);
         if (_options.NonceFilePath is { } path)
             _journal = NonceJournal.Open(path, _options.NonceFileSync, _store, DropBelowTicks(), SnapshotText, _options.OnNonceFileProblem,
                 _options.BootId is { } boot ? boot() : NonceJournal.KernelBootId());
@@ -165,7 +175,17 @@ public sealed class RequestVerifier : IDisposable
 
     private ValueTask<AuthResult> Conclude(SignedCall call, bool valid)
     {
-        if (!valid) return ValueTask.FromResult(Reject(BadSignature, call.Ss58));
+        if (!valid)
+        {
+            if (_holdTicks > 0)
+            {
+                lock (_gate)
+                {
+                    if (_store.Contains(call.Ss58)) Hold(call.Ss58);
+                }
+            }
+            return ValueTask.FromResult(Reject(BadSignature, call.Ss58));
+        }
 
         // Recorded only after the signature holds, and re-checked under the lock: of two concurrent
         // copies of one signed request exactly one passes.
@@ -220,11 +240,37 @@ public sealed class RequestVerifier : IDisposable
         lock (_gate)
         {
             if (!_store.IsFresh(ss58, nonce, reorder)) return Reject(NotFresh, ss58);
-            if (!_store.Contains(ss58) && !TakeNewCallerToken()) return Reject(TooManyNewCallers, ss58);
+            // A caller is trusted without a token when it has signed correctly within max_age and no call under its
+            // hotkey failed the signature check within the hold (an impersonation flood would otherwise cost a verify per call).
+            var remembered = _store.Contains(ss58);
+            var held = remembered && IsHeld(ss58);
+            if ((!remembered || held) && !TakeNewCallerToken()) return Reject(held ? HeldAfterBadSignature : TooManyNewCallers, ss58);
         }
 
         call = new SignedCall(ss58, nonce, Encoding.UTF8.GetBytes(string.Concat(nonceText, ss58)), signature);
         return null;
+    }
+
+    // Under _gate. True while the hotkey's hold after a failed signature check lasts (an expired hold is removed).
+    private bool IsHeld(string ss58)
+    {
+        if (_held.Count == 0 || !_held.TryGetValue(ss58, out var until)) return false;
+        if (_clock.GetTimestamp() < until) return true;
+        _held.Remove(ss58);
+        return false;
+    }
+
+    // Under _gate. Holds a remembered hotkey for FailedSignatureHold from now.
+    private void Hold(string ss58)
+    {
+        var now = _clock.GetTimestamp();
+        if (_held.Count >= _pruneHeldAt)
+        {
+            foreach (var (key, until) in _held)
+                if (until <= now) _held.Remove(key);
+            _pruneHeldAt = Math.Max(1024, 2 * _held.Count);
+        }
+        _held[ss58] = now + _holdTicks;
     }
 
     // Under _gate. One token per verification of a caller without a remembered nonce; refilled at

@@ -63,10 +63,19 @@ public sealed record RequestVerifierOptions
     /// A call over it is refused before its signature is checked (Unauthenticated, "too many new callers"), so a flood of
     /// well-formed bad signatures from keys that never signed correctly costs header parsing, not one verify each, and
     /// cannot take the core from callers that have signed correctly. Default 1000/s (≈ 3 % of a core at ~30 µs each).
-    /// A flood that claims a known caller's hotkey is not held back by this (the per-address rate limit is the
-    /// defence there).
+    /// A flood that claims a known caller's hotkey is held back by <see cref="FailedSignatureHold"/>.
     /// </summary>
     public double NewCallerVerifiesPerSecond { get; init; } = 1000;
+
+    /// <summary>
+    /// How long a known caller's hotkey (one with an accepted nonce remembered) counts as unknown after a call under it
+    /// failed its signature check; zero = never. While held, calls under that hotkey draw from the
+    /// <see cref="NewCallerVerifiesPerSecond"/> budget like a new caller's, so a flood of bad signatures that claims a
+    /// known caller's hotkey (an impersonation flood) costs at most one verify per held hotkey per hold plus the shared
+    /// budget, not one verify per call. The cost: while it lasts, the genuine owner of that hotkey competes with the flood
+    /// for the shared budget. Default 1 s.
+    /// </summary>
+    public TimeSpan FailedSignatureHold { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Test hook: the id of the running boot (null: unknown); unset, the kernel's (<c>/proc/sys/kernel/random/boot_id</c>).</summary>
     internal Func<string?>? BootId { get; init; }
@@ -83,6 +92,8 @@ public sealed record RequestVerifierOptions
         if (NonceCapacity < 1) throw new ArgumentException("NonceCapacity must be at least 1");
         if (!(NewCallerVerifiesPerSecond >= 0) || double.IsInfinity(NewCallerVerifiesPerSecond))
             throw new ArgumentException("NewCallerVerifiesPerSecond must be a finite number >= 0 (0 = no limit)");
+        if (FailedSignatureHold < TimeSpan.Zero || FailedSignatureHold > TimeSpan.FromHours(1))
+            throw new ArgumentException("FailedSignatureHold must lie between 0 and 1 hour");
         return this;
     }
 }

@@ -195,6 +195,31 @@ public class CheapChecksSpec : AxonTestBase
     }
 
     [Fact]
+    public async Task Bad_signatures_under_a_known_callers_hotkey_are_refused_unchecked_while_the_hotkey_is_held_and_the_budget_is_spent()
+    {
+        // A new-caller budget of one check (0.001/s: it does not refill within a test) and a hold longer than the test.
+        var (transport, port) = await Serve(Loopback() with { NewCallerVerifiesPerSecond = 0.001, FailedSignatureHold = TimeSpan.FromHours(1) });
+        var client = RawClient(port);
+        await AssertAnswersGoodCall(client, Alice); // Alice is new: the budget's one check; now she is known
+
+        // An impersonator sends bad signatures under Alice's hotkey: the first is checked (Alice was trusted) and holds
+        // her hotkey; from then on such calls need the spent budget and are refused before a signature check.
+        var first = await Assert.ThrowsAsync<RpcException>(async () => await client.ForwardAsync(Tokens(Alice), await BadSignature(Alice)));
+        Assert.Equal(StatusCode.Unauthenticated, first.StatusCode);
+        Assert.Contains("signature does not verify", first.Status.Detail, StringComparison.Ordinal);
+        for (var i = 0; i < 5; i++)
+        {
+            var held = await Assert.ThrowsAsync<RpcException>(async () => await client.ForwardAsync(Tokens(Alice), await BadSignature(Alice)));
+            Assert.Equal(StatusCode.Unauthenticated, held.StatusCode);
+            Assert.Contains("just failed its signature check", held.Status.Detail, StringComparison.Ordinal);
+        }
+        // The price, documented: while held, Alice's own correctly signed calls wait for the budget too.
+        var alice = await Assert.ThrowsAsync<RpcException>(async () => await Forward(client, Alice, Tokens(Alice)));
+        Assert.Contains("just failed its signature check", alice.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(1, transport.BodiesParsed);
+    }
+
+    [Fact]
     public async Task Blacklisted_callers_are_answered_SenderUnknown_before_their_bodies_are_parsed()
     {
         var (transport, port) = await Serve(Loopback() with { BlacklistMinStake = 10 });
