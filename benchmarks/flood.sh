@@ -2,7 +2,8 @@
 # Hostile-caller flood (issue 13 A): the real `btcli axon serve --model echo` (signature verification on) pinned to one
 # core; the project's `axon-flood` generator pinned to the other runs one legitimate caller (live-signed, one call at
 # a time, [1,16] tokens -> [1,16,1024] floats) alone, then next to a flood of unsigned calls, then next to a flood of
-# well-formed calls with a bad signature (one sr25519 verify each). For each phase: the legitimate caller's p50/p99,
+# well-formed calls with a bad signature (one sr25519 verify each; KINDS may add `impersonate`: bad signatures under
+# the hotkey of a caller the axon knows, which auth.failed_signature_hold covers). For each phase: the legitimate caller's p50/p99,
 # the flood's calls and codes, and the server's CPU per call read from /proc/<pid>/stat (utime + stime). "CPU per
 # flood call" subtracts the legitimate calls at the CPU per call of the unloaded phase.
 #

@@ -14,7 +14,10 @@ namespace Bittensor.Benchmarks.Axon;
 /// [--seconds 10] [--flooders 64] [--channels 4] [--tokens 16] [--flood_tokens 16]</c>. One legitimate caller (//legit/0..15,
 /// signing live, one call at a time, the timer around the call only) keeps calling while <c>--flooders</c> tasks send,
 /// as fast as they are answered: <c>unsigned</c> — no auth headers at all; <c>badsig</c> — well-formed headers (fresh
-/// nonce, real SS58) with a wrong signature, i.e. one sr25519 verify each. Prints one markdown row: the legitimate
+/// nonce, real SS58) with a wrong signature, i.e. one sr25519 verify each; <c>impersonate</c> — the same under a caller
+/// the axon knows (//legit/0, whose correctly signed call this process makes first, so the flood also works with
+/// <c>--no_legit</c>), with a nonce 10 s ahead so no accepted nonce makes it stale: the flood the new-caller budget does
+/// not cover (<c>auth.failed_signature_hold</c> does). Prints one markdown row: the legitimate
 /// caller's p50/p99 and calls, the flood's calls and codes. The server's CPU is read by benchmarks/flood.sh from /proc.
 /// Split runs (flood.sh SPLIT=1): <c>--source IP</c> binds the flood's sockets to that local address (e.g. 127.0.0.2,
 /// so the axon's per-address limits see the flood apart from the legitimate caller), <c>--legit_source IP</c> the
@@ -72,14 +75,38 @@ internal static class AxonFlood
 
         // Bad-signature headers: a fresh nonce each second (inside the window), the same wrong signature; a refused
         // nonce is never recorded, so each copy costs the axon one verify.
-        var badHeaders = await BadSignature(attackerAuth);
+        var impersonate = kind == "impersonate";
+        if (kind is not ("none" or "unsigned" or "badsig" or "impersonate"))
+        {
+            Console.Error.WriteLine($"axon-flood: --kind must be none, unsigned, badsig or impersonate (got '{kind}')");
+            return 2;
+        }
+        var victimAuth = new RequestAuth(new KeyPairRequestSigner(legitKeys[0]));
+        if (impersonate)
+        {
+            // The victim signs correctly once, so the axon knows its hotkey before the flood claims it.
+            try
+            {
+                var primed = await new WireClient(floodChannels[0]).ForwardAsync(Request(legitKeys[0].ToSs58(), floodTokens),
+                    await victimAuth.CreateHeadersAsync(), DateTime.UtcNow.AddSeconds(30));
+                if (primed.ReturnCode != ReturnCode.Success) Console.Error.WriteLine($"axon-flood: the victim's first call answered {primed.ReturnCode}");
+            }
+            catch (RpcException e)
+            {
+                Console.Error.WriteLine($"axon-flood: the victim's first call failed: {e.StatusCode}");
+            }
+        }
+        var floodAuth = impersonate ? victimAuth : attackerAuth;
+        var floodHotkey = impersonate ? legitKeys[0].ToSs58() : attacker;
+        var ahead = impersonate ? TimeSpan.FromSeconds(10) : TimeSpan.Zero;
+        var badHeaders = await BadSignature(floodAuth, ahead);
         long floodCalls = 0;
         var floodCodes = new Dictionary<string, int>[flooders];
         var floodTasks = Enumerable.Range(0, flooders).Select(f => Task.Run(async () =>
         {
             var client = new WireClient(floodChannels[f % floodChannels.Length]);
             var codes = floodCodes[f] = new Dictionary<string, int>(StringComparer.Ordinal);
-            var request = Request(attacker, floodTokens);
+            var request = Request(floodHotkey, floodTokens);
             var sent = 0;
             // Paced tasks start spread over one interval, so a capped flood is even rather than 64 calls at once.
             var offset = perFlooder > 0 ? (double)f / flooders / perFlooder : 0;
@@ -111,7 +138,7 @@ internal static class AxonFlood
             while (stop.Elapsed < deadline)
             {
                 await Task.Delay(500);
-                Volatile.Write(ref badHeaders, await BadSignature(attackerAuth));
+                Volatile.Write(ref badHeaders, await BadSignature(floodAuth, ahead));
             }
         });
 
@@ -209,14 +236,14 @@ internal static class AxonFlood
     /// A real signature of the attacker's key moved onto another nonce: well-formed in every byte (a valid point, a
     /// canonical scalar, the schnorrkel marker), so the axon must run the whole verify to refuse it.
     /// </summary>
-    private static async Task<Metadata> BadSignature(RequestAuth auth)
+    private static async Task<Metadata> BadSignature(RequestAuth auth, TimeSpan ahead)
     {
         var valid = await auth.CreateSignatureHeaderAsync();
         var first = valid.IndexOf(AuthHeaders.Separator, StringComparison.Ordinal);
         var signedNonce = valid[..first];
         string other;
         var back = 2;
-        do other = RequestNonce.Format(DateTime.Now.AddMilliseconds(-back++));
+        do other = RequestNonce.Format(DateTime.Now.Add(ahead).AddMilliseconds(-back++));
         while (other == signedNonce);
         return new Metadata
         {
