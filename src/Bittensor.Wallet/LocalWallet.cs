@@ -73,16 +73,19 @@ public sealed class LocalWallet
     /// <summary>
     /// Writes <c>coldkey</c> (encrypted with <paramref name="password"/>, or plain when null) and
     /// <c>coldkeypub.txt</c>. Refuses when either exists, unless <paramref name="overwrite"/> — or unless
-    /// <c>coldkeypub.txt</c> already holds this same key.
+    /// <c>coldkeypub.txt</c> already holds this same key. <paramref name="beforeCommit"/>, when given, runs once both
+    /// files are written to their temporary names and flushed (a full disk has failed by then) and before either is
+    /// renamed into place; if it throws, neither file changes (a new key's mnemonic is shown there, so no key is kept
+    /// whose mnemonic could not be shown).
     /// </summary>
-    public void CreateColdkey(WalletKey key, PasswordSource? password, bool overwrite)
+    public void CreateColdkey(WalletKey key, PasswordSource? password, bool overwrite, Action? beforeCommit = null)
     {
         ArgumentNullException.ThrowIfNull(key);
         if (!key.HasSecret) throw new ArgumentException("a coldkey needs its secret", nameof(key));
         if (!overwrite) RefuseExisting(ColdkeyPath);
         var pubOverwrite = overwrite || SamePublicKey(ColdkeyPubPath, key);
         if (!pubOverwrite) RefuseExisting(ColdkeyPubPath);
-        WriteWithPublic(ColdkeyPath, ColdkeyPubPath, key, password, overwrite);
+        WriteWithPublic(ColdkeyPath, ColdkeyPubPath, key, password, overwrite, beforeCommit);
     }
 
     /// <summary>Writes only <c>coldkeypub.txt</c> (btcli <c>regen_coldkeypub</c>).</summary>
@@ -92,25 +95,28 @@ public sealed class LocalWallet
         Keyfile.WritePublic(ColdkeyPubPath, key, overwrite || SamePublicKey(ColdkeyPubPath, key));
     }
 
-    /// <summary>Writes the selected hotkey (plain unless <paramref name="password"/>) and its <c>pub.txt</c>.</summary>
-    public void CreateHotkey(WalletKey key, PasswordSource? password, bool overwrite)
+    /// <summary>
+    /// Writes the selected hotkey (plain unless <paramref name="password"/>) and its <c>pub.txt</c>;
+    /// <paramref name="beforeCommit"/> as in <see cref="CreateColdkey"/>.
+    /// </summary>
+    public void CreateHotkey(WalletKey key, PasswordSource? password, bool overwrite, Action? beforeCommit = null)
     {
         ArgumentNullException.ThrowIfNull(key);
         if (!key.HasSecret) throw new ArgumentException("a hotkey needs its secret", nameof(key));
         if (!overwrite) RefuseExisting(HotkeyPath);
         var pubOverwrite = overwrite || SamePublicKey(HotkeyPubPath, key);
         if (!pubOverwrite) RefuseExisting(HotkeyPubPath);
-        WriteWithPublic(HotkeyPath, HotkeyPubPath, key, password, overwrite);
+        WriteWithPublic(HotkeyPath, HotkeyPubPath, key, password, overwrite, beforeCommit);
     }
 
     // The key and its public file are written together (AtomicFile.WriteAll): on a full disk neither changes, so a
     // wallet never holds a coldkey whose coldkeypub.txt is another key's.
-    private static void WriteWithPublic(string path, string pubPath, WalletKey key, PasswordSource? password, bool overwrite)
+    private static void WriteWithPublic(string path, string pubPath, WalletKey key, PasswordSource? password, bool overwrite, Action? beforeCommit)
     {
         var secret = Keyfile.Encode(path, key, password);
         try
         {
-            AtomicFile.WriteAll([new(path, secret, overwrite), new(pubPath, Keyfile.EncodePublic(key), Overwrite: true)]);
+            AtomicFile.WriteAll([new(path, secret, overwrite), new(pubPath, Keyfile.EncodePublic(key), Overwrite: true)], beforeCommit);
         }
         finally
         {

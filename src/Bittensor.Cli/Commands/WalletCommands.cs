@@ -103,12 +103,12 @@ internal static class WalletCommands
                 throw new CliException($"--n_words must be 12, 15, 18, 21 or 24 (got {words})");
             var wallet = ResolveWallet(result);
             using var key = WalletKey.Generate(words);
-            Store(result, wallet, key, cold);
             var output = result.InvocationConfiguration.Output;
-            output.WriteLine($"{(cold ? "coldkey" : "hotkey")} {key.Ss58Address} written to {(cold ? wallet.ColdkeyPath : wallet.HotkeyPath)}");
-            // Shown once, on purpose: it is the only way to restore the key. It is never logged.
-            output.WriteLine("The mnemonic below restores this key. Write it down and keep it secret; it is not shown again:");
-            output.WriteLine($"  {key.RevealMnemonic()}");
+            var label = cold ? "coldkey" : "hotkey";
+            // The mnemonic is shown between staging the files and renaming them into place: no key is kept whose
+            // mnemonic could not be shown, and none is shown for a key a full disk kept from being written.
+            Store(result, wallet, key, cold, () => ShowMnemonic(output, label, key));
+            output.WriteLine($"{label} {key.Ss58Address} written to {(cold ? wallet.ColdkeyPath : wallet.HotkeyPath)}");
             return 0;
         }));
         return command;
@@ -135,15 +135,13 @@ internal static class WalletCommands
             else
             {
                 using var cold = WalletKey.Generate(words);
-                Store(result, wallet, cold, cold: true);
+                Store(result, wallet, cold, cold: true, () => ShowMnemonic(output, "coldkey", cold));
                 output.WriteLine($"coldkey {cold.Ss58Address} written to {wallet.ColdkeyPath}");
-                output.WriteLine("The mnemonic below restores this coldkey. Write it down and keep it secret; it is not shown again:");
-                output.WriteLine($"  {cold.RevealMnemonic()}");
             }
             using var hot = WalletKey.Generate(words);
             try
             {
-                Store(result, wallet, hot, cold: false);
+                Store(result, wallet, hot, cold: false, () => ShowMnemonic(output, "hotkey", hot));
             }
             catch (KeyfileException e) when (e.Error == KeyfileError.Io)
             {
@@ -151,8 +149,6 @@ internal static class WalletCommands
                 throw new CliException($"{e.Message}; the coldkey is in place, `btcli wallet new_hotkey` adds the hotkey once the disk has room");
             }
             output.WriteLine($"hotkey {hot.Ss58Address} written to {wallet.HotkeyPath}");
-            output.WriteLine("The mnemonic below restores this hotkey. Write it down and keep it secret; it is not shown again:");
-            output.WriteLine($"  {hot.RevealMnemonic()}");
             return 0;
         }));
         return command;
@@ -363,18 +359,39 @@ internal static class WalletCommands
         }
     }
 
-    private static void Store(ParseResult result, LocalWallet wallet, WalletKey key, bool cold)
+    private static void Store(ParseResult result, LocalWallet wallet, WalletKey key, bool cold, Action? beforeCommit = null)
     {
         var overwrite = result.GetValue(Overwrite);
         if (cold)
         {
             var password = result.GetValue(NoPassword) ? null : NewPassword(result);
-            wallet.CreateColdkey(key, password, overwrite);
+            wallet.CreateColdkey(key, password, overwrite, beforeCommit);
         }
         else
         {
             // Hotkeys are unencrypted, as btcli writes them: the peer must sign without a human present.
-            wallet.CreateHotkey(key, null, overwrite);
+            wallet.CreateHotkey(key, null, overwrite, beforeCommit);
+        }
+    }
+
+    /// <summary>
+    /// Shows a new key's mnemonic, once, on purpose: it is the only way to restore the key; it is never logged. Runs
+    /// before the key's files are renamed into place: when standard output cannot take it (a full disk, a closed pipe),
+    /// the key is not written (exit 74).
+    /// </summary>
+    private static void ShowMnemonic(TextWriter output, string label, WalletKey key)
+    {
+        try
+        {
+            output.WriteLine($"The mnemonic below restores {label} {key.Ss58Address}. Write it down and keep it secret; it is not shown again:");
+            output.WriteLine($"  {key.RevealMnemonic()}");
+            output.Flush();
+        }
+        catch (Exception e) when (e is IOException or ArgumentOutOfRangeException or ObjectDisposedException)
+        {
+            // .NET reports EFBIG as ArgumentOutOfRangeException; the exception's text never holds what was being written.
+            throw new CliException($"the new {label}'s mnemonic could not be shown (standard output: " +
+                $"{(e is ArgumentOutOfRangeException ? "file too large" : e.Message)}); the {label} was not written", CliApp.OutputError);
         }
     }
 

@@ -46,8 +46,10 @@ internal static partial class AtomicFile
     /// every file is written to its temporary name and flushed first (this is where a full disk or a file-size limit
     /// fails, and then nothing has been renamed), then all are renamed into place. A rename that fails after another
     /// succeeded (rare: renames allocate no data) removes the files this call created and says which it replaced.
+    /// <paramref name="beforeRename"/> runs between the two steps: if it throws, the temporary files are removed and
+    /// nothing has changed.
     /// </summary>
-    public static void WriteAll(IReadOnlyList<FileWrite> files)
+    public static void WriteAll(IReadOnlyList<FileWrite> files, Action? beforeRename = null)
     {
         ArgumentNullException.ThrowIfNull(files);
         var staged = new List<(FileWrite File, string Full, string Directory, string Temp)>(files.Count);
@@ -83,6 +85,18 @@ internal static partial class AtomicFile
         {
             foreach (var s in staged) TryDelete(s.Temp);
             throw;
+        }
+        if (beforeRename is not null)
+        {
+            try
+            {
+                beforeRename();
+            }
+            catch
+            {
+                foreach (var s in staged) TryDelete(s.Temp);
+                throw;
+            }
         }
 
         var created = new List<string>();

@@ -159,6 +159,57 @@ public sealed partial class DiskFullTests : IDisposable
     }
 
     [Fact]
+    public async Task A_new_key_whose_mnemonic_cannot_be_shown_is_not_written()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var path = Path.Combine(_dir, "wallets");
+        string[] at = ["--wallet.path", path, "--wallet.name", "a", "--no_password"];
+        Assert.True(File.Exists("/dev/full"), "/dev/full is needed: a device every write to fails with ENOSPC");
+        // Standard output is /dev/full (every write fails: ENOSPC), standard error the test's pipe; the wallet's folder has room.
+        static ProcessStartInfo ToFull(params string[] args)
+        {
+            var psi = Start(null, args);
+            psi.ArgumentList[1] = "exec dotnet \"$@\" >/dev/full";
+            return psi;
+        }
+
+        // The mnemonic is the only way to restore a key: a key whose mnemonic was not shown must not be kept.
+        var create = await RunToEnd(ToFull(["wallet", "create", .. at]), timeout.Token);
+        Assert.True(create.ExitCode == 74, $"exit {create.ExitCode}: {create.Output}");
+        Assert.Contains("error: the new coldkey's mnemonic could not be shown", create.Output, StringComparison.Ordinal);
+        Assert.Contains("the coldkey was not written", create.Output, StringComparison.Ordinal);
+        Assert.Empty(Directory.Exists(path) ? Directory.GetFiles(path, "*", SearchOption.AllDirectories) : []); // temp files included
+
+        // With a working stdout the same command makes the wallet, each mnemonic shown before its key is reported written.
+        var made = await RunToEnd(Start(null, ["wallet", "create", .. at]), timeout.Token);
+        Assert.True(made.ExitCode == 0, made.Output);
+        var lines = made.Output.Split('\n');
+        foreach (var label in new[] { "coldkey", "hotkey" })
+        {
+            var shown = Array.FindIndex(lines, l => l.StartsWith($"The mnemonic below restores {label} ", StringComparison.Ordinal));
+            var written = Array.FindIndex(lines, l => l.StartsWith($"{label} ", StringComparison.Ordinal) && l.Contains(" written to ", StringComparison.Ordinal));
+            Assert.True(shown >= 0 && written > shown, made.Output);
+            Assert.Equal(12, lines[shown + 1].Trim().Split(' ').Length);
+        }
+        var before = Snapshot(path);
+        Assert.Equal(4, before.Count);
+
+        // Every verb that makes a new key, over the existing wallet: exit 74, and every file byte-identical, none added.
+        foreach (var args in new[]
+                 {
+                     new[] { "wallet", "new_coldkey", "--overwrite" }, ["wallet", "new_hotkey", "--overwrite"],
+                     ["wallet", "new_hotkey", "--wallet.hotkey", "h2"], ["wallet", "create", "--overwrite"],
+                 })
+        {
+            var run = await RunToEnd(ToFull([.. args, .. at]), timeout.Token);
+            Assert.True(run.ExitCode == 74, $"{string.Join(' ', args)}: exit {run.ExitCode}: {run.Output}");
+            Assert.Contains("mnemonic could not be shown", run.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("Unhandled exception", run.Output, StringComparison.Ordinal);
+            Assert.Equal(before, Snapshot(path));
+        }
+    }
+
+    [Fact]
     public async Task Btcli_whose_output_goes_to_a_full_disk_exits_with_a_code_instead_of_aborting()
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
