@@ -133,9 +133,15 @@ public sealed record AxonSettings
     /// <summary>Per-IP limits do not apply to loopback callers (127.0.0.0/8, ::1): local demos and tests.</summary>
     public required bool PerIpExemptLoopback { get; init; }
 
+    /// <summary>
+    /// A connection with no open call that received nothing for this long is closed (both transports; Kestrel's
+    /// KeepAliveTimeout, whose default is the same 130 s); zero: never.
+    /// </summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(130);
+
     /// <summary>The connection-level limits handed to the server transport.</summary>
     public Bittensor.Protocol.ServerLimits TransportLimits => new(RequestHeadersSize, MaxConnections, PerIpConnections, PerIpRequestsPerSecond,
-        PerIpBurst, PerIpRatePeriod, PerIpExemptLoopback);
+        PerIpBurst, PerIpRatePeriod, PerIpExemptLoopback) { IdleTimeout = IdleTimeout };
 
     /// <summary>HTTP/2 streams per connection the transport allows (see <see cref="StreamsPerConnection"/>).</summary>
     public int EffectiveStreamsPerConnection => StreamsPerConnection > 0 ? StreamsPerConnection : Math.Max(100, QueueCapacity + MaxWorkers + 16);
@@ -181,6 +187,7 @@ public sealed record AxonSettings
             PerIpBurst = c.Int("limits.per_ip.burst"),
             PerIpRatePeriod = c.Duration("limits.per_ip.rate_period"),
             PerIpExemptLoopback = c.Bool("limits.per_ip.exempt_loopback"),
+            IdleTimeout = c.Duration("limits.idle_timeout"),
         }.Validate();
     }
 
@@ -216,6 +223,8 @@ public sealed record AxonSettings
         HoconSection.Require(RequestHeadersSize >= 1024, "bittensor.axon.limits.request_headers_size", RequestHeadersSize, "must be at least 1024 bytes");
         HoconSection.Require(StreamsPerConnection >= 0, "bittensor.axon.limits.streams_per_connection", StreamsPerConnection, "must not be negative (0 = automatic)");
         HoconSection.Require(MaxConnections >= 0, "bittensor.axon.limits.connections", MaxConnections, "must not be negative (0 = no limit)");
+        HoconSection.Require(IdleTimeout >= TimeSpan.Zero && IdleTimeout <= TimeSpan.FromDays(1), "bittensor.axon.limits.idle_timeout", IdleTimeout,
+            "must lie between 0 (never) and 1d");
         HoconSection.Require(PerIpConnections >= 0, "bittensor.axon.limits.per_ip.connections", PerIpConnections, "must not be negative (0 = no limit)");
         HoconSection.Require(PerIpRequestsPerSecond >= 0 && double.IsFinite(PerIpRequestsPerSecond), "bittensor.axon.limits.per_ip.requests_per_second",
             PerIpRequestsPerSecond, "must be a non-negative number (0 = no limit)");

@@ -77,6 +77,8 @@ public sealed class KestrelServerTransport : IServerTransport
                 k.Limits.Http2.MaxRequestHeaderFieldSize = limits.MaxRequestHeadersSize;
             }
             if (limits.MaxConnections > 0) k.Limits.MaxConcurrentConnections = limits.MaxConnections;
+            // The same rule as the lean server's idle timeout: a connection with no open stream that received nothing for it closes.
+            if (limits.IdleTimeout > TimeSpan.Zero) k.Limits.KeepAliveTimeout = limits.IdleTimeout;
         });
         var app = builder.Build();
         // Kestrel's own refusals (connection cap, oversized headers, HTTP/2 protocol errors) happen before any

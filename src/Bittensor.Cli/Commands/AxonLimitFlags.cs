@@ -16,6 +16,10 @@ internal sealed class AxonLimitFlags
     private readonly Option<int?> _headers = new("--axon.limits.request_headers_size") { Description = "Largest total size of a request's headers in bytes (default 8192)" };
     private readonly Option<int?> _streams = new("--axon.limits.streams_per_connection") { Description = "Concurrent calls per connection (0 = automatic)" };
     private readonly Option<int?> _connections = new("--axon.limits.connections") { Description = "Open connections at once (0 = no limit; default 4096)" };
+    private readonly Option<string?> _idle = new("--axon.limits.idle_timeout")
+    {
+        Description = "Close a connection with no open call that received nothing for this long (a HOCON duration, e.g. 130s; 0 = never; default 130s)",
+    };
     private readonly Option<int?> _perIpConnections = new("--axon.limits.per_ip.connections") { Description = "Open connections at once per caller address (0 = no limit; default 16)" };
     private readonly Option<double?> _perIpRate = new("--axon.limits.per_ip.requests_per_second") { Description = "Sustained calls per second per caller address (0 = no limit; default 500)" };
     private readonly Option<int?> _perIpBurst = new("--axon.limits.per_ip.burst") { Description = "Calls a caller address may make at once above its rate (default 1000)" };
@@ -24,7 +28,7 @@ internal sealed class AxonLimitFlags
     /// <summary>Adds the flags to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { _transport, _forward, _headers, _streams, _connections, _perIpConnections, _perIpRate, _perIpBurst, _exemptLoopback })
+        foreach (var o in new Option[] { _transport, _forward, _headers, _streams, _connections, _idle, _perIpConnections, _perIpRate, _perIpBurst, _exemptLoopback })
             command.Options.Add(o);
     }
 
@@ -36,6 +40,7 @@ internal sealed class AxonLimitFlags
         ("bittensor.axon.limits.request_headers_size", parse.GetValue(_headers)),
         ("bittensor.axon.limits.streams_per_connection", parse.GetValue(_streams)),
         ("bittensor.axon.limits.connections", parse.GetValue(_connections)),
+        ("bittensor.axon.limits.idle_timeout", parse.GetValue(_idle)),
         ("bittensor.axon.limits.per_ip.connections", parse.GetValue(_perIpConnections)),
         ("bittensor.axon.limits.per_ip.requests_per_second", parse.GetValue(_perIpRate)),
         ("bittensor.axon.limits.per_ip.burst", parse.GetValue(_perIpBurst)),

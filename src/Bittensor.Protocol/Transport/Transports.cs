@@ -136,6 +136,9 @@ public static class RefusalReasons
 
     /// <summary>The service's header check threw.</summary>
     public const string CheckFailed = "header_check_failed";
+
+    /// <summary>A connection with no open call was silent for <see cref="ServerLimits.IdleTimeout"/> and was closed (lean server).</summary>
+    public const string Idle = "idle_timeout";
 }
 
 /// <summary>Where and with which limits a server transport listens.</summary>
@@ -173,6 +176,12 @@ public sealed record ServerLimits(int MaxRequestHeadersSize, int MaxConnections,
 {
     /// <summary>No limits of these kinds.</summary>
     public static readonly ServerLimits None = new(0, 0, 0, 0, 0, TimeSpan.FromSeconds(1), ExemptLoopback: true);
+
+    /// <summary>
+    /// A connection with no open call that has received nothing for this long is closed (GOAWAY NO_ERROR, then the
+    /// socket): a peer that connects and stays silent does not hold a connection slot forever. Zero: never.
+    /// </summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.Zero;
 }
 
 /// <summary>

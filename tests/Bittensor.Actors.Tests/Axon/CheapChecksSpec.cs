@@ -355,6 +355,24 @@ public class CheapChecksSpec : AxonTestBase
     }
 
     [Fact]
+    public async Task A_connection_that_stays_silent_is_closed_at_the_idle_timeout_and_the_axon_keeps_serving()
+    {
+        var (_, port) = await Serve(Loopback() with { IdleTimeout = TimeSpan.FromSeconds(1) });
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        await socket.ConnectAsync(IPAddress.Loopback, port);
+        // The HTTP/2 preface and an empty SETTINGS frame, then nothing: no call is ever opened.
+        await socket.SendAsync("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8.ToArray().Concat(new byte[] { 0, 0, 0, 4, 0, 0, 0, 0, 0 }).ToArray());
+        var buffer = new byte[4096];
+        using var guard = new CancellationTokenSource(TimeSpan.FromMinutes(1)); // a hang guard, not a timing assertion
+        while (await socket.ReceiveAsync(buffer, guard.Token) > 0)
+        {
+            // The server's SETTINGS, its ACK of ours, a GOAWAY: read until the server closes.
+        }
+        if (Lean) Assert.Equal(1, await Refused(RefusalReasons.Idle));
+        await AssertAnswersGoodCall(RawClient(port), Alice);
+    }
+
+    [Fact]
     public async Task With_one_stream_per_connection_calls_on_one_connection_run_one_at_a_time_and_all_succeed()
     {
         var inside = 0;

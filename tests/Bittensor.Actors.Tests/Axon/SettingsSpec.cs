@@ -18,6 +18,8 @@ public sealed class SettingsSpec
         Assert.False(s.DisableSignatureVerification);
         Assert.Equal(150, s.ProtocolVersion);
         Assert.Equal((1000.0, TimeSpan.FromSeconds(1)), (s.NewCallerVerifiesPerSecond, s.FailedSignatureHold));
+        Assert.Equal(TimeSpan.FromSeconds(130), s.IdleTimeout);
+        Assert.Equal(s.IdleTimeout, s.TransportLimits.IdleTimeout);
         Assert.Equal((1024 * 1024, 8192, 4096, 16, 500.0, 1000, true),
             (s.ForwardMessageSize, s.RequestHeadersSize, s.MaxConnections, s.PerIpConnections, s.PerIpRequestsPerSecond, s.PerIpBurst, s.PerIpExemptLoopback));
         Assert.Equal(Math.Max(100, s.QueueCapacity + s.MaxWorkers + 16), s.EffectiveStreamsPerConnection);

@@ -363,6 +363,68 @@ public sealed class LeanServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_silent_connection_is_closed_at_the_idle_timeout_and_gives_its_slot_back_while_one_with_a_call_open_stays()
+    {
+        var service = new HeldService();
+        // Two connections at most, 200 ms idle timeout.
+        await using var binding = await _transport.BindAsync(new ServerTransportOptions("127.0.0.1", 0, 1024 * 1024, 1024 * 1024, 8, 64 * 1024,
+            new ServerLimits(2048, 2, 0, 0, 0, TimeSpan.FromSeconds(1), ExemptLoopback: true) { IdleTimeout = TimeSpan.FromMilliseconds(200) }),
+            service, CancellationToken.None);
+        var port = binding.Endpoint.Port;
+
+        // A call held open in its handler: this connection is older than the silent one below but has a call open.
+        await using var busy = await RawH2.Connect(port);
+        await busy.Frame(H2.Headers, H2.EndHeaders, 1, Request());
+        await busy.Frame(H2.Data, H2.EndStream, 1, Message(new TensorMessage { Hotkey = "held" }));
+        await service.Entered.Task.WaitAsync(Wait);
+
+        // A peer that connects and sends nothing, not even the preface: GOAWAY NO_ERROR "idle", then closed.
+        await using var silent = await RawH2.Connect(port, handshake: false);
+        var (code, debug) = await silent.GoAway();
+        Assert.Equal(H2.NoError, code);
+        Assert.Equal("idle", debug);
+        Assert.True(await silent.Closed());
+        Assert.Contains(service.Refusals, r => r.Method is null && r.Code == StatusCode.Unavailable && r.Reason == RefusalReasons.Idle);
+
+        // Its slot is free again: a new connection is served beside the busy one (two at most).
+        using (var connection = GrpcClientTransport.Instance.Connect("127.0.0.1", port, BittensorChannelOptions.Default))
+        {
+            service.Release();
+            var answer = await connection.CallAsync(BittensorMethod.Forward, new TensorMessage { Hotkey = "next" }, new Metadata(),
+                DateTime.UtcNow.Add(Wait), CancellationToken.None);
+            Assert.Equal("Forward:next", answer.Message);
+        }
+        // The busy connection was not closed while its call ran: the held call's answer arrives on it.
+        var (_, data, trailers) = await busy.Response(1);
+        Assert.Equal("Forward:held", TensorMessage.Parser.ParseFrom(data.AsSpan(5)).Message);
+        Assert.Equal([("grpc-status", "0")], trailers);
+    }
+
+    /// <summary>Holds every call in its handler until <see cref="Release"/>.</summary>
+    private sealed class HeldService : IBittensorService
+    {
+        private readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public ConcurrentQueue<TransportRefusal> Refusals { get; } = new();
+
+        public void Release() => _gate.TrySetResult();
+
+        public async Task<TensorMessage> HandleAsync(BittensorMethod method, TensorMessage request, InboundCall call)
+        {
+            Entered.TrySetResult();
+            await _gate.Task.ConfigureAwait(false);
+            return new TensorMessage { Version = 150, Message = $"{method}:{request.Hotkey}" };
+        }
+
+        public ValueTask<HeaderDecision> CheckHeadersAsync(BittensorMethod method, Metadata headers, CancellationToken cancellationToken) =>
+            ValueTask.FromResult(HeaderDecision.Proceed(null));
+
+        public void OnRefused(TransportRefusal refusal) => Refusals.Enqueue(refusal);
+    }
+
+    [Fact]
     public void Grpc_timeouts_parse_as_the_spec_says()
     {
         Assert.True(H2Connection.TryTimeout("100m", out var t) && t == TimeSpan.FromMilliseconds(100));

@@ -88,6 +88,7 @@ internal sealed class H2Connection
     private TaskCompletionSource? _idle;
     private double _resetAllowance = ResetBurst;
     private long _resetStamp = Environment.TickCount64;
+    private long _lastInput = Environment.TickCount64;
 
     public H2Connection(LeanServer server, Socket? socket, IPAddress? key)
     {
@@ -224,6 +225,7 @@ internal sealed class H2Connection
     private bool ProcessFrames()
     {
         if (_closed) return false;
+        _lastInput = Environment.TickCount64;
         try
         {
             while (true)
@@ -1333,6 +1335,42 @@ internal sealed class H2Connection
 
     // ---------------------------------------------------------------- shutdown
 
+    /// <summary>
+    /// Closes the connection (GOAWAY NO_ERROR, then the socket) when it has no open stream, nothing being sent, and has
+    /// received nothing for <paramref name="idleMs"/> milliseconds up to <paramref name="now"/> (<see cref="Environment.TickCount64"/>):
+    /// a peer that connects and stays silent, never sends the preface, or stops after its calls, gives its slot back
+    /// (<c>limits.idle_timeout</c>; Kestrel's KeepAliveTimeout). True when it closes; <paramref name="beforeClose"/> runs
+    /// first (the count of the close happens before the peer can see it).
+    /// </summary>
+    public bool CloseIfIdle(long now, long idleMs, Action beforeClose)
+    {
+        lock (_sync)
+        {
+            if (_closed || _streams.Count > 0 || _sending || now - _lastInput < idleMs) return false;
+            if (!_goingAway)
+            {
+                _goingAway = true;
+                _out.GoAway(_lastStreamId, H2.NoError, "idle");
+            }
+        }
+        beforeClose();
+        _ = CloseIdleAsync();
+        return true;
+    }
+
+    private async Task CloseIdleAsync()
+    {
+        try
+        {
+            await FlushAsync().ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // The peer is gone already: closed below either way.
+        }
+        Abort();
+    }
+
     /// <summary>GOAWAY (no error): no new streams; completes when the running ones have finished.</summary>
     public Task DrainAsync()
     {
@@ -1373,6 +1411,8 @@ internal sealed class H2Connection
         }
         CancelCollected();
         if (_socket is null) return;
+        // The slot is given back before the peer can see the close, so a peer that reconnects on seeing it is admitted.
+        _server.OnClosed(this, _key);
         try
         {
             _socket.Shutdown(SocketShutdown.Both);
@@ -1382,7 +1422,6 @@ internal sealed class H2Connection
             // Already gone.
         }
         _socket.Dispose();
-        _server.OnClosed(this, _key);
     }
 }
 

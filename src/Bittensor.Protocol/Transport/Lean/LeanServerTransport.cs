@@ -53,6 +53,7 @@ internal sealed class LeanServer : IServerBinding
     private readonly long _periodTicks;
     private Task _accepting = Task.CompletedTask;
     private int _stopped;
+    private Timer? _idleSweep;
 
     public LeanServer(LeanServerTransport owner, ServerTransportOptions options, IBittensorService service)
     {
@@ -97,7 +98,39 @@ internal sealed class LeanServer : IServerBinding
 
     public IPEndPoint Endpoint { get; }
 
-    public void Start() => _accepting = AcceptLoop();
+    public void Start()
+    {
+        if (Limits.IdleTimeout > TimeSpan.Zero)
+        {
+            // Checked a few times per timeout (at most once a second): a silent connection goes within ~1.25 timeouts.
+            var every = TimeSpan.FromMilliseconds(Math.Clamp(Limits.IdleTimeout.TotalMilliseconds / 4, 10, 1000));
+            _idleSweep = new Timer(_ => SweepIdle(), null, every, every);
+        }
+        _accepting = AcceptLoop();
+    }
+
+    private void SweepIdle()
+    {
+        H2Connection[] open;
+        lock (_connections)
+        {
+            if (_stopped == 1 || _connections.Count == 0) return;
+            open = [.. _connections];
+        }
+        var now = Environment.TickCount64;
+        var idleMs = (long)Limits.IdleTimeout.TotalMilliseconds;
+        foreach (var c in open)
+        {
+            try
+            {
+                c.CloseIfIdle(now, idleMs, () => Refused(null, StatusCode.Unavailable, RefusalReasons.Idle));
+            }
+            catch (Exception)
+            {
+                // A timer callback must not throw (it would end the process); the next sweep tries again.
+            }
+        }
+    }
 
     private async Task AcceptLoop()
     {
@@ -268,6 +301,7 @@ internal sealed class LeanServer : IServerBinding
             {
                 _stop.Cancel();
                 _listener.Dispose();
+                _idleSweep?.Dispose();
             }
             open = [.. _connections];
         }
