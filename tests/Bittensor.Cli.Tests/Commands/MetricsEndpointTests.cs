@@ -172,6 +172,146 @@ public sealed partial class MetricsEndpointTests : IDisposable
         Assert.EndsWith("} 1", call.TrimEnd(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_serving_axon_pushes_its_call_counters_to_an_OTLP_collector()
+    {
+        using var guard = new CancellationTokenSource(TimeSpan.FromMinutes(3)); // a hang guard, not a timing assertion
+        // The collector: a plain HTTP/1.1 listener on a free port that answers every POST 200 (an empty
+        // ExportMetricsServiceResponse) and hands each request body to the test.
+        using var collector = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        collector.Start();
+        var collectorPort = ((System.Net.IPEndPoint)collector.LocalEndpoint).Port;
+        var bodies = System.Threading.Channels.Channel.CreateUnbounded<(string Path, byte[] Body)>();
+        var serving = Collect(collector, bodies.Writer, guard.Token);
+        var config = Path.Combine(_dir, "otlp.conf");
+        await File.WriteAllTextAsync(config, "bittensor.metrics.otlp { protocol = \"http/protobuf\", interval = 200ms }\n", guard.Token);
+        await using var served = await Serve(guard.Token, "--config", config, "--metrics.otlp.endpoint", $"http://127.0.0.1:{collectorPort}/v1/metrics");
+
+        using var alice = SecretUri.ToSr25519("//Alice");
+        Assert.Equal(ReturnCode.Success, (await Query(served.Port, alice, guard.Token)).ReturnCode);
+
+        // Pushes keep coming; the first that carries the call counter with the caller's label ends the wait.
+        while (true)
+        {
+            var (path, body) = await bodies.Reader.ReadAsync(guard.Token);
+            Assert.Equal("/v1/metrics", path);
+            if (Contains(body, "bittensor.axon.calls"u8) && Contains(body, Encoding.UTF8.GetBytes(alice.ToSs58()))) break;
+        }
+        Assert.DoesNotContain("//Alice", served.Output, StringComparison.Ordinal);
+        collector.Stop();
+        await guard.CancelAsync();
+        await serving;
+    }
+
+    private static bool Contains(byte[] haystack, ReadOnlySpan<byte> needle) => haystack.AsSpan().IndexOf(needle) >= 0;
+
+    /// <summary>Accepts connections and reads HTTP/1.1 requests (Content-Length or chunked), answering each 200.</summary>
+    private static async Task Collect(System.Net.Sockets.TcpListener listener, System.Threading.Channels.ChannelWriter<(string, byte[])> bodies, CancellationToken ct)
+    {
+        var connections = new List<Task>();
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                var client = await listener.AcceptTcpClientAsync(ct);
+                connections.Add(Task.Run(async () =>
+                {
+                    using var c = client;
+                    var stream = c.GetStream();
+                    var reader = new BufferedBytes(stream);
+                    try
+                    {
+                        while (await reader.Line(ct) is { } requestLine)
+                        {
+                            var path = requestLine.Split(' ') is { Length: >= 2 } parts ? parts[1] : "";
+                            long length = 0;
+                            var chunked = false;
+                            while (await reader.Line(ct) is { Length: > 0 } header)
+                            {
+                                if (header.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase)) length = long.Parse(header[15..].Trim(), CultureInfo.InvariantCulture);
+                                if (header.StartsWith("Transfer-Encoding:", StringComparison.OrdinalIgnoreCase) && header.Contains("chunked", StringComparison.OrdinalIgnoreCase)) chunked = true;
+                            }
+                            var body = new MemoryStream();
+                            if (chunked)
+                            {
+                                while (await reader.Line(ct) is { } size && int.Parse(size.Split(';')[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture) is var n && n > 0)
+                                {
+                                    body.Write(await reader.Bytes(n, ct));
+                                    await reader.Line(ct);
+                                }
+                                await reader.Line(ct);
+                            }
+                            else body.Write(await reader.Bytes((int)length, ct));
+                            await stream.WriteAsync("HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n"u8.ToArray(), ct);
+                            await bodies.WriteAsync((path, body.ToArray()), ct);
+                        }
+                    }
+                    catch (Exception e) when (e is IOException or OperationCanceledException or System.Net.Sockets.SocketException)
+                    {
+                        // The exporter or the test went away.
+                    }
+                }, CancellationToken.None));
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            // Stopped.
+        }
+        await Task.WhenAll(connections);
+    }
+
+    /// <summary>Lines and byte runs from a stream (HTTP/1.1 framing for <see cref="Collect"/>).</summary>
+    private sealed class BufferedBytes(Stream stream)
+    {
+        private readonly byte[] _buffer = new byte[64 * 1024];
+        private int _start;
+        private int _end;
+
+        private async Task<bool> Fill(CancellationToken ct)
+        {
+            if (_start > 0)
+            {
+                Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+                _end -= _start;
+                _start = 0;
+            }
+            if (_end == _buffer.Length) throw new IOException("line too long");
+            var n = await stream.ReadAsync(_buffer.AsMemory(_end), ct);
+            _end += n;
+            return n > 0;
+        }
+
+        public async Task<string?> Line(CancellationToken ct)
+        {
+            while (true)
+            {
+                var at = _buffer.AsSpan(_start, _end - _start).IndexOf("\r\n"u8);
+                if (at >= 0)
+                {
+                    var line = Encoding.ASCII.GetString(_buffer, _start, at);
+                    _start += at + 2;
+                    return line;
+                }
+                if (!await Fill(ct)) return null;
+            }
+        }
+
+        public async Task<byte[]> Bytes(int count, CancellationToken ct)
+        {
+            var result = new byte[count];
+            var have = 0;
+            while (have < count)
+            {
+                if (_start == _end && !await Fill(ct)) throw new IOException("closed inside a body");
+                var n = Math.Min(count - have, _end - _start);
+                Buffer.BlockCopy(_buffer, _start, result, have, n);
+                _start += n;
+                have += n;
+            }
+            return result;
+        }
+    }
+
     [Theory]
     [InlineData("--metrics.port", "70000", "bittensor.metrics.port")]
     [InlineData("--metrics.ip", "not-an-ip", "bittensor.metrics.ip")]
