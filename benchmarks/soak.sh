@@ -10,6 +10,7 @@
 # Usage (after `dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks`):
 #   nice -n 10 benchmarks/soak.sh
 #   SOAK_SECONDS=120 FACTOR=2 DELAY_MS=5 WORKERS=1 QUEUE=64 CALLERS=256 benchmarks/soak.sh
+#   SERVER_ARGS="--axon.transport kestrel" benchmarks/soak.sh   (extra `axon serve` options)
 #   RATE=184 GCDUMPS="60 300 590" OUT=/tmp/soak benchmarks/soak.sh   (fixed offered rate; managed-heap snapshots by
 #   type at those seconds, kept in OUT: compare them with `dotnet-gcdump report FILE`; each forces a full GC)
 # Timings live here and in benchmarks/results/reliability.md, never in tests.
@@ -56,10 +57,10 @@ metric_mb() { curl -s "http://127.0.0.1:$mport/metrics" | awk -v n="$1" '$1 ~ "^
 metric() { curl -s "http://127.0.0.1:$mport/metrics" | awk -v n="$1" '$1 ~ "^"n { s += $2 } END { printf "%.0f", s }'; }
 
 echo "# soak: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# server: dotnet $BTCLI axon serve --model echo --model.delay_ms $DELAY_MS --axon.max_workers $WORKERS --axon.queue_capacity $QUEUE --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 --metrics.port 0 --axon.state_path TMP"
+echo "# server: dotnet $BTCLI axon serve --model echo --model.delay_ms $DELAY_MS --axon.max_workers $WORKERS --axon.queue_capacity $QUEUE --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 --metrics.port 0 --axon.state_path TMP ${SERVER_ARGS:-}"
 
 dotnet "$BTCLI" axon serve --model echo --model.delay_ms "$DELAY_MS" --axon.max_workers "$WORKERS" --axon.queue_capacity "$QUEUE" \
-  --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 --metrics.port 0 --axon.state_path "$work/state" >"$work/server.out" 2>"$work/server.err" &
+  --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 --metrics.port 0 --axon.state_path "$work/state" ${SERVER_ARGS:-} >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 port=""; mport=""
 for _ in $(seq 1 600); do
