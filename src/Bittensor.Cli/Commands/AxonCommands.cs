@@ -228,7 +228,7 @@ internal static partial class AxonCommands
             await system.Terminate().ConfigureAwait(false);
             throw new CliException($"axon could not listen on {settings.Ip}:{settings.Port}: {e.Message}");
         }
-        Console.Error.WriteLine($"axon {hotkey} serving on {bound.Endpoint} (h2c); Ctrl-C to stop");
+        Console.Error.WriteLine($"axon {hotkey} serving on {bound.Endpoint} ({SocketCompletions.Describe(settings.Transport)}); Ctrl-C to stop");
         MetricsExport? metrics;
         try
         {
@@ -284,7 +284,7 @@ internal static partial class AxonCommands
                     case ClusterFrontActivated a:
                         Volatile.Write(ref current, a.Axon);
                         if (stakes is not null) a.Axon.Tell(new AxonActor.UpdateStakes(stakes));
-                        Console.Error.WriteLine($"axon {hotkey} serving on {a.Endpoint} (h2c); cluster front at {a.Node} " +
+                        Console.Error.WriteLine($"axon {hotkey} serving on {a.Endpoint} ({SocketCompletions.Describe(settings.Transport)}); cluster front at {a.Node} " +
                             "(the model runs on the workers: btcli axon worker); Ctrl-C to stop");
                         if (!settings.DisableSignatureVerification)
                             Console.Error.WriteLine($"nonce store {settings.NonceStorePath} (write-ahead{(settings.NonceStoreFsync ? ", fsync" : "")})");
