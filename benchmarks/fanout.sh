@@ -20,7 +20,11 @@
 # does inside `btcli run validator`; CLIENT_ENV= runs the .NET default), FANOUT_ARGS (extra harness options), PY2021_SRC (a bittensor 1.5.0 checkout: in mode off the
 # real 2021 dendrite, benchmarks/python/dendrite2021.py with its signing stubbed out, queries the same axons after ours,
 # pinned to the same core; needs Debian's python3-torch python3-grpcio python3-msgpack-numpy python3-loguru),
-# STARTUP_BATCH (axon processes started together, default 8), CLIENTS (space-separated label=path-to-Bittensor.Benchmarks.dll: several builds of our dendrite, one after the other
+# FARM=1 (all axons in one process, the harness's `axon-farm`, instead of one `btcli axon serve` process each: on
+# the network every axon has its own machine, so a round's server side runs in parallel; N processes time-sharing one
+# core make every call pay a process wake-up with cold caches and bound the round at N times that, whatever the client
+# does; one process serving N axons runs the same per-call server code without that; the queried axons' CPU is the
+# farm's), STARTUP_BATCH (axon processes started together, default 8), CLIENTS (space-separated label=path-to-Bittensor.Benchmarks.dll: several builds of our dendrite, one after the other
 # against the same axons, e.g. "before=<main build> after=<branch build>"; ARGS_<label> adds harness options to one).
 # Timings live here and in benchmarks/results/axon.md, never in tests. The machine may be shared: the script prints
 # the load average before and after each row; say it next to any figure you quote.
@@ -38,6 +42,7 @@ BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Ben
 SERVER_ARGS=${SERVER_ARGS:-}
 CLIENT_ENV=${CLIENT_ENV-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0}
 FANOUT_ARGS=${FANOUT_ARGS:-}
+FARM=${FARM:-0}
 PY2021_SRC=${PY2021_SRC:-}
 CLIENTS=${CLIENTS:-ours=$BENCH}
 STARTUP_BATCH=${STARTUP_BATCH:-8}
@@ -91,9 +96,27 @@ for mode in $MODES; do
     *) echo "fanout.sh: MODES takes on and off, got '$mode'" >&2; exit 2 ;;
   esac
   : > "$work/targets"
+  if [[ "$FARM" == "1" ]]; then
+    # One process hosting all the axons (the benchmark harness's axon-farm: the same AxonActor, echo model and default
+    # transport as `btcli axon serve --model echo`, btcli's inline socket completions), pinned to the server core.
+    farm_extra=()
+    [[ "$mode" == "off" ]] && farm_extra=(--disable_signature_verification)
+    DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 taskset -c "$SERVER_CORE" dotnet "$BENCH" axon-farm --count "$max" --network_dim 1024 \
+      --state_path "$work/farm-$mode" "${farm_extra[@]}" >"$work/out-farm" 2>"$work/err-farm" &
+    pids+=($!)
+    for _ in $(seq 1 3000); do
+      [[ $(grep -cE 'serving on [^ ]+:[0-9]+' "$work/err-farm" || true) -ge "$max" ]] && break
+      kill -0 "${pids[0]}" 2>/dev/null || { echo "fanout.sh: the axon farm exited:" >&2; cat "$work/err-farm" >&2; exit 1; }
+      sleep 0.1
+    done
+    grep -oE 'serving on [^ ]+:[0-9]+' "$work/err-farm" | grep -oE '[0-9]+$' | sed 's/^/127.0.0.1:/' > "$work/targets"
+    [[ $(wc -l < "$work/targets") -ge "$max" ]] || { echo "fanout.sh: the axon farm did not report $max ports within 300 s" >&2; cat "$work/err-farm" >&2; exit 1; }
+    echo "# axon farm (one process, $max axons) up at $(date -u '+%H:%M:%S') UTC, load average $(loadavg), RSS $(servers_rss_mb) MB" >&2
+  fi
   # Started STARTUP_BATCH at a time, each batch's ports read before the next starts: 64 processes starting at once on
   # one core (each JITs Akka, Kestrel, libsodium) ran past the axon's own 30 s bind deadline at load 160-270.
   for i in $(seq 1 "$max"); do
+    [[ "$FARM" == "1" ]] && break
     # shellcheck disable=SC2086
     taskset -c "$SERVER_CORE" dotnet "$BTCLI" axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 \
       --axon.state_path "$work/state-$mode-$i" "${extra[@]}" $SERVER_ARGS >"$work/out-$i" 2>"$work/err-$i" &
@@ -112,7 +135,7 @@ for mode in $MODES; do
       done
     fi
   done
-  echo "# $max axon processes up at $(date -u '+%H:%M:%S') UTC, load average $(loadavg), RSS $(servers_rss_mb) MB in all" >&2
+  [[ "$FARM" == "1" ]] || echo "# $max axon processes up at $(date -u '+%H:%M:%S') UTC, load average $(loadavg), RSS $(servers_rss_mb) MB in all" >&2
 
   for n in "${counts[@]}"; do
     queried=$(IFS=,; echo "${pids[*]:0:$n}")

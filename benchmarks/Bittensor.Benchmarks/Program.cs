@@ -26,6 +26,8 @@ public static class Program
                 return await AxonLoadRaw.Run(args[1..]);
             case "floor-server":
                 return Axon.FloorServer.Run(args[1..]);
+            case "axon-farm":
+                return await Axon.AxonFarm.Run(args[1..]);
             case "axon-flood":
                 return await AxonFlood.Run(args[1..]);
             case "fanout":
