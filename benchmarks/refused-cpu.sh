@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 B=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}; BE=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
 D=$(mktemp -d)
 taskset -c 0 dotnet $B axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 --axon.state_path $D/state ${SERVER_ARGS:-} > $D/out 2>$D/err & sp=$!
-for i in $(seq 300); do grep -aq "serving on" $D/err && break; sleep 0.2; done
+for i in $(seq 300); do grep -aq "serving on" $D/err 2>/dev/null && break; sleep 0.2; done
 port=$(grep -aoE 'serving on [^ ]+:[0-9]+' $D/err | grep -oE '[0-9]+$')
 env -u DOTNET_ThreadPool_UnfairSemaphoreSpinLimit -u DOTNET_ReadyToRun -u DOTNET_PerfMapEnabled taskset -c 1 dotnet $BE axon-flood --target 127.0.0.1:$port --kind badsig --seconds 4 --flooders 16 --no_legit >/dev/null 2>&1
 c0=$(awk '{print $14+$15}' /proc/$sp/stat); t0=$(date +%s%N)
