@@ -22,7 +22,13 @@
 # levels with its --presign).
 # Overload (LEVELS=1024): req/s and the latencies count admitted calls (full answers) only; calls answered without
 # the answer (NucleusFull, RESOURCE_EXHAUSTED, resets) are counted under errors and listed under the table with how
-# fast they were answered; the RSS column shows the server's RSS before and after each level.
+# fast they were answered, and with every call's figures (admitted and shed together); the RSS column shows the
+# server's RSS before and after each level. How the generator treats a shed call (RAW=1): that caller's next call
+# waits a pause drawn uniformly in [0, SHED_PAUSE] ms (default 200), as real clients do: the 2021 receptor and our
+# dendrite hand NucleusFull back to their validator and never retry it; the validator asks that server again in a
+# later round (after its other peers answered and its training step ran); 200 ms is our dendrite's backoff.min.
+# SHED_PAUSE=0 re-sends at once (a client that ignores the answer: every shed costs the server again at once).
+# A fully answered call is followed at once (closed loop) either way.
 # Timings live here and in benchmarks/results/axon.md, never in tests. The machine may be shared: the script
 # prints the load average before and after; say it next to any figure you quote.
 set -euo pipefail
@@ -42,6 +48,7 @@ COUNTERS=${COUNTERS:-0}
 RAW=${RAW:-0}
 COUNTERS_BIN=${COUNTERS_BIN:-$(command -v dotnet-counters || echo "$HOME/.dotnet/tools/dotnet-counters")}
 WARMUP=${WARMUP:-4}
+SHED_PAUSE=${SHED_PAUSE:-200}
 
 for f in "$BTCLI" "$BENCH"; do
   [[ -f "$f" ]] || { echo "race.sh: $f not found; build first: dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks" >&2; exit 2; }
@@ -75,6 +82,7 @@ echo "# race: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cpus, load average $
 echo "# server: $SERVER_ENV taskset -c $SERVER_CORE dotnet $BTCLI axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 $SERVER_ARGS [--axon.disable_signature_verification]"
 echo "# warm-up: ${WARMUP} s at 16 callers per server, not measured"
 echo "# server RSS MB: before the level -> after it; run-queue wait: the server's threads runnable but kept off a core (average threads), i.e. the machine's load"
+[[ "$RAW" == "1" ]] && echo "# shed calls: the caller's next call after a pause uniform in [0, $SHED_PAUSE] ms (SHED_PAUSE)"
 echo "# load:   taskset -c $LOAD_CORE dotnet $BENCH axon-load --target 127.0.0.1:PORT --shape 1,16 --network_dim 1024 --seconds $SECONDS_PER_LEVEL --concurrency N (--presign $PRESIGN | --unsigned)"
 echo
 if [[ "$COUNTERS" == "1" ]]; then
@@ -141,7 +149,8 @@ for mode in $MODES; do
   fi
 
   harness=axon-load
-  [[ "$RAW" == "1" ]] && harness=axon-load-raw
+  shed_args=()
+  if [[ "$RAW" == "1" ]]; then harness=axon-load-raw; shed_args=(--shed_pause "$SHED_PAUSE"); fi
   IFS=',' read -ra levels <<< "$LEVELS"
   for n in "${levels[@]}"; do
     counters_pid=""
@@ -156,7 +165,7 @@ for mode in $MODES; do
     fi
     cpu0=$(cpu_ticks "$server_pid"); t0=$(now_ns); cs0=$(ctx_switches "$server_pid"); rq0=$(runq_ns "$server_pid"); rss0=$(rss_mb "$server_pid")
     loadout=$(/usr/bin/time -f "%U %S" -o "$work/loadcpu" taskset -c "$LOAD_CORE" dotnet "$BENCH" "$harness" --target "127.0.0.1:$port" --concurrency "$n" \
-      --seconds "$SECONDS_PER_LEVEL" --shape 1,16 --network_dim 1024 "${load_mode[@]}" || true)
+      --seconds "$SECONDS_PER_LEVEL" --shape 1,16 --network_dim 1024 "${load_mode[@]}" "${shed_args[@]}" || true)
     row=$(grep -E '^\| [0-9]+ \|' <<< "$loadout" || true)
     # axon-load-raw also reports its CPU over the level alone (no start-up): shown as "whole run (level only)".
     level_us=$(grep -oE 'generator CPU per call over the level: [0-9.]+' <<< "$loadout" | grep -oE '[0-9.]+$' || true)
@@ -164,6 +173,8 @@ for mode in $MODES; do
     # Calls the server answered without the full answer (shed / refused), with how fast: printed under the table.
     shed=$(grep -E '^# not admitted:' <<< "$loadout" || true)
     [[ -n "$shed" ]] && notes+=("$mode, $n callers: ${shed#\# }")
+    every=$(grep -E '^# all calls:' <<< "$loadout" || true)
+    [[ -n "$every" ]] && notes+=("$mode, $n callers: ${every#\# }")
     # The generator's row: | callers | req/s | p50 | p99 | ok | errors | calls |
     IFS='|' read -r _ _ rps p50 p99 ok errors answered _ <<< "$row"
     calls=$(echo "$answered" | tr -dc '0-9'); calls=${calls:-0}

@@ -25,6 +25,13 @@ namespace Bittensor.Benchmarks.Axon;
 /// With <c>--presign N</c> (verification-on axons) N real sr25519 signature headers are made per level before its
 /// clock starts, each caller's for its own hotkeys in the order it will use them (nonces 1 ms apart per key); a caller
 /// stops when its share is used up, and the level's time ends with the last call.
+/// <para>A call answered without the full answer (shed: a NucleusFull return code in a short answer, a gRPC error
+/// status, a reset) is followed by that caller's next call only after a pause drawn uniformly in [0, <c>--shed_pause</c>]
+/// ms (default 200), as real clients behave: the 2021 receptor and our dendrite hand the shed call back to their
+/// validator (zeros and the code) and never retry it; the validator asks that server again in a later round, after
+/// its other peers answered and its training step ran. 200 ms is our dendrite's <c>backoff.min</c>, the range its
+/// breaker draws the first delay from after Unavailable/Timeout. <c>--shed_pause 0</c> re-sends at once (a client
+/// that ignores the answer). A fully answered call is followed at once (closed loop), as before.</para>
 /// </summary>
 internal static class AxonLoadRaw
 {
@@ -37,6 +44,11 @@ internal static class AxonLoadRaw
         var dim = int.Parse(opts.Get("network_dim", "1024"), CultureInfo.InvariantCulture);
         var channels = int.Parse(opts.Get("channels", "4"), CultureInfo.InvariantCulture);
         var presign = int.Parse(opts.Get("presign", "0"), CultureInfo.InvariantCulture);
+        if (!double.TryParse(opts.Get("shed_pause", "200"), NumberStyles.Float, CultureInfo.InvariantCulture, out var shedPauseMs) || shedPauseMs < 0 || shedPauseMs > 60_000)
+        {
+            Console.Error.WriteLine("axon-load-raw: --shed_pause must be milliseconds in 0..60000");
+            return 2;
+        }
         var target = opts.Get("target", "");
         if (target.Length == 0)
         {
@@ -57,7 +69,7 @@ internal static class AxonLoadRaw
         var minAnswerBytes = shape[0] * shape[1] * dim * 4;
         var requests = hotkeys.Select(h => new Request(h, $"{host}:{port}", Body(h, tokens, shape))).ToArray();
         Console.WriteLine($"# axon-load-raw target={target} shape=[{string.Join(",", shape)}] answer=[{shape[0]},{shape[1]},{dim}] seconds={seconds} " +
-            $"connections={channels} presigned={presign} cores={Environment.ProcessorCount}");
+            $"connections={channels} presigned={presign} shed_pause=[0,{shedPauseMs.ToString(CultureInfo.InvariantCulture)}]ms cores={Environment.ProcessorCount}");
         Console.WriteLine("| callers | req/s | p50 ms | p99 ms | ok | errors | calls |");
         Console.WriteLine("|---:|---:|---:|---:|---:|---|");
         foreach (var callers in concurrency)
@@ -77,7 +89,7 @@ internal static class AxonLoadRaw
                         signed?[c])).ToArray();
                 try
                 {
-                    connections[i] = await Connection.Open(host, port, mine, stop, deadline, warmup, minAnswerBytes);
+                    connections[i] = await Connection.Open(host, port, mine, stop, deadline, warmup, minAnswerBytes, shedPauseMs, seed: i);
                 }
                 catch (SocketException e)
                 {
@@ -105,6 +117,10 @@ internal static class AxonLoadRaw
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"# not admitted: {shed.Length} calls ({shed.Length / measured:F0}/s), answered in p50 {AxonLoad.Percentile(shed, 0.50):F3} ms, p99 {AxonLoad.Percentile(shed, 0.99):F3} ms, max {shed[^1]:F3} ms"));
+                // Every call, admitted or not, as its caller saw it (the pauses after a shed call are not in any latency).
+                var every = all.Concat(shed).Order().ToArray();
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"# all calls: {every.Length} ({every.Length / measured:F0}/s), p50 {AxonLoad.Percentile(every, 0.50):F3} ms, p99 {AxonLoad.Percentile(every, 0.99):F3} ms; admitted {100.0 * all.Length / every.Length:F1} %"));
             }
             var errorText = string.Join(", ", errors);
             // This process's CPU over the level alone (no start-up, key derivation or JIT of the first calls' warm-up
@@ -198,6 +214,8 @@ internal static class AxonLoadRaw
         public long Started;
         public long DataBytes;
         public string? Status;
+        public readonly byte[] Small = new byte[256]; // the first bytes of the answer's DATA: a short answer's return code
+        public long Due; // Stopwatch timestamp at which a paused caller sends its next call
     }
 
     /// <summary>One h2c connection and the callers on it: a single loop reads, completes and sends, in that order.</summary>
@@ -209,6 +227,9 @@ internal static class AxonLoadRaw
         private readonly Caller[] _callers;
         private readonly Dictionary<int, Caller> _open = [];
         private readonly Queue<Caller> _blocked = new(); // waiting for the connection's send window
+        private readonly PriorityQueue<Caller, long> _paused = new(); // after a shed call: waiting for their pause to end
+        private readonly double _shedPauseMs;
+        private readonly Random _random;
         private readonly Stopwatch _clock;
         private readonly TimeSpan _deadline;
         private readonly TimeSpan _warmup;
@@ -230,8 +251,10 @@ internal static class AxonLoadRaw
 
         public long Answered { get; private set; }
 
-        private Connection(Socket socket, Caller[] callers, Stopwatch clock, TimeSpan deadline, TimeSpan warmup, long minAnswerBytes)
+        private Connection(Socket socket, Caller[] callers, Stopwatch clock, TimeSpan deadline, TimeSpan warmup, long minAnswerBytes, double shedPauseMs, int seed)
         {
+            _shedPauseMs = shedPauseMs;
+            _random = new Random(seed);
             _socket = socket;
             _callers = callers;
             _clock = clock;
@@ -241,14 +264,14 @@ internal static class AxonLoadRaw
         }
 
         public static Task<Connection> Open(string host, int port, Caller[] callers, Stopwatch clock, TimeSpan deadline, TimeSpan warmup,
-            long minAnswerBytes)
+            long minAnswerBytes, double shedPauseMs, int seed)
         {
             // A synchronous connect keeps the socket in the kernel's blocking mode (an async operation would switch it
             // to non-blocking for good, and every later synchronous call would go through .NET's epoll emulation).
             // A server that stops answering ends the level ("connection lost") after 30 s instead of hanging it.
             var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, ReceiveTimeout = 30_000, SendTimeout = 30_000 };
             socket.Connect(host, port);
-            return Task.FromResult(new Connection(socket, callers, clock, deadline, warmup, minAnswerBytes));
+            return Task.FromResult(new Connection(socket, callers, clock, deadline, warmup, minAnswerBytes, shedPauseMs, seed));
         }
 
         /// <summary>
@@ -291,7 +314,23 @@ internal static class AxonLoadRaw
                     for (var sent = 0; sent < _outLength;)
                         sent += _socket.Send(_out, sent, _outLength - sent, SocketFlags.None);
                     _outLength = 0;
-                    if (_open.Count == 0 && _blocked.Count == 0) break;
+                    if (_open.Count == 0 && _blocked.Count == 0 && _paused.Count == 0) break;
+                    if (_paused.Count > 0)
+                    {
+                        // Paused callers: wait for the server's bytes only until the first pause ends, then send.
+                        _paused.TryPeek(out _, out var due);
+                        var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
+                        if (wait > TimeSpan.Zero && !_socket.Poll((int)Math.Min(int.MaxValue, Math.Ceiling(wait.TotalMicroseconds)), SelectMode.SelectRead))
+                        {
+                            Resume();
+                            continue;
+                        }
+                        if (wait <= TimeSpan.Zero)
+                        {
+                            Resume();
+                            continue;
+                        }
+                    }
                     var n = _socket.Receive(_in, filled, _in.Length - filled, SocketFlags.None);
                     if (n == 0) throw new IOException("connection closed");
                     filled += n;
@@ -328,7 +367,13 @@ internal static class AxonLoadRaw
                 switch (type)
                 {
                     case 0: // DATA
-                        if (_open.TryGetValue(id, out var d)) d.DataBytes += length;
+                        if (_open.TryGetValue(id, out var d))
+                        {
+                            // Keep the start of the answer (a shed answer is a few dozen bytes: its return code is read at the end).
+                            if (d.DataBytes < d.Small.Length)
+                                payload[..(int)Math.Min(length, d.Small.Length - d.DataBytes)].CopyTo(d.Small.AsSpan((int)d.DataBytes));
+                            d.DataBytes += length;
+                        }
                         _received += length;
                         if (_received > Window / 2)
                         {
@@ -372,7 +417,7 @@ internal static class AxonLoadRaw
             if (now >= _warmup)
             {
                 var code = error ?? (c.Status is null ? "no grpc-status" : c.Status != "0" ? $"grpc-status {c.Status}"
-                    : c.DataBytes < _minAnswerBytes ? "short answer" : null);
+                    : c.DataBytes < _minAnswerBytes ? ShortAnswer(c) : null);
                 var ms = Stopwatch.GetElapsedTime(c.Started).TotalMilliseconds;
                 if (code is null)
                 {
@@ -384,7 +429,45 @@ internal static class AxonLoadRaw
                     ErrorLatencies.Add(ms);
                 }
             }
-            if (now < _deadline) Start(c);
+            if (now >= _deadline) return;
+            var shed = error is not null || c.Status != "0" || c.DataBytes < _minAnswerBytes;
+            if (shed && _shedPauseMs > 0)
+            {
+                // A real client does not call this server again at once after a shed answer (see the class summary).
+                c.Due = Stopwatch.GetTimestamp() + (long)(_random.NextDouble() * _shedPauseMs * Stopwatch.Frequency / 1000);
+                _paused.Enqueue(c, c.Due);
+                return;
+            }
+            Start(c);
+        }
+
+        // Callers whose pause has ended send their next call (unless the level is over).
+        private void Resume()
+        {
+            var now = Stopwatch.GetTimestamp();
+            while (_paused.TryPeek(out var c, out var due) && due <= now)
+            {
+                _paused.Dequeue();
+                if (_clock.Elapsed < _deadline) Start(c);
+            }
+            if (_clock.Elapsed >= _deadline) _paused.Clear();
+        }
+
+        // The return code of an answer shorter than a full one: "NucleusFull" etc., or "short answer" when it does not parse.
+        private static string ShortAnswer(Caller c)
+        {
+            if (c.DataBytes < 5 || c.DataBytes > c.Small.Length) return "short answer";
+            var length = (int)BinaryPrimitives.ReadUInt32BigEndian(c.Small.AsSpan(1));
+            if (length + 5 != c.DataBytes) return "short answer";
+            try
+            {
+                var message = TensorMessage.Parser.ParseFrom(c.Small.AsSpan(5, length));
+                return message.ReturnCode == ReturnCode.Success ? "short answer" : message.ReturnCode.ToString();
+            }
+            catch (InvalidProtocolBufferException)
+            {
+                return "short answer";
+            }
         }
 
         private void Fail(string code) => Errors[code] = Errors.GetValueOrDefault(code) + 1;

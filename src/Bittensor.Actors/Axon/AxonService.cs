@@ -129,6 +129,22 @@ internal sealed class AxonService : IBittensorService
         return HeaderDecision.Proceed(gate.Admitted);
     }
 
+    /// <summary>
+    /// A call that came while the transport held <c>limits.calls_in_flight</c> others: answered NucleusFull (a normal gRPC
+    /// answer with the 2021 return code, which 2021 clients count as NucleusFull; a gRPC status would reach them as
+    /// UnknownException) from its headers, unchecked, its body unread. Counted as a call (caller "unverified": its
+    /// signature was not checked) and in <c>bittensor.axon.shed</c>.
+    /// </summary>
+    public HeaderDecision Overloaded(BittensorMethod method, int limit)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var answer = Answer(ReturnCode.NucleusFull, _shedMessage ??= $"this axon holds its limit of {limit} calls in flight (limits.calls_in_flight); try again later");
+        Record(method == BittensorMethod.Backward ? "Backward" : "Forward", AxonStats.Unverified, answer, 0, started, null, verified: false);
+        return HeaderDecision.Reply(answer);
+    }
+
+    private string? _shedMessage;
+
     /// <summary>A refusal of the transport's own (rate, size, connection caps, Kestrel limits): counted in the axon's metrics.</summary>
     public void OnRefused(TransportRefusal refusal) => _stats.RecordRefused(refusal);
 

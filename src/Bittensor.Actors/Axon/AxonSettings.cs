@@ -115,6 +115,13 @@ public sealed record AxonSettings
     /// <summary>Concurrent calls (HTTP/2 streams) per connection; 0: max(100, queue_capacity + max_workers + 16).</summary>
     public required int StreamsPerConnection { get; init; }
 
+    /// <summary>
+    /// Calls the axon holds at once, all connections together: received (the request complete) and not yet answered.
+    /// One more is answered NucleusFull from its headers, before its body is read or its signature checked (docs/axon.md,
+    /// "Overload"). 0: no limit.
+    /// </summary>
+    public int CallsInFlight { get; init; } = 64;
+
     /// <summary>Open connections at once, all callers together; 0: no limit.</summary>
     public required int MaxConnections { get; init; }
 
@@ -181,6 +188,7 @@ public sealed record AxonSettings
             ForwardMessageSize = c.Int("limits.forward_message_size"),
             RequestHeadersSize = c.Int("limits.request_headers_size"),
             StreamsPerConnection = c.Int("limits.streams_per_connection"),
+            CallsInFlight = c.Int("limits.calls_in_flight"),
             MaxConnections = c.Int("limits.connections"),
             PerIpConnections = c.Int("limits.per_ip.connections"),
             PerIpRequestsPerSecond = c.Double("limits.per_ip.requests_per_second"),
@@ -222,6 +230,7 @@ public sealed record AxonSettings
         HoconSection.Require(ForwardMessageSize >= 1024, "bittensor.axon.limits.forward_message_size", ForwardMessageSize, "must be at least 1024 bytes");
         HoconSection.Require(RequestHeadersSize >= 1024, "bittensor.axon.limits.request_headers_size", RequestHeadersSize, "must be at least 1024 bytes");
         HoconSection.Require(StreamsPerConnection >= 0, "bittensor.axon.limits.streams_per_connection", StreamsPerConnection, "must not be negative (0 = automatic)");
+        HoconSection.Require(CallsInFlight >= 0, "bittensor.axon.limits.calls_in_flight", CallsInFlight, "must not be negative (0 = no limit)");
         HoconSection.Require(MaxConnections >= 0, "bittensor.axon.limits.connections", MaxConnections, "must not be negative (0 = no limit)");
         HoconSection.Require(IdleTimeout >= TimeSpan.Zero && IdleTimeout <= TimeSpan.FromDays(1), "bittensor.axon.limits.idle_timeout", IdleTimeout,
             "must lie between 0 (never) and 1d");

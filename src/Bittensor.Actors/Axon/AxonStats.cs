@@ -70,7 +70,7 @@ internal sealed class AxonStats : IDisposable
         _calls = _meter.CreateCounter<long>("bittensor.axon.calls", "{call}", "Calls answered, tagged by axon, caller, method and return code");
         _bytesIn = _meter.CreateCounter<long>("bittensor.axon.bytes_in", "By", "Request bytes, tagged by axon and caller");
         _bytesOut = _meter.CreateCounter<long>("bittensor.axon.bytes_out", "By", "Response bytes, tagged by axon and caller");
-        _shed = _meter.CreateCounter<long>("bittensor.axon.shed", "{call}", "Calls shed: answered NucleusFull because the model's queue was full, tagged by axon and method");
+        _shed = _meter.CreateCounter<long>("bittensor.axon.shed", "{call}", "Calls shed: answered NucleusFull because the model's queue was full or the axon held limits.calls_in_flight calls, tagged by axon and method");
         _refused = _meter.CreateCounter<long>("bittensor.axon.refused", "{call}",
             "Calls and connections the transport refused before the axon saw a call (per-IP rate/connection caps, size limits, Kestrel limits, HTTP/2 errors), tagged by axon, method, code and reason");
         _latency = _meter.CreateHistogram<double>("bittensor.axon.duration", "ms", "Time from receipt to answer, tagged by axon, method and return code",

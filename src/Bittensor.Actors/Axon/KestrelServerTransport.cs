@@ -131,6 +131,7 @@ public sealed class KestrelServerTransport : IServerTransport
         private readonly ServerTransportOptions _options;
         private readonly bool _exemptLoopback;
         private readonly PartitionedRateLimiter<IPAddress>? _rate;
+        private int _held;
 
         public GrpcEndpoint(KestrelServerTransport owner, IBittensorService service, ServerTransportOptions options, ServerLimits limits)
         {
@@ -235,6 +236,69 @@ public sealed class KestrelServerTransport : IServerTransport
                 }
             }
 
+            // Calls in flight (the service's overload answer from the headers, before they are checked and the body read):
+            // held from here until this delegate returns. Calls Kestrel has dispatched but the thread pool has not started
+            // yet are not seen (docs/axon.md, "Overload").
+            var limit = _options.MaxCallsInFlight;
+            if (limit <= 0)
+            {
+                await ServeHeldAsync(context, method).ConfigureAwait(false);
+                return;
+            }
+            if (Interlocked.Increment(ref _held) > limit)
+            {
+                Interlocked.Decrement(ref _held);
+                Answer(context, method, Overloaded(method, limit));
+                return;
+            }
+            try
+            {
+                await ServeHeldAsync(context, method).ConfigureAwait(false);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _held);
+            }
+        }
+
+        private HeaderDecision? Overloaded(BittensorMethod method, int limit)
+        {
+            try
+            {
+                return _service.Overloaded(method, limit);
+            }
+            catch (Exception)
+            {
+                return null;
+            }
+        }
+
+        /// <summary>Writes a decision made without reading the body (null: the service's check threw).</summary>
+        private void Answer(HttpContext context, BittensorMethod method, HeaderDecision? decision)
+        {
+            if (decision is not { } d)
+            {
+                Refused(method, StatusCode.Unknown, RefusalReasons.CheckFailed);
+                WriteStatus(context, StatusCode.Unknown, TransportStatus.HandlerThrew);
+            }
+            else if (d.Refusal is { } refusal)
+            {
+                WriteStatus(context, refusal.StatusCode, refusal.Detail);
+            }
+            else if (d.Answer is { } answer)
+            {
+                WriteMessage(context, answer, null);
+            }
+            else
+            {
+                // A service that lets an overloaded call through gets the overload refusal of the default.
+                WriteStatus(context, StatusCode.ResourceExhausted, "Too many calls in flight; try again later.");
+            }
+        }
+
+        private async Task ServeHeldAsync(HttpContext context, BittensorMethod method)
+        {
+            var request = context.Request;
             var headers = new Metadata();
             var requestHeaders = request.Headers;
             foreach (var name in HeaderNames)

@@ -15,6 +15,10 @@ internal sealed class AxonLimitFlags
     private readonly Option<int?> _forward = new("--axon.limits.forward_message_size") { Description = "Largest Forward request in bytes (default 1 MiB)" };
     private readonly Option<int?> _headers = new("--axon.limits.request_headers_size") { Description = "Largest total size of a request's headers in bytes (default 8192)" };
     private readonly Option<int?> _streams = new("--axon.limits.streams_per_connection") { Description = "Concurrent calls per connection (0 = automatic)" };
+    private readonly Option<int?> _inFlight = new("--axon.limits.calls_in_flight")
+    {
+        Description = "Calls held at once (received, not yet answered); one more is answered NucleusFull from its headers (0 = no limit; default 64)",
+    };
     private readonly Option<int?> _connections = new("--axon.limits.connections") { Description = "Open connections at once (0 = no limit; default 4096)" };
     private readonly Option<string?> _idle = new("--axon.limits.idle_timeout")
     {
@@ -28,7 +32,7 @@ internal sealed class AxonLimitFlags
     /// <summary>Adds the flags to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { _transport, _forward, _headers, _streams, _connections, _idle, _perIpConnections, _perIpRate, _perIpBurst, _exemptLoopback })
+        foreach (var o in new Option[] { _transport, _forward, _headers, _streams, _inFlight, _connections, _idle, _perIpConnections, _perIpRate, _perIpBurst, _exemptLoopback })
             command.Options.Add(o);
     }
 
@@ -39,6 +43,7 @@ internal sealed class AxonLimitFlags
         ("bittensor.axon.limits.forward_message_size", parse.GetValue(_forward)),
         ("bittensor.axon.limits.request_headers_size", parse.GetValue(_headers)),
         ("bittensor.axon.limits.streams_per_connection", parse.GetValue(_streams)),
+        ("bittensor.axon.limits.calls_in_flight", parse.GetValue(_inFlight)),
         ("bittensor.axon.limits.connections", parse.GetValue(_connections)),
         ("bittensor.axon.limits.idle_timeout", parse.GetValue(_idle)),
         ("bittensor.axon.limits.per_ip.connections", parse.GetValue(_perIpConnections)),

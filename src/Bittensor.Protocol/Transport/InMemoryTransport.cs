@@ -152,7 +152,12 @@ public sealed class InMemoryTransport : IClientTransport, IServerTransport
                 HeaderDecision decision;
                 try
                 {
-                    decision = await service.CheckHeadersAsync(method, headers, token).ConfigureAwait(false);
+                    // Calls in flight, as the network transports count them (this one included): over the limit the
+                    // service's overload answer, unchecked and unparsed.
+                    var held = options.MaxCallsInFlight;
+                    decision = held > 0 && Volatile.Read(ref _running) > held
+                        ? service.Overloaded(method, held)
+                        : await service.CheckHeadersAsync(method, headers, token).ConfigureAwait(false);
                 }
                 catch (Exception)
                 {

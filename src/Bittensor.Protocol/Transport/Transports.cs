@@ -110,6 +110,15 @@ public interface IBittensorService
     void OnRefused(TransportRefusal refusal)
     {
     }
+
+    /// <summary>
+    /// The answer to a call that came while the server already held <see cref="ServerTransportOptions.MaxCallsInFlight"/>
+    /// others (shed: answered from its headers, before <see cref="CheckHeadersAsync"/> and before its body is read). The
+    /// service counts it here. Called on the transport's threads; must not throw or block. The default refuses it with
+    /// <c>ResourceExhausted</c>, as grpc servers do over their concurrent-call limit.
+    /// </summary>
+    HeaderDecision Overloaded(BittensorMethod method, int limit) =>
+        HeaderDecision.Refuse(new Status(StatusCode.ResourceExhausted, $"Too many calls in flight (limit {limit}); try again later."));
 }
 
 /// <summary>A call or connection the transport refused before the service saw it.</summary>
@@ -155,6 +164,14 @@ public static class RefusalReasons
 public sealed record ServerTransportOptions(string Ip, int Port, int MaxReceiveMessageSize, int MaxSendMessageSize, int MaxConcurrentCalls,
     int? MaxForwardReceiveSize = null, ServerLimits? Limits = null)
 {
+    /// <summary>
+    /// Calls the server holds at once, all connections together: received (the lean server: the whole request; Kestrel:
+    /// its request delegate started) and not yet answered. A call that comes while this many others are held is
+    /// answered with <see cref="IBittensorService.Overloaded"/> from its headers, before its body is read. 0: no limit.
+    /// </summary>
+    public int MaxCallsInFlight { get; init; }
+
+
     /// <summary>The receive limit of <paramref name="method"/>'s requests.</summary>
     public int ReceiveLimit(BittensorMethod method) =>
         method == BittensorMethod.Forward && MaxForwardReceiveSize is { } f ? Math.Min(f, MaxReceiveMessageSize) : MaxReceiveMessageSize;

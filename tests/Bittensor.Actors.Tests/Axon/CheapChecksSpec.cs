@@ -233,6 +233,49 @@ public class CheapChecksSpec : AxonTestBase
     }
 
     [Fact]
+    public async Task Over_the_calls_in_flight_limit_a_call_is_answered_NucleusFull_from_its_headers_without_its_body_being_read_and_under_it_calls_are_served()
+    {
+        // The queue state is driven, not timed: two calls held at a gated model are the axon's limit of two in flight.
+        var model = new GatedModel();
+        var (transport, port) = await Serve(Loopback() with { CallsInFlight = 2, MaxMessageSize = 128 * 1024 * 1024 }, model.Handlers(1024));
+        var client = RawClient(port);
+        var first = Forward(client, Alice, Tokens(Alice));
+        var second = Forward(client, Bob, Tokens(Bob));
+        await AwaitAssertAsync(() => Assert.Equal(2, model.Served.Count), Wait);
+        Assert.Equal(2, transport.BodiesParsed);
+
+        // A third call, with a bad signature and a 64 MiB body: answered NucleusFull (status OK, the 2021 return code),
+        // its headers unchecked (a checked bad signature is UNAUTHENTICATED) and its body neither read nor parsed.
+        var body = new CountingBody(declared: 64 * 1024 * 1024, total: 64L * 1024 * 1024 + 5);
+        using (var response = await Http(port).SendAsync(GrpcRequest("Backward", await BadSignature(Charlie), body), HttpCompletionOption.ResponseHeadersRead))
+        {
+            var bytes = await response.Content.ReadAsByteArrayAsync();
+            Assert.Equal("0", Header(response, "grpc-status"));
+            Assert.True(bytes.Length > 5, $"{bytes.Length} bytes");
+            var shed = TensorMessage.Parser.ParseFrom(bytes.AsSpan(5, (int)BinaryPrimitives.ReadUInt32BigEndian(bytes.AsSpan(1))));
+            Assert.Equal(ReturnCode.NucleusFull, shed.ReturnCode);
+            Assert.Contains("limit of 2 calls in flight", shed.Message, StringComparison.Ordinal);
+        }
+        _output.WriteLine($"client pushed {body.Written} bytes of 64 MiB");
+        Assert.True(body.Written < 4 * 1024 * 1024, $"the client pushed {body.Written} bytes");
+        Assert.Equal(2, transport.BodiesParsed);
+        Assert.Equal(2, model.Served.Count);
+
+        // The held calls finish; under the limit again, calls are checked and served.
+        model.Open();
+        Assert.Equal(ReturnCode.Success, (await first).ReturnCode);
+        Assert.Equal(ReturnCode.Success, (await second).ReturnCode);
+        Assert.Equal(ReturnCode.Success, (await Forward(client, Dave, Tokens(Dave))).ReturnCode);
+        Assert.Equal(3, transport.BodiesParsed);
+        var bad = await Assert.ThrowsAsync<RpcException>(async () => await client.ForwardAsync(Tokens(Eve), await BadSignature(Eve), DateTime.UtcNow.AddSeconds(20)));
+        Assert.Equal(StatusCode.Unauthenticated, bad.StatusCode);
+
+        // Counted: one call shed (NucleusFull, caller unverified: its signature was never checked).
+        var stats = await _axon!.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait);
+        Assert.Equal(1, stats.PerCaller[AxonStats.Unverified].Codes.GetValueOrDefault(ReturnCode.NucleusFull));
+    }
+
+    [Fact]
     public async Task A_forward_over_the_forward_limit_is_ResourceExhausted_from_its_length_prefix_and_a_backward_of_that_size_is_not()
     {
         var (transport, port) = await Serve(Loopback() with { ForwardMessageSize = 16 * 1024 });

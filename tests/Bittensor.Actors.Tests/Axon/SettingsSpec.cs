@@ -23,6 +23,8 @@ public sealed class SettingsSpec
         Assert.Equal((1024 * 1024, 8192, 4096, 16, 500.0, 1000, true),
             (s.ForwardMessageSize, s.RequestHeadersSize, s.MaxConnections, s.PerIpConnections, s.PerIpRequestsPerSecond, s.PerIpBurst, s.PerIpExemptLoopback));
         Assert.Equal(Math.Max(100, s.QueueCapacity + s.MaxWorkers + 16), s.EffectiveStreamsPerConnection);
+        Assert.Equal(64, s.CallsInFlight);
+        Assert.Equal(0, AxonSettings.Create(With("bittensor.axon.limits.calls_in_flight = 0", AxonSettings.SectionPath)).CallsInFlight);
     }
 
     [Fact]
@@ -50,6 +52,7 @@ public sealed class SettingsSpec
     [InlineData("bittensor.axon.limits.forward_message_size = 10", "bittensor.axon.limits.forward_message_size")]
     [InlineData("bittensor.axon.limits.request_headers_size = 100", "bittensor.axon.limits.request_headers_size")]
     [InlineData("bittensor.axon.limits.connections = -1", "bittensor.axon.limits.connections")]
+    [InlineData("bittensor.axon.limits.calls_in_flight = -1", "bittensor.axon.limits.calls_in_flight")]
     [InlineData("bittensor.axon.limits.per_ip.connections = -1", "bittensor.axon.limits.per_ip.connections")]
     [InlineData("bittensor.axon.limits.per_ip.requests_per_second = -5", "bittensor.axon.limits.per_ip.requests_per_second")]
     [InlineData("bittensor.axon.limits.per_ip.rate_period = 0s", "bittensor.axon.limits.per_ip.rate_period")]

@@ -118,6 +118,8 @@ public sealed class CliConfigLayeringTests : IDisposable
             "bittensor.axon.limits.per_ip.connections");
         AssertOneErrorLineNaming(await Btcli("run", "server", "--netuid", "1", "--localnet.path", Dir("limits-net"),
             "--axon.limits.per_ip.requests_per_second", "-1"), "bittensor.axon.limits.per_ip.requests_per_second");
+        AssertOneErrorLineNaming(await Btcli("axon", "serve", "--uri", "//Alice", "--config", file, "--axon.limits.forward_message_size", "65536",
+            "--axon.limits.per_ip.connections", "4", "--axon.limits.calls_in_flight", "-1"), "bittensor.axon.limits.calls_in_flight");
         Assert.False(Directory.Exists(Dir("limits-net")), "nothing starts before every setting is valid");
     }
 

@@ -450,7 +450,7 @@ internal sealed class H2Connection
             }
             s.Append(data);
         }
-        if ((flags & H2.EndStream) != 0) s.RemoteClosed = true;
+        if ((flags & H2.EndStream) != 0) RequestComplete(s);
         if (s.Phase == StreamPhase.Admitted) Ready(s);
     }
 
@@ -520,7 +520,7 @@ internal sealed class H2Connection
             else if (!endStream) ResetStream(existing, H2.ProtocolError);
             else
             {
-                existing.RemoteClosed = true;
+                RequestComplete(existing);
                 if (existing.Phase == StreamPhase.Admitted) Ready(existing);
             }
             return;
@@ -581,10 +581,20 @@ internal sealed class H2Connection
         }
         var s = new H2Stream(this, id, method, request.Headers, request.Deadline, RentCts())
         {
-            SendWindow = _peerInitialWindow, RecvWindow = H2.DefaultWindow, RemoteClosed = endStream,
+            SendWindow = _peerInitialWindow, RecvWindow = H2.DefaultWindow,
         };
         _streams.Add(id, s);
+        if (endStream) RequestComplete(s);
         Ready(s);
+    }
+
+    /// <summary>The peer ended the stream: its request is whole, and from now until its answer is complete it counts as held (calls in flight).</summary>
+    private void RequestComplete(H2Stream s)
+    {
+        s.RemoteClosed = true;
+        if (s.Held || s.Closed) return;
+        s.Held = true;
+        _server.Hold();
     }
 
     private static bool IsGrpcContentType(string? value) =>
@@ -812,6 +822,26 @@ internal sealed class H2Connection
             {
                 case Step.Check:
                 {
+                    // Calls in flight: a call that comes while the server holds the limit of others is answered from its
+                    // headers by the service's overload decision (the axon: NucleusFull), unchecked and its body unread.
+                    var limit = _server.Options.MaxCallsInFlight;
+                    if (limit > 0 && _server.CallsHeld - (Volatile.Read(ref s.Held) ? 1 : 0) >= limit)
+                    {
+                        HeaderDecision? shed;
+                        try
+                        {
+                            shed = _server.Service.Overloaded(s.Method, limit);
+                        }
+                        catch (Exception)
+                        {
+                            shed = null;
+                        }
+                        // A decision that would let the call through is not an overload answer: refused as the default does.
+                        if (shed is { Refusal: null, Answer: null })
+                            shed = HeaderDecision.Refuse(new Status(StatusCode.ResourceExhausted, "Too many calls in flight; try again later."));
+                        lock (_sync) Decide(s, shed);
+                        continue;
+                    }
                     ValueTask<HeaderDecision> check;
                     try
                     {
@@ -1206,6 +1236,11 @@ internal sealed class H2Connection
         if (s.Closed) return;
         s.Closed = true;
         s.Phase = StreamPhase.Done;
+        if (s.Held)
+        {
+            s.Held = false;
+            _server.Release();
+        }
         _streams.Remove(s.Id);
         s.ReleaseBuffers();
         s.Registration.Unregister();
@@ -1473,6 +1508,7 @@ internal sealed class H2Stream
     public StreamPhase Phase;
     public bool RemoteClosed;
     public bool Closed;
+    public bool Held; // counted in the server's calls in flight (request complete, answer not)
     public bool Queued;
     public bool Async;
     public long SendWindow;

@@ -98,6 +98,15 @@ internal sealed class LeanServer : IServerBinding
 
     public IPEndPoint Endpoint { get; }
 
+    private int _callsHeld;
+
+    /// <summary>Calls held across every connection: the whole request received, the answer not yet complete.</summary>
+    public int CallsHeld => Volatile.Read(ref _callsHeld);
+
+    public void Hold() => Interlocked.Increment(ref _callsHeld);
+
+    public void Release() => Interlocked.Decrement(ref _callsHeld);
+
     public void Start()
     {
         if (Limits.IdleTimeout > TimeSpan.Zero)
