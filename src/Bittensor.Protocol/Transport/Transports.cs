@@ -35,6 +35,22 @@ public interface IPeerConnection : IDisposable
     /// <c>Unauthenticated</c> (the peer refused the caller's headers), <c>Unknown</c> (the peer's handler threw).
     /// </summary>
     Task<TensorMessage> CallAsync(BittensorMethod method, TensorMessage request, Metadata headers, DateTime deadline, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Sends one call and hands the peer's answer to <paramref name="read"/>, whose result the task returns. The answer
+    /// and its tensors' buffers are valid only while <paramref name="read"/> runs: a transport may hold them in a pooled
+    /// buffer it reuses afterwards, so <paramref name="read"/> copies out what it keeps (e.g. decodes the floats into
+    /// its own array) and must not throw (a throw ends the call as <c>Internal</c> on the lean transport). It runs on
+    /// the transport's thread (the lean client's read loop): keep it short. Failures as <see cref="CallAsync(BittensorMethod, TensorMessage, Metadata, DateTime, CancellationToken)"/>.
+    /// The default awaits that call and reads its (unpooled) answer.
+    /// </summary>
+    async Task<T> CallAsync<T>(BittensorMethod method, TensorMessage request, Metadata headers, DateTime deadline, CancellationToken cancellationToken,
+        Func<TensorMessage, T> read)
+        where T : class
+    {
+        ArgumentNullException.ThrowIfNull(read);
+        return read(await CallAsync(method, request, headers, deadline, cancellationToken).ConfigureAwait(false));
+    }
 }
 
 /// <summary>What a server transport hands the service with each call.</summary>

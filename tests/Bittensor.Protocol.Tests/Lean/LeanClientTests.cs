@@ -420,4 +420,79 @@ public sealed class LeanClientTests
 
         Assert.Equal(StatusCode.Unavailable, error.StatusCode);
     }
+    // What a reader keeps of an answer: a copy of its bytes, and (to show reuse) the array its tensor's buffer lay in.
+    private sealed record ReadCopy(byte[] Bytes, byte[]? Array);
+
+    private static ReadCopy CopyOut(TensorMessage answer) =>
+        new(answer.ToByteArray(), System.Runtime.InteropServices.MemoryMarshal.TryGetArray(answer.Tensors[0].Buffer.Memory, out var segment) ? segment.Array : null);
+
+    private static Task<T> Read<T>(IPeerConnection c, Func<TensorMessage, T> read)
+        where T : class =>
+        c.CallAsync(BittensorMethod.Forward, new TensorMessage { Version = 150, Hotkey = "5Grw" }, Headers(), DateTime.UtcNow.Add(Wait), CancellationToken.None, read);
+
+    [Fact]
+    public async Task A_reader_gets_the_answer_from_a_pooled_array_that_the_next_answer_reuses()
+    {
+        await using var server = new ScriptedServer();
+        using var c = Connect(server);
+        var expected1 = Answer(16 * 1024); // a 64 KB answer, as a [1, 16, 1024] float32 representation
+        var expected2 = Answer(16 * 1024);
+        expected2.Message = "second";
+
+        var first = Read(c, CopyOut);
+        await server.ReadRequest();
+        await server.Send(Concat(Frame(H2.Settings, 0, 0, []), Frame(H2.Headers, H2.EndHeaders, 1, Ok), Frame(H2.Data, 0, 1, Grpc(expected1.ToByteArray())), Trailers(1)));
+        var copy1 = await first.WaitAsync(Wait);
+        var second = Read(c, CopyOut);
+        await server.ReadRequest(f => f.Type == H2.Data && f.Stream == 3 && (f.Flags & H2.EndStream) != 0);
+        await server.Send(Concat(Frame(H2.Headers, H2.EndHeaders, 3, Ok), Frame(H2.Data, 0, 3, Grpc(expected2.ToByteArray())), Trailers(3)));
+        var copy2 = await second.WaitAsync(Wait);
+
+        Assert.Equal(expected1.ToByteArray(), copy1.Bytes);
+        Assert.Equal(expected2.ToByteArray(), copy2.Bytes);
+        // The first answer's array went back to the pool once read, and the second answer was read into it: no array
+        // per answer (and why a reader must copy out what it keeps).
+        Assert.NotNull(copy1.Array);
+        Assert.Same(copy1.Array, copy2.Array);
+    }
+
+    [Fact]
+    public async Task A_reader_that_throws_ends_its_call_with_Internal_and_the_connection_serves_the_next_call()
+    {
+        await using var server = new ScriptedServer();
+        using var c = Connect(server);
+        var answer = Answer(1024);
+
+        var failing = Read<object>(c, _ => throw new InvalidOperationException("reader bug"));
+        await server.ReadRequest();
+        await server.Send(Concat(Frame(H2.Settings, 0, 0, []), Frame(H2.Headers, H2.EndHeaders, 1, Ok), Frame(H2.Data, 0, 1, Grpc(answer.ToByteArray())), Trailers(1)));
+        var error = await Assert.ThrowsAsync<RpcException>(() => failing.WaitAsync(Wait));
+        var next = Call(c);
+        await server.ReadRequest(f => f.Type == H2.Data && f.Stream == 3 && (f.Flags & H2.EndStream) != 0);
+        await server.Send(Concat(Frame(H2.Headers, H2.EndHeaders, 3, Ok), Frame(H2.Data, 0, 3, Grpc(answer.ToByteArray())), Trailers(3)));
+
+        Assert.Equal(StatusCode.Internal, error.StatusCode);
+        Assert.Contains("reading the answer failed (InvalidOperationException)", error.Status.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("reader bug", error.Status.Detail, StringComparison.Ordinal); // the exception's text stays local
+        Assert.Equal(answer, await next.WaitAsync(Wait));
+    }
+
+    [Fact]
+    public async Task A_reader_gets_an_answer_over_the_pooled_size_whole_from_an_array_of_its_own()
+    {
+        await using var server = new ScriptedServer();
+        using var c = Connect(server);
+        var expected = Answer(512 * 1024); // 2 MB of floats: over the 1 MiB the pool serves
+        var grpc = Grpc(expected.ToByteArray());
+
+        var call = Read(c, CopyOut);
+        await server.ReadRequest();
+        var parts = new List<byte[]> { Frame(H2.Settings, 0, 0, []), Frame(H2.Headers, H2.EndHeaders, 1, Ok) };
+        for (var at = 0; at < grpc.Length; at += 512 * 1024) parts.Add(Frame(H2.Data, 0, 1, grpc[at..Math.Min(grpc.Length, at + (512 * 1024))]));
+        parts.Add(Trailers(1));
+        await server.Send(Concat([.. parts]));
+        var copy = await call.WaitAsync(Wait);
+
+        Assert.Equal(expected.ToByteArray(), copy.Bytes);
+    }
 }

@@ -14,7 +14,8 @@ namespace Bittensor.Protocol.Lean;
 /// <c>/Bittensor/Forward</c> and <c>/Bittensor/Backward</c> multiplexed as streams. It announces a 1 MiB
 /// SETTINGS_MAX_FRAME_SIZE, a 4 MiB stream window and a 64 MiB connection window, so a 64 KB answer arrives in one DATA
 /// frame without a WINDOW_UPDATE round trip; the answer's bytes go from the socket straight into one array of the
-/// message's size (read into it directly when nothing else is buffered) and are parsed there. Bounded: a message over
+/// message's size (read into it directly when nothing else is buffered; a pooled one when the caller reads the answer on
+/// the read loop: <see cref="CallAsync{T}"/>) and are parsed there. Bounded: a message over
 /// the receive limit is refused from its length prefix (the array grows only as bytes arrive, at most 1 MiB ahead of
 /// them), header blocks over 64 KB, frames over the announced size and flow-control violations are connection errors.
 /// Completions run on the read loop (the awaiting continuation runs inline: keep it short).
@@ -169,9 +170,26 @@ internal sealed class H2ClientConnection : IDisposable
 
     // ---------------------------------------------------------------- calls
 
-    /// <summary>One unary call. Every failure is an <see cref="RpcException"/> (see <see cref="IPeerConnection.CallAsync"/>).</summary>
-    public async Task<TensorMessage> CallAsync(BittensorMethod method, TensorMessage request, Metadata headers, DateTime deadline,
-        CancellationToken cancellationToken)
+    /// <summary>
+    /// Arrays answers are read into when the caller reads them on the read loop (<see cref="CallAsync{T}"/>): rented when
+    /// the message's length prefix arrives (answers up to 1 MiB; larger ones get their own array), returned once the
+    /// reader is done. Up to 256 per size kept, so a round to hundreds of peers rents without allocating once warm (the
+    /// shared pool keeps ~32 per core and would allocate a large-object-heap array per answer beyond that).
+    /// </summary>
+    private static readonly ArrayPool<byte> AnswerPool = ArrayPool<byte>.Create(FirstChunk, 256);
+
+    /// <summary>One unary call. Every failure is an <see cref="RpcException"/> (see <see cref="IPeerConnection.CallAsync(BittensorMethod, TensorMessage, Metadata, DateTime, CancellationToken)"/>).</summary>
+    public Task<TensorMessage> CallAsync(BittensorMethod method, TensorMessage request, Metadata headers, DateTime deadline,
+        CancellationToken cancellationToken) => CallAsync<TensorMessage>(method, request, headers, deadline, cancellationToken, null);
+
+    /// <summary>
+    /// One unary call whose answer <paramref name="read"/> reads on the read loop while it sits in a pooled array (null:
+    /// the answer is returned, in an array of its own). Every failure is an <see cref="RpcException"/>; a throwing reader
+    /// ends the call as <c>Internal</c>.
+    /// </summary>
+    public async Task<T> CallAsync<T>(BittensorMethod method, TensorMessage request, Metadata headers, DateTime deadline,
+        CancellationToken cancellationToken, Func<TensorMessage, T>? read)
+        where T : class
     {
         var size = request.CalculateSize();
         if (size > _maxSend)
@@ -181,7 +199,7 @@ internal sealed class H2ClientConnection : IDisposable
             throw new RpcException(new Status(StatusCode.DeadlineExceeded, TransportStatus.DeadlineExceeded));
         if (cancellationToken.IsCancellationRequested) throw new RpcException(new Status(StatusCode.Cancelled, TransportStatus.Cancelled));
 
-        var s = new ClientStream(this, cancellationToken, _maxReceive);
+        var s = new ClientStream(this, cancellationToken, _maxReceive) { Reader = read };
         if (remaining != Timeout.InfiniteTimeSpan || cancellationToken.CanBeCanceled)
         {
             // One source for both: the caller's token (linked) and the deadline (a timer); which one fired decides the status.
@@ -307,7 +325,8 @@ internal sealed class H2ClientConnection : IDisposable
         }
         try
         {
-            return await s.Done.Task.ConfigureAwait(false);
+            var answer = await s.Done.Task.ConfigureAwait(false);
+            return read is null ? (T)(object)answer : (T)s.ReadResult!;
         }
         finally
         {
@@ -1012,8 +1031,24 @@ internal sealed class H2ClientConnection : IDisposable
         }
         catch (InvalidDataException e)
         {
+            s.ReturnMessage();
             s.Fail(new Status(StatusCode.Internal, $"Failed to deserialize response message ({e.Message})"));
             return;
+        }
+        if (s.Reader is { } read)
+        {
+            // The stream is complete and removed: only this loop touches its array, which goes back once read.
+            try
+            {
+                s.ReadResult = read(answer);
+            }
+            catch (Exception e)
+            {
+                s.ReturnMessage();
+                s.Fail(new Status(StatusCode.Internal, $"reading the answer failed ({e.GetType().Name})"));
+                return;
+            }
+            s.ReturnMessage();
         }
         s.Succeed(answer);
     }
@@ -1069,6 +1104,28 @@ internal sealed class H2ClientConnection : IDisposable
         public byte[] Message = [];
         public int MessageLength = -1;
         public int Filled;
+
+        /// <summary>Reads the answer on the read loop (its buffers pooled); null: the answer is the call's result.</summary>
+        public Func<TensorMessage, object>? Reader;
+
+        /// <summary>What <see cref="Reader"/> returned.</summary>
+        public object? ReadResult;
+
+        private bool _pooled;
+
+        /// <summary>
+        /// Gives a pooled message array back (read loop only, once the stream is complete and removed: nothing writes into it
+        /// any more). A stream that fails elsewhere (cancelled, reset, closed) leaves its array to the GC: the read loop may
+        /// still be receiving into it.
+        /// </summary>
+        public void ReturnMessage()
+        {
+            if (!_pooled) return;
+            _pooled = false;
+            var array = Message;
+            Message = [];
+            AnswerPool.Return(array);
+        }
 
         /// <summary>Fires on cancellation or at the deadline (waits for the write lock and the send windows end with it).</summary>
         public CancellationToken Token => Cancel?.Token ?? CancellationToken.None;
@@ -1141,7 +1198,19 @@ internal sealed class H2ClientConnection : IDisposable
                         return false;
                     }
                     MessageLength = (int)_prefixLength;
-                    Message = MessageLength == 0 ? [] : GC.AllocateUninitializedArray<byte>(Math.Min(MessageLength, FirstChunk));
+                    if (MessageLength == 0)
+                    {
+                        Message = [];
+                    }
+                    else if (Reader is not null && MessageLength <= FirstChunk)
+                    {
+                        Message = AnswerPool.Rent(MessageLength); // never grows: at least MessageLength long
+                        _pooled = true;
+                    }
+                    else
+                    {
+                        Message = GC.AllocateUninitializedArray<byte>(Math.Min(MessageLength, FirstChunk));
+                    }
                     continue;
                 }
                 if (Filled == MessageLength)

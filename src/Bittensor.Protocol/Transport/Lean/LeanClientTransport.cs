@@ -63,20 +63,33 @@ internal sealed class LeanPeerConnection(string host, int port, BittensorChannel
     }
 
     public Task<TensorMessage> CallAsync(BittensorMethod method, TensorMessage request, Metadata headers, DateTime deadline,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken) => CallCoreAsync<TensorMessage>(method, request, headers, deadline, cancellationToken, null);
+
+    // The answer is read into a pooled array and handed to `read` on the read loop; the array goes back afterwards.
+    public Task<T> CallAsync<T>(BittensorMethod method, TensorMessage request, Metadata headers, DateTime deadline,
+        CancellationToken cancellationToken, Func<TensorMessage, T> read)
+        where T : class
+    {
+        ArgumentNullException.ThrowIfNull(read);
+        return CallCoreAsync(method, request, headers, deadline, cancellationToken, read);
+    }
+
+    private Task<T> CallCoreAsync<T>(BittensorMethod method, TensorMessage request, Metadata headers, DateTime deadline,
+        CancellationToken cancellationToken, Func<TensorMessage, T>? read)
+        where T : class
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(headers);
         Task<H2ClientConnection> connecting;
         lock (_gate)
         {
-            if (_disposed) return Task.FromException<TensorMessage>(new RpcException(new Status(StatusCode.Unavailable, "connection disposed")));
-            if (_current is { IsUsable: true } usable) return usable.CallAsync(method, request, headers, deadline, cancellationToken);
+            if (_disposed) return Task.FromException<T>(new RpcException(new Status(StatusCode.Unavailable, "connection disposed")));
+            if (_current is { IsUsable: true } usable) return usable.CallAsync(method, request, headers, deadline, cancellationToken, read);
             if (_connecting is null || _connecting.IsFaulted || _connecting.IsCanceled || (_connecting.IsCompletedSuccessfully && !_connecting.Result.IsUsable))
                 _connecting = ConnectAsync();
             connecting = _connecting;
         }
-        return CallAfterConnectAsync(connecting, method, request, headers, deadline, cancellationToken);
+        return CallAfterConnectAsync(connecting, method, request, headers, deadline, cancellationToken, read);
     }
 
     private async Task<H2ClientConnection> ConnectAsync()
@@ -99,8 +112,9 @@ internal sealed class LeanPeerConnection(string host, int port, BittensorChannel
         return conn;
     }
 
-    private static async Task<TensorMessage> CallAfterConnectAsync(Task<H2ClientConnection> connecting, BittensorMethod method, TensorMessage request,
-        Metadata headers, DateTime deadline, CancellationToken cancellationToken)
+    private static async Task<T> CallAfterConnectAsync<T>(Task<H2ClientConnection> connecting, BittensorMethod method, TensorMessage request,
+        Metadata headers, DateTime deadline, CancellationToken cancellationToken, Func<TensorMessage, T>? read)
+        where T : class
     {
         H2ClientConnection conn;
         var remaining = deadline == DateTime.MaxValue ? Timeout.InfiniteTimeSpan : deadline.ToUniversalTime() - DateTime.UtcNow;
@@ -120,7 +134,7 @@ internal sealed class LeanPeerConnection(string host, int port, BittensorChannel
         {
             throw new RpcException(new Status(StatusCode.Cancelled, TransportStatus.Cancelled));
         }
-        return await conn.CallAsync(method, request, headers, deadline, cancellationToken).ConfigureAwait(false);
+        return await conn.CallAsync(method, request, headers, deadline, cancellationToken, read).ConfigureAwait(false);
     }
 
     public void Dispose()
