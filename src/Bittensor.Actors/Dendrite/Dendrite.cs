@@ -1,8 +1,6 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
 using Akka.Actor;
-using Akka.Streams;
-using Akka.Streams.Dsl;
 using Bittensor.Actors.Axon;
 using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
@@ -26,9 +24,10 @@ public sealed record EndpointResult(EndpointInfo Endpoint, DenseTensor Tensor, R
 public sealed record FanOutOptions(int KMin, TimeSpan TimeoutAfterKMin);
 
 /// <summary>
-/// Host-code API of the dendrite: fans a request out to many endpoints through their endpoint actors, as an
-/// Akka.Streams graph with bounded parallelism, and returns one <see cref="EndpointResult"/> per endpoint in the
-/// order given.
+/// Host-code API of the dendrite: fans a request out to many endpoints through their endpoint actors (at most
+/// <see cref="DendriteSettings.Parallelism"/> calls out at once) and returns one <see cref="EndpointResult"/> per endpoint
+/// in the order given. Each endpoint's answer is decoded into the round's result on the transport's thread as it
+/// arrives (<see cref="FanOutRound"/>); the endpoint actors keep their mailbox, queue, deadline, backoff and breaker.
 /// </summary>
 public sealed class Dendrite
 {
@@ -37,7 +36,6 @@ public sealed class Dendrite
     private readonly ITensorWireCodec _codec;
     private readonly Func<string, long[]>? _tokenizer;
     private readonly TimeProvider _time;
-    private readonly IMaterializer _materializer;
 
     /// <summary>Creates a dendrite actor in <paramref name="system"/> signing with <paramref name="signer"/>.</summary>
     /// <param name="system">Actor system hosting the dendrite.</param>
@@ -66,7 +64,6 @@ public sealed class Dendrite
         _tokenizer = tokenizer;
         _time = options?.Time ?? TimeProvider.System;
         _actor = dendriteActor;
-        _materializer = system.Materializer();
     }
 
     internal Dendrite(ActorSystem system, DendriteSettings settings, ITensorWireCodec codec, IRequestSigner signer,
@@ -78,7 +75,6 @@ public sealed class Dendrite
         _tokenizer = tokenizer;
         _time = options?.Time ?? TimeProvider.System;
         _actor = system.ActorOf(DendriteActor.Props(settings, signer, options), $"dendrite-{Guid.NewGuid():N}");
-        _materializer = system.Materializer();
     }
 
     /// <summary>The <see cref="DendriteActor"/> behind this facade (for stats queries).</summary>
@@ -148,65 +144,10 @@ public sealed class Dendrite
         return FanOut(endpoints, _ => call, [inputs.Shape[0], inputs.Shape[1], _settings.NetworkDim], timeout ?? _settings.Timeout, fanOut);
     }
 
-    private async Task<IReadOnlyList<EndpointResult>> FanOut(IReadOnlyList<EndpointInfo> endpoints, Func<int, EndpointCall> callFor,
-        long[] expectedShape, TimeSpan timeout, FanOutOptions? fanOut)
-    {
-        var n = endpoints.Count;
-        var results = new EndpointResult?[n];
-        var gate = new object();
-        var closed = false;
-        var successes = 0;
-        var kReached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        // The endpoint actor enforces the deadline; the Ask only guards against a lost reply.
-        var askTimeout = timeout + TimeSpan.FromSeconds(2);
-
-        var (killSwitch, done) = Source.From(Enumerable.Range(0, n))
-            .ViaMaterialized(KillSwitches.Single<int>(), Keep.Right)
-            .SelectAsyncUnordered(_settings.Parallelism, async i =>
-            {
-                EndpointReply reply;
-                try
-                {
-                    reply = await _actor.Ask<EndpointReply>(new DendriteActor.Call(endpoints[i], callFor(i)), askTimeout).ConfigureAwait(false);
-                }
-                catch (AskTimeoutException)
-                {
-                    reply = new EndpointReply(ReturnCode.Timeout, "no answer from the endpoint actor", null, timeout);
-                }
-                return (Index: i, Result: ToResult(endpoints[i], reply, expectedShape));
-            })
-            .ToMaterialized(Sink.ForEach<(int Index, EndpointResult Result)>(r =>
-            {
-                lock (gate)
-                {
-                    if (closed) return;
-                    results[r.Index] = r.Result;
-                    if (r.Result.Code == ReturnCode.Success && fanOut is not null && ++successes == fanOut.KMin) kReached.TrySetResult();
-                }
-            }), Keep.Both)
-            .Run(_materializer);
-
-        if (fanOut is not null && fanOut.KMin > 0 && fanOut.KMin < n)
-        {
-            var graceThenReturn = kReached.Task.ContinueWith(_ => Task.Delay(fanOut.TimeoutAfterKMin, _time), TaskScheduler.Default).Unwrap();
-            await Task.WhenAny(done, graceThenReturn).ConfigureAwait(false);
-            killSwitch.Shutdown();
-        }
-        else
-        {
-            await done.ConfigureAwait(false);
-        }
-
-        lock (gate)
-        {
-            closed = true;
-            var final = new EndpointResult[n];
-            for (var i = 0; i < n; i++)
-                final[i] = results[i] ?? new EndpointResult(endpoints[i], DenseTensor.Zeros(expectedShape), ReturnCode.Timeout,
-                    "not answered within the grace period after k_min answers", TimeSpan.Zero);
-            return final;
-        }
-    }
+    // One round: the endpoint actors' transports fill its slots directly (FanOutRound); the round completes with the last.
+    private Task<IReadOnlyList<EndpointResult>> FanOut(IReadOnlyList<EndpointInfo> endpoints, Func<int, EndpointCall> callFor,
+        long[] expectedShape, TimeSpan timeout, FanOutOptions? fanOut) =>
+        new FanOutRound(endpoints, callFor, expectedShape, _codec, _actor, _settings.Parallelism, timeout, fanOut, _time).Start();
 
     /// <summary>NaN and ±Inf values in <paramref name="values"/>: x − x is 0 exactly for finite x (NaN otherwise), checked a vector at a time.</summary>
     internal static int CountNonFinite(ReadOnlySpan<float> values)
@@ -230,22 +171,5 @@ public sealed class Dendrite
         for (; i < values.Length; i++)
             if (!float.IsFinite(values[i])) count++;
         return count;
-    }
-
-    private EndpointResult ToResult(EndpointInfo endpoint, EndpointReply reply, long[] expectedShape)
-    {
-        EndpointResult Fail(ReturnCode code, string message) => new(endpoint, DenseTensor.Zeros(expectedShape), code, message, reply.Latency);
-
-        if (reply.Code != ReturnCode.Success || reply.Response is null) return Fail(reply.Code, reply.Message);
-        if (reply.Response.Tensors.Count == 0) return Fail(ReturnCode.EmptyResponse, "peer answered Success without a tensor");
-        if (!_codec.TryDecode(reply.Response.Tensors[0], true, out var tensor, out var code, out var error))
-            return Fail(code, error);
-        if (tensor!.DataType != DataType.Float32 || !tensor.HasShape(expectedShape))
-            return Fail(ReturnCode.ResponseShapeException, $"peer answered {tensor}, expected Float32[{string.Join(", ", expectedShape)}]");
-        // A NaN or ±Inf would poison whatever the caller computes with it (one such reply can turn a validator's weights
-        // into NaN for good): the answer is refused, not patched, so the caller sees that the peer misbehaved.
-        var nonFinite = CountNonFinite(tensor.Floats!);
-        if (nonFinite > 0) return Fail(ReturnCode.InvalidResponse, $"peer answered {nonFinite} non-finite value(s) (NaN or ±Inf)");
-        return new EndpointResult(endpoint, tensor, ReturnCode.Success, reply.Response.Message, reply.Latency);
     }
 }

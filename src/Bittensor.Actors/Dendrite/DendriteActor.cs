@@ -59,6 +59,12 @@ public sealed class DendriteActor : UntypedActor
     /// <summary>Sends <paramref name="Request"/> to the endpoint; the reply (<see cref="EndpointReply"/>) goes to the sender.</summary>
     public sealed record Call(EndpointInfo Endpoint, EndpointCall Request);
 
+    /// <summary>
+    /// Starts the calls of <paramref name="Round"/> toward its endpoints <paramref name="From"/> to
+    /// <paramref name="From"/> + <paramref name="Count"/> − 1; their answers fill the round's slots, not a reply message.
+    /// </summary>
+    internal sealed record RoundCalls(FanOutRound Round, int From, int Count);
+
     /// <summary>Asks for the <see cref="EndpointStats"/> of one hotkey (answered with null stats fields when unknown).</summary>
     public sealed record GetEndpointStats(string Hotkey);
 
@@ -94,6 +100,10 @@ public sealed class DendriteActor : UntypedActor
         {
             case Call call:
                 EndpointFor(call.Endpoint).Forward(call.Request);
+                break;
+            case RoundCalls round:
+                for (var i = round.From; i < round.From + round.Count; i++)
+                    EndpointFor(round.Round.Endpoints[i]).Tell(new EndpointActor.RoundCall(round.Round.CallFor(i), round.Round, i));
                 break;
             case GetEndpointStats q:
                 if (_endpoints.TryGetValue(q.Hotkey, out var e)) e.Actor.Forward(EndpointActor.GetStats.Instance);

@@ -19,6 +19,11 @@ namespace Bittensor.Actors.Dendrite;
 /// when the actor fails (restart) or stops, each queued and in-flight call is answered UnknownException
 /// ("endpoint actor failed" / "stopped"), and a transport completion that arrives afterwards (to the restarted
 /// instance) is dropped, not answered a second time.
+/// A call comes either as an <see cref="EndpointCall"/> (the answer is told to its sender) or as a
+/// <see cref="RoundCall"/> of a <see cref="Dendrite"/> fan-out: then the transport's completion decodes the peer's answer
+/// straight into the round's slot on the transport's thread, after telling this actor the outcome (so a call that comes
+/// after the round always meets the backoff, breaker and in-flight count that outcome left); this actor answers the
+/// slot itself only when it refuses, fails or stops.
 /// </summary>
 internal sealed class EndpointActor : UntypedActor
 {
@@ -30,9 +35,9 @@ internal sealed class EndpointActor : UntypedActor
     private readonly BackoffPolicy _backoff;
     private readonly Random _random;
     private int _failures;
-    private readonly Queue<(EndpointCall Call, IActorRef ReplyTo, DateTimeOffset Deadline)> _pending = new();
-    private readonly Dictionary<long, IActorRef> _running = [];
-    private IActorRef? _accepting;
+    private readonly Queue<(EndpointCall Call, Replier ReplyTo, DateTimeOffset Deadline)> _pending = new();
+    private readonly Dictionary<long, Replier> _running = [];
+    private Replier? _accepting;
     private string? _failure;
     private static long s_callIds; // unique across instances, so a stale completion never matches a new call
     private EndpointInfo _endpoint;
@@ -71,6 +76,19 @@ internal sealed class EndpointActor : UntypedActor
     /// <summary>The endpoint's address changed (same hotkey): the channel is rebuilt.</summary>
     public sealed record UpdateAddress(EndpointInfo Endpoint);
 
+    /// <summary>A call of a fan-out round: its answer fills slot <paramref name="Index"/> of <paramref name="Round"/>.</summary>
+    public sealed record RoundCall(EndpointCall Call, FanOutRound Round, int Index);
+
+    /// <summary>Where a call's answer goes: the actor that sent it (told an <see cref="EndpointReply"/>) or a round's slot.</summary>
+    private readonly record struct Replier(IActorRef? Actor, FanOutRound? Round, int Index)
+    {
+        public void Reply(EndpointReply reply)
+        {
+            if (Round is not null) Round.TryComplete(Index, Round.FromReply(Index, reply));
+            else Actor!.Tell(reply);
+        }
+    }
+
     /// <summary>Stop if nothing is in flight or queued (LRU eviction by the dendrite).</summary>
     public sealed record StopIfIdle
     {
@@ -89,7 +107,8 @@ internal sealed class EndpointActor : UntypedActor
     /// <summary>Published on the event stream when a completion of a call already answered by a failure is dropped (tests wait for it).</summary>
     internal sealed record StaleCompletionDropped(string Hotkey, long CallId);
 
-    private sealed record Completed(long CallId, IActorRef ReplyTo, EndpointReply Reply, bool WasTrial, bool Backward);
+    /// <summary>A call's outcome. <paramref name="Answered"/>: the peer answered (whatever its code).</summary>
+    private sealed record Completed(long CallId, Replier ReplyTo, EndpointReply Reply, bool WasTrial, bool Backward, bool Answered);
 
     protected override void PreStart() => Context.SetReceiveTimeout(_settings.IdleTimeout);
 
@@ -105,11 +124,11 @@ internal sealed class EndpointActor : UntypedActor
         // letters) and are dropped there, so the answer given here is the only one.
         _connection?.Dispose();
         var reply = new EndpointReply(ReturnCode.UnknownException, _failure ?? "endpoint actor stopped before the call completed", null, TimeSpan.Zero);
-        _accepting?.Tell(reply);
+        _accepting?.Reply(reply);
         _accepting = null;
-        foreach (var replyTo in _running.Values) replyTo.Tell(reply);
+        foreach (var replyTo in _running.Values) replyTo.Reply(reply);
         _running.Clear();
-        while (_pending.TryDequeue(out var queued)) queued.ReplyTo.Tell(reply);
+        while (_pending.TryDequeue(out var queued)) queued.ReplyTo.Reply(reply);
     }
 
     protected override void OnReceive(object message)
@@ -117,7 +136,10 @@ internal sealed class EndpointActor : UntypedActor
         switch (message)
         {
             case EndpointCall call:
-                Accept(call, Sender);
+                Accept(call, new Replier(Sender, null, 0));
+                break;
+            case RoundCall call:
+                Accept(call.Call, new Replier(null, call.Round, call.Index));
                 break;
             case Completed done when !_running.Remove(done.CallId):
                 // Answered already, by the failure of the instance that sent it: never answer twice.
@@ -152,7 +174,7 @@ internal sealed class EndpointActor : UntypedActor
     private EndpointStats Stats() => new(_endpoint.Hotkey, _calls, _successes, _latencyEma, _failures,
         _openUntil is { } until && until > _time.GetUtcNow() ? until : null, _inFlight, _pending.Count);
 
-    private void Accept(EndpointCall call, IActorRef replyTo)
+    private void Accept(EndpointCall call, Replier replyTo)
     {
         // Until the call is queued, started or answered, a failure inside this method still owes it an answer.
         _accepting = replyTo;
@@ -160,7 +182,7 @@ internal sealed class EndpointActor : UntypedActor
         _accepting = null;
     }
 
-    private void AcceptCall(EndpointCall call, IActorRef replyTo)
+    private void AcceptCall(EndpointCall call, Replier replyTo)
     {
         var now = _time.GetUtcNow();
         if (_openUntil is { } until && now < until)
@@ -187,14 +209,14 @@ internal sealed class EndpointActor : UntypedActor
         Start(call, replyTo, call.Timeout);
     }
 
-    private void Start(EndpointCall call, IActorRef replyTo, TimeSpan timeout)
+    private void Start(EndpointCall call, Replier replyTo, TimeSpan timeout)
     {
         var request = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = _signer.Ss58Address };
         request.Tensors.Add(call.Tensors);
         var size = request.CalculateSize();
         if (size > _settings.PeerMaxMessageSize)
         {
-            replyTo.Tell(new EndpointReply(ReturnCode.RequestSerializationException,
+            replyTo.Reply(new EndpointReply(ReturnCode.RequestSerializationException,
                 $"request exceeds peer's {_settings.PeerMaxMessageSize / (1024 * 1024)} MiB limit ({size} bytes)", null, TimeSpan.Zero));
             return;
         }
@@ -204,54 +226,94 @@ internal sealed class EndpointActor : UntypedActor
         if (trial) _trialInFlight = true;
         var id = Interlocked.Increment(ref s_callIds);
         _running[id] = replyTo;
-        if (ReferenceEquals(_accepting, replyTo)) _accepting = null;
+        if (_accepting == replyTo) _accepting = null;
         _connection ??= DendriteSeams.Connect(_transport, _endpoint, _settings);
-        Send(_connection, SharedRequestSignatures.Target(_endpoint), request, call.IsBackward, timeout).PipeTo(Self, success: r => new Completed(id, replyTo, r, trial, call.IsBackward),
-            failure: ex => new Completed(id, replyTo, new EndpointReply(ReturnCode.UnknownException, $"{ex.GetType().Name}: {ex.Message}", null, TimeSpan.Zero), trial, call.IsBackward));
+        var target = SharedRequestSignatures.Target(_endpoint);
+        if (replyTo.Round is { } round)
+        {
+            _ = SendToRound(_connection, target, request, call.IsBackward, timeout, id, replyTo, trial, round, Self);
+            return;
+        }
+        Send(_connection, target, request, call.IsBackward, timeout, null, 0).PipeTo(Self, success: r => new Completed(id, replyTo, r.Reply, trial, call.IsBackward, r.Reply.Response is not null),
+            failure: ex => new Completed(id, replyTo, new EndpointReply(ReturnCode.UnknownException, $"{ex.GetType().Name}: {ex.Message}", null, TimeSpan.Zero), trial, call.IsBackward, false));
     }
 
-    private async Task<EndpointReply> Send(IPeerConnection connection, string target, TensorMessage request, bool backward, TimeSpan timeout)
+    // A round's call: the outcome is told to this actor first (its bookkeeping is then ahead of anything the caller sends
+    // after the round), then the slot is filled, both on the transport's thread without another hop.
+    private async Task SendToRound(IPeerConnection connection, string target, TensorMessage request, bool backward, TimeSpan timeout, long id,
+        Replier replyTo, bool trial, FanOutRound round, IActorRef self)
     {
-        using var cts = new CancellationTokenSource(timeout);
+        EndpointReply reply;
+        EndpointResult? result;
+        try
+        {
+            (reply, result) = await Send(connection, target, request, backward, timeout, round, replyTo.Index).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            (reply, result) = (new EndpointReply(ReturnCode.UnknownException, $"{ex.GetType().Name}: {ex.Message}", null, TimeSpan.Zero), null);
+        }
+        self.Tell(new Completed(id, replyTo, reply, trial, backward, result is not null));
+        round.TryComplete(replyTo.Index, result ?? round.FromReply(replyTo.Index, reply));
+    }
+
+    // With a round, the answer is read into the round's result on the transport's thread (Result; the reply carries the
+    // peer's code and message, no Response); without one, the reply carries the answer (Result null).
+    private async Task<(EndpointReply Reply, EndpointResult? Result)> Send(IPeerConnection connection, string target, TensorMessage request, bool backward,
+        TimeSpan timeout, FanOutRound? round, int index)
+    {
+        // No token source per call: the transport enforces the deadline itself (every IPeerConnection does), and a
+        // signature that is not ready at once (a round's first, or an actor signer) is waited for up to the deadline.
         Metadata headers;
         try
         {
-            headers = await _signatures.CreateHeadersAsync(target, cts.Token);
+            var signing = _signatures.CreateHeadersAsync(target);
+            headers = signing.IsCompletedSuccessfully ? signing.Result : await signing.AsTask().WaitAsync(timeout).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            return (new EndpointReply(ReturnCode.Timeout, "deadline exceeded while signing the request", null, TimeSpan.Zero), null);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            return new EndpointReply(ReturnCode.RequestSerializationException, $"could not sign the request ({e.GetType().Name})", null, TimeSpan.Zero);
+            return (new EndpointReply(ReturnCode.RequestSerializationException, $"could not sign the request ({e.GetType().Name})", null, TimeSpan.Zero), null);
         }
         var started = Stopwatch.GetTimestamp();
         try
         {
             var deadline = DateTime.UtcNow + timeout;
-            var response = await connection.CallAsync(backward ? BittensorMethod.Backward : BittensorMethod.Forward, request, headers, deadline, cts.Token);
-            return new EndpointReply(response.ReturnCode, response.Message, response, Stopwatch.GetElapsedTime(started));
+            var method = backward ? BittensorMethod.Backward : BittensorMethod.Forward;
+            if (round is not null)
+            {
+                var read = await connection.CallAsync(method, request, headers, deadline, CancellationToken.None,
+                    answer => round.Read(index, answer, Stopwatch.GetElapsedTime(started))).ConfigureAwait(false);
+                return (new EndpointReply(read.PeerCode, read.PeerMessage, null, read.Latency), read.Result);
+            }
+            var response = await connection.CallAsync(method, request, headers, deadline, CancellationToken.None);
+            return (new EndpointReply(response.ReturnCode, response.Message, response, Stopwatch.GetElapsedTime(started)), null);
         }
         catch (RpcException e)
         {
             var code = e.StatusCode switch
             {
                 StatusCode.DeadlineExceeded => ReturnCode.Timeout,
-                StatusCode.Cancelled when cts.IsCancellationRequested => ReturnCode.Timeout,
                 StatusCode.Unavailable => ReturnCode.Unavailable,
                 StatusCode.Unauthenticated => ReturnCode.Unauthenticated,
                 _ => ReturnCode.UnknownException,
             };
-            return new EndpointReply(code, $"{e.StatusCode}: {e.Status.Detail}", null, Stopwatch.GetElapsedTime(started));
+            return (new EndpointReply(code, $"{e.StatusCode}: {e.Status.Detail}", null, Stopwatch.GetElapsedTime(started)), null);
         }
         catch (OperationCanceledException)
         {
-            return new EndpointReply(ReturnCode.Timeout, "deadline exceeded", null, Stopwatch.GetElapsedTime(started));
+            return (new EndpointReply(ReturnCode.Timeout, "deadline exceeded", null, Stopwatch.GetElapsedTime(started)), null);
         }
     }
 
     // Backoff and queue refusals answered here without a call are counted like answered calls (code Backoff/Timeout).
-    private void Refused(IActorRef replyTo, EndpointCall call, EndpointReply reply)
+    private void Refused(Replier replyTo, EndpointCall call, EndpointReply reply)
     {
         DendriteMeters.Calls.Add(1, _peerTag, Method(call), new KeyValuePair<string, object?>("code", reply.Code.ToString()));
-        replyTo.Tell(reply);
+        replyTo.Reply(reply);
     }
 
     private static KeyValuePair<string, object?> Method(EndpointCall call) => new("method", call.IsBackward ? "Backward" : "Forward");
@@ -279,7 +341,7 @@ internal sealed class EndpointActor : UntypedActor
                 _log.Debug("endpoint {0} {1}; backing off {2} ms (failure {3})", _endpoint.Hotkey, reply.Code, delay.TotalMilliseconds, _failures);
             }
         }
-        else if (reply.Response is not null)
+        else if (done.Answered)
         {
             // The peer answered (whatever its code): the transport is healthy again.
             _failures = 0;
@@ -293,8 +355,8 @@ internal sealed class EndpointActor : UntypedActor
         }
         var method = new KeyValuePair<string, object?>("method", done.Backward ? "Backward" : "Forward");
         DendriteMeters.Calls.Add(1, _peerTag, method, new KeyValuePair<string, object?>("code", reply.Code.ToString()));
-        if (reply.Response is not null) DendriteMeters.Latency.Record(reply.Latency.TotalMilliseconds, _peerTag, method);
-        done.ReplyTo.Tell(reply);
+        if (done.Answered) DendriteMeters.Latency.Record(reply.Latency.TotalMilliseconds, _peerTag, method);
+        if (done.ReplyTo.Round is null) done.ReplyTo.Reply(reply); // a round's slot was filled on the transport's thread
         Drain();
     }
 

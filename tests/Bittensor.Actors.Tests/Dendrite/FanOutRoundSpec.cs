@@ -1,0 +1,128 @@
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+using Bittensor.Actors.Axon;
+using Bittensor.Actors.Dendrite;
+using Bittensor.Core.Crypto;
+using Bittensor.Core.Domain;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
+
+namespace Bittensor.Actors.Tests.Dendrite;
+
+/// <summary>
+/// The dendrite's fan-out round (<see cref="FanOutRound"/>): its slots are filled by whoever answers first — the
+/// transport's completion, the endpoint actor, the round's guard — each exactly once; it keeps at most the parallelism
+/// out; a lost reply ends as Timeout, never a hang. A probe stands in for the dendrite actor where the test is about the
+/// round's own logic; the exactly-once test runs a real endpoint actor with the lean client over a real socket.
+/// </summary>
+public sealed class FanOutRoundSpec() : Akka.TestKit.Xunit2.TestKit("akka.loglevel = WARNING"), IDisposable
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+    private static readonly long[] Shape = [1, 1, 4];
+    private readonly Sr25519KeyPair _alice = SecretUri.ToSr25519("//Alice");
+
+    void IDisposable.Dispose() => _alice.Dispose();
+
+    private static EndpointInfo[] Endpoints(int n, int port = 1) =>
+        [.. Enumerable.Range(0, n).Select(i => new EndpointInfo($"axon-{i}", "127.0.0.1", port))];
+
+    private static EndpointCall Call(TimeSpan timeout) => new(false, [TensorCodec.ToTensor(new long[] { 1 }, [1, 1], Modality.Text)], timeout);
+
+    private FanOutRound Round(EndpointInfo[] endpoints, IActorRef dendrite, int parallelism, TimeSpan timeout)
+    {
+        var call = Call(timeout);
+        return new FanOutRound(endpoints, _ => call, Shape, AxonSeams.CreateCodec(null), dendrite, parallelism, timeout, null, TimeProvider.System);
+    }
+
+    private static EndpointResult Ok(EndpointInfo e, float value) =>
+        new(e, DenseTensor.Float32(Shape, [value, value, value, value]), ReturnCode.Success, "", TimeSpan.FromMilliseconds(1));
+
+    [Fact]
+    public async Task A_round_keeps_at_most_its_parallelism_out_and_starts_the_next_endpoint_as_each_slot_fills()
+    {
+        var dendrite = CreateTestProbe();
+        var endpoints = Endpoints(5);
+        var round = Round(endpoints, dendrite.Ref, parallelism: 2, Wait);
+
+        var task = round.Start();
+
+        var first = await dendrite.ExpectMsgAsync<DendriteActor.RoundCalls>(Wait);
+        Assert.Equal((0, 2), (first.From, first.Count));
+        await dendrite.ExpectNoMsgAsync(TimeSpan.Zero); // started synchronously: nothing else went out
+        foreach (var (slot, next) in new[] { (1, 2), (0, 3), (2, 4) })
+        {
+            Assert.True(round.TryComplete(slot, Ok(endpoints[slot], slot)));
+            var more = await dendrite.ExpectMsgAsync<DendriteActor.RoundCalls>(Wait);
+            Assert.Equal((next, 1), (more.From, more.Count));
+        }
+        Assert.True(round.TryComplete(3, Ok(endpoints[3], 3)));
+        await dendrite.ExpectNoMsgAsync(TimeSpan.Zero); // every endpoint has been started
+        Assert.False(task.IsCompleted);
+        Assert.False(round.TryComplete(3, Ok(endpoints[3], 99))); // a second answer for a slot is dropped
+        Assert.True(round.TryComplete(4, Ok(endpoints[4], 4)));
+
+        var results = await task.WaitAsync(Wait);
+        Assert.Equal(endpoints, results.Select(r => r.Endpoint));
+        Assert.Equal([0f, 1f, 2f, 3f, 4f], results.Select(r => r.Tensor.Floats![0]));
+    }
+
+    [Fact]
+    public async Task A_round_whose_answers_never_come_ends_with_Timeout_and_zeros_at_its_guard()
+    {
+        var dendrite = CreateTestProbe(); // takes the calls and never answers: an endpoint actor that lost them
+        var endpoints = Endpoints(3);
+        var round = Round(endpoints, dendrite.Ref, parallelism: 2, TimeSpan.FromMilliseconds(100));
+
+        var task = round.Start();
+        await dendrite.ExpectMsgAsync<DendriteActor.RoundCalls>(Wait);
+        var results = await task.WaitAsync(Wait);
+
+        Assert.All(results, r =>
+        {
+            Assert.Equal(ReturnCode.Timeout, r.Code);
+            Assert.Equal("no answer from the endpoint actor", r.Message);
+            Assert.True(r.Tensor.HasShape(Shape));
+            Assert.All(r.Tensor.Floats!, v => Assert.Equal(0f, v));
+        });
+        await dendrite.ExpectNoMsgAsync(TimeSpan.Zero); // the guard closed the round: the third endpoint never started
+    }
+
+    [Fact]
+    public async Task A_round_slot_is_answered_once_when_its_endpoint_actor_restarts_with_the_call_in_flight()
+    {
+        // A real peer that accepts the lean client's connection and never answers: the call stays in flight.
+        var silent = new TcpListener(IPAddress.Loopback, 0);
+        silent.Start();
+        try
+        {
+            var port = ((IPEndPoint)silent.LocalEndpoint).Port;
+            var settings = DendriteSettings.Default with { Timeout = TimeSpan.FromMinutes(5) };
+            var info = new EndpointInfo(_alice.ToSs58(), "127.0.0.1", port);
+            var endpoint = Sys.ActorOf(EndpointActor.Props(info, settings, new KeyPairRequestSigner(_alice), TimeProvider.System, new Random(1),
+                LeanClientTransport.Instance));
+            var dendrite = CreateTestProbe();
+            var dropped = CreateTestProbe();
+            Sys.EventStream.Subscribe(dropped, typeof(EndpointActor.StaleCompletionDropped));
+            var round = Round([info], dendrite.Ref, parallelism: 4, settings.Timeout);
+
+            var task = round.Start();
+            var calls = await dendrite.ExpectMsgAsync<DendriteActor.RoundCalls>(Wait);
+            endpoint.Tell(new EndpointActor.RoundCall(round.CallFor(calls.From), round, calls.From));
+            await AwaitAssertAsync(async () => Assert.Equal(1, (await endpoint.Ask<EndpointStats>(EndpointActor.GetStats.Instance, Wait)).InFlight), Wait);
+            endpoint.Tell(new EndpointActor.Fail("test")); // restarted by the user guardian: the call is answered by the failure
+
+            var result = Assert.Single(await task.WaitAsync(Wait));
+            Assert.Equal(ReturnCode.UnknownException, result.Code);
+            Assert.Contains("endpoint actor failed", result.Message, StringComparison.Ordinal);
+            // The cancelled call's completion reaches the restarted instance, which drops it; the slot keeps the first answer.
+            await dropped.ExpectMsgAsync<EndpointActor.StaleCompletionDropped>(Wait);
+            Assert.Same(result, (await task)[0]);
+            Assert.False(round.TryComplete(0, Ok(info, 1)));
+        }
+        finally
+        {
+            silent.Stop();
+        }
+    }
+}
