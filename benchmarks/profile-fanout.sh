@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# dotnet-trace CPU profile of the dendrite fan-out (issue 11): N real `btcli axon serve --model echo
+# --axon.disable_signature_verification` processes pinned to core 0 (started 8 at a time, ports from their "serving on"
+# lines, as benchmarks/fanout.sh does), then for each client build and each count the `fanout` harness pinned to core 1
+# with many rounds; after WARM_SECONDS `dotnet-trace collect --profile dotnet-sampled-thread-time` attaches to it for
+# TRACE_SECONDS, then the harness is stopped. Writes OUT-<label>-<count>.nettrace and OUT-<label>-<count>.top (the top
+# frames by exclusive and by inclusive samples, from `dotnet-trace report … topN`; the sampler takes every managed
+# thread's stack ~100 times a second whether it runs or waits, so threads parked in a wait show up too: read past them;
+# `cpu-sampling` is collect-linux only in dotnet-trace 10).
+# Usage (after building btcli and the benchmark harness):
+#   benchmarks/profile-fanout.sh OUT                        # 16 axons, the built harness
+#   COUNTS=16,64 CLIENTS="before=<dll> after=<dll>" benchmarks/profile-fanout.sh /tmp/prof
+# Environment: COUNTS, CLIENTS (label=path-to-Bittensor.Benchmarks.dll ...), WARM_SECONDS (default 25), TRACE_SECONDS
+# (default 10), TOP (frames listed, default 25), PROFILE (default dotnet-sampled-thread-time), BTCLI, CLIENT_ENV (as fanout.sh), DOTNET_TRACE (default
+# ~/.dotnet/tools/dotnet-trace). The machine may be shared: the load average is written next to each profile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:?usage: benchmarks/profile-fanout.sh OUT}
+COUNTS=${COUNTS:-16}
+BTCLI=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}
+BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
+CLIENTS=${CLIENTS:-ours=$BENCH}
+WARM_SECONDS=${WARM_SECONDS:-25}
+TRACE_SECONDS=${TRACE_SECONDS:-10}
+TOP=${TOP:-25}
+PROFILE=${PROFILE:-dotnet-sampled-thread-time}
+CLIENT_ENV=${CLIENT_ENV-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0}
+DOTNET_TRACE=${DOTNET_TRACE:-$HOME/.dotnet/tools/dotnet-trace}
+[[ -x "$DOTNET_TRACE" ]] || { echo "profile-fanout.sh: $DOTNET_TRACE not found (dotnet tool install -g dotnet-trace)" >&2; exit 2; }
+[[ -f "$BTCLI" ]] || { echo "profile-fanout.sh: $BTCLI not found; build src/Bittensor.Cli first" >&2; exit 2; }
+for c in $CLIENTS; do
+  [[ "$c" == *=* && -f "${c#*=}" ]] || { echo "profile-fanout.sh: CLIENTS entries are label=path to an existing dll, got '$c'" >&2; exit 2; }
+done
+IFS=',' read -ra counts <<< "$COUNTS"
+max=0
+for n in "${counts[@]}"; do
+  [[ "$n" =~ ^[0-9]+$ && "$n" -ge 1 ]] || { echo "profile-fanout.sh: COUNTS must be positive integers, got '$n'" >&2; exit 2; }
+  (( n > max )) && max=$n
+done
+
+work=$(mktemp -d)
+pids=()
+client=""
+cleanup() {
+  [[ -n "$client" ]] && kill "$client" 2>/dev/null || true
+  local p
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+: > "$work/targets"
+for i in $(seq 1 "$max"); do
+  taskset -c 0 dotnet "$BTCLI" axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 \
+    --axon.state_path "$work/state-$i" --axon.disable_signature_verification >"$work/out-$i" 2>"$work/err-$i" &
+  pids+=($!)
+  if (( i % 8 == 0 || i == max )); then
+    for j in $(seq $(( (i - 1) / 8 * 8 + 1 )) "$i"); do
+      port=""
+      for _ in $(seq 1 3000); do
+        port=$(grep -oE 'serving on [^ ]+:[0-9]+' "$work/err-$j" | grep -oE '[0-9]+$' || true)
+        [[ -n "$port" ]] && break
+        kill -0 "${pids[$((j - 1))]}" 2>/dev/null || { echo "profile-fanout.sh: axon $j exited:" >&2; cat "$work/err-$j" >&2; exit 1; }
+        sleep 0.1
+      done
+      [[ -n "$port" ]] || { echo "profile-fanout.sh: axon $j did not report its port" >&2; exit 1; }
+      echo "127.0.0.1:$port" >> "$work/targets"
+    done
+  fi
+done
+echo "# $max axon processes up at $(date -u '+%H:%M:%S') UTC, load average $(loadavg)"
+
+for n in "${counts[@]}"; do
+  for c in $CLIENTS; do
+    label=${c%%=*}; dll=${c#*=}; base="$OUT-$label-$n"
+    # shellcheck disable=SC2086
+    env $CLIENT_ENV taskset -c 1 dotnet "$dll" fanout --targets "@$work/targets" --axons "$n" --rounds 1000000 --warmup 0 \
+      --shape 1,16 --network_dim 1024 > "$base.out" 2>&1 &
+    client=$!
+    sleep "$WARM_SECONDS"
+    kill -0 "$client" 2>/dev/null || { echo "profile-fanout.sh: the $label client exited:" >&2; cat "$base.out" >&2; exit 1; }
+    before=$(loadavg)
+    "$DOTNET_TRACE" collect -p "$client" --profile "$PROFILE" --duration "00:00:$(printf '%02d' "$TRACE_SECONDS")" -o "$base.nettrace" > "$base.collect" 2>&1
+    after=$(loadavg)
+    kill "$client" 2>/dev/null || true
+    wait "$client" 2>/dev/null || true
+    client=""
+    {
+      echo "# $label, $n axons, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), traced ${TRACE_SECONDS} s after ${WARM_SECONDS} s of rounds; load average $before -> $after"
+      echo "## exclusive"
+      "$DOTNET_TRACE" report "$base.nettrace" topN -n "$TOP" 2>&1 || true
+      echo "## inclusive"
+      "$DOTNET_TRACE" report "$base.nettrace" topN -n "$TOP" --inclusive 2>&1 || true
+    } > "$base.top"
+    echo "# $base.top written (load average $before -> $after)"
+  done
+done
