@@ -6,7 +6,9 @@
 # TRACE_SECONDS, then the harness is stopped. Writes OUT-<label>-<count>.nettrace and OUT-<label>-<count>.top (the top
 # frames by exclusive and by inclusive samples, from `dotnet-trace report … topN`; the sampler takes every managed
 # thread's stack ~100 times a second whether it runs or waits, so threads parked in a wait show up too: read past them;
-# `cpu-sampling` is collect-linux only in dotnet-trace 10).
+# `cpu-sampling` is collect-linux only in dotnet-trace 10). PERF=1 samples on-CPU time instead: the client runs with
+# DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 and `perf record -F 999 -g` takes it for TRACE_SECONDS;
+# OUT-<label>-<count>.top then lists the top shared objects and symbols (exclusive) from `perf report`.
 # Usage (after building btcli and the benchmark harness):
 #   benchmarks/profile-fanout.sh OUT                        # 16 axons, the built harness
 #   COUNTS=16,64 CLIENTS="before=<dll> after=<dll>" benchmarks/profile-fanout.sh /tmp/prof
@@ -75,18 +77,36 @@ echo "# $max axon processes up at $(date -u '+%H:%M:%S') UTC, load average $(loa
 for n in "${counts[@]}"; do
   for c in $CLIENTS; do
     label=${c%%=*}; dll=${c#*=}; base="$OUT-$label-$n"
+    perf_env=()
+    [[ "${PERF:-0}" == 1 ]] && perf_env=(DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0)
     # shellcheck disable=SC2086
-    env $CLIENT_ENV taskset -c 1 dotnet "$dll" fanout --targets "@$work/targets" --axons "$n" --rounds 1000000 --warmup 0 \
+    env $CLIENT_ENV "${perf_env[@]}" taskset -c 1 dotnet "$dll" fanout --targets "@$work/targets" --axons "$n" --rounds 1000000 --warmup 0 \
       --shape 1,16 --network_dim 1024 > "$base.out" 2>&1 &
     client=$!
     sleep "$WARM_SECONDS"
     kill -0 "$client" 2>/dev/null || { echo "profile-fanout.sh: the $label client exited:" >&2; cat "$base.out" >&2; exit 1; }
     before=$(loadavg)
-    "$DOTNET_TRACE" collect -p "$client" --profile "$PROFILE" --duration "00:00:$(printf '%02d' "$TRACE_SECONDS")" -o "$base.nettrace" > "$base.collect" 2>&1
+    if [[ "${PERF:-0}" == 1 ]]; then
+      perf record -F 999 -g -p "$client" -o "$base.perf" -- sleep "$TRACE_SECONDS" > "$base.collect" 2>&1
+    else
+      "$DOTNET_TRACE" collect -p "$client" --profile "$PROFILE" --duration "00:00:$(printf '%02d' "$TRACE_SECONDS")" -o "$base.nettrace" > "$base.collect" 2>&1
+    fi
     after=$(loadavg)
     kill "$client" 2>/dev/null || true
     wait "$client" 2>/dev/null || true
     client=""
+    if [[ "${PERF:-0}" == 1 ]]; then
+      {
+        echo "# $label, $n axons, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), perf ${TRACE_SECONDS} s after ${WARM_SECONDS} s of rounds; load average $before -> $after"
+        echo "## shared objects"
+        perf report -i "$base.perf" --no-children --sort dso --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -10
+        echo "## symbols (exclusive)"
+        perf report -i "$base.perf" --no-children --sort sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -"$TOP"
+        echo "samples: $(perf script -i "$base.perf" -F time 2>/dev/null | wc -l)"
+      } > "$base.top"
+      echo "# $base.top written (load average $before -> $after)"
+      continue
+    fi
     {
       echo "# $label, $n axons, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), traced ${TRACE_SECONDS} s after ${WARM_SECONDS} s of rounds; load average $before -> $after"
       echo "## exclusive"

@@ -120,15 +120,17 @@ internal sealed class EndpointActor : UntypedActor
 
     protected override void PostStop()
     {
-        // Calls in flight are cancelled with the channel; their completions reach a restarted instance (or the dead
-        // letters) and are dropped there, so the answer given here is the only one.
-        _connection?.Dispose();
+        // Every call is answered here first; then the calls in flight are cancelled with the channel, and their
+        // completions reach a restarted instance (or the dead letters) and are dropped there, so the answer given here
+        // is the only one. (In this order: a round's call completes on the transport's thread, and the channel's own
+        // "connection disposed" would otherwise reach the round's slot first.)
         var reply = new EndpointReply(ReturnCode.UnknownException, _failure ?? "endpoint actor stopped before the call completed", null, TimeSpan.Zero);
         _accepting?.Reply(reply);
         _accepting = null;
         foreach (var replyTo in _running.Values) replyTo.Reply(reply);
         _running.Clear();
         while (_pending.TryDequeue(out var queued)) queued.ReplyTo.Reply(reply);
+        _connection?.Dispose();
     }
 
     protected override void OnReceive(object message)
