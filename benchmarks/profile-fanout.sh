@@ -99,10 +99,10 @@ for n in "${counts[@]}"; do
       {
         echo "# $label, $n axons, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), perf ${TRACE_SECONDS} s after ${WARM_SECONDS} s of rounds; load average $before -> $after"
         echo "## shared objects"
-        perf report -i "$base.perf" --no-children --sort dso --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -10
+        perf report -i "$base.perf" --no-children --sort dso --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -10 || true
         echo "## symbols (exclusive)"
-        perf report -i "$base.perf" --no-children --sort sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -"$TOP"
-        echo "samples: $(perf script -i "$base.perf" -F time 2>/dev/null | wc -l)"
+        perf report -i "$base.perf" --no-children --sort sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -"$TOP" || true
+        echo "samples: $(perf script -i "$base.perf" -F time 2>/dev/null | wc -l || true)"
       } > "$base.top"
       echo "# $base.top written (load average $before -> $after)"
       continue
