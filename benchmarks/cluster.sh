@@ -129,7 +129,22 @@ measure() { # label port pid ideal [worker pids...]
   gen_us=$(awk -v c="$calls" '{ if (c > 0) printf "%.0f", ($1 + $2) * 1e6 / c; else print "n/a" }' "$work/gen.time")
   ratio=$(awk -v r="$(echo "$rps" | tr -dc '0-9.')" -v i="$ideal" 'BEGIN { if (i > 0) printf "%.2f", r / i; else print "—" }')
   echo "| $label | $ideal |${rps}| $ratio |${p50}|${p99}|${errors}| $calls | $cpu_us | $idle_ms | $net_us | $workers_us | $gen_us |"
+  p50=$(echo "$p50" | tr -dc '0-9.'); p99=$(echo "$p99" | tr -dc '0-9.')
+  if (( $# == 0 )); then
+    direct_row=("$p50" "$p99" "$cpu_us" "$net_us")
+  elif (( ${#direct_row[@]} == 4 )); then
+    # The front against the direct axon of this sitting: the latency it adds per call (front minus direct) and its
+    # CPU per call as a share of the direct axon's, gross and net of each one's idle cost.
+    summary+=("$(awk -v l="$label" -v a="$p50" -v b="$p99" -v da="${direct_row[0]}" -v db="${direct_row[1]}" \
+      -v c="$cpu_us" -v n="$net_us" -v dc="${direct_row[2]}" -v dn="${direct_row[3]}" 'BEGIN {
+        rel = "n/a"; if (da > 0) rel = sprintf("%+.0f %%", (a - da) * 100 / da)
+        gross = "n/a"; if (dc + 0 > 0 && c + 0 > 0) gross = sprintf("%.1f %%", c * 100 / dc)
+        net = "n/a"; if (dn + 0 > 0 && n != "n/a") net = sprintf("%.1f %%", n * 100 / dn)
+        printf "%s: adds p50 %+.2f ms (%s), p99 %+.2f ms over the direct axon; its CPU per call is %s of the direct axon'"'"'s gross, %s net of idle\n", l, a - da, rel, b - db, gross, net }')")
+  fi
 }
+direct_row=()
+summary=()
 
 ideal_of() { local capacity=$1; if (( RATE > 0 && RATE < capacity )); then echo "$RATE"; else echo "$capacity"; fi; }
 
@@ -168,4 +183,5 @@ for dp in $DATA_PLANE; do
 done
 done
 echo
+for line in "${summary[@]}"; do echo "# $line"; done
 echo "# done: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -48,7 +48,7 @@ public static class BittensorCluster
     /// The Akka configuration of one node with <paramref name="role"/> (front or worker): cluster provider, this node's
     /// hostname/port, the split-brain resolver (<see cref="ClusterSettings.SbrStrategy"/> counted over
     /// <see cref="ClusterSettings.SbrRole"/>), the failure detector's acceptable heartbeat pause, the drain phase's
-    /// timeout, and the serializers. Seed nodes are joined by <see cref="CreateSystem"/>, not here.
+    /// timeout, a front's scheduler tick (<see cref="ClusterSettings.FrontSchedulerTick"/>), and the serializers. Seed nodes are joined by <see cref="CreateSystem"/>, not here.
     /// </summary>
     public static Config NodeConfig(ClusterSettings settings, string role)
     {
@@ -56,6 +56,15 @@ public static class BittensorCluster
         if (role is not (ClusterSettings.FrontRole or ClusterSettings.WorkerRole))
             throw new ArgumentException($"cluster role must be {ClusterSettings.FrontRole} or {ClusterSettings.WorkerRole}, not '{role}'", nameof(role));
         var drainPhase = settings.DrainTimeout + TimeSpan.FromSeconds(5);
+        // A front's scheduler ticks coarser than Akka's 10 ms (ClusterSettings.FrontSchedulerTick: its idle cost), and
+        // the cluster's periodic tasks use that scheduler (a cluster tick shorter than the default's would start a
+        // second scheduler). Workers keep Akka's tick: their model host's batching wait runs on it.
+        var tick = role == ClusterSettings.FrontRole
+            ? string.Create(CultureInfo.InvariantCulture, $"""
+                akka.scheduler.tick-duration = {(long)settings.FrontSchedulerTick.TotalMilliseconds}ms
+                akka.cluster.scheduler.tick-duration = {(long)settings.FrontSchedulerTick.TotalMilliseconds}ms
+                """)
+            : "";
         var text = string.Create(CultureInfo.InvariantCulture, $$"""
             akka {
               actor.provider = cluster
@@ -83,6 +92,7 @@ public static class BittensorCluster
               }
               coordinated-shutdown.phases.before-cluster-shutdown.timeout = {{(long)drainPhase.TotalMilliseconds}}ms
             }
+            {{tick}}
             """);
         return ConfigurationFactory.ParseString(text).WithFallback(SerializationConfig)
             .WithFallback(Akka.Cluster.Tools.Singleton.ClusterSingleton.DefaultConfig());

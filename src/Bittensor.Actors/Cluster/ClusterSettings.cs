@@ -80,6 +80,21 @@ public sealed record ClusterSettings
     /// <summary>Forwards remembered for backward affinity.</summary>
     public required int AffinityCapacity { get; init; }
 
+    /// <summary>
+    /// Tick of a front node's Akka scheduler (<c>akka.scheduler.tick-duration</c> and
+    /// <c>akka.cluster.scheduler.tick-duration</c>, so the cluster uses the same scheduler). Akka's 10 ms tick wakes the
+    /// process 100 times a second even when idle, the front's whole idle cost (docs/cluster.md "Idle cost"); the
+    /// front's timers (call deadlines, heartbeats, gossip, re-connects) need no finer grain. Workers keep Akka's 10 ms:
+    /// their model host's batching wait (<c>bittensor.model.max_delay</c>, 5 ms) runs on it.
+    /// </summary>
+    public TimeSpan FrontSchedulerTick { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Shortest <see cref="FrontSchedulerTick"/> (Akka refuses a shorter tick).</summary>
+    public static readonly TimeSpan MinSchedulerTick = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Longest <see cref="FrontSchedulerTick"/>: a quarter of the 1 s heartbeat interval, so heartbeats stay regular.</summary>
+    public static readonly TimeSpan MaxSchedulerTick = TimeSpan.FromMilliseconds(250);
+
     /// <summary>How often the front averages the workers' replica parameters (zero = never by time; <see cref="AverageNow"/> still runs a round).</summary>
     public required TimeSpan AveragingInterval { get; init; }
 
@@ -133,6 +148,7 @@ public sealed record ClusterSettings
             RegisterInterval = c.Duration("worker.register_interval"),
             DrainTimeout = c.Duration("worker.drain_timeout"),
             AffinityCapacity = c.Int("front.affinity_capacity"),
+            FrontSchedulerTick = c.Duration("front.scheduler_tick"),
             AveragingInterval = c.Duration("averaging.interval"),
             AveragingTimeout = c.Duration("averaging.timeout"),
             ChunksInFlight = c.Int("averaging.chunks_in_flight"),
@@ -160,6 +176,8 @@ public sealed record ClusterSettings
         Require(RegisterInterval > TimeSpan.Zero, "worker.register_interval", RegisterInterval, "must be positive");
         Require(DrainTimeout > TimeSpan.Zero, "worker.drain_timeout", DrainTimeout, "must be positive");
         Require(AffinityCapacity >= 0, "front.affinity_capacity", AffinityCapacity, "must be 0 or positive");
+        Require(FrontSchedulerTick >= MinSchedulerTick && FrontSchedulerTick <= MaxSchedulerTick, "front.scheduler_tick", FrontSchedulerTick,
+            $"must be {MinSchedulerTick.TotalMilliseconds}ms..{MaxSchedulerTick.TotalMilliseconds}ms");
         Require(AveragingInterval >= TimeSpan.Zero, "averaging.interval", AveragingInterval, "must be 0 (off) or positive");
         Require(AveragingTimeout > TimeSpan.Zero, "averaging.timeout", AveragingTimeout, "must be positive");
         Require(ChunksInFlight >= 1, "averaging.chunks_in_flight", ChunksInFlight, "must be 1 or more");

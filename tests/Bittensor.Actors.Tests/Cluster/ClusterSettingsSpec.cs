@@ -49,6 +49,8 @@ public sealed class ClusterSettingsSpec
     [InlineData("bittensor.cluster.averaging.timeout = 0s", "bittensor.cluster.averaging.timeout")]
     [InlineData("bittensor.cluster.averaging.chunks_in_flight = 0", "bittensor.cluster.averaging.chunks_in_flight")]
     [InlineData("bittensor.cluster.acceptable_heartbeat_pause = 500ms", "bittensor.cluster.acceptable_heartbeat_pause")]
+    [InlineData("bittensor.cluster.front.scheduler_tick = 5ms", "bittensor.cluster.front.scheduler_tick")]
+    [InlineData("bittensor.cluster.front.scheduler_tick = 1s", "bittensor.cluster.front.scheduler_tick")]
     public void A_bad_value_fails_with_its_key(string text, string key) =>
         Assert.StartsWith(key, Assert.Throws<ConfigurationException>(() => Load(text)).Message, StringComparison.Ordinal);
 
@@ -60,5 +62,19 @@ public sealed class ClusterSettingsSpec
         var config = BittensorCluster.NodeConfig(settings, ClusterSettings.WorkerRole);
         Assert.Equal(TimeSpan.FromSeconds(15), config.GetTimeSpan("akka.cluster.failure-detector.acceptable-heartbeat-pause"));
         Assert.Equal(2, ClusterSettings.Default.ChunksInFlight);
+    }
+
+    [Fact]
+    public void A_front_node_ticks_its_scheduler_at_the_front_scheduler_tick_and_a_worker_at_Akkas()
+    {
+        Assert.Equal(TimeSpan.FromMilliseconds(100), ClusterSettings.Default.FrontSchedulerTick);
+        var settings = Load("bittensor.cluster.front.scheduler_tick = 50ms");
+        var front = BittensorCluster.NodeConfig(settings, ClusterSettings.FrontRole);
+        Assert.Equal(TimeSpan.FromMilliseconds(50), front.GetTimeSpan("akka.scheduler.tick-duration"));
+        // The cluster's periodic tasks on the same scheduler (a shorter cluster tick would start a second one).
+        Assert.Equal(TimeSpan.FromMilliseconds(50), front.GetTimeSpan("akka.cluster.scheduler.tick-duration"));
+        var worker = BittensorCluster.NodeConfig(settings, ClusterSettings.WorkerRole);
+        Assert.False(worker.HasPath("akka.scheduler.tick-duration"));
+        Assert.False(worker.HasPath("akka.cluster.scheduler.tick-duration"));
     }
 }

@@ -22,9 +22,14 @@ public sealed class DataPlaneClusterSpec(Xunit.Abstractions.ITestOutputHelper ou
     public async Task Calls_travel_on_each_workers_data_connection_and_with_the_data_plane_off_over_Akka()
     {
         var (front, router, port) = await StartFront();
-        StartWorker(front, DemoModels.Echo(Dim));
+        var worker = StartWorker(front, DemoModels.Echo(Dim));
         StartWorker(front, DemoModels.Echo(Dim));
         await AwaitWorkers(router, 2);
+        // The front node's scheduler ticks at front.scheduler_tick (its idle cost, docs/cluster.md "Idle cost"), the
+        // cluster's periodic tasks on it; a worker keeps Akka's 10 ms (its model host's batching wait).
+        Assert.Equal(ClusterSettings.Default.FrontSchedulerTick, front.Settings.Config.GetTimeSpan("akka.scheduler.tick-duration"));
+        Assert.Equal(ClusterSettings.Default.FrontSchedulerTick, front.Settings.Config.GetTimeSpan("akka.cluster.scheduler.tick-duration"));
+        Assert.Equal(TimeSpan.FromMilliseconds(10), worker.Settings.Config.GetTimeSpan("akka.scheduler.tick-duration"));
         var client = RawClient(port);
         for (var i = 1; i <= 6; i++) AssertEcho(await Forward(client, Alice, Row(i)), i);
         var status = await Status(router);
