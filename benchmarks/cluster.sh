@@ -26,7 +26,8 @@
 # the front or direct axon over the measured run into PERF/<label>.data — a profiling run, its CPU figures include
 # perf's cost; set DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 to name JIT'd frames), DATA_PLANE (the
 # front's --cluster.data_plane for each clustered row: "on" (default; calls on one TCP connection per worker), "off"
-# (over Akka.Remote), or "on off" for both, side by side), DIRECT (1 = measure the direct axon, default; 0 = skip it), BTCLI, BENCH.
+# (over Akka.Remote), or "on off" for both, side by side), DIRECT (1 = measure the direct axon, default; 0 = skip it),
+# FRONT_CONFIG (a HOCON file given to the front as --config, e.g. to compare a setting; default none), BTCLI, BENCH.
 # Ideal throughput of N workers = N × SLOTS × 1000 / DELAY_MS. Timings live here and in benchmarks/results/cluster.md,
 # never in tests; the machine may be shared: the script prints the load average before and after.
 set -euo pipefail
@@ -47,6 +48,12 @@ CLIENT_CPUS=${CLIENT_CPUS:-}
 PERF=${PERF:-}
 DATA_PLANE=${DATA_PLANE:-on}
 DIRECT=${DIRECT:-1}
+FRONT_CONFIG=${FRONT_CONFIG:-}
+front_config=()
+if [[ -n "$FRONT_CONFIG" ]]; then
+  [[ -f "$FRONT_CONFIG" ]] || { echo "cluster.sh: FRONT_CONFIG $FRONT_CONFIG not found" >&2; exit 2; }
+  front_config=(--config "$FRONT_CONFIG")
+fi
 BTCLI=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}
 BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
 
@@ -89,6 +96,7 @@ rate_args=()
 (( RATE > 0 )) && rate_args=(--rate "$RATE")
 echo "# model: $model_line; load: axon-load --unsigned --shape 1,16 --network_dim 1024 --concurrency $CALLERS --seconds $SECONDS_PER_RUN ${rate_args[*]}"
 echo "# pinning: front/direct axon on ${SERVER_CPUS:-any cpu}, workers and generator on ${CLIENT_CPUS:-any cpu}"
+[[ -n "$FRONT_CONFIG" ]] && echo "# front --config $FRONT_CONFIG: $(grep -v '^ *#' "$FRONT_CONFIG" | tr '\n' ' ')"
 echo
 echo "| configuration | ideal req/s | req/s | × ideal | p50 ms | p99 ms | errors | calls | front (or axon) CPU µs/call | its idle CPU ms/s | its CPU net of idle µs/call | workers CPU µs/call | generator CPU µs/call |"
 echo "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"
@@ -163,7 +171,7 @@ kill -TERM "$direct"; wait "$direct" 2>/dev/null || true
 for n in $WORKERS; do
 for dp in $DATA_PLANE; do
   "${on_server[@]}" dotnet "$BTCLI" axon serve --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 --axon.state_path "$work/front-$n-$dp" --axon.disable_signature_verification \
-    --cluster.role front --cluster.port 0 --cluster.data_plane "$dp" >"$work/front-$n.out" 2>"$work/front-$n.err" &
+    --cluster.role front --cluster.port 0 --cluster.data_plane "$dp" "${front_config[@]}" >"$work/front-$n.out" 2>"$work/front-$n.err" &
   front=$!; pids+=("$front")
   wait_for "$work/front-$n.err" 'cluster front at akka' "$front" "the front"
   port=$(grep -oE 'serving on [^ ]+:[0-9]+ ' "$work/front-$n.err" | grep -oE '[0-9]+ $' | tr -d ' ')
