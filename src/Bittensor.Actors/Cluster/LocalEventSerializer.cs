@@ -7,14 +7,16 @@ using Akka.Serialization;
 namespace Bittensor.Actors.Cluster;
 
 /// <summary>
-/// A "serializer" for Akka's own node-local cluster events that never cross the wire (today
-/// <c>ClusterEvent.ReachabilityChanged</c>, which Akka publishes to local subscribers such as the split-brain resolver):
-/// the object is parked in this process and its bytes are only a ticket for it. It exists for
+/// A "serializer" for Akka's own node-local cluster events that never cross the wire (every
+/// <c>ClusterEvent.IClusterDomainEvent</c>: MemberUp, UnreachableMember, LeaderChanged, the internal ReachabilityChanged,
+/// ..., which Akka publishes to local subscribers such as the split-brain resolver and the singleton manager): the
+/// object is parked in this process and its bytes are only a ticket for it. It exists for
 /// <c>akka.actor.serialize-messages = on</c> (see <see cref="SerializeMessagesCheck"/>), which round-trips every local
 /// Tell through the serializer bound to its type; Akka binds these events to nothing but the JSON fallback, which
-/// cannot rebuild their immutable dictionaries, so the check dropped them and the resolver never saw a node become
-/// unreachable. A ticket sent to another process finds nothing there and fails, which is right: these events are not
-/// meant to be sent.
+/// cannot rebuild ReachabilityChanged's immutable dictionaries (the check dropped it, and the resolver never saw a node
+/// become unreachable) and does not write a Member's internal up number (a MemberUp read back said 0, so the singleton
+/// manager took a younger front for the oldest and waited for a hand-over that never came). A ticket sent to another
+/// process finds nothing there and fails, which is right: these events are not meant to be sent.
 /// </summary>
 public sealed class LocalEventSerializer(ExtendedActorSystem system) : Serializer(system)
 {
@@ -51,6 +53,9 @@ public sealed class LocalEventSerializer(ExtendedActorSystem system) : Serialize
     /// <summary>Akka.Cluster's internal <c>ClusterEvent.ReachabilityChanged</c>, by name (the type is not public).</summary>
     public const string ReachabilityChangedType = "Akka.Cluster.ClusterEvent+ReachabilityChanged, Akka.Cluster";
 
+    /// <summary>Every cluster domain event (<c>ClusterEvent.IClusterDomainEvent</c>), by name.</summary>
+    public const string ClusterDomainEventType = "Akka.Cluster.ClusterEvent+IClusterDomainEvent, Akka.Cluster";
+
     /// <summary>
     /// <c>akka.actor.serialize-messages = on</c> with Akka's node-local cluster events bound to this serializer: every
     /// message of ours sent to an actor is serialized and read back with the serializer a remote send would use, while
@@ -61,6 +66,7 @@ public sealed class LocalEventSerializer(ExtendedActorSystem system) : Serialize
           serialize-messages = on
           serializers.bittensor-local-event = "{{typeof(LocalEventSerializer).AssemblyQualifiedName}}"
           serialization-bindings {
+            "{{ClusterDomainEventType}}" = bittensor-local-event
             "{{ReachabilityChangedType}}" = bittensor-local-event
           }
         }

@@ -8,8 +8,9 @@ namespace Bittensor.Actors.Tests.Cluster;
 
 /// <summary>
 /// <see cref="LocalEventSerializer"/>: with <see cref="LocalEventSerializer.SerializeMessagesCheck"/>, Akka's node-local
-/// ReachabilityChanged goes through the ticket serializer (the JSON fallback could not rebuild it, so the
-/// serialize-messages check dropped it before the split-brain resolver saw it), a ticket reads back its object once,
+/// cluster events go through the ticket serializer (the JSON fallback could not rebuild ReachabilityChanged, so the
+/// serialize-messages check dropped it before the split-brain resolver saw it, and read MemberUp back with up number 0),
+/// a ticket reads back its object once,
 /// and bytes that are no ticket of this process are refused with a SerializationException.
 /// </summary>
 public sealed class LocalEventSerializerTests : IDisposable
@@ -31,6 +32,23 @@ public sealed class LocalEventSerializerTests : IDisposable
         Assert.Same(message, serializer.FromBinary(bytes, reachabilityChanged));
         var again = Assert.Throws<SerializationException>(() => serializer.FromBinary(bytes, reachabilityChanged));
         Assert.Contains("node-local", again.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_member_event_a_subscriber_receives_under_the_check_keeps_the_members_up_number()
+    {
+        // The cluster singleton's oldest-member tracking orders members by their up number (Member.IsOlderThan). The
+        // JSON fallback does not write Member's internal UpNumber, so a MemberUp read back from it said 0: a younger
+        // front looked older than the active one, whose singleton manager then waited for a hand-over that never came
+        // (ClusterSingletonManagerIsStuck; the front specs' routers died before the workers registered).
+        var cluster = Akka.Cluster.Cluster.Get(_system);
+        var inbox = Inbox.Create(_system);
+        cluster.Subscribe(inbox.Receiver, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(Akka.Cluster.ClusterEvent.MemberUp));
+        await cluster.JoinAsync(cluster.SelfAddress).WaitAsync(TimeSpan.FromMinutes(1)); // a hang guard, not a timing
+        var up = Assert.IsType<Akka.Cluster.ClusterEvent.MemberUp>(await inbox.ReceiveAsync(TimeSpan.FromMinutes(1)));
+        // Member's ToString shows its up number; the member as the cluster holds it was never serialized.
+        Assert.Equal(cluster.SelfMember.ToString(), up.Member.ToString());
+        Assert.Contains("upNumber=1", up.Member.ToString(), StringComparison.Ordinal);
     }
 
     [Theory]
