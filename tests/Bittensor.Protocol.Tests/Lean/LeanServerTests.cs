@@ -616,5 +616,12 @@ internal sealed class RawH2 : IAsyncDisposable
         }
     }
 
+    /// <summary>Drops the connection with a TCP reset (SO_LINGER 0: RST instead of FIN), as a crashed or killed peer's kernel may.</summary>
+    public void Reset()
+    {
+        _socket.LingerState = new LingerOption(true, 0);
+        _socket.Close();
+    }
+
     public async ValueTask DisposeAsync() => await _stream.DisposeAsync();
 }

@@ -103,9 +103,30 @@ internal sealed class LeanServer : IServerBinding
     /// <summary>Calls held across every connection: the whole request received, the answer not yet complete.</summary>
     public int CallsHeld => Volatile.Read(ref _callsHeld);
 
+    private TaskCompletionSource? _heldWaiter;
+    private int _heldTarget;
+
     public void Hold() => Interlocked.Increment(ref _callsHeld);
 
-    public void Release() => Interlocked.Decrement(ref _callsHeld);
+    public void Release()
+    {
+        var now = Interlocked.Decrement(ref _callsHeld);
+        if (Volatile.Read(ref _heldWaiter) is { } waiter && now <= Volatile.Read(ref _heldTarget)) waiter.TrySetResult();
+    }
+
+    /// <summary>
+    /// Completes once at most <paramref name="calls"/> calls are held (tests: the count after a peer dropped its calls is
+    /// awaited as an event, never slept for). One waiter at a time.
+    /// </summary>
+    internal Task WhenCallsHeldAtMost(int calls)
+    {
+        var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref _heldTarget, calls);
+        // A full fence between publishing the waiter and reading the count: a Release in between sees one or the other.
+        Interlocked.Exchange(ref _heldWaiter, waiter);
+        if (CallsHeld <= calls) waiter.TrySetResult();
+        return waiter.Task;
+    }
 
     public void Start()
     {
