@@ -140,4 +140,45 @@ public sealed class CallsInFlightTests
             await peer.DisposeAsync();
         }
     }
+
+    [Fact]
+    public async Task A_peer_whose_window_stays_closed_holds_no_slots_and_its_answers_still_come_when_it_opens()
+    {
+        var service = new GateService();
+        await using var server = await Bind(service, limit: 3);
+        var port = server.Endpoint.Port;
+        // Stream windows of 0: no DATA can reach this peer until it sends WINDOW_UPDATEs.
+        await using var peer = await RawH2.Connect(port, initialWindow: 0);
+
+        // Three calls and a PING in one write: the first is answered (its HEADERS go, its DATA waits for the window),
+        // the other two are parked behind it. The PING's ACK is written while the read's frames are handled, the
+        // answer's HEADERS when its calls have run, and both leave in the send after the read: ACK, then HEADERS.
+        await Call(peer, 1, "a", flush: false);
+        await Call(peer, 3, "b", flush: false);
+        await Call(peer, 5, "c", flush: false);
+        await peer.Frame(H2.Ping, 0, 0, "stalled!"u8.ToArray());
+        await peer.Until(f => f.Type == H2.Ping);
+        var first = await peer.Until(f => f.Type == H2.Headers && f.Stream == 1);
+        Assert.Equal(H2.EndHeaders, first.Flags);
+
+        // Nothing of this peer's is counted: a limit of 3 still admits calls from others (before the fix: 3 held, shed).
+        Assert.Equal(0, server.CallsHeld);
+        await AssertAdmitted(port, "other");
+
+        // Windows open: every answer arrives whole, and the count ends at 0 (released once each, not below).
+        await peer.Frame(H2.WindowUpdate, 0, 1, BinaryPrimitives.ReverseEndianness(1 << 20).ToBytes(), flush: false);
+        await peer.Frame(H2.WindowUpdate, 0, 3, BinaryPrimitives.ReverseEndianness(1 << 20).ToBytes(), flush: false);
+        await peer.Frame(H2.WindowUpdate, 0, 5, BinaryPrimitives.ReverseEndianness(1 << 20).ToBytes());
+        var (_, data1, trailers1) = await peer.Response(1, alreadyRead: []);
+        var (headers3, data3, trailers3) = await peer.Response(3);
+        var (_, data5, trailers5) = await peer.Response(5);
+        Assert.Equal("Forward:a", TensorMessage.Parser.ParseFrom(data1.AsSpan(5)).Message);
+        Assert.Equal("Forward:b", TensorMessage.Parser.ParseFrom(data3.AsSpan(5)).Message);
+        Assert.Equal("Forward:c", TensorMessage.Parser.ParseFrom(data5.AsSpan(5)).Message);
+        Assert.Contains((":status", "200"), headers3);
+        Assert.Equal([("grpc-status", "0")], trailers1);
+        Assert.Equal([("grpc-status", "0")], trailers3);
+        Assert.Equal([("grpc-status", "0")], trailers5);
+        Assert.Equal(0, server.CallsHeld);
+    }
 }

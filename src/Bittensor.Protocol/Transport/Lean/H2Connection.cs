@@ -588,7 +588,10 @@ internal sealed class H2Connection
         Ready(s);
     }
 
-    /// <summary>The peer ended the stream: its request is whole, and from now until its answer is complete it counts as held (calls in flight).</summary>
+    /// <summary>
+    /// The peer ended the stream: its request is whole, and from now until its answer is complete it counts as held
+    /// (calls in flight), except while it waits for the peer (parked behind, or its answer held by, the peer's windows).
+    /// </summary>
     private void RequestComplete(H2Stream s)
     {
         s.RemoteClosed = true;
@@ -938,8 +941,17 @@ internal sealed class H2Connection
                 {
                     // Back-pressure: answers already wait for the peer's windows, so this call's answer could not be
                     // sent either. It runs once they have gone (Unpark), instead of parking its answer in memory.
+                    // Parked, it waits for the peer, not for this server: not counted in the calls in flight (a peer
+                    // that never opens its window must not hold the axon's slots).
                     _parked.Add(s);
+                    Unhold(s);
                     return Step.None;
+                }
+                if (!s.Held)
+                {
+                    // Unparked: counted again while its handler runs (admitted before, so not checked again).
+                    s.Held = true;
+                    _server.Hold();
                 }
                 s.Phase = StreamPhase.Running;
                 body = s.TakeBody();
@@ -1146,7 +1158,11 @@ internal sealed class H2Connection
         s.PendingLength = total;
         s.PendingOffset = 0;
         s.Phase = StreamPhase.Sending;
-        if (!SendPending(s)) _blocked.Add(s);
+        if (SendPending(s)) return;
+        _blocked.Add(s);
+        // The answer is made and waits for the peer's window: its slot in the calls in flight is free for others (a
+        // client that stops reading must not hold the axon's slots until it drops the connection).
+        Unhold(s);
     }
 
     /// <summary>
@@ -1236,17 +1252,21 @@ internal sealed class H2Connection
         if (s.Closed) return;
         s.Closed = true;
         s.Phase = StreamPhase.Done;
-        if (s.Held)
-        {
-            s.Held = false;
-            _server.Release();
-        }
+        Unhold(s);
         _streams.Remove(s.Id);
         s.ReleaseBuffers();
         s.Registration.Unregister();
         if (!s.Async && !s.Cancellation.IsCancellationRequested && s.Cancellation.TryReset() && _ctsPool.Count < 64) _ctsPool.Push(s.Cancellation);
         else if (s.Async) s.Cancellation.CancelAfter(Timeout.Infinite);
         if (_goingAway && _streams.Count == 0) _idle?.TrySetResult();
+    }
+
+    /// <summary>No longer counted in the server's calls in flight (under the lock; once per hold).</summary>
+    private void Unhold(H2Stream s)
+    {
+        if (!s.Held) return;
+        s.Held = false;
+        _server.Release();
     }
 
     /// <summary>The peer reset the stream (or the connection ends): closed, and whoever holds its token is told.</summary>
