@@ -181,4 +181,48 @@ public sealed class CallsInFlightTests
         Assert.Equal([("grpc-status", "0")], trailers5);
         Assert.Equal(0, server.CallsHeld);
     }
+
+    [Fact]
+    public async Task Calls_over_the_limit_are_shed_before_the_admitted_calls_of_their_read_run_and_later_arrivals_too()
+    {
+        var service = new GateService();
+        await using var server = await Bind(service, limit: 1);
+        var port = server.Endpoint.Port;
+        await using var peer = await RawH2.Connect(port);
+        try
+        {
+            // One write: G first (admitted; its header check then waits for the test, holding the connection's runner),
+            // then four calls over the limit of 1.
+            await Call(peer, 1, "hold", flush: false, blockCheck: true);
+            await Call(peer, 3, "s1", flush: false);
+            await Call(peer, 5, "s2", flush: false);
+            await Call(peer, 7, "s3", flush: false);
+            await Call(peer, 9, "s4");
+
+            // Their shed answers arrive while G's check is shut: they did not wait for the admitted call ahead of them.
+            foreach (var id in new[] { 3, 5, 7, 9 }) Assert.Contains(("grpc-status", "8"), await peer.TrailersOnly(id)); // RESOURCE_EXHAUSTED
+            await service.CheckEntered.WaitAsync(Wait);
+
+            // A call that comes while the runner is held (G still counted) is shed too; then G goes on into the model.
+            await Call(peer, 11, "late");
+            service.OpenCheck();
+            Assert.Contains(("grpc-status", "8"), await peer.TrailersOnly(11));
+
+            // G is answered once the model lets it go; then the slot is free and a call is admitted on the same connection.
+            service.Open();
+            var (_, data, trailers) = await peer.Response(1);
+            Assert.Equal("Forward:hold", TensorMessage.Parser.ParseFrom(data.AsSpan(5)).Message);
+            Assert.Equal([("grpc-status", "0")], trailers);
+            await server.WhenCallsHeldAtMost(0).WaitAsync(Wait);
+            await Call(peer, 13, "after");
+            var (_, after, afterTrailers) = await peer.Response(13);
+            Assert.Equal("Forward:after", TensorMessage.Parser.ParseFrom(after.AsSpan(5)).Message);
+            Assert.Equal([("grpc-status", "0")], afterTrailers);
+        }
+        finally
+        {
+            service.OpenCheck();
+            service.Open();
+        }
+    }
 }

@@ -35,6 +35,13 @@ internal sealed class H2Connection
     /// </summary>
     private const int ResumeAtMost = 1024 * 1024;
 
+    /// <summary>
+    /// Under overload (the server holds its calls in flight), the read loop looks at its socket after this many calls of
+    /// a read have run: calls that arrived meanwhile and are over the limit are shed at once, not after the read's
+    /// admitted calls (issue 11: shed answers in &lt; 1 ms).
+    /// </summary>
+    private const int PeekEvery = 4;
+
     /// <summary>Streams the peer may reset (or have refused) in a burst, and the rate the allowance refills at per second.</summary>
     private const int ResetBurst = 200;
     private const int ResetsPerSecond = 100;
@@ -62,6 +69,8 @@ internal sealed class H2Connection
     private List<H2Stream> _readySpare = [];
     private readonly List<H2Stream> _parked = [];
     private bool _runningReady;
+    private bool _readEnded; // the read loop's own: a read between calls saw the end, an error, or a connection error
+    private readonly List<H2Stream> _shedding = []; // the runner's own: streams claimed for a shed, answered outside the lock
     private byte[] _in = [];
     private int _inStart;
     private int _inEnd;
@@ -172,9 +181,9 @@ internal sealed class H2Connection
                 bool keepGoing;
                 lock (_sync) keepGoing = ProcessFrames();
                 CancelCollected();
-                await RunReadyAsync().ConfigureAwait(false);
+                await RunReadyAsync(readLoop: keepGoing).ConfigureAwait(false);
                 await FlushAsync().ConfigureAwait(false);
-                if (!keepGoing) break;
+                if (!keepGoing || _readEnded) break;
                 if (NeedsDrain(out var drained)) await drained.ConfigureAwait(false);
                 Compact();
             }
@@ -761,9 +770,15 @@ internal sealed class H2Connection
     /// Runs the calls the last read made ready, outside the lock (synchronous checks and handlers run here). Their answers
     /// leave together after the read, but in sends of about 256 KiB when many came at once (32 answers of 64 KiB would
     /// otherwise grow the output past what it keeps between sends, and reallocate it every read).
+    /// With <see cref="ServerTransportOptions.MaxCallsInFlight"/> set, the streams over the limit are shed first and their
+    /// answers sent at once, before the admitted calls run; and from the read loop (<paramref name="readLoop"/>), while the
+    /// server is at its limit, the socket is read between calls so newly arrived calls over it are shed without waiting
+    /// for the calls ahead of them (they join the ready list otherwise).
     /// </summary>
-    private async ValueTask RunReadyAsync()
+    private async ValueTask RunReadyAsync(bool readLoop = false)
     {
+        var limit = _server.Options.MaxCallsInFlight;
+        var sincePeek = 0;
         // One runner at a time (the read loop, or a sender that unparked calls): whoever runs takes what is ready
         // until nothing is.
         lock (_sync)
@@ -791,11 +806,17 @@ internal sealed class H2Connection
                 }
                 try
                 {
+                    if (limit > 0 && ShedOver(ready, limit)) await FlushAsync().ConfigureAwait(false);
                     foreach (var s in ready)
                     {
                         s.Queued = false;
                         Pump(s);
                         if (Volatile.Read(ref _out.Length) >= FlushEarly) await FlushAsync().ConfigureAwait(false);
+                        if (readLoop && limit > 0 && ++sincePeek >= PeekEvery && _server.CallsHeld >= limit)
+                        {
+                            sincePeek = 0;
+                            if (ReadBetweenCalls() && ShedOver(_ready, limit)) await FlushAsync().ConfigureAwait(false);
+                        }
                     }
                 }
                 finally
@@ -830,18 +851,7 @@ internal sealed class H2Connection
                     var limit = _server.Options.MaxCallsInFlight;
                     if (limit > 0 && _server.CallsHeld - (Volatile.Read(ref s.Held) ? 1 : 0) >= limit)
                     {
-                        HeaderDecision? shed;
-                        try
-                        {
-                            shed = _server.Service.Overloaded(s.Method, limit);
-                        }
-                        catch (Exception)
-                        {
-                            shed = null;
-                        }
-                        // A decision that would let the call through is not an overload answer: refused as the default does.
-                        if (shed is { Refusal: null, Answer: null })
-                            shed = HeaderDecision.Refuse(new Status(StatusCode.ResourceExhausted, "Too many calls in flight; try again later."));
+                        var shed = OverloadAnswer(s.Method, limit);
                         lock (_sync) Decide(s, shed);
                         continue;
                     }
@@ -879,6 +889,99 @@ internal sealed class H2Connection
                     return;
             }
         }
+    }
+
+    /// <summary>The service's answer to a call over the limit (never one that lets it through).</summary>
+    private HeaderDecision? OverloadAnswer(BittensorMethod method, int limit)
+    {
+        HeaderDecision? shed;
+        try
+        {
+            shed = _server.Service.Overloaded(method, limit);
+        }
+        catch (Exception)
+        {
+            shed = null;
+        }
+        // A decision that would let the call through is not an overload answer: refused as the default does.
+        if (shed is { Refusal: null, Answer: null })
+            shed = HeaderDecision.Refuse(new Status(StatusCode.ResourceExhausted, "Too many calls in flight; try again later."));
+        return shed;
+    }
+
+    /// <summary>
+    /// Sheds every stream of <paramref name="list"/> (the runner's batch, or <see cref="_ready"/>) that has not had its
+    /// check and came while the server held <paramref name="limit"/> other calls, in arrival order: a stream's "others"
+    /// are the calls held except itself and the streams after it in the list (they came later), so the first ones of a
+    /// read are admitted and the rest shed. Claimed under the lock (each claimed one counted as released), answered
+    /// outside it. True when any was shed.
+    /// </summary>
+    private bool ShedOver(List<H2Stream> list, int limit)
+    {
+        lock (_sync)
+        {
+            var later = 0;
+            foreach (var s in list)
+                if (s.Phase == StreamPhase.New && s.Held && !s.Closed) later++;
+            var released = 0;
+            foreach (var s in list)
+            {
+                if (s.Phase != StreamPhase.New || s.Closed || _closed) continue;
+                if (s.Held) later--;
+                if (_server.CallsHeld - released - later - (s.Held ? 1 : 0) < limit) continue;
+                s.Phase = StreamPhase.Checking;
+                if (s.Held) released++;
+                _shedding.Add(s);
+            }
+            if (_shedding.Count == 0) return false;
+        }
+        try
+        {
+            foreach (var s in _shedding)
+            {
+                var shed = OverloadAnswer(s.Method, limit);
+                lock (_sync) Decide(s, shed);
+            }
+        }
+        finally
+        {
+            _shedding.Clear();
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// The read loop, between calls: takes what the socket already holds (never waits) and handles its frames, so the
+    /// calls in it reach their shed decision now. True when frames were read. An end, error or connection error is left
+    /// in <see cref="_readEnded"/> for the loop.
+    /// </summary>
+    private bool ReadBetweenCalls()
+    {
+        if (_readEnded || _socket is null) return false;
+        int n;
+        try
+        {
+            if (_socket.Available <= 0) return false;
+            if (_inEnd == _in.Length) Compact();
+            if (_inEnd == _in.Length) return false;
+            n = _socket.Receive(_in.AsSpan(_inEnd), SocketFlags.None);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            _readEnded = true;
+            return false;
+        }
+        if (n == 0)
+        {
+            _readEnded = true;
+            return false;
+        }
+        _inEnd += n;
+        bool keepGoing;
+        lock (_sync) keepGoing = ProcessFrames();
+        if (!keepGoing) _readEnded = true;
+        CancelCollected();
+        return true;
     }
 
     private async Task AwaitCheck(H2Stream s, ValueTask<HeaderDecision> check)
