@@ -24,7 +24,8 @@ namespace Bittensor.Benchmarks.Axon;
 /// core, which caps any process-separated run near 2.5k req/s). Prints the same row as <c>axon-load</c>.
 /// With <c>--presign N</c> (verification-on axons) N real sr25519 signature headers are made per level before its
 /// clock starts, each caller's for its own hotkeys in the order it will use them (nonces 1 ms apart per key); a caller
-/// stops when its share is used up, and the level's time ends with the last call.
+/// stops when its share is used up, and the level's time ends with the last call. Signed runs derive one hotkey per
+/// caller at least (//bench/0 … //bench/N-1 for N callers, 256 at least), so every caller's nonces are its own.
 /// <para>A call answered without the full answer (shed: a NucleusFull return code in a short answer, a gRPC error
 /// status, a reset) is followed by that caller's next call only after a pause drawn uniformly in [0, <c>--shed_pause</c>]
 /// ms (default 200), as real clients behave: the 2021 receptor and our dendrite hand the shed call back to their
@@ -64,7 +65,10 @@ internal static class AxonLoadRaw
         var host = target[..colon];
 
         var tokens = Enumerable.Range(0, (int)(shape[0] * shape[1])).Select(i => (long)(i % 50000)).ToArray();
-        var pairs = Enumerable.Range(0, 256).Select(i => SecretUri.ToSr25519($"//bench/{i}")).ToArray();
+        // Signed levels: at least one hotkey per caller, so no two callers share a key and their presigned nonces never
+        // collide (with 256 keys, 1,024 callers shared each key four ways and a quarter of their calls were replays).
+        var keyCount = presign > 0 ? Math.Max(256, concurrency.Max()) : 256;
+        var pairs = Enumerable.Range(0, keyCount).Select(i => SecretUri.ToSr25519($"//bench/{i}")).ToArray();
         var hotkeys = pairs.Select(p => p.ToSs58()).ToArray();
         var minAnswerBytes = shape[0] * shape[1] * dim * 4;
         var requests = hotkeys.Select(h => new Request(h, $"{host}:{port}", Body(h, tokens, shape))).ToArray();
