@@ -147,8 +147,7 @@ public sealed class KestrelServerTransport : IServerTransport
             }
             if (limits.RequestsPerSecondPerIp > 0)
             {
-                var period = limits.RateLimitPeriod;
-                var perPeriod = Math.Max(1, (int)Math.Round(limits.RequestsPerSecondPerIp * period.TotalSeconds));
+                var (perPeriod, period) = limits.RefillStep();
                 var bucket = Math.Max(perPeriod, limits.RequestBurstPerIp);
                 _rate = PartitionedRateLimiter.Create<IPAddress, IPAddress>(ip => RateLimitPartition.GetTokenBucketLimiter(ip,
                     _ => new TokenBucketRateLimiterOptions

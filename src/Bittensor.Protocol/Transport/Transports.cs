@@ -202,7 +202,8 @@ public sealed record ServerTransportOptions(string Ip, int Port, int MaxReceiveM
 /// <param name="MaxConnectionsPerIp">Open connections at once from one IP address.</param>
 /// <param name="RequestsPerSecondPerIp">Sustained calls per second from one IP address (a token bucket).</param>
 /// <param name="RequestBurstPerIp">Calls one IP address may make at once above the sustained rate (bucket size).</param>
-/// <param name="RateLimitPeriod">How often the bucket is refilled (RequestsPerSecondPerIp × period tokens each time).</param>
+/// <param name="RateLimitPeriod">How often the bucket is refilled at most (see <see cref="RefillStep"/>): short, so an
+/// address over its rate is let through evenly rather than in one burst per period.</param>
 /// <param name="ExemptLoopback">Per-IP limits do not apply to callers on 127.0.0.0/8 or ::1.</param>
 public sealed record ServerLimits(int MaxRequestHeadersSize, int MaxConnections, int MaxConnectionsPerIp, double RequestsPerSecondPerIp,
     int RequestBurstPerIp, TimeSpan RateLimitPeriod, bool ExemptLoopback)
@@ -215,6 +216,26 @@ public sealed record ServerLimits(int MaxRequestHeadersSize, int MaxConnections,
     /// socket): a peer that connects and stays silent does not hold a connection slot forever. Zero: never.
     /// </summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.Zero;
+
+    /// <summary>
+    /// The per-address bucket's refill: <c>Tokens</c> added every <c>Period</c>, at exactly
+    /// <see cref="RequestsPerSecondPerIp"/>. <c>Tokens</c> is the whole number of calls the rate allows in
+    /// <see cref="RateLimitPeriod"/> (at least one) and <c>Period</c> the time those take at the rate (≤ the setting when it
+    /// allows one call or more): 500/s every 10 ms → 5 every 10 ms; 150/s → 1 every 6.67 ms; 0.5/s → 1 every 2 s. A
+    /// rate below one call per period is therefore not rounded up to one call per period. With a long period an address
+    /// over its rate is let through in one burst of rate × period calls at the start of each period, which the other
+    /// callers' calls then wait behind (issue 13: a 1 s period let 500 bad signatures in at once each second).
+    /// Throws when <see cref="RequestsPerSecondPerIp"/> is not positive (no rate limit).
+    /// </summary>
+    public (int Tokens, TimeSpan Period) RefillStep()
+    {
+        if (!(RequestsPerSecondPerIp > 0) || double.IsInfinity(RequestsPerSecondPerIp))
+            throw new InvalidOperationException("RefillStep needs a positive, finite RequestsPerSecondPerIp");
+        if (!(RateLimitPeriod > TimeSpan.Zero)) throw new InvalidOperationException("RateLimitPeriod must be positive");
+        var tokens = Math.Max(1, (int)Math.Min(int.MaxValue, Math.Floor(RequestsPerSecondPerIp * RateLimitPeriod.TotalSeconds)));
+        var ticks = Math.Max(1, Math.Min(TimeSpan.MaxValue.Ticks / 2, tokens / RequestsPerSecondPerIp * TimeSpan.TicksPerSecond));
+        return (tokens, TimeSpan.FromTicks((long)ticks));
+    }
 }
 
 /// <summary>

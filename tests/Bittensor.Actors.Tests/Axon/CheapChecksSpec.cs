@@ -354,6 +354,27 @@ public class CheapChecksSpec : AxonTestBase
     }
 
     [Fact]
+    public async Task The_shipped_rate_period_is_short_and_a_rate_below_one_call_per_period_is_not_rounded_up()
+    {
+        // Issue 13: with a 1 s period an over-rate address got 500 calls in at once each second, and other callers
+        // waited behind their signature checks; the shipped period is 10 ms. One call per hour under it must still
+        // mean one per hour (the old rounding made it one per period: 100/s).
+        Assert.Equal(TimeSpan.FromMilliseconds(10), AxonSettings.Default.PerIpRatePeriod);
+        var (transport, port) = await Serve(Loopback() with { PerIpExemptLoopback = false, PerIpRequestsPerSecond = 1.0 / 3600, PerIpBurst = 1 });
+        var client = RawClient(port);
+        await AssertAnswersGoodCall(client, Alice);
+
+        for (var i = 0; i < 3; i++)
+        {
+            // The old rounding (one call per 10 ms) let a call through whenever these calls spanned a period.
+            var refused = await Assert.ThrowsAsync<RpcException>(async () => await Forward(client, Bob, Tokens(Bob)));
+            Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        }
+        Assert.Equal(1, transport.BodiesParsed);
+        Assert.Equal(3, await Refused(RefusalReasons.PerIpRate));
+    }
+
+    [Fact]
     public async Task Loopback_callers_are_exempt_from_per_address_limits_by_default()
     {
         var (_, port) = await Serve(Loopback() with { PerIpRequestsPerSecond = 1.0 / 3600, PerIpRatePeriod = TimeSpan.FromHours(1), PerIpBurst = 1, PerIpConnections = 1 });

@@ -64,8 +64,8 @@ internal sealed class LeanServer : IServerBinding
         MaxHeaderList = Limits.MaxRequestHeadersSize > 0 ? Limits.MaxRequestHeadersSize : 16 * 1024;
         if (Limits.RequestsPerSecondPerIp > 0)
         {
-            var period = Limits.RateLimitPeriod;
-            _perPeriod = Math.Max(1, (int)Math.Round(Limits.RequestsPerSecondPerIp * period.TotalSeconds));
+            var (tokens, period) = Limits.RefillStep();
+            _perPeriod = tokens;
             _bucketSize = Math.Max(_perPeriod, Limits.RequestBurstPerIp);
             _periodTicks = Math.Max(1, (long)(period.TotalSeconds * System.Diagnostics.Stopwatch.Frequency));
         }
