@@ -41,7 +41,10 @@ public interface IPeerConnection : IDisposable
     /// and its tensors' buffers are valid only while <paramref name="read"/> runs: a transport may hold them in a pooled
     /// buffer it reuses afterwards, so <paramref name="read"/> copies out what it keeps (e.g. decodes the floats into
     /// its own array) and must not throw (a throw ends the call as <c>Internal</c> on the lean transport). It runs on
-    /// the transport's thread (the lean client's read loop): keep it short. Failures as <see cref="CallAsync(BittensorMethod, TensorMessage, Metadata, DateTime, CancellationToken)"/>.
+    /// the transport's thread (the lean client's read loop): keep it short. It may run before the call's status is known
+    /// (the lean client reads a message that came whole in one frame when it arrives, before the trailers): if the call
+    /// then fails, its result is dropped and the task fails as the call did, so <paramref name="read"/> must have no
+    /// effect beyond what it returns. Failures as <see cref="CallAsync(BittensorMethod, TensorMessage, Metadata, DateTime, CancellationToken)"/>.
     /// The default awaits that call and reads its (unpooled) answer.
     /// </summary>
     async Task<T> CallAsync<T>(BittensorMethod method, TensorMessage request, Metadata headers, DateTime deadline, CancellationToken cancellationToken,

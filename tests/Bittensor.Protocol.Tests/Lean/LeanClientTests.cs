@@ -175,11 +175,12 @@ public sealed class LeanClientTests
 
     // Serves one answer (the given bytes after the request) and returns the call's outcome.
     private static async Task<(TensorMessage? Answer, RpcException? Error, ScriptedServer Server)> Scripted(Func<int, byte[]> answer, int? maxReceive = null,
-        bool close = false)
+        bool close = false, bool reader = false)
     {
         var server = new ScriptedServer();
         using var c = Connect(server, maxReceive);
-        var call = Call(c);
+        // A reader call (the dendrite's fan-out) keeps a deep copy: the answer's own buffers are the transport's.
+        var call = reader ? Read(c, a => TensorMessage.Parser.ParseFrom(a.ToByteArray())) : Call(c);
         await server.ReadRequest();
         await server.Send(Concat(Frame(H2.Settings, 0, 0, []), answer(1)));
         if (close) server.Close();
@@ -249,28 +250,40 @@ public sealed class LeanClientTests
         Assert.Equal(expected, answer);
     }
 
+    public static TheoryData<string, StatusCode> HostileAnswers => new()
+    {
+        { "oversized", StatusCode.ResourceExhausted },
+        { "compressed", StatusCode.Internal },
+        { "not-protobuf", StatusCode.Internal },
+        { "two-messages", StatusCode.Internal },
+        { "truncated-message", StatusCode.Internal },
+        { "no-trailers", StatusCode.Internal },
+        { "html", StatusCode.Internal },
+        { "http-503", StatusCode.Unavailable },
+        { "status-7", StatusCode.PermissionDenied },
+        { "no-grpc-status", StatusCode.Internal },
+        { "reset", StatusCode.Internal },
+        { "refused", StatusCode.Unavailable },
+        { "goaway-before", StatusCode.Unavailable },
+        { "data-before-headers", StatusCode.Internal },
+        { "huge-header-block", StatusCode.Internal },
+        { "frame-over-announced", StatusCode.Internal },
+        { "garbage", StatusCode.Internal },
+        { "bad-hpack", StatusCode.Internal },
+        { "push", StatusCode.Internal },
+        { "closed-mid-answer", StatusCode.Unavailable },
+    };
+
     [Theory]
-    [InlineData("oversized", StatusCode.ResourceExhausted)]
-    [InlineData("compressed", StatusCode.Internal)]
-    [InlineData("not-protobuf", StatusCode.Internal)]
-    [InlineData("two-messages", StatusCode.Internal)]
-    [InlineData("truncated-message", StatusCode.Internal)]
-    [InlineData("no-trailers", StatusCode.Internal)]
-    [InlineData("html", StatusCode.Internal)]
-    [InlineData("http-503", StatusCode.Unavailable)]
-    [InlineData("status-7", StatusCode.PermissionDenied)]
-    [InlineData("no-grpc-status", StatusCode.Internal)]
-    [InlineData("reset", StatusCode.Internal)]
-    [InlineData("refused", StatusCode.Unavailable)]
-    [InlineData("goaway-before", StatusCode.Unavailable)]
-    [InlineData("data-before-headers", StatusCode.Internal)]
-    [InlineData("huge-header-block", StatusCode.Internal)]
-    [InlineData("frame-over-announced", StatusCode.Internal)]
-    [InlineData("garbage", StatusCode.Internal)]
-    [InlineData("bad-hpack", StatusCode.Internal)]
-    [InlineData("push", StatusCode.Internal)]
-    [InlineData("closed-mid-answer", StatusCode.Unavailable)]
-    public async Task A_broken_or_hostile_answer_ends_the_call_with_a_clear_status(string kind, StatusCode expected)
+    [MemberData(nameof(HostileAnswers))]
+    public Task A_broken_or_hostile_answer_ends_the_call_with_a_clear_status(string kind, StatusCode expected) => Hostile(kind, expected, reader: false);
+
+    /// <summary>The same answers to a reader call (the dendrite's fan-out: read on the read loop, in place when whole in one frame).</summary>
+    [Theory]
+    [MemberData(nameof(HostileAnswers))]
+    public Task A_broken_or_hostile_answer_ends_a_reader_call_with_the_same_status(string kind, StatusCode expected) => Hostile(kind, expected, reader: true);
+
+    private static async Task Hostile(string kind, StatusCode expected, bool reader)
     {
         var message = Answer(1024).ToByteArray();
         var close = kind is "closed-mid-answer" or "truncated-message";
@@ -299,7 +312,7 @@ public sealed class LeanClientTests
             "push" => Frame(H2.PushPromise, H2.EndHeaders, id, [0, 0, 0, 2, .. Ok]),
             "closed-mid-answer" => Concat(Frame(H2.Headers, H2.EndHeaders, id, Ok), Frame(H2.Data, 0, id, Grpc(message))[..200]),
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),
-        }, maxReceive: 1024 * 1024, close: close);
+        }, maxReceive: 1024 * 1024, close: close, reader: reader);
         await using var _ = server;
 
         Assert.Null(answer);
@@ -430,6 +443,37 @@ public sealed class LeanClientTests
         where T : class =>
         c.CallAsync(BittensorMethod.Forward, new TensorMessage { Version = 150, Hotkey = "5Grw" }, Headers(), DateTime.UtcNow.Add(Wait), CancellationToken.None, read);
 
+    // A message in two DATA frames: never read in place (that takes a message whole in one frame), so it is pooled.
+    private static byte[][] TwoFrames(int id, byte[] grpc) => [Frame(H2.Data, 0, id, grpc[..(grpc.Length / 2)]), Frame(H2.Data, 0, id, grpc[(grpc.Length / 2)..])];
+
+    private static H2ClientConnection Current(IPeerConnection c) => ((LeanPeerConnection)c).Current!;
+
+    [Fact]
+    public async Task A_reader_reads_an_answer_that_came_whole_in_one_buffered_frame_where_it_lies_and_the_trailers_decide()
+    {
+        await using var server = new ScriptedServer();
+        using var c = Connect(server);
+        var expected = Answer(1024); // 4 KB, sent with its headers and trailers in one write: buffered whole when read
+
+        var ok = Read(c, CopyOut);
+        await server.ReadRequest();
+        await server.Send(Concat(Frame(H2.Settings, 0, 0, []), Frame(H2.Headers, H2.EndHeaders, 1, Ok), Frame(H2.Data, 0, 1, Grpc(expected.ToByteArray())), Trailers(1)));
+        var copy = await ok.WaitAsync(Wait);
+
+        Assert.Equal(expected.ToByteArray(), copy.Bytes);
+        Assert.Same(Current(c).ReadBuffer, copy.Array); // read in the connection's read buffer: no copy, no pooled array
+        Assert.Equal(1, Current(c).ReadsInPlace);
+
+        // Read on arrival, but the trailers that follow still decide: a non-zero grpc-status drops what was read.
+        var refused = Read(c, CopyOut);
+        await server.ReadRequest(f => f.Type == H2.Data && f.Stream == 3 && (f.Flags & H2.EndStream) != 0);
+        await server.Send(Concat(Frame(H2.Headers, H2.EndHeaders, 3, Ok), Frame(H2.Data, 0, 3, Grpc(expected.ToByteArray())), Trailers(3, 7, "no")));
+        var error = await Assert.ThrowsAsync<RpcException>(() => refused.WaitAsync(Wait));
+
+        Assert.Equal(StatusCode.PermissionDenied, error.StatusCode);
+        Assert.Equal(2, Current(c).ReadsInPlace);
+    }
+
     [Fact]
     public async Task A_reader_gets_the_answer_from_a_pooled_array_that_the_next_answer_reuses()
     {
@@ -441,11 +485,11 @@ public sealed class LeanClientTests
 
         var first = Read(c, CopyOut);
         await server.ReadRequest();
-        await server.Send(Concat(Frame(H2.Settings, 0, 0, []), Frame(H2.Headers, H2.EndHeaders, 1, Ok), Frame(H2.Data, 0, 1, Grpc(expected1.ToByteArray())), Trailers(1)));
+        await server.Send(Concat([Frame(H2.Settings, 0, 0, []), Frame(H2.Headers, H2.EndHeaders, 1, Ok), .. TwoFrames(1, Grpc(expected1.ToByteArray())), Trailers(1)]));
         var copy1 = await first.WaitAsync(Wait);
         var second = Read(c, CopyOut);
         await server.ReadRequest(f => f.Type == H2.Data && f.Stream == 3 && (f.Flags & H2.EndStream) != 0);
-        await server.Send(Concat(Frame(H2.Headers, H2.EndHeaders, 3, Ok), Frame(H2.Data, 0, 3, Grpc(expected2.ToByteArray())), Trailers(3)));
+        await server.Send(Concat([Frame(H2.Headers, H2.EndHeaders, 3, Ok), .. TwoFrames(3, Grpc(expected2.ToByteArray())), Trailers(3)]));
         var copy2 = await second.WaitAsync(Wait);
 
         Assert.Equal(expected1.ToByteArray(), copy1.Bytes);

@@ -15,7 +15,10 @@ namespace Bittensor.Protocol.Lean;
 /// SETTINGS_MAX_FRAME_SIZE, a 4 MiB stream window and a 64 MiB connection window, so a 64 KB answer arrives in one DATA
 /// frame without a WINDOW_UPDATE round trip; the answer's bytes go from the socket straight into one array of the
 /// message's size (read into it directly when nothing else is buffered; a pooled one when the caller reads the answer on
-/// the read loop: <see cref="CallAsync{T}"/>) and are parsed there. Bounded: a message over
+/// the read loop: <see cref="CallAsync{T}"/>) and are parsed there; a reader call whose whole message came in one DATA
+/// frame (up to the 128 KB read buffer: a 64 KB answer is one frame, as this side announces a 1 MiB frame size) is
+/// buffered whole and parsed and read right there, with no copy at all (the trailers that follow still decide: a
+/// non-zero grpc-status discards what was read). Bounded: a message over
 /// the receive limit is refused from its length prefix (the array grows only as bytes arrive, at most 1 MiB ahead of
 /// them), header blocks over 64 KB, frames over the announced size and flow-control violations are connection errors.
 /// Completions run on the read loop (the awaiting continuation runs inline: keep it short).
@@ -87,6 +90,17 @@ internal sealed class H2ClientConnection : IDisposable
     internal long DataFramesReceived => Interlocked.Read(ref _dataFrames);
 
     private long _dataFrames;
+
+    /// <summary>Answers a reader read in place in the read buffer (tests).</summary>
+    internal long ReadsInPlace => Interlocked.Read(ref _readsInPlace);
+
+    private long _readsInPlace;
+
+    /// <summary>The connection's read buffer (tests: an answer read in place lies in it).</summary>
+    internal byte[] ReadBuffer => _buf;
+
+    /// <summary>What a call read in place completes its task with (the caller gets the reader's result, never this).</summary>
+    private static readonly TensorMessage ReadInPlaceAnswer = new();
 
     /// <summary>Streams open now (tests).</summary>
     internal int OpenStreams
@@ -607,7 +621,11 @@ internal sealed class H2ClientConnection : IDisposable
     private async ValueTask<bool> FillAsync(int count, bool atFrameStart)
     {
         if (_end - _start >= count) return true;
-        if (_start > 0 && _start + count > _buf.Length)
+        if (_start == _end)
+        {
+            _start = _end = 0; // nothing buffered: the whole buffer is free for the next receive
+        }
+        else if (_start > 0 && _start + count > _buf.Length)
         {
             Buffer.BlockCopy(_buf, _start, _buf, 0, _end - _start);
             _end -= _start;
@@ -672,6 +690,20 @@ internal sealed class H2ClientConnection : IDisposable
             pad = _buf[_start++];
             if (pad >= length) throw new H2ConnectionException(H2.ProtocolError, "DATA padding longer than the frame");
             data = length - 1 - pad;
+        }
+        if (s is not null && s.Reader is not null && data > 5 && data <= _buf.Length)
+        {
+            // A reader call whose whole message is this frame's data (what an axon sends when it may use large frames):
+            // buffer the frame and read the message where it lies, instead of copying it into a message array.
+            await FillAsync(5, false).ConfigureAwait(false);
+            if (s.IsWholeMessage(_buf.AsSpan(_start, 5), data))
+            {
+                await FillAsync(data, false).ConfigureAwait(false);
+                s.ReadInPlace(_buf, _start, data);
+                Interlocked.Increment(ref _readsInPlace);
+                _start += data;
+                data = 0;
+            }
         }
         while (data > 0)
         {
@@ -1024,6 +1056,13 @@ internal sealed class H2ClientConnection : IDisposable
             s.Fail(new Status(StatusCode.Internal, s.MessageStarted ? "peer ended the response in the middle of its message" : "Failed to deserialize response message."));
             return;
         }
+        if (s.WasReadInPlace)
+        {
+            // Read when it arrived (ClientStream.ReadInPlace); the trailers say OK, so that read is the answer.
+            if (s.ReadFailure is { } failed) s.Fail(failed);
+            else s.Succeed(ReadInPlaceAnswer);
+            return;
+        }
         TensorMessage answer;
         try
         {
@@ -1112,6 +1151,58 @@ internal sealed class H2ClientConnection : IDisposable
         public object? ReadResult;
 
         private bool _pooled;
+
+        /// <summary>The answer was read in place when it arrived (<see cref="ReadInPlace"/>); its outcome waits for the trailers.</summary>
+        public bool WasReadInPlace;
+
+        /// <summary>Why the read in place failed (the status the call ends with if the trailers say OK).</summary>
+        public Status? ReadFailure;
+
+        /// <summary>
+        /// True when a DATA frame of <paramref name="count"/> bytes starting with <paramref name="prefix"/> is this stream's
+        /// whole message: nothing of a message taken yet, an uncompressed gRPC prefix announcing exactly the rest, within
+        /// the receive limit. Anything else goes to <see cref="Feed"/>, which also reports what is wrong with it.
+        /// </summary>
+        public bool IsWholeMessage(ReadOnlySpan<byte> prefix, int count)
+        {
+            if (_prefixFilled != 0 || MessageLength >= 0 || prefix[0] != 0) return false;
+            var length = BinaryPrimitives.ReadUInt32BigEndian(prefix[1..5]);
+            return length == (uint)(count - 5) && length <= (uint)_maxReceive;
+        }
+
+        /// <summary>
+        /// Reads the whole message (<see cref="IsWholeMessage"/>) of <paramref name="count"/> bytes at
+        /// <paramref name="at"/> where it lies: the reader runs now, on the read loop, while the bytes are valid; a parse
+        /// or reader failure is kept for the trailers, which decide the call's outcome.
+        /// </summary>
+        public void ReadInPlace(byte[] buffer, int at, int count)
+        {
+            var length = (uint)(count - 5);
+            _flag = 0;
+            _prefixLength = length;
+            _prefixFilled = 5;
+            MessageLength = (int)length;
+            Filled = MessageLength;
+            WasReadInPlace = true;
+            TensorMessage answer;
+            try
+            {
+                answer = TensorMessageReader.Parse(buffer, at + 5, MessageLength);
+            }
+            catch (InvalidDataException e)
+            {
+                ReadFailure = new Status(StatusCode.Internal, $"Failed to deserialize response message ({e.Message})");
+                return;
+            }
+            try
+            {
+                ReadResult = Reader!(answer);
+            }
+            catch (Exception e)
+            {
+                ReadFailure = new Status(StatusCode.Internal, $"reading the answer failed ({e.GetType().Name})");
+            }
+        }
 
         /// <summary>
         /// Gives a pooled message array back (read loop only, once the stream is complete and removed: nothing writes into it

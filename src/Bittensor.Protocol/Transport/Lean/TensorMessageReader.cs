@@ -14,10 +14,16 @@ namespace Bittensor.Protocol.Lean;
 /// </summary>
 internal static class TensorMessageReader
 {
-    public static TensorMessage Parse(byte[] array, int length)
+    public static TensorMessage Parse(byte[] array, int length) => Parse(array, 0, length);
+
+    /// <summary>Parses the <paramref name="length"/> bytes at <paramref name="offset"/> of <paramref name="array"/>.</summary>
+    public static TensorMessage Parse(byte[] array, int offset, int length)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, array.Length - offset);
         var m = new TensorMessage();
-        var pos = 0;
+        var pos = offset;
+        length += offset; // the end
         while (pos < length)
         {
             var tag = Varint(array, ref pos, length);
