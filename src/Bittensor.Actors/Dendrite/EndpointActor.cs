@@ -21,9 +21,10 @@ namespace Bittensor.Actors.Dendrite;
 /// instance) is dropped, not answered a second time.
 /// A call comes either as an <see cref="EndpointCall"/> (the answer is told to its sender) or as a
 /// <see cref="RoundCall"/> of a <see cref="Dendrite"/> fan-out: then the transport's completion decodes the peer's answer
-/// straight into the round's slot on the transport's thread, after telling this actor the outcome (so a call that comes
-/// after the round always meets the backoff, breaker and in-flight count that outcome left); this actor answers the
-/// slot itself only when it refuses, fails or stops.
+/// straight into the round's slot on the transport's thread, after reporting the outcome for this actor to the round,
+/// which tells it, with the round's other outcomes, before the round's task completes (so a call that comes after the
+/// round always meets the backoff, breaker and in-flight count that outcome left); this actor answers the slot itself
+/// only when it refuses, fails or stops.
 /// </summary>
 internal sealed class EndpointActor : UntypedActor
 {
@@ -41,6 +42,7 @@ internal sealed class EndpointActor : UntypedActor
     private string? _failure;
     private static long s_callIds; // unique across instances, so a stale completion never matches a new call
     private EndpointInfo _endpoint;
+    private string _target; // the endpoint's address, the key of its nonce floor
     private readonly IClientTransport _transport;
     private IPeerConnection? _connection;
     private DateTimeOffset? _openUntil;
@@ -56,6 +58,7 @@ internal sealed class EndpointActor : UntypedActor
     {
         _transport = transport;
         _endpoint = endpoint;
+        _target = SharedRequestSignatures.Target(endpoint);
         _peerTag = new KeyValuePair<string, object?>("peer", DendriteMeters.Peers.Of(endpoint.Hotkey));
         _settings = settings;
         _signer = signer;
@@ -155,6 +158,7 @@ internal sealed class EndpointActor : UntypedActor
             case UpdateAddress update when update.Endpoint != _endpoint:
                 _log.Info("endpoint {0} moved to {1}:{2}", update.Endpoint.Hotkey, update.Endpoint.Ip, update.Endpoint.Port);
                 _endpoint = update.Endpoint;
+                _target = SharedRequestSignatures.Target(update.Endpoint);
                 _connection?.Dispose();
                 _connection = null;
                 break;
@@ -230,7 +234,7 @@ internal sealed class EndpointActor : UntypedActor
         _running[id] = replyTo;
         if (_accepting == replyTo) _accepting = null;
         _connection ??= DendriteSeams.Connect(_transport, _endpoint, _settings);
-        var target = SharedRequestSignatures.Target(_endpoint);
+        var target = _target;
         if (replyTo.Round is { } round)
         {
             _ = SendToRound(_connection, target, request, call.IsBackward, timeout, id, replyTo, trial, round, Self);
@@ -240,8 +244,9 @@ internal sealed class EndpointActor : UntypedActor
             failure: ex => new Completed(id, replyTo, new EndpointReply(ReturnCode.UnknownException, $"{ex.GetType().Name}: {ex.Message}", null, TimeSpan.Zero), trial, call.IsBackward, false));
     }
 
-    // A round's call: the outcome is told to this actor first (its bookkeeping is then ahead of anything the caller sends
-    // after the round), then the slot is filled, both on the transport's thread without another hop.
+    // A round's call: the outcome is reported for this actor first (the round tells it before its task completes, so this
+    // actor's bookkeeping is ahead of anything the caller sends after the round), then the slot is filled, both on the
+    // transport's thread without another hop.
     private async Task SendToRound(IPeerConnection connection, string target, TensorMessage request, bool backward, TimeSpan timeout, long id,
         Replier replyTo, bool trial, FanOutRound round, IActorRef self)
     {
@@ -255,7 +260,9 @@ internal sealed class EndpointActor : UntypedActor
         {
             (reply, result) = (new EndpointReply(ReturnCode.UnknownException, $"{ex.GetType().Name}: {ex.Message}", null, TimeSpan.Zero), null);
         }
-        self.Tell(new Completed(id, replyTo, reply, trial, backward, result is not null));
+        // The outcome goes to this actor before the slot fills; the round holds it and tells it with the round's other
+        // outcomes when the round completes (before its task does), one burst per round instead of one wake-up per answer.
+        round.Report(replyTo.Index, self, new Completed(id, replyTo, reply, trial, backward, result is not null));
         round.TryComplete(replyTo.Index, result ?? round.FromReply(replyTo.Index, reply));
     }
 

@@ -27,6 +27,8 @@ internal sealed class FanOutRound
     private readonly TimeSpan _timeout;
     private readonly int _parallelism;
     private readonly TaskCompletionSource<IReadOnlyList<EndpointResult>> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly HeldOutcome?[] _outcomes;
+    private readonly bool _holdOutcomes;
     private ITimer? _guardTimer;
     private int _remaining;
     private int _next;
@@ -55,6 +57,8 @@ internal sealed class FanOutRound
         _fanOut = fanOut;
         _time = time;
         _results = new EndpointResult[endpoints.Count];
+        _outcomes = new HeldOutcome?[endpoints.Count];
+        _holdOutcomes = Distinct(endpoints);
         _remaining = endpoints.Count;
         // The endpoint actor enforces each call's deadline; the guard only answers calls whose reply was lost (an actor
         // that died without answering). One guard per round: as long as the calls of all its waves, plus 2 s.
@@ -109,9 +113,51 @@ internal sealed class FanOutRound
         if (Interlocked.Decrement(ref _remaining) == 0)
         {
             _guardTimer?.Dispose();
+            TellHeldOutcomes(); // before the task completes: a call after the round meets the bookkeeping they leave
             _done.TrySetResult(_results);
         }
         return true;
+    }
+
+    /// <summary>
+    /// Tells <paramref name="actor"/> (slot <paramref name="index"/>'s endpoint actor) the outcome of its call, which the
+    /// transport's completion reports before it fills the slot. While the round is open the message is held and told
+    /// with the others when the last slot fills, before the round's task completes: one burst of endpoint-actor messages
+    /// per round (one thread-pool wake-up) instead of one per answer, each on its own wake-up of a pool thread. A round
+    /// that lists one endpoint (hotkey) twice tells at once (its second call may be queued behind the first's outcome),
+    /// and so does an outcome that comes after the round completed (a call the guard or the k_min grace gave up on).
+    /// </summary>
+    public void Report(int index, IActorRef actor, object outcome)
+    {
+        if (!_holdOutcomes || Interlocked.CompareExchange(ref _outcomes[index], new HeldOutcome(actor, outcome), null) is not null)
+            actor.Tell(outcome);
+    }
+
+    /// <summary>Outcomes held now (tests).</summary>
+    internal int HeldOutcomes => _outcomes.Count(o => o is not null && !ReferenceEquals(o, HeldOutcome.Told));
+
+    private void TellHeldOutcomes()
+    {
+        for (var i = 0; i < _outcomes.Length; i++)
+        {
+            var held = Interlocked.Exchange(ref _outcomes[i], HeldOutcome.Told);
+            if (held is not null && !ReferenceEquals(held, HeldOutcome.Told)) held.Actor.Tell(held.Message);
+        }
+    }
+
+    private static bool Distinct(IReadOnlyList<EndpointInfo> endpoints)
+    {
+        if (endpoints.Count < 2) return true;
+        var seen = new HashSet<string>(endpoints.Count, StringComparer.Ordinal);
+        foreach (var e in endpoints)
+            if (!seen.Add(e.Hotkey)) return false;
+        return true;
+    }
+
+    /// <summary>An endpoint actor's outcome message held until the round completes; <see cref="Told"/> marks a slot whose outcomes went out.</summary>
+    private sealed record HeldOutcome(IActorRef Actor, object Message)
+    {
+        public static readonly HeldOutcome Told = new(ActorRefs.Nobody, new object());
     }
 
     /// <summary>Ends the round: every slot still empty answers Timeout with <paramref name="why"/>; no further call starts.</summary>

@@ -27,7 +27,7 @@ internal sealed class SharedRequestSignatures
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<string, long> _floors = new(StringComparer.Ordinal); // target → last nonce sent there; under _gate
     private long _latestTicks = long.MinValue;
-    private string? _latest;
+    private Metadata? _latestHeaders; // the latest signed value's headers, shared by the calls that reuse it (transports only read them)
 
     /// <summary>Signs with <paramref name="signer"/>; a signed value is shared for at most <paramref name="reuse"/> (zero: never).</summary>
     public SharedRequestSignatures(IRequestSigner signer, TimeSpan reuse, TimeProvider? clock = null, int version = ProtocolVersion.Current)
@@ -88,31 +88,32 @@ internal sealed class SharedRequestSignatures
             // Microsecond precision is all the nonce carries; truncate before comparing.
             var now = _clock.GetLocalNow().DateTime.Ticks / 10 * 10;
             var min = (_floors.TryGetValue(target, out var last) ? last : now) + OneMillisecond;
-            string value;
+            Metadata headers;
             long sent;
-            if (_latest is not null && _latestTicks >= min && _reuseTicks > 0 && now - _latestTicks <= _reuseTicks)
+            if (_latestHeaders is not null && _latestTicks >= min && _reuseTicks > 0 && now - _latestTicks <= _reuseTicks)
             {
-                value = _latest;
+                headers = _latestHeaders;
                 sent = _latestTicks;
             }
             else
             {
                 sent = Math.Max(now, min);
-                value = await SignAsync(sent, cancellationToken).ConfigureAwait(false);
+                var value = await SignAsync(sent, cancellationToken).ConfigureAwait(false);
+                headers = new Metadata
+                {
+                    { AuthHeaders.AuthName, AuthHeaders.AuthValue },
+                    { AuthHeaders.SignatureName, value },
+                    { AuthHeaders.VersionName, _version },
+                };
                 if (sent >= _latestTicks)
                 {
                     _latestTicks = sent;
-                    _latest = value;
+                    _latestHeaders = headers;
                 }
             }
             _floors[target] = sent;
             if (_floors.Count > MaxFloors) DropOldFloors(now);
-            return new Metadata
-            {
-                { AuthHeaders.AuthName, AuthHeaders.AuthValue },
-                { AuthHeaders.SignatureName, value },
-                { AuthHeaders.VersionName, _version },
-            };
+            return headers;
         }
         finally
         {

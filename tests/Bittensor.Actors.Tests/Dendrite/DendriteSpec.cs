@@ -248,6 +248,48 @@ public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : 
     }
 
     [Fact]
+    public async Task A_round_that_lists_one_endpoint_twice_answers_both_when_the_second_call_waits_for_the_first()
+    {
+        // One call in flight per endpoint: the second call of the round queues behind the first, and starts only when
+        // the endpoint actor learns the first one's outcome, which the round must not hold back until it completes.
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var dendrite = NewDendrite(DendriteSettings.Default with { NetworkDim = Dim, EndpointMaxInFlight = 1, EndpointQueueCapacity = 4, Timeout = TimeSpan.FromSeconds(20) });
+        var endpoint = Endpoint(port);
+
+        var results = await dendrite.ForwardText([endpoint, endpoint], new long[,] { { 1, 2 } }).WaitAsync(Wait);
+
+        Assert.All(results, r => Assert.True(r.Code == ReturnCode.Success, $"{r.Code}: {r.Message}"));
+        var stats = await dendrite.Actor.Ask<EndpointStats>(new DendriteActor.GetEndpointStats(endpoint.Hotkey), Wait);
+        Assert.Equal(2, stats.Successes);
+        Assert.Equal(0, stats.InFlight);
+    }
+
+    [Fact]
+    public async Task After_a_round_every_endpoint_actor_has_its_outcome_in_its_stats()
+    {
+        // The outcomes are held by the round and told when it completes, before its task does: asked right after the
+        // round, each endpoint actor has counted its call and has nothing in flight.
+        var endpoints = new List<EndpointInfo>();
+        for (var i = 0; i < 4; i++)
+        {
+            var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+            endpoints.Add(Endpoint(port, $"axon-{i}"));
+        }
+        var dendrite = NewDendrite();
+
+        for (var round = 1; round <= 2; round++)
+        {
+            var results = await dendrite.ForwardText(endpoints, new long[,] { { 1 } }).WaitAsync(Wait);
+            Assert.All(results, r => Assert.True(r.Code == ReturnCode.Success, $"{r.Code}: {r.Message}"));
+            foreach (var e in endpoints)
+            {
+                var stats = await dendrite.Actor.Ask<EndpointStats>(new DendriteActor.GetEndpointStats(e.Hotkey), Wait);
+                Assert.Equal(((long)round, (long)round, 0), (stats.Calls, stats.Successes, stats.InFlight));
+            }
+        }
+    }
+
+    [Fact]
     public async Task Verifying_axons_accept_signatures_shared_across_a_round_and_the_next_round_too()
     {
         // Three axons with sr25519 verification and nonce stores on: whatever share of the round's calls reuses one

@@ -68,6 +68,51 @@ public sealed class FanOutRoundSpec() : Akka.TestKit.Xunit2.TestKit("akka.loglev
     }
 
     [Fact]
+    public async Task Endpoint_actors_outcomes_are_held_until_the_last_slot_fills_then_told_and_a_late_one_is_told_at_once()
+    {
+        var dendrite = CreateTestProbe();
+        var endpoints = Endpoints(2);
+        var round = Round(endpoints, dendrite.Ref, parallelism: 2, Wait);
+        var first = CreateTestProbe();
+        var second = CreateTestProbe();
+
+        var task = round.Start();
+        await dendrite.ExpectMsgAsync<DendriteActor.RoundCalls>(Wait);
+        round.Report(0, first.Ref, "outcome-0");
+        Assert.True(round.TryComplete(0, Ok(endpoints[0], 0)));
+
+        Assert.Equal(1, round.HeldOutcomes); // held, not told: the round is still open
+        Assert.False(task.IsCompleted);
+        round.Report(1, second.Ref, "outcome-1");
+        Assert.Equal(2, round.HeldOutcomes);
+        Assert.True(round.TryComplete(1, Ok(endpoints[1], 1)));
+
+        Assert.Equal(0, round.HeldOutcomes); // the last slot told every held outcome
+        Assert.True(task.IsCompleted);
+        await first.ExpectMsgAsync("outcome-0", Wait);
+        await second.ExpectMsgAsync("outcome-1", Wait);
+        round.Report(0, first.Ref, "late"); // e.g. a call the k_min grace gave up on, answered after the round
+        Assert.Equal(0, round.HeldOutcomes);
+        await first.ExpectMsgAsync("late", Wait);
+    }
+
+    [Fact]
+    public async Task A_round_that_lists_one_endpoint_twice_tells_its_outcomes_at_once()
+    {
+        var dendrite = CreateTestProbe();
+        var twice = new EndpointInfo("axon-0", "127.0.0.1", 1);
+        var round = Round([twice, twice], dendrite.Ref, parallelism: 2, Wait);
+        var actor = CreateTestProbe();
+
+        _ = round.Start();
+        await dendrite.ExpectMsgAsync<DendriteActor.RoundCalls>(Wait);
+        round.Report(0, actor.Ref, "outcome-0");
+
+        Assert.Equal(0, round.HeldOutcomes); // its second call may be queued behind this outcome
+        await actor.ExpectMsgAsync("outcome-0", Wait);
+    }
+
+    [Fact]
     public async Task A_round_whose_answers_never_come_ends_with_Timeout_and_zeros_at_its_guard()
     {
         var dendrite = CreateTestProbe(); // takes the calls and never answers: an endpoint actor that lost them
