@@ -16,8 +16,10 @@
 # sr25519 signature and keep a nonce store, as a validator meets them, or run with --axon.disable_signature_verification;
 # the dendrite signs in both), ROUNDS, WARMUP (unmeasured rounds first), SERVER_CORE, LOAD_CORE, BTCLI / BENCH (paths of
 # the built dlls), SERVER_ARGS (extra `axon serve` options), CLIENT_ENV (environment for the harness only; default
-# DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0, the setting btcli's runtimeconfig carries, so the dendrite runs as it
-# does inside `btcli run validator`; CLIENT_ENV= runs the .NET default), FANOUT_ARGS (extra harness options), PY2021_SRC (a bittensor 1.5.0 checkout: in mode off the
+# DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1: the setting btcli's
+# runtimeconfig carries and the one btcli's Program.cs sets for itself, so the dendrite runs as it does inside
+# `btcli run validator`; CLIENT_ENV= runs the .NET default), ENV_<label> (more environment for one client of CLIENTS,
+# after CLIENT_ENV, e.g. ENV_pool=DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0), FANOUT_ARGS (extra harness options), PY2021_SRC (a bittensor 1.5.0 checkout: in mode off the
 # real 2021 dendrite, benchmarks/python/dendrite2021.py with its signing stubbed out, queries the same axons after ours,
 # pinned to the same core; needs Debian's python3-torch python3-grpcio python3-msgpack-numpy python3-loguru),
 # FARM=1 (all axons in one process, the harness's `axon-farm`, instead of one `btcli axon serve` process each: on
@@ -40,7 +42,7 @@ LOAD_CORE=${LOAD_CORE:-1}
 BTCLI=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}
 BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
 SERVER_ARGS=${SERVER_ARGS:-}
-CLIENT_ENV=${CLIENT_ENV-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0}
+CLIENT_ENV=${CLIENT_ENV-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1}
 FANOUT_ARGS=${FANOUT_ARGS:-}
 FARM=${FARM:-0}
 PY2021_SRC=${PY2021_SRC:-}
@@ -83,7 +85,7 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 echo "# fanout: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cpus, load average $(loadavg)"
 echo "# axons:  taskset -c $SERVER_CORE dotnet $BTCLI axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 --axon.state_path <tmp>/axon-i $SERVER_ARGS [--axon.disable_signature_verification]  (x $max processes)"
-echo "# clients ($CLIENTS): $CLIENT_ENV taskset -c $LOAD_CORE dotnet <dll> fanout --targets @<ports file> --axons N --rounds $ROUNDS --warmup $WARMUP --shape 1,16 --network_dim 1024 $FANOUT_ARGS"
+echo "# clients ($CLIENTS): $CLIENT_ENV [\$ENV_<label>] taskset -c $LOAD_CORE dotnet <dll> fanout --targets @<ports file> --axons N --rounds $ROUNDS --warmup $WARMUP --shape 1,16 --network_dim 1024 $FANOUT_ARGS"
 echo
 echo "| verification | axons | p50 round ms | p99 round ms | rounds/s | answers ok | client CPU µs/answer (rounds) | client CPU µs/answer (whole run) | client KB alloc/answer | client gen0 per 100 answers | axons' CPU µs/call | axons' RSS MB (sum) | load average before / after |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
@@ -144,9 +146,9 @@ for mode in $MODES; do
     for client in "${clients[@]}"; do
       before=$(loadavg)
       if [[ "$client" != "py2021" ]]; then
-        label=${client%%=*}; dll=${client#*=}; extra_var="ARGS_$label"
+        label=${client%%=*}; dll=${client#*=}; extra_var="ARGS_$label"; env_var="ENV_$label"
         # shellcheck disable=SC2086
-        out=$(env $CLIENT_ENV /usr/bin/time -f "%U %S" -o "$work/clientcpu" taskset -c "$LOAD_CORE" dotnet "$dll" fanout --targets "@$work/targets" \
+        out=$(env $CLIENT_ENV ${!env_var:-} /usr/bin/time -f "%U %S" -o "$work/clientcpu" taskset -c "$LOAD_CORE" dotnet "$dll" fanout --targets "@$work/targets" \
           --axons "$n" --rounds "$ROUNDS" --warmup "$WARMUP" --shape 1,16 --network_dim 1024 --pids "$queried" $FANOUT_ARGS ${!extra_var:-}) \
           || { echo "fanout.sh: the fanout harness failed:" >&2; echo "$out" >&2; exit 1; }
       else

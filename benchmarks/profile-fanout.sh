@@ -9,11 +9,13 @@
 # `cpu-sampling` is collect-linux only in dotnet-trace 10). PERF=1 samples on-CPU time instead: the client runs with
 # DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 and `perf record -F 999 -g` takes it for TRACE_SECONDS;
 # OUT-<label>-<count>.top then lists the top shared objects and symbols (exclusive) from `perf report`.
+# FARM=1 serves the N axons from one process instead (the harness's `axon-farm`, inline socket completions, pinned to
+# core 0, as `FARM=1 benchmarks/fanout.sh` does), so the profile is of the client, not of 64 axon processes' wake-ups.
 # Usage (after building btcli and the benchmark harness):
 #   benchmarks/profile-fanout.sh OUT                        # 16 axons, the built harness
 #   COUNTS=16,64 CLIENTS="before=<dll> after=<dll>" benchmarks/profile-fanout.sh /tmp/prof
 # Environment: COUNTS, CLIENTS (label=path-to-Bittensor.Benchmarks.dll ...), WARM_SECONDS (default 25), TRACE_SECONDS
-# (default 10), TOP (frames listed, default 25), PROFILE (default dotnet-sampled-thread-time), BTCLI, CLIENT_ENV (as fanout.sh), DOTNET_TRACE (default
+# (default 10), TOP (frames listed, default 25), PROFILE (default dotnet-sampled-thread-time), BTCLI, BENCH (the axon farm's harness), CLIENT_ENV and ENV_<label> (as fanout.sh), DOTNET_TRACE (default
 # ~/.dotnet/tools/dotnet-trace). The machine may be shared: the load average is written next to each profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +28,7 @@ WARM_SECONDS=${WARM_SECONDS:-25}
 TRACE_SECONDS=${TRACE_SECONDS:-10}
 TOP=${TOP:-25}
 PROFILE=${PROFILE:-dotnet-sampled-thread-time}
-CLIENT_ENV=${CLIENT_ENV-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0}
+CLIENT_ENV=${CLIENT_ENV-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1}
 DOTNET_TRACE=${DOTNET_TRACE:-$HOME/.dotnet/tools/dotnet-trace}
 [[ -x "$DOTNET_TRACE" ]] || { echo "profile-fanout.sh: $DOTNET_TRACE not found (dotnet tool install -g dotnet-trace)" >&2; exit 2; }
 [[ -f "$BTCLI" ]] || { echo "profile-fanout.sh: $BTCLI not found; build src/Bittensor.Cli first" >&2; exit 2; }
@@ -54,7 +56,20 @@ trap cleanup EXIT
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 : > "$work/targets"
+if [[ "${FARM:-0}" == 1 ]]; then
+  DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 taskset -c 0 dotnet "$BENCH" axon-farm --count "$max" --network_dim 1024 \
+    --state_path "$work/farm" --disable_signature_verification >"$work/out-farm" 2>"$work/err-farm" &
+  pids+=($!)
+  for _ in $(seq 1 3000); do
+    [[ $(grep -cE 'serving on [^ ]+:[0-9]+' "$work/err-farm" || true) -ge "$max" ]] && break
+    kill -0 "${pids[0]}" 2>/dev/null || { echo "profile-fanout.sh: the axon farm exited:" >&2; cat "$work/err-farm" >&2; exit 1; }
+    sleep 0.1
+  done
+  grep -oE 'serving on [^ ]+:[0-9]+' "$work/err-farm" | grep -oE '[0-9]+$' | sed 's/^/127.0.0.1:/' > "$work/targets"
+  [[ $(wc -l < "$work/targets") -ge "$max" ]] || { echo "profile-fanout.sh: the axon farm did not report $max ports" >&2; exit 1; }
+fi
 for i in $(seq 1 "$max"); do
+  [[ "${FARM:-0}" == 1 ]] && break
   taskset -c 0 dotnet "$BTCLI" axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 \
     --axon.state_path "$work/state-$i" --axon.disable_signature_verification >"$work/out-$i" 2>"$work/err-$i" &
   pids+=($!)
@@ -72,15 +87,15 @@ for i in $(seq 1 "$max"); do
     done
   fi
 done
-echo "# $max axon processes up at $(date -u '+%H:%M:%S') UTC, load average $(loadavg)"
+echo "# $max axons up ($([[ "${FARM:-0}" == 1 ]] && echo "one farm process" || echo "one process each")) at $(date -u '+%H:%M:%S') UTC, load average $(loadavg)"
 
 for n in "${counts[@]}"; do
   for c in $CLIENTS; do
-    label=${c%%=*}; dll=${c#*=}; base="$OUT-$label-$n"
+    label=${c%%=*}; dll=${c#*=}; base="$OUT-$label-$n"; env_var="ENV_$label"
     perf_env=()
     [[ "${PERF:-0}" == 1 ]] && perf_env=(DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0)
     # shellcheck disable=SC2086
-    env $CLIENT_ENV "${perf_env[@]}" taskset -c 1 dotnet "$dll" fanout --targets "@$work/targets" --axons "$n" --rounds 1000000 --warmup 0 \
+    env $CLIENT_ENV ${!env_var:-} "${perf_env[@]}" taskset -c 1 dotnet "$dll" fanout --targets "@$work/targets" --axons "$n" --rounds 1000000 --warmup 0 \
       --shape 1,16 --network_dim 1024 > "$base.out" 2>&1 &
     client=$!
     sleep "$WARM_SECONDS"
