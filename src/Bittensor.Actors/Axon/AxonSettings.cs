@@ -146,9 +146,36 @@ public sealed record AxonSettings
     /// </summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(130);
 
+    /// <summary>
+    /// Bytes per second a request body must keep arriving at once its headers are admitted, measured over periods of
+    /// <see cref="MinRequestBodyGrace"/>; a call whose body moved less in one is answered DEADLINE_EXCEEDED. Kestrel's
+    /// MinRequestBodyDataRate, whose default is the same 240 bytes/s with 5 s grace. 0: no minimum.
+    /// </summary>
+    public double MinRequestBodyRate { get; init; } = 240;
+
+    /// <summary>How long a request body may arrive below <see cref="MinRequestBodyRate"/> first.</summary>
+    public TimeSpan MinRequestBodyGrace { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Bytes per second an answer waiting for the peer's flow-control window must keep leaving at, measured over periods
+    /// of <see cref="MinResponseGrace"/>: one the peer does not take (window 0) is reset; a socket write it does not drain
+    /// within grace + size / rate closes the connection. Kestrel's MinResponseDataRate (default 240 bytes/s, 5 s). 0: no minimum.
+    /// </summary>
+    public double MinResponseRate { get; init; } = 240;
+
+    /// <summary>How long an answer may leave below <see cref="MinResponseRate"/> first.</summary>
+    public TimeSpan MinResponseGrace { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>The connection-level limits handed to the server transport.</summary>
     public Bittensor.Protocol.ServerLimits TransportLimits => new(RequestHeadersSize, MaxConnections, PerIpConnections, PerIpRequestsPerSecond,
-        PerIpBurst, PerIpRatePeriod, PerIpExemptLoopback) { IdleTimeout = IdleTimeout };
+        PerIpBurst, PerIpRatePeriod, PerIpExemptLoopback)
+    {
+        IdleTimeout = IdleTimeout,
+        MinRequestBodyRate = MinRequestBodyRate,
+        MinRequestBodyGrace = MinRequestBodyGrace,
+        MinResponseRate = MinResponseRate,
+        MinResponseGrace = MinResponseGrace,
+    };
 
     /// <summary>HTTP/2 streams per connection the transport allows (see <see cref="StreamsPerConnection"/>).</summary>
     public int EffectiveStreamsPerConnection => StreamsPerConnection > 0 ? StreamsPerConnection : Math.Max(100, QueueCapacity + MaxWorkers + 16);
@@ -196,6 +223,10 @@ public sealed record AxonSettings
             PerIpRatePeriod = c.Duration("limits.per_ip.rate_period"),
             PerIpExemptLoopback = c.Bool("limits.per_ip.exempt_loopback"),
             IdleTimeout = c.Duration("limits.idle_timeout"),
+            MinRequestBodyRate = c.Double("limits.min_request_body_rate.bytes_per_second"),
+            MinRequestBodyGrace = c.Duration("limits.min_request_body_rate.grace_period"),
+            MinResponseRate = c.Double("limits.min_response_rate.bytes_per_second"),
+            MinResponseGrace = c.Duration("limits.min_response_rate.grace_period"),
         }.Validate();
     }
 
@@ -234,6 +265,15 @@ public sealed record AxonSettings
         HoconSection.Require(MaxConnections >= 0, "bittensor.axon.limits.connections", MaxConnections, "must not be negative (0 = no limit)");
         HoconSection.Require(IdleTimeout >= TimeSpan.Zero && IdleTimeout <= TimeSpan.FromDays(1), "bittensor.axon.limits.idle_timeout", IdleTimeout,
             "must lie between 0 (never) and 1d");
+        // Kestrel's MinDataRate wants a grace period over its 1 s heartbeat.
+        HoconSection.Require(MinRequestBodyRate >= 0 && double.IsFinite(MinRequestBodyRate), "bittensor.axon.limits.min_request_body_rate.bytes_per_second",
+            MinRequestBodyRate, "must be a non-negative number (0 = no minimum)");
+        HoconSection.Require(MinRequestBodyGrace > TimeSpan.FromSeconds(1) && MinRequestBodyGrace <= TimeSpan.FromHours(1),
+            "bittensor.axon.limits.min_request_body_rate.grace_period", MinRequestBodyGrace, "must be over 1s and at most 1h");
+        HoconSection.Require(MinResponseRate >= 0 && double.IsFinite(MinResponseRate), "bittensor.axon.limits.min_response_rate.bytes_per_second",
+            MinResponseRate, "must be a non-negative number (0 = no minimum)");
+        HoconSection.Require(MinResponseGrace > TimeSpan.FromSeconds(1) && MinResponseGrace <= TimeSpan.FromHours(1),
+            "bittensor.axon.limits.min_response_rate.grace_period", MinResponseGrace, "must be over 1s and at most 1h");
         HoconSection.Require(PerIpConnections >= 0, "bittensor.axon.limits.per_ip.connections", PerIpConnections, "must not be negative (0 = no limit)");
         HoconSection.Require(PerIpRequestsPerSecond >= 0 && double.IsFinite(PerIpRequestsPerSecond), "bittensor.axon.limits.per_ip.requests_per_second",
             PerIpRequestsPerSecond, "must be a non-negative number (0 = no limit)");

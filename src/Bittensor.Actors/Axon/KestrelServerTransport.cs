@@ -79,6 +79,17 @@ public sealed class KestrelServerTransport : IServerTransport
             if (limits.MaxConnections > 0) k.Limits.MaxConcurrentConnections = limits.MaxConnections;
             // The same rule as the lean server's idle timeout: a connection with no open stream that received nothing for it closes.
             if (limits.IdleTimeout > TimeSpan.Zero) k.Limits.KeepAliveTimeout = limits.IdleTimeout;
+            // The minimum data rates (limits.min_*_rate): Kestrel's own rules, from the same keys (grace over 1 s, checked
+            // by AxonSettings); 0 turns them off. ServerLimits.None leaves Kestrel's defaults.
+            if (!ReferenceEquals(limits, ServerLimits.None))
+            {
+                k.Limits.MinRequestBodyDataRate = limits.MinRequestBodyRate > 0 && limits.MinRequestBodyGrace > TimeSpan.FromSeconds(1)
+                    ? new MinDataRate(limits.MinRequestBodyRate, limits.MinRequestBodyGrace)
+                    : null;
+                k.Limits.MinResponseDataRate = limits.MinResponseRate > 0 && limits.MinResponseGrace > TimeSpan.FromSeconds(1)
+                    ? new MinDataRate(limits.MinResponseRate, limits.MinResponseGrace)
+                    : null;
+            }
         });
         var app = builder.Build();
         // Kestrel's own refusals (connection cap, oversized headers, HTTP/2 protocol errors) happen before any

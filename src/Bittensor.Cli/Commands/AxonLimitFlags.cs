@@ -24,6 +24,22 @@ internal sealed class AxonLimitFlags
     {
         Description = "Close a connection with no open call that received nothing for this long (a HOCON duration, e.g. 130s; 0 = never; default 130s)",
     };
+    private readonly Option<double?> _bodyRate = new("--axon.limits.min_request_body_rate.bytes_per_second")
+    {
+        Description = "A request body slower than this after its grace period is answered DEADLINE_EXCEEDED (0 = no minimum; default 240)",
+    };
+    private readonly Option<string?> _bodyGrace = new("--axon.limits.min_request_body_rate.grace_period")
+    {
+        Description = "How long a request body may arrive below its minimum rate first (a HOCON duration over 1s; default 5s)",
+    };
+    private readonly Option<double?> _responseRate = new("--axon.limits.min_response_rate.bytes_per_second")
+    {
+        Description = "An answer the caller takes slower than this after its grace period is reset, or its connection closed (0 = no minimum; default 240)",
+    };
+    private readonly Option<string?> _responseGrace = new("--axon.limits.min_response_rate.grace_period")
+    {
+        Description = "How long an answer may leave below its minimum rate first (a HOCON duration over 1s; default 5s)",
+    };
     private readonly Option<int?> _perIpConnections = new("--axon.limits.per_ip.connections") { Description = "Open connections at once per caller address (0 = no limit; default 16)" };
     private readonly Option<double?> _perIpRate = new("--axon.limits.per_ip.requests_per_second") { Description = "Sustained calls per second per caller address (0 = no limit; default 500)" };
     private readonly Option<int?> _perIpBurst = new("--axon.limits.per_ip.burst") { Description = "Calls a caller address may make at once above its rate (default 1000)" };
@@ -32,7 +48,7 @@ internal sealed class AxonLimitFlags
     /// <summary>Adds the flags to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { _transport, _forward, _headers, _streams, _inFlight, _connections, _idle, _perIpConnections, _perIpRate, _perIpBurst, _exemptLoopback })
+        foreach (var o in new Option[] { _transport, _forward, _headers, _streams, _inFlight, _connections, _idle, _bodyRate, _bodyGrace, _responseRate, _responseGrace, _perIpConnections, _perIpRate, _perIpBurst, _exemptLoopback })
             command.Options.Add(o);
     }
 
@@ -46,6 +62,10 @@ internal sealed class AxonLimitFlags
         ("bittensor.axon.limits.calls_in_flight", parse.GetValue(_inFlight)),
         ("bittensor.axon.limits.connections", parse.GetValue(_connections)),
         ("bittensor.axon.limits.idle_timeout", parse.GetValue(_idle)),
+        ("bittensor.axon.limits.min_request_body_rate.bytes_per_second", parse.GetValue(_bodyRate)),
+        ("bittensor.axon.limits.min_request_body_rate.grace_period", parse.GetValue(_bodyGrace)),
+        ("bittensor.axon.limits.min_response_rate.bytes_per_second", parse.GetValue(_responseRate)),
+        ("bittensor.axon.limits.min_response_rate.grace_period", parse.GetValue(_responseGrace)),
         ("bittensor.axon.limits.per_ip.connections", parse.GetValue(_perIpConnections)),
         ("bittensor.axon.limits.per_ip.requests_per_second", parse.GetValue(_perIpRate)),
         ("bittensor.axon.limits.per_ip.burst", parse.GetValue(_perIpBurst)),

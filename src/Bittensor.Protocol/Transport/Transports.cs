@@ -165,8 +165,21 @@ public static class RefusalReasons
     /// <summary>The service's header check threw.</summary>
     public const string CheckFailed = "header_check_failed";
 
-    /// <summary>A connection with no open call was silent for <see cref="ServerLimits.IdleTimeout"/> and was closed (lean server).</summary>
+    /// <summary>A connection had no open call for <see cref="ServerLimits.IdleTimeout"/> and was closed (lean server).</summary>
     public const string Idle = "idle_timeout";
+
+    /// <summary>
+    /// A request body arrived slower than <see cref="ServerLimits.MinRequestBodyRate"/> after its grace period; the call was
+    /// answered DEADLINE_EXCEEDED (lean server).
+    /// </summary>
+    public const string MinRequestBodyRate = "min_request_body_rate";
+
+    /// <summary>
+    /// An answer left slower than <see cref="ServerLimits.MinResponseRate"/> after its grace period because the peer did not
+    /// open its flow-control window (the stream is reset ENHANCE_YOUR_CALM) or did not read its socket (the connection is
+    /// closed) (lean server).
+    /// </summary>
+    public const string MinResponseRate = "min_response_rate";
 }
 
 /// <summary>Where and with which limits a server transport listens.</summary>
@@ -215,8 +228,9 @@ public sealed record ServerLimits(int MaxRequestHeadersSize, int MaxConnections,
     public static readonly ServerLimits None = new(0, 0, 0, 0, 0, TimeSpan.FromSeconds(1), ExemptLoopback: true);
 
     /// <summary>
-    /// A connection with no open call that has received nothing for this long is closed (GOAWAY NO_ERROR, then the
-    /// socket): a peer that connects and stays silent does not hold a connection slot forever. Zero: never.
+    /// A connection that has had no open call for this long is closed (GOAWAY NO_ERROR, then the socket), whatever else
+    /// it sends (pings, settings, a header block that never ends, one byte at a time): a peer that connects and stays
+    /// silent, or trickles bytes, does not hold a connection slot forever. Zero: never.
     /// </summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.Zero;
 
@@ -239,6 +253,29 @@ public sealed record ServerLimits(int MaxRequestHeadersSize, int MaxConnections,
         var ticks = Math.Max(1, Math.Min(TimeSpan.MaxValue.Ticks / 2, tokens / RequestsPerSecondPerIp * TimeSpan.TicksPerSecond));
         return (tokens, TimeSpan.FromTicks((long)ticks));
     }
+
+    /// <summary>
+    /// Bytes per second a request body must keep arriving at once the call is admitted (its headers checked), measured
+    /// over periods of <see cref="MinRequestBodyGrace"/> (the first begins at admission): a call whose body moved less
+    /// than rate × period bytes in one (a body that trickles, stops, or never ends) is answered DEADLINE_EXCEEDED and its
+    /// stream slot freed. Kestrel's MinRequestBodyDataRate, whose check is an average over the whole body. Zero: no minimum.
+    /// </summary>
+    public double MinRequestBodyRate { get; init; }
+
+    /// <summary>How long a request body may arrive below <see cref="MinRequestBodyRate"/> before the rule applies.</summary>
+    public TimeSpan MinRequestBodyGrace { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Bytes per second an answer that waits for the peer's flow-control window must keep leaving at, measured over
+    /// periods of <see cref="MinResponseGrace"/> from when it began waiting: one that moved less than rate × period bytes
+    /// in one (a peer that never reads, window 0, or stopped after a burst) is reset and its call-in-flight slot freed. A
+    /// socket write the peer does not drain within grace + size / rate closes the connection. Kestrel's
+    /// MinResponseDataRate. Zero: no minimum.
+    /// </summary>
+    public double MinResponseRate { get; init; }
+
+    /// <summary>How long an answer may leave below <see cref="MinResponseRate"/> before the rule applies.</summary>
+    public TimeSpan MinResponseGrace { get; init; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>

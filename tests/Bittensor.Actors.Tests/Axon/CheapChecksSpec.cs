@@ -46,7 +46,7 @@ public class CheapChecksSpec : AxonTestBase
 
     private IActorRef? _axon;
 
-    private async Task<(Counters Transport, int Port)> Serve(AxonSettings settings, AxonHandlers? handlers = null)
+    protected async Task<(Counters Transport, int Port)> Serve(AxonSettings settings, AxonHandlers? handlers = null)
     {
         var (transport, counters) = NewTransport();
         var (axon, port) = await StartAxon(settings, handlers ?? DemoModels.Echo(settings.NetworkDim), new AxonOptions { Transport = transport });
@@ -55,13 +55,13 @@ public class CheapChecksSpec : AxonTestBase
     }
 
     /// <summary>The axon's count of transport refusals for <paramref name="reason"/> (what /metrics exports as bittensor_axon_refused_total).</summary>
-    private async Task<long> Refused(string reason)
+    protected async Task<long> Refused(string reason)
     {
         var stats = await _axon!.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait);
         return stats.Refused?.GetValueOrDefault(reason) ?? 0;
     }
 
-    private HttpClient Http(int port)
+    protected HttpClient Http(int port)
     {
         var http = new HttpClient(new SocketsHttpHandler { EnableMultipleHttp2Connections = false })
         {
@@ -114,7 +114,7 @@ public class CheapChecksSpec : AxonTestBase
         }
     }
 
-    private static HttpRequestMessage GrpcRequest(string method, Metadata headers, HttpContent body)
+    protected static HttpRequestMessage GrpcRequest(string method, Metadata headers, HttpContent body)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, $"/Bittensor/{method}")
         {
@@ -142,7 +142,7 @@ public class CheapChecksSpec : AxonTestBase
     private static void AssertClosedConnection(RpcException refused) =>
         Assert.True(refused.StatusCode is StatusCode.Unavailable or StatusCode.Internal, $"{refused.StatusCode}: {refused.Status.Detail}");
 
-    private static string? Header(HttpResponseMessage response, string name) =>
+    protected static string? Header(HttpResponseMessage response, string name) =>
         response.Headers.TryGetValues(name, out var v) ? v.FirstOrDefault() : response.TrailingHeaders.TryGetValues(name, out var t) ? t.FirstOrDefault() : null;
 
     [Fact]
@@ -436,6 +436,73 @@ public class CheapChecksSpec : AxonTestBase
         await AssertAnswersGoodCall(RawClient(port), Alice);
     }
 
+    /// <summary>A request body that sends its length prefix and a few bytes, then nothing until the request is cancelled.</summary>
+    private sealed class StalledBody(int declared, int sent) : HttpContent
+    {
+        protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) =>
+            SerializeToStreamAsync(stream, context, CancellationToken.None);
+
+        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
+        {
+            var start = new byte[5 + sent];
+            BinaryPrimitives.WriteUInt32BigEndian(start.AsSpan(1), (uint)declared);
+            try
+            {
+                await stream.WriteAsync(start, cancellationToken);
+                await stream.FlushAsync(cancellationToken);
+                // The rest never comes: this waits for the request's end (the server's answer or the test's end), not for time.
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException or HttpRequestException or ObjectDisposedException)
+            {
+                // The server answered and reset the stream.
+            }
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+
+    [Fact]
+    public async Task A_signed_call_whose_body_stalls_is_refused_after_the_minimum_body_rate_grace_period_and_the_axon_keeps_serving()
+    {
+        // limits.min_request_body_rate: 240 bytes/s after 1.5 s (the reference's 5 s, shortened); the server's own clock.
+        var (transport, port) = await Serve(Loopback() with { MinRequestBodyGrace = TimeSpan.FromSeconds(1.5) });
+        using var guard = new CancellationTokenSource(Wait); // a hang guard, not a timing assertion
+
+        string? status = null, message = null;
+        try
+        {
+            using var response = await Http(port).SendAsync(GrpcRequest("Forward", await Signed(Alice), new StalledBody(declared: 1000, sent: 10)),
+                HttpCompletionOption.ResponseHeadersRead, guard.Token);
+            await response.Content.ReadAsByteArrayAsync(guard.Token);
+            (status, message) = (Header(response, "grpc-status"), Header(response, "grpc-message"));
+        }
+        catch (HttpRequestException e)
+        {
+            // Kestrel ends the stream or the connection without a gRPC status.
+            _output.WriteLine($"kestrel: {e.Message}");
+        }
+        _output.WriteLine($"stalled body: grpc-status {status} {message}");
+
+        if (Lean)
+        {
+            Assert.Equal(((int)StatusCode.DeadlineExceeded).ToString(), status);
+            Assert.Contains("min_request_body_rate", Uri.UnescapeDataString(message ?? ""), StringComparison.Ordinal);
+            Assert.Equal(1, await Refused(RefusalReasons.MinRequestBodyRate));
+        }
+        else
+        {
+            Assert.NotEqual("0", status);
+        }
+        Assert.Equal(0, transport.BodiesParsed);
+        await AssertAnswersGoodCall(RawClient(port), Bob);
+        Assert.Equal(1, transport.BodiesParsed);
+    }
+
     [Fact]
     public async Task With_one_stream_per_connection_calls_on_one_connection_run_one_at_a_time_and_all_succeed()
     {
@@ -492,4 +559,26 @@ public sealed class LeanCheapChecksSpec(Xunit.Abstractions.ITestOutputHelper out
     }
 
     protected override bool Lean => true;
+
+    [Fact]
+    public async Task A_caller_that_never_reads_its_answer_gives_its_call_in_flight_slot_back_after_the_minimum_response_rate_grace_period()
+    {
+        // One call in flight; answers of 2 × 3 × 8192 floats (192 KiB), more than the client's 64 KiB stream window;
+        // limits.min_response_rate: 240 bytes/s after 1.5 s (the reference's 5 s, shortened); the server's own clock.
+        var (_, port) = await Serve(Loopback(networkDim: 8192) with { CallsInFlight = 1, MinResponseGrace = TimeSpan.FromSeconds(1.5) });
+        var request = Tokens(Alice).ToByteArray();
+        var framed = new byte[5 + request.Length];
+        BinaryPrimitives.WriteUInt32BigEndian(framed.AsSpan(1), (uint)request.Length);
+        request.CopyTo(framed, 5);
+        var content = new ByteArrayContent(framed);
+
+        // The caller takes the answer's headers and never reads its body: its stream window stays shut after 64 KiB, the
+        // rest of the answer waits, and the call holds the axon's one slot until the rule resets it.
+        using var response = await Http(port).SendAsync(GrpcRequest("Forward", await Signed(Alice), content), HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        await AwaitAssertAsync(async () => Assert.Equal(1, await Refused(RefusalReasons.MinResponseRate)), Wait);
+
+        // The slot is free again: a caller is served, not shed (NucleusFull).
+        await AssertAnswersGoodCall(RawClient(port), Bob);
+    }
 }

@@ -20,6 +20,14 @@ public sealed class SettingsSpec
         Assert.Equal((1000.0, TimeSpan.FromSeconds(1)), (s.NewCallerVerifiesPerSecond, s.FailedSignatureHold));
         Assert.Equal(TimeSpan.FromSeconds(130), s.IdleTimeout);
         Assert.Equal(s.IdleTimeout, s.TransportLimits.IdleTimeout);
+        // The minimum data rates: Kestrel's defaults, handed to the transport as they are.
+        Assert.Equal((240.0, TimeSpan.FromSeconds(5), 240.0, TimeSpan.FromSeconds(5)),
+            (s.MinRequestBodyRate, s.MinRequestBodyGrace, s.MinResponseRate, s.MinResponseGrace));
+        Assert.Equal((s.MinRequestBodyRate, s.MinRequestBodyGrace, s.MinResponseRate, s.MinResponseGrace),
+            (s.TransportLimits.MinRequestBodyRate, s.TransportLimits.MinRequestBodyGrace, s.TransportLimits.MinResponseRate, s.TransportLimits.MinResponseGrace));
+        var off = AxonSettings.Create(With("bittensor.axon.limits { min_request_body_rate.bytes_per_second = 0, min_response_rate.bytes_per_second = 0 }",
+            AxonSettings.SectionPath));
+        Assert.Equal((0.0, 0.0), (off.TransportLimits.MinRequestBodyRate, off.TransportLimits.MinResponseRate));
         Assert.Equal((1024 * 1024, 8192, 4096, 16, 500.0, 1000, true),
             (s.ForwardMessageSize, s.RequestHeadersSize, s.MaxConnections, s.PerIpConnections, s.PerIpRequestsPerSecond, s.PerIpBurst, s.PerIpExemptLoopback));
         Assert.Equal(Math.Max(100, s.QueueCapacity + s.MaxWorkers + 16), s.EffectiveStreamsPerConnection);
@@ -56,6 +64,10 @@ public sealed class SettingsSpec
     [InlineData("bittensor.axon.limits.per_ip.connections = -1", "bittensor.axon.limits.per_ip.connections")]
     [InlineData("bittensor.axon.limits.per_ip.requests_per_second = -5", "bittensor.axon.limits.per_ip.requests_per_second")]
     [InlineData("bittensor.axon.limits.per_ip.rate_period = 0s", "bittensor.axon.limits.per_ip.rate_period")]
+    [InlineData("bittensor.axon.limits.min_request_body_rate.bytes_per_second = -1", "bittensor.axon.limits.min_request_body_rate.bytes_per_second")]
+    [InlineData("bittensor.axon.limits.min_request_body_rate.grace_period = 1s", "bittensor.axon.limits.min_request_body_rate.grace_period")]
+    [InlineData("bittensor.axon.limits.min_response_rate.bytes_per_second = fast", "bittensor.axon.limits.min_response_rate.bytes_per_second")]
+    [InlineData("bittensor.axon.limits.min_response_rate.grace_period = 2h", "bittensor.axon.limits.min_response_rate.grace_period")]
     public void Invalid_axon_keys_are_refused_with_the_key_named(string hocon, string key)
     {
         var error = Assert.Throws<ConfigurationException>(() => AxonSettings.Create(With(hocon, AxonSettings.SectionPath)));

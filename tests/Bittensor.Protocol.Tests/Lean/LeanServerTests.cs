@@ -457,9 +457,11 @@ internal sealed class RawH2 : IAsyncDisposable
     }
 
     /// <param name="ackSettings">Read the server's SETTINGS and acknowledge them, as a client does (with <paramref name="handshake"/>).</param>
-    public static async Task<RawH2> Connect(int port, bool handshake = true, int? initialWindow = null, bool ackSettings = true)
+    /// <param name="receiveBuffer">This side's socket receive buffer (set before connecting, so the kernel does not grow it).</param>
+    public static async Task<RawH2> Connect(int port, bool handshake = true, int? initialWindow = null, bool ackSettings = true, int? receiveBuffer = null)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        if (receiveBuffer is { } size) socket.ReceiveBufferSize = size;
         await socket.ConnectAsync("127.0.0.1", port);
         var h2 = new RawH2(socket);
         if (handshake)

@@ -97,7 +97,11 @@ internal sealed class H2Connection
     private TaskCompletionSource? _idle;
     private double _resetAllowance = ResetBurst;
     private long _resetStamp = Environment.TickCount64;
-    private long _lastInput = Environment.TickCount64;
+    private long _quietSince;
+    private long _blockedSince;
+    private long _blockedSent;
+    private long _blockedChecked;
+    private long _writeDeadline = long.MaxValue;
 
     public H2Connection(LeanServer server, Socket? socket, IPAddress? key)
     {
@@ -105,6 +109,7 @@ internal sealed class H2Connection
         _socket = socket;
         _key = key;
         _maxHeaderBlock = Math.Max(16 * 1024, (2 * server.MaxHeaderList) + 4096);
+        _quietSince = server.Now;
     }
 
     /// <summary>
@@ -234,7 +239,6 @@ internal sealed class H2Connection
     private bool ProcessFrames()
     {
         if (_closed) return false;
-        _lastInput = Environment.TickCount64;
         try
         {
             while (true)
@@ -443,6 +447,7 @@ internal sealed class H2Connection
             return;
         }
         s.RecvWindow -= payload.Length;
+        s.Received += payload.Length;
         if (s.RecvWindow < 0)
         {
             ResetStream(s, H2.FlowControlError);
@@ -1094,6 +1099,12 @@ internal sealed class H2Connection
         }
         s.Admission = d.Admission;
         s.Phase = StreamPhase.Admitted;
+        // The minimum request body rate is measured from here: the window is open for the body from now on.
+        if (!s.RemoteClosed)
+        {
+            s.CheckAt = _server.Now;
+            s.CheckBytes = 0;
+        }
     }
 
     /// <summary>Parses the request and runs the handler (outside the lock); a synchronous answer is appended at once.</summary>
@@ -1261,7 +1272,15 @@ internal sealed class H2Connection
         s.PendingLength = total;
         s.PendingOffset = 0;
         s.Phase = StreamPhase.Sending;
+        s.SendingSince = s.CheckAt = _server.Now;
+        s.CheckBytes = 0;
         if (SendPending(s)) return;
+        if (_blocked.Count == 0)
+        {
+            _blockedSince = s.SendingSince;
+            _blockedSent = 0;
+            _blockedChecked = 0;
+        }
         _blocked.Add(s);
         // The answer is made and waits for the peer's window: its slot in the calls in flight is free for others (a
         // client that stops reading must not hold the axon's slots until it drops the connection).
@@ -1282,6 +1301,7 @@ internal sealed class H2Connection
             _out.FrameHeader(n, H2.Data, 0, s.Id);
             _out.Write(s.Pending.AsSpan(s.PendingOffset, n));
             s.PendingOffset += n;
+            _blockedSent += n;
             _sendWindow -= n;
             s.SendWindow -= n;
         }
@@ -1357,6 +1377,7 @@ internal sealed class H2Connection
         s.Phase = StreamPhase.Done;
         Unhold(s);
         _streams.Remove(s.Id);
+        if (_streams.Count == 0) _quietSince = _server.Now;
         s.ReleaseBuffers();
         s.Registration.Unregister();
         if (!s.Async && !s.Cancellation.IsCancellationRequested && s.Cancellation.TryReset() && _ctsPool.Count < 64) _ctsPool.Push(s.Cancellation);
@@ -1428,7 +1449,10 @@ internal sealed class H2Connection
                 var remaining = sending.Buffer.AsMemory(0, sending.Length);
                 while (remaining.Length > 0)
                 {
+                    // The minimum response rate for a peer that does not read its socket (EnforceDataRates).
+                    Volatile.Write(ref _writeDeadline, _server.WriteDeadline(remaining.Length));
                     var n = await _socket!.SendAsync(remaining, SocketFlags.None).ConfigureAwait(false);
+                    Volatile.Write(ref _writeDeadline, long.MaxValue);
                     remaining = remaining[n..];
                 }
                 sending.Reset();
@@ -1495,16 +1519,17 @@ internal sealed class H2Connection
 
     /// <summary>
     /// Closes the connection (GOAWAY NO_ERROR, then the socket) when it has no open stream, nothing being sent, and has
-    /// received nothing for <paramref name="idleMs"/> milliseconds up to <paramref name="now"/> (<see cref="Environment.TickCount64"/>):
-    /// a peer that connects and stays silent, never sends the preface, or stops after its calls, gives its slot back
+    /// had no open stream for <paramref name="idleTicks"/> up to <paramref name="now"/> (<see cref="LeanServer.Now"/>
+    /// units), whatever it sent meanwhile: a peer that connects and stays silent, never sends the preface, stops after
+    /// its calls, or keeps the connection busy with pings or a header block sent a byte at a time gives its slot back
     /// (<c>limits.idle_timeout</c>; Kestrel's KeepAliveTimeout). True when it closes; <paramref name="beforeClose"/> runs
     /// first (the count of the close happens before the peer can see it).
     /// </summary>
-    public bool CloseIfIdle(long now, long idleMs, Action beforeClose)
+    public bool CloseIfIdle(long now, long idleTicks, Action beforeClose)
     {
         lock (_sync)
         {
-            if (_closed || _streams.Count > 0 || _sending || now - _lastInput < idleMs) return false;
+            if (_closed || _streams.Count > 0 || _sending || now - _quietSince < idleTicks) return false;
             if (!_goingAway)
             {
                 _goingAway = true;
@@ -1514,6 +1539,127 @@ internal sealed class H2Connection
         beforeClose();
         _ = CloseIdleAsync();
         return true;
+    }
+
+    /// <summary>
+    /// The minimum data rates (<c>limits.min_request_body_rate</c>, <c>limits.min_response_rate</c>; Kestrel's
+    /// MinRequestBodyDataRate and MinResponseDataRate), checked by the server's sweep at <paramref name="now"/>:
+    /// <list type="bullet">
+    /// <item>a call admitted (headers checked, window open for its body) whose body moved less than rate × period bytes
+    /// in a period of at least the grace period (the first from admission) is answered DEADLINE_EXCEEDED (its stream
+    /// slot freed; a body that trickles a byte at a time, stops, or never ends);</item>
+    /// <item>an answer waiting for the peer's flow-control window that moved less than rate × period in such a period
+    /// (the first from when it began waiting) is reset (RST_STREAM ENHANCE_YOUR_CALM): its call-in-flight slot is freed
+    /// and the calls parked behind it run;</item>
+    /// <item>a socket write the peer has not drained within grace + size / rate closes the connection (no frame can
+    /// reach a peer that does not read).</item>
+    /// </list>
+    /// Each is counted as a refusal. Data the peer sent that this side has not read yet (a busy server) is never the
+    /// peer's fault: a connection with unread input is left for the next sweep.
+    /// </summary>
+    public void EnforceDataRates(long now)
+    {
+        List<H2Stream>? slowBodies = null, slowAnswers = null;
+        bool stuck, run;
+        lock (_sync)
+        {
+            if (_closed) return;
+            stuck = now > Volatile.Read(ref _writeDeadline);
+            if (!stuck)
+            {
+                // Each rule is judged over periods of (at least) its grace period: a call whose body or answer moved less
+                // than rate × period bytes in one is slow; otherwise a new period begins. A peer that sends or takes a burst
+                // and then stops is caught one period after the burst, not when its average finally falls below the rate.
+                if (_server.BodyRatePerTick > 0)
+                {
+                    foreach (var s in _streams.Values)
+                    {
+                        if (s.Closed || s.Phase != StreamPhase.Admitted || s.RemoteClosed) continue;
+                        if (Slow(now, ref s.CheckAt, ref s.CheckBytes, s.Received, _server.BodyGraceTicks, _server.BodyRatePerTick)) (slowBodies ??= []).Add(s);
+                    }
+                }
+                if (_server.ResponseRatePerTick > 0 && _blocked.Count > 0)
+                {
+                    // An answer held back by its own stream's window is the peer's doing on that stream: judged by its own
+                    // progress. One whose stream window is open waits for the connection (its window, or output the
+                    // peer's socket has not taken): judged by what all waiting answers of the connection got, so answers
+                    // queued behind others of a peer that reads are not reset.
+                    var connectionSlow = Slow(now, ref _blockedSince, ref _blockedChecked, _blockedSent, _server.ResponseGraceTicks, _server.ResponseRatePerTick);
+                    foreach (var s in _blocked)
+                    {
+                        if (s.Closed) continue;
+                        bool slow;
+                        if (s.SendWindow <= 0)
+                        {
+                            slow = Slow(now, ref s.CheckAt, ref s.CheckBytes, s.PendingOffset, _server.ResponseGraceTicks, _server.ResponseRatePerTick);
+                        }
+                        else
+                        {
+                            slow = connectionSlow && now - s.SendingSince > _server.ResponseGraceTicks;
+                            (s.CheckAt, s.CheckBytes) = (now, s.PendingOffset);
+                        }
+                        if (slow) (slowAnswers ??= []).Add(s);
+                    }
+                    if (connectionSlow) (_blockedSince, _blockedChecked) = (now, _blockedSent);
+                }
+                if (slowBodies is null && slowAnswers is null) return;
+                // Bytes of the peer's waiting in the socket: this side is behind, not the peer (a later sweep judges).
+                if (slowBodies is not null && Unread()) slowBodies = null;
+                if (slowBodies is null && slowAnswers is null) return;
+                // Each slot is given back, then counted, and only then (the flush below) can the peer see the answer.
+                foreach (var s in slowBodies ?? [])
+                {
+                    Answer(s, StatusCode.DeadlineExceeded, string.Create(CultureInfo.InvariantCulture,
+                        $"The request body arrived at under {_server.Limits.MinRequestBodyRate} bytes/s over {_server.Limits.MinRequestBodyGrace.TotalSeconds} s (this axon's limits.min_request_body_rate)."));
+                    _server.Refused(s.Method, StatusCode.DeadlineExceeded, RefusalReasons.MinRequestBodyRate);
+                }
+                foreach (var s in slowAnswers ?? [])
+                {
+                    ResetStream(s, H2.EnhanceYourCalm);
+                    _server.Refused(s.Method, StatusCode.ResourceExhausted, RefusalReasons.MinResponseRate);
+                }
+                // Reset answers no longer hold the calls parked behind them.
+                if (slowAnswers is not null) ResumeBlocked();
+            }
+            run = !stuck && _ready.Count > 0 && !_runningReady;
+        }
+        if (stuck)
+        {
+            _server.Refused(null, StatusCode.Unavailable, RefusalReasons.MinResponseRate);
+            Abort();
+            return;
+        }
+        CancelCollected();
+        if (run) RunParked();
+        else KickFlush();
+    }
+
+    /// <summary>
+    /// The minimum-rate test of one period: false while the period (from <paramref name="since"/>) is within
+    /// <paramref name="grace"/>; after it, true when fewer than rate × period bytes moved (<paramref name="bytes"/> since
+    /// <paramref name="bytesThen"/>), else a new period begins now.
+    /// </summary>
+    private static bool Slow(long now, ref long since, ref long bytesThen, long bytes, long grace, double ratePerTick)
+    {
+        var elapsed = now - since;
+        if (elapsed <= grace) return false;
+        if (bytes - bytesThen < elapsed * ratePerTick) return true;
+        (since, bytesThen) = (now, bytes);
+        return false;
+    }
+
+    /// <summary>True when the peer's bytes wait in the socket unread (the server, not the peer, is behind).</summary>
+    private bool Unread()
+    {
+        if (_socket is null) return false;
+        try
+        {
+            return _socket.Available > 0;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return false;
+        }
     }
 
     private async Task CloseIdleAsync()
@@ -1632,6 +1778,10 @@ internal sealed class H2Stream
     public bool RemoteClosed;
     public bool Closed;
     public bool Held; // counted in the server's calls in flight (request complete, answer not)
+    public long Received; // DATA payload bytes received (the minimum request body rate)
+    public long SendingSince; // when the answer began waiting for the peer's window (LeanServer.Now units)
+    public long CheckAt; // the minimum rates: when the current period began (admission, or the answer's wait) ...
+    public long CheckBytes; // ... and the bytes received (body) or sent (answer) by then
     public bool Queued;
     public bool Async;
     public long SendWindow;

@@ -16,6 +16,25 @@ namespace Bittensor.Protocol;
 public sealed class LeanServerTransport : IServerTransport
 {
     private long _bodiesParsed;
+
+    /// <summary>A transport on the system clock.</summary>
+    public LeanServerTransport()
+        : this(TimeProvider.System)
+    {
+    }
+
+    /// <summary>
+    /// A transport whose idle and data-rate rules read <paramref name="time"/> and are checked on its timers (tests drive
+    /// them with a clock of their own).
+    /// </summary>
+    public LeanServerTransport(TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(time);
+        Time = time;
+    }
+
+    /// <summary>The clock of the idle and data-rate rules.</summary>
+    public TimeProvider Time { get; }
     private long _connectionsRefused;
 
     /// <summary>Calls whose request message was read and parsed (the handler ran), over every binding of this transport.</summary>
@@ -53,7 +72,7 @@ internal sealed class LeanServer : IServerBinding
     private readonly long _periodTicks;
     private Task _accepting = Task.CompletedTask;
     private int _stopped;
-    private Timer? _idleSweep;
+    private ITimer? _sweep;
 
     public LeanServer(LeanServerTransport owner, ServerTransportOptions options, IBittensorService service)
     {
@@ -61,6 +80,19 @@ internal sealed class LeanServer : IServerBinding
         Options = options;
         Service = service;
         Limits = options.Limits ?? ServerLimits.None;
+        Time = owner.Time;
+        var frequency = Time.TimestampFrequency;
+        IdleTicks = Limits.IdleTimeout > TimeSpan.Zero ? Ticks(Limits.IdleTimeout, frequency) : 0;
+        if (Limits.MinRequestBodyRate > 0)
+        {
+            BodyRatePerTick = Limits.MinRequestBodyRate / frequency;
+            BodyGraceTicks = Ticks(Limits.MinRequestBodyGrace, frequency);
+        }
+        if (Limits.MinResponseRate > 0)
+        {
+            ResponseRatePerTick = Limits.MinResponseRate / frequency;
+            ResponseGraceTicks = Ticks(Limits.MinResponseGrace, frequency);
+        }
         MaxHeaderList = Limits.MaxRequestHeadersSize > 0 ? Limits.MaxRequestHeadersSize : 16 * 1024;
         if (Limits.RequestsPerSecondPerIp > 0)
         {
@@ -98,6 +130,37 @@ internal sealed class LeanServer : IServerBinding
 
     public IPEndPoint Endpoint { get; }
 
+    /// <summary>The clock of the idle and data-rate rules (<see cref="TimeProvider.GetTimestamp"/> units).</summary>
+    public TimeProvider Time { get; }
+
+    /// <summary>Now, in <see cref="Time"/>'s timestamp units.</summary>
+    public long Now => Time.GetTimestamp();
+
+    /// <summary><see cref="ServerLimits.IdleTimeout"/> in timestamp units; 0: off.</summary>
+    public long IdleTicks { get; }
+
+    /// <summary><see cref="ServerLimits.MinRequestBodyRate"/> in bytes per timestamp unit; 0: off.</summary>
+    public double BodyRatePerTick { get; }
+
+    public long BodyGraceTicks { get; }
+
+    /// <summary><see cref="ServerLimits.MinResponseRate"/> in bytes per timestamp unit; 0: off.</summary>
+    public double ResponseRatePerTick { get; }
+
+    public long ResponseGraceTicks { get; }
+
+    /// <summary>
+    /// When a socket write of <paramref name="bytes"/> starting now must have completed (grace + bytes / rate, as
+    /// Kestrel's MinResponseDataRate); <see cref="long.MaxValue"/> when the rule is off.
+    /// </summary>
+    public long WriteDeadline(int bytes)
+    {
+        if (ResponseRatePerTick <= 0) return long.MaxValue;
+        return Now + ResponseGraceTicks + (long)Math.Min(bytes / ResponseRatePerTick, long.MaxValue / 4);
+    }
+
+    private static long Ticks(TimeSpan span, long frequency) => (long)Math.Min(span.TotalSeconds * frequency, long.MaxValue / 4);
+
     private int _callsHeld;
 
     /// <summary>Calls held across every connection: the whole request received, the answer not yet complete.</summary>
@@ -130,16 +193,22 @@ internal sealed class LeanServer : IServerBinding
 
     public void Start()
     {
-        if (Limits.IdleTimeout > TimeSpan.Zero)
+        // The idle and data-rate rules are checked a few times per timeout or grace period (at most once a second): a
+        // silent connection goes within ~1.25 timeouts, a slow body or answer within ~1.25 grace periods (or later, at
+        // the rate's average).
+        var shortest = TimeSpan.MaxValue;
+        if (IdleTicks > 0) shortest = Limits.IdleTimeout;
+        if (BodyRatePerTick > 0 && Limits.MinRequestBodyGrace < shortest) shortest = Limits.MinRequestBodyGrace;
+        if (ResponseRatePerTick > 0 && Limits.MinResponseGrace < shortest) shortest = Limits.MinResponseGrace;
+        if (shortest != TimeSpan.MaxValue)
         {
-            // Checked a few times per timeout (at most once a second): a silent connection goes within ~1.25 timeouts.
-            var every = TimeSpan.FromMilliseconds(Math.Clamp(Limits.IdleTimeout.TotalMilliseconds / 4, 10, 1000));
-            _idleSweep = new Timer(_ => SweepIdle(), null, every, every);
+            var every = TimeSpan.FromMilliseconds(Math.Clamp(shortest.TotalMilliseconds / 4, 10, 1000));
+            _sweep = Time.CreateTimer(static o => ((LeanServer)o!).Sweep(), this, every, every);
         }
         _accepting = AcceptLoop();
     }
 
-    private void SweepIdle()
+    private void Sweep()
     {
         H2Connection[] open;
         lock (_connections)
@@ -147,13 +216,13 @@ internal sealed class LeanServer : IServerBinding
             if (_stopped == 1 || _connections.Count == 0) return;
             open = [.. _connections];
         }
-        var now = Environment.TickCount64;
-        var idleMs = (long)Limits.IdleTimeout.TotalMilliseconds;
+        var now = Now;
         foreach (var c in open)
         {
             try
             {
-                c.CloseIfIdle(now, idleMs, () => Refused(null, StatusCode.Unavailable, RefusalReasons.Idle));
+                if (IdleTicks > 0 && c.CloseIfIdle(now, IdleTicks, () => Refused(null, StatusCode.Unavailable, RefusalReasons.Idle))) continue;
+                if (BodyRatePerTick > 0 || ResponseRatePerTick > 0) c.EnforceDataRates(now);
             }
             catch (Exception)
             {
@@ -331,7 +400,7 @@ internal sealed class LeanServer : IServerBinding
             {
                 _stop.Cancel();
                 _listener.Dispose();
-                _idleSweep?.Dispose();
+                _sweep?.Dispose();
             }
             open = [.. _connections];
         }
