@@ -135,6 +135,9 @@ grep -iE 'warn|error|fail|starv|heartbeat|exception' "$work/server.err" "$work/s
 echo "# server's last summary line: $(grep -E 'calls' "$work/server.err" "$work/server.out" | tail -1)"
 echo "# server's own counters (/metrics, summed over callers):"
 curl -s "http://127.0.0.1:$mport/metrics" | awk '/^bittensor_axon_calls_total/ { match($0, /code="[^"]+"/); c[substr($0, RSTART + 6, RLENGTH - 7)] += $NF }
+  /^bittensor_axon_refused_total/ { match($0, /reason="[^"]+"/); r[substr($0, RSTART + 8, RLENGTH - 9)] += $NF; any = 1 }
   /^bittensor_axon_shed_total|^dotnet_thread_pool_thread_count|^dotnet_gc_heap_total_allocated/ { sub(/\{.*\}/, ""); print "#   " $0 }
-  END { for (k in c) print "#   bittensor_axon_calls_total code=" k " " c[k] }' || true
+  END { for (k in c) print "#   bittensor_axon_calls_total code=" k " " c[k]
+        # transport refusals by reason (idle_timeout, min_request_body_rate, min_response_rate, ...): a legitimate load has none
+        if (!any) print "#   bittensor_axon_refused_total: none"; for (k in r) print "#   bittensor_axon_refused_total reason=" k " " r[k] }' || true
 echo "# done: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
