@@ -268,7 +268,7 @@ public sealed record ServerLimits(int MaxRequestHeadersSize, int MaxConnections,
     /// <summary>
     /// Bytes per second an answer that waits for the peer's flow-control window must keep leaving at, measured over
     /// periods of <see cref="MinResponseGrace"/> from when it began waiting: one that moved less than rate × period bytes
-    /// in one (a peer that never reads, window 0, or stopped after a burst) is reset and its call-in-flight slot freed. A
+    /// in one (a peer that never reads, window 0, or stopped after a burst) is reset, its stream and buffer freed. A
     /// socket write the peer does not drain within grace + size / rate closes the connection. Kestrel's
     /// MinResponseDataRate. Zero: no minimum.
     /// </summary>

@@ -561,24 +561,34 @@ public sealed class LeanCheapChecksSpec(Xunit.Abstractions.ITestOutputHelper out
     protected override bool Lean => true;
 
     [Fact]
-    public async Task A_caller_that_never_reads_its_answer_gives_its_call_in_flight_slot_back_after_the_minimum_response_rate_grace_period()
+    public async Task A_caller_that_never_reads_its_answer_has_it_reset_after_the_minimum_response_rate_grace_period_and_its_stream_is_free_again()
     {
-        // One call in flight; answers of 2 × 3 × 8192 floats (192 KiB), more than the client's 64 KiB stream window;
-        // limits.min_response_rate: 240 bytes/s after 1.5 s (the reference's 5 s, shortened); the server's own clock.
-        var (_, port) = await Serve(Loopback(networkDim: 8192) with { CallsInFlight = 1, MinResponseGrace = TimeSpan.FromSeconds(1.5) });
-        var request = Tokens(Alice).ToByteArray();
-        var framed = new byte[5 + request.Length];
-        BinaryPrimitives.WriteUInt32BigEndian(framed.AsSpan(1), (uint)request.Length);
-        request.CopyTo(framed, 5);
-        var content = new ByteArrayContent(framed);
+        // One stream per connection; answers of 2 × 3 × 8192 floats (192 KiB), more than the client's 64 KiB stream window;
+        // limits.min_response_rate: 240 bytes/s over periods of 1.5 s (the reference's 5 s, shortened); the server's own clock.
+        var (_, port) = await Serve(Loopback(networkDim: 8192) with { StreamsPerConnection = 1, MinResponseGrace = TimeSpan.FromSeconds(1.5) });
+        var http = Http(port); // one HTTP/2 connection: a second request waits for the connection's one stream
+        using var guard = new CancellationTokenSource(Wait); // a hang guard, not a timing assertion
 
-        // The caller takes the answer's headers and never reads its body: its stream window stays shut after 64 KiB, the
-        // rest of the answer waits, and the call holds the axon's one slot until the rule resets it.
-        using var response = await Http(port).SendAsync(GrpcRequest("Forward", await Signed(Alice), content), HttpCompletionOption.ResponseHeadersRead);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        await AwaitAssertAsync(async () => Assert.Equal(1, await Refused(RefusalReasons.MinResponseRate)), Wait);
+        // The caller takes the answer's headers and never reads its body: its stream window stays shut after 64 KiB and
+        // the rest of the answer waits in the axon, holding the connection's one stream.
+        using var unread = await http.SendAsync(GrpcRequest("Forward", await Signed(Alice), Framed(Tokens(Alice))), HttpCompletionOption.ResponseHeadersRead,
+            guard.Token);
+        Assert.Equal(HttpStatusCode.OK, unread.StatusCode);
 
-        // The slot is free again: a caller is served, not shed (NucleusFull).
-        await AssertAnswersGoodCall(RawClient(port), Bob);
+        // The next call on the connection can only start once that stream is reset (the rule) — then it is served.
+        using var next = await http.SendAsync(GrpcRequest("Forward", await Signed(Bob), Framed(Tokens(Bob))), guard.Token);
+        var bytes = await next.Content.ReadAsByteArrayAsync(guard.Token);
+        Assert.Equal("0", Header(next, "grpc-status"));
+        Assert.Equal(ReturnCode.Success, TensorMessage.Parser.ParseFrom(bytes.AsSpan(5)).ReturnCode);
+        Assert.Equal(1, await Refused(RefusalReasons.MinResponseRate));
+    }
+
+    private static ByteArrayContent Framed(TensorMessage message)
+    {
+        var body = message.ToByteArray();
+        var framed = new byte[5 + body.Length];
+        BinaryPrimitives.WriteUInt32BigEndian(framed.AsSpan(1), (uint)body.Length);
+        body.CopyTo(framed, 5);
+        return new ByteArrayContent(framed);
     }
 }

@@ -28,12 +28,9 @@ public sealed class LeanDataRateTests
             MinResponseGrace = TimeSpan.FromSeconds(5),
         };
 
-    private static async Task<IServerBinding> Serve(DrivenClock clock, IBittensorService service, int streams = 8, int callsInFlight = 0,
-        TimeSpan idle = default) =>
-        await new LeanServerTransport(clock).BindAsync(new ServerTransportOptions("127.0.0.1", 0, 1024 * 1024, 1024 * 1024, streams, 64 * 1024, Limits(idle))
-        {
-            MaxCallsInFlight = callsInFlight,
-        }, service, CancellationToken.None);
+    private static async Task<IServerBinding> Serve(DrivenClock clock, IBittensorService service, int streams = 8, TimeSpan idle = default) =>
+        await new LeanServerTransport(clock).BindAsync(new ServerTransportOptions("127.0.0.1", 0, 1024 * 1024, 1024 * 1024, streams, 64 * 1024, Limits(idle)),
+            service, CancellationToken.None);
 
     private static byte[] Request(string path = "/Bittensor/Forward") =>
         RawH2.Block([(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "localhost"), ("content-type", "application/grpc"),
@@ -135,38 +132,39 @@ public sealed class LeanDataRateTests
     }
 
     [Fact]
-    public async Task An_answer_the_peer_never_takes_is_reset_after_the_grace_period_and_gives_its_call_in_flight_slot_back()
+    public async Task An_answer_the_peer_never_takes_is_reset_after_the_grace_period_and_its_stream_is_free_again()
     {
         var clock = new DrivenClock();
         var service = new Echo { AnswerBytes = 100_000 };
-        // One call in flight for the whole server.
-        await using var binding = await Serve(clock, service, callsInFlight: 1);
+        // One stream per connection.
+        await using var binding = await Serve(clock, service, streams: 1);
         // A peer whose stream windows are 0: it never lets an answer's DATA through.
         await using var stuck = await RawH2.Connect(binding.Endpoint.Port, initialWindow: 0);
         await stuck.Frame(H2.Headers, H2.EndHeaders, 1, Request());
         await stuck.Frame(H2.Data, H2.EndStream, 1, Message(new TensorMessage { Hotkey = "big-stuck" }));
-        // The answer's HEADERS went; its message waits for the window, and the call holds the server's one slot.
+        // The answer's HEADERS went; its 100 KB wait for the window in the server's memory, and the stream stays open:
+        // a second call on the connection is refused (SETTINGS_MAX_CONCURRENT_STREAMS 1).
         await stuck.Until(f => f.Type == H2.Headers && f.Stream == 1);
-
-        await using var other = await RawH2.Connect(binding.Endpoint.Port);
-        await other.Frame(H2.Headers, H2.EndHeaders, 1, Request());
-        await other.Frame(H2.Data, H2.EndStream, 1, Message(new TensorMessage { Hotkey = "shed" }));
-        Assert.Equal(((int)StatusCode.ResourceExhausted).ToString(), Status(await other.TrailersOnly(1)));
+        await stuck.Frame(H2.Headers, H2.EndHeaders, 3, Request());
+        await stuck.Frame(H2.Data, H2.EndStream, 3, Message(new TensorMessage { Hotkey = "refused" }));
+        var refused = await stuck.Until(f => f.Type == H2.RstStream && f.Stream == 3);
+        Assert.Equal(H2.RefusedStream, BinaryPrimitives.ReadUInt32BigEndian(refused.Payload));
 
         // Within the grace period the answer waits on.
         clock.Advance(TimeSpan.FromSeconds(5));
         Assert.DoesNotContain(await UntilPingAck(stuck), f => f.Stream == 1);
         Assert.Empty(service.Refusals);
 
-        // Past it, nothing of the answer has left: reset ENHANCE_YOUR_CALM, counted, and the slot is free.
+        // Past it, nothing of the answer has left: reset ENHANCE_YOUR_CALM, counted, and the stream is free.
         clock.Advance(TimeSpan.FromSeconds(2));
         var reset = await stuck.Until(f => f.Type == H2.RstStream && f.Stream == 1);
         Assert.Equal(H2.EnhanceYourCalm, BinaryPrimitives.ReadUInt32BigEndian(reset.Payload));
         Assert.Equal(new[] { new TransportRefusal(BittensorMethod.Forward, StatusCode.ResourceExhausted, RefusalReasons.MinResponseRate) }, service.Refusals.ToArray());
 
-        await other.Frame(H2.Headers, H2.EndHeaders, 3, Request());
-        await other.Frame(H2.Data, H2.EndStream, 3, Message(new TensorMessage { Hotkey = "served" }));
-        var (_, data, trailers) = await other.Response(3);
+        await stuck.Frame(H2.Headers, H2.EndHeaders, 5, Request());
+        await stuck.Frame(H2.Data, H2.EndStream, 5, Message(new TensorMessage { Hotkey = "served" }), flush: false);
+        await stuck.Frame(H2.WindowUpdate, 0, 5, BinaryPrimitives.ReverseEndianness(1_000).ToBytes());
+        var (_, data, trailers) = await stuck.Response(5);
         Assert.Equal("Forward:served", TensorMessage.Parser.ParseFrom(data.AsSpan(5)).Message);
         Assert.Equal("0", Status(trailers));
     }

@@ -1549,7 +1549,7 @@ internal sealed class H2Connection
     /// in a period of at least the grace period (the first from admission) is answered DEADLINE_EXCEEDED (its stream
     /// slot freed; a body that trickles a byte at a time, stops, or never ends);</item>
     /// <item>an answer waiting for the peer's flow-control window that moved less than rate × period in such a period
-    /// (the first from when it began waiting) is reset (RST_STREAM ENHANCE_YOUR_CALM): its call-in-flight slot is freed
+    /// (the first from when it began waiting) is reset (RST_STREAM ENHANCE_YOUR_CALM): its stream and buffer are freed
     /// and the calls parked behind it run;</item>
     /// <item>a socket write the peer has not drained within grace + size / rate closes the connection (no frame can
     /// reach a peer that does not read).</item>
