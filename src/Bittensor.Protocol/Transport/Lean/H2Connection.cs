@@ -1564,7 +1564,9 @@ internal sealed class H2Connection
         lock (_sync)
         {
             if (_closed) return;
-            stuck = now > Volatile.Read(ref _writeDeadline);
+            // A write past its deadline whose socket can take bytes again is only waiting for its completion to run
+            // (a busy pool): not the peer's doing. Stuck is a full send buffer the peer does not drain.
+            stuck = now > Volatile.Read(ref _writeDeadline) && !Writable();
             if (!stuck)
             {
                 // Each rule is judged over periods of (at least) its grace period: a call whose body or answer moved less
@@ -1646,6 +1648,20 @@ internal sealed class H2Connection
         if (bytes - bytesThen < elapsed * ratePerTick) return true;
         (since, bytesThen) = (now, bytes);
         return false;
+    }
+
+    /// <summary>True when the socket's send buffer has room (the peer is taking what was sent).</summary>
+    private bool Writable()
+    {
+        if (_socket is null) return true;
+        try
+        {
+            return _socket.Poll(0, SelectMode.SelectWrite);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return true; // closing already
+        }
     }
 
     /// <summary>True when the peer's bytes wait in the socket unread (the server, not the peer, is behind).</summary>
