@@ -116,6 +116,10 @@ internal static class AxonFlood
                 {
                     var due = TimeSpan.FromSeconds(offset + sent++ / perFlooder) - stop.Elapsed;
                     if (due > TimeSpan.Zero) await Task.Delay(due);
+                    // Behind by more than one interval (a stall of this process): skip the missed slots rather than
+                    // send them at once, so the flood never runs above --flood_rate (an RT flood that tried to catch
+                    // up ran at the whole core and into the RT throttle, 2026-12-05).
+                    else if (-due.TotalSeconds > 1 / perFlooder) sent = (int)Math.Ceiling((stop.Elapsed.TotalSeconds - offset) * perFlooder);
                     if (stop.Elapsed >= deadline) break;
                 }
                 var headers = kind == "unsigned" ? new Metadata() : Volatile.Read(ref badHeaders);
