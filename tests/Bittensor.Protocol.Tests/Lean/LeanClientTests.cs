@@ -449,6 +449,46 @@ public sealed class LeanClientTests
     private static H2ClientConnection Current(IPeerConnection c) => ((LeanPeerConnection)c).Current!;
 
     [Fact]
+    public async Task A_call_over_the_peers_SETTINGS_MAX_CONCURRENT_STREAMS_waits_for_a_stream_to_end_then_goes()
+    {
+        await using var server = new ScriptedServer();
+        using var c = Connect(server);
+        var answer = Answer(1024);
+
+        var first = Call(c);
+        await server.ReadRequest();
+        await server.Send(Frame(H2.Settings, 0, 0, [0, 3, 0, 0, 0, 1])); // SETTINGS_MAX_CONCURRENT_STREAMS = 1
+        await server.ReadRequest(f => f.Type == H2.Settings && (f.Flags & H2.Ack) != 0); // the client has applied it
+        var second = Call(c);
+        await server.Send(Concat(Frame(H2.Headers, H2.EndHeaders, 1, Ok), Frame(H2.Data, 0, 1, Grpc(answer.ToByteArray())), Trailers(1)));
+        Assert.Equal(answer, await first.WaitAsync(Wait));
+        await server.ReadRequest(f => f.Type == H2.Data && f.Stream == 3 && (f.Flags & H2.EndStream) != 0);
+        await server.Send(Concat(Frame(H2.Headers, H2.EndHeaders, 3, Ok), Frame(H2.Data, 0, 3, Grpc(answer.ToByteArray())), Trailers(3)));
+
+        Assert.Equal(answer, await second.WaitAsync(Wait));
+        Assert.Equal(1, Current(c).PeakOpenStreams); // the second stream opened only once the first had ended
+    }
+
+    [Fact]
+    public async Task A_call_waiting_for_a_stream_slot_ends_at_its_deadline_with_DeadlineExceeded()
+    {
+        await using var server = new ScriptedServer();
+        using var c = Connect(server);
+
+        var first = Call(c);
+        await server.ReadRequest();
+        await server.Send(Frame(H2.Settings, 0, 0, [0, 3, 0, 0, 0, 1]));
+        await server.ReadRequest(f => f.Type == H2.Settings && (f.Flags & H2.Ack) != 0);
+        var waiting = c.CallAsync(BittensorMethod.Forward, new TensorMessage { Version = 150, Hotkey = "5Grw" }, Headers(),
+            DateTime.UtcNow.AddMilliseconds(200), CancellationToken.None);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => waiting.WaitAsync(Wait));
+        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+        Assert.Equal(1, Current(c).PeakOpenStreams);
+        Assert.False(first.IsCompleted); // the open call is untouched
+    }
+
+    [Fact]
     public async Task A_reader_reads_an_answer_that_came_whole_in_one_buffered_frame_where_it_lies_and_the_trailers_decide()
     {
         await using var server = new ScriptedServer();

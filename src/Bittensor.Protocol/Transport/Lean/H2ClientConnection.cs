@@ -61,6 +61,7 @@ internal sealed class H2ClientConnection : IDisposable
     private long _sendConnWindow = H2.DefaultWindow;
     private int _peerInitialWindow = H2.DefaultWindow;
     private int _peerMaxFrame = H2.DefaultMaxFrame;
+    private long _peerMaxStreams = long.MaxValue; // SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until the peer says)
     private long _recvConnWindow = ConnectionWindow;
     private long _recvConnUnacked;
     private TaskCompletionSource? _windowChanged;
@@ -101,6 +102,17 @@ internal sealed class H2ClientConnection : IDisposable
 
     /// <summary>What a call read in place completes its task with (the caller gets the reader's result, never this).</summary>
     private static readonly TensorMessage ReadInPlaceAnswer = new();
+
+    /// <summary>Most streams open at once so far (tests: the peer's SETTINGS_MAX_CONCURRENT_STREAMS is honoured).</summary>
+    internal int PeakOpenStreams
+    {
+        get
+        {
+            lock (_lock) return _peakStreams;
+        }
+    }
+
+    private int _peakStreams;
 
     /// <summary>Streams open now (tests).</summary>
     internal int OpenStreams
@@ -260,6 +272,7 @@ internal sealed class H2ClientConnection : IDisposable
                     var length = 0;
                     var finished = false;
                     var gone = false;
+                    var waitForStream = false;
                     Status? refusal = null;
                     lock (_lock)
                     {
@@ -271,12 +284,17 @@ internal sealed class H2ClientConnection : IDisposable
                         {
                             gone = true;
                         }
+                        else if (first && _streams.Count >= _peerMaxStreams)
+                        {
+                            waitForStream = true; // the peer's SETTINGS_MAX_CONCURRENT_STREAMS: wait until one of ours ends
+                        }
                         else if (first)
                         {
                             s.Id = _nextStreamId;
                             _nextStreamId += 2;
                             s.SendWindow = _peerInitialWindow;
                             _streams[s.Id] = s;
+                            if (_streams.Count > _peakStreams) _peakStreams = _streams.Count;
                             length = WriteHeaders(buffer, s.Id, blockAt, blockLength);
                         }
                         else if (!_streams.ContainsKey(s.Id))
@@ -284,7 +302,7 @@ internal sealed class H2ClientConnection : IDisposable
                             gone = true; // answered (reset, cancelled, closed) meanwhile
                         }
                         // DATA frames as far as both send windows allow; the last one ends the stream.
-                        while (!gone && refusal is null && sent < bodyLength)
+                        while (!gone && !waitForStream && refusal is null && sent < bodyLength)
                         {
                             var chunk = (int)Math.Min(Math.Min(bodyLength - sent, _peerMaxFrame), Math.Min(s.SendWindow, _sendConnWindow));
                             if (chunk <= 0) break;
@@ -305,7 +323,7 @@ internal sealed class H2ClientConnection : IDisposable
                     if (refusal is { } r) s.FailUnregistered(r);
                     if (first && gone) s.FailUnregistered();
                     if (refusal is not null || gone) break;
-                    first = false;
+                    if (!waitForStream) first = false;
                     if (length > 0) await SendAllAsync(buffer.AsMemory(0, length)).ConfigureAwait(false);
                     if (finished) break;
                 }
@@ -486,6 +504,7 @@ internal sealed class H2ClientConnection : IDisposable
         {
             removed = s.Id != 0 && _streams.TryGetValue(s.Id, out var found) && ReferenceEquals(found, s) && _streams.Remove(s.Id);
             closeNow = removed && _goingAway && _streams.Count == 0;
+            if (removed) WindowChangedLocked(); // a call waiting for a stream slot (the peer's concurrency limit) may go
         }
         if (closeNow) Close("peer sent GOAWAY and every stream ended", StatusCode.Unavailable);
         return removed;
@@ -867,11 +886,14 @@ internal sealed class H2ClientConnection : IDisposable
                         if (value is < H2.DefaultMaxFrame or > 16_777_215) throw new H2ConnectionException(H2.ProtocolError, $"SETTINGS_MAX_FRAME_SIZE {value}");
                         _peerMaxFrame = (int)value;
                         break;
+                    case H2.SettingsMaxConcurrentStreams:
+                        _peerMaxStreams = value; // new calls wait for a slot; streams already open stay
+                        break;
                     case H2.SettingsEnablePush:
                         if (value > 1) throw new H2ConnectionException(H2.ProtocolError, "SETTINGS_ENABLE_PUSH not 0 or 1");
                         break;
                     default:
-                        break; // header table size (this side's encoder uses no dynamic table), concurrency, list size, unknown
+                        break; // header table size (this side's encoder uses no dynamic table), list size, unknown
                 }
             }
             WindowChangedLocked();
@@ -937,6 +959,7 @@ internal sealed class H2ClientConnection : IDisposable
             foreach (var s in _streams.Values)
                 if (s.Id > last) refused.Add(s);
             foreach (var s in refused) _streams.Remove(s.Id);
+            WindowChangedLocked(); // a call waiting for a stream slot wakes and is refused
             closeNow = _streams.Count == 0;
         }
         foreach (var s in refused) s.Fail(new Status(StatusCode.Unavailable, $"peer sent GOAWAY ({H2.Name(code)}) before processing the call"));
