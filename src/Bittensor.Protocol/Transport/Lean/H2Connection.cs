@@ -1174,7 +1174,18 @@ internal sealed class H2Connection
         {
             // Resets and the connection's end close the stream before they cancel it: still open means the deadline.
             if (s.Closed || _closed) return;
-            Answer(s, StatusCode.DeadlineExceeded, TransportStatus.DeadlineExceeded);
+            if (s.Phase == StreamPhase.Sending)
+            {
+                // The answer's HEADERS (and maybe part of its DATA) already went: a second HEADERS block would carry
+                // :status inside trailers (RFC 9113 §8.1: malformed), and trailers after half a message end a stream
+                // whose message never completes. The stream is cancelled instead (§8.7); the client sees CANCEL.
+                _out.RstStream(s.Id, H2.Cancel);
+                Close(s);
+            }
+            else
+            {
+                Answer(s, StatusCode.DeadlineExceeded, TransportStatus.DeadlineExceeded);
+            }
         }
         KickFlush();
     }
