@@ -40,6 +40,9 @@ internal sealed class ChunkPacer(int window, ITimerScheduler timers, TimeSpan ac
     /// <summary>Chunks waiting for an acknowledgement before they are sent, summed over every receiver.</summary>
     public int Waiting => _lanes.Values.Sum(l => l.Waiting.Count);
 
+    /// <summary>True while chunks to <paramref name="to"/> wait or are not acknowledged yet.</summary>
+    public bool Sending(IActorRef to) => _lanes.ContainsKey(to);
+
     /// <summary>Queues <paramref name="chunks"/> for <paramref name="to"/> and sends as many as the window allows.</summary>
     public void Send(IActorRef to, IEnumerable<object> chunks, IActorRef self)
     {

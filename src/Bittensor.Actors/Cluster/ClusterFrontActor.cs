@@ -35,6 +35,9 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         public int ParameterCount { get; set; }
         public long AveragedRound { get; set; }
         public bool Held { get; set; }
+        // The averaged checkpoint is on its way to this replica before its first call: no calls until the worker
+        // acknowledged its last chunk (the chunks past chunks_in_flight leave only as the ones before are acknowledged).
+        public bool Receiving { get; set; }
         public bool PullFailed { get; set; }
         public IActorRef Actor { get; } = actor;
         public Address Address => Actor.Path.Address;
@@ -50,7 +53,7 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         public int DataPort { get; init; }
         public DataPlaneConnection? Data { get; set; }
         public bool Connecting { get; set; }
-        public bool Available => Reachable && !Draining && !Held && InFlight < Capacity && (DataPort == 0 || Data is not null);
+        public bool Available => Reachable && !Draining && !Held && !Receiving && InFlight < Capacity && (DataPort == 0 || Data is not null);
     }
 
     private sealed record DataConnected(IActorRef Worker, DataPlaneConnection Connection) : INoSerializationVerificationNeeded;
@@ -216,12 +219,28 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
             Sender.Tell(new ParameterChunkAck(a.Round, a.Offset), Self);
             OnCheckpoint(a);
         });
-        Receive<ParameterChunkAck>(_ => _pacer.Acked(Sender, Self));
+        Receive<ParameterChunkAck>(_ =>
+        {
+            _pacer.Acked(Sender, Self);
+            if (_workers.TryGetValue(Sender, out var w) && w.Receiving && !_pacer.Sending(Sender))
+            {
+                // Its last chunk arrived (the worker acknowledges a chunk as it takes it, then applies the whole
+                // average in the same message): every call sent from now on reaches it after the checkpoint.
+                w.Receiving = false;
+                _log.Info("cluster front: worker {0} has the averaged checkpoint of round {1}; it serves", w.Replica, w.AveragedRound);
+            }
+        });
         Receive<ChunkPacer.AckTimedOut>(t =>
         {
             if (_pacer.TimedOut(t) is var dropped and >= 0)
                 _log.Warning("cluster front: no acknowledgement of parameter chunks from {0} for {1}; {2} waiting chunks dropped",
                     t.To.Path.Address, _settings.AveragingTimeout, dropped);
+            if (_workers.TryGetValue(t.To, out var w) && w.Receiving)
+            {
+                // It drops the incomplete checkpoint by the same timeout: it serves from its own weights, as without one.
+                w.Receiving = false;
+                _log.Warning("cluster front: worker {0} did not acknowledge the averaged checkpoint; it serves from its own weights", w.Replica);
+            }
         });
         Receive<PullTimedOut>(t =>
         {
@@ -346,7 +365,7 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         }
         else
         {
-            SendCheckpointTo(worker);
+            SendCheckpointTo(worker, beforeServing: true);
         }
         ReleaseHeld();
     }
@@ -442,10 +461,11 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         Timers.StartSingleTimer(("data", m.Worker), new Reconnect(m.Worker), _settings.RegisterInterval);
     }
 
-    // A joining replica (or one that missed rounds) starts from the latest averaged checkpoint: sent before any call,
-    // and messages between two actors keep their order, so the worker applies it before it serves. A replica that
-    // applied this round already keeps its own state (its steps since).
-    private void SendCheckpointTo(Worker w)
+    // A joining replica (or one that missed rounds) starts from the latest averaged checkpoint. A joiner gets no call
+    // until it acknowledged the checkpoint's last chunk (beforeServing): the chunks past chunks_in_flight wait here for
+    // acknowledgements, so a call sent meanwhile would reach the worker before them. A replica that applied this round
+    // already keeps its own state (its steps since).
+    private void SendCheckpointTo(Worker w, bool beforeServing = false)
     {
         if (_checkpoint is not { } checkpoint || w.AveragedRound >= checkpoint.Round) return;
         if (checkpoint.Values.Length != w.ParameterCount)
@@ -455,6 +475,7 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         }
         SendAverage(w.Actor, checkpoint.Round, true, 0, checkpoint.Values);
         w.AveragedRound = checkpoint.Round;
+        w.Receiving |= beforeServing && _pacer.Sending(w.Actor);
     }
 
     // Fresh replicas wait while a checkpoint pull runs, or — without any checkpoint, in this front's first
@@ -476,8 +497,9 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         foreach (var w in _ordered.Where(w => w.Held))
         {
             w.Held = false;
-            SendCheckpointTo(w);
-            _log.Info("cluster front: worker {0} serves ({1})", w.Replica, _checkpoint is { } c ? $"from the checkpoint of round {c.Round}" : "no checkpoint in the cluster");
+            SendCheckpointTo(w, beforeServing: true);
+            _log.Info("cluster front: worker {0} {1}", w.Replica,
+                _checkpoint is { } c ? $"serves once it has the checkpoint of round {c.Round}" : "serves (no checkpoint in the cluster)");
         }
     }
 
@@ -545,7 +567,8 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         if (worker is null)
         {
             ModelResponse refusal;
-            if (_workers.Values.Any(w => w.Reachable && !w.Draining))
+            // Full only when a worker serves; one that waits for the averaged checkpoint (held, or receiving it) does not yet.
+            if (_workers.Values.Any(w => w.Reachable && !w.Draining && !w.Held && !w.Receiving))
             {
                 _refusedFull++;
                 refusal = new ModelResponse(null, ReturnCode.NucleusFull,
@@ -553,7 +576,10 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
             }
             else
             {
-                refusal = new ModelResponse(null, ReturnCode.NotServingNucleus, "no worker is serving in this cluster");
+                var waiting = _workers.Values.Count(w => w.Reachable && !w.Draining && (w.Held || w.Receiving));
+                refusal = new ModelResponse(null, ReturnCode.NotServingNucleus, waiting == 0
+                    ? "no worker is serving in this cluster"
+                    : $"no worker is serving in this cluster yet ({waiting} waiting for the averaged checkpoint)");
             }
             replyTo.Tell(new AxonModelReply(call.RequestId, refusal));
             return;

@@ -1,6 +1,10 @@
 using Akka.Actor;
 using Bittensor.Actors.Cluster;
+using Bittensor.Actors.ModelHost;
+using Bittensor.Core.Crypto;
 using Bittensor.Neurons.Demo;
+using Bittensor.Protocol;
+using Bittensor.Protocol.Wire;
 
 namespace Bittensor.Actors.Tests.Cluster;
 
@@ -87,6 +91,148 @@ public sealed class ClusterChunkedAveragingSpec(Xunit.Abstractions.ITestOutputHe
         var joined = await appliedC.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(120));
         Assert.Equal((1L, true), (joined.Round, joined.Exact));
         Assert.Equal(expected, c.Snapshot());
+    }
+
+    /// <summary>
+    /// A hosted model of <paramref name="count"/> parameters, all <paramref name="initial"/> at start, that takes part in
+    /// averaging through its model host's queue (as the TorchSharp server model does): a forward answers its last
+    /// parameter (the one the last chunk of an average carries) in every element but the last of each position's row,
+    /// which is <paramref name="marker"/> (which replica answered; rows of a batch keep it). Runs on the host's model
+    /// thread only.
+    /// </summary>
+    private sealed class FlatModel(int count, float initial, float marker) : Bittensor.Core.Modeling.ITextModel, Bittensor.Core.Modeling.IFlatParameters
+    {
+        private float[] _values = Enumerable.Repeat(initial, count).ToArray();
+
+        public int VocabSize => 100;
+
+        public int MaxSequence => 16;
+
+        public int Dim => ClusterTestBase.Dim;
+
+        public int ParameterCount => _values.Length;
+
+        public float[] Forward(long[] tokens, int batch, int seq)
+        {
+            var data = new float[batch * seq * Dim];
+            Array.Fill(data, _values[^1]);
+            for (var end = Dim - 1; end < data.Length; end += Dim) data[end] = marker;
+            return data;
+        }
+
+        public void Backward(long[] tokens, float[] grads, int batch, int seq)
+        {
+        }
+
+        public float[] GetParameters() => (float[])_values.Clone();
+
+        public void SetParameters(ReadOnlySpan<float> values)
+        {
+            if (values.Length != _values.Length) throw new ArgumentException($"{values.Length} values for {_values.Length} parameters");
+            _values = values.ToArray();
+        }
+
+        public void Save(string path)
+        {
+        }
+
+        public void Load(string path)
+        {
+        }
+
+        public void Dispose()
+        {
+        }
+    }
+
+    /// <summary>A worker node hosting <paramref name="model"/> whose parameters take part in averaging, and its applied-average events.</summary>
+    private (ActorSystem Node, Akka.TestKit.TestProbe Applied) StartHostedReplica(ActorSystem front, FlatModel model, int capacity)
+    {
+        var settings = Settings(Akka.Cluster.Cluster.Get(front).SelfAddress.ToString());
+        var node = BittensorCluster.CreateSystem(settings, ClusterSettings.WorkerRole, overrides: TestOverrides);
+        Track(node);
+        var applied = CreateTestProbe(node);
+        node.EventStream.Subscribe(applied.Ref, typeof(ReplicaParametersApplied));
+        var modelSettings = ModelSettings.Default with
+        {
+            VocabSize = 100, MaxSequence = 16, NetworkDim = Dim, MaxBatch = 8, MaxDelay = TimeSpan.Zero, CheckpointEverySteps = 0,
+            CheckpointInterval = TimeSpan.Zero,
+        };
+        BittensorCluster.StartWorker(node, settings, ModelHostActor.Props(modelSettings, () => model), capacity, hostedParameters: true);
+        return (node, applied);
+    }
+
+    /// <summary>
+    /// A joining replica whose checkpoint is more chunks than <c>averaging.chunks_in_flight</c> (docs/cluster.md
+    /// "Parameter averaging" 5, "Pacing"): the chunks past the window leave the front only as the joiner acknowledges
+    /// the ones before, so a call routed to the joiner as soon as it registered would reach it before the last chunk,
+    /// and its model would answer it from its own initial weights (a hosted model applies an average through its host's
+    /// queue, after the calls that reached the host before it). The replica that made the checkpoint leaves, so the
+    /// front refuses every call at once until the joiner may serve, and five callers send signed calls through the
+    /// front's axon (real gRPC) without a pause while the joiner comes in: the first call the front may route to the
+    /// joiner goes there. Every call served must carry the checkpoint's value.
+    /// </summary>
+    [Fact]
+    public async Task A_joining_replica_whose_checkpoint_is_more_chunks_than_chunks_in_flight_serves_no_call_before_the_whole_checkpoint_arrived()
+    {
+        const int count = (3 * BittensorCluster.ParameterChunkFloats) + 17; // four chunks
+        // A window of one chunk: three acknowledgements to wait for after the first chunk.
+        var (system, events) = StartFrontNode(adjust: s => s with { ChunksInFlight = 1 });
+        var active = await Activated(events, TimeSpan.FromSeconds(60));
+        var (front, router, port) = (system, active.Router, active.Endpoint.Port);
+        var (nodeA, appliedA) = StartHostedReplica(front, new FlatModel(count, 5f, 1), capacity: 20);
+        await AwaitWorkers(router, 1);
+        var round = await AverageNow(router);
+        Assert.Equal((1L, 1, (string?)null), (round.Round, round.Replicas, round.Skipped));
+        Assert.Equal(1, (await appliedA.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(120))).Round);
+        Assert.Equal(1, (await Status(router)).CheckpointRound); // the checkpoint: 5 everywhere
+        await CoordinatedShutdown.Get(nodeA).Run(CoordinatedShutdown.ClrExitReason.Instance); // drains, leaves, stops
+
+        var client = RawClient(port);
+        Sr25519KeyPair[] keys = [Alice, Bob, Charlie, Dave, Eve]; // one key per caller: a key's nonces must arrive in order
+        foreach (var key in keys) await Signed(key); // (each key's signer made here, not by five callers at once)
+        var served = new List<float>();
+        var refused = new List<ReturnCode>();
+        var joinerAnswered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var everyCallerRefused = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var callersRefused = 0; // callers whose first call was refused (under the lock of served)
+        using var guard = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var calls = Task.WhenAll(keys.Select(key => Task.Run(async () =>
+        {
+            for (var i = 1; !joinerAnswered.Task.IsCompleted; i++)
+            {
+                guard.Token.ThrowIfCancellationRequested();
+                var answer = await client.ForwardAsync(Row(1 + (i % 90), key), await Signed(key), DateTime.UtcNow.AddMinutes(1));
+                lock (served)
+                {
+                    if (answer.ReturnCode != ReturnCode.Success)
+                    {
+                        refused.Add(answer.ReturnCode);
+                        if (i == 1 && ++callersRefused == keys.Length) everyCallerRefused.TrySetResult();
+                        continue;
+                    }
+                    var values = TensorCodec.Decode(answer.Tensors[0]).Tensor.ToFloat32Array();
+                    Assert.Equal(2f, Assert.Single(values.Where((_, n) => n % Dim == Dim - 1).Distinct())); // the joiner's marker
+                    served.Add(Assert.Single(values.Where((_, n) => n % Dim != Dim - 1).Distinct()));
+                    if (served.Count >= 3) joinerAnswered.TrySetResult();
+                }
+            }
+        }, guard.Token)));
+
+        // Once every caller runs (its first call refused: no worker), the joiner starts, from -3 everywhere; the
+        // checkpoint reaches it in four chunks, one unacknowledged at a time.
+        await Task.WhenAny(everyCallerRefused.Task, calls).WaitAsync(guard.Token);
+        Assert.False(calls.IsCompleted, $"the callers stopped: {calls.Exception}");
+        var (_, appliedC) = StartHostedReplica(front, new FlatModel(count, -3f, 2), capacity: 20);
+        var joined = await appliedC.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(120));
+        Assert.Equal((1L, true), (joined.Round, joined.Exact));
+        await calls; // until the joiner answered three calls
+        lock (served)
+        {
+            _output.WriteLine($"{refused.Count} calls refused before the joiner served, {served.Count} served: {string.Join(", ", served)}");
+            Assert.True(served.All(v => v == 5f), $"the joiner answered from its own weights, not the checkpoint: {string.Join(", ", served)}");
+            Assert.All(refused, code => Assert.Equal(ReturnCode.NotServingNucleus, code));
+        }
     }
 
     /// <summary>
