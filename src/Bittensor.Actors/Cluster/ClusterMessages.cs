@@ -265,5 +265,9 @@ public sealed record GetClusterWorkerState : INoSerializationVerificationNeeded
     private GetClusterWorkerState() { }
 }
 
-/// <summary>A worker's view: fronts that acknowledged it, calls at its model host, calls served, the last averaging round applied.</summary>
-public sealed record ClusterWorkerState(int RegisteredFronts, int InFlight, long Served, bool Draining, long AveragedRound = 0) : INoSerializationVerificationNeeded;
+/// <summary>
+/// A worker's view: fronts that acknowledged it, calls at its model host, calls served, the last averaging round applied,
+/// and how many of the calls served came on a front's data connection (docs/cluster.md "Data plane"; the rest over Akka.Remote).
+/// </summary>
+public sealed record ClusterWorkerState(int RegisteredFronts, int InFlight, long Served, bool Draining, long AveragedRound = 0, long ServedOnDataPlane = 0)
+    : INoSerializationVerificationNeeded;

@@ -78,6 +78,8 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     private string _replica = "";
     private long _nextId;
     private long _served;
+    // Of those, the calls that came (and were answered) on a front's data connection rather than over Akka.Remote.
+    private long _servedOnDataPlane;
     private bool _draining;
     private IActorRef? _drainReplyTo;
 
@@ -204,7 +206,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
             _drainReplyTo?.Tell(Akka.Done.Instance);
             _drainReplyTo = null;
         });
-        Receive<GetClusterWorkerState>(_ => Sender.Tell(new ClusterWorkerState(_front is null ? 0 : 1, _calls.Count, _served, _draining, _averagedRound)));
+        Receive<GetClusterWorkerState>(_ => Sender.Tell(new ClusterWorkerState(_front is null ? 0 : 1, _calls.Count, _served, _draining, _averagedRound, _servedOnDataPlane)));
         Receive<Terminated>(t =>
         {
             if (t.ActorRef.Equals(_host))
@@ -401,6 +403,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     private void OnHostReply(AxonModelReply reply)
     {
         if (!_calls.Remove(reply.RequestId, out var to)) return;
+        if (to.Data is not null) _servedOnDataPlane++;
         if (++_served == 1) Context.System.EventStream.Publish(new ClusterWorkerFirstCall(to.Data?.Peer ?? to.Front!.Path.Address.ToString()));
         var r = reply.Response;
         Answer(to.Front, to.Data, new WorkerReply(to.Id, r.Code, r.Message, r.Code == ReturnCode.Success ? r.Outputs : null));

@@ -155,7 +155,7 @@ internal static partial class AxonCommands
     /// <summary>Start of the line a worker prints each time a front acknowledged it.</summary>
     internal const string RegisteredLine = ProcessNetwork.WorkerRegisteredLine;
 
-    /// <summary>Start of the line a worker prints when it drained and left after Ctrl-C (then "; it served N calls").</summary>
+    /// <summary>Start of the line a worker prints when it drained and left after Ctrl-C (then "; it served N calls, M on the data plane").</summary>
     internal const string LeftLine = ProcessNetwork.WorkerLeftLine;
 
     /// <summary>Runs a worker node hosting <paramref name="host"/> until Ctrl-C (drain, leave: 0) or until it is removed or its host stops (1).</summary>
@@ -179,12 +179,12 @@ internal static partial class AxonCommands
         system.ActorOf(EventForwarder<ClusterWorkerFirstCall>.Props(f => Console.Error.WriteLine($"{ProcessNetwork.WorkerFirstCallLine} {f.Front}")), "first-call-line");
         var shutdown = CoordinatedShutdown.Get(system);
         // How many calls it served, read after the drain (the worker actor lives until the system terminates).
-        long? served = null;
+        ClusterWorkerState? served = null;
         shutdown.AddTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate, "worker-served", async () =>
         {
             try
             {
-                served = (await worker.Ask<ClusterWorkerState>(GetClusterWorkerState.Instance, TimeSpan.FromSeconds(5)).ConfigureAwait(false)).Served;
+                served = await worker.Ask<ClusterWorkerState>(GetClusterWorkerState.Instance, TimeSpan.FromSeconds(5)).ConfigureAwait(false);
             }
             catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
             {
@@ -198,7 +198,7 @@ internal static partial class AxonCommands
             await system.WhenTerminated.ConfigureAwait(false);
         if (cancellation.IsCancellationRequested)
         {
-            Console.Error.WriteLine($"{LeftLine}{(served is { } n ? $"; it served {n} calls" : "")}");
+            Console.Error.WriteLine($"{LeftLine}{(served is { } s ? $"; it served {s.Served} calls, {s.ServedOnDataPlane} on the data plane" : "")}");
             return 0;
         }
         var why = gaveUp.IsCompletedSuccessfully ? $": its model cannot start ({gaveUp.Result.Attempts} tries): {gaveUp.Result.Reason}" : "";

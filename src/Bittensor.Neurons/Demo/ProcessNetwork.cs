@@ -88,7 +88,7 @@ public static class ProcessNetwork
     /// <summary>Start of the line a cluster worker prints when it answered its first call (then the front's address).</summary>
     public const string WorkerFirstCallLine = "worker answered its first call, from the front at";
 
-    /// <summary>Start of the line a cluster worker prints when it drained and left (then "; it served N calls").</summary>
+    /// <summary>Start of the line a cluster worker prints when it drained and left (then "; it served N calls, M on the data plane").</summary>
     public const string WorkerLeftLine = "worker drained and left the cluster";
 
     /// <summary>

@@ -27,7 +27,7 @@ public sealed partial class DemoProcessesTests : IDisposable
     [GeneratedRegex(@"^demo: (\w+) \(pid (\d+)\)")]
     private static partial Regex ChildLine();
 
-    [GeneratedRegex(@"^demo: (server1_worker\d) \(pid \d+\) stopped \(exit code 0\): worker drained and left the cluster; it served (\d+) calls")]
+    [GeneratedRegex(@"^demo: (server1_worker\d) \(pid \d+\) stopped \(exit code 0\): worker drained and left the cluster; it served (\d+) calls, (\d+) on the data plane")]
     private static partial Regex WorkerServed();
 
     /// <summary>The children of <see cref="DemoArgs"/>: the node, server1 as a cluster front and its two workers, the NaN server, the validator.</summary>
@@ -83,10 +83,14 @@ public sealed partial class DemoProcessesTests : IDisposable
         Assert.Equal(Children, names.Order().ToArray());
         foreach (var name in names)
             Assert.Contains(lines, l => l.StartsWith($"demo: {name} (pid ", StringComparison.Ordinal) && l.Contains(") stopped (exit code ", StringComparison.Ordinal));
-        // Each worker process served calls of the validator (the front has no model: without them it answers nothing).
-        var served = lines.Select(l => WorkerServed().Match(l)).Where(m => m.Success).ToDictionary(m => m.Groups[1].Value, m => long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture));
+        // Each worker process served calls of the validator (the front has no model: without them it answers nothing),
+        // every one of them on the front's data connection (docs/cluster.md "Data plane"), none over Akka.Remote.
+        var served = lines.Select(l => WorkerServed().Match(l)).Where(m => m.Success).ToDictionary(m => m.Groups[1].Value,
+            m => (Calls: long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture), OnDataPlane: long.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture)));
         Assert.Equal(new[] { "server1_worker1", "server1_worker2" }, served.Keys.Order().ToArray());
-        Assert.All(served, w => Assert.True(w.Value > 0, $"{w.Key} served no call: {result}"));
+        Assert.All(served, w => Assert.True(w.Value.Calls > 0, $"{w.Key} served no call: {result}"));
+        Assert.All(served, w => Assert.True(w.Value.OnDataPlane == w.Value.Calls,
+            $"{w.Key} served {w.Value.Calls} calls, {w.Value.OnDataPlane} of them on the data plane: {result}"));
         Assert.Empty(Survivors());
     }
 
@@ -96,7 +100,7 @@ public sealed partial class DemoProcessesTests : IDisposable
     [GeneratedRegex(@"^demo: server1_worker1 \(pid (\d+)\) restarted; worker registered with the front at ")]
     private static partial Regex WorkerRestarted();
 
-    [GeneratedRegex(@"^demo: server1_worker1 \(pid (\d+)\) stopped \(exit code 0\): worker drained and left the cluster; it served (\d+) calls")]
+    [GeneratedRegex(@"^demo: server1_worker1 \(pid (\d+)\) stopped \(exit code 0\): worker drained and left the cluster; it served (\d+) calls, (\d+) on the data plane")]
     private static partial Regex RestartedServed();
 
     [Fact]
@@ -125,6 +129,7 @@ public sealed partial class DemoProcessesTests : IDisposable
         var served = lines.Select(l => RestartedServed().Match(l)).Single(m => m.Success);
         Assert.Equal(restarted.Groups[1].Value, served.Groups[1].Value);
         Assert.True(long.Parse(served.Groups[2].Value, CultureInfo.InvariantCulture) > 0, $"the restarted worker served no call: {result}");
+        Assert.True(served.Groups[3].Value == served.Groups[2].Value, $"the restarted worker's calls were not all on the data plane: {result}");
         Assert.Empty(Survivors());
     }
 
@@ -174,12 +179,11 @@ public sealed partial class DemoProcessesTests : IDisposable
         demo.Kill(entireProcessTree: false); // SIGKILL to the orchestrator alone: no finally block runs in it
         await exited;
 
-        // Each child sees its standard input close (the kernel closes the dead parent's end) and stops by itself.
-        while (pids.Any(Alive) || Survivors().Count > 0)
-        {
-            cts.Token.ThrowIfCancellationRequested(); // the guard: a child that outlives it fails the test
-            await Task.Delay(100, cts.Token); // polling /proc for the exits of processes that are not ours to wait on
-        }
+        // Each child sees its standard input close (the kernel closes the dead parent's end) and stops by itself: the
+        // test waits for the children's exits themselves (pidfds; the guard: a child that outlives it fails the test),
+        // then no process naming this test's folder may be left.
+        await ProcessExits.WaitAsync(pids, cts.Token);
+        Assert.Empty(Survivors());
     }
 
     [Fact]
