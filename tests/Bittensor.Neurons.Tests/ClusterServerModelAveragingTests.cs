@@ -53,18 +53,22 @@ public sealed class ClusterServerModelAveragingTests(ITestOutputHelper output) :
         return (node, (await events.ExpectMsgAsync<ClusterFrontActivated>(Wait)).Router);
     }
 
-    /// <summary>A worker node hosting a ServerTextModel built with <paramref name="seed"/>: its model host and its applied-average events.</summary>
+    /// <summary>
+    /// A worker node hosting a ServerTextModel built with <paramref name="seed"/>, once the front acknowledged it (the
+    /// worker registers after its model is built; the front routes to it from then): its model host and its
+    /// applied-average events.
+    /// </summary>
     private async Task<(IActorRef Host, Akka.TestKit.TestProbe Applied)> StartReplicaAsync(ActorSystem front, int seed)
     {
         var settings = Settings(Akka.Cluster.Cluster.Get(front).SelfAddress.ToString());
         var node = Node(settings, ClusterSettings.WorkerRole);
         var applied = CreateTestProbe(node);
         node.EventStream.Subscribe(applied.Ref, typeof(ReplicaParametersApplied));
+        var joined = CreateTestProbe(node);
+        node.EventStream.Subscribe(joined.Ref, typeof(ClusterWorkerJoinedFront));
         BittensorCluster.StartWorker(node, settings, ServerModelHost.Props(Tiny(seed)), 20, hostedParameters: true);
-        // The worker starts its host in its PreStart: resolved once it exists.
-        IActorRef host = ActorRefs.Nobody;
-        await AwaitAssertAsync(async () => host = await node.ActorSelection($"/user/{ClusterSettings.WorkerName}/model").ResolveOne(Wait),
-            Wait, TimeSpan.FromMilliseconds(50));
+        await joined.ExpectMsgAsync<ClusterWorkerJoinedFront>(Wait);
+        var host = await node.ActorSelection($"/user/{ClusterSettings.WorkerName}/model").ResolveOne(Wait); // started before it registered
         return (host, applied);
     }
 
@@ -77,12 +81,9 @@ public sealed class ClusterServerModelAveragingTests(ITestOutputHelper output) :
         return result.Data;
     }
 
-    private static async Task AwaitWorkersAsync(IActorRef router, int n)
-    {
-        using var timeout = new CancellationTokenSource(Wait);
-        while ((await router.Ask<ClusterFrontStatus>(GetClusterFrontStatus.Instance, Wait)).Workers.Count(w => w.Reachable && !w.Draining) < n)
-            await Task.Delay(100, timeout.Token); // bounded; a worker registers once its model is built, then every 300 ms until acknowledged
-    }
+    /// <summary>The front's table: <paramref name="n"/> reachable, non-draining workers (each acknowledged already, see <see cref="StartReplicaAsync"/>).</summary>
+    private static async Task AssertWorkersAsync(IActorRef router, int n) =>
+        Assert.Equal(n, (await router.Ask<ClusterFrontStatus>(GetClusterFrontStatus.Instance, Wait)).Workers.Count(w => w.Reachable && !w.Draining));
 
     private static float[] Mean(float[] a, float[] b)
     {
@@ -97,7 +98,7 @@ public sealed class ClusterServerModelAveragingTests(ITestOutputHelper output) :
         var (front, router) = await StartFrontAsync();
         var (hostA, appliedA) = await StartReplicaAsync(front, seed: 1);
         var (hostB, appliedB) = await StartReplicaAsync(front, seed: 2);
-        await AwaitWorkersAsync(router, 2);
+        await AssertWorkersAsync(router, 2);
         var count = (await hostA.Ask<ModelParameterCount>(GetModelParameterCount.Instance, Wait)).Count;
         Assert.True(count > 0);
 
@@ -130,7 +131,7 @@ public sealed class ClusterServerModelAveragingTests(ITestOutputHelper output) :
         Assert.Equal((1L, true), (joined.Round, joined.Exact));
         Assert.Equal(expected, await ParametersAsync(hostC));
         Assert.Equal(served, await ForwardAsync(hostC));
-        await AwaitWorkersAsync(router, 3);
+        await AssertWorkersAsync(router, 3);
     }
 
     protected override void AfterAll()

@@ -51,10 +51,17 @@ public sealed class ClusterServerTests(ITestOutputHelper output) : TestKit(TestC
         return probe;
     }
 
-    private static async Task AwaitWorkers(IActorRef router, int n, CancellationToken ct)
+    /// <summary>
+    /// The worker's acknowledgement by the front on <paramref name="front"/>'s node (the worker publishes it when the
+    /// front's <c>WorkerRegistered</c> arrives; the front routes to it from then: with a data plane it acknowledges
+    /// only once connected); then the front's own table says so.
+    /// </summary>
+    private static async Task AwaitWorker(Akka.TestKit.TestProbe joined, ActorSystem front, IActorRef router, CancellationToken ct)
     {
-        while ((await router.Ask<ClusterFrontStatus>(GetClusterFrontStatus.Instance, Wait, ct)).Workers.Count(w => w.Reachable && !w.Draining) < n)
-            await Task.Delay(100, ct); // bounded by ct; registration is repeated every 300 ms
+        var address = Akka.Cluster.Cluster.Get(front).SelfAddress.ToString();
+        await joined.FishForMessageAsync<ClusterWorkerJoinedFront>(j => j.Front == address, Wait, cancellationToken: ct);
+        var status = await router.Ask<ClusterFrontStatus>(GetClusterFrontStatus.Instance, Wait, ct);
+        Assert.Single(status.Workers, w => w.Reachable && !w.Draining);
     }
 
     [Fact]
@@ -86,11 +93,13 @@ public sealed class ClusterServerTests(ITestOutputHelper output) : TestKit(TestC
             new ServerOptions { AxonIp = "127.0.0.41", AxonPort = 0, StatePath = subnet.State("front-b") }, Settings(seed), ct);
         Assert.Equal(frontA.Uid, frontB.Uid);
         var worker = Node(Settings(seed), ClusterSettings.WorkerRole);
+        var joined = CreateTestProbe(worker);
+        worker.EventStream.Subscribe(joined.Ref, typeof(ClusterWorkerJoinedFront));
         BittensorCluster.StartWorker(worker, Settings(seed), ModelHostActor.ForHandlers(DemoModels.Echo(1024), 4, 16, TimeSpan.FromSeconds(60)), 20);
         var bUp = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Akka.Cluster.Cluster.Get(b).RegisterOnMemberUp(() => bUp.TrySetResult());
         await bUp.Task.WaitAsync(ct);
-        await AwaitWorkers(routerA, 1, ct);
+        await AwaitWorker(joined, a, routerA, ct);
 
         var dendrite = new Dendrite(Sys, caller.Requests, DendriteSettings.Default with { Timeout = TimeSpan.FromSeconds(60) });
         var tokens = new long[1, 3] { { 4, 5, 6 } };
@@ -110,7 +119,7 @@ public sealed class ClusterServerTests(ITestOutputHelper output) : TestKit(TestC
         Assert.Equal(("127.0.0.41", next.Port), (onChain.IpText, (int)onChain.Port));
 
         // A caller that reads the chain finds the new front, and the model answers through it.
-        await AwaitWorkers(routerB, 1, ct);
+        await AwaitWorker(joined, b, routerB, ct);
         var viaB = (await dendrite.ForwardText([new EndpointInfo(keys.HotkeySs58, onChain.IpText, onChain.Port)], tokens))[0];
         Assert.Equal(ReturnCode.Success, viaB.Code);
         var servedB = Assert.Single((await routerB.Ask<ClusterFrontStatus>(GetClusterFrontStatus.Instance, Wait, ct)).Workers);

@@ -127,14 +127,14 @@ public sealed class ClientAgainstNodeProcessTests : IAsyncLifetime
 
         // Kill -9 between blocks, restart on the same port with blocks on demand: the client reconnects by itself.
         var port = endpoint.Port;
-        var reconnects = 0;
+        var reconnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         chain.ConnectionChanged += c =>
         {
-            if (c.Connected) Interlocked.Increment(ref reconnects);
+            if (c.Connected) reconnected.TrySetResult();
         };
         Kill9(node);
         (node, _) = await StartNodeAsync(port, manualSeal: true);
-        while (Volatile.Read(ref reconnects) < 1) await Task.Delay(20, cts.Token); // polling for the reconnect event
+        await reconnected.Task.WaitAsync(cts.Token); // the client's reconnect event itself
         var dest = new AccountId(SecretUri.ToSr25519("//Alice//dest").PublicKey.Span);
         var before = await chain.GetBalanceAsync(dest, cts.Token);
         var aliceId = new AccountId(alice.PublicKey.Span);

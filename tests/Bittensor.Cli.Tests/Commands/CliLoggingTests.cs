@@ -13,7 +13,7 @@ public sealed class CliLoggingTests
     {
         var marker = "log-marker-" + Guid.NewGuid().ToString("N");
         var stdout = new StringWriter();
-        var stderr = new StringWriter();
+        var stderr = new WatchingWriter(marker);
         var (oldOut, oldError) = (Console.Out, Console.Error);
         Console.SetOut(TextWriter.Synchronized(stdout));
         Console.SetError(TextWriter.Synchronized(stderr));
@@ -22,9 +22,7 @@ public sealed class CliLoggingTests
         {
             Assert.Contains(system.Settings.Loggers, l => l.StartsWith("Bittensor.Actors.Logging.StandardErrorLogger", StringComparison.Ordinal));
             system.Log.Error("an error for the test: {0}", marker);
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            while (!stderr.ToString().Contains(marker, StringComparison.Ordinal))
-                await Task.Delay(10, timeout.Token);
+            await stderr.Seen.WaitAsync(TimeSpan.FromSeconds(60)); // the line's write itself, bounded
             Assert.Contains("[ERROR]", stderr.ToString(), StringComparison.Ordinal);
             Assert.DoesNotContain(marker, stdout.ToString(), StringComparison.Ordinal);
         }
@@ -33,6 +31,55 @@ public sealed class CliLoggingTests
             await system.Terminate();
             Console.SetOut(oldOut);
             Console.SetError(oldError);
+        }
+    }
+
+    /// <summary>A StringWriter whose <see cref="Seen"/> completes when what was written holds <paramref name="marker"/>.</summary>
+    private sealed class WatchingWriter(string marker) : StringWriter
+    {
+        private readonly TaskCompletionSource _seen = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Seen => _seen.Task;
+
+        public override void Write(char value)
+        {
+            base.Write(value);
+            Check();
+        }
+
+        public override void Write(char[] buffer, int index, int count)
+        {
+            base.Write(buffer, index, count);
+            Check();
+        }
+
+        public override void Write(string? value)
+        {
+            base.Write(value);
+            Check();
+        }
+
+        public override void Write(ReadOnlySpan<char> buffer)
+        {
+            base.Write(buffer);
+            Check();
+        }
+
+        public override void WriteLine(string? value)
+        {
+            base.WriteLine(value);
+            Check();
+        }
+
+        public override void WriteLine(ReadOnlySpan<char> buffer)
+        {
+            base.WriteLine(buffer);
+            Check();
+        }
+
+        private void Check()
+        {
+            if (!_seen.Task.IsCompleted && ToString().Contains(marker, StringComparison.Ordinal)) _seen.TrySetResult();
         }
     }
 }
