@@ -48,12 +48,15 @@ public sealed partial class AxonServeCrashTests : IDisposable
             // window even on a slow machine, so only the nonce store can refuse it.
             var auth = new RequestAuth(new KeyPairRequestSigner(alice), new ShiftedClock(TimeSpan.FromSeconds(20)));
             headers = await auth.CreateHeadersAsync();
+            // The second call's headers are signed now, a millisecond after the first's: its nonce lies inside the 10 s
+            // reservation the first call writes however long that call takes (signed after it, at load 15-34 it fell
+            // outside and made a second reservation).
+            unsynced = await auth.CreateHeadersAsync();
             request = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = alice.ToSs58() };
             request.Tensors.Add(TensorCodec.ToTensor(new long[] { 104, 105 }, [1, 2], Modality.Text));
             var response = await Client(first.Port).ForwardAsync(request, headers, DateTime.UtcNow.AddSeconds(60), timeout.Token);
             Assert.Equal(ReturnCode.Success, response.ReturnCode);
             // The second call lies inside the reservation the first one fsynced: its line is written, not fsynced.
-            unsynced = await auth.CreateHeadersAsync();
             Assert.Equal(ReturnCode.Success, (await Client(first.Port).ForwardAsync(request, unsynced, DateTime.UtcNow.AddSeconds(60), timeout.Token)).ReturnCode);
             first.Kill(); // SIGKILL: no Dispose, no compaction, no shutdown hook
         }
