@@ -61,14 +61,7 @@ public sealed class CallsInFlightTests
         RawH2.Block([(":method", "POST"), (":scheme", "http"), (":path", "/Bittensor/Forward"), (":authority", "localhost"),
             ("content-type", "application/grpc"), ("te", "trailers"), .. (blockCheck ? new[] { ("x-block", "1") } : [])]);
 
-    private static byte[] Message(string hotkey)
-    {
-        var body = new TensorMessage { Hotkey = hotkey }.ToByteArray();
-        var framed = new byte[5 + body.Length];
-        BinaryPrimitives.WriteUInt32BigEndian(framed.AsSpan(1), (uint)body.Length);
-        body.CopyTo(framed, 5);
-        return framed;
-    }
+    private static byte[] Message(string hotkey) => RawH2.Message(new TensorMessage { Hotkey = hotkey });
 
     private static async Task Call(RawH2 h2, int stream, string hotkey, bool flush = true, bool blockCheck = false)
     {

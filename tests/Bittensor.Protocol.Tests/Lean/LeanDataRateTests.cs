@@ -36,14 +36,7 @@ public sealed class LeanDataRateTests
         RawH2.Block([(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "localhost"), ("content-type", "application/grpc"),
             ("te", "trailers")]);
 
-    private static byte[] Message(TensorMessage m)
-    {
-        var body = m.ToByteArray();
-        var framed = new byte[5 + body.Length];
-        BinaryPrimitives.WriteUInt32BigEndian(framed.AsSpan(1), (uint)body.Length);
-        body.CopyTo(framed, 5);
-        return framed;
-    }
+    private static byte[] Message(TensorMessage m) => RawH2.Message(m);
 
     /// <summary>
     /// Sends a PING and reads up to its ACK: every frame the server wrote before it handled the PING comes first (one

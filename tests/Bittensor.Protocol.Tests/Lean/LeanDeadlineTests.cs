@@ -28,14 +28,7 @@ public sealed class LeanDeadlineTests
             ValueTask.FromResult(HeaderDecision.Proceed(null));
     }
 
-    private static byte[] Message(string hotkey)
-    {
-        var body = new TensorMessage { Hotkey = hotkey }.ToByteArray();
-        var framed = new byte[5 + body.Length];
-        BinaryPrimitives.WriteUInt32BigEndian(framed.AsSpan(1), (uint)body.Length);
-        body.CopyTo(framed, 5);
-        return framed;
-    }
+    private static byte[] Message(string hotkey) => RawH2.Message(new TensorMessage { Hotkey = hotkey });
 
     [Fact]
     public async Task A_deadline_that_passes_while_the_answer_waits_for_the_window_resets_the_stream_CANCEL_not_a_second_HEADERS()

@@ -57,14 +57,7 @@ public sealed class LeanServerTests : IAsyncLifetime
         RawH2.Block([(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "localhost"), ("content-type", "application/grpc"),
             ("te", "trailers"), .. extra]);
 
-    private static byte[] Message(TensorMessage m)
-    {
-        var body = m.ToByteArray();
-        var framed = new byte[5 + body.Length];
-        BinaryPrimitives.WriteUInt32BigEndian(framed.AsSpan(1), (uint)body.Length);
-        body.CopyTo(framed, 5);
-        return framed;
-    }
+    private static byte[] Message(TensorMessage m) => RawH2.Message(m);
 
     [Fact]
     public async Task A_raw_call_gets_headers_data_and_ok_trailers_and_ping_is_answered()
@@ -487,6 +480,16 @@ internal sealed class RawH2 : IAsyncDisposable
     public record Frame_(byte Type, byte Flags, int Stream, byte[] Payload);
 
     /// <summary>A header block of literals without indexing (no Huffman).</summary>
+    /// <summary>A gRPC length-prefixed message (uncompressed): the bytes of a request's DATA.</summary>
+    public static byte[] Message(TensorMessage m)
+    {
+        var body = m.ToByteArray();
+        var framed = new byte[5 + body.Length];
+        BinaryPrimitives.WriteUInt32BigEndian(framed.AsSpan(1), (uint)body.Length);
+        body.CopyTo(framed, 5);
+        return framed;
+    }
+
     public static byte[] Block(IEnumerable<(string Name, string Value)> fields)
     {
         var b = new List<byte>();
