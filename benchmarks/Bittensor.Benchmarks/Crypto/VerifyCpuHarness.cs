@@ -125,7 +125,15 @@ public static partial class VerifyCpuHarness
 
     private static void Measure(string name, int opsPerCall, int calls, int rounds, Func<bool> op)
     {
-        for (var i = 0; i < calls; i++) op(); // warm-up (tiering)
+        // Warm-up for at least a second: with the process pinned to one core, tiered compilation's background
+        // promotion can take several rounds, and a median over tier-0 rounds is 4× too high (session 11 saw 137 µs
+        // for a 33 µs verify; with DOTNET_TieredCompilation=0 the median and min agreed).
+        var until = Stopwatch.GetTimestamp() + Stopwatch.Frequency;
+        do
+        {
+            for (var i = 0; i < calls; i++) op();
+        }
+        while (Stopwatch.GetTimestamp() < until);
         var samples = new double[rounds];
         var sink = 0;
         for (var r = 0; r < rounds; r++)

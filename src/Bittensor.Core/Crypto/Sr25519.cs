@@ -348,7 +348,7 @@ public static partial class Sr25519
     /// s ≥ ℓ, points that do not decode) are refused at once and left out; the rest are checked together with one
     /// multiscalar multiplication (schnorrkel <c>verify_batch</c>: fresh random 128-bit coefficients from the
     /// operating system's CSPRNG) when that costs less than verifying them singly (<see cref="BatchPays(int, int)"/>:
-    /// about ten signatures by distinct keys, four by one key). When that equation fails the batch is bisected: each
+    /// six signatures by one key; distinct keys only beyond the batcher's 64). When that equation fails the batch is bisected: each
     /// half is checked by its own equation (fresh coefficients) as long as that pays, and only halves too small for an
     /// equation to pay are verified singly, so a bad signature never fails a good one, and one bad signature among 64 by
     /// distinct keys costs two or three more equations and 16 single verifications instead of 64 (at most ≈ 21 per bad signature:
@@ -438,13 +438,15 @@ public static partial class Sr25519
 
     /// <summary>
     /// Whether the batch equation is expected to cost less than verifying the <paramref name="signatures"/> singly. A
-    /// single verification over a prepared key costs ≈ 700 field multiplications (32 doublings, ≈ 70 table additions);
+    /// single verification over a prepared key costs ≈ 600 field multiplications (16 doublings, ≈ 70 table additions);
     /// in a batch each distinct key costs its ≈ 42 additions (≈ 300), each signature its R term (a table and ≈ 21
     /// additions, ≈ 240, plus the scalar products), and the batch once its 129 doublings and the basepoint (≈ 1 100).
-    /// With every key distinct the batch pays from about ten signatures; signatures by one key pay from four.
+    /// Signatures by one key pay from six. With every key distinct the batch only breaks even at the batcher's limit
+    /// of 64 (session 11, quiet `verify-cpu`: 16 distinct keys 31.9 µs per signature against 29.9 singly, 64 distinct
+    /// 30.7; 16 signatures by one key 20.9), since a prepared key's single verification already shares its doublings.
     /// </summary>
     internal static bool BatchPays(int signatures, int distinctKeys) =>
-        signatures > 1 && (700 * signatures) > (300 * distinctKeys) + (280 * signatures) + 1_300;
+        signatures > 1 && (600 * signatures) > (300 * distinctKeys) + (280 * signatures) + 1_300;
 
     private static bool BatchPays(BatchScratch scratch, int start, int n)
     {

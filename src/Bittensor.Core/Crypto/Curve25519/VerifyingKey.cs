@@ -4,10 +4,10 @@ using System.Collections.Concurrent;
 namespace Bittensor.Core.Crypto.Curve25519;
 
 /// <summary>
-/// A decoded sr25519 public key prepared for variable-time verification: odd multiples 1·, 3·, …, 15· of 2^(32c)·(−A)
-/// for c = 0..7 (width-5 NAF tables) in affine cached form (one shared inversion), so a 253-bit k·(−A) runs in a
-/// chain of ≤ 32 doublings instead of 253. Built once per key (≈ 224 doublings and an inversion, about one
-/// verification's cost; 7.5 KB) and kept in a small bounded cache, since an axon sees the same callers' hotkeys
+/// A decoded sr25519 public key prepared for variable-time verification: odd multiples 1·, 3·, …, 15· of 2^(16c)·(−A)
+/// for c = 0..15 (width-5 NAF tables) in affine cached form (one shared inversion), so a 253-bit k·(−A) runs in a
+/// chain of ≤ 16 doublings instead of 253. Built once per key (≈ 240 doublings, 128 additions and an inversion, about
+/// five verifications' cost; 15 KB) and kept in a small bounded cache, since an axon sees the same callers' hotkeys
 /// again and again. Public data only.
 /// </summary>
 internal sealed class VerifyingKey
@@ -15,12 +15,12 @@ internal sealed class VerifyingKey
     private const int CacheLimit = 1024;
     private static readonly ConcurrentDictionary<Key32, VerifyingKey> Cache = new();
 
-    /// <summary>For each chunk c: odd multiples 1·, 3·, …, 15· of 2^(32c)·(−A).</summary>
+    /// <summary>For each chunk c: odd multiples 1·, 3·, …, 15· of 2^(16c)·(−A).</summary>
     internal readonly AffineCachedPoint[][] Tables;
 
     private VerifyingKey(in ExtendedPoint negA)
     {
-        const int size = 1 << (RistrettoVartime.VariableWidth - 2);
+        const int size = 1 << (RistrettoVartime.KeyWidth - 2);
         Span<ExtendedPoint> points = stackalloc ExtendedPoint[RistrettoVartime.Chunks * size];
         var p = negA;
         for (var c = 0; c < RistrettoVartime.Chunks; c++)
