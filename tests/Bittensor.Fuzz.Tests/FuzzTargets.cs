@@ -39,7 +39,7 @@ internal sealed class FuzzTarget(string name, Action<byte[]> run, int maxLength,
 /// <summary>The targets, by name (docs/fuzzing.md lists what each reaches).</summary>
 internal static class FuzzTargets
 {
-    public static IReadOnlyList<string> Names { get; } = ["tensor", "msgpack", "axon", "scale", "metadata", "keyfile", "jsonrpc", "hocon", "cli", "h2"];
+    public static IReadOnlyList<string> Names { get; } = ["tensor", "msgpack", "axon", "scale", "metadata", "keyfile", "jsonrpc", "hocon", "cli", "h2", "h2client"];
 
     public static FuzzTarget Get(string name) => name switch
     {
@@ -59,6 +59,8 @@ internal static class FuzzTargets
             "--metrics.port", "--axon.port", "--json", "--netuid", "--uri", "//Alice", "\0", "--", "-", "=", "${x}", "\"", "\n"),
         "h2" => new FuzzTarget(name, H2Frames, 8192, 5_000, "/Bittensor/Forward", "/Bittensor/Backward", "application/grpc", "POST", "trailers",
             ":path", ":method", ":scheme", "bittensor-signature", "grpc-timeout", "\u0000\u0000\u0000\u0001", "\u0000\u0000\u0004\u0008", "\u007f\u00ff\u00ff\u00ff"),
+        "h2client" => new FuzzTarget(name, H2ClientTarget.Run, 8192, 5_000, "application/grpc", "grpc-status", "grpc-message", ":status", "content-type",
+            "too_many_pings", "%", "\u0000\u0000\u0000\u0001", "\u0000\u0000\u0000\u0003", "\u0000\u0000\u0000\u0005", "\u007f\u00ff\u00ff\u00ff", "\u0000\u0010\u0000\u0000"),
         _ => throw new ArgumentException($"unknown fuzz target '{name}' (known: {string.Join(", ", Names)})", nameof(name)),
     };
 

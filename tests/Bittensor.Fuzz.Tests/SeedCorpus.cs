@@ -70,6 +70,45 @@ internal static class SeedCorpus
         Put("h2", "refused", [.. Frame(1, 4, 1, [.. request, .. Lit("x-refuse", "no")]), .. Frame(1, 5, 3, [.. request, .. Lit("x-refuse", "answer")]),
             .. Frame(1, 0x2c, 5, [2, 0, 0, 0, 0, 16, .. request, 0, 0])]);
 
+        // h2client: [config, read seed, the server's bytes]; config bits 0-1: calls (1 + n % 3, streams 1, 3, 5), bits 2-4:
+        // which calls read on the read loop, bits 5-7: read sizes (H2ClientTarget.ReadSizes). Headers by the lean
+        // server's own encoder (H2Blocks), answers by protobuf and TensorCodec.
+        var answer = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = forward.Hotkey, ReturnCode = ReturnCode.Success, Message = "ok" };
+        answer.Tensors.Add(TensorCodec.ToTensor(new float[2 * 16], [1, 2, 16], Modality.Tensor));
+        var answerBody = answer.ToByteArray();
+        byte[] answerMessage = [0, (byte)(answerBody.Length >> 24), (byte)(answerBody.Length >> 16), (byte)(answerBody.Length >> 8), (byte)answerBody.Length, .. answerBody];
+        byte[] serverSettings = [.. Frame(4, 0, 0, [0, 3, 0, 0, 0, 100, 0, 4, 0, 0x10, 0, 0, 0, 5, 0, 0x10, 0, 0]), .. Frame(4, 1, 0, [])];
+        byte[] Ok(int stream) => [.. Frame(1, 4, stream, Protocol.Lean.H2Blocks.ResponseHeaders), .. Frame(0, 0, stream, answerMessage),
+            .. Frame(1, 5, stream, Protocol.Lean.H2Blocks.OkTrailers)];
+        Put("h2client", "answer-read-in-place", [0b000_001_00, 0, .. serverSettings, .. Ok(1)]);
+        Put("h2client", "answer-returned", [0, 0, .. serverSettings, .. Ok(1)]);
+        // Three calls answered interleaved, the message split over DATA frames of 1, 4, rest bytes; cut into 9-byte reads.
+        byte[] Split(int stream) => [.. Frame(0, 0, stream, answerMessage[..1]), .. Frame(0, 0, stream, answerMessage[1..5]), .. Frame(0, 0, stream, answerMessage[5..])];
+        Put("h2client", "three-split", [0b011_101_10, 0, .. serverSettings, .. Frame(1, 4, 1, Protocol.Lean.H2Blocks.ResponseHeaders),
+            .. Frame(1, 4, 3, Protocol.Lean.H2Blocks.ResponseHeaders), .. Split(3), .. Split(1), .. Frame(1, 5, 3, Protocol.Lean.H2Blocks.OkTrailers),
+            .. Frame(1, 5, 1, Protocol.Lean.H2Blocks.OkTrailers), .. Frame(1, 4, 5, Protocol.Lean.H2Blocks.ResponseHeaders), .. Split(5),
+            .. Frame(1, 5, 5, Protocol.Lean.H2Blocks.OkTrailers)]);
+        // Huffman literals with indexing across HEADERS + CONTINUATION, padded DATA, trailers from the dynamic table; random reads.
+        Put("h2client", "huffman-continuation-padded", [0b111_001_00, 42, .. serverSettings,
+            .. Frame(1, 0, 1, [0x88, .. Huff("content-type", "application/grpc")]), .. Frame(9, 4, 1, Huff("x-axon", "lean")),
+            .. Frame(0, 8, 1, [3, .. answerMessage, 0, 0, 0]), .. Frame(1, 0x2d, 1, [2, 0, 0, 0, 0, 16, .. Huff("grpc-status", "0"), 0, 0])]);
+        // Failures: a status with a percent-encoded message, RST_STREAM, a trailers-only 503, then GOAWAY.
+        Put("h2client", "failures", [0b010_110_10, 0, .. serverSettings,
+            .. Frame(1, 5, 1, Protocol.Lean.H2Blocks.Build(200, Grpc.Core.StatusCode.Unavailable, "axon busy: 100 % full")),
+            .. Frame(3, 0, 3, [0, 0, 0, 7]), .. Frame(1, 5, 5, Protocol.Lean.H2Blocks.Build(503, null, null)), .. Frame(7, 0, 0, [0, 0, 0, 5, 0, 0, 0, 0])]);
+        // Control frames around an answer: PING, WINDOW_UPDATE, PRIORITY, an unknown type, GOAWAY too_many_pings after it.
+        Put("h2client", "control", [0b000_001_00, 0, .. serverSettings, .. Frame(6, 0, 0, "12345678"u8.ToArray()), .. Frame(8, 0, 0, [0, 1, 0, 0]),
+            .. Frame(2, 0, 1, [0, 0, 0, 0, 16]), .. Frame(0xbb, 0, 0, [1, 2, 3]), .. Ok(1), .. Frame(6, 1, 0, new byte[8]),
+            .. Frame(7, 0, 0, [0, 0, 0, 1, 0, 0, 0, 0x0b, .. "too_many_pings"u8.ToArray()])]);
+        // Hostile answers: a tensor whose proto shape disagrees with its buffer, a length prefix of 60 MB, a compressed flag.
+        var hostile = answer.Clone();
+        hostile.Tensors[0].Shape[2] = 1_000_000;
+        var hostileBody = hostile.ToByteArray();
+        Put("h2client", "hostile", [0b101_101_10, 0, .. serverSettings, .. Frame(1, 4, 1, Protocol.Lean.H2Blocks.ResponseHeaders),
+            .. Frame(0, 0, 1, [0, (byte)(hostileBody.Length >> 24), (byte)(hostileBody.Length >> 16), (byte)(hostileBody.Length >> 8), (byte)hostileBody.Length, .. hostileBody]),
+            .. Frame(1, 5, 1, Protocol.Lean.H2Blocks.OkTrailers), .. Frame(1, 4, 3, Protocol.Lean.H2Blocks.ResponseHeaders), .. Frame(0, 0, 3, [0, 3, 0x93, 0x87, 0, 1, 2, 3]),
+            .. Frame(1, 4, 5, Protocol.Lean.H2Blocks.ResponseHeaders), .. Frame(0, 1, 5, [1, 0, 0, 0, 1, 0])]);
+
         var w = new ScaleWriter();
         w.Compact((ulong)0);
         w.Compact((ulong)63);

@@ -24,7 +24,7 @@ command -v sharpfuzz >/dev/null || { echo "afl.sh: sharpfuzz not found (dotnet t
 # The assemblies whose code a target runs (instrumented: their branches feed afl's coverage map).
 assemblies() {
   case "$1" in
-    tensor|msgpack|h2) echo Bittensor.Protocol.dll ;;
+    tensor|msgpack|h2|h2client) echo Bittensor.Protocol.dll ;;
     axon) echo Bittensor.Protocol.dll Bittensor.Actors.dll ;;
     scale|metadata) echo Bittensor.Core.dll Bittensor.Chain.dll ;;
     keyfile) echo Bittensor.Wallet.dll ;;

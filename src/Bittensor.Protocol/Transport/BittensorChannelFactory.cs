@@ -45,7 +45,7 @@ public static class BittensorChannelFactory
             EnableMultipleHttp2Connections = true,
             KeepAlivePingDelay = options.KeepAlivePingDelay,
             KeepAlivePingTimeout = options.KeepAlivePingTimeout,
-            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
+            KeepAlivePingPolicy = options.KeepAlivePingWithoutCalls ? HttpKeepAlivePingPolicy.Always : HttpKeepAlivePingPolicy.WithActiveRequests,
             InitialHttp2StreamWindowSize = options.InitialHttp2StreamWindowSize,
             ConnectTimeout = options.ConnectTimeout,
             PooledConnectionIdleTimeout = options.PooledConnectionIdleTimeout,

@@ -12,11 +12,20 @@ public sealed record BittensorChannelOptions
     /// <summary>Largest response message accepted, in bytes; null for no limit.</summary>
     public int? MaxReceiveMessageSize { get; init; } = 16 * 1024 * 1024;
 
-    /// <summary>Idle time before an HTTP/2 keep-alive ping; <see cref="Timeout.InfiniteTimeSpan"/> disables pings.</summary>
+    /// <summary>
+    /// Time without a frame from the peer before an HTTP/2 keep-alive ping (while a call is open, or always with
+    /// <see cref="KeepAlivePingWithoutCalls"/>); <see cref="Timeout.InfiniteTimeSpan"/> disables pings.
+    /// </summary>
     public TimeSpan KeepAlivePingDelay { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>How long a ping may go unanswered before the connection is closed.</summary>
     public TimeSpan KeepAlivePingTimeout { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>
+    /// Ping idle connections too (no call open): finds a pooled connection to a vanished peer before a call is sent on
+    /// it, but a gRPC server that does not permit pings without calls answers GOAWAY "too_many_pings". Default off.
+    /// </summary>
+    public bool KeepAlivePingWithoutCalls { get; init; }
 
     /// <summary>
     /// The HTTP/2 receive window each call's stream starts with (bytes). A full 2021 answer, <c>[1, 16, 1024]</c> float32,

@@ -23,7 +23,7 @@ namespace Bittensor.Protocol.Lean;
 /// them), header blocks over 64 KB, frames over the announced size and flow-control violations are connection errors.
 /// Completions run on the read loop (the awaiting continuation runs inline: keep it short).
 /// </summary>
-internal sealed class H2ClientConnection : IDisposable
+internal sealed partial class H2ClientConnection : IDisposable
 {
     /// <summary>SETTINGS_MAX_FRAME_SIZE this side announces.</summary>
     internal const int MaxFrameSize = 1 << 20;
@@ -40,7 +40,8 @@ internal sealed class H2ClientConnection : IDisposable
     private const int ReadBufferSize = 128 * 1024;
     private const int FirstChunk = 1 << 20; // a message array grows at most this far ahead of the bytes that arrived
 
-    private readonly Socket _socket;
+    private readonly Socket? _socket; // null: socket-free (Feed: the fuzz target), the peer's bytes come from _feed
+    private FeedInput? _feed;
     private readonly int _maxReceive;
     private readonly int _maxSend;
     private readonly byte[] _forwardPrefix;
@@ -69,7 +70,7 @@ internal sealed class H2ClientConnection : IDisposable
     private bool _goingAway;
     private string _closeReason = "connection closed";
 
-    private H2ClientConnection(Socket socket, string authority, BittensorChannelOptions options)
+    private H2ClientConnection(Socket? socket, string authority, BittensorChannelOptions options)
     {
         _socket = socket;
         _maxReceive = options.MaxReceiveMessageSize ?? int.MaxValue;
@@ -123,9 +124,12 @@ internal sealed class H2ClientConnection : IDisposable
         }
     }
 
-    /// <summary>Connects, sends the preface, this side's SETTINGS and the connection window, and starts the read loop.</summary>
+    /// <summary>
+    /// Connects, sends the preface, this side's SETTINGS and the connection window, and starts the read loop (and the
+    /// keep-alive pings, when <paramref name="keepAlive"/> enables them).
+    /// </summary>
     /// <exception cref="RpcException">Unavailable: the TCP connection could not be made within the connect timeout.</exception>
-    public static async Task<H2ClientConnection> ConnectAsync(string host, int port, BittensorChannelOptions options)
+    public static async Task<H2ClientConnection> ConnectAsync(string host, int port, BittensorChannelOptions options, KeepAlivePolicy? keepAlive = null)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
@@ -166,6 +170,7 @@ internal sealed class H2ClientConnection : IDisposable
             socket.Dispose();
             throw new RpcException(new Status(StatusCode.Unavailable, $"connection to {host}:{port} lost ({e.SocketErrorCode})"));
         }
+        conn.StartKeepAlive(keepAlive);
         _ = Task.Run(conn.ReadLoopAsync);
         return conn;
     }
@@ -450,6 +455,7 @@ internal sealed class H2ClientConnection : IDisposable
 
     private async ValueTask SendAllAsync(ReadOnlyMemory<byte> bytes)
     {
+        if (_socket is null) return; // socket-free (Feed): what this side says is dropped
         while (!bytes.IsEmpty)
         {
             var n = await _socket.SendAsync(bytes, SocketFlags.None).ConfigureAwait(false);
@@ -526,12 +532,12 @@ internal sealed class H2ClientConnection : IDisposable
         }
         try
         {
-            _socket.Shutdown(SocketShutdown.Both);
+            _socket?.Shutdown(SocketShutdown.Both);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
         }
-        _socket.Dispose();
+        _socket?.Dispose();
         foreach (var s in open) s.Fail(new Status(code, reason));
     }
 
@@ -546,6 +552,7 @@ internal sealed class H2ClientConnection : IDisposable
             while (true)
             {
                 if (!await FillAsync(9, atFrameStart: true).ConfigureAwait(false)) return;
+                if (_keepAlive is not null) FrameArrived();
                 var h = _buf.AsSpan(_start, 9);
                 var length = (h[0] << 16) | (h[1] << 8) | h[2];
                 var type = h[3];
@@ -605,6 +612,7 @@ internal sealed class H2ClientConnection : IDisposable
         catch (Exception e)
         {
             // A bug of this side; still answer every call instead of leaving it hanging.
+            Bug = e;
             Close($"client transport failed ({e.GetType().Name})", StatusCode.Internal);
         }
         finally
@@ -623,7 +631,7 @@ internal sealed class H2ClientConnection : IDisposable
         {
             try
             {
-                _socket.Send(f, SocketFlags.None); // best effort, 17 bytes; the socket closes next
+                _socket?.Send(f, SocketFlags.None); // best effort, 17 bytes; the socket closes next
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
             {
@@ -652,7 +660,7 @@ internal sealed class H2ClientConnection : IDisposable
         }
         while (_end - _start < count)
         {
-            var n = await _socket.ReceiveAsync(_buf.AsMemory(_end), SocketFlags.None).ConfigureAwait(false);
+            var n = await ReceiveAsync(_buf.AsMemory(_end)).ConfigureAwait(false);
             if (n == 0)
             {
                 if (atFrameStart && _end == _start) return false;
@@ -739,7 +747,7 @@ internal sealed class H2ClientConnection : IDisposable
             if (s is not null && s.BodyTarget(data) is { Length: > 0 } target)
             {
                 // Nothing buffered and the stream wants message bytes: read them straight into the message's array.
-                var n = await _socket.ReceiveAsync(target, SocketFlags.None).ConfigureAwait(false);
+                var n = await ReceiveAsync(target).ConfigureAwait(false);
                 if (n == 0) throw new EndOfStreamException();
                 s.Advance(n);
                 data -= n;
@@ -827,6 +835,10 @@ internal sealed class H2ClientConnection : IDisposable
                     H2Output.WriteFrameHeader(f, 8, H2.Ping, H2.Ack, 0);
                     payload.CopyTo(f.AsSpan(9));
                     SendControl(f);
+                }
+                else
+                {
+                    OnPingAck(payload);
                 }
                 break;
             case H2.WindowUpdate:
@@ -956,6 +968,7 @@ internal sealed class H2ClientConnection : IDisposable
         {
             _goingAway = true;
             _closeReason = $"peer sent GOAWAY ({H2.Name(code)})";
+            NoteGoAwayLocked(code, payload[8..]);
             foreach (var s in _streams.Values)
                 if (s.Id > last) refused.Add(s);
             foreach (var s in refused) _streams.Remove(s.Id);

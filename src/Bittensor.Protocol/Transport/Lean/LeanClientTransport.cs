@@ -11,9 +11,12 @@ namespace Bittensor.Protocol;
 /// round trip), reads each answer into one array of its size and parses it there, and completes the call on the
 /// connection's read loop. Same wire as <see cref="GrpcClientTransport"/> (bittensor headers first among the metadata,
 /// no user-agent) and the same statuses for the same failures (<see cref="IPeerConnection.CallAsync"/>).
-/// Not supported (not needed by a dendrite): TLS, compression, keep-alive pings (the endpoint actor's deadline and
-/// backoff take their place), the peer's SETTINGS_MAX_CONCURRENT_STREAMS (an over-limit stream is refused by the peer:
-/// Unavailable).
+/// Keep-alive: HTTP/2 PINGs after <see cref="BittensorChannelOptions.KeepAlivePingDelay"/> without a frame from the peer
+/// while a call is open (or always, <see cref="BittensorChannelOptions.KeepAlivePingWithoutCalls"/>); a PING not answered
+/// within <see cref="BittensorChannelOptions.KeepAlivePingTimeout"/> closes the connection, so a call does not wait its
+/// whole deadline on a peer that vanished, and the next call connects anew. A GOAWAY ENHANCE_YOUR_CALM "too_many_pings"
+/// doubles the interval for the peer's next connections (gRPC's client rule).
+/// Not supported (not needed by a dendrite): TLS, compression.
 /// </summary>
 public sealed class LeanClientTransport : IClientTransport
 {
@@ -27,9 +30,15 @@ public sealed class LeanClientTransport : IClientTransport
 
     internal static void CountConnection(int port) => s_connectionsByPort.AddOrUpdate(port, 1, static (_, n) => n + 1);
 
+    private readonly TimeProvider _time;
+
     private LeanClientTransport()
+        : this(TimeProvider.System)
     {
     }
+
+    /// <summary>A transport whose keep-alive runs on <paramref name="time"/> (tests drive it).</summary>
+    internal LeanClientTransport(TimeProvider time) => _time = time;
 
     /// <inheritdoc />
     public IPeerConnection Connect(string host, int port, BittensorChannelOptions options)
@@ -38,17 +47,21 @@ public sealed class LeanClientTransport : IClientTransport
         ArgumentOutOfRangeException.ThrowIfLessThan(port, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
         ArgumentNullException.ThrowIfNull(options);
-        return new LeanPeerConnection(host.StartsWith('[') && host.EndsWith(']') ? host[1..^1] : host, port, options);
+        var keepAlive = new KeepAlivePolicy(options.KeepAlivePingDelay, options.KeepAlivePingTimeout, options.KeepAlivePingWithoutCalls, _time);
+        return new LeanPeerConnection(host.StartsWith('[') && host.EndsWith(']') ? host[1..^1] : host, port, options, keepAlive);
     }
 }
 
 /// <summary>
 /// One peer of the lean client: connects on the first call, and again on the next call after the connection was lost,
-/// closed or drained by a GOAWAY (how often is the caller's backoff's business, as with grpc-dotnet's channel).
+/// closed (a keep-alive PING unanswered) or drained by a GOAWAY (how often is the caller's backoff's business, as with
+/// grpc-dotnet's channel).
 /// </summary>
-internal sealed class LeanPeerConnection(string host, int port, BittensorChannelOptions options) : IPeerConnection
+internal sealed class LeanPeerConnection(string host, int port, BittensorChannelOptions options, KeepAlivePolicy keepAlive) : IPeerConnection
 {
     private readonly object _gate = new();
+    private KeepAlivePolicy _keepAlive = keepAlive;
+    private H2ClientConnection? _calmedBy; // the connection whose "too_many_pings" GOAWAY last doubled _keepAlive's interval
     private H2ClientConnection? _current;
     private Task<H2ClientConnection>? _connecting;
     private bool _disposed;
@@ -86,15 +99,22 @@ internal sealed class LeanPeerConnection(string host, int port, BittensorChannel
             if (_disposed) return Task.FromException<T>(new RpcException(new Status(StatusCode.Unavailable, "connection disposed")));
             if (_current is { IsUsable: true } usable) return usable.CallAsync(method, request, headers, deadline, cancellationToken, read);
             if (_connecting is null || _connecting.IsFaulted || _connecting.IsCanceled || (_connecting.IsCompletedSuccessfully && !_connecting.Result.IsUsable))
-                _connecting = ConnectAsync();
+            {
+                if (_current is { TooManyPings: true } calm && !ReferenceEquals(calm, _calmedBy))
+                {
+                    _calmedBy = calm;
+                    _keepAlive = _keepAlive.Calmer();
+                }
+                _connecting = ConnectAsync(_keepAlive);
+            }
             connecting = _connecting;
         }
         return CallAfterConnectAsync(connecting, method, request, headers, deadline, cancellationToken, read);
     }
 
-    private async Task<H2ClientConnection> ConnectAsync()
+    private async Task<H2ClientConnection> ConnectAsync(KeepAlivePolicy policy)
     {
-        var conn = await H2ClientConnection.ConnectAsync(host, port, options).ConfigureAwait(false);
+        var conn = await H2ClientConnection.ConnectAsync(host, port, options, policy).ConfigureAwait(false);
         LeanClientTransport.CountConnection(port);
         H2ClientConnection? old;
         lock (_gate)

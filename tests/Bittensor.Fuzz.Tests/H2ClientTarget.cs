@@ -1,0 +1,107 @@
+using Bittensor.Protocol;
+using Bittensor.Protocol.Lean;
+using Bittensor.Protocol.Wire;
+using Grpc.Core;
+
+namespace Bittensor.Fuzz.Tests;
+
+/// <summary>
+/// <c>h2client</c>: the lean h2c client's read side (frames, HPACK, flow control, call state, the answer's message and
+/// the dendrite-style reader of its tensors) without a socket (<see cref="H2ClientConnection.Feed"/>). Byte 0 picks the
+/// calls open before the server speaks (1–3 on streams 1, 3, 5; bits 2–4: which read the answer on the read loop as the
+/// dendrite's fan-out does) and bits 5–7 how the bytes are cut into reads; byte 1 seeds the random cut; the rest is
+/// what the server sends after the client's preface. Oracle: the read loop runs to the end of the input without
+/// waiting for anything else, no exception reaches its last-resort handler, every call is answered (a result, or an
+/// <see cref="RpcException"/> with a status), no stream stays open, and the bytes allocated stay bounded by the input
+/// (a hostile length prefix must not buy an array of its announced size).
+/// </summary>
+internal static class H2ClientTarget
+{
+    /// <summary>Receive limit of the target's connections: far over the allocation bound, so an early allocation of an announced length shows.</summary>
+    private const int MaxReceive = 64 << 20;
+
+    private static readonly BittensorChannelOptions Options = BittensorChannelOptions.Default with { MaxReceiveMessageSize = MaxReceive };
+
+    private static readonly TensorMessage Request = new() { Version = 150, Hotkey = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY" };
+
+    /// <summary>Reads of this many bytes, by bits 5–7 of byte 0 (7: random 1–300 from byte 1; 0: as much as fits).</summary>
+    internal static Func<int, int> ReadSizes(byte config, byte seed)
+    {
+        switch (config >> 5)
+        {
+            case 0: return _ => int.MaxValue;
+            case 1: return _ => 1;
+            case 2: return _ => 5;
+            case 3: return _ => 9;
+            case 4: return _ => 13;
+            case 5: return _ => 4096;
+            case 6: return i => i % 2 == 0 ? 9 : 16_384;
+            default:
+                var random = new Random(seed);
+                return _ => random.Next(1, 301);
+        }
+    }
+
+    /// <summary>What the dendrite's fan-out does on the read loop: decode every tensor and keep copies.</summary>
+    private static object ReadAnswer(TensorMessage answer)
+    {
+        var copies = new List<float[]>();
+        foreach (var t in answer.Tensors)
+        {
+            var decoded = TensorCodec.Decode(t);
+            if (!decoded.IsSuccess || decoded.Tensor.DataType != DataType.Float32) continue;
+            var values = new float[decoded.Tensor.ElementCount];
+            decoded.Tensor.CopyTo(values);
+            copies.Add(values);
+        }
+        return copies;
+    }
+
+    public static void Run(byte[] input)
+    {
+        if (input.Length < 2) return;
+        var config = input[0];
+        var count = 1 + (config & 3) % 3;
+        var peer = input[2..];
+        var conn = H2ClientConnection.ForFeed(Options);
+        var headers = new Metadata { { "bittensor-auth", "fuzz" } };
+        var calls = new Task[count];
+        for (var i = 0; i < count; i++)
+        {
+            var method = i == 1 ? BittensorMethod.Backward : BittensorMethod.Forward;
+            calls[i] = (config & (4 << i)) != 0
+                ? conn.CallAsync(method, Request, headers, DateTime.MaxValue, CancellationToken.None, ReadAnswer)
+                : (Task)conn.CallAsync(method, Request, headers, DateTime.MaxValue, CancellationToken.None);
+        }
+        if (conn.OpenStreams != count) throw new FuzzFinding($"{conn.OpenStreams} streams open after starting {count} calls");
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var loop = conn.Feed(peer, ReadSizes(config, input[1]));
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        if (!loop.IsCompleted) throw new FuzzFinding("the read loop waited for something other than the peer's bytes");
+        if (conn.Bug is { } bug) throw new FuzzFinding($"the read loop's last-resort handler caught {bug}");
+        if (loop.IsFaulted) throw new FuzzFinding($"the read loop threw {loop.Exception}");
+        // Per open stream at most one message array (1 MiB ahead of its bytes, then the bytes), plus what the input decodes to.
+        var bound = ((count + 1) << 20) + (64L * peer.Length) + (512 << 10);
+        if (allocated > bound) throw new FuzzFinding($"{allocated:N0} bytes allocated for {peer.Length:N0} bytes of input (bound {bound:N0})");
+        if (conn.OpenStreams != 0) throw new FuzzFinding($"{conn.OpenStreams} streams still open after the peer's end");
+        if (conn.IsUsable) throw new FuzzFinding("the connection is still usable after the peer's end");
+        // Every call is answered by now (completions run on the read loop); the guard only catches one that never is.
+        try
+        {
+            if (!Task.WhenAll(calls).Wait(TimeSpan.FromSeconds(30))) throw new FuzzFinding("a call was never answered");
+        }
+        catch (AggregateException)
+        {
+            // failed calls: looked at one by one below
+        }
+        foreach (var call in calls)
+        {
+            if (call.IsCompletedSuccessfully) continue;
+            var e = call.Exception?.InnerException;
+            if (e is not RpcException rpc) throw new FuzzFinding($"a call failed with {e?.GetType().Name ?? "cancellation"}, not an RpcException: {e}");
+            if (rpc.StatusCode == StatusCode.OK) throw new FuzzFinding("a call failed with status OK");
+        }
+    }
+}

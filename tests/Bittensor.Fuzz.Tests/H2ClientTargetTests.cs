@@ -1,0 +1,100 @@
+using Bittensor.Protocol;
+using Bittensor.Protocol.Lean;
+using Bittensor.Protocol.Wire;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace Bittensor.Fuzz.Tests;
+
+/// <summary>
+/// The <c>h2client</c> target's socket-free path (<see cref="H2ClientConnection.Feed"/>) gives the answers the socket path
+/// gives: a whole answer, cut into reads every way the target cuts them, is the call's result (so the target's oracle
+/// is not met by failing everything), and hostile answers end their calls with the client's statuses.
+/// </summary>
+public sealed class H2ClientTargetTests
+{
+    private static byte[] Frame(byte type, byte flags, int stream, byte[] payload)
+    {
+        var f = new byte[9 + payload.Length];
+        H2Output.WriteFrameHeader(f, payload.Length, type, flags, stream);
+        payload.CopyTo(f, 9);
+        return f;
+    }
+
+    private static byte[] Message(TensorMessage m)
+    {
+        var body = m.ToByteArray();
+        return [0, (byte)(body.Length >> 24), (byte)(body.Length >> 16), (byte)(body.Length >> 8), (byte)body.Length, .. body];
+    }
+
+    private static TensorMessage Answer()
+    {
+        var m = new TensorMessage { Version = 150, Message = "ok", ReturnCode = ReturnCode.Success };
+        m.Tensors.Add(TensorCodec.ToTensor(new float[] { 1, 2, 3, 4, 5, 6 }, [1, 2, 3], Modality.Tensor));
+        return m;
+    }
+
+    private static byte[] Whole(int stream, byte[] message) =>
+        [.. Frame(H2.Headers, H2.EndHeaders, stream, H2Blocks.ResponseHeaders), .. Frame(H2.Data, 0, stream, message),
+            .. Frame(H2.Headers, H2.EndHeaders | H2.EndStream, stream, H2Blocks.OkTrailers)];
+
+    private static readonly Metadata Headers = new() { { "bittensor-auth", "test" } };
+
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    [InlineData(5)]
+    [InlineData(6)]
+    [InlineData(7)]
+    public async Task A_whole_answer_cut_into_reads_any_way_is_the_calls_result_read_in_place_or_returned(int cut)
+    {
+        var conn = H2ClientConnection.ForFeed(BittensorChannelOptions.Default);
+        var plain = conn.CallAsync(BittensorMethod.Forward, new TensorMessage { Hotkey = "a" }, Headers, DateTime.MaxValue, CancellationToken.None);
+        var read = conn.CallAsync(BittensorMethod.Forward, new TensorMessage { Hotkey = "b" }, Headers, DateTime.MaxValue, CancellationToken.None,
+            a => TensorMessage.Parser.ParseFrom(a.ToByteArray())); // a deep copy: the answer's buffers are the transport's
+        var message = Message(Answer());
+
+        var loop = conn.Feed([.. Frame(H2.Settings, 0, 0, []), .. Whole(3, message), .. Whole(1, message)], H2ClientTarget.ReadSizes((byte)(cut << 5), 7));
+
+        Assert.True(loop.IsCompleted);
+        Assert.Null(conn.Bug);
+        // Answered by the read loop (on a test thread with xUnit's context the awaiting continuations run on the pool).
+        Assert.Equal(Answer(), await plain.WaitAsync(Wait));
+        Assert.Equal(Answer(), await read.WaitAsync(Wait));
+        Assert.Equal(0, conn.OpenStreams);
+    }
+
+    [Fact]
+    public async Task Hostile_answers_end_their_calls_with_the_clients_statuses_and_the_end_of_input_ends_the_rest()
+    {
+        var conn = H2ClientConnection.ForFeed(BittensorChannelOptions.Default with { MaxReceiveMessageSize = 1 << 20 });
+        Task<TensorMessage> Call() => conn.CallAsync(BittensorMethod.Forward, new TensorMessage(), Headers, DateTime.MaxValue, CancellationToken.None);
+        var (tooLarge, compressed, cutShort) = (Call(), Call(), Call());
+
+        var loop = conn.Feed(
+            [.. Frame(H2.Headers, H2.EndHeaders, 1, H2Blocks.ResponseHeaders), .. Frame(H2.Data, 0, 1, [0, 0x7f, 0xff, 0xff, 0xff]),
+                .. Frame(H2.Headers, H2.EndHeaders, 3, H2Blocks.ResponseHeaders), .. Frame(H2.Data, 0, 3, [1, 0, 0, 0, 1, 0]),
+                .. Frame(H2.Headers, H2.EndHeaders, 5, H2Blocks.ResponseHeaders), .. Frame(H2.Data, 0, 5, [0, 0, 0x0f, 0, 0, 1, 2, 3])],
+            _ => 3);
+
+        Assert.True(loop.IsCompleted);
+        Assert.Null(conn.Bug);
+        Assert.Equal(StatusCode.ResourceExhausted, (await Assert.ThrowsAsync<RpcException>(() => tooLarge.WaitAsync(Wait))).StatusCode);
+        Assert.Equal(StatusCode.Internal, (await Assert.ThrowsAsync<RpcException>(() => compressed.WaitAsync(Wait))).StatusCode);
+        Assert.Equal(StatusCode.Unavailable, (await Assert.ThrowsAsync<RpcException>(() => cutShort.WaitAsync(Wait))).StatusCode);
+        Assert.False(conn.IsUsable);
+    }
+
+    [Fact]
+    public void Every_h2client_seed_passes_the_targets_oracle()
+    {
+        var seeds = FuzzDriver.Corpus("h2client");
+        Assert.True(seeds.Count >= 6, $"{seeds.Count} seeds");
+        foreach (var seed in seeds) H2ClientTarget.Run(seed);
+    }
+}
