@@ -65,6 +65,22 @@ public sealed record DendriteSettings
     /// </summary>
     public string Transport { get; init; } = "lean";
 
+    /// <summary>
+    /// Keep-alive: an HTTP/2 PING once nothing has come from the axon for this long while a call is open on the
+    /// connection (also when none is, with <see cref="KeepAliveWithoutCalls"/>); zero: no pings. A pooled connection that
+    /// went quiet longer than this is checked by the first call that uses it. At least 10s (gRPC clients' floor).
+    /// </summary>
+    public TimeSpan KeepAliveTime { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>A PING not answered within this closes the connection (its calls answer Unavailable; the next one reconnects).</summary>
+    public TimeSpan KeepAliveTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Ping idle pooled connections too (no call open). Off by default: a gRPC server that does not permit pings without
+    /// calls (grpcio's default) answers GOAWAY ENHANCE_YOUR_CALM "too_many_pings" after a few, and the interval doubles.
+    /// </summary>
+    public bool KeepAliveWithoutCalls { get; init; }
+
     /// <summary>The client transport <see cref="Transport"/> names.</summary>
     public Bittensor.Protocol.IClientTransport ClientTransport => Transport switch
     {
@@ -94,6 +110,9 @@ public sealed record DendriteSettings
             LatencyEmaAlpha = c.Double("latency_ema_alpha"),
             SignatureReuse = c.Duration("signature_reuse"),
             Transport = c.String("transport"),
+            KeepAliveTime = c.Duration("keepalive_time"),
+            KeepAliveTimeout = c.Duration("keepalive_timeout"),
+            KeepAliveWithoutCalls = c.Bool("keepalive_without_calls"),
         }.Validate();
     }
 
@@ -117,6 +136,10 @@ public sealed record DendriteSettings
         HoconSection.Require(SignatureReuse >= TimeSpan.Zero && SignatureReuse <= TimeSpan.FromSeconds(1), "bittensor.dendrite.signature_reuse", SignatureReuse,
             "must be between 0 and 1s");
         HoconSection.Require(Transport is "lean" or "grpc", "bittensor.dendrite.transport", Transport, "must be lean or grpc");
+        HoconSection.Require(KeepAliveTime == TimeSpan.Zero || (KeepAliveTime >= TimeSpan.FromSeconds(10) && KeepAliveTime <= TimeSpan.FromDays(1)),
+            "bittensor.dendrite.keepalive_time", KeepAliveTime, "must be 0s (no pings) or between 10s and 1d");
+        HoconSection.Require(KeepAliveTimeout >= TimeSpan.FromSeconds(1) && KeepAliveTimeout <= TimeSpan.FromHours(1), "bittensor.dendrite.keepalive_timeout",
+            KeepAliveTimeout, "must be between 1s and 1h");
         return this;
     }
 }

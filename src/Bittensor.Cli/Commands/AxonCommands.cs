@@ -397,6 +397,8 @@ internal static partial class AxonCommands
         var transport = new Option<string?>("--dendrite.transport") { Description = "Client transport: lean (default) or grpc (bittensor.dendrite.transport)" };
         var query = new Command("query", "Send one signed Forward (or Backward) to an axon and print code, message, shape, dtype, latency");
         foreach (var o in new Option[] { endpoint, hotkey, text, backward, timeout, dim, transport, Uri, WalletName, WalletHotkey, WalletPath }) query.Options.Add(o);
+        var keepAlive = new DendriteKeepAliveFlags();
+        keepAlive.AddTo(query);
         var config = CliConfig.AddTo(query);
         var logging = CliLogging.AddFlags(query);
         query.SetAction(async (parse, ct) =>
@@ -408,6 +410,7 @@ internal static partial class AxonCommands
                 ("bittensor.dendrite.timeout", parse.GetValue(timeout) is { } s ? TimeSpan.FromSeconds(s) : null),
                 ("bittensor.dendrite.network_dim", parse.GetValue(dim)),
                 ("bittensor.dendrite.transport", parse.GetValue(transport)),
+                .. keepAlive.Values(parse),
                 .. logging(parse),
             ], "bittensor.logging.level = Warning");
             var settings = CliConfig.Settings(hocon, DendriteSettings.SectionPath, DendriteSettings.Create);

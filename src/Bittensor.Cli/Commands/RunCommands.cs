@@ -103,6 +103,8 @@ internal static class RunCommands
             Description = "Client transport toward axons: lean (the project's own HTTP/2 client, default) or grpc (Grpc.Net.Client); docs/axon.md",
         };
         command.Options.Add(dendriteTransport);
+        var keepAlive = new DendriteKeepAliveFlags();
+        keepAlive.AddTo(command);
         var limits = new AxonLimitFlags();
         limits.AddTo(command);
         var config = CliConfig.AddTo(command);
@@ -132,6 +134,7 @@ internal static class RunCommands
                 .. clusterFlags?.Values(parse) ?? [],
                 .. limits.Values(parse),
                 ("bittensor.dendrite.transport", parse.GetValue(dendriteTransport)),
+                .. keepAlive.Values(parse),
             ];
             var hocon = CliConfig.Load(parse, config, flags, VerbDefaults);
             var cluster = CliConfig.Settings(hocon, ClusterSettings.SectionPath, ClusterSettings.Create);
