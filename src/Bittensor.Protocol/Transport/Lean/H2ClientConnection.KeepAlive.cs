@@ -34,6 +34,26 @@ internal sealed partial class H2ClientConnection
     private long _pingsSent;
     private long _pingAcks;
     private bool _tooManyPings; // under _lock
+    private TaskCompletionSource? _pingSettled; // under _lock: tests wait for an ACK or a GOAWAY
+
+    /// <summary>
+    /// Completes once <paramref name="acks"/> PINGs have been acknowledged or the peer sent GOAWAY (tests: the event a
+    /// step waits for before the clock moves on).
+    /// </summary>
+    internal Task PingAnsweredOrGoAway(long acks)
+    {
+        lock (_lock)
+        {
+            if (Interlocked.Read(ref _pingAcks) >= acks || _goingAway || _closed) return Task.CompletedTask;
+            return (_pingSettled ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+        }
+    }
+
+    private void PingSettledLocked()
+    {
+        _pingSettled?.TrySetResult();
+        _pingSettled = null;
+    }
 
     /// <summary>Keep-alive PINGs this side sent (tests).</summary>
     internal long PingsSent => Interlocked.Read(ref _pingsSent);
@@ -109,13 +129,15 @@ internal sealed partial class H2ClientConnection
         {
             if (_pingSentAt < 0 || BinaryPrimitives.ReadUInt64BigEndian(payload) != _pingPayload) return;
             _pingSentAt = -1;
+            Interlocked.Increment(ref _pingAcks);
+            PingSettledLocked();
         }
-        Interlocked.Increment(ref _pingAcks);
     }
 
     // Under _lock, from OnGoAway: gRPC servers say "too_many_pings" in the debug data of ENHANCE_YOUR_CALM.
     private void NoteGoAwayLocked(uint code, ReadOnlySpan<byte> debug)
     {
         if (code == H2.EnhanceYourCalm && debug.SequenceEqual("too_many_pings"u8)) _tooManyPings = true;
+        PingSettledLocked();
     }
 }
