@@ -148,6 +148,8 @@ internal static class RunCommands
                 CliConfig.Settings(hocon, AxonSettings.SectionPath, AxonSettings.Create),
                 CliConfig.Settings(hocon, ModelSettings.SectionPath, ModelSettings.Create),
                 CliConfig.Settings(hocon, ValidatorOptions.SectionPath, ValidatorOptions.Create) with { Stake = Balance.FromTao(parse.GetValue(stake)) });
+            // The dendrite's keys (the validator's and the miner's; --dendrite.*) are refused before anything starts.
+            _ = CliConfig.Settings(hocon, Bittensor.Actors.Dendrite.DendriteSettings.SectionPath, Bittensor.Actors.Dendrite.DendriteSettings.Create);
             var wallet = CliConfig.Settings(hocon, WalletSettings.SectionPath, WalletSettings.Create)
                 .WithOverrides(parse.GetValue(name), parse.GetValue(hotkey), parse.GetValue(path)).ToWallet();
             if (cluster.Role == ClusterSettings.WorkerRole)

@@ -140,6 +140,20 @@ public sealed class CliConfigLayeringTests : IDisposable
     }
 
     [Fact]
+    public async Task Dendrite_keepalive_comes_from_the_config_file_and_the_keepalive_flags_beat_it()
+    {
+        var file = Config("keepalive", $"bittensor {{ localnet.path = \"{Dir("keepalive-net")}\", dendrite {{ keepalive_time = 5s, keepalive_timeout = 0s }} }}");
+        AssertOneErrorLineNaming(await Btcli("query", "--endpoint", "127.0.0.1:1", "--text", "hi", "--uri", "//Alice", "--config", file),
+            "bittensor.dendrite.keepalive_time");
+        AssertOneErrorLineNaming(await Btcli("query", "--endpoint", "127.0.0.1:1", "--text", "hi", "--uri", "//Alice", "--config", file,
+            "--dendrite.keepalive_time", "30s"), "bittensor.dendrite.keepalive_timeout");
+        AssertOneErrorLineNaming(await Btcli("run", "validator", "--netuid", "1", "--config", file), "bittensor.dendrite.keepalive_time");
+        AssertOneErrorLineNaming(await Btcli("run", "validator", "--netuid", "1", "--config", file, "--dendrite.keepalive_time", "0s",
+            "--dendrite.keepalive_without_calls", "true"), "bittensor.dendrite.keepalive_timeout");
+        Assert.False(Directory.Exists(Dir("keepalive-net")), "nothing starts before every setting is valid");
+    }
+
+    [Fact]
     public async Task Run_verbs_read_the_config_file_and_a_flag_beats_it()
     {
         var file = Config("run", $"bittensor {{ localnet.path = \"{Dir("run-net")}\", axon.port = 70000, model.heads = 3 }}");
