@@ -9,8 +9,9 @@ namespace Bittensor.Fuzz.Tests;
 /// <c>h2client</c>: the lean h2c client's read side (frames, HPACK, flow control, call state, the answer's message and
 /// the dendrite-style reader of its tensors) without a socket (<see cref="H2ClientConnection.Feed"/>). Byte 0 picks the
 /// calls open before the server speaks (1–3 on streams 1, 3, 5; bits 2–4: which read the answer on the read loop as the
-/// dendrite's fan-out does) and bits 5–7 how the bytes are cut into reads; byte 1 seeds the random cut; the rest is
-/// what the server sends after the client's preface. Oracle: the read loop runs to the end of the input without
+/// dendrite's fan-out does) and bits 5–7 how the bytes are cut into reads; byte 1 seeds the random cut and, with bit 7
+/// set, cancels call (bits 5–6) when the read numbered by bits 0–4 is taken (the caller giving up while the read loop
+/// works: a reset, then frames for a stream gone); the rest is what the server sends after the client's preface. Oracle: the read loop runs to the end of the input without
 /// waiting for anything else, no exception reaches its last-resort handler, every call is answered (a result, or an
 /// <see cref="RpcException"/> with a status), no stream stays open, and the bytes allocated stay bounded by the input
 /// (a hostile length prefix must not buy an array of its announced size).
@@ -65,18 +66,28 @@ internal static class H2ClientTarget
         var peer = input[2..];
         var conn = H2ClientConnection.ForFeed(Options);
         var headers = new Metadata { { "bittensor-auth", "fuzz" } };
+        var control = input[1];
+        using var cancel = new CancellationTokenSource();
+        var cancelled = (control & 0x80) != 0 ? ((control >> 5) & 3) % count : -1;
+        var cancelAt = control & 0x1f;
         var calls = new Task[count];
         for (var i = 0; i < count; i++)
         {
             var method = i == 1 ? BittensorMethod.Backward : BittensorMethod.Forward;
+            var token = i == cancelled ? cancel.Token : CancellationToken.None;
             calls[i] = (config & (4 << i)) != 0
-                ? conn.CallAsync(method, Request, headers, DateTime.MaxValue, CancellationToken.None, ReadAnswer)
-                : (Task)conn.CallAsync(method, Request, headers, DateTime.MaxValue, CancellationToken.None);
+                ? conn.CallAsync(method, Request, headers, DateTime.MaxValue, token, ReadAnswer)
+                : (Task)conn.CallAsync(method, Request, headers, DateTime.MaxValue, token);
         }
         if (conn.OpenStreams != count) throw new FuzzFinding($"{conn.OpenStreams} streams open after starting {count} calls");
 
         var before = GC.GetAllocatedBytesForCurrentThread();
-        var loop = conn.Feed(peer, ReadSizes(config, input[1]));
+        var sizes = ReadSizes(config, control);
+        var loop = conn.Feed(peer, cancelled < 0 ? sizes : read =>
+        {
+            if (read == cancelAt) cancel.Cancel(); // the call's cancellation runs here, inside the read loop's receive
+            return sizes(read);
+        });
         var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
 
         if (!loop.IsCompleted) throw new FuzzFinding("the read loop waited for something other than the peer's bytes");

@@ -92,6 +92,9 @@ internal static class SeedCorpus
         Put("h2client", "huffman-continuation-padded", [0b111_001_00, 42, .. serverSettings,
             .. Frame(1, 0, 1, [0x88, .. Huff("content-type", "application/grpc")]), .. Frame(9, 4, 1, Huff("x-axon", "lean")),
             .. Frame(0, 8, 1, [3, .. answerMessage, 0, 0, 0]), .. Frame(1, 0x2d, 1, [2, 0, 0, 0, 0, 16, .. Huff("grpc-status", "0"), 0, 0])]);
+        // The caller of stream 3 gives up at the 4th read (byte 1: 0x80 | call 1 << 5 | read 3), 9-byte reads: its answer
+        // comes for a stream already reset, the others are answered.
+        Put("h2client", "cancel-mid-answer", [0b011_000_10, 0b1_01_00011, .. serverSettings, .. Ok(1), .. Ok(3), .. Ok(5)]);
         // Failures: a status with a percent-encoded message, RST_STREAM, a trailers-only 503, then GOAWAY.
         Put("h2client", "failures", [0b010_110_10, 0, .. serverSettings,
             .. Frame(1, 5, 1, Protocol.Lean.H2Blocks.Build(200, Grpc.Core.StatusCode.Unavailable, "axon busy: 100 % full")),
