@@ -99,6 +99,9 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         public int Count { get; } = count;
         public IActorRef? ReplyTo { get; } = replyTo;
         public HashSet<IActorRef> Pending { get; } = [];
+        // Pending replicas not asked yet: an average or checkpoint this front sent them is still arriving, so what they
+        // hold now is not what they will hold (a joiner: its starting weights). Asked once its last chunk is acknowledged.
+        public HashSet<IActorRef> Deferred { get; } = [];
         public List<IActorRef> Contributors { get; } = [];
         // Elements received so far from each replica whose chunks are arriving (in order): a replica is a contributor
         // only once all its chunks are in the sum; one that stops half-way makes the whole round void.
@@ -222,6 +225,12 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         Receive<ParameterChunkAck>(_ =>
         {
             _pacer.Acked(Sender, Self);
+            if (_round is { } round && !_pacer.Sending(Sender) && round.Deferred.Remove(Sender))
+            {
+                // It holds everything this front sent it (the worker acknowledges a chunk as it takes it and applies a
+                // whole average in the same message): its parameters now take part in the round.
+                Sender.Tell(new CollectParameters(round.Id), Self);
+            }
             if (_workers.TryGetValue(Sender, out var w) && w.Receiving && !_pacer.Sending(Sender))
             {
                 // Its last chunk arrived (the worker acknowledges a chunk as it takes it, then applies the whole
@@ -235,6 +244,13 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
             if (_pacer.TimedOut(t) is var dropped and >= 0)
                 _log.Warning("cluster front: no acknowledgement of parameter chunks from {0} for {1}; {2} waiting chunks dropped",
                     t.To.Path.Address, _settings.AveragingTimeout, dropped);
+            if (_round is { } round && !_pacer.Sending(t.To) && round.Deferred.Remove(t.To))
+            {
+                // It dropped the incomplete average (same timeout): what it holds is not caught up, so it is left out.
+                round.Pending.Remove(t.To);
+                _log.Warning("cluster front: averaging round {0}: a replica at {1} did not take the last average; left out", round.Id, t.To.Path.Address);
+                if (round.Pending.Count == 0) FinishRound();
+            }
             if (_workers.TryGetValue(t.To, out var w) && w.Receiving)
             {
                 // It drops the incomplete checkpoint by the same timeout: it serves from its own weights, as without one.
@@ -307,7 +323,7 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
 
     private ClusterFrontStatus Status() => new(
         [.. _ordered.Select(w => new ClusterWorkerStatus(w.Replica, w.Actor, w.Capacity, w.InFlight, w.Reachable, w.Draining, w.Served, w.Data?.Remote))],
-        _calls.Count, _rerouted, _refusedFull, _affinityHits, _roundsDone, _checkpoint?.Round ?? 0);
+        _calls.Count, _rerouted, _refusedFull, _affinityHits, _roundsDone, _checkpoint?.Round ?? 0, _round?.Deferred.Count ?? 0);
 
     private void OnRegister(RegisterWorker r)
     {
@@ -679,7 +695,11 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         _log.Info("cluster front: worker {0} removed ({1}); {2} workers", w.Replica, why, _workers.Count);
         Reroute(w, why);
         if (_round is not null && _round.Received.ContainsKey(w.Actor)) Abandon($"worker {w.Replica} went while its parameters were arriving ({why})");
-        else if (_round is not null && _round.Pending.Remove(w.Actor) && _round.Pending.Count == 0) FinishRound();
+        else if (_round is not null && _round.Pending.Remove(w.Actor))
+        {
+            _round.Deferred.Remove(w.Actor);
+            if (_round.Pending.Count == 0) FinishRound();
+        }
         foreach (var stale in _affinityOrder.Where(e => e.Worker.Equals(w.Actor)).Select(e => e.Key).ToList()) Forget(stale);
     }
 
@@ -744,7 +764,10 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
                 continue;
             }
             round.Pending.Add(w.Actor);
-            w.Actor.Tell(new CollectParameters(round.Id), Self);
+            // A replica whose checkpoint (a joiner) or last average is still arriving is asked once it has it all: asked
+            // now, it would send what it held before (a joiner's starting weights) into the average.
+            if (_pacer.Sending(w.Actor)) round.Deferred.Add(w.Actor);
+            else w.Actor.Tell(new CollectParameters(round.Id), Self);
         }
         _round = round;
         Timers.StartSingleTimer(RoundTimedOut.Key, new RoundTimedOut(round.Id), _settings.AveragingTimeout);

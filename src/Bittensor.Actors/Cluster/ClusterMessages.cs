@@ -246,8 +246,10 @@ public sealed record ClusterWorkerStatus(string Replica, IActorRef Worker, int C
 /// <param name="AffinityHits">Backward calls routed to the replica that served their forward.</param>
 /// <param name="AveragingRounds">Averaging rounds completed by this front.</param>
 /// <param name="CheckpointRound">Round of the latest averaged checkpoint (0 = none yet).</param>
+/// <param name="RoundDeferred">Replicas the averaging round in progress asks for their parameters only once the average or
+/// checkpoint on its way to them is whole (a joiner whose checkpoint is arriving); 0 when no round runs.</param>
 public sealed record ClusterFrontStatus(IReadOnlyList<ClusterWorkerStatus> Workers, int Pending, long Rerouted, long RefusedFull, long AffinityHits,
-    long AveragingRounds = 0, long CheckpointRound = 0) : INoSerializationVerificationNeeded;
+    long AveragingRounds = 0, long CheckpointRound = 0, int RoundDeferred = 0) : INoSerializationVerificationNeeded;
 
 /// <summary>Asks a <see cref="ClusterWorkerActor"/> to drain: announce it leaves, wait for in-flight calls; answered with <see cref="Akka.Done"/>.</summary>
 public sealed record DrainWorker : INoSerializationVerificationNeeded

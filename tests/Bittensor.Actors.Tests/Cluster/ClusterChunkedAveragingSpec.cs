@@ -47,11 +47,11 @@ public sealed class ClusterChunkedAveragingSpec(Xunit.Abstractions.ITestOutputHe
         }
     }
 
-    private (ActorSystem Node, Akka.TestKit.TestProbe Applied) StartReplica(ActorSystem front, IReplicaParameters parameters)
+    private (ActorSystem Node, Akka.TestKit.TestProbe Applied) StartReplica(ActorSystem front, IReplicaParameters parameters, Akka.Configuration.Config? extra = null)
     {
         var settings = Settings(Akka.Cluster.Cluster.Get(front).SelfAddress.ToString());
         var node = StartWorker(settings, Bittensor.Actors.ModelHost.ModelHostActor.ForHandlers(DemoModels.Echo(Dim), 4, 16, TimeSpan.FromSeconds(60)), 20,
-            parameters: parameters);
+            extra, parameters);
         var applied = CreateTestProbe(node);
         node.EventStream.Subscribe(applied.Ref, typeof(ReplicaParametersApplied));
         return (node, applied);
@@ -92,6 +92,68 @@ public sealed class ClusterChunkedAveragingSpec(Xunit.Abstractions.ITestOutputHe
         Assert.Equal((1L, true), (joined.Round, joined.Exact));
         Assert.Equal(expected, c.Snapshot());
     }
+
+    /// <summary>
+    /// An averaging round that starts while a joiner's checkpoint is arriving (docs/cluster.md "Parameter averaging" 5):
+    /// the joiner's second checkpoint chunk is held in its worker's mailbox (<see cref="HeldChunksMailbox"/>: the
+    /// transfer stops half-way, the front sends nothing more until that chunk is acknowledged), and a round starts. Asked
+    /// for its parameters now, the joiner would put its starting weights (-3) into the average. The round must average
+    /// what the joiner holds once the checkpoint is whole (the checkpoint) with the two replicas' parameters (the
+    /// checkpoint plus the steps each took since): exactly, so every value here is a small integer.
+    /// </summary>
+    [Fact]
+    public async Task A_round_that_starts_while_a_joiners_checkpoint_is_arriving_averages_the_checkpoint_not_the_joiners_starting_weights()
+    {
+        const int count = BittensorCluster.ParameterChunkFloats + 17; // two chunks
+        var (front, router, _) = await StartFront();
+        var a = new FlatReplica(count, i => i % 5);
+        var b = new FlatReplica(count, i => (i % 5) + 2);
+        var (_, appliedA) = StartReplica(front, a);
+        var (_, appliedB) = StartReplica(front, b);
+        await AwaitWorkers(router, 2);
+        Assert.Equal((1L, 2, (string?)null), Unpack(await AverageNow(router)));
+        foreach (var applied in new[] { appliedA, appliedB })
+            Assert.Equal(1, (await applied.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(120))).Round);
+        var checkpoint = a.Snapshot();
+        Assert.Equal(Enumerable.Range(0, count).Select(i => (float)((i % 5) + 1)), checkpoint);
+        // The steps the two replicas take after round 1.
+        a.Update(p => { for (var i = 0; i < p.Length; i++) p[i] += 2; });
+        b.Update(p => { for (var i = 0; i < p.Length; i++) p[i] += 4; });
+        var (stepped, steppedB) = (a.Snapshot(), b.Snapshot());
+        var expected = new float[count];
+        for (var i = 0; i < count; i++) expected[i] = (stepped[i] + steppedB[i] + checkpoint[i]) / 3; // = checkpoint + 2
+
+        using var gate = new ChunkGate();
+        var c = new FlatReplica(count, _ => -3f);
+        var (joiner, appliedC) = StartReplica(front, c, HeldChunksMailbox.For(gate));
+        await gate.Holding.Task.WaitAsync(TimeSpan.FromSeconds(120)); // its first chunk taken, the second held
+        Assert.True(c.Snapshot().All(v => v == -3f), "the joiner applied part of its checkpoint"); // nothing applied yet
+        var round = AverageNow(router); // sent now (Ask): the router takes it before the status query below
+        // The joiner is asked once its checkpoint is whole (a replica whose last acknowledgement of round 1 had not
+        // reached the front yet would be deferred too, until it does).
+        Assert.InRange((await Status(router)).RoundDeferred, 1, 3);
+        Assert.False(gate.CollectWhileHeld.Task.IsCompleted, "the joiner was asked for its parameters while its checkpoint was arriving");
+        gate.Open();
+        // Any message wakes the worker's mailbox; the held chunk is taken before it.
+        await joiner.ActorSelection($"/user/{ClusterSettings.WorkerName}").ResolveOne(TimeSpan.FromSeconds(60));
+
+        var result = await round;
+        Assert.Equal((2L, 3, (string?)null), Unpack(result));
+        foreach (var applied in new[] { appliedA, appliedB })
+        {
+            var e = await applied.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(120));
+            Assert.Equal((2L, false, 3), (e.Round, e.Exact, e.Replicas));
+        }
+        var first = await appliedC.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(120));
+        Assert.Equal((1L, true), (first.Round, first.Exact)); // the checkpoint
+        var second = await appliedC.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(120));
+        Assert.Equal((2L, 3), (second.Round, second.Replicas));
+        Assert.Equal(expected, a.Snapshot());
+        Assert.Equal(expected, b.Snapshot());
+        Assert.Equal(expected, c.Snapshot());
+    }
+
+    private static (long Round, int Replicas, string? Skipped) Unpack(AveragingResult r) => (r.Round, r.Replicas, r.Skipped);
 
     /// <summary>
     /// A hosted model of <paramref name="count"/> parameters, all <paramref name="initial"/> at start, that takes part in
