@@ -29,7 +29,8 @@ public sealed partial class LocalnetNode : IAsyncDisposable
     private readonly Localnet _chain;
     private readonly LocalnetNodeOptions _options;
     private readonly ConcurrentDictionary<RpcConnection, byte> _connections = new();
-    private readonly Channel<(LocalnetBlock Block, LocalnetStorage Storage)> _blocks;
+    // Blocks and pool changes, in the order they happened, for the dispatcher (never blocks the chain).
+    private readonly Channel<Notice> _blocks;
     private readonly object _viewsLock = new();
     private readonly LinkedList<LocalnetStorage> _views = new();
     private readonly LocalnetStorageTracker _tracker = new();
@@ -46,7 +47,7 @@ public sealed partial class LocalnetNode : IAsyncDisposable
         _app = app;
         _log = options.LoggerFactory?.CreateLogger<LocalnetNode>() ?? (ILogger)Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
         Methods = new RpcMethods(chain, this, options);
-        _blocks = Channel.CreateBounded<(LocalnetBlock, LocalnetStorage)>(new BoundedChannelOptions(1024)
+        _blocks = Channel.CreateBounded<Notice>(new BoundedChannelOptions(1024)
         {
             FullMode = BoundedChannelFullMode.DropOldest,
             SingleReader = true,
@@ -57,6 +58,7 @@ public sealed partial class LocalnetNode : IAsyncDisposable
         {
             AddView(_tracker.Next(s, chain.BestBlockUnlocked(s), chain.Options));
             chain.BlockCommitted += OnBlockCommitted;
+            chain.PoolChanged += ready => _blocks.Writer.TryWrite(new PoolNotice(ready));
             return 0;
         });
         _dispatcher = Task.Run(DispatchAsync);
@@ -127,8 +129,24 @@ public sealed partial class LocalnetNode : IAsyncDisposable
     {
         var storage = _tracker.Next(state, block, _chain.Options);
         AddView(storage);
-        _blocks.Writer.TryWrite((block, storage));
+        _blocks.Writer.TryWrite(new BlockNotice(block, storage));
     }
+
+    /// <summary>
+    /// Sends <paramref name="subscription"/> (a pool subscription of <paramref name="connection"/>, after its id went out)
+    /// the pool's size through the dispatcher, so it is not overtaken by an older change's notification: the last
+    /// notification a subscriber gets is always the pool's current size.
+    /// </summary>
+    internal void SendPoolSize(RpcConnection connection, Subscription subscription) =>
+        _blocks.Writer.TryWrite(new PoolSnapshot(connection, subscription));
+
+    private abstract record Notice;
+
+    private sealed record BlockNotice(LocalnetBlock Block, LocalnetStorage Storage) : Notice;
+
+    private sealed record PoolNotice(int Ready) : Notice;
+
+    private sealed record PoolSnapshot(RpcConnection Connection, Subscription Subscription) : Notice;
 
     private void AddView(LocalnetStorage storage)
     {
@@ -174,10 +192,26 @@ public sealed partial class LocalnetNode : IAsyncDisposable
         {
             while (await _blocks.Reader.WaitToReadAsync(_stop.Token).ConfigureAwait(false))
             {
-                while (_blocks.Reader.TryRead(out var item))
+                while (_blocks.Reader.TryRead(out var notice))
                 {
-                    var previous = ViewBefore(item.Storage);
-                    foreach (var connection in _connections.Keys) connection.OnBlock(item.Block, item.Storage, previous);
+                    switch (notice)
+                    {
+                        case BlockNotice item:
+                        {
+                            var previous = ViewBefore(item.Storage);
+                            foreach (var connection in _connections.Keys) connection.OnBlock(item.Block, item.Storage, previous);
+                            break;
+                        }
+                        case PoolNotice pool:
+                            foreach (var connection in _connections.Keys) connection.OnPool(pool.Ready);
+                            break;
+                        case PoolSnapshot snapshot:
+                        {
+                            var ready = _chain.PendingCount;
+                            snapshot.Connection.Notify(snapshot.Subscription, w => w.WriteNumberValue(ready));
+                            break;
+                        }
+                    }
                 }
             }
         }

@@ -15,6 +15,7 @@ internal enum SubscriptionKind
     RuntimeVersion,
     Storage,
     Extrinsic,
+    Pool,
 }
 
 /// <summary>One subscription of a connection.</summary>
@@ -234,6 +235,14 @@ internal sealed class RpcConnection
                 }
             }
         }
+    }
+
+    /// <summary>Called by the node's dispatcher when the calls ready for the next block changed (never blocks).</summary>
+    public void OnPool(int ready)
+    {
+        Subscription[] subs;
+        lock (_subscriptions) subs = [.. _subscriptions.Values.Where(s => s.Kind == SubscriptionKind.Pool)];
+        foreach (var sub in subs) Notify(sub, w => w.WriteNumberValue(ready));
     }
 
     private static bool SameValue(byte[]? a, byte[]? b) => a is null ? b is null : b is not null && a.AsSpan().SequenceEqual(b);

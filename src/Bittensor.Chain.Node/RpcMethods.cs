@@ -222,6 +222,17 @@ internal sealed class RpcMethods
 
         // dev_* (chopsticks' names)
         Add("dev_newBlock", NewBlocksAsync);
+        // This node's own: the number of calls ready for the next block, at once and then on every change (Substrate
+        // has no pool subscription; a manual-seal client seals when it is above 0 instead of polling
+        // author_pendingExtrinsics). Notifications come in the order of the changes; the last one is the current size.
+        Sync("dev_subscribePendingExtrinsics", c =>
+        {
+            var connection = c.Connection;
+            var s = connection.Subscribe(SubscriptionKind.Pool, "dev_pendingExtrinsics");
+            connection.AfterResponse(() => _node.SendPoolSize(connection, s));
+            return w => w.WriteStringValue(s.Id);
+        }, subscription: true);
+        Unsubscribe("dev_unsubscribePendingExtrinsics", SubscriptionKind.Pool);
     }
 
     // ---- dispatch ---------------------------------------------------------------------------------------

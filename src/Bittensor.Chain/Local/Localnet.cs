@@ -76,6 +76,13 @@ public sealed class Localnet : IChainBackend
     /// </summary>
     internal Action<LocalnetState, LocalnetBlock>? BlockCommitted { get; set; }
 
+    /// <summary>
+    /// Called under the chain's lock whenever the calls ready for the next block may have changed (a call entered the
+    /// ready queue, a block took them), with how many are ready now; in the order of the changes (the JSON-RPC node's
+    /// <c>dev_subscribePendingExtrinsics</c>). Must be quick and must not block.
+    /// </summary>
+    internal Action<int>? PoolChanged { get; set; }
+
     /// <summary>Runs <paramref name="read"/> on the current state under the chain's lock.</summary>
     internal T Read<T>(Func<LocalnetState, T> read)
     {
@@ -238,6 +245,7 @@ public sealed class Localnet : IChainBackend
                 throw new ChainUnavailableException($"localnet block production failed: {e.Message}", e);
             }
             PruneAndPromoteFuture(results);
+            PoolChanged?.Invoke(_pending.Count);
             block = CurrentBlockInfo();
             subscribers = _subscribers.ToArray();
         }
@@ -530,6 +538,7 @@ public sealed class Localnet : IChainBackend
             _pending.Add(new Pending(checkedX, completion));
             _pendingPerSigner[signer] = _pendingPerSigner.GetValueOrDefault(signer) + 1;
             Promote(signer);
+            PoolChanged?.Invoke(_pending.Count);
         }
         return new LocalnetSubmission(checkedX.Hash, null, completion.Task);
     }
@@ -570,6 +579,12 @@ public sealed class Localnet : IChainBackend
     public IReadOnlyList<byte[]> PendingExtrinsics()
     {
         lock (_sync) return _pending.Select(p => p.Extrinsic.Bytes).ToList();
+    }
+
+    /// <summary>How many extrinsics wait for the next block (the length of <see cref="PendingExtrinsics"/>).</summary>
+    public int PendingCount
+    {
+        get { lock (_sync) return _pending.Count; }
     }
 
     /// <summary>The hash of block <paramref name="number"/> when it is one of the recent blocks (or genesis), else null.</summary>

@@ -88,6 +88,12 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
     /// <summary>The current runtime's spec version.</summary>
     public uint SpecVersion => Volatile.Read(ref _runtime).Spec;
 
+    /// <summary>
+    /// Raised with the new spec version once a runtime upgrade (or a node that came back with another runtime) has been
+    /// read and <see cref="Metadata"/> and <see cref="SpecVersion"/> describe it.
+    /// </summary>
+    public event Action<uint>? RuntimeChanged;
+
     /// <summary>The underlying JSON-RPC client.</summary>
     public JsonRpcClient Client => _client;
 
@@ -214,7 +220,9 @@ public sealed class SubstrateChainBackend : IRemoteChainBackend
         {
             if (announcedSpec is { } s && s == Volatile.Read(ref _runtime).Spec) return;
             var fresh = await LoadRuntimeAsync(_client, null, _stop.Token).ConfigureAwait(false);
+            var before = Volatile.Read(ref _runtime).Spec;
             Volatile.Write(ref _runtime, fresh);
+            if (fresh.Spec != before) RuntimeChanged?.Invoke(fresh.Spec);
         }
         finally
         {

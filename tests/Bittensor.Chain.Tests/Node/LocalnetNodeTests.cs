@@ -186,6 +186,33 @@ public sealed class LocalnetNodeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_pool_subscription_sends_the_ready_count_first_and_then_on_every_change()
+    {
+        await using var c = await RpcClient.ConnectAsync(_node.Endpoint);
+        var pool = await c.Subscribe("dev_subscribePendingExtrinsics");
+        Assert.Equal(0, (await c.Next(pool)).GetInt32());
+        var first = _t.Chain.SubmitAsync(await _t.Sign("//Alice", new Transfer(DevAccounts.Bob, Balance.FromTao(1))));
+        Assert.Equal(1, (await c.Next(pool)).GetInt32());
+        var second = _t.Chain.SubmitAsync(await _t.Sign("//Bob", new Transfer(DevAccounts.Alice, Balance.FromTao(1))));
+        Assert.Equal(2, (await c.Next(pool)).GetInt32());
+        Assert.Equal(2, (await c.Call("author_pendingExtrinsics")).GetArrayLength());
+        await c.Call("dev_newBlock", new { count = 1 });
+        Assert.Equal(0, (await c.Next(pool)).GetInt32()); // the block took both
+        Assert.IsType<CallResult.InBlock>(await first);
+        Assert.IsType<CallResult.InBlock>(await second);
+        // A second subscriber on another connection starts from the current size.
+        await using var late = await RpcClient.ConnectAsync(_node.Endpoint);
+        Assert.Equal(0, (await late.Next(await late.Subscribe("dev_subscribePendingExtrinsics"))).GetInt32());
+
+        Assert.True((await c.Call("dev_unsubscribePendingExtrinsics", pool)).GetBoolean());
+        await _t.Submit("//Alice", new Transfer(DevAccounts.Bob, Balance.FromTao(1)));
+        await c.Call("system_name"); // a round trip: a notification of that change was queued before this answer
+        Assert.False(c.TryNext(pool, out _));
+        var overHttp = await RpcClient.Post(_http, _node.HttpEndpoint, """{"jsonrpc":"2.0","id":1,"method":"dev_subscribePendingExtrinsics","params":[]}""");
+        Assert.Equal(RpcErrors.MethodNotFound, overHttp.Body!["error"]!["code"]!.GetValue<int>()); // a subscription: WebSocket only
+    }
+
+    [Fact]
     public async Task A_subscriber_that_does_not_read_is_dropped_while_blocks_and_other_subscribers_go_on()
     {
         await using var node = await LocalnetNode.StartAsync(_t.Chain, new LocalnetNodeOptions { Port = 0, MaxQueuedMessagesPerConnection = 16 });

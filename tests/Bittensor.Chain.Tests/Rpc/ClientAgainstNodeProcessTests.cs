@@ -161,20 +161,10 @@ public sealed class ClientAgainstNodeProcessTests : IAsyncLifetime
         Assert.True(included.Block > 0);
     }
 
+    /// <summary>Until the node's pool holds <paramref name="count"/> calls (its pool subscription, <see cref="NodePool"/>; made again after a restart).</summary>
     private static async Task WaitForPoolAsync(SubstrateChainBackend chain, int count, CancellationToken ct)
     {
-        while (true)
-        {
-            try
-            {
-                var pool = await chain.Client.RequestAsync("author_pendingExtrinsics", [], TimeSpan.FromSeconds(5), ct);
-                if (pool.ValueKind == JsonValueKind.Array && pool.GetArrayLength() >= count) return;
-            }
-            catch (ChainUnavailableException)
-            {
-                // The node is restarting; the client reconnects.
-            }
-            await Task.Delay(20, ct); // polling the node's pool for the event
-        }
+        await using var pool = await NodePool.SubscribeAsync(chain.Client, ct);
+        await pool.WaitForAsync(count, ct);
     }
 }

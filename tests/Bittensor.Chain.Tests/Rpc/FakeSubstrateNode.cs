@@ -65,6 +65,35 @@ internal sealed class FakeSubstrateNode : IAsyncDisposable
     /// <summary>Every method called, in order.</summary>
     public ConcurrentQueue<string> Calls { get; } = new();
 
+    private readonly List<(string Method, int Times, TaskCompletionSource Done)> _callWaits = [];
+
+    /// <summary>Completes once <paramref name="method"/> has been called <paramref name="times"/> times in all (counting the calls before).</summary>
+    public Task WhenCalled(string method, int times)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_callWaits)
+        {
+            if (Calls.Count(c => c == method) >= times) done.TrySetResult();
+            else _callWaits.Add((method, times, done));
+        }
+        return done.Task;
+    }
+
+    private void Called(string method)
+    {
+        lock (_callWaits)
+        {
+            Calls.Enqueue(method);
+            if (_callWaits.Count == 0) return;
+            var count = Calls.Count(c => c == method);
+            foreach (var w in _callWaits.Where(w => w.Method == method && count >= w.Times).ToList())
+            {
+                w.Done.TrySetResult();
+                _callWaits.Remove(w);
+            }
+        }
+    }
+
     /// <summary>What happens to a watched extrinsic: include it (at extrinsic index 1 = success, 2 = failure) or do nothing.</summary>
     public Func<string, SubmitPlan> OnSubmit { get; set; } = _ => SubmitPlan.IncludeSuccess;
 
@@ -255,7 +284,7 @@ internal sealed class FakeSubstrateNode : IAsyncDisposable
             var id = m.GetProperty("id").GetInt64();
             var method = m.GetProperty("method").GetString()!;
             var p = m.GetProperty("params");
-            node.Calls.Enqueue(method);
+            node.Called(method);
             if (!node.Answering) return;
             object? result;
             try

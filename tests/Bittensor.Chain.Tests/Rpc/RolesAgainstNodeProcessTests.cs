@@ -128,17 +128,11 @@ public sealed class RolesAgainstNodeProcessTests : IAsyncLifetime
         return b.Output;
     }
 
-    /// <summary>Until <paramref name="until"/> completes: a block whenever the pool is not empty.</summary>
+    /// <summary>Until <paramref name="until"/> completes: a block whenever the pool holds an extrinsic (the node's pool subscription, <see cref="NodePool"/>).</summary>
     private static async Task SealWhilePending(SubstrateChainBackend chain, Task until, CancellationToken ct)
     {
-        while (!until.IsCompleted)
-        {
-            var pool = await chain.Client.RequestAsync("author_pendingExtrinsics", [], null, ct);
-            if (pool.ValueKind == JsonValueKind.Array && pool.GetArrayLength() > 0)
-                await chain.Client.RequestAsync("dev_newBlock", [new Dictionary<string, object?> { ["count"] = 1 }], null, ct);
-            else
-                await Task.WhenAny(until, Task.Delay(20, ct)); // polling the pool for the role's next extrinsic
-        }
+        await using var pool = await NodePool.SubscribeAsync(chain.Client, ct);
+        await pool.SealWhilePendingAsync(until, ct);
     }
 
     [Fact]

@@ -42,14 +42,16 @@ public sealed class SubstrateClientTests : IAsyncLifetime
 
     private static readonly Sr25519KeyPair Alice = SecretUri.ToSr25519("//Alice");
 
-    private static async Task Eventually(Func<bool> condition, string what)
+    /// <summary>A connection-change handler and a task that completes when the handler sees a connection come back after one was lost.</summary>
+    private static (Action<bool> Changed, Task Reconnected) Reconnect()
     {
-        using var cts = new CancellationTokenSource(Guard);
-        while (!condition())
+        var reconnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var lost = 0;
+        return (connected =>
         {
-            if (cts.IsCancellationRequested) throw new TimeoutException($"never: {what}");
-            await Task.Delay(10);
-        }
+            if (!connected) Interlocked.Exchange(ref lost, 1);
+            else if (Volatile.Read(ref lost) == 1) reconnected.TrySetResult();
+        }, reconnected.Task);
     }
 
     [Fact]
@@ -212,11 +214,8 @@ public sealed class SubstrateClientTests : IAsyncLifetime
     public async Task After_a_dropped_connection_heads_keep_coming_on_the_resubscribed_stream()
     {
         await using var backend = await SubstrateChainBackend.ConnectAsync(Options());
-        var changes = new List<ChainConnectionChanged>();
-        backend.ConnectionChanged += c =>
-        {
-            lock (changes) changes.Add(c);
-        };
+        var (changed, reconnected) = Reconnect();
+        backend.ConnectionChanged += c => changed(c.Connected);
         using var cts = new CancellationTokenSource(Guard);
         await using var blocks = backend.SubscribeBlocksAsync(cts.Token).GetAsyncEnumerator(cts.Token);
         var pending = blocks.MoveNextAsync();
@@ -224,13 +223,10 @@ public sealed class SubstrateClientTests : IAsyncLifetime
         Assert.True(await pending);
         Assert.Equal(1UL, blocks.Current.Number);
 
-        var before = _node.Accepted;
+        var resubscribed = _node.WhenCalled("chain_subscribeNewHeads", 2);
         _node.DropAll();
-        await Eventually(() => _node.Accepted > before && _node.Calls.Count(c => c == "chain_subscribeNewHeads") >= 2, "resubscribed");
-        await Eventually(() =>
-        {
-            lock (changes) return changes.Any(c => !c.Connected) && changes.Last().Connected;
-        }, "disconnect and reconnect reported");
+        await resubscribed.WaitAsync(Guard);
+        await reconnected.WaitAsync(Guard); // the disconnect and the reconnect were reported
         pending = blocks.MoveNextAsync();
         _node.AddBlock([]);
         Assert.True(await pending);
@@ -242,8 +238,13 @@ public sealed class SubstrateClientTests : IAsyncLifetime
     public async Task A_silent_node_is_detected_by_the_keepalive_and_replaced()
     {
         await using var client = await JsonRpcClient.ConnectAsync(Options(keepAlive: TimeSpan.FromMilliseconds(200)).Rpc);
+        var (changed, reconnected) = Reconnect();
+        client.ConnectionChanged += c => changed(c.Connected);
+        var probed = _node.WhenCalled("system_health", 1);
         _node.Answering = false;
-        await Eventually(() => _node.Calls.Contains("system_health") && client.Generation >= 2, "keepalive reconnect");
+        await probed.WaitAsync(Guard); // the keepalive's probe went unanswered,
+        await reconnected.WaitAsync(Guard); // so the client dropped the connection and made a new one
+        Assert.True(client.Generation >= 2);
         _node.Answering = true;
         var hash = await client.RequestAsync("chain_getBlockHash", [0]);
         Assert.Equal(RpcHex.Encode(_node.Genesis), hash.GetString());
@@ -385,9 +386,12 @@ public sealed class SubstrateClientTests : IAsyncLifetime
     {
         await using var backend = await SubstrateChainBackend.ConnectAsync(Options());
         Assert.Equal(148u, backend.SpecVersion);
+        var upgraded = new TaskCompletionSource<uint>(TaskCreationOptions.RunContinuationsAsynchronously);
+        backend.RuntimeChanged += spec => upgraded.TrySetResult(spec);
         _node.SpecVersion = 149;
         _node.DropAll(); // reconnect → the runtime version is read again
-        await Eventually(() => backend.SpecVersion == 149, "spec 149 picked up");
+        Assert.Equal(149u, await upgraded.Task.WaitAsync(Guard));
+        Assert.Equal(149u, backend.SpecVersion);
         Assert.Equal(149u, (await backend.GetIdentityAsync()).SpecVersion);
     }
 
