@@ -362,17 +362,14 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
     private static async Task<int> AxonPortOnChain(Bittensor.Chain.Rpc.SubstrateChainBackend chain, ushort netuid, Bittensor.Core.Domain.AccountId hotkey, CancellationToken ct) =>
         Assert.Single(await chain.GetNeuronsAsync(netuid, ct), n => n.Hotkey.Equals(hotkey)).Axon.Port;
 
-    /// <summary>Until cancelled: a block whenever the node's pool holds an extrinsic (the pool has no subscription: it is looked at every 20 ms).</summary>
+    /// <summary>Until cancelled: a block whenever the node's pool holds an extrinsic (its pool subscription, <c>NodePool</c>).</summary>
     private static async Task SealWhilePending(Bittensor.Chain.Rpc.SubstrateChainBackend chain, CancellationToken ct)
     {
-        while (!ct.IsCancellationRequested)
-        {
-            var pool = await chain.Client.RequestAsync("author_pendingExtrinsics", [], null, ct);
-            if (pool.ValueKind == System.Text.Json.JsonValueKind.Array && pool.GetArrayLength() > 0)
-                await chain.Client.RequestAsync("dev_newBlock", [new Dictionary<string, object?> { ["count"] = 1 }], null, ct);
-            else
-                await Task.Delay(20, ct);
-        }
+        var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var registration = ct.Register(() => cancelled.TrySetResult());
+        await using var pool = await Bittensor.Chain.Tests.Rpc.NodePool.SubscribeAsync(chain.Client, ct);
+        await pool.SealWhilePendingAsync(cancelled.Task, ct);
+        ct.ThrowIfCancellationRequested();
     }
 
     private static Bittensor.Core.Domain.AccountId ReadSs58(string path)
