@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Soak (issue 13 C): the real `btcli axon serve` with a model of fixed cost (--model.delay_ms, the model waits as a
 # GPU-bound one would) so that its capacity is known: max_workers / delay calls per second. A short closed-loop run
-# measures the capacity actually reached; then the project's `axon-load` offers FACTOR x that rate (paced, --rate) for
-# SOAK_SECONDS. Every SAMPLE seconds: the server's RSS, threads and the .NET thread-pool queue length (from its
+# measures the capacity actually reached, with min(workers + queue, the axon's limits.calls_in_flight) callers: as
+# many as the axon admits at once, so no call is shed and the model is always busy (with one caller more than
+# calls_in_flight, that caller is shed at every moment and the closed loop re-sends at once: a shed loop of ~9,000
+# sheds/s that costs the server CPU and measures nothing; session 10 saw 25,471-180,572 sheds in this step); then
+# the project's `axon-load` offers FACTOR x that rate (paced, --rate) for SOAK_SECONDS. Every SAMPLE seconds: the server's RSS, threads and the .NET thread-pool queue length (from its
 # /metrics). At the end: the load's codes (only NucleusFull = shed may appear besides Success), the server's log
 # searched for warnings (Kestrel logs "heartbeat ... thread pool starvation" at Warning), and RSS after warm-up
 # (first WARM seconds) as min / max / spread.
@@ -10,7 +13,8 @@
 # Usage (after `dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks`):
 #   nice -n 10 benchmarks/soak.sh
 #   SOAK_SECONDS=120 FACTOR=2 DELAY_MS=5 WORKERS=1 QUEUE=64 CALLERS=256 benchmarks/soak.sh
-#   SERVER_ARGS="--axon.transport kestrel" benchmarks/soak.sh   (extra `axon serve` options)
+#   SERVER_ARGS="--axon.transport kestrel" benchmarks/soak.sh   (extra `axon serve` options; a
+#   `--axon.limits.calls_in_flight N` there also bounds the capacity step's callers, 0 = no limit)
 #   RATE=184 GCDUMPS="60 300 590" OUT=/tmp/soak benchmarks/soak.sh   (fixed offered rate; managed-heap snapshots by
 #   type at those seconds, kept in OUT: compare them with `dotnet-gcdump report FILE`; each forces a full GC)
 # Timings live here and in benchmarks/results/reliability.md, never in tests.
@@ -75,8 +79,13 @@ done
 # Warm-up, not measured: a cold axon on a loaded box answered its first 65 concurrent calls after their deadline
 # (JIT, first connections); 10 s with 8 callers first.
 dotnet "$BENCH" axon-load --target "127.0.0.1:$port" --concurrency 8 --seconds 10 >/dev/null 2>&1 || true
-# Capacity: closed loop with as many callers as the axon admits (workers + queue: no shedding, the model always busy), 20 s.
-cap_row=$(dotnet "$BENCH" axon-load --target "127.0.0.1:$port" --concurrency $((WORKERS + QUEUE)) --seconds 20 | grep -E '^\| [0-9]' || true)
+# Capacity: closed loop with as many callers as the axon admits at once (workers + queue, and at most its
+# limits.calls_in_flight: 64 unless SERVER_ARGS sets it), 20 s: no shedding, the model always busy.
+calls_in_flight=$(grep -oE -- '--axon\.limits\.calls_in_flight[ =]+[0-9]+' <<< " ${SERVER_ARGS:-} " | grep -oE '[0-9]+$' | tail -1 || true)
+calls_in_flight=${calls_in_flight:-64}
+cap_callers=$((WORKERS + QUEUE))
+if (( calls_in_flight > 0 && calls_in_flight < cap_callers )); then cap_callers=$calls_in_flight; fi
+cap_row=$(dotnet "$BENCH" axon-load --target "127.0.0.1:$port" --concurrency "$cap_callers" --seconds 20 | grep -E '^\| [0-9]' || true)
 capacity=$(echo "$cap_row" | awk -F'|' '{ gsub(/ /, "", $3); print $3 }')
 [[ -n "$capacity" && "$capacity" != "0" ]] || { echo "soak.sh: capacity run failed: $cap_row" >&2; exit 1; }
 rate=$(awk -v c="$capacity" -v f="$FACTOR" 'BEGIN { printf "%.0f", c * f }')
@@ -84,7 +93,7 @@ rate=$(awk -v c="$capacity" -v f="$FACTOR" 'BEGIN { printf "%.0f", c * f }')
 # and with it "2x capacity"); the measured capacity is still printed.
 offered="$FACTOR x measured capacity"
 if [[ -n "${RATE:-}" ]]; then rate=$RATE; offered="RATE=$RATE fixed, = $(awk -v r="$RATE" -v c="$capacity" 'BEGIN { printf "%.1f", r / c }') x this run's measured capacity"; fi
-echo "# capacity (closed loop, $((WORKERS + QUEUE)) callers, 20 s): $cap_row"
+echo "# capacity (closed loop, $cap_callers callers = min(workers + queue $((WORKERS + QUEUE)), calls_in_flight $calls_in_flight), 20 s): $cap_row"
 echo "#   theoretical: $WORKERS worker(s) / $DELAY_MS ms = $(awk -v w="$WORKERS" -v d="$DELAY_MS" 'BEGIN { printf "%.0f", w * 1000 / d }') calls/s; measured $capacity calls/s served"
 echo "# load: dotnet $BENCH axon-load --target 127.0.0.1:PORT --concurrency $CALLERS --rate $rate --seconds $SOAK_SECONDS   ($offered)"
 
