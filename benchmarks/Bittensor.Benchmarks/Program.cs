@@ -6,7 +6,7 @@ using Bittensor.Benchmarks.Models;
 namespace Bittensor.Benchmarks;
 
 /// <summary>
-/// Entry point: harnesses by name (<c>axon-load</c>, <c>fanout</c>, <c>epoch-cpu</c>, <c>model-batching</c>,
+/// Entry point: harnesses by name (<c>axon-load</c>, <c>fanout</c>, <c>socket-floor</c>, <c>epoch-cpu</c>, <c>model-batching</c>,
 /// <c>model-forward</c>, <c>node-load</c>, <c>metagraph-sync</c>), otherwise every BenchmarkDotNet class in this assembly, selectable with <c>--filter</c>.
 /// </summary>
 public static class Program
@@ -32,6 +32,8 @@ public static class Program
                 return await AxonFlood.Run(args[1..]);
             case "fanout":
                 return await FanOutLoad.Run(args[1..]);
+            case "socket-floor":
+                return await Axon.SocketFloor.Run(args[1..]);
             case "epoch-cpu" when args.Length == 1:
                 EpochBenchmarkInputs.RunCpuTime();
                 return 0;
