@@ -145,7 +145,19 @@ public static class TensorCodec
         var rented = pool.Rent(length);
         var dataBytes = (int)CheckedElementCount(shape) * 4;
         var header = length - dataBytes;
-        var destination = rented.AsSpan();
+        var pos = WriteFloat32Header(rented, shape);
+        Debug.Assert(pos == header, "header length");
+        var tensor = NewTensor(UnsafeByteOperations.UnsafeWrap(rented.AsMemory(0, length)), DataType.Float32, shape, modality, false);
+        return new PooledTensor(tensor, rented, pool, rented.AsMemory(header, dataBytes));
+    }
+
+    /// <summary>
+    /// Writes the buffer's bytes before the elements of a float32 tensor of <paramref name="shape"/> (map, nd, type,
+    /// kind, shape, the data bin's header: what <see cref="RentFloat32"/> writes); returns their length.
+    /// </summary>
+    internal static int WriteFloat32Header(Span<byte> destination, ReadOnlySpan<long> shape)
+    {
+        var dataBytes = (int)CheckedElementCount(shape) * 4;
         Prefix.CopyTo(destination);
         (destination[DtypeOffset], destination[DtypeOffset + 1]) = DtypeChars(DataType.Float32);
         var pos = Prefix.Length;
@@ -154,9 +166,7 @@ public static class TensorCodec
         DataKey.CopyTo(destination[pos..]);
         pos += DataKey.Length;
         pos += WriteBinHeader(destination[pos..], dataBytes);
-        Debug.Assert(pos == header, "header length");
-        var tensor = NewTensor(UnsafeByteOperations.UnsafeWrap(rented.AsMemory(0, length)), DataType.Float32, shape, modality, false);
-        return new PooledTensor(tensor, rented, pool, rented.AsMemory(header, dataBytes));
+        return pos;
     }
 
     /// <summary>A pooled proto tensor holding int64 values (see <see cref="ToPooledTensor(ReadOnlySpan{float}, ReadOnlySpan{long}, Modality, bool, ArrayPool{byte})"/>).</summary>

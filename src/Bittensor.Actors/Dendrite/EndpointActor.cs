@@ -294,8 +294,9 @@ internal sealed class EndpointActor : UntypedActor
             var method = backward ? BittensorMethod.Backward : BittensorMethod.Forward;
             if (round is not null)
             {
+                var landing = round.NewLanding(); // the answer's floats may be received straight into the result's array
                 var read = await connection.CallAsync(method, request, headers, deadline, CancellationToken.None,
-                    answer => round.Read(index, answer, Stopwatch.GetElapsedTime(started))).ConfigureAwait(false);
+                    answer => round.Read(index, answer, Stopwatch.GetElapsedTime(started), landing), landing).ConfigureAwait(false);
                 return (new EndpointReply(read.PeerCode, read.PeerMessage, null, read.Latency), read.Result);
             }
             var response = await connection.CallAsync(method, request, headers, deadline, CancellationToken.None);

@@ -28,6 +28,7 @@ internal sealed class FanOutRound
     private readonly int _parallelism;
     private readonly TaskCompletionSource<IReadOnlyList<EndpointResult>> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly HeldOutcome?[] _outcomes;
+    private readonly Float32AnswerShape? _landingShape;
     private readonly bool _holdOutcomes;
     private ITimer? _guardTimer;
     private int _remaining;
@@ -60,11 +61,28 @@ internal sealed class FanOutRound
         _outcomes = new HeldOutcome?[endpoints.Count];
         _holdOutcomes = Distinct(endpoints);
         _remaining = endpoints.Count;
+        _landingShape = LandingShape(expectedShape);
         // The endpoint actor enforces each call's deadline; the guard only answers calls whose reply was lost (an actor
         // that died without answering). One guard per round: as long as the calls of all its waves, plus 2 s.
         var waves = (endpoints.Count + parallelism - 1) / Math.Max(1, parallelism);
         _guard = (timeout * Math.Max(1, waves)) + TimeSpan.FromSeconds(2);
     }
+
+    // Answers are received straight into their result arrays where the transport can (AnswerLanding); up to 1 MiB each.
+    private static Float32AnswerShape? LandingShape(long[] shape)
+    {
+        long count = 1;
+        foreach (var d in shape)
+        {
+            if (d <= 0 || d > 1 << 20) return null;
+            count *= d;
+            if (count > (1 << 20) / 4) return null;
+        }
+        return shape.Length is 0 or > TensorCodec.MaxRank ? null : new Float32AnswerShape(shape);
+    }
+
+    /// <summary>A landing for one call of the round (the array its answer's floats may be received into), or null.</summary>
+    public AnswerLanding? NewLanding() => _landingShape is null ? null : new AnswerLanding(_landingShape);
 
     /// <summary>The endpoints of the round.</summary>
     public IReadOnlyList<EndpointInfo> Endpoints { get; }
@@ -183,11 +201,11 @@ internal sealed class FanOutRound
     /// Reads a peer's answer on the transport's thread (its buffers are valid only during this call): the slot's result,
     /// with the peer's own code and message for the endpoint actor's bookkeeping.
     /// </summary>
-    public RoundAnswer Read(int index, TensorMessage answer, TimeSpan latency)
+    public RoundAnswer Read(int index, TensorMessage answer, TimeSpan latency, AnswerLanding? landing = null)
     {
         var endpoint = Endpoints[index];
         var result = answer.ReturnCode == ReturnCode.Success
-            ? Decode(endpoint, answer, latency)
+            ? Decode(endpoint, answer, latency, landing)
             : Fail(endpoint, answer.ReturnCode, answer.Message, latency);
         return new RoundAnswer(answer.ReturnCode, answer.Message, result, latency);
     }
@@ -196,15 +214,21 @@ internal sealed class FanOutRound
         new(endpoint, DenseTensor.Zeros(_expectedShape), code, message, latency);
 
     // A Success answer: float32 of the expected shape, every value finite.
-    private EndpointResult Decode(EndpointInfo endpoint, TensorMessage answer, TimeSpan latency)
+    private EndpointResult Decode(EndpointInfo endpoint, TensorMessage answer, TimeSpan latency, AnswerLanding? landing = null)
     {
         if (answer.Tensors.Count == 0) return Fail(endpoint, ReturnCode.EmptyResponse, "peer answered Success without a tensor", latency);
         var wire = answer.Tensors[0];
+        // The usual answer with its floats already received into the landing's array by the transport: no copy at all.
+        if (landing is not null && landing.TryTake(wire))
+            return Checked(endpoint, DenseTensor.Float32(_expectedShape, landing.Values), answer.Message, latency);
         var decoded = TensorCodec.Decode(wire);
         if (decoded.IsSuccess && decoded.Tensor.DataType == DataType.Float32 && decoded.Tensor.HasShape(_expectedShape))
         {
             // The usual answer: its floats go from the transport's buffer into the result's array, the one copy kept.
-            var floats = GC.AllocateUninitializedArray<float>(decoded.Tensor.ElementCount);
+            // (A landing's array, when the transport did not land: it is this call's to use.)
+            var floats = landing is not null && landing.Values.Length == decoded.Tensor.ElementCount
+                ? landing.Values
+                : GC.AllocateUninitializedArray<float>(decoded.Tensor.ElementCount);
             decoded.Tensor.CopyTo(floats);
             return Checked(endpoint, DenseTensor.Float32(_expectedShape, floats), answer.Message, latency);
         }

@@ -54,6 +54,16 @@ public interface IPeerConnection : IDisposable
         ArgumentNullException.ThrowIfNull(read);
         return read(await CallAsync(method, request, headers, deadline, cancellationToken).ConfigureAwait(false));
     }
+
+    /// <summary>
+    /// As <see cref="CallAsync{T}(BittensorMethod, TensorMessage, Metadata, DateTime, CancellationToken, Func{TensorMessage, T})"/>,
+    /// and the transport may receive the answer's tensor data straight into <paramref name="landing"/>'s array (the lean
+    /// client does, for an answer in the 2021 layout): <paramref name="read"/> then asks
+    /// <see cref="AnswerLanding.TryTake"/> whether the elements are there. The default ignores the landing (nothing lands).
+    /// </summary>
+    Task<T> CallAsync<T>(BittensorMethod method, TensorMessage request, Metadata headers, DateTime deadline, CancellationToken cancellationToken,
+        Func<TensorMessage, T> read, AnswerLanding? landing)
+        where T : class => CallAsync(method, request, headers, deadline, cancellationToken, read);
 }
 
 /// <summary>What a server transport hands the service with each call.</summary>

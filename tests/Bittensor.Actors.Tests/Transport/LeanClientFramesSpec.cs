@@ -43,4 +43,37 @@ public sealed class LeanClientFramesSpec(Xunit.Abstractions.ITestOutputHelper ou
         if (server == "lean") Assert.Equal(Calls, frames);
         else Assert.True(frames >= Calls, $"{frames} DATA frames for {Calls} answers");
     }
+
+    /// <summary>
+    /// The dendrite's fan-out (what <c>btcli run validator</c> queries peers with) over the lean client: each answer's
+    /// floats are received from the socket straight into its result's array (<see cref="AnswerLanding"/>), and the
+    /// results are the axon's answers, value for value, from the lean server and from Kestrel (16 KB DATA frames).
+    /// </summary>
+    [Theory]
+    [InlineData("kestrel")]
+    [InlineData("lean")]
+    public async Task A_dendrite_round_receives_each_answer_straight_into_its_results_array(string server)
+    {
+        var options = new AxonOptions { Transport = server == "lean" ? new LeanServerTransport() : new KestrelServerTransport() };
+        var (_, port) = await StartAxon(Loopback(networkDim: 1024), DemoModels.Echo(1024), options);
+        var dendrite = new Bittensor.Actors.Dendrite.Dendrite(Sys, new KeyPairRequestSigner(Alice),
+            Bittensor.Actors.Dendrite.DendriteSettings.Default with { NetworkDim = 1024, Timeout = TimeSpan.FromSeconds(30) });
+        var tokens = new long[1, 16];
+        for (var i = 0; i < 16; i++) tokens[0, i] = i + 1;
+        var expected = DemoModels.EchoForward(DenseTensor.Int64([1, 16], [.. Enumerable.Range(1, 16).Select(t => (long)t)]), 1024).Floats;
+        float[]? previous = null;
+
+        for (var round = 0; round < 4; round++)
+        {
+            var result = (await dendrite.ForwardText([new Bittensor.Core.Domain.EndpointInfo(Bob.ToSs58(), "127.0.0.1", port)], tokens))[0];
+            Assert.Equal(ReturnCode.Success, result.Code);
+            Assert.Equal(expected, result.Tensor.Floats);
+            Assert.NotSame(previous, result.Tensor.Floats); // each result owns its array
+            previous = result.Tensor.Floats;
+        }
+
+        var landed = LeanClientTransport.BytesLandedFrom(port);
+        _output.WriteLine($"{server}: {landed} answer bytes received straight into results' arrays over 4 rounds");
+        Assert.True(landed > 0, "no answer bytes were received straight into a result's array");
+    }
 }

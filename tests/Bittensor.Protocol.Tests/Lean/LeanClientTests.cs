@@ -175,12 +175,13 @@ public sealed class LeanClientTests
 
     // Serves one answer (the given bytes after the request) and returns the call's outcome.
     private static async Task<(TensorMessage? Answer, RpcException? Error, ScriptedServer Server)> Scripted(Func<int, byte[]> answer, int? maxReceive = null,
-        bool close = false, bool reader = false)
+        bool close = false, bool reader = false, long[]? landing = null)
     {
         var server = new ScriptedServer();
         using var c = Connect(server, maxReceive);
         // A reader call (the dendrite's fan-out) keeps a deep copy: the answer's own buffers are the transport's.
-        var call = reader ? Read(c, a => TensorMessage.Parser.ParseFrom(a.ToByteArray())) : Call(c);
+        var call = landing is not null ? Landed(c, new AnswerLanding(new Float32AnswerShape(landing)))
+            : reader ? Read(c, a => TensorMessage.Parser.ParseFrom(a.ToByteArray())) : Call(c);
         await server.ReadRequest();
         await server.Send(Concat(Frame(H2.Settings, 0, 0, []), answer(1)));
         if (close) server.Close();
@@ -278,12 +279,17 @@ public sealed class LeanClientTests
     [MemberData(nameof(HostileAnswers))]
     public Task A_broken_or_hostile_answer_ends_the_call_with_a_clear_status(string kind, StatusCode expected) => Hostile(kind, expected, reader: false);
 
+    /// <summary>The same answers to a call whose answer's floats may land in the caller's array (the dendrite's fan-out).</summary>
+    [Theory]
+    [MemberData(nameof(HostileAnswers))]
+    public Task A_broken_or_hostile_answer_ends_a_landing_call_with_the_same_status(string kind, StatusCode expected) => Hostile(kind, expected, reader: true, landing: true);
+
     /// <summary>The same answers to a reader call (the dendrite's fan-out: read on the read loop, in place when whole in one frame).</summary>
     [Theory]
     [MemberData(nameof(HostileAnswers))]
     public Task A_broken_or_hostile_answer_ends_a_reader_call_with_the_same_status(string kind, StatusCode expected) => Hostile(kind, expected, reader: true);
 
-    private static async Task Hostile(string kind, StatusCode expected, bool reader)
+    private static async Task Hostile(string kind, StatusCode expected, bool reader, bool landing = false)
     {
         var message = Answer(1024).ToByteArray();
         var close = kind is "closed-mid-answer" or "truncated-message";
@@ -312,7 +318,7 @@ public sealed class LeanClientTests
             "push" => Frame(H2.PushPromise, H2.EndHeaders, id, [0, 0, 0, 2, .. Ok]),
             "closed-mid-answer" => Concat(Frame(H2.Headers, H2.EndHeaders, id, Ok), Frame(H2.Data, 0, id, Grpc(message))[..200]),
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),
-        }, maxReceive: 1024 * 1024, close: close, reader: reader);
+        }, maxReceive: 1024 * 1024, close: close, reader: reader, landing: landing ? [1, 16, 64] : null);
         await using var _ = server;
 
         Assert.Null(answer);
@@ -447,6 +453,87 @@ public sealed class LeanClientTests
     private static byte[][] TwoFrames(int id, byte[] grpc) => [Frame(H2.Data, 0, id, grpc[..(grpc.Length / 2)]), Frame(H2.Data, 0, id, grpc[(grpc.Length / 2)..])];
 
     private static H2ClientConnection Current(IPeerConnection c) => ((LeanPeerConnection)c).Current!;
+
+    // A landing call whose reader gives back the answer as sent: taken from the landing (its floats put back into a
+    // copy of the buffer) or, when the landing did not take it, as read.
+    private static async Task<TensorMessage> Landed(IPeerConnection c, AnswerLanding landing) =>
+        (await c.CallAsync(BittensorMethod.Forward, new TensorMessage { Version = 150, Hotkey = "5Grw" }, Headers(), DateTime.UtcNow.Add(Wait), CancellationToken.None,
+            a =>
+            {
+                var took = a.Tensors.Count > 0 && landing.TryTake(a.Tensors[0]);
+                var copy = TensorMessage.Parser.ParseFrom(a.ToByteArray());
+                if (took)
+                {
+                    var buffer = copy.Tensors[0].Buffer.ToByteArray();
+                    System.Runtime.InteropServices.MemoryMarshal.AsBytes(landing.Values.AsSpan()).CopyTo(buffer.AsSpan(buffer.Length - (landing.Values.Length * 4)));
+                    copy.Tensors[0].Buffer = ByteString.CopyFrom(buffer);
+                }
+                return new LandedAnswer(copy, took);
+            }, landing)).Answer;
+
+    private sealed record LandedAnswer(TensorMessage Answer, bool Took);
+
+    [Fact]
+    public async Task A_landing_call_gets_its_answers_floats_from_the_socket_straight_into_its_own_array()
+    {
+        await using var server = new ScriptedServer();
+        using var c = Connect(server);
+        var shape = new Float32AnswerShape([1, 16, 1024]);
+
+        for (var i = 0; i < 4; i++)
+        {
+            var expected = Answer(16 * 1024);
+            expected.Hotkey = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
+            expected.Message = $"answer {i}";
+            var values = TensorCodec.Decode(expected.Tensors[0]).Tensor.ToFloat32Array();
+            var landing = new AnswerLanding(shape);
+            var took = false;
+            var call = c.CallAsync(BittensorMethod.Forward, new TensorMessage { Version = 150, Hotkey = "5Grw" }, Headers(), DateTime.UtcNow.Add(Wait),
+                CancellationToken.None, a =>
+                {
+                    took = landing.TryTake(a.Tensors[0]);
+                    return a.Message;
+                }, landing);
+            var id = (2 * i) + 1;
+            await server.ReadRequest(f => f.Type == H2.Data && f.Stream == id && (f.Flags & H2.EndStream) != 0);
+            // Headers, the message in one DATA frame and the trailers in one write, as the lean server sends an answer.
+            await server.Send(Concat(i == 0 ? Frame(H2.Settings, 0, 0, []) : [], Frame(H2.Headers, H2.EndHeaders, id, Ok), Frame(H2.Data, 0, id, Grpc(expected.ToByteArray())), Trailers(id)));
+
+            Assert.Equal($"answer {i}", await call.WaitAsync(Wait));
+            Assert.True(took, $"call {i}: the landing did not take the answer");
+            Assert.Equal(values, landing.Values);
+        }
+        // After the first answer the read at a frame start stops where the answer's floats begin: from then on they come
+        // from the socket straight into each call's array.
+        Assert.True(Current(c).LandingHint > 0);
+        Assert.True(Current(c).BytesLandedDirectly > 0, "no answer bytes were received straight into a landing");
+        Assert.Equal(0, Current(c).ReadsInPlace);
+    }
+
+    [Fact]
+    public async Task A_landing_call_gets_an_answer_in_many_padded_frames_exactly()
+    {
+        var expected = Answer(16 * 1024);
+        var grpc = Grpc(expected.ToByteArray());
+        var (answer, error, server) = await Scripted(id =>
+        {
+            var parts = new List<byte[]> { Frame(H2.Headers, H2.EndHeaders, id, Ok) };
+            var rng = new Random(5);
+            for (var at = 0; at < grpc.Length;)
+            {
+                var n = Math.Min(grpc.Length - at, rng.Next(1, 300));
+                var pad = rng.Next(0, 40);
+                parts.Add(Frame(H2.Data, H2.Padded, id, [(byte)pad, .. grpc.AsSpan(at, n), .. new byte[pad]]));
+                at += n;
+            }
+            parts.Add(Trailers(id));
+            return Concat([.. parts]);
+        }, landing: [1, 16, 1024]);
+        await using var _ = server;
+
+        Assert.Null(error);
+        Assert.Equal(expected, answer);
+    }
 
     [Fact]
     public async Task A_call_over_the_peers_SETTINGS_MAX_CONCURRENT_STREAMS_waits_for_a_stream_to_end_then_goes()

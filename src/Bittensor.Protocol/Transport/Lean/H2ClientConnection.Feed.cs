@@ -15,7 +15,7 @@ internal sealed partial class H2ClientConnection
     internal Exception? Bug { get; private set; }
 
     /// <summary>A connection without a socket: what it sends is dropped; <see cref="Feed"/> gives it the peer's bytes.</summary>
-    internal static H2ClientConnection ForFeed(BittensorChannelOptions options) => new(null, "127.0.0.1:1", options);
+    internal static H2ClientConnection ForFeed(BittensorChannelOptions options) => new(null, 1, "127.0.0.1:1", options);
 
     /// <summary>
     /// Runs the read loop over <paramref name="peer"/> (the server's bytes after the client preface), handing them over

@@ -42,6 +42,7 @@ internal sealed partial class H2ClientConnection : IDisposable
 
     private readonly Socket? _socket; // null: socket-free (Feed: the fuzz target), the peer's bytes come from _feed
     private FeedInput? _feed;
+    private readonly int _port;
     private readonly int _maxReceive;
     private readonly int _maxSend;
     private readonly byte[] _forwardPrefix;
@@ -68,11 +69,14 @@ internal sealed partial class H2ClientConnection : IDisposable
     private TaskCompletionSource? _windowChanged;
     private bool _closed;
     private bool _goingAway;
+    private int _landingHint; // bytes from a frame start to an answer's first landed byte, as last seen (0: none yet)
+    private bool _originValid; // _buf[0] is where a read at a frame start with nothing buffered began, no compaction since
     private string _closeReason = "connection closed";
 
-    private H2ClientConnection(Socket? socket, string authority, BittensorChannelOptions options)
+    private H2ClientConnection(Socket? socket, int port, string authority, BittensorChannelOptions options)
     {
         _socket = socket;
+        _port = port;
         _maxReceive = options.MaxReceiveMessageSize ?? int.MaxValue;
         _maxSend = options.MaxSendMessageSize ?? int.MaxValue;
         _forwardPrefix = RequestPrefix("/Bittensor/Forward", authority);
@@ -149,7 +153,7 @@ internal sealed partial class H2ClientConnection : IDisposable
             throw new RpcException(new Status(StatusCode.Unavailable, $"could not connect to {host}:{port} ({why})"));
         }
         var authority = host.Contains(':', StringComparison.Ordinal) && !host.StartsWith('[') ? $"[{host}]:{port}" : $"{host}:{port}";
-        var conn = new H2ClientConnection(socket, authority, options);
+        var conn = new H2ClientConnection(socket, port, authority, options);
         var hello = new byte[24 + 9 + 24 + 9 + 4];
         H2.Preface.CopyTo(hello);
         var at = 24;
@@ -216,10 +220,12 @@ internal sealed partial class H2ClientConnection : IDisposable
     /// <summary>
     /// One unary call whose answer <paramref name="read"/> reads on the read loop while it sits in a pooled array (null:
     /// the answer is returned, in an array of its own). Every failure is an <see cref="RpcException"/>; a throwing reader
-    /// ends the call as <c>Internal</c>.
+    /// ends the call as <c>Internal</c>. With <paramref name="landing"/> (a reader call), the answer's tensor data is
+    /// received into the landing's array where the message is recognised (ClientStream.Feed): straight from
+    /// the socket when nothing else is buffered, and the reader finds it there (<see cref="AnswerLanding.TryTake"/>).
     /// </summary>
     public async Task<T> CallAsync<T>(BittensorMethod method, TensorMessage request, Metadata headers, DateTime deadline,
-        CancellationToken cancellationToken, Func<TensorMessage, T>? read)
+        CancellationToken cancellationToken, Func<TensorMessage, T>? read, AnswerLanding? landing = null)
         where T : class
     {
         var size = request.CalculateSize();
@@ -230,7 +236,11 @@ internal sealed partial class H2ClientConnection : IDisposable
             throw new RpcException(new Status(StatusCode.DeadlineExceeded, TransportStatus.DeadlineExceeded));
         if (cancellationToken.IsCancellationRequested) throw new RpcException(new Status(StatusCode.Cancelled, TransportStatus.Cancelled));
 
-        var s = new ClientStream(this, cancellationToken, _maxReceive) { Reader = read };
+        var s = new ClientStream(this, cancellationToken, _maxReceive)
+        {
+            Reader = read,
+            Landing = read is not null && AnswerLanding.Supported ? landing : null,
+        };
         if (remaining != Timeout.InfiniteTimeSpan || cancellationToken.CanBeCanceled)
         {
             // One source for both: the caller's token (linked) and the deadline (a timer); which one fired decides the status.
@@ -651,16 +661,21 @@ internal sealed partial class H2ClientConnection : IDisposable
         if (_start == _end)
         {
             _start = _end = 0; // nothing buffered: the whole buffer is free for the next receive
+            _originValid = atFrameStart;
         }
         else if (_start > 0 && _start + count > _buf.Length)
         {
             Buffer.BlockCopy(_buf, _start, _buf, 0, _end - _start);
             _end -= _start;
             _start = 0;
+            _originValid = false;
         }
+        // At a frame start with nothing buffered, after answers whose data landed (AnswerLanding): read only up to where
+        // the last answer's data began, so the next one's data is left in the socket for the landing's array.
+        var limit = atFrameStart && _end == 0 && _landingHint >= count ? _landingHint : _buf.Length;
         while (_end - _start < count)
         {
-            var n = await ReceiveAsync(_buf.AsMemory(_end)).ConfigureAwait(false);
+            var n = await ReceiveAsync(_buf.AsMemory(_end, (limit > _end ? limit : _buf.Length) - _end)).ConfigureAwait(false);
             if (n == 0)
             {
                 if (atFrameStart && _end == _start) return false;
@@ -678,6 +693,7 @@ internal sealed partial class H2ClientConnection : IDisposable
             if (_end == _start)
             {
                 _start = _end = 0;
+                _originValid = false;
                 await FillAsync(1, false).ConfigureAwait(false);
             }
             var k = Math.Min(count, _end - _start);
@@ -718,7 +734,7 @@ internal sealed partial class H2ClientConnection : IDisposable
             if (pad >= length) throw new H2ConnectionException(H2.ProtocolError, "DATA padding longer than the frame");
             data = length - 1 - pad;
         }
-        if (s is not null && s.Reader is not null && data > 5 && data <= _buf.Length)
+        if (s is not null && s.Reader is not null && s.Landing is null && data > 5 && data <= _buf.Length)
         {
             // A reader call whose whole message is this frame's data (what an axon sends when it may use large frames):
             // buffer the frame and read the message where it lies, instead of copying it into a message array.
@@ -738,17 +754,27 @@ internal sealed partial class H2ClientConnection : IDisposable
             if (buffered > 0)
             {
                 var k = Math.Min(data, buffered);
-                if (s is not null && !s.Feed(_buf.AsSpan(_start, k), out var failure)) s = FailFromFeed(s, failure);
+                if (s is not null)
+                {
+                    if (!s.Feed(_buf.AsSpan(_start, k), out var failure, out var gapAt)) s = FailFromFeed(s, failure);
+                    else if (gapAt >= 0 && _originValid) NoteLandingStart(_start + gapAt);
+                }
                 _start += k;
                 data -= k;
                 continue;
             }
             _start = _end = 0;
+            _originValid = false;
             if (s is not null && s.BodyTarget(data) is { Length: > 0 } target)
             {
                 // Nothing buffered and the stream wants message bytes: read them straight into the message's array.
                 var n = await ReceiveAsync(target).ConfigureAwait(false);
                 if (n == 0) throw new EndOfStreamException();
+                if (s.Landing is not null)
+                {
+                    Interlocked.Add(ref _bytesLandedDirectly, n);
+                    LeanClientTransport.CountLanded(_port, n);
+                }
                 s.Advance(n);
                 data -= n;
                 continue;
@@ -794,6 +820,22 @@ internal sealed partial class H2ClientConnection : IDisposable
             Ended(s, new Status(StatusCode.Internal, "peer ended the response without grpc-status trailers"));
         }
     }
+
+    // Where, counted from a frame start with nothing buffered, an answer's landed data began: the next such read stops there.
+    private void NoteLandingStart(int at)
+    {
+        if (at is > 9 and <= MaxLandingHint) _landingHint = at;
+    }
+
+    private const int MaxLandingHint = 8192;
+
+    /// <summary>Bytes the next read at a frame start takes at most (0: the whole buffer; tests).</summary>
+    internal int LandingHint => _landingHint;
+
+    /// <summary>Answer bytes received from the socket straight into a landing's array (tests).</summary>
+    internal long BytesLandedDirectly => Interlocked.Read(ref _bytesLandedDirectly);
+
+    private long _bytesLandedDirectly;
 
     private ClientStream? FailFromFeed(ClientStream s, Status failure)
     {
@@ -1113,16 +1155,19 @@ internal sealed partial class H2ClientConnection : IDisposable
         if (s.Reader is { } read)
         {
             // The stream is complete and removed: only this loop touches its array, which goes back once read.
+            s.MarkLanded();
             try
             {
                 s.ReadResult = read(answer);
             }
             catch (Exception e)
             {
+                s.Landing?.Release();
                 s.ReturnMessage();
                 s.Fail(new Status(StatusCode.Internal, $"reading the answer failed ({e.GetType().Name})"));
                 return;
             }
+            s.Landing?.Release();
             s.ReturnMessage();
         }
         s.Succeed(answer);
@@ -1159,8 +1204,18 @@ internal sealed partial class H2ClientConnection : IDisposable
 
     // ---------------------------------------------------------------- one call
 
-    private sealed class ClientStream(H2ClientConnection owner, CancellationToken token, int maxReceive)
+    internal sealed class ClientStream(H2ClientConnection owner, CancellationToken token, int maxReceive)
     {
+        // Landing (AnswerLanding): message bytes are taken in pieces of at most ProbeChunk until the head tells where the
+        // first tensor's buffer field ends (FindGap); a head longer than ProbeLimit is not looked at further.
+        private const int ProbeChunk = 256;
+        private const int ProbeLimit = 4096;
+        private int _gapStart = -1; // message offset of the first landed byte; -1 while not known
+        private bool _landingOff; // this message is not landed (not recognised, too large, or no landing)
+
+        /// <summary>Where the answer's tensor data may go (null: none).</summary>
+        public AnswerLanding? Landing;
+
         private readonly H2ClientConnection _owner = owner;
         private readonly int _maxReceive = maxReceive;
         private int _prefixFilled;
@@ -1197,7 +1252,7 @@ internal sealed partial class H2ClientConnection : IDisposable
         /// <summary>
         /// True when a DATA frame of <paramref name="count"/> bytes starting with <paramref name="prefix"/> is this stream's
         /// whole message: nothing of a message taken yet, an uncompressed gRPC prefix announcing exactly the rest, within
-        /// the receive limit. Anything else goes to <see cref="Feed"/>, which also reports what is wrong with it.
+        /// the receive limit. Anything else goes to <see cref="Feed(ReadOnlySpan{byte}, out Status)"/>, which also reports what is wrong with it.
         /// </summary>
         public bool IsWholeMessage(ReadOnlySpan<byte> prefix, int count)
         {
@@ -1296,9 +1351,20 @@ internal sealed partial class H2ClientConnection : IDisposable
         private void Release() => Registration.Dispose();
 
         /// <summary>Takes DATA bytes (the gRPC length-prefixed message); false with a status when the answer is refused.</summary>
-        public bool Feed(ReadOnlySpan<byte> bytes, out Status failure)
+        public bool Feed(ReadOnlySpan<byte> bytes, out Status failure) => Feed(bytes, out failure, out _);
+
+        /// <summary>
+        /// Takes DATA bytes (the gRPC length-prefixed message); false with a status when the answer is refused. A landing
+        /// stream's tensor data goes to the landing's array, the rest of the message to the message array;
+        /// <paramref name="gapAt"/> is the offset in <paramref name="bytes"/> where the landed data begins (or would, when
+        /// they end there), -1 when not within them.
+        /// </summary>
+        public bool Feed(ReadOnlySpan<byte> bytes, out Status failure, out int gapAt)
         {
             failure = default;
+            gapAt = -1;
+            var total = bytes.Length;
+            int Consumed(ReadOnlySpan<byte> rest) => total - rest.Length;
             while (!bytes.IsEmpty)
             {
                 if (_prefixFilled < 5)
@@ -1338,6 +1404,7 @@ internal sealed partial class H2ClientConnection : IDisposable
                     {
                         Message = GC.AllocateUninitializedArray<byte>(Math.Min(MessageLength, FirstChunk));
                     }
+                    if (Landing is null || !_pooled || MessageLength < Landing.DataLength) _landingOff = true;
                     continue;
                 }
                 if (Filled == MessageLength)
@@ -1346,12 +1413,140 @@ internal sealed partial class H2ClientConnection : IDisposable
                     return false;
                 }
                 var k = Math.Min(bytes.Length, MessageLength - Filled);
+                if (_gapStart >= 0)
+                {
+                    if (Filled == _gapStart && gapAt < 0) gapAt = Consumed(bytes);
+                    var gapEnd = _gapStart + Landing!.DataLength;
+                    if (Filled >= _gapStart && Filled < gapEnd)
+                    {
+                        k = Math.Min(k, gapEnd - Filled);
+                        bytes[..k].CopyTo(Landing.Bytes.Span[(Filled - _gapStart)..]);
+                        Filled += k;
+                        bytes = bytes[k..];
+                        continue;
+                    }
+                    if (Filled < _gapStart) k = Math.Min(k, _gapStart - Filled);
+                }
+                else if (!_landingOff)
+                {
+                    k = Math.Min(k, ProbeChunk);
+                }
                 Grow(k);
                 bytes[..k].CopyTo(Message.AsSpan(Filled));
                 Filled += k;
                 bytes = bytes[k..];
+                if (_gapStart < 0 && !_landingOff)
+                {
+                    Decide();
+                    if (_gapStart >= 0 && Filled >= _gapStart && gapAt < 0 && Consumed(bytes) - (Filled - _gapStart) >= 0)
+                        gapAt = Consumed(bytes) - (Filled - _gapStart);
+                }
             }
+            if (_gapStart >= 0 && Filled == _gapStart && gapAt < 0) gapAt = total;
             return true;
+        }
+
+        /// <summary>
+        /// Finds where the first tensor's data goes (<see cref="FindGap"/>) once enough of the head is here; bytes of it
+        /// already taken into the message array move to the landing's array.
+        /// </summary>
+        private void Decide()
+        {
+            var dataLength = Landing!.DataLength;
+            var at = FindGap(Message.AsSpan(0, Filled), MessageLength, dataLength);
+            if (at == NeedMore)
+            {
+                if (Filled >= ProbeLimit || Filled == MessageLength) _landingOff = true;
+                return;
+            }
+            if (at < 0)
+            {
+                _landingOff = true;
+                return;
+            }
+            _gapStart = at;
+            if (Filled > at) Message.AsSpan(at, Math.Min(Filled, at + dataLength) - at).CopyTo(Landing.Bytes.Span);
+        }
+
+        /// <summary>Before the reader runs (the message complete): tells the landing where its bytes were taken from.</summary>
+        public void MarkLanded()
+        {
+            if (Landing is not null && _gapStart >= 0 && Filled == MessageLength) Landing.Landed(Message, _gapStart);
+        }
+
+        /// <summary>The message offset of the first landed byte (-1: not landed; tests).</summary>
+        internal int GapStart => _gapStart;
+
+        private const int NeedMore = -1;
+        private const int NoGap = -2;
+
+        /// <summary>
+        /// Scans the head of a <see cref="TensorMessage"/> (the first <paramref name="m"/>.Length of its
+        /// <paramref name="messageLength"/> bytes) for its first tensor's <c>buffer</c> field: the message offset of the
+        /// field's last <paramref name="dataLength"/> bytes (where the 2021 layout keeps the elements), <see cref="NeedMore"/>
+        /// when the head is not all here yet, <see cref="NoGap"/> when the message has no such field (or is malformed:
+        /// the parser reports that later).
+        /// </summary>
+        internal static int FindGap(ReadOnlySpan<byte> m, int messageLength, int dataLength)
+        {
+            var pos = 0;
+            long end = messageLength; // of the message, then of its first tensor; every read stays before it
+            var inTensor = false;
+            while (true)
+            {
+                if (pos >= end) return NoGap; // the message (or the first tensor) ended without a buffer field
+                var r = Varint(m, ref pos, end, out var tag);
+                if (r != 0) return r;
+                if (!inTensor && tag == 42)
+                {
+                    r = Varint(m, ref pos, end, out var length);
+                    if (r != 0) return r;
+                    if (length > (ulong)(end - pos)) return NoGap;
+                    end = pos + (long)length; // the first tensor's fields
+                    inTensor = true;
+                    continue;
+                }
+                if (inTensor && tag == 18)
+                {
+                    r = Varint(m, ref pos, end, out var length);
+                    if (r != 0) return r;
+                    if (length > (ulong)(end - pos) || length < (ulong)dataLength) return NoGap;
+                    return (int)(pos + (long)length - dataLength);
+                }
+                if (tag >> 3 == 0) return NoGap;
+                ulong skip;
+                switch (tag & 7)
+                {
+                    case 0:
+                        r = Varint(m, ref pos, end, out _);
+                        if (r != 0) return r;
+                        continue;
+                    case 1: skip = 8; break;
+                    case 5: skip = 4; break;
+                    case 2:
+                        r = Varint(m, ref pos, end, out skip);
+                        if (r != 0) return r;
+                        break;
+                    default: return NoGap;
+                }
+                if (skip > (ulong)(end - pos)) return NoGap;
+                pos += (int)skip;
+            }
+        }
+
+        // 0 with the value; NeedMore when the bytes here stop inside it; NoGap when it runs past `end` or over 10 bytes.
+        private static int Varint(ReadOnlySpan<byte> m, ref int pos, long end, out ulong value)
+        {
+            value = 0;
+            for (var shift = 0; shift < 70; shift += 7)
+            {
+                if (pos >= end) return NoGap;
+                if (pos >= m.Length) return NeedMore;
+                var b = m[pos++];
+                value |= (ulong)(b & 0x7F) << shift;
+                if (b < 0x80) return 0;
+            }
+            return NoGap;
         }
 
         /// <summary>Where up to <paramref name="available"/> message bytes may be read directly; empty outside a message body.</summary>
@@ -1359,6 +1554,13 @@ internal sealed partial class H2ClientConnection : IDisposable
         {
             if (_prefixFilled < 5 || Filled >= MessageLength) return Memory<byte>.Empty;
             var k = Math.Min(available, MessageLength - Filled);
+            if (!_landingOff)
+            {
+                // A landing stream reads straight from the socket only into the landing's array; its head and tail go
+                // through the connection's buffer (small), so a read never takes its data into the message array.
+                if (_gapStart < 0 || Filled < _gapStart || Filled >= _gapStart + Landing!.DataLength) return Memory<byte>.Empty;
+                return Landing.Bytes.Slice(Filled - _gapStart, Math.Min(k, _gapStart + Landing.DataLength - Filled));
+            }
             Grow(k);
             return Message.AsMemory(Filled, Math.Min(k, Message.Length - Filled));
         }

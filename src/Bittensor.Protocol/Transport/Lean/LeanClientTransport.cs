@@ -30,6 +30,14 @@ public sealed class LeanClientTransport : IClientTransport
 
     internal static void CountConnection(int port) => s_connectionsByPort.AddOrUpdate(port, 1, static (_, n) => n + 1);
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, long> s_landedByPort = new();
+
+    /// <summary>Answer bytes this process's lean clients received from <paramref name="port"/> straight into a caller's <see cref="AnswerLanding"/> (tests).</summary>
+    internal static long BytesLandedFrom(int port) => s_landedByPort.GetValueOrDefault(port);
+
+    internal static void CountLanded(int port, int bytes) =>
+        s_landedByPort.AddOrUpdate(port, static (_, n) => n, static (_, total, n) => total + n, (long)bytes);
+
     private readonly TimeProvider _time;
 
     private LeanClientTransport()
@@ -87,8 +95,17 @@ internal sealed class LeanPeerConnection(string host, int port, BittensorChannel
         return CallCoreAsync(method, request, headers, deadline, cancellationToken, read);
     }
 
+    // As above; the answer's tensor data may be received straight into the landing's array (H2ClientConnection).
+    public Task<T> CallAsync<T>(BittensorMethod method, TensorMessage request, Metadata headers, DateTime deadline,
+        CancellationToken cancellationToken, Func<TensorMessage, T> read, AnswerLanding? landing)
+        where T : class
+    {
+        ArgumentNullException.ThrowIfNull(read);
+        return CallCoreAsync(method, request, headers, deadline, cancellationToken, read, landing);
+    }
+
     private Task<T> CallCoreAsync<T>(BittensorMethod method, TensorMessage request, Metadata headers, DateTime deadline,
-        CancellationToken cancellationToken, Func<TensorMessage, T>? read)
+        CancellationToken cancellationToken, Func<TensorMessage, T>? read, AnswerLanding? landing = null)
         where T : class
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -97,7 +114,7 @@ internal sealed class LeanPeerConnection(string host, int port, BittensorChannel
         lock (_gate)
         {
             if (_disposed) return Task.FromException<T>(new RpcException(new Status(StatusCode.Unavailable, "connection disposed")));
-            if (_current is { IsUsable: true } usable) return usable.CallAsync(method, request, headers, deadline, cancellationToken, read);
+            if (_current is { IsUsable: true } usable) return usable.CallAsync(method, request, headers, deadline, cancellationToken, read, landing);
             if (_connecting is null || _connecting.IsFaulted || _connecting.IsCanceled || (_connecting.IsCompletedSuccessfully && !_connecting.Result.IsUsable))
             {
                 if (_current is { TooManyPings: true } calm && !ReferenceEquals(calm, _calmedBy))
@@ -109,7 +126,7 @@ internal sealed class LeanPeerConnection(string host, int port, BittensorChannel
             }
             connecting = _connecting;
         }
-        return CallAfterConnectAsync(connecting, method, request, headers, deadline, cancellationToken, read);
+        return CallAfterConnectAsync(connecting, method, request, headers, deadline, cancellationToken, read, landing);
     }
 
     private async Task<H2ClientConnection> ConnectAsync(KeepAlivePolicy policy)
@@ -133,7 +150,7 @@ internal sealed class LeanPeerConnection(string host, int port, BittensorChannel
     }
 
     private static async Task<T> CallAfterConnectAsync<T>(Task<H2ClientConnection> connecting, BittensorMethod method, TensorMessage request,
-        Metadata headers, DateTime deadline, CancellationToken cancellationToken, Func<TensorMessage, T>? read)
+        Metadata headers, DateTime deadline, CancellationToken cancellationToken, Func<TensorMessage, T>? read, AnswerLanding? landing)
         where T : class
     {
         H2ClientConnection conn;
@@ -154,7 +171,7 @@ internal sealed class LeanPeerConnection(string host, int port, BittensorChannel
         {
             throw new RpcException(new Status(StatusCode.Cancelled, TransportStatus.Cancelled));
         }
-        return await conn.CallAsync(method, request, headers, deadline, cancellationToken, read).ConfigureAwait(false);
+        return await conn.CallAsync(method, request, headers, deadline, cancellationToken, read, landing).ConfigureAwait(false);
     }
 
     public void Dispose()

@@ -1,0 +1,154 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
+using Bittensor.Protocol.Wire;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace Bittensor.Protocol;
+
+/// <summary>
+/// The answer a caller expects: a float32 tensor of one shape, in the 2021 layout (msgpack-numpy, as
+/// <see cref="TensorCodec"/> writes it). Built once and shared by many calls' <see cref="AnswerLanding"/>s.
+/// </summary>
+public sealed class Float32AnswerShape
+{
+    /// <param name="shape">The expected shape (every dimension positive; at most 256 MiB of floats).</param>
+    /// <exception cref="ArgumentException">A shape with no elements, a rank above <see cref="TensorCodec.MaxRank"/>, or too large.</exception>
+    public Float32AnswerShape(ReadOnlySpan<long> shape)
+    {
+        var length = TensorCodec.GetEncodedLength(DataType.Float32, shape);
+        long count = 1;
+        foreach (var d in shape) count *= d;
+        if (count <= 0 || count > (256 << 20) / 4) throw new ArgumentException("the shape must have between 1 and 64 Mi elements", nameof(shape));
+        Shape = shape.ToArray();
+        ElementCount = (int)count;
+        Header = new byte[length - (ElementCount * 4)];
+        TensorCodec.WriteFloat32Header(Header, shape);
+    }
+
+    /// <summary>The expected shape.</summary>
+    public long[] Shape { get; }
+
+    /// <summary>Floats in an answer of <see cref="Shape"/>.</summary>
+    public int ElementCount { get; }
+
+    /// <summary>The buffer's bytes before the elements (msgpack map, nd, type, kind, shape, the data bin's header).</summary>
+    internal byte[] Header { get; }
+}
+
+/// <summary>
+/// Where a transport may receive an answer's tensor data straight from the socket: the caller's own
+/// <see cref="Values"/> array, instead of a transport buffer the caller then copies out of. Give one per call (through
+/// <see cref="IPeerConnection.CallAsync{T}(BittensorMethod, TensorMessage, Metadata, DateTime, CancellationToken, Func{TensorMessage, T}, AnswerLanding)"/>);
+/// in the reader, <see cref="TryTake"/> says whether the answer's first tensor is the expected one with its elements
+/// already in <see cref="Values"/>. A transport that does not land (gRPC, in-memory, a message the lean client does
+/// not recognise) leaves the buffer whole and <see cref="TryTake"/> false: the reader then decodes as it always did.
+/// The transport lands the last <c>4 × ElementCount</c> bytes of the first tensor's <c>buffer</c> field (where the
+/// 2021 layout keeps the elements); <see cref="TryTake"/> checks the rest (serializer, dtype, shape, the msgpack
+/// header byte for byte) and, when anything differs, copies the landed bytes back so the buffer is whole again.
+/// </summary>
+public sealed class AnswerLanding
+{
+    private readonly Float32AnswerShape _expected;
+    private byte[]? _message;
+    private int _gapStart;
+
+    /// <summary>A landing for one call expecting <paramref name="expected"/>; allocates its <see cref="Values"/>.</summary>
+    public AnswerLanding(Float32AnswerShape expected)
+    {
+        ArgumentNullException.ThrowIfNull(expected);
+        _expected = expected;
+        Values = GC.AllocateUninitializedArray<float>(expected.ElementCount);
+        Bytes = new FloatBytes(Values).Memory;
+    }
+
+    /// <summary>The array the elements land in (the caller's to keep once <see cref="TryTake"/> said true).</summary>
+    public float[] Values { get; }
+
+    /// <summary>Bytes a transport lands (the tail of the first tensor's buffer field).</summary>
+    internal int DataLength => _expected.ElementCount * 4;
+
+    /// <summary><see cref="Values"/> as bytes (little-endian hosts only: the wire's floats are little-endian).</summary>
+    internal Memory<byte> Bytes { get; }
+
+    /// <summary>Whether transports may land on this host.</summary>
+    internal static bool Supported => BitConverter.IsLittleEndian;
+
+    /// <summary>
+    /// Set by the transport right before the reader runs: the message array whose bytes
+    /// [<paramref name="gapStart"/>, <paramref name="gapStart"/> + DataLength) went to <see cref="Values"/> instead.
+    /// </summary>
+    internal void Landed(byte[] message, int gapStart)
+    {
+        _message = message;
+        _gapStart = gapStart;
+    }
+
+    /// <summary>Cleared by the transport once the reader returned (the message array goes back to its pool).</summary>
+    internal void Release() => _message = null;
+
+    /// <summary>True when the transport landed this call's answer data in <see cref="Values"/> (valid inside the reader).</summary>
+    public bool IsLanded => _message is not null;
+
+    /// <summary>
+    /// True when <paramref name="tensor"/> (the answer's first tensor, inside the reader) is the expected float32 answer
+    /// and its elements are in <see cref="Values"/>. False otherwise, with the tensor's buffer whole (the landed bytes
+    /// copied back if the transport had landed them), so the caller's general decoding sees the answer as sent.
+    /// </summary>
+    public bool TryTake(Tensor tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        if (_message is null) return false;
+        if (Covers(tensor.Buffer) && tensor.Serializer == Serializer.Msgpack && tensor.Dtype == DataType.Float32 && SameShape(tensor))
+        {
+            var header = _expected.Header;
+            if (_message.AsSpan(_gapStart - header.Length, header.Length).SequenceEqual(header)) return true;
+        }
+        Restore();
+        return false;
+    }
+
+    // The tensor's buffer is the message's bytes that end where the landed bytes end (the field the transport landed).
+    private bool Covers(ByteString buffer)
+    {
+        if (!MemoryMarshal.TryGetArray(buffer.Memory, out var segment) || !ReferenceEquals(segment.Array, _message)) return false;
+        return segment.Offset + segment.Count == _gapStart + DataLength && segment.Count == _expected.Header.Length + DataLength;
+    }
+
+    private bool SameShape(Tensor tensor)
+    {
+        var shape = _expected.Shape;
+        if (tensor.Shape.Count != shape.Length) return false;
+        for (var i = 0; i < shape.Length; i++)
+            if (tensor.Shape[i] != shape[i]) return false;
+        return true;
+    }
+
+    /// <summary>Copies the landed bytes back into the message, which is then whole; no longer landed.</summary>
+    private void Restore()
+    {
+        if (_message is null) return;
+        Bytes.Span.CopyTo(_message.AsSpan(_gapStart, DataLength));
+        _message = null;
+    }
+
+    /// <summary>A float array seen as bytes, so a socket can receive into it.</summary>
+    private sealed class FloatBytes(float[] values) : MemoryManager<byte>
+    {
+        public override Span<byte> GetSpan() => MemoryMarshal.AsBytes(values.AsSpan());
+
+        public override unsafe MemoryHandle Pin(int elementIndex = 0)
+        {
+            var handle = GCHandle.Alloc(values, GCHandleType.Pinned);
+            return new MemoryHandle((byte*)handle.AddrOfPinnedObject() + elementIndex, handle, this);
+        }
+
+        public override void Unpin()
+        {
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+        }
+    }
+}
