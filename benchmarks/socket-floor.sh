@@ -120,7 +120,7 @@ if [[ "$PERF" == 1 ]]; then
     env_part=${spec%%|*}; opts=${spec#*|}
     # shellcheck disable=SC2086
     env $env_part DOTNET_PerfMapEnabled=1 taskset -c "$LOAD_CORE" dotnet "$BENCH" socket-floor client --target "127.0.0.1:$port" \
-      --connections "$PERF_COUNT" --rounds 100000000 --warmup 500 --request "$REQUEST" --answer "$ANSWER" $opts --label "$v" > "$work/perf-$v.out" 2>&1 &
+      --connections "$PERF_COUNT" --rounds 10000000 --warmup 500 --request "$REQUEST" --answer "$ANSWER" $opts --label "$v" > "$work/perf-$v.out" 2>&1 &
     client=$!
     sleep 4
     kill -0 "$client" 2>/dev/null || { echo "socket-floor.sh: the $v client exited:" >&2; cat "$work/perf-$v.out" >&2; exit 1; }

@@ -149,23 +149,26 @@ public sealed class Dendrite
         long[] expectedShape, TimeSpan timeout, FanOutOptions? fanOut) =>
         new FanOutRound(endpoints, callFor, expectedShape, _codec, _actor, _settings.Parallelism, timeout, fanOut, _time).Start();
 
-    /// <summary>NaN and ±Inf values in <paramref name="values"/>: x − x is 0 exactly for finite x (NaN otherwise), checked a vector at a time.</summary>
+    /// <summary>
+    /// NaN and ±Inf values in <paramref name="values"/>: x − x is +0 exactly for finite x (NaN otherwise), so the bits of
+    /// every x − x ORed together are 0 when all are finite: one OR per vector and one test at the end (a compare and a
+    /// branch per vector cost ~3 % of the fan-out client's CPU); only an answer that has one is counted value by value.
+    /// </summary>
     internal static int CountNonFinite(ReadOnlySpan<float> values)
     {
         var i = 0;
         if (Vector.IsHardwareAccelerated && values.Length >= Vector<float>.Count)
         {
             var vectors = MemoryMarshal.Cast<float, Vector<float>>(values);
-            var allFinite = true;
-            foreach (var v in vectors)
+            Vector<int> a = default, b = default;
+            var k = 0;
+            for (; k + 1 < vectors.Length; k += 2)
             {
-                if (!Vector.EqualsAll(v - v, Vector<float>.Zero))
-                {
-                    allFinite = false;
-                    break;
-                }
+                a |= Vector.AsVectorInt32(vectors[k] - vectors[k]);
+                b |= Vector.AsVectorInt32(vectors[k + 1] - vectors[k + 1]);
             }
-            if (allFinite) i = vectors.Length * Vector<float>.Count;
+            if (k < vectors.Length) a |= Vector.AsVectorInt32(vectors[k] - vectors[k]);
+            if ((a | b) == Vector<int>.Zero) i = vectors.Length * Vector<float>.Count;
         }
         var count = 0;
         for (; i < values.Length; i++)
