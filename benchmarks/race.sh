@@ -29,6 +29,12 @@
 # later round (after its other peers answered and its training step ran); 200 ms is our dendrite's backoff.min.
 # SHED_PAUSE=0 re-sends at once (a client that ignores the answer: every shed costs the server again at once).
 # A fully answered call is followed at once (closed loop) either way.
+# At 1,024 callers the generator's core is the bottleneck on a 2-core box (session 11: the whole of core 1 at 19-21 us
+# per call for ~51k calls/s, the axon 0.87-0.88 busy; axon-load-raw already drops large DATA payloads uncopied with
+# recv(MSG_TRUNC)): a shed answer then waits in the generator's socket behind the admitted 64 KiB answers sent before it
+# (TCP keeps a connection's bytes in order), so the shed p99 listed under the table is mostly the generator's queue;
+# the server's own part (its read of the HEADERS -> the send of the answer) was p99 0.21-0.70 ms when traced
+# (benchmarks/results/axon.md "Overload, session 11").
 # Timings live here and in benchmarks/results/axon.md, never in tests. The machine may be shared: the script
 # prints the load average before and after; say it next to any figure you quote.
 set -euo pipefail
