@@ -9,7 +9,7 @@
 # Usage (after `dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks`):
 #   benchmarks/race.sh                          # verification on and off, 1/16/128 callers, 8 s per level
 #   LEVELS=16 MODES=off SECONDS_PER_LEVEL=4 benchmarks/race.sh
-# Environment: LEVELS (comma list), MODES ("on off"; "on1" = verification on with batch verification off,
+# Environment: PRIO (rt: see below), LEVELS (comma list), MODES ("on off"; "on1" = verification on with batch verification off,
 # --axon.batch_verification false; add "py2021" for the real 2021 axon from PY2021_SRC, a bittensor
 # 1.5.0 checkout, run by benchmarks/python/axon2021.py with its signature check stubbed out; "floor" for the
 # `floor-server` harness: a minimal h2c responder without checks, the per-call floor of any server here), SECONDS_PER_LEVEL, WARMUP (seconds of unmeasured load at 16
@@ -35,6 +35,11 @@
 # (TCP keeps a connection's bytes in order), so the shed p99 listed under the table is mostly the generator's queue;
 # the server's own part (its read of the HEADERS -> the send of the answer) was p99 0.21-0.70 ms when traced
 # (benchmarks/results/axon.md "Overload, session 11").
+# PRIO=rt (root or CAP_SYS_NICE): the server runs SCHED_RR (chrt -r SERVER_RT, default 20) and the generator SCHED_RR
+# (chrt -r LOAD_RT, default 10), as flood.sh's PRIO=rt: on a shared machine other processes' builds then no longer take
+# the server's core in time slices (session 11: at normal priority and load 4-12, 128 callers gave 22-632 % of 16 as the
+# server got 0.09-0.88 of its core; with SCHED_RR 94-100 % at 0.88-0.89). Both stay under the kernel's RT throttle
+# (950 ms per second per core) at these loads; check `dmesg | grep -i throttl` after a run.
 # Timings live here and in benchmarks/results/axon.md, never in tests. The machine may be shared: the script
 # prints the load average before and after; say it next to any figure you quote.
 set -euo pipefail
@@ -55,6 +60,14 @@ RAW=${RAW:-0}
 COUNTERS_BIN=${COUNTERS_BIN:-$(command -v dotnet-counters || echo "$HOME/.dotnet/tools/dotnet-counters")}
 WARMUP=${WARMUP:-4}
 SHED_PAUSE=${SHED_PAUSE:-200}
+PRIO=${PRIO:-}
+SERVER_PREFIX=(); LOAD_PREFIX=()
+if [[ "$PRIO" == "rt" ]]; then
+  chrt -r 1 true 2>/dev/null || { echo "race.sh: PRIO=rt needs SCHED_RR (root or CAP_SYS_NICE): chrt -r 1 true failed" >&2; exit 2; }
+  SERVER_PREFIX=(chrt -r "${SERVER_RT:-20}"); LOAD_PREFIX=(chrt -r "${LOAD_RT:-10}")
+elif [[ -n "$PRIO" ]]; then
+  echo "race.sh: PRIO must be empty or rt (got '$PRIO')" >&2; exit 2
+fi
 
 for f in "$BTCLI" "$BENCH"; do
   [[ -f "$f" ]] || { echo "race.sh: $f not found; build first: dotnet build -c Release src/Bittensor.Cli benchmarks/Bittensor.Benchmarks" >&2; exit 2; }
@@ -85,6 +98,7 @@ rss_mb() { awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 now_ns() { date +%s%N; }
 
 echo "# race: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+[[ "$PRIO" == "rt" ]] && echo "# PRIO=rt: server ${SERVER_PREFIX[*]}, generator ${LOAD_PREFIX[*]}"
 echo "# server: $SERVER_ENV taskset -c $SERVER_CORE dotnet $BTCLI axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 $SERVER_ARGS [--axon.disable_signature_verification]"
 echo "# warm-up: ${WARMUP} s at 16 callers per server, not measured"
 echo "# server RSS MB: before the level -> after it; run-queue wait: the server's threads runnable but kept off a core (average threads), i.e. the machine's load"
@@ -124,16 +138,16 @@ for mode in $MODES; do
     # The floor: a minimal h2c responder (benchmarks/Bittensor.Benchmarks/Axon/FloorServer.cs, no checks, answers
     # encoded once): what any server pays per call here for the same request and answer over loopback.
     load_mode=(--unsigned)
-    taskset -c "$SERVER_CORE" dotnet "$BENCH" floor-server --ip 127.0.0.1 --port 0 --network_dim 1024 >"$work/out" 2>"$work/err" &
+    "${SERVER_PREFIX[@]}" taskset -c "$SERVER_CORE" dotnet "$BENCH" floor-server --ip 127.0.0.1 --port 0 --network_dim 1024 >"$work/out" 2>"$work/err" &
   elif [[ "$mode" == "py2021" ]]; then
     # The real 2021 axon (bittensor 1.5.0 from PY2021_SRC, signature check stubbed: an upper bound), same echo model.
     [[ -n "${PY2021_SRC:-}" ]] || { echo "race.sh: mode py2021 needs PY2021_SRC (a bittensor 1.5.0 checkout; see benchmarks/python/axon2021.py)" >&2; exit 2; }
     load_mode=(--unsigned)
-    taskset -c "$SERVER_CORE" /usr/bin/python3 benchmarks/python/axon2021.py --src "$PY2021_SRC" --ip 127.0.0.1 --port 0 \
+    "${SERVER_PREFIX[@]}" taskset -c "$SERVER_CORE" /usr/bin/python3 benchmarks/python/axon2021.py --src "$PY2021_SRC" --ip 127.0.0.1 --port 0 \
       --network_dim 1024 >"$work/out" 2>"$work/err" &
   else
     # shellcheck disable=SC2086
-    env $SERVER_ENV taskset -c "$SERVER_CORE" dotnet "$BTCLI" axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 \
+    env $SERVER_ENV "${SERVER_PREFIX[@]}" taskset -c "$SERVER_CORE" dotnet "$BTCLI" axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 \
       "${extra[@]}" $SERVER_ARGS >"$work/out" 2>"$work/err" &
   fi
   server_pid=$!
@@ -150,7 +164,7 @@ for mode in $MODES; do
   # level measures the steady state rather than the first seconds of a fresh process.
   if (( WARMUP > 0 )); then
     wharness=axon-load; [[ "$RAW" == "1" ]] && wharness=axon-load-raw
-    taskset -c "$LOAD_CORE" dotnet "$BENCH" "$wharness" --target "127.0.0.1:$port" --concurrency 16 \
+    "${LOAD_PREFIX[@]}" taskset -c "$LOAD_CORE" dotnet "$BENCH" "$wharness" --target "127.0.0.1:$port" --concurrency 16 \
       --seconds "$WARMUP" --shape 1,16 --network_dim 1024 "${load_mode[@]}" > /dev/null || true
   fi
 
@@ -170,7 +184,7 @@ for mode in $MODES; do
       sleep 2
     fi
     cpu0=$(cpu_ticks "$server_pid"); t0=$(now_ns); cs0=$(ctx_switches "$server_pid"); rq0=$(runq_ns "$server_pid"); rss0=$(rss_mb "$server_pid")
-    loadout=$(/usr/bin/time -f "%U %S" -o "$work/loadcpu" taskset -c "$LOAD_CORE" dotnet "$BENCH" "$harness" --target "127.0.0.1:$port" --concurrency "$n" \
+    loadout=$(/usr/bin/time -f "%U %S" -o "$work/loadcpu" "${LOAD_PREFIX[@]}" taskset -c "$LOAD_CORE" dotnet "$BENCH" "$harness" --target "127.0.0.1:$port" --concurrency "$n" \
       --seconds "$SECONDS_PER_LEVEL" --shape 1,16 --network_dim 1024 "${load_mode[@]}" "${shed_args[@]}" || true)
     row=$(grep -E '^\| [0-9]+ \|' <<< "$loadout" || true)
     # axon-load-raw also reports its CPU over the level alone (no start-up): shown as "whole run (level only)".
