@@ -38,7 +38,7 @@
 # PRIO=rt (root or CAP_SYS_NICE): the server runs SCHED_RR (chrt -r SERVER_RT, default 20) and the generator SCHED_RR
 # (chrt -r LOAD_RT, default 10), as flood.sh's PRIO=rt: on a shared machine other processes' builds then no longer take
 # the server's core in time slices (session 11: at normal priority and load 4-12, 128 callers gave 22-632 % of 16 as the
-# server got 0.09-0.88 of its core; with SCHED_RR 94-100 % at 0.88-0.89). Both stay under the kernel's RT throttle
+# server got 0.09-0.88 of its core; with SCHED_RR 73-100 % at 0.87-0.89 busy, p99 2-4 ms). Both stay under the kernel's RT throttle
 # (950 ms per second per core) at these loads; check `dmesg | grep -i throttl` after a run.
 # Timings live here and in benchmarks/results/axon.md, never in tests. The machine may be shared: the script
 # prints the load average before and after; say it next to any figure you quote.
