@@ -14,7 +14,9 @@
 # 1.5.0 checkout, run by benchmarks/python/axon2021.py with its signature check stubbed out; "floor" for the
 # `floor-server` harness: a minimal h2c responder without checks, the per-call floor of any server here), SECONDS_PER_LEVEL, WARMUP (seconds of unmeasured load at 16
 # callers before the first level of each server, default 4), PRESIGN (signed requests prepared per
-# level before its clock starts, so the generator's core is not busy signing), SERVER_CORE, LOAD_CORE,
+# level before its clock starts, so the generator's core is not busy signing; RAW=1: at least PRESIGN_RATE (default
+# 40000) per second of the level, spread over its callers, so none runs out before the level ends; the generator warns
+# when one did), SERVER_CORE, LOAD_CORE, KEEP_OUTPUT (a path prefix: each level's generator output is kept there),
 # BTCLI / BENCH (paths of the built dlls), SERVER_ARGS (extra `axon serve` options), SERVER_ENV (extra
 # environment for the server only, e.g. "DOTNET_gcServer=1"), COUNTERS=1 (GC collections and bytes allocated per
 # call from `dotnet-counters`, installed as a dotnet tool, attached to the server during each unsigned level), RAW=1
@@ -49,6 +51,7 @@ LEVELS=${LEVELS:-1,16,128}
 MODES=${MODES:-on off}
 SECONDS_PER_LEVEL=${SECONDS_PER_LEVEL:-8}
 PRESIGN=${PRESIGN:-60000}
+PRESIGN_RATE=${PRESIGN_RATE:-40000}
 SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
 BTCLI=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}
@@ -170,7 +173,14 @@ for mode in $MODES; do
 
   harness=axon-load
   shed_args=()
-  if [[ "$RAW" == "1" ]]; then harness=axon-load-raw; shed_args=(--shed_pause "$SHED_PAUSE"); fi
+  raw_args=()
+  if [[ "$RAW" == "1" ]]; then
+    harness=axon-load-raw; shed_args=(--shed_pause "$SHED_PAUSE")
+    # The generator reads the server's CPU, RSS and switches from /proc at the level's own start and end (after its
+    # presigning and connecting), so cores busy and CPU per call cover the level alone.
+    raw_args=(--watch_pid "$server_pid")
+    [[ "${load_mode[0]}" == "--presign" ]] && raw_args+=(--presign_rate "$PRESIGN_RATE")
+  fi
   IFS=',' read -ra levels <<< "$LEVELS"
   for n in "${levels[@]}"; do
     counters_pid=""
@@ -185,7 +195,9 @@ for mode in $MODES; do
     fi
     cpu0=$(cpu_ticks "$server_pid"); t0=$(now_ns); cs0=$(ctx_switches "$server_pid"); rq0=$(runq_ns "$server_pid"); rss0=$(rss_mb "$server_pid")
     loadout=$(/usr/bin/time -f "%U %S" -o "$work/loadcpu" "${LOAD_PREFIX[@]}" taskset -c "$LOAD_CORE" dotnet "$BENCH" "$harness" --target "127.0.0.1:$port" --concurrency "$n" \
-      --seconds "$SECONDS_PER_LEVEL" --shape 1,16 --network_dim 1024 "${load_mode[@]}" "${shed_args[@]}" || true)
+      --seconds "$SECONDS_PER_LEVEL" --shape 1,16 --network_dim 1024 "${load_mode[@]}" "${shed_args[@]}" "${raw_args[@]}" || true)
+    echo "$loadout" > "$work/level-$mode-$n.out"
+    [[ -n "${KEEP_OUTPUT:-}" ]] && cp "$work/level-$mode-$n.out" "$KEEP_OUTPUT.$mode.$n"
     row=$(grep -E '^\| [0-9]+ \|' <<< "$loadout" || true)
     # axon-load-raw also reports its CPU over the level alone (no start-up): shown as "whole run (level only)".
     level_us=$(grep -oE 'generator CPU per call over the level: [0-9.]+' <<< "$loadout" | grep -oE '[0-9.]+$' || true)
@@ -206,6 +218,18 @@ for mode in $MODES; do
     busy=$(awk -v d=$((cpu1 - cpu0)) -v t="$ticks" -v w=$((t1 - t0)) 'BEGIN { printf "%.2f", d / t / (w / 1e9) }')
     runq=$(awk -v d=$((rq1 - rq0)) -v w=$((t1 - t0)) 'BEGIN { printf "%.2f", d / w }')
     rss="$rss0 → $(rss_mb "$server_pid")"
+    # RAW=1: the server's figures over the level alone, as the generator read them (the level's start is after its
+    # presigning: until session 11 a signed level's cores busy was diluted by the seconds it spent signing).
+    lvl=$(grep -E '^# server over the level:' <<< "$loadout" || true)
+    if [[ -n "$lvl" ]]; then
+      busy=$(grep -oE '[0-9.]+ cores busy' <<< "$lvl" | grep -oE '^[0-9.]+')
+      cpu_us=$(grep -oE '[0-9]+ us CPU per call' <<< "$lvl" | grep -oE '^[0-9]+')
+      runq=$(grep -oE 'run-queue wait [0-9.]+' <<< "$lvl" | grep -oE '[0-9.]+$')
+      rss=$(grep -oE 'RSS [0-9]+ -> [0-9]+' <<< "$lvl" | sed -E 's/RSS ([0-9]+) -> ([0-9]+)/\1 → \2/')
+      cs=$(grep -oE '[0-9.]+ context switches per call' <<< "$lvl" | grep -oE '^[0-9.]+')
+    fi
+    ranout=$(grep -E '^# WARNING:' <<< "$loadout" || true)
+    [[ -n "$ranout" ]] && notes+=("$mode, $n callers: ${ranout#\# }")
     if [[ "$COUNTERS" == "1" && -z "$counters_pid" ]]; then
       echo "| $mode | $n |${rps}|${p50}|${p99}|${errors}| $calls | $cpu_us | $busy | $runq | $rss | $cs | $gen_us | n/a | n/a |"
     elif [[ -n "$counters_pid" ]]; then

@@ -50,6 +50,21 @@ internal static class AxonLoadRaw
         var dim = int.Parse(opts.Get("network_dim", "1024"), CultureInfo.InvariantCulture);
         var channels = int.Parse(opts.Get("channels", "4"), CultureInfo.InvariantCulture);
         var presign = int.Parse(opts.Get("presign", "0"), CultureInfo.InvariantCulture);
+        // Signed levels: at least this many calls per second of the level are presigned (spread over the callers), so no
+        // caller runs out before the level's end at any rate up to it; 0 = --presign alone decides.
+        if (!double.TryParse(opts.Get("presign_rate", "0"), NumberStyles.Float, CultureInfo.InvariantCulture, out var presignRate) || presignRate < 0 || presignRate > 1e6)
+        {
+            Console.Error.WriteLine("axon-load-raw: --presign_rate must be calls per second in 0..1000000");
+            return 2;
+        }
+        // The server's process (its pid): its CPU, RSS, context switches and run-queue wait are read from /proc at the
+        // level's start (after presigning and connecting) and end, so "cores busy" covers the level alone.
+        var watchPid = int.Parse(opts.Get("watch_pid", "0"), CultureInfo.InvariantCulture);
+        if (watchPid != 0 && ProcStat.Read(watchPid) is null)
+        {
+            Console.Error.WriteLine($"axon-load-raw: --watch_pid {watchPid}: no such process (or /proc unreadable)");
+            return 2;
+        }
         if (!double.TryParse(opts.Get("shed_pause", "200"), NumberStyles.Float, CultureInfo.InvariantCulture, out var shedPauseMs) || shedPauseMs < 0 || shedPauseMs > 60_000)
         {
             Console.Error.WriteLine("axon-load-raw: --shed_pause must be milliseconds in 0..60000");
@@ -85,7 +100,12 @@ internal static class AxonLoadRaw
         {
             var count = Math.Max(1, Math.Min(channels, callers));
             var keysPerCaller = Math.Max(1, Math.Min(16, hotkeys.Length / callers));
-            var signed = presign > 0 ? Presign(presign, callers, keysPerCaller, pairs, hotkeys) : null;
+            var total = presign > 0 ? (int)Math.Min(50_000_000, Math.Max(presign, Math.Ceiling(presignRate * seconds))) : 0;
+            var signStarted = Stopwatch.GetTimestamp();
+            var signed = presign > 0 ? Presign(total, callers, keysPerCaller, pairs, hotkeys) : null;
+            if (signed is not null)
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"# presigned {signed.Sum(x => x.Length)} calls ({signed[0].Length} per caller) in {Stopwatch.GetElapsedTime(signStarted).TotalSeconds:F1} s, before the level's clock"));
             var stop = Stopwatch.StartNew();
             var deadline = TimeSpan.FromSeconds(seconds);
             var warmup = TimeSpan.FromSeconds(Math.Min(1, seconds / 5));
@@ -108,6 +128,8 @@ internal static class AxonLoadRaw
                 }
             }
             var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+            var server0 = watchPid != 0 ? ProcStat.Read(watchPid) : null;
+            var wall0 = Stopwatch.GetTimestamp();
             try
             {
                 await Task.WhenAll(connections.Select(c => c.Run()));
@@ -116,6 +138,8 @@ internal static class AxonLoadRaw
             {
                 foreach (var c in connections) c.Dispose();
             }
+            var server1 = watchPid != 0 ? ProcStat.Read(watchPid) : null;
+            var wall = Stopwatch.GetElapsedTime(wall0).TotalSeconds;
             var measured = (stop.Elapsed - warmup).TotalSeconds;
             var all = connections.SelectMany(c => c.Latencies).Order().ToArray();
             var errors = connections.SelectMany(c => c.Errors).GroupBy(e => e.Key).Select(g => $"{g.Key}={g.Sum(x => x.Value)}");
@@ -130,6 +154,18 @@ internal static class AxonLoadRaw
                 var every = all.Concat(shed).Order().ToArray();
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"# all calls: {every.Length} ({every.Length / measured:F0}/s), p50 {AxonLoad.Percentile(every, 0.50):F3} ms, p99 {AxonLoad.Percentile(every, 0.99):F3} ms; admitted {100.0 * all.Length / every.Length:F1} %"));
+            }
+            var ranOut = connections.Sum(c => c.RanOut);
+            if (ranOut > 0)
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"# WARNING: {ranOut} callers used up their presigned calls before the level's end (first after {connections.Where(c => c.RanOut > 0).Min(c => c.FirstRanOut.TotalSeconds):F1} s): raise --presign / --presign_rate"));
+            if (server0 is { } a && server1 is { } b)
+            {
+                var calls = connections.Sum(c => c.Answered);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"# server over the level: {(b.CpuSeconds - a.CpuSeconds) / wall:F2} cores busy ({b.CpuSeconds - a.CpuSeconds:F2} s CPU in {wall:F2} s), " +
+                    $"{(calls > 0 ? (b.CpuSeconds - a.CpuSeconds) * 1e6 / calls : double.NaN):F0} us CPU per call answered, run-queue wait {(b.RunQueueSeconds - a.RunQueueSeconds) / wall:F2}, " +
+                    $"RSS {a.RssMb:F0} -> {b.RssMb:F0} MB, {b.Threads} threads, {(calls > 0 ? (double)(b.ContextSwitches - a.ContextSwitches) / calls : double.NaN):F1} context switches per call"));
             }
             var errorText = string.Join(", ", errors);
             // This process's CPU over the level alone (no start-up, key derivation or JIT of the first calls' warm-up
@@ -268,6 +304,11 @@ internal static class AxonLoadRaw
         public Dictionary<string, int> Errors { get; } = new(StringComparer.Ordinal);
 
         public long Answered { get; private set; }
+
+        /// <summary>Callers whose presigned calls were used up before the level's end, and when the first one was.</summary>
+        public int RanOut { get; private set; }
+
+        public TimeSpan FirstRanOut { get; private set; }
 
         private Connection(Socket socket, Caller[] callers, Stopwatch clock, TimeSpan deadline, TimeSpan warmup, long minAnswerBytes, double shedPauseMs, int seed)
         {
@@ -529,7 +570,12 @@ internal static class AxonLoadRaw
         // Appends the caller's next call; false (and nothing appended) when the connection's send window is too small.
         private bool Start(Caller c, bool fromQueue = false)
         {
-            if (c.Signed is not null && c.SignedNext == c.Signed.Length) return true; // its presigned calls are used up: done
+            if (c.Signed is not null && c.SignedNext == c.Signed.Length)
+            {
+                // Its presigned calls are used up: done (before the deadline, the level lost a caller: reported).
+                if (RanOut++ == 0) FirstRanOut = _clock.Elapsed;
+                return true;
+            }
             var request = c.Requests[c.Next];
             if (_sendWindow < request.BodyLength || (!fromQueue && _blocked.Count > 0))
             {
@@ -713,5 +759,55 @@ internal static class AxonLoadRaw
             value >>= 7;
         }
         block.Add((byte)value);
+    }
+}
+
+/// <summary>
+/// What /proc tells about another process (Linux): CPU (utime + stime of every thread, dead ones included, in
+/// USER_HZ = 100 ticks a second, as on every Linux build), RSS, threads, and summed over its live threads the context
+/// switches and the time spent runnable but off a core (run-queue wait, the machine's load). Null when unreadable.
+/// </summary>
+internal sealed record ProcStat(double CpuSeconds, double RssMb, int Threads, long ContextSwitches, double RunQueueSeconds)
+{
+    private const double TicksPerSecond = 100;
+
+    public static ProcStat? Read(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            // Fields after the command name (which may hold spaces), in parentheses: state is field 3, utime 14, stime 15.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            var cpu = (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / TicksPerSecond;
+            double rss = 0;
+            var threads = 0;
+            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+            {
+                if (line.StartsWith("VmRSS:", StringComparison.Ordinal)) rss = long.Parse(line.AsSpan(6).Trim()[..^3], CultureInfo.InvariantCulture) / 1024.0;
+                else if (line.StartsWith("Threads:", StringComparison.Ordinal)) threads = int.Parse(line.AsSpan(8).Trim(), CultureInfo.InvariantCulture);
+            }
+            long switches = 0;
+            double runq = 0;
+            foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+            {
+                try
+                {
+                    foreach (var line in File.ReadLines(Path.Combine(task, "status")))
+                        if (line.StartsWith("voluntary_ctxt_switches:", StringComparison.Ordinal) || line.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal))
+                            switches += long.Parse(line.AsSpan(line.IndexOf(':') + 1).Trim(), CultureInfo.InvariantCulture);
+                    var sched = File.ReadAllText(Path.Combine(task, "schedstat")).Split(' ');
+                    runq += long.Parse(sched[1], CultureInfo.InvariantCulture) / 1e9;
+                }
+                catch (IOException)
+                {
+                    // The thread ended while being read.
+                }
+            }
+            return new ProcStat(cpu, rss, threads, switches, runq);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return null;
+        }
     }
 }
