@@ -305,17 +305,22 @@ public static partial class Sr25519
     public static bool Verify(ReadOnlySpan<byte> publicKey, ReadOnlySpan<byte> message, ReadOnlySpan<byte> signature)
     {
         if (!CheckEncoding(publicKey, signature, out var s)) return false;
-        var key = Curve25519.VerifyingKey.Get(publicKey);
-        if (key is null) return false;
+        if (!Curve25519.PreparedKeyCache.Shared.Lookup(publicKey, out var key, out var negA)) return false;
         var rBytes = signature[..32];
         if (!Curve25519.RistrettoVartime.TryDecode(rBytes, out var r)) return false;
 
         Span<byte> k = stackalloc byte[32];
         if (!Challenge(publicKey, message, rBytes, k)) return false;
-        // s·B − k·A == R  ⇔  k·(−A) + s·B == R (ristretto equality, no encoding needed).
-        var computed = Curve25519.RistrettoVartime.VerifyCombination(k, key, s);
-        return computed.RistrettoEquals(r);
+        return Combination(k, key, negA, s).RistrettoEquals(r);
     }
+
+    // s·B − k·A == R  ⇔  k·(−A) + s·B == R (ristretto equality, no encoding needed): over the key's prepared tables when it
+    // has them (≤ 16 doublings), else the plain double-scalar multiplication of −A (253 doublings; a key not prepared: seen
+    // once, or the cache full of callers in use, PreparedKeyCache).
+    private static Curve25519.ProjectivePoint Combination(ReadOnlySpan<byte> k, Curve25519.VerifyingKey? key, in Curve25519.ExtendedPoint negA, ReadOnlySpan<byte> s) =>
+        key is not null
+            ? Curve25519.RistrettoVartime.VerifyCombination(k, key, s)
+            : Curve25519.RistrettoVartime.DoubleScalarMulBase(k, negA, s);
 
     /// <summary>
     /// Batch verification (schnorrkel <c>verify_batch</c>): true only when every signature is valid for its key
@@ -359,7 +364,11 @@ public static partial class Sr25519
     public static bool VerifyEach(ReadOnlySpan<Sr25519BatchItem> items, Span<bool> valid) => VerifyEachCounted(items, valid, out _);
 
     /// <summary>As <see cref="VerifyEach(ReadOnlySpan{Sr25519BatchItem}, Span{bool})"/>, telling how much work it took.</summary>
-    internal static bool VerifyEachCounted(ReadOnlySpan<Sr25519BatchItem> items, Span<bool> valid, out BatchWork work)
+    internal static bool VerifyEachCounted(ReadOnlySpan<Sr25519BatchItem> items, Span<bool> valid, out BatchWork work) =>
+        VerifyEachCounted(items, valid, out work, Curve25519.PreparedKeyCache.Shared);
+
+    /// <summary>As <see cref="VerifyEachCounted(ReadOnlySpan{Sr25519BatchItem}, Span{bool}, out BatchWork)"/> over <paramref name="keys"/> (tests: a cache of their own).</summary>
+    internal static bool VerifyEachCounted(ReadOnlySpan<Sr25519BatchItem> items, Span<bool> valid, out BatchWork work, Curve25519.PreparedKeyCache keys)
     {
         work = default;
         var n = items.Length;
@@ -367,6 +376,7 @@ public static partial class Sr25519
         if (n == 0) return true;
         var scratch = BatchScratch.Get(n);
         var included = 0;
+        var unpreparedFailed = false;
         for (var i = 0; i < n; i++)
         {
             valid[i] = false;
@@ -374,22 +384,29 @@ public static partial class Sr25519
             var pub = item.PublicKey.Span;
             var sig = item.Signature.Span;
             if (!CheckEncoding(pub, sig, out var s)) continue;
-            var key = Curve25519.VerifyingKey.Get(pub);
-            if (key is null) continue;
+            if (!keys.Lookup(pub, out var key, out var negA)) continue;
             var rBytes = sig[..32];
             if (!Curve25519.RistrettoVartime.TryDecode(rBytes, out var r)) continue;
             var k = scratch.K.AsSpan(32 * included, 32);
             if (!Challenge(pub, item.Message.Span, rBytes, k)) continue;
+            if (key is null)
+            {
+                // A key without prepared tables (first sighting, or no room): verified on its own, outside the equation.
+                valid[i] = Combination(k, null, negA, s).RistrettoEquals(r);
+                work = work with { Singles = work.Singles + 1 };
+                if (!valid[i]) unpreparedFailed = true;
+                continue;
+            }
             ((ReadOnlySpan<byte>)s).CopyTo(scratch.S.AsSpan(32 * included, 32));
             scratch.Keys[included] = key;
             scratch.R[included] = r;
             scratch.Index[included] = i;
             included++;
         }
-        if (included == 0) return true;
+        if (included == 0) return !unpreparedFailed;
         try
         {
-            return Settle(scratch, 0, included, knownBad: false, valid, ref work);
+            return Settle(scratch, 0, included, knownBad: false, valid, ref work) && !unpreparedFailed;
         }
         finally
         {
@@ -397,7 +414,7 @@ public static partial class Sr25519
         }
     }
 
-    /// <summary>Work done by one <see cref="VerifyEachCounted"/>.</summary>
+    /// <summary>Work done by one <see cref="VerifyEachCounted(ReadOnlySpan{Sr25519BatchItem}, Span{bool}, out BatchWork)"/>.</summary>
     /// <param name="Equations">Batch equations evaluated (the first over the whole batch, then over halves).</param>
     /// <param name="FailedEquations">Of those, the ones that failed (each proves a bad signature in its range).</param>
     /// <param name="Singles">Signatures verified singly.</param>

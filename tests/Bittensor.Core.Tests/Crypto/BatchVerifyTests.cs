@@ -12,6 +12,11 @@ namespace Bittensor.Core.Tests.Crypto;
 /// </summary>
 public sealed class BatchVerifyTests
 {
+    // The work-counting tests measure the batch arithmetic over prepared keys: a cache of their own that prepares every
+    // key at its first sighting (the shared one verifies a key's first sighting without tables, and other tests may fill it).
+    private static readonly Bittensor.Core.Crypto.Curve25519.PreparedKeyCache Prepared =
+        new(4096, TimeSpan.FromHours(1), () => 0, prepareFirstSighting: true);
+
     private static readonly BigInteger L = BigInteger.Pow(2, 252) + BigInteger.Parse("27742317777372353535851937790883648493", System.Globalization.CultureInfo.InvariantCulture);
 
     private static byte[] Hash32(byte[]? material, byte tag) => SHA256.HashData([tag, .. material ?? []]);
@@ -202,7 +207,7 @@ public sealed class BatchVerifyTests
                 expected[i] = Sr25519.Verify(pair.PublicKey.Span, msg, sig);
             }
             var valid = new bool[n];
-            var result = Sr25519.VerifyEachCounted(items, valid, out var work);
+            var result = Sr25519.VerifyEachCounted(items, valid, out var work, Prepared);
             return !result
                 && valid.SequenceEqual(expected)
                 && expected.Count(v => !v) == badCount
@@ -228,7 +233,7 @@ public sealed class BatchVerifyTests
                 items[i] = new Sr25519BatchItem(pairs[i % 4].PublicKey.ToArray(), msg, pairs[i % 4].Sign(i == 41 ? [.. msg, 1] : msg));
             }
             var valid = new bool[64];
-            Assert.False(Sr25519.VerifyEachCounted(items, valid, out var work));
+            Assert.False(Sr25519.VerifyEachCounted(items, valid, out var work, Prepared));
             for (var i = 0; i < 64; i++) Assert.Equal(i != 41, valid[i]);
             // 64 fails; 32 [0, 32) holds, so [32, 64) is known bad and split without its own equation; 16 [32, 48) fails;
             // [32, 40) holds (8 signatures by four keys still pay), so [40, 48) is known bad; its 4s are too small for an
@@ -238,7 +243,7 @@ public sealed class BatchVerifyTests
 
             // All good: one equation, no single verification.
             items[41] = new Sr25519BatchItem(pairs[1].PublicKey.ToArray(), Hash32([41], 38), pairs[1].Sign(Hash32([41], 38)));
-            Assert.True(Sr25519.VerifyEachCounted(items, valid, out work));
+            Assert.True(Sr25519.VerifyEachCounted(items, valid, out work, Prepared));
             Assert.All(valid, Assert.True);
             Assert.Equal(new Sr25519.BatchWork(1, 0, 0), work);
         }

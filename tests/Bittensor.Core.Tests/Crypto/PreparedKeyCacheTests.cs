@@ -1,0 +1,197 @@
+using System.Security.Cryptography;
+using Bittensor.Core.Crypto;
+using Bittensor.Core.Crypto.Curve25519;
+using FsCheck.Xunit;
+
+namespace Bittensor.Core.Tests.Crypto;
+
+/// <summary>
+/// The bounded cache of prepared verifying keys (session 11): tables only from a key's second sighting, never more than
+/// the capacity, idle entries swept for newcomers, callers beyond the capacity verified without tables (no churn);
+/// and verification on either path gives libsodium's answer. Own cache instances with a hand-moved clock, except where
+/// the shared one is the subject.
+/// </summary>
+public sealed class PreparedKeyCacheTests
+{
+    private static byte[] Key(int i)
+    {
+        using var pair = Sr25519KeyPair.FromMiniSecret(SHA256.HashData(BitConverter.GetBytes(i + 7_000)));
+        return pair.PublicKey.ToArray();
+    }
+
+    [Fact]
+    public void A_key_is_prepared_on_its_second_sighting_and_served_from_the_cache_after()
+    {
+        long now = 0;
+        var cache = new PreparedKeyCache(4, TimeSpan.FromSeconds(10), () => now);
+        var key = Key(1);
+
+        Assert.True(cache.Lookup(key, out var first, out var negA));
+        Assert.Null(first); // seen once: no tables, −A handed back instead
+        Assert.Equal(0, cache.Count);
+        Assert.Equal(1, cache.SeenOnceCount);
+
+        Assert.True(cache.Lookup(key, out var second, out _));
+        Assert.NotNull(second);
+        Assert.Equal(1, cache.Count);
+        Assert.Equal(0, cache.SeenOnceCount);
+
+        Assert.True(cache.Lookup(key, out var third, out _));
+        Assert.Same(second, third);
+        Assert.Equal(1, cache.Built);
+
+        // −A from the first sighting and the tables of the second give the same k·(−A) + s·B.
+        var k = SHA256.HashData([1]);
+        var s = SHA256.HashData([2]);
+        k[31] &= 0x0f;
+        s[31] &= 0x0f;
+        var plain = RistrettoVartime.DoubleScalarMulBase(k, negA, s).ToExtended();
+        var tabled = RistrettoVartime.VerifyCombination(k, second!, s).ToExtended();
+        Assert.True(plain.RistrettoEquals(tabled));
+    }
+
+    [Fact]
+    public void An_invalid_point_is_refused_and_remembered_nowhere()
+    {
+        var cache = new PreparedKeyCache(4, TimeSpan.FromSeconds(10), () => 0);
+        var bad = Convert.FromHexString("0100000000000000000000000000000000000000000000000000000000000000"); // odd s: not canonical
+        Assert.False(cache.Lookup(bad, out var prepared, out _));
+        Assert.Null(prepared);
+        Assert.Null(cache.GetPrepared(bad));
+        Assert.Equal(0, cache.Count);
+        Assert.Equal(0, cache.SeenOnceCount);
+    }
+
+    [Fact]
+    public void More_callers_in_use_than_the_capacity_leave_the_cache_as_it_is_and_the_rest_go_without_tables()
+    {
+        long now = 0;
+        var cache = new PreparedKeyCache(4, TimeSpan.FromSeconds(10), () => now);
+        var keys = Enumerable.Range(0, 10).Select(Key).ToArray();
+        // Ten callers in rotation, each calling every 100 ms (simulated), for 30 simulated seconds.
+        for (var round = 0; round < 300; round++)
+        {
+            foreach (var k in keys)
+            {
+                Assert.True(cache.Lookup(k, out _, out _));
+                Assert.InRange(cache.Count, 0, 4);
+            }
+            now += 100;
+        }
+        // The first four prepared stay (all in use); the other six were never prepared: no churn.
+        Assert.Equal(4, cache.Count);
+        Assert.Equal(4, cache.Built);
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.True(cache.Lookup(keys[i], out var p, out _));
+            Assert.NotNull(p);
+        }
+        for (var i = 4; i < 10; i++)
+        {
+            Assert.True(cache.Lookup(keys[i], out var p, out _));
+            Assert.Null(p);
+        }
+    }
+
+    [Fact]
+    public void Entries_idle_for_the_idle_time_make_room_for_newcomers()
+    {
+        long now = 0;
+        var cache = new PreparedKeyCache(2, TimeSpan.FromSeconds(10), () => now);
+        var a = Key(10);
+        var b = Key(11);
+        var c = Key(12);
+        foreach (var k in new[] { a, a, b, b }) cache.Lookup(k, out _, out _);
+        Assert.Equal(2, cache.Count);
+
+        // c while a and b are fresh: no room.
+        cache.Lookup(c, out _, out _);
+        Assert.True(cache.Lookup(c, out var early, out _));
+        Assert.Null(early);
+
+        // b stays in use; a goes idle. Once a has been idle for 10 s, c's next sightings take its place.
+        now += 9_000;
+        cache.Lookup(b, out _, out _);
+        now += 2_000;
+        cache.Lookup(c, out _, out _); // seen once again (the doorkeeper forgot it when it was refused)
+        Assert.True(cache.Lookup(c, out var later, out _));
+        Assert.NotNull(later);
+        Assert.Equal(2, cache.Count);
+        Assert.True(cache.Lookup(b, out var stillB, out _));
+        Assert.NotNull(stillB);
+        Assert.True(cache.Lookup(a, out var goneA, out _));
+        Assert.Null(goneA); // a was swept: a sighting again, no tables
+    }
+
+    [Fact]
+    public void The_doorkeeper_and_the_cache_stay_within_their_bounds_under_a_flood_of_fresh_keys()
+    {
+        var cache = new PreparedKeyCache(8, TimeSpan.FromSeconds(10), () => 0);
+        for (var i = 0; i < 200; i++)
+        {
+            Assert.True(cache.Lookup(Key(100 + i), out var p, out _));
+            Assert.Null(p); // each seen once: never prepared
+            Assert.InRange(cache.SeenOnceCount, 1, cache.DoorkeeperCapacity);
+        }
+        Assert.Equal(32, cache.DoorkeeperCapacity);
+        Assert.Equal(0, cache.Count);
+        Assert.Equal(0, cache.Built);
+    }
+
+    /// <summary>A key's first verification (no tables) and its second (tables built) agree with libsodium, valid or tampered.</summary>
+    [Property(MaxTest = 60)]
+    public bool Both_sightings_of_a_key_verify_as_libsodium_does(byte[] material, byte[] message, int bit)
+    {
+        using var pair = Sr25519KeyPair.FromMiniSecret(SHA256.HashData([0x5c, .. material ?? []]));
+        message ??= [];
+        var pub = pair.PublicKey.ToArray();
+        var sig = pair.Sign(message);
+        var flipped = (byte[])sig.Clone();
+        var index = (int)((uint)bit % 512);
+        flipped[index / 8] ^= (byte)(1 << (index % 8));
+        var expectBad = Sr25519.VerifyWithLibsodium(pub, message, flipped);
+        // The shared cache: whatever other tests left in it, this key is new (first sighting: no tables), then prepared
+        // when there is room; either way the answers must be libsodium's.
+        return Sr25519.Verify(pub, message, sig)
+            && Sr25519.Verify(pub, message, flipped) == expectBad
+            && Sr25519.Verify(pub, message, sig)
+            && Sr25519.Verify(pub, message, flipped) == expectBad;
+    }
+
+    [Fact]
+    public void A_batch_mixing_prepared_and_never_seen_keys_gives_each_signature_its_own_answer()
+    {
+        var pairs = Enumerable.Range(0, 24).Select(i => Sr25519KeyPair.FromMiniSecret(SHA256.HashData(BitConverter.GetBytes(i + 91_000)))).ToArray();
+        try
+        {
+            // Half the keys seen twice before (prepared when the shared cache has room), half never seen.
+            for (var i = 0; i < 12; i++)
+            {
+                VerifyingKey.Get(pairs[i].PublicKey.Span);
+            }
+            var items = new Sr25519BatchItem[pairs.Length];
+            var expected = new bool[pairs.Length];
+            for (var i = 0; i < pairs.Length; i++)
+            {
+                var msg = SHA256.HashData(BitConverter.GetBytes(i));
+                var sig = pairs[i].Sign(msg);
+                if (i % 5 == 3) sig[7] ^= 0x10; // tampered among both kinds
+                items[i] = new Sr25519BatchItem(pairs[i].PublicKey.ToArray(), msg, sig);
+                expected[i] = i % 5 != 3;
+            }
+            var valid = new bool[items.Length];
+            Assert.False(Sr25519.VerifyEach(items, valid));
+            Assert.Equal(expected, valid);
+
+            // Untampered: every one valid, and the call says so.
+            for (var i = 0; i < items.Length; i++)
+                items[i] = items[i] with { Signature = pairs[i].Sign(items[i].Message.Span) };
+            Assert.True(Sr25519.VerifyEach(items, valid));
+            Assert.All(valid, Assert.True);
+        }
+        finally
+        {
+            foreach (var p in pairs) p.Dispose();
+        }
+    }
+}
