@@ -31,6 +31,9 @@ namespace Bittensor.Benchmarks.Axon;
 /// clock starts, each caller's for its own hotkeys in the order it will use them (nonces 1 ms apart per key); a caller
 /// stops when its share is used up, and the level's time ends with the last call. Signed runs derive one hotkey per
 /// caller at least (//bench/0 … //bench/N-1 for N callers, 256 at least), so every caller's nonces are its own.
+/// <c>--presign_rate R</c> presigns at least R calls per second of the level (so no caller runs out before it ends; a
+/// warning names how many did). <c>--watch_pid PID</c> reads the server's CPU, RSS, threads, context switches and
+/// run-queue wait from /proc at the level's start (after presigning and connecting) and end, and prints them.
 /// <para>A call answered without the full answer (shed: a NucleusFull return code in a short answer, a gRPC error
 /// status, a reset) is followed by that caller's next call only after a pause drawn uniformly in [0, <c>--shed_pause</c>]
 /// ms (default 200), as real clients behave: the 2021 receptor and our dendrite hand the shed call back to their

@@ -75,6 +75,33 @@ public static partial class VerifyCpuHarness
             return VerifyingKey.Get(pub) is not null;
         });
         VerifyingKey.Get(pub);
+        foreach (var rotation in new[] { 512, 2048 })
+        {
+            // Callers in rotation, each signing its own message: within the prepared-key cache (1,024) and twice over it.
+            var rk = new byte[rotation][];
+            var rm = new byte[rotation][];
+            var rs = new byte[rotation][];
+            for (var i = 0; i < rotation; i++)
+            {
+                var m = (byte[])mini.Clone();
+                m[3] ^= (byte)i;
+                m[4] ^= (byte)(i >> 8);
+                m[5] ^= 0x5a;
+                using var p = Sr25519KeyPair.FromMiniSecret(m);
+                rk[i] = p.PublicKey.ToArray();
+                rm[i] = BitConverter.GetBytes(i);
+                rs[i] = p.Sign(rm[i]);
+            }
+            VerifyingKey.ClearCache();
+            var next = 0;
+            Measure($"sr25519 verify, {rotation} keys in rotation", 1, 4 * rotation, rounds, () =>
+            {
+                var j = next++ % rotation;
+                return Sr25519.Verify(rk[j], rm[j], rs[j]);
+            });
+        }
+        VerifyingKey.ClearCache();
+        VerifyingKey.Get(pub);
         Measure("sr25519 verify batch of 16, 16 keys, per signature", batch, 200, rounds, () => Sr25519.VerifyBatch(keys, msgs, sigs));
         var oneKey = Enumerable.Repeat((ReadOnlyMemory<byte>)pub, batch).ToArray();
         var oneKeySigs = msgs.Select(m => (ReadOnlyMemory<byte>)pair.Sign(m.Span)).ToArray();
