@@ -41,6 +41,8 @@ public static class Program
                 return await ModelBatchingHarness.RunAsync(args[1..]);
             case "verify-cpu":
                 return Crypto.VerifyCpuHarness.Run(args[1..]);
+            case "verify-loop":
+                return Crypto.VerifyCpuHarness.Loop(args[1..]);
             case "model-forward":
                 return ModelForwardHarness.Run(args[1..]);
             case "node-load":

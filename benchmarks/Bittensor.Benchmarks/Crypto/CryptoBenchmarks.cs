@@ -68,6 +68,17 @@ public class CryptoBenchmarks
     [Benchmark]
     public bool Sr25519Verify_fast() => Sr25519.Verify(publicKey, message, signature);
 
+    /// <summary>The same verification with the 4-way AVX2 arithmetic switched off (the scalar radix-2^51 path; session 12's "before").</summary>
+    [Benchmark]
+    public bool Sr25519Verify_fast_scalarPath()
+    {
+        var before = Bittensor.Core.Crypto.Curve25519.VectorArithmetic.Enabled;
+        Bittensor.Core.Crypto.Curve25519.VectorArithmetic.Enabled = false;
+        var ok = Sr25519.Verify(publicKey, message, signature);
+        Bittensor.Core.Crypto.Curve25519.VectorArithmetic.Enabled = before;
+        return ok;
+    }
+
     /// <summary>
     /// sr25519 batch verify of 16 signatures by 16 different keys (128-byte messages), reported per signature
     /// (schnorrkel verify_batch: one multiscalar multiplication).

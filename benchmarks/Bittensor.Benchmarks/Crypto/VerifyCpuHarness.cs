@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
@@ -64,6 +65,14 @@ public static partial class VerifyCpuHarness
         Console.WriteLine($"# verify-cpu: thread CPU time per op, median of {rounds} rounds; {Environment.ProcessorCount} cpus; {DateTime.UtcNow:u}");
         Measure("sr25519 verify, libsodium constant-time", 1, 2_000, rounds, () => Sr25519.VerifyWithLibsodium(pub, message, sig));
         Measure("sr25519 verify, key seen before (cached)", 1, 2_000, rounds, () => Sr25519.Verify(pub, message, sig));
+        if (VectorArithmetic.Enabled)
+        {
+            // The same verification on the scalar (radix 2^51) arithmetic, side by side in this process (session 12).
+            VectorArithmetic.Enabled = false;
+            Measure("  the same on the scalar path (AVX2 off)", 1, 2_000, rounds, () => Sr25519.Verify(pub, message, sig));
+            VectorArithmetic.Enabled = true;
+        }
+        Console.WriteLine($"# arithmetic: {(VectorArithmetic.Enabled ? "4-way AVX2 (FieldElement4)" : "scalar radix 2^51")} for prepared keys");
         Measure("sr25519 verify, key never seen (no tables)", 1, 500, rounds, () =>
         {
             VerifyingKey.ClearCache();
@@ -148,12 +157,58 @@ public static partial class VerifyCpuHarness
             var k = s.ToArray();
             k[0] ^= 0x55;
             Measure("single verify combination alone (prepared key)", 1, 2_000, rounds, () => RistrettoVartime.VerifyCombination(k, vk, s).X.L0 != 0);
+            if (VectorArithmetic.Enabled)
+            {
+                VectorArithmetic.Enabled = false;
+                Measure("  the same on the scalar path (AVX2 off)", 1, 2_000, rounds, () => RistrettoVartime.VerifyCombination(k, vk, s).X.L0 != 0);
+                VectorArithmetic.Enabled = true;
+            }
         }
         Measure("ristretto decode", 1, 5_000, rounds, () => RistrettoVartime.TryDecode(pub, out _));
         Measure("double-scalar mult (w5 + w8 base)", 1, 2_000, rounds, () => RistrettoVartime.DoubleScalarMulBase(s, point, s).X.L0 != 0);
         Measure("field mul", 1, 1_000_000, rounds, () => FieldElement.Mul(fe, fe2).L0 != 0);
         Measure("field square", 1, 1_000_000, rounds, () => FieldElement.Square(fe).L0 != 0);
+        if (VectorArithmetic.IsSupported)
+        {
+            var f4 = FieldElement4.Pack(fe, fe2, fe, fe2);
+            var g4 = FieldElement4.Pack(fe2, fe, fe2, fe);
+            Measure("4-way field mul (per product, 4 per call)", 4, 1_000_000, rounds, () => FieldElement4.Mul(f4, g4).A0.GetElement(0) != 0);
+            Measure("4-way field square (per square, 4 per call)", 4, 1_000_000, rounds, () => FieldElement4.Square(f4).A0.GetElement(0) != 0);
+            var p4 = ExtendedPoint4.From(point);
+            var table = new CachedTable4(1);
+            table.Set(0, point.ToAffineCached());
+            Measure("4-way point + table point", 1, 200_000, rounds, () => p4.AddCached(table.Get(0), negate: false).V.A0.GetElement(0) != 0);
+            Measure("4-way point doubling", 1, 200_000, rounds, () => p4.Double().V.A0.GetElement(0) != 0);
+        }
+        var affinePoint = point.ToAffineCached();
+        Measure("scalar point + affine table point (+ to extended)", 1, 200_000, rounds, () => point.Add(affinePoint).ToExtended().X.L0 != 0);
+        var projective = point.ToProjective();
+        Measure("scalar point doubling (to extended)", 1, 200_000, rounds, () => projective.Double().ToExtended().X.L0 != 0);
         return 0;
+    }
+
+    /// <summary>
+    /// <c>verify-loop [seconds]</c>: verifies one signature under a prepared key over and over for the given time (default 10),
+    /// for a profiler (<c>perf record -e cpu-clock</c> with <c>DOTNET_PerfMapEnabled=1</c>); prints the count.
+    /// </summary>
+    public static int Loop(string[] args)
+    {
+        var seconds = args.Length > 0 ? double.Parse(args[0], CultureInfo.InvariantCulture) : 10;
+        var mini = Convert.FromHexString("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+        var message = new byte[128];
+        using var pair = Sr25519KeyPair.FromMiniSecret(mini);
+        var pub = pair.PublicKey.ToArray();
+        var sig = pair.Sign(message);
+        VerifyingKey.Get(pub);
+        var until = Stopwatch.GetTimestamp() + (long)(seconds * Stopwatch.Frequency);
+        long n = 0, ok = 0;
+        while (Stopwatch.GetTimestamp() < until)
+        {
+            for (var i = 0; i < 1000; i++) if (Sr25519.Verify(pub, message, sig)) ok++;
+            n += 1000;
+        }
+        Console.WriteLine($"verify-loop: {n} verifications ({ok} true), {(VectorArithmetic.Enabled ? "4-way AVX2" : "scalar")} arithmetic");
+        return ok == n ? 0 : 1;
     }
 
     private static void Measure(string name, int opsPerCall, int calls, int rounds, Func<bool> op)

@@ -10,7 +10,8 @@ namespace Bittensor.Core.Tests.Crypto;
 /// malformed signatures every answer equals the single verification's, and <see cref="Sr25519.VerifyBatch"/> equals
 /// the AND of them; the polkadot-js vectors and their tampered copies keep their answers inside batches.
 /// </summary>
-public sealed class BatchVerifyTests
+[Collection(VerifyPath.Name)]
+public class BatchVerifyTests
 {
     // The work-counting tests measure the batch arithmetic over prepared keys: a cache of their own that prepares every
     // key at its first sighting (the shared one verifies a key's first sighting without tables, and other tests may fill it).

@@ -11,7 +11,8 @@ namespace Bittensor.Core.Tests.Crypto;
 /// path kept as <see cref="Sr25519.VerifyWithLibsodium"/>): field, decode/encode, scalar multiplication, and
 /// verify on valid, tampered and malformed inputs.
 /// </summary>
-public sealed class FastVerifyTests
+[Collection(VerifyPath.Name)]
+public class FastVerifyTests
 {
     private static readonly BigInteger P = Constants.P;
 

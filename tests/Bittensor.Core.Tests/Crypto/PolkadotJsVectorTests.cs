@@ -3,7 +3,8 @@ using Bittensor.Core.Crypto;
 namespace Bittensor.Core.Tests.Crypto;
 
 /// <summary>Every entry of Fixtures/keys.json (made with polkadot-js util-crypto 14.0.3).</summary>
-public sealed class PolkadotJsVectorTests
+[Collection(VerifyPath.Name)]
+public class PolkadotJsVectorTests
 {
     public static TheoryData<int> Mnemonics => KeyVectors.Indices("mnemonics");
     public static TheoryData<int> Derivations => KeyVectors.Indices("derivations");

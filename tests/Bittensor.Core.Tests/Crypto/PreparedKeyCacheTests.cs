@@ -11,7 +11,8 @@ namespace Bittensor.Core.Tests.Crypto;
 /// and verification on either path gives libsodium's answer. Own cache instances with a hand-moved clock, except where
 /// the shared one is the subject.
 /// </summary>
-public sealed class PreparedKeyCacheTests
+[Collection(VerifyPath.Name)]
+public class PreparedKeyCacheTests
 {
     private static byte[] Key(int i)
     {

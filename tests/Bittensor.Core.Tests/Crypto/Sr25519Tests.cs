@@ -4,7 +4,8 @@ using Bittensor.Core.Crypto;
 namespace Bittensor.Core.Tests.Crypto;
 
 /// <summary>SUBSTRATE.md §1.6 and §2.3 vectors plus the verifier's rejection rules.</summary>
-public sealed class Sr25519Tests
+[Collection(VerifyPath.Name)]
+public class Sr25519Tests
 {
     private const string Seed9d61 = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
     private static string Hx(ReadOnlySpan<byte> b) => Convert.ToHexStringLower(b);
