@@ -261,6 +261,65 @@ public sealed class VectorArithmeticTests
         }
     }
 
+    [Fact]
+    public void The_batch_combination_is_the_same_point_on_both_paths()
+    {
+        if (!VectorArithmetic.IsSupported)
+        {
+            Assert.False(VectorArithmetic.Enabled);
+            return;
+        }
+        var rng = new Random(4096);
+        var before = VectorArithmetic.Enabled;
+        try
+        {
+            foreach (var (nk, np) in new[] { (1, 1), (1, 6), (3, 5), (5, 16) })
+            {
+                var keys = new VerifyingKey[nk];
+                var keyScalars = new byte[32 * nk];
+                for (var j = 0; j < nk; j++)
+                {
+                    keys[j] = new VerifyingKey(RandomPoint(rng).Negate());
+                    rng.NextBytes(keyScalars.AsSpan(32 * j, 32));
+                    keyScalars[(32 * j) + 31] &= 0x0f;
+                }
+                var points = new ExtendedPoint[np];
+                var pointScalars = new byte[32 * np];
+                for (var j = 0; j < np; j++)
+                {
+                    points[j] = RandomPoint(rng);
+                    rng.NextBytes(pointScalars.AsSpan(32 * j, 16)); // coefficients below 2^128, as a batch's zᵢ
+                }
+                var baseScalar = new byte[32];
+                rng.NextBytes(baseScalar);
+                baseScalar[31] &= 0x0f;
+                VectorArithmetic.Enabled = false;
+                var scalar = RistrettoVartime.BatchCombination(keyScalars, keys, pointScalars, points, baseScalar);
+                VectorArithmetic.Enabled = true;
+                var vector = RistrettoVartime.BatchCombination(keyScalars, keys, pointScalars, points, baseScalar);
+                Assert.False(scalar.IsRistrettoIdentity, $"{nk} keys, {np} points: a random combination is not the identity");
+                Assert.True(FieldElement.Mul(scalar.X, vector.Z).Equals(FieldElement.Mul(vector.X, scalar.Z)), $"{nk} keys, {np} points: X");
+                Assert.True(FieldElement.Mul(scalar.Y, vector.Z).Equals(FieldElement.Mul(vector.Y, scalar.Z)), $"{nk} keys, {np} points: Y");
+            }
+        }
+        finally
+        {
+            VectorArithmetic.Enabled = before;
+        }
+    }
+
+    private static ExtendedPoint RandomPoint(Random rng)
+    {
+        var wide = new byte[64];
+        rng.NextBytes(wide);
+        var scalar = new byte[32];
+        Ristretto.Reduce64(wide, scalar);
+        var encoded = new byte[32];
+        Assert.True(Ristretto.ScalarMultBase(scalar, encoded));
+        Assert.True(RistrettoVartime.TryDecode(encoded, out var p));
+        return p;
+    }
+
     // Scalars below 2^255: random, and in some rounds 0, 1, all digits negative-heavy (0x7f…), or a single top bit.
     private static byte[] Scalar(Random rng, int round)
     {

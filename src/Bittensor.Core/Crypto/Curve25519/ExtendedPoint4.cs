@@ -198,6 +198,27 @@ internal sealed class CachedTable4
         }
     }
 
+    /// <summary>Stores a cached point (Y + X, Y − X, Z, 2d·T) as (Y − X, Y + X, 2·Z, 2d·T).</summary>
+    internal void Set(int index, in CachedPoint q)
+    {
+        Span<uint> l0 = stackalloc uint[10];
+        Span<uint> l1 = stackalloc uint[10];
+        Span<uint> l2 = stackalloc uint[10];
+        Span<uint> l3 = stackalloc uint[10];
+        FieldElement4.ToLimbs(q.YMinusX, l0);
+        FieldElement4.ToLimbs(q.YPlusX, l1);
+        FieldElement4.ToLimbs(FieldElement.Add(q.Z, q.Z), l2);
+        FieldElement4.ToLimbs(q.T2d, l3);
+        var d = _data.AsSpan(index * UintsPerPoint, UintsPerPoint);
+        for (var i = 0; i < 10; i++)
+        {
+            d[4 * i] = l0[i];
+            d[(4 * i) + 1] = l1[i];
+            d[(4 * i) + 2] = l2[i];
+            d[(4 * i) + 3] = l3[i];
+        }
+    }
+
     /// <summary>Point <paramref name="index"/> as a <see cref="FieldElement4"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal FieldElement4 Get(int index)
