@@ -7,7 +7,7 @@ namespace Bittensor.Core.Crypto.Curve25519;
 /// A decoded sr25519 public key prepared for variable-time verification: odd multiples 1·, 3·, …, 15· of 2^(16c)·(−A)
 /// for c = 0..15 (width-5 NAF tables) in affine cached form (one shared inversion), so a 253-bit k·(−A) runs in a
 /// chain of ≤ 16 doublings instead of 253. Built once per key (≈ 240 doublings, 128 additions and an inversion, about
-/// five verifications' cost; 15 KB) and kept in <see cref="PreparedKeyCache.Shared"/>, since an axon sees the same
+/// five verifications' cost; 15 KB, plus 20 KB of the same points as 4-way addends where AVX2 is on) and kept in <see cref="PreparedKeyCache.Shared"/>, since an axon sees the same
 /// callers' hotkeys again and again. Public data only.
 /// </summary>
 internal sealed class VerifyingKey
@@ -91,7 +91,7 @@ internal readonly record struct Key32(ulong A, ulong B, ulong C, ulong D)
 
 /// <summary>
 /// Bounded cache of <see cref="VerifyingKey"/>s: at most <see cref="Capacity"/> prepared keys (1,024 by default, ≈ 15 KB
-/// each: ≈ 16 MB at most). A key's tables cost about three verifications to build (≈ 91 µs with 8 chunks, session 11) and
+/// each, ≈ 35 KB with the AVX2 tables of session 12: ≈ 16 / 36 MB at most). A key's tables cost about three verifications to build (≈ 91 µs with 8 chunks, session 11) and
 /// make each later verification ≈ 2.6× cheaper than one without them (≈ 33 vs ≈ 86 µs), so they are built only when
 /// they pay:
 /// <list type="bullet">
