@@ -39,6 +39,8 @@ public static class Program
                 return 0;
             case "model-batching":
                 return await ModelBatchingHarness.RunAsync(args[1..]);
+            case "alloc-stacks":
+                return AllocStacks.Run(args[1..]);
             case "verify-cpu":
                 return Crypto.VerifyCpuHarness.Run(args[1..]);
             case "verify-loop":
