@@ -33,7 +33,7 @@ internal sealed class H2Connection
     /// WINDOW_UPDATE of megabytes with hundreds of answers waiting (1,024 callers) grew the output to that size, and the
     /// output was reallocated on the large-object heap every time (179 KB allocated per call, RSS 117 → 314 MB).
     /// </summary>
-    private const int ResumeAtMost = 1024 * 1024;
+    private const int ResumeAtMost = H2Output.AnswerCap;
 
     /// <summary>
     /// Under overload (the server holds its calls in flight), the read loop looks at its socket after this many calls of
@@ -61,6 +61,7 @@ internal sealed class H2Connection
     private readonly List<(string Name, string Value)> _fields = [];
     private readonly Dictionary<int, H2Stream> _streams = [];
     private readonly List<H2Stream> _blocked = [];
+    private readonly List<H2Stream> _deferred = []; // answers made while the output was full, in order (H2Output.AnswerCap)
     private readonly List<CancellationTokenSource> _toCancel = [];
     private readonly Stack<CancellationTokenSource> _ctsPool = new();
     private readonly H2DataWriter _dataWriter = new();
@@ -88,8 +89,8 @@ internal sealed class H2Connection
     private long _sendWindow = H2.DefaultWindow;
     private long _recvWindow = H2.DefaultWindow;
     private int _lastStreamId;
-    private H2Output _out = new();
-    private H2Output _spare = new();
+    private H2Output _out;
+    private H2Output _spare;
     private bool _sending;
     private TaskCompletionSource? _drained;
     private bool _closed;
@@ -109,6 +110,8 @@ internal sealed class H2Connection
         _socket = socket;
         _key = key;
         _maxHeaderBlock = Math.Max(16 * 1024, (2 * server.MaxHeaderList) + 4096);
+        _out = new H2Output(server.Owner);
+        _spare = new H2Output(server.Owner);
         _quietSince = server.Now;
     }
 
@@ -149,7 +152,16 @@ internal sealed class H2Connection
             CancelCollected();
             var run = RunReadyAsync();
             if (!run.IsCompletedSuccessfully) run.AsTask().GetAwaiter().GetResult();
-            lock (_sync) _out.Reset();
+            lock (_sync)
+            {
+                _out.Reset();
+                // No socket: answers held back for a full output go now, each into an emptied output.
+                while (_deferred.Count > 0 && !_closed)
+                {
+                    ResumeDeferred();
+                    _out.Reset();
+                }
+            }
             if (!keepGoing) return false;
         }
         return true;
@@ -389,8 +401,11 @@ internal sealed class H2Connection
         if (!_streams.TryGetValue(stream, out var s)) return;
         SpendReset();
         Abort(s);
-        // A reset answer that waited for the windows no longer holds the calls parked behind it.
+        // A reset answer that waited for the windows no longer holds the calls parked behind it. One held back for a
+        // full output is only dropped: the next held-back answers wait for a send to drain the output, as before (a
+        // peer resetting many streams would otherwise have each reset serialize the answers of streams it resets next).
         if (_blocked.Count > 0) ResumeBlocked();
+        else if (_deferred.Count > 0) DropClosedDeferred();
     }
 
     private void OnWindowUpdate(int stream, ReadOnlySpan<byte> payload)
@@ -1045,10 +1060,11 @@ internal sealed class H2Connection
                     Answer(s, StatusCode.Internal, "Incomplete message.");
                     return Step.None;
                 }
-                if (_blocked.Count > 0)
+                if (_blocked.Count > 0 || _deferred.Count > 0)
                 {
-                    // Back-pressure: answers already wait for the peer's windows, so this call's answer could not be
-                    // sent either. It runs once they have gone (Unpark), instead of parking its answer in memory.
+                    // Back-pressure: answers already wait for the peer's windows (or for the output to drain), so this
+                    // call's answer could not be sent either. It runs once they have gone (Unpark), instead of parking
+                    // its answer in memory.
                     // Parked, it waits for the peer, not for this server: not counted in the calls in flight (a peer
                     // that never opens its window must not hold the axon's slots).
                     _parked.Add(s);
@@ -1219,7 +1235,8 @@ internal sealed class H2Connection
         }
         finally
         {
-            s.DisposeRegistered();
+            // A held-back answer still needs what it registered (pooled tensor buffers) until it is serialized.
+            if (s.Deferred is null) s.DisposeRegistered();
         }
     }
 
@@ -1241,7 +1258,13 @@ internal sealed class H2Connection
         if (!remoteClosed) _out.RstStream(id, H2.NoError);
     }
 
-    /// <summary>HEADERS, the message as DATA within the flow-control windows (the rest when they open), then trailers.</summary>
+    /// <summary>
+    /// HEADERS, the message as DATA within the flow-control windows (the rest when they open), then trailers; or, while
+    /// the output is full (<see cref="H2Output.AnswerCap"/>: a send is under way and the peer's socket has not taken
+    /// it yet), the message is held back, unserialized, until a send has drained the output (<see cref="ResumeDeferred"/>).
+    /// A held-back answer is made: its slot in the calls in flight is free (it waits for the peer, as one waiting for a
+    /// window does), and calls of this connection that become ready meanwhile are parked (<see cref="NextStep"/>).
+    /// </summary>
     private void WriteAnswer(H2Stream s, TensorMessage message)
     {
         var size = message.CalculateSize();
@@ -1250,6 +1273,56 @@ internal sealed class H2Connection
             Answer(s, StatusCode.ResourceExhausted, TransportStatus.SendTooLarge);
             return;
         }
+        // In order: behind answers already held back, unless the output is empty (nothing to wait for).
+        if (!_out.RoomForAnswer(AnswerBytes(size)) || (_deferred.Count > 0 && _out.Length > 0))
+        {
+            s.Deferred = message;
+            s.DeferredSize = size;
+            _deferred.Add(s);
+            Unhold(s);
+            return;
+        }
+        WriteAnswerNow(s, message, size);
+    }
+
+    /// <summary>The most output an answer of <paramref name="size"/> takes: HEADERS, DATA frames, trailers and a reset.</summary>
+    private int AnswerBytes(int size)
+    {
+        var total = 5 + size;
+        var frame = Math.Max(1, Math.Min(_peerMaxFrame, total));
+        return (3 * H2.FrameHeaderSize) + H2Blocks.ResponseHeaders.Length + H2Blocks.OkTrailers.Length + 4 + total
+            + (((total / frame) + 2) * H2.FrameHeaderSize);
+    }
+
+    /// <summary>
+    /// Writes answers held back for a full output, in order, while the output has room for them (each first into an
+    /// empty output, whatever its size); true when none is left.
+    /// </summary>
+    private bool ResumeDeferred()
+    {
+        var done = 0;
+        for (; done < _deferred.Count; done++)
+        {
+            var s = _deferred[done];
+            if (s.Closed || _closed || s.Deferred is not { } message) continue;
+            if (!_out.RoomForAnswer(AnswerBytes(s.DeferredSize))) break;
+            s.Deferred = null;
+            WriteAnswerNow(s, message, s.DeferredSize);
+            s.DisposeRegistered(); // serialized now (into the output, or a buffer waiting for the windows)
+        }
+        _deferred.RemoveRange(0, done);
+        return _deferred.Count == 0;
+    }
+
+    /// <summary>Forgets held-back answers whose streams closed; the parked calls run once none is left.</summary>
+    private void DropClosedDeferred()
+    {
+        _deferred.RemoveAll(static d => d.Closed);
+        if (_deferred.Count == 0) Unpark();
+    }
+
+    private void WriteAnswerNow(H2Stream s, TensorMessage message, int size)
+    {
         var total = 5 + size;
         _out.FrameHeader(H2Blocks.ResponseHeaders.Length, H2.Headers, H2.EndHeaders, s.Id);
         _out.Write(H2Blocks.ResponseHeaders);
@@ -1308,7 +1381,8 @@ internal sealed class H2Connection
         {
             var window = Math.Min(_sendWindow, s.SendWindow);
             if (window <= 0 || _out.Length >= ResumeAtMost) return false;
-            var n = (int)Math.Min(Math.Min(window, _peerMaxFrame), s.PendingLength - s.PendingOffset);
+            // No further than the cap: a 1 MiB SETTINGS_MAX_FRAME_SIZE must not grow the output past what it keeps.
+            var n = (int)Math.Min(Math.Min(Math.Min(window, _peerMaxFrame), s.PendingLength - s.PendingOffset), ResumeAtMost - _out.Length);
             _out.FrameHeader(n, H2.Data, 0, s.Id);
             _out.Write(s.Pending.AsSpan(s.PendingOffset, n));
             s.PendingOffset += n;
@@ -1320,13 +1394,12 @@ internal sealed class H2Connection
         return true;
     }
 
+    /// <summary>
+    /// Answers waiting for the windows go on as far as the windows and the output allow, then answers held back for a
+    /// full output; the calls parked behind them run once none waits.
+    /// </summary>
     private void ResumeBlocked()
     {
-        if (_blocked.Count == 0)
-        {
-            Unpark();
-            return;
-        }
         for (var i = 0; i < _blocked.Count; i++)
         {
             var s = _blocked[i];
@@ -1340,6 +1413,7 @@ internal sealed class H2Connection
                 return;
             }
         }
+        if (_deferred.Count > 0 && !ResumeDeferred()) return;
         Unpark();
     }
 
@@ -1366,7 +1440,7 @@ internal sealed class H2Connection
     /// <summary>Calls parked behind waiting answers become ready again once no answer waits (under the lock).</summary>
     private void Unpark()
     {
-        if (_parked.Count == 0 || _blocked.Count > 0) return;
+        if (_parked.Count == 0 || _blocked.Count > 0 || _deferred.Count > 0) return;
         foreach (var p in _parked)
             if (!p.Closed) Ready(p);
         _parked.Clear();
@@ -1389,6 +1463,8 @@ internal sealed class H2Connection
         Unhold(s);
         _streams.Remove(s.Id);
         if (_streams.Count == 0) _quietSince = _server.Now;
+        // A held-back answer that will not be sent (reset, deadline, the connection's end): its pooled parts go back.
+        if (s.Deferred is not null) s.DisposeRegistered();
         s.ReleaseBuffers();
         s.Registration.Unregister();
         if (!s.Async && !s.Cancellation.IsCancellationRequested && s.Cancellation.TryReset() && _ctsPool.Count < 64) _ctsPool.Push(s.Cancellation);
@@ -1470,8 +1546,8 @@ internal sealed class H2Connection
                 bool unparked;
                 lock (_sync)
                 {
-                    // Answers that wait for the windows and did not fit the last output go next.
-                    if (_blocked.Count > 0 && _sendWindow > 0 && !_closed) ResumeBlocked();
+                    // Answers that wait for the windows or were held back for a full output go next.
+                    if (!_closed && (_deferred.Count > 0 || (_blocked.Count > 0 && _sendWindow > 0))) ResumeBlocked();
                     unparked = _ready.Count > 0 && !_runningReady && !_closed;
                 }
                 // Calls parked behind those answers run now (their peer may send nothing until it has them), on a
@@ -1736,6 +1812,7 @@ internal sealed class H2Connection
             if (_closed) return;
             foreach (var s in _streams.Values.ToArray()) Abort(s);
             _blocked.Clear();
+            _deferred.Clear();
             _parked.Clear();
             _closed = true;
             _idle?.TrySetResult();
@@ -1820,6 +1897,8 @@ internal sealed class H2Stream
     public byte[]? Pending;
     public int PendingOffset;
     public int PendingLength;
+    public TensorMessage? Deferred; // the answer, held back while the connection's output is full
+    public int DeferredSize;
 
     public void Append(ReadOnlySpan<byte> data)
     {
@@ -1852,6 +1931,7 @@ internal sealed class H2Stream
         Body = null;
         if (Pending is not null) ArrayPool<byte>.Shared.Return(Pending);
         Pending = null;
+        Deferred = null;
     }
 
     private void Register(IDisposable disposable)

@@ -50,12 +50,34 @@ internal sealed class H2ConnectionException(uint code, string message) : Excepti
 
 /// <summary>
 /// A connection's output: frames appended under the connection's lock and sent in one write. Plain arrays (not pooled):
-/// a sender may still be writing one when the connection closes.
+/// a sender may still be writing one when the connection closes. Bounded so that it is reused, not reallocated: answers
+/// are written only while the output holds less than <see cref="AnswerCap"/> (the connection holds the rest back until
+/// a send has drained it, <see cref="H2Connection"/>), so the buffer grows once, from <see cref="Initial"/> (under the
+/// large-object threshold) up to at most <see cref="Keep"/>, and keeps that size. Only an answer larger than the cap on
+/// its own, or small frames past the reserve, make it larger; such a buffer is let go after its send.
+/// (Until session 12 the output took every answer as it came: under overload it grew to many MiB between two sends
+/// and was replaced by a fresh 64 KiB after each, so every burst allocated the ladder 128 KiB … 16 MiB anew on the
+/// large-object heap: the dead large arrays behind the RSS growth at 1,024 signed callers.)
 /// </summary>
 internal sealed class H2Output
 {
-    private const int Initial = 64 * 1024;
-    private const int KeepAtMost = 1024 * 1024;
+    /// <summary>The first buffer: 64 KiB, below the 85,000 bytes from which arrays go to the large-object heap.</summary>
+    public const int Initial = 64 * 1024;
+
+    /// <summary>The largest buffer kept between sends.</summary>
+    public const int Keep = 1024 * 1024;
+
+    /// <summary>
+    /// Answers (HEADERS, DATA, trailers) are appended only while they leave the output at most this long; the 64 KiB
+    /// above it up to <see cref="Keep"/> are for the small frames that are never held back (shed and refused answers,
+    /// resets, window updates, PING and SETTINGS acknowledgements).
+    /// </summary>
+    public const int AnswerCap = Keep - (64 * 1024);
+
+    private readonly LeanServerTransport? _owner;
+
+    /// <param name="owner">Counts every buffer this output allocates after its first (<see cref="LeanServerTransport.OutputsGrown"/>).</param>
+    public H2Output(LeanServerTransport? owner = null) => _owner = owner;
 
     public byte[] Buffer = GC.AllocateUninitializedArray<byte>(Initial);
     public int Length;
@@ -63,16 +85,28 @@ internal sealed class H2Output
     public void Ensure(int more)
     {
         if (Length + more <= Buffer.Length) return;
-        var bigger = GC.AllocateUninitializedArray<byte>(Math.Max(Buffer.Length * 2, Length + more));
+        var want = Length + more;
+        var size = Math.Max(Buffer.Length * 2, want);
+        // Up to the kept size the ladder stops at it (1 MiB, not 2), so a buffer kept is never grown past it again.
+        if (want <= Keep) size = Math.Min(size, Keep);
+        var bigger = GC.AllocateUninitializedArray<byte>(size);
         Buffer.AsSpan(0, Length).CopyTo(bigger);
         Buffer = bigger;
+        _owner?.CountOutputGrown(size);
     }
 
-    /// <summary>Empties the buffer after a send; a buffer grown past 1 MiB by a burst is let go.</summary>
+    /// <summary>True when an answer of <paramref name="bytes"/> may be appended now: the output is empty, or stays within <see cref="AnswerCap"/>.</summary>
+    public bool RoomForAnswer(int bytes) => Length == 0 || Length + (long)bytes <= AnswerCap;
+
+    /// <summary>Empties the buffer after a send; one grown past <see cref="Keep"/> (a single large answer) is let go.</summary>
     public void Reset()
     {
         Length = 0;
-        if (Buffer.Length > KeepAtMost) Buffer = GC.AllocateUninitializedArray<byte>(Initial);
+        if (Buffer.Length > Keep)
+        {
+            Buffer = GC.AllocateUninitializedArray<byte>(Initial);
+            _owner?.CountOutputGrown(Initial);
+        }
     }
 
     public void Write(ReadOnlySpan<byte> bytes)

@@ -47,6 +47,31 @@ public sealed class LeanServerTransport : IServerTransport
 
     internal void CountConnectionRefused() => Interlocked.Increment(ref _connectionsRefused);
 
+    private long _outputsGrown;
+    private int _largestOutput;
+
+    /// <summary>
+    /// Output buffers the connections allocated after their first two (the growth ladder, or a fresh one after an
+    /// oversized answer), over every binding of this transport: a bounded output grows a few times per connection and
+    /// then is reused (<see cref="H2Output"/>).
+    /// </summary>
+    internal long OutputsGrown => Interlocked.Read(ref _outputsGrown);
+
+    /// <summary>The largest output buffer any connection allocated, bytes.</summary>
+    internal int LargestOutput => Volatile.Read(ref _largestOutput);
+
+    internal void CountOutputGrown(int size)
+    {
+        Interlocked.Increment(ref _outputsGrown);
+        var seen = Volatile.Read(ref _largestOutput);
+        while (size > seen)
+        {
+            var was = Interlocked.CompareExchange(ref _largestOutput, size, seen);
+            if (was == seen) break;
+            seen = was;
+        }
+    }
+
     /// <inheritdoc />
     public Task<IServerBinding> BindAsync(ServerTransportOptions options, IBittensorService service, CancellationToken cancellationToken)
     {
