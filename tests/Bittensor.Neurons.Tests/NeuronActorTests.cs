@@ -5,7 +5,7 @@ using Bittensor.Neurons.Roles;
 
 namespace Bittensor.Neurons.Tests;
 
-public sealed class NeuronActorTests() : TestKit("akka.loglevel = OFF")
+public sealed class NeuronActorTests() : TestKit("akka.loglevel = OFF\nakka.test.single-expect-default = 30s")
 {
     /// <summary>Answers "ping" with "pong", throws on "boom"; tells the probe when it restarts.</summary>
     internal sealed class Part : ReceiveActor

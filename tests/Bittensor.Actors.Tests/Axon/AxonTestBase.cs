@@ -24,7 +24,7 @@ public abstract class AxonTestBase : Akka.TestKit.Xunit2.TestKit
     private readonly List<GrpcChannel> _channels = [];
     private readonly Dictionary<string, RequestAuth> _auth = new(StringComparer.Ordinal);
 
-    protected AxonTestBase(Xunit.Abstractions.ITestOutputHelper output) : base("akka.loglevel = WARNING", output)
+    protected AxonTestBase(Xunit.Abstractions.ITestOutputHelper output) : base("akka.loglevel = WARNING\n" + TestKitWaits.Hocon, output)
     {
     }
 

@@ -15,7 +15,7 @@ public sealed class ChainActorTests : Akka.TestKit.Xunit2.TestKit
     };
 
     public ChainActorTests()
-        : base("akka.scheduler.implementation = \"Akka.TestKit.TestScheduler, Akka.TestKit\"")
+        : base("akka.scheduler.implementation = \"Akka.TestKit.TestScheduler, Akka.TestKit\"\n" + TestKitWaits.Hocon)
     {
     }
 
@@ -262,7 +262,7 @@ public sealed class ChainActorTests : Akka.TestKit.Xunit2.TestKit
     {
         var backend = new FakeChainBackend { Head = 11 };
         var chain = StartConnected(backend);
-        var block = await chain.Ask<BlockInfo>(new ChainRead<BlockInfo>((b, ct) => b.GetCurrentBlockAsync(ct).AsTask()), TimeSpan.FromSeconds(5));
+        var block = await chain.Ask<BlockInfo>(new ChainRead<BlockInfo>((b, ct) => b.GetCurrentBlockAsync(ct).AsTask()), TimeSpan.FromSeconds(30));
         Assert.Equal(11ul, block.Number);
 
         var events = CreateTestProbe();
@@ -270,6 +270,6 @@ public sealed class ChainActorTests : Akka.TestKit.Xunit2.TestKit
         backend.BreakStream(new ChainUnavailableException("gone"));
         events.ExpectMsg<ChainDisconnected>();
         await Assert.ThrowsAsync<ChainUnavailableException>(() =>
-            chain.Ask<BlockInfo>(new ChainRead<BlockInfo>((b, ct) => b.GetCurrentBlockAsync(ct).AsTask()), TimeSpan.FromSeconds(5)));
+            chain.Ask<BlockInfo>(new ChainRead<BlockInfo>((b, ct) => b.GetCurrentBlockAsync(ct).AsTask()), TimeSpan.FromSeconds(30)));
     }
 }

@@ -35,7 +35,8 @@ internal sealed class FakeChainBackend : IChainBackend
 
     public async Task<(SignedCall Call, TaskCompletionSource<CallResult> Result)> NextSubmissionAsync()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        // A bound on a submission that does come (the chain actor's next step), not a speed limit: 60 s for a busy machine.
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         return await Submissions.Reader.ReadAsync(cts.Token);
     }
 

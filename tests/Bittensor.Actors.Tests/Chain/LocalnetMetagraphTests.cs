@@ -32,6 +32,7 @@ public sealed class LocalnetMetagraphTests : Akka.TestKit.Xunit2.TestKit, IAsync
     private static readonly Dictionary<string, Sr25519KeyPair> Keys = [];
 
     public LocalnetMetagraphTests()
+        : base(TestKitWaits.Hocon)
     {
         _backend = new ObservedBackend(_localnet);
         var connected = CreateTestProbe();

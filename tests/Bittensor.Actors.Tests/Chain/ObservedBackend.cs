@@ -14,7 +14,7 @@ internal sealed class ObservedBackend(IChainBackend inner) : IChainBackend
 
     public async Task<SignedCall> NextAcceptedAsync()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60)); // a bound on a call that does come, for a busy machine
         return await _accepted.Reader.ReadAsync(cts.Token);
     }
 

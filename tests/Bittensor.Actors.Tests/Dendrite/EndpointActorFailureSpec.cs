@@ -14,7 +14,7 @@ namespace Bittensor.Actors.Tests.Dendrite;
 /// An endpoint actor that dies or restarts owes every caller exactly one answer: queued and in-flight calls are answered
 /// UnknownException, and a transport completion arriving afterwards is dropped, never delivered as a second answer.
 /// </summary>
-public sealed class EndpointActorFailureSpec() : Akka.TestKit.Xunit2.TestKit("akka.loglevel = WARNING"), IDisposable
+public sealed class EndpointActorFailureSpec() : Akka.TestKit.Xunit2.TestKit("akka.loglevel = WARNING\n" + TestKitWaits.Hocon), IDisposable
 {
     // A real TCP peer that accepts connections and never answers: calls stay in flight until their (long) deadline.
     private readonly TcpListener _silent = StartSilent();

@@ -10,11 +10,14 @@ namespace Bittensor.Actors.Tests.Metagraph;
 
 public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposable
 {
+    // A bound on a reply that does come (an Ask, a stop), not a speed limit: 5 s was within reach of a busy 2-core machine.
+    private static readonly TimeSpan Reply = TimeSpan.FromSeconds(30);
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "bt-mga-" + Guid.NewGuid().ToString("N"));
     private readonly FakeChainBackend _backend = new() { Head = 1 };
     private readonly TestProbe _updates;
 
     public MetagraphActorTests()
+        : base(TestKitWaits.Hocon)
     {
         _updates = CreateTestProbe();
         Sys.EventStream.Subscribe(_updates.Ref, typeof(MetagraphUpdated));
@@ -80,12 +83,12 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
         var metagraph = Sys.ActorOf(MetagraphActor.Props(Chain(), 1, "local", Settings()));
         AwaitCondition(() => Volatile.Read(ref _backend.NeuronReads) == 1);
 
-        var during = await metagraph.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5));
+        var during = await metagraph.Ask<MetagraphSnapshot>(GetMetagraph.Instance, Reply);
         Assert.Equal(0, during.N);
 
         gate.SetResult(TestNeurons.Many(4));
         Assert.Equal(4, _updates.ExpectMsg<MetagraphUpdated>().Snapshot.N);
-        var after = await metagraph.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5));
+        var after = await metagraph.Ask<MetagraphSnapshot>(GetMetagraph.Instance, Reply);
         Assert.Equal(4, after.N);
     }
 
@@ -97,7 +100,7 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
         var chain = Chain();
         var first = Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings(save: true)));
         _updates.ExpectMsg<MetagraphUpdated>();
-        await first.GracefulStop(TimeSpan.FromSeconds(5));
+        await first.GracefulStop(Reply);
         Assert.True(File.Exists(MetagraphStore.DefaultPath(_dir, "local", 1)));
 
         _backend.NeuronsSource = _ => new TaskCompletionSource<IReadOnlyList<NeuronInfo>>().Task; // the next sync never ends
@@ -111,7 +114,7 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
         var second = Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings(save: true)));
         await AwaitAssertAsync(async () =>
         {
-            var s = await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5));
+            var s = await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, Reply);
             Assert.Equal((9ul, 4), (s.Block, s.N));
         });
     }
@@ -129,7 +132,7 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
             second = Sys.ActorOf(MetagraphActor.Props(otherChain, 1, "local", Settings(save: true)));
             await Task.CompletedTask;
         });
-        Assert.Equal(0, (await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5))).N);
+        Assert.Equal(0, (await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, Reply)).N);
     }
 
     [Fact]
@@ -148,7 +151,7 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
             second = Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings(save: true)));
             await Task.CompletedTask;
         });
-        Assert.Equal(0, (await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5))).N);
+        Assert.Equal(0, (await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, Reply)).N);
     }
 
     [Fact]
@@ -168,12 +171,12 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
             second = Sys.ActorOf(MetagraphActor.Props(connecting, 1, "local", Settings(save: true)));
             await Task.CompletedTask;
         });
-        Assert.Equal(0, (await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5))).N);
+        Assert.Equal(0, (await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, Reply)).N);
 
         gate.SetResult(); // connects (same genesis); its sync never ends, so only the saved snapshot can answer
         await AwaitAssertAsync(async () =>
         {
-            var s = await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5));
+            var s = await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, Reply);
             Assert.Equal((9ul, 4), (s.Block, s.N));
         });
     }
@@ -188,7 +191,7 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
             second = Sys.ActorOf(MetagraphActor.Props(chain, 1, "local", Settings(save: false)));
             await Task.CompletedTask;
         });
-        var s = await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5));
+        var s = await second.Ask<MetagraphSnapshot>(GetMetagraph.Instance, Reply);
         Assert.Equal(0, s.N);
     }
 
@@ -223,7 +226,7 @@ public sealed class MetagraphActorTests : Akka.TestKit.Xunit2.TestKit, IDisposab
 
         metagraph.Tell(SyncMetagraph.Instance, TestActor);
         Assert.Equal("read failed", ExpectMsg<Status.Failure>().Cause.Message);
-        Assert.Equal(2, (await metagraph.Ask<MetagraphSnapshot>(GetMetagraph.Instance, TimeSpan.FromSeconds(5))).N);
+        Assert.Equal(2, (await metagraph.Ask<MetagraphSnapshot>(GetMetagraph.Instance, Reply)).N);
 
         _backend.Produce(2);
         Assert.Equal(4, _updates.ExpectMsg<MetagraphUpdated>().Snapshot.N);

@@ -12,7 +12,7 @@ public sealed class MetagraphReconnectTests : Akka.TestKit.Xunit2.TestKit, IDisp
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "bt-mgr-" + Guid.NewGuid().ToString("N"));
 
     public MetagraphReconnectTests()
-        : base("akka.scheduler.implementation = \"Akka.TestKit.TestScheduler, Akka.TestKit\"")
+        : base("akka.scheduler.implementation = \"Akka.TestKit.TestScheduler, Akka.TestKit\"\n" + TestKitWaits.Hocon)
     {
     }
 

@@ -7,7 +7,7 @@ using Bittensor.Protocol.Wire;
 namespace Bittensor.Actors.Tests.ModelHost;
 
 /// <summary>The model host serving an axon's delegates: the same queue, deadlines and NucleusFull as a hosted text model.</summary>
-public sealed class HandlerHostTests() : Akka.TestKit.Xunit2.TestKit("akka.loglevel = WARNING")
+public sealed class HandlerHostTests() : Akka.TestKit.Xunit2.TestKit("akka.loglevel = WARNING\n" + TestKitWaits.Hocon)
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
 

@@ -7,7 +7,7 @@ using Bittensor.Wallet;
 
 namespace Bittensor.Actors.Tests.Wallet;
 
-public sealed class WalletSignerActorSpecs : TestKit, IDisposable
+public sealed class WalletSignerActorSpecs() : TestKit(TestKitWaits.Hocon), IDisposable
 {
     private const string HotkeyAddress = "5DXnSWV9XZ9vmC13BTNK6XKyiHmdWo8EJNFweudRNECHGpMq";
     private const string ColdkeyAddress = "5CPBWwf3QyFjLkaCzwUVtyj8rbve7demcJffZkPrF91tMYbR";
