@@ -358,21 +358,27 @@ public sealed class LeanServerTests : IAsyncLifetime
     [Fact]
     public async Task A_silent_connection_is_closed_at_the_idle_timeout_and_gives_its_slot_back_while_one_with_a_call_open_stays()
     {
+        // On a clock the test drives (the rule's sweep runs inside Advance): with a real 200 ms timeout, a busy machine
+        // that paused this test between the busy connection's handshake and its call closed that connection as idle too.
+        var clock = new DrivenClock();
         var service = new HeldService();
-        // Two connections at most, 200 ms idle timeout.
-        await using var binding = await _transport.BindAsync(new ServerTransportOptions("127.0.0.1", 0, 1024 * 1024, 1024 * 1024, 8, 64 * 1024,
-            new ServerLimits(2048, 2, 0, 0, 0, TimeSpan.FromSeconds(1), ExemptLoopback: true) { IdleTimeout = TimeSpan.FromMilliseconds(200) }),
+        // Two connections at most, 10 s idle timeout (swept every second of the driven clock).
+        await using var binding = await new LeanServerTransport(clock).BindAsync(new ServerTransportOptions("127.0.0.1", 0, 1024 * 1024, 1024 * 1024, 8,
+            64 * 1024, new ServerLimits(2048, 2, 0, 0, 0, TimeSpan.FromSeconds(1), ExemptLoopback: true) { IdleTimeout = TimeSpan.FromSeconds(10) }),
             service, CancellationToken.None);
         var port = binding.Endpoint.Port;
 
-        // A call held open in its handler: this connection is older than the silent one below but has a call open.
+        // A peer that connects and sends nothing, not even the preface. It connects first: the server accepts in order, so
+        // once the next connection's handshake is answered, this one is registered (from the clock's start).
+        await using var silent = await RawH2.Connect(port, handshake: false);
+        // A call held open in its handler: this connection has a call open when the time comes.
         await using var busy = await RawH2.Connect(port);
         await busy.Frame(H2.Headers, H2.EndHeaders, 1, Request());
         await busy.Frame(H2.Data, H2.EndStream, 1, Message(new TensorMessage { Hotkey = "held" }));
         await service.Entered.Task.WaitAsync(Wait);
 
-        // A peer that connects and sends nothing, not even the preface: GOAWAY NO_ERROR "idle", then closed.
-        await using var silent = await RawH2.Connect(port, handshake: false);
+        // The idle timeout passes: the silent connection gets GOAWAY NO_ERROR "idle", then is closed.
+        clock.Advance(TimeSpan.FromSeconds(11));
         var (code, debug) = await silent.GoAway();
         Assert.Equal(H2.NoError, code);
         Assert.Equal("idle", debug);
