@@ -30,6 +30,7 @@ internal static class FuzzDriver
     public static FuzzReport Run(FuzzTarget target, IReadOnlyList<byte[]> corpus, int iterations, int seed, TimeSpan hangAfter)
     {
         var executions = 0;
+        var starts = 0;
         byte[]? current = null;
         Exception? failure = null;
         var worker = new Thread(() =>
@@ -40,6 +41,7 @@ internal static class FuzzDriver
                 foreach (var input in corpus)
                 {
                     Volatile.Write(ref current, input);
+                    Interlocked.Increment(ref starts);
                     target.Run(input);
                     Interlocked.Increment(ref executions);
                 }
@@ -47,6 +49,7 @@ internal static class FuzzDriver
                 {
                     var input = mutator.Next();
                     Volatile.Write(ref current, input);
+                    Interlocked.Increment(ref starts);
                     target.Run(input);
                     Interlocked.Increment(ref executions);
                 }
@@ -57,13 +60,16 @@ internal static class FuzzDriver
             }
         }, 64 * 1024 * 1024) { IsBackground = true, Name = $"fuzz-{target.Name}" };
         worker.Start();
-        // The guard restarts whenever an input completes: only one input that never returns trips it.
-        var last = -1;
+        // A hang is one input that was running at the last check and still runs (so for hangAfter at least): an input
+        // that completes restarts the guard, and a worker the busy machine has not run yet is no hang (counting only
+        // completions, a worker not yet started by the second check was reported hung, with no input).
+        var (lastDone, lastStarted) = (-1, -1);
         while (!worker.Join(hangAfter))
         {
-            var now = Volatile.Read(ref executions);
-            if (now == last) return new FuzzReport(target.Name, now, Volatile.Read(ref current), new TimeoutException($"one input ran longer than {hangAfter}"), Hung: true);
-            last = now;
+            var (done, started) = (Volatile.Read(ref executions), Volatile.Read(ref starts));
+            if (done == lastDone && started == lastStarted && started > done)
+                return new FuzzReport(target.Name, done, Volatile.Read(ref current), new TimeoutException($"one input ran longer than {hangAfter}"), Hung: true);
+            (lastDone, lastStarted) = (done, started);
         }
         return new FuzzReport(target.Name, executions, failure is null ? null : current, failure, Hung: false);
     }
