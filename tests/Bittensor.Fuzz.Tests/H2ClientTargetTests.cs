@@ -117,6 +117,43 @@ public sealed class H2ClientTargetTests
         Assert.Equal(Answer(), await last.WaitAsync(Wait));
     }
 
+    [Theory]
+    [InlineData("answer-landed", true)]
+    [InlineData("three-split-landed", true)]
+    [InlineData("hostile-landed", false)]
+    public async Task The_landing_seeds_reach_the_landing_the_target_compares(string seed, bool takes)
+    {
+        // The seed's own calls (byte 0) and bytes, with every reader call landing as the target makes them: the first
+        // call's reader finds its floats in its array (the answer is the expected [1, 2, 16]), or, for a tensor of
+        // another shape, not (the buffer whole again, decoded as before).
+        var input = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "Corpus", "h2client", seed));
+        Assert.Equal(0x40, input[1] & 0xC0);
+        var conn = H2ClientConnection.ForFeed(BittensorChannelOptions.Default);
+        var landing = new AnswerLanding(new Float32AnswerShape([1, 2, 16]));
+        var took = conn.CallAsync(BittensorMethod.Forward, new TensorMessage(), Headers, DateTime.MaxValue, CancellationToken.None,
+            a => (object)landing.TryTake(a.Tensors[0]), landing);
+        var others = Enumerable.Range(1, (input[0] & 3) % 3).Select(_ => conn.CallAsync(BittensorMethod.Forward, new TensorMessage(), Headers,
+            DateTime.MaxValue, CancellationToken.None)).ToArray();
+
+        var loop = conn.Feed(input[2..], H2ClientTarget.ReadSizes(input[0], input[1]));
+
+        Assert.True(loop.IsCompleted);
+        Assert.Null(conn.Bug);
+        Assert.Equal(takes, (bool)await took.WaitAsync(Wait));
+        if (takes) Assert.All(landing.Values, v => Assert.Equal(0f, v)); // the seeds' answer: 32 zeros
+        foreach (var o in others)
+        {
+            try
+            {
+                await o.WaitAsync(Wait);
+            }
+            catch (RpcException)
+            {
+                // the hostile seed's other streams fail with a status
+            }
+        }
+    }
+
     [Fact]
     public void Every_h2client_seed_passes_the_targets_oracle()
     {

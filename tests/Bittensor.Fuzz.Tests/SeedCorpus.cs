@@ -84,10 +84,11 @@ internal static class SeedCorpus
         Put("h2client", "answer-returned", [0, 0, .. serverSettings, .. Ok(1)]);
         // Three calls answered interleaved, the message split over DATA frames of 1, 4, rest bytes; cut into 9-byte reads.
         byte[] Split(int stream) => [.. Frame(0, 0, stream, answerMessage[..1]), .. Frame(0, 0, stream, answerMessage[1..5]), .. Frame(0, 0, stream, answerMessage[5..])];
-        Put("h2client", "three-split", [0b011_101_10, 0, .. serverSettings, .. Frame(1, 4, 1, Protocol.Lean.H2Blocks.ResponseHeaders),
+        byte[] threeSplit = [.. serverSettings, .. Frame(1, 4, 1, Protocol.Lean.H2Blocks.ResponseHeaders),
             .. Frame(1, 4, 3, Protocol.Lean.H2Blocks.ResponseHeaders), .. Split(3), .. Split(1), .. Frame(1, 5, 3, Protocol.Lean.H2Blocks.OkTrailers),
             .. Frame(1, 5, 1, Protocol.Lean.H2Blocks.OkTrailers), .. Frame(1, 4, 5, Protocol.Lean.H2Blocks.ResponseHeaders), .. Split(5),
-            .. Frame(1, 5, 5, Protocol.Lean.H2Blocks.OkTrailers)]);
+            .. Frame(1, 5, 5, Protocol.Lean.H2Blocks.OkTrailers)];
+        Put("h2client", "three-split", [0b011_101_10, 0, .. threeSplit]);
         // Huffman literals with indexing across HEADERS + CONTINUATION, padded DATA, trailers from the dynamic table; random reads.
         Put("h2client", "huffman-continuation-padded", [0b111_001_00, 42, .. serverSettings,
             .. Frame(1, 0, 1, [0x88, .. Huff("content-type", "application/grpc")]), .. Frame(9, 4, 1, Huff("x-axon", "lean")),
@@ -107,10 +108,18 @@ internal static class SeedCorpus
         var hostile = answer.Clone();
         hostile.Tensors[0].Shape[2] = 1_000_000;
         var hostileBody = hostile.ToByteArray();
-        Put("h2client", "hostile", [0b101_101_10, 0, .. serverSettings, .. Frame(1, 4, 1, Protocol.Lean.H2Blocks.ResponseHeaders),
+        byte[] hostileAnswers = [.. serverSettings, .. Frame(1, 4, 1, Protocol.Lean.H2Blocks.ResponseHeaders),
             .. Frame(0, 0, 1, [0, (byte)(hostileBody.Length >> 24), (byte)(hostileBody.Length >> 16), (byte)(hostileBody.Length >> 8), (byte)hostileBody.Length, .. hostileBody]),
             .. Frame(1, 5, 1, Protocol.Lean.H2Blocks.OkTrailers), .. Frame(1, 4, 3, Protocol.Lean.H2Blocks.ResponseHeaders), .. Frame(0, 0, 3, [0, 3, 0x93, 0x87, 0, 1, 2, 3]),
-            .. Frame(1, 4, 5, Protocol.Lean.H2Blocks.ResponseHeaders), .. Frame(0, 1, 5, [1, 0, 0, 0, 1, 0])]);
+            .. Frame(1, 4, 5, Protocol.Lean.H2Blocks.ResponseHeaders), .. Frame(0, 1, 5, [1, 0, 0, 0, 1, 0])];
+        Put("h2client", "hostile", [0b101_101_10, 0, .. hostileAnswers]);
+        // Landings (byte 1: bit 6 set, bit 7 clear): the calls that read on the read loop also land their answer's floats
+        // in their own arrays, as the dendrite's fan-out does ([1, 2, 16] expected, the answer above); the target runs
+        // the input again without landings and wants the same ends. Whole in one read (straight from the socket), split
+        // and interleaved in 9-byte reads, and hostile (a shape that is not the expected one: the buffer stays whole).
+        Put("h2client", "answer-landed", [0b000_001_00, 0x40, .. serverSettings, .. Ok(1)]);
+        Put("h2client", "three-split-landed", [0b011_111_10, 0x40, .. threeSplit]);
+        Put("h2client", "hostile-landed", [0b101_111_10, 0x40, .. hostileAnswers]);
 
         var w = new ScaleWriter();
         w.Compact((ulong)0);
