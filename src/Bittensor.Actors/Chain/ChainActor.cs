@@ -36,6 +36,8 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
     private int _generation;
     private int _attempt;
     private ulong? _lastBlock;
+    // The runtime spec version last seen (across reconnects), for the log line when it changes.
+    private uint? _specVersion;
 
     /// <summary>Creates the actor; prefer <see cref="Props"/>.</summary>
     public ChainActor(Func<CancellationToken, Task<IChainBackend>> backendFactory, SubtensorSettings settings, Func<double>? random)
@@ -120,6 +122,7 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
             foreach (var account in _lanes.Keys.ToList()) Pump(account);
         });
         Receive<RemoteConnection>(m => m.Generation == _generation, OnRemoteConnection);
+        Receive<RuntimeChanged>(m => m.Generation == _generation, m => OnSpecVersion(m.SpecVersion));
         Receive<Submit>(m =>
         {
             Enqueue(m);
@@ -145,6 +148,7 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
         Receive<NonceSyncFailed>(_ => { });
         Receive<Reconnect>(_ => { });
         Receive<RemoteConnection>(_ => { });
+        Receive<RuntimeChanged>(_ => { });
         Receive<PumpAll>(_ => { });
     }
 
@@ -181,6 +185,7 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
         _identity = m.Identity;
         _attempt = 0;
         _log.Info("chain connected to {0} at block {1}", m.Identity.Name, m.Head.Number);
+        OnSpecVersion(m.Identity.SpecVersion);
         Become(Ready);
         Context.System.EventStream.Publish(new ChainConnected(m.Head.Number));
         PublishBlock(m.Head.Number);
@@ -190,6 +195,15 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
             var self = Self;
             var generation = m.Generation;
             remote.ConnectionChanged += c => self.Tell(new RemoteConnection(c, generation));
+        }
+        if (m.Backend is Bittensor.Chain.Rpc.SubstrateChainBackend node)
+        {
+            // A runtime upgrade (or a node that came back with another runtime) read by the client: said in the log.
+            var self = Self;
+            var generation = m.Generation;
+            node.RuntimeChanged += spec => self.Tell(new RuntimeChanged(spec, generation));
+            // One that changed between the identity read and this subscription is not missed.
+            if (node.SpecVersion != m.Identity.SpecVersion) self.Tell(new RuntimeChanged(node.SpecVersion, generation));
         }
         foreach (var account in _lanes.Keys.ToList()) Pump(account);
     }
@@ -214,6 +228,12 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
                 self.Tell(new StreamEnded(e, generation));
             }
         }, CancellationToken.None);
+    }
+
+    private void OnSpecVersion(uint spec)
+    {
+        if (_specVersion is { } before && before != spec) _log.Info("chain runtime changed: spec version {0} -> {1}", before, spec);
+        _specVersion = spec;
     }
 
     private void OnRemoteConnection(RemoteConnection m)
@@ -505,6 +525,8 @@ public sealed class ChainActor : ReceiveActor, IWithTimers
     private sealed record BlockArrived(BlockInfo Block, int Generation);
 
     private sealed record RemoteConnection(ChainConnectionChanged Change, int Generation);
+
+    private sealed record RuntimeChanged(uint SpecVersion, int Generation);
 
     private sealed record PumpAll
     {
