@@ -14,6 +14,7 @@ namespace Bittensor.Protocol.Tests.Lean;
 /// 2021 answer lands whole and anything else is left whole for the general decoder. The head scan (<c>FindGap</c>)
 /// never throws on hostile bytes and never points outside the message.
 /// </summary>
+[Collection(AnswerPoolCollection.Name)]
 public sealed class AnswerLandingTests
 {
     private static readonly long[] Shape = [1, 16, 1024];

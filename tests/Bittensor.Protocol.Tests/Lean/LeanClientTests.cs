@@ -16,6 +16,7 @@ namespace Bittensor.Protocol.Tests.Lean;
 /// unless it is about deadlines), and odd-but-legal framing (padding, many small frames, CONTINUATION, a window the
 /// server opens late) must still give the right answer.
 /// </summary>
+[Collection(AnswerPoolCollection.Name)]
 public sealed class LeanClientTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
@@ -508,6 +509,63 @@ public sealed class LeanClientTests
         Assert.True(Current(c).LandingHint > 0);
         Assert.True(Current(c).BytesLandedDirectly > 0, "no answer bytes were received straight into a landing");
         Assert.Equal(0, Current(c).ReadsInPlace);
+    }
+
+    [Fact]
+    public async Task An_answer_whole_in_the_socket_has_its_floats_and_what_follows_them_received_in_one_call()
+    {
+        await using var server = new ScriptedServer();
+        using var c = Connect(server);
+        var shape = new Float32AnswerShape([1, 16, 1024]);
+        byte[] AnswerBytes(int id, int seed, bool settings)
+        {
+            var m = Answer(16 * 1024);
+            m.Hotkey = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
+            m.Message = $"answer {seed}"; // the same length each time: the heads are alike, as an axon's are
+            return Concat(settings ? Frame(H2.Settings, 0, 0, []) : [], Frame(H2.Headers, H2.EndHeaders, id, Ok), Frame(H2.Data, 0, id, Grpc(m.ToByteArray())), Trailers(id));
+        }
+        Task<string> LandingCall(AnswerLanding landing, Action? inReader = null) =>
+            c.CallAsync(BittensorMethod.Forward, new TensorMessage { Version = 150, Hotkey = "5Grw" }, Headers(), DateTime.UtcNow.Add(Wait), CancellationToken.None,
+                a =>
+                {
+                    inReader?.Invoke();
+                    return landing.TryTake(a.Tensors[0]) ? a.Message : "not landed";
+                }, landing);
+
+        // The first answer tells the client where an answer's floats begin (the read at a frame start stops there).
+        var first = LandingCall(new AnswerLanding(shape));
+        await server.ReadRequest(f => f.Type == H2.Data && f.Stream == 1 && (f.Flags & H2.EndStream) != 0);
+        await server.Send(AnswerBytes(1, 1, settings: true));
+        Assert.Equal("answer 1", await first.WaitAsync(Wait));
+        Assert.True(Current(c).LandingHint > 0);
+
+        // The second answer's reader holds the read loop until the third answer is whole in the client's socket.
+        using var reading = new SemaphoreSlim(0);
+        using var go = new ManualResetEventSlim();
+        var (second, third) = (new AnswerLanding(shape), new AnswerLanding(shape));
+        var secondCall = LandingCall(second, () =>
+        {
+            reading.Release();
+            go.Wait(Wait);
+        });
+        var thirdCall = LandingCall(third);
+        await server.ReadRequest(f => f.Type == H2.Data && f.Stream == 5 && (f.Flags & H2.EndStream) != 0);
+        await server.Send(AnswerBytes(3, 2, settings: false));
+        Assert.True(await reading.WaitAsync(Wait));
+        var before = Current(c).VectoredReads;
+        var last = AnswerBytes(5, 3, settings: false);
+        await server.Send(last);
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (Current(c).SocketBytesAvailable < last.Length && waited.Elapsed < Wait) await Task.Delay(1); // the kernel has it all
+        Assert.Equal(last.Length, Current(c).SocketBytesAvailable);
+        go.Set();
+
+        Assert.Equal("answer 2", await secondCall.WaitAsync(Wait));
+        Assert.Equal("answer 3", await thirdCall.WaitAsync(Wait));
+        Assert.Equal(TensorCodec.Decode(Answer(16 * 1024).Tensors[0]).Tensor.ToFloat32Array(), third.Values);
+        // The head up to the floats in one read (the landing hint), then the floats, the message's tail and the
+        // trailers in one more: a single call that filled the landing and the read buffer.
+        Assert.Equal(before + 1, Current(c).VectoredReads);
     }
 
     [Fact]

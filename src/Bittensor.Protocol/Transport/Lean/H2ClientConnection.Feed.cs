@@ -30,6 +30,9 @@ internal sealed partial class H2ClientConnection
         return ReadLoopAsync();
     }
 
+    /// <summary>Bytes of the input the read loop has taken so far (tests: act at a given point of the peer's bytes).</summary>
+    internal int FedBytes => _feed?.At ?? 0;
+
     private ValueTask<int> ReceiveAsync(Memory<byte> into) =>
         _feed is null ? _socket!.ReceiveAsync(into, SocketFlags.None) : ValueTask.FromResult(_feed.Read(into.Span));
 
@@ -38,10 +41,17 @@ internal sealed partial class H2ClientConnection
         private int _at;
         private int _reads;
 
-        public int Read(Span<byte> into)
+        public int At => _at;
+
+        public int Read(Span<byte> into) => ReadVectored(into, []);
+
+        /// <summary>One read of the next size, into <paramref name="first"/> and then <paramref name="second"/> (recvmsg's iovecs).</summary>
+        public int ReadVectored(Span<byte> first, Span<byte> second)
         {
-            var n = Math.Min(Math.Min(into.Length, bytes.Length - _at), Math.Max(1, readSize(_reads++)));
-            bytes.AsSpan(_at, n).CopyTo(into);
+            var n = (int)Math.Min(Math.Min((long)first.Length + second.Length, bytes.Length - _at), Math.Max(1, readSize(_reads++)));
+            var a = Math.Min(n, first.Length);
+            bytes.AsSpan(_at, a).CopyTo(first);
+            bytes.AsSpan(_at + a, n - a).CopyTo(second);
             _at += n;
             return n;
         }

@@ -767,9 +767,20 @@ internal sealed partial class H2ClientConnection : IDisposable
             _originValid = false;
             if (s is not null && s.BodyTarget(data) is { Length: > 0 } target)
             {
-                // Nothing buffered and the stream wants message bytes: read them straight into the message's array.
-                var n = await ReceiveAsync(target).ConfigureAwait(false);
-                if (n == 0) throw new EndOfStreamException();
+                // Nothing buffered and the stream wants message bytes: read them straight into the message's array, and
+                // what follows them (the message's tail, the trailers) into the read buffer in the same call when it is
+                // there already; otherwise wait for the socket as usual.
+                var n = TryReceiveVectored(target);
+                if (n > target.Length)
+                {
+                    _end = n - target.Length; // the read buffer (reset above) holds what came after the target
+                    n = target.Length;
+                }
+                else if (n == 0)
+                {
+                    n = await ReceiveAsync(target).ConfigureAwait(false);
+                    if (n == 0) throw new EndOfStreamException();
+                }
                 if (s.Landing is not null)
                 {
                     Interlocked.Add(ref _bytesLandedDirectly, n);

@@ -1,0 +1,205 @@
+using System.Buffers.Binary;
+using Bittensor.Protocol.Lean;
+using Bittensor.Protocol.Wire;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace Bittensor.Protocol.Tests.Lean;
+
+/// <summary>
+/// The lean client's one-call receive of a message body and what follows it (<c>TryReceiveVectored</c>: the answer's
+/// floats into the caller's landing array and, in the same call, the message's tail and the trailers into the read
+/// buffer). Run through the socket-free read loop (<see cref="H2ClientConnection.Feed"/>: the same code, where each
+/// "read" spans the target and the buffer as <c>recvmsg</c> with two iovecs does), with the reads cut at every byte of
+/// the answer's head and tail and at a stride through its floats: every answer lands whole, the calls after it on the
+/// same connection read right, hostile lengths end the call with the client's status, and a call cancelled in the middle
+/// of its answer neither hangs nor spoils the next one.
+/// </summary>
+[Collection(AnswerPoolCollection.Name)]
+public sealed class VectoredReadTests
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+    private static readonly Float32AnswerShape Shape = new([1, 16, 1024]);
+    private static readonly Metadata Headers = new() { { "bittensor-auth", "test" } };
+
+    private static byte[] Frame(byte type, byte flags, int stream, byte[] payload)
+    {
+        var f = new byte[9 + payload.Length];
+        H2Output.WriteFrameHeader(f, payload.Length, type, flags, stream);
+        payload.CopyTo(f, 9);
+        return f;
+    }
+
+    private static float[] Floats(int seed)
+    {
+        var values = new float[16 * 1024];
+        for (var i = 0; i < values.Length; i++) values[i] = (i * 0.25f) + seed;
+        return values;
+    }
+
+    private static byte[] Grpc(float[] values, string message)
+    {
+        var m = new TensorMessage { Version = 150, Hotkey = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty", ReturnCode = ReturnCode.Success, Message = message };
+        m.Tensors.Add(TensorCodec.ToTensor(values, [1, 16, 1024], Modality.Tensor));
+        var body = m.ToByteArray();
+        var g = new byte[5 + body.Length];
+        BinaryPrimitives.WriteInt32BigEndian(g.AsSpan(1), body.Length);
+        body.CopyTo(g, 5);
+        return g;
+    }
+
+    // An answer as the lean server writes it: HEADERS, the message in one DATA frame, the trailers.
+    private static byte[] Whole(int stream, byte[] grpc) =>
+        [.. Frame(H2.Headers, H2.EndHeaders, stream, H2Blocks.ResponseHeaders), .. Frame(H2.Data, 0, stream, grpc),
+            .. Frame(H2.Headers, H2.EndHeaders | H2.EndStream, stream, H2Blocks.OkTrailers)];
+
+    private sealed record Got(bool Took, string Message);
+
+    private static Task<Got> LandingCall(H2ClientConnection conn, AnswerLanding landing, CancellationToken token = default) =>
+        conn.CallAsync(BittensorMethod.Forward, new TensorMessage { Version = 150, Hotkey = "5Grw" }, Headers, DateTime.MaxValue, token,
+            a => new Got(a.Tensors.Count > 0 && landing.TryTake(a.Tensors[0]), a.Message), landing);
+
+    // Where the first answer's floats begin and end in the fed bytes (SETTINGS first, then stream 1's answer).
+    private static (int FloatsAt, int FloatsEnd, int Total) Layout(byte[] first)
+    {
+        var settings = 9;
+        var headers = 9 + H2Blocks.ResponseHeaders.Length;
+        var gap = H2ClientConnection.ClientStream.FindGap(first.AsSpan(5), first.Length - 5, Shape.ElementCount * 4);
+        var floatsAt = settings + headers + 9 + 5 + gap;
+        return (floatsAt, floatsAt + (Shape.ElementCount * 4), settings + headers + 9 + first.Length + 9 + H2Blocks.OkTrailers.Length);
+    }
+
+    // Three landing calls; the bytes cut so that read 0 ends at `cut` and the rest come `rest` at a time.
+    private static async Task<H2ClientConnection> ThreeAnswers(int cut, int rest)
+    {
+        var conn = H2ClientConnection.ForFeed(BittensorChannelOptions.Default);
+        var landings = new[] { new AnswerLanding(Shape), new AnswerLanding(Shape), new AnswerLanding(Shape) };
+        foreach (var l in landings) Array.Fill(l.Values, float.NaN);
+        var calls = landings.Select(l => LandingCall(conn, l)).ToArray();
+        var grpc = new[] { Grpc(Floats(1), "one"), Grpc(Floats(2), "two"), Grpc(Floats(3), "three") };
+
+        var loop = conn.Feed([.. Frame(H2.Settings, 0, 0, []), .. Whole(1, grpc[0]), .. Whole(3, grpc[1]), .. Whole(5, grpc[2])], i => i == 0 ? cut : rest);
+
+        Assert.True(loop.IsCompleted);
+        Assert.Null(conn.Bug);
+        Assert.Equal(new Got(true, "one"), await calls[0].WaitAsync(Wait));
+        Assert.Equal(new Got(true, "two"), await calls[1].WaitAsync(Wait));
+        Assert.Equal(new Got(true, "three"), await calls[2].WaitAsync(Wait));
+        for (var i = 0; i < 3; i++) Assert.Equal(Floats(i + 1), landings[i].Values);
+        Assert.Equal(0, conn.OpenStreams);
+        return conn;
+    }
+
+    [Fact]
+    public async Task Answers_land_whole_with_the_first_read_cut_at_every_byte_of_the_head_and_the_tail()
+    {
+        var (floatsAt, floatsEnd, total) = Layout(Grpc(Floats(1), "one"));
+        var cuts = Enumerable.Range(1, floatsAt + 8).Concat(Enumerable.Range(floatsAt + 8, floatsEnd - floatsAt - 8).Where(c => c % 997 == 0))
+            .Concat(Enumerable.Range(floatsEnd - 8, total - floatsEnd + 16));
+        long vectored = 0;
+        foreach (var cut in cuts)
+        {
+            // The rest in one read (what a socket gives when everything is there), then in reads of 4 KiB.
+            vectored += (await ThreeAnswers(cut, int.MaxValue)).VectoredReads;
+            vectored += (await ThreeAnswers(cut, 4096)).VectoredReads;
+        }
+        Assert.True(vectored > 0, "no answer took the one-call receive");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(100)]
+    [InlineData(65_536)]
+    [InlineData(65_600)]
+    [InlineData(200_000)]
+    public async Task Answers_land_whole_in_reads_of_any_size(int size)
+    {
+        var conn = await ThreeAnswers(size, size);
+        Assert.True(conn.VectoredReads > 0, $"reads of {size}: no answer took the one-call receive");
+    }
+
+    [Fact]
+    public async Task A_message_shorter_than_its_length_prefix_ends_Internal_and_the_next_call_still_lands()
+    {
+        var conn = H2ClientConnection.ForFeed(BittensorChannelOptions.Default);
+        var first = new AnswerLanding(Shape);
+        var second = new AnswerLanding(Shape);
+        var a = LandingCall(conn, first);
+        var b = LandingCall(conn, second);
+        var good = Grpc(Floats(1), "good");
+        var hostile = Grpc(Floats(2), "short");
+        BinaryPrimitives.WriteInt32BigEndian(hostile.AsSpan(1), hostile.Length - 5 + 4096); // announces 4 KiB more than it sends
+
+        var loop = conn.Feed([.. Frame(H2.Settings, 0, 0, []), .. Whole(1, good), .. Whole(3, hostile)], _ => int.MaxValue);
+
+        Assert.True(loop.IsCompleted);
+        Assert.Null(conn.Bug);
+        Assert.Equal(new Got(true, "good"), await a.WaitAsync(Wait));
+        var e = await Assert.ThrowsAsync<RpcException>(() => b.WaitAsync(Wait));
+        Assert.Equal(StatusCode.Internal, e.StatusCode);
+        Assert.Contains("middle of its message", e.Status.Detail);
+    }
+
+    [Fact]
+    public async Task A_message_longer_than_its_frame_continued_in_the_next_frame_lands_whole()
+    {
+        // The message split over two DATA frames inside the floats: the one-call receive stops at the frame's end (the
+        // target is no longer than the frame's data), the next frame header is read from the buffer.
+        var conn = H2ClientConnection.ForFeed(BittensorChannelOptions.Default);
+        var first = new AnswerLanding(Shape);
+        var second = new AnswerLanding(Shape);
+        var a = LandingCall(conn, first);
+        var b = LandingCall(conn, second);
+        var one = Grpc(Floats(1), "one");
+        var two = Grpc(Floats(2), "two");
+        var half = two.Length / 2;
+        byte[] split = [.. Frame(H2.Headers, H2.EndHeaders, 3, H2Blocks.ResponseHeaders), .. Frame(H2.Data, 0, 3, two[..half]),
+            .. Frame(H2.Data, 0, 3, two[half..]), .. Frame(H2.Headers, H2.EndHeaders | H2.EndStream, 3, H2Blocks.OkTrailers)];
+
+        var loop = conn.Feed([.. Frame(H2.Settings, 0, 0, []), .. Whole(1, one), .. split], _ => int.MaxValue);
+
+        Assert.True(loop.IsCompleted);
+        Assert.Null(conn.Bug);
+        Assert.Equal(new Got(true, "one"), await a.WaitAsync(Wait));
+        Assert.Equal(new Got(true, "two"), await b.WaitAsync(Wait));
+        Assert.Equal(Floats(2), second.Values);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(60)]
+    [InlineData(130)]
+    [InlineData(200)]
+    [InlineData(40_000)]
+    [InlineData(64_000)]
+    [InlineData(65_700)]
+    public async Task A_call_cancelled_in_the_middle_of_its_answer_ends_Cancelled_and_the_next_answer_lands(int into)
+    {
+        var conn = H2ClientConnection.ForFeed(BittensorChannelOptions.Default);
+        using var cancel = new CancellationTokenSource();
+        var landings = new[] { new AnswerLanding(Shape), new AnswerLanding(Shape), new AnswerLanding(Shape) };
+        var first = LandingCall(conn, landings[0]);
+        var gone = LandingCall(conn, landings[1], cancel.Token);
+        var last = LandingCall(conn, landings[2]);
+        var one = Whole(1, Grpc(Floats(1), "one"));
+        var two = Whole(3, Grpc(Floats(2), "two"));
+        var at = 9 + one.Length + Math.Min(into, two.Length - 1_001); // a byte of the second answer (stream 3), a read before its end
+
+        // Reads of 1,000 bytes; the caller gives up before the first read that starts past `at` (inside its answer: its
+        // head, its floats, its tail; at least a read before its trailers end), so the read loop is in the middle of it.
+        var loop = conn.Feed([.. Frame(H2.Settings, 0, 0, []), .. one, .. two, .. Whole(5, Grpc(Floats(3), "three"))], _ =>
+        {
+            if (conn.FedBytes > at) cancel.Cancel();
+            return 1_000;
+        });
+
+        Assert.True(loop.IsCompleted);
+        Assert.Null(conn.Bug);
+        Assert.Equal(new Got(true, "one"), await first.WaitAsync(Wait));
+        Assert.Equal(StatusCode.Cancelled, (await Assert.ThrowsAsync<RpcException>(() => gone.WaitAsync(Wait))).StatusCode);
+        Assert.Equal(new Got(true, "three"), await last.WaitAsync(Wait));
+        Assert.Equal(Floats(3), landings[2].Values);
+        Assert.Equal(0, conn.OpenStreams);
+    }
+}
