@@ -5,7 +5,7 @@
 # `--targets @file`. `[1,16]` token ids -> `[1,16,1024]` float32 answers. For every verification mode and axon count it
 # prints one markdown row: round time p50/p99 from the harness; the client's CPU per answered request over the measured
 # rounds (the harness reads /proc/self/stat), and over its whole run per call made (start-up, JIT and warm-up rounds
-# included: an upper bound, from /usr/bin/time); bytes allocated and gen-0 GCs; the queried axons' CPU per call
+# included: an upper bound, from /usr/bin/time); bytes allocated and gen-0 GCs (and, on stderr, the GC pause per answer); the queried axons' CPU per call
 # (utime + stime summed over their processes from /proc/<pid>/stat by the harness, over the measured rounds) and the
 # summed RSS of all axon processes.
 #
@@ -16,9 +16,11 @@
 # sr25519 signature and keep a nonce store, as a validator meets them, or run with --axon.disable_signature_verification;
 # the dendrite signs in both), ROUNDS, WARMUP (unmeasured rounds first), SERVER_CORE, LOAD_CORE, BTCLI / BENCH (paths of
 # the built dlls), SERVER_ARGS (extra `axon serve` options), CLIENT_ENV (environment for the harness only; default
-# DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1: the setting btcli's
-# runtimeconfig carries and the one btcli's Program.cs sets for itself, so the dendrite runs as it does inside
-# `btcli run validator`; CLIENT_ENV= runs the .NET default), ENV_<label> (more environment for one client of CLIENTS,
+# DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_TC_QuickJit=0: the
+# settings btcli's runtimeconfig carries (UnfairSemaphoreSpinLimit 0, TieredCompilation.QuickJit false: no tier-0 code)
+# and the one btcli's Program.cs sets for itself, so the dendrite runs as it does inside `btcli run validator`; before
+# session 12 QuickJit was left on here, and a short run measured tier-0 code; CLIENT_ENV= runs the .NET default; the
+# axon farm runs with QuickJit off too, as `btcli axon serve`), ENV_<label> (more environment for one client of CLIENTS,
 # after CLIENT_ENV, e.g. ENV_pool=DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0), FANOUT_ARGS (extra harness options), PY2021_SRC (a bittensor 1.5.0 checkout: in mode off the
 # real 2021 dendrite, benchmarks/python/dendrite2021.py with its signing stubbed out, queries the same axons after ours,
 # pinned to the same core; needs Debian's python3-torch python3-grpcio python3-msgpack-numpy python3-loguru),
@@ -42,7 +44,7 @@ LOAD_CORE=${LOAD_CORE:-1}
 BTCLI=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}
 BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
 SERVER_ARGS=${SERVER_ARGS:-}
-CLIENT_ENV=${CLIENT_ENV-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1}
+CLIENT_ENV=${CLIENT_ENV-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_TC_QuickJit=0}
 FANOUT_ARGS=${FANOUT_ARGS:-}
 FARM=${FARM:-0}
 PY2021_SRC=${PY2021_SRC:-}
@@ -103,7 +105,7 @@ for mode in $MODES; do
     # transport as `btcli axon serve --model echo`, btcli's inline socket completions), pinned to the server core.
     farm_extra=()
     [[ "$mode" == "off" ]] && farm_extra=(--disable_signature_verification)
-    DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 taskset -c "$SERVER_CORE" dotnet "$BENCH" axon-farm --count "$max" --network_dim 1024 \
+    DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_TC_QuickJit=0 taskset -c "$SERVER_CORE" dotnet "$BENCH" axon-farm --count "$max" --network_dim 1024 \
       --state_path "$work/farm-$mode" "${farm_extra[@]}" >"$work/out-farm" 2>"$work/err-farm" &
     pids+=($!)
     for _ in $(seq 1 3000); do
@@ -161,6 +163,7 @@ for mode in $MODES; do
       [[ -n "$row" ]] || { echo "fanout.sh: no result row from the $client client:" >&2; echo "$out" >&2; exit 1; }
       grep -E '^# .*not Success' <<< "$out" >&2 || true
       grep -E '^# .*signed request header' <<< "$out" >&2 || true
+      grep -E '^# .*GC: pause' <<< "$out" | sed "s/^# /# ${client%%=*}, /" >&2 || true
       # The row: | axons | p50 | p99 | rounds/s | ok | CPU µs/answer | KB/answer | gen0/100 | axons' CPU µs/call | (2021: KB, gen0 n/a)
       IFS='|' read -r _ _ p50 p99 rps ok cpu kb gen0 server_us _ <<< "$row"
       calls=$(( (ROUNDS + WARMUP) * n ))

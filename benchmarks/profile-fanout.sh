@@ -8,7 +8,9 @@
 # thread's stack ~100 times a second whether it runs or waits, so threads parked in a wait show up too: read past them;
 # `cpu-sampling` is collect-linux only in dotnet-trace 10). PERF=1 samples on-CPU time instead: the client runs with
 # DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 and `perf record -F 999 -g` takes it for TRACE_SECONDS;
-# OUT-<label>-<count>.top then lists the top shared objects and symbols (exclusive) from `perf report`.
+# OUT-<label>-<count>.top then lists the top shared objects and symbols (exclusive) from `perf report`. STAT=1 counts
+# instead (`perf stat` for TRACE_SECONDS): system calls by kind, context switches and task-clock, each also per sendto
+# (one per request), in OUT-<label>-<count>.top; STAT_EVENTS replaces the list.
 # FARM=1 serves the N axons from one process instead (the harness's `axon-farm`, inline socket completions, pinned to
 # core 0, as `FARM=1 benchmarks/fanout.sh` does), so the profile is of the client, not of 64 axon processes' wake-ups.
 # Usage (after building btcli and the benchmark harness):
@@ -28,9 +30,10 @@ WARM_SECONDS=${WARM_SECONDS:-25}
 TRACE_SECONDS=${TRACE_SECONDS:-10}
 TOP=${TOP:-25}
 PROFILE=${PROFILE:-dotnet-sampled-thread-time}
-CLIENT_ENV=${CLIENT_ENV-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1}
+CLIENT_ENV=${CLIENT_ENV-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_TC_QuickJit=0}
 DOTNET_TRACE=${DOTNET_TRACE:-$HOME/.dotnet/tools/dotnet-trace}
-[[ -x "$DOTNET_TRACE" ]] || { echo "profile-fanout.sh: $DOTNET_TRACE not found (dotnet tool install -g dotnet-trace)" >&2; exit 2; }
+STAT_EVENTS=${STAT_EVENTS:-syscalls:sys_enter_sendto,syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvfrom,syscalls:sys_enter_recvmsg,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_write,syscalls:sys_enter_read,context-switches,task-clock}
+[[ "${STAT:-0}" == 1 || "${PERF:-0}" == 1 || -x "$DOTNET_TRACE" ]] || { echo "profile-fanout.sh: $DOTNET_TRACE not found (dotnet tool install -g dotnet-trace)" >&2; exit 2; }
 [[ -f "$BTCLI" ]] || { echo "profile-fanout.sh: $BTCLI not found; build src/Bittensor.Cli first" >&2; exit 2; }
 for c in $CLIENTS; do
   [[ "$c" == *=* && -f "${c#*=}" ]] || { echo "profile-fanout.sh: CLIENTS entries are label=path to an existing dll, got '$c'" >&2; exit 2; }
@@ -57,7 +60,7 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 : > "$work/targets"
 if [[ "${FARM:-0}" == 1 ]]; then
-  DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 taskset -c 0 dotnet "$BENCH" axon-farm --count "$max" --network_dim 1024 \
+  DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_TC_QuickJit=0 taskset -c 0 dotnet "$BENCH" axon-farm --count "$max" --network_dim 1024 \
     --state_path "$work/farm" --disable_signature_verification >"$work/out-farm" 2>"$work/err-farm" &
   pids+=($!)
   for _ in $(seq 1 3000); do
@@ -101,7 +104,9 @@ for n in "${counts[@]}"; do
     sleep "$WARM_SECONDS"
     kill -0 "$client" 2>/dev/null || { echo "profile-fanout.sh: the $label client exited:" >&2; cat "$base.out" >&2; exit 1; }
     before=$(loadavg)
-    if [[ "${PERF:-0}" == 1 ]]; then
+    if [[ "${STAT:-0}" == 1 ]]; then
+      perf stat -x, -e "$STAT_EVENTS" -p "$client" -o "$base.stat" -- sleep "$TRACE_SECONDS" > "$base.collect" 2>&1
+    elif [[ "${PERF:-0}" == 1 ]]; then
       perf record -F 999 -g -p "$client" -o "$base.perf" -- sleep "$TRACE_SECONDS" > "$base.collect" 2>&1
     else
       "$DOTNET_TRACE" collect -p "$client" --profile "$PROFILE" --duration "00:00:$(printf '%02d' "$TRACE_SECONDS")" -o "$base.nettrace" > "$base.collect" 2>&1
@@ -110,6 +115,18 @@ for n in "${counts[@]}"; do
     kill "$client" 2>/dev/null || true
     wait "$client" 2>/dev/null || true
     client=""
+    if [[ "${STAT:-0}" == 1 ]]; then
+      # Per request: each count divided by the sendto calls (one per request; control frames are rare: SETTINGS ACK,
+      # keep-alive PINGs).
+      {
+        echo "# $label, $n axons, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), perf stat ${TRACE_SECONDS} s after ${WARM_SECONDS} s of rounds; load average $before -> $after"
+        awk -F, '$1 ~ /^[0-9.]+$/ { e = $3; if (e == "task-clock") { e = "task-clock (CPU µs)"; $1 = $1 * 1000 } n[e] = $1; order[++k] = e }
+          END { s = n["syscalls:sys_enter_sendto"]; printf "| event | count | per sendto (request) |\n|---|---:|---:|\n";
+                for (i = 1; i <= k; i++) printf "| %s | %.0f | %s |\n", order[i], n[order[i]], (s > 0 ? sprintf("%.2f", n[order[i]] / s) : "n/a") }' "$base.stat"
+      } > "$base.top"
+      echo "# $base.top written (load average $before -> $after)"
+      continue
+    fi
     if [[ "${PERF:-0}" == 1 ]]; then
       {
         echo "# $label, $n axons, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), perf ${TRACE_SECONDS} s after ${WARM_SECONDS} s of rounds; load average $before -> $after"

@@ -119,6 +119,7 @@ internal static partial class FanOutLoad
                 var cpu0 = CpuTime();
                 var alloc0 = GC.GetTotalAllocatedBytes(false);
                 var gen0 = GC.CollectionCount(0);
+                var (gen1, gen2, pause0) = (GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
                 var total = Stopwatch.StartNew();
                 for (var r = 0; r < rounds; r++)
                 {
@@ -136,10 +137,14 @@ internal static partial class FanOutLoad
                 var serversUs = serverPids.Length == 0 ? double.NaN : (ServersCpuTicks(serverPids) - servers0) * 1e6 / ClockTicksPerSecond / (rounds * n);
                 var allocated = GC.GetTotalAllocatedBytes(false) - alloc0;
                 var collections = GC.CollectionCount(0) - gen0;
+                var pause = GC.GetTotalPauseDuration() - pause0;
                 Array.Sort(times);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"| {n} | {AxonLoad.Percentile(times, 0.5):F2} | {AxonLoad.Percentile(times, 0.99):F2} | {rounds / wall:F1} | {ok}/{rounds * n} | " +
                     $"{(ok > 0 ? cpu.TotalMicroseconds / ok : double.NaN):F1} | {(ok > 0 ? allocated / 1024.0 / ok : double.NaN):F1} | {(ok > 0 ? collections * 100.0 / ok : double.NaN):F2} | {(double.IsNaN(serversUs) ? "n/a" : serversUs.ToString("F1", CultureInfo.InvariantCulture))} |"));
+                // The collections' pauses (this runtime's GC pauses the whole process; workstation GC runs on the allocating thread).
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"# {n} axons, GC: pause {(ok > 0 ? pause.TotalMicroseconds / ok : double.NaN):F2} us per answer over {collections} gen-0, {GC.CollectionCount(1) - gen1} gen-1, {GC.CollectionCount(2) - gen2} gen-2 collections ({(collections > 0 ? pause.TotalMicroseconds / collections : double.NaN):F0} us each)"));
                 if (errors.Count > 0)
                     Console.WriteLine($"# {n} axons, not Success: {string.Join(", ", errors.Select(e => $"{e.Key}={e.Value}"))}");
             }
