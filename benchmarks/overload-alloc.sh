@@ -2,7 +2,8 @@
 # What an overloaded signed axon allocates, where, and whether its RSS stays flat (issue 11, session 12): the real
 # `btcli axon serve --model echo` (verification on, nonce store in a temp folder) pinned to core 0, `axon-load-raw`
 # pinned to core 1, one signed level of LEVEL callers (each its own hotkey) for SECONDS_PER_LEVEL seconds. From the
-# level's start (after presigning): the server's RSS every second, and GC counts (`dotnet-counters`, per second);
+# level's start (after presigning): the server's RSS every second, GC counts and the GC's heap sizes by generation,
+# fragmentation and committed memory after its last collection (`dotnet-counters`, per second);
 # TRACE=1 (default) attaches `dotnet-trace` for TRACE_SECONDS from TRACE_AT seconds into the level with the runtime's GC
 # events at verbose level (AllocationTick: type, size and stack of the object crossing each ~100 KB allocated) and
 # prints the allocating stacks of large objects (>= 85,000 B: the large-object heap) with `Bittensor.Benchmarks
@@ -81,7 +82,7 @@ until grep -q '^# presigned' "$OUT.level" 2>/dev/null; do
   sleep 0.2
 done
 taskset -c 1 "$COUNTERS_BIN" collect -p "$server_pid" --format csv -o "$OUT.counters.csv" --refresh-interval 1 \
-  --duration "00:00:00:$SECONDS_PER_LEVEL" --counters 'System.Runtime[dotnet.gc.collections,dotnet.gc.heap.total_allocated]' > /dev/null 2>&1 &
+  --duration "00:00:00:$SECONDS_PER_LEVEL" --counters 'System.Runtime[dotnet.gc.collections,dotnet.gc.heap.total_allocated,dotnet.gc.last_collection.memory.committed_size,dotnet.gc.last_collection.heap.size,dotnet.gc.last_collection.heap.fragmentation.size]' > /dev/null 2>&1 &
 counters_pid=$!
 : > "$OUT.rss"
 for t in $(seq 1 "$SECONDS_PER_LEVEL"); do
@@ -104,6 +105,15 @@ wait "$counters_pid" 2>/dev/null || true; counters_pid=""
     /dotnet.gc.collections/ { g = $0; sub(/.*gc.heap.generation=/, "", g); g = substr(g, 1, 4); n[g] += $NF }
     /dotnet.gc.heap.total_allocated/ { a += $NF }
     END { printf "# GCs over the level: gen0 %d, gen1 %d, gen2 %d; %.0f MB allocated\n", n["gen0"], n["gen1"], n["gen2"], a / 1e6 }' "$OUT.counters.csv"
+  # The GC's view after its last collection, early in the level (its 10th reading) and at its end: what the RSS holds.
+  awk -F, '
+    /last_collection/ {
+      name = $3; sub(/.*last_collection\./, "", name); sub(/\[.*/, "", name); g = $3; gen = ""
+      if (g ~ /generation=/) { sub(/.*generation=/, "", g); gen = substr(g, 1, 4); sub(/[^a-z0-9].*/, "", gen) }
+      key = name (gen == "" ? "" : "." gen); seen[key]++
+      if (seen[key] == 10) early[key] = $NF
+      last[key] = $NF; keys[key] = 1 }
+    END { printf "# GC after its last collection, MB (10th reading -> end):"; for (k in keys) printf " %s %.1f -> %.1f;", k, early[k] / 1e6, last[k] / 1e6; print "" }' "$OUT.counters.csv"
   echo "# done: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee -a "$OUT.summary"
 if [[ "$TRACE" == "1" ]]; then
