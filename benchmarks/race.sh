@@ -29,6 +29,8 @@
 # waits a pause drawn uniformly in [0, SHED_PAUSE] ms (default 200), as real clients do: the 2021 receptor and our
 # dendrite hand NucleusFull back to their validator and never retry it; the validator asks that server again in a
 # later round (after its other peers answered and its training step ran); 200 ms is our dendrite's backoff.min.
+# LOAD_ARGS: extra options for the generator's measured levels, e.g. LOAD_ARGS="--channels 64" (axon-load-raw's
+# connections, default 4: the read-fairness probe of session 12 compares 4 / 16 / 64 at 1,024 callers).
 # SHED_PAUSE=0 re-sends at once (a client that ignores the answer: every shed costs the server again at once).
 # A fully answered call is followed at once (closed loop) either way.
 # At 1,024 callers the generator's core is the bottleneck on a 2-core box (session 11: the whole of core 1 at 19-21 us
@@ -42,6 +44,11 @@
 # the server's core in time slices (session 11: at normal priority and load 4-12, 128 callers gave 22-632 % of 16 as the
 # server got 0.09-0.88 of its core; with SCHED_RR 73-100 % at 0.87-0.89 busy, p99 2-4 ms). Both stay under the kernel's RT throttle
 # (950 ms per second per core) at these loads; check `dmesg | grep -i throttl` after a run.
+# LOAD_PRIO=high (with PRIO=rt): the generator runs at normal policy in a session of its own at nice -20 (its autogroup
+# outweighs the machine's other sessions ~87:1 each) instead of SCHED_RR. Why: SCHED_RR gives a thread that never
+# blocks 100 ms (/proc/sys/kernel/sched_rr_timeslice_ms) before the next of the same priority runs, and
+# axon-load-raw has one thread per connection: once a fair server keeps every connection's answers coming, no
+# generator thread blocks and answers wait up to a slice or two in the others' sockets (session 12, "Read turns").
 # Timings live here and in benchmarks/results/axon.md, never in tests. The machine may be shared: the script
 # prints the load average before and after; say it next to any figure you quote.
 set -euo pipefail
@@ -63,11 +70,17 @@ RAW=${RAW:-0}
 COUNTERS_BIN=${COUNTERS_BIN:-$(command -v dotnet-counters || echo "$HOME/.dotnet/tools/dotnet-counters")}
 WARMUP=${WARMUP:-4}
 SHED_PAUSE=${SHED_PAUSE:-200}
+LOAD_ARGS=${LOAD_ARGS:-}
 PRIO=${PRIO:-}
 SERVER_PREFIX=(); LOAD_PREFIX=()
 if [[ "$PRIO" == "rt" ]]; then
   chrt -r 1 true 2>/dev/null || { echo "race.sh: PRIO=rt needs SCHED_RR (root or CAP_SYS_NICE): chrt -r 1 true failed" >&2; exit 2; }
   SERVER_PREFIX=(chrt -r "${SERVER_RT:-20}"); LOAD_PREFIX=(chrt -r "${LOAD_RT:-10}")
+  case "${LOAD_PRIO:-rt}" in
+    rt) ;;
+    high) LOAD_PREFIX=(setsid nice -n -20) ;;
+    *) echo "race.sh: LOAD_PRIO must be rt or high (got '$LOAD_PRIO')" >&2; exit 2 ;;
+  esac
 elif [[ -n "$PRIO" ]]; then
   echo "race.sh: PRIO must be empty or rt (got '$PRIO')" >&2; exit 2
 fi
@@ -106,7 +119,7 @@ echo "# server: $SERVER_ENV taskset -c $SERVER_CORE dotnet $BTCLI axon serve --m
 echo "# warm-up: ${WARMUP} s at 16 callers per server, not measured"
 echo "# server RSS MB: before the level -> after it; run-queue wait: the server's threads runnable but kept off a core (average threads), i.e. the machine's load"
 [[ "$RAW" == "1" ]] && echo "# shed calls: the caller's next call after a pause uniform in [0, $SHED_PAUSE] ms (SHED_PAUSE)"
-echo "# load:   taskset -c $LOAD_CORE dotnet $BENCH axon-load --target 127.0.0.1:PORT --shape 1,16 --network_dim 1024 --seconds $SECONDS_PER_LEVEL --concurrency N (--presign $PRESIGN | --unsigned)"
+echo "# load:   taskset -c $LOAD_CORE dotnet $BENCH axon-load --target 127.0.0.1:PORT --shape 1,16 --network_dim 1024 --seconds $SECONDS_PER_LEVEL --concurrency N (--presign $PRESIGN | --unsigned) $LOAD_ARGS"
 echo
 if [[ "$COUNTERS" == "1" ]]; then
   echo "| verification | callers | req/s | p50 ms | p99 ms | errors | calls answered | server CPU µs/call | server cores busy | server run-queue wait | server RSS MB | server context switches per call | generator CPU µs/call (raw: whole run (level only)) | gen0/1/2 GCs per 100 calls | KB allocated per call |"
@@ -195,7 +208,7 @@ for mode in $MODES; do
     fi
     cpu0=$(cpu_ticks "$server_pid"); t0=$(now_ns); cs0=$(ctx_switches "$server_pid"); rq0=$(runq_ns "$server_pid"); rss0=$(rss_mb "$server_pid")
     loadout=$(/usr/bin/time -f "%U %S" -o "$work/loadcpu" "${LOAD_PREFIX[@]}" taskset -c "$LOAD_CORE" dotnet "$BENCH" "$harness" --target "127.0.0.1:$port" --concurrency "$n" \
-      --seconds "$SECONDS_PER_LEVEL" --shape 1,16 --network_dim 1024 "${load_mode[@]}" "${shed_args[@]}" "${raw_args[@]}" || true)
+      --seconds "$SECONDS_PER_LEVEL" --shape 1,16 --network_dim 1024 "${load_mode[@]}" "${shed_args[@]}" "${raw_args[@]}" $LOAD_ARGS || true)
     echo "$loadout" > "$work/level-$mode-$n.out"
     [[ -n "${KEEP_OUTPUT:-}" ]] && cp "$work/level-$mode-$n.out" "$KEEP_OUTPUT.$mode.$n"
     row=$(grep -E '^\| [0-9]+ \|' <<< "$loadout" || true)
@@ -207,6 +220,8 @@ for mode in $MODES; do
     [[ -n "$shed" ]] && notes+=("$mode, $n callers: ${shed#\# }")
     every=$(grep -E '^# all calls:' <<< "$loadout" || true)
     [[ -n "$every" ]] && notes+=("$mode, $n callers: ${every#\# }")
+    perconn=$(grep -E '^# per connection' <<< "$loadout" || true)
+    [[ -n "$perconn" ]] && notes+=("$mode, $n callers: ${perconn#\# }")
     # The generator's row: | callers | req/s | p50 | p99 | ok | errors | calls |
     IFS='|' read -r _ _ rps p50 p99 ok errors answered _ <<< "$row"
     calls=$(echo "$answered" | tr -dc '0-9'); calls=${calls:-0}

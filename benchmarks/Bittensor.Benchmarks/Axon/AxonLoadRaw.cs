@@ -158,6 +158,14 @@ internal static class AxonLoadRaw
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"# all calls: {every.Length} ({every.Length / measured:F0}/s), p50 {AxonLoad.Percentile(every, 0.50):F3} ms, p99 {AxonLoad.Percentile(every, 0.99):F3} ms; admitted {100.0 * all.Length / every.Length:F1} %"));
             }
+            if (connections.Length > 1)
+            {
+                // How evenly the server served its connections: a connection starved for the whole level has few
+                // latencies, and calls never answered are in no percentile (session 12, "Read turns").
+                var per = connections.Select(c => c.Latencies.Count).Order().ToArray();
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"# per connection ({per.Length}): admitted calls min {per[0]} / median {per[per.Length / 2]} / max {per[^1]}"));
+            }
             var ranOut = connections.Sum(c => c.RanOut);
             if (ranOut > 0)
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
