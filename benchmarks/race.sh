@@ -45,10 +45,10 @@
 # server got 0.09-0.88 of its core; with SCHED_RR 73-100 % at 0.87-0.89 busy, p99 2-4 ms). Both stay under the kernel's RT throttle
 # (950 ms per second per core) at these loads; check `dmesg | grep -i throttl` after a run.
 # LOAD_PRIO=high (with PRIO=rt): the generator runs at normal policy in a session of its own at nice -20 (its autogroup
-# outweighs the machine's other sessions ~87:1 each) instead of SCHED_RR. Why: SCHED_RR gives a thread that never
-# blocks 100 ms (/proc/sys/kernel/sched_rr_timeslice_ms) before the next of the same priority runs, and
-# axon-load-raw has one thread per connection: once a fair server keeps every connection's answers coming, no
-# generator thread blocks and answers wait up to a slice or two in the others' sockets (session 12, "Read turns").
+# outweighs each other session of the machine ~87:1) instead of SCHED_RR (session 12: at load 17-36 it did not get
+# its core either). Whatever the priority, read the generator's "# per connection" line (admitted calls per
+# connection, min / median / max) next to its percentiles: a connection the server starves has its callers' later
+# calls never answered, and those are in no percentile (session 12, benchmarks/results/axon.md "Read turns").
 # Timings live here and in benchmarks/results/axon.md, never in tests. The machine may be shared: the script
 # prints the load average before and after; say it next to any figure you quote.
 set -euo pipefail
