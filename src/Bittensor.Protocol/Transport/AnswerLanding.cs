@@ -53,23 +53,52 @@ public sealed class AnswerLanding
     private byte[]? _message;
     private int _gapStart;
 
-    /// <summary>A landing for one call expecting <paramref name="expected"/>; allocates its <see cref="Values"/>.</summary>
+    /// <summary>
+    /// A landing for one call expecting <paramref name="expected"/>. Its <see cref="Values"/> array is allocated when first
+    /// used (by the transport when the answer's head arrives, or by the caller): a call still waiting for its answer holds
+    /// no 64 KiB array, so a garbage collection during a fan-out round promotes only the answered calls' arrays.
+    /// </summary>
     public AnswerLanding(Float32AnswerShape expected)
     {
         ArgumentNullException.ThrowIfNull(expected);
         _expected = expected;
-        Values = GC.AllocateUninitializedArray<float>(expected.ElementCount);
-        Bytes = new FloatBytes(Values).Memory;
     }
 
-    /// <summary>The array the elements land in (the caller's to keep once <see cref="TryTake"/> said true).</summary>
-    public float[] Values { get; }
+    private float[]? _values;
+    private FloatBytes? _bytes;
+
+    /// <summary>The array the elements land in (the caller's to keep once <see cref="TryTake"/> said true); allocated on first use.</summary>
+    public float[] Values
+    {
+        get
+        {
+            var values = Volatile.Read(ref _values);
+            if (values is not null) return values;
+            var fresh = GC.AllocateUninitializedArray<float>(_expected.ElementCount);
+            return Interlocked.CompareExchange(ref _values, fresh, null) ?? fresh;
+        }
+    }
+
+    /// <summary>Whether <see cref="Values"/> has been allocated yet (tests).</summary>
+    internal bool IsAllocated => Volatile.Read(ref _values) is not null;
 
     /// <summary>Bytes a transport lands (the tail of the first tensor's buffer field).</summary>
     internal int DataLength => _expected.ElementCount * 4;
 
     /// <summary><see cref="Values"/> as bytes (little-endian hosts only: the wire's floats are little-endian).</summary>
-    internal Memory<byte> Bytes { get; }
+    internal Memory<byte> Bytes
+    {
+        get
+        {
+            var bytes = Volatile.Read(ref _bytes);
+            if (bytes is null)
+            {
+                var fresh = new FloatBytes(Values);
+                bytes = Interlocked.CompareExchange(ref _bytes, fresh, null) ?? fresh;
+            }
+            return bytes.Memory;
+        }
+    }
 
     /// <summary>Whether transports may land on this host.</summary>
     internal static bool Supported => BitConverter.IsLittleEndian;

@@ -120,6 +120,27 @@ public sealed class VectoredReadTests
     }
 
     [Fact]
+    public async Task A_landing_holds_no_array_until_its_answer_arrives()
+    {
+        var conn = H2ClientConnection.ForFeed(BittensorChannelOptions.Default);
+        var (first, second) = (new AnswerLanding(Shape), new AnswerLanding(Shape));
+        var a = LandingCall(conn, first);
+        var b = LandingCall(conn, second);
+        Assert.False(first.IsAllocated); // calls out, no answer yet: nothing for a collection to promote
+        Assert.False(second.IsAllocated);
+
+        // Only the first call is answered; the second's stream ends at once, without a message (nor a :status).
+        var loop = conn.Feed([.. Frame(H2.Settings, 0, 0, []), .. Whole(1, Grpc(Floats(1), "one")),
+            .. Frame(H2.Headers, H2.EndHeaders | H2.EndStream, 3, H2Blocks.OkTrailers)], _ => 4096);
+
+        Assert.True(loop.IsCompleted);
+        Assert.Equal(new Got(true, "one"), await a.WaitAsync(Wait));
+        Assert.Equal(Floats(1), first.Values);
+        await Assert.ThrowsAsync<RpcException>(() => b.WaitAsync(Wait));
+        Assert.False(second.IsAllocated);
+    }
+
+    [Fact]
     public async Task A_message_shorter_than_its_length_prefix_ends_Internal_and_the_next_call_still_lands()
     {
         var conn = H2ClientConnection.ForFeed(BittensorChannelOptions.Default);
