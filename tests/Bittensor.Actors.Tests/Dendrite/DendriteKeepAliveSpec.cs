@@ -77,6 +77,34 @@ public sealed class DendriteKeepAliveSpec(Xunit.Abstractions.ITestOutputHelper o
         Assert.Equal(2, LeanClientTransport.ConnectionsTo(relay.Port));
     }
 
+    /// <summary>
+    /// The same with <c>transport = grpc</c> (Grpc.Net.Client over SocketsHttpHandler, whose keep-alive runs on the real
+    /// clock: 10 s, the shortest keepalive_time the settings take, then 1 s for the ACK). The wait is for the dendrite's
+    /// own event (its silent connection closed by the unanswered PING), bounded by a guard far above it; without the
+    /// keep-alive nothing would close the connection and the guard fails the test.
+    /// </summary>
+    [Fact]
+    public async Task With_the_grpc_transport_too_a_silent_axon_connection_is_closed_by_its_unanswered_ping_and_the_next_forward_is_answered()
+    {
+        var (_, axonPort) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        await using var relay = new SilentRelay(axonPort);
+        var settings = FromHocon("bittensor.dendrite { transport = grpc, keepalive_time = 10s, keepalive_timeout = 1s, keepalive_without_calls = on }")
+            with { NetworkDim = Dim, Timeout = TimeSpan.FromSeconds(60), IdleTimeout = TimeSpan.FromMinutes(10) }; // only the PING closes it
+        Assert.Equal("grpc", settings.Transport);
+        var dendrite = new DendriteClient(Sys, new KeyPairRequestSigner(Alice), settings);
+        var axon = new EndpointInfo(Bob.ToSs58(), "127.0.0.1", relay.Port);
+
+        Assert.Equal(ReturnCode.Success, (await dendrite.ForwardText([axon], new long[,] { { 1, 2, 3 } }))[0].Code);
+        Assert.Equal(1, relay.Links);
+
+        relay.Silence(); // the connection stays open; nothing gets through it any more
+        await relay.FirstLinkClosedByClient.WaitAsync(TimeSpan.FromMinutes(2)); // a hang guard: the PING goes after 10 s idle
+
+        var again = (await dendrite.ForwardText([axon], new long[,] { { 4, 5 } }))[0];
+        Assert.Equal(ReturnCode.Success, again.Code);
+        Assert.Equal(2, relay.Links);
+    }
+
     /// <summary>A TCP relay to the axon; <see cref="Silence"/> makes the links it carries swallow every byte (sockets stay open).</summary>
     private sealed class SilentRelay : IAsyncDisposable
     {
@@ -94,6 +122,12 @@ public sealed class DendriteKeepAliveSpec(Xunit.Abstractions.ITestOutputHelper o
         }
 
         public int Port => ((IPEndPoint)_listener.LocalEndPoint!).Port;
+
+        /// <summary>Links (client connections) accepted so far.</summary>
+        public int Links
+        {
+            get { lock (_links) return _links.Count; }
+        }
 
         /// <summary>The first link's client side ended (the dendrite closed its connection).</summary>
         public Task FirstLinkClosedByClient => _firstClosed.Task;
