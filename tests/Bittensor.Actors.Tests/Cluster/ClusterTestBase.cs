@@ -132,9 +132,24 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
     protected static async Task<ClusterFrontStatus> Status(IActorRef front) => await front.Ask<ClusterFrontStatus>(GetClusterFrontStatus.Instance, TimeSpan.FromSeconds(60));
 
     /// <summary>Waits (event by event, bounded) until the front routes to <paramref name="workers"/> reachable, non-draining workers.</summary>
-    protected async Task AwaitWorkers(IActorRef front, int workers) =>
-        await AwaitAssertAsync(async () => Assert.Equal(workers, (await Status(front)).Workers.Count(w => w.Reachable && !w.Draining)),
-            TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(100));
+    /// <remarks>On a timeout the failure names the workers the front knew and their state (a take-over test failed here once
+    /// at load ~38 with one of two workers missing; the message tells a worker that never registered from one marked unreachable).</remarks>
+    protected async Task AwaitWorkers(IActorRef front, int workers)
+    {
+        try
+        {
+            await AwaitAssertAsync(async () => Assert.Equal(workers, (await Status(front)).Workers.Count(w => w.Reachable && !w.Draining)),
+                TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(100));
+        }
+        catch (Xunit.Sdk.XunitException e)
+        {
+            var s = await Status(front);
+            var known = s.Workers.Count == 0 ? "none" : string.Join("; ", s.Workers.Select(w =>
+                $"{w.Replica} at {w.Worker.Path.Address} reachable={w.Reachable} draining={w.Draining} data={w.DataPlane ?? "-"}"));
+            throw new Xunit.Sdk.XunitException($"{workers} reachable, non-draining workers expected; the front knew: {known} " +
+                $"(checkpoint round {s.CheckpointRound}, rounds {s.AveragingRounds}). {e.Message}");
+        }
+    }
 
     protected override void AfterAll()
     {
