@@ -71,6 +71,10 @@ internal sealed class H2Connection
     private readonly List<H2Stream> _parked = [];
     private bool _runningReady;
     private bool _readEnded; // the read loop's own: a read between calls saw the end, an error, or a connection error
+    private readonly ReadTurn _turn = new();
+    private ReadLane? _lane; // the read loop's queue in the server's ReadTurns (given at Start)
+    private int _readsThisTurn; // the read loop's own: reads of this turn that found data already there
+    private bool _awaitingTurn; // queued in the server's ReadTurns (its bytes, if any, are read but not handled yet)
     private readonly List<H2Stream> _shedding = []; // the runner's own: streams claimed for a shed, answered outside the lock
     private byte[] _in = [];
     private int _inStart;
@@ -117,15 +121,20 @@ internal sealed class H2Connection
 
     /// <summary>
     /// Called on the accept loop: only the SETTINGS go out here (a send of a few dozen bytes into an empty socket
-    /// buffer), so a peer learns the limits as early as possible. Reading, header checks and handlers run on the thread
-    /// pool: a peer whose first bytes were already in the socket when a busy server accepted it would otherwise have
-    /// its first read and its calls run on the accept loop, and a held check would stop the server accepting anyone.
+    /// buffer), so a peer learns the limits as early as possible. The first read waits for the connection's first turn
+    /// in the server's <see cref="ReadTurns"/>: it starts where the later reads run (the socket engine), behind the
+    /// connections already waiting, not on the accept loop (a peer whose first bytes were already there would have its
+    /// calls run on it, and a held check would stop the server accepting anyone) nor on a pool thread (a new
+    /// connection's first read waited 1.03 s for one under real-time priority, session 11).
     /// </summary>
     public void Start()
     {
+        // The SETTINGS first: the read loop may get its turn on another thread at once, and its first frame out (the
+        // ACK of the peer's SETTINGS) must follow them.
         lock (_sync) WritePreamble();
+        _lane = _server.Turns.Assign();
+        ReadLoop = RunAsync();
         KickFlush();
-        ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.RunAsync(), this, preferLocal: false);
     }
 
     /// <summary>
@@ -167,6 +176,12 @@ internal sealed class H2Connection
         return true;
     }
 
+    /// <summary>The read loop (tests: it ends once the connection does; never faults, it catches what escapes).</summary>
+    internal Task ReadLoop { get; private set; } = Task.CompletedTask;
+
+    /// <summary>Turns this connection's read loop has queued for, its first included (tests).</summary>
+    internal int TurnsWaited { get; private set; }
+
     /// <summary>Streams open on this connection (tests and the fuzz target's invariants).</summary>
     internal int OpenStreams
     {
@@ -176,18 +191,28 @@ internal sealed class H2Connection
         }
     }
 
+    /// <summary>
+    /// The read loop. It runs in turns (<see cref="ReadTurns"/>): a turn begins with a read that waited for data (or
+    /// with the connection's turn), and may go on with <see cref="ReadTurns.ReadsPerTurn"/> reads that found data
+    /// already there; the bytes of one more such read are kept and handled in the connection's next turn, after every
+    /// connection that queued before it.
+    /// </summary>
     private async Task RunAsync()
     {
         _in = ArrayPool<byte>.Shared.Rent(64 * 1024);
         try
         {
+            await NextTurn().ConfigureAwait(false);
             while (true)
             {
                 if (_inEnd == _in.Length) Compact();
                 int n;
+                bool atOnce;
                 try
                 {
-                    n = await _socket!.ReceiveAsync(_in.AsMemory(_inEnd), SocketFlags.None).ConfigureAwait(false);
+                    var receive = _socket!.ReceiveAsync(_in.AsMemory(_inEnd, Math.Min(_in.Length - _inEnd, _server.ReadSize)), SocketFlags.None);
+                    atOnce = receive.IsCompleted;
+                    n = await receive.ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is SocketException or ObjectDisposedException)
                 {
@@ -195,6 +220,8 @@ internal sealed class H2Connection
                 }
                 if (n == 0) break;
                 _inEnd += n;
+                if (!atOnce) _readsThisTurn = 0;
+                else if (++_readsThisTurn > ReadTurns.ReadsPerTurn) await NextTurn().ConfigureAwait(false);
                 bool keepGoing;
                 lock (_sync) keepGoing = ProcessFrames();
                 CancelCollected();
@@ -215,6 +242,23 @@ internal sealed class H2Connection
             ArrayPool<byte>.Shared.Return(_in);
             _in = [];
         }
+    }
+
+    /// <summary>Waits for this connection's next turn (its read loop's own; bytes already read are handled in it).</summary>
+    private ValueTask NextTurn()
+    {
+        _readsThisTurn = 0;
+        TurnsWaited++;
+        var wait = _turn.Wait();
+        Volatile.Write(ref _awaitingTurn, true);
+        _lane!.Enqueue(_turn);
+        return AfterTurn(wait);
+    }
+
+    private async ValueTask AfterTurn(ValueTask wait)
+    {
+        await wait.ConfigureAwait(false);
+        Volatile.Write(ref _awaitingTurn, false);
     }
 
     private void Compact()
@@ -978,13 +1022,16 @@ internal sealed class H2Connection
     private bool ReadBetweenCalls()
     {
         if (_readEnded || _socket is null) return false;
+        // These reads count in the connection's turn: once it is spent the rest waits for the next one.
+        if (_readsThisTurn >= ReadTurns.ReadsPerTurn) return false;
         int n;
         try
         {
             if (_socket.Available <= 0) return false;
             if (_inEnd == _in.Length) Compact();
             if (_inEnd == _in.Length) return false;
-            n = _socket.Receive(_in.AsSpan(_inEnd), SocketFlags.None);
+            n = _socket.Receive(_in.AsSpan(_inEnd, Math.Min(_in.Length - _inEnd, _server.ReadSize)), SocketFlags.None);
+            _readsThisTurn++;
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
@@ -1616,7 +1663,7 @@ internal sealed class H2Connection
     {
         lock (_sync)
         {
-            if (_closed || _streams.Count > 0 || _sending || now - _quietSince < idleTicks) return false;
+            if (_closed || _streams.Count > 0 || _sending || Volatile.Read(ref _awaitingTurn) || now - _quietSince < idleTicks) return false;
             if (!_goingAway)
             {
                 _goingAway = true;
@@ -1757,7 +1804,7 @@ internal sealed class H2Connection
         if (_socket is null) return false;
         try
         {
-            return _socket.Available > 0;
+            return Volatile.Read(ref _awaitingTurn) || _socket.Available > 0;
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {

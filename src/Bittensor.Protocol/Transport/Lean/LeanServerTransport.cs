@@ -35,6 +35,16 @@ public sealed class LeanServerTransport : IServerTransport
 
     /// <summary>The clock of the idle and data-rate rules.</summary>
     public TimeProvider Time { get; }
+
+    /// <summary>
+    /// How each binding's read turns are given (<see cref="ReadTurns"/>): tests choose the engine's wake-up whatever the
+    /// process's socket completions, or drive the turns themselves (<see cref="ReadTurns.GiveTurns"/>).
+    /// </summary>
+    internal ReadTurnMode TurnMode { get; init; }
+
+    /// <summary>Tests: the most bytes one socket read takes (default: the whole free input buffer, up to 64 KiB).</summary>
+    internal int ReadSize { get; init; } = int.MaxValue;
+
     private long _connectionsRefused;
 
     /// <summary>Calls whose request message was read and parsed (the handler ran), over every binding of this transport.</summary>
@@ -140,6 +150,20 @@ internal sealed class LeanServer : IServerBinding
             throw;
         }
         Endpoint = new IPEndPoint(ip, ((IPEndPoint)_listener.LocalEndPoint!).Port);
+        ReadSize = Math.Max(1, owner.ReadSize);
+        Turns = ReadTurns.Create(owner.TurnMode);
+    }
+
+    /// <summary>The connections' read schedule, fair across them.</summary>
+    public ReadTurns Turns { get; }
+
+    /// <summary>The most bytes one socket read takes.</summary>
+    public int ReadSize { get; }
+
+    /// <summary>Open connections, in no order (tests).</summary>
+    internal H2Connection[] Connections()
+    {
+        lock (_connections) return [.. _connections];
     }
 
     public LeanServerTransport Owner { get; }
@@ -440,6 +464,7 @@ internal sealed class LeanServer : IServerBinding
             // Out of time: what is still open is closed below.
         }
         foreach (var c in open) c.Abort();
+        Turns.Dispose();
     }
 
     public async ValueTask DisposeAsync()
@@ -450,6 +475,8 @@ internal sealed class LeanServer : IServerBinding
         H2Connection[] rest;
         lock (_connections) rest = [.. _connections];
         foreach (var c in rest) c.Abort();
+        // Read loops still waiting for a turn are handed to the pool: their reads end on the closed sockets.
+        Turns.Dispose();
         _stop.Dispose();
     }
 }

@@ -1,0 +1,169 @@
+using System.Collections.Concurrent;
+using Bittensor.Protocol.Lean;
+using Bittensor.Protocol.Wire;
+using Grpc.Core;
+
+namespace Bittensor.Protocol.Tests.Lean;
+
+/// <summary>
+/// The lean server's read schedule (<see cref="ReadTurns"/>) over real loopback sockets: a connection kept full gets a
+/// turn of at most <see cref="ReadTurns.ReadsPerTurn"/> + 1 reads, then queues behind the others, so another
+/// connection's call is answered within the first one's turn, not after its whole burst (issue 11: waiting calls sat
+/// unread while one connection's loop kept the socket engine's thread). The turns are counted, never timed: with
+/// <see cref="ReadTurnMode.Driven"/> the test gives each round itself; reads are capped at 1 KiB so a burst of a few
+/// dozen KiB (one send, in the server's socket before the first turn) takes many reads.
+/// </summary>
+public sealed class LeanFairReadsTests
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+    private const int ReadSize = 1024;
+    private const int Burst = 300;
+
+    /// <summary>Answers at once (synchronously, on the read loop) and records whose call ran, in order.</summary>
+    private sealed class OrderService : IBittensorService
+    {
+        public ConcurrentQueue<string> Order { get; } = new();
+
+        private readonly TaskCompletionSource _allOfA = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _a;
+
+        public Task AllOfA => _allOfA.Task;
+
+        public Task<TensorMessage> HandleAsync(BittensorMethod method, TensorMessage request, InboundCall call)
+        {
+            Order.Enqueue(request.Hotkey);
+            if (request.Hotkey == "a" && Interlocked.Increment(ref _a) == Burst) _allOfA.TrySetResult();
+            return Task.FromResult(new TensorMessage { Version = 150, Message = $"{method}:{request.Hotkey}" });
+        }
+
+        public ValueTask<HeaderDecision> CheckHeadersAsync(BittensorMethod method, Metadata headers, CancellationToken cancellationToken) =>
+            ValueTask.FromResult(HeaderDecision.Proceed(null));
+
+        public void OnRefused(TransportRefusal refusal)
+        {
+        }
+    }
+
+    private static async Task<LeanServer> Bind(IBittensorService service, ReadTurnMode mode) =>
+        (LeanServer)await new LeanServerTransport { TurnMode = mode, ReadSize = ReadSize }
+            .BindAsync(new ServerTransportOptions("127.0.0.1", 0, 1024 * 1024, 1024 * 1024, 100), service, CancellationToken.None);
+
+    private static readonly byte[] RequestBlock = RawH2.Block([(":method", "POST"), (":scheme", "http"), (":path", "/Bittensor/Forward"),
+        (":authority", "localhost"), ("content-type", "application/grpc"), ("te", "trailers")]);
+
+    /// <summary>Bytes one call of <paramref name="hotkey"/> takes on the wire: HEADERS and DATA, each with its 9-byte header.</summary>
+    private static int CallBytes(string hotkey) => 9 + RequestBlock.Length + 9 + RawH2.Message(new TensorMessage { Hotkey = hotkey }).Length;
+
+    /// <summary>Writes <paramref name="count"/> calls of <paramref name="hotkey"/> (streams 1, 3, …) in one send.</summary>
+    private static async Task SendCalls(RawH2 h2, string hotkey, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            var stream = 1 + (2 * i);
+            await h2.Frame(H2.Headers, H2.EndHeaders, stream, RequestBlock, flush: false);
+            await h2.Frame(H2.Data, H2.EndStream, stream, RawH2.Message(new TensorMessage { Hotkey = hotkey }), flush: false);
+        }
+        await h2.Flush();
+    }
+
+    /// <summary>Reads answers until <paramref name="count"/> streams have ended (frames of other kinds skipped).</summary>
+    private static async Task<int> Answers(RawH2 h2, int count)
+    {
+        var ended = 0;
+        while (ended < count)
+        {
+            var f = await h2.Read() ?? throw new InvalidOperationException($"the server closed after {ended} of {count} answers");
+            if (f.Type == H2.Headers && (f.Flags & H2.EndStream) != 0) ended++;
+        }
+        return ended;
+    }
+
+    [Fact]
+    public async Task A_call_on_a_second_connection_runs_within_the_first_turn_of_a_connection_kept_full()
+    {
+        var service = new OrderService();
+        await using var server = await Bind(service, ReadTurnMode.Driven);
+        var turns = server.Turns;
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+        await using var b = await RawH2.Connect(server.Endpoint.Port);
+        // Both first reads wait for their turn (queued before the SETTINGS each client has read): none ran on the
+        // accept loop or a pool thread of its own.
+        Assert.Equal(2, turns.Waiting);
+        var answersA = Answers(a, Burst);
+        var answersB = Answers(b, 1);
+        await SendCalls(a, "a", Burst);
+        await SendCalls(b, "b", 1);
+        Assert.Empty(service.Order);
+
+        // One round: a's turn (it connected first), then b's.
+        Assert.Equal(2, turns.GiveTurns());
+
+        var order = service.Order.ToArray();
+        var beforeB = Array.IndexOf(order, "b");
+        Assert.True(beforeB >= 0, $"b's call did not run in the first round ({order.Length} of a's ran)");
+        // a's first turn: at most ReadsPerTurn + 1 reads of ReadSize bytes, so at most this many whole calls (one more
+        // may end in them); unfair, all 300 would run first.
+        var most = ((ReadTurns.ReadsPerTurn + 1) * ReadSize / CallBytes("a")) + 1;
+        Assert.InRange(beforeB, 0, most);
+        Assert.True(beforeB < Burst);
+        Assert.Equal(1, turns.Waiting); // a, back in the queue with its burst unread
+        Assert.Equal(1, await answersB.WaitAsync(Wait));
+
+        // The rest of a's burst, a turn per round. Were some of it late into the server's socket, the read that waited
+        // for it would begin a turn of its own (on the pool here) and end queued again: at most two turns' calls
+        // between two counts, never the burst.
+        while (!service.AllOfA.IsCompleted)
+        {
+            var ranBefore = service.Order.Count;
+            if (turns.GiveTurns() == 0)
+            {
+                await Task.WhenAny(turns.Queued(), service.AllOfA).WaitAsync(Wait);
+                continue;
+            }
+            Assert.InRange(service.Order.Count - ranBefore, 0, 2 * (most + 1));
+        }
+        Assert.Equal(Burst, await answersA.WaitAsync(Wait));
+    }
+
+    [Fact]
+    public async Task On_the_socket_engine_a_connection_kept_full_waits_for_its_next_turn_and_every_call_is_answered()
+    {
+        var service = new OrderService();
+        await using var server = await Bind(service, ReadTurnMode.Engine);
+        Assert.True(server.Turns.OnEngine, "no socket pair for the wake-up");
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+        await using var b = await RawH2.Connect(server.Endpoint.Port);
+        var answersA = Answers(a, Burst);
+        var answersB = Answers(b, 1);
+        // One send of ~40 KiB (one loopback segment): the read that sees it finds the rest already there.
+        await SendCalls(a, "a", Burst);
+        await SendCalls(b, "b", 1);
+
+        Assert.Equal(Burst, await answersA.WaitAsync(Wait));
+        Assert.Equal(1, await answersB.WaitAsync(Wait));
+        var connections = server.Connections();
+        Assert.Equal(2, connections.Length);
+        // a's loop queued for its first turn and, its burst needing ~40 reads of 1 KiB, for later ones too.
+        Assert.True(connections.Max(c => c.TurnsWaited) >= 2, $"turns waited: {string.Join(", ", connections.Select(c => c.TurnsWaited))}");
+        Assert.True(server.Turns.Rounds >= 2);
+    }
+
+    [Fact]
+    public async Task A_connection_stopped_while_waiting_for_its_turn_ends_its_read_loop()
+    {
+        var service = new OrderService();
+        var server = await Bind(service, ReadTurnMode.Driven);
+        var a = await RawH2.Connect(server.Endpoint.Port);
+        Assert.Equal(1, server.Turns.Waiting);
+        var connection = Assert.Single(server.Connections());
+
+        await server.DisposeAsync();
+
+        // The turn was handed on and the read loop saw the closed socket: it ended (it would wait for ever otherwise).
+        await connection.ReadLoop.WaitAsync(Wait);
+        Assert.Equal(0, server.Turns.Waiting);
+        Assert.True(await a.Closed());
+        Assert.Empty(service.Order);
+        await a.DisposeAsync();
+    }
+}
