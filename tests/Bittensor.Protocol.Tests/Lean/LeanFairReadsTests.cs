@@ -148,6 +148,87 @@ public sealed class LeanFairReadsTests
         Assert.True(server.Turns.Rounds >= 2);
     }
 
+    /// <summary>
+    /// Holds the call of <c>hold</c> on the thread that runs it (a synchronous handler, as a batch verifier's first check
+    /// runs on the read loop) until the call of <c>free</c> — on another connection — has run, at most <see cref="Wait"/>.
+    /// </summary>
+    private sealed class HoldService : IBittensorService
+    {
+        private readonly ManualResetEventSlim _freed = new();
+        private readonly TaskCompletionSource _entered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Entered => _entered.Task;
+
+        public bool? Released { get; private set; }
+
+        public Task<TensorMessage> HandleAsync(BittensorMethod method, TensorMessage request, InboundCall call)
+        {
+            if (request.Hotkey == "hold")
+            {
+                _entered.TrySetResult();
+                Released = _freed.Wait(Wait);
+            }
+            else if (request.Hotkey == "free")
+            {
+                _freed.Set();
+            }
+            return Task.FromResult(new TensorMessage { Version = 150, Message = request.Hotkey });
+        }
+
+        public ValueTask<HeaderDecision> CheckHeadersAsync(BittensorMethod method, Metadata headers, CancellationToken cancellationToken) =>
+            ValueTask.FromResult(HeaderDecision.Proceed(null));
+
+        public void OnRefused(TransportRefusal refusal)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Session 12's hang (BatchVerificationSpec, lean, batching: a call unanswered for 60 s), made certain: a turn given
+    /// by another thread the moment it is queued — as the pool or the socket engine may — resumed a read loop that had
+    /// not yet stopped for it, so the loop went on on the thread that queued it; for a new connection that thread is the
+    /// accept loop (<see cref="H2Connection.Start"/>), and a call held there (the holder's check, waiting for calls of a
+    /// second connection) stopped the server accepting that second connection. The first connection's bytes are all in
+    /// its socket when its first turn is given (a gRPC client's first call, accepted by a busy server), and every turn is
+    /// given at once on a thread of its own; the queuing thread goes on only once its turn is given unless its read loop
+    /// has stopped for it already. Now a turn is queued only once its loop awaits it: the held call runs on the giver's
+    /// thread and the second connection is accepted and served.
+    /// </summary>
+    [Fact]
+    public async Task A_turn_given_the_moment_it_is_queued_never_runs_the_connection_on_the_accept_loop()
+    {
+        var service = new HoldService();
+        await using var server = await Bind(service, ReadTurnMode.Driven);
+        var turns = server.Turns;
+        var holdBytes = H2.Preface.Length + 9 + CallBytes("hold");
+        var queued = 0;
+        turns.WhenQueued = turn =>
+        {
+            if (Interlocked.Increment(ref queued) == 1)
+            {
+                // The holder's first turn: its whole call is in the socket before the turn is given.
+                Assert.True(SpinWait.SpinUntil(() => server.Connections().Any(c => c.SocketAvailable >= holdBytes), Wait), "the holder's call never reached the server");
+            }
+            var giver = new Thread(() => turns.GiveTurns()) { IsBackground = true, Name = "read turn giver" };
+            giver.Start();
+            if (!turn.Awaited) giver.Join(Wait);
+        };
+
+        await using var hold = await RawH2.Connect(server.Endpoint.Port, handshake: false);
+        await hold.Send(H2.Preface.ToArray());
+        await hold.Frame(H2.Settings, 0, 0, [], flush: false);
+        await SendCalls(hold, "hold", 1);
+        await service.Entered.WaitAsync(Wait);
+
+        // The holder's call waits for this one: the server must accept this connection and run its call meanwhile.
+        await using var free = await RawH2.Connect(server.Endpoint.Port);
+        var answerFree = Answers(free, 1);
+        await SendCalls(free, "free", 1);
+        Assert.Equal(1, await answerFree);
+        Assert.Equal(1, await Answers(hold, 1));
+        Assert.True(service.Released, "the held call was let go by its timeout, not by the second connection's call");
+    }
+
     [Fact]
     public async Task A_connection_stopped_while_waiting_for_its_turn_ends_its_read_loop()
     {

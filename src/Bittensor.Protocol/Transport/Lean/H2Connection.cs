@@ -182,6 +182,22 @@ internal sealed class H2Connection
     /// <summary>Turns this connection's read loop has queued for, its first included (tests).</summary>
     internal int TurnsWaited { get; private set; }
 
+    /// <summary>Bytes of the peer's waiting in the socket, not read yet (tests).</summary>
+    internal int SocketAvailable
+    {
+        get
+        {
+            try
+            {
+                return _socket?.Available ?? 0;
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                return 0;
+            }
+        }
+    }
+
     /// <summary>Streams open on this connection (tests and the fuzz target's invariants).</summary>
     internal int OpenStreams
     {
@@ -202,7 +218,9 @@ internal sealed class H2Connection
         _in = ArrayPool<byte>.Shared.Rent(64 * 1024);
         try
         {
+            // Every wait for a turn is awaited here, in this method's own frame (see NextTurn).
             await NextTurn().ConfigureAwait(false);
+            Volatile.Write(ref _awaitingTurn, false);
             while (true)
             {
                 if (_inEnd == _in.Length) Compact();
@@ -221,7 +239,11 @@ internal sealed class H2Connection
                 if (n == 0) break;
                 _inEnd += n;
                 if (!atOnce) _readsThisTurn = 0;
-                else if (++_readsThisTurn > ReadTurns.ReadsPerTurn) await NextTurn().ConfigureAwait(false);
+                else if (++_readsThisTurn > ReadTurns.ReadsPerTurn)
+                {
+                    await NextTurn().ConfigureAwait(false);
+                    Volatile.Write(ref _awaitingTurn, false);
+                }
                 bool keepGoing;
                 lock (_sync) keepGoing = ProcessFrames();
                 CancelCollected();
@@ -244,21 +266,21 @@ internal sealed class H2Connection
         }
     }
 
-    /// <summary>Waits for this connection's next turn (its read loop's own; bytes already read are handled in it).</summary>
+    /// <summary>
+    /// The wait for this connection's next turn (its read loop's own; bytes already read are handled in it). The turn is
+    /// queued only once the read loop has stopped for it (<see cref="ReadTurn"/>: when the await registers), so whoever
+    /// gives it resumes a stopped loop on the giver's own thread; the loop never goes on on the thread that asked. It must
+    /// be awaited directly by <see cref="RunAsync"/>, never through an async method of its own: that method would be
+    /// resumed by the giver while its caller had not yet awaited it, and the caller would then go on at once on its own
+    /// thread (session 12's hang: a new connection's first turn given before <see cref="Start"/> had returned ran the
+    /// connection's reads and calls on the accept loop, and a check held there stopped the server accepting anyone).
+    /// </summary>
     private ValueTask NextTurn()
     {
         _readsThisTurn = 0;
         TurnsWaited++;
-        var wait = _turn.Wait();
         Volatile.Write(ref _awaitingTurn, true);
-        _lane!.Enqueue(_turn);
-        return AfterTurn(wait);
-    }
-
-    private async ValueTask AfterTurn(ValueTask wait)
-    {
-        await wait.ConfigureAwait(false);
-        Volatile.Write(ref _awaitingTurn, false);
+        return _turn.Wait(_lane!);
     }
 
     private void Compact()

@@ -77,6 +77,15 @@ internal sealed class ReadTurns : IDisposable
     /// <summary>Tests (<see cref="ReadTurnMode.Driven"/>): one turn to each connection waiting now; the number given.</summary>
     public int GiveTurns() => _lanes.Sum(l => l.GiveTurns());
 
+    /// <summary>Tests (<see cref="ReadTurnMode.Driven"/>): <see cref="ReadLane.WhenQueued"/> of every lane.</summary>
+    public Action<ReadTurn>? WhenQueued
+    {
+        set
+        {
+            foreach (var lane in _lanes) lane.WhenQueued = value;
+        }
+    }
+
     /// <summary>Tests (<see cref="ReadTurnMode.Driven"/>): completes when a connection queues.</summary>
     public Task Queued() => Task.WhenAny(_lanes.Select(l => l.Queued()));
 
@@ -130,6 +139,12 @@ internal sealed partial class ReadLane : IDisposable
     /// <summary>Tests: a lane whose turns are given only by <see cref="GiveTurns"/>.</summary>
     public static ReadLane Driven() => new(null, null, driven: true);
 
+    /// <summary>
+    /// Tests (a driven lane): runs on the queuing thread each time a turn is queued, before that thread goes on — a test
+    /// may give turns from here, from another thread, as a pool thread or the socket engine could at that moment.
+    /// </summary>
+    public Action<ReadTurn>? WhenQueued { get; set; }
+
     /// <summary>Turns given so far (tests and probes).</summary>
     public long Given => Interlocked.Read(ref _given);
 
@@ -142,13 +157,18 @@ internal sealed partial class ReadLane : IDisposable
     /// <summary>True when turns go through the socket engine (a wake-up pair was made).</summary>
     public bool OnEngine => _ear is not null;
 
-    /// <summary>Queues <paramref name="turn"/>; it resumes when the turns queued before it on this lane have run.</summary>
+    /// <summary>
+    /// Queues <paramref name="turn"/> (<see cref="ReadTurn"/> does, once its read loop awaits it); it resumes when the
+    /// turns queued before it on this lane have run, on the thread that gives the turns (the socket engine's, a pool
+    /// work item, a test's) — never inside this call.
+    /// </summary>
     public void Enqueue(ReadTurn turn)
     {
         _waiting.Enqueue(turn);
         if (_driven)
         {
             Interlocked.Exchange(ref _queued, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+            WhenQueued?.Invoke(turn);
             return;
         }
         if (_ear is null || Volatile.Read(ref _state) == Disposed)
@@ -314,18 +334,29 @@ internal enum ReadTurnMode
 /// <summary>
 /// One connection's place in <see cref="ReadTurns"/>: its read loop awaits <see cref="Wait"/> and continues on the thread
 /// that calls <see cref="Resume"/> (synchronously, inside the call), so a turn given by the socket engine runs there.
-/// One wait at a time.
+/// The turn is queued on its lane only when the await registers its continuation (<see cref="IValueTaskSource.OnCompleted"/>),
+/// never before: a giver can only resume a read loop that has stopped, and the loop can never go on on the thread that
+/// asked for the turn. (Session 12 queued first and awaited after; a turn given in between completed the await
+/// synchronously, and a new connection's first turn then ran its reads and calls on the accept loop.) Nothing in
+/// <see cref="ReadLane.Enqueue"/> resumes a turn on the calling thread. One wait at a time, awaited once.
 /// </summary>
 internal sealed class ReadTurn : IValueTaskSource
 {
     private ManualResetValueTaskSourceCore<bool> _core;
+    private ReadLane? _lane;
+    private int _awaited;
 
-    /// <summary>A wait for the next turn; queue this with <see cref="ReadLane.Enqueue"/> after taking it.</summary>
-    public ValueTask Wait()
+    /// <summary>A wait for the next turn on <paramref name="lane"/>: queued there when it is awaited.</summary>
+    public ValueTask Wait(ReadLane lane)
     {
         _core.Reset();
+        Volatile.Write(ref _awaited, 0);
+        _lane = lane;
         return new ValueTask(this, _core.Version);
     }
+
+    /// <summary>True once the read loop awaits this turn (its continuation is registered): tests.</summary>
+    public bool Awaited => Volatile.Read(ref _awaited) == 1;
 
     public void Resume() => _core.SetResult(true);
 
@@ -333,6 +364,12 @@ internal sealed class ReadTurn : IValueTaskSource
 
     ValueTaskSourceStatus IValueTaskSource.GetStatus(short token) => _core.GetStatus(token);
 
-    void IValueTaskSource.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+    void IValueTaskSource.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+    {
         _core.OnCompleted(continuation, state, token, flags);
+        Volatile.Write(ref _awaited, 1);
+        var lane = _lane ?? throw new InvalidOperationException("a read turn awaited twice");
+        _lane = null;
+        lane.Enqueue(this);
+    }
 }
