@@ -202,12 +202,14 @@ public sealed class LeanFairReadsTests
         var turns = server.Turns;
         var holdBytes = H2.Preface.Length + 9 + CallBytes("hold");
         var queued = 0;
+        var holderArrived = true;
         turns.WhenQueued = turn =>
         {
+            // (Runs inside the read loop's await: it records, never throws.)
             if (Interlocked.Increment(ref queued) == 1)
             {
                 // The holder's first turn: its whole call is in the socket before the turn is given.
-                Assert.True(SpinWait.SpinUntil(() => server.Connections().Any(c => c.SocketAvailable >= holdBytes), Wait), "the holder's call never reached the server");
+                holderArrived = SpinWait.SpinUntil(() => server.Connections().Any(c => c.SocketAvailable >= holdBytes), Wait);
             }
             var giver = new Thread(() => turns.GiveTurns()) { IsBackground = true, Name = "read turn giver" };
             giver.Start();
@@ -219,6 +221,7 @@ public sealed class LeanFairReadsTests
         await hold.Frame(H2.Settings, 0, 0, [], flush: false);
         await SendCalls(hold, "hold", 1);
         await service.Entered.WaitAsync(Wait);
+        Assert.True(holderArrived, "the holder's call never reached the server before its first turn");
 
         // The holder's call waits for this one: the server must accept this connection and run its call meanwhile.
         await using var free = await RawH2.Connect(server.Endpoint.Port);
