@@ -51,6 +51,66 @@ public class PreparedKeyCacheTests
         Assert.True(plain.RistrettoEquals(tabled));
     }
 
+    /// <summary>
+    /// Session 13: a key holds the tables of the path it was built on only (an AVX2 key no scalar tables: 20 KB, not 35);
+    /// verifying on that path builds nothing more; after the switch flips the same key verifies a good signature and
+    /// refuses a tampered one (s's middle byte: canonical, so it reaches the equation) on the other path, whose tables it
+    /// builds then. Both orders where AVX2 is present; the scalar order alone elsewhere.
+    /// </summary>
+    [Fact]
+    public void A_key_holds_only_its_paths_tables_and_verifies_on_the_other_path_after_the_switch_flips()
+    {
+        using var pair = Sr25519KeyPair.FromMiniSecret(SHA256.HashData("session 13: one path's tables"u8));
+        var pub = pair.PublicKey.ToArray();
+        var message = SHA256.HashData([13]);
+        var good = pair.Sign(message);
+        var bad = (byte[])good.Clone();
+        bad[40] ^= 0x10;
+        var items = new[] { new Sr25519BatchItem(pub, message, good), new Sr25519BatchItem(pub, message, bad) };
+
+        void VerifiesAsLibsodium(PreparedKeyCache cache)
+        {
+            Assert.True(Sr25519.VerifyWithLibsodium(pub, message, good));
+            Assert.False(Sr25519.VerifyWithLibsodium(pub, message, bad));
+            var valid = new bool[2];
+            Assert.False(Sr25519.VerifyEachCounted(items, valid, out _, cache));
+            Assert.Equal([true, false], valid);
+            Assert.True(Sr25519.VerifyEachCounted(items.AsSpan(0, 1), valid, out _, cache));
+            Assert.True(valid[0]);
+        }
+
+        var before = VectorArithmetic.Enabled;
+        try
+        {
+            foreach (var vector in VectorArithmetic.IsSupported ? new[] { true, false } : [false])
+            {
+                VectorArithmetic.Enabled = vector;
+                var cache = new PreparedKeyCache(4, TimeSpan.FromSeconds(10), () => 0, prepareFirstSighting: true);
+                Assert.True(cache.Lookup(pub, out var key, out _));
+                Assert.NotNull(key);
+                Assert.Equal(vector, key.HasVectorTables);
+                Assert.Equal(!vector, key.HasScalarTables);
+
+                VerifiesAsLibsodium(cache);
+                Assert.Equal(1, cache.Built);
+                Assert.Equal(vector, key.HasVectorTables); // its own path built nothing more
+                Assert.Equal(!vector, key.HasScalarTables);
+                if (!VectorArithmetic.IsSupported) continue;
+
+                VectorArithmetic.Enabled = !vector;
+                VerifiesAsLibsodium(cache);
+                Assert.True(cache.Lookup(pub, out var same, out _));
+                Assert.Same(key, same);
+                Assert.True(key.HasVectorTables);
+                Assert.True(key.HasScalarTables);
+            }
+        }
+        finally
+        {
+            VectorArithmetic.Enabled = before;
+        }
+    }
+
     [Fact]
     public void An_invalid_point_is_refused_and_remembered_nowhere()
     {

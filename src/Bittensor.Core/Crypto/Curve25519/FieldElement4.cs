@@ -198,7 +198,7 @@ internal static class VectorArithmetic
     /// <summary>
     /// On by default where supported; <c>BITTENSOR_CRYPTO_SCALAR=1</c> turns it off for the process (benchmarks, a machine where
     /// it misbehaves). Tests flip it to run every verification test on both paths; the answers do not depend on it, only the
-    /// time. A prepared key built while it was on carries the tables of both paths.
+    /// time. A prepared key carries the tables of the path it was built on; the other path's are built on its first use there.
     /// </summary>
     internal static bool Enabled
     {

@@ -7,39 +7,56 @@ namespace Bittensor.Core.Crypto.Curve25519;
 /// A decoded sr25519 public key prepared for variable-time verification: odd multiples 1·, 3·, …, 15· of 2^(16c)·(−A)
 /// for c = 0..15 (width-5 NAF tables) in affine cached form (one shared inversion), so a 253-bit k·(−A) runs in a
 /// chain of ≤ 16 doublings instead of 253. Built once per key (≈ 240 doublings, 128 additions and an inversion, about
-/// five verifications' cost; 15 KB, plus 20 KB of the same points as 4-way addends where AVX2 is on) and kept in <see cref="PreparedKeyCache.Shared"/>, since an axon sees the same
-/// callers' hotkeys again and again. Public data only.
+/// five verifications' cost) and kept in <see cref="PreparedKeyCache.Shared"/>, since an axon sees the same callers'
+/// hotkeys again and again. Public data only.
+/// <para>
+/// One path's tables only (session 13): built while <see cref="VectorArithmetic.Enabled"/> (AVX2), the key holds the
+/// 128 points as 4-way addends (20 KB) and no scalar tables; otherwise the scalar tables (15 KB) and no 4-way ones.
+/// Until session 13 a key built on the AVX2 path held both (35 KB: 1,024 prepared callers ≈ 36 MB of an axon's RSS,
+/// 15 of them never read). Should the switch flip afterwards (tests; <c>BITTENSOR_CRYPTO_SCALAR</c> is read once), the
+/// other path's tables are built on first use from −A, which the key keeps (160 bytes).
+/// </para>
 /// </summary>
 internal sealed class VerifyingKey
 {
-    /// <summary>For each chunk c: odd multiples 1·, 3·, …, 15· of 2^(16c)·(−A).</summary>
-    internal readonly AffineCachedPoint[][] Tables;
+    private const int Size = 1 << (RistrettoVartime.KeyWidth - 2);
+    private const int Points = RistrettoVartime.Chunks * Size;
+
+    private readonly ExtendedPoint _negA;
+    private AffineCachedPoint[][]? _tables;
+    private CachedTable4? _vectorTables;
 
     internal VerifyingKey(in ExtendedPoint negA)
     {
-        const int size = 1 << (RistrettoVartime.KeyWidth - 2);
-        Span<ExtendedPoint> points = stackalloc ExtendedPoint[RistrettoVartime.Chunks * size];
-        var p = negA;
-        for (var c = 0; c < RistrettoVartime.Chunks; c++)
-        {
-            if (c > 0) p = RistrettoVartime.MulPow2(p, RistrettoVartime.ChunkBits);
-            var step = p.Double().ToCached();
-            var current = p;
-            points[c * size] = current;
-            for (var i = 1; i < size; i++)
-            {
-                current = current.Add(step).ToExtended();
-                points[(c * size) + i] = current;
-            }
-        }
-        Span<AffineCachedPoint> affine = stackalloc AffineCachedPoint[points.Length];
-        ExtendedPoint.ToAffineCached(points, affine);
-        Tables = new AffineCachedPoint[RistrettoVartime.Chunks][];
-        for (var c = 0; c < RistrettoVartime.Chunks; c++) Tables[c] = affine.Slice(c * size, size).ToArray();
-        if (VectorArithmetic.Enabled) _vectorTables = BuildVectorTables();
+        _negA = negA;
+        Span<AffineCachedPoint> affine = stackalloc AffineCachedPoint[Points];
+        Multiples(negA, affine);
+        if (VectorArithmetic.Enabled) _vectorTables = ToVectorTables(affine);
+        else _tables = ToScalarTables(affine);
     }
 
-    private CachedTable4? _vectorTables;
+    /// <summary>Whether the scalar tables are held (tests: a key built on the AVX2 path has none until the switch flips).</summary>
+    internal bool HasScalarTables => Volatile.Read(ref _tables) is not null;
+
+    /// <summary>Whether the 4-way tables are held.</summary>
+    internal bool HasVectorTables => Volatile.Read(ref _vectorTables) is not null;
+
+    /// <summary>
+    /// For each chunk c: odd multiples 1·, 3·, …, 15· of 2^(16c)·(−A), for the scalar path: built with the key while
+    /// <see cref="VectorArithmetic.Enabled"/> is off, else on first use.
+    /// </summary>
+    internal AffineCachedPoint[][] Tables
+    {
+        get
+        {
+            var t = Volatile.Read(ref _tables);
+            if (t is not null) return t;
+            Span<AffineCachedPoint> affine = stackalloc AffineCachedPoint[Points];
+            Multiples(_negA, affine);
+            Interlocked.CompareExchange(ref _tables, ToScalarTables(affine), null);
+            return _tables!;
+        }
+    }
 
     /// <summary>
     /// The same points as <see cref="Tables"/> (chunk c, multiple 2m + 1 at 8c + m) as 4-way addends (20 KB), for
@@ -52,17 +69,44 @@ internal sealed class VerifyingKey
         {
             var t = Volatile.Read(ref _vectorTables);
             if (t is not null) return t;
-            Interlocked.CompareExchange(ref _vectorTables, BuildVectorTables(), null);
+            Span<AffineCachedPoint> affine = stackalloc AffineCachedPoint[Points];
+            Multiples(_negA, affine);
+            Interlocked.CompareExchange(ref _vectorTables, ToVectorTables(affine), null);
             return _vectorTables!;
         }
     }
 
-    private CachedTable4 BuildVectorTables()
+    // Chunk c, multiple 2m + 1 of 2^(16c)·(−A) at c·Size + m, in affine cached form (one inversion for all).
+    private static void Multiples(in ExtendedPoint negA, Span<AffineCachedPoint> affine)
     {
-        var table = new CachedTable4(Tables.Length * Tables[0].Length);
-        var n = 0;
-        foreach (var chunk in Tables)
-            foreach (var q in chunk) table.Set(n++, q);
+        Span<ExtendedPoint> points = stackalloc ExtendedPoint[Points];
+        var p = negA;
+        for (var c = 0; c < RistrettoVartime.Chunks; c++)
+        {
+            if (c > 0) p = RistrettoVartime.MulPow2(p, RistrettoVartime.ChunkBits);
+            var step = p.Double().ToCached();
+            var current = p;
+            points[c * Size] = current;
+            for (var i = 1; i < Size; i++)
+            {
+                current = current.Add(step).ToExtended();
+                points[(c * Size) + i] = current;
+            }
+        }
+        ExtendedPoint.ToAffineCached(points, affine);
+    }
+
+    private static AffineCachedPoint[][] ToScalarTables(ReadOnlySpan<AffineCachedPoint> affine)
+    {
+        var tables = new AffineCachedPoint[RistrettoVartime.Chunks][];
+        for (var c = 0; c < RistrettoVartime.Chunks; c++) tables[c] = affine.Slice(c * Size, Size).ToArray();
+        return tables;
+    }
+
+    private static CachedTable4 ToVectorTables(ReadOnlySpan<AffineCachedPoint> affine)
+    {
+        var table = new CachedTable4(affine.Length);
+        for (var n = 0; n < affine.Length; n++) table.Set(n, affine[n]);
         return table;
     }
 
@@ -91,7 +135,8 @@ internal readonly record struct Key32(ulong A, ulong B, ulong C, ulong D)
 
 /// <summary>
 /// Bounded cache of <see cref="VerifyingKey"/>s: at most <see cref="Capacity"/> prepared keys (1,024 by default, ≈ 15 KB
-/// each, ≈ 35 KB with the AVX2 tables of session 12: ≈ 16 / 36 MB at most). A key's tables cost about three verifications to build (≈ 91 µs with 8 chunks, session 11) and
+/// each on the scalar path, ≈ 20 KB on the AVX2 path: ≈ 16 / 21 MB at most; 35 KB each, 36 MB, in session 12 when an AVX2
+/// key held both paths' tables). A key's tables cost about three verifications to build (≈ 91 µs with 8 chunks, session 11) and
 /// make each later verification ≈ 2.6× cheaper than one without them (≈ 33 vs ≈ 86 µs), so they are built only when
 /// they pay:
 /// <list type="bullet">
