@@ -19,17 +19,37 @@ namespace Bittensor.Protocol;
 /// outgrows the snapshot it is compacted: the store is written as a new snapshot (temp file, fsync, rename, fsync
 /// of the folder), then the journal is emptied. Both files are mode 0600; the journal is held with an exclusive
 /// lock, so two processes cannot share one store.
+/// <para>
+/// No large objects per batch or per compaction (session 13): a batch's text is encoded piecewise through one kept
+/// 32 KiB buffer, and a compaction copies the store's entries (references and numbers) into a kept array under the
+/// owner's lock and encodes them into the file through the same buffer. Until session 13 both built the whole text
+/// as a string and then as a byte array: at 1,024 signed callers a compaction every few seconds put three large
+/// objects (≈ 290, 140 and 70 KB) on the LOH, and a large batch two more.
+/// </para>
 /// </summary>
 internal sealed partial class NonceJournal : IDisposable
 {
+    /// <summary>
+    /// Copies the store's entries, oldest first, into <paramref name="entries"/> (replacing it with a larger array when
+    /// they do not fit) under the owner's lock, and returns how many there are.
+    /// </summary>
+    internal delegate int SnapshotSource(ref (string Ss58, long NonceTicks)[] entries);
+
     internal const string JournalHeader = "bittensor-nonce-journal v1";
     internal const string JournalSuffix = ".journal";
     private const long MinCompactBytes = 1 << 20;
+    private const int IoBufferBytes = 32 * 1024;
+    private const int KeepChars = 16 * 1024;
     private static readonly UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     private readonly string _snapshotPath;
     private readonly bool _fsync;
-    private readonly Func<string> _snapshot;
+    private readonly SnapshotSource _snapshot;
+    // Kept between turns (one turn at a time uses them): the encoding buffer (small-object heap) and the compaction's
+    // copy of the entries (cleared after each use, so it keeps no caller alive).
+    private readonly byte[] _io = new byte[IoBufferBytes];
+    private readonly Encoder _utf8 = new UTF8Encoding(false).GetEncoder();
+    private (string Ss58, long NonceTicks)[] _entries = new (string, long)[64];
     private readonly Action<string>? _report;
     private bool _failing;
     private readonly FileStream _journal;
@@ -72,7 +92,7 @@ internal sealed partial class NonceJournal : IDisposable
     internal ManualResetEventSlim? HoldWrites { get; set; }
 
 
-    private NonceJournal(string snapshotPath, bool fsync, Func<string> snapshot, FileStream journal, Action<string>? report, string? bootId)
+    private NonceJournal(string snapshotPath, bool fsync, SnapshotSource snapshot, FileStream journal, Action<string>? report, string? bootId)
     {
         _bootId = bootId;
         _report = report;
@@ -96,7 +116,7 @@ internal sealed partial class NonceJournal : IDisposable
     /// <exception cref="InvalidDataException">A file is not a nonce store (nothing is overwritten).</exception>
     /// <exception cref="IOException">The store is locked by another process, or cannot be read or written (disk full and
     /// the file-size limit included).</exception>
-    public static NonceJournal Open(string snapshotPath, bool fsync, NonceStore store, long dropBelowTicks, Func<string> snapshot,
+    public static NonceJournal Open(string snapshotPath, bool fsync, NonceStore store, long dropBelowTicks, SnapshotSource snapshot,
         Action<string>? report = null, string? bootId = null)
     {
         var full = Path.GetFullPath(snapshotPath);
@@ -208,6 +228,29 @@ internal sealed partial class NonceJournal : IDisposable
     /// <summary>Test hook: waits until no write or compaction runs or is queued.</summary>
     internal void WaitIdle() => _idle.Wait();
 
+    /// <summary>Test hook: once no turn runs, compacts on the calling thread (as a turn) and returns the snapshot's size in bytes.</summary>
+    internal long CompactNow()
+    {
+        while (true)
+        {
+            _idle.Wait();
+            lock (_queueGate)
+            {
+                if (_stopping) throw new ObjectDisposedException(nameof(NonceJournal));
+                if (_committing) continue;
+                TakeTurn();
+            }
+            try
+            {
+                return Compact();
+            }
+            finally
+            {
+                Release();
+            }
+        }
+    }
+
     /// <summary>Writes what is queued, compacts and closes (a clean stop).</summary>
     public void Dispose()
     {
@@ -290,7 +333,7 @@ internal sealed partial class NonceJournal : IDisposable
         {
             // As kill -9: what is queued is never written, and its calls are never accepted.
             if (text.Length > 0) batch.TrySetException(new ObjectDisposedException(nameof(NonceJournal)));
-            text.Clear();
+            Recycle(text);
             reservations.Clear();
             if (!final) Release();
             return;
@@ -298,7 +341,7 @@ internal sealed partial class NonceJournal : IDisposable
         try
         {
             if (text.Length > 0) WriteBatch(text, reservations, batch);
-            text.Clear();
+            Recycle(text);
             reservations.Clear();
             if (final)
             {
@@ -313,7 +356,7 @@ internal sealed partial class NonceJournal : IDisposable
         {
             // Not an I/O failure (those are handled above): fail closed for good rather than leave the turn taken
             // (every later call would wait forever) or end the process from a thread-pool thread.
-            text.Clear();
+            Recycle(text);
             reservations.Clear();
             batch.TrySetException(e);
             lock (_queueGate) _broken ??= new IOException("the nonce journal failed", e);
@@ -335,6 +378,21 @@ internal sealed partial class NonceJournal : IDisposable
         ThreadPool.UnsafeQueueUserWorkItem(_passCallback, null, preferLocal: false);
     }
 
+    /// <summary>
+    /// Empties a written batch's builder for reuse. A builder that grew past <see cref="KeepChars"/> (a batch of some
+    /// 250+ callers) is replaced by a small one instead: clearing a builder of several chunks allocates one array of its
+    /// whole length (StringBuilder keeps its capacity), which from ~42,500 characters on goes to the LOH.
+    /// </summary>
+    private void Recycle(StringBuilder text)
+    {
+        lock (_queueGate)
+        {
+            if (!ReferenceEquals(text, _spare)) return; // not swapped out (nothing was queued): still the live buffer
+            if (text.Capacity > KeepChars) _spare = new StringBuilder(4096);
+            else text.Clear();
+        }
+    }
+
     private void Release()
     {
         lock (_queueGate)
@@ -351,10 +409,10 @@ internal sealed partial class NonceJournal : IDisposable
             batch.TrySetException(_broken);
             return;
         }
-        var bytes = Encoding.UTF8.GetBytes(text.ToString());
+        long written = 0;
         try
         {
-            _journal.Write(bytes);
+            written = WriteText(_journal, text);
             if (_fsync && reservations.Count > 0)
             {
                 _journal.Flush(flushToDisk: true);
@@ -368,7 +426,7 @@ internal sealed partial class NonceJournal : IDisposable
                         if (!_reserved.TryGetValue(ss58, out var had) || had < upTo) _reserved[ss58] = upTo;
                 }
             }
-            _journalBytes += bytes.Length;
+            _journalBytes += written;
             Interlocked.Increment(ref _batchesWritten);
             batch.TrySetResult();
         }
@@ -427,14 +485,25 @@ internal sealed partial class NonceJournal : IDisposable
         }
     }
 
-    /// <summary>Snapshot first (durably), then empty the journal: a crash in between leaves both, which load to the same store.</summary>
-    private void Compact()
+    /// <summary>
+    /// Snapshot first (durably), then empty the journal: a crash in between leaves both, which load to the same store.
+    /// Returns the snapshot's size in bytes.
+    /// </summary>
+    private long Compact()
     {
         // The journal's reservations go with it: forget them before the snapshot is taken. A call that relied on one
         // recorded its nonce before this point, so the snapshot holds it; every later call reserves again (fsync).
         lock (_queueGate) _reserved.Clear();
-        var text = _snapshot();
-        WriteAtomically(_snapshotPath, text);
+        var count = _snapshot(ref _entries);
+        long size;
+        try
+        {
+            size = WriteAtomically(_snapshotPath, _entries.AsSpan(0, count));
+        }
+        finally
+        {
+            Array.Clear(_entries, 0, count);
+        }
         _journal.SetLength(0);
         _journal.Position = 0;
         var header = Encoding.UTF8.GetBytes(_bootId is null ? JournalHeader + "\n" : $"{JournalHeader}\nboot {_bootId}\n");
@@ -443,8 +512,60 @@ internal sealed partial class NonceJournal : IDisposable
         lock (_queueGate)
         {
             _journalBytes = header.Length;
-            _compactAt = Math.Max(MinCompactBytes, 2L * text.Length);
+            _compactAt = Math.Max(MinCompactBytes, 2L * size);
         }
+        return size;
+    }
+
+    /// <summary>Writes <paramref name="text"/> as UTF-8 piecewise through the kept buffer; returns the bytes written.</summary>
+    private long WriteText(FileStream file, StringBuilder text)
+    {
+        long written = 0;
+        _utf8.Reset();
+        foreach (var chunk in text.GetChunks())
+        {
+            var chars = chunk.Span;
+            while (true)
+            {
+                _utf8.Convert(chars, _io, flush: false, out var used, out var bytes, out _);
+                if (bytes > 0) file.Write(_io, 0, bytes);
+                written += bytes;
+                chars = chars[used..];
+                if (chars.IsEmpty) break;
+            }
+        }
+        _utf8.Convert(ReadOnlySpan<char>.Empty, _io, flush: true, out _, out var tail, out _);
+        if (tail > 0) file.Write(_io, 0, tail);
+        return written + tail;
+    }
+
+    /// <summary>
+    /// Writes the snapshot file's text (<see cref="NonceStore.FileHeader"/>, then one <c>ss58 ticks</c> line per entry, as
+    /// <see cref="NonceStore.Serialize"/>) through the kept buffer; returns the bytes written.
+    /// </summary>
+    private long WriteSnapshot(FileStream file, ReadOnlySpan<(string Ss58, long NonceTicks)> entries)
+    {
+        long written = 0;
+        var used = Encoding.UTF8.GetBytes(NonceStore.FileHeader + "\n", _io);
+        foreach (var (ss58, ticks) in entries)
+        {
+            // A line: at most 3 bytes per char of the address (its chars are ASCII in practice), a space, 20 digits, \n.
+            var most = (3 * ss58.Length) + 22;
+            if (IoBufferBytes - used < most)
+            {
+                file.Write(_io, 0, used);
+                written += used;
+                used = 0;
+                if (most > IoBufferBytes) throw new InvalidDataException("a nonce store entry is too long to write");
+            }
+            used += Encoding.UTF8.GetBytes(ss58, _io.AsSpan(used));
+            _io[used++] = (byte)' ';
+            if (!ticks.TryFormat(_io.AsSpan(used), out var digits, provider: CultureInfo.InvariantCulture)) throw new InvalidOperationException("unreachable: 20 digits fit");
+            used += digits;
+            _io[used++] = (byte)'\n';
+        }
+        file.Write(_io, 0, used);
+        return written + used;
     }
 
     /// <summary>
@@ -509,22 +630,24 @@ internal sealed partial class NonceJournal : IDisposable
         }
     }
 
-    private void WriteAtomically(string path, string text)
+    private long WriteAtomically(string path, ReadOnlySpan<(string Ss58, long NonceTicks)> entries)
     {
         var directory = Path.GetDirectoryName(path)!;
         var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 0 };
         if (!OperatingSystem.IsWindows()) options.UnixCreateMode = Private;
         try
         {
+            long size;
             using (var stream = new FileStream(temp, options))
             {
-                stream.Write(Encoding.UTF8.GetBytes(text));
+                size = WriteSnapshot(stream, entries);
                 stream.Flush(flushToDisk: true);
             }
             File.Move(temp, path, overwrite: true);
             // The journal is emptied next; the rename must be on disk first.
             SyncDirectory(directory);
+            return size;
         }
         finally
         {

@@ -100,6 +100,18 @@ internal sealed class NonceStore
         return result;
     }
 
+    /// <summary>
+    /// Entries oldest first into <paramref name="buffer"/> (replaced by one twice as large, or as large as needed, when
+    /// they do not fit: a kept buffer is reused, no per-snapshot array); returns how many.
+    /// </summary>
+    public int CopyTo(ref (string Ss58, long NonceTicks)[] buffer)
+    {
+        if (buffer.Length < _map.Count) buffer = new (string, long)[Math.Max(_map.Count, 2 * buffer.Length)];
+        var i = 0;
+        for (var node = _lru.Last; node is not null; node = node.Previous) buffer[i++] = (node.Value.Ss58, node.Value.NonceTicks);
+        return i;
+    }
+
     public static string Serialize((string Ss58, long NonceTicks)[] entries)
     {
         var sb = new StringBuilder(FileHeader.Length + 1 + entries.Length * 70);

@@ -68,7 +68,7 @@ public sealed class RequestVerifier : IDisposable
         _newCallerRefilledAt = _clock.GetTimestamp();
         _holdTicks = (long)(_options.FailedSignatureHold.TotalSeconds * _clock.TimestampFrequency);
         if (_options.NonceFilePath is { } path)
-            _journal = NonceJournal.Open(path, _options.NonceFileSync, _store, DropBelowTicks(), SnapshotText, _options.OnNonceFileProblem,
+            _journal = NonceJournal.Open(path, _options.NonceFileSync, _store, DropBelowTicks(), SnapshotEntries, _options.OnNonceFileProblem,
                 _options.BootId is { } boot ? boot() : NonceJournal.KernelBootId());
     }
 
@@ -306,12 +306,12 @@ public sealed class RequestVerifier : IDisposable
         _journal?.SimulateCrash(afterCrashMarked);
     }
 
-    private string SnapshotText()
+    private int SnapshotEntries(ref (string Ss58, long NonceTicks)[] entries)
     {
         lock (_gate)
         {
             _store.Trim(DropBelowTicks());
-            return NonceStore.Serialize(_store.Snapshot());
+            return _store.CopyTo(ref entries);
         }
     }
 
