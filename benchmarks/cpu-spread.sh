@@ -20,7 +20,8 @@
 # server's environment, or "neighbour=mem" / "neighbour=spin": the default server with a process of ours on the
 # generator's core during the level: mem = `dd if=/dev/zero of=/dev/null bs=32M` (streams 32 MiB buffers: caches and
 # memory bandwidth), spin = a shell busy loop (in-cache ALU work); both at normal priority, so with PRIO=rt they run
-# in the generator's idle gaps), CALLERS (16), SECONDS_PER_LEVEL (6), WARMUP (4), PRIO (rt: SCHED_RR as race.sh), PERF (1/0),
+# in the generator's idle gaps), or "samecore": the default server with the generator pinned to the server's core 0
+# (no answer bytes cross between cores; use without PRIO=rt, else the server's SCHED_RR starves the generator), CALLERS (16), SECONDS_PER_LEVEL (6), WARMUP (4), PRIO (rt: SCHED_RR as race.sh), PERF (1/0),
 # BTCLI / BENCH (dll paths), SERVER_ARGS. Figures live in benchmarks/results/axon.md, never in tests; the machine may
 # be shared: the script prints the load average per row.
 set -euo pipefail
@@ -78,9 +79,10 @@ echo "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"
 IFS=';' read -ra variants <<< "$VARIANTS"
 for run in $(seq 1 "$RUNS"); do
   for variant in "${variants[@]}"; do
-    envs=(); neighbour=""
+    envs=(); neighbour=""; load_core=1
     case "$variant" in
       default) ;;
+      samecore) load_core=0 ;;
       neighbour=mem|neighbour=spin) neighbour=${variant#neighbour=} ;;
       neighbour=*) echo "cpu-spread.sh: unknown neighbour '$variant' (mem or spin)" >&2; exit 2 ;;
       *) read -ra envs <<< "$variant" ;;
@@ -100,7 +102,7 @@ for run in $(seq 1 "$RUNS"); do
     done
     [[ -n "$port" ]] || { echo "cpu-spread.sh: no port within 60 s" >&2; exit 1; }
     if (( WARMUP > 0 )); then
-      "${LOAD_PREFIX[@]}" taskset -c 1 dotnet "$BENCH" axon-load-raw --target "127.0.0.1:$port" --concurrency "$CALLERS" \
+      "${LOAD_PREFIX[@]}" taskset -c "$load_core" dotnet "$BENCH" axon-load-raw --target "127.0.0.1:$port" --concurrency "$CALLERS" \
         --seconds "$WARMUP" --shape 1,16 --network_dim 1024 --unsigned > /dev/null || true
     fi
     for level in $(seq 1 "$LEVELS_PER_PROCESS"); do
@@ -116,7 +118,7 @@ for run in $(seq 1 "$RUNS"); do
         perf record -q -e cpu-clock -F 999 -g -p "$server_pid" -o "$work/perf.data" > /dev/null 2>&1 &
         perf_pid=$!
       fi
-      out=$("${LOAD_PREFIX[@]}" taskset -c 1 dotnet "$BENCH" axon-load-raw --target "127.0.0.1:$port" --concurrency "$CALLERS" \
+      out=$("${LOAD_PREFIX[@]}" taskset -c "$load_core" dotnet "$BENCH" axon-load-raw --target "127.0.0.1:$port" --concurrency "$CALLERS" \
         --seconds "$SECONDS_PER_LEVEL" --shape 1,16 --network_dim 1024 --unsigned --watch_pid "$server_pid" || true)
       thread_ticks "$server_pid" > "$work/t1"
       if [[ -n "$neighbour_pid" ]]; then kill "$neighbour_pid" 2>/dev/null || true; wait "$neighbour_pid" 2>/dev/null || true; neighbour_pid=""; fi
