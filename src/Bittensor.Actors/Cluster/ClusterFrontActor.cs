@@ -322,7 +322,8 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
     }
 
     private ClusterFrontStatus Status() => new(
-        [.. _ordered.Select(w => new ClusterWorkerStatus(w.Replica, w.Actor, w.Capacity, w.InFlight, w.Reachable, w.Draining, w.Served, w.Data?.Remote))],
+        [.. _ordered.Select(w => new ClusterWorkerStatus(w.Replica, w.Actor, w.Capacity, w.InFlight, w.Reachable, w.Draining, w.Served, w.Data?.Remote,
+            w.Held, w.Receiving))],
         _calls.Count, _rerouted, _refusedFull, _affinityHits, _roundsDone, _checkpoint?.Round ?? 0, _round?.Deferred.Count ?? 0);
 
     private void OnRegister(RegisterWorker r)

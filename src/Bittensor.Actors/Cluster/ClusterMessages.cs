@@ -235,8 +235,10 @@ public sealed record GetClusterFrontStatus : INoSerializationVerificationNeeded
 /// <param name="Draining">True once it announced it leaves.</param>
 /// <param name="Served">Answers received from it.</param>
 /// <param name="DataPlane">The worker's data connection (host:port) the calls travel on; null: over Akka.Remote.</param>
+/// <param name="Held">A fresh replica held until the front knows the cluster's averaged checkpoint (no calls yet).</param>
+/// <param name="Receiving">The averaged checkpoint is on its way to it (no calls until its last chunk is acknowledged).</param>
 public sealed record ClusterWorkerStatus(string Replica, IActorRef Worker, int Capacity, int InFlight, bool Reachable, bool Draining, long Served,
-    string? DataPlane = null);
+    string? DataPlane = null, bool Held = false, bool Receiving = false);
 
 /// <summary>The front's routing table and counters.</summary>
 /// <param name="Workers">Known workers.</param>

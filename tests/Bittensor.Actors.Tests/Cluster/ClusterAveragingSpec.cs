@@ -31,7 +31,7 @@ public sealed class ClusterAveragingSpec(Xunit.Abstractions.ITestOutputHelper ou
 
     private static string Describe(ClusterFrontStatus s) =>
         $"checkpoint round {s.CheckpointRound}, rounds {s.AveragingRounds}, deferred {s.RoundDeferred}, workers: " +
-        string.Join("; ", s.Workers.Select(w => $"{w.Replica} reachable={w.Reachable} draining={w.Draining} data={w.DataPlane ?? "-"}"));
+        string.Join("; ", s.Workers.Select(w => $"{w.Replica} reachable={w.Reachable} draining={w.Draining} held={w.Held} receiving={w.Receiving} data={w.DataPlane ?? "-"}"));
 
     private static float[] Mean(params float[][] replicas)
     {

@@ -145,7 +145,8 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
         {
             var s = await Status(front);
             var known = s.Workers.Count == 0 ? "none" : string.Join("; ", s.Workers.Select(w =>
-                $"{w.Replica} at {w.Worker.Path.Address} reachable={w.Reachable} draining={w.Draining} data={w.DataPlane ?? "-"}"));
+                $"{w.Replica} at {w.Worker.Path.Address} reachable={w.Reachable} draining={w.Draining} held={w.Held} receiving={w.Receiving} " +
+                $"data={w.DataPlane ?? "-"}"));
             throw new Xunit.Sdk.XunitException($"{workers} reachable, non-draining workers expected; the front knew: {known} " +
                 $"(checkpoint round {s.CheckpointRound}, rounds {s.AveragingRounds}). {e.Message}");
         }
