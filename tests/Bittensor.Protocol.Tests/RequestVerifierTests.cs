@@ -598,6 +598,58 @@ public sealed class RequestVerifierTests : IDisposable
     }
 
     [Fact]
+    public async Task A_failed_signature_holds_its_hotkey_only_for_calls_from_its_address_IPv6_by_the_64()
+    {
+        // A budget of two checks that does not refill on its own (the clock moves only by hand), a hold of a minute.
+        var clock = new SteppedClock(Start);
+        using var v = new RequestVerifier(new RequestVerifierOptions { NewCallerVerifiesPerSecond = 2, FailedSignatureHold = TimeSpan.FromMinutes(1) },
+            _signatures, clock);
+        var owner = System.Net.IPAddress.Parse("127.0.0.2");
+        var impostor = System.Net.IPAddress.Parse("127.0.0.1");
+        Assert.True((await v.VerifyAsync(Headers(NonceAt(Start), Alice), owner)).IsAccepted); // Alice is new: the first token
+
+        // The impersonator's first bad signature is checked (Alice is known) and holds (Alice, 127.0.0.1); the second
+        // takes the budget's last token; from then on its calls are refused unchecked.
+        var bad = new string('a', 128);
+        var ms = 1;
+        for (var i = 0; i < 2; i++)
+            Assert.Contains("signature does not verify", (await v.VerifyAsync(Headers(NonceAt(Start.AddMilliseconds(ms++)), Alice, signatureHex: bad), impostor)).Reason,
+                StringComparison.Ordinal);
+        var calls = _signatures.Calls;
+        for (var i = 0; i < 10; i++)
+            Assert.Contains("from this address just failed", (await v.VerifyAsync(Headers(NonceAt(Start.AddMilliseconds(ms++)), Alice, signatureHex: bad), impostor)).Reason,
+                StringComparison.Ordinal);
+        Assert.Equal(calls, _signatures.Calls);
+        // The same address as an IPv4-mapped IPv6 address is the same hold; so is a correctly signed call from there.
+        Assert.Contains("from this address just failed", (await v.VerifyAsync(Headers(NonceAt(Start.AddMilliseconds(ms++)), Alice), impostor.MapToIPv6())).Reason,
+            StringComparison.Ordinal);
+
+        // The real Alice from her own address: trusted as before (no token needed, none left), call after call.
+        for (var i = 0; i < 5; i++)
+            Assert.True((await v.VerifyAsync(Headers(NonceAt(Start.AddMilliseconds(ms++)), Alice), owner)).IsAccepted);
+        // A call without an address is not held by a hold on an address.
+        Assert.True(v.Verify(Headers(NonceAt(Start.AddMilliseconds(ms++)), Alice)).IsAccepted);
+
+        // IPv6: a hold covers the /64 its bad signature came from, and no other /64.
+        clock.Advance(TimeSpan.FromSeconds(2)); // refills the budget (the hold of a minute lasts)
+        var v6 = System.Net.IPAddress.Parse("2001:db8:1:2::10");
+        Assert.Contains("signature does not verify", (await v.VerifyAsync(Headers(NonceAt(Start.AddSeconds(2)), Alice, signatureHex: bad), v6)).Reason,
+            StringComparison.Ordinal);
+        Assert.Contains("signature does not verify", (await v.VerifyAsync(Headers(NonceAt(Start.AddSeconds(2).AddMilliseconds(1)), Bob, signatureHex: bad), owner)).Reason,
+            StringComparison.Ordinal); // Bob is new: the budget's first token
+        Assert.Contains("signature does not verify", (await v.VerifyAsync(Headers(NonceAt(Start.AddSeconds(2).AddMilliseconds(2)), Bob, signatureHex: bad), owner)).Reason,
+            StringComparison.Ordinal); // the last token
+        Assert.Contains("from this address just failed",
+            (await v.VerifyAsync(Headers(NonceAt(Start.AddSeconds(2).AddMilliseconds(3)), Alice), System.Net.IPAddress.Parse("2001:db8:1:2:ffff::1"))).Reason,
+            StringComparison.Ordinal);
+        Assert.True((await v.VerifyAsync(Headers(NonceAt(Start.AddSeconds(2).AddMilliseconds(4)), Alice), System.Net.IPAddress.Parse("2001:db8:1:3::10"))).IsAccepted);
+
+        // The hold ends: Alice from the impostor's address is trusted again.
+        clock.Advance(TimeSpan.FromMinutes(1));
+        Assert.True((await v.VerifyAsync(Headers(NonceAt(Start.AddSeconds(62)), Alice), impostor)).IsAccepted);
+    }
+
+    [Fact]
     public void With_no_failed_signature_hold_every_bad_signature_under_a_known_hotkey_is_checked()
     {
         var clock = new SteppedClock(Start);

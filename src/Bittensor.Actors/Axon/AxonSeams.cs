@@ -32,9 +32,9 @@ internal sealed class VerifierAuthenticator(RequestVerifier verifier) : IRequest
     /// <summary>The Protocol-layer verifier (tests read its batching counters).</summary>
     public RequestVerifier Verifier => verifier;
 
-    public async ValueTask<AuthOutcome> AuthenticateAsync(Metadata headers)
+    public async ValueTask<AuthOutcome> AuthenticateAsync(Metadata headers, System.Net.IPAddress? peer = null)
     {
-        var result = await verifier.VerifyAsync(headers).ConfigureAwait(false);
+        var result = await verifier.VerifyAsync(headers, peer).ConfigureAwait(false);
         var versionText = headers.GetValue(AuthHeaders.VersionName);
         var version = int.TryParse(versionText, NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : 0;
         return result.IsAccepted

@@ -103,14 +103,19 @@ internal sealed class AxonService : IBittensorService
     /// version, nonce window, signature, nonce (recorded, durable), then the stake/registration blacklist. A refusal
     /// or an early answer is recorded here (0 bytes in: the body was not read).
     /// </summary>
-    public async ValueTask<HeaderDecision> CheckHeadersAsync(BittensorMethod method, Metadata headers, CancellationToken cancellationToken)
+    public ValueTask<HeaderDecision> CheckHeadersAsync(BittensorMethod method, Metadata headers, CancellationToken cancellationToken) =>
+        CheckHeadersAsync(method, headers, null, cancellationToken);
+
+    /// <summary>As <see cref="CheckHeadersAsync(BittensorMethod, Metadata, CancellationToken)"/> for a call from <paramref name="peer"/>
+    /// (a failed signature holds its hotkey for calls from that address only: auth.failed_signature_hold).</summary>
+    public async ValueTask<HeaderDecision> CheckHeadersAsync(BittensorMethod method, Metadata headers, System.Net.IPAddress? peer, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
         var name = method == BittensorMethod.Backward ? "Backward" : "Forward";
         Gate gate;
         try
         {
-            gate = await Admit(headers).ConfigureAwait(false);
+            gate = await Admit(headers, peer).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -148,7 +153,7 @@ internal sealed class AxonService : IBittensorService
     /// <summary>A refusal of the transport's own (rate, size, connection caps, Kestrel limits): counted in the axon's metrics.</summary>
     public void OnRefused(TransportRefusal refusal) => _stats.RecordRefused(refusal);
 
-    /// <summary>The caller as the header checks admitted it (handed from <see cref="CheckHeadersAsync"/> to the body stage).</summary>
+    /// <summary>The caller as the header checks admitted it (handed from <see cref="CheckHeadersAsync(BittensorMethod, Metadata, System.Net.IPAddress, CancellationToken)"/> to the body stage).</summary>
     internal sealed record Admitted(string Hotkey, double Stake);
 
     /// <summary>Outcome of steps 1–3: admitted, refused (UNAUTHENTICATED with a reason) or answered with a code.</summary>
@@ -179,7 +184,7 @@ internal sealed class AxonService : IBittensorService
         return second < 0 ? null : value[(first + 5)..second];
     }
 
-    private async ValueTask<Gate> Admit(Metadata headers)
+    private async ValueTask<Gate> Admit(Metadata headers, System.Net.IPAddress? peer)
     {
         // 1. Cheap pre-verify blacklist: refuse malformed claims before spending a signature check on them.
         var claimed = ClaimedHotkey(headers);
@@ -187,7 +192,7 @@ internal sealed class AxonService : IBittensorService
             return new Gate(null, claimed ?? "", "missing or malformed bittensor-signature header", null, false);
 
         // 2. Signature, nonce (recorded only after the signature verified) and header version.
-        var auth = await _auth.AuthenticateAsync(headers).ConfigureAwait(false);
+        var auth = await _auth.AuthenticateAsync(headers, peer).ConfigureAwait(false);
         if (!auth.Ok && auth.Code == ReturnCode.Unauthenticated) return new Gate(null, claimed, auth.Reason, null, false);
         if (!auth.Ok) return new Gate(null, claimed, null, Answer(auth.Code, auth.Reason), false);
         if (!CompatibleVersion(auth.Version))
@@ -220,7 +225,7 @@ internal sealed class AxonService : IBittensorService
             var admitted = context.Admission as Admitted;
             if (admitted is null)
             {
-                var gate = await Admit(context.Headers).ConfigureAwait(false);
+                var gate = await Admit(context.Headers, null).ConfigureAwait(false);
                 caller = gate.Caller;
                 if (gate.Refusal is { } reason) throw Refuse(method, caller, bytesIn, started, reason);
                 if (gate.Response is { } early)

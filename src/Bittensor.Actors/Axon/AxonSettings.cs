@@ -82,8 +82,9 @@ public sealed record AxonSettings
     public double NewCallerVerifiesPerSecond { get; init; } = 1000;
 
     /// <summary>
-    /// How long a known caller's hotkey draws from the new-caller budget after a call under it failed its signature check
-    /// (0 = never): an impersonation flood then costs the shared budget, not a verify per call
+    /// How long a known caller's hotkey draws from the new-caller budget, for calls from the address (IPv6: the /64) a call
+    /// under it failed its signature check from (0 = never): an impersonation flood then costs the shared budget, not a
+    /// verify per call, and does not hold the real owner's calls from another address
     /// (<see cref="Bittensor.Protocol.RequestVerifierOptions.FailedSignatureHold"/>).
     /// </summary>
     public TimeSpan FailedSignatureHold { get; init; } = TimeSpan.FromSeconds(1);

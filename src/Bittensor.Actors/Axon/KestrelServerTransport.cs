@@ -318,7 +318,7 @@ public sealed class KestrelServerTransport : IServerTransport
             HeaderDecision decision;
             try
             {
-                decision = await _service.CheckHeadersAsync(method, headers, CancellationToken.None).ConfigureAwait(false);
+                decision = await _service.CheckHeadersAsync(method, headers, context.Connection.RemoteIpAddress, CancellationToken.None).ConfigureAwait(false);
             }
             catch (Exception)
             {

@@ -22,9 +22,10 @@ internal interface IRequestAuthenticator
 {
     /// <summary>
     /// Checks headers, signature, version and nonce; records the nonce only after the signature verified. With a
-    /// persistent nonce store an Accept completes only once the nonce is durable (write-ahead).
+    /// persistent nonce store an Accept completes only once the nonce is durable (write-ahead). <paramref name="peer"/>:
+    /// the caller's address (null: unknown), the scope of a hold after a failed signature (auth.failed_signature_hold).
     /// </summary>
-    ValueTask<AuthOutcome> AuthenticateAsync(Metadata headers);
+    ValueTask<AuthOutcome> AuthenticateAsync(Metadata headers, System.Net.IPAddress? peer = null);
 }
 
 /// <summary>Seam over the Protocol layer's msgpack-numpy tensor codec.</summary>

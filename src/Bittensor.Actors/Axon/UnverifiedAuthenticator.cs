@@ -10,7 +10,7 @@ namespace Bittensor.Actors.Axon;
 /// </summary>
 internal sealed class UnverifiedAuthenticator : IRequestAuthenticator
 {
-    public ValueTask<AuthOutcome> AuthenticateAsync(Metadata headers) => ValueTask.FromResult(Authenticate(headers));
+    public ValueTask<AuthOutcome> AuthenticateAsync(Metadata headers, System.Net.IPAddress? peer = null) => ValueTask.FromResult(Authenticate(headers));
 
     private static AuthOutcome Authenticate(Metadata headers)
     {

@@ -1,4 +1,7 @@
+using System.Buffers.Binary;
 using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using Bittensor.Protocol.Wire;
 using Grpc.Core;
@@ -23,7 +26,7 @@ public sealed class RequestVerifier : IDisposable
     private const string NotFresh = "nonce is not at least 1 ms newer than the last accepted from this caller (replay?)";
     private const string TooManyNewCallers = "too many new callers to verify right now; retry in a second";
     private const string HeldAfterBadSignature =
-        "a call under this hotkey just failed its signature check, and too many callers await one right now; retry in a second";
+        "a call under this hotkey from this address just failed its signature check, and too many callers await one right now; retry in a second";
     private static readonly long QuarterHour = TimeSpan.FromMinutes(15).Ticks;
     private static readonly long MinOffset = TimeSpan.FromHours(-12).Ticks;
     private static readonly long MaxOffset = TimeSpan.FromHours(14).Ticks;
@@ -43,10 +46,11 @@ public sealed class RequestVerifier : IDisposable
     private double _newCallerTokens;
     private long _newCallerRefilledAt;
 
-    // Known hotkeys held after a failed signature check (FailedSignatureHold): hotkey -> timestamp the hold ends; under
-    // _gate. Only remembered callers get an entry (so at most NonceCapacity live ones); expired ones are pruned when the
-    // table has doubled since the last prune.
-    private readonly Dictionary<string, long> _held = new(StringComparer.Ordinal);
+    // Known hotkeys held after a failed signature check (FailedSignatureHold), per (hotkey, peer address): -> timestamp
+    // the hold ends; under _gate. A hold binds only calls from the address (IPv6: its /64) the bad signature came from,
+    // so an impersonator of a known hotkey cannot get the real owner's calls from elsewhere refused. Only remembered
+    // callers get an entry; expired ones are pruned when the table has doubled since the last prune.
+    private readonly Dictionary<HoldKey, long> _held = [];
     private readonly long _holdTicks;
     private int _pruneHeldAt = 1024;
 
@@ -82,23 +86,32 @@ public sealed class RequestVerifier : IDisposable
     /// Checks a call's request headers (looked up by name; position does not matter here). With a nonce file an Accept
     /// completes only once the nonce is in the journal; without one the task is already complete.
     /// </summary>
-    public ValueTask<AuthResult> VerifyAsync(Metadata requestHeaders)
+    public ValueTask<AuthResult> VerifyAsync(Metadata requestHeaders) => VerifyAsync(requestHeaders, null);
+
+    /// <summary>
+    /// As <see cref="VerifyAsync(Metadata)"/> for a call from <paramref name="peer"/> (the connection's remote address; null
+    /// when unknown): a failed signature holds its hotkey (<see cref="RequestVerifierOptions.FailedSignatureHold"/>) for
+    /// calls from that address only (IPv6: its /64).
+    /// </summary>
+    public ValueTask<AuthResult> VerifyAsync(Metadata requestHeaders, IPAddress? peer)
     {
         ArgumentNullException.ThrowIfNull(requestHeaders);
         return VerifyAsync(
             requestHeaders.GetValue(AuthHeaders.AuthName),
             requestHeaders.GetValue(AuthHeaders.SignatureName),
-            requestHeaders.GetValue(AuthHeaders.VersionName));
+            requestHeaders.GetValue(AuthHeaders.VersionName),
+            peer);
     }
 
     /// <summary>
     /// Checks the three header values; null means the header was absent. Never throws on bad input. With an
     /// <see cref="IAsyncSignatureVerifier"/> (the batching <see cref="Sr25519BatchVerifier"/>) the signature check may
-    /// complete later, together with other calls' signatures.
+    /// complete later, together with other calls' signatures. <paramref name="peer"/>: the caller's address (null:
+    /// unknown), the scope of a hold after a failed signature.
     /// </summary>
-    public ValueTask<AuthResult> VerifyAsync(string? authHeader, string? signatureHeader, string? versionHeader)
+    public ValueTask<AuthResult> VerifyAsync(string? authHeader, string? signatureHeader, string? versionHeader, IPAddress? peer = null)
     {
-        var rejected = Precheck(authHeader, signatureHeader, versionHeader, out var call);
+        var rejected = Precheck(authHeader, signatureHeader, versionHeader, peer, out var call);
         if (rejected is { } refused) return ValueTask.FromResult(refused);
         if (_signatures is IAsyncSignatureVerifier batched)
         {
@@ -138,7 +151,7 @@ public sealed class RequestVerifier : IDisposable
             requestHeaders.GetValue(AuthHeaders.VersionName));
     }
 
-    /// <summary>As <see cref="VerifyAsync(string, string, string)"/>, blocking until the nonce is durable.</summary>
+    /// <summary>As <see cref="VerifyAsync(string, string, string, IPAddress)"/>, blocking until the nonce is durable.</summary>
     public AuthResult Verify(string? authHeader, string? signatureHeader, string? versionHeader)
     {
         var pending = VerifyAsync(authHeader, signatureHeader, versionHeader);
@@ -181,7 +194,7 @@ public sealed class RequestVerifier : IDisposable
             {
                 lock (_gate)
                 {
-                    if (_store.Contains(call.Ss58)) Hold(call.Ss58);
+                    if (_store.Contains(call.Ss58)) Hold(new HoldKey(call.Ss58, call.Peer));
                 }
             }
             return ValueTask.FromResult(Reject(BadSignature, call.Ss58));
@@ -205,11 +218,34 @@ public sealed class RequestVerifier : IDisposable
         return durable.IsCompletedSuccessfully ? ValueTask.FromResult(accepted) : AwaitDurable(accepted, durable);
     }
 
-    private readonly record struct SignedCall(string Ss58, long Nonce, byte[] Message, byte[] Signature);
+    private readonly record struct SignedCall(string Ss58, long Nonce, byte[] Message, byte[] Signature, PeerKey Peer);
+
+    /// <summary>
+    /// The address a hold is scoped to: an IPv4 address as is (also when mapped into IPv6), an IPv6 address by its /64
+    /// (one host or site typically holds a whole /64), none (unknown peer) as a value no address maps to.
+    /// </summary>
+    internal readonly record struct PeerKey(ulong High, ulong Low)
+    {
+        public static PeerKey Unknown { get; } = new(ulong.MaxValue, ulong.MaxValue);
+
+        public static PeerKey Of(IPAddress? address)
+        {
+            if (address is null) return Unknown;
+            if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
+            Span<byte> bytes = stackalloc byte[16];
+            if (address.AddressFamily == AddressFamily.InterNetwork && address.TryWriteBytes(bytes, out _))
+                return new PeerKey(0, 0x0000_FFFF_0000_0000UL | BinaryPrimitives.ReadUInt32BigEndian(bytes));
+            if (address.AddressFamily == AddressFamily.InterNetworkV6 && address.TryWriteBytes(bytes, out _))
+                return new PeerKey(BinaryPrimitives.ReadUInt64BigEndian(bytes), 0);
+            return Unknown;
+        }
+    }
+
+    private readonly record struct HoldKey(string Ss58, PeerKey Peer);
 
     // Everything before the signature check: headers, version, nonce window, and a cheap look at freshness (a replay
     // is turned away without verifying). Null when the call may go on to the signature check.
-    private AuthResult? Precheck(string? authHeader, string? signatureHeader, string? versionHeader, out SignedCall call)
+    private AuthResult? Precheck(string? authHeader, string? signatureHeader, string? versionHeader, IPAddress? peer, out SignedCall call)
     {
         call = default;
         if (!string.Equals(authHeader, AuthHeaders.AuthValue, StringComparison.Ordinal))
@@ -241,36 +277,39 @@ public sealed class RequestVerifier : IDisposable
         {
             if (!_store.IsFresh(ss58, nonce, reorder)) return Reject(NotFresh, ss58);
             // A caller is trusted without a token when it has signed correctly within max_age and no call under its
-            // hotkey failed the signature check within the hold (an impersonation flood would otherwise cost a verify per call).
+            // hotkey from this address failed the signature check within the hold (an impersonation flood would otherwise
+            // cost a verify per call; a flood from one address does not hold the owner's calls from another).
             var remembered = _store.Contains(ss58);
-            var held = remembered && IsHeld(ss58);
+            var held = remembered && IsHeld(ss58, peer);
             if ((!remembered || held) && !TakeNewCallerToken()) return Reject(held ? HeldAfterBadSignature : TooManyNewCallers, ss58);
         }
 
-        call = new SignedCall(ss58, nonce, Encoding.UTF8.GetBytes(string.Concat(nonceText, ss58)), signature);
+        call = new SignedCall(ss58, nonce, Encoding.UTF8.GetBytes(string.Concat(nonceText, ss58)), signature, PeerKey.Of(peer));
         return null;
     }
 
-    // Under _gate. True while the hotkey's hold after a failed signature check lasts (an expired hold is removed).
-    private bool IsHeld(string ss58)
+    // Under _gate. True while the hold of (hotkey, address) after a failed signature check lasts (an expired hold is removed).
+    private bool IsHeld(string ss58, IPAddress? peer)
     {
-        if (_held.Count == 0 || !_held.TryGetValue(ss58, out var until)) return false;
+        if (_held.Count == 0) return false;
+        var key = new HoldKey(ss58, PeerKey.Of(peer));
+        if (!_held.TryGetValue(key, out var until)) return false;
         if (_clock.GetTimestamp() < until) return true;
-        _held.Remove(ss58);
+        _held.Remove(key);
         return false;
     }
 
-    // Under _gate. Holds a remembered hotkey for FailedSignatureHold from now.
-    private void Hold(string ss58)
+    // Under _gate. Holds a remembered hotkey for calls from one address for FailedSignatureHold from now.
+    private void Hold(HoldKey key)
     {
         var now = _clock.GetTimestamp();
         if (_held.Count >= _pruneHeldAt)
         {
-            foreach (var (key, until) in _held)
-                if (until <= now) _held.Remove(key);
+            foreach (var (held, until) in _held)
+                if (until <= now) _held.Remove(held);
             _pruneHeldAt = Math.Max(1024, 2 * _held.Count);
         }
-        _held[ss58] = now + _holdTicks;
+        _held[key] = now + _holdTicks;
     }
 
     // Under _gate. One token per verification of a caller without a remembered nonce; refilled at

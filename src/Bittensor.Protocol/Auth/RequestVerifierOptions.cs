@@ -68,12 +68,14 @@ public sealed record RequestVerifierOptions
     public double NewCallerVerifiesPerSecond { get; init; } = 1000;
 
     /// <summary>
-    /// How long a known caller's hotkey (one with an accepted nonce remembered) counts as unknown after a call under it
-    /// failed its signature check; zero = never. While held, calls under that hotkey draw from the
-    /// <see cref="NewCallerVerifiesPerSecond"/> budget like a new caller's, so a flood of bad signatures that claims a
-    /// known caller's hotkey (an impersonation flood) costs at most one verify per held hotkey per hold plus the shared
-    /// budget, not one verify per call. The cost: while it lasts, the genuine owner of that hotkey competes with the flood
-    /// for the shared budget. Default 1 s.
+    /// How long a known caller's hotkey (one with an accepted nonce remembered) counts as unknown, for calls from the
+    /// address a call under it failed its signature check from (IPv4 address, IPv6 /64; the peer given to
+    /// <see cref="RequestVerifier.VerifyAsync(Grpc.Core.Metadata, System.Net.IPAddress)"/>); zero = never. While held, calls
+    /// under that hotkey from that address draw from the <see cref="NewCallerVerifiesPerSecond"/> budget like a new
+    /// caller's, so a flood of bad signatures that claims a known caller's hotkey (an impersonation flood) costs at most
+    /// one verify per (hotkey, address) per hold plus the shared budget, not one verify per call. Calls under the hotkey
+    /// from other addresses are not held: the genuine owner elsewhere keeps being trusted; only an owner sharing the
+    /// flood's address (or /64) competes with it for the shared budget while the hold lasts. Default 1 s.
     /// </summary>
     public TimeSpan FailedSignatureHold { get; init; } = TimeSpan.FromSeconds(1);
 

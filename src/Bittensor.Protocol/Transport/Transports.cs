@@ -71,7 +71,7 @@ public interface IPeerConnection : IDisposable
 /// <param name="Deadline">The caller's deadline (UTC), <see cref="DateTime.MaxValue"/> when it set none.</param>
 /// <param name="CancellationToken">Fires when the caller cancels, its deadline passes or the connection drops.</param>
 /// <param name="Admission">
-/// What the service's <see cref="IBittensorService.CheckHeadersAsync"/> returned for this call when the transport ran it
+/// What the service's <see cref="IBittensorService.CheckHeadersAsync(BittensorMethod, Grpc.Core.Metadata, System.Net.IPAddress, CancellationToken)"/> returned for this call when the transport ran it
 /// before reading the body (null when it did not: the service then checks the headers itself).
 /// </param>
 /// <param name="RegisterForDispose">
@@ -132,6 +132,14 @@ public interface IBittensorService
         ValueTask.FromResult(HeaderDecision.Proceed(null));
 
     /// <summary>
+    /// As <see cref="CheckHeadersAsync(BittensorMethod, Metadata, CancellationToken)"/> for a call from <paramref name="peer"/>,
+    /// the connection's remote address (null when the transport has none): what the transports call. The default
+    /// ignores the address.
+    /// </summary>
+    ValueTask<HeaderDecision> CheckHeadersAsync(BittensorMethod method, Metadata headers, System.Net.IPAddress? peer, CancellationToken cancellationToken) =>
+        CheckHeadersAsync(method, headers, cancellationToken);
+
+    /// <summary>
     /// The transport refused a call, or closed a connection, on its own (a per-address rate or connection cap, a size
     /// limit, an HTTP/2 limit or protocol error) without the service seeing the call: for counting only. Called on the
     /// transport's threads; must not throw or block. The default does nothing.
@@ -142,7 +150,7 @@ public interface IBittensorService
 
     /// <summary>
     /// The answer to a call that came while the server already held <see cref="ServerTransportOptions.MaxCallsInFlight"/>
-    /// others (shed: answered from its headers, before <see cref="CheckHeadersAsync"/> and before its body is read). The
+    /// others (shed: answered from its headers, before <see cref="CheckHeadersAsync(BittensorMethod, Metadata, System.Net.IPAddress, CancellationToken)"/> and before its body is read). The
     /// service counts it here. Called on the transport's threads; must not throw or block. The default refuses it with
     /// <c>ResourceExhausted</c>, as grpc servers do over their concurrent-call limit.
     /// </summary>

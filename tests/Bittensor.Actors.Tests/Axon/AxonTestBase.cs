@@ -69,6 +69,39 @@ public abstract class AxonTestBase : Akka.TestKit.Xunit2.TestKit
         return new WireClient(channel);
     }
 
+    /// <summary>
+    /// A client whose connections come from <paramref name="local"/> (e.g. 127.0.0.2: Linux routes all of 127/8 to
+    /// loopback), to the axon on 127.0.0.1:<paramref name="port"/>: a second caller address on one machine.
+    /// </summary>
+    protected WireClient RawClientFrom(int port, System.Net.IPAddress local)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (context, ct) =>
+            {
+                var socket = new System.Net.Sockets.Socket(local.AddressFamily, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp)
+                {
+                    NoDelay = true,
+                };
+                try
+                {
+                    socket.Bind(new System.Net.IPEndPoint(local, 0));
+                    await socket.ConnectAsync(context.DnsEndPoint, ct);
+                    return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        };
+        var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}",
+            new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = true, MaxSendMessageSize = null, MaxReceiveMessageSize = null });
+        _channels.Add(channel);
+        return new WireClient(channel);
+    }
+
     /// <summary>Fresh, correctly signed headers; one RequestAuth per key so nonces keep rising by 1 ms.</summary>
     protected async Task<Metadata> Signed(Sr25519KeyPair key)
     {

@@ -220,6 +220,32 @@ public class CheapChecksSpec : AxonTestBase
     }
 
     [Fact]
+    public async Task Bad_signatures_under_a_known_hotkey_from_one_address_do_not_hold_the_real_callers_calls_from_another()
+    {
+        // As above (one new-caller check, a hold longer than the test), with two caller addresses on loopback: the real
+        // Alice calls from 127.0.0.2, an impersonator of her hotkey from 127.0.0.1.
+        var (transport, port) = await Serve(Loopback() with { NewCallerVerifiesPerSecond = 0.001, FailedSignatureHold = TimeSpan.FromHours(1) });
+        var owner = RawClientFrom(port, System.Net.IPAddress.Parse("127.0.0.2"));
+        var impostor = RawClientFrom(port, System.Net.IPAddress.Parse("127.0.0.1"));
+        await AssertAnswersGoodCall(owner, Alice); // the budget's one check; Alice is known from now on
+
+        var first = await Assert.ThrowsAsync<RpcException>(async () => await impostor.ForwardAsync(Tokens(Alice), await BadSignature(Alice)));
+        Assert.Contains("signature does not verify", first.Status.Detail, StringComparison.Ordinal);
+        for (var i = 0; i < 5; i++)
+        {
+            var held = await Assert.ThrowsAsync<RpcException>(async () => await impostor.ForwardAsync(Tokens(Alice), await BadSignature(Alice)));
+            Assert.Equal(StatusCode.Unauthenticated, held.StatusCode);
+            Assert.Contains("from this address just failed its signature check", held.Status.Detail, StringComparison.Ordinal);
+        }
+        // Alice from her own address is not held: served, call after call, with the budget spent.
+        for (var i = 0; i < 3; i++) await AssertAnswersGoodCall(owner, Alice);
+        // From the impersonator's address even a correctly signed call under her hotkey waits for the (spent) budget.
+        var there = await Assert.ThrowsAsync<RpcException>(async () => await Forward(impostor, Alice, Tokens(Alice)));
+        Assert.Contains("from this address just failed its signature check", there.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(4, transport.BodiesParsed);
+    }
+
+    [Fact]
     public async Task Blacklisted_callers_are_answered_SenderUnknown_before_their_bodies_are_parsed()
     {
         var (transport, port) = await Serve(Loopback() with { BlacklistMinStake = 10 });

@@ -56,6 +56,8 @@ internal sealed class H2Connection
     private readonly LeanServer _server;
     private readonly Socket? _socket;
     private readonly IPAddress? _key;
+    // The peer's address (the scope of auth.failed_signature_hold; _key is null for an exempt loopback peer).
+    private readonly IPAddress? _peer;
     private readonly object _sync = new();
     private readonly HpackDecoder _hpack = new();
     private readonly List<(string Name, string Value)> _fields = [];
@@ -113,6 +115,7 @@ internal sealed class H2Connection
         _server = server;
         _socket = socket;
         _key = key;
+        _peer = (socket?.RemoteEndPoint as IPEndPoint)?.Address;
         _maxHeaderBlock = Math.Max(16 * 1024, (2 * server.MaxHeaderList) + 4096);
         _out = new H2Output(server.Owner);
         _spare = new H2Output(server.Owner);
@@ -944,7 +947,7 @@ internal sealed class H2Connection
                     ValueTask<HeaderDecision> check;
                     try
                     {
-                        check = _server.Service.CheckHeadersAsync(s.Method, s.Headers, s.Token);
+                        check = _server.Service.CheckHeadersAsync(s.Method, s.Headers, _peer, s.Token);
                     }
                     catch (Exception e)
                     {

@@ -9,7 +9,7 @@ namespace Bittensor.Protocol;
 /// A lean HTTP/2 cleartext (h2c, prior knowledge) gRPC server for the 2021 <c>Bittensor</c> service: its own sockets,
 /// frame parser, HPACK decoder and flow control instead of Kestrel + ASP.NET Core + Grpc.AspNetCore, so a call costs
 /// little more than the kernel's share (docs/axon.md, "Transports"). The same behaviour as the Kestrel transport:
-/// headers checked (<see cref="IBittensorService.CheckHeadersAsync"/>) before the body is read, the length prefix
+/// headers checked (<see cref="IBittensorService.CheckHeadersAsync(BittensorMethod, Grpc.Core.Metadata, System.Net.IPAddress, CancellationToken)"/>) before the body is read, the length prefix
 /// against the method's limit, the same statuses and refusal counting, connection and per-IP limits. Calls whose
 /// handler completes synchronously run on the connection's read loop and their answers leave in one write per read.
 /// </summary>
