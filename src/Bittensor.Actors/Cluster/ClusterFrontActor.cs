@@ -324,7 +324,8 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
     private ClusterFrontStatus Status() => new(
         [.. _ordered.Select(w => new ClusterWorkerStatus(w.Replica, w.Actor, w.Capacity, w.InFlight, w.Reachable, w.Draining, w.Served, w.Data?.Remote,
             w.Held, w.Receiving))],
-        _calls.Count, _rerouted, _refusedFull, _affinityHits, _roundsDone, _checkpoint?.Round ?? 0, _round?.Deferred.Count ?? 0);
+        _calls.Count, _rerouted, _refusedFull, _affinityHits, _roundsDone, _checkpoint?.Round ?? 0, _round?.Deferred.Count ?? 0,
+        [.. _connecting.Values.Select(r => r.Replica)]);
 
     private void OnRegister(RegisterWorker r)
     {
@@ -409,13 +410,15 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
                 else if (stopping.IsCancellationRequested) connection.Dispose();
                 else self.Tell(new DataConnected(worker, connection));
             }
-            catch (DataPlaneException e)
-            {
-                self.Tell(new DataConnectFailed(worker, e.Message));
-            }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
             {
                 // The front stopped.
+            }
+            catch (Exception e)
+            {
+                // Every outcome comes back: a registration waits in _connecting until one does (its repetitions start no
+                // second attempt meanwhile), so an attempt that ended unreported would leave the worker unacknowledged.
+                self.Tell(new DataConnectFailed(worker, e is DataPlaneException ? e.Message : $"{e.GetType().Name}: {e.Message}"));
             }
         }, CancellationToken.None);
     }

@@ -250,8 +250,10 @@ public sealed record ClusterWorkerStatus(string Replica, IActorRef Worker, int C
 /// <param name="CheckpointRound">Round of the latest averaged checkpoint (0 = none yet).</param>
 /// <param name="RoundDeferred">Replicas the averaging round in progress asks for their parameters only once the average or
 /// checkpoint on its way to them is whole (a joiner whose checkpoint is arriving); 0 when no round runs.</param>
+/// <param name="Connecting">Workers that registered and are not acknowledged yet: the front is connecting to their data
+/// plane (not in <paramref name="Workers"/> until connected).</param>
 public sealed record ClusterFrontStatus(IReadOnlyList<ClusterWorkerStatus> Workers, int Pending, long Rerouted, long RefusedFull, long AffinityHits,
-    long AveragingRounds = 0, long CheckpointRound = 0, int RoundDeferred = 0) : INoSerializationVerificationNeeded;
+    long AveragingRounds = 0, long CheckpointRound = 0, int RoundDeferred = 0, IReadOnlyList<string>? Connecting = null) : INoSerializationVerificationNeeded;
 
 /// <summary>Asks a <see cref="ClusterWorkerActor"/> to drain: announce it leaves, wait for in-flight calls; answered with <see cref="Akka.Done"/>.</summary>
 public sealed record DrainWorker : INoSerializationVerificationNeeded
@@ -271,7 +273,9 @@ public sealed record GetClusterWorkerState : INoSerializationVerificationNeeded
 
 /// <summary>
 /// A worker's view: fronts that acknowledged it, calls at its model host, calls served, the last averaging round applied,
-/// and how many of the calls served came on a front's data connection (docs/cluster.md "Data plane"; the rest over Akka.Remote).
+/// how many of the calls served came on a front's data connection (docs/cluster.md "Data plane"; the rest over Akka.Remote), and the
+/// node address of the front it is registered with (null: none).
 /// </summary>
-public sealed record ClusterWorkerState(int RegisteredFronts, int InFlight, long Served, bool Draining, long AveragedRound = 0, long ServedOnDataPlane = 0)
+public sealed record ClusterWorkerState(int RegisteredFronts, int InFlight, long Served, bool Draining, long AveragedRound = 0, long ServedOnDataPlane = 0,
+    string? Front = null)
     : INoSerializationVerificationNeeded;

@@ -71,7 +71,7 @@ public sealed record ClusterSettings
     /// <summary>Requests a worker takes at once (0 = its model host's bound).</summary>
     public required int WorkerCapacity { get; init; }
 
-    /// <summary>How often a worker repeats its registration (also once acknowledged: a front that does not know it learns of it).</summary>
+    /// <summary>How often a worker repeats an unacknowledged registration.</summary>
     public required TimeSpan RegisterInterval { get; init; }
 
     /// <summary>Longest a leaving worker waits for its in-flight requests.</summary>

@@ -16,10 +16,7 @@ namespace Bittensor.Actors.Cluster;
 /// <remarks>
 /// <para>Front take-over: the worker watches the router that acknowledged it; when that router stops (its node died
 /// and was downed, or it handed over) the worker registers again, and the proxy delivers the registration to the
-/// new front once it runs. The registration is also repeated every register_interval while acknowledged, so a front
-/// that does not know this worker (it took over before the worker heard of the old one's death, or lost its table)
-/// learns of it within one interval; the worker follows whichever front answers. Calls in flight from the old front are
-/// answered to it (and lost with it).</para>
+/// new front once it runs. Calls in flight from the old front are answered to it (and lost with it).</para>
 /// <para>Leaving (<see cref="DrainWorker"/>, sent by the CoordinatedShutdown task <see cref="BittensorCluster.StartWorker"/>
 /// adds before the cluster-leave phase): the worker tells the front it drains, waits until the front acknowledged
 /// (after that no call can arrive) and every call at its host is answered, then answers <see cref="Akka.Done"/>;
@@ -175,11 +172,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         Receive<RegisterTick>(_ =>
         {
             if (_parameterCount < 0) _host.Tell(GetModelParameterCount.Instance, Self); // lost if the model restarted: ask again
-            // Also once acknowledged: the registration is repeated every register_interval, so the active front knows this
-            // worker whatever happened to the one that acknowledged it — a front that took over before this node heard that
-            // the old one died (its Terminated comes only once the old node is removed here), or a router that forgot it.
-            // A front that knows it answers at once and nothing changes.
-            else SendRegister();
+            else if (_front is null) SendRegister();
         });
         Receive<WorkerRegistered>(r =>
         {
@@ -213,7 +206,8 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
             _drainReplyTo?.Tell(Akka.Done.Instance);
             _drainReplyTo = null;
         });
-        Receive<GetClusterWorkerState>(_ => Sender.Tell(new ClusterWorkerState(_front is null ? 0 : 1, _calls.Count, _served, _draining, _averagedRound, _servedOnDataPlane)));
+        Receive<GetClusterWorkerState>(_ => Sender.Tell(new ClusterWorkerState(_front is null ? 0 : 1, _calls.Count, _served, _draining, _averagedRound, _servedOnDataPlane,
+            _front?.Path.Address.ToString())));
         Receive<Terminated>(t =>
         {
             if (t.ActorRef.Equals(_host))

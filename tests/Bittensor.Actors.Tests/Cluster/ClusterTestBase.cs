@@ -25,6 +25,33 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
     protected const int Dim = 16;
 
     private readonly List<ActorSystem> _nodes = [];
+    private readonly Xunit.Abstractions.ITestOutputHelper _output = output;
+
+    /// <summary>
+    /// A node's warnings and errors in the test's output, named by the node's port (unreachability marks, the split-brain
+    /// resolver's decisions, downing): a failure shows what each node saw, not only the end state.
+    /// </summary>
+    private sealed class NodeLog : ReceiveActor
+    {
+        public NodeLog(Xunit.Abstractions.ITestOutputHelper output, int port) => Receive<Akka.Event.LogEvent>(e =>
+        {
+            try
+            {
+                output.WriteLine($"[node {port} {e.LogLevel()} {e.Timestamp:HH:mm:ss.fff} {e.LogSource}] {e.Message}");
+            }
+            catch (InvalidOperationException)
+            {
+                // The test is over.
+            }
+        });
+    }
+
+    private void Logged(ActorSystem node)
+    {
+        var log = node.ActorOf(Props.Create(() => new NodeLog(_output, Akka.Cluster.Cluster.Get(node).SelfAddress.Port ?? 0)), "test-node-log");
+        node.EventStream.Subscribe(log, typeof(Akka.Event.Warning));
+        node.EventStream.Subscribe(log, typeof(Akka.Event.Error));
+    }
 
     /// <summary>
     /// Every node runs with these: messages serialized on every Tell (Akka's node-local cluster events exempt, see
@@ -70,6 +97,7 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
         var overrides = extra is null ? TestOverrides : extra.WithFallback(TestOverrides);
         var system = BittensorCluster.CreateSystem(settings, ClusterSettings.FrontRole, overrides: overrides);
         _nodes.Add(system);
+        Logged(system);
         var probe = CreateTestProbe(system);
         system.EventStream.Subscribe(probe.Ref, typeof(ClusterFrontActivated));
         system.EventStream.Subscribe(probe.Ref, typeof(ClusterFrontDeactivated));
@@ -98,6 +126,7 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
         var overrides = extra is null ? TestOverrides : extra.WithFallback(TestOverrides);
         var system = BittensorCluster.CreateSystem(settings, ClusterSettings.WorkerRole, overrides: overrides);
         _nodes.Add(system);
+        Logged(system);
         BittensorCluster.StartWorker(system, settings, host, capacity, parameters);
         return system;
     }
@@ -147,9 +176,38 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
             var known = s.Workers.Count == 0 ? "none" : string.Join("; ", s.Workers.Select(w =>
                 $"{w.Replica} at {w.Worker.Path.Address} reachable={w.Reachable} draining={w.Draining} held={w.Held} receiving={w.Receiving} " +
                 $"data={w.DataPlane ?? "-"}"));
+            var connecting = s.Connecting is { Count: > 0 } c ? string.Join(", ", c) : "none";
             throw new Xunit.Sdk.XunitException($"{workers} reachable, non-draining workers expected; the front knew: {known} " +
-                $"(checkpoint round {s.CheckpointRound}, rounds {s.AveragingRounds}). {e.Message}");
+                $"(data plane connecting: {connecting}; checkpoint round {s.CheckpointRound}, rounds {s.AveragingRounds}). Nodes: {await DescribeNodes()} {e.Message}");
         }
+    }
+
+    // Each live node's own view (its status, the members it sees and which it marks unreachable) and, on a worker node,
+    // whether its worker thinks it is registered: tells a worker that was downed from one whose registration is lost.
+    private async Task<string> DescribeNodes()
+    {
+        var parts = new List<string>();
+        foreach (var node in _nodes.Where(n => !n.WhenTerminated.IsCompleted))
+        {
+            var cluster = Akka.Cluster.Cluster.Get(node);
+            var state = cluster.State;
+            var members = string.Join(", ", state.Members.Select(m => $"{m.Address.Port}:{m.Status}{(state.Unreachable.Contains(m) ? "(unreachable)" : "")}"));
+            var worker = "";
+            if (cluster.SelfRoles.Contains(ClusterSettings.WorkerRole))
+            {
+                try
+                {
+                    var w = await node.ActorSelection($"/user/{ClusterSettings.WorkerName}").Ask<ClusterWorkerState>(GetClusterWorkerState.Instance, TimeSpan.FromSeconds(5));
+                    worker = $" worker registered with {w.Front ?? "none"}";
+                }
+                catch (Exception ex) when (ex is AskTimeoutException or ActorNotFoundException or TaskCanceledException)
+                {
+                    worker = $" worker: no answer ({ex.GetType().Name})";
+                }
+            }
+            parts.Add($"[{cluster.SelfAddress.Port} {string.Join('/', cluster.SelfRoles)} {cluster.SelfMember.Status}{worker}; sees {members}]");
+        }
+        return string.Join(" ", parts);
     }
 
     protected override void AfterAll()
