@@ -15,7 +15,49 @@ namespace Bittensor.Actors.Dendrite;
 /// <param name="Code">Return code.</param>
 /// <param name="Message">Peer's message or local reason.</param>
 /// <param name="Latency">Round trip of the call (zero when nothing was sent).</param>
-public sealed record EndpointResult(EndpointInfo Endpoint, DenseTensor Tensor, ReturnCode Code, string Message, TimeSpan Latency);
+/// <remarks>
+/// A Success answer's floats may live in an array rented from the dendrite's <see cref="AnswerBufferPool"/>
+/// (<see cref="IsPooled"/>). A caller done with the answer gives the array back with <see cref="Release"/> (or
+/// <see cref="Dendrite.Release"/> for a round's results), so the next rounds land in it instead of allocating; after
+/// that, <see cref="Tensor"/> throws <see cref="ObjectDisposedException"/>, and any reference to the floats taken
+/// before must not be used (the array is the next answer's). A caller that never releases loses nothing but the reuse:
+/// the array is then the GC's, as before.
+/// </remarks>
+public sealed record EndpointResult(EndpointInfo Endpoint, DenseTensor Tensor, ReturnCode Code, string Message, TimeSpan Latency)
+{
+    /// <summary>The answer (zeros on failure).</summary>
+    /// <exception cref="ObjectDisposedException">The answer's array was given back (<see cref="Release"/>).</exception>
+    public DenseTensor Tensor
+    {
+        get => Lease is { IsReleased: true }
+            ? throw new ObjectDisposedException(nameof(EndpointResult), $"the answer of {Endpoint.Hotkey} was released: its array belongs to the next answer")
+            : field;
+        init;
+    } = Tensor;
+
+    /// <summary>The lease of the answer's array, when it was rented from the dendrite's pool.</summary>
+    internal AnswerLease? Lease { get; init; }
+
+    /// <summary>True when the answer's floats live in a pooled array that <see cref="Release"/> gives back.</summary>
+    public bool IsPooled => Lease is not null;
+
+    /// <summary>True once the answer's array was given back.</summary>
+    public bool IsReleased => Lease is { IsReleased: true };
+
+    /// <summary>
+    /// Gives the answer's pooled array back (once: true the first time, false after, and for an answer with no pooled
+    /// array). Afterwards <see cref="Tensor"/> throws; floats read before must not be used any more.
+    /// </summary>
+    public bool Release() => Lease?.Release() ?? false;
+
+    // ToString must not throw for a released answer (logs print results).
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append("Endpoint = ").Append(Endpoint).Append(", Tensor = ").Append(IsReleased ? "(released)" : Tensor.ToString())
+            .Append(", Code = ").Append(Code).Append(", Message = ").Append(Message).Append(", Latency = ").Append(Latency);
+        return true;
+    }
+}
 
 /// <summary>
 /// Early return for a fan-out (hivemind's k_min): once <paramref name="KMin"/> endpoints answered Success, the
@@ -79,6 +121,36 @@ public sealed class Dendrite
 
     /// <summary>The <see cref="DendriteActor"/> behind this facade (for stats queries).</summary>
     public IActorRef Actor => _actor;
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, AnswerBufferPool> _answers = new();
+
+    /// <summary>Answer lengths this dendrite keeps a pool for at most (a validator's forward and backward answers are two).</summary>
+    internal const int MaxAnswerPools = 4;
+
+    /// <summary>The pools of answer arrays, one per answer length its rounds landed (stats and tests).</summary>
+    public IReadOnlyCollection<AnswerBufferPool> AnswerPools => [.. _answers.Values];
+
+    // One pool per answer length (forward and backward rounds have different ones); bounded: a caller cycling through
+    // more lengths starts over (the arrays released to a dropped pool go to the GC with it).
+    internal AnswerBufferPool PoolFor(int elementCount)
+    {
+        if (_answers.TryGetValue(elementCount, out var pool)) return pool;
+        if (_answers.Count >= MaxAnswerPools) _answers.Clear();
+        return _answers.GetOrAdd(elementCount, static n => new AnswerBufferPool(n));
+    }
+
+    /// <summary>
+    /// Gives back the pooled arrays of <paramref name="results"/> (a round's answers the caller is done with): each at
+    /// most once, whatever is called twice. Returns how many went back. Afterwards those results' <see cref="EndpointResult.Tensor"/> throws.
+    /// </summary>
+    public static int Release(IEnumerable<EndpointResult> results)
+    {
+        ArgumentNullException.ThrowIfNull(results);
+        var released = 0;
+        foreach (var r in results)
+            if (r is not null && r.Release()) released++;
+        return released;
+    }
 
     /// <summary>Tokenises each text (padding with id 0 to the longest) and forwards the int64 <c>[texts, seq]</c> tokens.</summary>
     /// <exception cref="InvalidOperationException">This dendrite was built without a tokenizer.</exception>
@@ -147,7 +219,7 @@ public sealed class Dendrite
     // One round: the endpoint actors' transports fill its slots directly (FanOutRound); the round completes with the last.
     private Task<IReadOnlyList<EndpointResult>> FanOut(IReadOnlyList<EndpointInfo> endpoints, Func<int, EndpointCall> callFor,
         long[] expectedShape, TimeSpan timeout, FanOutOptions? fanOut) =>
-        new FanOutRound(endpoints, callFor, expectedShape, _codec, _actor, _settings.Parallelism, timeout, fanOut, _time).Start();
+        new FanOutRound(endpoints, callFor, expectedShape, _codec, _actor, _settings.Parallelism, timeout, fanOut, _time, PoolFor).Start();
 
     /// <summary>
     /// NaN and ±Inf values in <paramref name="values"/>: x − x is +0 exactly for finite x (NaN otherwise), so the bits of

@@ -29,6 +29,7 @@ internal sealed class FanOutRound
     private readonly TaskCompletionSource<IReadOnlyList<EndpointResult>> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly HeldOutcome?[] _outcomes;
     private readonly Float32AnswerShape? _landingShape;
+    private readonly AnswerBufferPool? _pool;
     private readonly bool _holdOutcomes;
     private ITimer? _guardTimer;
     private int _remaining;
@@ -45,8 +46,9 @@ internal sealed class FanOutRound
     /// <param name="timeout">Each call's deadline (the endpoint actor enforces it).</param>
     /// <param name="fanOut">Early return after k_min successes, or null.</param>
     /// <param name="time">Clock of the k_min grace period.</param>
+    /// <param name="pools">The dendrite's answer arrays for an answer length (null: every answer allocates its array).</param>
     public FanOutRound(IReadOnlyList<EndpointInfo> endpoints, Func<int, EndpointCall> callFor, long[] expectedShape, ITensorWireCodec codec,
-        IActorRef dendrite, int parallelism, TimeSpan timeout, FanOutOptions? fanOut, TimeProvider time)
+        IActorRef dendrite, int parallelism, TimeSpan timeout, FanOutOptions? fanOut, TimeProvider time, Func<int, AnswerBufferPool>? pools = null)
     {
         Endpoints = endpoints;
         _callFor = callFor;
@@ -62,6 +64,7 @@ internal sealed class FanOutRound
         _holdOutcomes = Distinct(endpoints);
         _remaining = endpoints.Count;
         _landingShape = LandingShape(expectedShape);
+        _pool = _landingShape is null ? null : pools?.Invoke(_landingShape.ElementCount);
         // The endpoint actor enforces each call's deadline; the guard only answers calls whose reply was lost (an actor
         // that died without answering). One guard per round: as long as the calls of all its waves, plus 2 s.
         var waves = (endpoints.Count + parallelism - 1) / Math.Max(1, parallelism);
@@ -82,7 +85,7 @@ internal sealed class FanOutRound
     }
 
     /// <summary>A landing for one call of the round (the array its answer's floats may be received into), or null.</summary>
-    public AnswerLanding? NewLanding() => _landingShape is null ? null : new AnswerLanding(_landingShape);
+    public AnswerLanding? NewLanding() => _landingShape is null ? null : new AnswerLanding(_landingShape, _pool);
 
     /// <summary>The endpoints of the round.</summary>
     public IReadOnlyList<EndpointInfo> Endpoints { get; }
@@ -220,7 +223,7 @@ internal sealed class FanOutRound
         var wire = answer.Tensors[0];
         // The usual answer with its floats already received into the landing's array by the transport: no copy at all.
         if (landing is not null && landing.TryTake(wire))
-            return Checked(endpoint, DenseTensor.Float32(_expectedShape, landing.Values), answer.Message, latency);
+            return Checked(endpoint, DenseTensor.Float32(_expectedShape, landing.Values), answer.Message, latency, landing);
         var decoded = TensorCodec.Decode(wire);
         if (decoded.IsSuccess && decoded.Tensor.DataType == DataType.Float32 && decoded.Tensor.HasShape(_expectedShape))
         {
@@ -230,7 +233,7 @@ internal sealed class FanOutRound
                 ? landing.Values
                 : GC.AllocateUninitializedArray<float>(decoded.Tensor.ElementCount);
             decoded.Tensor.CopyTo(floats);
-            return Checked(endpoint, DenseTensor.Float32(_expectedShape, floats), answer.Message, latency);
+            return Checked(endpoint, DenseTensor.Float32(_expectedShape, floats), answer.Message, latency, ReferenceEquals(floats, landing?.Values) ? landing : null);
         }
         // Anything else takes the codec's general path (float64 answers are converted, wrong ones refused with its reason).
         if (!_codec.TryDecode(wire, true, out var tensor, out var code, out var error)) return Fail(endpoint, code, error, latency);
@@ -241,11 +244,17 @@ internal sealed class FanOutRound
 
     // A NaN or ±Inf would poison whatever the caller computes with it (one such reply can turn a validator's weights into
     // NaN for good): the answer is refused, not patched, so the caller sees that the peer misbehaved.
-    private EndpointResult Checked(EndpointInfo endpoint, DenseTensor tensor, string message, TimeSpan latency)
+    // A landing's array (the transport is done with it: the reader runs after the whole answer arrived) goes with the
+    // result as its lease, or straight back to the pool when the answer is refused.
+    private EndpointResult Checked(EndpointInfo endpoint, DenseTensor tensor, string message, TimeSpan latency, AnswerLanding? landing = null)
     {
         var nonFinite = Dendrite.CountNonFinite(tensor.Floats!);
-        if (nonFinite > 0) return Fail(endpoint, ReturnCode.InvalidResponse, $"peer answered {nonFinite} non-finite value(s) (NaN or ±Inf)", latency);
-        return new EndpointResult(endpoint, tensor, ReturnCode.Success, message, latency);
+        if (nonFinite > 0)
+        {
+            landing?.TakeLease()?.Release();
+            return Fail(endpoint, ReturnCode.InvalidResponse, $"peer answered {nonFinite} non-finite value(s) (NaN or ±Inf)", latency);
+        }
+        return new EndpointResult(endpoint, tensor, ReturnCode.Success, message, latency) { Lease = landing?.TakeLease() };
     }
 }
 

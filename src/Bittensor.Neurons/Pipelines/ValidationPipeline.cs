@@ -222,6 +222,11 @@ public sealed class ValidationPipeline : IDisposable
             }
             await distill(f.Batch.Tokens, f.Batch.Rows, f.Batch.Seq, joined, CancellationToken.None);
         }
+        // The answers' floats are consumed (the nucleus copied them into its tensors, the scorer keeps its own copies,
+        // the distilled context is summed): their arrays go back to the dendrite's pool for the next rounds to land in.
+        // Not on a failed or timed-out step (the nucleus might still read them): those arrays are left to the GC.
+        Array.Clear(reps);
+        Bittensor.Actors.Dendrite.Dendrite.Release(f.Results);
         return new Stepped(f, step, contributions);
     }
 
@@ -240,6 +245,7 @@ public sealed class ValidationPipeline : IDisposable
             var grads = answered.Select(i => DenseTensor.Float32(shape, s.Step.Grads[i])).ToArray();
             var results = await _dendrite.Backward(answered.Select(i => f.Peers[i]).ToArray(), inputs, grads, _settings.CallTimeout);
             for (var j = 0; j < answered.Length; j++) backward[answered[j]] = results[j].Code;
+            Bittensor.Actors.Dendrite.Dendrite.Release(results); // only the codes are kept
             Metrics.Backward(answered.Length, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
         else
@@ -248,6 +254,12 @@ public sealed class ValidationPipeline : IDisposable
         }
         return new RoundResult(f.Peers, codes, s.Contributions, s.Step.RouterWeights, s.Step.Loss, s.Step.BaselineLoss, backward);
     }
+
+    /// <summary>
+    /// The dendrite's pools of answer arrays: each step gives its forward round's arrays back once the nucleus is done
+    /// with them (the backward round's once their codes are read), and the next rounds land their answers in them (stats, tests).
+    /// </summary>
+    public IReadOnlyCollection<Bittensor.Protocol.AnswerBufferPool> AnswerArrays => _dendrite.AnswerPools;
 
     /// <summary>The nucleus actor this pipeline trains (null before <see cref="Run"/>).</summary>
     public IActorRef? Nucleus => _nucleus;

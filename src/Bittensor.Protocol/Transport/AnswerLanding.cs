@@ -64,19 +64,50 @@ public sealed class AnswerLanding
         _expected = expected;
     }
 
+    /// <summary>
+    /// A landing whose <see cref="Values"/> array is rented from <paramref name="pool"/> (null: allocated); the caller
+    /// that keeps the answer gives it back through <see cref="TakeLease"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The pool's arrays are not <paramref name="expected"/>'s length.</exception>
+    public AnswerLanding(Float32AnswerShape expected, AnswerBufferPool? pool)
+        : this(expected)
+    {
+        if (pool is not null && pool.ElementCount != expected.ElementCount)
+            throw new ArgumentException($"the pool's arrays hold {pool.ElementCount} floats, the answer {expected.ElementCount}", nameof(pool));
+        _pool = pool;
+    }
+
+    private readonly AnswerBufferPool? _pool;
     private float[]? _values;
     private FloatBytes? _bytes;
+    private int _leased;
 
-    /// <summary>The array the elements land in (the caller's to keep once <see cref="TryTake"/> said true); allocated on first use.</summary>
+    /// <summary>The array the elements land in (the caller's to keep once <see cref="TryTake"/> said true); allocated (or rented from the pool) on first use.</summary>
     public float[] Values
     {
         get
         {
             var values = Volatile.Read(ref _values);
             if (values is not null) return values;
-            var fresh = GC.AllocateUninitializedArray<float>(_expected.ElementCount);
-            return Interlocked.CompareExchange(ref _values, fresh, null) ?? fresh;
+            var fresh = _pool?.Rent() ?? GC.AllocateUninitializedArray<float>(_expected.ElementCount);
+            var won = Interlocked.CompareExchange(ref _values, fresh, null);
+            if (won is null) return fresh;
+            if (_pool is not null) _pool.Lease(fresh).Release(); // never handed out: straight back
+            return won;
         }
+    }
+
+    /// <summary>
+    /// The lease of <see cref="Values"/>, for the one caller that keeps the answer (and gives the array back when done
+    /// with it): null without a pool, before the array exists, or when a lease was taken already (one lease per array,
+    /// so it goes back at most once). Take it only once the transport is done with the array (inside or after the reader).
+    /// </summary>
+    public AnswerLease? TakeLease()
+    {
+        if (_pool is null) return null;
+        var values = Volatile.Read(ref _values);
+        if (values is null || Interlocked.Exchange(ref _leased, 1) != 0) return null;
+        return _pool.Lease(values);
     }
 
     /// <summary>Whether <see cref="Values"/> has been allocated yet (tests).</summary>
