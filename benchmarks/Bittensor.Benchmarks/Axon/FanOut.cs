@@ -111,7 +111,8 @@ internal static partial class FanOutLoad
                     }
                 }
                 var targets = endpoints.Take(n).ToArray();
-                for (var w = 0; w < warmupRounds; w++) await dendrite.ForwardText(targets, tokens); // connections, JIT
+                // Each round's answers are given back once counted, as `btcli run validator`'s pipeline does after its step.
+                for (var w = 0; w < warmupRounds; w++) Bittensor.Actors.Dendrite.Dendrite.Release(await dendrite.ForwardText(targets, tokens)); // connections, JIT
                 var times = new double[rounds];
                 var ok = 0;
                 var errors = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -131,6 +132,7 @@ internal static partial class FanOutLoad
                         if (x.Code == ReturnCode.Success) ok++;
                         else errors[x.Code.ToString()] = errors.GetValueOrDefault(x.Code.ToString()) + 1;
                     }
+                    Bittensor.Actors.Dendrite.Dendrite.Release(results);
                 }
                 var wall = total.Elapsed.TotalSeconds;
                 var cpu = CpuTime() - cpu0;
@@ -145,6 +147,9 @@ internal static partial class FanOutLoad
                 // The collections' pauses (this runtime's GC pauses the whole process; workstation GC runs on the allocating thread).
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"# {n} axons, GC: pause {(ok > 0 ? pause.TotalMicroseconds / ok : double.NaN):F2} us per answer over {collections} gen-0, {GC.CollectionCount(1) - gen1} gen-1, {GC.CollectionCount(2) - gen2} gen-2 collections ({(collections > 0 ? pause.TotalMicroseconds / collections : double.NaN):F0} us each)"));
+                foreach (var pool in dendrite.AnswerPools)
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"# {n} axons, GC: answer arrays of {pool.ElementCount} floats (the dendrite's pool, whole run so far): {pool.Allocated} allocated, {pool.Reused} reused, {pool.Available} kept"));
                 if (errors.Count > 0)
                     Console.WriteLine($"# {n} axons, not Success: {string.Join(", ", errors.Select(e => $"{e.Key}={e.Value}"))}");
             }
