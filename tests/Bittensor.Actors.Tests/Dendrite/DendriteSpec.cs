@@ -331,6 +331,11 @@ public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : 
         Assert.Contains("4 non-finite", nan.Message, StringComparison.Ordinal);
         Assert.Contains("1 non-finite", inf.Message, StringComparison.Ordinal);
         Assert.All(nan.Tensor.Floats!, x => Assert.Equal(0f, x));
+        // A refused answer's array goes straight back to the dendrite's pool (the caller never sees it): the second
+        // call lands in the first one's array, and neither result carries one.
+        var pool = dendrite.AnswerPools.Single();
+        Assert.Equal((1L, 1L, 2L), (pool.Allocated, pool.Reused, pool.Returned));
+        Assert.False(nan.IsPooled || inf.IsPooled);
     }
 
     [Fact]
