@@ -42,11 +42,11 @@ public sealed class PipelineTests(ITestOutputHelper output) : TestKit(TestConfig
             Assert.Contains(onChain.Weights, w => w.Value == ushort.MaxValue);
             Assert.True(validator.Pipeline.Metrics.Snapshot().Batches > 0);
             // The scored batches gave their answers' arrays back to the dendrite's pool (the step releases them once
-            // the nucleus is done), and later rounds landed answers in them instead of allocating.
+            // the nucleus is done; weights with a positive score mean a step took a Success answer). Whether a later
+            // round has landed in one yet depends on how far the forward stage ran ahead: AnswerPoolSpec shows the reuse.
             var answers = validator.Pipeline.AnswerArrays;
             Assert.True(answers.Count is > 0 and <= 2, $"{answers.Count} answer pools"); // forward and backward answer lengths
             Assert.True(answers.Sum(p => p.Returned) > 0, $"no answer array given back ({answers.Sum(p => p.Allocated)} allocated)");
-            Assert.True(answers.Sum(p => p.Reused) > 0, "no answer landed in a given-back array");
             Assert.Equal($"/user/bittensor/validator-{validator.Hotkey}/metagraph", validator.Metagraph.Path.ToStringWithoutAddress());
             Assert.Equal($"/user/bittensor/validator-{validator.Hotkey}/nucleus", validator.Pipeline.Nucleus?.Path.ToStringWithoutAddress());
             Assert.Equal(0, validator.Pipeline.DroppedBatches);
