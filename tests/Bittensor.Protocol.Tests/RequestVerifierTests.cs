@@ -650,6 +650,56 @@ public sealed class RequestVerifierTests : IDisposable
     }
 
     [Fact]
+    public async Task Bad_signatures_under_one_hotkey_from_several_addresses_hold_it_from_every_address()
+    {
+        // A budget of one check that does not refill on its own (the clock moves only by hand), a hold of a minute.
+        var clock = new SteppedClock(Start);
+        using var v = new RequestVerifier(new RequestVerifierOptions { NewCallerVerifiesPerSecond = 1, FailedSignatureHold = TimeSpan.FromMinutes(1) },
+            _signatures, clock);
+        var owner = System.Net.IPAddress.Parse("127.0.0.2");
+        Assert.True((await v.VerifyAsync(Headers(NonceAt(Start), Alice), owner)).IsAccepted); // Alice is new: the only token
+        var bad = new string('a', 128);
+        var ms = 1;
+        var calls = _signatures.Calls;
+
+        // Bad signatures under Alice's hotkey from three addresses (one IPv6 /64 among them): each address's first is
+        // checked (Alice is trusted there until then) and holds only that address; the owner is still trusted.
+        string[] spread = ["10.0.0.1", "10.0.0.2", "2001:db8:7:7::1"];
+        foreach (var address in spread)
+            Assert.Contains("signature does not verify",
+                (await v.VerifyAsync(Headers(NonceAt(Start.AddMilliseconds(ms++)), Alice, signatureHex: bad), System.Net.IPAddress.Parse(address))).Reason,
+                StringComparison.Ordinal);
+        Assert.Equal(calls + RequestVerifier.HeldAddressesBeforeAll - 1, _signatures.Calls);
+        Assert.True((await v.VerifyAsync(Headers(NonceAt(Start.AddMilliseconds(ms++)), Alice), owner)).IsAccepted);
+        calls = _signatures.Calls; // (that call's signature was checked too)
+
+        // The fourth address's bad signature is checked too, and from then on the hotkey is held from every address:
+        // the owner's own calls draw from the spent budget and are refused unchecked, as is any further address.
+        Assert.Contains("signature does not verify",
+            (await v.VerifyAsync(Headers(NonceAt(Start.AddMilliseconds(ms++)), Alice, signatureHex: bad), System.Net.IPAddress.Parse("10.0.0.4"))).Reason,
+            StringComparison.Ordinal);
+        Assert.Equal(calls + 1, _signatures.Calls);
+        Assert.Contains("from several addresses just failed",
+            (await v.VerifyAsync(Headers(NonceAt(Start.AddMilliseconds(ms++)), Alice), owner)).Reason, StringComparison.Ordinal);
+        for (var i = 0; i < 20; i++)
+            Assert.Contains("from several addresses just failed",
+                (await v.VerifyAsync(Headers(NonceAt(Start.AddMilliseconds(ms++)), Alice, signatureHex: bad), System.Net.IPAddress.Parse($"10.1.0.{i}"))).Reason,
+                StringComparison.Ordinal);
+        Assert.Equal(calls + 1, _signatures.Calls);
+        // Another known hotkey is not held by Alice's hold.
+        clock.Advance(TimeSpan.FromSeconds(2)); // refills the budget's one token (the hold of a minute lasts)
+        Assert.True((await v.VerifyAsync(Headers(NonceAt(Start.AddSeconds(2)), Bob), owner)).IsAccepted); // Bob is new: the token
+        Assert.True((await v.VerifyAsync(Headers(NonceAt(Start.AddSeconds(2).AddMilliseconds(1)), Bob), System.Net.IPAddress.Parse("10.0.0.1"))).IsAccepted);
+        Assert.Contains("from several addresses just failed",
+            (await v.VerifyAsync(Headers(NonceAt(Start.AddSeconds(2).AddMilliseconds(2)), Alice), owner)).Reason, StringComparison.Ordinal);
+
+        // The hold ends: Alice is trusted again from everywhere, without a token.
+        clock.Advance(TimeSpan.FromMinutes(1));
+        Assert.True((await v.VerifyAsync(Headers(NonceAt(Start.AddSeconds(62)), Alice), owner)).IsAccepted);
+        Assert.True((await v.VerifyAsync(Headers(NonceAt(Start.AddSeconds(62).AddMilliseconds(1)), Alice), System.Net.IPAddress.Parse("10.0.0.4"))).IsAccepted);
+    }
+
+    [Fact]
     public void With_no_failed_signature_hold_every_bad_signature_under_a_known_hotkey_is_checked()
     {
         var clock = new SteppedClock(Start);

@@ -70,7 +70,7 @@ internal static partial class AxonCommands
         };
         var failedHold = new Option<string?>("--axon.failed_signature_hold")
         {
-            Description = "After a bad signature under a known caller's hotkey, that hotkey's calls from the same address (IPv6: its /64) draw " +
+            Description = "After a bad signature under a known caller's hotkey, that hotkey's calls from the same address (IPv6: its /64; from every address once 4 addresses sent bad ones) draw " +
                 "from the new-caller budget for this long (a HOCON duration, e.g. 1s, 500ms; default 1s, 0 = off)",
         };
         var stakes = new Option<FileInfo?>("--axon.stakes")

@@ -27,6 +27,8 @@ public sealed class RequestVerifier : IDisposable
     private const string TooManyNewCallers = "too many new callers to verify right now; retry in a second";
     private const string HeldAfterBadSignature =
         "a call under this hotkey from this address just failed its signature check, and too many callers await one right now; retry in a second";
+    private const string HeldEverywhereAfterBadSignatures =
+        "calls under this hotkey from several addresses just failed their signature check, and too many callers await one right now; retry in a second";
     private static readonly long QuarterHour = TimeSpan.FromMinutes(15).Ticks;
     private static readonly long MinOffset = TimeSpan.FromHours(-12).Ticks;
     private static readonly long MaxOffset = TimeSpan.FromHours(14).Ticks;
@@ -46,11 +48,13 @@ public sealed class RequestVerifier : IDisposable
     private double _newCallerTokens;
     private long _newCallerRefilledAt;
 
-    // Known hotkeys held after a failed signature check (FailedSignatureHold), per (hotkey, peer address): -> timestamp
-    // the hold ends; under _gate. A hold binds only calls from the address (IPv6: its /64) the bad signature came from,
-    // so an impersonator of a known hotkey cannot get the real owner's calls from elsewhere refused. Only remembered
-    // callers get an entry; expired ones are pruned when the table has doubled since the last prune.
-    private readonly Dictionary<HoldKey, long> _held = [];
+    // Known hotkeys held after a failed signature check (FailedSignatureHold), per (hotkey, peer address); under _gate.
+    // A hold binds only calls from the address (IPv6: its /64) the bad signature came from, so an impersonator of a known
+    // hotkey cannot get the real owner's calls from elsewhere refused, until bad signatures under one hotkey came from
+    // HeldAddressesBeforeAll addresses within the hold: then the hotkey is held from every address (a flood from many
+    // addresses would otherwise buy a verify per address per hold). Only remembered callers get an entry; hotkeys whose
+    // holds have all ended are pruned when the table has doubled since the last prune.
+    private readonly Dictionary<string, HotkeyHolds> _held = new(StringComparer.Ordinal);
     private readonly long _holdTicks;
     private int _pruneHeldAt = 1024;
 
@@ -194,7 +198,7 @@ public sealed class RequestVerifier : IDisposable
             {
                 lock (_gate)
                 {
-                    if (_store.Contains(call.Ss58)) Hold(new HoldKey(call.Ss58, call.Peer));
+                    if (_store.Contains(call.Ss58)) Hold(call.Ss58, call.Peer);
                 }
             }
             return ValueTask.FromResult(Reject(BadSignature, call.Ss58));
@@ -241,7 +245,6 @@ public sealed class RequestVerifier : IDisposable
         }
     }
 
-    private readonly record struct HoldKey(string Ss58, PeerKey Peer);
 
     // Everything before the signature check: headers, version, nonce window, and a cheap look at freshness (a replay
     // is turned away without verifying). Null when the call may go on to the signature check.
@@ -280,36 +283,96 @@ public sealed class RequestVerifier : IDisposable
             // hotkey from this address failed the signature check within the hold (an impersonation flood would otherwise
             // cost a verify per call; a flood from one address does not hold the owner's calls from another).
             var remembered = _store.Contains(ss58);
-            var held = remembered && IsHeld(ss58, peer);
-            if ((!remembered || held) && !TakeNewCallerToken()) return Reject(held ? HeldAfterBadSignature : TooManyNewCallers, ss58);
+            var held = remembered ? Held(ss58, peer) : null;
+            if ((!remembered || held is not null) && !TakeNewCallerToken()) return Reject(held ?? TooManyNewCallers, ss58);
         }
 
         call = new SignedCall(ss58, nonce, Encoding.UTF8.GetBytes(string.Concat(nonceText, ss58)), signature, PeerKey.Of(peer));
         return null;
     }
 
-    // Under _gate. True while the hold of (hotkey, address) after a failed signature check lasts (an expired hold is removed).
-    private bool IsHeld(string ss58, IPAddress? peer)
+    /// <summary>
+    /// Distinct addresses (IPv6: /64s) whose bad signatures under one known hotkey, within the hold, make the hold cover
+    /// the hotkey from every address (<see cref="RequestVerifierOptions.FailedSignatureHold"/>).
+    /// </summary>
+    internal const int HeldAddressesBeforeAll = 4;
+
+    // Under _gate. While a hold of the hotkey covers calls from this address (its own after a failed signature check
+    // from there, or the hotkey's hold from every address), the reason a call refused for it gives; else null (ended
+    // holds are dropped).
+    private string? Held(string ss58, IPAddress? peer)
     {
-        if (_held.Count == 0) return false;
-        var key = new HoldKey(ss58, PeerKey.Of(peer));
-        if (!_held.TryGetValue(key, out var until)) return false;
-        if (_clock.GetTimestamp() < until) return true;
-        _held.Remove(key);
-        return false;
+        if (_held.Count == 0 || !_held.TryGetValue(ss58, out var holds)) return null;
+        var now = _clock.GetTimestamp();
+        if (now < holds.AllUntil) return HeldEverywhereAfterBadSignatures;
+        holds.DropEnded(now);
+        if (holds.IsEmpty(now))
+        {
+            _held.Remove(ss58);
+            return null;
+        }
+        return holds.Covers(PeerKey.Of(peer), now) ? HeldAfterBadSignature : null;
     }
 
-    // Under _gate. Holds a remembered hotkey for calls from one address for FailedSignatureHold from now.
-    private void Hold(HoldKey key)
+    // Under _gate. Holds a remembered hotkey for calls from one address for FailedSignatureHold from now; from every
+    // address once HeldAddressesBeforeAll addresses are held.
+    private void Hold(string ss58, PeerKey peer)
     {
         var now = _clock.GetTimestamp();
         if (_held.Count >= _pruneHeldAt)
         {
-            foreach (var (held, until) in _held)
-                if (until <= now) _held.Remove(held);
+            foreach (var (key, h) in _held)
+            {
+                h.DropEnded(now);
+                if (h.IsEmpty(now)) _held.Remove(key);
+            }
             _pruneHeldAt = Math.Max(1024, 2 * _held.Count);
         }
-        _held[key] = now + _holdTicks;
+        if (!_held.TryGetValue(ss58, out var holds)) _held[ss58] = holds = new HotkeyHolds();
+        holds.Hold(peer, now, now + _holdTicks);
+    }
+
+    // One hotkey's holds: up to HeldAddressesBeforeAll - 1 addresses, each with its end, or one end for every address.
+    private sealed class HotkeyHolds
+    {
+        private readonly List<(PeerKey Peer, long Until)> _byAddress = new(HeldAddressesBeforeAll);
+
+        public long AllUntil { get; private set; }
+
+        public bool IsEmpty(long now) => _byAddress.Count == 0 && AllUntil <= now;
+
+        public void DropEnded(long now) => _byAddress.RemoveAll(h => h.Until <= now);
+
+        public bool Covers(PeerKey peer, long now)
+        {
+            foreach (var (p, until) in _byAddress)
+                if (p == peer && now < until) return true;
+            return false;
+        }
+
+        public void Hold(PeerKey peer, long now, long until)
+        {
+            if (now < AllUntil)
+            {
+                AllUntil = until;
+                return;
+            }
+            DropEnded(now);
+            var i = _byAddress.FindIndex(h => h.Peer == peer);
+            if (i >= 0)
+            {
+                _byAddress[i] = (peer, until);
+                return;
+            }
+            if (_byAddress.Count + 1 >= HeldAddressesBeforeAll)
+            {
+                // Bad signatures from this many addresses: not one impostor's, a spread flood. Every address is held.
+                _byAddress.Clear();
+                AllUntil = until;
+                return;
+            }
+            _byAddress.Add((peer, until));
+        }
     }
 
     // Under _gate. One token per verification of a caller without a remembered nonce; refilled at

@@ -75,7 +75,10 @@ public sealed record RequestVerifierOptions
     /// caller's, so a flood of bad signatures that claims a known caller's hotkey (an impersonation flood) costs at most
     /// one verify per (hotkey, address) per hold plus the shared budget, not one verify per call. Calls under the hotkey
     /// from other addresses are not held: the genuine owner elsewhere keeps being trusted; only an owner sharing the
-    /// flood's address (or /64) competes with it for the shared budget while the hold lasts. Default 1 s.
+    /// flood's address (or /64) competes with it for the shared budget while the hold lasts. Once bad signatures under one
+    /// hotkey came from 4 addresses within the hold (a flood spread over many addresses, which would otherwise buy one
+    /// verify per address per hold), the hotkey is held from every address until the hold ends: the owner then competes
+    /// for the budget wherever it calls from. Default 1 s.
     /// </summary>
     public TimeSpan FailedSignatureHold { get; init; } = TimeSpan.FromSeconds(1);
 
