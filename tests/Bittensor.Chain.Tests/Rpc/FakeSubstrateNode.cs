@@ -274,8 +274,12 @@ internal sealed class FakeSubstrateNode : IAsyncDisposable
                     len += r.Count;
                 }
                 while (!r.EndOfMessage);
-                var doc = JsonDocument.Parse(buffer.AsMemory(0, len));
-                _ = Task.Run(() => HandleAsync(doc.RootElement.Clone()));
+                // Copied out of the receive buffer here, before the next message overwrites it: JsonDocument.Parse over
+                // memory does not copy, so a copy made later on the pool thread could read the next request's bytes and
+                // that request would never be answered (a 20 s wait in SubstrateClientTests, seen in session 13's CI).
+                JsonElement message;
+                using (var doc = JsonDocument.Parse(buffer.AsMemory(0, len))) message = doc.RootElement.Clone();
+                _ = Task.Run(() => HandleAsync(message));
             }
         }
 
