@@ -27,9 +27,11 @@ public sealed class DendriteTransportSettingSpec(Xunit.Abstractions.ITestOutputH
     private async Task<(ReturnCode Code, int LeanConnections)> ForwardOnce(DendriteSettings settings)
     {
         var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        // The count is process-wide by port number (an earlier test's server may have had this ephemeral port): this call's own.
+        var before = LeanClientTransport.ConnectionsTo(port);
         var dendrite = new DendriteClient(Sys, new KeyPairRequestSigner(Alice), settings with { NetworkDim = Dim, Timeout = TimeSpan.FromSeconds(30) });
         var result = await dendrite.ForwardText([new EndpointInfo(Bob.ToSs58(), "127.0.0.1", port)], new long[,] { { 1, 2, 3 } });
-        return (result[0].Code, LeanClientTransport.ConnectionsTo(port));
+        return (result[0].Code, LeanClientTransport.ConnectionsTo(port) - before);
     }
 
     [Fact]
