@@ -25,14 +25,14 @@ public sealed class LeanClientTransport : IClientTransport
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, int> s_connectionsByPort = new();
 
-    /// <summary>TCP connections this process's lean clients made to <paramref name="port"/> (any host): shows which transport a role used.</summary>
+    /// <summary>TCP connections this process's lean clients made to <paramref name="port"/> (any host): shows which transport a role used. Process-wide by port number, ever since the process started: a test compares it before and after (an earlier server may have had the same ephemeral port).</summary>
     internal static int ConnectionsTo(int port) => s_connectionsByPort.GetValueOrDefault(port);
 
     internal static void CountConnection(int port) => s_connectionsByPort.AddOrUpdate(port, 1, static (_, n) => n + 1);
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, long> s_landedByPort = new();
 
-    /// <summary>Answer bytes this process's lean clients received from <paramref name="port"/> straight into a caller's <see cref="AnswerLanding"/> (tests).</summary>
+    /// <summary>Answer bytes this process's lean clients received from <paramref name="port"/> straight into a caller's <see cref="AnswerLanding"/> (tests; process-wide by port number, so compare before and after).</summary>
     internal static long BytesLandedFrom(int port) => s_landedByPort.GetValueOrDefault(port);
 
     internal static void CountLanded(int port, int bytes) =>
