@@ -84,6 +84,9 @@ public sealed class Sr25519BatchVerifier : IAsyncSignatureVerifier
     /// <summary>Test hook: runs on the verifying thread before each check, with the number of signatures in it.</summary>
     internal Action<int>? BeforeCheck { get; set; }
 
+    /// <summary>Test hook: runs on the caller's thread once its signature is queued, with <see cref="Queued"/> then.</summary>
+    internal Action<int>? AfterQueued { get; set; }
+
     /// <inheritdoc />
     public bool Verify(string ss58Address, ReadOnlySpan<byte> message, ReadOnlySpan<byte> signature)
     {
@@ -109,6 +112,7 @@ public sealed class Sr25519BatchVerifier : IAsyncSignatureVerifier
         waiter.Item = new Sr25519BatchItem(publicKey, message, signature);
         var token = waiter.Version;
         _queue.Enqueue(waiter);
+        AfterQueued?.Invoke(Volatile.Read(ref _queued));
         if (Interlocked.CompareExchange(ref _draining, 1, 0) == 0) DrainOnce();
         return new ValueTask<bool>(waiter, token);
     }

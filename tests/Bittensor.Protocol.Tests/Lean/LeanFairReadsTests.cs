@@ -208,8 +208,9 @@ public sealed class LeanFairReadsTests
             // (Runs inside the read loop's await: it records, never throws.)
             if (Interlocked.Increment(ref queued) == 1)
             {
-                // The holder's first turn: its whole call is in the socket before the turn is given.
-                holderArrived = SpinWait.SpinUntil(() => server.Connections().Any(c => c.SocketAvailable >= holdBytes), Wait);
+                // The holder's first turn: its whole call is in the socket before the turn is given (a wait on the
+                // socket's own event; the holder is the only connection yet, added before its read loop started).
+                holderArrived = server.Connections() is [var holder] && holder.WaitForSocketBytes(holdBytes, Wait, out _);
             }
             var giver = new Thread(() => turns.GiveTurns()) { IsBackground = true, Name = "read turn giver" };
             giver.Start();

@@ -48,6 +48,9 @@ internal sealed partial class H2ClientConnection
     /// <summary>Bytes waiting in the socket's receive queue (tests: an answer is whole in the kernel before the read loop goes on).</summary>
     internal int SocketBytesAvailable => _socket?.Available ?? 0;
 
+    /// <summary>Tests: waits on the kernel's event until the socket holds <paramref name="count"/> unread bytes (<see cref="SocketBytes.WaitFor"/>).</summary>
+    internal bool WaitForSocketBytes(int count, TimeSpan timeout, out int wakeUps) => SocketBytes.WaitFor(_socket, count, timeout, out wakeUps);
+
     /// <summary>
     /// Without waiting, receives into <paramref name="target"/> and then into the read buffer from its start (which
     /// must hold nothing: the caller reset it). Returns the bytes received in all (those past <paramref name="target"/>'s
