@@ -44,8 +44,8 @@ public sealed class LeanFairReadsTests
         }
     }
 
-    private static async Task<LeanServer> Bind(IBittensorService service, ReadTurnMode mode) =>
-        (LeanServer)await new LeanServerTransport { TurnMode = mode, ReadSize = ReadSize }
+    private static async Task<LeanServer> Bind(IBittensorService service, ReadTurnMode mode, int engineLanes = 0) =>
+        (LeanServer)await new LeanServerTransport { TurnMode = mode, ReadSize = ReadSize, EngineLanes = engineLanes }
             .BindAsync(new ServerTransportOptions("127.0.0.1", 0, 1024 * 1024, 1024 * 1024, 100), service, CancellationToken.None);
 
     private static readonly byte[] RequestBlock = RawH2.Block([(":method", "POST"), (":scheme", "http"), (":path", "/Bittensor/Forward"),
@@ -231,6 +231,128 @@ public sealed class LeanFairReadsTests
         Assert.Equal(1, await answerFree);
         Assert.Equal(1, await Answers(hold, 1));
         Assert.True(service.Released, "the held call was let go by its timeout, not by the second connection's call");
+    }
+
+    /// <summary>
+    /// Holds the first header check (a batch verifier's first check runs on the read loop, BatchVerificationSpec) on the
+    /// thread that runs it until <see cref="Release"/> or the call of <c>free</c> has run, at most <see cref="Wait"/>;
+    /// records whether that thread was the server's accept loop.
+    /// </summary>
+    private sealed class CheckHoldService : IBittensorService
+    {
+        private readonly ManualResetEventSlim _release = new();
+        private readonly TaskCompletionSource _entered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _checks;
+
+        public Task Entered => _entered.Task;
+
+        public bool? Released { get; private set; }
+
+        public bool? OnAcceptLoop { get; private set; }
+
+        public void Release() => _release.Set();
+
+        public Task<TensorMessage> HandleAsync(BittensorMethod method, TensorMessage request, InboundCall call)
+        {
+            if (request.Hotkey == "free") _release.Set();
+            return Task.FromResult(new TensorMessage { Version = 150, Message = request.Hotkey });
+        }
+
+        public ValueTask<HeaderDecision> CheckHeadersAsync(BittensorMethod method, Metadata headers, CancellationToken cancellationToken)
+        {
+            if (Interlocked.Increment(ref _checks) == 1)
+            {
+                // LeanServer.AcceptLoop is on the stack when a read loop runs on the accept loop (an async method's frame
+                // shows under its own name; the state machine's, in case).
+                var stack = Environment.StackTrace;
+                OnAcceptLoop = stack.Contains(nameof(LeanServer) + ".AcceptLoop", StringComparison.Ordinal) ||
+                    stack.Contains("<AcceptLoop>", StringComparison.Ordinal);
+                _entered.TrySetResult();
+                Released = _release.Wait(Wait);
+            }
+            return ValueTask.FromResult(HeaderDecision.Proceed(null));
+        }
+
+        public void OnRefused(TransportRefusal refusal)
+        {
+        }
+    }
+
+    /// <summary>
+    /// The engine-mode counterpart of the test above (btcli's mode: turns given by a wake-up through the socket engine),
+    /// with the hold in the header check. The holder's whole call is in its socket before its first turn is rung, so
+    /// that turn runs the check on the thread that gives lane 0's turns and holds it there. The second connection is
+    /// accepted meanwhile (its SETTINGS come, it is counted) and, on lane 1, its call runs and lets the held check go.
+    /// </summary>
+    [Fact]
+    public async Task On_the_socket_engine_a_check_held_on_one_connection_never_stops_another_being_accepted_and_served()
+    {
+        var service = new CheckHoldService();
+        await using var server = await Bind(service, ReadTurnMode.Engine, engineLanes: 2);
+        Assert.True(server.Turns.OnEngine, "no socket pair for the wake-up");
+        var (holderArrived, hold) = await HoldFirstCheck(server, service);
+        await using var _ = hold;
+        Assert.True(holderArrived, "the holder's call never reached the server before its first turn");
+        Assert.False(service.OnAcceptLoop, "the held check ran on the accept loop");
+
+        await using var free = await RawH2.Connect(server.Endpoint.Port); // accepted: the server's SETTINGS came
+        Assert.Equal(2, server.Connections().Length);
+        var answerFree = Answers(free, 1);
+        await SendCalls(free, "free", 1);
+        Assert.Equal(1, await answerFree.WaitAsync(Wait));
+        Assert.Equal(1, await Answers(hold, 1).WaitAsync(Wait));
+        Assert.True(service.Released, "the held check was let go by its timeout, not by the second connection's call");
+    }
+
+    /// <summary>
+    /// With one lane a check held on the lane's thread holds that lane's turns — every connection's reads on it — but
+    /// never the accept loop: the second connection is accepted and its first read waits for its turn, given once the
+    /// check is let go. (A check that blocks its read loop stops what shares the thread that runs it: the socket
+    /// engine's, with btcli's inline completions.)
+    /// </summary>
+    [Fact]
+    public async Task On_the_socket_engine_a_check_held_on_its_lane_holds_that_lanes_turns_but_never_the_accept_loop()
+    {
+        var service = new CheckHoldService();
+        await using var server = await Bind(service, ReadTurnMode.Engine, engineLanes: 1);
+        Assert.True(server.Turns.OnEngine, "no socket pair for the wake-up");
+        var (holderArrived, hold) = await HoldFirstCheck(server, service);
+        await using var _ = hold;
+        Assert.True(holderArrived, "the holder's call never reached the server before its first turn");
+        Assert.False(service.OnAcceptLoop, "the held check ran on the accept loop");
+
+        await using var free = await RawH2.Connect(server.Endpoint.Port); // accepted while the check is held
+        Assert.Equal(2, server.Connections().Length);
+        Assert.Equal(1, server.Turns.Waiting); // free's first read: queued on the held lane
+        var answerFree = Answers(free, 1);
+        await SendCalls(free, "free", 1);
+        service.Release();
+
+        Assert.Equal(1, await answerFree.WaitAsync(Wait));
+        Assert.Equal(1, await Answers(hold, 1).WaitAsync(Wait));
+        Assert.True(service.Released);
+        Assert.Equal(0, server.Turns.Waiting);
+    }
+
+    // Connects the holder with its preface, SETTINGS and one call in its socket before its first turn is rung, and
+    // waits until that turn's check is held. Arrived: false when the bytes never did.
+    private static async Task<(bool Arrived, RawH2 Hold)> HoldFirstCheck(LeanServer server, CheckHoldService service)
+    {
+        var holdBytes = H2.Preface.Length + 9 + CallBytes("hold");
+        var queued = 0;
+        var holderArrived = true;
+        server.Turns.WhenQueued = turn =>
+        {
+            // (Runs on the accept loop, inside the read loop's await: it records, never throws.)
+            if (Interlocked.Increment(ref queued) == 1)
+                holderArrived = server.Connections() is [var holder] && holder.WaitForSocketBytes(holdBytes, Wait, out _);
+        };
+        var hold = await RawH2.Connect(server.Endpoint.Port, handshake: false);
+        await hold.Send(H2.Preface.ToArray());
+        await hold.Frame(H2.Settings, 0, 0, [], flush: false);
+        await SendCalls(hold, "hold", 1);
+        await service.Entered.WaitAsync(Wait);
+        return (holderArrived, hold);
     }
 
     [Fact]

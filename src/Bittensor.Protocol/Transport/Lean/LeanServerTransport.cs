@@ -45,6 +45,9 @@ public sealed class LeanServerTransport : IServerTransport
     /// <summary>Tests: the most bytes one socket read takes (default: the whole free input buffer, up to 64 KiB).</summary>
     internal int ReadSize { get; init; } = int.MaxValue;
 
+    /// <summary>Tests: the wake-up lanes of <see cref="ReadTurnMode.Engine"/> (0, the default: one per socket-engine thread).</summary>
+    internal int EngineLanes { get; init; }
+
     private long _connectionsRefused;
 
     /// <summary>Calls whose request message was read and parsed (the handler ran), over every binding of this transport.</summary>
@@ -151,7 +154,7 @@ internal sealed class LeanServer : IServerBinding
         }
         Endpoint = new IPEndPoint(ip, ((IPEndPoint)_listener.LocalEndPoint!).Port);
         ReadSize = Math.Max(1, owner.ReadSize);
-        Turns = ReadTurns.Create(owner.TurnMode);
+        Turns = ReadTurns.Create(owner.TurnMode, owner.EngineLanes);
     }
 
     /// <summary>The connections' read schedule, fair across them.</summary>

@@ -36,16 +36,16 @@ internal sealed class ReadTurns : IDisposable
     /// The schedule of one listening socket (<see cref="ReadTurnMode"/>). On the engine: one lane (wake-up pair) per
     /// socket-engine thread, made one after the other so the runtime spreads their receives over its engines (it
     /// assigns sockets round robin), and connections given lanes round robin: under overload the turns of a many-core
-    /// server do not all run on one engine thread.
+    /// server do not all run on one engine thread. <paramref name="engineLanes"/> &gt; 0 sets the number of lanes (tests).
     /// </summary>
-    public static ReadTurns Create(ReadTurnMode mode)
+    public static ReadTurns Create(ReadTurnMode mode, int engineLanes = 0)
     {
         if (mode == ReadTurnMode.Auto) mode = InlineCompletions ? ReadTurnMode.Engine : ReadTurnMode.Pool;
         return mode switch
         {
             ReadTurnMode.Driven => new ReadTurns([ReadLane.Driven()]),
             ReadTurnMode.Pool => new ReadTurns([ReadLane.Pool()]),
-            _ => new ReadTurns([.. Enumerable.Range(0, EngineThreads).Select(_ => ReadLane.OnEngineOrPool())]),
+            _ => new ReadTurns([.. Enumerable.Range(0, engineLanes > 0 ? engineLanes : EngineThreads).Select(_ => ReadLane.OnEngineOrPool())]),
         };
     }
 
@@ -77,7 +77,7 @@ internal sealed class ReadTurns : IDisposable
     /// <summary>Tests (<see cref="ReadTurnMode.Driven"/>): one turn to each connection waiting now; the number given.</summary>
     public int GiveTurns() => _lanes.Sum(l => l.GiveTurns());
 
-    /// <summary>Tests (<see cref="ReadTurnMode.Driven"/>): <see cref="ReadLane.WhenQueued"/> of every lane.</summary>
+    /// <summary>Tests: <see cref="ReadLane.WhenQueued"/> of every lane.</summary>
     public Action<ReadTurn>? WhenQueued
     {
         set
@@ -140,8 +140,10 @@ internal sealed partial class ReadLane : IDisposable
     public static ReadLane Driven() => new(null, null, driven: true);
 
     /// <summary>
-    /// Tests (a driven lane): runs on the queuing thread each time a turn is queued, before that thread goes on — a test
-    /// may give turns from here, from another thread, as a pool thread or the socket engine could at that moment.
+    /// Tests: runs on the queuing thread each time a turn is queued, before that thread goes on — on a driven lane a test
+    /// may give turns from here, from another thread, as a pool thread or the socket engine could at that moment; on the
+    /// engine (or the pool) it runs before the wake-up is rung (or the pool work item queued), so a test can have a
+    /// connection's bytes in its socket before its turn is given.
     /// </summary>
     public Action<ReadTurn>? WhenQueued { get; set; }
 
@@ -171,6 +173,7 @@ internal sealed partial class ReadLane : IDisposable
             WhenQueued?.Invoke(turn);
             return;
         }
+        WhenQueued?.Invoke(turn);
         if (_ear is null || Volatile.Read(ref _state) == Disposed)
         {
             ToPool();
