@@ -26,7 +26,7 @@ namespace Bittensor.Actors.Dendrite;
 /// round always meets the backoff, breaker and in-flight count that outcome left); this actor answers the slot itself
 /// only when it refuses, fails or stops.
 /// </summary>
-internal sealed class EndpointActor : UntypedActor
+internal sealed class EndpointActor : UntypedActor, IWithTimers
 {
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly DendriteSettings _settings;
@@ -52,6 +52,10 @@ internal sealed class EndpointActor : UntypedActor
     private long _successes;
     private double _latencyEma;
     private KeyValuePair<string, object?> _peerTag;
+    private long _lastMessage = Environment.TickCount64; // ms; when the last message other than an IdleCheck came
+
+    /// <summary>The actor's timers (the idle check).</summary>
+    public ITimerScheduler Timers { get; set; } = null!;
 
     public EndpointActor(EndpointInfo endpoint, DendriteSettings settings, IRequestSigner signer, TimeProvider time, Random random, IClientTransport transport,
         SharedRequestSignatures? signatures = null)
@@ -98,6 +102,17 @@ internal sealed class EndpointActor : UntypedActor
         public static readonly StopIfIdle Instance = new();
     }
 
+    /// <summary>
+    /// Checks whether the actor has been without messages for <see cref="DendriteSettings.IdleTimeout"/> (and has nothing in
+    /// flight or queued): then it stops; otherwise the check comes again when that could first be true. One timer per
+    /// idle period instead of Akka's receive timeout, which re-schedules a scheduler entry on every message (two per
+    /// answered call: the call and its outcome).
+    /// </summary>
+    internal sealed record IdleCheck
+    {
+        public static readonly IdleCheck Instance = new();
+    }
+
     /// <summary>Asks for <see cref="EndpointStats"/>.</summary>
     public sealed record GetStats
     {
@@ -113,7 +128,7 @@ internal sealed class EndpointActor : UntypedActor
     /// <summary>A call's outcome. <paramref name="Answered"/>: the peer answered (whatever its code).</summary>
     private sealed record Completed(long CallId, Replier ReplyTo, EndpointReply Reply, bool WasTrial, bool Backward, bool Answered);
 
-    protected override void PreStart() => Context.SetReceiveTimeout(_settings.IdleTimeout);
+    protected override void PreStart() => Timers.StartSingleTimer(IdleCheck.Instance, IdleCheck.Instance, _settings.IdleTimeout);
 
     protected override void PreRestart(Exception reason, object message)
     {
@@ -138,6 +153,12 @@ internal sealed class EndpointActor : UntypedActor
 
     protected override void OnReceive(object message)
     {
+        if (message is IdleCheck)
+        {
+            OnIdleCheck();
+            return;
+        }
+        _lastMessage = Environment.TickCount64;
         switch (message)
         {
             case EndpointCall call:
@@ -168,13 +189,27 @@ internal sealed class EndpointActor : UntypedActor
                 Sender.Tell(Stats());
                 break;
             case StopIfIdle:
-            case ReceiveTimeout:
                 if (_inFlight == 0 && _pending.Count == 0) Context.Stop(Self);
                 break;
             default:
                 Unhandled(message);
                 break;
         }
+    }
+
+    // Stops after IdleTimeout without messages (as a receive timeout would), checked lazily: the next check is due when
+    // the idle time could first reach the timeout (at once busy: a full period again).
+    private void OnIdleCheck()
+    {
+        var idleMs = Environment.TickCount64 - _lastMessage;
+        var timeoutMs = (long)_settings.IdleTimeout.TotalMilliseconds;
+        if (idleMs >= timeoutMs && _inFlight == 0 && _pending.Count == 0)
+        {
+            Context.Stop(Self);
+            return;
+        }
+        var next = idleMs >= timeoutMs ? _settings.IdleTimeout : TimeSpan.FromMilliseconds(timeoutMs - idleMs);
+        Timers.StartSingleTimer(IdleCheck.Instance, IdleCheck.Instance, next);
     }
 
     private EndpointStats Stats() => new(_endpoint.Hotkey, _calls, _successes, _latencyEma, _failures,
@@ -217,9 +252,8 @@ internal sealed class EndpointActor : UntypedActor
 
     private void Start(EndpointCall call, Replier replyTo, TimeSpan timeout)
     {
-        var request = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = _signer.Ss58Address };
-        request.Tensors.Add(call.Tensors);
-        var size = request.CalculateSize();
+        // A round's calls share one request message (the same call to every endpoint, the same hotkey): built once per round.
+        var (request, size) = replyTo.Round is { } r ? r.RequestFor(call, _signer.Ss58Address) : NewRequest(call, _signer.Ss58Address);
         if (size > _settings.PeerMaxMessageSize)
         {
             replyTo.Reply(new EndpointReply(ReturnCode.RequestSerializationException,
@@ -242,6 +276,14 @@ internal sealed class EndpointActor : UntypedActor
         }
         Send(_connection, target, request, call.IsBackward, timeout, null, 0).PipeTo(Self, success: r => new Completed(id, replyTo, r.Reply, trial, call.IsBackward, r.Reply.Response is not null),
             failure: ex => new Completed(id, replyTo, new EndpointReply(ReturnCode.UnknownException, $"{ex.GetType().Name}: {ex.Message}", null, TimeSpan.Zero), trial, call.IsBackward, false));
+    }
+
+    /// <summary>The request message of <paramref name="call"/> from <paramref name="hotkey"/>, and its size.</summary>
+    internal static (TensorMessage Request, int Size) NewRequest(EndpointCall call, string hotkey)
+    {
+        var request = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = hotkey };
+        request.Tensors.Add(call.Tensors);
+        return (request, request.CalculateSize());
     }
 
     // A round's call: the outcome is reported for this actor first (the round tells it before its task completes, so this

@@ -96,6 +96,27 @@ internal sealed class FanOutRound
     /// <summary>The call toward endpoint <paramref name="index"/>.</summary>
     public EndpointCall CallFor(int index) => _callFor(index);
 
+    private SharedRequest? _request; // the last request built for this round's calls (read and replaced by several endpoint actors)
+
+    /// <summary>
+    /// The request message of <paramref name="call"/> from <paramref name="hotkey"/> and its size, built once and shared by
+    /// the round's calls that carry the same call (a forward round sends one to every endpoint). Transports only read it
+    /// (serialize it), so one message serves every connection; two actors asking at once may each build one.
+    /// </summary>
+    public (TensorMessage Request, int Size) RequestFor(EndpointCall call, string hotkey)
+    {
+        var shared = Volatile.Read(ref _request);
+        if (shared is null || !ReferenceEquals(shared.Call, call) || !string.Equals(shared.Hotkey, hotkey, StringComparison.Ordinal))
+        {
+            var (request, size) = EndpointActor.NewRequest(call, hotkey);
+            shared = new SharedRequest(call, hotkey, request, size);
+            Volatile.Write(ref _request, shared);
+        }
+        return (shared.Request, shared.Size);
+    }
+
+    private sealed record SharedRequest(EndpointCall Call, string Hotkey, TensorMessage Request, int Size);
+
     /// <summary>Sends the first calls (up to the parallelism) through the dendrite actor and arms the guard.</summary>
     public Task<IReadOnlyList<EndpointResult>> Start()
     {

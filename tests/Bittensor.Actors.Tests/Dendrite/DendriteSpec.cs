@@ -339,6 +339,27 @@ public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : 
     }
 
     [Fact]
+    public async Task An_idle_check_within_the_idle_timeout_of_the_last_call_leaves_the_endpoint_actor_running()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var dendrite = NewDendrite(DendriteSettings.Default with { NetworkDim = Dim, IdleTimeout = TimeSpan.FromMinutes(10) });
+        var endpoint = Endpoint(port);
+        Assert.Equal(ReturnCode.Success, (await dendrite.ForwardText([endpoint], new long[,] { { 1 } }))[0].Code);
+        var actor = await Sys.ActorSelection(dendrite.Actor.Path / "endpoint-0").ResolveOne(Wait);
+        Watch(actor);
+
+        // The check comes early (the test tells it): 10 minutes have not passed since the call, so the actor stays, and
+        // a check while it is busy or right after it is told again leaves it too.
+        actor.Tell(EndpointActor.IdleCheck.Instance);
+        actor.Tell(EndpointActor.IdleCheck.Instance);
+        var stats = await dendrite.Actor.Ask<EndpointStats>(new DendriteActor.GetEndpointStats(endpoint.Hotkey), Wait); // after both checks (one mailbox)
+        Assert.Equal(1, stats.Calls);
+        Assert.Equal(1, await dendrite.Actor.Ask<int>(DendriteActor.GetEndpointCount.Instance, Wait));
+        Assert.Equal(ReturnCode.Success, (await dendrite.ForwardText([endpoint], new long[,] { { 1 } }))[0].Code);
+        await ExpectNoMsgAsync(TimeSpan.Zero); // no Terminated
+    }
+
+    [Fact]
     public async Task Idle_endpoint_actors_stop_themselves()
     {
         var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));

@@ -68,6 +68,27 @@ public sealed class FanOutRoundSpec() : Akka.TestKit.Xunit2.TestKit("akka.loglev
     }
 
     [Fact]
+    public void A_rounds_calls_share_one_request_message_per_call_and_hotkey()
+    {
+        var round = Round(Endpoints(3), CreateTestProbe().Ref, parallelism: 3, Wait);
+        var call = round.CallFor(0);
+        var (request, size) = round.RequestFor(call, "5Alice");
+
+        Assert.Equal(size, request.CalculateSize());
+        Assert.Equal((ProtocolVersion.Current, "5Alice"), (request.Version, request.Hotkey));
+        Assert.Equal(call.Tensors, request.Tensors.ToArray());
+        // The round's other endpoints get the same message (forward: one call for all), built once.
+        Assert.Same(request, round.RequestFor(round.CallFor(1), "5Alice").Request);
+        Assert.Same(request, round.RequestFor(round.CallFor(2), "5Alice").Request);
+        // Another call (a backward round's per-endpoint gradient) or another hotkey gets its own message.
+        var other = Call(Wait);
+        var (forOther, _) = round.RequestFor(other, "5Alice");
+        Assert.NotSame(request, forOther);
+        Assert.Equal(other.Tensors, forOther.Tensors.ToArray());
+        Assert.Equal("5Bob", round.RequestFor(other, "5Bob").Request.Hotkey);
+    }
+
+    [Fact]
     public async Task Endpoint_actors_outcomes_are_held_until_the_last_slot_fills_then_told_and_a_late_one_is_told_at_once()
     {
         var dendrite = CreateTestProbe();

@@ -408,6 +408,35 @@ public sealed class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_call_reusing_a_finished_calls_deadline_source_ends_at_its_own_deadline_and_a_fired_one_is_not_reused()
+    {
+        await using var server = new ScriptedServer();
+        using var c = Connect(server);
+        var answered = Call(c); // 30 s deadline: answered long before, so its source goes back to the connection's pool
+        await server.ReadRequest(f => f.Type == H2.Data && f.Stream == 1 && (f.Flags & H2.EndStream) != 0);
+        var reply = new TensorMessage { Message = "first" };
+        await server.Send(Concat(Frame(H2.Settings, 0, 0, []), Frame(H2.Headers, H2.EndHeaders, 1, Ok), Frame(H2.Data, 0, 1, Grpc(reply.ToByteArray())), Trailers(1)));
+        Assert.Equal(reply, await answered.WaitAsync(Wait));
+        var conn = ((LeanPeerConnection)c).Current!;
+        Assert.Equal(0, conn.CancelsReused);
+
+        // The next call takes that source: its own deadline (300 ms, never answered) ends it, and resets its own stream.
+        var silent = c.CallAsync(BittensorMethod.Forward, new TensorMessage(), Headers(), DateTime.UtcNow.AddMilliseconds(300), CancellationToken.None);
+        var error = await Assert.ThrowsAsync<RpcException>(() => silent.WaitAsync(Wait));
+        await server.ReadRequest(f => f.Type == H2.RstStream);
+        Assert.Equal(1, conn.CancelsReused);
+        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+        Assert.Equal(3, server.Received.Last(f => f.Type == H2.RstStream).Stream);
+
+        // A source whose deadline fired is not reused: the third call gets a new one, and is answered.
+        var third = Call(c);
+        await server.ReadRequest(f => f.Type == H2.Data && f.Stream == 5 && (f.Flags & H2.EndStream) != 0);
+        await server.Send(Concat(Frame(H2.Headers, H2.EndHeaders, 5, Ok), Frame(H2.Data, 0, 5, Grpc(reply.ToByteArray())), Trailers(5)));
+        Assert.Equal(reply, await third.WaitAsync(Wait));
+        Assert.Equal(1, conn.CancelsReused);
+    }
+
+    [Fact]
     public async Task After_the_connection_is_lost_the_next_call_connects_again()
     {
         await using var server = new ScriptedServer();

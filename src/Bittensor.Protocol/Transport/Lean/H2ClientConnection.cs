@@ -244,7 +244,7 @@ internal sealed partial class H2ClientConnection : IDisposable
         if (remaining != Timeout.InfiniteTimeSpan || cancellationToken.CanBeCanceled)
         {
             // One source for both: the caller's token (linked) and the deadline (a timer); which one fired decides the status.
-            s.Cancel = cancellationToken.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken) : new CancellationTokenSource();
+            s.Cancel = cancellationToken.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken) : RentCancel();
             if (remaining != Timeout.InfiniteTimeSpan) s.Cancel.CancelAfter(remaining);
             s.Registration = s.Cancel.Token.UnsafeRegister(static o => ((ClientStream)o!).OnCancel(), s);
         }
@@ -377,8 +377,59 @@ internal sealed partial class H2ClientConnection : IDisposable
         }
         finally
         {
-            s.Cancel?.Dispose();
+            if (s.Cancel is { } used)
+            {
+                if (cancellationToken.CanBeCanceled) used.Dispose();
+                else ReturnCancel(used, s.Registration);
+            }
         }
+    }
+
+    // Deadline sources of finished calls whose deadline never fired, reused (TryReset stops the timer and drops the
+    // registrations; a source whose timer ever fired cannot be reset and is disposed): a call's timer and registration
+    // then cost no allocation. A linked source (a caller's token) is never pooled.
+    private const int MaxIdleCancels = 64;
+    private readonly Stack<CancellationTokenSource> _idleCancels = new();
+
+    private long _cancelsReused;
+
+    /// <summary>Calls whose deadline source was one a finished call gave back (tests).</summary>
+    internal long CancelsReused
+    {
+        get
+        {
+            lock (_idleCancels) return _cancelsReused;
+        }
+    }
+
+    private CancellationTokenSource RentCancel()
+    {
+        lock (_idleCancels)
+        {
+            if (_idleCancels.TryPop(out var cts))
+            {
+                _cancelsReused++;
+                return cts;
+            }
+        }
+        return new CancellationTokenSource();
+    }
+
+    private void ReturnCancel(CancellationTokenSource cts, CancellationTokenRegistration registration)
+    {
+        registration.Dispose(); // waits for a callback running now (the deadline firing) to finish
+        if (cts.TryReset())
+        {
+            lock (_idleCancels)
+            {
+                if (_idleCancels.Count < MaxIdleCancels)
+                {
+                    _idleCancels.Push(cts);
+                    return;
+                }
+            }
+        }
+        cts.Dispose();
     }
 
     // HEADERS (+ CONTINUATION when the block is over the peer's frame size) moved to the buffer's start; returns the length.
@@ -426,21 +477,28 @@ internal sealed partial class H2ClientConnection : IDisposable
         at += Str(to[at..], "trailers");
         if (remaining != Timeout.InfiniteTimeSpan)
         {
-            to[at++] = 0x00;
-            at += Str(to[at..], "grpc-timeout");
+            GrpcTimeout.CopyTo(to[at..]);
+            at += GrpcTimeout.Length;
+            // The value ("<ms>m", or "<s>S" past 8 digits) straight into the block: at most 9 octets, its length first.
             var ms = (long)Math.Ceiling(remaining.TotalMilliseconds);
-            at += Str(to[at..], ms <= 99_999_999 ? string.Create(CultureInfo.InvariantCulture, $"{ms}m")
-                : string.Create(CultureInfo.InvariantCulture, $"{Math.Min(99_999_999, (long)Math.Ceiling(remaining.TotalSeconds))}S"));
+            var (amount, unit) = ms <= 99_999_999 ? (ms, (byte)'m') : (Math.Min(99_999_999, (long)Math.Ceiling(remaining.TotalSeconds)), (byte)'S');
+            System.Buffers.Text.Utf8Formatter.TryFormat(amount, to[(at + 1)..], out var digits);
+            to[at + 1 + digits] = unit;
+            to[at] = (byte)(digits + 1); // < 127: a one-octet length, no Huffman
+            at += digits + 2;
         }
         return at;
     }
 
-    // An HPACK string literal (no Huffman); header values are Latin-1 octets, as HTTP/2 field values are.
+    // "grpc-timeout" as a literal without indexing, new name (its value follows).
+    private static readonly byte[] GrpcTimeout = [0x00, 12, .. "grpc-timeout"u8];
+
+    // An HPACK string literal (no Huffman); header values are Latin-1 octets, as HTTP/2 field values are (a character
+    // outside Latin-1 becomes '?'; the metadata a caller gives is ASCII).
     private static int Str(Span<byte> to, string value)
     {
         var at = Int(to, value.Length, 7, 0x00);
-        for (var i = 0; i < value.Length; i++) to[at + i] = (byte)value[i];
-        return at + value.Length;
+        return at + Encoding.Latin1.GetBytes(value, to[at..]);
     }
 
     private static int Int(Span<byte> to, int value, int prefixBits, byte high)
@@ -655,6 +713,9 @@ internal sealed partial class H2ClientConnection : IDisposable
     }
 
     // Ensures `count` bytes are buffered from _start. At a frame start, a clean end of stream returns false.
+    // The read loop's async helpers complete asynchronously once per answer (waiting for the socket); their state
+    // machines come from a pool instead of a new box each time (each is awaited once, directly).
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> FillAsync(int count, bool atFrameStart)
     {
         if (_end - _start >= count) return true;
@@ -686,6 +747,7 @@ internal sealed partial class H2ClientConnection : IDisposable
         return true;
     }
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask SkipAsync(int count)
     {
         while (count > 0)
@@ -702,6 +764,7 @@ internal sealed partial class H2ClientConnection : IDisposable
         }
     }
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask OnDataAsync(int length, byte flags, int id)
     {
         if (id == 0) throw new H2ConnectionException(H2.ProtocolError, "DATA on stream 0");
