@@ -271,6 +271,14 @@ public sealed partial class DiskFullTests : IDisposable
         var exited = child.WaitForExitAsync(cancellationToken);
         if (await Task.WhenAny(serving, exited) != serving)
         {
+            if (exited.IsCanceled)
+            {
+                // The test's bound ran out before the child served: say how long it had been running and what it printed
+                // (a fresh-clone CI at load 50 once timed out here with nothing else to go on).
+                var ran = DateTime.UtcNow - child.StartedAt;
+                child.Dispose();
+                Assert.Fail($"btcli axon serve printed no serving line in {ran.TotalSeconds:F0} s, before the test's time ran out; its output: {child.Output}");
+            }
             await exited;
             child.Dispose();
             Assert.Fail($"btcli axon serve exited with {child.ExitCode} before serving: {child.Output}");
@@ -293,6 +301,9 @@ public sealed partial class DiskFullTests : IDisposable
         private readonly List<(string Text, TaskCompletionSource<string> Seen)> _waits = [];
 
         private Child(Process process) => _process = process;
+
+        /// <summary>When the child was started (for failure messages).</summary>
+        public DateTime StartedAt { get; } = DateTime.UtcNow;
 
         public static Child Start(ProcessStartInfo psi)
         {
