@@ -29,20 +29,21 @@ internal static class RistrettoVartime
     internal static readonly ExtendedPoint Basepoint = DecodeOrThrow(BasepointBytes);
 
     /// <summary>B, 3B, 5B, …, 127B in affine cached form.</summary>
-    private static readonly AffineCachedPoint[] BaseTable = BuildBaseTable();
+    private static readonly AffineCachedPoint[] BaseTable = OddMultiplesAffine(Basepoint, 1 << (BaseWidth - 2));
 
     private static ExtendedPoint DecodeOrThrow(ReadOnlySpan<byte> bytes) =>
         TryDecode(bytes, out var p) ? p : throw new InvalidOperationException("ristretto255 basepoint failed to decode");
 
-    private static AffineCachedPoint[] BuildBaseTable()
+    /// <summary>P, 3P, 5P, …, (2·count − 1)P in affine cached form (the basepoint's tables, built once).</summary>
+    private static AffineCachedPoint[] OddMultiplesAffine(in ExtendedPoint p, int count)
     {
-        var table = new AffineCachedPoint[1 << (BaseWidth - 2)];
-        var b2 = Basepoint.Double();
-        var current = Basepoint;
+        var table = new AffineCachedPoint[count];
+        var step = p.Double();
+        var current = p;
         for (var i = 0; i < table.Length; i++)
         {
             table[i] = current.ToAffineCached();
-            current += b2;
+            current += step;
         }
         return table;
     }
@@ -222,15 +223,7 @@ internal static class RistrettoVartime
         for (var c = 0; c < Chunks; c++)
         {
             if (c > 0) p = MulPow2(p, ChunkBits);
-            var table = new AffineCachedPoint[1 << (BaseWidth - 2)];
-            var step = p.Double();
-            var current = p;
-            for (var i = 0; i < table.Length; i++)
-            {
-                table[i] = current.ToAffineCached();
-                current += step;
-            }
-            tables[c] = table;
+            tables[c] = OddMultiplesAffine(p, 1 << (BaseWidth - 2));
         }
         return tables;
     }
@@ -346,18 +339,8 @@ internal static class RistrettoVartime
         var keyNafs = scratch.KeyNafs.AsSpan(0, nk * 256);
         var pointNafs = scratch.PointNafs.AsSpan(0, np * 256);
         var pointTables = scratch.PointTables.AsSpan(0, np * tableSize);
-        var top = -1;
-        for (var j = 0; j < nk; j++) NonAdjacentForm(keyScalars.Slice(32 * j, 32), KeyWidth, keyNafs.Slice(j * 256, 256));
-        for (var j = 0; j < np; j++)
-        {
-            top = Math.Max(top, NonAdjacentForm(pointScalars.Slice(32 * j, 32), VariableWidth, pointNafs.Slice(j * 256, 256)));
-            OddMultiples(points[j], pointTables.Slice(j * tableSize, tableSize));
-        }
         Span<sbyte> sNaf = stackalloc sbyte[256];
-        NonAdjacentForm(baseScalar, BaseWidth, sNaf);
-        // A key or base digit at position ≥ 128 lands on row position − 128 ≤ 125; a point digit (scalar < 2^128) on row ≤ 128.
-        top = Math.Max(top, HighestBelow(keyNafs, nk, BatchRows));
-        top = Math.Max(top, HighestBelow(sNaf, 1, BatchRows));
+        var top = BatchDigits(keyScalars, pointScalars, points, baseScalar, keyNafs, pointNafs, pointTables, sNaf);
         var baseTables = BaseChunkTables;
 
         var r = ProjectivePoint.Identity;
@@ -398,22 +381,10 @@ internal static class RistrettoVartime
         var pointTables = scratch.PointTables.AsSpan(0, np * tableSize);
         var pointTables4 = scratch.PointTables4Of(np * tableSize);
         var keyTables = scratch.KeyTables4Of(nk);
-        var top = -1;
-        for (var j = 0; j < nk; j++)
-        {
-            NonAdjacentForm(keyScalars.Slice(32 * j, 32), KeyWidth, keyNafs.Slice(j * 256, 256));
-            keyTables[j] = keys[j].VectorTables;
-        }
-        for (var j = 0; j < np; j++)
-        {
-            top = Math.Max(top, NonAdjacentForm(pointScalars.Slice(32 * j, 32), VariableWidth, pointNafs.Slice(j * 256, 256)));
-            OddMultiples(points[j], pointTables.Slice(j * tableSize, tableSize));
-            for (var m = 0; m < tableSize; m++) pointTables4.Set((j * tableSize) + m, pointTables[(j * tableSize) + m]);
-        }
         Span<sbyte> sNaf = stackalloc sbyte[256];
-        NonAdjacentForm(baseScalar, BaseWidth, sNaf);
-        top = Math.Max(top, HighestBelow(keyNafs, nk, BatchRows));
-        top = Math.Max(top, HighestBelow(sNaf, 1, BatchRows));
+        var top = BatchDigits(keyScalars, pointScalars, points, baseScalar, keyNafs, pointNafs, pointTables, sNaf);
+        for (var j = 0; j < nk; j++) keyTables[j] = keys[j].VectorTables;
+        for (var m = 0; m < pointTables.Length; m++) pointTables4.Set(m, pointTables[m]);
         var baseTable = BaseTable4!;
 
         var r = ExtendedPoint4.Identity;
@@ -435,6 +406,30 @@ internal static class RistrettoVartime
         }
         keyTables[..nk].Clear();
         return r.ToProjective();
+    }
+
+    /// <summary>
+    /// The digits and point tables of a batch, the same for both arithmetics: each key scalar's width-5 NAF into
+    /// <paramref name="keyNafs"/>, each point scalar's into <paramref name="pointNafs"/> with the point's odd multiples
+    /// into <paramref name="pointTables"/>, the base scalar's width-8 NAF into <paramref name="sNaf"/> (256 digits each).
+    /// Returns the top row of the batch's doubling chain: a key or base digit at position ≥ 128 lands on row
+    /// position − 128 ≤ 125; a point digit (scalar &lt; 2^128) on row ≤ 128. −1 when every digit is zero.
+    /// </summary>
+    private static int BatchDigits(ReadOnlySpan<byte> keyScalars, ReadOnlySpan<byte> pointScalars, ReadOnlySpan<ExtendedPoint> points,
+        ReadOnlySpan<byte> baseScalar, Span<sbyte> keyNafs, Span<sbyte> pointNafs, Span<CachedPoint> pointTables, Span<sbyte> sNaf)
+    {
+        const int tableSize = 1 << (VariableWidth - 2);
+        var nk = keyNafs.Length / 256;
+        var top = -1;
+        for (var j = 0; j < nk; j++) NonAdjacentForm(keyScalars.Slice(32 * j, 32), KeyWidth, keyNafs.Slice(j * 256, 256));
+        for (var j = 0; j < points.Length; j++)
+        {
+            top = Math.Max(top, NonAdjacentForm(pointScalars.Slice(32 * j, 32), VariableWidth, pointNafs.Slice(j * 256, 256)));
+            OddMultiples(points[j], pointTables.Slice(j * tableSize, tableSize));
+        }
+        NonAdjacentForm(baseScalar, BaseWidth, sNaf);
+        top = Math.Max(top, HighestBelow(keyNafs, nk, BatchRows));
+        return Math.Max(top, HighestBelow(sNaf, 1, BatchRows));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
