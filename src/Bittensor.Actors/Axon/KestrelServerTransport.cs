@@ -666,33 +666,26 @@ public sealed class KestrelServerTransport : IServerTransport
         /// <summary>The answer is written (or failed): dispose what was registered.</summary>
         public void Finish()
         {
-            IDisposable? one;
-            List<IDisposable>? more;
-            lock (_lock)
-            {
-                if (_finished) return;
-                _finished = true;
-                (one, more, _one, _more) = (_one, _more, null, null);
-            }
-            one?.Dispose();
-            if (more is not null) foreach (var d in more) d.Dispose();
-            _cts.Dispose();
+            if (End()) _cts.Dispose();
         }
 
         /// <summary>The call ended before its handler answered: what it registers from now on is disposed at once.</summary>
-        public void Abandon()
+        public void Abandon() => End(); // the token stays usable: the handler may still hold it
+
+        // Marks the call finished and disposes what was registered; false when it was finished already.
+        private bool End()
         {
             IDisposable? one;
             List<IDisposable>? more;
             lock (_lock)
             {
-                if (_finished) return;
+                if (_finished) return false;
                 _finished = true;
                 (one, more, _one, _more) = (_one, _more, null, null);
             }
             one?.Dispose();
             if (more is not null) foreach (var d in more) d.Dispose();
-            // The token stays usable: the handler may still hold it.
+            return true;
         }
     }
 

@@ -229,17 +229,7 @@ internal static partial class AxonCommands
             throw new CliException($"axon could not listen on {settings.Ip}:{settings.Port}: {e.Message}");
         }
         Console.Error.WriteLine($"axon {hotkey} serving on {bound.Endpoint} ({SocketCompletions.Describe(settings.Transport)}); Ctrl-C to stop");
-        MetricsExport? metrics;
-        try
-        {
-            metrics = await MetricsExport.StartAsync(hocon, cancellation).ConfigureAwait(false);
-        }
-        catch
-        {
-            await system.Terminate().ConfigureAwait(false);
-            throw;
-        }
-        await using var metricsScope = metrics;
+        await using var metricsScope = await StartMetrics(hocon, system, cancellation).ConfigureAwait(false);
         if (!settings.DisableSignatureVerification)
             Console.Error.WriteLine($"nonce store {settings.NonceStorePath} (write-ahead{(settings.NonceStoreFsync ? ", fsync" : "")})");
 
@@ -262,6 +252,20 @@ internal static partial class AxonCommands
     /// only while it is the oldest front-capable node; a standby takes over when the active one dies or leaves, and
     /// binds its own axon (its own <c>--axon.port</c>). Prints one line each time this node's front starts or stops.
     /// </summary>
+    // The metrics export (metrics.*), or, when it cannot start, the actor system stopped before the error goes up.
+    private static async Task<MetricsExport?> StartMetrics(Config hocon, ActorSystem system, CancellationToken cancellation)
+    {
+        try
+        {
+            return await MetricsExport.StartAsync(hocon, cancellation).ConfigureAwait(false);
+        }
+        catch
+        {
+            await system.Terminate().ConfigureAwait(false);
+            throw;
+        }
+    }
+
     private static async Task<int> RunFront(Config hocon, ActorSystem system, AxonSettings settings, ClusterSettings cluster, AxonOptions options,
         IReadOnlyDictionary<string, double>? stakes, string hotkey, bool json, CancellationToken cancellation)
     {
@@ -299,17 +303,7 @@ internal static partial class AxonCommands
                 }
             }
         }, CancellationToken.None);
-        MetricsExport? metrics;
-        try
-        {
-            metrics = await MetricsExport.StartAsync(hocon, cancellation).ConfigureAwait(false);
-        }
-        catch
-        {
-            await system.Terminate().ConfigureAwait(false);
-            throw;
-        }
-        await using var metricsScope = metrics;
+        await using var metricsScope = await StartMetrics(hocon, system, cancellation).ConfigureAwait(false);
         using var summaries = new CancellationTokenSource();
         var summary = PrintSummaries(() => Volatile.Read(ref current), json, TimeSpan.FromSeconds(10), summaries.Token);
         var shutdown = CoordinatedShutdown.Get(system);
