@@ -44,6 +44,10 @@ for f in "$BTCLI" "$BENCH" "$COUNTERS_BIN"; do
   [[ -e "$f" ]] || { echo "overload-alloc.sh: $f not found (build first; dotnet tool install -g dotnet-counters)" >&2; exit 2; }
 done
 [[ "$TRACE" != "1" || -e "$TRACE_BIN" ]] || { echo "overload-alloc.sh: $TRACE_BIN not found (dotnet tool install -g dotnet-trace)" >&2; exit 2; }
+# dotnet-counters and dotnet-trace take --duration as a TimeSpan, dd:hh:mm:ss with each field in its range: "00:00:00:90"
+# does not parse (both tools then print their usage and exit 1), which is why sessions 13's 60 s and 90 s levels got no
+# counters CSV while session 12's 40 s levels did.
+duration() { printf '%02d:%02d:%02d:%02d' $(( $1 / 86400 )) $(( $1 % 86400 / 3600 )) $(( $1 % 3600 / 60 )) $(( $1 % 60 )); }
 work=$(mktemp -d)
 server_pid=""; load_pid=""; counters_pid=""; trace_pid=""
 cleanup() {
@@ -82,7 +86,7 @@ until grep -q '^# presigned' "$OUT.level" 2>/dev/null; do
   sleep 0.2
 done
 taskset -c 1 "$COUNTERS_BIN" collect -p "$server_pid" --format csv -o "$OUT.counters.csv" --refresh-interval 1 \
-  --duration "00:00:00:$SECONDS_PER_LEVEL" --counters 'System.Runtime[dotnet.gc.collections,dotnet.gc.heap.total_allocated,dotnet.gc.last_collection.memory.committed_size,dotnet.gc.last_collection.heap.size,dotnet.gc.last_collection.heap.fragmentation.size]' > /dev/null 2>&1 &
+  --duration "$(duration "$SECONDS_PER_LEVEL")" --counters 'System.Runtime[dotnet.gc.collections,dotnet.gc.heap.total_allocated,dotnet.gc.last_collection.memory.committed_size,dotnet.gc.last_collection.heap.size,dotnet.gc.last_collection.heap.fragmentation.size]' > "$work/counters.out" 2>&1 &
 counters_pid=$!
 : > "$OUT.rss"
 for t in $(seq 1 "$SECONDS_PER_LEVEL"); do
@@ -91,12 +95,17 @@ for t in $(seq 1 "$SECONDS_PER_LEVEL"); do
   echo "$t $(( $(rss_kb) / 1024 ))" >> "$OUT.rss"
   if [[ "$TRACE" == "1" && "$t" == "$TRACE_AT" ]]; then
     taskset -c 1 "$TRACE_BIN" collect -p "$server_pid" --providers 'Microsoft-Windows-DotNETRuntime:0x1:5' \
-      --duration "00:00:00:$TRACE_SECONDS" -o "$OUT.nettrace" > "$work/trace.out" 2>&1 &
+      --duration "$(duration "$TRACE_SECONDS")" -o "$OUT.nettrace" > "$work/trace.out" 2>&1 &
     trace_pid=$!
   fi
 done
 wait "$load_pid" || true; load_pid=""
 wait "$counters_pid" 2>/dev/null || true; counters_pid=""
+if [[ ! -s "$OUT.counters.csv" ]]; then
+  # Say why instead of summing nothing (the tool's own words; an empty CSV means it never attached).
+  echo "overload-alloc.sh: dotnet-counters wrote no CSV:" >&2; cat "$work/counters.out" >&2
+  : > "$OUT.counters.csv"
+fi
 [[ -n "$trace_pid" ]] && { wait "$trace_pid" 2>/dev/null || true; trace_pid=""; }
 {
   grep -E '^\| [0-9]+ \||^# (server over|not admitted|all calls|WARNING|presigned)' "$OUT.level" | sed 's/^/    /'
@@ -108,7 +117,7 @@ wait "$counters_pid" 2>/dev/null || true; counters_pid=""
   # The GC's view after its last collection, early in the level (its 10th reading) and at its end: what the RSS holds.
   awk -F, '
     /last_collection/ {
-      name = $3; sub(/.*last_collection\./, "", name); sub(/\[.*/, "", name); g = $3; gen = ""
+      name = $3; sub(/.*last_collection\./, "", name); sub(/\[.*/, "", name); sub(/ \(.*\)$/, "", name); g = $3; gen = ""
       if (g ~ /generation=/) { sub(/.*generation=/, "", g); gen = substr(g, 1, 4); sub(/[^a-z0-9].*/, "", gen) }
       key = name (gen == "" ? "" : "." gen); seen[key]++
       if (seen[key] == 10) early[key] = $NF
