@@ -201,7 +201,7 @@ for mode in $MODES; do
     if [[ "$COUNTERS" == "1" && ( "$mode" == "off" || "$mode" == "floor" ) ]]; then
       rm -f "$work/counters.csv"
       taskset -c "$LOAD_CORE" "$COUNTERS_BIN" collect -p "$server_pid" --format csv -o "$work/counters.csv" --refresh-interval 1 \
-        --duration "00:00:00:$((SECONDS_PER_LEVEL + 5))" \
+        --duration "$(s=$((SECONDS_PER_LEVEL + 5)); printf '00:%02d:%02d:%02d' $((s / 3600)) $((s % 3600 / 60)) $((s % 60)))" \
         --counters 'System.Runtime[dotnet.gc.collections,dotnet.gc.heap.total_allocated]' > /dev/null 2>&1 &
       counters_pid=$!
       sleep 2
