@@ -263,7 +263,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
             }
         }
         var binding = await transport.BindAsync(new ServerTransportOptions(settings.Ip, settings.Port, settings.MaxMessageSize, settings.MaxMessageSize,
-            settings.EffectiveStreamsPerConnection, settings.ForwardMessageSize, settings.TransportLimits) { MaxCallsInFlight = settings.CallsInFlight },
+            settings.EffectiveStreamsPerConnection, settings.ForwardMessageSize, settings.TransportLimits) { MaxCallsInFlight = settings.CallsInFlight, LoopbackCongestionControl = settings.LoopbackCongestionControl },
             service, CancellationToken.None);
         return new Started(binding, binding.Endpoint);
     }

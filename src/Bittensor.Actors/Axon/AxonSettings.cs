@@ -107,6 +107,13 @@ public sealed record AxonSettings
     /// <summary>The server transport: <c>lean</c> (the project's own HTTP/2 server, the default) or <c>kestrel</c> (ASP.NET Core's Kestrel with our gRPC endpoint).</summary>
     public string Transport { get; init; } = "lean";
 
+    /// <summary>
+    /// The TCP congestion control the lean transport sets on connections from loopback peers (Linux), e.g. <c>reno</c>;
+    /// empty: the system's (<see cref="Bittensor.Protocol.ServerTransportOptions.LoopbackCongestionControl"/>, docs/axon.md "Loopback
+    /// congestion control").
+    /// </summary>
+    public string LoopbackCongestionControl { get; init; } = "reno";
+
     /// <summary>Largest Forward request in bytes (at most <see cref="MaxMessageSize"/>, which bounds Backward requests and every answer).</summary>
     public required int ForwardMessageSize { get; init; }
 
@@ -213,6 +220,7 @@ public sealed record AxonSettings
             ProtocolVersion = c.Int("protocol_version"),
             Trace = c.Bool("trace"),
             Transport = c.String("transport"),
+            LoopbackCongestionControl = c.String("loopback_congestion_control"),
             ForwardMessageSize = c.Int("limits.forward_message_size"),
             RequestHeadersSize = c.Int("limits.request_headers_size"),
             StreamsPerConnection = c.Int("limits.streams_per_connection"),
@@ -259,6 +267,8 @@ public sealed record AxonSettings
             "must be a non-negative number");
         HoconSection.Require(ProtocolVersion > 0, "bittensor.axon.protocol_version", ProtocolVersion, "must be positive");
         HoconSection.Require(Transport is "kestrel" or "lean", "bittensor.axon.transport", Transport, "must be kestrel or lean");
+        HoconSection.Require(LoopbackCongestionControl.Length == 0 || TcpCongestionName(LoopbackCongestionControl), "bittensor.axon.loopback_congestion_control",
+            LoopbackCongestionControl, "must be empty (the system's) or a congestion control's name: 1-15 of a-z, 0-9, _ (e.g. reno, cubic, bbr)");
         HoconSection.Require(ForwardMessageSize >= 1024, "bittensor.axon.limits.forward_message_size", ForwardMessageSize, "must be at least 1024 bytes");
         HoconSection.Require(RequestHeadersSize >= 1024, "bittensor.axon.limits.request_headers_size", RequestHeadersSize, "must be at least 1024 bytes");
         HoconSection.Require(StreamsPerConnection >= 0, "bittensor.axon.limits.streams_per_connection", StreamsPerConnection, "must not be negative (0 = automatic)");
@@ -282,4 +292,8 @@ public sealed record AxonSettings
         HoconSection.Require(PerIpRatePeriod > TimeSpan.Zero, "bittensor.axon.limits.per_ip.rate_period", PerIpRatePeriod, "must be positive");
         return this;
     }
+
+    /// <summary>A name Linux's TCP_CONGESTION could take: 1-15 of a-z, 0-9, '_' (TCP_CA_NAME_MAX is 16 with its zero).</summary>
+    private static bool TcpCongestionName(string name) =>
+        name.Length is > 0 and <= 15 && name.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '_');
 }

@@ -3,7 +3,7 @@ using System.CommandLine;
 namespace Bittensor.Cli.Commands;
 
 /// <summary>
-/// The <c>--axon.transport</c> and <c>--axon.limits.*</c> flags (HOCON <c>bittensor.axon</c>, see hocon/bittensor.conf) shared by every verb
+/// The <c>--axon.transport</c>, <c>--axon.loopback_congestion_control</c> and <c>--axon.limits.*</c> flags (HOCON <c>bittensor.axon</c>, see hocon/bittensor.conf) shared by every verb
 /// that serves an axon; unset flags leave the file's or the reference value.
 /// </summary>
 internal sealed class AxonLimitFlags
@@ -11,6 +11,10 @@ internal sealed class AxonLimitFlags
     private readonly Option<string?> _transport = new("--axon.transport")
     {
         Description = "Server transport: lean (the project's own HTTP/2 server, default) or kestrel (ASP.NET Core Kestrel; docs/axon.md)",
+    };
+    private readonly Option<string?> _loopbackCongestion = new("--axon.loopback_congestion_control")
+    {
+        Description = "TCP congestion control of the lean axon's connections from loopback peers (default reno: no per-connection pacing timers; \"\" = the system's, e.g. bbr; docs/axon.md)",
     };
     private readonly Option<int?> _forward = new("--axon.limits.forward_message_size") { Description = "Largest Forward request in bytes (default 1 MiB)" };
     private readonly Option<int?> _headers = new("--axon.limits.request_headers_size") { Description = "Largest total size of a request's headers in bytes (default 8192)" };
@@ -48,7 +52,7 @@ internal sealed class AxonLimitFlags
     /// <summary>Adds the flags to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { _transport, _forward, _headers, _streams, _inFlight, _connections, _idle, _bodyRate, _bodyGrace, _responseRate, _responseGrace, _perIpConnections, _perIpRate, _perIpBurst, _exemptLoopback })
+        foreach (var o in new Option[] { _transport, _loopbackCongestion, _forward, _headers, _streams, _inFlight, _connections, _idle, _bodyRate, _bodyGrace, _responseRate, _responseGrace, _perIpConnections, _perIpRate, _perIpBurst, _exemptLoopback })
             command.Options.Add(o);
     }
 
@@ -56,6 +60,7 @@ internal sealed class AxonLimitFlags
     public IEnumerable<(string Key, object? Value)> Values(ParseResult parse) =>
     [
         ("bittensor.axon.transport", parse.GetValue(_transport)),
+        ("bittensor.axon.loopback_congestion_control", parse.GetValue(_loopbackCongestion)),
         ("bittensor.axon.limits.forward_message_size", parse.GetValue(_forward)),
         ("bittensor.axon.limits.request_headers_size", parse.GetValue(_headers)),
         ("bittensor.axon.limits.streams_per_connection", parse.GetValue(_streams)),

@@ -221,6 +221,16 @@ public sealed record ServerTransportOptions(string Ip, int Port, int MaxReceiveM
     /// </summary>
     public int MaxCallsInFlight { get; init; }
 
+    /// <summary>
+    /// The TCP congestion control the lean server sets on each connection from a loopback peer (127.0.0.0/8, ::1; Linux
+    /// <c>TCP_CONGESTION</c>), e.g. <c>reno</c>; null or empty: the system's (net.ipv4.tcp_congestion_control). With
+    /// BBR the kernel paces every connection with timers of its own where no fq qdisc does (the loopback device has
+    /// none), which costs a timer interrupt every few answers and buys nothing on loopback (docs/axon.md, "Loopback
+    /// congestion control"). A name the kernel does not have or allow leaves the system's. The Kestrel transport
+    /// ignores it.
+    /// </summary>
+    public string? LoopbackCongestionControl { get; init; }
+
 
     /// <summary>The receive limit of <paramref name="method"/>'s requests.</summary>
     public int ReceiveLimit(BittensorMethod method) =>

@@ -609,6 +609,24 @@ public sealed class LeanCheapChecksSpec(Xunit.Abstractions.ITestOutputHelper out
         Assert.Equal(1, await Refused(RefusalReasons.MinResponseRate));
     }
 
+    [Fact]
+    public async Task The_axon_gives_a_loopback_connection_the_configured_congestion_control()
+    {
+        // The reference config's bittensor.axon.loopback_congestion_control (reno), from the settings to the lean socket.
+        var lean = new LeanServerTransport();
+        var settings = Loopback();
+        Assert.Equal("reno", settings.LoopbackCongestionControl);
+        var (_, port) = await StartAxon(settings, DemoModels.Echo(settings.NetworkDim), new AxonOptions { Transport = lean });
+        using var guard = new CancellationTokenSource(Wait); // a hang guard, not a timing assertion
+
+        using var answer = await Http(port).SendAsync(GrpcRequest("Forward", await Signed(Alice), Framed(Tokens(Alice))), guard.Token);
+        var bytes = await answer.Content.ReadAsByteArrayAsync(guard.Token);
+
+        Assert.Equal("0", Header(answer, "grpc-status"));
+        Assert.Equal(ReturnCode.Success, TensorMessage.Parser.ParseFrom(bytes.AsSpan(5)).ReturnCode);
+        Assert.Equal((1L, 0L), (lean.LoopbackCongestionSet, lean.LoopbackCongestionRefused));
+    }
+
     private static ByteArrayContent Framed(TensorMessage message)
     {
         var body = message.ToByteArray();

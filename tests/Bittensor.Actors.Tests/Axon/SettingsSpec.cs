@@ -33,6 +33,10 @@ public sealed class SettingsSpec
         Assert.Equal(Math.Max(100, s.QueueCapacity + s.MaxWorkers + 16), s.EffectiveStreamsPerConnection);
         Assert.Equal(64, s.CallsInFlight);
         Assert.Equal(0, AxonSettings.Create(With("bittensor.axon.limits.calls_in_flight = 0", AxonSettings.SectionPath)).CallsInFlight);
+        // Loopback connections without the kernel's pacing timers; "" keeps the system's congestion control.
+        Assert.Equal("reno", s.LoopbackCongestionControl);
+        Assert.Equal("", AxonSettings.Create(With("bittensor.axon.loopback_congestion_control = \"\"", AxonSettings.SectionPath)).LoopbackCongestionControl);
+        Assert.Equal("cubic", AxonSettings.Create(With("bittensor.axon.loopback_congestion_control = cubic", AxonSettings.SectionPath)).LoopbackCongestionControl);
     }
 
     [Fact]
@@ -57,6 +61,8 @@ public sealed class SettingsSpec
     [InlineData("bittensor.axon.port = eighty", "bittensor.axon.port")]
     [InlineData("bittensor.axon.trace = maybe", "bittensor.axon.trace")]
     [InlineData("bittensor.axon.transport = tcp", "bittensor.axon.transport")]
+    [InlineData("bittensor.axon.loopback_congestion_control = \"BBR\"", "bittensor.axon.loopback_congestion_control")]
+    [InlineData("bittensor.axon.loopback_congestion_control = \"a_name_too_long_x\"", "bittensor.axon.loopback_congestion_control")]
     [InlineData("bittensor.axon.limits.forward_message_size = 10", "bittensor.axon.limits.forward_message_size")]
     [InlineData("bittensor.axon.limits.request_headers_size = 100", "bittensor.axon.limits.request_headers_size")]
     [InlineData("bittensor.axon.limits.connections = -1", "bittensor.axon.limits.connections")]

@@ -126,6 +126,11 @@ public sealed class CliConfigLayeringTests : IDisposable
             "bittensor.axon.limits.min_request_body_rate.grace_period");
         AssertOneErrorLineNaming(await Btcli("run", "server", "--netuid", "1", "--localnet.path", Dir("limits-net"),
             "--axon.limits.min_response_rate.bytes_per_second", "-1"), "bittensor.axon.limits.min_response_rate.bytes_per_second");
+        // --axon.loopback_congestion_control reaches bittensor.axon.loopback_congestion_control on both serving verbs.
+        AssertOneErrorLineNaming(await Btcli("axon", "serve", "--uri", "//Alice", "--axon.loopback_congestion_control", "Not-A-Name"),
+            "bittensor.axon.loopback_congestion_control");
+        AssertOneErrorLineNaming(await Btcli("run", "server", "--netuid", "1", "--localnet.path", Dir("limits-net"),
+            "--axon.loopback_congestion_control", "Not-A-Name"), "bittensor.axon.loopback_congestion_control");
         Assert.False(Directory.Exists(Dir("limits-net")), "nothing starts before every setting is valid");
     }
 

@@ -204,6 +204,9 @@ internal sealed class H2Connection
         }
     }
 
+    /// <summary>The socket's TCP congestion control (tests; null without a socket or off Linux).</summary>
+    internal string? CongestionControl => TcpCongestion.Get(_socket);
+
     /// <summary>Streams open on this connection (tests and the fuzz target's invariants).</summary>
     internal int OpenStreams
     {

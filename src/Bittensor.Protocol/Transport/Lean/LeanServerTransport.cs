@@ -60,6 +60,23 @@ public sealed class LeanServerTransport : IServerTransport
 
     internal void CountConnectionRefused() => Interlocked.Increment(ref _connectionsRefused);
 
+    private long _loopbackCongestionSet;
+    private long _loopbackCongestionRefused;
+
+    /// <summary>
+    /// Loopback connections given <see cref="ServerTransportOptions.LoopbackCongestionControl"/>, and those whose kernel
+    /// refused it (they keep the system's), over every binding of this transport.
+    /// </summary>
+    internal long LoopbackCongestionSet => Interlocked.Read(ref _loopbackCongestionSet);
+
+    internal long LoopbackCongestionRefused => Interlocked.Read(ref _loopbackCongestionRefused);
+
+    internal void CountLoopbackCongestion(bool set)
+    {
+        if (set) Interlocked.Increment(ref _loopbackCongestionSet);
+        else Interlocked.Increment(ref _loopbackCongestionRefused);
+    }
+
     private long _outputsGrown;
     private int _largestOutput;
 
@@ -301,12 +318,15 @@ internal sealed class LeanServer : IServerBinding
                 // A connection that died between SYN and accept (ECONNABORTED) or too many open files: go on.
                 continue;
             }
-            if (!TryAdmit((socket.RemoteEndPoint as IPEndPoint)?.Address, out var key))
+            var peer = (socket.RemoteEndPoint as IPEndPoint)?.Address;
+            if (!TryAdmit(peer, out var key))
             {
                 socket.Dispose();
                 continue;
             }
             socket.NoDelay = true;
+            if (Options.LoopbackCongestionControl is { Length: > 0 } congestion && TcpCongestion.IsLoopback(peer))
+                Owner.CountLoopbackCongestion(TcpCongestion.TrySet(socket, congestion));
             var connection = new H2Connection(this, socket, key);
             lock (_connections)
             {
