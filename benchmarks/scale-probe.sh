@@ -50,8 +50,10 @@ cleanup() {
 }
 trap cleanup EXIT
 ticks=$(getconf CLK_TCK)
-utime() { awk '{ print $14 }' "/proc/$1/stat"; }
-stime() { awk '{ print $15 }' "/proc/$1/stat"; }
+# A process that has ended reads as 0 (the generator outlived the window unless perf took seconds to attach: then its
+# figures say so, they are not silently wrong).
+utime() { awk '{ print $14 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+stime() { awk '{ print $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 window=$((SECONDS_PER_LEVEL - 4))
 events='syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvmsg,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_futex,syscalls:sys_enter_ioctl,syscalls:sys_enter_poll,syscalls:sys_enter_ppoll,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_sched_yield,context-switches,sched:sched_waking,timer:hrtimer_start,irq_vectors:local_timer_entry,irq_vectors:reschedule_entry,irq_vectors:call_function_single_entry,net:net_dev_xmit'
 
@@ -81,8 +83,9 @@ IFS=',' read -ra levels <<< "$LEVELS"
 for n in "${levels[@]}"; do
   echo
   echo "## $n callers (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  # 1. counts
-  gen "$n" "$SECONDS_PER_LEVEL"; sleep 2
+  # 1. counts (the generator runs 6 s longer than the others: perf stat of two processes' tracepoints can take seconds
+  # to attach on a loaded machine, and the window's end must fall inside the generator's run)
+  gen "$n" "$((SECONDS_PER_LEVEL + 6))"; sleep 2
   su0=$(utime "$server_pid"); ss0=$(stime "$server_pid"); gu0=$(utime "$gen_pid"); gs0=$(stime "$gen_pid"); w0=$(date +%s%N)
   perf stat -x, -e "$events" -p "$server_pid" -o "$work/stat.server" -- sleep "$window" > /dev/null 2>&1 &
   ps_pid=$!
