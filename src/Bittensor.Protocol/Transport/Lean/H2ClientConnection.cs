@@ -797,10 +797,13 @@ internal sealed partial class H2ClientConnection : IDisposable
             if (pad >= length) throw new H2ConnectionException(H2.ProtocolError, "DATA padding longer than the frame");
             data = length - 1 - pad;
         }
-        if (s is not null && s.Reader is not null && s.Landing is null && data > 5 && data <= _buf.Length)
+        if (s is not null && s.Reader is not null && s.Landing is null && !s.MessageStarted && data > 5 && data <= _buf.Length)
         {
             // A reader call whose whole message is this frame's data (what an axon sends when it may use large frames):
-            // buffer the frame and read the message where it lies, instead of copying it into a message array.
+            // buffer the frame and read the message where it lies, instead of copying it into a message array. Only for
+            // a stream whose message has not begun: DATA after it goes to Feed byte by byte, which refuses a second
+            // message at its first byte, as for a landing stream (else a frame cut short by the connection's end would
+            // be Unavailable here and Internal there: fuzz finding 8).
             await FillAsync(5, false).ConfigureAwait(false);
             if (s.IsWholeMessage(_buf.AsSpan(_start, 5), data))
             {
