@@ -263,7 +263,11 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
             }
         }
         var binding = await transport.BindAsync(new ServerTransportOptions(settings.Ip, settings.Port, settings.MaxMessageSize, settings.MaxMessageSize,
-            settings.EffectiveStreamsPerConnection, settings.ForwardMessageSize, settings.TransportLimits) { MaxCallsInFlight = settings.CallsInFlight, LoopbackCongestionControl = settings.LoopbackCongestionControl },
+            settings.EffectiveStreamsPerConnection, settings.ForwardMessageSize, settings.TransportLimits)
+            {
+                MaxCallsInFlight = settings.CallsInFlight, LoopbackCongestionControl = settings.LoopbackCongestionControl,
+                TargetWait = settings.TargetWait, TargetWaitInterval = settings.TargetWaitInterval,
+            },
             service, CancellationToken.None);
         return new Started(binding, binding.Endpoint);
     }

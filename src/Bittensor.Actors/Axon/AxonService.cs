@@ -144,11 +144,29 @@ internal sealed class AxonService : IBittensorService
     {
         var started = Stopwatch.GetTimestamp();
         var answer = Answer(ReturnCode.NucleusFull, _shedMessage ??= $"this axon holds its limit of {limit} calls in flight (limits.calls_in_flight); try again later");
-        Record(method == BittensorMethod.Backward ? "Backward" : "Forward", AxonStats.Unverified, answer, 0, started, null, verified: false);
+        Record(method == BittensorMethod.Backward ? "Backward" : "Forward", AxonStats.Unverified, answer, 0, started, null, verified: false,
+            shed: AxonStats.ShedCallsInFlight);
         return HeaderDecision.Reply(answer);
     }
 
     private string? _shedMessage;
+
+    /// <summary>
+    /// A call shed by admission by waiting (the lean transport: calls waited over <c>limits.target_wait</c> before the
+    /// axon read them, for <c>limits.target_wait_interval</c>): answered NucleusFull from its headers, unchecked, its body
+    /// unread, as <see cref="Overloaded"/>; counted in <c>bittensor.axon.shed</c> with reason <c>target_wait</c>.
+    /// </summary>
+    public HeaderDecision Delayed(BittensorMethod method, TimeSpan target)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var answer = Answer(ReturnCode.NucleusFull, _delayedMessage ??=
+            $"calls wait longer than this axon's target of {target.TotalMilliseconds:0.###} ms (limits.target_wait); try again later");
+        Record(method == BittensorMethod.Backward ? "Backward" : "Forward", AxonStats.Unverified, answer, 0, started, null, verified: false,
+            shed: AxonStats.ShedTargetWait);
+        return HeaderDecision.Reply(answer);
+    }
+
+    private string? _delayedMessage;
 
     /// <summary>A refusal of the transport's own (rate, size, connection caps, Kestrel limits): counted in the axon's metrics.</summary>
     public void OnRefused(TransportRefusal refusal) => _stats.RecordRefused(refusal);
@@ -440,10 +458,11 @@ internal sealed class AxonService : IBittensorService
         return new RpcException(new Grpc.Core.Status(StatusCode.Unauthenticated, reason));
     }
 
-    private void Record(string method, string caller, TensorMessage response, long bytesIn, long started, IReadOnlyList<long>? inputShape, bool verified = true)
+    private void Record(string method, string caller, TensorMessage response, long bytesIn, long started, IReadOnlyList<long>? inputShape, bool verified = true,
+        string? shed = null)
     {
         var record = new AxonCallRecord(method, caller, response.ReturnCode, response.Message, bytesIn, response.CalculateSize(),
-            Stopwatch.GetElapsedTime(started), inputShape);
+            Stopwatch.GetElapsedTime(started), inputShape) { ShedReason = shed };
         // Claims that failed verification are attacker-chosen strings: count them in one bucket so they cannot
         // crowd real callers out of the bounded per-caller table or blow up metric tag cardinality.
         _stats.Record(verified ? record : record with { Caller = AxonStats.Unverified });

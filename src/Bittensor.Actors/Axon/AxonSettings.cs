@@ -130,6 +130,17 @@ public sealed record AxonSettings
     /// </summary>
     public int CallsInFlight { get; init; } = 64;
 
+    /// <summary>
+    /// Admission by measured waiting (lean transport; docs/axon.md "Admission by waiting"): once calls have waited longer
+    /// than this before the axon read them (its event loop's lag plus each call's time since its read) for
+    /// <see cref="TargetWaitInterval"/>, a call that waited longer is answered NucleusFull from its headers until the
+    /// waits drop. <see cref="TimeSpan.Zero"/>: off. <see cref="CallsInFlight"/> stays the hard cap.
+    /// </summary>
+    public TimeSpan TargetWait { get; init; } = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>How long the waits must stay above (below) <see cref="TargetWait"/> to start (stop) shedding.</summary>
+    public TimeSpan TargetWaitInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+
     /// <summary>Open connections at once, all callers together; 0: no limit.</summary>
     public required int MaxConnections { get; init; }
 
@@ -225,6 +236,8 @@ public sealed record AxonSettings
             RequestHeadersSize = c.Int("limits.request_headers_size"),
             StreamsPerConnection = c.Int("limits.streams_per_connection"),
             CallsInFlight = c.Int("limits.calls_in_flight"),
+            TargetWait = c.Duration("limits.target_wait"),
+            TargetWaitInterval = c.Duration("limits.target_wait_interval"),
             MaxConnections = c.Int("limits.connections"),
             PerIpConnections = c.Int("limits.per_ip.connections"),
             PerIpRequestsPerSecond = c.Double("limits.per_ip.requests_per_second"),
@@ -273,6 +286,10 @@ public sealed record AxonSettings
         HoconSection.Require(RequestHeadersSize >= 1024, "bittensor.axon.limits.request_headers_size", RequestHeadersSize, "must be at least 1024 bytes");
         HoconSection.Require(StreamsPerConnection >= 0, "bittensor.axon.limits.streams_per_connection", StreamsPerConnection, "must not be negative (0 = automatic)");
         HoconSection.Require(CallsInFlight >= 0, "bittensor.axon.limits.calls_in_flight", CallsInFlight, "must not be negative (0 = no limit)");
+        HoconSection.Require(TargetWait >= TimeSpan.Zero && TargetWait <= TimeSpan.FromSeconds(10), "bittensor.axon.limits.target_wait", TargetWait,
+            "must lie between 0 (off) and 10s");
+        HoconSection.Require(TargetWaitInterval >= TimeSpan.FromMilliseconds(1) && TargetWaitInterval <= TimeSpan.FromMinutes(1),
+            "bittensor.axon.limits.target_wait_interval", TargetWaitInterval, "must lie between 1ms and 1m");
         HoconSection.Require(MaxConnections >= 0, "bittensor.axon.limits.connections", MaxConnections, "must not be negative (0 = no limit)");
         HoconSection.Require(IdleTimeout >= TimeSpan.Zero && IdleTimeout <= TimeSpan.FromDays(1), "bittensor.axon.limits.idle_timeout", IdleTimeout,
             "must lie between 0 (never) and 1d");

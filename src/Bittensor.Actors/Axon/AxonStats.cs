@@ -14,7 +14,11 @@ namespace Bittensor.Actors.Axon;
 /// <param name="BytesOut">Response message size in bytes.</param>
 /// <param name="Elapsed">Time spent in the axon.</param>
 /// <param name="InputShape">Shape of the first input tensor, when it decoded.</param>
-public sealed record AxonCallRecord(string Method, string Caller, ReturnCode Code, string Message, long BytesIn, long BytesOut, TimeSpan Elapsed, IReadOnlyList<long>? InputShape);
+public sealed record AxonCallRecord(string Method, string Caller, ReturnCode Code, string Message, long BytesIn, long BytesOut, TimeSpan Elapsed, IReadOnlyList<long>? InputShape)
+{
+    /// <summary>Why a NucleusFull answer was given (<see cref="AxonStats.ShedCallsInFlight"/>, <see cref="AxonStats.ShedTargetWait"/>); null: the model's queue was full.</summary>
+    public string? ShedReason { get; init; }
+}
 
 /// <summary>Counters of one caller.</summary>
 /// <param name="Calls">Calls received.</param>
@@ -33,8 +37,11 @@ public sealed record CallerStats(long Calls, long BytesIn, long BytesOut, IReadO
 /// <param name="RegisteredHotkeys">Hotkeys in the latest stake snapshot (the callers <c>blacklist.registered_only</c> admits).</param>
 /// <param name="Refused">Calls and connections the transport refused on its own before the axon saw a call (per-address
 /// rate and connection caps, size limits, Kestrel's limits and HTTP/2 errors), by reason; not in <paramref name="TotalCalls"/>.</param>
+/// <param name="Shed">Calls answered NucleusFull, by reason: <c>queue_full</c> (the model's queue), <c>calls_in_flight</c>,
+/// <c>target_wait</c> (admission by waiting); in <paramref name="TotalCalls"/>.</param>
 public sealed record AxonStatsSnapshot(long TotalCalls, int Waiting, IReadOnlyDictionary<string, CallerStats> PerCaller,
-    bool StakesKnown = false, ulong StakesBlock = 0, int RegisteredHotkeys = 0, IReadOnlyDictionary<string, long>? Refused = null)
+    bool StakesKnown = false, ulong StakesBlock = 0, int RegisteredHotkeys = 0, IReadOnlyDictionary<string, long>? Refused = null,
+    IReadOnlyDictionary<string, long>? Shed = null)
     : Akka.Actor.INoSerializationVerificationNeeded;
 
 /// <summary>
@@ -57,6 +64,17 @@ internal sealed class AxonStats : IDisposable
     private readonly Counter<long> _shed;
     private readonly Counter<long> _refused;
     private readonly ConcurrentDictionary<string, StrongBox<long>> _refusedByReason = new(StringComparer.Ordinal);
+    // Shed answers by reason: the three constants below (and only those: the set cannot grow).
+    private readonly ConcurrentDictionary<string, StrongBox<long>> _shedByReason = new(StringComparer.Ordinal);
+
+    /// <summary>Shed reason: the model host's queue was full.</summary>
+    public const string ShedQueueFull = "queue_full";
+
+    /// <summary>Shed reason: the transport held <c>limits.calls_in_flight</c> calls.</summary>
+    public const string ShedCallsInFlight = "calls_in_flight";
+
+    /// <summary>Shed reason: calls waited over <c>limits.target_wait</c> before the axon read them (admission by waiting).</summary>
+    public const string ShedTargetWait = "target_wait";
     private readonly Histogram<double> _latency;
     private readonly ConcurrentDictionary<string, Cell> _callers = new(StringComparer.Ordinal);
     private readonly KeyValuePair<string, object?> _axon;
@@ -70,7 +88,8 @@ internal sealed class AxonStats : IDisposable
         _calls = _meter.CreateCounter<long>("bittensor.axon.calls", "{call}", "Calls answered, tagged by axon, caller, method and return code");
         _bytesIn = _meter.CreateCounter<long>("bittensor.axon.bytes_in", "By", "Request bytes, tagged by axon and caller");
         _bytesOut = _meter.CreateCounter<long>("bittensor.axon.bytes_out", "By", "Response bytes, tagged by axon and caller");
-        _shed = _meter.CreateCounter<long>("bittensor.axon.shed", "{call}", "Calls shed: answered NucleusFull because the model's queue was full or the axon held limits.calls_in_flight calls, tagged by axon and method");
+        _shed = _meter.CreateCounter<long>("bittensor.axon.shed", "{call}",
+            "Calls shed: answered NucleusFull because the model's queue was full (reason queue_full), the axon held limits.calls_in_flight calls (calls_in_flight) or calls waited over limits.target_wait (target_wait), tagged by axon, method and reason");
         _refused = _meter.CreateCounter<long>("bittensor.axon.refused", "{call}",
             "Calls and connections the transport refused before the axon saw a call (per-IP rate/connection caps, size limits, Kestrel limits, HTTP/2 errors), tagged by axon, method, code and reason");
         _latency = _meter.CreateHistogram<double>("bittensor.axon.duration", "ms", "Time from receipt to answer, tagged by axon, method and return code",
@@ -98,7 +117,12 @@ internal sealed class AxonStats : IDisposable
         _bytesIn.Add(r.BytesIn, _axon, caller);
         _bytesOut.Add(r.BytesOut, _axon, caller);
         _latency.Record(r.Elapsed.TotalMilliseconds, _axon, method, code);
-        if (r.Code == ReturnCode.NucleusFull) _shed.Add(1, _axon, method);
+        if (r.Code == ReturnCode.NucleusFull)
+        {
+            var reason = r.ShedReason ?? ShedQueueFull;
+            Interlocked.Increment(ref _shedByReason.GetOrAdd(reason, static _ => new StrongBox<long>()).Value);
+            _shed.Add(1, _axon, method, new KeyValuePair<string, object?>("reason", reason));
+        }
     }
 
     /// <summary>Counts a refusal of the transport's own (the call never reached the service).</summary>
@@ -125,7 +149,8 @@ internal sealed class AxonStats : IDisposable
             per[k] = new CallerStats(Interlocked.Read(ref c.Calls), Interlocked.Read(ref c.BytesIn), Interlocked.Read(ref c.BytesOut), codes);
         }
         var refused = _refusedByReason.ToDictionary(r => r.Key, r => Interlocked.Read(ref r.Value.Value), StringComparer.Ordinal);
-        return new AxonStatsSnapshot(Interlocked.Read(ref _total), waiting, per, stakes.Known, stakes.Block, stakes.Count, refused);
+        var shed = _shedByReason.ToDictionary(r => r.Key, r => Interlocked.Read(ref r.Value.Value), StringComparer.Ordinal);
+        return new AxonStatsSnapshot(Interlocked.Read(ref _total), waiting, per, stakes.Known, stakes.Block, stakes.Count, refused, shed);
     }
 
     public void Dispose() => _meter.Dispose();

@@ -23,6 +23,14 @@ internal sealed class AxonLimitFlags
     {
         Description = "Calls held at once (received, not yet answered); one more is answered NucleusFull from its headers (0 = no limit; default 64)",
     };
+    private readonly Option<string?> _targetWait = new("--axon.limits.target_wait")
+    {
+        Description = "Admission by waiting (lean transport): once calls waited longer than this before the axon read them for an interval, such calls are answered NucleusFull from their headers (a HOCON duration, e.g. 5ms; 0 = off; default 5ms)",
+    };
+    private readonly Option<string?> _targetWaitInterval = new("--axon.limits.target_wait_interval")
+    {
+        Description = "How long the waits must stay above (below) target_wait to start (stop) shedding (a HOCON duration, 1ms..1m; default 100ms)",
+    };
     private readonly Option<int?> _connections = new("--axon.limits.connections") { Description = "Open connections at once (0 = no limit; default 4096)" };
     private readonly Option<string?> _idle = new("--axon.limits.idle_timeout")
     {
@@ -52,7 +60,7 @@ internal sealed class AxonLimitFlags
     /// <summary>Adds the flags to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { _transport, _loopbackCongestion, _forward, _headers, _streams, _inFlight, _connections, _idle, _bodyRate, _bodyGrace, _responseRate, _responseGrace, _perIpConnections, _perIpRate, _perIpBurst, _exemptLoopback })
+        foreach (var o in new Option[] { _transport, _loopbackCongestion, _forward, _headers, _streams, _inFlight, _targetWait, _targetWaitInterval, _connections, _idle, _bodyRate, _bodyGrace, _responseRate, _responseGrace, _perIpConnections, _perIpRate, _perIpBurst, _exemptLoopback })
             command.Options.Add(o);
     }
 
@@ -65,6 +73,8 @@ internal sealed class AxonLimitFlags
         ("bittensor.axon.limits.request_headers_size", parse.GetValue(_headers)),
         ("bittensor.axon.limits.streams_per_connection", parse.GetValue(_streams)),
         ("bittensor.axon.limits.calls_in_flight", parse.GetValue(_inFlight)),
+        ("bittensor.axon.limits.target_wait", parse.GetValue(_targetWait)),
+        ("bittensor.axon.limits.target_wait_interval", parse.GetValue(_targetWaitInterval)),
         ("bittensor.axon.limits.connections", parse.GetValue(_connections)),
         ("bittensor.axon.limits.idle_timeout", parse.GetValue(_idle)),
         ("bittensor.axon.limits.min_request_body_rate.bytes_per_second", parse.GetValue(_bodyRate)),

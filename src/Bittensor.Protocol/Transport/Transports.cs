@@ -156,6 +156,14 @@ public interface IBittensorService
     /// </summary>
     HeaderDecision Overloaded(BittensorMethod method, int limit) =>
         HeaderDecision.Refuse(new Status(StatusCode.ResourceExhausted, $"Too many calls in flight (limit {limit}); try again later."));
+
+    /// <summary>
+    /// The answer to a call shed because calls waited longer than <see cref="ServerTransportOptions.TargetWait"/> before
+    /// the server decided on them, for an interval (answered from its headers, before the header check, its body unread).
+    /// Called on the transport's threads; must not throw or block. The default refuses it with <c>ResourceExhausted</c>.
+    /// </summary>
+    HeaderDecision Delayed(BittensorMethod method, TimeSpan target) =>
+        HeaderDecision.Refuse(new Status(StatusCode.ResourceExhausted, $"Calls wait longer than {target.TotalMilliseconds} ms here; try again later."));
 }
 
 /// <summary>A call or connection the transport refused before the service saw it.</summary>
@@ -230,6 +238,21 @@ public sealed record ServerTransportOptions(string Ip, int Port, int MaxReceiveM
     /// ignores it.
     /// </summary>
     public string? LoopbackCongestionControl { get; init; }
+
+    /// <summary>
+    /// Admission by measured waiting (the lean server; docs/axon.md "Admission by waiting"): once the wait of the calls
+    /// before the server decides on them — its event loop's lag plus each call's time since its read — has stayed above
+    /// this for <see cref="TargetWaitInterval"/>, a call whose wait is above it is answered with
+    /// <see cref="IBittensorService.Delayed"/> from its headers, before its body is read, until the waits stay below it
+    /// for an interval. <see cref="TimeSpan.Zero"/>: off. <see cref="MaxCallsInFlight"/> stays the hard cap.
+    /// </summary>
+    public TimeSpan TargetWait { get; init; }
+
+    /// <summary>How long the waits must stay above (below) <see cref="TargetWait"/> to start (stop) shedding; zero: <see cref="DefaultTargetWaitInterval"/>.</summary>
+    public TimeSpan TargetWaitInterval { get; init; }
+
+    /// <summary>The interval of <see cref="TargetWait"/> when none is given: 100 ms (CoDel's).</summary>
+    public static readonly TimeSpan DefaultTargetWaitInterval = TimeSpan.FromMilliseconds(100);
 
 
     /// <summary>The receive limit of <paramref name="method"/>'s requests.</summary>

@@ -38,6 +38,9 @@ public abstract class AxonTestBase : Akka.TestKit.Xunit2.TestKit
             CallTimeout = callTimeout ?? TimeSpan.FromSeconds(20),
             NetworkDim = networkDim,
             MaxMessageSize = 8 * 1024 * 1024,
+            // Admission by waiting reads the real clock (a busy machine's stalls are waits too): off here; the tests of
+            // the rule set it, on a clock they drive (LeanCheapChecksSpec, Protocol's WaitAdmissionTests).
+            TargetWait = TimeSpan.Zero,
         };
 
     protected Task<(IActorRef Axon, int Port)> StartAxon(AxonSettings settings, AxonHandlers handlers, AxonOptions? options = null) =>

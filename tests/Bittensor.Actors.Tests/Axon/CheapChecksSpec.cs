@@ -586,6 +586,56 @@ public sealed class LeanCheapChecksSpec(Xunit.Abstractions.ITestOutputHelper out
 
     protected override bool Lean => true;
 
+    /// <summary>A clock the test moves: timestamps only (the lean server's rules read it; its timers are never due here).</summary>
+    private sealed class SteppedClock : TimeProvider
+    {
+        private long _now = TimeSpan.TicksPerDay;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => Interlocked.Read(ref _now);
+
+        public void Advance(TimeSpan by) => Interlocked.Add(ref _now, by.Ticks);
+    }
+
+    [Fact]
+    public async Task Once_calls_waited_over_limits_target_wait_for_its_interval_a_call_is_answered_NucleusFull_from_its_headers_and_counted_as_target_wait()
+    {
+        // The axon as btcli builds it (AxonSettings → the lean transport's options), on a clock the test moves. The wait
+        // is the event loop's lag: the test holds the one probe out (no read can send another), so the lag is its age.
+        var clock = new SteppedClock();
+        var lean = new LeanServerTransport(clock);
+        var settings = Loopback() with { TargetWait = TimeSpan.FromMilliseconds(2), TargetWaitInterval = TimeSpan.FromMilliseconds(10) };
+        var (axon, port) = await StartAxon(settings, DemoModels.Echo(settings.NetworkDim), new AxonOptions { Transport = lean });
+        var rule = lean.Admission ?? throw new InvalidOperationException("limits.target_wait did not reach the lean transport");
+        Assert.Equal((TimeSpan.FromMilliseconds(2).Ticks, TimeSpan.FromMilliseconds(10).Ticks), (rule.Target, rule.Interval));
+        Assert.True(rule.ProbeDue(clock.GetTimestamp()));
+        var client = RawClient(port);
+
+        // No lag yet: served. 3 ms of lag (over the target, not yet for an interval): served.
+        Assert.Equal(ReturnCode.Success, (await Forward(client, Alice, Tokens(Alice))).ReturnCode);
+        clock.Advance(TimeSpan.FromMilliseconds(3));
+        Assert.Equal(ReturnCode.Success, (await Forward(client, Bob, Tokens(Bob))).ReturnCode);
+        Assert.Equal(2, lean.BodiesParsed);
+        Assert.False(rule.Engaged);
+
+        // Over the target for the interval: shed from its headers, its body unread, the reason counted.
+        clock.Advance(TimeSpan.FromMilliseconds(10));
+        var shed = await Forward(client, Charlie, Tokens(Charlie));
+        Assert.Equal(ReturnCode.NucleusFull, shed.ReturnCode);
+        Assert.Contains("limits.target_wait", shed.Message, StringComparison.Ordinal);
+        Assert.Equal(2, lean.BodiesParsed);
+        Assert.True(rule.Engaged);
+        var stats = await axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait);
+        Assert.Equal(1, stats.Shed?.GetValueOrDefault(AxonStats.ShedTargetWait));
+        Assert.Equal(0, stats.Shed?.GetValueOrDefault(AxonStats.ShedCallsInFlight));
+
+        // The probe comes back; once its lag is older than an interval the wait is the calls' own again: served.
+        rule.ProbeReturned(clock.GetTimestamp());
+        clock.Advance(TimeSpan.FromMilliseconds(11));
+        Assert.Equal(ReturnCode.Success, (await Forward(client, Dave, Tokens(Dave))).ReturnCode);
+    }
+
     [Fact]
     public async Task A_caller_that_never_reads_its_answer_has_it_reset_after_the_minimum_response_rate_grace_period_and_its_stream_is_free_again()
     {

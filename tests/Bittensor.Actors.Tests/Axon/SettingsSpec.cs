@@ -37,6 +37,8 @@ public sealed class SettingsSpec
         Assert.Equal("reno", s.LoopbackCongestionControl);
         Assert.Equal("", AxonSettings.Create(With("bittensor.axon.loopback_congestion_control = \"\"", AxonSettings.SectionPath)).LoopbackCongestionControl);
         Assert.Equal("cubic", AxonSettings.Create(With("bittensor.axon.loopback_congestion_control = cubic", AxonSettings.SectionPath)).LoopbackCongestionControl);
+        Assert.Equal((TimeSpan.FromMilliseconds(5), TimeSpan.FromMilliseconds(100)), (s.TargetWait, s.TargetWaitInterval));
+        Assert.Equal(TimeSpan.Zero, AxonSettings.Create(With("bittensor.axon.limits.target_wait = 0", AxonSettings.SectionPath)).TargetWait);
     }
 
     [Fact]
@@ -67,6 +69,9 @@ public sealed class SettingsSpec
     [InlineData("bittensor.axon.limits.request_headers_size = 100", "bittensor.axon.limits.request_headers_size")]
     [InlineData("bittensor.axon.limits.connections = -1", "bittensor.axon.limits.connections")]
     [InlineData("bittensor.axon.limits.calls_in_flight = -1", "bittensor.axon.limits.calls_in_flight")]
+    [InlineData("bittensor.axon.limits.target_wait = 20s", "bittensor.axon.limits.target_wait")]
+    [InlineData("bittensor.axon.limits.target_wait = soon", "bittensor.axon.limits.target_wait")]
+    [InlineData("bittensor.axon.limits.target_wait_interval = 0", "bittensor.axon.limits.target_wait_interval")]
     [InlineData("bittensor.axon.limits.per_ip.connections = -1", "bittensor.axon.limits.per_ip.connections")]
     [InlineData("bittensor.axon.limits.per_ip.requests_per_second = -5", "bittensor.axon.limits.per_ip.requests_per_second")]
     [InlineData("bittensor.axon.limits.per_ip.rate_period = 0s", "bittensor.axon.limits.per_ip.rate_period")]

@@ -77,6 +77,7 @@ internal sealed class H2Connection
     private ReadLane? _lane; // the read loop's queue in the server's ReadTurns (given at Start)
     private int _readsThisTurn; // the read loop's own: reads of this turn that found data already there
     private bool _awaitingTurn; // queued in the server's ReadTurns (its bytes, if any, are read but not handled yet)
+    private long _readAt; // the read loop's own: when the last read completed (WaitAdmission: a call's wait since its read)
     private readonly List<H2Stream> _shedding = []; // the runner's own: streams claimed for a shed, answered outside the lock
     private byte[] _in = [];
     private int _inStart;
@@ -247,6 +248,7 @@ internal sealed class H2Connection
                 }
                 if (n == 0) break;
                 _inEnd += n;
+                if (_server.Admission is { } admission) Stamp(admission);
                 if (!atOnce) _readsThisTurn = 0;
                 else if (++_readsThisTurn > ReadTurns.ReadsPerTurn)
                 {
@@ -290,6 +292,17 @@ internal sealed class H2Connection
         TurnsWaited++;
         Volatile.Write(ref _awaitingTurn, true);
         return _turn.Wait(_lane!);
+    }
+
+    /// <summary>
+    /// A read completed: its calls' waits count from now (<see cref="WaitAdmission"/>), and the event loop's lag is
+    /// probed when a probe is due (a byte through this connection's read lane, answered where the engine gets to it).
+    /// </summary>
+    private void Stamp(WaitAdmission admission)
+    {
+        var now = _server.Now;
+        _readAt = now;
+        if (admission.ProbeDue(now) && !_lane!.Probe(_server.ProbeReturned)) admission.ProbeLost();
     }
 
     private void Compact()
@@ -685,7 +698,7 @@ internal sealed class H2Connection
         }
         var s = new H2Stream(this, id, method, request.Headers, request.Deadline, RentCts())
         {
-            SendWindow = _peerInitialWindow, RecvWindow = H2.DefaultWindow,
+            SendWindow = _peerInitialWindow, RecvWindow = H2.DefaultWindow, ReadAt = _readAt,
         };
         _streams.Add(id, s);
         if (endStream) RequestComplete(s);
@@ -901,16 +914,17 @@ internal sealed class H2Connection
                 }
                 try
                 {
-                    if (limit > 0 && ShedOver(ready, limit)) await FlushAsync().ConfigureAwait(false);
+                    if (ShedBefore(ready, limit)) await FlushAsync().ConfigureAwait(false);
                     foreach (var s in ready)
                     {
                         s.Queued = false;
                         Pump(s);
                         if (Volatile.Read(ref _out.Length) >= FlushEarly) await FlushAsync().ConfigureAwait(false);
-                        if (readLoop && limit > 0 && ++sincePeek >= PeekEvery && _server.CallsHeld >= limit)
+                        if (readLoop && ++sincePeek >= PeekEvery
+                            && ((limit > 0 && _server.CallsHeld >= limit) || _server.Admission is { Engaged: true }))
                         {
                             sincePeek = 0;
-                            if (ReadBetweenCalls() && ShedOver(_ready, limit)) await FlushAsync().ConfigureAwait(false);
+                            if (ReadBetweenCalls() && ShedBefore(_ready, limit)) await FlushAsync().ConfigureAwait(false);
                         }
                     }
                 }
@@ -927,6 +941,52 @@ internal sealed class H2Connection
                 lock (_sync) _runningReady = false;
             }
         }
+    }
+
+    /// <summary>
+    /// The sheds decided before a list of calls runs: those over <c>calls_in_flight</c> (<see cref="ShedOver"/>), then,
+    /// with the rule engaged, those whose wait is already over <see cref="ServerTransportOptions.TargetWait"/>
+    /// (<see cref="ShedLate"/>). True when any was shed.
+    /// </summary>
+    private bool ShedBefore(List<H2Stream> list, int limit)
+    {
+        var shed = limit > 0 && ShedOver(list, limit);
+        if (_server.Admission is { Engaged: true } admission) shed |= ShedLate(list, admission);
+        return shed;
+    }
+
+    /// <summary>
+    /// With the wait rule engaged: sheds every stream of <paramref name="list"/> that has not had its check and whose
+    /// wait (<see cref="WaitAdmission.ShouldShed"/>) is over the target now. Claimed under the lock, answered outside
+    /// it. True when any was shed.
+    /// </summary>
+    private bool ShedLate(List<H2Stream> list, WaitAdmission admission)
+    {
+        var now = _server.Now;
+        lock (_sync)
+        {
+            foreach (var s in list)
+            {
+                if (s.Phase != StreamPhase.New || s.Closed || _closed) continue;
+                if (!admission.ShouldShed(s.ReadAt, now)) continue;
+                s.Phase = StreamPhase.Checking;
+                _shedding.Add(s);
+            }
+            if (_shedding.Count == 0) return false;
+        }
+        try
+        {
+            foreach (var s in _shedding)
+            {
+                var shed = DelayedAnswer(s.Method);
+                lock (_sync) Decide(s, shed);
+            }
+        }
+        finally
+        {
+            _shedding.Clear();
+        }
+        return true;
     }
 
     /// <summary>Moves a call on as far as it can go without waiting.</summary>
@@ -947,6 +1007,13 @@ internal sealed class H2Connection
                     if (limit > 0 && _server.CallsHeld - (Volatile.Read(ref s.Held) ? 1 : 0) >= limit)
                     {
                         var shed = OverloadAnswer(s.Method, limit);
+                        lock (_sync) Decide(s, shed);
+                        continue;
+                    }
+                    // Admission by waiting: engaged, a call that waited over the target is answered the same way.
+                    if (_server.Admission is { } admission && admission.ShouldShed(s.ReadAt, _server.Now))
+                    {
+                        var shed = DelayedAnswer(s.Method);
                         lock (_sync) Decide(s, shed);
                         continue;
                     }
@@ -1001,6 +1068,24 @@ internal sealed class H2Connection
         // A decision that would let the call through is not an overload answer: refused as the default does.
         if (shed is { Refusal: null, Answer: null })
             shed = HeaderDecision.Refuse(new Status(StatusCode.ResourceExhausted, "Too many calls in flight; try again later."));
+        return shed;
+    }
+
+    /// <summary>The service's answer to a call shed for its wait (never one that lets it through).</summary>
+    private HeaderDecision? DelayedAnswer(BittensorMethod method)
+    {
+        var target = _server.Options.TargetWait;
+        HeaderDecision? shed;
+        try
+        {
+            shed = _server.Service.Delayed(method, target);
+        }
+        catch (Exception)
+        {
+            shed = null;
+        }
+        if (shed is { Refusal: null, Answer: null })
+            shed = HeaderDecision.Refuse(new Status(StatusCode.ResourceExhausted, "Calls wait too long here; try again later."));
         return shed;
     }
 
@@ -1063,6 +1148,7 @@ internal sealed class H2Connection
             if (_inEnd == _in.Length) return false;
             n = _socket.Receive(_in.AsSpan(_inEnd, Math.Min(_in.Length - _inEnd, _server.ReadSize)), SocketFlags.None);
             _readsThisTurn++;
+            if (n > 0 && _server.Admission is { } admission) Stamp(admission);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
@@ -1962,6 +2048,7 @@ internal sealed class H2Stream
     public bool Held; // counted in the server's calls in flight (request complete, answer not)
     public long Received; // DATA payload bytes received (the minimum request body rate)
     public long SendingSince; // when the answer began waiting for the peer's window (LeanServer.Now units)
+    public long ReadAt; // when the read that brought its HEADERS completed (WaitAdmission; LeanServer.Now units)
     public long CheckAt; // the minimum rates: when the current period began (admission, or the answer's wait) ...
     public long CheckBytes; // ... and the bytes received (body) or sent (answer) by then
     public bool Queued;

@@ -36,6 +36,9 @@ public sealed class LeanServerTransport : IServerTransport
     /// <summary>The clock of the idle and data-rate rules.</summary>
     public TimeProvider Time { get; }
 
+    /// <summary>Tests: the admission-by-waiting rule of the latest binding (null: off, or nothing bound).</summary>
+    internal WaitAdmission? Admission { get; private set; }
+
     /// <summary>
     /// How each binding's read turns are given (<see cref="ReadTurns"/>): tests choose the engine's wake-up whatever the
     /// process's socket completions, or drive the turns themselves (<see cref="ReadTurns.GiveTurns"/>).
@@ -109,6 +112,7 @@ public sealed class LeanServerTransport : IServerTransport
         ArgumentNullException.ThrowIfNull(service);
         cancellationToken.ThrowIfCancellationRequested();
         var server = new LeanServer(this, options, service);
+        Admission = server.Admission;
         server.Start();
         return Task.FromResult<IServerBinding>(server);
     }
@@ -172,7 +176,20 @@ internal sealed class LeanServer : IServerBinding
         Endpoint = new IPEndPoint(ip, ((IPEndPoint)_listener.LocalEndPoint!).Port);
         ReadSize = Math.Max(1, owner.ReadSize);
         Turns = ReadTurns.Create(owner.TurnMode, owner.EngineLanes);
+        if (options.TargetWait > TimeSpan.Zero)
+        {
+            var admission = new WaitAdmission(Math.Max(1, Ticks(options.TargetWait, frequency)),
+                Math.Max(1, Ticks(options.TargetWaitInterval > TimeSpan.Zero ? options.TargetWaitInterval : ServerTransportOptions.DefaultTargetWaitInterval, frequency)));
+            Admission = admission;
+            ProbeReturned = () => admission.ProbeReturned(Now);
+        }
     }
+
+    /// <summary>Admission by measured waiting (<see cref="ServerTransportOptions.TargetWait"/>); null: off.</summary>
+    public WaitAdmission? Admission { get; }
+
+    /// <summary>The probe's return (<see cref="WaitAdmission.ProbeReturned"/>), one delegate for every probe.</summary>
+    public Action ProbeReturned { get; } = static () => { };
 
     /// <summary>The connections' read schedule, fair across them.</summary>
     public ReadTurns Turns { get; }

@@ -116,6 +116,7 @@ internal sealed partial class ReadLane : IDisposable
     private int _state = Giving;
     private long _given;
     private long _rounds;
+    private Action? _probe; // a probe waiting for the next wake-up (WaitAdmission: the event loop's lag)
 
     private ReadLane(Socket? bell, Socket? ear, bool driven)
     {
@@ -183,6 +184,28 @@ internal sealed partial class ReadLane : IDisposable
     }
 
     /// <summary>
+    /// A probe of the event loop's lag (<see cref="WaitAdmission"/>): <paramref name="returned"/> runs when the engine
+    /// gets to this lane's wake-up — rung now if it was armed, else the wake-up already on its way (or the round being
+    /// given, which rings again after it) — so the time until it runs is what an event that became ready now waits.
+    /// Without a socket pair it is a pool work item (the pool's queue is then the loop). A driven lane sends none
+    /// (false). One probe at a time: a second one while one waits is not sent (false).
+    /// </summary>
+    public bool Probe(Action returned)
+    {
+        if (_driven) return false;
+        if (_ear is null || Volatile.Read(ref _state) == Disposed)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static r => r(), returned, preferLocal: false);
+            return true;
+        }
+        if (Interlocked.CompareExchange(ref _probe, returned, null) is not null) return false;
+        if (Interlocked.CompareExchange(ref _state, Rung, Armed) == Armed) Ring();
+        // Disposed meanwhile: the listener's end ran (or runs) whatever waits.
+        else if (Volatile.Read(ref _state) == Disposed) Interlocked.Exchange(ref _probe, null)?.Invoke();
+        return true;
+    }
+
+    /// <summary>
     /// Tests: gives one turn to each connection waiting now, on the calling thread, in the order they queued; a
     /// connection that queues again during its turn waits for the next call. The number of turns given.
     /// </summary>
@@ -227,6 +250,7 @@ internal sealed partial class ReadLane : IDisposable
                     Volatile.Write(ref _state, Disposed);
                     return;
                 }
+                Interlocked.Exchange(ref _probe, null)?.Invoke();
                 GiveRound();
                 // Nothing writes while giving, so this receive waits for the next byte in the engine.
                 heard = _ear.ReceiveAsync(_heard, SocketFlags.None);
@@ -241,20 +265,21 @@ internal sealed partial class ReadLane : IDisposable
         {
             Interlocked.Exchange(ref _state, Disposed);
             ToPool();
+            Interlocked.Exchange(ref _probe, null)?.Invoke();
         }
     }
 
     /// <summary>After a round (or at the start): rings at once for turns queued meanwhile, else waits armed.</summary>
     private void Arm()
     {
-        if (!_waiting.IsEmpty)
+        if (!_waiting.IsEmpty || Volatile.Read(ref _probe) is not null)
         {
             if (Interlocked.CompareExchange(ref _state, Rung, Giving) == Giving) Ring();
             return;
         }
         if (Interlocked.CompareExchange(ref _state, Armed, Giving) != Giving) return;
-        // A turn queued between the check and arming saw Giving and did not ring: ring for it.
-        if (!_waiting.IsEmpty && Interlocked.CompareExchange(ref _state, Rung, Armed) == Armed) Ring();
+        // A turn (or probe) queued between the check and arming saw Giving and did not ring: ring for it.
+        if ((!_waiting.IsEmpty || Volatile.Read(ref _probe) is not null) && Interlocked.CompareExchange(ref _state, Rung, Armed) == Armed) Ring();
     }
 
     private void Ring()
@@ -268,6 +293,7 @@ internal sealed partial class ReadLane : IDisposable
             // Closed (the server stopped): the listener hands what waits to the pool.
             Interlocked.Exchange(ref _state, Disposed);
             ToPool();
+            Interlocked.Exchange(ref _probe, null)?.Invoke();
         }
     }
 
@@ -286,6 +312,7 @@ internal sealed partial class ReadLane : IDisposable
         _bell?.Dispose();
         _ear?.Dispose();
         ToPool();
+        Interlocked.Exchange(ref _probe, null)?.Invoke();
     }
 
     private static (Socket Bell, Socket Ear)? Pair()

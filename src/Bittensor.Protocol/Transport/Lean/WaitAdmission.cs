@@ -1,0 +1,136 @@
+namespace Bittensor.Protocol.Lean;
+
+/// <summary>
+/// Admission set by measured waiting (issue 11's overload tail; docs/axon.md "Admission by waiting"): a CoDel-like rule
+/// over the wait a call spent before the server decided on it. Under overload the queue is mostly in the sockets, before
+/// the server reads a call, where <c>limits.calls_in_flight</c> cannot count it (1,024 callers: ~400 calls in TCP
+/// against ≤ 64 counted). Two waits are measured: the <b>lag</b> of the server's event loop — how long an event that
+/// became ready waited until the loop ran it, sampled by a probe byte through the read turns' wake-up pair (or a
+/// pool work item) at most every <see cref="ProbeEvery"/> while reads happen — and, per call, the time from the read that
+/// brought its HEADERS to its check. A call's wait is the latest lag plus its own time since its read.
+/// <para>When every wait measured has stayed above <see cref="Target"/> for <see cref="Interval"/> (a standing queue,
+/// not a burst), the rule is engaged: from then on a call whose own wait is above the target is shed (answered from
+/// its headers, no model work) and one below it is admitted; the rule disengages once the waits stayed below the target
+/// for an interval, or when nothing was measured for an interval (the server went quiet). Every connection's calls are
+/// judged by the same lag, so sheds spread over the connections in proportion to their calls.</para>
+/// Lock-free and approximate: the fields are read and written by the read loops and the probe's completion; a race
+/// between two samples only moves a stamp by one sample.
+/// </summary>
+internal sealed class WaitAdmission
+{
+    private long _aboveSince; // first sample of the current run above the target; 0: the last sample was below
+    private long _belowSince; // first sample of the current run at or below the target; 0: the last one was above
+    private long _lastSample; // when the last sample was taken
+    private int _engaged;
+    private long _lag; // the latest probe's lag
+    private long _lagAt; // when it was measured
+    private long _probeAt; // when the outstanding probe was sent; 0: none outstanding
+    private long _lastProbe;
+    private long _shed;
+    private long _engagements;
+
+    /// <param name="target">The wait above which, once it stayed there for an interval, calls are shed (timestamp units).</param>
+    /// <param name="interval">How long the waits must stay above (below) the target to engage (disengage) the rule.</param>
+    public WaitAdmission(long target, long interval)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(target);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(interval);
+        Target = target;
+        Interval = interval;
+        ProbeEvery = Math.Max(1, target / 2);
+    }
+
+    /// <summary>The target wait (timestamp units).</summary>
+    public long Target { get; }
+
+    /// <summary>The interval (timestamp units).</summary>
+    public long Interval { get; }
+
+    /// <summary>How often the event loop's lag is probed at most while reads happen: half the target.</summary>
+    public long ProbeEvery { get; }
+
+    /// <summary>True while the rule sheds calls whose wait is above the target.</summary>
+    public bool Engaged => Volatile.Read(ref _engaged) == 1;
+
+    /// <summary>Calls this rule shed (tests and probes).</summary>
+    public long Shed => Interlocked.Read(ref _shed);
+
+    /// <summary>Times the rule engaged (tests and probes).</summary>
+    public long Engagements => Interlocked.Read(ref _engagements);
+
+    /// <summary>
+    /// The event loop's lag now: the latest probe's, or the age of an outstanding probe if that is longer (a probe that
+    /// has not come back is waiting at least that long); 0 once the latest is older than an interval.
+    /// </summary>
+    public long Lag(long now)
+    {
+        var lag = Volatile.Read(ref _lagAt) is var at && at != 0 && now - at <= Interval ? Volatile.Read(ref _lag) : 0;
+        var sent = Volatile.Read(ref _probeAt);
+        return sent != 0 && now - sent > lag ? now - sent : lag;
+    }
+
+    /// <summary>True when a probe should be sent now (none outstanding, the last one at least <see cref="ProbeEvery"/> ago); stamps it sent.</summary>
+    public bool ProbeDue(long now)
+    {
+        if (Volatile.Read(ref _probeAt) != 0 || now - Volatile.Read(ref _lastProbe) < ProbeEvery) return false;
+        Volatile.Write(ref _lastProbe, now);
+        Volatile.Write(ref _probeAt, now);
+        return true;
+    }
+
+    /// <summary>The probe sent at <see cref="ProbeDue"/> came back through the event loop at <paramref name="now"/>: its lag is a sample.</summary>
+    public void ProbeReturned(long now)
+    {
+        var sent = Interlocked.Exchange(ref _probeAt, 0);
+        if (sent == 0) return;
+        var lag = Math.Max(0, now - sent);
+        Volatile.Write(ref _lag, lag);
+        Volatile.Write(ref _lagAt, now);
+        Sample(lag, now);
+    }
+
+    /// <summary>The probe could not be sent (the pair closed): none is outstanding.</summary>
+    public void ProbeLost() => Volatile.Write(ref _probeAt, 0);
+
+    /// <summary>
+    /// The decision for a call read at <paramref name="readAt"/> and judged at <paramref name="now"/>: true when it is
+    /// to be shed (the rule is engaged and its wait — the lag plus its time since its read — is above the target). The
+    /// call's wait is a sample of the rule either way.
+    /// </summary>
+    public bool ShouldShed(long readAt, long now)
+    {
+        var wait = Lag(now) + Math.Max(0, now - readAt);
+        Sample(wait, now);
+        if (wait <= Target || Volatile.Read(ref _engaged) == 0) return false;
+        Interlocked.Increment(ref _shed);
+        return true;
+    }
+
+    /// <summary>One measured wait at <paramref name="now"/>: moves the rule's state (engage after an interval above, disengage after one below).</summary>
+    public void Sample(long wait, long now)
+    {
+        // Nothing measured for an interval: the server was quiet, whatever was engaged is stale.
+        var last = Volatile.Read(ref _lastSample);
+        Volatile.Write(ref _lastSample, now);
+        if (last != 0 && now - last > Interval)
+        {
+            Volatile.Write(ref _engaged, 0);
+            Volatile.Write(ref _aboveSince, 0);
+            Volatile.Write(ref _belowSince, 0);
+        }
+        if (wait > Target)
+        {
+            Volatile.Write(ref _belowSince, 0);
+            var since = Volatile.Read(ref _aboveSince);
+            if (since == 0) Volatile.Write(ref _aboveSince, now);
+            else if (now - since >= Interval && Interlocked.CompareExchange(ref _engaged, 1, 0) == 0) Interlocked.Increment(ref _engagements);
+        }
+        else
+        {
+            Volatile.Write(ref _aboveSince, 0);
+            var since = Volatile.Read(ref _belowSince);
+            if (since == 0) Volatile.Write(ref _belowSince, now);
+            else if (now - since >= Interval) Volatile.Write(ref _engaged, 0);
+        }
+    }
+}

@@ -1,0 +1,257 @@
+using System.Collections.Concurrent;
+using Bittensor.Protocol.Lean;
+using Bittensor.Protocol.Wire;
+using Grpc.Core;
+
+namespace Bittensor.Protocol.Tests.Lean;
+
+/// <summary>
+/// Admission by measured waiting (<see cref="WaitAdmission"/>, <see cref="ServerTransportOptions.TargetWait"/>): the rule
+/// on a driven clock, then the lean server over real loopback sockets with a driven clock and driven read turns — a
+/// model that takes 1 ms of the test's clock per call, so the calls of one read wait longer the later they run. Nothing
+/// is timed: waits are the clock's, moved only by the test and the model.
+/// </summary>
+public sealed class WaitAdmissionTests
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+    private const long Ms = TimeSpan.TicksPerMillisecond;
+
+    // ---------------------------------------------------------------- the rule alone (timestamps in ticks of 100 ns)
+
+    [Fact]
+    public void Waits_above_the_target_for_less_than_an_interval_shed_nothing_and_for_a_whole_interval_engage_the_rule()
+    {
+        var rule = new WaitAdmission(target: 5 * Ms, interval: 100 * Ms);
+        var t = 1_000 * Ms;
+
+        // A burst: 99 ms of waits above the target, then one below — never engaged, nothing shed.
+        for (var i = 0; i < 100; i++) Assert.False(rule.ShouldShed(readAt: t + (i * Ms) - (20 * Ms), now: t + (i * Ms)));
+        Assert.False(rule.ShouldShed(readAt: t + (100 * Ms), now: t + (100 * Ms)));
+        Assert.False(rule.Engaged);
+
+        // A standing queue: above the target from t2 on; engaged once it stayed there for the interval.
+        var t2 = t + (200 * Ms);
+        Assert.False(rule.ShouldShed(t2 - (20 * Ms), t2));
+        Assert.False(rule.ShouldShed(t2 + (99 * Ms) - (20 * Ms), t2 + (99 * Ms)));
+        Assert.True(rule.ShouldShed(t2 + (100 * Ms) - (20 * Ms), t2 + (100 * Ms)));
+        Assert.True(rule.Engaged);
+        Assert.Equal(1, rule.Engagements);
+
+        // Engaged, a call whose own wait is at or below the target is admitted; one above it is shed.
+        Assert.False(rule.ShouldShed(t2 + (101 * Ms) - (5 * Ms), t2 + (101 * Ms)));
+        Assert.True(rule.ShouldShed(t2 + (102 * Ms) - (6 * Ms), t2 + (102 * Ms)));
+        Assert.Equal(2, rule.Shed);
+    }
+
+    [Fact]
+    public void The_rule_disengages_once_the_waits_stayed_below_the_target_for_an_interval_or_nothing_was_measured_for_one()
+    {
+        var rule = new WaitAdmission(target: 5 * Ms, interval: 100 * Ms);
+        var t = 1_000 * Ms;
+        Engage(rule, ref t);
+
+        // Below the target for less than an interval: still engaged (a call above it again is shed at once).
+        for (var i = 0; i < 50; i++) rule.Sample(1 * Ms, t + (i * Ms));
+        Assert.True(rule.Engaged);
+        Assert.True(rule.ShouldShed(t + (50 * Ms) - (9 * Ms), t + (50 * Ms)));
+        // Below for a whole interval: disengaged; waits above the target shed nothing until they stay there again.
+        t += 51 * Ms;
+        for (var i = 0; i <= 100; i++) rule.Sample(1 * Ms, t + (i * Ms));
+        Assert.False(rule.Engaged);
+        t += 101 * Ms;
+        Assert.False(rule.ShouldShed(t - (9 * Ms), t));
+
+        Engage(rule, ref t);
+        // Quiet for longer than an interval (no call, no probe): the first call after it is not shed.
+        t += 150 * Ms;
+        Assert.False(rule.ShouldShed(t - (9 * Ms), t));
+        Assert.False(rule.Engaged);
+    }
+
+    [Fact]
+    public void The_event_loops_lag_is_the_latest_probe_or_the_age_of_one_not_back_yet_and_counts_in_every_calls_wait()
+    {
+        var rule = new WaitAdmission(target: 4 * Ms, interval: 100 * Ms);
+        var t = 1_000 * Ms;
+        Assert.Equal(2 * Ms, rule.ProbeEvery);
+        Assert.True(rule.ProbeDue(t));
+        Assert.False(rule.ProbeDue(t + (10 * Ms))); // one at a time
+        Assert.Equal(7 * Ms, rule.Lag(t + (7 * Ms))); // not back yet: at least this long
+        rule.ProbeReturned(t + (7 * Ms));
+        Assert.Equal(7 * Ms, rule.Lag(t + (8 * Ms)));
+        Assert.True(rule.ProbeDue(t + (8 * Ms)));
+        rule.ProbeReturned(t + (8 * Ms));
+        Assert.Equal(0, rule.Lag(t + (9 * Ms)));
+        Assert.False(rule.ProbeDue(t + (9 * Ms))); // the last one went less than ProbeEvery ago
+
+        // Calls read just now wait the lag: with a lag above the target for an interval they are shed.
+        t += 20 * Ms;
+        for (var i = 0; i <= 100; i += 2)
+        {
+            Assert.True(rule.ProbeDue(t + (i * Ms)));
+            rule.ProbeReturned(t + (i * Ms) + (6 * Ms));
+        }
+        Assert.True(rule.Engaged);
+        var now = t + (107 * Ms);
+        Assert.True(rule.ShouldShed(readAt: now, now: now));
+        // A lag older than an interval no longer counts.
+        Assert.Equal(0, rule.Lag(now + (200 * Ms)));
+    }
+
+    private static void Engage(WaitAdmission rule, ref long t)
+    {
+        for (var i = 0; i <= 100; i++) rule.Sample(10 * Ms, t + (i * Ms));
+        Assert.True(rule.Engaged);
+        t += 101 * Ms;
+    }
+
+    // ---------------------------------------------------------------- the lean server, real sockets
+
+    /// <summary>
+    /// Answers at once (synchronously, on the read loop) after taking 1 ms of the test's clock (a model's work), counting
+    /// whose calls ran; calls shed by the wait rule are answered with a message of their own and counted.
+    /// </summary>
+    private sealed class SlowService(DrivenClock clock) : IBittensorService
+    {
+        public ConcurrentDictionary<string, int> Ran { get; } = new();
+
+        private int _delayed;
+
+        public int Delayed => Volatile.Read(ref _delayed);
+
+        public Task<TensorMessage> HandleAsync(BittensorMethod method, TensorMessage request, InboundCall call)
+        {
+            Ran.AddOrUpdate(request.Hotkey, 1, static (_, n) => n + 1);
+            clock.Advance(TimeSpan.FromMilliseconds(1));
+            return Task.FromResult(new TensorMessage { Version = 150, Message = "ran" });
+        }
+
+        public ValueTask<HeaderDecision> CheckHeadersAsync(BittensorMethod method, Metadata headers, CancellationToken cancellationToken) =>
+            ValueTask.FromResult(HeaderDecision.Proceed(null));
+
+        HeaderDecision IBittensorService.Delayed(BittensorMethod method, TimeSpan target)
+        {
+            Interlocked.Increment(ref _delayed);
+            return HeaderDecision.Reply(new TensorMessage { Version = 150, ReturnCode = ReturnCode.NucleusFull, Message = $"waited over {target.TotalMilliseconds} ms" });
+        }
+
+        public void OnRefused(TransportRefusal refusal)
+        {
+        }
+    }
+
+    private static async Task<LeanServer> Bind(IBittensorService service, DrivenClock clock, TimeSpan target, TimeSpan interval) =>
+        (LeanServer)await new LeanServerTransport(clock) { TurnMode = ReadTurnMode.Driven }
+            .BindAsync(new ServerTransportOptions("127.0.0.1", 0, 1024 * 1024, 1024 * 1024, 100) { TargetWait = target, TargetWaitInterval = interval },
+                service, CancellationToken.None);
+
+    private static readonly byte[] RequestBlock = RawH2.Block([(":method", "POST"), (":scheme", "http"), (":path", "/Bittensor/Forward"),
+        (":authority", "localhost"), ("content-type", "application/grpc"), ("te", "trailers")]);
+
+    /// <summary>Writes <paramref name="count"/> calls of <paramref name="hotkey"/> (streams from <paramref name="first"/>, odd) in one send.</summary>
+    private static async Task SendCalls(RawH2 h2, string hotkey, int count, int first = 1)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            var stream = first + (2 * i);
+            await h2.Frame(H2.Headers, H2.EndHeaders, stream, RequestBlock, flush: false);
+            await h2.Frame(H2.Data, H2.EndStream, stream, RawH2.Message(new TensorMessage { Hotkey = hotkey }), flush: false);
+        }
+        await h2.Flush();
+    }
+
+    /// <summary>Reads answers until <paramref name="count"/> streams have ended (frames of other kinds skipped).</summary>
+    private static async Task<int> Answers(RawH2 h2, int count)
+    {
+        var ended = 0;
+        while (ended < count)
+        {
+            var f = await h2.Read() ?? throw new InvalidOperationException($"the server closed after {ended} of {count} answers");
+            if (f.Type == H2.Headers && (f.Flags & H2.EndStream) != 0) ended++;
+        }
+        return ended;
+    }
+
+    /// <summary>Gives read turns until <paramref name="done"/> completes (a connection whose bytes came late queues again).</summary>
+    private static async Task TurnsUntil(LeanServer server, Task done)
+    {
+        while (!done.IsCompleted)
+            if (server.Turns.GiveTurns() == 0) await Task.WhenAny(server.Turns.Queued(), done).WaitAsync(Wait);
+        await done.WaitAsync(Wait);
+    }
+
+    [Fact]
+    public async Task When_the_calls_wait_stays_over_the_target_for_an_interval_later_calls_are_shed_on_every_connection_until_the_wait_drops()
+    {
+        // Target 2 ms, interval 10 ms; each call takes 1 ms of the clock, 30 calls per connection in one send each.
+        var clock = new DrivenClock();
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10));
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+        await using var b = await RawH2.Connect(server.Endpoint.Port);
+        Assert.Equal(2, server.Turns.Waiting);
+        var answers = Task.WhenAll(Answers(a, 30), Answers(b, 30));
+        await SendCalls(a, "a", 30);
+        await SendCalls(b, "b", 30);
+        await TurnsUntil(server, answers);
+
+        // a's read: the first calls ran (their wait under the target, then above it for less than an interval), then
+        // the rule engaged and the rest of the read was shed. b's read came after a's: its first calls ran (their wait
+        // below the target again), its later ones were shed (above it, the rule still engaged).
+        var ranA = service.Ran.GetValueOrDefault("a");
+        var ranB = service.Ran.GetValueOrDefault("b");
+        Assert.Equal(60, ranA + ranB + service.Delayed);
+        Assert.InRange(ranA, 3, 29);
+        Assert.InRange(ranB, 1, 29);
+        Assert.True(server.Admission!.Engaged);
+        Assert.Equal(service.Delayed, server.Admission.Shed);
+
+        // The wait drops (a single call, read at once): it runs, engaged or not.
+        var one = Answers(a, 1);
+        await SendCalls(a, "a", 1, first: 61);
+        await TurnsUntil(server, one);
+        Assert.Equal(ranA + 1, service.Ran["a"]);
+        // Calls that keep waiting less than the target for an interval disengage the rule: then bursts run again.
+        for (var i = 0; i < 12; i++)
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(1));
+            var next = Answers(b, 1);
+            await SendCalls(b, "b", 1, first: 61 + (2 * i));
+            await TurnsUntil(server, next);
+        }
+        Assert.False(server.Admission.Engaged);
+        Assert.Equal(ranB + 12, service.Ran["b"]);
+    }
+
+    [Fact]
+    public async Task A_burst_whose_wait_is_over_the_target_for_less_than_the_interval_is_served_whole()
+    {
+        // Target 2 ms, interval 100 ms: 2 × 30 calls of 1 ms wait up to 60 ms — over the target, for less than the interval.
+        var clock = new DrivenClock();
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(100));
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+        await using var b = await RawH2.Connect(server.Endpoint.Port);
+        var answers = Task.WhenAll(Answers(a, 30), Answers(b, 30));
+        await SendCalls(a, "a", 30);
+        await SendCalls(b, "b", 30);
+        await TurnsUntil(server, answers);
+
+        Assert.Equal((30, 30, 0), (service.Ran["a"], service.Ran["b"], service.Delayed));
+        Assert.False(server.Admission!.Engaged);
+    }
+
+    [Fact]
+    public async Task Without_a_target_wait_the_rule_is_off_and_every_call_runs()
+    {
+        var clock = new DrivenClock();
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.Zero, TimeSpan.Zero);
+        Assert.Null(server.Admission);
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+        var answers = Answers(a, 90);
+        await SendCalls(a, "a", 90);
+        await TurnsUntil(server, answers);
+        Assert.Equal((90, 0), (service.Ran["a"], service.Delayed));
+    }
+}
