@@ -136,7 +136,7 @@ public sealed record AxonSettings
     /// <see cref="TargetWaitInterval"/>, a call that waited longer is answered NucleusFull from its headers until the
     /// waits drop. <see cref="TimeSpan.Zero"/>: off. <see cref="CallsInFlight"/> stays the hard cap.
     /// </summary>
-    public TimeSpan TargetWait { get; init; } = TimeSpan.FromMilliseconds(5);
+    public TimeSpan TargetWait { get; init; } = TimeSpan.FromMilliseconds(2);
 
     /// <summary>How long the waits must stay above (below) <see cref="TargetWait"/> to start (stop) shedding.</summary>
     public TimeSpan TargetWaitInterval { get; init; } = TimeSpan.FromMilliseconds(100);
