@@ -201,7 +201,11 @@ public static class BittensorCluster
     /// <param name="hostedParameters">The host's own model (a hosted <c>ITextModel</c> that implements <c>IFlatParameters</c>)
     /// takes part in averaging, through the host's queue.</param>
     public static IActorRef StartWorker(ActorSystem system, ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters = null,
-        bool hostedParameters = false)
+        bool hostedParameters = false) => StartReplicaWorker(system, settings, hostProps, capacity, parameters, hostedParameters, memory: null);
+
+    /// <summary>As the public overload; <paramref name="memory"/> carries a replica's averaging state across the nodes of a <see cref="ClusterWorkerNode"/>.</summary>
+    internal static IActorRef StartReplicaWorker(ActorSystem system, ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters,
+        bool hostedParameters, ClusterWorkerMemory? memory)
     {
         ArgumentNullException.ThrowIfNull(system);
         ArgumentNullException.ThrowIfNull(settings);
@@ -218,7 +222,7 @@ public static class BittensorCluster
         IActorRef worker;
         try
         {
-            worker = system.ActorOf(ClusterWorkerActor.Props(settings, hostProps, capacity, parameters, hostedParameters, listener?.Port ?? 0),
+            worker = system.ActorOf(ClusterWorkerActor.ReplicaProps(settings, hostProps, capacity, parameters, hostedParameters, listener?.Port ?? 0, memory),
                 ClusterSettings.WorkerName);
         }
         catch

@@ -77,6 +77,13 @@ public sealed record ClusterSettings
     /// <summary>Longest a leaving worker waits for its in-flight requests.</summary>
     public required TimeSpan DrainTimeout { get; init; }
 
+    /// <summary>
+    /// A worker node that the cluster downs while its process is alive (the split-brain resolver took it for dead, or
+    /// an operator downed it) starts a new cluster node in the same process and joins again through
+    /// <see cref="SeedNodes"/> (<see cref="ClusterWorkerNode"/>); off: it leaves and <c>btcli axon worker</c> exits 1.
+    /// </summary>
+    public bool Rejoin { get; init; } = true;
+
     /// <summary>Forwards remembered for backward affinity.</summary>
     public required int AffinityCapacity { get; init; }
 
@@ -147,6 +154,7 @@ public sealed record ClusterSettings
             WorkerCapacity = c.Int("worker.capacity"),
             RegisterInterval = c.Duration("worker.register_interval"),
             DrainTimeout = c.Duration("worker.drain_timeout"),
+            Rejoin = c.Bool("worker.rejoin"),
             AffinityCapacity = c.Int("front.affinity_capacity"),
             FrontSchedulerTick = c.Duration("front.scheduler_tick"),
             AveragingInterval = c.Duration("averaging.interval"),

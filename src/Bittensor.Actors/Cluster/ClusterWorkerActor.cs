@@ -65,6 +65,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     // The average arriving in chunks (one at a time; applied only once whole).
     private (ParameterAssembly Chunks, bool Exact, int Replicas)? _incoming;
     private long _averagedRound;
+    private readonly ClusterWorkerMemory? _memory;
     // Parameter chunks to the front, paced by its acknowledgements (bittensor.cluster.averaging.chunks_in_flight).
     private ChunkPacer _pacer = null!;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -83,8 +84,17 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     private bool _draining;
     private IActorRef? _drainReplyTo;
 
-    private ClusterWorkerActor(ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters, bool hosted, int dataPort)
+    private ClusterWorkerActor(ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters, bool hosted, int dataPort,
+        ClusterWorkerMemory? memory)
     {
+        // A replica whose node was downed and replaced (ClusterWorkerNode): its parameters are the same object, so the
+        // average it applied last (and its round) still describe them.
+        _memory = memory;
+        if (memory?.LastAverage is { } last)
+        {
+            _lastAverage = last;
+            _averagedRound = last.Round;
+        }
         _settings = settings;
         _dataPort = dataPort;
         _hostProps = hostProps;
@@ -245,7 +255,11 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     /// <param name="dataPort">The port of this node's data plane listener (<see cref="DataPlaneListener"/>), announced in the
     /// registration; 0 = none (calls over Akka.Remote).</param>
     public static Props Props(ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters = null, bool hostedParameters = false,
-        int dataPort = 0)
+        int dataPort = 0) => ReplicaProps(settings, hostProps, capacity, parameters, hostedParameters, dataPort, memory: null);
+
+    /// <summary>As the public overload; <paramref name="memory"/>: the averaging state of <paramref name="parameters"/> kept across nodes (<see cref="ClusterWorkerNode"/>).</summary>
+    internal static Props ReplicaProps(ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters, bool hostedParameters,
+        int dataPort, ClusterWorkerMemory? memory)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(hostProps);
@@ -255,7 +269,8 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
             throw new ArgumentException($"a replica's parameters must be 1 to {BittensorCluster.MaxAveragedParameters} floats; " +
                 $"this one has {parameters.Count}", nameof(parameters));
         ArgumentOutOfRangeException.ThrowIfNegative(dataPort);
-        return FactoryProps.For(() => new ClusterWorkerActor(settings, hostProps, capacity, parameters, hostedParameters, dataPort));
+        if (memory is not null && parameters is null) throw new ArgumentException("a worker's averaging memory needs its replica's parameters", nameof(memory));
+        return FactoryProps.For(() => new ClusterWorkerActor(settings, hostProps, capacity, parameters, hostedParameters, dataPort, memory));
     }
 
     /// <inheritdoc />
@@ -307,6 +322,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     {
         _averagedRound = round;
         _lastAverage = (round, replicas, values);
+        if (_memory is not null) _memory.LastAverage = _lastAverage;
         _log.Debug("cluster worker: applied the average of round {0} ({1} replicas{2})", round, replicas, exact ? ", as it is" : "");
         Context.System.EventStream.Publish(new ReplicaParametersApplied(round, exact, replicas));
     }

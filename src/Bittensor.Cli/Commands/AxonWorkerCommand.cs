@@ -38,6 +38,11 @@ internal sealed class ClusterFlags
         Description = "TCP port of this worker's data plane, on --cluster.hostname (0 = any free port, announced to the front; default 0)",
     };
 
+    private Option<string?> Rejoin { get; } = new("--cluster.rejoin")
+    {
+        Description = "on: a worker the cluster downs while alive joins again as a new node in this process; off: it exits 1 (default on; docs/cluster.md \"Split brain\")",
+    };
+
     /// <summary><c>--model echo|random</c>, <c>--model.delay_ms</c> and <c>--model.cpu_ms</c> as handlers.</summary>
     public static AxonHandlers Model(string? name, int delayMs, int networkDim, double cpuMs = 0)
     {
@@ -79,6 +84,7 @@ internal sealed class ClusterFlags
         command.Options.Add(flags.DataPlane);
         if (worker) command.Options.Add(flags.Capacity);
         if (worker) command.Options.Add(flags.DataPort);
+        if (worker) command.Options.Add(flags.Rejoin);
         return flags;
     }
 
@@ -91,6 +97,15 @@ internal sealed class ClusterFlags
             yield return ("bittensor.cluster.seed_nodes", seeds.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         yield return ("bittensor.cluster.worker.capacity", parse.GetValue(Capacity));
         yield return ("bittensor.cluster.worker.data_port", parse.GetValue(DataPort));
+        if (parse.GetValue(Rejoin) is { } rejoin)
+        {
+            yield return ("bittensor.cluster.worker.rejoin", rejoin switch
+            {
+                "on" => true,
+                "off" => false,
+                _ => throw new CliException($"--cluster.rejoin must be on or off, not '{rejoin}'"),
+            });
+        }
         if (parse.GetValue(DataPlane) is { } dataPlane)
         {
             yield return ("bittensor.cluster.data_plane", dataPlane switch
@@ -158,54 +173,70 @@ internal static partial class AxonCommands
     /// <summary>Start of the line a worker prints when it drained and left after Ctrl-C (then "; it served N calls, M on the data plane").</summary>
     internal const string LeftLine = ProcessNetwork.WorkerLeftLine;
 
-    /// <summary>Runs a worker node hosting <paramref name="host"/> until Ctrl-C (drain, leave: 0) or until it is removed or its host stops (1).</summary>
+    /// <summary>
+    /// Runs a worker node hosting <paramref name="host"/> until Ctrl-C (drain, leave: 0) or until its host stops, or it is
+    /// downed with <c>bittensor.cluster.worker.rejoin = off</c> (1). Downed with rejoin on (the default), it joins again as a
+    /// new node (<see cref="ClusterWorkerNode"/>) and says so on stderr.
+    /// </summary>
     internal static async Task<int> RunWorker(Config hocon, ClusterSettings cluster, Props host, string model, int capacity, CancellationToken cancellation,
         bool hostedParameters = false)
     {
         var config = ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon);
         using var logs = CliLogging.Start(hocon);
-        var system = BittensorCluster.CreateSystem(cluster, ClusterSettings.WorkerRole, config, loggerFactory: logs.Factory);
-        var self = Akka.Cluster.Cluster.Get(system);
         // A model that cannot start (bad checkpoint, out of memory at load): its reason goes into the error line.
         using var gaveUpStop = new CancellationTokenSource();
-        var gaveUp = ModelHostEvents.GaveUpAsync(system, gaveUpStop.Token);
-        var worker = BittensorCluster.StartWorker(system, cluster, host, capacity, hostedParameters: hostedParameters);
-        Console.Error.WriteLine($"worker {self.SelfAddress} joining {string.Join(",", cluster.SeedNodes)}: model {model}, capacity {capacity}; " +
-            "Ctrl-C to drain and leave");
-        self.RegisterOnMemberUp(() => Console.Error.WriteLine($"worker {self.SelfAddress} is up in the cluster"));
-        // One line each time a front acknowledges this worker (btcli demo --processes waits for it before its validator starts).
-        system.ActorOf(EventForwarder<ClusterWorkerJoinedFront>.Props(j =>
-            Console.Error.WriteLine($"{RegisteredLine} {j.Front} ({j.Workers} workers there)")), "joined-front-lines");
-        system.ActorOf(EventForwarder<ClusterWorkerFirstCall>.Props(f => Console.Error.WriteLine($"{ProcessNetwork.WorkerFirstCallLine} {f.Front}")), "first-call-line");
-        var shutdown = CoordinatedShutdown.Get(system);
-        // How many calls it served, read after the drain (the worker actor lives until the system terminates).
-        ClusterWorkerState? served = null;
-        shutdown.AddTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate, "worker-served", async () =>
+        Task<ModelHostGaveUp>? gaveUp = null;
+        // How many calls it served, read after each node's drain (the worker actor lives until its system terminates).
+        long served = 0, servedOnData = 0;
+        var counted = false;
+        var node = ClusterWorkerNode.Start(cluster, host, capacity, config, loggerFactory: logs.Factory, hostedParameters: hostedParameters,
+            created: system => gaveUp = ModelHostEvents.GaveUpAsync(system, gaveUpStop.Token), started: n =>
         {
-            try
+            var system = n.System;
+            var self = Akka.Cluster.Cluster.Get(system);
+            Console.Error.WriteLine(n.Number == 1
+                ? $"worker {self.SelfAddress} joining {string.Join(",", cluster.SeedNodes)}: model {model}, capacity {capacity}; Ctrl-C to drain and leave"
+                : $"{RejoinLine} {self.SelfAddress} (node {n.Number} of this worker) joining {string.Join(",", cluster.SeedNodes)}");
+            self.RegisterOnMemberUp(() => Console.Error.WriteLine($"worker {self.SelfAddress} is up in the cluster"));
+            // One line each time a front acknowledges this worker (btcli demo --processes waits for it before its validator starts).
+            system.ActorOf(EventForwarder<ClusterWorkerJoinedFront>.Props(j =>
+                Console.Error.WriteLine($"{RegisteredLine} {j.Front} ({j.Workers} workers there)")), "joined-front-lines");
+            system.ActorOf(EventForwarder<ClusterWorkerFirstCall>.Props(f => Console.Error.WriteLine($"{ProcessNetwork.WorkerFirstCallLine} {f.Front}")), "first-call-line");
+            CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate, "worker-served", async () =>
             {
-                served = await worker.Ask<ClusterWorkerState>(GetClusterWorkerState.Instance, TimeSpan.FromSeconds(5)).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
-            {
-                // The worker actor stopped already (its model host stopped): nothing to count.
-            }
-            return Akka.Done.Instance;
+                try
+                {
+                    var s = await n.Worker.Ask<ClusterWorkerState>(GetClusterWorkerState.Instance, TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+                    Interlocked.Add(ref served, s.Served);
+                    Interlocked.Add(ref servedOnData, s.ServedOnDataPlane);
+                    Volatile.Write(ref counted, true);
+                }
+                catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+                {
+                    // The worker actor stopped already (its model host stopped): nothing to count.
+                }
+                return Akka.Done.Instance;
+            });
         });
-        // The worker actor stops only if its model host stopped: then the node leaves too.
-        _ = worker.WatchAsync(CancellationToken.None).ContinueWith(_ => shutdown.Run(CoordinatedShutdown.UnknownReason.Instance), TaskScheduler.Default);
-        using (cancellation.Register(() => _ = shutdown.Run(CoordinatedShutdown.ClrExitReason.Instance)))
-            await system.WhenTerminated.ConfigureAwait(false);
-        if (cancellation.IsCancellationRequested)
+        ClusterWorkerNodeEnd end;
+        using (cancellation.Register(() => _ = node.LeaveAsync()))
+            end = await node.Completion.ConfigureAwait(false);
+        if (end == ClusterWorkerNodeEnd.Left || cancellation.IsCancellationRequested)
         {
-            Console.Error.WriteLine($"{LeftLine}{(served is { } s ? $"; it served {s.Served} calls, {s.ServedOnDataPlane} on the data plane" : "")}");
+            Console.Error.WriteLine($"{LeftLine}{(Volatile.Read(ref counted) ? $"; it served {Interlocked.Read(ref served)} calls, {Interlocked.Read(ref servedOnData)} on the data plane" : "")}");
             return 0;
         }
-        var why = gaveUp.IsCompletedSuccessfully ? $": its model cannot start ({gaveUp.Result.Attempts} tries): {gaveUp.Result.Reason}" : "";
+        var why = gaveUp is { IsCompletedSuccessfully: true } g ? $": its model cannot start ({g.Result.Attempts} tries): {g.Result.Reason}" : "";
         await gaveUpStop.CancelAsync().ConfigureAwait(false);
-        Console.Error.WriteLine(shutdown.ShutdownReason is CoordinatedShutdown.UnknownReason
-            ? $"error: the worker's model host stopped{why}; the worker left the cluster"
-            : $"error: the worker was removed from the cluster ({shutdown.ShutdownReason?.GetType().Name ?? "stopped"}); restart it to rejoin");
+        Console.Error.WriteLine(end switch
+        {
+            ClusterWorkerNodeEnd.WorkerStopped => $"error: the worker's model host stopped{why}; the worker left the cluster",
+            ClusterWorkerNodeEnd.Downed => "error: the worker was downed by the cluster (bittensor.cluster.worker.rejoin = off); restart it to rejoin",
+            _ => $"error: the worker's cluster node stopped ({node.Failure ?? CoordinatedShutdown.Get(node.Current.System).ShutdownReason?.GetType().Name ?? "stopped"}); restart it to rejoin",
+        });
         return CliApp.UserError;
     }
+
+    /// <summary>Start of the line a worker prints when the cluster downed it while alive and it joins again as a new node.</summary>
+    internal const string RejoinLine = "worker was downed by the cluster while alive; joining again as";
 }

@@ -55,6 +55,16 @@ public sealed class ClusterSettingsSpec
         Assert.StartsWith(key, Assert.Throws<ConfigurationException>(() => Load(text)).Message, StringComparison.Ordinal);
 
     [Fact]
+    public void A_downed_worker_rejoins_unless_rejoin_is_off()
+    {
+        Assert.True(ClusterSettings.Default.Rejoin);
+        Assert.True(Load(File.ReadAllText(Hocon("cluster-worker.conf"))).Rejoin);
+        Assert.False(Load("bittensor.cluster.worker.rejoin = off").Rejoin);
+        Assert.StartsWith("bittensor.cluster.worker.rejoin", Assert.Throws<ConfigurationException>(() => Load("bittensor.cluster.worker.rejoin = maybe")).Message,
+            StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_acceptable_heartbeat_pause_is_the_failure_detectors()
     {
         Assert.Equal(TimeSpan.FromSeconds(3), ClusterSettings.Default.AcceptableHeartbeatPause);

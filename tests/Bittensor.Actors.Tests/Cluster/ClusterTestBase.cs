@@ -25,6 +25,7 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
     protected const int Dim = 16;
 
     private readonly List<ActorSystem> _nodes = [];
+    private readonly List<ClusterWorkerNode> _workerNodes = [];
     private readonly Xunit.Abstractions.ITestOutputHelper _output = output;
 
     /// <summary>
@@ -96,7 +97,7 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
         var settings = adjust is null ? Settings(seeds) : adjust(Settings(seeds));
         var overrides = extra is null ? TestOverrides : extra.WithFallback(TestOverrides);
         var system = BittensorCluster.CreateSystem(settings, ClusterSettings.FrontRole, overrides: overrides);
-        _nodes.Add(system);
+        lock (_nodes) _nodes.Add(system);
         Logged(system);
         var probe = CreateTestProbe(system);
         system.EventStream.Subscribe(probe.Ref, typeof(ClusterFrontActivated));
@@ -125,14 +126,38 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
     {
         var overrides = extra is null ? TestOverrides : extra.WithFallback(TestOverrides);
         var system = BittensorCluster.CreateSystem(settings, ClusterSettings.WorkerRole, overrides: overrides);
-        _nodes.Add(system);
+        lock (_nodes) _nodes.Add(system);
         Logged(system);
         BittensorCluster.StartWorker(system, settings, host, capacity, parameters);
         return system;
     }
 
+    /// <summary>
+    /// A worker as a worker process runs it (<see cref="ClusterWorkerNode"/>, as <c>btcli axon worker</c>): downed while
+    /// alive, it joins again as a new node (<paramref name="adjust"/> may turn that off). <paramref name="started"/> sees
+    /// each of its nodes (e.g. to subscribe to the new node's events); each is logged and described like the others.
+    /// </summary>
+    protected ClusterWorkerNode StartWorkerNode(ActorSystem seed, Props host, int capacity, Config? extra = null, IReplicaParameters? parameters = null,
+        Func<ClusterSettings, ClusterSettings>? adjust = null, Action<ClusterWorkerIncarnation>? started = null)
+    {
+        var settings = Settings(Akka.Cluster.Cluster.Get(seed).SelfAddress.ToString());
+        if (adjust is not null) settings = adjust(settings);
+        var overrides = extra is null ? TestOverrides : extra.WithFallback(TestOverrides);
+        var node = ClusterWorkerNode.Start(settings, host, capacity, overrides: overrides, parameters: parameters, started: n =>
+        {
+            lock (_nodes) _nodes.Add(n.System);
+            Logged(n.System);
+            started?.Invoke(n);
+        });
+        lock (_workerNodes) _workerNodes.Add(node);
+        return node;
+    }
+
     /// <summary>Terminates <paramref name="node"/> (a node the test made itself) with the others after the test.</summary>
-    protected void Track(ActorSystem node) => _nodes.Add(node);
+    protected void Track(ActorSystem node)
+    {
+        lock (_nodes) _nodes.Add(node);
+    }
 
     protected static TensorMessage Row(long first) => Row(first, Alice);
 
@@ -187,7 +212,9 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
     private async Task<string> DescribeNodes()
     {
         var parts = new List<string>();
-        foreach (var node in _nodes.Where(n => !n.WhenTerminated.IsCompleted))
+        ActorSystem[] nodes;
+        lock (_nodes) nodes = [.. _nodes];
+        foreach (var node in nodes.Where(n => !n.WhenTerminated.IsCompleted))
         {
             var cluster = Akka.Cluster.Cluster.Get(node);
             var state = cluster.State;
@@ -212,7 +239,22 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
 
     protected override void AfterAll()
     {
-        foreach (var node in _nodes)
+        // Worker nodes first, for good: a worker downed while the others stop must not start a new node after the test.
+        ClusterWorkerNode[] workers;
+        lock (_workerNodes) workers = [.. _workerNodes];
+        foreach (var worker in workers)
+        {
+            try
+            {
+                worker.StopAsync().Wait(TimeSpan.FromSeconds(30));
+            }
+            catch (AggregateException)
+            {
+            }
+        }
+        ActorSystem[] all;
+        lock (_nodes) all = [.. _nodes];
+        foreach (var node in all)
         {
             try
             {

@@ -137,6 +137,62 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
         Assert.True(succeededAfterKill >= 100);
     }
 
+    [GeneratedRegex(@"worker (akka\.tcp://\S+) is up in the cluster")]
+    private static partial Regex WorkerUp();
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int sig);
+
+    private const int SigStop = 19;
+    private const int SigCont = 18;
+
+    /// <summary>
+    /// A live worker that the cluster takes for dead (its process stopped with SIGSTOP — a long GC pause or a starved
+    /// machine, as far as the others can tell — until the front's split-brain resolver downed it and the front removed
+    /// it) is resumed: with rejoin on (the default) it says it was downed, joins again as a new node and serves; with
+    /// <c>--cluster.rejoin off</c> it exits 1 saying why. Neither hangs half-alive.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_live_worker_downed_by_the_cluster_joins_again_as_a_new_node_or_with_rejoin_off_exits_1(bool rejoin)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(6));
+        var front = Start("front", ["axon", "serve", "--uri", "//Ferdie", "--axon.port", "0", "--axon.state_path", Path.Combine(_dir, "front"),
+            "--cluster.role", "front", "--cluster.port", "0"]);
+        var (axonPort, frontAddress) = await front.WaitFor(FrontLine(), m => (int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), m.Groups[2].Value), timeout.Token);
+        var worker = Start("worker", ["axon", "worker", "--model", "echo", "--cluster.seed_nodes", frontAddress, "--cluster.port", "0",
+            "--cluster.rejoin", rejoin ? "on" : "off"]);
+        var first = await worker.WaitFor(WorkerUp(), m => m.Groups[1].Value, timeout.Token);
+        await front.WaitFor(WorkerCount(), m => m.Groups[1].Value == "1" ? true : (bool?)null, timeout.Token);
+        await AssertPythonServed(axonPort);
+
+        Assert.Equal(0, kill(worker.Pid, SigStop));
+        try
+        {
+            // The front's failure detector marks the silent node unreachable, its resolver downs it (keep-oldest: the
+            // front is the oldest), the leader removes it and the front forgets its worker.
+            await front.WaitFor(new Regex($"worker {Regex.Escape(first)} removed \\("), _ => true, timeout.Token);
+        }
+        finally
+        {
+            Assert.Equal(0, kill(worker.Pid, SigCont));
+        }
+        if (!rejoin)
+        {
+            Assert.Equal(1, await worker.Exit(TimeSpan.FromMinutes(3)));
+            Assert.Contains("error: the worker was downed by the cluster (bittensor.cluster.worker.rejoin = off); restart it to rejoin", worker.Output,
+                StringComparison.Ordinal);
+            return;
+        }
+        // Resumed, it learns it was downed (from the front's gossip, or its own resolver); it starts a new node that joins
+        // through the seed and registers with the front again.
+        var second = await worker.WaitFor(new Regex(@"joining again as (akka\.tcp://\S+) \(node 2 of this worker\)"), m => m.Groups[1].Value, timeout.Token);
+        await worker.WaitFor(WorkerUp(), m => m.Groups[1].Value == second ? true : (bool?)null, timeout.Token);
+        await front.WaitFor(new Regex($"worker {Regex.Escape(second)} joined .*; 1 workers"), _ => true, timeout.Token);
+        await AssertPythonServed(axonPort);
+    }
+
     [GeneratedRegex(@"cluster member (akka\.tcp://\S+) \(([a-z,]*)\) is up")]
     private static partial Regex MemberUp();
 
@@ -429,6 +485,8 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
         }
 
         public string Name { get; }
+
+        public int Pid => _process.Id;
 
         public string Output
         {
