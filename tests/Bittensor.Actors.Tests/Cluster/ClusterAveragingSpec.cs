@@ -32,10 +32,10 @@ public sealed class ClusterAveragingSpec(Xunit.Abstractions.ITestOutputHelper ou
     /// new node, keeping its parameters and the average it applied); the averages it applies, in whichever of its nodes,
     /// are read from the returned probe.
     /// </summary>
-    private Akka.TestKit.TestProbe StartReplicaNode(ActorSystem seed, TrainableDemoModel model, Akka.Configuration.Config? extra = null)
+    private Akka.TestKit.TestProbe StartReplicaNode(ActorSystem[] seeds, TrainableDemoModel model, Akka.Configuration.Config? extra = null)
     {
         var applied = CreateTestProbe();
-        StartWorkerNode(seed, ModelHostActor.ForHandlers(model.Handlers, 4, 16, TimeSpan.FromSeconds(60)), 20, extra, parameters: model,
+        StartWorkerNode(seeds, ModelHostActor.ForHandlers(model.Handlers, 4, 16, TimeSpan.FromSeconds(60)), 20, extra, parameters: model,
             started: n => n.System.EventStream.Subscribe(applied.Ref, typeof(ReplicaParametersApplied)));
         return applied;
     }
@@ -205,8 +205,9 @@ public sealed class ClusterAveragingSpec(Xunit.Abstractions.ITestOutputHelper ou
         var b = new TrainableDemoModel(Dim, Vocab, seed: 2);
         // As worker processes: a replica downed while alive during the take-over joins again as a new node (a loaded
         // machine: its view late, its resolver's "down all when unstable" deadline downed it — 1 of 3 runs at load 20-47).
-        var appliedA = StartReplicaNode(first, a, tolerant);
-        var appliedB = StartReplicaNode(first, b, tolerant);
+        // Both fronts are their seeds (docs/cluster.md), so that a new node can join after the first front died.
+        var appliedA = StartReplicaNode([first, standby], a, tolerant);
+        var appliedB = StartReplicaNode([first, standby], b, tolerant);
         // The standby must be Up before the front dies, as in ClusterFrontTakeoverSpec: a node still joining when the
         // leader dies is no standby yet (the CI run at 19:44 waited 3 min for a take-over that could not come).
         await Up(standby).WaitAsync(TimeSpan.FromSeconds(60));

@@ -37,8 +37,9 @@ public sealed class ClusterFrontTakeoverSpec(Xunit.Abstractions.ITestOutputHelpe
         // loaded machine one may be: its own view late (gossip not received for seconds), its resolver's "down all when
         // unstable" deadline passes before it hears that the dead front was downed, and it downs itself (seen at load
         // 20-47: 1 of 3 take-over runs). Two workers serving the new front is what the product guarantees either way.
-        StartWorkerNode(first, Echo(), 20, extra: Tolerant);
-        StartWorkerNode(first, Echo(), 20, extra: Tolerant);
+        // Both fronts are their seeds (docs/cluster.md): a worker's new node must be able to join after the first died.
+        StartWorkerNode([first, standby], Echo(), 20, extra: Tolerant);
+        StartWorkerNode([first, standby], Echo(), 20, extra: Tolerant);
         await Up(standby).WaitAsync(TimeSpan.FromSeconds(60));
         await AwaitWorkers(active.Router, 2);
         AssertEcho(await Forward(RawClient(active.Endpoint.Port), Alice, Row(1)), 1);

@@ -136,11 +136,13 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
     /// A worker as a worker process runs it (<see cref="ClusterWorkerNode"/>, as <c>btcli axon worker</c>): downed while
     /// alive, it joins again as a new node (<paramref name="adjust"/> may turn that off). <paramref name="started"/> sees
     /// each of its nodes (e.g. to subscribe to the new node's events); each is logged and described like the others.
+    /// Its seeds are <paramref name="seeds"/>' nodes: a worker next to a standby front names both fronts (as docs/cluster.md
+    /// advises), so that a new node can join while either is alive.
     /// </summary>
-    protected ClusterWorkerNode StartWorkerNode(ActorSystem seed, Props host, int capacity, Config? extra = null, IReplicaParameters? parameters = null,
+    protected ClusterWorkerNode StartWorkerNode(ActorSystem[] seeds, Props host, int capacity, Config? extra = null, IReplicaParameters? parameters = null,
         Func<ClusterSettings, ClusterSettings>? adjust = null, Action<ClusterWorkerIncarnation>? started = null)
     {
-        var settings = Settings(Akka.Cluster.Cluster.Get(seed).SelfAddress.ToString());
+        var settings = Settings([.. seeds.Select(n => Akka.Cluster.Cluster.Get(n).SelfAddress.ToString())]);
         if (adjust is not null) settings = adjust(settings);
         var overrides = extra is null ? TestOverrides : extra.WithFallback(TestOverrides);
         var node = ClusterWorkerNode.Start(settings, host, capacity, overrides: overrides, parameters: parameters, started: n =>

@@ -26,7 +26,7 @@ public sealed class ClusterWorkerRejoinSpec(Xunit.Abstractions.ITestOutputHelper
     {
         var (front, router, port) = await StartFront();
         var second = new TaskCompletionSource<ClusterWorkerIncarnation>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var node = StartWorkerNode(front, Echo(), 20, started: n =>
+        var node = StartWorkerNode([front], Echo(), 20, started: n =>
         {
             if (n.Number == 2) second.TrySetResult(n);
         });
@@ -61,7 +61,7 @@ public sealed class ClusterWorkerRejoinSpec(Xunit.Abstractions.ITestOutputHelper
     public async Task With_rejoin_off_a_worker_downed_while_alive_ends_as_downed()
     {
         var (front, router, _) = await StartFront();
-        var node = StartWorkerNode(front, Echo(), 20, adjust: s => s with { Rejoin = false });
+        var node = StartWorkerNode([front], Echo(), 20, adjust: s => s with { Rejoin = false });
         await AwaitWorkers(router, 1);
 
         Akka.Cluster.Cluster.Get(front).Down(Akka.Cluster.Cluster.Get(node.Current.System).SelfAddress);
@@ -79,11 +79,11 @@ public sealed class ClusterWorkerRejoinSpec(Xunit.Abstractions.ITestOutputHelper
         var a = new TrainableDemoModel(Dim, Vocab, seed: 1);
         var b = new TrainableDemoModel(Dim, Vocab, seed: 2);
         var second = new TaskCompletionSource<ClusterWorkerIncarnation>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var nodeA = StartWorkerNode(front, ModelHostActor.ForHandlers(a.Handlers, 4, 16, TimeSpan.FromSeconds(60)), 20, parameters: a, started: n =>
+        var nodeA = StartWorkerNode([front], ModelHostActor.ForHandlers(a.Handlers, 4, 16, TimeSpan.FromSeconds(60)), 20, parameters: a, started: n =>
         {
             if (n.Number == 2) second.TrySetResult(n);
         });
-        StartWorkerNode(front, ModelHostActor.ForHandlers(b.Handlers, 4, 16, TimeSpan.FromSeconds(60)), 20, parameters: b);
+        StartWorkerNode([front], ModelHostActor.ForHandlers(b.Handlers, 4, 16, TimeSpan.FromSeconds(60)), 20, parameters: b);
         await AwaitWorkers(router, 2);
         var result = await router.Ask<AveragingResult>(AverageNow.Instance, TimeSpan.FromSeconds(60));
         Assert.Equal((1L, 2), (result.Round, result.Replicas));
