@@ -603,10 +603,23 @@ public sealed class LeanCheapChecksSpec(Xunit.Abstractions.ITestOutputHelper out
     {
         // The axon as btcli builds it (AxonSettings → the lean transport's options), on a clock the test moves. The wait
         // is the event loop's lag: the test holds the one probe out (no read can send another), so the lag is its age.
+        // The model holds Eve's calls at a gate (a call in flight: the others then queue with it) and echoes the rest.
         var clock = new SteppedClock();
         var lean = new LeanServerTransport(clock);
         var settings = Loopback() with { TargetWait = TimeSpan.FromMilliseconds(2), TargetWaitInterval = TimeSpan.FromMilliseconds(10) };
-        var (axon, port) = await StartAxon(settings, DemoModels.Echo(settings.NetworkDim), new AxonOptions { Transport = lean });
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var held = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var eve = Eve.ToSs58();
+        var handlers = new AxonHandlers(async (r, ct) =>
+        {
+            if (r.CallerHotkey == eve)
+            {
+                held.TrySetResult();
+                await gate.Task.WaitAsync(ct);
+            }
+            return ModelResponse.Ok(DemoModels.EchoForward(r.Inputs, settings.NetworkDim));
+        });
+        var (axon, port) = await StartAxon(settings, handlers, new AxonOptions { Transport = lean });
         var rule = lean.Admission ?? throw new InvalidOperationException("limits.target_wait did not reach the lean transport");
         Assert.Equal((TimeSpan.FromMilliseconds(2).Ticks, TimeSpan.FromMilliseconds(10).Ticks), (rule.Target, rule.Interval));
         Assert.True(rule.ProbeDue(clock.GetTimestamp()));
@@ -616,21 +629,29 @@ public sealed class LeanCheapChecksSpec(Xunit.Abstractions.ITestOutputHelper out
         Assert.Equal(ReturnCode.Success, (await Forward(client, Alice, Tokens(Alice))).ReturnCode);
         clock.Advance(TimeSpan.FromMilliseconds(3));
         Assert.Equal(ReturnCode.Success, (await Forward(client, Bob, Tokens(Bob))).ReturnCode);
-        Assert.Equal(2, lean.BodiesParsed);
         Assert.False(rule.Engaged);
 
-        // Over the target for the interval: shed from its headers, its body unread, the reason counted.
+        // Over the target for the interval: the rule engages, but a call alone (nothing else in flight or queued) is
+        // never shed — its wait is the host's, not a queue's. Eve's call is alone too, and stays held at the model.
         clock.Advance(TimeSpan.FromMilliseconds(10));
+        var eveCall = Forward(client, Eve, Tokens(Eve));
+        await held.Task.WaitAsync(Wait);
+        Assert.True(rule.Engaged);
+        Assert.Equal(3, lean.BodiesParsed);
+
+        // With Eve's call in flight a call queues with it: shed from its headers, its body unread, the reason counted.
         var shed = await Forward(client, Charlie, Tokens(Charlie));
         Assert.Equal(ReturnCode.NucleusFull, shed.ReturnCode);
         Assert.Contains("limits.target_wait", shed.Message, StringComparison.Ordinal);
-        Assert.Equal(2, lean.BodiesParsed);
-        Assert.True(rule.Engaged);
+        Assert.Equal(3, lean.BodiesParsed);
         var stats = await axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait);
         Assert.Equal(1, stats.Shed?.GetValueOrDefault(AxonStats.ShedTargetWait));
         Assert.Equal(0, stats.Shed?.GetValueOrDefault(AxonStats.ShedCallsInFlight));
 
-        // The probe comes back; once its lag is older than an interval the wait is the calls' own again: served.
+        // Eve's call finishes; the probe comes back; once its lag is older than an interval the wait is the calls' own
+        // again: served.
+        gate.TrySetResult();
+        Assert.Equal(ReturnCode.Success, (await eveCall).ReturnCode);
         rule.ProbeReturned(clock.GetTimestamp());
         clock.Advance(TimeSpan.FromMilliseconds(11));
         Assert.Equal(ReturnCode.Success, (await Forward(client, Dave, Tokens(Dave))).ReturnCode);

@@ -44,6 +44,21 @@ public sealed class WaitAdmissionTests
     }
 
     [Fact]
+    public void Engaged_a_call_alone_is_never_shed_but_its_wait_still_counts()
+    {
+        var rule = new WaitAdmission(target: 5 * Ms, interval: 100 * Ms);
+        var t = 1_000 * Ms;
+        Engage(rule, ref t);
+
+        // Waits far over the target, each call alone (no other waiting with it): none shed, the rule stays engaged.
+        for (var i = 0; i < 150; i++) Assert.False(rule.ShouldShed(readAt: t + (i * Ms) - (20 * Ms), now: t + (i * Ms), alone: true));
+        Assert.True(rule.Engaged);
+        Assert.Equal(0, rule.Shed);
+        // The same wait with others waiting: shed.
+        Assert.True(rule.ShouldShed(readAt: t + (150 * Ms) - (20 * Ms), now: t + (150 * Ms), alone: false));
+    }
+
+    [Fact]
     public void The_rule_disengages_once_the_waits_stayed_below_the_target_for_an_interval_or_nothing_was_measured_for_one()
     {
         var rule = new WaitAdmission(target: 5 * Ms, interval: 100 * Ms);
@@ -221,6 +236,49 @@ public sealed class WaitAdmissionTests
         }
         Assert.False(server.Admission.Engaged);
         Assert.Equal(ranB + 12, service.Ran["b"]);
+    }
+
+    [Fact]
+    public async Task Engaged_by_a_slow_event_loop_calls_that_come_alone_run_and_calls_that_queue_together_are_shed()
+    {
+        // Target 2 ms, interval 10 ms. The host is slow (say another process holds the CPU): every probe of the event
+        // loop comes back 5 ms late, for over an interval, so the rule engages with no call queued at all.
+        var clock = new DrivenClock();
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10));
+        var rule = server.Admission!;
+        void SlowProbes()
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                clock.Advance(TimeSpan.FromMilliseconds(1)); // past ProbeEvery since the server's own (lost: driven turns) probe
+                Assert.True(rule.ProbeDue(server.Now));
+                clock.Advance(TimeSpan.FromMilliseconds(5));
+                rule.ProbeReturned(server.Now);
+            }
+        }
+        SlowProbes();
+        Assert.True(rule.Engaged);
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+
+        // One call at a time: each waits the 5 ms lag (over the target) but nothing waits with it — every one runs.
+        for (var i = 0; i < 3; i++)
+        {
+            SlowProbes();
+            var one = Answers(a, 1);
+            await SendCalls(a, "a", 1, first: 1 + (2 * i));
+            await TurnsUntil(server, one);
+        }
+        Assert.Equal((3, 0), (service.Ran["a"], service.Delayed));
+        Assert.True(rule.Engaged);
+
+        // Four calls in one read under the same lag: they queue together, and are shed.
+        SlowProbes();
+        var four = Answers(a, 4);
+        await SendCalls(a, "a", 4, first: 7);
+        await TurnsUntil(server, four);
+        Assert.Equal(3, service.Ran["a"]);
+        Assert.Equal(4, service.Delayed);
     }
 
     [Fact]

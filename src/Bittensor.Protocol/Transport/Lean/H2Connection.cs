@@ -965,10 +965,18 @@ internal sealed class H2Connection
         var now = _server.Now;
         lock (_sync)
         {
+            var waiting = 0;
+            var held = 0;
+            foreach (var s in list)
+            {
+                if (s.Phase == StreamPhase.New && !s.Closed) waiting++;
+                if (Volatile.Read(ref s.Held)) held++;
+            }
+            var alone = waiting <= 1 && Alone(null, held);
             foreach (var s in list)
             {
                 if (s.Phase != StreamPhase.New || s.Closed || _closed) continue;
-                if (!admission.ShouldShed(s.ReadAt, now)) continue;
+                if (!admission.ShouldShed(s.ReadAt, now, alone)) continue;
                 s.Phase = StreamPhase.Checking;
                 _shedding.Add(s);
             }
@@ -987,6 +995,31 @@ internal sealed class H2Connection
             _shedding.Clear();
         }
         return true;
+    }
+
+    /// <summary>
+    /// True when no call waits with <paramref name="s"/> (<see cref="WaitAdmission.ShouldShed"/>'s <c>alone</c>): no
+    /// other call held in flight (<paramref name="heldHere"/>: those of the calls being judged), no other connection
+    /// waiting for its read turn, and none of this connection's calls waiting for its check. The wait rule never sheds
+    /// such a call.
+    /// </summary>
+    private bool Alone(H2Stream? s, int heldHere)
+    {
+        if (_server.CallsHeld - heldHere > 0) return false;
+        if (_server.Turns.Waiting - (Volatile.Read(ref _awaitingTurn) ? 1 : 0) > 0) return false;
+        if (s is null) return true;
+        lock (_sync)
+        {
+            // The batch being run is _readySpare (RunReadyAsync swaps the lists), calls read since then are in _ready.
+            return !HasOtherNew(_ready, s) && !HasOtherNew(_readySpare, s);
+        }
+    }
+
+    private static bool HasOtherNew(List<H2Stream> list, H2Stream s)
+    {
+        foreach (var other in list)
+            if (!ReferenceEquals(other, s) && other.Phase == StreamPhase.New && !other.Closed) return true;
+        return false;
     }
 
     /// <summary>Moves a call on as far as it can go without waiting.</summary>
@@ -1011,7 +1044,7 @@ internal sealed class H2Connection
                         continue;
                     }
                     // Admission by waiting: engaged, a call that waited over the target is answered the same way.
-                    if (_server.Admission is { } admission && admission.ShouldShed(s.ReadAt, _server.Now))
+                    if (_server.Admission is { } admission && admission.ShouldShed(s.ReadAt, _server.Now, Alone(s, Volatile.Read(ref s.Held) ? 1 : 0)))
                     {
                         var shed = DelayedAnswer(s.Method);
                         lock (_sync) Decide(s, shed);

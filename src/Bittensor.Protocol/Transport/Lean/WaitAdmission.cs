@@ -94,14 +94,18 @@ internal sealed class WaitAdmission
 
     /// <summary>
     /// The decision for a call read at <paramref name="readAt"/> and judged at <paramref name="now"/>: true when it is
-    /// to be shed (the rule is engaged and its wait — the lag plus its time since its read — is above the target). The
-    /// call's wait is a sample of the rule either way.
+    /// to be shed (the rule is engaged, its wait — the lag plus its time since its read — is above the target, and it is
+    /// not <paramref name="alone"/>). The call's wait is a sample of the rule either way.
+    /// <para><paramref name="alone"/>: no other call waits with it (the only call of its read, none held in flight, no
+    /// connection waiting for its read turn). Such a call is never shed — CoDel's "never drop the only packet in the
+    /// queue": its wait is the host's (another process on the CPU, a GC), not a queue of calls, and shedding it would
+    /// shorten nothing. So a lightly loaded axon on a busy host keeps answering; under overload calls always queue together.</para>
     /// </summary>
-    public bool ShouldShed(long readAt, long now)
+    public bool ShouldShed(long readAt, long now, bool alone = false)
     {
         var wait = Lag(now) + Math.Max(0, now - readAt);
         Sample(wait, now);
-        if (wait <= Target || Volatile.Read(ref _engaged) == 0) return false;
+        if (wait <= Target || alone || Volatile.Read(ref _engaged) == 0) return false;
         Interlocked.Increment(ref _shed);
         return true;
     }
