@@ -37,8 +37,8 @@ public sealed class SettingsSpec
         Assert.Equal("reno", s.LoopbackCongestionControl);
         Assert.Equal("", AxonSettings.Create(With("bittensor.axon.loopback_congestion_control = \"\"", AxonSettings.SectionPath)).LoopbackCongestionControl);
         Assert.Equal("cubic", AxonSettings.Create(With("bittensor.axon.loopback_congestion_control = cubic", AxonSettings.SectionPath)).LoopbackCongestionControl);
-        Assert.Equal((TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(100)), (s.TargetWait, s.TargetWaitInterval));
-        Assert.Equal(TimeSpan.Zero, AxonSettings.Create(With("bittensor.axon.limits.target_wait = 0", AxonSettings.SectionPath)).TargetWait);
+        Assert.Equal((TimeSpan.Zero, TimeSpan.FromMilliseconds(100)), (s.TargetWait, s.TargetWaitInterval)); // off by default
+        Assert.Equal(TimeSpan.FromMilliseconds(2), AxonSettings.Create(With("bittensor.axon.limits.target_wait = 2ms", AxonSettings.SectionPath)).TargetWait);
     }
 
     [Fact]
