@@ -359,7 +359,14 @@ public sealed class JsonRpcClient : IAsyncDisposable
         Task<Connection> wait;
         lock (_gate)
         {
-            if (_current is { } c && _connected.Task.IsCompletedSuccessfully) return c;
+            if (_current is { } c && _connected.Task.IsCompletedSuccessfully)
+            {
+                if (c.AbortReason is null) return c;
+                // Lost, but the connection loop has not seen it yet: wait for the next connection instead of failing
+                // on the dead one (the loop keeps this fresh source; it only replaces a completed one).
+                _current = null;
+                _connected = NewConnectedSource();
+            }
             wait = _connected.Task;
         }
         return await wait.WaitAsync(ct).ConfigureAwait(false);

@@ -202,6 +202,22 @@ public sealed class SubstrateClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_request_made_right_after_the_connection_is_lost_waits_for_the_next_connection()
+    {
+        await using var client = await JsonRpcClient.ConnectAsync(Options().Rpc);
+        for (var round = 0; round < 20; round++)
+        {
+            var generation = client.Generation;
+            // No await between the loss and the request: the connection loop has not run yet, so the client still
+            // holds the lost connection. The request must not fail on it.
+            client.DropConnection("dropped by the test");
+            var hash = await client.RequestAsync("chain_getBlockHash", [0]);
+            Assert.Equal(RpcHex.Encode(_node.Genesis), hash.GetString());
+            Assert.True(client.Generation > generation, $"round {round}: answered on generation {client.Generation}, not a new connection");
+        }
+    }
+
+    [Fact]
     public async Task Node_errors_are_typed_with_code_and_data()
     {
         await using var client = await JsonRpcClient.ConnectAsync(Options().Rpc);
