@@ -262,9 +262,23 @@ public sealed class JsonRpcClient : IAsyncDisposable
             if (connection is not null)
             {
                 await ResubscribeAsync(connection).ConfigureAwait(false);
-                lock (_gate) _connected.TrySetResult(connection);
-                attempt = 0;
-                Raise(new RpcConnectionChanged(true, null, 0, TimeSpan.Zero));
+                bool live;
+                lock (_gate)
+                {
+                    // A connection lost while its subscriptions were being made again is never handed to the requests
+                    // waiting for one (they would fail on it at once): they keep waiting for the next.
+                    live = connection.AbortReason is null;
+                    if (live) _connected.TrySetResult(connection);
+                }
+                if (live)
+                {
+                    attempt = 0;
+                    Raise(new RpcConnectionChanged(true, null, 0, TimeSpan.Zero));
+                }
+                else
+                {
+                    attempt++;
+                }
                 var reason = await connection.Closed.Task.ConfigureAwait(false);
                 lock (_gate)
                 {
@@ -356,20 +370,25 @@ public sealed class JsonRpcClient : IAsyncDisposable
 
     private async Task<Connection> WaitConnectedAsync(CancellationToken ct)
     {
-        Task<Connection> wait;
-        lock (_gate)
+        while (true)
         {
-            if (_current is { } c && _connected.Task.IsCompletedSuccessfully)
+            Task<Connection> wait;
+            lock (_gate)
             {
-                if (c.AbortReason is null) return c;
-                // Lost, but the connection loop has not seen it yet: wait for the next connection instead of failing
-                // on the dead one (the loop keeps this fresh source; it only replaces a completed one).
-                _current = null;
-                _connected = NewConnectedSource();
+                if (_current is { } c && _connected.Task.IsCompletedSuccessfully)
+                {
+                    if (c.AbortReason is null) return c;
+                    // Lost, but the connection loop has not seen it yet: wait for the next connection instead of failing
+                    // on the dead one (the loop keeps this fresh source; it only replaces a completed one).
+                    _current = null;
+                    _connected = NewConnectedSource();
+                }
+                wait = _connected.Task;
             }
-            wait = _connected.Task;
+            var connection = await wait.WaitAsync(ct).ConfigureAwait(false);
+            // Lost between being handed out and this continuation running: look again (the next round waits).
+            if (connection.AbortReason is null) return connection;
         }
-        return await wait.WaitAsync(ct).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -682,6 +701,10 @@ public sealed class JsonRpcClient : IAsyncDisposable
             {
             }
             Socket.Abort();
+            // The calls waiting for an answer fail now, not at their deadlines: the connection loop, which fails them
+            // too once it sees the loss, may itself be waiting on one of them (a subscription made again on this
+            // connection) and would see the loss only after that call's deadline.
+            FailPending(new ChainUnavailableException($"connection to {_options.Endpoint} lost: {reason}"));
             Closed.TrySetResult(reason);
         }
 

@@ -100,6 +100,15 @@ internal sealed class FakeSubstrateNode : IAsyncDisposable
     /// <summary>When false the node reads requests but never answers (a hung node with an open socket).</summary>
     public volatile bool Answering = true;
 
+    /// <summary>Connections accepted up to this count (1 = the first) read requests but never answer; later ones answer.</summary>
+    public int SilentUpTo
+    {
+        get => Volatile.Read(ref _silentUpTo);
+        set => Volatile.Write(ref _silentUpTo, value);
+    }
+
+    private int _silentUpTo;
+
     public int Connections => _connections.Count;
 
     public int Accepted;
@@ -219,9 +228,8 @@ internal sealed class FakeSubstrateNode : IAsyncDisposable
         await stream.WriteAsync(Encoding.ASCII.GetBytes(
             $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"));
         using var ws = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.Zero });
-        var conn = new Conn(this, ws, tcp);
+        var conn = new Conn(this, ws, tcp, Interlocked.Increment(ref Accepted));
         _connections[conn] = 0;
-        Interlocked.Increment(ref Accepted);
         try
         {
             await conn.RunAsync(_stop.Token);
@@ -243,7 +251,7 @@ internal sealed class FakeSubstrateNode : IAsyncDisposable
         public string? ErrorData { get; } = data;
     }
 
-    internal sealed class Conn(FakeSubstrateNode node, WebSocket ws, TcpClient tcp)
+    internal sealed class Conn(FakeSubstrateNode node, WebSocket ws, TcpClient tcp, int index)
     {
         private readonly SemaphoreSlim _send = new(1, 1);
         private readonly ConcurrentDictionary<string, string> _subs = new(); // sub id → kind
@@ -289,7 +297,7 @@ internal sealed class FakeSubstrateNode : IAsyncDisposable
             var method = m.GetProperty("method").GetString()!;
             var p = m.GetProperty("params");
             node.Called(method);
-            if (!node.Answering) return;
+            if (!node.Answering || index <= node.SilentUpTo) return;
             object? result;
             try
             {

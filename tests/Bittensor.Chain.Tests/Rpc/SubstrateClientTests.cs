@@ -218,6 +218,33 @@ public sealed class SubstrateClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_connection_lost_while_its_subscriptions_are_made_again_is_not_handed_to_waiting_requests()
+    {
+        await using var client = await JsonRpcClient.ConnectAsync(Options().Rpc);
+        await using var heads = await client.SubscribeAsync("chain_subscribeNewHeads", "chain_unsubscribeNewHeads", [], resubscribe: true);
+        // The second connection's subscribe is never answered: the connection loop waits on it, the connection not yet
+        // handed out, when the test drops that connection.
+        _node.Handlers["chain_subscribeNewHeads"] = (_, _) => FakeSubstrateNode.NoAnswer;
+        var resubscribing = _node.WhenCalled("chain_subscribeNewHeads", 2);
+        client.DropConnection("first drop");
+        await resubscribing.WaitAsync(Guard);
+        Assert.Equal(2, client.Generation);
+        var request = client.RequestAsync("chain_getBlockHash", [0]); // waits: no connection is handed out yet
+        _node.Handlers.TryRemove("chain_subscribeNewHeads", out _);
+        client.DropConnection("second drop, during the resubscribe");
+        // Before: the loop waited out the unanswered subscribe (the request's own deadline), then handed the dead
+        // connection to the request, which failed on it. Now the drop fails the subscribe at once, the dead connection
+        // is skipped, and the request is answered on the third connection, where the subscription is made again.
+        var hash = await request.WaitAsync(Guard);
+        Assert.Equal(RpcHex.Encode(_node.Genesis), hash.GetString());
+        Assert.True(client.Generation >= 3, $"answered on generation {client.Generation}");
+        var signals = new List<SubscriptionSignal>();
+        while (signals.Count(x => x == SubscriptionSignal.Resubscribed) < 1)
+            signals.Add((await heads.Items.ReadAsync().AsTask().WaitAsync(Guard)).Signal);
+        Assert.Equal(3, _node.Calls.Count(c => c == "chain_subscribeNewHeads"));
+    }
+
+    [Fact]
     public async Task Node_errors_are_typed_with_code_and_data()
     {
         await using var client = await JsonRpcClient.ConnectAsync(Options().Rpc);
@@ -256,12 +283,14 @@ public sealed class SubstrateClientTests : IAsyncLifetime
         await using var client = await JsonRpcClient.ConnectAsync(Options(keepAlive: TimeSpan.FromMilliseconds(200)).Rpc);
         var (changed, reconnected) = Reconnect();
         client.ConnectionChanged += c => changed(c.Connected);
+        // Only the first connection goes silent: a node that stayed silent until the test said otherwise let the new
+        // connection's keepalive probe go unanswered too when the test ran late, and that connection was dropped under
+        // the request below (a test that depended on its own speed).
         var probed = _node.WhenCalled("system_health", 1);
-        _node.Answering = false;
+        _node.SilentUpTo = 1;
         await probed.WaitAsync(Guard); // the keepalive's probe went unanswered,
         await reconnected.WaitAsync(Guard); // so the client dropped the connection and made a new one
         Assert.True(client.Generation >= 2);
-        _node.Answering = true;
         var hash = await client.RequestAsync("chain_getBlockHash", [0]);
         Assert.Equal(RpcHex.Encode(_node.Genesis), hash.GetString());
     }
