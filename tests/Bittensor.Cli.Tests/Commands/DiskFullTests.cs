@@ -8,6 +8,7 @@ using Bittensor.Protocol;
 using Bittensor.Protocol.Wire;
 using Grpc.Core;
 using Grpc.Net.Client;
+using Xunit.Abstractions;
 using WireClient = Bittensor.Protocol.Wire.Bittensor.BittensorClient;
 
 namespace Bittensor.Cli.Tests.Commands;
@@ -19,8 +20,16 @@ namespace Bittensor.Cli.Tests.Commands;
 /// tmpfs are in benchmarks/results/reliability.md. What must hold: a clear error, no crash, no corrupt or stray file, and
 /// what was written before the failure is intact after a restart.
 /// </summary>
-public sealed partial class DiskFullTests : IDisposable
+public sealed partial class DiskFullTests(ITestOutputHelper output) : IDisposable
 {
+    /// <summary>
+    /// The hang guard of one child process (its start, its run, its serving line), not of a whole test: a test runs up to
+    /// nine children, and a btcli start took 13 s at load 50 on 2 cores (20:18 UTC, session 15), so one 3-minute bound
+    /// shared by all of them was a bound on the machine's load. A mid-session CI at load 44-60 ran out of it at the
+    /// axon's restart, the test's second child, after the first child's phase had used the rest.
+    /// </summary>
+    private static readonly TimeSpan ChildBound = TimeSpan.FromMinutes(3);
+
     private readonly string _dir = Directory.CreateTempSubdirectory("bt-diskfull-").FullName;
 
     public void Dispose()
@@ -40,10 +49,9 @@ public sealed partial class DiskFullTests : IDisposable
     [Fact]
     public async Task The_localnet_on_a_full_disk_stops_with_a_clear_error_and_restarts_from_its_last_block()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var folder = Path.Combine(_dir, "ln");
         // 2 KiB: genesis and the first blocks fit, the state outgrows it after a few blocks.
-        var run = await RunToEnd(Start(2, "localnet", "run", "--localnet.path", folder, "--blocks", "500", "--block_time", "0", "--no_rpc"), timeout.Token);
+        var run = await RunToEnd(Start(2, "localnet", "run", "--localnet.path", folder, "--blocks", "500", "--block_time", "0", "--no_rpc"));
         Assert.Equal(1, run.ExitCode);
         Assert.Contains("localnet block production failed", run.Output, StringComparison.Ordinal);
         Assert.Contains("file too large", run.Output, StringComparison.Ordinal);
@@ -55,7 +63,7 @@ public sealed partial class DiskFullTests : IDisposable
         Assert.False(File.Exists(Path.Combine(folder, "state.bin.tmp")), "a part-written state.bin.tmp was left behind");
 
         // Space back (no limit): the node opens its folder at the last block it announced and goes on.
-        var again = await RunToEnd(Start(null, "localnet", "run", "--localnet.path", folder, "--blocks", "1", "--block_time", "0", "--no_rpc"), timeout.Token);
+        var again = await RunToEnd(Start(null, "localnet", "run", "--localnet.path", folder, "--blocks", "1", "--block_time", "0", "--no_rpc"));
         Assert.True(again.ExitCode == 0, again.Output);
         Assert.Contains($": block {last}, genesis", again.Output, StringComparison.Ordinal);
         Assert.Contains($"#{last + 1} 0x", again.Output, StringComparison.Ordinal);
@@ -65,18 +73,22 @@ public sealed partial class DiskFullTests : IDisposable
     [Fact]
     public async Task The_axon_refuses_calls_while_its_nonce_journal_cannot_be_written_and_loses_no_nonce()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        using var firstBound = new CancellationTokenSource(ChildBound); // the first child's calls; the restart gets its own
         var state = Path.Combine(_dir, "state");
-        string[] serve = ["axon", "serve", "--uri", "//Bob", "--axon.ip", "127.0.0.1", "--axon.port", "0", "--axon.state_path", state];
+        // max_age 10 minutes (60 s by default): the replay after the restart must be refused by the nonce store, never as
+        // stale, however long the restart takes on a busy machine (a start took 13 s at load 50, and the first phase runs
+        // ~30 calls and a kill before it).
+        var config = Path.Combine(_dir, "axon.conf");
+        File.WriteAllText(config, "bittensor.axon.auth.max_age = 10m\n");
+        string[] serve = ["axon", "serve", "--uri", "//Bob", "--axon.ip", "127.0.0.1", "--axon.port", "0", "--axon.state_path", state, "--config", config];
         using var alice = SecretUri.ToSr25519("//Alice");
         var request = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = alice.ToSs58() };
         request.Tensors.Add(TensorCodec.ToTensor(new long[] { 104, 105 }, [1, 2], Modality.Text));
-        // Signed 20 s ahead (inside the 30 s clock_skew), as AxonServeCrashTests does: the replay after the restart stays
-        // inside the 60 s max_age window on a slow machine, so only the nonce store can refuse it.
+        // Signed 20 s ahead (inside the 30 s clock_skew), as AxonServeCrashTests does.
         var auth = new RequestAuth(new KeyPairRequestSigner(alice), new ShiftedClock(TimeSpan.FromSeconds(20)));
 
         Metadata? accepted = null;
-        using (var limited = await Serve(Start(2, serve), timeout.Token))
+        using (var limited = await Serve(Start(2, serve)))
         {
             var warned = limited.WaitFor("cannot be written");
             var client = Client(limited.Port);
@@ -85,7 +97,7 @@ public sealed partial class DiskFullTests : IDisposable
             for (var i = 0; i < 200 && refused is null; i++)
             {
                 var headers = await auth.CreateHeadersAsync();
-                var answer = await client.ForwardAsync(request, headers, DateTime.UtcNow.AddSeconds(60), timeout.Token);
+                var answer = await client.ForwardAsync(request, headers, DateTime.UtcNow.AddSeconds(60), firstBound.Token);
                 if (answer.ReturnCode == ReturnCode.Success) accepted = headers;
                 else refused = answer;
             }
@@ -95,41 +107,41 @@ public sealed partial class DiskFullTests : IDisposable
             Assert.Contains("nonce store not writable", refused.Message, StringComparison.Ordinal);
 
             // The operator is told once, in the log, why; the axon keeps serving (refusing) rather than dying.
-            var line = await warned.WaitAsync(timeout.Token);
+            var line = await warned.WaitAsync(firstBound.Token);
             Assert.Contains("file too large", line, StringComparison.Ordinal);
-            var next = await client.ForwardAsync(request, await auth.CreateHeadersAsync(), DateTime.UtcNow.AddSeconds(60), timeout.Token);
+            var next = await client.ForwardAsync(request, await auth.CreateHeadersAsync(), DateTime.UtcNow.AddSeconds(60), firstBound.Token);
             Assert.Equal(ReturnCode.UnknownException, next.ReturnCode);
             Assert.False(limited.HasExited, limited.Output);
             Assert.DoesNotContain("Unhandled exception", limited.Output, StringComparison.Ordinal);
             limited.Kill(); // SIGKILL: what is on disk is what the journal wrote
         }
+        using var restartBound = new CancellationTokenSource(ChildBound);
 
         // Restarted without the limit on the same files: they load (nothing corrupt), the last accepted request is
         // refused as a replay (its nonce was on disk before it was answered), a fresh one passes.
-        using var restarted = await Serve(Start(null, serve), timeout.Token);
+        using var restarted = await Serve(Start(null, serve));
         var again = Client(restarted.Port);
         var replay = await Assert.ThrowsAsync<RpcException>(() =>
-            again.ForwardAsync(request, accepted, DateTime.UtcNow.AddSeconds(60), timeout.Token).ResponseAsync);
+            again.ForwardAsync(request, accepted, DateTime.UtcNow.AddSeconds(60), restartBound.Token).ResponseAsync);
         Assert.Equal(StatusCode.Unauthenticated, replay.StatusCode);
         Assert.Contains("replay", replay.Status.Detail, StringComparison.Ordinal);
-        var fresh = await again.ForwardAsync(request, await auth.CreateHeadersAsync(), DateTime.UtcNow.AddSeconds(60), timeout.Token);
+        var fresh = await again.ForwardAsync(request, await auth.CreateHeadersAsync(), DateTime.UtcNow.AddSeconds(60), restartBound.Token);
         Assert.Equal(ReturnCode.Success, fresh.ReturnCode);
     }
 
     [Fact]
     public async Task Wallet_writes_on_a_full_disk_fail_with_a_clear_error_and_change_no_keyfile()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var path = Path.Combine(_dir, "wallets");
         string[] at = ["--wallet.path", path, "--wallet.name", "a", "--no_password"];
 
         // No room at all (ulimit -f 0: every byte written fails with EFBIG): nothing is created.
-        var create = await RunToEnd(Start(0, ["wallet", "create", .. at]), timeout.Token);
+        var create = await RunToEnd(Start(0, ["wallet", "create", .. at]));
         AssertDiskError(create, "coldkey");
         Assert.Empty(Directory.Exists(path) ? Directory.GetFiles(path, "*", SearchOption.AllDirectories) : []);
 
         // Room again: the same command makes the wallet (nothing in the way was left behind).
-        var made = await RunToEnd(Start(null, ["wallet", "create", .. at]), timeout.Token);
+        var made = await RunToEnd(Start(null, ["wallet", "create", .. at]));
         Assert.True(made.ExitCode == 0, made.Output);
         var before = Snapshot(path);
         Assert.Equal(4, before.Count); // coldkey, coldkeypub.txt, hotkeys/default, hotkeys/defaultpub.txt
@@ -147,13 +159,13 @@ public sealed partial class DiskFullTests : IDisposable
         ];
         foreach (var (args, names) in verbs)
         {
-            var run = await RunToEnd(Start(0, [.. args, .. at]), timeout.Token);
+            var run = await RunToEnd(Start(0, [.. args, .. at]));
             AssertDiskError(run, names);
             Assert.Equal(before, Snapshot(path));
         }
 
         // And the wallet still opens.
-        var inspect = await RunToEnd(Start(null, ["wallet", "inspect", "--json", .. at]), timeout.Token);
+        var inspect = await RunToEnd(Start(null, ["wallet", "inspect", "--json", .. at]));
         Assert.True(inspect.ExitCode == 0, inspect.Output);
         Assert.Contains("plain JSON", inspect.Output, StringComparison.Ordinal);
     }
@@ -161,7 +173,6 @@ public sealed partial class DiskFullTests : IDisposable
     [Fact]
     public async Task A_new_key_whose_mnemonic_cannot_be_shown_is_not_written()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var path = Path.Combine(_dir, "wallets");
         string[] at = ["--wallet.path", path, "--wallet.name", "a", "--no_password"];
         Assert.True(File.Exists("/dev/full"), "/dev/full is needed: a device every write to fails with ENOSPC");
@@ -174,14 +185,14 @@ public sealed partial class DiskFullTests : IDisposable
         }
 
         // The mnemonic is the only way to restore a key: a key whose mnemonic was not shown must not be kept.
-        var create = await RunToEnd(ToFull(["wallet", "create", .. at]), timeout.Token);
+        var create = await RunToEnd(ToFull(["wallet", "create", .. at]));
         Assert.True(create.ExitCode == 74, $"exit {create.ExitCode}: {create.Output}");
         Assert.Contains("error: the new coldkey's mnemonic could not be shown", create.Output, StringComparison.Ordinal);
         Assert.Contains("the coldkey was not written", create.Output, StringComparison.Ordinal);
         Assert.Empty(Directory.Exists(path) ? Directory.GetFiles(path, "*", SearchOption.AllDirectories) : []); // temp files included
 
         // With a working stdout the same command makes the wallet, each mnemonic shown before its key is reported written.
-        var made = await RunToEnd(Start(null, ["wallet", "create", .. at]), timeout.Token);
+        var made = await RunToEnd(Start(null, ["wallet", "create", .. at]));
         Assert.True(made.ExitCode == 0, made.Output);
         var lines = made.Output.Split('\n');
         foreach (var label in new[] { "coldkey", "hotkey" })
@@ -201,7 +212,7 @@ public sealed partial class DiskFullTests : IDisposable
                      ["wallet", "new_hotkey", "--wallet.hotkey", "h2"], ["wallet", "create", "--overwrite"],
                  })
         {
-            var run = await RunToEnd(ToFull([.. args, .. at]), timeout.Token);
+            var run = await RunToEnd(ToFull([.. args, .. at]));
             Assert.True(run.ExitCode == 74, $"{string.Join(' ', args)}: exit {run.ExitCode}: {run.Output}");
             Assert.Contains("mnemonic could not be shown", run.Output, StringComparison.Ordinal);
             Assert.DoesNotContain("Unhandled exception", run.Output, StringComparison.Ordinal);
@@ -212,12 +223,11 @@ public sealed partial class DiskFullTests : IDisposable
     [Fact]
     public async Task Btcli_whose_output_goes_to_a_full_disk_exits_with_a_code_instead_of_aborting()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         // stdout and stderr are files under the limit: printing fails (EFBIG), and so does printing the error about it.
         var psi = Start(0, "--version");
         var output = Path.Combine(_dir, "out.txt");
         psi.ArgumentList[1] = $"trap '' XFSZ; ulimit -f 0; exec dotnet \"$@\" >'{output}' 2>&1";
-        var run = await RunToEnd(psi, timeout.Token);
+        var run = await RunToEnd(psi);
         Assert.Equal(74, run.ExitCode); // EX_IOERR; the runtime's abort on the unhandled exception was 134
         Assert.Equal(0, new FileInfo(output).Length);
     }
@@ -257,18 +267,26 @@ public sealed partial class DiskFullTests : IDisposable
         return psi;
     }
 
-    private static async Task<(int ExitCode, string Output)> RunToEnd(ProcessStartInfo psi, CancellationToken cancellationToken)
+    private async Task<(int ExitCode, string Output)> RunToEnd(ProcessStartInfo psi)
     {
+        using var bound = new CancellationTokenSource(ChildBound);
         using var child = Child.Start(psi);
-        await child.WaitForExitAsync(cancellationToken);
+        await child.WaitForExitAsync(bound.Token);
+        Log(child, $"exited {child.ExitCode}");
         return (child.ExitCode, child.Output);
     }
 
-    private static async Task<Child> Serve(ProcessStartInfo psi, CancellationToken cancellationToken)
+    /// <summary>How long each child took, in the test's output: what a failure at a busy CI's bound needs to be read.</summary>
+    private void Log(Child child, string what) =>
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{string.Join(' ', child.Arguments.Skip(4).Take(2))}: {what} after {(DateTime.UtcNow - child.StartedAt).TotalSeconds:F1} s (load {File.ReadAllText("/proc/loadavg").Split(' ')[0]})"));
+
+    private async Task<Child> Serve(ProcessStartInfo psi)
     {
+        using var bound = new CancellationTokenSource(ChildBound);
         var child = Child.Start(psi);
         var serving = child.WaitFor("serving on ");
-        var exited = child.WaitForExitAsync(cancellationToken);
+        var exited = child.WaitForExitAsync(bound.Token);
         if (await Task.WhenAny(serving, exited) != serving)
         {
             if (exited.IsCanceled)
@@ -284,6 +302,7 @@ public sealed partial class DiskFullTests : IDisposable
             Assert.Fail($"btcli axon serve exited with {child.ExitCode} before serving: {child.Output}");
         }
         child.Port = int.Parse(ServingLine().Match(await serving).Groups[1].Value, CultureInfo.InvariantCulture);
+        Log(child, "serving");
         return child;
     }
 
@@ -300,14 +319,21 @@ public sealed partial class DiskFullTests : IDisposable
         private readonly StringBuilder _output = new();
         private readonly List<(string Text, TaskCompletionSource<string> Seen)> _waits = [];
 
-        private Child(Process process) => _process = process;
+        private Child(Process process, IReadOnlyList<string> arguments)
+        {
+            _process = process;
+            Arguments = arguments;
+        }
+
+        /// <summary>The command line (bash -c script, $0, btcli.dll, the verb and its arguments).</summary>
+        public IReadOnlyList<string> Arguments { get; }
 
         /// <summary>When the child was started (for failure messages).</summary>
         public DateTime StartedAt { get; } = DateTime.UtcNow;
 
         public static Child Start(ProcessStartInfo psi)
         {
-            var child = new Child(Process.Start(psi)!);
+            var child = new Child(Process.Start(psi)!, [.. psi.ArgumentList]);
             child._process.OutputDataReceived += (_, e) => child.OnLine(e.Data);
             child._process.ErrorDataReceived += (_, e) => child.OnLine(e.Data);
             child._process.BeginOutputReadLine();
