@@ -80,6 +80,17 @@ public sealed class LeanOutputTests
         Assert.InRange(transport.LargestOutput, H2Output.Initial, H2Output.Keep);
         Assert.InRange(transport.OutputsGrown, 1, 8);
         Assert.Empty(service.Refusals);
+
+        // After the burst the connection holds only its two first (64 KiB) buffers: the 1 MiB ones it borrowed went back
+        // to the transport after their sends. A PING sent now is acknowledged in a send after the last answers' (each
+        // buffer is given back right after its send, before the next send starts), so its ACK marks that point.
+        await h2.Frame(H2.Ping, 0, 0, new byte[8]);
+        while (true)
+        {
+            var f = await h2.Read().WaitAsync(Wait) ?? throw new InvalidOperationException("the server closed the connection before acknowledging the PING");
+            if (f.Type == H2.Ping && (f.Flags & H2.Ack) != 0) break;
+        }
+        Assert.Equal(0, transport.OutputsLent);
     }
 
     [Fact]

@@ -53,7 +53,9 @@ internal sealed class H2ConnectionException(uint code, string message) : Excepti
 /// a sender may still be writing one when the connection closes. Bounded so that it is reused, not reallocated: answers
 /// are written only while the output holds less than <see cref="AnswerCap"/> (the connection holds the rest back until
 /// a send has drained it, <see cref="H2Connection"/>), so the buffer grows once, from <see cref="Initial"/> (under the
-/// large-object threshold) up to at most <see cref="Keep"/>, and keeps that size. Only an answer larger than the cap on
+/// large-object threshold) up to at most <see cref="Keep"/>. Past its first buffer a served connection borrows a
+/// <see cref="Keep"/>-sized one from the transport (<see cref="LeanServerTransport.RentOutput"/>) and gives it back after
+/// its send, so between bursts a connection holds 2 x 64 KiB, not 2 x 1 MiB. Only an answer larger than the cap on
 /// its own, or small frames past the reserve, make it larger; such a buffer is let go after its send.
 /// (Until session 12 the output took every answer as it came: under overload it grew to many MiB between two sends
 /// and was replaced by a fresh 64 KiB after each, so every burst allocated the ladder 128 KiB … 16 MiB anew on the
@@ -75,38 +77,65 @@ internal sealed class H2Output
     public const int AnswerCap = Keep - (64 * 1024);
 
     private readonly LeanServerTransport? _owner;
+    private readonly byte[] _first;
 
-    /// <param name="owner">Counts every buffer this output allocates after its first (<see cref="LeanServerTransport.OutputsGrown"/>).</param>
-    public H2Output(LeanServerTransport? owner = null) => _owner = owner;
+    /// <param name="owner">Lends the <see cref="Keep"/>-sized buffers (<see cref="LeanServerTransport.RentOutput"/>) and counts
+    /// every buffer an output allocates after its first (<see cref="LeanServerTransport.OutputsGrown"/>); without one an
+    /// output grows its own buffers and keeps them.</param>
+    public H2Output(LeanServerTransport? owner = null)
+    {
+        _owner = owner;
+        Buffer = _first = GC.AllocateUninitializedArray<byte>(Initial);
+    }
 
-    public byte[] Buffer = GC.AllocateUninitializedArray<byte>(Initial);
+    public byte[] Buffer;
     public int Length;
 
     public void Ensure(int more)
     {
         if (Length + more <= Buffer.Length) return;
         var want = Length + more;
-        var size = Math.Max(Buffer.Length * 2, want);
-        // Up to the kept size the ladder stops at it (1 MiB, not 2), so a buffer kept is never grown past it again.
-        if (want <= Keep) size = Math.Min(size, Keep);
-        var bigger = GC.AllocateUninitializedArray<byte>(size);
+        byte[] bigger;
+        if (want <= Keep && _owner is not null)
+        {
+            // Past the first 64 KiB a connection borrows one of the transport's kept 1 MiB buffers until its send: a
+            // connection keeps only its two first buffers between bursts (session 15: 64 connections kept 2 x 1 MiB each).
+            bigger = _owner.RentOutput();
+        }
+        else
+        {
+            var size = Math.Max(Buffer.Length * 2, want);
+            // Up to the kept size the ladder stops at it (1 MiB, not 2), so a buffer kept is never grown past it again.
+            if (want <= Keep) size = Math.Min(size, Keep);
+            bigger = GC.AllocateUninitializedArray<byte>(size);
+            _owner?.CountOutputGrown(size);
+        }
         Buffer.AsSpan(0, Length).CopyTo(bigger);
+        GiveBack();
         Buffer = bigger;
-        _owner?.CountOutputGrown(size);
+    }
+
+    /// <summary>A borrowed buffer goes back to the transport (never one being sent: only the filled output grows, and
+    /// only a sent one is reset).</summary>
+    private void GiveBack()
+    {
+        if (_owner is not null && !ReferenceEquals(Buffer, _first) && Buffer.Length == Keep) _owner.ReturnOutput(Buffer);
     }
 
     /// <summary>True when an answer of <paramref name="bytes"/> may be appended now: the output is empty, or stays within <see cref="AnswerCap"/>.</summary>
     public bool RoomForAnswer(int bytes) => Length == 0 || Length + (long)bytes <= AnswerCap;
 
-    /// <summary>Empties the buffer after a send; one grown past <see cref="Keep"/> (a single large answer) is let go.</summary>
+    /// <summary>
+    /// Empties the buffer after a send (or when nothing can be sent): a borrowed buffer goes back to the transport and one
+    /// grown past <see cref="Keep"/> (a single large answer) is let go, so the output holds its first buffer again.
+    /// Without an owner a buffer up to <see cref="Keep"/> is kept.
+    /// </summary>
     public void Reset()
     {
         Length = 0;
-        if (Buffer.Length > Keep)
-        {
-            Buffer = GC.AllocateUninitializedArray<byte>(Initial);
-            _owner?.CountOutputGrown(Initial);
-        }
+        if (ReferenceEquals(Buffer, _first) || (_owner is null && Buffer.Length <= Keep)) return;
+        GiveBack();
+        Buffer = _first;
     }
 
     public void Write(ReadOnlySpan<byte> bytes)

@@ -93,6 +93,42 @@ public sealed class LeanServerTransport : IServerTransport
     /// <summary>The largest output buffer any connection allocated, bytes.</summary>
     internal int LargestOutput => Volatile.Read(ref _largestOutput);
 
+    /// <summary>Most lent output buffers kept for reuse (each <see cref="H2Output.Keep"/> bytes): more given back are let go.</summary>
+    internal const int KeptOutputs = 32;
+
+    private readonly Stack<byte[]> _keptOutputs = new();
+
+    /// <summary>Output buffers lent and not given back (the gauge of what the lean connections hold past their first buffers).</summary>
+    internal int OutputsLent => Volatile.Read(ref _outputsLent);
+
+    private int _outputsLent;
+
+    /// <summary>
+    /// Lends a <see cref="H2Output.Keep"/>-sized output buffer (a kept one, else a new one, counted in
+    /// <see cref="OutputsGrown"/>). The connections' outputs borrow past their first 64 KiB and give back after their send,
+    /// so what all connections hold is bounded by what they have to send at once, not by two 1 MiB buffers each.
+    /// </summary>
+    internal byte[] RentOutput()
+    {
+        Interlocked.Increment(ref _outputsLent);
+        lock (_keptOutputs)
+        {
+            if (_keptOutputs.TryPop(out var kept)) return kept;
+        }
+        CountOutputGrown(H2Output.Keep);
+        return GC.AllocateUninitializedArray<byte>(H2Output.Keep);
+    }
+
+    /// <summary>Takes a lent buffer back (never one still being sent); beyond <see cref="KeptOutputs"/> it is let go.</summary>
+    internal void ReturnOutput(byte[] buffer)
+    {
+        Interlocked.Decrement(ref _outputsLent);
+        lock (_keptOutputs)
+        {
+            if (_keptOutputs.Count < KeptOutputs) _keptOutputs.Push(buffer);
+        }
+    }
+
     internal void CountOutputGrown(int size)
     {
         Interlocked.Increment(ref _outputsGrown);
