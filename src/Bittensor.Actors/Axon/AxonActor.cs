@@ -240,6 +240,9 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         await binding.DisposeAsync();
     }
 
+    /// <summary>A transport's warning (a setting it could not apply), in the axon's log: <c>btcli axon serve</c> prints it.</summary>
+    private void TransportWarning(string message) => _log.Warning("axon: {0}", message);
+
     private async Task<Started> StartServer(AxonService service)
     {
         var settings = _settings;
@@ -265,7 +268,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         var binding = await transport.BindAsync(new ServerTransportOptions(settings.Ip, settings.Port, settings.MaxMessageSize, settings.MaxMessageSize,
             settings.EffectiveStreamsPerConnection, settings.ForwardMessageSize, settings.TransportLimits)
             {
-                MaxCallsInFlight = settings.CallsInFlight, LoopbackCongestionControl = settings.LoopbackCongestionControl,
+                MaxCallsInFlight = settings.CallsInFlight, LoopbackCongestionControl = settings.LoopbackCongestionControl, Warn = TransportWarning,
                 TargetWait = settings.TargetWait, TargetWaitInterval = settings.TargetWaitInterval,
             },
             service, CancellationToken.None);

@@ -108,7 +108,7 @@ public sealed record AxonSettings
     public string Transport { get; init; } = "lean";
 
     /// <summary>
-    /// The TCP congestion control the lean transport sets on connections from loopback peers (Linux), e.g. <c>reno</c>;
+    /// The TCP congestion control the server transport (lean or kestrel) sets on connections from loopback peers (Linux), e.g. <c>reno</c>;
     /// empty: the system's (<see cref="Bittensor.Protocol.ServerTransportOptions.LoopbackCongestionControl"/>, docs/axon.md "Loopback
     /// congestion control").
     /// </summary>

@@ -61,6 +61,9 @@ public sealed class KestrelServerTransport : IServerTransport
             k.Listen(IPAddress.Parse(options.Ip), options.Port, l =>
             {
                 l.Protocols = HttpProtocols.Http2;
+                // Loopback peers get the configured congestion control, as on the lean server (TcpCongestion: BBR's own
+                // pacing timers on lo cost a timer interrupt every few answers); before any HTTP/2 frame is read.
+                if (options.LoopbackCongestionControl is { Length: > 0 }) l.Use(next => connection => gate.SetCongestion(connection, next));
                 // Per-IP connection cap: a connection over it is closed before any HTTP/2 frame is read (the caller
                 // sees UNAVAILABLE; a connection-level limit has no gRPC status to send).
                 if (gate.PerIpConnections is not null) l.Use(next => connection => gate.OnConnection(connection, next));
@@ -115,6 +118,16 @@ public sealed class KestrelServerTransport : IServerTransport
 
     private long _bodiesParsed;
     private long _connectionsRefused;
+    private long _loopbackCongestionSet;
+    private long _loopbackCongestionRefused;
+
+    /// <summary>Loopback connections given <see cref="ServerTransportOptions.LoopbackCongestionControl"/>, and those whose kernel refused it.</summary>
+    internal long LoopbackCongestionSet => Interlocked.Read(ref _loopbackCongestionSet);
+
+    internal long LoopbackCongestionRefused => Interlocked.Read(ref _loopbackCongestionRefused);
+
+    /// <summary>Tests: each loopback connection's congestion control as read back from its accepted socket after the set.</summary>
+    internal Action<string?>? AcceptedCongestion { get; set; }
 
     /// <summary>Calls whose request message was read and parsed (and handed to the service), over every binding of this transport.</summary>
     internal long BodiesParsed => Interlocked.Read(ref _bodiesParsed);
@@ -183,6 +196,24 @@ public sealed class KestrelServerTransport : IServerTransport
             var bytes = ip.GetAddressBytes();
             Array.Clear(bytes, 8, 8);
             return new IPAddress(bytes);
+        }
+
+        private int _congestionWarned;
+
+        public Task SetCongestion(ConnectionContext connection, ConnectionDelegate next)
+        {
+            if (connection.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket is { } socket
+                && Bittensor.Protocol.Lean.TcpCongestion.ApplyToLoopback(socket, (connection.RemoteEndPoint as IPEndPoint)?.Address, _options.LoopbackCongestionControl) is { } set)
+            {
+                if (set) Interlocked.Increment(ref _owner._loopbackCongestionSet);
+                else
+                {
+                    Interlocked.Increment(ref _owner._loopbackCongestionRefused);
+                    if (Interlocked.Exchange(ref _congestionWarned, 1) == 0) _options.Warn?.Invoke(Bittensor.Protocol.Lean.TcpCongestion.RefusedWarning(_options.LoopbackCongestionControl!));
+                }
+                _owner.AcceptedCongestion?.Invoke(Bittensor.Protocol.Lean.TcpCongestion.Get(socket));
+            }
+            return next(connection);
         }
 
         public async Task OnConnection(ConnectionContext connection, ConnectionDelegate next)

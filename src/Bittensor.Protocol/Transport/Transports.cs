@@ -234,10 +234,16 @@ public sealed record ServerTransportOptions(string Ip, int Port, int MaxReceiveM
     /// <c>TCP_CONGESTION</c>), e.g. <c>reno</c>; null or empty: the system's (net.ipv4.tcp_congestion_control). With
     /// BBR the kernel paces every connection with timers of its own where no fq qdisc does (the loopback device has
     /// none), which costs a timer interrupt every few answers and buys nothing on loopback (docs/axon.md, "Loopback
-    /// congestion control"). A name the kernel does not have or allow leaves the system's. The Kestrel transport
-    /// ignores it.
+    /// congestion control"). A name the kernel does not have or allow leaves the system's (and is reported once through
+    /// <see cref="Warn"/>). Both server transports set it (Kestrel's in a connection middleware).
     /// </summary>
     public string? LoopbackCongestionControl { get; init; }
+
+    /// <summary>
+    /// Where a server transport tells the operator about a setting it could not apply, once per binding (e.g. a
+    /// <see cref="LoopbackCongestionControl"/> the kernel refuses); null: not told.
+    /// </summary>
+    public Action<string>? Warn { get; init; }
 
     /// <summary>
     /// Admission by measured waiting (the lean server; docs/axon.md "Admission by waiting"): once the wait of the calls

@@ -61,6 +61,19 @@ public class CheapChecksSpec : AxonTestBase
         return stats.Refused?.GetValueOrDefault(reason) ?? 0;
     }
 
+    [Fact]
+    public async Task A_loopback_congestion_control_the_kernel_refuses_is_said_once_in_the_axons_log_and_calls_are_served()
+    {
+        // What `btcli axon serve` prints (its log) when the kernel has no such congestion control: one warning for the
+        // axon, not one per connection; every connection keeps the system's and is served.
+        await EventFilter.Warning(contains: "refused TCP congestion control 'no_such_cc'").ExpectOneAsync(async () =>
+        {
+            var (_, port) = await Serve(Loopback() with { LoopbackCongestionControl = "no_such_cc" });
+            await AssertAnswersGoodCall(RawClient(port), Alice); // a connection each
+            await AssertAnswersGoodCall(RawClient(port), Bob);
+        });
+    }
+
     protected HttpClient Http(int port)
     {
         var http = new HttpClient(new SocketsHttpHandler { EnableMultipleHttp2Connections = false })

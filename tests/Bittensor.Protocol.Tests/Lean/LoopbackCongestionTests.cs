@@ -63,6 +63,28 @@ public sealed class LoopbackCongestionTests
     }
 
     [Fact]
+    public async Task A_name_the_kernel_refuses_is_said_once_per_server_however_many_connections_it_refuses()
+    {
+        var warnings = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var transport = new LeanServerTransport();
+        await using var server = (LeanServer)await transport.BindAsync(
+            new ServerTransportOptions("127.0.0.1", 0, 1024 * 1024, 1024 * 1024, 8) { LoopbackCongestionControl = "no_such_cc", Warn = warnings.Enqueue },
+            new Echo(), CancellationToken.None);
+        for (var i = 0; i < 2; i++)
+        {
+            using var connection = GrpcClientTransport.Instance.Connect("127.0.0.1", server.Endpoint.Port, BittensorChannelOptions.Default);
+            var answer = await connection.CallAsync(BittensorMethod.Forward, new TensorMessage { Hotkey = "served" }, new Metadata(),
+                DateTime.UtcNow.Add(Wait), CancellationToken.None);
+            Assert.Equal("served", answer.Message);
+        }
+
+        Assert.Equal((0L, 2L), (transport.LoopbackCongestionSet, transport.LoopbackCongestionRefused));
+        var warning = Assert.Single(warnings);
+        Assert.Contains("'no_such_cc'", warning, StringComparison.Ordinal);
+        Assert.Contains($"the system's ({SystemDefault})", warning, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_name_the_kernel_refuses_is_counted_and_the_connection_keeps_the_systems_and_is_served()
     {
         var (congestion, transport) = await OneCall("no_such_cc");

@@ -167,6 +167,7 @@ internal sealed class LeanServer : IServerBinding
     private readonly long _periodTicks;
     private Task _accepting = Task.CompletedTask;
     private int _stopped;
+    private int _congestionWarned;
     private ITimer? _sweep;
 
     public LeanServer(LeanServerTransport owner, ServerTransportOptions options, IBittensorService service)
@@ -378,8 +379,11 @@ internal sealed class LeanServer : IServerBinding
                 continue;
             }
             socket.NoDelay = true;
-            if (Options.LoopbackCongestionControl is { Length: > 0 } congestion && TcpCongestion.IsLoopback(peer))
-                Owner.CountLoopbackCongestion(TcpCongestion.TrySet(socket, congestion));
+            if (TcpCongestion.ApplyToLoopback(socket, peer, Options.LoopbackCongestionControl) is { } set)
+            {
+                Owner.CountLoopbackCongestion(set);
+                if (!set && Interlocked.Exchange(ref _congestionWarned, 1) == 0) Options.Warn?.Invoke(TcpCongestion.RefusedWarning(Options.LoopbackCongestionControl!));
+            }
             var connection = new H2Connection(this, socket, key);
             lock (_connections)
             {

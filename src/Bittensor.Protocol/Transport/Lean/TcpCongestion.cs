@@ -5,14 +5,14 @@ using System.Text;
 namespace Bittensor.Protocol.Lean;
 
 /// <summary>
-/// A TCP socket's congestion control (Linux <c>TCP_CONGESTION</c>), for the lean server's connections from loopback
-/// peers (<see cref="ServerTransportOptions.LoopbackCongestionControl"/>). Why: with BBR, the kernel paces each
+/// A TCP socket's congestion control (Linux <c>TCP_CONGESTION</c>), for the server transports' connections from loopback
+/// peers (<see cref="ServerTransportOptions.LoopbackCongestionControl"/>: the lean server and Kestrel's). Why: with BBR, the kernel paces each
 /// connection itself unless an fq qdisc does it, and the loopback device has none, so a burst of answers (a read of 16
 /// calls answers with 1 MiB) is spread out by an hrtimer per few segments; session 14 counted 0.16 timer interrupts per
 /// call at 128 callers against 0.01 at 16 and 2–3 µs more system time per call, all of the 128-caller deficit. A
 /// loopback connection has no bottleneck link or queue for pacing to spare, so there it costs only the timers.
 /// </summary>
-internal static class TcpCongestion
+public static class TcpCongestion
 {
     private const int IpProtoTcp = 6; // IPPROTO_TCP
     private const int TcpCongestionOption = 13; // TCP_CONGESTION, <netinet/tcp.h> (Linux)
@@ -44,6 +44,29 @@ internal static class TcpCongestion
         {
             return false;
         }
+    }
+
+    /// <summary>
+    /// Sets <paramref name="name"/> (when not empty) on a socket accepted from <paramref name="peer"/> if that peer is
+    /// loopback: null when nothing was tried (no name, not loopback), else whether the kernel took it.
+    /// </summary>
+    public static bool? ApplyToLoopback(Socket socket, IPAddress? peer, string? name) =>
+        name is { Length: > 0 } && IsLoopback(peer) ? TrySet(socket, name) : null;
+
+    /// <summary>What the operator is told, once per server, when the kernel refuses <paramref name="name"/>.</summary>
+    public static string RefusedWarning(string name)
+    {
+        string system;
+        try
+        {
+            system = File.ReadAllText("/proc/sys/net/ipv4/tcp_congestion_control").Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            system = "unknown";
+        }
+        return $"the kernel refused TCP congestion control '{name}' for loopback connections (not available, or not in " +
+               $"net.ipv4.tcp_allowed_congestion_control): they keep the system's ({system}); bittensor.axon.loopback_congestion_control = \"\" stops trying";
     }
 
     /// <summary>The socket's congestion control, or null where it cannot be read (tests).</summary>
