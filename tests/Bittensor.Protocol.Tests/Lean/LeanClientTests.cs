@@ -586,7 +586,7 @@ public sealed class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output)
         await server.Send(last);
         // The kernel has it all: a wait on the socket's own events (each arrival of data; the rest may come only after a
         // window update, tens of milliseconds later on a busy machine).
-        Assert.True(Current(c).WaitForSocketBytes(last.Length, Wait, out var wakeUps), "the third answer never was whole in the client's socket");
+        Assert.True(SocketBytes.WaitFor(Current(c).SocketForTests, last.Length, Wait, out var wakeUps), "the third answer never was whole in the client's socket");
         output.WriteLine($"whole in the socket after {wakeUps} wake-up(s)");
         Assert.Equal(last.Length, Current(c).SocketBytesAvailable);
         go.Set();

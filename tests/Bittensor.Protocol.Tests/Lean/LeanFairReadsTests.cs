@@ -210,7 +210,7 @@ public sealed class LeanFairReadsTests
             {
                 // The holder's first turn: its whole call is in the socket before the turn is given (a wait on the
                 // socket's own event; the holder is the only connection yet, added before its read loop started).
-                holderArrived = server.Connections() is [var holder] && holder.WaitForSocketBytes(holdBytes, Wait, out _);
+                holderArrived = server.Connections() is [var holder] && SocketBytes.WaitFor(holder.SocketForTests, holdBytes, Wait, out _);
             }
             var giver = new Thread(() => turns.GiveTurns()) { IsBackground = true, Name = "read turn giver" };
             giver.Start();
@@ -345,7 +345,7 @@ public sealed class LeanFairReadsTests
         {
             // (Runs on the accept loop, inside the read loop's await: it records, never throws.)
             if (Interlocked.Increment(ref queued) == 1)
-                holderArrived = server.Connections() is [var holder] && holder.WaitForSocketBytes(holdBytes, Wait, out _);
+                holderArrived = server.Connections() is [var holder] && SocketBytes.WaitFor(holder.SocketForTests, holdBytes, Wait, out _);
         };
         var hold = await RawH2.Connect(server.Endpoint.Port, handshake: false);
         await hold.Send(H2.Preface.ToArray());

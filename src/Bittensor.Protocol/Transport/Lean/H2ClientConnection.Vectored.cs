@@ -48,8 +48,8 @@ internal sealed partial class H2ClientConnection
     /// <summary>Bytes waiting in the socket's receive queue (tests: an answer is whole in the kernel before the read loop goes on).</summary>
     internal int SocketBytesAvailable => _socket?.Available ?? 0;
 
-    /// <summary>Tests: waits on the kernel's event until the socket holds <paramref name="count"/> unread bytes (<see cref="SocketBytes.WaitFor"/>).</summary>
-    internal bool WaitForSocketBytes(int count, TimeSpan timeout, out int wakeUps) => SocketBytes.WaitFor(_socket, count, timeout, out wakeUps);
+    /// <summary>Tests: the connection's socket (the tests' SocketBytes.WaitFor waits on it for an answer to be whole there).</summary>
+    internal System.Net.Sockets.Socket? SocketForTests => _socket;
 
     /// <summary>
     /// Without waiting, receives into <paramref name="target"/> and then into the read buffer from its start (which

@@ -186,8 +186,8 @@ internal sealed class H2Connection
     /// <summary>Turns this connection's read loop has queued for, its first included (tests).</summary>
     internal int TurnsWaited { get; private set; }
 
-    /// <summary>Tests: waits on the kernel's event until the socket holds <paramref name="count"/> unread bytes (<see cref="SocketBytes.WaitFor"/>).</summary>
-    internal bool WaitForSocketBytes(int count, TimeSpan timeout, out int wakeUps) => SocketBytes.WaitFor(_socket, count, timeout, out wakeUps);
+    /// <summary>Tests: the connection's socket (the tests' SocketBytes.WaitFor waits on it for a peer's bytes to be there).</summary>
+    internal Socket? SocketForTests => _socket;
 
     /// <summary>Bytes of the peer's waiting in the socket, not read yet (tests).</summary>
     internal int SocketAvailable

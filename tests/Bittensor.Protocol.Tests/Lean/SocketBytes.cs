@@ -2,10 +2,11 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
-namespace Bittensor.Protocol.Lean;
+namespace Bittensor.Protocol.Tests.Lean;
 
 /// <summary>
-/// Tests: waits, on the kernel's own events, until a connected socket holds a number of unread bytes — "the peer's
+/// The tests' wait (not the product's: it lives here since session 15, and the connections expose their sockets to it
+/// through <c>SocketForTests</c>): waits, on the kernel's own events, until a connected socket holds a number of unread bytes — "the peer's
 /// whole answer (or call) is in the socket before the read loop goes on" — instead of polling the count with sleeps.
 /// The socket is added, edge-triggered, to an epoll set of this wait's own: each arrival of data (the kernel's
 /// data-ready callback) is one wake-up, after which the count is read again. Level-triggered readiness would not do:
