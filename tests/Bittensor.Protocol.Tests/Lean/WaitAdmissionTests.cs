@@ -141,8 +141,26 @@ public sealed class WaitAdmissionTests
             return Task.FromResult(new TensorMessage { Version = 150, Message = "ran" });
         }
 
-        public ValueTask<HeaderDecision> CheckHeadersAsync(BittensorMethod method, Metadata headers, CancellationToken cancellationToken) =>
-            ValueTask.FromResult(HeaderDecision.Proceed(null));
+        /// <summary>
+        /// When set, each header check waits for the test (an asynchronous check, as the batch verifier's): it is written
+        /// here, and decided when the test completes it.
+        /// </summary>
+        public System.Threading.Channels.Channel<TaskCompletionSource<HeaderDecision>>? Checks { get; set; }
+
+        /// <summary>Runs in each synchronous header check (on the read loop, before the call is decided).</summary>
+        public Action? OnCheck { get; set; }
+
+        public ValueTask<HeaderDecision> CheckHeadersAsync(BittensorMethod method, Metadata headers, CancellationToken cancellationToken)
+        {
+            if (Checks is not { } checks)
+            {
+                OnCheck?.Invoke();
+                return ValueTask.FromResult(HeaderDecision.Proceed(null));
+            }
+            var check = new TaskCompletionSource<HeaderDecision>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (!checks.Writer.TryWrite(check)) throw new InvalidOperationException("the test's check queue is closed");
+            return new ValueTask<HeaderDecision>(check.Task);
+        }
 
         HeaderDecision IBittensorService.Delayed(BittensorMethod method, TimeSpan target)
         {
@@ -279,6 +297,55 @@ public sealed class WaitAdmissionTests
         await TurnsUntil(server, four);
         Assert.Equal(3, service.Ran["a"]);
         Assert.Equal(4, service.Delayed);
+    }
+
+    /// <summary>Engages the rule of <paramref name="server"/> by an event loop whose probes come back 5 ms late (over a 2 ms target) for over a 10 ms interval.</summary>
+    private static void SlowProbes(LeanServer server, DrivenClock clock)
+    {
+        var rule = server.Admission!;
+        for (var i = 0; i < 3; i++)
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(1)); // past ProbeEvery since the server's own (lost: driven turns) probe
+            Assert.True(rule.ProbeDue(server.Now));
+            clock.Advance(TimeSpan.FromMilliseconds(5));
+            rule.ProbeReturned(server.Now);
+        }
+        Assert.True(rule.Engaged);
+    }
+
+    [Fact]
+    public async Task Engaged_a_reads_sheds_leave_in_the_same_send_as_its_other_answers_and_the_socket_is_looked_at_once()
+    {
+        // Target 2 ms, interval 10 ms, the event loop 5 ms late. Session 14 sent a read's sheds in a send of their own
+        // and looked at the socket every 4 calls: two sends and three looks for this read, which with 64 connections
+        // doubled the CPU per call.
+        var clock = new DrivenClock();
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10));
+        SlowProbes(server, clock);
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+
+        // A call's HEADERS alone (never shed: nothing waits with it): checked and admitted, its body still to come.
+        var checkedFirst = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        service.OnCheck = () => checkedFirst.TrySetResult();
+        await a.Frame(H2.Headers, H2.EndHeaders, 1, RequestBlock);
+        await TurnsUntil(server, checkedFirst.Task);
+        service.OnCheck = null;
+        // A PING answered: whatever the server had to send before it has gone (its answers leave in order).
+        await a.Frame(H2.Ping, 0, 0, "settled!"u8.ToArray());
+        await TurnsUntil(server, a.Until(f => f.Type == H2.Ping && (f.Flags & H2.Ack) != 0));
+        var answers = Answers(a, 13);
+        var sends = server.Sends;
+        var looks = server.Looks;
+        // One send: that call's body, then 12 new calls. They queue together: the 12 are shed; the first call runs.
+        await a.Frame(H2.Data, H2.EndStream, 1, RawH2.Message(new TensorMessage { Hotkey = "first" }), flush: false);
+        await SendCalls(a, "a", 12, first: 3);
+        await TurnsUntil(server, answers);
+
+        Assert.Equal((1, 12), (service.Ran["first"], service.Delayed));
+        Assert.False(service.Ran.ContainsKey("a"));
+        Assert.Equal(1, server.Sends - sends);
+        Assert.Equal(1, server.Looks - looks);
     }
 
     [Fact]

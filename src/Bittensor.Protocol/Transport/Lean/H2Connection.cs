@@ -887,6 +887,7 @@ internal sealed class H2Connection
     {
         var limit = _server.Options.MaxCallsInFlight;
         var sincePeek = 0;
+        var peekedForWait = false;
         // One runner at a time (the read loop, or a sender that unparked calls): whoever runs takes what is ready
         // until nothing is.
         lock (_sync)
@@ -920,10 +921,14 @@ internal sealed class H2Connection
                         s.Queued = false;
                         Pump(s);
                         if (Volatile.Read(ref _out.Length) >= FlushEarly) await FlushAsync().ConfigureAwait(false);
+                        // At the calls_in_flight limit the socket is looked at every PeekEvery calls; with the wait
+                        // rule engaged once per read (after PeekEvery calls): each look is two system calls, and with
+                        // many connections (64) reads are short, so one every few calls doubled the CPU per call.
                         if (readLoop && ++sincePeek >= PeekEvery
-                            && ((limit > 0 && _server.CallsHeld >= limit) || _server.Admission is { Engaged: true }))
+                            && ((limit > 0 && _server.CallsHeld >= limit) || (!peekedForWait && _server.Admission is { Engaged: true })))
                         {
                             sincePeek = 0;
+                            peekedForWait = true;
                             if (ReadBetweenCalls() && ShedBefore(_ready, limit)) await FlushAsync().ConfigureAwait(false);
                         }
                     }
@@ -946,12 +951,14 @@ internal sealed class H2Connection
     /// <summary>
     /// The sheds decided before a list of calls runs: those over <c>calls_in_flight</c> (<see cref="ShedOver"/>), then,
     /// with the rule engaged, those whose wait is already over <see cref="ServerTransportOptions.TargetWait"/>
-    /// (<see cref="ShedLate"/>). True when any was shed.
+    /// (<see cref="ShedLate"/>). True when any was shed over <c>calls_in_flight</c> (their answers are sent at once); the
+    /// wait rule's answers go out with the read's own answers (its flush, or the first early one: a few calls later), not
+    /// in a send of their own — a send per read's sheds cost as much as the sheds themselves with many connections.
     /// </summary>
     private bool ShedBefore(List<H2Stream> list, int limit)
     {
         var shed = limit > 0 && ShedOver(list, limit);
-        if (_server.Admission is { Engaged: true } admission) shed |= ShedLate(list, admission);
+        if (_server.Admission is { Engaged: true } admission) ShedLate(list, admission);
         return shed;
     }
 
@@ -965,18 +972,15 @@ internal sealed class H2Connection
         var now = _server.Now;
         lock (_sync)
         {
-            var waiting = 0;
-            var held = 0;
-            foreach (var s in list)
-            {
-                if (s.Phase == StreamPhase.New && !s.Closed) waiting++;
-                if (Volatile.Read(ref s.Held)) held++;
-            }
-            var alone = waiting <= 1 && Alone(null, held);
+            // Whether the list's calls are alone is looked at once, and only when one of them would be shed otherwise.
+            var alone = -1;
             foreach (var s in list)
             {
                 if (s.Phase != StreamPhase.New || s.Closed || _closed) continue;
-                if (!admission.ShouldShed(s.ReadAt, now, alone)) continue;
+                if (!admission.OverTarget(s.ReadAt, now)) continue;
+                if (alone < 0) alone = AloneInList(list) ? 1 : 0;
+                if (alone == 1) continue;
+                admission.CountShed();
                 s.Phase = StreamPhase.Checking;
                 _shedding.Add(s);
             }
@@ -995,6 +999,19 @@ internal sealed class H2Connection
             _shedding.Clear();
         }
         return true;
+    }
+
+    /// <summary>True when the calls of <paramref name="list"/> are alone (<see cref="Alone"/>): at most one waits for its check, and no other call is held or waits for a turn.</summary>
+    private bool AloneInList(List<H2Stream> list)
+    {
+        var waiting = 0;
+        var held = 0;
+        foreach (var s in list)
+        {
+            if (s.Phase == StreamPhase.New && !s.Closed) waiting++;
+            if (Volatile.Read(ref s.Held)) held++;
+        }
+        return waiting <= 1 && Alone(null, held);
     }
 
     /// <summary>
@@ -1044,8 +1061,11 @@ internal sealed class H2Connection
                         continue;
                     }
                     // Admission by waiting: engaged, a call that waited over the target is answered the same way.
-                    if (_server.Admission is { } admission && admission.ShouldShed(s.ReadAt, _server.Now, Alone(s, Volatile.Read(ref s.Held) ? 1 : 0)))
+                    // Whether it is alone is looked at only for a call that would be shed otherwise (engaged, over the target).
+                    if (_server.Admission is { } admission && admission.OverTarget(s.ReadAt, _server.Now)
+                        && !Alone(s, Volatile.Read(ref s.Held) ? 1 : 0))
                     {
+                        admission.CountShed();
                         var shed = DelayedAnswer(s.Method);
                         lock (_sync) Decide(s, shed);
                         continue;
@@ -1176,6 +1196,7 @@ internal sealed class H2Connection
         int n;
         try
         {
+            _server.CountLook();
             if (_socket.Available <= 0) return false;
             if (_inEnd == _in.Length) Compact();
             if (_inEnd == _in.Length) return false;
@@ -1735,6 +1756,7 @@ internal sealed class H2Connection
                 {
                     // The minimum response rate for a peer that does not read its socket (EnforceDataRates).
                     Volatile.Write(ref _writeDeadline, _server.WriteDeadline(remaining.Length));
+                    _server.CountSend();
                     var n = await _socket!.SendAsync(remaining, SocketFlags.None).ConfigureAwait(false);
                     Volatile.Write(ref _writeDeadline, long.MaxValue);
                     remaining = remaining[n..];

@@ -285,6 +285,18 @@ internal sealed class LeanServer : IServerBinding
     private static long Ticks(TimeSpan span, long frequency) => (long)Math.Min(span.TotalSeconds * frequency, long.MaxValue / 4);
 
     private int _callsHeld;
+    private long _sends;
+    private long _looks;
+
+    /// <summary>Socket sends of answers over every connection (tests: a read's answers, sheds included, leave in one send).</summary>
+    internal long Sends => Interlocked.Read(ref _sends);
+
+    /// <summary>Looks at a connection's socket between a read's calls (tests: one per read with the wait rule engaged).</summary>
+    internal long Looks => Interlocked.Read(ref _looks);
+
+    internal void CountSend() => Interlocked.Increment(ref _sends);
+
+    internal void CountLook() => Interlocked.Increment(ref _looks);
 
     /// <summary>Calls held across every connection: the whole request received, the answer not yet complete.</summary>
     public int CallsHeld => Volatile.Read(ref _callsHeld);

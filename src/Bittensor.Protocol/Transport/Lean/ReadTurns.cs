@@ -69,7 +69,15 @@ internal sealed class ReadTurns : IDisposable
     public long Rounds => _lanes.Sum(l => l.Rounds);
 
     /// <summary>Connections waiting for their turn.</summary>
-    public int Waiting => _lanes.Sum(l => l.Waiting);
+    public int Waiting
+    {
+        get
+        {
+            var n = 0;
+            foreach (var lane in _lanes) n += lane.Waiting;
+            return n;
+        }
+    }
 
     /// <summary>True when turns go through the socket engine (wake-up pairs were made).</summary>
     public bool OnEngine => _lanes.All(l => l.OnEngine);

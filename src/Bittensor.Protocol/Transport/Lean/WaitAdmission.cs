@@ -103,12 +103,25 @@ internal sealed class WaitAdmission
     /// </summary>
     public bool ShouldShed(long readAt, long now, bool alone = false)
     {
-        var wait = Lag(now) + Math.Max(0, now - readAt);
-        Sample(wait, now);
-        if (wait <= Target || alone || Volatile.Read(ref _engaged) == 0) return false;
-        Interlocked.Increment(ref _shed);
+        if (!OverTarget(readAt, now) || alone) return false;
+        CountShed();
         return true;
     }
+
+    /// <summary>
+    /// The first half of <see cref="ShouldShed"/>, for callers whose <c>alone</c> costs something to find out: samples the
+    /// call's wait and says whether it would be shed unless alone (engaged, its wait above the target). Only then need the
+    /// caller look whether the call is alone; it counts a shed with <see cref="CountShed"/>.
+    /// </summary>
+    public bool OverTarget(long readAt, long now)
+    {
+        var wait = Lag(now) + Math.Max(0, now - readAt);
+        Sample(wait, now);
+        return wait > Target && Volatile.Read(ref _engaged) == 1;
+    }
+
+    /// <summary>A call judged <see cref="OverTarget"/> and not alone was shed.</summary>
+    public void CountShed() => Interlocked.Increment(ref _shed);
 
     /// <summary>One measured wait at <paramref name="now"/>: moves the rule's state (engage after an interval above, disengage after one below).</summary>
     public void Sample(long wait, long now)
