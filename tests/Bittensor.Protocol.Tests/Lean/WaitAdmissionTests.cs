@@ -349,6 +349,43 @@ public sealed class WaitAdmissionTests
     }
 
     [Fact]
+    public async Task With_verification_the_time_calls_wait_for_their_check_engages_the_rule_and_later_calls_that_queue_together_are_shed()
+    {
+        // Target 2 ms, interval 10 ms, no lag of the event loop and no call waiting in a socket: each call's header check
+        // (the batch verifier's, asynchronous) takes 5 ms of the clock — its queue. Session 14's rule did not count that
+        // wait and never engaged here (verification on stayed 6.7-9.6x the 16-caller p99 at 1,024 callers).
+        var clock = new DrivenClock();
+        var service = new SlowService(clock) { Checks = System.Threading.Channels.Channel.CreateUnbounded<TaskCompletionSource<HeaderDecision>>() };
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10));
+        var rule = server.Admission!;
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+
+        // Calls one at a time: each waits 5 ms in its check; after an interval of such waits the rule is engaged. Every
+        // one runs: it came alone.
+        for (var i = 0; i < 4; i++)
+        {
+            var one = Answers(a, 1);
+            await SendCalls(a, "a", 1, first: 1 + (2 * i));
+            var queued = service.Checks.Reader.ReadAsync().AsTask();
+            await TurnsUntil(server, queued);
+            clock.Advance(TimeSpan.FromMilliseconds(5));
+            (await queued).SetResult(HeaderDecision.Proceed(null));
+            await TurnsUntil(server, one);
+        }
+        Assert.Equal((4, 0), (service.Ran["a"], service.Delayed));
+        Assert.True(rule.Engaged);
+
+        // Four calls in one read: each would wait the check's 5 ms, they queue together — shed from their headers
+        // before any check.
+        service.Checks = null;
+        var four = Answers(a, 4);
+        await SendCalls(a, "a", 4, first: 9);
+        await TurnsUntil(server, four);
+        Assert.Equal((4, 4), (service.Ran["a"], service.Delayed));
+        Assert.Equal(4, rule.Shed);
+    }
+
+    [Fact]
     public async Task A_burst_whose_wait_is_over_the_target_for_less_than_the_interval_is_served_whole()
     {
         // Target 2 ms, interval 100 ms: 2 × 30 calls of 1 ms wait up to 60 ms — over the target, for less than the interval.

@@ -1082,7 +1082,7 @@ internal sealed class H2Connection
                     if (!check.IsCompleted)
                     {
                         lock (_sync) s.Async = true;
-                        _ = AwaitCheck(s, check);
+                        _ = AwaitCheck(s, check, _server.Admission is null ? 0 : _server.Now);
                         return;
                     }
                     HeaderDecision? decision;
@@ -1222,7 +1222,13 @@ internal sealed class H2Connection
         return true;
     }
 
-    private async Task AwaitCheck(H2Stream s, ValueTask<HeaderDecision> check)
+    /// <summary>
+    /// An asynchronous header check (the batch verifier): decides the call when it completes. With the wait rule on, its
+    /// duration from <paramref name="began"/> is the rule's check wait (<see cref="WaitAdmission.CheckTook"/>): with
+    /// verification on the calls queue in the verifier, where neither the event loop's lag nor a call's time since its
+    /// read sees them.
+    /// </summary>
+    private async Task AwaitCheck(H2Stream s, ValueTask<HeaderDecision> check, long began)
     {
         HeaderDecision? decision;
         try
@@ -1233,6 +1239,7 @@ internal sealed class H2Connection
         {
             decision = null;
         }
+        _server.Admission?.CheckTook(began, _server.Now);
         lock (_sync) Decide(s, decision);
         Pump(s);
         await FlushAsync().ConfigureAwait(false);

@@ -4,10 +4,13 @@ namespace Bittensor.Protocol.Lean;
 /// Admission set by measured waiting (issue 11's overload tail; docs/axon.md "Admission by waiting"): a CoDel-like rule
 /// over the wait a call spent before the server decided on it. Under overload the queue is mostly in the sockets, before
 /// the server reads a call, where <c>limits.calls_in_flight</c> cannot count it (1,024 callers: ~400 calls in TCP
-/// against ≤ 64 counted). Two waits are measured: the <b>lag</b> of the server's event loop — how long an event that
+/// against ≤ 64 counted). Three waits are measured: the <b>lag</b> of the server's event loop — how long an event that
 /// became ready waited until the loop ran it, sampled by a probe byte through the read turns' wake-up pair (or a
-/// pool work item) at most every <see cref="ProbeEvery"/> while reads happen — and, per call, the time from the read that
-/// brought its HEADERS to its check. A call's wait is the latest lag plus its own time since its read.
+/// pool work item) at most every <see cref="ProbeEvery"/> while reads happen —, the <b>check wait</b>: how long the
+/// latest asynchronous header check took (with verification on, the batch verifier's queue: under overload the calls
+/// queue there, read and checked at once but decided milliseconds later; <see cref="CheckTook"/>), and, per call, the
+/// time from the read that brought its HEADERS to its check. A call's wait is the latest lag plus the latest check wait
+/// plus its own time since its read.
 /// <para>When every wait measured has stayed above <see cref="Target"/> for <see cref="Interval"/> (a standing queue,
 /// not a burst), the rule is engaged: from then on a call whose own wait is above the target is shed (answered from
 /// its headers, no model work) and one below it is admitted; the rule disengages once the waits stayed below the target
@@ -26,6 +29,8 @@ internal sealed class WaitAdmission
     private long _lagAt; // when it was measured
     private long _probeAt; // when the outstanding probe was sent; 0: none outstanding
     private long _lastProbe;
+    private long _check; // the latest asynchronous header check's duration (the batch verifier's queue)
+    private long _checkAt; // when it completed
     private long _shed;
     private long _engagements;
 
@@ -115,13 +120,34 @@ internal sealed class WaitAdmission
     /// </summary>
     public bool OverTarget(long readAt, long now)
     {
-        var wait = Lag(now) + Math.Max(0, now - readAt);
+        var wait = Lag(now) + CheckWait(now) + Math.Max(0, now - readAt);
         Sample(wait, now);
         return wait > Target && Volatile.Read(ref _engaged) == 1;
     }
 
     /// <summary>A call judged <see cref="OverTarget"/> and not alone was shed.</summary>
     public void CountShed() => Interlocked.Increment(ref _shed);
+
+    /// <summary>
+    /// The latest asynchronous header check's duration (<see cref="CheckTook"/>: the batch verifier's queue and its batch),
+    /// 0 once it is older than an interval. A call checked now waits about as long again before it is decided: with
+    /// verification on, under overload, the queue of calls is there (in the verifier's queue), not in the sockets.
+    /// </summary>
+    public long CheckWait(long now) =>
+        Volatile.Read(ref _checkAt) is var at && at != 0 && now - at <= Interval ? Volatile.Read(ref _check) : 0;
+
+    /// <summary>
+    /// An asynchronous header check (the batch verifier) that began at <paramref name="began"/> completed at
+    /// <paramref name="now"/>: its duration is the check wait every later call counts (<see cref="CheckWait"/>), and
+    /// it is a sample of the rule.
+    /// </summary>
+    public void CheckTook(long began, long now)
+    {
+        var took = Math.Max(0, now - began);
+        Volatile.Write(ref _check, took);
+        Volatile.Write(ref _checkAt, now);
+        Sample(Lag(now) + took, now);
+    }
 
     /// <summary>One measured wait at <paramref name="now"/>: moves the rule's state (engage after an interval above, disengage after one below).</summary>
     public void Sample(long wait, long now)
