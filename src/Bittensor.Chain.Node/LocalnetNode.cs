@@ -186,6 +186,9 @@ public sealed partial class LocalnetNode : IAsyncDisposable
 
     // ---- notifications ----------------------------------------------------------------------------------
 
+    /// <summary>Test seam: raised on the dispatcher once a block's notifications went to every connection.</summary>
+    internal event Action<LocalnetBlock>? BlockDispatchedForTests;
+
     private async Task DispatchAsync()
     {
         try
@@ -200,6 +203,7 @@ public sealed partial class LocalnetNode : IAsyncDisposable
                         {
                             var previous = ViewBefore(item.Storage);
                             foreach (var connection in _connections.Keys) connection.OnBlock(item.Block, item.Storage, previous);
+                            BlockDispatchedForTests?.Invoke(item.Block);
                             break;
                         }
                         case PoolNotice pool:

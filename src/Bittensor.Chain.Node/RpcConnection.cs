@@ -136,6 +136,11 @@ internal sealed class RpcConnection
     public void Send(byte[] message)
     {
         if (_outbound.Writer.TryWrite(message)) return;
+        Overflow();
+    }
+
+    private void Overflow()
+    {
         if (Interlocked.Exchange(ref _dropped, 1) != 0) return;
         _node.Dropped(this);
         Close();
@@ -159,6 +164,17 @@ internal sealed class RpcConnection
 
     private readonly List<Action> _afterResponse = [];
 
+    // Subscriptions made by the request being handled: their id has not gone out yet. A notification for one (a block the
+    // dispatcher delivers between the subscribe and its response) is held and sent after the response, behind the
+    // subscription's initial notifications, as a Substrate node does; before, it went out first and the client, not
+    // knowing the id yet, dropped it.
+    private readonly HashSet<string> _unanswered = new(StringComparer.Ordinal);
+    private readonly List<byte[]> _held = [];
+    private readonly List<byte[]> _initial = [];
+
+    [ThreadStatic]
+    private static RpcConnection? t_flushing;
+
     /// <summary>Runs <paramref name="action"/> once the response being built is queued (initial notifications follow their subscription id).</summary>
     public void AfterResponse(Action action)
     {
@@ -170,10 +186,30 @@ internal sealed class RpcConnection
         Action[] actions;
         lock (_subscriptions)
         {
+            if (_afterResponse.Count == 0 && _unanswered.Count == 0) return;
             actions = [.. _afterResponse];
             _afterResponse.Clear();
         }
-        foreach (var a in actions) a();
+        // The actions run outside the lock (they may wait on the chain, whose completions notify under its own lock);
+        // what they notify for a subscription of this request goes first.
+        t_flushing = this;
+        try
+        {
+            foreach (var a in actions) a();
+        }
+        finally
+        {
+            t_flushing = null;
+        }
+        lock (_subscriptions)
+        {
+            // Sent under the lock, so no notification of a block after these overtakes them.
+            foreach (var m in _initial) Send(m);
+            foreach (var m in _held) Send(m);
+            _initial.Clear();
+            _held.Clear();
+            _unanswered.Clear();
+        }
     }
 
     public Subscription Subscribe(SubscriptionKind kind, string method, byte[][]? keys = null)
@@ -184,6 +220,7 @@ internal sealed class RpcConnection
                 throw new RpcException(RpcErrors.LimitExceeded, $"a connection may hold at most {_options.MaxSubscriptionsPerConnection} subscriptions");
             var sub = new Subscription(Convert.ToHexString(RandomNumberGenerator.GetBytes(8)).ToLowerInvariant(), kind, method, keys);
             _subscriptions[sub.Id] = sub;
+            _unanswered.Add(sub.Id);
             return sub;
         }
     }
@@ -205,7 +242,22 @@ internal sealed class RpcConnection
 
     public void Notify(Subscription sub, Action<System.Text.Json.Utf8JsonWriter> result)
     {
-        if (!IsSubscribed(sub.Id)) return;
+        lock (_subscriptions)
+        {
+            if (!_subscriptions.ContainsKey(sub.Id)) return;
+            if (_unanswered.Contains(sub.Id))
+            {
+                var held = t_flushing == this ? _initial : _held;
+                if (_initial.Count + _held.Count >= _options.MaxQueuedMessagesPerConnection)
+                {
+                    // As with a full queue: the client is not keeping up.
+                    Overflow();
+                    return;
+                }
+                held.Add(RpcJson.Notification(sub.Method, sub.Id, result));
+                return;
+            }
+        }
         Send(RpcJson.Notification(sub.Method, sub.Id, result));
     }
 

@@ -247,12 +247,16 @@ internal sealed class RpcMethods
             return ValueTask.FromResult(handler(c));
         });
 
+    /// <summary>Test seam: runs on the read loop after a head subscription is made and before its id is answered.</summary>
+    internal Action? SubscribedForTests { get; set; }
+
     private void HeadSubscription(string subscribe, string unsubscribe, string notification, SubscriptionKind kind)
     {
         Sync(subscribe, c =>
         {
             var s = c.Connection.Subscribe(kind, notification);
             var best = _chain.BestBlock;
+            SubscribedForTests?.Invoke();
             if (best is not null) c.Connection.AfterResponse(() => c.Connection.Notify(s, w => RpcJson.Header(w, best)));
             return w => w.WriteStringValue(s.Id);
         }, subscription: true);

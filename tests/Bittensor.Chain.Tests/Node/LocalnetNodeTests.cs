@@ -96,6 +96,46 @@ public sealed class LocalnetNodeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_block_made_between_a_head_subscription_and_its_answer_is_notified_after_the_answer_not_before()
+    {
+        // A block the dispatcher delivers after the subscription exists but before its id went out: the client cannot
+        // match a notification to an id it has not seen, so the node must hold it until the answer is sent.
+        var dispatched = new TaskCompletionSource<ulong>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _node.BlockDispatchedForTests += b => dispatched.TrySetResult(b.Number);
+        _node.Methods.SubscribedForTests = () =>
+        {
+            _node.Methods.SubscribedForTests = null;
+            _t.Chain.ProduceBlockAsync().GetAwaiter().GetResult();
+            dispatched.Task.Wait(TimeSpan.FromMinutes(2)); // hang guard only: the dispatcher has run once it is set
+        };
+        var before = _t.Chain.BlockNumber;
+        using var ws = new System.Net.WebSockets.ClientWebSocket();
+        await ws.ConnectAsync(_node.Endpoint, CancellationToken.None);
+        await ws.SendAsync("""{"jsonrpc":"2.0","id":7,"method":"chain_subscribeNewHeads","params":[]}"""u8.ToArray(),
+            System.Net.WebSockets.WebSocketMessageType.Text, true, CancellationToken.None);
+        Assert.Equal(before + 1, await dispatched.Task.WaitAsync(TimeSpan.FromMinutes(2)));
+
+        var messages = new List<JsonElement>();
+        var buffer = new byte[1 << 16];
+        using var guard = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        while (messages.Count < 3)
+        {
+            var r = await ws.ReceiveAsync(buffer, guard.Token);
+            Assert.True(r.EndOfMessage);
+            messages.Add(JsonDocument.Parse(buffer.AsMemory(0, r.Count)).RootElement.Clone());
+        }
+        Assert.True(messages[0].TryGetProperty("id", out var answered), $"the first message is not the answer: {messages[0]}");
+        Assert.Equal(7, answered.GetInt32()); // the answer first
+        var id = messages[0].GetProperty("result").GetString();
+        var numbers = messages.Skip(1).Select(m =>
+        {
+            Assert.Equal(id, m.GetProperty("params").GetProperty("subscription").GetString());
+            return Number(m.GetProperty("params").GetProperty("result"));
+        }).ToArray();
+        Assert.Equal([before, before + 1], numbers); // the head at the subscribe, then the block made meanwhile
+    }
+
+    [Fact]
     public async Task A_transfer_signed_from_the_served_metadata_is_ready_in_block_and_finalized_and_its_events_decode()
     {
         await using var c = await RpcClient.ConnectAsync(_node.Endpoint);
