@@ -581,7 +581,7 @@ public sealed class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output)
         await server.ReadRequest(f => f.Type == H2.Data && f.Stream == 5 && (f.Flags & H2.EndStream) != 0);
         await server.Send(AnswerBytes(3, 2, settings: false));
         Assert.True(await reading.WaitAsync(Wait));
-        var before = Current(c).VectoredReads;
+        var (before, headsBefore) = (Current(c).VectoredReads, Current(c).HeadReads);
         var last = AnswerBytes(5, 3, settings: false);
         await server.Send(last);
         // The kernel has it all: a wait on the socket's own events (each arrival of data; the rest may come only after a
@@ -594,9 +594,76 @@ public sealed class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Equal("answer 2", await secondCall.WaitAsync(Wait));
         Assert.Equal("answer 3", await thirdCall.WaitAsync(Wait));
         Assert.Equal(TensorCodec.Decode(Answer(16 * 1024).Tensors[0]).Tensor.ToFloat32Array(), third.Values);
-        // The head up to the floats in one read (the landing hint), then the floats, the message's tail and the
-        // trailers in one more: a single call that filled the landing and the read buffer.
-        Assert.Equal(before + 1, Current(c).VectoredReads);
+        // The floats, the message's tail and the trailers in one call that filled the landing and the read buffer: either
+        // after a read of the head up to the landing hint, or (when the read before it found its answer waiting) in the
+        // same call as the head (HeadReads); never in more.
+        Assert.Equal(1, Current(c).VectoredReads - before + (Current(c).HeadReads - headsBefore));
+    }
+
+    [Fact]
+    public async Task Answers_after_the_first_are_received_in_one_call_each_head_floats_and_tail()
+    {
+        await using var server = new ScriptedServer();
+        using var c = Connect(server);
+        var shape = new Float32AnswerShape([1, 16, 1024]);
+        byte[] AnswerBytes(int id, int seed, bool settings)
+        {
+            var m = Answer(16 * 1024);
+            m.Hotkey = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
+            m.Message = $"answer {seed}"; // the same length each time: the heads are alike, as an axon's are
+            return Concat(settings ? Frame(H2.Settings, 0, 0, []) : [], Frame(H2.Headers, H2.EndHeaders, id, Ok), Frame(H2.Data, 0, id, Grpc(m.ToByteArray())), Trailers(id));
+        }
+        using var reading = new SemaphoreSlim(0);
+        using var go = new SemaphoreSlim(0);
+        Task<string> LandingCall(AnswerLanding landing, bool hold) =>
+            c.CallAsync(BittensorMethod.Forward, new TensorMessage { Version = 150, Hotkey = "5Grw" }, Headers(), DateTime.UtcNow.Add(Wait), CancellationToken.None,
+                a =>
+                {
+                    if (hold)
+                    {
+                        reading.Release();
+                        go.Wait(Wait);
+                    }
+                    return landing.TryTake(a.Tensors[0]) ? a.Message : "not landed";
+                }, landing);
+
+        // The first answer tells the client where an answer's floats begin.
+        var first = LandingCall(new AnswerLanding(shape), hold: false);
+        await server.ReadRequest(f => f.Type == H2.Data && f.Stream == 1 && (f.Flags & H2.EndStream) != 0);
+        await server.Send(AnswerBytes(1, 1, settings: true));
+        Assert.Equal("answer 1", await first.WaitAsync(Wait));
+
+        // Three calls. The first one's answer comes while the read loop waits for the socket; each reader holds the read
+        // loop until the next answer is whole in the client's socket, so the next read finds it waiting (the second's
+        // after a zero-byte receive that finds it there, the third's at once, as the second's was waiting too). Every
+        // answer comes in one receive: its head into the read buffer, its floats into its array, its tail behind them;
+        // the two that were whole in the socket need no other receive at all.
+        var landings = new[] { new AnswerLanding(shape), new AnswerLanding(shape), new AnswerLanding(shape) };
+        var calls = new[] { LandingCall(landings[0], hold: true), LandingCall(landings[1], hold: true), LandingCall(landings[2], hold: false) };
+        await server.ReadRequest(f => f.Type == H2.Data && f.Stream == 7 && (f.Flags & H2.EndStream) != 0);
+        var heads = Current(c).HeadReads;
+        await server.Send(AnswerBytes(3, 2, settings: false));
+        var (vectored, landed) = (0L, 0L);
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.True(await reading.WaitAsync(Wait), $"answer {i + 2}'s reader never ran");
+            if (i == 0) (vectored, landed) = (Current(c).VectoredReads, Current(c).BytesLandedDirectly);
+            var next = AnswerBytes(5 + (2 * i), 3 + i, settings: false);
+            await server.Send(next);
+            Assert.True(Current(c).WaitForSocketBytes(next.Length, Wait, out _), $"answer {i + 3} never was whole in the client's socket");
+            Assert.Equal(next.Length, Current(c).SocketBytesAvailable);
+            go.Release();
+        }
+
+        for (var i = 0; i < 3; i++) Assert.Equal($"answer {i + 2}", await calls[i].WaitAsync(Wait));
+        var floats = TensorCodec.Decode(Answer(16 * 1024).Tensors[0]).Tensor.ToFloat32Array();
+        foreach (var l in landings) Assert.Equal(floats, l.Values);
+        Assert.Equal(heads + 3, Current(c).HeadReads);
+        // Answers 3 and 4: nothing but the head read, every float received into its array. (Answer 2's head is shorter
+        // than the hint, which counted the SETTINGS frame in front of answer 1: its bytes were moved back and it was read
+        // as after one ordinary receive; the hint is right from then on.)
+        Assert.Equal(vectored, Current(c).VectoredReads);
+        Assert.Equal(2L * 16 * 1024 * 4, Current(c).BytesLandedDirectly - landed);
     }
 
     [Fact]

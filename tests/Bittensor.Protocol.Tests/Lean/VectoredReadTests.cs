@@ -223,4 +223,105 @@ public sealed class VectoredReadTests
         Assert.Equal(Floats(3), landings[2].Values);
         Assert.Equal(0, conn.OpenStreams);
     }
+
+    // ---------------------------------------------------------------- one receive per answer (TryReceiveHead)
+
+    // Calls on one connection, answered in `order` (stream i answers message i), the first read `first` bytes long and
+    // the rest cut by `rest`; every answer lands whole (or, with a head unlike the others', is read whole all the same).
+    private static async Task<H2ClientConnection> Answers(string[] messages, int[] order, int first, Func<int, int> rest)
+    {
+        var conn = H2ClientConnection.ForFeed(BittensorChannelOptions.Default);
+        var landings = messages.Select(_ => new AnswerLanding(Shape)).ToArray();
+        foreach (var l in landings) Array.Fill(l.Values, float.NaN);
+        var calls = landings.Select(l => LandingCall(conn, l)).ToArray();
+        byte[] bytes = [.. Frame(H2.Settings, 0, 0, []), .. order.SelectMany(i => Whole((2 * i) + 1, Grpc(Floats(i + 1), messages[i])))];
+
+        var loop = conn.Feed(bytes, i => i == 0 ? first : rest(i));
+
+        Assert.True(loop.IsCompleted);
+        Assert.Null(conn.Bug);
+        for (var i = 0; i < messages.Length; i++)
+        {
+            Assert.Equal(new Got(true, messages[i]), await calls[i].WaitAsync(Wait));
+            Assert.Equal(Floats(i + 1), landings[i].Values);
+        }
+        Assert.Equal(0, conn.OpenStreams);
+        return conn;
+    }
+
+    private static int AnswerLength(string message) => 9 + H2Blocks.ResponseHeaders.Length + 9 + Grpc(Floats(1), message).Length + 9 + H2Blocks.OkTrailers.Length;
+
+    [Fact]
+    public async Task An_answer_whose_head_floats_and_tail_come_in_one_receive_lands_whole_cut_anywhere()
+    {
+        // After the first answer (which tells where the floats begin), each answer is received at its frame start into
+        // [head | the call's array | tail]: reads of exactly one answer, and reads that end at every byte of the next
+        // answer's head, of its floats at a stride, of its tail and of the answer after it.
+        string[] alike = ["one", "two", "six", "ten"];
+        var size = AnswerLength("one");
+        var settingsAndFirst = 9 + size;
+        var (floatsAt, floatsEnd, _) = Layout(Grpc(Floats(1), "one"));
+        var head = floatsAt - 9; // bytes of an answer before its floats
+        var tail = floatsEnd - 9; // where an answer's floats end
+        var ends = Enumerable.Range(1, head + 8).Concat(Enumerable.Range(head, tail - head).Where(c => c % 509 == 0))
+            .Concat(Enumerable.Range(tail - 8, size + head + 16 - tail));
+        long headReads = 0;
+        foreach (var end in ends)
+        {
+            headReads += (await Answers(alike, [0, 1, 2, 3], settingsAndFirst, _ => end)).HeadReads;
+        }
+        headReads += (await Answers(alike, [0, 1, 2, 3], settingsAndFirst, _ => size)).HeadReads;
+        headReads += (await Answers(alike, [0, 1, 2, 3], settingsAndFirst, _ => int.MaxValue)).HeadReads;
+        Assert.True(headReads > 0, "no answer took the one receive at its frame start");
+    }
+
+    [Fact]
+    public async Task An_answer_of_exactly_one_read_each_takes_one_receive_and_lands_whole()
+    {
+        // The fan-out's case: each answer arrives alone, whole, as the axon wrote it; after the first, one receive each.
+        string[] alike = ["one", "two", "six", "ten"];
+        var size = AnswerLength("one");
+        var conn = await Answers(alike, [0, 1, 2, 3], 9, _ => size); // the peer's SETTINGS alone, then one answer per read
+        Assert.Equal(3, conn.HeadReads);
+        Assert.Equal(3L * Shape.ElementCount * 4, conn.BytesLandedDirectly);
+    }
+
+    [Theory]
+    [InlineData(new[] { 0, 1, 2, 3 }, "one", "two", "sixty-six", "x")] // heads longer and shorter than the first's
+    [InlineData(new[] { 0, 2, 1, 3 }, "one", "two", "six", "ten")] // another call's answer than the one next in line
+    [InlineData(new[] { 0, 3, 2, 1 }, "one", "a longer one", "x", "ten")]
+    public async Task An_answer_not_as_the_head_read_expected_still_lands_whole(int[] order, string a, string b, string c, string d)
+    {
+        // The head read guessed the call (the lowest open stream) and the head's length (the last answer's): a head of
+        // another length or another call's answer moves the received bytes back and is read as after one ordinary read.
+        string[] messages = [a, b, c, d];
+        var first = 9 + AnswerLength(messages[order[0]]);
+        foreach (var rest in new Func<int, int>[] { i => AnswerLength(messages[order[Math.Min(i, 3)]]), _ => int.MaxValue, _ => 4096, _ => 100 })
+        {
+            await Answers(messages, order, first, rest);
+        }
+    }
+
+    [Fact]
+    public async Task An_error_answer_in_a_head_read_fails_its_call_and_the_next_answer_lands()
+    {
+        // The call next in line is answered with a trailers-only error (no message) as short as a head, the next call's
+        // whole answer behind it in the same receive: the first fails with the peer's status, the second lands whole.
+        var conn = H2ClientConnection.ForFeed(BittensorChannelOptions.Default);
+        var landings = new[] { new AnswerLanding(Shape), new AnswerLanding(Shape), new AnswerLanding(Shape) };
+        var calls = landings.Select(l => LandingCall(conn, l)).ToArray();
+        var one = Whole(1, Grpc(Floats(1), "one"));
+        var error = Frame(H2.Headers, H2.EndHeaders | H2.EndStream, 3, H2Blocks.Build(200, StatusCode.ResourceExhausted, "busy"));
+        var three = Whole(5, Grpc(Floats(3), "three"));
+
+        var loop = conn.Feed([.. Frame(H2.Settings, 0, 0, []), .. one, .. error, .. three], i => i == 0 ? 9 + one.Length : int.MaxValue);
+
+        Assert.True(loop.IsCompleted);
+        Assert.Null(conn.Bug);
+        Assert.Equal(new Got(true, "one"), await calls[0].WaitAsync(Wait));
+        Assert.Equal(StatusCode.ResourceExhausted, (await Assert.ThrowsAsync<RpcException>(() => calls[1].WaitAsync(Wait))).StatusCode);
+        Assert.Equal(new Got(true, "three"), await calls[2].WaitAsync(Wait));
+        Assert.Equal(Floats(3), landings[2].Values);
+        Assert.Equal(1, conn.HeadReads);
+    }
 }

@@ -43,15 +43,19 @@ internal sealed partial class H2ClientConnection
 
         public int At => _at;
 
-        public int Read(Span<byte> into) => ReadVectored(into, []);
+        public int Read(Span<byte> into) => ReadVectored(into, [], []);
 
-        /// <summary>One read of the next size, into <paramref name="first"/> and then <paramref name="second"/> (recvmsg's iovecs).</summary>
-        public int ReadVectored(Span<byte> first, Span<byte> second)
+        public int ReadVectored(Span<byte> first, Span<byte> second) => ReadVectored(first, second, []);
+
+        /// <summary>One read of the next size, into <paramref name="first"/>, <paramref name="second"/> and then <paramref name="third"/> (recvmsg's iovecs).</summary>
+        public int ReadVectored(Span<byte> first, Span<byte> second, Span<byte> third)
         {
-            var n = (int)Math.Min(Math.Min((long)first.Length + second.Length, bytes.Length - _at), Math.Max(1, readSize(_reads++)));
+            var n = (int)Math.Min(Math.Min((long)first.Length + second.Length + third.Length, bytes.Length - _at), Math.Max(1, readSize(_reads++)));
             var a = Math.Min(n, first.Length);
+            var b = Math.Min(n - a, second.Length);
             bytes.AsSpan(_at, a).CopyTo(first);
-            bytes.AsSpan(_at + a, n - a).CopyTo(second);
+            bytes.AsSpan(_at + a, b).CopyTo(second);
+            bytes.AsSpan(_at + a + b, n - a - b).CopyTo(third);
             _at += n;
             return n;
         }

@@ -719,6 +719,11 @@ internal sealed partial class H2ClientConnection : IDisposable
     private async ValueTask<bool> FillAsync(int count, bool atFrameStart)
     {
         if (_end - _start >= count) return true;
+        if (_headStream is not null)
+        {
+            Unscramble(); // more is needed than the head: the landed bytes come first, behind it
+            if (_end - _start >= count) return true;
+        }
         if (_start == _end)
         {
             _start = _end = 0; // nothing buffered: the whole buffer is free for the next receive
@@ -733,10 +738,31 @@ internal sealed partial class H2ClientConnection : IDisposable
         }
         // At a frame start with nothing buffered, after answers whose data landed (AnswerLanding): read only up to where
         // the last answer's data began, so the next one's data is left in the socket for the landing's array.
-        var limit = atFrameStart && _end == 0 && _landingHint >= count ? _landingHint : _buf.Length;
+        var headRead = atFrameStart && _end == 0 && _landingHint >= count;
+        var limit = headRead ? _landingHint : _buf.Length;
+        if (headRead && HasHeadCandidate())
+        {
+            // Head, floats and tail in one receive. Tried at once when the last answer was waiting already; otherwise
+            // after waiting for the socket to be readable (a zero-byte receive: it takes nothing) instead of receiving
+            // the head alone when it comes and the rest in a second call.
+            var got = _lastHeadReady && TryReceiveHead();
+            if (!got)
+            {
+                if (_feed is null)
+                {
+                    var ready = ReceiveAsync(Memory<byte>.Empty);
+                    _lastHeadReady = ready.IsCompleted;
+                    await ready.ConfigureAwait(false);
+                }
+                got = TryReceiveHead();
+            }
+            if (got && _end - _start >= count) return true;
+        }
         while (_end - _start < count)
         {
-            var n = await ReceiveAsync(_buf.AsMemory(_end, (limit > _end ? limit : _buf.Length) - _end)).ConfigureAwait(false);
+            var receive = ReceiveAsync(_buf.AsMemory(_end, (limit > _end ? limit : _buf.Length) - _end));
+            if (atFrameStart && _end == 0) _lastHeadReady = receive.IsCompleted;
+            var n = await receive.ConfigureAwait(false);
             if (n == 0)
             {
                 if (atFrameStart && _end == _start) return false;
@@ -754,6 +780,11 @@ internal sealed partial class H2ClientConnection : IDisposable
         {
             if (_end == _start)
             {
+                if (_headStream is not null)
+                {
+                    Unscramble();
+                    continue;
+                }
                 _start = _end = 0;
                 _originValid = false;
                 await FillAsync(1, false).ConfigureAwait(false);
@@ -827,6 +858,13 @@ internal sealed partial class H2ClientConnection : IDisposable
                 }
                 _start += k;
                 data -= k;
+                continue;
+            }
+            if (_headStream is not null)
+            {
+                // A head read's landing: this stream's floats already in its array (the tail follows in the buffer), or
+                // the bytes moved back behind the head.
+                data -= TakeHeadLanding(s, data);
                 continue;
             }
             _start = _end = 0;
@@ -1152,6 +1190,9 @@ internal sealed partial class H2ClientConnection : IDisposable
 
     private void OnHeaders(ClientStream s, bool endStream)
     {
+        // A head read's landing is this stream's, but its trailers come first (no message, or one that did not land):
+        // the bytes go back behind the head before anything reads the stream's answer or hands its landing on.
+        if ((s.HeadersSeen || endStream) && ReferenceEquals(_headStream, s)) Unscramble();
         string? status = null, contentType = null, grpcStatus = null, grpcMessage = null;
         foreach (var (name, value) in _fields)
         {
@@ -1497,6 +1538,7 @@ internal sealed partial class H2ClientConnection : IDisposable
                     if (Filled >= _gapStart && Filled < gapEnd)
                     {
                         k = Math.Min(k, gapEnd - Filled);
+                        _owner?.BeforeLandingWrite(this); // null: a stream fed alone (tests)
                         bytes[..k].CopyTo(Landing.Bytes.Span[(Filled - _gapStart)..]);
                         Filled += k;
                         bytes = bytes[k..];
@@ -1542,7 +1584,11 @@ internal sealed partial class H2ClientConnection : IDisposable
                 return;
             }
             _gapStart = at;
-            if (Filled > at) Message.AsSpan(at, Math.Min(Filled, at + dataLength) - at).CopyTo(Landing.Bytes.Span);
+            if (Filled > at)
+            {
+                _owner?.BeforeLandingWrite(this); // null: a stream fed alone (tests)
+                Message.AsSpan(at, Math.Min(Filled, at + dataLength) - at).CopyTo(Landing.Bytes.Span);
+            }
         }
 
         /// <summary>Before the reader runs (the message complete): tells the landing where its bytes were taken from.</summary>
@@ -1643,6 +1689,9 @@ internal sealed partial class H2ClientConnection : IDisposable
         }
 
         public void Advance(int n) => Filled += n;
+
+        /// <summary>True when the next message byte is the first landed one (a head read's landing may be taken whole).</summary>
+        public bool AtLandingStart => !_landingOff && _gapStart >= 0 && Filled == _gapStart;
 
         // The array grows with the bytes that arrived (never more than FirstChunk ahead), up to the announced length.
         private void Grow(int more)
