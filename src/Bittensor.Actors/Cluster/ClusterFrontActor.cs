@@ -147,6 +147,8 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
     private ChunkPacer _pacer = null!;
     // Registrations waiting for their worker's data connection (the worker is acknowledged once it is connected).
     private readonly Dictionary<IActorRef, RegisterWorker> _connecting = [];
+    // Registrations of new workers waiting until every reachable node has seen their node Up (see KnownUpByAll).
+    private readonly Dictionary<IActorRef, RegisterWorker> _awaitingUp = [];
     private readonly CancellationTokenSource _stopping = new();
     private string _selfAddress = "";
 
@@ -165,7 +167,8 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
             if (_workers.TryGetValue(r.Worker, out var w) && w.Data is null && !w.Connecting) ConnectData(r.Worker, w.DataPort);
         });
         Receive<CallDeadline>(OnDeadline);
-        Receive<RegisterWorker>(OnRegister);
+        Receive<RegisterWorker>(r => OnRegister(Sender, r));
+        Receive<RecheckAwaitingUp>(_ => RecheckUp());
         Receive<WorkerDraining>(_ =>
         {
             if (_workers.TryGetValue(Sender, out var w) && !w.Draining)
@@ -193,6 +196,7 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         {
             ForWorkersAt(m.Member.Address, w => Remove(w, "its node left the cluster"));
             foreach (var gone in _connecting.Keys.Where(a => a.Path.Address.Equals(m.Member.Address)).ToList()) _connecting.Remove(gone);
+            foreach (var gone in _awaitingUp.Keys.Where(a => a.Path.Address.Equals(m.Member.Address)).ToList()) _awaitingUp.Remove(gone);
             ReleaseHeld();
         });
         Receive<ClusterEvent.IMemberEvent>(m =>
@@ -201,6 +205,7 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
             if (m.Member.Status is MemberStatus.Leaving or MemberStatus.Exiting or MemberStatus.Down)
                 ForWorkersAt(m.Member.Address, w => w.Draining = true);
             ReleaseHeld();
+            if (_awaitingUp.Count > 0) RecheckUp();
         });
         Receive<Terminated>(t =>
         {
@@ -327,17 +332,67 @@ public sealed class ClusterFrontActor : ReceiveActor, IWithTimers
         _calls.Count, _rerouted, _refusedFull, _affinityHits, _roundsDone, _checkpoint?.Round ?? 0, _round?.Deferred.Count ?? 0,
         [.. _connecting.Values.Select(r => r.Replica)]);
 
-    private void OnRegister(RegisterWorker r)
+    private void OnRegister(IActorRef sender, RegisterWorker r)
     {
-        if (!_workers.ContainsKey(Sender) && _settings.DataPlane && r.DataPort > 0)
+        if (!_workers.ContainsKey(sender) && !KnownUpByAll(sender))
         {
-            // A worker with a data plane is acknowledged once the front is connected to it (so it is routable at once).
-            var attempt = !_connecting.ContainsKey(Sender);
-            _connecting[Sender] = r;
-            if (attempt) ConnectData(Sender, r.DataPort);
+            // Not yet: acknowledged (and served) once every node counts it (RecheckUp, on member events and a timer).
+            if (_awaitingUp.Count >= MaxAwaitingUp && !_awaitingUp.ContainsKey(sender)) return; // bounded; the worker repeats its registration
+            if (_awaitingUp.TryAdd(sender, r))
+                _log.Info("cluster front: worker {0} registers; acknowledged once every node sees its node Up", r.Replica);
+            else _awaitingUp[sender] = r;
+            if (!Timers.IsTimerActive(RecheckAwaitingUp.Key))
+                Timers.StartPeriodicTimer(RecheckAwaitingUp.Key, RecheckAwaitingUp.Instance, RecheckUpInterval);
             return;
         }
-        Join(Sender, r, null);
+        _awaitingUp.Remove(sender);
+        if (!_workers.ContainsKey(sender) && _settings.DataPlane && r.DataPort > 0)
+        {
+            // A worker with a data plane is acknowledged once the front is connected to it (so it is routable at once).
+            var attempt = !_connecting.ContainsKey(sender);
+            _connecting[sender] = r;
+            if (attempt) ConnectData(sender, r.DataPort);
+            return;
+        }
+        Join(sender, r, null);
+    }
+
+    /// <summary>Most registrations held until their node is Up everywhere (one per worker actor; more are dropped, the workers repeat).</summary>
+    internal const int MaxAwaitingUp = 1024;
+
+    private static readonly TimeSpan RecheckUpInterval = TimeSpan.FromMilliseconds(200);
+
+    private sealed class RecheckAwaitingUp
+    {
+        public static readonly RecheckAwaitingUp Instance = new();
+        public const string Key = "recheck-awaiting-up";
+    }
+
+    private void RecheckUp()
+    {
+        foreach (var (sender, r) in _awaitingUp.ToList())
+        {
+            if (KnownUpByAll(sender)) OnRegister(sender, r);
+        }
+        if (_awaitingUp.Count == 0) Timers.Cancel(RecheckAwaitingUp.Key);
+    }
+
+    /// <summary>
+    /// A new worker is acknowledged (and served) only once its node is Up and every reachable Up node has seen that
+    /// (the front's latest gossip is seen by all of them). Each node's split-brain resolver counts Up members only, in
+    /// its own view: a worker served before a standby front knew it Up was not counted there, and the active front
+    /// dying in that window left the standby alone against the dead oldest front (1:1 of 2 members): keep-oldest then
+    /// downs the standby and every worker it sees — the whole miner (the take-over flake of sessions 14-15, 1 of 3 runs at
+    /// load 40+, node logs: "SBR took decision DownReachable … [1] unreachable of [2] members" on the standby).
+    /// </summary>
+    private bool KnownUpByAll(IActorRef worker)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        var address = worker.Path.Address.HasLocalScope ? cluster.SelfAddress : worker.Path.Address;
+        var state = cluster.State;
+        var member = state.Members.FirstOrDefault(m => m.Address.Equals(address));
+        if (member is null || member.Status != MemberStatus.Up) return false;
+        return state.Members.All(m => m.Status is not (MemberStatus.Up or MemberStatus.Leaving) || state.Unreachable.Contains(m) || state.SeenBy.Contains(m.Address));
     }
 
     private void Join(IActorRef actor, RegisterWorker r, DataPlaneConnection? data)
