@@ -48,7 +48,7 @@ public static class BittensorCluster
     /// The Akka configuration of one node with <paramref name="role"/> (front or worker): cluster provider, this node's
     /// hostname/port, the split-brain resolver (<see cref="ClusterSettings.SbrStrategy"/> counted over
     /// <see cref="ClusterSettings.SbrRole"/>), the failure detector's acceptable heartbeat pause, the drain phase's
-    /// timeout, a front's scheduler tick (<see cref="ClusterSettings.FrontSchedulerTick"/>), and the serializers. Seed nodes are joined by <see cref="CreateSystem"/>, not here.
+    /// timeout, how long joining the seed nodes may take (<see cref="ClusterSettings.JoinTimeout"/>), a front's scheduler tick (<see cref="ClusterSettings.FrontSchedulerTick"/>), and the serializers. Seed nodes are joined by <see cref="CreateSystem"/>, not here.
     /// </summary>
     public static Config NodeConfig(ClusterSettings settings, string role)
     {
@@ -82,6 +82,7 @@ public static class BittensorCluster
                 split-brain-resolver {
                   active-strategy = {{settings.SbrStrategy}}
                   stable-after = {{(long)settings.SbrStableAfter.TotalMilliseconds}}ms
+                  down-all-when-unstable = {{OffOrMs(settings.SbrDownAllWhenUnstable)}}
                   keep-majority.role = "{{settings.SbrRole}}"
                   keep-oldest {
                     role = "{{settings.SbrRole}}"
@@ -89,6 +90,7 @@ public static class BittensorCluster
                   }
                 }
                 run-coordinated-shutdown-when-down = on
+                shutdown-after-unsuccessful-join-seed-nodes = {{OffOrMs(settings.JoinTimeout)}}
               }
               coordinated-shutdown.phases.before-cluster-shutdown.timeout = {{(long)drainPhase.TotalMilliseconds}}ms
             }
@@ -97,6 +99,10 @@ public static class BittensorCluster
         return ConfigurationFactory.ParseString(text).WithFallback(SerializationConfig)
             .WithFallback(Akka.Cluster.Tools.Singleton.ClusterSingleton.DefaultConfig());
     }
+
+    // A HOCON duration in milliseconds, or off.
+    private static string OffOrMs(TimeSpan? value) =>
+        value is { } v ? ((long)v.TotalMilliseconds).ToString(CultureInfo.InvariantCulture) + "ms" : "off";
 
     /// <summary>
     /// Creates the actor system of a node: <paramref name="overrides"/> (e.g. test settings) over
@@ -115,6 +121,34 @@ public static class BittensorCluster
         if (settings.SeedNodes.Count == 0) cluster.Join(cluster.SelfAddress);
         else cluster.JoinSeedNodes(settings.SeedNodes.Select(s => Address.Parse(ClusterSettings.SeedAddress(s, settings.SystemName))));
         return system;
+    }
+
+    /// <summary>
+    /// Why a front-capable node's actor system ended when nobody asked it to (the verbs print it and exit 1): downed by the
+    /// cluster while alive (a front does not rejoin by itself: docs/cluster.md "Split brain"), its seed nodes never
+    /// answered within <see cref="ClusterSettings.JoinTimeout"/>, or another reason by name.
+    /// </summary>
+    public static string FrontNodeEnded(ActorSystem system, ClusterSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        ArgumentNullException.ThrowIfNull(settings);
+        return CoordinatedShutdown.Get(system).ShutdownReason switch
+        {
+            CoordinatedShutdown.ClusterDowningReason =>
+                "this front node was downed by the cluster while alive (the split-brain resolver took it for dead: a stalled process or machine, " +
+                "or a partition); a front node does not rejoin by itself: restart it with bittensor.cluster.seed_nodes naming a live node",
+            CoordinatedShutdown.ClusterJoinUnsuccessfulReason => JoinFailed("this front node", settings),
+            var reason => $"this front node was removed from the cluster ({reason?.GetType().Name ?? "stopped"}); restart it to rejoin",
+        };
+    }
+
+    /// <summary>The line for a node (<paramref name="what"/>) whose seed nodes never answered within <see cref="ClusterSettings.JoinTimeout"/>.</summary>
+    public static string JoinFailed(string what, ClusterSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var within = settings.JoinTimeout is { } t ? t.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture) + " s" : "its join timeout";
+        return $"{what} could not join the cluster through {string.Join(", ", settings.SeedNodes)} within {within} " +
+            "(bittensor.cluster.join_timeout): no seed node answered; start a node there or name a live one in bittensor.cluster.seed_nodes, then restart it";
     }
 
     /// <summary>

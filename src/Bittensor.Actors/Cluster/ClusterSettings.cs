@@ -62,6 +62,24 @@ public sealed record ClusterSettings
     public required TimeSpan SbrStableAfter { get; init; }
 
     /// <summary>
+    /// The split-brain resolver's "down all when unstable" deadline
+    /// (<c>akka.cluster.split-brain-resolver.down-all-when-unstable</c>), or null: off (the shipped default). When on, <b>every
+    /// node</b>, from its own view, downs every member it knows (itself included) once an unreachability it saw has not
+    /// been resolved within <see cref="SbrStableAfter"/> + this; a node whose gossip is late on a slow machine thus downs
+    /// itself — and its Down of the others can reach them (docs/cluster.md "Split brain"). <c>on</c> in HOCON is Akka's
+    /// derived value: ¾ of stable-after, at least 4 s.
+    /// </summary>
+    public TimeSpan? SbrDownAllWhenUnstable { get; init; }
+
+    /// <summary>
+    /// Longest a node tries to join its <see cref="SeedNodes"/> before it gives up
+    /// (<c>akka.cluster.shutdown-after-unsuccessful-join-seed-nodes</c>: the node's CoordinatedShutdown runs with
+    /// <c>ClusterJoinUnsuccessfulReason</c> and the verbs exit 1 saying so), or null: try for ever. Also bounds a
+    /// downed worker's new node (<see cref="ClusterWorkerNode"/>). Not used by a node without seeds (it joins itself).
+    /// </summary>
+    public TimeSpan? JoinTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
     /// Heartbeat silence the cluster's failure detector accepts before it marks a node unreachable
     /// (<c>akka.cluster.failure-detector.acceptable-heartbeat-pause</c>): longer tolerates a busy machine (GC, a loaded
     /// host) at the price of a later detection of a node that really died.
@@ -150,6 +168,8 @@ public sealed record ClusterSettings
             SbrStrategy = c.OneOf("sbr_strategy", KeepOldest, KeepMajority),
             SbrRole = c.String("sbr_role"),
             SbrStableAfter = c.Duration("sbr_stable_after"),
+            SbrDownAllWhenUnstable = DownAllWhenUnstable(c),
+            JoinTimeout = OffOrDuration(c, "join_timeout"),
             AcceptableHeartbeatPause = c.Duration("acceptable_heartbeat_pause"),
             WorkerCapacity = c.Int("worker.capacity"),
             RegisterInterval = c.Duration("worker.register_interval"),
@@ -178,6 +198,9 @@ public sealed record ClusterSettings
         Require(SbrStrategy is KeepOldest or KeepMajority, "sbr_strategy", SbrStrategy, $"must be {KeepOldest} or {KeepMajority}");
         Require(SbrRole is "" or FrontRole or WorkerRole, "sbr_role", SbrRole, $"must be \"\", {FrontRole} or {WorkerRole}");
         Require(SbrStableAfter > TimeSpan.Zero, "sbr_stable_after", SbrStableAfter, "must be positive");
+        Require(SbrDownAllWhenUnstable is null || SbrDownAllWhenUnstable > TimeSpan.Zero, "sbr_down_all_when_unstable", SbrDownAllWhenUnstable!,
+            "must be off, on or a positive duration");
+        Require(JoinTimeout is null || JoinTimeout > TimeSpan.Zero, "join_timeout", JoinTimeout!, "must be off or a positive duration");
         Require(AcceptableHeartbeatPause >= TimeSpan.FromSeconds(1), "acceptable_heartbeat_pause", AcceptableHeartbeatPause,
             "must be at least 1s (the heartbeat interval)");
         Require(WorkerCapacity >= 0, "worker.capacity", WorkerCapacity, "must be 0 (the model host's bound) or positive");
@@ -222,6 +245,39 @@ public sealed record ClusterSettings
         if (host.Length == 0 || Uri.CheckHostName(host) == UriHostNameType.Unknown)
             throw new ConfigurationException($"{SectionPath}.seed_nodes: '{seed}' has an invalid host");
         return $"akka.tcp://{systemName}@{host}:{port.ToString(CultureInfo.InvariantCulture)}";
+    }
+
+    /// <summary>Akka's value of "on" for down-all-when-unstable: ¾ of <paramref name="stableAfter"/>, at least 4 s.</summary>
+    public static TimeSpan DerivedDownAllWhenUnstable(TimeSpan stableAfter) =>
+        TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(4).Ticks, stableAfter.Ticks * 3 / 4));
+
+    // "off" (null), "on" (Akka's derived value from sbr_stable_after) or a duration.
+    private static TimeSpan? DownAllWhenUnstable(HoconSection c)
+    {
+        var text = c.String("sbr_down_all_when_unstable").Trim();
+        return text.ToLowerInvariant() switch
+        {
+            "on" or "true" or "yes" => DerivedDownAllWhenUnstable(c.Duration("sbr_stable_after")),
+            _ => OffOrDuration(c, "sbr_down_all_when_unstable"),
+        };
+    }
+
+    // "off" (null) or a duration; the message names the key.
+    private static TimeSpan? OffOrDuration(HoconSection c, string key)
+    {
+        var text = c.String(key).Trim();
+        if (text.ToLowerInvariant() is "off" or "false" or "no") return null;
+        TimeSpan value;
+        try
+        {
+            value = c.Duration(key);
+        }
+        catch (ConfigurationException e)
+        {
+            throw new ConfigurationException($"{c.Key(key)} = '{text}': must be off or a duration ({e.Message})");
+        }
+        if (value <= TimeSpan.Zero) throw new ConfigurationException($"{c.Key(key)} = '{text}': must be off or a positive duration");
+        return value;
     }
 
     private static bool IsName(string name) =>

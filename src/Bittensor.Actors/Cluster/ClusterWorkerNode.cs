@@ -21,6 +21,12 @@ public enum ClusterWorkerNodeEnd
 
     /// <summary>Its actor system stopped for another reason (terminated from outside, or a new node could not start).</summary>
     Stopped,
+
+    /// <summary>
+    /// It could not join any of its seed nodes within <see cref="ClusterSettings.JoinTimeout"/> (none answered: dead, wrong
+    /// address, another system name), at start or as a new node after a downing; <see cref="ClusterWorkerNode.Failure"/> says so.
+    /// </summary>
+    JoinFailed,
 }
 
 /// <summary>
@@ -130,7 +136,10 @@ public sealed class ClusterWorkerNode
     /// <summary>Completes when the worker node ends for good, with why (a downing with rejoin on does not end it).</summary>
     public Task<ClusterWorkerNodeEnd> Completion { get; }
 
-    /// <summary>Why no new node could start after a downing (<see cref="ClusterWorkerNodeEnd.Stopped"/>), else null.</summary>
+    /// <summary>
+    /// Why no new node could start after a downing (<see cref="ClusterWorkerNodeEnd.Stopped"/>) or why the node could not join
+    /// (<see cref="ClusterWorkerNodeEnd.JoinFailed"/>), else null.
+    /// </summary>
     public string? Failure
     {
         get
@@ -199,6 +208,11 @@ public sealed class ClusterWorkerNode
                 if (_stopping) return ClusterWorkerNodeEnd.Stopped;
             }
             if (reason is WorkerStoppedReason) return ClusterWorkerNodeEnd.WorkerStopped;
+            if (reason is CoordinatedShutdown.ClusterJoinUnsuccessfulReason)
+            {
+                lock (_gate) _failure = BittensorCluster.JoinFailed($"node {current.Number} of this worker", _settings);
+                return ClusterWorkerNodeEnd.JoinFailed;
+            }
             if (reason is not CoordinatedShutdown.ClusterDowningReason) return ClusterWorkerNodeEnd.Stopped;
             if (!_settings.Rejoin) return ClusterWorkerNodeEnd.Downed;
             var next = await RejoinAsync(current).ConfigureAwait(false);

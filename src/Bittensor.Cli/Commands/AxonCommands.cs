@@ -334,7 +334,7 @@ internal static partial class AxonCommands
         }
         Console.Error.WriteLine(failure is not null
             ? $"error: {failure}; this front node left the cluster"
-            : $"error: this front node was removed from the cluster ({shutdown.ShutdownReason?.GetType().Name ?? "stopped"}); restart it to rejoin");
+            : $"error: {BittensorCluster.FrontNodeEnded(system, cluster)}");
         return CliApp.UserError;
     }
 

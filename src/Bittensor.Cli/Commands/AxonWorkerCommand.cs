@@ -43,6 +43,17 @@ internal sealed class ClusterFlags
         Description = "on: a worker the cluster downs while alive joins again as a new node in this process; off: it exits 1 (default on; docs/cluster.md \"Split brain\")",
     };
 
+    private Option<string?> JoinTimeout { get; } = new("--cluster.join_timeout")
+    {
+        Description = "Longest this node tries to join --cluster.seed_nodes before it exits 1 saying so (a duration, e.g. 60s, or off: for ever; default 60s)",
+    };
+
+    private Option<string?> DownAllWhenUnstable { get; } = new("--cluster.sbr_down_all_when_unstable")
+    {
+        Description = "The split-brain resolver's down-all-when-unstable: off (default: a node whose view is late never downs the cluster), on (Akka's 3/4 of " +
+            "sbr_stable_after, at least 4s) or a duration; every node must use the same (docs/cluster.md \"Split brain\")",
+    };
+
     /// <summary><c>--model echo|random</c>, <c>--model.delay_ms</c> and <c>--model.cpu_ms</c> as handlers.</summary>
     public static AxonHandlers Model(string? name, int delayMs, int networkDim, double cpuMs = 0)
     {
@@ -82,6 +93,8 @@ internal sealed class ClusterFlags
         command.Options.Add(flags.Port);
         command.Options.Add(flags.SeedNodes);
         command.Options.Add(flags.DataPlane);
+        command.Options.Add(flags.JoinTimeout);
+        command.Options.Add(flags.DownAllWhenUnstable);
         if (worker) command.Options.Add(flags.Capacity);
         if (worker) command.Options.Add(flags.DataPort);
         if (worker) command.Options.Add(flags.Rejoin);
@@ -97,6 +110,8 @@ internal sealed class ClusterFlags
             yield return ("bittensor.cluster.seed_nodes", seeds.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         yield return ("bittensor.cluster.worker.capacity", parse.GetValue(Capacity));
         yield return ("bittensor.cluster.worker.data_port", parse.GetValue(DataPort));
+        yield return ("bittensor.cluster.join_timeout", parse.GetValue(JoinTimeout));
+        yield return ("bittensor.cluster.sbr_down_all_when_unstable", parse.GetValue(DownAllWhenUnstable));
         if (parse.GetValue(Rejoin) is { } rejoin)
         {
             yield return ("bittensor.cluster.worker.rejoin", rejoin switch
@@ -232,6 +247,7 @@ internal static partial class AxonCommands
         {
             ClusterWorkerNodeEnd.WorkerStopped => $"error: the worker's model host stopped{why}; the worker left the cluster",
             ClusterWorkerNodeEnd.Downed => "error: the worker was downed by the cluster (bittensor.cluster.worker.rejoin = off); restart it to rejoin",
+            ClusterWorkerNodeEnd.JoinFailed => $"error: {node.Failure}",
             _ => $"error: the worker's cluster node stopped ({node.Failure ?? CoordinatedShutdown.Get(node.Current.System).ShutdownReason?.GetType().Name ?? "stopped"}); restart it to rejoin",
         });
         return CliApp.UserError;

@@ -298,7 +298,7 @@ internal static class RunCommands
                                     : $"error: cluster front: axon {a.Ip}:{a.Port} could not be served on chain: {a.Error}");
                             }
                         }, CancellationToken.None);
-                        // A front node that is downed or leaves stops the role (restart it to rejoin).
+                        // A front node that is downed or cannot join stops the role: exit 1 saying why (restart it to rejoin).
                         _ = system.WhenTerminated.ContinueWith(_ => stop.Cancel(), TaskScheduler.Default);
                         where = $" as a cluster front node ({Akka.Cluster.Cluster.Get(system).SelfAddress})";
                         status = () => string.Create(CultureInfo.InvariantCulture,
@@ -349,6 +349,21 @@ internal static class RunCommands
             {
                 // The model gave up while the role was still starting.
                 throw new CliException($"{role} stopped: its model cannot start ({gaveUp.Result.Attempts} tries): {gaveUp.Result.Reason}");
+            }
+            catch (Exception e) when (e is not CliException && !cancellationToken.IsCancellationRequested && cluster is not null
+                && CoordinatedShutdown.Get(system).ShutdownReason is not null)
+            {
+                // The front node's actor system is ending by itself (downed while alive, or its seeds never answered) — at
+                // any step: registering, starting the front, or serving. Exit 1 saying which, once it has ended.
+                try
+                {
+                    await system.WhenTerminated.WaitAsync(TimeSpan.FromSeconds(60), CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    // Still stopping: the reason is known already.
+                }
+                throw new CliException(BittensorCluster.FrontNodeEnded(system, cluster));
             }
             catch (NeuronException e)
             {

@@ -51,6 +51,11 @@ public sealed class ClusterSettingsSpec
     [InlineData("bittensor.cluster.acceptable_heartbeat_pause = 500ms", "bittensor.cluster.acceptable_heartbeat_pause")]
     [InlineData("bittensor.cluster.front.scheduler_tick = 5ms", "bittensor.cluster.front.scheduler_tick")]
     [InlineData("bittensor.cluster.front.scheduler_tick = 1s", "bittensor.cluster.front.scheduler_tick")]
+    [InlineData("bittensor.cluster.sbr_down_all_when_unstable = maybe", "bittensor.cluster.sbr_down_all_when_unstable")]
+    [InlineData("bittensor.cluster.sbr_down_all_when_unstable = -1s", "bittensor.cluster.sbr_down_all_when_unstable")]
+    [InlineData("bittensor.cluster.sbr_down_all_when_unstable = 0s", "bittensor.cluster.sbr_down_all_when_unstable")]
+    [InlineData("bittensor.cluster.join_timeout = soon", "bittensor.cluster.join_timeout")]
+    [InlineData("bittensor.cluster.join_timeout = 0s", "bittensor.cluster.join_timeout")]
     public void A_bad_value_fails_with_its_key(string text, string key) =>
         Assert.StartsWith(key, Assert.Throws<ConfigurationException>(() => Load(text)).Message, StringComparison.Ordinal);
 
@@ -86,5 +91,38 @@ public sealed class ClusterSettingsSpec
         var worker = BittensorCluster.NodeConfig(settings, ClusterSettings.WorkerRole);
         Assert.False(worker.HasPath("akka.scheduler.tick-duration"));
         Assert.False(worker.HasPath("akka.cluster.scheduler.tick-duration"));
+    }
+
+    // What Akka's own split-brain resolver reads from a node's configuration (its settings class, as the resolver builds it).
+    private static TimeSpan AkkasDownAllWhenUnstable(ClusterSettings settings) =>
+        new Akka.Cluster.SBR.SplitBrainResolverSettings(BittensorCluster.NodeConfig(settings, ClusterSettings.WorkerRole)).DownAllWhenUnstable;
+
+    [Fact]
+    public void Down_all_when_unstable_is_off_by_default_and_on_or_a_duration_reach_Akkas_resolver()
+    {
+        // Off: Akka's resolver reads zero, which disables its instability downing on every node.
+        Assert.Null(ClusterSettings.Default.SbrDownAllWhenUnstable);
+        Assert.Null(Load(File.ReadAllText(Hocon("cluster-front.conf"))).SbrDownAllWhenUnstable);
+        Assert.Null(Load(File.ReadAllText(Hocon("cluster-worker.conf"))).SbrDownAllWhenUnstable);
+        Assert.Equal(TimeSpan.Zero, AkkasDownAllWhenUnstable(ClusterSettings.Default));
+        // on: Akka's derived value, 3/4 of stable-after but at least 4 s (7 s -> 5.25 s; 4 s -> 4 s).
+        var on = Load("bittensor.cluster.sbr_down_all_when_unstable = on");
+        Assert.Equal(TimeSpan.FromSeconds(5.25), on.SbrDownAllWhenUnstable);
+        Assert.Equal(TimeSpan.FromSeconds(5.25), AkkasDownAllWhenUnstable(on));
+        Assert.Equal(TimeSpan.FromSeconds(4), Load("bittensor.cluster { sbr_down_all_when_unstable = on, sbr_stable_after = 4s }").SbrDownAllWhenUnstable);
+        var fixedValue = Load("bittensor.cluster.sbr_down_all_when_unstable = 20s");
+        Assert.Equal(TimeSpan.FromSeconds(20), AkkasDownAllWhenUnstable(fixedValue));
+        Assert.Equal(TimeSpan.Zero, AkkasDownAllWhenUnstable(Load("bittensor.cluster.sbr_down_all_when_unstable = off")));
+    }
+
+    [Fact]
+    public void Joining_the_seed_nodes_gives_up_after_the_join_timeout_unless_it_is_off()
+    {
+        Assert.Equal(TimeSpan.FromSeconds(60), ClusterSettings.Default.JoinTimeout);
+        var config = BittensorCluster.NodeConfig(Load("bittensor.cluster.join_timeout = 2500ms"), ClusterSettings.WorkerRole);
+        Assert.Equal(TimeSpan.FromMilliseconds(2500), config.GetTimeSpan("akka.cluster.shutdown-after-unsuccessful-join-seed-nodes"));
+        var off = Load("bittensor.cluster.join_timeout = off");
+        Assert.Null(off.JoinTimeout);
+        Assert.Equal("off", BittensorCluster.NodeConfig(off, ClusterSettings.FrontRole).GetString("akka.cluster.shutdown-after-unsuccessful-join-seed-nodes"));
     }
 }

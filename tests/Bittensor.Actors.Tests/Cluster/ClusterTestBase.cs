@@ -61,14 +61,12 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
     /// tolerates 10 s of heartbeat silence. Several nodes share this process on a busy 2-core machine (the whole suite
     /// runs at once): with Akka's default 3 s, late heartbeats marked live nodes unreachable and the resolver downed
     /// them (take-over specs failed in a full run at load 47). A node that really dies is still detected, later.
-    /// The resolver's "down all when unstable" deadline (every node's own, counted from its first unreachability: Akka
-    /// gives stable-after + 3/4 of it, 7 + 5.25 s) is 20 s past stable-after for the same reason: at load 45-55 a
-    /// worker that had not yet heard that the leader downed the killed front (gossip late) downed the whole cluster,
-    /// itself included, 13 s after the kill, and the new front was left with one worker of two.
+    /// The resolver's "down all when unstable" is the shipped one (<c>bittensor.cluster.sbr_down_all_when_unstable</c>,
+    /// off): with it on, at load 45-55 a worker that had not yet heard that the leader downed the killed front (gossip
+    /// late) downed the whole cluster, itself included, 13 s after the kill.
     /// </summary>
     protected static readonly Config TestOverrides = ConfigurationFactory.ParseString("""
         akka.cluster.failure-detector.acceptable-heartbeat-pause = 10s
-        akka.cluster.split-brain-resolver.down-all-when-unstable = 20s
         akka.loglevel = WARNING
         akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
         """).WithFallback(LocalEventSerializer.SerializeMessagesCheck);
