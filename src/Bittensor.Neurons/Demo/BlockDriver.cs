@@ -20,6 +20,25 @@ internal sealed class BlockDriver(Func<CancellationToken, Task<ulong>> produce, 
     /// <summary>True once blocks wait for validator batches.</summary>
     public volatile bool Lockstep;
 
+    /// <summary>
+    /// Set by the network when it knows the validator's weight schedule: true for a block at which the validator sets its
+    /// weights (subtensor's blocks-until-epoch equals its <c>weights_lead_blocks</c>). In lockstep the block after it then
+    /// also waits (at most <c>stallTimeout</c>) until <see cref="WeightsSubmitted"/>: the weights are in the pool (or the
+    /// validator said it sets none), so the next block includes them. Without this hold a validator batch completing
+    /// before the weights reached the pool let that block go without them, the weights landed in the epoch's own block,
+    /// and the epoch (run before the block's calls) never counted them (a CI failure on a busy machine, session 15).
+    /// </summary>
+    public Func<ulong, bool>? SetsWeightsAt;
+
+    private TaskCompletionSource? _weights;
+    private ulong _last;
+
+    /// <summary>Test seam: raised when the driver starts holding a block for the validator's weights.</summary>
+    internal event Action? HoldingForWeights;
+
+    /// <summary>The validator's weights for the held block are in the pool, or it reported that it sets none.</summary>
+    public void WeightsSubmitted() => Volatile.Read(ref _weights)?.TrySetResult();
+
     /// <summary>A call entered the pool: the next block should include it.</summary>
     public void Submitted() => _work.Release();
 
@@ -51,7 +70,25 @@ internal sealed class BlockDriver(Func<CancellationToken, Task<ulong>> produce, 
             if (Lockstep)
                 for (var i = 0; i < stepsPerBlock; i++)
                     if (!await _batches.WaitAsync(stallTimeout, cancellationToken)) break;
+            if (Volatile.Read(ref _weights) is { } weights)
+            {
+                HoldingForWeights?.Invoke();
+                try
+                {
+                    await weights.Task.WaitAsync(stallTimeout, cancellationToken);
+                }
+                catch (TimeoutException)
+                {
+                    // A stalled validator cannot stop the chain.
+                }
+                // Kept until here, so that WeightsSubmitted finds it while the block waits.
+                Interlocked.CompareExchange(ref _weights, null, weights);
+            }
+            // Armed before the block is made: the validator cannot act on a block before it exists, so no report is missed.
+            if (Lockstep && _last > 0 && SetsWeightsAt is { } setsWeights && setsWeights(_last + 1))
+                Volatile.Write(ref _weights, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
             var block = await produce(cancellationToken);
+            _last = block;
             if (!await onBlock(block)) return;
         }
     }

@@ -194,6 +194,10 @@ public static class ProcessNetwork
                 blockProduced.Release();
                 return ulong.Parse(header.GetProperty("number").GetString()!.AsSpan(2), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
             }, options.BlockTime, options.StepsPerBlock, DemoNetwork.StallTimeout);
+            // The validator child reads the same configuration: its weights go out at this many blocks before an epoch, and the
+            // block after that waits for them (BlockDriver.SetsWeightsAt).
+            var lead = (ulong)Math.Clamp(config.GetInt("bittensor.validator.weights_lead_blocks", 2), 0, options.Tempo);
+            driver.SetsWeightsAt = b => state.Netuid is { } n && WeightSetter.BlocksUntilEpoch(n, options.Tempo, b) == lead;
             // --kill_worker_at_epoch: once that many epochs are done, a cluster worker is killed and restarted while the
             // chain waits (the next epochs run with both workers again).
             ClusterRun? cluster = null;
@@ -361,6 +365,7 @@ public static class ProcessNetwork
                         if (DemoWeightsReport.TryParse(line) is { } weights)
                         {
                             state.LastWeights = weights.Text;
+                            driver.WeightsSubmitted(); // set (and so included) or not set: either way nothing is left to wait for
                             processes.Log?.WriteLine($"demo: {validator} weights {weights.Text}");
                             return;
                         }
@@ -448,6 +453,7 @@ public static class ProcessNetwork
             if (pool.ValueKind == JsonValueKind.Array && pool.GetArrayLength() > 0)
             {
                 while (blockProduced.CurrentCount > 0) await blockProduced.WaitAsync(cancellationToken);
+                driver.WeightsSubmitted(); // a held block may go: what the validator submitted is in the pool
                 driver.Submitted();
                 await blockProduced.WaitAsync(cancellationToken);
             }
