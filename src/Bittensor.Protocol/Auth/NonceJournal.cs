@@ -17,7 +17,8 @@ namespace Bittensor.Protocol;
 /// is whatever queued before its turn and during the previous write (until session 7 a dedicated writer thread, woken per append, wrote them: a thread switch
 /// there and back per batch, and a hop for every call). At most one write or compaction runs at a time. When the journal
 /// outgrows the snapshot it is compacted: the store is written as a new snapshot (temp file, fsync, rename, fsync
-/// of the folder), then the journal is emptied. Both files are mode 0600; the journal is held with an exclusive
+/// of the folder), then the journal is emptied and the reservations on disk are written into it again (fsynced; a clean
+/// stop's last compaction leaves them out). Both files are mode 0600; the journal is held with an exclusive
 /// lock, so two processes cannot share one store.
 /// <para>
 /// No large objects per batch or per compaction (session 13): a batch's text is encoded piecewise through one kept
@@ -345,7 +346,9 @@ internal sealed partial class NonceJournal : IDisposable
             reservations.Clear();
             if (final)
             {
-                TryCompact();
+                // A clean stop: nothing is answered after it, so no reservation is needed on disk (a restart after a
+                // reboot must not refuse the callers' next 10 s).
+                TryCompact(keepReservations: false);
                 return;
             }
             // Compaction (the journal outgrew max(1 MiB, 2 × snapshot), or asked for): on the thread pool, never in a
@@ -472,11 +475,11 @@ internal sealed partial class NonceJournal : IDisposable
     private static IOException TooLarge(string path, Exception e) =>
         new($"cannot write {path}: file too large (over the process's file-size limit or the file system's; EFBIG)", e);
 
-    private void TryCompact()
+    private void TryCompact(bool keepReservations = true)
     {
         try
         {
-            Compact();
+            Compact(keepReservations);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
         {
@@ -489,11 +492,15 @@ internal sealed partial class NonceJournal : IDisposable
     /// Snapshot first (durably), then empty the journal: a crash in between leaves both, which load to the same store.
     /// Returns the snapshot's size in bytes.
     /// </summary>
-    private long Compact()
+    private long Compact(bool keepReservations = true)
     {
-        // The journal's reservations go with it: forget them before the snapshot is taken. A call that relied on one
-        // recorded its nonce before this point, so the snapshot holds it; every later call reserves again (fsync).
-        lock (_queueGate) _reserved.Clear();
+        // The journal's reservations would go with it: they are taken out of _reserved before the snapshot (so no call
+        // relies on one while the journal is emptied; a call meanwhile reserves again), written again into the emptied
+        // journal behind its header and fsynced with it, and only then given back. Until session 16 they were dropped,
+        // so after every compaction each caller reserved again: at 1,024 signed callers a compaction came about every
+        // second and each was followed by ~1,000 reservations, i.e. an fsync in nearly every batch and every admitted
+        // call's header check waiting for one (benchmarks/results/axon.md "Session 16, h4-verif").
+        var kept = TakeReservations(keepReservations);
         var count = _snapshot(ref _entries);
         long size;
         try
@@ -508,13 +515,46 @@ internal sealed partial class NonceJournal : IDisposable
         _journal.Position = 0;
         var header = Encoding.UTF8.GetBytes(_bootId is null ? JournalHeader + "\n" : $"{JournalHeader}\nboot {_bootId}\n");
         _journal.Write(header);
+        long reservationBytes = 0;
+        if (kept.Count > 0)
+        {
+            var text = _keptText;
+            text.Clear();
+            foreach (var (ss58, upTo) in kept) text.Append("r ").Append(ss58).Append(' ').Append(upTo).Append('\n');
+            reservationBytes = WriteText(_journal, text);
+            if (text.Capacity > KeepChars) _keptText = new StringBuilder(4096);
+            else text.Clear();
+        }
         if (_fsync) _journal.Flush(flushToDisk: true);
         lock (_queueGate)
         {
-            _journalBytes = header.Length;
-            _compactAt = Math.Max(MinCompactBytes, 2L * size);
+            _journalBytes = header.Length + reservationBytes;
+            // The rewritten reservations are not growth: the next compaction comes after as much new journal as before.
+            _compactAt = Math.Max(MinCompactBytes, 2L * size) + reservationBytes;
+            // On disk again: calls inside them need no fsync. A newer reservation made meanwhile (none: the turn is ours) wins.
+            if (_reserved.Count + kept.Count > MaxReserved) _reserved.Clear();
+            foreach (var (ss58, upTo) in kept)
+                if (!_reserved.TryGetValue(ss58, out var had) || had < upTo) _reserved[ss58] = upTo;
         }
+        kept.Clear();
         return size;
+    }
+
+    private StringBuilder _keptText = new(4096);
+    private readonly List<(string Ss58, long UpTo)> _keptReservations = [];
+
+    /// <summary>Empties <see cref="_reserved"/> into the kept list (the compaction's; one turn at a time uses it).</summary>
+    private List<(string Ss58, long UpTo)> TakeReservations(bool keep)
+    {
+        var kept = _keptReservations;
+        kept.Clear();
+        lock (_queueGate)
+        {
+            // Without fsync no reservation is ever made or relied on.
+            if (_fsync && keep) foreach (var pair in _reserved) kept.Add((pair.Key, pair.Value));
+            _reserved.Clear();
+        }
+        return kept;
     }
 
     /// <summary>Writes <paramref name="text"/> as UTF-8 piecewise through the kept buffer; returns the bytes written.</summary>
