@@ -6,9 +6,12 @@ namespace Bittensor.Neurons;
 /// <summary>
 /// Hands a shared backend (one localnet for the whole demo) to several ChainActors: every call goes through, but
 /// <see cref="DisposeAsync"/> does nothing, because the ChainActor disposes its backend when it stops or reconnects
-/// and the owner of the localnet must be the one to close it. <c>submitted</c> is told about every submission (block drivers).
+/// and the owner of the localnet must be the one to close it. <c>submitted</c> is told about every submission once the
+/// backend has taken it (a localnet pools it before <see cref="IChainBackend.SubmitAsync"/> returns: block drivers);
+/// <c>beforeSubmit</c> is a test seam awaited before a call is handed on (it forces an ordering; null everywhere else).
 /// </summary>
-internal sealed class NonOwningChainBackend(IChainBackend inner, Action? submitted = null) : IChainBackend
+internal sealed class NonOwningChainBackend(IChainBackend inner, Action<SignedCall>? submitted = null,
+    Func<SignedCall, CancellationToken, Task>? beforeSubmit = null) : IChainBackend
 {
     public ValueTask<ChainIdentity> GetIdentityAsync(CancellationToken cancellationToken = default) => inner.GetIdentityAsync(cancellationToken);
     public ValueTask<BlockInfo> GetCurrentBlockAsync(CancellationToken cancellationToken = default) => inner.GetCurrentBlockAsync(cancellationToken);
@@ -30,10 +33,21 @@ internal sealed class NonOwningChainBackend(IChainBackend inner, Action? submitt
 
     public Task<CallResult> SubmitAsync(SignedCall call, CancellationToken cancellationToken = default)
     {
-        // The localnet pools the call before SubmitAsync returns, so a block produced after this callback includes it.
-        var result = inner.SubmitAsync(call, cancellationToken);
-        submitted?.Invoke();
-        return result;
+        return beforeSubmit is null ? Submit() : SeamedAsync();
+
+        Task<CallResult> Submit()
+        {
+            // The localnet pools the call before SubmitAsync returns, so a block produced after this callback includes it.
+            var result = inner.SubmitAsync(call, cancellationToken);
+            submitted?.Invoke(call);
+            return result;
+        }
+
+        async Task<CallResult> SeamedAsync()
+        {
+            await beforeSubmit(call, cancellationToken);
+            return await Submit();
+        }
     }
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }

@@ -41,7 +41,7 @@ public sealed class ClusterServerTests(ITestOutputHelper output) : TestKit(TestC
     }
 
     private static IActorRef ChainOn(ActorSystem node, LocalSubnet subnet) =>
-        node.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(subnet.Localnet, subnet.Driver.Submitted)),
+        node.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(subnet.Localnet, _ => subnet.Driver.Submitted())),
             SubtensorSettings.Default, () => 0.5), "chain");
 
     private Akka.TestKit.TestProbe Activations(ActorSystem node)

@@ -65,7 +65,7 @@ internal sealed class LocalSubnet : IAsyncDisposable
     {
         var localnet = Localnet.Open(new LocalnetOptions { Name = "test", SubnetDefaults = Hyper(tempo) });
         var driver = BlockDriver.Of(localnet, TimeSpan.Zero, 1, TimeSpan.FromSeconds(30));
-        var chain = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(localnet, driver.Submitted)),
+        var chain = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(localnet, _ => driver.Submitted())),
             SubtensorSettings.Default, () => 0.5));
         var subnet = new LocalSubnet(system, localnet, driver, chain, seed);
         var owner = subnet.NewKeys();

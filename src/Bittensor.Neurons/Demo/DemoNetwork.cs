@@ -105,10 +105,22 @@ public static class DemoNetwork
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var driver = BlockDriver.Of(localnet, options.BlockTime, options.StepsPerBlock, StallTimeout);
-        var chain = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(localnet, driver.Submitted)),
+        if (options.Seams?.HoldingForWeights is { } holding) driver.HoldingForWeights += holding;
+        var validatorHotkey = people.Validator.HotkeyAccount;
+        var chain = system.ActorOf(ChainActor.Props(_ => Task.FromResult<IChainBackend>(new NonOwningChainBackend(localnet, call =>
+            {
+                driver.Submitted();
+                // The validator's weights are in the pool (or refused): the block held for them may go, and includes them.
+                if (IsWeightsOf(call, validatorHotkey)) driver.WeightsSubmitted();
+            }, options.Seams?.BeforeSubmit)),
             BittensorRuntime.Get(system).Subtensor, Random.Shared.NextDouble), "chain");
         var state = new DemoState(options, people);
-        system.ActorOf(EventForwarder<WeightsAttempt>.Props(a => state.LastWeights = DemoWeightsReport.Of(a).Text), "weights-events");
+        system.ActorOf(EventForwarder<WeightsAttempt>.Props(a =>
+        {
+            state.LastWeights = DemoWeightsReport.Of(a).Text;
+            // Nothing sent (no score yet) or it failed: nothing is left to wait for. A call that was sent was seen entering the pool.
+            if (!a.Success) driver.WeightsSubmitted();
+        }), "weights-events");
         var blocks = Task.Run(() => driver.RunAsync(b => OnBlockAsync(localnet, state, b, progress, epoch, stop.Token), stop.Token), CancellationToken.None);
         // A server whose model cannot start (bad checkpoint, out of memory at load) ends the demo with its reason.
         string? modelFailure = null;
@@ -145,14 +157,17 @@ public static class DemoNetwork
                 servers.Add(await ServerNeuron.StartAsync(system, chain, netuid, p.Coldkey, serverOptions, stop.Token));
             }
             state.Phase = "registering and staking the validator";
-            validator = await ValidatorNeuron.StartAsync(system, chain, netuid, people.Validator.Coldkey, BittensorRuntime.Get(system)
-                .Settings(ValidatorOptions.SectionPath, ValidatorOptions.Create) with
+            var validatorOptions = BittensorRuntime.Get(system).Settings(ValidatorOptions.SectionPath, ValidatorOptions.Create) with
             {
                 Pipeline = options.Pipeline with { Seed = options.Seed },
                 Nucleus = options.Nucleus with { Seed = options.Seed },
                 Corpus = options.Corpus,
                 Stake = ValidatorStake,
-            }, stop.Token);
+            };
+            // The validator sets its weights this many blocks before an epoch (WeightSetter); the block after that waits for
+            // them (BlockDriver.SetsWeightsAt), so they are in the block before the epoch's, which counts them.
+            driver.SetsWeightsAt = WeightsBlocks(netuid, options.Tempo, validatorOptions.WeightsLeadBlocks);
+            validator = await ValidatorNeuron.StartAsync(system, chain, netuid, people.Validator.Coldkey, validatorOptions, stop.Token);
             validator.Pipeline.RoundCompleted += _ =>
             {
                 driver.BatchDone();
@@ -183,6 +198,27 @@ public static class DemoNetwork
             }
             if (validator is not null) await validator.DisposeAsync();
             foreach (var s in servers) await s.DisposeAsync();
+        }
+    }
+
+    /// <summary>The blocks at which a validator with this lead sets its weights (the <see cref="WeightSetter"/>'s rule).</summary>
+    internal static Func<ulong, bool> WeightsBlocks(ushort netuid, ushort tempo, int leadBlocks)
+    {
+        var lead = (ulong)Math.Clamp(leadBlocks, 0, tempo);
+        return b => WeightSetter.BlocksUntilEpoch(netuid, tempo, b) == lead;
+    }
+
+    /// <summary>True for a <c>set_weights</c> signed by <paramref name="hotkey"/>.</summary>
+    internal static bool IsWeightsOf(SignedCall call, AccountId hotkey)
+    {
+        if (call.Signer != hotkey) return false;
+        try
+        {
+            return ChainCall.Decode(call.Call.Span) is SetWeights;
+        }
+        catch (Bittensor.Core.Scale.ScaleException)
+        {
+            return false;
         }
     }
 

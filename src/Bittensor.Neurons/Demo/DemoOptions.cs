@@ -97,6 +97,9 @@ public sealed record DemoOptions
     /// <summary>Corpus paths; null takes the Debian corpus present (docs/corpus.md).</summary>
     public IReadOnlyList<string>? Corpus { get; init; }
 
+    /// <summary>Test seams of the in-process demo (null in every shipped path).</summary>
+    internal DemoSeams? Seams { get; init; }
+
     /// <summary>
     /// The configuration the demo's actor system runs with (every other <c>bittensor.*</c> section: axon, dendrite,
     /// validator, metagraph, …); null: the reference configuration with <see cref="OwnDefaults"/>.
@@ -206,6 +209,18 @@ public sealed record DemoNeuron(ushort Uid, string Hotkey, string Role, double S
 /// <param name="Pipeline">Validator pipeline counters (null before it starts).</param>
 /// <param name="LastWeights">Outcome of the validator's last weight setting, if any.</param>
 public sealed record DemoProgress(ulong Block, ulong BlocksUntilEpoch, int EpochsDone, int Epochs, string Phase, PipelineSnapshot? Pipeline, string? LastWeights);
+
+/// <summary>
+/// Test seams of the in-process demo: they let a test force an ordering of events that load produces only sometimes.
+/// </summary>
+internal sealed class DemoSeams
+{
+    /// <summary>Awaited before a neuron's call is handed to the localnet (before it can enter the pool).</summary>
+    public Func<Bittensor.Chain.SignedCall, CancellationToken, Task>? BeforeSubmit { get; init; }
+
+    /// <summary>Raised when the block driver starts holding a block for the validator's weights.</summary>
+    public Action? HoldingForWeights { get; init; }
+}
 
 /// <summary>How the demo ended.</summary>
 /// <param name="Neurons">Every neuron after the last epoch.</param>
