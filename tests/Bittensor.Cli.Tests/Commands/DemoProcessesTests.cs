@@ -121,16 +121,24 @@ public sealed partial class DemoProcessesTests : IDisposable
         Assert.True(IncentiveOf(last, uid) > 0, $"the cluster earned nothing in the epoch after the kill: {result}");
 
         var lines = result.Stderr.Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
-        var killed = lines.Select(l => WorkerKilled().Match(l)).Single(m => m.Success);
+        var killed = OneLine(lines, WorkerKilled(), result);
         Assert.Equal("137", killed.Groups[2].Value); // 128 + SIGKILL
-        var restarted = lines.Select(l => WorkerRestarted().Match(l)).Single(m => m.Success);
+        var restarted = OneLine(lines, WorkerRestarted(), result);
         Assert.NotEqual(killed.Groups[1].Value, restarted.Groups[1].Value);
         // The restarted process (its own pid) served calls before the demo ended, and drained cleanly.
-        var served = lines.Select(l => RestartedServed().Match(l)).Single(m => m.Success);
+        var served = OneLine(lines, RestartedServed(), result);
         Assert.Equal(restarted.Groups[1].Value, served.Groups[1].Value);
         Assert.True(long.Parse(served.Groups[2].Value, CultureInfo.InvariantCulture) > 0, $"the restarted worker served no call: {result}");
         Assert.True(served.Groups[3].Value == served.Groups[2].Value, $"the restarted worker's calls were not all on the data plane: {result}");
         Assert.Empty(Survivors());
+    }
+
+    /// <summary>The one line matching <paramref name="pattern"/>; a failure quotes the demo's whole output.</summary>
+    private static Match OneLine(IEnumerable<string> lines, Regex pattern, ProcessResult result)
+    {
+        var matches = lines.Select(l => pattern.Match(l)).Where(m => m.Success).ToArray();
+        Assert.True(matches.Length == 1, $"{matches.Length} lines match {pattern}: {result}");
+        return matches[0];
     }
 
     /// <summary>The incentive of <paramref name="uid"/> in one element of <c>incentive_by_epoch</c> (an object keyed by uid).</summary>
