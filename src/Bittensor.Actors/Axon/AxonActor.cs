@@ -269,7 +269,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
             settings.EffectiveStreamsPerConnection, settings.ForwardMessageSize, settings.TransportLimits)
             {
                 MaxCallsInFlight = settings.CallsInFlight, LoopbackCongestionControl = settings.LoopbackCongestionControl, Warn = TransportWarning,
-                TargetWait = settings.TargetWait, TargetWaitInterval = settings.TargetWaitInterval,
+                TargetWait = settings.TargetWait, TargetWaitInterval = settings.TargetWaitInterval, AdmitPerRead = settings.AdmitPerRead,
             },
             service, CancellationToken.None);
         return new Started(binding, binding.Endpoint);

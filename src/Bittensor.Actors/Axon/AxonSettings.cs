@@ -143,6 +143,13 @@ public sealed record AxonSettings
     /// <summary>How long the waits must stay above (below) <see cref="TargetWait"/> to start (stop) shedding.</summary>
     public TimeSpan TargetWaitInterval { get; init; } = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>
+    /// The at-read budget of <see cref="TargetWait"/> (<c>limits.admit_per_read</c>; docs/axon.md "Admission by waiting"):
+    /// while the rule is engaged each read of a connection admits at most this many calls and sheds the rest of it at
+    /// once, in the read's send; the rule disengages after an interval in which no read had more. 0: the per-call rule.
+    /// </summary>
+    public int AdmitPerRead { get; init; } = 12;
+
     /// <summary>Open connections at once, all callers together; 0: no limit.</summary>
     public required int MaxConnections { get; init; }
 
@@ -240,6 +247,7 @@ public sealed record AxonSettings
             CallsInFlight = c.Int("limits.calls_in_flight"),
             TargetWait = c.Duration("limits.target_wait"),
             TargetWaitInterval = c.Duration("limits.target_wait_interval"),
+            AdmitPerRead = c.Int("limits.admit_per_read"),
             MaxConnections = c.Int("limits.connections"),
             PerIpConnections = c.Int("limits.per_ip.connections"),
             PerIpRequestsPerSecond = c.Double("limits.per_ip.requests_per_second"),
@@ -292,6 +300,8 @@ public sealed record AxonSettings
             "must lie between 0 (off) and 10s");
         HoconSection.Require(TargetWaitInterval >= TimeSpan.FromMilliseconds(1) && TargetWaitInterval <= TimeSpan.FromMinutes(1),
             "bittensor.axon.limits.target_wait_interval", TargetWaitInterval, "must lie between 1ms and 1m");
+        HoconSection.Require(AdmitPerRead >= 0 && AdmitPerRead <= 4096, "bittensor.axon.limits.admit_per_read", AdmitPerRead,
+            "must lie between 0 (the per-call rule) and 4096");
         HoconSection.Require(MaxConnections >= 0, "bittensor.axon.limits.connections", MaxConnections, "must not be negative (0 = no limit)");
         HoconSection.Require(IdleTimeout >= TimeSpan.Zero && IdleTimeout <= TimeSpan.FromDays(1), "bittensor.axon.limits.idle_timeout", IdleTimeout,
             "must lie between 0 (never) and 1d");

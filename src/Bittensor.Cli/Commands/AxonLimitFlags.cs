@@ -31,6 +31,10 @@ internal sealed class AxonLimitFlags
     {
         Description = "How long the waits must stay above (below) target_wait to start (stop) shedding (a HOCON duration, 1ms..1m; default 100ms)",
     };
+    private readonly Option<int?> _admitPerRead = new("--axon.limits.admit_per_read")
+    {
+        Description = "While target_wait's rule is engaged, calls each read of a connection admits; the rest of that read are answered NucleusFull at once (0..4096; 0 = shed each call whose own wait is over target_wait; default 12)",
+    };
     private readonly Option<int?> _connections = new("--axon.limits.connections") { Description = "Open connections at once (0 = no limit; default 4096)" };
     private readonly Option<string?> _idle = new("--axon.limits.idle_timeout")
     {
@@ -60,7 +64,7 @@ internal sealed class AxonLimitFlags
     /// <summary>Adds the flags to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { _transport, _loopbackCongestion, _forward, _headers, _streams, _inFlight, _targetWait, _targetWaitInterval, _connections, _idle, _bodyRate, _bodyGrace, _responseRate, _responseGrace, _perIpConnections, _perIpRate, _perIpBurst, _exemptLoopback })
+        foreach (var o in new Option[] { _transport, _loopbackCongestion, _forward, _headers, _streams, _inFlight, _targetWait, _targetWaitInterval, _admitPerRead, _connections, _idle, _bodyRate, _bodyGrace, _responseRate, _responseGrace, _perIpConnections, _perIpRate, _perIpBurst, _exemptLoopback })
             command.Options.Add(o);
     }
 
@@ -75,6 +79,7 @@ internal sealed class AxonLimitFlags
         ("bittensor.axon.limits.calls_in_flight", parse.GetValue(_inFlight)),
         ("bittensor.axon.limits.target_wait", parse.GetValue(_targetWait)),
         ("bittensor.axon.limits.target_wait_interval", parse.GetValue(_targetWaitInterval)),
+        ("bittensor.axon.limits.admit_per_read", parse.GetValue(_admitPerRead)),
         ("bittensor.axon.limits.connections", parse.GetValue(_connections)),
         ("bittensor.axon.limits.idle_timeout", parse.GetValue(_idle)),
         ("bittensor.axon.limits.min_request_body_rate.bytes_per_second", parse.GetValue(_bodyRate)),

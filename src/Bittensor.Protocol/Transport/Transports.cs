@@ -257,6 +257,15 @@ public sealed record ServerTransportOptions(string Ip, int Port, int MaxReceiveM
     /// <summary>How long the waits must stay above (below) <see cref="TargetWait"/> to start (stop) shedding; zero: <see cref="DefaultTargetWaitInterval"/>.</summary>
     public TimeSpan TargetWaitInterval { get; init; }
 
+    /// <summary>
+    /// The at-read budget of <see cref="TargetWait"/> (the lean server; docs/axon.md "Admission by waiting"): while the rule
+    /// is engaged, each read of a connection admits at most this many calls and answers the rest of that read with
+    /// <see cref="IBittensorService.Delayed"/> in the read's send, and each connection reads once per read turn; the rule
+    /// disengages after an interval in which no read had more. 0: the per-call rule (a call is shed when its own wait
+    /// is over the target).
+    /// </summary>
+    public int AdmitPerRead { get; init; }
+
     /// <summary>The interval of <see cref="TargetWait"/> when none is given: 100 ms (CoDel's).</summary>
     public static readonly TimeSpan DefaultTargetWaitInterval = TimeSpan.FromMilliseconds(100);
 

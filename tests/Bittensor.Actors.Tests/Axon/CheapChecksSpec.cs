@@ -619,7 +619,8 @@ public sealed class LeanCheapChecksSpec(Xunit.Abstractions.ITestOutputHelper out
         // The model holds Eve's calls at a gate (a call in flight: the others then queue with it) and echoes the rest.
         var clock = new SteppedClock();
         var lean = new LeanServerTransport(clock);
-        var settings = Loopback() with { TargetWait = TimeSpan.FromMilliseconds(2), TargetWaitInterval = TimeSpan.FromMilliseconds(10) };
+        // The per-call rule (limits.admit_per_read = 0): a call is shed for its own wait, whatever its read held.
+        var settings = Loopback() with { TargetWait = TimeSpan.FromMilliseconds(2), TargetWaitInterval = TimeSpan.FromMilliseconds(10), AdmitPerRead = 0 };
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var held = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var eve = Eve.ToSs58();
@@ -634,7 +635,7 @@ public sealed class LeanCheapChecksSpec(Xunit.Abstractions.ITestOutputHelper out
         });
         var (axon, port) = await StartAxon(settings, handlers, new AxonOptions { Transport = lean });
         var rule = lean.Admission ?? throw new InvalidOperationException("limits.target_wait did not reach the lean transport");
-        Assert.Equal((TimeSpan.FromMilliseconds(2).Ticks, TimeSpan.FromMilliseconds(10).Ticks), (rule.Target, rule.Interval));
+        Assert.Equal((TimeSpan.FromMilliseconds(2).Ticks, TimeSpan.FromMilliseconds(10).Ticks, 0), (rule.Target, rule.Interval, rule.PerRead));
         Assert.True(rule.ProbeDue(clock.GetTimestamp()));
         var client = RawClient(port);
 
@@ -668,6 +669,21 @@ public sealed class LeanCheapChecksSpec(Xunit.Abstractions.ITestOutputHelper out
         rule.ProbeReturned(clock.GetTimestamp());
         clock.Advance(TimeSpan.FromMilliseconds(11));
         Assert.Equal(ReturnCode.Success, (await Forward(client, Dave, Tokens(Dave))).ReturnCode);
+    }
+
+    [Fact]
+    public async Task The_reference_configs_at_read_budget_limits_admit_per_read_reaches_the_lean_transports_wait_rule()
+    {
+        // The axon as btcli builds it: the reference config's bittensor.axon.limits (admit_per_read = 12) with
+        // target_wait set, from AxonSettings to the lean server's rule; an unsigned call is served.
+        var lean = new LeanServerTransport();
+        var settings = Loopback() with { TargetWait = TimeSpan.FromMilliseconds(2) };
+        Assert.Equal(12, settings.AdmitPerRead);
+        var (_, port) = await StartAxon(settings, DemoModels.Echo(settings.NetworkDim), new AxonOptions { Transport = lean });
+        var rule = lean.Admission ?? throw new InvalidOperationException("limits.target_wait did not reach the lean transport");
+        Assert.Equal(12, rule.PerRead);
+        Assert.True(rule.Target > 0);
+        Assert.Equal(ReturnCode.Success, (await Forward(RawClient(port), Alice, Tokens(Alice))).ReturnCode);
     }
 
     [Fact]

@@ -39,6 +39,8 @@ public sealed class SettingsSpec
         Assert.Equal("cubic", AxonSettings.Create(With("bittensor.axon.loopback_congestion_control = cubic", AxonSettings.SectionPath)).LoopbackCongestionControl);
         Assert.Equal((TimeSpan.Zero, TimeSpan.FromMilliseconds(100)), (s.TargetWait, s.TargetWaitInterval)); // off by default
         Assert.Equal(TimeSpan.FromMilliseconds(2), AxonSettings.Create(With("bittensor.axon.limits.target_wait = 2ms", AxonSettings.SectionPath)).TargetWait);
+        Assert.Equal(12, s.AdmitPerRead); // the at-read budget of the wait rule
+        Assert.Equal(0, AxonSettings.Create(With("bittensor.axon.limits.admit_per_read = 0", AxonSettings.SectionPath)).AdmitPerRead);
     }
 
     [Fact]
@@ -72,6 +74,8 @@ public sealed class SettingsSpec
     [InlineData("bittensor.axon.limits.target_wait = 20s", "bittensor.axon.limits.target_wait")]
     [InlineData("bittensor.axon.limits.target_wait = soon", "bittensor.axon.limits.target_wait")]
     [InlineData("bittensor.axon.limits.target_wait_interval = 0", "bittensor.axon.limits.target_wait_interval")]
+    [InlineData("bittensor.axon.limits.admit_per_read = -1", "bittensor.axon.limits.admit_per_read")]
+    [InlineData("bittensor.axon.limits.admit_per_read = 4097", "bittensor.axon.limits.admit_per_read")]
     [InlineData("bittensor.axon.limits.per_ip.connections = -1", "bittensor.axon.limits.per_ip.connections")]
     [InlineData("bittensor.axon.limits.per_ip.requests_per_second = -5", "bittensor.axon.limits.per_ip.requests_per_second")]
     [InlineData("bittensor.axon.limits.per_ip.rate_period = 0s", "bittensor.axon.limits.per_ip.rate_period")]

@@ -124,6 +124,10 @@ public sealed class CliConfigLayeringTests : IDisposable
             "--axon.limits.per_ip.connections", "4", "--axon.limits.target_wait", "20s"), "bittensor.axon.limits.target_wait");
         AssertOneErrorLineNaming(await Btcli("run", "server", "--netuid", "1", "--localnet.path", Dir("limits-net"),
             "--axon.limits.target_wait_interval", "0ms"), "bittensor.axon.limits.target_wait_interval");
+        AssertOneErrorLineNaming(await Btcli("axon", "serve", "--uri", "//Alice", "--config", file, "--axon.limits.forward_message_size", "65536",
+            "--axon.limits.per_ip.connections", "4", "--axon.limits.admit_per_read", "-1"), "bittensor.axon.limits.admit_per_read");
+        AssertOneErrorLineNaming(await Btcli("run", "server", "--netuid", "1", "--localnet.path", Dir("limits-net"),
+            "--axon.limits.admit_per_read", "5000"), "bittensor.axon.limits.admit_per_read");
         // The minimum data rates (lean and Kestrel): a grace period of 1 s or less, a negative rate.
         AssertOneErrorLineNaming(await Btcli("axon", "serve", "--uri", "//Alice", "--config", file, "--axon.limits.forward_message_size", "65536",
             "--axon.limits.per_ip.connections", "4", "--axon.limits.min_request_body_rate.grace_period", "1s"),

@@ -113,6 +113,35 @@ public sealed class WaitAdmissionTests
         Assert.Equal(0, rule.Lag(now + (200 * Ms)));
     }
 
+    [Fact]
+    public void With_an_at_read_budget_no_call_is_shed_for_its_own_wait_and_only_an_interval_with_no_read_over_the_budget_disengages_the_rule()
+    {
+        var rule = new WaitAdmission(target: 5 * Ms, interval: 100 * Ms, perRead: 12);
+        var t = 1_000 * Ms;
+        Engage(rule, ref t);
+
+        // Engaged: a call's own wait, however long, sheds nothing (the read that brought it decided).
+        Assert.False(rule.ShouldShed(readAt: t - (50 * Ms), now: t));
+        Assert.False(rule.OverTarget(readAt: t - (50 * Ms), now: t));
+        // Reads over the budget keep it engaged; waits below the target for over an interval do not disengage it (the
+        // budget itself holds them there).
+        for (var i = 0; i <= 150; i++)
+        {
+            rule.Sample(1 * Ms, t + (i * Ms));
+            if (i % 10 == 0) rule.BudgetDecided(over: 3, now: t + (i * Ms));
+        }
+        Assert.True(rule.Engaged);
+        Assert.Equal(16 * 3, rule.Shed);
+        // Reads within the budget for less than an interval since the last one over it: still engaged; for a whole
+        // interval: disengaged.
+        t += 150 * Ms;
+        rule.BudgetDecided(over: 0, now: t + (99 * Ms));
+        Assert.True(rule.Engaged);
+        rule.BudgetDecided(over: 0, now: t + (100 * Ms));
+        Assert.False(rule.Engaged);
+        Assert.Equal(18, rule.BudgetReads);
+    }
+
     private static void Engage(WaitAdmission rule, ref long t)
     {
         for (var i = 0; i <= 100; i++) rule.Sample(10 * Ms, t + (i * Ms));
@@ -173,9 +202,13 @@ public sealed class WaitAdmissionTests
         }
     }
 
-    private static async Task<LeanServer> Bind(IBittensorService service, DrivenClock clock, TimeSpan target, TimeSpan interval) =>
-        (LeanServer)await new LeanServerTransport(clock) { TurnMode = ReadTurnMode.Driven }
-            .BindAsync(new ServerTransportOptions("127.0.0.1", 0, 1024 * 1024, 1024 * 1024, 100) { TargetWait = target, TargetWaitInterval = interval },
+    private static async Task<LeanServer> Bind(IBittensorService service, DrivenClock clock, TimeSpan target, TimeSpan interval, int perRead = 0,
+        int readSize = int.MaxValue) =>
+        (LeanServer)await new LeanServerTransport(clock) { TurnMode = ReadTurnMode.Driven, ReadSize = readSize }
+            .BindAsync(new ServerTransportOptions("127.0.0.1", 0, 1024 * 1024, 1024 * 1024, 100)
+                {
+                    TargetWait = target, TargetWaitInterval = interval, AdmitPerRead = perRead,
+                },
                 service, CancellationToken.None);
 
     private static readonly byte[] RequestBlock = RawH2.Block([(":method", "POST"), (":scheme", "http"), (":path", "/Bittensor/Forward"),
@@ -415,5 +448,167 @@ public sealed class WaitAdmissionTests
         await SendCalls(a, "a", 90);
         await TurnsUntil(server, answers);
         Assert.Equal((90, 0), (service.Ran["a"], service.Delayed));
+    }
+
+    // ---------------------------------------------------------------- the at-read budget (limits.admit_per_read), real sockets
+
+    /// <summary>Runs in the model at its first call: what the server had decided by then.</summary>
+    private sealed class FirstRun(SlowService service, Func<int> socketBytes)
+    {
+        public (int Delayed, int Unread)? Seen { get; private set; }
+
+        public void Look()
+        {
+            if (Seen is null) Seen = (service.Delayed, socketBytes());
+        }
+    }
+
+    [Fact]
+    public async Task Engaged_with_an_at_read_budget_a_reads_calls_over_it_are_shed_in_that_reads_send_before_the_ones_under_it_run_and_a_call_alone_runs()
+    {
+        // Target 2 ms, interval 10 ms, the event loop 5 ms late (engaged), a budget of 4 calls per read.
+        var clock = new DrivenClock();
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10), perRead: 4);
+        SlowProbes(server, clock);
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+
+        // A call alone, its wait far over the target: it runs (the first of its read is always admitted).
+        var one = Answers(a, 1);
+        await SendCalls(a, "alone", 1);
+        await TurnsUntil(server, one);
+        Assert.Equal((1, 0), (service.Ran["alone"], service.Delayed));
+        Assert.True(server.Admission!.Engaged);
+
+        // A PING answered: whatever the server had to send before it has gone.
+        await a.Frame(H2.Ping, 0, 0, "settled!"u8.ToArray());
+        await TurnsUntil(server, a.Until(f => f.Type == H2.Ping && (f.Flags & H2.Ack) != 0));
+        var connection = server.Connections().Single();
+        var first = new FirstRun(service, () => connection.SocketAvailable);
+        service.OnCheck = first.Look;
+        var sends = server.Sends;
+        var looks = server.Looks;
+        // Ten calls in one send: the first four run, the other six are shed, decided before any of the four ran, and
+        // every answer leaves in one send; the socket is not looked at between the calls.
+        var ten = Answers(a, 10);
+        await SendCalls(a, "a", 10, first: 3);
+        await TurnsUntil(server, ten);
+
+        Assert.Equal((4, 6), (service.Ran["a"], service.Delayed));
+        Assert.Equal(6, first.Seen?.Delayed);
+        Assert.Equal(1, server.Sends - sends);
+        Assert.Equal(0, server.Looks - looks);
+        Assert.Equal(6, server.Admission.Shed);
+        Assert.True(server.Admission.Engaged);
+    }
+
+    [Fact]
+    public async Task Engaged_with_an_at_read_budget_everything_the_socket_holds_is_read_and_decided_before_the_reads_admitted_calls_run()
+    {
+        // Reads of 512 bytes (a call is ~140 here): one read takes three calls of the ten; engaged, the read loop reads
+        // the rest of what its socket holds before any call of the read runs, so all ten are decided at once (without
+        // that, reads of three calls each within the budget: all ten would run).
+        var clock = new DrivenClock();
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10), perRead: 4, readSize: 512);
+        SlowProbes(server, clock);
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+        var warm = Answers(a, 1);
+        await SendCalls(a, "warm", 1);
+        await TurnsUntil(server, warm);
+
+        var connection = server.Connections().Single();
+        var first = new FirstRun(service, () => connection.SocketAvailable);
+        service.OnCheck = first.Look;
+        var ten = Answers(a, 10);
+        await SendCalls(a, "a", 10, first: 3);
+        await TurnsUntil(server, ten);
+
+        Assert.Equal((4, 6), (service.Ran["a"], service.Delayed));
+        Assert.Equal((6, 0), first.Seen);
+    }
+
+    [Fact]
+    public async Task Engaged_with_an_at_read_budget_each_connection_reads_once_per_turn_and_each_read_admits_its_budget()
+    {
+        // Two connections whose calls (ten each) are in their sockets before their first turn. Engaged, each takes its
+        // ten in its turn's read, runs four, sheds six, and queues for its next turn before reading again (without the
+        // budget a connection goes on reading in its turn: one wait for a turn, its first).
+        var clock = new DrivenClock();
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10), perRead: 4);
+        SlowProbes(server, clock);
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+        await using var b = await RawH2.Connect(server.Endpoint.Port);
+        Assert.Equal(2, server.Turns.Waiting);
+        // The turns queued from now on: each connection's wait for its next turn after its read.
+        var queued = 0;
+        var bothQueuedAgain = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        server.Turns.WhenQueued = _ =>
+        {
+            if (Interlocked.Increment(ref queued) == 2) bothQueuedAgain.TrySetResult();
+        };
+        var answers = Task.WhenAll(Answers(a, 10), Answers(b, 10));
+        await SendCalls(a, "a", 10);
+        await SendCalls(b, "b", 10);
+        // Both connections' ten calls are in their sockets before their first turns are given.
+        var callBytes = 10 * (9 + RequestBlock.Length + 9 + RawH2.Message(new TensorMessage { Hotkey = "a" }).Length);
+        Assert.All(server.Connections(), c => Assert.True(SocketBytes.WaitFor(c.SocketForTests, callBytes, Wait, out _)));
+        await TurnsUntil(server, answers);
+        await bothQueuedAgain.Task.WaitAsync(Wait);
+
+        Assert.Equal((4, 4, 12), (service.Ran["a"], service.Ran["b"], service.Delayed));
+        Assert.All(server.Connections(), c => Assert.Equal(2, c.TurnsWaited));
+    }
+
+    [Fact]
+    public async Task With_an_at_read_budget_the_rule_disengages_after_an_interval_in_which_no_read_was_over_it_and_a_light_load_never_sheds()
+    {
+        var clock = new DrivenClock();
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10), perRead: 4);
+        var rule = server.Admission!;
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+        await using var b = await RawH2.Connect(server.Endpoint.Port);
+
+        // A light load: reads of three calls, on one connection then the other (the clock moves 1 ms per call): never
+        // engaged, never shed.
+        var stream = 1;
+        for (var i = 0; i < 10; i++)
+        {
+            foreach (var (h2, hotkey) in new[] { (a, "a"), (b, "b") })
+            {
+                var three = Answers(h2, 3);
+                await SendCalls(h2, hotkey, 3, first: stream);
+                await TurnsUntil(server, three);
+            }
+            stream += 6;
+        }
+        Assert.Equal((30, 30, 0, 0L), (service.Ran["a"], service.Ran["b"], service.Delayed, rule.Engagements));
+
+        // Engaged (the event loop 5 ms late), a read over the budget sheds; then reads within it for less than an
+        // interval keep it engaged, and for a whole interval disengage it, though their waits were over the target.
+        SlowProbes(server, clock);
+        var six = Answers(a, 6);
+        await SendCalls(a, "a", 6, first: stream);
+        await TurnsUntil(server, six);
+        Assert.Equal(2, service.Delayed);
+        for (var i = 0; i < 3; i++)
+        {
+            stream += 12;
+            var two = Answers(a, 2);
+            await SendCalls(a, "a", 2, first: stream);
+            await TurnsUntil(server, two);
+        }
+        Assert.True(rule.Engaged); // 6 ms of reads within the budget since the last read over it
+        for (var i = 0; i < 3; i++)
+        {
+            stream += 4;
+            var two = Answers(a, 2);
+            await SendCalls(a, "a", 2, first: stream);
+            await TurnsUntil(server, two);
+        }
+        Assert.False(rule.Engaged);
+        Assert.Equal((30 + 4 + 12, 2), (service.Ran["a"], service.Delayed));
     }
 }

@@ -78,6 +78,7 @@ internal sealed class H2Connection
     private int _readsThisTurn; // the read loop's own: reads of this turn that found data already there
     private bool _awaitingTurn; // queued in the server's ReadTurns (its bytes, if any, are read but not handled yet)
     private long _readAt; // the read loop's own: when the last read completed (WaitAdmission: a call's wait since its read)
+    private int _admittedThisRead; // the runner's own: calls the at-read budget admitted since the read loop's last read (WaitAdmission.PerRead)
     private readonly List<H2Stream> _shedding = []; // the runner's own: streams claimed for a shed, answered outside the lock
     private byte[] _in = [];
     private int _inStart;
@@ -247,6 +248,7 @@ internal sealed class H2Connection
                     break;
                 }
                 if (n == 0) break;
+                var filled = n == Math.Min(_in.Length - _inEnd, _server.ReadSize);
                 _inEnd += n;
                 if (_server.Admission is { } admission) Stamp(admission);
                 if (!atOnce) _readsThisTurn = 0;
@@ -255,14 +257,30 @@ internal sealed class H2Connection
                     await NextTurn().ConfigureAwait(false);
                     Volatile.Write(ref _awaitingTurn, false);
                 }
+                Volatile.Write(ref _admittedThisRead, 0);
                 bool keepGoing;
                 lock (_sync) keepGoing = ProcessFrames();
                 CancelCollected();
+                // The at-read budget engaged: what the socket holds is read before this read's calls are decided and
+                // run (a read that filled its buffer left more there), up to ReadsPerTurn more reads, so the calls
+                // that waited in it are decided now, not a round later.
+                var readMore = false;
+                if (filled && keepGoing && BudgetEngaged)
+                {
+                    for (var more = 0; more < ReadTurns.ReadsPerTurn && !_readEnded && ReadBetweenCalls(drain: true); more++) readMore = true;
+                }
                 await RunReadyAsync(readLoop: keepGoing).ConfigureAwait(false);
                 await FlushAsync().ConfigureAwait(false);
                 if (!keepGoing || _readEnded) break;
                 if (NeedsDrain(out var drained)) await drained.ConfigureAwait(false);
                 Compact();
+                // The at-read budget engaged: one read per turn, so every ready connection is read (and its calls over
+                // the budget shed) once per round of turns: a call waits in its socket about one round.
+                if ((atOnce || readMore) && BudgetEngaged)
+                {
+                    await NextTurn().ConfigureAwait(false);
+                    Volatile.Write(ref _awaitingTurn, false);
+                }
             }
         }
         catch (Exception)
@@ -298,6 +316,9 @@ internal sealed class H2Connection
     /// A read completed: its calls' waits count from now (<see cref="WaitAdmission"/>), and the event loop's lag is
     /// probed when a probe is due (a byte through this connection's read lane, answered where the engine gets to it).
     /// </summary>
+    /// <summary>True while admission by waiting is engaged with an at-read budget (<see cref="WaitAdmission.PerRead"/>).</summary>
+    private bool BudgetEngaged => _server.Admission is { PerRead: > 0, Engaged: true };
+
     private void Stamp(WaitAdmission admission)
     {
         var now = _server.Now;
@@ -925,7 +946,7 @@ internal sealed class H2Connection
                         // rule engaged once per read (after PeekEvery calls): each look is two system calls, and with
                         // many connections (64) reads are short, so one every few calls doubled the CPU per call.
                         if (readLoop && ++sincePeek >= PeekEvery
-                            && ((limit > 0 && _server.CallsHeld >= limit) || (!peekedForWait && _server.Admission is { Engaged: true })))
+                            && ((limit > 0 && _server.CallsHeld >= limit) || (!peekedForWait && _server.Admission is { PerRead: 0, Engaged: true })))
                         {
                             sincePeek = 0;
                             peekedForWait = true;
@@ -958,8 +979,56 @@ internal sealed class H2Connection
     private bool ShedBefore(List<H2Stream> list, int limit)
     {
         var shed = limit > 0 && ShedOver(list, limit);
-        if (_server.Admission is { Engaged: true } admission) ShedLate(list, admission);
+        if (_server.Admission is { Engaged: true } admission)
+        {
+            if (admission.PerRead > 0) ShedOverBudget(list, admission);
+            else ShedLate(list, admission);
+        }
         return shed;
+    }
+
+    /// <summary>
+    /// The at-read budget (<see cref="WaitAdmission.PerRead"/>), engaged: of the streams of <paramref name="list"/> that
+    /// have not had their check, in arrival order, the first ones up to the read's budget (what is left of
+    /// <see cref="WaitAdmission.PerRead"/> since the read loop's last read) are admitted and the rest shed, before any of
+    /// them runs; their answers leave in the read's send. The first call of a read is always admitted, so a call alone
+    /// is never shed. True when any was shed.
+    /// </summary>
+    private bool ShedOverBudget(List<H2Stream> list, WaitAdmission admission)
+    {
+        var decided = false;
+        lock (_sync)
+        {
+            var admitted = _admittedThisRead;
+            foreach (var s in list)
+            {
+                if (s.Phase != StreamPhase.New || s.Closed || _closed) continue;
+                decided = true;
+                if (admitted < admission.PerRead)
+                {
+                    admitted++;
+                    continue;
+                }
+                s.Phase = StreamPhase.Checking;
+                _shedding.Add(s);
+            }
+            _admittedThisRead = admitted;
+        }
+        if (decided) admission.BudgetDecided(_shedding.Count, _server.Now);
+        if (_shedding.Count == 0) return false;
+        try
+        {
+            foreach (var s in _shedding)
+            {
+                var shed = DelayedAnswer(s.Method);
+                lock (_sync) Decide(s, shed);
+            }
+        }
+        finally
+        {
+            _shedding.Clear();
+        }
+        return true;
     }
 
     /// <summary>
@@ -1188,15 +1257,16 @@ internal sealed class H2Connection
     /// calls in it reach their shed decision now. True when frames were read. An end, error or connection error is left
     /// in <see cref="_readEnded"/> for the loop.
     /// </summary>
-    private bool ReadBetweenCalls()
+    private bool ReadBetweenCalls(bool drain = false)
     {
         if (_readEnded || _socket is null) return false;
-        // These reads count in the connection's turn: once it is spent the rest waits for the next one.
-        if (_readsThisTurn >= ReadTurns.ReadsPerTurn) return false;
+        // These reads count in the connection's turn: once it is spent the rest waits for the next one. A drain (the
+        // at-read budget, before a read's calls are decided) is bounded by its caller, and ends the turn after it.
+        if (!drain && _readsThisTurn >= ReadTurns.ReadsPerTurn) return false;
         int n;
         try
         {
-            _server.CountLook();
+            if (!drain) _server.CountLook();
             if (_socket.Available <= 0) return false;
             if (_inEnd == _in.Length) Compact();
             if (_inEnd == _in.Length) return false;

@@ -216,7 +216,8 @@ internal sealed class LeanServer : IServerBinding
         if (options.TargetWait > TimeSpan.Zero)
         {
             var admission = new WaitAdmission(Math.Max(1, Ticks(options.TargetWait, frequency)),
-                Math.Max(1, Ticks(options.TargetWaitInterval > TimeSpan.Zero ? options.TargetWaitInterval : ServerTransportOptions.DefaultTargetWaitInterval, frequency)));
+                Math.Max(1, Ticks(options.TargetWaitInterval > TimeSpan.Zero ? options.TargetWaitInterval : ServerTransportOptions.DefaultTargetWaitInterval, frequency)),
+                Math.Max(0, options.AdmitPerRead));
             Admission = admission;
             ProbeReturned = () => admission.ProbeReturned(Now);
         }

@@ -33,17 +33,40 @@ internal sealed class WaitAdmission
     private long _checkAt; // when it completed
     private long _shed;
     private long _engagements;
+    private long _engagedAt; // when the rule last engaged (at-read budget: the start of its first interval)
+    private long _overAt; // at-read budget: the last read that had more calls than its budget
+    private long _reads; // at-read budget: reads decided while engaged (tests and probes)
 
     /// <param name="target">The wait above which, once it stayed there for an interval, calls are shed (timestamp units).</param>
     /// <param name="interval">How long the waits must stay above (below) the target to engage (disengage) the rule.</param>
-    public WaitAdmission(long target, long interval)
+    /// <param name="perRead">
+    /// The at-read budget (<see cref="PerRead"/>): while engaged, each read admits at most this many calls and sheds the
+    /// rest of it at once; 0: the per-call rule (a call is shed when its own wait is over the target).
+    /// </param>
+    public WaitAdmission(long target, long interval, int perRead = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(target);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(interval);
+        ArgumentOutOfRangeException.ThrowIfNegative(perRead);
         Target = target;
         Interval = interval;
+        PerRead = perRead;
         ProbeEvery = Math.Max(1, target / 2);
     }
+
+    /// <summary>
+    /// The at-read budget (<c>limits.admit_per_read</c>; docs/axon.md "Overload: admission by waiting"): while the rule
+    /// is engaged, the calls of one read are decided at that read — the first <see cref="PerRead"/> admitted, the rest
+    /// answered NucleusFull in that read's send — and each connection reads once per read turn, so a call waits in its
+    /// socket about one round of the connections' turns and an admitted one that plus at most this many calls ahead of
+    /// it. The round's work grows with the connections that are ready (this many calls each), so many connections keep
+    /// their batching. The rule disengages once an interval passed in which no read had more calls than this (not
+    /// when the waits drop below the target: the rule itself holds them there). 0: the per-call rule.
+    /// </summary>
+    public int PerRead { get; }
+
+    /// <summary>Reads decided by the at-read budget (tests and probes).</summary>
+    public long BudgetReads => Interlocked.Read(ref _reads);
 
     /// <summary>The target wait (timestamp units).</summary>
     public long Target { get; }
@@ -122,11 +145,40 @@ internal sealed class WaitAdmission
     {
         var wait = Lag(now) + CheckWait(now) + Math.Max(0, now - readAt);
         Sample(wait, now);
-        return wait > Target && Volatile.Read(ref _engaged) == 1;
+        // With the at-read budget a call is never shed for its own wait: the read that brought it decided.
+        return PerRead == 0 && wait > Target && Volatile.Read(ref _engaged) == 1;
     }
 
     /// <summary>A call judged <see cref="OverTarget"/> and not alone was shed.</summary>
     public void CountShed() => Interlocked.Increment(ref _shed);
+
+    /// <summary>
+    /// The at-read budget (<see cref="PerRead"/>): a read's calls were decided at <paramref name="now"/>, of which
+    /// <paramref name="over"/> were over the budget and shed. A read over the budget keeps the rule engaged; once an
+    /// interval passed (since the rule engaged, or since the last read over the budget) in which no read was over it,
+    /// the rule disengages.
+    /// </summary>
+    public void BudgetDecided(int over, long now)
+    {
+        Interlocked.Increment(ref _reads);
+        if (over > 0)
+        {
+            Interlocked.Add(ref _shed, over);
+            Volatile.Write(ref _overAt, now);
+            return;
+        }
+        DisengageIfNothingOver(now);
+    }
+
+    private void DisengageIfNothingOver(long now)
+    {
+        if (Volatile.Read(ref _engaged) == 0) return;
+        var since = Math.Max(Volatile.Read(ref _overAt), Volatile.Read(ref _engagedAt));
+        if (now - since < Interval) return;
+        Volatile.Write(ref _engaged, 0);
+        Volatile.Write(ref _aboveSince, 0);
+        Volatile.Write(ref _belowSince, 0);
+    }
 
     /// <summary>
     /// The latest asynchronous header check's duration (<see cref="CheckTook"/>: the batch verifier's queue and its batch),
@@ -166,7 +218,18 @@ internal sealed class WaitAdmission
             Volatile.Write(ref _belowSince, 0);
             var since = Volatile.Read(ref _aboveSince);
             if (since == 0) Volatile.Write(ref _aboveSince, now);
-            else if (now - since >= Interval && Interlocked.CompareExchange(ref _engaged, 1, 0) == 0) Interlocked.Increment(ref _engagements);
+            else if (now - since >= Interval && Interlocked.CompareExchange(ref _engaged, 1, 0) == 0)
+            {
+                Volatile.Write(ref _engagedAt, now);
+                Interlocked.Increment(ref _engagements);
+            }
+        }
+        else if (PerRead > 0 && Volatile.Read(ref _engaged) == 1)
+        {
+            // The at-read budget holds the waits under the target itself: only an interval with nothing over the
+            // budget disengages it (BudgetDecided).
+            Volatile.Write(ref _aboveSince, 0);
+            DisengageIfNothingOver(now);
         }
         else
         {
