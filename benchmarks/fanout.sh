@@ -30,6 +30,12 @@
 # does; one process serving N axons runs the same per-call server code without that; the queried axons' CPU is the
 # farm's), STARTUP_BATCH (axon processes started together, default 8), CLIENTS (space-separated label=path-to-Bittensor.Benchmarks.dll: several builds of our dendrite, one after the other
 # against the same axons, e.g. "before=<main build> after=<branch build>"; ARGS_<label> adds harness options to one).
+# IDLE_CHECK (default "refuse"): before the sitting the script watches the axons' core (SERVER_CORE) for IDLE_SECONDS
+# (default 2) with nothing of its own running: its busy share from /proc/stat, and every process allowed on that core
+# alone (a `taskset -c 0 yes` left behind by a busy-core test run is the usual one) with the share of the core it used.
+# It prints both; with the core busier than IDLE_MAX percent (default 20) or a pinned process using more than 10 % of it,
+# "refuse" stops with code 3 before starting anything, "warn" says so in the output and goes on, "off" skips the check.
+# The same reading is printed once more at the end (information only).
 # Timings live here and in benchmarks/results/axon.md, never in tests. The machine may be shared: the script prints
 # the load average before and after each row; say it next to any figure you quote.
 set -euo pipefail
@@ -50,6 +56,9 @@ FARM=${FARM:-0}
 PY2021_SRC=${PY2021_SRC:-}
 CLIENTS=${CLIENTS:-ours=$BENCH}
 STARTUP_BATCH=${STARTUP_BATCH:-8}
+IDLE_CHECK=${IDLE_CHECK:-refuse}
+IDLE_SECONDS=${IDLE_SECONDS:-2}
+IDLE_MAX=${IDLE_MAX:-20}
 
 for c in $CLIENTS; do
   [[ "$c" == *=* ]] || { echo "fanout.sh: CLIENTS entries are label=path, got '$c'" >&2; exit 2; }
@@ -67,6 +76,48 @@ for n in "${counts[@]}"; do
   (( n > max )) && max=$n
 done
 [[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -ge 1 ]] || { echo "fanout.sh: ROUNDS must be a positive integer" >&2; exit 2; }
+[[ "$IDLE_CHECK" =~ ^(refuse|warn|off)$ ]] || { echo "fanout.sh: IDLE_CHECK is refuse, warn or off, got '$IDLE_CHECK'" >&2; exit 2; }
+[[ "$IDLE_MAX" =~ ^[0-9]+$ && "$IDLE_SECONDS" =~ ^[0-9]+$ && "$IDLE_SECONDS" -ge 1 ]] || { echo "fanout.sh: IDLE_MAX and IDLE_SECONDS must be integers (IDLE_SECONDS >= 1)" >&2; exit 2; }
+[[ -r "/proc/stat" ]] && grep -q "^cpu$SERVER_CORE " /proc/stat || { echo "fanout.sh: no cpu$SERVER_CORE in /proc/stat (SERVER_CORE=$SERVER_CORE)" >&2; exit 2; }
+
+# How busy the axons' core is over IDLE_SECONDS, and which processes allowed on that core alone used it. Sets
+# core_busy (percent) and core_pinned ("pid comm percent; ..." for those above 10 %), and prints one line.
+core_reading() {
+  local a b p ticks=() pids_on=() i busy=0 total=0 hz line
+  hz=$(getconf CLK_TCK)
+  for p in /proc/[0-9]*; do
+    [[ "$(awk '/^Cpus_allowed_list:/ { print $2 }' "$p/status" 2>/dev/null)" == "$SERVER_CORE" ]] || continue
+    line=$(cat "$p/stat" 2>/dev/null) || continue
+    line=${line##*) }; read -r -a f <<< "$line"
+    pids_on+=("${p#/proc/}"); ticks+=($(( f[11] + f[12] )))
+  done
+  read -r -a a <<< "$(grep "^cpu$SERVER_CORE " /proc/stat)"
+  sleep "$IDLE_SECONDS"
+  read -r -a b <<< "$(grep "^cpu$SERVER_CORE " /proc/stat)"
+  for i in 1 2 3 6 7 8; do busy=$(( busy + b[i] - a[i] )); done
+  for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
+  core_busy=$(( total > 0 ? busy * 100 / total : 0 ))
+  core_pinned=""
+  for i in "${!pids_on[@]}"; do
+    p=${pids_on[$i]}
+    line=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+    local comm=${line#*(}; comm=${comm%%)*}
+    line=${line##*) }; read -r -a f <<< "$line"
+    local used=$(( (f[11] + f[12] - ticks[i]) * 100 / (hz * IDLE_SECONDS) ))
+    (( used > 10 )) && core_pinned+="${core_pinned:+; }$p $comm $used %"
+  done
+  echo "# core $SERVER_CORE (the axons'): $core_busy % busy over ${IDLE_SECONDS} s$([[ -n "$core_pinned" ]] && echo ", processes allowed on it alone: $core_pinned")"
+}
+if [[ "$IDLE_CHECK" != off ]]; then
+  core_reading
+  if (( core_busy > IDLE_MAX )) || [[ -n "$core_pinned" ]]; then
+    if [[ "$IDLE_CHECK" == refuse ]]; then
+      echo "fanout.sh: core $SERVER_CORE is not idle ($core_busy % busy, more than IDLE_MAX=$IDLE_MAX %${core_pinned:+; pinned there: $core_pinned}): the axons' side would be measured against that; nothing started (IDLE_CHECK=warn measures anyway and says so)" >&2
+      exit 3
+    fi
+    echo "# WARNING: core $SERVER_CORE is not idle before the sitting ($core_busy % busy${core_pinned:+; pinned there: $core_pinned}); the rows below were measured against that (IDLE_CHECK=warn)"
+  fi
+fi
 
 work=$(mktemp -d)
 pids=()
@@ -175,4 +226,5 @@ for mode in $MODES; do
   stop_servers
 done
 echo
+[[ "$IDLE_CHECK" == off ]] || core_reading
 echo "# done: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(loadavg)"
