@@ -821,4 +821,75 @@ public sealed class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output)
 
         Assert.Equal(expected.ToByteArray(), copy.Bytes);
     }
+
+    [Fact]
+    public async Task Answers_to_calls_made_after_each_read_loop_went_idle_come_in_one_receive_each_on_every_connection()
+    {
+        // Four connections, as a fan-out round's endpoints: each read loop reaches its frame start with no call open (the
+        // round's answer taken, the next round's call not made yet) and waits there without receiving; the next answers,
+        // sent by the four servers together, then come in one receive each: head, floats into the call's array, tail.
+        var shape = new Float32AnswerShape([1, 16, 1024]);
+        byte[] AnswerBytes(int id, int seed, bool settings)
+        {
+            var m = Answer(16 * 1024);
+            m.Hotkey = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
+            m.Message = $"answer {seed}"; // the same length each time: the heads are alike, as an axon's are
+            return Concat(settings ? Frame(H2.Settings, 0, 0, []) : [], Frame(H2.Headers, H2.EndHeaders, id, Ok), Frame(H2.Data, 0, id, Grpc(m.ToByteArray())), Trailers(id));
+        }
+        var servers = Enumerable.Range(0, 4).Select(_ => new ScriptedServer()).ToArray();
+        var clients = servers.Select(s => Connect(s)).ToArray();
+        try
+        {
+            Task<string> LandingCall(IPeerConnection c, AnswerLanding landing) =>
+                c.CallAsync(BittensorMethod.Forward, new TensorMessage { Version = 150, Hotkey = "5Grw" }, Headers(), DateTime.UtcNow.Add(Wait), CancellationToken.None,
+                    a => landing.TryTake(a.Tensors[0]) ? a.Message : "not landed", landing);
+
+            // Two answers on each connection first: the first tells where an answer's floats begin (the SETTINGS frame
+            // in front of it makes its head longer), the second has the head every later answer has.
+            var idle = new long[clients.Length];
+            for (var round = 0; round < 2; round++)
+            {
+                var calls = clients.Select(c => LandingCall(c, new AnswerLanding(shape))).ToArray();
+                var id = 1 + (2 * round);
+                for (var i = 0; i < servers.Length; i++) await servers[i].ReadRequest(f => f.Type == H2.Data && f.Stream == id && (f.Flags & H2.EndStream) != 0);
+                // While a call is open a read loop never counts an idle wait; it counts one once the answer is taken.
+                for (var i = 0; i < clients.Length; i++) idle[i] = Current(clients[i]).IdleHeadWaits;
+                for (var i = 0; i < servers.Length; i++) await servers[i].Send(AnswerBytes(id, round, settings: round == 0));
+                foreach (var call in calls) Assert.Equal($"answer {round}", await call.WaitAsync(Wait));
+            }
+            // Every read loop has gone back to its frame start and is waiting there with no call open (an event of the
+            // read loop, counted; waited for, not timed). Waited for on a pool thread: this method may be running on a
+            // read loop's own thread (an answered call's continuation runs there), which must get back to its loop.
+            for (var i = 0; i < clients.Length; i++)
+            {
+                var (c, seen) = (Current(clients[i]), idle[i]);
+                Assert.True(await Task.Run(() => SpinWait.SpinUntil(() => c.IdleHeadWaits > seen, Wait)), $"read loop {i} never waited at its frame start with no call open");
+            }
+            var before = clients.Select(c => (Current(c).HeadReads, Current(c).VectoredReads, Current(c).BytesLandedDirectly, Current(c).ReadsInPlace)).ToArray();
+
+            var landings = clients.Select(_ => new AnswerLanding(shape)).ToArray();
+            var last = clients.Select((c, i) => LandingCall(c, landings[i])).ToArray();
+            for (var i = 0; i < servers.Length; i++) await servers[i].ReadRequest(f => f.Type == H2.Data && f.Stream == 5 && (f.Flags & H2.EndStream) != 0);
+            await Task.WhenAll(servers.Select(s => s.Send(AnswerBytes(5, 2, settings: false))));
+
+            var floats = TensorCodec.Decode(Answer(16 * 1024).Tensors[0]).Tensor.ToFloat32Array();
+            for (var i = 0; i < clients.Length; i++)
+            {
+                Assert.Equal("answer 2", await last[i].WaitAsync(Wait));
+                Assert.Equal(floats, landings[i].Values);
+                var now = Current(clients[i]);
+                output.WriteLine($"connection {i}: head reads {before[i].HeadReads} -> {now.HeadReads}, vectored {before[i].VectoredReads} -> {now.VectoredReads}, idle waits {now.IdleHeadWaits}, empty waits {now.EmptyHeadWaits}, hint {now.LandingHint}");
+                // The head came in the same receive as the floats (a head read), never in a receive of its own; every float
+                // went from the socket into the call's array; nothing was read in place from the read buffer.
+                Assert.Equal(before[i].HeadReads + 1, now.HeadReads);
+                Assert.Equal(before[i].BytesLandedDirectly + (16 * 1024 * 4), now.BytesLandedDirectly);
+                Assert.Equal(before[i].ReadsInPlace, now.ReadsInPlace);
+            }
+        }
+        finally
+        {
+            foreach (var c in clients) c.Dispose();
+            foreach (var s in servers) await s.DisposeAsync();
+        }
+    }
 }

@@ -204,6 +204,32 @@ internal sealed partial class H2ClientConnection
 
     private bool HasHeadCandidate() => (VectoredSupported || _feed is not null) && HeadCandidate() is not null;
 
+    // No stream open: whatever the peer sends next (an answer) follows a call this side has yet to make, and by the time
+    // its bytes arrive that call is open and (with a landing) the head read's candidate. Waiting with a zero-byte
+    // receive then lets the answer come in one receive instead of a receive of the head alone and one of the rest.
+    private bool AwaitsNextCall()
+    {
+        if (!VectoredSupported && _feed is null) return false;
+        lock (_lock)
+        {
+            if (_streams.Count != 0 || _closed) return false;
+        }
+        Interlocked.Increment(ref _idleHeadWaits);
+        return true;
+    }
+
+    /// <summary>Frame starts reached with no call open where the read loop waited for the next answer without receiving (tests).</summary>
+    internal long IdleHeadWaits => Interlocked.Read(ref _idleHeadWaits);
+
+    private long _idleHeadWaits;
+
+    /// <summary>Zero-byte waits at a frame start that ended with nothing to receive and were waited again (tests and benchmarks).</summary>
+    internal long EmptyHeadWaits => Interlocked.Read(ref _emptyHeadWaits);
+
+    private long _emptyHeadWaits;
+
+    private const int MaxEmptyHeadWaits = 8;
+
     /// <summary>
     /// In the read loop, with the buffer consumed up to the head's end: when <paramref name="s"/> is the head read's
     /// stream and wants its landed data from the first byte on (all of it within the frame's <paramref name="data"/> bytes left), the landed

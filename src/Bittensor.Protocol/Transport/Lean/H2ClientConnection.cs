@@ -740,13 +740,18 @@ internal sealed partial class H2ClientConnection : IDisposable
         // the last answer's data began, so the next one's data is left in the socket for the landing's array.
         var headRead = atFrameStart && _end == 0 && _landingHint >= count;
         var limit = headRead ? _landingHint : _buf.Length;
-        if (headRead && HasHeadCandidate())
+        if (headRead && (HasHeadCandidate() || AwaitsNextCall()))
         {
             // Head, floats and tail in one receive. Tried at once when the last answer was waiting already; otherwise
             // after waiting for the socket to be readable (a zero-byte receive: it takes nothing) instead of receiving
-            // the head alone when it comes and the rest in a second call.
+            // the head alone when it comes and the rest in a second call. Also with no call open at all (a fan-out
+            // round's connection between its answer and the next round's call): the next answer can only follow a call
+            // of this side, whose stream is open by the time its bytes are here, so the wait is a zero-byte one too.
+            // A wait that ends with nothing to take (the socket engine may call a socket readable whose bytes a receive of
+            // ours took) is waited again while no byte is there and the call is still to come or in line: at most
+            // MaxEmptyHeadWaits times, then the usual receive (which reports the end of the stream and errors).
             var got = _lastHeadReady && TryReceiveHead();
-            if (!got)
+            for (var empty = 0; !got && empty < MaxEmptyHeadWaits; empty++)
             {
                 if (_feed is null)
                 {
@@ -755,6 +760,8 @@ internal sealed partial class H2ClientConnection : IDisposable
                     await ready.ConfigureAwait(false);
                 }
                 got = TryReceiveHead();
+                if (got || _feed is not null || _socket!.Available > 0 || !(HasHeadCandidate() || AwaitsNextCall())) break;
+                Interlocked.Increment(ref _emptyHeadWaits);
             }
             if (got && _end - _start >= count) return true;
         }
