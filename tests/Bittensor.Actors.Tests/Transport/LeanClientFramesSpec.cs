@@ -79,4 +79,37 @@ public sealed class LeanClientFramesSpec(Xunit.Abstractions.ITestOutputHelper ou
         _output.WriteLine($"{server}: {landed} answer bytes received straight into results' arrays over 4 rounds");
         Assert.True(landed > 0, "no answer bytes were received straight into a result's array during this test's rounds");
     }
+
+    /// <summary>
+    /// A dendrite's rounds one after the other to a lean axon, as `btcli run validator` makes them: between two rounds the
+    /// connection has no call open, and its read loop waits for the next answer without receiving, so that answer comes in
+    /// one receive (head, floats into the result's array, tail) once its round's call is made.
+    /// </summary>
+    [Fact]
+    public async Task Rounds_one_after_another_take_each_answer_in_one_receive_head_floats_and_tail()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: 1024), DemoModels.Echo(1024), new AxonOptions { Transport = new LeanServerTransport() });
+        var dendrite = new Bittensor.Actors.Dendrite.Dendrite(Sys, new KeyPairRequestSigner(Alice),
+            Bittensor.Actors.Dendrite.DendriteSettings.Default with { NetworkDim = 1024, Timeout = TimeSpan.FromSeconds(30) });
+        var tokens = new long[1, 16];
+        for (var i = 0; i < 16; i++) tokens[0, i] = i + 1;
+        var expected = DemoModels.EchoForward(DenseTensor.Int64([1, 16], [.. Enumerable.Range(1, 16).Select(t => (long)t)]), 1024).Floats;
+        var endpoint = new Bittensor.Core.Domain.EndpointInfo(Bob.ToSs58(), "127.0.0.1", port);
+        // Two rounds first: the first answer tells where an answer's floats begin (the read loop learns the head's length).
+        for (var round = 0; round < 2; round++) Assert.Equal(ReturnCode.Success, (await dendrite.ForwardText([endpoint], tokens))[0].Code);
+        var headsBefore = LeanClientTransport.HeadReadsFrom(port); // process-wide by port: only this test's change counts
+
+        for (var round = 0; round < 6; round++)
+        {
+            var result = (await dendrite.ForwardText([endpoint], tokens))[0];
+            Assert.Equal(ReturnCode.Success, result.Code);
+            Assert.Equal(expected, result.Tensor.Floats);
+        }
+
+        var heads = LeanClientTransport.HeadReadsFrom(port) - headsBefore;
+        _output.WriteLine($"{heads} of 6 answers came in one receive with their head");
+        // Before, a connection with no call open posted a receive of the head alone, so no answer of a round made after
+        // the last one was answered ever came this way.
+        Assert.True(heads >= 1, "no answer of a round came in one receive with its head");
+    }
 }

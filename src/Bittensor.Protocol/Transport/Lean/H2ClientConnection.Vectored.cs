@@ -180,6 +180,7 @@ internal sealed partial class H2ClientConnection
             _end = n; // only head bytes: an ordinary read
             return true;
         }
+        LeanClientTransport.CountHeadRead(_port);
         _end = hint;
         _headStream = s;
         _headEnd = hint;

@@ -38,6 +38,14 @@ public sealed class LeanClientTransport : IClientTransport
     internal static void CountLanded(int port, int bytes) =>
         s_landedByPort.AddOrUpdate(port, static (_, n) => n, static (_, total, n) => total + n, (long)bytes);
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, long> s_headReadsByPort = new();
+
+    /// <summary>Answers from <paramref name="port"/> whose head, landed floats and tail came in one receive at a frame start (tests; process-wide by port number, so compare before and after).</summary>
+    internal static long HeadReadsFrom(int port) => s_headReadsByPort.GetValueOrDefault(port);
+
+    internal static void CountHeadRead(int port) =>
+        s_headReadsByPort.AddOrUpdate(port, static _ => 1, static (_, total) => total + 1);
+
     private readonly TimeProvider _time;
 
     private LeanClientTransport()
