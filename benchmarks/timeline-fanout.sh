@@ -70,10 +70,10 @@ grep -oE "$pattern" "$work/server.err" | grep -oE '[0-9]+$' | sed 's/^/127.0.0.1
 if [[ "$FLOOR" == 1 ]]; then
   # shellcheck disable=SC2086
   env $CLIENT_ENV taskset -c "$LOAD_CORE" dotnet "$BENCH" socket-floor client --target "$(head -1 "$work/targets")" --connections "$COUNT" \
-    --rounds 100000000 --warmup 300 --request 512 --answer 65536 --mode "$FLOOR_MODE" >"$work/client.out" 2>&1 &
+    --rounds 1000000 --warmup 300 --request 512 --answer 65536 --mode "$FLOOR_MODE" >"$work/client.out" 2>&1 &
 else
   # shellcheck disable=SC2086
-  env $CLIENT_ENV taskset -c "$LOAD_CORE" dotnet "$BENCH" fanout --targets "@$work/targets" --axons "$COUNT" --rounds 100000000 --warmup 300 \
+  env $CLIENT_ENV taskset -c "$LOAD_CORE" dotnet "$BENCH" fanout --targets "@$work/targets" --axons "$COUNT" --rounds 1000000 --warmup 300 \
     --shape 1,16 --network_dim 1024 >"$work/client.out" 2>&1 &
 fi
 client=$!
