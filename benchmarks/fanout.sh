@@ -30,11 +30,12 @@
 # does; one process serving N axons runs the same per-call server code without that; the queried axons' CPU is the
 # farm's), STARTUP_BATCH (axon processes started together, default 8), CLIENTS (space-separated label=path-to-Bittensor.Benchmarks.dll: several builds of our dendrite, one after the other
 # against the same axons, e.g. "before=<main build> after=<branch build>"; ARGS_<label> adds harness options to one).
-# IDLE_CHECK (default "refuse"): before the sitting the script watches the axons' core (SERVER_CORE) for IDLE_SECONDS
+# IDLE_CHECK (default "warn"): before the sitting the script watches the axons' core (SERVER_CORE) for IDLE_SECONDS
 # (default 2) with nothing of its own running: its busy share from /proc/stat, and every process allowed on that core
 # alone (a `taskset -c 0 yes` left behind by a busy-core test run is the usual one) with the share of the core it used.
 # It prints both; with the core busier than IDLE_MAX percent (default 20) or a pinned process using more than 10 % of it,
-# "refuse" stops with code 3 before starting anything, "warn" says so in the output and goes on, "off" skips the check.
+# "warn" prints a WARNING line above the rows and goes on (an unattended sitting still gets its rows, marked), "refuse"
+# stops with code 3 before starting anything, "off" skips the check.
 # The same reading is printed once more at the end (information only).
 # Timings live here and in benchmarks/results/axon.md, never in tests. The machine may be shared: the script prints
 # the load average before and after each row; say it next to any figure you quote.
@@ -56,7 +57,7 @@ FARM=${FARM:-0}
 PY2021_SRC=${PY2021_SRC:-}
 CLIENTS=${CLIENTS:-ours=$BENCH}
 STARTUP_BATCH=${STARTUP_BATCH:-8}
-IDLE_CHECK=${IDLE_CHECK:-refuse}
+IDLE_CHECK=${IDLE_CHECK:-warn}
 IDLE_SECONDS=${IDLE_SECONDS:-2}
 IDLE_MAX=${IDLE_MAX:-20}
 
