@@ -31,7 +31,7 @@ internal static class DemoCommands
         };
         var killWorker = new Option<int?>("--kill_worker_at_epoch")
         {
-            Description = "With --processes: after this many epochs, kill one worker of the cluster server with SIGKILL and restart it (the chain waits until it registered again); 0 = never; default 0 (bittensor.demo.kill_worker_at_epoch)",
+            Description = "With --processes: after this many epochs, kill one worker of the cluster server with SIGKILL and restart it (the chain waits until it registered again and answered its first call); 0 = never; default 0 (bittensor.demo.kill_worker_at_epoch)",
         };
         var processes = new Option<bool>("--processes")
         {

@@ -68,7 +68,7 @@ public sealed record DemoOptions
 
     /// <summary>
     /// With <c>--processes</c> and a cluster server: after this many epochs, the demo kills one worker of the cluster
-    /// with SIGKILL, restarts it and holds the chain until it registered with the front again (so the epochs after it
+    /// with SIGKILL, restarts it and holds the chain until it registered with the front again and answered its first call (so the epochs after it
     /// run with both workers); 0 = never. Between 0 and <see cref="Epochs"/> − 1 (<c>bittensor.demo.kill_worker_at_epoch</c>).
     /// </summary>
     public int KillWorkerAtEpoch { get; init; }

@@ -236,6 +236,7 @@ public static class ProcessNetwork
                 var restarted = Start(victim.Name, c.WorkerArgs);
                 c.Workers[0] = restarted;
                 var firstCall = restarted.Line(WorkerFirstCallLine);
+                var since = Stopwatch.GetTimestamp();
                 string line;
                 try
                 {
@@ -248,15 +249,26 @@ public static class ProcessNetwork
                 }
                 processes.Log?.WriteLine($"demo: {restarted} restarted; {line}");
                 c.Person.Cluster = $"{ClusterShape}; {victim.Name} killed (kill -9) after epoch {at}, restarted, registered again";
+                // Registered is not yet serving: the front gives a fresh replica no call until it has the cluster's averaged
+                // checkpoint (or, without one, until the front's hold ends; docs/cluster.md). The validator keeps querying
+                // while the chain waits, so the worker's first call comes; until it does, the next epoch would run without it
+                // (a busy sweep: the demo ended before the restarted worker had served a call).
+                state.Phase = $"{victim.Name} restarted after kill -9; the chain waits for its first call";
+                progress?.Invoke(state.Progress(ulong.MaxValue));
+                var left = RestartBound - Stopwatch.GetElapsedTime(since);
+                try
+                {
+                    line = await firstCall.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, stop.Token);
+                }
+                catch (TimeoutException)
+                {
+                    throw new NeuronException($"{restarted}, restarted after kill -9, registered with the front but answered no call within {RestartBound.TotalSeconds:F0} s; its last lines:{Environment.NewLine}{restarted.Tail()}");
+                }
+                processes.Log?.WriteLine($"demo: {restarted} {line}");
+                c.Person.Cluster = $"{ClusterShape}; {victim.Name} killed (kill -9) after epoch {at}, restarted, serving again";
                 // The next blocks wait for batches the validator completes from now on, with both workers serving.
                 driver.DropBankedBatches();
                 state.Phase = $"{victim.Name} restarted after kill -9";
-                _ = firstCall.ContinueWith(t =>
-                {
-                    if (!t.IsCompletedSuccessfully) return;
-                    processes.Log?.WriteLine($"demo: {restarted} {t.Result}");
-                    c.Person.Cluster = $"{ClusterShape}; {victim.Name} killed (kill -9) after epoch {at}, restarted, serving again";
-                }, TaskScheduler.Default);
             }
             // Event-driven blocks (--block_time 0): a block whenever the node's pool holds a call. The pool has no
             // subscription, so it is looked at every 20 ms until a block has taken what it held.
