@@ -1016,18 +1016,7 @@ internal sealed class H2Connection
         }
         if (decided) admission.BudgetDecided(_shedding.Count, _server.Now);
         if (_shedding.Count == 0) return false;
-        try
-        {
-            foreach (var s in _shedding)
-            {
-                var shed = DelayedAnswer(s.Method);
-                lock (_sync) Decide(s, shed);
-            }
-        }
-        finally
-        {
-            _shedding.Clear();
-        }
+        AnswerShedding();
         return true;
     }
 
@@ -1055,6 +1044,13 @@ internal sealed class H2Connection
             }
             if (_shedding.Count == 0) return false;
         }
+        AnswerShedding();
+        return true;
+    }
+
+    /// <summary>Answers the streams claimed in <see cref="_shedding"/> (NucleusFull from their headers, outside the lock), then empties it.</summary>
+    private void AnswerShedding()
+    {
         try
         {
             foreach (var s in _shedding)
@@ -1067,7 +1063,6 @@ internal sealed class H2Connection
         {
             _shedding.Clear();
         }
-        return true;
     }
 
     /// <summary>True when the calls of <paramref name="list"/> are alone (<see cref="Alone"/>): at most one waits for its check, and no other call is held or waits for a turn.</summary>
