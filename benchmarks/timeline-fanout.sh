@@ -16,7 +16,8 @@
 #   FLOOR=1 FLOOR_MODE=async benchmarks/timeline-fanout.sh OUT
 # Environment: COUNT (axons, default 16), BENCH (the client's harness dll; the farm and the floor server always run
 # FARM_BENCH, default the built one), WARM_SECONDS (default 12), TRACE_SECONDS (default 1), SHOW (rounds printed event by
-# event, default 1), GAPS (gaps printed, default 2), SERVER_CORE (0), LOAD_CORE (1), CLIENT_ENV (as fanout.sh).
+# event, default 1), GAPS (gaps printed, default 2), SERVER_CORE (0), LOAD_CORE (1), CLIENT_ENV (as fanout.sh), FANOUT_ARGS
+# (extra options of our client, e.g. "--sign_ahead 0").
 # Writes OUT/perf.data, OUT/script.txt and OUT/timeline.md; prints timeline.md. Run it under the bench lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,7 @@ SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
 FLOOR=${FLOOR:-0}
 FLOOR_MODE=${FLOOR_MODE:-async}
+FANOUT_ARGS=${FANOUT_ARGS:-}
 CLIENT_ENV=${CLIENT_ENV-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_TC_QuickJit=0}
 for f in "$FARM_BENCH" "$BENCH"; do [[ -f "$f" ]] || { echo "timeline-fanout.sh: $f not found; build benchmarks/Bittensor.Benchmarks first" >&2; exit 2; }; done
 command -v perf >/dev/null || { echo "timeline-fanout.sh: perf (linux-perf) is required" >&2; exit 2; }
@@ -74,7 +76,7 @@ if [[ "$FLOOR" == 1 ]]; then
 else
   # shellcheck disable=SC2086
   env $CLIENT_ENV taskset -c "$LOAD_CORE" dotnet "$BENCH" fanout --targets "@$work/targets" --axons "$COUNT" --rounds 1000000 --warmup 300 \
-    --shape 1,16 --network_dim 1024 >"$work/client.out" 2>&1 &
+    --shape 1,16 --network_dim 1024 $FANOUT_ARGS >"$work/client.out" 2>&1 &
 fi
 client=$!
 pids+=("$client")

@@ -17,8 +17,8 @@ namespace Bittensor.Benchmarks.Axon;
 /// <summary>
 /// One forward round to many axons through the dendrite (endpoint actors, Akka.Streams fan-out, every request signed
 /// with //Alice): <c>fanout [--targets host:port,…|@file] [--axons 16,64] [--rounds 50] [--warmup 5] [--shape 1,8]
-/// [--network_dim 1024] [--timeout 30] [--parallelism 256] [--pids p,…] [--signature_reuse ms] [--transport lean|grpc]</c>
-/// (the last two: the dendrite's <c>signature_reuse</c>, 0 = sign every call, and <c>transport</c>; without them the
+/// [--network_dim 1024] [--timeout 30] [--parallelism 256] [--pids p,…] [--signature_reuse ms] [--sign_ahead 0|1] [--transport lean|grpc]</c>
+/// (the last three: the dendrite's <c>signature_reuse</c>, 0 = sign every call, <c>sign_ahead</c> and <c>transport</c>; without them the
 /// reference configuration's values).
 /// With <c>--targets</c> the axons run elsewhere (other processes: benchmarks/fanout.sh) and each count N in
 /// <c>--axons</c> (default: all targets) queries the first N; <c>@file</c> reads one <c>host:port</c> per line.
@@ -90,8 +90,9 @@ internal static partial class FanOutLoad
                 $"# this thread's CPU per signed request header (RequestAuth.CreateHeadersAsync: nonce, sr25519 sign, hex; what the dendrite pays per call): {SigningCostUs(key):F1} us"));
             var settings = DendriteSettings.Default with { NetworkDim = dim, Parallelism = parallelism, Timeout = timeout };
             if (opts.Has("signature_reuse")) settings = settings with { SignatureReuse = TimeSpan.FromMilliseconds(double.Parse(opts.Get("signature_reuse", "50"), CultureInfo.InvariantCulture)) };
+            if (opts.Has("sign_ahead")) settings = settings with { SignAhead = opts.Get("sign_ahead", "1") is not ("0" or "off" or "false") };
             if (opts.Has("transport")) settings = (settings with { Transport = opts.Get("transport", "lean") }).Validate();
-            Console.WriteLine($"# dendrite transport: {settings.Transport}");
+            Console.WriteLine($"# dendrite transport: {settings.Transport}, sign_ahead {(settings.SignAhead ? "on" : "off")}");
             var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, new KeyPairRequestSigner(key), settings);
             var tokens = new long[shape[0], shape[1]];
             for (var s = 0; s < shape[1]; s++) tokens[0, s] = s + 1;
@@ -150,6 +151,9 @@ internal static partial class FanOutLoad
                 foreach (var pool in dendrite.AnswerPools)
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"# {n} axons, GC: answer arrays of {pool.ElementCount} floats (the dendrite's pool, whole run so far): {pool.Allocated} allocated, {pool.Reused} reused, {pool.Available} kept"));
+                var signing = await dendrite.Actor.Ask<DendriteActor.SigningStats>(DendriteActor.GetSigningStats.Instance, TimeSpan.FromSeconds(30));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"# {n} axons, request signatures (whole run so far): {signing.Signed} made, {signing.TakenAhead} rounds took one signed ahead"));
                 if (errors.Count > 0)
                     Console.WriteLine($"# {n} axons, not Success: {string.Join(", ", errors.Select(e => $"{e.Key}={e.Value}"))}");
             }

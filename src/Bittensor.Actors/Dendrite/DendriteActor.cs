@@ -20,6 +20,9 @@ public sealed record DendriteOptions
     /// The client transport endpoint actors connect with; null: the one <see cref="DendriteSettings.Transport"/> names.
     /// </summary>
     public Bittensor.Protocol.IClientTransport? Transport { get; init; }
+
+    /// <summary>Runs a signing ahead (null: a thread-pool work item); tests hold them and run them by hand.</summary>
+    internal Action<Func<Task>>? SignAheadRunner { get; init; }
 }
 
 /// <summary>
@@ -44,7 +47,8 @@ public sealed class DendriteActor : UntypedActor
         _options = options;
         // One signed header serves the calls to every endpoint made within settings.SignatureReuse (a round signs once).
         // Nonces use the real wall clock (the peers check them against their own), never the injected test clock.
-        _signatures = new SharedRequestSignatures(signer, settings.SignatureReuse);
+        // With sign_ahead, rounds that follow each other find their signed value made while the last one's answers came.
+        _signatures = new SharedRequestSignatures(signer, settings.SignatureReuse, signAhead: settings.SignAhead, background: options.SignAheadRunner);
     }
 
     /// <summary>Props of a dendrite signing with <paramref name="signer"/>.</summary>
@@ -67,6 +71,16 @@ public sealed class DendriteActor : UntypedActor
 
     /// <summary>Asks for the <see cref="EndpointStats"/> of one hotkey (answered with null stats fields when unknown).</summary>
     public sealed record GetEndpointStats(string Hotkey);
+
+    /// <summary>Asks for this dendrite's <see cref="SigningStats"/>.</summary>
+    public sealed record GetSigningStats
+    {
+        /// <summary>The single instance.</summary>
+        public static readonly GetSigningStats Instance = new();
+    }
+
+    /// <summary>Request signatures made (those signed ahead included), and calls that took a value signed ahead.</summary>
+    public sealed record SigningStats(long Signed, long TakenAhead);
 
     /// <summary>Asks how many endpoint actors are alive; answered with an <see cref="int"/>.</summary>
     public sealed record GetEndpointCount
@@ -108,6 +122,9 @@ public sealed class DendriteActor : UntypedActor
             case GetEndpointStats q:
                 if (_endpoints.TryGetValue(q.Hotkey, out var e)) e.Actor.Forward(EndpointActor.GetStats.Instance);
                 else Sender.Tell(new EndpointStats(q.Hotkey, 0, 0, 0, 0, null));
+                break;
+            case GetSigningStats:
+                Sender.Tell(new SigningStats(_signatures.Signed, _signatures.AheadTaken));
                 break;
             case GetEndpointCount:
                 Sender.Tell(Context.GetChildren().Count());

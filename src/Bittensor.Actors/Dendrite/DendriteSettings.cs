@@ -59,6 +59,13 @@ public sealed record DendriteSettings
     public TimeSpan SignatureReuse { get; init; } = TimeSpan.FromMilliseconds(50);
 
     /// <summary>
+    /// When calls need a new signed value back to back (rounds that follow each other within
+    /// <see cref="SignatureReuse"/>), sign the next one in the background while the round's answers are awaited, so the
+    /// next round does not sign on its critical path. Off, or with <see cref="SignatureReuse"/> zero: every need signs then.
+    /// </summary>
+    public bool SignAhead { get; init; } = true;
+
+    /// <summary>
     /// The client transport toward axons: <c>lean</c> (<see cref="Bittensor.Protocol.LeanClientTransport"/>: own h2c frames,
     /// one DATA frame per answer, answers parsed where they land) or <c>grpc</c> (Grpc.Net.Client over SocketsHttpHandler).
     /// A transport given in code (<see cref="DendriteOptions.Transport"/>) takes precedence.
@@ -109,6 +116,7 @@ public sealed record DendriteSettings
             FailuresBeforeBackoff = c.Int("failures_before_backoff"),
             LatencyEmaAlpha = c.Double("latency_ema_alpha"),
             SignatureReuse = c.Duration("signature_reuse"),
+            SignAhead = c.Bool("sign_ahead"),
             Transport = c.String("transport"),
             KeepAliveTime = c.Duration("keepalive_time"),
             KeepAliveTimeout = c.Duration("keepalive_timeout"),

@@ -296,7 +296,10 @@ internal sealed class EndpointActor : UntypedActor, IWithTimers
         EndpointResult? result;
         try
         {
-            (reply, result) = await Send(connection, target, request, backward, timeout, round, replyTo.Index).ConfigureAwait(false);
+            // Send runs synchronously up to its first wait: past a ready signature, the request is out when it returns.
+            var sending = Send(connection, target, request, backward, timeout, round, replyTo.Index);
+            if (round.CallOut()) _signatures.SignAheadIfArmed(); // the round's last request: sign the next round's value meanwhile
+            (reply, result) = await sending.ConfigureAwait(false);
         }
         catch (Exception ex)
         {

@@ -36,6 +36,7 @@ internal sealed class FanOutRound
     private int _next;
     private int _successes;
     private int _closed;
+    private int _out; // calls whose request is out (CallOut)
 
     /// <param name="endpoints">The endpoints, in the order results are returned.</param>
     /// <param name="callFor">The call toward endpoint i.</param>
@@ -133,6 +134,13 @@ internal sealed class FanOutRound
         _dendrite.Tell(new DendriteActor.RoundCalls(this, 0, first));
         return Task;
     }
+
+    /// <summary>
+    /// Counts a call whose request is out (its endpoint actor's transport sent it, or queued it behind the connection's
+    /// other writes); true for the round's last one, when the endpoint actor starts the signing ahead of the next round
+    /// (<see cref="SharedRequestSignatures.SignAheadIfArmed"/>), so that it runs while the answers are awaited.
+    /// </summary>
+    public bool CallOut() => Interlocked.Increment(ref _out) == Endpoints.Count;
 
     /// <summary>
     /// Fills slot <paramref name="index"/> unless an answer is there already; false when it was (the later answer is

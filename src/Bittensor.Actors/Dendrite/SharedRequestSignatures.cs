@@ -16,6 +16,16 @@ namespace Bittensor.Actors.Dendrite;
 /// Replay exposure is unchanged: a peer that got our header could already replay it to another axon within the same
 /// round (nonces of one round lie within a millisecond, so a replay beats our own call there either way).
 /// Thread-safe: one signing at a time behind an async gate (no thread blocks while a wallet signer actor answers).
+/// <para>
+/// Signing ahead (<c>signAhead</c>): when calls need a new value back to back (within <c>reuse</c> of the last need, as
+/// rounds that follow each other do), the value for the next need — this one's nonce + 1 ms, or the clock if that is later
+/// when the signing runs — is signed in the background once <see cref="SignAheadIfArmed"/> is called (a fan-out round
+/// calls it when its last request is out, so the signing runs while the round's answers are awaited, not between its
+/// sends), and the next need takes it instead of signing on its critical path.
+/// It is taken only under the rules a reused value meets: at or above the target's floor + 1 ms and at most <c>reuse</c>
+/// older than the clock; otherwise it is dropped and the need signs as before. A caller whose rounds are further apart than
+/// <c>reuse</c> never signs ahead (no signature is wasted).
+/// </para>
 /// </summary>
 internal sealed class SharedRequestSignatures
 {
@@ -28,9 +38,24 @@ internal sealed class SharedRequestSignatures
     private readonly Dictionary<string, long> _floors = new(StringComparer.Ordinal); // target → last nonce sent there; under _gate
     private long _latestTicks = long.MinValue;
     private Metadata? _latestHeaders; // the latest signed value's headers, shared by the calls that reuse it (transports only read them)
+    private readonly bool _signAhead;
+    private readonly Action<Func<Task>> _background;
+    private long _lastNeedTicks = long.MinValue; // under _gate: when a call last needed a value it could not reuse
+    private long _aheadTicks;                    // under _gate: the nonce of the value signed ahead
+    private Metadata? _aheadHeaders;             // under _gate: that value's headers, or null
+    private long _armed;                         // the nonce a signing ahead would start from (0: none armed); Interlocked
+    private long _signed;
+    private long _aheadTaken;
 
     /// <summary>Signs with <paramref name="signer"/>; a signed value is shared for at most <paramref name="reuse"/> (zero: never).</summary>
-    public SharedRequestSignatures(IRequestSigner signer, TimeSpan reuse, TimeProvider? clock = null, int version = ProtocolVersion.Current)
+    /// <param name="signer">Signs the nonce and hotkey.</param>
+    /// <param name="reuse">How long a signed value may serve other targets (zero: every call signs alone, nothing is signed ahead).</param>
+    /// <param name="clock">The nonce clock (tests: a manual one).</param>
+    /// <param name="version">The <c>bittensor-version</c> header.</param>
+    /// <param name="signAhead">Sign the next need's value in the background when needs come back to back (see the class remarks).</param>
+    /// <param name="background">Runs a signing ahead (default: a thread-pool work item on the global queue); tests run it by hand.</param>
+    public SharedRequestSignatures(IRequestSigner signer, TimeSpan reuse, TimeProvider? clock = null, int version = ProtocolVersion.Current,
+        bool signAhead = false, Action<Func<Task>>? background = null)
     {
         ArgumentNullException.ThrowIfNull(signer);
         ArgumentOutOfRangeException.ThrowIfLessThan(reuse, TimeSpan.Zero);
@@ -38,13 +63,18 @@ internal sealed class SharedRequestSignatures
         _reuseTicks = reuse.Ticks;
         _clock = clock ?? TimeProvider.System;
         _version = version.ToString(CultureInfo.InvariantCulture);
+        _signAhead = signAhead && reuse > TimeSpan.Zero;
+        _background = background ?? (static work => ThreadPool.UnsafeQueueUserWorkItem(static w => _ = w(), work, preferLocal: false));
     }
 
     /// <summary>The caller's SS58 address.</summary>
     public string Hotkey => _signer.Ss58Address;
 
-    /// <summary>Signatures made so far (tests and stats).</summary>
-    public long Signed { get; private set; }
+    /// <summary>Signatures made so far, those made ahead included (tests and stats).</summary>
+    public long Signed => Interlocked.Read(ref _signed);
+
+    /// <summary>Needs served by a value signed ahead (tests and stats).</summary>
+    public long AheadTaken => Interlocked.Read(ref _aheadTaken);
 
     /// <summary>The key of an axon's nonce floor: its address, whatever hotkey the metagraph lists there.</summary>
     public static string Target(Bittensor.Core.Domain.EndpointInfo endpoint)
@@ -97,19 +127,29 @@ internal sealed class SharedRequestSignatures
             }
             else
             {
-                sent = Math.Max(now, min);
-                var value = await SignAsync(sent, cancellationToken).ConfigureAwait(false);
-                headers = new Metadata
+                // A need: no value to reuse here. Back to back with the last need (rounds that follow each other), the
+                // next one's value is signed ahead once this one is settled.
+                var backToBack = _signAhead && _lastNeedTicks != long.MinValue && now - _lastNeedTicks <= _reuseTicks;
+                _lastNeedTicks = now;
+                if (_aheadHeaders is not null && _aheadTicks >= min && now - _aheadTicks <= _reuseTicks)
                 {
-                    { AuthHeaders.AuthName, AuthHeaders.AuthValue },
-                    { AuthHeaders.SignatureName, value },
-                    { AuthHeaders.VersionName, _version },
-                };
+                    headers = _aheadHeaders;
+                    sent = _aheadTicks;
+                    Interlocked.Increment(ref _aheadTaken);
+                }
+                else
+                {
+                    sent = Math.Max(now, min);
+                    headers = Headers(await SignAsync(sent, cancellationToken).ConfigureAwait(false));
+                }
+                _aheadHeaders = null; // taken, or not usable any more (too old, or below a floor this need raised)
                 if (sent >= _latestTicks)
                 {
                     _latestTicks = sent;
                     _latestHeaders = headers;
                 }
+                // Armed, not started: the round starts it when its last request is out (SignAheadIfArmed).
+                Volatile.Write(ref _armed, backToBack ? sent + OneMillisecond : 0);
             }
             _floors[target] = sent;
             if (_floors.Count > MaxFloors) DropOldFloors(now);
@@ -118,6 +158,50 @@ internal sealed class SharedRequestSignatures
         finally
         {
             _gate.Release();
+        }
+    }
+
+    private Metadata Headers(string value) => new()
+    {
+        { AuthHeaders.AuthName, AuthHeaders.AuthValue },
+        { AuthHeaders.SignatureName, value },
+        { AuthHeaders.VersionName, _version },
+    };
+
+    /// <summary>
+    /// Starts the signing ahead that the last need armed (back to back with the one before), once: a fan-out round calls
+    /// it when its last request is out. Does nothing when none is armed (signing ahead off, needs further apart than the
+    /// reuse window, or started already).
+    /// </summary>
+    public void SignAheadIfArmed()
+    {
+        var next = Interlocked.Exchange(ref _armed, 0);
+        if (next != 0) _background(() => SignAheadAsync(next));
+    }
+
+    // The value for the next need, signed in the background: nonce `next` (the last need's + 1 ms), or the clock if that is
+    // later by now, and at least 1 ms above the latest value. Under the gate, so a need that comes meanwhile waits for it (no longer than signing itself) and takes
+    // it. A failure here is dropped: the next need signs itself and reports its own.
+    private async Task SignAheadAsync(long next)
+    {
+        var entered = false;
+        try
+        {
+            await _gate.WaitAsync().ConfigureAwait(false);
+            entered = true;
+            // At least 1 ms above every value sent so far, so it clears every target's floor.
+            var ticks = Math.Max(Math.Max(next, _clock.GetLocalNow().DateTime.Ticks / 10 * 10), _latestTicks + OneMillisecond);
+            var headers = Headers(await SignAsync(ticks, CancellationToken.None).ConfigureAwait(false));
+            _aheadTicks = ticks;
+            _aheadHeaders = headers;
+        }
+        catch (Exception)
+        {
+            _aheadHeaders = null;
+        }
+        finally
+        {
+            if (entered) _gate.Release();
         }
     }
 
@@ -136,7 +220,7 @@ internal sealed class SharedRequestSignatures
         var signature = await _signer.SignAsync(Encoding.UTF8.GetBytes(nonce + ss58), cancellationToken).ConfigureAwait(false);
         if (signature is not { Length: 64 })
             throw new InvalidOperationException($"the signer returned {signature?.Length ?? 0} bytes, an sr25519 signature has 64");
-        Signed++;
+        Interlocked.Increment(ref _signed);
         return string.Concat(nonce, AuthHeaders.Separator, ss58, AuthHeaders.Separator, "0x", Convert.ToHexStringLower(signature));
     }
 }

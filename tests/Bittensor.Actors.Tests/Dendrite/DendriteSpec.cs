@@ -313,6 +313,60 @@ public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : 
     }
 
     [Fact]
+    public async Task Rounds_back_to_back_take_a_value_signed_ahead_and_verifying_axons_accept_it()
+    {
+        // sign_ahead (the default): once a round's last request is out, a round back to back with the one before has the
+        // next round's value signed in the background (held here and run by hand between rounds 2 and 3); round 3 takes
+        // it instead of signing. Three axons verify every sr25519 signature and keep nonce stores: they must accept it.
+        var ports = new List<int>();
+        for (var i = 0; i < 3; i++) ports.Add((await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim))).Port);
+        var held = new System.Collections.Concurrent.ConcurrentQueue<Func<Task>>();
+        var queued = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // The widest reuse window (1 s): rounds on a busy machine still count as back to back.
+        var settings = DendriteSettings.Default with { NetworkDim = Dim, Timeout = TimeSpan.FromSeconds(20), SignatureReuse = TimeSpan.FromSeconds(1) };
+        Assert.True(settings.SignAhead);
+        var dendrite = new DendriteClient(Sys, new KeyPairRequestSigner(Alice), settings, new DendriteOptions
+        {
+            SignAheadRunner = work =>
+            {
+                held.Enqueue(work);
+                queued.TrySetResult();
+            },
+        });
+        var endpoints = ports.Select((p, i) => Endpoint(p, $"axon-{i}")).ToArray();
+
+        var results = new List<EndpointResult>();
+        results.AddRange(await dendrite.ForwardText(endpoints, new long[,] { { 3, 4 } }).WaitAsync(Wait));
+        results.AddRange(await dendrite.ForwardText(endpoints, new long[,] { { 3, 4 } }).WaitAsync(Wait));
+        await queued.Task.WaitAsync(Wait); // round 2 (or round 1's later calls) armed it; its last request started it
+        var before = await dendrite.Actor.Ask<DendriteActor.SigningStats>(DendriteActor.GetSigningStats.Instance, Wait);
+        while (held.TryDequeue(out var work)) await work().WaitAsync(Wait);
+        var signedAhead = await dendrite.Actor.Ask<DendriteActor.SigningStats>(DendriteActor.GetSigningStats.Instance, Wait);
+        results.AddRange(await dendrite.ForwardText(endpoints, new long[,] { { 3, 4 } }).WaitAsync(Wait));
+        var after = await dendrite.Actor.Ask<DendriteActor.SigningStats>(DendriteActor.GetSigningStats.Instance, Wait);
+
+        Assert.All(results, r => Assert.True(r.Code == ReturnCode.Success, $"{r.Code}: {r.Message}"));
+        Assert.Equal(0, before.TakenAhead);
+        Assert.True(signedAhead.Signed > before.Signed, "the held work signed");
+        Assert.Equal(1, after.TakenAhead);
+        Assert.Equal(signedAhead.Signed, after.Signed); // round 3 signed nothing itself (a signing ahead it armed is held)
+    }
+
+    [Fact]
+    public async Task With_sign_ahead_off_every_round_signs_its_own_value()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var dendrite = new DendriteClient(Sys, new KeyPairRequestSigner(Alice),
+            DendriteSettings.Default with { NetworkDim = Dim, Timeout = TimeSpan.FromSeconds(20), SignatureReuse = TimeSpan.FromSeconds(1), SignAhead = false });
+
+        for (var round = 0; round < 3; round++)
+            Assert.All(await dendrite.ForwardText([Endpoint(port)], new long[,] { { 3, 4 } }).WaitAsync(Wait), r => Assert.Equal(ReturnCode.Success, r.Code));
+        var stats = await dendrite.Actor.Ask<DendriteActor.SigningStats>(DendriteActor.GetSigningStats.Instance, Wait);
+
+        Assert.Equal(new DendriteActor.SigningStats(3, 0), stats);
+    }
+
+    [Fact]
     public async Task An_answer_with_NaN_or_infinity_is_refused_as_an_invalid_response()
     {
         var nanModel = new AxonHandlers((r, _) =>

@@ -180,6 +180,139 @@ public sealed class SharedRequestSignaturesSpec
         Assert.Equal(Alice.ToSs58(), next.Ss58);
     }
 
+    /// <summary>Signings ahead, held until the test runs them (the default queues them on the thread pool).</summary>
+    private sealed class HeldWork
+    {
+        private readonly Queue<Func<Task>> _work = new();
+
+        public int Queued => _work.Count;
+
+        public void Add(Func<Task> work) => _work.Enqueue(work);
+
+        public async Task RunAll()
+        {
+            while (_work.TryDequeue(out var work)) await work();
+        }
+    }
+
+    [Fact]
+    public async Task Back_to_back_needs_sign_the_next_value_ahead_and_the_next_need_takes_it_without_signing()
+    {
+        var clock = new ManualClock();
+        var held = new HeldWork();
+        var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), TimeSpan.FromMilliseconds(50), clock, signAhead: true, background: held.Add);
+        var a = NextTarget();
+        var b = NextTarget();
+
+        var first = Read(await shared.CreateHeadersAsync(a));   // round 1: the first need arms nothing
+        shared.SignAheadIfArmed();
+        Assert.Equal(0, held.Queued);
+
+        clock.Advance(TimeSpan.FromMilliseconds(0.4));
+        var second = Read(await shared.CreateHeadersAsync(a));  // round 2: back to back with round 1, signs and arms
+        Assert.Equal(second.Value, Read(await shared.CreateHeadersAsync(b)).Value); // its other calls reuse the value
+        Assert.Equal(2, shared.Signed);
+        shared.SignAheadIfArmed();                               // round 2's last request is out
+        shared.SignAheadIfArmed();                               // started once only
+        Assert.Equal(1, held.Queued);
+        await held.RunAll();
+        Assert.Equal(3, shared.Signed);
+
+        clock.Advance(TimeSpan.FromMilliseconds(0.4));
+        var third = Read(await shared.CreateHeadersAsync(a));   // round 3 takes the value signed ahead
+        var thirdB = Read(await shared.CreateHeadersAsync(b));
+
+        Assert.Equal(3, shared.Signed);
+        Assert.Equal(1, shared.AheadTaken);
+        Assert.Equal(third.Value, thirdB.Value);
+        Assert.True(second.Nonce - first.Nonce >= TimeSpan.FromMilliseconds(1));
+        Assert.True(third.Nonce - second.Nonce >= TimeSpan.FromMilliseconds(1), "a value signed ahead still clears the target's floor by 1 ms");
+    }
+
+    [Fact]
+    public async Task A_value_signed_ahead_is_not_taken_once_older_than_the_reuse_window()
+    {
+        var clock = new ManualClock();
+        var held = new HeldWork();
+        var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), TimeSpan.FromMilliseconds(50), clock, signAhead: true, background: held.Add);
+        var a = NextTarget();
+        _ = Read(await shared.CreateHeadersAsync(a));
+        clock.Advance(TimeSpan.FromMilliseconds(0.4));
+        var second = Read(await shared.CreateHeadersAsync(a));
+        shared.SignAheadIfArmed();
+        await held.RunAll();
+        Assert.Equal(3, shared.Signed);
+
+        clock.Advance(TimeSpan.FromMilliseconds(60)); // the next round comes later than the reuse window
+        var late = Read(await shared.CreateHeadersAsync(a));
+
+        Assert.Equal(4, shared.Signed);
+        Assert.Equal(0, shared.AheadTaken);
+        Assert.True(late.Nonce >= clock.GetUtcNow().DateTime, "a stale value is dropped and the need signs at the clock");
+        Assert.True(late.Nonce - second.Nonce >= TimeSpan.FromMilliseconds(1));
+    }
+
+    [Fact]
+    public async Task Needs_further_apart_than_the_reuse_window_never_sign_ahead()
+    {
+        // A validator whose rounds are seconds apart signs once per round, as without signing ahead: nothing is wasted.
+        var clock = new ManualClock();
+        var held = new HeldWork();
+        var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), TimeSpan.FromMilliseconds(50), clock, signAhead: true, background: held.Add);
+        for (var round = 0; round < 3; round++)
+        {
+            _ = Read(await shared.CreateHeadersAsync(NextTarget()));
+            shared.SignAheadIfArmed();
+            clock.Advance(TimeSpan.FromSeconds(12));
+        }
+
+        Assert.Equal(0, held.Queued);
+        Assert.Equal(3, shared.Signed);
+    }
+
+    [Fact]
+    public async Task Signing_ahead_off_or_without_reuse_arms_nothing()
+    {
+        foreach (var (reuse, ahead) in new[] { (TimeSpan.FromMilliseconds(50), false), (TimeSpan.Zero, true) })
+        {
+            var clock = new ManualClock();
+            var held = new HeldWork();
+            var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), reuse, clock, signAhead: ahead, background: held.Add);
+            var a = NextTarget();
+            _ = Read(await shared.CreateHeadersAsync(a));
+            clock.Advance(TimeSpan.FromMilliseconds(0.4));
+            _ = Read(await shared.CreateHeadersAsync(a));
+            shared.SignAheadIfArmed();
+
+            Assert.Equal(0, held.Queued);
+            Assert.Equal(2, shared.Signed);
+        }
+    }
+
+    [Fact]
+    public async Task A_failed_signing_ahead_is_dropped_and_the_next_need_signs_itself()
+    {
+        var calls = 0;
+        var signer = new DelegateRequestSigner(Alice.ToSs58(), (m, _) =>
+            Interlocked.Increment(ref calls) == 3 ? throw new InvalidOperationException("wallet locked") : ValueTask.FromResult(Alice.Sign(m.Span)));
+        var clock = new ManualClock();
+        var held = new HeldWork();
+        var shared = new SharedRequestSignatures(signer, TimeSpan.FromMilliseconds(50), clock, signAhead: true, background: held.Add);
+        var a = NextTarget();
+        _ = Read(await shared.CreateHeadersAsync(a));
+        clock.Advance(TimeSpan.FromMilliseconds(0.4));
+        var second = Read(await shared.CreateHeadersAsync(a));
+        shared.SignAheadIfArmed();
+        await held.RunAll(); // the third signing (ahead) throws: swallowed
+
+        clock.Advance(TimeSpan.FromMilliseconds(0.4));
+        var third = Read(await shared.CreateHeadersAsync(a));
+
+        Assert.Equal(0, shared.AheadTaken);
+        Assert.Equal(4, Volatile.Read(ref calls));
+        Assert.True(third.Nonce - second.Nonce >= TimeSpan.FromMilliseconds(1));
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(1)]
