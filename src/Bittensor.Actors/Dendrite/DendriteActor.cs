@@ -21,6 +21,9 @@ public sealed record DendriteOptions
     /// </summary>
     public Bittensor.Protocol.IClientTransport? Transport { get; init; }
 
+    /// <summary>How long a round's outcomes wait for the next round's calls (null: 20 ms); tests set it long and flush by hand.</summary>
+    internal TimeSpan? OutcomeHold { get; init; }
+
     /// <summary>Runs a signing ahead (null: a thread-pool work item); tests hold them and run them by hand.</summary>
     internal Action<Func<Task>>? SignAheadRunner { get; init; }
 }
@@ -30,8 +33,16 @@ public sealed record DendriteOptions
 /// the same actor, which rebuilds its channel). The number of endpoint actors is bounded: past
 /// <see cref="DendriteSettings.MaxEndpoints"/> the least recently used ones are asked to stop when idle.
 /// </summary>
-public sealed class DendriteActor : UntypedActor
+public sealed class DendriteActor : UntypedActor, IWithTimers
 {
+    /// <summary>How long the outcomes of a round wait for the next round's calls before they are told alone (default).</summary>
+    internal static readonly TimeSpan DefaultOutcomeHold = TimeSpan.FromMilliseconds(20);
+
+    private readonly Dictionary<IActorRef, object> _heldOutcomes = [];
+    private readonly TimeSpan _outcomeHold;
+    private long _merged;
+    private long _flushed;
+
     private readonly DendriteSettings _settings;
     private readonly IRequestSigner _signer;
     private readonly DendriteOptions _options;
@@ -48,6 +59,7 @@ public sealed class DendriteActor : UntypedActor
         // One signed header serves the calls to every endpoint made within settings.SignatureReuse (a round signs once).
         // Nonces use the real wall clock (the peers check them against their own), never the injected test clock.
         // With sign_ahead, rounds that follow each other find their signed value made while the last one's answers came.
+        _outcomeHold = options.OutcomeHold ?? DefaultOutcomeHold;
         _signatures = new SharedRequestSignatures(signer, settings.SignatureReuse, signAhead: settings.SignAhead, background: options.SignAheadRunner);
     }
 
@@ -68,6 +80,31 @@ public sealed class DendriteActor : UntypedActor
     /// <paramref name="From"/> + <paramref name="Count"/> − 1; their answers fill the round's slots, not a reply message.
     /// </summary>
     internal sealed record RoundCalls(FanOutRound Round, int From, int Count);
+
+    /// <summary>
+    /// A completed round's outcome messages for its endpoint actors (told before the round's task completes). Each is
+    /// held and handed to its endpoint actor with that actor's next <see cref="RoundCalls"/> call (one mailbox run for
+    /// both), or alone before any other message this actor sends it, or after the hold (<see cref="DefaultOutcomeHold"/>).
+    /// </summary>
+    internal sealed record RoundOutcomes(IReadOnlyList<(IActorRef Actor, object Message)> Outcomes);
+
+    /// <summary>Tells every held outcome alone (the hold's timer; tests tell it to drive the hold's end).</summary>
+    internal sealed record FlushOutcomes
+    {
+        public static readonly FlushOutcomes Instance = new();
+    }
+
+    /// <summary>The actor's timers (the held outcomes' flush).</summary>
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <summary>Asks for <see cref="HeldOutcomeStats"/> (tests).</summary>
+    internal sealed record GetHeldOutcomes
+    {
+        public static readonly GetHeldOutcomes Instance = new();
+    }
+
+    /// <summary>Outcomes held now, handed over with a next round call so far, and told alone so far.</summary>
+    internal sealed record HeldOutcomeStats(int Held, long Merged, long Flushed);
 
     /// <summary>Asks for the <see cref="EndpointStats"/> of one hotkey (answered with null stats fields when unknown).</summary>
     public sealed record GetEndpointStats(string Hotkey);
@@ -113,15 +150,47 @@ public sealed class DendriteActor : UntypedActor
         switch (message)
         {
             case Call call:
-                EndpointFor(call.Endpoint).Forward(call.Request);
+            {
+                var actor = EndpointFor(call.Endpoint);
+                Flush(actor);
+                actor.Forward(call.Request);
                 break;
+            }
             case RoundCalls round:
                 for (var i = round.From; i < round.From + round.Count; i++)
-                    EndpointFor(round.Round.Endpoints[i]).Tell(new EndpointActor.RoundCall(round.Round.CallFor(i), round.Round, i));
+                {
+                    var actor = EndpointFor(round.Round.Endpoints[i]);
+                    if (_heldOutcomes.Remove(actor, out var prior)) _merged++;
+                    actor.Tell(new EndpointActor.RoundCall(round.Round.CallFor(i), round.Round, i, prior));
+                }
+                break;
+            case RoundOutcomes outcomes:
+                foreach (var (actor, outcome) in outcomes.Outcomes)
+                {
+                    Flush(actor); // one held already (a round that did not call it since): told first, in order
+                    _heldOutcomes[actor] = outcome;
+                }
+                if (_heldOutcomes.Count > 0 && !Timers.IsTimerActive(FlushOutcomes.Instance))
+                    Timers.StartSingleTimer(FlushOutcomes.Instance, FlushOutcomes.Instance, _outcomeHold);
+                break;
+            case FlushOutcomes:
+                foreach (var (actor, outcome) in _heldOutcomes) actor.Tell(outcome);
+                _flushed += _heldOutcomes.Count;
+                _heldOutcomes.Clear();
+                break;
+            case GetHeldOutcomes:
+                Sender.Tell(new HeldOutcomeStats(_heldOutcomes.Count, _merged, _flushed));
                 break;
             case GetEndpointStats q:
-                if (_endpoints.TryGetValue(q.Hotkey, out var e)) e.Actor.Forward(EndpointActor.GetStats.Instance);
-                else Sender.Tell(new EndpointStats(q.Hotkey, 0, 0, 0, 0, null));
+                if (_endpoints.TryGetValue(q.Hotkey, out var e))
+                {
+                    Flush(e.Actor);
+                    e.Actor.Forward(EndpointActor.GetStats.Instance);
+                }
+                else
+                {
+                    Sender.Tell(new EndpointStats(q.Hotkey, 0, 0, 0, 0, null));
+                }
                 break;
             case GetSigningStats:
                 Sender.Tell(new SigningStats(_signatures.Signed, _signatures.AheadTaken));
@@ -130,6 +199,7 @@ public sealed class DendriteActor : UntypedActor
                 Sender.Tell(Context.GetChildren().Count());
                 break;
             case Terminated t:
+                _heldOutcomes.Remove(t.ActorRef);
                 foreach (var (key, entry) in _endpoints)
                 {
                     if (!entry.Actor.Equals(t.ActorRef)) continue;
@@ -153,6 +223,7 @@ public sealed class DendriteActor : UntypedActor
             if (entry.Info != info)
             {
                 entry.Info = info;
+                Flush(entry.Actor);
                 entry.Actor.Tell(new EndpointActor.UpdateAddress(info));
             }
             return entry.Actor;
@@ -176,7 +247,24 @@ public sealed class DendriteActor : UntypedActor
             var entry = _endpoints[oldest.Value];
             _lru.RemoveFirst();
             _endpoints.Remove(oldest.Value);
+            Flush(entry.Actor);
             entry.Actor.Tell(EndpointActor.StopIfIdle.Instance);
         }
+    }
+
+    // Tells the endpoint actor its held outcome, if any, before whatever this actor sends it next.
+    private void Flush(IActorRef actor)
+    {
+        if (!_heldOutcomes.Remove(actor, out var outcome)) return;
+        actor.Tell(outcome);
+        _flushed++;
+    }
+
+    /// <inheritdoc />
+    protected override void PostStop()
+    {
+        foreach (var (actor, outcome) in _heldOutcomes) actor.Tell(outcome);
+        _heldOutcomes.Clear();
+        base.PostStop();
     }
 }

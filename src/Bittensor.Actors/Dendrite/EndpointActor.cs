@@ -83,8 +83,12 @@ internal sealed class EndpointActor : UntypedActor, IWithTimers
     /// <summary>The endpoint's address changed (same hotkey): the channel is rebuilt.</summary>
     public sealed record UpdateAddress(EndpointInfo Endpoint);
 
-    /// <summary>A call of a fan-out round: its answer fills slot <paramref name="Index"/> of <paramref name="Round"/>.</summary>
-    public sealed record RoundCall(EndpointCall Call, FanOutRound Round, int Index);
+    /// <summary>
+    /// A call of a fan-out round: its answer fills slot <paramref name="Index"/> of <paramref name="Round"/>.
+    /// <paramref name="Prior"/>: this actor's outcome of an earlier round, held by the dendrite and handled first, in the
+    /// same mailbox run (one run per endpoint per round instead of two).
+    /// </summary>
+    public sealed record RoundCall(EndpointCall Call, FanOutRound Round, int Index, object? Prior = null);
 
     /// <summary>Where a call's answer goes: the actor that sent it (told an <see cref="EndpointReply"/>) or a round's slot.</summary>
     private readonly record struct Replier(IActorRef? Actor, FanOutRound? Round, int Index)
@@ -165,6 +169,7 @@ internal sealed class EndpointActor : UntypedActor, IWithTimers
                 Accept(call, new Replier(Sender, null, 0));
                 break;
             case RoundCall call:
+                if (call.Prior is not null) OnReceive(call.Prior); // the earlier outcome first, as if it came alone before
                 Accept(call.Call, new Replier(null, call.Round, call.Index));
                 break;
             case Completed done when !_running.Remove(done.CallId):

@@ -171,9 +171,10 @@ internal sealed class FanOutRound
 
     /// <summary>
     /// Tells <paramref name="actor"/> (slot <paramref name="index"/>'s endpoint actor) the outcome of its call, which the
-    /// transport's completion reports before it fills the slot. While the round is open the message is held and told
-    /// with the others when the last slot fills, before the round's task completes: one burst of endpoint-actor messages
-    /// per round (one thread-pool wake-up) instead of one per answer, each on its own wake-up of a pool thread. A round
+    /// transport's completion reports before it fills the slot. While the round is open the message is held, and when the
+    /// last slot fills, before the round's task completes, the held outcomes go to the dendrite actor in one message
+    /// (<see cref="DendriteActor.RoundOutcomes"/>), which hands each to its endpoint actor with that actor's next round call
+    /// (one mailbox run for both) or alone before anything else it sends that actor. A round
     /// that lists one endpoint (hotkey) twice tells at once (its second call may be queued behind the first's outcome),
     /// and so does an outcome that comes after the round completed (a call the guard or the k_min grace gave up on).
     /// </summary>
@@ -186,13 +187,19 @@ internal sealed class FanOutRound
     /// <summary>Outcomes held now (tests).</summary>
     internal int HeldOutcomes => _outcomes.Count(o => o is not null && !ReferenceEquals(o, HeldOutcome.Told));
 
+    // The held outcomes go to the dendrite actor in one message (DendriteActor.RoundOutcomes): it hands each to its endpoint
+    // actor with that actor's next round call (one mailbox run for both), or alone before anything else it sends that
+    // actor, or when its flush timer fires. Told before the round's task completes, so whatever the caller sends the
+    // dendrite after the round comes behind them.
     private void TellHeldOutcomes()
     {
+        List<(IActorRef Actor, object Message)>? outcomes = null;
         for (var i = 0; i < _outcomes.Length; i++)
         {
             var held = Interlocked.Exchange(ref _outcomes[i], HeldOutcome.Told);
-            if (held is not null && !ReferenceEquals(held, HeldOutcome.Told)) held.Actor.Tell(held.Message);
+            if (held is not null && !ReferenceEquals(held, HeldOutcome.Told)) (outcomes ??= new(_outcomes.Length)).Add((held.Actor, held.Message));
         }
+        if (outcomes is not null) _dendrite.Tell(new DendriteActor.RoundOutcomes(outcomes));
     }
 
     private static bool Distinct(IReadOnlyList<EndpointInfo> endpoints)

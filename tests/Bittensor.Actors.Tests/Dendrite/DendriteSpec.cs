@@ -290,6 +290,50 @@ public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : 
     }
 
     [Fact]
+    public async Task A_round_s_outcomes_reach_each_endpoint_actor_with_its_next_round_call()
+    {
+        // The dendrite holds a round's outcomes (an hour here: only the next round or an explicit flush ends the hold) and
+        // hands each to its endpoint actor inside that actor's next RoundCall: one mailbox run for both. Stats asked
+        // through the dendrite flush first, so they always count the last round.
+        var endpoints = new List<EndpointInfo>();
+        for (var i = 0; i < 4; i++) endpoints.Add(Endpoint((await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim))).Port, $"axon-{i}"));
+        var dendrite = new DendriteClient(Sys, new KeyPairRequestSigner(Alice), DendriteSettings.Default with { NetworkDim = Dim, Timeout = TimeSpan.FromSeconds(20) },
+            new DendriteOptions { OutcomeHold = TimeSpan.FromHours(1) });
+
+        Assert.All(await dendrite.ForwardText(endpoints, new long[,] { { 1 } }).WaitAsync(Wait), r => Assert.Equal(ReturnCode.Success, r.Code));
+        var afterFirst = await dendrite.Actor.Ask<DendriteActor.HeldOutcomeStats>(DendriteActor.GetHeldOutcomes.Instance, Wait);
+        Assert.All(await dendrite.ForwardText(endpoints, new long[,] { { 1 } }).WaitAsync(Wait), r => Assert.Equal(ReturnCode.Success, r.Code));
+        var afterSecond = await dendrite.Actor.Ask<DendriteActor.HeldOutcomeStats>(DendriteActor.GetHeldOutcomes.Instance, Wait);
+        var stats = new List<EndpointStats>();
+        foreach (var e in endpoints) stats.Add(await dendrite.Actor.Ask<EndpointStats>(new DendriteActor.GetEndpointStats(e.Hotkey), Wait));
+        var afterStats = await dendrite.Actor.Ask<DendriteActor.HeldOutcomeStats>(DendriteActor.GetHeldOutcomes.Instance, Wait);
+
+        Assert.Equal(new DendriteActor.HeldOutcomeStats(4, 0, 0), afterFirst);
+        Assert.Equal(new DendriteActor.HeldOutcomeStats(4, 4, 0), afterSecond); // round 1's four went with round 2's calls
+        Assert.All(stats, s => Assert.Equal((2L, 2L, 0), (s.Calls, s.Successes, s.InFlight)));
+        Assert.Equal(new DendriteActor.HeldOutcomeStats(0, 4, 4), afterStats);
+    }
+
+    [Fact]
+    public async Task Held_outcomes_are_told_alone_when_the_hold_ends_without_a_next_round()
+    {
+        var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var dendrite = new DendriteClient(Sys, new KeyPairRequestSigner(Alice), DendriteSettings.Default with { NetworkDim = Dim, Timeout = TimeSpan.FromSeconds(20) },
+            new DendriteOptions { OutcomeHold = TimeSpan.FromHours(1) });
+        Assert.All(await dendrite.ForwardText([Endpoint(port)], new long[,] { { 1 } }).WaitAsync(Wait), r => Assert.Equal(ReturnCode.Success, r.Code));
+        var endpointActor = await Sys.ActorSelection(dendrite.Actor.Path / "endpoint-0").ResolveOne(Wait);
+        var held = await endpointActor.Ask<EndpointStats>(EndpointActor.GetStats.Instance, Wait); // asked directly: no flush
+
+        dendrite.Actor.Tell(DendriteActor.FlushOutcomes.Instance); // the hold's timer, driven by hand
+        var flushed = await dendrite.Actor.Ask<DendriteActor.HeldOutcomeStats>(DendriteActor.GetHeldOutcomes.Instance, Wait);
+        var told = await endpointActor.Ask<EndpointStats>(EndpointActor.GetStats.Instance, Wait);
+
+        Assert.Equal((1L, 0L, 1), (held.Calls, held.Successes, held.InFlight)); // its outcome was still with the dendrite
+        Assert.Equal(new DendriteActor.HeldOutcomeStats(0, 0, 1), flushed);
+        Assert.Equal((1L, 1L, 0), (told.Calls, told.Successes, told.InFlight));
+    }
+
+    [Fact]
     public async Task Verifying_axons_accept_signatures_shared_across_a_round_and_the_next_round_too()
     {
         // Three axons with sr25519 verification and nonce stores on: whatever share of the round's calls reuses one
