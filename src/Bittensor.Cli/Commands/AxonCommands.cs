@@ -188,6 +188,20 @@ internal static partial class AxonCommands
         }
     }
 
+    /// <summary>
+    /// The overload rules the axon's "serving on" line names (docs/axon.md "Overload"), so an operator sees what the
+    /// config and flags made of them: calls_in_flight, and admission by waiting (limits.target_wait with its at-read
+    /// budget; the lean transport only, Kestrel has no point to apply it).
+    /// </summary>
+    internal static string DescribeAdmission(AxonSettings settings)
+    {
+        var inFlight = settings.CallsInFlight > 0 ? settings.CallsInFlight.ToString(CultureInfo.InvariantCulture) : "no limit";
+        var wait = settings.TargetWait <= TimeSpan.Zero ? "off"
+            : settings.Transport != "lean" ? "not applied on " + settings.Transport
+            : string.Create(CultureInfo.InvariantCulture, $"{settings.TargetWait.TotalMilliseconds:0.###}ms, admit_per_read {settings.AdmitPerRead}");
+        return $"calls_in_flight {inFlight}, target_wait {wait}";
+    }
+
     private static async Task<int> RunServe(Config hocon, AxonSettings settings, AxonHandlers? handlers, Props? modelHost, IReadOnlyDictionary<string, double>? stakes,
         string hotkey, bool json, bool logCalls, ClusterSettings? cluster, CancellationToken cancellation)
     {
@@ -228,7 +242,7 @@ internal static partial class AxonCommands
             await system.Terminate().ConfigureAwait(false);
             throw new CliException($"axon could not listen on {settings.Ip}:{settings.Port}: {e.Message}");
         }
-        Console.Error.WriteLine($"axon {hotkey} serving on {bound.Endpoint} ({SocketCompletions.Describe(settings.Transport)}); Ctrl-C to stop");
+        Console.Error.WriteLine($"axon {hotkey} serving on {bound.Endpoint} ({SocketCompletions.Describe(settings.Transport)}) with {DescribeAdmission(settings)}; Ctrl-C to stop");
         await using var metricsScope = await StartMetrics(hocon, system, cancellation).ConfigureAwait(false);
         if (!settings.DisableSignatureVerification)
             Console.Error.WriteLine($"nonce store {settings.NonceStorePath} (write-ahead{(settings.NonceStoreFsync ? ", fsync" : "")})");
@@ -288,7 +302,7 @@ internal static partial class AxonCommands
                     case ClusterFrontActivated a:
                         Volatile.Write(ref current, a.Axon);
                         if (stakes is not null) a.Axon.Tell(new AxonActor.UpdateStakes(stakes));
-                        Console.Error.WriteLine($"axon {hotkey} serving on {a.Endpoint} ({SocketCompletions.Describe(settings.Transport)}); cluster front at {a.Node} " +
+                        Console.Error.WriteLine($"axon {hotkey} serving on {a.Endpoint} ({SocketCompletions.Describe(settings.Transport)}) with {DescribeAdmission(settings)}; cluster front at {a.Node} " +
                             "(the model runs on the workers: btcli axon worker); Ctrl-C to stop");
                         if (!settings.DisableSignatureVerification)
                             Console.Error.WriteLine($"nonce store {settings.NonceStorePath} (write-ahead{(settings.NonceStoreFsync ? ", fsync" : "")})");

@@ -86,6 +86,34 @@ public sealed partial class AxonServeCrashTests : IDisposable
         Assert.Equal(ReturnCode.Success, (await Client(second.Port).ForwardAsync(request, fresh, DateTime.UtcNow.AddSeconds(60), timeout.Token)).ReturnCode);
     }
 
+    [Fact]
+    public async Task The_serving_line_names_the_overload_rules_from_the_reference_config_a_flag_or_a_file()
+    {
+        // What reaches the serving axon: the reference config's limits (calls_in_flight, target_wait, admit_per_read), a
+        // flag that sets target_wait, a config file's values; Kestrel does not apply admission by waiting. The lean
+        // transport's side of it: LeanCheapChecksSpec.The_reference_configs_at_read_budget_…
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        string[] Args(string name, params string[] more) =>
+            [BtcliDll, "axon", "serve", "--uri", "//Alice", "--axon.port", "0", "--axon.state_path", Path.Combine(_dir, name), .. more];
+        var reference = Bittensor.Actors.Axon.AxonSettings.Default;
+        var referenceWait = reference.TargetWait > TimeSpan.Zero
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"target_wait {reference.TargetWait.TotalMilliseconds:0.###}ms, admit_per_read {reference.AdmitPerRead};")
+            : "target_wait off;";
+
+        using (var byDefault = await Serve(Args("default"), timeout.Token))
+            Assert.Contains($") with calls_in_flight {reference.CallsInFlight}, {referenceWait}", byDefault.Output, StringComparison.Ordinal);
+        using (var on = await Serve(Args("on", "--axon.limits.target_wait", "2ms"), timeout.Token))
+            Assert.Contains("target_wait 2ms, admit_per_read 12;", on.Output, StringComparison.Ordinal);
+        using (var off = await Serve(Args("off", "--axon.limits.target_wait", "0"), timeout.Token))
+            Assert.Contains("target_wait off;", off.Output, StringComparison.Ordinal);
+        var file = Path.Combine(_dir, "wait.conf");
+        await File.WriteAllTextAsync(file, "bittensor.axon.limits { calls_in_flight = 0, target_wait = 5ms, admit_per_read = 16 }", timeout.Token);
+        using (var filed = await Serve(Args("file", "--config", file), timeout.Token))
+            Assert.Contains(") with calls_in_flight no limit, target_wait 5ms, admit_per_read 16;", filed.Output, StringComparison.Ordinal);
+        using (var kestrel = await Serve(Args("kestrel", "--axon.transport", "kestrel", "--axon.limits.target_wait", "2ms"), timeout.Token))
+            Assert.Contains("target_wait not applied on kestrel;", kestrel.Output, StringComparison.Ordinal);
+    }
+
     private static WireClient Client(int port) => new(GrpcChannel.ForAddress($"http://127.0.0.1:{port}"));
 
     private static async Task<Child> Serve(string[] args, CancellationToken cancellationToken)
