@@ -25,6 +25,7 @@ internal static class Keccak
     ];
 
     /// <summary>Applies Keccak-f[1600] in place to a 200-byte state.</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static void Permute(Span<byte> state)
     {
         if (state.Length != StateBytes) throw new ArgumentException("Keccak state must be 200 bytes", nameof(state));
@@ -41,6 +42,7 @@ internal static class Keccak
 
     /// <summary>Keccak-f[1600] on 25 lanes, fully unrolled inside each round (state kept in locals).</summary>
     [SkipLocalsInit]
+    [MethodImpl(JitOptions.Hot)]
     internal static void PermuteLanes(Span<ulong> s)
     {
         ulong a00 = s[0], a01 = s[1], a02 = s[2], a03 = s[3], a04 = s[4];

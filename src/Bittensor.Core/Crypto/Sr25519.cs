@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 
 namespace Bittensor.Core.Crypto;
@@ -302,6 +303,7 @@ public static partial class Sr25519
     /// every input is public, so timing leaks nothing. Accepts and rejects exactly what
     /// <see cref="VerifyWithLibsodium"/> does.
     /// </summary>
+    [MethodImpl(JitOptions.Hot)]
     public static bool Verify(ReadOnlySpan<byte> publicKey, ReadOnlySpan<byte> message, ReadOnlySpan<byte> signature)
     {
         if (!CheckEncoding(publicKey, signature, out var s)) return false;
@@ -368,6 +370,7 @@ public static partial class Sr25519
         VerifyEachCounted(items, valid, out work, Curve25519.PreparedKeyCache.Shared);
 
     /// <summary>As <see cref="VerifyEachCounted(ReadOnlySpan{Sr25519BatchItem}, Span{bool}, out BatchWork)"/> over <paramref name="keys"/> (tests: a cache of their own).</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static bool VerifyEachCounted(ReadOnlySpan<Sr25519BatchItem> items, Span<bool> valid, out BatchWork work, Curve25519.PreparedKeyCache keys)
     {
         work = default;
@@ -424,6 +427,7 @@ public static partial class Sr25519
     // equation proves a bad signature in the range (a range of valid signatures satisfies it for every coefficient), so
     // the range is halved; a half whose sibling held must hold the bad one (knownBad) and skips straight to its halves.
     // An equation that holds accepts its range except with probability ≈ 2^-128, as the whole batch's would.
+    [MethodImpl(JitOptions.Hot)]
     private static bool Settle(BatchScratch scratch, int start, int count, bool knownBad, Span<bool> valid, ref BatchWork work)
     {
         if (BatchPays(scratch, start, count))
@@ -484,6 +488,7 @@ public static partial class Sr25519
     // Σ (zᵢ·kᵢ)·(−Aᵢ) + Σ zᵢ·(−Rᵢ) + (Σ zᵢ·sᵢ)·B == identity, signatures by the same key summed into one scalar.
     // Over the prepared signatures [start, start + n); writes only the scratch's equation buffers (from 0), so the
     // prepared inputs survive for the halves of a failed equation.
+    [MethodImpl(JitOptions.Hot)]
     private static bool BatchEquationHolds(BatchScratch scratch, int start, int n)
     {
         var z = scratch.Z.AsSpan(0, 16 * n);
@@ -582,6 +587,7 @@ public static partial class Sr25519
     /// Lengths, the schnorrkel marker bit, s &lt; ℓ; then the identity rejections of the libsodium path
     /// (s = 0, A or R the identity encoding), which <see cref="Verify"/> keeps so both paths agree.
     /// </summary>
+    [MethodImpl(JitOptions.Hot)]
     private static bool CheckEncoding(ReadOnlySpan<byte> publicKey, ReadOnlySpan<byte> signature, out ScalarBytes s)
     {
         s = default;
@@ -596,6 +602,7 @@ public static partial class Sr25519
     }
 
     /// <summary>k = challenge("sign:c") mod ℓ over the substrate signing transcript; false when k = 0.</summary>
+    [MethodImpl(JitOptions.Hot)]
     private static bool Challenge(ReadOnlySpan<byte> publicKey, ReadOnlySpan<byte> message, ReadOnlySpan<byte> rBytes, Span<byte> k)
     {
         var t = SigningTranscript(message);

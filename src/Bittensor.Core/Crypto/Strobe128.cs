@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 
 namespace Bittensor.Core.Crypto;
@@ -73,6 +74,7 @@ internal sealed class Strobe128
         Overwrite(data);
     }
 
+    [MethodImpl(JitOptions.Hot)]
     private void RunF()
     {
         var st = State;
@@ -84,6 +86,7 @@ internal sealed class Strobe128
         posBegin = 0;
     }
 
+    [MethodImpl(JitOptions.Hot)]
     private void Absorb(ReadOnlySpan<byte> data)
     {
         var st = State;
@@ -94,6 +97,7 @@ internal sealed class Strobe128
         }
     }
 
+    [MethodImpl(JitOptions.Hot)]
     private void Overwrite(ReadOnlySpan<byte> data)
     {
         var st = State;
@@ -104,6 +108,7 @@ internal sealed class Strobe128
         }
     }
 
+    [MethodImpl(JitOptions.Hot)]
     private void Squeeze(Span<byte> output)
     {
         var st = State;
@@ -116,6 +121,7 @@ internal sealed class Strobe128
         }
     }
 
+    [MethodImpl(JitOptions.Hot)]
     private void BeginOp(byte flags, bool more)
     {
         if (more)

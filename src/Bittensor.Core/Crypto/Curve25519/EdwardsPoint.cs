@@ -30,9 +30,11 @@ internal readonly struct ExtendedPoint
 
     internal ExtendedPoint Negate() => new(FieldElement.Neg(X), Y, Z, FieldElement.Neg(T));
 
+    [MethodImpl(JitOptions.Hot)]
     internal CachedPoint ToCached() =>
         new(FieldElement.Add(Y, X), FieldElement.Sub(Y, X), Z, FieldElement.Mul(T, Constants.D2));
 
+    [MethodImpl(JitOptions.Hot)]
     internal AffineCachedPoint ToAffineCached()
     {
         var zInv = FieldElement.Invert(Z);
@@ -45,6 +47,7 @@ internal readonly struct ExtendedPoint
     /// Affine cached forms of many points with one field inversion (Montgomery's trick: prefix products of the Z
     /// coordinates, one inversion, then back). No point may have Z = 0 (none on the curve does).
     /// </summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static void ToAffineCached(ReadOnlySpan<ExtendedPoint> points, Span<AffineCachedPoint> output)
     {
         var n = points.Length;
@@ -67,10 +70,13 @@ internal readonly struct ExtendedPoint
         }
     }
 
+    [MethodImpl(JitOptions.Hot)]
     internal ExtendedPoint Double() => ToProjective().Double().ToExtended();
 
+    [MethodImpl(JitOptions.Hot)]
     public static ExtendedPoint operator +(in ExtendedPoint a, in ExtendedPoint b) => a.Add(b.ToCached()).ToExtended();
 
+    [MethodImpl(JitOptions.Hot)]
     public static ExtendedPoint operator -(in ExtendedPoint a, in ExtendedPoint b) => a.Sub(b.ToCached()).ToExtended();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -116,6 +122,7 @@ internal readonly struct ExtendedPoint
     }
 
     /// <summary>Ristretto equality (RFC 9496 §4.3.3): X1·Y2 == Y1·X2 or Y1·Y2 == X1·X2.</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal bool RistrettoEquals(in ExtendedPoint other) =>
         FieldElement.Mul(X, other.Y).Equals(FieldElement.Mul(Y, other.X)) ||
         FieldElement.Mul(Y, other.Y).Equals(FieldElement.Mul(X, other.X));
@@ -139,6 +146,7 @@ internal readonly struct ProjectivePoint
     internal static ProjectivePoint Identity => new(FieldElement.Zero, FieldElement.One, FieldElement.One);
 
     /// <summary>Ristretto equality with an extended point (RFC 9496 §4.3.3): X1·Y2 == Y1·X2 or Y1·Y2 == X1·X2.</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal bool RistrettoEquals(in ExtendedPoint other) =>
         FieldElement.Mul(X, other.Y).Equals(FieldElement.Mul(Y, other.X)) ||
         FieldElement.Mul(Y, other.Y).Equals(FieldElement.Mul(X, other.X));
@@ -147,6 +155,7 @@ internal readonly struct ProjectivePoint
     internal bool IsRistrettoIdentity => X.IsZero || Y.IsZero;
 
     /// <summary>The extended form (one inversion-free step: (XZ : YZ : Z² : XY)).</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal ExtendedPoint ToExtended() =>
         new(FieldElement.Mul(X, Z), FieldElement.Mul(Y, Z), FieldElement.Square(Z), FieldElement.Mul(X, Y));
 

@@ -21,10 +21,13 @@ internal readonly struct ExtendedPoint4
 
     internal static ExtendedPoint4 Identity => new(FieldElement4.Pack(FieldElement.Zero, FieldElement.One, FieldElement.One, FieldElement.Zero));
 
+    [MethodImpl(JitOptions.Hot)]
     internal static ExtendedPoint4 From(in ExtendedPoint p) => new(FieldElement4.Pack(p.X, p.Y, p.Z, p.T));
 
+    [MethodImpl(JitOptions.Hot)]
     internal ExtendedPoint ToExtended() => new(V.Lane(0), V.Lane(1), V.Lane(2), V.Lane(3));
 
+    [MethodImpl(JitOptions.Hot)]
     internal ProjectivePoint ToProjective() => new(V.Lane(0), V.Lane(1), V.Lane(2));
 
     // vpblendd masks for 64-bit lanes 0..3, vpermq controls.
@@ -102,6 +105,7 @@ internal readonly struct ExtendedPoint4
     }
 
     /// <summary>P + Q for Q = (Y2 − X2, Y2 + X2, 2·Z2, 2d·T2) (<see cref="CachedTable4"/> point), or P − Q when <paramref name="negate"/>.</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal ExtendedPoint4 AddCached(in FieldElement4 q, bool negate)
     {
         const ulong p0 = FieldElement4.TwoP0, pe = FieldElement4.TwoPEven, po = FieldElement4.TwoPOdd;
@@ -148,6 +152,7 @@ internal readonly struct ExtendedPoint4
     }
 
     /// <summary>2·P.</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal ExtendedPoint4 Double()
     {
         ref readonly var a = ref V;
@@ -180,6 +185,7 @@ internal sealed class CachedTable4
     internal int Bytes => _data.Length * sizeof(uint);
 
     /// <summary>Stores an affine cached point (y + x, y − x, 2d·x·y) as (y − x, y + x, 2, 2d·x·y).</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal void Set(int index, in AffineCachedPoint q)
     {
         Span<uint> l0 = stackalloc uint[10];
@@ -199,6 +205,7 @@ internal sealed class CachedTable4
     }
 
     /// <summary>Stores a cached point (Y + X, Y − X, Z, 2d·T) as (Y − X, Y + X, 2·Z, 2d·T).</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal void Set(int index, in CachedPoint q)
     {
         Span<uint> l0 = stackalloc uint[10];

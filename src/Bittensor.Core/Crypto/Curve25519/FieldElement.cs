@@ -36,6 +36,7 @@ internal readonly struct FieldElement
     internal static FieldElement One => new(1, 0, 0, 0, 0);
 
     /// <summary>Reads 32 little-endian bytes, ignoring bit 255 (as RFC 7748 / dalek do).</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static FieldElement FromBytes(ReadOnlySpan<byte> b)
     {
         var w0 = BinaryPrimitives.ReadUInt64LittleEndian(b);
@@ -51,6 +52,7 @@ internal readonly struct FieldElement
     }
 
     /// <summary>The canonical (fully reduced, &lt; p) 32-byte little-endian encoding.</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal void ToBytes(Span<byte> output)
     {
         // Weak reduction first: limbs < 2^51 + 2^13·19.
@@ -82,6 +84,7 @@ internal readonly struct FieldElement
     /// <summary>True when the canonical value is odd (RFC 9496 IS_NEGATIVE).</summary>
     internal bool IsNegative
     {
+        [MethodImpl(JitOptions.Hot)]
         get
         {
             Span<byte> b = stackalloc byte[32];
@@ -93,6 +96,7 @@ internal readonly struct FieldElement
     /// <summary>True when the value is 0 mod p.</summary>
     internal bool IsZero
     {
+        [MethodImpl(JitOptions.Hot)]
         get
         {
             Span<byte> b = stackalloc byte[32];
@@ -102,6 +106,7 @@ internal readonly struct FieldElement
     }
 
     /// <summary>Equality mod p.</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal bool Equals(in FieldElement other)
     {
         Span<byte> a = stackalloc byte[32];
@@ -159,6 +164,7 @@ internal readonly struct FieldElement
         l += lo & Mask51;
     }
 
+    [MethodImpl(JitOptions.Hot)]
     internal static FieldElement Mul(in FieldElement a, in FieldElement b)
     {
         // Column by column, the ×19 folded operands computed where used, so fewer values stay live.
@@ -199,6 +205,7 @@ internal readonly struct FieldElement
         return new FieldElement(r0 & Mask51, r1 + t, r2, r3, r4);
     }
 
+    [MethodImpl(JitOptions.Hot)]
     internal static FieldElement Square(in FieldElement a)
     {
         ulong a0 = a.L0, a1 = a.L1, a2 = a.L2, a3 = a.L3, a4 = a.L4;
@@ -215,6 +222,7 @@ internal readonly struct FieldElement
     }
 
     /// <summary>2·a².</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static FieldElement Square2(in FieldElement a)
     {
         var s = Square(a);
@@ -245,6 +253,7 @@ internal readonly struct FieldElement
     }
 
     /// <summary>a^(2^k), k ≥ 1.</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static FieldElement SquareTimes(in FieldElement a, int k)
     {
         var r = Square(a);
@@ -253,6 +262,7 @@ internal readonly struct FieldElement
     }
 
     /// <summary>(a^(2^250 − 1), a^11), the shared prefix of the inversion and square-root chains.</summary>
+    [MethodImpl(JitOptions.Hot)]
     private static (FieldElement T250, FieldElement A11) Pow22501(in FieldElement a)
     {
         var a2 = Square(a);
@@ -270,6 +280,7 @@ internal readonly struct FieldElement
     }
 
     /// <summary>a^(p − 2) = 1/a (0 for a = 0).</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static FieldElement Invert(in FieldElement a)
     {
         var (t250, a11) = Pow22501(a);
@@ -277,6 +288,7 @@ internal readonly struct FieldElement
     }
 
     /// <summary>a^((p − 5)/8) = a^(2^252 − 3).</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static FieldElement Pow22523(in FieldElement a)
     {
         var (t250, _) = Pow22501(a);
@@ -287,6 +299,7 @@ internal readonly struct FieldElement
     /// RFC 9496 SQRT_RATIO_M1(u, v): (true, +sqrt(u/v)) when u/v is square, (true, 0) when u = 0,
     /// (false, 0) when v = 0 and u ≠ 0, else (false, +sqrt(i·u/v)).
     /// </summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static (bool WasSquare, FieldElement Root) SqrtRatioM1(in FieldElement u, in FieldElement v)
     {
         var v3 = Mul(Square(v), v);

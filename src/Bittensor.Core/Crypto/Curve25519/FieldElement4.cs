@@ -34,6 +34,7 @@ internal readonly struct FieldElement4
     internal const ulong TwoP0 = 2 * ((1UL << 26) - 19), TwoPEven = 2 * Mask26, TwoPOdd = 2 * Mask25;
 
     /// <summary>Splits a field element into ten canonical limbs (each below 2^26 / 2^25).</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static void ToLimbs(in FieldElement x, Span<uint> limbs)
     {
         Span<byte> b = stackalloc byte[32];
@@ -48,6 +49,7 @@ internal readonly struct FieldElement4
     }
 
     /// <summary>(a, b, c, d) in lanes 0..3.</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static FieldElement4 Pack(in FieldElement a, in FieldElement b, in FieldElement c, in FieldElement d)
     {
         Span<uint> la = stackalloc uint[10];
@@ -64,6 +66,7 @@ internal readonly struct FieldElement4
     }
 
     /// <summary>The element in lane <paramref name="lane"/> (limbs as they are: a reduced element gives 51-bit limbs below 2^52).</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal FieldElement Lane(int lane) => new(
         A0.GetElement(lane) + (A1.GetElement(lane) << 26),
         A2.GetElement(lane) + (A3.GetElement(lane) << 26),
@@ -85,6 +88,7 @@ internal readonly struct FieldElement4
     private static Vector256<ulong> Times19(Vector256<ulong> c) => c + (c << 1) + (c << 4);
 
     /// <summary>Four products at once (ref10's schedule per lane). Inputs: limbs below 3·2^w + 2^19. Output: reduced.</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static FieldElement4 Mul(in FieldElement4 f, in FieldElement4 g)
     {
         var n19 = Vector256.Create(19UL);
@@ -118,6 +122,7 @@ internal readonly struct FieldElement4
     }
 
     /// <summary>Four squares at once (the same schedule with the symmetric products merged: 55 multiplications instead of 100). Same bounds as <see cref="Mul"/>.</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static FieldElement4 Square(in FieldElement4 f)
     {
         var n19 = Vector256.Create(19UL);
@@ -171,6 +176,7 @@ internal readonly struct FieldElement4
     }
 
     /// <summary>One carry step on every limb at once: limbs below 2^32 come out reduced.</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static FieldElement4 ReduceParallel(in FieldElement4 h)
     {
         var m26 = Vector256.Create(Mask26);

@@ -52,6 +52,7 @@ internal static class RistrettoVartime
     /// RFC 9496 §4.3.1 decode. False for a non-canonical field element (≥ p, or bit 255 set), a negative s,
     /// or an encoding that is not a valid ristretto255 point, exactly as libsodium and curve25519-dalek reject.
     /// </summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static bool TryDecode(ReadOnlySpan<byte> bytes, out ExtendedPoint point)
     {
         point = default;
@@ -78,6 +79,7 @@ internal static class RistrettoVartime
     }
 
     /// <summary>True when the 32 bytes are a little-endian integer &lt; p = 2^255 − 19 (bit 255 clear).</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static bool IsCanonicalFieldEncoding(ReadOnlySpan<byte> b)
     {
         if ((b[31] & 0x80) != 0) return false;
@@ -88,6 +90,7 @@ internal static class RistrettoVartime
     }
 
     /// <summary>RFC 9496 §4.3.2 encode.</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static void Encode(in ExtendedPoint p, Span<byte> output)
     {
         var u1 = FieldElement.Mul(FieldElement.Add(p.Z, p.Y), FieldElement.Sub(p.Z, p.Y));
@@ -119,6 +122,7 @@ internal static class RistrettoVartime
     /// Width-w non-adjacent form of a 256-bit little-endian scalar &lt; 2^255: digits are odd, |d| &lt; 2^(w−1), and
     /// any w consecutive positions hold at most one nonzero digit. Returns the index of the highest nonzero digit (−1 for 0).
     /// </summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static int NonAdjacentForm(ReadOnlySpan<byte> scalar32, int w, Span<sbyte> naf)
     {
         Span<ulong> x = stackalloc ulong[5];
@@ -161,6 +165,7 @@ internal static class RistrettoVartime
     }
 
     /// <summary>Odd multiples P, 3P, …, (2^(w−1) − 1)·P as cached addends.</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static void OddMultiples(in ExtendedPoint p, Span<CachedPoint> table)
     {
         var p2 = p.Double().ToCached();
@@ -174,6 +179,7 @@ internal static class RistrettoVartime
     }
 
     /// <summary>a·A + b·B (B the basepoint), Straus/Shamir with width-5 NAF for A and width-8 for B. Scalars &lt; 2^255.</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static ProjectivePoint DoubleScalarMulBase(ReadOnlySpan<byte> a, in ExtendedPoint pointA, ReadOnlySpan<byte> b)
     {
         Span<sbyte> aNaf = stackalloc sbyte[256];
@@ -229,6 +235,7 @@ internal static class RistrettoVartime
     }
 
     /// <summary>2^n·P, n ≥ 1.</summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static ExtendedPoint MulPow2(in ExtendedPoint p, int n)
     {
         var q = p.ToProjective();
@@ -262,6 +269,7 @@ internal static class RistrettoVartime
     /// k and one width-8 NAF of s, each digit applied at row (position mod 16), so the two scalars share one chain of
     /// ≤ 16 doublings instead of 253.
     /// </summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static ProjectivePoint VerifyCombination(ReadOnlySpan<byte> k, VerifyingKey key, ReadOnlySpan<byte> s)
     {
         Span<sbyte> kNaf = stackalloc sbyte[256];
@@ -300,6 +308,7 @@ internal static class RistrettoVartime
     }
 
     /// <summary><see cref="VerifyCombination"/> on the 4-way AVX2 arithmetic (<see cref="ExtendedPoint4"/>): the same digits, rows and tables.</summary>
+    [MethodImpl(JitOptions.Hot)]
     private static ProjectivePoint VerifyCombination4(ReadOnlySpan<sbyte> kNaf, ReadOnlySpan<sbyte> sNaf, int top, CachedTable4 keyTable)
     {
         const int keySize = 1 << (KeyWidth - 2);
@@ -327,6 +336,7 @@ internal static class RistrettoVartime
     /// (256-bit) run as two 128-row halves over the prepared tables of chunks 0 and 8; point scalars must be
     /// &lt; 2^128 (batch coefficients), so one chain of ≤ 129 doublings serves the whole batch. 32 bytes per scalar.
     /// </summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static ProjectivePoint BatchCombination(ReadOnlySpan<byte> keyScalars, ReadOnlySpan<VerifyingKey> keys,
         ReadOnlySpan<byte> pointScalars, ReadOnlySpan<ExtendedPoint> points, ReadOnlySpan<byte> baseScalar)
     {
@@ -366,6 +376,7 @@ internal static class RistrettoVartime
     }
 
     /// <summary><see cref="BatchCombination"/> on the 4-way AVX2 arithmetic: the same digits, rows and tables (point tables converted per batch).</summary>
+    [MethodImpl(JitOptions.Hot)]
     private static ProjectivePoint BatchCombination4(ReadOnlySpan<byte> keyScalars, ReadOnlySpan<VerifyingKey> keys,
         ReadOnlySpan<byte> pointScalars, ReadOnlySpan<ExtendedPoint> points, ReadOnlySpan<byte> baseScalar)
     {
@@ -415,6 +426,7 @@ internal static class RistrettoVartime
     /// Returns the top row of the batch's doubling chain: a key or base digit at position ≥ 128 lands on row
     /// position − 128 ≤ 125; a point digit (scalar &lt; 2^128) on row ≤ 128. −1 when every digit is zero.
     /// </summary>
+    [MethodImpl(JitOptions.Hot)]
     private static int BatchDigits(ReadOnlySpan<byte> keyScalars, ReadOnlySpan<byte> pointScalars, ReadOnlySpan<ExtendedPoint> points,
         ReadOnlySpan<byte> baseScalar, Span<sbyte> keyNafs, Span<sbyte> pointNafs, Span<CachedPoint> pointTables, Span<sbyte> sNaf)
     {
@@ -440,6 +452,7 @@ internal static class RistrettoVartime
     }
 
     // The highest row < rows holding a nonzero digit of any of the count NAFs (256 digits each), at p or rows + p.
+    [MethodImpl(JitOptions.Hot)]
     private static int HighestBelow(ReadOnlySpan<sbyte> nafs, int count, int rows)
     {
         var best = -1;
@@ -495,6 +508,7 @@ internal static class RistrettoVartime
     /// Σ scalars[i]·points[i] + baseScalar·B by Straus's method with width-5 NAFs (one shared doubling chain).
     /// Scalars are 32-byte little-endian, each &lt; 2^255.
     /// </summary>
+    [MethodImpl(JitOptions.Hot)]
     internal static ProjectivePoint MultiScalarMulBase(ReadOnlySpan<byte> scalars, ReadOnlySpan<ExtendedPoint> points, ReadOnlySpan<byte> baseScalar)
     {
         var n = points.Length;

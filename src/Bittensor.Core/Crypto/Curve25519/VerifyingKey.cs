@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 
 namespace Bittensor.Core.Crypto.Curve25519;
 
@@ -77,6 +78,7 @@ internal sealed class VerifyingKey
     }
 
     // Chunk c, multiple 2m + 1 of 2^(16c)·(−A) at c·Size + m, in affine cached form (one inversion for all).
+    [MethodImpl(JitOptions.Hot)]
     private static void Multiples(in ExtendedPoint negA, Span<AffineCachedPoint> affine)
     {
         Span<ExtendedPoint> points = stackalloc ExtendedPoint[Points];
@@ -96,6 +98,7 @@ internal sealed class VerifyingKey
         ExtendedPoint.ToAffineCached(points, affine);
     }
 
+    [MethodImpl(JitOptions.Hot)]
     private static AffineCachedPoint[][] ToScalarTables(ReadOnlySpan<AffineCachedPoint> affine)
     {
         var tables = new AffineCachedPoint[RistrettoVartime.Chunks][];
@@ -103,6 +106,7 @@ internal sealed class VerifyingKey
         return tables;
     }
 
+    [MethodImpl(JitOptions.Hot)]
     private static CachedTable4 ToVectorTables(ReadOnlySpan<AffineCachedPoint> affine)
     {
         var table = new CachedTable4(affine.Length);
