@@ -43,6 +43,10 @@ public static class Program
                 return AllocStacks.Run(args[1..]);
             case "verify-cpu":
                 return Crypto.VerifyCpuHarness.Run(args[1..]);
+            case "verify-layout":
+                return Crypto.VerifyCpuHarness.Layout(args[1..]);
+            case "verify-cold":
+                return Crypto.VerifyCpuHarness.Cold(args[1..]);
             case "verify-loop":
                 return Crypto.VerifyCpuHarness.Loop(args[1..]);
             case "model-forward":
