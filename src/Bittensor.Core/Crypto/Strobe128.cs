@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 
 namespace Bittensor.Core.Crypto;
@@ -74,7 +73,6 @@ internal sealed class Strobe128
         Overwrite(data);
     }
 
-    [MethodImpl(JitOptions.Hot)]
     private void RunF()
     {
         var st = State;
@@ -86,7 +84,6 @@ internal sealed class Strobe128
         posBegin = 0;
     }
 
-    [MethodImpl(JitOptions.Hot)]
     private void Absorb(ReadOnlySpan<byte> data)
     {
         var st = State;
@@ -97,7 +94,6 @@ internal sealed class Strobe128
         }
     }
 
-    [MethodImpl(JitOptions.Hot)]
     private void Overwrite(ReadOnlySpan<byte> data)
     {
         var st = State;
@@ -108,7 +104,6 @@ internal sealed class Strobe128
         }
     }
 
-    [MethodImpl(JitOptions.Hot)]
     private void Squeeze(Span<byte> output)
     {
         var st = State;
@@ -121,7 +116,6 @@ internal sealed class Strobe128
         }
     }
 
-    [MethodImpl(JitOptions.Hot)]
     private void BeginOp(byte flags, bool more)
     {
         if (more)
