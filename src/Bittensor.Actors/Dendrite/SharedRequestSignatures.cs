@@ -26,6 +26,13 @@ namespace Bittensor.Actors.Dendrite;
 /// older than the clock; otherwise it is dropped and the need signs as before. A caller whose rounds are further apart than
 /// <c>reuse</c> never signs ahead (no signature is wasted).
 /// </para>
+/// <para>
+/// Pacing: the protocol lets a caller send one axon at most one nonce per millisecond, so calls to one target faster than
+/// that push its nonces ahead of the clock (rounds of 16 back to back every ~0.4 ms ran them ahead ~1.3 s per second, and an
+/// axon refuses nonces more than its <c>clock_skew</c>, 30 s by default, in the future). A call whose nonce would lie more
+/// than <see cref="MaxAhead"/> ahead of the clock waits (without holding the gate, so calls to other targets go on) until
+/// it would not: bursts run at full speed, a sustained rate to one axon settles at one call per millisecond.
+/// </para>
 /// </summary>
 internal sealed class SharedRequestSignatures
 {
@@ -46,6 +53,11 @@ internal sealed class SharedRequestSignatures
     private long _armed;                         // the nonce a signing ahead would start from (0: none armed); Interlocked
     private long _signed;
     private long _aheadTaken;
+    private readonly long _maxAheadTicks;
+    private long _paced;
+
+    /// <summary>How far ahead of the clock a nonce may run before the call waits (see the class remarks).</summary>
+    public static readonly TimeSpan MaxAhead = TimeSpan.FromSeconds(1);
 
     /// <summary>Signs with <paramref name="signer"/>; a signed value is shared for at most <paramref name="reuse"/> (zero: never).</summary>
     /// <param name="signer">Signs the nonce and hotkey.</param>
@@ -54,8 +66,9 @@ internal sealed class SharedRequestSignatures
     /// <param name="version">The <c>bittensor-version</c> header.</param>
     /// <param name="signAhead">Sign the next need's value in the background when needs come back to back (see the class remarks).</param>
     /// <param name="background">Runs a signing ahead (default: a thread-pool work item on the global queue); tests run it by hand.</param>
+    /// <param name="maxAhead">How far ahead of the clock a nonce may run (default <see cref="MaxAhead"/>; tests: shorter).</param>
     public SharedRequestSignatures(IRequestSigner signer, TimeSpan reuse, TimeProvider? clock = null, int version = ProtocolVersion.Current,
-        bool signAhead = false, Action<Func<Task>>? background = null)
+        bool signAhead = false, Action<Func<Task>>? background = null, TimeSpan? maxAhead = null)
     {
         ArgumentNullException.ThrowIfNull(signer);
         ArgumentOutOfRangeException.ThrowIfLessThan(reuse, TimeSpan.Zero);
@@ -65,7 +78,12 @@ internal sealed class SharedRequestSignatures
         _version = version.ToString(CultureInfo.InvariantCulture);
         _signAhead = signAhead && reuse > TimeSpan.Zero;
         _background = background ?? (static work => ThreadPool.UnsafeQueueUserWorkItem(static w => _ = w(), work, preferLocal: false));
+        _maxAheadTicks = (maxAhead ?? MaxAhead).Ticks;
+        ArgumentOutOfRangeException.ThrowIfLessThan(_maxAheadTicks, OneMillisecond, nameof(maxAhead));
     }
+
+    /// <summary>Calls that waited because their target's nonce ran more than the allowed time ahead of the clock (stats, tests).</summary>
+    public long Paced => Interlocked.Read(ref _paced);
 
     /// <summary>The caller's SS58 address.</summary>
     public string Hotkey => _signer.Ss58Address;
@@ -112,12 +130,26 @@ internal sealed class SharedRequestSignatures
     public async ValueTask<Metadata> CreateHeadersAsync(string target, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(target);
+        while (true)
+        {
+            var (headers, wait) = await TryCreateHeadersAsync(target, cancellationToken).ConfigureAwait(false);
+            if (headers is not null) return headers;
+            // The target's next nonce would run too far ahead of the clock: wait for the clock (gate released meanwhile).
+            Interlocked.Increment(ref _paced);
+            await Task.Delay(wait, _clock, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    // The headers, or null and how long to wait when the target's next nonce lies more than _maxAheadTicks ahead of the clock.
+    private async ValueTask<(Metadata? Headers, TimeSpan Wait)> TryCreateHeadersAsync(string target, CancellationToken cancellationToken)
+    {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             // Microsecond precision is all the nonce carries; truncate before comparing.
             var now = _clock.GetLocalNow().DateTime.Ticks / 10 * 10;
             var min = (_floors.TryGetValue(target, out var last) ? last : now) + OneMillisecond;
+            if (min - now > _maxAheadTicks) return (null, TimeSpan.FromTicks(min - now - _maxAheadTicks));
             Metadata headers;
             long sent;
             if (_latestHeaders is not null && _latestTicks >= min && _reuseTicks > 0 && now - _latestTicks <= _reuseTicks)
@@ -153,7 +185,7 @@ internal sealed class SharedRequestSignatures
             }
             _floors[target] = sent;
             if (_floors.Count > MaxFloors) DropOldFloors(now);
-            return headers;
+            return (headers, TimeSpan.Zero);
         }
         finally
         {

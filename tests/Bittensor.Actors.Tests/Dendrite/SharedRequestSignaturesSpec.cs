@@ -313,6 +313,121 @@ public sealed class SharedRequestSignaturesSpec
         Assert.True(third.Nonce - second.Nonce >= TimeSpan.FromMilliseconds(1));
     }
 
+    /// <summary>A clock moved by hand whose timers fire when it passes their due time; local time = UTC.</summary>
+    private sealed class TimerClock : TimeProvider
+    {
+        private readonly object _lock = new();
+        private readonly List<Timer> _timers = new();
+        private DateTimeOffset _now = new(2026, 12, 6, 3, 0, 0, TimeSpan.Zero);
+
+        public override DateTimeOffset GetUtcNow()
+        {
+            lock (_lock) return _now;
+        }
+
+        public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
+
+        public int Pending
+        {
+            get { lock (_lock) return _timers.Count(t => t.Due is not null); }
+        }
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            var timer = new Timer(this, callback, state);
+            lock (_lock) _timers.Add(timer);
+            timer.Change(dueTime, period);
+            return timer;
+        }
+
+        public void Advance(TimeSpan by)
+        {
+            List<Timer> due;
+            lock (_lock)
+            {
+                _now += by;
+                due = _timers.Where(t => t.Due <= _now).ToList();
+                foreach (var t in due) t.Due = null; // one-shot (Task.Delay's timers are)
+            }
+            foreach (var t in due) t.Fire();
+        }
+
+        private sealed class Timer(TimerClock clock, TimerCallback callback, object? state) : ITimer
+        {
+            public DateTimeOffset? Due { get; set; }
+
+            public void Fire() => callback(state);
+
+            public bool Change(TimeSpan dueTime, TimeSpan period)
+            {
+                lock (clock._lock) Due = dueTime == Timeout.InfiniteTimeSpan ? null : clock._now + dueTime;
+                return true;
+            }
+
+            public void Dispose()
+            {
+                lock (clock._lock) clock._timers.Remove(this);
+            }
+
+            public ValueTask DisposeAsync()
+            {
+                Dispose();
+                return ValueTask.CompletedTask;
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Calls_to_one_target_faster_than_one_per_ms_wait_once_its_nonces_run_too_far_ahead_and_other_targets_go_on()
+    {
+        var clock = new TimerClock();
+        var maxAhead = TimeSpan.FromMilliseconds(5);
+        var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), TimeSpan.FromMilliseconds(50), clock, maxAhead: maxAhead);
+        var hot = NextTarget();
+
+        // The clock stands still: each call to the hot target takes a nonce 1 ms past the last, up to 5 ms ahead of it.
+        var nonces = new List<DateTime>();
+        for (var i = 0; i < 5; i++) nonces.Add(Read(await shared.CreateHeadersAsync(hot)).Nonce);
+        Assert.Equal(clock.GetUtcNow().DateTime.AddMilliseconds(5), nonces[^1]);
+        Assert.Equal(0, shared.Paced);
+
+        // The sixth would be 6 ms ahead: it waits for the clock instead of sending a nonce further in the future.
+        var sixth = shared.CreateHeadersAsync(hot).AsTask();
+        Assert.False(sixth.IsCompleted);
+        Assert.Equal(1, shared.Paced);
+        Assert.Equal(1, clock.Pending);
+
+        // Meanwhile a call to another target is not held (the gate is free while the hot one waits).
+        var other = await shared.CreateHeadersAsync(NextTarget()).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.NotNull(other);
+
+        clock.Advance(TimeSpan.FromMilliseconds(0.5));
+        Assert.False(sixth.IsCompleted);
+        clock.Advance(TimeSpan.FromMilliseconds(0.5)); // now the sixth nonce lies exactly 5 ms ahead
+        var sixthNonce = Read(await sixth.WaitAsync(TimeSpan.FromSeconds(30))).Nonce;
+        Assert.Equal(nonces[^1].AddMilliseconds(1), sixthNonce);
+        Assert.True(sixthNonce - clock.GetUtcNow().DateTime <= maxAhead);
+    }
+
+    [Fact]
+    public async Task A_cancelled_wait_for_the_clock_ends_with_cancellation_and_leaves_the_target_usable()
+    {
+        var clock = new TimerClock();
+        var shared = new SharedRequestSignatures(new KeyPairRequestSigner(Alice), TimeSpan.FromMilliseconds(50), clock, maxAhead: TimeSpan.FromMilliseconds(2));
+        var hot = NextTarget();
+        await shared.CreateHeadersAsync(hot);
+        await shared.CreateHeadersAsync(hot);
+
+        using var cts = new CancellationTokenSource();
+        var waiting = shared.CreateHeadersAsync(hot, cts.Token).AsTask();
+        Assert.False(waiting.IsCompleted);
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting.WaitAsync(TimeSpan.FromSeconds(30)));
+
+        clock.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.NotNull(await shared.CreateHeadersAsync(hot).AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(1)]
