@@ -8,7 +8,8 @@ namespace Bittensor.Actors.Cluster;
 
 /// <summary>
 /// A worker node's actor: it owns the node's model host (a <see cref="ModelHostActor"/> — a hosted text model or
-/// delegates, with its queue, batching, deadlines and supervision), registers with the active front (the cluster
+/// delegates, with its queue, batching, deadlines and supervision), warms it (the host answers one local forward,
+/// <see cref="WarmModel"/>, so the first routed call does not pay the model's first use), registers with the active front (the cluster
 /// singleton <c>/user/cluster-front/front</c> on the oldest node of role front, reached through a singleton proxy),
 /// and serves its <see cref="WorkerCall"/>s: each is handed to the host as an <see cref="AxonModelCall"/> and its
 /// answer goes back as one <see cref="WorkerReply"/>.
@@ -83,6 +84,9 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
     private long _servedOnDataPlane;
     private bool _draining;
     private IActorRef? _drainReplyTo;
+    // Set once the host answered the warm-up forward (WarmModel); the worker registers only then.
+    private bool _warm;
+    private long _warmSince;
 
     private ClusterWorkerActor(ClusterSettings settings, Props hostProps, int capacity, IReplicaParameters? parameters, bool hosted, int dataPort,
         ClusterWorkerMemory? memory)
@@ -179,10 +183,11 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
             CheckDrained();
         });
         Receive<AxonModelReply>(OnHostReply);
+        Receive<ModelWarmed>(OnWarmed);
         Receive<RegisterTick>(_ =>
         {
             if (_parameterCount < 0) _host.Tell(GetModelParameterCount.Instance, Self); // lost if the model restarted: ask again
-            else if (_front is null) SendRegister();
+            else if (_warm && _front is null) SendRegister();
         });
         Receive<WorkerRegistered>(r =>
         {
@@ -231,7 +236,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
                 _pacer.Drop(t.ActorRef);
                 _front = null;
                 _drainAcknowledged = false;
-                SendRegister();
+                if (_warm) SendRegister();
                 CheckDrained();
             }
         });
@@ -285,9 +290,9 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         _proxy = Context.ActorOf(Akka.Cluster.Tools.Singleton.ClusterSingletonProxy.Props($"/user/{ClusterSettings.FrontName}",
             Akka.Cluster.Tools.Singleton.ClusterSingletonProxySettings.Create(Context.System)
                 .WithRole(ClusterSettings.FrontRole).WithSingletonName(ClusterSettings.FrontSingletonName).WithBufferSize(1)), "front-proxy");
-        // A hosted model's size is known once it is built: registration waits for the host's answer.
+        // A hosted model's size is known once it is built: registration waits for the host's answer, then for its warm-up.
         if (_hosted) _host.Tell(GetModelParameterCount.Instance, Self);
-        else SendRegister();
+        else WarmUp();
         Timers.StartPeriodicTimer(RegisterTick.Instance, RegisterTick.Instance, _settings.RegisterInterval);
     }
 
@@ -315,6 +320,27 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         }
         _parameterCount = m.Count;
         _log.Info("cluster worker: the model is up ({0} parameters for averaging)", m.Count);
+        WarmUp();
+    }
+
+    // The model answers one local forward before the worker registers (WarmModel): a front routes calls to a worker as
+    // soon as it registered, and a fresh model's first call pays its first use (TorchSharp's kernels, the JIT of the
+    // forward path: tens of ms of CPU, seconds on a loaded machine), which went over a caller's deadline (the demo as
+    // processes at load 30-40). The host answers every request once, at the latest at its request timeout; whatever
+    // the answer, the worker registers after it.
+    private void WarmUp()
+    {
+        _warmSince = System.Diagnostics.Stopwatch.GetTimestamp();
+        _host.Tell(WarmModel.Instance, Self);
+    }
+
+    private void OnWarmed(ModelWarmed w)
+    {
+        if (_warm) return;
+        _warm = true;
+        var took = System.Diagnostics.Stopwatch.GetElapsedTime(_warmSince);
+        if (w.Ran && w.Code == ModelReturnCode.Success) _log.Info("cluster worker: the model answered a warm-up forward in {0:F0} ms; registering with the front", took.TotalMilliseconds);
+        else if (w.Ran) _log.Warning("cluster worker: the model's warm-up forward failed ({0}: {1}); registering with the front anyway", w.Code, w.Message);
         SendRegister();
     }
 

@@ -63,6 +63,9 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
         /// <summary>Answer with <see cref="AxonModelReply"/> (the caller is an axon) rather than ModelForwardResult/ModelBackwardResult.</summary>
         public bool AxonReply { get; init; }
 
+        /// <summary>The host's own warm-up forward (<see cref="WarmModel"/>): answered with <see cref="ModelWarmed"/>.</summary>
+        public bool WarmUp { get; init; }
+
         public bool Answered { get; set; }
     }
 
@@ -168,6 +171,7 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
             var p = NewPending(Sender, b.RequestId, b.Priority, b.DeadlineUtc, backward: b);
             Accept(p, _handlers is null ? ValidateBackward(b) : (ModelReturnCode.InvalidRequest, "this host serves axon calls only"));
         });
+        Receive<WarmModel>(_ => OnWarmModel());
         Receive<GetQueueStatus>(_ => Sender.Tell(new QueueStatus(_queue.Count, _inFlight.Values.Sum(j => j.Members.Count(m => !m.Answered)))));
         Receive<FlushBatches>(_ => TryDispatch(force: true));
         Receive<DelayElapsed>(_ => TryDispatch(force: true));
@@ -325,6 +329,25 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
             Accept(NewPending(Sender, call.RequestId, call.Priority, call.DeadlineUtc, backward: b, axonReply: true), ValidateBackward(b));
         }
     }
+
+    // One short row (token ids 0, 1, …) through the same queue, batching and model thread as a caller's forward.
+    private void OnWarmModel()
+    {
+        if (_handlers is not null)
+        {
+            Sender.Tell(new ModelWarmed(false, ModelReturnCode.Success, "a host of delegates has nothing to warm"));
+            return;
+        }
+        var seq = Math.Min(WarmUpSequence, _settings.MaxSequence);
+        var tokens = new long[seq];
+        for (var i = 0; i < seq; i++) tokens[i] = i % _settings.VocabSize;
+        var f = new ModelForward(-1, tokens, 1, seq);
+        var p = new Pending(Sender, f.RequestId, int.MinValue, _time.GetUtcNow().UtcDateTime + _requestTimeout, _nextSeq++) { Forward = f, WarmUp = true };
+        Accept(p, ValidateForward(f));
+    }
+
+    /// <summary>Tokens in the warm-up row (<see cref="WarmModel"/>), at most max_sequence.</summary>
+    internal const int WarmUpSequence = 8;
 
     private (ModelReturnCode Code, string Message)? ValidateForward(ModelForward f)
     {
@@ -682,6 +705,7 @@ public sealed class ModelHostActor : ReceiveActor, IWithTimers
         p.Answered = true;
         _bySeq.Remove(p.Seq);
         if (!_stopped) Timers.Cancel(p.Seq);
+        if (p.WarmUp && reply is ModelForwardResult r) reply = new ModelWarmed(true, r.Code, r.Message);
         p.ReplyTo.Tell(reply);
     }
 }

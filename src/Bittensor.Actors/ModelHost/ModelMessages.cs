@@ -214,3 +214,25 @@ public sealed record UpdateModelParameters(long Tag, float[] Average, float[]? S
 
 /// <summary>The answer to <see cref="UpdateModelParameters"/>: applied, or why not (<paramref name="Message"/>).</summary>
 public sealed record ModelParametersUpdated(long Tag, bool Applied, string Message) : INoSerializationVerificationNeeded;
+
+/// <summary>
+/// Asks the host to answer one local forward before its first remote call (a cluster worker sends it before it
+/// registers with a front): a text host runs a forward of one short row (token ids 0, 1, …) through its own queue,
+/// batching and model thread — the model's first use (TorchSharp's native kernels, the JIT of the forward path) is paid
+/// there instead of by the first caller, whose deadline may be short on a busy machine. The forward runs in inference
+/// mode: the weights, the optimizer and the dropout stream are untouched (<see cref="ModelStats.ForwardCalls"/> counts
+/// it). A host of delegates answers at once (they are the caller's code, nothing of the host's to warm). Answered with
+/// exactly one <see cref="ModelWarmed"/>, like every request: at the latest at the host's request timeout.
+/// </summary>
+public sealed record WarmModel : INoSerializationVerificationNeeded
+{
+    /// <summary>The only instance.</summary>
+    public static WarmModel Instance { get; } = new();
+    private WarmModel() { }
+}
+
+/// <summary>
+/// The answer to <see cref="WarmModel"/>: <paramref name="Ran"/> says whether a forward ran (false for a host of
+/// delegates); <paramref name="Code"/> and <paramref name="Message"/> are that forward's outcome.
+/// </summary>
+public sealed record ModelWarmed(bool Ran, ModelReturnCode Code, string Message) : INoSerializationVerificationNeeded;
