@@ -575,6 +575,13 @@ public sealed class Localnet : IChainBackend
         foreach (var signer in _future.Select(p => p.Extrinsic.Signer).Distinct().ToList()) Promote(signer);
     }
 
+    /// <summary>
+    /// The signer and call of one extrinsic of <see cref="PendingExtrinsics"/> (or of a node's <c>author_pendingExtrinsics</c>),
+    /// e.g. to tell a validator's <c>set_weights</c> among the pooled calls. The signature is not checked again.
+    /// </summary>
+    /// <exception cref="Bittensor.Core.Scale.ScaleException">Not a signed extrinsic of the localnet's layout, or a call it does not implement.</exception>
+    public static (AccountId Signer, ChainCall Call) ReadPendingExtrinsic(ReadOnlySpan<byte> extrinsic) => LocalnetExtrinsics.ReadSignerAndCall(extrinsic);
+
     /// <summary>The extrinsics waiting for the next block, in order (<c>author_pendingExtrinsics</c>).</summary>
     public IReadOnlyList<byte[]> PendingExtrinsics()
     {

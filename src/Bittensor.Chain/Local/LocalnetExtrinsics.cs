@@ -136,6 +136,32 @@ internal static class LocalnetExtrinsics
         return new CheckedExtrinsic(bytes, Blake2b.Hash256(bytes), signer, nonce, callBytes, call);
     }
 
+    /// <summary>
+    /// The signer and call of a signed v4 extrinsic in this localnet's layout (as <c>author_pendingExtrinsics</c> lists the
+    /// pool), without checking its signature, era or nonce (the pool did when it took it).
+    /// </summary>
+    /// <exception cref="ScaleException">Not a signed v4 extrinsic of this layout, or its call is not one the localnet implements.</exception>
+    public static (AccountId Signer, ChainCall Call) ReadSignerAndCall(ReadOnlySpan<byte> extrinsic)
+    {
+        var r = new ScaleReader(extrinsic);
+        var len = r.Length(1);
+        if (len != r.Remaining) throw new ScaleException($"the length prefix says {len} bytes but {r.Remaining} follow", 0);
+        var version = r.U8();
+        if (version != 0x84) throw new ScaleException($"extrinsic version byte 0x{version:x2} is not 0x84 (signed v4)", 0);
+        var addressKind = r.U8();
+        if (addressKind != 0) throw new ScaleException($"address variant {addressKind} is not MultiAddress::Id", r.Position - 1);
+        var signer = AccountId.Decode(ref r);
+        var sigKind = r.U8();
+        if (sigKind != 1) throw new ScaleException($"signature variant {sigKind} is not MultiSignature::Sr25519", r.Position - 1);
+        _ = r.Raw(64);
+        _ = ReadEra(ref r);
+        _ = r.CompactU32();
+        _ = r.CompactU64();
+        var mode = r.U8();
+        if (mode != 0) throw new ScaleException($"CheckMetadataHash mode {mode} is not 0", r.Position - 1);
+        return (signer, ChainCall.Decode(extrinsic[r.Position..]));
+    }
+
     /// <summary>Reads an era: <c>00</c> immortal, else two bytes (period = 2^(low4 + 1), phase = high12 · quantize).</summary>
     public static Era ReadEra(ref ScaleReader r)
     {

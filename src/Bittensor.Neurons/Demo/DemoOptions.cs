@@ -1,5 +1,6 @@
 using Bittensor.Models;
 using Bittensor.Neurons.Pipelines;
+using Bittensor.Neurons.Roles;
 using Bittensor.Models.Validation;
 using Akka.Configuration;
 using Bittensor.Actors;
@@ -129,6 +130,9 @@ public sealed record DemoOptions
             throw new ArgumentException($"--bad_kind ({SectionPath}.bad_kinds): {e.Message}", e);
         }
         var bad = c.Int("bad_servers");
+        // The validator (in this process or as a child) reads this key: refused here, before anything starts.
+        if (BittensorRuntime.Section(config, ValidatorOptions.SectionPath) is var validator && validator.HasPath("weights_lead_blocks"))
+            ValidatorOptions.CheckWeightsLeadBlocks(new HoconSection(validator, ValidatorOptions.SectionPath).Int("weights_lead_blocks"));
         return new DemoOptions
         {
             Servers = c.Int("servers"),

@@ -196,7 +196,8 @@ public static class ProcessNetwork
             }, options.BlockTime, options.StepsPerBlock, DemoNetwork.StallTimeout);
             // The validator child reads the same configuration: its weights go out at this many blocks before an epoch, and the
             // block after that waits for them (BlockDriver.SetsWeightsAt).
-            var lead = (ulong)Math.Clamp(config.GetInt("bittensor.validator.weights_lead_blocks", 2), 0, options.Tempo);
+            // (At least 2: DemoOptions.Create refused less, ValidatorOptions.MinWeightsLeadBlocks.)
+            var lead = (ulong)Math.Clamp(config.GetInt("bittensor.validator.weights_lead_blocks", ValidatorOptions.MinWeightsLeadBlocks), 0, options.Tempo);
             driver.SetsWeightsAt = b => state.Netuid is { } n && WeightSetter.BlocksUntilEpoch(n, options.Tempo, b) == lead;
             // --kill_worker_at_epoch: once that many epochs are done, a cluster worker is killed and restarted while the
             // chain waits (the next epochs run with both workers again).
@@ -272,7 +273,7 @@ public static class ProcessNetwork
             }
             // Event-driven blocks (--block_time 0): a block whenever the node's pool holds a call. The pool has no
             // subscription, so it is looked at every 20 ms until a block has taken what it held.
-            var watching = options.BlockTime == TimeSpan.Zero ? Task.Run(() => WatchPoolAsync(chain, driver, blockProduced, stop.Token), CancellationToken.None) : Task.CompletedTask;
+            var watching = options.BlockTime == TimeSpan.Zero ? Task.Run(() => WatchPoolAsync(chain, driver, blockProduced, people.Validator.HotkeyAccount, stop.Token), CancellationToken.None) : Task.CompletedTask;
             try
             {
                 string[] overWire = ["--netuid", netuid.ToString(CultureInfo.InvariantCulture), "--subtensor.chain_endpoint", endpoint, "--wallet.path", Path.Combine(folder, "wallets"),
@@ -456,8 +457,17 @@ public static class ProcessNetwork
         }
     }
 
-    /// <summary>Until cancelled: whenever the node's pool holds a call, asks for a block and waits until one is produced.</summary>
-    private static async Task WatchPoolAsync(SubstrateChainBackend chain, BlockDriver driver, SemaphoreSlim blockProduced, CancellationToken cancellationToken)
+    /// <summary>How often the node's pool is looked at (it has no subscription).</summary>
+    private static readonly TimeSpan PoolPoll = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>
+    /// Until cancelled: whenever the node's pool holds a call, asks for a block and waits until one is produced. While it
+    /// waits it keeps looking at the pool: a block held for the validator's weights (<see cref="BlockDriver.SetsWeightsAt"/>)
+    /// goes once the validator's <c>set_weights</c> is there — that call, not any other (a server's or the validator's own
+    /// other calls used to release it, and the weights then missed the block before the epoch).
+    /// </summary>
+    private static async Task WatchPoolAsync(SubstrateChainBackend chain, BlockDriver driver, SemaphoreSlim blockProduced, AccountId validator,
+        CancellationToken cancellationToken)
     {
         while (!cancellationToken.IsCancellationRequested)
         {
@@ -465,15 +475,42 @@ public static class ProcessNetwork
             if (pool.ValueKind == JsonValueKind.Array && pool.GetArrayLength() > 0)
             {
                 while (blockProduced.CurrentCount > 0) await blockProduced.WaitAsync(cancellationToken);
-                driver.WeightsSubmitted(); // a held block may go: what the validator submitted is in the pool
+                if (PoolHoldsWeightsOf(pool, validator)) driver.WeightsSubmitted();
                 driver.Submitted();
-                await blockProduced.WaitAsync(cancellationToken);
+                while (!await blockProduced.WaitAsync(PoolPoll, cancellationToken))
+                {
+                    if (PoolHoldsWeightsOf(await chain.Client.RequestAsync("author_pendingExtrinsics", [], null, cancellationToken), validator))
+                        driver.WeightsSubmitted();
+                }
             }
             else
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(20), cancellationToken);
+                await Task.Delay(PoolPoll, cancellationToken);
             }
         }
+    }
+
+    /// <summary>
+    /// True when <paramref name="pool"/> (<c>author_pendingExtrinsics</c>: hex strings) holds a <c>set_weights</c> signed by
+    /// <paramref name="validator"/>; an entry that is not a signed extrinsic of the localnet's layout does not count.
+    /// </summary>
+    internal static bool PoolHoldsWeightsOf(JsonElement pool, AccountId validator)
+    {
+        if (pool.ValueKind != JsonValueKind.Array) return false;
+        foreach (var entry in pool.EnumerateArray())
+        {
+            if (entry.ValueKind != JsonValueKind.String || !Bittensor.Core.Hex.TryDecode(entry.GetString(), out var bytes)) continue;
+            try
+            {
+                var (signer, call) = Localnet.ReadPendingExtrinsic(bytes);
+                if (signer == validator && call is SetWeights) return true;
+            }
+            catch (Bittensor.Core.Scale.ScaleException)
+            {
+                // Not one of ours to read: not the validator's weights.
+            }
+        }
+        return false;
     }
 
     /// <summary>

@@ -74,13 +74,26 @@ public sealed record ValidatorOptions
         }.Validate();
     }
 
+    /// <summary>
+    /// Least <c>weights_lead_blocks</c>: weights submitted at the block <c>lead</c> blocks before an epoch are included at
+    /// the earliest in the next block, and an epoch runs at the start of its own block, before that block's calls
+    /// (subtensor's <c>on_initialize</c>; the localnet the same). With 1 they land in the epoch's own block and that epoch
+    /// never counts them; with 0 they are set in the epoch's block, after its epoch, and count a whole tempo late.
+    /// </summary>
+    public const int MinWeightsLeadBlocks = 2;
+
+    /// <summary>Throws <see cref="ConfigurationException"/> naming <c>bittensor.validator.weights_lead_blocks</c> unless it is at least <see cref="MinWeightsLeadBlocks"/>.</summary>
+    public static void CheckWeightsLeadBlocks(int lead) => HoconSection.Require(lead >= MinWeightsLeadBlocks, "bittensor.validator.weights_lead_blocks", lead,
+        "must be at least 2: weights set 1 block before an epoch are included at the earliest in the epoch's own block, whose epoch runs " +
+        "before its calls and never counts them (0: set in the epoch's block after its epoch, they count a whole tempo late)");
+
     /// <summary>Returns these options when every value is usable.</summary>
     /// <exception cref="ConfigurationException">The first invalid value; the message names its key.</exception>
     public ValidatorOptions Validate()
     {
         Pipeline.Validate();
         Nucleus.Validate();
-        HoconSection.Require(WeightsLeadBlocks >= 0, "bittensor.validator.weights_lead_blocks", WeightsLeadBlocks, "must not be negative");
+        CheckWeightsLeadBlocks(WeightsLeadBlocks);
         HoconSection.Require(WeightExponent is > 0 and <= 1, "bittensor.validator.weight_exponent", WeightExponent, "must be in (0, 1]");
         HoconSection.Require(CorpusTokens >= 1, "bittensor.validator.corpus_tokens", CorpusTokens, "must be positive");
         return this;

@@ -33,6 +33,7 @@ public sealed class CliConfigLayeringTests : IDisposable
         LocalnetCommands.Register(root);
         RunCommands.Register(root);
         WalletCommands.Register(root);
+        DemoCommands.Register(root);
         var (oldOut, oldErr) = (Console.Out, Console.Error);
         var (output, error) = (new StringWriter(), new StringWriter());
         try
@@ -164,6 +165,17 @@ public sealed class CliConfigLayeringTests : IDisposable
         AssertOneErrorLineNaming(await Btcli("run", "validator", "--netuid", "1", "--config", file, "--dendrite.keepalive_time", "0s",
             "--dendrite.keepalive_without_calls", "true"), "bittensor.dendrite.keepalive_timeout");
         Assert.False(Directory.Exists(Dir("keepalive-net")), "nothing starts before every setting is valid");
+    }
+
+    [Fact]
+    public async Task A_weights_lead_below_2_stops_the_validator_and_the_demo_before_anything_starts()
+    {
+        // Weights set 1 block before an epoch land in the epoch's own block, whose epoch runs before its calls.
+        var file = Config("lead", $"bittensor {{ localnet.path = \"{Dir("lead-net")}\", validator.weights_lead_blocks = 1 }}");
+        AssertOneErrorLineNaming(await Btcli("run", "validator", "--netuid", "1", "--config", file), "bittensor.validator.weights_lead_blocks");
+        AssertOneErrorLineNaming(await Btcli("demo", "--json", "--config", file), "bittensor.validator.weights_lead_blocks");
+        AssertOneErrorLineNaming(await Btcli("demo", "--processes", "--json", "--config", file), "bittensor.validator.weights_lead_blocks");
+        Assert.False(Directory.Exists(Dir("lead-net")), "nothing starts before every setting is valid");
     }
 
     [Fact]
