@@ -5,7 +5,9 @@
 # one request per connection, then the 64 KiB answer of each read into that connection's own preallocated array)
 # pinned to core 1 — the shape of `benchmarks/fanout.sh` (FARM=1) without HTTP/2, protobuf, signing or actors. For each
 # variant (what a real client controls: read size, one recv(MSG_WAITALL) per answer, SO_RCVBUF, TCP_QUICKACK,
-# TCP_NODELAY, .NET's async socket engine inline or on the pool) and each connection count it prints one markdown row:
+# TCP_NODELAY, .NET's async socket engine inline or on the pool; since session 18 `epoll`: a client-owned event loop, one
+# thread with its own epoll and non-blocking send/recv, and `epoll_handoff`: that loop on a thread of its own with the
+# rounds handed to it from the caller's thread, Linux x86-64 only, not in the default list) and each connection count it prints one markdown row:
 # round p50/p99, the client's CPU per answer from /proc/self/stat (utime + stime, and the split), its context switches
 # per answer, the server's CPU per answer. Then a user-space memcpy of 64 KiB (hot and cold) as an anchor. PERF=1 also
 # attaches `perf stat` and `perf record -g` to one long client run per PERF_VARIANTS entry and lists where the client's
@@ -60,11 +62,15 @@ variant() {
     async) echo "$INLINE|--mode async" ;;                          # Socket.ReceiveAsync, completions inline (as btcli runs)
     async_pool) echo "$POOL|--mode async" ;;                       # Socket.ReceiveAsync, completions on the thread pool
     async_rcvbuf4m) echo "$INLINE|--mode async --rcvbuf 4194304" ;;
+    epoll) echo "$INLINE|--mode epoll" ;;                          # one thread, its own epoll, non-blocking send/recv (session 18)
+    epoll_handoff) echo "$INLINE|--mode epoll_handoff" ;;          # the same loop on a thread of its own; the caller hands rounds over (eventfd)
+    epoll_reader) echo "$INLINE|--mode epoll_reader" ;;            # the caller sends, the loop thread only receives (the lean client's shape)
+    async_reader) echo "$INLINE|--mode async_reader" ;;            # the caller sends, .NET's socket engine receives (inline): today's shape
     *) return 1 ;;
   esac
 }
 for v in $VARIANTS $([[ "$PERF" == 1 ]] && echo "$PERF_VARIANTS"); do
-  variant "$v" >/dev/null || { echo "socket-floor.sh: unknown variant '$v' (blocking read16k waitall rcvbuf128k rcvbuf4m sndbuf4m quickack nodelay0 async async_pool async_rcvbuf4m)" >&2; exit 2; }
+  variant "$v" >/dev/null || { echo "socket-floor.sh: unknown variant '$v' (blocking read16k waitall rcvbuf128k rcvbuf4m sndbuf4m quickack nodelay0 async async_pool async_rcvbuf4m epoll epoll_handoff epoll_reader async_reader)" >&2; exit 2; }
 done
 
 work=$(mktemp -d)

@@ -19,7 +19,7 @@ namespace Bittensor.Benchmarks.Axon;
 /// on stderr.</item>
 /// <item><c>socket-floor client --target IP:PORT [--connections 16,64] [--rounds 2000] [--warmup 200] [--request 512]
 /// [--answer 65536] [--mode blocking|async] [--read 65536] [--rcvbuf B] [--sndbuf B] [--nodelay 1] [--quickack]
-/// [--waitall] [--pids p,…] [--label text]</c>: per count N, N connections; each round sends the request on every
+/// [--waitall] [--pids p,…] [--label text]</c> (<c>--mode epoll|epoll_handoff</c>: <see cref="EpollLoop"/>): per count N, N connections; each round sends the request on every
 /// connection, then reads the answer of each into that connection's own preallocated array (N × 64 KiB: the
 /// results' memory, as a round's result arrays are). <c>blocking</c>: one thread, sequential blocking
 /// <c>recv</c> calls of at most <c>--read</c> bytes (<c>--waitall</c>: libc <c>recv(MSG_WAITALL)</c>, one call per
@@ -42,6 +42,46 @@ internal static partial class SocketFloor
 
     [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
     private static unsafe partial nint Recv(nint fd, byte* buffer, nuint length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
+    private static unsafe partial nint SendRaw(nint fd, byte* buffer, nuint length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "epoll_create1", SetLastError = true)]
+    private static partial int EpollCreate1(int flags);
+
+    [LibraryImport("libc", EntryPoint = "epoll_ctl", SetLastError = true)]
+    private static unsafe partial int EpollCtl(int epfd, int op, int fd, EpollEvent* ev);
+
+    [LibraryImport("libc", EntryPoint = "epoll_wait", SetLastError = true)]
+    private static unsafe partial int EpollWait(int epfd, EpollEvent* events, int max, int timeout);
+
+    [LibraryImport("libc", EntryPoint = "eventfd", SetLastError = true)]
+    private static partial int EventFd(uint initval, int flags);
+
+    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
+    private static unsafe partial nint ReadRaw(int fd, void* buffer, nuint length);
+
+    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    private static unsafe partial nint WriteRaw(int fd, void* buffer, nuint length);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int CloseRaw(int fd);
+
+    // struct epoll_event is packed on x86-64 (4-byte events, 8-byte data: 12 bytes); the epoll variants refuse other
+    // architectures rather than guess the layout.
+    [StructLayout(LayoutKind.Sequential, Pack = 1)]
+    private struct EpollEvent
+    {
+        public uint Events;
+        public ulong Data;
+    }
+
+    private const int MsgDontWait = 0x40;
+    private const int MsgNoSignal = 0x4000;
+    private const uint EpollIn = 0x001;
+    private const int EpollCtlAdd = 1;
+    private const int EAgain = 11;
+    private const int EIntr = 4;
 
     public static async Task<int> Run(string[] args)
     {
@@ -68,7 +108,7 @@ internal static partial class SocketFloor
         Console.Error.WriteLine($"socket-floor: {why}");
         Console.Error.WriteLine("usage: socket-floor server [--ip 127.0.0.1] [--port 0] [--request 512] [--answer 65536] [--sndbuf B]");
         Console.Error.WriteLine("       socket-floor client --target IP:PORT [--connections 16,64] [--rounds 2000] [--warmup 200] [--request 512] [--answer 65536]");
-        Console.Error.WriteLine("                           [--mode blocking|async] [--read 65536] [--rcvbuf B] [--sndbuf B] [--nodelay 1] [--quickack] [--waitall] [--pids p,...] [--label text]");
+        Console.Error.WriteLine("                           [--mode blocking|async|epoll|epoll_handoff] [--read 65536] [--rcvbuf B] [--sndbuf B] [--nodelay 1] [--quickack] [--waitall] [--pids p,...] [--label text]");
         Console.Error.WriteLine("       socket-floor memcpy [--size 65536] [--buffers 128] [--copies 20000]");
         return 2;
     }
@@ -158,7 +198,10 @@ internal static partial class SocketFloor
         var rounds = Int(opts, "rounds", "2000", 1, 10_000_000);
         var warmup = Int(opts, "warmup", "200", 0, 10_000_000);
         var mode = opts.Get("mode", "blocking");
-        if (mode is not ("blocking" or "async")) throw new FormatException($"--mode is blocking or async, not '{mode}'");
+        if (mode is not ("blocking" or "async" or "epoll" or "epoll_handoff" or "epoll_reader" or "async_reader"))
+            throw new FormatException($"--mode is blocking, async, async_reader, epoll, epoll_handoff or epoll_reader, not '{mode}'");
+        if ((mode.StartsWith("epoll", StringComparison.Ordinal) || mode == "async_reader") && (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64))
+            throw new FormatException("--mode epoll and epoll_handoff need Linux on x86-64");
         var o = new ClientOptions(new IPEndPoint(ip, port), Int(opts, "request", "512", 1, 1 << 20), Int(opts, "answer", "65536", 1, 64 << 20), mode,
             Int(opts, "read", "65536", 1, 64 << 20), Int(opts, "rcvbuf", "0", 0, 1 << 30), Int(opts, "sndbuf", "0", 0, 1 << 30),
             Int(opts, "nodelay", "1", 0, 1) == 1, opts.Has("quickack"), opts.Has("waitall"));
@@ -186,8 +229,9 @@ internal static partial class SocketFloor
                     s.Connect(o.Target);
                     buffers[i] = GC.AllocateUninitializedArray<byte>(o.Answer, pinned: true);
                 }
+                using var loop = mode.StartsWith("epoll", StringComparison.Ordinal) || mode == "async_reader" ? new EpollLoop(sockets, buffers, request, mode) : null;
                 var before = FanOutLoad.LoadAverage();
-                for (var r = 0; r < warmup; r++) await Round(sockets, buffers, request, o);
+                for (var r = 0; r < warmup; r++) await RoundOf(loop, sockets, buffers, request, o);
                 var times = new double[rounds];
                 var cpu0 = Cpu(Environment.ProcessId);
                 var switches0 = ContextSwitches();
@@ -195,7 +239,7 @@ internal static partial class SocketFloor
                 for (var r = 0; r < rounds; r++)
                 {
                     var t0 = Stopwatch.GetTimestamp();
-                    await Round(sockets, buffers, request, o);
+                    await RoundOf(loop, sockets, buffers, request, o);
                     times[r] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
                 }
                 var cpu1 = Cpu(Environment.ProcessId);
@@ -219,6 +263,272 @@ internal static partial class SocketFloor
             }
         }
         return 0;
+    }
+
+    private static ValueTask RoundOf(EpollLoop? loop, Socket[] sockets, byte[][] buffers, byte[] request, ClientOptions o)
+    {
+        if (loop is null) return Round(sockets, buffers, request, o);
+        loop.Round();
+        return ValueTask.CompletedTask;
+    }
+
+    private static async Task ReceiveThenCount(EpollLoop loop, Socket socket, byte[] buffer)
+    {
+        Exception? failure = null;
+        try
+        {
+            var got = 0;
+            while (got < buffer.Length)
+            {
+                var n = await socket.ReceiveAsync(buffer.AsMemory(got), SocketFlags.None).ConfigureAwait(false);
+                if (n == 0) throw new SocketException((int)SocketError.ConnectionReset);
+                got += n;
+            }
+        }
+        catch (Exception e)
+        {
+            failure = e;
+        }
+        loop.Answered(failure);
+    }
+
+    /// <summary>
+    /// Issue 11's "client-owned event loop" prototype (session 18): the connections' sends and receives on one thread
+    /// with its own epoll (level-triggered EPOLLIN on every connection), raw <c>send</c>/<c>recv</c> with
+    /// MSG_DONTWAIT, outside .NET's socket engine. Per round: the request on every connection, then
+    /// <c>epoll_wait</c> over all of them and one <c>recv</c> of what is still missing per ready connection, until every
+    /// answer is whole. <c>epoll</c>: the round runs on the calling thread itself (the loop's lower bound: one thread,
+    /// as the blocking floor). <c>epoll_handoff</c>: a loop thread of its own runs the rounds; the caller hands each
+    /// round over through an eventfd the loop's epoll watches and waits for its end on a second eventfd (a blocking
+    /// read): the least a transport whose callers are other threads (the endpoint actors) pays, two wake-ups per round.
+    /// </summary>
+    private sealed unsafe class EpollLoop : IDisposable
+    {
+        private readonly int _epoll;
+        private readonly int[] _fds;
+        private readonly byte[][] _buffers;
+        private readonly int[] _got;
+        private readonly byte[] _request;
+        private readonly int _submit = -1, _done = -1;
+        private Thread? _thread;
+        private readonly EpollEvent[] _events;
+        private volatile bool _stop;
+        private Exception? _failure;
+
+        private readonly string _mode;
+        private readonly Socket[] _sockets;
+        private int _left;
+
+        public EpollLoop(Socket[] sockets, byte[][] buffers, byte[] request, string mode)
+        {
+            _mode = mode;
+            _sockets = sockets;
+            _fds = sockets.Select(s => (int)s.Handle).ToArray();
+            _buffers = buffers;
+            _got = new int[sockets.Length];
+            _request = request;
+            _events = new EpollEvent[Math.Max(64, sockets.Length + 1)];
+            _epoll = EpollCreate1(0x80000); // EPOLL_CLOEXEC
+            if (_epoll < 0) throw new SocketException(Marshal.GetLastPInvokeError());
+            if (mode != "async_reader") for (var i = 0; i < _fds.Length; i++) Add(_fds[i], (ulong)i);
+            if (mode == "epoll") return;
+            _submit = EventFd(0, 0x80000);
+            _done = EventFd(0, 0x80000);
+            if (_submit < 0 || _done < 0) throw new SocketException(Marshal.GetLastPInvokeError());
+            if (mode != "epoll_handoff") return; // epoll_reader: the caller sends, the loop thread only receives
+            Add(_submit, ulong.MaxValue);
+            _thread = new Thread(Run) { IsBackground = true, Name = "floor-epoll" };
+            _thread.Start();
+        }
+
+        private void Add(int fd, ulong data)
+        {
+            var ev = new EpollEvent { Events = EpollIn, Data = data };
+            if (EpollCtl(_epoll, EpollCtlAdd, fd, &ev) != 0) throw new SocketException(Marshal.GetLastPInvokeError());
+        }
+
+        public void Round()
+        {
+            if (_mode == "epoll")
+            {
+                RunRound(waitForSubmit: false);
+                return;
+            }
+            ulong one = 1;
+            if (_mode == "epoll_handoff")
+            {
+                if (WriteRaw(_submit, &one, 8) != 8) throw new SocketException(Marshal.GetLastPInvokeError());
+            }
+            else
+            {
+                // epoll_reader / async_reader: this thread sends (as the endpoint actors do), another receives.
+                Array.Clear(_got);
+                _left = _fds.Length;
+                if (_mode == "epoll_reader" && _thread is null)
+                {
+                    _thread = new Thread(ReadForever) { IsBackground = true, Name = "floor-epoll-reader" };
+                    _thread.Start();
+                }
+                if (_mode == "async_reader") for (var i = 0; i < _sockets.Length; i++) _ = ReadAsyncThenCount(i);
+                SendAll();
+            }
+            ulong value;
+            while (ReadRaw(_done, &value, 8) != 8)
+            {
+                if (Marshal.GetLastPInvokeError() != EIntr) throw new SocketException(Marshal.GetLastPInvokeError());
+            }
+            if (_failure is { } e) throw new IOException("the epoll loop failed", e);
+        }
+
+        // async_reader: .NET's socket engine receives (inline completions: on its epoll thread), the last answer signals.
+        private Task ReadAsyncThenCount(int i) => ReceiveThenCount(this, _sockets[i], _buffers[i]);
+
+        public void Answered(Exception? failure)
+        {
+            if (failure is not null) _failure = failure;
+            if (Interlocked.Decrement(ref _left) == 0 || failure is not null)
+            {
+                ulong one = 1;
+                WriteRaw(_done, &one, 8);
+            }
+        }
+
+        // epoll_reader: the loop thread only receives; each round's last answer signals the caller.
+        private void ReadForever()
+        {
+            try
+            {
+                while (!_stop)
+                {
+                    if (ReceiveReady() && Volatile.Read(ref _left) == 0)
+                    {
+                        ulong one = 1;
+                        WriteRaw(_done, &one, 8);
+                    }
+                }
+            }
+            catch (Exception e)
+            {
+                _failure = e;
+                ulong one = 1;
+                WriteRaw(_done, &one, 8);
+            }
+        }
+
+        // One epoll_wait and one recv per ready connection; true when an answer was completed by it.
+        private bool ReceiveReady()
+        {
+            var n = EpollWaitRetry(-1);
+            var completed = false;
+            for (var k = 0; k < n; k++)
+            {
+                var data = _events[k].Data;
+                if (data == ulong.MaxValue) continue;
+                var i = (int)data;
+                var buffer = _buffers[i];
+                var got = _got[i];
+                if (got == buffer.Length) continue;
+                nint r;
+                fixed (byte* p = &buffer[got]) r = Recv(_fds[i], p, (nuint)(buffer.Length - got), MsgDontWait);
+                if (r == 0) throw new SocketException((int)SocketError.ConnectionReset);
+                if (r < 0)
+                {
+                    if (Marshal.GetLastPInvokeError() == EAgain) continue;
+                    throw new SocketException(Marshal.GetLastPInvokeError());
+                }
+                _got[i] = got + (int)r;
+                if (_got[i] == buffer.Length)
+                {
+                    Interlocked.Decrement(ref _left);
+                    completed = true;
+                }
+            }
+            return completed;
+        }
+
+        private void SendAll()
+        {
+            fixed (byte* req = _request)
+            {
+                foreach (var fd in _fds)
+                {
+                    var sent = 0;
+                    while (sent < _request.Length)
+                    {
+                        var r = SendRaw(fd, req + sent, (nuint)(_request.Length - sent), MsgDontWait | MsgNoSignal);
+                        if (r < 0) throw new SocketException(Marshal.GetLastPInvokeError()); // 512 B into an empty send buffer
+                        sent += (int)r;
+                    }
+                }
+            }
+        }
+
+        private void Run()
+        {
+            try
+            {
+                while (!_stop)
+                {
+                    // Wait for a round to be handed over (the eventfd), then run it.
+                    var n = EpollWaitRetry(-1);
+                    var submitted = false;
+                    for (var k = 0; k < n; k++) submitted |= _events[k].Data == ulong.MaxValue;
+                    if (!submitted || _stop) continue;
+                    ulong value;
+                    ReadRaw(_submit, &value, 8);
+                    RunRound(waitForSubmit: true);
+                    ulong one = 1;
+                    WriteRaw(_done, &one, 8);
+                }
+            }
+            catch (Exception e)
+            {
+                _failure = e;
+                ulong one = 1;
+                WriteRaw(_done, &one, 8);
+            }
+        }
+
+        private int EpollWaitRetry(int timeout)
+        {
+            while (true)
+            {
+                fixed (EpollEvent* events = _events)
+                {
+                    var n = EpollWait(_epoll, events, _events.Length, timeout);
+                    if (n >= 0) return n;
+                    if (Marshal.GetLastPInvokeError() != EIntr) throw new SocketException(Marshal.GetLastPInvokeError());
+                }
+            }
+        }
+
+        private void RunRound(bool waitForSubmit)
+        {
+            Array.Clear(_got);
+            _left = _fds.Length;
+            SendAll();
+            while (Volatile.Read(ref _left) > 0) ReceiveReady();
+        }
+
+        public void Dispose()
+        {
+            if (_mode == "epoll_handoff")
+            {
+                _stop = true;
+                ulong one = 1;
+                WriteRaw(_submit, &one, 8);
+                _thread!.Join();
+            }
+            else if (_mode == "epoll_reader" && _thread is not null)
+            {
+                _stop = true;
+                foreach (var s in _sockets) s.Shutdown(SocketShutdown.Both); // the reader's epoll_wait ends with an error or EOF
+                _thread.Join();
+            }
+            if (_submit >= 0) CloseRaw(_submit);
+            if (_done >= 0) CloseRaw(_done);
+            CloseRaw(_epoll);
+        }
     }
 
     private static async ValueTask Round(Socket[] sockets, byte[][] buffers, byte[] request, ClientOptions o)
