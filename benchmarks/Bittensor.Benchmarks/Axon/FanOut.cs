@@ -17,7 +17,7 @@ namespace Bittensor.Benchmarks.Axon;
 /// <summary>
 /// One forward round to many axons through the dendrite (endpoint actors, Akka.Streams fan-out, every request signed
 /// with //Alice): <c>fanout [--targets host:port,…|@file] [--axons 16,64] [--rounds 50] [--warmup 5] [--shape 1,8]
-/// [--network_dim 1024] [--timeout 30] [--parallelism 256] [--pids p,…] [--signature_reuse ms] [--sign_ahead 0|1] [--transport lean|grpc]</c>
+/// [--network_dim 1024] [--timeout 30] [--parallelism 256] [--pids p,…] [--signature_reuse ms] [--sign_ahead 0|1] [--transport lean|grpc] [--io loop|sockets]</c>
 /// (the last three: the dendrite's <c>signature_reuse</c>, 0 = sign every call, <c>sign_ahead</c> and <c>transport</c>; without them the
 /// reference configuration's values).
 /// With <c>--targets</c> the axons run elsewhere (other processes: benchmarks/fanout.sh) and each count N in
@@ -92,7 +92,8 @@ internal static partial class FanOutLoad
             if (opts.Has("signature_reuse")) settings = settings with { SignatureReuse = TimeSpan.FromMilliseconds(double.Parse(opts.Get("signature_reuse", "50"), CultureInfo.InvariantCulture)) };
             if (opts.Has("sign_ahead")) settings = settings with { SignAhead = opts.Get("sign_ahead", "1") is not ("0" or "off" or "false") };
             if (opts.Has("transport")) settings = (settings with { Transport = opts.Get("transport", "lean") }).Validate();
-            Console.WriteLine($"# dendrite transport: {settings.Transport}, sign_ahead {(settings.SignAhead ? "on" : "off")}");
+            if (opts.Has("io")) settings = (settings with { Io = opts.Get("io", "sockets") }).Validate();
+            Console.WriteLine($"# dendrite transport: {settings.Transport}, io {settings.Io}, sign_ahead {(settings.SignAhead ? "on" : "off")}");
             var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, new KeyPairRequestSigner(key), settings);
             var tokens = new long[shape[0], shape[1]];
             for (var s = 0; s < shape[1]; s++) tokens[0, s] = s + 1;
@@ -119,6 +120,7 @@ internal static partial class FanOutLoad
                 var errors = new Dictionary<string, int>(StringComparer.Ordinal);
                 var servers0 = ServersCpuTicks(serverPids);
                 var cpu0 = CpuTime();
+                var switches0 = SocketFloor.ContextSwitches();
                 var alloc0 = GC.GetTotalAllocatedBytes(false);
                 var gen0 = GC.CollectionCount(0);
                 var (gen1, gen2, pause0) = (GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
@@ -137,6 +139,7 @@ internal static partial class FanOutLoad
                 }
                 var wall = total.Elapsed.TotalSeconds;
                 var cpu = CpuTime() - cpu0;
+                var switches = SocketFloor.ContextSwitches() - switches0;
                 var serversUs = serverPids.Length == 0 ? double.NaN : (ServersCpuTicks(serverPids) - servers0) * 1e6 / ClockTicksPerSecond / (rounds * n);
                 var allocated = GC.GetTotalAllocatedBytes(false) - alloc0;
                 var collections = GC.CollectionCount(0) - gen0;
@@ -148,6 +151,9 @@ internal static partial class FanOutLoad
                 // The collections' pauses (this runtime's GC pauses the whole process; workstation GC runs on the allocating thread).
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"# {n} axons, GC: pause {(ok > 0 ? pause.TotalMicroseconds / ok : double.NaN):F2} us per answer over {collections} gen-0, {GC.CollectionCount(1) - gen1} gen-1, {GC.CollectionCount(2) - gen2} gen-2 collections ({(collections > 0 ? pause.TotalMicroseconds / collections : double.NaN):F0} us each)"));
+                // As socket-floor counts them: voluntary + involuntary switches of the threads alive at both readings.
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"# {n} axons, context switches: {(ok > 0 ? switches / (double)ok : double.NaN):F2} per answer, {(double)switches / rounds:F1} per round (all threads, /proc/self/task)"));
                 foreach (var pool in dendrite.AnswerPools)
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"# {n} axons, GC: answer arrays of {pool.ElementCount} floats (the dendrite's pool, whole run so far): {pool.Allocated} allocated, {pool.Reused} reused, {pool.Available} kept"));

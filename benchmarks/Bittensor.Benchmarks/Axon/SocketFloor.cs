@@ -599,7 +599,7 @@ internal static partial class SocketFloor
     }
 
     // Voluntary + involuntary context switches of every thread of this process.
-    private static long ContextSwitches()
+    internal static long ContextSwitches()
     {
         long sum = 0;
         foreach (var dir in Directory.EnumerateDirectories("/proc/self/task"))

@@ -20,5 +20,6 @@ internal static class DendriteSeams
             KeepAlivePingDelay = settings.KeepAliveTime == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : settings.KeepAliveTime,
             KeepAlivePingTimeout = settings.KeepAliveTimeout,
             KeepAlivePingWithoutCalls = settings.KeepAliveWithoutCalls,
+            ClientIoLoop = settings.Io == "loop",
         });
 }

@@ -73,6 +73,13 @@ public sealed record DendriteSettings
     public string Transport { get; init; } = "lean";
 
     /// <summary>
+    /// How the lean transport's connections wait for their sockets: <c>loop</c> (the client's own I/O loop: one thread
+    /// with its own epoll, non-blocking sends and receives, outside .NET's socket engine; Linux x86-64, elsewhere
+    /// sockets) or <c>sockets</c> (.NET's socket engine). Same wire, same bounds and statuses; the grpc transport ignores it.
+    /// </summary>
+    public string Io { get; init; } = "sockets";
+
+    /// <summary>
     /// Keep-alive: an HTTP/2 PING once nothing has come from the axon for this long while a call is open on the
     /// connection (also when none is, with <see cref="KeepAliveWithoutCalls"/>); zero: no pings. A pooled connection that
     /// went quiet longer than this is checked by the first call that uses it. At least 10s (gRPC clients' floor).
@@ -118,6 +125,7 @@ public sealed record DendriteSettings
             SignatureReuse = c.Duration("signature_reuse"),
             SignAhead = c.Bool("sign_ahead"),
             Transport = c.String("transport"),
+            Io = c.String("io"),
             KeepAliveTime = c.Duration("keepalive_time"),
             KeepAliveTimeout = c.Duration("keepalive_timeout"),
             KeepAliveWithoutCalls = c.Bool("keepalive_without_calls"),
@@ -144,6 +152,7 @@ public sealed record DendriteSettings
         HoconSection.Require(SignatureReuse >= TimeSpan.Zero && SignatureReuse <= TimeSpan.FromSeconds(1), "bittensor.dendrite.signature_reuse", SignatureReuse,
             "must be between 0 and 1s");
         HoconSection.Require(Transport is "lean" or "grpc", "bittensor.dendrite.transport", Transport, "must be lean or grpc");
+        HoconSection.Require(Io is "loop" or "sockets", "bittensor.dendrite.io", Io, "must be loop or sockets");
         HoconSection.Require(KeepAliveTime == TimeSpan.Zero || (KeepAliveTime >= TimeSpan.FromSeconds(10) && KeepAliveTime <= TimeSpan.FromDays(1)),
             "bittensor.dendrite.keepalive_time", KeepAliveTime, "must be 0s (no pings) or between 10s and 1d");
         HoconSection.Require(KeepAliveTimeout >= TimeSpan.FromSeconds(1) && KeepAliveTimeout <= TimeSpan.FromHours(1), "bittensor.dendrite.keepalive_timeout",

@@ -2,7 +2,10 @@ using System.CommandLine;
 
 namespace Bittensor.Cli.Commands;
 
-/// <summary>The dendrite's keep-alive flags (<c>bittensor.dendrite.keepalive_*</c>; docs/axon.md, "Keep-alive pings").</summary>
+/// <summary>
+/// The dendrite's connection flags: keep-alive (<c>bittensor.dendrite.keepalive_*</c>; docs/axon.md, "Keep-alive pings")
+/// and how the lean client's connections wait (<c>bittensor.dendrite.io</c>; docs/axon.md, "The client's own I/O loop").
+/// </summary>
 internal sealed class DendriteKeepAliveFlags
 {
     private readonly Option<string?> _time = new("--dendrite.keepalive_time")
@@ -18,10 +21,15 @@ internal sealed class DendriteKeepAliveFlags
         Description = "Also PING idle connections (no call open); gRPC servers may answer too_many_pings (default false)",
     };
 
+    private readonly Option<string?> _io = new("--dendrite.io")
+    {
+        Description = "How the lean client's connections wait: loop (its own epoll thread, Linux x86-64) or sockets (.NET's socket engine) (bittensor.dendrite.io)",
+    };
+
     /// <summary>Adds the flags to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { _time, _timeout, _withoutCalls }) command.Options.Add(o);
+        foreach (var o in new Option[] { _time, _timeout, _withoutCalls, _io }) command.Options.Add(o);
     }
 
     /// <summary>The flags given, as dotted HOCON keys for <see cref="CliConfig.Load"/>.</summary>
@@ -30,5 +38,6 @@ internal sealed class DendriteKeepAliveFlags
         ("bittensor.dendrite.keepalive_time", parse.GetValue(_time)),
         ("bittensor.dendrite.keepalive_timeout", parse.GetValue(_timeout)),
         ("bittensor.dendrite.keepalive_without_calls", parse.GetValue(_withoutCalls)),
+        ("bittensor.dendrite.io", parse.GetValue(_io)),
     ];
 }

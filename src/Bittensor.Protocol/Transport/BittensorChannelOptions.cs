@@ -33,6 +33,13 @@ public sealed record BittensorChannelOptions
     /// </summary>
     public int InitialHttp2StreamWindowSize { get; init; } = 1024 * 1024;
 
+    /// <summary>
+    /// The lean client's connections wait on the client's own I/O loop (one thread with its own epoll, non-blocking
+    /// sends and receives: <c>bittensor.dendrite.io = loop</c>) instead of .NET's socket engine. Linux on x86-64 only;
+    /// elsewhere ignored (sockets). The grpc transport ignores it. Default off here; the dendrite's setting decides.
+    /// </summary>
+    public bool ClientIoLoop { get; init; }
+
     /// <summary>TCP connect timeout.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
 

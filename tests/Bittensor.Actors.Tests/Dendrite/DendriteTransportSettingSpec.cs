@@ -5,6 +5,7 @@ using Bittensor.Actors.Tests.Axon;
 using Bittensor.Core.Domain;
 using Bittensor.Neurons.Demo;
 using Bittensor.Protocol;
+using Bittensor.Protocol.Lean;
 using Bittensor.Protocol.Wire;
 using DendriteClient = Bittensor.Actors.Dendrite.Dendrite;
 
@@ -26,12 +27,20 @@ public sealed class DendriteTransportSettingSpec(Xunit.Abstractions.ITestOutputH
 
     private async Task<(ReturnCode Code, int LeanConnections)> ForwardOnce(DendriteSettings settings)
     {
+        var (code, lean, _) = await ForwardOnceCounting(settings);
+        return (code, lean);
+    }
+
+    // Also counts the lean connections made on the client's own I/O loop (bittensor.dendrite.io = loop).
+    private async Task<(ReturnCode Code, int LeanConnections, int LoopConnections)> ForwardOnceCounting(DendriteSettings settings)
+    {
         var (_, port) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
         // The count is process-wide by port number (an earlier test's server may have had this ephemeral port): this call's own.
         var before = LeanClientTransport.ConnectionsTo(port);
+        var loopBefore = LeanClientTransport.LoopConnectionsTo(port);
         var dendrite = new DendriteClient(Sys, new KeyPairRequestSigner(Alice), settings with { NetworkDim = Dim, Timeout = TimeSpan.FromSeconds(30) });
         var result = await dendrite.ForwardText([new EndpointInfo(Bob.ToSs58(), "127.0.0.1", port)], new long[,] { { 1, 2, 3 } });
-        return (result[0].Code, LeanClientTransport.ConnectionsTo(port) - before);
+        return (result[0].Code, LeanClientTransport.ConnectionsTo(port) - before, LeanClientTransport.LoopConnectionsTo(port) - loopBefore);
     }
 
     [Fact]
@@ -65,5 +74,50 @@ public sealed class DendriteTransportSettingSpec(Xunit.Abstractions.ITestOutputH
         var error = Assert.Throws<ConfigurationException>(() => FromHocon("bittensor.dendrite.transport = h3"));
 
         Assert.Contains("bittensor.dendrite.transport", error.Message);
+    }
+
+    [Fact]
+    public async Task Io_loop_puts_the_dendrites_lean_connections_on_the_clients_own_loop_and_they_answer()
+    {
+        var settings = FromHocon("bittensor.dendrite.io = loop");
+
+        var (code, lean, loop) = await ForwardOnceCounting(settings);
+
+        Assert.Equal("loop", settings.Io);
+        Assert.Equal(ReturnCode.Success, code);
+        Assert.Equal(1, lean);
+        Assert.Equal(ClientIoLoop.Supported ? 1 : 0, loop); // elsewhere the setting falls back to .NET's sockets
+    }
+
+    [Fact]
+    public async Task Io_sockets_keeps_the_dendrites_lean_connections_on_dotnets_sockets()
+    {
+        var settings = FromHocon("bittensor.dendrite.io = sockets");
+
+        var (code, lean, loop) = await ForwardOnceCounting(settings);
+
+        Assert.Equal(ReturnCode.Success, code);
+        Assert.Equal(1, lean);
+        Assert.Equal(0, loop);
+    }
+
+    [Fact]
+    public async Task The_roles_default_io_is_the_reference_configurations_and_it_answers()
+    {
+        var runtime = BittensorRuntime.Get(Sys).Dendrite;
+
+        var (code, lean, loop) = await ForwardOnceCounting(runtime);
+
+        Assert.Equal(ReturnCode.Success, code);
+        Assert.Equal(1, lean);
+        Assert.Equal(runtime.Io == "loop" && ClientIoLoop.Supported ? 1 : 0, loop);
+    }
+
+    [Fact]
+    public void An_unknown_io_is_refused_naming_the_key()
+    {
+        var error = Assert.Throws<ConfigurationException>(() => FromHocon("bittensor.dendrite.io = uring"));
+
+        Assert.Contains("bittensor.dendrite.io", error.Message);
     }
 }

@@ -405,6 +405,34 @@ public sealed class LeanClientLeanServerConformance(ITestOutputHelper output) : 
     protected override IServerTransport ServerTransport { get; } = new LeanServerTransport();
 }
 
+/// <summary>
+/// The lean client with its connections on its own I/O loop (<c>bittensor.dendrite.io = loop</c>): the options every
+/// connection is made with carry <see cref="BittensorChannelOptions.ClientIoLoop"/>.
+/// </summary>
+internal sealed class LoopClientTransport : IClientTransport
+{
+    public static readonly LoopClientTransport Instance = new();
+
+    public IPeerConnection Connect(string host, int port, BittensorChannelOptions options) =>
+        LeanClientTransport.Instance.Connect(host, port, options with { ClientIoLoop = true });
+}
+
+/// <summary>The suite over the lean HTTP/2 client on its own I/O loop and Kestrel (h2c) over loopback.</summary>
+public sealed class LeanClientLoopKestrelConformance(ITestOutputHelper output) : TransportConformance(output)
+{
+    protected override IClientTransport ClientTransport => LoopClientTransport.Instance;
+
+    protected override IServerTransport ServerTransport { get; } = new KestrelServerTransport();
+}
+
+/// <summary>The suite over the lean HTTP/2 client on its own I/O loop and the lean HTTP/2 server over loopback.</summary>
+public sealed class LeanClientLoopLeanServerConformance(ITestOutputHelper output) : TransportConformance(output)
+{
+    protected override IClientTransport ClientTransport => LoopClientTransport.Instance;
+
+    protected override IServerTransport ServerTransport { get; } = new LeanServerTransport();
+}
+
 /// <summary>The suite over the in-memory twin.</summary>
 public sealed class InMemoryTransportConformance(ITestOutputHelper output) : TransportConformance(output)
 {

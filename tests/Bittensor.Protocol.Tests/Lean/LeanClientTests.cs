@@ -17,8 +17,13 @@ namespace Bittensor.Protocol.Tests.Lean;
 /// server opens late) must still give the right answer.
 /// </summary>
 [Collection(AnswerPoolCollection.Name)]
-public sealed class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output)
+public class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output)
 {
+    /// <summary>Whether the client's connections wait on its own I/O loop (<see cref="LeanClientLoopTests"/>) or on .NET's sockets.</summary>
+    protected virtual bool IoLoop => false;
+
+    private BittensorChannelOptions Options => BittensorChannelOptions.Default with { ClientIoLoop = IoLoop };
+
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 
     /// <summary>A one-connection scripted HTTP/2 server: collects the client's frames, writes raw bytes back.</summary>
@@ -93,6 +98,14 @@ public sealed class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output)
         }
 
         public void Close() => _peer?.Close();
+
+        /// <summary>Closes the connection with a TCP reset (SO_LINGER 0), not a FIN.</summary>
+        public void Abort()
+        {
+            if (_peer is null) return;
+            _peer.LingerState = new LingerOption(true, 0);
+            _peer.Close();
+        }
 
         /// <summary>Forgets the closed connection: the next <see cref="ReadRequest"/> accepts a new one.</summary>
         public void Reset()
@@ -171,11 +184,15 @@ public sealed class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output)
         CancellationToken token = default) =>
         c.CallAsync(method, request ?? new TensorMessage { Version = 150, Hotkey = "5Grw" }, Headers(), DateTime.UtcNow.Add(Wait), token);
 
-    private static IPeerConnection Connect(ScriptedServer server, int? maxReceive = null) =>
-        LeanClientTransport.Instance.Connect("127.0.0.1", server.Port, BittensorChannelOptions.Default with { MaxReceiveMessageSize = maxReceive ?? 16 * 1024 * 1024 });
+    private IPeerConnection Connect(ScriptedServer server, int? maxReceive = null, int? maxSend = null) =>
+        LeanClientTransport.Instance.Connect("127.0.0.1", server.Port, Options with
+        {
+            MaxReceiveMessageSize = maxReceive ?? 16 * 1024 * 1024,
+            MaxSendMessageSize = maxSend ?? BittensorChannelOptions.Default.MaxSendMessageSize,
+        });
 
     // Serves one answer (the given bytes after the request) and returns the call's outcome.
-    private static async Task<(TensorMessage? Answer, RpcException? Error, ScriptedServer Server)> Scripted(Func<int, byte[]> answer, int? maxReceive = null,
+    private async Task<(TensorMessage? Answer, RpcException? Error, ScriptedServer Server)> Scripted(Func<int, byte[]> answer, int? maxReceive = null,
         bool close = false, bool reader = false, long[]? landing = null)
     {
         var server = new ScriptedServer();
@@ -290,7 +307,7 @@ public sealed class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output)
     [MemberData(nameof(HostileAnswers))]
     public Task A_broken_or_hostile_answer_ends_a_reader_call_with_the_same_status(string kind, StatusCode expected) => Hostile(kind, expected, reader: true);
 
-    private static async Task Hostile(string kind, StatusCode expected, bool reader, bool landing = false)
+    private async Task Hostile(string kind, StatusCode expected, bool reader, bool landing = false)
     {
         var message = Answer(1024).ToByteArray();
         var close = kind is "closed-mid-answer" or "truncated-message";
@@ -393,6 +410,151 @@ public sealed class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output)
 
     private const uint CancelCode = 8;
 
+    // ---------------------------------------------------------------- what the client's own I/O loop adds (session 18),
+    // on both paths: LeanClientTests (.NET's sockets) and LeanClientLoopTests (bittensor.dendrite.io = loop)
+
+    [Fact]
+    public async Task The_connection_waits_on_the_path_its_options_name()
+    {
+        await using var server = new ScriptedServer();
+        var loopBefore = LeanClientTransport.LoopConnectionsTo(server.Port);
+        using var c = Connect(server);
+        var call = Call(c);
+        await server.ReadRequest();
+        var reply = new TensorMessage { Message = "path" };
+        await server.Send(Concat(Frame(H2.Settings, 0, 0, []), Frame(H2.Headers, H2.EndHeaders, 1, Ok), Frame(H2.Data, 0, 1, Grpc(reply.ToByteArray())), Trailers(1)));
+
+        Assert.Equal(reply, await call.WaitAsync(Wait));
+        var onLoop = IoLoop && ClientIoLoop.Supported;
+        Assert.Equal(onLoop, Current(c).OnIoLoop);
+        Assert.Equal(onLoop ? 1 : 0, LeanClientTransport.LoopConnectionsTo(server.Port) - loopBefore);
+    }
+
+    [Fact]
+    public async Task A_connection_reset_in_the_middle_of_an_answer_fails_that_call_Unavailable_and_another_connection_goes_on()
+    {
+        await using var a = new ScriptedServer();
+        await using var b = new ScriptedServer();
+        using var ca = Connect(a);
+        using var cb = Connect(b);
+        var callA = Call(ca);
+        var callB = Call(cb);
+        await a.ReadRequest();
+        await b.ReadRequest();
+        // Half of A's answer, then a PING: its ACK shows the client read that half; then a TCP reset.
+        var grpc = Grpc(Answer(4096).ToByteArray());
+        await a.Send(Concat(Frame(H2.Settings, 0, 0, []), Frame(H2.Headers, H2.EndHeaders, 1, Ok), Frame(H2.Data, 0, 1, grpc[..(grpc.Length / 2)]),
+            Frame(H2.Ping, 0, 0, [1, 2, 3, 4, 5, 6, 7, 8])));
+        await a.ReadRequest(f => f.Type == H2.Ping && (f.Flags & 1) != 0);
+        Assert.False(callA.IsCompleted);
+        a.Abort();
+
+        var lost = await Assert.ThrowsAsync<RpcException>(() => callA.WaitAsync(Wait));
+        Assert.Equal(StatusCode.Unavailable, lost.StatusCode);
+        Assert.False(callB.IsCompleted);
+        var reply = Answer(4096);
+        await b.Send(Concat(Frame(H2.Settings, 0, 0, []), Frame(H2.Headers, H2.EndHeaders, 1, Ok), Frame(H2.Data, 0, 1, Grpc(reply.ToByteArray())), Trailers(1)));
+        Assert.Equal(reply, await callB.WaitAsync(Wait));
+        var next = Call(cb);
+        await b.ReadRequest(f => f.Type == H2.Data && f.Stream == 3 && (f.Flags & H2.EndStream) != 0);
+        await b.Send(Concat(Frame(H2.Headers, H2.EndHeaders, 3, Ok), Frame(H2.Data, 0, 3, Grpc(reply.ToByteArray())), Trailers(3)));
+        Assert.Equal(reply, await next.WaitAsync(Wait));
+    }
+
+    [Fact]
+    public async Task Cancelling_a_call_whose_answer_is_half_read_resets_its_stream_and_the_connection_serves_the_next_call()
+    {
+        await using var server = new ScriptedServer();
+        using var c = Connect(server);
+        using var cts = new CancellationTokenSource();
+        var first = Call(c, token: cts.Token);
+        await server.ReadRequest();
+        var grpc = Grpc(Answer(4096).ToByteArray());
+        await server.Send(Concat(Frame(H2.Settings, 0, 0, []), Frame(H2.Headers, H2.EndHeaders, 1, Ok), Frame(H2.Data, 0, 1, grpc[..(grpc.Length / 2)]),
+            Frame(H2.Ping, 0, 0, [8, 7, 6, 5, 4, 3, 2, 1])));
+        await server.ReadRequest(f => f.Type == H2.Ping && (f.Flags & 1) != 0); // the half is read
+        Assert.False(first.IsCompleted);
+        await cts.CancelAsync();
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => first.WaitAsync(Wait));
+        Assert.Equal(StatusCode.Cancelled, error.StatusCode);
+        await server.ReadRequest(f => f.Type == H2.RstStream);
+        Assert.Equal(1, server.Received.Last(f => f.Type == H2.RstStream).Stream);
+        Assert.Equal(CancelCode, BinaryPrimitives.ReadUInt32BigEndian(server.Received.Last(f => f.Type == H2.RstStream).Payload));
+        // The rest of the cancelled answer comes late and is dropped; the next call's answer arrives.
+        var second = Call(c);
+        await server.ReadRequest(f => f.Type == H2.Data && f.Stream == 3 && (f.Flags & H2.EndStream) != 0);
+        var reply = new TensorMessage { Message = "second" };
+        await server.Send(Concat(Frame(H2.Data, 0, 1, grpc[(grpc.Length / 2)..]), Trailers(1),
+            Frame(H2.Headers, H2.EndHeaders, 3, Ok), Frame(H2.Data, 0, 3, Grpc(reply.ToByteArray())), Trailers(3)));
+        Assert.Equal(reply, await second.WaitAsync(Wait));
+    }
+
+    [Fact]
+    public async Task Disposing_connections_with_calls_in_flight_ends_every_call_Unavailable_and_a_new_connection_is_served()
+    {
+        var servers = new[] { new ScriptedServer(), new ScriptedServer(), new ScriptedServer() };
+        try
+        {
+            var connections = servers.Select(s => Connect(s)).ToArray();
+            var calls = new List<Task<TensorMessage>>();
+            for (var i = 0; i < servers.Length; i++)
+            {
+                calls.Add(Call(connections[i]));
+                calls.Add(Call(connections[i]));
+                await servers[i].ReadRequest(f => f.Type == H2.Data && f.Stream == 3 && (f.Flags & H2.EndStream) != 0);
+            }
+            Assert.All(calls, t => Assert.False(t.IsCompleted));
+            foreach (var c in connections) c.Dispose();
+
+            foreach (var call in calls)
+            {
+                var error = await Assert.ThrowsAsync<RpcException>(() => call.WaitAsync(Wait));
+                Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+            }
+            await using var fresh = new ScriptedServer();
+            using var cf = Connect(fresh);
+            var answered = Call(cf);
+            await fresh.ReadRequest();
+            var reply = new TensorMessage { Message = "fresh" };
+            await fresh.Send(Concat(Frame(H2.Settings, 0, 0, []), Frame(H2.Headers, H2.EndHeaders, 1, Ok), Frame(H2.Data, 0, 1, Grpc(reply.ToByteArray())), Trailers(1)));
+            Assert.Equal(reply, await answered.WaitAsync(Wait));
+        }
+        finally
+        {
+            foreach (var s in servers) await s.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_request_larger_than_the_sockets_buffers_waits_for_room_and_goes_out_whole_while_the_server_reads_late()
+    {
+        await using var server = new ScriptedServer();
+        using var c = Connect(server, maxSend: 64 << 20);
+        // A first call carries the server's SETTINGS: a 64 MiB stream window and 64 MiB more for the connection, so only
+        // the sockets' buffers hold the request back (the client waits for room whenever the server has not read yet).
+        var warm = Call(c);
+        await server.ReadRequest();
+        var hello = new TensorMessage { Message = "hello" };
+        await server.Send(Concat(Frame(H2.Settings, 0, 0, [0, 4, 0x04, 0, 0, 0]), Frame(H2.WindowUpdate, 0, 0, [0x04, 0, 0, 0]),
+            Frame(H2.Headers, H2.EndHeaders, 1, Ok), Frame(H2.Data, 0, 1, Grpc(hello.ToByteArray())), Trailers(1)));
+        Assert.Equal(hello, await warm.WaitAsync(Wait));
+
+        var request = Answer(4 << 20); // 16 MiB of floats: far more than the sockets' buffers start with (16 KB to send, 128 KB to receive)
+        var call = Call(c, BittensorMethod.Backward, request);
+        var body = new List<byte>();
+        await server.ReadRequest(f =>
+        {
+            if (f.Type == H2.Data && f.Stream == 3) body.AddRange(f.Payload);
+            return f.Type == H2.Data && f.Stream == 3 && (f.Flags & H2.EndStream) != 0;
+        });
+        var reply = new TensorMessage { Version = 150, Message = "got it all" };
+        await server.Send(Concat(Frame(H2.Headers, H2.EndHeaders, 3, Ok), Frame(H2.Data, 0, 3, Grpc(reply.ToByteArray())), Trailers(3)));
+
+        Assert.Equal(reply, await call.WaitAsync(Wait));
+        Assert.Equal(Grpc(request.ToByteArray()), body.ToArray());
+    }
+
     [Fact]
     public async Task A_call_the_server_never_answers_ends_at_its_deadline_with_DeadlineExceeded_and_a_reset()
     {
@@ -463,7 +625,7 @@ public sealed class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output)
         free.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         var port = ((IPEndPoint)free.LocalEndPoint!).Port;
         free.Dispose(); // bound, never listened, closed: connecting is refused
-        using var c = LeanClientTransport.Instance.Connect("127.0.0.1", port, BittensorChannelOptions.Default);
+        using var c = LeanClientTransport.Instance.Connect("127.0.0.1", port, Options);
 
         var error = await Assert.ThrowsAsync<RpcException>(() => Call(c));
 
@@ -892,4 +1054,15 @@ public sealed class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output)
             foreach (var s in servers) await s.DisposeAsync();
         }
     }
+}
+
+/// <summary>
+/// Every test of <see cref="LeanClientTests"/> again with the connections on the client's own I/O loop
+/// (<c>bittensor.dendrite.io = loop</c>, <see cref="ClientIoLoop"/>; on a platform without it the option falls back to
+/// .NET's sockets and these run that path).
+/// </summary>
+[Collection(AnswerPoolCollection.Name)]
+public sealed class LeanClientLoopTests(Xunit.Abstractions.ITestOutputHelper output) : LeanClientTests(output)
+{
+    protected override bool IoLoop => true;
 }

@@ -34,7 +34,9 @@ internal sealed partial class H2ClientConnection
     internal int FedBytes => _feed?.At ?? 0;
 
     private ValueTask<int> ReceiveAsync(Memory<byte> into) =>
-        _feed is null ? _socket!.ReceiveAsync(into, SocketFlags.None) : ValueTask.FromResult(_feed.Read(into.Span));
+        _feed is not null ? ValueTask.FromResult(_feed.Read(into.Span))
+        : _io is not null ? _io.ReceiveAsync(into)
+        : _socket!.ReceiveAsync(into, SocketFlags.None);
 
     private sealed class FeedInput(byte[] bytes, Func<int, int> readSize)
     {

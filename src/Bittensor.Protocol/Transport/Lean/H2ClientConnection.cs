@@ -41,6 +41,7 @@ internal sealed partial class H2ClientConnection : IDisposable
     private const int FirstChunk = 1 << 20; // a message array grows at most this far ahead of the bytes that arrived
 
     private readonly Socket? _socket; // null: socket-free (Feed: the fuzz target), the peer's bytes come from _feed
+    private readonly ClientIoLoop.Registration? _io; // the client's own I/O loop (bittensor.dendrite.io = loop), else null
     private FeedInput? _feed;
     private readonly int _port;
     private readonly int _maxReceive;
@@ -73,9 +74,10 @@ internal sealed partial class H2ClientConnection : IDisposable
     private bool _originValid; // _buf[0] is where a read at a frame start with nothing buffered began, no compaction since
     private string _closeReason = "connection closed";
 
-    private H2ClientConnection(Socket? socket, int port, string authority, BittensorChannelOptions options)
+    private H2ClientConnection(Socket? socket, int port, string authority, BittensorChannelOptions options, ClientIoLoop.Registration? io = null)
     {
         _socket = socket;
+        _io = io;
         _port = port;
         _maxReceive = options.MaxReceiveMessageSize ?? int.MaxValue;
         _maxSend = options.MaxSendMessageSize ?? int.MaxValue;
@@ -91,6 +93,9 @@ internal sealed partial class H2ClientConnection : IDisposable
             lock (_lock) return !_closed && !_goingAway && _nextStreamId < int.MaxValue - 2;
         }
     }
+
+    /// <summary>Whether this connection waits on the client's own I/O loop (<see cref="ClientIoLoop"/>) rather than .NET's sockets.</summary>
+    internal bool OnIoLoop => _io is not null;
 
     /// <summary>DATA frames received on this connection (tests: a 64 KB answer should be one frame).</summary>
     internal long DataFramesReceived => Interlocked.Read(ref _dataFrames);
@@ -136,24 +141,45 @@ internal sealed partial class H2ClientConnection : IDisposable
     public static async Task<H2ClientConnection> ConnectAsync(string host, int port, BittensorChannelOptions options, KeepAlivePolicy? keepAlive = null)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        ClientIoLoop.Registration? io = null;
         try
         {
             using var timeout = new CancellationTokenSource(options.ConnectTimeout);
-            await socket.ConnectAsync(host, port, timeout.Token).ConfigureAwait(false);
+            if (options.ClientIoLoop && ClientIoLoop.Supported)
+            {
+                // On the client's own loop: no async Socket operation ever (.NET's engine would then watch the socket
+                // too); a non-blocking connect whose end the loop waits for.
+                var address = System.Net.IPAddress.TryParse(host, out var ip) ? ip
+                    : (await System.Net.Dns.GetHostAddressesAsync(host, timeout.Token).ConfigureAwait(false))
+                        .FirstOrDefault(a => a.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)
+                      ?? throw new SocketException((int)SocketError.HostNotFound);
+                if (address.AddressFamily != socket.AddressFamily && !socket.DualMode)
+                {
+                    socket.Dispose();
+                    socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                }
+                io = ClientIoLoop.Shared.Register(socket);
+                await io.ConnectAsync(new System.Net.IPEndPoint(address, port), timeout.Token).ConfigureAwait(false);
+            }
+            else
+            {
+                await socket.ConnectAsync(host, port, timeout.Token).ConfigureAwait(false);
+            }
         }
-        catch (Exception e) when (e is SocketException or OperationCanceledException or ArgumentException)
+        catch (Exception e) when (e is SocketException or OperationCanceledException or ArgumentException or ObjectDisposedException)
         {
+            io?.Close();
             socket.Dispose();
             var why = e switch
             {
                 SocketException s => s.SocketErrorCode.ToString(),
-                OperationCanceledException => $"no answer within {options.ConnectTimeout.TotalMilliseconds:F0} ms",
+                OperationCanceledException or ObjectDisposedException => $"no answer within {options.ConnectTimeout.TotalMilliseconds:F0} ms",
                 _ => e.Message,
             };
             throw new RpcException(new Status(StatusCode.Unavailable, $"could not connect to {host}:{port} ({why})"));
         }
         var authority = host.Contains(':', StringComparison.Ordinal) && !host.StartsWith('[') ? $"[{host}]:{port}" : $"{host}:{port}";
-        var conn = new H2ClientConnection(socket, port, authority, options);
+        var conn = new H2ClientConnection(socket, port, authority, options, io);
         var hello = new byte[24 + 9 + 24 + 9 + 4];
         H2.Preface.CopyTo(hello);
         var at = 24;
@@ -167,13 +193,16 @@ internal sealed partial class H2ClientConnection : IDisposable
         BinaryPrimitives.WriteInt32BigEndian(hello.AsSpan(at + 9), ConnectionWindow - H2.DefaultWindow);
         try
         {
-            await socket.SendAsync(hello, SocketFlags.None).ConfigureAwait(false);
+            if (io is not null) await io.SendAsync(hello).ConfigureAwait(false);
+            else await socket.SendAsync(hello, SocketFlags.None).ConfigureAwait(false);
         }
-        catch (SocketException e)
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
+            io?.Close();
             socket.Dispose();
-            throw new RpcException(new Status(StatusCode.Unavailable, $"connection to {host}:{port} lost ({e.SocketErrorCode})"));
+            throw new RpcException(new Status(StatusCode.Unavailable, $"connection to {host}:{port} lost ({(e as SocketException)?.SocketErrorCode.ToString() ?? "closed"})"));
         }
+        if (io is not null) LeanClientTransport.CountLoopConnection(port);
         conn.StartKeepAlive(keepAlive);
         _ = Task.Run(conn.ReadLoopAsync);
         return conn;
@@ -524,6 +553,11 @@ internal sealed partial class H2ClientConnection : IDisposable
     private async ValueTask SendAllAsync(ReadOnlyMemory<byte> bytes)
     {
         if (_socket is null) return; // socket-free (Feed): what this side says is dropped
+        if (_io is not null)
+        {
+            await _io.SendAsync(bytes).ConfigureAwait(false);
+            return;
+        }
         while (!bytes.IsEmpty)
         {
             var n = await _socket.SendAsync(bytes, SocketFlags.None).ConfigureAwait(false);
@@ -605,6 +639,7 @@ internal sealed partial class H2ClientConnection : IDisposable
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
         }
+        _io?.Close(); // off the loop before the descriptor is freed; a wait in progress wakes and finds the socket closed
         _socket?.Dispose();
         foreach (var s in open) s.Fail(new Status(code, reason));
     }

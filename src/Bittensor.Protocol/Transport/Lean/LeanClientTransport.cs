@@ -30,6 +30,13 @@ public sealed class LeanClientTransport : IClientTransport
 
     internal static void CountConnection(int port) => s_connectionsByPort.AddOrUpdate(port, 1, static (_, n) => n + 1);
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, int> s_loopConnectionsByPort = new();
+
+    /// <summary>Of <see cref="ConnectionsTo"/>, those made on the client's own I/O loop (<see cref="BittensorChannelOptions.ClientIoLoop"/>; tests: which path a role's connections took).</summary>
+    internal static int LoopConnectionsTo(int port) => s_loopConnectionsByPort.GetValueOrDefault(port);
+
+    internal static void CountLoopConnection(int port) => s_loopConnectionsByPort.AddOrUpdate(port, 1, static (_, n) => n + 1);
+
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, long> s_landedByPort = new();
 
     /// <summary>Answer bytes this process's lean clients received from <paramref name="port"/> straight into a caller's <see cref="AnswerLanding"/> (tests; process-wide by port number, so compare before and after).</summary>
