@@ -168,6 +168,20 @@ public sealed class CliConfigLayeringTests : IDisposable
     }
 
     [Fact]
+    public async Task Dendrite_io_comes_from_the_config_file_and_the_io_flag_beats_it()
+    {
+        var file = Config("io", $"bittensor {{ localnet.path = \"{Dir("io-net")}\", dendrite {{ io = uring, keepalive_timeout = 0s }} }}");
+        AssertOneErrorLineNaming(await Btcli("query", "--endpoint", "127.0.0.1:1", "--text", "hi", "--uri", "//Alice", "--config", file),
+            "bittensor.dendrite.io");
+        AssertOneErrorLineNaming(await Btcli("query", "--endpoint", "127.0.0.1:1", "--text", "hi", "--uri", "//Alice", "--config", file,
+            "--dendrite.io", "loop"), "bittensor.dendrite.keepalive_timeout");
+        AssertOneErrorLineNaming(await Btcli("run", "validator", "--netuid", "1", "--config", file), "bittensor.dendrite.io");
+        AssertOneErrorLineNaming(await Btcli("run", "validator", "--netuid", "1", "--config", file, "--dendrite.io", "sockets"),
+            "bittensor.dendrite.keepalive_timeout");
+        Assert.False(Directory.Exists(Dir("io-net")), "nothing starts before every setting is valid");
+    }
+
+    [Fact]
     public async Task A_weights_lead_below_2_stops_the_validator_and_the_demo_before_anything_starts()
     {
         // Weights set 1 block before an epoch land in the epoch's own block, whose epoch runs before its calls.
