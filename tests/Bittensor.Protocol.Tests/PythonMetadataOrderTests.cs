@@ -63,12 +63,15 @@ public sealed class PythonMetadataOrderTests(ITestOutputHelper output)
         Assert.Equal(seen.Interceptor, seen.Context);
     }
 
-    [Fact]
-    public async Task A_python_grpc_server_answers_the_lean_client_and_sees_exactly_our_three_headers_in_order()
+    /// <summary>On both of the lean client's I/O paths: .NET's sockets and its own loop (<c>bittensor.dendrite.io</c>).</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_python_grpc_server_answers_the_lean_client_and_sees_exactly_our_three_headers_in_order(bool ioLoop)
     {
         var seen = await Probe(async (port, request, headers, deadline) =>
         {
-            using var connection = LeanClientTransport.Instance.Connect("127.0.0.1", port, BittensorChannelOptions.Default);
+            using var connection = LeanClientTransport.Instance.Connect("127.0.0.1", port, BittensorChannelOptions.Default with { ClientIoLoop = ioLoop });
             return await connection.CallAsync(BittensorMethod.Forward, request, headers, deadline, CancellationToken.None);
         });
         output.WriteLine($"grpcio {seen.Grpc}: interceptor sees [{string.Join(", ", seen.Interceptor)}]");

@@ -17,14 +17,18 @@ namespace Bittensor.Protocol.Tests.Lean;
 /// connection. Every step waits for an event (a frame the peer reads, the client's SETTINGS ACK, a call's answer, the
 /// socket's end) before the clock moves; no call has a deadline, so only the keep-alive can end one.
 /// </summary>
-public sealed class LeanKeepAliveTests
+public class LeanKeepAliveTests
 {
+    /// <summary>Whether the connections wait on the client's own I/O loop (<see cref="LeanKeepAliveLoopTests"/>).</summary>
+    protected virtual bool IoLoop => false;
+
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan Second = TimeSpan.FromSeconds(1);
 
     /// <summary>keepalive_time 10 s, keepalive_timeout 5 s: the connection looks at its clock every second.</summary>
-    private static BittensorChannelOptions Options(bool withoutCalls = false) => BittensorChannelOptions.Default with
+    private BittensorChannelOptions Options(bool withoutCalls = false) => BittensorChannelOptions.Default with
     {
+        ClientIoLoop = IoLoop,
         KeepAlivePingDelay = TimeSpan.FromSeconds(10),
         KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
         KeepAlivePingWithoutCalls = withoutCalls,
@@ -331,4 +335,10 @@ public sealed class LeanKeepAliveTests
             }
         }
     }
+}
+
+/// <summary>Every keep-alive test again with the connections on the client's own I/O loop (<c>bittensor.dendrite.io = loop</c>).</summary>
+public sealed class LeanKeepAliveLoopTests : LeanKeepAliveTests
+{
+    protected override bool IoLoop => true;
 }
