@@ -166,7 +166,9 @@ internal sealed partial class ClientIoLoop
         // us (closed): the caller wakes every waiter and the next system call reports it.
         private unsafe bool Arm()
         {
-            var ev = new EpollEvent { Events = _armed | EpollRdHup | EpollOneShot, Data = Id };
+            // RDHUP only with a read armed: it stays raised once the peer half-closed, and a write alone re-armed with it
+            // would be reported again at once, over and over (the peer may close its side and still not read).
+            var ev = new EpollEvent { Events = _armed | ((_armed & EpollIn) != 0 ? EpollRdHup : 0) | EpollOneShot, Data = Id };
             if (EpollCtl(_loop._epoll, EpollCtlMod, Fd, &ev) == 0) return true;
             _closed = true;
             return false;
