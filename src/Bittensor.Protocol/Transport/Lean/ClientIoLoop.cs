@@ -57,6 +57,7 @@ internal sealed partial class ClientIoLoop
     private readonly Lock _lock = new();
     private readonly Dictionary<ulong, Registration> _registrations = [];
     private ulong _nextId = 1;
+    private int _broken; // the errno epoll_wait failed with (the loop stopped), or 0
 
     private ClientIoLoop()
     {
@@ -77,6 +78,7 @@ internal sealed partial class ClientIoLoop
         Registration r;
         lock (_lock)
         {
+            if (_broken != 0) throw new SocketException(_broken);
             r = new Registration(this, socket, _nextId++);
             _registrations[r.Id] = r;
         }
@@ -99,8 +101,19 @@ internal sealed partial class ClientIoLoop
             var n = EpollWait(_epoll, events, Max, -1);
             if (n < 0)
             {
-                if (Marshal.GetLastPInvokeError() == EIntr) continue;
-                Environment.FailFast($"dendrite-io: epoll_wait failed ({Marshal.GetLastPInvokeError()})");
+                var error = Marshal.GetLastPInvokeError();
+                if (error == EIntr) continue;
+                // Not expected (a bad descriptor or argument of ours): stop serving waits rather than the process. Every
+                // registered connection is woken and finds itself closed (its calls answer Unavailable), and the next
+                // connect fails with this error (Unavailable too).
+                Registration[] all;
+                lock (_lock)
+                {
+                    _broken = error;
+                    all = [.. _registrations.Values];
+                }
+                foreach (var r in all) r.Close();
+                return;
             }
             Interlocked.Increment(ref _wakeups);
             for (var k = 0; k < n; k++)
