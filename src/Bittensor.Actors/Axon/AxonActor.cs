@@ -29,10 +29,12 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
     private readonly StakeBook _stakes;
     private readonly AxonStats _stats;
     private AxonReplySink _sink = null!;
+    private AxonService? _service;
     private IServerBinding? _app;
     private IPEndPoint? _bound;
     private Exception? _failure;
     private readonly Exception? _authFailure;
+    private readonly bool _ownAuth;
 
     private AxonActor(AxonSettings settings, AxonHandlers? handlers, IActorRef? host, AxonOptions options, IRequestAuthenticator? auth, ITensorWireCodec? codec)
     {
@@ -40,6 +42,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         _handlers = handlers;
         _host = host;
         _options = options;
+        _ownAuth = auth is null;
         try
         {
             _auth = auth ?? (settings.DisableSignatureVerification ? new UnverifiedAuthenticator() : AxonSeams.CreateAuthenticator(settings, options.Time ?? TimeProvider.System,
@@ -140,7 +143,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         Context.Watch(_host);
         _sink = new AxonReplySink(((ExtendedActorSystem)Context.System).Provider);
         // Inline delegates of the axon's own host run on the calls' threads (AxonService), up to max_workers at once.
-        var service = new AxonService(_settings, _auth, _codec, _host, _sink, _stakes, _stats, _options, ownHost ? _handlers : null);
+        var service = _service = new AxonService(_settings, _auth, _codec, _host, _sink, _stakes, _stats, _options, ownHost ? _handlers : null);
         if (_settings.DisableSignatureVerification)
         {
             _log.Warning("!!! SIGNATURE VERIFICATION IS DISABLED on this axon (bittensor.axon.auth.disable_signature_verification = on): " +
@@ -225,7 +228,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
             _stakes.Update(m.Snapshot);
             _log.Debug("axon stakes from metagraph block {0} ({1} hotkeys)", m.Snapshot.Block, m.Snapshot.N);
         });
-        Receive<GetStats>(_ => Sender.Tell(_stats.Snapshot(_sink.Waiting, _stakes)));
+        Receive<GetStats>(_ => Sender.Tell(_stats.Snapshot(_sink.Waiting, _stakes) with { WarmedUp = _service?.WarmUpAnswered > 0 }));
         Receive<Terminated>(t => t.ActorRef.Equals(_host), _ =>
         {
             _log.Warning("axon: the model host {0} stopped; calls answer NotServingNucleus", _host!.Path);
@@ -272,6 +275,17 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
                 TargetWait = settings.TargetWait, TargetWaitInterval = settings.TargetWaitInterval, AdmitPerRead = settings.AdmitPerRead,
             },
             service, CancellationToken.None);
+        // Warm-up (bittensor.axon.warm_up): two signed calls through the listener before the axon reports itself bound.
+        // Only with the axon's own transport and authenticator (tests that inject either drive their calls themselves).
+        if (settings.WarmUp && _options.Transport is null && _ownAuth)
+        {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            var problem = await AxonWarmUp.RunAsync(binding.Endpoint, service, settings).ConfigureAwait(false);
+            if (problem is null)
+                _log.Debug("axon warm-up: two signed calls through {0} in {1:F1} ms", binding.Endpoint, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            else
+                _log.Warning("axon warm-up call failed ({0}); serving anyway (bittensor.axon.warm_up)", problem);
+        }
         return new Started(binding, binding.Endpoint);
     }
 }

@@ -69,6 +69,20 @@ internal sealed class AxonService : IBittensorService
     private readonly AxonHandlers? _inline;
     private readonly int _inlineLimit;
     private int _inlineRunning;
+    private volatile string? _warmUpCaller;
+    private int _warmUpAnswered;
+
+    /// <summary>
+    /// The throwaway hotkey of the axon's own warm-up call (<see cref="AxonWarmUp"/>): its calls skip the stake rules, are
+    /// answered with zeros without reaching the model, and are not recorded (stats, metrics, the per-call callback).
+    /// Set once, before the call; a key only this process holds, so no other caller can be taken for it.
+    /// </summary>
+    internal void ExpectWarmUp(string hotkey) => _warmUpCaller = hotkey;
+
+    /// <summary>How many warm-up calls were answered past the model step (tests: the warm-up went the whole serving path).</summary>
+    internal int WarmUpAnswered => Volatile.Read(ref _warmUpAnswered);
+
+    private bool IsWarmUp(string caller) => _warmUpCaller is { } w && string.Equals(caller, w, StringComparison.Ordinal);
 
     /// <summary>
     /// A service over <paramref name="host"/>; <paramref name="inline"/> is the axon's own
@@ -217,8 +231,9 @@ internal sealed class AxonService : IBittensorService
             return new Gate(null, claimed, null, Answer(ReturnCode.RequestIncompatibleVersion,
                 $"caller version {auth.Version} is too old for this axon (version {_settings.ProtocolVersion})"), false);
 
-        // 3. Post-verify blacklist: registration and stake rules, against the latest snapshot.
+        // 3. Post-verify blacklist: registration and stake rules, against the latest snapshot (the warm-up's key is not subject to them).
         var (stake, registered) = _stakes.Lookup(auth.Hotkey);
+        if (IsWarmUp(auth.Hotkey)) return new Gate(new Admitted(auth.Hotkey, 0), auth.Hotkey, null, null, true);
         if (_settings.BlacklistRegisteredOnly && !registered)
             return new Gate(null, auth.Hotkey, null, Answer(ReturnCode.SenderUnknown, _stakes.Known
                 ? "caller is not registered on this axon's subnet"
@@ -323,7 +338,17 @@ internal sealed class AxonService : IBittensorService
             // latest then (NucleusTimeout), so no timer of our own is stacked on it.
             var deadline = now + budget;
             var priority = _settings.PriorityByStake ? StakePriority.From(stake) : StakePriority.Lowest;
-            if (_inline is { } inline && TryEnterInline())
+            if (IsWarmUp(hotkey))
+            {
+                // The axon's own warm-up: zeros of the answer's shape, written as a real answer is, without the model.
+                Interlocked.Increment(ref _warmUpAnswered);
+                var forward = new ForwardRequest(hotkey, stake, wireInputs.Modality, inputs) { Priority = priority, DeadlineUtc = deadline };
+                if (!backward && context.RegisterForDispose is { } toDispose && BitConverter.IsLittleEndian
+                    && ServeInto(static (_, zeros) => { zeros.Clear(); return null; }, forward, toDispose).Written is { } written)
+                    return written;
+                result = new ModelResponse(backward ? DenseTensor.Zeros([.. inputs.Shape]) : DenseTensor.Zeros(inputs.Shape[0], inputs.Shape[1], _settings.NetworkDim));
+            }
+            else if (_inline is { } inline && TryEnterInline())
             {
                 try
                 {
@@ -461,6 +486,7 @@ internal sealed class AxonService : IBittensorService
     private void Record(string method, string caller, TensorMessage response, long bytesIn, long started, IReadOnlyList<long>? inputShape, bool verified = true,
         string? shed = null)
     {
+        if (IsWarmUp(caller)) return;
         var record = new AxonCallRecord(method, caller, response.ReturnCode, response.Message, bytesIn, response.CalculateSize(),
             Stopwatch.GetElapsedTime(started), inputShape) { ShedReason = shed };
         // Claims that failed verification are attacker-chosen strings: count them in one bucket so they cannot

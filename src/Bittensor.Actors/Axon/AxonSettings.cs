@@ -114,6 +114,17 @@ public sealed record AxonSettings
     /// </summary>
     public string LoopbackCongestionControl { get; init; } = "reno";
 
+    /// <summary>
+    /// Before the axon reports itself bound (the serving line, <c>serve_axon</c>, a cluster front's activation) it makes two
+    /// signed Forwards to its own listener over loopback with a throwaway key, so the first real caller does not pay the
+    /// first use of the serving path (JIT, HPACK, the header check, the signature check, the nonce store's first write).
+    /// The calls are not counted in the stats, never reaches the model, and prints no per-call line (docs/axon.md "Warm-up").
+    /// </summary>
+    public bool WarmUp { get; init; } = true;
+
+    /// <summary>How long the warm-up call may take; past it (or on any failure) one warning is logged and the axon serves anyway.</summary>
+    public TimeSpan WarmUpTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Largest Forward request in bytes (at most <see cref="MaxMessageSize"/>, which bounds Backward requests and every answer).</summary>
     public required int ForwardMessageSize { get; init; }
 
@@ -241,6 +252,8 @@ public sealed record AxonSettings
             Trace = c.Bool("trace"),
             Transport = c.String("transport"),
             LoopbackCongestionControl = c.String("loopback_congestion_control"),
+            WarmUp = c.Bool("warm_up"),
+            WarmUpTimeout = c.Duration("warm_up_timeout"),
             ForwardMessageSize = c.Int("limits.forward_message_size"),
             RequestHeadersSize = c.Int("limits.request_headers_size"),
             StreamsPerConnection = c.Int("limits.streams_per_connection"),
@@ -292,6 +305,8 @@ public sealed record AxonSettings
         HoconSection.Require(Transport is "kestrel" or "lean", "bittensor.axon.transport", Transport, "must be kestrel or lean");
         HoconSection.Require(LoopbackCongestionControl.Length == 0 || TcpCongestionName(LoopbackCongestionControl), "bittensor.axon.loopback_congestion_control",
             LoopbackCongestionControl, "must be empty (the system's) or a congestion control's name: 1-15 of a-z, 0-9, _ (e.g. reno, cubic, bbr)");
+        HoconSection.Require(WarmUpTimeout > TimeSpan.Zero && WarmUpTimeout <= TimeSpan.FromMinutes(5), "bittensor.axon.warm_up_timeout", WarmUpTimeout,
+            "must lie between 0 (exclusive) and 5m");
         HoconSection.Require(ForwardMessageSize >= 1024, "bittensor.axon.limits.forward_message_size", ForwardMessageSize, "must be at least 1024 bytes");
         HoconSection.Require(RequestHeadersSize >= 1024, "bittensor.axon.limits.request_headers_size", RequestHeadersSize, "must be at least 1024 bytes");
         HoconSection.Require(StreamsPerConnection >= 0, "bittensor.axon.limits.streams_per_connection", StreamsPerConnection, "must not be negative (0 = automatic)");

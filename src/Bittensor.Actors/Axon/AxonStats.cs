@@ -39,9 +39,11 @@ public sealed record CallerStats(long Calls, long BytesIn, long BytesOut, IReadO
 /// rate and connection caps, size limits, Kestrel's limits and HTTP/2 errors), by reason; not in <paramref name="TotalCalls"/>.</param>
 /// <param name="Shed">Calls answered NucleusFull, by reason: <c>queue_full</c> (the model's queue), <c>calls_in_flight</c>,
 /// <c>target_wait</c> (admission by waiting); in <paramref name="TotalCalls"/>.</param>
+/// <param name="WarmedUp">The axon's warm-up call (<c>bittensor.axon.warm_up</c>) went through its listener, header and signature
+/// checks and nonce store to the serve step before the axon reported itself bound; never in the counts above.</param>
 public sealed record AxonStatsSnapshot(long TotalCalls, int Waiting, IReadOnlyDictionary<string, CallerStats> PerCaller,
     bool StakesKnown = false, ulong StakesBlock = 0, int RegisteredHotkeys = 0, IReadOnlyDictionary<string, long>? Refused = null,
-    IReadOnlyDictionary<string, long>? Shed = null)
+    IReadOnlyDictionary<string, long>? Shed = null, bool WarmedUp = false)
     : Akka.Actor.INoSerializationVerificationNeeded;
 
 /// <summary>

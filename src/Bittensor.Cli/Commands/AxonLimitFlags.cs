@@ -61,10 +61,16 @@ internal sealed class AxonLimitFlags
     private readonly Option<int?> _perIpBurst = new("--axon.limits.per_ip.burst") { Description = "Calls a caller address may make at once above its rate (default 1000)" };
     private readonly Option<bool?> _exemptLoopback = new("--axon.limits.per_ip.exempt_loopback") { Description = "Loopback callers are not limited per address (default true)" };
 
+    private readonly Option<bool?> _warmUp = new("--axon.warm_up")
+    {
+        Description = "Before the axon reports itself serving (and announces itself on chain), make two signed calls to its own listener with a throwaway key, " +
+            "so the first real caller does not pay the serving path's first use; not counted, never reaches the model (default true; docs/axon.md \"Warm-up\")",
+    };
+
     /// <summary>Adds the flags to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { _transport, _loopbackCongestion, _forward, _headers, _streams, _inFlight, _targetWait, _targetWaitInterval, _admitPerRead, _connections, _idle, _bodyRate, _bodyGrace, _responseRate, _responseGrace, _perIpConnections, _perIpRate, _perIpBurst, _exemptLoopback })
+        foreach (var o in new Option[] { _transport, _loopbackCongestion, _forward, _headers, _streams, _inFlight, _targetWait, _targetWaitInterval, _admitPerRead, _connections, _idle, _bodyRate, _bodyGrace, _responseRate, _responseGrace, _perIpConnections, _perIpRate, _perIpBurst, _exemptLoopback, _warmUp })
             command.Options.Add(o);
     }
 
@@ -90,5 +96,6 @@ internal sealed class AxonLimitFlags
         ("bittensor.axon.limits.per_ip.requests_per_second", parse.GetValue(_perIpRate)),
         ("bittensor.axon.limits.per_ip.burst", parse.GetValue(_perIpBurst)),
         ("bittensor.axon.limits.per_ip.exempt_loopback", parse.GetValue(_exemptLoopback)),
+        ("bittensor.axon.warm_up", parse.GetValue(_warmUp)),
     ];
 }

@@ -41,6 +41,10 @@ public sealed class SettingsSpec
         Assert.Equal(TimeSpan.FromMilliseconds(2), AxonSettings.Create(With("bittensor.axon.limits.target_wait = 2ms", AxonSettings.SectionPath)).TargetWait);
         Assert.Equal(12, s.AdmitPerRead); // the at-read budget of the wait rule
         Assert.Equal(0, AxonSettings.Create(With("bittensor.axon.limits.admit_per_read = 0", AxonSettings.SectionPath)).AdmitPerRead);
+        // The warm-up before the axon reports itself bound: on by default, bounded by warm_up_timeout.
+        Assert.Equal((true, TimeSpan.FromSeconds(10)), (s.WarmUp, s.WarmUpTimeout));
+        Assert.False(AxonSettings.Create(With("bittensor.axon.warm_up = off", AxonSettings.SectionPath)).WarmUp);
+        Assert.Equal(TimeSpan.FromSeconds(2), AxonSettings.Create(With("bittensor.axon.warm_up_timeout = 2s", AxonSettings.SectionPath)).WarmUpTimeout);
     }
 
     [Fact]
@@ -65,6 +69,9 @@ public sealed class SettingsSpec
     [InlineData("bittensor.axon.port = eighty", "bittensor.axon.port")]
     [InlineData("bittensor.axon.trace = maybe", "bittensor.axon.trace")]
     [InlineData("bittensor.axon.transport = tcp", "bittensor.axon.transport")]
+    [InlineData("bittensor.axon.warm_up = maybe", "bittensor.axon.warm_up")]
+    [InlineData("bittensor.axon.warm_up_timeout = 0", "bittensor.axon.warm_up_timeout")]
+    [InlineData("bittensor.axon.warm_up_timeout = 10m", "bittensor.axon.warm_up_timeout")]
     [InlineData("bittensor.axon.loopback_congestion_control = \"BBR\"", "bittensor.axon.loopback_congestion_control")]
     [InlineData("bittensor.axon.loopback_congestion_control = \"a_name_too_long_x\"", "bittensor.axon.loopback_congestion_control")]
     [InlineData("bittensor.axon.limits.forward_message_size = 10", "bittensor.axon.limits.forward_message_size")]
