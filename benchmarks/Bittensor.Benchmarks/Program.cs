@@ -24,6 +24,8 @@ public static class Program
                 return await AxonLoad.Run(args[1..]);
             case "axon-load-raw":
                 return await AxonLoadRaw.Run(args[1..]);
+            case "first-calls":
+                return await Axon.FirstCalls.Run(args[1..]);
             case "floor-server":
                 return Axon.FloorServer.Run(args[1..]);
             case "axon-farm":

@@ -32,7 +32,8 @@ namespace Bittensor.Benchmarks.Axon;
 /// stops when its share is used up, and the level's time ends with the last call. Signed runs derive one hotkey per
 /// caller at least (//bench/0 … //bench/N-1 for N callers, 256 at least), so every caller's nonces are its own.
 /// <c>--presign_rate R</c> presigns at least R calls per second of the level (so no caller runs out before it ends; a
-/// warning names how many did). <c>--watch_pid PID</c> reads the server's CPU, RSS, threads, context switches and
+/// warning names how many did). <c>--per_second</c> prints the full answers in each second from the level's start (a fresh
+/// server's first seconds: benchmarks/first-seconds.sh). <c>--watch_pid PID</c> reads the server's CPU, RSS, threads, context switches and
 /// run-queue wait from /proc at the level's start (after presigning and connecting) and end, and prints them.
 /// <para>A call answered without the full answer (shed: a NucleusFull return code in a short answer, a gRPC error
 /// status, a reset) is followed by that caller's next call only after a pause drawn uniformly in [0, <c>--shed_pause</c>]
@@ -144,6 +145,12 @@ internal static class AxonLoadRaw
             var server1 = watchPid != 0 ? ProcStat.Read(watchPid) : null;
             var wall = Stopwatch.GetElapsedTime(wall0).TotalSeconds;
             var measured = (stop.Elapsed - warmup).TotalSeconds;
+            if (opts.Has("per_second"))
+            {
+                var seconds1 = (int)Math.Ceiling(stop.Elapsed.TotalSeconds);
+                // From the level's clock start (the warm-up second included): full answers in each second.
+                Console.WriteLine($"# per second from the first call (full answers): {string.Join(" ", Enumerable.Range(0, Math.Min(seconds1, 3600)).Select(i => connections.Sum(c => c.PerSecond[i])))}");
+            }
             var all = connections.SelectMany(c => c.Latencies).Order().ToArray();
             var errors = connections.SelectMany(c => c.Errors).GroupBy(e => e.Key).Select(g => $"{g.Key}={g.Sum(x => x.Value)}");
             // Calls answered without the full answer (a shed or refused call: NucleusFull, RESOURCE_EXHAUSTED, a reset):
@@ -315,6 +322,9 @@ internal static class AxonLoadRaw
         public Dictionary<string, int> Errors { get; } = new(StringComparer.Ordinal);
 
         public long Answered { get; private set; }
+
+        /// <summary>Full answers per second of the level's clock (warm-up second included): <c>--per_second</c>.</summary>
+        public int[] PerSecond { get; } = new int[3600];
 
         /// <summary>Callers whose presigned calls were used up before the level's end, and when the first one was.</summary>
         public int RanOut { get; private set; }
@@ -519,6 +529,8 @@ internal static class AxonLoadRaw
             if (!_open.Remove(id, out var c)) return;
             Answered++;
             var now = _clock.Elapsed;
+            if (error is null && c.Status == "0" && c.DataBytes >= _minAnswerBytes && (int)now.TotalSeconds is var second && second < PerSecond.Length)
+                PerSecond[second]++;
             if (now >= _warmup)
             {
                 var code = error ?? (c.Status is null ? "no grpc-status" : c.Status != "0" ? $"grpc-status {c.Status}"
