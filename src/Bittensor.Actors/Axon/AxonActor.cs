@@ -277,7 +277,13 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
             service, CancellationToken.None);
         // Warm-up (bittensor.axon.warm_up): two signed calls through the listener before the axon reports itself bound.
         // Only with the axon's own transport and authenticator (tests that inject either drive their calls themselves).
-        if (settings.WarmUp && _options.Transport is null && _ownAuth)
+        if (settings.WarmUp && _options.Transport is null && _ownAuth && !settings.PerIpExemptLoopback
+            && (settings.PerIpRequestsPerSecond > 0 || settings.PerIpConnections > 0))
+        {
+            // Loopback callers are limited per address: the warm-up would spend a real loopback caller's budget.
+            _log.Info("axon warm-up skipped: loopback callers are limited per address (limits.per_ip.exempt_loopback = off)");
+        }
+        else if (settings.WarmUp && _options.Transport is null && _ownAuth)
         {
             var started = System.Diagnostics.Stopwatch.GetTimestamp();
             var problem = await AxonWarmUp.RunAsync(binding.Endpoint, service, settings).ConfigureAwait(false);

@@ -114,6 +114,21 @@ public sealed class AxonWarmUpSpec(Xunit.Abstractions.ITestOutputHelper output) 
     }
 
     [Fact]
+    public async Task With_loopback_limited_per_address_the_warm_up_is_skipped_and_leaves_the_budget_to_real_callers()
+    {
+        // One call per hour from 127.0.0.1 (burst 1): a warm-up from loopback would leave a local caller nothing.
+        var counting = new Counting();
+        var settings = Settings("per-ip", warmUp: true) with
+        {
+            PerIpExemptLoopback = false, PerIpRequestsPerSecond = 1.0 / 3600, PerIpRatePeriod = TimeSpan.FromHours(1), PerIpBurst = 1,
+        };
+        var (axon, port) = await StartAxon(settings, counting.Handlers(16), counting.Options());
+        Assert.False((await axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait)).WarmedUp);
+        await AssertAnswersGoodCall(RawClient(port), Alice);
+        Assert.Equal([Alice.ToSs58()], await JournalHotkeysAfterStop(axon, settings.NonceStorePath));
+    }
+
+    [Fact]
     public async Task A_warm_up_that_fails_logs_one_warning_and_the_axon_serves_anyway()
     {
         // The axon's clock runs 52 minutes behind the machine's (not a whole quarter hour: no time zone's offset): the
