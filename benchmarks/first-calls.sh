@@ -37,6 +37,7 @@ wait_for() { # file pattern pid what
 cpu() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s+=$1} END {printf "%d", s/1000000}'; }
 front_args=()
 [[ "$MODE" == cluster ]] && front_args=(--cluster.role front --cluster.port 0)
+: > "$W/server.log"; : > "$W/worker.log"
 t0=$(date +%s%N)
 # shellcheck disable=SC2086
 env HOME="$W" $SERVER_ENV taskset -c 0 dotnet "$BTCLI" axon serve --model echo --uri //Alice --axon.ip 127.0.0.1 --axon.port 0 \
