@@ -249,6 +249,8 @@ internal sealed partial class ClientIoLoop
             return n >= 0 ? ValueTask.FromResult(n) : ReceiveWaitingAsync(into);
         }
 
+        // Once per answer that has to wait (most): the state machine comes from a pool instead of a new box each time.
+        [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
         private async ValueTask<int> ReceiveWaitingAsync(Memory<byte> into)
         {
             while (true)
