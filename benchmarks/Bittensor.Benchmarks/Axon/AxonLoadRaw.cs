@@ -42,6 +42,10 @@ namespace Bittensor.Benchmarks.Axon;
 /// its other peers answered and its training step ran. 200 ms is our dendrite's <c>backoff.min</c>, the range its
 /// breaker draws the first delay from after Unavailable/Timeout. <c>--shed_pause 0</c> re-sends at once (a client
 /// that ignores the answer). A fully answered call is followed at once (closed loop), as before.</para>
+/// <para><c>--stamps FILE</c> (benchmarks/shed-probe.sh): every shed call after the warm-up is appended to FILE with its times on
+/// the machine's monotonic clock — appended, its send returned, its answer's arrival in this socket (the kernel's
+/// <c>SO_TIMESTAMPNS</c> of the receive that completed it, read with <c>recvmsg</c>) and its parse — to be joined with the
+/// server's ShedProbe on (port, stream id). Off by default (plain <c>recv</c>).</para>
 /// </summary>
 internal static class AxonLoadRaw
 {
@@ -87,6 +91,10 @@ internal static class AxonLoadRaw
             return 2;
         }
         var host = target[..colon];
+        // --stamps FILE (benchmarks/shed-probe.sh): every shed call after the warm-up is appended to FILE with its times on the
+        // machine's monotonic clock (shared with the server's ShedProbe): appended, sent, its answer's arrival in this
+        // socket (the kernel's SO_TIMESTAMPNS of the receive that brought it) and its parse.
+        var stampsPath = opts.Get("stamps", "");
 
         var tokens = Enumerable.Range(0, (int)(shape[0] * shape[1])).Select(i => (long)(i % 50000)).ToArray();
         // Signed levels: at least one hotkey per caller, so no two callers share a key and their presigned nonces never
@@ -123,6 +131,7 @@ internal static class AxonLoadRaw
                 try
                 {
                     connections[i] = await Connection.Open(host, port, mine, stop, deadline, warmup, minAnswerBytes, shedPauseMs, seed: i);
+                    if (stampsPath.Length > 0) connections[i].EnableStamps();
                 }
                 catch (SocketException e)
                 {
@@ -172,6 +181,15 @@ internal static class AxonLoadRaw
                 var per = connections.Select(c => c.Latencies.Count).Order().ToArray();
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"# per connection ({per.Length}): admitted calls min {per[0]} / median {per[per.Length / 2]} / max {per[^1]}"));
+            }
+            if (stampsPath.Length > 0)
+            {
+                var text = new StringBuilder();
+                text.Append(CultureInfo.InvariantCulture, $"# level {callers}\n");
+                foreach (var c in connections)
+                    foreach (var r in c.Stamps)
+                        text.Append(CultureInfo.InvariantCulture, $"{r.Port} {r.Stream} {r.Started} {r.Sent} {r.Arrived} {r.Ended} {r.Receives}\n");
+                File.AppendAllText(stampsPath, text.ToString());
             }
             var ranOut = connections.Sum(c => c.RanOut);
             if (ranOut > 0)
@@ -279,6 +297,7 @@ internal static class AxonLoadRaw
         public string? Status;
         public readonly byte[] Small = new byte[256]; // the first bytes of the answer's DATA: a short answer's return code
         public long Due; // Stopwatch timestamp at which a paused caller sends its next call
+        public long Sent; // --stamps: when the send that carried its call returned
     }
 
     /// <summary>One h2c connection and the callers on it: a single loop reads, completes and sends, in that order.</summary>
@@ -315,6 +334,93 @@ internal static class AxonLoadRaw
         private static extern nint Recv(nint socket, byte[] buffer, nint length, int flags);
 
         public List<double> Latencies { get; } = new(1 << 16);
+
+        /// <summary>--stamps: the shed calls after the warm-up (Stopwatch timestamps).</summary>
+        public List<(int Port, int Stream, long Started, long Sent, long Arrived, long Ended, long Receives)> Stamps { get; } = [];
+
+        private bool _stamps;
+        private readonly List<Caller> _unsent = [];
+        private long _arrived; // the kernel's receive timestamp of the last receive, on the monotonic clock
+        private long _receives;
+        private long _realtimeOffset; // CLOCK_REALTIME - CLOCK_MONOTONIC, ns
+        private int _localPort;
+
+        /// <summary>--stamps: the kernel stamps every received packet (SO_TIMESTAMPNS), read with recvmsg.</summary>
+        public void EnableStamps()
+        {
+            _stamps = true;
+            _localPort = ((System.Net.IPEndPoint)_socket.LocalEndPoint!).Port;
+            _socket.SetRawSocketOption(1, 35, BitConverter.GetBytes(1)); // SOL_SOCKET, SO_TIMESTAMPNS
+            var best = long.MaxValue;
+            for (var i = 0; i < 9; i++)
+            {
+                var m0 = Stopwatch.GetTimestamp();
+                ClockGetTime(0, out var rt);
+                var m1 = Stopwatch.GetTimestamp();
+                if (m1 - m0 < best)
+                {
+                    best = m1 - m0;
+                    _realtimeOffset = (rt.Sec * 1_000_000_000L) + rt.Nsec - ToNs((m0 + m1) / 2);
+                }
+            }
+        }
+
+        private static long ToNs(long ticks) => (long)(ticks * (1e9 / Stopwatch.Frequency));
+
+        private static long FromNs(long ns) => (long)(ns * (Stopwatch.Frequency / 1e9));
+
+        [StructLayout(LayoutKind.Sequential)]
+        private struct Timespec
+        {
+            public long Sec;
+            public long Nsec;
+        }
+
+        [StructLayout(LayoutKind.Sequential)]
+        private struct IoVec
+        {
+            public nint Base;
+            public nint Length;
+        }
+
+        [StructLayout(LayoutKind.Sequential)]
+        private struct MsgHdr
+        {
+            public nint Name;
+            public int NameLength;
+            public nint Iov;
+            public nint IovLength;
+            public nint Control;
+            public nint ControlLength;
+            public int Flags;
+        }
+
+        [DllImport("libc", EntryPoint = "clock_gettime")]
+        private static extern int ClockGetTime(int clock, out Timespec time);
+
+        [DllImport("libc", EntryPoint = "recvmsg", SetLastError = true)]
+        private static extern unsafe nint RecvMsg(nint socket, MsgHdr* message, int flags);
+
+        // recv(2) through recvmsg with the kernel's receive timestamp (SO_TIMESTAMPNS, CLOCK_REALTIME) kept in _arrived.
+        private unsafe int ReceiveStamped(int offset, int count)
+        {
+            var control = stackalloc byte[64];
+            fixed (byte* buffer = _in)
+            {
+                var iov = new IoVec { Base = (nint)(buffer + offset), Length = count };
+                var message = new MsgHdr { Iov = (nint)(&iov), IovLength = 1, Control = (nint)control, ControlLength = 64 };
+                var n = RecvMsg(_socket.Handle, &message, 0);
+                if (n < 0) throw new IOException($"recvmsg: errno {Marshal.GetLastPInvokeError()}");
+                _receives++;
+                // cmsghdr: size_t len, int level, int type, then the timespec (at 16 on 64-bit Linux).
+                if (message.ControlLength >= 32 && *(int*)(control + 8) == 1 && *(int*)(control + 12) == 35)
+                {
+                    var ts = (Timespec*)(control + 16);
+                    _arrived = FromNs((ts->Sec * 1_000_000_000L) + ts->Nsec - _realtimeOffset);
+                }
+                return (int)n;
+            }
+        }
 
         /// <summary>Latencies of calls that ended without a full answer (after the warm-up).</summary>
         public List<double> ErrorLatencies { get; } = [];
@@ -394,6 +500,12 @@ internal static class AxonLoadRaw
                     for (var sent = 0; sent < _outLength;)
                         sent += _socket.Send(_out, sent, _outLength - sent, SocketFlags.None);
                     _outLength = 0;
+                    if (_stamps && _unsent.Count > 0)
+                    {
+                        var at = Stopwatch.GetTimestamp();
+                        foreach (var c in _unsent) c.Sent = at;
+                        _unsent.Clear();
+                    }
                     if (_open.Count == 0 && _blocked.Count == 0 && _paused.Count == 0) break;
                     if (_paused.Count > 0)
                     {
@@ -420,7 +532,8 @@ internal static class AxonLoadRaw
                         continue;
                     }
                     // Small reads: a frame header and the start of a large DATA frame come in; the rest of it is dropped above.
-                    var n = _socket.Receive(_in, filled, Math.Min(ReadAtMost, _in.Length - filled), SocketFlags.None);
+                    var n = _stamps ? ReceiveStamped(filled, Math.Min(ReadAtMost, _in.Length - filled))
+                        : _socket.Receive(_in, filled, Math.Min(ReadAtMost, _in.Length - filled), SocketFlags.None);
                     if (n == 0) throw new IOException("connection closed");
                     filled += n;
                     var used = Parse(_in.AsSpan(0, filled));
@@ -544,6 +657,7 @@ internal static class AxonLoadRaw
                 {
                     Fail(code);
                     ErrorLatencies.Add(ms);
+                    if (_stamps) Stamps.Add((_localPort, id, c.Started, c.Sent, _arrived, Stopwatch.GetTimestamp(), _receives));
                 }
             }
             if (now >= _deadline) return;
@@ -613,6 +727,7 @@ internal static class AxonLoadRaw
             c.DataBytes = 0;
             c.Status = null;
             c.Started = Stopwatch.GetTimestamp();
+            if (_stamps) _unsent.Add(c);
             _open[id] = c;
             var frames = request.Frames;
             var at = _outLength;

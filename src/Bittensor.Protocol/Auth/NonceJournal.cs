@@ -413,6 +413,7 @@ internal sealed partial class NonceJournal : IDisposable
             return;
         }
         long written = 0;
+        var began = Lean.ShedProbe.On ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
         try
         {
             written = WriteText(_journal, text);
@@ -431,6 +432,9 @@ internal sealed partial class NonceJournal : IDisposable
             }
             _journalBytes += written;
             Interlocked.Increment(ref _batchesWritten);
+            if (Lean.ShedProbe.On)
+                Lean.ShedProbe.Add(reservations.Count > 0 && _fsync ? Lean.ShedProbe.FsyncBatch : Lean.ShedProbe.InlineBatch, began,
+                    System.Diagnostics.Stopwatch.GetTimestamp(), Environment.CurrentManagedThreadId, reservations.Count, written, 0, 0, 0, 0);
             batch.TrySetResult();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
@@ -477,9 +481,11 @@ internal sealed partial class NonceJournal : IDisposable
 
     private void TryCompact(bool keepReservations = true)
     {
+        var began = Lean.ShedProbe.On ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
         try
         {
             Compact(keepReservations);
+            if (Lean.ShedProbe.On) Lean.ShedProbe.Add(Lean.ShedProbe.Compaction, began, System.Diagnostics.Stopwatch.GetTimestamp(), Environment.CurrentManagedThreadId, 0, 0, 0, 0, 0, 0);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
         {

@@ -485,6 +485,9 @@ internal sealed class RawH2 : IAsyncDisposable
 
     public record Frame_(byte Type, byte Flags, int Stream, byte[] Payload);
 
+    /// <summary>This side's port (the server's connection of this client is the one whose peer port it is).</summary>
+    public int LocalPort => ((System.Net.IPEndPoint)_socket.LocalEndPoint!).Port;
+
     /// <summary>A header block of literals without indexing (no Huffman).</summary>
     /// <summary>A gRPC length-prefixed message (uncompressed): the bytes of a request's DATA.</summary>
     public static byte[] Message(TensorMessage m)

@@ -611,4 +611,54 @@ public sealed class WaitAdmissionTests
         Assert.False(rule.Engaged);
         Assert.Equal((30 + 4 + 12, 2), (service.Ran["a"], service.Delayed));
     }
+    [Fact]
+    public async Task Engaged_with_an_at_read_budget_a_connection_waiting_for_its_turn_has_its_calls_over_the_budget_answered_while_another_connections_calls_run()
+    {
+        // Two connections queued for their first turns, a first. b's socket holds ten calls, a's three; each call takes
+        // 1 ms of the clock (a shed pass is due every 0.25 ms with a 2 ms target). While a's calls run in a's turn, a
+        // pass reads b's socket and answers b's six calls over the budget of 4: they reach b's client before a's third
+        // call is checked and before b has had a turn. Then b's turn runs its four kept calls with nothing new in its
+        // socket. Without the pass b's six sheds would be answered only in b's turn, after a's calls.
+        var clock = new DrivenClock();
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10), perRead: 4);
+        SlowProbes(server, clock);
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+        await using var b = await RawH2.Connect(server.Endpoint.Port);
+        Assert.Equal(2, server.Turns.Waiting);
+        var bConnection = server.Connections().Single(c => ((System.Net.IPEndPoint)c.SocketForTests!.RemoteEndPoint!).Port == b.LocalPort);
+        var aConnection = server.Connections().Single(c => !ReferenceEquals(c, bConnection));
+
+        var sixOnB = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        async Task ReadB()
+        {
+            var ended = 0;
+            while (ended < 10)
+            {
+                var f = await b.Read() ?? throw new InvalidOperationException($"the server closed b after {ended} answers");
+                if (f.Type != H2.Headers || (f.Flags & H2.EndStream) == 0) continue;
+                if (++ended == 6) sixOnB.TrySetResult();
+            }
+        }
+        var bAnswers = ReadB();
+        var aAnswers = Answers(a, 3);
+        (bool SixOnB, int BTurns, int Delayed, bool BRan)? seen = null;
+        var checks = 0;
+        service.OnCheck = () =>
+        {
+            // The third check of a's calls (b's kept calls are checked in b's turn, after): what b's client had by then.
+            if (++checks == 3) seen = (sixOnB.Task.Wait(TimeSpan.FromSeconds(10)), bConnection.TurnsWaited, service.Delayed, service.Ran.ContainsKey("b"));
+        };
+        var callBytes = 9 + RequestBlock.Length + 9 + RawH2.Message(new TensorMessage { Hotkey = "a" }).Length;
+        await SendCalls(b, "b", 10);
+        Assert.True(SocketBytes.WaitFor(bConnection.SocketForTests, 10 * callBytes, Wait, out _));
+        await SendCalls(a, "a", 3);
+        Assert.True(SocketBytes.WaitFor(aConnection.SocketForTests, 3 * callBytes, Wait, out _));
+        await TurnsUntil(server, Task.WhenAll(aAnswers, bAnswers));
+
+        Assert.Equal((true, 1, 6, false), seen);
+        Assert.Equal((3, 4, 6), (service.Ran["a"], service.Ran["b"], service.Delayed));
+        Assert.Equal(6, server.PassSheds);
+        Assert.Equal(6, server.Admission!.Shed);
+    }
 }

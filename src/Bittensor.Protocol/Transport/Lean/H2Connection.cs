@@ -80,6 +80,20 @@ internal sealed class H2Connection
     private long _readAt; // the read loop's own: when the last read completed (WaitAdmission: a call's wait since its read)
     private int _admittedThisRead; // the runner's own: calls the at-read budget admitted since the read loop's last read (WaitAdmission.PerRead)
     private readonly List<H2Stream> _shedding = []; // the runner's own: streams claimed for a shed, answered outside the lock
+    // Who may read this connection's socket and handle its frames: 1 its read loop (running, or waiting for data or a
+    // send), 0 nobody (the loop waits for its read turn: a shed pass may take it), 2 a shed pass (DecideWhileWaiting).
+    private int _reader = 1;
+    private bool _readByPass; // a shed pass read the socket while the loop waited for its turn: the turn begins with what it read
+    private readonly List<H2Stream> _passShedding = []; // a shed pass's own (under _reader == 2)
+    // Calls a shed pass read and kept for the coming turn, in arrival order (under _sync): out of _ready, so a sender's
+    // unparking (FlushAsync) does not run them before the turn; the turn puts them back in front.
+    private readonly List<H2Stream> _keptForTurn = [];
+    // ShedProbe (a benchmark's, off by default): shed answers written into _out (under _sync), and those in the send under way (the sender's own).
+    private readonly List<(int Id, long ReadAt, long DecidedAt, long Gc, int Kind)>? _probePending = ShedProbe.On ? [] : null;
+    private readonly List<(int Id, long ReadAt, long DecidedAt, long Gc, int Kind)>? _probeSending = ShedProbe.On ? [] : null;
+    private long _probeSendStart;
+    private long _probeSendBytes;
+    private readonly int _probePort;
     private byte[] _in = [];
     private int _inStart;
     private int _inEnd;
@@ -118,6 +132,7 @@ internal sealed class H2Connection
         _socket = socket;
         _key = key;
         _peer = (socket?.RemoteEndPoint as IPEndPoint)?.Address;
+        if (ShedProbe.On) _probePort = (socket?.RemoteEndPoint as IPEndPoint)?.Port ?? 0;
         _maxHeaderBlock = Math.Max(16 * 1024, (2 * server.MaxHeaderList) + 4096);
         _out = new H2Output(server.Owner);
         _spare = new H2Output(server.Owner);
@@ -231,31 +246,51 @@ internal sealed class H2Connection
         {
             // Every wait for a turn is awaited here, in this method's own frame (see NextTurn).
             await NextTurn().ConfigureAwait(false);
-            Volatile.Write(ref _awaitingTurn, false);
+            TakeReader();
             while (true)
             {
                 if (_inEnd == _in.Length) Compact();
                 int n;
                 bool atOnce;
-                try
+                bool filled;
+                if (_readByPass)
                 {
-                    var receive = _socket!.ReceiveAsync(_in.AsMemory(_inEnd, Math.Min(_in.Length - _inEnd, _server.ReadSize)), SocketFlags.None);
-                    atOnce = receive.IsCompleted;
-                    n = await receive.ConfigureAwait(false);
+                    // A shed pass read the socket while this loop waited for the turn (its calls over the budget are
+                    // answered, the rest kept for this turn): the turn begins with them and whatever came since (the
+                    // drain below), not with a receive that could wait for data with calls ready. It queues for its
+                    // next turn after it, as a turn whose read found data already there does.
+                    _readByPass = false;
+                    if (_readEnded) break;
+                    lock (_sync)
+                    {
+                        _ready.InsertRange(0, _keptForTurn);
+                        _keptForTurn.Clear();
+                    }
+                    atOnce = true;
+                    filled = true;
                 }
-                catch (Exception e) when (e is SocketException or ObjectDisposedException)
+                else
                 {
-                    break;
+                    try
+                    {
+                        var receive = _socket!.ReceiveAsync(_in.AsMemory(_inEnd, Math.Min(_in.Length - _inEnd, _server.ReadSize)), SocketFlags.None);
+                        atOnce = receive.IsCompleted;
+                        n = await receive.ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is SocketException or ObjectDisposedException)
+                    {
+                        break;
+                    }
+                    if (n == 0) break;
+                    filled = n == Math.Min(_in.Length - _inEnd, _server.ReadSize);
+                    _inEnd += n;
+                    if (_server.Admission is { } admission) Stamp(admission);
                 }
-                if (n == 0) break;
-                var filled = n == Math.Min(_in.Length - _inEnd, _server.ReadSize);
-                _inEnd += n;
-                if (_server.Admission is { } admission) Stamp(admission);
                 if (!atOnce) _readsThisTurn = 0;
                 else if (++_readsThisTurn > ReadTurns.ReadsPerTurn)
                 {
                     await NextTurn().ConfigureAwait(false);
-                    Volatile.Write(ref _awaitingTurn, false);
+                    TakeReader();
                 }
                 Volatile.Write(ref _admittedThisRead, 0);
                 bool keepGoing;
@@ -279,7 +314,7 @@ internal sealed class H2Connection
                 if ((atOnce || readMore) && BudgetEngaged)
                 {
                     await NextTurn().ConfigureAwait(false);
-                    Volatile.Write(ref _awaitingTurn, false);
+                    TakeReader();
                 }
             }
         }
@@ -309,7 +344,96 @@ internal sealed class H2Connection
         _readsThisTurn = 0;
         TurnsWaited++;
         Volatile.Write(ref _awaitingTurn, true);
+        // From here until the turn comes a shed pass may read the socket (DecideWhileWaiting); the loop takes it back at
+        // its turn (TakeReader).
+        Volatile.Write(ref _reader, 0);
         return _turn.Wait(_lane!);
+    }
+
+    /// <summary>
+    /// The turn came: the read loop takes the socket back, after a shed pass that is reading it (a few system calls) ends.
+    /// </summary>
+    private void TakeReader()
+    {
+        var spin = new SpinWait();
+        while (Interlocked.CompareExchange(ref _reader, 1, 0) != 0) spin.SpinOnce(sleep1Threshold: -1);
+        Volatile.Write(ref _awaitingTurn, false);
+    }
+
+    /// <summary>True while the read loop waits for its read turn and no shed pass reads its socket (LeanServer.ShedPassIfDue).</summary>
+    internal bool WaitingForTurn => Volatile.Read(ref _reader) == 0 && Volatile.Read(ref _awaitingTurn);
+
+    /// <summary>
+    /// A shed pass (LeanServer.ShedPassIfDue, the at-read budget engaged), on another connection's read loop between its
+    /// calls, while this connection's loop waits for its read turn: reads what the socket holds (as the turn's own drain
+    /// would) and answers at once the calls over the budget of the coming turn — in arrival order, the first
+    /// <see cref="WaitAdmission.PerRead"/> of the calls not yet decided stay for the turn (its read decides them with
+    /// whatever comes before it), the rest are shed now, as that read would shed them, instead of after every turn ahead
+    /// of this one. Their answers are sent at once. Returns the calls shed. Nothing happens unless the loop is parked for
+    /// its turn (the reader flag is taken for the pass, so the loop waits for it to end at its turn).
+    /// </summary>
+    internal int DecideWhileWaiting(WaitAdmission admission)
+    {
+        if (Interlocked.CompareExchange(ref _reader, 2, 0) != 0) return 0;
+        try
+        {
+            if (!Volatile.Read(ref _awaitingTurn) || _readEnded || _in.Length == 0 || _socket is null) return 0;
+            var reads = _readsThisTurn;
+            var read = false;
+            for (var i = 0; i <= ReadTurns.ReadsPerTurn && !_readEnded && ReadBetweenCalls(drain: true); i++) read = true;
+            _readsThisTurn = reads;
+            if (!read) return 0;
+            _readByPass = true;
+            lock (_sync)
+            {
+                // A runner of parked calls takes the ready list itself (and decides it with the budget).
+                if (_runningReady || _closed) return 0;
+                var kept = 0;
+                foreach (var s in _keptForTurn)
+                    if (s.Phase == StreamPhase.New && !s.Closed) kept++;
+                foreach (var s in _ready)
+                {
+                    if (s.Phase != StreamPhase.New || s.Closed) continue;
+                    if (kept < admission.PerRead)
+                    {
+                        kept++;
+                        continue;
+                    }
+                    s.Phase = StreamPhase.Checking;
+                    _passShedding.Add(s);
+                }
+                // What the pass read waits for the turn (the shed ones are answered below and leave the list then).
+                foreach (var s in _ready)
+                    if (!_passShedding.Contains(s)) _keptForTurn.Add(s);
+                    else s.Queued = false;
+                _ready.Clear();
+            }
+            var shed = _passShedding.Count;
+            if (shed == 0) return 0;
+            admission.BudgetDecided(shed, _server.Now);
+            try
+            {
+                foreach (var s in _passShedding)
+                {
+                    var answer = DelayedAnswer(s.Method);
+                    lock (_sync)
+                    {
+                        if (ShedProbe.On) ProbeShed(s, ShedProbe.ShedPass);
+                        Decide(s, answer);
+                    }
+                }
+            }
+            finally
+            {
+                _passShedding.Clear();
+            }
+            KickFlush();
+            return shed;
+        }
+        finally
+        {
+            Volatile.Write(ref _reader, 0);
+        }
     }
 
     /// <summary>
@@ -942,6 +1066,9 @@ internal sealed class H2Connection
                         s.Queued = false;
                         Pump(s);
                         if (Volatile.Read(ref _out.Length) >= FlushEarly) await FlushAsync().ConfigureAwait(false);
+                        // The at-read budget engaged: the connections waiting for their turn have their calls over the
+                        // budget answered now (at most one pass every eighth of the target over the server).
+                        if (readLoop && _server.Admission is { PerRead: > 0, Engaged: true } budget) _server.ShedPassIfDue(this, budget);
                         // At the calls_in_flight limit the socket is looked at every PeekEvery calls; with the wait
                         // rule engaged once per read (after PeekEvery calls): each look is two system calls, and with
                         // many connections (64) reads are short, so one every few calls doubled the CPU per call.
@@ -1016,7 +1143,7 @@ internal sealed class H2Connection
         }
         if (decided) admission.BudgetDecided(_shedding.Count, _server.Now);
         if (_shedding.Count == 0) return false;
-        AnswerShedding();
+        AnswerShedding(ShedProbe.ShedBudget);
         return true;
     }
 
@@ -1044,19 +1171,23 @@ internal sealed class H2Connection
             }
             if (_shedding.Count == 0) return false;
         }
-        AnswerShedding();
+        AnswerShedding(ShedProbe.ShedLate);
         return true;
     }
 
     /// <summary>Answers the streams claimed in <see cref="_shedding"/> (NucleusFull from their headers, outside the lock), then empties it.</summary>
-    private void AnswerShedding()
+    private void AnswerShedding(int kind)
     {
         try
         {
             foreach (var s in _shedding)
             {
                 var shed = DelayedAnswer(s.Method);
-                lock (_sync) Decide(s, shed);
+                lock (_sync)
+                {
+                    if (ShedProbe.On) ProbeShed(s, kind);
+                    Decide(s, shed);
+                }
             }
         }
         finally
@@ -1103,6 +1234,32 @@ internal sealed class H2Connection
         return false;
     }
 
+    /// <summary>ShedProbe (under the lock): a shed answer about to be written into the output.</summary>
+    private void ProbeShed(H2Stream s, int kind)
+    {
+        if (_probePending!.Count < 100_000) _probePending.Add((s.Id, s.ReadAt, _server.Now, ShedProbe.GcPause(), kind));
+    }
+
+    /// <summary>ShedProbe (under the lock, at a swap of the output): the shed answers written so far go in this send.</summary>
+    private void ProbeSendStarts(int bytes)
+    {
+        _probeSending!.AddRange(_probePending!);
+        _probePending!.Clear();
+        _probeSendStart = _server.Now;
+        _probeSendBytes = bytes;
+    }
+
+    /// <summary>ShedProbe (the sender's): the send returned.</summary>
+    private void ProbeSendEnded()
+    {
+        if (_probeSending!.Count == 0) return;
+        var now = _server.Now;
+        var gc = ShedProbe.GcPause();
+        foreach (var (id, readAt, decidedAt, gcAt, kind) in _probeSending)
+            ShedProbe.Add(kind, _probePort, id, readAt, decidedAt, _probeSendStart, now, _probeSendBytes, gc - gcAt, 0);
+        _probeSending.Clear();
+    }
+
     /// <summary>Moves a call on as far as it can go without waiting.</summary>
     private void Pump(H2Stream s)
     {
@@ -1121,7 +1278,11 @@ internal sealed class H2Connection
                     if (limit > 0 && _server.CallsHeld - (Volatile.Read(ref s.Held) ? 1 : 0) >= limit)
                     {
                         var shed = OverloadAnswer(s.Method, limit);
-                        lock (_sync) Decide(s, shed);
+                        lock (_sync)
+                        {
+                            if (ShedProbe.On) ProbeShed(s, ShedProbe.ShedAtCheck);
+                            Decide(s, shed);
+                        }
                         continue;
                     }
                     // Admission by waiting: engaged, a call that waited over the target is answered the same way.
@@ -1131,7 +1292,11 @@ internal sealed class H2Connection
                     {
                         admission.CountShed();
                         var shed = DelayedAnswer(s.Method);
-                        lock (_sync) Decide(s, shed);
+                        lock (_sync)
+                        {
+                            if (ShedProbe.On) ProbeShed(s, ShedProbe.ShedLate);
+                            Decide(s, shed);
+                        }
                         continue;
                     }
                     ValueTask<HeaderDecision> check;
@@ -1237,7 +1402,11 @@ internal sealed class H2Connection
             foreach (var s in _shedding)
             {
                 var shed = OverloadAnswer(s.Method, limit);
-                lock (_sync) Decide(s, shed);
+                lock (_sync)
+                {
+                    if (ShedProbe.On) ProbeShed(s, ShedProbe.ShedInFlight);
+                    Decide(s, shed);
+                }
             }
         }
         finally
@@ -1818,6 +1987,7 @@ internal sealed class H2Connection
             sending = _out;
             _out = _spare;
             _spare = sending;
+            if (ShedProbe.On) ProbeSendStarts(sending.Length);
         }
         try
         {
@@ -1833,6 +2003,7 @@ internal sealed class H2Connection
                     Volatile.Write(ref _writeDeadline, long.MaxValue);
                     remaining = remaining[n..];
                 }
+                if (ShedProbe.On) ProbeSendEnded();
                 sending.Reset();
                 bool unparked;
                 lock (_sync)
@@ -1857,6 +2028,7 @@ internal sealed class H2Connection
                     _out = sending;
                     _spare = filled;
                     sending = filled;
+                    if (ShedProbe.On) ProbeSendStarts(sending.Length);
                 }
             }
         }
