@@ -661,4 +661,46 @@ public sealed class WaitAdmissionTests
         Assert.Equal(6, server.PassSheds);
         Assert.Equal(6, server.Admission!.Shed);
     }
+    [Fact]
+    public async Task Engaged_with_an_at_read_budget_no_shed_pass_runs_while_more_connections_wait_for_their_turn_than_a_pass_visits()
+    {
+        // Ten connections queued for their first turns (a pass visits at most 8): while a's calls run, b's calls over the
+        // budget stay in its socket until b's turn, which sheds them itself (as before shed passes). Without the limit a
+        // pass would shed them during a's calls.
+        var clock = new DrivenClock();
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10), perRead: 4);
+        SlowProbes(server, clock);
+        var clients = new List<RawH2>();
+        try
+        {
+            for (var i = 0; i < 10; i++) clients.Add(await RawH2.Connect(server.Endpoint.Port));
+            Assert.True(LeanServer.VisitsPerPass < 9);
+            Assert.Equal(10, server.Turns.Waiting);
+            var (a, b) = (clients[0], clients[1]);
+            var bConnection = server.Connections().Single(c => ((System.Net.IPEndPoint)c.SocketForTests!.RemoteEndPoint!).Port == b.LocalPort);
+            var aConnection = server.Connections().Single(c => ((System.Net.IPEndPoint)c.SocketForTests!.RemoteEndPoint!).Port == a.LocalPort);
+            (int Delayed, long Passes)? seen = null;
+            var checks = 0;
+            service.OnCheck = () =>
+            {
+                if (++checks == 3) seen = (service.Delayed, server.Passes);
+            };
+            var answers = Task.WhenAll(Answers(a, 3), Answers(b, 10));
+            var callBytes = 9 + RequestBlock.Length + 9 + RawH2.Message(new TensorMessage { Hotkey = "a" }).Length;
+            await SendCalls(b, "b", 10);
+            Assert.True(SocketBytes.WaitFor(bConnection.SocketForTests, 10 * callBytes, Wait, out _));
+            await SendCalls(a, "a", 3);
+            Assert.True(SocketBytes.WaitFor(aConnection.SocketForTests, 3 * callBytes, Wait, out _));
+            await TurnsUntil(server, answers);
+
+            Assert.Equal((0, 0L), seen);
+            Assert.Equal((3, 4, 6), (service.Ran["a"], service.Ran["b"], service.Delayed));
+            Assert.Equal(0, server.PassSheds);
+        }
+        finally
+        {
+            foreach (var c in clients) await c.DisposeAsync();
+        }
+    }
 }
