@@ -662,9 +662,9 @@ public sealed class WaitAdmissionTests
         Assert.Equal(6, server.Admission!.Shed);
     }
     [Fact]
-    public async Task Engaged_with_an_at_read_budget_no_shed_pass_runs_while_more_connections_wait_for_their_turn_than_a_pass_visits()
+    public async Task Engaged_with_an_at_read_budget_no_shed_pass_runs_while_more_connections_are_open_than_a_pass_visits()
     {
-        // Ten connections queued for their first turns (a pass visits at most 8): while a's calls run, b's calls over the
+        // Ten connections open, queued for their first turns (a pass visits at most 8): while a's calls run, b's calls over the
         // budget stay in its socket until b's turn, which sheds them itself (as before shed passes). Without the limit a
         // pass would shed them during a's calls.
         var clock = new DrivenClock();
