@@ -47,7 +47,8 @@ public sealed class LeanClientFramesSpec(Xunit.Abstractions.ITestOutputHelper ou
     /// <summary>
     /// The dendrite's fan-out (what <c>btcli run validator</c> queries peers with) over the lean client: each answer's
     /// floats are received from the socket straight into its result's array (<see cref="AnswerLanding"/>), and the
-    /// results are the axon's answers, value for value, from the lean server and from Kestrel (16 KB DATA frames).
+    /// results are the axon's answers, value for value, from the lean server and from Kestrel (16 KB DATA frames; from
+    /// Kestrel the landing is not asserted: with 16 KB frames it lands a few bytes or none, decided per connection).
     /// </summary>
     [Theory]
     [InlineData("kestrel")]
@@ -77,7 +78,11 @@ public sealed class LeanClientFramesSpec(Xunit.Abstractions.ITestOutputHelper ou
 
         var landed = LeanClientTransport.BytesLandedFrom(port) - landedBefore;
         _output.WriteLine($"{server}: {landed} answer bytes received straight into results' arrays over 4 rounds");
-        Assert.True(landed > 0, "no answer bytes were received straight into a result's array during this test's rounds");
+        // Kestrel sends 16 KB DATA frames: whether any of their bytes land depends on where the connection's first read
+        // at a frame start fell (0 or ~95 bytes over 4 rounds, per connection, not per round; session 18 saw 0 in 1 of
+        // 5-8 runs at load ~10), so only its values are checked. The lean server's one DATA frame per answer lands.
+        if (server == "lean")
+            Assert.True(landed > 0, "no answer bytes were received straight into a result's array during this test's rounds");
     }
 
     /// <summary>
