@@ -31,6 +31,9 @@
 # later round (after its other peers answered and its training step ran); 200 ms is our dendrite's backoff.min.
 # LOAD_ARGS: extra options for the generator's measured levels, e.g. LOAD_ARGS="--channels 64" (axon-load-raw's
 # connections, default 4: the read-fairness probe of session 12 compares 4 / 16 / 64 at 1,024 callers).
+# MODEL: the model the axon serves (default echo; "server" is the TorchSharp ServerTextModel that `btcli run server`
+# hosts, bittensor.model defaults: the hosted-model path, its calls batched by the model host's actor, whose queue and
+# the axon's calls_in_flight bound what waits; session 18 measured admission by waiting against it).
 # SHED_PAUSE=0 re-sends at once (a client that ignores the answer: every shed costs the server again at once).
 # A fully answered call is followed at once (closed loop) either way.
 # At 1,024 callers the generator's core is the bottleneck on a 2-core box (session 11: the whole of core 1 at 19-21 us
@@ -64,6 +67,7 @@ LOAD_CORE=${LOAD_CORE:-1}
 BTCLI=${BTCLI:-src/Bittensor.Cli/bin/Release/net10.0/btcli.dll}
 BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Benchmarks.dll}
 SERVER_ARGS=${SERVER_ARGS:-}
+MODEL=${MODEL:-echo}
 SERVER_ENV=${SERVER_ENV:-}
 COUNTERS=${COUNTERS:-0}
 RAW=${RAW:-0}
@@ -115,7 +119,7 @@ now_ns() { date +%s%N; }
 
 echo "# race: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 [[ "$PRIO" == "rt" ]] && echo "# PRIO=rt: server ${SERVER_PREFIX[*]}, generator ${LOAD_PREFIX[*]}"
-echo "# server: $SERVER_ENV taskset -c $SERVER_CORE dotnet $BTCLI axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 $SERVER_ARGS [--axon.disable_signature_verification]"
+echo "# server: $SERVER_ENV taskset -c $SERVER_CORE dotnet $BTCLI axon serve --model $MODEL --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 $SERVER_ARGS [--axon.disable_signature_verification]"
 echo "# warm-up: ${WARMUP} s at 16 callers per server, not measured"
 echo "# server RSS MB: before the level -> after it; run-queue wait: the server's threads runnable but kept off a core (average threads), i.e. the machine's load"
 [[ "$RAW" == "1" ]] && echo "# shed calls: the caller's next call after a pause uniform in [0, $SHED_PAUSE] ms (SHED_PAUSE)"
@@ -163,7 +167,7 @@ for mode in $MODES; do
       --network_dim 1024 >"$work/out" 2>"$work/err" &
   else
     # shellcheck disable=SC2086
-    env $SERVER_ENV "${SERVER_PREFIX[@]}" taskset -c "$SERVER_CORE" dotnet "$BTCLI" axon serve --model echo --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 \
+    env $SERVER_ENV "${SERVER_PREFIX[@]}" taskset -c "$SERVER_CORE" dotnet "$BTCLI" axon serve --model "$MODEL" --uri //Bob --axon.ip 127.0.0.1 --axon.port 0 \
       "${extra[@]}" $SERVER_ARGS >"$work/out" 2>"$work/err" &
   fi
   server_pid=$!

@@ -142,6 +142,52 @@ public sealed class WaitAdmissionTests
         Assert.Equal(18, rule.BudgetReads);
     }
 
+    [Fact]
+    public void The_lag_and_the_check_wait_count_only_the_servers_own_work_so_another_processs_time_slices_never_engage_the_rule()
+    {
+        // The work clock (the process's CPU time) moves only while the server works. Another process holds the core:
+        // every probe comes back 6 ms late (over the 4 ms target) while the server worked 1 ms of it, and every
+        // asynchronous check takes 6 ms while the server works none of it (the journal's disk) — for 200 ms: the waits
+        // are the host's, never engaged. Session 17's rule counted the wall time and engaged here.
+        long stolen = 0;
+        var t = 1_000 * Ms;
+        var rule = new WaitAdmission(target: 4 * Ms, interval: 100 * Ms, perRead: 12, work: () => t - stolen);
+        for (var i = 0; i < 200; i += 14)
+        {
+            t += 2 * Ms; // past ProbeEvery
+            Assert.True(rule.ProbeDue(t));
+            t += 1 * Ms;
+            stolen += 5 * Ms;
+            t += 5 * Ms;
+            rule.ProbeReturned(t);
+            Assert.Equal(1 * Ms, rule.Lag(t));
+            var began = t;
+            var beganWork = rule.Work(t);
+            stolen += 6 * Ms;
+            t += 6 * Ms;
+            rule.CheckTook(began, beganWork, t);
+            Assert.Equal(0, rule.CheckWait(t));
+        }
+        Assert.False(rule.Engaged);
+        Assert.Equal(0, rule.Engagements);
+
+        // The same waits while the server worked through them (a queue of its own calls): engaged after an interval.
+        for (var i = 0; i <= 110; i += 8)
+        {
+            t += 2 * Ms;
+            Assert.True(rule.ProbeDue(t));
+            t += 6 * Ms;
+            rule.ProbeReturned(t);
+        }
+        Assert.True(rule.Engaged);
+        Assert.Equal(6 * Ms, rule.Lag(t));
+        var began2 = t;
+        var beganWork2 = rule.Work(t);
+        t += 6 * Ms;
+        rule.CheckTook(began2, beganWork2, t);
+        Assert.Equal(6 * Ms, rule.CheckWait(t));
+    }
+
     private static void Engage(WaitAdmission rule, ref long t)
     {
         for (var i = 0; i <= 100; i++) rule.Sample(10 * Ms, t + (i * Ms));
@@ -203,8 +249,8 @@ public sealed class WaitAdmissionTests
     }
 
     private static async Task<LeanServer> Bind(IBittensorService service, DrivenClock clock, TimeSpan target, TimeSpan interval, int perRead = 0,
-        int readSize = int.MaxValue) =>
-        (LeanServer)await new LeanServerTransport(clock) { TurnMode = ReadTurnMode.Driven, ReadSize = readSize }
+        int readSize = int.MaxValue, Func<long>? work = null) =>
+        (LeanServer)await new LeanServerTransport(clock) { TurnMode = ReadTurnMode.Driven, ReadSize = readSize, WorkClock = work }
             .BindAsync(new ServerTransportOptions("127.0.0.1", 0, 1024 * 1024, 1024 * 1024, 100)
                 {
                     TargetWait = target, TargetWaitInterval = interval, AdmitPerRead = perRead,
@@ -292,8 +338,8 @@ public sealed class WaitAdmissionTests
     [Fact]
     public async Task Engaged_by_a_slow_event_loop_calls_that_come_alone_run_and_calls_that_queue_together_are_shed()
     {
-        // Target 2 ms, interval 10 ms. The host is slow (say another process holds the CPU): every probe of the event
-        // loop comes back 5 ms late, for over an interval, so the rule engages with no call queued at all.
+        // Target 2 ms, interval 10 ms. The event loop is slow (its own work: no work clock here, every wait counts):
+        // every probe comes back 5 ms late, for over an interval, so the rule engages with no call queued at all.
         var clock = new DrivenClock();
         var service = new SlowService(clock);
         await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10));
@@ -702,5 +748,49 @@ public sealed class WaitAdmissionTests
         {
             foreach (var c in clients) await c.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task On_a_busy_host_a_validators_16_calls_in_one_read_are_not_shed_while_a_queue_of_the_servers_own_work_engages_the_budget()
+    {
+        // Target 2 ms, interval 20 ms, the at-read budget of 12 (the shipped one). The server's work clock is the test's
+        // clock minus what another process took (stolen): the model's 1 ms per call is the server's own work.
+        var clock = new DrivenClock();
+        long stolen = 0;
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(20), perRead: 12,
+            work: () => clock.GetTimestamp() - Interlocked.Read(ref stolen));
+        var rule = server.Admission!;
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+        void LateProbes(bool hostsSlices)
+        {
+            // Each probe comes back 5 ms late, for 30 ms (over the interval): another process's time slices, or the
+            // server's own queue of work.
+            for (var i = 0; i < 5; i++)
+            {
+                clock.Advance(TimeSpan.FromMilliseconds(1)); // past ProbeEvery since the server's own (lost: driven turns) probe
+                Assert.True(rule.ProbeDue(server.Now));
+                if (hostsSlices) Interlocked.Add(ref stolen, TimeSpan.FromMilliseconds(5).Ticks);
+                clock.Advance(TimeSpan.FromMilliseconds(5));
+                rule.ProbeReturned(server.Now);
+            }
+        }
+
+        // A busy host (a model training beside the axon): a validator's 16 calls arrive in one read after such waits.
+        // The wait is the host's, not a queue of calls: the rule stays off and all 16 run.
+        LateProbes(hostsSlices: true);
+        Assert.False(rule.Engaged);
+        var sixteen = Answers(a, 16);
+        await SendCalls(a, "a", 16);
+        await TurnsUntil(server, sixteen);
+        Assert.Equal((16, 0, 0L), (service.Ran["a"], service.Delayed, rule.Engagements));
+
+        // The same waits as the server's own work (its calls queue): engaged, and a read of 16 admits its budget of 12.
+        LateProbes(hostsSlices: false);
+        Assert.True(rule.Engaged);
+        var more = Answers(a, 16);
+        await SendCalls(a, "a", 16, first: 33);
+        await TurnsUntil(server, more);
+        Assert.Equal((16 + 12, 4), (service.Ran["a"], service.Delayed));
     }
 }

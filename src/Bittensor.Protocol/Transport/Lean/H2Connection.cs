@@ -1311,7 +1311,8 @@ internal sealed class H2Connection
                     if (!check.IsCompleted)
                     {
                         lock (_sync) s.Async = true;
-                        _ = AwaitCheck(s, check, _server.Admission is null ? 0 : _server.Now);
+                        var began = _server.Admission is null ? 0 : _server.Now;
+                        _ = AwaitCheck(s, check, began, _server.Admission?.Work(began) ?? 0);
                         return;
                     }
                     HeaderDecision? decision;
@@ -1458,11 +1459,11 @@ internal sealed class H2Connection
 
     /// <summary>
     /// An asynchronous header check (the batch verifier): decides the call when it completes. With the wait rule on, its
-    /// duration from <paramref name="began"/> is the rule's check wait (<see cref="WaitAdmission.CheckTook"/>): with
+    /// duration from <paramref name="began"/> (the work clock then: <paramref name="beganWork"/>) is the rule's check wait (<see cref="WaitAdmission.CheckTook"/>): with
     /// verification on the calls queue in the verifier, where neither the event loop's lag nor a call's time since its
     /// read sees them.
     /// </summary>
-    private async Task AwaitCheck(H2Stream s, ValueTask<HeaderDecision> check, long began)
+    private async Task AwaitCheck(H2Stream s, ValueTask<HeaderDecision> check, long began, long beganWork)
     {
         HeaderDecision? decision;
         try
@@ -1473,7 +1474,7 @@ internal sealed class H2Connection
         {
             decision = null;
         }
-        _server.Admission?.CheckTook(began, _server.Now);
+        _server.Admission?.CheckTook(began, beganWork, _server.Now);
         lock (_sync) Decide(s, decision);
         Pump(s);
         await FlushAsync().ConfigureAwait(false);

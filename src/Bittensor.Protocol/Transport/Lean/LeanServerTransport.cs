@@ -45,6 +45,18 @@ public sealed class LeanServerTransport : IServerTransport
     /// </summary>
     internal ReadTurnMode TurnMode { get; init; }
 
+    /// <summary>
+    /// The server's own work so far, in <see cref="Time"/>'s timestamp units: the clock admission by waiting
+    /// (<see cref="WaitAdmission.Work"/>) reads to tell a queue of calls from another process's time slices. Default: on
+    /// the system clock the process's CPU time (<see cref="Environment.CpuUsage"/>); on any other clock (tests) none —
+    /// every wait is the server's own. Tests set one to drive it.
+    /// </summary>
+    internal Func<long>? WorkClock { get; init; }
+
+    /// <summary>The process's CPU time (user + system) in <see cref="System.Diagnostics.Stopwatch"/> timestamp units.</summary>
+    internal static long ProcessCpu() =>
+        (long)(Environment.CpuUsage.TotalTime.Ticks * ((double)System.Diagnostics.Stopwatch.Frequency / TimeSpan.TicksPerSecond));
+
     /// <summary>Tests: the most bytes one socket read takes (default: the whole free input buffer, up to 64 KiB).</summary>
     internal int ReadSize { get; init; } = int.MaxValue;
 
@@ -217,7 +229,8 @@ internal sealed class LeanServer : IServerBinding
         {
             var admission = new WaitAdmission(Math.Max(1, Ticks(options.TargetWait, frequency)),
                 Math.Max(1, Ticks(options.TargetWaitInterval > TimeSpan.Zero ? options.TargetWaitInterval : ServerTransportOptions.DefaultTargetWaitInterval, frequency)),
-                Math.Max(0, options.AdmitPerRead));
+                Math.Max(0, options.AdmitPerRead),
+                owner.WorkClock ?? (ReferenceEquals(Time, TimeProvider.System) ? LeanServerTransport.ProcessCpu : null));
             Admission = admission;
             ProbeReturned = () => admission.ProbeReturned(Now);
         }

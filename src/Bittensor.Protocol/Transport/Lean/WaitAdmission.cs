@@ -16,6 +16,14 @@ namespace Bittensor.Protocol.Lean;
 /// its headers, no model work) and one below it is admitted; the rule disengages once the waits stayed below the target
 /// for an interval, or when nothing was measured for an interval (the server went quiet). Every connection's calls are
 /// judged by the same lag, so sheds spread over the connections in proportion to their calls.</para>
+/// <para><b>The server's own work, not the host's time slices</b> (session 18, when the rule became the default): the
+/// lag and the check wait count only as much of their wall time as the server itself spent working meanwhile — the
+/// <see cref="Work"/> clock (the process's CPU time) moved over the probe's flight, or over the check — because only
+/// that part is a queue of calls that shedding can shorten. A server sharing its core with another process (a model
+/// training beside it: a validator's 16 calls then wait ~3 ms for each of the other process's time slices), or a check
+/// waiting for the disk (the nonce journal's fsync), waits long while its queue of calls is short; such a wait is the
+/// host's, and the rule must not engage on it. Under overload the server is busy for the whole wait, so the work is
+/// the wait and nothing changes there.</para>
 /// Lock-free and approximate: the fields are read and written by the read loops and the probe's completion; a race
 /// between two samples only moves a stamp by one sample.
 /// </summary>
@@ -28,6 +36,7 @@ internal sealed class WaitAdmission
     private long _lag; // the latest probe's lag
     private long _lagAt; // when it was measured
     private long _probeAt; // when the outstanding probe was sent; 0: none outstanding
+    private long _probeWork; // the work clock when it was sent
     private long _lastProbe;
     private long _check; // the latest asynchronous header check's duration (the batch verifier's queue)
     private long _checkAt; // when it completed
@@ -36,6 +45,7 @@ internal sealed class WaitAdmission
     private long _engagedAt; // when the rule last engaged (at-read budget: the start of its first interval)
     private long _overAt; // at-read budget: the last read that had more calls than its budget
     private long _reads; // at-read budget: reads decided while engaged (tests and probes)
+    private readonly Func<long>? _work;
 
     /// <param name="target">The wait above which, once it stayed there for an interval, calls are shed (timestamp units).</param>
     /// <param name="interval">How long the waits must stay above (below) the target to engage (disengage) the rule.</param>
@@ -43,8 +53,13 @@ internal sealed class WaitAdmission
     /// The at-read budget (<see cref="PerRead"/>): while engaged, each read admits at most this many calls and sheds the
     /// rest of it at once; 0: the per-call rule (a call is shed when its own wait is over the target).
     /// </param>
-    public WaitAdmission(long target, long interval, int perRead = 0)
+    /// <param name="work">
+    /// The server's own work so far, in the same units as the timestamps (<see cref="Work"/>: the process's CPU time); null:
+    /// every wait is the server's own (the wall clock's; tests on a driven clock).
+    /// </param>
+    public WaitAdmission(long target, long interval, int perRead = 0, Func<long>? work = null)
     {
+        _work = work;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(target);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(interval);
         ArgumentOutOfRangeException.ThrowIfNegative(perRead);
@@ -102,16 +117,27 @@ internal sealed class WaitAdmission
     {
         if (Volatile.Read(ref _probeAt) != 0 || now - Volatile.Read(ref _lastProbe) < ProbeEvery) return false;
         Volatile.Write(ref _lastProbe, now);
+        Volatile.Write(ref _probeWork, Work(now));
         Volatile.Write(ref _probeAt, now);
         return true;
     }
 
-    /// <summary>The probe sent at <see cref="ProbeDue"/> came back through the event loop at <paramref name="now"/>: its lag is a sample.</summary>
+    /// <summary>
+    /// The server's own work so far (the <c>work</c> clock: the process's CPU time), or <paramref name="now"/> without
+    /// one. Read once per probe and per asynchronous check, never per call.
+    /// </summary>
+    public long Work(long now) => _work is { } work ? work() : now;
+
+    /// <summary>
+    /// The probe sent at <see cref="ProbeDue"/> came back through the event loop at <paramref name="now"/>: its lag — as
+    /// much of its flight as the server spent working (a queue of events ahead of it), not the time another process held
+    /// the core — is a sample.
+    /// </summary>
     public void ProbeReturned(long now)
     {
         var sent = Interlocked.Exchange(ref _probeAt, 0);
         if (sent == 0) return;
-        var lag = Math.Max(0, now - sent);
+        var lag = Math.Min(Math.Max(0, now - sent), Math.Max(0, Work(now) - Volatile.Read(ref _probeWork)));
         Volatile.Write(ref _lag, lag);
         Volatile.Write(ref _lagAt, now);
         Sample(lag, now);
@@ -189,13 +215,14 @@ internal sealed class WaitAdmission
         Volatile.Read(ref _checkAt) is var at && at != 0 && now - at <= Interval ? Volatile.Read(ref _check) : 0;
 
     /// <summary>
-    /// An asynchronous header check (the batch verifier) that began at <paramref name="began"/> completed at
-    /// <paramref name="now"/>: its duration is the check wait every later call counts (<see cref="CheckWait"/>), and
-    /// it is a sample of the rule.
+    /// An asynchronous header check (the batch verifier) that began at <paramref name="began"/>, when the work clock read
+    /// <paramref name="beganWork"/> (<see cref="Work"/>), completed at <paramref name="now"/>: its duration — as much of it
+    /// as the server spent working (the verifier's queue and batch), not a wait for the disk or for another process — is
+    /// the check wait every later call counts (<see cref="CheckWait"/>), and it is a sample of the rule.
     /// </summary>
-    public void CheckTook(long began, long now)
+    public void CheckTook(long began, long beganWork, long now)
     {
-        var took = Math.Max(0, now - began);
+        var took = Math.Min(Math.Max(0, now - began), Math.Max(0, Work(now) - beganWork));
         Volatile.Write(ref _check, took);
         Volatile.Write(ref _checkAt, now);
         Sample(Lag(now) + took, now);
