@@ -152,6 +152,8 @@ public sealed class WaitAdmissionTests
         long stolen = 0;
         var t = 1_000 * Ms;
         var rule = new WaitAdmission(target: 4 * Ms, interval: 100 * Ms, perRead: 12, work: () => t - stolen);
+        var heldBegan = t;
+        var heldWork = rule.CheckBegins(t); // a check under way throughout (the others' durations count while one is)
         for (var i = 0; i < 200; i += 14)
         {
             t += 2 * Ms; // past ProbeEvery
@@ -162,7 +164,7 @@ public sealed class WaitAdmissionTests
             rule.ProbeReturned(t);
             Assert.Equal(1 * Ms, rule.Lag(t));
             var began = t;
-            var beganWork = rule.Work(t);
+            var beganWork = rule.CheckBegins(t);
             stolen += 6 * Ms;
             t += 6 * Ms;
             rule.CheckTook(began, beganWork, t);
@@ -182,10 +184,13 @@ public sealed class WaitAdmissionTests
         Assert.True(rule.Engaged);
         Assert.Equal(6 * Ms, rule.Lag(t));
         var began2 = t;
-        var beganWork2 = rule.Work(t);
+        var beganWork2 = rule.CheckBegins(t);
         t += 6 * Ms;
         rule.CheckTook(began2, beganWork2, t);
-        Assert.Equal(6 * Ms, rule.CheckWait(t));
+        Assert.Equal(6 * Ms, rule.CheckWait(t)); // the held check is still under way: calls queue behind it
+        // No check under way: nothing queues there, the latest duration no longer counts in a call's wait.
+        rule.CheckTook(heldBegan, heldWork, t);
+        Assert.Equal(0, rule.CheckWait(t));
     }
 
     private static void Engage(WaitAdmission rule, ref long t)
@@ -430,38 +435,56 @@ public sealed class WaitAdmissionTests
     [Fact]
     public async Task With_verification_the_time_calls_wait_for_their_check_engages_the_rule_and_later_calls_that_queue_together_are_shed()
     {
-        // Target 2 ms, interval 10 ms, no lag of the event loop and no call waiting in a socket: each call's header check
-        // (the batch verifier's, asynchronous) takes 5 ms of the clock — its queue. Session 14's rule did not count that
-        // wait and never engaged here (verification on stayed 6.7-9.6x the 16-caller p99 at 1,024 callers).
+        // Target 2 ms, interval 10 ms, no lag of the event loop and no call waiting in a socket: the header checks (the
+        // batch verifier's, asynchronous) overlap, each taking 5 ms of the clock — a queue there. Session 14's rule did
+        // not count that wait and never engaged here (verification on stayed 6.7-9.6x the 16-caller p99 at 1,024 callers).
         var clock = new DrivenClock();
         var service = new SlowService(clock) { Checks = System.Threading.Channels.Channel.CreateUnbounded<TaskCompletionSource<HeaderDecision>>() };
         await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10));
         var rule = server.Admission!;
         await using var a = await RawH2.Connect(server.Endpoint.Port);
+        await using var b = await RawH2.Connect(server.Endpoint.Port);
 
-        // Calls one at a time: each waits 5 ms in its check; after an interval of such waits the rule is engaged. Every
-        // one runs: it came alone.
-        for (var i = 0; i < 4; i++)
+        // Calls whose checks overlap (two connections, in turn): each new call's check begins while the previous one's
+        // is under way, which then completes 5 ms later. After an interval of such waits the rule is engaged; every one
+        // of these runs.
+        var pending = Answers(a, 1);
+        await SendCalls(a, "a", 1, first: 1);
+        var held = service.Checks.Reader.ReadAsync().AsTask();
+        await TurnsUntil(server, held);
+        for (var i = 0; i < 3; i++)
         {
-            var one = Answers(a, 1);
-            await SendCalls(a, "a", 1, first: 1 + (2 * i));
-            var queued = service.Checks.Reader.ReadAsync().AsTask();
-            await TurnsUntil(server, queued);
+            var (h2, hotkey) = i % 2 == 0 ? (b, "b") : (a, "a");
+            var next = Answers(h2, 1);
+            await SendCalls(h2, hotkey, 1, first: 3 + (2 * (i / 2)));
+            var nextHeld = service.Checks.Reader.ReadAsync().AsTask();
+            await TurnsUntil(server, nextHeld);
             clock.Advance(TimeSpan.FromMilliseconds(5));
-            (await queued).SetResult(HeaderDecision.Proceed(null));
-            await TurnsUntil(server, one);
+            (await held).SetResult(HeaderDecision.Proceed(null));
+            await TurnsUntil(server, pending);
+            (pending, held) = (next, nextHeld);
         }
-        Assert.Equal((4, 0), (service.Ran["a"], service.Delayed));
+        Assert.Equal((2, 1, 0), (service.Ran["a"], service.Ran["b"], service.Delayed));
         Assert.True(rule.Engaged);
 
-        // Four calls in one read: each would wait the check's 5 ms, they queue together — shed from their headers
-        // before any check.
+        // The fourth call's check (b's) still under way: four calls in one read of a would wait the checks' 5 ms behind
+        // it, they queue together — shed from their headers before any check.
         service.Checks = null;
         var four = Answers(a, 4);
         await SendCalls(a, "a", 4, first: 9);
         await TurnsUntil(server, four);
-        Assert.Equal((4, 4), (service.Ran["a"], service.Delayed));
+        Assert.Equal((2, 1, 4), (service.Ran["a"], service.Ran["b"], service.Delayed));
         Assert.Equal(4, rule.Shed);
+
+        // The held check completes: no check is under way, so calls read now wait for none — two in one read run (their
+        // own waits, 0 and 1 ms of the model, are under the target). Session 17's rule counted the last check's 5 ms for
+        // a whole interval after it and shed them.
+        (await held).SetResult(HeaderDecision.Proceed(null));
+        await TurnsUntil(server, pending);
+        var two = Answers(a, 2);
+        await SendCalls(a, "a", 2, first: 17);
+        await TurnsUntil(server, two);
+        Assert.Equal((4, 2, 4), (service.Ran["a"], service.Ran["b"], service.Delayed));
     }
 
     [Fact]

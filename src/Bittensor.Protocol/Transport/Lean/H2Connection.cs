@@ -1312,7 +1312,7 @@ internal sealed class H2Connection
                     {
                         lock (_sync) s.Async = true;
                         var began = _server.Admission is null ? 0 : _server.Now;
-                        _ = AwaitCheck(s, check, began, _server.Admission?.Work(began) ?? 0);
+                        _ = AwaitCheck(s, check, began, _server.Admission?.CheckBegins(began) ?? 0);
                         return;
                     }
                     HeaderDecision? decision;

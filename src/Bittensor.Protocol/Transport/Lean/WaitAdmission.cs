@@ -40,6 +40,7 @@ internal sealed class WaitAdmission
     private long _lastProbe;
     private long _check; // the latest asynchronous header check's duration (the batch verifier's queue)
     private long _checkAt; // when it completed
+    private int _checking; // asynchronous header checks begun and not yet completed
     private long _shed;
     private long _engagements;
     private long _engagedAt; // when the rule last engaged (at-read budget: the start of its first interval)
@@ -211,8 +212,24 @@ internal sealed class WaitAdmission
     /// 0 once it is older than an interval. A call checked now waits about as long again before it is decided: with
     /// verification on, under overload, the queue of calls is there (in the verifier's queue), not in the sockets.
     /// </summary>
+    /// <remarks>
+    /// Only while an asynchronous check is under way (<see cref="CheckBegins"/>): once none is, nothing queues there and a
+    /// call read now waits for no check ahead of it. (Session 17's rule counted the latest duration for a whole interval
+    /// after it: one slow check — the nonce journal's fsync, a compaction — then put every call of the next 100 ms over the
+    /// target and engaged the budget on a validator's 16 calls at light load; session 18, h1-flip.)
+    /// </remarks>
     public long CheckWait(long now) =>
-        Volatile.Read(ref _checkAt) is var at && at != 0 && now - at <= Interval ? Volatile.Read(ref _check) : 0;
+        Volatile.Read(ref _checking) > 0 && Volatile.Read(ref _checkAt) is var at && at != 0 && now - at <= Interval ? Volatile.Read(ref _check) : 0;
+
+    /// <summary>
+    /// An asynchronous header check begins at <paramref name="now"/> (its call waits for it): counted as under way until
+    /// <see cref="CheckTook"/>; returns the work clock now (<see cref="Work"/>), for <see cref="CheckTook"/>.
+    /// </summary>
+    public long CheckBegins(long now)
+    {
+        Interlocked.Increment(ref _checking);
+        return Work(now);
+    }
 
     /// <summary>
     /// An asynchronous header check (the batch verifier) that began at <paramref name="began"/>, when the work clock read
@@ -222,6 +239,7 @@ internal sealed class WaitAdmission
     /// </summary>
     public void CheckTook(long began, long beganWork, long now)
     {
+        if (Interlocked.Decrement(ref _checking) < 0) Interlocked.Increment(ref _checking);
         var took = Math.Min(Math.Max(0, now - began), Math.Max(0, Work(now) - beganWork));
         Volatile.Write(ref _check, took);
         Volatile.Write(ref _checkAt, now);
