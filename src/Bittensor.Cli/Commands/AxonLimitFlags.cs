@@ -25,7 +25,7 @@ internal sealed class AxonLimitFlags
     };
     private readonly Option<string?> _targetWait = new("--axon.limits.target_wait")
     {
-        Description = "Admission by waiting (lean transport): once calls waited longer than this before the axon read them for an interval, such calls are answered NucleusFull from their headers (a HOCON duration, e.g. 2ms; 0 = off, the default)",
+        Description = "Admission by waiting (lean transport): once calls waited longer than this before the axon read them for an interval, such calls are answered NucleusFull from their headers (a HOCON duration; default 2ms; 0 = off: the queue then grows with the callers)",
     };
     private readonly Option<string?> _targetWaitInterval = new("--axon.limits.target_wait_interval")
     {

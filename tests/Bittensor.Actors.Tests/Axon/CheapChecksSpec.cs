@@ -674,15 +674,43 @@ public sealed class LeanCheapChecksSpec(Xunit.Abstractions.ITestOutputHelper out
     [Fact]
     public async Task The_reference_configs_at_read_budget_limits_admit_per_read_reaches_the_lean_transports_wait_rule()
     {
-        // The axon as btcli builds it: the reference config's bittensor.axon.limits (admit_per_read = 12) with
-        // target_wait set, from AxonSettings to the lean server's rule; an unsigned call is served.
+        // The axon as btcli builds it: the reference config's bittensor.axon.limits as shipped (target_wait = 2ms,
+        // admit_per_read = 12: on by default since session 18), from AxonSettings to the lean server's rule, which reads
+        // the process's CPU time as the server's own work; an unsigned call is served.
         var lean = new LeanServerTransport();
-        var settings = Loopback() with { TargetWait = TimeSpan.FromMilliseconds(2) };
-        Assert.Equal(12, settings.AdmitPerRead);
+        var settings = Loopback();
+        Assert.Equal((TimeSpan.FromMilliseconds(2), 12), (settings.TargetWait, settings.AdmitPerRead));
         var (_, port) = await StartAxon(settings, DemoModels.Echo(settings.NetworkDim), new AxonOptions { Transport = lean });
         var rule = lean.Admission ?? throw new InvalidOperationException("limits.target_wait did not reach the lean transport");
         Assert.Equal(12, rule.PerRead);
-        Assert.True(rule.Target > 0);
+        Assert.Equal(System.Diagnostics.Stopwatch.Frequency * 2 / 1000, rule.Target);
+        // The work clock is the process's CPU time (not the wall clock): it reads the same whatever "now" is passed.
+        Assert.Equal(rule.Work(0) / 1_000_000_000, rule.Work(long.MaxValue / 2) / 1_000_000_000);
+        Assert.True(rule.Work(0) > 0);
+        Assert.Equal(ReturnCode.Success, (await Forward(RawClient(port), Alice, Tokens(Alice))).ReturnCode);
+    }
+
+    [Fact]
+    public async Task With_no_config_at_all_an_axon_on_the_lean_transport_applies_admission_by_waiting_at_2ms()
+    {
+        // No HOCON read: AxonSettings' own defaults (what a program that builds the settings in code gets) carry the same
+        // rule as the reference config, and it reaches the lean server.
+        var bare = new AxonSettings
+        {
+            Ip = "127.0.0.1", Port = 0, ExternalIp = "", ExternalPort = 0, MaxMessageSize = 8 * 1024 * 1024, MaxWorkers = 4,
+            QueueCapacity = 64, CallTimeout = TimeSpan.FromSeconds(20), NetworkDim = 1024, ClockSkew = TimeSpan.FromSeconds(30),
+            NonceMaxAge = TimeSpan.FromSeconds(60), NonceStoreCapacity = 1024, NonceStorePath = "", NonceStoreFsync = false,
+            DisableSignatureVerification = true, PriorityByStake = false, BlacklistMinStake = 0, BlacklistRegisteredOnly = false,
+            ProtocolVersion = AxonSettings.Default.ProtocolVersion, ForwardMessageSize = 1024 * 1024, RequestHeadersSize = 8192,
+            StreamsPerConnection = 0, MaxConnections = 64, PerIpConnections = 0, PerIpRequestsPerSecond = 0, PerIpBurst = 0,
+            PerIpRatePeriod = TimeSpan.FromSeconds(1), PerIpExemptLoopback = true, Trace = false,
+        };
+        Assert.Equal((AxonSettings.Default.TargetWait, AxonSettings.Default.TargetWaitInterval, AxonSettings.Default.AdmitPerRead),
+            (bare.TargetWait, bare.TargetWaitInterval, bare.AdmitPerRead));
+        var lean = new LeanServerTransport();
+        var (_, port) = await StartAxon(bare, DemoModels.Echo(bare.NetworkDim), new AxonOptions { Transport = lean });
+        var rule = lean.Admission ?? throw new InvalidOperationException("AxonSettings' default target_wait did not reach the lean transport");
+        Assert.Equal((System.Diagnostics.Stopwatch.Frequency * 2 / 1000, 12), (rule.Target, rule.PerRead));
         Assert.Equal(ReturnCode.Success, (await Forward(RawClient(port), Alice, Tokens(Alice))).ReturnCode);
     }
 

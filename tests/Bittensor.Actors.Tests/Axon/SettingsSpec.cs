@@ -37,8 +37,9 @@ public sealed class SettingsSpec
         Assert.Equal("reno", s.LoopbackCongestionControl);
         Assert.Equal("", AxonSettings.Create(With("bittensor.axon.loopback_congestion_control = \"\"", AxonSettings.SectionPath)).LoopbackCongestionControl);
         Assert.Equal("cubic", AxonSettings.Create(With("bittensor.axon.loopback_congestion_control = cubic", AxonSettings.SectionPath)).LoopbackCongestionControl);
-        Assert.Equal((TimeSpan.Zero, TimeSpan.FromMilliseconds(100)), (s.TargetWait, s.TargetWaitInterval)); // off by default
-        Assert.Equal(TimeSpan.FromMilliseconds(2), AxonSettings.Create(With("bittensor.axon.limits.target_wait = 2ms", AxonSettings.SectionPath)).TargetWait);
+        Assert.Equal((TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(100)), (s.TargetWait, s.TargetWaitInterval)); // on by default (session 18)
+        Assert.Equal(TimeSpan.Zero, AxonSettings.Create(With("bittensor.axon.limits.target_wait = 0", AxonSettings.SectionPath)).TargetWait);
+        Assert.Equal(TimeSpan.FromMilliseconds(5), AxonSettings.Create(With("bittensor.axon.limits.target_wait = 5ms", AxonSettings.SectionPath)).TargetWait);
         Assert.Equal(12, s.AdmitPerRead); // the at-read budget of the wait rule
         Assert.Equal(0, AxonSettings.Create(With("bittensor.axon.limits.admit_per_read = 0", AxonSettings.SectionPath)).AdmitPerRead);
         // The warm-up before the axon reports itself bound: on by default, bounded by warm_up_timeout.

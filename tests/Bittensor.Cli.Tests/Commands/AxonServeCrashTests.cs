@@ -100,6 +100,8 @@ public sealed partial class AxonServeCrashTests : IDisposable
             ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"target_wait {reference.TargetWait.TotalMilliseconds:0.###}ms, admit_per_read {reference.AdmitPerRead};")
             : "target_wait off;";
 
+        // On by default since session 18: 2 ms with the at-read budget of 12.
+        Assert.Equal("target_wait 2ms, admit_per_read 12;", referenceWait);
         using (var byDefault = await Serve(Args("default"), timeout.Token))
             Assert.Contains($") with calls_in_flight {reference.CallsInFlight}, {referenceWait}", byDefault.Output, StringComparison.Ordinal);
         using (var on = await Serve(Args("on", "--axon.limits.target_wait", "2ms"), timeout.Token))
