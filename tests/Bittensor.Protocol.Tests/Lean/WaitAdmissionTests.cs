@@ -731,6 +731,81 @@ public sealed class WaitAdmissionTests
         Assert.Equal(6, server.Admission!.Shed);
     }
     [Fact]
+    public async Task Engaged_with_an_at_read_budget_and_asynchronous_checks_a_connection_waiting_for_its_turn_has_its_calls_over_the_budget_answered_when_a_checked_call_runs()
+    {
+        // With verification on the admitted calls run in the batch verifier's continuations (asynchronous checks), not
+        // between the calls of a read loop's turn: a's and b's first turns only start their checks and both loops park
+        // for their next turn. b's socket then holds ten more calls. When a's first check completes, its call runs (on
+        // the check's continuation) and a shed pass reads b's socket and answers b's six calls over the budget of 4 at
+        // once, before b's next turn and while a's second check is still held. Without a pass there b's six sheds would
+        // wait in its socket until its turn (session 18's probe: the socket wait was the shed p99).
+        var clock = new DrivenClock();
+        var service = new SlowService(clock) { Checks = System.Threading.Channels.Channel.CreateUnbounded<TaskCompletionSource<HeaderDecision>>() };
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10), perRead: 4);
+        SlowProbes(server, clock);
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+        await using var b = await RawH2.Connect(server.Endpoint.Port);
+        Assert.Equal(2, server.Turns.Waiting);
+        var bConnection = server.Connections().Single(c => ((System.Net.IPEndPoint)c.SocketForTests!.RemoteEndPoint!).Port == b.LocalPort);
+        var aConnection = server.Connections().Single(c => !ReferenceEquals(c, bConnection));
+        var callBytes = 9 + RequestBlock.Length + 9 + RawH2.Message(new TensorMessage { Hotkey = "a" }).Length;
+
+        // First turns: a's two calls and b's one are read and their checks begin; both loops then wait for their next turn.
+        await SendCalls(a, "a", 2);
+        Assert.True(SocketBytes.WaitFor(aConnection.SocketForTests, 2 * callBytes, Wait, out _));
+        await SendCalls(b, "b", 1);
+        Assert.True(SocketBytes.WaitFor(bConnection.SocketForTests, callBytes, Wait, out _));
+        var parked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var queued = 0;
+        server.Turns.WhenQueued = _ =>
+        {
+            if (Interlocked.Increment(ref queued) == 2) parked.TrySetResult();
+        };
+        Assert.Equal(2, server.Turns.GiveTurns()); // one round: a second would find both sockets empty
+        var checks = new List<TaskCompletionSource<HeaderDecision>>();
+        for (var i = 0; i < 3; i++) checks.Add(await service.Checks.Reader.ReadAsync().AsTask().WaitAsync(Wait));
+        await parked.Task.WaitAsync(Wait);
+        server.Turns.WhenQueued = null;
+        Assert.Equal(2, server.Turns.Waiting);
+        var bTurns = bConnection.TurnsWaited;
+
+        // b's ten more calls wait in its socket for its turn.
+        var sixOnB = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        async Task<int> ReadB(int count)
+        {
+            var ended = 0;
+            while (ended < count)
+            {
+                var f = await b.Read() ?? throw new InvalidOperationException($"the server closed b after {ended} answers");
+                if (f.Type != H2.Headers || (f.Flags & H2.EndStream) == 0) continue;
+                if (++ended == 6) sixOnB.TrySetResult(); // b's first call is still held at its check: these are sheds
+            }
+            return ended;
+        }
+        var bAnswers = ReadB(11);
+        await SendCalls(b, "b", 10, first: 3);
+        Assert.True(SocketBytes.WaitFor(bConnection.SocketForTests, 10 * callBytes, Wait, out _));
+
+        // a's first check completes (the verifier's continuation): its call runs and a pass answers b's six over the budget.
+        checks[0].SetResult(HeaderDecision.Proceed(null));
+        await sixOnB.Task.WaitAsync(Wait);
+        Assert.Equal((bTurns, 6, 6L, false), (bConnection.TurnsWaited, service.Delayed, server.PassSheds, service.Ran.ContainsKey("b")));
+        Assert.Equal(1, service.Ran["a"]);
+
+        // The rest: every later check proceeds; b's turn runs its four kept calls with nothing new in its socket.
+        var drain = Task.Run(async () =>
+        {
+            await foreach (var check in service.Checks.Reader.ReadAllAsync()) check.SetResult(HeaderDecision.Proceed(null));
+        });
+        checks[1].SetResult(HeaderDecision.Proceed(null));
+        checks[2].SetResult(HeaderDecision.Proceed(null));
+        await TurnsUntil(server, Task.WhenAll(Answers(a, 2), bAnswers));
+        service.Checks.Writer.Complete();
+        await drain.WaitAsync(Wait);
+        Assert.Equal((2, 5, 6), (service.Ran["a"], service.Ran["b"], service.Delayed));
+        Assert.Equal(6, server.Admission!.Shed);
+    }
+    [Fact]
     public async Task Engaged_with_an_at_read_budget_no_shed_pass_runs_while_more_connections_are_open_than_a_pass_visits()
     {
         // Ten connections open, queued for their first turns (a pass visits at most 8): while a's calls run, b's calls over the

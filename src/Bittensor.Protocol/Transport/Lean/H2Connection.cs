@@ -1477,6 +1477,11 @@ internal sealed class H2Connection
         _server.Admission?.CheckTook(began, beganWork, _server.Now);
         lock (_sync) Decide(s, decision);
         Pump(s);
+        // The at-read budget engaged: with verification on the admitted calls run here (the verifier's continuations, on
+        // the thread pool), not between the calls of a read loop's turn, and while they run the read loops wait for the
+        // core; the connections parked for their turn have their calls over the budget answered now, as a read loop
+        // between its calls does (LeanServer.ShedPassIfDue: at most one pass every eighth of the target).
+        if (_server.Admission is { PerRead: > 0, Engaged: true } budget) _server.ShedPassIfDue(null, budget);
         await FlushAsync().ConfigureAwait(false);
     }
 

@@ -331,14 +331,15 @@ internal sealed class LeanServer : IServerBinding
 
     /// <summary>
     /// A shed pass, when one is due (the at-read budget engaged; at most one every eighth of the target wait over the
-    /// whole server): called by a read loop between the calls of its turn. Up to <see cref="VisitsPerPass"/> other
-    /// connections that wait for their read turn, round robin, have what their sockets hold read and their calls over
+    /// whole server): called by a read loop between the calls of its turn (<paramref name="from"/>, not visited), and
+    /// after each call decided by an asynchronous header check (the batch verifier's continuations, where verified calls
+    /// run; <paramref name="from"/> null). Up to <see cref="VisitsPerPass"/> other connections that wait for their read turn, round robin, have what their sockets hold read and their calls over
     /// their coming turn's budget answered now (<see cref="H2Connection.DecideWhileWaiting"/>), instead of after every
     /// turn ahead of theirs: under overload a round of turns is the budget's work on every connection (~1.9 ms at 4
     /// connections with verification on), and a shed answer waited in its socket for up to a round. Not when more
     /// other connections are open than a pass visits (<see cref="VisitsPerPass"/>): there the turns stay as they were.
     /// </summary>
-    internal void ShedPassIfDue(H2Connection from, WaitAdmission admission)
+    internal void ShedPassIfDue(H2Connection? from, WaitAdmission admission)
     {
         // Only while a pass can visit every other open connection: with many connections (64: 16 callers each, reads of
         // a few calls) passes split each connection's read into small ones and a send of their own per visit, and cost
