@@ -5,7 +5,8 @@
 # prints the p50 / p99 of each segment of a shed call on the machine's monotonic clock: the generator's append -> its
 # send -> the server's read of the HEADERS -> the shed decision -> the server's send of the answer (start, return) ->
 # the answer's arrival in the generator's socket (the kernel's SO_TIMESTAMPNS) -> the generator's parse; and, for the
-# worst 1 %, whether a nonce-journal compaction, an fsynced batch or a GC pause fell inside.
+# worst 1 %, whether a nonce-journal compaction, an fsynced batch or a GC pause fell inside, and where their connection's
+# read loop was while they waited in its socket (in its own turn, or parked for its next one / in a receive).
 # Usage: OUT=/tmp/dir [MODES="off on"] [LEVELS=1024] [SECONDS_PER_LEVEL=5] [LOAD_ARGS=...] [SERVER_ARGS=...] benchmarks/shed-probe.sh
 # (SERVER_ARGS should hold --axon.limits.target_wait 2ms; run it under flock /work/wt/bench.lock like any benchmark.)
 set -euo pipefail

@@ -91,6 +91,7 @@ internal sealed class H2Connection
     // ShedProbe (a benchmark's, off by default): shed answers written into _out (under _sync), and those in the send under way (the sender's own).
     private readonly List<(int Id, long ReadAt, long DecidedAt, long Gc, int Kind)>? _probePending = ShedProbe.On ? [] : null;
     private readonly List<(int Id, long ReadAt, long DecidedAt, long Gc, int Kind)>? _probeSending = ShedProbe.On ? [] : null;
+    private long _probeTurnAt; // ShedProbe: when the read loop's current turn began
     private long _probeSendStart;
     private long _probeSendBytes;
     private readonly int _probePort;
@@ -247,6 +248,7 @@ internal sealed class H2Connection
             // Every wait for a turn is awaited here, in this method's own frame (see NextTurn).
             await NextTurn().ConfigureAwait(false);
             TakeReader();
+            if (ShedProbe.On) _probeTurnAt = _server.Now;
             while (true)
             {
                 if (_inEnd == _in.Length) Compact();
@@ -289,8 +291,10 @@ internal sealed class H2Connection
                 if (!atOnce) _readsThisTurn = 0;
                 else if (++_readsThisTurn > ReadTurns.ReadsPerTurn)
                 {
+                    if (ShedProbe.On) ProbeInterval(ShedProbe.LoopTurn, _probeTurnAt);
                     await NextTurn().ConfigureAwait(false);
                     TakeReader();
+                    if (ShedProbe.On) _probeTurnAt = _server.Now;
                 }
                 Volatile.Write(ref _admittedThisRead, 0);
                 bool keepGoing;
@@ -305,16 +309,30 @@ internal sealed class H2Connection
                     for (var more = 0; more < ReadTurns.ReadsPerTurn && !_readEnded && ReadBetweenCalls(drain: true); more++) readMore = true;
                 }
                 await RunReadyAsync(readLoop: keepGoing).ConfigureAwait(false);
-                await FlushAsync().ConfigureAwait(false);
+                var flushed = FlushAsync();
+                if (ShedProbe.On && !flushed.IsCompleted)
+                {
+                    var waitFrom = _server.Now;
+                    await flushed.ConfigureAwait(false);
+                    ProbeInterval(ShedProbe.LoopSendWait, waitFrom);
+                }
+                else await flushed.ConfigureAwait(false);
                 if (!keepGoing || _readEnded) break;
-                if (NeedsDrain(out var drained)) await drained.ConfigureAwait(false);
+                if (NeedsDrain(out var drained))
+                {
+                    var waitFrom = ShedProbe.On ? _server.Now : 0;
+                    await drained.ConfigureAwait(false);
+                    if (ShedProbe.On) ProbeInterval(ShedProbe.LoopDrainWait, waitFrom);
+                }
                 Compact();
                 // The at-read budget engaged: one read per turn, so every ready connection is read (and its calls over
                 // the budget shed) once per round of turns: a call waits in its socket about one round.
                 if ((atOnce || readMore) && BudgetEngaged)
                 {
+                    if (ShedProbe.On) ProbeInterval(ShedProbe.LoopTurn, _probeTurnAt);
                     await NextTurn().ConfigureAwait(false);
                     TakeReader();
+                    if (ShedProbe.On) _probeTurnAt = _server.Now;
                 }
             }
         }
@@ -1065,7 +1083,17 @@ internal sealed class H2Connection
                     {
                         s.Queued = false;
                         Pump(s);
-                        if (Volatile.Read(ref _out.Length) >= FlushEarly) await FlushAsync().ConfigureAwait(false);
+                        if (Volatile.Read(ref _out.Length) >= FlushEarly)
+                        {
+                            var flushed = FlushAsync();
+                            if (ShedProbe.On && readLoop && !flushed.IsCompleted)
+                            {
+                                var waitFrom = _server.Now;
+                                await flushed.ConfigureAwait(false);
+                                ProbeInterval(ShedProbe.LoopSendWait, waitFrom);
+                            }
+                            else await flushed.ConfigureAwait(false);
+                        }
                         // The at-read budget engaged: the connections waiting for their turn have their calls over the
                         // budget answered now (at most one pass every eighth of the target over the server).
                         if (readLoop && _server.Admission is { PerRead: > 0, Engaged: true } budget) _server.ShedPassIfDue(this, budget);
@@ -1248,6 +1276,9 @@ internal sealed class H2Connection
         _probeSendStart = _server.Now;
         _probeSendBytes = bytes;
     }
+
+    /// <summary>ShedProbe (the read loop's): an interval of the loop (its turn, a wait for its send or for its output to drain).</summary>
+    private void ProbeInterval(int kind, long from) => ShedProbe.Add(kind, _probePort, from, _server.Now, 0, 0, 0, 0, 0, 0);
 
     /// <summary>ShedProbe (the sender's): the send returned.</summary>
     private void ProbeSendEnded()
