@@ -17,7 +17,7 @@ namespace Bittensor.Benchmarks.Axon;
 /// <summary>
 /// One forward round to many axons through the dendrite (endpoint actors, Akka.Streams fan-out, every request signed
 /// with //Alice): <c>fanout [--targets host:port,…|@file] [--axons 16,64] [--rounds 50] [--warmup 5] [--shape 1,8]
-/// [--network_dim 1024] [--timeout 30] [--parallelism 256] [--pids p,…] [--signature_reuse ms] [--sign_ahead 0|1] [--transport lean|grpc] [--io loop|sockets]</c>
+/// [--network_dim 1024] [--timeout 30] [--parallelism 256] [--pids p,…] [--signature_reuse ms] [--sign_ahead 0|1] [--transport lean|grpc] [--io batch|loop|sockets] [--batch_chunk 16]</c>
 /// (the last three: the dendrite's <c>signature_reuse</c>, 0 = sign every call, <c>sign_ahead</c> and <c>transport</c>; without them the
 /// reference configuration's values).
 /// With <c>--targets</c> the axons run elsewhere (other processes: benchmarks/fanout.sh) and each count N in
@@ -93,6 +93,7 @@ internal static partial class FanOutLoad
             if (opts.Has("sign_ahead")) settings = settings with { SignAhead = opts.Get("sign_ahead", "1") is not ("0" or "off" or "false") };
             if (opts.Has("transport")) settings = (settings with { Transport = opts.Get("transport", "lean") }).Validate();
             if (opts.Has("io")) settings = (settings with { Io = opts.Get("io", "sockets") }).Validate();
+            if (opts.Has("batch_chunk")) Bittensor.Protocol.SendBatch.Chunk = int.Parse(opts.Get("batch_chunk", "16"), CultureInfo.InvariantCulture);
             Console.WriteLine($"# dendrite transport: {settings.Transport}, io {settings.Io}, sign_ahead {(settings.SignAhead ? "on" : "off")}");
             var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, new KeyPairRequestSigner(key), settings);
             var tokens = new long[shape[0], shape[1]];
@@ -121,6 +122,9 @@ internal static partial class FanOutLoad
                 var servers0 = ServersCpuTicks(serverPids);
                 var cpu0 = CpuTime();
                 var switches0 = SocketFloor.ContextSwitches();
+                var onLoop = settings.Io is "loop" or "batch" && Bittensor.Protocol.Lean.ClientIoLoop.Supported;
+                var loop = onLoop ? Bittensor.Protocol.Lean.ClientIoLoop.Shared : null;
+                var (wakeups0, wakeWrites0, flushes0) = loop is null ? (0L, 0L, 0L) : (loop.Wakeups, loop.WakeWrites, loop.BatchFlushes);
                 var alloc0 = GC.GetTotalAllocatedBytes(false);
                 var gen0 = GC.CollectionCount(0);
                 var (gen1, gen2, pause0) = (GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
@@ -154,6 +158,9 @@ internal static partial class FanOutLoad
                 // As socket-floor counts them: voluntary + involuntary switches of the threads alive at both readings.
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"# {n} axons, context switches: {(ok > 0 ? switches / (double)ok : double.NaN):F2} per answer, {(double)switches / rounds:F1} per round (all threads, /proc/self/task)"));
+                if (loop is not null)
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"# {n} axons, I/O loop per round: {(loop.Wakeups - wakeups0) / (double)rounds:F1} wake-ups, {(loop.WakeWrites - wakeWrites0) / (double)rounds:F2} eventfd writes, {(loop.BatchFlushes - flushes0) / (double)rounds:F2} outbox flushes ({loop.FallbackFlushes} by the fallback timer, whole run)"));
                 foreach (var pool in dendrite.AnswerPools)
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"# {n} axons, GC: answer arrays of {pool.ElementCount} floats (the dendrite's pool, whole run so far): {pool.Allocated} allocated, {pool.Reused} reused, {pool.Available} kept"));

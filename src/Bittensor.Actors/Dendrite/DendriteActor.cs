@@ -157,13 +157,18 @@ public sealed class DendriteActor : UntypedActor, IWithTimers
                 break;
             }
             case RoundCalls round:
+            {
+                // io = batch: the calls told here form one batch; their requests leave in one pass of the client's I/O
+                // loop, woken once when the last endpoint actor has handled its call (SendBatch).
+                var batch = _settings.Io == "batch" && round.Count > 1 ? new SendBatch(round.Count) : null;
                 for (var i = round.From; i < round.From + round.Count; i++)
                 {
                     var actor = EndpointFor(round.Round.Endpoints[i]);
                     if (_heldOutcomes.Remove(actor, out var prior)) _merged++;
-                    actor.Tell(new EndpointActor.RoundCall(round.Round.CallFor(i), round.Round, i, prior));
+                    actor.Tell(new EndpointActor.RoundCall(round.Round.CallFor(i), round.Round, i, prior, batch));
                 }
                 break;
+            }
             case RoundOutcomes outcomes:
                 foreach (var (actor, outcome) in outcomes.Outcomes)
                 {

@@ -20,6 +20,7 @@ internal static class DendriteSeams
             KeepAlivePingDelay = settings.KeepAliveTime == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : settings.KeepAliveTime,
             KeepAlivePingTimeout = settings.KeepAliveTimeout,
             KeepAlivePingWithoutCalls = settings.KeepAliveWithoutCalls,
-            ClientIoLoop = settings.Io == "loop",
+            ClientIoLoop = settings.Io is "loop" or "batch",
+            ClientIoBatch = settings.Io == "batch",
         });
 }

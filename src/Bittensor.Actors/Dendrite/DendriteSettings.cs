@@ -75,7 +75,9 @@ public sealed record DendriteSettings
     /// <summary>
     /// How the lean transport's connections wait for their sockets: <c>loop</c> (the client's own I/O loop: one thread
     /// with its own epoll, non-blocking sends and receives, outside .NET's socket engine; Linux x86-64, elsewhere
-    /// sockets) or <c>sockets</c> (.NET's socket engine). Same wire, same bounds and statuses; the grpc transport ignores it.
+    /// sockets), <c>batch</c> (the loop, and a fan-out round's requests sent by the loop's thread in one pass, woken
+    /// once per round: <see cref="Bittensor.Protocol.SendBatch"/>) or <c>sockets</c> (.NET's socket engine). Same wire,
+    /// same bounds and statuses; the grpc transport ignores it.
     /// </summary>
     public string Io { get; init; } = "sockets";
 
@@ -152,7 +154,7 @@ public sealed record DendriteSettings
         HoconSection.Require(SignatureReuse >= TimeSpan.Zero && SignatureReuse <= TimeSpan.FromSeconds(1), "bittensor.dendrite.signature_reuse", SignatureReuse,
             "must be between 0 and 1s");
         HoconSection.Require(Transport is "lean" or "grpc", "bittensor.dendrite.transport", Transport, "must be lean or grpc");
-        HoconSection.Require(Io is "loop" or "sockets", "bittensor.dendrite.io", Io, "must be loop or sockets");
+        HoconSection.Require(Io is "batch" or "loop" or "sockets", "bittensor.dendrite.io", Io, "must be batch, loop or sockets");
         HoconSection.Require(KeepAliveTime == TimeSpan.Zero || (KeepAliveTime >= TimeSpan.FromSeconds(10) && KeepAliveTime <= TimeSpan.FromDays(1)),
             "bittensor.dendrite.keepalive_time", KeepAliveTime, "must be 0s (no pings) or between 10s and 1d");
         HoconSection.Require(KeepAliveTimeout >= TimeSpan.FromSeconds(1) && KeepAliveTimeout <= TimeSpan.FromHours(1), "bittensor.dendrite.keepalive_timeout",

@@ -86,9 +86,11 @@ internal sealed class EndpointActor : UntypedActor, IWithTimers
     /// <summary>
     /// A call of a fan-out round: its answer fills slot <paramref name="Index"/> of <paramref name="Round"/>.
     /// <paramref name="Prior"/>: this actor's outcome of an earlier round, held by the dendrite and handled first, in the
-    /// same mailbox run (one run per endpoint per round instead of two).
+    /// same mailbox run (one run per endpoint per round instead of two). <paramref name="Batch"/>: the round's dispatch
+    /// this call belongs to (<c>io = batch</c>): entered while the call is handled, so its request waits in its
+    /// connection's outbox for the batch's last call, and the loop sends them all in one pass.
     /// </summary>
-    public sealed record RoundCall(EndpointCall Call, FanOutRound Round, int Index, object? Prior = null);
+    public sealed record RoundCall(EndpointCall Call, FanOutRound Round, int Index, object? Prior = null, SendBatch? Batch = null);
 
     /// <summary>Where a call's answer goes: the actor that sent it (told an <see cref="EndpointReply"/>) or a round's slot.</summary>
     private readonly record struct Replier(IActorRef? Actor, FanOutRound? Round, int Index)
@@ -169,9 +171,13 @@ internal sealed class EndpointActor : UntypedActor, IWithTimers
                 Accept(call, new Replier(Sender, null, 0));
                 break;
             case RoundCall call:
+            {
+                // Arrives in the batch whatever happens here (sent, refused, queued, thrown): the last one wakes the loop.
+                using var batch = call.Batch is { } b ? b.Enter() : default;
                 if (call.Prior is not null) OnReceive(call.Prior); // the earlier outcome first, as if it came alone before
                 Accept(call.Call, new Replier(null, call.Round, call.Index));
                 break;
+            }
             case Completed done when !_running.Remove(done.CallId):
                 // Answered already, by the failure of the instance that sent it: never answer twice.
                 Context.System.EventStream.Publish(new StaleCompletionDropped(_endpoint.Hotkey, done.CallId));

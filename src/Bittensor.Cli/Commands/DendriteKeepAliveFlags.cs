@@ -23,7 +23,7 @@ internal sealed class DendriteKeepAliveFlags
 
     private readonly Option<string?> _io = new("--dendrite.io")
     {
-        Description = "How the lean client's connections wait: loop (its own epoll thread, Linux x86-64) or sockets (.NET's socket engine) (bittensor.dendrite.io)",
+        Description = "How the lean client's connections wait: loop (its own epoll thread, Linux x86-64), batch (the loop, a round's requests sent by its thread in one pass) or sockets (.NET's socket engine) (bittensor.dendrite.io)",
     };
 
     /// <summary>Adds the flags to <paramref name="command"/>.</summary>

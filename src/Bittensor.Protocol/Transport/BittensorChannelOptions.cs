@@ -40,6 +40,13 @@ public sealed record BittensorChannelOptions
     /// </summary>
     public bool ClientIoLoop { get; init; }
 
+    /// <summary>
+    /// With <see cref="ClientIoLoop"/>: the connection's writes are queued in an outbox that the loop thread sends, woken
+    /// once per <see cref="SendBatch"/> (a fan-out round's dispatch) or at once outside one (<c>bittensor.dendrite.io =
+    /// batch</c>). Ignored without the loop.
+    /// </summary>
+    public bool ClientIoBatch { get; init; }
+
     /// <summary>TCP connect timeout.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
 

@@ -114,6 +114,54 @@ public sealed class DendriteTransportSettingSpec(Xunit.Abstractions.ITestOutputH
     }
 
     [Fact]
+    public async Task Io_batch_sends_a_rounds_requests_from_the_loop_and_an_endpoint_that_refuses_its_call_does_not_hold_the_others()
+    {
+        var settings = FromHocon("bittensor.dendrite.io = batch") with
+        {
+            NetworkDim = Dim,
+            Timeout = TimeSpan.FromSeconds(30),
+            FailuresBeforeBackoff = 1,
+            BackoffMin = TimeSpan.FromMinutes(10),
+            BackoffMax = TimeSpan.FromMinutes(10),
+        };
+        var (_, a) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        var (_, b) = await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim));
+        int dead;
+        using (var gone = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp))
+        {
+            gone.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+            dead = ((System.Net.IPEndPoint)gone.LocalEndPoint!).Port; // nothing listens there once closed: refused
+        }
+        var (batchA, batchB) = (LeanClientTransport.BatchConnectionsTo(a), LeanClientTransport.BatchConnectionsTo(b));
+        var endpoints = new[]
+        {
+            new EndpointInfo(Bob.ToSs58(), "127.0.0.1", a),
+            new EndpointInfo(Alice.ToSs58(), "127.0.0.1", b),
+            new EndpointInfo("5DeadEndpoint", "127.0.0.1", dead),
+        };
+        var dendrite = new DendriteClient(Sys, new KeyPairRequestSigner(Alice), settings);
+        var fallback = ClientIoLoop.BatchFallback;
+        ClientIoLoop.BatchFallback = TimeSpan.FromMinutes(10); // only the round's last arrival may send its requests
+        try
+        {
+            var first = await dendrite.ForwardText(endpoints, new long[,] { { 1, 2, 3 } });
+            Assert.Equal([ReturnCode.Success, ReturnCode.Success, ReturnCode.Unavailable], first.Select(r => r.Code));
+            // The dead endpoint is backed off now: its actor refuses its call of the next round without sending; the
+            // others are answered (a request the batch held goes out only with the round's last arrival, the fallback
+            // being 10 minutes; one written later from a continuation, outside the batch, wakes the loop itself).
+            var second = await dendrite.ForwardText(endpoints, new long[,] { { 4, 5, 6 } });
+            Assert.Equal([ReturnCode.Success, ReturnCode.Success, ReturnCode.Backoff], second.Select(r => r.Code));
+        }
+        finally
+        {
+            ClientIoLoop.BatchFallback = fallback;
+        }
+        Assert.Equal("batch", settings.Io);
+        var batched = ClientIoLoop.Supported ? 1 : 0; // elsewhere the setting falls back to .NET's sockets
+        Assert.Equal((batched, batched), (LeanClientTransport.BatchConnectionsTo(a) - batchA, LeanClientTransport.BatchConnectionsTo(b) - batchB));
+    }
+
+    [Fact]
     public void An_unknown_io_is_refused_naming_the_key()
     {
         var error = Assert.Throws<ConfigurationException>(() => FromHocon("bittensor.dendrite.io = uring"));

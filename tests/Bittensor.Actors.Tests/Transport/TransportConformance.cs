@@ -433,6 +433,34 @@ public sealed class LeanClientLoopLeanServerConformance(ITestOutputHelper output
     protected override IServerTransport ServerTransport { get; } = new LeanServerTransport();
 }
 
+/// <summary>
+/// The lean client on its own I/O loop with its writes queued in outboxes the loop's thread sends
+/// (<c>bittensor.dendrite.io = batch</c>): <see cref="BittensorChannelOptions.ClientIoBatch"/> on every connection.
+/// </summary>
+internal sealed class BatchClientTransport : IClientTransport
+{
+    public static readonly BatchClientTransport Instance = new();
+
+    public IPeerConnection Connect(string host, int port, BittensorChannelOptions options) =>
+        LeanClientTransport.Instance.Connect(host, port, options with { ClientIoLoop = true, ClientIoBatch = true });
+}
+
+/// <summary>The suite over the lean HTTP/2 client with batched sends and Kestrel (h2c) over loopback.</summary>
+public sealed class LeanClientBatchKestrelConformance(ITestOutputHelper output) : TransportConformance(output)
+{
+    protected override IClientTransport ClientTransport => BatchClientTransport.Instance;
+
+    protected override IServerTransport ServerTransport { get; } = new KestrelServerTransport();
+}
+
+/// <summary>The suite over the lean HTTP/2 client with batched sends and the lean HTTP/2 server over loopback.</summary>
+public sealed class LeanClientBatchLeanServerConformance(ITestOutputHelper output) : TransportConformance(output)
+{
+    protected override IClientTransport ClientTransport => BatchClientTransport.Instance;
+
+    protected override IServerTransport ServerTransport { get; } = new LeanServerTransport();
+}
+
 /// <summary>The suite over the in-memory twin.</summary>
 public sealed class InMemoryTransportConformance(ITestOutputHelper output) : TransportConformance(output)
 {

@@ -17,12 +17,15 @@ namespace Bittensor.Protocol.Tests.Lean;
 /// server opens late) must still give the right answer.
 /// </summary>
 [Collection(AnswerPoolCollection.Name)]
-public class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output)
+public partial class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     /// <summary>Whether the client's connections wait on its own I/O loop (<see cref="LeanClientLoopTests"/>) or on .NET's sockets.</summary>
     protected virtual bool IoLoop => false;
 
-    private BittensorChannelOptions Options => BittensorChannelOptions.Default with { ClientIoLoop = IoLoop };
+    /// <summary>Whether, on the loop, the connections' writes go through their outboxes (<see cref="LeanClientBatchTests"/>).</summary>
+    protected virtual bool IoBatch => false;
+
+    private BittensorChannelOptions Options => BittensorChannelOptions.Default with { ClientIoLoop = IoLoop, ClientIoBatch = IoBatch };
 
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 
@@ -36,8 +39,9 @@ public class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output)
         private HpackDecoder _hpack = new();
         private bool _prefaceRead;
 
-        public ScriptedServer()
+        public ScriptedServer(int? receiveBuffer = null)
         {
+            if (receiveBuffer is { } size) _listener.ReceiveBufferSize = size; // inherited by the accepted socket
             _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
             _listener.Listen(4);
         }

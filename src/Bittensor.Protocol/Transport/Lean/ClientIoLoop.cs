@@ -53,17 +53,156 @@ internal sealed partial class ClientIoLoop
     [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
     private static unsafe partial nint Recv(int fd, byte* buffer, nuint length, int flags);
 
+    [LibraryImport("libc", EntryPoint = "eventfd", SetLastError = true)]
+    private static partial int EventFd(uint initval, int flags);
+
+    [LibraryImport("libc", EntryPoint = "timerfd_create", SetLastError = true)]
+    private static partial int TimerFdCreate(int clockid, int flags);
+
+    [LibraryImport("libc", EntryPoint = "timerfd_settime", SetLastError = true)]
+    private static unsafe partial int TimerFdSetTime(int fd, int flags, long* newValue, long* oldValue);
+
+    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    private static unsafe partial nint Write(int fd, byte* buffer, nuint length);
+
+    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
+    private static unsafe partial nint Read(int fd, byte* buffer, nuint length);
+
+    // Registration ids start at 1; these two are the loop's own descriptors.
+    private const ulong WakeId = 0, FallbackId = ulong.MaxValue;
+
+    /// <summary>
+    /// How long a batched send (<see cref="SendBatch"/>) waits at most for its batch's last call before the loop flushes it
+    /// anyway: only when a call of the batch never arrives (a message lost with a stopping actor), never in the usual round.
+    /// </summary>
+    internal static TimeSpan BatchFallback { get; set; } = TimeSpan.FromMilliseconds(2); // tests set it long to see a batch held
+
     private readonly int _epoll;
     private readonly Lock _lock = new();
     private readonly Dictionary<ulong, Registration> _registrations = [];
     private ulong _nextId = 1;
     private int _broken; // the errno epoll_wait failed with (the loop stopped), or 0
+    private readonly int _wake; // eventfd: a batched send's flush is due (one write per batch, not per call)
+    private readonly int _fallback; // timerfd: the flush of a batch whose last call did not come
+    private int _wakePending; // 1 from a wake's eventfd write until the loop takes it
+    private readonly Lock _dirtyLock = new();
+    private List<Registration> _dirty = new(64); // registrations whose queued bytes the next flush sends
+    private List<Registration> _flushing = new(64);
+    private readonly HashSet<SendBatch> _openBatches = []; // batches holding queued registrations (the fallback's)
 
-    private ClientIoLoop()
+    private unsafe ClientIoLoop()
     {
         _epoll = EpollCreate1(0x80000); // EPOLL_CLOEXEC
         if (_epoll < 0) throw new SocketException(Marshal.GetLastPInvokeError());
+        _wake = EventFd(0, 0x80000 | 0x800); // EFD_CLOEXEC | EFD_NONBLOCK
+        if (_wake < 0) throw new SocketException(Marshal.GetLastPInvokeError());
+        _fallback = TimerFdCreate(1, 0x80000 | 0x800); // CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK
+        if (_fallback < 0) throw new SocketException(Marshal.GetLastPInvokeError());
+        var ev = new EpollEvent { Events = EpollIn, Data = WakeId };
+        if (EpollCtl(_epoll, EpollCtlAdd, _wake, &ev) != 0) throw new SocketException(Marshal.GetLastPInvokeError());
+        ev = new EpollEvent { Events = EpollIn, Data = FallbackId };
+        if (EpollCtl(_epoll, EpollCtlAdd, _fallback, &ev) != 0) throw new SocketException(Marshal.GetLastPInvokeError());
         new Thread(Run) { IsBackground = true, Name = "dendrite-io" }.Start();
+    }
+
+    /// <summary>Batched flushes the loop thread made (each sends every outbox queued since the last), tests and benchmarks.</summary>
+    internal long BatchFlushes => Interlocked.Read(ref _batchFlushes);
+
+    private long _batchFlushes;
+
+    /// <summary>Batches whose held sends the fallback timer flushed (a batch whose last call did not come in time), tests.</summary>
+    internal long FallbackFlushes => Interlocked.Read(ref _fallbackFlushes);
+
+    private long _fallbackFlushes;
+
+    /// <summary>Eventfd writes made to wake the loop for a flush (one per batch, or per unbatched send), tests and benchmarks.</summary>
+    internal long WakeWrites => Interlocked.Read(ref _wakeWrites);
+
+    private long _wakeWrites;
+
+    // The calling thread's open batch (SendBatch.Enter): a send queued meanwhile leaves the loop's wake-up to the batch.
+    [ThreadStatic]
+    private static SendBatch? t_batch;
+
+    internal static SendBatch? CurrentBatch
+    {
+        get => t_batch;
+        set => t_batch = value;
+    }
+
+    /// <summary>
+    /// <paramref name="r"/>'s outbox has bytes and no flush is scheduled: with a batch open on this thread, the batch
+    /// holds it until its last call (or chunk) arrives, or the fallback fires; otherwise the loop is woken now (one
+    /// eventfd write, unless one is pending already).
+    /// </summary>
+    private void Schedule(Registration r)
+    {
+        if (t_batch is { } batch)
+        {
+            if (batch.Hold(r))
+            {
+                // The batch's first held registration (since its last chunk): the fallback covers it from now.
+                lock (_dirtyLock) _openBatches.Add(batch);
+                ArmFallback();
+            }
+            return;
+        }
+        lock (_dirtyLock) _dirty.Add(r);
+        Wake();
+    }
+
+    /// <summary>
+    /// A batch's chunk or last call arrived: what it held goes to the next flush, and the loop is woken. (The batch stays
+    /// in the fallback's set until the timer next fires and finds it empty: a chunk may hold more meanwhile.)
+    /// </summary>
+    internal void Release(List<Registration> held)
+    {
+        lock (_dirtyLock) _dirty.AddRange(held);
+        Wake();
+    }
+
+    /// <summary>Wakes the loop to flush every queued outbox (one eventfd write while none is pending).</summary>
+    internal unsafe void Wake()
+    {
+        if (Interlocked.Exchange(ref _wakePending, 1) != 0) return;
+        Interlocked.Increment(ref _wakeWrites);
+        ulong one = 1;
+        Write(_wake, (byte*)&one, 8); // EAGAIN only when the counter is full: a wake is pending anyway
+    }
+
+    private unsafe void ArmFallback()
+    {
+        // struct itimerspec { it_interval; it_value } of { tv_sec; tv_nsec }: one shot, BatchFallback from now
+        // (re-arming pushes it on).
+        var spec = stackalloc long[4];
+        var ticks = Math.Max(1, BatchFallback.Ticks);
+        spec[0] = 0;
+        spec[1] = 0;
+        spec[2] = ticks / TimeSpan.TicksPerSecond;
+        spec[3] = ticks % TimeSpan.TicksPerSecond * 100;
+        TimerFdSetTime(_fallback, 0, spec, null);
+    }
+
+    // On the loop thread: sends what every dirty registration queued.
+    private void FlushDirty()
+    {
+        List<Registration> flushing;
+        lock (_dirtyLock)
+        {
+            if (_dirty.Count == 0) return;
+            flushing = _dirty;
+            _dirty = _flushing;
+            _flushing = flushing;
+        }
+        Interlocked.Increment(ref _batchFlushes);
+        foreach (var r in flushing) r.FlushOutbox();
+        flushing.Clear();
+    }
+
+    private unsafe void Drain(int fd)
+    {
+        ulong value;
+        Read(fd, (byte*)&value, 8);
     }
 
     /// <summary>Waits (epoll_wait) handled by the loop thread so far (tests and benchmarks).</summary>
@@ -116,12 +255,66 @@ internal sealed partial class ClientIoLoop
                 return;
             }
             Interlocked.Increment(ref _wakeups);
+            var flush = false;
             for (var k = 0; k < n; k++)
             {
+                var id = events[k].Data;
+                if (id == WakeId)
+                {
+                    Drain(_wake);
+                    Volatile.Write(ref _wakePending, 0); // before the flush: a send queued after it wakes the loop again
+                    flush = true;
+                    continue;
+                }
+                if (id == FallbackId)
+                {
+                    Drain(_fallback);
+                    FallBack();
+                    flush = true;
+                    continue;
+                }
                 Registration? r;
-                lock (_lock) _registrations.TryGetValue(events[k].Data, out r);
+                lock (_lock) _registrations.TryGetValue(id, out r);
                 r?.Fire(events[k].Events);
             }
+            // The round's requests go out here, on this thread, in one pass.
+            if (flush) FlushDirty();
+        }
+    }
+
+    /// <summary>A send or receive's errno as the <see cref="SocketError"/> .NET's sockets report for it (Linux numbers).</summary>
+    internal static SocketError FromErrno(int errno) => errno switch
+    {
+        104 => SocketError.ConnectionReset,
+        32 => SocketError.Shutdown, // EPIPE: the connection was reset or shut down before
+        103 => SocketError.ConnectionAborted,
+        110 => SocketError.TimedOut,
+        111 => SocketError.ConnectionRefused,
+        113 => SocketError.HostUnreachable,
+        101 => SocketError.NetworkUnreachable,
+        107 => SocketError.NotConnected,
+        105 => SocketError.NoBufferSpaceAvailable,
+        12 => SocketError.NoBufferSpaceAvailable,
+        _ => SocketError.SocketError,
+    };
+
+    // The fallback fired: every batch still holding registrations (one whose last call has not come within BatchFallback
+    // of its first held send) gives them to this flush; its later calls go on queuing as before.
+    private void FallBack()
+    {
+        SendBatch[] open;
+        lock (_dirtyLock)
+        {
+            if (_openBatches.Count == 0) return;
+            open = [.. _openBatches];
+            _openBatches.Clear();
+        }
+        foreach (var batch in open)
+        {
+            var held = batch.TakeHeld();
+            if (held is null) continue;
+            Interlocked.Increment(ref _fallbackFlushes);
+            lock (_dirtyLock) _dirty.AddRange(held);
         }
     }
 
@@ -218,9 +411,149 @@ internal sealed partial class ClientIoLoop
             if (write) _write.Complete();
         }
 
+        // The outbox (bittensor.dendrite.io = batch): bytes the connection's writers queue (under the connection's write
+        // lock) and the loop thread sends at its next flush, so that a round's requests go out in one pass of the loop.
+        private readonly Lock _outLock = new();
+        private byte[] _out = [];
+        private int _outStart;
+        private int _outEnd;
+        private bool _outScheduled; // in the loop's dirty list, or waiting for writable: a flush will come
+        private SocketError _outError; // a flush failed (the connection is lost): the next write reports it
+        private TaskCompletionSource? _drained;
+        private Action? _flushWhenWritable;
+
+        /// <summary>Most bytes the outbox holds (a write that would go beyond waits until it is empty and sends itself).</summary>
+        internal const int OutboxCapacity = 256 * 1024;
+
+        /// <summary>Called on the loop thread when a flush fails (the connection is lost): the connection closes itself.</summary>
+        internal Action<SocketError>? SendFailed { get; set; }
+
+        /// <summary>Flushes that found the socket's buffer full and waited for room (tests).</summary>
+        internal int FullWaits { get; private set; }
+
+        /// <summary>Bytes queued and not yet sent (tests).</summary>
+        internal int Queued
+        {
+            get
+            {
+                lock (_outLock) return _outEnd - _outStart;
+            }
+        }
+
+        /// <summary>
+        /// Queues <paramref name="bytes"/> for the loop thread to send; the loop is woken now, or by the batch open on this
+        /// thread when its last call arrives (<see cref="SendBatch"/>). False when the outbox holds other bytes and these
+        /// would take it past <see cref="OutboxCapacity"/>: the caller waits for <see cref="DrainedAsync"/> and sends them
+        /// itself. A closed registration throws <see cref="ObjectDisposedException"/>, one whose last flush failed
+        /// <see cref="SocketException"/> with that error.
+        /// </summary>
+        public bool TryQueue(ReadOnlySpan<byte> bytes)
+        {
+            bool schedule;
+            lock (_outLock)
+            {
+                if (Volatile.Read(ref _closed)) throw new ObjectDisposedException(nameof(Socket));
+                if (_outError != SocketError.Success) throw new SocketException((int)_outError);
+                var pending = _outEnd - _outStart;
+                if (pending > 0 && pending + bytes.Length > OutboxCapacity) return false;
+                if (_outEnd + bytes.Length > _out.Length)
+                {
+                    var into = pending + bytes.Length <= _out.Length ? _out : new byte[Math.Max(pending + bytes.Length, Math.Max(4096, _out.Length * 2))];
+                    Buffer.BlockCopy(_out, _outStart, into, 0, pending);
+                    _out = into;
+                    _outStart = 0;
+                    _outEnd = pending;
+                }
+                bytes.CopyTo(_out.AsSpan(_outEnd));
+                _outEnd += bytes.Length;
+                schedule = !_outScheduled;
+                _outScheduled = true;
+            }
+            if (schedule) _loop.Schedule(this);
+            return true;
+        }
+
+        /// <summary>Completes once the outbox is empty (sent, or dropped because the connection failed or closed).</summary>
+        public Task DrainedAsync()
+        {
+            lock (_outLock)
+            {
+                if (_outStart == _outEnd) return Task.CompletedTask;
+                return (_drained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+            }
+        }
+
+        /// <summary>On the loop thread: sends what the outbox holds, as far as the socket takes it; the rest once writable.</summary>
+        internal void FlushOutbox()
+        {
+            var failed = SocketError.Success;
+            var disposed = false;
+            var waitWritable = false;
+            TaskCompletionSource? drained = null;
+            lock (_outLock)
+            {
+                while (_outStart < _outEnd)
+                {
+                    int n;
+                    try
+                    {
+                        n = TrySend(_out.AsSpan(_outStart, _outEnd - _outStart));
+                    }
+                    catch (SocketException e)
+                    {
+                        failed = e.SocketErrorCode;
+                        break;
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                        failed = SocketError.Shutdown; // closed meanwhile: its calls are answered by the close
+                        disposed = true;
+                        break;
+                    }
+                    if (n == 0)
+                    {
+                        waitWritable = true; // the socket's buffer is full: the rest goes once it has room
+                        FullWaits++;
+                        break;
+                    }
+                    _outStart += n;
+                }
+                if (failed != SocketError.Success)
+                {
+                    _outError = failed;
+                    _outStart = _outEnd;
+                }
+                if (_outStart == _outEnd)
+                {
+                    _outStart = _outEnd = 0;
+                    if (_out.Length > 64 * 1024) _out = []; // a large write passed: do not keep its room per connection
+                    _outScheduled = false;
+                    drained = _drained;
+                    _drained = null;
+                }
+            }
+            drained?.TrySetResult();
+            if (waitWritable)
+            {
+                var wait = WaitAsync(write: true);
+                var again = _flushWhenWritable ??= FlushOutbox;
+                if (wait.IsCompleted) again(); // closed meanwhile: the next send reports it
+                else wait.GetAwaiter().UnsafeOnCompleted(again); // runs on the loop thread when writable
+            }
+            if (failed != SocketError.Success && !disposed) SendFailed?.Invoke(failed);
+        }
+
         /// <summary>Takes the socket off the loop (before it is closed) and wakes any wait.</summary>
         public unsafe void Close()
         {
+            TaskCompletionSource? drained;
+            lock (_outLock)
+            {
+                _outStart = _outEnd = 0; // never sent: the connection's calls are answered by its close
+                drained = _drained;
+                _drained = null;
+            }
+            drained?.TrySetResult();
             bool read, write;
             lock (_lock)
             {
@@ -287,7 +620,7 @@ internal sealed partial class ClientIoLoop
             if (r >= 0) return into.IsEmpty ? 0 : (int)r;
             var error = Marshal.GetLastPInvokeError();
             if (error is EAgain or EIntr) return -1;
-            throw new SocketException(error);
+            throw new SocketException((int)FromErrno(error));
         }
 
         /// <summary>Sends every byte of <paramref name="bytes"/>, waiting on the loop while the socket's buffer is full.</summary>
@@ -323,7 +656,7 @@ internal sealed partial class ClientIoLoop
             if (r >= 0) return (int)r;
             var error = Marshal.GetLastPInvokeError();
             if (error is EAgain or EIntr) return 0;
-            throw new SocketException(error);
+            throw new SocketException((int)FromErrno(error));
         }
 
         /// <summary>

@@ -74,10 +74,17 @@ internal sealed partial class H2ClientConnection : IDisposable
     private bool _originValid; // _buf[0] is where a read at a frame start with nothing buffered began, no compaction since
     private string _closeReason = "connection closed";
 
+    // Writes up to this size go through the outbox when batched; larger ones (a big request's DATA) are sent by the writer.
+    private const int BatchedWriteMax = 64 * 1024;
+
+    private readonly bool _batched; // io = batch: writes queued in the registration's outbox, sent by the loop thread
+
     private H2ClientConnection(Socket? socket, int port, string authority, BittensorChannelOptions options, ClientIoLoop.Registration? io = null)
     {
         _socket = socket;
         _io = io;
+        _batched = io is not null && options.ClientIoBatch;
+        if (_batched) io!.SendFailed = e => Close($"connection lost while sending ({e})", StatusCode.Unavailable);
         _port = port;
         _maxReceive = options.MaxReceiveMessageSize ?? int.MaxValue;
         _maxSend = options.MaxSendMessageSize ?? int.MaxValue;
@@ -96,6 +103,12 @@ internal sealed partial class H2ClientConnection : IDisposable
 
     /// <summary>Whether this connection waits on the client's own I/O loop (<see cref="ClientIoLoop"/>) rather than .NET's sockets.</summary>
     internal bool OnIoLoop => _io is not null;
+
+    /// <summary>Whether this connection's writes are queued for the loop thread to send (<c>io = batch</c>).</summary>
+    internal bool Batched => _batched;
+
+    /// <summary>The connection's registration on the loop, or null (tests).</summary>
+    internal ClientIoLoop.Registration? IoRegistration => _io;
 
     /// <summary>DATA frames received on this connection (tests: a 64 KB answer should be one frame).</summary>
     internal long DataFramesReceived => Interlocked.Read(ref _dataFrames);
@@ -203,6 +216,7 @@ internal sealed partial class H2ClientConnection : IDisposable
             throw new RpcException(new Status(StatusCode.Unavailable, $"connection to {host}:{port} lost ({(e as SocketException)?.SocketErrorCode.ToString() ?? "closed"})"));
         }
         if (io is not null) LeanClientTransport.CountLoopConnection(port);
+        if (conn._batched) LeanClientTransport.CountBatchConnection(port);
         conn.StartKeepAlive(keepAlive);
         _ = Task.Run(conn.ReadLoopAsync);
         return conn;
@@ -555,6 +569,13 @@ internal sealed partial class H2ClientConnection : IDisposable
         if (_socket is null) return; // socket-free (Feed): what this side says is dropped
         if (_io is not null)
         {
+            // Batched (io = batch): small writes go to the outbox, which the loop thread sends (with a round's other
+            // requests, once the round's last call is in). A large one waits for the outbox to empty, then goes out here.
+            if (_batched)
+            {
+                if (bytes.Length <= BatchedWriteMax && _io.TryQueue(bytes.Span)) return;
+                await _io.DrainedAsync().ConfigureAwait(false);
+            }
             await _io.SendAsync(bytes).ConfigureAwait(false);
             return;
         }

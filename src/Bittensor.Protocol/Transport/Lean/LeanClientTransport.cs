@@ -37,6 +37,13 @@ public sealed class LeanClientTransport : IClientTransport
 
     internal static void CountLoopConnection(int port) => s_loopConnectionsByPort.AddOrUpdate(port, 1, static (_, n) => n + 1);
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, int> s_batchConnectionsByPort = new();
+
+    /// <summary>Of <see cref="LoopConnectionsTo"/>, those whose writes go through the loop's outboxes (<see cref="BittensorChannelOptions.ClientIoBatch"/>; tests).</summary>
+    internal static int BatchConnectionsTo(int port) => s_batchConnectionsByPort.GetValueOrDefault(port);
+
+    internal static void CountBatchConnection(int port) => s_batchConnectionsByPort.AddOrUpdate(port, 1, static (_, n) => n + 1);
+
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, long> s_landedByPort = new();
 
     /// <summary>Answer bytes this process's lean clients received from <paramref name="port"/> straight into a caller's <see cref="AnswerLanding"/> (tests; process-wide by port number, so compare before and after).</summary>
