@@ -6,8 +6,9 @@ namespace Bittensor.Protocol;
 /// The requests of one dispatch of a fan-out round (<c>bittensor.dendrite.io = batch</c>, issue 11, session 19): the
 /// round's endpoint actors each enter the batch while they handle their call (<see cref="Enter"/>), and a request a lean
 /// connection on the client's I/O loop queues meanwhile is left in that connection's outbox without waking the loop;
-/// when the batch's last call has arrived (<see cref="Scope.Dispose"/>), the loop is woken once (one eventfd write) and
-/// its thread sends every queued outbox in one pass, then waits for the answers: the round's sends and reads on one
+/// when the batch's last call has arrived (<see cref="Scope.Dispose"/>; and after every <c>Chunk</c>-th, 16), the loop is
+/// woken once (one eventfd write) and its thread sends every queued outbox in one pass, then waits for the answers: the
+/// round's sends and reads on one
 /// thread, one wake-up per round instead of one send per endpoint actor's thread. Each endpoint keeps its own actor,
 /// mailbox, backoff and deadline; a call that does not send (refused, backed off, queued behind the endpoint's other
 /// calls) arrives all the same. A call that never arrives (its message lost with an actor that stopped) does not hold the
