@@ -12,8 +12,10 @@ namespace Bittensor.Actors.Tests.Cluster;
 /// holds every chunk of averaged parameters after the first one (offset above 0) until the test opens its gate; every
 /// other message passes as usual. A held chunk is not taken, so it is not acknowledged, so the front's pacing sends
 /// nothing more: the transfer stops half-way, as if its next chunk were still on the wire (it travels on the data
-/// connection, the front's control messages over Akka.Remote, so they can overtake it). Opened, the held chunks are
-/// taken first, in order, at the actor's next message.
+/// connection, the front's control messages over Akka.Remote, so they can overtake it). Opened, the held chunks join the
+/// end of the queue, in order, as if they arrived then: after every message that arrived before (the chunks before them
+/// included, which the actor may not have taken yet on a busy machine), before every message that comes after (the one
+/// that wakes the actor).
 /// </summary>
 public sealed class HeldChunksMailbox(Settings settings, Config config) : MailboxType(settings, config)
 {
@@ -37,20 +39,27 @@ public sealed class HeldChunksMailbox(Settings settings, Config config) : Mailbo
     /// <inheritdoc />
     public override IMessageQueue Create(IActorRef owner, ActorSystem system) => new Queue(Gates[Config.GetString("gate")]);
 
-    private sealed class Queue(ChunkGate gate) : IMessageQueue, IUnboundedMessageQueueSemantics
+    internal sealed class Queue : IMessageQueue, IUnboundedMessageQueueSemantics
     {
         private readonly ConcurrentQueue<Envelope> _queue = new();
+        private readonly ChunkGate _gate;
 
-        public bool HasMessages => gate.HasReleased || !_queue.IsEmpty;
+        internal Queue(ChunkGate gate)
+        {
+            _gate = gate;
+            gate.Attach(_queue);
+        }
 
-        public int Count => _queue.Count + gate.ReleasedCount;
+        public bool HasMessages => !_queue.IsEmpty;
+
+        public int Count => _queue.Count;
 
         public void Enqueue(IActorRef receiver, Envelope envelope)
         {
-            if (!gate.TryHold(envelope)) _queue.Enqueue(envelope);
+            if (!_gate.TryHold(envelope)) _queue.Enqueue(envelope);
         }
 
-        public bool TryDequeue(out Envelope envelope) => gate.TryTakeReleased(out envelope) || _queue.TryDequeue(out envelope);
+        public bool TryDequeue(out Envelope envelope) => _queue.TryDequeue(out envelope);
 
         public void CleanUp(IActorRef owner, IMessageQueue deadletters)
         {
@@ -65,35 +74,36 @@ public sealed class ChunkGate : IDisposable
     private readonly object _lock = new();
     private readonly Queue<Envelope> _held = new();
     private bool _open;
+    private ConcurrentQueue<Envelope>? _queue;
 
     internal string Id { get; } = Guid.NewGuid().ToString("N");
 
-    /// <summary>Completes when the first chunk is held (the ones before it were taken).</summary>
+    /// <summary>Completes when the first chunk is held (the ones before it arrived; the actor may not have taken them yet).</summary>
     public TaskCompletionSource Holding { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Completes when a <see cref="CollectParameters"/> reaches the worker while a chunk is held.</summary>
     public TaskCompletionSource CollectWhileHeld { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    internal bool HasReleased
-    {
-        get
-        {
-            lock (_lock) return _open && _held.Count > 0;
-        }
-    }
-
-    internal int ReleasedCount
-    {
-        get
-        {
-            lock (_lock) return _open ? _held.Count : 0;
-        }
-    }
-
-    /// <summary>Lets the held chunks through (taken at the actor's next message, before it).</summary>
+    /// <summary>
+    /// Lets the held chunks through: they join the end of the queue now (before the next message, which wakes the
+    /// actor; after the ones that arrived before, which it may not have taken yet).
+    /// </summary>
     public void Open()
     {
-        lock (_lock) _open = true;
+        lock (_lock)
+        {
+            _open = true;
+            while (_held.TryDequeue(out var envelope)) _queue!.Enqueue(envelope);
+        }
+    }
+
+    internal void Attach(ConcurrentQueue<Envelope> queue)
+    {
+        lock (_lock)
+        {
+            if (_queue is not null) throw new InvalidOperationException("a chunk gate serves one mailbox");
+            _queue = queue;
+        }
     }
 
     public void Dispose() => HeldChunksMailbox.Forget(this);
@@ -118,19 +128,5 @@ public sealed class ChunkGate : IDisposable
         }
         Holding.TrySetResult();
         return true;
-    }
-
-    internal bool TryTakeReleased(out Envelope envelope)
-    {
-        lock (_lock)
-        {
-            if (_open && _held.Count > 0)
-            {
-                envelope = _held.Dequeue();
-                return true;
-            }
-        }
-        envelope = default;
-        return false;
     }
 }
