@@ -126,6 +126,7 @@ internal static partial class FanOutLoad
                 var loop = onLoop ? Bittensor.Protocol.Lean.ClientIoLoop.Shared : null;
                 var (wakeups0, wakeWrites0, flushes0) = loop is null ? (0L, 0L, 0L) : (loop.Wakeups, loop.WakeWrites, loop.BatchFlushes);
                 var alloc0 = GC.GetTotalAllocatedBytes(false);
+                var landed0 = targets.Sum(t => Bittensor.Protocol.LeanClientTransport.BytesLandedFrom(t.Port));
                 var gen0 = GC.CollectionCount(0);
                 var (gen1, gen2, pause0) = (GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
                 var total = Stopwatch.StartNew();
@@ -147,6 +148,7 @@ internal static partial class FanOutLoad
                 var serversUs = serverPids.Length == 0 ? double.NaN : (ServersCpuTicks(serverPids) - servers0) * 1e6 / ClockTicksPerSecond / (rounds * n);
                 var allocated = GC.GetTotalAllocatedBytes(false) - alloc0;
                 var collections = GC.CollectionCount(0) - gen0;
+                var landed = targets.Sum(t => Bittensor.Protocol.LeanClientTransport.BytesLandedFrom(t.Port)) - landed0;
                 var pause = GC.GetTotalPauseDuration() - pause0;
                 Array.Sort(times);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -161,6 +163,10 @@ internal static partial class FanOutLoad
                 if (loop is not null)
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"# {n} axons, I/O loop per round: {(loop.Wakeups - wakeups0) / (double)rounds:F1} wake-ups, {(loop.WakeWrites - wakeWrites0) / (double)rounds:F2} eventfd writes, {(loop.BatchFlushes - flushes0) / (double)rounds:F2} outbox flushes ({loop.FallbackFlushes} by the fallback timer, whole run)"));
+                // The lean client's answers received from the socket straight into the results' arrays (AnswerLanding),
+                // the rest copied there from its read buffer (docs/axon.md "Answer landing").
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"# {n} axons, answer landing: {(ok > 0 ? landed / (double)ok : double.NaN):F0} bytes per answer received straight into its result's array (of {shape[0] * shape[1] * dim * 4} float bytes)"));
                 foreach (var pool in dendrite.AnswerPools)
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"# {n} axons, GC: answer arrays of {pool.ElementCount} floats (the dendrite's pool, whole run so far): {pool.Allocated} allocated, {pool.Reused} reused, {pool.Available} kept"));

@@ -324,4 +324,111 @@ public sealed class VectoredReadTests
         Assert.Equal(Floats(3), landings[2].Values);
         Assert.Equal(1, conn.HeadReads);
     }
+
+    // ---------------------------------------------------------------- answers in 16 KB DATA frames (Kestrel, grpcio)
+
+    // An answer as Kestrel writes it: HEADERS, the message cut into DATA frames of `frame` bytes (the last one shorter),
+    // the trailers; `firstFrame` (when given) is the first DATA frame's length instead (a peer that sends the prefix alone).
+    private static byte[] Framed(int stream, byte[] grpc, int frame, int? firstFrame = null)
+    {
+        var bytes = new List<byte>(Frame(H2.Headers, H2.EndHeaders, stream, H2Blocks.ResponseHeaders));
+        var at = 0;
+        for (var i = 0; at < grpc.Length; i++)
+        {
+            var k = Math.Min(i == 0 && firstFrame is { } f ? f : frame, grpc.Length - at);
+            bytes.AddRange(Frame(H2.Data, 0, stream, grpc[at..(at + k)]));
+            at += k;
+        }
+        bytes.AddRange(Frame(H2.Headers, H2.EndHeaders | H2.EndStream, stream, H2Blocks.OkTrailers));
+        return [.. bytes];
+    }
+
+    // Landing calls on one connection answered in order, answer i framed by frames(i); reads: the peer's SETTINGS alone,
+    // then `read(i, answer length)` bytes at a time. Every answer's values are checked.
+    private static async Task<H2ClientConnection> FramedAnswers(int count, Func<int, byte[]> answer, Func<int, int> read)
+    {
+        var conn = H2ClientConnection.ForFeed(BittensorChannelOptions.Default);
+        var landings = Enumerable.Range(0, count).Select(_ => new AnswerLanding(Shape)).ToArray();
+        foreach (var l in landings) Array.Fill(l.Values, float.NaN);
+        var calls = landings.Select(l => LandingCall(conn, l)).ToArray();
+        byte[] bytes = [.. Frame(H2.Settings, 0, 0, []), .. Enumerable.Range(0, count).SelectMany(answer)];
+
+        var loop = conn.Feed(bytes, i => i == 0 ? 9 : read(i));
+
+        Assert.True(loop.IsCompleted);
+        Assert.Null(conn.Bug);
+        for (var i = 0; i < count; i++)
+        {
+            Assert.Equal(new Got(true, "m" + i), await calls[i].WaitAsync(Wait));
+            Assert.Equal(Floats(i + 1), landings[i].Values);
+        }
+        Assert.Equal(0, conn.OpenStreams);
+        return conn;
+    }
+
+    [Theory]
+    [InlineData(16_384)] // Kestrel's and grpcio's frames
+    [InlineData(8_192)]
+    [InlineData(30_000)]
+    public async Task Answers_in_DATA_frames_of_16_KB_land_whole_after_the_first(int frame)
+    {
+        // The fan-out's case against Kestrel: each answer arrives alone, whole, in five 16 KB DATA frames. The first tells
+        // where the floats begin and how the peer frames an answer; each answer after it lands all its floats: into
+        // [head | floats of frame 1 | frame 2's header | floats of frame 2 | … | tail] in one receive. (Before, a head read
+        // that found the floats split over frames moved them all back and copied them: 0 bytes landed.)
+        const int Count = 4;
+        var size = Framed(1, Grpc(Floats(1), "m0"), frame).Length;
+        var conn = await FramedAnswers(Count, i => Framed((2 * i) + 1, Grpc(Floats(i + 1), "m" + i), frame), _ => size);
+        Assert.Equal((Count - 1L) * Shape.ElementCount * 4, conn.BytesLandedDirectly);
+        Assert.Equal(Count - 1, conn.HeadReads);
+        Assert.Equal(frame, conn.SplitFrame);
+    }
+
+    [Fact]
+    public async Task Answers_in_16_KB_frames_land_whole_with_the_reads_cut_anywhere()
+    {
+        // Reads that end at every byte of the second answer's head and of its frame headers, and at a stride through its
+        // floats: each answer's values are right; most of the floats land (what a read cut leaves for the next read
+        // lands there, the next frames' floats with it).
+        const int Frame16 = 16_384;
+        var size = Framed(1, Grpc(Floats(1), "m0"), Frame16).Length;
+        var grpc = Grpc(Floats(1), "m0");
+        var head = 9 + H2Blocks.ResponseHeaders.Length + 9 + 5 + H2ClientConnection.ClientStream.FindGap(grpc.AsSpan(5), grpc.Length - 5, Shape.ElementCount * 4);
+        var headers = Enumerable.Range(1, 4).Select(k => 9 + H2Blocks.ResponseHeaders.Length + (k * (9 + Frame16)));
+        var cuts = Enumerable.Range(1, head + 8)
+            .Concat(headers.SelectMany(h => Enumerable.Range(h - 4, 18)))
+            .Concat(Enumerable.Range(head, size - head).Where(c => c % 1021 == 0))
+            .Concat(Enumerable.Range(size - 40, 48));
+        long landed = 0;
+        foreach (var cut in cuts)
+        {
+            // Answer 0 alone (learned from), answer 1 cut at `cut`, the rest as it comes; then reads of `cut` throughout.
+            landed += (await FramedAnswers(3, i => Framed((2 * i) + 1, Grpc(Floats(i + 1), "m" + i), Frame16),
+                i => i == 1 ? size : i == 2 ? cut : int.MaxValue)).BytesLandedDirectly;
+            await FramedAnswers(3, i => Framed((2 * i) + 1, Grpc(Floats(i + 1), "m" + i), Frame16), _ => cut);
+        }
+        Assert.True(landed > 0, "no float landed");
+    }
+
+    [Fact]
+    public async Task Answers_whose_framing_changes_from_one_to_the_next_still_read_right()
+    {
+        // The plan follows the last answer's framing; an answer framed otherwise (one frame, smaller frames, the prefix
+        // alone in the first frame, frames of 1 KB) moves what was received back and is read as after an ordinary read.
+        Func<int, byte[]>[] framings =
+        [
+            i => Framed((2 * i) + 1, Grpc(Floats(i + 1), "m" + i), 16_384),
+            i => Whole((2 * i) + 1, Grpc(Floats(i + 1), "m" + i)),
+            i => Framed((2 * i) + 1, Grpc(Floats(i + 1), "m" + i), 16_384, firstFrame: 5),
+            i => Framed((2 * i) + 1, Grpc(Floats(i + 1), "m" + i), 10_000),
+            i => Framed((2 * i) + 1, Grpc(Floats(i + 1), "m" + i), 1_024),
+            i => Framed((2 * i) + 1, Grpc(Floats(i + 1), "m" + i), 16_384),
+        ];
+        var order = new[] { 0, 1, 0, 2, 0, 3, 3, 4, 0, 5, 0 };
+        var sizes = order.Select((f, i) => framings[f](i).Length).ToArray();
+        foreach (var read in new Func<int, int>[] { i => sizes[Math.Min(i - 1, sizes.Length - 1)], _ => int.MaxValue, _ => 4096, _ => 16_393, _ => 333 })
+        {
+            await FramedAnswers(order.Length, i => framings[order[i]](i), read);
+        }
+    }
 }

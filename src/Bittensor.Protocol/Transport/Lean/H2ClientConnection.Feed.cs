@@ -61,5 +61,23 @@ internal sealed partial class H2ClientConnection
             _at += n;
             return n;
         }
+
+        /// <summary>One read of the next size into <paramref name="pieces"/> in order, each in the buffer or the landing (recvmsg's iovecs).</summary>
+        public int ReadPieces(Span<byte> buffer, Span<byte> landing, ReadOnlySpan<Piece> pieces)
+        {
+            long room = 0;
+            foreach (var p in pieces) room += p.Length;
+            var n = (int)Math.Min(Math.Min(room, bytes.Length - _at), Math.Max(1, readSize(_reads++)));
+            var left = n;
+            foreach (var p in pieces)
+            {
+                var k = Math.Min(left, p.Length);
+                bytes.AsSpan(_at + (n - left), k).CopyTo((p.InLanding ? landing : buffer).Slice(p.At, k));
+                left -= k;
+                if (left == 0) break;
+            }
+            _at += n;
+            return n;
+        }
     }
 }

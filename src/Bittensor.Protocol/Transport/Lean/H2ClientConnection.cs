@@ -883,6 +883,7 @@ internal sealed partial class H2ClientConnection : IDisposable
         }
         var data = length;
         var pad = 0;
+        var startedBefore = s?.MessageStarted ?? false;
         if ((flags & H2.Padded) != 0)
         {
             if (length < 1) throw new H2ConnectionException(H2.FrameSizeError, "padded DATA frame without its pad length");
@@ -917,7 +918,7 @@ internal sealed partial class H2ClientConnection : IDisposable
                 if (s is not null)
                 {
                     if (!s.Feed(_buf.AsSpan(_start, k), out var failure, out var gapAt)) s = FailFromFeed(s, failure);
-                    else if (gapAt >= 0 && _originValid) NoteLandingStart(_start + gapAt);
+                    else if (gapAt >= 0 && _originValid) NoteLandingStart(_start + gapAt, data - gapAt);
                 }
                 _start += k;
                 data -= k;
@@ -936,14 +937,19 @@ internal sealed partial class H2ClientConnection : IDisposable
             {
                 // Nothing buffered and the stream wants message bytes: read them straight into the message's array, and
                 // what follows them (the message's tail, the trailers) into the read buffer in the same call when it is
-                // there already; otherwise wait for the socket as usual.
-                var n = TryReceiveVectored(target);
-                if (n > target.Length)
+                // there already; otherwise wait for the socket as usual. A landing whose floats go on in the peer's next
+                // DATA frames (16 KB frames) takes those frames' floats in the same call, their headers into the buffer.
+                var n = target.Length == data ? TryReceiveFrames(s, target) : -1;
+                if (n < 0)
                 {
-                    _end = n - target.Length; // the read buffer (reset above) holds what came after the target
-                    n = target.Length;
+                    n = TryReceiveVectored(target);
+                    if (n > target.Length)
+                    {
+                        _end = n - target.Length; // the read buffer (reset above) holds what came after the target
+                        n = target.Length;
+                    }
                 }
-                else if (n == 0)
+                if (n == 0)
                 {
                     n = await ReceiveAsync(target).ConfigureAwait(false);
                     if (n == 0) throw new EndOfStreamException();
@@ -960,6 +966,13 @@ internal sealed partial class H2ClientConnection : IDisposable
             await FillAsync(1, false).ConfigureAwait(false);
         }
         if (pad > 0) await SkipAsync(pad).ConfigureAwait(false);
+        if (s is not null && s.Landing is not null && pad == 0 && (flags & H2.Padded) == 0)
+        {
+            // How this peer frames an answer (the next head read plans its runs by it): a frame that ends inside the
+            // message is the peer's split size; a message whole in one frame means one frame per answer.
+            if (s.MessageStarted && !s.MessageComplete) _splitFrame = length >= MinSplitFrame ? length : 0;
+            else if (!startedBefore && s.MessageComplete) _splitFrame = 0;
+        }
 
         // Flow control: give the bytes back (connection: once half the window is used; stream: while it stays open).
         if (length > 0)
@@ -999,10 +1012,15 @@ internal sealed partial class H2ClientConnection : IDisposable
         }
     }
 
-    // Where, counted from a frame start with nothing buffered, an answer's landed data began: the next such read stops there.
-    private void NoteLandingStart(int at)
+    // Where, counted from a frame start with nothing buffered, an answer's landed data began: the next such read stops
+    // there; and how many landed bytes the DATA frame where they began carried (the first run of a head read over frames).
+    private void NoteLandingStart(int at, int inFrame)
     {
-        if (at is > 9 and <= MaxLandingHint) _landingHint = at;
+        if (at is > 9 and <= MaxLandingHint)
+        {
+            _landingHint = at;
+            _landingFirstRun = inFrame;
+        }
     }
 
     private const int MaxLandingHint = 8192;
@@ -1755,6 +1773,9 @@ internal sealed partial class H2ClientConnection : IDisposable
 
         /// <summary>True when the next message byte is the first landed one (a head read's landing may be taken whole).</summary>
         public bool AtLandingStart => !_landingOff && _gapStart >= 0 && Filled == _gapStart;
+
+        /// <summary>Landing bytes filled so far when the next message byte is a landed one; −1 otherwise.</summary>
+        public int LandingOffset => !_landingOff && _gapStart >= 0 && Filled >= _gapStart && Filled < _gapStart + Landing!.DataLength ? Filled - _gapStart : -1;
 
         // The array grows with the bytes that arrived (never more than FirstChunk ahead), up to the announced length.
         private void Grow(int more)
