@@ -47,14 +47,15 @@ public sealed class LeanClientFramesSpec(Xunit.Abstractions.ITestOutputHelper ou
     /// <summary>
     /// The dendrite's fan-out (what <c>btcli run validator</c> queries peers with) over the lean client: each answer's
     /// floats are received from the socket straight into its result's array (<see cref="AnswerLanding"/>), and the
-    /// results are the axon's answers, value for value, from the lean server and from Kestrel (16 KB DATA frames; from
-    /// Kestrel the landing is not asserted: with 16 KB frames it lands a few bytes or none, decided per connection).
+    /// results are the axon's answers, value for value, from the lean server and from Kestrel (16 KB DATA frames: the
+    /// floats of one answer in five frames, received into the array around the frames' headers).
     /// </summary>
     [Theory]
     [InlineData("kestrel")]
     [InlineData("lean")]
     public async Task A_dendrite_round_receives_each_answer_straight_into_its_results_array(string server)
     {
+        const int Answer = 16 * 1024 * 4; // one answer's float bytes
         var options = new AxonOptions { Transport = server == "lean" ? new LeanServerTransport() : new KestrelServerTransport() };
         var (_, port) = await StartAxon(Loopback(networkDim: 1024), DemoModels.Echo(1024), options);
         var dendrite = new Bittensor.Actors.Dendrite.Dendrite(Sys, new KeyPairRequestSigner(Alice),
@@ -78,11 +79,10 @@ public sealed class LeanClientFramesSpec(Xunit.Abstractions.ITestOutputHelper ou
 
         var landed = LeanClientTransport.BytesLandedFrom(port) - landedBefore;
         _output.WriteLine($"{server}: {landed} answer bytes received straight into results' arrays over 4 rounds");
-        // Kestrel sends 16 KB DATA frames: whether any of their bytes land depends on where the connection's first read
-        // at a frame start fell (0 or ~95 bytes over 4 rounds, per connection, not per round; session 18 saw 0 in 1 of
-        // 5-8 runs at load ~10), so only its values are checked. The lean server's one DATA frame per answer lands.
-        if (server == "lean")
-            Assert.True(landed > 0, "no answer bytes were received straight into a result's array during this test's rounds");
+        // The first round tells the connection where an answer's floats begin and how the server frames it; the rounds
+        // after it land. Against Kestrel's 16 KB frames this landed 0 or ~95 bytes over 4 rounds before session 19 (the
+        // read loop planned the floats as one run and moved them back when a frame header came in between).
+        Assert.True(landed >= Answer, $"{landed} answer bytes were received straight into a result's array during this test's rounds (one answer's floats: {Answer})");
     }
 
     /// <summary>

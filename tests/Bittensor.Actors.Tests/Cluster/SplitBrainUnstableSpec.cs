@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using Akka.Actor;
+using Akka.Cluster;
+using ClusterSettings = Bittensor.Actors.Cluster.ClusterSettings;
+using Akka.Configuration;
+using Akka.Remote;
+using Akka.Remote.Transport;
+using Bittensor.Actors.Cluster;
+
+namespace Bittensor.Actors.Tests.Cluster;
+
+/// <summary>
+/// <c>bittensor.cluster.sbr_down_all_when_unstable</c> (docs/cluster.md "Split brain") with a flapping link: four nodes in
+/// this process (a front and three workers, each its own ActorSystem on loopback) run Akka.Remote's throttler transport
+/// (<c>applied-adapters = [trttl]</c>), so the test cuts and restores links (<see cref="Blackhole"/> /
+/// <see cref="Unthrottled"/> through the transport's management command). One worker is cut off for good; another's
+/// links are cut and restored again and again (each change awaited in the front's view): the unreachable set never
+/// empties and keeps changing, so the resolver's stable deadline keeps moving. With the setting on, every node downs
+/// every member once that lasted <c>sbr_stable_after</c> + the setting. (The setting's default, off, is checked where
+/// it reaches Akka's resolver settings: <c>ClusterSettingsSpec</c>. A behavioural "off" case is not here: once the
+/// flapping stops, which side keep-oldest keeps depends on the reachability records the one-way cuts leave — a node that
+/// saw the front unreachable while its own sends were cut makes the front "indirectly connected" — and under load a
+/// stable window mid-flap let the resolver down part of the cluster: Akka's behaviour, not this setting's.)
+/// </summary>
+[Collection(ClusterTestBase.Nodes)]
+public sealed class SplitBrainUnstableSpec(Xunit.Abstractions.ITestOutputHelper output) : ClusterTestBase(output)
+{
+    private static readonly TimeSpan Guard = TimeSpan.FromMinutes(3); // hang guard only; nothing is timed
+    // Long enough that no stable window opens while the link flaps on a loaded machine (a flap, cut to seen to restored to
+    // seen, takes a few seconds); the resolver downs all at stable-after + down-all after the first change.
+    private static readonly TimeSpan StableAfter = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan DownAll = TimeSpan.FromSeconds(4);
+
+    // The failure detector marks a silent node unreachable after ~3 s (heartbeats every 1 s): a flap (cut, seen, restored,
+    // seen) takes well under sbr_stable_after, so while it flaps no stable window opens.
+    private static readonly Config Throttled = ConfigurationFactory.ParseString("""
+        akka.remote.dot-netty.tcp.applied-adapters = [trttl]
+        akka.cluster.failure-detector.acceptable-heartbeat-pause = 3s
+        akka.loglevel = WARNING
+        akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
+        """).WithFallback(LocalEventSerializer.SerializeMessagesCheck);
+
+    private readonly Xunit.Abstractions.ITestOutputHelper _output = output;
+
+    private ActorSystem Node(string role, bool downAllWhenUnstable, Address? join)
+    {
+        var settings = Settings() with { SbrStableAfter = StableAfter, SbrDownAllWhenUnstable = downAllWhenUnstable ? DownAll : null };
+        var system = ActorSystem.Create(settings.SystemName, Throttled.WithFallback(BittensorCluster.NodeConfig(settings, role)));
+        Track(system);
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        cluster.Join(join ?? cluster.SelfAddress);
+        return system;
+    }
+
+    private static Address AddressOf(ActorSystem node) => Akka.Cluster.Cluster.Get(node).SelfAddress;
+
+    /// <summary>
+    /// Cuts (or restores) what <paramref name="node"/> sends to <paramref name="peers"/> (<paramref name="direction"/>: also
+    /// what it receives), at <paramref name="node"/>'s transport. A flapping link is cut one way only: the association
+    /// stays up (a link cut both ways loses its association and, restored, waits for a new handshake and the address's
+    /// gating — seconds, which broke the flapping), and the peers' failure detectors miss its heartbeat replies.
+    /// </summary>
+    private static async Task Cut(ActorSystem node, bool cut, ThrottleTransportAdapter.Direction direction, params ActorSystem[] peers)
+    {
+        var transport = ((IRemoteActorRefProvider)((ExtendedActorSystem)node).Provider).Transport;
+        foreach (var peer in peers)
+        {
+            var done = await transport.ManagementCommand(new SetThrottle(AddressOf(peer), direction,
+                cut ? Blackhole.Instance : Unthrottled.Instance)).WaitAsync(Guard);
+            Assert.True(done, $"the throttler did not take the command for {AddressOf(peer)}");
+        }
+    }
+
+    /// <summary>Reachability events of the front's view, for one member.</summary>
+    private sealed class Reachability : ReceiveActor
+    {
+        public Reachability(Address member, ChannelWriter<bool> reachable)
+        {
+            Receive<ClusterEvent.UnreachableMember>(e => e.Member.Address == member, _ => reachable.TryWrite(false));
+            Receive<ClusterEvent.ReachableMember>(e => e.Member.Address == member, _ => reachable.TryWrite(true));
+            ReceiveAny(_ => { });
+        }
+
+        protected override void PreStart() =>
+            Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.IReachabilityEvent));
+    }
+
+    private sealed record Run(ActorSystem Front, ActorSystem Stays, ActorSystem Flapping, ActorSystem CutOff, Task AllTerminated);
+
+    /// <summary>
+    /// Four Up nodes; the last one cut off for good; the third's links cut and restored (each change awaited as the front
+    /// sees it) until <paramref name="until"/> says stop or every node terminated.
+    /// </summary>
+    private async Task<Run> FlapAsync(bool downAllWhenUnstable, Func<TimeSpan, bool> until)
+    {
+        var front = Node(ClusterSettings.FrontRole, downAllWhenUnstable, null);
+        var nodes = new[] { front, Node(ClusterSettings.WorkerRole, downAllWhenUnstable, AddressOf(front)),
+            Node(ClusterSettings.WorkerRole, downAllWhenUnstable, AddressOf(front)), Node(ClusterSettings.WorkerRole, downAllWhenUnstable, AddressOf(front)) };
+        await Task.WhenAll(nodes.Select(Up)).WaitAsync(Guard);
+        await AwaitAssertAsync(() => Assert.Equal(4, Akka.Cluster.Cluster.Get(front).State.Members.Count(m => m.Status == MemberStatus.Up)), Guard);
+        var (stays, flapping, cutOff) = (nodes[1], nodes[2], nodes[3]);
+        var allTerminated = Task.WhenAll(nodes.Select(n => n.WhenTerminated));
+        var changes = Channel.CreateUnbounded<bool>();
+        front.ActorOf(Props.Create(() => new Reachability(AddressOf(flapping), changes.Writer)), "flapping-reachability");
+
+        await Cut(cutOff, true, ThrottleTransportAdapter.Direction.Both, front, stays, flapping);
+        var since = Stopwatch.StartNew();
+        var flaps = 0;
+        while (!until(since.Elapsed) && !nodes.Any(n => n != cutOff && n.WhenTerminated.IsCompleted))
+        {
+            foreach (var cut in new[] { true, false })
+            {
+                if (nodes.Any(n => n != cutOff && n.WhenTerminated.IsCompleted)) break;
+                await Cut(flapping, cut, ThrottleTransportAdapter.Direction.Send, front, stays);
+                // Until the front's view says so (or every node is gone).
+                while (true)
+                {
+                    var next = changes.Reader.ReadAsync().AsTask();
+                    if (await Task.WhenAny(next, allTerminated).WaitAsync(Guard) != next || await next == !cut) break;
+                }
+            }
+            flaps++;
+        }
+        _output.WriteLine($"{flaps} flaps over {since.Elapsed.TotalSeconds:F1} s; nodes terminated: {nodes.Count(n => n.WhenTerminated.IsCompleted)} of 4");
+        return new Run(front, stays, flapping, cutOff, allTerminated);
+    }
+
+    [Fact]
+    public async Task With_down_all_when_unstable_on_a_link_that_keeps_flapping_downs_every_node()
+    {
+        // Flaps until the nodes are gone; the guard bounds it (the resolver acts at stable-after + down-all, 24 s, after the first change).
+        var run = await FlapAsync(downAllWhenUnstable: true, until: _ => false);
+        await run.AllTerminated.WaitAsync(Guard);
+        foreach (var node in new[] { run.Front, run.Stays, run.Flapping, run.CutOff })
+            Assert.IsType<CoordinatedShutdown.ClusterDowningReason>(CoordinatedShutdown.Get(node).ShutdownReason);
+    }
+}
