@@ -267,12 +267,13 @@ internal sealed partial class H2ClientConnection
     /// <summary>
     /// At a frame start with nothing buffered and the landing hint known: when the next call in line (the open stream
     /// with the lowest id whose answer has not begun) has a landing, receives without waiting into [the read buffer up to
-    /// the hint | the landing's array | the read buffer behind a gap of the landing's length], so that an answer whose
-    /// head is as long as the last one's comes in one system call: head, floats and tail. The bytes are consumed as if
-    /// contiguous: the read buffer shows only the head; when the read loop reaches the landing's first byte for that
-    /// stream (<see cref="TakeHeadLanding"/>) the landed bytes count as received and the tail follows; anything else
-    /// (another stream's answer, a head of another length, a frame split differently) first moves the landed bytes back
-    /// between the head and the tail (<see cref="Unscramble"/>) and goes on as after one ordinary read. False when
+    /// the hint | the landing's array | the read buffer behind a gap of the landing's length] — or, when the peer splits
+    /// an answer into DATA frames (<see cref="_splitFrame"/>), [head | run 1 | the next frame's header | run 2 | … | tail]
+    /// — so that an answer whose head is as long as the last one's comes in one system call: head, floats and tail. The
+    /// bytes are consumed as if contiguous: the read buffer shows only the head; when the read loop reaches a run's first
+    /// byte for that stream (<see cref="TakeHeadLanding"/>) the run counts as received and the buffer goes on behind its
+    /// gap; anything else (another stream's answer, a head of another length, a frame split differently) first moves the
+    /// landed bytes back into their gaps (<see cref="Unscramble"/>) and goes on as after one ordinary read. False when
     /// nothing was received this way (no candidate, no room, nothing waiting, or no such call here).
     /// </summary>
     private bool TryReceiveHead()
