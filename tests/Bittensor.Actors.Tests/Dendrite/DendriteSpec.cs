@@ -338,6 +338,9 @@ public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : 
     {
         // Three axons with sr25519 verification and nonce stores on: whatever share of the round's calls reuses one
         // signed value, every axon must accept it, and the next round (each endpoint's nonce ≥ 1 ms newer) too.
+        // sign_ahead is off here: with it on, each round's last request starts one more signing in the background (the
+        // next round's value, taken or dropped), so the count could reach 8 (seen once: 7). The value signed ahead has
+        // its own test below (Rounds_back_to_back_take_a_value_signed_ahead_and_verifying_axons_accept_it).
         var ports = new List<int>();
         for (var i = 0; i < 3; i++) ports.Add((await StartAxon(Loopback(networkDim: Dim), DemoModels.Echo(Dim))).Port);
         var signatures = 0;
@@ -346,7 +349,7 @@ public sealed class DendriteSpec(Xunit.Abstractions.ITestOutputHelper output) : 
             Interlocked.Increment(ref signatures);
             return ValueTask.FromResult(Alice.Sign(m.Span));
         });
-        var dendrite = new DendriteClient(Sys, signer, DendriteSettings.Default with { NetworkDim = Dim, Timeout = TimeSpan.FromSeconds(20), SignatureReuse = TimeSpan.FromSeconds(1) });
+        var dendrite = new DendriteClient(Sys, signer, DendriteSettings.Default with { NetworkDim = Dim, Timeout = TimeSpan.FromSeconds(20), SignatureReuse = TimeSpan.FromSeconds(1), SignAhead = false });
         var endpoints = ports.Select((p, i) => Endpoint(p, $"axon-{i}")).ToArray();
 
         var first = await dendrite.ForwardText(endpoints, new long[,] { { 3, 4 } });
