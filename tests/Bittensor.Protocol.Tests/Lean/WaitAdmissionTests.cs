@@ -254,11 +254,11 @@ public sealed class WaitAdmissionTests
     }
 
     private static async Task<LeanServer> Bind(IBittensorService service, DrivenClock clock, TimeSpan target, TimeSpan interval, int perRead = 0,
-        int readSize = int.MaxValue, Func<long>? work = null) =>
+        int readSize = int.MaxValue, Func<long>? work = null, int callsInFlight = 0) =>
         (LeanServer)await new LeanServerTransport(clock) { TurnMode = ReadTurnMode.Driven, ReadSize = readSize, WorkClock = work }
             .BindAsync(new ServerTransportOptions("127.0.0.1", 0, 1024 * 1024, 1024 * 1024, 100)
                 {
-                    TargetWait = target, TargetWaitInterval = interval, AdmitPerRead = perRead,
+                    TargetWait = target, TargetWaitInterval = interval, AdmitPerRead = perRead, MaxCallsInFlight = callsInFlight,
                 },
                 service, CancellationToken.None);
 
@@ -848,6 +848,122 @@ public sealed class WaitAdmissionTests
         {
             foreach (var c in clients) await c.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task Engaged_with_an_at_read_budget_the_calls_a_shed_pass_keeps_for_a_turn_count_in_calls_in_flight_only_from_that_turn()
+    {
+        // calls_in_flight 4, the budget 4. a, b and c queued for their first turns (a first); b's and c's sockets hold ten
+        // calls each, a's three. While a's calls run, a pass keeps four of b's and four of c's for their turns and sheds
+        // the other twelve. The eight kept calls are not in flight yet (they would be in the sockets without the pass):
+        // counted, a's third call would be over calls_in_flight, and so would b's four at b's turn (c's four held).
+        var clock = new DrivenClock();
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10), perRead: 4, callsInFlight: 4);
+        SlowProbes(server, clock);
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+        await using var b = await RawH2.Connect(server.Endpoint.Port);
+        await using var c = await RawH2.Connect(server.Endpoint.Port);
+        Assert.Equal(3, server.Turns.Waiting);
+        H2Connection Of(RawH2 h2) => server.Connections().Single(x => ((System.Net.IPEndPoint)x.SocketForTests!.RemoteEndPoint!).Port == h2.LocalPort);
+        (int Held, int Delayed)? seen = null;
+        int? heldAtBsTurn = null;
+        var checks = 0;
+        service.OnCheck = () =>
+        {
+            // The third check is a's last call's; the fourth b's first kept call's (b's turn comes next): b's four
+            // count from then on, c's not yet.
+            if (++checks == 3) seen = (server.CallsHeld, service.Delayed);
+            else if (checks == 4) heldAtBsTurn = server.CallsHeld;
+        };
+        var answers = Task.WhenAll(Answers(a, 3), Answers(b, 10), Answers(c, 10));
+        var callBytes = 9 + RequestBlock.Length + 9 + RawH2.Message(new TensorMessage { Hotkey = "a" }).Length;
+        await SendCalls(b, "b", 10);
+        Assert.True(SocketBytes.WaitFor(Of(b).SocketForTests, 10 * callBytes, Wait, out _));
+        await SendCalls(c, "c", 10);
+        Assert.True(SocketBytes.WaitFor(Of(c).SocketForTests, 10 * callBytes, Wait, out _));
+        await SendCalls(a, "a", 3);
+        Assert.True(SocketBytes.WaitFor(Of(a).SocketForTests, 3 * callBytes, Wait, out _));
+        await TurnsUntil(server, answers);
+
+        Assert.Equal((1, 12), seen);
+        Assert.Equal(4, heldAtBsTurn);
+        Assert.Equal((3, 4, 4, 12), (service.Ran["a"], service.Ran["b"], service.Ran["c"], service.Delayed));
+        Assert.Equal(12, server.PassSheds);
+        await server.WhenCallsHeldAtMost(0).WaitAsync(Wait);
+    }
+
+    /// <summary>
+    /// Two connections, a then b, queued for their first turns; b's socket holds <paramref name="first"/> calls, which
+    /// b's first turn decides (the rule engaged, its budget 4: a round of that many calls; up to 4 run, the rest shed). Then, both parked for their
+    /// next turns, b's socket gets <paramref name="second"/> calls and a's three; a's turn runs a's calls (1 ms of the
+    /// clock each: shed passes are due) and the test sees, at a's third check, what the passes did to b.
+    /// </summary>
+    private static async Task<(int Delayed, long Looks, long Reads, int BBytes, bool Engaged, int CallBytes, SlowService Service)> ASecondRound(int first, int second)
+    {
+        var clock = new DrivenClock();
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10), perRead: 4);
+        SlowProbes(server, clock);
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+        await using var b = await RawH2.Connect(server.Endpoint.Port);
+        Assert.Equal(2, server.Turns.Waiting);
+        var bConnection = server.Connections().Single(c => ((System.Net.IPEndPoint)c.SocketForTests!.RemoteEndPoint!).Port == b.LocalPort);
+        var aConnection = server.Connections().Single(c => !ReferenceEquals(c, bConnection));
+        var callBytes = 9 + RequestBlock.Length + 9 + RawH2.Message(new TensorMessage { Hotkey = "a" }).Length;
+
+        // b's first round: its calls are in its socket before the first turns are given; both connections queue again
+        // after them (a after reading its preface, b after its calls).
+        var queued = 0;
+        var bothQueued = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        server.Turns.WhenQueued = _ =>
+        {
+            if (Interlocked.Increment(ref queued) == 2) bothQueued.TrySetResult();
+        };
+        var firstAnswers = Answers(b, first);
+        await SendCalls(b, "b", first);
+        Assert.True(SocketBytes.WaitFor(bConnection.SocketForTests, first * callBytes, Wait, out _));
+        Assert.Equal(2, server.Turns.GiveTurns());
+        await bothQueued.Task.WaitAsync(Wait);
+        await firstAnswers.WaitAsync(Wait);
+        server.Turns.WhenQueued = null;
+        Assert.Equal((Math.Min(first, 4), Math.Max(0, first - 4)), (service.Ran["b"], service.Delayed));
+        Assert.True(bConnection.WaitingForTurn && aConnection.WaitingForTurn);
+
+        var (looks, reads) = (server.PassLooks, server.PassReads);
+        (int Delayed, long Looks, long Reads, int BBytes, bool Engaged)? seen = null;
+        var checks = 0;
+        service.OnCheck = () =>
+        {
+            if (++checks == 3)
+                seen = (service.Delayed, server.PassLooks - looks, server.PassReads - reads, bConnection.SocketAvailable, server.Admission!.Engaged);
+        };
+        var answers = Task.WhenAll(Answers(a, 3), Answers(b, second));
+        await SendCalls(b, "b", second, first: 1 + (2 * first));
+        Assert.True(SocketBytes.WaitFor(bConnection.SocketForTests, second * callBytes, Wait, out _));
+        await SendCalls(a, "a", 3);
+        Assert.True(SocketBytes.WaitFor(aConnection.SocketForTests, 3 * callBytes, Wait, out _));
+        await TurnsUntil(server, answers);
+        Assert.Equal(3, service.Ran["a"]);
+        Assert.NotNull(seen);
+        var s = seen!.Value;
+        return (s.Delayed - Math.Max(0, first - 4), s.Looks, s.Reads, s.BBytes, s.Engaged, callBytes, service);
+    }
+
+    [Fact]
+    public async Task Engaged_with_an_at_read_budget_a_shed_pass_looks_at_a_waiting_socket_that_holds_no_more_than_the_budget_and_leaves_it_for_the_turn()
+    {
+        // b's first round had five calls (its bytes per call known); now its socket holds four, no more than its coming
+        // turn admits: a pass looks at the socket's byte count and does not read it (a read there would only split
+        // b's turn in two, with a send of its own); b's turn reads and runs all four.
+        var (delayed, looks, reads, bBytes, engaged, callBytes, service) = await ASecondRound(first: 5, second: 4);
+
+        Assert.True(engaged);
+        Assert.Equal(0, delayed);
+        Assert.True(looks >= 1, $"looks {looks}");
+        Assert.Equal(0, reads);
+        Assert.Equal(4 * callBytes, bBytes);
+        Assert.Equal((8, 1), (service.Ran["b"], service.Delayed));
     }
 
     [Fact]

@@ -88,6 +88,11 @@ internal sealed class H2Connection
     // Calls a shed pass read and kept for the coming turn, in arrival order (under _sync): out of _ready, so a sender's
     // unparking (FlushAsync) does not run them before the turn; the turn puts them back in front.
     private readonly List<H2Stream> _keptForTurn = [];
+    // The reader's own (its read loop, or a shed pass while the loop waits for its turn): bytes read from the socket and
+    // calls (streams) their frames opened. A shed pass reads a socket only when it holds more than the coming turn's
+    // budget of calls at this connection's bytes per call (DecideWhileWaiting).
+    private long _bytesIn;
+    private long _callsIn;
     // ShedProbe (a benchmark's, off by default): shed answers written into _out (under _sync), and those in the send under way (the sender's own).
     private readonly List<(int Id, long ReadAt, long DecidedAt, long Gc, int Kind)>? _probePending = ShedProbe.On ? [] : null;
     private readonly List<(int Id, long ReadAt, long DecidedAt, long Gc, int Kind)>? _probeSending = ShedProbe.On ? [] : null;
@@ -265,6 +270,8 @@ internal sealed class H2Connection
                     if (_readEnded) break;
                     lock (_sync)
                     {
+                        // The kept calls count in calls_in_flight again from their turn (DecideWhileWaiting).
+                        foreach (var s in _keptForTurn) Rehold(s);
                         _ready.InsertRange(0, _keptForTurn);
                         _keptForTurn.Clear();
                     }
@@ -286,6 +293,7 @@ internal sealed class H2Connection
                     if (n == 0) break;
                     filled = n == Math.Min(_in.Length - _inEnd, _server.ReadSize);
                     _inEnd += n;
+                    _bytesIn += n;
                     if (_server.Admission is { } admission) Stamp(admission);
                 }
                 if (!atOnce) _readsThisTurn = 0;
@@ -381,6 +389,10 @@ internal sealed class H2Connection
     /// <summary>True while the read loop waits for its read turn and no shed pass reads its socket (LeanServer.ShedPassIfDue).</summary>
     internal bool WaitingForTurn => Volatile.Read(ref _reader) == 0 && Volatile.Read(ref _awaitingTurn);
 
+    /// <summary>Bytes per call assumed for a connection that has not opened a call yet (below any gRPC call's frames, so
+    /// a shed pass errs toward reading it).</summary>
+    internal const int UnknownCallBytes = 32;
+
     /// <summary>
     /// A shed pass (LeanServer.ShedPassIfDue, the at-read budget engaged), on another connection's read loop between its
     /// calls, while this connection's loop waits for its read turn: reads what the socket holds (as the turn's own drain
@@ -389,15 +401,42 @@ internal sealed class H2Connection
     /// whatever comes before it), the rest are shed now, as that read would shed them, instead of after every turn ahead
     /// of this one. Their answers are sent at once. Returns the calls shed. Nothing happens unless the loop is parked for
     /// its turn (the reader flag is taken for the pass, so the loop waits for it to end at its turn).
+    /// <para>It reads only a socket that holds more than what is left of the coming turn's budget (the socket's byte
+    /// count, one system call, against that many calls at this connection's bytes per call so far): a read that would
+    /// shed nothing only splits the turn's read in two, with a send of its own, which with many connections (64: reads of
+    /// a few calls each) cost 9-40 % of the admitted rate (session 18). <paramref name="looked"/>: the socket's count was
+    /// read; <paramref name="read"/>: the socket was.</para>
     /// </summary>
-    internal int DecideWhileWaiting(WaitAdmission admission)
+    internal int DecideWhileWaiting(WaitAdmission admission, out bool looked, out bool read)
     {
+        looked = false;
+        read = false;
         if (Interlocked.CompareExchange(ref _reader, 2, 0) != 0) return 0;
         try
         {
             if (!Volatile.Read(ref _awaitingTurn) || _readEnded || _in.Length == 0 || _socket is null) return 0;
+            int keptBefore;
+            lock (_sync)
+            {
+                keptBefore = 0;
+                foreach (var s in _keptForTurn)
+                    if (s.Phase == StreamPhase.New && !s.Closed) keptBefore++;
+            }
+            // Over what is left of the budget: at least one whole call more than that (its kept calls fill it: any call).
+            var room = Math.Max(0, admission.PerRead - keptBefore);
+            looked = true;
+            var perCall = _callsIn > 0 ? Math.Max(UnknownCallBytes, _bytesIn / _callsIn) : UnknownCallBytes;
+            int available;
+            try
+            {
+                available = _socket.Available;
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                return 0;
+            }
+            if (available <= room * perCall || available < perCall) return 0;
             var reads = _readsThisTurn;
-            var read = false;
             for (var i = 0; i <= ReadTurns.ReadsPerTurn && !_readEnded && ReadBetweenCalls(drain: true); i++) read = true;
             _readsThisTurn = reads;
             if (!read) return 0;
@@ -425,6 +464,10 @@ internal sealed class H2Connection
                     if (!_passShedding.Contains(s)) _keptForTurn.Add(s);
                     else s.Queued = false;
                 _ready.Clear();
+                // The kept calls are not in flight until their turn, as if still in the socket: counted, with 64
+                // connections (up to PerRead kept on each) they held calls_in_flight (64) over its limit and every
+                // turn's kept calls were shed by it, a round late.
+                foreach (var s in _keptForTurn) Unhold(s);
             }
             var shed = _passShedding.Count;
             if (shed == 0) return 0;
@@ -864,6 +907,7 @@ internal sealed class H2Connection
             SendWindow = _peerInitialWindow, RecvWindow = H2.DefaultWindow, ReadAt = _readAt,
         };
         _streams.Add(id, s);
+        _callsIn++;
         if (endStream) RequestComplete(s);
         Ready(s);
     }
@@ -1481,6 +1525,7 @@ internal sealed class H2Connection
             return false;
         }
         _inEnd += n;
+        _bytesIn += n;
         bool keepGoing;
         lock (_sync) keepGoing = ProcessFrames();
         if (!keepGoing) _readEnded = true;
@@ -1966,6 +2011,15 @@ internal sealed class H2Connection
         if (!s.Async && !s.Cancellation.IsCancellationRequested && s.Cancellation.TryReset() && _ctsPool.Count < 64) _ctsPool.Push(s.Cancellation);
         else if (s.Async) s.Cancellation.CancelAfter(Timeout.Infinite);
         if (_goingAway && _streams.Count == 0) _idle?.TrySetResult();
+    }
+
+    /// <summary>A call a shed pass kept (<see cref="DecideWhileWaiting"/>, not held meanwhile) counts in the server's calls
+    /// in flight again at its turn, once its request is whole (under the lock).</summary>
+    private void Rehold(H2Stream s)
+    {
+        if (s.Held || s.Closed || !s.RemoteClosed || s.Phase != StreamPhase.New) return;
+        s.Held = true;
+        _server.Hold();
     }
 
     /// <summary>No longer counted in the server's calls in flight (under the lock; once per hold).</summary>

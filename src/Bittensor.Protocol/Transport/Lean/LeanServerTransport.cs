@@ -314,14 +314,23 @@ internal sealed class LeanServer : IServerBinding
 
     // ---------------------------------------------------------------- shed passes (the at-read budget, engaged)
 
-    /// <summary>Connections waiting for their read turn visited at most per shed pass (each visit is a look at its socket).</summary>
+    /// <summary>Connections waiting for their read turn whose sockets a shed pass reads, at most (each read is a few
+    /// system calls and, when it sheds, a send).</summary>
     internal const int VisitsPerPass = 8;
+
+    /// <summary>Looks at a waiting connection's socket byte count per shed pass, at most (one system call each, on a socket
+    /// the peer is sending to): every other connection, as no pass runs with more than <see cref="VisitsPerPass"/> + 1
+    /// open. (Session 19 ran passes at 64 connections: 16 looks a pass, 82k a second, cost ~6 µs per admitted call; 3 a
+    /// pass still cost 5-8 µs per verified call, benchmarks/results/axon.md "Session 19, h3-manyconn".)</summary>
+    internal const int LooksPerPass = VisitsPerPass;
 
     private H2Connection[] _openConnections = [];
     private long _nextPass;
     private int _passCursor;
     private long _passes;
     private long _passSheds;
+    private long _passLooks;
+    private long _passReads;
 
     /// <summary>Shed passes run (tests and probes).</summary>
     internal long Passes => Interlocked.Read(ref _passes);
@@ -329,39 +338,55 @@ internal sealed class LeanServer : IServerBinding
     /// <summary>Calls shed by shed passes, i.e. decided before their connection's turn (tests and probes).</summary>
     internal long PassSheds => Interlocked.Read(ref _passSheds);
 
+    /// <summary>Looks at a waiting connection's socket byte count by shed passes (tests and probes).</summary>
+    internal long PassLooks => Interlocked.Read(ref _passLooks);
+
+    /// <summary>Waiting connections' sockets read by shed passes (tests and probes).</summary>
+    internal long PassReads => Interlocked.Read(ref _passReads);
+
     /// <summary>
     /// A shed pass, when one is due (the at-read budget engaged; at most one every eighth of the target wait over the
     /// whole server): called by a read loop between the calls of its turn (<paramref name="from"/>, not visited), and
     /// after each call decided by an asynchronous header check (the batch verifier's continuations, where verified calls
-    /// run; <paramref name="from"/> null). Up to <see cref="VisitsPerPass"/> other connections that wait for their read turn, round robin, have what their sockets hold read and their calls over
-    /// their coming turn's budget answered now (<see cref="H2Connection.DecideWhileWaiting"/>), instead of after every
-    /// turn ahead of theirs: under overload a round of turns is the budget's work on every connection (~1.9 ms at 4
-    /// connections with verification on), and a shed answer waited in its socket for up to a round. Not when more
-    /// other connections are open than a pass visits (<see cref="VisitsPerPass"/>): there the turns stay as they were.
+    /// run; <paramref name="from"/> null). Other connections that wait for their read turn, round robin from where the
+    /// last pass stopped, have their calls over their coming turn's budget answered now
+    /// (<see cref="H2Connection.DecideWhileWaiting"/>), instead of after every turn ahead of theirs: under overload a
+    /// round of turns is the budget's work on every connection (~1.9 ms at 4 connections with verification on), and a
+    /// shed answer waited in its socket for up to a round. A connection's socket is read only when it holds more than
+    /// that budget (its byte count looked at first). Not when more other connections are open than a pass visits
+    /// (<see cref="VisitsPerPass"/>): there the turns stay as they were.
     /// </summary>
     internal void ShedPassIfDue(H2Connection? from, WaitAdmission admission)
     {
-        // Only while a pass can visit every other open connection: with many connections (64: 16 callers each, reads of
-        // a few calls) passes split each connection's read into small ones and a send of their own per visit, and cost
-        // more than they gave (PRIO=rt A/B: 60-91 % of the admitted rate, CPU per call 13-15 -> 17-21 µs; gated on the
-        // connections waiting for their turn instead, verified calls still had passes at 64 connections: 92 %, sheds
-        // 3.8k -> 6.2k/s).
+        // Only while a pass can look at every other open connection: with many connections (64: 16 callers each, reads
+        // of a few calls) passes that read every waiting socket split each connection's read into small ones and a send
+        // of their own per visit, and cost more than they gave (session 18, PRIO=rt A/B: 60-91 % of the admitted rate).
+        // Session 19 read only sockets over the budget and looked at 3 connections a pass there: verification off the
+        // admitted rate held and the shed p50 fell 6.9 -> 2.3 ms, but verified calls cost 43-50 µs against 35-38 (one
+        // PRIO=rt pair at 75 % of main's rate): not shipped (branch h3-manyconn-wip).
         var open = Volatile.Read(ref _openConnections);
         if (open.Length < 2 || open.Length > VisitsPerPass + 1) return;
         var now = Now;
         var due = Volatile.Read(ref _nextPass);
         if (now < due || Interlocked.CompareExchange(ref _nextPass, now + Math.Max(1, admission.Target / 8), due) != due) return;
         Interlocked.Increment(ref _passes);
-        var start = (int)((uint)Interlocked.Increment(ref _passCursor) % (uint)open.Length);
-        var visits = 0;
-        for (var i = 0; i < open.Length && visits < VisitsPerPass; i++)
+        var start = (int)((uint)Volatile.Read(ref _passCursor) % (uint)open.Length);
+        var looks = 0;
+        var reads = 0;
+        var i = 0;
+        for (; i < open.Length && looks < LooksPerPass && reads < VisitsPerPass; i++)
         {
             var c = open[(start + i) % open.Length];
             if (ReferenceEquals(c, from) || !c.WaitingForTurn) continue;
-            visits++;
-            var shed = c.DecideWhileWaiting(admission);
+            var shed = c.DecideWhileWaiting(admission, out var looked, out var read);
+            if (looked) looks++;
+            if (read) reads++;
             if (shed > 0) Interlocked.Add(ref _passSheds, shed);
         }
+        // The next pass goes on after the last connection this one came to.
+        Volatile.Write(ref _passCursor, (int)((uint)(start + Math.Max(1, i)) % (uint)open.Length));
+        if (looks > 0) Interlocked.Add(ref _passLooks, looks);
+        if (reads > 0) Interlocked.Add(ref _passReads, reads);
     }
 
     /// <summary>Calls held across every connection: the whole request received, the answer not yet complete.</summary>
