@@ -488,6 +488,8 @@ internal sealed class H2Connection
             {
                 _passShedding.Clear();
             }
+            // Counted before the answers leave: whoever reads them may look at the count at once.
+            _server.CountPassSheds(shed);
             KickFlush();
             return shed;
         }

@@ -338,6 +338,9 @@ internal sealed class LeanServer : IServerBinding
     /// <summary>Calls shed by shed passes, i.e. decided before their connection's turn (tests and probes).</summary>
     internal long PassSheds => Interlocked.Read(ref _passSheds);
 
+    /// <summary>A pass shed <paramref name="calls"/> (counted before their answers are sent).</summary>
+    internal void CountPassSheds(int calls) => Interlocked.Add(ref _passSheds, calls);
+
     /// <summary>Looks at a waiting connection's socket byte count by shed passes (tests and probes).</summary>
     internal long PassLooks => Interlocked.Read(ref _passLooks);
 
@@ -378,10 +381,9 @@ internal sealed class LeanServer : IServerBinding
         {
             var c = open[(start + i) % open.Length];
             if (ReferenceEquals(c, from) || !c.WaitingForTurn) continue;
-            var shed = c.DecideWhileWaiting(admission, out var looked, out var read);
+            c.DecideWhileWaiting(admission, out var looked, out var read);
             if (looked) looks++;
             if (read) reads++;
-            if (shed > 0) Interlocked.Add(ref _passSheds, shed);
         }
         // The next pass goes on after the last connection this one came to.
         Volatile.Write(ref _passCursor, (int)((uint)(start + Math.Max(1, i)) % (uint)open.Length));
