@@ -750,14 +750,11 @@ internal sealed partial class NonceJournal : IDisposable
             AfterSwitch?.Invoke();
             FinishRotation();
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
+        catch (Exception e)
         {
-            // The active file still holds every nonce; try again once it has doubled.
-            lock (_queueGate)
-            {
-                _compactAt = Math.Max(MinCompactBytes, _journal.Bytes * 2);
-                EndRotation();
-            }
+            // The active file still holds every nonce; try again once it has doubled. (Not only I/O failures: an exception
+            // must not end the process from a thread-pool thread, and no file was emptied whose lines no snapshot holds.)
+            RotationFailed(e);
         }
     }
 
@@ -808,14 +805,28 @@ internal sealed partial class NonceJournal : IDisposable
             if (Lean.ShedProbe.On) Lean.ShedProbe.Add(Lean.ShedProbe.Compaction, began, System.Diagnostics.Stopwatch.GetTimestamp(), Environment.CurrentManagedThreadId, 0, 0, 0, 0, 0, 0);
             lock (_queueGate) EndRotation();
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
+        catch (Exception e)
         {
             // The standby stays as it is (dirty): the next rotation writes the snapshot before it empties it.
-            lock (_queueGate)
-            {
-                _compactAt = Math.Max(MinCompactBytes, _journal.Bytes * 2);
-                EndRotation();
-            }
+            RotationFailed(e);
+        }
+    }
+
+    private void RotationFailed(Exception e)
+    {
+        lock (_queueGate)
+        {
+            _compactAt = Math.Max(MinCompactBytes, _journal.Bytes * 2);
+            EndRotation();
+        }
+        if (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException) return;
+        try
+        {
+            _report?.Invoke($"nonce journal {JournalPath(_snapshotPath)}: a compaction failed ({e.GetType().Name}); the journal keeps every nonce and grows until one succeeds");
+        }
+        catch (Exception)
+        {
+            // Reporting must not stop the journal.
         }
     }
 

@@ -235,6 +235,21 @@ internal sealed class CachedTable4
             L(ref b, 80), L(ref b, 96), L(ref b, 112), L(ref b, 128), L(ref b, 144));
     }
 
+    /// <summary>
+    /// Asks the CPU to bring point <paramref name="index"/> (160 bytes: three or four cache lines) into L1 ahead of its
+    /// <see cref="Get"/>. A hint only: it never faults and changes no result.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal unsafe void Prefetch(int index)
+    {
+        // Not pinned: should the array move meanwhile, the hint fetches a stale address, which is harmless.
+        var p = (byte*)Unsafe.AsPointer(ref Unsafe.As<uint, byte>(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_data), index * UintsPerPoint)));
+        Sse.Prefetch0(p);
+        Sse.Prefetch0(p + 64);
+        Sse.Prefetch0(p + 128);
+        Sse.Prefetch0(p + (UintsPerPoint * sizeof(uint)) - 1);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<ulong> L(ref byte b, int offset) =>
         Avx2.ConvertToVector256Int64(Vector128.LoadUnsafe(ref Unsafe.Add(ref b, offset)).AsUInt32()).AsUInt64();
