@@ -15,11 +15,12 @@ namespace Bittensor.Protocol;
 /// thread of its own: the call that finds no write under way queues the write on the thread pool (<see cref="Commit"/>),
 /// behind the request work already waiting there; calls that queue meanwhile are written as the next batch, so a batch
 /// is whatever queued before its turn and during the previous write (until session 7 a dedicated writer thread, woken per append, wrote them: a thread switch
-/// there and back per batch, and a hop for every call). At most one write or compaction runs at a time. When the journal
-/// outgrows the snapshot it is compacted: the store is written as a new snapshot (temp file, fsync, rename, fsync
-/// of the folder), then the journal is emptied and the reservations on disk are written into it again (fsynced; a clean
-/// stop's last compaction leaves them out). Both files are mode 0600; the journal is held with an exclusive
-/// lock, so two processes cannot share one store.
+/// there and back per batch, and a hop for every call). At most one write runs at a time. When the journal outgrows the
+/// snapshot it is compacted by a rotation that never holds the writes (session 20): the other journal file is prepared
+/// (header and the reservations on disk, fsynced), appends switch to it between two writes, the store is written as a
+/// new snapshot (temp file, fsync, rename, fsync of the folder), and only then is the old file emptied. At start and at
+/// a clean stop the whole compaction runs instead (a clean stop's leaves the reservations out). The files are mode
+/// 0600; both journal files are held with an exclusive lock, so two processes cannot share one store.
 /// <para>
 /// No large objects per batch or per compaction (session 13): a batch's text is encoded piecewise through one kept
 /// 32 KiB buffer, and a compaction copies the store's entries (references and numbers) into a kept array under the
