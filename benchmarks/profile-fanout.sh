@@ -13,6 +13,10 @@
 # (one per request), in OUT-<label>-<count>.top; STAT_EVENTS replaces the list.
 # FARM=1 serves the N axons from one process instead (the harness's `axon-farm`, inline socket completions, pinned to
 # core 0, as `FARM=1 benchmarks/fanout.sh` does), so the profile is of the client, not of 64 axon processes' wake-ups.
+# Pacing: rounds of 16 axons take under 1 ms, and each needs nonces >= 1 ms above the last per axon, so back-to-back
+# rounds run the nonces ahead of the clock; ~1 s ahead (after ~1 s of rounds) the dendrite holds each round for the
+# clock (SharedRequestSignatures.MaxAhead): what is profiled after WARM_SECONDS is 1 round per ms with idle gaps,
+# unlike fanout.sh's short runs (benchmarks/results/axon.md "Session 20, h2-fanwork"). Read per-answer costs, not wake-ups.
 # Usage (after building btcli and the benchmark harness):
 #   benchmarks/profile-fanout.sh OUT                        # 16 axons, the built harness
 #   COUNTS=16,64 CLIENTS="before=<dll> after=<dll>" benchmarks/profile-fanout.sh /tmp/prof

@@ -10,6 +10,10 @@
 # (`socket-floor server` and `socket-floor client --mode $FLOOR_MODE`, benchmarks/socket-floor.sh's bare TCP shape).
 # The tracepoints cost time themselves (a few µs per round's event): compare timelines with each other, not with
 # fanout.sh's untraced round times.
+# Pacing: rounds of 16 axons take under 1 ms, and each needs nonces >= 1 ms above the last per axon, so back-to-back
+# rounds run the nonces ahead of the clock; ~1 s ahead (after ~1 s of rounds) the dendrite holds each round for the
+# clock (SharedRequestSignatures.MaxAhead): what is profiled after WARM_SECONDS is 1 round per ms with idle gaps,
+# unlike fanout.sh's short runs (benchmarks/results/axon.md "Session 20, h2-fanwork"). Read per-answer costs, not wake-ups.
 # Usage (after building btcli and the benchmark harness; perf needs root or perf_event_paranoid <= 1):
 #   benchmarks/timeline-fanout.sh OUT                          # 16 axons, the built harness
 #   COUNT=64 BENCH=<other build's Bittensor.Benchmarks.dll> benchmarks/timeline-fanout.sh OUT
