@@ -7,8 +7,9 @@ taken inside a level of benchmarks/shed-probe.sh, and the server's thread list (
 core's time by thread, the engine's switches out (preempted: state R; asleep: state S/D), and every stretch it was off
 its core longer than MIN_MS with what ran instead (the server's own threads by name, other processes' by comm, idle).
 With SERVER_PROBE (the server's BITTENSOR_SHED_PROBE file of the same run) it also prints the read loops' turns inside
-the perf window and how much of the long ones (> 1 ms, > 2 ms) the engine was off its core: the rest of a long turn is
-on-core work (the engine running other loops' events, a GC, a long call) or a receive that waited.
+the perf window and, over the time the long ones cover (> 1 ms, > 2 ms; their union: turns of different connections
+overlap), how long the engine was off its core: the rest of that time is on-core work (the engine running other loops'
+events, a GC, a long call) or a receive that waited.
 (Both clocks are CLOCK_MONOTONIC in ns: perf with -k CLOCK_MONOTONIC, the probe's Stopwatch on Linux.)
 
 Usage: sched_offcore.py PERF_SCRIPT_TXT TIDS_TXT [MIN_MS=0.3] [SERVER_PROBE]
@@ -114,9 +115,16 @@ def turns_against(path, w0, w1, stretches):
           f"p99 {lengths[int(len(lengths) * 0.99)]:.2f} max {lengths[-1]:.2f} ms")
     for limit in (1.0, 2.0):
         chosen = [(a, b) for a, b in turns if (b - a) / 1e6 > limit]
+        # Turns of different connections overlap (a loop waiting in a receive while others run theirs): their union.
+        union = []
+        for a, b in sorted(chosen):
+            if union and a <= union[-1][1]:
+                union[-1][1] = max(union[-1][1], b)
+            else:
+                union.append([a, b])
         off = 0
         what = collections.Counter()
-        for a, b in chosen:
+        for a, b in union:
             for x, y, _, inside in stretches:
                 overlap = max(0, min(y, b) - max(x, a))
                 if overlap:
@@ -124,7 +132,7 @@ def turns_against(path, w0, w1, stretches):
                     for k, v in inside.items():
                         what[k] += v * overlap / max(1, y - x)
         print(f"  turns > {limit} ms: {len(chosen)} ({100 * len(chosen) / len(turns):.1f} %), "
-              f"{sum(b - a for a, b in chosen) / 1e6:.1f} ms in all; the engine off its core in them {off / 1e6:.1f} ms"
+              f"{sum(b - a for a, b in union) / 1e6:.1f} ms of the window; the engine off its core then {off / 1e6:.1f} ms"
               + (": " + ", ".join(f"{k} {v / 1e6:.1f}" for k, v in what.most_common(5)) if what else ""))
 
 
