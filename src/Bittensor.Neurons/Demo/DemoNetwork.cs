@@ -112,7 +112,7 @@ public static class DemoNetwork
                 driver.Submitted();
                 // The validator's weights are in the pool (or refused): the block held for them may go, and includes them.
                 if (IsWeightsOf(call, validatorHotkey)) driver.WeightsSubmitted();
-            }, options.Seams?.BeforeSubmit)),
+            }, options.Seams?.BeforeSubmit is { } beforeSubmit ? (call, ct) => beforeSubmit(call, localnet.BlockNumber, ct) : null)),
             BittensorRuntime.Get(system).Subtensor, Random.Shared.NextDouble), "chain");
         var state = new DemoState(options, people);
         system.ActorOf(EventForwarder<WeightsAttempt>.Props(a =>

@@ -219,8 +219,11 @@ public sealed record DemoProgress(ulong Block, ulong BlocksUntilEpoch, int Epoch
 /// </summary>
 internal sealed class DemoSeams
 {
-    /// <summary>Awaited before a neuron's call is handed to the localnet (before it can enter the pool).</summary>
-    public Func<Bittensor.Chain.SignedCall, CancellationToken, Task>? BeforeSubmit { get; init; }
+    /// <summary>
+    /// Awaited before a neuron's call is handed to the localnet (before it can enter the pool), with the localnet's block
+    /// number at that moment: the block the caller acted on, which the demo's progress callback may not have reported yet.
+    /// </summary>
+    public Func<Bittensor.Chain.SignedCall, ulong, CancellationToken, Task>? BeforeSubmit { get; init; }
 
     /// <summary>Raised when the block driver starts holding a block for the validator's weights.</summary>
     public Action? HoldingForWeights { get; init; }
