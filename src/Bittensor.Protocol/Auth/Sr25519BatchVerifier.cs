@@ -148,6 +148,7 @@ public sealed class Sr25519BatchVerifier : IAsyncSignatureVerifier
             for (var i = 0; i < n; i++) _items[i] = _batch[i].Item;
             var allByOneCheck = Sr25519.VerifyEach(_items.AsSpan(0, n), _valid.AsSpan(0, n));
             Interlocked.Add(ref _signatures, n);
+            if (Lean.ShedProbe.On) Interlocked.Add(ref Lean.ShedProbe.Signatures, n);
             if (n > 1)
             {
                 Interlocked.Increment(ref _batches);

@@ -97,6 +97,7 @@ internal sealed class H2Connection
     private readonly List<(int Id, long ReadAt, long DecidedAt, long Gc, int Kind)>? _probePending = ShedProbe.On ? [] : null;
     private readonly List<(int Id, long ReadAt, long DecidedAt, long Gc, int Kind)>? _probeSending = ShedProbe.On ? [] : null;
     private long _probeTurnAt; // ShedProbe: when the read loop's current turn began
+    private ShedProbe.Work _probeTurnWork; // ShedProbe: what the server had done when it began
     private long _probeSendStart;
     private long _probeSendBytes;
     private readonly int _probePort;
@@ -253,7 +254,7 @@ internal sealed class H2Connection
             // Every wait for a turn is awaited here, in this method's own frame (see NextTurn).
             await NextTurn().ConfigureAwait(false);
             TakeReader();
-            if (ShedProbe.On) _probeTurnAt = _server.Now;
+            if (ShedProbe.On) ProbeTurnStarts();
             while (true)
             {
                 if (_inEnd == _in.Length) Compact();
@@ -284,7 +285,13 @@ internal sealed class H2Connection
                     {
                         var receive = _socket!.ReceiveAsync(_in.AsMemory(_inEnd, Math.Min(_in.Length - _inEnd, _server.ReadSize)), SocketFlags.None);
                         atOnce = receive.IsCompleted;
-                        n = await receive.ConfigureAwait(false);
+                        if (ShedProbe.On && !atOnce)
+                        {
+                            var waitFrom = _server.Now;
+                            n = await receive.ConfigureAwait(false);
+                            ProbeInterval(ShedProbe.LoopReceiveWait, waitFrom);
+                        }
+                        else n = await receive.ConfigureAwait(false);
                     }
                     catch (Exception e) when (e is SocketException or ObjectDisposedException)
                     {
@@ -299,10 +306,10 @@ internal sealed class H2Connection
                 if (!atOnce) _readsThisTurn = 0;
                 else if (++_readsThisTurn > ReadTurns.ReadsPerTurn)
                 {
-                    if (ShedProbe.On) ProbeInterval(ShedProbe.LoopTurn, _probeTurnAt);
+                    if (ShedProbe.On) ShedProbe.AddTurn(_probePort, _probeTurnAt, _server.Now, _probeTurnWork);
                     await NextTurn().ConfigureAwait(false);
                     TakeReader();
-                    if (ShedProbe.On) _probeTurnAt = _server.Now;
+                    if (ShedProbe.On) ProbeTurnStarts();
                 }
                 Volatile.Write(ref _admittedThisRead, 0);
                 bool keepGoing;
@@ -337,10 +344,10 @@ internal sealed class H2Connection
                 // the budget shed) once per round of turns: a call waits in its socket about one round.
                 if ((atOnce || readMore) && BudgetEngaged)
                 {
-                    if (ShedProbe.On) ProbeInterval(ShedProbe.LoopTurn, _probeTurnAt);
+                    if (ShedProbe.On) ShedProbe.AddTurn(_probePort, _probeTurnAt, _server.Now, _probeTurnWork);
                     await NextTurn().ConfigureAwait(false);
                     TakeReader();
-                    if (ShedProbe.On) _probeTurnAt = _server.Now;
+                    if (ShedProbe.On) ProbeTurnStarts();
                 }
             }
         }
@@ -1324,6 +1331,12 @@ internal sealed class H2Connection
     }
 
     /// <summary>ShedProbe (the read loop's): an interval of the loop (its turn, a wait for its send or for its output to drain).</summary>
+    private void ProbeTurnStarts()
+    {
+        _probeTurnAt = _server.Now;
+        _probeTurnWork = ShedProbe.Work.Now();
+    }
+
     private void ProbeInterval(int kind, long from) => ShedProbe.Add(kind, _probePort, from, _server.Now, 0, 0, 0, 0, 0, 0);
 
     /// <summary>ShedProbe (the sender's): the send returned.</summary>
@@ -1340,6 +1353,7 @@ internal sealed class H2Connection
     /// <summary>Moves a call on as far as it can go without waiting.</summary>
     private void Pump(H2Stream s)
     {
+        if (ShedProbe.On) Interlocked.Increment(ref ShedProbe.Calls);
         while (true)
         {
             Step step;
@@ -2092,8 +2106,11 @@ internal sealed class H2Connection
                     // The minimum response rate for a peer that does not read its socket (EnforceDataRates).
                     Volatile.Write(ref _writeDeadline, _server.WriteDeadline(remaining.Length));
                     _server.CountSend();
-                    var n = await _socket!.SendAsync(remaining, SocketFlags.None).ConfigureAwait(false);
+                    var send = _socket!.SendAsync(remaining, SocketFlags.None);
+                    if (ShedProbe.On && !send.IsCompleted) Interlocked.Increment(ref ShedProbe.SendsPending);
+                    var n = await send.ConfigureAwait(false);
                     Volatile.Write(ref _writeDeadline, long.MaxValue);
+                    if (ShedProbe.On) Interlocked.Add(ref ShedProbe.BytesSent, n);
                     remaining = remaining[n..];
                 }
                 if (ShedProbe.On) ProbeSendEnded();

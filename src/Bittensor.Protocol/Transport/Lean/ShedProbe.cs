@@ -32,8 +32,39 @@ internal static class ShedProbe
     /// <summary>Record kinds.</summary>
     public const int ShedBudget = 1, ShedInFlight = 2, ShedAtCheck = 3, ShedLate = 4, ShedPass = 5, Compaction = 10, FsyncBatch = 11, InlineBatch = 12;
 
-    /// <summary>Read-loop intervals (kind, port, start, end): a turn (from the turn given to the wait for the next), a wait for its send to complete, a wait for its output to drain.</summary>
-    public const int LoopTurn = 20, LoopSendWait = 21, LoopDrainWait = 22;
+    /// <summary>Read-loop intervals (kind, port, start, end): a turn (from the turn given to the wait for the next), a wait for its send to complete, a wait for its output to drain, a receive that waited for data (session 21).
+    /// A turn's record also holds what the whole server did during it (<see cref="Work"/>, session 21: what makes a long turn long).</summary>
+    public const int LoopTurn = 20, LoopSendWait = 21, LoopDrainWait = 22, LoopReceiveWait = 23;
+
+    /// <summary>Calls pumped (a step of a call run: its check, its model, its answer), server-wide, while the probe is on.</summary>
+    public static long Calls;
+
+    /// <summary>Bytes the server's connections sent, while the probe is on.</summary>
+    public static long BytesSent;
+
+    /// <summary>Signatures checked by the batching verifier, while the probe is on.</summary>
+    public static long Signatures;
+
+    /// <summary>Sends of the server's connections that did not complete at once (the socket's send buffer was full), while the probe is on.</summary>
+    public static long SendsPending;
+
+    /// <summary>
+    /// What the server has done so far, for a turn's record (its end's minus its start's): calls pumped, bytes sent, the
+    /// GC's pause time (Stopwatch ticks), the JIT's compile time (ns), sends that did not complete at once, signatures checked.
+    /// </summary>
+    public readonly record struct Work(long Calls, long BytesSent, long GcPause, long JitNs, long SendsPending, long Signatures)
+    {
+        public static Work Now() => new(Volatile.Read(ref ShedProbe.Calls), Volatile.Read(ref ShedProbe.BytesSent), ShedProbe.GcPause(),
+            System.Runtime.JitInfo.GetCompilationTime().Ticks * 100, Volatile.Read(ref ShedProbe.SendsPending), Volatile.Read(ref ShedProbe.Signatures));
+    }
+
+    /// <summary>A read loop's turn: its port, start and end, and what the server did during it (fields 4-9).</summary>
+    public static void AddTurn(long port, long start, long end, in Work before)
+    {
+        var after = Work.Now();
+        Add(LoopTurn, port, start, end, after.Calls - before.Calls, after.BytesSent - before.BytesSent, after.GcPause - before.GcPause,
+            after.JitNs - before.JitNs, after.SendsPending - before.SendsPending, after.Signatures - before.Signatures);
+    }
 
     static ShedProbe()
     {
