@@ -69,7 +69,7 @@ def turn_work(path, w0=None, w1=None):
         k = len(sel)
         mean = lambda i: sum(t[i] for t in sel) / k
         print(f"| {lo}-{hi if hi < 1e9 else ''} ms | {k} | {100 * sum(t[1] - t[0] for t in sel) / total:.1f} % | {mean(2):.1f} | {mean(3) / 1024:.1f} | "
-              f"{mean(4) / 1e6:.3f} | {sum(1 for t in sel if t[4] > 0)} | {mean(5) / 1e6:.3f} | {mean(6):.2f} | {sum(1 for t in sel if t[6] > 0)} | {mean(7):.1f} |")
+              f"{mean(4) / 1e6:.3f} | {sum(1 for t in sel if t[4] > 0)} | {mean(5) / 1e6:.3f} | {mean(6):.2f} | {sum(1 for t in sel if t[5] > 0)} | {mean(7):.1f} |")
 
 
 def read_samples(path):
