@@ -49,5 +49,7 @@ wait "$watcher" || true
 spid=$(cat "$OUT/server.pid")
 [[ -f "/tmp/perf-$spid.map" ]] || cp "$OUT/perf-$spid.map" /tmp/ 2>/dev/null || true
 perf script -F tid,time,ip,sym,dso -i "$OUT/perf.data" > "$OUT/perf.txt" 2>/dev/null
+# The server is gone: its perf map (a copy is in $OUT) leaves /tmp.
+rm -f "/tmp/perf-$spid.map"
 cat "$OUT/perf-when.txt"
 python3 benchmarks/python/turn_profile.py "$OUT/perf.txt" "$OUT/tids.txt" "$OUT/server-$MODE.txt"
