@@ -202,6 +202,18 @@ public sealed record ClusterWorkerJoinedFront(string Front, int Workers) : INoSe
 /// <param name="Front">The address of the front's node the call came from.</param>
 public sealed record ClusterWorkerFirstCall(string Front) : INoSerializationVerificationNeeded;
 
+/// <summary>
+/// Published on a worker node's event stream once the worker drained as its node leaves (its calls answered and the
+/// front's acknowledgement in, or <see cref="ClusterSettings.DrainTimeout"/> passed), local only, with what it served in
+/// that node: a host prints it as it exits (<c>btcli axon worker</c>, <c>btcli run server --cluster.role worker</c>). The
+/// counts are final then (the front routes nothing new to a draining worker); a host that asked for them at the end of the
+/// node's shutdown instead could run out of that phase's time on a starved machine and print no counts.
+/// </summary>
+/// <param name="Served">Calls the worker served in this node.</param>
+/// <param name="ServedOnDataPlane">How many of them came on a front's data connection.</param>
+/// <param name="TimedOut">The drain ended at drain_timeout with calls still in flight.</param>
+public sealed record ClusterWorkerDrained(long Served, long ServedOnDataPlane, bool TimedOut) : INoSerializationVerificationNeeded;
+
 /// <summary>worker → front: the worker leaves; the front answers <see cref="DrainAck"/> and routes nothing new to it.</summary>
 public sealed record WorkerDraining : IClusterControlMessage
 {

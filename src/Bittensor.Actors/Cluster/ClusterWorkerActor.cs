@@ -218,7 +218,9 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         Receive<DrainTimedOut>(_ =>
         {
             _log.Warning("cluster worker: drain_timeout passed with {0} calls in flight; leaving anyway", _calls.Count);
-            _drainReplyTo?.Tell(Akka.Done.Instance);
+            if (_drainReplyTo is null) return;
+            Context.System.EventStream.Publish(new ClusterWorkerDrained(_served, _servedOnDataPlane, TimedOut: true));
+            _drainReplyTo.Tell(Akka.Done.Instance);
             _drainReplyTo = null;
         });
         Receive<GetClusterWorkerState>(_ => Sender.Tell(new ClusterWorkerState(_front is null ? 0 : 1, _calls.Count, _served, _draining, _averagedRound, _servedOnDataPlane,
@@ -481,6 +483,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         if (_front is not null && !_drainAcknowledged) return;
         _log.Info("cluster worker: drained ({0} calls served)", _served);
         Timers.Cancel(DrainTimedOut.Instance);
+        Context.System.EventStream.Publish(new ClusterWorkerDrained(_served, _servedOnDataPlane, TimedOut: false));
         _drainReplyTo.Tell(Akka.Done.Instance);
         _drainReplyTo = null;
     }

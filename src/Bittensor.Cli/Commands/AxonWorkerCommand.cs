@@ -201,7 +201,10 @@ internal static partial class AxonCommands
         // A model that cannot start (bad checkpoint, out of memory at load): its reason goes into the error line.
         using var gaveUpStop = new CancellationTokenSource();
         Task<ModelHostGaveUp>? gaveUp = null;
-        // How many calls it served, read after each node's drain (the worker actor lives until its system terminates).
+        // How many calls it served: each node's worker publishes its counts once it drained (ClusterWorkerDrained), and the
+        // node's last shutdown phase adds them. Before, that phase asked the worker, after the cluster had shut down, with a
+        // 5 s timeout equal to the phase's own: on a starved machine the phase could end first and the line had no counts
+        // (a candidate for the kill -9 demo's missing stop line, which was not reproduced).
         long served = 0, servedOnData = 0;
         var counted = false;
         var node = ClusterWorkerNode.Start(cluster, host, capacity, config, loggerFactory: logs.Factory, hostedParameters: hostedParameters,
@@ -217,18 +220,21 @@ internal static partial class AxonCommands
             system.ActorOf(EventForwarder<ClusterWorkerJoinedFront>.Props(j =>
                 Console.Error.WriteLine($"{RegisteredLine} {j.Front} ({j.Workers} workers there)")), "joined-front-lines");
             system.ActorOf(EventForwarder<ClusterWorkerFirstCall>.Props(f => Console.Error.WriteLine($"{ProcessNetwork.WorkerFirstCallLine} {f.Front}")), "first-call-line");
+            var drained = new TaskCompletionSource<ClusterWorkerDrained>(TaskCreationOptions.RunContinuationsAsynchronously);
+            system.ActorOf(EventForwarder<ClusterWorkerDrained>.Props(d => drained.TrySetResult(d)), "drained-counts");
             CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate, "worker-served", async () =>
             {
                 try
                 {
-                    var s = await n.Worker.Ask<ClusterWorkerState>(GetClusterWorkerState.Instance, TimeSpan.FromSeconds(5)).ConfigureAwait(false);
-                    Interlocked.Add(ref served, s.Served);
-                    Interlocked.Add(ref servedOnData, s.ServedOnDataPlane);
+                    // Published in before-cluster-shutdown, phases ago: normally here already; the wait covers a forwarder
+                    // not yet run on a starved machine. No drain (the worker actor had stopped): nothing to count.
+                    var d = await drained.Task.WaitAsync(TimeSpan.FromSeconds(4)).ConfigureAwait(false);
+                    Interlocked.Add(ref served, d.Served);
+                    Interlocked.Add(ref servedOnData, d.ServedOnDataPlane);
                     Volatile.Write(ref counted, true);
                 }
-                catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+                catch (TimeoutException)
                 {
-                    // The worker actor stopped already (its model host stopped): nothing to count.
                 }
                 return Akka.Done.Instance;
             });

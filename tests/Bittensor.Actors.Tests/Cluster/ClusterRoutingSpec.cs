@@ -145,10 +145,14 @@ public sealed class ClusterRoutingSpec(Xunit.Abstractions.ITestOutputHelper outp
         var membership = CreateTestProbe(front);
         Akka.Cluster.Cluster.Get(front).Subscribe(membership.Ref, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(Akka.Cluster.ClusterEvent.MemberRemoved));
+        // What the leaver served is published on its own event stream once it drained (hosts print it as they exit).
+        var drained = CreateTestProbe(leaver);
+        leaver.EventStream.Subscribe(drained.Ref, typeof(ClusterWorkerDrained));
         var shutdown = CoordinatedShutdown.Get(leaver).Run(CoordinatedShutdown.ClrExitReason.Instance);
         await AwaitAssertAsync(async () => Assert.Contains((await Status(router)).Workers, w => w.Draining), TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(100));
         Assert.False(shutdown.IsCompleted);
         Assert.False(first.IsCompleted);
+        await drained.ExpectNoMsgAsync(TimeSpan.Zero); // not drained while its call is held
 
         // New calls go to the staying worker only.
         staying.Open();
@@ -158,11 +162,14 @@ public sealed class ClusterRoutingSpec(Xunit.Abstractions.ITestOutputHelper outp
         var answers = await Task.WhenAll(first, second);
         AssertEcho(answers[0], 1);
         AssertEcho(answers[1], 2);
+        // Once its call was answered, with that call counted (it came on the front's data connection).
+        Assert.Equal(new ClusterWorkerDrained(1, 1, TimedOut: false), await drained.ExpectMsgAsync<ClusterWorkerDrained>(Wait));
         await shutdown;
         await leaver.WhenTerminated;
         // The front forgets the worker once its node is removed from the cluster (on a loaded machine the leader may
         // only see the leave after a failure-detector round; the bound is generous, the wait ends at the event).
         await membership.FishForMessageAsync<Akka.Cluster.ClusterEvent.MemberRemoved>(m => m.Member.Address.Equals(leaverAddress), TimeSpan.FromMinutes(5));
+        await drained.ExpectNoMsgAsync(TimeSpan.Zero);
         await AwaitAssertAsync(async () => Assert.Single((await Status(router)).Workers), TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(100));
         Assert.Equal(0, (await Status(router)).Rerouted);
     }

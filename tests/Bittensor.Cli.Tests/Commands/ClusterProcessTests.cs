@@ -137,6 +137,44 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
         Assert.True(succeededAfterKill >= 100);
     }
 
+    [GeneratedRegex(@"^worker drained and left the cluster; it served (\d+) calls, (\d+) on the data plane$")]
+    private static partial Regex WorkerLeft();
+
+    /// <summary>
+    /// A worker whose standard input closes (how <c>btcli demo --processes</c> stops its children) drains, leaves and exits
+    /// 0, and its last line says how many calls it served: the counts the worker published when it drained
+    /// (<c>ClusterWorkerDrained</c>), not an answer asked for at the end of its node's shutdown (that phase's 5 s could run
+    /// out first on a starved machine, and the line then had no counts).
+    /// </summary>
+    [Fact]
+    public async Task A_worker_whose_input_closes_drains_leaves_and_says_how_many_calls_it_served()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        var front = Start("front", ["axon", "serve", "--uri", "//Ferdie", "--axon.port", "0", "--axon.state_path", Path.Combine(_dir, "front"),
+            "--cluster.role", "front", "--cluster.port", "0"]);
+        var (axonPort, frontAddress) = await front.WaitFor(FrontLine(), m => (int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), m.Groups[2].Value), timeout.Token);
+        var worker = Start("worker", ["axon", "worker", "--model", "echo", "--cluster.seed_nodes", frontAddress, "--cluster.port", "0"], exitWithStdin: true);
+        await front.WaitFor(WorkerCount(), m => m.Groups[1].Value == "1" ? true : (bool?)null, timeout.Token);
+
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{axonPort}");
+        var client = new WireClient(channel);
+        using var key = SecretUri.ToSr25519("//ClusterCaller0");
+        var auth = new RequestAuth(new KeyPairRequestSigner(key));
+        for (var i = 1; i <= 3; i++)
+        {
+            var request = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = key.ToSs58() };
+            request.Tensors.Add(TensorCodec.ToTensor(new long[] { i, 2, 3 }, [1, 3], Modality.Text));
+            var answer = await client.ForwardAsync(request, await auth.CreateHeadersAsync(), DateTime.UtcNow.AddSeconds(90), timeout.Token);
+            Assert.True(answer.ReturnCode == ReturnCode.Success, $"{answer.ReturnCode}: {answer.Message}");
+        }
+
+        worker.CloseInput();
+        var code = await worker.Exit(TimeSpan.FromMinutes(2));
+        Assert.True(code == 0, $"the worker exited {code}: {worker.Output}");
+        var left = await worker.WaitFor(WorkerLeft(), m => m, timeout.Token);
+        Assert.Equal(("3", "3"), (left.Groups[1].Value, left.Groups[2].Value));
+    }
+
     [GeneratedRegex(@"worker (akka\.tcp://\S+) is up in the cluster")]
     private static partial Regex WorkerUp();
 
@@ -455,11 +493,17 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
         return System.Text.Json.JsonDocument.Parse(stdout.Result).RootElement.Clone();
     }
 
-    private Child Start(string name, string[] args)
+    /// <param name="exitWithStdin">Its standard input is a pipe and it stops when the pipe closes (<see cref="Child.CloseInput"/>), as btcli demo's children.</param>
+    private Child Start(string name, string[] args, bool exitWithStdin = false)
     {
         Assert.True(File.Exists(BtcliDll), $"btcli is not built at {BtcliDll}");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = _dir };
         psi.Environment["HOME"] = Path.Combine(_dir, "home"); // nothing under the real ~/.bittensor
+        if (exitWithStdin)
+        {
+            psi.RedirectStandardInput = true;
+            psi.Environment["BITTENSOR_EXIT_WITH_STDIN"] = "1";
+        }
         psi.ArgumentList.Add(BtcliDll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         var child = new Child(name, System.Diagnostics.Process.Start(psi)!);
@@ -538,6 +582,9 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
             _process.WaitForExit(); // flush the output readers
             return _process.ExitCode;
         }
+
+        /// <summary>Closes its standard input (started with exitWithStdin): it stops as on Ctrl-C.</summary>
+        public void CloseInput() => _process.StandardInput.Close();
 
         public void Kill()
         {
