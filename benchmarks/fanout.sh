@@ -24,6 +24,9 @@
 # after CLIENT_ENV, e.g. ENV_pool=DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0), FANOUT_ARGS (extra harness options), PY2021_SRC (a bittensor 1.5.0 checkout: in mode off the
 # real 2021 dendrite, benchmarks/python/dendrite2021.py with its signing stubbed out, queries the same axons after ours,
 # pinned to the same core; needs Debian's python3-torch python3-grpcio python3-msgpack-numpy python3-loguru),
+# FARM_ENV (environment for the axon farm; default DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0, the setting btcli's
+# runtimeconfig carries and the benchmarks' does not: before session 21 the farm's idle pool workers spun in
+# sched_yield on the axons' one core, ~3 % of its samples at 16 axons; FARM_ENV= runs the farm as sessions 18-20 did),
 # FARM=1 (all axons in one process, the harness's `axon-farm`, instead of one `btcli axon serve` process each: on
 # the network every axon has its own machine, so a round's server side runs in parallel; N processes time-sharing one
 # core make every call pay a process wake-up with cold caches and bound the round at N times that, whatever the client
@@ -54,6 +57,7 @@ SERVER_ARGS=${SERVER_ARGS:-}
 CLIENT_ENV=${CLIENT_ENV-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_TC_QuickJit=0}
 FANOUT_ARGS=${FANOUT_ARGS:-}
 FARM=${FARM:-0}
+FARM_ENV=${FARM_ENV-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0}
 PY2021_SRC=${PY2021_SRC:-}
 CLIENTS=${CLIENTS:-ours=$BENCH}
 STARTUP_BATCH=${STARTUP_BATCH:-8}
@@ -154,10 +158,12 @@ for mode in $MODES; do
   : > "$work/targets"
   if [[ "$FARM" == "1" ]]; then
     # One process hosting all the axons (the benchmark harness's axon-farm: the same AxonActor, echo model and default
-    # transport as `btcli axon serve --model echo`, btcli's inline socket completions), pinned to the server core.
+    # transport as `btcli axon serve --model echo`, btcli's inline socket completions and, by FARM_ENV, its pool spin
+    # limit), pinned to the server core.
     farm_extra=()
     [[ "$mode" == "off" ]] && farm_extra=(--disable_signature_verification)
-    DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_TC_QuickJit=0 taskset -c "$SERVER_CORE" dotnet "$BENCH" axon-farm --count "$max" --network_dim 1024 \
+    # shellcheck disable=SC2086
+    env $FARM_ENV DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_TC_QuickJit=0 taskset -c "$SERVER_CORE" dotnet "$BENCH" axon-farm --count "$max" --network_dim 1024 \
       --state_path "$work/farm-$mode" "${farm_extra[@]}" >"$work/out-farm" 2>"$work/err-farm" &
     pids+=($!)
     for _ in $(seq 1 3000); do
@@ -167,7 +173,7 @@ for mode in $MODES; do
     done
     grep -oE 'serving on [^ ]+:[0-9]+' "$work/err-farm" | grep -oE '[0-9]+$' | sed 's/^/127.0.0.1:/' > "$work/targets"
     [[ $(wc -l < "$work/targets") -ge "$max" ]] || { echo "fanout.sh: the axon farm did not report $max ports within 300 s" >&2; cat "$work/err-farm" >&2; exit 1; }
-    echo "# axon farm (one process, $max axons) up at $(date -u '+%H:%M:%S') UTC, load average $(loadavg), RSS $(servers_rss_mb) MB" >&2
+    echo "# axon farm (one process, $max axons) up at $(date -u '+%H:%M:%S') UTC, load average $(loadavg), RSS $(servers_rss_mb) MB, FARM_ENV=$FARM_ENV, farm $BENCH" >&2
   fi
   # Started STARTUP_BATCH at a time, each batch's ports read before the next starts: 64 processes starting at once on
   # one core (each JITs Akka, Kestrel, libsodium) ran past the axon's own 30 s bind deadline at load 160-270.
