@@ -114,6 +114,67 @@ public sealed class WaitAdmissionTests
     }
 
     [Fact]
+    public void A_probe_that_comes_back_within_a_quarter_of_the_target_is_its_lag_as_it_is_and_the_work_clock_is_read_only_around_longer_ones()
+    {
+        // Target 4 ms (quiet flights: up to 1 ms), a work clock that counts its reads. Another process took half of every
+        // flight (the work clock moves at half the wall clock's pace).
+        long stolen = 0;
+        var t = 1_000 * Ms;
+        var rule = new WaitAdmission(target: 4 * Ms, interval: 100 * Ms, perRead: 12, work: () => t - stolen);
+        Assert.Equal(1 * Ms, rule.QuietFlight);
+        void Probe(long flight)
+        {
+            t += 8 * Ms; // past QuietProbeEvery
+            Assert.True(rule.ProbeDue(t));
+            t += flight;
+            stolen += flight / 2;
+            rule.ProbeReturned(t);
+        }
+
+        // The first probe reads the clock when it is sent (nothing says the loop is quiet yet); back within 1 ms its
+        // flight is its lag and the clock is not read again.
+        Probe(Ms / 2);
+        Assert.Equal((1L, Ms / 2), (rule.WorkReads, rule.Lag(t)));
+        // Quiet probes after a quiet one read it never: a validator's calls, one per connection, pay no getrusage.
+        for (var i = 0; i < 10; i++) Probe(Ms / 4);
+        Assert.Equal((1L, Ms / 4), (rule.WorkReads, rule.Lag(t)));
+        // A long flight after a quiet one: the work when it was sent is unknown, so it is no sample (the lag stays the
+        // last one's, never the wall time), and the next probe reads the clock at both ends: its lag is the server's own
+        // work over its flight (3 of 6 ms), as before.
+        Probe(6 * Ms);
+        Assert.Equal((1L, Ms / 4), (rule.WorkReads, rule.Lag(t)));
+        Probe(6 * Ms);
+        Assert.Equal((3L, 3 * Ms), (rule.WorkReads, rule.Lag(t)));
+        // Long flights go on reading it twice each, whatever the host took, and another process's time never engages.
+        for (var i = 0; i < 30; i++) Probe(6 * Ms);
+        Assert.Equal((63L, 3 * Ms), (rule.WorkReads, rule.Lag(t)));
+        Assert.False(rule.Engaged);
+        // Back to quiet: one more read (this probe was sent after a long one), then none.
+        Probe(Ms / 2);
+        Probe(Ms / 2);
+        Assert.Equal((64L, Ms / 2), (rule.WorkReads, rule.Lag(t)));
+    }
+
+    [Fact]
+    public void After_a_quiet_probe_the_next_one_waits_twice_the_target_and_after_a_long_one_half_of_it()
+    {
+        var rule = new WaitAdmission(target: 4 * Ms, interval: 100 * Ms);
+        Assert.Equal((2 * Ms, 8 * Ms), (rule.ProbeEvery, rule.QuietProbeEvery));
+        var t = 1_000 * Ms;
+        Assert.True(rule.ProbeDue(t));
+        rule.ProbeReturned(t + (Ms / 2)); // quiet: no queue in the loop
+        Assert.False(rule.ProbeDue(t + (2 * Ms)));
+        Assert.False(rule.ProbeDue(t + (8 * Ms) - 1));
+        t += 8 * Ms;
+        Assert.True(rule.ProbeDue(t));
+        rule.ProbeReturned(t + (3 * Ms)); // long: a queue builds up, probes every ProbeEvery again
+        Assert.False(rule.ProbeDue(t + (2 * Ms) - 1));
+        Assert.True(rule.ProbeDue(t + (2 * Ms)));
+        // A probe not back yet counts its age in every call's wait as before.
+        Assert.Equal(5 * Ms, rule.Lag(t + (7 * Ms)));
+    }
+
+    [Fact]
     public void With_an_at_read_budget_no_call_is_shed_for_its_own_wait_and_only_an_interval_with_no_read_over_the_budget_disengages_the_rule()
     {
         var rule = new WaitAdmission(target: 5 * Ms, interval: 100 * Ms, perRead: 12);

@@ -36,7 +36,9 @@ internal sealed class WaitAdmission
     private long _lag; // the latest probe's lag
     private long _lagAt; // when it was measured
     private long _probeAt; // when the outstanding probe was sent; 0: none outstanding
-    private long _probeWork; // the work clock when it was sent
+    private long _probeWork; // the work clock when it was sent; NotRead: not read (the last probe's flight was quiet)
+    private int _quietLast; // the last probe's flight was at most QuietFlight: the next one is sent without reading the work clock
+    private long _workReads; // times the work clock was read (tests)
     private long _lastProbe;
     private long _check; // the latest asynchronous header check's duration (the batch verifier's queue)
     private long _checkAt; // when it completed
@@ -68,7 +70,34 @@ internal sealed class WaitAdmission
         Interval = interval;
         PerRead = perRead;
         ProbeEvery = Math.Max(1, target / 2);
+        QuietFlight = Math.Max(1, target / 4);
+        QuietProbeEvery = 4 * ProbeEvery;
     }
+
+    /// <summary>
+    /// How often the lag is probed at most after a probe whose flight was quiet (<see cref="QuietFlight"/>): twice the
+    /// target (session 21). A quiet flight says the loop has no queue; the rule engages only after an interval of waits
+    /// over the target (50 × <see cref="ProbeEvery"/> by default), so a queue that builds up is seen at most this much
+    /// later, and from its first long flight on the probes come every <see cref="ProbeEvery"/> again. A server with a
+    /// call every ~0.5 ms per connection (the fan-out's shape) sent a probe — a byte through the read turns' wake-up
+    /// pair, its receive and re-arm on the engine — every ~2 calls.
+    /// </summary>
+    public long QuietProbeEvery { get; }
+
+    private const long NotRead = long.MinValue;
+
+    /// <summary>
+    /// A probe's flight up to this long (a quarter of the target) is its lag as it is, without the work clock: below the
+    /// target however much of it was another process's (session 21). The work clock is read only for a probe sent after
+    /// one whose flight was longer (and for the first): under a queue, as before, every probe reads it twice; a quiet
+    /// server — one call per connection, a validator's round — reads it never. Each read is a <c>getrusage</c> that sums
+    /// every thread of the process (~1 µs; two per probe, a probe every ~2 calls at ~2 calls per ms was ~1.3 µs of the
+    /// axon farm's 25 µs per call).
+    /// </summary>
+    public long QuietFlight { get; }
+
+    /// <summary>Times the work clock was read (tests).</summary>
+    public long WorkReads => Interlocked.Read(ref _workReads);
 
     /// <summary>
     /// The at-read budget (<c>limits.admit_per_read</c>; docs/axon.md "Overload: admission by waiting"): while the rule
@@ -116,18 +145,28 @@ internal sealed class WaitAdmission
     /// <summary>True when a probe should be sent now (none outstanding, the last one at least <see cref="ProbeEvery"/> ago); stamps it sent.</summary>
     public bool ProbeDue(long now)
     {
-        if (Volatile.Read(ref _probeAt) != 0 || now - Volatile.Read(ref _lastProbe) < ProbeEvery) return false;
+        if (Volatile.Read(ref _probeAt) != 0) return false;
+        // After a quiet flight (no queue in the loop) the next probe waits QuietProbeEvery, else ProbeEvery.
+        if (now - Volatile.Read(ref _lastProbe) < (Volatile.Read(ref _quietLast) == 1 ? QuietProbeEvery : ProbeEvery)) return false;
         Volatile.Write(ref _lastProbe, now);
-        Volatile.Write(ref _probeWork, Work(now));
+        // After a quiet flight the work clock is not read: a quiet flight again needs none, a long one is no sample
+        // and the next probe reads it (ProbeReturned).
+        Volatile.Write(ref _probeWork, _work is not null && Volatile.Read(ref _quietLast) == 1 ? NotRead : Work(now));
         Volatile.Write(ref _probeAt, now);
         return true;
     }
 
     /// <summary>
     /// The server's own work so far (the <c>work</c> clock: the process's CPU time), or <paramref name="now"/> without
-    /// one. Read once per probe and per asynchronous check, never per call.
+    /// one. Read at most twice per probe (never while the probes come back within <see cref="QuietFlight"/>) and twice
+    /// per asynchronous check.
     /// </summary>
-    public long Work(long now) => _work is { } work ? work() : now;
+    public long Work(long now)
+    {
+        if (_work is not { } work) return now;
+        Interlocked.Increment(ref _workReads);
+        return work();
+    }
 
     /// <summary>
     /// The probe sent at <see cref="ProbeDue"/> came back through the event loop at <paramref name="now"/>: its lag — as
@@ -138,7 +177,14 @@ internal sealed class WaitAdmission
     {
         var sent = Interlocked.Exchange(ref _probeAt, 0);
         if (sent == 0) return;
-        var lag = Math.Min(Math.Max(0, now - sent), Math.Max(0, Work(now) - Volatile.Read(ref _probeWork)));
+        var flight = Math.Max(0, now - sent);
+        var sentWork = Volatile.Read(ref _probeWork);
+        var quiet = flight <= QuietFlight;
+        Volatile.Write(ref _quietLast, quiet ? 1 : 0);
+        long lag;
+        if (quiet) lag = flight; // under a quarter of the target whatever ran meanwhile: no work clock needed
+        else if (sentWork == NotRead) return; // long, and the work when it was sent is unknown: no sample; the next probe reads it
+        else lag = Math.Min(flight, Math.Max(0, Work(now) - sentWork));
         Volatile.Write(ref _lag, lag);
         Volatile.Write(ref _lagAt, now);
         Sample(lag, now);
