@@ -47,7 +47,7 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
         });
     }
 
-    private void Logged(ActorSystem node)
+    protected void Logged(ActorSystem node)
     {
         var log = node.ActorOf(Props.Create(() => new NodeLog(_output, Akka.Cluster.Cluster.Get(node).SelfAddress.Port ?? 0)), "test-node-log");
         node.EventStream.Subscribe(log, typeof(Akka.Event.Warning));
@@ -209,7 +209,7 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
 
     // Each live node's own view (its status, the members it sees and which it marks unreachable) and, on a worker node,
     // whether its worker thinks it is registered: tells a worker that was downed from one whose registration is lost.
-    private async Task<string> DescribeNodes()
+    protected async Task<string> DescribeNodes()
     {
         var parts = new List<string>();
         ActorSystem[] nodes;

@@ -17,7 +17,11 @@ namespace Bittensor.Actors.Tests.Cluster;
 /// <see cref="Unthrottled"/> through the transport's management command). One worker is cut off for good; another's
 /// links are cut and restored again and again (each change awaited in the front's view): the unreachable set never
 /// empties and keeps changing, so the resolver's stable deadline keeps moving. With the setting on, every node downs
-/// every member once that lasted <c>sbr_stable_after</c> + the setting. (The setting's default, off, is checked where
+/// every member once that lasted <c>sbr_stable_after</c> + the setting. The flapping starts only once every node has an
+/// association with every other (<see cref="Associated"/>; session 22: a flapping that began before the two workers had
+/// associated blackholed their handshake, the other worker never saw the flapping node reachable again, the front's view
+/// stopped changing, and after <c>sbr_stable_after</c> that worker's resolver took a keep-oldest decision that kept the front
+/// alone: no instability left to down it, docs/testing.md "Session 22, SplitBrainUnstableSpec"). (The setting's default, off, is checked where
 /// it reaches Akka's resolver settings: <c>ClusterSettingsSpec</c>. A behavioural "off" case is not here: once the
 /// flapping stops, which side keep-oldest keeps depends on the reachability records the one-way cuts leave — a node that
 /// saw the front unreachable while its own sends were cut makes the front "indirectly connected" — and under load a
@@ -48,12 +52,52 @@ public sealed class SplitBrainUnstableSpec(Xunit.Abstractions.ITestOutputHelper 
         var settings = Settings() with { SbrStableAfter = StableAfter, SbrDownAllWhenUnstable = downAllWhenUnstable ? DownAll : null };
         var system = ActorSystem.Create(settings.SystemName, Throttled.WithFallback(BittensorCluster.NodeConfig(settings, role)));
         Track(system);
+        Logged(system); // the nodes' warnings (unreachability marks, the resolvers' decisions, failed associations) in the test's output
         var cluster = Akka.Cluster.Cluster.Get(system);
         cluster.Join(join ?? cluster.SelfAddress);
         return system;
     }
 
     private static Address AddressOf(ActorSystem node) => Akka.Cluster.Cluster.Get(node).SelfAddress;
+
+    /// <summary>A line of the test's own timeline in its output (next to the nodes' log lines, same clock).</summary>
+    private void Note(string line)
+    {
+        try
+        {
+            _output.WriteLine($"[test {DateTime.UtcNow:HH:mm:ss.fff}] {line}");
+        }
+        catch (InvalidOperationException)
+        {
+            // The test is over (a node shut down by the test's end).
+        }
+    }
+
+    /// <summary>
+    /// Completes when every node sees the four Up with none unreachable and has an association with every other: an Identify
+    /// from each node to each other node's cluster heartbeat receiver, answered. The workers learn of each other from the
+    /// front's gossip and associate only when they first heartbeat each other; a one-way cut of the flapping node's sends
+    /// before that drops the handshake (both ways: the other worker's handshake needs its answer), Akka.Remote gives it up
+    /// after 15 s and gates the address, and the other worker marks the flapping node unreachable and does not see it
+    /// reachable again while the link flaps.
+    /// </summary>
+    private async Task Associated(ActorSystem[] nodes)
+    {
+        foreach (var node in nodes)
+            await AwaitAssertAsync(new Action(() =>
+            {
+                var state = Akka.Cluster.Cluster.Get(node).State;
+                Assert.Equal(nodes.Length, state.Members.Count(m => m.Status == MemberStatus.Up));
+                Assert.Empty(state.Unreachable);
+            }), Guard);
+        foreach (var from in nodes)
+            foreach (var to in nodes.Where(n => n != from))
+            {
+                var receiver = from.ActorSelection(new RootActorPath(AddressOf(to)) / "system" / "cluster" / "heartbeatReceiver");
+                var identity = await receiver.Ask<ActorIdentity>(new Identify(null), Guard);
+                Assert.True(identity.Subject is not null, $"{AddressOf(from)} found no heartbeat receiver at {AddressOf(to)}");
+            }
+    }
 
     /// <summary>
     /// Cuts (or restores) what <paramref name="node"/> sends to <paramref name="peers"/> (<paramref name="direction"/>: also
@@ -106,8 +150,10 @@ public sealed class SplitBrainUnstableSpec(Xunit.Abstractions.ITestOutputHelper 
         var nodes = new[] { front, Node(ClusterSettings.WorkerRole, downAllWhenUnstable, AddressOf(front)),
             Node(ClusterSettings.WorkerRole, downAllWhenUnstable, AddressOf(front)), Node(ClusterSettings.WorkerRole, downAllWhenUnstable, AddressOf(front)) };
         await Task.WhenAll(nodes.Select(Up)).WaitAsync(Guard);
-        await AwaitAssertAsync(() => Assert.Equal(4, Akka.Cluster.Cluster.Get(front).State.Members.Count(m => m.Status == MemberStatus.Up)), Guard);
+        await Associated(nodes);
         var (stays, flapping, cutOff) = (nodes[1], nodes[2], nodes[3]);
+        Note($"front {AddressOf(front).Port}, stays {AddressOf(stays).Port}, flapping {AddressOf(flapping).Port}, " +
+            $"cut off {AddressOf(cutOff).Port}");
         var allTerminated = Task.WhenAll(nodes.Select(n => n.WhenTerminated));
         // Completes when one of the three connected nodes starts shutting down (downed by its resolver; the cut-off node
         // downs itself, alone, and does not count): the flapping ends there.
@@ -115,6 +161,7 @@ public sealed class SplitBrainUnstableSpec(Xunit.Abstractions.ITestOutputHelper 
         foreach (var n in new[] { front, stays, flapping })
             CoordinatedShutdown.Get(n).AddTask(CoordinatedShutdown.PhaseBeforeServiceUnbind, "flapping-ends", () =>
             {
+                Note($"node {AddressOf(n).Port} shutting down ({CoordinatedShutdown.Get(n).ShutdownReason?.GetType().Name})");
                 downing.TrySetResult();
                 return Task.FromResult(Akka.Done.Instance);
             });
@@ -129,17 +176,39 @@ public sealed class SplitBrainUnstableSpec(Xunit.Abstractions.ITestOutputHelper 
             foreach (var cut in new[] { true, false })
             {
                 if (downing.Task.IsCompleted || !await Cut(flapping, cut, ThrottleTransportAdapter.Direction.Send, downing.Task, front, stays)) break;
-                // Until the front's view says so (or every node is gone).
+                Note($"flapping node's sends {(cut ? "cut" : "restored")}");
+                // Until the front's view says so (or a node is shutting down: the outcome, checked by the caller).
                 while (true)
                 {
                     var next = changes.Reader.ReadAsync().AsTask();
-                    if (await Task.WhenAny(next, allTerminated).WaitAsync(Guard) != next || await next == !cut) break;
+                    if (await Guarded(Task.WhenAny(next, downing.Task), "the front's view to report the flapping node's next reachability change") != next) break;
+                    Note($"the front sees the flapping node {(await next ? "reachable" : "unreachable")}");
+                    if (await next == !cut) break;
                 }
             }
             flaps++;
         }
-        _output.WriteLine($"{flaps} flaps over {since.Elapsed.TotalSeconds:F1} s; nodes terminated: {nodes.Count(n => n.WhenTerminated.IsCompleted)} of 4");
+        Note($"{flaps} flaps over {since.Elapsed.TotalSeconds:F1} s; nodes terminated: {nodes.Count(n => n.WhenTerminated.IsCompleted)} of 4");
         return new Run(front, stays, flapping, cutOff, allTerminated);
+    }
+
+    /// <summary><paramref name="task"/> within <see cref="Guard"/>; else fails naming what it waited for and each live node's view.</summary>
+    private async Task Guarded(Task task, string what)
+    {
+        try
+        {
+            await task.WaitAsync(Guard);
+        }
+        catch (TimeoutException)
+        {
+            throw new Xunit.Sdk.XunitException($"waited {Guard} for {what}; live nodes: {await DescribeNodes()}");
+        }
+    }
+
+    private async Task<T> Guarded<T>(Task<T> task, string what)
+    {
+        await Guarded((Task)task, what);
+        return await task;
     }
 
     [Fact]
@@ -148,7 +217,7 @@ public sealed class SplitBrainUnstableSpec(Xunit.Abstractions.ITestOutputHelper 
         // Flaps until the nodes are gone; the guard bounds it (the resolver acts at stable-after + down-all, 24 s, after the first change).
         // (Bounded too: with the setting broken the link would flap for ever and the test hang instead of failing.)
         var run = await FlapAsync(downAllWhenUnstable: true, until: flapped => flapped > Guard);
-        await run.AllTerminated.WaitAsync(Guard);
+        await Guarded(run.AllTerminated, "every node to terminate");
         foreach (var node in new[] { run.Front, run.Stays, run.Flapping, run.CutOff })
             Assert.IsType<CoordinatedShutdown.ClusterDowningReason>(CoordinatedShutdown.Get(node).ShutdownReason);
     }
