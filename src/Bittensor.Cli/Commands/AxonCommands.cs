@@ -211,7 +211,7 @@ internal static partial class AxonCommands
         // Disposed after the system has terminated (the method returns then): that flushes the last events.
         using var logs = CliLogging.Start(hocon);
         var system = cluster is null ? logs.CreateSystem("btcli-axon", config)
-            : BittensorCluster.CreateSystem(cluster, ClusterSettings.FrontRole, config, loggerFactory: logs.Factory);
+            : Termination.Allow(BittensorCluster.CreateSystem(cluster, ClusterSettings.FrontRole, config, loggerFactory: logs.Factory));
         var options = new AxonOptions
         {
             Hotkey = hotkey,
