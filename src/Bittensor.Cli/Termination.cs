@@ -4,7 +4,7 @@ using Akka.Actor;
 namespace Bittensor.Cli;
 
 /// <summary>
-/// How btcli stops on Ctrl-C (SIGINT) and SIGTERM (docs/cluster.md, "Stopping btcli"). The first signal cancels the
+/// How btcli stops on Ctrl-C (SIGINT) and SIGTERM (docs/cluster.md, "Stopping a node"). The first signal cancels the
 /// verb's token and the verb stops in its own way, within its own bounds (<c>axon worker</c>: drains the calls it holds,
 /// at most <c>drain_timeout</c>, then leaves; <c>axon serve</c>: CoordinatedShutdown unbinds and stops). A second SIGINT
 /// or SIGTERM ends the process at once, as if nobody handled the signal (it dies of it: exit status 130 / 143, no
