@@ -19,7 +19,7 @@ namespace Bittensor.Cli;
 /// </remarks>
 internal sealed partial class Termination : IDisposable
 {
-    /// <summary>The backstop when no running actor system or verb asks for more (<see cref="Allow(TimeSpan)"/>).</summary>
+    /// <summary>The backstop when no running actor system asks for more (<see cref="Allow(ActorSystem)"/>).</summary>
     public static readonly TimeSpan DefaultBound = TimeSpan.FromSeconds(60);
 
     /// <summary>What a verb does after its actor system has terminated (its last line, the logs' flush): added to the system's bound.</summary>
@@ -27,7 +27,6 @@ internal sealed partial class Termination : IDisposable
 
     private static readonly Lock Gate = new();
     private static readonly List<ActorSystem> Systems = [];
-    private static TimeSpan s_allowed = DefaultBound;
 
     private readonly CancellationTokenSource _stop = new();
     private readonly TextWriter _error;
@@ -54,9 +53,9 @@ internal sealed partial class Termination : IDisposable
     public CancellationToken Token => _stop.Token;
 
     /// <summary>
-    /// How long after the first signal the process may still run: the longest of <see cref="DefaultBound"/>, what a verb
-    /// asked for, and each running actor system's CoordinatedShutdown total (the sum of its phases' timeouts: a worker's
-    /// includes <c>drain_timeout</c> + 5 s) plus <see cref="AfterSystem"/>.
+    /// How long after the first signal the process may still run: the longest of <see cref="DefaultBound"/> and each
+    /// running actor system's CoordinatedShutdown total (the sum of the timeouts of its phases that have tasks: a worker's
+    /// includes its drain phase, <c>drain_timeout</c> + 5 s) plus <see cref="AfterSystem"/>.
     /// </summary>
     public static TimeSpan Bound
     {
@@ -64,7 +63,7 @@ internal sealed partial class Termination : IDisposable
         {
             lock (Gate)
             {
-                var bound = s_allowed;
+                var bound = DefaultBound;
                 foreach (var system in Systems)
                 {
                     if (system.WhenTerminated.IsCompleted) continue;
@@ -73,15 +72,6 @@ internal sealed partial class Termination : IDisposable
                 }
                 return bound;
             }
-        }
-    }
-
-    /// <summary>Raises <see cref="Bound"/> to at least <paramref name="within"/> for the rest of the process.</summary>
-    public static void Allow(TimeSpan within)
-    {
-        lock (Gate)
-        {
-            if (within > s_allowed) s_allowed = within;
         }
     }
 
