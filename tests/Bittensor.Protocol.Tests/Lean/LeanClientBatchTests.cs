@@ -130,7 +130,7 @@ public partial class LeanClientTests
             using (batch.Enter()) calls[i] = Call(c, BittensorMethod.Backward, request);
         }
         // The server reads only once the loop has met a full socket. Until session 22 it read at once, and when its reads
-        // kept up with the loop's flushes the loop never met one (FullWaits 0: a rare failure, 1 in 27 runs of the project).
+        // kept up with the loop's flushes the loop never met one (FullWaits 0: a rare failure, 1 in 26 runs of the project).
         if (Batched) await Current(c).IoRegistration!.FullWaitAsync().WaitAsync(Wait);
         var bodies = new Dictionary<int, List<byte>>();
         var ended = 0;
