@@ -38,13 +38,20 @@ internal static class CliApp
     /// </summary>
     public const int OutputError = 74;
 
-    /// <summary>Parses and runs; converts <see cref="CliException"/> and any other failure into one line on stderr.</summary>
+    /// <summary>
+    /// Parses and runs; converts <see cref="CliException"/> and any other failure into one line on stderr. Ctrl-C and
+    /// SIGTERM cancel the verb, which stops within its own bounds; a second one ends the process at once
+    /// (<see cref="Termination"/>).
+    /// </summary>
     public static async Task<int> RunAsync(RootCommand root, string[] args)
     {
         try
         {
-            return await RunAsync(root, args, Console.Out, Console.Error,
-                Environment.GetEnvironmentVariable(ExitWithStdinVariable) == "1" ? StdinClosed() : CancellationToken.None).ConfigureAwait(false);
+            using var signals = Termination.Register(Console.Error);
+            using var stop = Environment.GetEnvironmentVariable(ExitWithStdinVariable) == "1"
+                ? CancellationTokenSource.CreateLinkedTokenSource(signals.Token, StdinClosed())
+                : CancellationTokenSource.CreateLinkedTokenSource(signals.Token);
+            return await RunAsync(root, args, Console.Out, Console.Error, stop.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or ArgumentOutOfRangeException or ObjectDisposedException)
         {
@@ -89,7 +96,10 @@ internal static class CliApp
     {
         var parse = Parse(root, args);
         // Our own handler below turns exceptions into one line; the library's default would print a stack trace.
-        var invocation = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+        // No ProcessTerminationTimeout: the library's signal handling would end the process 2 s after Ctrl-C / SIGTERM,
+        // cutting a worker's drain short, and ignore a second signal. The process's signals are ours (Termination), and
+        // in-process callers (tests) pass their own token.
+        var invocation = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null };
         try
         {
             return await parse.InvokeAsync(invocation, cancellationToken).ConfigureAwait(false);

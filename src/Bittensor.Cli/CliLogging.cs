@@ -37,8 +37,11 @@ internal sealed class CliLogging : IDisposable
         return new CliLogging(settings, BittensorLogging.CreateConsoleFactory(settings));
     }
 
-    /// <summary>An actor system on <paramref name="config"/> logging through <see cref="Factory"/>.</summary>
-    public ActorSystem CreateSystem(string name, Config config) => BittensorLogging.CreateSystem(name, config, Factory);
+    /// <summary>
+    /// An actor system on <paramref name="config"/> logging through <see cref="Factory"/>; after Ctrl-C / SIGTERM the
+    /// process waits for its CoordinatedShutdown (<see cref="Termination.Allow(ActorSystem)"/>).
+    /// </summary>
+    public ActorSystem CreateSystem(string name, Config config) => Termination.Allow(BittensorLogging.CreateSystem(name, config, Factory));
 
     /// <summary>
     /// The <c>--logging.*</c> flags, added to <paramref name="command"/>; call the result to get their HOCON keys.

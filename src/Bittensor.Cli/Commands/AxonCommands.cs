@@ -205,13 +205,13 @@ internal static partial class AxonCommands
     private static async Task<int> RunServe(Config hocon, AxonSettings settings, AxonHandlers? handlers, Props? modelHost, IReadOnlyDictionary<string, double>? stakes,
         string hotkey, bool json, bool logCalls, ClusterSettings? cluster, CancellationToken cancellation)
     {
-        // Shutdown runs from System.CommandLine's cancellation (Ctrl-C / SIGTERM), not from Akka's own exit hook,
+        // Shutdown runs from the verb's cancellation (Ctrl-C / SIGTERM: Termination), not from Akka's own exit hook,
         // so the two signal handlers do not race.
         var config = ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon);
         // Disposed after the system has terminated (the method returns then): that flushes the last events.
         using var logs = CliLogging.Start(hocon);
         var system = cluster is null ? logs.CreateSystem("btcli-axon", config)
-            : BittensorCluster.CreateSystem(cluster, ClusterSettings.FrontRole, config, loggerFactory: logs.Factory);
+            : Termination.Allow(BittensorCluster.CreateSystem(cluster, ClusterSettings.FrontRole, config, loggerFactory: logs.Factory));
         var options = new AxonOptions
         {
             Hotkey = hotkey,
@@ -252,7 +252,7 @@ internal static partial class AxonCommands
         var shutdown = CoordinatedShutdown.Get(system);
         shutdown.AddTask(CoordinatedShutdown.PhaseServiceUnbind, "axon-unbind",
             async () => { await axon.Ask<Akka.Done>(AxonActor.Unbind.Instance, TimeSpan.FromSeconds(10)).ConfigureAwait(false); return Akka.Done.Instance; });
-        // System.CommandLine turns Ctrl-C and SIGTERM into this token; CoordinatedShutdown unbinds, then stops the system.
+        // Ctrl-C and SIGTERM cancel this token (Termination); CoordinatedShutdown unbinds, then stops the system.
         using (cancellation.Register(() => _ = shutdown.Run(CoordinatedShutdown.ClrExitReason.Instance)))
             await system.WhenTerminated.ConfigureAwait(false);
         await summaries.CancelAsync().ConfigureAwait(false);

@@ -208,7 +208,8 @@ internal static partial class AxonCommands
         long served = 0, servedOnData = 0;
         var counted = false;
         var node = ClusterWorkerNode.Start(cluster, host, capacity, config, loggerFactory: logs.Factory, hostedParameters: hostedParameters,
-            created: system => gaveUp = ModelHostEvents.GaveUpAsync(system, gaveUpStop.Token), started: n =>
+            // Each node's system (a new one after a rejoin) bounds how long the process waits after Ctrl-C: its drain included.
+            created: system => gaveUp = ModelHostEvents.GaveUpAsync(Termination.Allow(system), gaveUpStop.Token), started: n =>
         {
             var system = n.System;
             var self = Akka.Cluster.Cluster.Get(system);

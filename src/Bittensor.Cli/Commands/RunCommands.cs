@@ -244,8 +244,8 @@ internal static class RunCommands
             // A front-capable server node is a cluster node (role front); its model runs on the workers.
             using var logs = CliLogging.Start(hocon);
             var system = cluster is null ? logs.CreateSystem("btcli-run", hocon)
-                : BittensorCluster.CreateSystem(cluster, ClusterSettings.FrontRole, ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon),
-                    loggerFactory: logs.Factory);
+                : Termination.Allow(BittensorCluster.CreateSystem(cluster, ClusterSettings.FrontRole,
+                    ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(hocon), loggerFactory: logs.Factory));
             // Its cluster address at once (port 0 is bound now), so workers can join while it registers on the subnet.
             if (cluster is not null)
             {

@@ -24,9 +24,11 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
     private const int Callers = 8;
     private readonly string _dir = Directory.CreateTempSubdirectory("bt-cluster-").FullName;
     private readonly List<Child> _children = [];
+    private readonly List<GrpcChannel> _channels = [];
 
     public void Dispose()
     {
+        foreach (var c in _channels) c.Dispose();
         foreach (var c in _children) c.Dispose();
         foreach (var c in _children) output.WriteLine($"--- {c.Name}\n{c.Output}");
         if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
@@ -175,12 +177,100 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
         Assert.Equal(("3", "3"), (left.Groups[1].Value, left.Groups[2].Value));
     }
 
+    [GeneratedRegex(@"cluster worker: draining \((\d+) calls in flight\)")]
+    private static partial Regex WorkerDraining();
+
+    [GeneratedRegex(@"^btcli: SIGINT: stopping \(ended regardless after (\d+) s\)")]
+    private static partial Regex Stopping();
+
+    /// <summary>
+    /// Ctrl-C (SIGINT) on a worker holding a call whose model needs 10 s: the worker drains — the call is answered
+    /// Success by it — leaves, says how many calls it served and exits 0. Until session 22 System.CommandLine ended the
+    /// process 2 s after the signal: exit 130, no stop line, and the front answered the call NotServingNucleus when the
+    /// worker's data connection closed. The backstop btcli announces covers the worker's drain (drain_timeout 30 s, its
+    /// phase 35 s).
+    /// </summary>
+    [Fact]
+    public async Task A_worker_stopped_with_SIGINT_finishes_a_drain_longer_than_2_s_and_exits_0_with_its_counts()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        var (worker, held) = await WorkerHoldingACall(timeout.Token);
+
+        Assert.Equal(0, kill(worker.Pid, SigInt));
+        Assert.Equal("1", await worker.WaitFor(WorkerDraining(), m => m.Groups[1].Value, timeout.Token));
+        var answer = await held.WaitAsync(timeout.Token);
+        Assert.True(answer.ReturnCode == ReturnCode.Success, $"the held call: {answer.ReturnCode} {answer.Message}; worker: {worker.Output}");
+        var code = await worker.Exit(TimeSpan.FromMinutes(2));
+        Assert.True(code == 0, $"the worker exited {code}: {worker.Output}");
+        var left = await worker.WaitFor(WorkerLeft(), m => m, timeout.Token);
+        Assert.Equal(("1", "1"), (left.Groups[1].Value, left.Groups[2].Value));
+        var bound = await worker.WaitFor(Stopping(), m => int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), timeout.Token);
+        Assert.True(bound >= 35, $"the backstop ({bound} s) is shorter than the worker's drain phase (35 s)");
+    }
+
+    /// <summary>
+    /// A second Ctrl-C while the worker drains ends it at once: it dies of SIGINT (exit status 130) before its held call
+    /// is answered (the front answers that call NotServingNucleus when the worker's data connection closes), and prints
+    /// no stop line.
+    /// </summary>
+    [Fact]
+    public async Task A_second_SIGINT_while_a_worker_drains_ends_it_at_once()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        var (worker, held) = await WorkerHoldingACall(timeout.Token);
+
+        Assert.Equal(0, kill(worker.Pid, SigInt));
+        Assert.Equal("1", await worker.WaitFor(WorkerDraining(), m => m.Groups[1].Value, timeout.Token));
+        Assert.Equal(0, kill(worker.Pid, SigInt));
+        var code = await worker.Exit(TimeSpan.FromMinutes(2));
+        Assert.True(code == 130, $"the worker exited {code}: {worker.Output}");
+        var answer = await held.WaitAsync(timeout.Token);
+        Assert.True(answer.ReturnCode == ReturnCode.NotServingNucleus, $"the held call: {answer.ReturnCode} {answer.Message}");
+        Assert.Contains("btcli: SIGINT again: ending now", worker.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain(Bittensor.Cli.Commands.AxonCommands.LeftLine, worker.Output, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// A front and one worker that takes one call at a time (<c>--cluster.capacity 1</c>) with a model that needs 10 s
+    /// per call, started so that SIGINT reaches it (<see cref="Start"/>'s <c>sigIntDefault</c>). Two calls go to the front
+    /// at once: one is answered NucleusFull (every worker full), so the other is in flight at the worker; that one is
+    /// returned, unanswered.
+    /// </summary>
+    private async Task<(Child Worker, Task<TensorMessage> Held)> WorkerHoldingACall(CancellationToken ct)
+    {
+        var front = Start("front", ["axon", "serve", "--uri", "//Ferdie", "--axon.port", "0", "--axon.state_path", Path.Combine(_dir, "front"),
+            "--cluster.role", "front", "--cluster.port", "0"]);
+        var (axonPort, frontAddress) = await front.WaitFor(FrontLine(), m => (int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), m.Groups[2].Value), ct);
+        var worker = Start("worker", ["axon", "worker", "--model", "echo", "--model.delay_ms", "10000", "--cluster.capacity", "1",
+            "--cluster.seed_nodes", frontAddress, "--cluster.port", "0"], sigIntDefault: true);
+        await front.WaitFor(WorkerCount(), m => m.Groups[1].Value == "1" ? true : (bool?)null, ct);
+
+        var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{axonPort}");
+        _channels.Add(channel);
+        var client = new WireClient(channel);
+        async Task<TensorMessage> Call(int i)
+        {
+            using var key = SecretUri.ToSr25519($"//ClusterCaller{i}");
+            var request = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = key.ToSs58() };
+            request.Tensors.Add(TensorCodec.ToTensor(new long[] { i, 2, 3 }, [1, 3], Modality.Text));
+            var headers = await new RequestAuth(new KeyPairRequestSigner(key)).CreateHeadersAsync();
+            return await client.ForwardAsync(request, headers, DateTime.UtcNow.AddSeconds(90), ct);
+        }
+        List<Task<TensorMessage>> calls = [Call(1), Call(2)];
+        var first = await Task.WhenAny(calls).WaitAsync(ct);
+        var full = await first;
+        Assert.True(full.ReturnCode == ReturnCode.NucleusFull, $"the first answer: {full.ReturnCode} {full.Message} (expected NucleusFull: the other call holds the worker)");
+        calls.Remove(first);
+        return (worker, calls[0]);
+    }
+
     [GeneratedRegex(@"worker (akka\.tcp://\S+) is up in the cluster")]
     private static partial Regex WorkerUp();
 
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
     private static extern int kill(int pid, int sig);
 
+    private const int SigInt = 2;
     private const int SigStop = 19;
     private const int SigCont = 18;
 
@@ -494,10 +584,23 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
     }
 
     /// <param name="exitWithStdin">Its standard input is a pipe and it stops when the pipe closes (<see cref="Child.CloseInput"/>), as btcli demo's children.</param>
-    private Child Start(string name, string[] args, bool exitWithStdin = false)
+    /// <param name="sigIntDefault">
+    /// Started through <c>env --default-signal=INT</c>: SIGINT has its default action in it, as in a terminal. A test run
+    /// started in the background by a script ignores SIGINT, and an ignored signal stays ignored across exec: the .NET
+    /// runtime then does not handle it, and SIGINT would not reach btcli.
+    /// </param>
+    private Child Start(string name, string[] args, bool exitWithStdin = false, bool sigIntDefault = false)
     {
         Assert.True(File.Exists(BtcliDll), $"btcli is not built at {BtcliDll}");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = _dir };
+        var psi = new ProcessStartInfo(sigIntDefault ? "env" : "dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = _dir,
+        };
+        if (sigIntDefault)
+        {
+            psi.ArgumentList.Add("--default-signal=INT");
+            psi.ArgumentList.Add("dotnet");
+        }
         psi.Environment["HOME"] = Path.Combine(_dir, "home"); // nothing under the real ~/.bittensor
         if (exitWithStdin)
         {

@@ -116,8 +116,11 @@ public partial class LeanClientTests
         await using var server = new ScriptedServer(receiveBuffer: 8 * 1024);
         using var c = await Warm(server);
         // 256 requests of ~60 KB (under the outbox's largest write): ~16 MB, more than the sockets hold while the server
-        // does not read (its receive buffer is small; the client's send buffer grows to 4 MB), and more than the outbox
-        // holds (a call that finds it full waits for it to empty and sends itself).
+        // does not read (its receive buffer is small), and more than the outbox holds (a call that finds it full waits
+        // for it to empty and sends itself). Batched, the client's send buffer is small too (no autotuning: it grew to
+        // 4 MB), so the loop's first flush (the outbox's ~240 KB, before any call sends itself) meets a full socket
+        // while the server has not read.
+        if (Batched) Current(c).IoRegistration!.SocketForTests.SendBufferSize = 8 * 1024;
         var request = Answer(15 * 1024);
         const int Calls = 256;
         var batch = new SendBatch(Calls);
@@ -126,6 +129,9 @@ public partial class LeanClientTests
         {
             using (batch.Enter()) calls[i] = Call(c, BittensorMethod.Backward, request);
         }
+        // The server reads only once the loop has met a full socket. Until session 22 it read at once, and when its reads
+        // kept up with the loop's flushes the loop never met one (FullWaits 0: a rare failure, 1 in 26 runs of the project).
+        if (Batched) await Current(c).IoRegistration!.FullWaitAsync().WaitAsync(Wait);
         var bodies = new Dictionary<int, List<byte>>();
         var ended = 0;
         await server.ReadRequest(f =>
@@ -147,11 +153,7 @@ public partial class LeanClientTests
             await Answer3(server, reply, 3 + (2 * i));
             Assert.Equal(reply, await calls[i].WaitAsync(Wait));
         }
-        if (Batched)
-        {
-            Assert.True(Current(c).IoRegistration!.FullWaits > 0, "the loop never met a full socket: the test did not fill it");
-            Assert.Equal(0, Current(c).IoRegistration!.Queued);
-        }
+        if (Batched) Assert.Equal(0, Current(c).IoRegistration!.Queued);
     }
 
     [Fact]

@@ -431,6 +431,21 @@ internal sealed partial class ClientIoLoop
         /// <summary>Flushes that found the socket's buffer full and waited for room (tests).</summary>
         internal int FullWaits { get; private set; }
 
+        private TaskCompletionSource? _fullWaited;
+
+        /// <summary>Completes once a flush has found the socket's buffer full (tests: <see cref="FullWaits"/> as an event).</summary>
+        internal Task FullWaitAsync()
+        {
+            lock (_outLock)
+            {
+                if (FullWaits > 0) return Task.CompletedTask;
+                return (_fullWaited ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+            }
+        }
+
+        /// <summary>The socket (tests: its buffer sizes).</summary>
+        internal Socket SocketForTests => _socket;
+
         /// <summary>Bytes queued and not yet sent (tests).</summary>
         internal int Queued
         {
@@ -489,7 +504,7 @@ internal sealed partial class ClientIoLoop
             var failed = SocketError.Success;
             var disposed = false;
             var waitWritable = false;
-            TaskCompletionSource? drained = null;
+            TaskCompletionSource? drained = null, full = null;
             lock (_outLock)
             {
                 while (_outStart < _outEnd)
@@ -514,6 +529,8 @@ internal sealed partial class ClientIoLoop
                     {
                         waitWritable = true; // the socket's buffer is full: the rest goes once it has room
                         FullWaits++;
+                        full = _fullWaited;
+                        _fullWaited = null;
                         break;
                     }
                     _outStart += n;
@@ -533,6 +550,7 @@ internal sealed partial class ClientIoLoop
                 }
             }
             drained?.TrySetResult();
+            full?.TrySetResult();
             if (waitWritable)
             {
                 var wait = WaitAsync(write: true);
