@@ -1943,12 +1943,14 @@ internal sealed class H2Connection
     /// empty (the first answer of a send), the whole message fits the windows and one DATA frame of the peer's maximum,
     /// and the message's one tensor is a pooled one this stream registered. The bytes are those of the copying path:
     /// protobuf serializes the message into the array at the place where the buffer's bytes land on themselves (a copy
-    /// onto the same bytes is skipped); were the place computed wrongly they would be moved, not lost.
+    /// onto the same bytes is skipped). That place must be exact (a message written from a place too far on would
+    /// overwrite the start of the buffer before copying it): <see cref="BytesBeforeBuffer"/> counts the fields the
+    /// generated code writes before the buffer, and <see cref="InPlaceLayout"/> checks once that the schema has no others.
     /// </summary>
     private bool TryWriteInPlace(H2Stream s, TensorMessage message, int size)
     {
         var total = 5 + size;
-        if (_out.Length != 0 || Math.Min(_sendWindow, s.SendWindow) < total || _peerMaxFrame < total || message.Tensors.Count != 1) return false;
+        if (!InPlaceLayout || _out.Length != 0 || Math.Min(_sendWindow, s.SendWindow) < total || _peerMaxFrame < total || message.Tensors.Count != 1) return false;
         var tensor = message.Tensors[0];
         if (s.FindPooled(tensor) is not { } pooled || pooled.Rented is not { } array) return false;
         var before = BytesBeforeBuffer(message, tensor);
@@ -1973,6 +1975,19 @@ internal sealed class H2Connection
         _server.Owner.CountAnswerInPlace();
         return true;
     }
+
+    /// <summary>
+    /// True when the schema is the one <see cref="BytesBeforeBuffer"/> counts: <c>TensorMessage</c>'s fields numbered
+    /// below <c>tensors</c> are <c>version</c> (1, int32) and <c>hotkey</c> (2, string), and <c>Tensor</c>'s below
+    /// <c>buffer</c> is <c>version</c> (1, int32); unknown fields are written after the known ones. Another schema writes
+    /// every answer by the copying path.
+    /// </summary>
+    internal static readonly bool InPlaceLayout =
+        TensorMessage.Descriptor.Fields.InFieldNumberOrder().TakeWhile(f => f.FieldNumber < TensorMessage.TensorsFieldNumber)
+            .Select(f => (f.FieldNumber, f.FieldType)).SequenceEqual([(TensorMessage.VersionFieldNumber, Google.Protobuf.Reflection.FieldType.Int32),
+                (TensorMessage.HotkeyFieldNumber, Google.Protobuf.Reflection.FieldType.String)])
+        && Tensor.Descriptor.Fields.InFieldNumberOrder().TakeWhile(f => f.FieldNumber < Tensor.BufferFieldNumber)
+            .Select(f => (f.FieldNumber, f.FieldType)).SequenceEqual([(Tensor.VersionFieldNumber, Google.Protobuf.Reflection.FieldType.Int32)]);
 
     /// <summary>
     /// The bytes of <paramref name="message"/>'s serialization before its one tensor's buffer bytes: the fields numbered
