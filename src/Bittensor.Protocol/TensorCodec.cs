@@ -142,14 +142,26 @@ public static class TensorCodec
     {
         pool ??= ArrayPool<byte>.Shared;
         var length = GetEncodedLength(DataType.Float32, shape);
-        var rented = pool.Rent(length);
+        // Room before and after the buffer: a transport can lay the rest of the answer's wire bytes (frame headers,
+        // the message's other fields) around it in this array and send from it, instead of copying the buffer out.
+        var rented = pool.Rent(checked(AnswerHeadroom + length + AnswerTailroom));
         var dataBytes = (int)CheckedElementCount(shape) * 4;
         var header = length - dataBytes;
-        var pos = WriteFloat32Header(rented, shape);
+        var pos = WriteFloat32Header(rented.AsSpan(AnswerHeadroom), shape);
         Debug.Assert(pos == header, "header length");
-        var tensor = NewTensor(UnsafeByteOperations.UnsafeWrap(rented.AsMemory(0, length)), DataType.Float32, shape, modality, false);
-        return new PooledTensor(tensor, rented, pool, rented.AsMemory(header, dataBytes));
+        var tensor = NewTensor(UnsafeByteOperations.UnsafeWrap(rented.AsMemory(AnswerHeadroom, length)), DataType.Float32, shape, modality, false);
+        return new PooledTensor(tensor, rented, pool, rented.AsMemory(AnswerHeadroom + header, dataBytes), AnswerHeadroom);
     }
+
+    /// <summary>
+    /// Bytes <see cref="RentFloat32"/> leaves free before the tensor's buffer in the rented array: room for an answer's
+    /// HTTP/2 HEADERS and DATA frame headers, the gRPC prefix and the message's fields before the buffer's bytes (the
+    /// axon's hotkey among them), so the lean transport serializes the answer around the buffer in place.
+    /// </summary>
+    internal const int AnswerHeadroom = 256;
+
+    /// <summary>Bytes <see cref="RentFloat32"/> leaves free after the buffer: the tensor's and message's later fields, the trailers.</summary>
+    internal const int AnswerTailroom = 128;
 
     /// <summary>
     /// Writes the buffer's bytes before the elements of a float32 tensor of <paramref name="shape"/> (map, nd, type,

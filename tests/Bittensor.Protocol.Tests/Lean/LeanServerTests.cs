@@ -457,7 +457,9 @@ internal sealed class RawH2 : IAsyncDisposable
 
     /// <param name="ackSettings">Read the server's SETTINGS and acknowledge them, as a client does (with <paramref name="handshake"/>).</param>
     /// <param name="receiveBuffer">This side's socket receive buffer (set before connecting, so the kernel does not grow it).</param>
-    public static async Task<RawH2> Connect(int port, bool handshake = true, int? initialWindow = null, bool ackSettings = true, int? receiveBuffer = null)
+    /// <param name="maxFrameSize">SETTINGS_MAX_FRAME_SIZE this side announces (default: none sent, 16 KiB).</param>
+    public static async Task<RawH2> Connect(int port, bool handshake = true, int? initialWindow = null, bool ackSettings = true, int? receiveBuffer = null,
+        int? maxFrameSize = null)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         if (receiveBuffer is { } size) socket.ReceiveBufferSize = size;
@@ -471,6 +473,11 @@ internal sealed class RawH2 : IAsyncDisposable
             {
                 settings.AddRange([0, 4]);
                 settings.AddRange(BitConverter.GetBytes(BinaryPrimitives.ReverseEndianness(w)));
+            }
+            if (maxFrameSize is { } m)
+            {
+                settings.AddRange([0, 5]);
+                settings.AddRange(BitConverter.GetBytes(BinaryPrimitives.ReverseEndianness(m)));
             }
             await h2.Frame(H2.Settings, 0, 0, [.. settings]);
             if (ackSettings)

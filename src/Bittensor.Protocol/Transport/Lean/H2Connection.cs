@@ -1881,6 +1881,13 @@ internal sealed class H2Connection
     private void WriteAnswerNow(H2Stream s, TensorMessage message, int size)
     {
         var total = 5 + size;
+        if (TryWriteInPlace(s, message, size))
+        {
+            _sendWindow -= total;
+            s.SendWindow -= total;
+            EndResponse(s);
+            return;
+        }
         _out.FrameHeader(H2Blocks.ResponseHeaders.Length, H2.Headers, H2.EndHeaders, s.Id);
         _out.Write(H2Blocks.ResponseHeaders);
         if (Math.Min(_sendWindow, s.SendWindow) >= total)
@@ -1926,6 +1933,77 @@ internal sealed class H2Connection
         // The answer is made and waits for the peer's window: its slot in the calls in flight is free for others (a
         // client that stops reading must not hold the axon's slots until it drops the connection).
         Unhold(s);
+    }
+
+    /// <summary>
+    /// The answer serialized in place around its tensor's buffer, in the array the axon rented for it
+    /// (<see cref="TensorCodec.RentFloat32"/> leaves room before and after the buffer), and that array becomes the
+    /// output: the model's bytes are written once, by the model, and sent from where it wrote them — not copied into
+    /// the output (64 KiB per answer at <c>[1, 16, 1024]</c>; session 22). Only when it can go as it is: the output is
+    /// empty (the first answer of a send), the whole message fits the windows and one DATA frame of the peer's maximum,
+    /// and the message's one tensor is a pooled one this stream registered. The bytes are those of the copying path:
+    /// protobuf serializes the message into the array at the place where the buffer's bytes land on themselves (a copy
+    /// onto the same bytes is skipped). That place must be exact (a message written from a place too far on would
+    /// overwrite the start of the buffer before copying it): <see cref="BytesBeforeBuffer"/> counts the fields the
+    /// generated code writes before the buffer, and <see cref="InPlaceLayout"/> checks once that the schema has no others.
+    /// </summary>
+    private bool TryWriteInPlace(H2Stream s, TensorMessage message, int size)
+    {
+        var total = 5 + size;
+        if (!InPlaceLayout || _out.Length != 0 || Math.Min(_sendWindow, s.SendWindow) < total || _peerMaxFrame < total || message.Tensors.Count != 1) return false;
+        var tensor = message.Tensors[0];
+        if (s.FindPooled(tensor) is not { } pooled || pooled.Rented is not { } array) return false;
+        var before = BytesBeforeBuffer(message, tensor);
+        var at = pooled.BufferOffset - before; // where the message begins in the array
+        var headers = H2.FrameHeaderSize + H2Blocks.ResponseHeaders.Length;
+        var start = at - 5 - H2.FrameHeaderSize - headers;
+        var trailers = H2.FrameHeaderSize + H2Blocks.OkTrailers.Length + (s.RemoteClosed ? 0 : H2.FrameHeaderSize + 4);
+        if (before < 0 || start < 0 || at + size + trailers > array.Length || !pooled.Adopt()) return false;
+        var span = array.AsSpan();
+        var pos = start;
+        H2Output.WriteFrameHeader(span[pos..], H2Blocks.ResponseHeaders.Length, H2.Headers, H2.EndHeaders, s.Id);
+        pos += H2.FrameHeaderSize;
+        H2Blocks.ResponseHeaders.CopyTo(span[pos..]);
+        pos += H2Blocks.ResponseHeaders.Length;
+        H2Output.WriteFrameHeader(span[pos..], total, H2.Data, 0, s.Id);
+        pos += H2.FrameHeaderSize;
+        span[pos] = 0;
+        BinaryPrimitives.WriteUInt32BigEndian(span[(pos + 1)..], (uint)size);
+        pos += 5;
+        message.WriteTo(span.Slice(pos, size));
+        _out.Adopt(pooled, array, start, pos + size);
+        _server.Owner.CountAnswerInPlace();
+        return true;
+    }
+
+    /// <summary>
+    /// True when the schema is the one <see cref="BytesBeforeBuffer"/> counts: <c>TensorMessage</c>'s fields numbered
+    /// below <c>tensors</c> are <c>version</c> (1, int32) and <c>hotkey</c> (2, string), and <c>Tensor</c>'s below
+    /// <c>buffer</c> is <c>version</c> (1, int32); unknown fields are written after the known ones. Another schema writes
+    /// every answer by the copying path.
+    /// </summary>
+    internal static readonly bool InPlaceLayout =
+        TensorMessage.Descriptor.Fields.InFieldNumberOrder().TakeWhile(f => f.FieldNumber < TensorMessage.TensorsFieldNumber)
+            .Select(f => (f.FieldNumber, f.FieldType)).SequenceEqual([(TensorMessage.VersionFieldNumber, Google.Protobuf.Reflection.FieldType.Int32),
+                (TensorMessage.HotkeyFieldNumber, Google.Protobuf.Reflection.FieldType.String)])
+        && Tensor.Descriptor.Fields.InFieldNumberOrder().TakeWhile(f => f.FieldNumber < Tensor.BufferFieldNumber)
+            .Select(f => (f.FieldNumber, f.FieldType)).SequenceEqual([(Tensor.VersionFieldNumber, Google.Protobuf.Reflection.FieldType.Int32)]);
+
+    /// <summary>
+    /// The bytes of <paramref name="message"/>'s serialization before its one tensor's buffer bytes: the fields numbered
+    /// below <c>tensors</c> (5), the tensors field's key and length, the tensor's fields below <c>buffer</c> (2), and the
+    /// buffer's key and length (protobuf writes fields in number order).
+    /// </summary>
+    internal static int BytesBeforeBuffer(TensorMessage message, Tensor tensor)
+    {
+        var n = 0;
+        if (message.Version != 0) n += 1 + CodedOutputStream.ComputeInt32Size(message.Version);
+        if (message.Hotkey.Length != 0) n += 1 + CodedOutputStream.ComputeStringSize(message.Hotkey);
+        n += 1 + CodedOutputStream.ComputeLengthSize(tensor.CalculateSize());
+        if (tensor.Version != 0) n += 1 + CodedOutputStream.ComputeInt32Size(tensor.Version);
+        if (tensor.Buffer.Length == 0) return -1;
+        n += 1 + CodedOutputStream.ComputeLengthSize(tensor.Buffer.Length);
+        return n;
     }
 
     /// <summary>
@@ -2100,7 +2178,7 @@ internal sealed class H2Connection
         {
             while (true)
             {
-                var remaining = sending.Buffer.AsMemory(0, sending.Length);
+                var remaining = sending.Buffer.AsMemory(sending.Start, sending.Length - sending.Start);
                 while (remaining.Length > 0)
                 {
                     // The minimum response rate for a peer that does not read its socket (EnforceDataRates).
@@ -2512,6 +2590,16 @@ internal sealed class H2Stream
     {
         if (_disposable is null) _disposable = disposable;
         else (_more ??= []).Add(disposable);
+    }
+
+    /// <summary>The pooled tensor this stream's handler registered whose tensor is <paramref name="tensor"/>, if any.</summary>
+    public PooledTensor? FindPooled(Tensor tensor)
+    {
+        if (_disposable is PooledTensor p && ReferenceEquals(p.Tensor, tensor)) return p;
+        if (_more is null) return null;
+        foreach (var d in _more)
+            if (d is PooledTensor q && ReferenceEquals(q.Tensor, tensor)) return q;
+        return null;
     }
 
     public void DisposeRegistered()

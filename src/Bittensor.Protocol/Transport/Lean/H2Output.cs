@@ -89,11 +89,52 @@ internal sealed class H2Output
     }
 
     public byte[] Buffer;
+
+    /// <summary>Where the bytes to send begin in <see cref="Buffer"/>: 0, except in an adopted answer's array (<see cref="Adopt"/>).</summary>
+    public int Start;
+
+    /// <summary>Where the bytes to send end in <see cref="Buffer"/> (the next frame is appended here).</summary>
     public int Length;
+
+    private PooledTensor? _adopted;
+
+    /// <summary>
+    /// An empty output takes <paramref name="answer"/>'s rented array as its buffer: an answer serialized in place around
+    /// its tensor's buffer (H2Connection.TryWriteInPlace) is sent from there, its bytes <paramref name="start"/> up to
+    /// <paramref name="length"/>; more frames are appended after them while the array has room. The array goes back to
+    /// its pool after the send (<see cref="Reset"/>), or once its bytes were copied into a larger buffer (<see cref="Ensure"/>).
+    /// </summary>
+    public void Adopt(PooledTensor answer, byte[] array, int start, int length)
+    {
+        if (Length != 0) throw new InvalidOperationException("only an empty output adopts an answer's array");
+        GiveBack();
+        Buffer = array;
+        Start = start;
+        Length = length;
+        _adopted = answer;
+    }
 
     public void Ensure(int more)
     {
         if (Length + more <= Buffer.Length) return;
+        if (_adopted is not null)
+        {
+            // An adopted answer's array is full: its bytes move to the output's own buffer (as a copied answer's would
+            // have been written there) and the array goes back to its pool.
+            var held = Length - Start;
+            var array = Buffer;
+            var from = Start;
+            var adopted = _adopted;
+            _adopted = null;
+            Buffer = _first;
+            Start = 0;
+            Length = 0;
+            Ensure(held + more);
+            array.AsSpan(from, held).CopyTo(Buffer);
+            Length = held;
+            adopted.ReleaseAdopted();
+            return;
+        }
         var want = Length + more;
         byte[] bigger;
         if (want <= Keep && _owner is not null)
@@ -119,6 +160,11 @@ internal sealed class H2Output
     /// only a sent one is reset).</summary>
     private void GiveBack()
     {
+        if (_adopted is not null)
+        {
+            ReleaseAdopted();
+            return;
+        }
         if (_owner is not null && !ReferenceEquals(Buffer, _first) && Buffer.Length == Keep) _owner.ReturnOutput(Buffer);
     }
 
@@ -133,9 +179,23 @@ internal sealed class H2Output
     public void Reset()
     {
         Length = 0;
+        Start = 0;
+        if (_adopted is not null)
+        {
+            ReleaseAdopted();
+            Buffer = _first;
+            return;
+        }
         if (ReferenceEquals(Buffer, _first) || (_owner is null && Buffer.Length <= Keep)) return;
         GiveBack();
         Buffer = _first;
+    }
+
+    private void ReleaseAdopted()
+    {
+        var adopted = _adopted;
+        _adopted = null;
+        adopted?.ReleaseAdopted();
     }
 
     public void Write(ReadOnlySpan<byte> bytes)

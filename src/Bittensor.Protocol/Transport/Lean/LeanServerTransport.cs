@@ -73,6 +73,16 @@ public sealed class LeanServerTransport : IServerTransport
 
     internal void CountBodyParsed() => Interlocked.Increment(ref _bodiesParsed);
 
+    private long _answersInPlace;
+
+    /// <summary>
+    /// Answers serialized in place around their pooled tensor buffer and sent from its array (no copy of the buffer into
+    /// the output; H2Connection.TryWriteInPlace), over every binding of this transport.
+    /// </summary>
+    internal long AnswersInPlace => Interlocked.Read(ref _answersInPlace);
+
+    internal void CountAnswerInPlace() => Interlocked.Increment(ref _answersInPlace);
+
     internal void CountConnectionRefused() => Interlocked.Increment(ref _connectionsRefused);
 
     private long _loopbackCongestionSet;
