@@ -206,20 +206,23 @@ internal sealed class AxonService : IBittensorService
     }
 
     /// <summary>The hotkey claimed in <c>bittensor-signature</c> (middle part of nonce<c>bitxx</c>ss58<c>bitxx</c>sig), or null.</summary>
-    internal static string? ClaimedHotkey(Metadata headers)
+    internal static string? ClaimedHotkey(Metadata headers, AxonStats? known = null)
     {
         var value = headers.GetValue("bittensor-signature");
         if (value is null) return null;
         var first = value.IndexOf("bitxx", StringComparison.Ordinal);
         if (first < 0) return null;
         var second = value.IndexOf("bitxx", first + 5, StringComparison.Ordinal);
-        return second < 0 ? null : value[(first + 5)..second];
+        if (second < 0) return null;
+        var claimed = value.AsSpan()[(first + 5)..second];
+        // A caller seen before: the string its calls are recorded under, not a new one per call.
+        return known?.KnownCaller(claimed) ?? claimed.ToString();
     }
 
     private async ValueTask<Gate> Admit(Metadata headers, System.Net.IPAddress? peer)
     {
         // 1. Cheap pre-verify blacklist: refuse malformed claims before spending a signature check on them.
-        var claimed = ClaimedHotkey(headers);
+        var claimed = ClaimedHotkey(headers, _stats);
         if (claimed is null || !_preVerifyBlacklist(claimed))
             return new Gate(null, claimed ?? "", "missing or malformed bittensor-signature header", null, false);
 
@@ -283,7 +286,9 @@ internal sealed class AxonService : IBittensorService
             else
             {
                 verified = true;
-                response = await Serve(backward, request, context, admitted.Hotkey, admitted.Stake, s => inputShape = s);
+                var decoded = TryDecodeRequest(backward, request, out var inputs, out var grads, out var refusal);
+                inputShape = inputs?.Shape;
+                response = decoded ? await Serve(backward, request, context, admitted.Hotkey, admitted.Stake, inputs!, grads) : refusal!;
             }
         }
         catch (RpcException)
@@ -300,24 +305,56 @@ internal sealed class AxonService : IBittensorService
 
     private bool CompatibleVersion(int callerVersion) => Bittensor.Protocol.ProtocolVersion.IsCallerCompatible(_settings.ProtocolVersion, callerVersion);
 
-    private async Task<TensorMessage> Serve(bool backward, TensorMessage request, InboundCall context, string hotkey, double stake, Action<IReadOnlyList<long>> onShape)
+    /// <summary>
+    /// 5. Decode: the request's inputs (and a backward's grads), checked; false with the answer that refuses them.
+    /// <paramref name="inputs"/> is set once they decoded, also when a later check refuses them (the call's recorded shape).
+    /// </summary>
+    private bool TryDecodeRequest(bool backward, TensorMessage request, out DenseTensor? inputs, out DenseTensor? grads, out TensorMessage? refusal)
     {
-        // 5. Decode.
-        if (request.Tensors.Count == 0) return Answer(ReturnCode.EmptyRequest, "request carries no tensors");
+        inputs = grads = null;
+        refusal = null;
+        if (request.Tensors.Count == 0)
+        {
+            refusal = Answer(ReturnCode.EmptyRequest, "request carries no tensors");
+            return false;
+        }
         if (backward && request.Tensors.Count != 2)
-            return Answer(ReturnCode.InvalidRequest, $"backward takes exactly 2 tensors [inputs, grads], got {request.Tensors.Count}");
+        {
+            refusal = Answer(ReturnCode.InvalidRequest, $"backward takes exactly 2 tensors [inputs, grads], got {request.Tensors.Count}");
+            return false;
+        }
         var wireInputs = request.Tensors[0];
-        if (!_codec.TryDecode(wireInputs, false, out var inputs, out var code, out var error)) return Answer(code, $"inputs: {error}");
-        onShape(inputs!.Shape);
-        var shapeError = CheckInputs(wireInputs.Modality, inputs);
-        if (shapeError is not null) return Answer(ReturnCode.RequestShapeException, shapeError);
-        DenseTensor? grads = null;
+        if (!_codec.TryDecode(wireInputs, false, out inputs, out var code, out var error))
+        {
+            inputs = null;
+            refusal = Answer(code, $"inputs: {error}");
+            return false;
+        }
+        var shapeError = CheckInputs(wireInputs.Modality, inputs!);
+        if (shapeError is not null)
+        {
+            refusal = Answer(ReturnCode.RequestShapeException, shapeError);
+            return false;
+        }
         if (backward)
         {
-            if (!_codec.TryDecode(request.Tensors[1], false, out grads, out code, out error)) return Answer(code, $"grads: {error}");
-            if (grads!.DataType != DataType.Float32 || grads.Rank != 3 || grads.Shape[0] != inputs.Shape[0] || grads.Shape[1] != inputs.Shape[1])
-                return Answer(ReturnCode.RequestShapeException, $"grads must be float32 rank 3 matching inputs on dims 0 and 1; got {grads}, inputs {inputs}");
+            if (!_codec.TryDecode(request.Tensors[1], false, out grads, out code, out error))
+            {
+                refusal = Answer(code, $"grads: {error}");
+                return false;
+            }
+            if (grads!.DataType != DataType.Float32 || grads.Rank != 3 || grads.Shape[0] != inputs!.Shape[0] || grads.Shape[1] != inputs.Shape[1])
+            {
+                refusal = Answer(ReturnCode.RequestShapeException, $"grads must be float32 rank 3 matching inputs on dims 0 and 1; got {grads}, inputs {inputs}");
+                return false;
+            }
         }
+        return true;
+    }
+
+    private async Task<TensorMessage> Serve(bool backward, TensorMessage request, InboundCall context, string hotkey, double stake, DenseTensor inputs, DenseTensor? grads)
+    {
+        var wireInputs = request.Tensors[0];
 
         // 6. Straight to the model host (Tell, no Ask): its queue is the one stake-ordered queue; full → NucleusFull at once.
         var now = _time.GetUtcNow().UtcDateTime;

@@ -79,6 +79,7 @@ internal sealed class AxonStats : IDisposable
     public const string ShedTargetWait = "target_wait";
     private readonly Histogram<double> _latency;
     private readonly ConcurrentDictionary<string, Cell> _callers = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Cell>.AlternateLookup<ReadOnlySpan<char>> _callersBySpan;
     private readonly KeyValuePair<string, object?> _axon;
     private long _total;
 
@@ -86,6 +87,7 @@ internal sealed class AxonStats : IDisposable
     /// <paramref name="waiting"/> is read when a metrics exporter collects the queue gauge.</summary>
     public AxonStats(string axon = "", Func<int>? waiting = null)
     {
+        _callersBySpan = _callers.GetAlternateLookup<ReadOnlySpan<char>>();
         _axon = new KeyValuePair<string, object?>("axon", axon);
         _calls = _meter.CreateCounter<long>("bittensor.axon.calls", "{call}", "Calls answered, tagged by axon, caller, method and return code");
         _bytesIn = _meter.CreateCounter<long>("bittensor.axon.bytes_in", "By", "Request bytes, tagged by axon and caller");
@@ -101,6 +103,9 @@ internal sealed class AxonStats : IDisposable
                 "Calls handed to the model host and not answered yet (queued or at the model), tagged by axon");
     }
 
+    /// <summary>The string a caller already recorded is kept under, or null (the claimed hotkey of a known caller is not made again per call).</summary>
+    public string? KnownCaller(ReadOnlySpan<char> hotkey) => _callersBySpan.TryGetValue(hotkey, out var key, out _) ? key : null;
+
     public void Record(AxonCallRecord r)
     {
         Interlocked.Increment(ref _total);
@@ -114,7 +119,7 @@ internal sealed class AxonStats : IDisposable
         // Metric tags: callers beyond MaxPeerLabels share "other" (the in-memory table keeps up to 4096).
         var caller = new KeyValuePair<string, object?>("caller", cell.Label);
         var method = new KeyValuePair<string, object?>("method", r.Method);
-        var code = new KeyValuePair<string, object?>("code", r.Code.ToString());
+        var code = new KeyValuePair<string, object?>("code", CodeName(r.Code));
         _calls.Add(1, _axon, caller, method, code);
         _bytesIn.Add(r.BytesIn, _axon, caller);
         _bytesOut.Add(r.BytesOut, _axon, caller);
@@ -126,6 +131,11 @@ internal sealed class AxonStats : IDisposable
             _shed.Add(1, _axon, method, new KeyValuePair<string, object?>("reason", reason));
         }
     }
+
+    // The codes' names, made once: ReturnCode.ToString() boxed the code on every call.
+    private static readonly string[] CodeNames = [.. Enumerable.Range(0, (int)ReturnCode.Unauthenticated + 1).Select(i => ((ReturnCode)i).ToString())];
+
+    private static string CodeName(ReturnCode code) => (uint)code < (uint)CodeNames.Length ? CodeNames[(int)code] : code.ToString();
 
     /// <summary>Counts a refusal of the transport's own (the call never reached the service).</summary>
     public void RecordRefused(Bittensor.Protocol.TransportRefusal refusal)

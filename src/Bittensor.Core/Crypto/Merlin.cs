@@ -23,6 +23,9 @@ internal sealed class MerlinTranscript
     /// <summary>An independent copy of this transcript.</summary>
     internal MerlinTranscript Clone() => new(strobe.Clone());
 
+    /// <summary>Makes this transcript a copy of <paramref name="other"/> (a reused scratch transcript, no allocation).</summary>
+    internal void CopyFrom(MerlinTranscript other) => strobe.CopyFrom(other.strobe);
+
     internal void AppendMessage(ReadOnlySpan<byte> label, ReadOnlySpan<byte> message)
     {
         Span<byte> len = stackalloc byte[4];

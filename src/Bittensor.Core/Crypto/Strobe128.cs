@@ -42,6 +42,15 @@ internal sealed class Strobe128
         return c;
     }
 
+    /// <summary>Makes this state a copy of <paramref name="other"/>'s (a reused scratch transcript, no allocation).</summary>
+    internal void CopyFrom(Strobe128 other)
+    {
+        other.lanes.CopyTo(lanes, 0);
+        pos = other.pos;
+        posBegin = other.posBegin;
+        curFlags = other.curFlags;
+    }
+
     /// <summary>Overwrites the sponge state with zeros.</summary>
     internal void Clear()
     {

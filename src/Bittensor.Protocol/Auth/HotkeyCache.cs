@@ -15,6 +15,7 @@ internal static class HotkeyCache
     internal const int Limit = 4096;
 
     private static readonly ConcurrentDictionary<string, byte[]> Keys = new(StringComparer.Ordinal);
+    private static readonly ConcurrentDictionary<string, byte[]>.AlternateLookup<ReadOnlySpan<char>> KeysBySpan = Keys.GetAlternateLookup<ReadOnlySpan<char>>();
     private static int _count;
 
     /// <summary>The public key of a valid SS58 address of a 32-byte account (any prefix, as <see cref="Ss58.TryDecode(string, out byte[], out ushort)"/>); false otherwise.</summary>
@@ -36,6 +37,13 @@ internal static class HotkeyCache
         if (Keys.TryAdd(ss58Address, publicKey)) Interlocked.Increment(ref _count);
         return true;
     }
+
+    /// <summary>
+    /// <paramref name="ss58Address"/> as a string: the one this cache holds for it when it holds it (a known caller's
+    /// address is not made again per call), else a new one. Nothing is added.
+    /// </summary>
+    internal static string Address(ReadOnlySpan<char> ss58Address) =>
+        KeysBySpan.TryGetValue(ss58Address, out var known, out _) ? known : ss58Address.ToString();
 
     /// <summary>Addresses held now (tests).</summary>
     internal static int Count => Keys.Count;

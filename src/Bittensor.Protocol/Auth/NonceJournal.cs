@@ -570,7 +570,8 @@ internal sealed partial class NonceJournal : IDisposable
             }
             return;
         }
-        Report(false, $"nonce journal {JournalPath(_snapshotPath)} is writable again");
+        // Its message made only when it is reported (every batch made two strings before).
+        if (_failing) Report(false, $"nonce journal {JournalPath(_snapshotPath)} is writable again");
     }
 
     /// <summary>Tells the owner once per change between writable and not (never throws).</summary>

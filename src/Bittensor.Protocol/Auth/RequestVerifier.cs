@@ -266,8 +266,9 @@ public sealed class RequestVerifier : IDisposable
             return Reject("missing bittensor-signature header");
         if (signatureHeader.Length > MaxSignatureHeaderLength)
             return Reject("bittensor-signature is too long");
-        if (!TryParseSignatureHeader(signatureHeader, out var nonceText, out var ss58, out var signature, out var parseError))
+        if (!TryParseSignatureHeader(signatureHeader, out var nonceRange, out var ss58, out var signature, out var parseError))
             return Reject(parseError);
+        var nonceText = signatureHeader.AsSpan()[nonceRange];
         if (!RequestNonce.TryParse(nonceText, out var nonceTime))
             return Reject("the nonce is not MMddyyyyHHmmss plus 6 digits of microseconds", ss58);
         var nonce = nonceTime.Ticks;
@@ -287,7 +288,10 @@ public sealed class RequestVerifier : IDisposable
             if ((!remembered || held is not null) && !TakeNewCallerToken()) return Reject(held ?? TooManyNewCallers, ss58);
         }
 
-        call = new SignedCall(ss58, nonce, Encoding.UTF8.GetBytes(string.Concat(nonceText, ss58)), signature, PeerKey.Of(peer));
+        // The signed message, nonce then ss58 in UTF-8, made in place (the nonce is ASCII digits: no character spans the two).
+        var message = new byte[Encoding.UTF8.GetByteCount(nonceText) + Encoding.UTF8.GetByteCount(ss58)];
+        Encoding.UTF8.GetBytes(ss58, message.AsSpan(Encoding.UTF8.GetBytes(nonceText, message)));
+        call = new SignedCall(ss58, nonce, message, signature, PeerKey.Of(peer));
         return null;
     }
 
@@ -419,9 +423,10 @@ public sealed class RequestVerifier : IDisposable
 
     private static AuthResult Reject(string reason, string? hotkey = null) => AuthResult.Rejected(ReturnCode.Unauthenticated, reason, hotkey);
 
-    private static bool TryParseSignatureHeader(string header, out string nonce, out string ss58, out byte[] signature, out string error)
+    private static bool TryParseSignatureHeader(string header, out Range nonce, out string ss58, out byte[] signature, out string error)
     {
-        nonce = ss58 = error = string.Empty;
+        nonce = default;
+        ss58 = error = string.Empty;
         signature = [];
         // The nonce is fixed-width and the signature hex has no 'bitxx', so split on the first and last
         // separator: an ss58 address may itself contain 'bitxx' (base58 allows it).
@@ -432,15 +437,17 @@ public sealed class RequestVerifier : IDisposable
             error = "bittensor-signature is not <nonce>bitxx<ss58>bitxx<signature>";
             return false;
         }
-        nonce = header[..first];
-        ss58 = header[(first + AuthHeaders.Separator.Length)..last];
+        nonce = ..first;
+        var address = header.AsSpan()[(first + AuthHeaders.Separator.Length)..last];
         var hex = header.AsSpan(last + AuthHeaders.Separator.Length);
         if (hex.StartsWith("0x", StringComparison.OrdinalIgnoreCase)) hex = hex[2..];
-        if (ss58.Length is 0 or > 64)
+        if (address.Length is 0 or > 64)
         {
             error = "bittensor-signature has no valid ss58 address";
             return false;
         }
+        // A caller seen before: the address string the hotkey cache holds, not a new one per call.
+        ss58 = HotkeyCache.Address(address);
         if (hex.Length != 128)
         {
             error = "the signature is not 64 bytes of hex";

@@ -124,6 +124,30 @@ public class Sr25519Tests
     }
 
     [Fact]
+    public void Verifies_one_after_another_on_one_thread_each_start_from_the_signing_context_not_the_last_verify()
+    {
+        // The verify's transcript is one per thread, reset for every signature: whatever a verify before absorbed
+        // (messages of other lengths, a failed check part-way) must not reach the next challenge.
+        using var pair = Sr25519KeyPair.FromMiniSecret(B(Seed9d61));
+        var pub = pair.PublicKey.ToArray();
+        byte[][] messages = [[], "a"u8.ToArray(), Encoding.UTF8.GetBytes(new string('m', 300)), "payload"u8.ToArray(), new byte[166], new byte[167]];
+        var signatures = messages.Select(m => pair.Sign(m)).ToArray();
+        for (var round = 0; round < 3; round++)
+        {
+            for (var i = 0; i < messages.Length; i++)
+            {
+                Assert.True(Sr25519.Verify(pub, messages[i], signatures[i]), $"message {i}, round {round}");
+                Assert.False(Sr25519.Verify(pub, messages[(i + 1) % messages.Length], signatures[i]), $"message {i} under the next one's signature");
+                Assert.True(Sr25519.Verify(pub, messages[i], signatures[i]), $"message {i} after a failed check");
+            }
+        }
+        Span<bool> valid = stackalloc bool[messages.Length];
+        var items = messages.Select((m, i) => new Sr25519BatchItem(pub, m, signatures[i])).ToArray();
+        Sr25519.VerifyEach(items, valid);
+        Assert.DoesNotContain(false, valid.ToArray());
+    }
+
+    [Fact]
     public void Signature_over_the_bytes_wrapped_message_does_not_verify_for_the_bare_message()
     {
         using var pair = Sr25519KeyPair.FromMiniSecret(B(Seed9d61));

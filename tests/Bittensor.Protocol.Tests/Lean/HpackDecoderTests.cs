@@ -132,4 +132,86 @@ public sealed class HpackDecoderTests
         // www.example.com, as in C.4.1.
         Assert.Equal(Hex("f1e3 c2e5 f23a 6ba0 ab90 f4ff"), Huffman.Encode("www.example.com"u8));
     }
+
+    // A literal without indexing, new name (§6.2.2), raw or Huffman-coded strings.
+    private static byte[] Literal(string name, string value, bool huffman = false)
+    {
+        var b = new List<byte> { 0x00 };
+        String(b, System.Text.Encoding.Latin1.GetBytes(name), huffman);
+        String(b, System.Text.Encoding.Latin1.GetBytes(value), huffman);
+        return [.. b];
+    }
+
+    private static void String(List<byte> b, byte[] octets, bool huffman)
+    {
+        var coded = huffman ? Huffman.Encode(octets) : octets;
+        H2Blocks.Int(b, coded.Length, 7, huffman ? (byte)0x80 : (byte)0x00);
+        b.AddRange(coded);
+    }
+
+    [Fact]
+    public void Names_and_short_values_seen_before_are_the_same_strings_and_a_different_literal_never_is()
+    {
+        var d = new HpackDecoder();
+        var fields = new List<(string Name, string Value)>();
+        // Same length, same first and last 8 octets: the same slot of the decoder's strings, different values.
+        string[] values = ["aaaaaaaaQaaaaaaaa", "aaaaaaaaRaaaaaaaa", "aaaaaaaaQaaaaaaaa", "caf\u00e9-x", "caf\u00e8-x", "caf\u00e9-x", "bittensor-signature"];
+        string? firstName = null;
+        foreach (var value in values)
+        {
+            string? made = null;
+            foreach (var huffman in (bool[])[false, true])
+            {
+                Assert.True(d.Decode(Literal("x-custom-name", value, huffman), fields, 1 << 16));
+                Assert.Equal([("x-custom-name", value)], fields);
+                Assert.Same(firstName ??= fields[0].Name, fields[0].Name);
+                // Seen just before (raw, then Huffman-coded): the same string.
+                Assert.Same(made ??= fields[0].Value, fields[0].Value);
+            }
+        }
+        // The well-known names are the same strings in every decoder.
+        Assert.True(new HpackDecoder().Decode(Literal("bittensor-signature", "1"), fields, 1 << 16));
+        var other = new List<(string Name, string Value)>();
+        Assert.True(new HpackDecoder().Decode(Literal("bittensor-signature", "2"), other, 1 << 16));
+        Assert.Same(fields[0].Name, other[0].Name);
+    }
+
+    [Fact]
+    public void A_long_value_not_indexed_is_kept_as_octets_until_asked_for_and_counts_the_same_against_the_limit()
+    {
+        var d = new HpackDecoder();
+        var fields = new List<HpackField>();
+        var longValue = string.Concat(Enumerable.Range(0, 40).Select(i => (char)('a' + (i % 26)))) + "\u00ff" + new string('z', 30);
+        byte[] block =
+        [
+            .. Literal("x-short", "short"), .. Literal("x-long", longValue), .. Literal("x-huff", longValue, huffman: true),
+            // The same long value with incremental indexing (§6.2.1): it enters the table, so it is a string.
+            0x40, .. Literal("x-indexed", longValue)[1..],
+        ];
+
+        Assert.True(d.Decode(block, fields, 1 << 16, deferOver: 64));
+
+        Assert.Equal(["x-short", "x-long", "x-huff", "x-indexed"], fields.Select(f => f.Name));
+        Assert.Equal("short", fields[0].Value);
+        Assert.Null(fields[1].Value);
+        Assert.Null(fields[2].Value);
+        Assert.Equal(System.Text.Encoding.Latin1.GetBytes(longValue), d.RawValue(fields[1]).ToArray());
+        Assert.Equal(System.Text.Encoding.Latin1.GetBytes(longValue), d.RawValue(fields[2]).ToArray());
+        Assert.Equal(longValue, d.Value(fields[1]));
+        Assert.Equal(longValue, d.Value(fields[2]));
+        Assert.Equal(longValue, fields[3].Value);
+        Assert.Equal(1, d.TableCount);
+
+        // The list's size is the same as with strings: exactly at the limit passes, one octet under it does not.
+        var size = fields.Sum(f => f.Name.Length + d.Value(f).Length + HpackDecoder.EntryOverhead);
+        var strings = new List<(string Name, string Value)>();
+        Assert.True(new HpackDecoder().Decode(block, strings, size));
+        Assert.True(new HpackDecoder().Decode(block, fields, size, deferOver: 64));
+        Assert.False(new HpackDecoder().Decode(block, fields, size - 1, deferOver: 64));
+        Assert.Equal(3, fields.Count);
+        // Decoding the next block forgets the raw octets of the last one.
+        Assert.True(d.Decode(Literal("x-next", longValue[..70]), fields, 1 << 16, deferOver: 64));
+        Assert.Equal(longValue[..70], d.Value(fields[0]));
+        Assert.Equal(0, fields[0].RawOffset);
+    }
 }

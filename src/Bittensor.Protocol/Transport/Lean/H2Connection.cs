@@ -53,6 +53,15 @@ internal sealed class H2Connection
     /// </summary>
     private const int StreamsBeforeSettingsAck = 100;
 
+    /// <summary>
+    /// A value the peer did not index and longer than this is kept as octets, not made a string, until the call's check
+    /// reads it (<see cref="PendingHeaders"/>): a call shed before its check never makes one.
+    /// </summary>
+    private const int DeferValuesOver = HpackDecoder.StringsUpTo;
+
+    /// <summary>Idle <see cref="PendingHeaders"/> a connection keeps for its next calls.</summary>
+    private const int HeadersPooled = 256;
+
     private readonly LeanServer _server;
     private readonly Socket? _socket;
     private readonly IPAddress? _key;
@@ -60,7 +69,9 @@ internal sealed class H2Connection
     private readonly IPAddress? _peer;
     private readonly object _sync = new();
     private readonly HpackDecoder _hpack = new();
-    private readonly List<(string Name, string Value)> _fields = [];
+    private readonly List<HpackField> _fields = [];
+    private readonly List<int> _metadataFields = []; // ParseRequest's: which of _fields are the request's metadata
+    private readonly Stack<PendingHeaders> _headersPool = new();
     private readonly Dictionary<int, H2Stream> _streams = [];
     private readonly List<H2Stream> _blocked = [];
     private readonly List<H2Stream> _deferred = []; // answers made while the output was full, in order (H2Output.AnswerCap)
@@ -843,7 +854,7 @@ internal sealed class H2Connection
         var id = _blockStream;
         var endStream = _blockEndStream;
         // Decoded in full whatever happens next: the dynamic table must stay in step with the peer's encoder.
-        var withinLimit = _hpack.Decode(_block.AsSpan(0, _blockLength), _fields, _server.MaxHeaderList);
+        var withinLimit = _hpack.Decode(_block.AsSpan(0, _blockLength), _fields, _server.MaxHeaderList, DeferValuesOver);
         _blockLength = 0;
         if (_streams.TryGetValue(id, out var existing))
         {
@@ -911,7 +922,7 @@ internal sealed class H2Connection
             TrailersOnly(id, endStream, 200, StatusCode.ResourceExhausted, TransportStatus.RateLimited);
             return;
         }
-        var s = new H2Stream(this, id, method, request.Headers, request.Deadline, RentCts())
+        var s = new H2Stream(this, id, method, PendingHeadersOfRequest(), request.Deadline, RentCts())
         {
             SendWindow = _peerInitialWindow, RecvWindow = H2.DefaultWindow, ReadAt = _readAt,
         };
@@ -937,23 +948,36 @@ internal sealed class H2Connection
         value is not null && value.StartsWith("application/grpc", StringComparison.Ordinal)
         && (value.Length == 16 || value[16] is '+' or ';');
 
-    private readonly record struct Request(string? Method, string? Path, string? ContentType, Metadata Headers, DateTime Deadline);
+    private readonly record struct Request(string? Method, string? Path, string? ContentType, DateTime Deadline);
 
-    /// <summary>The request's pseudo-headers and metadata from <see cref="_fields"/>; <paramref name="malformed"/> says why it is not a valid request.</summary>
+    /// <summary>
+    /// The request's pseudo-headers from <see cref="_fields"/>, and which of them are its metadata (<see cref="_metadataFields"/>,
+    /// for <see cref="PendingHeadersOfRequest"/>); <paramref name="malformed"/> says why it is not a valid request.
+    /// </summary>
     private Request ParseRequest(out string? malformed)
     {
         malformed = null;
         string? method = null, scheme = null, path = null, contentType = null;
         var deadline = DateTime.MaxValue;
-        var headers = new Metadata();
+        _metadataFields.Clear();
         var regularSeen = false;
-        foreach (var (name, value) in _fields)
+        for (var i = 0; i < _fields.Count; i++)
         {
+            var name = _fields[i].Name;
             if (name.Length == 0)
             {
                 malformed = "empty header name";
                 continue;
             }
+            if (name[0] != ':' && !IsRequestField(name))
+            {
+                // Metadata: its value (maybe long and only octets yet) is made a string when the call's check reads it.
+                regularSeen = true;
+                if (!ValidName(name)) malformed = "header name with upper-case or invalid characters";
+                else _metadataFields.Add(i);
+                continue;
+            }
+            var value = _hpack.Value(_fields[i]);
             if (name[0] == ':')
             {
                 if (regularSeen) malformed = "pseudo-header after a regular header";
@@ -968,11 +992,6 @@ internal sealed class H2Connection
                 continue;
             }
             regularSeen = true;
-            if (!ValidName(name))
-            {
-                malformed = "header name with upper-case or invalid characters";
-                continue;
-            }
             switch (name)
             {
                 case "connection" or "keep-alive" or "proxy-connection" or "transfer-encoding" or "upgrade":
@@ -989,13 +1008,48 @@ internal sealed class H2Connection
                     break;
                 case "grpc-encoding" or "grpc-accept-encoding" or "host" or "content-length":
                     break;
-                default:
-                    AddMetadata(headers, name, value);
-                    break;
             }
         }
         if (malformed is null && (method is null || scheme is null || string.IsNullOrEmpty(path))) malformed = "missing :method, :scheme or :path";
-        return new Request(method, path, contentType, headers, deadline);
+        return new Request(method, path, contentType, deadline);
+    }
+
+    /// <summary>The regular headers <see cref="ParseRequest"/> reads itself (the rest are the request's metadata).</summary>
+    private static bool IsRequestField(string name) => name switch
+    {
+        "connection" or "keep-alive" or "proxy-connection" or "transfer-encoding" or "upgrade" or "te" or "content-type"
+            or "grpc-timeout" or "grpc-encoding" or "grpc-accept-encoding" or "host" or "content-length" => true,
+        _ => false,
+    };
+
+    /// <summary>The metadata <see cref="ParseRequest"/> found, in a <see cref="PendingHeaders"/> of the pool (under the lock).</summary>
+    private PendingHeaders PendingHeadersOfRequest()
+    {
+        var pending = _headersPool.Count > 0 ? _headersPool.Pop() : new PendingHeaders();
+        foreach (var i in _metadataFields)
+        {
+            var f = _fields[i];
+            if (f.Value is { } value) pending.Add(f.Name, value);
+            else pending.Add(f.Name, _hpack.RawValue(f));
+        }
+        return pending;
+    }
+
+    /// <summary>A stream's metadata as <see cref="Metadata"/>, made on the first call (under the lock); its pending form goes back to the pool.</summary>
+    private Metadata HeadersOf(H2Stream s)
+    {
+        if (s.Headers is { } made) return made;
+        var pending = s.PendingHeaders!;
+        s.PendingHeaders = null;
+        s.Headers = pending.ToMetadata();
+        ReturnHeaders(pending);
+        return s.Headers;
+    }
+
+    private void ReturnHeaders(PendingHeaders pending)
+    {
+        pending.Clear();
+        if (_headersPool.Count < HeadersPooled && pending.RawCapacity <= PendingHeaders.PooledRawLimit) _headersPool.Push(pending);
     }
 
     private static bool ValidName(string name)
@@ -1009,7 +1063,7 @@ internal sealed class H2Connection
         return true;
     }
 
-    private static void AddMetadata(Metadata headers, string name, string value)
+    internal static void AddMetadata(Metadata headers, string name, string value)
     {
         foreach (var c in name)
             if (!(c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-' or '_' or '.')) return;
@@ -1390,10 +1444,17 @@ internal sealed class H2Connection
                         }
                         continue;
                     }
+                    Metadata headers;
+                    lock (_sync)
+                    {
+                        // Closed meanwhile (a reset, the connection's end): nothing would take its answer.
+                        if (s.Closed || _closed) return;
+                        headers = HeadersOf(s);
+                    }
                     ValueTask<HeaderDecision> check;
                     try
                     {
-                        check = _server.Service.CheckHeadersAsync(s.Method, s.Headers, _peer, s.Token);
+                        check = _server.Service.CheckHeadersAsync(s.Method, headers, _peer, s.Token);
                     }
                     catch (Exception e)
                     {
@@ -1701,7 +1762,7 @@ internal sealed class H2Connection
             ArrayPool<byte>.Shared.Return(body);
         }
         _server.Owner.CountBodyParsed();
-        var call = new InboundCall(s.Headers, s.Deadline, s.Token, s.Admission, s.RegisterForDispose);
+        var call = new InboundCall(s.Headers!, s.Deadline, s.Token, s.Admission, s.RegisterForDispose);
         Task<TensorMessage> task;
         try
         {
@@ -2101,6 +2162,11 @@ internal sealed class H2Connection
         // A held-back answer that will not be sent (reset, deadline, the connection's end): its pooled parts go back.
         if (s.Deferred is not null) s.DisposeRegistered();
         s.ReleaseBuffers();
+        if (s.PendingHeaders is { } pending)
+        {
+            s.PendingHeaders = null;
+            ReturnHeaders(pending);
+        }
         s.Registration.Unregister();
         if (!s.Async && !s.Cancellation.IsCancellationRequested && s.Cancellation.TryReset() && _ctsPool.Count < 64) _ctsPool.Push(s.Cancellation);
         else if (s.Async) s.Cancellation.CancelAfter(Timeout.Infinite);
@@ -2500,16 +2566,15 @@ internal sealed class H2Stream
     private IDisposable? _disposable;
     private List<IDisposable>? _more;
 
-    public H2Stream(H2Connection connection, int id, BittensorMethod method, Metadata headers, DateTime deadline, CancellationTokenSource cancellation)
+    public H2Stream(H2Connection connection, int id, BittensorMethod method, PendingHeaders headers, DateTime deadline, CancellationTokenSource cancellation)
     {
         Connection = connection;
         Id = id;
         Method = method;
-        Headers = headers;
+        PendingHeaders = headers;
         Deadline = deadline;
         Cancellation = cancellation;
         Token = cancellation.Token;
-        RegisterForDispose = Register;
     }
 
     public H2Connection Connection { get; }
@@ -2518,7 +2583,11 @@ internal sealed class H2Stream
 
     public BittensorMethod Method { get; }
 
-    public Metadata Headers { get; }
+    /// <summary>The request's metadata until the call's check makes it <see cref="Headers"/> (then null; the connection's pool has it back).</summary>
+    public PendingHeaders? PendingHeaders;
+
+    /// <summary>The request's metadata, made for the call's check (null before: a call shed before its check never has it).</summary>
+    public Metadata? Headers;
 
     public DateTime Deadline { get; }
 
@@ -2526,7 +2595,10 @@ internal sealed class H2Stream
 
     public CancellationToken Token { get; }
 
-    public Action<IDisposable> RegisterForDispose { get; }
+    /// <summary>What the handler registers to be disposed after the answer (made for a call that reaches its handler).</summary>
+    public Action<IDisposable> RegisterForDispose => _register ??= Register;
+
+    private Action<IDisposable>? _register;
 
     public CancellationTokenRegistration Registration;
     public StreamPhase Phase;

@@ -2,6 +2,13 @@ using System.Text;
 
 namespace Bittensor.Protocol.Lean;
 
+/// <summary>
+/// A decoded header field: its name, and its value as a string, or (<see cref="Value"/> null) as the
+/// <see cref="RawLength"/> octets at <see cref="RawOffset"/> of the decoder's raw values for the same block
+/// (<see cref="HpackDecoder.RawValue"/>).
+/// </summary>
+internal readonly record struct HpackField(string Name, string? Value, int RawOffset, int RawLength);
+
 /// <summary>A header block the peer's HPACK encoder made that cannot be decoded (RFC 7541): a connection error, COMPRESSION_ERROR.</summary>
 internal sealed class HpackException(string message) : Exception(message);
 
@@ -20,6 +27,11 @@ internal sealed class HpackDecoder
     /// <summary>The RFC's per-entry overhead, counted in table and header-list sizes.</summary>
     public const int EntryOverhead = 32;
 
+    /// <summary>Strings of at most this many octets are looked up among those made before (and the well-known ones).</summary>
+    internal const int StringsUpTo = 64;
+
+    private const int StringSlots = 64;
+
     private readonly int _maxAllowed;
     private int _max;
     private int _size;
@@ -27,6 +39,14 @@ internal sealed class HpackDecoder
     private (string Name, string Value)[] _ring = new (string, string)[16];
     private int _head;
     private int _count;
+    private List<HpackField>? _scratch; // the string overload's
+    // Values kept raw in the current block (Decode with deferOver).
+    private byte[] _raw = [];
+    private int _rawLength;
+    // Strings this decoder made before, by the hash of their octets (StringSlots slots; StringsUpTo octets at most): a
+    // header name or a value a peer sends on every call (its :authority, user-agent, grpc-timeout) is the string made
+    // the first time, not a new one per call. A slot holds the newest string that hashed to it; a miss only allocates.
+    private readonly string?[] _strings = new string?[StringSlots];
 
     /// <summary>A decoder whose dynamic table may grow to <paramref name="maxTableSize"/> octets (what this side announced).</summary>
     public HpackDecoder(int maxTableSize = DefaultTableSize)
@@ -52,7 +72,26 @@ internal sealed class HpackDecoder
     /// <exception cref="HpackException">The block is not valid HPACK (a connection error, COMPRESSION_ERROR).</exception>
     public bool Decode(ReadOnlySpan<byte> block, List<(string Name, string Value)> headers, int maxListSize)
     {
+        _scratch ??= [];
+        var withinLimit = Decode(block, _scratch, maxListSize, int.MaxValue);
         headers.Clear();
+        foreach (var f in _scratch) headers.Add((f.Name, f.Value!));
+        _scratch.Clear();
+        return withinLimit;
+    }
+
+    /// <summary>
+    /// Decodes one complete header block into <paramref name="headers"/> (cleared first), as the other overload does,
+    /// except that the value of a field the peer did not index (§6.2.2, §6.2.3) whose octets are more than
+    /// <paramref name="deferOver"/> is not made into a string: its octets (Huffman-decoded) are kept in
+    /// the decoder (<see cref="RawValue"/>) until the next block is decoded, and the field's <see cref="HpackField.Value"/> is null (a
+    /// caller that may never need the value, such as a call shed from its read, makes its string only when it does).
+    /// </summary>
+    /// <exception cref="HpackException">The block is not valid HPACK (a connection error, COMPRESSION_ERROR).</exception>
+    public bool Decode(ReadOnlySpan<byte> block, List<HpackField> headers, int maxListSize, int deferOver)
+    {
+        headers.Clear();
+        _rawLength = 0;
         var listSize = 0L;
         var withinLimit = true;
         var pos = 0;
@@ -60,7 +99,9 @@ internal sealed class HpackDecoder
         while (pos < block.Length)
         {
             var b = block[pos];
-            string name, value;
+            string name;
+            string? value;
+            int rawOffset = 0, rawLength = 0;
             if ((b & 0x80) != 0)
             {
                 // §6.1 indexed field.
@@ -91,15 +132,21 @@ internal sealed class HpackDecoder
                 // §6.2.2 without indexing, §6.2.3 never indexed: 4-bit prefix.
                 var index = ReadInt(block, ref pos, 4);
                 name = index == 0 ? ReadString(block, ref pos) : Lookup(index).Name;
-                value = ReadString(block, ref pos);
+                value = ReadValue(block, ref pos, deferOver, out rawOffset, out rawLength);
             }
             fieldSeen = true;
-            listSize += name.Length + value.Length + EntryOverhead;
+            listSize += name.Length + (value?.Length ?? rawLength) + EntryOverhead;
             if (listSize > maxListSize) withinLimit = false;
-            if (withinLimit) headers.Add((name, value));
+            if (withinLimit) headers.Add(new HpackField(name, value, rawOffset, rawLength));
         }
         return withinLimit;
     }
+
+    /// <summary>The octets of a field whose value the last <see cref="Decode(ReadOnlySpan{byte}, List{HpackField}, int, int)"/> kept raw.</summary>
+    public ReadOnlySpan<byte> RawValue(in HpackField field) => _raw.AsSpan(field.RawOffset, field.RawLength);
+
+    /// <summary>A field's value as a string (made from its octets when the decoder kept it raw).</summary>
+    public string Value(in HpackField field) => field.Value ?? Encoding.Latin1.GetString(RawValue(field));
 
     private (string Name, string Value) Lookup(int index)
     {
@@ -165,16 +212,119 @@ internal sealed class HpackDecoder
     }
 
     /// <summary>§5.2 string literal: H bit, length, then raw or Huffman-coded octets.</summary>
-    private static string ReadString(ReadOnlySpan<byte> block, ref int pos)
+    private string ReadString(ReadOnlySpan<byte> block, ref int pos)
+    {
+        var raw = ReadLiteral(block, ref pos, out var huffman);
+        if (!huffman) return MakeString(raw);
+        var max = Huffman.MaxDecodedLength(raw.Length);
+        var rented = max <= 512 ? null : System.Buffers.ArrayPool<byte>.Shared.Rent(max);
+        Span<byte> output = rented is null ? stackalloc byte[512] : rented;
+        try
+        {
+            return MakeString(output[..Huffman.DecodeTo(raw, output)]);
+        }
+        finally
+        {
+            if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>
+    /// A value of a field that is not indexed: a string, or (null) its octets appended to <see cref="_raw"/> when they are
+    /// more than <paramref name="deferOver"/> (Huffman-coded: once decoded).
+    /// </summary>
+    private string? ReadValue(ReadOnlySpan<byte> block, ref int pos, int deferOver, out int rawOffset, out int rawLength)
+    {
+        rawOffset = rawLength = 0;
+        var start = pos;
+        var raw = ReadLiteral(block, ref pos, out var huffman);
+        if (raw.Length <= deferOver && !(huffman && Huffman.MaxDecodedLength(raw.Length) > deferOver))
+        {
+            pos = start;
+            return ReadString(block, ref pos);
+        }
+        var max = huffman ? Huffman.MaxDecodedLength(raw.Length) : raw.Length;
+        if (_rawLength + max > _raw.Length) Array.Resize(ref _raw, Math.Max(_rawLength + max, Math.Max(256, _raw.Length * 2)));
+        var length = huffman ? Huffman.DecodeTo(raw, _raw.AsSpan(_rawLength)) : raw.Length;
+        if (!huffman) raw.CopyTo(_raw.AsSpan(_rawLength));
+        // Huffman-coded and short once decoded: a string after all (its octets are not kept).
+        if (length <= deferOver) return MakeString(_raw.AsSpan(_rawLength, length));
+        rawOffset = _rawLength;
+        rawLength = length;
+        _rawLength += length;
+        return null;
+    }
+
+    private static ReadOnlySpan<byte> ReadLiteral(ReadOnlySpan<byte> block, ref int pos, out bool huffman)
     {
         if (pos >= block.Length) throw new HpackException("truncated string");
-        var huffman = (block[pos] & 0x80) != 0;
+        huffman = (block[pos] & 0x80) != 0;
         var length = ReadInt(block, ref pos, 7);
         if (length > block.Length - pos) throw new HpackException("string overruns the header block");
         var raw = block.Slice(pos, length);
         pos += length;
-        if (!huffman) return Encoding.Latin1.GetString(raw);
-        return Huffman.Decode(raw);
+        return raw;
+    }
+
+    /// <summary>
+    /// The string of <paramref name="octets"/> (Latin-1): a well-known one or one this decoder made before when it is
+    /// short and was seen, else a new one (remembered in its slot).
+    /// </summary>
+    private string MakeString(ReadOnlySpan<byte> octets)
+    {
+        if (octets.Length == 0) return "";
+        if (octets.Length > StringsUpTo) return Encoding.Latin1.GetString(octets);
+        var hash = Hash(octets);
+        var known = WellKnown[hash & (WellKnown.Length - 1)];
+        if (known is not null && Ascii.Equals(octets, known)) return known;
+        ref var slot = ref _strings[hash & (StringSlots - 1)];
+        if (slot is not null && slot.Length == octets.Length && Latin1Equals(octets, slot)) return slot;
+        return slot = Encoding.Latin1.GetString(octets);
+    }
+
+    private static bool Latin1Equals(ReadOnlySpan<byte> octets, string s)
+    {
+        if (Ascii.Equals(octets, s)) return true;
+        if (Ascii.IsValid(octets)) return false;
+        for (var i = 0; i < octets.Length; i++)
+            if (s[i] != octets[i]) return false;
+        return true;
+    }
+
+    // Length, and the first and last 8 octets (fewer for a short string): enough to tell apart the names and the
+    // per-peer values that repeat; two strings in one slot only cost the newer one's allocation.
+    private static int Hash(ReadOnlySpan<byte> octets)
+    {
+        ulong head = 0, tail = 0;
+        var n = Math.Min(8, octets.Length);
+        for (var i = 0; i < n; i++)
+        {
+            head = (head << 8) | octets[i];
+            tail = (tail << 8) | octets[octets.Length - 1 - i];
+        }
+        var h = (head * 0x9E3779B97F4A7C15UL) ^ (tail * 0xC2B2AE3D27D4EB4FUL) ^ ((ulong)octets.Length * 0x165667B19E3779F9UL);
+        return (int)(h >> 40);
+    }
+
+    private static string?[] BuildWellKnown()
+    {
+        var table = new string?[256];
+        IEnumerable<string> strings =
+        [
+            .. StaticTable.Select(e => e.Name), .. StaticTable.Select(e => e.Value),
+            "te", "trailers", "content-type", "application/grpc", "application/grpc+proto", "grpc-timeout", "grpc-encoding",
+            "grpc-accept-encoding", "identity", "identity,deflate,gzip", "deflate,gzip", "user-agent", "/Bittensor/Forward",
+            "/Bittensor/Backward", "rpc-auth-header", "Bittensor", "bittensor-signature", "bittensor-version", "grpc-status",
+            "grpc-message", "http", "POST",
+        ];
+        foreach (var s in strings)
+        {
+            if (s.Length == 0) continue;
+            var octets = Encoding.Latin1.GetBytes(s);
+            ref var slot = ref table[Hash(octets) & (table.Length - 1)];
+            slot ??= s;
+        }
+        return table;
     }
 
     /// <summary>RFC 7541 Appendix A.</summary>
@@ -191,6 +341,10 @@ internal sealed class HpackDecoder
         ("proxy-authorization", ""), ("range", ""), ("referer", ""), ("refresh", ""), ("retry-after", ""), ("server", ""), ("set-cookie", ""),
         ("strict-transport-security", ""), ("transfer-encoding", ""), ("user-agent", ""), ("vary", ""), ("via", ""), ("www-authenticate", ""),
     ];
+
+    // The names and values this server reads on every gRPC call, by their hash's slot (a collision keeps the first: the
+    // other is made once and remembered in the decoder's own slots). After StaticTable: built from it.
+    private static readonly string?[] WellKnown = BuildWellKnown();
 }
 
 /// <summary>
@@ -270,55 +424,65 @@ internal static class Huffman
         }
     }
 
-    /// <summary>
-    /// Decodes a Huffman-coded string (§5.2): the padding must be fewer than 8 bits, all ones (a prefix of EOS), and
-    /// EOS itself must not appear.
-    /// </summary>
+    /// <summary>The most octets <paramref name="encodedLength"/> Huffman-coded octets decode to (the shortest code is 5 bits).</summary>
+    public static int MaxDecodedLength(int encodedLength) => (encodedLength * 8 / 5) + 1;
+
+    /// <summary>Decodes a Huffman-coded string (§5.2) into a string; see <see cref="DecodeTo"/>.</summary>
     /// <exception cref="HpackException">Invalid code, EOS in the string, or bad padding.</exception>
     public static string Decode(ReadOnlySpan<byte> encoded)
     {
-        // Shortest code is 5 bits: at most 8/5 symbols per octet.
-        var max = (encoded.Length * 8 / 5) + 1;
+        var max = MaxDecodedLength(encoded.Length);
         var rented = max <= 512 ? null : System.Buffers.ArrayPool<byte>.Shared.Rent(max);
         Span<byte> output = rented is null ? stackalloc byte[512] : rented;
         try
         {
-            var written = 0;
-            var node = 0;
-            var pending = 0;
-            var allOnes = true;
-            foreach (var octet in encoded)
-            {
-                for (var bit = 7; bit >= 0; bit--)
-                {
-                    var one = ((octet >> bit) & 1) != 0;
-                    var next = one ? One[node] : Zero[node];
-                    if (next == Missing) throw new HpackException("invalid Huffman code");
-                    if (next < 0)
-                    {
-                        var sym = -next - 1;
-                        if (sym == Eos) throw new HpackException("EOS in a Huffman-coded string");
-                        output[written++] = (byte)sym;
-                        node = 0;
-                        pending = 0;
-                        allOnes = true;
-                    }
-                    else
-                    {
-                        node = next;
-                        pending++;
-                        allOnes &= one;
-                    }
-                }
-            }
-            if (pending > 7) throw new HpackException("Huffman padding longer than 7 bits");
-            if (!allOnes) throw new HpackException("Huffman padding is not a prefix of EOS");
-            return Encoding.Latin1.GetString(output[..written]);
+            return Encoding.Latin1.GetString(output[..DecodeTo(encoded, output)]);
         }
         finally
         {
             if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
         }
+    }
+
+    /// <summary>
+    /// Decodes a Huffman-coded string (§5.2) into <paramref name="output"/> (at least <see cref="MaxDecodedLength"/>
+    /// octets) and returns the octets written: the padding must be fewer than 8 bits, all ones (a prefix of EOS), and
+    /// EOS itself must not appear.
+    /// </summary>
+    /// <exception cref="HpackException">Invalid code, EOS in the string, or bad padding.</exception>
+    public static int DecodeTo(ReadOnlySpan<byte> encoded, Span<byte> output)
+    {
+        var written = 0;
+        var node = 0;
+        var pending = 0;
+        var allOnes = true;
+        foreach (var octet in encoded)
+        {
+            for (var bit = 7; bit >= 0; bit--)
+            {
+                var one = ((octet >> bit) & 1) != 0;
+                var next = one ? One[node] : Zero[node];
+                if (next == Missing) throw new HpackException("invalid Huffman code");
+                if (next < 0)
+                {
+                    var sym = -next - 1;
+                    if (sym == Eos) throw new HpackException("EOS in a Huffman-coded string");
+                    output[written++] = (byte)sym;
+                    node = 0;
+                    pending = 0;
+                    allOnes = true;
+                }
+                else
+                {
+                    node = next;
+                    pending++;
+                    allOnes &= one;
+                }
+            }
+        }
+        if (pending > 7) throw new HpackException("Huffman padding longer than 7 bits");
+        if (!allOnes) throw new HpackException("Huffman padding is not a prefix of EOS");
+        return written;
     }
 
     /// <summary>Huffman-codes <paramref name="octets"/>, padded with ones (tests and the fuzz seeds).</summary>
