@@ -650,11 +650,7 @@ public sealed class WaitAdmissionTests
         SlowProbes(server, clock);
         await using var a = await RawH2.Connect(server.Endpoint.Port);
         await using var b = await RawH2.Connect(server.Endpoint.Port);
-        // Settled (a PING answered on each: whatever came before it is handled), then both loops wait in a receive.
-        await a.Frame(H2.Ping, 0, 0, "settled!"u8.ToArray());
-        await b.Frame(H2.Ping, 0, 0, "settled!"u8.ToArray());
-        await TurnsUntil(server, Task.WhenAll(a.Until(f => f.Type == H2.Ping && (f.Flags & H2.Ack) != 0), b.Until(f => f.Type == H2.Ping && (f.Flags & H2.Ack) != 0)));
-        await TurnsUntil(server, Task.WhenAll(server.Connections().Select(c => c.ReceiveWaits())));
+        await InAReceive(server, a, b);
 
         var queued = 0;
         var bothQueued = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -690,6 +686,48 @@ public sealed class WaitAdmissionTests
         Assert.Equal((12, 2), firstCheck);
         Assert.Equal((4, 4, 12), (service.Ran["a"], service.Ran["b"], service.Delayed));
         Assert.Equal(12, server.Admission!.Shed);
+    }
+
+    /// <summary>Settles the connections (a PING answered on each: whatever came before it is handled), then gives turns until every read loop waits in a receive.</summary>
+    private static async Task InAReceive(LeanServer server, params RawH2[] clients)
+    {
+        foreach (var c in clients) await c.Frame(H2.Ping, 0, 0, "settled!"u8.ToArray());
+        await TurnsUntil(server, Task.WhenAll(clients.Select(c => c.Until(f => f.Type == H2.Ping && (f.Flags & H2.Ack) != 0))));
+        await TurnsUntil(server, Task.WhenAll(server.Connections().Select(c => c.ReceiveWaits())));
+    }
+
+    [Fact]
+    public async Task Engaged_with_an_at_read_budget_the_admitted_calls_of_a_read_decided_before_its_turn_count_in_calls_in_flight_only_from_that_turn()
+    {
+        // calls_in_flight 4, the budget 4; a and b in a receive, ten calls reach a, then b. Each read that waited is
+        // decided (six over calls_in_flight, four admitted) and its loop queues with its four admitted calls: they are not
+        // in flight until their turn, as if still in the socket. Counted, a's four would hold calls_in_flight full while
+        // a waits for its turn and b's read would have all ten shed by it (with many connections, every read's calls).
+        var clock = new DrivenClock();
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10), perRead: 4, callsInFlight: 4);
+        SlowProbes(server, clock);
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+        await using var b = await RawH2.Connect(server.Endpoint.Port);
+        await InAReceive(server, a, b);
+        var queued = 0;
+        var bothQueued = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        server.Turns.WhenQueued = _ =>
+        {
+            if (Interlocked.Increment(ref queued) == 2) bothQueued.TrySetResult();
+        };
+        var answers = Task.WhenAll(Answers(a, 10), Answers(b, 10));
+        await SendCalls(a, "a", 10);
+        // a's read decided and queued before b's calls arrive.
+        await Task.WhenAny(server.Turns.Queued(), answers).WaitAsync(Wait);
+        await SendCalls(b, "b", 10);
+        await Task.WhenAny(bothQueued.Task, answers).WaitAsync(Wait);
+        Assert.True(bothQueued.Task.IsCompleted, $"the loops queued {queued} times before every answer came");
+        Assert.Equal(0, server.CallsHeld);
+        await TurnsUntil(server, answers);
+
+        Assert.Equal((4, 4, 0), (service.Ran.GetValueOrDefault("a"), service.Ran.GetValueOrDefault("b"), service.Delayed));
+        await server.WhenCallsHeldAtMost(0).WaitAsync(Wait);
     }
 
     [Fact]

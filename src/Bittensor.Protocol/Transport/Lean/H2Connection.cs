@@ -349,6 +349,7 @@ internal sealed class H2Connection
                     }
                     await NextTurn(keepSocket: true).ConfigureAwait(false);
                     Volatile.Write(ref _awaitingTurn, false);
+                    ReholdDecided();
                     if (ShedProbe.On)
                     {
                         ProbeInterval(ShedProbe.LoopDecidedWait, queuedAt);
@@ -460,7 +461,24 @@ internal sealed class H2Connection
             _runningReady = true;
         }
         ShedBefore(_ready, _server.Options.MaxCallsInFlight);
+        lock (_sync)
+        {
+            // The admitted calls are not in flight until their turn, as if still in the socket (as a shed pass's kept
+            // calls): counted, every connection's queued read would hold its budget of calls (12) in calls_in_flight
+            // (64), and with many connections the other reads' calls, then these at their turn, would be shed by it.
+            foreach (var s in _ready)
+                if (s.Phase == StreamPhase.New && !s.Closed) Unhold(s);
+        }
         return true;
+    }
+
+    /// <summary>The turn of a read decided before it came: its admitted calls count in calls_in_flight again (under the lock).</summary>
+    private void ReholdDecided()
+    {
+        lock (_sync)
+        {
+            foreach (var s in _ready) Rehold(s);
+        }
     }
 
     /// <summary>
