@@ -594,7 +594,7 @@ public sealed class WaitAdmissionTests
     }
 
     [Fact]
-    public async Task Engaged_with_an_at_read_budget_a_reads_calls_over_it_are_shed_in_that_reads_send_before_the_ones_under_it_run_and_a_call_alone_runs()
+    public async Task Engaged_with_an_at_read_budget_a_reads_calls_over_it_are_shed_and_sent_before_the_ones_under_it_run_and_a_call_alone_runs()
     {
         // Target 2 ms, interval 10 ms, the event loop 5 ms late (engaged), a budget of 4 calls per read.
         var clock = new DrivenClock();
@@ -614,22 +614,120 @@ public sealed class WaitAdmissionTests
         await a.Frame(H2.Ping, 0, 0, "settled!"u8.ToArray());
         await TurnsUntil(server, a.Until(f => f.Type == H2.Ping && (f.Flags & H2.Ack) != 0));
         var connection = server.Connections().Single();
+        await TurnsUntil(server, connection.ReceiveWaits());
         var first = new FirstRun(service, () => connection.SocketAvailable);
         service.OnCheck = first.Look;
         var sends = server.Sends;
         var looks = server.Looks;
-        // Ten calls in one send: the first four run, the other six are shed, decided before any of the four ran, and
-        // every answer leaves in one send; the socket is not looked at between the calls.
+        // Ten calls in one send, read by a receive that waited for them: the first four run, the other six are shed,
+        // decided and sent before any of the four ran (DecideBeforeTurn: a send of their own, then the four answers in
+        // one); the socket is not looked at between the calls.
         var ten = Answers(a, 10);
         await SendCalls(a, "a", 10, first: 3);
         await TurnsUntil(server, ten);
 
         Assert.Equal((4, 6), (service.Ran["a"], service.Delayed));
         Assert.Equal(6, first.Seen?.Delayed);
-        Assert.Equal(1, server.Sends - sends);
+        Assert.Equal(2, server.Sends - sends);
         Assert.Equal(0, server.Looks - looks);
         Assert.Equal(6, server.Admission.Shed);
         Assert.True(server.Admission.Engaged);
+    }
+
+    [Fact]
+    public async Task Engaged_with_an_at_read_budget_reads_that_waited_for_their_data_send_their_sheds_and_queue_before_running_their_admitted_calls()
+    {
+        // After an idle moment every read loop waits in a receive, the next calls reach every socket together, and the
+        // engine runs the receive completions one after another (session 21, h1-longturn): each read's admitted calls ran
+        // before the next connection's completion was looked at, so the last connection's calls over the budget waited
+        // in its socket behind the others' calls, where no shed pass reaches them. Now a read that waited for its data
+        // and holds more calls than its budget is decided at once, its sheds sent, and its loop queues for its turn
+        // before running its admitted calls. Two connections in a receive, ten calls reach each, budget 4: both clients
+        // have their six sheds and both loops are queued before any call is checked; the turns run 4 + 4.
+        var clock = new DrivenClock();
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10), perRead: 4);
+        SlowProbes(server, clock);
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+        await using var b = await RawH2.Connect(server.Endpoint.Port);
+        await InAReceive(server, a, b);
+
+        var queued = 0;
+        var bothQueued = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        server.Turns.WhenQueued = _ =>
+        {
+            if (Interlocked.Increment(ref queued) == 2) bothQueued.TrySetResult();
+        };
+        (int Delayed, int Queued)? firstCheck = null;
+        service.OnCheck = () => firstCheck ??= (service.Delayed, Volatile.Read(ref queued));
+        static async Task Read(RawH2 h2, TaskCompletionSource six)
+        {
+            var ended = 0;
+            while (ended < 10)
+            {
+                var f = await h2.Read() ?? throw new InvalidOperationException($"the server closed after {ended} answers");
+                if (f.Type != H2.Headers || (f.Flags & H2.EndStream) == 0) continue;
+                if (++ended == 6) six.TrySetResult();
+            }
+        }
+        var (sixOnA, sixOnB) = (new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        var answers = Task.WhenAll(Read(a, sixOnA), Read(b, sixOnB));
+        await SendCalls(a, "a", 10, first: 1);
+        await SendCalls(b, "b", 10, first: 1);
+        // No turn is given until both loops queued (or every answer came: without the change each loop runs its four
+        // calls as it reads them, and never queues).
+        await Task.WhenAny(bothQueued.Task, answers).WaitAsync(Wait);
+        Assert.True(bothQueued.Task.IsCompleted, $"the loops queued {queued} times before every answer came; first check at {firstCheck}");
+        await Task.WhenAll(sixOnA.Task, sixOnB.Task).WaitAsync(Wait);
+        Assert.Null(firstCheck);
+        Assert.Equal(12, service.Delayed);
+        await TurnsUntil(server, answers);
+
+        Assert.Equal((12, 2), firstCheck);
+        Assert.Equal((4, 4, 12), (service.Ran["a"], service.Ran["b"], service.Delayed));
+        Assert.Equal(12, server.Admission!.Shed);
+    }
+
+    /// <summary>Settles the connections (a PING answered on each: whatever came before it is handled), then gives turns until every read loop waits in a receive.</summary>
+    private static async Task InAReceive(LeanServer server, params RawH2[] clients)
+    {
+        foreach (var c in clients) await c.Frame(H2.Ping, 0, 0, "settled!"u8.ToArray());
+        await TurnsUntil(server, Task.WhenAll(clients.Select(c => c.Until(f => f.Type == H2.Ping && (f.Flags & H2.Ack) != 0))));
+        await TurnsUntil(server, Task.WhenAll(server.Connections().Select(c => c.ReceiveWaits())));
+    }
+
+    [Fact]
+    public async Task Engaged_with_an_at_read_budget_the_admitted_calls_of_a_read_decided_before_its_turn_count_in_calls_in_flight_only_from_that_turn()
+    {
+        // calls_in_flight 4, the budget 4; a and b in a receive, ten calls reach a, then b. Each read that waited is
+        // decided (six over calls_in_flight, four admitted) and its loop queues with its four admitted calls: they are not
+        // in flight until their turn, as if still in the socket. Counted, a's four would hold calls_in_flight full while
+        // a waits for its turn and b's read would have all ten shed by it (with many connections, every read's calls).
+        var clock = new DrivenClock();
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10), perRead: 4, callsInFlight: 4);
+        SlowProbes(server, clock);
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+        await using var b = await RawH2.Connect(server.Endpoint.Port);
+        await InAReceive(server, a, b);
+        var queued = 0;
+        var bothQueued = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        server.Turns.WhenQueued = _ =>
+        {
+            if (Interlocked.Increment(ref queued) == 2) bothQueued.TrySetResult();
+        };
+        var answers = Task.WhenAll(Answers(a, 10), Answers(b, 10));
+        await SendCalls(a, "a", 10);
+        // a's read decided and queued before b's calls arrive.
+        await Task.WhenAny(server.Turns.Queued(), answers).WaitAsync(Wait);
+        await SendCalls(b, "b", 10);
+        await Task.WhenAny(bothQueued.Task, answers).WaitAsync(Wait);
+        Assert.True(bothQueued.Task.IsCompleted, $"the loops queued {queued} times before every answer came");
+        Assert.Equal(0, server.CallsHeld);
+        await TurnsUntil(server, answers);
+
+        Assert.Equal((4, 4, 0), (service.Ran.GetValueOrDefault("a"), service.Ran.GetValueOrDefault("b"), service.Delayed));
+        await server.WhenCallsHeldAtMost(0).WaitAsync(Wait);
     }
 
     [Fact]

@@ -88,6 +88,8 @@ internal sealed class H2Connection
     private ReadLane? _lane; // the read loop's queue in the server's ReadTurns (given at Start)
     private int _readsThisTurn; // the read loop's own: reads of this turn that found data already there
     private bool _awaitingTurn; // queued in the server's ReadTurns (its bytes, if any, are read but not handled yet)
+    private bool _inReceive; // the read loop waits in a receive for data (tests: ReceiveWaits)
+    private TaskCompletionSource? _receiveWaits; // tests: completed when the read loop waits in a receive
     private long _readAt; // the read loop's own: when the last read completed (WaitAdmission: a call's wait since its read)
     private int _admittedThisRead; // the runner's own: calls the at-read budget admitted since the read loop's last read (WaitAdmission.PerRead)
     private readonly List<H2Stream> _shedding = []; // the runner's own: streams claimed for a shed, answered outside the lock
@@ -296,13 +298,15 @@ internal sealed class H2Connection
                     {
                         var receive = _socket!.ReceiveAsync(_in.AsMemory(_inEnd, Math.Min(_in.Length - _inEnd, _server.ReadSize)), SocketFlags.None);
                         atOnce = receive.IsCompleted;
-                        if (ShedProbe.On && !atOnce)
+                        if (atOnce) n = await receive.ConfigureAwait(false);
+                        else
                         {
-                            var waitFrom = _server.Now;
+                            InReceive(true);
+                            var waitFrom = ShedProbe.On ? _server.Now : 0;
                             n = await receive.ConfigureAwait(false);
-                            ProbeInterval(ShedProbe.LoopReceiveWait, waitFrom);
+                            InReceive(false);
+                            if (ShedProbe.On) ProbeInterval(ShedProbe.LoopReceiveWait, waitFrom);
                         }
-                        else n = await receive.ConfigureAwait(false);
                     }
                     catch (Exception e) when (e is SocketException or ObjectDisposedException)
                     {
@@ -334,7 +338,36 @@ internal sealed class H2Connection
                 {
                     for (var more = 0; more < ReadTurns.ReadsPerTurn && !_readEnded && ReadBetweenCalls(drain: true); more++) readMore = true;
                 }
-                await RunReadyAsync(readLoop: keepGoing).ConfigureAwait(false);
+                // A read that waited for its data, over what is left of its budget: decided now, its sheds sent now, and
+                // its admitted calls run in its turn (DecideBeforeTurn).
+                var decidedAtRead = false;
+                if (!atOnce && keepGoing && !_readEnded && _server.Admission is { PerRead: > 0, Engaged: true } budget && DecideBeforeTurn(budget))
+                {
+                    decidedAtRead = true;
+                    var shedsSent = FlushAsync();
+                    if (ShedProbe.On && !shedsSent.IsCompleted)
+                    {
+                        var waitFrom = _server.Now;
+                        await shedsSent.ConfigureAwait(false);
+                        ProbeInterval(ShedProbe.LoopSendWait, waitFrom);
+                    }
+                    else await shedsSent.ConfigureAwait(false);
+                    var queuedAt = 0L;
+                    if (ShedProbe.On)
+                    {
+                        ShedProbe.AddTurn(_probePort, _probeTurnAt, _server.Now, _probeTurnWork);
+                        queuedAt = _server.Now;
+                    }
+                    await NextTurn(keepSocket: true).ConfigureAwait(false);
+                    Volatile.Write(ref _awaitingTurn, false);
+                    ReholdDecided();
+                    if (ShedProbe.On)
+                    {
+                        ProbeInterval(ShedProbe.LoopDecidedWait, queuedAt);
+                        ProbeTurnStarts();
+                    }
+                }
+                await RunReadyAsync(readLoop: keepGoing, decidedAtRead: decidedAtRead).ConfigureAwait(false);
                 var flushed = FlushAsync();
                 if (ShedProbe.On && !flushed.IsCompleted)
                 {
@@ -352,8 +385,9 @@ internal sealed class H2Connection
                 }
                 Compact();
                 // The at-read budget engaged: one read per turn, so every ready connection is read (and its calls over
-                // the budget shed) once per round of turns: a call waits in its socket about one round.
-                if ((atOnce || readMore) && BudgetEngaged)
+                // the budget shed) once per round of turns: a call waits in its socket about one round. A read decided
+                // before its turn has had it.
+                if ((atOnce || readMore) && !decidedAtRead && BudgetEngaged)
                 {
                     if (ShedProbe.On) ShedProbe.AddTurn(_probePort, _probeTurnAt, _server.Now, _probeTurnWork);
                     await NextTurn().ConfigureAwait(false);
@@ -383,15 +417,79 @@ internal sealed class H2Connection
     /// thread (session 12's hang: a new connection's first turn given before <see cref="Start"/> had returned ran the
     /// connection's reads and calls on the accept loop, and a check held there stopped the server accepting anyone).
     /// </summary>
-    private ValueTask NextTurn()
+    private ValueTask NextTurn(bool keepSocket = false)
     {
         _readsThisTurn = 0;
         TurnsWaited++;
         Volatile.Write(ref _awaitingTurn, true);
         // From here until the turn comes a shed pass may read the socket (DecideWhileWaiting); the loop takes it back at
-        // its turn (TakeReader).
-        Volatile.Write(ref _reader, 0);
+        // its turn (TakeReader). With keepSocket (DecideBeforeTurn) it keeps it: no pass reads it, nothing to take back.
+        if (!keepSocket) Volatile.Write(ref _reader, 0);
         return _turn.Wait(_lane!);
+    }
+
+    private void InReceive(bool waiting)
+    {
+        Volatile.Write(ref _inReceive, waiting);
+        if (waiting) Volatile.Read(ref _receiveWaits)?.TrySetResult();
+    }
+
+    /// <summary>
+    /// Tests: completes once the read loop waits in a receive for data (at once if it does now; a receive that found
+    /// data already there never waits).
+    /// </summary>
+    internal Task ReceiveWaits()
+    {
+        var waits = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Interlocked.Exchange(ref _receiveWaits, waits);
+        if (Volatile.Read(ref _inReceive)) waits.TrySetResult();
+        return waits.Task;
+    }
+
+    /// <summary>
+    /// A read whose receive waited for its data, the at-read budget engaged (session 22, h2-waitedread; h1-longturn's
+    /// cut): when it holds more undecided calls than what is left of its budget, they are decided now — the calls over
+    /// the budget answered (<see cref="ShedBefore"/>; the caller sends them at once, in a send of their own) — and the
+    /// read loop queues for its turn before its admitted calls run, keeping its socket and the ready list meanwhile (no
+    /// shed pass reads it, a sender that unparks calls leaves them to it). After an idle moment the next calls reach
+    /// every connection's socket together and the engine runs the receive completions one after another: without this,
+    /// each ran its read's admitted calls (12, ~0.7 ms verified) before the next connection's completion was looked at,
+    /// and the last connection's sheds waited ~2 ms in its socket where no shed pass reaches them. A read within its
+    /// budget has nothing to send early and runs inline (queuing it cost its admitted calls a lane round for nothing:
+    /// session 21's variant 1). True when the read was decided and the loop must queue (it holds the runner:
+    /// <see cref="RunReadyAsync"/> with <c>decidedAtRead</c>).
+    /// </summary>
+    private bool DecideBeforeTurn(WaitAdmission admission)
+    {
+        lock (_sync)
+        {
+            // A sender running unparked calls takes the ready list (and decides it with the budget), as on any read.
+            if (_runningReady || _closed) return false;
+            var undecided = 0;
+            foreach (var s in _ready)
+                if (s.Phase == StreamPhase.New && !s.Closed) undecided++;
+            if (undecided <= admission.PerRead - _admittedThisRead) return false;
+            _runningReady = true;
+        }
+        ShedBefore(_ready, _server.Options.MaxCallsInFlight);
+        lock (_sync)
+        {
+            // The admitted calls are not in flight until their turn, as if still in the socket (as a shed pass's kept
+            // calls): counted, every connection's queued read would hold its budget of calls (12) in calls_in_flight
+            // (64), and with many connections the other reads' calls, then these at their turn, would be shed by it.
+            foreach (var s in _ready)
+                if (s.Phase == StreamPhase.New && !s.Closed) Unhold(s);
+        }
+        return true;
+    }
+
+    /// <summary>The turn of a read decided before it came: its admitted calls count in calls_in_flight again (under the lock).</summary>
+    private void ReholdDecided()
+    {
+        lock (_sync)
+        {
+            foreach (var s in _ready) Rehold(s);
+        }
     }
 
     /// <summary>
@@ -1153,17 +1251,20 @@ internal sealed class H2Connection
     /// server is at its limit, the socket is read between calls so newly arrived calls over it are shed without waiting
     /// for the calls ahead of them (they join the ready list otherwise).
     /// </summary>
-    private async ValueTask RunReadyAsync(bool readLoop = false)
+    private async ValueTask RunReadyAsync(bool readLoop = false, bool decidedAtRead = false)
     {
         var limit = _server.Options.MaxCallsInFlight;
         var sincePeek = 0;
         var peekedForWait = false;
         // One runner at a time (the read loop, or a sender that unparked calls): whoever runs takes what is ready
-        // until nothing is.
-        lock (_sync)
+        // until nothing is. A read decided before its turn (DecideBeforeTurn) has held the runner since.
+        if (!decidedAtRead)
         {
-            if (_runningReady || _ready.Count == 0) return;
-            _runningReady = true;
+            lock (_sync)
+            {
+                if (_runningReady || _ready.Count == 0) return;
+                _runningReady = true;
+            }
         }
         var done = false;
         try
@@ -1185,7 +1286,10 @@ internal sealed class H2Connection
                 }
                 try
                 {
-                    if (ShedBefore(ready, limit)) await FlushAsync().ConfigureAwait(false);
+                    // The calls of a read decided before its turn are not decided again by the budget (its admitted
+                    // calls would count twice); calls_in_flight still caps them.
+                    if (ShedBefore(ready, limit, budget: !decidedAtRead)) await FlushAsync().ConfigureAwait(false);
+                    decidedAtRead = false;
                     foreach (var s in ready)
                     {
                         s.Queued = false;
@@ -1238,10 +1342,10 @@ internal sealed class H2Connection
     /// wait rule's answers go out with the read's own answers (its flush, or the first early one: a few calls later), not
     /// in a send of their own — a send per read's sheds cost as much as the sheds themselves with many connections.
     /// </summary>
-    private bool ShedBefore(List<H2Stream> list, int limit)
+    private bool ShedBefore(List<H2Stream> list, int limit, bool budget = true)
     {
         var shed = limit > 0 && ShedOver(list, limit);
-        if (_server.Admission is { Engaged: true } admission)
+        if (budget && _server.Admission is { Engaged: true } admission)
         {
             if (admission.PerRead > 0) ShedOverBudget(list, admission);
             else ShedLate(list, admission);

@@ -32,9 +32,10 @@ internal static class ShedProbe
     /// <summary>Record kinds.</summary>
     public const int ShedBudget = 1, ShedInFlight = 2, ShedAtCheck = 3, ShedLate = 4, ShedPass = 5, Compaction = 10, FsyncBatch = 11, InlineBatch = 12;
 
-    /// <summary>Read-loop intervals (kind, port, start, end): a turn (from the turn given to the wait for the next), a wait for its send to complete, a wait for its output to drain, a receive that waited for data (session 21).
+    /// <summary>Read-loop intervals (kind, port, start, end): a turn (from the turn given to the wait for the next), a wait for its send to complete, a wait for its output to drain, a receive that waited for data (session 21),
+    /// a wait for the turn of a read decided before it (session 22: H2Connection.DecideBeforeTurn, its admitted calls waiting).
     /// A turn's record also holds what the whole server did during it (<see cref="Work"/>, session 21: what makes a long turn long).</summary>
-    public const int LoopTurn = 20, LoopSendWait = 21, LoopDrainWait = 22, LoopReceiveWait = 23;
+    public const int LoopTurn = 20, LoopSendWait = 21, LoopDrainWait = 22, LoopReceiveWait = 23, LoopDecidedWait = 24;
 
     /// <summary>Calls pumped (a step of a call run: its check, its model, its answer), server-wide, while the probe is on.</summary>
     public static long Calls;
