@@ -303,6 +303,13 @@ public static partial class Sr25519
     private static MerlinTranscript? t_challenge;
 
     /// <summary>
+    /// The shared prepared-key cache's work so far (diagnostics: the lean server's shed probe): key tables built, and lookups
+    /// that found no tables (those signatures verified by the plain double-scalar multiplication).
+    /// </summary>
+    public static (long TablesBuilt, long VerifiedWithoutTables) PreparedKeyCounts =>
+        (Curve25519.PreparedKeyCache.Shared.Built, Curve25519.PreparedKeyCache.Shared.WithoutTables);
+
+    /// <summary>
     /// True only for a valid 64-byte schnorrkel signature (marker bit set, s &lt; ℓ, valid points). Checks
     /// R == s·B − k·A with a variable-time double-scalar multiplication (<see cref="Curve25519.RistrettoVartime"/>):
     /// every input is public, so timing leaks nothing. Accepts and rejects exactly what

@@ -207,6 +207,12 @@ internal sealed class PreparedKeyCache
 
     private long _built;
 
+    /// <summary>Lookups answered without tables (the key is then verified by the plain double-scalar multiplication): a key's
+    /// first sighting, or no room.</summary>
+    internal long WithoutTables => Interlocked.Read(ref _withoutTables);
+
+    private long _withoutTables;
+
     /// <summary>
     /// Looks a public key up for a verification: false when it is not a valid ristretto255 point. Otherwise either
     /// <paramref name="prepared"/> is its prepared key (cached, or built now because it pays), or it is null and
@@ -239,7 +245,11 @@ internal sealed class PreparedKeyCache
                 prepare = false;
             }
         }
-        if (!prepare) return true;
+        if (!prepare)
+        {
+            Interlocked.Increment(ref _withoutTables);
+            return true;
+        }
         prepared = new VerifyingKey(negA);
         Add(id, prepared);
         return true;

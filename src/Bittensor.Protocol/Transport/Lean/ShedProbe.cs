@@ -37,6 +37,11 @@ internal static class ShedProbe
     /// A turn's record also holds what the whole server did during it (<see cref="Work"/>, session 21: what makes a long turn long).</summary>
     public const int LoopTurn = 20, LoopSendWait = 21, LoopDrainWait = 22, LoopReceiveWait = 23, LoopDecidedWait = 24;
 
+    /// <summary>A turn's second record (session 23: what a level's first second spends): port, start, end, then the whole
+    /// server's running totals at the turn's end — sr25519 key tables built, signatures verified without a key's tables (a
+    /// key's first sighting), gen-0 and gen-1 collections, methods the JIT compiled, the JIT's compile time (ns).</summary>
+    public const int LoopTurnKeys = 25;
+
     /// <summary>Calls pumped (a step of a call run: its check, its model, its answer), server-wide, while the probe is on.</summary>
     public static long Calls;
 
@@ -53,10 +58,16 @@ internal static class ShedProbe
     /// What the server has done so far, for a turn's record (its end's minus its start's): calls pumped, bytes sent, the
     /// GC's pause time (Stopwatch ticks), the JIT's compile time (ns), sends that did not complete at once, signatures checked.
     /// </summary>
-    public readonly record struct Work(long Calls, long BytesSent, long GcPause, long JitNs, long SendsPending, long Signatures)
+    public readonly record struct Work(long Calls, long BytesSent, long GcPause, long JitNs, long SendsPending, long Signatures,
+        long TablesBuilt, long WithoutTables, long Gen0, long Gen1, long JitMethods)
     {
-        public static Work Now() => new(Volatile.Read(ref ShedProbe.Calls), Volatile.Read(ref ShedProbe.BytesSent), ShedProbe.GcPause(),
-            System.Runtime.JitInfo.GetCompilationTime().Ticks * 100, Volatile.Read(ref ShedProbe.SendsPending), Volatile.Read(ref ShedProbe.Signatures));
+        public static Work Now()
+        {
+            var keys = Bittensor.Core.Crypto.Sr25519.PreparedKeyCounts;
+            return new(Volatile.Read(ref ShedProbe.Calls), Volatile.Read(ref ShedProbe.BytesSent), ShedProbe.GcPause(),
+                System.Runtime.JitInfo.GetCompilationTime().Ticks * 100, Volatile.Read(ref ShedProbe.SendsPending), Volatile.Read(ref ShedProbe.Signatures),
+                keys.TablesBuilt, keys.VerifiedWithoutTables, GC.CollectionCount(0), GC.CollectionCount(1), System.Runtime.JitInfo.GetCompiledMethodCount());
+        }
     }
 
     /// <summary>A read loop's turn: its port, start and end, and what the server did during it (fields 4-9).</summary>
@@ -65,6 +76,7 @@ internal static class ShedProbe
         var after = Work.Now();
         Add(LoopTurn, port, start, end, after.Calls - before.Calls, after.BytesSent - before.BytesSent, after.GcPause - before.GcPause,
             after.JitNs - before.JitNs, after.SendsPending - before.SendsPending, after.Signatures - before.Signatures);
+        Add(LoopTurnKeys, port, start, end, after.TablesBuilt, after.WithoutTables, after.Gen0, after.Gen1, after.JitMethods, after.JitNs);
     }
 
     static ShedProbe()
