@@ -35,6 +35,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
     private Exception? _failure;
     private readonly Exception? _authFailure;
     private readonly bool _ownAuth;
+    private readonly KeysAhead _keysAhead = new();
 
     private AxonActor(AxonSettings settings, AxonHandlers? handlers, IActorRef? host, AxonOptions options, IRequestAuthenticator? auth, ITensorWireCodec? codec)
     {
@@ -109,6 +110,16 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
     /// <see cref="AxonOptions.Metagraph"/> takes its stakes from the metagraph's <see cref="MetagraphUpdated"/> snapshots instead.
     /// </summary>
     public sealed record UpdateStakes(IReadOnlyDictionary<string, double> Stakes) : INoSerializationVerificationNeeded;
+
+    /// <summary>
+    /// Answered with the number of verifying keys' tables the latest preparation of the stake snapshot's hotkeys built
+    /// (<see cref="UpdateStakes"/>, <see cref="MetagraphUpdated"/>: the keys are prepared ahead of their first calls), once it
+    /// is done; 0 when none was started. Tests and diagnostics.
+    /// </summary>
+    internal sealed record AwaitKeysPrepared : INoSerializationVerificationNeeded
+    {
+        public static readonly AwaitKeysPrepared Instance = new();
+    }
 
     /// <summary>Asks for an <see cref="AxonStatsSnapshot"/>.</summary>
     public sealed record GetStats : INoSerializationVerificationNeeded
@@ -222,18 +233,34 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
 
     private void Common()
     {
-        Receive<UpdateStakes>(u => _stakes.Update(u.Stakes));
+        Receive<UpdateStakes>(u =>
+        {
+            _stakes.Update(u.Stakes);
+            PrepareKeysAhead(u.Stakes);
+        });
         Receive<MetagraphUpdated>(m =>
         {
             _stakes.Update(m.Snapshot);
             _log.Debug("axon stakes from metagraph block {0} ({1} hotkeys)", m.Snapshot.Block, m.Snapshot.N);
+            var hotkeys = m.Snapshot.Hotkeys;
+            var stakes = m.Snapshot.S;
+            PrepareKeysAhead(Enumerable.Range(0, Math.Min(hotkeys.Length, stakes.Length)).Select(i => KeyValuePair.Create(hotkeys[i], stakes[i])));
         });
+        Receive<AwaitKeysPrepared>(_ => _keysAhead.Latest.PipeTo(Sender));
         Receive<GetStats>(_ => Sender.Tell(_stats.Snapshot(_sink.Waiting, _stakes) with { WarmedUp = _service?.WarmUpAnswered > 0 }));
         Receive<Terminated>(t => t.ActorRef.Equals(_host), _ =>
         {
             _log.Warning("axon: the model host {0} stopped; calls answer NotServingNucleus", _host!.Path);
             _sink.HostStopped("the model host has stopped");
         });
+    }
+
+    // The stake snapshot's hotkeys, highest stake first: their verifying keys' tables are built ahead of their first calls,
+    // off the calls' threads (KeysAhead). Not when signatures are not verified.
+    private void PrepareKeysAhead(IEnumerable<KeyValuePair<string, double>> stakes)
+    {
+        if (_settings.DisableSignatureVerification) return;
+        _keysAhead.Schedule(stakes);
     }
 
     private static async Task StopServer(IServerBinding binding)

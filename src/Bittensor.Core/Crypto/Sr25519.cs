@@ -310,6 +310,20 @@ public static partial class Sr25519
         (Curve25519.PreparedKeyCache.Shared.Built, Curve25519.PreparedKeyCache.Shared.WithoutTables);
 
     /// <summary>
+    /// Prepares the verification tables of public keys expected to call, highest priority first (the axon: its stake
+    /// snapshot's hotkeys, highest stake first), ahead of their first call, so their first calls are verified over the tables
+    /// rather than without them and then paying for the tables inside a call. At most half the shared prepared-key cache
+    /// (512 keys) per call, in its free places only: never displaces a prepared key. Returns how many tables were built.
+    /// Public data only.
+    /// </summary>
+    public static int PrepareVerifyingKeys(IEnumerable<ReadOnlyMemory<byte>> publicKeys)
+    {
+        ArgumentNullException.ThrowIfNull(publicKeys);
+        var cache = Curve25519.PreparedKeyCache.Shared;
+        return cache.PrepareAhead(publicKeys, cache.Capacity / 2);
+    }
+
+    /// <summary>
     /// True only for a valid 64-byte schnorrkel signature (marker bit set, s &lt; ℓ, valid points). Checks
     /// R == s·B − k·A with a variable-time double-scalar multiplication (<see cref="Curve25519.RistrettoVartime"/>):
     /// every input is public, so timing leaks nothing. Accepts and rejects exactly what

@@ -111,6 +111,92 @@ public class PreparedKeyCacheTests
         }
     }
 
+    /// <summary>
+    /// Session 23: keys prepared ahead of their first call (the axon's stake snapshot) are found prepared on their first
+    /// sighting (nothing more built), verify a good signature and refuse a tampered one (s's middle byte: canonical, so
+    /// it reaches the equation) as libsodium does, as does a key that was not prepared ahead (verified without tables).
+    /// </summary>
+    [Fact]
+    public void Keys_prepared_ahead_are_ready_at_their_first_sighting_and_verify_as_libsodium()
+    {
+        var cache = new PreparedKeyCache(8, TimeSpan.FromSeconds(10), () => 0);
+        var pairs = Enumerable.Range(0, 3).Select(i => Sr25519KeyPair.FromMiniSecret(SHA256.HashData(BitConverter.GetBytes(i + 23_000)))).ToArray();
+        try
+        {
+            var keys = pairs.Select(p => p.PublicKey.ToArray()).ToArray();
+            Assert.Equal(2, cache.PrepareAhead(keys.Select(k => (ReadOnlyMemory<byte>)k), limit: 2));
+            Assert.Equal(2, cache.Count);
+            Assert.Equal(2, cache.Built);
+
+            Assert.True(cache.Lookup(keys[0], out var first, out _));
+            Assert.NotNull(first); // prepared ahead: tables at the first sighting
+            Assert.True(cache.Lookup(keys[2], out var third, out _));
+            Assert.Null(third); // beyond the limit: a first sighting as ever
+            Assert.Equal(2, cache.Built);
+
+            var message = SHA256.HashData([23]);
+            var items = new List<Sr25519BatchItem>();
+            for (var i = 0; i < 3; i++)
+            {
+                var good = pairs[i].Sign(message);
+                var bad = (byte[])good.Clone();
+                bad[40] ^= 0x10;
+                Assert.True(Sr25519.VerifyWithLibsodium(keys[i], message, good));
+                Assert.False(Sr25519.VerifyWithLibsodium(keys[i], message, bad));
+                items.Add(new Sr25519BatchItem(keys[i], message, good));
+                items.Add(new Sr25519BatchItem(keys[i], message, bad));
+            }
+            var valid = new bool[items.Count];
+            Assert.False(Sr25519.VerifyEachCounted(items.ToArray(), valid, out _, cache));
+            Assert.Equal([true, false, true, false, true, false], valid);
+        }
+        finally
+        {
+            foreach (var p in pairs) p.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Session 23: preparing ahead takes free places only — it stops at the capacity without sweeping (an entry idle for
+    /// longer than the idle time stays), never rebuilds a prepared key, skips invalid points, and counts what it built.
+    /// </summary>
+    [Fact]
+    public void Preparing_ahead_takes_free_places_only_and_skips_prepared_and_invalid_keys()
+    {
+        long now = 0;
+        var cache = new PreparedKeyCache(4, TimeSpan.FromSeconds(10), () => now);
+        var active = Key(1);
+        Assert.True(cache.Lookup(active, out _, out _));
+        Assert.True(cache.Lookup(active, out var activeKey, out _));
+        Assert.NotNull(activeKey);
+        now = 60_000; // the active key is idle now: a sweep would drop it
+
+        var invalid = Convert.FromHexString("0100000000000000000000000000000000000000000000000000000000000000");
+        var offered = new[] { active, invalid, Key(2), Key(3), Key(4), Key(5), Key(6) };
+        Assert.Equal(3, cache.PrepareAhead(offered.Select(k => (ReadOnlyMemory<byte>)k), limit: 100));
+        Assert.Equal(4, cache.Count); // full: Key(5) and Key(6) not built, the idle key not swept for them
+        Assert.Equal(4, cache.Built);
+        Assert.True(cache.Lookup(active, out var still, out _));
+        Assert.Same(activeKey, still);
+        Assert.Equal(0, cache.PrepareAhead(offered.Select(k => (ReadOnlyMemory<byte>)k), limit: 100));
+        Assert.Equal(4, cache.Built);
+    }
+
+    /// <summary>
+    /// Session 23: a prepared key's tables are on the pinned object heap (a gen-2 heap that no collection copies), not in
+    /// gen 0 where the next collections would copy them into gen 1 and gen 2 (20 KB per key: ~770 new callers' keys at a
+    /// 1,024-caller level's start). On the path the key was built on.
+    /// </summary>
+    [Fact]
+    public void A_prepared_keys_tables_are_never_in_gen_0()
+    {
+        var cache = new PreparedKeyCache(4, TimeSpan.FromSeconds(10), () => 0, prepareFirstSighting: true);
+        Assert.True(cache.Lookup(Key(9), out var key, out _));
+        Assert.NotNull(key);
+        if (VectorArithmetic.Enabled) Assert.Equal(GC.MaxGeneration, GC.GetGeneration(key.VectorTables.Data));
+        else Assert.All(key.Tables, t => Assert.Equal(GC.MaxGeneration, GC.GetGeneration(t)));
+    }
+
     [Fact]
     public void An_invalid_point_is_refused_and_remembered_nowhere()
     {

@@ -102,14 +102,20 @@ internal sealed class VerifyingKey
     private static AffineCachedPoint[][] ToScalarTables(ReadOnlySpan<AffineCachedPoint> affine)
     {
         var tables = new AffineCachedPoint[RistrettoVartime.Chunks][];
-        for (var c = 0; c < RistrettoVartime.Chunks; c++) tables[c] = affine.Slice(c * Size, Size).ToArray();
+        for (var c = 0; c < RistrettoVartime.Chunks; c++)
+        {
+            // On the pinned object heap, as the 4-way tables (CachedTable4's pinned constructor: never copied by a collection).
+            var chunk = GC.AllocateUninitializedArray<AffineCachedPoint>(Size, pinned: true);
+            affine.Slice(c * Size, Size).CopyTo(chunk);
+            tables[c] = chunk;
+        }
         return tables;
     }
 
     [MethodImpl(JitOptions.Hot)]
     private static CachedTable4 ToVectorTables(ReadOnlySpan<AffineCachedPoint> affine)
     {
-        var table = new CachedTable4(affine.Length);
+        var table = new CachedTable4(affine.Length, pinned: true);
         for (var n = 0; n < affine.Length; n++) table.Set(n, affine[n]);
         return table;
     }
@@ -274,6 +280,32 @@ internal sealed class PreparedKeyCache
         }
         if (room) Add(id, key);
         return key;
+    }
+
+    /// <summary>
+    /// Builds the tables of keys expected to call — the metagraph's hotkeys, highest stake first (the axon, after each
+    /// stake snapshot) — ahead of their first call, so their first calls find them prepared instead of being verified
+    /// without tables and then building them in a call's turn. Takes at most <paramref name="limit"/> keys not yet
+    /// prepared, and only free places: it never sweeps and never displaces a prepared key (a flood of callers is not
+    /// made to lose its tables to keys that may never call; once the cache is full, ahead-of-time keys unused for the idle
+    /// time are the first swept). Keys that are not valid points are skipped. Returns how many were built.
+    /// </summary>
+    internal int PrepareAhead(IEnumerable<ReadOnlyMemory<byte>> publicKeys, int limit)
+    {
+        var built = 0;
+        foreach (var pk in publicKeys)
+        {
+            if (built >= limit || Volatile.Read(ref _count) >= Capacity) break;
+            var span = pk.Span;
+            if (span.Length != 32) continue;
+            var id = new Key32(span);
+            if (_entries.ContainsKey(id)) continue;
+            if (!RistrettoVartime.TryDecode(span, out var a)) continue;
+            Add(id, new VerifyingKey(a.Negate()));
+            lock (_gate) _seenOnce.Remove(id);
+            built++;
+        }
+        return built;
     }
 
     /// <summary>Drops every prepared key and the doorkeeper's memory.</summary>
