@@ -299,7 +299,7 @@ internal sealed partial class H2ClientConnection
             _end = n; // only head bytes: an ordinary read
             return true;
         }
-        LeanClientTransport.CountHeadRead(_port);
+        Interlocked.Increment(ref _portCounters.HeadReads);
         _end = hint;
         PendRuns(s, 0, 0, hint, runs, 0, n);
         return true;
@@ -388,7 +388,7 @@ internal sealed partial class H2ClientConnection
             var n = _runGot[i];
             s.Advance(n);
             Interlocked.Add(ref _bytesLandedDirectly, n);
-            LeanClientTransport.CountLanded(_port, n);
+            Interlocked.Add(ref _portCounters.Landed, n);
             _originValid = false;
             _start = _runPos[i] + n;
             if (i + 1 < _runCount)

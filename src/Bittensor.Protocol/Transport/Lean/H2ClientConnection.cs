@@ -44,6 +44,7 @@ internal sealed partial class H2ClientConnection : IDisposable
     private readonly ClientIoLoop.Registration? _io; // the client's own I/O loop (bittensor.dendrite.io = loop), else null
     private FeedInput? _feed;
     private readonly int _port;
+    private readonly LeanClientTransport.PortCounters _portCounters; // this port's test/benchmark counters, looked up once
     private readonly int _maxReceive;
     private readonly int _maxSend;
     private readonly byte[] _forwardPrefix;
@@ -86,6 +87,7 @@ internal sealed partial class H2ClientConnection : IDisposable
         _batched = io is not null && options.ClientIoBatch;
         if (_batched) io!.SendFailed = e => Close($"connection lost while sending ({e})", StatusCode.Unavailable);
         _port = port;
+        _portCounters = LeanClientTransport.CountersFor(port);
         _maxReceive = options.MaxReceiveMessageSize ?? int.MaxValue;
         _maxSend = options.MaxSendMessageSize ?? int.MaxValue;
         _forwardPrefix = RequestPrefix("/Bittensor/Forward", authority);
@@ -957,7 +959,7 @@ internal sealed partial class H2ClientConnection : IDisposable
                 if (s.Landing is not null)
                 {
                     Interlocked.Add(ref _bytesLandedDirectly, n);
-                    LeanClientTransport.CountLanded(_port, n);
+                    Interlocked.Add(ref _portCounters.Landed, n);
                 }
                 s.Advance(n);
                 data -= n;

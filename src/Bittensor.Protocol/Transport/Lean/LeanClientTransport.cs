@@ -44,21 +44,24 @@ public sealed class LeanClientTransport : IClientTransport
 
     internal static void CountBatchConnection(int port) => s_batchConnectionsByPort.AddOrUpdate(port, 1, static (_, n) => n + 1);
 
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, long> s_landedByPort = new();
+    /// <summary>Per-port answer counters for tests and the fan-out harness (<see cref="BytesLandedFrom"/>,
+    /// <see cref="HeadReadsFrom"/>): one object per port number, looked up once when a connection is made, so the read loop
+    /// adds to its fields per answer without a dictionary update (two per answer before session 23).</summary>
+    internal sealed class PortCounters
+    {
+        internal long Landed;
+        internal long HeadReads;
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, PortCounters> s_countersByPort = new();
+
+    internal static PortCounters CountersFor(int port) => s_countersByPort.GetOrAdd(port, static _ => new PortCounters());
 
     /// <summary>Answer bytes this process's lean clients received from <paramref name="port"/> straight into a caller's <see cref="AnswerLanding"/> (tests; process-wide by port number, so compare before and after).</summary>
-    internal static long BytesLandedFrom(int port) => s_landedByPort.GetValueOrDefault(port);
-
-    internal static void CountLanded(int port, int bytes) =>
-        s_landedByPort.AddOrUpdate(port, static (_, n) => n, static (_, total, n) => total + n, (long)bytes);
-
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, long> s_headReadsByPort = new();
+    internal static long BytesLandedFrom(int port) => s_countersByPort.TryGetValue(port, out var c) ? Interlocked.Read(ref c.Landed) : 0;
 
     /// <summary>Answers from <paramref name="port"/> whose head, landed floats and tail came in one receive at a frame start (tests; process-wide by port number, so compare before and after).</summary>
-    internal static long HeadReadsFrom(int port) => s_headReadsByPort.GetValueOrDefault(port);
-
-    internal static void CountHeadRead(int port) =>
-        s_headReadsByPort.AddOrUpdate(port, static _ => 1, static (_, total) => total + 1);
+    internal static long HeadReadsFrom(int port) => s_countersByPort.TryGetValue(port, out var c) ? Interlocked.Read(ref c.HeadReads) : 0;
 
     private readonly TimeProvider _time;
 
