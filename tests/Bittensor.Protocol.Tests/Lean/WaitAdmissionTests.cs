@@ -278,8 +278,33 @@ public sealed class WaitAdmissionTests
         public Task<TensorMessage> HandleAsync(BittensorMethod method, TensorMessage request, InboundCall call)
         {
             Ran.AddOrUpdate(request.Hotkey, 1, static (_, n) => n + 1);
+            OnHandle?.Invoke();
             clock.Advance(TimeSpan.FromMilliseconds(1));
-            return Task.FromResult(new TensorMessage { Version = 150, Message = "ran" });
+            var answer = new TensorMessage { Version = 150, Message = "ran" };
+            return Hold is { } hold && hold.Hotkey == request.Hotkey ? Later(hold.Until, answer) : Task.FromResult(answer);
+        }
+
+        private static async Task<TensorMessage> Later(Task until, TensorMessage answer)
+        {
+            await until.ConfigureAwait(false);
+            return answer;
+        }
+
+        /// <summary>When set, the handlers of this hotkey's calls answer only once the task completes (a model still running: the calls stay in flight).</summary>
+        public (string Hotkey, Task Until)? Hold { get; set; }
+
+        /// <summary>Runs as each handler begins (on the thread that runs the call).</summary>
+        public Action? OnHandle { get; set; }
+
+        private int _overloaded;
+
+        /// <summary>Calls shed over calls_in_flight (answered as the default does).</summary>
+        public int Overloaded => Volatile.Read(ref _overloaded);
+
+        HeaderDecision IBittensorService.Overloaded(BittensorMethod method, int limit)
+        {
+            Interlocked.Increment(ref _overloaded);
+            return HeaderDecision.Refuse(new Status(StatusCode.ResourceExhausted, $"Too many calls in flight (limit {limit}); try again later."));
         }
 
         /// <summary>
@@ -728,6 +753,60 @@ public sealed class WaitAdmissionTests
 
         Assert.Equal((4, 4, 0), (service.Ran.GetValueOrDefault("a"), service.Ran.GetValueOrDefault("b"), service.Delayed));
         await server.WhenCallsHeldAtMost(0).WaitAsync(Wait);
+    }
+
+    [Fact]
+    public async Task Engaged_with_an_at_read_budget_the_calls_read_between_calls_at_the_calls_in_flight_limit_are_decided_by_the_budget_once()
+    {
+        // calls_in_flight 4, the budget 5. a's loop waits in a receive; four calls come whose handlers are held (a model
+        // still running): the read admits them (4 of its 5) and, with the fourth running, the server holds its limit, so the
+        // loop reads its socket before going on (RunReadyAsync's look at the limit). By then the client has reset its
+        // first call (a slot freed: on a server, a check or handler completing on another thread) and sent three more:
+        // calls_in_flight admits the first and sheds two, and the budget admits it, the read's fifth. It must run, once.
+        // Decided by the budget again when the runner took it up, it was counted a second time (a sixth of five) and shed
+        // after it had been admitted, and the read was counted twice in the budget's reads.
+        var clock = new DrivenClock();
+        var service = new SlowService(clock);
+        await using var server = await Bind(service, clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(10), perRead: 5, callsInFlight: 4);
+        SlowProbes(server, clock);
+        await using var a = await RawH2.Connect(server.Endpoint.Port);
+        await InAReceive(server, a);
+        var connection = server.Connections().Single();
+        var models = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        service.Hold = ("held", models.Task);
+        var callBytes = 9 + RequestBlock.Length + 9 + RawH2.Message(new TensorMessage { Hotkey = "n" }).Length;
+        var (checks, mostHeld, sent) = (0, 0, false);
+        void Held() => mostHeld = Math.Max(mostHeld, server.CallsHeld);
+        service.OnHandle = Held;
+        service.OnCheck = () =>
+        {
+            Held();
+            if (++checks != 4) return;
+            // The fourth held call's check (on the read loop): the reset and three calls reach the socket before it runs.
+            a.Frame(H2.RstStream, 0, 1, [0, 0, 0, 8], flush: false).GetAwaiter().GetResult(); // CANCEL
+            SendCalls(a, "n", 3, first: 9).GetAwaiter().GetResult();
+            sent = SocketBytes.WaitFor(connection.SocketForTests, 13 + (3 * callBytes), Wait, out _);
+        };
+        var reads = server.Admission!.BudgetReads;
+        var threeN = Answers(a, 3);
+        await SendCalls(a, "held", 4);
+        await TurnsUntil(server, threeN);
+        Assert.True(sent);
+
+        // Each call decided once: the four held ones and n's first admitted, n's other two shed over calls_in_flight,
+        // none by the budget (5 admitted of 5); two reads decided by it. calls_in_flight: the three held calls not reset.
+        Assert.Equal((4, 1, 0, 2, 0L, 2L),
+            (service.Ran["held"], service.Ran.GetValueOrDefault("n"), service.Delayed, service.Overloaded, server.Admission.Shed, server.Admission.BudgetReads - reads));
+        Assert.Equal(3, server.CallsHeld);
+        Assert.True(server.Admission.Engaged);
+
+        // The models finish: the three held calls are answered (the reset one is not) and nothing stays in flight.
+        var rest = Answers(a, 3);
+        models.SetResult();
+        await TurnsUntil(server, rest);
+        await server.WhenCallsHeldAtMost(0).WaitAsync(Wait);
+        Assert.Equal(0, server.CallsHeld);
+        Assert.InRange(mostHeld, 1, 4);
     }
 
     [Fact]

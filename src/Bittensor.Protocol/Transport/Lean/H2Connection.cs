@@ -467,7 +467,7 @@ internal sealed class H2Connection
             if (_runningReady || _closed) return false;
             var undecided = 0;
             foreach (var s in _ready)
-                if (s.Phase == StreamPhase.New && !s.Closed) undecided++;
+                if (s.Phase == StreamPhase.New && !s.Closed && !s.BudgetAdmitted) undecided++;
             if (undecided <= admission.PerRead - _admittedThisRead) return false;
             _runningReady = true;
         }
@@ -1286,10 +1286,9 @@ internal sealed class H2Connection
                 }
                 try
                 {
-                    // The calls of a read decided before its turn are not decided again by the budget (its admitted
-                    // calls would count twice); calls_in_flight still caps them.
-                    if (ShedBefore(ready, limit, budget: !decidedAtRead)) await FlushAsync().ConfigureAwait(false);
-                    decidedAtRead = false;
+                    // The budget decides each call once (H2Stream.BudgetAdmitted: the admitted calls of a read decided
+                    // before its turn, or read between calls, are not counted again); calls_in_flight still caps them.
+                    if (ShedBefore(ready, limit)) await FlushAsync().ConfigureAwait(false);
                     foreach (var s in ready)
                     {
                         s.Queued = false;
@@ -1342,10 +1341,10 @@ internal sealed class H2Connection
     /// wait rule's answers go out with the read's own answers (its flush, or the first early one: a few calls later), not
     /// in a send of their own — a send per read's sheds cost as much as the sheds themselves with many connections.
     /// </summary>
-    private bool ShedBefore(List<H2Stream> list, int limit, bool budget = true)
+    private bool ShedBefore(List<H2Stream> list, int limit)
     {
         var shed = limit > 0 && ShedOver(list, limit);
-        if (budget && _server.Admission is { Engaged: true } admission)
+        if (_server.Admission is { Engaged: true } admission)
         {
             if (admission.PerRead > 0) ShedOverBudget(list, admission);
             else ShedLate(list, admission);
@@ -1358,7 +1357,9 @@ internal sealed class H2Connection
     /// have not had their check, in arrival order, the first ones up to the read's budget (what is left of
     /// <see cref="WaitAdmission.PerRead"/> since the read loop's last read) are admitted and the rest shed, before any of
     /// them runs; their answers leave in the read's send. The first call of a read is always admitted, so a call alone
-    /// is never shed. True when any was shed.
+    /// is never shed. Each call is decided once (<see cref="H2Stream.BudgetAdmitted"/>): the calls a read between calls
+    /// brought (at the calls_in_flight limit) are decided there and not again when the runner takes them up, and a read
+    /// decided before its turn is not decided again at it. True when any was shed.
     /// </summary>
     private bool ShedOverBudget(List<H2Stream> list, WaitAdmission admission)
     {
@@ -1368,11 +1369,12 @@ internal sealed class H2Connection
             var admitted = _admittedThisRead;
             foreach (var s in list)
             {
-                if (s.Phase != StreamPhase.New || s.Closed || _closed) continue;
+                if (s.Phase != StreamPhase.New || s.Closed || _closed || s.BudgetAdmitted) continue;
                 decided = true;
                 if (admitted < admission.PerRead)
                 {
                     admitted++;
+                    s.BudgetAdmitted = true;
                     continue;
                 }
                 s.Phase = StreamPhase.Checking;
@@ -2709,6 +2711,7 @@ internal sealed class H2Stream
     public bool RemoteClosed;
     public bool Closed;
     public bool Held; // counted in the server's calls in flight (request complete, answer not)
+    public bool BudgetAdmitted; // the at-read budget admitted it: counted in its read's budget once, never decided by it again
     public long Received; // DATA payload bytes received (the minimum request body rate)
     public long SendingSince; // when the answer began waiting for the peer's window (LeanServer.Now units)
     public long ReadAt; // when the read that brought its HEADERS completed (WaitAdmission; LeanServer.Now units)
