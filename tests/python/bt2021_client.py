@@ -7,11 +7,15 @@ the field list in shared/PROTOCOL.md §1 (no protoc needed). Python has no sr255
 passes the signature header value (made by our C# RequestAuth for --hotkey).
 
 Usage: bt2021_client.py --endpoint HOST:PORT --hotkey SS58 --signature HEADER [--version 150]
-                        [--tokens 1,2,3] [--timeout 10]
-Prints one JSON line: {"grpc_status", "details", "code", "message", "shape", "dtype", "head"}.
+                        [--tokens 1,2,3] [--timeout 10] [--calls 1]
+Prints one JSON line: {"grpc_status", "details", "code", "message", "shape", "dtype", "head", "sha256"} (sha256: of the
+first answer tensor's values, as bytes in their dtype). With --calls N the same call is made N times, one after the
+other on one channel (one connection), and the line holds the last answer's fields plus "answers": every answer's
+{"grpc_status", "sha256"}.
 Exit 0 when the call completed (any status), 2 when a module is missing.
 """
 import argparse
+import hashlib
 import json
 import sys
 
@@ -81,26 +85,8 @@ def build_classes():
     return cls("Tensor"), cls("TensorMessage")
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--endpoint", required=True)
-    p.add_argument("--hotkey", required=True)
-    p.add_argument("--signature", required=True)
-    p.add_argument("--version", default="150")
-    p.add_argument("--tokens", default="1,2,3")
-    p.add_argument("--timeout", type=float, default=10)
-    a = p.parse_args()
-
-    Tensor, TensorMessage = build_classes()
-    tokens = np.array([[int(x) for x in a.tokens.split(",")]], dtype=np.int64)
-    tensor = Tensor(version=int(a.version), buffer=msgpack.packb(tokens, default=msgpack_numpy.encode),
-                    shape=list(tokens.shape), serializer=0, tensor_type=0, dtype=4, modality=0, requires_grad=False)
-    request = TensorMessage(version=int(a.version), hotkey=a.hotkey, tensors=[tensor])
-
-    channel = grpc.insecure_channel(a.endpoint)
-    forward = channel.unary_unary("/Bittensor/Forward", request_serializer=TensorMessage.SerializeToString,
-                                  response_deserializer=TensorMessage.FromString)
-    out = {"grpc_status": "OK", "details": "", "code": None, "message": "", "shape": [], "dtype": "", "head": []}
+def call(forward, request, a):
+    out = {"grpc_status": "OK", "details": "", "code": None, "message": "", "shape": [], "dtype": "", "head": [], "sha256": ""}
     try:
         response = forward(request, timeout=a.timeout, metadata=(
             ("rpc-auth-header", "Bittensor"),
@@ -114,11 +100,42 @@ def main():
             out["shape"] = list(arr.shape)
             out["dtype"] = arr.dtype.str
             out["head"] = [float(x) for x in arr.reshape(-1)[:4]]
+            out["sha256"] = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
     except grpc.RpcError as e:
         out["grpc_status"] = e.code().name
         out["details"] = e.details() or ""
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--endpoint", required=True)
+    p.add_argument("--hotkey", required=True)
+    p.add_argument("--signature", required=True)
+    p.add_argument("--version", default="150")
+    p.add_argument("--tokens", default="1,2,3")
+    p.add_argument("--timeout", type=float, default=10)
+    p.add_argument("--calls", type=int, default=1)
+    a = p.parse_args()
+
+    Tensor, TensorMessage = build_classes()
+    tokens = np.array([[int(x) for x in a.tokens.split(",")]], dtype=np.int64)
+    tensor = Tensor(version=int(a.version), buffer=msgpack.packb(tokens, default=msgpack_numpy.encode),
+                    shape=list(tokens.shape), serializer=0, tensor_type=0, dtype=4, modality=0, requires_grad=False)
+    request = TensorMessage(version=int(a.version), hotkey=a.hotkey, tensors=[tensor])
+
+    channel = grpc.insecure_channel(a.endpoint)
+    forward = channel.unary_unary("/Bittensor/Forward", request_serializer=TensorMessage.SerializeToString,
+                                  response_deserializer=TensorMessage.FromString)
+    answers = []
+    try:
+        for _ in range(a.calls):
+            out = call(forward, request, a)
+            answers.append({"grpc_status": out["grpc_status"], "sha256": out["sha256"]})
     finally:
         channel.close()
+    if a.calls > 1:
+        out["answers"] = answers
     print(json.dumps(out))
     return 0
 

@@ -90,6 +90,38 @@ public sealed class LeanInPlaceAnswerTests
         Assert.Equal(calls, pool.Returned);
     }
 
+    [Fact]
+    public async Task A_2021_python_grpcio_client_gets_its_answers_written_in_place_and_decodes_every_value()
+    {
+        // Debian's python3-grpcio (1.51) announces SETTINGS_MAX_FRAME_SIZE 4,194,303 and a 4 MiB stream window (session 23:
+        // a raw listener read its first frames), not the 16 KiB default, so a 2021 peer's answer fits one DATA frame and
+        // is written in place when the output is empty and the connection window open — grpcio opens it (WINDOW_UPDATE
+        // +4,128,773) right after its first request, and a frame the server answers in the same read as a call (a
+        // SETTINGS or PING acknowledgement) sends that call's answer by the copying path: on one connection 3 or 4 of 4
+        // answers went in place (session 23). tests/python/bt2021_client.py, a real grpcio client, makes the calls one
+        // after the other on one channel, decodes each answer (msgpack-numpy) and hashes every value: both paths' bytes
+        // must decode the same.
+        const int calls = 8;
+        var transport = new LeanServerTransport(new DrivenClock());
+        var pool = new CountingPool();
+        await using var binding = await transport.BindAsync(new ServerTransportOptions("127.0.0.1", 0, 1024 * 1024, 16 * 1024 * 1024, 8, 64 * 1024,
+            new ServerLimits(2048, 0, 0, 0, 0, TimeSpan.FromSeconds(1), ExemptLoopback: true)), new Answers(pool), CancellationToken.None);
+        var (exit, stdout, stderr) = await Task.Run(() => PythonInteropTests.Run(
+            Path.Combine(PythonInteropTests.RepoRoot(), "tests", "python", "bt2021_client.py"),
+            "--endpoint", $"127.0.0.1:{binding.Endpoint.Port}", "--hotkey", "pooled:0", "--signature", "unchecked", "--tokens", "4,5,6",
+            "--calls", calls.ToString(CultureInfo.InvariantCulture)));
+        Assert.True(exit == 0, $"bt2021_client.py exited {exit}: {stderr.Trim()}");
+        var reply = System.Text.Json.JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal([1, 16, 1024], reply.GetProperty("shape").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+        var values = new float[16 * 1024];
+        for (var k = 0; k < values.Length; k++) values[k] = k * 1e-6f; // Answers.Expected(0)
+        var sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan())));
+        Assert.Equal(Enumerable.Repeat<(string?, string?)>(("OK", sha256), calls),
+            reply.GetProperty("answers").EnumerateArray().Select(e => (e.GetProperty("grpc_status").GetString(), e.GetProperty("sha256").GetString())));
+        Assert.InRange(transport.AnswersInPlace, 1, calls);
+        Assert.Equal(calls, pool.Rented);
+    }
+
     // Windows wide open, as this project's dendrite opens them: a 64 KiB answer fits them whole.
     private static async Task<RawH2> Connect(int port, int? maxFrame)
     {

@@ -175,6 +175,85 @@ public sealed class WaitAdmissionTests
     }
 
     [Fact]
+    public void The_rules_of_one_process_share_their_probes_one_sends_none_while_anothers_is_out_and_takes_the_sample_it_brings_back()
+    {
+        // Two servers of one process (the axon farm's shape): one socket engine, so one probe's lag is both rules' sample.
+        var share = new LagShare();
+        var a = new WaitAdmission(target: 4 * Ms, interval: 100 * Ms, share: share);
+        var b = new WaitAdmission(target: 4 * Ms, interval: 100 * Ms, share: share);
+        Assert.Equal(2, share.Members);
+        var t = 1_000 * Ms;
+        Assert.True(a.ProbeDue(t));
+        // b's probe is due too, but a's is out: b sends none, and counts a's age in its calls' waits as a's own would.
+        Assert.False(b.ProbeDue(t + Ms));
+        Assert.Equal(2 * Ms, b.Lag(t + (2 * Ms)));
+        a.ProbeReturned(t + (3 * Ms)); // long: a queue in the loop
+        Assert.Equal(3 * Ms, a.Lag(t + (3 * Ms)));
+        // b takes the sample a brought back, without a probe of its own, at its next read.
+        Assert.False(b.ProbeDue(t + (3 * Ms)));
+        Assert.Equal(3 * Ms, b.Lag(t + (3 * Ms)));
+        // After a long flight the next sample is due ProbeEvery later; none newer than b's last is there, none is out: b
+        // sends it, and a, due as well, waits for b's and takes it.
+        Assert.False(b.ProbeDue(t + (5 * Ms) - 1));
+        Assert.True(b.ProbeDue(t + (5 * Ms)));
+        Assert.False(a.ProbeDue(t + (5 * Ms)));
+        b.ProbeReturned(t + (6 * Ms)); // 1 ms: quiet
+        Assert.False(a.ProbeDue(t + (7 * Ms)));
+        Assert.Equal((1 * Ms, 1 * Ms), (a.Lag(t + (7 * Ms)), b.Lag(t + (7 * Ms))));
+
+        // A lag over the target for an interval engages both rules while one probe is out at a time: every sample is
+        // taken by both.
+        t += 20 * Ms;
+        for (var i = 0; i <= 110; i += 2)
+        {
+            var now = t + (i * Ms);
+            var aSends = a.ProbeDue(now);
+            var bSends = b.ProbeDue(now);
+            Assert.True(aSends ^ bSends, $"at {i} ms: a {aSends}, b {bSends}"); // one probe, never two
+            var (by, other) = aSends ? (a, b) : (b, a);
+            by.ProbeReturned(now + (6 * Ms));
+            Assert.False(other.ProbeDue(now + (6 * Ms))); // the other takes it at its next read
+            Assert.Equal(6 * Ms, other.Lag(now + (6 * Ms)));
+            t += 6 * Ms;
+        }
+        Assert.True(a.Engaged);
+        Assert.True(b.Engaged);
+
+        // b's server stops: a probes alone again, as a rule that never shared (every probe its own, none kept).
+        b.Leave();
+        b.Leave(); // once
+        Assert.Equal(1, share.Members);
+        var latest = share.Latest;
+        t += 200 * Ms;
+        Assert.True(a.ProbeDue(t));
+        a.ProbeReturned(t + (3 * Ms));
+        Assert.True(a.ProbeDue(t + (5 * Ms)));
+        Assert.Same(latest, share.Latest);
+    }
+
+    [Fact]
+    public async Task Lean_servers_on_the_system_clock_share_their_probes_and_one_on_a_driven_clock_or_its_own_work_clock_does_not()
+    {
+        var share = new LagShare();
+        var options = new ServerTransportOptions("127.0.0.1", 0, 1024 * 1024, 1024 * 1024, 100) { TargetWait = TimeSpan.FromMilliseconds(2) };
+        var service = new SlowService(new DrivenClock());
+        await using var first = await new LeanServerTransport { LagShare = share }.BindAsync(options, service, CancellationToken.None);
+        await using var second = await new LeanServerTransport { LagShare = share }.BindAsync(options, service, CancellationToken.None);
+        Assert.Equal(2, share.Members);
+        await using (await new LeanServerTransport(new DrivenClock()) { LagShare = share }.BindAsync(options, service, CancellationToken.None))
+        await using (await new LeanServerTransport { LagShare = share, WorkClock = () => 0 }.BindAsync(options, service, CancellationToken.None))
+        {
+            Assert.Equal(2, share.Members);
+        }
+        // A stopped server leaves (and stopping twice leaves once).
+        await first.StopAsync(CancellationToken.None);
+        await first.StopAsync(CancellationToken.None);
+        Assert.Equal(1, share.Members);
+        await second.DisposeAsync();
+        Assert.Equal(0, share.Members);
+    }
+
+    [Fact]
     public void With_an_at_read_budget_no_call_is_shed_for_its_own_wait_and_only_an_interval_with_no_read_over_the_budget_disengages_the_rule()
     {
         var rule = new WaitAdmission(target: 5 * Ms, interval: 100 * Ms, perRead: 12);

@@ -57,6 +57,12 @@ public sealed class LeanServerTransport : IServerTransport
     internal static long ProcessCpu() =>
         (long)(Environment.CpuUsage.TotalTime.Ticks * ((double)System.Diagnostics.Stopwatch.Frequency / TimeSpan.TicksPerSecond));
 
+    /// <summary>
+    /// The lag probes this transport's bindings share with the other lean servers of the process (default
+    /// <see cref="Lean.LagShare.Process"/>; tests give one of their own).
+    /// </summary>
+    internal LagShare LagShare { get; init; } = LagShare.Process;
+
     /// <summary>Tests: the most bytes one socket read takes (default: the whole free input buffer, up to 64 KiB).</summary>
     internal int ReadSize { get; init; } = int.MaxValue;
 
@@ -240,7 +246,9 @@ internal sealed class LeanServer : IServerBinding
             var admission = new WaitAdmission(Math.Max(1, Ticks(options.TargetWait, frequency)),
                 Math.Max(1, Ticks(options.TargetWaitInterval > TimeSpan.Zero ? options.TargetWaitInterval : ServerTransportOptions.DefaultTargetWaitInterval, frequency)),
                 Math.Max(0, options.AdmitPerRead),
-                owner.WorkClock ?? (ReferenceEquals(Time, TimeProvider.System) ? LeanServerTransport.ProcessCpu : null));
+                owner.WorkClock ?? (ReferenceEquals(Time, TimeProvider.System) ? LeanServerTransport.ProcessCpu : null),
+                // The servers of one process on its clocks share their lag probes (one socket engine; LagShare).
+                owner.WorkClock is null && ReferenceEquals(Time, TimeProvider.System) ? owner.LagShare : null);
             Admission = admission;
             ProbeReturned = () => admission.ProbeReturned(Now);
         }
@@ -647,6 +655,7 @@ internal sealed class LeanServer : IServerBinding
         {
             if (Interlocked.Exchange(ref _stopped, 1) == 0)
             {
+                Admission?.Leave();
                 _stop.Cancel();
                 _listener.Dispose();
                 _sweep?.Dispose();

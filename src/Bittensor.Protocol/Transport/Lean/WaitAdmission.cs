@@ -49,6 +49,7 @@ internal sealed class WaitAdmission
     private long _overAt; // at-read budget: the last read that had more calls than its budget
     private long _reads; // at-read budget: reads decided while engaged (tests and probes)
     private readonly Func<long>? _work;
+    private readonly LagShare? _share;
 
     /// <param name="target">The wait above which, once it stayed there for an interval, calls are shed (timestamp units).</param>
     /// <param name="interval">How long the waits must stay above (below) the target to engage (disengage) the rule.</param>
@@ -60,9 +61,16 @@ internal sealed class WaitAdmission
     /// The server's own work so far, in the same units as the timestamps (<see cref="Work"/>: the process's CPU time); null:
     /// every wait is the server's own (the wall clock's; tests on a driven clock).
     /// </param>
-    public WaitAdmission(long target, long interval, int perRead = 0, Func<long>? work = null)
+    /// <param name="share">
+    /// The lag samples of the other servers of this process (<see cref="LagShare"/>): while more than one rule has joined
+    /// it, a probe one of them sent is every rule's sample, and a rule whose probe is due sends none while another's is
+    /// out. Null: this rule probes on its own (tests on a driven clock).
+    /// </param>
+    public WaitAdmission(long target, long interval, int perRead = 0, Func<long>? work = null, LagShare? share = null)
     {
         _work = work;
+        _share = share;
+        share?.Join();
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(target);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(interval);
         ArgumentOutOfRangeException.ThrowIfNegative(perRead);
@@ -139,6 +147,8 @@ internal sealed class WaitAdmission
     {
         var lag = Volatile.Read(ref _lagAt) is var at && at != 0 && now - at <= Interval ? Volatile.Read(ref _lag) : 0;
         var sent = Volatile.Read(ref _probeAt);
+        // Another server's probe out (shared): the loop's events wait at least as long as it has been out.
+        if (sent == 0 && _share is { Shared: true } share && share.OutSince is var o && o != 0 && now - o <= Interval) sent = o;
         return sent != 0 && now - sent > lag ? now - sent : lag;
     }
 
@@ -148,6 +158,19 @@ internal sealed class WaitAdmission
         if (Volatile.Read(ref _probeAt) != 0) return false;
         // After a quiet flight (no queue in the loop) the next probe waits QuietProbeEvery, else ProbeEvery.
         if (now - Volatile.Read(ref _lastProbe) < (Volatile.Read(ref _quietLast) == 1 ? QuietProbeEvery : ProbeEvery)) return false;
+        if (_share is { Shared: true } share)
+        {
+            // A probe another server of this process sent since this rule's last one came back: its sample is this
+            // rule's too (the same socket engine's lag), and no probe of its own is sent.
+            if (share.Latest is { } latest && latest.SentAt > Volatile.Read(ref _lastProbe) && !ReferenceEquals(latest.By, this))
+            {
+                Volatile.Write(ref _lastProbe, now);
+                Adopt(latest, now);
+                return false;
+            }
+            // Another's probe is out: its sample comes back for every rule; this one waits for it.
+            if (!share.TryClaim(now, Interval)) return false;
+        }
         Volatile.Write(ref _lastProbe, now);
         // After a quiet flight the work clock is not read: a quiet flight again needs none, a long one is no sample
         // and the next probe reads it (ProbeReturned).
@@ -183,15 +206,39 @@ internal sealed class WaitAdmission
         Volatile.Write(ref _quietLast, quiet ? 1 : 0);
         long lag;
         if (quiet) lag = flight; // under a quarter of the target whatever ran meanwhile: no work clock needed
-        else if (sentWork == NotRead) return; // long, and the work when it was sent is unknown: no sample; the next probe reads it
+        else if (sentWork == NotRead) lag = -1; // long, and the work when it was sent is unknown: no sample; the next probe reads it
         else lag = Math.Min(flight, Math.Max(0, Work(now) - sentWork));
+        _share?.Returned(this, sent, lag, quiet);
+        if (lag < 0) return;
         Volatile.Write(ref _lag, lag);
         Volatile.Write(ref _lagAt, now);
         Sample(lag, now);
     }
 
+    /// <summary>Another server's probe, sent since this rule's last one, came back (<see cref="LagShare"/>): as if it were this rule's.</summary>
+    private void Adopt(LagShare.Sample latest, long now)
+    {
+        Volatile.Write(ref _quietLast, latest.Quiet ? 1 : 0);
+        if (latest.Lag < 0) return;
+        Volatile.Write(ref _lag, latest.Lag);
+        Volatile.Write(ref _lagAt, now);
+        Sample(latest.Lag, now);
+    }
+
     /// <summary>The probe could not be sent (the pair closed): none is outstanding.</summary>
-    public void ProbeLost() => Volatile.Write(ref _probeAt, 0);
+    public void ProbeLost()
+    {
+        var sent = Interlocked.Exchange(ref _probeAt, 0);
+        if (sent != 0) _share?.Lost(sent);
+    }
+
+    /// <summary>The server stopped: its rule leaves the process's <see cref="LagShare"/> (once).</summary>
+    public void Leave()
+    {
+        if (Interlocked.Exchange(ref _left, 1) == 0) _share?.Leave();
+    }
+
+    private int _left;
 
     /// <summary>
     /// The decision for a call read at <paramref name="readAt"/> and judged at <paramref name="now"/>: true when it is
@@ -330,4 +377,67 @@ internal sealed class WaitAdmission
             else if (now - since >= Interval) Volatile.Write(ref _engaged, 0);
         }
     }
+}
+
+/// <summary>
+/// The event loop's lag probes of the lean servers of one process, shared (session 23): the servers of a process share its
+/// socket engine, so a probe any of them sends measures the lag every one of them would (the demo's in-process neurons,
+/// the benchmarks' axon farm of 64 axons). Each server probing on its own sent, in the farm at 64 axons, a probe with
+/// almost every call — the other 63 axons' calls make every flight long, so each rule probed every half target — and read
+/// the work clock twice for it (~0.95 probes and 1.65 <c>getrusage</c> per call, ~5 µs of the farm's CPU per call against
+/// ~2 at 16 axons). While more than one rule has joined, a rule whose probe is due takes the latest sample another sent
+/// since its own last one, or waits while another's is out, and sends one only when none is; with one rule (a process
+/// serving one axon, as <c>btcli axon serve</c>) nothing changes.
+/// </summary>
+internal sealed class LagShare
+{
+    /// <summary>The process's (the lean servers on the system clock and the process's CPU time join it).</summary>
+    public static readonly LagShare Process = new();
+
+    private int _members;
+    private long _outSince; // when the probe out now was sent; 0: none
+    private Sample? _latest;
+
+    /// <summary>A probe that came back: who sent it, when, its lag (-1: no sample, a long flight whose work was not read), quiet or not.</summary>
+    internal sealed record Sample(WaitAdmission By, long SentAt, long Lag, bool Quiet);
+
+    /// <summary>True while more than one rule has joined (only then is anything shared).</summary>
+    public bool Shared => Volatile.Read(ref _members) > 1;
+
+    /// <summary>Rules joined and not left.</summary>
+    public int Members => Volatile.Read(ref _members);
+
+    /// <summary>The latest probe that came back, of any rule.</summary>
+    public Sample? Latest => Volatile.Read(ref _latest);
+
+    /// <summary>When the probe out now was sent (0: none).</summary>
+    public long OutSince => Volatile.Read(ref _outSince);
+
+    public void Join() => Interlocked.Increment(ref _members);
+
+    public void Leave() => Interlocked.Decrement(ref _members);
+
+    /// <summary>
+    /// True when the caller is to send the probe (none out, or the one out was sent at least <paramref name="staleAfter"/>
+    /// ago: lost); it is then the one out, sent at <paramref name="now"/>.
+    /// </summary>
+    public bool TryClaim(long now, long staleAfter)
+    {
+        var out_ = Volatile.Read(ref _outSince);
+        if (out_ != 0 && now - out_ < staleAfter) return false;
+        return Interlocked.CompareExchange(ref _outSince, now, out_) == out_;
+    }
+
+    /// <summary>
+    /// <paramref name="by"/>'s probe sent at <paramref name="sentAt"/> came back (<paramref name="lag"/> -1: no sample): the
+    /// latest (only while shared: one rule alone allocates nothing), and none is out if it was the one out.
+    /// </summary>
+    public void Returned(WaitAdmission by, long sentAt, long lag, bool quiet)
+    {
+        if (Shared) Volatile.Write(ref _latest, new Sample(by, sentAt, lag, quiet));
+        Interlocked.CompareExchange(ref _outSince, 0, sentAt);
+    }
+
+    /// <summary>The probe sent at <paramref name="sentAt"/> could not be sent: none is out.</summary>
+    public void Lost(long sentAt) => Interlocked.CompareExchange(ref _outSince, 0, sentAt);
 }
