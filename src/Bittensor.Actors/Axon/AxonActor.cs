@@ -121,6 +121,15 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         public static readonly AwaitKeysPrepared Instance = new();
     }
 
+    /// <summary>Answered with <see cref="WarmUpSeen"/> (tests: what the warm-up did, and the transport it did it through).</summary>
+    internal sealed record GetWarmUp : INoSerializationVerificationNeeded
+    {
+        public static readonly GetWarmUp Instance = new();
+    }
+
+    /// <summary>The warm-up's calls answered past the model step and shed as a rehearsal; the axon's transport binding.</summary>
+    internal sealed record WarmUpSeen(int Answered, int Shed, IServerBinding? Binding) : INoSerializationVerificationNeeded;
+
     /// <summary>Asks for an <see cref="AxonStatsSnapshot"/>.</summary>
     public sealed record GetStats : INoSerializationVerificationNeeded
     {
@@ -248,6 +257,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         });
         Receive<AwaitKeysPrepared>(_ => _keysAhead.Latest.PipeTo(Sender));
         Receive<GetStats>(_ => Sender.Tell(_stats.Snapshot(_sink.Waiting, _stakes) with { WarmedUp = _service?.WarmUpAnswered > 0 }));
+        Receive<GetWarmUp>(_ => Sender.Tell(new WarmUpSeen(_service?.WarmUpAnswered ?? 0, _service?.WarmUpShed ?? 0, _app)));
         Receive<Terminated>(t => t.ActorRef.Equals(_host), _ =>
         {
             _log.Warning("axon: the model host {0} stopped; calls answer NotServingNucleus", _host!.Path);
@@ -313,7 +323,7 @@ public sealed class AxonActor : ReceiveActor, IWithUnboundedStash
         else if (settings.WarmUp && _options.Transport is null && _ownAuth)
         {
             var started = System.Diagnostics.Stopwatch.GetTimestamp();
-            var problem = await AxonWarmUp.RunAsync(binding.Endpoint, service, settings).ConfigureAwait(false);
+            var problem = await AxonWarmUp.RunAsync(binding, service, settings).ConfigureAwait(false);
             if (problem is null)
                 _log.Debug("axon warm-up: two signed calls through {0} in {1:F1} ms", binding.Endpoint, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             else

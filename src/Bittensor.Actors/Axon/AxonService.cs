@@ -82,6 +82,11 @@ internal sealed class AxonService : IBittensorService
     /// <summary>How many warm-up calls were answered past the model step (tests: the warm-up went the whole serving path).</summary>
     internal int WarmUpAnswered => Volatile.Read(ref _warmUpAnswered);
 
+    /// <summary>How many of the warm-up's calls were shed as a rehearsal of the shed path (tests).</summary>
+    internal int WarmUpShed => Volatile.Read(ref _warmUpShed);
+
+    private int _warmUpShed;
+
     private bool IsWarmUp(string caller) => _warmUpCaller is { } w && string.Equals(caller, w, StringComparison.Ordinal);
 
     /// <summary>
@@ -154,12 +159,22 @@ internal sealed class AxonService : IBittensorService
     /// UnknownException) from its headers, unchecked, its body unread. Counted as a call (caller "unverified": its
     /// signature was not checked) and in <c>bittensor.axon.shed</c>.
     /// </summary>
-    public HeaderDecision Overloaded(BittensorMethod method, int limit)
+    public HeaderDecision Overloaded(BittensorMethod method, int limit) => Overloaded(method, limit, rehearsal: false);
+
+    /// <summary>
+    /// As <see cref="Overloaded(BittensorMethod, int)"/>; a <paramref name="rehearsal"/> (the warm-up's own shed call,
+    /// <see cref="AxonWarmUp"/>) is answered the same and counted nowhere (<see cref="WarmUpShed"/> only).
+    /// </summary>
+    public HeaderDecision Overloaded(BittensorMethod method, int limit, bool rehearsal)
     {
         var started = Stopwatch.GetTimestamp();
         var answer = Answer(ReturnCode.NucleusFull, _shedMessage ??= $"this axon holds its limit of {limit} calls in flight (limits.calls_in_flight); try again later");
-        Record(method == BittensorMethod.Backward ? "Backward" : "Forward", AxonStats.Unverified, answer, 0, started, null, verified: false,
-            shed: AxonStats.ShedCallsInFlight);
+        if (rehearsal) Interlocked.Increment(ref _warmUpShed);
+        else
+        {
+            Record(method == BittensorMethod.Backward ? "Backward" : "Forward", AxonStats.Unverified, answer, 0, started, null, verified: false,
+                shed: AxonStats.ShedCallsInFlight);
+        }
         return HeaderDecision.Reply(answer);
     }
 
@@ -168,15 +183,22 @@ internal sealed class AxonService : IBittensorService
     /// <summary>
     /// A call shed by admission by waiting (the lean transport: calls waited over <c>limits.target_wait</c> before the
     /// axon read them, for <c>limits.target_wait_interval</c>): answered NucleusFull from its headers, unchecked, its body
-    /// unread, as <see cref="Overloaded"/>; counted in <c>bittensor.axon.shed</c> with reason <c>target_wait</c>.
+    /// unread, as <see cref="Overloaded(BittensorMethod, int)"/>; counted in <c>bittensor.axon.shed</c> with reason <c>target_wait</c>.
     /// </summary>
-    public HeaderDecision Delayed(BittensorMethod method, TimeSpan target)
+    public HeaderDecision Delayed(BittensorMethod method, TimeSpan target) => Delayed(method, target, rehearsal: false);
+
+    /// <summary>As <see cref="Delayed(BittensorMethod, TimeSpan)"/>; a <paramref name="rehearsal"/> as in <see cref="Overloaded(BittensorMethod, int, bool)"/>.</summary>
+    public HeaderDecision Delayed(BittensorMethod method, TimeSpan target, bool rehearsal)
     {
         var started = Stopwatch.GetTimestamp();
         var answer = Answer(ReturnCode.NucleusFull, _delayedMessage ??=
             $"calls wait longer than this axon's target of {target.TotalMilliseconds:0.###} ms (limits.target_wait); try again later");
-        Record(method == BittensorMethod.Backward ? "Backward" : "Forward", AxonStats.Unverified, answer, 0, started, null, verified: false,
-            shed: AxonStats.ShedTargetWait);
+        if (rehearsal) Interlocked.Increment(ref _warmUpShed);
+        else
+        {
+            Record(method == BittensorMethod.Backward ? "Backward" : "Forward", AxonStats.Unverified, answer, 0, started, null, verified: false,
+                shed: AxonStats.ShedTargetWait);
+        }
         return HeaderDecision.Reply(answer);
     }
 

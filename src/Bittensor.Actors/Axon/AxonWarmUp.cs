@@ -17,16 +17,25 @@ namespace Bittensor.Actors.Axon;
 /// </summary>
 internal static class AxonWarmUp
 {
+    private readonly struct ForgetKey(ReadOnlyMemory<byte> publicKey) : IDisposable
+    {
+        public void Dispose() => Sr25519.ForgetVerifyingKey(publicKey.Span);
+    }
+
     /// <summary>The outcome: null when the call came back Success, else why not (one line for the log). Never throws.</summary>
-    public static async Task<string?> RunAsync(IPEndPoint bound, AxonService service, AxonSettings settings, CancellationToken cancellationToken = default)
+    public static async Task<string?> RunAsync(IServerBinding binding, AxonService service, AxonSettings settings, CancellationToken cancellationToken = default)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(settings.WarmUpTimeout);
         try
         {
             using var key = Sr25519KeyPair.FromMiniSecret(RandomNumberGenerator.GetBytes(32));
+            // Its place in the prepared-key cache is freed at the end: the key never calls again, and held for the cache's
+            // idle time (10 s) it made exactly capacity (1,024) callers one too many (a sweep once a second for nothing).
+            using var forget = new ForgetKey(key.PublicKey);
             var auth = new RequestAuth(new KeyPairRequestSigner(key), version: settings.ProtocolVersion);
             service.ExpectWarmUp(auth.Hotkey);
+            var bound = binding.Endpoint;
             var address = bound.Address.Equals(IPAddress.Any) ? IPAddress.Loopback
                 : bound.Address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback : bound.Address;
             var request = new TensorMessage { Version = settings.ProtocolVersion, Hotkey = auth.Hotkey };
@@ -45,6 +54,20 @@ internal static class AxonWarmUp
                 var answer = await connection.CallAsync(BittensorMethod.Forward, request, headers, deadline, timeout.Token)
                     .WaitAsync(timeout.Token).ConfigureAwait(false);
                 if (answer.ReturnCode != ReturnCode.Success) return $"answered {answer.ReturnCode}: {answer.Message}";
+            }
+            // Two more, shed (the lean transport): the shed path a real overload takes — the at-read budget's answer, then
+            // calls_in_flight's: NucleusFull from the headers, the service's answer, the shed's frames and send — is
+            // compiled here, not inside a turn at the axon's first overload (16–32 ms of JIT then, all of it optimised:
+            // btcli has no quick JIT; benchmarks/results/axon.md "Session 23, h1-firstsec"). Counted nowhere.
+            if (LeanClientTransport.LocalEndPoint(connection) is { } local && binding.RehearseShed(local, 2))
+            {
+                for (var i = 0; i < 2; i++)
+                {
+                    var headers = await auth.CreateHeadersAsync(timeout.Token).ConfigureAwait(false);
+                    var shed = await connection.CallAsync(BittensorMethod.Forward, request, headers, deadline, timeout.Token)
+                        .WaitAsync(timeout.Token).ConfigureAwait(false);
+                    if (shed.ReturnCode != ReturnCode.NucleusFull) return $"the rehearsed shed answered {shed.ReturnCode}: {shed.Message}";
+                }
             }
             return null;
         }

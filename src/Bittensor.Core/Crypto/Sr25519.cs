@@ -324,6 +324,16 @@ public static partial class Sr25519
     }
 
     /// <summary>
+    /// Drops a public key from the shared prepared-key cache and frees its place at once (<see cref="PrepareVerifyingKeys"/>'s
+    /// cache): for a key that will not call again (the axon's warm-up key), so its place is not held for the cache's idle
+    /// time. True when it was prepared. Public data only.
+    /// </summary>
+    public static bool ForgetVerifyingKey(ReadOnlySpan<byte> publicKey) => Curve25519.PreparedKeyCache.Shared.Forget(publicKey);
+
+    /// <summary>True when <paramref name="publicKey"/>'s verification tables are in the shared prepared-key cache now (tests).</summary>
+    internal static bool IsVerifyingKeyPrepared(ReadOnlySpan<byte> publicKey) => Curve25519.PreparedKeyCache.Shared.Holds(publicKey);
+
+    /// <summary>
     /// True only for a valid 64-byte schnorrkel signature (marker bit set, s &lt; ℓ, valid points). Checks
     /// R == s·B − k·A with a variable-time double-scalar multiplication (<see cref="Curve25519.RistrettoVartime"/>):
     /// every input is public, so timing leaks nothing. Accepts and rejects exactly what

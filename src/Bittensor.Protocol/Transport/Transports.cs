@@ -164,6 +164,16 @@ public interface IBittensorService
     /// </summary>
     HeaderDecision Delayed(BittensorMethod method, TimeSpan target) =>
         HeaderDecision.Refuse(new Status(StatusCode.ResourceExhausted, $"Calls wait longer than {target.TotalMilliseconds} ms here; try again later."));
+
+    /// <summary>
+    /// As <see cref="Overloaded(BittensorMethod, int)"/>; <paramref name="rehearsal"/>: the call is the server's own
+    /// warm-up shed (<see cref="IServerBinding.RehearseShed"/>), to be answered as any shed call and counted nowhere. What
+    /// the lean transport calls. The default ignores the flag.
+    /// </summary>
+    HeaderDecision Overloaded(BittensorMethod method, int limit, bool rehearsal) => Overloaded(method, limit);
+
+    /// <summary>As <see cref="Delayed(BittensorMethod, TimeSpan)"/>, with <paramref name="rehearsal"/> as in <see cref="Overloaded(BittensorMethod, int, bool)"/>.</summary>
+    HeaderDecision Delayed(BittensorMethod method, TimeSpan target, bool rehearsal) => Delayed(method, target);
 }
 
 /// <summary>A call or connection the transport refused before the service saw it.</summary>
@@ -225,7 +235,7 @@ public sealed record ServerTransportOptions(string Ip, int Port, int MaxReceiveM
     /// <summary>
     /// Calls the server holds at once, all connections together: received (the lean server: the whole request; Kestrel:
     /// its request delegate started) and not yet answered. A call that comes while this many others are held is
-    /// answered with <see cref="IBittensorService.Overloaded"/> from its headers, before its body is read. 0: no limit.
+    /// answered with <see cref="IBittensorService.Overloaded(BittensorMethod, int)"/> from its headers, before its body is read. 0: no limit.
     /// </summary>
     public int MaxCallsInFlight { get; init; }
 
@@ -249,7 +259,7 @@ public sealed record ServerTransportOptions(string Ip, int Port, int MaxReceiveM
     /// Admission by measured waiting (the lean server; docs/axon.md "Admission by waiting"): once the wait of the calls
     /// before the server decides on them — its event loop's lag plus each call's time since its read — has stayed above
     /// this for <see cref="TargetWaitInterval"/>, a call whose wait is above it is answered with
-    /// <see cref="IBittensorService.Delayed"/> from its headers, before its body is read, until the waits stay below it
+    /// <see cref="IBittensorService.Delayed(BittensorMethod, TimeSpan)"/> from its headers, before its body is read, until the waits stay below it
     /// for an interval. <see cref="TimeSpan.Zero"/>: off. <see cref="MaxCallsInFlight"/> stays the hard cap.
     /// </summary>
     public TimeSpan TargetWait { get; init; }
@@ -260,7 +270,7 @@ public sealed record ServerTransportOptions(string Ip, int Port, int MaxReceiveM
     /// <summary>
     /// The at-read budget of <see cref="TargetWait"/> (the lean server; docs/axon.md "Admission by waiting"): while the rule
     /// is engaged, each read of a connection admits at most this many calls and answers the rest of that read with
-    /// <see cref="IBittensorService.Delayed"/> in the read's send, and each connection reads once per read turn; the rule
+    /// <see cref="IBittensorService.Delayed(BittensorMethod, TimeSpan)"/> in the read's send, and each connection reads once per read turn; the rule
     /// disengages after an interval in which no read had more. 0: the per-call rule (a call is shed when its own wait
     /// is over the target).
     /// </summary>
@@ -362,6 +372,16 @@ public interface IServerBinding : IAsyncDisposable
 
     /// <summary>Stops listening; running calls finish (until <paramref name="cancellationToken"/> fires).</summary>
     Task StopAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The server's own warm-up (the axon's <c>bittensor.axon.warm_up</c>): the next <paramref name="calls"/> calls of the
+    /// connection from <paramref name="peer"/> (the warm-up's own client) are shed as a real overload sheds them —
+    /// answered from their headers by <see cref="IBittensorService.Delayed(BittensorMethod, TimeSpan, bool)"/>, then
+    /// <see cref="IBittensorService.Overloaded(BittensorMethod, int, bool)"/>, flagged as a rehearsal — so that path's code
+    /// is compiled before serving; no admission state is touched. False when no such connection is open or the
+    /// transport has no such rehearsal (the default).
+    /// </summary>
+    bool RehearseShed(IPEndPoint peer, int calls) => false;
 }
 
 /// <summary>gRPC status details both transports use for the same failures.</summary>

@@ -3,6 +3,7 @@ using Bittensor.Actors.Axon;
 using Bittensor.Core.Crypto;
 using Bittensor.Neurons.Demo;
 using Bittensor.Protocol;
+using Bittensor.Protocol.Lean;
 using Bittensor.Protocol.Wire;
 
 namespace Bittensor.Actors.Tests.Axon;
@@ -87,6 +88,52 @@ public sealed class AxonWarmUpSpec(Xunit.Abstractions.ITestOutputHelper output) 
         Assert.Equal(2, journaled.Length);
         Assert.Contains(Alice.ToSs58(), journaled);
         Assert.Single(journaled, k => !Known.Contains(k));
+    }
+
+    /// <summary>
+    /// Session 24: the warm-up also sheds two calls of its own through the lean transport's shed path (the at-read
+    /// budget's answer, then calls_in_flight's), so that path is compiled before the axon serves, not at its first
+    /// overload; neither shed shows anywhere — not in the stats (no call, no shed), not in the admission rule (no shed, no
+    /// budget read, never engaged), nothing held in flight — and the warm-up key's place in the prepared-key cache is free
+    /// again.
+    /// </summary>
+    [Fact]
+    public async Task The_warm_up_sheds_two_calls_before_Bound_and_leaves_no_trace_in_the_stats_the_budget_or_the_key_cache()
+    {
+        var counting = new Counting();
+        var settings = Settings("shed", warmUp: true);
+        var (axon, port) = await StartAxon(settings, counting.Handlers(16), counting.Options());
+
+        var seen = await axon.Ask<AxonActor.WarmUpSeen>(AxonActor.GetWarmUp.Instance, Wait);
+        Assert.Equal(2, seen.Answered);
+        Assert.Equal(2, seen.Shed);
+        var stats = await axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait);
+        Assert.True(stats.WarmedUp);
+        Assert.Equal(0, stats.TotalCalls);
+        Assert.Empty(stats.PerCaller);
+        Assert.True(stats.Shed is null || stats.Shed.Values.All(n => n == 0), "the warm-up's sheds were counted as sheds");
+        var lean = Assert.IsType<LeanServer>(seen.Binding);
+        Assert.Equal(0, lean.CallsHeld);
+        Assert.Equal(0, lean.PassSheds);
+        if (lean.Admission is { } admission)
+        {
+            Assert.False(admission.Engaged);
+            Assert.Equal(0, admission.Shed);
+            Assert.Equal(0, admission.BudgetReads);
+            Assert.Equal(0, admission.Engagements);
+        }
+        Assert.Equal(0, counting.Model);
+        Assert.Equal(0, counting.Calls);
+
+        // The first real call is served and counted as ever.
+        await AssertAnswersGoodCall(RawClient(port), Alice);
+        stats = await axon.Ask<AxonStatsSnapshot>(AxonActor.GetStats.Instance, Wait);
+        Assert.Equal(1, stats.TotalCalls);
+        Assert.True(stats.Shed is null || stats.Shed.Values.All(n => n == 0));
+
+        // The warm-up's throwaway key (the nonce store's one unknown hotkey) holds no place in the prepared-key cache.
+        var warmUpKey = Assert.Single(await JournalHotkeysAfterStop(axon, settings.NonceStorePath), k => !Known.Contains(k));
+        Assert.False(Sr25519.IsVerifyingKeyPrepared(Ss58.Decode(warmUpKey)), "the warm-up key still holds a place in the prepared-key cache");
     }
 
     [Fact]

@@ -12,7 +12,9 @@ namespace Bittensor.Cli.Tests.Commands;
 /// method compiled, in order): with the warm-up (the default) the serving path's methods — the lean server's frame loop,
 /// HPACK, the header check, the signature check, the nonce journal, the service's serve step — are compiled before the
 /// "serving on" line is built (the first compile of <c>AxonCommands.DescribeAdmission</c>), so the first real call finds
-/// them compiled; with <c>--axon.warm_up false</c> they are compiled after it, by that call.
+/// them compiled; with <c>--axon.warm_up false</c> they are compiled after it, by that call. With the warm-up the shed
+/// path (the at-read budget's and calls_in_flight's answers) is compiled before the serving line too; without it one call
+/// never compiles it.
 /// </summary>
 public sealed partial class AxonWarmUpProcessTests : IDisposable
 {
@@ -39,6 +41,18 @@ public sealed partial class AxonWarmUpProcessTests : IDisposable
         "Bittensor.Actors.Axon.AxonService:ServeInto(",
     ];
 
+    // The shed path a real overload takes (session 24: the warm-up sheds two calls of its own through it): without the
+    // warm-up none of it runs until the axon's first overload, so one call never compiles it.
+    private static readonly string[] ShedPath =
+    [
+        "Bittensor.Protocol.Lean.H2Connection:AnswerShedding(",
+        "Bittensor.Protocol.Lean.H2Connection:DelayedAnswer(",
+        "Bittensor.Protocol.Lean.H2Connection:AnswerOverloaded(",
+        "Bittensor.Protocol.Lean.H2Connection:OverloadAnswer(",
+        "Bittensor.Actors.Axon.AxonService:Delayed(",
+        "Bittensor.Actors.Axon.AxonService:Overloaded(",
+    ];
+
     private const string Marker = "Bittensor.Cli.Commands.AxonCommands:DescribeAdmission(";
 
     [Fact]
@@ -55,6 +69,11 @@ public sealed partial class AxonWarmUpProcessTests : IDisposable
             var at = FirstIndex(warm, method);
             Assert.True(at >= 0 && at < marker, $"with the warm-up {method} was compiled at line {at}, the serving line's at {marker} (-1: never)");
         }
+        foreach (var method in ShedPath)
+        {
+            var at = FirstIndex(warm, method);
+            Assert.True(at >= 0 && at < marker, $"with the warm-up the shed path's {method} was compiled at line {at}, the serving line's at {marker} (-1: never)");
+        }
 
         var coldMarker = FirstIndex(cold, Marker);
         Assert.True(coldMarker >= 0, $"no compile of {Marker} in the JIT log");
@@ -63,6 +82,8 @@ public sealed partial class AxonWarmUpProcessTests : IDisposable
             var at = FirstIndex(cold, method);
             Assert.True(at > coldMarker, $"without the warm-up {method} was compiled at line {at}, the serving line's at {coldMarker} (-1: never)");
         }
+        foreach (var method in ShedPath)
+            Assert.True(FirstIndex(cold, method) < 0, $"without the warm-up (one call, no overload) {method} was compiled");
     }
 
     private static int FirstIndex(string[] lines, string method) => Array.FindIndex(lines, l => l.Contains(" JIT compiled " + method, StringComparison.Ordinal));

@@ -183,6 +183,51 @@ public class PreparedKeyCacheTests
     }
 
     /// <summary>
+    /// Session 24: a key forgotten (the axon's warm-up key, after its calls) frees its place at once: with the cache at
+    /// exactly its capacity of callers plus that key, the last newcomer is prepared on its second sighting without a
+    /// sweep (none could free a place: every other entry is in use), and the forgotten key is not remembered as seen
+    /// once either (its next sighting is a first one).
+    /// </summary>
+    [Fact]
+    public void A_forgotten_key_frees_its_place_at_once_so_capacity_callers_never_need_a_sweep()
+    {
+        long now = 0;
+        var cache = new PreparedKeyCache(4, TimeSpan.FromSeconds(10), () => now);
+        void Prepare(byte[] key)
+        {
+            Assert.True(cache.Lookup(key, out _, out _));
+            Assert.True(cache.Lookup(key, out var prepared, out _));
+            Assert.NotNull(prepared);
+        }
+        var warmUp = Key(40);
+        Prepare(warmUp);
+        Prepare(Key(41));
+        Prepare(Key(42));
+        Prepare(Key(43));
+        Assert.Equal(4, cache.Count);
+        Assert.True(cache.Holds(warmUp));
+
+        Assert.True(cache.Forget(warmUp));
+        Assert.False(cache.Holds(warmUp));
+        Assert.Equal(3, cache.Count);
+        Assert.False(cache.Forget(warmUp)); // not prepared any more
+
+        now = 1_000; // every entry in use (well within the idle time): a sweep would free nothing
+        var last = Key(44);
+        Assert.True(cache.Lookup(last, out var seenOnce, out _));
+        Assert.Null(seenOnce);
+        Assert.True(cache.Lookup(last, out var lastKey, out _));
+        Assert.NotNull(lastKey); // prepared in the forgotten key's place
+        Assert.Equal(4, cache.Count);
+
+        // The forgotten key's next sighting is a first one (no tables): the doorkeeper forgot it too.
+        var before = cache.SeenOnceCount;
+        Assert.True(cache.Lookup(warmUp, out var again, out _));
+        Assert.Null(again);
+        Assert.Equal(before + 1, cache.SeenOnceCount);
+    }
+
+    /// <summary>
     /// Session 23: a prepared key's tables are on the pinned object heap (a gen-2 heap that no collection copies), not in
     /// gen 0 where the next collections would copy them into gen 1 and gen 2 (20 KB per key: ~770 new callers' keys at a
     /// 1,024-caller level's start). On the path the key was built on.

@@ -308,6 +308,28 @@ internal sealed class PreparedKeyCache
         return built;
     }
 
+    /// <summary>
+    /// Drops one key — its prepared tables and the doorkeeper's memory of it — and frees its place at once (not after the
+    /// idle time). For a key that will not call again: the axon's warm-up key (docs/axon.md "Warm-up"), which otherwise
+    /// held a place for the idle time, so that exactly <see cref="Capacity"/> callers found the cache full and the last
+    /// newcomer swept it once a second until the warm-up key was idle. True when the key was prepared here.
+    /// </summary>
+    internal bool Forget(ReadOnlySpan<byte> publicKey)
+    {
+        if (publicKey.Length != 32) return false;
+        var id = new Key32(publicKey);
+        lock (_gate)
+        {
+            _seenOnce.Remove(id);
+            if (!_entries.TryRemove(id, out _)) return false;
+            _count--;
+            return true;
+        }
+    }
+
+    /// <summary>True when <paramref name="publicKey"/> is prepared here now (tests).</summary>
+    internal bool Holds(ReadOnlySpan<byte> publicKey) => publicKey.Length == 32 && _entries.ContainsKey(new Key32(publicKey));
+
     /// <summary>Drops every prepared key and the doorkeeper's memory.</summary>
     internal void Clear()
     {

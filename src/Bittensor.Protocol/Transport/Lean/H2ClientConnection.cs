@@ -106,6 +106,22 @@ internal sealed partial class H2ClientConnection : IDisposable
     /// <summary>Whether this connection waits on the client's own I/O loop (<see cref="ClientIoLoop"/>) rather than .NET's sockets.</summary>
     internal bool OnIoLoop => _io is not null;
 
+    /// <summary>The socket's local address and port (null socket-free, or once it is closed).</summary>
+    internal System.Net.IPEndPoint? LocalEndPoint
+    {
+        get
+        {
+            try
+            {
+                return _socket?.LocalEndPoint as System.Net.IPEndPoint;
+            }
+            catch (ObjectDisposedException)
+            {
+                return null;
+            }
+        }
+    }
+
     /// <summary>Whether this connection's writes are queued for the loop thread to send (<c>io = batch</c>).</summary>
     internal bool Batched => _batched;
 

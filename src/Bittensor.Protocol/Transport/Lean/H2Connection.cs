@@ -93,6 +93,8 @@ internal sealed class H2Connection
     private long _readAt; // the read loop's own: when the last read completed (WaitAdmission: a call's wait since its read)
     private int _admittedThisRead; // the runner's own: calls the at-read budget admitted since the read loop's last read (WaitAdmission.PerRead)
     private readonly List<H2Stream> _shedding = []; // the runner's own: streams claimed for a shed, answered outside the lock
+    // The axon's warm-up (RehearseShed, under _sync): this connection's next calls still to be shed as a rehearsal.
+    private int _rehearse;
     // Who may read this connection's socket and handle its frames: 1 its read loop (running, or waiting for data or a
     // send), 0 nobody (the loop waits for its read turn: a shed pass may take it), 2 a shed pass (DecideWhileWaiting).
     private int _reader = 1;
@@ -146,12 +148,16 @@ internal sealed class H2Connection
     private long _blockedChecked;
     private long _writeDeadline = long.MaxValue;
 
+    /// <summary>The peer's address and port (null without a socket).</summary>
+    internal IPEndPoint? Remote { get; }
+
     public H2Connection(LeanServer server, Socket? socket, IPAddress? key)
     {
         _server = server;
         _socket = socket;
         _key = key;
-        _peer = (socket?.RemoteEndPoint as IPEndPoint)?.Address;
+        Remote = socket?.RemoteEndPoint as IPEndPoint;
+        _peer = Remote?.Address;
         if (ShedProbe.On) _probePort = (socket?.RemoteEndPoint as IPEndPoint)?.Port ?? 0;
         _maxHeaderBlock = Math.Max(16 * 1024, (2 * server.MaxHeaderList) + 4096);
         _out = new H2Output(server.Owner);
@@ -1343,6 +1349,7 @@ internal sealed class H2Connection
     /// </summary>
     private bool ShedBefore(List<H2Stream> list, int limit)
     {
+        if (Volatile.Read(ref _rehearse) > 0 && ShedRehearsal(list)) return true;
         var shed = limit > 0 && ShedOver(list, limit);
         if (_server.Admission is { Engaged: true } admission)
         {
@@ -1417,16 +1424,16 @@ internal sealed class H2Connection
     }
 
     /// <summary>Answers the streams claimed in <see cref="_shedding"/> (NucleusFull from their headers, outside the lock), then empties it.</summary>
-    private void AnswerShedding(int kind)
+    private void AnswerShedding(int kind, bool rehearsal = false)
     {
         try
         {
             foreach (var s in _shedding)
             {
-                var shed = DelayedAnswer(s.Method);
+                var shed = DelayedAnswer(s.Method, rehearsal);
                 lock (_sync)
                 {
-                    if (ShedProbe.On) ProbeShed(s, kind);
+                    if (ShedProbe.On && !rehearsal) ProbeShed(s, kind);
                     Decide(s, shed);
                 }
             }
@@ -1435,6 +1442,66 @@ internal sealed class H2Connection
         {
             _shedding.Clear();
         }
+    }
+
+    /// <summary>As <see cref="AnswerShedding"/> for streams shed over <c>calls_in_flight</c> (the service's overload answer).</summary>
+    private void AnswerOverloaded(int limit, bool rehearsal = false)
+    {
+        try
+        {
+            foreach (var s in _shedding)
+            {
+                var shed = OverloadAnswer(s.Method, limit, rehearsal);
+                lock (_sync)
+                {
+                    if (ShedProbe.On && !rehearsal) ProbeShed(s, ShedProbe.ShedInFlight);
+                    Decide(s, shed);
+                }
+            }
+        }
+        finally
+        {
+            _shedding.Clear();
+        }
+    }
+
+    /// <summary>
+    /// The axon's warm-up (<c>bittensor.axon.warm_up</c>; <see cref="LeanServer.RehearseShed"/>): the next
+    /// <paramref name="calls"/> calls this connection reads are shed — answered NucleusFull from their headers, unchecked —
+    /// through the path a real overload's sheds take (the at-read budget's answer, then calls_in_flight's: the service's
+    /// answer, the shed's frames, the read's send), so their code is compiled before the axon serves rather than inside a
+    /// turn at its first overload (16–32 ms of JIT then, benchmarks/results/axon.md "Session 23, h1-firstsec"). Nothing
+    /// is counted: the service is told they are a rehearsal, and neither the budget nor calls_in_flight is consulted.
+    /// </summary>
+    internal void RehearseShed(int calls)
+    {
+        lock (_sync) _rehearse = calls;
+    }
+
+    /// <summary>
+    /// Sheds the first undecided stream of <paramref name="list"/> as a rehearsal (<see cref="RehearseShed"/>): by the
+    /// budget's answer while two or more are left to shed, by calls_in_flight's for the last. True when one was shed.
+    /// </summary>
+    private bool ShedRehearsal(List<H2Stream> list)
+    {
+        bool byLimit;
+        lock (_sync)
+        {
+            if (_rehearse <= 0) return false;
+            foreach (var s in list)
+            {
+                if (s.Phase != StreamPhase.New || s.Closed || _closed) continue;
+                s.Phase = StreamPhase.Checking;
+                _shedding.Add(s);
+                break;
+            }
+            if (_shedding.Count == 0) return false;
+            byLimit = _rehearse == 1;
+            _rehearse--;
+        }
+        if (byLimit) AnswerOverloaded(_server.Options.MaxCallsInFlight, rehearsal: true);
+        else AnswerShedding(ShedProbe.ShedBudget, rehearsal: true);
+        return true;
     }
 
     /// <summary>True when the calls of <paramref name="list"/> are alone (<see cref="Alone"/>): at most one waits for its check, and no other call is held or waits for a turn.</summary>
@@ -1595,12 +1662,12 @@ internal sealed class H2Connection
     }
 
     /// <summary>The service's answer to a call over the limit (never one that lets it through).</summary>
-    private HeaderDecision? OverloadAnswer(BittensorMethod method, int limit)
+    private HeaderDecision? OverloadAnswer(BittensorMethod method, int limit, bool rehearsal = false)
     {
         HeaderDecision? shed;
         try
         {
-            shed = _server.Service.Overloaded(method, limit);
+            shed = _server.Service.Overloaded(method, limit, rehearsal);
         }
         catch (Exception)
         {
@@ -1613,13 +1680,13 @@ internal sealed class H2Connection
     }
 
     /// <summary>The service's answer to a call shed for its wait (never one that lets it through).</summary>
-    private HeaderDecision? DelayedAnswer(BittensorMethod method)
+    private HeaderDecision? DelayedAnswer(BittensorMethod method, bool rehearsal = false)
     {
         var target = _server.Options.TargetWait;
         HeaderDecision? shed;
         try
         {
-            shed = _server.Service.Delayed(method, target);
+            shed = _server.Service.Delayed(method, target, rehearsal);
         }
         catch (Exception)
         {
@@ -1656,22 +1723,7 @@ internal sealed class H2Connection
             }
             if (_shedding.Count == 0) return false;
         }
-        try
-        {
-            foreach (var s in _shedding)
-            {
-                var shed = OverloadAnswer(s.Method, limit);
-                lock (_sync)
-                {
-                    if (ShedProbe.On) ProbeShed(s, ShedProbe.ShedInFlight);
-                    Decide(s, shed);
-                }
-            }
-        }
-        finally
-        {
-            _shedding.Clear();
-        }
+        AnswerOverloaded(limit);
         return true;
     }
 

@@ -73,6 +73,14 @@ public sealed class LeanClientTransport : IClientTransport
     /// <summary>A transport whose keep-alive runs on <paramref name="time"/> (tests drive it).</summary>
     internal LeanClientTransport(TimeProvider time) => _time = time;
 
+    /// <summary>
+    /// The local address and port of <paramref name="connection"/>'s current TCP connection (a lean client's, after its
+    /// first call), or null: how a server in this process tells that connection apart (the axon's warm-up,
+    /// <see cref="IServerBinding.RehearseShed"/>).
+    /// </summary>
+    public static System.Net.IPEndPoint? LocalEndPoint(IPeerConnection connection) =>
+        (connection as LeanPeerConnection)?.Current?.LocalEndPoint;
+
     /// <inheritdoc />
     public IPeerConnection Connect(string host, int port, BittensorChannelOptions options)
     {

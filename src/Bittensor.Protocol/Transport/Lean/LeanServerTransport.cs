@@ -272,6 +272,21 @@ internal sealed class LeanServer : IServerBinding
         lock (_connections) return [.. _connections];
     }
 
+    /// <inheritdoc />
+    public bool RehearseShed(IPEndPoint peer, int calls)
+    {
+        ArgumentNullException.ThrowIfNull(peer);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(calls);
+        foreach (var c in Connections())
+        {
+            if (c.Remote is not { } remote || remote.Port != peer.Port) continue;
+            if (!remote.Address.Equals(peer.Address) && !remote.Address.MapToIPv6().Equals(peer.Address.MapToIPv6())) continue;
+            c.RehearseShed(calls);
+            return true;
+        }
+        return false;
+    }
+
     public LeanServerTransport Owner { get; }
 
     public ServerTransportOptions Options { get; }
