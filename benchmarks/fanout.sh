@@ -221,7 +221,7 @@ for mode in $MODES; do
       [[ -n "$row" ]] || { echo "fanout.sh: no result row from the $client client:" >&2; echo "$out" >&2; exit 1; }
       grep -E '^# .*not Success' <<< "$out" >&2 || true
       grep -E '^# .*signed request header' <<< "$out" >&2 || true
-      grep -E '^# .*(GC: (pause|answer arrays)|context switches:|I/O loop per round:)' <<< "$out" | sed "s/^# /# ${client%%=*}, /" >&2 || true
+      grep -E '^# .*(GC: (pause|answer arrays)|context switches( per round by thread)?:|I/O loop per round:)' <<< "$out" | sed "s/^# /# ${client%%=*}, /" >&2 || true
       # The row: | axons | p50 | p99 | rounds/s | ok | CPU µs/answer | KB/answer | gen0/100 | axons' CPU µs/call | (2021: KB, gen0 n/a)
       IFS='|' read -r _ _ p50 p99 rps ok cpu kb gen0 server_us _ <<< "$row"
       calls=$(( (ROUNDS + WARMUP) * n ))
