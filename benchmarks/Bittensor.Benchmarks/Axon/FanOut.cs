@@ -17,7 +17,7 @@ namespace Bittensor.Benchmarks.Axon;
 /// <summary>
 /// One forward round to many axons through the dendrite (endpoint actors, Akka.Streams fan-out, every request signed
 /// with //Alice): <c>fanout [--targets host:port,…|@file] [--axons 16,64] [--rounds 50] [--warmup 5] [--shape 1,8]
-/// [--network_dim 1024] [--timeout 30] [--parallelism 256] [--pids p,…] [--signature_reuse ms] [--sign_ahead 0|1] [--transport lean|grpc] [--io batch|loop|sockets] [--dispatcher loop|pool] [--sign_ahead_on pool] [--batch_chunk 16]</c>
+/// [--network_dim 1024] [--timeout 30] [--parallelism 256] [--pids p,…] [--signature_reuse ms] [--sign_ahead 0|1] [--transport lean|grpc] [--io batch|loop|sockets] [--dispatcher loop|pool] [--sign_ahead_on pool] [--loop_runs 64] [--batch_chunk 16]</c>
 /// (the last three: the dendrite's <c>signature_reuse</c>, 0 = sign every call, <c>sign_ahead</c> and <c>transport</c>; without them the
 /// reference configuration's values).
 /// With <c>--targets</c> the axons run elsewhere (other processes: benchmarks/fanout.sh) and each count N in
@@ -94,6 +94,7 @@ internal static partial class FanOutLoad
             if (opts.Has("transport")) settings = (settings with { Transport = opts.Get("transport", "lean") }).Validate();
             if (opts.Has("io")) settings = (settings with { Io = opts.Get("io", "sockets") }).Validate();
             if (opts.Has("dispatcher")) settings = (settings with { Dispatcher = opts.Get("dispatcher", "loop") }).Validate();
+            if (opts.Has("loop_runs")) Bittensor.Protocol.Lean.ClientIoLoop.RunsPerTurn = int.Parse(opts.Get("loop_runs", "64"), CultureInfo.InvariantCulture);
             if (opts.Has("batch_chunk")) Bittensor.Protocol.SendBatch.Chunk = int.Parse(opts.Get("batch_chunk", "16"), CultureInfo.InvariantCulture);
             Console.WriteLine($"# dendrite transport: {settings.Transport}, io {settings.Io}, dispatcher {settings.Dispatcher}, sign_ahead {(settings.SignAhead ? "on" : "off")}");
             // --sign_ahead_on pool: the dendrite's signing ahead as a thread-pool work item even with its actors on the I/O loop.

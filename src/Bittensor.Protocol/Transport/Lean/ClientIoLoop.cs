@@ -100,7 +100,7 @@ internal sealed partial class ClientIoLoop
     /// Most queued runs (<see cref="Post"/>) one turn of the loop runs before it looks at its sockets again (without waiting
     /// when runs are left): work posted here never holds the connections' reads for longer than this many runs.
     /// </summary>
-    internal const int RunsPerTurn = 64;
+    internal static int RunsPerTurn { get; set; } = 64; // benchmarks set it (fanout --loop_runs)
 
     /// <summary>Runs the loop thread made of posted work so far (tests and benchmarks).</summary>
     internal long Runs => Interlocked.Read(ref _runsDone);
