@@ -5,7 +5,7 @@
 # `--targets @file`. `[1,16]` token ids -> `[1,16,1024]` float32 answers. For every verification mode and axon count it
 # prints one markdown row: round time p50/p99 from the harness; the client's CPU per answered request over the measured
 # rounds (the harness reads /proc/self/stat), and over its whole run per call made (start-up, JIT and warm-up rounds
-# included: an upper bound, from /usr/bin/time); bytes allocated and gen-0 GCs (and, on stderr, the GC pause and the context switches of all its threads per answer); the queried axons' CPU per call
+# included: an upper bound, from /usr/bin/time); bytes allocated and gen-0 GCs (and, on stderr, the GC pause and the context switches of all its threads per answer, and per round by thread name); the queried axons' CPU per call
 # (utime + stime summed over their processes from /proc/<pid>/stat by the harness, over the measured rounds) and the
 # summed RSS of all axon processes.
 #
