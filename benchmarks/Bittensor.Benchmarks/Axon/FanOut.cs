@@ -17,7 +17,7 @@ namespace Bittensor.Benchmarks.Axon;
 /// <summary>
 /// One forward round to many axons through the dendrite (endpoint actors, Akka.Streams fan-out, every request signed
 /// with //Alice): <c>fanout [--targets host:port,…|@file] [--axons 16,64] [--rounds 50] [--warmup 5] [--shape 1,8]
-/// [--network_dim 1024] [--timeout 30] [--parallelism 256] [--pids p,…] [--signature_reuse ms] [--sign_ahead 0|1] [--transport lean|grpc] [--io batch|loop|sockets] [--batch_chunk 16]</c>
+/// [--network_dim 1024] [--timeout 30] [--parallelism 256] [--pids p,…] [--signature_reuse ms] [--sign_ahead 0|1] [--transport lean|grpc] [--io batch|loop|sockets] [--dispatcher loop|pool] [--sign_ahead_on pool] [--loop_runs 64] [--batch_chunk 16]</c>
 /// (the last three: the dendrite's <c>signature_reuse</c>, 0 = sign every call, <c>sign_ahead</c> and <c>transport</c>; without them the
 /// reference configuration's values).
 /// With <c>--targets</c> the axons run elsewhere (other processes: benchmarks/fanout.sh) and each count N in
@@ -93,9 +93,15 @@ internal static partial class FanOutLoad
             if (opts.Has("sign_ahead")) settings = settings with { SignAhead = opts.Get("sign_ahead", "1") is not ("0" or "off" or "false") };
             if (opts.Has("transport")) settings = (settings with { Transport = opts.Get("transport", "lean") }).Validate();
             if (opts.Has("io")) settings = (settings with { Io = opts.Get("io", "sockets") }).Validate();
+            if (opts.Has("dispatcher")) settings = (settings with { Dispatcher = opts.Get("dispatcher", "loop") }).Validate();
+            if (opts.Has("loop_runs")) Bittensor.Protocol.Lean.ClientIoLoop.RunsPerTurn = int.Parse(opts.Get("loop_runs", "64"), CultureInfo.InvariantCulture);
             if (opts.Has("batch_chunk")) Bittensor.Protocol.SendBatch.Chunk = int.Parse(opts.Get("batch_chunk", "16"), CultureInfo.InvariantCulture);
-            Console.WriteLine($"# dendrite transport: {settings.Transport}, io {settings.Io}, sign_ahead {(settings.SignAhead ? "on" : "off")}");
-            var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, new KeyPairRequestSigner(key), settings);
+            Console.WriteLine($"# dendrite transport: {settings.Transport}, io {settings.Io}, dispatcher {settings.Dispatcher}, sign_ahead {(settings.SignAhead ? "on" : "off")}");
+            // --sign_ahead_on pool: the dendrite's signing ahead as a thread-pool work item even with its actors on the I/O loop.
+            var options = opts.Get("sign_ahead_on", "") == "pool"
+                ? new DendriteOptions { SignAheadRunner = static work => ThreadPool.UnsafeQueueUserWorkItem(static w => _ = w(), work, preferLocal: false) }
+                : null;
+            var dendrite = new Bittensor.Actors.Dendrite.Dendrite(system, new KeyPairRequestSigner(key), settings, options);
             var tokens = new long[shape[0], shape[1]];
             for (var s = 0; s < shape[1]; s++) tokens[0, s] = s + 1;
             foreach (var n in counts)
@@ -122,6 +128,8 @@ internal static partial class FanOutLoad
                 var servers0 = ServersCpuTicks(serverPids);
                 var cpu0 = CpuTime();
                 var switches0 = SocketFloor.ContextSwitches();
+                var byThread0 = SwitchesByThread();
+                var loopRuns0 = LoopRuns();
                 var onLoop = settings.Io is "loop" or "batch" && Bittensor.Protocol.Lean.ClientIoLoop.Supported;
                 var loop = onLoop ? Bittensor.Protocol.Lean.ClientIoLoop.Shared : null;
                 var (wakeups0, wakeWrites0, flushes0) = loop is null ? (0L, 0L, 0L) : (loop.Wakeups, loop.WakeWrites, loop.BatchFlushes);
@@ -145,6 +153,8 @@ internal static partial class FanOutLoad
                 var wall = total.Elapsed.TotalSeconds;
                 var cpu = CpuTime() - cpu0;
                 var switches = SocketFloor.ContextSwitches() - switches0;
+                var byThread = SwitchesByThread();
+                var loopRuns = LoopRuns() - loopRuns0;
                 var serversUs = serverPids.Length == 0 ? double.NaN : (ServersCpuTicks(serverPids) - servers0) * 1e6 / ClockTicksPerSecond / (rounds * n);
                 var allocated = GC.GetTotalAllocatedBytes(false) - alloc0;
                 var collections = GC.CollectionCount(0) - gen0;
@@ -160,9 +170,12 @@ internal static partial class FanOutLoad
                 // As socket-floor counts them: voluntary + involuntary switches of the threads alive at both readings.
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"# {n} axons, context switches: {(ok > 0 ? switches / (double)ok : double.NaN):F2} per answer, {(double)switches / rounds:F1} per round (all threads, /proc/self/task)"));
+                // Which threads switched (voluntary / involuntary, per round), by thread name: threads alive at both readings.
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"# {n} axons, context switches per round by thread: {string.Join(", ", byThread.Where(t => byThread0.ContainsKey(t.Key)).Select(t => (Name: t.Value.Name, Vol: t.Value.Vol - byThread0[t.Key].Vol, Invol: t.Value.Invol - byThread0[t.Key].Invol)).GroupBy(t => t.Name).Select(g => (Name: g.Key, Threads: g.Count(), Vol: g.Sum(t => t.Vol), Invol: g.Sum(t => t.Invol))).Where(g => g.Vol + g.Invol > 0).OrderByDescending(g => g.Vol + g.Invol).Select(g => $"{g.Name} x{g.Threads} {g.Vol / (double)rounds:F1}/{g.Invol / (double)rounds:F1}"))}"));
                 if (loop is not null)
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"# {n} axons, I/O loop per round: {(loop.Wakeups - wakeups0) / (double)rounds:F1} wake-ups, {(loop.WakeWrites - wakeWrites0) / (double)rounds:F2} eventfd writes, {(loop.BatchFlushes - flushes0) / (double)rounds:F2} outbox flushes ({loop.FallbackFlushes} by the fallback timer, whole run)"));
+                        $"# {n} axons, I/O loop per round: {(loop.Wakeups - wakeups0) / (double)rounds:F1} wake-ups, {(loop.WakeWrites - wakeWrites0) / (double)rounds:F2} eventfd writes, {(loop.BatchFlushes - flushes0) / (double)rounds:F2} outbox flushes ({loop.FallbackFlushes} by the fallback timer, whole run), {loopRuns / (double)rounds:F1} mailbox runs on its thread"));
                 // The lean client's answers received from the socket straight into the results' arrays (AnswerLanding),
                 // the rest copied there from its read buffer (docs/axon.md "Answer landing").
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -183,6 +196,35 @@ internal static partial class FanOutLoad
         }
         Console.WriteLine($"# done, load average {LoadAverage()}");
         return 0;
+    }
+
+    // The client I/O loop's posted runs so far (the dendrite's actors on its thread), 0 when it is not in use.
+    private static long LoopRuns() =>
+        Bittensor.Protocol.Lean.ClientIoLoop.Supported ? Bittensor.Protocol.Lean.ClientIoLoop.Shared.Runs : 0;
+
+    // Voluntary and involuntary context switches of each thread of this process, by thread id, with its name.
+    private static Dictionary<string, (string Name, long Vol, long Invol)> SwitchesByThread()
+    {
+        var threads = new Dictionary<string, (string Name, long Vol, long Invol)>(StringComparer.Ordinal);
+        foreach (var dir in Directory.EnumerateDirectories("/proc/self/task"))
+        {
+            try
+            {
+                var name = File.ReadAllText(Path.Combine(dir, "comm")).Trim();
+                long vol = 0, invol = 0;
+                foreach (var line in File.ReadLines(Path.Combine(dir, "status")))
+                {
+                    if (line.StartsWith("voluntary_ctxt_switches:", StringComparison.Ordinal)) vol = long.Parse(line[(line.IndexOf(':') + 1)..].Trim(), CultureInfo.InvariantCulture);
+                    else if (line.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal)) invol = long.Parse(line[(line.IndexOf(':') + 1)..].Trim(), CultureInfo.InvariantCulture);
+                }
+                threads[Path.GetFileName(dir)] = (name, vol, invol);
+            }
+            catch (IOException)
+            {
+                // a thread that ended meanwhile
+            }
+        }
+        return threads;
     }
 
     // Median over 5 runs of 500 headers of the thread CPU time per header (tier-1 code after a 500-header warm-up).

@@ -117,6 +117,7 @@ public sealed class Dendrite
         _codec = codec;
         _tokenizer = tokenizer;
         _time = options?.Time ?? TimeProvider.System;
+        if (DendriteDispatcher.OnLoop(settings, options?.Transport)) DendriteDispatcher.Ensure(system);
         _actor = system.ActorOf(DendriteActor.Props(settings, signer, options), $"dendrite-{Guid.NewGuid():N}");
     }
 

@@ -60,7 +60,12 @@ public sealed class DendriteActor : UntypedActor, IWithTimers
         // Nonces use the real wall clock (the peers check them against their own), never the injected test clock.
         // With sign_ahead, rounds that follow each other find their signed value made while the last one's answers came.
         _outcomeHold = options.OutcomeHold ?? DefaultOutcomeHold;
-        _signatures = new SharedRequestSignatures(signer, settings.SignatureReuse, signAhead: settings.SignAhead, background: options.SignAheadRunner);
+        // On the loop dispatcher the next round's value is signed on the loop's thread too, after the round's last request
+        // went out (the endpoint actor that sent it posts the signing there): no pool worker woken per round for it.
+        var onLoop = DendriteDispatcher.OnLoop(settings, options.Transport);
+        if (onLoop) DendriteDispatcher.Ensure(Context.System);
+        var signAhead = options.SignAheadRunner ?? (onLoop ? DendriteDispatcher.SignAheadOnLoop : null);
+        _signatures = new SharedRequestSignatures(signer, settings.SignatureReuse, signAhead: settings.SignAhead, background: signAhead);
     }
 
     /// <summary>Props of a dendrite signing with <paramref name="signer"/>.</summary>
@@ -69,7 +74,9 @@ public sealed class DendriteActor : UntypedActor, IWithTimers
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(signer);
         settings.Validate();
-        return FactoryProps.For(() => new DendriteActor(settings, signer, options ?? DendriteOptions.Default));
+        // bittensor.dendrite.dispatcher = loop (with the connections on the client's I/O loop): this actor and its endpoint
+        // actors run on the loop's thread (ClientIoLoopExecutorConfigurator).
+        return DendriteDispatcher.Apply(FactoryProps.For(() => new DendriteActor(settings, signer, options ?? DendriteOptions.Default)), settings, options?.Transport);
     }
 
     /// <summary>Sends <paramref name="Request"/> to the endpoint; the reply (<see cref="EndpointReply"/>) goes to the sender.</summary>
@@ -235,9 +242,9 @@ public sealed class DendriteActor : UntypedActor, IWithTimers
         }
         Evict();
         var random = _options.Random?.Invoke() ?? new Random();
-        var actor = Context.ActorOf(
+        var actor = Context.ActorOf(DendriteDispatcher.Apply(
             EndpointActor.Props(info, _settings, _signer, _options.Time ?? TimeProvider.System, random, _options.Transport ?? _settings.ClientTransport,
-                _signatures), $"endpoint-{_names++}");
+                _signatures), _settings, _options.Transport), $"endpoint-{_names++}");
         Context.Watch(actor);
         _endpoints[info.Hotkey] = new Entry(actor, info, _lru.AddLast(info.Hotkey));
         return actor;

@@ -82,6 +82,15 @@ public sealed record DendriteSettings
     public string Io { get; init; } = "sockets";
 
     /// <summary>
+    /// Where the dendrite's actors (the dendrite actor and its endpoint actors) run: <c>loop</c> (their mailboxes on the
+    /// client's I/O loop's thread, the thread that reads the answers, when the lean connections are on it:
+    /// <see cref="Io"/> <c>loop</c> or <c>batch</c>; otherwise, and with the grpc transport, Akka's default dispatcher)
+    /// or <c>pool</c> (Akka's default dispatcher, the thread pool, always). Each endpoint stays its own actor with its own
+    /// mailbox, queue, backoff and deadlines either way.
+    /// </summary>
+    public string Dispatcher { get; init; } = "loop";
+
+    /// <summary>
     /// Keep-alive: an HTTP/2 PING once nothing has come from the axon for this long while a call is open on the
     /// connection (also when none is, with <see cref="KeepAliveWithoutCalls"/>); zero: no pings. A pooled connection that
     /// went quiet longer than this is checked by the first call that uses it. At least 10s (gRPC clients' floor).
@@ -128,6 +137,7 @@ public sealed record DendriteSettings
             SignAhead = c.Bool("sign_ahead"),
             Transport = c.String("transport"),
             Io = c.String("io"),
+            Dispatcher = c.String("dispatcher"),
             KeepAliveTime = c.Duration("keepalive_time"),
             KeepAliveTimeout = c.Duration("keepalive_timeout"),
             KeepAliveWithoutCalls = c.Bool("keepalive_without_calls"),
@@ -155,6 +165,7 @@ public sealed record DendriteSettings
             "must be between 0 and 1s");
         HoconSection.Require(Transport is "lean" or "grpc", "bittensor.dendrite.transport", Transport, "must be lean or grpc");
         HoconSection.Require(Io is "batch" or "loop" or "sockets", "bittensor.dendrite.io", Io, "must be batch, loop or sockets");
+        HoconSection.Require(Dispatcher is "loop" or "pool", "bittensor.dendrite.dispatcher", Dispatcher, "must be loop or pool");
         HoconSection.Require(KeepAliveTime == TimeSpan.Zero || (KeepAliveTime >= TimeSpan.FromSeconds(10) && KeepAliveTime <= TimeSpan.FromDays(1)),
             "bittensor.dendrite.keepalive_time", KeepAliveTime, "must be 0s (no pings) or between 10s and 1d");
         HoconSection.Require(KeepAliveTimeout >= TimeSpan.FromSeconds(1) && KeepAliveTimeout <= TimeSpan.FromHours(1), "bittensor.dendrite.keepalive_timeout",

@@ -4,7 +4,8 @@ namespace Bittensor.Cli.Commands;
 
 /// <summary>
 /// The dendrite's connection flags: keep-alive (<c>bittensor.dendrite.keepalive_*</c>; docs/axon.md, "Keep-alive pings")
-/// and how the lean client's connections wait (<c>bittensor.dendrite.io</c>; docs/axon.md, "The client's own I/O loop").
+/// and how the lean client's connections wait (<c>bittensor.dendrite.io</c>; docs/axon.md, "The client's own I/O loop") and
+/// where the dendrite's actors run (<c>bittensor.dendrite.dispatcher</c>).
 /// </summary>
 internal sealed class DendriteKeepAliveFlags
 {
@@ -26,10 +27,15 @@ internal sealed class DendriteKeepAliveFlags
         Description = "How the lean client's connections wait: loop (its own epoll thread, Linux x86-64), batch (the loop, a round's requests sent by its thread in one pass) or sockets (.NET's socket engine) (bittensor.dendrite.io)",
     };
 
+    private readonly Option<string?> _dispatcher = new("--dendrite.dispatcher")
+    {
+        Description = "Where the dendrite's actors run: loop (on the client I/O loop's thread, with --dendrite.io loop or batch) or pool (Akka's default dispatcher) (bittensor.dendrite.dispatcher)",
+    };
+
     /// <summary>Adds the flags to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { _time, _timeout, _withoutCalls, _io }) command.Options.Add(o);
+        foreach (var o in new Option[] { _time, _timeout, _withoutCalls, _io, _dispatcher }) command.Options.Add(o);
     }
 
     /// <summary>The flags given, as dotted HOCON keys for <see cref="CliConfig.Load"/>.</summary>
@@ -39,5 +45,6 @@ internal sealed class DendriteKeepAliveFlags
         ("bittensor.dendrite.keepalive_timeout", parse.GetValue(_timeout)),
         ("bittensor.dendrite.keepalive_without_calls", parse.GetValue(_withoutCalls)),
         ("bittensor.dendrite.io", parse.GetValue(_io)),
+        ("bittensor.dendrite.dispatcher", parse.GetValue(_dispatcher)),
     ];
 }

@@ -182,6 +182,20 @@ public sealed class CliConfigLayeringTests : IDisposable
     }
 
     [Fact]
+    public async Task Dendrite_dispatcher_comes_from_the_config_file_and_the_dispatcher_flag_beats_it()
+    {
+        var file = Config("dispatcher", $"bittensor {{ localnet.path = \"{Dir("dispatcher-net")}\", dendrite {{ dispatcher = fibers, keepalive_timeout = 0s }} }}");
+        AssertOneErrorLineNaming(await Btcli("query", "--endpoint", "127.0.0.1:1", "--text", "hi", "--uri", "//Alice", "--config", file),
+            "bittensor.dendrite.dispatcher");
+        AssertOneErrorLineNaming(await Btcli("query", "--endpoint", "127.0.0.1:1", "--text", "hi", "--uri", "//Alice", "--config", file,
+            "--dendrite.dispatcher", "pool"), "bittensor.dendrite.keepalive_timeout");
+        AssertOneErrorLineNaming(await Btcli("run", "validator", "--netuid", "1", "--config", file), "bittensor.dendrite.dispatcher");
+        AssertOneErrorLineNaming(await Btcli("run", "validator", "--netuid", "1", "--config", file, "--dendrite.dispatcher", "loop"),
+            "bittensor.dendrite.keepalive_timeout");
+        Assert.False(Directory.Exists(Dir("dispatcher-net")), "nothing starts before every setting is valid");
+    }
+
+    [Fact]
     public async Task A_weights_lead_below_2_stops_the_validator_and_the_demo_before_anything_starts()
     {
         // Weights set 1 block before an epoch land in the epoch's own block, whose epoch runs before its calls.

@@ -90,6 +90,73 @@ internal sealed partial class ClientIoLoop
     private List<Registration> _flushing = new(64);
     private readonly HashSet<SendBatch> _openBatches = []; // batches holding queued registrations (the fallback's)
 
+    // Work run on the loop thread (Post): an Akka dispatcher's mailbox runs (the dendrite's actors, bittensor.dendrite.dispatcher
+    // = loop), so that the thread that reads an answer also runs the actor that handles it and writes the next call.
+    private readonly System.Collections.Concurrent.ConcurrentQueue<(Action<object?> Work, object? State)> _runs = new();
+    private int _threadId = -1; // the loop thread's managed id
+    private bool _flushDue; // loop thread only: a write queued by the loop thread itself (batch) waits for this turn's flush
+
+    /// <summary>
+    /// Most queued runs (<see cref="Post"/>) one turn of the loop runs before it looks at its sockets again (without waiting
+    /// when runs are left): work posted here never holds the connections' reads for longer than this many runs.
+    /// </summary>
+    internal static int RunsPerTurn { get; set; } = 64; // benchmarks set it (fanout --loop_runs)
+
+    /// <summary>Runs the loop thread made of posted work so far (tests and benchmarks).</summary>
+    internal long Runs => Interlocked.Read(ref _runsDone);
+
+    private long _runsDone;
+
+    /// <summary>Turns that left posted work for the next one (<see cref="RunsPerTurn"/> reached), tests.</summary>
+    internal long RunTurnsCut => Interlocked.Read(ref _runTurnsCut);
+
+    private long _runTurnsCut;
+
+    /// <summary>True on the loop's own thread.</summary>
+    public bool IsLoopThread => Environment.CurrentManagedThreadId == Volatile.Read(ref _threadId);
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on the loop thread, after the socket events of its current turn (or at once when it
+    /// waits): from the loop thread itself without any system call, from another thread with one eventfd write unless a
+    /// wake is pending. Work runs in order of posting, at most <see cref="RunsPerTurn"/> per turn, and like every
+    /// continuation on this thread it must be short and never block (it holds every connection's reads meanwhile).
+    /// An exception thrown by <paramref name="work"/> is not caught (as for a thread-pool work item).
+    /// </summary>
+    public unsafe void Post(Action<object?> work, object? state)
+    {
+        if (Volatile.Read(ref _broken) != 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(work, state, preferLocal: false); // the loop stopped: the pool runs it
+            return;
+        }
+        _runs.Enqueue((work, state));
+        if (Volatile.Read(ref _broken) != 0)
+        {
+            // The loop stopped while this was queued: whatever it did not take goes to the pool.
+            while (_runs.TryDequeue(out var run)) ThreadPool.UnsafeQueueUserWorkItem(run.Work, run.State, preferLocal: false);
+            return;
+        }
+        if (Environment.CurrentManagedThreadId == _threadId) return; // the loop runs its queue before it next waits
+        if (Interlocked.Exchange(ref _wakePending, 1) != 0) return;
+        Interlocked.Increment(ref _wakeWrites);
+        ulong one = 1;
+        Write(_wake, (byte*)&one, 8);
+    }
+
+    // On the loop thread: runs what was posted, at most RunsPerTurn.
+    private void RunPosted()
+    {
+        var ran = 0;
+        while (ran < RunsPerTurn && _runs.TryDequeue(out var run))
+        {
+            run.Work(run.State);
+            ran++;
+        }
+        if (ran == 0) return;
+        Interlocked.Add(ref _runsDone, ran);
+        if (ran == RunsPerTurn && !_runs.IsEmpty) Interlocked.Increment(ref _runTurnsCut);
+    }
+
     private unsafe ClientIoLoop()
     {
         _epoll = EpollCreate1(0x80000); // EPOLL_CLOEXEC
@@ -115,7 +182,7 @@ internal sealed partial class ClientIoLoop
 
     private long _fallbackFlushes;
 
-    /// <summary>Eventfd writes made to wake the loop for a flush (one per batch, or per unbatched send), tests and benchmarks.</summary>
+    /// <summary>Eventfd writes made to wake the loop (a flush: one per batch, or per unbatched send; work posted from another thread), tests and benchmarks.</summary>
     internal long WakeWrites => Interlocked.Read(ref _wakeWrites);
 
     private long _wakeWrites;
@@ -161,9 +228,17 @@ internal sealed partial class ClientIoLoop
         Wake();
     }
 
-    /// <summary>Wakes the loop to flush every queued outbox (one eventfd write while none is pending).</summary>
+    /// <summary>
+    /// Wakes the loop to flush every queued outbox (one eventfd write while none is pending). On the loop thread itself no
+    /// write is made: the loop flushes before it next waits.
+    /// </summary>
     internal unsafe void Wake()
     {
+        if (Environment.CurrentManagedThreadId == _threadId)
+        {
+            _flushDue = true;
+            return;
+        }
         if (Interlocked.Exchange(ref _wakePending, 1) != 0) return;
         Interlocked.Increment(ref _wakeWrites);
         ulong one = 1;
@@ -235,9 +310,11 @@ internal sealed partial class ClientIoLoop
     {
         const int Max = 256;
         var events = stackalloc EpollEvent[Max];
+        Volatile.Write(ref _threadId, Environment.CurrentManagedThreadId);
         while (true)
         {
-            var n = EpollWait(_epoll, events, Max, -1);
+            // Posted work left over (RunsPerTurn reached): look at the sockets without waiting, then run more.
+            var n = EpollWait(_epoll, events, Max, _runs.IsEmpty ? -1 : 0);
             if (n < 0)
             {
                 var error = Marshal.GetLastPInvokeError();
@@ -248,10 +325,12 @@ internal sealed partial class ClientIoLoop
                 Registration[] all;
                 lock (_lock)
                 {
-                    _broken = error;
+                    Volatile.Write(ref _broken, error);
                     all = [.. _registrations.Values];
                 }
                 foreach (var r in all) r.Close();
+                // Posted work goes to the thread pool from now on (Post checks _broken), and so does what is queued.
+                while (_runs.TryDequeue(out var run)) ThreadPool.UnsafeQueueUserWorkItem(run.Work, run.State, preferLocal: false);
                 return;
             }
             Interlocked.Increment(ref _wakeups);
@@ -277,8 +356,15 @@ internal sealed partial class ClientIoLoop
                 lock (_lock) _registrations.TryGetValue(id, out r);
                 r?.Fire(events[k].Events);
             }
+            // Posted work (the dendrite's actors on this thread): after the answers above were read, before the flush, so
+            // that the requests they queue (io = batch) go out in this turn's one pass.
+            RunPosted();
             // The round's requests go out here, on this thread, in one pass.
-            if (flush) FlushDirty();
+            if (flush || _flushDue)
+            {
+                _flushDue = false;
+                FlushDirty();
+            }
         }
     }
 

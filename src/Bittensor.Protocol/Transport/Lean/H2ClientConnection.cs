@@ -372,6 +372,9 @@ internal sealed partial class H2ClientConnection : IDisposable
                             _streams[s.Id] = s;
                             if (_streams.Count > _peakStreams) _peakStreams = _streams.Count;
                             length = WriteHeaders(buffer, s.Id, blockAt, blockLength);
+                            // Tests and the fan-out harness: a request written by the I/O loop's own thread (the dendrite's
+                            // actors on it, bittensor.dendrite.dispatcher = loop).
+                            if (_io is not null && ClientIoLoop.Shared.IsLoopThread) Interlocked.Increment(ref _portCounters.LoopThreadRequests);
                         }
                         else if (!_streams.ContainsKey(s.Id))
                         {

@@ -51,6 +51,7 @@ public sealed class LeanClientTransport : IClientTransport
     {
         internal long Landed;
         internal long HeadReads;
+        internal long LoopThreadRequests;
     }
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, PortCounters> s_countersByPort = new();
@@ -62,6 +63,9 @@ public sealed class LeanClientTransport : IClientTransport
 
     /// <summary>Answers from <paramref name="port"/> whose head, landed floats and tail came in one receive at a frame start (tests; process-wide by port number, so compare before and after).</summary>
     internal static long HeadReadsFrom(int port) => s_countersByPort.TryGetValue(port, out var c) ? Interlocked.Read(ref c.HeadReads) : 0;
+
+    /// <summary>Requests to <paramref name="port"/> whose HEADERS the client I/O loop's own thread wrote (the dendrite's actors on that thread: <c>bittensor.dendrite.dispatcher = loop</c>; tests; process-wide by port number, so compare before and after).</summary>
+    internal static long LoopThreadRequestsTo(int port) => s_countersByPort.TryGetValue(port, out var c) ? Interlocked.Read(ref c.LoopThreadRequests) : 0;
 
     private readonly TimeProvider _time;
 
