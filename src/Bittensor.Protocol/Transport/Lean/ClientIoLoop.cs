@@ -313,8 +313,9 @@ internal sealed partial class ClientIoLoop
         Volatile.Write(ref _threadId, Environment.CurrentManagedThreadId);
         while (true)
         {
-            // Posted work left over (RunsPerTurn reached): look at the sockets without waiting, then run more.
-            var n = EpollWait(_epoll, events, Max, _runs.IsEmpty ? -1 : 0);
+            // Posted work left over (RunsPerTurn reached), or a flush asked for on this thread after the last one (Wake
+            // makes no eventfd write here): look at the sockets without waiting, then run and flush.
+            var n = EpollWait(_epoll, events, Max, _runs.IsEmpty && !_flushDue ? -1 : 0);
             if (n < 0)
             {
                 var error = Marshal.GetLastPInvokeError();
