@@ -22,12 +22,20 @@ dotnet test Bittensor.Actors.sln -c Release "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 if (( rc != 0 )); then
+  # A test's name may hold spaces (a theory's arguments), so a failed line is "  Failed <anything> [<duration>]".
+  export failed='^  Failed [A-Za-z_].* \[[^]]*\]$'
   echo
   echo "test.sh: dotnet test exited with $rc. The start of each failed test's message:"
-  awk '/^  Failed [A-Za-z_][^ ]* \[/ { p = 1; n = 0 }
+  awk '$0 ~ ENVIRON["failed"] { p = 1; n = 0 }
        p && /^  (Stack Trace|Standard Output Messages):/ { p = 0 }
        p && n < 8 { print substr($0, 1, 240); n++ }' "$log"
+  echo "test.sh: each test assembly's result:"
+  grep -E "^(Test Run (Successful|Failed|Aborted)\.|Total tests: |     (Passed|Failed): )|\.dll \(\.NETCoreApp" "$log" \
+    | sed -E 's/^Test run for .*\/([^/]+\.dll) .*/\1/' | paste -sd' ' | sed -E 's/ (Bittensor)/\n\1/g' | cut -c1-200 || true
+  echo "test.sh: aborts, crashes and build errors:"
+  grep -E "Test Run Aborted|test run was aborted|Test host process crashed|[Cc]atastrophic failure|: error [A-Z]+[0-9]+|Build FAILED" "$log" \
+    | sort -u | head -20 | cut -c1-300 || true
   echo "test.sh: the failed tests:"
-  grep -E "^  Failed [A-Za-z_][^ ]* \[" "$log" || echo "  (none named: the run failed outside a test; see above)"
+  grep -E "$failed" "$log" | sort -u || echo "  (none named: the run failed outside a test; see above)"
 fi
 exit "$rc"

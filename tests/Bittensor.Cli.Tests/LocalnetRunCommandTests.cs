@@ -27,7 +27,7 @@ public sealed class LocalnetRunCommandTests : IDisposable
     [Fact]
     public async Task Localnet_run_with_blocks_produces_that_many_blocks_and_exits_zero()
     {
-        var code = await CliApp.RunAsync(Root(), ["localnet", "run", "--blocks", "3", "--block_time", "0.01", "--localnet.path", _dir]);
+        var code = await CliApp.RunAsync(Root(), ["localnet", "run", "--no_rpc", "--blocks", "3", "--block_time", "0.01", "--localnet.path", _dir]);
         Assert.Equal(0, code);
         await using var chain = Localnet.Open(new LocalnetOptions { Path = _dir });
         Assert.Equal(3UL, chain.BlockNumber);
@@ -36,7 +36,7 @@ public sealed class LocalnetRunCommandTests : IDisposable
     [Fact]
     public async Task A_block_time_of_zero_produces_the_blocks_back_to_back()
     {
-        Assert.Equal(0, await CliApp.RunAsync(Root(), ["localnet", "run", "--blocks", "25", "--block_time", "0", "--localnet.path", _dir]));
+        Assert.Equal(0, await CliApp.RunAsync(Root(), ["localnet", "run", "--no_rpc", "--blocks", "25", "--block_time", "0", "--localnet.path", _dir]));
         await using var chain = Localnet.Open(new LocalnetOptions { Path = _dir });
         Assert.Equal(25UL, chain.BlockNumber);
     }
@@ -48,13 +48,13 @@ public sealed class LocalnetRunCommandTests : IDisposable
         var e = await Assert.ThrowsAsync<CliException>(() =>
             LocalnetChainCommands.RunAsync(_dir, "default", TimeSpan.FromMilliseconds(10), 1, CancellationToken.None));
         Assert.Equal($"localnet at {_dir} is in use by PID {Environment.ProcessId}", e.Message);
-        Assert.Equal(1, await CliApp.RunAsync(Root(), ["localnet", "run", "--blocks", "1", "--localnet.path", _dir]));
+        Assert.Equal(1, await CliApp.RunAsync(Root(), ["localnet", "run", "--no_rpc", "--blocks", "1", "--localnet.path", _dir]));
     }
 
     [Fact]
     public async Task Localnet_reset_starts_a_new_genesis_and_refuses_a_missing_folder()
     {
-        Assert.Equal(0, await CliApp.RunAsync(Root(), ["localnet", "run", "--blocks", "2", "--block_time", "0.01", "--localnet.path", _dir]));
+        Assert.Equal(0, await CliApp.RunAsync(Root(), ["localnet", "run", "--no_rpc", "--blocks", "2", "--block_time", "0.01", "--localnet.path", _dir]));
         Assert.Equal(0, await CliApp.RunAsync(Root(), ["localnet", "reset", "--localnet.path", _dir]));
         await using (var chain = Localnet.Open(new LocalnetOptions { Path = _dir })) Assert.Equal(0UL, chain.BlockNumber);
         Assert.Equal(1, await CliApp.RunAsync(Root(), ["localnet", "reset", "--localnet.path", _dir + "-missing"]));
@@ -66,7 +66,7 @@ public sealed class LocalnetRunCommandTests : IDisposable
     [InlineData("5000")]
     public async Task A_block_time_out_of_range_is_a_user_error(string seconds)
     {
-        Assert.Equal(1, await CliApp.RunAsync(Root(), ["localnet", "run", "--block_time", seconds, "--localnet.path", _dir]));
+        Assert.Equal(1, await CliApp.RunAsync(Root(), ["localnet", "run", "--no_rpc", "--block_time", seconds, "--localnet.path", _dir]));
     }
 
     [Theory]

@@ -57,7 +57,7 @@ public sealed class CrashTests : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { BtcliDll, "localnet", "run", "--localnet.path", _dir, "--block_time", "0.05" }) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { BtcliDll, "localnet", "run", "--no_rpc", "--localnet.path", _dir, "--block_time", "0.05" }) psi.ArgumentList.Add(a);
         var target = start + 30; // several epochs (tempo 4) run in the child
         // The child prints "#N <hash>" for each block after committing it to disk (Localnet commits, then notifies).
         var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -64,10 +64,10 @@ public sealed class ChainCliTests : IDisposable
         Assert.All(before.GetProperty("neurons").EnumerateArray(), n => Assert.Equal(0.0, n.GetProperty("incentive").GetDouble()));
 
         // A validator needs a permit (handed out by an epoch) to weight others; tempo is 360 blocks on a new subnet.
-        Ran(await Btcli("localnet", "run", "--blocks", "362", "--block_time", "0.001"));
+        Ran(await Btcli("localnet", "run", "--no_rpc", "--blocks", "362", "--block_time", "0.001"));
         var set = Ok(await AsOwner("h1", "weights", "set", "--netuid", netuid, "--uids", "0,1", "--weights", "0.5,0.5", "--json"));
         Assert.Equal(new[] { 65535, 65535 }, set.GetProperty("weights").EnumerateArray().Select(e => e.GetInt32()));
-        Ran(await Btcli("localnet", "run", "--blocks", "362", "--block_time", "0.001"));
+        Ran(await Btcli("localnet", "run", "--no_rpc", "--blocks", "362", "--block_time", "0.001"));
 
         var after = Ok(await Btcli("metagraph", "--netuid", netuid, "--json"));
         var neurons = after.GetProperty("neurons").EnumerateArray().ToArray();
@@ -113,7 +113,7 @@ public sealed class ChainCliTests : IDisposable
         Ok(await AsOwner("h1", "register", "--netuid", netuid, "--json"));
         // With --netuid, as on a dynamic-TAO runtime: the localnet keeps one stake per hotkey and drops it.
         Ok(await AsOwner("h1", "stake", "add", "--amount", "10", "--netuid", netuid, "--json"));
-        Ran(await Btcli("localnet", "run", "--blocks", "361", "--block_time", "0.001")); // one stake operation per 360 blocks
+        Ran(await Btcli("localnet", "run", "--no_rpc", "--blocks", "361", "--block_time", "0.001")); // one stake operation per 360 blocks
         var freeBefore = Ok(await AsOwner("h1", "balance", "--json")).GetProperty("free_rao").GetUInt64();
         var removed = Ok(await AsOwner("h1", "stake", "remove", "--amount", "4", "--json"));
         Assert.Equal(4_000_000_000UL, removed.GetProperty("amount_rao").GetUInt64());
@@ -165,7 +165,7 @@ public sealed class ChainCliTests : IDisposable
     [Fact]
     public async Task Verbs_see_the_blocks_localnet_run_made_and_a_reset_starts_again_at_genesis()
     {
-        Ran(await Btcli("localnet", "run", "--blocks", "3", "--block_time", "0.001"));
+        Ran(await Btcli("localnet", "run", "--no_rpc", "--blocks", "3", "--block_time", "0.001"));
         Assert.Equal(3UL, Ok(await AsOwner("h1", "overview", "--json")).GetProperty("block").GetUInt64());
         Ran(await Btcli("localnet", "reset"));
         Assert.Equal(0UL, Ok(await AsOwner("h1", "overview", "--json")).GetProperty("block").GetUInt64());

@@ -90,13 +90,13 @@ public sealed class CliConfigLayeringTests : IDisposable
     public async Task Localnet_run_uses_the_config_file_and_a_flag_beats_it()
     {
         var fromFile = Config("localnet", $"bittensor.localnet {{ path = \"{Dir("file-net")}\", block_time = 0s }}");
-        Assert.Equal(0, (await Btcli("localnet", "run", "--blocks", "1", "--config", fromFile)).Code);
+        Assert.Equal(0, (await Btcli("localnet", "run", "--no_rpc", "--blocks", "1", "--config", fromFile)).Code);
         Assert.True(Directory.Exists(Dir("file-net")));
 
-        Assert.Equal(0, (await Btcli("localnet", "run", "--blocks", "1", "--config", fromFile, "--localnet.path", Dir("flag-net"))).Code);
+        Assert.Equal(0, (await Btcli("localnet", "run", "--no_rpc", "--blocks", "1", "--config", fromFile, "--localnet.path", Dir("flag-net"))).Code);
         Assert.True(Directory.Exists(Dir("flag-net")));
 
-        AssertOneErrorLineNaming(await Btcli("localnet", "run", "--blocks", "1", "--config", Config("bad", "bittensor.localnet.block_time = soon")),
+        AssertOneErrorLineNaming(await Btcli("localnet", "run", "--no_rpc", "--blocks", "1", "--config", Config("bad", "bittensor.localnet.block_time = soon")),
             "bittensor.localnet.block_time");
     }
 
