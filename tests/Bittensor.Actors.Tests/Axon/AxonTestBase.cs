@@ -38,9 +38,11 @@ public abstract class AxonTestBase : Akka.TestKit.Xunit2.TestKit
             CallTimeout = callTimeout ?? TimeSpan.FromSeconds(20),
             NetworkDim = networkDim,
             MaxMessageSize = 8 * 1024 * 1024,
-            // Admission by waiting stays as shipped (on, 2 ms, since session 18): it counts only the server's own work
-            // as waiting, so a busy machine's time slices do not engage it; the tests of the rule drive it on a clock
-            // of their own (LeanCheapChecksSpec, Protocol's WaitAdmissionTests).
+            // Admission by waiting stays as shipped (on, 2 ms, since session 18): it counts only the process's own CPU
+            // time as waiting, so other processes' time slices do not engage it, but in a test host that CPU is every
+            // parallel test's: a test that sends more than limits.admit_per_read (12) calls at once on one connection
+            // turns it off (TargetWait = 0), or an engaged rule sheds the rest of the read. The tests of the rule drive
+            // it on a clock of their own (LeanCheapChecksSpec, Protocol's WaitAdmissionTests).
         };
 
     protected Task<(IActorRef Axon, int Port)> StartAxon(AxonSettings settings, AxonHandlers handlers, AxonOptions? options = null) =>

@@ -40,7 +40,11 @@ public sealed class BatchVerificationSpec(Xunit.Abstractions.ITestOutputHelper o
     public async Task Concurrent_good_and_tampered_callers_over_grpc_each_get_their_own_answer(bool batching, string transport)
     {
         const int callers = 30;
-        var settings = Loopback(workers: 8, queue: 128, networkDim: Dim) with { BatchVerification = batching, Transport = transport };
+        // Admission by waiting off (the lean transport): the 29 calls on one connection can arrive in one read, and an engaged
+        // rule admits limits.admit_per_read (12) of a read and sheds the rest NucleusFull from their headers. It engages on
+        // the process's CPU time, which in a test host is every parallel test's (AxonServiceSpec's 32 concurrent calls
+        // were shed so in a one-core run); it is not what this test is about.
+        var settings = Loopback(workers: 8, queue: 128, networkDim: Dim) with { BatchVerification = batching, Transport = transport, TargetWait = TimeSpan.Zero };
         var auth = (VerifierAuthenticator)AxonSeams.CreateAuthenticator(settings, TimeProvider.System);
         var batcher = auth.Verifier.SignatureVerifier as Sr25519BatchVerifier;
         Assert.Equal(batching, batcher is not null);
@@ -97,7 +101,7 @@ public sealed class BatchVerificationSpec(Xunit.Abstractions.ITestOutputHelper o
                 else
                 {
                     var answer = await calls[i];
-                    Assert.Equal(ReturnCode.Success, answer.ReturnCode);
+                    Assert.True(answer.ReturnCode == ReturnCode.Success, $"call {i}: {answer.ReturnCode} {answer.Message}");
                 }
             }
             if (batcher is not null)

@@ -213,7 +213,10 @@ public abstract class TransportConformance : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public async Task Concurrent_calls_on_one_connection_each_get_their_own_answer()
     {
-        var port = await Serve(Settings() with { MaxWorkers = 4, QueueCapacity = 64 });
+        // Admission by waiting off (the lean server): 24 calls on one connection can arrive in one read, and an engaged rule
+        // admits limits.admit_per_read (12) of a read and sheds the rest NucleusFull. It engages on the process's CPU time,
+        // which in a test host is every parallel test's (AxonServiceSpec's 32 concurrent calls were shed so in a one-core run).
+        var port = await Serve(Settings() with { MaxWorkers = 4, QueueCapacity = 64, TargetWait = TimeSpan.Zero });
         var c = Connect(port);
         var callers = Enumerable.Range(0, 24).Select(i => SecretUri.ToSr25519($"//Conformance{i}")).ToArray();
 
@@ -221,7 +224,7 @@ public abstract class TransportConformance : Akka.TestKit.Xunit2.TestKit
 
         for (var i = 0; i < callers.Length; i++)
         {
-            Assert.Equal(ReturnCode.Success, answers[i].ReturnCode);
+            Assert.True(answers[i].ReturnCode == ReturnCode.Success, $"call {i}: {answers[i].ReturnCode} {answers[i].Message}");
             var first = TensorCodec.Decode(answers[i].Tensors[0]).Tensor.ToFloat32Array()[0];
             Assert.Equal(EchoForward(DenseTensor.Int64([1, 2], [i + 1, i + 100]), Dim).Floats![0], first);
         }
