@@ -48,9 +48,23 @@ public sealed class SampleTests : IAsyncLifetime
     [Fact]
     public async Task The_server_client_validator_and_embedded_host_samples_run_against_one_localnet()
     {
-        var ct = _timeout.Token;
         var console = new StringWriter();
+        // Console.Out is the process's: the samples' output is kept for the failure messages, and given back after.
+        var stdout = Console.Out;
         Console.SetOut(TextWriter.Synchronized(console));
+        try
+        {
+            await RunSamplesAsync(console);
+        }
+        finally
+        {
+            Console.SetOut(stdout);
+        }
+    }
+
+    private async Task RunSamplesAsync(StringWriter console)
+    {
+        var ct = _timeout.Token;
         using var stopServer = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var serving = new TaskCompletionSource<ushort>(TaskCreationOptions.RunContinuationsAsynchronously);
         var serverState = Path.Combine(_wallets, "state-server");

@@ -35,6 +35,10 @@ public class PythonPeerSpec(Xunit.Abstractions.ITestOutputHelper output) : AxonT
         };
         psi.ArgumentList.Add(Script());
         foreach (var a in args) psi.ArgumentList.Add(a);
+        // The client's own gRPC deadline (its default 10 s, counted from before it connects) only guards a hang: on a
+        // starved 2-core machine a Python process and the axon's first call on a new connection can take longer.
+        psi.ArgumentList.Add("--timeout");
+        psi.ArgumentList.Add("60");
         using var process = Process.Start(psi)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
