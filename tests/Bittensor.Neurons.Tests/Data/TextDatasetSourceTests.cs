@@ -14,7 +14,7 @@ public sealed class TextDatasetSourceTests : TestKit, IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("dataset-").FullName;
     private readonly IMaterializer _materializer;
 
-    public TextDatasetSourceTests(ITestOutputHelper output) : base(output: output)
+    public TextDatasetSourceTests(ITestOutputHelper output) : base(TestConfig.Waits, output) // ExpectCompleteAsync() below waits the default
     {
         _materializer = Sys.Materializer();
     }
