@@ -25,7 +25,7 @@ public partial class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output
     /// <summary>Whether, on the loop, the connections' writes go through their outboxes (<see cref="LeanClientBatchTests"/>).</summary>
     protected virtual bool IoBatch => false;
 
-    private BittensorChannelOptions Options => BittensorChannelOptions.Default with { ClientIoLoop = IoLoop, ClientIoBatch = IoBatch };
+    private BittensorChannelOptions Options => TestChannel.Options with { ClientIoLoop = IoLoop, ClientIoBatch = IoBatch };
 
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 
