@@ -71,7 +71,7 @@ public sealed class PythonMetadataOrderTests(ITestOutputHelper output)
     {
         var seen = await Probe(async (port, request, headers, deadline) =>
         {
-            using var connection = LeanClientTransport.Instance.Connect("127.0.0.1", port, BittensorChannelOptions.Default with { ClientIoLoop = ioLoop });
+            using var connection = LeanClientTransport.Instance.Connect("127.0.0.1", port, TestChannel.Options with { ClientIoLoop = ioLoop });
             return await connection.CallAsync(BittensorMethod.Forward, request, headers, deadline, CancellationToken.None);
         });
         output.WriteLine($"grpcio {seen.Grpc}: interceptor sees [{string.Join(", ", seen.Interceptor)}]");
@@ -84,7 +84,7 @@ public sealed class PythonMetadataOrderTests(ITestOutputHelper output)
     {
         // grpc-core since its 2021 metadata rewrite publishes known headers (user-agent) before the others,
         // whatever the wire order; the 2021 core published wire order. Moving is not enough there: drop it.
-        var seen = await Probe(uri => BittensorChannelFactory.Create(uri, new BittensorChannelOptions { DropUserAgent = false }));
+        var seen = await Probe(uri => BittensorChannelFactory.Create(uri, TestChannel.Options with { DropUserAgent = false }));
         output.WriteLine($"grpcio {seen.Grpc}: interceptor sees [{string.Join(", ", seen.Interceptor)}]");
         Assert.Equal(["user-agent", "rpc-auth-header", "bittensor-signature", "bittensor-version"], seen.Interceptor);
     }

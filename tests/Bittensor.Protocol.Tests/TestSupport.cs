@@ -93,3 +93,14 @@ internal static class TempDir
         return path;
     }
 }
+
+/// <summary>
+/// The client options of tests that connect over loopback: the defaults with a 30 s connect timeout. A loopback connect
+/// is immediate; the default 5 s only guards against a dead host, and a starved test process's first connection (a
+/// thread to start, the client's I/O loop to be scheduled, code to compile) took longer on one core at load ~60 (the
+/// client then gave up, closed the socket it had connected, and the test failed).
+/// </summary>
+internal static class TestChannel
+{
+    public static BittensorChannelOptions Options { get; } = BittensorChannelOptions.Default with { ConnectTimeout = TimeSpan.FromSeconds(30) };
+}

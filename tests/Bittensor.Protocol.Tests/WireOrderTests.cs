@@ -49,7 +49,7 @@ public sealed class WireOrderTests(ITestOutputHelper output)
     public async Task When_kept_the_user_agent_is_moved_after_the_bittensor_headers_on_the_wire()
     {
         await using var server = await LoopbackServer.StartAsync(Verifier());
-        var (reply, headers) = await CallThroughProxy(server, uri => BittensorChannelFactory.Create(uri, new BittensorChannelOptions { DropUserAgent = false }));
+        var (reply, headers) = await CallThroughProxy(server, uri => BittensorChannelFactory.Create(uri, TestChannel.Options with { DropUserAgent = false }));
         foreach (var (name, value) in headers) output.WriteLine($"{name}: {(name == "bittensor-signature" ? value[..24] + "…" : value)}");
 
         Assert.Equal(ReturnCode.Success, reply.ReturnCode);
@@ -114,7 +114,7 @@ public sealed class WireOrderTests(ITestOutputHelper output)
     public async Task A_request_above_the_send_limit_fails_fast_on_the_client()
     {
         await using var server = await LoopbackServer.StartAsync(Verifier());
-        using var channel = BittensorChannelFactory.Create("127.0.0.1", server.Port, new BittensorChannelOptions { MaxSendMessageSize = 1024 });
+        using var channel = BittensorChannelFactory.Create("127.0.0.1", server.Port, TestChannel.Options with { MaxSendMessageSize = 1024 });
         var client = new Wire.Bittensor.BittensorClient(channel);
         var request = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = Alice };
         request.Tensors.Add(TensorCodec.ToTensor(new long[512], [1, 512], Modality.Text));

@@ -124,7 +124,10 @@ public sealed partial class AxonWarmUpProcessTests : IDisposable
             using var bob = SecretUri.ToSr25519("//Bob");
             var request = new TensorMessage { Version = ProtocolVersion.Current, Hotkey = bob.ToSs58() };
             request.Tensors.Add(TensorCodec.ToTensor(new long[] { 104, 105 }, [1, 2], Modality.Text));
-            using (var connection = LeanClientTransport.Instance.Connect("127.0.0.1", await port.Task, BittensorChannelOptions.Default))
+            using (var connection = LeanClientTransport.Instance.Connect("127.0.0.1", await port.Task,
+                // A loopback connect is immediate; the default 5 s connect timeout only guards against a dead host, and a
+                // starved test process's first connection can take longer (Protocol tests' TestChannel).
+                BittensorChannelOptions.Default with { ConnectTimeout = TimeSpan.FromSeconds(60) }))
             {
                 var answer = await connection.CallAsync(BittensorMethod.Forward, request, await new RequestAuth(new KeyPairRequestSigner(bob)).CreateHeadersAsync(),
                     DateTime.UtcNow.AddSeconds(60), cancellationToken);

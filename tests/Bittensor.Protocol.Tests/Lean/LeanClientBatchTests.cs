@@ -163,21 +163,28 @@ public partial class LeanClientTests
         await using var b = new ScriptedServer();
         using var ca = await Warm(a);
         using var cb = await Warm(b);
-        var batch = new SendBatch(2);
-        Task<TensorMessage> silent, answered;
-        using (batch.Enter())
-            silent = ca.CallAsync(BittensorMethod.Forward, new TensorMessage(), Headers(), DateTime.UtcNow.AddMilliseconds(300), CancellationToken.None);
-        using (batch.Enter()) answered = Call(cb);
-
-        await b.ReadRequest(f => f.Type == H2.Data && f.Stream == 3 && (f.Flags & H2.EndStream) != 0);
         var reply = new TensorMessage { Message = "b" };
-        await Answer3(b, reply);
-        Assert.Equal(reply, await answered.WaitAsync(Wait));
-        await a.ReadRequest(f => f.Type == H2.Data && f.Stream == 3 && (f.Flags & H2.EndStream) != 0);
-        var error = await Assert.ThrowsAsync<RpcException>(() => silent.WaitAsync(Wait));
+        var next = 3; // b's next stream
+        // Made again with a longer deadline when the silent call's deadline passed before its request went out (UnansweredCall).
+        var (error, written, stream) = await UnansweredCall(a, async deadline =>
+        {
+            var batch = new SendBatch(2);
+            Task<TensorMessage> silent, answered;
+            using (batch.Enter())
+                silent = ca.CallAsync(BittensorMethod.Forward, new TensorMessage(), Headers(), DateTime.UtcNow.Add(deadline), CancellationToken.None);
+            using (batch.Enter()) answered = Call(cb);
+
+            var id = next;
+            next += 2;
+            await b.ReadRequest(f => f.Type == H2.Data && f.Stream == id && (f.Flags & H2.EndStream) != 0);
+            await Answer3(b, reply, id);
+            Assert.Equal(reply, await answered.WaitAsync(Wait));
+            return silent;
+        });
         Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
-        await a.ReadRequest(f => f.Type == H2.RstStream); // the reset, written outside any batch, goes out on its own
-        Assert.Equal(3, a.Received.Last(f => f.Type == H2.RstStream).Stream);
+        Assert.Contains(written, f => f.Type == H2.Data && f.Stream == stream && (f.Flags & H2.EndStream) != 0);
+        // The reset, written outside any batch, goes out on its own.
+        Assert.Equal(stream, Assert.Single(written, f => f.Type == H2.RstStream).Stream);
     }
 
     [Fact]

@@ -25,7 +25,7 @@ public partial class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output
     /// <summary>Whether, on the loop, the connections' writes go through their outboxes (<see cref="LeanClientBatchTests"/>).</summary>
     protected virtual bool IoBatch => false;
 
-    private BittensorChannelOptions Options => BittensorChannelOptions.Default with { ClientIoLoop = IoLoop, ClientIoBatch = IoBatch };
+    private BittensorChannelOptions Options => TestChannel.Options with { ClientIoLoop = IoLoop, ClientIoBatch = IoBatch };
 
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 
@@ -83,6 +83,19 @@ public partial class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output
                 }
                 if (until(f)) return;
             }
+        }
+
+        /// <summary>
+        /// Everything the client has written up to now: sends a PING and reads the client's frames up to its ACK (the
+        /// client writes its frames in order, so one written before the ACK is read before it). The frames, the ACK last.
+        /// </summary>
+        public async Task<List<(byte Type, byte Flags, int Stream, byte[] Payload)>> ReadUpToPingAck()
+        {
+            _peer ??= await _listener.AcceptAsync().WaitAsync(Wait);
+            var from = Received.Count;
+            await Send(Frame(H2.Ping, 0, 0, "written?"u8.ToArray()));
+            await ReadRequest(f => f.Type == H2.Ping && (f.Flags & H2.Ack) != 0);
+            return Received.GetRange(from, Received.Count - from);
         }
 
         private async Task Fill(int count)
@@ -559,18 +572,42 @@ public partial class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output
         Assert.Equal(Grpc(request.ToByteArray()), body.ToArray());
     }
 
+    /// <summary>
+    /// A call the server never answers, whose deadline passed after its request went out. The deadline counts from the
+    /// call, and on a starved machine 300 ms can pass before the request is written (then the call ends at its deadline
+    /// without a stream, as it should, and owes no reset; the test waited 30 s for a request that never came). Such a
+    /// call is made again with a deadline twice as long, until one's request went out first. <paramref name="call"/>
+    /// makes the call with the given deadline. Returns its error and what the client wrote up to then (its request and
+    /// its reset among them) and its stream.
+    /// </summary>
+    private static async Task<(RpcException Error, List<(byte Type, byte Flags, int Stream, byte[] Payload)> Written, int Stream)> UnansweredCall(
+        ScriptedServer server, Func<TimeSpan, Task<Task<TensorMessage>>> call)
+    {
+        for (var deadline = TimeSpan.FromMilliseconds(300); ; deadline *= 2)
+        {
+            var pending = await call(deadline);
+            var error = await Assert.ThrowsAsync<RpcException>(() => pending.WaitAsync(Wait));
+            Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+            var written = await server.ReadUpToPingAck();
+            if (written.FirstOrDefault(f => f.Type == H2.Headers) is { Payload: not null } headers) return (error, written, headers.Stream);
+            Assert.DoesNotContain(written, f => f.Type == H2.RstStream); // no stream, no reset
+            Assert.True(deadline < Wait, $"no request went out within a deadline of {deadline}");
+        }
+    }
+
     [Fact]
     public async Task A_call_the_server_never_answers_ends_at_its_deadline_with_DeadlineExceeded_and_a_reset()
     {
         await using var server = new ScriptedServer();
         using var c = Connect(server);
-        var call = c.CallAsync(BittensorMethod.Forward, new TensorMessage(), Headers(), DateTime.UtcNow.AddMilliseconds(300), CancellationToken.None);
-        await server.ReadRequest();
-
-        var error = await Assert.ThrowsAsync<RpcException>(() => call.WaitAsync(Wait));
-        await server.ReadRequest(f => f.Type == H2.RstStream);
+        var (error, written, stream) = await UnansweredCall(server, deadline =>
+            Task.FromResult(c.CallAsync(BittensorMethod.Forward, new TensorMessage(), Headers(), DateTime.UtcNow.Add(deadline), CancellationToken.None)));
 
         Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+        Assert.Contains(written, f => f.Type == H2.Data && f.Stream == stream && (f.Flags & H2.EndStream) != 0); // the whole request went out
+        var reset = Assert.Single(written, f => f.Type == H2.RstStream);
+        Assert.Equal(stream, reset.Stream);
+        Assert.Equal(H2.Cancel, BinaryPrimitives.ReadUInt32BigEndian(reset.Payload));
     }
 
     [Fact]
@@ -578,28 +615,37 @@ public partial class LeanClientTests(Xunit.Abstractions.ITestOutputHelper output
     {
         await using var server = new ScriptedServer();
         using var c = Connect(server);
-        var answered = Call(c); // 30 s deadline: answered long before, so its source goes back to the connection's pool
-        await server.ReadRequest(f => f.Type == H2.Data && f.Stream == 1 && (f.Flags & H2.EndStream) != 0);
         var reply = new TensorMessage { Message = "first" };
-        await server.Send(Concat(Frame(H2.Settings, 0, 0, []), Frame(H2.Headers, H2.EndHeaders, 1, Ok), Frame(H2.Data, 0, 1, Grpc(reply.ToByteArray())), Trailers(1)));
-        Assert.Equal(reply, await answered.WaitAsync(Wait));
-        var conn = ((LeanPeerConnection)c).Current!;
-        Assert.Equal(0, conn.CancelsReused);
-
-        // The next call takes that source: its own deadline (300 ms, never answered) ends it, and resets its own stream.
-        var silent = c.CallAsync(BittensorMethod.Forward, new TensorMessage(), Headers(), DateTime.UtcNow.AddMilliseconds(300), CancellationToken.None);
-        var error = await Assert.ThrowsAsync<RpcException>(() => silent.WaitAsync(Wait));
-        await server.ReadRequest(f => f.Type == H2.RstStream);
-        Assert.Equal(1, conn.CancelsReused);
+        var next = 1; // the client's next stream
+        H2ClientConnection? conn = null;
+        var reused = -1L;
+        var (error, written, silent) = await UnansweredCall(server, async deadline =>
+        {
+            var answered = Call(c); // 30 s deadline: answered long before, so its source goes back to the connection's pool
+            var id = next;
+            await server.ReadRequest(f => f.Type == H2.Data && f.Stream == id && (f.Flags & H2.EndStream) != 0);
+            await server.Send(Concat(id == 1 ? Frame(H2.Settings, 0, 0, []) : [], Frame(H2.Headers, H2.EndHeaders, id, Ok),
+                Frame(H2.Data, 0, id, Grpc(reply.ToByteArray())), Trailers(id)));
+            Assert.Equal(reply, await answered.WaitAsync(Wait));
+            conn = ((LeanPeerConnection)c).Current!;
+            if (id == 1) Assert.Equal(0, conn.CancelsReused);
+            reused = conn.CancelsReused;
+            next = id + 2; // the silent call's stream, if its request goes out
+            // The next call takes that source: its own deadline (never answered) ends it, and resets its own stream.
+            return c.CallAsync(BittensorMethod.Forward, new TensorMessage(), Headers(), DateTime.UtcNow.Add(deadline), CancellationToken.None);
+        });
+        Assert.Equal(reused + 1, conn!.CancelsReused);
         Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
-        Assert.Equal(3, server.Received.Last(f => f.Type == H2.RstStream).Stream);
+        Assert.Equal(next, silent);
+        Assert.Equal(silent, Assert.Single(written, f => f.Type == H2.RstStream).Stream);
 
         // A source whose deadline fired is not reused: the third call gets a new one, and is answered.
+        next = silent + 2;
         var third = Call(c);
-        await server.ReadRequest(f => f.Type == H2.Data && f.Stream == 5 && (f.Flags & H2.EndStream) != 0);
-        await server.Send(Concat(Frame(H2.Headers, H2.EndHeaders, 5, Ok), Frame(H2.Data, 0, 5, Grpc(reply.ToByteArray())), Trailers(5)));
+        await server.ReadRequest(f => f.Type == H2.Data && f.Stream == next && (f.Flags & H2.EndStream) != 0);
+        await server.Send(Concat(Frame(H2.Headers, H2.EndHeaders, next, Ok), Frame(H2.Data, 0, next, Grpc(reply.ToByteArray())), Trailers(next)));
         Assert.Equal(reply, await third.WaitAsync(Wait));
-        Assert.Equal(1, conn.CancelsReused);
+        Assert.Equal(reused + 1, conn.CancelsReused);
     }
 
     [Fact]

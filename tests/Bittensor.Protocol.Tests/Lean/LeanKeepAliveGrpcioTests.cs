@@ -42,7 +42,7 @@ public sealed class LeanKeepAliveGrpcioTests(ITestOutputHelper output)
                 Assert.Fail($"metadata_probe_server.py did not start: {line} {await process.StandardError.ReadToEndAsync()}");
             var port = int.Parse(line![5..]);
             var clock = new DrivenClock();
-            using var c = new LeanClientTransport(clock).Connect("127.0.0.1", port, BittensorChannelOptions.Default with
+            using var c = new LeanClientTransport(clock).Connect("127.0.0.1", port, TestChannel.Options with
             {
                 KeepAlivePingDelay = TimeSpan.FromSeconds(10),
                 KeepAlivePingTimeout = TimeSpan.FromSeconds(5),

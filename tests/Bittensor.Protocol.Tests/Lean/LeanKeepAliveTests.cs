@@ -26,7 +26,7 @@ public class LeanKeepAliveTests
     private static readonly TimeSpan Second = TimeSpan.FromSeconds(1);
 
     /// <summary>keepalive_time 10 s, keepalive_timeout 5 s: the connection looks at its clock every second.</summary>
-    private BittensorChannelOptions Options(bool withoutCalls = false) => BittensorChannelOptions.Default with
+    private BittensorChannelOptions Options(bool withoutCalls = false) => TestChannel.Options with
     {
         ClientIoLoop = IoLoop,
         KeepAlivePingDelay = TimeSpan.FromSeconds(10),

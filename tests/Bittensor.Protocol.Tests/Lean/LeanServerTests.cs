@@ -47,7 +47,7 @@ public sealed class LeanServerTests : IAsyncLifetime
 
     private async Task AssertStillServing()
     {
-        using var connection = GrpcClientTransport.Instance.Connect("127.0.0.1", Port, BittensorChannelOptions.Default);
+        using var connection = GrpcClientTransport.Instance.Connect("127.0.0.1", Port, TestChannel.Options);
         var answer = await connection.CallAsync(BittensorMethod.Forward, new TensorMessage { Hotkey = "still" }, new Metadata(),
             DateTime.UtcNow.Add(Wait), CancellationToken.None);
         Assert.Equal("Forward:still", answer.Message);
@@ -348,7 +348,7 @@ public sealed class LeanServerTests : IAsyncLifetime
     [Fact]
     public async Task A_grpc_net_client_and_concurrent_calls_are_served()
     {
-        using var connection = GrpcClientTransport.Instance.Connect("127.0.0.1", Port, BittensorChannelOptions.Default);
+        using var connection = GrpcClientTransport.Instance.Connect("127.0.0.1", Port, TestChannel.Options);
         var answers = await Task.WhenAll(Enumerable.Range(0, 64).Select(i => connection.CallAsync(i % 2 == 0 ? BittensorMethod.Forward : BittensorMethod.Backward,
             new TensorMessage { Hotkey = $"c{i}" }, new Metadata(), DateTime.UtcNow.Add(Wait), CancellationToken.None)));
 
@@ -386,7 +386,7 @@ public sealed class LeanServerTests : IAsyncLifetime
         Assert.Contains(service.Refusals, r => r.Method is null && r.Code == StatusCode.Unavailable && r.Reason == RefusalReasons.Idle);
 
         // Its slot is free again: a new connection is served beside the busy one (two at most).
-        using (var connection = GrpcClientTransport.Instance.Connect("127.0.0.1", port, BittensorChannelOptions.Default))
+        using (var connection = GrpcClientTransport.Instance.Connect("127.0.0.1", port, TestChannel.Options))
         {
             service.Release();
             var answer = await connection.CallAsync(BittensorMethod.Forward, new TensorMessage { Hotkey = "next" }, new Metadata(),

@@ -37,7 +37,7 @@ public sealed class LoopbackCongestionTests
         var transport = new LeanServerTransport();
         await using var server = (LeanServer)await transport.BindAsync(
             new ServerTransportOptions("127.0.0.1", 0, 1024 * 1024, 1024 * 1024, 8) { LoopbackCongestionControl = congestion }, new Echo(), CancellationToken.None);
-        using var connection = GrpcClientTransport.Instance.Connect("127.0.0.1", server.Endpoint.Port, BittensorChannelOptions.Default);
+        using var connection = GrpcClientTransport.Instance.Connect("127.0.0.1", server.Endpoint.Port, TestChannel.Options);
         var answer = await connection.CallAsync(BittensorMethod.Forward, new TensorMessage { Hotkey = "served" }, new Metadata(),
             DateTime.UtcNow.Add(Wait), CancellationToken.None);
         Assert.Equal("served", answer.Message);
@@ -72,7 +72,7 @@ public sealed class LoopbackCongestionTests
             new Echo(), CancellationToken.None);
         for (var i = 0; i < 2; i++)
         {
-            using var connection = GrpcClientTransport.Instance.Connect("127.0.0.1", server.Endpoint.Port, BittensorChannelOptions.Default);
+            using var connection = GrpcClientTransport.Instance.Connect("127.0.0.1", server.Endpoint.Port, TestChannel.Options);
             var answer = await connection.CallAsync(BittensorMethod.Forward, new TensorMessage { Hotkey = "served" }, new Metadata(),
                 DateTime.UtcNow.Add(Wait), CancellationToken.None);
             Assert.Equal("served", answer.Message);
