@@ -12,3 +12,14 @@ internal static class TestKitWaits
     /// <summary>HOCON for a test class's actor system; combine with its own (<c>Hocon + "\n" + …</c>).</summary>
     public const string Hocon = "akka.test.single-expect-default = 30s";
 }
+
+/// <summary>
+/// A test client's channel options: a loopback connect bounded at 30 s instead of the product's 5 s (which guards
+/// against a dead host). On a starved machine a client's first connect on its I/O loop took over 5 s (session 25's
+/// flake-b, Protocol's <c>TestChannel.Options</c>), and the test then saw the client close the connection.
+/// </summary>
+internal static class TestChannel
+{
+    public static Bittensor.Protocol.BittensorChannelOptions Options { get; } =
+        Bittensor.Protocol.BittensorChannelOptions.Default with { ConnectTimeout = TimeSpan.FromSeconds(30) };
+}

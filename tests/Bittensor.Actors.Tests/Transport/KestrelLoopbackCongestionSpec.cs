@@ -42,7 +42,7 @@ public sealed class KestrelLoopbackCongestionSpec
             new Echo(), CancellationToken.None);
         for (var i = 0; i < connections; i++)
         {
-            using var connection = GrpcClientTransport.Instance.Connect("127.0.0.1", server.Endpoint.Port, BittensorChannelOptions.Default);
+            using var connection = GrpcClientTransport.Instance.Connect("127.0.0.1", server.Endpoint.Port, TestChannel.Options);
             var answer = await connection.CallAsync(BittensorMethod.Forward, new TensorMessage { Hotkey = $"served-{i}" }, new Metadata(),
                 DateTime.UtcNow.Add(Wait), CancellationToken.None);
             Assert.Equal($"served-{i}", answer.Message);

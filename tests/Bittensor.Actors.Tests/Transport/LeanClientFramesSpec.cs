@@ -24,7 +24,7 @@ public sealed class LeanClientFramesSpec(Xunit.Abstractions.ITestOutputHelper ou
     {
         var options = new AxonOptions { Transport = server == "lean" ? new LeanServerTransport() : new KestrelServerTransport() };
         var (_, port) = await StartAxon(Loopback(networkDim: 1024), DemoModels.Echo(1024), options);
-        using var connection = LeanClientTransport.Instance.Connect("127.0.0.1", port, BittensorChannelOptions.Default);
+        using var connection = LeanClientTransport.Instance.Connect("127.0.0.1", port, TestChannel.Options);
         var auth = new RequestAuth(new KeyPairRequestSigner(Alice));
         const int Calls = 5;
 

@@ -302,7 +302,7 @@ public abstract class TransportConformance : Akka.TestKit.Xunit2.TestKit
     private IPeerConnection Connect(int port, int? maxSend = null, int? maxReceive = null)
     {
         var connection = ClientTransport.Connect("127.0.0.1", port,
-            BittensorChannelOptions.Default with { MaxSendMessageSize = maxSend, MaxReceiveMessageSize = maxReceive });
+            TestChannel.Options with { MaxSendMessageSize = maxSend, MaxReceiveMessageSize = maxReceive });
         _connections.Add(connection);
         return connection;
     }
