@@ -46,8 +46,11 @@ public sealed record SubtensorSettings
     /// <summary>Deadline of one JSON-RPC request to a node (waiting for a reconnect included).</summary>
     public required TimeSpan RequestTimeout { get; init; }
 
-    /// <summary>Idle time after which the connection to a node is probed (and dropped when the probe gets no answer as long).</summary>
+    /// <summary>Idle time after which the connection to a node is probed (and dropped when the probe gets no answer within <see cref="KeepAliveTimeout"/>).</summary>
     public required TimeSpan KeepAlive { get; init; }
+
+    /// <summary>How long a keepalive probe (or a WebSocket ping) may stay unanswered before the connection is dropped.</summary>
+    public required TimeSpan KeepAliveTimeout { get; init; }
 
     /// <summary>Largest JSON-RPC message accepted from a node, in bytes.</summary>
     public required int MaxMessageBytes { get; init; }
@@ -75,6 +78,7 @@ public sealed record SubtensorSettings
             Endpoint = new Uri(endpoint),
             RequestTimeout = RequestTimeout,
             KeepAliveInterval = KeepAlive,
+            KeepAliveTimeout = KeepAliveTimeout,
             MaxMessageBytes = MaxMessageBytes,
             Reconnect = Reconnect,
         },
@@ -97,6 +101,7 @@ public sealed record SubtensorSettings
             EraPeriod = (ulong)c.Int("era_period"),
             RequestTimeout = c.Duration("request_timeout"),
             KeepAlive = c.Duration("keepalive"),
+            KeepAliveTimeout = c.Duration("keepalive_timeout"),
             MaxMessageBytes = c.Int("max_message_bytes"),
             LocalEndpoint = c.String("local_endpoint"),
         }.Validate();
@@ -116,6 +121,7 @@ public sealed record SubtensorSettings
             "must be a power of two in 4..65536");
         HoconSection.Require(RequestTimeout > TimeSpan.Zero, "bittensor.subtensor.request_timeout", RequestTimeout, "must be positive");
         HoconSection.Require(KeepAlive > TimeSpan.Zero, "bittensor.subtensor.keepalive", KeepAlive, "must be positive");
+        HoconSection.Require(KeepAliveTimeout > TimeSpan.Zero, "bittensor.subtensor.keepalive_timeout", KeepAliveTimeout, "must be positive");
         HoconSection.Require(MaxMessageBytes is >= 1 << 16 and <= 1 << 30, "bittensor.subtensor.max_message_bytes", MaxMessageBytes,
             "must be in 64 KiB..1 GiB");
         HoconSection.Require(LocalEndpoint.Length == 0

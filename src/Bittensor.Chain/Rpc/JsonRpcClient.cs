@@ -22,11 +22,18 @@ public sealed record JsonRpcOptions
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
-    /// Keepalive: after this long without any message from the node a <c>system_health</c> probe is sent, and the
-    /// connection is dropped (and re-opened) when the probe gets no answer within the same interval. WebSocket
-    /// ping frames use it as well.
+    /// Keepalive: after this long without any message from the node a <c>system_health</c> probe is sent (and the
+    /// connection dropped and re-opened when the probe gets no answer within <see cref="KeepAliveTimeout"/>). WebSocket
+    /// ping frames go this often as well.
     /// </summary>
     public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>
+    /// How long a keepalive probe (and a WebSocket ping's pong) may stay unanswered before the connection is dropped
+    /// and re-opened. Separate from <see cref="KeepAliveInterval"/>: a link that must be checked often can still give
+    /// a slow node, or a busy machine, time to answer.
+    /// </summary>
+    public TimeSpan KeepAliveTimeout { get; init; } = TimeSpan.FromSeconds(20);
 
     /// <summary>Largest message accepted from the node; a larger one drops the connection (it is never buffered).</summary>
     public int MaxMessageBytes { get; init; } = 64 << 20;
@@ -48,7 +55,8 @@ public sealed record JsonRpcOptions
     {
         ArgumentNullException.ThrowIfNull(Endpoint);
         if (Endpoint.Scheme is not ("ws" or "wss")) throw new ArgumentException($"endpoint {Endpoint} must be ws:// or wss://");
-        if (RequestTimeout <= TimeSpan.Zero || ConnectTimeout <= TimeSpan.Zero || KeepAliveInterval <= TimeSpan.Zero)
+        if (RequestTimeout <= TimeSpan.Zero || ConnectTimeout <= TimeSpan.Zero || KeepAliveInterval <= TimeSpan.Zero
+            || KeepAliveTimeout <= TimeSpan.Zero)
             throw new ArgumentException("timeouts must be positive");
         if (MaxMessageBytes < 1024) throw new ArgumentException("max message size must be at least 1 KiB");
         if (MaxPendingRequests < 1 || SubscriptionBuffer < 1) throw new ArgumentException("bounds must be positive");
@@ -227,7 +235,7 @@ public sealed class JsonRpcClient : IAsyncDisposable
         cts.CancelAfter(_options.ConnectTimeout);
         var ws = new ClientWebSocket();
         ws.Options.KeepAliveInterval = _options.KeepAliveInterval;
-        ws.Options.KeepAliveTimeout = _options.KeepAliveInterval;
+        ws.Options.KeepAliveTimeout = _options.KeepAliveTimeout;
         try
         {
             await ws.ConnectAsync(_options.Endpoint, cts.Token).ConfigureAwait(false);
@@ -607,7 +615,7 @@ public sealed class JsonRpcClient : IAsyncDisposable
                 await Task.Delay(interval, c.Stopping.Token).ConfigureAwait(false);
                 if (Environment.TickCount64 - c.LastReceived < (long)interval.TotalMilliseconds) continue;
                 using var cts = CancellationTokenSource.CreateLinkedTokenSource(c.Stopping.Token);
-                cts.CancelAfter(interval);
+                cts.CancelAfter(_options.KeepAliveTimeout);
                 try
                 {
                     await c.CallAsync("system_health", [], Interlocked.Increment(ref _nextId), null, cts.Token).ConfigureAwait(false);
@@ -618,7 +626,7 @@ public sealed class JsonRpcClient : IAsyncDisposable
                 }
                 catch (OperationCanceledException) when (!c.Stopping.IsCancellationRequested)
                 {
-                    c.Abort($"keepalive: no answer within {interval}");
+                    c.Abort($"keepalive: no answer within {_options.KeepAliveTimeout}");
                     return;
                 }
             }

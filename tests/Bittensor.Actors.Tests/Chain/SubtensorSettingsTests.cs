@@ -20,6 +20,19 @@ public sealed class SubtensorSettingsTests
     }
 
     [Fact]
+    public void The_keepalive_timeout_is_set_apart_from_the_keepalive_and_reaches_the_client()
+    {
+        Assert.Equal((TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(20)), (SubtensorSettings.Default.KeepAlive, SubtensorSettings.Default.KeepAliveTimeout));
+        var s = SubtensorSettings.Create(BittensorRuntime.Section(Akka.Configuration.ConfigurationFactory.ParseString(
+            "bittensor.subtensor { keepalive = 2s, keepalive_timeout = 45s }"), SubtensorSettings.SectionPath));
+        var rpc = s.BackendOptions("ws://127.0.0.1:9944").Rpc;
+        Assert.Equal((TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(45)), (rpc.KeepAliveInterval, rpc.KeepAliveTimeout));
+        var e = Assert.Throws<Akka.Configuration.ConfigurationException>(() => SubtensorSettings.Create(BittensorRuntime.Section(
+            Akka.Configuration.ConfigurationFactory.ParseString("bittensor.subtensor.keepalive_timeout = 0s"), SubtensorSettings.SectionPath)));
+        Assert.StartsWith("bittensor.subtensor.keepalive_timeout", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_bad_reconnect_backoff_is_a_clear_error()
     {
         var bad = BittensorRuntime.Section(Akka.Configuration.ConfigurationFactory.ParseString(

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using System.Text.Json.Nodes;
 using Bittensor.Chain.Rpc;
@@ -27,13 +28,17 @@ public sealed class SubstrateClientTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _node.DisposeAsync();
 
-    private SubstrateBackendOptions Options(TimeSpan? request = null, TimeSpan? keepAlive = null, int maxMessage = 64 << 20) => new()
+    // Keepalive off in effect (a probe or a ping after 5 min of silence, none within a test) unless a test sets it: a
+    // test that is not about the keepalive must not have its connection dropped because the machine was slow to answer.
+    private SubstrateBackendOptions Options(TimeSpan? request = null, TimeSpan? keepAlive = null, TimeSpan? keepAliveTimeout = null,
+        int maxMessage = 64 << 20) => new()
     {
         Rpc = new JsonRpcOptions
         {
             Endpoint = _node.Endpoint,
             RequestTimeout = request ?? TimeSpan.FromSeconds(20),
             KeepAliveInterval = keepAlive ?? TimeSpan.FromMinutes(5),
+            KeepAliveTimeout = keepAliveTimeout ?? TimeSpan.FromMinutes(5),
             MaxMessageBytes = maxMessage,
             Reconnect = new BackoffPolicy(TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(200)),
             Random = () => 0.5,
@@ -280,9 +285,19 @@ public sealed class SubstrateClientTests : IAsyncLifetime
     [Fact]
     public async Task A_silent_node_is_detected_by_the_keepalive_and_replaced()
     {
-        await using var client = await JsonRpcClient.ConnectAsync(Options(keepAlive: TimeSpan.FromMilliseconds(200)).Rpc);
+        // Probes after 200 ms of silence, each given 30 s to be answered (bittensor.subtensor.keepalive_timeout): only
+        // the silent connection goes unanswered that long. With the probe's wait tied to its 200 ms interval (as before
+        // session 26), a starved test host that answered the new connection's probe or WebSocket ping 200 ms late
+        // dropped that connection too, under the request below (docs/testing.md "Session 25, flake-b").
+        var keepAliveTimeout = TimeSpan.FromSeconds(30);
+        await using var client = await JsonRpcClient.ConnectAsync(Options(keepAlive: TimeSpan.FromMilliseconds(200), keepAliveTimeout: keepAliveTimeout).Rpc);
         var (changed, reconnected) = Reconnect();
-        client.ConnectionChanged += c => changed(c.Connected);
+        var reasons = new ConcurrentQueue<string>();
+        client.ConnectionChanged += c =>
+        {
+            if (c.Reason is { } reason) reasons.Enqueue(reason);
+            changed(c.Connected);
+        };
         // Only the first connection goes silent: a node that stayed silent until the test said otherwise let the new
         // connection's keepalive probe go unanswered too when the test ran late, and that connection was dropped under
         // the request below (a test that depended on its own speed).
@@ -291,6 +306,8 @@ public sealed class SubstrateClientTests : IAsyncLifetime
         await probed.WaitAsync(Guard); // the keepalive's probe went unanswered,
         await reconnected.WaitAsync(Guard); // so the client dropped the connection and made a new one
         Assert.True(client.Generation >= 2);
+        // Dropped by the probe, after its own timeout (not the interval's, nor a WebSocket pong's).
+        Assert.Equal($"keepalive: no answer within {keepAliveTimeout}", reasons.First());
         var hash = await client.RequestAsync("chain_getBlockHash", [0]);
         Assert.Equal(RpcHex.Encode(_node.Genesis), hash.GetString());
     }
