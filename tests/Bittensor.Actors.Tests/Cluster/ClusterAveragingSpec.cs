@@ -192,22 +192,18 @@ public sealed class ClusterAveragingSpec(Xunit.Abstractions.ITestOutputHelper ou
     [Fact]
     public async Task After_a_front_take_over_the_new_front_pulls_the_checkpoint_from_a_replica_and_a_joining_worker_starts_from_it()
     {
-        // Five nodes in this process on a shared, busy machine: heartbeats can be seconds late, so the failure detector
-        // tolerates 10 s of silence (Akka's default 3 s could mark the surviving front unreachable and the resolver
-        // down it). The dead front is still detected, later.
-        var tolerant = Akka.Configuration.ConfigurationFactory.ParseString("akka.cluster.failure-detector.acceptable-heartbeat-pause = 10s");
-        // The first front dies below without leaving (kill -9 as the others see it).
-        var (first, firstEvents) = StartFrontNode(extra: Akka.Configuration.ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-actor-system-terminate = off")
-            .WithFallback(tolerant));
+        // The first front dies below without leaving (kill -9 as the others see it); the others detect it after the
+        // tests' heartbeat pause (ClusterTestBase.HeartbeatPause).
+        var (first, firstEvents) = StartFrontNode(extra: Akka.Configuration.ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-actor-system-terminate = off"));
         var active = await Activated(firstEvents, TimeSpan.FromSeconds(60));
-        var (standby, standbyEvents) = StartFrontNode(extra: tolerant, seeds: Akka.Cluster.Cluster.Get(first).SelfAddress.ToString());
+        var (standby, standbyEvents) = StartFrontNode(seeds: Akka.Cluster.Cluster.Get(first).SelfAddress.ToString());
         var a = new TrainableDemoModel(Dim, Vocab, seed: 1);
         var b = new TrainableDemoModel(Dim, Vocab, seed: 2);
         // As worker processes: a replica downed while alive during the take-over joins again as a new node (a loaded
         // machine: its view late, its resolver's "down all when unstable" deadline downed it — 1 of 3 runs at load 20-47).
         // Both fronts are their seeds (docs/cluster.md), so that a new node can join after the first front died.
-        var appliedA = StartReplicaNode([first, standby], a, tolerant);
-        var appliedB = StartReplicaNode([first, standby], b, tolerant);
+        var appliedA = StartReplicaNode([first, standby], a);
+        var appliedB = StartReplicaNode([first, standby], b);
         // The standby must be Up before the front dies, as in ClusterFrontTakeoverSpec: a node still joining when the
         // leader dies is no standby yet (the CI run at 19:44 waited 3 min for a take-over that could not come).
         await Up(standby).WaitAsync(TimeSpan.FromSeconds(60));
@@ -224,14 +220,14 @@ public sealed class ClusterAveragingSpec(Xunit.Abstractions.ITestOutputHelper ou
         a.Update(p => p[5 * Dim] += 1f);
 
         await first.Terminate();
-        var next = await Activated(standbyEvents, TimeSpan.FromMinutes(3));
+        var next = await Activated(standbyEvents, TakeOverBound);
         await AwaitWorkers(next.Router, 2);
         // The replicas registered with the round they applied; the new front pulled that average from one of them.
         await AwaitAssertAsync(async () => Assert.Equal(1, (await Status(next.Router)).CheckpointRound), TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(100));
 
         // A fresh replica joining the new front starts from the checkpoint the old front made.
         var c = new TrainableDemoModel(Dim, Vocab, seed: 3);
-        var appliedC = StartReplica(standby, c, tolerant);
+        var appliedC = StartReplica(standby, c);
         var joined = await appliedC.ExpectMsgAsync<ReplicaParametersApplied>(TimeSpan.FromSeconds(60));
         Assert.Equal((1L, true), (joined.Round, joined.Exact));
         Assert.Equal(checkpoint, c.Snapshot());

@@ -47,10 +47,12 @@ public sealed class ClusterNodeEndSpec(Xunit.Abstractions.ITestOutputHelper outp
     public async Task A_downed_worker_whose_seeds_are_gone_gives_up_after_the_join_timeout_instead_of_waiting_for_ever()
     {
         var (front, router, _) = await StartFront();
-        // The worker's only seed is a second front-capable node (a standby), which leaves below.
+        // The worker's only seed is a second front-capable node (a standby), which leaves below. The join timeout bounds
+        // node 1's join too (through the live standby): 3 s, as the dead-seed tests use, could pass before a starved
+        // machine completed that join, so 30 s, well above it; node 2 then waits it out once.
         var (standby, _) = StartFrontNode(seeds: Akka.Cluster.Cluster.Get(front).SelfAddress.ToString());
         await Up(standby).WaitAsync(Bound);
-        var node = StartWorkerNode([standby], Echo(), 20, adjust: s => s with { JoinTimeout = TimeSpan.FromSeconds(3) });
+        var node = StartWorkerNode([standby], Echo(), 20, adjust: s => s with { JoinTimeout = TimeSpan.FromSeconds(30) });
         await AwaitWorkers(router, 1);
         var removed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var standbyAddress = Akka.Cluster.Cluster.Get(standby).SelfAddress;
@@ -64,7 +66,7 @@ public sealed class ClusterNodeEndSpec(Xunit.Abstractions.ITestOutputHelper outp
         // The downed worker starts node 2, which tries its only seed — gone — until the join timeout: then the worker ends.
         Assert.Equal(ClusterWorkerNodeEnd.JoinFailed, await node.Completion.WaitAsync(Bound));
         Assert.Equal(2, node.Current.Number);
-        Assert.StartsWith($"node 2 of this worker could not join the cluster through {standbyAddress} within 3 s", node.Failure, StringComparison.Ordinal);
+        Assert.StartsWith($"node 2 of this worker could not join the cluster through {standbyAddress} within 30 s", node.Failure, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -55,18 +55,36 @@ public abstract class ClusterTestBase(Xunit.Abstractions.ITestOutputHelper outpu
     }
 
     /// <summary>
+    /// The failure detector's acceptable heartbeat pause on every node these specs start (not
+    /// <see cref="SplitBrainUnstableSpec"/>'s, whose 3 s is its subject). No spec but that one tests failure detection:
+    /// a live node marked unreachable only breaks them (an averaging round then counts one replica less, a take-over's
+    /// surviving front or a worker is downed). Several nodes share this process beside the rest of the suite; on a
+    /// starved machine (one core at load ~68, docs/testing.md "Session 25, flake-a") a live node's heartbeats came 14 s
+    /// late, past the 10 s these specs had, so 30 s. Akka.NET 1.5.75's phi-accrual detector (heartbeats every 1 s,
+    /// threshold 8, min-std-deviation 100 ms) marks a silent node unreachable about 0.5 s past this pause plus the mean
+    /// interval, checked every 1 s (unreachable-nodes-reaper-interval): a node that really dies (the take-over specs
+    /// terminate the front's actor system without leaving: its transport is gone, nobody is told) is marked unreachable
+    /// ~32 s after its last heartbeat, downed by the resolver after <c>sbr_stable_after</c> (7 s), and the front
+    /// singleton moves once it is removed and the hand-over has waited stable-after again (down-removal-margin off,
+    /// docs/cluster.md): ~50 s on an idle machine, awaited as an event within <see cref="TakeOverBound"/>.
+    /// Specs that need a live node gone at once down it (<c>Cluster.Down</c>) or let it leave (CoordinatedShutdown).
+    /// </summary>
+    protected static readonly TimeSpan HeartbeatPause = TimeSpan.FromSeconds(30);
+
+    /// <summary>Hang guard of a take-over: the dead front's detection and hand-over (see <see cref="HeartbeatPause"/>, ~50 s idle) several times over.</summary>
+    protected static readonly TimeSpan TakeOverBound = TimeSpan.FromMinutes(5);
+
+    /// <summary>
     /// Every node runs with these: messages serialized on every Tell (Akka's node-local cluster events exempt, see
     /// <see cref="LocalEventSerializer"/>: the JSON fallback dropped ReachabilityChanged, so the split-brain resolver
     /// never downed a killed front and take-over specs timed out), quiet logs, and a failure detector that
-    /// tolerates 10 s of heartbeat silence. Several nodes share this process on a busy 2-core machine (the whole suite
-    /// runs at once): with Akka's default 3 s, late heartbeats marked live nodes unreachable and the resolver downed
-    /// them (take-over specs failed in a full run at load 47). A node that really dies is still detected, later.
+    /// tolerates <see cref="HeartbeatPause"/> of heartbeat silence.
     /// The resolver's "down all when unstable" is the shipped one (<c>bittensor.cluster.sbr_down_all_when_unstable</c>,
     /// off): with it on, at load 45-55 a worker that had not yet heard that the leader downed the killed front (gossip
     /// late) downed the whole cluster, itself included, 13 s after the kill.
     /// </summary>
-    protected static readonly Config TestOverrides = ConfigurationFactory.ParseString("""
-        akka.cluster.failure-detector.acceptable-heartbeat-pause = 10s
+    protected static readonly Config TestOverrides = ConfigurationFactory.ParseString($$"""
+        akka.cluster.failure-detector.acceptable-heartbeat-pause = {{(long)HeartbeatPause.TotalSeconds}}s
         akka.loglevel = WARNING
         akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
         """).WithFallback(LocalEventSerializer.SerializeMessagesCheck);

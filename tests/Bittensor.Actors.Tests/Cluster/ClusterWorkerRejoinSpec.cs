@@ -23,9 +23,9 @@ public sealed class ClusterWorkerRejoinSpec(Xunit.Abstractions.ITestOutputHelper
 
     /// <summary>
     /// The first round after <paramref name="after"/> that averaged both replicas. A round averages the replicas reachable
-    /// when it starts: on a starved machine a live worker's heartbeats came 14 s late (past the tests' 10 s pause), the
-    /// front marked it unreachable between the wait for two workers and the round, and round 1 averaged one replica
-    /// (a single-core run at load 68). So a round without both is followed by another, as the interval would.
+    /// when it starts: on a starved machine a live worker's heartbeats came 14 s late (past the tests' pause, then 10 s;
+    /// 30 s since session 26), the front marked it unreachable between the wait for two workers and the round, and round 1
+    /// averaged one replica (a single-core run at load 68). So a round without both is followed by another, as the interval would.
     /// </summary>
     private async Task<AveragingResult> RoundOfBoth(IActorRef router, long after)
     {
