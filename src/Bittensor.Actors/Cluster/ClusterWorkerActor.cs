@@ -432,6 +432,7 @@ public sealed class ClusterWorkerActor : ReceiveActor, IWithTimers
         }
         var id = ++_nextId;
         _calls[id] = (front, data, call.RequestId);
+        if (_log.IsDebugEnabled) _log.Debug("cluster worker: a call arrived ({0} in flight)", _calls.Count);
         var message = call.IsBackward
             ? new AxonModelCall(id, null, new BackwardRequest(call.CallerHotkey, call.CallerStake, call.Modality, call.Inputs,
                 call.Grads!)

@@ -233,8 +233,11 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
     /// <summary>
     /// A front and one worker that takes one call at a time (<c>--cluster.capacity 1</c>) with a model that needs 10 s
     /// per call, started so that SIGINT reaches it (<see cref="Start"/>'s <c>sigIntDefault</c>). Two calls go to the front
-    /// at once: one is answered NucleusFull (every worker full), so the other is in flight at the worker; that one is
-    /// returned, unanswered.
+    /// at once: one is answered NucleusFull (every worker full), so the other was dispatched to the worker; once the
+    /// worker says it has it (its Debug line for an arriving call, on with <c>--logging.levels.Bittensor.Actors.Cluster
+    /// Debug</c>) that one is returned, unanswered. The front counts a call against the worker's capacity when it
+    /// dispatches it, so its NucleusFull alone does not prove the call reached the worker: a SIGINT sent then found the
+    /// worker draining 0 calls on a busy machine (session 26).
     /// </summary>
     private async Task<(Child Worker, Task<TensorMessage> Held)> WorkerHoldingACall(CancellationToken ct)
     {
@@ -242,7 +245,7 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
             "--cluster.role", "front", "--cluster.port", "0"]);
         var (axonPort, frontAddress) = await front.WaitFor(FrontLine(), m => (int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), m.Groups[2].Value), ct);
         var worker = Start("worker", ["axon", "worker", "--model", "echo", "--model.delay_ms", "10000", "--cluster.capacity", "1",
-            "--cluster.seed_nodes", frontAddress, "--cluster.port", "0"], sigIntDefault: true);
+            "--cluster.seed_nodes", frontAddress, "--cluster.port", "0", "--logging.levels.Bittensor.Actors.Cluster", "Debug"], sigIntDefault: true);
         await front.WaitFor(WorkerCount(), m => m.Groups[1].Value == "1" ? true : (bool?)null, ct);
 
         var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{axonPort}");
@@ -261,8 +264,12 @@ public sealed partial class ClusterProcessTests(Xunit.Abstractions.ITestOutputHe
         var full = await first;
         Assert.True(full.ReturnCode == ReturnCode.NucleusFull, $"the first answer: {full.ReturnCode} {full.Message} (expected NucleusFull: the other call holds the worker)");
         calls.Remove(first);
+        await worker.WaitFor(WorkerTookCall(), m => m.Groups[1].Value == "1" ? true : (bool?)null, ct);
         return (worker, calls[0]);
     }
+
+    [GeneratedRegex(@"cluster worker: a call arrived \((\d+) in flight\)")]
+    private static partial Regex WorkerTookCall();
 
     [GeneratedRegex(@"worker (akka\.tcp://\S+) is up in the cluster")]
     private static partial Regex WorkerUp();
