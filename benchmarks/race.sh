@@ -18,7 +18,11 @@
 # 40000) per second of the level, spread over its callers, so none runs out before the level ends; the generator warns
 # when one did), SERVER_CORE, LOAD_CORE, KEEP_OUTPUT (a path prefix: each level's generator output is kept there),
 # BTCLI / BENCH (paths of the built dlls), SERVER_ARGS (extra `axon serve` options), SERVER_ENV (extra
-# environment for the server only, e.g. "DOTNET_gcServer=1"), COUNTERS=1 (GC collections and bytes allocated per
+# environment for the server only, e.g. "DOTNET_gcServer=1"), LOAD_ENV (environment for the generator only; default
+# "DOTNET_TC_CallCountingDelayMs=0": the generator is a fresh .NET process per level pinned to one CPU, where the
+# runtime's call-counting delay is 100 ms x 10, so without it the generator's own tier-1 compile burst lands 1-2 s into
+# every level, and session 26's shed probe saw its stall in some windows' worst calls; three interleaved pairs at load
+# 5-17 in session 27 showed no difference in the verified shed p99 either way; LOAD_ENV= turns it off), COUNTERS=1 (GC collections and bytes allocated per
 # call from `dotnet-counters`, installed as a dotnet tool, attached to the server during each unsigned level), RAW=1
 # (every level uses `axon-load-raw`, pre-encoded h2c frames over raw sockets, instead of Grpc.Net.Client; signed
 # levels with its --presign).
@@ -69,6 +73,7 @@ BENCH=${BENCH:-benchmarks/Bittensor.Benchmarks/bin/Release/net10.0/Bittensor.Ben
 SERVER_ARGS=${SERVER_ARGS:-}
 MODEL=${MODEL:-echo}
 SERVER_ENV=${SERVER_ENV:-}
+LOAD_ENV=${LOAD_ENV-DOTNET_TC_CallCountingDelayMs=0}
 COUNTERS=${COUNTERS:-0}
 RAW=${RAW:-0}
 COUNTERS_BIN=${COUNTERS_BIN:-$(command -v dotnet-counters || echo "$HOME/.dotnet/tools/dotnet-counters")}
@@ -123,7 +128,7 @@ echo "# server: $SERVER_ENV taskset -c $SERVER_CORE dotnet $BTCLI axon serve --m
 echo "# warm-up: ${WARMUP} s at 16 callers per server, not measured"
 echo "# server RSS MB: before the level -> after it; run-queue wait: the server's threads runnable but kept off a core (average threads), i.e. the machine's load"
 [[ "$RAW" == "1" ]] && echo "# shed calls: the caller's next call after a pause uniform in [0, $SHED_PAUSE] ms (SHED_PAUSE)"
-echo "# load:   taskset -c $LOAD_CORE dotnet $BENCH axon-load --target 127.0.0.1:PORT --shape 1,16 --network_dim 1024 --seconds $SECONDS_PER_LEVEL --concurrency N (--presign $PRESIGN | --unsigned) $LOAD_ARGS"
+echo "# load:   $LOAD_ENV taskset -c $LOAD_CORE dotnet $BENCH axon-load --target 127.0.0.1:PORT --shape 1,16 --network_dim 1024 --seconds $SECONDS_PER_LEVEL --concurrency N (--presign $PRESIGN | --unsigned) $LOAD_ARGS"
 echo
 if [[ "$COUNTERS" == "1" ]]; then
   echo "| verification | callers | req/s | p50 ms | p99 ms | errors | calls answered | server CPU µs/call | server cores busy | server run-queue wait | server RSS MB | server context switches per call | generator CPU µs/call (raw: whole run (level only)) | gen0/1/2 GCs per 100 calls | KB allocated per call |"
@@ -184,7 +189,7 @@ for mode in $MODES; do
   # level measures the steady state rather than the first seconds of a fresh process.
   if (( WARMUP > 0 )); then
     wharness=axon-load; [[ "$RAW" == "1" ]] && wharness=axon-load-raw
-    "${LOAD_PREFIX[@]}" taskset -c "$LOAD_CORE" dotnet "$BENCH" "$wharness" --target "127.0.0.1:$port" --concurrency 16 \
+    env $LOAD_ENV "${LOAD_PREFIX[@]}" taskset -c "$LOAD_CORE" dotnet "$BENCH" "$wharness" --target "127.0.0.1:$port" --concurrency 16 \
       --seconds "$WARMUP" --shape 1,16 --network_dim 1024 "${load_mode[@]}" > /dev/null || true
   fi
 
@@ -211,7 +216,7 @@ for mode in $MODES; do
       sleep 2
     fi
     cpu0=$(cpu_ticks "$server_pid"); t0=$(now_ns); cs0=$(ctx_switches "$server_pid"); rq0=$(runq_ns "$server_pid"); rss0=$(rss_mb "$server_pid")
-    loadout=$(/usr/bin/time -f "%U %S" -o "$work/loadcpu" "${LOAD_PREFIX[@]}" taskset -c "$LOAD_CORE" dotnet "$BENCH" "$harness" --target "127.0.0.1:$port" --concurrency "$n" \
+    loadout=$(/usr/bin/time -f "%U %S" -o "$work/loadcpu" env $LOAD_ENV "${LOAD_PREFIX[@]}" taskset -c "$LOAD_CORE" dotnet "$BENCH" "$harness" --target "127.0.0.1:$port" --concurrency "$n" \
       --seconds "$SECONDS_PER_LEVEL" --shape 1,16 --network_dim 1024 "${load_mode[@]}" "${shed_args[@]}" "${raw_args[@]}" $LOAD_ARGS || true)
     echo "$loadout" > "$work/level-$mode-$n.out"
     [[ -n "${KEEP_OUTPUT:-}" ]] && cp "$work/level-$mode-$n.out" "$KEEP_OUTPUT.$mode.$n"
