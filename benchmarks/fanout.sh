@@ -5,7 +5,7 @@
 # `--targets @file`. `[1,16]` token ids -> `[1,16,1024]` float32 answers. For every verification mode and axon count it
 # prints one markdown row: round time p50/p99 from the harness; the client's CPU per answered request over the measured
 # rounds (the harness reads /proc/self/stat), and over its whole run per call made (start-up, JIT and warm-up rounds
-# included: an upper bound, from /usr/bin/time); bytes allocated and gen-0 GCs (and, on stderr, the GC pause and the context switches of all its threads per answer, and per round by thread name); the queried axons' CPU per call
+# included: an upper bound, from /usr/bin/time); bytes allocated and gen-0 GCs (and, on stderr, the GC pause, the context switches of all its threads per answer, and per round by thread name, the CPU per answer split into user and kernel time, and the CPU of the harness's own readings before the rounds, which the figure leaves out since session 27); the queried axons' CPU per call
 # (utime + stime summed over their processes from /proc/<pid>/stat by the harness, over the measured rounds) and the
 # summed RSS of all axon processes.
 #
@@ -221,7 +221,7 @@ for mode in $MODES; do
       [[ -n "$row" ]] || { echo "fanout.sh: no result row from the $client client:" >&2; echo "$out" >&2; exit 1; }
       grep -E '^# .*not Success' <<< "$out" >&2 || true
       grep -E '^# .*signed request header' <<< "$out" >&2 || true
-      grep -E '^# .*(GC: (pause|answer arrays)|context switches( per round by thread)?:|I/O loop per round:)' <<< "$out" | sed "s/^# /# ${client%%=*}, /" >&2 || true
+      grep -E '^# .*(GC: (pause|answer arrays)|context switches( per round by thread)?:|I/O loop per round:|CPU split:|readings before the rounds:)' <<< "$out" | sed "s/^# /# ${client%%=*}, /" >&2 || true
       # The row: | axons | p50 | p99 | rounds/s | ok | CPU µs/answer | KB/answer | gen0/100 | axons' CPU µs/call | (2021: KB, gen0 n/a)
       IFS='|' read -r _ _ p50 p99 rps ok cpu kb gen0 server_us _ <<< "$row"
       calls=$(( (ROUNDS + WARMUP) * n ))

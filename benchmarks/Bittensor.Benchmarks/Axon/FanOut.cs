@@ -17,7 +17,7 @@ namespace Bittensor.Benchmarks.Axon;
 /// <summary>
 /// One forward round to many axons through the dendrite (endpoint actors, Akka.Streams fan-out, every request signed
 /// with //Alice): <c>fanout [--targets host:port,…|@file] [--axons 16,64] [--rounds 50] [--warmup 5] [--shape 1,8]
-/// [--network_dim 1024] [--timeout 30] [--parallelism 256] [--pids p,…] [--signature_reuse ms] [--sign_ahead 0|1] [--transport lean|grpc] [--io batch|loop|sockets] [--dispatcher loop|pool] [--sign_ahead_on pool] [--loop_runs 64] [--batch_chunk 16]</c>
+/// [--network_dim 1024] [--timeout 30] [--parallelism 256] [--pids p,…] [--signature_reuse ms] [--sign_ahead 0|1] [--transport lean|grpc] [--io batch|loop|sockets] [--dispatcher loop|pool] [--sign_ahead_on pool] [--loop_runs 64] [--batch_chunk 16] [--perf_ctl fifo]</c>
 /// (the last three: the dendrite's <c>signature_reuse</c>, 0 = sign every call, <c>sign_ahead</c> and <c>transport</c>; without them the
 /// reference configuration's values).
 /// With <c>--targets</c> the axons run elsewhere (other processes: benchmarks/fanout.sh) and each count N in
@@ -26,7 +26,10 @@ namespace Bittensor.Benchmarks.Axon;
 /// Per count: round time p50/p99 after <c>--warmup</c> unmeasured rounds, and over the measured rounds this process's
 /// CPU (utime + stime from /proc/self/stat) per answered request (Success), bytes allocated per answered request and
 /// gen-0 collections per 100 answered requests; with <c>--pids</c> also the CPU those processes (the axons) spent over the
-/// measured rounds per call made.
+/// measured rounds per call made. <c>--perf_ctl</c> names a <c>perf stat|record --control fifo:…</c> control FIFO: the
+/// harness writes <c>enable</c> to it right before the measured rounds and <c>disable</c> right after, so perf counts the
+/// measured rounds only (start with <c>-D -1</c>, events off). The CPU per answer is also printed split into user and
+/// kernel time.
 /// </summary>
 internal static partial class FanOutLoad
 {
@@ -72,6 +75,7 @@ internal static partial class FanOutLoad
         var dim = int.Parse(opts.Get("network_dim", "1024"), CultureInfo.InvariantCulture);
         var timeout = TimeSpan.FromSeconds(double.Parse(opts.Get("timeout", "30"), CultureInfo.InvariantCulture));
         var parallelism = int.Parse(opts.Get("parallelism", "256"), CultureInfo.InvariantCulture);
+        var perfCtl = opts.Get("perf_ctl", "");
         // Processes serving the axons (benchmarks/fanout.sh passes them): their CPU over the measured rounds, per call.
         var serverPids = opts.Get("pids", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToArray();
         var config = ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(BittensorRuntime.ReferenceConfig);
@@ -125,14 +129,21 @@ internal static partial class FanOutLoad
                 var times = new double[rounds];
                 var ok = 0;
                 var errors = new Dictionary<string, int>(StringComparer.Ordinal);
-                var servers0 = ServersCpuTicks(serverPids);
-                var cpu0 = CpuTime();
+                // The harness's own readings first (the threads' switches from /proc/self/task: a directory walk and a file per
+                // thread, and their first call's JIT), then the CPU: until session 27 the CPU was read before them, so the
+                // figure per answer carried their cost (h2-clientcpu: printed below as "readings before the rounds").
+                var readings0 = CpuTime();
                 var switches0 = SocketFloor.ContextSwitches();
                 var byThread0 = SwitchesByThread();
                 var loopRuns0 = LoopRuns();
                 var onLoop = settings.Io is "loop" or "batch" && Bittensor.Protocol.Lean.ClientIoLoop.Supported;
                 var loop = onLoop ? Bittensor.Protocol.Lean.ClientIoLoop.Shared : null;
                 var (wakeups0, wakeWrites0, flushes0) = loop is null ? (0L, 0L, 0L) : (loop.Wakeups, loop.WakeWrites, loop.BatchFlushes);
+                var servers0 = ServersCpuTicks(serverPids);
+                var (user0, kernel0) = CpuSplit();
+                if (perfCtl.Length > 0) PerfControl(perfCtl, "enable");
+                var cpu0 = CpuTime();
+                var readingsCpu = cpu0 - readings0;
                 var alloc0 = GC.GetTotalAllocatedBytes(false);
                 var landed0 = targets.Sum(t => Bittensor.Protocol.LeanClientTransport.BytesLandedFrom(t.Port));
                 var gen0 = GC.CollectionCount(0);
@@ -152,6 +163,8 @@ internal static partial class FanOutLoad
                 }
                 var wall = total.Elapsed.TotalSeconds;
                 var cpu = CpuTime() - cpu0;
+                if (perfCtl.Length > 0) PerfControl(perfCtl, "disable");
+                var (user1, kernel1) = CpuSplit();
                 var switches = SocketFloor.ContextSwitches() - switches0;
                 var byThread = SwitchesByThread();
                 var loopRuns = LoopRuns() - loopRuns0;
@@ -164,6 +177,10 @@ internal static partial class FanOutLoad
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"| {n} | {AxonLoad.Percentile(times, 0.5):F2} | {AxonLoad.Percentile(times, 0.99):F2} | {rounds / wall:F1} | {ok}/{rounds * n} | " +
                     $"{(ok > 0 ? cpu.TotalMicroseconds / ok : double.NaN):F1} | {(ok > 0 ? allocated / 1024.0 / ok : double.NaN):F1} | {(ok > 0 ? collections * 100.0 / ok : double.NaN):F2} | {(double.IsNaN(serversUs) ? "n/a" : serversUs.ToString("F1", CultureInfo.InvariantCulture))} |"));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"# {n} axons, the harness's readings before the rounds: {readingsCpu.TotalMicroseconds:F0} us of CPU, {(ok > 0 ? readingsCpu.TotalMicroseconds / ok : double.NaN):F2} us per answer (not in the figure above; counted in it before session 27)"));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"# {n} axons, CPU split: user {(ok > 0 ? (user1 - user0).TotalMicroseconds / ok : double.NaN):F1} us, kernel {(ok > 0 ? (kernel1 - kernel0).TotalMicroseconds / ok : double.NaN):F1} us per answer (/proc/self/stat utime / stime)"));
                 // The collections' pauses (this runtime's GC pauses the whole process; workstation GC runs on the allocating thread).
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"# {n} axons, GC: pause {(ok > 0 ? pause.TotalMicroseconds / ok : double.NaN):F2} us per answer over {collections} gen-0, {GC.CollectionCount(1) - gen1} gen-1, {GC.CollectionCount(2) - gen2} gen-2 collections ({(collections > 0 ? pause.TotalMicroseconds / collections : double.NaN):F0} us each)"));
@@ -268,6 +285,20 @@ internal static partial class FanOutLoad
     {
         using var self = Process.GetCurrentProcess();
         return self.TotalProcessorTime;
+    }
+
+    // One command to perf's control FIFO (a FIFO does not seek: opened for writing, not appending).
+    private static void PerfControl(string fifo, string command)
+    {
+        using var ctl = new FileStream(fifo, FileMode.Open, FileAccess.Write);
+        ctl.Write(System.Text.Encoding.ASCII.GetBytes(command + "\n"));
+    }
+
+    // utime and stime of this process, apart.
+    private static (TimeSpan User, TimeSpan Kernel) CpuSplit()
+    {
+        using var self = Process.GetCurrentProcess();
+        return (self.UserProcessorTime, self.PrivilegedProcessorTime);
     }
 
     private const double ClockTicksPerSecond = 100; // USER_HZ on Linux
