@@ -22,7 +22,7 @@
 # "DOTNET_TC_CallCountingDelayMs=0": the generator is a fresh .NET process per level pinned to one CPU, where the
 # runtime's call-counting delay is 100 ms x 10, so without it the generator's own tier-1 compile burst lands 1-2 s into
 # every level, and session 26's shed probe saw its stall in some windows' worst calls; three interleaved pairs at load
-# 5-17 in session 27 showed no difference in the verified shed p99 either way; LOAD_ENV= turns it off), COUNTERS=1 (GC collections and bytes allocated per
+# 6-18 in session 27 showed no difference in the verified shed p99 either way; LOAD_ENV= turns it off), COUNTERS=1 (GC collections and bytes allocated per
 # call from `dotnet-counters`, installed as a dotnet tool, attached to the server during each unsigned level), RAW=1
 # (every level uses `axon-load-raw`, pre-encoded h2c frames over raw sockets, instead of Grpc.Net.Client; signed
 # levels with its --presign).
